@@ -1,0 +1,1 @@
+//! supervisor: runs a command in its own namespaces and owns its network.

@@ -1,0 +1,150 @@
+//! Test harness: every privileged test gets its own throwaway host.
+//!
+//! A `HostNs` is a fresh network + mount namespace held open by a small
+//! `unshare` process, with `lo` up and a private tmpfs on /run (so the default
+//! state directory is private too). Everything a test runs goes through
+//! `nsenter` into it, so tests run in parallel without seeing each other and
+//! nothing ever reaches the machine's own namespace. The holder exits when its
+//! stdin closes, so even a test process killed mid-way leaves nothing behind.
+//!
+//! Without root the tests skip with a loud message; with `CI` set, a skip is a
+//! failure.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const SUPERVISOR: &str = env!("CARGO_BIN_EXE_supervisor");
+
+/// True when privileged tests can run. Panics under CI when they cannot.
+pub fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{test}: needs root, and CI is set: privileged tests must run in CI, never skip");
+    }
+    eprintln!("\n!!! SKIPPED {test}: needs root (run the suite with scripts/test as root) !!!\n");
+    false
+}
+
+/// A throwaway host: its own network and mount namespaces.
+pub struct HostNs {
+    holder: Child,
+    // Closing it ends the holder; kept so Drop can close it first.
+    holder_stdin: Option<ChildStdin>,
+    pid: u32,
+}
+
+impl HostNs {
+    /// A fresh host for `test`, or None when privileged tests are skipped.
+    pub fn new(test: &str) -> Option<HostNs> {
+        if !privileged(test) {
+            return None;
+        }
+        Some(Self::create())
+    }
+
+    fn create() -> HostNs {
+        let mut holder = Command::new("unshare")
+            .args(["--net", "--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(
+                "ip link set lo up && mount -t tmpfs -o mode=755 tmpfs /run \
+                 && echo ready && read _ ; exit 0",
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn unshare (util-linux) for a test namespace");
+        let mut line = String::new();
+        BufReader::new(holder.stdout.take().expect("holder stdout"))
+            .read_line(&mut line)
+            .expect("read holder readiness");
+        assert_eq!(line.trim(), "ready", "test namespace holder failed to start");
+        let pid = holder.id();
+        let holder_stdin = holder.stdin.take();
+        HostNs {
+            holder,
+            holder_stdin,
+            pid,
+        }
+    }
+
+    /// The netns path, for `ip link ... netns PATH`-style commands.
+    pub fn netns_path(&self) -> String {
+        format!("/proc/{}/ns/net", self.pid)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// A command that runs inside this host.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--target={}", self.pid))
+            .args(["--net", "--mount", "--"])
+            .arg(program);
+        cmd
+    }
+
+    /// The supervisor binary, inside this host.
+    pub fn supervisor(&self) -> Command {
+        let mut cmd = self.command(SUPERVISOR);
+        cmd.env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs a shell script inside this host.
+    pub fn sh(&self, script: &str) -> Output {
+        self.command("sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sh in test namespace")
+    }
+
+    /// Runs a shell script that must succeed; returns its stdout.
+    pub fn ok(&self, script: &str) -> String {
+        let out = self.sh(script);
+        assert!(
+            out.status.success(),
+            "`{script}` failed with {}:\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for HostNs {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.holder_stdin.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+        let _ = self.holder.wait();
+    }
+}
+
+/// Runs `cmd` and returns its output with stdin closed.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("spawn command")
+}
+
+/// A port number unique within this test process, for tests that want to
+/// avoid reusing one across cases.
+pub fn unique_port() -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(20000);
+    NEXT.fetch_add(1, Ordering::Relaxed) as u16
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
