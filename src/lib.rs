@@ -1,1 +1,3 @@
 //! supervisor: runs a command in its own namespaces and owns its network.
+
+pub mod nftables;

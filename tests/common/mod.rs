@@ -49,7 +49,15 @@ impl HostNs {
 
     fn create() -> HostNs {
         let mut holder = Command::new("unshare")
-            .args(["--net", "--mount", "--propagation", "private", "--", "sh", "-c"])
+            .args([
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+            ])
             .arg(
                 "ip link set lo up && mount -t tmpfs -o mode=755 tmpfs /run \
                  && echo ready && read _ ; exit 0",
@@ -62,7 +70,11 @@ impl HostNs {
         BufReader::new(holder.stdout.take().expect("holder stdout"))
             .read_line(&mut line)
             .expect("read holder readiness");
-        assert_eq!(line.trim(), "ready", "test namespace holder failed to start");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "test namespace holder failed to start"
+        );
         let pid = holder.id();
         let holder_stdin = holder.stdin.take();
         HostNs {
@@ -147,4 +159,26 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `f` on a dedicated thread that first moves itself into a fresh
+/// network namespace, so library code that changes the kernel (nftables,
+/// links) never touches the machine's own. Commands spawned from `f` (`nft`,
+/// `ip`) run in that namespace too. None when privileged tests are skipped.
+pub fn in_fresh_netns<T: Send + 'static>(
+    test: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if !privileged(test) {
+        return None;
+    }
+    let thread = std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+        f()
+    });
+    Some(
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+    )
 }
