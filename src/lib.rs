@@ -1,1 +1,2 @@
 //! supervisor: runs a command in its own namespaces and owns its network.
+pub mod ruleset;
