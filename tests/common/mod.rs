@@ -49,7 +49,15 @@ impl HostNs {
 
     fn create() -> HostNs {
         let mut holder = Command::new("unshare")
-            .args(["--net", "--mount", "--propagation", "private", "--", "sh", "-c"])
+            .args([
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+            ])
             .arg(
                 "ip link set lo up && mount -t tmpfs -o mode=755 tmpfs /run \
                  && echo ready && read _ ; exit 0",
@@ -62,7 +70,11 @@ impl HostNs {
         BufReader::new(holder.stdout.take().expect("holder stdout"))
             .read_line(&mut line)
             .expect("read holder readiness");
-        assert_eq!(line.trim(), "ready", "test namespace holder failed to start");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "test namespace holder failed to start"
+        );
         let pid = holder.id();
         let holder_stdin = holder.stdin.take();
         HostNs {
