@@ -4,6 +4,7 @@
 //! lifecycle → the kernel through `spawn` (clone3, pidfd), `netlink`
 //! (links, addresses, routes) and `firewall` (nftables batches).
 
+pub mod conntrack;
 pub mod signals;
 pub mod spawn;
 pub mod spec;

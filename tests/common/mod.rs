@@ -160,3 +160,35 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Runs `f` on a thread of its own moved into a fresh network namespace
+/// (with lo up), for tests that call the library directly. Threads and
+/// processes it starts inherit that namespace; the test's other threads and
+/// the machine keep theirs. None when privileged tests are skipped.
+pub fn in_fresh_netns<T: Send + 'static>(
+    test: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if !privileged(test) {
+        return None;
+    }
+    let handle = std::thread::spawn(move || {
+        // SAFETY: unshare affects only this thread's network namespace.
+        let ret = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            ret,
+            0,
+            "unshare(CLONE_NEWNET): {}",
+            std::io::Error::last_os_error()
+        );
+        let up = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status();
+        assert!(up.is_ok_and(|s| s.success()), "lo up in the test namespace");
+        f()
+    });
+    match handle.join() {
+        Ok(value) => Some(value),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
