@@ -5,6 +5,7 @@
 //! (links, addresses, routes) and `firewall` (nftables batches).
 
 pub mod conntrack;
+pub mod publish;
 pub mod signals;
 pub mod spawn;
 pub mod spec;
