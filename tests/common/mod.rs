@@ -161,10 +161,10 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Runs `f` on a dedicated thread that first moves itself into a fresh
-/// network namespace, so library code that changes the kernel (nftables,
-/// links) never touches the machine's own. Commands spawned from `f` (`nft`,
-/// `ip`) run in that namespace too. None when privileged tests are skipped.
+/// Runs `f` on a thread of its own moved into a fresh network namespace
+/// (with lo up), for tests that call the library directly. Threads and
+/// processes it starts inherit that namespace; the test's other threads and
+/// the machine keep theirs. None when privileged tests are skipped.
 pub fn in_fresh_netns<T: Send + 'static>(
     test: &str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -172,13 +172,23 @@ pub fn in_fresh_netns<T: Send + 'static>(
     if !privileged(test) {
         return None;
     }
-    let thread = std::thread::spawn(move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+    let handle = std::thread::spawn(move || {
+        // SAFETY: unshare affects only this thread's network namespace.
+        let ret = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            ret,
+            0,
+            "unshare(CLONE_NEWNET): {}",
+            std::io::Error::last_os_error()
+        );
+        let up = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status();
+        assert!(up.is_ok_and(|s| s.success()), "lo up in the test namespace");
         f()
     });
-    Some(
-        thread
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-    )
+    match handle.join() {
+        Ok(value) => Some(value),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
