@@ -5,6 +5,7 @@
 //! (links, addresses, routes) and `firewall` (nftables batches).
 
 pub mod conntrack;
+pub mod firewall;
 pub mod nftables;
 pub mod publish;
 pub mod ruleset;

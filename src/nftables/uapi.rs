@@ -13,6 +13,8 @@ pub const NFT_MSG_DELSET: u16 = 11;
 pub const NFT_MSG_NEWSETELEM: u16 = 12;
 pub const NFT_MSG_GETSETELEM: u16 = 13;
 pub const NFT_MSG_DELSETELEM: u16 = 14;
+/// Like DELSETELEM, but a missing element is not an error (Linux 6.3+).
+pub const NFT_MSG_DESTROYSETELEM: u16 = 30;
 
 pub const NFTA_TABLE_NAME: u16 = 1;
 pub const NFTA_CHAIN_TABLE: u16 = 1;

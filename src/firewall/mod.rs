@@ -1,0 +1,144 @@
+//! The supervisor's nftables tables: the base ruleset from nft/, and the
+//! per-container elements that publish ports and guard source addresses.
+//!
+//! Per container only elements change, each change one batch: all of a
+//! container's elements go in together or not at all, and a host port that
+//! is already published fails the whole batch in the kernel (elements are
+//! created exclusively), never by a read-then-write here. Every element
+//! carries its owner as a comment, so a refusal can say who holds the port
+//! and `nft list ruleset` shows whose each element is.
+
+mod plan;
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString};
+
+use nix::errno::Errno;
+
+use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata};
+
+pub use plan::{Port, Publication, Target, addr_port, ifname};
+
+/// The name of both supervisor tables (`ip supervisor`, `bridge supervisor`).
+pub const TABLE: &CStr = c"supervisor";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("port {port} is already published by {holder}")]
+    PortTaken { port: Port, holder: String },
+    #[error("{0}")]
+    Kernel(#[from] nftables::Error),
+}
+
+/// A handle on the supervisor's tables in this network namespace.
+pub struct Firewall {
+    socket: Socket,
+}
+
+impl Firewall {
+    pub fn open() -> Result<Firewall, Error> {
+        Ok(Firewall {
+            socket: Socket::open()?,
+        })
+    }
+
+    /// Adds a container's elements in one batch. A host port already
+    /// published by anyone fails the whole batch with `PortTaken`.
+    pub fn publish(&self, publication: &Publication) -> Result<(), Error> {
+        let planned = publication.elements();
+        let comment = CString::new(publication.owner.replace('\0', "")).unwrap_or_default();
+        let mut batch = Batch::new();
+        let mut items = Vec::new();
+        for (target, group) in grouped(&planned) {
+            let elements: Vec<Element> = group
+                .iter()
+                .map(|e| {
+                    let mut element = Element::new(e.key.clone());
+                    if let Some(data) = &e.data {
+                        element = Element::with_data(e.key.clone(), data.clone());
+                    }
+                    element.udata = Some(Udata::comment(&comment));
+                    element
+                })
+                .collect();
+            let range = batch.add_elements(&set_ref(target), &elements, Mode::Create)?;
+            for (item, e) in range.zip(&group) {
+                batch.label(item, e.label.clone());
+                items.push((item, (*e).clone()));
+            }
+        }
+        match self.socket.send(batch) {
+            Ok(()) => Ok(()),
+            Err(nftables::Error::Refused(refusals)) => {
+                let taken = refusals.iter().find_map(|r| {
+                    let item = r.item?;
+                    let (_, e) = items.iter().find(|(i, _)| *i == item)?;
+                    (r.errno == Errno::EEXIST)
+                        .then_some(e)?
+                        .port
+                        .map(|p| (e, p))
+                });
+                match taken {
+                    Some((e, port)) => Err(Error::PortTaken {
+                        port,
+                        holder: self.holder(e.target, &e.key),
+                    }),
+                    None => Err(nftables::Error::Refused(refusals).into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a container's elements in one batch. Elements already gone
+    /// (a `gc` got there first) are not an error.
+    pub fn unpublish(&self, publication: &Publication) -> Result<(), Error> {
+        let planned = publication.elements();
+        let mut batch = Batch::new();
+        for (target, group) in grouped(&planned) {
+            let elements: Vec<Element> =
+                group.iter().map(|e| Element::new(e.key.clone())).collect();
+            batch.destroy_elements(&set_ref(target), &elements)?;
+        }
+        self.socket.send(batch)?;
+        Ok(())
+    }
+
+    /// Who holds an element: its comment, as the publishing supervisor wrote it.
+    fn holder(&self, target: Target, key: &[u8]) -> String {
+        let unknown = || "another container".to_string();
+        let Ok(elements) = self.socket.elements(&set_ref(target)) else {
+            return unknown();
+        };
+        elements
+            .into_iter()
+            .find(|e| e.key == key)
+            .and_then(|e| e.udata?.comment_text())
+            .map(|owner| format!("container {owner}"))
+            .unwrap_or_else(unknown)
+    }
+}
+
+/// The planned elements grouped by target, in a fixed order: one element
+/// message per set.
+fn grouped(planned: &[plan::PlannedElement]) -> BTreeMap<Target, Vec<&plan::PlannedElement>> {
+    let mut groups: BTreeMap<Target, Vec<&plan::PlannedElement>> = BTreeMap::new();
+    for e in planned {
+        groups.entry(e.target).or_default().push(e);
+    }
+    groups
+}
+
+fn set_ref(target: Target) -> SetRef {
+    SetRef {
+        family: if target.is_bridge() {
+            Family::Bridge
+        } else {
+            Family::Ip
+        },
+        table: TABLE.to_owned(),
+        name: CString::new(target.name()).unwrap_or_default(),
+        id: None,
+        is_map: !target.is_bridge(),
+    }
+}

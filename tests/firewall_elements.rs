@@ -1,0 +1,149 @@
+//! Per-container firewall elements: one batch in, one batch out, conflicts
+//! decided by the kernel. Each test loads nft/supervisor.nft into a fresh
+//! network namespace of its own.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use supervisor::firewall::{Error, Firewall, Port, Publication};
+use supervisor::publish::Protocol;
+
+fn nft(args: &[&str]) -> String {
+    let out = Command::new("nft")
+        .args(args)
+        .output()
+        .expect("nft is installed");
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn load_base() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/nft/supervisor.nft");
+    nft(&["-D", "BRIDGE=sv0", "-D", "SUBNET=172.16.0.0/24", "-f", file]);
+}
+
+fn container(owner: &str, last: u8, ports: &[(u16, u16, Protocol)]) -> Publication {
+    Publication {
+        owner: owner.into(),
+        address: Ipv4Addr::new(172, 16, 0, last),
+        veth: format!("sv-{owner}"),
+        ports: ports
+            .iter()
+            .map(|&(host_port, container_port, protocol)| Port {
+                host_ip: None,
+                host_port,
+                container_port,
+                protocol,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn publishing_adds_the_ports_and_the_spoof_guard_with_the_owner_as_comment() {
+    common::in_fresh_netns(
+        "publishing_adds_the_ports_and_the_spoof_guard_with_the_owner_as_comment",
+        || {
+            load_base();
+            let fw = Firewall::open().unwrap();
+            let web = container(
+                "web",
+                2,
+                &[(8080, 8000, Protocol::Tcp), (5353, 53, Protocol::Udp)],
+            );
+            fw.publish(&web).unwrap();
+            let tcp = nft(&["list", "map", "ip", "supervisor", "tcp_ports"]);
+            assert!(
+                tcp.contains(r#"8080 comment "web" : 172.16.0.2 . 8000"#),
+                "{tcp}"
+            );
+            let udp = nft(&["list", "map", "ip", "supervisor", "udp_ports"]);
+            assert!(
+                udp.contains(r#"5353 comment "web" : 172.16.0.2 . 53"#),
+                "{udp}"
+            );
+            let guard = nft(&["list", "set", "bridge", "supervisor", "spoof_guard"]);
+            assert!(
+                guard.contains(r#""sv-web" . 172.16.0.2 comment "web""#),
+                "{guard}"
+            );
+        },
+    );
+}
+
+#[test]
+fn publishing_a_taken_port_fails_whole_naming_its_holder() {
+    common::in_fresh_netns(
+        "publishing_a_taken_port_fails_whole_naming_its_holder",
+        || {
+            load_base();
+            let fw = Firewall::open().unwrap();
+            fw.publish(&container("web", 2, &[(8080, 8000, Protocol::Tcp)]))
+                .unwrap();
+            let before = nft(&["list", "ruleset"]);
+            let other = container(
+                "api",
+                3,
+                &[(9090, 9000, Protocol::Tcp), (8080, 80, Protocol::Tcp)],
+            );
+            match fw.publish(&other) {
+                Err(Error::PortTaken { port, holder }) => {
+                    assert_eq!(port.host_port, 8080);
+                    assert_eq!(holder, "container web");
+                }
+                other => panic!("expected PortTaken, got {other:?}"),
+            }
+            assert_eq!(
+                nft(&["list", "ruleset"]),
+                before,
+                "nothing of api may be applied"
+            );
+            let err = fw.publish(&other).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                "port 0.0.0.0:8080->80/tcp is already published by container web"
+            );
+        },
+    );
+}
+
+#[test]
+fn the_same_port_number_over_udp_is_a_different_port() {
+    common::in_fresh_netns("the_same_port_number_over_udp_is_a_different_port", || {
+        load_base();
+        let fw = Firewall::open().unwrap();
+        fw.publish(&container("web", 2, &[(8080, 8000, Protocol::Tcp)]))
+            .unwrap();
+        fw.publish(&container("dns", 3, &[(8080, 53, Protocol::Udp)]))
+            .unwrap();
+    });
+}
+
+#[test]
+fn unpublishing_removes_only_the_containers_own_elements_and_may_repeat() {
+    common::in_fresh_netns(
+        "unpublishing_removes_only_the_containers_own_elements_and_may_repeat",
+        || {
+            load_base();
+            let fw = Firewall::open().unwrap();
+            let web = container("web", 2, &[(8080, 8000, Protocol::Tcp)]);
+            let api = container("api", 3, &[(9090, 9000, Protocol::Tcp)]);
+            fw.publish(&web).unwrap();
+            fw.publish(&api).unwrap();
+            fw.unpublish(&web).unwrap();
+            fw.unpublish(&web).unwrap();
+            let listing = nft(&["list", "ruleset"]);
+            assert!(!listing.contains("\"web\""), "{listing}");
+            assert!(listing.contains(r#"9090 comment "api""#), "{listing}");
+            // The port is free again.
+            fw.publish(&container("web2", 4, &[(8080, 8000, Protocol::Tcp)]))
+                .unwrap();
+        },
+    );
+}
