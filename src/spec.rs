@@ -160,20 +160,24 @@ fn parse_env(entry: &str) -> Result<Option<(String, String)>, SpecError> {
 
 /// A short random container id: 12 hex digits, like docker's short ids.
 pub fn new_id() -> String {
-    let mut bytes = [0u8; 6];
+    format!("{:012x}", random_u64() >> 16)
+}
+
+/// 64 random bits from the kernel.
+pub fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
     // SAFETY: getrandom fills the stack buffer it is given.
     let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
     if n != bytes.len() as isize {
-        // Without the kernel's randomness, time and pid still make a
-        // collision-free id for one host.
+        // Without the kernel's randomness, time and pid still differ
+        // between supervisors of one host.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let mixed = (nanos as u64) ^ ((std::process::id() as u64) << 32);
-        bytes.copy_from_slice(&mixed.to_le_bytes()[..6]);
+        return (nanos as u64) ^ ((std::process::id() as u64) << 32);
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    u64::from_ne_bytes(bytes)
 }
 
 #[cfg(test)]

@@ -147,3 +147,30 @@ fn unpublishing_removes_only_the_containers_own_elements_and_may_repeat() {
         },
     );
 }
+
+#[test]
+fn a_missing_host_port_is_picked_from_the_ephemeral_range_and_not_reused() {
+    common::in_fresh_netns(
+        "a_missing_host_port_is_picked_from_the_ephemeral_range_and_not_reused",
+        || {
+            load_base();
+            // A tiny range: two ports, so the second pick must avoid the first.
+            std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", "40000 40001").unwrap();
+            let fw = Firewall::open().unwrap();
+            let mapping = supervisor::publish::parse("8000").unwrap();
+            let a = fw
+                .publish_mappings("a", Ipv4Addr::new(172, 16, 0, 2), "sv-a", &mapping)
+                .unwrap();
+            let b = fw
+                .publish_mappings("b", Ipv4Addr::new(172, 16, 0, 3), "sv-b", &mapping)
+                .unwrap();
+            let mut ports = [a.ports[0].host_port, b.ports[0].host_port];
+            ports.sort();
+            assert_eq!(ports, [40000, 40001]);
+            let err = fw
+                .publish_mappings("c", Ipv4Addr::new(172, 16, 0, 4), "sv-c", &mapping)
+                .unwrap_err();
+            assert_eq!(err.to_string(), "no free host port left for tcp");
+        },
+    );
+}
