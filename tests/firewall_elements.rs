@@ -7,7 +7,7 @@ mod common;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use supervisor::firewall::{Error, Firewall, Port, Publication};
+use supervisor::firewall::{Error, Firewall, Owner, Port, Publication};
 use supervisor::publish::Protocol;
 
 fn nft(args: &[&str]) -> String {
@@ -28,9 +28,16 @@ fn load_base() {
     nft(&["-D", "BRIDGE=sv0", "-D", "SUBNET=172.16.0.0/24", "-f", file]);
 }
 
+fn owner_named(name: &str) -> Owner {
+    Owner {
+        name: name.into(),
+        id: format!("{name}-id"),
+    }
+}
+
 fn container(owner: &str, last: u8, ports: &[(u16, u16, Protocol)]) -> Publication {
     Publication {
-        owner: owner.into(),
+        owner: owner_named(owner),
         address: Ipv4Addr::new(172, 16, 0, last),
         veth: format!("sv-{owner}"),
         ports: ports
@@ -60,17 +67,17 @@ fn publishing_adds_the_ports_and_the_spoof_guard_with_the_owner_as_comment() {
             fw.publish(&web).unwrap();
             let tcp = nft(&["list", "map", "ip", "supervisor", "tcp_ports"]);
             assert!(
-                tcp.contains(r#"8080 comment "web" : 172.16.0.2 . 8000"#),
+                tcp.contains(r#"8080 comment "web web-id" : 172.16.0.2 . 8000"#),
                 "{tcp}"
             );
             let udp = nft(&["list", "map", "ip", "supervisor", "udp_ports"]);
             assert!(
-                udp.contains(r#"5353 comment "web" : 172.16.0.2 . 53"#),
+                udp.contains(r#"5353 comment "web web-id" : 172.16.0.2 . 53"#),
                 "{udp}"
             );
             let guard = nft(&["list", "set", "bridge", "supervisor", "spoof_guard"]);
             assert!(
-                guard.contains(r#""sv-web" . 172.16.0.2 comment "web""#),
+                guard.contains(r#""sv-web" . 172.16.0.2 comment "web web-id""#),
                 "{guard}"
             );
         },
@@ -95,7 +102,7 @@ fn publishing_a_taken_port_fails_whole_naming_its_holder() {
             match fw.publish(&other) {
                 Err(Error::PortTaken { port, holder }) => {
                     assert_eq!(port.host_port, 8080);
-                    assert_eq!(holder, "container web");
+                    assert_eq!(holder, "container web (web-id)");
                 }
                 other => panic!("expected PortTaken, got {other:?}"),
             }
@@ -107,7 +114,7 @@ fn publishing_a_taken_port_fails_whole_naming_its_holder() {
             let err = fw.publish(&other).unwrap_err().to_string();
             assert_eq!(
                 err,
-                "port 0.0.0.0:8080->80/tcp is already published by container web"
+                "port 0.0.0.0:8080->80/tcp is already published by container web (web-id)"
             );
         },
     );
@@ -139,8 +146,11 @@ fn unpublishing_removes_only_the_containers_own_elements_and_may_repeat() {
             fw.unpublish(&web).unwrap();
             fw.unpublish(&web).unwrap();
             let listing = nft(&["list", "ruleset"]);
-            assert!(!listing.contains("\"web\""), "{listing}");
-            assert!(listing.contains(r#"9090 comment "api""#), "{listing}");
+            assert!(!listing.contains("\"web web-id\""), "{listing}");
+            assert!(
+                listing.contains(r#"9090 comment "api api-id""#),
+                "{listing}"
+            );
             // The port is free again.
             fw.publish(&container("web2", 4, &[(8080, 8000, Protocol::Tcp)]))
                 .unwrap();
@@ -159,16 +169,31 @@ fn a_missing_host_port_is_picked_from_the_ephemeral_range_and_not_reused() {
             let fw = Firewall::open().unwrap();
             let mapping = supervisor::publish::parse("8000").unwrap();
             let a = fw
-                .publish_mappings("a", Ipv4Addr::new(172, 16, 0, 2), "sv-a", &mapping)
+                .publish_mappings(
+                    &owner_named("a"),
+                    Ipv4Addr::new(172, 16, 0, 2),
+                    "sv-a",
+                    &mapping,
+                )
                 .unwrap();
             let b = fw
-                .publish_mappings("b", Ipv4Addr::new(172, 16, 0, 3), "sv-b", &mapping)
+                .publish_mappings(
+                    &owner_named("b"),
+                    Ipv4Addr::new(172, 16, 0, 3),
+                    "sv-b",
+                    &mapping,
+                )
                 .unwrap();
             let mut ports = [a.ports[0].host_port, b.ports[0].host_port];
             ports.sort();
             assert_eq!(ports, [40000, 40001]);
             let err = fw
-                .publish_mappings("c", Ipv4Addr::new(172, 16, 0, 4), "sv-c", &mapping)
+                .publish_mappings(
+                    &owner_named("c"),
+                    Ipv4Addr::new(172, 16, 0, 4),
+                    "sv-c",
+                    &mapping,
+                )
                 .unwrap_err();
             assert_eq!(err.to_string(), "no free host port left for tcp");
         },

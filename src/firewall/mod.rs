@@ -19,7 +19,7 @@ use nix::errno::Errno;
 use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata};
 use crate::publish::{PortMapping, Protocol};
 
-pub use plan::{Port, Publication, Target, addr_port, ifname};
+pub use plan::{Owner, Port, Publication, Target, addr_port, ifname};
 
 /// The name of both supervisor tables (`ip supervisor`, `bridge supervisor`).
 pub const TABLE: &CStr = c"supervisor";
@@ -50,7 +50,7 @@ impl Firewall {
     /// published by anyone fails the whole batch with `PortTaken`.
     pub fn publish(&self, publication: &Publication) -> Result<(), Error> {
         let planned = publication.elements();
-        let comment = CString::new(publication.owner.replace('\0', "")).unwrap_or_default();
+        let comment = CString::new(publication.owner.comment()).unwrap_or_default();
         let mut batch = Batch::new();
         let mut items = Vec::new();
         for (target, group) in grouped(&planned) {
@@ -99,7 +99,7 @@ impl Firewall {
     /// supervisor takes a picked port first, it picks again.
     pub fn publish_mappings(
         &self,
-        owner: &str,
+        owner: &Owner,
         address: Ipv4Addr,
         veth: &str,
         mappings: &[PortMapping],
@@ -109,7 +109,7 @@ impl Firewall {
         loop {
             let ports = self.resolve(mappings)?;
             let publication = Publication {
-                owner: owner.to_string(),
+                owner: owner.clone(),
                 address,
                 veth: veth.to_string(),
                 ports,
@@ -197,7 +197,10 @@ impl Firewall {
             .into_iter()
             .find(|e| e.key == key)
             .and_then(|e| e.udata?.comment_text())
-            .map(|owner| format!("container {owner}"))
+            .map(|comment| match Owner::from_comment(&comment) {
+                Some(owner) => format!("container {owner}"),
+                None => format!("\"{comment}\""),
+            })
             .unwrap_or_else(unknown)
     }
 }

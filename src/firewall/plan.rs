@@ -66,12 +66,40 @@ impl std::fmt::Display for Port {
     }
 }
 
+/// Whose an element is: written as its comment, `NAME ID`, so
+/// `nft list ruleset`, a refused batch and `gc` can tell.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub name: String,
+    pub id: String,
+}
+
+impl Owner {
+    /// The element comment.
+    pub fn comment(&self) -> String {
+        format!("{} {}", self.name, self.id)
+    }
+
+    /// Reads an element comment back; None for comments we did not write.
+    pub fn from_comment(comment: &str) -> Option<Owner> {
+        let (name, id) = comment.rsplit_once(' ')?;
+        (!name.is_empty() && !id.is_empty() && !name.contains(' ')).then(|| Owner {
+            name: name.to_string(),
+            id: id.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.id)
+    }
+}
+
 /// Everything of one container's that lives in the firewall.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
-    /// Written as each element's comment, so `nft list ruleset` (and a
-    /// refused batch) tells whose element it is.
-    pub owner: String,
+    pub owner: Owner,
     pub address: Ipv4Addr,
     pub veth: String,
     pub ports: Vec<Port>,
@@ -150,7 +178,10 @@ mod tests {
 
     fn web() -> Publication {
         Publication {
-            owner: "web".into(),
+            owner: Owner {
+                name: "web".into(),
+                id: "0123456789ab".into(),
+            },
             address: Ipv4Addr::new(172, 16, 0, 2),
             veth: "sv-0123456789ab".into(),
             ports: vec![
@@ -205,6 +236,14 @@ mod tests {
             Some(&[172, 16, 0, 2, 0x1f, 0x40, 0, 0][..])
         );
         assert_eq!(e[2].key, vec![127, 0, 0, 1, 0x14, 0xe9, 0, 0]);
+    }
+
+    #[test]
+    fn owners_round_trip_through_the_comment() {
+        let owner = web().owner;
+        assert_eq!(owner.comment(), "web 0123456789ab");
+        assert_eq!(Owner::from_comment(&owner.comment()), Some(owner));
+        assert_eq!(Owner::from_comment("hand-written"), None);
     }
 
     #[test]
