@@ -1,1 +1,4 @@
 //! supervisor: runs a command in its own namespaces and owns its network.
+
+pub mod ipam;
+pub mod netlink;

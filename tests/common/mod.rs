@@ -11,6 +11,8 @@
 //! failure.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -108,15 +110,7 @@ impl HostNs {
 
     /// Runs a shell script that must succeed; returns its stdout.
     pub fn ok(&self, script: &str) -> String {
-        let out = self.sh(script);
-        assert!(
-            out.status.success(),
-            "`{script}` failed with {}:\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        success_stdout(script, self.sh(script))
     }
 }
 
@@ -127,6 +121,18 @@ impl Drop for HostNs {
         }
         let _ = self.holder.wait();
     }
+}
+
+/// The stdout of `what`, which must have succeeded.
+pub fn success_stdout(what: &str, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "`{what}` failed with {}:\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs `cmd` and returns its output with stdin closed.
