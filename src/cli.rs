@@ -19,7 +19,12 @@ pub struct Cli {
     pub verbose: u8,
 
     /// Where leases and container records live.
-    #[arg(long, global = true, env = "SUPERVISOR_STATE_DIR", default_value = "/run/supervisor")]
+    #[arg(
+        long,
+        global = true,
+        env = "SUPERVISOR_STATE_DIR",
+        default_value = "/run/supervisor"
+    )]
     pub state_dir: PathBuf,
 
     /// The host bridge containers attach to.
@@ -27,7 +32,12 @@ pub struct Cli {
     pub bridge: String,
 
     /// The containers' IPv4 subnet; the gateway is its first address.
-    #[arg(long, global = true, env = "SUPERVISOR_SUBNET", default_value = "172.16.0.0/24")]
+    #[arg(
+        long,
+        global = true,
+        env = "SUPERVISOR_SUBNET",
+        default_value = "172.16.0.0/24"
+    )]
     pub subnet: String,
 
     #[command(subcommand)]
@@ -109,4 +119,60 @@ pub struct RulesetArgs {
     /// Ruleset files in nft syntax.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("supervisor").chain(args.iter().copied()))
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        match parse(args).expect("valid").command {
+            Command::Run(run) => run,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_defaults() {
+        let run = run_args(&["run", "--", "true"]);
+        assert_eq!(run.stop_timeout, 10);
+        assert!(!run.init);
+        assert_eq!(run.name, None);
+        assert_eq!(run.command, ["true"]);
+    }
+
+    #[test]
+    fn env_repeats_and_the_command_keeps_its_own_flags() {
+        let run = run_args(&[
+            "run", "-e", "A=1", "--env", "B", "--name", "web", "--", "nc", "-l", "-p", "8000",
+        ]);
+        assert_eq!(run.env, ["A=1", "B"]);
+        assert_eq!(run.name.as_deref(), Some("web"));
+        assert_eq!(run.command, ["nc", "-l", "-p", "8000"]);
+    }
+
+    #[test]
+    fn the_command_may_follow_options_without_dashes() {
+        let run = run_args(&["run", "--init", "sh", "-c", "exit 3"]);
+        assert!(run.init);
+        assert_eq!(run.command, ["sh", "-c", "exit 3"]);
+    }
+
+    #[test]
+    fn a_missing_command_or_bad_timeout_is_refused() {
+        assert!(parse(&["run"]).is_err());
+        assert!(parse(&["run", "--stop-timeout", "-1", "true"]).is_err());
+        assert!(parse(&["run", "--network", "host", "true"]).is_err());
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_subcommand() {
+        let cli = parse(&["--state-dir", "/tmp/s", "run", "-v", "true"]).unwrap();
+        assert_eq!(cli.state_dir, std::path::PathBuf::from("/tmp/s"));
+        assert_eq!(cli.verbose, 1);
+    }
 }

@@ -1,4 +1,13 @@
 //! supervisor: runs a command in its own namespaces and owns its network.
+//!
+//! Data flows one way: `spec` (validated user input) → the `supervisor`
+//! lifecycle → the kernel through `spawn` (clone3, pidfd), `netlink`
+//! (links, addresses, routes) and `firewall` (nftables batches).
 
+pub mod conntrack;
 pub mod ipam;
 pub mod netlink;
+pub mod signals;
+pub mod spawn;
+pub mod spec;
+pub mod supervisor;

@@ -4,17 +4,76 @@
 mod cli;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use supervisor::spec::{NetworkMode, RunOptions};
+
+use crate::cli::{Cli, Command, NetworkArg, RunArgs};
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
     };
-    let _ = cli;
-    eprintln!("supervisor: not implemented yet");
-    ExitCode::from(125)
+    init_logging(cli.verbose);
+    match cli.command {
+        Command::Run(args) => exit(supervisor::supervisor::run(run_options(args)), |e| {
+            e.exit_code()
+        }),
+        Command::Init { command } => ExitCode::from(supervisor::spawn::init::run(&command)),
+        Command::Ruleset(_) => {
+            eprintln!("supervisor: ruleset: not implemented yet");
+            ExitCode::from(125)
+        }
+    }
+}
+
+fn run_options(args: RunArgs) -> RunOptions {
+    RunOptions {
+        name: args.name,
+        hostname: args.hostname,
+        env: args.env,
+        workdir: args.workdir,
+        network: match args.network {
+            NetworkArg::None => NetworkMode::None,
+            NetworkArg::Bridge => NetworkMode::Bridge,
+        },
+        stop_timeout: Duration::from_secs(args.stop_timeout),
+        init: args.init,
+        command: args.command,
+    }
+}
+
+/// The code on success; on failure one line on stderr and the error's code.
+fn exit<E: std::fmt::Display>(result: Result<u8, E>, code: impl Fn(&E) -> u8) -> ExitCode {
+    match result {
+        Ok(status) => ExitCode::from(status),
+        Err(err) => {
+            eprintln!("supervisor: {err}");
+            ExitCode::from(code(&err))
+        }
+    }
+}
+
+/// Warnings and errors by default; `-v` adds each lifecycle phase with its
+/// duration, `-vv` everything. RUST_LOG, when set, wins. Always stderr: the
+/// container's stdout is the user's.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "warn,supervisor=debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
 }
 
 /// Help and version go to stdout with exit 0; every other parse error is one

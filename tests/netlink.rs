@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::netns::{fd_path, in_fresh_netns, new_netns, sh_in, this_thread_netns};
+use common::netns::{async_in_fresh_netns, fd_path, new_netns, sh_in, this_thread_netns};
 use supervisor::netlink::{self, Bridge, ContainerLink, Error, Netlink};
 
 fn bridge(name: &str, subnet: &str) -> Bridge {
@@ -41,7 +41,7 @@ async fn plumbed(nl: &Netlink, host_ifname: &str, address: Ipv4Addr) -> std::os:
 
 #[test]
 fn ensuring_the_bridge_twice_creates_it_once_with_the_gateway_up() {
-    in_fresh_netns(
+    async_in_fresh_netns(
         "ensuring_the_bridge_twice_creates_it_once_with_the_gateway_up",
         || async {
             let nl = Netlink::connect().unwrap();
@@ -62,7 +62,7 @@ fn ensuring_the_bridge_twice_creates_it_once_with_the_gateway_up() {
 
 #[test]
 fn supervisors_creating_the_bridge_at_the_same_moment_all_succeed() {
-    in_fresh_netns(
+    async_in_fresh_netns(
         "supervisors_creating_the_bridge_at_the_same_moment_all_succeed",
         || async {
             // Threads started here share this test's namespace.
@@ -95,7 +95,7 @@ fn supervisors_creating_the_bridge_at_the_same_moment_all_succeed() {
 
 #[test]
 fn two_supervisors_that_both_find_no_bridge_both_succeed() {
-    in_fresh_netns(
+    async_in_fresh_netns(
         "two_supervisors_that_both_find_no_bridge_both_succeed",
         || async {
             // Interleaved on one runtime, both read "no sv0" before either
@@ -114,7 +114,7 @@ fn two_supervisors_that_both_find_no_bridge_both_succeed() {
 
 #[test]
 fn a_subnet_overlapping_a_route_on_another_interface_is_refused_naming_it() {
-    in_fresh_netns(
+    async_in_fresh_netns(
         "a_subnet_overlapping_a_route_on_another_interface_is_refused_naming_it",
         || async {
             host(
@@ -137,7 +137,7 @@ fn a_subnet_overlapping_a_route_on_another_interface_is_refused_naming_it() {
 
 #[test]
 fn a_bridge_serving_another_subnet_or_a_non_bridge_is_refused() {
-    in_fresh_netns(
+    async_in_fresh_netns(
         "a_bridge_serving_another_subnet_or_a_non_bridge_is_refused",
         || async {
             let nl = Netlink::connect().unwrap();
@@ -161,7 +161,7 @@ fn a_bridge_serving_another_subnet_or_a_non_bridge_is_refused() {
 
 #[test]
 fn a_plumbed_container_has_eth0_with_its_address_mac_and_default_route() {
-    in_fresh_netns(
+    async_in_fresh_netns(
         "a_plumbed_container_has_eth0_with_its_address_mac_and_default_route",
         || async {
             let nl = Netlink::connect().unwrap();
@@ -217,7 +217,7 @@ fn a_plumbed_container_has_eth0_with_its_address_mac_and_default_route() {
 
 #[test]
 fn the_veth_pair_disappears_when_the_container_namespace_dies() {
-    in_fresh_netns(
+    async_in_fresh_netns(
         "the_veth_pair_disappears_when_the_container_namespace_dies",
         || async {
             let nl = Netlink::connect().unwrap();
@@ -239,7 +239,7 @@ fn the_veth_pair_disappears_when_the_container_namespace_dies() {
 
 #[test]
 fn a_bad_host_interface_name_creates_nothing() {
-    in_fresh_netns("a_bad_host_interface_name_creates_nothing", || async {
+    async_in_fresh_netns("a_bad_host_interface_name_creates_nothing", || async {
         let nl = Netlink::connect().unwrap();
         let bridge_index = netlink::ensure_bridge(&nl, &sv0()).await.unwrap();
         let netns = new_netns();
@@ -260,7 +260,7 @@ fn a_bad_host_interface_name_creates_nothing() {
 
 #[test]
 fn a_taken_host_interface_name_is_reported_by_name() {
-    in_fresh_netns(
+    async_in_fresh_netns(
         "a_taken_host_interface_name_is_reported_by_name",
         || async {
             let nl = Netlink::connect().unwrap();
@@ -283,7 +283,7 @@ fn a_taken_host_interface_name_is_reported_by_name() {
 
 #[test]
 fn sysctls_are_written_only_when_they_differ() {
-    in_fresh_netns("sysctls_are_written_only_when_they_differ", || async {
+    async_in_fresh_netns("sysctls_are_written_only_when_they_differ", || async {
         let nl = Netlink::connect().unwrap();
         netlink::ensure_bridge(&nl, &sv0()).await.unwrap();
         assert_eq!(host("cat /proc/sys/net/ipv4/ip_forward").trim(), "0");

@@ -51,7 +51,15 @@ impl HostNs {
 
     fn create() -> HostNs {
         let mut holder = Command::new("unshare")
-            .args(["--net", "--mount", "--propagation", "private", "--", "sh", "-c"])
+            .args([
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+            ])
             .arg(
                 "ip link set lo up && mount -t tmpfs -o mode=755 tmpfs /run \
                  && echo ready && read _ ; exit 0",
@@ -64,7 +72,11 @@ impl HostNs {
         BufReader::new(holder.stdout.take().expect("holder stdout"))
             .read_line(&mut line)
             .expect("read holder readiness");
-        assert_eq!(line.trim(), "ready", "test namespace holder failed to start");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "test namespace holder failed to start"
+        );
         let pid = holder.id();
         let holder_stdin = holder.stdin.take();
         HostNs {
@@ -153,4 +165,36 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `f` on a thread of its own moved into a fresh network namespace
+/// (with lo up), for tests that call the library directly. Threads and
+/// processes it starts inherit that namespace; the test's other threads and
+/// the machine keep theirs. None when privileged tests are skipped.
+pub fn in_fresh_netns<T: Send + 'static>(
+    test: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if !privileged(test) {
+        return None;
+    }
+    let handle = std::thread::spawn(move || {
+        // SAFETY: unshare affects only this thread's network namespace.
+        let ret = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            ret,
+            0,
+            "unshare(CLONE_NEWNET): {}",
+            std::io::Error::last_os_error()
+        );
+        let up = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status();
+        assert!(up.is_ok_and(|s| s.success()), "lo up in the test namespace");
+        f()
+    });
+    match handle.join() {
+        Ok(value) => Some(value),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }

@@ -1,7 +1,6 @@
-//! Library-level privileged tests: the test's own thread moves into a fresh
-//! network namespace (its "host"), and builds a current_thread runtime there.
-//! Only that thread, and threads it starts, see the namespace; the machine's
-//! own namespace is never touched. Containers' namespaces are made by
+//! Library-level privileged tests of the network: the test runs on a thread
+//! moved into a fresh network namespace (its "host", see `in_fresh_netns`)
+//! with a current_thread runtime there. Containers' namespaces are made by
 //! short-lived threads and held by fd.
 
 use std::fs::File;
@@ -11,30 +10,23 @@ use std::process::Command;
 
 use nix::sched::{CloneFlags, unshare};
 
-use super::{privileged, success_stdout};
+use super::{in_fresh_netns, success_stdout};
 
-/// Runs `test_body` on a thread moved into a new network namespace, with a
-/// current_thread tokio runtime. False when privileged tests are skipped.
-pub fn in_fresh_netns<F, Fut>(test: &str, test_body: F) -> bool
+/// [`in_fresh_netns`] with a current_thread tokio runtime on that thread,
+/// running `test_body`. False when privileged tests are skipped.
+pub fn async_in_fresh_netns<F, Fut>(test: &str, test_body: F) -> bool
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
 {
-    if !privileged(test) {
-        return false;
-    }
-    let thread = std::thread::spawn(move || {
-        unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET) for the test host");
+    in_fresh_netns(test, move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime");
         runtime.block_on(test_body());
-    });
-    if let Err(panic) = thread.join() {
-        std::panic::resume_unwind(panic);
-    }
-    true
+    })
+    .is_some()
 }
 
 /// A new network namespace, alive while the returned fd is open.

@@ -1,0 +1,221 @@
+//! Forgetting a published port's connections: conntrack entries over
+//! ctnetlink.
+//!
+//! Removing a DNAT map element does not touch connections already tracked:
+//! a UDP client that keeps sending keeps matching its old entry, and with it
+//! the old container's address, for as long as it sends. So at teardown we
+//! delete every entry that was DNATed from one of the container's host
+//! ports to its address.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
+};
+use netlink_packet_netfilter::conntrack::{
+    ConntrackAttribute, ConntrackMessage, IPTuple, ProtoTuple, Protocol, Tuple,
+};
+use netlink_packet_netfilter::{
+    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("conntrack netlink socket: {0}")]
+    Socket(#[source] io::Error),
+    #[error("listing conntrack entries: {0}")]
+    Dump(#[source] io::Error),
+    #[error("deleting the conntrack entry of {proto} port {port}: {source}")]
+    Delete {
+        proto: &'static str,
+        port: u16,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    fn protocol(self) -> Protocol {
+        match self {
+            Transport::Tcp => Protocol::Tcp,
+            Transport::Udp => Protocol::Udp,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// One tracked connection's original direction and where replies come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    original: Vec<Tuple>,
+    protocol: Option<Protocol>,
+    original_dport: Option<u16>,
+    reply_source: Option<IpAddr>,
+}
+
+/// Deletes the entries of connections to `ports` (host side) that were
+/// translated to `container`. Returns how many it deleted.
+pub fn forget_published(ports: &[(Transport, u16)], container: Ipv4Addr) -> Result<usize, Error> {
+    if ports.is_empty() {
+        return Ok(0);
+    }
+    let socket = open().map_err(Error::Socket)?;
+    let entries = dump(&socket).map_err(Error::Dump)?;
+    let mut deleted = 0;
+    for entry in entries {
+        let Some(&(transport, port)) = ports.iter().find(|(t, p)| {
+            entry.protocol == Some(t.protocol())
+                && entry.original_dport == Some(*p)
+                && entry.reply_source == Some(IpAddr::V4(container))
+        }) else {
+            continue;
+        };
+        match delete(&socket, entry.original) {
+            Ok(()) => deleted += 1,
+            // Gone already: it timed out or another teardown got there first.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(source) => {
+                return Err(Error::Delete {
+                    proto: transport.name(),
+                    port,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+fn open() -> io::Result<Socket> {
+    let socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    Ok(socket)
+}
+
+fn request(message: ConntrackMessage, flags: u16) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | flags;
+    let inner = NetfilterMessage::new(
+        NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0),
+        message,
+    );
+    let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
+    msg.finalize();
+    let mut buf = vec![0; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    buf
+}
+
+/// Calls `each` for every message of a reply until DONE or an error.
+fn receive(
+    socket: &Socket,
+    mut each: impl FnMut(NetfilterMessage),
+    until_done: bool,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = socket.recv(&mut &mut buf[..], 0)?;
+        let mut offset = 0;
+        while offset < n {
+            let bytes = &buf[offset..n];
+            let len = NetlinkBuffer::new_checked(bytes)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
+                .length() as usize;
+            let msg = NetlinkMessage::<NetfilterMessage>::deserialize(&bytes[..len])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            match msg.payload {
+                NetlinkPayload::Done(_) => return Ok(()),
+                NetlinkPayload::Error(err) => match err.code {
+                    None => return Ok(()),
+                    Some(code) => return Err(io::Error::from_raw_os_error(-code.get())),
+                },
+                NetlinkPayload::InnerMessage(inner) => each(inner),
+                _ => {}
+            }
+            if len == 0 {
+                break;
+            }
+            offset += (len + 3) & !3;
+        }
+        if !until_done {
+            return Ok(());
+        }
+    }
+}
+
+fn dump(socket: &Socket) -> io::Result<Vec<Entry>> {
+    socket.send(&request(ConntrackMessage::Get(vec![]), NLM_F_DUMP), 0)?;
+    let mut entries = Vec::new();
+    receive(
+        socket,
+        |msg| {
+            if let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)) = msg.inner {
+                entries.push(entry(attrs));
+            }
+        },
+        true,
+    )?;
+    Ok(entries)
+}
+
+fn entry(attrs: Vec<ConntrackAttribute>) -> Entry {
+    let mut e = Entry {
+        original: Vec::new(),
+        protocol: None,
+        original_dport: None,
+        reply_source: None,
+    };
+    for attr in attrs {
+        match attr {
+            ConntrackAttribute::CtaTupleOrig(tuples) => {
+                for t in &tuples {
+                    if let Tuple::Proto(parts) = t {
+                        for p in parts {
+                            match p {
+                                ProtoTuple::Protocol(proto) => e.protocol = Some(*proto),
+                                ProtoTuple::DestinationPort(port) => e.original_dport = Some(*port),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                e.original = tuples;
+            }
+            ConntrackAttribute::CtaTupleReply(tuples) => {
+                for t in tuples {
+                    if let Tuple::Ip(parts) = t {
+                        for p in parts {
+                            if let IPTuple::SourceAddress(addr) = p {
+                                e.reply_source = Some(addr);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    e
+}
+
+fn delete(socket: &Socket, original: Vec<Tuple>) -> io::Result<()> {
+    let msg = ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(original)]);
+    socket.send(&request(msg, NLM_F_ACK), 0)?;
+    receive(socket, |_| {}, false)
+}

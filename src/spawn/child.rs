@@ -1,0 +1,313 @@
+//! The container's side between clone3 and exec.
+//!
+//! This runs in a copy of a possibly multi-threaded process: only raw,
+//! async-signal-safe syscalls on data prepared by the parent. No allocation,
+//! no locks, no logging. Failures are reported to the parent as two integers
+//! (stage, errno) on a CLOEXEC pipe, which closes unread when exec succeeds.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::RawFd;
+
+use libc::c_char;
+
+use super::caps::CapPlan;
+
+/// How far the child got when it failed, as sent over the report pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Stage {
+    MountPrivate = 1,
+    MountProc,
+    Hostname,
+    Loopback,
+    Workdir,
+    Capabilities,
+    NoNewPrivs,
+    Exec,
+}
+
+impl Stage {
+    pub fn from_u32(v: u32) -> Option<Stage> {
+        use Stage::*;
+        [
+            MountPrivate,
+            MountProc,
+            Hostname,
+            Loopback,
+            Workdir,
+            Capabilities,
+            NoNewPrivs,
+            Exec,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == v)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stage::MountPrivate => "making mounts private",
+            Stage::MountProc => "mounting /proc",
+            Stage::Hostname => "setting the hostname",
+            Stage::Loopback => "bringing lo up",
+            Stage::Workdir => "changing to the working directory",
+            Stage::Capabilities => "dropping capabilities",
+            Stage::NoNewPrivs => "setting no_new_privs",
+            Stage::Exec => "executing the command",
+        }
+    }
+}
+
+/// Everything the child needs, prepared by the parent before clone3.
+pub struct ChildPlan<'a> {
+    /// Read end of the release pipe: the child waits for one byte on it.
+    pub release_read: RawFd,
+    /// The parent's write end, which the child must close so that a dying
+    /// parent reads as EOF.
+    pub release_write: RawFd,
+    /// Write end of the report pipe (CLOEXEC).
+    pub report_write: RawFd,
+    pub hostname: &'a [u8],
+    pub workdir: &'a CStr,
+    /// Paths to try in order, as execvp would search PATH.
+    pub candidates: &'a [CString],
+    /// NULL-terminated argv and envp, pointing into CStrings the parent keeps.
+    pub argv: *const *const c_char,
+    pub envp: *const *const c_char,
+    pub caps: &'a CapPlan,
+}
+
+const CAP_V3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Runs the child to exec; never returns.
+pub fn run(plan: &ChildPlan) -> ! {
+    // SAFETY: every call below is an async-signal-safe syscall wrapper on
+    // memory the parent prepared before clone3 and keeps alive (our copy of
+    // it, in fact); nothing allocates or takes a lock.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        libc::close(plan.release_write);
+        wait_for_release(plan.release_read);
+        libc::close(plan.release_read);
+        reset_signals();
+        // Its own process group, as docker's: signals aimed at the
+        // supervisor's group reach the container only through forwarding.
+        libc::setpgid(0, 0);
+        let report = plan.report_write;
+        check(
+            report,
+            Stage::MountPrivate,
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ),
+        );
+        check(
+            report,
+            Stage::MountProc,
+            libc::mount(
+                c"proc".as_ptr(),
+                c"/proc".as_ptr(),
+                c"proc".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            ),
+        );
+        check(
+            report,
+            Stage::Hostname,
+            libc::sethostname(plan.hostname.as_ptr().cast(), plan.hostname.len()),
+        );
+        check(report, Stage::Loopback, loopback_up());
+        check(report, Stage::Workdir, libc::chdir(plan.workdir.as_ptr()));
+        drop_capabilities(report, plan.caps);
+        check(
+            report,
+            Stage::NoNewPrivs,
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+        );
+        // Inherited descriptors (mnl sockets are opened without CLOEXEC) must
+        // not leak in; CLOEXEC rather than close keeps the report pipe usable
+        // until exec.
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        );
+        let errno = exec_candidates(plan);
+        fail(report, Stage::Exec, errno)
+    }
+}
+
+/// Blocks until the parent writes one byte; exits quietly on EOF (the parent
+/// gave up or died before releasing us).
+unsafe fn wait_for_release(fd: RawFd) {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reading one byte into a stack variable.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        if n == 1 {
+            return;
+        }
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(125) }
+    }
+}
+
+/// The Rust runtime and the supervisor change signal dispositions and the
+/// mask; both survive exec, so put them back to the defaults a program
+/// expects.
+unsafe fn reset_signals() {
+    // SAFETY: zeroed sigaction is SIG_DFL with an empty mask; sigaction and
+    // sigprocmask are async-signal-safe. Signals glibc reserves (32, 33)
+    // return EINVAL, which is fine.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..libc::SIGRTMAX() + 1 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+/// `ip link set lo up` with two ioctls on a stack ifreq.
+unsafe fn loopback_up() -> libc::c_int {
+    // SAFETY: socket/ioctl/close on a stack-allocated, zeroed ifreq.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return -1;
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as c_char;
+        }
+        let mut ret = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        if ret == 0 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            ret = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        }
+        let saved = errno();
+        libc::close(sock);
+        *libc::__errno_location() = saved;
+        ret
+    }
+}
+
+/// Bounding set first (it needs CAP_SETPCAP, which capset may drop), then
+/// the permitted/effective/inheritable sets, then ambient cleared.
+unsafe fn drop_capabilities(report: RawFd, caps: &CapPlan) {
+    // SAFETY: prctl and capset on stack data; see run().
+    unsafe {
+        for &cap in caps.bounding_drops() {
+            let ret = libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+            // EINVAL: the kernel does not know this capability; nothing to drop.
+            if ret != 0 && errno() != libc::EINVAL {
+                fail(report, Stage::Capabilities, errno());
+            }
+        }
+        let [lo, hi] = caps.kept_words();
+        let header = CapHeader {
+            version: CAP_V3,
+            pid: 0,
+        };
+        let data = [
+            CapData {
+                effective: lo,
+                permitted: lo,
+                inheritable: lo,
+            },
+            CapData {
+                effective: hi,
+                permitted: hi,
+                inheritable: hi,
+            },
+        ];
+        check(
+            report,
+            Stage::Capabilities,
+            libc::syscall(libc::SYS_capset, &header, data.as_ptr()) as libc::c_int,
+        );
+        check(
+            report,
+            Stage::Capabilities,
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ),
+        );
+    }
+}
+
+/// execvp's search without its allocation: returns the errno to report.
+unsafe fn exec_candidates(plan: &ChildPlan) -> libc::c_int {
+    let mut denied = false;
+    for path in plan.candidates {
+        // SAFETY: path, argv and envp are NUL-terminated and alive.
+        unsafe { libc::execve(path.as_ptr(), plan.argv, plan.envp) };
+        match errno() {
+            libc::EACCES => denied = true,
+            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+            other => return other,
+        }
+    }
+    if denied { libc::EACCES } else { libc::ENOENT }
+}
+
+/// Reports and exits when a setup syscall failed.
+unsafe fn check(report: RawFd, stage: Stage, ret: libc::c_int) {
+    if ret < 0 {
+        // SAFETY: see fail().
+        unsafe { fail(report, stage, errno()) }
+    }
+}
+
+unsafe fn fail(report: RawFd, stage: Stage, errno: libc::c_int) -> ! {
+    let mut msg = [0u8; 8];
+    msg[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
+    msg[4..].copy_from_slice(&errno.to_ne_bytes());
+    // SAFETY: write from and _exit with stack data only. A short write is
+    // impossible for 8 bytes on a pipe (PIPE_BUF atomicity).
+    unsafe {
+        libc::write(report, msg.as_ptr().cast(), msg.len());
+        libc::_exit(if stage == Stage::Exec && errno == libc::ENOENT {
+            127
+        } else if stage == Stage::Exec {
+            126
+        } else {
+            125
+        })
+    }
+}
+
+fn errno() -> libc::c_int {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}

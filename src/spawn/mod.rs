@@ -1,0 +1,369 @@
+//! Starting the container process: clone3 into new namespaces with a pidfd,
+//! held on a pipe until the parent has plumbed its network, then exec.
+//! This module knows nothing of networks; it hands out the child's pid and
+//! pidfd and lets the caller decide when to release it.
+
+mod caps;
+mod child;
+mod clone3;
+pub mod init;
+mod pidfd;
+
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use libc::c_char;
+use tokio::io::AsyncReadExt;
+
+use self::caps::CapPlan;
+pub use self::caps::{CONTAINER_DEFAULT as DEFAULT_CAPABILITIES, missing as missing_capabilities};
+use self::child::ChildPlan;
+pub use self::child::Stage;
+use self::clone3::{Forked, clone3};
+pub use self::pidfd::{ExitStatus, Pidfd};
+
+/// Where `--init` finds the supervisor binary: the child is still a copy of
+/// the supervisor when it execs, so its own /proc/self/exe is us.
+const SELF_EXE: &CStr = c"/proc/self/exe";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("{what}: {source}")]
+    Prepare {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what} contains a NUL byte")]
+    Nul { what: String },
+    #[error("clone3 of the container failed: {0}")]
+    Clone(#[source] io::Error),
+    #[error("releasing the container failed: {0}")]
+    Release(#[source] io::Error),
+    #[error("{command}: command not found")]
+    NotFound { command: String },
+    #[error("{command}: cannot execute: {source}")]
+    NotExecutable {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("container setup failed while {}: {source}", stage.describe())]
+    Setup {
+        stage: Stage,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl SpawnError {
+    /// docker's exit codes: 127 not found, 126 not executable, 125 ours.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SpawnError::NotFound { .. } => 127,
+            SpawnError::NotExecutable { .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+/// What to run and how; validated by the caller.
+#[derive(Debug, Clone)]
+pub struct SpawnConfig {
+    pub hostname: String,
+    pub workdir: PathBuf,
+    /// The container's whole environment; PATH in it drives the command search.
+    pub env: Vec<(String, String)>,
+    pub command: Vec<OsString>,
+    /// Run `supervisor init -- command` as PID 1.
+    pub init: bool,
+    /// Hand the terminal on stdin to the container's process group, as
+    /// `docker run -it` does: Ctrl-C then reaches the container's foreground
+    /// job, not the supervisor.
+    pub take_terminal: bool,
+}
+
+/// Owned, NUL-terminated copies of everything the child reads, built before
+/// clone3 so the child never allocates.
+struct Prepared {
+    hostname: Vec<u8>,
+    workdir: CString,
+    candidates: Vec<CString>,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const c_char>,
+    caps: CapPlan,
+}
+
+impl Prepared {
+    fn new(config: &SpawnConfig) -> Result<Prepared, SpawnError> {
+        let mut args: Vec<OsString> = Vec::new();
+        let candidates = if config.init {
+            args.extend(["supervisor", "init", "--"].map(OsString::from));
+            vec![SELF_EXE.to_owned()]
+        } else {
+            search_path(&config.command[0], path_of(&config.env))?
+        };
+        args.extend(config.command.iter().cloned());
+        let argv = args
+            .iter()
+            .map(|a| cstring(a.as_bytes(), "an argument"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = config
+            .env
+            .iter()
+            .map(|(k, v)| cstring(format!("{k}={v}").as_bytes(), "an environment variable"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let argv_ptrs = null_terminated(&argv);
+        let envp_ptrs = null_terminated(&envp);
+        Ok(Prepared {
+            hostname: config.hostname.as_bytes().to_vec(),
+            workdir: cstring(
+                config.workdir.as_os_str().as_bytes(),
+                "the working directory",
+            )?,
+            candidates,
+            _argv: argv,
+            argv_ptrs,
+            _envp: envp,
+            envp_ptrs,
+            caps: CapPlan::container_default(),
+        })
+    }
+}
+
+fn cstring(bytes: &[u8], what: &str) -> Result<CString, SpawnError> {
+    CString::new(bytes).map_err(|_| SpawnError::Nul {
+        what: what.to_string(),
+    })
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+fn path_of(env: &[(String, String)]) -> &str {
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// execvp's candidate list: the command itself when it has a slash, else
+/// each PATH directory joined with it.
+fn search_path(command: &OsStr, path: &str) -> Result<Vec<CString>, SpawnError> {
+    let name = command.as_bytes();
+    if name.contains(&b'/') {
+        return Ok(vec![cstring(name, "the command")?]);
+    }
+    path.split(':')
+        .map(|dir| if dir.is_empty() { "." } else { dir })
+        .map(|dir| {
+            let mut full = dir.as_bytes().to_vec();
+            full.push(b'/');
+            full.extend_from_slice(name);
+            cstring(&full, "the command")
+        })
+        .collect()
+}
+
+/// A container process between clone3 and its exit.
+pub struct Container {
+    pid: libc::pid_t,
+    pidfd: Pidfd,
+    release: Option<OwnedFd>,
+    report: Option<OwnedFd>,
+    command: String,
+}
+
+impl Container {
+    /// Clones the child into its new namespaces. It waits, blocked on a pipe,
+    /// until `release`; dropping the Container before that makes it exit.
+    pub fn spawn(config: &SpawnConfig) -> Result<Container, SpawnError> {
+        let prepared = Prepared::new(config)?;
+        let (release_read, release_write) = pipe("the release pipe")?;
+        let (report_read, report_write) = pipe("the report pipe")?;
+        let plan = ChildPlan {
+            release_read: release_read.as_raw_fd(),
+            release_write: release_write.as_raw_fd(),
+            report_write: report_write.as_raw_fd(),
+            hostname: &prepared.hostname,
+            workdir: &prepared.workdir,
+            candidates: &prepared.candidates,
+            argv: prepared.argv_ptrs.as_ptr(),
+            envp: prepared.envp_ptrs.as_ptr(),
+            caps: &prepared.caps,
+        };
+        // SAFETY: the child runs only child::run, which is async-signal-safe
+        // and reads nothing but `plan` and `prepared`, both built above.
+        match unsafe { clone3() }.map_err(SpawnError::Clone)? {
+            Forked::Child => child::run(&plan),
+            Forked::Parent { pid, pidfd } => {
+                drop(release_read);
+                drop(report_write);
+                let container = Container {
+                    pid,
+                    pidfd: Pidfd::new(pidfd),
+                    release: Some(release_write),
+                    report: Some(report_read),
+                    command: config.command[0].to_string_lossy().into_owned(),
+                };
+                if config.take_terminal {
+                    container.give_terminal();
+                }
+                Ok(container)
+            }
+        }
+    }
+
+    /// The container's pid in our (the host's) pid namespace.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    pub fn pidfd(&self) -> &Pidfd {
+        &self.pidfd
+    }
+
+    /// Its network namespace, for plumbing before release.
+    pub fn netns(&self) -> io::Result<std::fs::File> {
+        std::fs::File::open(format!("/proc/{}/ns/net", self.pid))
+    }
+
+    /// Makes the container's process group the terminal's foreground group,
+    /// before it runs, so an interactive shell finds itself in charge.
+    fn give_terminal(&self) {
+        // SAFETY: setpgid on our own not-yet-exec'd child and tcsetpgrp on
+        // stdin; failures only mean job control stays as it was.
+        unsafe {
+            libc::setpgid(self.pid, self.pid);
+            libc::tcsetpgrp(libc::STDIN_FILENO, self.pid);
+        }
+    }
+
+    /// Lets the child go on to exec, then waits until it has exec'd or
+    /// reported why it could not.
+    pub async fn release(&mut self) -> Result<(), SpawnError> {
+        let release = self.release.take();
+        if let Some(fd) = release {
+            nix::unistd::write(&fd, &[1]).map_err(|e| SpawnError::Release(e.into()))?;
+        }
+        let Some(report) = self.report.take() else {
+            return Ok(());
+        };
+        let mut reader =
+            tokio::net::unix::pipe::Receiver::from_owned_fd(report).map_err(SpawnError::Release)?;
+        let mut msg = Vec::with_capacity(8);
+        reader
+            .read_to_end(&mut msg)
+            .await
+            .map_err(SpawnError::Release)?;
+        if msg.len() < 8 {
+            // EOF with nothing written: the exec succeeded.
+            return Ok(());
+        }
+        let stage = u32::from_ne_bytes(msg[..4].try_into().unwrap_or_default());
+        let errno = i32::from_ne_bytes(msg[4..8].try_into().unwrap_or_default());
+        let source = io::Error::from_raw_os_error(errno);
+        let command = self.command.clone();
+        Err(match Stage::from_u32(stage) {
+            Some(Stage::Exec) if errno == libc::ENOENT => SpawnError::NotFound { command },
+            Some(Stage::Exec) => SpawnError::NotExecutable { command, source },
+            Some(stage) => SpawnError::Setup { stage, source },
+            None => SpawnError::Release(source),
+        })
+    }
+
+    /// Kills a container that never got released (setup failed) and reaps it.
+    pub async fn abort(mut self) {
+        self.release = None;
+        let _ = self.pidfd.send_signal(libc::SIGKILL);
+        let _ = self.pidfd.wait().await;
+    }
+}
+
+impl AsFd for Container {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+}
+
+fn pipe(what: &'static str) -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError::Prepare {
+        what,
+        source: e.into(),
+    })
+}
+
+/// Gives the terminal back to the supervisor's own process group, if the
+/// container had it. SIGTTOU must be ignored or blocked by the caller.
+pub fn reclaim_terminal() {
+    // SAFETY: getpgrp cannot fail; tcsetpgrp on stdin only changes which
+    // group the terminal serves.
+    unsafe {
+        libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp());
+    }
+}
+
+/// True when stdin is a terminal whose foreground group is ours: then the
+/// container should get the terminal, as a shell gives it to a job.
+pub fn terminal_is_ours() -> bool {
+    // SAFETY: isatty/tcgetpgrp/getpgrp only query.
+    unsafe {
+        libc::isatty(libc::STDIN_FILENO) == 1
+            && libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_with_a_slash_is_its_only_candidate() {
+        let c = search_path(OsStr::new("./run.sh"), "/bin:/usr/bin").unwrap();
+        assert_eq!(c, vec![CString::new("./run.sh").unwrap()]);
+    }
+
+    #[test]
+    fn bare_command_is_searched_in_path_order() {
+        let c = search_path(OsStr::new("nc"), "/usr/bin::/bin").unwrap();
+        let c: Vec<_> = c.iter().map(|s| s.to_str().unwrap()).collect();
+        assert_eq!(c, ["/usr/bin/nc", "./nc", "/bin/nc"]);
+    }
+
+    #[test]
+    fn the_last_path_in_the_environment_wins() {
+        let env = vec![
+            ("PATH".to_string(), "/a".to_string()),
+            ("PATH".to_string(), "/b".to_string()),
+        ];
+        assert_eq!(path_of(&env), "/b");
+    }
+
+    #[test]
+    fn init_runs_the_supervisor_binary_with_the_command_after_dashes() {
+        let config = SpawnConfig {
+            hostname: "h".into(),
+            workdir: "/".into(),
+            env: vec![],
+            command: vec!["sleep".into(), "1".into()],
+            init: true,
+            take_terminal: false,
+        };
+        let p = Prepared::new(&config).unwrap();
+        assert_eq!(p.candidates, vec![SELF_EXE.to_owned()]);
+        let argv: Vec<_> = p._argv.iter().map(|s| s.to_str().unwrap()).collect();
+        assert_eq!(argv, ["supervisor", "init", "--", "sleep", "1"]);
+        assert!(p.argv_ptrs.last().unwrap().is_null());
+    }
+}

@@ -1,0 +1,269 @@
+//! What the user asked for, validated before anything is created: a bad
+//! value is an error naming it, and nothing in the kernel has changed yet.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// docker's default PATH for containers.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Longest name: it doubles as the default hostname, which the kernel caps at 64.
+const MAX_NAME: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Only loopback.
+    None,
+    /// A veth pair to the host bridge.
+    Bridge,
+}
+
+/// `run`'s options as the user gave them.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub name: Option<String>,
+    pub hostname: Option<String>,
+    /// `K=V`, or `K` to pass the supervisor's own value.
+    pub env: Vec<String>,
+    pub workdir: Option<PathBuf>,
+    pub network: NetworkMode,
+    pub stop_timeout: Duration,
+    pub init: bool,
+    pub command: Vec<OsString>,
+}
+
+/// `run`'s options, checked.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    /// User entries, in order; see `container_env` for the whole environment.
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    pub network: NetworkMode,
+    pub stop_timeout: Duration,
+    pub init: bool,
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error(
+        "invalid container name {0:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64 characters"
+    )]
+    Name(String),
+    #[error("invalid hostname {0:?}: 1 to 64 characters, no '/' or NUL")]
+    Hostname(String),
+    #[error(
+        "invalid --env {0:?}: expected KEY=VALUE or KEY, with a non-empty KEY without '=' or NUL"
+    )]
+    Env(String),
+    #[error("invalid --workdir {0:?}: must be an absolute path")]
+    WorkdirRelative(PathBuf),
+    #[error("invalid --workdir {0:?}: not an existing directory")]
+    WorkdirMissing(PathBuf),
+    #[error("no command given")]
+    NoCommand,
+}
+
+impl RunSpec {
+    pub fn new(options: RunOptions) -> Result<RunSpec, SpecError> {
+        let id = new_id();
+        let name = match options.name {
+            Some(name) => valid_name(name)?,
+            None => id.clone(),
+        };
+        let hostname = valid_hostname(options.hostname.unwrap_or_else(|| name.clone()))?;
+        let env = options
+            .env
+            .iter()
+            .filter_map(|entry| parse_env(entry).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        let workdir = match options.workdir {
+            None => PathBuf::from("/"),
+            Some(dir) if !dir.is_absolute() => return Err(SpecError::WorkdirRelative(dir)),
+            Some(dir) if !dir.is_dir() => return Err(SpecError::WorkdirMissing(dir)),
+            Some(dir) => dir,
+        };
+        if options.command.is_empty() {
+            return Err(SpecError::NoCommand);
+        }
+        Ok(RunSpec {
+            id,
+            name,
+            hostname,
+            env,
+            workdir,
+            network: options.network,
+            stop_timeout: options.stop_timeout,
+            init: options.init,
+            command: options.command,
+        })
+    }
+
+    /// The container's whole environment, like docker's without an image:
+    /// PATH, HOSTNAME, HOME, TERM on a terminal, then the user's entries,
+    /// which override.
+    pub fn container_env(&self, terminal: bool) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("PATH".to_string(), DEFAULT_PATH.to_string()),
+            ("HOSTNAME".to_string(), self.hostname.clone()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        if terminal {
+            let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_string());
+            env.push(("TERM".to_string(), term));
+        }
+        for (key, value) in &self.env {
+            env.retain(|(k, _)| k != key);
+            env.push((key.clone(), value.clone()));
+        }
+        env
+    }
+}
+
+fn valid_name(name: String) -> Result<String, SpecError> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if first_ok && rest_ok && name.len() <= MAX_NAME {
+        Ok(name)
+    } else {
+        Err(SpecError::Name(name))
+    }
+}
+
+fn valid_hostname(hostname: String) -> Result<String, SpecError> {
+    if hostname.is_empty() || hostname.len() > 64 || hostname.contains(['/', '\0']) {
+        Err(SpecError::Hostname(hostname))
+    } else {
+        Ok(hostname)
+    }
+}
+
+/// `K=V` as given; `K` alone takes the supervisor's value, and is dropped
+/// when unset (as docker does).
+fn parse_env(entry: &str) -> Result<Option<(String, String)>, SpecError> {
+    let bad = || SpecError::Env(entry.to_string());
+    if entry.contains('\0') {
+        return Err(bad());
+    }
+    match entry.split_once('=') {
+        Some(("", _)) => Err(bad()),
+        Some((key, value)) => Ok(Some((key.to_string(), value.to_string()))),
+        None if entry.is_empty() => Err(bad()),
+        None => Ok(std::env::var(entry).ok().map(|v| (entry.to_string(), v))),
+    }
+}
+
+/// A short random container id: 12 hex digits, like docker's short ids.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 6];
+    // SAFETY: getrandom fills the stack buffer it is given.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        // Without the kernel's randomness, time and pid still make a
+        // collision-free id for one host.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let mixed = (nanos as u64) ^ ((std::process::id() as u64) << 32);
+        bytes.copy_from_slice(&mixed.to_le_bytes()[..6]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(command: &[&str]) -> RunOptions {
+        RunOptions {
+            name: None,
+            hostname: None,
+            env: vec![],
+            workdir: None,
+            network: NetworkMode::None,
+            stop_timeout: Duration::from_secs(10),
+            init: false,
+            command: command.iter().map(OsString::from).collect(),
+        }
+    }
+
+    #[test]
+    fn name_defaults_to_a_twelve_hex_digit_id_and_hostname_to_the_name() {
+        let spec = RunSpec::new(options(&["true"])).unwrap();
+        assert_eq!(spec.id.len(), 12);
+        assert!(spec.id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(spec.name, spec.id);
+        assert_eq!(spec.hostname, spec.name);
+    }
+
+    #[test]
+    fn ids_differ() {
+        assert_ne!(new_id(), new_id());
+    }
+
+    #[test]
+    fn names_follow_dockers_alphabet() {
+        for good in ["web", "web-1", "a.b_c", "9lives"] {
+            assert!(valid_name(good.into()).is_ok(), "{good}");
+        }
+        for bad in ["", "-web", "we b", "web/1", "é", &"x".repeat(65)] {
+            assert_eq!(valid_name(bad.into()), Err(SpecError::Name(bad.into())));
+        }
+    }
+
+    #[test]
+    fn a_bad_name_is_named_in_the_error() {
+        let mut o = options(&["true"]);
+        o.name = Some("bad name".into());
+        let err = RunSpec::new(o).unwrap_err().to_string();
+        assert!(err.contains("\"bad name\""), "{err}");
+    }
+
+    #[test]
+    fn env_entries_parse_and_bad_ones_are_named() {
+        assert_eq!(
+            parse_env("A=b=c").unwrap(),
+            Some(("A".into(), "b=c".into()))
+        );
+        assert_eq!(parse_env("A=").unwrap(), Some(("A".into(), "".into())));
+        assert_eq!(parse_env("=x"), Err(SpecError::Env("=x".into())));
+        assert_eq!(parse_env(""), Err(SpecError::Env("".into())));
+        assert_eq!(parse_env("SUPERVISOR_SURELY_UNSET_VAR").unwrap(), None);
+    }
+
+    #[test]
+    fn user_env_overrides_defaults_and_terminal_adds_term() {
+        let mut o = options(&["true"]);
+        o.env = vec!["PATH=/x".into(), "FOO=1".into()];
+        let spec = RunSpec::new(o).unwrap();
+        let env = spec.container_env(false);
+        assert_eq!(env.iter().filter(|(k, _)| k == "PATH").count(), 1);
+        assert!(env.contains(&("PATH".into(), "/x".into())));
+        assert!(env.contains(&("FOO".into(), "1".into())));
+        assert!(!env.iter().any(|(k, _)| k == "TERM"));
+        assert!(spec.container_env(true).iter().any(|(k, _)| k == "TERM"));
+    }
+
+    #[test]
+    fn workdir_must_be_an_absolute_existing_directory() {
+        let mut o = options(&["true"]);
+        o.workdir = Some("tmp".into());
+        assert_eq!(
+            RunSpec::new(o.clone()).unwrap_err(),
+            SpecError::WorkdirRelative("tmp".into())
+        );
+        o.workdir = Some("/surely/not/here".into());
+        assert_eq!(
+            RunSpec::new(o.clone()).unwrap_err(),
+            SpecError::WorkdirMissing("/surely/not/here".into())
+        );
+        o.workdir = Some("/tmp".into());
+        assert_eq!(RunSpec::new(o).unwrap().workdir, PathBuf::from("/tmp"));
+    }
+}

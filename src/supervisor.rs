@@ -1,0 +1,181 @@
+//! The life of one container: validate, preflight, spawn, release,
+//! supervise, tear down, and the exit code.
+
+use std::io;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use caps::Capability;
+use tokio::time::Sleep;
+
+use crate::signals::{self, Signals};
+use crate::spawn::{self, Container, ExitStatus, SpawnConfig, SpawnError};
+use crate::spec::{RunOptions, RunSpec, SpecError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("missing capabilities {}: run as root", names(.0))]
+    MissingCapabilities(Vec<Capability>),
+    #[error("setting up signal handling: {0}")]
+    Signals(#[source] io::Error),
+    #[error("starting the async runtime: {0}")]
+    Runtime(#[source] io::Error),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error("waiting for the container: {0}")]
+    Wait(#[source] io::Error),
+}
+
+impl Error {
+    /// docker's conventions: 125 for the supervisor's own failures, 126/127
+    /// when the command cannot be executed or found.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Spawn(e) => e.exit_code(),
+            _ => 125,
+        }
+    }
+}
+
+fn names(caps: &[Capability]) -> String {
+    caps.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs a container to its end; returns the exit code the supervisor should
+/// exit with.
+pub fn run(options: RunOptions) -> Result<u8, Error> {
+    let spec = RunSpec::new(options)?;
+    preflight()?;
+    // Before any thread exists, so every thread inherits the mask.
+    let blocked = signals::block().map_err(Error::Signals)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        let signals = blocked.into_async().map_err(Error::Signals)?;
+        lifecycle(spec, signals).await
+    })
+}
+
+/// What every container needs, whatever its network: namespaces and mounts
+/// (SYS_ADMIN), the capability bounding set (SETPCAP), interfaces (NET_ADMIN).
+const REQUIRED: [Capability; 3] = [
+    Capability::CAP_SYS_ADMIN,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_NET_ADMIN,
+];
+
+fn preflight() -> Result<(), Error> {
+    let missing = spawn::missing_capabilities(&REQUIRED);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::MissingCapabilities(missing))
+    }
+}
+
+fn phase(name: &str, since: Instant) {
+    tracing::debug!("{name}: {} us", since.elapsed().as_micros());
+}
+
+async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
+    let started = Instant::now();
+    let terminal = spawn::terminal_is_ours();
+    let config = SpawnConfig {
+        hostname: spec.hostname.clone(),
+        workdir: spec.workdir.clone(),
+        env: spec.container_env(terminal),
+        command: spec.command.clone(),
+        init: spec.init,
+        take_terminal: terminal,
+    };
+    let t = Instant::now();
+    let mut container = Container::spawn(&config)?;
+    phase("clone3", t);
+    tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
+
+    let t = Instant::now();
+    let outcome = match container.release().await {
+        Ok(()) => {
+            phase("release to exec", t);
+            phase("startup", started);
+            supervise(&container, &mut signals, spec.stop_timeout)
+                .await
+                .map_err(Error::Wait)
+        }
+        Err(err) => {
+            // The child has exited with 125/126/127: reap it.
+            let _ = container.pidfd().wait().await;
+            Err(err.into())
+        }
+    };
+    if terminal {
+        spawn::reclaim_terminal();
+    }
+    let t = Instant::now();
+    // Teardown of what the network and firewall made goes here.
+    phase("teardown", t);
+    let status = outcome?;
+    tracing::debug!(?status, "container exited");
+    Ok(status.code())
+}
+
+/// Waits for the container to exit, forwarding signals. SIGINT and SIGTERM
+/// start the stop timeout, after which the container is killed: as PID 1 it
+/// ignores any signal it has no handler for. A second one kills at once.
+async fn supervise(
+    container: &Container,
+    signals: &mut Signals,
+    stop_timeout: Duration,
+) -> io::Result<ExitStatus> {
+    let pidfd = container.pidfd();
+    let exit = pidfd.wait();
+    tokio::pin!(exit);
+    let mut kill_at: Option<Pin<Box<Sleep>>> = None;
+    loop {
+        tokio::select! {
+            status = &mut exit => return status,
+            signal = signals.recv() => {
+                let signal = signal?;
+                let stop = signal == libc::SIGINT || signal == libc::SIGTERM;
+                if stop && kill_at.is_some() {
+                    tracing::debug!(signal, "second stop signal: killing the container");
+                    kill(container);
+                    continue;
+                }
+                tracing::debug!(signal, "forwarding");
+                if let Err(err) = pidfd.send_signal(signal) {
+                    tracing::debug!(signal, %err, "forwarding failed: the container is exiting");
+                }
+                if stop {
+                    kill_at = Some(Box::pin(tokio::time::sleep(stop_timeout)));
+                }
+            }
+            () = async {
+                match kill_at.as_mut() {
+                    Some(deadline) => deadline.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                tracing::warn!(
+                    "the container did not stop within {} s: killing it",
+                    stop_timeout.as_secs()
+                );
+                kill(container);
+                kill_at = None;
+            }
+        }
+    }
+}
+
+fn kill(container: &Container) {
+    if let Err(err) = container.pidfd().send_signal(libc::SIGKILL) {
+        tracing::debug!(%err, "SIGKILL failed: the container is exiting");
+    }
+}

@@ -1,0 +1,70 @@
+//! Conntrack entries of published ports are forgotten at teardown.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use supervisor::conntrack::{Transport, forget_published};
+
+fn conntrack(args: &str) -> String {
+    let out = Command::new("conntrack")
+        .args(args.split_whitespace())
+        .output()
+        .expect("conntrack (package conntrack) is installed");
+    assert!(
+        out.status.success(),
+        "conntrack {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A UDP flow from 127.0.0.1:`sport` to host port `dport`, translated to
+/// `reply_src`:8000.
+fn insert(sport: u16, dport: u16, reply_src: &str) {
+    conntrack(&format!(
+        "-I -p udp -s 127.0.0.1 -d 127.0.0.1 --sport {sport} --dport {dport} \
+         --reply-src {reply_src} --reply-dst 127.0.0.1 --reply-port-src 8000 \
+         --reply-port-dst {sport} --timeout 100"
+    ));
+}
+
+#[test]
+fn only_the_entries_translated_to_the_container_on_its_ports_are_deleted() {
+    common::in_fresh_netns(
+        "only_the_entries_translated_to_the_container_on_its_ports_are_deleted",
+        || {
+            insert(5000, 8080, "172.16.0.2"); // ours: deleted
+            insert(5001, 8080, "172.16.0.2"); // ours: deleted
+            insert(5002, 8081, "172.16.0.2"); // another port of the same container: kept
+            insert(5003, 8080, "172.16.0.3"); // the same port, another container: kept
+            let container = Ipv4Addr::new(172, 16, 0, 2);
+            let deleted =
+                forget_published(&[(Transport::Udp, 8080), (Transport::Tcp, 8081)], container)
+                    .expect("forget");
+            assert_eq!(deleted, 2);
+            let left = conntrack("-L -p udp");
+            assert!(
+                !left.contains("sport=5000") && !left.contains("sport=5001"),
+                "{left}"
+            );
+            assert!(
+                left.contains("sport=5002") && left.contains("sport=5003"),
+                "{left}"
+            );
+        },
+    );
+}
+
+#[test]
+fn nothing_to_forget_is_fine() {
+    common::in_fresh_netns("nothing_to_forget_is_fine", || {
+        let n = forget_published(&[(Transport::Tcp, 80)], Ipv4Addr::new(172, 16, 0, 9)).unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(
+            forget_published(&[], Ipv4Addr::new(172, 16, 0, 9)).unwrap(),
+            0
+        );
+    });
+}

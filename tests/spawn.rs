@@ -1,0 +1,543 @@
+//! `supervisor run` as a process supervisor: namespaces, exit codes,
+//! signals, capabilities, descriptors, init, terminals. Each test runs the
+//! built binary as root inside its own throwaway host (see common/mod.rs).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{HostNs, stderr, stdout};
+
+/// Runs `supervisor run --network none ARGS…` in `ns` and returns its output.
+fn run(ns: &HostNs, args: &[&str]) -> std::process::Output {
+    ns.supervisor()
+        .args(["run", "--network", "none"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn supervisor")
+}
+
+/// Starts `supervisor run --network none ARGS…` with piped stdout and waits
+/// for its first line (the container's "ready").
+fn start(ns: &HostNs, args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = ns
+        .supervisor()
+        .args(["run", "--network", "none"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read ready line");
+    assert_eq!(line.trim(), "ready", "container did not start");
+    (child, out)
+}
+
+/// Waits for a child to exit, failing the test (not hanging it) after `limit`.
+fn wait_at_most(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("supervisor did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill on a pid this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+}
+
+/// The container's PID 1 as the host sees it: the supervisor's only child.
+fn container_pid(supervisor: u32) -> u32 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children"))
+            .expect("read children");
+    children.trim().parse().expect("one container pid")
+}
+
+#[test]
+fn exit_codes_follow_docker() {
+    let Some(ns) = HostNs::new("exit_codes_follow_docker") else {
+        return;
+    };
+    let cases: [(&[&str], i32); 5] = [
+        (&["true"], 0),
+        (&["sh", "-c", "exit 7"], 7),
+        (&["/etc/passwd"], 126),
+        (&["surely-no-such-command"], 127),
+        (&["--name", "not valid", "true"], 125),
+    ];
+    for (args, code) in cases {
+        let out = run(&ns, args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn not_found_and_not_executable_name_the_command() {
+    let Some(ns) = HostNs::new("not_found_and_not_executable_name_the_command") else {
+        return;
+    };
+    let out = run(&ns, &["surely-no-such-command"]);
+    assert_eq!(
+        stderr(&out).trim(),
+        "supervisor: surely-no-such-command: command not found"
+    );
+    let out = run(&ns, &["/etc/passwd"]);
+    assert!(
+        stderr(&out).contains("/etc/passwd: cannot execute"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn killed_by_a_signal_exits_128_plus_the_signal() {
+    let Some(ns) = HostNs::new("killed_by_a_signal_exits_128_plus_the_signal") else {
+        return;
+    };
+    let (mut child, _out) = start(&ns, &["sh", "-c", "echo ready; exec sleep 100"]);
+    signal(container_pid(child.id()), libc::SIGKILL);
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(137));
+}
+
+#[test]
+fn sigterm_is_forwarded_to_a_command_that_traps_it() {
+    let Some(ns) = HostNs::new("sigterm_is_forwarded_to_a_command_that_traps_it") else {
+        return;
+    };
+    let script = "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done";
+    let (mut child, mut out) = start(&ns, &["sh", "-c", script]);
+    signal(child.id(), libc::SIGTERM);
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest.trim(), "got-term");
+    assert_eq!(status.code(), Some(3));
+}
+
+#[test]
+fn a_command_ignoring_sigterm_is_killed_after_the_stop_timeout() {
+    let Some(ns) = HostNs::new("a_command_ignoring_sigterm_is_killed_after_the_stop_timeout")
+    else {
+        return;
+    };
+    let script = "trap '' TERM; echo ready; while :; do sleep 0.05; done";
+    let (mut child, _out) = start(&ns, &["--stop-timeout", "1", "sh", "-c", script]);
+    signal(child.id(), libc::SIGTERM);
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(137));
+}
+
+#[test]
+fn a_second_sigint_kills_at_once() {
+    let Some(ns) = HostNs::new("a_second_sigint_kills_at_once") else {
+        return;
+    };
+    let script = "trap '' INT TERM; echo ready; while :; do sleep 0.05; done";
+    let (mut child, _out) = start(&ns, &["--stop-timeout", "600", "sh", "-c", script]);
+    signal(child.id(), libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "one SIGINT must not kill"
+    );
+    signal(child.id(), libc::SIGINT);
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(137), "killed with SIGKILL");
+}
+
+#[test]
+fn other_signals_are_forwarded() {
+    let Some(ns) = HostNs::new("other_signals_are_forwarded") else {
+        return;
+    };
+    let script = "trap 'echo usr1' USR1; trap 'echo hup; exit 0' HUP; echo ready; \
+                  while :; do sleep 0.05; done";
+    let (mut child, mut out) = start(&ns, &["sh", "-c", script]);
+    signal(child.id(), libc::SIGUSR1);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "usr1");
+    signal(child.id(), libc::SIGHUP);
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn the_command_is_pid_1_without_init() {
+    let Some(ns) = HostNs::new("the_command_is_pid_1_without_init") else {
+        return;
+    };
+    let out = run(&ns, &["sh", "-c", "echo $$"]);
+    assert_eq!(stdout(&out).trim(), "1");
+}
+
+#[test]
+fn with_init_the_command_runs_under_the_supervisors_init() {
+    let Some(ns) = HostNs::new("with_init_the_command_runs_under_the_supervisors_init") else {
+        return;
+    };
+    let out = run(
+        &ns,
+        &[
+            "--init",
+            "sh",
+            "-c",
+            "echo $$; cat /proc/1/cmdline | tr '\\0' ' '",
+        ],
+    );
+    assert_eq!(
+        stdout(&out),
+        "2\nsupervisor init -- sh -c echo $$; cat /proc/1/cmdline | tr '\\0' ' ' "
+    );
+    let out = run(&ns, &["--init", "sh", "-c", "exit 9"]);
+    assert_eq!(out.status.code(), Some(9));
+}
+
+#[test]
+fn hostname_is_the_name_by_default_or_as_given() {
+    let Some(ns) = HostNs::new("hostname_is_the_name_by_default_or_as_given") else {
+        return;
+    };
+    assert_eq!(
+        stdout(&run(&ns, &["--name", "web", "hostname"])).trim(),
+        "web"
+    );
+    let out = run(&ns, &["--name", "web", "--hostname", "box", "hostname"]);
+    assert_eq!(stdout(&out).trim(), "box");
+    let out = run(&ns, &["sh", "-c", "hostname; echo $HOSTNAME"]);
+    let lines: Vec<_> = stdout(&out).lines().map(String::from).collect();
+    assert_eq!(lines[0].len(), 12, "a short random id: {lines:?}");
+    assert_eq!(lines[0], lines[1]);
+}
+
+#[test]
+fn network_none_has_only_lo_and_it_is_up() {
+    let Some(ns) = HostNs::new("network_none_has_only_lo_and_it_is_up") else {
+        return;
+    };
+    // /proc/net/dev lists the interfaces of the reader's network namespace.
+    let out = run(
+        &ns,
+        &[
+            "sh",
+            "-c",
+            "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+        ],
+    );
+    assert_eq!(stdout(&out).trim(), "lo");
+    let out = run(
+        &ns,
+        &["cat", "/sys/class/net/lo/operstate", "/proc/net/if_inet6"],
+    );
+    assert!(out.status.success());
+    let out = run(
+        &ns,
+        &[
+            "sh",
+            "-c",
+            "nc -l -p 7000 & sleep 0.2; echo ping | nc -N 127.0.0.1 7000",
+        ],
+    );
+    assert_eq!(
+        stdout(&out).trim(),
+        "ping",
+        "loopback works: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_container_has_dockers_default_capabilities_and_no_new_privs() {
+    let Some(ns) = HostNs::new("the_container_has_dockers_default_capabilities_and_no_new_privs")
+    else {
+        return;
+    };
+    let out = run(
+        &ns,
+        &["grep", "-E", "^(Cap|NoNewPrivs)", "/proc/self/status"],
+    );
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+    // NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP
+    let docker = "00000000a80425fb";
+    let expected = format!(
+        "CapInh:\t{docker}\nCapPrm:\t{docker}\nCapEff:\t{docker}\nCapBnd:\t{docker}\n\
+         CapAmb:\t0000000000000000\nNoNewPrivs:\t1\n"
+    );
+    assert_eq!(stdout(&out), expected);
+}
+
+#[test]
+fn no_descriptor_above_2_leaks_into_the_container() {
+    let Some(ns) = HostNs::new("no_descriptor_above_2_leaks_into_the_container") else {
+        return;
+    };
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let mut cmd = ns.supervisor();
+    cmd.args(["run", "--network", "none", "sh", "-c", "ls /proc/$$/fd"]);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+    // SAFETY: dup2 in the forked child before exec, no allocation.
+    unsafe {
+        cmd.pre_exec(move || {
+            // A descriptor without CLOEXEC, as a careless parent would leave.
+            if libc::dup2(raw, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2"]
+    );
+}
+
+#[test]
+fn killing_the_supervisor_leaves_no_container_process() {
+    let Some(ns) = HostNs::new("killing_the_supervisor_leaves_no_container_process") else {
+        return;
+    };
+    let (mut child, _out) = start(&ns, &["sh", "-c", "echo ready; exec sleep 100"]);
+    let pid = container_pid(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Gone, or a zombie waiting for whichever PID 1 adopted it.
+    while process_state(pid).is_some_and(|state| state != 'Z') {
+        assert!(
+            Instant::now() < deadline,
+            "container {pid} outlived its supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A process's state letter (R, S, Z, …), None once it is gone.
+fn process_state(pid: impl std::fmt::Display) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim_start().chars().next()
+}
+
+/// Zombie children of the container's PID 1, as the host sees them.
+fn zombies_under(pid1: u32) -> usize {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter(|c| process_state(c) == Some('Z'))
+        .count()
+}
+
+#[test]
+fn init_reaps_an_orphaned_grandchild() {
+    let Some(ns) = HostNs::new("init_reaps_an_orphaned_grandchild") else {
+        return;
+    };
+    // The inner sh exits at once, orphaning `sleep 0.1`, which re-parents to
+    // PID 1 and exits. `exec sleep` makes sure the command never reaps it.
+    let script = "sh -c 'sleep 0.1 &'; echo ready; exec sleep 100";
+    for (init, expected_zombies) in [(false, 1), (true, 0)] {
+        let mut args = vec![];
+        if init {
+            args.push("--init");
+        }
+        args.extend(["sh", "-c", script]);
+        let (mut child, _out) = start(&ns, &args);
+        let pid1 = container_pid(child.id());
+        std::thread::sleep(Duration::from_millis(500));
+        let zombies = zombies_under(pid1);
+        signal(container_pid(child.id()), libc::SIGKILL);
+        child.wait().unwrap();
+        assert_eq!(zombies, expected_zombies, "init={init}");
+    }
+}
+
+#[test]
+fn a_bad_option_is_one_line_exit_125_and_creates_nothing() {
+    let Some(ns) = HostNs::new("a_bad_option_is_one_line_exit_125_and_creates_nothing") else {
+        return;
+    };
+    let before = ns.ok("ip -br link; ls -A /run");
+    for args in [
+        &["--name", "a b", "true"][..],
+        &["--stop-timeout", "soon", "true"],
+        &["--env", "=x", "true"],
+        &["--workdir", "relative", "true"],
+        &["--network", "weird", "true"],
+        &["--no-such-flag", "true"],
+    ] {
+        let out = run(&ns, args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("supervisor: "), "{err}");
+    }
+    assert_eq!(ns.ok("ip -br link; ls -A /run"), before);
+}
+
+#[test]
+fn missing_privileges_are_named_and_exit_125() {
+    let Some(ns) = HostNs::new("missing_privileges_are_named_and_exit_125") else {
+        return;
+    };
+    let out = ns
+        .command("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(common::SUPERVISOR)
+        .args(["run", "--network", "none", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        stderr(&out).trim(),
+        "supervisor: missing capabilities CAP_SYS_ADMIN, CAP_SETPCAP, CAP_NET_ADMIN: run as root"
+    );
+}
+
+#[test]
+fn stdio_passes_through_and_logs_stay_on_stderr() {
+    let Some(ns) = HostNs::new("stdio_passes_through_and_logs_stay_on_stderr") else {
+        return;
+    };
+    let mut child = ns
+        .supervisor()
+        .args([
+            "-v",
+            "run",
+            "--network",
+            "none",
+            "sh",
+            "-c",
+            "cat; echo err >&2",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\nworld\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "hello\nworld\n");
+    let err = stderr(&out);
+    assert!(err.contains("err\n"), "{err}");
+    assert!(
+        err.contains("clone3:") && err.contains(" us"),
+        "phases logged: {err}"
+    );
+}
+
+#[test]
+fn env_and_workdir_reach_the_command() {
+    let Some(ns) = HostNs::new("env_and_workdir_reach_the_command") else {
+        return;
+    };
+    let out = run(
+        &ns,
+        &[
+            "-e",
+            "A=1",
+            "--env",
+            "B=x=y",
+            "-w",
+            "/tmp",
+            "sh",
+            "-c",
+            "echo $A $B $PWD $HOME",
+        ],
+    );
+    assert_eq!(stdout(&out).trim(), "1 x=y /tmp /root");
+}
+
+#[test]
+fn an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code() {
+    let Some(ns) =
+        HostNs::new("an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code")
+    else {
+        return;
+    };
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
+    let mut cmd = ns.supervisor();
+    cmd.args([
+        "run",
+        "--network",
+        "none",
+        "--",
+        "bash",
+        "--norc",
+        "--noprofile",
+        "-i",
+    ])
+    .stdin(pty.slave.try_clone().unwrap())
+    .stdout(pty.slave.try_clone().unwrap())
+    .stderr(pty.slave.try_clone().unwrap());
+    // SAFETY: setsid and ioctl in the forked child before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // A session of its own with the pty as controlling terminal, as
+            // a login shell would have.
+            libc::setsid();
+            if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn on a pty");
+    drop(pty.slave);
+    let mut term = std::fs::File::from(pty.master);
+    let expect = |term: &mut std::fs::File, needle: &str| {
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} on the terminal; saw {seen:?}"
+            );
+            let mut pfd = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&*term),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll on one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, 200) } <= 0 {
+                continue;
+            }
+            let n = term.read(&mut buf).expect("read pty");
+            assert!(n > 0, "pty closed before {needle:?}; saw {seen:?}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    };
+    use std::io::Write;
+    term.write_all(b"sleep 100\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    term.write_all(b"\x03").unwrap();
+    term.write_all(b"echo alive $((40+2))\n").unwrap();
+    expect(&mut term, "alive 42");
+    term.write_all(b"exit 5\n").unwrap();
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(5));
+}
