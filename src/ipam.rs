@@ -57,7 +57,7 @@ pub enum SubnetError {
 /// Why an address cannot be pinned with `--ip`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AddressError {
-    #[error("invalid address {0:?}: expected an IPv4 address like 172.16.0.30")]
+    #[error("{0:?} is not an IPv4 address (like 172.16.0.30)")]
     Syntax(String),
     #[error("address {addr} is outside the subnet {subnet}")]
     OutsideSubnet { addr: Ipv4Addr, subnet: Subnet },

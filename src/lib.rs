@@ -7,6 +7,7 @@
 pub mod conntrack;
 pub mod ipam;
 pub mod netlink;
+pub mod network;
 pub mod signals;
 pub mod spawn;
 pub mod spec;

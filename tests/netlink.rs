@@ -113,6 +113,22 @@ fn two_supervisors_that_both_find_no_bridge_both_succeed() {
 }
 
 #[test]
+fn the_bridge_keeps_its_mac_as_ports_come_and_go() {
+    async_in_fresh_netns("the_bridge_keeps_its_mac_as_ports_come_and_go", || async {
+        let nl = Netlink::connect().unwrap();
+        netlink::ensure_bridge(&nl, &sv0()).await.unwrap();
+        let mac = || host("ip -br link show dev sv0 | awk '{print $3}'");
+        assert_eq!(mac().trim(), "02:42:ac:10:00:01", "the gateway's");
+        host(
+            "ip link add p0 type veth peer name p1 && ip link set p0 master sv0 && ip link set p0 up",
+        );
+        assert_eq!(mac().trim(), "02:42:ac:10:00:01");
+        host("ip link del p0");
+        assert_eq!(mac().trim(), "02:42:ac:10:00:01");
+    });
+}
+
+#[test]
 fn a_subnet_overlapping_a_route_on_another_interface_is_refused_naming_it() {
     async_in_fresh_netns(
         "a_subnet_overlapping_a_route_on_another_interface_is_refused_naming_it",

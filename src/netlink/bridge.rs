@@ -35,7 +35,7 @@ pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> 
     check_overlap(nl, bridge, &routes, existing.as_ref().map(|l| l.index)).await?;
     let br = match existing {
         Some(br) => br,
-        None => create(nl, &bridge.name).await?,
+        None => create(nl, &bridge.name, bridge.subnet.gateway()).await?,
     };
     if br.kind != Some(InfoKind::Bridge) {
         return Err(Error::NotABridge {
@@ -87,14 +87,16 @@ pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> 
     Ok(br.index)
 }
 
-async fn create(nl: &Netlink, name: &str) -> Result<link::Link, Error> {
+/// Creates the bridge with a fixed MAC (the gateway's, docker-style): left
+/// alone, a bridge takes the lowest MAC of its ports, which changes as
+/// containers come and go, and containers' ARP entries for the gateway go
+/// stale.
+async fn create(nl: &Netlink, name: &str, gateway: Ipv4Addr) -> Result<link::Link, Error> {
     let handle = nl.handle();
-    match handle
-        .link()
-        .add(LinkBridge::new(name).build())
-        .execute()
-        .await
-    {
+    let message = LinkBridge::new(name)
+        .address(address::mac_for(gateway).to_vec())
+        .build();
+    match handle.link().add(message).execute().await {
         Err(err) if is_errno(&err, libc::EEXIST) => {}
         other => other.map_err(Error::request("creating bridge", name))?,
     }

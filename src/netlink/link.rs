@@ -9,9 +9,9 @@ use super::{Error, is_errno};
 /// The kernel's limit: IFNAMSIZ less the terminating NUL.
 const IFNAME_MAX: usize = 15;
 
-/// Checks a name the kernel will take for an interface.
-pub fn check_ifname(name: &str) -> Result<(), Error> {
-    let reason = if name.is_empty() {
+/// Why the kernel would refuse `name` for an interface, if it would.
+pub fn ifname_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
         Some("empty")
     } else if name.len() > IFNAME_MAX {
         Some("longer than 15 bytes")
@@ -24,8 +24,12 @@ pub fn check_ifname(name: &str) -> Result<(), Error> {
         Some("contains '/', ':', a space or a NUL")
     } else {
         None
-    };
-    match reason {
+    }
+}
+
+/// Checks a name the kernel will take for an interface.
+pub fn check_ifname(name: &str) -> Result<(), Error> {
+    match ifname_problem(name) {
         Some(reason) => Err(Error::IfName {
             name: name.to_string(),
             reason,

@@ -19,7 +19,7 @@ use std::io;
 
 pub use address::mac_for;
 pub use bridge::{Bridge, ensure_bridge};
-pub use link::check_ifname;
+pub use link::{check_ifname, ifname_problem};
 pub use netns::socket_in;
 pub use plumb::{ContainerLink, PlumbTimings, configure_inside, plumb};
 pub use veth::{create_veth, remove_link, set_hairpin};

@@ -14,7 +14,7 @@
 pub mod netns;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const SUPERVISOR: &str = env!("CARGO_BIN_EXE_supervisor");
@@ -145,6 +145,16 @@ pub fn success_stdout(what: &str, out: Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Takes the stdout of `child`, a supervisor whose container prints "ready"
+/// first, and waits for that line.
+pub fn wait_ready(child: &mut Child) -> BufReader<ChildStdout> {
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read ready line");
+    assert_eq!(line.trim(), "ready", "container did not start");
+    out
 }
 
 /// Runs `cmd` and returns its output with stdin closed.
