@@ -406,3 +406,26 @@ fn the_veth_goes_with_the_container_even_when_killed() {
     child.wait().unwrap();
     wait_for_no_veth(&ns);
 }
+
+#[test]
+fn the_supervisor_keeps_nothing_open_in_the_containers_namespace() {
+    let Some(ns) = HostNs::new("the_supervisor_keeps_nothing_open_in_the_containers_namespace")
+    else {
+        return;
+    };
+    let (child, _out) = start(&ns, &["--", "sh", "-c", "echo ready; read _ || true"]);
+    let supervisor = child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children")).unwrap();
+    let container: u32 = children.trim().parse().expect("one container pid");
+    // No namespace fd...
+    let fds = ns.ok(&format!("ls -l /proc/{supervisor}/fd"));
+    assert!(!fds.contains("net:["), "{fds}");
+    // ...and no netlink socket of ours inside it (ss lists its own netns's).
+    let sockets = ns.ok(&format!(
+        "nsenter --target={container} --net ss -f netlink -a -p"
+    ));
+    assert!(!sockets.contains("supervisor"), "{sockets}");
+    stop(child);
+    wait_for_no_veth(&ns);
+}
