@@ -22,6 +22,8 @@ use netlink_packet_netfilter::{
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
+use crate::publish::Protocol as Transport;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("conntrack netlink socket: {0}")]
@@ -37,26 +39,10 @@ pub enum Error {
     },
 }
 
-/// The transport protocol of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Tcp,
-    Udp,
-}
-
-impl Transport {
-    fn protocol(self) -> Protocol {
-        match self {
-            Transport::Tcp => Protocol::Tcp,
-            Transport::Udp => Protocol::Udp,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        }
+fn ct_protocol(protocol: Transport) -> Protocol {
+    match protocol {
+        Transport::Tcp => Protocol::Tcp,
+        Transport::Udp => Protocol::Udp,
     }
 }
 
@@ -80,7 +66,7 @@ pub fn forget_published(ports: &[(Transport, u16)], container: Ipv4Addr) -> Resu
     let mut deleted = 0;
     for entry in entries {
         let Some(&(transport, port)) = ports.iter().find(|(t, p)| {
-            entry.protocol == Some(t.protocol())
+            entry.protocol == Some(ct_protocol(*t))
                 && entry.original_dport == Some(*p)
                 && entry.reply_source == Some(IpAddr::V4(container))
         }) else {

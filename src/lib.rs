@@ -8,6 +8,7 @@ pub mod conntrack;
 pub mod ipam;
 pub mod netlink;
 pub mod network;
+pub mod publish;
 pub mod signals;
 pub mod spawn;
 pub mod spec;

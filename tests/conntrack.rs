@@ -5,7 +5,8 @@ mod common;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use supervisor::conntrack::{Transport, forget_published};
+use supervisor::conntrack::forget_published;
+use supervisor::publish::Protocol as Transport;
 
 fn conntrack(args: &str) -> String {
     let out = Command::new("conntrack")

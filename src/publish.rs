@@ -1,0 +1,235 @@
+//! `-p/--publish` in docker's syntax, parsed and checked before anything is
+//! created: `[HOSTIP:][HOSTPORT:]CTRPORT[/PROTO]`, with equal-length ranges
+//! (`8000-8010:9000-9010`) expanding to one mapping per port.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// A published port's transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One host port forwarded to one container port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortMapping {
+    /// None: every address of the host.
+    pub host_ip: Option<Ipv4Addr>,
+    /// None: pick a free one.
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+impl fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(ip) = self.host_ip {
+            write!(f, "{ip}:")?;
+        }
+        match self.host_port {
+            Some(port) => write!(f, "{port}")?,
+            None => f.write_str("?")?,
+        }
+        write!(f, "->{}/{}", self.container_port, self.protocol)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid --publish {spec:?}: {reason}")]
+pub struct PublishError {
+    pub spec: String,
+    pub reason: String,
+}
+
+/// Parses one `--publish` value into its port mappings.
+pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
+    let fail = |reason: String| PublishError {
+        spec: spec.to_string(),
+        reason,
+    };
+    let (ports, protocol) = match spec.rsplit_once('/') {
+        Some((ports, "tcp")) => (ports, Protocol::Tcp),
+        Some((ports, "udp")) => (ports, Protocol::Udp),
+        Some((_, other)) => return Err(fail(format!("unknown protocol {other:?} (tcp or udp)"))),
+        None => (spec, Protocol::Tcp),
+    };
+    if ports.starts_with('[') {
+        return Err(fail("IPv6 host addresses are not supported".into()));
+    }
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (host_ip, host, container) = match parts.as_slice() {
+        [container] => (None, "", *container),
+        [host, container] => (None, *host, *container),
+        [ip, host, container] => {
+            let ip: Ipv4Addr = ip
+                .parse()
+                .map_err(|_| fail(format!("bad host address {ip:?}")))?;
+            (
+                Some(ip).filter(|ip| !ip.is_unspecified()),
+                *host,
+                *container,
+            )
+        }
+        _ => {
+            return Err(fail(
+                "expected [HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp]".into(),
+            ));
+        }
+    };
+    let container = range(container).map_err(fail)?;
+    let host = if host.is_empty() {
+        None
+    } else {
+        Some(range(host).map_err(fail)?)
+    };
+    match host {
+        None if container.0 != container.1 => Err(fail(
+            "a container port range needs a host port range of the same length".into(),
+        )),
+        None => Ok(vec![PortMapping {
+            host_ip,
+            host_port: None,
+            container_port: container.0,
+            protocol,
+        }]),
+        Some(host) if host.1 - host.0 != container.1 - container.0 => Err(fail(format!(
+            "host range {}-{} and container range {}-{} differ in length",
+            host.0, host.1, container.0, container.1
+        ))),
+        Some(host) => Ok((0..=container.1 - container.0)
+            .map(|i| PortMapping {
+                host_ip,
+                host_port: Some(host.0 + i),
+                container_port: container.0 + i,
+                protocol,
+            })
+            .collect()),
+    }
+}
+
+/// `N` or `N-M`, each 1..=65535, N ≤ M.
+fn range(text: &str) -> Result<(u16, u16), String> {
+    let (first, last) = match text.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => (port(text)?, port(text)?),
+    };
+    if first > last {
+        return Err(format!("range {text} runs backwards"));
+    }
+    Ok((first, last))
+}
+
+fn port(text: &str) -> Result<u16, String> {
+    match text.parse::<u32>() {
+        Ok(0) => Err("port 0 is not a port".into()),
+        Ok(n) if n <= 65535 => Ok(n as u16),
+        Ok(n) => Err(format!("port {n} is above 65535")),
+        Err(_) => Err(format!("bad port {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(spec: &str) -> PortMapping {
+        let mut v = parse(spec).unwrap();
+        assert_eq!(v.len(), 1, "{spec}");
+        v.remove(0)
+    }
+
+    #[test]
+    fn host_port_to_container_port_defaults_to_tcp_on_every_address() {
+        assert_eq!(
+            one("8080:8000"),
+            PortMapping {
+                host_ip: None,
+                host_port: Some(8080),
+                container_port: 8000,
+                protocol: Protocol::Tcp
+            }
+        );
+    }
+
+    #[test]
+    fn host_address_and_udp() {
+        let m = one("127.0.0.1:5353:53/udp");
+        assert_eq!(m.host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(m.protocol, Protocol::Udp);
+        assert_eq!((m.host_port, m.container_port), (Some(5353), 53));
+        assert_eq!(
+            one("0.0.0.0:80:80").host_ip,
+            None,
+            "0.0.0.0 means every address"
+        );
+    }
+
+    #[test]
+    fn container_port_alone_picks_the_host_port() {
+        assert_eq!(one("8000").host_port, None);
+        assert_eq!(one("127.0.0.1::8000").host_port, None);
+        assert_eq!(one("127.0.0.1::8000").host_ip, Some(Ipv4Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn equal_ranges_expand_port_by_port() {
+        let v = parse("8000-8002:9000-9002/udp").unwrap();
+        let pairs: Vec<_> = v
+            .iter()
+            .map(|m| (m.host_port.unwrap(), m.container_port))
+            .collect();
+        assert_eq!(pairs, [(8000, 9000), (8001, 9001), (8002, 9002)]);
+        assert!(v.iter().all(|m| m.protocol == Protocol::Udp));
+    }
+
+    #[test]
+    fn bad_specs_are_named_with_the_reason() {
+        for (spec, reason) in [
+            ("0:80", "port 0"),
+            ("70000:80", "above 65535"),
+            ("8000-8010:9000-9005", "differ in length"),
+            ("9000-9005", "same length"),
+            ("8010-8000:9010-9000", "backwards"),
+            ("1.2.3:80:80", "bad host address"),
+            ("80:80/sctp", "unknown protocol"),
+            ("[::1]:80:80", "IPv6"),
+            ("a:b:c:d", "expected"),
+            ("http:80", "bad port"),
+            ("", "bad port"),
+        ] {
+            let err = parse(spec).unwrap_err();
+            assert_eq!(err.spec, spec);
+            assert!(err.reason.contains(reason), "{spec}: {}", err.reason);
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("invalid --publish {spec:?}"))
+            );
+        }
+    }
+
+    #[test]
+    fn mappings_print_like_docker_port() {
+        assert_eq!(
+            one("127.0.0.1:8080:80").to_string(),
+            "127.0.0.1:8080->80/tcp"
+        );
+        assert_eq!(one("53/udp").to_string(), "?->53/udp");
+    }
+}
