@@ -37,8 +37,10 @@ pub struct Netlink {
 impl Netlink {
     /// Must be called on a tokio runtime.
     pub fn connect() -> Result<Netlink, Error> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|err| Error::Socket(io::Error::other(err)))?;
         let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Socket)?;
-        tokio::spawn(connection);
+        runtime.spawn(connection);
         Ok(Netlink { handle })
     }
 

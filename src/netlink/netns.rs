@@ -26,7 +26,8 @@ pub struct NetnsSocket(TokioSocket);
 pub async fn socket_in(netns: BorrowedFd<'_>) -> Result<NetnsSocket, Error> {
     // The thread gets its own reference, closed as soon as it has joined.
     let netns = netns.try_clone_to_owned().map_err(Error::NetnsSocket)?;
-    let runtime = tokio::runtime::Handle::current();
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|err| Error::NetnsSocket(io::Error::other(err)))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("netns-socket".into())
