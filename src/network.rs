@@ -21,11 +21,11 @@ pub enum Error {
     Netns(#[source] io::Error),
 }
 
-/// The host end of a container's veth: "sv" and the start of its id, within
-/// the kernel's 15 bytes.
+/// The host end of a container's veth: "sv-" and the start of its id, within
+/// the kernel's 15 bytes. nft/supervisor.nft's spoof guard matches "sv-*".
 pub fn host_ifname(container_id: &str) -> String {
-    let id: String = container_id.chars().take(13).collect();
-    format!("sv{id}")
+    let id: String = container_id.chars().take(12).collect();
+    format!("sv-{id}")
 }
 
 /// The network of one container, between `prepare` and `release`.
@@ -102,8 +102,8 @@ mod tests {
 
     #[test]
     fn host_ifname_fits_the_kernel_limit() {
-        assert_eq!(host_ifname("3f2a9c0b7d1e"), "sv3f2a9c0b7d1e");
-        assert_eq!(host_ifname("0123456789abcdef"), "sv0123456789abc");
+        assert_eq!(host_ifname("3f2a9c0b7d1e"), "sv-3f2a9c0b7d1e");
+        assert_eq!(host_ifname("0123456789abcdef"), "sv-0123456789ab");
         assert!(netlink::check_ifname(&host_ifname(&"x".repeat(64))).is_ok());
     }
 }

@@ -17,7 +17,7 @@ const LOOPBACK_INDEX: u32 = 1;
 /// What to plumb for one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerLink {
-    /// The host end of the pair (at most 15 bytes), e.g. "sv" + 12 hex digits
+    /// The host end of the pair (at most 15 bytes), e.g. "sv-" + 12 hex digits
     /// of the container id.
     pub host_ifname: String,
     pub bridge_index: u32,
