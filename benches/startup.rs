@@ -38,7 +38,63 @@ fn startup(c: &mut Criterion) {
             ]))
         })
     });
+    group.bench_function("run --network bridge -- /bin/true", |b| {
+        b.iter(|| {
+            status_ok(Command::new(SUPERVISOR).args([
+                "run",
+                "--network",
+                "bridge",
+                "--",
+                "/bin/true",
+            ]))
+        })
+    });
     group.finish();
+}
+
+/// The phases `run -v` logs, medians over `runs` bridge runs: where the
+/// startup time goes.
+fn phase_breakdown(runs: usize) {
+    let phases = [
+        "clone3",
+        "network prepared, clone3",
+        "plumb",
+        "release to exec",
+        "startup",
+    ];
+    let mut samples: Vec<Vec<u64>> = vec![Vec::new(); phases.len()];
+    for _ in 0..runs {
+        let out = Command::new(SUPERVISOR)
+            .args(["-v", "run", "--", "/bin/true"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn");
+        assert!(out.status.success(), "run -v failed");
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            for (i, phase) in phases.iter().enumerate() {
+                if let Some(us) = phase_us(line, phase) {
+                    samples[i].push(us);
+                }
+            }
+        }
+    }
+    println!(
+        "
+run --network bridge -- /bin/true, phases from -v, median of {runs} runs:"
+    );
+    for (phase, mut values) in phases.iter().zip(samples) {
+        values.sort_unstable();
+        if let Some(median) = values.get(values.len() / 2) {
+            println!("  {phase:<28} {median:>6} us");
+        }
+    }
+}
+
+/// The microseconds of `phase` in a `-v` log line ("... DEBUG clone3: 712 us").
+fn phase_us(line: &str, phase: &str) -> Option<u64> {
+    let rest = line.split_once(" DEBUG ")?.1.strip_prefix(phase)?;
+    rest.strip_prefix(": ")?.split(' ').next()?.parse().ok()
 }
 
 /// A private network + mount namespace for the whole bench process, with a
@@ -71,4 +127,6 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     startup(&mut c);
     c.final_summary();
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    phase_breakdown(if bench_mode { 200 } else { 2 });
 }

@@ -78,8 +78,12 @@ pub struct RunArgs {
     pub workdir: Option<PathBuf>,
 
     /// Network mode.
-    #[arg(long, value_enum, default_value_t = NetworkArg::None)]
+    #[arg(long, value_enum, default_value_t = NetworkArg::Bridge)]
     pub network: NetworkArg,
+
+    /// The container's address on the bridge (default: the lowest free one).
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<String>,
 
     /// Seconds between SIGTERM/SIGINT and SIGKILL.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
@@ -143,6 +147,32 @@ mod tests {
         assert!(!run.init);
         assert_eq!(run.name, None);
         assert_eq!(run.command, ["true"]);
+        assert_eq!(run.network, NetworkArg::Bridge);
+        assert_eq!(run.ip, None);
+    }
+
+    #[test]
+    fn network_options_are_global_and_ip_belongs_to_run() {
+        let cli = parse(&[
+            "run",
+            "--bridge",
+            "br9",
+            "--subnet",
+            "10.9.0.0/24",
+            "--ip",
+            "10.9.0.7",
+            "--",
+            "true",
+        ])
+        .expect("valid");
+        assert_eq!(
+            (cli.bridge.as_str(), cli.subnet.as_str()),
+            ("br9", "10.9.0.0/24")
+        );
+        let Command::Run(run) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(run.ip.as_deref(), Some("10.9.0.7"));
     }
 
     #[test]

@@ -6,6 +6,9 @@
 
 pub mod conntrack;
 pub mod firewall;
+pub mod ipam;
+pub mod netlink;
+pub mod network;
 pub mod nftables;
 pub mod publish;
 pub mod ruleset;

@@ -3,6 +3,7 @@
 
 mod cli;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,9 +19,10 @@ fn main() -> ExitCode {
     };
     init_logging(cli.verbose);
     match cli.command {
-        Command::Run(args) => exit(supervisor::supervisor::run(run_options(args)), |e| {
-            e.exit_code()
-        }),
+        Command::Run(args) => {
+            let options = run_options(args, cli.bridge, cli.subnet, cli.state_dir);
+            exit(supervisor::supervisor::run(options), |e| e.exit_code())
+        }
         Command::Init { command } => ExitCode::from(supervisor::spawn::init::run(&command)),
         Command::Ruleset(_) => {
             eprintln!("supervisor: ruleset: not implemented yet");
@@ -29,7 +31,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_options(args: RunArgs) -> RunOptions {
+fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf) -> RunOptions {
     RunOptions {
         name: args.name,
         hostname: args.hostname,
@@ -39,6 +41,10 @@ fn run_options(args: RunArgs) -> RunOptions {
             NetworkArg::None => NetworkMode::None,
             NetworkArg::Bridge => NetworkMode::Bridge,
         },
+        bridge,
+        subnet,
+        ip: args.ip,
+        state_dir,
         stop_timeout: Duration::from_secs(args.stop_timeout),
         init: args.init,
         command: args.command,

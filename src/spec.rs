@@ -2,8 +2,12 @@
 //! value is an error naming it, and nothing in the kernel has changed yet.
 
 use std::ffi::OsString;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::ipam::{AddressError, Subnet, SubnetError};
+use crate::netlink::{self, Bridge};
 
 /// docker's default PATH for containers.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -28,9 +32,28 @@ pub struct RunOptions {
     pub env: Vec<String>,
     pub workdir: Option<PathBuf>,
     pub network: NetworkMode,
+    /// The bridge, its subnet and the pinned address: checked only with
+    /// `NetworkMode::Bridge`.
+    pub bridge: String,
+    pub subnet: String,
+    pub ip: Option<String>,
+    /// Where leases and records live.
+    pub state_dir: PathBuf,
     pub stop_timeout: Duration,
     pub init: bool,
     pub command: Vec<OsString>,
+}
+
+/// The container's network, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    /// Only loopback.
+    None,
+    /// A veth pair to `bridge`, with the address `ip` or the lowest free one.
+    Bridge {
+        bridge: Bridge,
+        ip: Option<Ipv4Addr>,
+    },
 }
 
 /// `run`'s options, checked.
@@ -42,7 +65,8 @@ pub struct RunSpec {
     /// User entries, in order; see `container_env` for the whole environment.
     pub env: Vec<(String, String)>,
     pub workdir: PathBuf,
-    pub network: NetworkMode,
+    pub network: Network,
+    pub state_dir: PathBuf,
     pub stop_timeout: Duration,
     pub init: bool,
     pub command: Vec<OsString>,
@@ -66,6 +90,14 @@ pub enum SpecError {
     WorkdirMissing(PathBuf),
     #[error("no command given")]
     NoCommand,
+    #[error("invalid --bridge {name:?}: {reason}")]
+    Bridge { name: String, reason: &'static str },
+    #[error(transparent)]
+    Subnet(#[from] SubnetError),
+    #[error("invalid --ip: {0}")]
+    Ip(AddressError),
+    #[error("--ip needs --network bridge")]
+    IpWithoutBridge,
 }
 
 impl RunSpec {
@@ -90,13 +122,20 @@ impl RunSpec {
         if options.command.is_empty() {
             return Err(SpecError::NoCommand);
         }
+        let network = network(
+            options.network,
+            &options.bridge,
+            &options.subnet,
+            options.ip.as_deref(),
+        )?;
         Ok(RunSpec {
             id,
             name,
             hostname,
             env,
             workdir,
-            network: options.network,
+            network,
+            state_dir: options.state_dir,
             stop_timeout: options.stop_timeout,
             init: options.init,
             command: options.command,
@@ -122,6 +161,38 @@ impl RunSpec {
         }
         env
     }
+}
+
+fn network(
+    mode: NetworkMode,
+    bridge: &str,
+    subnet: &str,
+    ip: Option<&str>,
+) -> Result<Network, SpecError> {
+    if mode == NetworkMode::None {
+        return match ip {
+            Some(_) => Err(SpecError::IpWithoutBridge),
+            None => Ok(Network::None),
+        };
+    }
+    if let Some(reason) = netlink::ifname_problem(bridge) {
+        return Err(SpecError::Bridge {
+            name: bridge.to_string(),
+            reason,
+        });
+    }
+    let subnet: Subnet = subnet.parse()?;
+    let ip = ip
+        .map(|text| subnet.parse_container_address(text))
+        .transpose()
+        .map_err(SpecError::Ip)?;
+    Ok(Network::Bridge {
+        bridge: Bridge {
+            name: bridge.to_string(),
+            subnet,
+        },
+        ip,
+    })
 }
 
 fn valid_name(name: String) -> Result<String, SpecError> {
@@ -191,6 +262,10 @@ mod tests {
             env: vec![],
             workdir: None,
             network: NetworkMode::None,
+            bridge: "sv0".into(),
+            subnet: "172.16.0.0/24".into(),
+            ip: None,
+            state_dir: "/run/supervisor".into(),
             stop_timeout: Duration::from_secs(10),
             init: false,
             command: command.iter().map(OsString::from).collect(),
@@ -269,5 +344,59 @@ mod tests {
         );
         o.workdir = Some("/tmp".into());
         assert_eq!(RunSpec::new(o).unwrap().workdir, PathBuf::from("/tmp"));
+    }
+
+    #[test]
+    fn bridge_network_checks_bridge_subnet_and_ip() {
+        let mut o = options(&["true"]);
+        o.network = NetworkMode::Bridge;
+        o.ip = Some("172.16.0.30".into());
+        let spec = RunSpec::new(o.clone()).unwrap();
+        let Network::Bridge { bridge, ip } = spec.network else {
+            panic!("not a bridge network");
+        };
+        assert_eq!(
+            (bridge.name.as_str(), bridge.subnet.to_string()),
+            ("sv0", "172.16.0.0/24".into())
+        );
+        assert_eq!(ip, Some(Ipv4Addr::new(172, 16, 0, 30)));
+        let error = |o: &RunOptions| RunSpec::new(o.clone()).unwrap_err().to_string();
+        o.ip = Some("172.16.1.30".into());
+        assert_eq!(
+            error(&o),
+            "invalid --ip: address 172.16.1.30 is outside the subnet 172.16.0.0/24"
+        );
+        o.ip = Some("172.16.0.255".into());
+        assert_eq!(
+            error(&o),
+            "invalid --ip: address 172.16.0.255 is the broadcast address of 172.16.0.0/24, not a container address"
+        );
+        o.ip = Some("nope".into());
+        assert_eq!(
+            error(&o),
+            "invalid --ip: \"nope\" is not an IPv4 address (like 172.16.0.30)"
+        );
+        o.ip = None;
+        o.subnet = "172.16.0.0/33".into();
+        assert!(
+            error(&o).starts_with("invalid subnet \"172.16.0.0/33\""),
+            "{}",
+            error(&o)
+        );
+        o.subnet = "172.16.0.0/24".into();
+        o.bridge = "a-much-too-long-bridge".into();
+        assert_eq!(
+            error(&o),
+            "invalid --bridge \"a-much-too-long-bridge\": longer than 15 bytes"
+        );
+    }
+
+    #[test]
+    fn no_network_ignores_bridge_options_but_refuses_ip() {
+        let mut o = options(&["true"]);
+        o.subnet = "not checked".into();
+        assert_eq!(RunSpec::new(o.clone()).unwrap().network, Network::None);
+        o.ip = Some("172.16.0.30".into());
+        assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::IpWithoutBridge);
     }
 }

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use caps::Capability;
 use tokio::time::Sleep;
 
+use crate::network::{self, Attachment};
 use crate::signals::{self, Signals};
 use crate::spawn::{self, Container, ExitStatus, SpawnConfig, SpawnError};
-use crate::spec::{RunOptions, RunSpec, SpecError};
+use crate::spec::{Network, RunOptions, RunSpec, SpecError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -24,6 +25,8 @@ pub enum Error {
     Runtime(#[source] io::Error),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Network(#[from] network::Error),
     #[error("waiting for the container: {0}")]
     Wait(#[source] io::Error),
 }
@@ -80,6 +83,17 @@ fn preflight() -> Result<(), Error> {
     }
 }
 
+/// The lease, bridge and sysctls of a bridge network; nothing for none.
+async fn prepare_network(spec: &RunSpec) -> Result<Option<Attachment>, Error> {
+    match &spec.network {
+        Network::None => Ok(None),
+        Network::Bridge { bridge, ip } => {
+            let net = network::prepare(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
+            Ok(Some(net))
+        }
+    }
+}
+
 fn phase(name: &str, since: Instant) {
     tracing::debug!("{name}: {} us", since.elapsed().as_micros());
 }
@@ -96,9 +110,28 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         take_terminal: terminal,
     };
     let t = Instant::now();
-    let mut container = Container::spawn(&config)?;
-    phase("clone3", t);
+    // Biased: `prepare_network` takes the address lease before its first
+    // await, so a taken address stops the run before clone3; the bridge and
+    // sysctls are then ensured around it.
+    let (network, mut container) = tokio::try_join!(
+        biased;
+        prepare_network(&spec),
+        async {
+            let t = Instant::now();
+            let container = Container::spawn(&config)?;
+            phase("clone3", t);
+            Ok(container)
+        },
+    )?;
+    phase("network prepared, clone3", t);
     tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
+    if let Some(net) = &network {
+        if let Err(err) = net.plumb(&container).await {
+            // Its namespace, and the veth in it, go with it.
+            container.abort().await;
+            return Err(err.into());
+        }
+    }
 
     let t = Instant::now();
     let outcome = match container.release().await {
@@ -119,7 +152,12 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         spawn::reclaim_terminal();
     }
     let t = Instant::now();
-    // Teardown of what the network and firewall made goes here.
+    // The veth pair needs nothing: it dies with the container's namespace.
+    if let Some(net) = network {
+        if let Err(err) = net.release() {
+            tracing::warn!("{err}");
+        }
+    }
     phase("teardown", t);
     let status = outcome?;
     tracing::debug!(?status, "container exited");

@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{HostNs, stderr, stdout};
+use common::{HostNs, stderr, stdout, wait_ready};
 
 /// Runs `supervisor run --network none ARGS…` in `ns` and returns its output.
 fn run(ns: &HostNs, args: &[&str]) -> std::process::Output {
@@ -32,10 +32,7 @@ fn start(ns: &HostNs, args: &[&str]) -> (Child, BufReader<std::process::ChildStd
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn supervisor");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read ready line");
-    assert_eq!(line.trim(), "ready", "container did not start");
+    let out = wait_ready(&mut child);
     (child, out)
 }
 

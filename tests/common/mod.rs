@@ -11,8 +11,10 @@
 //! failure.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const SUPERVISOR: &str = env!("CARGO_BIN_EXE_supervisor");
@@ -120,15 +122,7 @@ impl HostNs {
 
     /// Runs a shell script that must succeed; returns its stdout.
     pub fn ok(&self, script: &str) -> String {
-        let out = self.sh(script);
-        assert!(
-            out.status.success(),
-            "`{script}` failed with {}:\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        success_stdout(script, self.sh(script))
     }
 }
 
@@ -139,6 +133,28 @@ impl Drop for HostNs {
         }
         let _ = self.holder.wait();
     }
+}
+
+/// The stdout of `what`, which must have succeeded.
+pub fn success_stdout(what: &str, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "`{what}` failed with {}:\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Takes the stdout of `child`, a supervisor whose container prints "ready"
+/// first, and waits for that line.
+pub fn wait_ready(child: &mut Child) -> BufReader<ChildStdout> {
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read ready line");
+    assert_eq!(line.trim(), "ready", "container did not start");
+    out
 }
 
 /// Runs `cmd` and returns its output with stdin closed.

@@ -1,0 +1,157 @@
+//! Links in general: names, lookups, bringing up.
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::{Handle, LinkUnspec};
+
+use super::{Error, is_errno};
+
+/// The kernel's limit: IFNAMSIZ less the terminating NUL.
+const IFNAME_MAX: usize = 15;
+
+/// Why the kernel would refuse `name` for an interface, if it would.
+pub fn ifname_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("empty")
+    } else if name.len() > IFNAME_MAX {
+        Some("longer than 15 bytes")
+    } else if name == "." || name == ".." {
+        Some("reserved")
+    } else if name
+        .bytes()
+        .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+    {
+        Some("contains '/', ':', a space or a NUL")
+    } else {
+        None
+    }
+}
+
+/// Checks a name the kernel will take for an interface.
+pub fn check_ifname(name: &str) -> Result<(), Error> {
+    match ifname_problem(name) {
+        Some(reason) => Err(Error::IfName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// What the supervisor needs to know about an existing link.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    pub index: u32,
+    pub name: String,
+    pub kind: Option<InfoKind>,
+    pub up: bool,
+}
+
+impl Link {
+    fn from_message(msg: LinkMessage) -> Link {
+        let mut name = String::new();
+        let mut kind = None;
+        for attr in msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => name = n,
+                LinkAttribute::LinkInfo(infos) => {
+                    kind = infos.into_iter().find_map(|info| match info {
+                        LinkInfo::Kind(kind) => Some(kind),
+                        _ => None,
+                    })
+                }
+                _ => {}
+            }
+        }
+        Link {
+            index: msg.header.index,
+            name,
+            kind,
+            up: msg.header.flags.contains(LinkFlags::Up),
+        }
+    }
+}
+
+/// The link named `name`, or None when there is none.
+pub(crate) async fn by_name(handle: &Handle, name: &str) -> Result<Option<Link>, Error> {
+    lookup(
+        handle
+            .link()
+            .get()
+            .match_name(name)
+            .execute()
+            .try_next()
+            .await,
+        name,
+    )
+}
+
+/// The link with index `index`, or None when there is none.
+pub(crate) async fn by_index(handle: &Handle, index: u32) -> Result<Option<Link>, Error> {
+    let object = format!("#{index}");
+    lookup(
+        handle
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_next()
+            .await,
+        &object,
+    )
+}
+
+fn lookup(
+    reply: Result<Option<LinkMessage>, rtnetlink::Error>,
+    object: &str,
+) -> Result<Option<Link>, Error> {
+    match reply {
+        Ok(msg) => Ok(msg.map(Link::from_message)),
+        Err(err) if is_errno(&err, libc::ENODEV) => Ok(None),
+        Err(err) => Err(Error::request("looking up link", object)(err)),
+    }
+}
+
+/// Brings link `index` up; `name` is for errors.
+pub(crate) async fn set_up(handle: &Handle, index: u32, name: &str) -> Result<(), Error> {
+    handle
+        .link()
+        .change(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(Error::request("bringing up", name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_follow_the_kernel_rules() {
+        for good in [
+            "sv0",
+            "eth0",
+            "sv0123456789ab",
+            "a.b-c_d",
+            "123456789012345",
+        ] {
+            assert!(check_ifname(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1234567890123456",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "a:b",
+            "a\0",
+        ] {
+            assert!(check_ifname(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            check_ifname("1234567890123456").unwrap_err().to_string(),
+            "invalid interface name \"1234567890123456\": longer than 15 bytes"
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! A container's network over rtnetlink: the host bridge, the veth pair with
+//! its peer created directly inside the container's network namespace, and
+//! the container's address and default route, configured through a netlink
+//! socket opened in that namespace. Sysctls go through /proc/sys.
+//!
+//! Nothing here knows about processes: the caller hands over the container's
+//! network namespace as a file descriptor.
+
+mod address;
+mod bridge;
+mod link;
+mod netns;
+mod plumb;
+mod route;
+pub mod sysctl;
+mod veth;
+
+use std::io;
+
+pub use address::mac_for;
+pub use bridge::{Bridge, ensure_bridge};
+pub use link::{check_ifname, ifname_problem};
+pub use netns::socket_in;
+pub use plumb::{ContainerLink, PlumbTimings, configure_inside, plumb};
+pub use veth::{create_veth, remove_link, set_hairpin};
+
+use crate::ipam::Subnet;
+
+/// A netlink connection in the supervisor's own (host) network namespace.
+/// Its connection task runs on the current tokio runtime until the last
+/// clone of the handle is dropped.
+#[derive(Clone, Debug)]
+pub struct Netlink {
+    handle: rtnetlink::Handle,
+}
+
+impl Netlink {
+    /// Must be called on a tokio runtime.
+    pub fn connect() -> Result<Netlink, Error> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|err| Error::Socket(io::Error::other(err)))?;
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Socket)?;
+        runtime.spawn(connection);
+        Ok(Netlink { handle })
+    }
+
+    pub(crate) fn handle(&self) -> &rtnetlink::Handle {
+        &self.handle
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("opening a netlink socket: {0}")]
+    Socket(#[source] io::Error),
+    #[error("opening a netlink socket in the container's network namespace: {0}")]
+    NetnsSocket(#[source] io::Error),
+    #[error("invalid interface name {name:?}: {reason}")]
+    IfName { name: String, reason: &'static str },
+    /// A kernel request failed: `action` on `object`, e.g. "creating bridge" "sv0".
+    #[error("{action} {object}: {source}")]
+    Request {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{name} exists and is not a bridge (it is a {kind} link)")]
+    NotABridge { name: String, kind: String },
+    #[error("subnet {subnet} overlaps the route {route} on {interface}; choose another subnet")]
+    SubnetOverlap {
+        subnet: Subnet,
+        route: String,
+        interface: String,
+    },
+    #[error(
+        "bridge {bridge} has address {existing}, not {wanted}; choose the matching subnet or another bridge"
+    )]
+    BridgeAddress {
+        bridge: String,
+        existing: String,
+        wanted: String,
+    },
+    #[error("sysctl {path}: {source}")]
+    Sysctl {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn request(
+        action: &'static str,
+        object: impl Into<String>,
+    ) -> impl FnOnce(rtnetlink::Error) -> Error {
+        let object = object.into();
+        move |err| Error::Request {
+            action,
+            object,
+            source: io_error(err),
+        }
+    }
+}
+
+fn io_error(err: rtnetlink::Error) -> io::Error {
+    match err {
+        rtnetlink::Error::NetlinkError(msg) => msg.to_io(),
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// True when the kernel answered the request with `errno`.
+fn is_errno(err: &rtnetlink::Error, errno: i32) -> bool {
+    matches!(err, rtnetlink::Error::NetlinkError(msg) if msg.raw_code() == -errno)
+}

@@ -1,0 +1,67 @@
+//! Netlink sockets inside another network namespace.
+//!
+//! A socket belongs to the namespace of the thread that creates it, for its
+//! whole life. So a short-lived std thread joins the target namespace,
+//! creates the socket and hands the fd back; the runtime's own threads never
+//! change namespace. The socket holds a reference on the namespace: it must be
+//! closed when the work is done, or the namespace (and the veth in it)
+//! outlives the container.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nix::sched::CloneFlags;
+use rtnetlink::sys::{AsyncSocket, TokioSocket, protocols::NETLINK_ROUTE};
+
+use super::Error;
+
+/// A rtnetlink socket opened in another network namespace, registered with
+/// the tokio runtime that asked for it.
+pub struct NetnsSocket(TokioSocket);
+
+/// A rtnetlink socket (CLOEXEC) in the network namespace `netns`.
+/// The runtime keeps running while a helper thread makes it. Must be called
+/// on a tokio runtime.
+pub async fn socket_in(netns: BorrowedFd<'_>) -> Result<NetnsSocket, Error> {
+    // The thread gets its own reference, closed as soon as it has joined.
+    let netns = netns.try_clone_to_owned().map_err(Error::NetnsSocket)?;
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|err| Error::NetnsSocket(io::Error::other(err)))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns-socket".into())
+        .spawn(move || {
+            // Entering the runtime only lets the socket register with its
+            // reactor; nothing runs on this thread.
+            let _runtime = runtime.enter();
+            let _ = tx.send(open_in(netns));
+        })
+        .map_err(Error::NetnsSocket)?;
+    rx.await
+        .map_err(|_| Error::NetnsSocket(io::Error::other("socket thread ended without an answer")))?
+        .map(NetnsSocket)
+        .map_err(Error::NetnsSocket)
+}
+
+fn open_in(netns: OwnedFd) -> io::Result<TokioSocket> {
+    nix::sched::setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)?;
+    drop(netns);
+    // Opened with SOCK_CLOEXEC, non-blocking.
+    TokioSocket::new(NETLINK_ROUTE)
+}
+
+/// Runs `work` with a rtnetlink handle on `socket`, then closes the socket:
+/// when this returns, nothing of the connection is left open.
+pub(crate) async fn with_connection<F, Fut, T>(socket: NetnsSocket, work: F) -> Result<T, Error>
+where
+    F: FnOnce(rtnetlink::Handle) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let (connection, handle, unsolicited) = rtnetlink::from_socket(socket.0);
+    // Without a receiver for unsolicited messages and with every handle
+    // gone, the connection future completes and drops the socket.
+    drop(unsolicited);
+    let (result, ()) = tokio::join!(work(handle), connection);
+    result
+}

@@ -1,0 +1,108 @@
+//! One container's network: the veth pair, then inside the container lo and
+//! eth0 up, the address and the default route via the bridge.
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::netns::{NetnsSocket, socket_in, with_connection};
+use super::{Error, Netlink, address, create_veth, link, route, set_hairpin};
+use crate::ipam::Subnet;
+
+/// The container's end of the pair.
+const PEER: &str = "eth0";
+/// `lo` has index 1 in every network namespace.
+const LOOPBACK_INDEX: u32 = 1;
+
+/// What to plumb for one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerLink {
+    /// The host end of the pair (at most 15 bytes), e.g. "sv-" + 12 hex digits
+    /// of the container id.
+    pub host_ifname: String,
+    pub bridge_index: u32,
+    pub address: Ipv4Addr,
+    /// The bridge's subnet: gives the prefix length and the gateway.
+    pub subnet: Subnet,
+}
+
+/// Where the time of [`plumb`] went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlumbTimings {
+    /// The veth pair created, while a thread opened the socket inside.
+    pub veth: Duration,
+    /// Hairpin on the host side, while lo, eth0, address and route were set
+    /// inside.
+    pub configure: Duration,
+    pub total: Duration,
+}
+
+/// Plumbs the container whose network namespace is `netns`: the veth pair
+/// with `eth0` created inside, hairpin mode on the host end, and inside lo
+/// and eth0 up, the address and the default route via the gateway.
+///
+/// Takes the namespace fd and closes it, along with everything else that
+/// refers to the namespace, before returning: the namespace, and with it
+/// the veth pair, then dies with the container's last process.
+pub async fn plumb(
+    nl: &Netlink,
+    spec: &ContainerLink,
+    netns: OwnedFd,
+) -> Result<PlumbTimings, Error> {
+    link::check_ifname(&spec.host_ifname)?;
+    let start = Instant::now();
+    let mac = address::mac_for(spec.address);
+    let (socket, ()) = tokio::try_join!(
+        socket_in(netns.as_fd()),
+        create_veth(
+            nl,
+            &spec.host_ifname,
+            spec.bridge_index,
+            PEER,
+            mac,
+            netns.as_fd()
+        ),
+    )?;
+    drop(netns);
+    let veth = start.elapsed();
+    tokio::try_join!(
+        set_hairpin(nl, &spec.host_ifname),
+        configure_inside(socket, spec.address, spec.subnet),
+    )?;
+    let total = start.elapsed();
+    Ok(PlumbTimings {
+        veth,
+        configure: total - veth,
+        total,
+    })
+}
+
+/// Inside the container, through `socket` (closed on return): lo up, eth0
+/// up, `address` on eth0 and the default route via the subnet's gateway.
+pub async fn configure_inside(
+    socket: NetnsSocket,
+    address: Ipv4Addr,
+    subnet: Subnet,
+) -> Result<(), Error> {
+    with_connection(socket, |handle| async move {
+        let (eth0, ()) = tokio::try_join!(
+            link::by_name(&handle, PEER),
+            link::set_up(&handle, LOOPBACK_INDEX, "lo"),
+        )?;
+        let eth0 = eth0.ok_or_else(|| Error::Request {
+            action: "finding",
+            object: format!("{PEER} in the container"),
+            source: std::io::Error::from_raw_os_error(libc::ENODEV),
+        })?;
+        // Sent in this order, handled in this order: the kernel runs a
+        // socket's requests as they arrive, and the route needs eth0 up.
+        tokio::try_join!(
+            biased;
+            link::set_up(&handle, eth0.index, PEER),
+            address::add(&handle, eth0.index, PEER, address, subnet.prefix_len(), false),
+            route::add_default(&handle, subnet.gateway()),
+        )?;
+        Ok(())
+    })
+    .await
+}

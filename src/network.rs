@@ -1,0 +1,109 @@
+//! A container's bridge network as `run` uses it: the address lease, the
+//! host's bridge and sysctls, the plumbing into the container's namespace,
+//! and the address given back at the end. Composes `ipam` and `netlink`.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use crate::ipam::{self, Holder, Lease, Pool};
+use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings, sysctl};
+use crate::spawn::Container;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Lease(#[from] ipam::Error),
+    #[error(transparent)]
+    Netlink(#[from] netlink::Error),
+    #[error("opening the container's network namespace: {0}")]
+    Netns(#[source] io::Error),
+}
+
+/// The host end of a container's veth: "sv-" and the start of its id, within
+/// the kernel's 15 bytes. nft/supervisor.nft's spoof guard matches "sv-*".
+pub fn host_ifname(container_id: &str) -> String {
+    let id: String = container_id.chars().take(12).collect();
+    format!("sv-{id}")
+}
+
+/// The network of one container, between `prepare` and `release`.
+#[derive(Debug)]
+pub struct Attachment {
+    nl: Netlink,
+    link: ContainerLink,
+    lease: Lease,
+}
+
+/// Takes the address lease (`ip`, or the lowest free), then makes sure the
+/// bridge is there with the host's sysctls. The lease is taken before the
+/// first await: a caller polling this first learns of a taken address before
+/// starting anything else.
+pub async fn prepare(
+    bridge: &Bridge,
+    ip: Option<Ipv4Addr>,
+    state_dir: &Path,
+    name: &str,
+    id: &str,
+) -> Result<Attachment, Error> {
+    let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?;
+    let lease = pool.lease(ip, &Holder::this_process(name, id)?)?;
+    let nl = Netlink::connect()?;
+    let bridge_index = netlink::ensure_bridge(&nl, bridge).await?;
+    sysctl::enable_ip_forward()?;
+    sysctl::enable_route_localnet(&bridge.name)?;
+    let link = ContainerLink {
+        host_ifname: host_ifname(id),
+        bridge_index,
+        address: lease.addr(),
+        subnet: bridge.subnet,
+    };
+    Ok(Attachment { nl, link, lease })
+}
+
+impl Attachment {
+    pub fn address(&self) -> Ipv4Addr {
+        self.link.address
+    }
+
+    pub fn host_ifname(&self) -> &str {
+        &self.link.host_ifname
+    }
+
+    /// Plumbs `container`, which must not be released yet. Every fd on its
+    /// network namespace is closed again on return, so the veth pair lives
+    /// as long as the container: it goes away by itself when the container's
+    /// last process exits.
+    pub async fn plumb(&self, container: &Container) -> Result<PlumbTimings, Error> {
+        let netns = OwnedFd::from(container.netns().map_err(Error::Netns)?);
+        let timings = netlink::plumb(&self.nl, &self.link, netns).await?;
+        tracing::debug!(
+            address = %self.link.address,
+            veth = %self.link.host_ifname,
+            "plumb: {} us (veth {} us, then configure {} us)",
+            timings.total.as_micros(),
+            timings.veth.as_micros(),
+            timings.configure.as_micros()
+        );
+        Ok(timings)
+    }
+
+    /// Gives the address back. The veth needs nothing: it dies with the
+    /// container's namespace, off the exit path.
+    pub fn release(self) -> Result<(), Error> {
+        Ok(self.lease.release()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ifname_fits_the_kernel_limit() {
+        assert_eq!(host_ifname("3f2a9c0b7d1e"), "sv-3f2a9c0b7d1e");
+        assert_eq!(host_ifname("0123456789abcdef"), "sv-0123456789ab");
+        assert!(netlink::check_ifname(&host_ifname(&"x".repeat(64))).is_ok());
+    }
+}

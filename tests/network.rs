@@ -1,0 +1,431 @@
+//! `supervisor run --network bridge` (the default) end to end: the built
+//! binary in its own throwaway host each (see common/mod.rs).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{HostNs, stderr, stdout, wait_ready};
+
+/// Runs `supervisor run ARGS…` in `ns`.
+fn run(ns: &HostNs, args: &[&str]) -> Output {
+    ns.supervisor()
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn supervisor")
+}
+
+/// Starts `supervisor run ARGS…`, whose command must print "ready" first,
+/// and waits for that line. The container ends when its stdin closes, when
+/// the returned Child is dropped with its stdin.
+fn start(ns: &HostNs, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
+    let mut child = ns
+        .supervisor()
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    let out = wait_ready(&mut child);
+    (child, out)
+}
+
+/// Closes the container's stdin and waits for the supervisor's exit.
+fn stop(mut child: Child) {
+    drop(child.stdin.take());
+    let status = child.wait().expect("wait supervisor");
+    assert!(status.success(), "{status}");
+}
+
+/// Retries `attempt` until it returns Some, for at most `limit`.
+fn eventually<T>(what: &str, limit: Duration, mut attempt: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = attempt() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The container veths (sv + hex id) present in `ns`.
+fn container_veths(ns: &HostNs) -> Vec<String> {
+    ns.ok("ip -br link")
+        .lines()
+        .filter_map(|l| l.split([' ', '@']).next())
+        .filter(|name| name.len() > 3 && name.starts_with("sv") && *name != "sv0")
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_for_no_veth(ns: &HostNs) {
+    eventually("container veths gone", Duration::from_secs(10), || {
+        container_veths(ns).is_empty().then_some(())
+    });
+}
+
+fn leases(ns: &HostNs) -> String {
+    ns.ok("ls /run/supervisor/leases/sv0 2>/dev/null || true")
+}
+
+#[test]
+fn bridge_is_the_default_with_address_route_and_gateway_mac() {
+    let Some(ns) = HostNs::new("bridge_is_the_default_with_address_route_and_gateway_mac") else {
+        return;
+    };
+    let out = run(
+        &ns,
+        &[
+            "sh",
+            "-c",
+            "ip -br -4 addr show dev eth0; ip -4 route show default; ip -br link show dev eth0",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("172.16.0.2/24"), "{text}");
+    assert!(text.contains("default via 172.16.0.1 dev eth0"), "{text}");
+    assert!(text.contains("02:42:ac:10:00:02"), "{text}");
+    let bridge = ns.ok("ip -br -4 addr show dev sv0");
+    assert!(
+        bridge.contains("172.16.0.1/24") && bridge.contains("UP"),
+        "{bridge}"
+    );
+    assert_eq!(ns.ok("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
+    assert_eq!(
+        ns.ok("cat /proc/sys/net/ipv4/conf/sv0/route_localnet")
+            .trim(),
+        "1"
+    );
+    assert_eq!(
+        ns.ok("cat /proc/sys/net/ipv4/conf/all/route_localnet")
+            .trim(),
+        "0"
+    );
+    assert_eq!(leases(&ns).trim(), "", "the lease is released at exit");
+    wait_for_no_veth(&ns);
+}
+
+#[test]
+fn two_containers_on_the_bridge_talk_by_address() {
+    let Some(ns) = HostNs::new("two_containers_on_the_bridge_talk_by_address") else {
+        return;
+    };
+    let (server, _out) = start(
+        &ns,
+        &[
+            "--name",
+            "server",
+            "--ip",
+            "172.16.0.10",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; echo answer-from-server | nc -l -p 8000 >/dev/null",
+        ],
+    );
+    let answer = eventually(
+        "the client reads the server's answer",
+        Duration::from_secs(10),
+        || {
+            let out = run(
+                &ns,
+                &[
+                    "--name",
+                    "client",
+                    "nc",
+                    "-N",
+                    "-w",
+                    "2",
+                    "172.16.0.10",
+                    "8000",
+                ],
+            );
+            let text = stdout(&out);
+            (out.status.success() && !text.is_empty()).then_some(text)
+        },
+    );
+    assert_eq!(answer.trim(), "answer-from-server");
+    stop(server);
+}
+
+#[test]
+fn a_container_reaches_the_gateway() {
+    let Some(ns) = HostNs::new("a_container_reaches_the_gateway") else {
+        return;
+    };
+    // A host service on every address, the bridge's included.
+    let mut host_server = ns
+        .command("sh")
+        .args(["-c", "echo from-the-host | nc -l -p 7000 >/dev/null"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("host listener");
+    let answer = eventually(
+        "the container reads the host's answer",
+        Duration::from_secs(10),
+        || {
+            let out = run(&ns, &["nc", "-N", "-w", "2", "172.16.0.1", "7000"]);
+            let text = stdout(&out);
+            (out.status.success() && !text.is_empty()).then_some(text)
+        },
+    );
+    assert_eq!(answer.trim(), "from-the-host");
+    let _ = host_server.kill();
+    let _ = host_server.wait();
+}
+
+#[test]
+fn a_pinned_address_is_honoured_and_its_conflict_names_the_holder() {
+    let Some(ns) = HostNs::new("a_pinned_address_is_honoured_and_its_conflict_names_the_holder")
+    else {
+        return;
+    };
+    let (holder, mut out) = start(
+        &ns,
+        &[
+            "--name",
+            "holder",
+            "--ip",
+            "172.16.0.30",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; ip -br -4 addr show dev eth0; read _ || true",
+        ],
+    );
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("172.16.0.30/24"), "{line}");
+    let lease = ns.ok("cat /run/supervisor/leases/sv0/172.16.0.30");
+    // nsenter execs the supervisor: the child's pid is the supervisor's.
+    assert!(lease.contains("name=holder\n"), "{lease}");
+    assert!(
+        lease.contains(&format!("\npid={}\n", holder.id())),
+        "{lease}"
+    );
+    assert!(lease.contains("pid_start="), "{lease}");
+
+    let before = container_veths(&ns);
+    let out = run(&ns, &["--name", "second", "--ip", "172.16.0.30", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("supervisor: address 172.16.0.30 is in use by container holder (id "),
+        "{err}"
+    );
+    assert_eq!(
+        container_veths(&ns),
+        before,
+        "the refused run created no link"
+    );
+    stop(holder);
+    assert_eq!(leases(&ns).trim(), "");
+    // Free again.
+    let out = run(&ns, &["--ip", "172.16.0.30", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn fifty_concurrent_runs_get_distinct_addresses_and_release_them() {
+    let Some(ns) = HostNs::new("fifty_concurrent_runs_get_distinct_addresses_and_release_them")
+    else {
+        return;
+    };
+    // All fifty stay up until every one has its address: a container that
+    // ended early would hand its address to a later one.
+    let mut runs: Vec<(Child, BufReader<ChildStdout>)> = (0..50)
+        .map(|_| {
+            let mut child = ns
+                .supervisor()
+                .args(["run", "--", "sh", "-c"])
+                .arg("ip -4 -o addr show dev eth0; read _ || true")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn supervisor");
+            let out = BufReader::new(child.stdout.take().expect("stdout"));
+            (child, out)
+        })
+        .collect();
+    let mut addresses = BTreeSet::new();
+    for (_, out) in &mut runs {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read address line");
+        let addr = line
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        addresses.insert(addr);
+    }
+    for (child, _) in runs {
+        stop(child);
+    }
+    assert_eq!(addresses.len(), 50, "{addresses:?}");
+    assert_eq!(leases(&ns).trim(), "", "every lease released");
+    wait_for_no_veth(&ns);
+}
+
+#[test]
+fn bad_ip_subnet_or_bridge_is_one_line_exit_125_and_creates_nothing() {
+    let Some(ns) = HostNs::new("bad_ip_subnet_or_bridge_is_one_line_exit_125_and_creates_nothing")
+    else {
+        return;
+    };
+    let before = ns.ok("ip -br link; ls -A /run");
+    for (args, expected) in [
+        (
+            &["--ip", "10.0.0.5", "true"][..],
+            "supervisor: invalid --ip: address 10.0.0.5 is outside the subnet 172.16.0.0/24",
+        ),
+        (
+            &["--ip", "172.16.0.1", "true"],
+            "supervisor: invalid --ip: address 172.16.0.1 is the gateway address",
+        ),
+        (
+            &["--ip", "172.16.0.0", "true"],
+            "supervisor: invalid --ip: address 172.16.0.0 is the network address",
+        ),
+        (
+            &["--ip", "172.16.0.x", "true"],
+            "supervisor: invalid --ip: \"172.16.0.x\" is not an IPv4 address",
+        ),
+        (
+            &["--subnet", "172.16.0.0/33", "true"],
+            "supervisor: invalid subnet \"172.16.0.0/33\"",
+        ),
+        (
+            &["--subnet", "172.16.0.1/24", "true"],
+            "supervisor: invalid subnet \"172.16.0.1/24\": host bits set, did you mean 172.16.0.0/24?",
+        ),
+        (
+            &["--subnet", "bogus", "true"],
+            "supervisor: invalid subnet \"bogus\"",
+        ),
+        (
+            &["--bridge", "much-too-long-name", "true"],
+            "supervisor: invalid --bridge \"much-too-long-name\": longer than 15 bytes",
+        ),
+        (
+            &["--network", "none", "--ip", "172.16.0.5", "true"],
+            "supervisor: --ip needs --network bridge",
+        ),
+    ] {
+        let out = run(&ns, args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with(expected), "{args:?}: {err}");
+    }
+    let out = ns
+        .supervisor()
+        .env("SUPERVISOR_SUBNET", "10.0.0.0/40")
+        .args(["run", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).starts_with("supervisor: invalid subnet \"10.0.0.0/40\""));
+    assert_eq!(ns.ok("ip -br link; ls -A /run"), before);
+}
+
+#[test]
+fn a_subnet_overlapping_a_host_route_is_refused_naming_the_interface() {
+    let Some(ns) = HostNs::new("a_subnet_overlapping_a_host_route_is_refused_naming_the_interface")
+    else {
+        return;
+    };
+    ns.ok("ip link add uplink0 type veth peer name uplink1 && ip addr add 172.16.9.9/16 dev uplink0 && ip link set uplink0 up");
+    let out = run(&ns, &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr(&out);
+    assert_eq!(
+        err.trim(),
+        "supervisor: subnet 172.16.0.0/24 overlaps the route 172.16.0.0/16 on uplink0; choose another subnet"
+    );
+    assert!(!ns.ok("ip -br link").contains("sv0"));
+    assert_eq!(
+        leases(&ns).trim(),
+        "",
+        "the lease taken first is given back"
+    );
+    let out = run(
+        &ns,
+        &[
+            "--subnet",
+            "10.77.0.0/24",
+            "ip",
+            "-br",
+            "-4",
+            "addr",
+            "show",
+            "dev",
+            "eth0",
+        ],
+    );
+    assert!(stdout(&out).contains("10.77.0.2/24"), "{}", stderr(&out));
+}
+
+#[test]
+fn network_none_keeps_only_lo_and_creates_no_bridge() {
+    let Some(ns) = HostNs::new("network_none_keeps_only_lo_and_creates_no_bridge") else {
+        return;
+    };
+    let out = run(&ns, &["--network", "none", "ip", "-br", "link"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let links: Vec<_> = stdout(&out)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(links, ["lo"]);
+    assert!(!ns.ok("ip -br link").contains("sv0"));
+}
+
+#[test]
+fn the_veth_goes_with_the_container_even_when_killed() {
+    let Some(ns) = HostNs::new("the_veth_goes_with_the_container_even_when_killed") else {
+        return;
+    };
+    let (child, _out) = start(&ns, &["--", "sh", "-c", "echo ready; read _"]);
+    assert_eq!(container_veths(&ns).len(), 1);
+    // SIGKILL the supervisor: PR_SET_PDEATHSIG takes the container along,
+    // and its namespace the veth.
+    let mut child = child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for_no_veth(&ns);
+}
+
+#[test]
+fn the_supervisor_keeps_nothing_open_in_the_containers_namespace() {
+    let Some(ns) = HostNs::new("the_supervisor_keeps_nothing_open_in_the_containers_namespace")
+    else {
+        return;
+    };
+    let (child, _out) = start(&ns, &["--", "sh", "-c", "echo ready; read _ || true"]);
+    let supervisor = child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children")).unwrap();
+    let container: u32 = children.trim().parse().expect("one container pid");
+    // No namespace fd...
+    let fds = ns.ok(&format!("ls -l /proc/{supervisor}/fd"));
+    assert!(!fds.contains("net:["), "{fds}");
+    // ...and no netlink socket of ours inside it (ss lists its own netns's).
+    let sockets = ns.ok(&format!(
+        "nsenter --target={container} --net ss -f netlink -a -p"
+    ));
+    assert!(!sockets.contains("supervisor"), "{sockets}");
+    stop(child);
+    wait_for_no_veth(&ns);
+}
