@@ -223,6 +223,24 @@ impl Batch {
         ))
     }
 
+    /// Puts a rule first in its chain (`nft insert rule`).
+    pub fn insert_rule(&mut self, rule: &Rule) -> Result<usize, Error> {
+        let desc = format!(
+            "insert rule into chain {} {} {}",
+            rule.family,
+            rule.table.to_string_lossy(),
+            rule.chain.to_string_lossy()
+        );
+        if rule.encoded_len_bound() > ATTR_MAX {
+            return Err(Error::TooLarge(desc));
+        }
+        Ok(
+            self.push(NFT_MSG_NEWRULE, rule.family, NLM_F_CREATE, desc, |m| {
+                rule.write(m)
+            }),
+        )
+    }
+
     pub fn add_set(&mut self, set: &Set, mode: Mode) -> usize {
         let verb = if mode == Mode::Create {
             "create"

@@ -7,6 +7,7 @@
 //! prints as `FILE:LINE:COL: message`.
 
 pub mod ast;
+pub mod compile;
 pub mod error;
 
 pub use error::Error;

@@ -1,0 +1,231 @@
+//! Set and map elements in the kernel's layout, the way nft lays them out:
+//! plain sets as they are; interval sets as sorted start elements each
+//! followed by an end element (`NFT_SET_ELEM_INTERVAL_END`, one past the
+//! range), with a leading end element at zero, nft's "first segment";
+//! concatenated intervals as key and key end. Anonymous interval sets merge
+//! overlapping and adjacent ranges (nft's auto-merge); named ones refuse
+//! overlaps, as nft does.
+
+use std::cmp::Ordering;
+
+use crate::nftables::{self as nft, ELEM_INTERVAL_END, ElemData, Udata};
+
+use super::super::ast::{DataType, Element, ElementData, MapData, Span};
+use super::super::error::Error;
+use super::types::{bounds, increment, pad4, scalar_bytes};
+use super::verdict;
+
+/// What the elements go into.
+pub(super) struct Shape<'a> {
+    pub key: &'a [DataType],
+    pub data: Option<&'a MapData>,
+    pub interval: bool,
+    pub anonymous: bool,
+    /// Whether the set gets nft's leading zero end element (its first
+    /// elements: an anonymous set, or a named one that has none yet).
+    pub first_segment: bool,
+}
+
+/// Elements for the kernel, each with the source element it came from.
+pub(super) struct Lowered<'a> {
+    pub elements: Vec<nft::Element>,
+    pub origins: Vec<&'a Span>,
+}
+
+const UDATA_ELEM_COMMENT: u8 = 0;
+const UDATA_ELEM_FLAGS: u8 = 1;
+/// `NFTNL_SET_ELEM_F_INTERVAL_OPEN`: a range that reaches the type's maximum,
+/// so it has no end element.
+const ELEM_F_INTERVAL_OPEN: u32 = 1;
+
+fn at(span: &Span) -> impl Fn(String) -> Error + '_ {
+    move |message| Error::new(span.clone(), message)
+}
+
+pub(super) fn lower<'a>(shape: &Shape<'_>, source: &'a [Element]) -> Result<Lowered<'a>, Error> {
+    let mut out = Lowered {
+        elements: Vec::new(),
+        origins: Vec::new(),
+    };
+    if !shape.interval {
+        for element in source {
+            let mut key = Vec::new();
+            for value in &element.key {
+                let super::super::ast::Value::Single(scalar) = value else {
+                    return Err(Error::new(
+                        element.span.clone(),
+                        "ranges and prefixes need an interval set",
+                    ));
+                };
+                let bytes = scalar_bytes(scalar).map_err(at(&element.span))?;
+                key.extend(if shape.key.len() > 1 {
+                    pad4(bytes)
+                } else {
+                    bytes
+                });
+            }
+            out.push(element_with(key, element, shape)?, &element.span);
+        }
+        return Ok(out);
+    }
+    if shape.key.len() > 1 {
+        for element in source {
+            let (mut low, mut high) = (Vec::new(), Vec::new());
+            for value in &element.key {
+                let (l, h) = bounds(value).map_err(at(&element.span))?;
+                low.extend(pad4(l));
+                high.extend(pad4(h));
+            }
+            let mut lowered = element_with(low, element, shape)?;
+            lowered.key_end = Some(high);
+            out.push(lowered, &element.span);
+        }
+        return Ok(out);
+    }
+    intervals(shape, source, &mut out)?;
+    Ok(out)
+}
+
+impl<'a> Lowered<'a> {
+    fn push(&mut self, element: nft::Element, origin: &'a Span) {
+        self.elements.push(element);
+        self.origins.push(origin);
+    }
+}
+
+/// An element with `key`, the source element's data and comment.
+fn element_with(key: Vec<u8>, element: &Element, shape: &Shape<'_>) -> Result<nft::Element, Error> {
+    let mut lowered = nft::Element::new(key);
+    lowered.data = data(element, shape)?;
+    if let Some(comment) = &element.comment {
+        let mut udata = Udata::new();
+        udata.put_strz(UDATA_ELEM_COMMENT, &super::cstring(comment, &element.span)?);
+        lowered.udata = Some(udata);
+    }
+    Ok(lowered)
+}
+
+fn data(element: &Element, shape: &Shape<'_>) -> Result<Option<ElemData>, Error> {
+    let (Some(map), Some(data)) = (shape.data, &element.data) else {
+        return Ok(None);
+    };
+    Ok(Some(match data {
+        ElementData::Verdict(v) => ElemData::Verdict(verdict(v)?),
+        ElementData::Values(values) => {
+            let concat = matches!(map, MapData::Values(types) if types.len() > 1);
+            let mut bytes = Vec::new();
+            for value in values {
+                let b = scalar_bytes(value).map_err(at(&element.span))?;
+                bytes.extend(if concat { pad4(b) } else { b });
+            }
+            ElemData::Value(bytes)
+        }
+    }))
+}
+
+struct Range<'a> {
+    low: Vec<u8>,
+    high: Vec<u8>,
+    source: &'a Element,
+}
+
+fn intervals<'a>(
+    shape: &Shape<'_>,
+    source: &'a [Element],
+    out: &mut Lowered<'a>,
+) -> Result<(), Error> {
+    let mut ranges = Vec::with_capacity(source.len());
+    for element in source {
+        let [value] = element.key.as_slice() else {
+            return Err(Error::new(
+                element.span.clone(),
+                "expected one value per element",
+            ));
+        };
+        let (low, high) = bounds(value).map_err(at(&element.span))?;
+        ranges.push(Range {
+            low,
+            high,
+            source: element,
+        });
+    }
+    ranges.sort_by(|a, b| a.low.cmp(&b.low));
+    let ranges = if shape.data.is_some() {
+        // Maps are only sorted; nft neither merges nor checks them.
+        ranges
+    } else if shape.anonymous {
+        merge(ranges)
+    } else {
+        refuse_overlaps(&ranges)?;
+        ranges
+    };
+
+    let mut pending_end: Option<(Vec<u8>, &Span)> = None;
+    for (i, range) in ranges.iter().enumerate() {
+        let span = &range.source.span;
+        if i == 0 && shape.first_segment && range.low.iter().any(|&b| b != 0) {
+            out.push(end_element(vec![0; range.low.len()]), span);
+        }
+        if let Some((end, end_span)) = pending_end.take() {
+            // Anonymous sets drop an end element that the next range's
+            // start makes redundant.
+            if !shape.anonymous || end != range.low {
+                out.push(end_element(end), end_span);
+            }
+        }
+        let mut start = element_with(range.low.clone(), range.source, shape)?;
+        match increment(&range.high) {
+            Some(end) => pending_end = Some((end, span)),
+            None => {
+                let udata = start.udata.get_or_insert_with(Udata::new);
+                udata.put_u32(UDATA_ELEM_FLAGS, ELEM_F_INTERVAL_OPEN);
+            }
+        }
+        out.push(start, span);
+    }
+    if let Some((end, span)) = pending_end {
+        out.push(end_element(end), span);
+    }
+    Ok(())
+}
+
+fn end_element(key: Vec<u8>) -> nft::Element {
+    nft::Element {
+        flags: ELEM_INTERVAL_END,
+        ..nft::Element::new(key)
+    }
+}
+
+/// nft's auto-merge: ranges inside an earlier one go, overlapping and
+/// adjacent ones join it. `ranges` is sorted by start.
+fn merge(ranges: Vec<Range<'_>>) -> Vec<Range<'_>> {
+    let mut out: Vec<Range<'_>> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        if let Some(prev) = out.last_mut() {
+            if range.high <= prev.high {
+                continue;
+            }
+            let touches = increment(&prev.high).is_some_and(|next| range.low <= next);
+            if range.low <= prev.high || touches {
+                prev.high = range.high;
+                continue;
+            }
+        }
+        out.push(range);
+    }
+    out
+}
+
+fn refuse_overlaps(ranges: &[Range<'_>]) -> Result<(), Error> {
+    for pair in ranges.windows(2) {
+        let (prev, this) = (&pair[0], &pair[1]);
+        let same = prev.low == this.low && prev.high == this.high;
+        if !same && this.low.cmp(&prev.high) != Ordering::Greater {
+            return Err(Error::new(
+                this.source.span.clone(),
+                "conflicting intervals specified",
+            ));
+        }
+    }
+    Ok(())
+}
