@@ -14,6 +14,7 @@
 //! # Ok::<(), ruleset::Error>(())
 //! ```
 
+mod apply;
 pub mod ast;
 mod check;
 pub mod compile;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub use apply::{ApplyError, apply, prepare, send};
 pub use check::check;
 pub use error::Error;
 

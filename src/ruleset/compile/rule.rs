@@ -519,6 +519,11 @@ impl<'a> Ctx<'a, '_> {
                     ast::MapData::Values(_) => (BYTEORDER_INVALID, None),
                 };
                 udata.put_u32(super::UDATA_SET_DATABYTEORDER, order);
+                // nft records the key's typeof for anonymous maps only when
+                // the key is a concatenation.
+                if key.len() > 1 {
+                    udata.put_nest(super::UDATA_SET_KEY_TYPEOF, &key_typeof(key));
+                }
                 if let Some(record) = typeof_record {
                     udata.put_nest(super::UDATA_SET_DATA_TYPEOF, &record);
                 }
