@@ -73,6 +73,8 @@ impl std::fmt::Display for Refusal {
 #[derive(Debug)]
 pub struct Socket {
     fd: OwnedFd,
+    /// Sequence number of the last request (batches number their own).
+    seq: std::cell::Cell<u32>,
 }
 
 fn io(what: &'static str) -> impl FnOnce(Errno) -> Error {
@@ -94,7 +96,10 @@ impl Socket {
         // text and the offset of the attribute it refused.
         set_netlink_option(&fd, NETLINK_CAP_ACK).map_err(io("enable capped acks"))?;
         set_netlink_option(&fd, NETLINK_EXT_ACK).map_err(io("enable extended acks"))?;
-        Ok(Socket { fd })
+        Ok(Socket {
+            fd,
+            seq: std::cell::Cell::new(0),
+        })
     }
 
     /// Sends the batch as one transaction and checks the ack of every
@@ -142,6 +147,13 @@ impl Socket {
                 Ok(n) => n,
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => continue,
+                // The receive queue overflowed: some acks are gone.
+                Err(Errno::ENOBUFS) => {
+                    return Err(Error::MissingAcks {
+                        got: acked,
+                        expected,
+                    });
+                }
                 Err(e) => {
                     return Err(Error::Io {
                         what: "receive nftables acks",
@@ -182,42 +194,39 @@ impl Socket {
 
     /// Whether a table exists.
     pub fn table_exists(&self, family: Family, name: &CStr) -> Result<bool, Error> {
-        let seq = 1;
-        let req = request(NFT_MSG_GETTABLE, family as u16, NLM_F_ACK, seq, |m| {
-            m.put_strz(NFTA_TABLE_NAME, name)
-        });
-        self.request(&req, "ask for a table", |_| {})
-            .map(|()| true)
-            .or_else(|e| match e {
-                Error::Io {
-                    source: Errno::ENOENT,
-                    ..
-                } => Ok(false),
-                e => Err(e),
-            })
+        let body = |m: &mut super::sys::Message<'_>| m.put_strz(NFTA_TABLE_NAME, name);
+        match self.request(NFT_MSG_GETTABLE, family, 0, body, "ask for a table", |_| {}) {
+            Ok(()) => Ok(true),
+            Err(Error::Io {
+                source: Errno::ENOENT,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The elements of a set or map, as the kernel holds them (interval sets
     /// list their end elements too, flagged `ELEM_INTERVAL_END`).
     pub fn elements(&self, set: &SetRef) -> Result<Vec<Element>, Error> {
-        let req = request(
-            NFT_MSG_GETSETELEM,
-            set.family as u16,
-            NLM_F_DUMP | NLM_F_ACK,
-            1,
-            |m| {
-                m.put_strz(NFTA_SET_ELEM_LIST_TABLE, &set.table);
-                m.put_strz(NFTA_SET_ELEM_LIST_SET, &set.name);
-            },
-        );
+        let body = |m: &mut super::sys::Message<'_>| {
+            m.put_strz(NFTA_SET_ELEM_LIST_TABLE, &set.table);
+            m.put_strz(NFTA_SET_ELEM_LIST_SET, &set.name);
+        };
         let mut elements = Vec::new();
-        self.request(&req, "list set elements", |payload| {
-            // Skip the nfgenmsg header.
-            let attrs = payload.get(4..).unwrap_or(&[]);
-            if let Some(list) = nla::attr(attrs, NFTA_SET_ELEM_LIST_ELEMENTS) {
-                elements.extend(nla::attrs(list).map(|(_, elem)| parse_element(elem)));
-            }
-        })?;
+        self.request(
+            NFT_MSG_GETSETELEM,
+            set.family,
+            NLM_F_DUMP,
+            body,
+            "list set elements",
+            |payload| {
+                // Skip the nfgenmsg header.
+                let attrs = payload.get(4..).unwrap_or(&[]);
+                if let Some(list) = nla::attr(attrs, NFTA_SET_ELEM_LIST_ELEMENTS) {
+                    elements.extend(nla::attrs(list).map(|(_, elem)| parse_element(elem)));
+                }
+            },
+        )?;
         Ok(elements)
     }
 
@@ -225,11 +234,17 @@ impl Socket {
     /// `each`, until the dump ends or the ack arrives.
     fn request(
         &self,
-        req: &[u8],
+        ty: u16,
+        family: Family,
+        flags: u16,
+        body: impl Fn(&mut super::sys::Message<'_>),
         what: &'static str,
         mut each: impl FnMut(&[u8]),
     ) -> Result<(), Error> {
-        socket::send(self.fd.as_raw_fd(), req, MsgFlags::empty()).map_err(io(what))?;
+        let seq = self.seq.get().wrapping_add(1);
+        self.seq.set(seq);
+        let req = request(ty, family as u16, flags | NLM_F_ACK, seq, body);
+        socket::send(self.fd.as_raw_fd(), &req, MsgFlags::empty()).map_err(io(what))?;
         let mut buf = vec![0u8; max_message_size()];
         loop {
             let n = match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
@@ -238,6 +253,9 @@ impl Socket {
                 Err(e) => return Err(Error::Io { what, source: e }),
             };
             for (header, payload) in nla::messages(&buf[..n]) {
+                if header.seq != seq {
+                    continue;
+                }
                 match header.ty {
                     NLMSG_DONE => return Ok(()),
                     NLMSG_ERROR => {

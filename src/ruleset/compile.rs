@@ -62,6 +62,54 @@ struct DeclaredSet {
 
 type Sets = HashMap<(TableId, String), DeclaredSet>;
 
+/// Names for anonymous sets. nft sends `__set%d` and the kernel picks the
+/// lowest free number, scanning every set of the table each time: loading
+/// thousands of anonymous sets is quadratic in the kernel (about half a
+/// second for 2,500). In a table this batch created from nothing (after
+/// `flush ruleset` or `delete table`), the kernel would number them 0, 1,
+/// 2, ... in order, so we send those names ourselves, with `create`
+/// semantics so that a name already taken fails the batch instead of
+/// binding a rule to someone else's set. Elsewhere, `__set%d` as nft does.
+#[derive(Default)]
+struct AnonNames {
+    /// Per fresh table: the next set and map numbers.
+    fresh: HashMap<TableId, (u32, u32)>,
+    /// Every table is fresh after `flush ruleset`.
+    all_fresh: bool,
+}
+
+impl AnonNames {
+    fn next(&mut self, table: &TableId, map: bool) -> CString {
+        let counters = match self.fresh.get_mut(table) {
+            Some(counters) => counters,
+            None if self.all_fresh => self.fresh.entry(table.clone()).or_default(),
+            None => return if map { c"__map%d" } else { c"__set%d" }.to_owned(),
+        };
+        let (prefix, n) = if map {
+            ("__map", &mut counters.1)
+        } else {
+            ("__set", &mut counters.0)
+        };
+        let name = format!("{prefix}{n}");
+        *n += 1;
+        // Digits and a fixed prefix: no NUL.
+        CString::new(name).unwrap_or_default()
+    }
+
+    fn is_template(name: &CString) -> bool {
+        name.as_bytes().ends_with(b"%d")
+    }
+
+    fn flush_ruleset(&mut self) {
+        self.fresh.clear();
+        self.all_fresh = true;
+    }
+
+    fn delete_table(&mut self, table: &TableId) {
+        self.fresh.insert(table.clone(), (0, 0));
+    }
+}
+
 /// Compiles the ruleset into one batch. Fails on what only the compiler can
 /// see: unknown interfaces (`iif`), conflicting protocols, overlapping
 /// intervals in a named set.
@@ -70,6 +118,7 @@ pub fn compile(ruleset: &Ruleset) -> Result<Compiled, Error> {
         batch: Batch::new(),
         spans: Vec::new(),
         sets: Sets::new(),
+        names: AnonNames::default(),
     };
     for command in &ruleset.commands {
         compiler.command(command)?;
@@ -84,6 +133,7 @@ struct Compiler {
     batch: Batch,
     spans: Vec<Span>,
     sets: Sets,
+    names: AnonNames,
 }
 
 impl Compiler {
@@ -98,6 +148,7 @@ impl Compiler {
             CommandKind::FlushRuleset => {
                 self.batch.flush_ruleset(None);
                 self.sets.clear();
+                self.names.flush_ruleset();
             }
             CommandKind::AddTable(table) => {
                 let mut t =
@@ -111,6 +162,7 @@ impl Compiler {
                 self.batch
                     .delete_table(family(id.family), &cstring(&id.name, span)?);
                 self.sets.retain(|(table, _), _| table != id);
+                self.names.delete_table(id);
             }
             // nft 1.0.6 flushes the rules only; sets keep their elements.
             CommandKind::FlushTable(id) => {
@@ -266,9 +318,14 @@ impl Compiler {
     }
 
     fn rule(&mut self, rule: &ast::Rule) -> Result<(), Error> {
-        let compiled = rule::compile(rule, &self.sets, &mut self.batch)?;
+        let compiled = rule::compile(rule, &self.sets, &mut self.batch, &mut self.names)?;
         for anon in &compiled.anon {
-            self.batch.add_set(&anon.set, Mode::Add);
+            let mode = if AnonNames::is_template(&anon.set.name) {
+                Mode::Add
+            } else {
+                Mode::Create
+            };
+            self.batch.add_set(&anon.set, mode);
             self.track(anon.span);
             self.add_elements(&nft::SetRef::from(&anon.set), &anon.elements)?;
         }

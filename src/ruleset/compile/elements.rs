@@ -229,3 +229,106 @@ fn refuse_overlaps(ranges: &[Range<'_>]) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    use super::super::super::ast::{Scalar, Value};
+    use super::*;
+
+    fn element(key: Value) -> Element {
+        Element {
+            key: vec![key],
+            data: None,
+            comment: None,
+            span: Span::new(Arc::from("t.nft"), 1, 1),
+        }
+    }
+
+    fn port(p: u16) -> Scalar {
+        Scalar::Service(p)
+    }
+
+    fn keys(lowered: &Lowered<'_>) -> Vec<(Vec<u8>, bool)> {
+        lowered
+            .elements
+            .iter()
+            .map(|e| (e.key.clone(), e.flags & ELEM_INTERVAL_END != 0))
+            .collect()
+    }
+
+    fn anonymous(key: &[DataType]) -> Shape<'_> {
+        Shape {
+            key,
+            data: None,
+            interval: true,
+            anonymous: true,
+            first_segment: true,
+        }
+    }
+
+    #[test]
+    fn an_anonymous_interval_set_merges_adjacent_ranges_after_a_zero_end() {
+        let source = [
+            element(Value::Single(port(22))),
+            element(Value::Single(port(23))),
+            element(Value::Range(port(24), port(30))),
+            element(Value::Single(port(80))),
+        ];
+        let lowered = lower(&anonymous(&[DataType::InetService]), &source).unwrap();
+        assert_eq!(
+            keys(&lowered),
+            [
+                (vec![0, 0], true),
+                (vec![0, 22], false),
+                (vec![0, 31], true),
+                (vec![0, 80], false),
+                (vec![0, 81], true)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_range_to_the_maximum_has_no_end_element_and_is_marked_open() {
+        let source = [element(Value::Range(port(1024), port(65535)))];
+        let lowered = lower(&anonymous(&[DataType::InetService]), &source).unwrap();
+        assert_eq!(keys(&lowered), [(vec![0, 0], true), (vec![4, 0], false)]);
+        assert_eq!(
+            lowered.elements[1].udata.as_ref().unwrap().as_bytes(),
+            [1, 4, 1, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn a_named_interval_set_refuses_overlapping_ranges() {
+        let source = [
+            element(Value::Prefix(Ipv4Addr::new(10, 0, 0, 0).into(), 8)),
+            element(Value::Prefix(Ipv4Addr::new(10, 1, 0, 0).into(), 16)),
+        ];
+        let shape = Shape {
+            anonymous: false,
+            ..anonymous(&[DataType::Ipv4Addr])
+        };
+        let err = lower(&shape, &source).err().unwrap();
+        assert_eq!(err.message, "conflicting intervals specified");
+    }
+
+    #[test]
+    fn a_later_addition_to_a_set_with_elements_gets_no_zero_end() {
+        let source = [element(Value::Single(Scalar::Ipv4(Ipv4Addr::new(
+            10, 0, 0, 1,
+        ))))];
+        let shape = Shape {
+            anonymous: false,
+            first_segment: false,
+            ..anonymous(&[DataType::Ipv4Addr])
+        };
+        let lowered = lower(&shape, &source).unwrap();
+        assert_eq!(
+            keys(&lowered),
+            [(vec![10, 0, 0, 1], false), (vec![10, 0, 0, 2], true)]
+        );
+    }
+}

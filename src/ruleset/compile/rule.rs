@@ -21,7 +21,7 @@ use super::types::{
     is_host_number, key_typeof, load, ordered_bytes, payload, prefix_mask_byte, scalar_bytes,
     selector_byteorder, type_byteorder, typeof_udata,
 };
-use super::{DeclaredSet, Sets, nat_family, verdict};
+use super::{AnonNames, DeclaredSet, Sets, nat_family, verdict};
 
 /// An anonymous set or map a rule needs, added to the batch before it.
 pub(super) struct AnonSet<'a> {
@@ -63,6 +63,7 @@ struct Ctx<'a, 'b> {
     table: &'a ast::TableId,
     sets: &'b Sets,
     batch: &'b mut nft::Batch,
+    names: &'b mut AnonNames,
     nfproto: Option<u8>,
     l4proto: Option<u8>,
     out: Vec<Lowered>,
@@ -73,6 +74,7 @@ pub(super) fn compile<'a>(
     rule: &'a ast::Rule,
     sets: &Sets,
     batch: &mut nft::Batch,
+    names: &mut AnonNames,
 ) -> Result<Compiled<'a>, Error> {
     let family = rule.table.family;
     let mut ctx = Ctx {
@@ -80,6 +82,7 @@ pub(super) fn compile<'a>(
         table: &rule.table,
         sets,
         batch,
+        names,
         nfproto: match family {
             Family::Ip => Some(NFPROTO_IPV4),
             Family::Ip6 => Some(NFPROTO_IPV6),
@@ -466,17 +469,13 @@ impl<'a> Ctx<'a, '_> {
         };
         let lowered = elements::lower(&shape, source)?;
 
-        let name = if data.is_some() {
-            c"__map%d"
-        } else {
-            c"__set%d"
-        };
+        let name = self.names.next(self.table, data.is_some());
         let id = self.batch.next_set_id();
         let table = super::cstring(&self.table.name, span)?;
         let mut set = nft::Set::new(
             super::family(self.family),
             table,
-            name.to_owned(),
+            name.clone(),
             id,
             concat_type_id(&types),
             concat_len(&types) as u32,
@@ -863,4 +862,79 @@ fn linearize(stmts: Vec<Lowered>) -> Vec<Expr> {
         }
     }
     exprs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port_match(offset: u32, port: u16, op: CmpOp) -> Lowered {
+        Lowered::Candidate(PayloadCmp {
+            base: PayloadBase::Transport,
+            offset,
+            len: 2,
+            op,
+            value: port.to_be_bytes().to_vec(),
+            any_bit: false,
+        })
+    }
+
+    #[test]
+    fn adjacent_port_matches_merge_into_one_load_in_header_order() {
+        let dependency = Lowered::Expression(dependency_exprs(Dep::L4Proto(6)).to_vec());
+        let exprs = linearize(merge(vec![
+            dependency,
+            port_match(2, 22, CmpOp::Eq),
+            port_match(0, 1000, CmpOp::Eq),
+        ]));
+        assert_eq!(
+            exprs[2..],
+            [
+                Expr::Payload {
+                    base: PayloadBase::Transport,
+                    offset: 0,
+                    len: 4,
+                    dreg: Reg::R1
+                },
+                Expr::Cmp {
+                    op: CmpOp::Eq,
+                    sreg: Reg::R1,
+                    data: vec![3, 232, 0, 22]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn matches_with_different_operators_or_across_statements_stay_apart() {
+        let mixed = linearize(merge(vec![
+            port_match(0, 1, CmpOp::Eq),
+            port_match(2, 2, CmpOp::Neq),
+        ]));
+        assert_eq!(mixed.len(), 4);
+        let split = linearize(merge(vec![
+            port_match(0, 1, CmpOp::Eq),
+            Lowered::Statement(vec![Expr::Counter {
+                packets: 0,
+                bytes: 0,
+            }]),
+            port_match(2, 2, CmpOp::Eq),
+        ]));
+        assert_eq!(split.len(), 5);
+    }
+
+    #[test]
+    fn two_addresses_are_not_merged_past_the_fast_path() {
+        let addr = |offset| {
+            Lowered::Candidate(PayloadCmp {
+                base: PayloadBase::Network,
+                offset,
+                len: 4,
+                op: CmpOp::Eq,
+                value: vec![1, 2, 3, 4],
+                any_bit: false,
+            })
+        };
+        assert_eq!(linearize(merge(vec![addr(12), addr(16)])).len(), 4);
+    }
 }
