@@ -77,9 +77,11 @@ impl std::fmt::Debug for Batch {
 
 impl Batch {
     pub fn new() -> Self {
-        // nft's page size: 2 MiB pages keep a large ruleset in a few iovecs.
+        // libnftnl's default pages (128 KiB): small enough that a batch of a
+        // few elements costs little, and a large ruleset still fits the
+        // 1024 iovecs of one sendmsg many times over.
         Batch {
-            inner: nftnl::Batch::with_page_size(2 * 1024 * 1024),
+            inner: nftnl::Batch::new(),
             messages: Vec::new(),
             items: Items::default(),
             next_set_id: 1,
