@@ -245,7 +245,7 @@ impl Compiler {
         let lowered = elements::lower(&shape, &set.elements)?;
         // nft sizes constant sets by their elements, others by `size`.
         s.size = if flags.constant {
-            (!set.elements.is_empty()).then_some(lowered.elements.len() as u32)
+            (!set.elements.is_empty()).then_some(lowered.size)
         } else {
             set.size
         };

@@ -30,6 +30,10 @@ pub(super) struct Shape<'a> {
 pub(super) struct Lowered<'a> {
     pub elements: Vec<nft::Element>,
     pub origins: Vec<&'a Span>,
+    /// The element count nft declares for the set (`NFTA_SET_DESC_SIZE`).
+    /// For interval sets nft counts every range twice plus the leading end
+    /// element, whether or not it sends each end element.
+    pub size: u32,
 }
 
 const UDATA_ELEM_COMMENT: u8 = 0;
@@ -46,6 +50,7 @@ pub(super) fn lower<'a>(shape: &Shape<'_>, source: &'a [Element]) -> Result<Lowe
     let mut out = Lowered {
         elements: Vec::new(),
         origins: Vec::new(),
+        size: 0,
     };
     if !shape.interval {
         for element in source {
@@ -66,6 +71,7 @@ pub(super) fn lower<'a>(shape: &Shape<'_>, source: &'a [Element]) -> Result<Lowe
             }
             out.push(element_with(key, element, shape)?, &element.span);
         }
+        out.size = out.elements.len() as u32;
         return Ok(out);
     }
     if shape.key.len() > 1 {
@@ -80,6 +86,7 @@ pub(super) fn lower<'a>(shape: &Shape<'_>, source: &'a [Element]) -> Result<Lowe
             lowered.key_end = Some(high);
             out.push(lowered, &element.span);
         }
+        out.size = out.elements.len() as u32;
         return Ok(out);
     }
     intervals(shape, source, &mut out)?;
@@ -160,11 +167,13 @@ fn intervals<'a>(
         ranges
     };
 
+    out.size = 2 * ranges.len() as u32;
     let mut pending_end: Option<(Vec<u8>, &Span)> = None;
     for (i, range) in ranges.iter().enumerate() {
         let span = &range.source.span;
         if i == 0 && shape.first_segment && range.low.iter().any(|&b| b != 0) {
             out.push(end_element(vec![0; range.low.len()]), span);
+            out.size += 1;
         }
         if let Some((end, end_span)) = pending_end.take() {
             // Anonymous sets drop an end element that the next range's

@@ -65,7 +65,10 @@ struct Ctx<'a, 'b> {
     batch: &'b mut nft::Batch,
     names: &'b mut AnonNames,
     nfproto: Option<u8>,
-    l4proto: Option<u8>,
+    /// Transport protocols the rule has established, in order (nft's
+    /// protocol context): a dependency or an equality match adds one; more
+    /// than one makes transport matches ambiguous, which nft refuses.
+    l4protos: Vec<u8>,
     out: Vec<Lowered>,
     anon: Vec<AnonSet<'a>>,
 }
@@ -88,7 +91,7 @@ pub(super) fn compile<'a>(
             Family::Ip6 => Some(NFPROTO_IPV6),
             Family::Inet => None,
         },
-        l4proto: None,
+        l4protos: Vec::new(),
         out: Vec::new(),
         anon: Vec::new(),
     };
@@ -184,27 +187,35 @@ impl<'a> Ctx<'a, '_> {
     }
 
     fn require(&mut self, dep: Dep, span: &Span) -> Result<(), Error> {
-        let (known, wanted) = match dep {
-            Dep::NfProto(v) => (&mut self.nfproto, v),
-            Dep::L4Proto(v) => (&mut self.l4proto, v),
+        let conflict = |was: Dep| {
+            Error::new(
+                span.clone(),
+                format!(
+                    "conflicting protocols specified: {} vs. {}",
+                    types::proto_name(was),
+                    types::proto_name(dep)
+                ),
+            )
         };
-        match *known {
-            Some(k) if k == wanted => return Ok(()),
-            Some(k) => {
-                let was = match dep {
-                    Dep::NfProto(_) => Dep::NfProto(k),
-                    Dep::L4Proto(_) => Dep::L4Proto(k),
-                };
-                return Err(Error::new(
-                    span.clone(),
-                    format!(
-                        "conflicting protocols specified: {} vs. {}",
-                        types::proto_name(was),
-                        types::proto_name(dep)
-                    ),
-                ));
-            }
-            None => *known = Some(wanted),
+        match dep {
+            Dep::NfProto(wanted) => match self.nfproto {
+                Some(known) if known == wanted => return Ok(()),
+                Some(known) => return Err(conflict(Dep::NfProto(known))),
+                None => self.nfproto = Some(wanted),
+            },
+            Dep::L4Proto(wanted) => match self.l4protos.as_slice() {
+                [] => self.l4protos.push(wanted),
+                [known] if *known == wanted => return Ok(()),
+                [known] => return Err(conflict(Dep::L4Proto(*known))),
+                several => {
+                    let other = several
+                        .iter()
+                        .find(|&&p| p != wanted)
+                        .copied()
+                        .unwrap_or(wanted);
+                    return Err(conflict(Dep::L4Proto(other)));
+                }
+            },
         }
         self.out
             .push(Lowered::Expression(dependency_exprs(dep).to_vec()));
@@ -257,6 +268,13 @@ impl<'a> Ctx<'a, '_> {
                     invert,
                 });
                 self.out.push(Lowered::Expression(exprs));
+                if let ([sel], false) = (m.key.as_slice(), invert) {
+                    for element in elements {
+                        if let [Value::Single(scalar)] = element.key.as_slice() {
+                            self.learn(*sel, scalar);
+                        }
+                    }
+                }
             }
             Rhs::Value(values) => self.value_match(m, values, span)?,
         }
@@ -432,8 +450,10 @@ impl<'a> Ctx<'a, '_> {
     fn learn(&mut self, sel: Selector, scalar: &Scalar) {
         match (sel, scalar) {
             (Selector::MetaNfproto, Scalar::NfProto(p)) => self.nfproto = Some(*p),
-            (Selector::MetaL4proto | Selector::IpProtocol, Scalar::Proto(p)) => {
-                self.l4proto = Some(*p)
+            (Selector::MetaL4proto | Selector::IpProtocol, Scalar::Proto(p))
+                if !self.l4protos.contains(p) =>
+            {
+                self.l4protos.push(*p)
             }
             _ => {}
         }
@@ -488,7 +508,7 @@ impl<'a> Ctx<'a, '_> {
                 set.field_lens = types.iter().map(|t| t.byte_len() as u32).collect();
             }
         }
-        set.size = Some(lowered.elements.len() as u32);
+        set.size = Some(lowered.size);
 
         let key_order = if key.len() == 1 {
             selector_byteorder(key[0])
@@ -584,6 +604,12 @@ impl<'a> Ctx<'a, '_> {
                 _ => (ICMPX_UNREACH, 1),
             },
             Reject::TcpReset => {
+                if self.l4protos.len() > 1 {
+                    return Err(Error::new(
+                        span.clone(),
+                        "you cannot use tcp reset with this protocol",
+                    ));
+                }
                 self.require(Dep::L4Proto(6), span)?;
                 (TCP_RST, 0)
             }
