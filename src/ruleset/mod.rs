@@ -17,6 +17,7 @@
 pub mod ast;
 mod check;
 pub mod error;
+mod intervals;
 mod keywords;
 pub mod lexer;
 pub mod parser;
