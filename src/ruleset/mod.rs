@@ -135,3 +135,6 @@ fn define_items(defines: &[Define]) -> Result<Vec<syntax::TopItem>, Error> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
