@@ -1094,6 +1094,17 @@ impl<'b> Parser<'b> {
             mask = Some(self.primary()?);
         }
         let op_span = self.span();
+        // `tcp flags ! fin,syn` is nft's "none of these": `& (fin|syn) == 0`.
+        if mask.is_none() && self.eat(&Tok::Bang) {
+            let flags = self.list()?;
+            return Ok(StmtKind::Match {
+                key,
+                mask: Some(flags),
+                op: MatchOp::Eq,
+                rhs: Expr::Number(0, op_span.clone()),
+                op_span,
+            });
+        }
         let mut op = match self.peek() {
             Tok::Eq => MatchOp::Eq,
             Tok::Ne => MatchOp::Ne,
@@ -1114,11 +1125,13 @@ impl<'b> Parser<'b> {
         }
         let rhs = self.rhs()?;
         // `tcp flags syn / syn,ack` is nft's short form of
-        // `tcp flags & (syn|ack) == syn`.
-        if *self.peek() == Tok::Slash && mask.is_none() && op == MatchOp::Implicit {
+        // `tcp flags & (syn|ack) == syn` (and `!= syn / ...` of `!=`).
+        if *self.peek() == Tok::Slash && mask.is_none() {
             self.advance();
             mask = Some(self.list()?);
-            op = MatchOp::Eq;
+            if op == MatchOp::Implicit {
+                op = MatchOp::Eq;
+            }
         }
         Ok(StmtKind::Match {
             key,
