@@ -7,8 +7,9 @@
 //! items are parsed in the block where the include stands.
 //!
 //! Each `fn` below parses one construct and says so in its name; a newcomer
-//! can read it top-down: `top_item` → `table_body` → `chain_body` → `rule` →
-//! `stmt` → `rhs`.
+//! can read it top-down: `top_items` → `command` → `table_body` →
+//! `chain_body` → `rule` → `stmt` → `after_key` (matches) → `rhs` (values).
+//! `block` is the loop all blocks share (separators, includes, defines).
 
 use std::cell::Cell;
 use std::io::Read;
