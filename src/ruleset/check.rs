@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use super::ast::{self, *};
 use super::error::Error;
+use super::intervals::{self, Disjoint};
 use super::symbols::{self, lookup};
 use super::syntax::{self, Binding, ChainBlock, ChainItem, Expr, Name, SetBlock, SetItem};
 use super::syntax::{Key, MarkSource, RuleLine, TableItem, TableName, TopItem};
@@ -81,6 +82,8 @@ struct SetInfo {
     flags: SetFlags,
     /// Chains the map's verdict elements jump to.
     jumps: Vec<String>,
+    /// The intervals of a one-part interval set so far, to refuse overlaps.
+    intervals: Disjoint,
 }
 
 /// The protocol context of a rule, as nft tracks it: a rule cannot match
@@ -561,6 +564,7 @@ impl Checker {
                     data: data.clone(),
                     flags,
                     jumps: Vec::new(),
+                    intervals: Disjoint::default(),
                 },
             );
         }
@@ -621,8 +625,11 @@ impl Checker {
         }
         if let Some(info) = self.table_mut(id).sets.get_mut(&set.text) {
             info.jumps.extend(jumps);
+            if interval {
+                no_overlaps(&mut info.intervals, &out)?;
+            }
         }
-        Ok(out)
+        Ok(intervals::dedupe(out))
     }
 
     fn set_info(&self, id: &TableId, set: &Name) -> Result<&SetInfo> {
@@ -1094,7 +1101,12 @@ impl Checker {
                 for elem in elems {
                     elements.push(self.element(ctx.table, elem, types, None, &mut Vec::new())?);
                 }
-                Ok(Rhs::Set(elements))
+                let elements = intervals::dedupe(elements);
+                Ok(Rhs::Set(if needs_interval(&elements) {
+                    intervals::merge(elements)
+                } else {
+                    elements
+                }))
             }
             Expr::SetRef(name) => {
                 let info = self.set_info(ctx.table, name)?;
@@ -1133,6 +1145,7 @@ impl Checker {
                 for jump in jumps {
                     self.edge(ctx, Edge::Chain(jump));
                 }
+                no_overlaps(&mut Disjoint::default(), &elements)?;
                 MapSource::Anonymous(elements)
             }
             Expr::SetRef(name) => {
@@ -1302,6 +1315,7 @@ impl Checker {
                         &mut Vec::new(),
                     )?);
                 }
+                no_overlaps(&mut Disjoint::default(), &elements)?;
                 (MapSource::Anonymous(elements), data)
             }
             Expr::SetRef(name) => {
@@ -1430,6 +1444,21 @@ fn hook_error(need: &Need, chain: &str, base_name: &str, base: &BaseChain) -> Er
         need.span.clone(),
         format!("{} is only valid in {wanted}, but {found}", need.what),
     )
+}
+
+/// Adds the elements' intervals to `set`, refusing overlaps as nft does.
+fn no_overlaps(set: &mut Disjoint, elements: &[Element]) -> Result<()> {
+    for element in elements {
+        if let Some((low, high)) = intervals::bounds(&element.key) {
+            if !set.insert(low, high) {
+                return Err(Error::new(
+                    element.span.clone(),
+                    "conflicting intervals specified",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The types of the named set `name` must be those of the key.

@@ -53,6 +53,8 @@ pub enum Tok {
     Ne,
     Amp,
     Pipe,
+    /// `!`: "none of these flags" (`tcp flags ! fin,syn`).
+    Bang,
     /// `<`, `>`, `<=`, `>=`: lexed only to refuse them with a clear message.
     Relational(&'static str),
     Eof,
@@ -96,6 +98,7 @@ impl Tok {
             Tok::Ne => "!=",
             Tok::Amp => "&",
             Tok::Pipe => "|",
+            Tok::Bang => "!",
             _ => "?",
         }
     }
@@ -340,6 +343,7 @@ impl Lexer {
             '=' => Tok::Assign,
             '&' => Tok::Amp,
             '|' => Tok::Pipe,
+            '!' => Tok::Bang,
             '<' => Tok::Relational("<"),
             '>' => Tok::Relational(">"),
             other => {

@@ -19,6 +19,7 @@ pub mod ast;
 mod check;
 pub mod compile;
 pub mod error;
+mod intervals;
 mod keywords;
 pub mod lexer;
 pub mod parser;
@@ -137,3 +138,6 @@ fn define_items(defines: &[Define]) -> Result<Vec<syntax::TopItem>, Error> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,8 +7,9 @@
 //! items are parsed in the block where the include stands.
 //!
 //! Each `fn` below parses one construct and says so in its name; a newcomer
-//! can read it top-down: `top_item` → `table_body` → `chain_body` → `rule` →
-//! `stmt` → `rhs`.
+//! can read it top-down: `top_items` → `command` → `table_body` →
+//! `chain_body` → `rule` → `stmt` → `after_key` (matches) → `rhs` (values).
+//! `block` is the loop all blocks share (separators, includes, defines).
 
 use std::cell::Cell;
 use std::io::Read;
@@ -1094,6 +1095,17 @@ impl<'b> Parser<'b> {
             mask = Some(self.primary()?);
         }
         let op_span = self.span();
+        // `tcp flags ! fin,syn` is nft's "none of these": `& (fin|syn) == 0`.
+        if mask.is_none() && self.eat(&Tok::Bang) {
+            let flags = self.list()?;
+            return Ok(StmtKind::Match {
+                key,
+                mask: Some(flags),
+                op: MatchOp::Eq,
+                rhs: Expr::Number(0, op_span.clone()),
+                op_span,
+            });
+        }
         let mut op = match self.peek() {
             Tok::Eq => MatchOp::Eq,
             Tok::Ne => MatchOp::Ne,
@@ -1114,11 +1126,13 @@ impl<'b> Parser<'b> {
         }
         let rhs = self.rhs()?;
         // `tcp flags syn / syn,ack` is nft's short form of
-        // `tcp flags & (syn|ack) == syn`.
-        if *self.peek() == Tok::Slash && mask.is_none() && op == MatchOp::Implicit {
+        // `tcp flags & (syn|ack) == syn` (and `!= syn / ...` of `!=`).
+        if *self.peek() == Tok::Slash && mask.is_none() {
             self.advance();
             mask = Some(self.list()?);
-            op = MatchOp::Eq;
+            if op == MatchOp::Implicit {
+                op = MatchOp::Eq;
+            }
         }
         Ok(StmtKind::Match {
             key,
