@@ -128,21 +128,42 @@ fn every_sample_leaves_the_kernel_as_nft_leaves_it() {
     );
 }
 
-/// The first line of an error sample: `# expect: LINE:COL: message` for the
-/// loader's own errors, `# expect-kernel: LINE:COL: message` for refusals
-/// by the kernel.
+/// The first line of an error sample: `# expect: [FILE:]LINE:COL: message`
+/// for the loader's own errors (FILE for an error in an included file, next
+/// to the sample), `# expect-kernel: LINE:COL: ERRNO` for refusals by the
+/// kernel. Returns the expected start of the error line and a text it must
+/// contain.
 fn expectation(file: &Path) -> Option<(String, String)> {
     let text = fs::read_to_string(file).ok()?;
     let first = text.lines().next()?;
-    let rest = first
-        .strip_prefix("# expect: ")
-        .or_else(|| first.strip_prefix("# expect-kernel: "))?;
-    let mut parts = rest.splitn(3, ':');
-    let (line, col, message) = (parts.next()?, parts.next()?, parts.next()?.trim());
-    Some((
-        format!("{}:{line}:{col}: ", file.display()),
-        message.to_string(),
-    ))
+    let (rest, kernel) = match first.strip_prefix("# expect-kernel: ") {
+        Some(rest) => (rest, true),
+        None => (first.strip_prefix("# expect: ")?, false),
+    };
+    let (place, message) = rest.split_once(": ")?;
+    let parts: Vec<&str> = place.split(':').collect();
+    let position = match parts.as_slice() {
+        [line, col] => format!("{}:{line}:{col}: ", file.display()),
+        [name, line, col] => format!("{}:{line}:{col}: ", file.with_file_name(name).display()),
+        _ => return None,
+    };
+    if kernel {
+        return Some((position + "kernel says: ", errno_text(message.trim())?));
+    }
+    Some((position, message.trim().to_string()))
+}
+
+/// The C library's text for an errno name (`EEXIST` is "File exists").
+fn errno_text(name: &str) -> Option<String> {
+    (1..200)
+        .find(|&n| format!("{:?}", nix::errno::Errno::from_raw(n)) == name)
+        .map(|n| {
+            let text = std::io::Error::from_raw_os_error(n).to_string();
+            text.split(" (os error")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
 }
 
 #[test]

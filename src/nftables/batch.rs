@@ -418,17 +418,22 @@ impl Finalized {
     /// The item a refusal is about: the message with that sequence number,
     /// and within an element message, the element at the offset the kernel
     /// named (the first one when it named none).
-    pub fn item_for(&self, seq: u32, offset: Option<u32>) -> Option<usize> {
+    /// Also says whether that is exactly the item refused: not so when the
+    /// kernel refused an element message without naming the element.
+    pub fn item_for(&self, seq: u32, offset: Option<u32>) -> Option<(usize, bool)> {
         let index = self.messages.binary_search_by_key(&seq, |m| m.seq).ok()?;
         let message = &self.messages[index];
-        let within = match offset {
-            Some(offset) if !message.element_offsets.is_empty() => message
-                .element_offsets
-                .partition_point(|&start| start <= offset)
-                .saturating_sub(1),
-            _ => 0,
+        let (within, exact) = match offset {
+            _ if message.element_offsets.is_empty() => (0, true),
+            Some(offset) => {
+                let i = message
+                    .element_offsets
+                    .partition_point(|&start| start <= offset);
+                (i.saturating_sub(1), i > 0)
+            }
+            None => (0, false),
         };
-        Some(message.first_item + within)
+        Some((message.first_item + within, exact))
     }
 
     pub fn describe(&self, item: Option<usize>) -> String {

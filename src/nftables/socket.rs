@@ -52,6 +52,10 @@ pub struct Refusal {
     /// The batch item refused (see [`Batch`]), or `None` when the kernel
     /// refused the transaction as a whole (at commit).
     pub item: Option<usize>,
+    /// Whether the kernel named the item itself. Not so when it refused a
+    /// message of many elements without saying which: `item` is then the
+    /// first of them.
+    pub exact: bool,
     /// What the item does to which object.
     pub what: String,
     pub errno: Errno,
@@ -61,11 +65,21 @@ pub struct Refusal {
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.what, self.errno.desc())?;
+        write!(f, "{}: {}", self.what, errno_text(self.errno))?;
         if let Some(message) = &self.message {
             write!(f, " ({message})")?;
         }
         Ok(())
+    }
+}
+
+/// The C library's text for an errno, as nft prints it ("Operation not
+/// supported", where nix would say "... on transport endpoint").
+fn errno_text(errno: Errno) -> String {
+    let text = std::io::Error::from_raw_os_error(errno as i32).to_string();
+    match text.rfind(" (os error ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
     }
 }
 
@@ -170,9 +184,11 @@ impl Socket {
                 };
                 acked += 1;
                 if ack.errno != 0 {
-                    let item = batch.item_for(ack.seq, ack.offset);
+                    let found = batch.item_for(ack.seq, ack.offset);
+                    let item = found.map(|(item, _)| item);
                     refusals.push(Refusal {
                         item,
+                        exact: found.is_some_and(|(_, exact)| exact),
                         what: batch.describe(item),
                         errno: Errno::from_raw(ack.errno),
                         message: ack.message,

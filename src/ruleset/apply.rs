@@ -61,15 +61,13 @@ pub fn prepare(paths: &[PathBuf], defines: &[Define]) -> Result<Compiled, Error>
 
 /// Sends a compiled ruleset as one transaction.
 pub fn send(socket: &Socket, compiled: Compiled) -> Result<(), ApplyError> {
-    let spans: Vec<Option<Span>> = (0..compiled.batch.len())
-        .map(|i| compiled.span(i).cloned())
-        .collect();
-    match socket.send(compiled.batch) {
+    let Compiled { batch, sources } = compiled;
+    match socket.send(batch) {
         Ok(()) => Ok(()),
         Err(nft::Error::Refused(refusals)) => Err(ApplyError::Refused(
             refusals
                 .into_iter()
-                .map(|r| (r.item.and_then(|i| spans.get(i).cloned().flatten()), r))
+                .map(|r| (sources.locate(&r).cloned(), r))
                 .collect(),
         )),
         Err(err) => Err(ApplyError::Netlink(err)),

@@ -35,18 +35,38 @@ const UDATA_SET_DATA_TYPEOF: u8 = 4;
 const UDATA_SET_DATA_INTERVAL: u8 = 6;
 const UDATA_SET_COMMENT: u8 = 7;
 
-/// A compiled ruleset: the batch, and for each of its items the source span
-/// it came from.
+/// A compiled ruleset: the batch, and where each of its items came from.
 #[derive(Debug)]
 pub struct Compiled {
     pub batch: Batch,
-    spans: Vec<Span>,
+    pub sources: Sources,
 }
 
-impl Compiled {
+/// Where each batch item came from, to place the kernel's refusals.
+#[derive(Debug, Default)]
+pub struct Sources {
+    /// Per item: its own position (an element's, a rule's, a command's).
+    spans: Vec<Span>,
+    /// Per item: the command it belongs to (the set or `add element` of an
+    /// element, the rule of an anonymous set and its elements).
+    commands: Vec<Span>,
+}
+
+impl Sources {
     /// Where batch item `item` came from.
     pub fn span(&self, item: usize) -> Option<&Span> {
         self.spans.get(item)
+    }
+
+    /// Where the kernel's refusal is about: the refused object itself, or
+    /// its command when the kernel did not say which element it refused.
+    pub fn locate(&self, refusal: &nft::Refusal) -> Option<&Span> {
+        let item = refusal.item?;
+        if refusal.exact {
+            self.spans.get(item)
+        } else {
+            self.commands.get(item)
+        }
     }
 }
 
@@ -116,7 +136,7 @@ impl AnonNames {
 pub fn compile(ruleset: &Ruleset) -> Result<Compiled, Error> {
     let mut compiler = Compiler {
         batch: Batch::new(),
-        spans: Vec::new(),
+        sources: Sources::default(),
         sets: Sets::new(),
         names: AnonNames::default(),
     };
@@ -125,13 +145,13 @@ pub fn compile(ruleset: &Ruleset) -> Result<Compiled, Error> {
     }
     Ok(Compiled {
         batch: compiler.batch,
-        spans: compiler.spans,
+        sources: compiler.sources,
     })
 }
 
 struct Compiler {
     batch: Batch,
-    spans: Vec<Span>,
+    sources: Sources,
     sets: Sets,
     names: AnonNames,
 }
@@ -139,7 +159,9 @@ struct Compiler {
 impl Compiler {
     /// Attributes every item added since the last call to `span`.
     fn track(&mut self, span: &Span) {
-        self.spans.resize(self.batch.len(), span.clone());
+        let items = self.batch.len();
+        self.sources.spans.resize(items, span.clone());
+        self.sources.commands.resize(items, span.clone());
     }
 
     fn command(&mut self, command: &Command) -> Result<(), Error> {
@@ -282,7 +304,8 @@ impl Compiler {
             .add_elements(set, &lowered.elements, Mode::Add)
             .map_err(|e| Error::new(lowered.origins[0].clone(), e.to_string()))?;
         debug_assert_eq!(items.len(), lowered.origins.len());
-        self.spans
+        self.sources
+            .spans
             .extend(lowered.origins.iter().map(|s| (*s).clone()));
         Ok(())
     }
