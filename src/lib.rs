@@ -2,13 +2,16 @@
 //!
 //! Data flows one way: `spec` (validated user input) → the `supervisor`
 //! lifecycle → the kernel through `spawn` (clone3, pidfd), `netlink`
-//! (links, addresses, routes) and `firewall` (nftables batches).
+//! (links, addresses, routes) and `firewall` (nftables batches); the
+//! `ruleset` loader compiles nft-syntax files to `nftables` batches.
 
 pub mod conntrack;
 pub mod ipam;
 pub mod netlink;
 pub mod network;
+pub mod nftables;
 pub mod publish;
+pub mod ruleset;
 pub mod signals;
 pub mod spawn;
 pub mod spec;
