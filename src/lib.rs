@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: `spec` (validated user input) → the `supervisor`
 //! lifecycle → the kernel through `spawn` (clone3, pidfd), `netlink`
-//! (links, addresses, routes) and `firewall` (nftables batches).
+//! (links, addresses, routes) and `firewall` (nftables batches); the
+//! `ruleset` loader compiles nft-syntax files to `nftables` batches.
 
 pub mod conntrack;
 pub mod firewall;

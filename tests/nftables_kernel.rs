@@ -38,9 +38,7 @@ fn port_map(batch: &mut Batch) -> Set {
 }
 
 fn port_element(port: u16, addr: [u8; 4], to: u16) -> Element {
-    let mut data = addr.to_vec();
-    data.extend_from_slice(&to.to_be_bytes());
-    data.extend_from_slice(&[0, 0]);
+    let data = supervisor::nftables::concat(&[&addr, &to.to_be_bytes()]);
     Element::with_data(port.to_be_bytes().to_vec(), data)
 }
 

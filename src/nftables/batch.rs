@@ -77,9 +77,11 @@ impl std::fmt::Debug for Batch {
 
 impl Batch {
     pub fn new() -> Self {
-        // nft's page size: 2 MiB pages keep a large ruleset in a few iovecs.
+        // libnftnl's default pages (128 KiB): small enough that a batch of a
+        // few elements costs little, and a large ruleset still fits the
+        // 1024 iovecs of one sendmsg many times over.
         Batch {
-            inner: nftnl::Batch::with_page_size(2 * 1024 * 1024),
+            inner: nftnl::Batch::new(),
             messages: Vec::new(),
             items: Items::default(),
             next_set_id: 1,
@@ -221,6 +223,24 @@ impl Batch {
             desc,
             |m| rule.write(m),
         ))
+    }
+
+    /// Puts a rule first in its chain (`nft insert rule`).
+    pub fn insert_rule(&mut self, rule: &Rule) -> Result<usize, Error> {
+        let desc = format!(
+            "insert rule into chain {} {} {}",
+            rule.family,
+            rule.table.to_string_lossy(),
+            rule.chain.to_string_lossy()
+        );
+        if rule.encoded_len_bound() > ATTR_MAX {
+            return Err(Error::TooLarge(desc));
+        }
+        Ok(
+            self.push(NFT_MSG_NEWRULE, rule.family, NLM_F_CREATE, desc, |m| {
+                rule.write(m)
+            }),
+        )
     }
 
     pub fn add_set(&mut self, set: &Set, mode: Mode) -> usize {
@@ -408,17 +428,22 @@ impl Finalized {
     /// The item a refusal is about: the message with that sequence number,
     /// and within an element message, the element at the offset the kernel
     /// named (the first one when it named none).
-    pub fn item_for(&self, seq: u32, offset: Option<u32>) -> Option<usize> {
+    /// Also says whether that is exactly the item refused: not so when the
+    /// kernel refused an element message without naming the element.
+    pub fn item_for(&self, seq: u32, offset: Option<u32>) -> Option<(usize, bool)> {
         let index = self.messages.binary_search_by_key(&seq, |m| m.seq).ok()?;
         let message = &self.messages[index];
-        let within = match offset {
-            Some(offset) if !message.element_offsets.is_empty() => message
-                .element_offsets
-                .partition_point(|&start| start <= offset)
-                .saturating_sub(1),
-            _ => 0,
+        let (within, exact) = match offset {
+            _ if message.element_offsets.is_empty() => (0, true),
+            Some(offset) => {
+                let i = message
+                    .element_offsets
+                    .partition_point(|&start| start <= offset);
+                (i.saturating_sub(1), i > 0)
+            }
+            None => (0, false),
         };
-        Some(message.first_item + within)
+        Some((message.first_item + within, exact))
     }
 
     pub fn describe(&self, item: Option<usize>) -> String {

@@ -241,6 +241,15 @@ pub enum Expr {
         dreg: Reg,
         data: Vec<u8>,
     },
+    /// Converts `len` bytes of `sreg`, in words of `size` bytes, between
+    /// host and network byte order (`hton` when `to_network`).
+    Byteorder {
+        sreg: Reg,
+        dreg: Reg,
+        to_network: bool,
+        len: u32,
+        size: u32,
+    },
     Verdict(Verdict),
     Counter {
         packets: u64,
@@ -411,6 +420,22 @@ impl Expr {
                 let mut e = NlExpr::new(c"immediate");
                 e.set_u32(sys::NFTNL_EXPR_IMM_DREG, dreg.0);
                 e.set(sys::NFTNL_EXPR_IMM_DATA, data);
+                e
+            }
+            Expr::Byteorder {
+                sreg,
+                dreg,
+                to_network,
+                len,
+                size,
+            } => {
+                let mut e = NlExpr::new(c"byteorder");
+                e.set_u32(sys::NFTNL_EXPR_BYTEORDER_SREG, sreg.0);
+                e.set_u32(sys::NFTNL_EXPR_BYTEORDER_DREG, dreg.0);
+                e.set_u32(sys::NFTNL_EXPR_BYTEORDER_LEN, *len);
+                e.set_u32(sys::NFTNL_EXPR_BYTEORDER_SIZE, *size);
+                // NFT_BYTEORDER_NTOH is 0, NFT_BYTEORDER_HTON 1.
+                e.set_u32(sys::NFTNL_EXPR_BYTEORDER_OP, u32::from(*to_network));
                 e
             }
             Expr::Verdict(verdict) => {

@@ -25,7 +25,7 @@ pub use expr::{
 };
 pub use object::{
     Chain, DATA_VERDICT, ELEM_INTERVAL_END, ElemData, Element, Hook, Rule, Set, SetRef, Table,
-    USERDATA_MAX, Udata, set_flags,
+    USERDATA_MAX, Udata, concat, ifname, set_flags,
 };
 pub use socket::{Error, Refusal, Socket};
 

@@ -451,3 +451,34 @@ impl Element {
         64 + self.key.len() + self.key_end.as_ref().map_or(0, Vec::len) + data + udata
     }
 }
+
+/// A concatenated key or data value (`ipv4_addr . inet_service`): each field
+/// padded to the kernel's 4-byte register words.
+pub fn concat(fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for field in fields {
+        out.extend_from_slice(field);
+        out.resize(out.len().div_ceil(4) * 4, 0);
+    }
+    out
+}
+
+/// An interface name as `ifname` keys hold it: NUL-padded to 16 bytes
+/// (longer names are cut, as the kernel allows 15 characters).
+pub fn ifname(name: &str) -> Vec<u8> {
+    let mut out: Vec<u8> = name.bytes().take(15).collect();
+    out.resize(16, 0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concatenated_fields_start_on_four_byte_words() {
+        let key = concat(&[&[172, 16, 0, 2], &8000u16.to_be_bytes()]);
+        assert_eq!(key, [172, 16, 0, 2, 0x1f, 0x40, 0, 0]);
+        assert_eq!(concat(&[&ifname("veth0"), &[10, 0, 0, 2]]).len(), 20);
+    }
+}

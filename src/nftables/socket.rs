@@ -52,6 +52,10 @@ pub struct Refusal {
     /// The batch item refused (see [`Batch`]), or `None` when the kernel
     /// refused the transaction as a whole (at commit).
     pub item: Option<usize>,
+    /// Whether the kernel named the item itself. Not so when it refused a
+    /// message of many elements without saying which: `item` is then the
+    /// first of them.
+    pub exact: bool,
     /// What the item does to which object.
     pub what: String,
     pub errno: Errno,
@@ -61,7 +65,7 @@ pub struct Refusal {
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.what, self.errno.desc())?;
+        write!(f, "{}: {}", self.what, errno_text(self.errno))?;
         if let Some(message) = &self.message {
             write!(f, " ({message})")?;
         }
@@ -69,10 +73,22 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// The C library's text for an errno, as nft prints it ("Operation not
+/// supported", where nix would say "... on transport endpoint").
+fn errno_text(errno: Errno) -> String {
+    let text = std::io::Error::from_raw_os_error(errno as i32).to_string();
+    match text.rfind(" (os error ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
 /// A netfilter netlink socket, close-on-exec from birth.
 #[derive(Debug)]
 pub struct Socket {
     fd: OwnedFd,
+    /// Sequence number of the last request (batches number their own).
+    seq: std::cell::Cell<u32>,
 }
 
 fn io(what: &'static str) -> impl FnOnce(Errno) -> Error {
@@ -94,7 +110,10 @@ impl Socket {
         // text and the offset of the attribute it refused.
         set_netlink_option(&fd, NETLINK_CAP_ACK).map_err(io("enable capped acks"))?;
         set_netlink_option(&fd, NETLINK_EXT_ACK).map_err(io("enable extended acks"))?;
-        Ok(Socket { fd })
+        Ok(Socket {
+            fd,
+            seq: std::cell::Cell::new(0),
+        })
     }
 
     /// Sends the batch as one transaction and checks the ack of every
@@ -142,6 +161,13 @@ impl Socket {
                 Ok(n) => n,
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => continue,
+                // The receive queue overflowed: some acks are gone.
+                Err(Errno::ENOBUFS) => {
+                    return Err(Error::MissingAcks {
+                        got: acked,
+                        expected,
+                    });
+                }
                 Err(e) => {
                     return Err(Error::Io {
                         what: "receive nftables acks",
@@ -158,9 +184,11 @@ impl Socket {
                 };
                 acked += 1;
                 if ack.errno != 0 {
-                    let item = batch.item_for(ack.seq, ack.offset);
+                    let found = batch.item_for(ack.seq, ack.offset);
+                    let item = found.map(|(item, _)| item);
                     refusals.push(Refusal {
                         item,
+                        exact: found.is_some_and(|(_, exact)| exact),
                         what: batch.describe(item),
                         errno: Errno::from_raw(ack.errno),
                         message: ack.message,
@@ -182,42 +210,39 @@ impl Socket {
 
     /// Whether a table exists.
     pub fn table_exists(&self, family: Family, name: &CStr) -> Result<bool, Error> {
-        let seq = 1;
-        let req = request(NFT_MSG_GETTABLE, family as u16, NLM_F_ACK, seq, |m| {
-            m.put_strz(NFTA_TABLE_NAME, name)
-        });
-        self.request(&req, "ask for a table", |_| {})
-            .map(|()| true)
-            .or_else(|e| match e {
-                Error::Io {
-                    source: Errno::ENOENT,
-                    ..
-                } => Ok(false),
-                e => Err(e),
-            })
+        let body = |m: &mut super::sys::Message<'_>| m.put_strz(NFTA_TABLE_NAME, name);
+        match self.request(NFT_MSG_GETTABLE, family, 0, body, "ask for a table", |_| {}) {
+            Ok(()) => Ok(true),
+            Err(Error::Io {
+                source: Errno::ENOENT,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The elements of a set or map, as the kernel holds them (interval sets
     /// list their end elements too, flagged `ELEM_INTERVAL_END`).
     pub fn elements(&self, set: &SetRef) -> Result<Vec<Element>, Error> {
-        let req = request(
-            NFT_MSG_GETSETELEM,
-            set.family as u16,
-            NLM_F_DUMP | NLM_F_ACK,
-            1,
-            |m| {
-                m.put_strz(NFTA_SET_ELEM_LIST_TABLE, &set.table);
-                m.put_strz(NFTA_SET_ELEM_LIST_SET, &set.name);
-            },
-        );
+        let body = |m: &mut super::sys::Message<'_>| {
+            m.put_strz(NFTA_SET_ELEM_LIST_TABLE, &set.table);
+            m.put_strz(NFTA_SET_ELEM_LIST_SET, &set.name);
+        };
         let mut elements = Vec::new();
-        self.request(&req, "list set elements", |payload| {
-            // Skip the nfgenmsg header.
-            let attrs = payload.get(4..).unwrap_or(&[]);
-            if let Some(list) = nla::attr(attrs, NFTA_SET_ELEM_LIST_ELEMENTS) {
-                elements.extend(nla::attrs(list).map(|(_, elem)| parse_element(elem)));
-            }
-        })?;
+        self.request(
+            NFT_MSG_GETSETELEM,
+            set.family,
+            NLM_F_DUMP,
+            body,
+            "list set elements",
+            |payload| {
+                // Skip the nfgenmsg header.
+                let attrs = payload.get(4..).unwrap_or(&[]);
+                if let Some(list) = nla::attr(attrs, NFTA_SET_ELEM_LIST_ELEMENTS) {
+                    elements.extend(nla::attrs(list).map(|(_, elem)| parse_element(elem)));
+                }
+            },
+        )?;
         Ok(elements)
     }
 
@@ -225,11 +250,17 @@ impl Socket {
     /// `each`, until the dump ends or the ack arrives.
     fn request(
         &self,
-        req: &[u8],
+        ty: u16,
+        family: Family,
+        flags: u16,
+        body: impl Fn(&mut super::sys::Message<'_>),
         what: &'static str,
         mut each: impl FnMut(&[u8]),
     ) -> Result<(), Error> {
-        socket::send(self.fd.as_raw_fd(), req, MsgFlags::empty()).map_err(io(what))?;
+        let seq = self.seq.get().wrapping_add(1);
+        self.seq.set(seq);
+        let req = request(ty, family as u16, flags | NLM_F_ACK, seq, body);
+        socket::send(self.fd.as_raw_fd(), &req, MsgFlags::empty()).map_err(io(what))?;
         let mut buf = vec![0u8; max_message_size()];
         loop {
             let n = match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
@@ -238,6 +269,9 @@ impl Socket {
                 Err(e) => return Err(Error::Io { what, source: e }),
             };
             for (header, payload) in nla::messages(&buf[..n]) {
+                if header.seq != seq {
+                    continue;
+                }
                 match header.ty {
                     NLMSG_DONE => return Ok(()),
                     NLMSG_ERROR => {

@@ -69,6 +69,20 @@ pub struct Ruleset {
     pub commands: Vec<Command>,
 }
 
+impl Ruleset {
+    /// The latest declaration of the set or map `name` of `table` (a set may
+    /// be declared more than once; all declarations have the same types).
+    pub fn find_set(&self, table: &TableId, name: &str) -> Option<&Set> {
+        self.commands
+            .iter()
+            .rev()
+            .find_map(|command| match &command.kind {
+                CommandKind::AddSet(set) if set.table == *table && set.name == name => Some(set),
+                _ => None,
+            })
+    }
+}
+
 /// One command of the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
@@ -413,8 +427,8 @@ pub enum Value {
     Single(Scalar),
     /// `low-high`, both inclusive, same type, `low <= high`.
     Range(Scalar, Scalar),
-    /// `addr/len` (only addresses). Host bits of `addr` are zero (the
-    /// checker refuses `10.0.0.1/8`, as nft does for set elements).
+    /// `addr/len` (only addresses). Host bits of `addr` are zero: the
+    /// checker clears them as nft does (`10.1.2.3/8` is `10.0.0.0/8`).
     Prefix(IpAddr, u8),
 }
 
@@ -488,7 +502,11 @@ pub fn needs_interval(elements: &[Element]) -> bool {
         .any(|e| e.key.iter().any(Value::is_interval))
 }
 
-/// `flags ...` of a named set or map.
+/// `flags ...` of a named set or map. `timeout` is also set when the set
+/// gives a default `timeout` (the kernel wants the flag then; nft sets it
+/// too). Anonymous sets in rules are `constant`, and `interval` exactly
+/// when [`needs_interval`] says so; their overlapping and adjacent
+/// intervals are already merged and duplicates dropped, as nft does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SetFlags {
     pub interval: bool,
