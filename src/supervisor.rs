@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use caps::Capability;
 use tokio::time::Sleep;
 
+use crate::conntrack;
+use crate::firewall::{self, Base, Firewall, Owner, Publication};
 use crate::network::{self, Attachment};
 use crate::signals::{self, Signals};
 use crate::spawn::{self, Container, ExitStatus, SpawnConfig, SpawnError};
@@ -27,6 +29,8 @@ pub enum Error {
     Spawn(#[from] SpawnError),
     #[error(transparent)]
     Network(#[from] network::Error),
+    #[error(transparent)]
+    Firewall(#[from] firewall::Error),
     #[error("waiting for the container: {0}")]
     Wait(#[source] io::Error),
 }
@@ -83,13 +87,86 @@ fn preflight() -> Result<(), Error> {
     }
 }
 
-/// The lease, bridge and sysctls of a bridge network; nothing for none.
-async fn prepare_network(spec: &RunSpec) -> Result<Option<Attachment>, Error> {
-    match &spec.network {
-        Network::None => Ok(None),
-        Network::Bridge { bridge, ip } => {
-            let net = network::prepare(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
-            Ok(Some(net))
+/// A container's bridge network: its lease and link, and the firewall that
+/// publishes its ports. Dropping it gives the lease back.
+struct BridgeNet {
+    attachment: Attachment,
+    firewall: Firewall,
+}
+
+/// The lease, bridge and sysctls of a bridge network, and the base ruleset;
+/// nothing for none.
+async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
+    let Network::Bridge { bridge, ip } = &spec.network else {
+        return Ok(None);
+    };
+    let attachment = network::prepare(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
+    let t = Instant::now();
+    let firewall = Firewall::open(&spec.state_dir)?;
+    let base = firewall.ensure_base(&bridge.name, &bridge.subnet)?;
+    phase(&format!("base ruleset ({base:?})"), t);
+    if base != Base::Current {
+        tracing::info!("loaded the supervisor's nftables tables ({base:?})");
+    }
+    for table in firewall.foreign_forward_drops()? {
+        tracing::warn!(
+            "table {table} has a forward chain with policy drop: it drops the containers' \
+             traffic whatever the supervisor accepts; allow the bridge there, e.g. \
+             `iifname \"{name}\" accept` and `oifname \"{name}\" accept` in its forward chain \
+             (firewalld: add {name} to the trusted zone)",
+            name = bridge.name
+        );
+    }
+    Ok(Some(BridgeNet {
+        attachment,
+        firewall,
+    }))
+}
+
+impl BridgeNet {
+    /// Plumbs the container and publishes its ports (and its spoof-guard
+    /// entry) in one batch.
+    async fn connect(&self, spec: &RunSpec, container: &Container) -> Result<Publication, Error> {
+        self.attachment.plumb(container).await?;
+        let t = Instant::now();
+        let owner = Owner {
+            name: spec.name.clone(),
+            id: spec.id.clone(),
+        };
+        let publication = self.firewall.publish_mappings(
+            &owner,
+            self.attachment.address(),
+            self.attachment.host_ifname(),
+            &spec.publish,
+        )?;
+        phase("publish batch", t);
+        for (mapping, port) in spec.publish.iter().zip(&publication.ports) {
+            if mapping.host_port.is_none() {
+                eprintln!("supervisor: published {port}");
+            }
+        }
+        Ok(publication)
+    }
+
+    /// Takes the container's elements out in one batch, forgets their
+    /// connections, and gives the address back. Does all it can and reports
+    /// each failure.
+    fn teardown(self, publication: Option<Publication>) {
+        if let Some(publication) = publication {
+            if let Err(err) = self.firewall.unpublish(&publication) {
+                tracing::warn!("unpublishing: {err}");
+            }
+            let ports: Vec<_> = publication
+                .ports
+                .iter()
+                .map(|p| (p.protocol, p.host_port))
+                .collect();
+            if let Err(err) = conntrack::forget_published(&ports, publication.address) {
+                tracing::warn!("{err}");
+            }
+        }
+        if let Err(err) = self.attachment.release() {
+            tracing::warn!("{err}");
         }
     }
 }
@@ -111,27 +188,40 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     };
     let t = Instant::now();
     // Biased: `prepare_network` takes the address lease before its first
-    // await, so a taken address stops the run before clone3; the bridge and
-    // sysctls are then ensured around it.
-    let (network, mut container) = tokio::try_join!(
+    // await, so a taken address stops the run before clone3; the bridge,
+    // sysctls and base ruleset are then ensured around it.
+    let (network, container) = tokio::join!(
         biased;
         prepare_network(&spec),
         async {
             let t = Instant::now();
-            let container = Container::spawn(&config)?;
+            let container = Container::spawn(&config);
             phase("clone3", t);
-            Ok(container)
+            container
         },
-    )?;
+    );
     phase("network prepared, clone3", t);
-    tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
-    if let Some(net) = &network {
-        if let Err(err) = net.plumb(&container).await {
-            // Its namespace, and the veth in it, go with it.
+    let (network, mut container) = match (network, container) {
+        (Ok(network), Ok(container)) => (network, container),
+        (Err(err), Ok(container)) => {
             container.abort().await;
-            return Err(err.into());
+            return Err(err);
         }
-    }
+        // The lease, if taken, goes back as `network` drops.
+        (_, Err(err)) => return Err(err.into()),
+    };
+    tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
+    let publication = match &network {
+        Some(net) => match net.connect(&spec, &container).await {
+            Ok(publication) => Some(publication),
+            Err(err) => {
+                // Its namespace, and the veth in it, go with it.
+                container.abort().await;
+                return Err(err);
+            }
+        },
+        None => None,
+    };
 
     let t = Instant::now();
     let outcome = match container.release().await {
@@ -154,9 +244,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     let t = Instant::now();
     // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
-        if let Err(err) = net.release() {
-            tracing::warn!("{err}");
-        }
+        net.teardown(publication);
     }
     phase("teardown", t);
     let status = outcome?;

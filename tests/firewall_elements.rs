@@ -23,9 +23,28 @@ fn nft(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Loads nft/supervisor.nft with the real nft and the supervisor's defines.
 fn load_base() {
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/nft/supervisor.nft");
-    nft(&["-D", "BRIDGE=sv0", "-D", "SUBNET=172.16.0.0/24", "-f", file]);
+    let subnet = "172.16.0.0/24".parse().unwrap();
+    let mut args = Vec::new();
+    for define in supervisor::firewall::defines("sv0", &subnet) {
+        args.push("-D".to_string());
+        args.push(format!("{}={}", define.name, define.value));
+    }
+    args.extend(["-f".to_string(), file.to_string()]);
+    nft(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// A state directory of the test's own (the firewall keeps its lock there).
+fn state_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "firewall-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 fn owner_named(name: &str) -> Owner {
@@ -58,7 +77,7 @@ fn publishing_adds_the_ports_and_the_spoof_guard_with_the_owner_as_comment() {
         "publishing_adds_the_ports_and_the_spoof_guard_with_the_owner_as_comment",
         || {
             load_base();
-            let fw = Firewall::open().unwrap();
+            let fw = Firewall::open(&state_dir()).unwrap();
             let web = container(
                 "web",
                 2,
@@ -90,7 +109,7 @@ fn publishing_a_taken_port_fails_whole_naming_its_holder() {
         "publishing_a_taken_port_fails_whole_naming_its_holder",
         || {
             load_base();
-            let fw = Firewall::open().unwrap();
+            let fw = Firewall::open(&state_dir()).unwrap();
             fw.publish(&container("web", 2, &[(8080, 8000, Protocol::Tcp)]))
                 .unwrap();
             let before = nft(&["list", "ruleset"]);
@@ -124,7 +143,7 @@ fn publishing_a_taken_port_fails_whole_naming_its_holder() {
 fn the_same_port_number_over_udp_is_a_different_port() {
     common::in_fresh_netns("the_same_port_number_over_udp_is_a_different_port", || {
         load_base();
-        let fw = Firewall::open().unwrap();
+        let fw = Firewall::open(&state_dir()).unwrap();
         fw.publish(&container("web", 2, &[(8080, 8000, Protocol::Tcp)]))
             .unwrap();
         fw.publish(&container("dns", 3, &[(8080, 53, Protocol::Udp)]))
@@ -138,7 +157,7 @@ fn unpublishing_removes_only_the_containers_own_elements_and_may_repeat() {
         "unpublishing_removes_only_the_containers_own_elements_and_may_repeat",
         || {
             load_base();
-            let fw = Firewall::open().unwrap();
+            let fw = Firewall::open(&state_dir()).unwrap();
             let web = container("web", 2, &[(8080, 8000, Protocol::Tcp)]);
             let api = container("api", 3, &[(9090, 9000, Protocol::Tcp)]);
             fw.publish(&web).unwrap();
@@ -166,7 +185,7 @@ fn a_missing_host_port_is_picked_from_the_ephemeral_range_and_not_reused() {
             load_base();
             // A tiny range: two ports, so the second pick must avoid the first.
             std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", "40000 40001").unwrap();
-            let fw = Firewall::open().unwrap();
+            let fw = Firewall::open(&state_dir()).unwrap();
             let mapping = supervisor::publish::parse("8000").unwrap();
             let a = fw
                 .publish_mappings(

@@ -8,18 +8,23 @@
 //! carries its owner as a comment, so a refusal can say who holds the port
 //! and `nft list ruleset` shows whose each element is.
 
+mod base;
 mod plan;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{CStr, CString};
+use std::fs::File;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata};
 use crate::publish::{PortMapping, Protocol};
 
-pub use plan::{Owner, Port, Publication, Target, addr_port, ifname};
+pub use base::{Base, RULESET, defines, version};
+pub use plan::{Owner, Port, Publication, Target};
 
 /// The name of both supervisor tables (`ip supervisor`, `bridge supervisor`).
 pub const TABLE: &CStr = c"supervisor";
@@ -30,6 +35,16 @@ pub enum Error {
     PortTaken { port: Port, holder: String },
     #[error("no free host port left for {0}")]
     NoFreePort(Protocol),
+    #[error("the base ruleset nft/supervisor.nft: {0}")]
+    Ruleset(#[source] crate::ruleset::Error),
+    #[error("loading the base ruleset nft/supervisor.nft: {0}")]
+    Load(#[source] crate::ruleset::ApplyError),
+    #[error("the firewall lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Kernel(#[from] nftables::Error),
 }
@@ -37,13 +52,40 @@ pub enum Error {
 /// A handle on the supervisor's tables in this network namespace.
 pub struct Firewall {
     socket: Socket,
+    /// Element changes hold it shared, a table replacement exclusive, so a
+    /// replacement never drops an element added while it ran.
+    lock_path: PathBuf,
 }
 
 impl Firewall {
-    pub fn open() -> Result<Firewall, Error> {
+    /// Opens the netfilter socket; the lock lives in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Firewall, Error> {
         Ok(Firewall {
             socket: Socket::open()?,
+            lock_path: state_dir.join("firewall.lock"),
         })
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<Flock<File>, Error> {
+        let fail = |source| Error::Lock {
+            path: self.lock_path.clone(),
+            source,
+        };
+        if let Some(dir) = self.lock_path.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .map_err(fail)?;
+        let arg = if exclusive {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockShared
+        };
+        Flock::lock(file, arg).map_err(|(_, errno)| fail(errno.into()))
     }
 
     /// Adds a container's elements in one batch. A host port already
@@ -71,6 +113,7 @@ impl Firewall {
                 items.push((item, (*e).clone()));
             }
         }
+        let _lock = self.lock(false)?;
         match self.socket.send(batch) {
             Ok(()) => Ok(()),
             Err(nftables::Error::Refused(refusals)) => {
@@ -183,6 +226,7 @@ impl Firewall {
                 group.iter().map(|e| Element::new(e.key.clone())).collect();
             batch.destroy_elements(&set_ref(target), &elements)?;
         }
+        let _lock = self.lock(false)?;
         self.socket.send(batch)?;
         Ok(())
     }
@@ -242,7 +286,7 @@ fn ephemeral_range() -> (u16, u16) {
         .unwrap_or((32768, 60999))
 }
 
-fn set_ref(target: Target) -> SetRef {
+pub(crate) fn set_ref(target: Target) -> SetRef {
     SetRef {
         family: if target.is_bridge() {
             Family::Bridge
@@ -252,6 +296,6 @@ fn set_ref(target: Target) -> SetRef {
         table: TABLE.to_owned(),
         name: CString::new(target.name()).unwrap_or_default(),
         id: None,
-        is_map: !target.is_bridge(),
+        is_map: target.is_map(),
     }
 }

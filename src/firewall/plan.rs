@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::nftables::{concat, ifname};
 use crate::publish::Protocol;
 
 /// The maps and sets of nft/supervisor.nft that hold per-container elements.
@@ -16,6 +17,8 @@ pub enum Target {
     AddrPorts(Protocol),
     /// `bridge supervisor spoof_guard`: host veth . container address.
     SpoofGuard,
+    /// `ip supervisor version`: the loaded ruleset's version, one element.
+    Version,
 }
 
 impl Target {
@@ -27,6 +30,7 @@ impl Target {
             Target::AddrPorts(Protocol::Tcp) => "tcp_addr_ports",
             Target::AddrPorts(Protocol::Udp) => "udp_addr_ports",
             Target::SpoofGuard => "spoof_guard",
+            Target::Version => "version",
         }
     }
 
@@ -35,7 +39,12 @@ impl Target {
         self == Target::SpoofGuard
     }
 
-    /// Every target, in a fixed order.
+    /// Whether it is a map (port maps) or a plain set.
+    pub fn is_map(self) -> bool {
+        matches!(self, Target::Ports(_) | Target::AddrPorts(_))
+    }
+
+    /// Every per-container target, in a fixed order.
     pub const ALL: [Target; 5] = [
         Target::Ports(Protocol::Tcp),
         Target::Ports(Protocol::Udp),
@@ -123,7 +132,7 @@ impl Publication {
     pub fn elements(&self) -> Vec<PlannedElement> {
         let mut out = vec![PlannedElement {
             target: Target::SpoofGuard,
-            key: [ifname(&self.veth).as_slice(), &self.address.octets()].concat(),
+            key: concat(&[&ifname(&self.veth), &self.address.octets()]),
             data: None,
             label: format!("\"{}\" . {}", self.veth, self.address),
             port: None,
@@ -154,22 +163,9 @@ impl Publication {
     }
 }
 
-/// `ipv4_addr . inet_service` as the kernel lays out a concatenation: each
-/// field in network order, padded to a 4-byte register.
-pub fn addr_port(addr: Ipv4Addr, port: u16) -> Vec<u8> {
-    let mut v = addr.octets().to_vec();
-    v.extend_from_slice(&port.to_be_bytes());
-    v.extend_from_slice(&[0, 0]);
-    v
-}
-
-/// An interface name as the kernel compares it: IFNAMSIZ bytes, zero-padded.
-pub fn ifname(name: &str) -> [u8; 16] {
-    let mut buf = [0u8; 16];
-    let bytes = name.as_bytes();
-    let n = bytes.len().min(15);
-    buf[..n].copy_from_slice(&bytes[..n]);
-    buf
+/// `ipv4_addr . inet_service` in the kernel's layout.
+fn addr_port(addr: Ipv4Addr, port: u16) -> Vec<u8> {
+    concat(&[&addr.octets(), &port.to_be_bytes()])
 }
 
 #[cfg(test)]
@@ -250,7 +246,7 @@ mod tests {
     fn target_names_match_the_ruleset_file() {
         let file = include_str!("../../nft/supervisor.nft");
         for target in Target::ALL {
-            let kind = if target.is_bridge() { "set" } else { "map" };
+            let kind = if target.is_map() { "map" } else { "set" };
             assert!(
                 file.contains(&format!("{kind} {} {{", target.name())),
                 "{kind} {} missing from nft/supervisor.nft",

@@ -83,6 +83,18 @@ fn errno_text(errno: Errno) -> String {
     }
 }
 
+/// A chain as listed by the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainInfo {
+    pub family: Family,
+    pub table: String,
+    pub name: String,
+    /// The hook number (NF_INET_*; forward is 2) of a base chain.
+    pub hook: Option<u32>,
+    /// A base chain's policy: 0 drop, 1 accept.
+    pub policy: Option<u32>,
+}
+
 /// A netfilter netlink socket, close-on-exec from birth.
 #[derive(Debug)]
 pub struct Socket {
@@ -219,6 +231,38 @@ impl Socket {
             }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// The chains of the given families, as the kernel holds them.
+    pub fn chains(&self, families: &[Family]) -> Result<Vec<ChainInfo>, Error> {
+        let mut chains = Vec::new();
+        for &family in families {
+            self.request(
+                NFT_MSG_GETCHAIN,
+                family,
+                NLM_F_DUMP,
+                |_| {},
+                "list chains",
+                |payload| {
+                    let attrs = payload.get(4..).unwrap_or(&[]);
+                    let text = |ty| {
+                        nla::attr(attrs, ty)
+                            .map(|v| String::from_utf8_lossy(nla::strz(v)).into_owned())
+                            .unwrap_or_default()
+                    };
+                    chains.push(ChainInfo {
+                        family,
+                        table: text(NFTA_CHAIN_TABLE),
+                        name: text(NFTA_CHAIN_NAME),
+                        hook: nla::attr(attrs, NFTA_CHAIN_HOOK)
+                            .and_then(|hook| nla::attr(hook, NFTA_HOOK_HOOKNUM))
+                            .and_then(nla::be32),
+                        policy: nla::attr(attrs, NFTA_CHAIN_POLICY).and_then(nla::be32),
+                    });
+                },
+            )?;
+        }
+        Ok(chains)
     }
 
     /// The elements of a set or map, as the kernel holds them (interval sets
