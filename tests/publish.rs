@@ -88,6 +88,33 @@ impl Container {
     }
 }
 
+/// A shell loop in the background (a server, a client that keeps sending),
+/// under `timeout` so that it and every process it started end with the
+/// test, or after a minute at the latest.
+struct Background(Child);
+
+impl Background {
+    fn start(mut cmd: std::process::Command, script: &str) -> Background {
+        let child = cmd
+            .args(["60", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn a background loop");
+        Background(child)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // SIGTERM, which timeout passes on to its whole process group.
+        // SAFETY: kill on our own child's pid, not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
 /// Serves `from-NAME` to every TCP connection on `port`.
 fn serve_tcp(name: &str, port: u16) -> String {
     format!("while :; do echo from-{name} | nc -n -l -p {port} -N >/dev/null 2>&1; done")
@@ -231,8 +258,10 @@ fn outbound_connections_leave_with_the_hosts_address() {
     let out = ns.outside();
     let client = Container::start(&ns, &["--ip", "172.16.0.2"], "true");
     let listener = out
-        .command("sh")
+        .command("timeout")
         .args([
+            "30",
+            "sh",
             "-c",
             "nc -n -v -l -p 9000 </dev/null 2>&1 | grep Connection",
         ])
@@ -345,9 +374,6 @@ fn a_bridge_neighbour_cannot_reach_services_on_the_hosts_loopback_cve_2020_8558(
     answers("the attack without the guard", "SECRET", || {
         ask(inside(&attacker), "127.0.0.1", 9999)
     });
-    let mut secret = secret;
-    let _ = secret.kill();
-    let _ = secret.wait();
     attacker.stop();
     web.stop();
 }
@@ -364,11 +390,7 @@ fn a_container_sending_from_an_address_other_than_its_own_is_dropped() {
     // can forge one without it).
     let add = spoofer.sh("ip addr add 172.16.0.99/24 dev eth0");
     assert!(add.status.success(), "{}", stderr(&add));
-    let _server = out
-        .command("sh")
-        .args(["-c", &serve_tcp("outside", 9000)])
-        .spawn()
-        .unwrap();
+    let _server = Background::start(out.command("timeout"), &serve_tcp("outside", 9000));
     answers("own address -> web", "from-web", || {
         ask(inside(&spoofer), "172.16.0.2", 8000)
     });
@@ -410,16 +432,10 @@ fn a_udp_client_that_keeps_sending_reaches_the_next_container_on_that_port() {
         return;
     };
     // One client socket (fixed source port) sending a datagram every 50 ms.
-    let mut client = ns
-        .command("sh")
-        .args([
-            "-c",
-            "while :; do echo ping; sleep 0.05; done | nc -n -u -p 40000 127.0.0.1 5353",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _client = Background::start(
+        ns.command("timeout"),
+        "while :; do echo ping; sleep 0.05; done | nc -n -u -p 40000 127.0.0.1 5353",
+    );
     for (name, ip) in [("first", "172.16.0.2"), ("second", "172.16.0.3")] {
         let mut c = Container::start(
             &ns,
@@ -429,8 +445,6 @@ fn a_udp_client_that_keeps_sending_reaches_the_next_container_on_that_port() {
         assert_eq!(c.line(), "ping", "{name} container hears the client");
         c.stop();
     }
-    let _ = client.kill();
-    let _ = client.wait();
 }
 
 #[test]
