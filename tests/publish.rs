@@ -344,15 +344,10 @@ fn a_bridge_neighbour_cannot_reach_services_on_the_hosts_loopback_cve_2020_8558(
         return;
     };
     let web = Container::web(&ns, "web", "172.16.0.2", &["127.0.0.1:8081:8000"]);
-    let secret = ns
-        .command("sh")
-        .args([
-            "-c",
-            "while :; do echo SECRET | nc -n -l -s 127.0.0.1 -p 9999 -N; done",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _secret = Background::start(
+        ns.command("timeout"),
+        "while :; do echo SECRET | nc -n -l -s 127.0.0.1 -p 9999 -N; done",
+    );
     // The attacker: a neighbour on the bridge routing 127.0.0.1 to the gateway.
     let attacker = Container::start(&ns, &["--ip", "172.16.0.3"], "true");
     let setup = attacker.sh(
