@@ -95,19 +95,33 @@ enum L3 {
     Ip6,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum L4 {
-    /// One protocol, by number.
-    Proto(u8),
-    /// Some protocols (`meta l4proto { tcp, udp }`).
-    Several,
-}
-
 struct RuleCtx<'a> {
     table: &'a TableId,
     chain: &'a str,
     l3: Option<L3>,
-    l4: Option<L4>,
+    /// The transport protocols established so far, in order, as nft's
+    /// protocol context keeps them: a `tcp`/`udp` match adds its protocol,
+    /// and so does an equality match on `meta l4proto` or `ip protocol`
+    /// (each element of a set). Such a match is never refused itself (`tcp
+    /// flags syn ip protocol udp` is fine in nft); only a later `tcp`/`udp`
+    /// match must find the list empty or holding just its own protocol.
+    l4: Vec<u8>,
+    /// A transport protocol match that adds nothing to `l4` (a range or a
+    /// named set of protocols) still lets a nat statement map ports.
+    l4_matched: bool,
+}
+
+impl RuleCtx<'_> {
+    /// Whether the rule has matched a transport protocol so far.
+    fn has_l4(&self) -> bool {
+        self.l4_matched || !self.l4.is_empty()
+    }
+
+    fn learn_l4(&mut self, proto: u8) {
+        if !self.l4.contains(&proto) {
+            self.l4.push(proto);
+        }
+    }
 }
 
 fn table_id(name: &TableName) -> TableId {
@@ -774,7 +788,8 @@ impl Checker {
                 Family::Ip6 => Some(L3::Ip6),
                 Family::Inet => None,
             },
-            l4: None,
+            l4: Vec::new(),
+            l4_matched: false,
         };
         let mut stmts = Vec::with_capacity(line.stmts.len());
         for stmt in &line.stmts {
@@ -947,11 +962,11 @@ impl Checker {
                     S::UdpSport | S::UdpDport => (17, "udp"),
                     _ => (6, "tcp"),
                 };
-                match ctx.l4 {
-                    Some(L4::Proto(have)) if have != proto => {
-                        return Err(conflict(&proto_name(have), name));
-                    }
-                    _ => ctx.l4 = Some(L4::Proto(proto)),
+                // With several protocols in the context nft names the
+                // first one that is not this one.
+                match ctx.l4.iter().find(|&&have| have != proto) {
+                    Some(&other) => return Err(conflict(&proto_name(other), name)),
+                    None => ctx.learn_l4(proto),
                 }
             }
             S::MetaNfproto if ctx.table.family != Family::Inet => {
@@ -1028,26 +1043,23 @@ impl Checker {
                 },
             ] = key
             {
-                let l4 = match &rhs {
-                    Rhs::Value(v) => match v.as_slice() {
-                        [Value::Single(Scalar::Proto(p))] => Some(L4::Proto(*p)),
-                        _ => Some(L4::Several),
-                    },
-                    _ => Some(L4::Several),
-                };
-                if let (Some(L4::Proto(have)), Some(L4::Proto(want))) = (ctx.l4, l4) {
-                    if have != want {
-                        return Err(Error::new(
-                            rhs_expr.span().clone(),
-                            format!(
-                                "conflicting protocols specified: {} vs. {}",
-                                proto_name(have),
-                                proto_name(want)
-                            ),
-                        ));
-                    }
+                // As the compiler learns them: single protocols, alone or
+                // in an anonymous set; ranges and named sets add none.
+                let protos: Vec<u8> = match &rhs {
+                    Rhs::Value(v) => v.iter().collect::<Vec<_>>(),
+                    Rhs::Set(elements) => elements.iter().flat_map(|e| &e.key).collect(),
+                    Rhs::Named(_) => Vec::new(),
                 }
-                ctx.l4 = l4;
+                .into_iter()
+                .filter_map(|value| match value {
+                    Value::Single(Scalar::Proto(p)) => Some(*p),
+                    _ => None,
+                })
+                .collect();
+                for proto in protos {
+                    ctx.learn_l4(proto);
+                }
+                ctx.l4_matched = true;
             }
             if let (
                 [
@@ -1178,7 +1190,7 @@ impl Checker {
             return Ok(None);
         };
         let port = self.scopes.expand(port)?;
-        if ctx.l4.is_none() {
+        if !ctx.has_l4() {
             return Err(Error::new(
                 port.span().clone(),
                 "transport protocol mapping is only valid after transport protocol match",
@@ -1345,7 +1357,7 @@ impl Checker {
             }
             other => return Err(not_a_map(&other)),
         };
-        if data.len() == 2 && ctx.l4.is_none() {
+        if data.len() == 2 && !ctx.has_l4() {
             return Err(Error::new(
                 key[0].span.clone(),
                 "transport protocol mapping is only valid after transport protocol match",
