@@ -439,6 +439,15 @@ impl Checker {
                 ));
             }
         };
+        if family == Family::Bridge && chain_type != ChainType::Filter {
+            return Err(Error::new(
+                spec.chain_type.span.clone(),
+                format!(
+                    "a {} chain is not possible in a bridge table (the bridge family has only filter chains)",
+                    chain_type.name()
+                ),
+            ));
+        }
         let supported = match chain_type {
             ChainType::Filter => true,
             ChainType::Nat => hook != Hook::Forward,
@@ -454,7 +463,7 @@ impl Checker {
                 ),
             ));
         }
-        let priority = priority(hook, &spec.priority)?;
+        let priority = priority(family, hook, &spec.priority)?;
         Ok(BaseChain {
             chain_type,
             hook,
@@ -786,7 +795,7 @@ impl Checker {
             l3: match id.family {
                 Family::Ip => Some(L3::Ip),
                 Family::Ip6 => Some(L3::Ip6),
-                Family::Inet => None,
+                Family::Inet | Family::Bridge => None,
             },
             l4: Vec::new(),
             l4_matched: false,
@@ -847,6 +856,9 @@ impl Checker {
 
     fn stmt(&mut self, ctx: &mut RuleCtx, stmt: &syntax::Stmt) -> Result<StmtKind> {
         use syntax::StmtKind as S;
+        if ctx.table.family == Family::Bridge {
+            bridge_statement(stmt)?;
+        }
         Ok(match &stmt.kind {
             S::Match {
                 key,
@@ -973,6 +985,12 @@ impl Checker {
                 return Err(Error::new(
                     key.span.clone(),
                     "meta nfproto is only useful in the inet family",
+                ));
+            }
+            S::Fib(_) if ctx.table.family == Family::Bridge => {
+                return Err(Error::new(
+                    key.span.clone(),
+                    "fib is not possible in a bridge table (the kernel has fib lookups for ip, ip6 and inet only)",
                 ));
             }
             S::Fib(fib) => {
@@ -1233,7 +1251,7 @@ impl Checker {
         let table_l3 = match ctx.table.family {
             Family::Ip => Some(L3::Ip),
             Family::Ip6 => Some(L3::Ip6),
-            Family::Inet => None,
+            Family::Inet | Family::Bridge => None,
         };
         if let (Some(table), Some(written), Some(name)) = (table_l3, written, family) {
             if table != written {
@@ -1458,6 +1476,30 @@ fn hook_error(need: &Need, chain: &str, base_name: &str, base: &BaseChain) -> Er
     )
 }
 
+/// Statements the bridge family does not have: NAT (nft refuses it), and
+/// reject, which needs the kernel's nft_reject_bridge (this loader's
+/// reference kernel lacks it, so its bytecode could not be verified).
+fn bridge_statement(stmt: &syntax::Stmt) -> Result<()> {
+    use syntax::StmtKind as S;
+    let what = match &stmt.kind {
+        S::Masquerade { .. } => "masquerade",
+        S::Redirect { .. } => "redirect",
+        S::Nat { dnat: true, .. } => "dnat",
+        S::Nat { dnat: false, .. } => "snat",
+        S::Reject { .. } => {
+            return Err(Error::new(
+                stmt.span.clone(),
+                "reject in a bridge table is not supported by this loader",
+            ));
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::new(
+        stmt.span.clone(),
+        format!("{what} is not possible in a bridge table: NAT is only supported for IPv4/IPv6"),
+    ))
+}
+
 /// Adds the elements' intervals to `set`, refusing overlaps as nft does.
 fn no_overlaps(set: &mut Disjoint, elements: &[Element]) -> Result<()> {
     for element in elements {
@@ -1632,31 +1674,54 @@ fn set_type(name: &Name) -> Result<DataType> {
     })
 }
 
-/// A chain priority as a number: nft's keywords (`raw` -300, `mangle` -150,
-/// `dstnat` -100, `filter` 0, `security` 50, `srcnat` 100) plus an offset.
-/// nft 1.0.6 takes `dstnat` only on prerouting and `srcnat` only on
-/// postrouting.
-fn priority(hook: Hook, spec: &syntax::Priority) -> Result<i32> {
+/// nft's priority keywords of a family: name, value, and the one hook nft
+/// 1.0.6 takes it on (`None`: every hook).
+type PriorityKeywords = &'static [(&'static str, i64, Option<Hook>)];
+
+/// ip, ip6 and inet (nft's `std_prios`).
+const IP_PRIORITIES: PriorityKeywords = &[
+    ("raw", -300, None),
+    ("mangle", -150, None),
+    ("dstnat", -100, Some(Hook::Prerouting)),
+    ("filter", 0, None),
+    ("security", 50, None),
+    ("srcnat", 100, Some(Hook::Postrouting)),
+];
+
+/// bridge (nft's `bridge_std_prios`, the kernel's NF_BR_PRI_*).
+const BRIDGE_PRIORITIES: PriorityKeywords = &[
+    ("dstnat", -300, Some(Hook::Prerouting)),
+    ("filter", -200, None),
+    ("out", 100, Some(Hook::Output)),
+    ("srcnat", 300, Some(Hook::Postrouting)),
+];
+
+/// A chain priority as a number: the family's keyword (see
+/// [`IP_PRIORITIES`], [`BRIDGE_PRIORITIES`]) plus an offset, or a number.
+/// nft 1.0.6 takes `dstnat` only on prerouting, `srcnat` only on
+/// postrouting and the bridge's `out` only on output.
+fn priority(family: Family, hook: Hook, spec: &syntax::Priority) -> Result<i32> {
+    let keywords = match family {
+        Family::Bridge => BRIDGE_PRIORITIES,
+        Family::Ip | Family::Ip6 | Family::Inet => IP_PRIORITIES,
+    };
     let base: i64 = match &spec.base {
         syntax::PriorityBase::Number(n) => *n,
         syntax::PriorityBase::Keyword(word) => {
-            let (value, fits) = match word.text.as_str() {
-                "raw" => (-300, true),
-                "mangle" => (-150, true),
-                "dstnat" => (-100, hook == Hook::Prerouting),
-                "filter" => (0, true),
-                "security" => (50, true),
-                "srcnat" => (100, hook == Hook::Postrouting),
-                other => {
-                    return Err(Error::new(
-                        word.span.clone(),
-                        format!(
-                            "unknown priority '{other}' (expected a number or raw, mangle, dstnat, filter, security, srcnat)"
-                        ),
-                    ));
-                }
+            let Some(&(_, value, only)) = keywords.iter().find(|(name, ..)| *name == word.text)
+            else {
+                let names: Vec<&str> = keywords.iter().map(|(name, ..)| *name).collect();
+                return Err(Error::new(
+                    word.span.clone(),
+                    format!(
+                        "unknown priority '{}' in the {} family (expected a number or {})",
+                        word.text,
+                        family.name(),
+                        names.join(", ")
+                    ),
+                ));
             };
-            if !fits {
+            if only.is_some_and(|only| only != hook) {
                 return Err(Error::new(
                     spec.span.clone(),
                     format!(
