@@ -128,6 +128,40 @@ fn every_sample_leaves_the_kernel_as_nft_leaves_it() {
     );
 }
 
+/// nft/supervisor.nft (an ip table and a bridge table) with the defines
+/// the supervisor fills in. nft's `-D BRIDGE=sv0` defines a bare word, which
+/// an interface match takes as the string "sv0"; our loader reads `-D`
+/// values the same way, so the quoted and the bare form must both give
+/// nft's state.
+#[test]
+fn the_supervisor_ruleset_loads_as_nft_loads_it() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("nft/supervisor.nft");
+    let Some(theirs) = HostNs::new("the_supervisor_ruleset_loads_as_nft_loads_it") else {
+        return;
+    };
+    theirs.ok(&format!(
+        "nft -D BRIDGE=sv0 -D SUBNET=172.16.0.0/24 -f {}",
+        file.display()
+    ));
+    let want = kernel_state(&theirs);
+    assert!(want.0.contains("table bridge supervisor"), "{}", want.0);
+    for bridge in ["BRIDGE=\"sv0\"", "BRIDGE=sv0"] {
+        let Some(ours) = HostNs::new("supervisor_ruleset") else {
+            return;
+        };
+        let out = common::run(
+            ours.supervisor()
+                .args(["ruleset", "load", "-D", bridge])
+                .args(["-D", "SUBNET=172.16.0.0/24"])
+                .arg(&file),
+        );
+        assert!(out.status.success(), "-D {bridge}: {}", stderr(&out));
+        let got = kernel_state(&ours);
+        assert_eq!(got.0, want.0, "nft list ruleset differs with -D {bridge}");
+        assert_eq!(got.1, want.1, "bytecode differs with -D {bridge}");
+    }
+}
+
 /// The first line of an error sample: `# expect: [FILE:]LINE:COL: message`
 /// for the loader's own errors (FILE for an error in an included file, next
 /// to the sample), `# expect-kernel: LINE:COL: ERRNO` for refusals by the
