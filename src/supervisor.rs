@@ -11,6 +11,7 @@ use tokio::time::Sleep;
 use crate::conntrack;
 use crate::firewall::{self, Base, Firewall, Owner, Publication};
 use crate::network::{self, Attachment};
+use crate::publish::Protocol;
 use crate::signals::{self, Signals};
 use crate::spawn::{self, Container, ExitStatus, SpawnConfig, SpawnError};
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
@@ -140,6 +141,17 @@ impl BridgeNet {
             &spec.publish,
         )?;
         phase("publish batch", t);
+        // A UDP client that sent before the port was published holds an
+        // entry that bypasses the new DNAT: forget it.
+        let udp: Vec<_> = publication
+            .ports
+            .iter()
+            .filter(|p| p.protocol == Protocol::Udp)
+            .map(|p| (p.protocol, p.host_port))
+            .collect();
+        if let Err(err) = conntrack::forget(&udp, None) {
+            tracing::warn!("{err}");
+        }
         for (mapping, port) in spec.publish.iter().zip(&publication.ports) {
             if mapping.host_port.is_none() {
                 eprintln!("supervisor: published {port}");
@@ -161,7 +173,7 @@ impl BridgeNet {
                 .iter()
                 .map(|p| (p.protocol, p.host_port))
                 .collect();
-            if let Err(err) = conntrack::forget_published(&ports, publication.address) {
+            if let Err(err) = conntrack::forget(&ports, Some(publication.address)) {
                 tracing::warn!("{err}");
             }
         }

@@ -1,13 +1,15 @@
-//! Per-container firewall elements: one batch in, one batch out, conflicts
-//! decided by the kernel. Each test loads nft/supervisor.nft into a fresh
-//! network namespace of its own.
+//! The firewall's tables: the base ruleset loaded only when it changed,
+//! and per-container elements, one batch in, one batch out, conflicts
+//! decided by the kernel. Each test runs in a fresh network namespace of its
+//! own.
 
 mod common;
 
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use supervisor::firewall::{Error, Firewall, Owner, Port, Publication};
+use supervisor::firewall::{Base, Error, Firewall, Owner, Port, Publication};
+use supervisor::ipam::Subnet;
 use supervisor::publish::Protocol;
 
 fn nft(args: &[&str]) -> String {
@@ -23,17 +25,14 @@ fn nft(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Loads nft/supervisor.nft with the real nft and the supervisor's defines.
+fn subnet(text: &str) -> Subnet {
+    text.parse().unwrap()
+}
+
+/// Loads the base ruleset as `run` does.
 fn load_base() {
-    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/nft/supervisor.nft");
-    let subnet = "172.16.0.0/24".parse().unwrap();
-    let mut args = Vec::new();
-    for define in supervisor::firewall::defines("sv0", &subnet) {
-        args.push("-D".to_string());
-        args.push(format!("{}={}", define.name, define.value));
-    }
-    args.extend(["-f".to_string(), file.to_string()]);
-    nft(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let fw = Firewall::open(&state_dir()).unwrap();
+    fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap();
 }
 
 /// A state directory of the test's own (the firewall keeps its lock there).
@@ -215,6 +214,115 @@ fn a_missing_host_port_is_picked_from_the_ephemeral_range_and_not_reused() {
                 )
                 .unwrap_err();
             assert_eq!(err.to_string(), "no free host port left for tcp");
+        },
+    );
+}
+
+#[test]
+fn the_base_is_created_once_then_left_alone() {
+    common::in_fresh_netns("the_base_is_created_once_then_left_alone", || {
+        let fw = Firewall::open(&state_dir()).unwrap();
+        assert_eq!(
+            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap(),
+            Base::Created
+        );
+        let listing = nft(&["list", "ruleset"]);
+        assert_eq!(
+            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap(),
+            Base::Current
+        );
+        assert_eq!(nft(&["list", "ruleset"]), listing);
+    });
+}
+
+#[test]
+fn a_changed_base_is_replaced_keeping_every_containers_elements() {
+    common::in_fresh_netns(
+        "a_changed_base_is_replaced_keeping_every_containers_elements",
+        || {
+            let fw = Firewall::open(&state_dir()).unwrap();
+            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap();
+            fw.publish(&container("web", 2, &[(8080, 8000, Protocol::Tcp)]))
+                .unwrap();
+            fw.publish(&container("dns", 3, &[(5353, 53, Protocol::Udp)]))
+                .unwrap();
+            // Another configuration stands in for another version of the file:
+            // both change VERSION.
+            let base = fw.ensure_base("sv0", &subnet("172.16.0.0/16")).unwrap();
+            assert_eq!(base, Base::Replaced);
+            let listing = nft(&["list", "ruleset"]);
+            assert!(listing.contains("ip saddr 172.16.0.0/16"), "{listing}");
+            assert!(
+                listing.contains(r#"8080 comment "web web-id" : 172.16.0.2 . 8000"#),
+                "{listing}"
+            );
+            assert!(
+                listing.contains(r#"5353 comment "dns dns-id" : 172.16.0.3 . 53"#),
+                "{listing}"
+            );
+            assert!(
+                listing.contains(r#""sv-web" . 172.16.0.2 comment "web web-id""#),
+                "{listing}"
+            );
+            assert_eq!(listing.matches("table ip supervisor").count(), 1);
+        },
+    );
+}
+
+#[test]
+fn a_table_not_loaded_from_our_file_is_replaced() {
+    common::in_fresh_netns("a_table_not_loaded_from_our_file_is_replaced", || {
+        nft(&["add", "table", "ip", "supervisor"]);
+        nft(&["add", "chain", "ip", "supervisor", "stray"]);
+        let fw = Firewall::open(&state_dir()).unwrap();
+        assert_eq!(
+            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap(),
+            Base::Replaced
+        );
+        assert!(!nft(&["list", "ruleset"]).contains("stray"));
+    });
+}
+
+#[test]
+fn concurrent_supervisors_load_the_base_once_and_keep_each_others_elements() {
+    common::in_fresh_netns(
+        "concurrent_supervisors_load_the_base_once_and_keep_each_others_elements",
+        || {
+            let dir = state_dir();
+            let threads: Vec<_> = (0..16u8)
+                .map(|i| {
+                    let dir = dir.clone();
+                    std::thread::spawn(move || {
+                        let fw = Firewall::open(&dir).unwrap();
+                        // Half the threads come with another configuration,
+                        // so replacements race with publications.
+                        let net = if i % 2 == 0 {
+                            "172.16.0.0/24"
+                        } else {
+                            "172.16.0.0/16"
+                        };
+                        fw.ensure_base("sv0", &subnet(net)).unwrap();
+                        let name = format!("c{i}");
+                        fw.publish(&container(
+                            &name,
+                            10 + i,
+                            &[(9000 + u16::from(i), 80, Protocol::Tcp)],
+                        ))
+                        .unwrap();
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            let listing = nft(&["list", "map", "ip", "supervisor", "tcp_ports"]);
+            for i in 0..16 {
+                assert!(
+                    listing.contains(&format!("{} comment", 9000 + i)),
+                    "port {}: {listing}",
+                    9000 + i
+                );
+            }
         },
     );
 }

@@ -6,15 +6,16 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{HostNs, Outside, stderr};
 
-/// A running container: its supervisor, and its PID 1 as the host sees it.
+/// A running container: its supervisor, its PID 1 as the host sees it, and
+/// the lines it prints.
 struct Container {
     supervisor: Child,
-    out: BufReader<ChildStdout>,
+    lines: std::sync::mpsc::Receiver<String>,
     pid: u32,
 }
 
@@ -27,13 +28,21 @@ impl Container {
             .arg("run")
             .args(args)
             .args(["--", "sh", "-c"])
-            .arg(format!("{script} & echo ready; read _"))
+            .arg(format!("{script} & echo ready; read _ || true"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn supervisor");
         let out = common::wait_ready(&mut supervisor);
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line.trim().to_string()).is_err() {
+                    break;
+                }
+            }
+        });
         let sup = supervisor.id();
         let pid = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children"))
             .expect("supervisor's children")
@@ -42,7 +51,7 @@ impl Container {
             .expect("one container");
         Container {
             supervisor,
-            out,
+            lines,
             pid,
         }
     }
@@ -67,11 +76,12 @@ impl Container {
             .expect("nsenter into the container")
     }
 
-    /// The next line the container printed.
+    /// The next line the container prints (failing, not hanging, when none
+    /// comes).
     fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.out.read_line(&mut line).expect("container output");
-        line.trim().to_string()
+        self.lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a line from the container within 10 s")
     }
 
     /// Ends the container; returns the supervisor's output on stderr.
@@ -427,10 +437,13 @@ fn a_udp_client_that_keeps_sending_reaches_the_next_container_on_that_port() {
         return;
     };
     // One client socket (fixed source port) sending a datagram every 50 ms.
+    // One client (fixed source port: one conntrack entry) sending every
+    // 50 ms, before, between and after the containers.
     let _client = Background::start(
         ns.command("timeout"),
-        "while :; do echo ping; sleep 0.05; done | nc -n -u -p 40000 127.0.0.1 5353",
+        "while :; do echo ping | timeout 0.3 nc -n -u -w0 -p 40000 127.0.0.1 5353; sleep 0.05; done",
     );
+    std::thread::sleep(Duration::from_millis(200));
     for (name, ip) in [("first", "172.16.0.2"), ("second", "172.16.0.3")] {
         let mut c = Container::start(
             &ns,
@@ -514,7 +527,10 @@ fn a_container_port_alone_gets_a_free_host_port_announced_on_stderr() {
     let mut web = ns
         .supervisor()
         .args(["run", "--ip", "172.16.0.2", "-p", "8000", "--", "sh", "-c"])
-        .arg(format!("{} & echo ready; read _", serve_tcp("web", 8000)))
+        .arg(format!(
+            "{} & echo ready; read _ || true",
+            serve_tcp("web", 8000)
+        ))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -576,4 +592,22 @@ fn another_tables_forward_drop_policy_is_warned_about() {
         err.contains("inet firewalld") && err.contains("policy drop"),
         "{err}"
     );
+}
+
+#[test]
+fn teardown_forgets_the_connections_of_its_published_ports() {
+    let Some(ns) = HostNs::new("teardown_forgets_the_connections_of_its_published_ports") else {
+        return;
+    };
+    let mut dns = Container::start(
+        &ns,
+        &["--ip", "172.16.0.2", "-p", "5353:53/udp"],
+        "nc -n -u -l -p 53 </dev/null",
+    );
+    ns.ok("echo hello | timeout 1 nc -n -u -w0 -p 40001 127.0.0.1 5353 || true");
+    assert_eq!(dns.line(), "hello");
+    let entries = || ns.ok("conntrack -L -p udp --orig-port-dst 5353 2>/dev/null || true");
+    assert!(entries().contains("src=172.16.0.2"), "{}", entries());
+    dns.stop();
+    assert!(!entries().contains("src=172.16.0.2"), "{}", entries());
 }
