@@ -24,7 +24,7 @@ use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata}
 use crate::publish::{PortMapping, Protocol};
 
 pub use base::{Base, RULESET, defines, version};
-pub use plan::{Owner, Port, Publication, Target};
+pub use plan::{Owner, PlannedElement, Port, Publication, Target};
 
 /// The name of both supervisor tables (`ip supervisor`, `bridge supervisor`).
 pub const TABLE: &CStr = c"supervisor";
@@ -91,26 +91,38 @@ impl Firewall {
     /// Adds a container's elements in one batch. A host port already
     /// published by anyone fails the whole batch with `PortTaken`.
     pub fn publish(&self, publication: &Publication) -> Result<(), Error> {
-        let planned = publication.elements();
-        let comment = CString::new(publication.owner.comment()).unwrap_or_default();
+        self.publish_all(std::slice::from_ref(publication))
+    }
+
+    /// Adds the elements of several containers in one batch, all or none
+    /// (e.g. many containers' worth of ports at once, as `supervisor bench
+    /// --scale` pre-publishes them). Each element carries its own owner.
+    pub fn publish_all(&self, publications: &[Publication]) -> Result<(), Error> {
+        let planned: Vec<(CString, plan::PlannedElement)> = publications
+            .iter()
+            .flat_map(|p| {
+                let comment = CString::new(p.owner.comment()).unwrap_or_default();
+                p.elements().into_iter().map(move |e| (comment.clone(), e))
+            })
+            .collect();
         let mut batch = Batch::new();
         let mut items = Vec::new();
-        for (target, group) in grouped(&planned) {
+        for (target, group) in grouped(&planned, |(_, e)| e.target) {
             let elements: Vec<Element> = group
                 .iter()
-                .map(|e| {
-                    let mut element = Element::new(e.key.clone());
-                    if let Some(data) = &e.data {
-                        element = Element::with_data(e.key.clone(), data.clone());
-                    }
-                    element.udata = Some(Udata::comment(&comment));
+                .map(|(comment, e)| {
+                    let mut element = match &e.data {
+                        Some(data) => Element::with_data(e.key.clone(), data.clone()),
+                        None => Element::new(e.key.clone()),
+                    };
+                    element.udata = Some(Udata::comment(comment));
                     element
                 })
                 .collect();
             let range = batch.add_elements(&set_ref(target), &elements, Mode::Create)?;
-            for (item, e) in range.zip(&group) {
+            for (item, (_, e)) in range.zip(group) {
                 batch.label(item, e.label.clone());
-                items.push((item, (*e).clone()));
+                items.push((item, e));
             }
         }
         let _lock = self.lock(false)?;
@@ -221,7 +233,7 @@ impl Firewall {
     pub fn unpublish(&self, publication: &Publication) -> Result<(), Error> {
         let planned = publication.elements();
         let mut batch = Batch::new();
-        for (target, group) in grouped(&planned) {
+        for (target, group) in grouped(&planned, |e| e.target) {
             let elements: Vec<Element> =
                 group.iter().map(|e| Element::new(e.key.clone())).collect();
             batch.destroy_elements(&set_ref(target), &elements)?;
@@ -249,12 +261,12 @@ impl Firewall {
     }
 }
 
-/// The planned elements grouped by target, in a fixed order: one element
+/// Planned elements grouped by target, in a fixed order: one element
 /// message per set.
-fn grouped(planned: &[plan::PlannedElement]) -> BTreeMap<Target, Vec<&plan::PlannedElement>> {
-    let mut groups: BTreeMap<Target, Vec<&plan::PlannedElement>> = BTreeMap::new();
+fn grouped<T>(planned: &[T], target: impl Fn(&T) -> Target) -> BTreeMap<Target, Vec<&T>> {
+    let mut groups: BTreeMap<Target, Vec<&T>> = BTreeMap::new();
     for e in planned {
-        groups.entry(e.target).or_default().push(e);
+        groups.entry(target(e)).or_default().push(e);
     }
     groups
 }
