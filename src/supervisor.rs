@@ -65,10 +65,29 @@ pub fn run(options: RunOptions) -> Result<u8, Error> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let signals = blocked.into_async().map_err(Error::Signals)?;
         lifecycle(spec, signals).await
-    })
+    });
+    log_peak_rss();
+    result
+}
+
+/// The peak resident set of this process's own memory (VmHWM), for
+/// `supervisor bench`. Not getrusage: its ru_maxrss carries over the peak
+/// of whatever process forked us.
+fn log_peak_rss() {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    if let Some(kib) = kib {
+        tracing::debug!("peak rss: {kib} KiB");
+    }
 }
 
 /// What every container needs, whatever its network: namespaces and mounts
