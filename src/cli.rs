@@ -51,6 +51,9 @@ pub enum Command {
     /// Check or load nft-syntax ruleset files with the supervisor's own loader.
     #[command(subcommand)]
     Ruleset(RulesetCommand),
+    /// Measure container startup in a throwaway namespace, optionally against
+    /// the naive approach (ip, iptables/nft commands), and print a table.
+    Bench(BenchArgs),
     /// Minimal init for `run --init` (runs as PID 1 inside the container).
     #[command(hide = true)]
     Init {
@@ -101,6 +104,43 @@ pub struct RunArgs {
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Containers to run per configuration.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub containers: usize,
+
+    /// Containers running at the same time.
+    #[arg(long, default_value_t = 1, value_name = "C")]
+    pub concurrency: usize,
+
+    /// Each container publishes one port (-p HOSTPORT:8000).
+    #[arg(long)]
+    pub publish: bool,
+
+    /// Also measure the naive approach (ip link/addr/route and iptables or
+    /// nft commands per container) in the same run.
+    #[arg(long)]
+    pub baseline: bool,
+
+    /// Measure with this many ports already published, one configuration
+    /// per value, e.g. 0,100,1000,10000 (implies --publish).
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    pub scale: Vec<usize>,
+
+    /// Write every sample as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write every sample as CSV (one measurement per row).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// Draw each configuration's latency distribution as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -202,6 +242,23 @@ mod tests {
         assert!(parse(&["run"]).is_err());
         assert!(parse(&["run", "--stop-timeout", "-1", "true"]).is_err());
         assert!(parse(&["run", "--network", "host", "true"]).is_err());
+    }
+
+    #[test]
+    fn bench_defaults_and_a_scale_list() {
+        let Command::Bench(bench) = parse(&["bench"]).unwrap().command else {
+            panic!("not bench");
+        };
+        assert_eq!((bench.containers, bench.concurrency), (100, 1));
+        assert!(!bench.publish && !bench.baseline && bench.scale.is_empty());
+        let Command::Bench(bench) = parse(&["bench", "--scale", "0,100,10000", "--publish"])
+            .unwrap()
+            .command
+        else {
+            panic!("not bench");
+        };
+        assert_eq!(bench.scale, [0, 100, 10000]);
+        assert!(parse(&["bench", "--scale", "0,x"]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! (links, addresses, routes) and `firewall` (nftables batches); the
 //! `ruleset` loader compiles nft-syntax files to `nftables` batches.
 
+pub mod bench;
 pub mod conntrack;
 pub mod firewall;
 pub mod ipam;

@@ -12,7 +12,7 @@ use clap::Parser;
 use supervisor::ruleset;
 use supervisor::spec::{NetworkMode, RunOptions};
 
-use crate::cli::{Cli, Command, NetworkArg, RulesetCommand, RunArgs};
+use crate::cli::{BenchArgs, Cli, Command, NetworkArg, RulesetCommand, RunArgs};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             let options = run_options(args, cli.bridge, cli.subnet, cli.state_dir);
             exit(supervisor::supervisor::run(options), |e| e.exit_code())
         }
+        Command::Bench(args) => bench(args),
         Command::Init { command } => ExitCode::from(supervisor::spawn::init::run(&command)),
         Command::Ruleset(command) => ruleset_command(command),
     }
@@ -49,6 +50,24 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
         init: args.init,
         command: args.command,
     }
+}
+
+/// `bench`: runs containers with this very binary.
+fn bench(args: BenchArgs) -> ExitCode {
+    let supervisor = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let options = supervisor::bench::Options {
+        supervisor,
+        containers: args.containers,
+        concurrency: args.concurrency,
+        publish: args.publish,
+        baseline: args.baseline,
+        scale: args.scale,
+        json: args.json,
+        csv: args.csv,
+        plot: args.plot,
+    };
+    let result = supervisor::bench::run(&options, &mut std::io::stdout()).map(|()| 0);
+    exit(result, supervisor::bench::Error::exit_code)
 }
 
 /// The code on success; on failure one line on stderr and the error's code.

@@ -1,0 +1,481 @@
+//! `supervisor bench`: how fast containers start, measured the way a user
+//! runs them (`supervisor run` as a process, N containers, C at a time),
+//! and how the naive approach compares, measured in the same run.
+//!
+//! One job per file: `sandbox` is the throwaway host everything runs in,
+//! `runner` runs `supervisor run` containers C at a time, `baseline` the
+//! naive approach, `scale` pre-publishes ports, `phases` reads `-v` logs,
+//! `stats` computes percentiles, `report` renders the table, JSON and CSV,
+//! `plot` the SVG, and `progress` the bar on a terminal.
+
+pub mod baseline;
+pub mod phases;
+mod plot;
+mod progress;
+pub mod report;
+mod runner;
+pub mod sandbox;
+pub mod scale;
+pub mod stats;
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::firewall::{self, Firewall};
+use crate::ipam::Subnet;
+
+pub use plot::svg;
+use progress::Progress;
+pub use runner::Supervisor;
+
+/// The bridge and subnet of the bench's own host (a /16, so any
+/// concurrency finds addresses).
+pub const BRIDGE: &str = "sv0";
+pub const SUBNET: &str = "172.16.0.0/16";
+/// Leases, records and the firewall lock, in the bench's private /run.
+pub const STATE_DIR: &str = "/run/supervisor-bench";
+/// Containers run, unrecorded, before each configuration: the first run
+/// in a host creates the bridge and loads the tables, which is not what
+/// the next ten thousand runs cost.
+const WARMUP: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid option: {0}")]
+    Option(String),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::Error),
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("starting {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{configuration}, container {index}: {detail}")]
+    Run {
+        configuration: String,
+        index: usize,
+        detail: String,
+    },
+    #[error("pre-publishing ports: {0}")]
+    Firewall(#[from] firewall::Error),
+    #[error("setting up the naive baseline: {0}")]
+    Baseline(String),
+    #[error("writing the report: {0}")]
+    Output(#[source] io::Error),
+}
+
+impl Error {
+    /// docker's convention for the supervisor's own failures.
+    pub fn exit_code(&self) -> u8 {
+        125
+    }
+}
+
+/// What to measure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The supervisor binary to run containers with.
+    pub supervisor: PathBuf,
+    /// Containers per configuration.
+    pub containers: usize,
+    /// Containers running at the same time.
+    pub concurrency: usize,
+    /// One published port per container.
+    pub publish: bool,
+    /// Also measure the naive approach.
+    pub baseline: bool,
+    /// Ports already published: one configuration per value.
+    pub scale: Vec<usize>,
+    pub json: Option<PathBuf>,
+    pub csv: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+}
+
+impl Options {
+    /// The command line that measures this again.
+    pub fn command_line(&self) -> String {
+        let mut line = format!(
+            "supervisor bench --containers {} --concurrency {}",
+            self.containers, self.concurrency
+        );
+        if self.publish {
+            line.push_str(" --publish");
+        }
+        if self.baseline {
+            line.push_str(" --baseline");
+        }
+        if !self.scale.is_empty() {
+            let values: Vec<String> = self.scale.iter().map(usize::to_string).collect();
+            line.push_str(&format!(" --scale {}", values.join(",")));
+        }
+        for (flag, path) in [
+            ("--json", &self.json),
+            ("--csv", &self.csv),
+            ("--plot", &self.plot),
+        ] {
+            if let Some(path) = path {
+                line.push_str(&format!(" {flag} {}", path.display()));
+            }
+        }
+        line
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.containers == 0 {
+            return Err(Error::Option("--containers must be at least 1".into()));
+        }
+        if self.concurrency == 0 || self.concurrency > runner::MAX_CONCURRENCY {
+            return Err(Error::Option(format!(
+                "--concurrency must be between 1 and {}",
+                runner::MAX_CONCURRENCY
+            )));
+        }
+        if let Some(&n) = self.scale.iter().find(|&&n| n > scale::MAX) {
+            return Err(Error::Option(format!(
+                "--scale {n}: at most {} ports can be pre-published",
+                scale::MAX
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether measured containers publish a port: `--scale` is about
+    /// published ports, so it implies `--publish`.
+    pub fn publishes(&self) -> bool {
+        self.publish || !self.scale.is_empty()
+    }
+}
+
+/// One container's measurements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Its number within its configuration, from 0.
+    pub container: usize,
+    /// From starting the first command to the end of its teardown.
+    pub end_to_end: Duration,
+    /// Named phases, in the order they happened.
+    pub phases: Vec<(String, Duration)>,
+    /// Peak resident set of the supervisor process (its own VmHWM), KiB;
+    /// None for the baseline, which is many processes.
+    pub max_rss_kib: Option<u64>,
+}
+
+/// N containers started one way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Configuration {
+    pub name: String,
+    /// The naive approach rather than the supervisor.
+    pub baseline: bool,
+    /// Ports already published while these containers ran.
+    pub published_before: usize,
+    /// From the first container's start to the last one's end.
+    pub wall: Duration,
+    pub samples: Vec<Sample>,
+}
+
+impl Configuration {
+    pub fn per_second(&self) -> f64 {
+        let seconds = self.wall.as_secs_f64();
+        if seconds > 0.0 {
+            self.samples.len() as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Phase names in the order they first appear.
+    pub fn phase_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for sample in &self.samples {
+            for (name, _) in &sample.phases {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        names
+    }
+
+    /// Every sample's `phase`, where it was logged.
+    pub fn phase(&self, phase: &str) -> Vec<Duration> {
+        self.samples
+            .iter()
+            .filter_map(|s| phases::find(&s.phases, phase))
+            .collect()
+    }
+
+    pub fn end_to_end(&self) -> Vec<Duration> {
+        self.samples.iter().map(|s| s.end_to_end).collect()
+    }
+
+    pub fn max_rss_kib(&self) -> Vec<u64> {
+        self.samples.iter().filter_map(|s| s.max_rss_kib).collect()
+    }
+}
+
+/// The machine as the bench found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    pub cpus: usize,
+    pub kernel: String,
+    /// /proc/loadavg's 1, 5 and 15 minute figures at the start.
+    pub load_average: String,
+}
+
+impl Machine {
+    pub fn read() -> Machine {
+        let kernel = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        let load_average = std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "unknown".into());
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kernel,
+            load_average,
+        }
+    }
+}
+
+/// Everything one `supervisor bench` measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub command: String,
+    pub machine: Machine,
+    pub containers: usize,
+    pub concurrency: usize,
+    pub publish: bool,
+    pub configurations: Vec<Configuration>,
+    /// What was not measured, and why.
+    pub notes: Vec<String>,
+}
+
+/// The files asked for, created before the bench leaves the machine's
+/// mount namespace: a path under /run must name the user's /run, not the
+/// bench's private one.
+struct Outputs {
+    json: Option<(PathBuf, File)>,
+    csv: Option<(PathBuf, File)>,
+    plot: Option<(PathBuf, File)>,
+}
+
+impl Outputs {
+    fn create(options: &Options) -> Result<Outputs, Error> {
+        let open = |path: &Option<PathBuf>| -> Result<Option<(PathBuf, File)>, Error> {
+            path.as_ref()
+                .map(|p| {
+                    File::create(p)
+                        .map(|f| (p.clone(), f))
+                        .map_err(|source| Error::File {
+                            path: p.clone(),
+                            source,
+                        })
+                })
+                .transpose()
+        };
+        Ok(Outputs {
+            json: open(&options.json)?,
+            csv: open(&options.csv)?,
+            plot: open(&options.plot)?,
+        })
+    }
+
+    fn write(self, report: &Report) -> Result<(), Error> {
+        for (file, render) in [
+            (self.json, report::json as fn(&Report) -> String),
+            (self.csv, report::csv),
+            (self.plot, plot::svg),
+        ] {
+            if let Some((path, mut file)) = file {
+                file.write_all(render(report).as_bytes())
+                    .map_err(|source| Error::File { path, source })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the whole bench in its own throwaway host and prints the table on
+/// `out`; writes the files asked for.
+pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
+    options.check()?;
+    let outputs = Outputs::create(options)?;
+    sandbox::enter()?;
+    let machine = Machine::read();
+    let state_dir = PathBuf::from(STATE_DIR);
+    std::fs::create_dir_all(&state_dir).map_err(|source| Error::File {
+        path: state_dir.clone(),
+        source,
+    })?;
+    let subnet: Subnet = SUBNET
+        .parse()
+        .map_err(|e| Error::Option(format!("bench subnet: {e}")))?;
+    let supervisor = Supervisor {
+        exe: options.supervisor.clone(),
+        state_dir: state_dir.clone(),
+        bridge: BRIDGE.into(),
+        subnet: SUBNET.into(),
+        publish: options.publishes(),
+    };
+    let mut configurations = Vec::new();
+    if options.scale.is_empty() {
+        configurations.push(measure("supervisor", false, 0, options, |i| {
+            supervisor.run_one(i)
+        })?);
+    } else {
+        let firewall = Firewall::open(&state_dir)?;
+        firewall.ensure_base(BRIDGE, &subnet)?;
+        let mut points = options.scale.clone();
+        points.sort_unstable();
+        points.dedup();
+        let mut present = 0;
+        for n in points {
+            scale::prepublish(&firewall, present..n, &subnet)?;
+            present = n;
+            let name = format!("supervisor, {n} published");
+            configurations.push(measure(&name, false, n, options, |i| {
+                supervisor.run_one(i)
+            })?);
+        }
+    }
+    let mut notes = Vec::new();
+    if options.baseline {
+        match baseline::Tools::find(options.publishes()) {
+            Ok(tools) => {
+                let naive = baseline::Naive::setup(tools)?;
+                let name = format!("naive baseline ({})", naive.tools());
+                let publish = options.publishes();
+                configurations.push(measure(&name, true, 0, options, |i| {
+                    naive.run_one(i, publish)
+                })?);
+            }
+            Err(why) => notes.push(format!("naive baseline not measured: {why}")),
+        }
+    }
+    let report = Report {
+        command: options.command_line(),
+        machine,
+        containers: options.containers,
+        concurrency: options.concurrency,
+        publish: options.publishes(),
+        configurations,
+        notes,
+    };
+    out.write_all(report::table(&report).as_bytes())
+        .map_err(Error::Output)?;
+    outputs.write(&report)
+}
+
+/// Runs `WARMUP` containers, unrecorded, then `options.containers` with
+/// `one`, into a configuration.
+fn measure(
+    name: &str,
+    baseline: bool,
+    published_before: usize,
+    options: &Options,
+    one: impl Fn(usize) -> Result<Sample, String> + Sync,
+) -> Result<Configuration, Error> {
+    let attempt = |index| {
+        one(index).map_err(|detail| Error::Run {
+            configuration: name.to_string(),
+            index,
+            detail,
+        })
+    };
+    for index in 0..WARMUP {
+        attempt(index)?;
+    }
+    let progress = Progress::new(name, options.containers);
+    let (samples, wall) =
+        runner::measure(options.containers, options.concurrency, &progress, attempt)?;
+    Ok(Configuration {
+        name: name.to_string(),
+        baseline,
+        published_before,
+        wall,
+        samples,
+    })
+}
+
+/// The named binary in $PATH, or in the sbin directories root's PATH has
+/// but a user's may lack.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> Options {
+        Options {
+            supervisor: "supervisor".into(),
+            containers: 100,
+            concurrency: 1,
+            publish: false,
+            baseline: false,
+            scale: vec![],
+            json: None,
+            csv: None,
+            plot: None,
+        }
+    }
+
+    #[test]
+    fn the_command_line_repeats_every_option() {
+        let mut o = options();
+        assert_eq!(
+            o.command_line(),
+            "supervisor bench --containers 100 --concurrency 1"
+        );
+        o.publish = true;
+        o.baseline = true;
+        o.scale = vec![0, 100];
+        o.json = Some("out.json".into());
+        assert_eq!(
+            o.command_line(),
+            "supervisor bench --containers 100 --concurrency 1 --publish --baseline \
+             --scale 0,100 --json out.json"
+        );
+    }
+
+    #[test]
+    fn bad_counts_are_refused_before_anything_runs() {
+        let mut o = options();
+        o.containers = 0;
+        assert!(matches!(o.check(), Err(Error::Option(_))));
+        let mut o = options();
+        o.concurrency = 0;
+        assert!(matches!(o.check(), Err(Error::Option(_))));
+        let mut o = options();
+        o.scale = vec![0, scale::MAX + 1];
+        assert!(matches!(o.check(), Err(Error::Option(m)) if m.contains("--scale")));
+    }
+
+    #[test]
+    fn scale_implies_publishing() {
+        let mut o = options();
+        assert!(!o.publishes());
+        o.scale = vec![0];
+        assert!(o.publishes());
+    }
+}

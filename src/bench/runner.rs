@@ -1,0 +1,219 @@
+//! Running containers as a user does: one `supervisor -v run … -- /bin/true`
+//! process per container, C at a time. Each gives its end-to-end time (from
+//! spawning the process to reaping it), and from its `-v` log its phases
+//! and its peak RSS. The peak comes from the supervisor itself (VmHWM):
+//! the rusage wait4 returns carries over the high-water mark of the process
+//! that forked it, i.e. this bench's.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::progress::Progress;
+use super::{Error, Sample, phases};
+
+/// More would only measure the scheduler; the subnet has room for it.
+pub const MAX_CONCURRENCY: usize = 1000;
+/// Container `i` publishes host port `PORT_BASE + i % PORT_SPAN` (to 8000):
+/// distinct among any `MAX_CONCURRENCY` running at once, and clear of the
+/// ports `scale` pre-publishes.
+const PORT_BASE: usize = 10_000;
+const PORT_SPAN: usize = 20_000;
+
+/// How to run a container with the supervisor.
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    pub exe: PathBuf,
+    pub state_dir: PathBuf,
+    pub bridge: String,
+    pub subnet: String,
+    pub publish: bool,
+}
+
+impl Supervisor {
+    /// The host port container `index` publishes.
+    pub fn host_port(index: usize) -> u16 {
+        (PORT_BASE + index % PORT_SPAN) as u16
+    }
+
+    /// `supervisor -v … run [-p PORT:8000] -- /bin/true`.
+    pub fn command(&self, index: usize) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("-v").arg("--state-dir").arg(&self.state_dir).args([
+            "--bridge",
+            &self.bridge,
+            "--subnet",
+            &self.subnet,
+            "run",
+        ]);
+        if self.publish {
+            cmd.args(["-p", &format!("{}:8000", Self::host_port(index))]);
+        }
+        cmd.args(["--", "/bin/true"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs container `index` to its end. Err: what went wrong, with the
+    /// end of its log.
+    pub fn run_one(&self, index: usize) -> Result<Sample, String> {
+        let start = Instant::now();
+        let mut child = self
+            .command(index)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", self.exe.display()))?;
+        let mut log = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            stderr
+                .read_to_string(&mut log)
+                .map_err(|e| format!("reading its log: {e}"))?;
+        }
+        let status = child.wait().map_err(|e| format!("waiting: {e}"))?;
+        let end_to_end = start.elapsed();
+        if !status.success() {
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(format!("supervisor run {status}: {}", tail.join(" | ")));
+        }
+        Ok(Sample {
+            container: index,
+            end_to_end,
+            phases: with_network_ready(phases::parse_log(&log)),
+            max_rss_kib: phases::peak_rss_kib(&log),
+        })
+    }
+}
+
+/// Adds "network ready" (plumbing and the publish batch: the container's
+/// network complete) after "publish batch", when both were logged.
+fn with_network_ready(mut phases: Vec<(String, Duration)>) -> Vec<(String, Duration)> {
+    let plumb = phases::find(&phases, "plumb");
+    let batch = phases.iter().position(|(n, _)| n == "publish batch");
+    if let (Some(plumb), Some(at)) = (plumb, batch) {
+        let ready = plumb + phases[at].1;
+        phases.insert(at + 1, ("network ready".into(), ready));
+    }
+    phases
+}
+
+/// Runs `one` for containers 0..count, `concurrency` at a time, stopping
+/// at the first failure. Returns the samples in container order and the
+/// wall time from the first start to the last end.
+pub fn measure<F>(
+    count: usize,
+    concurrency: usize,
+    progress: &Progress,
+    one: F,
+) -> Result<(Vec<Sample>, Duration), Error>
+where
+    F: Fn(usize) -> Result<Sample, Error> + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let samples = Mutex::new(Vec::with_capacity(count));
+    let first_error = Mutex::new(None);
+    let ends = Mutex::new(Vec::new());
+    let start = Instant::now();
+    progress.draw();
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency.clamp(1, count.max(1)) {
+            scope.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= count {
+                        break;
+                    }
+                    match one(index) {
+                        Ok(sample) => {
+                            lock(&samples).push(sample);
+                            progress.step();
+                        }
+                        Err(err) => {
+                            failed.store(true, Ordering::Relaxed);
+                            lock(&first_error).get_or_insert(err);
+                        }
+                    }
+                }
+                lock(&ends).push(Instant::now());
+            });
+        }
+    });
+    progress.finish();
+    if let Some(err) = lock(&first_error).take() {
+        return Err(err);
+    }
+    let wall = lock(&ends)
+        .iter()
+        .max()
+        .map_or(Duration::ZERO, |end| *end - start);
+    let mut samples = std::mem::take(&mut *lock(&samples));
+    samples.sort_by_key(|s| s.container);
+    Ok((samples, wall))
+}
+
+/// A poisoned lock only means another worker panicked; its data is whole.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn network_ready_is_plumbing_plus_the_publish_batch() {
+        let phases = vec![
+            ("plumb".to_string(), us(900)),
+            ("publish batch".to_string(), us(100)),
+            ("release to exec".to_string(), us(400)),
+        ];
+        let with = with_network_ready(phases);
+        let names: Vec<&str> = with.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["plumb", "publish batch", "network ready", "release to exec"]
+        );
+        assert_eq!(with[2].1, us(1000));
+        assert_eq!(with_network_ready(vec![]), vec![]);
+    }
+
+    #[test]
+    fn measure_keeps_container_order_and_stops_at_the_first_failure() {
+        let progress = Progress::new("test", 20);
+        let sample = |i| Sample {
+            container: i,
+            end_to_end: us(i as u64),
+            phases: vec![],
+            max_rss_kib: None,
+        };
+        let (samples, _) = measure(20, 4, &progress, |i| Ok(sample(i))).unwrap();
+        let order: Vec<usize> = samples.iter().map(|s| s.container).collect();
+        assert_eq!(order, (0..20).collect::<Vec<_>>());
+        let err = measure(20, 3, &progress, |i| {
+            if i == 5 {
+                Err(Error::Option("boom".into()))
+            } else {
+                Ok(sample(i))
+            }
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("boom"));
+    }
+
+    #[test]
+    fn ports_stay_clear_of_the_pre_published_ones() {
+        assert_eq!(Supervisor::host_port(0), 10_000);
+        assert_eq!(Supervisor::host_port(PORT_SPAN), 10_000);
+        assert!(usize::from(Supervisor::host_port(PORT_SPAN - 1)) < super::super::scale::PORT_BASE);
+    }
+}
