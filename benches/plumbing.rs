@@ -5,11 +5,18 @@
 //! - `plumbing/rtnetlink`: `supervisor::netlink::plumb`, as `run` does it.
 //! - `plumbing/raw_netlink`: the same requests over blocking netlink-sys
 //!   sockets from one thread, no tokio, no rtnetlink I/O: the floor.
+//! - `network_ready/supervisor`: plumb, then the firewall's publish batch
+//!   (the container's spoof-guard entry and one published port), as `run`.
+//! - `network_ready/raw floor`: the raw plumbing, then the same two
+//!   elements in one nftables batch written by hand over a netlink-sys
+//!   socket.
 //!
-//! After criterion, a phase breakdown (medians over many runs).
+//! After criterion, a phase breakdown (medians over many runs) with the
+//! ratios to the floors.
 //!
-//! Needs root; the process moves into its own network namespace first, so
-//! nothing touches the machine's. Without root it says so and exits.
+//! Needs root; the process moves into its own network and mount namespace
+//! first (`supervisor::bench::sandbox`), so nothing touches the machine's.
+//! Without root it says so and exits.
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -18,20 +25,19 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use nix::sched::{CloneFlags, setns, unshare};
+use supervisor::bench::sandbox;
+use supervisor::firewall::{Firewall, Owner, Port, Publication};
 use supervisor::ipam::Subnet;
 use supervisor::netlink::{self, Bridge, ContainerLink, Netlink};
+use supervisor::publish::Protocol;
 
 const BRIDGE: &str = "svbench0";
 
 fn main() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!(
-            "plumbing bench: needs root (it creates links in its own network namespace); skipped"
-        );
+    if let Err(err) = sandbox::enter() {
+        eprintln!("plumbing bench: {err}; skipped");
         return;
     }
-    unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -47,6 +53,9 @@ fn main() {
         let index = netlink::ensure_bridge(&nl, &bridge).await.expect("bridge");
         (nl, index)
     });
+    let state_dir = std::path::Path::new("/run/supervisor-bench");
+    let firewall = Firewall::open(state_dir).expect("nftables socket");
+    firewall.ensure_base(BRIDGE, &subnet).expect("base ruleset");
     let bench = Bench {
         runtime,
         nl,
@@ -54,6 +63,8 @@ fn main() {
         subnet,
         host_netns: OwnedFd::from(File::open("/proc/thread-self/ns/net").expect("own netns")),
         raw_host: raw::Socket::open().expect("raw netlink socket"),
+        firewall,
+        raw_nft: raw_nft::Socket::open().expect("raw netfilter socket"),
         next: 0,
     };
 
@@ -75,6 +86,14 @@ fn main() {
             b.iter_custom(|iters| (0..iters).map(|_| bench.ensure_bridge_once()).sum())
         });
         group.finish();
+        let mut group = criterion.benchmark_group("network_ready");
+        group.bench_function("supervisor", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| bench.ready_once().2).sum())
+        });
+        group.bench_function("raw floor", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| bench.raw_ready_once().2).sum())
+        });
+        group.finish();
     }
     criterion.final_summary();
     bench.breakdown(if bench_mode { 300 } else { 3 });
@@ -87,6 +106,8 @@ struct Bench {
     subnet: Subnet,
     host_netns: OwnedFd,
     raw_host: raw::Socket,
+    firewall: Firewall,
+    raw_nft: raw_nft::Socket,
     next: u64,
 }
 
@@ -127,6 +148,60 @@ impl Bench {
         start.elapsed()
     }
 
+    /// What one container publishes: its spoof guard and one port.
+    fn publication(spec: &ContainerLink) -> Publication {
+        Publication {
+            owner: Owner {
+                name: "bench".into(),
+                id: spec.host_ifname.clone(),
+            },
+            address: spec.address,
+            veth: spec.host_ifname.clone(),
+            ports: vec![Port {
+                host_ip: None,
+                host_port: 8080,
+                container_port: 8000,
+                protocol: Protocol::Tcp,
+            }],
+        }
+    }
+
+    /// Plumb, then the publish batch, as `run` does; the elements are
+    /// removed again untimed. (plumb, publish, both)
+    fn ready_once(&mut self) -> (Duration, Duration, Duration) {
+        let spec = self.spec();
+        let netns = new_netns();
+        let publication = Self::publication(&spec);
+        let start = Instant::now();
+        self.runtime
+            .block_on(netlink::plumb(&self.nl, &spec, netns))
+            .expect("plumb");
+        let plumbed = start.elapsed();
+        self.firewall.publish(&publication).expect("publish");
+        let total = start.elapsed();
+        self.firewall.unpublish(&publication).expect("unpublish");
+        (plumbed, total - plumbed, total)
+    }
+
+    /// The floor of the same: raw plumbing, then one hand-written element
+    /// batch. (plumb, batch, both)
+    fn raw_ready_once(&mut self) -> (Duration, Duration, Duration) {
+        let spec = self.spec();
+        let netns = new_netns();
+        let elements = Self::publication(&spec).elements();
+        let start = Instant::now();
+        raw::plumb(&mut self.raw_host, &self.host_netns, &spec, &netns).expect("raw plumb");
+        let plumbed = start.elapsed();
+        self.raw_nft
+            .elements(true, &elements)
+            .expect("raw element batch");
+        let total = start.elapsed();
+        self.raw_nft
+            .elements(false, &elements)
+            .expect("raw element delete");
+        (plumbed, total - plumbed, total)
+    }
+
     fn ensure_bridge_once(&mut self) -> Duration {
         let bridge = Bridge {
             name: BRIDGE.into(),
@@ -150,6 +225,10 @@ impl Bench {
             "plumb: hairpin ∥ inside",
             "plumb: total",
             "raw netlink floor: total",
+            "publish batch (firewall)",
+            "raw nft element batch",
+            "network ready: plumb + publish",
+            "network ready floor: raw + raw nft",
         ]
         .into_iter()
         .map(|name| (name, Vec::with_capacity(runs)))
@@ -189,9 +268,18 @@ impl Bench {
             drop(netns);
             let whole = self.plumb_once();
             let raw = self.raw_once();
-            let all = steps
-                .into_iter()
-                .chain([whole.veth, whole.configure, whole.total, raw]);
+            let (_, publish, ready) = self.ready_once();
+            let (_, raw_batch, raw_ready) = self.raw_ready_once();
+            let all = steps.into_iter().chain([
+                whole.veth,
+                whole.configure,
+                whole.total,
+                raw,
+                publish,
+                raw_batch,
+                ready,
+                raw_ready,
+            ]);
             for ((_, samples), d) in rows.iter_mut().zip(all) {
                 samples.push(d);
             }
@@ -210,6 +298,10 @@ impl Bench {
         println!(
             "  ratio plumb / raw floor (medians): {:.2}",
             median(6) / median(7)
+        );
+        println!(
+            "  ratio network ready / floor with its nft batch (medians): {:.2}",
+            median(10) / median(11)
         );
     }
 }
@@ -361,5 +453,169 @@ mod raw {
             .build();
         host.exchange(vec![(RouteNetlinkMessage::NewLink(hairpin), ACKED)])?;
         Ok(())
+    }
+}
+
+/// One nftables element batch written by hand: BATCH_BEGIN, one NEWSETELEM
+/// (or DELSETELEM) message per element, BATCH_END, in one sendmsg over a
+/// netlink-sys socket; then every ack read. The keys and data are the
+/// firewall's plan (`Publication::elements`): only the bytes around them
+/// are written here.
+mod raw_nft {
+    use std::io;
+    use std::os::fd::AsRawFd;
+
+    use netlink_sys::{Socket as NlSocket, SocketAddr, protocols::NETLINK_NETFILTER};
+    use supervisor::firewall::PlannedElement;
+
+    const NFNL_SUBSYS_NFTABLES: u16 = 10;
+    const NFT_MSG_NEWSETELEM: u16 = 12;
+    const NFT_MSG_DELSETELEM: u16 = 14;
+    const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+    const NFNL_MSG_BATCH_END: u16 = 0x11;
+    const NLM_F_REQUEST: u16 = 0x1;
+    const NLM_F_ACK: u16 = 0x4;
+    const NLM_F_EXCL: u16 = 0x200;
+    const NLM_F_CREATE: u16 = 0x400;
+    const NLMSG_ERROR: u16 = 2;
+    const NLA_F_NESTED: u16 = 0x8000;
+    const AF_INET: u8 = 2;
+    const AF_BRIDGE: u8 = 7;
+
+    pub struct Socket {
+        inner: NlSocket,
+        seq: u32,
+    }
+
+    fn attr(buf: &mut Vec<u8>, ty: u16, payload: &[u8]) {
+        let len = 4 + payload.len();
+        buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        buf.extend_from_slice(&ty.to_ne_bytes());
+        buf.extend_from_slice(payload);
+        buf.resize(buf.len().next_multiple_of(4), 0);
+    }
+
+    fn nest(buf: &mut Vec<u8>, ty: u16, inner: impl FnOnce(&mut Vec<u8>)) {
+        let start = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        inner(buf);
+        let len = (buf.len() - start) as u16;
+        buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+        buf[start + 2..start + 4].copy_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+    }
+
+    /// nlmsghdr + nfgenmsg, then `body`'s attributes.
+    fn message(
+        buf: &mut Vec<u8>,
+        ty: u16,
+        flags: u16,
+        seq: u32,
+        family: u8,
+        res_id: u16,
+        body: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let start = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        buf.extend_from_slice(&ty.to_ne_bytes());
+        buf.extend_from_slice(&flags.to_ne_bytes());
+        buf.extend_from_slice(&seq.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(&[family, 0]);
+        buf.extend_from_slice(&res_id.to_be_bytes());
+        body(buf);
+        let len = (buf.len() - start) as u32;
+        buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+    }
+
+    impl Socket {
+        pub fn open() -> io::Result<Socket> {
+            let mut inner = NlSocket::new(NETLINK_NETFILTER)?;
+            inner.bind(&SocketAddr::new(0, 0))?;
+            Ok(Socket { inner, seq: 0 })
+        }
+
+        /// Adds (`add`) or deletes the planned elements in one batch.
+        pub fn elements(&mut self, add: bool, elements: &[PlannedElement]) -> io::Result<()> {
+            let mut buf = Vec::with_capacity(512);
+            self.seq += 1;
+            message(
+                &mut buf,
+                NFNL_MSG_BATCH_BEGIN,
+                NLM_F_REQUEST,
+                self.seq,
+                0,
+                NFNL_SUBSYS_NFTABLES,
+                |_| {},
+            );
+            let (ty, flags) = if add {
+                (NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL)
+            } else {
+                (NFT_MSG_DELSETELEM, 0)
+            };
+            for e in elements {
+                self.seq += 1;
+                let family = if e.target.is_bridge() {
+                    AF_BRIDGE
+                } else {
+                    AF_INET
+                };
+                message(
+                    &mut buf,
+                    (NFNL_SUBSYS_NFTABLES << 8) | ty,
+                    NLM_F_REQUEST | NLM_F_ACK | flags,
+                    self.seq,
+                    family,
+                    0,
+                    |m| {
+                        attr(m, 1, b"supervisor\0");
+                        attr(m, 2, format!("{}\0", e.target.name()).as_bytes());
+                        nest(m, 3, |m| {
+                            nest(m, 1, |m| {
+                                nest(m, 1, |m| attr(m, 1, &e.key));
+                                if let (true, Some(data)) = (add, &e.data) {
+                                    nest(m, 2, |m| attr(m, 1, data));
+                                }
+                            })
+                        });
+                    },
+                );
+            }
+            self.seq += 1;
+            message(
+                &mut buf,
+                NFNL_MSG_BATCH_END,
+                NLM_F_REQUEST,
+                self.seq,
+                0,
+                NFNL_SUBSYS_NFTABLES,
+                |_| {},
+            );
+            self.inner.send(&buf, 0)?;
+            let mut acked = 0;
+            let mut rx = vec![0u8; 8192];
+            while acked < elements.len() {
+                // SAFETY: rx is valid for rx.len() bytes for the call.
+                let n = unsafe {
+                    libc::recv(self.inner.as_raw_fd(), rx.as_mut_ptr().cast(), rx.len(), 0)
+                };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let mut rest = &rx[..n as usize];
+                while rest.len() >= 20 {
+                    let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                    let ty = u16::from_ne_bytes([rest[4], rest[5]]);
+                    if ty == NLMSG_ERROR {
+                        let errno = i32::from_ne_bytes([rest[16], rest[17], rest[18], rest[19]]);
+                        if errno != 0 {
+                            return Err(io::Error::from_raw_os_error(-errno));
+                        }
+                        acked += 1;
+                    }
+                    rest = &rest[len.next_multiple_of(4).clamp(20, rest.len())..];
+                }
+            }
+            Ok(())
+        }
     }
 }

@@ -1,12 +1,24 @@
-//! Whole-process container startup: `supervisor run -- /bin/true` against
-//! `unshare -n -p -f -u -i -m true` (the same namespaces, no supervision)
-//! in one run. The bench moves itself into a throwaway network and mount
-//! namespace first, so nothing it does reaches the machine's own.
+//! Container startup.
+//!
+//! - `startup/*`: the whole `supervisor run … -- /bin/true` process with
+//!   `--network none`, with the bridge, and with the bridge and one
+//!   published port, against `unshare -n -p -f -u -i -m true` (the same
+//!   namespaces, no supervision) in the same run.
+//! - `phases/*`: the spawn phases through the library: clone3 until the
+//!   child waits on its pipe, and release until it has exec'd.
+//! - After criterion, the phases `run -v` logs (p50/p90 over many runs),
+//!   for the bridge with and without a published port.
+//!
+//! The process first moves into a throwaway network and mount namespace
+//! with a private /run (`supervisor::bench::sandbox`), so nothing reaches
+//! the machine's own. Without root it says so and exits.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use supervisor::bench::{phases, sandbox, stats::Summary};
+use supervisor::spawn::{Container, SpawnConfig};
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_supervisor");
 
@@ -19,6 +31,13 @@ fn status_ok(cmd: &mut Command) {
     assert!(status.success(), "{cmd:?} failed: {status}");
 }
 
+fn supervisor_run(args: &[&str]) -> Command {
+    let mut cmd = Command::new(SUPERVISOR);
+    cmd.arg("run").args(args).args(["--", "/bin/true"]);
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
 fn startup(c: &mut Criterion) {
     let mut group = c.benchmark_group("startup");
     group.measurement_time(Duration::from_secs(5));
@@ -27,106 +46,124 @@ fn startup(c: &mut Criterion) {
             status_ok(Command::new("unshare").args(["-n", "-p", "-f", "-u", "-i", "-m", "true"]))
         })
     });
-    group.bench_function("run --network none -- /bin/true", |b| {
-        b.iter(|| {
-            status_ok(Command::new(SUPERVISOR).args([
-                "run",
-                "--network",
-                "none",
-                "--",
-                "/bin/true",
-            ]))
+    for (name, args) in [
+        (
+            "run --network none -- /bin/true",
+            &["--network", "none"][..],
+        ),
+        (
+            "run --network bridge -- /bin/true",
+            &["--network", "bridge"],
+        ),
+        ("run -p 8080:8000 -- /bin/true", &["-p", "8080:8000"]),
+    ] {
+        group.bench_function(name, |b| b.iter(|| status_ok(&mut supervisor_run(args))));
+    }
+    group.finish();
+}
+
+/// clone3 → blocked child, and release → exec, through the library.
+fn spawn_phases(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let config = SpawnConfig {
+        hostname: "bench".into(),
+        workdir: "/".into(),
+        env: vec![("PATH".into(), supervisor::spec::DEFAULT_PATH.into())],
+        command: vec!["/bin/true".into()],
+        init: false,
+        take_terminal: false,
+    };
+    let finish = |mut container: Container| {
+        runtime.block_on(async {
+            container.release().await.expect("release");
+            container.pidfd().wait().await.expect("wait");
+        })
+    };
+    let mut group = c.benchmark_group("phases");
+    group.bench_function("clone3 until the child waits", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let t = Instant::now();
+                    let container = Container::spawn(&config).expect("clone3");
+                    let elapsed = t.elapsed();
+                    finish(container);
+                    elapsed
+                })
+                .sum()
         })
     });
-    group.bench_function("run --network bridge -- /bin/true", |b| {
-        b.iter(|| {
-            status_ok(Command::new(SUPERVISOR).args([
-                "run",
-                "--network",
-                "bridge",
-                "--",
-                "/bin/true",
-            ]))
+    group.bench_function("release until exec", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let mut container = Container::spawn(&config).expect("clone3");
+                    let t = Instant::now();
+                    runtime.block_on(container.release()).expect("release");
+                    let elapsed = t.elapsed();
+                    runtime.block_on(container.pidfd().wait()).expect("wait");
+                    elapsed
+                })
+                .sum()
         })
     });
     group.finish();
 }
 
-/// The phases `run -v` logs, medians over `runs` bridge runs: where the
-/// startup time goes.
-fn phase_breakdown(runs: usize) {
-    let phases = [
-        "clone3",
-        "network prepared, clone3",
-        "plumb",
-        "release to exec",
-        "startup",
-    ];
-    let mut samples: Vec<Vec<u64>> = vec![Vec::new(); phases.len()];
+/// The phases `run -v` logs, p50/p90 over `runs` runs: where the startup
+/// time goes.
+fn phase_breakdown(title: &str, args: &[&str], runs: usize) {
+    let mut order: Vec<String> = Vec::new();
+    let mut samples: Vec<Vec<Duration>> = Vec::new();
     for _ in 0..runs {
         let out = Command::new(SUPERVISOR)
-            .args(["-v", "run", "--", "/bin/true"])
+            .arg("-v")
+            .arg("run")
+            .args(args)
+            .args(["--", "/bin/true"])
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .output()
             .expect("spawn");
         assert!(out.status.success(), "run -v failed");
-        for line in String::from_utf8_lossy(&out.stderr).lines() {
-            for (i, phase) in phases.iter().enumerate() {
-                if let Some(us) = phase_us(line, phase) {
-                    samples[i].push(us);
-                }
-            }
+        for (name, d) in phases::parse_log(&String::from_utf8_lossy(&out.stderr)) {
+            let at = order.iter().position(|n| *n == name).unwrap_or_else(|| {
+                order.push(name);
+                samples.push(Vec::new());
+                order.len() - 1
+            });
+            samples[at].push(d);
         }
     }
-    println!(
-        "
-run --network bridge -- /bin/true, phases from -v, median of {runs} runs:"
-    );
-    for (phase, mut values) in phases.iter().zip(samples) {
-        values.sort_unstable();
-        if let Some(median) = values.get(values.len() / 2) {
-            println!("  {phase:<28} {median:>6} us");
+    println!("\n{title}, phases from -v over {runs} runs (p50 / p90):");
+    for (name, values) in order.iter().zip(&samples) {
+        if let Some(s) = Summary::of(values) {
+            println!(
+                "  {name:<28} {:>8.1} us {:>8.1} us",
+                s.p50.as_secs_f64() * 1e6,
+                s.p90.as_secs_f64() * 1e6
+            );
         }
     }
-}
-
-/// The microseconds of `phase` in a `-v` log line ("... DEBUG clone3: 712 us").
-fn phase_us(line: &str, phase: &str) -> Option<u64> {
-    let rest = line.split_once(" DEBUG ")?.1.strip_prefix(phase)?;
-    rest.strip_prefix(": ")?.split(' ').next()?.parse().ok()
-}
-
-/// A private network + mount namespace for the whole bench process, with a
-/// private /run so no state directory of the machine is touched.
-fn enter_throwaway_host() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("benches/startup: needs root (it creates namespaces); skipping");
-        return false;
-    }
-    // SAFETY: called first thing in main, while the process is single-threaded.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET | libc::CLONE_NEWNS) } != 0 {
-        panic!("unshare: {}", std::io::Error::last_os_error());
-    }
-    let ok = Command::new("sh")
-        .args([
-            "-c",
-            "mount --make-rprivate / && mount -t tmpfs tmpfs /run && ip link set lo up",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "could not set up the throwaway host");
-    true
 }
 
 fn main() {
-    if !enter_throwaway_host() {
+    if let Err(err) = sandbox::enter() {
+        eprintln!("benches/startup: {err}; skipped");
         return;
     }
     let mut c = Criterion::default().configure_from_args();
     startup(&mut c);
+    spawn_phases(&mut c);
     c.final_summary();
-    let bench_mode = std::env::args().any(|a| a == "--bench");
-    phase_breakdown(if bench_mode { 200 } else { 2 });
+    let runs = if std::env::args().any(|a| a == "--bench") {
+        200
+    } else {
+        2
+    };
+    phase_breakdown("run --network bridge -- /bin/true", &[], runs);
+    phase_breakdown("run -p 8080:8000 -- /bin/true", &["-p", "8080:8000"], runs);
 }

@@ -1,0 +1,85 @@
+//! One container's publish and unpublish batches (its spoof-guard entry and
+//! one published port) through `supervisor::firewall`, with 0, 1,000 and
+//! 10,000 other containers' ports already published: the cost of the
+//! 10,000th container should be the cost of the first.
+//!
+//! The ports already there are `supervisor bench --scale`'s fillers, added
+//! in one batch. The process moves into a throwaway network and mount
+//! namespace first (`supervisor::bench::sandbox`); without root it says so
+//! and exits.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion};
+use supervisor::bench::{sandbox, scale};
+use supervisor::firewall::{Firewall, Owner, Port, Publication};
+use supervisor::ipam::Subnet;
+use supervisor::publish::Protocol;
+
+const BRIDGE: &str = "sv0";
+
+fn container() -> Publication {
+    Publication {
+        owner: Owner {
+            name: "measured".into(),
+            id: "0123456789ab".into(),
+        },
+        address: Ipv4Addr::new(172, 16, 0, 2),
+        veth: "sv-0123456789ab".into(),
+        ports: vec![Port {
+            host_ip: None,
+            host_port: 8080,
+            container_port: 8000,
+            protocol: Protocol::Tcp,
+        }],
+    }
+}
+
+fn main() {
+    if let Err(err) = sandbox::enter() {
+        eprintln!("benches/publish: {err}; skipped");
+        return;
+    }
+    let subnet: Subnet = "172.16.0.0/16".parse().expect("subnet");
+    let firewall = Firewall::open(Path::new("/run/supervisor-bench")).expect("nftables socket");
+    firewall.ensure_base(BRIDGE, &subnet).expect("base ruleset");
+    let measured = container();
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .measurement_time(Duration::from_secs(3));
+    let mut group = c.benchmark_group("publish batch");
+    let mut present = 0;
+    for count in [0, 1_000, 10_000] {
+        scale::prepublish(&firewall, present..count, &subnet).expect("pre-publish");
+        present = count;
+        group.bench_function(BenchmarkId::new("publish", count), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        let t = Instant::now();
+                        firewall.publish(&measured).expect("publish");
+                        let elapsed = t.elapsed();
+                        firewall.unpublish(&measured).expect("unpublish");
+                        elapsed
+                    })
+                    .sum()
+            })
+        });
+        group.bench_function(BenchmarkId::new("unpublish", count), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        firewall.publish(&measured).expect("publish");
+                        let t = Instant::now();
+                        firewall.unpublish(&measured).expect("unpublish");
+                        t.elapsed()
+                    })
+                    .sum()
+            })
+        });
+    }
+    group.finish();
+    c.final_summary();
+}
