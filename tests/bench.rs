@@ -177,12 +177,13 @@ fn bench_with_published_ports_compares_with_the_naive_baseline_and_scale() {
             "network ready",
             "release to exit",
             "teardown",
+            "until exec",
             "end to end"
         ],
         "{table}"
     );
     assert!(
-        table.contains("naive baseline / supervisor, same run: end to end "),
+        table.contains("naive baseline / supervisor, same run, at p50: until exec "),
         "{table}"
     );
     let scale: Vec<&str> = table

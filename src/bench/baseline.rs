@@ -217,6 +217,8 @@ impl Naive {
             .write_all(b"\n")
             .map_err(|e| format!("releasing the container: {e}"))?;
         drop(stdin);
+        // Measured to the release: the exec that follows is not counted.
+        let until_exec = start.elapsed();
         let status = child.wait().map_err(|e| format!("waiting: {e}"))?;
         if !status.success() {
             return Err(format!("the container exited {status}"));
@@ -230,6 +232,7 @@ impl Naive {
             }
         }
         mark(&mut phases, "teardown", t);
+        phases.push((super::UNTIL_EXEC.to_string(), until_exec));
         Ok(Sample {
             container: index,
             end_to_end: start.elapsed(),

@@ -36,6 +36,9 @@ pub const BRIDGE: &str = "sv0";
 pub const SUBNET: &str = "172.16.0.0/16";
 /// Leases, records and the firewall lock, in the bench's private /run.
 pub const STATE_DIR: &str = "/run/supervisor-bench";
+/// The phase from starting the first command until the container's own
+/// command is exec'd: what a user waits for before their program runs.
+pub const UNTIL_EXEC: &str = "until exec";
 /// Containers run, unrecorded, before each configuration: the first run
 /// in a host creates the bridge and loads the tables, which is not what
 /// the next ten thousand runs cost.

@@ -3,7 +3,7 @@
 //! criterion benches, read a run's phases from its log rather than from
 //! inside the process, so what they time is exactly what a user runs.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One phase's name and duration from a `-v` log line; None for any other
 /// line. A parenthesised detail ends the name (`base ruleset (Current)` is
@@ -32,6 +32,39 @@ pub fn peak_rss_kib(log: &str) -> Option<u64> {
         let rest = line.split_once(" DEBUG peak rss: ")?.1;
         rest.strip_suffix(" KiB")?.parse().ok()
     })
+}
+
+/// When the line logging phase `name` was written: its UTC timestamp
+/// (`2026-11-29T14:29:47.325302Z`, tracing's default), so the moment a
+/// phase ended can be set against a clock read outside the process.
+pub fn logged_at(log: &str, name: &str) -> Option<SystemTime> {
+    let line = log.lines().find(|l| {
+        l.split_once(" DEBUG ")
+            .is_some_and(|(_, m)| m.starts_with(name) && m[name.len()..].starts_with([':', ' ']))
+    })?;
+    parse_timestamp(line.split_whitespace().next()?)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` as a SystemTime.
+fn parse_timestamp(text: &str) -> Option<SystemTime> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let digits = fraction.len().min(9);
+    let nanos: u64 = fraction[..digits].parse::<u64>().ok()? * 10u64.pow((9 - digits) as u32);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))
 }
 
 /// The duration of `name` among `phases`, if logged.
@@ -80,6 +113,28 @@ mod tests {
         assert_eq!(peak_rss_kib(LOG), Some(5840));
         assert!(parse_log(LOG).iter().all(|(n, _)| n != "peak rss"));
         assert_eq!(peak_rss_kib("x DEBUG teardown: 5 us"), None);
+    }
+
+    #[test]
+    fn a_phase_line_gives_the_moment_it_was_logged() {
+        let at = logged_at(LOG, "publish batch").unwrap();
+        let since = at.duration_since(UNIX_EPOCH).unwrap();
+        // 2026-11-29T14:29:47.324844Z
+        assert_eq!(since.as_secs(), 1_795_962_587);
+        assert_eq!(since.subsec_micros(), 324_844);
+        assert!(logged_at(LOG, "plumb").is_some());
+        assert_eq!(logged_at(LOG, "plum"), None);
+        assert_eq!(logged_at(LOG, "exec"), None);
+        assert_eq!(
+            parse_timestamp("1970-01-01T00:00:01Z"),
+            Some(UNIX_EPOCH + Duration::from_secs(1))
+        );
+        assert_eq!(
+            parse_timestamp("2000-03-01T00:00:00.5Z")
+                .map(|t| t.duration_since(UNIX_EPOCH).unwrap()),
+            Some(Duration::from_millis(951_868_800_500))
+        );
+        assert_eq!(parse_timestamp("yesterday"), None);
     }
 
     #[test]

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::progress::Progress;
-use super::{Error, Sample, phases};
+use super::{Error, Sample, UNTIL_EXEC, phases};
 
 /// More would only measure the scheduler; the subnet has room for it.
 pub const MAX_CONCURRENCY: usize = 1000;
@@ -63,6 +63,7 @@ impl Supervisor {
     /// Runs container `index` to its end. Err: what went wrong, with the
     /// end of its log.
     pub fn run_one(&self, index: usize) -> Result<Sample, String> {
+        let spawned_at = SystemTime::now();
         let start = Instant::now();
         let mut child = self
             .command(index)
@@ -81,10 +82,18 @@ impl Supervisor {
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             return Err(format!("supervisor run {status}: {}", tail.join(" | ")));
         }
+        let mut phases = with_network_ready(phases::parse_log(&log));
+        // The user's view of startup: from starting `supervisor run` until
+        // the container's command runs (the supervisor logs the release
+        // right after the exec).
+        if let Some(exec) = phases::logged_at(&log, "release to exec") {
+            let until = exec.duration_since(spawned_at).unwrap_or_default();
+            phases.push((UNTIL_EXEC.to_string(), until));
+        }
         Ok(Sample {
             container: index,
             end_to_end,
-            phases: with_network_ready(phases::parse_log(&log)),
+            phases,
             max_rss_kib: phases::peak_rss_kib(&log),
         })
     }
