@@ -202,7 +202,11 @@ fn bench_with_published_ports_compares_with_the_naive_baseline_and_scale() {
     assert_eq!(json.matches("\"end_to_end_us\": ").count(), 15);
     let svg = scratch.read("out.svg");
     assert!(svg.starts_with("<svg "), "{svg}");
-    assert_eq!(svg.matches("<path ").count(), 3);
+    assert_eq!(
+        svg.matches("<path ").count(),
+        2 * 3,
+        "two panels of three curves"
+    );
 }
 
 #[test]
