@@ -183,7 +183,7 @@ fn bench_with_published_ports_compares_with_the_naive_baseline_and_scale() {
         "{table}"
     );
     assert!(
-        table.contains("naive baseline / supervisor, same run, at p50: until exec "),
+        table.contains("naive baseline / supervisor, 0 published, same run, at p50: until exec "),
         "{table}"
     );
     let scale: Vec<&str> = table
@@ -192,7 +192,9 @@ fn bench_with_published_ports_compares_with_the_naive_baseline_and_scale() {
         .take_while(|l| !l.is_empty())
         .collect();
     assert_eq!(scale.len(), 4, "{table}");
-    assert!(scale[2].trim_start().starts_with("0 ") && scale[2].trim_end().ends_with("1.00x"));
+    assert!(
+        scale[2].trim_start().starts_with("0 ") && scale[2].trim_end().ends_with("1.00x, 1.00x")
+    );
     assert!(scale[3].trim_start().starts_with("50 "));
 
     let json = scratch.read("out.json");

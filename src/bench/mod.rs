@@ -330,6 +330,24 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
         subnet: SUBNET.into(),
         publish: options.publishes(),
     };
+    // The baseline first, before anything is pre-published: every `nft`
+    // command loads the whole ruleset, and it should find what the
+    // supervisor's first configuration finds.
+    let mut notes = Vec::new();
+    let mut naive = None;
+    if options.baseline {
+        match baseline::Tools::find(options.publishes()) {
+            Ok(tools) => {
+                let setup = baseline::Naive::setup(tools)?;
+                let name = format!("naive baseline ({})", setup.tools());
+                let publish = options.publishes();
+                naive = Some(measure(&name, true, 0, options, |i| {
+                    setup.run_one(i, publish)
+                })?);
+            }
+            Err(why) => notes.push(format!("naive baseline not measured: {why}")),
+        }
+    }
     let mut configurations = Vec::new();
     if options.scale.is_empty() {
         configurations.push(measure("supervisor", false, 0, options, |i| {
@@ -351,20 +369,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
             })?);
         }
     }
-    let mut notes = Vec::new();
-    if options.baseline {
-        match baseline::Tools::find(options.publishes()) {
-            Ok(tools) => {
-                let naive = baseline::Naive::setup(tools)?;
-                let name = format!("naive baseline ({})", naive.tools());
-                let publish = options.publishes();
-                configurations.push(measure(&name, true, 0, options, |i| {
-                    naive.run_one(i, publish)
-                })?);
-            }
-            Err(why) => notes.push(format!("naive baseline not measured: {why}")),
-        }
-    }
+    configurations.extend(naive);
     let report = Report {
         command: options.command_line(),
         machine,
