@@ -26,9 +26,10 @@ impl Progress {
         }
     }
 
-    /// One more container measured.
+    /// One more container measured: counts it and redraws.
     pub fn step(&self) {
         self.done.fetch_add(1, Ordering::Relaxed);
+        self.draw();
     }
 
     pub fn done(&self) -> usize {
