@@ -12,4 +12,5 @@ pub mod publish;
 pub mod signals;
 pub mod spawn;
 pub mod spec;
+pub mod state;
 pub mod supervisor;
