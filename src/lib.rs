@@ -3,12 +3,18 @@
 //! Data flows one way: `spec` (validated user input) → the `supervisor`
 //! lifecycle → the kernel through `spawn` (clone3, pidfd), `netlink`
 //! (links, addresses, routes) and `firewall` (nftables batches).
+//!
+//! `state` keeps a record of each running container; `reconcile` gives back
+//! what crashed supervisors left.
 
 pub mod conntrack;
+#[doc(hidden)]
+pub mod fault;
 pub mod ipam;
 pub mod netlink;
 pub mod network;
 pub mod publish;
+pub mod reconcile;
 pub mod signals;
 pub mod spawn;
 pub mod spec;

@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 use caps::Capability;
 use tokio::time::Sleep;
 
+use crate::fault::pause_at;
 use crate::network::{self, Attachment};
+use crate::reconcile;
 use crate::signals::{self, Signals};
 use crate::spawn::{self, Container, ExitStatus, SpawnConfig, SpawnError};
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
+use crate::state::{self, Process, Record, Registration};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -27,6 +30,10 @@ pub enum Error {
     Spawn(#[from] SpawnError),
     #[error(transparent)]
     Network(#[from] network::Error),
+    #[error(transparent)]
+    State(#[from] state::Error),
+    #[error("reading /proc for the record: {0}")]
+    Proc(#[source] io::Error),
     #[error("waiting for the container: {0}")]
     Wait(#[source] io::Error),
 }
@@ -83,15 +90,56 @@ fn preflight() -> Result<(), Error> {
     }
 }
 
+/// Claims the container's name with its record: the first thing a run
+/// creates, so everything after it is explained by a live record.
+async fn register(spec: &RunSpec) -> Result<Registration, Error> {
+    let me = Process::current().map_err(Error::Proc)?;
+    let command = spec
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned());
+    let mut record = Record::new(&spec.name, &spec.id, me, command.collect());
+    if let Network::Bridge { bridge, .. } = &spec.network {
+        record.bridge = Some(bridge.name.clone());
+    }
+    Ok(reconcile::claim(&spec.state_dir, record).await?)
+}
+
 /// The lease, bridge and sysctls of a bridge network; nothing for none.
 async fn prepare_network(spec: &RunSpec) -> Result<Option<Attachment>, Error> {
     match &spec.network {
         Network::None => Ok(None),
         Network::Bridge { bridge, ip } => {
             let net = network::prepare(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
+            if let Some(dead) = net.reclaimed() {
+                reconcile::reclaimed_address(&spec.state_dir, dead).await;
+            }
             Ok(Some(net))
         }
     }
+}
+
+/// Plumbs the container, not yet released, and completes its record.
+async fn attach(
+    network: Option<&Attachment>,
+    container: &Container,
+    registration: &mut Registration,
+) -> Result<(), Error> {
+    if let Some(net) = network {
+        net.plumb(container).await?;
+    }
+    pause_at("linked");
+    let pid = u32::try_from(container.pid()).map_err(io::Error::other);
+    let process = pid.and_then(Process::of).map_err(Error::Proc)?;
+    registration.update(|record| {
+        record.container = Some(process);
+        if let Some(net) = network {
+            record.address = Some(net.address());
+            record.veth = Some(net.host_ifname().to_string());
+        }
+    })?;
+    pause_at("recorded");
+    Ok(())
 }
 
 fn phase(name: &str, since: Instant) {
@@ -110,6 +158,10 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         take_terminal: terminal,
     };
     let t = Instant::now();
+    let mut registration = register(&spec).await?;
+    phase("record", t);
+    pause_at("registered");
+    let t = Instant::now();
     // Biased: `prepare_network` takes the address lease before its first
     // await, so a taken address stops the run before clone3; the bridge and
     // sysctls are then ensured around it.
@@ -125,12 +177,11 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     )?;
     phase("network prepared, clone3", t);
     tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
-    if let Some(net) = &network {
-        if let Err(err) = net.plumb(&container).await {
-            // Its namespace, and the veth in it, go with it.
-            container.abort().await;
-            return Err(err.into());
-        }
+    pause_at("leased");
+    if let Err(err) = attach(network.as_ref(), &container, &mut registration).await {
+        // Its namespace, and the veth in it, go with it.
+        container.abort().await;
+        return Err(err);
     }
 
     let t = Instant::now();
@@ -138,6 +189,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         Ok(()) => {
             phase("release to exec", t);
             phase("startup", started);
+            pause_at("running");
             supervise(&container, &mut signals, spec.stop_timeout)
                 .await
                 .map_err(Error::Wait)
@@ -151,12 +203,18 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     if terminal {
         spawn::reclaim_terminal();
     }
+    pause_at("exited");
     let t = Instant::now();
     // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
         if let Err(err) = net.release() {
             tracing::warn!("{err}");
         }
+    }
+    pause_at("released");
+    // Last: until it is gone, the record explains what is left.
+    if let Err(err) = registration.remove() {
+        tracing::warn!("{err}");
     }
     phase("teardown", t);
     let status = outcome?;
