@@ -5,9 +5,11 @@
 //! (links, addresses, routes) and `firewall` (nftables batches).
 //!
 //! `state` keeps a record of each running container; `reconcile` gives back
-//! what crashed supervisors left.
+//! what crashed supervisors left; `control` is `ps`, `stop`, `inspect` and
+//! `gc`, run from another process.
 
 pub mod conntrack;
+pub mod control;
 #[doc(hidden)]
 pub mod fault;
 pub mod ipam;

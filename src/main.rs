@@ -3,11 +3,13 @@
 
 mod cli;
 
+use std::io::stdout;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use supervisor::control;
 use supervisor::spec::{NetworkMode, RunOptions};
 
 use crate::cli::{Cli, Command, NetworkArg, RunArgs};
@@ -23,6 +25,27 @@ fn main() -> ExitCode {
             let options = run_options(args, cli.bridge, cli.subnet, cli.state_dir);
             exit(supervisor::supervisor::run(options), |e| e.exit_code())
         }
+        Command::Ps(args) => done(control::ps(&cli.state_dir, args.json, &mut stdout())),
+        Command::Stop(args) => {
+            let time = Duration::from_secs(args.time);
+            done(control::stop(
+                &cli.state_dir,
+                &args.containers,
+                time,
+                &mut stdout(),
+            ))
+        }
+        Command::Inspect(args) => done(control::inspect(
+            &cli.state_dir,
+            &args.container,
+            &mut stdout(),
+        )),
+        Command::Gc => done(control::gc(
+            &cli.state_dir,
+            &cli.bridge,
+            &cli.subnet,
+            &mut stdout(),
+        )),
         Command::Init { command } => ExitCode::from(supervisor::spawn::init::run(&command)),
         Command::Ruleset(_) => {
             eprintln!("supervisor: ruleset: not implemented yet");
@@ -49,6 +72,11 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
         init: args.init,
         command: args.command,
     }
+}
+
+/// 0 for a command other than `run`; on failure one line on stderr and 1.
+fn done(result: Result<(), control::Error>) -> ExitCode {
+    exit(result.map(|()| 0), control::Error::exit_code)
 }
 
 /// The code on success; on failure one line on stderr and the error's code.
