@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: `spec` (validated user input) → the `supervisor`
 //! lifecycle → the kernel through `spawn` (clone3, pidfd), `netlink`
-//! (links, addresses, routes) and `firewall` (nftables batches).
+//! (links, addresses, routes) and `firewall` (nftables batches); the
+//! `ruleset` loader compiles nft-syntax files to `nftables` batches.
 //!
 //! `state` keeps a record of each running container; `reconcile` gives back
 //! what crashed supervisors left; `control` is `ps`, `stop`, `inspect` and
@@ -15,8 +16,10 @@ pub mod fault;
 pub mod ipam;
 pub mod netlink;
 pub mod network;
+pub mod nftables;
 pub mod publish;
 pub mod reconcile;
+pub mod ruleset;
 pub mod signals;
 pub mod spawn;
 pub mod spec;

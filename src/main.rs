@@ -1,3 +1,4 @@
+//! supervisor: runs a command in its own namespaces and owns its network.
 //! Parses the command line, sets up logging, dispatches, and maps errors to
 //! exit codes (docker's: 125 when the supervisor itself failed).
 
@@ -9,10 +10,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use supervisor::control;
 use supervisor::spec::{NetworkMode, RunOptions};
+use supervisor::{control, ruleset};
 
-use crate::cli::{Cli, Command, NetworkArg, RunArgs};
+use crate::cli::{Cli, Command, NetworkArg, RulesetCommand, RunArgs};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -47,10 +48,7 @@ fn main() -> ExitCode {
             &mut stdout(),
         )),
         Command::Init { command } => ExitCode::from(supervisor::spawn::init::run(&command)),
-        Command::Ruleset(_) => {
-            eprintln!("supervisor: ruleset: not implemented yet");
-            ExitCode::from(125)
-        }
+        Command::Ruleset(command) => ruleset_command(command),
     }
 }
 
@@ -108,6 +106,34 @@ fn init_logging(verbose: u8) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+}
+
+/// `ruleset check|load`: exit 0 when every file is valid (and loaded), 1
+/// otherwise, with one `FILE:LINE:COL: message` line per error.
+fn ruleset_command(command: RulesetCommand) -> ExitCode {
+    let (args, load) = match command {
+        RulesetCommand::Check(args) => (args, false),
+        RulesetCommand::Load(args) => (args, true),
+    };
+    let defines: Result<Vec<ruleset::Define>, _> = args.defines.iter().map(|d| d.parse()).collect();
+    let result = defines
+        .map_err(ruleset::ApplyError::from)
+        .and_then(|defines| {
+            if load {
+                ruleset::apply(&args.files, &defines)
+            } else {
+                ruleset::prepare(&args.files, &defines)
+                    .map(drop)
+                    .map_err(Into::into)
+            }
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Help and version go to stdout with exit 0; every other parse error is one

@@ -1,0 +1,368 @@
+//! The netfilter netlink socket: sends a batch and checks every ack, and
+//! reads back what little the firewall needs (does a table exist, which
+//! elements does a set hold).
+
+use std::ffi::{CStr, CString};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, sockopt,
+};
+
+use super::Family;
+use super::batch::Batch;
+use super::expr::Verdict;
+use super::nla::{self, NLMSG_DONE, NLMSG_ERROR};
+use super::object::{ElemData, Element, SetRef, Udata};
+use super::sys::{max_message_size, request};
+use super::uapi::*;
+
+/// Kernel memory one queued ack costs against the receive buffer (its skb's
+/// truesize, rounded up), as nft budgets it.
+const ACK_BUDGET: usize = 1024;
+
+/// Why the kernel (or the way to it) failed us.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what}: {source}")]
+    Io { what: &'static str, source: Errno },
+    #[error("{0}: too large for one netlink message")]
+    TooLarge(String),
+    #[error("{}", refusals_text(.0))]
+    Refused(Vec<Refusal>),
+    #[error(
+        "the kernel acknowledged {got} of {expected} messages; the transaction's outcome is unknown"
+    )]
+    MissingAcks { got: usize, expected: usize },
+}
+
+fn refusals_text(refusals: &[Refusal]) -> String {
+    refusals
+        .iter()
+        .map(Refusal::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One message the kernel refused. A refused batch changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The batch item refused (see [`Batch`]), or `None` when the kernel
+    /// refused the transaction as a whole (at commit).
+    pub item: Option<usize>,
+    /// Whether the kernel named the item itself. Not so when it refused a
+    /// message of many elements without saying which: `item` is then the
+    /// first of them.
+    pub exact: bool,
+    /// What the item does to which object.
+    pub what: String,
+    pub errno: Errno,
+    /// The kernel's extended error message, when it sent one.
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, errno_text(self.errno))?;
+        if let Some(message) = &self.message {
+            write!(f, " ({message})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The C library's text for an errno, as nft prints it ("Operation not
+/// supported", where nix would say "... on transport endpoint").
+fn errno_text(errno: Errno) -> String {
+    let text = std::io::Error::from_raw_os_error(errno as i32).to_string();
+    match text.rfind(" (os error ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
+/// A netfilter netlink socket, close-on-exec from birth.
+#[derive(Debug)]
+pub struct Socket {
+    fd: OwnedFd,
+    /// Sequence number of the last request (batches number their own).
+    seq: std::cell::Cell<u32>,
+}
+
+fn io(what: &'static str) -> impl FnOnce(Errno) -> Error {
+    move |source| Error::Io { what, source }
+}
+
+impl Socket {
+    pub fn open() -> Result<Socket, Error> {
+        let fd = socket::socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkNetFilter,
+        )
+        .map_err(io("open a netfilter netlink socket"))?;
+        socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
+            .map_err(io("bind the netfilter netlink socket"))?;
+        // Acks without a copy of our message, but with the kernel's error
+        // text and the offset of the attribute it refused.
+        set_netlink_option(&fd, NETLINK_CAP_ACK).map_err(io("enable capped acks"))?;
+        set_netlink_option(&fd, NETLINK_EXT_ACK).map_err(io("enable extended acks"))?;
+        Ok(Socket {
+            fd,
+            seq: std::cell::Cell::new(0),
+        })
+    }
+
+    /// Sends the batch as one transaction and checks the ack of every
+    /// message. On refusal nothing of the batch is applied, and the error
+    /// lists every refused item.
+    pub fn send(&self, batch: Batch) -> Result<(), Error> {
+        let batch = batch.finalize();
+        let pages: Vec<&[u8]> = batch.batch.iter().collect();
+        let total: usize = pages.iter().map(|p| p.len()).sum();
+        let seqs = batch.batch.sequence_numbers();
+        let expected = seqs.len();
+
+        // The whole batch must go in one sendmsg, and every ack must fit the
+        // receive queue, since the kernel answers before sendmsg returns.
+        grow_buffer(
+            &self.fd,
+            sockopt::SndBuf,
+            sockopt::SndBufForce,
+            total + 4096,
+        )
+        .map_err(io("size the netlink send buffer"))?;
+        grow_buffer(
+            &self.fd,
+            sockopt::RcvBuf,
+            sockopt::RcvBufForce,
+            expected * ACK_BUDGET,
+        )
+        .map_err(io("size the netlink receive buffer"))?;
+
+        let iov: Vec<IoSlice<'_>> = pages.iter().map(|p| IoSlice::new(p)).collect();
+        socket::sendmsg(
+            self.fd.as_raw_fd(),
+            &iov,
+            &[],
+            MsgFlags::empty(),
+            Some(&NetlinkAddr::new(0, 0)),
+        )
+        .map_err(io("send the nftables batch"))?;
+
+        let mut acked = 0;
+        let mut refusals = Vec::new();
+        let mut buf = vec![0u8; max_message_size()];
+        loop {
+            let n = match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => continue,
+                // The receive queue overflowed: some acks are gone.
+                Err(Errno::ENOBUFS) => {
+                    return Err(Error::MissingAcks {
+                        got: acked,
+                        expected,
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::Io {
+                        what: "receive nftables acks",
+                        source: e,
+                    });
+                }
+            };
+            for (header, payload) in nla::messages(&buf[..n]) {
+                if header.ty != NLMSG_ERROR || !seqs.contains(&header.seq) {
+                    continue;
+                }
+                let Some(ack) = nla::ack(header, payload) else {
+                    continue;
+                };
+                acked += 1;
+                if ack.errno != 0 {
+                    let found = batch.item_for(ack.seq, ack.offset);
+                    let item = found.map(|(item, _)| item);
+                    refusals.push(Refusal {
+                        item,
+                        exact: found.is_some_and(|(_, exact)| exact),
+                        what: batch.describe(item),
+                        errno: Errno::from_raw(ack.errno),
+                        message: ack.message,
+                    });
+                }
+            }
+        }
+        if !refusals.is_empty() {
+            return Err(Error::Refused(refusals));
+        }
+        if acked < expected {
+            return Err(Error::MissingAcks {
+                got: acked,
+                expected,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a table exists.
+    pub fn table_exists(&self, family: Family, name: &CStr) -> Result<bool, Error> {
+        let body = |m: &mut super::sys::Message<'_>| m.put_strz(NFTA_TABLE_NAME, name);
+        match self.request(NFT_MSG_GETTABLE, family, 0, body, "ask for a table", |_| {}) {
+            Ok(()) => Ok(true),
+            Err(Error::Io {
+                source: Errno::ENOENT,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The elements of a set or map, as the kernel holds them (interval sets
+    /// list their end elements too, flagged `ELEM_INTERVAL_END`).
+    pub fn elements(&self, set: &SetRef) -> Result<Vec<Element>, Error> {
+        let body = |m: &mut super::sys::Message<'_>| {
+            m.put_strz(NFTA_SET_ELEM_LIST_TABLE, &set.table);
+            m.put_strz(NFTA_SET_ELEM_LIST_SET, &set.name);
+        };
+        let mut elements = Vec::new();
+        self.request(
+            NFT_MSG_GETSETELEM,
+            set.family,
+            NLM_F_DUMP,
+            body,
+            "list set elements",
+            |payload| {
+                // Skip the nfgenmsg header.
+                let attrs = payload.get(4..).unwrap_or(&[]);
+                if let Some(list) = nla::attr(attrs, NFTA_SET_ELEM_LIST_ELEMENTS) {
+                    elements.extend(nla::attrs(list).map(|(_, elem)| parse_element(elem)));
+                }
+            },
+        )?;
+        Ok(elements)
+    }
+
+    /// Sends one request and feeds every data message of the answer to
+    /// `each`, until the dump ends or the ack arrives.
+    fn request(
+        &self,
+        ty: u16,
+        family: Family,
+        flags: u16,
+        body: impl Fn(&mut super::sys::Message<'_>),
+        what: &'static str,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), Error> {
+        let seq = self.seq.get().wrapping_add(1);
+        self.seq.set(seq);
+        let req = request(ty, family as u16, flags | NLM_F_ACK, seq, body);
+        socket::send(self.fd.as_raw_fd(), &req, MsgFlags::empty()).map_err(io(what))?;
+        let mut buf = vec![0u8; max_message_size()];
+        loop {
+            let n = match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::Io { what, source: e }),
+            };
+            for (header, payload) in nla::messages(&buf[..n]) {
+                if header.seq != seq {
+                    continue;
+                }
+                match header.ty {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => {
+                        let errno = nla::ack(header, payload).map_or(libc::EPROTO, |a| a.errno);
+                        if errno == 0 {
+                            return Ok(());
+                        }
+                        return Err(Error::Io {
+                            what,
+                            source: Errno::from_raw(errno),
+                        });
+                    }
+                    _ => each(payload),
+                }
+            }
+        }
+    }
+}
+
+fn parse_element(attrs: &[u8]) -> Element {
+    let value = |ty| {
+        nla::attr(attrs, ty)
+            .and_then(|nest| nla::attr(nest, NFTA_DATA_VALUE))
+            .map(<[u8]>::to_vec)
+    };
+    let mut element = Element::new(value(NFTA_SET_ELEM_KEY).unwrap_or_default());
+    element.key_end = value(NFTA_SET_ELEM_KEY_END);
+    element.flags = nla::attr(attrs, NFTA_SET_ELEM_FLAGS)
+        .and_then(nla::be32)
+        .unwrap_or(0);
+    element.timeout_ms = nla::attr(attrs, NFTA_SET_ELEM_TIMEOUT).and_then(nla::be64);
+    element.udata =
+        nla::attr(attrs, NFTA_SET_ELEM_USERDATA).map(|raw| Udata::from_raw(raw.to_vec()));
+    if let Some(data) = nla::attr(attrs, NFTA_SET_ELEM_DATA) {
+        element.data = if let Some(value) = nla::attr(data, NFTA_DATA_VALUE) {
+            Some(ElemData::Value(value.to_vec()))
+        } else {
+            nla::attr(data, NFTA_DATA_VERDICT)
+                .and_then(parse_verdict)
+                .map(ElemData::Verdict)
+        };
+    }
+    element
+}
+
+fn parse_verdict(attrs: &[u8]) -> Option<Verdict> {
+    let code = nla::attr(attrs, NFTA_VERDICT_CODE).and_then(nla::be32)? as i32;
+    let chain = || {
+        let name = nla::attr(attrs, NFTA_VERDICT_CHAIN)
+            .map(nla::strz)
+            .unwrap_or_default();
+        CString::new(name).ok()
+    };
+    Some(match code {
+        1 => Verdict::Accept,
+        0 => Verdict::Drop,
+        -1 => Verdict::Continue,
+        -3 => Verdict::Jump(chain()?),
+        -4 => Verdict::Goto(chain()?),
+        -5 => Verdict::Return,
+        _ => return None,
+    })
+}
+
+/// Raises a socket buffer to at least `want` bytes: the forced variant
+/// (CAP_NET_ADMIN) can pass the system limit, the plain one cannot.
+fn grow_buffer<Get, Force>(fd: &OwnedFd, plain: Get, force: Force, want: usize) -> nix::Result<()>
+where
+    Get: socket::GetSockOpt<Val = usize> + socket::SetSockOpt<Val = usize> + Copy,
+    Force: socket::SetSockOpt<Val = usize>,
+{
+    // The kernel reports (and accounts) twice what was set.
+    if socket::getsockopt(fd, plain)? / 2 >= want {
+        return Ok(());
+    }
+    socket::setsockopt(fd, force, &want).or_else(|_| socket::setsockopt(fd, plain, &want))
+}
+
+/// Turns on an integer SOL_NETLINK option.
+fn set_netlink_option(fd: &OwnedFd, option: i32) -> nix::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: the fd is a live socket we own; the option value points to an
+    // int that outlives the call, with its exact size.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_fd().as_raw_fd(),
+            SOL_NETLINK,
+            option,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    Errno::result(ret).map(drop)
+}

@@ -1,0 +1,393 @@
+//! How nft lays out each type and selector of the subset: value bytes,
+//! byte order, the bytecode that loads a selector, the protocol it depends
+//! on, and the set user data (`typeof` information) nft records for it.
+
+use std::net::IpAddr;
+
+use crate::nftables::{CtKey, Expr, MetaKey, PayloadBase, Reg, Udata, fib_flags};
+
+use super::super::ast::{DataType, Family, Scalar, Selector, Value};
+
+/// nft's `enum byteorder`, as recorded in set user data.
+pub(super) const BYTEORDER_INVALID: u32 = 0;
+pub(super) const BYTEORDER_HOST: u32 = 1;
+pub(super) const BYTEORDER_BIG: u32 = 2;
+
+/// The byte order nft gives a value declared by type (named sets).
+pub(super) fn type_byteorder(ty: DataType) -> u32 {
+    match ty {
+        DataType::Ipv4Addr | DataType::Ipv6Addr | DataType::InetService | DataType::TcpFlag => {
+            BYTEORDER_BIG
+        }
+        DataType::Ifname
+        | DataType::Mark
+        | DataType::IfaceIndex
+        | DataType::CtState
+        | DataType::CtStatus
+        | DataType::FibAddrType => BYTEORDER_HOST,
+        DataType::InetProto | DataType::NfProto | DataType::Verdict => BYTEORDER_INVALID,
+    }
+}
+
+/// Host-order numbers wider than a byte: nft converts them to network order
+/// (`byteorder hton`) before range comparisons and interval lookups, and
+/// stores them that way in interval sets.
+pub(super) fn is_host_number(ty: DataType) -> bool {
+    matches!(
+        ty,
+        DataType::Mark
+            | DataType::IfaceIndex
+            | DataType::CtState
+            | DataType::CtStatus
+            | DataType::FibAddrType
+    )
+}
+
+/// A value's bytes as the kernel compares them in a register (and stores
+/// them in a set without intervals). Interface indexes are resolved in the
+/// current network namespace.
+pub(super) fn scalar_bytes(scalar: &Scalar) -> Result<Vec<u8>, String> {
+    Ok(match scalar {
+        Scalar::Ipv4(a) => a.octets().to_vec(),
+        Scalar::Ipv6(a) => a.octets().to_vec(),
+        Scalar::Service(p) => p.to_be_bytes().to_vec(),
+        Scalar::Proto(p) | Scalar::NfProto(p) | Scalar::TcpFlags(p) => vec![*p],
+        Scalar::Ifname(name) => {
+            let mut bytes = name.name.as_bytes().to_vec();
+            if !name.wildcard {
+                bytes.resize(16, 0);
+            }
+            bytes
+        }
+        Scalar::Iface(name) => ifindex(name)?.to_ne_bytes().to_vec(),
+        Scalar::Mark(v) | Scalar::CtState(v) | Scalar::CtStatus(v) | Scalar::FibAddrType(v) => {
+            v.to_ne_bytes().to_vec()
+        }
+    })
+}
+
+fn ifindex(name: &str) -> Result<u32, String> {
+    nix::net::if_::if_nametoindex(name).map_err(|_| format!("interface {name} does not exist"))
+}
+
+/// A value's bytes in the order intervals are computed and stored in: the
+/// register bytes, except host-order numbers, which go big-endian.
+pub(super) fn ordered_bytes(scalar: &Scalar) -> Result<Vec<u8>, String> {
+    let mut bytes = scalar_bytes(scalar)?;
+    if is_host_number(scalar.data_type()) && cfg!(target_endian = "little") {
+        bytes.reverse();
+    }
+    Ok(bytes)
+}
+
+/// The inclusive bounds of a value, in ordered bytes of the type's length.
+pub(super) fn bounds(value: &Value) -> Result<(Vec<u8>, Vec<u8>), String> {
+    match value {
+        Value::Single(Scalar::Ifname(name)) if name.wildcard => {
+            let mut low = name.name.as_bytes().to_vec();
+            let mut high = low.clone();
+            low.resize(16, 0);
+            high.resize(16, 0xff);
+            Ok((low, high))
+        }
+        Value::Single(s) => {
+            let bytes = ordered_bytes(s)?;
+            Ok((bytes.clone(), bytes))
+        }
+        Value::Range(a, b) => Ok((ordered_bytes(a)?, ordered_bytes(b)?)),
+        Value::Prefix(addr, len) => {
+            let low = match addr {
+                IpAddr::V4(a) => a.octets().to_vec(),
+                IpAddr::V6(a) => a.octets().to_vec(),
+            };
+            let high = low
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b | !prefix_mask_byte(i, *len))
+                .collect();
+            Ok((low, high))
+        }
+    }
+}
+
+/// Byte `i` of a mask with the first `len` bits set.
+pub(super) fn prefix_mask_byte(i: usize, len: u8) -> u8 {
+    let bits = (usize::from(len)).saturating_sub(i * 8).min(8);
+    if bits == 0 { 0 } else { 0xffu8 << (8 - bits) }
+}
+
+/// `bytes + 1` as a big-endian number; `None` when it overflows.
+pub(super) fn increment(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = bytes.to_vec();
+    for b in out.iter_mut().rev() {
+        if *b == 0xff {
+            *b = 0;
+        } else {
+            *b += 1;
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// Pads a concatenation field to the kernel's 4-byte register words.
+pub(super) fn pad4(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+    bytes
+}
+
+/// A protocol a selector needs the packet to have, which nft checks first
+/// (`meta nfproto ipv4`, `meta l4proto tcp`) unless the rule already did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dep {
+    NfProto(u8),
+    L4Proto(u8),
+}
+
+pub(super) const NFPROTO_IPV4: u8 = 2;
+pub(super) const NFPROTO_IPV6: u8 = 10;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+
+pub(super) fn proto_name(dep: Dep) -> String {
+    match dep {
+        Dep::NfProto(NFPROTO_IPV4) => "ip".into(),
+        Dep::NfProto(NFPROTO_IPV6) => "ip6".into(),
+        Dep::L4Proto(IPPROTO_TCP) => "tcp".into(),
+        Dep::L4Proto(IPPROTO_UDP) => "udp".into(),
+        Dep::NfProto(n) | Dep::L4Proto(n) => n.to_string(),
+    }
+}
+
+/// The protocol `sel` depends on in a table of `family`.
+pub(super) fn dependency(sel: Selector, family: Family) -> Option<Dep> {
+    match sel {
+        Selector::IpSaddr | Selector::IpDaddr | Selector::IpProtocol if family == Family::Inet => {
+            Some(Dep::NfProto(NFPROTO_IPV4))
+        }
+        Selector::Ip6Saddr | Selector::Ip6Daddr if family == Family::Inet => {
+            Some(Dep::NfProto(NFPROTO_IPV6))
+        }
+        Selector::TcpSport | Selector::TcpDport | Selector::TcpFlags => {
+            Some(Dep::L4Proto(IPPROTO_TCP))
+        }
+        Selector::UdpSport | Selector::UdpDport => Some(Dep::L4Proto(IPPROTO_UDP)),
+        _ => None,
+    }
+}
+
+/// The bytecode that checks a dependency.
+pub(super) fn dependency_exprs(dep: Dep) -> [Expr; 2] {
+    let (key, value) = match dep {
+        Dep::NfProto(v) => (MetaKey::NfProto, v),
+        Dep::L4Proto(v) => (MetaKey::L4Proto, v),
+    };
+    [
+        Expr::Meta { key, dreg: Reg::R1 },
+        Expr::Cmp {
+            op: crate::nftables::CmpOp::Eq,
+            sreg: Reg::R1,
+            data: vec![value],
+        },
+    ]
+}
+
+/// Where a payload selector reads: base, byte offset, byte length.
+pub(super) fn payload(sel: Selector) -> Option<(PayloadBase, u32, u32)> {
+    use PayloadBase::{Network, Transport};
+    Some(match sel {
+        Selector::IpSaddr => (Network, 12, 4),
+        Selector::IpDaddr => (Network, 16, 4),
+        Selector::IpProtocol => (Network, 9, 1),
+        Selector::Ip6Saddr => (Network, 8, 16),
+        Selector::Ip6Daddr => (Network, 24, 16),
+        Selector::TcpSport | Selector::UdpSport | Selector::ThSport => (Transport, 0, 2),
+        Selector::TcpDport | Selector::UdpDport | Selector::ThDport => (Transport, 2, 2),
+        Selector::TcpFlags => (Transport, 13, 1),
+        _ => return None,
+    })
+}
+
+fn meta_key(sel: Selector) -> Option<MetaKey> {
+    Some(match sel {
+        Selector::Iifname => MetaKey::IifName,
+        Selector::Oifname => MetaKey::OifName,
+        Selector::Iif => MetaKey::Iif,
+        Selector::Oif => MetaKey::Oif,
+        Selector::MetaL4proto => MetaKey::L4Proto,
+        Selector::MetaMark => MetaKey::Mark,
+        Selector::MetaNfproto => MetaKey::NfProto,
+        _ => return None,
+    })
+}
+
+fn ct_key(sel: Selector) -> Option<CtKey> {
+    Some(match sel {
+        Selector::CtState => CtKey::State,
+        Selector::CtStatus => CtKey::Status,
+        Selector::CtMark => CtKey::Mark,
+        _ => return None,
+    })
+}
+
+fn fib_input_flags(fib: &super::super::ast::Fib) -> u32 {
+    let mut flags = if fib.saddr {
+        fib_flags::SADDR
+    } else {
+        fib_flags::DADDR
+    };
+    if fib.mark {
+        flags |= fib_flags::MARK;
+    }
+    if fib.iif {
+        flags |= fib_flags::IIF;
+    }
+    if fib.oif {
+        flags |= fib_flags::OIF;
+    }
+    flags
+}
+
+/// The expression that loads `sel` into `dreg`.
+pub(super) fn load(sel: Selector, dreg: Reg) -> Expr {
+    if let Some((base, offset, len)) = payload(sel) {
+        return Expr::Payload {
+            base,
+            offset,
+            len,
+            dreg,
+        };
+    }
+    if let Some(key) = meta_key(sel) {
+        return Expr::Meta { key, dreg };
+    }
+    if let Some(key) = ct_key(sel) {
+        return Expr::Ct {
+            key,
+            dir: None,
+            dreg,
+        };
+    }
+    match sel {
+        Selector::Fib(fib) => Expr::Fib {
+            flags: fib_input_flags(&fib),
+            result: crate::nftables::FibResult::AddrType,
+            dreg,
+        },
+        // Every selector is a payload, meta, ct or fib one.
+        _ => Expr::Meta {
+            key: MetaKey::Len,
+            dreg,
+        },
+    }
+}
+
+/// The byte order of what `sel` loads (nft's expression byte order).
+pub(super) fn selector_byteorder(sel: Selector) -> u32 {
+    if payload(sel).is_some() {
+        BYTEORDER_BIG
+    } else {
+        BYTEORDER_HOST
+    }
+}
+
+// nft's `enum expr_types` numbers, as recorded in set `typeof` user data.
+pub(super) const EXPR_VERDICT: u32 = 1;
+const EXPR_PAYLOAD: u32 = 7;
+const EXPR_META: u32 = 9;
+const EXPR_CT: u32 = 12;
+pub(super) const EXPR_CONCAT: u32 = 13;
+const EXPR_FIB: u32 = 26;
+
+// nft's protocol description ids and header field numbers (proto.h).
+const PROTO_DESC_UDP: u32 = 6;
+const PROTO_DESC_TCP: u32 = 8;
+const PROTO_DESC_TH: u32 = 11;
+const PROTO_DESC_IP: u32 = 12;
+const PROTO_DESC_IP6: u32 = 13;
+
+/// The `typeof` record nft keeps for an expression: its expression type
+/// and the expression's own description.
+pub(super) fn typeof_record(sel: Selector) -> (u32, Udata) {
+    let mut data = Udata::new();
+    if let Some((desc, field)) = payload_template(sel) {
+        data.put_u32(0, desc);
+        data.put_u32(1, field);
+        return (EXPR_PAYLOAD, data);
+    }
+    if let Some(key) = meta_key(sel) {
+        data.put_u32(0, key as u32);
+        return (EXPR_META, data);
+    }
+    if let Some(key) = ct_key(sel) {
+        data.put_u32(0, key as u32);
+        // No direction: nft records -1.
+        data.put_u32(1, u32::MAX);
+        return (EXPR_CT, data);
+    }
+    if let Selector::Fib(fib) = sel {
+        data.put_u32(0, crate::nftables::FibResult::AddrType as u32);
+        data.put_u32(1, fib_input_flags(&fib));
+    }
+    (EXPR_FIB, data)
+}
+
+fn payload_template(sel: Selector) -> Option<(u32, u32)> {
+    Some(match sel {
+        Selector::IpProtocol => (PROTO_DESC_IP, 9),
+        Selector::IpSaddr => (PROTO_DESC_IP, 11),
+        Selector::IpDaddr => (PROTO_DESC_IP, 12),
+        Selector::Ip6Saddr => (PROTO_DESC_IP6, 8),
+        Selector::Ip6Daddr => (PROTO_DESC_IP6, 9),
+        Selector::TcpSport => (PROTO_DESC_TCP, 1),
+        Selector::TcpDport => (PROTO_DESC_TCP, 2),
+        Selector::TcpFlags => (PROTO_DESC_TCP, 7),
+        Selector::UdpSport => (PROTO_DESC_UDP, 1),
+        Selector::UdpDport => (PROTO_DESC_UDP, 2),
+        Selector::ThSport => (PROTO_DESC_TH, 1),
+        Selector::ThDport => (PROTO_DESC_TH, 2),
+        _ => return None,
+    })
+}
+
+/// `NFTNL_UDATA_SET_TYPEOF_EXPR` and `_DATA`, nested under a typeof record.
+pub(super) fn typeof_udata(etype: u32, data: &Udata) -> Udata {
+    let mut out = Udata::new();
+    out.put_u32(0, etype);
+    out.put_nest(1, data);
+    out
+}
+
+/// The typeof record of a selector list: the selector's own for one, a
+/// concatenation of them for several.
+pub(super) fn key_typeof(key: &[Selector]) -> Udata {
+    if let [one] = key {
+        let (etype, data) = typeof_record(*one);
+        return typeof_udata(etype, &data);
+    }
+    let mut parts = Udata::new();
+    for (i, sel) in key.iter().enumerate() {
+        let (etype, data) = typeof_record(*sel);
+        parts.put_nest(i as u8, &typeof_udata(etype, &data));
+    }
+    typeof_udata(EXPR_CONCAT, &parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_masks_cover_exactly_the_prefix_bits() {
+        let mask: Vec<u8> = (0..4).map(|i| prefix_mask_byte(i, 12)).collect();
+        assert_eq!(mask, [0xff, 0xf0, 0, 0]);
+        assert_eq!(prefix_mask_byte(0, 0), 0);
+        assert_eq!(prefix_mask_byte(3, 32), 0xff);
+    }
+
+    #[test]
+    fn increment_carries_and_reports_overflow() {
+        assert_eq!(increment(&[0, 0xff]), Some(vec![1, 0]));
+        assert_eq!(increment(&[0xff, 0xff]), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! The nft-syntax ruleset loader's front end: lexer, parser, checks.
+//!
+//! Text goes through [`lexer`] (tokens with positions), [`parser`] (the
+//! [`syntax`] tree, `include`s inlined) and [`check()`] (variables expanded,
+//! values typed, references resolved) to the [`ast::Ruleset`] the compiler
+//! turns into one netlink batch. Every failure is one [`Error`] that prints
+//! as `FILE:LINE:COL: message`. The accepted subset is documented in
+//! `nft/README.md`.
+//!
+//! ```no_run
+//! use supervisor::ruleset::{self, Define};
+//! let defines = vec!["bridge=\"sv0\"".parse::<Define>()?];
+//! let ruleset = ruleset::load_file("nft/supervisor.nft".as_ref(), &defines)?;
+//! # Ok::<(), ruleset::Error>(())
+//! ```
+
+mod apply;
+pub mod ast;
+mod check;
+pub mod compile;
+pub mod error;
+mod intervals;
+mod keywords;
+pub mod lexer;
+pub mod parser;
+mod symbols;
+pub mod syntax;
+mod values;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+pub use apply::{ApplyError, apply, prepare, send};
+pub use check::check;
+pub use error::Error;
+
+/// A variable given from outside, as `nft -D NAME=VALUE` does: it is
+/// defined before the first line of the first file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Define {
+    pub name: String,
+    /// nft syntax, parsed like the right side of `define NAME = VALUE`.
+    pub value: String,
+}
+
+impl Define {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Define {
+        Define {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+impl FromStr for Define {
+    type Err = Error;
+
+    /// `NAME=VALUE`.
+    fn from_str(arg: &str) -> Result<Define, Error> {
+        let file: Arc<str> = Arc::from(format!("-D {arg}"));
+        let Some((name, value)) = arg.split_once('=') else {
+            return Err(Error::file(file, "expected NAME=VALUE"));
+        };
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid || keywords::is_reserved(name) {
+            return Err(Error::file(file, format!("invalid variable name '{name}'")));
+        }
+        Ok(Define::new(name, value))
+    }
+}
+
+/// Parses `text` as the file `name`; includes are relative to `base_dir`.
+/// The defines come first, as if written above the first line.
+pub fn parse_str(
+    name: &str,
+    text: &str,
+    base_dir: &Path,
+    defines: &[Define],
+) -> Result<syntax::Source, Error> {
+    let mut items = define_items(defines)?;
+    items.extend(parser::parse_source(name, text, base_dir)?.items);
+    Ok(syntax::Source { items })
+}
+
+/// Reads and parses a ruleset file.
+pub fn parse_file(path: &Path, defines: &[Define]) -> Result<syntax::Source, Error> {
+    let name = path.display().to_string();
+    let text = parser::read_file(path)
+        .map_err(|err| Error::file(Arc::from(name.as_str()), format!("cannot read: {err}")))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    parse_str(&name, &text, dir, defines)
+}
+
+/// Parses and checks one file.
+pub fn load_file(path: &Path, defines: &[Define]) -> Result<ast::Ruleset, Error> {
+    check(&parse_file(path, defines)?)
+}
+
+/// Parses and checks text (the supervisor's embedded ruleset).
+pub fn load_str(
+    name: &str,
+    text: &str,
+    base_dir: &Path,
+    defines: &[Define],
+) -> Result<ast::Ruleset, Error> {
+    check(&parse_str(name, text, base_dir, defines)?)
+}
+
+/// Several files as one transaction, in order: later files see the
+/// tables, sets and variables of earlier ones.
+pub fn load_files(paths: &[PathBuf], defines: &[Define]) -> Result<ast::Ruleset, Error> {
+    let mut source = syntax::Source {
+        items: define_items(defines)?,
+    };
+    for path in paths {
+        source.items.extend(parse_file(path, &[])?.items);
+    }
+    check(&source)
+}
+
+fn define_items(defines: &[Define]) -> Result<Vec<syntax::TopItem>, Error> {
+    defines
+        .iter()
+        .map(|define| {
+            let file: Arc<str> = Arc::from(format!("-D {}", define.name));
+            let value = parser::parse_define_value(&define.name, &define.value)?;
+            Ok(syntax::TopItem::Binding(syntax::Binding::Define {
+                name: syntax::Name {
+                    text: define.name.clone(),
+                    span: ast::Span::new(file, 1, 1),
+                },
+                value,
+            }))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! The names nft gives to numbers: protocols, services, conntrack states,
+//! tcp flags, fib address types, icmp codes.
+//!
+//! nft looks protocols and services up in /etc/protocols and /etc/services;
+//! the loader carries a fixed table of the common ones instead, so a ruleset
+//! means the same on every host. Numbers always work.
+
+/// `meta l4proto` / `ip protocol` names (IANA numbers).
+pub const PROTOCOLS: &[(&str, u8)] = &[
+    ("icmp", 1),
+    ("igmp", 2),
+    ("ipencap", 4),
+    ("tcp", 6),
+    ("udp", 17),
+    ("dccp", 33),
+    ("ipv6", 41),
+    ("gre", 47),
+    ("esp", 50),
+    ("ah", 51),
+    ("icmpv6", 58),
+    ("ipv6-icmp", 58),
+    ("ospf", 89),
+    ("pim", 103),
+    ("vrrp", 112),
+    ("l2tp", 115),
+    ("sctp", 132),
+    ("udplite", 136),
+];
+
+/// Port names, as /etc/services gives them.
+pub const SERVICES: &[(&str, u16)] = &[
+    ("ftp-data", 20),
+    ("ftp", 21),
+    ("ssh", 22),
+    ("telnet", 23),
+    ("smtp", 25),
+    ("domain", 53),
+    ("bootps", 67),
+    ("bootpc", 68),
+    ("tftp", 69),
+    ("http", 80),
+    ("kerberos", 88),
+    ("pop3", 110),
+    ("sunrpc", 111),
+    ("ntp", 123),
+    ("netbios-ssn", 139),
+    ("imap", 143),
+    ("imap2", 143),
+    ("snmp", 161),
+    ("bgp", 179),
+    ("ldap", 389),
+    ("https", 443),
+    ("microsoft-ds", 445),
+    ("syslog", 514),
+    ("submission", 587),
+    ("ldaps", 636),
+    ("domain-s", 853),
+    ("rsync", 873),
+    ("imaps", 993),
+    ("pop3s", 995),
+    ("openvpn", 1194),
+    ("nfs", 2049),
+    ("mysql", 3306),
+    ("ms-wbt-server", 3389),
+    ("postgresql", 5432),
+    ("x11", 6000),
+    ("http-alt", 8080),
+    ("git", 9418),
+];
+
+/// `ct state` bits (NF_CT_STATE_*).
+pub const CT_STATES: &[(&str, u32)] = &[
+    ("invalid", 1),
+    ("established", 2),
+    ("related", 4),
+    ("new", 8),
+    ("untracked", 64),
+];
+
+/// `ct status` bits (IPS_*).
+pub const CT_STATUSES: &[(&str, u32)] = &[
+    ("expected", 1),
+    ("seen-reply", 2),
+    ("assured", 4),
+    ("confirmed", 8),
+    ("snat", 16),
+    ("dnat", 32),
+    ("dying", 512),
+];
+
+/// `tcp flags` bits.
+pub const TCP_FLAGS: &[(&str, u32)] = &[
+    ("fin", 0x01),
+    ("syn", 0x02),
+    ("rst", 0x04),
+    ("psh", 0x08),
+    ("ack", 0x10),
+    ("urg", 0x20),
+    ("ecn", 0x40),
+    ("cwr", 0x80),
+];
+
+/// `fib ... type` values (RTN_*).
+pub const FIB_ADDR_TYPES: &[(&str, u32)] = &[
+    ("unspec", 0),
+    ("unicast", 1),
+    ("local", 2),
+    ("broadcast", 3),
+    ("anycast", 4),
+    ("multicast", 5),
+    ("blackhole", 6),
+    ("unreachable", 7),
+    ("prohibit", 8),
+];
+
+/// `meta nfproto` values (NFPROTO_*).
+pub const NF_PROTOS: &[(&str, u32)] = &[("ipv4", 2), ("ipv6", 10)];
+
+/// `reject with icmp type CODE`.
+pub const ICMP_CODES: &[(&str, u8)] = &[
+    ("net-unreachable", 0),
+    ("host-unreachable", 1),
+    ("prot-unreachable", 2),
+    ("port-unreachable", 3),
+    ("frag-needed", 4),
+    ("net-prohibited", 9),
+    ("host-prohibited", 10),
+    ("admin-prohibited", 13),
+];
+
+/// `reject with icmpv6 type CODE`.
+pub const ICMPV6_CODES: &[(&str, u8)] = &[
+    ("no-route", 0),
+    ("admin-prohibited", 1),
+    ("addr-unreachable", 3),
+    ("port-unreachable", 4),
+    ("policy-fail", 5),
+    ("reject-route", 6),
+];
+
+/// `reject with icmpx type CODE` (NFT_REJECT_ICMPX_*).
+pub const ICMPX_CODES: &[(&str, u8)] = &[
+    ("no-route", 0),
+    ("port-unreachable", 1),
+    ("host-unreachable", 2),
+    ("admin-prohibited", 3),
+];
+
+pub fn lookup<T: Copy>(table: &[(&str, T)], name: &str) -> Option<T> {
+    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// The names of a table, for "expected one of ..." messages.
+pub fn names<T>(table: &[(&str, T)]) -> String {
+    table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// A duration like nft writes them: `30s`, `1h30m`, `500ms`, `2d`; a bare
+/// number is seconds. In milliseconds.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    if let Ok(seconds) = text.parse::<u64>() {
+        return seconds.checked_mul(1000);
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return None;
+        }
+        let value: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        let unit_ms: u64 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total = total.checked_add(value.checked_mul(unit_ms)?)?;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_add_their_parts() {
+        assert_eq!(parse_duration("30s"), Some(30_000));
+        assert_eq!(parse_duration("1h30m"), Some(5_400_000));
+        assert_eq!(parse_duration("250ms"), Some(250));
+        assert_eq!(parse_duration("12"), Some(12_000));
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
+}

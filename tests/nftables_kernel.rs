@@ -1,0 +1,264 @@
+//! The kernel side of nftables against the real kernel, each test in its own
+//! network namespace: batches apply atomically, every ack is checked, and a
+//! refusal names the object.
+
+mod common;
+
+use std::ffi::CString;
+use std::process::Command;
+
+use supervisor::nftables::{
+    Batch, Chain, CmpOp, ElemData, Element, Error, Expr, Family, Hook, MetaKey, Mode, PayloadBase,
+    Reg, Rule, Set, SetRef, Socket, Table, Verdict, set_flags,
+};
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn nft_list() -> String {
+    let out = Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .expect("run nft");
+    assert!(
+        out.status.success(),
+        "nft list ruleset: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `inet_service : ipv4_addr . inet_service`, the shape of the firewall's port maps.
+fn port_map(batch: &mut Batch) -> Set {
+    let mut set = Set::new(Family::Ip, c("t"), c("ports"), batch.next_set_id(), 13, 2);
+    set.flags = set_flags::MAP;
+    set.data = Some(((7 << 6) | 13, 8));
+    set
+}
+
+fn port_element(port: u16, addr: [u8; 4], to: u16) -> Element {
+    let data = supervisor::nftables::concat(&[&addr, &to.to_be_bytes()]);
+    Element::with_data(port.to_be_bytes().to_vec(), data)
+}
+
+fn base_batch() -> (Batch, SetRef) {
+    let mut batch = Batch::new();
+    batch.add_table(&Table::new(Family::Ip, c("t")), Mode::Add);
+    let mut chain = Chain::new(Family::Ip, c("t"), c("pre"));
+    chain.hook = Some(Hook {
+        chain_type: c("nat"),
+        hooknum: 0,
+        priority: -100,
+        policy: None,
+        device: None,
+    });
+    batch.add_chain(&chain, Mode::Add);
+    let set = port_map(&mut batch);
+    batch.add_set(&set, Mode::Add);
+    let mut rule = Rule::new(Family::Ip, c("t"), c("pre"));
+    rule.push(Expr::Meta {
+        key: MetaKey::L4Proto,
+        dreg: Reg::R1,
+    })
+    .push(Expr::Cmp {
+        op: CmpOp::Eq,
+        sreg: Reg::R1,
+        data: vec![6],
+    })
+    .push(Expr::Payload {
+        base: PayloadBase::Transport,
+        offset: 2,
+        len: 2,
+        dreg: Reg::R1,
+    })
+    .push(Expr::Lookup {
+        set: c("ports"),
+        set_id: Some(set.id),
+        sreg: Reg::R1,
+        dreg: Some(Reg::R1),
+        invert: false,
+    })
+    .push(Expr::Nat {
+        kind: supervisor::nftables::NatKind::Dnat,
+        family: Family::Ip,
+        addr_min: Some(Reg::R1),
+        addr_max: None,
+        proto_min: Some(Reg::r32(1)),
+        proto_max: None,
+        flags: 0,
+    });
+    batch.add_rule(&rule).unwrap();
+    let set_ref = SetRef::from(&set);
+    batch
+        .add_elements(
+            &set_ref,
+            &[port_element(8080, [172, 16, 0, 2], 8000)],
+            Mode::Add,
+        )
+        .unwrap();
+    (batch, set_ref)
+}
+
+#[test]
+fn a_batch_with_a_map_and_a_dnat_rule_lists_as_nft_syntax() {
+    let listing = common::in_fresh_netns(
+        "a_batch_with_a_map_and_a_dnat_rule_lists_as_nft_syntax",
+        || {
+            let (batch, _) = base_batch();
+            Socket::open().unwrap().send(batch).unwrap();
+            nft_list()
+        },
+    );
+    let Some(listing) = listing else { return };
+    assert!(listing.contains("map ports {"), "{listing}");
+    assert!(
+        listing.contains("type inet_service : ipv4_addr . inet_service"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("elements = { 8080 : 172.16.0.2 . 8000 }"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("dnat ip to tcp dport map @ports"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn creating_an_existing_element_fails_naming_it_and_applies_nothing() {
+    let result = common::in_fresh_netns(
+        "creating_an_existing_element_fails_naming_it_and_applies_nothing",
+        || {
+            let socket = Socket::open().unwrap();
+            let (batch, set) = base_batch();
+            socket.send(batch).unwrap();
+            let before = nft_list();
+
+            let mut batch = Batch::new();
+            let fresh = batch
+                .add_elements(
+                    &SetRef {
+                        id: None,
+                        ..set.clone()
+                    },
+                    &[port_element(9090, [172, 16, 0, 3], 80)],
+                    Mode::Create,
+                )
+                .unwrap();
+            let taken = batch
+                .add_elements(
+                    &SetRef {
+                        id: None,
+                        ..set.clone()
+                    },
+                    &[port_element(8080, [172, 16, 0, 3], 80)],
+                    Mode::Create,
+                )
+                .unwrap();
+            batch.label(taken.start, "8080");
+            let err = socket.send(batch).unwrap_err();
+            (before, nft_list(), err, fresh, taken)
+        },
+    );
+    let Some((before, after, err, _fresh, taken)) = result else {
+        return;
+    };
+    assert_eq!(before, after, "a refused batch must change nothing");
+    let Error::Refused(refusals) = err else {
+        panic!("expected a refusal, got {err}")
+    };
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].item, Some(taken.start));
+    assert_eq!(refusals[0].errno, nix::errno::Errno::EEXIST);
+    assert_eq!(
+        refusals[0].to_string(),
+        "add element to map ip t ports: 8080: File exists"
+    );
+}
+
+#[test]
+fn elements_read_back_as_added_and_tables_are_found_by_name() {
+    let result = common::in_fresh_netns(
+        "elements_read_back_as_added_and_tables_are_found_by_name",
+        || {
+            let socket = Socket::open().unwrap();
+            let missing = socket.table_exists(Family::Ip, &c("t")).unwrap();
+            let (batch, set) = base_batch();
+            socket.send(batch).unwrap();
+            let present = socket.table_exists(Family::Ip, &c("t")).unwrap();
+            (
+                missing,
+                present,
+                socket.elements(&SetRef { id: None, ..set }).unwrap(),
+            )
+        },
+    );
+    let Some((missing, present, elements)) = result else {
+        return;
+    };
+    assert!(!missing);
+    assert!(present);
+    assert_eq!(elements, vec![port_element(8080, [172, 16, 0, 2], 8000)]);
+}
+
+#[test]
+fn ten_thousand_elements_span_several_messages_and_every_one_is_acked() {
+    let result = common::in_fresh_netns(
+        "ten_thousand_elements_span_several_messages_and_every_one_is_acked",
+        || {
+            let socket = Socket::open().unwrap();
+            let (mut batch, set) = base_batch();
+            let elements: Vec<Element> = (10000..20000)
+                .map(|p| port_element(p, [172, 16, 0, 2], p))
+                .collect();
+            batch.add_elements(&set, &elements, Mode::Create).unwrap();
+            socket.send(batch).unwrap();
+            socket.elements(&SetRef { id: None, ..set }).unwrap().len()
+        },
+    );
+    let Some(count) = result else { return };
+    assert_eq!(count, 10001);
+}
+
+#[test]
+fn a_verdict_map_element_round_trips() {
+    let result = common::in_fresh_netns("a_verdict_map_element_round_trips", || {
+        let socket = Socket::open().unwrap();
+        let mut batch = Batch::new();
+        batch.add_table(&Table::new(Family::Inet, c("f")), Mode::Add);
+        batch.add_chain(&Chain::new(Family::Inet, c("f"), c("web")), Mode::Add);
+        let mut set = Set::new(Family::Inet, c("f"), c("v"), batch.next_set_id(), 13, 2);
+        set.flags = set_flags::MAP;
+        set.data = Some((supervisor::nftables::DATA_VERDICT, 0));
+        batch.add_set(&set, Mode::Add);
+        let element = Element {
+            data: Some(ElemData::Verdict(Verdict::Jump(c("web")))),
+            ..Element::new(443u16.to_be_bytes().to_vec())
+        };
+        batch
+            .add_elements(
+                &SetRef::from(&set),
+                std::slice::from_ref(&element),
+                Mode::Add,
+            )
+            .unwrap();
+        socket.send(batch).unwrap();
+        (
+            socket
+                .elements(&SetRef {
+                    id: None,
+                    ..SetRef::from(&set)
+                })
+                .unwrap(),
+            element,
+            nft_list(),
+        )
+    });
+    let Some((elements, element, listing)) = result else {
+        return;
+    };
+    assert_eq!(elements, vec![element]);
+    assert!(listing.contains("443 : jump web"), "{listing}");
+}

@@ -1,0 +1,353 @@
+//! The loader against the kernel, with nft as the reference: every sample in
+//! tests/rulesets/ loaded by `supervisor ruleset load` into one fresh host
+//! namespace and by `nft -f` into another must leave the same ruleset
+//! (`nft list ruleset`) and the same bytecode (`nft --debug=netlink list
+//! ruleset`). Failures of any kind, including the kernel's own refusals,
+//! must leave the kernel byte-for-byte as it was.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{HostNs, stderr, stdout};
+
+/// Loaded into a namespace before error cases, so "unchanged" means something.
+const PRELOAD: &str = "table ip pre {
+	set nets { type ipv4_addr; flags interval; elements = { 10.1.0.0/16 } }
+	chain input { type filter hook input priority 0; policy accept;
+		ip saddr @nets counter accept
+	}
+}
+";
+
+fn samples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rulesets")
+}
+
+fn nft_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "nft"));
+    files.sort();
+    files
+}
+
+/// What a namespace's nftables state looks like to nft: the listing and the
+/// bytecode behind it.
+fn kernel_state(ns: &HostNs) -> (String, String) {
+    let bytecode = ns.ok("nft --debug=netlink list ruleset");
+    (ns.ok("nft list ruleset"), sort_element_runs(&bytecode))
+}
+
+/// Hash sets dump their elements in an order that depends on a per-set
+/// random seed, so runs of element lines are compared sorted.
+fn sort_element_runs(text: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("\telement ") {
+            run.push(line);
+            continue;
+        }
+        run.sort_unstable();
+        out.append(&mut run);
+        out.push(line);
+    }
+    run.sort_unstable();
+    out.append(&mut run);
+    out.join("\n")
+}
+
+fn preloaded(test: &str) -> Option<HostNs> {
+    let ns = HostNs::new(test)?;
+    ns.ok(&format!("nft -f - <<'EOF'\n{PRELOAD}EOF"));
+    Some(ns)
+}
+
+fn load(ns: &HostNs, files: &[&Path]) -> std::process::Output {
+    common::run(ns.supervisor().arg("ruleset").arg("load").args(files))
+}
+
+#[test]
+fn every_sample_leaves_the_kernel_as_nft_leaves_it() {
+    let files = nft_files(&samples_dir());
+    if HostNs::new("every_sample_leaves_the_kernel_as_nft_leaves_it").is_none() {
+        return;
+    }
+    assert!(
+        !files.is_empty(),
+        "no samples in {}",
+        samples_dir().display()
+    );
+    let mut failures = Vec::new();
+    for file in &files {
+        let name = file.display();
+        let (Some(ours), Some(theirs)) = (HostNs::new("sample"), HostNs::new("sample")) else {
+            return;
+        };
+        let by_nft = theirs.sh(&format!(
+            "nft -I {} -f {}",
+            samples_dir().display(),
+            file.display()
+        ));
+        if !by_nft.status.success() {
+            failures.push(format!(
+                "{name}: nft refuses the sample:\n{}",
+                stderr(&by_nft)
+            ));
+            continue;
+        }
+        let by_us = load(&ours, &[file]);
+        if !by_us.status.success() {
+            failures.push(format!(
+                "{name}: our loader refuses the sample:\n{}",
+                stderr(&by_us)
+            ));
+            continue;
+        }
+        let (want_list, want_code) = kernel_state(&theirs);
+        let (got_list, got_code) = kernel_state(&ours);
+        if got_list != want_list {
+            failures.push(format!(
+                "{name}: nft list ruleset differs\n--- nft -f\n{want_list}\n--- ours\n{got_list}"
+            ));
+        } else if got_code != want_code {
+            failures.push(format!(
+                "{name}: bytecode differs\n--- nft -f\n{want_code}\n--- ours\n{got_code}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} samples differ:\n\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// The first line of an error sample: `# expect: [FILE:]LINE:COL: message`
+/// for the loader's own errors (FILE for an error in an included file, next
+/// to the sample), `# expect-kernel: LINE:COL: ERRNO` for refusals by the
+/// kernel. Returns the expected start of the error line and a text it must
+/// contain.
+fn expectation(file: &Path) -> Option<(String, String)> {
+    let text = fs::read_to_string(file).ok()?;
+    let first = text.lines().next()?;
+    let (rest, kernel) = match first.strip_prefix("# expect-kernel: ") {
+        Some(rest) => (rest, true),
+        None => (first.strip_prefix("# expect: ")?, false),
+    };
+    let (place, message) = rest.split_once(": ")?;
+    let parts: Vec<&str> = place.split(':').collect();
+    let position = match parts.as_slice() {
+        [line, col] => format!("{}:{line}:{col}: ", file.display()),
+        [name, line, col] => format!("{}:{line}:{col}: ", file.with_file_name(name).display()),
+        _ => return None,
+    };
+    if kernel {
+        return Some((position + "kernel says: ", errno_text(message.trim())?));
+    }
+    Some((position, message.trim().to_string()))
+}
+
+/// The C library's text for an errno name (`EEXIST` is "File exists").
+fn errno_text(name: &str) -> Option<String> {
+    (1..200)
+        .find(|&n| format!("{:?}", nix::errno::Errno::from_raw(n)) == name)
+        .map(|n| {
+            let text = std::io::Error::from_raw_os_error(n).to_string();
+            text.split(" (os error")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+}
+
+#[test]
+fn error_samples_fail_at_their_position_and_change_nothing() {
+    let files = nft_files(&samples_dir().join("errors"));
+    let Some(ns) = preloaded("error_samples_fail_at_their_position_and_change_nothing") else {
+        return;
+    };
+    let before = kernel_state(&ns);
+    let mut failures = Vec::new();
+    for file in &files {
+        let Some((position, message)) = expectation(file) else {
+            failures.push(format!(
+                "{}: first line is not `# expect: LINE:COL: message`",
+                file.display()
+            ));
+            continue;
+        };
+        let out = load(&ns, &[file]);
+        let err = stderr(&out);
+        if out.status.code() != Some(1) || !err.starts_with(&position) || !err.contains(&message) {
+            failures.push(format!(
+                "{}: want exit 1 and `{position}…{message}`, got {} with:\n{err}",
+                file.display(),
+                out.status
+            ));
+        }
+        if kernel_state(&ns) != before {
+            failures.push(format!(
+                "{}: the failed load changed the kernel",
+                file.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn checking_any_sample_changes_nothing() {
+    let Some(ns) = preloaded("checking_any_sample_changes_nothing") else {
+        return;
+    };
+    let before = kernel_state(&ns);
+    for file in nft_files(&samples_dir()) {
+        let out = common::run(ns.supervisor().args(["ruleset", "check"]).arg(&file));
+        assert!(out.status.success(), "{}: {}", file.display(), stderr(&out));
+        assert!(stdout(&out).is_empty());
+        assert_eq!(
+            kernel_state(&ns),
+            before,
+            "checking {} changed the kernel",
+            file.display()
+        );
+    }
+}
+
+/// Writes `text` as a file named `name` in a fresh directory.
+fn write_sample(dir: &tempdir::Dir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    fs::write(&path, text).expect("write sample");
+    path
+}
+
+#[test]
+fn a_kernel_refusal_names_the_source_position_and_applies_nothing() {
+    let Some(ns) = preloaded("a_kernel_refusal_names_the_source_position_and_applies_nothing")
+    else {
+        return;
+    };
+    let before = kernel_state(&ns);
+    let dir = tempdir::Dir::new("refusal");
+    let file = write_sample(
+        &dir,
+        "refused.nft",
+        "table ip fresh {\n\tchain c { type filter hook input priority 0; }\n}\ndelete table ip absent\n",
+    );
+    let out = load(&ns, &[&file]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        format!(
+            "{}:4:1: kernel says: delete table ip absent: No such file or directory",
+            file.display()
+        )
+    );
+    assert_eq!(
+        kernel_state(&ns),
+        before,
+        "the table before the refused command must not stay"
+    );
+}
+
+#[test]
+fn an_element_the_kernel_refuses_is_reported_at_its_own_position() {
+    let Some(ns) = preloaded("an_element_the_kernel_refuses_is_reported_at_its_own_position")
+    else {
+        return;
+    };
+    let before = kernel_state(&ns);
+    let dir = tempdir::Dir::new("element");
+    // 10.1.0.0/16 is already in the kernel's set: 10.0.0.0/8 overlaps it.
+    let file = write_sample(
+        &dir,
+        "overlap.nft",
+        "table ip pre {\n\tset nets { type ipv4_addr; flags interval; }\n}\nadd element ip pre nets {\n\t192.168.0.0/16,\n\t10.0.0.0/8 }\n",
+    );
+    let out = load(&ns, &[&file]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "{}:6:2: kernel says: add element to set ip pre nets",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(kernel_state(&ns), before);
+}
+
+#[test]
+fn several_files_load_as_one_transaction() {
+    let Some(ns) = preloaded("several_files_load_as_one_transaction") else {
+        return;
+    };
+    let before = kernel_state(&ns);
+    let dir = tempdir::Dir::new("several");
+    let good = write_sample(&dir, "good.nft", "table inet one {\n\tchain c { }\n}\n");
+    let bad = write_sample(&dir, "bad.nft", "delete table inet absent\n");
+    let out = load(&ns, &[&good, &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(&format!("{}:1:1: kernel says:", bad.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        kernel_state(&ns),
+        before,
+        "the first file must not be applied alone"
+    );
+
+    let out = load(&ns, &[&good]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(ns.ok("nft list tables").contains("table inet one"));
+}
+
+#[test]
+fn a_file_that_cannot_be_read_is_one_line_naming_it() {
+    let Some(ns) = HostNs::new("a_file_that_cannot_be_read_is_one_line_naming_it") else {
+        return;
+    };
+    let out = common::run(
+        ns.supervisor()
+            .args(["ruleset", "load", "/nonexistent/rules.nft"]),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("/nonexistent/rules.nft: "), "{err}");
+}
+
+/// A scratch directory removed on drop.
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new(tag: &str) -> Dir {
+            let path =
+                std::env::temp_dir().join(format!("supervisor-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).expect("create scratch dir");
+            Dir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The sample rulesets through the front end (no kernel needed): every valid
+//! sample loads; every error sample fails at the line, column and with the
+//! message its first line expects.
+//!
+//! Error samples start with one of:
+//!   `# expect: [FILE:]LINE:COL: message`   the loader refuses it there
+//!                                          (FILE when the error is in an
+//!                                          included file, next to the sample)
+//!   `# expect-kernel: LINE:COL: ERRNO`     the loader accepts it; only the
+//!                                          kernel refuses the command there
+
+use std::path::{Path, PathBuf};
+
+use supervisor::ruleset::ast::{CommandKind, Family, Hook};
+use supervisor::ruleset::{self, Define};
+
+fn samples(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "nft"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_valid_sample_loads() {
+    let files = samples("tests/rulesets");
+    assert!(files.len() >= 30, "only {} samples", files.len());
+    for file in files {
+        if let Err(err) = ruleset::load_file(&file, &[]) {
+            panic!("{} should load, but: {err}", file.display());
+        }
+    }
+}
+
+enum Expect {
+    Loader {
+        file: Option<String>,
+        line: u32,
+        col: u32,
+        message: String,
+    },
+    Kernel,
+}
+
+fn expectation(path: &Path) -> Expect {
+    let text = std::fs::read_to_string(path).unwrap();
+    let first = text.lines().next().unwrap_or_default();
+    if first.starts_with("# expect-kernel: ") {
+        return Expect::Kernel;
+    }
+    let rest = first
+        .strip_prefix("# expect: ")
+        .unwrap_or_else(|| panic!("{}: no '# expect:' first line", path.display()));
+    let (place, message) = rest.split_once(": ").unwrap();
+    let parts: Vec<&str> = place.split(':').collect();
+    let (file, line, col) = match parts.as_slice() {
+        [line, col] => (None, line, col),
+        [file, line, col] => (Some(file.to_string()), line, col),
+        _ => panic!("{}: bad place '{place}'", path.display()),
+    };
+    Expect::Loader {
+        file,
+        line: line.parse().unwrap(),
+        col: col.parse().unwrap(),
+        message: message.to_string(),
+    }
+}
+
+#[test]
+fn every_error_sample_fails_where_and_how_it_says() {
+    let files = samples("tests/rulesets/errors");
+    assert!(files.len() >= 30, "only {} error samples", files.len());
+    for path in files {
+        let result = ruleset::load_file(&path, &[]);
+        match expectation(&path) {
+            Expect::Kernel => {
+                if let Err(err) = result {
+                    panic!(
+                        "{}: only the kernel should refuse it, but: {err}",
+                        path.display()
+                    );
+                }
+            }
+            Expect::Loader {
+                file,
+                line,
+                col,
+                message,
+            } => {
+                let err = match result {
+                    Ok(_) => panic!("{}: loaded, but should fail", path.display()),
+                    Err(err) => err,
+                };
+                let expected_file = match file {
+                    Some(name) => path.with_file_name(name),
+                    None => path.clone(),
+                };
+                let expected = format!("{}:{line}:{col}: {message}", expected_file.display());
+                assert_eq!(err.to_string(), expected, "{}", path.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn command_line_defines_come_before_the_first_line() {
+    let text = "table ip t {\n\tchain c {\n\t\tiifname $wan tcp dport $ports accept\n\t}\n}\n";
+    let defines = vec![
+        "wan=\"eth0\"".parse::<Define>().unwrap(),
+        "ports={ 22, 80 }".parse::<Define>().unwrap(),
+    ];
+    let ruleset = ruleset::load_str("inline.nft", text, Path::new("."), &defines).unwrap();
+    assert_eq!(ruleset.commands.len(), 3);
+
+    let err = ruleset::load_str("inline.nft", text, Path::new("."), &defines[..1]).unwrap_err();
+    assert_eq!(err.to_string(), "inline.nft:3:26: unknown variable $ports");
+
+    let bad = vec![Define::new("wan", "\"eth0")];
+    let err = ruleset::load_str("inline.nft", text, Path::new("."), &bad).unwrap_err();
+    assert_eq!(err.to_string(), "-D wan:1:1: unterminated string");
+}
+
+#[test]
+fn a_malformed_define_argument_is_refused() {
+    assert!("novalue".parse::<Define>().is_err());
+    assert!("tcp=1".parse::<Define>().is_err());
+    assert!("1x=1".parse::<Define>().is_err());
+    assert_eq!(
+        "lan=10.0.0.0/8".parse::<Define>().unwrap(),
+        Define::new("lan", "10.0.0.0/8")
+    );
+}
+
+#[test]
+fn priorities_resolve_to_numbers() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rulesets/10-priorities.nft");
+    let ruleset = ruleset::load_file(&path, &[]).unwrap();
+    let priorities: Vec<(Hook, i32)> = ruleset
+        .commands
+        .iter()
+        .filter_map(|c| match &c.kind {
+            CommandKind::AddChain(chain) => chain.base.as_ref().map(|b| (b.hook, b.priority)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        priorities,
+        vec![
+            (Hook::Prerouting, -300),
+            (Hook::Prerouting, -145),
+            (Hook::Prerouting, -110),
+            (Hook::Input, 0),
+            (Hook::Input, 50),
+            (Hook::Postrouting, 120),
+            (Hook::Forward, -5),
+            (Hook::Output, 250),
+            (Hook::Output, -100),
+            (Hook::Input, 100),
+        ]
+    );
+}
+
+#[test]
+fn a_table_block_expands_like_nft_table_then_chains_then_sets_then_rules() {
+    let text = "table inet t {\n\
+                \tchain a {\n\t\tip saddr @s accept\n\t}\n\
+                \tset s {\n\t\ttype ipv4_addr\n\t}\n\
+                \tchain b {\n\t\tjump a\n\t}\n\
+                }\n";
+    let ruleset = ruleset::load_str("t.nft", text, Path::new("."), &[]).unwrap();
+    let kinds: Vec<String> = ruleset
+        .commands
+        .iter()
+        .map(|c| {
+            let place = format!("{}:{}", c.span.line, c.span.col);
+            match &c.kind {
+                CommandKind::AddTable(t) => {
+                    assert_eq!(t.id.family, Family::Inet);
+                    format!("table {place}")
+                }
+                CommandKind::AddChain(chain) => format!("chain {} {place}", chain.name),
+                CommandKind::AddSet(set) => format!("set {} {place}", set.name),
+                CommandKind::AddRule(rule) => format!("rule {} {place}", rule.chain),
+                other => format!("{other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "table 1:1",
+            "chain a 2:2",
+            "chain b 8:2",
+            "set s 5:2",
+            "rule a 3:3",
+            "rule b 9:3"
+        ]
+    );
+}
+
+#[test]
+fn several_files_load_as_one_transaction_in_order() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rulesets");
+    let files = vec![
+        dir.join("01-minimal-input-filter.nft"),
+        dir.join("07-flat-commands.nft"),
+    ];
+    let ruleset = ruleset::load_files(&files, &[]).unwrap();
+    let single: usize = files
+        .iter()
+        .map(|f| ruleset::load_file(f, &[]).unwrap().commands.len())
+        .sum();
+    assert_eq!(ruleset.commands.len(), single);
+}
+
+#[test]
+fn an_unreadable_file_names_itself() {
+    let err = ruleset::load_file(Path::new("/nonexistent/x.nft"), &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/nonexistent/x.nft: cannot read: No such file or directory (os error 2)"
+    );
+}
