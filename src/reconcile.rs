@@ -195,9 +195,10 @@ impl Reconciler {
         drop(lock);
         // A lease's own holder says whether it is live: no lock needed
         // beyond the lease directory's.
-        let dirs = file::names(&self.state_dir.join("leases")).map_err(state::Error::from)?;
+        let leases = self.state_dir.join("leases");
+        let dirs = file::names(&leases).map_err(state::Error::from)?;
         for dir in dirs {
-            if dir.starts_with('.') {
+            if dir.starts_with('.') || !leases.join(&dir).is_dir() {
                 continue;
             }
             let swept = if dir == bridge {

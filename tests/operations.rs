@@ -245,6 +245,7 @@ fn gc_removes_what_no_live_supervisor_explains_and_keeps_the_rest() {
               "bridge":"sv0","address":"172.16.0.60","started_at":0,"command":[]}}' > ghost.json
         echo '{{"name": tru' > junk.json
         echo half > .half.json.tmp
+        echo stray > /run/supervisor/leases/not-a-bridge
         cd /run/supervisor/leases/sv0
         printf 'name=ghost\nid=0000deadbeef\npid={dead}\npid_start=1\n' > 172.16.0.60
         echo garbage > 172.16.0.61

@@ -97,7 +97,7 @@ impl Store {
             let path = self.dir.join(&name);
             if file::is_temporary(&name) {
                 entries.push(Entry::Temporary { path });
-            } else if !name.starts_with('.') && name.ends_with(SUFFIX) {
+            } else if !name.starts_with('.') && name.ends_with(SUFFIX) && !path.is_dir() {
                 match read(&path) {
                     Ok(Some(record)) => entries.push(Entry::Record(record)),
                     // Removed since the listing: its supervisor just ended.
