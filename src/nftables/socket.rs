@@ -233,35 +233,37 @@ impl Socket {
         }
     }
 
-    /// The chains of the given families, as the kernel holds them.
-    pub fn chains(&self, families: &[Family]) -> Result<Vec<ChainInfo>, Error> {
+    /// Every chain of every family, as the kernel holds them (one dump).
+    pub fn chains(&self) -> Result<Vec<ChainInfo>, Error> {
+        const NFPROTO_UNSPEC: u16 = 0;
         let mut chains = Vec::new();
-        for &family in families {
-            self.request(
-                NFT_MSG_GETCHAIN,
-                family,
-                NLM_F_DUMP,
-                |_| {},
-                "list chains",
-                |payload| {
-                    let attrs = payload.get(4..).unwrap_or(&[]);
-                    let text = |ty| {
-                        nla::attr(attrs, ty)
-                            .map(|v| String::from_utf8_lossy(nla::strz(v)).into_owned())
-                            .unwrap_or_default()
-                    };
-                    chains.push(ChainInfo {
-                        family,
-                        table: text(NFTA_CHAIN_TABLE),
-                        name: text(NFTA_CHAIN_NAME),
-                        hook: nla::attr(attrs, NFTA_CHAIN_HOOK)
-                            .and_then(|hook| nla::attr(hook, NFTA_HOOK_HOOKNUM))
-                            .and_then(nla::be32),
-                        policy: nla::attr(attrs, NFTA_CHAIN_POLICY).and_then(nla::be32),
-                    });
-                },
-            )?;
-        }
+        self.request(
+            NFT_MSG_GETCHAIN,
+            NFPROTO_UNSPEC,
+            NLM_F_DUMP,
+            |_| {},
+            "list chains",
+            |payload| {
+                let Some(family) = payload.first().copied().and_then(Family::from_nfproto) else {
+                    return;
+                };
+                let attrs = payload.get(4..).unwrap_or(&[]);
+                let text = |ty| {
+                    nla::attr(attrs, ty)
+                        .map(|v| String::from_utf8_lossy(nla::strz(v)).into_owned())
+                        .unwrap_or_default()
+                };
+                chains.push(ChainInfo {
+                    family,
+                    table: text(NFTA_CHAIN_TABLE),
+                    name: text(NFTA_CHAIN_NAME),
+                    hook: nla::attr(attrs, NFTA_CHAIN_HOOK)
+                        .and_then(|hook| nla::attr(hook, NFTA_HOOK_HOOKNUM))
+                        .and_then(nla::be32),
+                    policy: nla::attr(attrs, NFTA_CHAIN_POLICY).and_then(nla::be32),
+                });
+            },
+        )?;
         Ok(chains)
     }
 
@@ -295,7 +297,7 @@ impl Socket {
     fn request(
         &self,
         ty: u16,
-        family: Family,
+        family: impl Into<u16>,
         flags: u16,
         body: impl Fn(&mut super::sys::Message<'_>),
         what: &'static str,
@@ -303,7 +305,7 @@ impl Socket {
     ) -> Result<(), Error> {
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
-        let req = request(ty, family as u16, flags | NLM_F_ACK, seq, body);
+        let req = request(ty, family.into(), flags | NLM_F_ACK, seq, body);
         socket::send(self.fd.as_raw_fd(), &req, MsgFlags::empty()).map_err(io(what))?;
         let mut buf = vec![0u8; max_message_size()];
         loop {
