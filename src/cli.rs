@@ -95,6 +95,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub ip: Option<String>,
 
+    /// Publish a port, as docker does: [HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp],
+    /// ranges like 8000-8010:9000-9010; repeatable.
+    #[arg(short, long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+
     /// Seconds between SIGTERM/SIGINT and SIGKILL.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub stop_timeout: u64,

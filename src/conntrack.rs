@@ -1,11 +1,12 @@
 //! Forgetting a published port's connections: conntrack entries over
 //! ctnetlink.
 //!
-//! Removing a DNAT map element does not touch connections already tracked:
-//! a UDP client that keeps sending keeps matching its old entry, and with it
-//! the old container's address, for as long as it sends. So at teardown we
-//! delete every entry that was DNATed from one of the container's host
-//! ports to its address.
+//! NAT is decided when a connection's entry is created, and map changes do
+//! not touch entries already tracked: a UDP client that keeps sending keeps
+//! its entry, and with it its old destination, for as long as it sends. So
+//! at teardown we delete every entry DNATed from one of the container's host
+//! ports to its address, and when publishing a UDP port we delete the
+//! entries of that port that were made before it was published.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -56,8 +57,9 @@ struct Entry {
 }
 
 /// Deletes the entries of connections to `ports` (host side) that were
-/// translated to `container`. Returns how many it deleted.
-pub fn forget_published(ports: &[(Transport, u16)], container: Ipv4Addr) -> Result<usize, Error> {
+/// translated to `container` (to anywhere, or nowhere, when None). Returns
+/// how many it deleted.
+pub fn forget(ports: &[(Transport, u16)], container: Option<Ipv4Addr>) -> Result<usize, Error> {
     if ports.is_empty() {
         return Ok(0);
     }
@@ -68,7 +70,7 @@ pub fn forget_published(ports: &[(Transport, u16)], container: Ipv4Addr) -> Resu
         let Some(&(transport, port)) = ports.iter().find(|(t, p)| {
             entry.protocol == Some(ct_protocol(*t))
                 && entry.original_dport == Some(*p)
-                && entry.reply_source == Some(IpAddr::V4(container))
+                && container.is_none_or(|c| entry.reply_source == Some(IpAddr::V4(c)))
         }) else {
             continue;
         };

@@ -13,6 +13,7 @@ pub mod conntrack;
 pub mod control;
 #[doc(hidden)]
 pub mod fault;
+pub mod firewall;
 pub mod ipam;
 pub mod netlink;
 pub mod network;

@@ -65,6 +65,7 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
         bridge,
         subnet,
         ip: args.ip,
+        publish: args.publish,
         state_dir,
         stop_timeout: Duration::from_secs(args.stop_timeout),
         init: args.init,

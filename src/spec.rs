@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::ipam::{AddressError, Subnet, SubnetError};
 use crate::netlink::{self, Bridge};
+use crate::publish::{self, PortMapping, PublishError};
 
 /// docker's default PATH for containers.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -37,6 +38,8 @@ pub struct RunOptions {
     pub bridge: String,
     pub subnet: String,
     pub ip: Option<String>,
+    /// `--publish` values, docker's syntax.
+    pub publish: Vec<String>,
     /// Where leases and records live.
     pub state_dir: PathBuf,
     pub stop_timeout: Duration,
@@ -66,6 +69,8 @@ pub struct RunSpec {
     pub env: Vec<(String, String)>,
     pub workdir: PathBuf,
     pub network: Network,
+    /// Published ports, one per host port (ranges expanded).
+    pub publish: Vec<PortMapping>,
     pub state_dir: PathBuf,
     pub stop_timeout: Duration,
     pub init: bool,
@@ -98,6 +103,10 @@ pub enum SpecError {
     Ip(AddressError),
     #[error("--ip needs --network bridge")]
     IpWithoutBridge,
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("--publish needs --network bridge")]
+    PublishWithoutBridge,
 }
 
 impl RunSpec {
@@ -128,6 +137,15 @@ impl RunSpec {
             &options.subnet,
             options.ip.as_deref(),
         )?;
+        let publish = options
+            .publish
+            .iter()
+            .map(|spec| publish::parse(spec))
+            .collect::<Result<Vec<_>, _>>()?
+            .concat();
+        if !publish.is_empty() && network == Network::None {
+            return Err(SpecError::PublishWithoutBridge);
+        }
         Ok(RunSpec {
             id,
             name,
@@ -135,6 +153,7 @@ impl RunSpec {
             env,
             workdir,
             network,
+            publish,
             state_dir: options.state_dir,
             stop_timeout: options.stop_timeout,
             init: options.init,
@@ -231,20 +250,24 @@ fn parse_env(entry: &str) -> Result<Option<(String, String)>, SpecError> {
 
 /// A short random container id: 12 hex digits, like docker's short ids.
 pub fn new_id() -> String {
-    let mut bytes = [0u8; 6];
+    format!("{:012x}", random_u64() >> 16)
+}
+
+/// 64 random bits from the kernel.
+pub fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
     // SAFETY: getrandom fills the stack buffer it is given.
     let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
     if n != bytes.len() as isize {
-        // Without the kernel's randomness, time and pid still make a
-        // collision-free id for one host.
+        // Without the kernel's randomness, time and pid still differ
+        // between supervisors of one host.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let mixed = (nanos as u64) ^ ((std::process::id() as u64) << 32);
-        bytes.copy_from_slice(&mixed.to_le_bytes()[..6]);
+        return (nanos as u64) ^ ((std::process::id() as u64) << 32);
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    u64::from_ne_bytes(bytes)
 }
 
 #[cfg(test)]
@@ -261,6 +284,7 @@ mod tests {
             bridge: "sv0".into(),
             subnet: "172.16.0.0/24".into(),
             ip: None,
+            publish: vec![],
             state_dir: "/run/supervisor".into(),
             stop_timeout: Duration::from_secs(10),
             init: false,
@@ -394,5 +418,28 @@ mod tests {
         assert_eq!(RunSpec::new(o.clone()).unwrap().network, Network::None);
         o.ip = Some("172.16.0.30".into());
         assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::IpWithoutBridge);
+    }
+
+    #[test]
+    fn publish_specs_expand_and_need_the_bridge() {
+        let mut o = options(&["true"]);
+        o.network = NetworkMode::Bridge;
+        o.publish = vec!["8080:80".into(), "9000-9001:9000-9001/udp".into()];
+        let spec = RunSpec::new(o.clone()).unwrap();
+        assert_eq!(spec.publish.len(), 3);
+        o.network = NetworkMode::None;
+        assert_eq!(
+            RunSpec::new(o).unwrap_err(),
+            SpecError::PublishWithoutBridge
+        );
+    }
+
+    #[test]
+    fn a_bad_publish_spec_is_named() {
+        let mut o = options(&["true"]);
+        o.network = NetworkMode::Bridge;
+        o.publish = vec!["8080:80".into(), "0:80".into()];
+        let err = RunSpec::new(o).unwrap_err().to_string();
+        assert!(err.starts_with("invalid --publish \"0:80\""), "{err}");
     }
 }

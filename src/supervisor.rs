@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 use caps::Capability;
 use tokio::time::Sleep;
 
+use crate::conntrack;
 use crate::fault::pause_at;
+use crate::firewall::{self, Base, Firewall, Owner, Publication};
 use crate::network::{self, Attachment};
+use crate::publish::Protocol;
 use crate::reconcile;
 use crate::signals::{self, Signals};
 use crate::spawn::{self, Container, ExitStatus, SpawnConfig, SpawnError};
@@ -30,6 +33,8 @@ pub enum Error {
     Spawn(#[from] SpawnError),
     #[error(transparent)]
     Network(#[from] network::Error),
+    #[error(transparent)]
+    Firewall(#[from] firewall::Error),
     #[error(transparent)]
     State(#[from] state::Error),
     #[error("reading /proc for the record: {0}")]
@@ -94,52 +99,137 @@ fn preflight() -> Result<(), Error> {
 /// creates, so everything after it is explained by a live record.
 async fn register(spec: &RunSpec) -> Result<Registration, Error> {
     let me = Process::current().map_err(Error::Proc)?;
-    let command = spec
-        .command
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned());
-    let mut record = Record::new(&spec.name, &spec.id, me, command.collect());
+    let command = spec.command.iter();
+    let command = command.map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut record = Record::new(&spec.name, &spec.id, me, command);
     if let Network::Bridge { bridge, .. } = &spec.network {
         record.bridge = Some(bridge.name.clone());
     }
     Ok(reconcile::claim(&spec.state_dir, record).await?)
 }
 
-/// The lease, bridge and sysctls of a bridge network; nothing for none.
-async fn prepare_network(spec: &RunSpec) -> Result<Option<Attachment>, Error> {
-    match &spec.network {
-        Network::None => Ok(None),
-        Network::Bridge { bridge, ip } => {
-            let net = network::prepare(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
-            if let Some(dead) = net.reclaimed() {
-                reconcile::reclaimed_address(&spec.state_dir, dead).await;
+/// A container's bridge network: its lease and link, and the firewall that
+/// publishes its ports. Dropping it gives the lease back.
+struct BridgeNet {
+    attachment: Attachment,
+    firewall: Firewall,
+}
+
+/// The lease, bridge and sysctls of a bridge network, and the base ruleset;
+/// nothing for none.
+async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
+    let Network::Bridge { bridge, ip } = &spec.network else {
+        return Ok(None);
+    };
+    let attachment = network::prepare(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
+    if let Some(dead) = attachment.reclaimed() {
+        reconcile::reclaimed_address(&spec.state_dir, dead).await;
+    }
+    let t = Instant::now();
+    let firewall = Firewall::open(&spec.state_dir)?;
+    let base = firewall.ensure_base(&bridge.name, &bridge.subnet)?;
+    phase(&format!("base ruleset ({base:?})"), t);
+    if base != Base::Current {
+        tracing::info!("loaded the supervisor's nftables tables ({base:?})");
+    }
+    for table in firewall.foreign_forward_drops()? {
+        tracing::warn!(
+            "table {table} has a forward chain with policy drop: it drops the containers' \
+             traffic whatever the supervisor accepts; allow the bridge there, e.g. \
+             `iifname \"{name}\" accept` and `oifname \"{name}\" accept` in its forward chain \
+             (firewalld: add {name} to the trusted zone)",
+            name = bridge.name
+        );
+    }
+    Ok(Some(BridgeNet {
+        attachment,
+        firewall,
+    }))
+}
+
+impl BridgeNet {
+    /// Plumbs the container and publishes its ports (and its spoof-guard
+    /// entry) in one batch.
+    async fn connect(&self, spec: &RunSpec, container: &Container) -> Result<Publication, Error> {
+        self.attachment.plumb(container).await?;
+        pause_at("linked");
+        let t = Instant::now();
+        let owner = Owner {
+            name: spec.name.clone(),
+            id: spec.id.clone(),
+        };
+        let publication = self.firewall.publish_mappings(
+            &owner,
+            self.attachment.address(),
+            self.attachment.host_ifname(),
+            &spec.publish,
+        )?;
+        phase("publish batch", t);
+        // A UDP client that sent before the port was published holds an
+        // entry that bypasses the new DNAT: forget it.
+        let udp: Vec<_> = publication
+            .ports
+            .iter()
+            .filter(|p| p.protocol == Protocol::Udp)
+            .map(|p| (p.protocol, p.host_port))
+            .collect();
+        if let Err(err) = conntrack::forget(&udp, None) {
+            tracing::warn!("{err}");
+        }
+        for (mapping, port) in spec.publish.iter().zip(&publication.ports) {
+            if mapping.host_port.is_none() {
+                eprintln!("supervisor: published {port}");
             }
-            Ok(Some(net))
+        }
+        Ok(publication)
+    }
+
+    /// Takes the container's elements out in one batch, forgets their
+    /// connections, and gives the address back. Does all it can and reports
+    /// each failure.
+    fn teardown(self, publication: Option<Publication>) {
+        if let Some(publication) = publication {
+            if let Err(err) = self.firewall.unpublish(&publication) {
+                tracing::warn!("unpublishing: {err}");
+            }
+            let ports: Vec<_> = publication
+                .ports
+                .iter()
+                .map(|p| (p.protocol, p.host_port))
+                .collect();
+            if let Err(err) = conntrack::forget(&ports, Some(publication.address)) {
+                tracing::warn!("{err}");
+            }
+        }
+        if let Err(err) = self.attachment.release() {
+            tracing::warn!("{err}");
         }
     }
 }
 
-/// Plumbs the container, not yet released, and completes its record.
-async fn attach(
-    network: Option<&Attachment>,
-    container: &Container,
+/// Completes the record once the container is plumbed and published. A
+/// failure is only a warning: everything the container holds is found by
+/// its id, which the record already has.
+fn record_container(
     registration: &mut Registration,
-) -> Result<(), Error> {
-    if let Some(net) = network {
-        net.plumb(container).await?;
+    container: &Container,
+    publication: Option<&Publication>,
+) {
+    let process = u32::try_from(container.pid())
+        .map_err(io::Error::other)
+        .and_then(Process::of);
+    let recorded = process.map_err(Error::Proc).and_then(|process| {
+        Ok(registration.update(|record| {
+            record.container = Some(process);
+            if let Some(publication) = publication {
+                record.address = Some(publication.address);
+                record.veth = Some(publication.veth.clone());
+            }
+        })?)
+    });
+    if let Err(err) = recorded {
+        tracing::warn!("completing the record: {err}");
     }
-    pause_at("linked");
-    let pid = u32::try_from(container.pid()).map_err(io::Error::other);
-    let process = pid.and_then(Process::of).map_err(Error::Proc)?;
-    registration.update(|record| {
-        record.container = Some(process);
-        if let Some(net) = network {
-            record.address = Some(net.address());
-            record.veth = Some(net.host_ifname().to_string());
-        }
-    })?;
-    pause_at("recorded");
-    Ok(())
 }
 
 fn phase(name: &str, since: Instant) {
@@ -163,26 +253,43 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     pause_at("registered");
     let t = Instant::now();
     // Biased: `prepare_network` takes the address lease before its first
-    // await, so a taken address stops the run before clone3; the bridge and
-    // sysctls are then ensured around it.
-    let (network, mut container) = tokio::try_join!(
+    // await, so a taken address stops the run before clone3; the bridge,
+    // sysctls and base ruleset are then ensured around it.
+    let (network, container) = tokio::join!(
         biased;
         prepare_network(&spec),
         async {
             let t = Instant::now();
-            let container = Container::spawn(&config)?;
+            let container = Container::spawn(&config);
             phase("clone3", t);
-            Ok(container)
+            container
         },
-    )?;
+    );
     phase("network prepared, clone3", t);
+    let (network, mut container) = match (network, container) {
+        (Ok(network), Ok(container)) => (network, container),
+        (Err(err), Ok(container)) => {
+            container.abort().await;
+            return Err(err);
+        }
+        // The lease, if taken, goes back as `network` drops.
+        (_, Err(err)) => return Err(err.into()),
+    };
     tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
     pause_at("leased");
-    if let Err(err) = attach(network.as_ref(), &container, &mut registration).await {
-        // Its namespace, and the veth in it, go with it.
-        container.abort().await;
-        return Err(err);
-    }
+    let publication = match &network {
+        Some(net) => match net.connect(&spec, &container).await {
+            Ok(publication) => Some(publication),
+            Err(err) => {
+                // Its namespace, and the veth in it, go with it.
+                container.abort().await;
+                return Err(err);
+            }
+        },
+        None => None,
+    };
+    record_container(&mut registration, &container, publication.as_ref());
+    pause_at("recorded");
 
     let t = Instant::now();
     let outcome = match container.release().await {
@@ -207,9 +314,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     let t = Instant::now();
     // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
-        if let Err(err) = net.release() {
-            tracing::warn!("{err}");
-        }
+        net.teardown(publication);
     }
     pause_at("released");
     // Last: until it is gone, the record explains what is left.

@@ -5,7 +5,7 @@ mod common;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use supervisor::conntrack::forget_published;
+use supervisor::conntrack::forget;
 use supervisor::publish::Protocol as Transport;
 
 fn conntrack(args: &str) -> String {
@@ -41,9 +41,11 @@ fn only_the_entries_translated_to_the_container_on_its_ports_are_deleted() {
             insert(5002, 8081, "172.16.0.2"); // another port of the same container: kept
             insert(5003, 8080, "172.16.0.3"); // the same port, another container: kept
             let container = Ipv4Addr::new(172, 16, 0, 2);
-            let deleted =
-                forget_published(&[(Transport::Udp, 8080), (Transport::Tcp, 8081)], container)
-                    .expect("forget");
+            let deleted = forget(
+                &[(Transport::Udp, 8080), (Transport::Tcp, 8081)],
+                Some(container),
+            )
+            .expect("forget");
             assert_eq!(deleted, 2);
             let left = conntrack("-L -p udp");
             assert!(
@@ -61,11 +63,24 @@ fn only_the_entries_translated_to_the_container_on_its_ports_are_deleted() {
 #[test]
 fn nothing_to_forget_is_fine() {
     common::in_fresh_netns("nothing_to_forget_is_fine", || {
-        let n = forget_published(&[(Transport::Tcp, 80)], Ipv4Addr::new(172, 16, 0, 9)).unwrap();
+        let n = forget(&[(Transport::Tcp, 80)], Some(Ipv4Addr::new(172, 16, 0, 9))).unwrap();
         assert_eq!(n, 0);
-        assert_eq!(
-            forget_published(&[], Ipv4Addr::new(172, 16, 0, 9)).unwrap(),
-            0
+        assert_eq!(forget(&[], None).unwrap(), 0);
+    });
+}
+
+#[test]
+fn without_an_address_every_entry_of_the_port_goes() {
+    common::in_fresh_netns("without_an_address_every_entry_of_the_port_goes", || {
+        insert(5000, 8080, "172.16.0.2");
+        insert(5001, 8080, "127.0.0.1"); // sent before anything was published
+        insert(5002, 8081, "172.16.0.2");
+        assert_eq!(forget(&[(Transport::Udp, 8080)], None).unwrap(), 2);
+        let left = conntrack("-L -p udp");
+        assert!(left.contains("sport=5002"), "{left}");
+        assert!(
+            !left.contains("sport=5000") && !left.contains("sport=5001"),
+            "{left}"
         );
     });
 }

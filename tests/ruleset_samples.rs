@@ -165,6 +165,67 @@ fn priorities_resolve_to_numbers() {
 }
 
 #[test]
+fn bridge_priorities_are_the_bridge_familys_own() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rulesets/39-bridge-filter.nft");
+    let ruleset = ruleset::load_file(&path, &[]).unwrap();
+    let priorities: Vec<(&str, i32)> = ruleset
+        .commands
+        .iter()
+        .filter_map(|c| match &c.kind {
+            CommandKind::AddChain(chain) => {
+                assert_eq!(chain.table.family, Family::Bridge);
+                chain
+                    .base
+                    .as_ref()
+                    .map(|b| (chain.name.as_str(), b.priority))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        priorities,
+        vec![
+            ("pre", -300),
+            ("pre_late", -290),
+            ("input", -200),
+            ("forward", -205),
+            ("output", 100),
+            ("post", 300),
+            ("post_numbers", 250),
+        ]
+    );
+}
+
+#[test]
+fn a_later_protocol_match_is_no_conflict_but_a_later_transport_match_is() {
+    let rule = |family: &str, rule: &str| {
+        let text = format!("table {family} t {{\n\tchain c {{\n\t\t{rule}\n\t}}\n}}\n");
+        ruleset::load_str("t.nft", &text, Path::new("."), &[]).map(|_| ())
+    };
+    for family in ["ip", "inet", "bridge"] {
+        assert_eq!(rule(family, "tcp flags syn ip protocol udp accept"), Ok(()));
+        assert_eq!(rule(family, "tcp dport 22 meta l4proto udp accept"), Ok(()));
+        // With tcp and udp both in the context, nft names the first
+        // protocol that is not the one the match needs.
+        let err = rule(family, "tcp dport 22 ip protocol udp udp dport 53 accept").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.nft:3:32: conflicting protocols specified: tcp vs. udp"
+        );
+        let err = rule(family, "tcp dport 22 ip protocol udp tcp sport 1 accept").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.nft:3:32: conflicting protocols specified: udp vs. tcp"
+        );
+        let err = rule(family, "meta l4proto { tcp, udp } tcp dport 1 accept").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.nft:3:29: conflicting protocols specified: udp vs. tcp"
+        );
+    }
+}
+
+#[test]
 fn a_table_block_expands_like_nft_table_then_chains_then_sets_then_rules() {
     let text = "table inet t {\n\
                 \tchain a {\n\t\tip saddr @s accept\n\t}\n\

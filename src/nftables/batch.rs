@@ -303,6 +303,16 @@ impl Batch {
         self.push_elements(NFT_MSG_DELSETELEM, 0, set, elements, desc)
     }
 
+    /// Deletes elements by key; a missing key is fine (Linux 6.3+).
+    pub fn destroy_elements(
+        &mut self,
+        set: &SetRef,
+        elements: &[Element],
+    ) -> Result<Range<usize>, Error> {
+        let desc = format!("destroy element in {set}");
+        self.push_elements(NFT_MSG_DESTROYSETELEM, 0, set, elements, desc)
+    }
+
     fn push_elements(
         &mut self,
         ty: u16,

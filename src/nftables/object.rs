@@ -36,6 +36,21 @@ impl Udata {
         udata
     }
 
+    /// The comment, if this user data holds one (as nft and `comment` write
+    /// it: a NUL-terminated string in a type-0 TLV).
+    pub fn comment_text(&self) -> Option<String> {
+        let mut rest = self.0.as_slice();
+        while let [ty, len, tail @ ..] = rest {
+            let value = tail.get(..*len as usize)?;
+            if *ty == UDATA_COMMENT {
+                let text = value.strip_suffix(&[0]).unwrap_or(value);
+                return Some(String::from_utf8_lossy(text).into_owned());
+            }
+            rest = &tail[*len as usize..];
+        }
+        None
+    }
+
     pub fn put(&mut self, ty: u8, value: &[u8]) {
         self.0.push(ty);
         self.0.push(value.len().min(255) as u8);

@@ -83,6 +83,18 @@ fn errno_text(errno: Errno) -> String {
     }
 }
 
+/// A chain as listed by the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainInfo {
+    pub family: Family,
+    pub table: String,
+    pub name: String,
+    /// The hook number (NF_INET_*; forward is 2) of a base chain.
+    pub hook: Option<u32>,
+    /// A base chain's policy: 0 drop, 1 accept.
+    pub policy: Option<u32>,
+}
+
 /// A netfilter netlink socket, close-on-exec from birth.
 #[derive(Debug)]
 pub struct Socket {
@@ -221,6 +233,40 @@ impl Socket {
         }
     }
 
+    /// Every chain of every family, as the kernel holds them (one dump).
+    pub fn chains(&self) -> Result<Vec<ChainInfo>, Error> {
+        const NFPROTO_UNSPEC: u16 = 0;
+        let mut chains = Vec::new();
+        self.request(
+            NFT_MSG_GETCHAIN,
+            NFPROTO_UNSPEC,
+            NLM_F_DUMP,
+            |_| {},
+            "list chains",
+            |payload| {
+                let Some(family) = payload.first().copied().and_then(Family::from_nfproto) else {
+                    return;
+                };
+                let attrs = payload.get(4..).unwrap_or(&[]);
+                let text = |ty| {
+                    nla::attr(attrs, ty)
+                        .map(|v| String::from_utf8_lossy(nla::strz(v)).into_owned())
+                        .unwrap_or_default()
+                };
+                chains.push(ChainInfo {
+                    family,
+                    table: text(NFTA_CHAIN_TABLE),
+                    name: text(NFTA_CHAIN_NAME),
+                    hook: nla::attr(attrs, NFTA_CHAIN_HOOK)
+                        .and_then(|hook| nla::attr(hook, NFTA_HOOK_HOOKNUM))
+                        .and_then(nla::be32),
+                    policy: nla::attr(attrs, NFTA_CHAIN_POLICY).and_then(nla::be32),
+                });
+            },
+        )?;
+        Ok(chains)
+    }
+
     /// The elements of a set or map, as the kernel holds them (interval sets
     /// list their end elements too, flagged `ELEM_INTERVAL_END`).
     pub fn elements(&self, set: &SetRef) -> Result<Vec<Element>, Error> {
@@ -251,7 +297,7 @@ impl Socket {
     fn request(
         &self,
         ty: u16,
-        family: Family,
+        family: impl Into<u16>,
         flags: u16,
         body: impl Fn(&mut super::sys::Message<'_>),
         what: &'static str,
@@ -259,7 +305,7 @@ impl Socket {
     ) -> Result<(), Error> {
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
-        let req = request(ty, family as u16, flags | NLM_F_ACK, seq, body);
+        let req = request(ty, family.into(), flags | NLM_F_ACK, seq, body);
         socket::send(self.fd.as_raw_fd(), &req, MsgFlags::empty()).map_err(io(what))?;
         let mut buf = vec![0u8; max_message_size()];
         loop {

@@ -125,6 +125,9 @@ pub enum Family {
     Ip6,
     /// `inet`: NFPROTO_INET (1).
     Inet,
+    /// `bridge`: NFPROTO_BRIDGE (7). Filter chains only; `ip`/`ip6`
+    /// matches depend on the frame's ethertype (`meta protocol`).
+    Bridge,
 }
 
 impl Family {
@@ -133,6 +136,7 @@ impl Family {
             Family::Ip => "ip",
             Family::Ip6 => "ip6",
             Family::Inet => "inet",
+            Family::Bridge => "bridge",
         }
     }
 
@@ -142,6 +146,7 @@ impl Family {
             Family::Ip => 2,
             Family::Ip6 => 10,
             Family::Inet => 1,
+            Family::Bridge => 7,
         }
     }
 }

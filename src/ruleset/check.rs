@@ -95,19 +95,33 @@ enum L3 {
     Ip6,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum L4 {
-    /// One protocol, by number.
-    Proto(u8),
-    /// Some protocols (`meta l4proto { tcp, udp }`).
-    Several,
-}
-
 struct RuleCtx<'a> {
     table: &'a TableId,
     chain: &'a str,
     l3: Option<L3>,
-    l4: Option<L4>,
+    /// The transport protocols established so far, in order, as nft's
+    /// protocol context keeps them: a `tcp`/`udp` match adds its protocol,
+    /// and so does an equality match on `meta l4proto` or `ip protocol`
+    /// (each element of a set). Such a match is never refused itself (`tcp
+    /// flags syn ip protocol udp` is fine in nft); only a later `tcp`/`udp`
+    /// match must find the list empty or holding just its own protocol.
+    l4: Vec<u8>,
+    /// A transport protocol match that adds nothing to `l4` (a range or a
+    /// named set of protocols) still lets a nat statement map ports.
+    l4_matched: bool,
+}
+
+impl RuleCtx<'_> {
+    /// Whether the rule has matched a transport protocol so far.
+    fn has_l4(&self) -> bool {
+        self.l4_matched || !self.l4.is_empty()
+    }
+
+    fn learn_l4(&mut self, proto: u8) {
+        if !self.l4.contains(&proto) {
+            self.l4.push(proto);
+        }
+    }
 }
 
 fn table_id(name: &TableName) -> TableId {
@@ -425,6 +439,15 @@ impl Checker {
                 ));
             }
         };
+        if family == Family::Bridge && chain_type != ChainType::Filter {
+            return Err(Error::new(
+                spec.chain_type.span.clone(),
+                format!(
+                    "a {} chain is not possible in a bridge table (the bridge family has only filter chains)",
+                    chain_type.name()
+                ),
+            ));
+        }
         let supported = match chain_type {
             ChainType::Filter => true,
             ChainType::Nat => hook != Hook::Forward,
@@ -440,7 +463,7 @@ impl Checker {
                 ),
             ));
         }
-        let priority = priority(hook, &spec.priority)?;
+        let priority = priority(family, hook, &spec.priority)?;
         Ok(BaseChain {
             chain_type,
             hook,
@@ -772,9 +795,10 @@ impl Checker {
             l3: match id.family {
                 Family::Ip => Some(L3::Ip),
                 Family::Ip6 => Some(L3::Ip6),
-                Family::Inet => None,
+                Family::Inet | Family::Bridge => None,
             },
-            l4: None,
+            l4: Vec::new(),
+            l4_matched: false,
         };
         let mut stmts = Vec::with_capacity(line.stmts.len());
         for stmt in &line.stmts {
@@ -832,6 +856,9 @@ impl Checker {
 
     fn stmt(&mut self, ctx: &mut RuleCtx, stmt: &syntax::Stmt) -> Result<StmtKind> {
         use syntax::StmtKind as S;
+        if ctx.table.family == Family::Bridge {
+            bridge_statement(stmt)?;
+        }
         Ok(match &stmt.kind {
             S::Match {
                 key,
@@ -947,17 +974,23 @@ impl Checker {
                     S::UdpSport | S::UdpDport => (17, "udp"),
                     _ => (6, "tcp"),
                 };
-                match ctx.l4 {
-                    Some(L4::Proto(have)) if have != proto => {
-                        return Err(conflict(&proto_name(have), name));
-                    }
-                    _ => ctx.l4 = Some(L4::Proto(proto)),
+                // With several protocols in the context nft names the
+                // first one that is not this one.
+                match ctx.l4.iter().find(|&&have| have != proto) {
+                    Some(&other) => return Err(conflict(&proto_name(other), name)),
+                    None => ctx.learn_l4(proto),
                 }
             }
             S::MetaNfproto if ctx.table.family != Family::Inet => {
                 return Err(Error::new(
                     key.span.clone(),
                     "meta nfproto is only useful in the inet family",
+                ));
+            }
+            S::Fib(_) if ctx.table.family == Family::Bridge => {
+                return Err(Error::new(
+                    key.span.clone(),
+                    "fib is not possible in a bridge table (the kernel has fib lookups for ip, ip6 and inet only)",
                 ));
             }
             S::Fib(fib) => {
@@ -1028,26 +1061,23 @@ impl Checker {
                 },
             ] = key
             {
-                let l4 = match &rhs {
-                    Rhs::Value(v) => match v.as_slice() {
-                        [Value::Single(Scalar::Proto(p))] => Some(L4::Proto(*p)),
-                        _ => Some(L4::Several),
-                    },
-                    _ => Some(L4::Several),
-                };
-                if let (Some(L4::Proto(have)), Some(L4::Proto(want))) = (ctx.l4, l4) {
-                    if have != want {
-                        return Err(Error::new(
-                            rhs_expr.span().clone(),
-                            format!(
-                                "conflicting protocols specified: {} vs. {}",
-                                proto_name(have),
-                                proto_name(want)
-                            ),
-                        ));
-                    }
+                // As the compiler learns them: single protocols, alone or
+                // in an anonymous set; ranges and named sets add none.
+                let protos: Vec<u8> = match &rhs {
+                    Rhs::Value(v) => v.iter().collect::<Vec<_>>(),
+                    Rhs::Set(elements) => elements.iter().flat_map(|e| &e.key).collect(),
+                    Rhs::Named(_) => Vec::new(),
                 }
-                ctx.l4 = l4;
+                .into_iter()
+                .filter_map(|value| match value {
+                    Value::Single(Scalar::Proto(p)) => Some(*p),
+                    _ => None,
+                })
+                .collect();
+                for proto in protos {
+                    ctx.learn_l4(proto);
+                }
+                ctx.l4_matched = true;
             }
             if let (
                 [
@@ -1178,7 +1208,7 @@ impl Checker {
             return Ok(None);
         };
         let port = self.scopes.expand(port)?;
-        if ctx.l4.is_none() {
+        if !ctx.has_l4() {
             return Err(Error::new(
                 port.span().clone(),
                 "transport protocol mapping is only valid after transport protocol match",
@@ -1221,7 +1251,7 @@ impl Checker {
         let table_l3 = match ctx.table.family {
             Family::Ip => Some(L3::Ip),
             Family::Ip6 => Some(L3::Ip6),
-            Family::Inet => None,
+            Family::Inet | Family::Bridge => None,
         };
         if let (Some(table), Some(written), Some(name)) = (table_l3, written, family) {
             if table != written {
@@ -1345,7 +1375,7 @@ impl Checker {
             }
             other => return Err(not_a_map(&other)),
         };
-        if data.len() == 2 && ctx.l4.is_none() {
+        if data.len() == 2 && !ctx.has_l4() {
             return Err(Error::new(
                 key[0].span.clone(),
                 "transport protocol mapping is only valid after transport protocol match",
@@ -1444,6 +1474,30 @@ fn hook_error(need: &Need, chain: &str, base_name: &str, base: &BaseChain) -> Er
         need.span.clone(),
         format!("{} is only valid in {wanted}, but {found}", need.what),
     )
+}
+
+/// Statements the bridge family does not have: NAT (nft refuses it), and
+/// reject, which needs the kernel's nft_reject_bridge (this loader's
+/// reference kernel lacks it, so its bytecode could not be verified).
+fn bridge_statement(stmt: &syntax::Stmt) -> Result<()> {
+    use syntax::StmtKind as S;
+    let what = match &stmt.kind {
+        S::Masquerade { .. } => "masquerade",
+        S::Redirect { .. } => "redirect",
+        S::Nat { dnat: true, .. } => "dnat",
+        S::Nat { dnat: false, .. } => "snat",
+        S::Reject { .. } => {
+            return Err(Error::new(
+                stmt.span.clone(),
+                "reject in a bridge table is not supported by this loader",
+            ));
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::new(
+        stmt.span.clone(),
+        format!("{what} is not possible in a bridge table: NAT is only supported for IPv4/IPv6"),
+    ))
 }
 
 /// Adds the elements' intervals to `set`, refusing overlaps as nft does.
@@ -1620,31 +1674,54 @@ fn set_type(name: &Name) -> Result<DataType> {
     })
 }
 
-/// A chain priority as a number: nft's keywords (`raw` -300, `mangle` -150,
-/// `dstnat` -100, `filter` 0, `security` 50, `srcnat` 100) plus an offset.
-/// nft 1.0.6 takes `dstnat` only on prerouting and `srcnat` only on
-/// postrouting.
-fn priority(hook: Hook, spec: &syntax::Priority) -> Result<i32> {
+/// nft's priority keywords of a family: name, value, and the one hook nft
+/// 1.0.6 takes it on (`None`: every hook).
+type PriorityKeywords = &'static [(&'static str, i64, Option<Hook>)];
+
+/// ip, ip6 and inet (nft's `std_prios`).
+const IP_PRIORITIES: PriorityKeywords = &[
+    ("raw", -300, None),
+    ("mangle", -150, None),
+    ("dstnat", -100, Some(Hook::Prerouting)),
+    ("filter", 0, None),
+    ("security", 50, None),
+    ("srcnat", 100, Some(Hook::Postrouting)),
+];
+
+/// bridge (nft's `bridge_std_prios`, the kernel's NF_BR_PRI_*).
+const BRIDGE_PRIORITIES: PriorityKeywords = &[
+    ("dstnat", -300, Some(Hook::Prerouting)),
+    ("filter", -200, None),
+    ("out", 100, Some(Hook::Output)),
+    ("srcnat", 300, Some(Hook::Postrouting)),
+];
+
+/// A chain priority as a number: the family's keyword (see
+/// [`IP_PRIORITIES`], [`BRIDGE_PRIORITIES`]) plus an offset, or a number.
+/// nft 1.0.6 takes `dstnat` only on prerouting, `srcnat` only on
+/// postrouting and the bridge's `out` only on output.
+fn priority(family: Family, hook: Hook, spec: &syntax::Priority) -> Result<i32> {
+    let keywords = match family {
+        Family::Bridge => BRIDGE_PRIORITIES,
+        Family::Ip | Family::Ip6 | Family::Inet => IP_PRIORITIES,
+    };
     let base: i64 = match &spec.base {
         syntax::PriorityBase::Number(n) => *n,
         syntax::PriorityBase::Keyword(word) => {
-            let (value, fits) = match word.text.as_str() {
-                "raw" => (-300, true),
-                "mangle" => (-150, true),
-                "dstnat" => (-100, hook == Hook::Prerouting),
-                "filter" => (0, true),
-                "security" => (50, true),
-                "srcnat" => (100, hook == Hook::Postrouting),
-                other => {
-                    return Err(Error::new(
-                        word.span.clone(),
-                        format!(
-                            "unknown priority '{other}' (expected a number or raw, mangle, dstnat, filter, security, srcnat)"
-                        ),
-                    ));
-                }
+            let Some(&(_, value, only)) = keywords.iter().find(|(name, ..)| *name == word.text)
+            else {
+                let names: Vec<&str> = keywords.iter().map(|(name, ..)| *name).collect();
+                return Err(Error::new(
+                    word.span.clone(),
+                    format!(
+                        "unknown priority '{}' in the {} family (expected a number or {})",
+                        word.text,
+                        family.name(),
+                        names.join(", ")
+                    ),
+                ));
             };
-            if !fits {
+            if only.is_some_and(|only| only != hook) {
                 return Err(Error::new(
                     spec.span.clone(),
                     format!(

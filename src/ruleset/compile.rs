@@ -415,6 +415,7 @@ fn family(family: ast::Family) -> nft::Family {
         ast::Family::Ip => nft::Family::Ip,
         ast::Family::Ip6 => nft::Family::Ip6,
         ast::Family::Inet => nft::Family::Inet,
+        ast::Family::Bridge => nft::Family::Bridge,
     }
 }
 

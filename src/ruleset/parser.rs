@@ -475,14 +475,15 @@ impl<'b> Parser<'b> {
         }
     }
 
-    /// `[ip|ip6|inet] NAME`; without a family, nft means ip.
+    /// `[ip|ip6|inet|bridge] NAME`; without a family, nft means ip.
     fn table_name(&mut self) -> Result<TableName> {
         let family = match self.peek() {
             Tok::Word(w) => match w.as_str() {
                 "ip" => Some(Family::Ip),
                 "ip6" => Some(Family::Ip6),
                 "inet" => Some(Family::Inet),
-                "arp" | "bridge" | "netdev" => {
+                "bridge" => Some(Family::Bridge),
+                "arp" | "netdev" => {
                     return Err(Error::new(
                         self.span(),
                         format!("family '{w}' is not supported by this loader"),

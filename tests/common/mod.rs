@@ -33,12 +33,62 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// A process that keeps namespaces alive until its stdin closes, so even a
+/// test process killed mid-way leaves nothing behind.
+struct Holder {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pid: u32,
+}
+
+impl Holder {
+    /// `unshare ARGS -- sh -c SETUP`, once SETUP has succeeded.
+    fn spawn(unshare: &[&str], setup: &str) -> Holder {
+        let mut child = Command::new("unshare")
+            .args(unshare)
+            .args(["--", "sh", "-c"])
+            .arg(format!("{setup} && echo ready && read _ ; exit 0"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn unshare (util-linux) for a test namespace");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("holder stdout"))
+            .read_line(&mut line)
+            .expect("read holder readiness");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "test namespace holder failed to start"
+        );
+        let pid = child.id();
+        let stdin = child.stdin.take();
+        Holder { child, stdin, pid }
+    }
+
+    /// A command run inside the holder's namespaces.
+    fn command(&self, namespaces: &[&str], program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--target={}", self.pid))
+            .args(namespaces)
+            .arg("--")
+            .arg(program);
+        cmd
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+        let _ = self.child.wait();
+    }
+}
+
 /// A throwaway host: its own network and mount namespaces.
 pub struct HostNs {
-    holder: Child,
-    // Closing it ends the holder; kept so Drop can close it first.
-    holder_stdin: Option<ChildStdin>,
-    pid: u32,
+    holder: Holder,
 }
 
 impl HostNs {
@@ -47,62 +97,25 @@ impl HostNs {
         if !privileged(test) {
             return None;
         }
-        Some(Self::create())
-    }
-
-    fn create() -> HostNs {
-        let mut holder = Command::new("unshare")
-            .args([
-                "--net",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-            ])
-            .arg(
-                "ip link set lo up && mount -t tmpfs -o mode=755 tmpfs /run \
-                 && echo ready && read _ ; exit 0",
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn unshare (util-linux) for a test namespace");
-        let mut line = String::new();
-        BufReader::new(holder.stdout.take().expect("holder stdout"))
-            .read_line(&mut line)
-            .expect("read holder readiness");
-        assert_eq!(
-            line.trim(),
-            "ready",
-            "test namespace holder failed to start"
+        let holder = Holder::spawn(
+            &["--net", "--mount", "--propagation", "private"],
+            "ip link set lo up && mount -t tmpfs -o mode=755 tmpfs /run",
         );
-        let pid = holder.id();
-        let holder_stdin = holder.stdin.take();
-        HostNs {
-            holder,
-            holder_stdin,
-            pid,
-        }
+        Some(HostNs { holder })
     }
 
     /// The netns path, for `ip link ... netns PATH`-style commands.
     pub fn netns_path(&self) -> String {
-        format!("/proc/{}/ns/net", self.pid)
+        format!("/proc/{}/ns/net", self.holder.pid)
     }
 
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.holder.pid
     }
 
     /// A command that runs inside this host.
     pub fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--target={}", self.pid))
-            .args(["--net", "--mount", "--"])
-            .arg(program);
-        cmd
+        self.holder.command(&["--net", "--mount"], program)
     }
 
     /// The supervisor binary, inside this host.
@@ -151,14 +164,44 @@ impl HostNs {
     pub fn ok(&self, script: &str) -> String {
         success_stdout(script, self.sh(script))
     }
+
+    /// A second machine joined to this host by a veth pair on documentation
+    /// addresses: the host's `uplink` is 192.0.2.1/24, the outside's `eth0`
+    /// 192.0.2.2/24, routing everything back through the host.
+    pub fn outside(&self) -> Outside {
+        let holder = Holder::spawn(&["--net"], "ip link set lo up");
+        self.ok(&format!(
+            "ip link add uplink type veth peer name eth0 netns /proc/{pid}/ns/net \
+             && ip addr add 192.0.2.1/24 dev uplink && ip link set uplink up",
+            pid = holder.pid
+        ));
+        let outside = Outside { holder };
+        outside.ok("ip addr add 192.0.2.2/24 dev eth0 && ip link set eth0 up \
+             && ip route add default via 192.0.2.1");
+        outside
+    }
 }
 
-impl Drop for HostNs {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self.holder_stdin.take() {
-            let _ = stdin.write_all(b"\n");
-        }
-        let _ = self.holder.wait();
+/// A network namespace outside a `HostNs`, reaching it over a veth pair.
+pub struct Outside {
+    holder: Holder,
+}
+
+impl Outside {
+    pub fn command(&self, program: &str) -> Command {
+        self.holder.command(&["--net"], program)
+    }
+
+    pub fn sh(&self, script: &str) -> Output {
+        self.command("sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sh in the outside namespace")
+    }
+
+    pub fn ok(&self, script: &str) -> String {
+        success_stdout(script, self.sh(script))
     }
 }
 

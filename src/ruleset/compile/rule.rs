@@ -1,10 +1,10 @@
 //! One rule's statements to bytecode, as nft 1.0.6 linearizes them: implicit
-//! protocol dependencies first (`meta nfproto`, `meta l4proto`) unless the
-//! rule already established the protocol; adjacent payload matches merged
-//! into one load (nft's `stmt_reduce`); prefixes on byte boundaries as
-//! shorter loads; host-order numbers converted before range checks; one-
-//! element anonymous sets as plain comparisons; registers numbered as nft
-//! numbers them.
+//! protocol dependencies first (`meta nfproto` in inet tables, `meta
+//! protocol` in bridge tables, `meta l4proto`) unless the rule already
+//! established the protocol; adjacent payload matches merged into one load
+//! (nft's `stmt_reduce`); prefixes on byte boundaries as shorter loads;
+//! host-order numbers converted before range checks; one-element anonymous
+//! sets as plain comparisons; registers numbered as nft numbers them.
 
 use std::ffi::CString;
 
@@ -89,7 +89,7 @@ pub(super) fn compile<'a>(
         nfproto: match family {
             Family::Ip => Some(NFPROTO_IPV4),
             Family::Ip6 => Some(NFPROTO_IPV6),
-            Family::Inet => None,
+            Family::Inet | Family::Bridge => None,
         },
         l4protos: Vec::new(),
         out: Vec::new(),
@@ -217,8 +217,9 @@ impl<'a> Ctx<'a, '_> {
                 }
             },
         }
-        self.out
-            .push(Lowered::Expression(dependency_exprs(dep).to_vec()));
+        self.out.push(Lowered::Expression(
+            dependency_exprs(dep, self.family).to_vec(),
+        ));
         Ok(())
     }
 
@@ -893,6 +894,66 @@ fn linearize(stmts: Vec<Lowered>) -> Vec<Expr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::ast::CommandKind;
+
+    /// The bytecode of the only rule of `text`.
+    fn rule_exprs(text: &str) -> Vec<Expr> {
+        let ruleset =
+            crate::ruleset::load_str("t.nft", text, std::path::Path::new("."), &[]).unwrap();
+        let rule = ruleset
+            .commands
+            .iter()
+            .find_map(|c| match &c.kind {
+                CommandKind::AddRule(rule) => Some(rule),
+                _ => None,
+            })
+            .unwrap();
+        let mut batch = nft::Batch::new();
+        let mut names = AnonNames::default();
+        compile(rule, &Sets::new(), &mut batch, &mut names)
+            .unwrap()
+            .exprs
+    }
+
+    fn meta_is(key: nft::MetaKey, data: &[u8]) -> [Expr; 2] {
+        [
+            Expr::Meta { key, dreg: Reg::R1 },
+            Expr::Cmp {
+                op: CmpOp::Eq,
+                sreg: Reg::R1,
+                data: data.to_vec(),
+            },
+        ]
+    }
+
+    #[test]
+    fn bridge_ip_matches_depend_on_the_ethertype_where_inet_checks_nfproto() {
+        let bridge = rule_exprs("table bridge t { chain c { ip saddr 10.0.0.1 accept; }; }");
+        assert_eq!(bridge[..2], meta_is(nft::MetaKey::Protocol, &[0x08, 0x00]));
+        let bridge6 = rule_exprs("table bridge t { chain c { ip6 daddr ::1 accept; }; }");
+        assert_eq!(bridge6[..2], meta_is(nft::MetaKey::Protocol, &[0x86, 0xdd]));
+        let inet = rule_exprs("table inet t { chain c { ip saddr 10.0.0.1 accept; }; }");
+        assert_eq!(inet[..2], meta_is(nft::MetaKey::NfProto, &[2]));
+    }
+
+    #[test]
+    fn bridge_transport_matches_depend_on_l4proto_only() {
+        let exprs = rule_exprs("table bridge t { chain c { tcp dport 22 accept; }; }");
+        assert_eq!(exprs[..2], meta_is(nft::MetaKey::L4Proto, &[6]));
+        assert_eq!(exprs.len(), 5);
+    }
+
+    /// The reference kernel lacks nf_conntrack_bridge and refuses `ct` in
+    /// bridge tables, so this is what nft 1.0.6 sends (`nft --debug=netlink`):
+    /// the same as in other families, without a dependency.
+    #[test]
+    fn bridge_ct_matches_are_sent_as_in_other_families() {
+        let rule = "chain c { ct state established,related accept; };";
+        let bridge = rule_exprs(&format!("table bridge t {{ {rule} }}"));
+        let ip = rule_exprs(&format!("table ip t {{ {rule} }}"));
+        assert_eq!(bridge, ip);
+        assert!(matches!(bridge[0], Expr::Ct { .. }), "{bridge:?}");
+    }
 
     fn port_match(offset: u32, port: u16, op: CmpOp) -> Lowered {
         Lowered::Candidate(PayloadCmp {
@@ -907,7 +968,8 @@ mod tests {
 
     #[test]
     fn adjacent_port_matches_merge_into_one_load_in_header_order() {
-        let dependency = Lowered::Expression(dependency_exprs(Dep::L4Proto(6)).to_vec());
+        let dependency =
+            Lowered::Expression(dependency_exprs(Dep::L4Proto(6), Family::Ip).to_vec());
         let exprs = linearize(merge(vec![
             dependency,
             port_match(2, 22, CmpOp::Eq),

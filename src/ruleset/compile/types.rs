@@ -140,12 +140,15 @@ pub(super) fn pad4(mut bytes: Vec<u8>) -> Vec<u8> {
 /// (`meta nfproto ipv4`, `meta l4proto tcp`) unless the rule already did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dep {
+    /// The network protocol, by its NFPROTO_* number (ipv4 2, ipv6 10).
     NfProto(u8),
     L4Proto(u8),
 }
 
 pub(super) const NFPROTO_IPV4: u8 = 2;
 pub(super) const NFPROTO_IPV6: u8 = 10;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 
@@ -159,15 +162,15 @@ pub(super) fn proto_name(dep: Dep) -> String {
     }
 }
 
-/// The protocol `sel` depends on in a table of `family`.
+/// The protocol `sel` depends on in a table of `family`. ip and ip6 tables
+/// see only their own protocol; inet and bridge tables need a check.
 pub(super) fn dependency(sel: Selector, family: Family) -> Option<Dep> {
+    let mixed = matches!(family, Family::Inet | Family::Bridge);
     match sel {
-        Selector::IpSaddr | Selector::IpDaddr | Selector::IpProtocol if family == Family::Inet => {
+        Selector::IpSaddr | Selector::IpDaddr | Selector::IpProtocol if mixed => {
             Some(Dep::NfProto(NFPROTO_IPV4))
         }
-        Selector::Ip6Saddr | Selector::Ip6Daddr if family == Family::Inet => {
-            Some(Dep::NfProto(NFPROTO_IPV6))
-        }
+        Selector::Ip6Saddr | Selector::Ip6Daddr if mixed => Some(Dep::NfProto(NFPROTO_IPV6)),
         Selector::TcpSport | Selector::TcpDport | Selector::TcpFlags => {
             Some(Dep::L4Proto(IPPROTO_TCP))
         }
@@ -176,18 +179,28 @@ pub(super) fn dependency(sel: Selector, family: Family) -> Option<Dep> {
     }
 }
 
-/// The bytecode that checks a dependency.
-pub(super) fn dependency_exprs(dep: Dep) -> [Expr; 2] {
-    let (key, value) = match dep {
-        Dep::NfProto(v) => (MetaKey::NfProto, v),
-        Dep::L4Proto(v) => (MetaKey::L4Proto, v),
+/// The bytecode that checks a dependency in a table of `family`. A bridge
+/// sees frames: nft checks their ethertype (`meta protocol ip`, two bytes
+/// in network order) where inet checks `meta nfproto ipv4`.
+pub(super) fn dependency_exprs(dep: Dep, family: Family) -> [Expr; 2] {
+    let (key, data) = match (dep, family) {
+        (Dep::NfProto(v), Family::Bridge) => {
+            let ethertype = if v == NFPROTO_IPV6 {
+                ETH_P_IPV6
+            } else {
+                ETH_P_IP
+            };
+            (MetaKey::Protocol, ethertype.to_be_bytes().to_vec())
+        }
+        (Dep::NfProto(v), _) => (MetaKey::NfProto, vec![v]),
+        (Dep::L4Proto(v), _) => (MetaKey::L4Proto, vec![v]),
     };
     [
         Expr::Meta { key, dreg: Reg::R1 },
         Expr::Cmp {
             op: crate::nftables::CmpOp::Eq,
             sreg: Reg::R1,
-            data: vec![value],
+            data,
         },
     ]
 }

@@ -1,0 +1,301 @@
+//! The supervisor's nftables tables: the base ruleset from nft/, and the
+//! per-container elements that publish ports and guard source addresses.
+//!
+//! Per container only elements change, each change one batch: all of a
+//! container's elements go in together or not at all, and a host port that
+//! is already published fails the whole batch in the kernel (elements are
+//! created exclusively), never by a read-then-write here. Every element
+//! carries its owner as a comment, so a refusal can say who holds the port
+//! and `nft list ruleset` shows whose each element is.
+
+mod base;
+mod plan;
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata};
+use crate::publish::{PortMapping, Protocol};
+
+pub use base::{Base, RULESET, defines, version};
+pub use plan::{Owner, Port, Publication, Target};
+
+/// The name of both supervisor tables (`ip supervisor`, `bridge supervisor`).
+pub const TABLE: &CStr = c"supervisor";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("port {port} is already published by {holder}")]
+    PortTaken { port: Port, holder: String },
+    #[error("no free host port left for {0}")]
+    NoFreePort(Protocol),
+    #[error("the base ruleset nft/supervisor.nft: {0}")]
+    Ruleset(#[source] crate::ruleset::Error),
+    #[error("loading the base ruleset nft/supervisor.nft: {0}")]
+    Load(#[source] crate::ruleset::ApplyError),
+    #[error("the firewall lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Kernel(#[from] nftables::Error),
+}
+
+/// A handle on the supervisor's tables in this network namespace.
+pub struct Firewall {
+    socket: Socket,
+    /// Element changes hold it shared, a table replacement exclusive, so a
+    /// replacement never drops an element added while it ran.
+    lock_path: PathBuf,
+}
+
+impl Firewall {
+    /// Opens the netfilter socket; the lock lives in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Firewall, Error> {
+        Ok(Firewall {
+            socket: Socket::open()?,
+            lock_path: state_dir.join("firewall.lock"),
+        })
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<Flock<File>, Error> {
+        let fail = |source| Error::Lock {
+            path: self.lock_path.clone(),
+            source,
+        };
+        if let Some(dir) = self.lock_path.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .map_err(fail)?;
+        let arg = if exclusive {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockShared
+        };
+        Flock::lock(file, arg).map_err(|(_, errno)| fail(errno.into()))
+    }
+
+    /// Adds a container's elements in one batch. A host port already
+    /// published by anyone fails the whole batch with `PortTaken`.
+    pub fn publish(&self, publication: &Publication) -> Result<(), Error> {
+        let planned = publication.elements();
+        let comment = CString::new(publication.owner.comment()).unwrap_or_default();
+        let mut batch = Batch::new();
+        let mut items = Vec::new();
+        for (target, group) in grouped(&planned) {
+            let elements: Vec<Element> = group
+                .iter()
+                .map(|e| {
+                    let mut element = Element::new(e.key.clone());
+                    if let Some(data) = &e.data {
+                        element = Element::with_data(e.key.clone(), data.clone());
+                    }
+                    element.udata = Some(Udata::comment(&comment));
+                    element
+                })
+                .collect();
+            let range = batch.add_elements(&set_ref(target), &elements, Mode::Create)?;
+            for (item, e) in range.zip(&group) {
+                batch.label(item, e.label.clone());
+                items.push((item, (*e).clone()));
+            }
+        }
+        let _lock = self.lock(false)?;
+        match self.socket.send(batch) {
+            Ok(()) => Ok(()),
+            Err(nftables::Error::Refused(refusals)) => {
+                let taken = refusals.iter().find_map(|r| {
+                    let item = r.item?;
+                    let (_, e) = items.iter().find(|(i, _)| *i == item)?;
+                    (r.errno == Errno::EEXIST)
+                        .then_some(e)?
+                        .port
+                        .map(|p| (e, p))
+                });
+                match taken {
+                    Some((e, port)) => Err(Error::PortTaken {
+                        port,
+                        holder: self.holder(e.target, &e.key),
+                    }),
+                    None => Err(nftables::Error::Refused(refusals).into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Publishes a container's mappings, picking a free host port for each
+    /// mapping without one (from the ephemeral port range). When another
+    /// supervisor takes a picked port first, it picks again.
+    pub fn publish_mappings(
+        &self,
+        owner: &Owner,
+        address: Ipv4Addr,
+        veth: &str,
+        mappings: &[PortMapping],
+    ) -> Result<Publication, Error> {
+        const ATTEMPTS: usize = 8;
+        let mut attempt = 0;
+        loop {
+            let ports = self.resolve(mappings)?;
+            let publication = Publication {
+                owner: owner.clone(),
+                address,
+                veth: veth.to_string(),
+                ports,
+            };
+            match self.publish(&publication) {
+                Err(Error::PortTaken { port, .. })
+                    if attempt + 1 < ATTEMPTS && picked(mappings, &publication, port) =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(publication),
+            }
+        }
+    }
+
+    /// Decides every host port: given ones as they are, missing ones at
+    /// random among the ephemeral ports not published yet.
+    fn resolve(&self, mappings: &[PortMapping]) -> Result<Vec<Port>, Error> {
+        let (low, high) = ephemeral_range();
+        let mut taken: HashSet<(Protocol, u16)> = HashSet::new();
+        if mappings.iter().any(|m| m.host_port.is_none()) {
+            for protocol in [Protocol::Tcp, Protocol::Udp] {
+                for target in [Target::Ports(protocol), Target::AddrPorts(protocol)] {
+                    for element in self.socket.elements(&set_ref(target))? {
+                        if let Some(port) = host_port_of(&element.key) {
+                            taken.insert((protocol, port));
+                        }
+                    }
+                }
+            }
+        }
+        taken.extend(
+            mappings
+                .iter()
+                .filter_map(|m| Some((m.protocol, m.host_port?))),
+        );
+        let span = u64::from(high - low) + 1;
+        mappings
+            .iter()
+            .map(|m| {
+                let host_port = match m.host_port {
+                    Some(port) => port,
+                    None => {
+                        let start = crate::spec::random_u64() % span;
+                        let port = (0..span)
+                            .map(|i| low + ((start + i) % span) as u16)
+                            .find(|p| !taken.contains(&(m.protocol, *p)))
+                            .ok_or(Error::NoFreePort(m.protocol))?;
+                        taken.insert((m.protocol, port));
+                        port
+                    }
+                };
+                Ok(Port {
+                    host_ip: m.host_ip,
+                    host_port,
+                    container_port: m.container_port,
+                    protocol: m.protocol,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes a container's elements in one batch. Elements already gone
+    /// (a `gc` got there first) are not an error.
+    pub fn unpublish(&self, publication: &Publication) -> Result<(), Error> {
+        let planned = publication.elements();
+        let mut batch = Batch::new();
+        for (target, group) in grouped(&planned) {
+            let elements: Vec<Element> =
+                group.iter().map(|e| Element::new(e.key.clone())).collect();
+            batch.destroy_elements(&set_ref(target), &elements)?;
+        }
+        let _lock = self.lock(false)?;
+        self.socket.send(batch)?;
+        Ok(())
+    }
+
+    /// Who holds an element: its comment, as the publishing supervisor wrote it.
+    fn holder(&self, target: Target, key: &[u8]) -> String {
+        let unknown = || "another container".to_string();
+        let Ok(elements) = self.socket.elements(&set_ref(target)) else {
+            return unknown();
+        };
+        elements
+            .into_iter()
+            .find(|e| e.key == key)
+            .and_then(|e| e.udata?.comment_text())
+            .map(|comment| match Owner::from_comment(&comment) {
+                Some(owner) => format!("container {owner}"),
+                None => format!("\"{comment}\""),
+            })
+            .unwrap_or_else(unknown)
+    }
+}
+
+/// The planned elements grouped by target, in a fixed order: one element
+/// message per set.
+fn grouped(planned: &[plan::PlannedElement]) -> BTreeMap<Target, Vec<&plan::PlannedElement>> {
+    let mut groups: BTreeMap<Target, Vec<&plan::PlannedElement>> = BTreeMap::new();
+    for e in planned {
+        groups.entry(e.target).or_default().push(e);
+    }
+    groups
+}
+
+/// The host port in a ports map key: all of an `inet_service` key, the
+/// second field of an `ipv4_addr . inet_service` one.
+fn host_port_of(key: &[u8]) -> Option<u16> {
+    let bytes = if key.len() == 2 { key } else { key.get(4..6)? };
+    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
+}
+
+/// Whether the taken `port` is one we picked rather than one the user asked for.
+fn picked(mappings: &[PortMapping], publication: &Publication, port: Port) -> bool {
+    mappings
+        .iter()
+        .zip(&publication.ports)
+        .any(|(m, p)| m.host_port.is_none() && *p == port)
+}
+
+/// The kernel's ephemeral port range, where picked host ports come from.
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|p| p.parse::<u16>());
+            Some((it.next()?.ok()?, it.next()?.ok()?))
+        })
+        .filter(|(low, high)| low <= high && *low > 0)
+        .unwrap_or((32768, 60999))
+}
+
+pub(crate) fn set_ref(target: Target) -> SetRef {
+    SetRef {
+        family: if target.is_bridge() {
+            Family::Bridge
+        } else {
+            Family::Ip
+        },
+        table: TABLE.to_owned(),
+        name: CString::new(target.name()).unwrap_or_default(),
+        id: None,
+        is_map: target.is_map(),
+    }
+}

@@ -1,0 +1,257 @@
+//! What one container adds to the supervisor's tables, as plain values:
+//! which element goes into which map or set, in the kernel's byte layout.
+//! Pure, so it is unit-tested without a kernel and printable for humans.
+
+use std::net::Ipv4Addr;
+
+use crate::nftables::{concat, ifname};
+use crate::publish::Protocol;
+
+/// The maps and sets of nft/supervisor.nft that hold per-container elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// `ip supervisor tcp_ports` / `udp_ports`: host port → address . port.
+    Ports(Protocol),
+    /// `ip supervisor tcp_addr_ports` / `udp_addr_ports`: host address .
+    /// host port → address . port.
+    AddrPorts(Protocol),
+    /// `bridge supervisor spoof_guard`: host veth . container address.
+    SpoofGuard,
+    /// `ip supervisor version`: the loaded ruleset's version, one element.
+    Version,
+}
+
+impl Target {
+    /// The map or set's name in nft/supervisor.nft.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Ports(Protocol::Tcp) => "tcp_ports",
+            Target::Ports(Protocol::Udp) => "udp_ports",
+            Target::AddrPorts(Protocol::Tcp) => "tcp_addr_ports",
+            Target::AddrPorts(Protocol::Udp) => "udp_addr_ports",
+            Target::SpoofGuard => "spoof_guard",
+            Target::Version => "version",
+        }
+    }
+
+    /// The map or set's table: the spoof guard lives in the bridge family.
+    pub fn is_bridge(self) -> bool {
+        self == Target::SpoofGuard
+    }
+
+    /// Whether it is a map (port maps) or a plain set.
+    pub fn is_map(self) -> bool {
+        matches!(self, Target::Ports(_) | Target::AddrPorts(_))
+    }
+
+    /// Every per-container target, in a fixed order.
+    pub const ALL: [Target; 5] = [
+        Target::Ports(Protocol::Tcp),
+        Target::Ports(Protocol::Udp),
+        Target::AddrPorts(Protocol::Tcp),
+        Target::AddrPorts(Protocol::Udp),
+        Target::SpoofGuard,
+    ];
+}
+
+/// A published port with its host port decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Port {
+    /// None: every host address.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        write!(
+            f,
+            "{ip}:{}->{}/{}",
+            self.host_port, self.container_port, self.protocol
+        )
+    }
+}
+
+/// Whose an element is: written as its comment, `NAME ID`, so
+/// `nft list ruleset`, a refused batch and `gc` can tell.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub name: String,
+    pub id: String,
+}
+
+impl Owner {
+    /// The element comment.
+    pub fn comment(&self) -> String {
+        format!("{} {}", self.name, self.id)
+    }
+
+    /// Reads an element comment back; None for comments we did not write.
+    pub fn from_comment(comment: &str) -> Option<Owner> {
+        let (name, id) = comment.rsplit_once(' ')?;
+        (!name.is_empty() && !id.is_empty() && !name.contains(' ')).then(|| Owner {
+            name: name.to_string(),
+            id: id.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.id)
+    }
+}
+
+/// Everything of one container's that lives in the firewall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    pub owner: Owner,
+    pub address: Ipv4Addr,
+    pub veth: String,
+    pub ports: Vec<Port>,
+}
+
+/// One element to add or delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedElement {
+    pub target: Target,
+    pub key: Vec<u8>,
+    pub data: Option<Vec<u8>>,
+    /// The element as nft would print it, for messages.
+    pub label: String,
+    /// The port this element publishes, if any (not the spoof guard).
+    pub port: Option<Port>,
+}
+
+impl Publication {
+    /// The elements, spoof guard first: a container must never run with
+    /// ports published but its source address unguarded.
+    pub fn elements(&self) -> Vec<PlannedElement> {
+        let mut out = vec![PlannedElement {
+            target: Target::SpoofGuard,
+            key: concat(&[&ifname(&self.veth), &self.address.octets()]),
+            data: None,
+            label: format!("\"{}\" . {}", self.veth, self.address),
+            port: None,
+        }];
+        for port in &self.ports {
+            let data = addr_port(self.address, port.container_port);
+            let (target, key, label) = match port.host_ip {
+                None => (
+                    Target::Ports(port.protocol),
+                    port.host_port.to_be_bytes().to_vec(),
+                    format!("{}", port.host_port),
+                ),
+                Some(ip) => (
+                    Target::AddrPorts(port.protocol),
+                    addr_port(ip, port.host_port),
+                    format!("{ip} . {}", port.host_port),
+                ),
+            };
+            out.push(PlannedElement {
+                target,
+                key,
+                data: Some(data),
+                label: format!("{label} : {} . {}", self.address, port.container_port),
+                port: Some(*port),
+            });
+        }
+        out
+    }
+}
+
+/// `ipv4_addr . inet_service` in the kernel's layout.
+fn addr_port(addr: Ipv4Addr, port: u16) -> Vec<u8> {
+    concat(&[&addr.octets(), &port.to_be_bytes()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web() -> Publication {
+        Publication {
+            owner: Owner {
+                name: "web".into(),
+                id: "0123456789ab".into(),
+            },
+            address: Ipv4Addr::new(172, 16, 0, 2),
+            veth: "sv-0123456789ab".into(),
+            ports: vec![
+                Port {
+                    host_ip: None,
+                    host_port: 8080,
+                    container_port: 8000,
+                    protocol: Protocol::Tcp,
+                },
+                Port {
+                    host_ip: Some(Ipv4Addr::LOCALHOST),
+                    host_port: 5353,
+                    container_port: 53,
+                    protocol: Protocol::Udp,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn spoof_guard_comes_first_then_one_element_per_port() {
+        let e = web().elements();
+        let targets: Vec<_> = e.iter().map(|e| e.target).collect();
+        assert_eq!(
+            targets,
+            [
+                Target::SpoofGuard,
+                Target::Ports(Protocol::Tcp),
+                Target::AddrPorts(Protocol::Udp)
+            ]
+        );
+        let labels: Vec<_> = e.iter().map(|e| e.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "\"sv-0123456789ab\" . 172.16.0.2",
+                "8080 : 172.16.0.2 . 8000",
+                "127.0.0.1 . 5353 : 172.16.0.2 . 53"
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_and_data_use_the_kernels_layout() {
+        let e = web().elements();
+        assert_eq!(e[0].key.len(), 20);
+        assert_eq!(&e[0].key[..15], b"sv-0123456789ab");
+        assert_eq!(&e[0].key[16..], &[172, 16, 0, 2]);
+        assert_eq!(e[1].key, vec![0x1f, 0x90]);
+        assert_eq!(
+            e[1].data.as_deref(),
+            Some(&[172, 16, 0, 2, 0x1f, 0x40, 0, 0][..])
+        );
+        assert_eq!(e[2].key, vec![127, 0, 0, 1, 0x14, 0xe9, 0, 0]);
+    }
+
+    #[test]
+    fn owners_round_trip_through_the_comment() {
+        let owner = web().owner;
+        assert_eq!(owner.comment(), "web 0123456789ab");
+        assert_eq!(Owner::from_comment(&owner.comment()), Some(owner));
+        assert_eq!(Owner::from_comment("hand-written"), None);
+    }
+
+    #[test]
+    fn target_names_match_the_ruleset_file() {
+        let file = include_str!("../../nft/supervisor.nft");
+        for target in Target::ALL {
+            let kind = if target.is_map() { "map" } else { "set" };
+            assert!(
+                file.contains(&format!("{kind} {} {{", target.name())),
+                "{kind} {} missing from nft/supervisor.nft",
+                target.name()
+            );
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The firewall's tables: the base ruleset loaded only when it changed,
+//! and per-container elements, one batch in, one batch out, conflicts
+//! decided by the kernel. Each test runs in a fresh network namespace of its
+//! own.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use supervisor::firewall::{Base, Error, Firewall, Owner, Port, Publication};
+use supervisor::ipam::Subnet;
+use supervisor::publish::Protocol;
+
+fn nft(args: &[&str]) -> String {
+    let out = Command::new("nft")
+        .args(args)
+        .output()
+        .expect("nft is installed");
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn subnet(text: &str) -> Subnet {
+    text.parse().unwrap()
+}
+
+/// Loads the base ruleset as `run` does.
+fn load_base() {
+    let fw = Firewall::open(&state_dir()).unwrap();
+    fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap();
+}
+
+/// A state directory of the test's own (the firewall keeps its lock there).
+fn state_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "firewall-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn owner_named(name: &str) -> Owner {
+    Owner {
+        name: name.into(),
+        id: format!("{name}-id"),
+    }
+}
+
+fn container(owner: &str, last: u8, ports: &[(u16, u16, Protocol)]) -> Publication {
+    Publication {
+        owner: owner_named(owner),
+        address: Ipv4Addr::new(172, 16, 0, last),
+        veth: format!("sv-{owner}"),
+        ports: ports
+            .iter()
+            .map(|&(host_port, container_port, protocol)| Port {
+                host_ip: None,
+                host_port,
+                container_port,
+                protocol,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn publishing_adds_the_ports_and_the_spoof_guard_with_the_owner_as_comment() {
+    common::in_fresh_netns(
+        "publishing_adds_the_ports_and_the_spoof_guard_with_the_owner_as_comment",
+        || {
+            load_base();
+            let fw = Firewall::open(&state_dir()).unwrap();
+            let web = container(
+                "web",
+                2,
+                &[(8080, 8000, Protocol::Tcp), (5353, 53, Protocol::Udp)],
+            );
+            fw.publish(&web).unwrap();
+            let tcp = nft(&["list", "map", "ip", "supervisor", "tcp_ports"]);
+            assert!(
+                tcp.contains(r#"8080 comment "web web-id" : 172.16.0.2 . 8000"#),
+                "{tcp}"
+            );
+            let udp = nft(&["list", "map", "ip", "supervisor", "udp_ports"]);
+            assert!(
+                udp.contains(r#"5353 comment "web web-id" : 172.16.0.2 . 53"#),
+                "{udp}"
+            );
+            let guard = nft(&["list", "set", "bridge", "supervisor", "spoof_guard"]);
+            assert!(
+                guard.contains(r#""sv-web" . 172.16.0.2 comment "web web-id""#),
+                "{guard}"
+            );
+        },
+    );
+}
+
+#[test]
+fn publishing_a_taken_port_fails_whole_naming_its_holder() {
+    common::in_fresh_netns(
+        "publishing_a_taken_port_fails_whole_naming_its_holder",
+        || {
+            load_base();
+            let fw = Firewall::open(&state_dir()).unwrap();
+            fw.publish(&container("web", 2, &[(8080, 8000, Protocol::Tcp)]))
+                .unwrap();
+            let before = nft(&["list", "ruleset"]);
+            let other = container(
+                "api",
+                3,
+                &[(9090, 9000, Protocol::Tcp), (8080, 80, Protocol::Tcp)],
+            );
+            match fw.publish(&other) {
+                Err(Error::PortTaken { port, holder }) => {
+                    assert_eq!(port.host_port, 8080);
+                    assert_eq!(holder, "container web (web-id)");
+                }
+                other => panic!("expected PortTaken, got {other:?}"),
+            }
+            assert_eq!(
+                nft(&["list", "ruleset"]),
+                before,
+                "nothing of api may be applied"
+            );
+            let err = fw.publish(&other).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                "port 0.0.0.0:8080->80/tcp is already published by container web (web-id)"
+            );
+        },
+    );
+}
+
+#[test]
+fn the_same_port_number_over_udp_is_a_different_port() {
+    common::in_fresh_netns("the_same_port_number_over_udp_is_a_different_port", || {
+        load_base();
+        let fw = Firewall::open(&state_dir()).unwrap();
+        fw.publish(&container("web", 2, &[(8080, 8000, Protocol::Tcp)]))
+            .unwrap();
+        fw.publish(&container("dns", 3, &[(8080, 53, Protocol::Udp)]))
+            .unwrap();
+    });
+}
+
+#[test]
+fn unpublishing_removes_only_the_containers_own_elements_and_may_repeat() {
+    common::in_fresh_netns(
+        "unpublishing_removes_only_the_containers_own_elements_and_may_repeat",
+        || {
+            load_base();
+            let fw = Firewall::open(&state_dir()).unwrap();
+            let web = container("web", 2, &[(8080, 8000, Protocol::Tcp)]);
+            let api = container("api", 3, &[(9090, 9000, Protocol::Tcp)]);
+            fw.publish(&web).unwrap();
+            fw.publish(&api).unwrap();
+            fw.unpublish(&web).unwrap();
+            fw.unpublish(&web).unwrap();
+            let listing = nft(&["list", "ruleset"]);
+            assert!(!listing.contains("\"web web-id\""), "{listing}");
+            assert!(
+                listing.contains(r#"9090 comment "api api-id""#),
+                "{listing}"
+            );
+            // The port is free again.
+            fw.publish(&container("web2", 4, &[(8080, 8000, Protocol::Tcp)]))
+                .unwrap();
+        },
+    );
+}
+
+#[test]
+fn a_missing_host_port_is_picked_from_the_ephemeral_range_and_not_reused() {
+    common::in_fresh_netns(
+        "a_missing_host_port_is_picked_from_the_ephemeral_range_and_not_reused",
+        || {
+            load_base();
+            // A tiny range: two ports, so the second pick must avoid the first.
+            std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", "40000 40001").unwrap();
+            let fw = Firewall::open(&state_dir()).unwrap();
+            let mapping = supervisor::publish::parse("8000").unwrap();
+            let a = fw
+                .publish_mappings(
+                    &owner_named("a"),
+                    Ipv4Addr::new(172, 16, 0, 2),
+                    "sv-a",
+                    &mapping,
+                )
+                .unwrap();
+            let b = fw
+                .publish_mappings(
+                    &owner_named("b"),
+                    Ipv4Addr::new(172, 16, 0, 3),
+                    "sv-b",
+                    &mapping,
+                )
+                .unwrap();
+            let mut ports = [a.ports[0].host_port, b.ports[0].host_port];
+            ports.sort();
+            assert_eq!(ports, [40000, 40001]);
+            let err = fw
+                .publish_mappings(
+                    &owner_named("c"),
+                    Ipv4Addr::new(172, 16, 0, 4),
+                    "sv-c",
+                    &mapping,
+                )
+                .unwrap_err();
+            assert_eq!(err.to_string(), "no free host port left for tcp");
+        },
+    );
+}
+
+#[test]
+fn the_base_is_created_once_then_left_alone() {
+    common::in_fresh_netns("the_base_is_created_once_then_left_alone", || {
+        let fw = Firewall::open(&state_dir()).unwrap();
+        assert_eq!(
+            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap(),
+            Base::Created
+        );
+        let listing = nft(&["list", "ruleset"]);
+        assert_eq!(
+            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap(),
+            Base::Current
+        );
+        assert_eq!(nft(&["list", "ruleset"]), listing);
+    });
+}
+
+#[test]
+fn a_changed_base_is_replaced_keeping_every_containers_elements() {
+    common::in_fresh_netns(
+        "a_changed_base_is_replaced_keeping_every_containers_elements",
+        || {
+            let fw = Firewall::open(&state_dir()).unwrap();
+            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap();
+            fw.publish(&container("web", 2, &[(8080, 8000, Protocol::Tcp)]))
+                .unwrap();
+            fw.publish(&container("dns", 3, &[(5353, 53, Protocol::Udp)]))
+                .unwrap();
+            // Another configuration stands in for another version of the file:
+            // both change VERSION.
+            let base = fw.ensure_base("sv0", &subnet("172.16.0.0/16")).unwrap();
+            assert_eq!(base, Base::Replaced);
+            let listing = nft(&["list", "ruleset"]);
+            assert!(listing.contains("ip saddr 172.16.0.0/16"), "{listing}");
+            assert!(
+                listing.contains(r#"8080 comment "web web-id" : 172.16.0.2 . 8000"#),
+                "{listing}"
+            );
+            assert!(
+                listing.contains(r#"5353 comment "dns dns-id" : 172.16.0.3 . 53"#),
+                "{listing}"
+            );
+            assert!(
+                listing.contains(r#""sv-web" . 172.16.0.2 comment "web web-id""#),
+                "{listing}"
+            );
+            assert_eq!(listing.matches("table ip supervisor").count(), 1);
+        },
+    );
+}
+
+#[test]
+fn a_table_not_loaded_from_our_file_is_replaced() {
+    common::in_fresh_netns("a_table_not_loaded_from_our_file_is_replaced", || {
+        nft(&["add", "table", "ip", "supervisor"]);
+        nft(&["add", "chain", "ip", "supervisor", "stray"]);
+        let fw = Firewall::open(&state_dir()).unwrap();
+        assert_eq!(
+            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap(),
+            Base::Replaced
+        );
+        assert!(!nft(&["list", "ruleset"]).contains("stray"));
+    });
+}
+
+#[test]
+fn concurrent_supervisors_load_the_base_once_and_keep_each_others_elements() {
+    common::in_fresh_netns(
+        "concurrent_supervisors_load_the_base_once_and_keep_each_others_elements",
+        || {
+            let dir = state_dir();
+            let threads: Vec<_> = (0..16u8)
+                .map(|i| {
+                    let dir = dir.clone();
+                    std::thread::spawn(move || {
+                        let fw = Firewall::open(&dir).unwrap();
+                        // Half the threads come with another configuration,
+                        // so replacements race with publications.
+                        let net = if i % 2 == 0 {
+                            "172.16.0.0/24"
+                        } else {
+                            "172.16.0.0/16"
+                        };
+                        fw.ensure_base("sv0", &subnet(net)).unwrap();
+                        let name = format!("c{i}");
+                        fw.publish(&container(
+                            &name,
+                            10 + i,
+                            &[(9000 + u16::from(i), 80, Protocol::Tcp)],
+                        ))
+                        .unwrap();
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            let listing = nft(&["list", "map", "ip", "supervisor", "tcp_ports"]);
+            for i in 0..16 {
+                assert!(
+                    listing.contains(&format!("{} comment", 9000 + i)),
+                    "port {}: {listing}",
+                    9000 + i
+                );
+            }
+        },
+    );
+}

@@ -1,0 +1,613 @@
+//! `--publish` end to end: where a published port must be reachable, where
+//! it must not, and what publishing must refuse. Each test is its own host
+//! namespace with, where it needs one, an "outside" machine joined to it by
+//! a veth pair (host 192.0.2.1, outside 192.0.2.2).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{HostNs, Outside, stderr};
+
+/// A running container: its supervisor, its PID 1 as the host sees it, and
+/// the lines it prints.
+struct Container {
+    supervisor: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pid: u32,
+}
+
+impl Container {
+    /// `supervisor run ARGS -- sh -c SCRIPT`, where SCRIPT runs in the
+    /// background and the container ends when its stdin closes.
+    fn start(ns: &HostNs, args: &[&str], script: &str) -> Container {
+        let mut supervisor = ns
+            .supervisor()
+            .arg("run")
+            .args(args)
+            .args(["--", "sh", "-c"])
+            .arg(format!("{script} & echo ready; read _ || true"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn supervisor");
+        let out = common::wait_ready(&mut supervisor);
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line.trim().to_string()).is_err() {
+                    break;
+                }
+            }
+        });
+        let sup = supervisor.id();
+        let pid = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children"))
+            .expect("supervisor's children")
+            .trim()
+            .parse()
+            .expect("one container");
+        Container {
+            supervisor,
+            lines,
+            pid,
+        }
+    }
+
+    /// A container answering `from-NAME` on TCP port 8000, at `ip`,
+    /// with `publish` (each a `-p` value).
+    fn web(ns: &HostNs, name: &str, ip: &str, publish: &[&str]) -> Container {
+        let mut args = vec!["--name", name, "--ip", ip];
+        for p in publish {
+            args.extend(["-p", p]);
+        }
+        Container::start(ns, &args, &serve_tcp(name, 8000))
+    }
+
+    /// Runs `script` in the container's network namespace, as root.
+    fn sh(&self, script: &str) -> Output {
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", self.pid))
+            .args(["--", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter into the container")
+    }
+
+    /// The next line the container prints (failing, not hanging, when none
+    /// comes).
+    fn line(&mut self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a line from the container within 10 s")
+    }
+
+    /// Ends the container; returns the supervisor's output on stderr.
+    fn stop(mut self) -> String {
+        drop(self.supervisor.stdin.take());
+        let out = self.supervisor.wait_with_output().expect("supervisor exit");
+        assert!(
+            out.status.success(),
+            "supervisor: {} {}",
+            out.status,
+            stderr(&out)
+        );
+        stderr(&out)
+    }
+}
+
+/// A shell loop in the background (a server, a client that keeps sending),
+/// under `timeout` so that it and every process it started end with the
+/// test, or after a minute at the latest.
+struct Background(Child);
+
+impl Background {
+    fn start(mut cmd: std::process::Command, script: &str) -> Background {
+        let child = cmd
+            .args(["60", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn a background loop");
+        Background(child)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // SIGTERM, which timeout passes on to its whole process group.
+        // SAFETY: kill on our own child's pid, not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Serves `from-NAME` to every TCP connection on `port`.
+fn serve_tcp(name: &str, port: u16) -> String {
+    format!("while :; do echo from-{name} | nc -n -l -p {port} -N >/dev/null 2>&1; done")
+}
+
+/// Asks `addr:port` over TCP from a shell runner; the reply, or "" when
+/// nothing answered.
+fn ask(run: impl Fn(&str) -> Output, addr: &str, port: u16) -> String {
+    let out = run(&format!("timeout 3 nc -n -N -w2 {addr} {port} </dev/null"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Retries `ask` until it answers `expected` (a server may still be
+/// starting); fails the test after a generous deadline.
+fn answers(what: &str, expected: &str, ask: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = ask();
+        if got == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: expected {expected:?}, got {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Retries a client until it connects (its listener may still be starting).
+fn connects(what: &str, client: impl Fn() -> Output) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client().status.success() {
+        assert!(Instant::now() < deadline, "{what}: never connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Asserts `blocked` gets no answer.
+fn refused(what: &str, blocked: impl Fn() -> String) {
+    let got = blocked();
+    assert_eq!(got, "", "{what} must not be reachable");
+}
+
+fn host(ns: &HostNs) -> impl Fn(&str) -> Output + '_ {
+    move |script| ns.sh(script)
+}
+
+fn outside(o: &Outside) -> impl Fn(&str) -> Output + '_ {
+    move |script| o.sh(script)
+}
+
+fn inside(c: &Container) -> impl Fn(&str) -> Output + '_ {
+    move |script| c.sh(script)
+}
+
+#[test]
+fn the_host_reaches_a_published_port_on_loopback_its_own_address_and_the_gateway() {
+    let Some(ns) = HostNs::new("the_host_reaches_a_published_port_on_loopback_its_own_address")
+    else {
+        return;
+    };
+    let _outside = ns.outside();
+    let web = Container::web(&ns, "web", "172.16.0.2", &["8080:8000"]);
+    for addr in ["127.0.0.1", "192.0.2.1", "172.16.0.1"] {
+        answers(&format!("host -> {addr}:8080"), "from-web", || {
+            ask(host(&ns), addr, 8080)
+        });
+    }
+    web.stop();
+}
+
+#[test]
+fn the_outside_reaches_a_published_port_and_the_container_sees_the_clients_address() {
+    let Some(ns) = HostNs::new("the_outside_reaches_a_published_port_and_the_container_sees")
+    else {
+        return;
+    };
+    let out = ns.outside();
+    let mut web = Container::start(
+        &ns,
+        &["--ip", "172.16.0.2", "-p", "8080:8000"],
+        "nc -n -v -l -p 8000 </dev/null 2>&1 | grep --line-buffered Connection",
+    );
+    connects("outside -> 192.0.2.1:8080", || {
+        outside(&out)("echo hi | nc -n -N -w2 192.0.2.1 8080")
+    });
+    let seen = web.line();
+    assert!(
+        seen.starts_with("Connection received on 192.0.2.2 "),
+        "{seen}"
+    );
+    web.stop();
+}
+
+#[test]
+fn another_container_reaches_it_through_the_host_address_and_directly() {
+    let Some(ns) = HostNs::new("another_container_reaches_it_through_the_host_address") else {
+        return;
+    };
+    let _outside = ns.outside();
+    let web = Container::web(&ns, "web", "172.16.0.2", &["8080:8000"]);
+    let client = Container::start(&ns, &["--ip", "172.16.0.3"], "true");
+    answers("client -> host:8080", "from-web", || {
+        ask(inside(&client), "192.0.2.1", 8080)
+    });
+    answers("client -> web:8000", "from-web", || {
+        ask(inside(&client), "172.16.0.2", 8000)
+    });
+    client.stop();
+    web.stop();
+}
+
+#[test]
+fn a_container_reaches_its_own_published_port_with_br_netfilter_on_and_off() {
+    let Some(ns) = HostNs::new("a_container_reaches_its_own_published_port") else {
+        return;
+    };
+    let _outside = ns.outside();
+    let web = Container::web(&ns, "web", "172.16.0.2", &["8080:8000"]);
+    for setting in ["1", "0"] {
+        ns.ok(&format!(
+            "echo {setting} > /proc/sys/net/bridge/bridge-nf-call-iptables"
+        ));
+        for addr in ["192.0.2.1", "172.16.0.1"] {
+            answers(
+                &format!("web -> {addr}:8080 (br_netfilter {setting})"),
+                "from-web",
+                || ask(inside(&web), addr, 8080),
+            );
+        }
+    }
+    web.stop();
+}
+
+#[test]
+fn outbound_connections_leave_with_the_hosts_address() {
+    let Some(ns) = HostNs::new("outbound_connections_leave_with_the_hosts_address") else {
+        return;
+    };
+    let out = ns.outside();
+    let client = Container::start(&ns, &["--ip", "172.16.0.2"], "true");
+    let listener = out
+        .command("timeout")
+        .args([
+            "30",
+            "sh",
+            "-c",
+            "nc -n -v -l -p 9000 </dev/null 2>&1 | grep Connection",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    connects("container -> outside:9000", || {
+        client.sh("echo hi | nc -n -N -w2 192.0.2.2 9000")
+    });
+    let seen = common::stdout(&listener.wait_with_output().unwrap());
+    assert!(
+        seen.starts_with("Connection received on 192.0.2.1 "),
+        "{seen}"
+    );
+    client.stop();
+}
+
+#[test]
+fn udp_is_published() {
+    let Some(ns) = HostNs::new("udp_is_published") else {
+        return;
+    };
+    let mut dns = Container::start(
+        &ns,
+        &["--ip", "172.16.0.2", "-p", "5353:53/udp"],
+        "nc -n -u -l -p 53 </dev/null",
+    );
+    ns.ok("echo udp-hello | timeout 2 nc -n -u -w1 127.0.0.1 5353 || true");
+    assert_eq!(dns.line(), "udp-hello");
+    dns.stop();
+}
+
+#[test]
+fn a_port_published_on_127_0_0_1_is_not_reachable_from_outside() {
+    let Some(ns) = HostNs::new("a_port_published_on_127_0_0_1_is_not_reachable_from_outside")
+    else {
+        return;
+    };
+    let out = ns.outside();
+    let web = Container::web(&ns, "web", "172.16.0.2", &["127.0.0.1:8080:8000"]);
+    answers("host -> 127.0.0.1:8080", "from-web", || {
+        ask(host(&ns), "127.0.0.1", 8080)
+    });
+    refused("outside -> 192.0.2.1:8080", || {
+        ask(outside(&out), "192.0.2.1", 8080)
+    });
+    refused("host -> 192.0.2.1:8080", || {
+        ask(host(&ns), "192.0.2.1", 8080)
+    });
+    web.stop();
+}
+
+#[test]
+fn ranges_publish_every_port_of_the_range() {
+    let Some(ns) = HostNs::new("ranges_publish_every_port_of_the_range") else {
+        return;
+    };
+    let script = (9000..=9002)
+        .map(|p| format!("({}) &", serve_tcp(&format!("port{p}"), p)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let web = Container::start(
+        &ns,
+        &["--ip", "172.16.0.2", "-p", "8000-8002:9000-9002"],
+        &format!("{script} true"),
+    );
+    for (host_port, port) in (8000..=8002).zip(9000..=9002) {
+        answers(
+            &format!("host -> {host_port}"),
+            &format!("from-port{port}"),
+            || ask(host(&ns), "127.0.0.1", host_port),
+        );
+    }
+    web.stop();
+}
+
+#[test]
+fn a_bridge_neighbour_cannot_reach_services_on_the_hosts_loopback_cve_2020_8558() {
+    let Some(ns) = HostNs::new("a_bridge_neighbour_cannot_reach_the_hosts_loopback") else {
+        return;
+    };
+    let web = Container::web(&ns, "web", "172.16.0.2", &["127.0.0.1:8081:8000"]);
+    let _secret = Background::start(
+        ns.command("timeout"),
+        "while :; do echo SECRET | nc -n -l -s 127.0.0.1 -p 9999 -N; done",
+    );
+    // The attacker: a neighbour on the bridge routing 127.0.0.1 to the gateway.
+    let attacker = Container::start(&ns, &["--ip", "172.16.0.3"], "true");
+    let setup = attacker.sh(
+        "ip addr flush dev lo && ip route add 127.0.0.1/32 via 172.16.0.1 dev eth0 \
+         && sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1",
+    );
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    answers("host's own secret", "SECRET", || {
+        ask(host(&ns), "127.0.0.1", 9999)
+    });
+    refused("neighbour -> host 127.0.0.1:9999", || {
+        ask(inside(&attacker), "127.0.0.1", 9999)
+    });
+    refused("neighbour -> host 127.0.0.1:8081", || {
+        ask(inside(&attacker), "127.0.0.1", 8081)
+    });
+    // Proof that the attack is real: without the guard chain it succeeds.
+    ns.ok("nft delete chain ip supervisor guard");
+    answers("the attack without the guard", "SECRET", || {
+        ask(inside(&attacker), "127.0.0.1", 9999)
+    });
+    attacker.stop();
+    web.stop();
+}
+
+#[test]
+fn a_container_sending_from_an_address_other_than_its_own_is_dropped() {
+    let Some(ns) = HostNs::new("a_container_sending_from_an_address_other_than_its_own") else {
+        return;
+    };
+    let out = ns.outside();
+    let web = Container::web(&ns, "web", "172.16.0.2", &[]);
+    let spoofer = Container::start(&ns, &["--ip", "172.16.0.3"], "true");
+    // Root in its namespace could add any address (a container with NET_RAW
+    // can forge one without it).
+    let add = spoofer.sh("ip addr add 172.16.0.99/24 dev eth0");
+    assert!(add.status.success(), "{}", stderr(&add));
+    let _server = Background::start(out.command("timeout"), &serve_tcp("outside", 9000));
+    answers("own address -> web", "from-web", || {
+        ask(inside(&spoofer), "172.16.0.2", 8000)
+    });
+    answers("own address -> outside", "from-outside", || {
+        ask(inside(&spoofer), "192.0.2.2", 9000)
+    });
+    let spoofed = |addr: &str, port: u16| {
+        let out = spoofer.sh(&format!(
+            "timeout 3 nc -n -N -w2 -s 172.16.0.99 {addr} {port} </dev/null"
+        ));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    refused("spoofed -> web", || spoofed("172.16.0.2", 8000));
+    refused("spoofed -> outside", || spoofed("192.0.2.2", 9000));
+    spoofer.stop();
+    web.stop();
+}
+
+#[test]
+fn new_connections_from_outside_to_an_unpublished_container_port_are_dropped() {
+    let Some(ns) = HostNs::new("new_connections_from_outside_to_an_unpublished_port") else {
+        return;
+    };
+    let out = ns.outside();
+    out.ok("ip route add 172.16.0.0/24 via 192.0.2.1");
+    let web = Container::web(&ns, "web", "172.16.0.2", &["8080:8000"]);
+    answers("published", "from-web", || {
+        ask(outside(&out), "192.0.2.1", 8080)
+    });
+    refused("outside -> web:8000 directly", || {
+        ask(outside(&out), "172.16.0.2", 8000)
+    });
+    web.stop();
+}
+
+#[test]
+fn a_udp_client_that_keeps_sending_reaches_the_next_container_on_that_port() {
+    let Some(ns) = HostNs::new("a_udp_client_that_keeps_sending_reaches_the_next_container") else {
+        return;
+    };
+    // One client socket (fixed source port) sending a datagram every 50 ms.
+    // One client (fixed source port: one conntrack entry) sending every
+    // 50 ms, before, between and after the containers.
+    let _client = Background::start(
+        ns.command("timeout"),
+        "while :; do echo ping | timeout 0.3 nc -n -u -w0 -p 40000 127.0.0.1 5353; sleep 0.05; done",
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    for (name, ip) in [("first", "172.16.0.2"), ("second", "172.16.0.3")] {
+        let mut c = Container::start(
+            &ns,
+            &["--name", name, "--ip", ip, "-p", "5353:53/udp"],
+            "nc -n -u -l -p 53 </dev/null",
+        );
+        assert_eq!(c.line(), "ping", "{name} container hears the client");
+        c.stop();
+    }
+}
+
+#[test]
+fn publishing_a_taken_port_fails_125_naming_the_port_and_its_holder() {
+    let Some(ns) = HostNs::new("publishing_a_taken_port_fails_125_naming_the_port") else {
+        return;
+    };
+    let web = Container::web(&ns, "web", "172.16.0.2", &["8080:8000"]);
+    let before = ns.ok("nft list ruleset");
+    let out = ns
+        .supervisor()
+        .args([
+            "run",
+            "--name",
+            "api",
+            "-p",
+            "9090:9000",
+            "-p",
+            "8080:80",
+            "--",
+            "true",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("8080->80/tcp") && err.contains("container web ("),
+        "{err}"
+    );
+    assert_eq!(ns.ok("nft list ruleset"), before, "nothing of api applied");
+    answers("web untouched", "from-web", || {
+        ask(host(&ns), "127.0.0.1", 8080)
+    });
+    web.stop();
+}
+
+#[test]
+fn bad_publish_specs_are_one_line_exit_125_and_create_nothing() {
+    let Some(ns) = HostNs::new("bad_publish_specs_are_one_line_exit_125_and_create_nothing") else {
+        return;
+    };
+    let before = ns.ok("ip -br link; nft list ruleset; ls -A /run");
+    for spec in [
+        "0:80",
+        "70000:80",
+        "8000-8010:9000-9005",
+        "1.2.3:80:80",
+        "80:80/sctp",
+    ] {
+        let out = ns
+            .supervisor()
+            .args(["run", "-p", spec, "--", "true"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(125), "{spec}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("{spec:?}")), "{err}");
+    }
+    assert_eq!(ns.ok("ip -br link; nft list ruleset; ls -A /run"), before);
+}
+
+#[test]
+fn a_container_port_alone_gets_a_free_host_port_announced_on_stderr() {
+    let Some(ns) = HostNs::new("a_container_port_alone_gets_a_free_host_port") else {
+        return;
+    };
+    let mut web = ns
+        .supervisor()
+        .args(["run", "--ip", "172.16.0.2", "-p", "8000", "--", "sh", "-c"])
+        .arg(format!(
+            "{} & echo ready; read _ || true",
+            serve_tcp("web", 8000)
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(web.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    // "supervisor: published 0.0.0.0:NNNNN->8000/tcp"
+    let port: u16 = line
+        .split("0.0.0.0:")
+        .nth(1)
+        .and_then(|rest| rest.split("->").next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no published port in {line:?}"));
+    assert!(port >= 1024, "{port}");
+    answers("the picked port", "from-web", || {
+        ask(host(&ns), "127.0.0.1", port)
+    });
+    drop(web.stdin.take());
+    assert!(web.wait().unwrap().success());
+}
+
+#[test]
+fn teardown_removes_the_containers_elements() {
+    let Some(ns) = HostNs::new("teardown_removes_the_containers_elements") else {
+        return;
+    };
+    let web = Container::web(&ns, "web", "172.16.0.2", &["8080:8000", "5353:53/udp"]);
+    let listing = ns.ok("nft list ruleset");
+    assert!(listing.contains("8080 comment \"web "), "{listing}");
+    web.stop();
+    let listing = ns.ok("nft list ruleset");
+    assert!(!listing.contains("comment \"web "), "{listing}");
+    assert!(
+        listing.contains("table ip supervisor"),
+        "the table stays for the next container"
+    );
+}
+
+#[test]
+fn another_tables_forward_drop_policy_is_warned_about() {
+    let Some(ns) = HostNs::new("another_tables_forward_drop_policy_is_warned_about") else {
+        return;
+    };
+    ns.ok(
+        "nft add table inet firewalld && nft add chain inet firewalld filter_FORWARD \
+           '{ type filter hook forward priority filter + 10; policy drop; }'",
+    );
+    let out = ns
+        .supervisor()
+        .args(["run", "--", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("inet firewalld") && err.contains("policy drop"),
+        "{err}"
+    );
+}
+
+#[test]
+fn teardown_forgets_the_connections_of_its_published_ports() {
+    let Some(ns) = HostNs::new("teardown_forgets_the_connections_of_its_published_ports") else {
+        return;
+    };
+    let mut dns = Container::start(
+        &ns,
+        &["--ip", "172.16.0.2", "-p", "5353:53/udp"],
+        "nc -n -u -l -p 53 </dev/null",
+    );
+    ns.ok("echo hello | timeout 1 nc -n -u -w0 -p 40001 127.0.0.1 5353 || true");
+    assert_eq!(dns.line(), "hello");
+    let entries = || ns.ok("conntrack -L -p udp --orig-port-dst 5353 2>/dev/null || true");
+    assert!(entries().contains("src=172.16.0.2"), "{}", entries());
+    dns.stop();
+    assert!(!entries().contains("src=172.16.0.2"), "{}", entries());
+}
