@@ -55,8 +55,8 @@ pub enum Command {
     Stop(StopArgs),
     /// Print a container's record and its live kernel state as JSON.
     Inspect(InspectArgs),
-    /// Remove what crashed supervisors left behind (records, leases, links)
-    /// and print each thing removed.
+    /// Remove what crashed supervisors left behind (records, leases, links,
+    /// firewall elements) and print each thing removed.
     Gc,
     /// Check or load nft-syntax ruleset files with the supervisor's own loader.
     #[command(subcommand)]

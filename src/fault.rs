@@ -5,11 +5,13 @@
 //!
 //! - `registered`: the record is written, nothing else exists yet;
 //! - `leased`: the address is leased and the container cloned, not plumbed;
-//! - `linked`: the veth pair exists, the record does not name it yet;
+//! - `linked`: the veth pair exists, no port is published yet;
+//! - `published`: the firewall batch is in, the record does not list it yet;
 //! - `recorded`: the record is complete, the container not released;
 //! - `running`: the container runs its command;
 //! - `exited`: the container has exited, nothing is torn down yet;
-//! - `released`: the lease is given back, the record not yet removed.
+//! - `released`: elements and lease are given back, the record not yet
+//!   removed.
 //!
 //! Unset, each phase costs one environment lookup.
 

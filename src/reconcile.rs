@@ -1,24 +1,26 @@
 //! Crash recovery: what a dead supervisor held goes back.
 //!
-//! A supervisor killed with SIGKILL leaves its record and its lease, and
-//! sometimes its host veth (its container dies with it: PR_SET_PDEATHSIG,
-//! and the veth with the container's namespace). A record whose supervisor
-//! is dead is stale, and what it held is nobody's: `gc` gives it all back,
-//! and `run` gives back whatever is in its way (a name, an address) before
-//! going on.
+//! A supervisor killed with SIGKILL leaves its record, its lease and its
+//! firewall elements, and sometimes its host veth (its container dies with
+//! it: PR_SET_PDEATHSIG, and the veth with the container's namespace). A
+//! record whose supervisor is dead is stale, and what it held is nobody's:
+//! `gc` gives it all back, and `run` gives back whatever is in its way (a
+//! name, an address, a port) before going on.
 //!
 //! Ownership is decided by ids and process identities, never by timing: a
 //! lease names its holder's id and supervisor; a link is `sv-` and its
-//! container's id. A lease is given back when its supervisor is dead; a
-//! link when no live record has its id. A run writes its record before it
-//! creates anything, and `gc` holds the records lock while it lists links
-//! and deletes the unexplained ones, so it never takes a starting
-//! container's link.
+//! container's id; an element's comment is `NAME ID`. A lease is given back
+//! when its supervisor is dead; a link or an element when no live record
+//! has its id. A run writes its record before it creates anything and
+//! removes it after everything else, and `gc` holds the records lock while
+//! it lists links and elements and deletes the unexplained ones, so it
+//! never takes a starting container's.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::firewall::{self, Firewall, Owned, Owner};
 use crate::ipam::{self, Holder, LeaseDir, Pool, Swept};
 use crate::netlink::{self, Netlink};
 use crate::network::host_ifname;
@@ -32,6 +34,8 @@ pub enum Error {
     Lease(#[from] ipam::Error),
     #[error(transparent)]
     Netlink(#[from] netlink::Error),
+    #[error(transparent)]
+    Firewall(#[from] firewall::Error),
 }
 
 /// One thing given back, as `gc` reports it.
@@ -60,6 +64,8 @@ pub enum Removed {
     Link {
         name: String,
     },
+    /// A firewall element whose owner is no live container.
+    Element(Owned),
 }
 
 impl fmt::Display for Removed {
@@ -77,6 +83,10 @@ impl fmt::Display for Removed {
             Removed::Unfinished { path } => write!(f, "record {}: unfinished", path.display()),
             Removed::Lease { bridge, swept } => write!(f, "{swept} (bridge {bridge})"),
             Removed::Link { name } => write!(f, "link {name}: no live container has it"),
+            Removed::Element(element) => match &element.owner {
+                Some(owner) => write!(f, "element {element} of {owner}: no live container has it"),
+                None => write!(f, "element {element}"),
+            },
         }
     }
 }
@@ -87,6 +97,7 @@ pub struct Reconciler {
     state_dir: PathBuf,
     store: Store,
     nl: Netlink,
+    firewall: Firewall,
 }
 
 impl Reconciler {
@@ -95,6 +106,7 @@ impl Reconciler {
             state_dir: state_dir.to_path_buf(),
             store: Store::new(state_dir),
             nl: Netlink::connect()?,
+            firewall: Firewall::open(state_dir)?,
         })
     }
 
@@ -103,10 +115,21 @@ impl Reconciler {
     }
 
     /// Gives back what the stale `record` held, except the record itself:
-    /// its lease and its host veth.
+    /// its firewall elements first (its ports must not forward to an
+    /// address given to another), then its lease and its host veth.
     pub async fn release_remains(&self, record: &Record) -> Result<Vec<Removed>, Error> {
-        let Some(bridge) = &record.bridge else {
+        if record.bridge.is_none() {
             // `--network none`: nothing outside the record.
+            return Ok(Vec::new());
+        }
+        let mut removed = self.remove_elements(|owner| owner.id == record.id)?;
+        removed.extend(self.release_lease_and_link(record).await?);
+        Ok(removed)
+    }
+
+    /// The lease and the host veth of the stale `record`.
+    async fn release_lease_and_link(&self, record: &Record) -> Result<Vec<Removed>, Error> {
+        let Some(bridge) = &record.bridge else {
             return Ok(Vec::new());
         };
         let mut removed = Vec::new();
@@ -150,45 +173,56 @@ impl Reconciler {
         Ok(removed)
     }
 
-    /// Everything of ours that no live supervisor explains: stale records
-    /// with what they held, corrupt and unfinished record files, container
-    /// veths on `pool`'s bridge without a live record, and every lease whose
-    /// holder is dead or unreadable (on `pool`, also those outside its
-    /// subnet). Returns what it removed.
+    /// Everything of ours that no live supervisor explains: firewall
+    /// elements (in one batch), stale records with their leases and veths,
+    /// corrupt and unfinished record files, container veths on `pool`'s
+    /// bridge without a live record, and every lease whose holder is dead
+    /// or unreadable (on `pool`, also those outside its subnet). Returns
+    /// what it removed.
     pub async fn gc(&self, pool: &Pool) -> Result<Vec<Removed>, Error> {
-        let mut removed = Vec::new();
         let lock = self.store.lock()?;
-        let mut live = BTreeSet::new();
-        for entry in self.store.entries()? {
+        let entries = self.store.entries()?;
+        let live: BTreeSet<&str> = entries
+            .iter()
+            .filter_map(|entry| match entry {
+                Entry::Record(record) if !record.is_stale() => Some(record.id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut removed = self.remove_elements(|owner| !live.contains(owner.id.as_str()))?;
+        for entry in &entries {
             match entry {
-                Entry::Record(record) if !record.is_stale() => {
-                    live.insert(host_ifname(&record.id));
-                }
-                Entry::Record(record) => {
-                    removed.extend(self.release_remains(&record).await?);
-                    if self.store.remove(&record)? {
+                Entry::Record(record) if !live.contains(record.id.as_str()) => {
+                    removed.extend(self.release_lease_and_link(record).await?);
+                    if self.store.remove(record)? {
                         removed.push(Removed::Record {
-                            name: record.name,
-                            id: record.id,
+                            name: record.name.clone(),
+                            id: record.id.clone(),
                             pid: record.supervisor.pid,
                         });
                     }
                 }
+                Entry::Record(_) => {}
                 Entry::Corrupt { path, problem } => {
-                    if self.store.remove_path(&path)? {
-                        removed.push(Removed::Corrupt { path, problem });
+                    if self.store.remove_path(path)? {
+                        let problem = problem.clone();
+                        removed.push(Removed::Corrupt {
+                            path: path.clone(),
+                            problem,
+                        });
                     }
                 }
                 Entry::Temporary { path } => {
-                    if self.store.remove_path(&path)? {
-                        removed.push(Removed::Unfinished { path });
+                    if self.store.remove_path(path)? {
+                        removed.push(Removed::Unfinished { path: path.clone() });
                     }
                 }
             }
         }
+        let live_links: BTreeSet<String> = live.iter().map(|id| host_ifname(id)).collect();
         let bridge = pool.lease_dir().bridge();
         for name in netlink::bridge_ports(&self.nl, bridge).await? {
-            if name.starts_with("sv-") && !live.contains(&name) {
+            if name.starts_with("sv-") && !live_links.contains(&name) {
                 removed.extend(self.remove_link(&name).await?);
             }
         }
@@ -212,6 +246,18 @@ impl Reconciler {
             }));
         }
         Ok(removed)
+    }
+
+    /// Removes, in one batch, the elements whose owner is `gone`.
+    fn remove_elements(&self, gone: impl Fn(&Owner) -> bool) -> Result<Vec<Removed>, Error> {
+        let doomed: Vec<Owned> = self
+            .firewall
+            .owned_elements()?
+            .into_iter()
+            .filter(|element| element.owner.as_ref().is_some_and(&gone))
+            .collect();
+        self.firewall.remove(&doomed)?;
+        Ok(doomed.into_iter().map(Removed::Element).collect())
     }
 
     /// Deletes link `name` when it exists; what was removed.
@@ -241,9 +287,10 @@ pub async fn claim(state_dir: &Path, record: Record) -> Result<Registration, sta
     Ok(registration)
 }
 
-/// After `run` took over the address of `dead`, a dead supervisor: the
-/// rest of what it held (its record, its veth) goes back too.
-pub async fn reclaimed_address(state_dir: &Path, dead: &Holder) {
+/// After `run` took over the address of `dead`, a dead supervisor, on
+/// `bridge`: the rest of what it held (its record, elements, veth) goes
+/// back too.
+pub async fn reclaimed_address(state_dir: &Path, bridge: &str, dead: &Holder) {
     tracing::info!(name = %dead.name, id = %dead.id, "reclaimed the address of a dead supervisor");
     let removed = async {
         let reconciler = Reconciler::new(state_dir)?;
@@ -251,15 +298,47 @@ pub async fn reclaimed_address(state_dir: &Path, dead: &Holder) {
             Some(record) if record.id == dead.id && record.is_stale() => {
                 reconciler.remove_stale(&record).await
             }
-            // No record left: its veth, named by its id, may be.
-            _ => Ok(reconciler
-                .remove_link(&host_ifname(&dead.id))
-                .await?
-                .into_iter()
-                .collect()),
+            // No record left: what else it held is found by its id.
+            _ => {
+                let mut known = Record::new(&dead.name, &dead.id, dead.process, Vec::new());
+                known.bridge = Some(bridge.to_string());
+                reconciler.release_remains(&known).await
+            }
         }
     };
     report(removed.await);
+}
+
+/// When `run` finds a port published by `holder`: true when the holder is
+/// a dead supervisor and what it held has been given back, so the run can
+/// publish again; false when it is alive (or that cannot be told).
+pub async fn reclaim_port(state_dir: &Path, holder: &Owner) -> bool {
+    let removed = async {
+        let reconciler = Reconciler::new(state_dir)?;
+        match reconciler.store.find(&holder.name)? {
+            Some(record) if record.id == holder.id => match record.is_stale() {
+                true => reconciler.remove_stale(&record).await.map(Some),
+                false => Ok(None),
+            },
+            // A run's record outlives its elements: without one, their
+            // supervisor died.
+            _ => reconciler
+                .remove_elements(|owner| owner.id == holder.id)
+                .map(Some),
+        }
+    };
+    match removed.await {
+        Ok(None) => false,
+        Ok(Some(removed)) => {
+            tracing::info!(%holder, "reclaimed the port of a dead supervisor");
+            report(Ok(removed));
+            true
+        }
+        Err(err) => {
+            report(Err(err));
+            false
+        }
+    }
 }
 
 /// `run` goes on whatever a cleanup did: what went is logged, a failure is a

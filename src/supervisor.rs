@@ -123,7 +123,7 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     };
     let attachment = network::prepare(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
     if let Some(dead) = attachment.reclaimed() {
-        reconcile::reclaimed_address(&spec.state_dir, dead).await;
+        reconcile::reclaimed_address(&spec.state_dir, &bridge.name, dead).await;
     }
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
@@ -158,12 +158,22 @@ impl BridgeNet {
             name: spec.name.clone(),
             id: spec.id.clone(),
         };
-        let publication = self.firewall.publish_mappings(
-            &owner,
-            self.attachment.address(),
-            self.attachment.host_ifname(),
-            &spec.publish,
-        )?;
+        let publish = || {
+            self.firewall.publish_mappings(
+                &owner,
+                self.attachment.address(),
+                self.attachment.host_ifname(),
+                &spec.publish,
+            )
+        };
+        let publication = match publish() {
+            // Held by a dead supervisor: given back, then ours.
+            Err(firewall::Error::PortTaken {
+                owner: Some(holder),
+                ..
+            }) if reconcile::reclaim_port(&spec.state_dir, &holder).await => publish()?,
+            other => other?,
+        };
         phase("publish batch", t);
         // A UDP client that sent before the port was published holds an
         // entry that bypasses the new DNAT: forget it.
@@ -224,6 +234,7 @@ fn record_container(
             if let Some(publication) = publication {
                 record.address = Some(publication.address);
                 record.veth = Some(publication.veth.clone());
+                record.ports = publication.ports.iter().map(|&p| p.into()).collect();
             }
         })?)
     });
@@ -288,6 +299,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         },
         None => None,
     };
+    pause_at("published");
     record_container(&mut registration, &container, publication.as_ref());
     pause_at("recorded");
 

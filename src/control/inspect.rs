@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{Error, block_on};
+use crate::firewall::Firewall;
 use crate::netlink::{self, Netlink};
 use crate::state::{Process, Record, Store};
 
@@ -29,6 +30,8 @@ struct Live {
     link: Option<Link>,
     /// The IPv4 addresses inside the container's network namespace.
     addresses: Vec<Address>,
+    /// Its firewall elements, as nft prints them after the set's name.
+    elements: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,7 +55,7 @@ pub fn inspect(state_dir: &Path, target: &str, out: &mut dyn Write) -> Result<()
     let record = Store::new(state_dir)
         .find(target)?
         .ok_or_else(|| Error::Unknown(target.to_string()))?;
-    let live = block_on(live(&record))?;
+    let live = block_on(live(state_dir, &record))?;
     let mut text = serde_json::to_string_pretty(&Inspection {
         record: &record,
         live,
@@ -62,7 +65,7 @@ pub fn inspect(state_dir: &Path, target: &str, out: &mut dyn Write) -> Result<()
     out.write_all(text.as_bytes()).map_err(Error::Output)
 }
 
-async fn live(record: &Record) -> Result<Live, Error> {
+async fn live(state_dir: &Path, record: &Record) -> Result<Live, Error> {
     let nl = Netlink::connect()?;
     let link = match &record.veth {
         Some(veth) => netlink::link_state(&nl, veth).await?.map(|l| Link {
@@ -78,11 +81,18 @@ async fn live(record: &Record) -> Result<Live, Error> {
         Some(process) => addresses_of(process).await?,
         None => Vec::new(),
     };
+    let elements = Firewall::open(state_dir)?
+        .owned_elements()?
+        .into_iter()
+        .filter(|e| e.owner.as_ref().is_some_and(|o| o.id == record.id))
+        .map(|e| e.to_string())
+        .collect();
     Ok(Live {
         supervisor_running: record.supervisor.is_alive(),
         container_running: container.is_some(),
         link,
         addresses,
+        elements,
     })
 }
 

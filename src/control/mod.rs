@@ -14,6 +14,7 @@ pub use inspect::inspect;
 pub use ps::ps;
 pub use stop::stop;
 
+use crate::firewall;
 use crate::ipam::{self, Pool, Subnet, SubnetError};
 use crate::netlink;
 use crate::reconcile::{self, Reconciler};
@@ -40,6 +41,8 @@ pub enum Error {
     Reconcile(#[from] reconcile::Error),
     #[error(transparent)]
     Netlink(#[from] netlink::Error),
+    #[error(transparent)]
+    Firewall(#[from] firewall::Error),
     #[error(transparent)]
     Subnet(#[from] SubnetError),
     #[error(transparent)]

@@ -121,7 +121,7 @@ impl Firewall {
     }
 
     /// Every per-container element, by map or set.
-    fn all_elements(&self) -> Result<Vec<(Target, Vec<Element>)>, Error> {
+    pub(super) fn all_elements(&self) -> Result<Vec<(Target, Vec<Element>)>, Error> {
         Target::ALL
             .iter()
             .map(|&target| match self.socket.elements(&set_ref(target)) {

@@ -48,6 +48,17 @@ pub struct PublishedPort {
     pub protocol: Protocol,
 }
 
+impl From<crate::firewall::Port> for PublishedPort {
+    fn from(port: crate::firewall::Port) -> PublishedPort {
+        PublishedPort {
+            host_ip: port.host_ip,
+            host_port: port.host_port,
+            container_port: port.container_port,
+            protocol: port.protocol,
+        }
+    }
+}
+
 impl std::fmt::Display for PublishedPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
