@@ -6,8 +6,8 @@ mod common;
 use std::process::{Output, Stdio};
 
 use common::{
-    HostNs, assert_no_state, container_veths, crash_at, eth0_address, leases, records, stderr,
-    stdout, stop, wait_for_no_veth,
+    HostNs, assert_no_state, container_veths, crash_at, elements, eth0_address, leases, records,
+    stderr, stdout, stop, wait_for_no_veth,
 };
 use serde_json::Value;
 
@@ -81,7 +81,7 @@ fn ps_lists_running_containers_and_json_is_a_stable_array() {
         return;
     };
     let (alpha, _a) = ns.start(&args(
-        &["--name", "alpha", "--ip", "172.16.0.20"],
+        &["--name", "alpha", "--ip", "172.16.0.20", "-p", "8080:80"],
         UNTIL_STDIN_CLOSES,
     ));
     let (beta, _b) = ns.start(&args(
@@ -97,7 +97,7 @@ fn ps_lists_running_containers_and_json_is_a_stable_array() {
     assert_eq!(alpha_line[0], "alpha", "{text}");
     assert_eq!(alpha_line[2], alpha.id().to_string(), "{text}");
     assert_eq!(alpha_line[3], "172.16.0.20", "{text}");
-    assert_eq!(alpha_line[4], "-", "no ports: {text}");
+    assert_eq!(alpha_line[4], "0.0.0.0:8080->80/tcp", "{text}");
     let beta_line: Vec<&str> = lines[2].split_whitespace().collect();
     assert_eq!((beta_line[0], beta_line[3]), ("beta", "-"), "{text}");
 
@@ -124,7 +124,12 @@ fn ps_lists_running_containers_and_json_is_a_stable_array() {
     assert_eq!(first["pid"], alpha.id());
     assert_eq!(first["address"], "172.16.0.20");
     assert!(first["container_pid"].as_u64().is_some());
-    assert_eq!(first["ports"], Value::Array(vec![]));
+    assert_eq!(
+        first["ports"],
+        serde_json::json!([
+            {"host_ip": null, "host_port": 8080, "container_port": 80, "protocol": "tcp"}
+        ])
+    );
     assert_eq!(first["command"][0], "sh");
     assert_eq!(list[1]["name"], "beta");
     assert_eq!(list[1]["address"], Value::Null);
@@ -191,7 +196,7 @@ fn inspect_shows_the_record_with_its_link_and_addresses() {
         return;
     };
     let (web, _out) = ns.start(&args(
-        &["--name", "web", "--ip", "172.16.0.40"],
+        &["--name", "web", "--ip", "172.16.0.40", "-p", "8080:80"],
         UNTIL_STDIN_CLOSES,
     ));
     let view = json(&supervisor(&ns, &["inspect", "web"]));
@@ -214,6 +219,13 @@ fn inspect_shows_the_record_with_its_link_and_addresses() {
         live["addresses"].as_array().unwrap().contains(&eth0),
         "{live}"
     );
+    assert_eq!(
+        live["elements"],
+        serde_json::json!([
+            "tcp_ports 8080",
+            format!("spoof_guard \"{veth}\" . 172.16.0.40")
+        ])
+    );
     // By id prefix too.
     assert_eq!(
         json(&supervisor(&ns, &["inspect", &id[..4]]))["name"],
@@ -233,7 +245,7 @@ fn gc_removes_what_no_live_supervisor_explains_and_keeps_the_rest() {
         return;
     };
     let (web, _out) = ns.start(&args(
-        &["--name", "web", "--ip", "172.16.0.50"],
+        &["--name", "web", "--ip", "172.16.0.50", "-p", "8080:80"],
         UNTIL_STDIN_CLOSES,
     ));
     let web_veth = record(&ns, "web")["veth"].as_str().unwrap().to_string();
@@ -254,7 +266,8 @@ fn gc_removes_what_no_live_supervisor_explains_and_keeps_the_rest() {
         ip link set sv-0000deadbeef master sv0
         ip link add sv-0123456789ab type veth peer name stray-peer
         ip link set sv-0123456789ab master sv0
-        ip link add sv-mine type veth peer name mine-peer"#
+        ip link add sv-mine type veth peer name mine-peer
+        nft add element ip supervisor tcp_ports '{{ 7777 comment "ghost 0000deadbeef" : 172.16.0.60 . 80 }}'"#
     ));
 
     let out = supervisor(&ns, &["gc"]);
@@ -263,6 +276,8 @@ fn gc_removes_what_no_live_supervisor_explains_and_keeps_the_rest() {
     let mut removed: Vec<&str> = text.lines().collect();
     removed.sort();
     let expected = [
+        "removed element tcp_ports 7777 of ghost (0000deadbeef): no live container has it"
+            .to_string(),
         "removed lease 10.1.2.3: not a container address here (bridge sv0)".to_string(),
         format!(
             "removed lease 172.16.0.60: its supervisor (pid {dead}, container ghost 0000deadbeef) is gone (bridge sv0)"
@@ -278,6 +293,7 @@ fn gc_removes_what_no_live_supervisor_explains_and_keeps_the_rest() {
 
     // The live container and a stranger's link are untouched.
     assert_eq!(records(&ns), "web.json\n");
+    assert_eq!(elements(&ns), 2, "web's port and spoof guard");
     assert_eq!(leases(&ns), "172.16.0.50\n");
     let mut links = container_veths(&ns);
     links.sort();
@@ -318,6 +334,17 @@ fn a_name_or_address_held_by_a_dead_supervisor_is_reclaimed_by_the_next_run() {
         &args(&["--name", "old", "--ip", "172.16.0.31"], &sleeper),
     );
     let out = ns.run(&["--name", "new", "--ip", "172.16.0.31", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_state(&ns);
+
+    // A port published by a dead supervisor: taken back, and its record.
+    crash_at(
+        &ns,
+        "running",
+        &args(&["--name", "holder", "-p", "8080:80"], &sleeper),
+    );
+    assert_eq!(elements(&ns), 2, "its port and spoof guard");
+    let out = ns.run(&["--name", "taker", "-p", "8080:80", "true"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_no_state(&ns);
 

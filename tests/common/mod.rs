@@ -275,16 +275,12 @@ pub fn records(ns: &HostNs) -> String {
 /// src/fault.rs), waits until the supervisor has stopped itself there, and
 /// kills it with SIGKILL: a crash at exactly that point.
 pub fn crash_at(ns: &HostNs, phase: &str, args: &[&str]) {
-    let mut child = ns
-        .supervisor()
-        .env("SUPERVISOR_TEST_PAUSE_AT", phase)
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn supervisor");
+    let mut child = background(
+        ns.supervisor()
+            .env("SUPERVISOR_TEST_PAUSE_AT", phase)
+            .arg("run")
+            .args(args),
+    );
     let pid = child.id();
     eventually(
         &format!("the supervisor stopping at {phase}"),
@@ -305,6 +301,16 @@ pub fn crash_at(ns: &HostNs, phase: &str, args: &[&str]) {
     child.wait().expect("reap the supervisor");
 }
 
+/// Starts `cmd` (a supervisor) in the background, stdin and stdout null,
+/// stderr piped for the test to read when it fails.
+pub fn background(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor")
+}
+
 /// The state letter of process `pid` (R, S, T, Z...), None when it is gone.
 pub fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -316,10 +322,25 @@ pub fn process_state(pid: u32) -> Option<char> {
         .next()
 }
 
-/// Asserts that no record and no lease is left.
+/// Asserts that no record, lease or firewall element is left.
 pub fn assert_no_state(ns: &HostNs) {
     assert_eq!(records(ns), "", "records left");
     assert_eq!(leases(ns), "", "leases left");
+    assert_eq!(
+        elements(ns),
+        0,
+        "elements left: {}",
+        ns.ok("nft list ruleset")
+    );
+}
+
+/// How many per-container firewall elements there are: each carries its
+/// owner as a comment, nothing else in the tables does.
+pub fn elements(ns: &HostNs) -> usize {
+    ns.ok("nft list ruleset | grep -o 'comment \"' | wc -l")
+        .trim()
+        .parse()
+        .expect("a count")
 }
 
 /// Runs a container with `options` that prints its eth0 address, and
