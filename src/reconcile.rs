@@ -110,10 +110,6 @@ impl Reconciler {
         })
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Gives back what the stale `record` held, except the record itself:
     /// its firewall elements first (its ports must not forward to an
     /// address given to another), then its lease and its host veth.
