@@ -73,6 +73,19 @@ impl Firewall {
         })
     }
 
+    /// Another descriptor of the netfilter socket, for conntrack requests:
+    /// every netfilter socket a process closes after deleting elements makes
+    /// it wait for the kernel (see `close`), so the supervisor uses one.
+    pub fn netfilter_socket(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.socket.duplicate()
+    }
+
+    /// Lets go of the netfilter socket without waiting for the kernel's
+    /// deferred frees (see `nftables::Socket::close_detached`).
+    pub fn close(self) {
+        self.socket.close_detached();
+    }
+
     fn lock(&self, exclusive: bool) -> Result<Flock<File>, Error> {
         let fail = |source| Error::Lock {
             path: self.lock_path.clone(),

@@ -220,6 +220,58 @@ impl Socket {
         Ok(())
     }
 
+    /// Another descriptor of this socket, for ctnetlink requests: closing
+    /// it releases nothing while this one is open.
+    pub fn duplicate(&self) -> std::io::Result<OwnedFd> {
+        self.fd.try_clone()
+    }
+
+    /// Closes the socket without waiting for the kernel.
+    ///
+    /// Releasing a netfilter socket makes nf_tables flush its deferred frees
+    /// of deleted objects first: an RCU grace period, about 10 ms here, that
+    /// would hold up the exit of a supervisor that just removed its
+    /// elements. The kernel state is final once the batch is acked; only
+    /// freeing memory is left. So a forked child keeps the last reference
+    /// until this process has exited, then closes it: the caller goes on at
+    /// once.
+    pub fn close_detached(self) {
+        let socket = self.fd.as_raw_fd();
+        // The child learns of our exit by EOF on this pipe.
+        let Ok((exited, alive)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+            return; // Plain close on drop.
+        };
+        let exited_fd = exited.as_raw_fd();
+        // SAFETY: the child runs only async-signal-safe syscalls (close_range,
+        // read, close, _exit) on descriptors it inherited, no allocation:
+        // fork in a multi-threaded process allows nothing else.
+        unsafe {
+            if libc::fork() == 0 {
+                let (low, high) = if socket < exited_fd {
+                    (socket, exited_fd)
+                } else {
+                    (exited_fd, socket)
+                };
+                if low > 0 {
+                    libc::close_range(0, (low - 1) as libc::c_uint, 0);
+                }
+                if high > low + 1 {
+                    libc::close_range((low + 1) as libc::c_uint, (high - 1) as libc::c_uint, 0);
+                }
+                libc::close_range((high + 1) as libc::c_uint, libc::c_uint::MAX, 0);
+                let mut byte = 0u8;
+                while libc::read(exited_fd, (&mut byte as *mut u8).cast(), 1) < 0 {}
+                libc::close(socket);
+                libc::_exit(0);
+            }
+        }
+        // Ours is not the last reference now (or the fork failed and this
+        // is a plain close). `alive` stays open until we exit.
+        drop(self);
+        drop(exited);
+        std::mem::forget(alive);
+    }
+
     /// Whether a table exists.
     pub fn table_exists(&self, family: Family, name: &CStr) -> Result<bool, Error> {
         let body = |m: &mut super::sys::Message<'_>| m.put_strz(NFTA_TABLE_NAME, name);
