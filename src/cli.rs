@@ -48,6 +48,16 @@ pub struct Cli {
 pub enum Command {
     /// Run a command in a new container and supervise it until it exits.
     Run(RunArgs),
+    /// List the running containers.
+    Ps(PsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after --time; returns once each
+    /// one's supervisor has cleaned up.
+    Stop(StopArgs),
+    /// Print a container's record and its live kernel state as JSON.
+    Inspect(InspectArgs),
+    /// Remove what crashed supervisors left behind (records, leases, links,
+    /// firewall elements) and print each thing removed.
+    Gc,
     /// Check or load nft-syntax ruleset files with the supervisor's own loader.
     #[command(subcommand)]
     Ruleset(RulesetCommand),
@@ -141,6 +151,31 @@ pub struct BenchArgs {
     /// Draw each configuration's latency distribution as SVG.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// A JSON array, stable for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds between SIGTERM and SIGKILL.
+    #[arg(short, long, default_value_t = 10, value_name = "SECS")]
+    pub time: u64,
+
+    /// Containers by name, id or id prefix.
+    #[arg(required = true, value_name = "NAME|ID")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A container by name, id or id prefix.
+    #[arg(value_name = "NAME|ID")]
+    pub container: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -259,6 +294,23 @@ mod tests {
         };
         assert_eq!(bench.scale, [0, 100, 10000]);
         assert!(parse(&["bench", "--scale", "0,x"]).is_err());
+    }
+
+    #[test]
+    fn stop_takes_several_containers_and_a_time() {
+        let cli = parse(&["stop", "-t", "3", "web", "3f2a"]).unwrap();
+        let Command::Stop(stop) = cli.command else {
+            panic!("not stop");
+        };
+        assert_eq!(stop.time, 3);
+        assert_eq!(stop.containers, ["web", "3f2a"]);
+        assert!(parse(&["stop"]).is_err());
+        assert!(matches!(
+            parse(&["ps", "--json"]).unwrap().command,
+            Command::Ps(PsArgs { json: true })
+        ));
+        assert!(parse(&["inspect"]).is_err());
+        assert!(matches!(parse(&["gc"]).unwrap().command, Command::Gc));
     }
 
     #[test]

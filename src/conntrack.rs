@@ -10,6 +10,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
@@ -63,7 +64,29 @@ pub fn forget(ports: &[(Transport, u16)], container: Option<Ipv4Addr>) -> Result
     if ports.is_empty() {
         return Ok(0);
     }
-    let socket = open().map_err(Error::Socket)?;
+    forget_on(open().map_err(Error::Socket)?, ports, container)
+}
+
+/// `forget` on a netfilter netlink socket the caller already has.
+pub fn forget_with(
+    socket: OwnedFd,
+    ports: &[(Transport, u16)],
+    container: Option<Ipv4Addr>,
+) -> Result<usize, Error> {
+    if ports.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: the descriptor is ours (moved in), a netlink socket, and the
+    // netlink_sys Socket takes over closing it.
+    let socket = unsafe { Socket::from_raw_fd(socket.into_raw_fd()) };
+    forget_on(socket, ports, container)
+}
+
+fn forget_on(
+    socket: Socket,
+    ports: &[(Transport, u16)],
+    container: Option<Ipv4Addr>,
+) -> Result<usize, Error> {
     let entries = dump(&socket).map_err(Error::Dump)?;
     let mut deleted = 0;
     for entry in entries {

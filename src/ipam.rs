@@ -17,16 +17,20 @@
 //! live one even after its pid is reused. Every change happens under an
 //! exclusive `flock` on `.lock` in that directory; a lease file is written to a
 //! temporary name and renamed into place, so a reader never sees half a record.
+//!
+//! A lease whose supervisor is dead is stale: a run that wants its address
+//! takes it over (and learns whose it was, to clean up the rest), and
+//! [`Pool::sweep`] removes it.
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use nix::fcntl::{Flock, FlockArg};
+use crate::state::file::{self, DirLock, FileError};
+use crate::state::process::Process;
 
 /// An IPv4 subnet for containers: the network address and prefix length.
 /// The first address is the gateway (the bridge's address); the network and
@@ -203,24 +207,18 @@ impl FromStr for Subnet {
 pub struct Holder {
     pub name: String,
     pub id: String,
-    pub pid: u32,
-    /// Field 22 of `/proc/PID/stat`: with `pid`, names one process for good.
-    pub pid_start: u64,
+    /// The supervisor: with its start time, it names one process for good.
+    pub process: Process,
 }
 
 impl Holder {
     /// The calling process as the holder for container `name` / `id`.
     pub fn this_process(name: &str, id: &str) -> Result<Holder, Error> {
-        let pid = std::process::id();
-        let pid_start = process_start_time(pid).map_err(|source| Error::Io {
-            path: PathBuf::from(format!("/proc/{pid}/stat")),
-            source,
-        })?;
+        let process = Process::current().map_err(FileError::at(Path::new("/proc/self/stat")))?;
         Ok(Holder {
             name: name.to_string(),
             id: id.to_string(),
-            pid,
-            pid_start,
+            process,
         })
     }
 
@@ -235,18 +233,18 @@ impl Holder {
         }
         Ok(format!(
             "# supervisor lease v1\nname={}\nid={}\npid={}\npid_start={}\n",
-            self.name, self.id, self.pid, self.pid_start
+            self.name, self.id, self.process.pid, self.process.start_time
         ))
     }
 
     fn from_record(text: &str) -> Option<Holder> {
-        let (mut name, mut id, mut pid, mut pid_start) = (None, None, None, None);
+        let (mut name, mut id, mut pid, mut start_time) = (None, None, None, None);
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             match line.split_once('=')? {
                 ("name", v) => name = Some(v.to_string()),
                 ("id", v) => id = Some(v.to_string()),
                 ("pid", v) => pid = v.parse().ok(),
-                ("pid_start", v) => pid_start = v.parse().ok(),
+                ("pid_start", v) => start_time = v.parse().ok(),
                 // Fields added by later versions are kept for them.
                 _ => {}
             }
@@ -254,33 +252,29 @@ impl Holder {
         Some(Holder {
             name: name?,
             id: id?,
-            pid: pid?,
-            pid_start: pid_start?,
+            process: Process {
+                pid: pid?,
+                start_time: start_time?,
+            },
         })
     }
 }
 
-/// The start time of process `pid`: field 22 of `/proc/PID/stat`.
-pub fn process_start_time(pid: u32) -> io::Result<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces and parentheses: count
-    // fields after its closing parenthesis, which starts field 3.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(22 - 3))
-        .and_then(|field| field.parse().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                "unexpected /proc/PID/stat format",
-            )
-        })
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "container {} (id {}, supervisor pid {})",
+            self.name, self.id, self.process.pid
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("address {addr} is in use by container {} (id {}, supervisor pid {})", holder.name, holder.id, holder.pid)]
+    #[error("address {addr} is in use by {holder}")]
     Taken { addr: Ipv4Addr, holder: Holder },
-    #[error("address {addr} is in use (unreadable lease {path})")]
+    #[error("address {addr} is in use (unreadable lease {path}: `supervisor gc` removes it)")]
     TakenUnreadable { addr: Ipv4Addr, path: PathBuf },
     #[error("no free address left in {subnet} on bridge {bridge}")]
     Exhausted { subnet: Subnet, bridge: String },
@@ -290,15 +284,21 @@ pub enum Error {
     BadHolder { field: &'static str, value: String },
     #[error("bridge name {0:?} cannot name a lease directory")]
     BadBridge(String),
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+/// The lease files of one bridge, whatever its subnet: all a cleanup needs.
+#[derive(Debug, Clone)]
+pub struct LeaseDir {
+    dir: PathBuf,
+    bridge: String,
 }
 
 /// The leases of one bridge's subnet.
 #[derive(Debug, Clone)]
 pub struct Pool {
-    dir: PathBuf,
-    bridge: String,
+    leases: LeaseDir,
     subnet: Subnet,
 }
 
@@ -308,18 +308,146 @@ pub struct Pool {
 pub struct Lease {
     addr: Ipv4Addr,
     path: PathBuf,
+    /// The dead supervisor whose lease this one replaced.
+    reclaimed: Option<Holder>,
     released: bool,
+}
+
+/// A lease [`Pool::sweep`] removed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swept {
+    /// Its supervisor is dead.
+    Dead { addr: Ipv4Addr, holder: Holder },
+    /// Not a lease this version can read.
+    Unreadable { addr: Ipv4Addr },
+    /// For an address that is not a container address of the subnet.
+    Foreign { addr: Ipv4Addr },
+    /// A temporary whose writer died before renaming it into place.
+    Temporary { name: String },
+}
+
+impl LeaseDir {
+    /// The leases of `bridge` under `state_dir`. Touches nothing.
+    pub fn new(state_dir: &Path, bridge: &str) -> Result<LeaseDir, Error> {
+        if bridge.is_empty() || bridge.starts_with('.') || bridge.contains(['/', '\0']) {
+            return Err(Error::BadBridge(bridge.to_string()));
+        }
+        Ok(LeaseDir {
+            dir: state_dir.join("leases").join(bridge),
+            bridge: bridge.to_string(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
+    /// Every current lease, in address order.
+    pub fn leases(&self) -> Result<Vec<(Ipv4Addr, Option<Holder>)>, Error> {
+        Ok(self
+            .leased_addresses()?
+            .into_iter()
+            .map(|addr| (addr, self.read(addr)))
+            .collect())
+    }
+
+    /// Removes the lease of `addr` if container `id` holds it; true when it did.
+    pub fn release_held_by(&self, addr: Ipv4Addr, id: &str) -> Result<bool, Error> {
+        let _lock = self.lock()?;
+        if self.read(addr).is_some_and(|h| h.id == id) {
+            return Ok(file::remove(&self.path_of(addr))?);
+        }
+        Ok(false)
+    }
+
+    /// Removes every lease container `id` holds; returns their addresses.
+    pub fn release_all_held_by(&self, id: &str) -> Result<Vec<Ipv4Addr>, Error> {
+        let _lock = self.lock()?;
+        let mut released = Vec::new();
+        for addr in self.leased_addresses()? {
+            if self.read(addr).is_some_and(|h| h.id == id) && file::remove(&self.path_of(addr))? {
+                released.push(addr);
+            }
+        }
+        Ok(released)
+    }
+
+    /// [`Pool::sweep`] for a bridge whose subnet is unknown: every lease
+    /// but those for addresses outside `subnet`, when given, is judged by
+    /// its holder alone.
+    pub fn sweep(&self, subnet: Option<Subnet>) -> Result<Vec<Swept>, Error> {
+        let _lock = self.lock()?;
+        let mut swept = Vec::new();
+        for name in file::names(&self.dir)? {
+            if file::is_temporary(&name) {
+                file::remove(&self.dir.join(&name))?;
+                swept.push(Swept::Temporary { name });
+                continue;
+            }
+            let Ok(addr) = name.parse::<Ipv4Addr>() else {
+                continue;
+            };
+            let gone = if subnet.is_some_and(|s| s.check_container_address(addr).is_err()) {
+                Some(Swept::Foreign { addr })
+            } else {
+                match self.holder_of(addr) {
+                    Held::Free | Held::Live(_) => None,
+                    Held::Dead(holder) => Some(Swept::Dead { addr, holder }),
+                    Held::Unreadable(_) => Some(Swept::Unreadable { addr }),
+                }
+            };
+            if let Some(gone) = gone {
+                file::remove(&self.path_of(addr))?;
+                swept.push(gone);
+            }
+        }
+        Ok(swept)
+    }
+
+    fn lock(&self) -> Result<DirLock, Error> {
+        Ok(file::lock(&self.dir)?)
+    }
+
+    fn path_of(&self, addr: Ipv4Addr) -> PathBuf {
+        self.dir.join(addr.to_string())
+    }
+
+    fn read(&self, addr: Ipv4Addr) -> Option<Holder> {
+        let text = fs::read_to_string(self.path_of(addr)).ok()?;
+        Holder::from_record(&text)
+    }
+
+    fn holder_of(&self, addr: Ipv4Addr) -> Held {
+        let path = self.path_of(addr);
+        match fs::read_to_string(&path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Held::Free,
+            Ok(text) => match Holder::from_record(&text) {
+                Some(holder) if holder.process.is_alive() => Held::Live(holder),
+                Some(holder) => Held::Dead(holder),
+                None => Held::Unreadable(path),
+            },
+            Err(_) => Held::Unreadable(path),
+        }
+    }
+
+    fn leased_addresses(&self) -> Result<BTreeSet<Ipv4Addr>, Error> {
+        // Dot files (the lock, temporaries) and strangers are not leases.
+        Ok(file::names(&self.dir)?
+            .iter()
+            .filter_map(|name| name.parse().ok())
+            .collect())
+    }
 }
 
 impl Pool {
     /// The pool of `subnet` on `bridge`, kept under `state_dir`. Touches nothing.
     pub fn new(state_dir: &Path, bridge: &str, subnet: Subnet) -> Result<Pool, Error> {
-        if bridge.is_empty() || bridge.starts_with('.') || bridge.contains(['/', '\0']) {
-            return Err(Error::BadBridge(bridge.to_string()));
-        }
         Ok(Pool {
-            dir: state_dir.join("leases").join(bridge),
-            bridge: bridge.to_string(),
+            leases: LeaseDir::new(state_dir, bridge)?,
             subnet,
         })
     }
@@ -329,120 +457,82 @@ impl Pool {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.leases.dir()
+    }
+
+    pub fn lease_dir(&self) -> &LeaseDir {
+        &self.leases
+    }
+
+    /// Every current lease, in address order.
+    pub fn leases(&self) -> Result<Vec<(Ipv4Addr, Option<Holder>)>, Error> {
+        self.leases.leases()
     }
 
     /// Leases `want` when given (it must be a container address of the
-    /// subnet and free), else the lowest free address.
+    /// subnet and free), else the lowest free address. An address held by a
+    /// dead supervisor counts as free when it is the one in the way: the
+    /// pinned one, or the only one left; the lease then names that
+    /// supervisor in [`Lease::reclaimed`].
     pub fn lease(&self, want: Option<Ipv4Addr>, holder: &Holder) -> Result<Lease, Error> {
         if let Some(addr) = want {
             self.subnet.check_container_address(addr)?;
         }
         let record = holder.to_record()?;
-        let _lock = self.lock()?;
-        let addr = match want {
-            Some(addr) => {
-                if let Some(err) = self.taken(addr) {
-                    return Err(err);
-                }
-                addr
-            }
+        let _lock = self.leases.lock()?;
+        let (addr, reclaimed) = match want {
+            Some(addr) => match self.leases.holder_of(addr) {
+                Held::Free => (addr, None),
+                Held::Dead(dead) => (addr, Some(dead)),
+                Held::Live(holder) => return Err(Error::Taken { addr, holder }),
+                Held::Unreadable(path) => return Err(Error::TakenUnreadable { addr, path }),
+            },
             None => self.lowest_free()?,
         };
-        let path = self.dir.join(addr.to_string());
-        let tmp = self.dir.join(format!(".{addr}.tmp"));
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        write_file(&tmp, record.as_bytes()).map_err(io_err(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        let path = file::write_atomic(self.dir(), &addr.to_string(), record.as_bytes())?;
         Ok(Lease {
             addr,
             path,
+            reclaimed,
             released: false,
         })
     }
 
-    /// Every current lease, in address order.
-    pub fn leases(&self) -> Result<Vec<(Ipv4Addr, Option<Holder>)>, Error> {
-        let mut out = Vec::new();
-        for addr in self.leased_addresses()? {
-            let text = fs::read_to_string(self.dir.join(addr.to_string())).ok();
-            out.push((addr, text.as_deref().and_then(Holder::from_record)));
+    /// Removes every lease that no live supervisor holds: unreadable ones,
+    /// dead supervisors', those for addresses outside the container
+    /// addresses of the subnet, and temporaries left behind. Returns them.
+    pub fn sweep(&self) -> Result<Vec<Swept>, Error> {
+        self.leases.sweep(Some(self.subnet))
+    }
+
+    /// The lowest address without a lease; when every one has a lease, the
+    /// lowest held by a dead supervisor.
+    fn lowest_free(&self) -> Result<(Ipv4Addr, Option<Holder>), Error> {
+        let leased = self.leases.leased_addresses()?;
+        let mut addresses = self.subnet.container_addresses();
+        if let Some(addr) = addresses.find(|addr| !leased.contains(addr)) {
+            return Ok((addr, None));
         }
-        Ok(out)
-    }
-
-    fn lock(&self) -> Result<Flock<File>, Error> {
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
-        let path = self.dir.join(".lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::Io {
-            path,
-            source: errno.into(),
-        })
-    }
-
-    /// The error for a held address, None when it is free.
-    fn taken(&self, addr: Ipv4Addr) -> Option<Error> {
-        let path = self.dir.join(addr.to_string());
-        match fs::read_to_string(&path) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
-            Ok(text) => Some(match Holder::from_record(&text) {
-                Some(holder) => Error::Taken { addr, holder },
-                None => Error::TakenUnreadable { addr, path },
-            }),
-            Err(_) => Some(Error::TakenUnreadable { addr, path }),
-        }
-    }
-
-    fn lowest_free(&self) -> Result<Ipv4Addr, Error> {
-        let leased = self.leased_addresses()?;
-        self.subnet
-            .container_addresses()
-            .find(|addr| !leased.contains(addr))
+        leased
+            .into_iter()
+            .filter(|addr| self.subnet.check_container_address(*addr).is_ok())
+            .find_map(|addr| match self.leases.holder_of(addr) {
+                Held::Dead(holder) => Some((addr, Some(holder))),
+                _ => None,
+            })
             .ok_or_else(|| Error::Exhausted {
                 subnet: self.subnet,
-                bridge: self.bridge.clone(),
+                bridge: self.leases.bridge.clone(),
             })
-    }
-
-    fn leased_addresses(&self) -> Result<BTreeSet<Ipv4Addr>, Error> {
-        let entries = match fs::read_dir(&self.dir) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
-            other => other.map_err(|source| Error::Io {
-                path: self.dir.clone(),
-                source,
-            })?,
-        };
-        let mut leased = BTreeSet::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| Error::Io {
-                path: self.dir.clone(),
-                source,
-            })?;
-            // Dot files (the lock, temporaries) and strangers are not leases.
-            if let Some(addr) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
-                leased.insert(addr);
-            }
-        }
-        Ok(leased)
     }
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = File::create(path)?;
-    file.write_all(bytes)
+/// What holds an address.
+enum Held {
+    Free,
+    Live(Holder),
+    Dead(Holder),
+    Unreadable(PathBuf),
 }
 
 impl Lease {
@@ -454,17 +544,18 @@ impl Lease {
         &self.path
     }
 
+    /// The dead supervisor whose lease this one replaced, if any: the rest
+    /// of what it left is for the caller to clean up.
+    pub fn reclaimed(&self) -> Option<&Holder> {
+        self.reclaimed.as_ref()
+    }
+
     /// Gives the address back. Nobody else writes a held lease, so removing
     /// the file needs no lock.
     pub fn release(mut self) -> Result<(), Error> {
         self.released = true;
-        match fs::remove_file(&self.path) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(Error::Io {
-                path: self.path.clone(),
-                source: err,
-            }),
-            _ => Ok(()),
-        }
+        file::remove(&self.path)?;
+        Ok(())
     }
 }
 
@@ -472,6 +563,21 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if !self.released {
             let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl fmt::Display for Swept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Swept::Dead { addr, holder } => write!(
+                f,
+                "lease {addr}: its supervisor (pid {}, container {} {}) is gone",
+                holder.process.pid, holder.name, holder.id
+            ),
+            Swept::Unreadable { addr } => write!(f, "lease {addr}: unreadable"),
+            Swept::Foreign { addr } => write!(f, "lease {addr}: not a container address here"),
+            Swept::Temporary { name } => write!(f, "lease file {name}: unfinished"),
         }
     }
 }
@@ -484,13 +590,27 @@ mod tests {
         text.parse().unwrap()
     }
 
+    /// A live holder: this test process.
     fn holder(name: &str) -> Holder {
-        Holder {
-            name: name.to_string(),
-            id: format!("{name}-id"),
-            pid: std::process::id(),
-            pid_start: 42,
-        }
+        Holder::this_process(name, &format!("{name}-id")).unwrap()
+    }
+
+    /// A holder whose supervisor is gone: this process's pid with another
+    /// start time, as after a reuse.
+    fn dead_holder(name: &str) -> Holder {
+        let mut holder = holder(name);
+        holder.process.start_time += 1;
+        holder
+    }
+
+    /// Writes a lease file as a supervisor that died since would have.
+    fn plant(pool: &Pool, addr: Ipv4Addr, holder: &Holder) {
+        fs::create_dir_all(pool.dir()).unwrap();
+        fs::write(
+            pool.dir().join(addr.to_string()),
+            holder.to_record().unwrap(),
+        )
+        .unwrap();
     }
 
     fn temp_dir(test: &str) -> PathBuf {
@@ -602,8 +722,8 @@ mod tests {
     #[test]
     fn own_start_time_is_readable() {
         let h = Holder::this_process("c", "id").unwrap();
-        assert_eq!(h.pid, std::process::id());
-        assert!(h.pid_start > 0);
+        assert_eq!(h.process.pid, std::process::id());
+        assert!(h.process.start_time > 0);
     }
 
     #[test]
@@ -699,6 +819,103 @@ mod tests {
             lease.release().unwrap();
         }
         assert!(pool.leases().unwrap().is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_pinned_address_of_a_dead_supervisor_is_taken_over_naming_it() {
+        let dir = temp_dir("takeover");
+        let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
+        let want = Ipv4Addr::new(172, 16, 0, 30);
+        plant(&pool, want, &dead_holder("old"));
+        let lease = pool.lease(Some(want), &holder("new")).unwrap();
+        assert_eq!(lease.addr(), want);
+        assert_eq!(lease.reclaimed().map(|h| h.name.as_str()), Some("old"));
+        assert_eq!(pool.leases().unwrap()[0].1.as_ref().unwrap().name, "new");
+        lease.release().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_dead_supervisors_address_is_reused_only_when_none_is_free() {
+        let dir = temp_dir("reuse");
+        let pool = Pool::new(&dir, "sv0", subnet("10.9.0.0/29")).unwrap();
+        let first = Ipv4Addr::new(10, 9, 0, 2);
+        plant(&pool, first, &dead_holder("old"));
+        let mut held: Vec<Lease> = (0..4)
+            .map(|i| pool.lease(None, &holder(&format!("c{i}"))).unwrap())
+            .collect();
+        assert!(
+            held.iter()
+                .all(|l| l.addr() != first && l.reclaimed().is_none())
+        );
+        let last = pool.lease(None, &holder("last")).unwrap();
+        assert_eq!(last.addr(), first);
+        assert!(last.reclaimed().is_some());
+        held.push(last);
+        assert!(matches!(
+            pool.lease(None, &holder("more")),
+            Err(Error::Exhausted { .. })
+        ));
+        drop(held);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sweep_removes_dead_unreadable_foreign_and_unfinished_leases_only() {
+        let dir = temp_dir("sweep");
+        let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
+        let live = pool.lease(None, &holder("live")).unwrap();
+        let dead = Ipv4Addr::new(172, 16, 0, 9);
+        plant(&pool, dead, &dead_holder("dead"));
+        fs::write(dir.join("leases/sv0/172.16.0.10"), "garbage\0\n").unwrap();
+        plant(&pool, Ipv4Addr::new(10, 0, 0, 5), &holder("foreign"));
+        fs::write(dir.join("leases/sv0/.172.16.0.11.tmp"), "half").unwrap();
+        fs::write(dir.join("leases/sv0/README"), "a stranger").unwrap();
+        let swept: Vec<String> = pool
+            .sweep()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(swept.len(), 4, "{swept:?}");
+        assert!(
+            swept
+                .iter()
+                .any(|s| s.starts_with("lease 172.16.0.9: its supervisor (pid ")
+                    && s.ends_with(", container dead dead-id) is gone")),
+            "{swept:?}"
+        );
+        for expected in [
+            "lease 172.16.0.10: unreadable",
+            "lease 10.0.0.5: not a container address here",
+            "lease file .172.16.0.11.tmp: unfinished",
+        ] {
+            assert!(swept.contains(&expected.to_string()), "{swept:?}");
+        }
+        let left: Vec<_> = pool.leases().unwrap().into_iter().map(|(a, _)| a).collect();
+        assert_eq!(left, [live.addr()]);
+        assert!(dir.join("leases/sv0/README").exists());
+        assert!(pool.sweep().unwrap().is_empty());
+        live.release().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn release_held_by_removes_only_that_containers_leases() {
+        let dir = temp_dir("held-by");
+        let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
+        let a = Ipv4Addr::new(172, 16, 0, 5);
+        plant(&pool, a, &dead_holder("x"));
+        plant(&pool, Ipv4Addr::new(172, 16, 0, 6), &dead_holder("x"));
+        plant(&pool, Ipv4Addr::new(172, 16, 0, 7), &dead_holder("y"));
+        assert!(!pool.lease_dir().release_held_by(a, "y-id").unwrap());
+        assert!(pool.lease_dir().release_held_by(a, "x-id").unwrap());
+        assert_eq!(
+            pool.lease_dir().release_all_held_by("x-id").unwrap(),
+            [Ipv4Addr::new(172, 16, 0, 6)]
+        );
+        assert_eq!(pool.leases().unwrap().len(), 1);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,17 +4,26 @@
 //! lifecycle → the kernel through `spawn` (clone3, pidfd), `netlink`
 //! (links, addresses, routes) and `firewall` (nftables batches); the
 //! `ruleset` loader compiles nft-syntax files to `nftables` batches.
+//!
+//! `state` keeps a record of each running container; `reconcile` gives back
+//! what crashed supervisors left; `control` is `ps`, `stop`, `inspect` and
+//! `gc`, run from another process.
 
 pub mod bench;
 pub mod conntrack;
+pub mod control;
+#[doc(hidden)]
+pub mod fault;
 pub mod firewall;
 pub mod ipam;
 pub mod netlink;
 pub mod network;
 pub mod nftables;
 pub mod publish;
+pub mod reconcile;
 pub mod ruleset;
 pub mod signals;
 pub mod spawn;
 pub mod spec;
+pub mod state;
 pub mod supervisor;

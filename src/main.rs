@@ -4,13 +4,14 @@
 
 mod cli;
 
+use std::io::stdout;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use supervisor::ruleset;
 use supervisor::spec::{NetworkMode, RunOptions};
+use supervisor::{control, ruleset};
 
 use crate::cli::{BenchArgs, Cli, Command, NetworkArg, RulesetCommand, RunArgs};
 
@@ -26,6 +27,27 @@ fn main() -> ExitCode {
             exit(supervisor::supervisor::run(options), |e| e.exit_code())
         }
         Command::Bench(args) => bench(args),
+        Command::Ps(args) => done(control::ps(&cli.state_dir, args.json, &mut stdout())),
+        Command::Stop(args) => {
+            let time = Duration::from_secs(args.time);
+            done(control::stop(
+                &cli.state_dir,
+                &args.containers,
+                time,
+                &mut stdout(),
+            ))
+        }
+        Command::Inspect(args) => done(control::inspect(
+            &cli.state_dir,
+            &args.container,
+            &mut stdout(),
+        )),
+        Command::Gc => done(control::gc(
+            &cli.state_dir,
+            &cli.bridge,
+            &cli.subnet,
+            &mut stdout(),
+        )),
         Command::Init { command } => ExitCode::from(supervisor::spawn::init::run(&command)),
         Command::Ruleset(command) => ruleset_command(command),
     }
@@ -68,6 +90,11 @@ fn bench(args: BenchArgs) -> ExitCode {
     };
     let result = supervisor::bench::run(&options, &mut std::io::stdout()).map(|()| 0);
     exit(result, supervisor::bench::Error::exit_code)
+}
+
+/// 0 for a command other than `run`; on failure one line on stderr and 1.
+fn done(result: Result<(), control::Error>) -> ExitCode {
+    exit(result.map(|()| 0), control::Error::exit_code)
 }
 
 /// The code on success; on failure one line on stderr and the error's code.

@@ -71,6 +71,11 @@ impl Attachment {
         &self.link.host_ifname
     }
 
+    /// The dead supervisor whose address this one took over, if any.
+    pub fn reclaimed(&self) -> Option<&Holder> {
+        self.lease.reclaimed()
+    }
+
     /// Plumbs `container`, which must not be released yet. Every fd on its
     /// network namespace is closed again on return, so the veth pair lives
     /// as long as the container: it goes away by itself when the container's

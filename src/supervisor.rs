@@ -9,12 +9,15 @@ use caps::Capability;
 use tokio::time::Sleep;
 
 use crate::conntrack;
+use crate::fault::pause_at;
 use crate::firewall::{self, Base, Firewall, Owner, Publication};
 use crate::network::{self, Attachment};
 use crate::publish::Protocol;
+use crate::reconcile;
 use crate::signals::{self, Signals};
 use crate::spawn::{self, Container, ExitStatus, SpawnConfig, SpawnError};
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
+use crate::state::{self, Process, Record, Registration};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -32,6 +35,10 @@ pub enum Error {
     Network(#[from] network::Error),
     #[error(transparent)]
     Firewall(#[from] firewall::Error),
+    #[error(transparent)]
+    State(#[from] state::Error),
+    #[error("reading /proc for the record: {0}")]
+    Proc(#[source] io::Error),
     #[error("waiting for the container: {0}")]
     Wait(#[source] io::Error),
 }
@@ -107,6 +114,19 @@ fn preflight() -> Result<(), Error> {
     }
 }
 
+/// Claims the container's name with its record: the first thing a run
+/// creates, so everything after it is explained by a live record.
+async fn register(spec: &RunSpec) -> Result<Registration, Error> {
+    let me = Process::current().map_err(Error::Proc)?;
+    let command = spec.command.iter();
+    let command = command.map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut record = Record::new(&spec.name, &spec.id, me, command);
+    if let Network::Bridge { bridge, .. } = &spec.network {
+        record.bridge = Some(bridge.name.clone());
+    }
+    Ok(reconcile::claim(&spec.state_dir, record).await?)
+}
+
 /// A container's bridge network: its lease and link, and the firewall that
 /// publishes its ports. Dropping it gives the lease back.
 struct BridgeNet {
@@ -121,6 +141,9 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
         return Ok(None);
     };
     let attachment = network::prepare(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
+    if let Some(dead) = attachment.reclaimed() {
+        reconcile::reclaimed_address(&spec.state_dir, &bridge.name, dead).await;
+    }
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
     let base = firewall.ensure_base(&bridge.name, &bridge.subnet)?;
@@ -148,29 +171,29 @@ impl BridgeNet {
     /// entry) in one batch.
     async fn connect(&self, spec: &RunSpec, container: &Container) -> Result<Publication, Error> {
         self.attachment.plumb(container).await?;
+        pause_at("linked");
         let t = Instant::now();
         let owner = Owner {
             name: spec.name.clone(),
             id: spec.id.clone(),
         };
-        let publication = self.firewall.publish_mappings(
-            &owner,
-            self.attachment.address(),
-            self.attachment.host_ifname(),
-            &spec.publish,
-        )?;
+        let publish = || {
+            self.firewall.publish_mappings(
+                &owner,
+                self.attachment.address(),
+                self.attachment.host_ifname(),
+                &spec.publish,
+            )
+        };
+        let publication = match publish() {
+            // Held by a dead supervisor: given back, then ours.
+            Err(firewall::Error::PortTaken {
+                owner: Some(holder),
+                ..
+            }) if reconcile::reclaim_port(&spec.state_dir, &holder).await => publish()?,
+            other => other?,
+        };
         phase("publish batch", t);
-        // A UDP client that sent before the port was published holds an
-        // entry that bypasses the new DNAT: forget it.
-        let udp: Vec<_> = publication
-            .ports
-            .iter()
-            .filter(|p| p.protocol == Protocol::Udp)
-            .map(|p| (p.protocol, p.host_port))
-            .collect();
-        if let Err(err) = conntrack::forget(&udp, None) {
-            tracing::warn!("{err}");
-        }
         for (mapping, port) in spec.publish.iter().zip(&publication.ports) {
             if mapping.host_port.is_none() {
                 eprintln!("supervisor: published {port}");
@@ -184,21 +207,75 @@ impl BridgeNet {
     /// each failure.
     fn teardown(self, publication: Option<Publication>) {
         if let Some(publication) = publication {
+            let t = Instant::now();
             if let Err(err) = self.firewall.unpublish(&publication) {
                 tracing::warn!("unpublishing: {err}");
             }
-            let ports: Vec<_> = publication
-                .ports
-                .iter()
-                .map(|p| (p.protocol, p.host_port))
-                .collect();
-            if let Err(err) = conntrack::forget(&ports, Some(publication.address)) {
-                tracing::warn!("{err}");
-            }
+            phase("unpublish batch", t);
+            forget_udp(&self.firewall, &publication, Some(publication.address));
         }
+        let t = Instant::now();
         if let Err(err) = self.attachment.release() {
             tracing::warn!("{err}");
         }
+        phase("lease release", t);
+        self.firewall.close();
+    }
+}
+
+/// Deletes the conntrack entries of the publication's UDP ports: those
+/// DNATed to `address`, or all of them when None.
+///
+/// NAT is decided when an entry is created, and a UDP client that keeps
+/// sending keeps its entry: one made before the port was published bypasses
+/// the DNAT, one made for a container that is gone keeps pointing at it.
+/// TCP clients open new connections, so their entries are left to expire.
+/// Only UDP, because the kernel's dump walks its whole conntrack hash table,
+/// about 10 ms on a host with 24 GiB.
+fn forget_udp(firewall: &Firewall, publication: &Publication, address: Option<std::net::Ipv4Addr>) {
+    let t = Instant::now();
+    let udp: Vec<_> = publication
+        .ports
+        .iter()
+        .filter(|p| p.protocol == Protocol::Udp)
+        .map(|p| (p.protocol, p.host_port))
+        .collect();
+    if udp.is_empty() {
+        return;
+    }
+    let forgotten = firewall
+        .netfilter_socket()
+        .map_err(conntrack::Error::Socket)
+        .and_then(|socket| conntrack::forget_with(socket, &udp, address));
+    if let Err(err) = forgotten {
+        tracing::warn!("{err}");
+    }
+    phase("conntrack", t);
+}
+
+/// Completes the record once the container is plumbed and published. A
+/// failure is only a warning: everything the container holds is found by
+/// its id, which the record already has.
+fn record_container(
+    registration: &mut Registration,
+    container: &Container,
+    publication: Option<&Publication>,
+) {
+    let process = u32::try_from(container.pid())
+        .map_err(io::Error::other)
+        .and_then(Process::of);
+    let recorded = process.map_err(Error::Proc).and_then(|process| {
+        Ok(registration.update(|record| {
+            record.container = Some(process);
+            if let Some(publication) = publication {
+                record.address = Some(publication.address);
+                record.veth = Some(publication.veth.clone());
+                record.ports = publication.ports.iter().map(|&p| p.into()).collect();
+            }
+        })?)
+    });
+    if let Err(err) = recorded {
+        tracing::warn!("completing the record: {err}");
     }
 }
 
@@ -217,6 +294,10 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         init: spec.init,
         take_terminal: terminal,
     };
+    let t = Instant::now();
+    let mut registration = register(&spec).await?;
+    phase("record", t);
+    pause_at("registered");
     let t = Instant::now();
     // Biased: `prepare_network` takes the address lease before its first
     // await, so a taken address stops the run before clone3; the bridge,
@@ -242,6 +323,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         (_, Err(err)) => return Err(err.into()),
     };
     tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
+    pause_at("leased");
     let publication = match &network {
         Some(net) => match net.connect(&spec, &container).await {
             Ok(publication) => Some(publication),
@@ -253,12 +335,20 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         },
         None => None,
     };
+    pause_at("published");
+    record_container(&mut registration, &container, publication.as_ref());
+    pause_at("recorded");
 
     let t = Instant::now();
     let outcome = match container.release().await {
         Ok(()) => {
             phase("release to exec", t);
             phase("startup", started);
+            // Off the startup path: the container runs meanwhile.
+            if let (Some(net), Some(publication)) = (&network, &publication) {
+                forget_udp(&net.firewall, publication, None);
+            }
+            pause_at("running");
             supervise(&container, &mut signals, spec.stop_timeout)
                 .await
                 .map_err(Error::Wait)
@@ -272,10 +362,16 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     if terminal {
         spawn::reclaim_terminal();
     }
+    pause_at("exited");
     let t = Instant::now();
     // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
         net.teardown(publication);
+    }
+    pause_at("released");
+    // Last: until it is gone, the record explains what is left.
+    if let Err(err) = registration.remove() {
+        tracing::warn!("{err}");
     }
     phase("teardown", t);
     let status = outcome?;

@@ -118,9 +118,14 @@ fn publishing_a_taken_port_fails_whole_naming_its_holder() {
                 &[(9090, 9000, Protocol::Tcp), (8080, 80, Protocol::Tcp)],
             );
             match fw.publish(&other) {
-                Err(Error::PortTaken { port, holder }) => {
+                Err(Error::PortTaken {
+                    port,
+                    holder,
+                    owner,
+                }) => {
                     assert_eq!(port.host_port, 8080);
                     assert_eq!(holder, "container web (web-id)");
+                    assert_eq!(owner.map(|o| o.id), Some("web-id".to_string()));
                 }
                 other => panic!("expected PortTaken, got {other:?}"),
             }

@@ -127,6 +127,25 @@ fn sigterm_is_forwarded_to_a_command_that_traps_it() {
 }
 
 #[test]
+fn with_init_sigterm_reaches_the_command_with_a_clean_signal_mask() {
+    let Some(ns) = HostNs::new("with_init_sigterm_reaches_the_command_with_a_clean_signal_mask")
+    else {
+        return;
+    };
+    // Not through a shell: dash clears its mask at startup and would hide it.
+    let out = run(&ns, &["--init", "grep", "SigBlk", "/proc/self/status"]);
+    assert_eq!(stdout(&out).trim(), "SigBlk:\t0000000000000000");
+    let script = "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done";
+    let (mut child, mut out) = start(&ns, &["--init", "sh", "-c", script]);
+    signal(child.id(), libc::SIGTERM);
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest.trim(), "got-term");
+    assert_eq!(status.code(), Some(3));
+}
+
+#[test]
 fn a_command_ignoring_sigterm_is_killed_after_the_stop_timeout() {
     let Some(ns) = HostNs::new("a_command_ignoring_sigterm_is_killed_after_the_stop_timeout")
     else {

@@ -12,7 +12,7 @@ use std::path::Path;
 use nix::errno::Errno;
 
 use crate::ipam::Subnet;
-use crate::nftables::{Element, Mode};
+use crate::nftables::{Element, Family, Mode};
 use crate::ruleset::{self, Define, compile::Compiled};
 
 use super::{Error, Firewall, Target, set_ref};
@@ -71,9 +71,7 @@ impl Firewall {
         if loaded == Some(wanted) {
             return Ok(Base::Current);
         }
-        let exists = self
-            .socket
-            .table_exists(crate::nftables::Family::Ip, super::TABLE)?;
+        let exists = self.socket.table_exists(Family::Ip, super::TABLE)?;
         let survivors = if exists {
             self.all_elements()?
         } else {
@@ -115,9 +113,7 @@ impl Firewall {
                 source: Errno::ENOENT,
                 ..
             }) => {
-                let exists = self
-                    .socket
-                    .table_exists(crate::nftables::Family::Ip, super::TABLE)?;
+                let exists = self.socket.table_exists(Family::Ip, super::TABLE)?;
                 Ok(exists.then_some(0))
             }
             Err(e) => Err(e.into()),
@@ -125,7 +121,7 @@ impl Firewall {
     }
 
     /// Every per-container element, by map or set.
-    fn all_elements(&self) -> Result<Vec<(Target, Vec<Element>)>, Error> {
+    pub(super) fn all_elements(&self) -> Result<Vec<(Target, Vec<Element>)>, Error> {
         Target::ALL
             .iter()
             .map(|&target| match self.socket.elements(&set_ref(target)) {
@@ -143,15 +139,14 @@ impl Firewall {
     /// docker, ufw install such): they drop the containers' forwarded
     /// traffic whatever our table accepts. `family table` for each.
     pub fn foreign_forward_drops(&self) -> Result<Vec<String>, Error> {
-        use crate::nftables::Family;
         const FORWARD: u32 = 2;
         const DROP: u32 = 0;
-        let chains =
-            self.socket
-                .chains(&[Family::Ip, Family::Ip6, Family::Inet, Family::Bridge])?;
+        let chains = self.socket.chains()?;
         let mut tables: Vec<String> = chains
             .into_iter()
             .filter(|c| c.hook == Some(FORWARD) && c.policy == Some(DROP))
+            // netdev and arp have no forward hook; 2 means something else there.
+            .filter(|c| !matches!(c.family, Family::Netdev | Family::Arp))
             .filter(|c| c.table != "supervisor")
             .map(|c| format!("{} {}", c.family, c.table))
             .collect();

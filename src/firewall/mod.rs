@@ -9,6 +9,7 @@
 //! and `nft list ruleset` shows whose each element is.
 
 mod base;
+mod owned;
 mod plan;
 
 use std::collections::{BTreeMap, HashSet};
@@ -24,6 +25,7 @@ use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata}
 use crate::publish::{PortMapping, Protocol};
 
 pub use base::{Base, RULESET, defines, version};
+pub use owned::Owned;
 pub use plan::{Owner, PlannedElement, Port, Publication, Target};
 
 /// The name of both supervisor tables (`ip supervisor`, `bridge supervisor`).
@@ -32,7 +34,12 @@ pub const TABLE: &CStr = c"supervisor";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("port {port} is already published by {holder}")]
-    PortTaken { port: Port, holder: String },
+    PortTaken {
+        port: Port,
+        holder: String,
+        /// The holder, when its element carries our comment.
+        owner: Option<Owner>,
+    },
     #[error("no free host port left for {0}")]
     NoFreePort(Protocol),
     #[error("the base ruleset nft/supervisor.nft: {0}")]
@@ -64,6 +71,19 @@ impl Firewall {
             socket: Socket::open()?,
             lock_path: state_dir.join("firewall.lock"),
         })
+    }
+
+    /// Another descriptor of the netfilter socket, for conntrack requests:
+    /// every netfilter socket a process closes after deleting elements makes
+    /// it wait for the kernel (see `close`), so the supervisor uses one.
+    pub fn netfilter_socket(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.socket.duplicate()
+    }
+
+    /// Lets go of the netfilter socket without waiting for the kernel's
+    /// deferred frees (see `nftables::Socket::close_detached`).
+    pub fn close(self) {
+        self.socket.close_detached();
     }
 
     fn lock(&self, exclusive: bool) -> Result<Flock<File>, Error> {
@@ -138,10 +158,14 @@ impl Firewall {
                         .map(|p| (e, p))
                 });
                 match taken {
-                    Some((e, port)) => Err(Error::PortTaken {
-                        port,
-                        holder: self.holder(e.target, &e.key),
-                    }),
+                    Some((e, port)) => {
+                        let (holder, owner) = self.holder(e.target, &e.key);
+                        Err(Error::PortTaken {
+                            port,
+                            holder,
+                            owner,
+                        })
+                    }
                     None => Err(nftables::Error::Refused(refusals).into()),
                 }
             }
@@ -243,9 +267,10 @@ impl Firewall {
         Ok(())
     }
 
-    /// Who holds an element: its comment, as the publishing supervisor wrote it.
-    fn holder(&self, target: Target, key: &[u8]) -> String {
-        let unknown = || "another container".to_string();
+    /// Who holds an element, from its comment as the publishing supervisor
+    /// wrote it: for people, and the owner when the comment is ours.
+    fn holder(&self, target: Target, key: &[u8]) -> (String, Option<Owner>) {
+        let unknown = || ("another container".to_string(), None);
         let Ok(elements) = self.socket.elements(&set_ref(target)) else {
             return unknown();
         };
@@ -254,8 +279,8 @@ impl Firewall {
             .find(|e| e.key == key)
             .and_then(|e| e.udata?.comment_text())
             .map(|comment| match Owner::from_comment(&comment) {
-                Some(owner) => format!("container {owner}"),
-                None => format!("\"{comment}\""),
+                Some(owner) => (format!("container {owner}"), Some(owner)),
+                None => (format!("\"{comment}\""), None),
             })
             .unwrap_or_else(unknown)
     }

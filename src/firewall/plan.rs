@@ -169,10 +169,11 @@ fn addr_port(addr: Ipv4Addr, port: u16) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn web() -> Publication {
+    /// A container with a port on every address and one on 127.0.0.1.
+    pub(crate) fn web() -> Publication {
         Publication {
             owner: Owner {
                 name: "web".into(),

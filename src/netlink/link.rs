@@ -45,15 +45,19 @@ pub(crate) struct Link {
     pub name: String,
     pub kind: Option<InfoKind>,
     pub up: bool,
+    /// The bridge it is attached to, by index.
+    pub controller: Option<u32>,
 }
 
 impl Link {
     fn from_message(msg: LinkMessage) -> Link {
         let mut name = String::new();
         let mut kind = None;
+        let mut controller = None;
         for attr in msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => name = n,
+                LinkAttribute::Controller(index) => controller = Some(index),
                 LinkAttribute::LinkInfo(infos) => {
                     kind = infos.into_iter().find_map(|info| match info {
                         LinkInfo::Kind(kind) => Some(kind),
@@ -68,6 +72,7 @@ impl Link {
             name,
             kind,
             up: msg.header.flags.contains(LinkFlags::Up),
+            controller,
         }
     }
 }
@@ -99,6 +104,18 @@ pub(crate) async fn by_index(handle: &Handle, index: u32) -> Result<Option<Link>
             .await,
         &object,
     )
+}
+
+/// Every link.
+pub(crate) async fn all(handle: &Handle) -> Result<Vec<Link>, Error> {
+    let messages: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(Error::request("listing", "links"))?;
+    Ok(messages.into_iter().map(Link::from_message).collect())
 }
 
 fn lookup(

@@ -40,7 +40,27 @@ pub enum Family {
     Ip6 = 10,
 }
 
+impl From<Family> for u16 {
+    fn from(family: Family) -> u16 {
+        family as u16
+    }
+}
+
 impl Family {
+    /// The family of an NFPROTO_* number, if it is one of ours.
+    pub fn from_nfproto(value: u8) -> Option<Family> {
+        [
+            Family::Inet,
+            Family::Ip,
+            Family::Arp,
+            Family::Netdev,
+            Family::Bridge,
+            Family::Ip6,
+        ]
+        .into_iter()
+        .find(|f| *f as u8 == value)
+    }
+
     /// The family's name in nft syntax.
     pub fn name(self) -> &'static str {
         match self {

@@ -220,6 +220,58 @@ impl Socket {
         Ok(())
     }
 
+    /// Another descriptor of this socket, for ctnetlink requests: closing
+    /// it releases nothing while this one is open.
+    pub fn duplicate(&self) -> std::io::Result<OwnedFd> {
+        self.fd.try_clone()
+    }
+
+    /// Closes the socket without waiting for the kernel.
+    ///
+    /// Releasing a netfilter socket makes nf_tables flush its deferred frees
+    /// of deleted objects first: an RCU grace period, about 10 ms here, that
+    /// would hold up the exit of a supervisor that just removed its
+    /// elements. The kernel state is final once the batch is acked; only
+    /// freeing memory is left. So a forked child keeps the last reference
+    /// until this process has exited, then closes it: the caller goes on at
+    /// once.
+    pub fn close_detached(self) {
+        let socket = self.fd.as_raw_fd();
+        // The child learns of our exit by EOF on this pipe.
+        let Ok((exited, alive)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+            return; // Plain close on drop.
+        };
+        let exited_fd = exited.as_raw_fd();
+        // SAFETY: the child runs only async-signal-safe syscalls (close_range,
+        // read, close, _exit) on descriptors it inherited, no allocation:
+        // fork in a multi-threaded process allows nothing else.
+        unsafe {
+            if libc::fork() == 0 {
+                let (low, high) = if socket < exited_fd {
+                    (socket, exited_fd)
+                } else {
+                    (exited_fd, socket)
+                };
+                if low > 0 {
+                    libc::close_range(0, (low - 1) as libc::c_uint, 0);
+                }
+                if high > low + 1 {
+                    libc::close_range((low + 1) as libc::c_uint, (high - 1) as libc::c_uint, 0);
+                }
+                libc::close_range((high + 1) as libc::c_uint, libc::c_uint::MAX, 0);
+                let mut byte = 0u8;
+                while libc::read(exited_fd, (&mut byte as *mut u8).cast(), 1) < 0 {}
+                libc::close(socket);
+                libc::_exit(0);
+            }
+        }
+        // Ours is not the last reference now (or the fork failed and this
+        // is a plain close). `alive` stays open until we exit.
+        drop(self);
+        drop(exited);
+        std::mem::forget(alive);
+    }
+
     /// Whether a table exists.
     pub fn table_exists(&self, family: Family, name: &CStr) -> Result<bool, Error> {
         let body = |m: &mut super::sys::Message<'_>| m.put_strz(NFTA_TABLE_NAME, name);
@@ -233,35 +285,37 @@ impl Socket {
         }
     }
 
-    /// The chains of the given families, as the kernel holds them.
-    pub fn chains(&self, families: &[Family]) -> Result<Vec<ChainInfo>, Error> {
+    /// Every chain of every family, as the kernel holds them (one dump).
+    pub fn chains(&self) -> Result<Vec<ChainInfo>, Error> {
+        const NFPROTO_UNSPEC: u16 = 0;
         let mut chains = Vec::new();
-        for &family in families {
-            self.request(
-                NFT_MSG_GETCHAIN,
-                family,
-                NLM_F_DUMP,
-                |_| {},
-                "list chains",
-                |payload| {
-                    let attrs = payload.get(4..).unwrap_or(&[]);
-                    let text = |ty| {
-                        nla::attr(attrs, ty)
-                            .map(|v| String::from_utf8_lossy(nla::strz(v)).into_owned())
-                            .unwrap_or_default()
-                    };
-                    chains.push(ChainInfo {
-                        family,
-                        table: text(NFTA_CHAIN_TABLE),
-                        name: text(NFTA_CHAIN_NAME),
-                        hook: nla::attr(attrs, NFTA_CHAIN_HOOK)
-                            .and_then(|hook| nla::attr(hook, NFTA_HOOK_HOOKNUM))
-                            .and_then(nla::be32),
-                        policy: nla::attr(attrs, NFTA_CHAIN_POLICY).and_then(nla::be32),
-                    });
-                },
-            )?;
-        }
+        self.request(
+            NFT_MSG_GETCHAIN,
+            NFPROTO_UNSPEC,
+            NLM_F_DUMP,
+            |_| {},
+            "list chains",
+            |payload| {
+                let Some(family) = payload.first().copied().and_then(Family::from_nfproto) else {
+                    return;
+                };
+                let attrs = payload.get(4..).unwrap_or(&[]);
+                let text = |ty| {
+                    nla::attr(attrs, ty)
+                        .map(|v| String::from_utf8_lossy(nla::strz(v)).into_owned())
+                        .unwrap_or_default()
+                };
+                chains.push(ChainInfo {
+                    family,
+                    table: text(NFTA_CHAIN_TABLE),
+                    name: text(NFTA_CHAIN_NAME),
+                    hook: nla::attr(attrs, NFTA_CHAIN_HOOK)
+                        .and_then(|hook| nla::attr(hook, NFTA_HOOK_HOOKNUM))
+                        .and_then(nla::be32),
+                    policy: nla::attr(attrs, NFTA_CHAIN_POLICY).and_then(nla::be32),
+                });
+            },
+        )?;
         Ok(chains)
     }
 
@@ -295,7 +349,7 @@ impl Socket {
     fn request(
         &self,
         ty: u16,
-        family: Family,
+        family: impl Into<u16>,
         flags: u16,
         body: impl Fn(&mut super::sys::Message<'_>),
         what: &'static str,
@@ -303,7 +357,7 @@ impl Socket {
     ) -> Result<(), Error> {
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
-        let req = request(ty, family as u16, flags | NLM_F_ACK, seq, body);
+        let req = request(ty, family.into(), flags | NLM_F_ACK, seq, body);
         socket::send(self.fd.as_raw_fd(), &req, MsgFlags::empty()).map_err(io(what))?;
         let mut buf = vec![0u8; max_message_size()];
         loop {

@@ -7,13 +7,27 @@
 
 use std::ffi::OsString;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 /// Runs the command under this init; returns the exit code for the process.
 pub fn run(command: &[OsString]) -> u8 {
     block_all_signals();
-    // std resets the signal mask and SIGPIPE in the child.
-    let child = match Command::new(&command[0]).args(&command[1..]).spawn() {
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    // std keeps the parent's signal mask across exec: without this the
+    // command would start with every signal blocked, forwarded ones included.
+    // SAFETY: sigprocmask on a stack set is async-signal-safe and allocates
+    // nothing, as required between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let child = match cmd.spawn() {
         Ok(child) => child.id() as libc::pid_t,
         Err(err) => {
             let name = command[0].to_string_lossy();

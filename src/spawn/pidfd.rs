@@ -67,12 +67,7 @@ impl Pidfd {
 
     /// Waits until the process exits (the pidfd turns readable), then reaps it.
     pub async fn wait(&self) -> io::Result<ExitStatus> {
-        // SAFETY: the borrowed pidfd stays open and unchanged while the
-        // AsyncFd lives: it borrows from self, which owns the fd.
-        let async_fd = unsafe {
-            AsyncFd::register_with_interest(self.fd.as_fd(), tokio::io::Interest::READABLE)
-        }
-        .map_err(io::Error::from)?;
+        let async_fd = self.registered()?;
         loop {
             let mut guard = async_fd.readable().await?;
             match self.try_reap() {
@@ -82,6 +77,21 @@ impl Pidfd {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Waits until the process has exited, without reaping it: for a
+    /// process that is not our child (its pidfd turns readable all the same).
+    pub async fn exited(&self) -> io::Result<()> {
+        let _ready = self.registered()?.readable().await?;
+        Ok(())
+    }
+
+    /// The pidfd on the runtime, waiting for readability (the exit).
+    fn registered(&self) -> io::Result<AsyncFd<BorrowedFd<'_>>> {
+        // SAFETY: the borrowed pidfd stays open and unchanged while the
+        // AsyncFd lives: it borrows from self, which owns the fd.
+        unsafe { AsyncFd::register_with_interest(self.fd.as_fd(), tokio::io::Interest::READABLE) }
+            .map_err(io::Error::from)
     }
 
     /// waitid(P_PIDFD, WNOHANG): the status if the process has exited.

@@ -16,6 +16,7 @@ pub mod netns;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 pub const SUPERVISOR: &str = env!("CARGO_BIN_EXE_supervisor");
 
@@ -124,6 +125,32 @@ impl HostNs {
         cmd
     }
 
+    /// Runs `supervisor run ARGS…` here, to its end.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.supervisor()
+            .arg("run")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn supervisor")
+    }
+
+    /// Starts `supervisor run ARGS…` here, whose command must print "ready"
+    /// first, and waits for that line. The container ends when its stdin
+    /// closes, when the returned Child is dropped with its stdin.
+    pub fn start(&self, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
+        let mut child = self
+            .supervisor()
+            .arg("run")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn supervisor");
+        let out = wait_ready(&mut child);
+        (child, out)
+    }
+
     /// Runs a shell script inside this host.
     pub fn sh(&self, script: &str) -> Output {
         self.command("sh")
@@ -198,6 +225,137 @@ pub fn wait_ready(child: &mut Child) -> BufReader<ChildStdout> {
     out.read_line(&mut line).expect("read ready line");
     assert_eq!(line.trim(), "ready", "container did not start");
     out
+}
+
+/// Closes the container's stdin and waits for the supervisor's exit, which
+/// must be a success.
+pub fn stop(mut child: Child) {
+    drop(child.stdin.take());
+    let status = child.wait().expect("wait supervisor");
+    assert!(status.success(), "{status}");
+}
+
+/// Retries `attempt` until it returns Some, for at most `limit`: a deadline
+/// to fail instead of hanging, never a timing claim.
+pub fn eventually<T>(what: &str, limit: Duration, mut attempt: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = attempt() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The container veths (sv + hex id) present in `ns`.
+pub fn container_veths(ns: &HostNs) -> Vec<String> {
+    ns.ok("ip -br link")
+        .lines()
+        .filter_map(|l| l.split([' ', '@']).next())
+        .filter(|name| name.len() > 3 && name.starts_with("sv") && *name != "sv0")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits until the container veths are gone: they go with their
+/// container's namespace, which the kernel tears down in the background.
+pub fn wait_for_no_veth(ns: &HostNs) {
+    eventually("container veths gone", Duration::from_secs(10), || {
+        container_veths(ns).is_empty().then_some(())
+    });
+}
+
+/// The record files, one a line.
+pub fn records(ns: &HostNs) -> String {
+    ns.ok("ls -A /run/supervisor/containers 2>/dev/null | grep -v '^.lock$' || true")
+}
+
+/// Starts `supervisor run ARGS…` with the fault hook set to `phase` (see
+/// src/fault.rs), waits until the supervisor has stopped itself there, and
+/// kills it with SIGKILL: a crash at exactly that point.
+pub fn crash_at(ns: &HostNs, phase: &str, args: &[&str]) {
+    let mut child = background(
+        ns.supervisor()
+            .env("SUPERVISOR_TEST_PAUSE_AT", phase)
+            .arg("run")
+            .args(args),
+    );
+    let pid = child.id();
+    eventually(
+        &format!("the supervisor stopping at {phase}"),
+        Duration::from_secs(30),
+        || {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(
+                    child.stderr.as_mut().expect("piped stderr"),
+                    &mut err,
+                );
+                panic!("the supervisor exited with {status} before {phase}: {err}");
+            }
+            (process_state(pid) == Some('T')).then_some(())
+        },
+    );
+    child.kill().expect("SIGKILL the supervisor");
+    child.wait().expect("reap the supervisor");
+}
+
+/// Starts `cmd` (a supervisor) in the background, stdin and stdout null,
+/// stderr piped for the test to read when it fails.
+pub fn background(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor")
+}
+
+/// The state letter of process `pid` (R, S, T, Z...), None when it is gone.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// Asserts that no record, lease or firewall element is left.
+pub fn assert_no_state(ns: &HostNs) {
+    assert_eq!(records(ns), "", "records left");
+    assert_eq!(leases(ns), "", "leases left");
+    assert_eq!(
+        elements(ns),
+        0,
+        "elements left: {}",
+        ns.ok("nft list ruleset")
+    );
+}
+
+/// How many per-container firewall elements there are: each carries its
+/// owner as a comment, nothing else in the tables does.
+pub fn elements(ns: &HostNs) -> usize {
+    ns.ok("nft list ruleset | grep -o 'comment \"' | wc -l")
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+/// Runs a container with `options` that prints its eth0 address, and
+/// returns that line (`ip -br -4 addr show dev eth0`); the run must succeed.
+pub fn eth0_address(ns: &HostNs, options: &[&str]) -> String {
+    let mut args = options.to_vec();
+    args.extend(["--", "ip", "-br", "-4", "addr", "show", "dev", "eth0"]);
+    let out = ns.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+/// The lease files of bridge sv0, one a line.
+pub fn leases(ns: &HostNs) -> String {
+    ns.ok("ls /run/supervisor/leases/sv0 2>/dev/null || true")
 }
 
 /// Runs `cmd` and returns its output with stdin closed.

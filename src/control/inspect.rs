@@ -1,0 +1,121 @@
+//! `supervisor inspect`: a container's record and what the kernel holds for
+//! it right now, as JSON.
+
+use std::fs::File;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{Error, block_on};
+use crate::firewall::Firewall;
+use crate::netlink::{self, Netlink};
+use crate::state::{Process, Record, Store};
+
+#[derive(Debug, Serialize)]
+struct Inspection<'a> {
+    #[serde(flatten)]
+    record: &'a Record,
+    live: Live,
+}
+
+/// The kernel's view, read now.
+#[derive(Debug, Serialize)]
+struct Live {
+    supervisor_running: bool,
+    container_running: bool,
+    /// The host end of the veth pair; null when it is not there.
+    link: Option<Link>,
+    /// The IPv4 addresses inside the container's network namespace.
+    addresses: Vec<Address>,
+    /// Its firewall elements, as nft prints them after the set's name.
+    elements: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Link {
+    name: String,
+    index: u32,
+    up: bool,
+    bridge: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Address {
+    interface: String,
+    address: Ipv4Addr,
+    prefix_len: u8,
+}
+
+/// Prints the record of `target` (a name, id or id prefix) with its live
+/// state.
+pub fn inspect(state_dir: &Path, target: &str, out: &mut dyn Write) -> Result<(), Error> {
+    let record = Store::new(state_dir)
+        .find(target)?
+        .ok_or_else(|| Error::Unknown(target.to_string()))?;
+    let live = block_on(live(state_dir, &record))?;
+    let mut text = serde_json::to_string_pretty(&Inspection {
+        record: &record,
+        live,
+    })
+    .map_err(|e| Error::Output(e.into()))?;
+    text.push('\n');
+    out.write_all(text.as_bytes()).map_err(Error::Output)
+}
+
+async fn live(state_dir: &Path, record: &Record) -> Result<Live, Error> {
+    let nl = Netlink::connect()?;
+    let link = match &record.veth {
+        Some(veth) => netlink::link_state(&nl, veth).await?.map(|l| Link {
+            name: l.name,
+            index: l.index,
+            up: l.up,
+            bridge: l.bridge,
+        }),
+        None => None,
+    };
+    let container = record.container.filter(Process::is_alive);
+    let addresses = match container {
+        Some(process) => addresses_of(process).await?,
+        None => Vec::new(),
+    };
+    let elements = Firewall::open(state_dir)?
+        .owned_elements()?
+        .into_iter()
+        .filter(|e| e.owner.as_ref().is_some_and(|o| o.id == record.id))
+        .map(|e| e.to_string())
+        .collect();
+    Ok(Live {
+        supervisor_running: record.supervisor.is_alive(),
+        container_running: container.is_some(),
+        link,
+        addresses,
+        elements,
+    })
+}
+
+/// The addresses in `container`'s network namespace; none when it has
+/// ended meanwhile.
+async fn addresses_of(container: Process) -> Result<Vec<Address>, Error> {
+    let netns = match File::open(format!("/proc/{}/ns/net", container.pid)) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(Error::Netns(err)),
+    };
+    // Alive after the open, so alive during it: the namespace is its own,
+    // not that of a process that reused its pid.
+    if !container.is_alive() {
+        return Ok(Vec::new());
+    }
+    let addresses = netlink::addresses_in(netns.as_fd()).await?;
+    Ok(addresses
+        .into_iter()
+        .map(|a| Address {
+            interface: a.interface,
+            address: a.address,
+            prefix_len: a.prefix_len,
+        })
+        .collect())
+}

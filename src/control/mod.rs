@@ -1,0 +1,88 @@
+//! Running containers seen from another process: `ps`, `stop`, `inspect`
+//! and `gc`. Each finds containers through their records (see `state`);
+//! none of them trusts a pid without its start time.
+
+mod inspect;
+mod ps;
+mod stop;
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+
+pub use inspect::inspect;
+pub use ps::ps;
+pub use stop::stop;
+
+use crate::firewall;
+use crate::ipam::{self, Pool, Subnet, SubnetError};
+use crate::netlink;
+use crate::reconcile::{self, Reconciler};
+use crate::state;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no such container: {0}")]
+    Unknown(String),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Several(Vec<Error>),
+    #[error("signalling {what} of {name}: {source}")]
+    Signal {
+        what: &'static str,
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("reading the container's network namespace: {0}")]
+    Netns(#[source] io::Error),
+    #[error(transparent)]
+    State(#[from] state::Error),
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::Error),
+    #[error(transparent)]
+    Netlink(#[from] netlink::Error),
+    #[error(transparent)]
+    Firewall(#[from] firewall::Error),
+    #[error(transparent)]
+    Subnet(#[from] SubnetError),
+    #[error(transparent)]
+    Lease(#[from] ipam::Error),
+    #[error("starting the async runtime: {0}")]
+    Runtime(#[source] io::Error),
+    #[error("writing the output: {0}")]
+    Output(#[source] io::Error),
+}
+
+impl Error {
+    /// As docker's commands: 1 for every failure.
+    pub fn exit_code(&self) -> u8 {
+        1
+    }
+}
+
+/// Gives back everything crashed supervisors left (see
+/// `Reconciler::gc`), on the bridge `bridge` with subnet `subnet` for what
+/// only the subnet tells; prints one line per thing removed.
+pub fn gc(
+    state_dir: &Path,
+    bridge: &str,
+    subnet: &str,
+    out: &mut dyn io::Write,
+) -> Result<(), Error> {
+    let subnet: Subnet = subnet.parse()?;
+    let pool = Pool::new(state_dir, bridge, subnet)?;
+    let removed = block_on(async { Ok(Reconciler::new(state_dir)?.gc(&pool).await?) })?;
+    for what in removed {
+        writeln!(out, "removed {what}").map_err(Error::Output)?;
+    }
+    Ok(())
+}
+
+/// Runs `work` on a current_thread runtime of its own.
+fn block_on<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?
+        .block_on(work)
+}

@@ -1,0 +1,127 @@
+//! `supervisor stop`: SIGTERM, SIGKILL after the time, and back only once
+//! the container's supervisor has cleaned up and exited.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Error, block_on};
+use crate::reconcile::Reconciler;
+use crate::spawn::Pidfd;
+use crate::state::{Record, Store};
+
+/// How long a supervisor gets to clean up after its container was killed,
+/// before it is deemed hung, killed, and cleaned up after. Only a stopped
+/// or wedged supervisor ever reaches it.
+const CLEANUP_GRACE: Duration = Duration::from_secs(10);
+
+/// Stops each of `targets` (names, ids or id prefixes) at once, and prints
+/// each one's name once its supervisor has exited. Every target is tried;
+/// the failures are returned together.
+pub fn stop(
+    state_dir: &Path,
+    targets: &[String],
+    time: Duration,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let store = Store::new(state_dir);
+    let results = block_on(async {
+        let stops = targets.iter().map(|t| stop_one(state_dir, &store, t, time));
+        Ok(futures_util::future::join_all(stops).await)
+    })?;
+    let mut failures = Vec::new();
+    for result in results {
+        match result {
+            Ok(name) => writeln!(out, "{name}").map_err(Error::Output)?,
+            Err(err) => failures.push(err),
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        1 => Err(failures.remove(0)),
+        _ => Err(Error::Several(failures)),
+    }
+}
+
+async fn stop_one(
+    state_dir: &Path,
+    store: &Store,
+    target: &str,
+    time: Duration,
+) -> Result<String, Error> {
+    let record = store
+        .find(target)?
+        .ok_or_else(|| Error::Unknown(target.to_string()))?;
+    let name = record.name.clone();
+    let signal_error = |what| {
+        let name = name.clone();
+        move |source| Error::Signal { what, name, source }
+    };
+    let Some(supervisor) = record
+        .supervisor
+        .pidfd()
+        .map_err(signal_error("the supervisor"))?
+    else {
+        // Its supervisor died without cleaning up: do it now.
+        Reconciler::new(state_dir)?.remove_stale(&record).await?;
+        return Ok(name);
+    };
+    // The container itself gets the signals, so `time` alone decides when
+    // it is killed, not its supervisor's --stop-timeout. A supervisor still
+    // starting (no container recorded yet) forwards them instead, and
+    // takes a second SIGTERM as "kill now".
+    let container = match record.container {
+        Some(process) => process.pidfd().map_err(signal_error("the container"))?,
+        None => None,
+    };
+    let (target_fd, kill) = match &container {
+        Some(fd) => (fd, libc::SIGKILL),
+        None => (&supervisor, libc::SIGTERM),
+    };
+    send(target_fd, libc::SIGTERM).map_err(signal_error("the container"))?;
+    if tokio::time::timeout(time, supervisor.exited())
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            "{name} did not stop within {} s: killing it",
+            time.as_secs()
+        );
+        send(target_fd, kill).map_err(signal_error("the container"))?;
+        if tokio::time::timeout(CLEANUP_GRACE, supervisor.exited())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the supervisor of {name} (pid {}) does not exit: killing it",
+                record.supervisor.pid
+            );
+            send(&supervisor, libc::SIGKILL).map_err(signal_error("the supervisor"))?;
+            supervisor
+                .exited()
+                .await
+                .map_err(signal_error("the supervisor"))?;
+        }
+    }
+    finish_cleanup(state_dir, store, &record).await?;
+    Ok(name)
+}
+
+/// A supervisor removes its record last on its way out; one that was killed
+/// half-way left it, with whatever it still held.
+async fn finish_cleanup(state_dir: &Path, store: &Store, record: &Record) -> Result<(), Error> {
+    if let Some(left) = store.find(&record.name)? {
+        if left.id == record.id && left.is_stale() {
+            Reconciler::new(state_dir)?.remove_stale(&left).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends `signal`; a process already gone is not an error.
+fn send(pidfd: &Pidfd, signal: libc::c_int) -> io::Result<()> {
+    match pidfd.send_signal(signal) {
+        Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,128 @@
+//! The per-container elements as the kernel holds them, each with its
+//! owner read back from its comment: what `gc` sweeps, what a run takes
+//! back from a dead supervisor, and what `inspect` shows.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use super::{Error, Firewall, Owner, Target, set_ref};
+use crate::nftables::{Batch, Element};
+
+/// A per-container element found in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    pub target: Target,
+    /// In the kernel's layout.
+    pub key: Vec<u8>,
+    /// Its comment read back; None when it holds none of ours.
+    pub owner: Option<Owner>,
+}
+
+impl Firewall {
+    /// Every per-container element with its owner; none when the tables
+    /// are not loaded.
+    pub fn owned_elements(&self) -> Result<Vec<Owned>, Error> {
+        let mut owned = Vec::new();
+        for (target, elements) in self.all_elements()? {
+            owned.extend(elements.into_iter().map(|element| {
+                Owned {
+                    target,
+                    owner: element
+                        .udata
+                        .and_then(|u| u.comment_text())
+                        .and_then(|c| Owner::from_comment(&c)),
+                    key: element.key,
+                }
+            }));
+        }
+        Ok(owned)
+    }
+
+    /// Removes `elements` in one batch; those already gone are no error.
+    pub fn remove(&self, elements: &[Owned]) -> Result<(), Error> {
+        if elements.is_empty() {
+            return Ok(());
+        }
+        let mut groups: BTreeMap<Target, Vec<Element>> = BTreeMap::new();
+        for owned in elements {
+            let element = Element::new(owned.key.clone());
+            groups.entry(owned.target).or_default().push(element);
+        }
+        let mut batch = Batch::new();
+        for (target, group) in &groups {
+            batch.destroy_elements(&set_ref(*target), group)?;
+        }
+        let _lock = self.lock(false)?;
+        self.socket.send(batch)?;
+        Ok(())
+    }
+}
+
+/// As nft prints it, after the set's name: `tcp_ports 8080`,
+/// `tcp_addr_ports 127.0.0.1 . 8080`, `spoof_guard "sv-…" . 172.16.0.2`.
+impl fmt::Display for Owned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.target.name();
+        let key = &self.key;
+        let addr = |at: usize| {
+            key.get(at..at + 4)
+                .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        };
+        let port = |at: usize| {
+            key.get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
+        match self.target {
+            Target::Ports(_) => match port(0) {
+                Some(port) => write!(f, "{name} {port}"),
+                None => write!(f, "{name} {key:02x?}"),
+            },
+            Target::AddrPorts(_) => match (addr(0), port(4)) {
+                (Some(addr), Some(port)) => write!(f, "{name} {addr} . {port}"),
+                _ => write!(f, "{name} {key:02x?}"),
+            },
+            Target::SpoofGuard | Target::Version => {
+                let ifname = key.get(..16).unwrap_or_default();
+                let ifname = String::from_utf8_lossy(ifname);
+                match addr(16) {
+                    Some(addr) => {
+                        write!(f, "{name} \"{}\" . {addr}", ifname.trim_end_matches('\0'))
+                    }
+                    None => write!(f, "{name} {key:02x?}"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::plan::tests::web;
+
+    #[test]
+    fn elements_print_as_nft_would() {
+        let publication = web();
+        let printed: Vec<String> = publication
+            .elements()
+            .into_iter()
+            .map(|e| {
+                Owned {
+                    target: e.target,
+                    key: e.key,
+                    owner: None,
+                }
+                .to_string()
+            })
+            .collect();
+        assert_eq!(
+            printed,
+            [
+                "spoof_guard \"sv-0123456789ab\" . 172.16.0.2",
+                "tcp_ports 8080",
+                "udp_addr_ports 127.0.0.1 . 5353",
+            ]
+        );
+    }
+}

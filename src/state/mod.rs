@@ -1,0 +1,397 @@
+//! The supervisor's state directory (`/run/supervisor` by default): one
+//! record per running container, so `ps`, `stop`, `inspect` and `gc` can
+//! find every container and what it holds, and so a crashed supervisor's
+//! leftovers can be told from a live one's.
+//!
+//! ```text
+//! STATE_DIR/containers/.lock        flock: every write happens under it
+//! STATE_DIR/containers/NAME.json    a record (see `Record`)
+//! STATE_DIR/leases/BRIDGE/ADDRESS   an address lease (see `ipam`)
+//! ```
+//!
+//! A record is named by its container's name, so a name is unique by
+//! construction: claiming it checks the one file, under the lock. A record
+//! whose supervisor is dead is stale; its name can be claimed again, and
+//! what it held (lease, link, firewall elements) is nobody's.
+//!
+//! Knows no network: the cleanup of what a stale record held is
+//! `reconcile`'s.
+
+pub mod file;
+pub mod process;
+mod record;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use self::file::{DirLock, FileError};
+pub use self::process::Process;
+pub use self::record::{PublishedPort, Record};
+
+const SUFFIX: &str = ".json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "the name {name:?} is in use by container {id} (supervisor pid {pid}); stop it or choose another name"
+    )]
+    NameTaken { name: String, id: String, pid: u32 },
+    #[error("container name {0:?} cannot name a record file")]
+    BadName(String),
+    #[error("{target:?} matches several containers: {}", ids.join(", "))]
+    Ambiguous { target: String, ids: Vec<String> },
+    #[error("writing record {}: {source}", path.display())]
+    Encode {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+/// One file of the records directory, as read.
+#[derive(Debug)]
+pub enum Entry {
+    Record(Record),
+    /// Not a record this version can read: truncated, garbage, or with
+    /// missing fields.
+    Corrupt {
+        path: PathBuf,
+        problem: String,
+    },
+    /// A temporary left behind by a writer that died before renaming it.
+    Temporary {
+        path: PathBuf,
+    },
+}
+
+/// The records directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// The records under `state_dir`. Touches nothing.
+    pub fn new(state_dir: &Path) -> Store {
+        Store {
+            dir: state_dir.join("containers"),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes the records lock: what is read under it stays true until the
+    /// lock is dropped, except that live records may appear and go.
+    pub fn lock(&self) -> Result<DirLock, Error> {
+        Ok(file::lock(&self.dir)?)
+    }
+
+    /// Every file of the directory that is ours, in name order.
+    pub fn entries(&self) -> Result<Vec<Entry>, Error> {
+        let mut entries = Vec::new();
+        for name in file::names(&self.dir)? {
+            let path = self.dir.join(&name);
+            if file::is_temporary(&name) {
+                entries.push(Entry::Temporary { path });
+            } else if !name.starts_with('.') && name.ends_with(SUFFIX) && !path.is_dir() {
+                match read(&path) {
+                    Ok(Some(record)) => entries.push(Entry::Record(record)),
+                    // Removed since the listing: its supervisor just ended.
+                    Ok(None) => {}
+                    Err(problem) => entries.push(Entry::Corrupt { path, problem }),
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Every readable record, in name order.
+    pub fn records(&self) -> Result<Vec<Record>, Error> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Entry::Record(record) => Some(record),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The record for `target`: a name, an id, or a prefix of one id.
+    pub fn find(&self, target: &str) -> Result<Option<Record>, Error> {
+        if valid_name(target) {
+            if let Ok(Some(record)) = read(&self.path_of(target)) {
+                return Ok(Some(record));
+            }
+        }
+        let records = self.records()?;
+        if let Some(record) = records.iter().find(|r| r.id == target) {
+            return Ok(Some(record.clone()));
+        }
+        let mut matches: Vec<Record> = records
+            .into_iter()
+            .filter(|r| !target.is_empty() && r.id.starts_with(target))
+            .collect();
+        match matches.len() {
+            0 | 1 => Ok(matches.pop()),
+            _ => Err(Error::Ambiguous {
+                target: target.to_string(),
+                ids: matches.into_iter().map(|r| r.id).collect(),
+            }),
+        }
+    }
+
+    /// Removes `record`'s file if it still holds that record (same id).
+    /// The caller holds the lock. True when it removed it.
+    pub fn remove(&self, record: &Record) -> Result<bool, Error> {
+        let path = self.path_of(&record.name);
+        match read(&path) {
+            Ok(Some(current)) if current.id == record.id => Ok(file::remove(&path)?),
+            _ => Ok(false),
+        }
+    }
+
+    /// Removes a corrupt or temporary file found by [`Store::entries`].
+    /// The caller holds the lock.
+    pub fn remove_path(&self, path: &Path) -> Result<bool, Error> {
+        Ok(file::remove(path)?)
+    }
+
+    /// Claims `record.name` for `record`, the caller's own: refused when a
+    /// live supervisor's record has that name. A stale record of that name
+    /// (or a corrupt file) is replaced; the stale record is returned, so
+    /// the caller can clean up what it held.
+    pub fn claim(&self, record: Record) -> Result<(Registration, Option<Record>), Error> {
+        if !valid_name(&record.name) {
+            return Err(Error::BadName(record.name));
+        }
+        let _lock = self.lock()?;
+        let path = self.path_of(&record.name);
+        let replaced = match read(&path) {
+            Ok(None) => None,
+            Ok(Some(holder)) if !holder.is_stale() => {
+                return Err(Error::NameTaken {
+                    name: holder.name,
+                    id: holder.id,
+                    pid: holder.supervisor.pid,
+                });
+            }
+            Ok(Some(stale)) => Some(stale),
+            Err(problem) => {
+                tracing::warn!("replacing corrupt record {}: {problem}", path.display());
+                None
+            }
+        };
+        self.write(&record)?;
+        let registration = Registration {
+            store: self.clone(),
+            record,
+            removed: false,
+        };
+        Ok((registration, replaced))
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}{SUFFIX}"))
+    }
+
+    fn write(&self, record: &Record) -> Result<(), Error> {
+        let name = format!("{}{SUFFIX}", record.name);
+        let json = serde_json::to_vec_pretty(record).map_err(|source| Error::Encode {
+            path: self.dir.join(&name),
+            source,
+        })?;
+        file::write_atomic(&self.dir, &name, &json)?;
+        Ok(())
+    }
+}
+
+/// Names are checked by `spec`; this only keeps a record inside its directory.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\0'])
+}
+
+/// The record at `path`; None when there is none; the problem when it
+/// cannot be read as one.
+fn read(path: &Path) -> Result<Option<Record>, String> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|err| err.to_string()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// The record of the calling supervisor, from claim to removal. Dropping
+/// it removes the record too.
+#[derive(Debug)]
+pub struct Registration {
+    store: Store,
+    record: Record,
+    removed: bool,
+}
+
+impl Registration {
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// Changes the record and writes it, under the lock.
+    pub fn update(&mut self, change: impl FnOnce(&mut Record)) -> Result<(), Error> {
+        change(&mut self.record);
+        let _lock = self.store.lock()?;
+        self.store.write(&self.record)
+    }
+
+    /// Removes the record: the last step of a teardown. Nobody else writes
+    /// a live supervisor's record, so this needs no lock.
+    pub fn remove(mut self) -> Result<(), Error> {
+        self.removed = true;
+        file::remove(&self.store.path_of(&self.record.name))?;
+        Ok(())
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = fs::remove_file(self.store.path_of(&self.record.name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store(test: &str) -> Store {
+        let dir =
+            std::env::temp_dir().join(format!("supervisor-state-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        Store::new(&dir)
+    }
+
+    fn mine(name: &str, id: &str) -> Record {
+        Record::new(name, id, Process::current().unwrap(), vec!["true".into()])
+    }
+
+    fn dead(name: &str, id: &str) -> Record {
+        let mut record = mine(name, id);
+        record.supervisor.start_time += 1;
+        record
+    }
+
+    fn plant(store: &Store, record: &Record) {
+        let _lock = store.lock().unwrap();
+        store.write(record).unwrap();
+    }
+
+    fn cleanup(store: &Store) {
+        let _ = fs::remove_dir_all(store.dir().parent().unwrap());
+    }
+
+    #[test]
+    fn a_live_name_is_refused_naming_its_holder() {
+        let store = temp_store("taken");
+        let (first, replaced) = store.claim(mine("web", "aaa")).unwrap();
+        assert!(replaced.is_none());
+        let err = store.claim(mine("web", "bbb")).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "the name \"web\" is in use by container aaa (supervisor pid {})",
+                std::process::id()
+            )),
+            "{err}"
+        );
+        first.remove().unwrap();
+        let (second, _) = store.claim(mine("web", "bbb")).unwrap();
+        assert_eq!(store.find("web").unwrap().unwrap().id, "bbb");
+        drop(second);
+        assert!(store.find("web").unwrap().is_none(), "dropping removes it");
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_stale_name_is_reclaimed_and_the_stale_record_returned() {
+        let store = temp_store("stale");
+        plant(&store, &dead("web", "old"));
+        let (registration, replaced) = store.claim(mine("web", "new")).unwrap();
+        assert_eq!(replaced.map(|r| r.id), Some("old".to_string()));
+        assert_eq!(store.find("web").unwrap().unwrap().id, "new");
+        drop(registration);
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_corrupt_record_is_listed_as_such_and_replaced_by_a_claim() {
+        let store = temp_store("corrupt");
+        fs::create_dir_all(store.dir()).unwrap();
+        fs::write(store.dir().join("web.json"), "{\"name\":\"web\",\"id").unwrap();
+        fs::write(store.dir().join(".x.json.tmp"), "half").unwrap();
+        fs::write(store.dir().join("notes.txt"), "a stranger").unwrap();
+        let entries = store.entries().unwrap();
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        assert!(
+            matches!(&entries[0], Entry::Temporary { .. }),
+            "{entries:?}"
+        );
+        assert!(matches!(&entries[1], Entry::Corrupt { .. }), "{entries:?}");
+        assert!(store.records().unwrap().is_empty());
+        assert!(store.find("web").unwrap().is_none());
+        let (registration, replaced) = store.claim(mine("web", "new")).unwrap();
+        assert!(replaced.is_none());
+        registration.remove().unwrap();
+        cleanup(&store);
+    }
+
+    #[test]
+    fn find_takes_a_name_an_id_or_a_unique_id_prefix() {
+        let store = temp_store("find");
+        let (a, _) = store.claim(mine("alpha", "abc123")).unwrap();
+        let (b, _) = store.claim(mine("beta", "abd456")).unwrap();
+        assert_eq!(store.find("alpha").unwrap().unwrap().id, "abc123");
+        assert_eq!(store.find("abd456").unwrap().unwrap().name, "beta");
+        assert_eq!(store.find("abc").unwrap().unwrap().name, "alpha");
+        assert!(matches!(
+            store.find("ab"),
+            Err(Error::Ambiguous { ids, .. }) if ids.len() == 2
+        ));
+        assert!(store.find("zzz").unwrap().is_none());
+        assert!(store.find("../x").unwrap().is_none());
+        drop((a, b));
+        cleanup(&store);
+    }
+
+    #[test]
+    fn an_update_is_written_and_remove_takes_only_the_same_record() {
+        let store = temp_store("update");
+        let (mut registration, _) = store.claim(mine("web", "aaa")).unwrap();
+        registration
+            .update(|r| r.address = Some(std::net::Ipv4Addr::new(172, 16, 0, 9)))
+            .unwrap();
+        let read = store.find("web").unwrap().unwrap();
+        assert_eq!(read.address, registration.record().address);
+        let other = mine("web", "bbb");
+        assert!(!store.remove(&other).unwrap());
+        assert!(store.remove(&read).unwrap());
+        registration.remove().unwrap();
+        cleanup(&store);
+    }
+
+    #[test]
+    fn names_that_would_leave_the_directory_are_refused() {
+        let store = temp_store("badname");
+        for name in ["", ".hidden", "a/b"] {
+            assert!(matches!(
+                store.claim(mine(name, "x")),
+                Err(Error::BadName(_))
+            ));
+        }
+        cleanup(&store);
+    }
+}

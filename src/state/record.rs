@@ -1,0 +1,172 @@
+//! One container's record, as JSON in `STATE_DIR/containers/NAME.json`.
+
+use std::net::Ipv4Addr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::process::Process;
+use crate::publish::Protocol;
+
+/// What a running container holds, and who supervises it. Written by its
+/// supervisor; read by `ps`, `stop`, `inspect`, `gc` and by runs that want
+/// its name, address or ports after it died.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub name: String,
+    pub id: String,
+    /// The supervisor process: the record is stale once it is gone.
+    pub supervisor: Process,
+    /// The container's first process, once it is created and plumbed.
+    #[serde(default)]
+    pub container: Option<Process>,
+    /// The bridge of the container's network; None with `--network none`.
+    #[serde(default)]
+    pub bridge: Option<String>,
+    /// The leased address, once leased.
+    #[serde(default)]
+    pub address: Option<Ipv4Addr>,
+    /// The host end of the veth pair, once created.
+    #[serde(default)]
+    pub veth: Option<String>,
+    /// The published ports, host ports decided.
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+    /// When the supervisor started, in seconds since the Unix epoch.
+    pub started_at: u64,
+    pub command: Vec<String>,
+}
+
+/// A published port as the record keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedPort {
+    /// None: every host address.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_port: u16,
+    #[serde(with = "protocol")]
+    pub protocol: Protocol,
+}
+
+impl From<crate::firewall::Port> for PublishedPort {
+    fn from(port: crate::firewall::Port) -> PublishedPort {
+        PublishedPort {
+            host_ip: port.host_ip,
+            host_port: port.host_port,
+            container_port: port.container_port,
+            protocol: port.protocol,
+        }
+    }
+}
+
+impl std::fmt::Display for PublishedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        write!(
+            f,
+            "{ip}:{}->{}/{}",
+            self.host_port, self.container_port, self.protocol
+        )
+    }
+}
+
+/// `"tcp"` / `"udp"`, as in `--publish`.
+mod protocol {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use crate::publish::Protocol;
+
+    pub fn serialize<S: Serializer>(protocol: &Protocol, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(protocol.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Protocol, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            other => Err(D::Error::custom(format!("unknown protocol {other:?}"))),
+        }
+    }
+}
+
+impl Record {
+    /// The record of a supervisor starting now: who it is and what it runs;
+    /// the network and the container are filled in as they come.
+    pub fn new(name: &str, id: &str, supervisor: Process, command: Vec<String>) -> Record {
+        Record {
+            name: name.to_string(),
+            id: id.to_string(),
+            supervisor,
+            container: None,
+            bridge: None,
+            address: None,
+            veth: None,
+            ports: Vec::new(),
+            started_at: unix_now(),
+            command,
+        }
+    }
+
+    /// True once its supervisor is gone: what it holds is nobody's.
+    pub fn is_stale(&self) -> bool {
+        !self.supervisor.is_alive()
+    }
+
+    /// Seconds since the supervisor started.
+    pub fn uptime(&self) -> u64 {
+        unix_now().saturating_sub(self.started_at)
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        let mut record = Record::new(
+            "web",
+            "0123456789ab",
+            Process {
+                pid: 42,
+                start_time: 7,
+            },
+            vec!["nc".into(), "-l".into()],
+        );
+        record.bridge = Some("sv0".into());
+        record.address = Some(Ipv4Addr::new(172, 16, 0, 2));
+        record.ports = vec![PublishedPort {
+            host_ip: None,
+            host_port: 8080,
+            container_port: 8000,
+            protocol: Protocol::Udp,
+        }];
+        record
+    }
+
+    #[test]
+    fn a_record_round_trips_through_json_with_ports_as_in_publish() {
+        let record = sample();
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(json.contains(r#""protocol":"udp""#), "{json}");
+        assert!(json.contains(r#""address":"172.16.0.2""#), "{json}");
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
+        assert_eq!(record.ports[0].to_string(), "0.0.0.0:8080->8000/udp");
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_missing_optional_ones_default() {
+        let json = r#"{"name":"a","id":"b","supervisor":{"pid":1,"start_time":2},
+            "started_at":3,"command":[],"from_a_later_version":true}"#;
+        let record: Record = serde_json::from_str(json).unwrap();
+        assert_eq!(record.address, None);
+        assert!(record.ports.is_empty());
+        assert!(serde_json::from_str::<Record>(r#"{"name":"a"}"#).is_err());
+    }
+}

@@ -1,0 +1,377 @@
+//! `ps`, `stop`, `inspect`, `gc` and unique names, end to end: the built
+//! binary in its own throwaway host each (see common/mod.rs).
+
+mod common;
+
+use std::process::{Output, Stdio};
+
+use common::{
+    HostNs, assert_no_state, container_veths, crash_at, elements, eth0_address, leases, records,
+    stderr, stdout, stop, wait_for_no_veth,
+};
+use serde_json::Value;
+
+/// Runs `supervisor ARGS…` (any subcommand) in `ns`.
+fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
+    common::run(ns.supervisor().args(args))
+}
+
+/// The record file of container `name`, parsed.
+fn record(ns: &HostNs, name: &str) -> Value {
+    let text = ns.ok(&format!("cat /run/supervisor/containers/{name}.json"));
+    serde_json::from_str(&text).expect("a record is JSON")
+}
+
+fn json(out: &Output) -> Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_str(&stdout(out)).expect("JSON output")
+}
+
+/// A command that prints "ready" and runs until its stdin closes.
+const UNTIL_STDIN_CLOSES: &[&str] = &["sh", "-c", "echo ready; read _ || true"];
+
+fn args<'a>(options: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
+    let mut all = options.to_vec();
+    all.push("--");
+    all.extend_from_slice(command);
+    all
+}
+
+#[test]
+fn a_second_run_with_a_live_name_is_refused_naming_the_first() {
+    let Some(ns) = HostNs::new("a_second_run_with_a_live_name_is_refused_naming_the_first") else {
+        return;
+    };
+    let (first, _out) = ns.start(&args(&["--name", "web"], UNTIL_STDIN_CLOSES));
+    let id = record(&ns, "web")["id"].as_str().unwrap().to_string();
+    let (leases_before, veths_before) = (leases(&ns), container_veths(&ns));
+
+    let out = ns.run(&["--name", "web", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "supervisor: the name \"web\" is in use by container {id} (supervisor pid {}); \
+             stop it or choose another name\n",
+            first.id()
+        )
+    );
+    assert_eq!(leases(&ns), leases_before, "the refused run leased nothing");
+    assert_eq!(container_veths(&ns), veths_before, "and created no link");
+    assert_eq!(
+        record(&ns, "web")["id"],
+        id.as_str(),
+        "the first is untouched"
+    );
+
+    stop(first);
+    assert_eq!(records(&ns), "", "the record goes at exit");
+    assert_eq!(leases(&ns), "");
+    let out = ns.run(&["--name", "web", "true"]);
+    assert!(
+        out.status.success(),
+        "the name is free again: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn ps_lists_running_containers_and_json_is_a_stable_array() {
+    let Some(ns) = HostNs::new("ps_lists_running_containers_and_json_is_a_stable_array") else {
+        return;
+    };
+    let (alpha, _a) = ns.start(&args(
+        &["--name", "alpha", "--ip", "172.16.0.20", "-p", "8080:80"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let (beta, _b) = ns.start(&args(
+        &["--name", "beta", "--network", "none"],
+        UNTIL_STDIN_CLOSES,
+    ));
+
+    let text = stdout(&supervisor(&ns, &["ps"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("NAME"), "{text}");
+    let alpha_line: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(alpha_line[0], "alpha", "{text}");
+    assert_eq!(alpha_line[2], alpha.id().to_string(), "{text}");
+    assert_eq!(alpha_line[3], "172.16.0.20", "{text}");
+    assert_eq!(alpha_line[4], "0.0.0.0:8080->80/tcp", "{text}");
+    let beta_line: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!((beta_line[0], beta_line[3]), ("beta", "-"), "{text}");
+
+    let list = json(&supervisor(&ns, &["ps", "--json"]));
+    let list = list.as_array().expect("an array");
+    assert_eq!(list.len(), 2);
+    let first = list[0].as_object().unwrap();
+    let keys: Vec<&str> = first.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "address",
+            "command",
+            "container_pid",
+            "id",
+            "name",
+            "pid",
+            "ports",
+            "started_at",
+            "uptime_secs"
+        ]
+    );
+    assert_eq!(first["name"], "alpha");
+    assert_eq!(first["pid"], alpha.id());
+    assert_eq!(first["address"], "172.16.0.20");
+    assert!(first["container_pid"].as_u64().is_some());
+    assert_eq!(
+        first["ports"],
+        serde_json::json!([
+            {"host_ip": null, "host_port": 8080, "container_port": 80, "protocol": "tcp"}
+        ])
+    );
+    assert_eq!(first["command"][0], "sh");
+    assert_eq!(list[1]["name"], "beta");
+    assert_eq!(list[1]["address"], Value::Null);
+
+    stop(alpha);
+    stop(beta);
+    assert_eq!(
+        json(&supervisor(&ns, &["ps", "--json"])),
+        Value::Array(vec![])
+    );
+}
+
+#[test]
+fn stop_terminates_then_kills_and_returns_once_cleaned_up() {
+    let Some(ns) = HostNs::new("stop_terminates_then_kills_and_returns_once_cleaned_up") else {
+        return;
+    };
+    // PID 1 of a namespace only sees the signals it handles.
+    let (polite, _p) = ns.start(&[
+        "--name",
+        "polite",
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done",
+    ]);
+    let (stubborn, _s) = ns.start(&[
+        "--name",
+        "stubborn",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+    ]);
+    let stubborn_id = record(&ns, "stubborn")["id"].as_str().unwrap().to_string();
+
+    let out = supervisor(
+        &ns,
+        &["stop", "--time", "1", "polite", &stubborn_id[..6], "nosuch"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "supervisor: no such container: nosuch\n");
+    assert_eq!(stdout(&out), "polite\nstubborn\n");
+    // `stop` returned after both supervisors cleaned up and exited.
+    assert_eq!(records(&ns), "");
+    assert_eq!(leases(&ns), "");
+    let (mut polite, mut stubborn) = (polite, stubborn);
+    assert_eq!(polite.wait().unwrap().code(), Some(0), "SIGTERM handled");
+    assert_eq!(
+        stubborn.wait().unwrap().code(),
+        Some(137),
+        "SIGKILL after 1 s"
+    );
+    wait_for_no_veth(&ns);
+
+    let out = supervisor(&ns, &["stop", "polite"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "supervisor: no such container: polite\n");
+}
+
+#[test]
+fn inspect_shows_the_record_with_its_link_and_addresses() {
+    let Some(ns) = HostNs::new("inspect_shows_the_record_with_its_link_and_addresses") else {
+        return;
+    };
+    let (web, _out) = ns.start(&args(
+        &["--name", "web", "--ip", "172.16.0.40", "-p", "8080:80"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let view = json(&supervisor(&ns, &["inspect", "web"]));
+    let id = view["id"].as_str().unwrap();
+    let veth = format!("sv-{id}");
+    assert_eq!(view["name"], "web");
+    assert_eq!(view["supervisor"]["pid"], web.id());
+    assert!(view["supervisor"]["start_time"].as_u64().unwrap() > 0);
+    assert_eq!(view["address"], "172.16.0.40");
+    assert_eq!(view["bridge"], "sv0");
+    assert_eq!(view["veth"], veth.as_str());
+    let live = &view["live"];
+    assert_eq!(live["supervisor_running"], true);
+    assert_eq!(live["container_running"], true);
+    assert_eq!(live["link"]["name"], veth.as_str());
+    assert_eq!(live["link"]["up"], true);
+    assert_eq!(live["link"]["bridge"], "sv0");
+    let eth0 = serde_json::json!({"interface": "eth0", "address": "172.16.0.40", "prefix_len": 24});
+    assert!(
+        live["addresses"].as_array().unwrap().contains(&eth0),
+        "{live}"
+    );
+    assert_eq!(
+        live["elements"],
+        serde_json::json!([
+            "tcp_ports 8080",
+            format!("spoof_guard \"{veth}\" . 172.16.0.40")
+        ])
+    );
+    // By id prefix too.
+    assert_eq!(
+        json(&supervisor(&ns, &["inspect", &id[..4]]))["name"],
+        "web"
+    );
+
+    let out = supervisor(&ns, &["inspect", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "supervisor: no such container: nosuch\n");
+    stop(web);
+}
+
+#[test]
+fn gc_removes_what_no_live_supervisor_explains_and_keeps_the_rest() {
+    let Some(ns) = HostNs::new("gc_removes_what_no_live_supervisor_explains_and_keeps_the_rest")
+    else {
+        return;
+    };
+    let (web, _out) = ns.start(&args(
+        &["--name", "web", "--ip", "172.16.0.50", "-p", "8080:80"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let web_veth = record(&ns, "web")["veth"].as_str().unwrap().to_string();
+    // A dead supervisor: a pid that has exited, with a start time of its own.
+    let dead: u32 = ns.ok("sh -c 'echo $$'").trim().parse().unwrap();
+    ns.ok(&format!(
+        r#"cd /run/supervisor/containers
+        echo '{{"name":"ghost","id":"0000deadbeef","supervisor":{{"pid":{dead},"start_time":1}},
+              "bridge":"sv0","address":"172.16.0.60","started_at":0,"command":[]}}' > ghost.json
+        echo '{{"name": tru' > junk.json
+        echo half > .half.json.tmp
+        echo stray > /run/supervisor/leases/not-a-bridge
+        cd /run/supervisor/leases/sv0
+        printf 'name=ghost\nid=0000deadbeef\npid={dead}\npid_start=1\n' > 172.16.0.60
+        echo garbage > 172.16.0.61
+        printf 'name=web\nid=x\npid=1\npid_start=1\n' > 10.1.2.3
+        ip link add sv-0000deadbeef type veth peer name ghost-peer
+        ip link set sv-0000deadbeef master sv0
+        ip link add sv-0123456789ab type veth peer name stray-peer
+        ip link set sv-0123456789ab master sv0
+        ip link add sv-mine type veth peer name mine-peer
+        nft add element ip supervisor tcp_ports '{{ 7777 comment "ghost 0000deadbeef" : 172.16.0.60 . 80 }}'"#
+    ));
+
+    let out = supervisor(&ns, &["gc"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut removed: Vec<&str> = text.lines().collect();
+    removed.sort();
+    let expected = [
+        "removed element tcp_ports 7777 of ghost (0000deadbeef): no live container has it"
+            .to_string(),
+        "removed lease 10.1.2.3: not a container address here (bridge sv0)".to_string(),
+        format!(
+            "removed lease 172.16.0.60: its supervisor (pid {dead}, container ghost 0000deadbeef) is gone (bridge sv0)"
+        ),
+        "removed lease 172.16.0.61: unreadable (bridge sv0)".to_string(),
+        "removed link sv-0000deadbeef: no live container has it".to_string(),
+        "removed link sv-0123456789ab: no live container has it".to_string(),
+        "removed record /run/supervisor/containers/.half.json.tmp: unfinished".to_string(),
+        "removed record /run/supervisor/containers/junk.json: corrupt (expected ident at line 2 column 0)".to_string(),
+        format!("removed record ghost (0000deadbeef): its supervisor (pid {dead}) is gone"),
+    ];
+    assert_eq!(removed, expected, "{text}");
+
+    // The live container and a stranger's link are untouched.
+    assert_eq!(records(&ns), "web.json\n");
+    assert_eq!(elements(&ns), 2, "web's port and spoof guard");
+    assert_eq!(leases(&ns), "172.16.0.50\n");
+    let mut links = container_veths(&ns);
+    links.sort();
+    assert_eq!(links, [web_veth, "sv-mine".to_string()]);
+    assert_eq!(
+        json(&supervisor(&ns, &["inspect", "web"]))["live"]["container_running"],
+        true
+    );
+    let again = supervisor(&ns, &["gc"]);
+    assert!(again.status.success());
+    assert_eq!(stdout(&again), "", "nothing left to remove");
+    stop(web);
+}
+
+#[test]
+fn a_name_or_address_held_by_a_dead_supervisor_is_reclaimed_by_the_next_run() {
+    let Some(ns) =
+        HostNs::new("a_name_or_address_held_by_a_dead_supervisor_is_reclaimed_by_the_next_run")
+    else {
+        return;
+    };
+    let sleeper = ["sleep", "1000"];
+    crash_at(
+        &ns,
+        "running",
+        &args(&["--name", "web", "--ip", "172.16.0.30"], &sleeper),
+    );
+    assert_eq!(records(&ns), "web.json\n");
+    assert_eq!(leases(&ns), "172.16.0.30\n");
+    let eth0 = eth0_address(&ns, &["--name", "web", "--ip", "172.16.0.30"]);
+    assert!(eth0.contains("172.16.0.30/24"), "{eth0}");
+    assert_no_state(&ns);
+
+    // The address alone: the dead one's record goes with it.
+    crash_at(
+        &ns,
+        "running",
+        &args(&["--name", "old", "--ip", "172.16.0.31"], &sleeper),
+    );
+    let out = ns.run(&["--name", "new", "--ip", "172.16.0.31", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_state(&ns);
+
+    // A port published by a dead supervisor: taken back, and its record.
+    crash_at(
+        &ns,
+        "running",
+        &args(&["--name", "holder", "-p", "8080:80"], &sleeper),
+    );
+    assert_eq!(elements(&ns), 2, "its port and spoof guard");
+    let out = ns.run(&["--name", "taker", "-p", "8080:80", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_state(&ns);
+
+    // `stop` of a container whose supervisor died cleans up after it.
+    crash_at(&ns, "running", &args(&["--name", "gone"], &sleeper));
+    let out = supervisor(&ns, &["stop", "gone"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "gone\n");
+    assert_no_state(&ns);
+    wait_for_no_veth(&ns);
+}
+
+#[test]
+fn commands_on_an_empty_or_missing_state_directory_are_quiet() {
+    let Some(ns) = HostNs::new("commands_on_an_empty_or_missing_state_directory_are_quiet") else {
+        return;
+    };
+    let out = supervisor(&ns, &["ps", "--json"]);
+    assert_eq!(stdout(&out), "[]\n");
+    let out = supervisor(&ns, &["gc"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    let out = ns
+        .supervisor()
+        .args(["stop", "web"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
