@@ -126,6 +126,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1, value_name = "C")]
     pub concurrency: usize,
 
+    /// Wait this long after each container before starting the next, so the
+    /// kernel has removed the last one's namespace: each is then measured
+    /// alone (0: back to back, which measures throughput).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub pause: u64,
+
     /// Each container publishes one port (-p HOSTPORT:8000).
     #[arg(long)]
     pub publish: bool,

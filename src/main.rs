@@ -81,6 +81,7 @@ fn bench(args: BenchArgs) -> ExitCode {
         supervisor,
         containers: args.containers,
         concurrency: args.concurrency,
+        pause: Duration::from_millis(args.pause),
         publish: args.publish,
         baseline: args.baseline,
         scale: args.scale,

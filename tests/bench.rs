@@ -72,7 +72,12 @@ fn bench_prints_percentiles_per_phase_and_writes_every_sample() {
         table.starts_with("supervisor bench --containers 5 --concurrency 1"),
         "{table}"
     );
-    assert!(table.contains("5 containers per configuration, 1 at a time, no published port"));
+    assert!(
+        table.contains(
+            "5 containers per configuration, 1 at a time, back to back, no published port"
+        ),
+        "{table}"
+    );
     let phases = rows(&table, "supervisor");
     let names: Vec<&str> = phases.iter().map(|(n, _)| n.as_str()).collect();
     for phase in [

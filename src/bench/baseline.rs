@@ -94,6 +94,10 @@ impl Tools {
 /// The naive approach, set up in the bench's host.
 pub struct Naive {
     tools: Tools,
+    /// Numbers the veth pairs: a container's pair may outlive it for a
+    /// while (the kernel removes it with the namespace, asynchronously), so
+    /// names are never reused, not even by a warm-up's index.
+    next_pair: std::sync::atomic::AtomicUsize,
 }
 
 /// One rule the naive approach added, and how to delete it.
@@ -116,7 +120,10 @@ impl Naive {
         if let Some(Rules::Nft(nft)) = &tools.rules {
             run_with_input(nft, &["-f", "-"], NFT_TABLE).map_err(Error::Baseline)?;
         }
-        Ok(Naive { tools })
+        Ok(Naive {
+            tools,
+            next_pair: std::sync::atomic::AtomicUsize::new(0),
+        })
     }
 
     /// What it runs, for the report: "ip + nft".
@@ -137,8 +144,11 @@ impl Naive {
         let Tools {
             ip, unshare, sh, ..
         } = &self.tools;
-        let host_if = format!("nv{index}");
-        let peer = format!("nv{index}c");
+        let pair = self
+            .next_pair
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let host_if = format!("nv{pair}");
+        let peer = format!("nv{pair}c");
         let address = Self::address(index);
         let mut phases = Vec::new();
         let start = Instant::now();

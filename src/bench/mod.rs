@@ -92,6 +92,10 @@ pub struct Options {
     pub containers: usize,
     /// Containers running at the same time.
     pub concurrency: usize,
+    /// A pause after each container (on each worker) before the next: lets
+    /// the kernel finish tearing down the last one's namespace, so each is
+    /// measured alone rather than back to back.
+    pub pause: Duration,
     /// One published port per container.
     pub publish: bool,
     /// Also measure the naive approach.
@@ -110,6 +114,9 @@ impl Options {
             "supervisor bench --containers {} --concurrency {}",
             self.containers, self.concurrency
         );
+        if !self.pause.is_zero() {
+            line.push_str(&format!(" --pause {}", self.pause.as_millis()));
+        }
         if self.publish {
             line.push_str(" --publish");
         }
@@ -180,14 +187,15 @@ pub struct Configuration {
     pub baseline: bool,
     /// Ports already published while these containers ran.
     pub published_before: usize,
-    /// From the first container's start to the last one's end.
-    pub wall: Duration,
+    /// The time spent running containers: the wall time less `--pause`.
+    pub busy: Duration,
     pub samples: Vec<Sample>,
 }
 
 impl Configuration {
+    /// Containers per second of busy time.
     pub fn per_second(&self) -> f64 {
-        let seconds = self.wall.as_secs_f64();
+        let seconds = self.busy.as_secs_f64();
         if seconds > 0.0 {
             self.samples.len() as f64 / seconds
         } else {
@@ -257,6 +265,7 @@ pub struct Report {
     pub machine: Machine,
     pub containers: usize,
     pub concurrency: usize,
+    pub pause: Duration,
     pub publish: bool,
     pub configurations: Vec<Configuration>,
     /// What was not measured, and why.
@@ -375,6 +384,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
         machine,
         containers: options.containers,
         concurrency: options.concurrency,
+        pause: options.pause,
         publish: options.publishes(),
         configurations,
         notes,
@@ -402,15 +412,21 @@ fn measure(
     };
     for index in 0..WARMUP {
         attempt(index)?;
+        std::thread::sleep(options.pause);
     }
     let progress = Progress::new(name, options.containers);
-    let (samples, wall) =
-        runner::measure(options.containers, options.concurrency, &progress, attempt)?;
+    let (samples, busy) = runner::measure(
+        options.containers,
+        options.concurrency,
+        options.pause,
+        &progress,
+        attempt,
+    )?;
     Ok(Configuration {
         name: name.to_string(),
         baseline,
         published_before,
-        wall,
+        busy,
         samples,
     })
 }
@@ -439,6 +455,7 @@ mod tests {
             supervisor: "supervisor".into(),
             containers: 100,
             concurrency: 1,
+            pause: Duration::ZERO,
             publish: false,
             baseline: false,
             scale: vec![],
@@ -459,9 +476,10 @@ mod tests {
         o.baseline = true;
         o.scale = vec![0, 100];
         o.json = Some("out.json".into());
+        o.pause = Duration::from_millis(50);
         assert_eq!(
             o.command_line(),
-            "supervisor bench --containers 100 --concurrency 1 --publish --baseline \
+            "supervisor bench --containers 100 --concurrency 1 --pause 50 --publish --baseline \
              --scale 0,100 --json out.json"
         );
     }

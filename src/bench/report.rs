@@ -22,10 +22,15 @@ pub fn table(report: &Report) -> String {
     let mut out = String::new();
     let m = &report.machine;
     let _ = writeln!(out, "{}", report.command);
+    let pacing = if report.pause.is_zero() {
+        "back to back".to_string()
+    } else {
+        format!("{} ms apart", report.pause.as_millis())
+    };
     let _ = writeln!(
         out,
         "{} CPUs, Linux {}, load average {} at the start; {} containers per configuration, \
-         {} at a time, {}",
+         {} at a time, {pacing}, {}",
         m.cpus,
         m.kernel,
         m.load_average,
@@ -70,8 +75,8 @@ pub fn table(report: &Report) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<34} {:>13} {:>22}",
-        "", "containers/s", "supervisor RSS p50/max"
+        "{:<34} {:>17} {:>24}",
+        "", "containers/s busy", "supervisor RSS p50/max"
     );
     for config in &report.configurations {
         let mut rss = config.max_rss_kib();
@@ -82,7 +87,7 @@ pub fn table(report: &Report) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<34} {:>13.1} {:>22}",
+            "{:<34} {:>17.1} {:>24}",
             config.name,
             config.per_second(),
             rss
@@ -225,7 +230,7 @@ pub fn json(report: &Report) -> String {
     let _ = write!(
         out,
         "{{\n  \"command\": {},\n  \"machine\": {{\"cpus\": {}, \"kernel\": {}, \"load_average\": {}}},\n  \
-         \"containers\": {},\n  \"concurrency\": {},\n  \"publish\": {},\n  \"notes\": [{}],\n  \
+         \"containers\": {},\n  \"concurrency\": {},\n  \"pause_ms\": {},\n  \"publish\": {},\n  \"notes\": [{}],\n  \
          \"configurations\": [",
         string(&report.command),
         m.cpus,
@@ -233,6 +238,7 @@ pub fn json(report: &Report) -> String {
         string(&m.load_average),
         report.containers,
         report.concurrency,
+        report.pause.as_millis(),
         report.publish,
         report
             .notes
@@ -245,12 +251,12 @@ pub fn json(report: &Report) -> String {
         let _ = write!(
             out,
             "{}\n    {{\n      \"name\": {},\n      \"baseline\": {},\n      \"published_before\": {},\n      \
-             \"wall_us\": {},\n      \"containers_per_second\": {:.3},\n      \"samples\": [",
+             \"busy_us\": {},\n      \"containers_per_second\": {:.3},\n      \"samples\": [",
             if i > 0 { "," } else { "" },
             string(&c.name),
             c.baseline,
             c.published_before,
-            micros(c.wall),
+            micros(c.busy),
             c.per_second()
         );
         for (j, s) in c.samples.iter().enumerate() {
@@ -339,7 +345,7 @@ pub(crate) mod tests {
             name: name.into(),
             baseline,
             published_before,
-            wall: us(scale * 10_000),
+            busy: us(scale * 10_000),
             samples,
         }
     }
@@ -354,6 +360,7 @@ pub(crate) mod tests {
             },
             containers: 10,
             concurrency: 1,
+            pause: Duration::ZERO,
             publish: true,
             configurations: vec![
                 config("supervisor, 0 published", false, 0, 1),

@@ -111,12 +111,15 @@ fn with_network_ready(mut phases: Vec<(String, Duration)>) -> Vec<(String, Durat
     phases
 }
 
-/// Runs `one` for containers 0..count, `concurrency` at a time, stopping
-/// at the first failure. Returns the samples in container order and the
-/// wall time from the first start to the last end.
+/// Runs `one` for containers 0..count, `concurrency` at a time, each
+/// worker waiting `pause` after each of its containers; stops at the first
+/// failure. Returns the samples in container order and the busy time: the
+/// longest any worker spent running containers (the wall time, less its
+/// pauses).
 pub fn measure<F>(
     count: usize,
     concurrency: usize,
+    pause: Duration,
     progress: &Progress,
     one: F,
 ) -> Result<(Vec<Sample>, Duration), Error>
@@ -127,18 +130,24 @@ where
     let failed = AtomicBool::new(false);
     let samples = Mutex::new(Vec::with_capacity(count));
     let first_error = Mutex::new(None);
-    let ends = Mutex::new(Vec::new());
-    let start = Instant::now();
+    let busy = Mutex::new(Vec::new());
     progress.draw();
     std::thread::scope(|scope| {
         for _ in 0..concurrency.clamp(1, count.max(1)) {
             scope.spawn(|| {
+                let mut mine = Duration::ZERO;
                 while !failed.load(Ordering::Relaxed) {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     if index >= count {
                         break;
                     }
-                    match one(index) {
+                    if index >= concurrency {
+                        std::thread::sleep(pause);
+                    }
+                    let start = Instant::now();
+                    let result = one(index);
+                    mine += start.elapsed();
+                    match result {
                         Ok(sample) => {
                             lock(&samples).push(sample);
                             progress.step();
@@ -149,7 +158,7 @@ where
                         }
                     }
                 }
-                lock(&ends).push(Instant::now());
+                lock(&busy).push(mine);
             });
         }
     });
@@ -157,13 +166,10 @@ where
     if let Some(err) = lock(&first_error).take() {
         return Err(err);
     }
-    let wall = lock(&ends)
-        .iter()
-        .max()
-        .map_or(Duration::ZERO, |end| *end - start);
+    let busy = lock(&busy).iter().max().copied().unwrap_or_default();
     let mut samples = std::mem::take(&mut *lock(&samples));
     samples.sort_by_key(|s| s.container);
-    Ok((samples, wall))
+    Ok((samples, busy))
 }
 
 /// A poisoned lock only means another worker panicked; its data is whole.
@@ -205,10 +211,10 @@ mod tests {
             phases: vec![],
             max_rss_kib: None,
         };
-        let (samples, _) = measure(20, 4, &progress, |i| Ok(sample(i))).unwrap();
+        let (samples, _) = measure(20, 4, Duration::ZERO, &progress, |i| Ok(sample(i))).unwrap();
         let order: Vec<usize> = samples.iter().map(|s| s.container).collect();
         assert_eq!(order, (0..20).collect::<Vec<_>>());
-        let err = measure(20, 3, &progress, |i| {
+        let err = measure(20, 3, Duration::ZERO, &progress, |i| {
             if i == 5 {
                 Err(Error::Option("boom".into()))
             } else {
@@ -217,6 +223,25 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("boom"));
+    }
+
+    #[test]
+    fn pauses_do_not_count_as_busy_time() {
+        let progress = Progress::new("test", 3);
+        let sample = |i| Sample {
+            container: i,
+            end_to_end: us(1),
+            phases: vec![],
+            max_rss_kib: None,
+        };
+        let started = Instant::now();
+        let (_, busy) = measure(3, 1, Duration::from_millis(30), &progress, |i| {
+            std::thread::sleep(Duration::from_millis(1));
+            Ok(sample(i))
+        })
+        .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(60));
+        assert!(busy < Duration::from_millis(30), "{busy:?}");
     }
 
     #[test]
