@@ -3,7 +3,9 @@
 //! - `startup/*`: the whole `supervisor run … -- /bin/true` process with
 //!   `--network none`, with the bridge, and with the bridge and one
 //!   published port, against `unshare -n -p -f -u -i -m true` (the same
-//!   namespaces, no supervision) in the same run.
+//!   namespaces, no supervision) in the same run. Bridge runs are timed
+//!   alone (after a pause for the kernel to remove the last container's
+//!   namespace), and `-p` also back to back.
 //! - `phases/*`: the spawn phases through the library: clone3 until the
 //!   child waits on its pipe, and release until it has exec'd.
 //! - After criterion, the phases `run -v` logs (p50/p90 over many runs),
@@ -46,21 +48,40 @@ fn startup(c: &mut Criterion) {
             status_ok(Command::new("unshare").args(["-n", "-p", "-f", "-u", "-i", "-m", "true"]))
         })
     });
+    group.bench_function("run --network none -- /bin/true", |b| {
+        b.iter(|| status_ok(&mut supervisor_run(&["--network", "none"])))
+    });
+    // A container's veth goes with its namespace, after it has exited: the
+    // kernel deletes it (holding RTNL) while the next one plumbs. Alone:
+    // each run starts once the last one's namespace is gone.
     for (name, args) in [
         (
-            "run --network none -- /bin/true",
-            &["--network", "none"][..],
+            "run --network bridge -- /bin/true, alone",
+            &["--network", "bridge"][..],
         ),
-        (
-            "run --network bridge -- /bin/true",
-            &["--network", "bridge"],
-        ),
-        ("run -p 8080:8000 -- /bin/true", &["-p", "8080:8000"]),
+        ("run -p 8080:8000 -- /bin/true, alone", &["-p", "8080:8000"]),
     ] {
-        group.bench_function(name, |b| b.iter(|| status_ok(&mut supervisor_run(args))));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        std::thread::sleep(SETTLE);
+                        let t = Instant::now();
+                        status_ok(&mut supervisor_run(args));
+                        t.elapsed()
+                    })
+                    .sum()
+            })
+        });
     }
+    group.bench_function("run -p 8080:8000 -- /bin/true, back to back", |b| {
+        b.iter(|| status_ok(&mut supervisor_run(&["-p", "8080:8000"])))
+    });
     group.finish();
 }
+
+/// Long enough here for the kernel to remove a container's namespace.
+const SETTLE: Duration = Duration::from_millis(30);
 
 /// clone3 → blocked child, and release → exec, through the library.
 fn spawn_phases(c: &mut Criterion) {
@@ -113,12 +134,13 @@ fn spawn_phases(c: &mut Criterion) {
     group.finish();
 }
 
-/// The phases `run -v` logs, p50/p90 over `runs` runs: where the startup
-/// time goes.
+/// The phases `run -v` logs, p50/p90 over `runs` runs, each alone: where
+/// the startup time goes.
 fn phase_breakdown(title: &str, args: &[&str], runs: usize) {
     let mut order: Vec<String> = Vec::new();
     let mut samples: Vec<Vec<Duration>> = Vec::new();
     for _ in 0..runs {
+        std::thread::sleep(SETTLE);
         let out = Command::new(SUPERVISOR)
             .arg("-v")
             .arg("run")
@@ -138,7 +160,7 @@ fn phase_breakdown(title: &str, args: &[&str], runs: usize) {
             samples[at].push(d);
         }
     }
-    println!("\n{title}, phases from -v over {runs} runs (p50 / p90):");
+    println!("\n{title}, phases from -v over {runs} runs, each alone (p50 / p90):");
     for (name, values) in order.iter().zip(&samples) {
         if let Some(s) = Summary::of(values) {
             println!(
