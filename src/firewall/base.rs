@@ -71,7 +71,8 @@ impl Firewall {
         if loaded == Some(wanted) {
             return Ok(Base::Current);
         }
-        let exists = self.socket.table_exists(Family::Ip, super::TABLE)?;
+        // loaded_version already told: None only when the table is absent.
+        let exists = loaded.is_some();
         let survivors = if exists {
             self.all_elements()?
         } else {
