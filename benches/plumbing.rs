@@ -55,7 +55,10 @@ fn main() {
     });
     let state_dir = std::path::Path::new("/run/supervisor-bench");
     let firewall = Firewall::open(state_dir).expect("nftables socket");
-    firewall.ensure_base(BRIDGE, &subnet).expect("base ruleset");
+    firewall.ensure_base().expect("base ruleset");
+    firewall
+        .add_network(BRIDGE, &subnet)
+        .expect("the network's elements");
     let bench = Bench {
         runtime,
         nl,

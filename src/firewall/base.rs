@@ -3,15 +3,15 @@
 //!
 //! Loading replaces both supervisor tables in one transaction (the file
 //! itself says so: add, delete, define). That happens only when the tables
-//! are absent or were loaded from another version of the file or other
-//! defines; the same batch then re-adds every container's elements, so a
-//! live container never loses its ports.
+//! are absent or were loaded from another version of the file; the same
+//! batch then re-adds every network's and every container's elements, so a
+//! live network never loses its rules nor a live container its ports. The
+//! file is the same for every network: networks are elements (network.rs).
 
 use std::path::Path;
 
 use nix::errno::Errno;
 
-use crate::ipam::Subnet;
 use crate::nftables::{Element, Family, Mode};
 use crate::ruleset::{self, Define, compile::Compiled};
 
@@ -32,37 +32,28 @@ pub enum Base {
     Replaced,
 }
 
-/// The defines the supervisor fills in, VERSION last.
-pub fn defines(bridge: &str, subnet: &Subnet) -> Vec<Define> {
-    vec![
-        Define::new("BRIDGE", format!("\"{bridge}\"")),
-        Define::new("SUBNET", subnet.to_string()),
-        Define::new("VERSION", format!("0x{:08x}", version(bridge, subnet))),
-    ]
+/// The define the supervisor fills in.
+pub fn defines() -> Vec<Define> {
+    vec![Define::new("VERSION", format!("0x{:08x}", version()))]
 }
 
-/// A hash of the file and the configuration it is loaded with (FNV-1a,
-/// 32 bits: this tells versions apart, it guards against no adversary).
-pub fn version(bridge: &str, subnet: &Subnet) -> u32 {
-    let subnet = subnet.to_string();
-    let parts: [&[u8]; 3] = [RULESET.as_bytes(), bridge.as_bytes(), subnet.as_bytes()];
+/// A hash of the file (FNV-1a, 32 bits: this tells versions apart, it
+/// guards against no adversary).
+pub fn version() -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
-    for part in parts {
-        for &byte in part.iter().chain(&[0]) {
-            hash ^= u32::from(byte);
-            hash = hash.wrapping_mul(0x0100_0193);
-        }
+    for &byte in RULESET.as_bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
     }
     hash
 }
 
 impl Firewall {
-    /// Makes sure the tables are loaded from this binary's ruleset for this
-    /// bridge and subnet. Concurrent supervisors are safe: the replacement
-    /// runs under the exclusive firewall lock, element changes under the
-    /// shared one.
-    pub fn ensure_base(&self, bridge: &str, subnet: &Subnet) -> Result<Base, Error> {
-        let wanted = version(bridge, subnet);
+    /// Makes sure the tables are loaded from this binary's ruleset.
+    /// Concurrent supervisors are safe: the replacement runs under the
+    /// exclusive firewall lock, element changes under the shared one.
+    pub fn ensure_base(&self) -> Result<Base, Error> {
+        let wanted = version();
         if self.loaded_version()? == Some(wanted) {
             return Ok(Base::Current);
         }
@@ -74,17 +65,13 @@ impl Firewall {
         // loaded_version already told: None only when the table is absent.
         let exists = loaded.is_some();
         let survivors = if exists {
-            self.all_elements()?
+            let targets = Target::NETWORK.into_iter().chain(Target::ALL);
+            self.all_elements(&targets.collect::<Vec<_>>())?
         } else {
             Vec::new()
         };
-        let checked = ruleset::load_str(
-            "nft/supervisor.nft",
-            RULESET,
-            Path::new("/"),
-            &defines(bridge, subnet),
-        )
-        .map_err(Error::Ruleset)?;
+        let checked = ruleset::load_str("nft/supervisor.nft", RULESET, Path::new("/"), &defines())
+            .map_err(Error::Ruleset)?;
         let Compiled { mut batch, sources } =
             ruleset::compile::compile(&checked).map_err(Error::Ruleset)?;
         for (target, elements) in &survivors {
@@ -121,9 +108,12 @@ impl Firewall {
         }
     }
 
-    /// Every per-container element, by map or set.
-    pub(super) fn all_elements(&self) -> Result<Vec<(Target, Vec<Element>)>, Error> {
-        Target::ALL
+    /// The elements of `targets`, by map or set (none when absent).
+    pub(super) fn all_elements(
+        &self,
+        targets: &[Target],
+    ) -> Result<Vec<(Target, Vec<Element>)>, Error> {
+        targets
             .iter()
             .map(|&target| match self.socket.elements(&set_ref(target)) {
                 Ok(elements) => Ok((target, elements)),
@@ -161,23 +151,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_version_depends_on_bridge_and_subnet() {
-        let a: Subnet = "172.16.0.0/24".parse().unwrap();
-        let b: Subnet = "172.17.0.0/24".parse().unwrap();
-        assert_eq!(version("sv0", &a), version("sv0", &a));
-        assert_ne!(version("sv0", &a), version("sv1", &a));
-        assert_ne!(version("sv0", &a), version("sv0", &b));
-    }
-
-    #[test]
     fn the_embedded_ruleset_parses_and_checks_with_the_defines() {
-        let subnet: Subnet = "172.16.0.0/24".parse().unwrap();
-        ruleset::load_str(
-            "nft/supervisor.nft",
-            RULESET,
-            Path::new("/"),
-            &defines("sv0", &subnet),
-        )
-        .unwrap();
+        ruleset::load_str("nft/supervisor.nft", RULESET, Path::new("/"), &defines()).unwrap();
     }
 }

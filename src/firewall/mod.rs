@@ -9,6 +9,7 @@
 //! and `nft list ruleset` shows whose each element is.
 
 mod base;
+mod network;
 mod owned;
 mod plan;
 
@@ -25,6 +26,7 @@ use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata}
 use crate::publish::{PortMapping, Protocol};
 
 pub use base::{Base, RULESET, defines, version};
+pub use network::network_elements;
 pub use owned::Owned;
 pub use plan::{Owner, PlannedElement, Port, Publication, Target};
 

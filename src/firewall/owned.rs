@@ -24,7 +24,7 @@ impl Firewall {
     /// are not loaded.
     pub fn owned_elements(&self) -> Result<Vec<Owned>, Error> {
         let mut owned = Vec::new();
-        for (target, elements) in self.all_elements()? {
+        for (target, elements) in self.all_elements(&Target::ALL)? {
             owned.extend(elements.into_iter().map(|element| {
                 Owned {
                     target,
@@ -82,6 +82,17 @@ impl fmt::Display for Owned {
                 (Some(addr), Some(port)) => write!(f, "{name} {addr} . {port}"),
                 _ => write!(f, "{name} {key:02x?}"),
             },
+            Target::Subnets => match addr(0) {
+                Some(addr) => write!(f, "{name} {addr}"),
+                None => write!(f, "{name} {key:02x?}"),
+            },
+            Target::Bridges => write!(f, "{name} \"{}\"", ifname_at(key, 0)),
+            Target::SameBridge => write!(
+                f,
+                "{name} \"{}\" . \"{}\"",
+                ifname_at(key, 0),
+                ifname_at(key, 16)
+            ),
             Target::SpoofGuard | Target::Version => {
                 let ifname = key.get(..16).unwrap_or_default();
                 let ifname = String::from_utf8_lossy(ifname);
@@ -94,6 +105,14 @@ impl fmt::Display for Owned {
             }
         }
     }
+}
+
+/// The interface name of an `ifname` field at `at` of a key.
+fn ifname_at(key: &[u8], at: usize) -> String {
+    let field = key.get(at..(at + 16).min(key.len())).unwrap_or_default();
+    String::from_utf8_lossy(field)
+        .trim_end_matches('\0')
+        .to_string()
 }
 
 #[cfg(test)]

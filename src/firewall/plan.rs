@@ -19,6 +19,12 @@ pub enum Target {
     SpoofGuard,
     /// `ip supervisor version`: the loaded ruleset's version, one element.
     Version,
+    /// `ip supervisor bridges`: every network's bridge.
+    Bridges,
+    /// `ip supervisor same_bridge`: bridge . the same bridge, per network.
+    SameBridge,
+    /// `ip supervisor subnets`: every network's subnet, an interval set.
+    Subnets,
 }
 
 impl Target {
@@ -31,6 +37,9 @@ impl Target {
             Target::AddrPorts(Protocol::Udp) => "udp_addr_ports",
             Target::SpoofGuard => "spoof_guard",
             Target::Version => "version",
+            Target::Bridges => "bridges",
+            Target::SameBridge => "same_bridge",
+            Target::Subnets => "subnets",
         }
     }
 
@@ -52,6 +61,9 @@ impl Target {
         Target::AddrPorts(Protocol::Udp),
         Target::SpoofGuard,
     ];
+
+    /// Every per-network target.
+    pub const NETWORK: [Target; 3] = [Target::Bridges, Target::SameBridge, Target::Subnets];
 }
 
 /// A published port with its host port decided.
@@ -246,7 +258,7 @@ pub(super) mod tests {
     #[test]
     fn target_names_match_the_ruleset_file() {
         let file = include_str!("../../nft/supervisor.nft");
-        for target in Target::ALL {
+        for target in Target::ALL.into_iter().chain(Target::NETWORK) {
             let kind = if target.is_map() { "map" } else { "set" };
             assert!(
                 file.contains(&format!("{kind} {} {{", target.name())),
