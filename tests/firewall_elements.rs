@@ -102,8 +102,13 @@ fn publishing_adds_the_ports_and_the_spoof_guard_with_the_owner_as_comment() {
             );
             let guard = nft(&["list", "set", "bridge", "supervisor", "spoof_guard"]);
             assert!(
-                guard.contains(r#""sv-web" . 172.16.0.2 comment "web web-id""#),
+                guard.contains(r#""sv-web" . 172.16.0.2 . 02:42:ac:10:00:02 comment "web web-id""#),
                 "{guard}"
+            );
+            let macs = nft(&["list", "set", "bridge", "supervisor", "mac_guard"]);
+            assert!(
+                macs.contains(r#""sv-web" . 02:42:ac:10:00:02 comment "web web-id""#),
+                "{macs}"
             );
         },
     );
@@ -263,7 +268,7 @@ fn a_changed_base_is_replaced_keeping_every_networks_and_containers_elements() {
             for element in [
                 r#"8080 comment "web web-id" : 172.16.0.2 . 8000"#,
                 r#"5353 comment "dns dns-id" : 172.16.0.3 . 53"#,
-                r#""sv-web" . 172.16.0.2 comment "web web-id""#,
+                r#""sv-web" . 172.16.0.2 . 02:42:ac:10:00:02 comment "web web-id""#,
                 r#"elements = { "sv0","#,
                 r#""sv1" }"#,
                 r#"172.16.0.0/24 comment "sv0""#,
@@ -294,6 +299,36 @@ fn adding_a_network_again_changes_nothing_and_another_network_adds_to_it() {
             );
             let pairs = nft(&["list", "set", "ip", "supervisor", "same_bridge"]);
             assert!(pairs.contains(r#""sv1" . "sv1""#), "{pairs}");
+        },
+    );
+}
+
+#[test]
+fn a_guard_loaded_by_the_previous_version_comes_back_with_the_containers_mac() {
+    common::in_fresh_netns(
+        "a_guard_loaded_by_the_previous_version_comes_back_with_the_containers_mac",
+        || {
+            // The bridge table as the version before ARP checking had it.
+            let old = r#"table ip supervisor { set version { type mark; elements = { 0x1 }; }; }
+table bridge supervisor {
+	set spoof_guard {
+		type ifname . ipv4_addr
+		elements = { "sv-old" . 172.16.0.5 comment "old old-id" }
+	}
+}
+"#;
+            let path = state_dir().join("old.nft");
+            std::fs::write(&path, old).unwrap();
+            nft(&["-f", path.to_str().unwrap()]);
+            let fw = Firewall::open(&state_dir()).unwrap();
+            assert_eq!(fw.ensure_base().unwrap(), Base::Replaced);
+            let guard = nft(&["list", "table", "bridge", "supervisor"]);
+            for element in [
+                r#""sv-old" . 172.16.0.5 . 02:42:ac:10:00:05 comment "old old-id""#,
+                r#""sv-old" . 02:42:ac:10:00:05 comment "old old-id""#,
+            ] {
+                assert!(guard.contains(element), "{element}: {guard}");
+            }
         },
     );
 }

@@ -8,11 +8,13 @@
 //! live network never loses its rules nor a live container its ports. The
 //! file is the same for every network: networks are elements (network.rs).
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use nix::errno::Errno;
 
-use crate::nftables::{Element, Family, Mode};
+use crate::netlink::mac_for;
+use crate::nftables::{Element, Family, Mode, concat};
 use crate::ruleset::{self, Define, compile::Compiled};
 
 use super::{Error, Firewall, Target, set_ref};
@@ -48,6 +50,42 @@ pub fn version() -> u32 {
     hash
 }
 
+/// Elements read from tables an older version loaded, in this version's
+/// layout: `spoof_guard` held host veth . address before it held the MAC
+/// too, and `mac_guard` did not exist. A live container's guard must come
+/// back in the new shape, or the new rules would drop all it sends.
+fn in_this_layout(mut survivors: Vec<(Target, Vec<Element>)>) -> Vec<(Target, Vec<Element>)> {
+    const OLD_SPOOF_KEY: usize = 20;
+    let mut macs = Vec::new();
+    for (target, elements) in &mut survivors {
+        if *target != Target::SpoofGuard {
+            continue;
+        }
+        for element in elements.iter_mut() {
+            let Some(&[a, b, c, d]) = element.key.get(16..OLD_SPOOF_KEY) else {
+                continue;
+            };
+            if element.key.len() != OLD_SPOOF_KEY {
+                continue;
+            }
+            let mac = mac_for(Ipv4Addr::new(a, b, c, d));
+            let veth = &element.key[..16];
+            macs.push(Element {
+                udata: element.udata.clone(),
+                ..Element::new(concat(&[veth, &mac]))
+            });
+            element.key = concat(&[&element.key, &mac]);
+        }
+    }
+    if !macs.is_empty() {
+        match survivors.iter_mut().find(|(t, _)| *t == Target::MacGuard) {
+            Some((_, elements)) => elements.extend(macs),
+            None => survivors.push((Target::MacGuard, macs)),
+        }
+    }
+    survivors
+}
+
 impl Firewall {
     /// Makes sure the tables are loaded from this binary's ruleset.
     /// Concurrent supervisors are safe: the replacement runs under the
@@ -74,7 +112,7 @@ impl Firewall {
             .map_err(Error::Ruleset)?;
         let Compiled { mut batch, sources } =
             ruleset::compile::compile(&checked).map_err(Error::Ruleset)?;
-        for (target, elements) in &survivors {
+        for (target, elements) in &in_this_layout(survivors) {
             batch.add_elements(&set_ref(*target), elements, Mode::Add)?;
         }
         ruleset::send(&self.socket, Compiled { batch, sources }).map_err(Error::Load)?;

@@ -1,5 +1,7 @@
-//! The supervisor's nftables tables: the base ruleset from nft/, and the
-//! per-container elements that publish ports and guard source addresses.
+//! The supervisor's nftables tables: the base ruleset from nft/, the
+//! per-network elements that name each bridge and subnet, and the
+//! per-container elements that publish ports and guard source addresses,
+//! MACs and ARP.
 //!
 //! Per container only elements change, each change one batch: all of a
 //! container's elements go in together or not at all, and a host port that
