@@ -159,3 +159,47 @@ fn a_host_port_is_published_once_whatever_the_network() {
     assert!(stderr(&out).contains("container sv0 ("), "{}", stderr(&out));
     web.stop();
 }
+
+#[test]
+fn a_networks_elements_stay_with_its_bridge_and_gc_takes_them_when_it_is_gone() {
+    let Some(ns) = HostNs::new("a_networks_elements_stay_with_its_bridge_and_gc_takes_them") else {
+        return;
+    };
+    let web = web_on(&ns, &SV0, "sv0", 8080);
+    for net in [SV1, SV2] {
+        let out = ns.run(&["--bridge", net.bridge, "--subnet", net.subnet, "--", "true"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let networks =
+        || ns.ok("nft list set ip supervisor bridges; nft list set ip supervisor subnets");
+    let listed = networks();
+    for net in [SV0, SV1, SV2] {
+        assert!(
+            listed.contains(&format!("{} comment \"{}\"", net.subnet, net.bridge)),
+            "{listed}"
+        );
+    }
+    ns.ok("ip link del sv1");
+    let out = common::run(ns.supervisor().arg("gc"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = common::stdout(&out);
+    assert!(
+        report.contains("removed network sv1 (10.1.0.0/24): its bridge is gone"),
+        "{report}"
+    );
+    let listed = networks();
+    assert!(
+        !listed.contains("sv1") && !listed.contains("10.1.0.0/24"),
+        "{listed}"
+    );
+    for net in [SV0, SV2] {
+        assert!(
+            listed.contains(&format!("{} comment \"{}\"", net.subnet, net.bridge)),
+            "{listed}"
+        );
+    }
+    answers("sv0 still published", "from-sv0", || {
+        ask(|s| ns.sh(s), "127.0.0.1", 8080)
+    });
+    web.stop();
+}

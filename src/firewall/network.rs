@@ -80,6 +80,132 @@ impl Firewall {
     }
 }
 
+/// A network whose elements `gc` took out: its bridge was gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoneNetwork {
+    pub bridge: String,
+    /// Its subnets as recorded (`10.1.0.0/24`); normally one.
+    pub subnets: Vec<String>,
+}
+
+impl std::fmt::Display for GoneNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "network {}", self.bridge)?;
+        if !self.subnets.is_empty() {
+            write!(f, " ({})", self.subnets.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl Firewall {
+    /// Takes out, in one batch, the elements of every network whose bridge
+    /// `exists` says is gone. Under the exclusive lock, so a run that has
+    /// just created its bridge adds its elements after this, never before
+    /// and then lost.
+    pub fn remove_gone_networks(
+        &self,
+        exists: impl Fn(&str) -> bool,
+    ) -> Result<Vec<GoneNetwork>, Error> {
+        let _lock = self.lock(true)?;
+        let found = self.all_elements(&Target::NETWORK)?;
+        let of = |target| {
+            found
+                .iter()
+                .find(|(t, _)| *t == target)
+                .map_or(&[][..], |(_, e)| e.as_slice())
+        };
+        let mut subnets: Vec<&Element> = of(Target::Subnets).iter().collect();
+        subnets.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut gone = Vec::new();
+        let mut doomed: Vec<(Target, Element)> = Vec::new();
+        for bridge in of(Target::Bridges) {
+            let name = String::from_utf8_lossy(&bridge.key)
+                .trim_end_matches('\0')
+                .to_string();
+            if exists(&name) {
+                continue;
+            }
+            let pair = concat(&[&bridge.key, &bridge.key]);
+            doomed.push((Target::Bridges, Element::new(bridge.key.clone())));
+            doomed.push((Target::SameBridge, Element::new(pair)));
+            let mut labels = Vec::new();
+            for (start, end) in intervals_of(&subnets, &name) {
+                labels.push(interval_label(&start.key, end.map(|e| e.key.as_slice())));
+                doomed.push((Target::Subnets, Element::new(start.key.clone())));
+                if let Some(end) = end {
+                    let end = Element {
+                        flags: ELEM_INTERVAL_END,
+                        ..Element::new(end.key.clone())
+                    };
+                    doomed.push((Target::Subnets, end));
+                }
+            }
+            gone.push(GoneNetwork {
+                bridge: name,
+                subnets: labels,
+            });
+        }
+        if doomed.is_empty() {
+            return Ok(gone);
+        }
+        let mut batch = Batch::new();
+        for target in Target::NETWORK {
+            let elements: Vec<Element> = doomed
+                .iter()
+                .filter(|(t, _)| *t == target)
+                .map(|(_, e)| e.clone())
+                .collect();
+            if !elements.is_empty() {
+                batch.destroy_elements(&set_ref(target), &elements)?;
+            }
+        }
+        self.socket.send(batch)?;
+        Ok(gone)
+    }
+}
+
+/// The intervals of sorted `subnets` whose start carries `bridge` as its
+/// comment, each with its end element (the next end above its start; none
+/// for an interval open to the top).
+fn intervals_of<'a>(
+    subnets: &[&'a Element],
+    bridge: &str,
+) -> Vec<(&'a Element, Option<&'a Element>)> {
+    subnets
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.flags & ELEM_INTERVAL_END == 0)
+        .filter(|(_, e)| e.udata.as_ref().and_then(|u| u.comment_text()).as_deref() == Some(bridge))
+        .map(|(i, start)| {
+            let end = subnets[i + 1..]
+                .iter()
+                .find(|e| e.flags & ELEM_INTERVAL_END != 0 && e.key > start.key)
+                .copied();
+            (*start, end)
+        })
+        .collect()
+}
+
+/// `10.1.0.0/24` from an interval's start and end keys (`10.1.0.0-…` when
+/// it is no prefix).
+fn interval_label(start: &[u8], end: Option<&[u8]>) -> String {
+    let addr = |key: &[u8]| -> Option<u32> { Some(u32::from_be_bytes(key.try_into().ok()?)) };
+    let Some(first) = addr(start) else {
+        return format!("{start:02x?}");
+    };
+    let size = match end.map(addr) {
+        Some(Some(end)) => u64::from(end.wrapping_sub(first)),
+        _ => (1u64 << 32) - u64::from(first),
+    };
+    let start = Ipv4Addr::from(first);
+    if size.is_power_of_two() {
+        format!("{start}/{}", 32 - size.trailing_zeros())
+    } else {
+        format!("{start}+{size}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +236,27 @@ mod tests {
         );
         let comment = subnets[1].udata.as_ref().and_then(|u| u.comment_text());
         assert_eq!(comment.as_deref(), Some("sv1"));
+    }
+
+    #[test]
+    fn a_networks_subnet_is_found_by_its_comment_with_its_own_end() {
+        // Two adjacent subnets: sv0's end and sv1's start share a key.
+        let mut all: Vec<Element> = ["172.16.0.0/24", "172.16.1.0/24"]
+            .iter()
+            .zip(["sv0", "sv1"])
+            .flat_map(|(net, bridge)| {
+                let subnet: Subnet = net.parse().unwrap();
+                network_elements(bridge, &subnet).remove(2).1
+            })
+            .collect();
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        let sorted: Vec<&Element> = all.iter().collect();
+        let found = intervals_of(&sorted, "sv1");
+        assert_eq!(found.len(), 1);
+        let (start, end) = found[0];
+        assert_eq!(start.key, [172, 16, 1, 0]);
+        assert_eq!(end.map(|e| e.key.clone()), Some(vec![172, 16, 2, 0]));
+        let label = interval_label(&start.key, end.map(|e| e.key.as_slice()));
+        assert_eq!(label, "172.16.1.0/24");
     }
 }
