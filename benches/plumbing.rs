@@ -55,10 +55,9 @@ fn main() {
     });
     let state_dir = std::path::Path::new("/run/supervisor-bench");
     let firewall = Firewall::open(state_dir).expect("nftables socket");
-    firewall.ensure_base().expect("base ruleset");
     firewall
-        .add_network(BRIDGE, &subnet)
-        .expect("the network's elements");
+        .ensure_network(BRIDGE, &subnet)
+        .expect("base ruleset and network");
     let bench = Bench {
         runtime,
         nl,

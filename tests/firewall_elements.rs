@@ -32,8 +32,7 @@ fn subnet(text: &str) -> Subnet {
 /// Loads the base ruleset as `run` does, with network sv0's elements.
 fn load_base() {
     let fw = Firewall::open(&state_dir()).unwrap();
-    fw.ensure_base().unwrap();
-    fw.add_network("sv0", &subnet("172.16.0.0/24")).unwrap();
+    fw.ensure_network("sv0", &subnet("172.16.0.0/24")).unwrap();
 }
 
 /// Makes the loaded tables look loaded by another version of the file.
@@ -304,9 +303,9 @@ fn adding_a_network_again_changes_nothing_and_another_network_adds_to_it() {
 }
 
 #[test]
-fn a_guard_loaded_by_the_previous_version_comes_back_with_the_containers_mac() {
+fn an_upgrade_keeps_the_old_guards_with_the_containers_mac_and_adds_the_network() {
     common::in_fresh_netns(
-        "a_guard_loaded_by_the_previous_version_comes_back_with_the_containers_mac",
+        "an_upgrade_keeps_the_old_guards_with_the_containers_mac_and_adds_the_network",
         || {
             // The bridge table as the version before ARP checking had it.
             let old = r#"table ip supervisor { set version { type mark; elements = { 0x1 }; }; }
@@ -321,7 +320,13 @@ table bridge supervisor {
             std::fs::write(&path, old).unwrap();
             nft(&["-f", path.to_str().unwrap()]);
             let fw = Firewall::open(&state_dir()).unwrap();
-            assert_eq!(fw.ensure_base().unwrap(), Base::Replaced);
+            let base = fw.ensure_network("sv0", &subnet("172.16.0.0/24"));
+            assert_eq!(base.unwrap(), Base::Replaced);
+            let subnets = nft(&["list", "set", "ip", "supervisor", "subnets"]);
+            assert!(
+                subnets.contains(r#"172.16.0.0/24 comment "sv0""#),
+                "{subnets}"
+            );
             let guard = nft(&["list", "table", "bridge", "supervisor"]);
             for element in [
                 r#""sv-old" . 172.16.0.5 . 02:42:ac:10:00:05 comment "old old-id""#,

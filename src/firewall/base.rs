@@ -91,6 +91,12 @@ impl Firewall {
     /// Concurrent supervisors are safe: the replacement runs under the
     /// exclusive firewall lock, element changes under the shared one.
     pub fn ensure_base(&self) -> Result<Base, Error> {
+        self.load_base(&[])
+    }
+
+    /// `ensure_base`, where a (re)load also adds `extra` elements in the
+    /// same transaction.
+    pub(super) fn load_base(&self, extra: &[(Target, Vec<Element>)]) -> Result<Base, Error> {
         let wanted = version();
         if self.loaded_version()? == Some(wanted) {
             return Ok(Base::Current);
@@ -112,7 +118,7 @@ impl Firewall {
             .map_err(Error::Ruleset)?;
         let Compiled { mut batch, sources } =
             ruleset::compile::compile(&checked).map_err(Error::Ruleset)?;
-        for (target, elements) in &in_this_layout(survivors) {
+        for (target, elements) in in_this_layout(survivors).iter().chain(extra) {
             batch.add_elements(&set_ref(*target), elements, Mode::Add)?;
         }
         ruleset::send(&self.socket, Compiled { batch, sources }).map_err(Error::Load)?;

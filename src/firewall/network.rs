@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use crate::ipam::Subnet;
 use crate::nftables::{Batch, ELEM_INTERVAL_END, Element, Mode, Udata, concat, ifname};
 
-use super::{Error, Firewall, Target, set_ref};
+use super::{Base, Error, Firewall, Target, set_ref};
 
 /// `NFTNL_UDATA_SET_ELEM_FLAGS` and its `NFTNL_SET_ELEM_F_INTERVAL_OPEN`:
 /// an interval reaching the type's maximum, which has no end element.
@@ -66,6 +66,18 @@ fn comment(bridge: &str) -> std::ffi::CString {
 }
 
 impl Firewall {
+    /// Makes sure the tables are loaded (see `ensure_base`) and hold the
+    /// network of `bridge` and `subnet`. When the tables are created or
+    /// replaced, its elements go in the same transaction: a live network is
+    /// never without them, not even for the moment between two batches.
+    pub fn ensure_network(&self, bridge: &str, subnet: &Subnet) -> Result<Base, Error> {
+        let base = self.load_base(&network_elements(bridge, subnet))?;
+        if base == Base::Current {
+            self.add_network(bridge, subnet)?;
+        }
+        Ok(base)
+    }
+
     /// Adds the elements of the network of `bridge` and `subnet`, in one
     /// batch; those already there stay as they are. A subnet overlapping
     /// another network's is refused by the kernel.
