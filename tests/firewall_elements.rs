@@ -404,3 +404,32 @@ fn concurrent_supervisors_load_the_base_once_and_keep_each_others_elements() {
         },
     );
 }
+
+#[test]
+fn removing_a_gone_network_keeps_an_adjacent_subnet_whole() {
+    common::in_fresh_netns(
+        "removing_a_gone_network_keeps_an_adjacent_subnet_whole",
+        || {
+            load_base();
+            let fw = Firewall::open(&state_dir()).unwrap();
+            fw.add_network("sv1", &subnet("10.1.0.0/24")).unwrap();
+            // Its start shares a key with sv1's end element.
+            fw.add_network("sv2", &subnet("10.1.1.0/24")).unwrap();
+            let gone = fw.remove_gone_networks(|bridge| bridge != "sv1").unwrap();
+            let gone: Vec<String> = gone.iter().map(|g| g.to_string()).collect();
+            assert_eq!(gone, ["network sv1 (10.1.0.0/24)"]);
+            let subnets = nft(&["list", "set", "ip", "supervisor", "subnets"]);
+            assert!(!subnets.contains("10.1.0.0"), "{subnets}");
+            for kept in [
+                r#"172.16.0.0/24 comment "sv0""#,
+                r#"10.1.1.0/24 comment "sv2""#,
+            ] {
+                assert!(subnets.contains(kept), "{kept}: {subnets}");
+            }
+            let bridges = nft(&["list", "set", "ip", "supervisor", "bridges"]);
+            assert!(!bridges.contains("\"sv1\""), "{bridges}");
+            let pairs = nft(&["list", "set", "ip", "supervisor", "same_bridge"]);
+            assert!(!pairs.contains("\"sv1\""), "{pairs}");
+        },
+    );
+}
