@@ -190,7 +190,9 @@ impl Reconciler {
             })
             .collect();
         let mut removed = self.remove_elements(|owner| !live.contains(owner.id.as_str()))?;
-        let gone = self.firewall.remove_gone_networks(link_exists)?;
+        let gone = self
+            .firewall
+            .remove_gone_networks(firewall::interface_exists)?;
         removed.extend(gone.into_iter().map(Removed::Network));
         for entry in &entries {
             match entry {
@@ -272,12 +274,6 @@ impl Reconciler {
             name: name.to_string(),
         }))
     }
-}
-
-/// Whether interface `name` exists in this network namespace: a plain
-/// ioctl, so the firewall can ask it under its lock.
-fn link_exists(name: &str) -> bool {
-    nix::net::if_::if_nametoindex(name).is_ok()
 }
 
 /// `run`'s claim on its name: a dead supervisor's record of that name is

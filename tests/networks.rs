@@ -203,3 +203,34 @@ fn a_networks_elements_stay_with_its_bridge_and_gc_takes_them_when_it_is_gone() 
     });
     web.stop();
 }
+
+#[test]
+fn a_bridge_made_again_with_another_subnet_replaces_its_stale_network() {
+    let Some(ns) = HostNs::new("a_bridge_made_again_with_another_subnet") else {
+        return;
+    };
+    let run = |subnet: &str| {
+        let out = ns.run(&["--bridge", "sv1", "--subnet", subnet, "--", "true"]);
+        assert!(out.status.success(), "{subnet}: {}", stderr(&out));
+    };
+    // The same network start with a wider prefix overlaps the stale one.
+    run("10.1.0.0/24");
+    ns.ok("ip link del sv1");
+    run("10.1.0.0/16");
+    let subnets = ns.ok("nft list set ip supervisor subnets");
+    assert!(
+        subnets.contains(r#"10.1.0.0/16 comment "sv1""#),
+        "{subnets}"
+    );
+    assert!(!subnets.contains("10.1.0.0/24"), "{subnets}");
+    // Another bridge on a gone network's subnet.
+    ns.ok("ip link del sv1");
+    let out = ns.run(&["--bridge", "sv2", "--subnet", "10.1.0.0/20", "--", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let networks = ns.ok("nft list set ip supervisor subnets; nft list set ip supervisor bridges");
+    assert!(
+        networks.contains(r#"10.1.0.0/20 comment "sv2""#),
+        "{networks}"
+    );
+    assert!(!networks.contains("sv1"), "{networks}");
+}

@@ -28,7 +28,7 @@ use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata}
 use crate::publish::{PortMapping, Protocol};
 
 pub use base::{Base, RULESET, defines, version};
-pub use network::{GoneNetwork, network_elements};
+pub use network::{GoneNetwork, interface_exists, network_elements};
 pub use owned::Owned;
 pub use plan::{Owner, PlannedElement, Port, Publication, Target};
 

@@ -14,6 +14,12 @@ use crate::nftables::{Batch, ELEM_INTERVAL_END, Element, Mode, Udata, concat, if
 
 use super::{Base, Error, Firewall, Target, set_ref};
 
+/// Whether interface `name` exists in this network namespace: an ioctl,
+/// so it can be asked under the firewall lock.
+pub fn interface_exists(name: &str) -> bool {
+    nix::net::if_::if_nametoindex(name).is_ok()
+}
+
 /// `NFTNL_UDATA_SET_ELEM_FLAGS` and its `NFTNL_SET_ELEM_F_INTERVAL_OPEN`:
 /// an interval reaching the type's maximum, which has no end element.
 const UDATA_ELEM_FLAGS: u8 = 1;
@@ -70,12 +76,33 @@ impl Firewall {
     /// network of `bridge` and `subnet`. When the tables are created or
     /// replaced, its elements go in the same transaction: a live network is
     /// never without them, not even for the moment between two batches.
+    ///
+    /// A subnet recorded for a bridge that is gone, or for this bridge before
+    /// it was made again with another subnet, may overlap this one, which
+    /// the kernel refuses: then those records go and it is tried once more.
     pub fn ensure_network(&self, bridge: &str, subnet: &Subnet) -> Result<Base, Error> {
-        let base = self.load_base(&network_elements(bridge, subnet))?;
-        if base == Base::Current {
-            self.add_network(bridge, subnet)?;
+        let ensure = || {
+            let base = self.load_base(&network_elements(bridge, subnet))?;
+            if base == Base::Current {
+                self.add_network(bridge, subnet)?;
+            }
+            Ok(base)
+        };
+        match ensure() {
+            Ok(base) => Ok(base),
+            Err(err) => {
+                let stale = self.remove_stale_networks(interface_exists, Some((bridge, subnet)))?;
+                if stale.is_empty() {
+                    return Err(err);
+                }
+                for network in stale {
+                    tracing::info!(
+                        "removed stale {network}: its bridge is gone or serves another subnet"
+                    );
+                }
+                ensure()
+            }
         }
-        Ok(base)
     }
 
     /// Adds the elements of the network of `bridge` and `subnet`, in one
@@ -119,6 +146,16 @@ impl Firewall {
         &self,
         exists: impl Fn(&str) -> bool,
     ) -> Result<Vec<GoneNetwork>, Error> {
+        self.remove_stale_networks(exists, None)
+    }
+
+    /// `remove_gone_networks`, and with `current`, a bridge and the subnet
+    /// it now serves, every other subnet recorded for that bridge.
+    fn remove_stale_networks(
+        &self,
+        exists: impl Fn(&str) -> bool,
+        current: Option<(&str, &Subnet)>,
+    ) -> Result<Vec<GoneNetwork>, Error> {
         let _lock = self.lock(true)?;
         let found = self.all_elements(&Target::NETWORK)?;
         let of = |target| {
@@ -135,14 +172,29 @@ impl Firewall {
             let name = String::from_utf8_lossy(&bridge.key)
                 .trim_end_matches('\0')
                 .to_string();
+            let mut intervals = intervals_of(&subnets, &name);
             if exists(&name) {
-                continue;
+                // Only the current bridge's other subnets are stale.
+                let Some((_, subnet)) = current.filter(|(b, _)| *b == name) else {
+                    continue;
+                };
+                let network = subnet.network().octets();
+                let end = u32::from(subnet.broadcast())
+                    .checked_add(1)
+                    .map(|e| e.to_be_bytes());
+                intervals.retain(|(s, e)| {
+                    s.key != network || e.map(|e| e.key.as_slice()) != end.as_ref().map(|e| &e[..])
+                });
+                if intervals.is_empty() {
+                    continue;
+                }
+            } else {
+                let pair = concat(&[&bridge.key, &bridge.key]);
+                doomed.push((Target::Bridges, Element::new(bridge.key.clone())));
+                doomed.push((Target::SameBridge, Element::new(pair)));
             }
-            let pair = concat(&[&bridge.key, &bridge.key]);
-            doomed.push((Target::Bridges, Element::new(bridge.key.clone())));
-            doomed.push((Target::SameBridge, Element::new(pair)));
             let mut labels = Vec::new();
-            for (start, end) in intervals_of(&subnets, &name) {
+            for (start, end) in intervals {
                 labels.push(interval_label(&start.key, end.map(|e| e.key.as_slice())));
                 doomed.push((Target::Subnets, Element::new(start.key.clone())));
                 if let Some(end) = end {
