@@ -498,23 +498,35 @@ fn bad_publish_specs_are_one_line_exit_125_and_create_nothing() {
         return;
     };
     let before = ns.ok("ip -br link; nft list ruleset; ls -A /run");
-    for spec in [
-        "0:80",
-        "70000:80",
-        "8000-8010:9000-9005",
-        "1.2.3:80:80",
-        "80:80/sctp",
+    for (specs, expected) in [
+        (&["0:80"][..], "\"0:80\""),
+        (&["70000:80"], "\"70000:80\""),
+        (&["8000-8010:9000-9005"], "\"8000-8010:9000-9005\""),
+        (&["1.2.3:80:80"], "\"1.2.3:80:80\""),
+        (&["80:80/sctp"], "\"80:80/sctp\""),
+        (
+            &["+80:80"],
+            "invalid --publish \"+80:80\": bad port \"+80\"",
+        ),
+        (
+            &["9000:80", "9000:81"],
+            "--publish \"9000:80\" and --publish \"9000:81\" both publish host port 9000/tcp: one run",
+        ),
     ] {
-        let out = ns
-            .supervisor()
-            .args(["run", "-p", spec, "--", "true"])
+        let mut cmd = ns.supervisor();
+        cmd.arg("run");
+        for spec in specs {
+            cmd.args(["-p", spec]);
+        }
+        let out = cmd
+            .args(["--", "true"])
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(125), "{spec}");
+        assert_eq!(out.status.code(), Some(125), "{specs:?}");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(&format!("{spec:?}")), "{err}");
+        assert!(err.contains(expected), "{specs:?}: {err}");
     }
     assert_eq!(ns.ok("ip -br link; nft list ruleset; ls -A /run"), before);
 }
