@@ -375,3 +375,63 @@ fn commands_on_an_empty_or_missing_state_directory_are_quiet() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn ps_summarises_thousands_of_ports_in_the_table_and_lists_them_all_in_json() {
+    // A record is enough: `ps` reads records, and this test process is
+    // the live supervisor it names.
+    let dir = std::env::temp_dir().join(format!("supervisor-ps-ports-{}", std::process::id()));
+    let containers = dir.join("containers");
+    std::fs::create_dir_all(&containers).unwrap();
+    let me = std::process::id();
+    let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
+    let start_time: u64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ports: Vec<Value> = (0..5000u32)
+        .map(|i| {
+            serde_json::json!({"host_ip": null, "host_port": 10000 + i, "container_port": 10000 + i, "protocol": "tcp"})
+        })
+        .chain((0..3000u32).map(|i| {
+            serde_json::json!({"host_ip": "127.0.0.1", "host_port": 20000 + 2 * i, "container_port": 80, "protocol": "udp"})
+        }))
+        .collect();
+    let record = serde_json::json!({
+        "name": "many", "id": "0123456789ab",
+        "supervisor": {"pid": me, "start_time": start_time},
+        "ports": ports, "started_at": 0, "command": ["true"],
+    });
+    std::fs::write(containers.join("many.json"), record.to_string()).unwrap();
+    let ps = |args: &[&str]| {
+        common::run(
+            std::process::Command::new(common::SUPERVISOR)
+                .arg("--state-dir")
+                .arg(&dir)
+                .arg("ps")
+                .args(args),
+        )
+    };
+
+    let out = ps(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row = text.lines().nth(1).expect("a row");
+    assert!(
+        row.contains(
+            "0.0.0.0:10000-14999->10000-14999/tcp, 127.0.0.1:20000->80/udp, 127.0.0.1:20002->80/udp, 127.0.0.1:20004->80/udp, …(+2997 more)"
+        ),
+        "{text}"
+    );
+    assert!(row.chars().count() < 250, "{row}");
+
+    let listed = json(&ps(&["--json"]));
+    assert_eq!(listed[0]["ports"].as_array().map(Vec::len), Some(8000));
+    assert_eq!(listed[0]["ports"][7999]["host_port"], 25998);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
