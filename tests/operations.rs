@@ -309,6 +309,36 @@ fn gc_removes_what_no_live_supervisor_explains_and_keeps_the_rest() {
 }
 
 #[test]
+fn gc_with_another_subnet_keeps_a_live_containers_lease_and_says_so() {
+    let Some(ns) = HostNs::new("gc_with_another_subnet_keeps_a_live_containers_lease") else {
+        return;
+    };
+    let (web, _out) = ns.start(&args(
+        &["--name", "web", "--ip", "172.16.0.50"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let id = record(&ns, "web")["id"].as_str().unwrap().to_string();
+    let out = supervisor(&ns, &["gc", "--subnet", "10.1.0.0/24"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("kept lease 172.16.0.50: outside 10.1.0.0/24, but its supervisor (pid ")
+            && text.ends_with(&format!(", container web {id}) is alive (bridge sv0)\n")),
+        "{text}"
+    );
+    assert_eq!(leases(&ns), "172.16.0.50\n");
+    // The address is still taken: a second container cannot have it.
+    let out = ns.run(&["--ip", "172.16.0.50", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("address 172.16.0.50 is in use by container web"),
+        "{}",
+        stderr(&out)
+    );
+    stop(web);
+}
+
+#[test]
 fn a_name_or_address_held_by_a_dead_supervisor_is_reclaimed_by_the_next_run() {
     let Some(ns) =
         HostNs::new("a_name_or_address_held_by_a_dead_supervisor_is_reclaimed_by_the_next_run")
