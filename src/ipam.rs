@@ -56,7 +56,41 @@ pub enum SubnetError {
         network: Ipv4Addr,
         prefix_len: u8,
     },
+    #[error(
+        "invalid subnet {text:?}: overlaps {range} ({what}), which a container network cannot use; choose a private range such as 172.16.0.0/24 or 10.88.0.0/24"
+    )]
+    Unusable {
+        text: String,
+        range: &'static str,
+        what: &'static str,
+    },
 }
+
+/// Ranges no container network can use: the kernel routes them elsewhere
+/// (loopback, multicast), they are not unicast host addresses at all, or
+/// links configure them by themselves.
+const UNUSABLE: [(Ipv4Addr, u8, &str, &str); 5] = [
+    (
+        Ipv4Addr::new(0, 0, 0, 0),
+        8,
+        "0.0.0.0/8",
+        "\"this network\"",
+    ),
+    (Ipv4Addr::new(127, 0, 0, 0), 8, "127.0.0.0/8", "loopback"),
+    (
+        Ipv4Addr::new(169, 254, 0, 0),
+        16,
+        "169.254.0.0/16",
+        "link-local",
+    ),
+    (Ipv4Addr::new(224, 0, 0, 0), 4, "224.0.0.0/4", "multicast"),
+    (
+        Ipv4Addr::new(240, 0, 0, 0),
+        4,
+        "240.0.0.0/4",
+        "reserved, with the broadcast address 255.255.255.255",
+    ),
+];
 
 /// Why an address cannot be pinned with `--ip`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -87,10 +121,17 @@ impl Subnet {
                 prefix_len,
             });
         }
-        Ok(Subnet {
+        let subnet = Subnet {
             network,
             prefix_len,
-        })
+        };
+        if let Some((_, _, range, what)) = UNUSABLE
+            .iter()
+            .find(|(net, len, _, _)| subnet.overlaps(*net, *len))
+        {
+            return Err(SubnetError::Unusable { text, range, what });
+        }
+        Ok(subnet)
     }
 
     pub fn network(&self) -> Ipv4Addr {
@@ -196,6 +237,11 @@ impl FromStr for Subnet {
                 text: text.to_string(),
                 network,
                 prefix_len,
+            },
+            SubnetError::Unusable { range, what, .. } => SubnetError::Unusable {
+                text: text.to_string(),
+                range,
+                what,
             },
             other => other,
         })
@@ -354,10 +400,21 @@ pub enum Swept {
     Temporary { name: String },
 }
 
+/// Why `bridge` cannot name a lease directory, if it cannot: the kernel
+/// takes names starting with '.', but as a directory such a name would be
+/// hidden (`.lock` and temporaries are dot files).
+pub fn lease_dir_problem(bridge: &str) -> Option<&'static str> {
+    if bridge.is_empty() || bridge.starts_with('.') || bridge.contains(['/', '\0']) {
+        Some("starts with '.' or holds '/': it cannot name its lease directory")
+    } else {
+        None
+    }
+}
+
 impl LeaseDir {
     /// The leases of `bridge` under `state_dir`. Touches nothing.
     pub fn new(state_dir: &Path, bridge: &str) -> Result<LeaseDir, Error> {
-        if bridge.is_empty() || bridge.starts_with('.') || bridge.contains(['/', '\0']) {
+        if lease_dir_problem(bridge).is_some() {
             return Err(Error::BadBridge(bridge.to_string()));
         }
         Ok(LeaseDir {
@@ -700,6 +757,42 @@ mod tests {
             err.to_string(),
             "invalid subnet \"172.16.0.1/24\": host bits set, did you mean 172.16.0.0/24?"
         );
+    }
+
+    #[test]
+    fn subnets_no_container_network_can_use_are_refused_naming_the_range() {
+        for (text, range) in [
+            ("127.0.0.0/24", "127.0.0.0/8 (loopback)"),
+            ("224.0.0.0/24", "224.0.0.0/4 (multicast)"),
+            ("239.1.0.0/16", "224.0.0.0/4 (multicast)"),
+            ("0.0.0.0/24", "0.0.0.0/8 (\"this network\")"),
+            ("255.255.255.0/30", "240.0.0.0/4 (reserved"),
+            ("255.255.255.252/30", "240.0.0.0/4 (reserved"),
+            ("240.0.0.0/24", "240.0.0.0/4 (reserved"),
+            ("169.254.0.0/16", "169.254.0.0/16 (link-local)"),
+            ("169.254.3.0/24", "169.254.0.0/16 (link-local)"),
+            ("128.0.0.0/1", "169.254.0.0/16 (link-local)"),
+            ("128.0.0.0/2", "169.254.0.0/16 (link-local)"),
+            ("0.0.0.0/1", "0.0.0.0/8"),
+            ("120.0.0.0/5", "127.0.0.0/8 (loopback)"),
+        ] {
+            let err = text.parse::<Subnet>().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid subnet {text:?}: overlaps {range}")),
+                "{text}: {err}"
+            );
+        }
+        for good in [
+            "172.16.0.0/24",
+            "10.0.0.0/8",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "1.0.0.0/24",
+            "223.255.255.0/24",
+            "192.0.0.0/3",
+        ] {
+            assert!(good.parse::<Subnet>().is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::ipam::{AddressError, Subnet, SubnetError};
+use crate::ipam::{self, AddressError, Subnet, SubnetError};
 use crate::netlink::{self, Bridge};
 use crate::publish::{self, PortMapping, Protocol, PublishError};
 
@@ -212,7 +212,7 @@ fn network(
             None => Ok(Network::None),
         };
     }
-    if let Some(reason) = netlink::ifname_problem(bridge) {
+    if let Some(reason) = netlink::ifname_problem(bridge).or(ipam::lease_dir_problem(bridge)) {
         return Err(SpecError::Bridge {
             name: bridge.to_string(),
             reason,
