@@ -839,3 +839,26 @@ fn concurrent_runs_picking_host_ports_get_distinct_reserved_ones() {
         assert!(run.wait().unwrap().success());
     }
 }
+
+#[test]
+fn a_range_of_thousands_of_ports_is_reserved_within_the_open_file_limit() {
+    let Some(ns) = HostNs::new("a_range_of_thousands_of_ports_is_reserved_within_the_file_limit")
+    else {
+        return;
+    };
+    let sup = common::SUPERVISOR;
+    let range = "20000-22999:20000-22999";
+    // The soft limit is raised to the hard one as needed.
+    let out = ns.sh(&format!(
+        "ulimit -Sn 1024; {sup} run -p {range} -- true && echo ok"
+    ));
+    assert_eq!(stdout(&out), "ok\n", "{}", stderr(&out));
+    let out = ns.sh(&format!("ulimit -n 1024; {sup} run -p {range} -- true"));
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        stderr(&out),
+        "supervisor: publishing 3000 host ports holds a socket each: 3256 open files with \
+         the supervisor's own, and the limit is 1024 (raise it with `ulimit -n`)\n"
+    );
+    assert_eq!(common::elements(&ns), 0);
+}

@@ -54,9 +54,13 @@ pub enum Error {
     #[error("no free host port left for {0}")]
     NoFreePort(Protocol),
     #[error(
-        "publishing {wanted} host ports needs as many open files, and the limit is {limit} (raise it with `ulimit -n`)"
+        "publishing {ports} host ports holds a socket each: {wanted} open files with the supervisor's own, and the limit is {limit} (raise it with `ulimit -n`)"
     )]
-    TooManyFiles { wanted: usize, limit: u64 },
+    TooManyFiles {
+        ports: usize,
+        wanted: u64,
+        limit: u64,
+    },
     #[error("reserving host port {port}: {source}")]
     Socket {
         port: String,
@@ -214,8 +218,9 @@ fn raise_file_limit(ports: usize) -> Result<(), Error> {
     }
     if wanted > hard || set_file_limit(hard, hard).is_err() {
         return Err(Error::TooManyFiles {
-            wanted: ports,
-            limit: hard.max(soft).saturating_sub(SPARE),
+            ports,
+            wanted,
+            limit: hard.max(soft),
         });
     }
     Ok(())
