@@ -862,3 +862,23 @@ fn a_range_of_thousands_of_ports_is_reserved_within_the_open_file_limit() {
     );
     assert_eq!(common::elements(&ns), 0);
 }
+
+#[test]
+fn a_picked_port_with_an_element_but_no_socket_is_picked_again() {
+    let Some(ns) = HostNs::new("a_picked_port_with_an_element_but_no_socket_is_picked_again")
+    else {
+        return;
+    };
+    let out = ns.run(&["true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Two ephemeral ports; bind(0) prefers the even one, which an element
+    // without a socket (a hand-made one) already has.
+    ns.ok("sysctl -qw net.ipv4.ip_local_port_range='40001 40002' \
+           && nft add element ip supervisor tcp_ports '{ 40002 : 172.16.0.99 . 80 }'");
+    let mut web = spawn_run(&ns, &["-p", "8000"], "echo ready; read _ || true");
+    let (port, _) = picked_port(&mut BufReader::new(web.stderr.take().unwrap()));
+    assert_eq!(port, 40001);
+    common::wait_ready(&mut web);
+    drop(web.stdin.take());
+    assert!(web.wait().unwrap().success());
+}
