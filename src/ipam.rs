@@ -56,7 +56,41 @@ pub enum SubnetError {
         network: Ipv4Addr,
         prefix_len: u8,
     },
+    #[error(
+        "invalid subnet {text:?}: overlaps {range} ({what}), which a container network cannot use; choose a private range such as 172.16.0.0/24 or 10.88.0.0/24"
+    )]
+    Unusable {
+        text: String,
+        range: &'static str,
+        what: &'static str,
+    },
 }
+
+/// Ranges no container network can use: the kernel routes them elsewhere
+/// (loopback, multicast), they are not unicast host addresses at all, or
+/// links configure them by themselves.
+const UNUSABLE: [(Ipv4Addr, u8, &str, &str); 5] = [
+    (
+        Ipv4Addr::new(0, 0, 0, 0),
+        8,
+        "0.0.0.0/8",
+        "\"this network\"",
+    ),
+    (Ipv4Addr::new(127, 0, 0, 0), 8, "127.0.0.0/8", "loopback"),
+    (
+        Ipv4Addr::new(169, 254, 0, 0),
+        16,
+        "169.254.0.0/16",
+        "link-local",
+    ),
+    (Ipv4Addr::new(224, 0, 0, 0), 4, "224.0.0.0/4", "multicast"),
+    (
+        Ipv4Addr::new(240, 0, 0, 0),
+        4,
+        "240.0.0.0/4",
+        "reserved, with the broadcast address 255.255.255.255",
+    ),
+];
 
 /// Why an address cannot be pinned with `--ip`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -87,10 +121,17 @@ impl Subnet {
                 prefix_len,
             });
         }
-        Ok(Subnet {
+        let subnet = Subnet {
             network,
             prefix_len,
-        })
+        };
+        if let Some((_, _, range, what)) = UNUSABLE
+            .iter()
+            .find(|(net, len, _, _)| subnet.overlaps(*net, *len))
+        {
+            return Err(SubnetError::Unusable { text, range, what });
+        }
+        Ok(subnet)
     }
 
     pub fn network(&self) -> Ipv4Addr {
@@ -196,6 +237,11 @@ impl FromStr for Subnet {
                 text: text.to_string(),
                 network,
                 prefix_len,
+            },
+            SubnetError::Unusable { range, what, .. } => SubnetError::Unusable {
+                text: text.to_string(),
+                range,
+                what,
             },
             other => other,
         })
@@ -313,6 +359,33 @@ pub struct Lease {
     released: bool,
 }
 
+/// What a sweep removed, and the live leases it left alone although they
+/// are outside the subnet it was given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub removed: Vec<Swept>,
+    pub kept: Vec<Kept>,
+}
+
+/// A lease outside the swept subnet whose supervisor is alive: its
+/// container uses it, so it stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub addr: Ipv4Addr,
+    pub subnet: Subnet,
+    pub holder: Holder,
+}
+
+impl fmt::Display for Kept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "lease {}: outside {}, but its supervisor (pid {}, container {} {}) is alive",
+            self.addr, self.subnet, self.holder.process.pid, self.holder.name, self.holder.id
+        )
+    }
+}
+
 /// A lease [`Pool::sweep`] removed, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Swept {
@@ -320,16 +393,28 @@ pub enum Swept {
     Dead { addr: Ipv4Addr, holder: Holder },
     /// Not a lease this version can read.
     Unreadable { addr: Ipv4Addr },
-    /// For an address that is not a container address of the subnet.
+    /// For an address that is not a container address of the subnet, and
+    /// whose holder is dead or unreadable.
     Foreign { addr: Ipv4Addr },
     /// A temporary whose writer died before renaming it into place.
     Temporary { name: String },
 }
 
+/// Why `bridge` cannot name a lease directory, if it cannot: the kernel
+/// takes names starting with '.', but as a directory such a name would be
+/// hidden (`.lock` and temporaries are dot files).
+pub fn lease_dir_problem(bridge: &str) -> Option<&'static str> {
+    if bridge.is_empty() || bridge.starts_with('.') || bridge.contains(['/', '\0']) {
+        Some("starts with '.' or holds '/': it cannot name its lease directory")
+    } else {
+        None
+    }
+}
+
 impl LeaseDir {
     /// The leases of `bridge` under `state_dir`. Touches nothing.
     pub fn new(state_dir: &Path, bridge: &str) -> Result<LeaseDir, Error> {
-        if bridge.is_empty() || bridge.starts_with('.') || bridge.contains(['/', '\0']) {
+        if lease_dir_problem(bridge).is_some() {
             return Err(Error::BadBridge(bridge.to_string()));
         }
         Ok(LeaseDir {
@@ -376,36 +461,44 @@ impl LeaseDir {
         Ok(released)
     }
 
-    /// [`Pool::sweep`] for a bridge whose subnet is unknown: every lease
-    /// but those for addresses outside `subnet`, when given, is judged by
-    /// its holder alone.
-    pub fn sweep(&self, subnet: Option<Subnet>) -> Result<Vec<Swept>, Error> {
+    /// [`Pool::sweep`] for a bridge whose subnet may be unknown: each lease
+    /// is judged by its holder alone. A live holder's lease stays whatever
+    /// `subnet` says: one outside it is kept and reported, for the subnet
+    /// given may not be the one its container uses.
+    pub fn sweep(&self, subnet: Option<Subnet>) -> Result<Sweep, Error> {
         let _lock = self.lock()?;
-        let mut swept = Vec::new();
+        let mut sweep = Sweep::default();
         for name in file::names(&self.dir)? {
             if file::is_temporary(&name) {
                 file::remove(&self.dir.join(&name))?;
-                swept.push(Swept::Temporary { name });
+                sweep.removed.push(Swept::Temporary { name });
                 continue;
             }
             let Ok(addr) = name.parse::<Ipv4Addr>() else {
                 continue;
             };
-            let gone = if subnet.is_some_and(|s| s.check_container_address(addr).is_err()) {
-                Some(Swept::Foreign { addr })
-            } else {
-                match self.holder_of(addr) {
-                    Held::Free | Held::Live(_) => None,
-                    Held::Dead(holder) => Some(Swept::Dead { addr, holder }),
-                    Held::Unreadable(_) => Some(Swept::Unreadable { addr }),
+            let foreign = subnet.filter(|s| s.check_container_address(addr).is_err());
+            let gone = match (self.holder_of(addr), foreign) {
+                (Held::Free, _) => None,
+                (Held::Live(holder), Some(subnet)) => {
+                    sweep.kept.push(Kept {
+                        addr,
+                        subnet,
+                        holder,
+                    });
+                    None
                 }
+                (Held::Live(_), None) => None,
+                (Held::Dead(_) | Held::Unreadable(_), Some(_)) => Some(Swept::Foreign { addr }),
+                (Held::Dead(holder), None) => Some(Swept::Dead { addr, holder }),
+                (Held::Unreadable(_), None) => Some(Swept::Unreadable { addr }),
             };
             if let Some(gone) = gone {
                 file::remove(&self.path_of(addr))?;
-                swept.push(gone);
+                sweep.removed.push(gone);
             }
         }
-        Ok(swept)
+        Ok(sweep)
     }
 
     fn lock(&self) -> Result<DirLock, Error> {
@@ -499,9 +592,10 @@ impl Pool {
     }
 
     /// Removes every lease that no live supervisor holds: unreadable ones,
-    /// dead supervisors', those for addresses outside the container
-    /// addresses of the subnet, and temporaries left behind. Returns them.
-    pub fn sweep(&self) -> Result<Vec<Swept>, Error> {
+    /// dead supervisors' (reported as foreign when outside the container
+    /// addresses of the subnet), and temporaries left behind. A live
+    /// supervisor's lease is never removed, even outside the subnet.
+    pub fn sweep(&self) -> Result<Sweep, Error> {
         self.leases.sweep(Some(self.subnet))
     }
 
@@ -663,6 +757,42 @@ mod tests {
             err.to_string(),
             "invalid subnet \"172.16.0.1/24\": host bits set, did you mean 172.16.0.0/24?"
         );
+    }
+
+    #[test]
+    fn subnets_no_container_network_can_use_are_refused_naming_the_range() {
+        for (text, range) in [
+            ("127.0.0.0/24", "127.0.0.0/8 (loopback)"),
+            ("224.0.0.0/24", "224.0.0.0/4 (multicast)"),
+            ("239.1.0.0/16", "224.0.0.0/4 (multicast)"),
+            ("0.0.0.0/24", "0.0.0.0/8 (\"this network\")"),
+            ("255.255.255.0/30", "240.0.0.0/4 (reserved"),
+            ("255.255.255.252/30", "240.0.0.0/4 (reserved"),
+            ("240.0.0.0/24", "240.0.0.0/4 (reserved"),
+            ("169.254.0.0/16", "169.254.0.0/16 (link-local)"),
+            ("169.254.3.0/24", "169.254.0.0/16 (link-local)"),
+            ("128.0.0.0/1", "169.254.0.0/16 (link-local)"),
+            ("128.0.0.0/2", "169.254.0.0/16 (link-local)"),
+            ("0.0.0.0/1", "0.0.0.0/8"),
+            ("120.0.0.0/5", "127.0.0.0/8 (loopback)"),
+        ] {
+            let err = text.parse::<Subnet>().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid subnet {text:?}: overlaps {range}")),
+                "{text}: {err}"
+            );
+        }
+        for good in [
+            "172.16.0.0/24",
+            "10.0.0.0/8",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "1.0.0.0/24",
+            "223.255.255.0/24",
+            "192.0.0.0/3",
+        ] {
+            assert!(good.parse::<Subnet>().is_ok(), "{good}");
+        }
     }
 
     #[test]
@@ -869,12 +999,13 @@ mod tests {
         let dead = Ipv4Addr::new(172, 16, 0, 9);
         plant(&pool, dead, &dead_holder("dead"));
         fs::write(dir.join("leases/sv0/172.16.0.10"), "garbage\0\n").unwrap();
-        plant(&pool, Ipv4Addr::new(10, 0, 0, 5), &holder("foreign"));
+        plant(&pool, Ipv4Addr::new(10, 0, 0, 5), &dead_holder("foreign"));
         fs::write(dir.join("leases/sv0/.172.16.0.11.tmp"), "half").unwrap();
         fs::write(dir.join("leases/sv0/README"), "a stranger").unwrap();
         let swept: Vec<String> = pool
             .sweep()
             .unwrap()
+            .removed
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -896,7 +1027,34 @@ mod tests {
         let left: Vec<_> = pool.leases().unwrap().into_iter().map(|(a, _)| a).collect();
         assert_eq!(left, [live.addr()]);
         assert!(dir.join("leases/sv0/README").exists());
-        assert!(pool.sweep().unwrap().is_empty());
+        assert_eq!(pool.sweep().unwrap(), Sweep::default());
+        live.release().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sweeping_another_subnet_keeps_and_reports_live_leases() {
+        let dir = temp_dir("sweep-other");
+        let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
+        let live = pool.lease(None, &holder("web")).unwrap();
+        let dead = Ipv4Addr::new(172, 16, 0, 9);
+        plant(&pool, dead, &dead_holder("old"));
+        let other = Pool::new(&dir, "sv0", subnet("10.1.0.0/24")).unwrap();
+        let sweep = other.sweep().unwrap();
+        assert_eq!(sweep.removed, [Swept::Foreign { addr: dead }]);
+        assert_eq!(sweep.kept.len(), 1);
+        assert_eq!(sweep.kept[0].addr, live.addr());
+        let kept = sweep.kept[0].to_string();
+        assert!(
+            kept.starts_with("lease 172.16.0.2: outside 10.1.0.0/24, but its supervisor (pid ")
+                && kept.ends_with(", container web web-id) is alive"),
+            "{kept}"
+        );
+        // Still held: pinning it fails, naming its holder.
+        assert!(matches!(
+            pool.lease(Some(live.addr()), &holder("second")),
+            Err(Error::Taken { .. })
+        ));
         live.release().unwrap();
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -21,6 +21,7 @@ pub mod network;
 pub mod nftables;
 pub mod publish;
 pub mod reconcile;
+pub mod reserve;
 pub mod ruleset;
 pub mod signals;
 pub mod spawn;

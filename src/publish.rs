@@ -136,7 +136,12 @@ fn range(text: &str) -> Result<(u16, u16), String> {
     Ok((first, last))
 }
 
+/// Decimal digits only: `u32::from_str` would also take `+80`, which
+/// docker refuses.
 fn port(text: &str) -> Result<u16, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("bad port {text:?}"));
+    }
     match text.parse::<u32>() {
         Ok(0) => Err("port 0 is not a port".into()),
         Ok(n) if n <= 65535 => Ok(n as u16),
@@ -212,6 +217,11 @@ mod tests {
             ("[::1]:80:80", "IPv6"),
             ("a:b:c:d", "expected"),
             ("http:80", "bad port"),
+            ("+80:80", "bad port \"+80\""),
+            ("80:+80", "bad port \"+80\""),
+            ("8000-+8001:80-81", "bad port \"+8001\""),
+            ("123456:80", "above 65535"),
+            (" 80:80", "bad port"),
             ("", "bad port"),
         ] {
             let err = parse(spec).unwrap_err();

@@ -21,7 +21,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::firewall::{self, Firewall, GoneNetwork, Owned, Owner};
-use crate::ipam::{self, Holder, LeaseDir, Pool, Swept};
+use crate::ipam::{self, Holder, Kept, LeaseDir, Pool, Swept};
 use crate::netlink::{self, Netlink};
 use crate::network::host_ifname;
 use crate::state::{self, Entry, Record, Registration, Store, file};
@@ -92,6 +92,14 @@ impl fmt::Display for Removed {
             Removed::Network(network) => write!(f, "{network}: its bridge is gone"),
         }
     }
+}
+
+/// What `gc` did: what it removed, and the live leases (with their
+/// bridge) it left alone although they are outside the subnet it was given.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub removed: Vec<Removed>,
+    pub kept: Vec<(String, Kept)>,
 }
 
 /// Gives back what dead supervisors held. Opens a netlink connection: must
@@ -177,9 +185,10 @@ impl Reconciler {
     /// gone, stale records with their leases and veths,
     /// corrupt and unfinished record files, container veths on `pool`'s
     /// bridge without a live record, and every lease whose holder is dead
-    /// or unreadable (on `pool`, also those outside its subnet). Returns
-    /// what it removed.
-    pub async fn gc(&self, pool: &Pool) -> Result<Vec<Removed>, Error> {
+    /// or unreadable. Returns what it removed, and the live leases it kept
+    /// although they are outside `pool`'s subnet: a live holder's lease is
+    /// never removed, whatever subnet `gc` was given.
+    pub async fn gc(&self, pool: &Pool) -> Result<Collected, Error> {
         let lock = self.store.lock()?;
         let entries = self.store.entries()?;
         let live: BTreeSet<&str> = entries
@@ -194,6 +203,7 @@ impl Reconciler {
             .firewall
             .remove_gone_networks(firewall::interface_exists)?;
         removed.extend(gone.into_iter().map(Removed::Network));
+        let mut kept = Vec::new();
         for entry in &entries {
             match entry {
                 Entry::Record(record) if !live.contains(record.id.as_str()) => {
@@ -239,17 +249,18 @@ impl Reconciler {
             if dir.starts_with('.') || !leases.join(&dir).is_dir() {
                 continue;
             }
-            let swept = if dir == bridge {
+            let sweep = if dir == bridge {
                 pool.sweep()?
             } else {
                 LeaseDir::new(&self.state_dir, &dir)?.sweep(None)?
             };
-            removed.extend(swept.into_iter().map(|swept| Removed::Lease {
+            removed.extend(sweep.removed.into_iter().map(|swept| Removed::Lease {
                 bridge: dir.clone(),
                 swept,
             }));
+            kept.extend(sweep.kept.into_iter().map(|kept| (dir.clone(), kept)));
         }
-        Ok(removed)
+        Ok(Collected { removed, kept })
     }
 
     /// Removes, in one batch, the elements whose owner is `gone`.

@@ -1,20 +1,25 @@
 //! What the user asked for, validated before anything is created: a bad
 //! value is an error naming it, and nothing in the kernel has changed yet.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::ipam::{AddressError, Subnet, SubnetError};
+use crate::ipam::{self, AddressError, Subnet, SubnetError};
 use crate::netlink::{self, Bridge};
-use crate::publish::{self, PortMapping, PublishError};
+use crate::publish::{self, PortMapping, Protocol, PublishError};
 
 /// docker's default PATH for containers.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Longest name: it doubles as the default hostname, which the kernel caps at 64.
 const MAX_NAME: usize = 64;
+
+/// The kernel's limit for a hostname (__NEW_UTS_LEN), tighter than
+/// RFC 1123's 253.
+const MAX_HOSTNAME: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkMode {
@@ -83,7 +88,9 @@ pub enum SpecError {
         "invalid container name {0:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64 characters"
     )]
     Name(String),
-    #[error("invalid hostname {0:?}: 1 to 64 characters, no '/' or NUL")]
+    #[error(
+        "invalid hostname {0:?}: labels of letters, digits and '-' (not first or last), 1 to 63 characters each, joined by '.', at most 64 characters in all"
+    )]
     Hostname(String),
     #[error(
         "invalid --env {0:?}: expected KEY=VALUE or KEY, with a non-empty KEY without '=' or NUL"
@@ -105,6 +112,17 @@ pub enum SpecError {
     IpWithoutBridge,
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(
+        "--publish {first:?} and --publish {second:?} both publish host port {port}/{protocol}{on}: one run publishes each host port once",
+        on = match .host_ip { Some(ip) => format!(" on {ip}"), None => String::new() }
+    )]
+    PublishTwice {
+        first: String,
+        second: String,
+        host_ip: Option<Ipv4Addr>,
+        port: u16,
+        protocol: Protocol,
+    },
     #[error("--publish needs --network bridge")]
     PublishWithoutBridge,
 }
@@ -116,7 +134,12 @@ impl RunSpec {
             Some(name) => valid_name(name)?,
             None => id.clone(),
         };
-        let hostname = valid_hostname(options.hostname.unwrap_or_else(|| name.clone()))?;
+        // The default, the name, is checked by the name's own rules: only
+        // what the user typed as a hostname must be one.
+        let hostname = match options.hostname {
+            Some(hostname) => valid_hostname(hostname)?,
+            None => name.clone(),
+        };
         let env = options
             .env
             .iter()
@@ -137,12 +160,7 @@ impl RunSpec {
             &options.subnet,
             options.ip.as_deref(),
         )?;
-        let publish = options
-            .publish
-            .iter()
-            .map(|spec| publish::parse(spec))
-            .collect::<Result<Vec<_>, _>>()?
-            .concat();
+        let publish = parse_publish(&options.publish)?;
         if !publish.is_empty() && network == Network::None {
             return Err(SpecError::PublishWithoutBridge);
         }
@@ -194,7 +212,7 @@ fn network(
             None => Ok(Network::None),
         };
     }
-    if let Some(reason) = netlink::ifname_problem(bridge) {
+    if let Some(reason) = netlink::ifname_problem(bridge).or(ipam::lease_dir_problem(bridge)) {
         return Err(SpecError::Bridge {
             name: bridge.to_string(),
             reason,
@@ -225,11 +243,54 @@ fn valid_name(name: String) -> Result<String, SpecError> {
     }
 }
 
+/// The `--publish` values, expanded; a host port given twice in one run
+/// (on the same address, or on one address and on all of them) is refused
+/// here, naming both values, rather than by the kernel as if another
+/// container held it.
+fn parse_publish(specs: &[String]) -> Result<Vec<PortMapping>, SpecError> {
+    // Per protocol and host port: each address it was given on, and by
+    // which value.
+    type Given<'a> = Vec<(Option<Ipv4Addr>, &'a str)>;
+    let mut seen: HashMap<(Protocol, u16), Given> = HashMap::new();
+    let mut all = Vec::new();
+    for spec in specs {
+        for mapping in publish::parse(spec)? {
+            if let Some(port) = mapping.host_port {
+                let holders = seen.entry((mapping.protocol, port)).or_default();
+                let clash = holders.iter().find(|(ip, _)| {
+                    ip.is_none() || mapping.host_ip.is_none() || *ip == mapping.host_ip
+                });
+                if let Some((ip, first)) = clash {
+                    return Err(SpecError::PublishTwice {
+                        first: first.to_string(),
+                        second: spec.clone(),
+                        host_ip: ip.or(mapping.host_ip),
+                        port,
+                        protocol: mapping.protocol,
+                    });
+                }
+                holders.push((mapping.host_ip, spec));
+            }
+            all.push(mapping);
+        }
+    }
+    Ok(all)
+}
+
+/// RFC 1123 host names, within the kernel's 64 bytes for a hostname.
 fn valid_hostname(hostname: String) -> Result<String, SpecError> {
-    if hostname.is_empty() || hostname.len() > 64 || hostname.contains(['/', '\0']) {
-        Err(SpecError::Hostname(hostname))
-    } else {
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if hostname.len() <= MAX_HOSTNAME && hostname.split('.').all(label_ok) {
         Ok(hostname)
+    } else {
+        Err(SpecError::Hostname(hostname))
     }
 }
 
@@ -431,6 +492,69 @@ mod tests {
         assert_eq!(
             RunSpec::new(o).unwrap_err(),
             SpecError::PublishWithoutBridge
+        );
+    }
+
+    #[test]
+    fn a_host_port_given_twice_in_one_run_is_refused_naming_both_values() {
+        let mut o = options(&["true"]);
+        o.network = NetworkMode::Bridge;
+        let error = |publish: &[&str]| {
+            let mut o = o.clone();
+            o.publish = publish.iter().map(|s| s.to_string()).collect();
+            RunSpec::new(o).err().map(|e| e.to_string())
+        };
+        assert_eq!(
+            error(&["9000:80", "9000:81"]).as_deref(),
+            Some(
+                "--publish \"9000:80\" and --publish \"9000:81\" both publish host port 9000/tcp: one run publishes each host port once"
+            )
+        );
+        assert_eq!(
+            error(&["127.0.0.1:9000:80", "8990-9010:80-100"]).as_deref(),
+            Some(
+                "--publish \"127.0.0.1:9000:80\" and --publish \"8990-9010:80-100\" both publish host port 9000/tcp on 127.0.0.1: one run publishes each host port once"
+            )
+        );
+        assert!(error(&["9000:80", "127.0.0.1:9000:81"]).is_some());
+        // Another protocol, another address, or a port picked for us: no clash.
+        assert_eq!(error(&["9000:80", "9000:80/udp"]), None);
+        assert_eq!(error(&["127.0.0.1:9000:80", "127.0.0.2:9000:80"]), None);
+        assert_eq!(error(&["80", "80"]), None);
+    }
+
+    #[test]
+    fn hostnames_follow_rfc_1123_within_the_kernels_64_bytes() {
+        for good in ["box", "web-1", "a.example.com", "9lives", &"a".repeat(63)] {
+            assert!(valid_hostname(good.into()).is_ok(), "{good}");
+        }
+        let long = format!("{}.{}", "a".repeat(40), "b".repeat(30));
+        for bad in [
+            "",
+            "a b",
+            "-web",
+            "web-",
+            "a..b",
+            ".a",
+            "a_b",
+            "é",
+            "a/b",
+            &"a".repeat(64),
+            &long,
+        ] {
+            assert_eq!(
+                valid_hostname(bad.into()),
+                Err(SpecError::Hostname(bad.into())),
+                "{bad}"
+            );
+        }
+        let mut o = options(&["true"]);
+        o.hostname = Some("a b".into());
+        assert!(
+            RunSpec::new(o)
+                .unwrap_err()
+                .to_string()
+                .starts_with("invalid hostname \"a b\": labels of letters"),
         );
     }
 

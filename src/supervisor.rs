@@ -14,10 +14,11 @@ use crate::firewall::{self, Base, Firewall, Owner, Publication};
 use crate::network::{self, Attachment};
 use crate::publish::Protocol;
 use crate::reconcile;
+use crate::reserve::{self, Reservations};
 use crate::signals::{self, Signals};
 use crate::spawn::{self, Container, ExitStatus, SpawnConfig, SpawnError};
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
-use crate::state::{self, Process, Record, Registration};
+use crate::state::{self, Process, Record, Registration, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -35,6 +36,8 @@ pub enum Error {
     Network(#[from] network::Error),
     #[error(transparent)]
     Firewall(#[from] firewall::Error),
+    #[error(transparent)]
+    Reserve(#[from] reserve::Error),
     #[error(transparent)]
     State(#[from] state::Error),
     #[error("reading /proc for the record: {0}")]
@@ -66,6 +69,7 @@ fn names(caps: &[Capability]) -> String {
 pub fn run(options: RunOptions) -> Result<u8, Error> {
     let spec = RunSpec::new(options)?;
     preflight()?;
+    check_ports(&spec)?;
     // Before any thread exists, so every thread inherits the mask.
     let blocked = signals::block().map_err(Error::Signals)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -168,9 +172,14 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
 }
 
 impl BridgeNet {
-    /// Plumbs the container and publishes its ports (and its spoof-guard
-    /// entry) in one batch.
-    async fn connect(&self, spec: &RunSpec, container: &Container) -> Result<Publication, Error> {
+    /// Plumbs the container and publishes its reserved ports (and its
+    /// spoof-guard entry) in one batch.
+    async fn connect(
+        &self,
+        spec: &RunSpec,
+        container: &Container,
+        reservations: &mut Reservations,
+    ) -> Result<Publication, Error> {
         self.attachment.plumb(container).await?;
         pause_at("linked");
         let t = Instant::now();
@@ -178,21 +187,35 @@ impl BridgeNet {
             name: spec.name.clone(),
             id: spec.id.clone(),
         };
-        let publish = || {
+        let publish = |reservations: &Reservations| {
             self.firewall.publish_mappings(
                 &owner,
                 self.attachment.address(),
                 self.attachment.host_ifname(),
-                &spec.publish,
+                &reservations.mappings(),
             )
         };
-        let publication = match publish() {
-            // Held by a dead supervisor: given back, then ours.
-            Err(firewall::Error::PortTaken {
-                owner: Some(holder),
-                ..
-            }) if reconcile::reclaim_port(&spec.state_dir, &holder).await => publish()?,
-            other => other?,
+        const REPICKS: usize = 8;
+        let mut repicks = 0;
+        let publication = loop {
+            match publish(reservations) {
+                // Held by a dead supervisor: given back, then ours.
+                Err(firewall::Error::PortTaken {
+                    owner: Some(holder),
+                    ..
+                }) if reconcile::reclaim_port(&spec.state_dir, &holder).await => {
+                    break publish(reservations)?;
+                }
+                // A port we picked, free of sockets but with an element of
+                // someone who holds no reservation: pick another.
+                Err(firewall::Error::PortTaken { port, .. })
+                    if repicks < REPICKS
+                        && reservations.repick(port.protocol, port.host_port)? =>
+                {
+                    repicks += 1;
+                }
+                other => break other?,
+            }
         };
         phase("publish batch", t);
         for (mapping, port) in spec.publish.iter().zip(&publication.ports) {
@@ -252,6 +275,35 @@ fn forget_udp(firewall: &Firewall, publication: &Publication, address: Option<st
         tracing::warn!("{err}");
     }
     phase("conntrack", t);
+}
+
+/// Holds the host port of every `--publish` mapping (see `reserve`); a
+/// port held by another container's supervisor is named as that container.
+fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
+    if spec.publish.is_empty() {
+        return Ok(Reservations::default());
+    }
+    let t = Instant::now();
+    let reservations = Reservations::take(&spec.publish, &|pid| container_of(spec, pid))?;
+    phase("port reservations", t);
+    Ok(reservations)
+}
+
+/// Refuses a host port someone holds before anything is created.
+fn check_ports(spec: &RunSpec) -> Result<(), Error> {
+    let t = Instant::now();
+    Reservations::check(&spec.publish, &|pid| container_of(spec, pid))?;
+    phase("port check", t);
+    Ok(())
+}
+
+/// The container whose live supervisor is `pid`, for messages.
+fn container_of(spec: &RunSpec, pid: u32) -> Option<String> {
+    let records = Store::new(&spec.state_dir).records().ok()?;
+    let record = records
+        .into_iter()
+        .find(|r| r.supervisor.pid == pid && !r.is_stale())?;
+    Some(format!("container {} ({})", record.name, record.id))
 }
 
 /// Completes the record once the container is plumbed and published. A
@@ -325,8 +377,16 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     };
     tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
     pause_at("leased");
+    // After clone3, so the container never has these sockets.
+    let mut reservations = match reserve_ports(&spec) {
+        Ok(reservations) => reservations,
+        Err(err) => {
+            container.abort().await;
+            return Err(err);
+        }
+    };
     let publication = match &network {
-        Some(net) => match net.connect(&spec, &container).await {
+        Some(net) => match net.connect(&spec, &container, &mut reservations).await {
             Ok(publication) => Some(publication),
             Err(err) => {
                 // Its namespace, and the veth in it, go with it.
@@ -369,6 +429,8 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     if let Some(net) = network {
         net.teardown(publication);
     }
+    // The host ports go back once nothing forwards them any more.
+    drop(reservations);
     pause_at("released");
     // Last: until it is gone, the record explains what is left.
     if let Err(err) = registration.remove() {

@@ -243,7 +243,7 @@ fn two_concurrent_runs_publishing_one_port_one_wins_the_other_exits_125_naming_i
     let mut err = String::new();
     std::io::Read::read_to_string(&mut runs[loser].stderr.take().unwrap(), &mut err).unwrap();
     assert!(
-        err.contains("port 0.0.0.0:8080->80/tcp is already published by container "),
+        err.contains("cannot publish 8080->80/tcp: host port 8080/tcp is in use by container "),
         "{err}"
     );
     let winner = ["first", "second"][1 - loser];

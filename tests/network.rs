@@ -268,6 +268,103 @@ fn bad_ip_subnet_or_bridge_is_one_line_exit_125_and_creates_nothing() {
 }
 
 #[test]
+fn unusable_subnets_and_bridge_names_are_refused_before_anything_is_created() {
+    let Some(ns) = HostNs::new("unusable_subnets_and_bridge_names_are_refused_before_anything")
+    else {
+        return;
+    };
+    // A network in use: its bridge, base ruleset and state directory exist,
+    // and none of it may change.
+    let out = ns.run(&["true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for_no_veth(&ns);
+    let system = "ip -o link | cut -d' ' -f2; ip -o -4 addr | cut -d' ' -f2-7; ip route | sed 's/ linkdown//'; \
+                  nft list ruleset; find /run | sort; \
+                  sysctl -a 2>/dev/null | grep -E 'forwarding|route_localnet'";
+    let before = ns.ok(system);
+    let subnet = "supervisor: invalid subnet";
+    for (args, expected) in [
+        (
+            &["--subnet", "127.0.0.0/24"][..],
+            format!("{subnet} \"127.0.0.0/24\": overlaps 127.0.0.0/8 (loopback)"),
+        ),
+        (
+            &["--subnet", "224.0.0.0/24"],
+            format!("{subnet} \"224.0.0.0/24\": overlaps 224.0.0.0/4 (multicast)"),
+        ),
+        (
+            &["--subnet", "0.0.0.0/24"],
+            format!("{subnet} \"0.0.0.0/24\": overlaps 0.0.0.0/8"),
+        ),
+        (
+            &["--subnet", "255.255.255.0/30"],
+            format!("{subnet} \"255.255.255.0/30\": overlaps 240.0.0.0/4 (reserved"),
+        ),
+        (
+            &["--subnet", "169.254.0.0/16"],
+            format!("{subnet} \"169.254.0.0/16\": overlaps 169.254.0.0/16 (link-local)"),
+        ),
+        (
+            &["--subnet", "10.1.0.0/31"],
+            format!("{subnet} \"10.1.0.0/31\": prefix /31 leaves no container addresses"),
+        ),
+        (
+            &["--subnet", "10.1.0.1/32"],
+            format!("{subnet} \"10.1.0.1/32\": prefix /32"),
+        ),
+        (
+            &["--bridge", "br\u{e0}"],
+            "supervisor: invalid --bridge \"br\u{e0}\": contains".to_string(),
+        ),
+        (
+            &["--bridge", "a\x0bb"],
+            "supervisor: invalid --bridge \"a\\u{b}b\": contains".to_string(),
+        ),
+        (
+            &["--bridge", "a:b"],
+            "supervisor: invalid --bridge \"a:b\": contains".to_string(),
+        ),
+        (
+            &["--bridge", "a b"],
+            "supervisor: invalid --bridge \"a b\": contains".to_string(),
+        ),
+        (
+            &["--bridge", "a/b"],
+            "supervisor: invalid --bridge \"a/b\": contains".to_string(),
+        ),
+        (
+            &["--bridge", ".."],
+            "supervisor: invalid --bridge \"..\": reserved".to_string(),
+        ),
+        (
+            &["--bridge", ""],
+            "supervisor: invalid --bridge \"\": empty".to_string(),
+        ),
+        (
+            &["--bridge", "0123456789abcdef"],
+            "supervisor: invalid --bridge \"0123456789abcdef\": longer than 15 bytes".to_string(),
+        ),
+        (
+            &["--bridge", ".hidden"],
+            "supervisor: invalid --bridge \".hidden\": starts with '.'".to_string(),
+        ),
+    ] {
+        // A bridge of their own for the subnets: without the checks, one
+        // would be created.
+        let bridge: &[&str] = match args[0] {
+            "--subnet" => &["--bridge", "sv9"],
+            _ => &[],
+        };
+        let out = ns.run(&[bridge, args, &["--", "true"]].concat());
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with(&expected), "{args:?}: {err}");
+        assert_eq!(ns.ok(system), before, "{args:?} changed the system");
+    }
+}
+
+#[test]
 fn a_subnet_overlapping_a_host_route_is_refused_naming_the_interface() {
     let Some(ns) = HostNs::new("a_subnet_overlapping_a_host_route_is_refused_naming_the_interface")
     else {

@@ -310,6 +310,36 @@ fn gc_removes_what_no_live_supervisor_explains_and_keeps_the_rest() {
 }
 
 #[test]
+fn gc_with_another_subnet_keeps_a_live_containers_lease_and_says_so() {
+    let Some(ns) = HostNs::new("gc_with_another_subnet_keeps_a_live_containers_lease") else {
+        return;
+    };
+    let (web, _out) = ns.start(&args(
+        &["--name", "web", "--ip", "172.16.0.50"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let id = record(&ns, "web")["id"].as_str().unwrap().to_string();
+    let out = supervisor(&ns, &["gc", "--subnet", "10.1.0.0/24"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("kept lease 172.16.0.50: outside 10.1.0.0/24, but its supervisor (pid ")
+            && text.ends_with(&format!(", container web {id}) is alive (bridge sv0)\n")),
+        "{text}"
+    );
+    assert_eq!(leases(&ns), "172.16.0.50\n");
+    // The address is still taken: a second container cannot have it.
+    let out = ns.run(&["--ip", "172.16.0.50", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("address 172.16.0.50 is in use by container web"),
+        "{}",
+        stderr(&out)
+    );
+    stop(web);
+}
+
+#[test]
 fn a_name_or_address_held_by_a_dead_supervisor_is_reclaimed_by_the_next_run() {
     let Some(ns) =
         HostNs::new("a_name_or_address_held_by_a_dead_supervisor_is_reclaimed_by_the_next_run")
@@ -375,4 +405,64 @@ fn commands_on_an_empty_or_missing_state_directory_are_quiet() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn ps_summarises_thousands_of_ports_in_the_table_and_lists_them_all_in_json() {
+    // A record is enough: `ps` reads records, and this test process is
+    // the live supervisor it names.
+    let dir = std::env::temp_dir().join(format!("supervisor-ps-ports-{}", std::process::id()));
+    let containers = dir.join("containers");
+    std::fs::create_dir_all(&containers).unwrap();
+    let me = std::process::id();
+    let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
+    let start_time: u64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ports: Vec<Value> = (0..5000u32)
+        .map(|i| {
+            serde_json::json!({"host_ip": null, "host_port": 10000 + i, "container_port": 10000 + i, "protocol": "tcp"})
+        })
+        .chain((0..3000u32).map(|i| {
+            serde_json::json!({"host_ip": "127.0.0.1", "host_port": 20000 + 2 * i, "container_port": 80, "protocol": "udp"})
+        }))
+        .collect();
+    let record = serde_json::json!({
+        "name": "many", "id": "0123456789ab",
+        "supervisor": {"pid": me, "start_time": start_time},
+        "ports": ports, "started_at": 0, "command": ["true"],
+    });
+    std::fs::write(containers.join("many.json"), record.to_string()).unwrap();
+    let ps = |args: &[&str]| {
+        common::run(
+            std::process::Command::new(common::SUPERVISOR)
+                .arg("--state-dir")
+                .arg(&dir)
+                .arg("ps")
+                .args(args),
+        )
+    };
+
+    let out = ps(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row = text.lines().nth(1).expect("a row");
+    assert!(
+        row.contains(
+            "0.0.0.0:10000-14999->10000-14999/tcp, 127.0.0.1:20000->80/udp, 127.0.0.1:20002->80/udp, 127.0.0.1:20004->80/udp, …(+2997 more)"
+        ),
+        "{text}"
+    );
+    assert!(row.chars().count() < 250, "{row}");
+
+    let listed = json(&ps(&["--json"]));
+    assert_eq!(listed[0]["ports"].as_array().map(Vec::len), Some(8000));
+    assert_eq!(listed[0]["ports"][7999]["host_port"], 25998);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -11,14 +11,14 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::ops::Deref;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::container::{
     Background, Container, Net, SV0, SV1, answers, ask, connects, host, inside, outside, refused,
     serve_tcp,
 };
-use common::{HostNs, stderr};
+use common::{HostNs, stderr, stdout};
 
 /// A host for one case on `net`, with a container of another network
 /// running beside it for the whole case.
@@ -413,23 +413,35 @@ fn bad_publish_specs_are_one_line_exit_125_and_create_nothing() {
         return;
     };
     let before = ns.ok("ip -br link; nft list ruleset; ls -A /run");
-    for spec in [
-        "0:80",
-        "70000:80",
-        "8000-8010:9000-9005",
-        "1.2.3:80:80",
-        "80:80/sctp",
+    for (specs, expected) in [
+        (&["0:80"][..], "\"0:80\""),
+        (&["70000:80"], "\"70000:80\""),
+        (&["8000-8010:9000-9005"], "\"8000-8010:9000-9005\""),
+        (&["1.2.3:80:80"], "\"1.2.3:80:80\""),
+        (&["80:80/sctp"], "\"80:80/sctp\""),
+        (
+            &["+80:80"],
+            "invalid --publish \"+80:80\": bad port \"+80\"",
+        ),
+        (
+            &["9000:80", "9000:81"],
+            "--publish \"9000:80\" and --publish \"9000:81\" both publish host port 9000/tcp: one run",
+        ),
     ] {
-        let out = ns
-            .supervisor()
-            .args(["run", "-p", spec, "--", "true"])
+        let mut cmd = ns.supervisor();
+        cmd.arg("run");
+        for spec in specs {
+            cmd.args(["-p", spec]);
+        }
+        let out = cmd
+            .args(["--", "true"])
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(125), "{spec}");
+        assert_eq!(out.status.code(), Some(125), "{specs:?}");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(&format!("{spec:?}")), "{err}");
+        assert!(err.contains(expected), "{specs:?}: {err}");
     }
     assert_eq!(ns.ok("ip -br link; nft list ruleset; ls -A /run"), before);
 }
@@ -438,29 +450,15 @@ fn a_container_port_alone_gets_a_free_host_port_announced_on_stderr(net: Net) {
     let Some(ns) = Host::new("a_container_port_alone_gets_a_free_host_port", net) else {
         return;
     };
-    let mut web = ns
-        .supervisor()
-        .args(["run", "--bridge", net.bridge, "--subnet", net.subnet])
-        .args(["--ip", &net.ip(2), "-p", "8000", "--", "sh", "-c"])
-        .arg(format!(
-            "{} & echo ready; read _ || true",
-            serve_tcp("web", 8000)
-        ))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(web.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    // "supervisor: published 0.0.0.0:NNNNN->8000/tcp"
-    let port: u16 = line
-        .split("0.0.0.0:")
-        .nth(1)
-        .and_then(|rest| rest.split("->").next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no published port in {line:?}"));
+    let script = format!("{} & echo ready; read _ || true", serve_tcp("web", 8000));
+    let ip = net.ip(2);
+    let args = ["--bridge", net.bridge, "--subnet", net.subnet];
+    let mut web = spawn_run(
+        &ns,
+        &[&args[..], &["--ip", &ip, "-p", "8000"]].concat(),
+        &script,
+    );
+    let (port, _) = picked_port(&mut BufReader::new(web.stderr.take().unwrap()));
     assert!(port >= 1024, "{port}");
     answers("the picked port", "from-web", || {
         ask(host(&ns), "127.0.0.1", port)
@@ -536,4 +534,282 @@ fn teardown_forgets_the_connections_of_its_published_ports(net: Net) {
     });
     dns.stop();
     assert!(!entries().contains(&src), "{}", entries());
+}
+
+/// Runs `supervisor run ARGS… -- true`, which must be refused with exit 125
+/// and one line; returns that line.
+fn refused_run(ns: &HostNs, args: &[&str]) -> String {
+    let out = ns.run(&[args, &["--", "true"]].concat());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    err
+}
+
+/// `supervisor run ARGS… -- sh -c SCRIPT` with every stream piped.
+fn spawn_run(ns: &HostNs, args: &[&str], script: &str) -> Child {
+    ns.supervisor()
+        .arg("run")
+        .args(args)
+        .args(["--", "sh", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor")
+}
+
+/// Reads the next "supervisor: published 0.0.0.0:PORT->CTR/PROTO" line of
+/// a run's stderr: the picked host port, and whether it is UDP.
+fn picked_port(err: &mut impl BufRead) -> (u16, bool) {
+    let mut line = String::new();
+    err.read_line(&mut line).expect("read stderr");
+    let (port, rest) = line
+        .trim()
+        .strip_prefix("supervisor: published 0.0.0.0:")
+        .and_then(|rest| rest.split_once("->"))
+        .unwrap_or_else(|| panic!("no published port in {line:?}"));
+    let port = port.parse().unwrap_or_else(|_| panic!("{line:?}"));
+    (port, rest.ends_with("/udp"))
+}
+
+/// What a host program gets when it binds `port` (`nc -l`, which sets
+/// SO_REUSEADDR): "in use", or "bound" when it could listen.
+fn host_bind(ns: &HostNs, udp: bool, addr: Option<&str>, port: u16) -> &'static str {
+    let udp = if udp { "-u" } else { "" };
+    let addr = addr.map(|a| format!("-s {a}")).unwrap_or_default();
+    let out = ns.sh(&format!(
+        "timeout 1 nc -n -l {udp} {addr} -p {port} </dev/null 2>&1; echo rc=$?"
+    ));
+    let text = stdout(&out);
+    if text.contains("Address already in use") {
+        "in use"
+    } else if text.contains("rc=124") {
+        "bound"
+    } else {
+        panic!("nc -l {udp} {addr} -p {port}: {text}")
+    }
+}
+
+#[test]
+fn a_port_on_all_addresses_and_on_one_refuse_each_other_naming_the_container() {
+    let Some(ns) = HostNs::new("a_port_on_all_addresses_and_on_one_refuse_each_other") else {
+        return;
+    };
+    for (first, second) in [
+        ("8080:8000", "127.0.0.1:8080:8000"),
+        ("127.0.0.1:8080:8000", "8080:8000"),
+    ] {
+        let web = Container::web(&ns, &SV0, "web", "172.16.0.2", &[first]);
+        let before = ns.ok("nft list ruleset; ls -R /run/supervisor");
+        let err = refused_run(&ns, &["--name", "api", "-p", second]);
+        let on = if second.starts_with("127") {
+            "127.0.0.1:"
+        } else {
+            ""
+        };
+        assert!(
+            err.starts_with(&format!(
+                "supervisor: cannot publish {on}8080->8000/tcp: host port {on}8080/tcp is in use by container web ("
+            )),
+            "{first} then {second}: {err}"
+        );
+        assert_eq!(ns.ok("nft list ruleset; ls -R /run/supervisor"), before);
+        answers(&format!("web on {first} untouched"), "from-web", || {
+            ask(host(&ns), "127.0.0.1", 8080)
+        });
+        web.stop();
+        common::wait_for_no_veth(&ns);
+    }
+    // Another address of the host is another socket: both are published.
+    let _outside = ns.outside();
+    let web = Container::web(&ns, &SV0, "web", "172.16.0.2", &["127.0.0.1:8080:8000"]);
+    let api = Container::web(&ns, &SV0, "api", "172.16.0.3", &["192.0.2.1:8080:8000"]);
+    answers("127.0.0.1:8080", "from-web", || {
+        ask(host(&ns), "127.0.0.1", 8080)
+    });
+    answers("192.0.2.1:8080", "from-api", || {
+        ask(host(&ns), "192.0.2.1", 8080)
+    });
+    api.stop();
+    web.stop();
+}
+
+#[test]
+fn a_port_a_host_program_listens_on_is_refused_naming_the_program() {
+    let Some(ns) = HostNs::new("a_port_a_host_program_listens_on_is_refused_naming_it") else {
+        return;
+    };
+    let before = ns.ok("ip -br link; nft list ruleset 2>&1");
+    let _tcp = Background::start(ns.command("timeout"), "nc -n -lk -p 9090 </dev/null");
+    let _udp = Background::start(ns.command("timeout"), "nc -n -u -l -p 9091 </dev/null");
+    common::eventually("the host listeners", Duration::from_secs(10), || {
+        let listening = ns.ok("ss -Hlnt 'sport = :9090'; ss -Hlnu 'sport = :9091'");
+        (listening.lines().count() == 2).then_some(())
+    });
+    for (spec, port) in [("9090:8000", "9090/tcp"), ("9091:53/udp", "9091/udp")] {
+        let err = refused_run(&ns, &["-p", spec]);
+        assert!(
+            err.starts_with("supervisor: cannot publish ")
+                && err.contains(&format!(": host port {port} is in use by process ")),
+            "{spec}: {err}"
+        );
+        let pid = ns.ok(&format!(
+            "ss -Hlnp{} 'sport = :{}' | grep -o 'pid=[0-9]*' | head -1",
+            if port.ends_with("udp") { "u" } else { "t" },
+            &port[..4]
+        ));
+        let pid = pid.trim().trim_start_matches("pid=");
+        assert!(
+            err.trim_end()
+                .ends_with(&format!("is in use by process {pid} (nc)")),
+            "{spec}: {err} (holder pid {pid})"
+        );
+    }
+    // On one address too, since the listener has every address.
+    let err = refused_run(&ns, &["-p", "127.0.0.1:9090:8000"]);
+    assert!(err.contains("(nc)"), "{err}");
+    assert_eq!(ns.ok("ip -br link; nft list ruleset 2>&1"), before);
+}
+
+#[test]
+fn a_host_program_binding_a_published_port_later_gets_eaddrinuse() {
+    let Some(ns) = HostNs::new("a_host_program_binding_a_published_port_later_gets_eaddrinuse")
+    else {
+        return;
+    };
+    let publish = [
+        "-p",
+        "8080:8000",
+        "-p",
+        "5353:53/udp",
+        "-p",
+        "127.0.0.1:7070:70",
+        "-p",
+        "8100-8199:9100-9199",
+        "-p",
+        "8000",
+    ];
+    let args = [&["--ip", "172.16.0.2"][..], &publish].concat();
+    let mut web = spawn_run(&ns, &args, "echo ready; read _ || true");
+    let (picked, _) = picked_port(&mut BufReader::new(web.stderr.take().unwrap()));
+    let _out = common::wait_ready(&mut web);
+    for (udp, addr, port) in [
+        (false, None, 8080),
+        (false, Some("127.0.0.1"), 8080),
+        (true, None, 5353),
+        (false, Some("127.0.0.1"), 7070),
+        (false, None, 7070),
+        (false, None, 8100),
+        (false, None, 8150),
+        (false, None, 8199),
+        (false, None, picked),
+    ] {
+        assert_eq!(host_bind(&ns, udp, addr, port), "in use", "{addr:?}:{port}");
+    }
+    // Only what is published: the other protocol and a neighbour are free.
+    assert_eq!(host_bind(&ns, true, None, 8080), "bound");
+    assert_eq!(host_bind(&ns, false, None, 8200), "bound");
+    // The container has none of the reservations.
+    let sup = web.id();
+    let pid = ns.ok(&format!("cat /proc/{sup}/task/{sup}/children"));
+    let fds = ns.ok(&format!("ls -l /proc/{}/fd", pid.trim()));
+    assert!(!fds.contains("socket:"), "{fds}");
+
+    drop(web.stdin.take());
+    assert!(web.wait().unwrap().success());
+    for (udp, port) in [(false, 8080), (true, 5353), (false, 8150), (false, picked)] {
+        assert_eq!(
+            host_bind(&ns, udp, None, port),
+            "bound",
+            "{port} given back"
+        );
+    }
+}
+
+#[test]
+fn publishing_on_an_address_that_is_not_the_hosts_is_refused() {
+    let Some(ns) = HostNs::new("publishing_on_an_address_that_is_not_the_hosts_is_refused") else {
+        return;
+    };
+    let before = ns.ok("ls -A /run; ip -br link");
+    let err = refused_run(&ns, &["-p", "192.0.2.99:8080:80"]);
+    assert_eq!(
+        err,
+        "supervisor: cannot publish 192.0.2.99:8080->80/tcp: 192.0.2.99 is not an address of this host \
+         (publish on one of its addresses, or on all of them without an address)\n"
+    );
+    assert_eq!(ns.ok("ls -A /run; ip -br link"), before);
+}
+
+#[test]
+fn concurrent_runs_picking_host_ports_get_distinct_reserved_ones() {
+    let Some(ns) = HostNs::new("concurrent_runs_picking_host_ports_get_distinct_reserved_ones")
+    else {
+        return;
+    };
+    let mut runs: Vec<Child> = (0..8)
+        .map(|_| {
+            let args = ["-p", "8000", "-p", "53/udp"];
+            spawn_run(&ns, &args, "echo ready; read _ || true")
+        })
+        .collect();
+    let mut picked = std::collections::BTreeSet::new();
+    for run in &mut runs {
+        let mut err = BufReader::new(run.stderr.take().unwrap());
+        for _ in 0..2 {
+            let (port, udp) = picked_port(&mut err);
+            assert_eq!(host_bind(&ns, udp, None, port), "in use", "{port}");
+            assert!(picked.insert((udp, port)), "{port}: picked twice");
+        }
+        common::wait_ready(run);
+    }
+    assert_eq!(picked.len(), 16);
+    for mut run in runs {
+        drop(run.stdin.take());
+        assert!(run.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn a_range_of_thousands_of_ports_is_reserved_within_the_open_file_limit() {
+    let Some(ns) = HostNs::new("a_range_of_thousands_of_ports_is_reserved_within_the_file_limit")
+    else {
+        return;
+    };
+    let sup = common::SUPERVISOR;
+    let range = "20000-22999:20000-22999";
+    // The soft limit is raised to the hard one as needed.
+    let out = ns.sh(&format!(
+        "ulimit -Sn 1024; {sup} run -p {range} -- true && echo ok"
+    ));
+    assert_eq!(stdout(&out), "ok\n", "{}", stderr(&out));
+    let out = ns.sh(&format!("ulimit -n 1024; {sup} run -p {range} -- true"));
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        stderr(&out),
+        "supervisor: publishing 3000 host ports holds a socket each: 3256 open files with \
+         the supervisor's own, and the limit is 1024 (raise it with `ulimit -n`)\n"
+    );
+    assert_eq!(common::elements(&ns), 0);
+}
+
+#[test]
+fn a_picked_port_with_an_element_but_no_socket_is_picked_again() {
+    let Some(ns) = HostNs::new("a_picked_port_with_an_element_but_no_socket_is_picked_again")
+    else {
+        return;
+    };
+    let out = ns.run(&["true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Two ephemeral ports; bind(0) prefers the even one, which an element
+    // without a socket (a hand-made one) already has.
+    ns.ok("sysctl -qw net.ipv4.ip_local_port_range='40001 40002' \
+           && nft add element ip supervisor tcp_ports '{ 40002 : 172.16.0.99 . 80 }'");
+    let mut web = spawn_run(&ns, &["-p", "8000"], "echo ready; read _ || true");
+    let (port, _) = picked_port(&mut BufReader::new(web.stderr.take().unwrap()));
+    assert_eq!(port, 40001);
+    common::wait_ready(&mut web);
+    drop(web.stdin.take());
+    assert!(web.wait().unwrap().success());
 }

@@ -392,6 +392,7 @@ fn a_bad_option_is_one_line_exit_125_and_creates_nothing() {
     let before = ns.ok("ip -br link; ls -A /run");
     for args in [
         &["--name", "a b", "true"][..],
+        &["--hostname", "a b", "true"],
         &["--stop-timeout", "soon", "true"],
         &["--env", "=x", "true"],
         &["--workdir", "relative", "true"],

@@ -62,7 +62,8 @@ impl Error {
 
 /// Gives back everything crashed supervisors left (see
 /// `Reconciler::gc`), on the bridge `bridge` with subnet `subnet` for what
-/// only the subnet tells; prints one line per thing removed.
+/// only the subnet tells; prints one line per thing removed, and one per
+/// live lease kept although it is outside `subnet`.
 pub fn gc(
     state_dir: &Path,
     bridge: &str,
@@ -71,9 +72,12 @@ pub fn gc(
 ) -> Result<(), Error> {
     let subnet: Subnet = subnet.parse()?;
     let pool = Pool::new(state_dir, bridge, subnet)?;
-    let removed = block_on(async { Ok(Reconciler::new(state_dir)?.gc(&pool).await?) })?;
-    for what in removed {
+    let collected = block_on(async { Ok(Reconciler::new(state_dir)?.gc(&pool).await?) })?;
+    for what in collected.removed {
         writeln!(out, "removed {what}").map_err(Error::Output)?;
+    }
+    for (bridge, kept) in collected.kept {
+        writeln!(out, "kept {kept} (bridge {bridge})").map_err(Error::Output)?;
     }
     Ok(())
 }

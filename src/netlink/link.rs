@@ -19,12 +19,19 @@ pub fn ifname_problem(name: &str) -> Option<&'static str> {
         Some("reserved")
     } else if name
         .bytes()
-        .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+        .any(|b| b == b'/' || b == b':' || kernel_isspace(b) || b == 0)
     {
         Some("contains '/', ':', a space or a NUL")
     } else {
         None
     }
+}
+
+/// The kernel's `isspace` (lib/ctype.c), which its dev_valid_name uses: the
+/// ASCII white space with the vertical tab, and Latin-1's no-break space,
+/// 0xA0, which is also the last byte of UTF-8 characters such as 'à'.
+fn kernel_isspace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0xa0)
 }
 
 /// Checks a name the kernel will take for an interface.
@@ -151,6 +158,8 @@ mod tests {
             "sv0123456789ab",
             "a.b-c_d",
             "123456789012345",
+            ".hidden",
+            "a\u{85}b",
         ] {
             assert!(check_ifname(good).is_ok(), "{good}");
         }
@@ -163,6 +172,9 @@ mod tests {
             "a b",
             "a:b",
             "a\0",
+            "a\x0bb",
+            "a\x0cb",
+            "br\u{e0}",
         ] {
             assert!(check_ifname(bad).is_err(), "{bad:?}");
         }

@@ -1,0 +1,203 @@
+//! Who holds a host port: the sockets bound to it, from the kernel's
+//! sock_diag netlink (NETLINK_SOCK_DIAG, an inet_diag dump per family),
+//! then the process that has one of them open, through the socket's inode
+//! in `/proc/*/fd`. Only for an error message: a failure here just leaves
+//! the holder unnamed.
+
+use std::fs;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
+
+use crate::publish::Protocol;
+
+/// The process holding a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    /// Its `comm`, as `ps` shows it.
+    pub command: String,
+}
+
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLMSG_HDRLEN: usize = 16;
+/// struct inet_diag_req_v2.
+const REQ_LEN: usize = 56;
+/// struct inet_diag_msg, up to and with idiag_inode.
+const MSG_LEN: usize = 72;
+
+/// One socket of the dump: its local address and port, and its inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Bound {
+    /// IPv4, or IPv6 (then `::` and v4-mapped addresses matter to us).
+    local: std::net::IpAddr,
+    port: u16,
+    inode: u32,
+}
+
+/// The process holding a socket that a bind of `port` on `host_ip` (None:
+/// every address) conflicts with: bound to the same port on the same
+/// address, on every address, or (IPv6, dual stack) on `::`.
+pub fn find(host_ip: Option<Ipv4Addr>, port: u16, protocol: Protocol) -> Option<Holder> {
+    let conflicts = |bound: &Bound| {
+        bound.port == port
+            && bound.inode != 0
+            && match bound.local {
+                std::net::IpAddr::V4(addr) => {
+                    addr.is_unspecified() || host_ip.is_none_or(|ip| ip == addr)
+                }
+                std::net::IpAddr::V6(addr) => {
+                    addr.is_unspecified()
+                        || addr
+                            .to_ipv4_mapped()
+                            .is_some_and(|a| host_ip.is_none_or(|ip| ip == a))
+                }
+            }
+    };
+    let mut inodes = Vec::new();
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        match dump(family as u8, protocol) {
+            Ok(sockets) => inodes.extend(sockets.iter().filter(|b| conflicts(b)).map(|b| b.inode)),
+            Err(err) => tracing::debug!(%err, "sock_diag dump"),
+        }
+    }
+    inodes.into_iter().find_map(owner_of)
+}
+
+/// Every socket of `family` and `protocol` in this network namespace.
+fn dump(family: u8, protocol: Protocol) -> std::io::Result<Vec<Bound>> {
+    let socket = Socket::new(NETLINK_SOCK_DIAG)?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    socket.send(&request(family, protocol), 0)?;
+    let mut sockets = Vec::new();
+    loop {
+        let (bytes, _) = socket.recv_from_full()?;
+        if bytes.is_empty() {
+            return Ok(sockets);
+        }
+        let mut at = 0;
+        while let Some(header) = bytes.get(at..at + NLMSG_HDRLEN) {
+            let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let kind = u16::from_ne_bytes([header[4], header[5]]);
+            if len < NLMSG_HDRLEN || at + len > bytes.len() {
+                return Ok(sockets);
+            }
+            match kind {
+                NLMSG_DONE => return Ok(sockets),
+                NLMSG_ERROR => {
+                    let errno = bytes
+                        .get(at + NLMSG_HDRLEN..at + NLMSG_HDRLEN + 4)
+                        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                        .unwrap_or(0);
+                    return Err(std::io::Error::from_raw_os_error(-errno));
+                }
+                SOCK_DIAG_BY_FAMILY => {
+                    if let Some(bound) = parse(&bytes[at + NLMSG_HDRLEN..at + len]) {
+                        sockets.push(bound);
+                    }
+                }
+                _ => {}
+            }
+            at += (len + 3) & !3;
+        }
+    }
+}
+
+/// A dump of every socket, whatever its state, of `family` and `protocol`.
+fn request(family: u8, protocol: Protocol) -> Vec<u8> {
+    let len = NLMSG_HDRLEN + REQ_LEN;
+    let mut msg = Vec::with_capacity(len);
+    msg.extend_from_slice(&(len as u32).to_ne_bytes());
+    msg.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    msg.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
+    let proto = match protocol {
+        Protocol::Tcp => libc::IPPROTO_TCP,
+        Protocol::Udp => libc::IPPROTO_UDP,
+    };
+    msg.extend_from_slice(&[family, proto as u8, 0, 0]);
+    msg.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    msg.resize(len, 0); // inet_diag_sockid: no filter
+    msg
+}
+
+/// The local address, port and inode of one struct inet_diag_msg.
+fn parse(msg: &[u8]) -> Option<Bound> {
+    let msg = msg.get(..MSG_LEN)?;
+    let family = i32::from(msg[0]);
+    let port = u16::from_be_bytes([msg[4], msg[5]]);
+    let src: [u8; 16] = msg[8..24].try_into().ok()?;
+    let local = if family == libc::AF_INET {
+        std::net::IpAddr::V4(Ipv4Addr::new(src[0], src[1], src[2], src[3]))
+    } else {
+        std::net::IpAddr::V6(Ipv6Addr::from(src))
+    };
+    let inode = u32::from_ne_bytes(msg[68..72].try_into().ok()?);
+    Some(Bound { local, port, inode })
+}
+
+/// The first process with socket `inode` open.
+fn owner_of(inode: u32) -> Option<Holder> {
+    let target = format!("socket:[{inode}]");
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == target.as_str())
+        });
+        if holds {
+            let command = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            return Some(Holder {
+                pid,
+                command: command.trim().to_string(),
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_asks_for_every_socket_of_the_family_and_protocol() {
+        let msg = request(libc::AF_INET as u8, Protocol::Udp);
+        assert_eq!(msg.len(), 72);
+        assert_eq!(u32::from_ne_bytes(msg[0..4].try_into().unwrap()), 72);
+        assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), SOCK_DIAG_BY_FAMILY);
+        assert_eq!(
+            &msg[16..20],
+            &[libc::AF_INET as u8, libc::IPPROTO_UDP as u8, 0, 0]
+        );
+        assert_eq!(&msg[20..24], &[0xff; 4]);
+    }
+
+    #[test]
+    fn a_socket_of_this_process_is_found_with_its_holder() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let holder = find(Some(Ipv4Addr::LOCALHOST), port, Protocol::Tcp).expect("a holder");
+        assert_eq!(holder.pid, std::process::id());
+        // Every address conflicts with 127.0.0.1; another address does not.
+        assert!(find(None, port, Protocol::Tcp).is_some());
+        assert_eq!(
+            find(Some(Ipv4Addr::new(127, 0, 0, 2)), port, Protocol::Tcp),
+            None
+        );
+        assert_eq!(find(Some(Ipv4Addr::LOCALHOST), port, Protocol::Udp), None);
+    }
+}
