@@ -55,19 +55,15 @@ pub fn version() -> u32 {
 /// too, and `mac_guard` did not exist. A live container's guard must come
 /// back in the new shape, or the new rules would drop all it sends.
 fn in_this_layout(mut survivors: Vec<(Target, Vec<Element>)>) -> Vec<(Target, Vec<Element>)> {
-    const OLD_SPOOF_KEY: usize = 20;
     let mut macs = Vec::new();
     for (target, elements) in &mut survivors {
         if *target != Target::SpoofGuard {
             continue;
         }
         for element in elements.iter_mut() {
-            let Some(&[a, b, c, d]) = element.key.get(16..OLD_SPOOF_KEY) else {
+            let Some(&[a, b, c, d]) = element.key.get(16..).filter(|k| k.len() == 4) else {
                 continue;
             };
-            if element.key.len() != OLD_SPOOF_KEY {
-                continue;
-            }
             let mac = mac_for(Ipv4Addr::new(a, b, c, d));
             let veth = &element.key[..16];
             macs.push(Element {

@@ -119,7 +119,8 @@ impl Firewall {
     }
 }
 
-/// A network whose elements `gc` took out: its bridge was gone.
+/// A network whose elements were taken out, its bridge being gone (or,
+/// when a run made its bridge again, only its stale subnets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoneNetwork {
     pub bridge: String,
@@ -251,8 +252,8 @@ fn intervals_of<'a>(
         .collect()
 }
 
-/// `10.1.0.0/24` from an interval's start and end keys (`10.1.0.0-…` when
-/// it is no prefix).
+/// `10.1.0.0/24` from an interval's start and end keys (`10.1.0.0+SIZE`
+/// when it is no prefix).
 fn interval_label(start: &[u8], end: Option<&[u8]>) -> String {
     let addr = |key: &[u8]| -> Option<u32> { Some(u32::from_be_bytes(key.try_into().ok()?)) };
     let Some(first) = addr(start) else {
