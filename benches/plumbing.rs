@@ -55,7 +55,9 @@ fn main() {
     });
     let state_dir = std::path::Path::new("/run/supervisor-bench");
     let firewall = Firewall::open(state_dir).expect("nftables socket");
-    firewall.ensure_base(BRIDGE, &subnet).expect("base ruleset");
+    firewall
+        .ensure_network(BRIDGE, &subnet)
+        .expect("base ruleset and network");
     let bench = Bench {
         runtime,
         nl,

@@ -44,7 +44,9 @@ fn main() {
     }
     let subnet: Subnet = "172.16.0.0/16".parse().expect("subnet");
     let firewall = Firewall::open(Path::new("/run/supervisor-bench")).expect("nftables socket");
-    firewall.ensure_base(BRIDGE, &subnet).expect("base ruleset");
+    firewall
+        .ensure_network(BRIDGE, &subnet)
+        .expect("base ruleset and network");
     let measured = container();
     let mut c = Criterion::default()
         .configure_from_args()

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::firewall::{self, Firewall, Owned, Owner};
+use crate::firewall::{self, Firewall, GoneNetwork, Owned, Owner};
 use crate::ipam::{self, Holder, Kept, LeaseDir, Pool, Swept};
 use crate::netlink::{self, Netlink};
 use crate::network::host_ifname;
@@ -66,6 +66,8 @@ pub enum Removed {
     },
     /// A firewall element whose owner is no live container.
     Element(Owned),
+    /// A network's firewall elements, whose bridge is gone.
+    Network(GoneNetwork),
 }
 
 impl fmt::Display for Removed {
@@ -87,6 +89,7 @@ impl fmt::Display for Removed {
                 Some(owner) => write!(f, "element {element} of {owner}: no live container has it"),
                 None => write!(f, "element {element}"),
             },
+            Removed::Network(network) => write!(f, "{network}: its bridge is gone"),
         }
     }
 }
@@ -178,7 +181,8 @@ impl Reconciler {
     }
 
     /// Everything of ours that no live supervisor explains: firewall
-    /// elements (in one batch), stale records with their leases and veths,
+    /// elements (in one batch), the elements of networks whose bridge is
+    /// gone, stale records with their leases and veths,
     /// corrupt and unfinished record files, container veths on `pool`'s
     /// bridge without a live record, and every lease whose holder is dead
     /// or unreadable. Returns what it removed, and the live leases it kept
@@ -195,6 +199,10 @@ impl Reconciler {
             })
             .collect();
         let mut removed = self.remove_elements(|owner| !live.contains(owner.id.as_str()))?;
+        let gone = self
+            .firewall
+            .remove_gone_networks(firewall::interface_exists)?;
+        removed.extend(gone.into_iter().map(Removed::Network));
         let mut kept = Vec::new();
         for entry in &entries {
             match entry {

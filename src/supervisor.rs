@@ -150,8 +150,9 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     }
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
-    let base = firewall.ensure_base(&bridge.name, &bridge.subnet)?;
-    phase(&format!("base ruleset ({base:?})"), t);
+    // After the bridge: a network's elements stay while its bridge exists.
+    let base = firewall.ensure_network(&bridge.name, &bridge.subnet)?;
+    phase(&format!("base ruleset ({base:?}) and network"), t);
     if base != Base::Current {
         tracing::info!("loaded the supervisor's nftables tables ({base:?})");
     }

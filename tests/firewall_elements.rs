@@ -29,10 +29,16 @@ fn subnet(text: &str) -> Subnet {
     text.parse().unwrap()
 }
 
-/// Loads the base ruleset as `run` does.
+/// Loads the base ruleset as `run` does, with network sv0's elements.
 fn load_base() {
     let fw = Firewall::open(&state_dir()).unwrap();
-    fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap();
+    fw.ensure_network("sv0", &subnet("172.16.0.0/24")).unwrap();
+}
+
+/// Makes the loaded tables look loaded by another version of the file.
+fn age_the_base() {
+    nft(&["flush", "set", "ip", "supervisor", "version"]);
+    nft(&["add", "element", "ip", "supervisor", "version", "{ 0x1 }"]);
 }
 
 /// A state directory of the test's own (the firewall keeps its lock there).
@@ -95,8 +101,13 @@ fn publishing_adds_the_ports_and_the_spoof_guard_with_the_owner_as_comment() {
             );
             let guard = nft(&["list", "set", "bridge", "supervisor", "spoof_guard"]);
             assert!(
-                guard.contains(r#""sv-web" . 172.16.0.2 comment "web web-id""#),
+                guard.contains(r#""sv-web" . 172.16.0.2 . 02:42:ac:10:00:02 comment "web web-id""#),
                 "{guard}"
+            );
+            let macs = nft(&["list", "set", "bridge", "supervisor", "mac_guard"]);
+            assert!(
+                macs.contains(r#""sv-web" . 02:42:ac:10:00:02 comment "web web-id""#),
+                "{macs}"
             );
         },
     );
@@ -227,49 +238,102 @@ fn a_missing_host_port_is_picked_from_the_ephemeral_range_and_not_reused() {
 fn the_base_is_created_once_then_left_alone() {
     common::in_fresh_netns("the_base_is_created_once_then_left_alone", || {
         let fw = Firewall::open(&state_dir()).unwrap();
-        assert_eq!(
-            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap(),
-            Base::Created
-        );
+        assert_eq!(fw.ensure_base().unwrap(), Base::Created);
         let listing = nft(&["list", "ruleset"]);
-        assert_eq!(
-            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap(),
-            Base::Current
-        );
+        assert_eq!(fw.ensure_base().unwrap(), Base::Current);
         assert_eq!(nft(&["list", "ruleset"]), listing);
     });
 }
 
 #[test]
-fn a_changed_base_is_replaced_keeping_every_containers_elements() {
+fn a_changed_base_is_replaced_keeping_every_networks_and_containers_elements() {
     common::in_fresh_netns(
-        "a_changed_base_is_replaced_keeping_every_containers_elements",
+        "a_changed_base_is_replaced_keeping_every_networks_and_containers_elements",
         || {
             let fw = Firewall::open(&state_dir()).unwrap();
-            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap();
+            fw.ensure_base().unwrap();
+            fw.add_network("sv0", &subnet("172.16.0.0/24")).unwrap();
+            fw.add_network("sv1", &subnet("10.1.0.0/24")).unwrap();
             fw.publish(&container("web", 2, &[(8080, 8000, Protocol::Tcp)]))
                 .unwrap();
             fw.publish(&container("dns", 3, &[(5353, 53, Protocol::Udp)]))
                 .unwrap();
-            // Another configuration stands in for another version of the file:
-            // both change VERSION.
-            let base = fw.ensure_base("sv0", &subnet("172.16.0.0/16")).unwrap();
+            let before = nft(&["list", "ruleset"]);
+            age_the_base();
+            let base = fw.ensure_base().unwrap();
             assert_eq!(base, Base::Replaced);
             let listing = nft(&["list", "ruleset"]);
-            assert!(listing.contains("ip saddr 172.16.0.0/16"), "{listing}");
-            assert!(
-                listing.contains(r#"8080 comment "web web-id" : 172.16.0.2 . 8000"#),
-                "{listing}"
-            );
-            assert!(
-                listing.contains(r#"5353 comment "dns dns-id" : 172.16.0.3 . 53"#),
-                "{listing}"
-            );
-            assert!(
-                listing.contains(r#""sv-web" . 172.16.0.2 comment "web web-id""#),
-                "{listing}"
-            );
+            assert_eq!(listing, before, "every element is back");
+            for element in [
+                r#"8080 comment "web web-id" : 172.16.0.2 . 8000"#,
+                r#"5353 comment "dns dns-id" : 172.16.0.3 . 53"#,
+                r#""sv-web" . 172.16.0.2 . 02:42:ac:10:00:02 comment "web web-id""#,
+                r#"elements = { "sv0","#,
+                r#""sv1" }"#,
+                r#"172.16.0.0/24 comment "sv0""#,
+                r#"10.1.0.0/24 comment "sv1""#,
+            ] {
+                assert!(listing.contains(element), "{element}: {listing}");
+            }
             assert_eq!(listing.matches("table ip supervisor").count(), 1);
+        },
+    );
+}
+
+#[test]
+fn adding_a_network_again_changes_nothing_and_another_network_adds_to_it() {
+    common::in_fresh_netns(
+        "adding_a_network_again_changes_nothing_and_another_network_adds_to_it",
+        || {
+            load_base();
+            let fw = Firewall::open(&state_dir()).unwrap();
+            let listing = nft(&["list", "ruleset"]);
+            fw.add_network("sv0", &subnet("172.16.0.0/24")).unwrap();
+            assert_eq!(nft(&["list", "ruleset"]), listing);
+            fw.add_network("sv1", &subnet("10.1.0.0/24")).unwrap();
+            let subnets = nft(&["list", "set", "ip", "supervisor", "subnets"]);
+            assert!(
+                subnets.contains(r#"elements = { 10.1.0.0/24 comment "sv1","#),
+                "{subnets}"
+            );
+            let pairs = nft(&["list", "set", "ip", "supervisor", "same_bridge"]);
+            assert!(pairs.contains(r#""sv1" . "sv1""#), "{pairs}");
+        },
+    );
+}
+
+#[test]
+fn an_upgrade_keeps_the_old_guards_with_the_containers_mac_and_adds_the_network() {
+    common::in_fresh_netns(
+        "an_upgrade_keeps_the_old_guards_with_the_containers_mac_and_adds_the_network",
+        || {
+            // The bridge table as the version before ARP checking had it.
+            let old = r#"table ip supervisor { set version { type mark; elements = { 0x1 }; }; }
+table bridge supervisor {
+	set spoof_guard {
+		type ifname . ipv4_addr
+		elements = { "sv-old" . 172.16.0.5 comment "old old-id" }
+	}
+}
+"#;
+            let path = state_dir().join("old.nft");
+            std::fs::write(&path, old).unwrap();
+            nft(&["-f", path.to_str().unwrap()]);
+            let fw = Firewall::open(&state_dir()).unwrap();
+            let base = fw.ensure_network("sv0", &subnet("172.16.0.0/24"));
+            assert_eq!(base.unwrap(), Base::Replaced);
+            let subnets = nft(&["list", "set", "ip", "supervisor", "subnets"]);
+            assert!(
+                subnets.contains(r#"172.16.0.0/24 comment "sv0""#),
+                "{subnets}"
+            );
+            let guard = nft(&["list", "table", "bridge", "supervisor"]);
+            for element in [
+                r#""sv-old" . 172.16.0.5 . 02:42:ac:10:00:05 comment "old old-id""#,
+                r#""sv-old" . 02:42:ac:10:00:05 comment "old old-id""#,
+            ] {
+                assert!(guard.contains(element), "{element}: {guard}");
+            }
         },
     );
 }
@@ -280,10 +344,7 @@ fn a_table_not_loaded_from_our_file_is_replaced() {
         nft(&["add", "table", "ip", "supervisor"]);
         nft(&["add", "chain", "ip", "supervisor", "stray"]);
         let fw = Firewall::open(&state_dir()).unwrap();
-        assert_eq!(
-            fw.ensure_base("sv0", &subnet("172.16.0.0/24")).unwrap(),
-            Base::Replaced
-        );
+        assert_eq!(fw.ensure_base().unwrap(), Base::Replaced);
         assert!(!nft(&["list", "ruleset"]).contains("stray"));
     });
 }
@@ -299,14 +360,21 @@ fn concurrent_supervisors_load_the_base_once_and_keep_each_others_elements() {
                     let dir = dir.clone();
                     std::thread::spawn(move || {
                         let fw = Firewall::open(&dir).unwrap();
-                        // Half the threads come with another configuration,
-                        // so replacements race with publications.
-                        let net = if i % 2 == 0 {
-                            "172.16.0.0/24"
+                        // Some threads find the tables loaded by another
+                        // version, so replacements race with publications;
+                        // half come on another network.
+                        if i % 4 == 1 {
+                            let _ = Command::new("sh")
+                                .args(["-c", "nft flush set ip supervisor version"])
+                                .status();
+                        }
+                        fw.ensure_base().unwrap();
+                        let (bridge, net) = if i % 2 == 0 {
+                            ("sv0", "172.16.0.0/24")
                         } else {
-                            "172.16.0.0/16"
+                            ("sv1", "10.1.0.0/24")
                         };
-                        fw.ensure_base("sv0", &subnet(net)).unwrap();
+                        fw.add_network(bridge, &subnet(net)).unwrap();
                         let name = format!("c{i}");
                         fw.publish(&container(
                             &name,
@@ -328,6 +396,40 @@ fn concurrent_supervisors_load_the_base_once_and_keep_each_others_elements() {
                     9000 + i
                 );
             }
+            let bridges = nft(&["list", "set", "ip", "supervisor", "bridges"]);
+            assert!(
+                bridges.contains(r#""sv0""#) && bridges.contains(r#""sv1""#),
+                "{bridges}"
+            );
+        },
+    );
+}
+
+#[test]
+fn removing_a_gone_network_keeps_an_adjacent_subnet_whole() {
+    common::in_fresh_netns(
+        "removing_a_gone_network_keeps_an_adjacent_subnet_whole",
+        || {
+            load_base();
+            let fw = Firewall::open(&state_dir()).unwrap();
+            fw.add_network("sv1", &subnet("10.1.0.0/24")).unwrap();
+            // Its start shares a key with sv1's end element.
+            fw.add_network("sv2", &subnet("10.1.1.0/24")).unwrap();
+            let gone = fw.remove_gone_networks(|bridge| bridge != "sv1").unwrap();
+            let gone: Vec<String> = gone.iter().map(|g| g.to_string()).collect();
+            assert_eq!(gone, ["network sv1 (10.1.0.0/24)"]);
+            let subnets = nft(&["list", "set", "ip", "supervisor", "subnets"]);
+            assert!(!subnets.contains("10.1.0.0"), "{subnets}");
+            for kept in [
+                r#"172.16.0.0/24 comment "sv0""#,
+                r#"10.1.1.0/24 comment "sv2""#,
+            ] {
+                assert!(subnets.contains(kept), "{kept}: {subnets}");
+            }
+            let bridges = nft(&["list", "set", "ip", "supervisor", "bridges"]);
+            assert!(!bridges.contains("\"sv1\""), "{bridges}");
+            let pairs = nft(&["list", "set", "ip", "supervisor", "same_bridge"]);
+            assert!(!pairs.contains("\"sv1\""), "{pairs}");
         },
     );
 }

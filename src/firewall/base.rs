@@ -3,16 +3,18 @@
 //!
 //! Loading replaces both supervisor tables in one transaction (the file
 //! itself says so: add, delete, define). That happens only when the tables
-//! are absent or were loaded from another version of the file or other
-//! defines; the same batch then re-adds every container's elements, so a
-//! live container never loses its ports.
+//! are absent or were loaded from another version of the file; the same
+//! batch then re-adds every network's and every container's elements, so a
+//! live network never loses its rules nor a live container its ports. The
+//! file is the same for every network: networks are elements (network.rs).
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use nix::errno::Errno;
 
-use crate::ipam::Subnet;
-use crate::nftables::{Element, Family, Mode};
+use crate::netlink::mac_for;
+use crate::nftables::{Element, Family, Mode, concat};
 use crate::ruleset::{self, Define, compile::Compiled};
 
 use super::{Error, Firewall, Target, set_ref};
@@ -32,37 +34,66 @@ pub enum Base {
     Replaced,
 }
 
-/// The defines the supervisor fills in, VERSION last.
-pub fn defines(bridge: &str, subnet: &Subnet) -> Vec<Define> {
-    vec![
-        Define::new("BRIDGE", format!("\"{bridge}\"")),
-        Define::new("SUBNET", subnet.to_string()),
-        Define::new("VERSION", format!("0x{:08x}", version(bridge, subnet))),
-    ]
+/// The define the supervisor fills in.
+pub fn defines() -> Vec<Define> {
+    vec![Define::new("VERSION", format!("0x{:08x}", version()))]
 }
 
-/// A hash of the file and the configuration it is loaded with (FNV-1a,
-/// 32 bits: this tells versions apart, it guards against no adversary).
-pub fn version(bridge: &str, subnet: &Subnet) -> u32 {
-    let subnet = subnet.to_string();
-    let parts: [&[u8]; 3] = [RULESET.as_bytes(), bridge.as_bytes(), subnet.as_bytes()];
+/// A hash of the file (FNV-1a, 32 bits: this tells versions apart, it
+/// guards against no adversary).
+pub fn version() -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
-    for part in parts {
-        for &byte in part.iter().chain(&[0]) {
-            hash ^= u32::from(byte);
-            hash = hash.wrapping_mul(0x0100_0193);
-        }
+    for &byte in RULESET.as_bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
     }
     hash
 }
 
+/// Elements read from tables an older version loaded, in this version's
+/// layout: `spoof_guard` held host veth . address before it held the MAC
+/// too, and `mac_guard` did not exist. A live container's guard must come
+/// back in the new shape, or the new rules would drop all it sends.
+fn in_this_layout(mut survivors: Vec<(Target, Vec<Element>)>) -> Vec<(Target, Vec<Element>)> {
+    let mut macs = Vec::new();
+    for (target, elements) in &mut survivors {
+        if *target != Target::SpoofGuard {
+            continue;
+        }
+        for element in elements.iter_mut() {
+            let Some(&[a, b, c, d]) = element.key.get(16..).filter(|k| k.len() == 4) else {
+                continue;
+            };
+            let mac = mac_for(Ipv4Addr::new(a, b, c, d));
+            let veth = &element.key[..16];
+            macs.push(Element {
+                udata: element.udata.clone(),
+                ..Element::new(concat(&[veth, &mac]))
+            });
+            element.key = concat(&[&element.key, &mac]);
+        }
+    }
+    if !macs.is_empty() {
+        match survivors.iter_mut().find(|(t, _)| *t == Target::MacGuard) {
+            Some((_, elements)) => elements.extend(macs),
+            None => survivors.push((Target::MacGuard, macs)),
+        }
+    }
+    survivors
+}
+
 impl Firewall {
-    /// Makes sure the tables are loaded from this binary's ruleset for this
-    /// bridge and subnet. Concurrent supervisors are safe: the replacement
-    /// runs under the exclusive firewall lock, element changes under the
-    /// shared one.
-    pub fn ensure_base(&self, bridge: &str, subnet: &Subnet) -> Result<Base, Error> {
-        let wanted = version(bridge, subnet);
+    /// Makes sure the tables are loaded from this binary's ruleset.
+    /// Concurrent supervisors are safe: the replacement runs under the
+    /// exclusive firewall lock, element changes under the shared one.
+    pub fn ensure_base(&self) -> Result<Base, Error> {
+        self.load_base(&[])
+    }
+
+    /// `ensure_base`, where a (re)load also adds `extra` elements in the
+    /// same transaction.
+    pub(super) fn load_base(&self, extra: &[(Target, Vec<Element>)]) -> Result<Base, Error> {
+        let wanted = version();
         if self.loaded_version()? == Some(wanted) {
             return Ok(Base::Current);
         }
@@ -74,20 +105,16 @@ impl Firewall {
         // loaded_version already told: None only when the table is absent.
         let exists = loaded.is_some();
         let survivors = if exists {
-            self.all_elements()?
+            let targets = Target::NETWORK.into_iter().chain(Target::ALL);
+            self.all_elements(&targets.collect::<Vec<_>>())?
         } else {
             Vec::new()
         };
-        let checked = ruleset::load_str(
-            "nft/supervisor.nft",
-            RULESET,
-            Path::new("/"),
-            &defines(bridge, subnet),
-        )
-        .map_err(Error::Ruleset)?;
+        let checked = ruleset::load_str("nft/supervisor.nft", RULESET, Path::new("/"), &defines())
+            .map_err(Error::Ruleset)?;
         let Compiled { mut batch, sources } =
             ruleset::compile::compile(&checked).map_err(Error::Ruleset)?;
-        for (target, elements) in &survivors {
+        for (target, elements) in in_this_layout(survivors).iter().chain(extra) {
             batch.add_elements(&set_ref(*target), elements, Mode::Add)?;
         }
         ruleset::send(&self.socket, Compiled { batch, sources }).map_err(Error::Load)?;
@@ -121,9 +148,12 @@ impl Firewall {
         }
     }
 
-    /// Every per-container element, by map or set.
-    pub(super) fn all_elements(&self) -> Result<Vec<(Target, Vec<Element>)>, Error> {
-        Target::ALL
+    /// The elements of `targets`, by map or set (none when absent).
+    pub(super) fn all_elements(
+        &self,
+        targets: &[Target],
+    ) -> Result<Vec<(Target, Vec<Element>)>, Error> {
+        targets
             .iter()
             .map(|&target| match self.socket.elements(&set_ref(target)) {
                 Ok(elements) => Ok((target, elements)),
@@ -161,23 +191,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_version_depends_on_bridge_and_subnet() {
-        let a: Subnet = "172.16.0.0/24".parse().unwrap();
-        let b: Subnet = "172.17.0.0/24".parse().unwrap();
-        assert_eq!(version("sv0", &a), version("sv0", &a));
-        assert_ne!(version("sv0", &a), version("sv1", &a));
-        assert_ne!(version("sv0", &a), version("sv0", &b));
-    }
-
-    #[test]
     fn the_embedded_ruleset_parses_and_checks_with_the_defines() {
-        let subnet: Subnet = "172.16.0.0/24".parse().unwrap();
-        ruleset::load_str(
-            "nft/supervisor.nft",
-            RULESET,
-            Path::new("/"),
-            &defines("sv0", &subnet),
-        )
-        .unwrap();
+        ruleset::load_str("nft/supervisor.nft", RULESET, Path::new("/"), &defines()).unwrap();
     }
 }

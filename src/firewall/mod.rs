@@ -1,5 +1,7 @@
-//! The supervisor's nftables tables: the base ruleset from nft/, and the
-//! per-container elements that publish ports and guard source addresses.
+//! The supervisor's nftables tables: the base ruleset from nft/, the
+//! per-network elements that name each bridge and subnet, and the
+//! per-container elements that publish ports and guard source addresses,
+//! MACs and ARP.
 //!
 //! Per container only elements change, each change one batch: all of a
 //! container's elements go in together or not at all, and a host port that
@@ -9,6 +11,7 @@
 //! and `nft list ruleset` shows whose each element is.
 
 mod base;
+mod network;
 mod owned;
 mod plan;
 
@@ -25,6 +28,7 @@ use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata}
 use crate::publish::{PortMapping, Protocol};
 
 pub use base::{Base, RULESET, defines, version};
+pub use network::{GoneNetwork, interface_exists, network_elements};
 pub use owned::Owned;
 pub use plan::{Owner, PlannedElement, Port, Publication, Target};
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use super::plan::Mac;
 use super::{Error, Firewall, Owner, Target, set_ref};
 use crate::nftables::{Batch, Element};
 
@@ -24,7 +25,7 @@ impl Firewall {
     /// are not loaded.
     pub fn owned_elements(&self) -> Result<Vec<Owned>, Error> {
         let mut owned = Vec::new();
-        for (target, elements) in self.all_elements()? {
+        for (target, elements) in self.all_elements(&Target::ALL)? {
             owned.extend(elements.into_iter().map(|element| {
                 Owned {
                     target,
@@ -60,7 +61,8 @@ impl Firewall {
 }
 
 /// As nft prints it, after the set's name: `tcp_ports 8080`,
-/// `tcp_addr_ports 127.0.0.1 . 8080`, `spoof_guard "sv-…" . 172.16.0.2`.
+/// `tcp_addr_ports 127.0.0.1 . 8080`,
+/// `spoof_guard "sv-…" . 172.16.0.2 . 02:42:ac:10:00:02`.
 impl fmt::Display for Owned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.target.name();
@@ -68,6 +70,10 @@ impl fmt::Display for Owned {
         let addr = |at: usize| {
             key.get(at..at + 4)
                 .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        };
+        let mac = |at: usize| {
+            let b = key.get(at..at + 6)?;
+            Some(Mac([b[0], b[1], b[2], b[3], b[4], b[5]]))
         };
         let port = |at: usize| {
             key.get(at..at + 2)
@@ -82,18 +88,38 @@ impl fmt::Display for Owned {
                 (Some(addr), Some(port)) => write!(f, "{name} {addr} . {port}"),
                 _ => write!(f, "{name} {key:02x?}"),
             },
-            Target::SpoofGuard | Target::Version => {
-                let ifname = key.get(..16).unwrap_or_default();
-                let ifname = String::from_utf8_lossy(ifname);
-                match addr(16) {
-                    Some(addr) => {
-                        write!(f, "{name} \"{}\" . {addr}", ifname.trim_end_matches('\0'))
-                    }
-                    None => write!(f, "{name} {key:02x?}"),
+            Target::Subnets => match addr(0) {
+                Some(addr) => write!(f, "{name} {addr}"),
+                None => write!(f, "{name} {key:02x?}"),
+            },
+            Target::Bridges => write!(f, "{name} \"{}\"", ifname_at(key, 0)),
+            Target::SameBridge => write!(
+                f,
+                "{name} \"{}\" . \"{}\"",
+                ifname_at(key, 0),
+                ifname_at(key, 16)
+            ),
+            Target::SpoofGuard => match (addr(16), mac(20)) {
+                (Some(addr), Some(mac)) => {
+                    write!(f, "{name} \"{}\" . {addr} . {mac}", ifname_at(key, 0))
                 }
-            }
+                _ => write!(f, "{name} {key:02x?}"),
+            },
+            Target::MacGuard => match mac(16) {
+                Some(mac) => write!(f, "{name} \"{}\" . {mac}", ifname_at(key, 0)),
+                None => write!(f, "{name} {key:02x?}"),
+            },
+            Target::Version => write!(f, "{name} {key:02x?}"),
         }
     }
+}
+
+/// The interface name of an `ifname` field at `at` of a key.
+fn ifname_at(key: &[u8], at: usize) -> String {
+    let field = key.get(at..(at + 16).min(key.len())).unwrap_or_default();
+    String::from_utf8_lossy(field)
+        .trim_end_matches('\0')
+        .to_string()
 }
 
 #[cfg(test)]
@@ -119,7 +145,8 @@ mod tests {
         assert_eq!(
             printed,
             [
-                "spoof_guard \"sv-0123456789ab\" . 172.16.0.2",
+                "spoof_guard \"sv-0123456789ab\" . 172.16.0.2 . 02:42:ac:10:00:02",
+                "mac_guard \"sv-0123456789ab\" . 02:42:ac:10:00:02",
                 "tcp_ports 8080",
                 "udp_addr_ports 127.0.0.1 . 5353",
             ]

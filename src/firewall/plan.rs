@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::netlink::mac_for;
 use crate::nftables::{concat, ifname};
 use crate::publish::Protocol;
 
@@ -15,10 +16,20 @@ pub enum Target {
     /// `ip supervisor tcp_addr_ports` / `udp_addr_ports`: host address .
     /// host port → address . port.
     AddrPorts(Protocol),
-    /// `bridge supervisor spoof_guard`: host veth . container address.
+    /// `bridge supervisor spoof_guard`: host veth . container address .
+    /// container MAC, for IP packets and ARP.
     SpoofGuard,
+    /// `bridge supervisor mac_guard`: host veth . container MAC, for every
+    /// frame.
+    MacGuard,
     /// `ip supervisor version`: the loaded ruleset's version, one element.
     Version,
+    /// `ip supervisor bridges`: every network's bridge.
+    Bridges,
+    /// `ip supervisor same_bridge`: bridge . the same bridge, per network.
+    SameBridge,
+    /// `ip supervisor subnets`: every network's subnet, an interval set.
+    Subnets,
 }
 
 impl Target {
@@ -30,13 +41,17 @@ impl Target {
             Target::AddrPorts(Protocol::Tcp) => "tcp_addr_ports",
             Target::AddrPorts(Protocol::Udp) => "udp_addr_ports",
             Target::SpoofGuard => "spoof_guard",
+            Target::MacGuard => "mac_guard",
             Target::Version => "version",
+            Target::Bridges => "bridges",
+            Target::SameBridge => "same_bridge",
+            Target::Subnets => "subnets",
         }
     }
 
-    /// The map or set's table: the spoof guard lives in the bridge family.
+    /// The map or set's table: the guards live in the bridge family.
     pub fn is_bridge(self) -> bool {
-        self == Target::SpoofGuard
+        matches!(self, Target::SpoofGuard | Target::MacGuard)
     }
 
     /// Whether it is a map (port maps) or a plain set.
@@ -45,13 +60,17 @@ impl Target {
     }
 
     /// Every per-container target, in a fixed order.
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::Ports(Protocol::Tcp),
         Target::Ports(Protocol::Udp),
         Target::AddrPorts(Protocol::Tcp),
         Target::AddrPorts(Protocol::Udp),
         Target::SpoofGuard,
+        Target::MacGuard,
     ];
+
+    /// Every per-network target.
+    pub const NETWORK: [Target; 3] = [Target::Bridges, Target::SameBridge, Target::Subnets];
 }
 
 /// A published port with its host port decided.
@@ -122,21 +141,33 @@ pub struct PlannedElement {
     pub data: Option<Vec<u8>>,
     /// The element as nft would print it, for messages.
     pub label: String,
-    /// The port this element publishes, if any (not the spoof guard).
+    /// The port this element publishes, if any (not the guards).
     pub port: Option<Port>,
 }
 
 impl Publication {
-    /// The elements, spoof guard first: a container must never run with
-    /// ports published but its source address unguarded.
+    /// The elements, guards first: a container must never run with ports
+    /// published but its addresses unguarded. Its MAC is the one derived
+    /// from its address (see `netlink::mac_for`).
     pub fn elements(&self) -> Vec<PlannedElement> {
-        let mut out = vec![PlannedElement {
-            target: Target::SpoofGuard,
-            key: concat(&[&ifname(&self.veth), &self.address.octets()]),
-            data: None,
-            label: format!("\"{}\" . {}", self.veth, self.address),
-            port: None,
-        }];
+        let mac = mac_for(self.address);
+        let veth = ifname(&self.veth);
+        let mut out = vec![
+            PlannedElement {
+                target: Target::SpoofGuard,
+                key: concat(&[&veth, &self.address.octets(), &mac]),
+                data: None,
+                label: format!("\"{}\" . {} . {}", self.veth, self.address, Mac(mac)),
+                port: None,
+            },
+            PlannedElement {
+                target: Target::MacGuard,
+                key: concat(&[&veth, &mac]),
+                data: None,
+                label: format!("\"{}\" . {}", self.veth, Mac(mac)),
+                port: None,
+            },
+        ];
         for port in &self.ports {
             let data = addr_port(self.address, port.container_port);
             let (target, key, label) = match port.host_ip {
@@ -160,6 +191,16 @@ impl Publication {
             });
         }
         out
+    }
+}
+
+/// A MAC address as nft prints it.
+pub struct Mac(pub [u8; 6]);
+
+impl std::fmt::Display for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
     }
 }
 
@@ -199,13 +240,14 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn spoof_guard_comes_first_then_one_element_per_port() {
+    fn the_guards_come_first_then_one_element_per_port() {
         let e = web().elements();
         let targets: Vec<_> = e.iter().map(|e| e.target).collect();
         assert_eq!(
             targets,
             [
                 Target::SpoofGuard,
+                Target::MacGuard,
                 Target::Ports(Protocol::Tcp),
                 Target::AddrPorts(Protocol::Udp)
             ]
@@ -214,7 +256,8 @@ pub(super) mod tests {
         assert_eq!(
             labels,
             [
-                "\"sv-0123456789ab\" . 172.16.0.2",
+                "\"sv-0123456789ab\" . 172.16.0.2 . 02:42:ac:10:00:02",
+                "\"sv-0123456789ab\" . 02:42:ac:10:00:02",
                 "8080 : 172.16.0.2 . 8000",
                 "127.0.0.1 . 5353 : 172.16.0.2 . 53"
             ]
@@ -224,15 +267,19 @@ pub(super) mod tests {
     #[test]
     fn keys_and_data_use_the_kernels_layout() {
         let e = web().elements();
-        assert_eq!(e[0].key.len(), 20);
+        assert_eq!(e[0].key.len(), 28);
         assert_eq!(&e[0].key[..15], b"sv-0123456789ab");
-        assert_eq!(&e[0].key[16..], &[172, 16, 0, 2]);
-        assert_eq!(e[1].key, vec![0x1f, 0x90]);
         assert_eq!(
-            e[1].data.as_deref(),
+            &e[0].key[16..],
+            &[172, 16, 0, 2, 2, 0x42, 172, 16, 0, 2, 0, 0]
+        );
+        assert_eq!(&e[1].key[16..], &[2, 0x42, 172, 16, 0, 2, 0, 0]);
+        assert_eq!(e[2].key, vec![0x1f, 0x90]);
+        assert_eq!(
+            e[2].data.as_deref(),
             Some(&[172, 16, 0, 2, 0x1f, 0x40, 0, 0][..])
         );
-        assert_eq!(e[2].key, vec![127, 0, 0, 1, 0x14, 0xe9, 0, 0]);
+        assert_eq!(e[3].key, vec![127, 0, 0, 1, 0x14, 0xe9, 0, 0]);
     }
 
     #[test]
@@ -246,7 +293,7 @@ pub(super) mod tests {
     #[test]
     fn target_names_match_the_ruleset_file() {
         let file = include_str!("../../nft/supervisor.nft");
-        for target in Target::ALL {
+        for target in Target::ALL.into_iter().chain(Target::NETWORK) {
             let kind = if target.is_map() { "map" } else { "set" };
             assert!(
                 file.contains(&format!("{kind} {} {{", target.name())),

@@ -11,6 +11,7 @@
 //! failure.
 #![allow(dead_code)]
 
+pub mod container;
 pub mod netns;
 
 use std::io::{BufRead, BufReader, Write};
@@ -335,9 +336,10 @@ pub fn assert_no_state(ns: &HostNs) {
 }
 
 /// How many per-container firewall elements there are: each carries its
-/// owner as a comment, nothing else in the tables does.
+/// owner as a comment, `NAME ID` (a network's subnet element carries its
+/// bridge's name, one word, and stays with the bridge).
 pub fn elements(ns: &HostNs) -> usize {
-    ns.ok("nft list ruleset | grep -o 'comment \"' | wc -l")
+    ns.ok("nft list ruleset | grep -oE 'comment \"[^\" ]+ [^\"]+\"' | wc -l")
         .trim()
         .parse()
         .expect("a count")

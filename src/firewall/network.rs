@@ -1,0 +1,327 @@
+//! A network in the supervisor's tables: its bridge and subnet held as
+//! elements of the `bridges`, `same_bridge` and `subnets` sets, so the
+//! rules stay the same for every network and one network coming or going
+//! never rewrites another's (see nft/supervisor.nft).
+//!
+//! The elements are added without NLM_F_EXCL: every run on a network adds
+//! them again, and the kernel keeps one of each. They stay while the bridge
+//! exists: a container ending leaves its network's elements for the next.
+
+use std::net::Ipv4Addr;
+
+use crate::ipam::Subnet;
+use crate::nftables::{Batch, ELEM_INTERVAL_END, Element, Mode, Udata, concat, ifname};
+
+use super::{Base, Error, Firewall, Target, set_ref};
+
+/// Whether interface `name` exists in this network namespace: an ioctl,
+/// so it can be asked under the firewall lock.
+pub fn interface_exists(name: &str) -> bool {
+    nix::net::if_::if_nametoindex(name).is_ok()
+}
+
+/// `NFTNL_UDATA_SET_ELEM_FLAGS` and its `NFTNL_SET_ELEM_F_INTERVAL_OPEN`:
+/// an interval reaching the type's maximum, which has no end element.
+const UDATA_ELEM_FLAGS: u8 = 1;
+const ELEM_F_INTERVAL_OPEN: u32 = 1;
+
+/// One network's elements, by set, in the kernel's layout and as nft adds
+/// them: the subnet as an interval (start, and an end element one past its
+/// broadcast address), led by nft's end element at 0.0.0.0, and with the
+/// bridge's name as its comment so `gc` can tell whose it is.
+pub fn network_elements(bridge: &str, subnet: &Subnet) -> Vec<(Target, Vec<Element>)> {
+    let name = ifname(bridge);
+    let mut start = Element::new(subnet.network().octets().to_vec());
+    let mut udata = Udata::comment(&comment(bridge));
+    let mut subnets = Vec::new();
+    if subnet.network() != Ipv4Addr::UNSPECIFIED {
+        subnets.push(interval_end(Ipv4Addr::UNSPECIFIED));
+    }
+    match u32::from(subnet.broadcast()).checked_add(1) {
+        Some(end) => {
+            start.udata = Some(udata);
+            subnets.push(start);
+            subnets.push(interval_end(Ipv4Addr::from(end)));
+        }
+        None => {
+            udata.put_u32(UDATA_ELEM_FLAGS, ELEM_F_INTERVAL_OPEN);
+            start.udata = Some(udata);
+            subnets.push(start);
+        }
+    }
+    vec![
+        (Target::Bridges, vec![Element::new(name.clone())]),
+        (
+            Target::SameBridge,
+            vec![Element::new(concat(&[&name, &name]))],
+        ),
+        (Target::Subnets, subnets),
+    ]
+}
+
+fn interval_end(addr: Ipv4Addr) -> Element {
+    Element {
+        flags: ELEM_INTERVAL_END,
+        ..Element::new(addr.octets().to_vec())
+    }
+}
+
+/// The comment of a network's subnet element: its bridge.
+fn comment(bridge: &str) -> std::ffi::CString {
+    std::ffi::CString::new(bridge).unwrap_or_default()
+}
+
+impl Firewall {
+    /// Makes sure the tables are loaded (see `ensure_base`) and hold the
+    /// network of `bridge` and `subnet`. When the tables are created or
+    /// replaced, its elements go in the same transaction: a live network is
+    /// never without them, not even for the moment between two batches.
+    ///
+    /// A subnet recorded for a bridge that is gone, or for this bridge before
+    /// it was made again with another subnet, may overlap this one, which
+    /// the kernel refuses: then those records go and it is tried once more.
+    pub fn ensure_network(&self, bridge: &str, subnet: &Subnet) -> Result<Base, Error> {
+        let ensure = || {
+            let base = self.load_base(&network_elements(bridge, subnet))?;
+            if base == Base::Current {
+                self.add_network(bridge, subnet)?;
+            }
+            Ok(base)
+        };
+        match ensure() {
+            Ok(base) => Ok(base),
+            Err(err) => {
+                let stale = self.remove_stale_networks(interface_exists, Some((bridge, subnet)))?;
+                if stale.is_empty() {
+                    return Err(err);
+                }
+                for network in stale {
+                    tracing::info!(
+                        "removed stale {network}: its bridge is gone or serves another subnet"
+                    );
+                }
+                ensure()
+            }
+        }
+    }
+
+    /// Adds the elements of the network of `bridge` and `subnet`, in one
+    /// batch; those already there stay as they are. A subnet overlapping
+    /// another network's is refused by the kernel.
+    pub fn add_network(&self, bridge: &str, subnet: &Subnet) -> Result<(), Error> {
+        let mut batch = Batch::new();
+        for (target, elements) in network_elements(bridge, subnet) {
+            batch.add_elements(&set_ref(target), &elements, Mode::Add)?;
+        }
+        let _lock = self.lock(false)?;
+        self.socket.send(batch)?;
+        Ok(())
+    }
+}
+
+/// A network whose elements were taken out, its bridge being gone (or,
+/// when a run made its bridge again, only its stale subnets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoneNetwork {
+    pub bridge: String,
+    /// Its subnets as recorded (`10.1.0.0/24`); normally one.
+    pub subnets: Vec<String>,
+}
+
+impl std::fmt::Display for GoneNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "network {}", self.bridge)?;
+        if !self.subnets.is_empty() {
+            write!(f, " ({})", self.subnets.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl Firewall {
+    /// Takes out, in one batch, the elements of every network whose bridge
+    /// `exists` says is gone. Under the exclusive lock, so a run that has
+    /// just created its bridge adds its elements after this, never before
+    /// and then lost.
+    pub fn remove_gone_networks(
+        &self,
+        exists: impl Fn(&str) -> bool,
+    ) -> Result<Vec<GoneNetwork>, Error> {
+        self.remove_stale_networks(exists, None)
+    }
+
+    /// `remove_gone_networks`, and with `current`, a bridge and the subnet
+    /// it now serves, every other subnet recorded for that bridge.
+    fn remove_stale_networks(
+        &self,
+        exists: impl Fn(&str) -> bool,
+        current: Option<(&str, &Subnet)>,
+    ) -> Result<Vec<GoneNetwork>, Error> {
+        let _lock = self.lock(true)?;
+        let found = self.all_elements(&Target::NETWORK)?;
+        let of = |target| {
+            found
+                .iter()
+                .find(|(t, _)| *t == target)
+                .map_or(&[][..], |(_, e)| e.as_slice())
+        };
+        let mut subnets: Vec<&Element> = of(Target::Subnets).iter().collect();
+        subnets.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut gone = Vec::new();
+        let mut doomed: Vec<(Target, Element)> = Vec::new();
+        for bridge in of(Target::Bridges) {
+            let name = String::from_utf8_lossy(&bridge.key)
+                .trim_end_matches('\0')
+                .to_string();
+            let mut intervals = intervals_of(&subnets, &name);
+            if exists(&name) {
+                // Only the current bridge's other subnets are stale.
+                let Some((_, subnet)) = current.filter(|(b, _)| *b == name) else {
+                    continue;
+                };
+                let network = subnet.network().octets();
+                let end = u32::from(subnet.broadcast())
+                    .checked_add(1)
+                    .map(|e| e.to_be_bytes());
+                intervals.retain(|(s, e)| {
+                    s.key != network || e.map(|e| e.key.as_slice()) != end.as_ref().map(|e| &e[..])
+                });
+                if intervals.is_empty() {
+                    continue;
+                }
+            } else {
+                let pair = concat(&[&bridge.key, &bridge.key]);
+                doomed.push((Target::Bridges, Element::new(bridge.key.clone())));
+                doomed.push((Target::SameBridge, Element::new(pair)));
+            }
+            let mut labels = Vec::new();
+            for (start, end) in intervals {
+                labels.push(interval_label(&start.key, end.map(|e| e.key.as_slice())));
+                doomed.push((Target::Subnets, Element::new(start.key.clone())));
+                if let Some(end) = end {
+                    let end = Element {
+                        flags: ELEM_INTERVAL_END,
+                        ..Element::new(end.key.clone())
+                    };
+                    doomed.push((Target::Subnets, end));
+                }
+            }
+            gone.push(GoneNetwork {
+                bridge: name,
+                subnets: labels,
+            });
+        }
+        if doomed.is_empty() {
+            return Ok(gone);
+        }
+        let mut batch = Batch::new();
+        for target in Target::NETWORK {
+            let elements: Vec<Element> = doomed
+                .iter()
+                .filter(|(t, _)| *t == target)
+                .map(|(_, e)| e.clone())
+                .collect();
+            if !elements.is_empty() {
+                batch.destroy_elements(&set_ref(target), &elements)?;
+            }
+        }
+        self.socket.send(batch)?;
+        Ok(gone)
+    }
+}
+
+/// The intervals of sorted `subnets` whose start carries `bridge` as its
+/// comment, each with its end element (the next end above its start; none
+/// for an interval open to the top).
+fn intervals_of<'a>(
+    subnets: &[&'a Element],
+    bridge: &str,
+) -> Vec<(&'a Element, Option<&'a Element>)> {
+    subnets
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.flags & ELEM_INTERVAL_END == 0)
+        .filter(|(_, e)| e.udata.as_ref().and_then(|u| u.comment_text()).as_deref() == Some(bridge))
+        .map(|(i, start)| {
+            let end = subnets[i + 1..]
+                .iter()
+                .find(|e| e.flags & ELEM_INTERVAL_END != 0 && e.key > start.key)
+                .copied();
+            (*start, end)
+        })
+        .collect()
+}
+
+/// `10.1.0.0/24` from an interval's start and end keys (`10.1.0.0+SIZE`
+/// when it is no prefix).
+fn interval_label(start: &[u8], end: Option<&[u8]>) -> String {
+    let addr = |key: &[u8]| -> Option<u32> { Some(u32::from_be_bytes(key.try_into().ok()?)) };
+    let Some(first) = addr(start) else {
+        return format!("{start:02x?}");
+    };
+    let size = match end.map(addr) {
+        Some(Some(end)) => u64::from(end.wrapping_sub(first)),
+        _ => (1u64 << 32) - u64::from(first),
+    };
+    let start = Ipv4Addr::from(first);
+    if size.is_power_of_two() {
+        format!("{start}/{}", 32 - size.trailing_zeros())
+    } else {
+        format!("{start}+{size}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_network_is_its_bridge_its_bridge_pair_and_its_subnet_interval() {
+        let subnet: Subnet = "10.1.0.0/24".parse().unwrap();
+        let elements = network_elements("sv1", &subnet);
+        let targets: Vec<Target> = elements.iter().map(|(t, _)| *t).collect();
+        assert_eq!(
+            targets,
+            [Target::Bridges, Target::SameBridge, Target::Subnets]
+        );
+        assert_eq!(elements[0].1[0].key, ifname("sv1"));
+        assert_eq!(elements[1].1[0].key.len(), 32);
+        let subnets = &elements[2].1;
+        let keys: Vec<(&[u8], u32)> = subnets
+            .iter()
+            .map(|e| (e.key.as_slice(), e.flags))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (&[0, 0, 0, 0][..], ELEM_INTERVAL_END),
+                (&[10, 1, 0, 0][..], 0),
+                (&[10, 1, 1, 0][..], ELEM_INTERVAL_END),
+            ]
+        );
+        let comment = subnets[1].udata.as_ref().and_then(|u| u.comment_text());
+        assert_eq!(comment.as_deref(), Some("sv1"));
+    }
+
+    #[test]
+    fn a_networks_subnet_is_found_by_its_comment_with_its_own_end() {
+        // Two adjacent subnets: sv0's end and sv1's start share a key.
+        let mut all: Vec<Element> = ["172.16.0.0/24", "172.16.1.0/24"]
+            .iter()
+            .zip(["sv0", "sv1"])
+            .flat_map(|(net, bridge)| {
+                let subnet: Subnet = net.parse().unwrap();
+                network_elements(bridge, &subnet).remove(2).1
+            })
+            .collect();
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        let sorted: Vec<&Element> = all.iter().collect();
+        let found = intervals_of(&sorted, "sv1");
+        assert_eq!(found.len(), 1);
+        let (start, end) = found[0];
+        assert_eq!(start.key, [172, 16, 1, 0]);
+        assert_eq!(end.map(|e| e.key.clone()), Some(vec![172, 16, 2, 0]));
+        let label = interval_label(&start.key, end.map(|e| e.key.as_slice()));
+        assert_eq!(label, "172.16.1.0/24");
+    }
+}

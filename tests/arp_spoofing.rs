@@ -1,0 +1,209 @@
+//! A container may only speak for itself on the bridge. With CAP_NET_RAW,
+//! which containers have (docker's default set), a container can forge
+//! frames: a gratuitous ARP or an ARP reply claiming a neighbour's address
+//! moves the host's neighbour entry for it, and a frame sent from the
+//! neighbour's MAC moves the bridge's forwarding entry; either way the
+//! neighbour's traffic goes to the forger. The bridge table drops both
+//! (nft/supervisor.nft); each attack is shown succeeding with the rule
+//! deleted.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::HostNs;
+use common::container::{Container, SV0, answers, ask, host, inside};
+
+/// Sends forged frames from eth0 for SECONDS, then prints "sent".
+/// `arp CLAIM`: a gratuitous ARP request and an ARP reply to the gateway,
+/// both saying CLAIM is at our own MAC. `mac CLAIM`: frames whose Ethernet
+/// source is CLAIM's MAC (02:42 + its address).
+const FORGE: &str = r#"
+import socket, struct, sys, time
+mode, claim, gateway, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+own = s.getsockname()[4]
+ip, gw = socket.inet_aton(claim), socket.inet_aton(gateway)
+claimed_mac, gw_mac, bcast = b"\x02\x42" + ip, b"\x02\x42" + gw, b"\xff" * 6
+def arp(dst, op, sha, sip, tha, tip):
+    return dst + sha + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sha + sip + tha + tip
+if mode == "arp":
+    frames = [arp(bcast, 1, own, ip, b"\x00" * 6, ip), arp(gw_mac, 2, own, ip, gw_mac, gw)]
+else:
+    frames = [bcast + claimed_mac + b"\x88\xb5" + b"forged" * 8]
+end = time.time() + seconds
+while time.time() < end:
+    for frame in frames:
+        s.send(frame)
+    time.sleep(0.05)
+print("sent", flush=True)
+"#;
+
+/// The forging script, written where containers (which see the host's
+/// filesystem) can run it.
+fn forge_script() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("forge_frames.py");
+    std::fs::write(&path, FORGE).expect("write the forging script");
+    path
+}
+
+fn python() -> &'static str {
+    let python = "/usr/bin/python3";
+    assert!(
+        std::path::Path::new(python).exists(),
+        "{python} is needed to forge frames (Debian package python3)"
+    );
+    python
+}
+
+/// Runs the forger as a container of its own at `.ip`, as root with the
+/// default capabilities, and waits until it has sent for `seconds`. It
+/// stays until stopped: the bridge forgets what it learned on a port when
+/// the port goes.
+fn forge(ns: &HostNs, ip: u8, mode: &str, claim: &str, seconds: f32) -> Container {
+    let script = format!(
+        "{} {} {mode} {claim} {} {seconds}",
+        python(),
+        forge_script().display(),
+        SV0.gateway()
+    );
+    let mut forger = Container::on(ns, &SV0, &["--ip", &SV0.ip(ip)], &script);
+    assert_eq!(forger.line(), "sent");
+    forger
+}
+
+/// The host's neighbour entry for `ip` on the bridge.
+fn host_neighbour(ns: &HostNs, ip: &str) -> String {
+    ns.ok(&format!("ip neigh show {ip} dev {}", SV0.bridge))
+}
+
+/// The bridge port the bridge forwards `mac` to.
+fn fdb_port(ns: &HostNs, mac: &str) -> String {
+    let fdb = ns.ok(&format!("bridge fdb show br {}", SV0.bridge));
+    fdb.lines()
+        .find(|l| l.starts_with(mac) && !l.contains("permanent"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_else(|| panic!("no entry for {mac}: {fdb}"))
+        .to_string()
+}
+
+/// Deletes the rule of the bridge table's prerouting chain containing
+/// `text`: the protection switched off.
+fn delete_rule(ns: &HostNs, text: &str) {
+    let chain = ns.ok("nft -a list chain bridge supervisor prerouting");
+    let handle = chain
+        .lines()
+        .find(|l| l.contains(text))
+        .and_then(|l| l.rsplit_once("# handle "))
+        .map(|(_, h)| h.trim().to_string())
+        .unwrap_or_else(|| panic!("no rule with {text:?}: {chain}"));
+    ns.ok(&format!(
+        "nft delete rule bridge supervisor prerouting handle {handle}"
+    ));
+}
+
+const VICTIM_MAC: &str = "02:42:ac:10:00:02";
+
+/// The victim at .2, once the host has talked to it (so the host has a
+/// neighbour entry for it and the bridge a forwarding entry).
+fn victim(ns: &HostNs) -> Container {
+    let victim = Container::web(ns, &SV0, "victim", &SV0.ip(2), &[]);
+    host_reaches_the_victim(ns);
+    victim
+}
+
+fn host_reaches_the_victim(ns: &HostNs) {
+    answers("host -> victim", "from-victim", || {
+        ask(host(ns), &SV0.ip(2), 8000)
+    });
+}
+
+#[test]
+fn a_forged_arp_claiming_another_containers_address_does_not_move_the_hosts_neighbour_entry() {
+    let Some(ns) = HostNs::new("a_forged_arp_claiming_another_containers_address") else {
+        return;
+    };
+    let victim = victim(&ns);
+    assert!(host_neighbour(&ns, &SV0.ip(2)).contains(VICTIM_MAC));
+
+    // Longer than the neighbour table's locktime (1 s), after which even a
+    // plain reply may override the entry.
+    let forger = forge(&ns, 3, "arp", &SV0.ip(2), 2.0);
+    let entry = host_neighbour(&ns, &SV0.ip(2));
+    assert!(entry.contains(VICTIM_MAC), "the entry moved: {entry}");
+    host_reaches_the_victim(&ns);
+
+    // Proof that the attack is real: without the ARP rule it succeeds.
+    delete_rule(&ns, "arp saddr ip");
+    let unguarded = forge(&ns, 4, "arp", &SV0.ip(2), 2.0);
+    let entry = host_neighbour(&ns, &SV0.ip(2));
+    assert!(
+        entry.contains("02:42:ac:10:00:04"),
+        "without the guard the forger should hold the entry: {entry}"
+    );
+    for c in [unguarded, forger, victim] {
+        c.stop();
+    }
+}
+
+#[test]
+fn a_frame_from_another_containers_mac_does_not_move_the_bridges_forwarding_entry() {
+    let Some(ns) = HostNs::new("a_frame_from_another_containers_mac") else {
+        return;
+    };
+    let victim = victim(&ns);
+    let port = fdb_port(&ns, VICTIM_MAC);
+
+    let forger = forge(&ns, 3, "mac", &SV0.ip(2), 1.0);
+    assert_eq!(fdb_port(&ns, VICTIM_MAC), port, "the entry moved");
+    host_reaches_the_victim(&ns);
+
+    // Proof that the attack is real: without the MAC rule it succeeds.
+    delete_rule(&ns, "ether saddr != @mac_guard");
+    let unguarded = forge(&ns, 4, "mac", &SV0.ip(2), 1.0);
+    assert_ne!(
+        fdb_port(&ns, VICTIM_MAC),
+        port,
+        "without the guard the forger's port should hold the victim's MAC"
+    );
+    for c in [unguarded, forger, victim] {
+        c.stop();
+    }
+}
+
+#[test]
+fn ordinary_arp_resolves_between_containers_and_with_the_gateway() {
+    let Some(ns) = HostNs::new("ordinary_arp_resolves_between_containers_and_the_gateway") else {
+        return;
+    };
+    let a = Container::web(&ns, &SV0, "a", &SV0.ip(2), &[]);
+    let b = Container::web(&ns, &SV0, "b", &SV0.ip(3), &[]);
+    ns.ok(&format!("ip neigh flush dev {}", SV0.bridge));
+    for c in [&a, &b] {
+        let flushed = c.sh("ip neigh flush dev eth0");
+        assert!(flushed.status.success());
+    }
+    answers("a -> b", "from-b", || ask(inside(&a), &SV0.ip(3), 8000));
+    answers("b -> a", "from-a", || ask(inside(&b), &SV0.ip(2), 8000));
+    answers("host -> a", "from-a", || ask(host(&ns), &SV0.ip(2), 8000));
+    // The gateway answers ARP: a connection to a closed port there is
+    // refused (a reset), not left unanswered.
+    let to_gateway = a.sh(&format!(
+        "nc -n -z -w2 {} 9 ; ip neigh show dev eth0",
+        SV0.gateway()
+    ));
+    let neighbours = common::stdout(&to_gateway);
+    for (ip, mac) in [
+        (SV0.ip(3), "02:42:ac:10:00:03"),
+        (SV0.gateway(), "02:42:ac:10:00:01"),
+    ] {
+        assert!(
+            neighbours.contains(&format!("{ip} lladdr {mac}")),
+            "{ip}: {neighbours}"
+        );
+    }
+    assert!(host_neighbour(&ns, &SV0.ip(2)).contains(VICTIM_MAC));
+    b.stop();
+    a.stop();
+}
