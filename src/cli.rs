@@ -111,6 +111,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub init: bool,
 
+    /// docker's: seccomp=unconfined, seccomp=FILE (docker's JSON profile),
+    /// systempaths=unconfined (no read-only or masked /proc, the host's /sys).
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,

@@ -10,6 +10,7 @@
 //! `gc`, run from another process.
 
 pub mod bench;
+pub mod confinement;
 pub mod conntrack;
 pub mod control;
 #[doc(hidden)]
@@ -22,6 +23,7 @@ pub mod nftables;
 pub mod publish;
 pub mod reconcile;
 pub mod ruleset;
+pub mod seccomp;
 pub mod signals;
 pub mod spawn;
 pub mod spec;

@@ -70,6 +70,7 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
         state_dir,
         stop_timeout: Duration::from_secs(args.stop_timeout),
         init: args.init,
+        security_opt: args.security_opt,
         command: args.command,
     }
 }

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::confinement::{self, Security};
 use crate::ipam::{AddressError, Subnet, SubnetError};
 use crate::netlink::{self, Bridge};
 use crate::publish::{self, PortMapping, PublishError};
@@ -44,6 +45,8 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     pub stop_timeout: Duration,
     pub init: bool,
+    /// `--security-opt` values, docker's.
+    pub security_opt: Vec<String>,
     pub command: Vec<OsString>,
 }
 
@@ -74,6 +77,7 @@ pub struct RunSpec {
     pub state_dir: PathBuf,
     pub stop_timeout: Duration,
     pub init: bool,
+    pub security: Security,
     pub command: Vec<OsString>,
 }
 
@@ -107,6 +111,8 @@ pub enum SpecError {
     Publish(#[from] PublishError),
     #[error("--publish needs --network bridge")]
     PublishWithoutBridge,
+    #[error(transparent)]
+    Security(#[from] confinement::Error),
 }
 
 impl RunSpec {
@@ -146,6 +152,7 @@ impl RunSpec {
         if !publish.is_empty() && network == Network::None {
             return Err(SpecError::PublishWithoutBridge);
         }
+        let security = confinement::parse(&options.security_opt)?;
         Ok(RunSpec {
             id,
             name,
@@ -157,6 +164,7 @@ impl RunSpec {
             state_dir: options.state_dir,
             stop_timeout: options.stop_timeout,
             init: options.init,
+            security,
             command: options.command,
         })
     }
@@ -288,6 +296,7 @@ mod tests {
             state_dir: "/run/supervisor".into(),
             stop_timeout: Duration::from_secs(10),
             init: false,
+            security_opt: vec![],
             command: command.iter().map(OsString::from).collect(),
         }
     }

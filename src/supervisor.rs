@@ -14,8 +14,9 @@ use crate::firewall::{self, Base, Firewall, Owner, Publication};
 use crate::network::{self, Attachment};
 use crate::publish::Protocol;
 use crate::reconcile;
+use crate::seccomp;
 use crate::signals::{self, Signals};
-use crate::spawn::{self, Container, ExitStatus, SpawnConfig, SpawnError};
+use crate::spawn::{self, Confinement, Container, ExitStatus, SpawnConfig, SpawnError};
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
 use crate::state::{self, Process, Record, Registration};
 
@@ -41,6 +42,8 @@ pub enum Error {
     Proc(#[source] io::Error),
     #[error("waiting for the container: {0}")]
     Wait(#[source] io::Error),
+    #[error("compiling the seccomp profile: {0}")]
+    Seccomp(#[from] seccomp::Error),
 }
 
 impl Error {
@@ -293,6 +296,10 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         command: spec.command.clone(),
         init: spec.init,
         take_terminal: terminal,
+        confinement: Confinement {
+            mounts: spec.security.mounts(),
+            seccomp: spec.security.filter()?,
+        },
     };
     let t = Instant::now();
     let mut registration = register(&spec).await?;
