@@ -13,6 +13,7 @@ pub mod bench;
 pub mod confinement;
 pub mod conntrack;
 pub mod control;
+pub mod etc_files;
 #[doc(hidden)]
 pub mod fault;
 pub mod firewall;

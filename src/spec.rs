@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::confinement::{self, Security};
+use crate::etc_files::{self, NameOptions};
 use crate::ipam::{AddressError, Subnet, SubnetError};
 use crate::netlink::{self, Bridge};
 use crate::publish::{self, PortMapping, PublishError};
@@ -47,6 +48,11 @@ pub struct RunOptions {
     pub init: bool,
     /// `--security-opt` values, docker's.
     pub security_opt: Vec<String>,
+    /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`, docker's.
+    pub add_host: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_option: Vec<String>,
     pub command: Vec<OsString>,
 }
 
@@ -78,6 +84,8 @@ pub struct RunSpec {
     pub stop_timeout: Duration,
     pub init: bool,
     pub security: Security,
+    /// What goes into its /etc/hosts and /etc/resolv.conf.
+    pub names: NameOptions,
     pub command: Vec<OsString>,
 }
 
@@ -113,6 +121,8 @@ pub enum SpecError {
     PublishWithoutBridge,
     #[error(transparent)]
     Security(#[from] confinement::Error),
+    #[error(transparent)]
+    Names(#[from] etc_files::OptionError),
 }
 
 impl RunSpec {
@@ -153,6 +163,12 @@ impl RunSpec {
             return Err(SpecError::PublishWithoutBridge);
         }
         let security = confinement::parse(&options.security_opt)?;
+        let names = NameOptions::parse(
+            &options.add_host,
+            &options.dns,
+            &options.dns_search,
+            &options.dns_option,
+        )?;
         Ok(RunSpec {
             id,
             name,
@@ -165,6 +181,7 @@ impl RunSpec {
             stop_timeout: options.stop_timeout,
             init: options.init,
             security,
+            names,
             command: options.command,
         })
     }
@@ -297,6 +314,10 @@ mod tests {
             stop_timeout: Duration::from_secs(10),
             init: false,
             security_opt: vec![],
+            add_host: vec![],
+            dns: vec![],
+            dns_search: vec![],
+            dns_option: vec![],
             command: command.iter().map(OsString::from).collect(),
         }
     }

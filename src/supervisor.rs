@@ -9,6 +9,7 @@ use caps::Capability;
 use tokio::time::Sleep;
 
 use crate::conntrack;
+use crate::etc_files::{self, EtcFiles};
 use crate::fault::pause_at;
 use crate::firewall::{self, Base, Firewall, Owner, Publication};
 use crate::network::{self, Attachment};
@@ -44,6 +45,8 @@ pub enum Error {
     Wait(#[source] io::Error),
     #[error("compiling the seccomp profile: {0}")]
     Seccomp(#[from] seccomp::Error),
+    #[error(transparent)]
+    EtcFiles(#[from] etc_files::WriteError),
 }
 
 impl Error {
@@ -289,6 +292,14 @@ fn phase(name: &str, since: Instant) {
 async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     let started = Instant::now();
     let terminal = spawn::terminal_is_ours();
+    // Their paths are known now; they are written once the address is.
+    let files = EtcFiles::new(&spec.state_dir, &spec.id);
+    let mut mounts = spec.security.mounts();
+    for (source, target) in files.binds() {
+        mounts
+            .bind(&source, &target)
+            .map_err(|what| SpawnError::Nul { what })?;
+    }
     let config = SpawnConfig {
         hostname: spec.hostname.clone(),
         workdir: spec.workdir.clone(),
@@ -297,7 +308,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         init: spec.init,
         take_terminal: terminal,
         confinement: Confinement {
-            mounts: spec.security.mounts(),
+            mounts,
             seccomp: spec.security.filter()?,
         },
     };
@@ -331,12 +342,25 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     };
     tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
     pause_at("leased");
+    let t = Instant::now();
+    let address = network.as_ref().map(|net| net.attachment.address());
+    match files.write(&spec.hostname, &spec.name, address, &spec.names) {
+        Ok(Some(warning)) => tracing::warn!("{warning}"),
+        Ok(None) => {}
+        Err(err) => {
+            container.abort().await;
+            let _ = files.remove();
+            return Err(err.into());
+        }
+    }
+    phase("etc files", t);
     let publication = match &network {
         Some(net) => match net.connect(&spec, &container).await {
             Ok(publication) => Some(publication),
             Err(err) => {
                 // Its namespace, and the veth in it, go with it.
                 container.abort().await;
+                let _ = files.remove();
                 return Err(err);
             }
         },
@@ -374,6 +398,9 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
         net.teardown(publication);
+    }
+    if let Err(err) = files.remove() {
+        tracing::warn!("removing {}: {err}", files.dir().display());
     }
     pause_at("released");
     // Last: until it is gone, the record explains what is left.
