@@ -6,25 +6,14 @@
 
 mod common;
 
-use std::process::{Output, Stdio};
-
 use common::{HostNs, stderr, stdout};
-
-fn run(ns: &HostNs, args: &[&str]) -> Output {
-    ns.supervisor()
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn supervisor")
-}
 
 /// `sh -c SCRIPT` in a container without network, with extra run options.
 fn sh(ns: &HostNs, options: &[&str], script: &str) -> String {
     let mut args = vec!["--network", "none"];
     args.extend_from_slice(options);
     args.extend_from_slice(&["--", "sh", "-c", script]);
-    let out = run(ns, &args);
+    let out = ns.run(&args);
     assert!(
         out.status.success(),
         "{script}: {}\n{}",
@@ -134,32 +123,26 @@ fn a_bad_seccomp_profile_exits_125_naming_the_file_and_the_bad_part() {
     for (i, (profile, part)) in cases.iter().enumerate() {
         let file = format!("{dir}/bad{i}.json");
         ns.ok(&format!("cat > {file} <<'EOF'\n{profile}\nEOF"));
-        let out = run(
-            &ns,
-            &[
-                "--network",
-                "none",
-                "--security-opt",
-                &format!("seccomp={file}"),
-                "true",
-            ],
-        );
+        let out = ns.run(&[
+            "--network",
+            "none",
+            "--security-opt",
+            &format!("seccomp={file}"),
+            "true",
+        ]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(125), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(&file) && err.contains(part), "{part}: {err}");
     }
-    let out = run(
-        &ns,
-        &["--security-opt", "seccomp=/surely/missing.json", "true"],
-    );
+    let out = ns.run(&["--security-opt", "seccomp=/surely/missing.json", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
         stderr(&out).contains("/surely/missing.json"),
         "{}",
         stderr(&out)
     );
-    let out = run(&ns, &["--security-opt", "apparmor=x", "true"]);
+    let out = ns.run(&["--security-opt", "apparmor=x", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("\"apparmor=x\""), "{}", stderr(&out));
 }
@@ -220,7 +203,7 @@ fn sys_shows_the_containers_own_interfaces() {
         return;
     };
     let list = "ls /sys/class/net | tr '\\n' ' '";
-    let out = run(&ns, &["--", "sh", "-c", list]);
+    let out = ns.run(&["--", "sh", "-c", list]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "eth0 lo ");
     assert_eq!(sh(&ns, &[], list), "lo ");

@@ -8,18 +8,9 @@
 
 mod common;
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use common::{HostNs, stderr, stdout};
-
-fn run(ns: &HostNs, args: &[&str]) -> Output {
-    ns.supervisor()
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn supervisor")
-}
 
 /// A host whose /etc/resolv.conf is `resolv` and, when given, whose
 /// systemd-resolved upstream list is `upstream`.
@@ -55,7 +46,7 @@ fn the_hostname_resolves_at_once_to_the_containers_address_without_dns() {
     let script = "a=$(date +%s%N); getent hosts $(hostname) || echo 'not found'; b=$(date +%s%N); \
                   echo $(( (b - a) / 1000000 )); ip -4 -o addr show eth0 | awk '{print $4}'";
     let started = std::time::Instant::now();
-    let out = ok(&run(&ns, &["--name", "web", "--", "sh", "-c", script]));
+    let out = ok(&ns.run(&["--name", "web", "--", "sh", "-c", script]));
     let whole = started.elapsed();
     let lines: Vec<&str> = out.lines().collect();
     let address = lines[2].split('/').next().unwrap();
@@ -68,18 +59,15 @@ fn the_hostname_resolves_at_once_to_the_containers_address_without_dns() {
     assert!(ms < 100, "getent took {ms} ms");
     assert!(whole.as_secs() < 3, "the whole run took {whole:?}");
     // Without a network the hostname is 127.0.0.1's, as in docker.
-    let out = ok(&run(
-        &ns,
-        &[
-            "--network",
-            "none",
-            "--hostname",
-            "solo",
-            "getent",
-            "hosts",
-            "solo",
-        ],
-    ));
+    let out = ok(&ns.run(&[
+        "--network",
+        "none",
+        "--hostname",
+        "solo",
+        "getent",
+        "hosts",
+        "solo",
+    ]));
     let words: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(words[..2], ["127.0.0.1", "solo"], "{out}");
 }
@@ -93,25 +81,22 @@ fn hosts_has_localhost_the_extra_hosts_and_the_containers_names() {
     ) else {
         return;
     };
-    let out = ok(&run(
-        &ns,
-        &[
-            "--name",
-            "c1",
-            "--hostname",
-            "web",
-            "--ip",
-            "172.16.0.9",
-            "--add-host",
-            "db:192.0.2.10",
-            "--add-host",
-            "v6=2001:db8::1",
-            "--",
-            "sh",
-            "-c",
-            "cat /etc/hostname /etc/hosts; getent -s hosts:files hosts db c1",
-        ],
-    ));
+    let out = ok(&ns.run(&[
+        "--name",
+        "c1",
+        "--hostname",
+        "web",
+        "--ip",
+        "172.16.0.9",
+        "--add-host",
+        "db:192.0.2.10",
+        "--add-host",
+        "v6=2001:db8::1",
+        "--",
+        "sh",
+        "-c",
+        "cat /etc/hostname /etc/hosts; getent -s hosts:files hosts db c1",
+    ]));
     assert_eq!(
         out,
         "web\n\
@@ -138,12 +123,12 @@ fn resolv_conf_drops_loopback_servers_and_follows_the_resolved_stub() {
     ) else {
         return;
     };
-    let out = run(&ns, &["--network", "none", "cat", "/etc/resolv.conf"]);
+    let out = ns.run(&["--network", "none", "cat", "/etc/resolv.conf"]);
     assert_eq!(ok(&out), "nameserver 192.0.2.53\nsearch corp.test\n");
     assert_eq!(stderr(&out), "");
     // Nothing but loopback: a warning, and no nameserver at all.
     ns.ok("printf 'nameserver 127.0.0.1\\nsearch lan\\n' > /run/sv-test-resolv.conf && rm -r /run/systemd");
-    let out = run(&ns, &["--network", "none", "cat", "/etc/resolv.conf"]);
+    let out = ns.run(&["--network", "none", "cat", "/etc/resolv.conf"]);
     assert_eq!(ok(&out), "search lan\n");
     assert!(stderr(&out).contains("no DNS"), "{}", stderr(&out));
 }
@@ -157,23 +142,20 @@ fn dns_options_replace_the_hosts_servers_search_and_options() {
     ) else {
         return;
     };
-    let out = run(
-        &ns,
-        &[
-            "--network",
-            "none",
-            "--dns",
-            "192.0.2.1",
-            "--dns",
-            "192.0.2.2",
-            "--dns-search",
-            "a.test",
-            "--dns-option",
-            "ndots:2",
-            "cat",
-            "/etc/resolv.conf",
-        ],
-    );
+    let out = ns.run(&[
+        "--network",
+        "none",
+        "--dns",
+        "192.0.2.1",
+        "--dns",
+        "192.0.2.2",
+        "--dns-search",
+        "a.test",
+        "--dns-option",
+        "ndots:2",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
     assert_eq!(
         ok(&out),
         "nameserver 192.0.2.1\nnameserver 192.0.2.2\nsearch a.test\noptions ndots:2\n"
@@ -186,7 +168,7 @@ fn dns_options_replace_the_hosts_servers_search_and_options() {
         ("--dns-search", "a b"),
         ("--dns-option", ""),
     ] {
-        let out = run(&ns, &["--network", "none", option, value, "true"]);
+        let out = ns.run(&["--network", "none", option, value, "true"]);
         assert_eq!(out.status.code(), Some(125), "{option} {value:?}");
         let err = stderr(&out);
         assert!(
@@ -208,17 +190,14 @@ fn the_hosts_files_stay_as_they_were_and_the_containers_go_with_it() {
     };
     let sums = "md5sum /etc/hostname /etc/hosts /etc/resolv.conf";
     let before = ns.ok(sums);
-    let out = run(
-        &ns,
-        &[
-            "--add-host",
-            "db:192.0.2.10",
-            "--",
-            "sh",
-            "-c",
-            "echo 192.0.2.99 mine >> /etc/hosts && echo ok",
-        ],
-    );
+    let out = ns.run(&[
+        "--add-host",
+        "db:192.0.2.10",
+        "--",
+        "sh",
+        "-c",
+        "echo 192.0.2.99 mine >> /etc/hosts && echo ok",
+    ]);
     assert_eq!(ok(&out), "ok\n");
     assert_eq!(ns.ok(sums), before);
     assert_eq!(ns.ok("ls -A /run/supervisor/files"), "");
