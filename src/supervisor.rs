@@ -300,6 +300,9 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
             .bind(&source, &target)
             .map_err(|what| SpawnError::Nul { what })?;
     }
+    let t = Instant::now();
+    let seccomp = spec.security.filter(Some(&spec.state_dir.join("seccomp")))?;
+    phase("seccomp program", t);
     let config = SpawnConfig {
         hostname: spec.hostname.clone(),
         workdir: spec.workdir.clone(),
@@ -309,7 +312,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         take_terminal: terminal,
         confinement: Confinement {
             mounts,
-            seccomp: spec.security.filter()?,
+            seccomp,
         },
     };
     let t = Instant::now();

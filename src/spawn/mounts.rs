@@ -55,7 +55,10 @@ pub struct Failed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
     ReadOnly(CString),
+    /// A file, or a directory when the parent could not tell.
     Mask(CString),
+    /// A directory, as the parent saw it: an empty read-only tmpfs.
+    MaskDir(CString),
     /// A fresh read-only sysfs on /sys with the host's cgroup tree,
     /// read-only, on /sys/fs/cgroup.
     Sysfs,
@@ -80,7 +83,17 @@ impl MountPlan {
             MASKED
                 .iter()
                 .filter(move |p| p.to_bytes().starts_with(prefix))
-                .map(|p| Step::Mask((*p).to_owned()))
+                .map(|p| {
+                    // Told apart here: a failed bind costs the child 0.1 ms.
+                    let path = (*p).to_owned();
+                    let is_dir =
+                        std::str::from_utf8(p.to_bytes()).is_ok_and(|s| Path::new(s).is_dir());
+                    if is_dir {
+                        Step::MaskDir(path)
+                    } else {
+                        Step::Mask(path)
+                    }
+                })
         }
         self.steps
             .extend(READ_ONLY.iter().map(|p| Step::ReadOnly((*p).to_owned())));
@@ -104,7 +117,7 @@ impl MountPlan {
     pub fn describe(&self, index: usize) -> String {
         match self.steps.get(index) {
             Some(Step::ReadOnly(p)) => format!("making {} read-only", p.to_string_lossy()),
-            Some(Step::Mask(p)) => format!("masking {}", p.to_string_lossy()),
+            Some(Step::Mask(p) | Step::MaskDir(p)) => format!("masking {}", p.to_string_lossy()),
             Some(Step::Sysfs) => "mounting a read-only /sys with a read-only cgroup tree".into(),
             Some(Step::Bind { source, target }) => format!(
                 "binding {} over {}",
@@ -128,6 +141,7 @@ impl MountPlan {
                 match s {
                     Step::ReadOnly(path) => read_only(path),
                     Step::Mask(path) => mask(path),
+                    Step::MaskDir(path) => empty_tmpfs(path),
                     Step::Sysfs => sysfs(),
                     Step::Bind { source, target } => mount(source, target, None, libc::MS_BIND),
                 }
@@ -188,6 +202,13 @@ unsafe fn mask(path: &CStr) -> libc::c_int {
         if ret == 0 || errno() != libc::ENOTDIR {
             return ret;
         }
+        empty_tmpfs(path)
+    }
+}
+
+unsafe fn empty_tmpfs(path: &CStr) -> libc::c_int {
+    // SAFETY: see mount().
+    unsafe {
         mount(
             c"tmpfs",
             path,
@@ -302,7 +323,7 @@ mod tests {
         plan.protect_kernel();
         let sysfs = plan.steps.iter().position(|s| *s == Step::Sysfs).unwrap();
         for (i, step) in plan.steps.iter().enumerate() {
-            if let Step::ReadOnly(p) | Step::Mask(p) = step {
+            if let Step::ReadOnly(p) | Step::Mask(p) | Step::MaskDir(p) = step {
                 let under_sys = p.to_bytes().starts_with(b"/sys/");
                 assert_eq!(under_sys, i > sysfs, "{p:?}");
             }
