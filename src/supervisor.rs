@@ -301,7 +301,9 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
             .map_err(|what| SpawnError::Nul { what })?;
     }
     let t = Instant::now();
-    let seccomp = spec.security.filter(Some(&spec.state_dir.join("seccomp")))?;
+    let seccomp = spec
+        .security
+        .filter(Some(&spec.state_dir.join("seccomp")))?;
     phase("seccomp program", t);
     let config = SpawnConfig {
         hostname: spec.hostname.clone(),
@@ -310,10 +312,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         command: spec.command.clone(),
         init: spec.init,
         take_terminal: terminal,
-        confinement: Confinement {
-            mounts,
-            seccomp,
-        },
+        confinement: Confinement { mounts, seccomp },
     };
     let t = Instant::now();
     let mut registration = register(&spec).await?;
