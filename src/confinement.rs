@@ -1,7 +1,8 @@
 //! `--security-opt`, docker's names: which seccomp profile the container
 //! gets (`seccomp=unconfined`, `seccomp=FILE`, else docker's default) and
 //! whether /proc and /sys are protected (`systempaths=unconfined` turns
-//! that off). Checked and compiled before anything is created: a bad value
+//! that off). Checked, and the profile compiled, before anything is
+//! created (the compilation in `Security::filter`): a bad value
 //! or profile is an error naming it.
 
 use std::path::{Path, PathBuf};
@@ -81,13 +82,7 @@ fn read_profile(file: &Path) -> Result<Seccomp, Error> {
     }
     let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
     let profile = seccomp::parse(&text).map_err(bad)?;
-    // Compiled once here so a profile libseccomp refuses fails up front.
-    compile(&profile).map_err(|e| bad(e.to_string()))?;
     Ok(Seccomp::File(file.to_path_buf(), profile))
-}
-
-fn compile(profile: &Profile) -> Result<SeccompFilter, seccomp::Error> {
-    compile_cached(profile, None)
 }
 
 /// Compiles `profile` for the container's capabilities and this kernel,
@@ -141,16 +136,19 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl Security {
     /// The seccomp program to install, if any, compiled or from the cache
     /// in `cache_dir`.
-    pub fn filter(
-        &self,
-        cache_dir: Option<&Path>,
-    ) -> Result<Option<Arc<SeccompFilter>>, seccomp::Error> {
-        let profile = match &self.seccomp {
+    /// A profile libseccomp refuses is an error naming its file.
+    pub fn filter(&self, cache_dir: Option<&Path>) -> Result<Option<Arc<SeccompFilter>>, Error> {
+        let (profile, file) = match &self.seccomp {
             Seccomp::Unconfined => return Ok(None),
-            Seccomp::Default => &seccomp::default_profile(),
-            Seccomp::File(_, profile) => profile,
+            Seccomp::Default => (&seccomp::default_profile(), None),
+            Seccomp::File(file, profile) => (profile, Some(file)),
         };
-        compile_cached(profile, cache_dir).map(|f| Some(Arc::new(f)))
+        compile_cached(profile, cache_dir)
+            .map(|f| Some(Arc::new(f)))
+            .map_err(|e| Error::Profile {
+                file: file.map_or("(docker's default)".into(), |f| f.display().to_string()),
+                message: e.to_string(),
+            })
     }
 
     /// The kernel-interface part of the container's mounts.

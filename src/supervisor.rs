@@ -15,7 +15,6 @@ use crate::firewall::{self, Base, Firewall, Owner, Publication};
 use crate::network::{self, Attachment};
 use crate::publish::Protocol;
 use crate::reconcile;
-use crate::seccomp;
 use crate::signals::{self, Signals};
 use crate::spawn::{self, Confinement, Container, ExitStatus, SpawnConfig, SpawnError};
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
@@ -43,8 +42,6 @@ pub enum Error {
     Proc(#[source] io::Error),
     #[error("waiting for the container: {0}")]
     Wait(#[source] io::Error),
-    #[error("compiling the seccomp profile: {0}")]
-    Seccomp(#[from] seccomp::Error),
     #[error(transparent)]
     EtcFiles(#[from] etc_files::WriteError),
 }
@@ -303,7 +300,8 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     let t = Instant::now();
     let seccomp = spec
         .security
-        .filter(Some(&spec.state_dir.join("seccomp")))?;
+        .filter(Some(&spec.state_dir.join("seccomp")))
+        .map_err(SpecError::from)?;
     phase("seccomp program", t);
     let config = SpawnConfig {
         hostname: spec.hostname.clone(),
