@@ -96,6 +96,7 @@ fn spawn_phases(c: &mut Criterion) {
         command: vec!["/bin/true".into()],
         init: false,
         take_terminal: false,
+        confinement: Default::default(),
     };
     let finish = |mut container: Container| {
         runtime.block_on(async {

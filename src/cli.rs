@@ -111,6 +111,27 @@ pub struct RunArgs {
     #[arg(long)]
     pub init: bool,
 
+    /// docker's: seccomp=unconfined, seccomp=FILE (docker's JSON profile),
+    /// systempaths=unconfined (no read-only or masked /proc, the host's /sys).
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+
+    /// An extra line in the container's /etc/hosts: NAME:IP; repeatable.
+    #[arg(long, value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+
+    /// A nameserver for the container's /etc/resolv.conf (replaces the host's); repeatable.
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+
+    /// A search domain for the container's /etc/resolv.conf ("." for none); repeatable.
+    #[arg(long, value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+
+    /// A resolv.conf option, like ndots:2; repeatable.
+    #[arg(long, value_name = "OPT")]
+    pub dns_option: Vec<String>,
+
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,

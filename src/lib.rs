@@ -10,8 +10,10 @@
 //! `gc`, run from another process.
 
 pub mod bench;
+pub mod confinement;
 pub mod conntrack;
 pub mod control;
+pub mod etc_files;
 #[doc(hidden)]
 pub mod fault;
 pub mod firewall;
@@ -23,6 +25,7 @@ pub mod publish;
 pub mod reconcile;
 pub mod reserve;
 pub mod ruleset;
+pub mod seccomp;
 pub mod signals;
 pub mod spawn;
 pub mod spec;

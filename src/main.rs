@@ -70,6 +70,11 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
         state_dir,
         stop_timeout: Duration::from_secs(args.stop_timeout),
         init: args.init,
+        security_opt: args.security_opt,
+        add_host: args.add_host,
+        dns: args.dns,
+        dns_search: args.dns_search,
+        dns_option: args.dns_option,
         command: args.command,
     }
 }

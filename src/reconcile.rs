@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::etc_files::{self, EtcFiles};
 use crate::firewall::{self, Firewall, GoneNetwork, Owned, Owner};
 use crate::ipam::{self, Holder, Kept, LeaseDir, Pool, Swept};
 use crate::netlink::{self, Netlink};
@@ -68,6 +69,10 @@ pub enum Removed {
     Element(Owned),
     /// A network's firewall elements, whose bridge is gone.
     Network(GoneNetwork),
+    /// A container's /etc files whose container is gone.
+    Files {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Removed {
@@ -90,6 +95,9 @@ impl fmt::Display for Removed {
                 None => write!(f, "element {element}"),
             },
             Removed::Network(network) => write!(f, "{network}: its bridge is gone"),
+            Removed::Files { path } => {
+                write!(f, "files {}: no live container has them", path.display())
+            }
         }
     }
 }
@@ -125,11 +133,12 @@ impl Reconciler {
     /// its firewall elements first (its ports must not forward to an
     /// address given to another), then its lease and its host veth.
     pub async fn release_remains(&self, record: &Record) -> Result<Vec<Removed>, Error> {
+        let mut removed: Vec<Removed> = self.remove_files(&record.id).into_iter().collect();
         if record.bridge.is_none() {
-            // `--network none`: nothing outside the record.
-            return Ok(Vec::new());
+            // `--network none`: nothing else outside the record.
+            return Ok(removed);
         }
-        let mut removed = self.remove_elements(|owner| owner.id == record.id)?;
+        removed.extend(self.remove_elements(|owner| owner.id == record.id)?);
         removed.extend(self.release_lease_and_link(record).await?);
         Ok(removed)
     }
@@ -233,6 +242,11 @@ impl Reconciler {
                 }
             }
         }
+        for id in etc_files::ids(&self.state_dir) {
+            if !live.contains(id.as_str()) {
+                removed.extend(self.remove_files(&id));
+            }
+        }
         let live_links: BTreeSet<String> = live.iter().map(|id| host_ifname(id)).collect();
         let bridge = pool.lease_dir().bridge();
         for name in netlink::bridge_ports(&self.nl, bridge).await? {
@@ -261,6 +275,21 @@ impl Reconciler {
             kept.extend(sweep.kept.into_iter().map(|kept| (dir.clone(), kept)));
         }
         Ok(Collected { removed, kept })
+    }
+
+    /// Removes container `id`'s /etc files, if there are any.
+    fn remove_files(&self, id: &str) -> Option<Removed> {
+        let files = EtcFiles::new(&self.state_dir, id);
+        match files.remove() {
+            Ok(true) => Some(Removed::Files {
+                path: files.dir().to_path_buf(),
+            }),
+            Ok(false) => None,
+            Err(err) => {
+                tracing::warn!("removing {}: {err}", files.dir().display());
+                None
+            }
+        }
     }
 
     /// Removes, in one batch, the elements whose owner is `gone`.

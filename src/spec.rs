@@ -7,6 +7,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::confinement::{self, Security};
+use crate::etc_files::{self, NameOptions};
 use crate::ipam::{self, AddressError, Subnet, SubnetError};
 use crate::netlink::{self, Bridge};
 use crate::publish::{self, PortMapping, Protocol, PublishError};
@@ -49,6 +51,13 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     pub stop_timeout: Duration,
     pub init: bool,
+    /// `--security-opt` values, docker's.
+    pub security_opt: Vec<String>,
+    /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`, docker's.
+    pub add_host: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_option: Vec<String>,
     pub command: Vec<OsString>,
 }
 
@@ -79,6 +88,9 @@ pub struct RunSpec {
     pub state_dir: PathBuf,
     pub stop_timeout: Duration,
     pub init: bool,
+    pub security: Security,
+    /// What goes into its /etc/hosts and /etc/resolv.conf.
+    pub names: NameOptions,
     pub command: Vec<OsString>,
 }
 
@@ -125,6 +137,10 @@ pub enum SpecError {
     },
     #[error("--publish needs --network bridge")]
     PublishWithoutBridge,
+    #[error(transparent)]
+    Security(#[from] confinement::Error),
+    #[error(transparent)]
+    Names(#[from] etc_files::OptionError),
 }
 
 impl RunSpec {
@@ -164,6 +180,13 @@ impl RunSpec {
         if !publish.is_empty() && network == Network::None {
             return Err(SpecError::PublishWithoutBridge);
         }
+        let security = confinement::parse(&options.security_opt)?;
+        let names = NameOptions::parse(
+            &options.add_host,
+            &options.dns,
+            &options.dns_search,
+            &options.dns_option,
+        )?;
         Ok(RunSpec {
             id,
             name,
@@ -175,6 +198,8 @@ impl RunSpec {
             state_dir: options.state_dir,
             stop_timeout: options.stop_timeout,
             init: options.init,
+            security,
+            names,
             command: options.command,
         })
     }
@@ -349,6 +374,11 @@ mod tests {
             state_dir: "/run/supervisor".into(),
             stop_timeout: Duration::from_secs(10),
             init: false,
+            security_opt: vec![],
+            add_host: vec![],
+            dns: vec![],
+            dns_search: vec![],
+            dns_option: vec![],
             command: command.iter().map(OsString::from).collect(),
         }
     }

@@ -9,6 +9,7 @@ use caps::Capability;
 use tokio::time::Sleep;
 
 use crate::conntrack;
+use crate::etc_files::{self, EtcFiles};
 use crate::fault::pause_at;
 use crate::firewall::{self, Base, Firewall, Owner, Publication};
 use crate::network::{self, Attachment};
@@ -16,7 +17,7 @@ use crate::publish::Protocol;
 use crate::reconcile;
 use crate::reserve::{self, Reservations};
 use crate::signals::{self, Signals};
-use crate::spawn::{self, Container, ExitStatus, SpawnConfig, SpawnError};
+use crate::spawn::{self, Confinement, Container, ExitStatus, SpawnConfig, SpawnError};
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
 use crate::state::{self, Process, Record, Registration, Store};
 
@@ -44,6 +45,8 @@ pub enum Error {
     Proc(#[source] io::Error),
     #[error("waiting for the container: {0}")]
     Wait(#[source] io::Error),
+    #[error(transparent)]
+    EtcFiles(#[from] etc_files::WriteError),
 }
 
 impl Error {
@@ -339,6 +342,20 @@ fn phase(name: &str, since: Instant) {
 async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     let started = Instant::now();
     let terminal = spawn::terminal_is_ours();
+    // Their paths are known now; they are written once the address is.
+    let files = EtcFiles::new(&spec.state_dir, &spec.id);
+    let mut mounts = spec.security.mounts();
+    for (source, target) in files.binds() {
+        mounts
+            .bind(&source, &target)
+            .map_err(|what| SpawnError::Nul { what })?;
+    }
+    let t = Instant::now();
+    let seccomp = spec
+        .security
+        .filter(Some(&spec.state_dir.join("seccomp")))
+        .map_err(SpecError::from)?;
+    phase("seccomp program", t);
     let config = SpawnConfig {
         hostname: spec.hostname.clone(),
         workdir: spec.workdir.clone(),
@@ -346,6 +363,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         command: spec.command.clone(),
         init: spec.init,
         take_terminal: terminal,
+        confinement: Confinement { mounts, seccomp },
     };
     let t = Instant::now();
     let mut registration = register(&spec).await?;
@@ -385,12 +403,25 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
             return Err(err);
         }
     };
+    let t = Instant::now();
+    let address = network.as_ref().map(|net| net.attachment.address());
+    match files.write(&spec.hostname, &spec.name, address, &spec.names) {
+        Ok(Some(warning)) => tracing::warn!("{warning}"),
+        Ok(None) => {}
+        Err(err) => {
+            container.abort().await;
+            let _ = files.remove();
+            return Err(err.into());
+        }
+    }
+    phase("etc files", t);
     let publication = match &network {
         Some(net) => match net.connect(&spec, &container, &mut reservations).await {
             Ok(publication) => Some(publication),
             Err(err) => {
                 // Its namespace, and the veth in it, go with it.
                 container.abort().await;
+                let _ = files.remove();
                 return Err(err);
             }
         },
@@ -428,6 +459,9 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
         net.teardown(publication);
+    }
+    if let Err(err) = files.remove() {
+        tracing::warn!("removing {}: {err}", files.dir().display());
     }
     // The host ports go back once nothing forwards them any more.
     drop(reservations);

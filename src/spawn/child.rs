@@ -11,6 +11,8 @@ use std::os::fd::RawFd;
 use libc::c_char;
 
 use super::caps::CapPlan;
+use super::mounts::MountPlan;
+use super::seccomp::Filter;
 
 /// How far the child got when it failed, as sent over the report pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub enum Stage {
     Capabilities,
     NoNewPrivs,
     Exec,
+    Mounts,
+    Seccomp,
 }
 
 impl Stage {
@@ -38,6 +42,8 @@ impl Stage {
             Capabilities,
             NoNewPrivs,
             Exec,
+            Mounts,
+            Seccomp,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -53,6 +59,8 @@ impl Stage {
             Stage::Capabilities => "dropping capabilities",
             Stage::NoNewPrivs => "setting no_new_privs",
             Stage::Exec => "executing the command",
+            Stage::Mounts => "mounting",
+            Stage::Seccomp => "installing the seccomp filter",
         }
     }
 }
@@ -74,7 +82,13 @@ pub struct ChildPlan<'a> {
     pub argv: *const *const c_char,
     pub envp: *const *const c_char,
     pub caps: &'a CapPlan,
+    pub mounts: &'a MountPlan,
+    /// Installed last, right before exec.
+    pub seccomp: Option<&'a Filter>,
 }
+
+/// The failure report's length: stage, errno, detail, each a native u32.
+pub const REPORT_LEN: usize = 12;
 
 const CAP_V3: u32 = 0x2008_0522;
 
@@ -129,6 +143,9 @@ pub fn run(plan: &ChildPlan) -> ! {
                 std::ptr::null(),
             ),
         );
+        if let Err(failed) = plan.mounts.apply() {
+            fail_at(report, Stage::Mounts, failed.errno, failed.step as u32);
+        }
         check(
             report,
             Stage::Hostname,
@@ -142,6 +159,9 @@ pub fn run(plan: &ChildPlan) -> ! {
             Stage::NoNewPrivs,
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
         );
+        if let Some(filter) = plan.seccomp {
+            check(report, Stage::Seccomp, filter.install());
+        }
         // Inherited descriptors (mnl sockets are opened without CLOEXEC) must
         // not leak in; CLOEXEC rather than close keeps the report pipe usable
         // until exec.
@@ -290,11 +310,18 @@ unsafe fn check(report: RawFd, stage: Stage, ret: libc::c_int) {
 }
 
 unsafe fn fail(report: RawFd, stage: Stage, errno: libc::c_int) -> ! {
-    let mut msg = [0u8; 8];
+    // SAFETY: see fail_at().
+    unsafe { fail_at(report, stage, errno, 0) }
+}
+
+/// Reports (stage, errno, detail: which step of the stage) and exits.
+unsafe fn fail_at(report: RawFd, stage: Stage, errno: libc::c_int, detail: u32) -> ! {
+    let mut msg = [0u8; REPORT_LEN];
     msg[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
-    msg[4..].copy_from_slice(&errno.to_ne_bytes());
+    msg[4..8].copy_from_slice(&errno.to_ne_bytes());
+    msg[8..].copy_from_slice(&detail.to_ne_bytes());
     // SAFETY: write from and _exit with stack data only. A short write is
-    // impossible for 8 bytes on a pipe (PIPE_BUF atomicity).
+    // impossible for 12 bytes on a pipe (PIPE_BUF atomicity).
     unsafe {
         libc::write(report, msg.as_ptr().cast(), msg.len());
         libc::_exit(if stage == Stage::Exec && errno == libc::ENOENT {

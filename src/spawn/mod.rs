@@ -7,7 +7,9 @@ mod caps;
 mod child;
 mod clone3;
 pub mod init;
+mod mounts;
 mod pidfd;
+mod seccomp;
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
@@ -20,10 +22,12 @@ use tokio::io::AsyncReadExt;
 
 use self::caps::CapPlan;
 pub use self::caps::{CONTAINER_DEFAULT as DEFAULT_CAPABILITIES, missing as missing_capabilities};
-use self::child::ChildPlan;
 pub use self::child::Stage;
+use self::child::{ChildPlan, REPORT_LEN};
 use self::clone3::{Forked, clone3};
+pub use self::mounts::MountPlan;
 pub use self::pidfd::{ExitStatus, Pidfd};
+pub use self::seccomp::Filter as SeccompFilter;
 
 /// Where `--init` finds the supervisor binary: the child is still a copy of
 /// the supervisor when it execs, so its own /proc/self/exe is us.
@@ -57,6 +61,12 @@ pub enum SpawnError {
         #[source]
         source: io::Error,
     },
+    #[error("container setup failed while {what}: {source}")]
+    Mount {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl SpawnError {
@@ -84,6 +94,15 @@ pub struct SpawnConfig {
     /// `docker run -it` does: Ctrl-C then reaches the container's foreground
     /// job, not the supervisor.
     pub take_terminal: bool,
+    pub confinement: Confinement,
+}
+
+/// What the container may see and call, beyond its namespaces and
+/// capabilities: its mounts, then a seccomp filter installed last.
+#[derive(Debug, Clone, Default)]
+pub struct Confinement {
+    pub mounts: MountPlan,
+    pub seccomp: Option<std::sync::Arc<SeccompFilter>>,
 }
 
 /// Owned, NUL-terminated copies of everything the child reads, built before
@@ -183,6 +202,8 @@ pub struct Container {
     release: Option<OwnedFd>,
     report: Option<OwnedFd>,
     command: String,
+    /// To name the mount that failed.
+    mounts: MountPlan,
 }
 
 impl Container {
@@ -202,6 +223,8 @@ impl Container {
             argv: prepared.argv_ptrs.as_ptr(),
             envp: prepared.envp_ptrs.as_ptr(),
             caps: &prepared.caps,
+            mounts: &config.confinement.mounts,
+            seccomp: config.confinement.seccomp.as_deref(),
         };
         // SAFETY: the child runs only child::run, which is async-signal-safe
         // and reads nothing but `plan` and `prepared`, both built above.
@@ -216,6 +239,7 @@ impl Container {
                     release: Some(release_write),
                     report: Some(report_read),
                     command: config.command[0].to_string_lossy().into_owned(),
+                    mounts: config.confinement.mounts.clone(),
                 };
                 if config.take_terminal {
                     container.give_terminal();
@@ -262,22 +286,27 @@ impl Container {
         };
         let mut reader =
             tokio::net::unix::pipe::Receiver::from_owned_fd(report).map_err(SpawnError::Release)?;
-        let mut msg = Vec::with_capacity(8);
+        let mut msg = Vec::with_capacity(REPORT_LEN);
         reader
             .read_to_end(&mut msg)
             .await
             .map_err(SpawnError::Release)?;
-        if msg.len() < 8 {
+        if msg.len() < REPORT_LEN {
             // EOF with nothing written: the exec succeeded.
             return Ok(());
         }
         let stage = u32::from_ne_bytes(msg[..4].try_into().unwrap_or_default());
         let errno = i32::from_ne_bytes(msg[4..8].try_into().unwrap_or_default());
+        let detail = u32::from_ne_bytes(msg[8..12].try_into().unwrap_or_default());
         let source = io::Error::from_raw_os_error(errno);
         let command = self.command.clone();
         Err(match Stage::from_u32(stage) {
             Some(Stage::Exec) if errno == libc::ENOENT => SpawnError::NotFound { command },
             Some(Stage::Exec) => SpawnError::NotExecutable { command, source },
+            Some(Stage::Mounts) => SpawnError::Mount {
+                what: self.mounts.describe(detail as usize),
+                source,
+            },
             Some(stage) => SpawnError::Setup { stage, source },
             None => SpawnError::Release(source),
         })
@@ -359,6 +388,7 @@ mod tests {
             command: vec!["sleep".into(), "1".into()],
             init: true,
             take_terminal: false,
+            confinement: Confinement::default(),
         };
         let p = Prepared::new(&config).unwrap();
         assert_eq!(p.candidates, vec![SELF_EXE.to_owned()]);

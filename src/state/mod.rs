@@ -7,6 +7,8 @@
 //! STATE_DIR/containers/.lock        flock: every write happens under it
 //! STATE_DIR/containers/NAME.json    a record (see `Record`)
 //! STATE_DIR/leases/BRIDGE/ADDRESS   an address lease (see `ipam`)
+//! STATE_DIR/files/ID/               the container's /etc files (see `etc_files`)
+//! STATE_DIR/seccomp/KEY.bpf         compiled seccomp programs (see `confinement`)
 //! ```
 //!
 //! A record is named by its container's name, so a name is unique by

@@ -1,0 +1,246 @@
+//! `--security-opt`, docker's names: which seccomp profile the container
+//! gets (`seccomp=unconfined`, `seccomp=FILE`, else docker's default) and
+//! whether /proc and /sys are protected (`systempaths=unconfined` turns
+//! that off). Checked, and the profile compiled, before anything is
+//! created (the compilation in `Security::filter`): a bad value
+//! or profile is an error naming it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::seccomp::{self, Profile, Target};
+use crate::spawn::{DEFAULT_CAPABILITIES, MountPlan, SeccompFilter};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seccomp {
+    /// docker's default profile.
+    Default,
+    Unconfined,
+    /// A profile in docker's JSON format.
+    File(PathBuf, Profile),
+}
+
+/// The checked `--security-opt` values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Security {
+    pub seccomp: Seccomp,
+    /// docker's read-only and masked /proc paths and a read-only /sys of
+    /// the container's own; off with `systempaths=unconfined`.
+    pub system_paths: bool,
+}
+
+impl Default for Security {
+    fn default() -> Security {
+        Security {
+            seccomp: Seccomp::Default,
+            system_paths: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error(
+        "invalid --security-opt {0:?}: expected seccomp=unconfined, seccomp=FILE, systempaths=unconfined or no-new-privileges"
+    )]
+    Option(String),
+    #[error("invalid --security-opt seccomp={file}: {message}")]
+    Profile { file: String, message: String },
+}
+
+/// Parses every `--security-opt` value, reading a seccomp profile file.
+pub fn parse(options: &[String]) -> Result<Security, Error> {
+    let mut security = Security::default();
+    for option in options {
+        // docker still accepts the old `key:value` spelling.
+        let (key, value) = option
+            .split_once('=')
+            .or_else(|| option.split_once(':'))
+            .unwrap_or((option.as_str(), ""));
+        match (key, value) {
+            ("seccomp", "unconfined") => security.seccomp = Seccomp::Unconfined,
+            ("seccomp", "") => return Err(Error::Option(option.clone())),
+            ("seccomp", file) => security.seccomp = read_profile(Path::new(file))?,
+            ("systempaths", "unconfined") => security.system_paths = false,
+            // Always set: the container runs with no_new_privs.
+            ("no-new-privileges", "" | "true") => {}
+            _ => return Err(Error::Option(option.clone())),
+        }
+    }
+    Ok(security)
+}
+
+fn read_profile(file: &Path) -> Result<Seccomp, Error> {
+    let bad = |message: String| Error::Profile {
+        file: file.display().to_string(),
+        message,
+    };
+    let meta = std::fs::metadata(file).map_err(|e| bad(e.to_string()))?;
+    // A FIFO or a device would block or never end.
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
+    let profile = seccomp::parse(&text).map_err(bad)?;
+    Ok(Seccomp::File(file.to_path_buf(), profile))
+}
+
+/// Compiles `profile` for the container's capabilities and this kernel,
+/// through a cache in `cache_dir` when given: libseccomp takes about 10 ms
+/// for docker's profile on three ABIs, three times a whole container's
+/// start, and the program only changes with the profile, the kernel or
+/// libseccomp. The cache is root's (the state directory); a program the
+/// kernel would refuse fails the container's setup, never weakens it.
+fn compile_cached(
+    profile: &Profile,
+    cache_dir: Option<&Path>,
+) -> Result<SeccompFilter, seccomp::Error> {
+    let caps: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+    let target = Target::here(caps);
+    let cached = cache_dir.map(|dir| dir.join(format!("{:016x}.bpf", cache_key(profile, &target))));
+    if let Some(path) = &cached {
+        if let Ok(filter) = std::fs::read(path).and_then(|b| SeccompFilter::from_bytes(&b)) {
+            return Ok(filter);
+        }
+    }
+    let bytes = seccomp::compile(profile, &target)?;
+    let filter = SeccompFilter::from_bytes(&bytes).map_err(seccomp::Error::Export)?;
+    if let Some(path) = &cached {
+        if let Err(err) = write_whole(path, &bytes) {
+            tracing::debug!("caching the seccomp program in {}: {err}", path.display());
+        }
+    }
+    Ok(filter)
+}
+
+/// Everything the program depends on: the profile, the capabilities and
+/// kernel its conditions were checked against, libseccomp's version.
+fn cache_key(profile: &Profile, target: &Target) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    let version = libseccomp::ScmpVersion::current().map(|v| (v.major, v.minor, v.micro));
+    format!("{profile:?}{:?}{:?}{version:?}", target.caps, target.kernel).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Written under a name of this process's, then renamed: concurrent
+/// supervisors never read a partial program.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Security {
+    /// The seccomp program to install, if any, compiled or from the cache
+    /// in `cache_dir`.
+    /// A profile libseccomp refuses is an error naming its file.
+    pub fn filter(&self, cache_dir: Option<&Path>) -> Result<Option<Arc<SeccompFilter>>, Error> {
+        let (profile, file) = match &self.seccomp {
+            Seccomp::Unconfined => return Ok(None),
+            Seccomp::Default => (&seccomp::default_profile(), None),
+            Seccomp::File(file, profile) => (profile, Some(file)),
+        };
+        compile_cached(profile, cache_dir)
+            .map(|f| Some(Arc::new(f)))
+            .map_err(|e| Error::Profile {
+                file: file.map_or("(docker's default)".into(), |f| f.display().to_string()),
+                message: e.to_string(),
+            })
+    }
+
+    /// The kernel-interface part of the container's mounts.
+    pub fn mounts(&self) -> MountPlan {
+        let mut plan = MountPlan::default();
+        if self.system_paths {
+            plan.protect_kernel();
+        }
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(values: &[&str]) -> Result<Security, Error> {
+        parse(&values.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn defaults_confine_and_unconfined_turns_each_part_off() {
+        assert_eq!(opts(&[]).unwrap(), Security::default());
+        let s = opts(&["seccomp=unconfined", "systempaths=unconfined"]).unwrap();
+        assert_eq!(s.seccomp, Seccomp::Unconfined);
+        assert!(!s.system_paths);
+        assert_eq!(
+            opts(&["seccomp:unconfined"]).unwrap().seccomp,
+            Seccomp::Unconfined
+        );
+        assert!(opts(&["no-new-privileges"]).is_ok());
+    }
+
+    #[test]
+    fn unknown_options_are_named() {
+        for bad in [
+            "apparmor=x",
+            "seccomp",
+            "seccomp=",
+            "systempaths=confined",
+            "label:x",
+        ] {
+            assert_eq!(opts(&[bad]), Err(Error::Option(bad.into())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_profile_file_names_the_file_and_the_problem() {
+        let dir = std::env::temp_dir().join(format!("sv-seccomp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("p.json");
+        std::fs::write(&file, r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": []}"#).unwrap();
+        let err = opts(&[&format!("seccomp={}", file.display())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&file.display().to_string()), "{err}");
+        assert!(err.contains("unknown field `flags`"), "{err}");
+        let missing = dir.join("missing.json");
+        let err = opts(&[&format!("seccomp={}", missing.display())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing.json") && err.contains("No such file"),
+            "{err}"
+        );
+        let err = opts(&[&format!("seccomp={}", dir.display())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("not a regular file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_default_compiles_and_unconfined_has_no_filter() {
+        assert!(Security::default().filter(None).unwrap().is_some());
+        let unconfined = opts(&["seccomp=unconfined"]).unwrap();
+        assert!(unconfined.filter(None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_cached_program_is_the_compiled_one_and_a_changed_profile_misses() {
+        let dir = std::env::temp_dir().join(format!("sv-seccomp-cache-{}", std::process::id()));
+        let profile = seccomp::default_profile();
+        let fresh = compile_cached(&profile, Some(&dir)).unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "one program, no temporary left");
+        let cached = compile_cached(&profile, Some(&dir)).unwrap();
+        assert_eq!(format!("{fresh:?}"), format!("{cached:?}"));
+        let mut other = profile.clone();
+        other.rules.pop();
+        compile_cached(&other, Some(&dir)).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,214 @@
+//! docker's protections, tried as an attacker inside the container would:
+//! the seccomp profile, read-only and masked kernel interfaces, /sys of the
+//! container's own. Each attack is shown to succeed with the protection
+//! turned off (`--security-opt seccomp=unconfined`, `systempaths=unconfined`),
+//! so a test that passes is not one that cannot fail.
+
+mod common;
+
+use common::{HostNs, stderr, stdout};
+
+/// `sh -c SCRIPT` in a container without network, with extra run options.
+fn sh(ns: &HostNs, options: &[&str], script: &str) -> String {
+    let mut args = vec!["--network", "none"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["--", "sh", "-c", script]);
+    let out = ns.run(&args);
+    assert!(
+        out.status.success(),
+        "{script}: {}\n{}",
+        out.status,
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Each attack prints "NAME ok" or "NAME refused".
+const SYSCALL_ATTACKS: &str = r#"
+unshare -U true 2>/dev/null && echo "unshare ok" || echo "unshare refused"
+unshare -Urm sh -c 'mount -t tmpfs tmpfs /mnt' 2>/dev/null && echo "mount ok" || echo "mount refused"
+perl -e 'exit(syscall(250, 0, -3, 0) < 0 ? 1 : 0)' && echo "keyctl ok" || echo "keyctl refused"
+perl -e 'my ($t, $d, $p) = ("user", "sv-test", "x"); exit(syscall(248, $t, $d, $p, 1, -2) < 0 ? 1 : 0)' && echo "add_key ok" || echo "add_key refused"
+"#;
+
+const UNCONFINED: &str = "seccomp=unconfined";
+
+#[test]
+fn the_default_seccomp_profile_refuses_namespaces_keyrings_and_mounts() {
+    let Some(ns) =
+        HostNs::new("the_default_seccomp_profile_refuses_namespaces_keyrings_and_mounts")
+    else {
+        return;
+    };
+    let confined = sh(&ns, &[], SYSCALL_ATTACKS);
+    assert_eq!(
+        confined,
+        "unshare refused\nmount refused\nkeyctl refused\nadd_key refused\n"
+    );
+    let unconfined = sh(&ns, &["--security-opt", UNCONFINED], SYSCALL_ATTACKS);
+    assert_eq!(unconfined, "unshare ok\nmount ok\nkeyctl ok\nadd_key ok\n");
+    // The filter is there, and fails with docker's EPERM.
+    let status = sh(
+        &ns,
+        &[],
+        "grep Seccomp: /proc/self/status; unshare -U true 2>&1; true",
+    );
+    assert!(status.starts_with("Seccomp:\t2\n"), "{status}");
+    assert!(status.contains("Operation not permitted"), "{status}");
+}
+
+#[test]
+fn ordinary_programs_run_under_the_default_profile() {
+    let Some(ns) = HostNs::new("ordinary_programs_run_under_the_default_profile") else {
+        return;
+    };
+    // fork/clone (sh, a pipeline), threads and clone3's ENOSYS fallback
+    // (perl's fork), files, sockets, init's own fork.
+    let script = "mkdir /tmp/sv-x$$ && rmdir /tmp/sv-x$$ && echo a | cat \
+        && perl -e 'my $p = fork; if ($p == 0) { exit 3 } waitpid($p, 0); print $? >> 8, \"\\n\"' \
+        && (nc -l -p 7000 & sleep 0.2; echo ping | nc -N 127.0.0.1 7000)";
+    assert_eq!(sh(&ns, &[], script), "a\n3\nping\n");
+    assert_eq!(sh(&ns, &["--init"], "echo under init"), "under init\n");
+}
+
+#[test]
+fn a_custom_seccomp_profile_in_dockers_format_denies_what_it_names() {
+    let Some(ns) = HostNs::new("a_custom_seccomp_profile_in_dockers_format_denies_what_it_names")
+    else {
+        return;
+    };
+    let dir = ns.ok("mktemp -d /run/sv-profile.XXXXXX").trim().to_string();
+    let file = format!("{dir}/no-mkdir.json");
+    let profile = r#"{
+      "defaultAction": "SCMP_ACT_ALLOW",
+      "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
+      "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    }"#;
+    ns.ok(&format!("cat > {file} <<'EOF'\n{profile}\nEOF"));
+    let script = "mkdir /tmp/sv-denied 2>&1; touch /tmp/sv-allowed$$ && rm /tmp/sv-allowed$$ && echo touch ok";
+    let out = sh(&ns, &["--security-opt", &format!("seccomp={file}")], script);
+    assert!(out.contains("Permission denied"), "{out}");
+    assert!(out.ends_with("touch ok\n"), "{out}");
+    // Without the profile, mkdir works: the denial is the profile's.
+    let out = sh(
+        &ns,
+        &[],
+        "mkdir /tmp/sv-d$$ && rmdir /tmp/sv-d$$ && echo mkdir ok",
+    );
+    assert_eq!(out, "mkdir ok\n");
+}
+
+#[test]
+fn a_bad_seccomp_profile_exits_125_naming_the_file_and_the_bad_part() {
+    let Some(ns) = HostNs::new("a_bad_seccomp_profile_exits_125_naming_the_file_and_the_bad_part")
+    else {
+        return;
+    };
+    let dir = ns.ok("mktemp -d /run/sv-profile.XXXXXX").trim().to_string();
+    let cases = [
+        (
+            r#"{"defaultAction": "SCMP_ACT_NOTIFY"}"#,
+            "unknown variant `SCMP_ACT_NOTIFY`",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"}"#,
+            "unknown field `listenerPath`",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#,
+            "syscalls[0]: argument index 9",
+        ),
+        ("{", "EOF while parsing"),
+    ];
+    for (i, (profile, part)) in cases.iter().enumerate() {
+        let file = format!("{dir}/bad{i}.json");
+        ns.ok(&format!("cat > {file} <<'EOF'\n{profile}\nEOF"));
+        let out = ns.run(&[
+            "--network",
+            "none",
+            "--security-opt",
+            &format!("seccomp={file}"),
+            "true",
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&file) && err.contains(part), "{part}: {err}");
+    }
+    let out = ns.run(&["--security-opt", "seccomp=/surely/missing.json", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("/surely/missing.json"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ns.run(&["--security-opt", "apparmor=x", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("\"apparmor=x\""), "{}", stderr(&out));
+}
+
+/// What root in the container can reach of the host's kernel settings.
+const KERNEL_ATTACKS: &str = r#"
+test -w /proc/sys/kernel/core_pattern && echo "core_pattern writable" || echo "core_pattern read-only"
+echo 64 > /proc/sys/net/ipv4/ip_default_ttl 2>/dev/null && echo "sysctl written" || echo "sysctl refused"
+test -w /proc/sysrq-trigger && echo "sysrq writable" || echo "sysrq not writable"
+echo "keys: $(wc -c < /proc/keys) bytes, timer_list: $(wc -c < /proc/timer_list) bytes"
+echo "acpi: $(ls -A /proc/acpi 2>/dev/null | wc -l) entries, firmware: $(ls -A /sys/firmware | wc -l) entries"
+test -w /sys/class/net/lo/mtu && echo "sys writable" || echo "sys read-only"
+procs=$(ls /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs 2>/dev/null | head -n 1)
+test -w "$procs" && echo "cgroup writable" || echo "cgroup read-only"
+"#;
+
+#[test]
+fn kernel_interfaces_are_read_only_or_masked_inside() {
+    let Some(ns) = HostNs::new("kernel_interfaces_are_read_only_or_masked_inside") else {
+        return;
+    };
+    let confined = sh(&ns, &[], KERNEL_ATTACKS);
+    let lines: Vec<&str> = confined.lines().collect();
+    assert_eq!(lines[0], "core_pattern read-only", "{confined}");
+    assert_eq!(lines[1], "sysctl refused", "{confined}");
+    assert_eq!(lines[2], "sysrq not writable", "{confined}");
+    assert_eq!(lines[3], "keys: 0 bytes, timer_list: 0 bytes", "{confined}");
+    assert!(lines[4].ends_with("firmware: 0 entries"), "{confined}");
+    assert_eq!(lines[5], "sys read-only", "{confined}");
+    assert_eq!(lines[6], "cgroup read-only", "{confined}");
+    // /proc/kcore, where this kernel has it, reads nothing.
+    let kcore = sh(
+        &ns,
+        &[],
+        "test -e /proc/kcore && wc -c < /proc/kcore || echo 0",
+    );
+    assert_eq!(kcore.trim(), "0");
+
+    // Turned off, each attack works: the test can fail. (Only the
+    // container's own network namespace's sysctl is written; the rest
+    // only asks access(2).)
+    let open = sh(
+        &ns,
+        &["--security-opt", "systempaths=unconfined"],
+        KERNEL_ATTACKS,
+    );
+    let lines: Vec<&str> = open.lines().collect();
+    assert_eq!(lines[0], "core_pattern writable", "{open}");
+    assert_eq!(lines[1], "sysctl written", "{open}");
+    assert_ne!(lines[3], "keys: 0 bytes, timer_list: 0 bytes", "{open}");
+    assert_eq!(lines[5], "sys writable", "{open}");
+    assert_eq!(lines[6], "cgroup writable", "{open}");
+}
+
+#[test]
+fn sys_shows_the_containers_own_interfaces() {
+    let Some(ns) = HostNs::new("sys_shows_the_containers_own_interfaces") else {
+        return;
+    };
+    let list = "ls /sys/class/net | tr '\\n' ' '";
+    let out = ns.run(&["--", "sh", "-c", list]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "eth0 lo ");
+    assert_eq!(sh(&ns, &[], list), "lo ");
+    // The host's /sys, as before: the interfaces of whichever namespace
+    // mounted it (the machine's) leak in, not the container's.
+    let leaked = sh(&ns, &["--security-opt", "systempaths=unconfined"], list);
+    assert_ne!(leaked, "lo ");
+}
