@@ -64,12 +64,6 @@ pub enum Command {
     /// Measure container startup in a throwaway namespace, optionally against
     /// the naive approach (ip, iptables/nft commands), and print a table.
     Bench(BenchArgs),
-    /// Minimal init for `run --init` (runs as PID 1 inside the container).
-    #[command(hide = true)]
-    Init {
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<OsString>,
-    },
 }
 
 #[derive(Debug, Args)]
@@ -107,8 +101,17 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub stop_timeout: u64,
 
-    /// Run a minimal init as PID 1 that reaps zombies and forwards signals.
-    #[arg(long)]
+    /// PID 1 is a minimal init that forwards signals to the command and
+    /// reaps zombies (the default); --init=false makes the command PID 1.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = ArgAction::Set
+    )]
     pub init: bool,
 
     /// The command and its arguments.
@@ -230,7 +233,7 @@ mod tests {
     fn run_defaults() {
         let run = run_args(&["run", "--", "true"]);
         assert_eq!(run.stop_timeout, 10);
-        assert!(!run.init);
+        assert!(run.init);
         assert_eq!(run.name, None);
         assert_eq!(run.command, ["true"]);
         assert_eq!(run.network, NetworkArg::Bridge);
@@ -276,6 +279,15 @@ mod tests {
         let run = run_args(&["run", "--init", "sh", "-c", "exit 3"]);
         assert!(run.init);
         assert_eq!(run.command, ["sh", "-c", "exit 3"]);
+    }
+
+    #[test]
+    fn init_is_the_default_and_takes_a_bool_after_an_equals_sign() {
+        assert!(run_args(&["run", "--init=true", "true"]).init);
+        let run = run_args(&["run", "--init=false", "false"]);
+        assert!(!run.init);
+        assert_eq!(run.command, ["false"]);
+        assert!(parse(&["run", "--init=maybe", "true"]).is_err());
     }
 
     #[test]

@@ -48,7 +48,6 @@ fn main() -> ExitCode {
             &cli.subnet,
             &mut stdout(),
         )),
-        Command::Init { command } => ExitCode::from(supervisor::spawn::init::run(&command)),
         Command::Ruleset(command) => ruleset_command(command),
     }
 }

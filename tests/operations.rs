@@ -191,6 +191,34 @@ fn stop_terminates_then_kills_and_returns_once_cleaned_up() {
 }
 
 #[test]
+fn stop_ends_a_plain_command_without_waiting_out_the_grace_period() {
+    let Some(ns) = HostNs::new("stop_ends_a_plain_command_without_waiting_out_the_grace_period")
+    else {
+        return;
+    };
+    // No trap: under the default init, sleep dies of SIGTERM itself.
+    let (plain, _out) = ns.start(&[
+        "--name",
+        "plain",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; exec sleep 100",
+    ]);
+    let started = std::time::Instant::now();
+    let out = supervisor(&ns, &["stop", "--time", "30", "plain"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "stop waited {:?}",
+        started.elapsed()
+    );
+    let mut plain = plain;
+    assert_eq!(plain.wait().unwrap().code(), Some(143), "killed by SIGTERM");
+    assert_no_state(&ns);
+}
+
+#[test]
 fn inspect_shows_the_record_with_its_link_and_addresses() {
     let Some(ns) = HostNs::new("inspect_shows_the_record_with_its_link_and_addresses") else {
         return;

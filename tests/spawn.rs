@@ -135,15 +135,76 @@ fn assert_sigterm_reaches_a_trap(ns: &HostNs, args: &[&str]) {
 }
 
 #[test]
-fn with_init_sigterm_reaches_the_command_with_a_clean_signal_mask() {
-    let Some(ns) = HostNs::new("with_init_sigterm_reaches_the_command_with_a_clean_signal_mask")
+fn the_command_starts_with_a_clean_signal_mask_and_gets_sigterm_with_or_without_init() {
+    let Some(ns) = HostNs::new(
+        "the_command_starts_with_a_clean_signal_mask_and_gets_sigterm_with_or_without_init",
+    ) else {
+        return;
+    };
+    for init in ["--init=true", "--init=false"] {
+        // Not through a shell: dash clears its mask at startup and would hide it.
+        let out = run(&ns, &[init, "grep", "SigBlk", "/proc/self/status"]);
+        assert_eq!(stdout(&out), "SigBlk:\t0000000000000000\n", "{init}");
+        assert_sigterm_reaches_a_trap(&ns, &[init]);
+    }
+}
+
+#[test]
+fn sigterm_ends_a_plain_command_at_once_unless_it_is_pid_1() {
+    let Some(ns) = HostNs::new("sigterm_ends_a_plain_command_at_once_unless_it_is_pid_1") else {
+        return;
+    };
+    let plain = ["sh", "-c", "echo ready; exec sleep 100"];
+    let mut args = vec!["--stop-timeout", "600"];
+    args.extend(plain);
+    let (mut child, _out) = start(&ns, &args);
+    let sent = Instant::now();
+    signal(child.id(), libc::SIGTERM);
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(143), "killed by the SIGTERM itself");
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+    // As PID 1, sleep ignores SIGTERM: only the stop timeout's SIGKILL ends it.
+    let mut args = vec!["--init=false", "--stop-timeout", "1"];
+    args.extend(plain);
+    let (mut child, _out) = start(&ns, &args);
+    signal(child.id(), libc::SIGTERM);
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(137), "killed after the stop timeout");
+}
+
+#[test]
+fn the_init_exits_with_the_commands_code_or_128_plus_its_signal() {
+    let Some(ns) = HostNs::new("the_init_exits_with_the_commands_code_or_128_plus_its_signal")
     else {
         return;
     };
-    // Not through a shell: dash clears its mask at startup and would hide it.
-    let out = run(&ns, &["--init", "grep", "SigBlk", "/proc/self/status"]);
-    assert_eq!(stdout(&out).trim(), "SigBlk:\t0000000000000000");
-    assert_sigterm_reaches_a_trap(&ns, &["--init"]);
+    let cases: [(&[&str], i32); 4] = [
+        (&["true"], 0),
+        (&["sh", "-c", "exit 7"], 7),
+        (&["/etc/passwd"], 126),
+        (&["surely-no-such-command"], 127),
+    ];
+    for init in ["--init=true", "--init=false"] {
+        for (args, code) in cases {
+            let mut all = vec![init];
+            all.extend(args);
+            let out = run(&ns, &all);
+            assert_eq!(out.status.code(), Some(code), "{all:?}: {}", stderr(&out));
+        }
+    }
+    let out = run(&ns, &["surely-no-such-command"]);
+    assert_eq!(
+        stderr(&out),
+        "supervisor: surely-no-such-command: command not found\n"
+    );
+    // A signal from inside cannot kill PID 1: only under the init can the
+    // command die of its own SIGKILL.
+    let out = run(&ns, &["sh", "-c", "kill -KILL $$"]);
+    assert_eq!(out.status.code(), Some(137));
 }
 
 #[test]
@@ -195,34 +256,30 @@ fn other_signals_are_forwarded() {
 }
 
 #[test]
-fn the_command_is_pid_1_without_init() {
-    let Some(ns) = HostNs::new("the_command_is_pid_1_without_init") else {
+fn the_command_is_pid_1_only_with_init_false() {
+    let Some(ns) = HostNs::new("the_command_is_pid_1_only_with_init_false") else {
         return;
     };
-    let out = run(&ns, &["sh", "-c", "echo $$"]);
+    let out = run(&ns, &["--init=false", "sh", "-c", "echo $$"]);
     assert_eq!(stdout(&out).trim(), "1");
+    let out = run(&ns, &["--init=false", "sh", "-c", "exit 9"]);
+    assert_eq!(out.status.code(), Some(9));
 }
 
 #[test]
-fn with_init_the_command_runs_under_the_supervisors_init() {
-    let Some(ns) = HostNs::new("with_init_the_command_runs_under_the_supervisors_init") else {
+fn by_default_the_command_runs_under_a_minimal_init_as_pid_2() {
+    let Some(ns) = HostNs::new("by_default_the_command_runs_under_a_minimal_init_as_pid_2") else {
         return;
     };
-    let out = run(
-        &ns,
-        &[
-            "--init",
-            "sh",
-            "-c",
-            "echo $$; cat /proc/1/cmdline | tr '\\0' ' '",
-        ],
-    );
-    assert_eq!(
-        stdout(&out),
-        "2\nsupervisor init -- sh -c echo $$; cat /proc/1/cmdline | tr '\\0' ' ' "
-    );
-    let out = run(&ns, &["--init", "sh", "-c", "exit 9"]);
-    assert_eq!(out.status.code(), Some(9));
+    let script = "echo $$; cat /proc/1/comm; ls /proc/1/fd";
+    // `--init` alone, docker's spelling, means the default.
+    for init in [&[][..], &["--init"], &["--init=true"]] {
+        let mut args = init.to_vec();
+        args.extend(["sh", "-c", script]);
+        let out = run(&ns, &args);
+        // The init holds stdio only: nothing of the supervisor's lives on.
+        assert_eq!(stdout(&out), "2\nsupervisor-init\n0\n1\n2\n", "{init:?}");
+    }
 }
 
 #[test]
@@ -368,11 +425,8 @@ fn init_reaps_an_orphaned_grandchild() {
     // The inner sh exits at once, orphaning `sleep 0.1`, which re-parents to
     // PID 1 and exits. `exec sleep` makes sure the command never reaps it.
     let script = "sh -c 'sleep 0.1 &'; echo ready; exec sleep 100";
-    for (init, expected_zombies) in [(false, 1), (true, 0)] {
-        let mut args = vec![];
-        if init {
-            args.push("--init");
-        }
+    for (init, expected_zombies) in [("--init=false", 1), ("--init=true", 0)] {
+        let mut args = vec![init];
         args.extend(["sh", "-c", script]);
         let (mut child, _out) = start(&ns, &args);
         let pid1 = container_pid(child.id());
@@ -487,6 +541,157 @@ fn env_and_workdir_reach_the_command() {
     assert_eq!(stdout(&out).trim(), "1 x=y /tmp /root");
 }
 
+/// A supervisor started on a fresh pty, in a session of its own with the
+/// pty as its controlling terminal, as from a login shell; and the master
+/// side, to type on and read from.
+struct Terminal {
+    child: Child,
+    master: std::fs::File,
+}
+
+impl Terminal {
+    fn start(mut cmd: std::process::Command) -> Terminal {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
+        cmd.stdin(pty.slave.try_clone().unwrap())
+            .stdout(pty.slave.try_clone().unwrap())
+            .stderr(pty.slave.try_clone().unwrap());
+        // SAFETY: setsid and ioctl in the forked child before exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::setsid();
+                if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn on a pty");
+        drop(pty.slave);
+        Terminal {
+            child,
+            master: std::fs::File::from(pty.master),
+        }
+    }
+
+    fn type_in(&mut self, keys: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(keys).expect("write to the pty");
+    }
+
+    /// Reads the terminal until `needle` appears; fails after 10 s.
+    fn expect(&mut self, needle: &str) {
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} on the terminal; saw {seen:?}"
+            );
+            let mut pfd = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&self.master),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll on one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, 200) } <= 0 {
+                continue;
+            }
+            let n = self.master.read(&mut buf).expect("read pty");
+            assert!(n > 0, "pty closed before {needle:?}; saw {seen:?}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+
+    /// The terminal's foreground process group, as the host sees it.
+    fn foreground(&self) -> i32 {
+        // SAFETY: TIOCGPGRP on the master we own fills a stack integer.
+        unsafe { libc::tcgetpgrp(std::os::fd::AsRawFd::as_raw_fd(&self.master)) }
+    }
+}
+
+/// The children of process `pid`, as the host sees them.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|c| c.parse().expect("a pid"))
+        .collect()
+}
+
+/// Waits until the supervisor's container runs `comm` as the init's child
+/// and that process holds the terminal; returns its pid.
+fn wait_for_command_on_terminal(term: &Terminal, comm: &str) -> u32 {
+    common::eventually(
+        &format!("{comm} holding the terminal"),
+        Duration::from_secs(10),
+        || {
+            let init = *children(term.child.id()).first()?;
+            let command = *children(init).first()?;
+            let name = std::fs::read_to_string(format!("/proc/{command}/comm")).ok()?;
+            (name.trim() == comm && term.foreground() == command as i32).then_some(command)
+        },
+    )
+}
+
+/// Waits until something listens on TCP `port` in the network namespace of
+/// process `pid`.
+fn wait_for_listener(pid: u32, port: u16) {
+    common::eventually("the listener", Duration::from_secs(10), || {
+        let out = std::process::Command::new("nsenter")
+            .arg(format!("--target={pid}"))
+            .args(["--net", "--", "ss", "-ltnH"])
+            .arg(format!("sport = :{port}"))
+            .output()
+            .ok()?;
+        (!out.stdout.is_empty()).then_some(())
+    });
+}
+
+/// The README's quick start, then `supervisor ps` and `gc`: nothing listed,
+/// nothing to collect, and no record, lease, element or veth.
+fn assert_nothing_left(ns: &HostNs) {
+    let ps = common::run(ns.supervisor().args(["ps", "--json"]));
+    assert_eq!(stdout(&ps).trim(), "[]", "{}", stderr(&ps));
+    let gc = common::run(ns.supervisor().arg("gc"));
+    assert_eq!(stdout(&gc), "", "gc found leftovers: {}", stderr(&gc));
+    common::assert_no_state(ns);
+    common::wait_for_no_veth(ns);
+}
+
+const QUICK_START: [&str; 8] = [
+    "run",
+    "--publish",
+    "8080:8000",
+    "--",
+    "nc",
+    "-l",
+    "-p",
+    "8000",
+];
+
+#[test]
+fn ctrl_c_on_a_terminal_ends_the_quick_start_at_once_with_130_and_leaves_nothing() {
+    let Some(ns) = HostNs::new(
+        "ctrl_c_on_a_terminal_ends_the_quick_start_at_once_with_130_and_leaves_nothing",
+    ) else {
+        return;
+    };
+    let mut cmd = ns.supervisor();
+    cmd.args(QUICK_START);
+    let mut term = Terminal::start(cmd);
+    let nc = wait_for_command_on_terminal(&term, "nc");
+    wait_for_listener(nc, 8000);
+    let pressed = Instant::now();
+    term.type_in(b"\x03");
+    let status = wait_at_most(&mut term.child, Duration::from_secs(10));
+    let took = pressed.elapsed();
+    assert_eq!(status.code(), Some(130), "killed by SIGINT");
+    assert!(took < Duration::from_secs(1), "Ctrl-C took {took:?}");
+    assert_nothing_left(&ns);
+}
+
 #[test]
 fn an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code() {
     let Some(ns) =
@@ -494,8 +699,6 @@ fn an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code() 
     else {
         return;
     };
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
     let mut cmd = ns.supervisor();
     cmd.args([
         "run",
@@ -506,55 +709,14 @@ fn an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code() 
         "--norc",
         "--noprofile",
         "-i",
-    ])
-    .stdin(pty.slave.try_clone().unwrap())
-    .stdout(pty.slave.try_clone().unwrap())
-    .stderr(pty.slave.try_clone().unwrap());
-    // SAFETY: setsid and ioctl in the forked child before exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // A session of its own with the pty as controlling terminal, as
-            // a login shell would have.
-            libc::setsid();
-            if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().expect("spawn on a pty");
-    drop(pty.slave);
-    let mut term = std::fs::File::from(pty.master);
-    let expect = |term: &mut std::fs::File, needle: &str| {
-        let mut seen = String::new();
-        let mut buf = [0u8; 4096];
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !seen.contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} on the terminal; saw {seen:?}"
-            );
-            let mut pfd = libc::pollfd {
-                fd: std::os::fd::AsRawFd::as_raw_fd(&*term),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: poll on one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, 200) } <= 0 {
-                continue;
-            }
-            let n = term.read(&mut buf).expect("read pty");
-            assert!(n > 0, "pty closed before {needle:?}; saw {seen:?}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    };
-    use std::io::Write;
-    term.write_all(b"sleep 100\n").unwrap();
+    ]);
+    let mut term = Terminal::start(cmd);
+    term.type_in(b"sleep 100\n");
     std::thread::sleep(Duration::from_millis(300));
-    term.write_all(b"\x03").unwrap();
-    term.write_all(b"echo alive $((40+2))\n").unwrap();
-    expect(&mut term, "alive 42");
-    term.write_all(b"exit 5\n").unwrap();
-    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    term.type_in(b"\x03");
+    term.type_in(b"echo alive $((40+2))\n");
+    term.expect("alive 42");
+    term.type_in(b"exit 5\n");
+    let status = wait_at_most(&mut term.child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(5));
 }

@@ -24,6 +24,7 @@ pub enum Stage {
     Capabilities,
     NoNewPrivs,
     Exec,
+    StartCommand,
 }
 
 impl Stage {
@@ -38,6 +39,7 @@ impl Stage {
             Capabilities,
             NoNewPrivs,
             Exec,
+            StartCommand,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -53,6 +55,7 @@ impl Stage {
             Stage::Capabilities => "dropping capabilities",
             Stage::NoNewPrivs => "setting no_new_privs",
             Stage::Exec => "executing the command",
+            Stage::StartCommand => "starting the command under the container's init",
         }
     }
 }
@@ -74,6 +77,12 @@ pub struct ChildPlan<'a> {
     pub argv: *const *const c_char,
     pub envp: *const *const c_char,
     pub caps: &'a CapPlan,
+    /// Stay as PID 1 (see init.rs) and run the command as our child.
+    pub init: bool,
+    /// The top of the stack the init's command runs on until it execs.
+    pub command_stack: *mut libc::c_void,
+    /// The command takes the terminal on stdin for its own process group.
+    pub take_terminal: bool,
 }
 
 const CAP_V3: u32 = 0x2008_0522;
@@ -102,7 +111,9 @@ pub fn run(plan: &ChildPlan) -> ! {
         libc::close(plan.release_write);
         wait_for_release(plan.release_read);
         libc::close(plan.release_read);
-        reset_signals();
+        // The init blocks every signal from here on, so none sent before
+        // it waits for them is lost (PID 1 discards what it does not block).
+        reset_signals(plan.init);
         // Its own process group, as docker's: signals aimed at the
         // supervisor's group reach the container only through forwarding.
         libc::setpgid(0, 0);
@@ -150,6 +161,9 @@ pub fn run(plan: &ChildPlan) -> ! {
             libc::c_uint::MAX,
             libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
         );
+        if plan.init {
+            super::init::run(plan)
+        }
         let errno = exec_candidates(plan);
         fail(report, Stage::Exec, errno)
     }
@@ -175,8 +189,9 @@ unsafe fn wait_for_release(fd: RawFd) {
 
 /// The Rust runtime and the supervisor change signal dispositions and the
 /// mask; both survive exec, so put them back to the defaults a program
-/// expects.
-unsafe fn reset_signals() {
+/// expects: every disposition default, and no signal blocked unless
+/// `block_all` (then the caller unblocks them before exec).
+unsafe fn reset_signals(block_all: bool) {
     // SAFETY: zeroed sigaction is SIG_DFL with an empty mask; sigaction and
     // sigprocmask are async-signal-safe. Signals glibc reserves (32, 33)
     // return EINVAL, which is fine.
@@ -188,9 +203,13 @@ unsafe fn reset_signals() {
                 libc::sigaction(sig, &dfl, std::ptr::null_mut());
             }
         }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        if block_all {
+            libc::sigfillset(&mut mask);
+        } else {
+            libc::sigemptyset(&mut mask);
+        }
+        libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
     }
 }
 
@@ -267,7 +286,7 @@ unsafe fn drop_capabilities(report: RawFd, caps: &CapPlan) {
 }
 
 /// execvp's search without its allocation: returns the errno to report.
-unsafe fn exec_candidates(plan: &ChildPlan) -> libc::c_int {
+pub(super) unsafe fn exec_candidates(plan: &ChildPlan) -> libc::c_int {
     let mut denied = false;
     for path in plan.candidates {
         // SAFETY: path, argv and envp are NUL-terminated and alive.
@@ -289,7 +308,7 @@ unsafe fn check(report: RawFd, stage: Stage, ret: libc::c_int) {
     }
 }
 
-unsafe fn fail(report: RawFd, stage: Stage, errno: libc::c_int) -> ! {
+pub(super) unsafe fn fail(report: RawFd, stage: Stage, errno: libc::c_int) -> ! {
     let mut msg = [0u8; 8];
     msg[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
     msg[4..].copy_from_slice(&errno.to_ne_bytes());
@@ -307,7 +326,7 @@ unsafe fn fail(report: RawFd, stage: Stage, errno: libc::c_int) -> ! {
     }
 }
 
-fn errno() -> libc::c_int {
+pub(super) fn errno() -> libc::c_int {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() }
 }

@@ -6,10 +6,10 @@
 mod caps;
 mod child;
 mod clone3;
-pub mod init;
+mod init;
 mod pidfd;
 
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -24,10 +24,6 @@ use self::child::ChildPlan;
 pub use self::child::Stage;
 use self::clone3::{Forked, clone3};
 pub use self::pidfd::{ExitStatus, Pidfd};
-
-/// Where `--init` finds the supervisor binary: the child is still a copy of
-/// the supervisor when it execs, so its own /proc/self/exe is us.
-const SELF_EXE: &CStr = c"/proc/self/exe";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -78,11 +74,13 @@ pub struct SpawnConfig {
     /// The container's whole environment; PATH in it drives the command search.
     pub env: Vec<(String, String)>,
     pub command: Vec<OsString>,
-    /// Run `supervisor init -- command` as PID 1.
+    /// PID 1 is a minimal init (init.rs) with the command as its child;
+    /// false: the command is PID 1.
     pub init: bool,
-    /// Hand the terminal on stdin to the container's process group, as
-    /// `docker run -it` does: Ctrl-C then reaches the container's foreground
-    /// job, not the supervisor.
+    /// Hand the terminal on stdin to the command's process group, as
+    /// `docker run -it` does: Ctrl-C then reaches the command (or its
+    /// foreground job), not the supervisor. With an init, the command takes
+    /// it itself (see init.rs); without, the supervisor gives it to PID 1.
     pub take_terminal: bool,
 }
 
@@ -97,19 +95,15 @@ struct Prepared {
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const c_char>,
     caps: CapPlan,
+    /// Memory for the init's command to run on until it execs (init.rs).
+    command_stack: Vec<u8>,
 }
 
 impl Prepared {
     fn new(config: &SpawnConfig) -> Result<Prepared, SpawnError> {
-        let mut args: Vec<OsString> = Vec::new();
-        let candidates = if config.init {
-            args.extend(["supervisor", "init", "--"].map(OsString::from));
-            vec![SELF_EXE.to_owned()]
-        } else {
-            search_path(&config.command[0], path_of(&config.env))?
-        };
-        args.extend(config.command.iter().cloned());
-        let argv = args
+        let candidates = search_path(&config.command[0], path_of(&config.env))?;
+        let argv = config
+            .command
             .iter()
             .map(|a| cstring(a.as_bytes(), "an argument"))
             .collect::<Result<Vec<_>, _>>()?;
@@ -132,7 +126,15 @@ impl Prepared {
             _envp: envp,
             envp_ptrs,
             caps: CapPlan::container_default(),
+            command_stack: Vec::with_capacity(if config.init { init::COMMAND_STACK } else { 0 }),
         })
+    }
+
+    /// The top of the command's stack, 16-byte aligned as the ABI wants.
+    fn command_stack_top(&mut self) -> *mut libc::c_void {
+        let capacity = self.command_stack.capacity();
+        let top = self.command_stack.as_mut_ptr().wrapping_add(capacity);
+        top.wrapping_sub(top as usize % 16).cast()
     }
 }
 
@@ -189,7 +191,8 @@ impl Container {
     /// Clones the child into its new namespaces. It waits, blocked on a pipe,
     /// until `release`; dropping the Container before that makes it exit.
     pub fn spawn(config: &SpawnConfig) -> Result<Container, SpawnError> {
-        let prepared = Prepared::new(config)?;
+        let mut prepared = Prepared::new(config)?;
+        let command_stack = prepared.command_stack_top();
         let (release_read, release_write) = pipe("the release pipe")?;
         let (report_read, report_write) = pipe("the report pipe")?;
         let plan = ChildPlan {
@@ -202,6 +205,9 @@ impl Container {
             argv: prepared.argv_ptrs.as_ptr(),
             envp: prepared.envp_ptrs.as_ptr(),
             caps: &prepared.caps,
+            init: config.init,
+            command_stack,
+            take_terminal: config.take_terminal,
         };
         // SAFETY: the child runs only child::run, which is async-signal-safe
         // and reads nothing but `plan` and `prepared`, both built above.
@@ -217,7 +223,7 @@ impl Container {
                     report: Some(report_read),
                     command: config.command[0].to_string_lossy().into_owned(),
                 };
-                if config.take_terminal {
+                if config.take_terminal && !config.init {
                     container.give_terminal();
                 }
                 Ok(container)
@@ -348,22 +354,5 @@ mod tests {
             ("PATH".to_string(), "/b".to_string()),
         ];
         assert_eq!(path_of(&env), "/b");
-    }
-
-    #[test]
-    fn init_runs_the_supervisor_binary_with_the_command_after_dashes() {
-        let config = SpawnConfig {
-            hostname: "h".into(),
-            workdir: "/".into(),
-            env: vec![],
-            command: vec!["sleep".into(), "1".into()],
-            init: true,
-            take_terminal: false,
-        };
-        let p = Prepared::new(&config).unwrap();
-        assert_eq!(p.candidates, vec![SELF_EXE.to_owned()]);
-        let argv: Vec<_> = p._argv.iter().map(|s| s.to_str().unwrap()).collect();
-        assert_eq!(argv, ["supervisor", "init", "--", "sleep", "1"]);
-        assert!(p.argv_ptrs.last().unwrap().is_null());
     }
 }
