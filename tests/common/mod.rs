@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod terminal;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
