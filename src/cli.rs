@@ -14,9 +14,14 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     propagate_version = true
 )]
 pub struct Cli {
-    /// More logs on stderr: -v shows each lifecycle phase with its duration, -vv everything.
-    #[arg(short, long, global = true, action = ArgAction::Count)]
+    /// More logs on stderr: each lifecycle phase with its duration; twice,
+    /// everything (as --log-level debug / trace).
+    #[arg(long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// What to log on stderr (default warn); RUST_LOG, when set, wins.
+    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
 
     /// Where leases and container records live.
     #[arg(
@@ -114,9 +119,22 @@ pub struct RunArgs {
     )]
     pub init: bool,
 
+    /// docker's -v/--volume, refused until volumes exist, so that it can
+    /// never silently mean something else.
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST", hide = true, value_parser = no_volumes)]
+    pub volume: Vec<String>,
+
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+fn no_volumes(_: &str) -> Result<String, String> {
+    Err(
+        "volumes are not supported yet (the container sees the host's filesystem); \
+         -v is not verbosity here: use --verbose"
+            .to_string(),
+    )
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +203,18 @@ pub struct InspectArgs {
     /// A container by name, id or id prefix.
     #[arg(value_name = "NAME|ID")]
     pub container: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    /// The supervisor's own info (others' stay at warn).
+    Info,
+    /// The supervisor's own lifecycle phases with their durations.
+    Debug,
+    /// Everything, every crate's.
+    Trace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -333,8 +363,22 @@ mod tests {
 
     #[test]
     fn global_options_go_before_or_after_the_subcommand() {
-        let cli = parse(&["--state-dir", "/tmp/s", "run", "-v", "true"]).unwrap();
+        let cli = parse(&["--state-dir", "/tmp/s", "run", "--verbose", "true"]).unwrap();
         assert_eq!(cli.state_dir, std::path::PathBuf::from("/tmp/s"));
         assert_eq!(cli.verbose, 1);
+        let cli = parse(&["--log-level", "debug", "run", "true"]).unwrap();
+        assert_eq!(cli.log_level, Some(LogLevel::Debug));
+    }
+
+    #[test]
+    fn dash_v_is_dockers_volume_and_refused_never_verbosity() {
+        let err = parse(&["run", "-v", "/tmp:/data", "true"]).unwrap_err();
+        assert!(
+            err.to_string().contains("volumes are not supported yet"),
+            "{err}"
+        );
+        assert!(parse(&["run", "--volume=/tmp:/data", "true"]).is_err());
+        assert!(parse(&["-v", "run", "true"]).is_err());
+        assert!(parse(&["ps", "-v"]).is_err());
     }
 }

@@ -208,16 +208,56 @@ fn the_init_exits_with_the_commands_code_or_128_plus_its_signal() {
 }
 
 #[test]
-fn a_command_ignoring_sigterm_is_killed_after_the_stop_timeout() {
-    let Some(ns) = HostNs::new("a_command_ignoring_sigterm_is_killed_after_the_stop_timeout")
-    else {
+fn a_command_ignoring_sigterm_is_killed_after_the_stop_timeout_with_a_warning_saying_why() {
+    let Some(ns) = HostNs::new(
+        "a_command_ignoring_sigterm_is_killed_after_the_stop_timeout_with_a_warning_saying_why",
+    ) else {
         return;
     };
-    let script = "trap '' TERM; echo ready; while :; do sleep 0.05; done";
-    let (mut child, _out) = start(&ns, &["--stop-timeout", "1", "sh", "-c", script]);
-    signal(child.id(), libc::SIGTERM);
-    let status = wait_at_most(&mut child, Duration::from_secs(10));
-    assert_eq!(status.code(), Some(137));
+    let ignoring = "trap '' TERM; echo ready; while :; do sleep 0.05; done";
+    let plain = "echo ready; exec sleep 100";
+    let cases = [
+        (
+            "--init=true",
+            ignoring,
+            "its command handles or ignores SIGTERM without exiting: make it exit on SIGTERM, or give it more time with --stop-timeout SECS",
+        ),
+        (
+            "--init=false",
+            plain,
+            "with --init=false its command is PID 1, which ignores SIGTERM unless it has a handler: run it without --init=false, or give it more time with --stop-timeout SECS",
+        ),
+    ];
+    for (init, script, why) in cases {
+        let mut child = ns
+            .supervisor()
+            .args(["run", "--network", "none", init, "--stop-timeout", "1"])
+            .args(["sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn supervisor");
+        let _out = wait_ready(&mut child);
+        signal(child.id(), libc::SIGTERM);
+        let status = wait_at_most(&mut child, Duration::from_secs(10));
+        assert_eq!(status.code(), Some(137), "{init}");
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(
+            err.contains(
+                "the container did not exit within --stop-timeout (1 s) of SIGTERM: \
+                 killing it (SIGKILL); "
+            ) && err.contains(why),
+            "{init}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }
 
 #[test]
@@ -439,26 +479,74 @@ fn init_reaps_an_orphaned_grandchild() {
 }
 
 #[test]
-fn a_bad_option_is_one_line_exit_125_and_creates_nothing() {
-    let Some(ns) = HostNs::new("a_bad_option_is_one_line_exit_125_and_creates_nothing") else {
+fn a_bad_option_is_refused_with_exit_125_naming_it_and_creates_nothing() {
+    let Some(ns) =
+        HostNs::new("a_bad_option_is_refused_with_exit_125_naming_it_and_creates_nothing")
+    else {
         return;
     };
     let before = ns.ok("ip -br link; ls -A /run");
-    for args in [
-        &["--name", "a b", "true"][..],
-        &["--stop-timeout", "soon", "true"],
-        &["--env", "=x", "true"],
-        &["--workdir", "relative", "true"],
-        &["--network", "weird", "true"],
-        &["--no-such-flag", "true"],
+    for (args, named) in [
+        (&["--name", "a b", "true"][..], "a b"),
+        (
+            &["--stop-timeout", "soon", "true"],
+            "'soon' for '--stop-timeout <SECS>'",
+        ),
+        (&["--env", "=x", "true"], "=x"),
+        (&["--workdir", "relative", "true"], "relative"),
+        (&["--init=maybe", "true"], "'maybe' for '--init[=<BOOL>]'"),
+        (&["--no-such-flag", "true"], "'--no-such-flag'"),
+        // docker's -v: never verbosity, never the command.
+        (
+            &["-v", "/tmp:/data", "true"],
+            "volumes are not supported yet",
+        ),
     ] {
         let out = run(&ns, args);
         assert_eq!(out.status.code(), Some(125), "{args:?}");
         let err = stderr(&out);
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.starts_with("supervisor: "), "{err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.starts_with("supervisor: "), "{err}");
+        assert!(first.contains(named), "{args:?}: {err}");
+        assert!(err.lines().all(|l| !l.trim().is_empty()), "{err}");
     }
     assert_eq!(ns.ok("ip -br link; ls -A /run"), before);
+}
+
+#[test]
+fn usage_errors_keep_the_missing_argument_the_tip_and_the_allowed_values() {
+    let Some(ns) =
+        HostNs::new("usage_errors_keep_the_missing_argument_the_tip_and_the_allowed_values")
+    else {
+        return;
+    };
+    let lines = |args: &[&str]| -> Vec<String> {
+        let out = common::run(ns.supervisor().args(args));
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        stderr(&out).lines().map(String::from).collect()
+    };
+    assert_eq!(
+        lines(&["run"])[0],
+        "supervisor: the following required arguments were not provided: <CMD>..."
+    );
+    assert_eq!(
+        lines(&["stop"])[0],
+        "supervisor: the following required arguments were not provided: <NAME|ID>..."
+    );
+    let misspelt = lines(&["run", "--nam", "web", "true"]);
+    assert_eq!(misspelt[0], "supervisor: unexpected argument '--nam' found");
+    assert_eq!(misspelt[1], "tip: a similar argument exists: '--name'");
+    assert_eq!(
+        lines(&["run", "--network", "host", "true"])[0],
+        "supervisor: invalid value 'host' for '--network <NETWORK>' [possible values: none, bridge]"
+    );
+    let volume = lines(&["run", "-v", "/tmp:/data", "true"]);
+    assert_eq!(
+        volume[0],
+        "supervisor: invalid value '/tmp:/data' for '--volume <SRC:DST>': volumes are not \
+         supported yet (the container sees the host's filesystem); -v is not verbosity here: \
+         use --verbose"
+    );
 }
 
 #[test]
@@ -489,7 +577,7 @@ fn stdio_passes_through_and_logs_stay_on_stderr() {
     let mut child = ns
         .supervisor()
         .args([
-            "-v",
+            "--verbose",
             "run",
             "--network",
             "none",
@@ -517,6 +605,10 @@ fn stdio_passes_through_and_logs_stay_on_stderr() {
         err.contains("clone3:") && err.contains(" us"),
         "phases logged: {err}"
     );
+    let out = run(&ns, &["--log-level", "debug", "true"]);
+    assert!(stderr(&out).contains("clone3:"), "{}", stderr(&out));
+    let out = run(&ns, &["true"]);
+    assert_eq!(stderr(&out), "", "quiet by default");
 }
 
 #[test]

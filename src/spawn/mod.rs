@@ -19,7 +19,10 @@ use libc::c_char;
 use tokio::io::AsyncReadExt;
 
 use self::caps::CapPlan;
-pub use self::caps::{CONTAINER_DEFAULT as DEFAULT_CAPABILITIES, missing as missing_capabilities};
+pub use self::caps::{
+    CONTAINER_DEFAULT as DEFAULT_CAPABILITIES, missing as missing_capabilities,
+    names as capability_names,
+};
 use self::child::ChildPlan;
 pub use self::child::Stage;
 use self::clone3::{Forked, clone3};
