@@ -34,7 +34,7 @@ fn children(pid: u32) -> Vec<u32> {
 
 /// Starts the quick start on a terminal and waits until `nc` runs under the
 /// container's init, holds the terminal and listens; returns the terminal.
-fn quick_start_on_a_terminal(ns: &HostNs) -> Terminal {
+fn quick_start_on_a_terminal(ns: &HostNs) -> (Terminal, u32) {
     let mut cmd = ns.supervisor();
     cmd.args(QUICK_START);
     let term = Terminal::start(cmd);
@@ -52,7 +52,7 @@ fn quick_start_on_a_terminal(ns: &HostNs) -> Terminal {
             .ok()?;
         (!out.stdout.is_empty()).then_some(())
     });
-    term
+    (term, nc)
 }
 
 /// Waits for the supervisor on `term` to exit, for at most `limit`.
@@ -83,7 +83,7 @@ fn ctrl_c_on_a_terminal_ends_the_quick_start_at_once_with_130_and_leaves_nothing
     ) else {
         return;
     };
-    let mut term = quick_start_on_a_terminal(&ns);
+    let (mut term, _) = quick_start_on_a_terminal(&ns);
     let pressed = Instant::now();
     term.type_in(b"\x03");
     let code = exit_code_within(&mut term, Duration::from_secs(10));
@@ -94,13 +94,34 @@ fn ctrl_c_on_a_terminal_ends_the_quick_start_at_once_with_130_and_leaves_nothing
 }
 
 #[test]
+fn ctrl_z_on_a_terminal_leaves_the_quick_start_running_and_ctrl_c_still_ends_it() {
+    let Some(ns) =
+        HostNs::new("ctrl_z_on_a_terminal_leaves_the_quick_start_running_and_ctrl_c_still_ends_it")
+    else {
+        return;
+    };
+    let (mut term, nc) = quick_start_on_a_terminal(&ns);
+    term.type_in(b"\x1a");
+    // Stopped, nc would leave the terminal hung: nothing could resume it,
+    // and Ctrl-C would wait behind the stop.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ne!(common::process_state(nc), Some('T'), "nc stopped");
+    term.type_in(b"\x03");
+    assert_eq!(
+        exit_code_within(&mut term, Duration::from_secs(10)),
+        Some(130)
+    );
+    assert_nothing_left(&ns);
+}
+
+#[test]
 fn the_quick_starts_second_terminal_talks_both_ways_and_ctrl_d_there_ends_the_run() {
     let Some(ns) = HostNs::new(
         "the_quick_starts_second_terminal_talks_both_ways_and_ctrl_d_there_ends_the_run",
     ) else {
         return;
     };
-    let mut term = quick_start_on_a_terminal(&ns);
+    let (mut term, _) = quick_start_on_a_terminal(&ns);
     // The README's second terminal.
     let mut second = ns
         .command("nc")

@@ -118,21 +118,35 @@ unsafe fn wait_signal() -> libc::c_int {
 /// Reaps every exited child; the command's exit code once it is among them:
 /// its own code, or 128+n when signal n killed it, as the supervisor
 /// reports a signal death.
+///
+/// A command stopped by the terminal (Ctrl-Z, or reading it from the
+/// background) is resumed at once: the supervisor is not a job its shell
+/// could resume, so a stop would leave the terminal hung with Ctrl-C
+/// pending behind it. Ctrl-Z then does nothing, as for a PID 1 command.
 fn reap_all(command: libc::pid_t) -> Option<libc::c_int> {
     let mut result = None;
     loop {
         let mut status = 0;
         // SAFETY: waitpid on any child of ours, non-blocking.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED) };
         if pid <= 0 {
             return result;
         }
-        if pid == command {
-            result = Some(if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            });
+        if pid != command {
+            continue;
+        }
+        if libc::WIFSTOPPED(status) {
+            if matches!(
+                libc::WSTOPSIG(status),
+                libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+            ) {
+                // SAFETY: kill on our own child, stopped, not reaped.
+                unsafe { libc::kill(command, libc::SIGCONT) };
+            }
+        } else if libc::WIFEXITED(status) {
+            result = Some(libc::WEXITSTATUS(status));
+        } else {
+            result = Some(128 + libc::WTERMSIG(status));
         }
     }
 }

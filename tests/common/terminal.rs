@@ -74,3 +74,13 @@ impl Terminal {
         unsafe { libc::tcgetpgrp(std::os::fd::AsRawFd::as_raw_fd(&self.master)) }
     }
 }
+
+impl Drop for Terminal {
+    /// A failed test must not leave its supervisor behind on a dead pty.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
