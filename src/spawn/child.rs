@@ -4,6 +4,8 @@
 //! async-signal-safe syscalls on data prepared by the parent. No allocation,
 //! no locks, no logging. Failures are reported to the parent as two integers
 //! (stage, errno) on a CLOEXEC pipe, which closes unread when exec succeeds.
+//! By default the child does not exec itself: it stays as the container's
+//! init (init.rs), whose child execs the command and inherits that pipe.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;

@@ -358,4 +358,23 @@ mod tests {
         ];
         assert_eq!(path_of(&env), "/b");
     }
+
+    #[test]
+    fn the_inits_command_gets_an_aligned_stack_of_its_own_and_no_init_none() {
+        let mut config = SpawnConfig {
+            hostname: "h".into(),
+            workdir: "/".into(),
+            env: vec![],
+            command: vec!["/bin/true".into()],
+            init: true,
+            take_terminal: false,
+        };
+        let mut p = Prepared::new(&config).unwrap();
+        let base = p.command_stack.as_ptr() as usize;
+        let top = p.command_stack_top() as usize;
+        assert_eq!(top % 16, 0);
+        assert!(top <= base + init::COMMAND_STACK && top > base + init::COMMAND_STACK - 16);
+        config.init = false;
+        assert_eq!(Prepared::new(&config).unwrap().command_stack.capacity(), 0);
+    }
 }
