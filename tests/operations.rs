@@ -274,6 +274,22 @@ fn commands_that_need_root_say_which_privilege_is_missing_and_change_nothing() {
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert_eq!(stderr(&out), message, "{args:?}");
     }
+    let file = std::env::temp_dir().join(format!("sv-privileges-{}.nft", std::process::id()));
+    std::fs::write(
+        &file,
+        "table inet t {\n  chain c { type filter hook input priority 0; }\n}\n",
+    )
+    .unwrap();
+    let load = as_nobody(&["ruleset", "load", file.to_str().unwrap()]);
+    let check = as_nobody(&["ruleset", "check", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(load.status.code(), Some(1));
+    assert_eq!(
+        stderr(&load),
+        "ruleset load needs CAP_NET_ADMIN to change the kernel's nftables: run it as root \
+         (ruleset check needs nothing)\n"
+    );
+    assert!(check.status.success(), "{}", stderr(&check));
     // Reading is open to anyone, as the records are.
     assert!(as_nobody(&["ps"]).status.success());
     assert_eq!(records(&ns), "web.json\n");
