@@ -323,6 +323,32 @@ fn by_default_the_command_runs_under_a_minimal_init_as_pid_2() {
 }
 
 #[test]
+fn the_container_cannot_read_the_inits_memory_or_the_hosts_environment_in_it() {
+    let Some(ns) =
+        HostNs::new("the_container_cannot_read_the_inits_memory_or_the_hosts_environment_in_it")
+    else {
+        return;
+    };
+    // The init is a copy of the supervisor, whose environment is the host's.
+    let out = ns
+        .supervisor()
+        .env("SV_HOST_SECRET", "hunter2")
+        .args(["run", "--network", "none", "--", "sh", "-c"])
+        .arg("cat /proc/1/environ; head -c 64 /proc/1/mem; grep -c HOME /proc/self/environ")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&out), stderr(&out));
+    assert!(!out.contains("hunter2"), "{out}");
+    assert_eq!(out, "1\n", "the command's own environment stays readable");
+    assert!(
+        err.contains("/proc/1/environ: Permission denied")
+            && err.contains("/proc/1/mem' for reading: Permission denied"),
+        "{err}"
+    );
+}
+
+#[test]
 fn hostname_is_the_name_by_default_or_as_given() {
     let Some(ns) = HostNs::new("hostname_is_the_name_by_default_or_as_given") else {
         return;

@@ -32,6 +32,15 @@ pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
     // clone3, and touches nothing of ours but errno (ours is asleep).
     let pid = unsafe {
         libc::prctl(libc::PR_SET_NAME, NAME.as_ptr() as libc::c_ulong, 0, 0, 0);
+        // The init is a copy of the supervisor: its memory and /proc/1/environ
+        // hold the host's environment and whatever the supervisor had read.
+        // Root in the container has the same uid and a subset of its
+        // capabilities, which is enough to read them unless the init is not
+        // dumpable (runc hides its init the same way). The command gets a
+        // dumpable mm of its own at exec.
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 {
+            fail(report, Stage::StartCommand, errno());
+        }
         libc::clone(
             command_main,
             plan.command_stack,
