@@ -4,7 +4,7 @@
 //! orphans are re-parented to it. Most programs are written for neither: run
 //! as PID 1, `nc -l` ignores Ctrl-C and SIGTERM, and zombies pile up. So the
 //! cloned child stays on as a minimal init, as docker's `--init` (tini) does:
-//! it forks the command, forwards the signals it is sent, reaps every child,
+//! it starts the command, forwards the signals it is sent, reaps every child,
 //! and exits with the command's status. It costs a vfork-style clone, not an
 //! exec (exec-ing `supervisor init` cost 1.3 ms): it is still the copy of the
 //! supervisor that clone3 made, so the rules of child.rs hold here too (raw
