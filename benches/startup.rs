@@ -135,7 +135,7 @@ fn spawn_phases(c: &mut Criterion) {
     group.finish();
 }
 
-/// The phases `run -v` logs, p50/p90 over `runs` runs, each alone: where
+/// The phases `run --verbose` logs, p50/p90 over `runs` runs, each alone: where
 /// the startup time goes.
 fn phase_breakdown(title: &str, args: &[&str], runs: usize) {
     let mut order: Vec<String> = Vec::new();
@@ -143,7 +143,7 @@ fn phase_breakdown(title: &str, args: &[&str], runs: usize) {
     for _ in 0..runs {
         std::thread::sleep(SETTLE);
         let out = Command::new(SUPERVISOR)
-            .arg("-v")
+            .arg("--verbose")
             .arg("run")
             .args(args)
             .args(["--", "/bin/true"])
@@ -151,7 +151,7 @@ fn phase_breakdown(title: &str, args: &[&str], runs: usize) {
             .stdin(Stdio::null())
             .output()
             .expect("spawn");
-        assert!(out.status.success(), "run -v failed");
+        assert!(out.status.success(), "run --verbose failed");
         for (name, d) in phases::parse_log(&String::from_utf8_lossy(&out.stderr)) {
             let at = order.iter().position(|n| *n == name).unwrap_or_else(|| {
                 order.push(name);

@@ -14,9 +14,14 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     propagate_version = true
 )]
 pub struct Cli {
-    /// More logs on stderr: -v shows each lifecycle phase with its duration, -vv everything.
-    #[arg(short, long, global = true, action = ArgAction::Count)]
+    /// More logs on stderr: each lifecycle phase with its duration; twice,
+    /// everything (as --log-level debug / trace).
+    #[arg(long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// What to log on stderr (default warn); RUST_LOG, when set, wins.
+    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
 
     /// Where leases and container records live.
     #[arg(
@@ -64,12 +69,6 @@ pub enum Command {
     /// Measure container startup in a throwaway namespace, optionally against
     /// the naive approach (ip, iptables/nft commands), and print a table.
     Bench(BenchArgs),
-    /// Minimal init for `run --init` (runs as PID 1 inside the container).
-    #[command(hide = true)]
-    Init {
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<OsString>,
-    },
 }
 
 #[derive(Debug, Args)]
@@ -107,8 +106,17 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub stop_timeout: u64,
 
-    /// Run a minimal init as PID 1 that reaps zombies and forwards signals.
-    #[arg(long)]
+    /// PID 1 is a minimal init that forwards signals to the command and
+    /// reaps zombies (the default); --init=false makes the command PID 1.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = ArgAction::Set
+    )]
     pub init: bool,
 
     /// docker's: seccomp=unconfined, seccomp=FILE (docker's JSON profile),
@@ -132,9 +140,22 @@ pub struct RunArgs {
     #[arg(long, value_name = "OPT")]
     pub dns_option: Vec<String>,
 
+    /// docker's -v/--volume, refused until volumes exist, so that it can
+    /// never silently mean something else.
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST", hide = true, value_parser = no_volumes)]
+    pub volume: Vec<String>,
+
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+fn no_volumes(_: &str) -> Result<String, String> {
+    Err(
+        "volumes are not supported yet (the container sees the host's filesystem); \
+         -v is not verbosity here: use --verbose"
+            .to_string(),
+    )
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +227,18 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    /// The supervisor's own info (others' stay at warn).
+    Info,
+    /// The supervisor's own lifecycle phases with their durations.
+    Debug,
+    /// Everything, every crate's.
+    Trace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NetworkArg {
     /// Only a loopback interface.
     None,
@@ -251,7 +284,7 @@ mod tests {
     fn run_defaults() {
         let run = run_args(&["run", "--", "true"]);
         assert_eq!(run.stop_timeout, 10);
-        assert!(!run.init);
+        assert!(run.init);
         assert_eq!(run.name, None);
         assert_eq!(run.command, ["true"]);
         assert_eq!(run.network, NetworkArg::Bridge);
@@ -300,6 +333,15 @@ mod tests {
     }
 
     #[test]
+    fn init_is_the_default_and_takes_a_bool_after_an_equals_sign() {
+        assert!(run_args(&["run", "--init=true", "true"]).init);
+        let run = run_args(&["run", "--init=false", "false"]);
+        assert!(!run.init);
+        assert_eq!(run.command, ["false"]);
+        assert!(parse(&["run", "--init=maybe", "true"]).is_err());
+    }
+
+    #[test]
     fn a_missing_command_or_bad_timeout_is_refused() {
         assert!(parse(&["run"]).is_err());
         assert!(parse(&["run", "--stop-timeout", "-1", "true"]).is_err());
@@ -342,8 +384,22 @@ mod tests {
 
     #[test]
     fn global_options_go_before_or_after_the_subcommand() {
-        let cli = parse(&["--state-dir", "/tmp/s", "run", "-v", "true"]).unwrap();
+        let cli = parse(&["--state-dir", "/tmp/s", "run", "--verbose", "true"]).unwrap();
         assert_eq!(cli.state_dir, std::path::PathBuf::from("/tmp/s"));
         assert_eq!(cli.verbose, 1);
+        let cli = parse(&["--log-level", "debug", "run", "true"]).unwrap();
+        assert_eq!(cli.log_level, Some(LogLevel::Debug));
+    }
+
+    #[test]
+    fn dash_v_is_dockers_volume_and_refused_never_verbosity() {
+        let err = parse(&["run", "-v", "/tmp:/data", "true"]).unwrap_err();
+        assert!(
+            err.to_string().contains("volumes are not supported yet"),
+            "{err}"
+        );
+        assert!(parse(&["run", "--volume=/tmp:/data", "true"]).is_err());
+        assert!(parse(&["-v", "run", "true"]).is_err());
+        assert!(parse(&["ps", "-v"]).is_err());
     }
 }

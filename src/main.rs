@@ -3,6 +3,7 @@
 //! exit codes (docker's: 125 when the supervisor itself failed).
 
 mod cli;
+mod usage;
 
 use std::io::stdout;
 use std::path::PathBuf;
@@ -13,14 +14,14 @@ use clap::Parser;
 use supervisor::spec::{NetworkMode, RunOptions};
 use supervisor::{control, ruleset};
 
-use crate::cli::{BenchArgs, Cli, Command, NetworkArg, RulesetCommand, RunArgs};
+use crate::cli::{BenchArgs, Cli, Command, LogLevel, NetworkArg, RulesetCommand, RunArgs};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
     };
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.log_level);
     match cli.command {
         Command::Run(args) => {
             let options = run_options(args, cli.bridge, cli.subnet, cli.state_dir);
@@ -48,7 +49,6 @@ fn main() -> ExitCode {
             &cli.subnet,
             &mut stdout(),
         )),
-        Command::Init { command } => ExitCode::from(supervisor::spawn::init::run(&command)),
         Command::Ruleset(command) => ruleset_command(command),
     }
 }
@@ -114,15 +114,23 @@ fn exit<E: std::fmt::Display>(result: Result<u8, E>, code: impl Fn(&E) -> u8) ->
     }
 }
 
-/// Warnings and errors by default; `-v` adds each lifecycle phase with its
-/// duration, `-vv` everything. RUST_LOG, when set, wins. Always stderr: the
-/// container's stdout is the user's.
-fn init_logging(verbose: u8) {
+/// Warnings and errors by default; `--verbose` (or `--log-level debug`)
+/// adds each lifecycle phase with its duration, twice (or `trace`)
+/// everything. RUST_LOG, when set, wins. Always stderr: the container's
+/// stdout is the user's.
+fn init_logging(verbose: u8, level: Option<LogLevel>) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "warn,supervisor=debug",
-        _ => "trace",
+    let level = level.unwrap_or(match verbose {
+        0 => LogLevel::Warn,
+        1 => LogLevel::Debug,
+        _ => LogLevel::Trace,
+    });
+    let default = match level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "warn,supervisor=info",
+        LogLevel::Debug => "warn,supervisor=debug",
+        LogLevel::Trace => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     use std::io::IsTerminal;
@@ -162,8 +170,8 @@ fn ruleset_command(command: RulesetCommand) -> ExitCode {
     }
 }
 
-/// Help and version go to stdout with exit 0; every other parse error is one
-/// line naming the bad value, exit 125.
+/// Help and version go to stdout with exit 0; every other parse error is
+/// clap's whole message, one line per paragraph, exit 125.
 fn usage_error(err: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match err.kind() {
@@ -172,10 +180,9 @@ fn usage_error(err: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            let text = err.to_string();
-            let line = text.lines().next().unwrap_or("invalid arguments");
-            let line = line.strip_prefix("error: ").unwrap_or(line);
-            eprintln!("supervisor: {line}");
+            for line in usage::lines(&err.to_string()) {
+                eprintln!("{line}");
+            }
             ExitCode::from(125)
         }
     }

@@ -17,7 +17,9 @@ use crate::publish::Protocol;
 use crate::reconcile;
 use crate::reserve::{self, Reservations};
 use crate::signals::{self, Signals};
-use crate::spawn::{self, Confinement, Container, ExitStatus, SpawnConfig, SpawnError};
+use crate::spawn::{
+    self, Confinement, Container, ExitStatus, SpawnConfig, SpawnError, capability_names as names,
+};
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
 use crate::state::{self, Process, Record, Registration, Store};
 
@@ -58,13 +60,6 @@ impl Error {
             _ => 125,
         }
     }
-}
-
-fn names(caps: &[Capability]) -> String {
-    caps.iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Runs a container to its end; returns the exit code the supervisor should
@@ -441,7 +436,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
                 forget_udp(&net.firewall, publication, None);
             }
             pause_at("running");
-            supervise(&container, &mut signals, spec.stop_timeout)
+            supervise(&container, &mut signals, spec.stop_timeout, spec.init)
                 .await
                 .map_err(Error::Wait)
         }
@@ -477,17 +472,20 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
 }
 
 /// Waits for the container to exit, forwarding signals. SIGINT and SIGTERM
-/// start the stop timeout, after which the container is killed: as PID 1 it
-/// ignores any signal it has no handler for. A second one kills at once.
+/// start the stop timeout, after which the container is killed: its
+/// command may handle or ignore them (and without the init, as PID 1, it
+/// ignores any it has no handler for). A second one kills at once.
 async fn supervise(
     container: &Container,
     signals: &mut Signals,
     stop_timeout: Duration,
+    init: bool,
 ) -> io::Result<ExitStatus> {
     let pidfd = container.pidfd();
     let exit = pidfd.wait();
     tokio::pin!(exit);
     let mut kill_at: Option<Pin<Box<Sleep>>> = None;
+    let mut stopped_by = libc::SIGTERM;
     loop {
         tokio::select! {
             status = &mut exit => return status,
@@ -504,6 +502,7 @@ async fn supervise(
                     tracing::debug!(signal, %err, "forwarding failed: the container is exiting");
                 }
                 if stop {
+                    stopped_by = signal;
                     kill_at = Some(Box::pin(tokio::time::sleep(stop_timeout)));
                 }
             }
@@ -513,15 +512,39 @@ async fn supervise(
                     None => std::future::pending().await,
                 }
             } => {
-                tracing::warn!(
-                    "the container did not stop within {} s: killing it",
-                    stop_timeout.as_secs()
-                );
+                tracing::warn!("{}", grace_expired(stopped_by, stop_timeout, init));
                 kill(container);
                 kill_at = None;
             }
         }
     }
+}
+
+/// Why a container is killed after its grace period, and what to change.
+fn grace_expired(signal: libc::c_int, stop_timeout: Duration, init: bool) -> String {
+    let name = if signal == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    let why = if init {
+        format!("its command handles or ignores {name} without exiting")
+    } else {
+        format!(
+            "with --init=false its command is PID 1, which ignores {name} \
+             unless it has a handler"
+        )
+    };
+    let fix = if init {
+        format!("make it exit on {name}")
+    } else {
+        "run it without --init=false".to_string()
+    };
+    format!(
+        "the container did not exit within --stop-timeout ({} s) of {name}: killing it \
+         (SIGKILL); {why}: {fix}, or give it more time with --stop-timeout SECS",
+        stop_timeout.as_secs()
+    )
 }
 
 fn kill(container: &Container) {

@@ -304,7 +304,13 @@ fn ctrl_c_to_a_supervisor_whose_command_ignores_it_kills_after_the_stop_timeout(
     assert_eq!(status.code(), Some(137), "killed after the stop timeout");
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(err.contains("did not stop within 1 s: killing it"), "{err}");
+    assert!(
+        err.contains(
+            "did not exit within --stop-timeout (1 s) of SIGINT: killing it (SIGKILL); its \
+             command handles or ignores SIGINT without exiting: make it exit on SIGINT"
+        ),
+        "{err}"
+    );
     assert_no_state(&ns);
     wait_for_no_veth(&ns);
 }

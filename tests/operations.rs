@@ -171,7 +171,19 @@ fn stop_terminates_then_kills_and_returns_once_cleaned_up() {
         &["stop", "--time", "1", "polite", &stubborn_id[..6], "nosuch"],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stderr(&out), "supervisor: no such container: nosuch\n");
+    let err = stderr(&out);
+    let lines: Vec<_> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].ends_with(
+            "stubborn did not exit within 1 s (stop --time) of SIGTERM: killing it (SIGKILL); \
+             its command handles or ignores SIGTERM without exiting (or, run with \
+             --init=false, has no handler as PID 1): make it exit on SIGTERM, or give it \
+             more time with stop --time SECS"
+        ),
+        "{err}"
+    );
+    assert_eq!(lines[1], "supervisor: no such container: nosuch");
     assert_eq!(stdout(&out), "polite\nstubborn\n");
     // `stop` returned after both supervisors cleaned up and exited.
     assert_eq!(records(&ns), "");
@@ -188,6 +200,100 @@ fn stop_terminates_then_kills_and_returns_once_cleaned_up() {
     let out = supervisor(&ns, &["stop", "polite"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out), "supervisor: no such container: polite\n");
+}
+
+#[test]
+fn stop_ends_a_plain_command_without_waiting_out_the_grace_period() {
+    let Some(ns) = HostNs::new("stop_ends_a_plain_command_without_waiting_out_the_grace_period")
+    else {
+        return;
+    };
+    // No trap: under the default init, sleep dies of SIGTERM itself.
+    let (plain, _out) = ns.start(&[
+        "--name",
+        "plain",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; exec sleep 100",
+    ]);
+    let started = std::time::Instant::now();
+    let out = supervisor(&ns, &["stop", "--time", "30", "plain"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "stop waited {:?}",
+        started.elapsed()
+    );
+    let mut plain = plain;
+    assert_eq!(plain.wait().unwrap().code(), Some(143), "killed by SIGTERM");
+    assert_no_state(&ns);
+}
+
+#[test]
+fn commands_that_need_root_say_which_privilege_is_missing_and_change_nothing() {
+    let Some(ns) =
+        HostNs::new("commands_that_need_root_say_which_privilege_is_missing_and_change_nothing")
+    else {
+        return;
+    };
+    let (web, _out) = ns.start(&[
+        "--name",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; read _ || true",
+    ]);
+    let as_nobody = |args: &[&str]| {
+        common::run(
+            ns.command("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(common::SUPERVISOR)
+                .args(args),
+        )
+    };
+    for (args, message) in [
+        (
+            &["stop", "web"][..],
+            "supervisor: stop needs CAP_KILL to signal containers, which run as root: \
+             run it as root\n",
+        ),
+        (
+            &["inspect", "web"],
+            "supervisor: inspect needs CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_NET_ADMIN to look \
+             into the container's namespaces and firewall: run it as root\n",
+        ),
+        (
+            &["gc"],
+            "supervisor: gc needs CAP_NET_ADMIN to remove links and firewall elements: \
+             run it as root\n",
+        ),
+    ] {
+        let out = as_nobody(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(stderr(&out), message, "{args:?}");
+    }
+    let file = std::env::temp_dir().join(format!("sv-privileges-{}.nft", std::process::id()));
+    std::fs::write(
+        &file,
+        "table inet t {\n  chain c { type filter hook input priority 0; }\n}\n",
+    )
+    .unwrap();
+    let load = as_nobody(&["ruleset", "load", file.to_str().unwrap()]);
+    let check = as_nobody(&["ruleset", "check", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(load.status.code(), Some(1));
+    assert_eq!(
+        stderr(&load),
+        "ruleset load needs CAP_NET_ADMIN to change the kernel's nftables: run it as root \
+         (ruleset check needs nothing)\n"
+    );
+    assert!(check.status.success(), "{}", stderr(&check));
+    // Reading is open to anyone, as the records are.
+    assert!(as_nobody(&["ps"]).status.success());
+    assert_eq!(records(&ns), "web.json\n");
+    stop(web);
 }
 
 #[test]

@@ -135,28 +135,129 @@ fn assert_sigterm_reaches_a_trap(ns: &HostNs, args: &[&str]) {
 }
 
 #[test]
-fn with_init_sigterm_reaches_the_command_with_a_clean_signal_mask() {
-    let Some(ns) = HostNs::new("with_init_sigterm_reaches_the_command_with_a_clean_signal_mask")
-    else {
+fn the_command_starts_with_a_clean_signal_mask_and_gets_sigterm_with_or_without_init() {
+    let Some(ns) = HostNs::new(
+        "the_command_starts_with_a_clean_signal_mask_and_gets_sigterm_with_or_without_init",
+    ) else {
         return;
     };
-    // Not through a shell: dash clears its mask at startup and would hide it.
-    let out = run(&ns, &["--init", "grep", "SigBlk", "/proc/self/status"]);
-    assert_eq!(stdout(&out).trim(), "SigBlk:\t0000000000000000");
-    assert_sigterm_reaches_a_trap(&ns, &["--init"]);
+    for init in ["--init=true", "--init=false"] {
+        // Not through a shell: dash clears its mask at startup and would hide it.
+        let out = run(&ns, &[init, "grep", "SigBlk", "/proc/self/status"]);
+        assert_eq!(stdout(&out), "SigBlk:\t0000000000000000\n", "{init}");
+        assert_sigterm_reaches_a_trap(&ns, &[init]);
+    }
 }
 
 #[test]
-fn a_command_ignoring_sigterm_is_killed_after_the_stop_timeout() {
-    let Some(ns) = HostNs::new("a_command_ignoring_sigterm_is_killed_after_the_stop_timeout")
+fn sigterm_ends_a_plain_command_at_once_unless_it_is_pid_1() {
+    let Some(ns) = HostNs::new("sigterm_ends_a_plain_command_at_once_unless_it_is_pid_1") else {
+        return;
+    };
+    let plain = ["sh", "-c", "echo ready; exec sleep 100"];
+    let mut args = vec!["--stop-timeout", "600"];
+    args.extend(plain);
+    let (mut child, _out) = start(&ns, &args);
+    let sent = Instant::now();
+    signal(child.id(), libc::SIGTERM);
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(143), "killed by the SIGTERM itself");
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+    // As PID 1, sleep ignores SIGTERM: only the stop timeout's SIGKILL ends it.
+    let mut args = vec!["--init=false", "--stop-timeout", "1"];
+    args.extend(plain);
+    let (mut child, _out) = start(&ns, &args);
+    signal(child.id(), libc::SIGTERM);
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(137), "killed after the stop timeout");
+}
+
+#[test]
+fn the_init_exits_with_the_commands_code_or_128_plus_its_signal() {
+    let Some(ns) = HostNs::new("the_init_exits_with_the_commands_code_or_128_plus_its_signal")
     else {
         return;
     };
-    let script = "trap '' TERM; echo ready; while :; do sleep 0.05; done";
-    let (mut child, _out) = start(&ns, &["--stop-timeout", "1", "sh", "-c", script]);
-    signal(child.id(), libc::SIGTERM);
-    let status = wait_at_most(&mut child, Duration::from_secs(10));
-    assert_eq!(status.code(), Some(137));
+    let cases: [(&[&str], i32); 4] = [
+        (&["true"], 0),
+        (&["sh", "-c", "exit 7"], 7),
+        (&["/etc/passwd"], 126),
+        (&["surely-no-such-command"], 127),
+    ];
+    for init in ["--init=true", "--init=false"] {
+        for (args, code) in cases {
+            let mut all = vec![init];
+            all.extend(args);
+            let out = run(&ns, &all);
+            assert_eq!(out.status.code(), Some(code), "{all:?}: {}", stderr(&out));
+        }
+    }
+    let out = run(&ns, &["surely-no-such-command"]);
+    assert_eq!(
+        stderr(&out),
+        "supervisor: surely-no-such-command: command not found\n"
+    );
+    // A signal from inside cannot kill PID 1: only under the init can the
+    // command die of its own SIGKILL.
+    let out = run(&ns, &["sh", "-c", "kill -KILL $$"]);
+    assert_eq!(out.status.code(), Some(137));
+}
+
+#[test]
+fn a_command_ignoring_sigterm_is_killed_after_the_stop_timeout_with_a_warning_saying_why() {
+    let Some(ns) = HostNs::new(
+        "a_command_ignoring_sigterm_is_killed_after_the_stop_timeout_with_a_warning_saying_why",
+    ) else {
+        return;
+    };
+    let ignoring = "trap '' TERM; echo ready; while :; do sleep 0.05; done";
+    let plain = "echo ready; exec sleep 100";
+    let cases = [
+        (
+            "--init=true",
+            ignoring,
+            "its command handles or ignores SIGTERM without exiting: make it exit on SIGTERM, or give it more time with --stop-timeout SECS",
+        ),
+        (
+            "--init=false",
+            plain,
+            "with --init=false its command is PID 1, which ignores SIGTERM unless it has a handler: run it without --init=false, or give it more time with --stop-timeout SECS",
+        ),
+    ];
+    for (init, script, why) in cases {
+        let mut child = ns
+            .supervisor()
+            .args(["run", "--network", "none", init, "--stop-timeout", "1"])
+            .args(["sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn supervisor");
+        let _out = wait_ready(&mut child);
+        signal(child.id(), libc::SIGTERM);
+        let status = wait_at_most(&mut child, Duration::from_secs(10));
+        assert_eq!(status.code(), Some(137), "{init}");
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(
+            err.contains(
+                "the container did not exit within --stop-timeout (1 s) of SIGTERM: \
+                 killing it (SIGKILL); "
+            ) && err.contains(why),
+            "{init}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }
 
 #[test]
@@ -195,34 +296,56 @@ fn other_signals_are_forwarded() {
 }
 
 #[test]
-fn the_command_is_pid_1_without_init() {
-    let Some(ns) = HostNs::new("the_command_is_pid_1_without_init") else {
+fn the_command_is_pid_1_only_with_init_false() {
+    let Some(ns) = HostNs::new("the_command_is_pid_1_only_with_init_false") else {
         return;
     };
-    let out = run(&ns, &["sh", "-c", "echo $$"]);
+    let out = run(&ns, &["--init=false", "sh", "-c", "echo $$"]);
     assert_eq!(stdout(&out).trim(), "1");
+    let out = run(&ns, &["--init=false", "sh", "-c", "exit 9"]);
+    assert_eq!(out.status.code(), Some(9));
 }
 
 #[test]
-fn with_init_the_command_runs_under_the_supervisors_init() {
-    let Some(ns) = HostNs::new("with_init_the_command_runs_under_the_supervisors_init") else {
+fn by_default_the_command_runs_under_a_minimal_init_as_pid_2() {
+    let Some(ns) = HostNs::new("by_default_the_command_runs_under_a_minimal_init_as_pid_2") else {
         return;
     };
-    let out = run(
-        &ns,
-        &[
-            "--init",
-            "sh",
-            "-c",
-            "echo $$; cat /proc/1/cmdline | tr '\\0' ' '",
-        ],
+    let script = "echo $$; cat /proc/1/comm; ls /proc/1/fd";
+    // `--init` alone, docker's spelling, means the default.
+    for init in [&[][..], &["--init"], &["--init=true"]] {
+        let mut args = init.to_vec();
+        args.extend(["sh", "-c", script]);
+        let out = run(&ns, &args);
+        // The init holds stdio only: nothing of the supervisor's lives on.
+        assert_eq!(stdout(&out), "2\nsupervisor-init\n0\n1\n2\n", "{init:?}");
+    }
+}
+
+#[test]
+fn the_container_cannot_read_the_inits_memory_or_the_hosts_environment_in_it() {
+    let Some(ns) =
+        HostNs::new("the_container_cannot_read_the_inits_memory_or_the_hosts_environment_in_it")
+    else {
+        return;
+    };
+    // The init is a copy of the supervisor, whose environment is the host's.
+    let out = ns
+        .supervisor()
+        .env("SV_HOST_SECRET", "hunter2")
+        .args(["run", "--network", "none", "--", "sh", "-c"])
+        .arg("cat /proc/1/environ; head -c 64 /proc/1/mem; grep -c HOME /proc/self/environ")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&out), stderr(&out));
+    assert!(!out.contains("hunter2"), "{out}");
+    assert_eq!(out, "1\n", "the command's own environment stays readable");
+    assert!(
+        err.contains("/proc/1/environ: Permission denied")
+            && err.contains("/proc/1/mem' for reading: Permission denied"),
+        "{err}"
     );
-    assert_eq!(
-        stdout(&out),
-        "2\nsupervisor init -- sh -c echo $$; cat /proc/1/cmdline | tr '\\0' ' ' "
-    );
-    let out = run(&ns, &["--init", "sh", "-c", "exit 9"]);
-    assert_eq!(out.status.code(), Some(9));
 }
 
 #[test]
@@ -368,11 +491,8 @@ fn init_reaps_an_orphaned_grandchild() {
     // The inner sh exits at once, orphaning `sleep 0.1`, which re-parents to
     // PID 1 and exits. `exec sleep` makes sure the command never reaps it.
     let script = "sh -c 'sleep 0.1 &'; echo ready; exec sleep 100";
-    for (init, expected_zombies) in [(false, 1), (true, 0)] {
-        let mut args = vec![];
-        if init {
-            args.push("--init");
-        }
+    for (init, expected_zombies) in [("--init=false", 1), ("--init=true", 0)] {
+        let mut args = vec![init];
         args.extend(["sh", "-c", script]);
         let (mut child, _out) = start(&ns, &args);
         let pid1 = container_pid(child.id());
@@ -385,27 +505,75 @@ fn init_reaps_an_orphaned_grandchild() {
 }
 
 #[test]
-fn a_bad_option_is_one_line_exit_125_and_creates_nothing() {
-    let Some(ns) = HostNs::new("a_bad_option_is_one_line_exit_125_and_creates_nothing") else {
+fn a_bad_option_is_refused_with_exit_125_naming_it_and_creates_nothing() {
+    let Some(ns) =
+        HostNs::new("a_bad_option_is_refused_with_exit_125_naming_it_and_creates_nothing")
+    else {
         return;
     };
     let before = ns.ok("ip -br link; ls -A /run");
-    for args in [
-        &["--name", "a b", "true"][..],
-        &["--hostname", "a b", "true"],
-        &["--stop-timeout", "soon", "true"],
-        &["--env", "=x", "true"],
-        &["--workdir", "relative", "true"],
-        &["--network", "weird", "true"],
-        &["--no-such-flag", "true"],
+    for (args, named) in [
+        (&["--name", "a b", "true"][..], "a b"),
+        (
+            &["--stop-timeout", "soon", "true"],
+            "'soon' for '--stop-timeout <SECS>'",
+        ),
+        (&["--env", "=x", "true"], "=x"),
+        (&["--workdir", "relative", "true"], "relative"),
+        (&["--init=maybe", "true"], "'maybe' for '--init[=<BOOL>]'"),
+        (&["--hostname", "a b", "true"], "a b"),
+        (&["--no-such-flag", "true"], "'--no-such-flag'"),
+        // docker's -v: never verbosity, never the command.
+        (
+            &["-v", "/tmp:/data", "true"],
+            "volumes are not supported yet",
+        ),
     ] {
         let out = run(&ns, args);
         assert_eq!(out.status.code(), Some(125), "{args:?}");
         let err = stderr(&out);
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.starts_with("supervisor: "), "{err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.starts_with("supervisor: "), "{err}");
+        assert!(first.contains(named), "{args:?}: {err}");
+        assert!(err.lines().all(|l| !l.trim().is_empty()), "{err}");
     }
     assert_eq!(ns.ok("ip -br link; ls -A /run"), before);
+}
+
+#[test]
+fn usage_errors_keep_the_missing_argument_the_tip_and_the_allowed_values() {
+    let Some(ns) =
+        HostNs::new("usage_errors_keep_the_missing_argument_the_tip_and_the_allowed_values")
+    else {
+        return;
+    };
+    let lines = |args: &[&str]| -> Vec<String> {
+        let out = common::run(ns.supervisor().args(args));
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        stderr(&out).lines().map(String::from).collect()
+    };
+    assert_eq!(
+        lines(&["run"])[0],
+        "supervisor: the following required arguments were not provided: <CMD>..."
+    );
+    assert_eq!(
+        lines(&["stop"])[0],
+        "supervisor: the following required arguments were not provided: <NAME|ID>..."
+    );
+    let misspelt = lines(&["run", "--nam", "web", "true"]);
+    assert_eq!(misspelt[0], "supervisor: unexpected argument '--nam' found");
+    assert_eq!(misspelt[1], "tip: a similar argument exists: '--name'");
+    assert_eq!(
+        lines(&["run", "--network", "host", "true"])[0],
+        "supervisor: invalid value 'host' for '--network <NETWORK>' [possible values: none, bridge]"
+    );
+    let volume = lines(&["run", "-v", "/tmp:/data", "true"]);
+    assert_eq!(
+        volume[0],
+        "supervisor: invalid value '/tmp:/data' for '--volume <SRC:DST>': volumes are not \
+         supported yet (the container sees the host's filesystem); -v is not verbosity here: \
+         use --verbose"
+    );
 }
 
 #[test]
@@ -436,7 +604,7 @@ fn stdio_passes_through_and_logs_stay_on_stderr() {
     let mut child = ns
         .supervisor()
         .args([
-            "-v",
+            "--verbose",
             "run",
             "--network",
             "none",
@@ -464,6 +632,10 @@ fn stdio_passes_through_and_logs_stay_on_stderr() {
         err.contains("clone3:") && err.contains(" us"),
         "phases logged: {err}"
     );
+    let out = run(&ns, &["--log-level", "debug", "true"]);
+    assert!(stderr(&out).contains("clone3:"), "{}", stderr(&out));
+    let out = run(&ns, &["true"]);
+    assert_eq!(stderr(&out), "", "quiet by default");
 }
 
 #[test]
@@ -495,8 +667,6 @@ fn an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code() 
     else {
         return;
     };
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
     let mut cmd = ns.supervisor();
     cmd.args([
         "run",
@@ -507,55 +677,14 @@ fn an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code() 
         "--norc",
         "--noprofile",
         "-i",
-    ])
-    .stdin(pty.slave.try_clone().unwrap())
-    .stdout(pty.slave.try_clone().unwrap())
-    .stderr(pty.slave.try_clone().unwrap());
-    // SAFETY: setsid and ioctl in the forked child before exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // A session of its own with the pty as controlling terminal, as
-            // a login shell would have.
-            libc::setsid();
-            if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().expect("spawn on a pty");
-    drop(pty.slave);
-    let mut term = std::fs::File::from(pty.master);
-    let expect = |term: &mut std::fs::File, needle: &str| {
-        let mut seen = String::new();
-        let mut buf = [0u8; 4096];
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !seen.contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} on the terminal; saw {seen:?}"
-            );
-            let mut pfd = libc::pollfd {
-                fd: std::os::fd::AsRawFd::as_raw_fd(&*term),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: poll on one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, 200) } <= 0 {
-                continue;
-            }
-            let n = term.read(&mut buf).expect("read pty");
-            assert!(n > 0, "pty closed before {needle:?}; saw {seen:?}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    };
-    use std::io::Write;
-    term.write_all(b"sleep 100\n").unwrap();
+    ]);
+    let mut term = common::terminal::Terminal::start(cmd);
+    term.type_in(b"sleep 100\n");
     std::thread::sleep(Duration::from_millis(300));
-    term.write_all(b"\x03").unwrap();
-    term.write_all(b"echo alive $((40+2))\n").unwrap();
-    expect(&mut term, "alive 42");
-    term.write_all(b"exit 5\n").unwrap();
-    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    term.type_in(b"\x03");
+    term.type_in(b"echo alive $((40+2))\n");
+    term.expect("alive 42");
+    term.type_in(b"exit 5\n");
+    let status = wait_at_most(&mut term.child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(5));
 }

@@ -39,16 +39,13 @@ impl Supervisor {
         (PORT_BASE + index % PORT_SPAN) as u16
     }
 
-    /// `supervisor -v … run [-p PORT:8000] -- /bin/true`.
+    /// `supervisor --verbose … run [-p PORT:8000] -- /bin/true`.
     pub fn command(&self, index: usize) -> Command {
         let mut cmd = Command::new(&self.exe);
-        cmd.arg("-v").arg("--state-dir").arg(&self.state_dir).args([
-            "--bridge",
-            &self.bridge,
-            "--subnet",
-            &self.subnet,
-            "run",
-        ]);
+        cmd.arg("--verbose")
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(["--bridge", &self.bridge, "--subnet", &self.subnet, "run"]);
         if self.publish {
             cmd.args(["-p", &format!("{}:8000", Self::host_port(index))]);
         }

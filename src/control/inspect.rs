@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use caps::Capability;
+
 use super::{Error, block_on};
 use crate::firewall::Firewall;
 use crate::netlink::{self, Netlink};
@@ -52,6 +54,15 @@ struct Address {
 /// Prints the record of `target` (a name, id or id prefix) with its live
 /// state.
 pub fn inspect(state_dir: &Path, target: &str, out: &mut dyn Write) -> Result<(), Error> {
+    super::require(
+        "inspect",
+        &[
+            Capability::CAP_SYS_ADMIN,
+            Capability::CAP_SYS_PTRACE,
+            Capability::CAP_NET_ADMIN,
+        ],
+        "to look into the container's namespaces and firewall",
+    )?;
     let record = Store::new(state_dir)
         .find(target)?
         .ok_or_else(|| Error::Unknown(target.to_string()))?;

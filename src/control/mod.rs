@@ -14,10 +14,13 @@ pub use inspect::inspect;
 pub use ps::ps;
 pub use stop::stop;
 
+use caps::Capability;
+
 use crate::firewall;
 use crate::ipam::{self, Pool, Subnet, SubnetError};
 use crate::netlink;
 use crate::reconcile::{self, Reconciler};
+use crate::spawn::{capability_names as names, missing_capabilities};
 use crate::state;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,12 @@ pub enum Error {
         name: String,
         #[source]
         source: io::Error,
+    },
+    #[error("{command} needs {} {why}: run it as root", names(.missing))]
+    Privileges {
+        command: &'static str,
+        missing: Vec<Capability>,
+        why: &'static str,
     },
     #[error("reading the container's network namespace: {0}")]
     Netns(#[source] io::Error),
@@ -60,6 +69,22 @@ impl Error {
     }
 }
 
+/// Refuses up front, naming what is missing and why, a command that would
+/// otherwise fail half-way with a bare "Operation not permitted": the
+/// containers, their namespaces and the firewall all belong to root.
+fn require(command: &'static str, needed: &[Capability], why: &'static str) -> Result<(), Error> {
+    let missing = missing_capabilities(needed);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Privileges {
+            command,
+            missing,
+            why,
+        })
+    }
+}
+
 /// Gives back everything crashed supervisors left (see
 /// `Reconciler::gc`), on the bridge `bridge` with subnet `subnet` for what
 /// only the subnet tells; prints one line per thing removed, and one per
@@ -70,6 +95,11 @@ pub fn gc(
     subnet: &str,
     out: &mut dyn io::Write,
 ) -> Result<(), Error> {
+    require(
+        "gc",
+        &[Capability::CAP_NET_ADMIN],
+        "to remove links and firewall elements",
+    )?;
     let subnet: Subnet = subnet.parse()?;
     let pool = Pool::new(state_dir, bridge, subnet)?;
     let collected = block_on(async { Ok(Reconciler::new(state_dir)?.gc(&pool).await?) })?;

@@ -5,6 +5,8 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use caps::Capability;
+
 use super::{Error, block_on};
 use crate::reconcile::Reconciler;
 use crate::spawn::Pidfd;
@@ -24,6 +26,11 @@ pub fn stop(
     time: Duration,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
+    super::require(
+        "stop",
+        &[Capability::CAP_KILL],
+        "to signal containers, which run as root",
+    )?;
     let store = Store::new(state_dir);
     let results = block_on(async {
         let stops = targets.iter().map(|t| stop_one(state_dir, &store, t, time));
@@ -83,8 +90,11 @@ async fn stop_one(
         .await
         .is_err()
     {
-        tracing::info!(
-            "{name} did not stop within {} s: killing it",
+        tracing::warn!(
+            "{name} did not exit within {} s (stop --time) of SIGTERM: killing it (SIGKILL); \
+             its command handles or ignores SIGTERM without exiting (or, run with \
+             --init=false, has no handler as PID 1): make it exit on SIGTERM, or give \
+             it more time with stop --time SECS",
             time.as_secs()
         );
         send(target_fd, kill).map_err(signal_error("the container"))?;

@@ -21,6 +21,9 @@ pub enum ApplyError {
     Refused(Vec<(Option<Span>, nft::Refusal)>),
     /// Talking to the kernel failed.
     Netlink(nft::Error),
+    /// Without CAP_NET_ADMIN the kernel refuses every change, with nothing
+    /// but "Operation not permitted".
+    NotPermitted,
 }
 
 impl fmt::Display for ApplyError {
@@ -40,6 +43,10 @@ impl fmt::Display for ApplyError {
                 Ok(())
             }
             ApplyError::Netlink(err) => err.fmt(f),
+            ApplyError::NotPermitted => f.write_str(
+                "ruleset load needs CAP_NET_ADMIN to change the kernel's nftables: \
+                 run it as root (ruleset check needs nothing)",
+            ),
         }
     }
 }
@@ -78,6 +85,10 @@ pub fn send(socket: &Socket, compiled: Compiled) -> Result<(), ApplyError> {
 /// transaction (`ruleset load`).
 pub fn apply(paths: &[PathBuf], defines: &[Define]) -> Result<(), ApplyError> {
     let compiled = prepare(paths, defines)?;
+    let effective = caps::read(None, caps::CapSet::Effective).unwrap_or_default();
+    if !effective.contains(&caps::Capability::CAP_NET_ADMIN) {
+        return Err(ApplyError::NotPermitted);
+    }
     let socket = Socket::open().map_err(ApplyError::Netlink)?;
     send(&socket, compiled)
 }

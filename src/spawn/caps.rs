@@ -73,6 +73,14 @@ fn last_cap() -> u32 {
         .unwrap_or(Capability::CAP_CHECKPOINT_RESTORE.index() as u32)
 }
 
+/// "CAP_A, CAP_B", for messages.
+pub fn names(caps: &[Capability]) -> String {
+    caps.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Effective capabilities from `needed` that this process lacks.
 pub fn missing(needed: &[Capability]) -> Vec<Capability> {
     let have = caps::read(None, CapSet::Effective).unwrap_or_default();

@@ -4,6 +4,8 @@
 //! async-signal-safe syscalls on data prepared by the parent. No allocation,
 //! no locks, no logging. Failures are reported to the parent as two integers
 //! (stage, errno) on a CLOEXEC pipe, which closes unread when exec succeeds.
+//! By default the child does not exec itself: it stays as the container's
+//! init (init.rs), whose child execs the command and inherits that pipe.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
@@ -28,6 +30,7 @@ pub enum Stage {
     Exec,
     Mounts,
     Seccomp,
+    StartCommand,
 }
 
 impl Stage {
@@ -44,6 +47,7 @@ impl Stage {
             Exec,
             Mounts,
             Seccomp,
+            StartCommand,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -61,6 +65,7 @@ impl Stage {
             Stage::Exec => "executing the command",
             Stage::Mounts => "mounting",
             Stage::Seccomp => "installing the seccomp filter",
+            Stage::StartCommand => "starting the command under the container's init",
         }
     }
 }
@@ -85,6 +90,12 @@ pub struct ChildPlan<'a> {
     pub mounts: &'a MountPlan,
     /// Installed last, right before exec.
     pub seccomp: Option<&'a Filter>,
+    /// Stay as PID 1 (see init.rs) and run the command as our child.
+    pub init: bool,
+    /// The top of the stack the init's command runs on until it execs.
+    pub command_stack: *mut libc::c_void,
+    /// The command takes the terminal on stdin for its own process group.
+    pub take_terminal: bool,
 }
 
 /// The failure report's length: stage, errno, detail, each a native u32.
@@ -116,7 +127,9 @@ pub fn run(plan: &ChildPlan) -> ! {
         libc::close(plan.release_write);
         wait_for_release(plan.release_read);
         libc::close(plan.release_read);
-        reset_signals();
+        // The init blocks every signal from here on, so none sent before
+        // it waits for them is lost (PID 1 discards what it does not block).
+        reset_signals(plan.init);
         // Its own process group, as docker's: signals aimed at the
         // supervisor's group reach the container only through forwarding.
         libc::setpgid(0, 0);
@@ -170,6 +183,9 @@ pub fn run(plan: &ChildPlan) -> ! {
             libc::c_uint::MAX,
             libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
         );
+        if plan.init {
+            super::init::run(plan)
+        }
         let errno = exec_candidates(plan);
         fail(report, Stage::Exec, errno)
     }
@@ -195,8 +211,9 @@ unsafe fn wait_for_release(fd: RawFd) {
 
 /// The Rust runtime and the supervisor change signal dispositions and the
 /// mask; both survive exec, so put them back to the defaults a program
-/// expects.
-unsafe fn reset_signals() {
+/// expects: every disposition default, and no signal blocked unless
+/// `block_all` (then the caller unblocks them before exec).
+unsafe fn reset_signals(block_all: bool) {
     // SAFETY: zeroed sigaction is SIG_DFL with an empty mask; sigaction and
     // sigprocmask are async-signal-safe. Signals glibc reserves (32, 33)
     // return EINVAL, which is fine.
@@ -208,9 +225,13 @@ unsafe fn reset_signals() {
                 libc::sigaction(sig, &dfl, std::ptr::null_mut());
             }
         }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        if block_all {
+            libc::sigfillset(&mut mask);
+        } else {
+            libc::sigemptyset(&mut mask);
+        }
+        libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
     }
 }
 
@@ -287,7 +308,7 @@ unsafe fn drop_capabilities(report: RawFd, caps: &CapPlan) {
 }
 
 /// execvp's search without its allocation: returns the errno to report.
-unsafe fn exec_candidates(plan: &ChildPlan) -> libc::c_int {
+pub(super) unsafe fn exec_candidates(plan: &ChildPlan) -> libc::c_int {
     let mut denied = false;
     for path in plan.candidates {
         // SAFETY: path, argv and envp are NUL-terminated and alive.
@@ -309,7 +330,7 @@ unsafe fn check(report: RawFd, stage: Stage, ret: libc::c_int) {
     }
 }
 
-unsafe fn fail(report: RawFd, stage: Stage, errno: libc::c_int) -> ! {
+pub(super) unsafe fn fail(report: RawFd, stage: Stage, errno: libc::c_int) -> ! {
     // SAFETY: see fail_at().
     unsafe { fail_at(report, stage, errno, 0) }
 }
@@ -334,7 +355,7 @@ unsafe fn fail_at(report: RawFd, stage: Stage, errno: libc::c_int, detail: u32) 
     }
 }
 
-fn errno() -> libc::c_int {
+pub(super) fn errno() -> libc::c_int {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() }
 }

@@ -1,105 +1,161 @@
-//! `supervisor init -- CMD`: a minimal PID 1 for `run --init`.
+//! The container's PID 1 when it is not the command (the default).
 //!
 //! PID 1 of a pid namespace ignores every signal it has no handler for, and
-//! orphans are re-parented to it. Most programs are written for neither, so
-//! this init runs the command as its child, forwards the signals it gets,
-//! reaps every zombie, and exits with the command's code.
+//! orphans are re-parented to it. Most programs are written for neither: run
+//! as PID 1, `nc -l` ignores Ctrl-C and SIGTERM, and zombies pile up. So the
+//! cloned child stays on as a minimal init, as docker's `--init` (tini) does:
+//! it starts the command, forwards the signals it is sent, reaps every child,
+//! and exits with the command's status. It costs a vfork-style clone, not an
+//! exec (exec-ing `supervisor init` cost 1.3 ms): it is still the copy of the
+//! supervisor that clone3 made, so the rules of child.rs hold here too (raw
+//! syscalls only, no allocation, no locks, no logging).
 
-use std::ffi::OsString;
-use std::io;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use super::child::{ChildPlan, Stage, errno, exec_candidates, fail};
 
-/// Runs the command under this init; returns the exit code for the process.
-pub fn run(command: &[OsString]) -> u8 {
-    block_all_signals();
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    // std keeps the parent's signal mask across exec: without this the
-    // command would start with every signal blocked, forwarded ones included.
-    // SAFETY: sigprocmask on a stack set is async-signal-safe and allocates
-    // nothing, as required between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            Ok(())
-        });
-    }
-    let child = match cmd.spawn() {
-        Ok(child) => child.id() as libc::pid_t,
-        Err(err) => {
-            let name = command[0].to_string_lossy();
-            return match err.kind() {
-                io::ErrorKind::NotFound => {
-                    eprintln!("supervisor init: {name}: command not found");
-                    127
-                }
-                _ => {
-                    eprintln!("supervisor init: {name}: cannot execute: {err}");
-                    126
-                }
-            };
+/// What comm (`ps`, /proc/1/stat) calls the init. 15 bytes at most.
+const NAME: &std::ffi::CStr = c"supervisor-init";
+
+/// Starts the command, then forwards, reaps and exits; never returns. Every
+/// signal is blocked already (child::reset_signals), so anything sent since
+/// clone3 waits, queued, for the loop below: blocked signals are queued
+/// even for PID 1, which would otherwise discard them.
+///
+/// # Safety
+/// As child::run: only in the cloned child, after its setup.
+pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
+    let report = plan.report_write;
+    // SAFETY: prctl on a static string. clone is glibc's thin wrapper (no
+    // atfork handlers, unlike fork(), which may take locks another thread
+    // held at clone3). CLONE_VM|CLONE_VFORK, as posix_spawn: no copy of
+    // the address space, and the init sleeps until the command has exec'd
+    // or exited; the command runs on a stack of its own, prepared before
+    // clone3, and touches nothing of ours but errno (ours is asleep).
+    let pid = unsafe {
+        libc::prctl(libc::PR_SET_NAME, NAME.as_ptr() as libc::c_ulong, 0, 0, 0);
+        // The init is a copy of the supervisor: its memory and /proc/1/environ
+        // hold the host's environment and whatever the supervisor had read.
+        // Root in the container has the same uid and a subset of its
+        // capabilities, which is enough to read them unless the init is not
+        // dumpable (runc hides its init the same way). The command gets a
+        // dumpable mm of its own at exec.
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 {
+            fail(report, Stage::StartCommand, errno());
         }
+        libc::clone(
+            command_main,
+            plan.command_stack,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (plan as *const ChildPlan).cast_mut().cast(),
+        )
     };
+    if pid < 0 {
+        // SAFETY: see child::fail.
+        unsafe { fail(report, Stage::StartCommand, errno()) }
+    }
+    // Only the command's copy of the report pipe may stay open (it closes on
+    // exec, or carries the exec's error), and nothing the supervisor held
+    // (leases, sockets) may live on in the init.
+    // SAFETY: close_range only closes our own descriptors.
+    unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
+    let command = pid as libc::pid_t;
     loop {
-        let (signal, code) = wait_signal();
+        // SAFETY: sigwaitinfo and kill with stack data, see below.
+        let signal = unsafe { wait_signal() };
         if signal == libc::SIGCHLD {
-            if let Some(status) = reap_all(child) {
-                return status;
+            if let Some(status) = reap_all(command) {
+                // SAFETY: _exit is async-signal-safe.
+                unsafe { libc::_exit(status) }
             }
-        } else if code != libc::SI_KERNEL {
-            // A signal from the kernel (a terminal's Ctrl-C, hangup or
-            // resize) went to our whole process group, the command included:
-            // forwarding it would deliver it twice.
-            // SAFETY: kill on our own child's pid, which we have not reaped.
-            unsafe { libc::kill(child, signal) };
+        } else {
+            // Never one from the terminal delivered a second time: the init
+            // is never in the terminal's foreground group (see
+            // start_command), so every signal it gets was sent to it alone.
+            // SAFETY: kill on our own child, not reaped yet.
+            unsafe { libc::kill(command, signal) };
         }
     }
 }
 
-fn block_all_signals() {
-    // SAFETY: filling and installing a signal mask on the stack.
+/// The size of the command's stack until it execs: a few small frames.
+pub(super) const COMMAND_STACK: usize = 64 * 1024;
+
+extern "C" fn command_main(plan: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `plan` is the ChildPlan the init passed to clone, alive in
+    // the memory we share with it until we exec or exit.
+    unsafe { start_command(&*plan.cast::<ChildPlan>()) }
+}
+
+/// The command: a process group of its own, which takes the terminal from
+/// the supervisor's group when the container should have it, as a shell
+/// gives it to a job: the terminal's signals (Ctrl-C) then reach the command
+/// and its children, never the init. Until then they reach the supervisor,
+/// which forwards them through the init: none is lost or delivered twice.
+/// Then the signal mask a program expects, and exec.
+unsafe fn start_command(plan: &ChildPlan) -> ! {
+    // SAFETY: setpgid/tcsetpgrp/sigprocmask on our own process and stdin,
+    // with stack data. tcsetpgrp from a background group would raise
+    // SIGTTOU, which is still blocked; a failure only leaves the terminal
+    // with the supervisor, which forwards what it gets.
     unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        libc::setpgid(0, 0);
+        if plan.take_terminal {
+            libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        let errno = exec_candidates(plan);
+        fail(plan.report_write, Stage::Exec, errno)
     }
 }
 
-/// The next signal and its si_code.
-fn wait_signal() -> (libc::c_int, libc::c_int) {
-    // SAFETY: sigwaitinfo with a full set fills a stack siginfo_t.
+/// The next signal.
+unsafe fn wait_signal() -> libc::c_int {
+    // SAFETY: sigwaitinfo with a full set and no siginfo.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         loop {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(&all, &mut info);
+            let sig = libc::sigwaitinfo(&all, std::ptr::null_mut());
             if sig > 0 {
-                return (sig, info.si_code);
+                return sig;
             }
         }
     }
 }
 
-/// Reaps every exited child; the command's exit code once it is among them.
-fn reap_all(command: libc::pid_t) -> Option<u8> {
+/// Reaps every exited child; the command's exit code once it is among them:
+/// its own code, or 128+n when signal n killed it, as the supervisor
+/// reports a signal death.
+///
+/// A command stopped by the terminal (Ctrl-Z, or reading it from the
+/// background) is resumed at once: the supervisor is not a job its shell
+/// could resume, so a stop would leave the terminal hung with Ctrl-C
+/// pending behind it. Ctrl-Z then does nothing, as for a PID 1 command.
+fn reap_all(command: libc::pid_t) -> Option<libc::c_int> {
     let mut result = None;
     loop {
         let mut status = 0;
         // SAFETY: waitpid on any child of ours, non-blocking.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED) };
         if pid <= 0 {
             return result;
         }
-        if pid == command {
-            result = Some(if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status) as u8
-            } else {
-                128u8.wrapping_add(libc::WTERMSIG(status) as u8)
-            });
+        if pid != command {
+            continue;
+        }
+        if libc::WIFSTOPPED(status) {
+            if matches!(
+                libc::WSTOPSIG(status),
+                libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+            ) {
+                // SAFETY: kill on our own child, stopped, not reaped.
+                unsafe { libc::kill(command, libc::SIGCONT) };
+            }
+        } else if libc::WIFEXITED(status) {
+            result = Some(libc::WEXITSTATUS(status));
+        } else {
+            result = Some(128 + libc::WTERMSIG(status));
         }
     }
 }

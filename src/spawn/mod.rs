@@ -6,12 +6,12 @@
 mod caps;
 mod child;
 mod clone3;
-pub mod init;
+mod init;
 mod mounts;
 mod pidfd;
 mod seccomp;
 
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -21,17 +21,16 @@ use libc::c_char;
 use tokio::io::AsyncReadExt;
 
 use self::caps::CapPlan;
-pub use self::caps::{CONTAINER_DEFAULT as DEFAULT_CAPABILITIES, missing as missing_capabilities};
+pub use self::caps::{
+    CONTAINER_DEFAULT as DEFAULT_CAPABILITIES, missing as missing_capabilities,
+    names as capability_names,
+};
 pub use self::child::Stage;
 use self::child::{ChildPlan, REPORT_LEN};
 use self::clone3::{Forked, clone3};
 pub use self::mounts::MountPlan;
 pub use self::pidfd::{ExitStatus, Pidfd};
 pub use self::seccomp::Filter as SeccompFilter;
-
-/// Where `--init` finds the supervisor binary: the child is still a copy of
-/// the supervisor when it execs, so its own /proc/self/exe is us.
-const SELF_EXE: &CStr = c"/proc/self/exe";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -88,11 +87,13 @@ pub struct SpawnConfig {
     /// The container's whole environment; PATH in it drives the command search.
     pub env: Vec<(String, String)>,
     pub command: Vec<OsString>,
-    /// Run `supervisor init -- command` as PID 1.
+    /// PID 1 is a minimal init (init.rs) with the command as its child;
+    /// false: the command is PID 1.
     pub init: bool,
-    /// Hand the terminal on stdin to the container's process group, as
-    /// `docker run -it` does: Ctrl-C then reaches the container's foreground
-    /// job, not the supervisor.
+    /// Hand the terminal on stdin to the command's process group, as
+    /// `docker run -it` does: Ctrl-C then reaches the command (or its
+    /// foreground job), not the supervisor. With an init, the command takes
+    /// it itself (see init.rs); without, the supervisor gives it to PID 1.
     pub take_terminal: bool,
     pub confinement: Confinement,
 }
@@ -116,19 +117,15 @@ struct Prepared {
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const c_char>,
     caps: CapPlan,
+    /// Memory for the init's command to run on until it execs (init.rs).
+    command_stack: Vec<u8>,
 }
 
 impl Prepared {
     fn new(config: &SpawnConfig) -> Result<Prepared, SpawnError> {
-        let mut args: Vec<OsString> = Vec::new();
-        let candidates = if config.init {
-            args.extend(["supervisor", "init", "--"].map(OsString::from));
-            vec![SELF_EXE.to_owned()]
-        } else {
-            search_path(&config.command[0], path_of(&config.env))?
-        };
-        args.extend(config.command.iter().cloned());
-        let argv = args
+        let candidates = search_path(&config.command[0], path_of(&config.env))?;
+        let argv = config
+            .command
             .iter()
             .map(|a| cstring(a.as_bytes(), "an argument"))
             .collect::<Result<Vec<_>, _>>()?;
@@ -151,7 +148,15 @@ impl Prepared {
             _envp: envp,
             envp_ptrs,
             caps: CapPlan::container_default(),
+            command_stack: Vec::with_capacity(if config.init { init::COMMAND_STACK } else { 0 }),
         })
+    }
+
+    /// The top of the command's stack, 16-byte aligned as the ABI wants.
+    fn command_stack_top(&mut self) -> *mut libc::c_void {
+        let capacity = self.command_stack.capacity();
+        let top = self.command_stack.as_mut_ptr().wrapping_add(capacity);
+        top.wrapping_sub(top as usize % 16).cast()
     }
 }
 
@@ -210,7 +215,8 @@ impl Container {
     /// Clones the child into its new namespaces. It waits, blocked on a pipe,
     /// until `release`; dropping the Container before that makes it exit.
     pub fn spawn(config: &SpawnConfig) -> Result<Container, SpawnError> {
-        let prepared = Prepared::new(config)?;
+        let mut prepared = Prepared::new(config)?;
+        let command_stack = prepared.command_stack_top();
         let (release_read, release_write) = pipe("the release pipe")?;
         let (report_read, report_write) = pipe("the report pipe")?;
         let plan = ChildPlan {
@@ -225,6 +231,9 @@ impl Container {
             caps: &prepared.caps,
             mounts: &config.confinement.mounts,
             seccomp: config.confinement.seccomp.as_deref(),
+            init: config.init,
+            command_stack,
+            take_terminal: config.take_terminal,
         };
         // SAFETY: the child runs only child::run, which is async-signal-safe
         // and reads nothing but `plan` and `prepared`, both built above.
@@ -241,7 +250,7 @@ impl Container {
                     command: config.command[0].to_string_lossy().into_owned(),
                     mounts: config.confinement.mounts.clone(),
                 };
-                if config.take_terminal {
+                if config.take_terminal && !config.init {
                     container.give_terminal();
                 }
                 Ok(container)
@@ -380,20 +389,22 @@ mod tests {
     }
 
     #[test]
-    fn init_runs_the_supervisor_binary_with_the_command_after_dashes() {
-        let config = SpawnConfig {
+    fn the_inits_command_gets_an_aligned_stack_of_its_own_and_no_init_none() {
+        let mut config = SpawnConfig {
             hostname: "h".into(),
             workdir: "/".into(),
             env: vec![],
-            command: vec!["sleep".into(), "1".into()],
+            command: vec!["/bin/true".into()],
             init: true,
             take_terminal: false,
             confinement: Confinement::default(),
         };
-        let p = Prepared::new(&config).unwrap();
-        assert_eq!(p.candidates, vec![SELF_EXE.to_owned()]);
-        let argv: Vec<_> = p._argv.iter().map(|s| s.to_str().unwrap()).collect();
-        assert_eq!(argv, ["supervisor", "init", "--", "sleep", "1"]);
-        assert!(p.argv_ptrs.last().unwrap().is_null());
+        let mut p = Prepared::new(&config).unwrap();
+        let base = p.command_stack.as_ptr() as usize;
+        let top = p.command_stack_top() as usize;
+        assert_eq!(top % 16, 0);
+        assert!(top <= base + init::COMMAND_STACK && top > base + init::COMMAND_STACK - 16);
+        config.init = false;
+        assert_eq!(Prepared::new(&config).unwrap().command_stack.capacity(), 0);
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod container;
 pub mod netns;
+pub mod terminal;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
