@@ -15,7 +15,7 @@
 //! ratios to the floors.
 //!
 //! Needs root; the process moves into its own network and mount namespace
-//! first (`supervisor::bench::sandbox`), so nothing touches the machine's.
+//! first (`src/bench/sandbox.rs`), so nothing touches the machine's.
 //! Without root it says so and exits.
 
 use std::fs::File;
@@ -25,11 +25,15 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use nix::sched::{CloneFlags, setns, unshare};
-use supervisor::bench::sandbox;
 use supervisor::firewall::{Firewall, Owner, Port, Publication};
 use supervisor::ipam::Subnet;
 use supervisor::netlink::{self, Bridge, ContainerLink, Netlink};
 use supervisor::publish::Protocol;
+
+// The harness is part of the binary, not the library (src/bench/mod.rs):
+// these benches include the files they share with it by path.
+#[path = "../src/bench/sandbox.rs"]
+mod sandbox;
 
 const BRIDGE: &str = "svbench0";
 

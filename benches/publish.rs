@@ -5,7 +5,7 @@
 //!
 //! The ports already there are `supervisor bench --scale`'s fillers, added
 //! in one batch. The process moves into a throwaway network and mount
-//! namespace first (`supervisor::bench::sandbox`); without root it says so
+//! namespace first (`src/bench/sandbox.rs`); without root it says so
 //! and exits.
 
 use std::net::Ipv4Addr;
@@ -13,10 +13,18 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
-use supervisor::bench::{sandbox, scale};
 use supervisor::firewall::{Firewall, Owner, Port, Publication};
 use supervisor::ipam::Subnet;
 use supervisor::publish::Protocol;
+
+// The harness is part of the binary, not the library (src/bench/mod.rs):
+// these benches include the files they share with it by path.
+#[path = "../src/bench/sandbox.rs"]
+mod sandbox;
+// Only part of it is used here, and its unit tests run with the binary.
+#[allow(dead_code, unused_imports)]
+#[path = "../src/bench/scale.rs"]
+mod scale;
 
 const BRIDGE: &str = "sv0";
 

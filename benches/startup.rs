@@ -12,15 +12,28 @@
 //!   for the bridge with and without a published port.
 //!
 //! The process first moves into a throwaway network and mount namespace
-//! with a private /run (`supervisor::bench::sandbox`), so nothing reaches
+//! with a private /run (`src/bench/sandbox.rs`), so nothing reaches
 //! the machine's own. Without root it says so and exits.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use supervisor::bench::{phases, sandbox, stats::Summary};
+use stats::Summary;
 use supervisor::spawn::{Container, SpawnConfig};
+
+// The harness is part of the binary, not the library (src/bench/mod.rs):
+// these benches include the files they share with it by path.
+// Only part of it is used here, and its unit tests run with the binary.
+#[allow(dead_code, unused_imports)]
+#[path = "../src/bench/phases.rs"]
+mod phases;
+#[path = "../src/bench/sandbox.rs"]
+mod sandbox;
+// Only part of it is used here, and its unit tests run with the binary.
+#[allow(dead_code, unused_imports)]
+#[path = "../src/bench/stats.rs"]
+mod stats;
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_supervisor");
 

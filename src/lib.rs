@@ -9,7 +9,6 @@
 //! what crashed supervisors left; `control` is `ps`, `stop`, `inspect` and
 //! `gc`, run from another process.
 
-pub mod bench;
 pub mod confinement;
 pub mod conntrack;
 pub mod control;

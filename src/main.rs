@@ -2,6 +2,7 @@
 //! Parses the command line, sets up logging, dispatches, and maps errors to
 //! exit codes (docker's: 125 when the supervisor itself failed).
 
+mod bench;
 mod cli;
 mod usage;
 
@@ -82,7 +83,7 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
 /// `bench`: runs containers with this very binary.
 fn bench(args: BenchArgs) -> ExitCode {
     let supervisor = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
-    let options = supervisor::bench::Options {
+    let options = bench::Options {
         supervisor,
         containers: args.containers,
         concurrency: args.concurrency,
@@ -94,8 +95,8 @@ fn bench(args: BenchArgs) -> ExitCode {
         csv: args.csv,
         plot: args.plot,
     };
-    let result = supervisor::bench::run(&options, &mut std::io::stdout()).map(|()| 0);
-    exit(result, supervisor::bench::Error::exit_code)
+    let result = bench::run(&options, &mut std::io::stdout()).map(|()| 0);
+    exit(result, bench::Error::exit_code)
 }
 
 /// 0 for a command other than `run`; on failure one line on stderr and 1.

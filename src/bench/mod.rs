@@ -7,6 +7,14 @@
 //! naive approach, `scale` pre-publishes ports, `phases` reads `-v` logs,
 //! `stats` computes percentiles, `report` renders the table, JSON and CSV,
 //! `plot` the SVG, and `progress` the bar on a terminal.
+//!
+//! Part of the binary (`mod bench` in main.rs), not of the library: it
+//! measures the runtime from outside, through `supervisor run` processes and
+//! the library's public API, so a reader of the runtime never steps over it
+//! and the library never compiles it. The criterion benches in `benches/`
+//! include the few files they share (`sandbox`, `phases`, `stats`, `scale`)
+//! by path, which is why those files use nothing but `supervisor::…` and
+//! the standard crates.
 
 pub mod baseline;
 pub mod phases;
@@ -23,10 +31,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::firewall::{self, Firewall};
-use crate::ipam::Subnet;
+use supervisor::firewall::{self, Firewall};
+use supervisor::ipam::Subnet;
 
-pub use plot::svg;
 use progress::Progress;
 pub use runner::Supervisor;
 
@@ -53,12 +60,6 @@ pub enum Error {
     #[error("{path}: {source}")]
     File {
         path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("starting {program}: {source}")]
-    Spawn {
-        program: String,
         #[source]
         source: io::Error,
     },

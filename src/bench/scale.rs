@@ -7,10 +7,10 @@
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
-use crate::firewall::{self, Firewall, Owner, Port, Publication};
-use crate::ipam::Subnet;
-use crate::network::host_ifname;
-use crate::publish::Protocol;
+use supervisor::firewall::{self, Firewall, Owner, Port, Publication};
+use supervisor::ipam::Subnet;
+use supervisor::network::host_ifname;
+use supervisor::publish::Protocol;
 
 /// Filler `i` publishes host port `PORT_BASE + i`.
 pub const PORT_BASE: usize = 30_000;
