@@ -292,6 +292,18 @@ pub enum DataType {
     FibAddrType,
     /// `verdict`: only as map data (vmaps).
     Verdict,
+    /// `ether_addr`: a MAC address, 6 bytes, network order.
+    EtherAddr,
+    /// `ether_type`: an ethertype (`ip`, `arp`, `ip6`, `0x0806`), 2 bytes,
+    /// network order.
+    EtherType,
+    /// `arp_op`: an ARP operation (`request`, `reply`, ...), 2 bytes,
+    /// network order.
+    ArpOp,
+    /// A plain 1-byte number (`arp hlen`, `arp plen`).
+    Integer8,
+    /// A plain 2-byte number in network order (`arp htype`).
+    Integer16,
 }
 
 impl DataType {
@@ -311,6 +323,10 @@ impl DataType {
             DataType::TcpFlag => "tcp_flag",
             DataType::FibAddrType => "fib_addrtype",
             DataType::Verdict => "verdict",
+            DataType::EtherAddr => "ether_addr",
+            DataType::EtherType => "ether_type",
+            DataType::ArpOp => "arp_op",
+            DataType::Integer8 | DataType::Integer16 => "integer",
         }
     }
 
@@ -331,6 +347,10 @@ impl DataType {
             DataType::CtStatus => 28,
             DataType::FibAddrType => 38,
             DataType::Ifname => 41,
+            DataType::Integer8 | DataType::Integer16 => 4,
+            DataType::EtherAddr => 9,
+            DataType::EtherType => 10,
+            DataType::ArpOp => 11,
         }
     }
 
@@ -340,8 +360,10 @@ impl DataType {
             DataType::Ipv4Addr => 4,
             DataType::Ipv6Addr => 16,
             DataType::InetService => 2,
-            DataType::InetProto | DataType::NfProto | DataType::TcpFlag => 1,
+            DataType::InetProto | DataType::NfProto | DataType::TcpFlag | DataType::Integer8 => 1,
             DataType::Ifname => 16,
+            DataType::EtherAddr => 6,
+            DataType::EtherType | DataType::ArpOp | DataType::Integer16 => 2,
             DataType::Mark
             | DataType::IfaceIndex
             | DataType::CtState
@@ -405,6 +427,16 @@ pub enum Scalar {
     /// fib_addrtype (RTN_*): unspec 0, unicast 1, local 2, broadcast 3,
     /// anycast 4, multicast 5, blackhole 6, unreachable 7, prohibit 8.
     FibAddrType(u32),
+    /// ether_addr: `02:42:ac:10:00:02`.
+    EtherAddr([u8; 6]),
+    /// ether_type: `ip` is 0x0800, `arp` 0x0806, `ip6` 0x86dd (host order here).
+    EtherType(u16),
+    /// arp_op: `request` is 1, `reply` 2, ... (host order here).
+    ArpOp(u16),
+    /// A 1-byte integer.
+    Int8(u8),
+    /// A 2-byte integer (host order here).
+    Int16(u16),
 }
 
 impl Scalar {
@@ -422,6 +454,11 @@ impl Scalar {
             Scalar::CtStatus(_) => DataType::CtStatus,
             Scalar::TcpFlags(_) => DataType::TcpFlag,
             Scalar::FibAddrType(_) => DataType::FibAddrType,
+            Scalar::EtherAddr(_) => DataType::EtherAddr,
+            Scalar::EtherType(_) => DataType::EtherType,
+            Scalar::ArpOp(_) => DataType::ArpOp,
+            Scalar::Int8(_) => DataType::Integer8,
+            Scalar::Int16(_) => DataType::Integer16,
         }
     }
 }
@@ -617,6 +654,23 @@ pub enum Selector {
     CtMark,
     /// `fib saddr|daddr [. iif|oif|mark] type`.
     Fib(Fib),
+    /// `meta protocol`: the frame's ethertype (skb->protocol).
+    MetaProtocol,
+    /// `ether saddr`, `ether daddr`, `ether type` (bridge tables).
+    EtherSaddr,
+    EtherDaddr,
+    EtherType,
+    /// `arp htype|ptype|hlen|plen|operation` (bridge tables).
+    ArpHtype,
+    ArpPtype,
+    ArpHlen,
+    ArpPlen,
+    ArpOperation,
+    /// `arp saddr ip`, `arp daddr ip`, `arp saddr ether`, `arp daddr ether`.
+    ArpSaddrIp,
+    ArpDaddrIp,
+    ArpSaddrEther,
+    ArpDaddrEther,
 }
 
 impl Selector {
@@ -640,6 +694,17 @@ impl Selector {
             Selector::CtState => DataType::CtState,
             Selector::CtStatus => DataType::CtStatus,
             Selector::Fib(_) => DataType::FibAddrType,
+            Selector::MetaProtocol | Selector::EtherType | Selector::ArpPtype => {
+                DataType::EtherType
+            }
+            Selector::EtherSaddr
+            | Selector::EtherDaddr
+            | Selector::ArpSaddrEther
+            | Selector::ArpDaddrEther => DataType::EtherAddr,
+            Selector::ArpHtype => DataType::Integer16,
+            Selector::ArpHlen | Selector::ArpPlen => DataType::Integer8,
+            Selector::ArpOperation => DataType::ArpOp,
+            Selector::ArpSaddrIp | Selector::ArpDaddrIp => DataType::Ipv4Addr,
         }
     }
 }

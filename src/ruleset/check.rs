@@ -93,6 +93,7 @@ struct SetInfo {
 enum L3 {
     Ip,
     Ip6,
+    Arp,
 }
 
 struct RuleCtx<'a> {
@@ -960,15 +961,51 @@ impl Checker {
                 format!("conflicting protocols specified: {have} vs. {want}"),
             )
         };
+        let l3_name = |l3: L3| match l3 {
+            L3::Ip => "ip",
+            L3::Ip6 => "ip6",
+            L3::Arp => "arp",
+        };
+        let bridge_only = |what: &str| {
+            Error::new(
+                key.span.clone(),
+                format!(
+                    "'{what}' is only supported by this loader in bridge tables, not in {} tables",
+                    ctx.table.family.name()
+                ),
+            )
+        };
         match key.selector {
             S::IpSaddr | S::IpDaddr | S::IpProtocol => match ctx.l3 {
-                Some(L3::Ip6) => return Err(conflict("ip6", "ip")),
+                Some(other @ (L3::Ip6 | L3::Arp)) => return Err(conflict(l3_name(other), "ip")),
                 _ => ctx.l3 = Some(L3::Ip),
             },
             S::Ip6Saddr | S::Ip6Daddr => match ctx.l3 {
-                Some(L3::Ip) => return Err(conflict("ip", "ip6")),
+                Some(other @ (L3::Ip | L3::Arp)) => return Err(conflict(l3_name(other), "ip6")),
                 _ => ctx.l3 = Some(L3::Ip6),
             },
+            S::EtherSaddr | S::EtherDaddr | S::EtherType if ctx.table.family != Family::Bridge => {
+                return Err(bridge_only("ether"));
+            }
+            S::ArpHtype
+            | S::ArpPtype
+            | S::ArpHlen
+            | S::ArpPlen
+            | S::ArpOperation
+            | S::ArpSaddrIp
+            | S::ArpDaddrIp
+            | S::ArpSaddrEther
+            | S::ArpDaddrEther => {
+                if ctx.table.family != Family::Bridge {
+                    return Err(bridge_only("arp"));
+                }
+                match ctx.l3 {
+                    Some(other @ (L3::Ip | L3::Ip6)) => {
+                        return Err(conflict(l3_name(other), "arp"));
+                    }
+                    _ => ctx.l3 = Some(L3::Arp),
+                }
+            }
             S::TcpSport | S::TcpDport | S::TcpFlags | S::UdpSport | S::UdpDport => {
                 let (proto, name) = match key.selector {
                     S::UdpSport | S::UdpDport => (17, "udp"),
@@ -1272,7 +1309,9 @@ impl Checker {
             )
         })?;
         let (nat_family, addr_type) = match l3 {
-            L3::Ip => (NatFamily::Ipv4, DataType::Ipv4Addr),
+            // ARP matches exist only in bridge tables, which refuse NAT
+            // before this point.
+            L3::Ip | L3::Arp => (NatFamily::Ipv4, DataType::Ipv4Addr),
             L3::Ip6 => (NatFamily::Ipv6, DataType::Ipv6Addr),
         };
         let target = match target {
@@ -1657,6 +1696,9 @@ fn set_type(name: &Name) -> Result<DataType> {
         "inet_proto" => DataType::InetProto,
         "ifname" => DataType::Ifname,
         "mark" => DataType::Mark,
+        "ether_addr" => DataType::EtherAddr,
+        "ether_type" => DataType::EtherType,
+        "arp_op" => DataType::ArpOp,
         "verdict" => {
             return Err(Error::new(
                 name.span.clone(),
@@ -1667,7 +1709,7 @@ fn set_type(name: &Name) -> Result<DataType> {
             return Err(Error::new(
                 name.span.clone(),
                 format!(
-                    "type '{other}' is not supported (expected ipv4_addr, ipv6_addr, inet_service, inet_proto, ifname or mark)"
+                    "type '{other}' is not supported (expected ipv4_addr, ipv6_addr, inet_service, inet_proto, ifname, mark, ether_addr, ether_type or arp_op)"
                 ),
             ));
         }

@@ -39,6 +39,9 @@ fn ordinal(s: &Scalar) -> Option<u128> {
         Scalar::Service(p) => (*p).into(),
         Scalar::Proto(p) => (*p).into(),
         Scalar::Mark(m) => (*m).into(),
+        Scalar::EtherAddr(a) => super::values::ether_ordinal(a),
+        Scalar::ArpOp(v) | Scalar::Int16(v) => (*v).into(),
+        Scalar::Int8(v) => (*v).into(),
         _ => return None,
     })
 }
@@ -51,6 +54,15 @@ fn scalar_like(like: &Scalar, n: u128) -> Scalar {
         Scalar::Ipv6(_) => Scalar::Ipv6(Ipv6Addr::from(n)),
         Scalar::Service(_) => Scalar::Service(n as u16),
         Scalar::Proto(_) => Scalar::Proto(n as u8),
+        Scalar::EtherAddr(_) => {
+            let bytes = (n as u64).to_be_bytes();
+            let mut addr = [0u8; 6];
+            addr.copy_from_slice(&bytes[2..]);
+            Scalar::EtherAddr(addr)
+        }
+        Scalar::ArpOp(_) => Scalar::ArpOp(n as u16),
+        Scalar::Int16(_) => Scalar::Int16(n as u16),
+        Scalar::Int8(_) => Scalar::Int8(n as u8),
         _ => Scalar::Mark(n as u32),
     }
 }

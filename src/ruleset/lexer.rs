@@ -28,6 +28,8 @@ pub enum Tok {
     Number(u64),
     Ipv4(Ipv4Addr),
     Ipv6(Ipv6Addr),
+    /// A MAC address: six groups of one or two hex digits, `02:42:ac:10:0:2`.
+    EtherAddr([u8; 6]),
     /// `"..."`, without the quotes.
     Str(String),
     /// `$name`
@@ -68,6 +70,7 @@ impl Tok {
             Tok::Number(n) => format!("'{n}'"),
             Tok::Ipv4(a) => format!("'{a}'"),
             Tok::Ipv6(a) => format!("'{a}'"),
+            Tok::EtherAddr(a) => format!("'{}'", format_ether(a)),
             Tok::Str(s) => format!("\"{s}\""),
             Tok::Var(v) => format!("'${v}'"),
             Tok::SetRef(s) => format!("'@{s}'"),
@@ -102,6 +105,14 @@ impl Tok {
             _ => "?",
         }
     }
+}
+
+/// A MAC address as nft prints it: `02:42:ac:10:00:02`.
+pub fn format_ether(addr: &[u8; 6]) -> String {
+    addr.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,7 +227,9 @@ impl Lexer {
                 span,
             });
         };
-        let tok = if let Some(addr) = self.ipv6_address() {
+        let tok = if let Some(addr) = self.ether_address() {
+            Tok::EtherAddr(addr)
+        } else if let Some(addr) = self.ipv6_address() {
             Tok::Ipv6(addr)
         } else if c.is_ascii_digit() {
             self.number_or_address(&span)?
@@ -244,6 +257,41 @@ impl Lexer {
             self.punctuation(c, &span)?
         };
         Ok(Token { tok, span })
+    }
+
+    /// A MAC address starting here: exactly six groups of one or two hex
+    /// digits joined by `:`, not followed by more of a word or address (so
+    /// an IPv6 address, a port and a map colon stay what they are).
+    fn ether_address(&mut self) -> Option<[u8; 6]> {
+        let mut addr = [0u8; 6];
+        let mut at = 0;
+        for (i, byte) in addr.iter_mut().enumerate() {
+            if i > 0 {
+                if self.peek(at) != Some(':') {
+                    return None;
+                }
+                at += 1;
+            }
+            let digits = (0..2)
+                .take_while(|&k| self.peek(at + k).is_some_and(|c| c.is_ascii_hexdigit()))
+                .count();
+            if digits == 0 {
+                return None;
+            }
+            let text: String = (0..digits).filter_map(|k| self.peek(at + k)).collect();
+            *byte = u8::from_str_radix(&text, 16).ok()?;
+            at += digits;
+        }
+        if self
+            .peek(at)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | '*'))
+        {
+            return None;
+        }
+        for _ in 0..at {
+            self.bump();
+        }
+        Some(addr)
     }
 
     /// The longest IPv6 address starting here, if any. It must hold at
@@ -409,6 +457,27 @@ mod tests {
                 Tok::Eof
             ]
         );
+    }
+
+    #[test]
+    fn mac_addresses_are_one_token_but_ipv6_ports_and_map_colons_are_not() {
+        assert_eq!(
+            toks("02:42:ac:10:0:2 . ff:FF:ff:ff:ff:ff-00:00:00:00:00:00"),
+            vec![
+                Tok::EtherAddr([2, 0x42, 0xac, 0x10, 0, 2]),
+                Tok::Dot,
+                Tok::EtherAddr([0xff; 6]),
+                Tok::Dash,
+                Tok::EtherAddr([0; 6]),
+                Tok::Eof
+            ]
+        );
+        assert_eq!(
+            toks("1:2:3:4:5:6:7:8"),
+            vec![Tok::Ipv6("1:2:3:4:5:6:7:8".parse().unwrap()), Tok::Eof]
+        );
+        assert_eq!(toks("02:42:ac:10:00")[0], Tok::Number(2));
+        assert_eq!(toks("ab:cd")[0], Tok::Word("ab".into()));
     }
 
     #[test]

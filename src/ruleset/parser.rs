@@ -947,6 +947,21 @@ impl<'b> Parser<'b> {
                 ("l4proto", Selector::MetaL4proto),
                 ("mark", Selector::MetaMark),
                 ("nfproto", Selector::MetaNfproto),
+                ("protocol", Selector::MetaProtocol),
+            ],
+            "ether" => &[
+                ("saddr", Selector::EtherSaddr),
+                ("daddr", Selector::EtherDaddr),
+                ("type", Selector::EtherType),
+            ],
+            "arp" => &[
+                ("htype", Selector::ArpHtype),
+                ("ptype", Selector::ArpPtype),
+                ("hlen", Selector::ArpHlen),
+                ("plen", Selector::ArpPlen),
+                ("operation", Selector::ArpOperation),
+                ("saddr", Selector::ArpSaddrIp),
+                ("daddr", Selector::ArpDaddrIp),
             ],
             "ip" => &[
                 ("saddr", Selector::IpSaddr),
@@ -975,6 +990,31 @@ impl<'b> Parser<'b> {
             _ => return Err(self.unexpected(&format!("a field of '{first}'"))),
         };
         match fields.iter().find(|(name, _)| *name == field) {
+            Some((_, selector))
+                if first == "arp" && matches!(field.as_str(), "saddr" | "daddr") =>
+            {
+                // `arp saddr ip`, `arp saddr ether`: the address kind is a
+                // third word.
+                let selector = *selector;
+                self.advance();
+                let kind = self.word("'ip' or 'ether'")?;
+                let selector = match (selector, kind.text.as_str()) {
+                    (Selector::ArpSaddrIp, "ip") => Selector::ArpSaddrIp,
+                    (Selector::ArpSaddrIp, "ether") => Selector::ArpSaddrEther,
+                    (_, "ip") => Selector::ArpDaddrIp,
+                    (_, "ether") => Selector::ArpDaddrEther,
+                    _ => {
+                        return Err(Error::new(
+                            kind.span,
+                            format!(
+                                "syntax error, unexpected '{}', expecting 'ip' or 'ether'",
+                                kind.text
+                            ),
+                        ));
+                    }
+                };
+                Ok(Some(Key { selector, span }))
+            }
             Some((_, selector)) => {
                 self.advance();
                 Ok(Some(Key {
@@ -1235,6 +1275,7 @@ impl<'b> Parser<'b> {
             Tok::Number(n) => Expr::Number(n, span),
             Tok::Ipv4(a) => Expr::Ipv4(a, span),
             Tok::Ipv6(a) => Expr::Ipv6(a, span),
+            Tok::EtherAddr(a) => Expr::EtherAddr(a, span),
             Tok::Var(v) => Expr::Var(name(v)),
             Tok::SetRef(s) => Expr::SetRef(name(s)),
             Tok::LBrace => {

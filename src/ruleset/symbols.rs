@@ -116,6 +116,25 @@ pub const FIB_ADDR_TYPES: &[(&str, u32)] = &[
 /// `meta nfproto` values (NFPROTO_*).
 pub const NF_PROTOS: &[(&str, u32)] = &[("ipv4", 2), ("ipv6", 10)];
 
+/// `ether type` / `meta protocol` / `arp ptype` names (ETH_P_*).
+pub const ETHER_TYPES: &[(&str, u16)] = &[
+    ("ip", 0x0800),
+    ("arp", 0x0806),
+    ("ip6", 0x86dd),
+    ("vlan", 0x8100),
+];
+
+/// `arp operation` names (ARPOP_*).
+pub const ARP_OPS: &[(&str, u16)] = &[
+    ("request", 1),
+    ("reply", 2),
+    ("rrequest", 3),
+    ("rreply", 4),
+    ("inrequest", 8),
+    ("inreply", 9),
+    ("nak", 10),
+];
+
 /// `reject with icmp type CODE`.
 pub const ICMP_CODES: &[(&str, u8)] = &[
     ("net-unreachable", 0),

@@ -273,6 +273,8 @@ pub enum Expr {
     Number(u64, Span),
     Ipv4(std::net::Ipv4Addr, Span),
     Ipv6(std::net::Ipv6Addr, Span),
+    /// `02:42:ac:10:00:02`
+    EtherAddr([u8; 6], Span),
     /// `$name`
     Var(Name),
     /// `@name`
@@ -304,6 +306,7 @@ impl Expr {
             Expr::Number(_, s)
             | Expr::Ipv4(_, s)
             | Expr::Ipv6(_, s)
+            | Expr::EtherAddr(_, s)
             | Expr::Jump { span: s, .. }
             | Expr::Prefix(_, _, s)
             | Expr::Range(_, _, s)

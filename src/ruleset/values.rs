@@ -219,6 +219,10 @@ pub fn expected(ty: DataType) -> &'static str {
         DataType::TcpFlag => "a tcp flag",
         DataType::FibAddrType => "a fib address type",
         DataType::Verdict => "a verdict",
+        DataType::EtherAddr => "a MAC address (ether_addr)",
+        DataType::EtherType => "an ethertype (ether_type)",
+        DataType::ArpOp => "an ARP operation (arp_op)",
+        DataType::Integer8 | DataType::Integer16 => "a number",
     }
 }
 
@@ -231,6 +235,7 @@ pub fn describe(expr: &Expr) -> String {
         Expr::Number(n, _) => format!("number {n}"),
         Expr::Ipv4(a, _) => format!("IPv4 address {a}"),
         Expr::Ipv6(a, _) => format!("IPv6 address {a}"),
+        Expr::EtherAddr(a, _) => format!("MAC address {}", super::lexer::format_ether(a)),
         Expr::Var(n) => format!("${}", n.text),
         Expr::SetRef(n) => format!("@{}", n.text),
         Expr::Jump { target, .. } => format!("a jump to '{}'", target.text),
@@ -348,6 +353,26 @@ pub fn scalar(expr: &Expr, ty: DataType) -> Result<Scalar> {
             None => Scalar::TcpFlags(named(expr, ty, symbols::TCP_FLAGS)? as u8),
         },
         DataType::FibAddrType => Scalar::FibAddrType(named(expr, ty, symbols::FIB_ADDR_TYPES)?),
+        DataType::EtherAddr => match expr {
+            Expr::EtherAddr(a, _) => Scalar::EtherAddr(*a),
+            _ => return Err(mismatch(expr, ty)),
+        },
+        DataType::EtherType => match number_at_most(expr, ty, u16::MAX.into())? {
+            Some(n) => Scalar::EtherType(n as u16),
+            None => Scalar::EtherType(named(expr, ty, symbols::ETHER_TYPES)?),
+        },
+        DataType::ArpOp => match number_at_most(expr, ty, u16::MAX.into())? {
+            Some(n) => Scalar::ArpOp(n as u16),
+            None => Scalar::ArpOp(named(expr, ty, symbols::ARP_OPS)?),
+        },
+        DataType::Integer8 => match number_at_most(expr, ty, u8::MAX.into())? {
+            Some(n) => Scalar::Int8(n as u8),
+            None => return Err(mismatch(expr, ty)),
+        },
+        DataType::Integer16 => match number_at_most(expr, ty, u16::MAX.into())? {
+            Some(n) => Scalar::Int16(n as u16),
+            None => return Err(mismatch(expr, ty)),
+        },
         DataType::Verdict => return Err(mismatch(expr, ty)),
     })
 }
@@ -390,6 +415,10 @@ fn orderable(ty: DataType) -> bool {
             | DataType::InetService
             | DataType::InetProto
             | DataType::Mark
+            | DataType::EtherAddr
+            | DataType::ArpOp
+            | DataType::Integer8
+            | DataType::Integer16
     )
 }
 
@@ -468,8 +497,16 @@ fn ordinal(s: &Scalar) -> u128 {
         Scalar::Service(p) => (*p).into(),
         Scalar::Proto(p) => (*p).into(),
         Scalar::Mark(m) => (*m).into(),
+        Scalar::EtherAddr(a) => ether_ordinal(a),
+        Scalar::ArpOp(v) | Scalar::Int16(v) => (*v).into(),
+        Scalar::Int8(v) => (*v).into(),
         _ => 0,
     }
+}
+
+/// A MAC address as a number, first byte highest.
+pub fn ether_ordinal(addr: &[u8; 6]) -> u128 {
+    addr.iter().fold(0u128, |n, b| (n << 8) | u128::from(*b))
 }
 
 /// One value per part of `types`: a concatenation `a . b` for several

@@ -451,6 +451,13 @@ impl<'a> Ctx<'a, '_> {
     fn learn(&mut self, sel: Selector, scalar: &Scalar) {
         match (sel, scalar) {
             (Selector::MetaNfproto, Scalar::NfProto(p)) => self.nfproto = Some(*p),
+            (Selector::MetaProtocol | Selector::EtherType, Scalar::EtherType(t))
+                if self.family == Family::Bridge =>
+            {
+                if let Some(p) = types::ethertype_nfproto(*t) {
+                    self.nfproto = Some(p);
+                }
+            }
             (Selector::MetaL4proto | Selector::IpProtocol, Scalar::Proto(p))
                 if !self.l4protos.contains(p) =>
             {

@@ -16,16 +16,23 @@ pub(super) const BYTEORDER_BIG: u32 = 2;
 /// The byte order nft gives a value declared by type (named sets).
 pub(super) fn type_byteorder(ty: DataType) -> u32 {
     match ty {
-        DataType::Ipv4Addr | DataType::Ipv6Addr | DataType::InetService | DataType::TcpFlag => {
-            BYTEORDER_BIG
-        }
+        DataType::Ipv4Addr
+        | DataType::Ipv6Addr
+        | DataType::InetService
+        | DataType::TcpFlag
+        | DataType::EtherAddr
+        | DataType::EtherType
+        | DataType::ArpOp
+        | DataType::Integer16 => BYTEORDER_BIG,
         DataType::Ifname
         | DataType::Mark
         | DataType::IfaceIndex
         | DataType::CtState
         | DataType::CtStatus
         | DataType::FibAddrType => BYTEORDER_HOST,
-        DataType::InetProto | DataType::NfProto | DataType::Verdict => BYTEORDER_INVALID,
+        DataType::Integer8 | DataType::InetProto | DataType::NfProto | DataType::Verdict => {
+            BYTEORDER_INVALID
+        }
     }
 }
 
@@ -63,6 +70,9 @@ pub(super) fn scalar_bytes(scalar: &Scalar) -> Result<Vec<u8>, String> {
         Scalar::Mark(v) | Scalar::CtState(v) | Scalar::CtStatus(v) | Scalar::FibAddrType(v) => {
             v.to_ne_bytes().to_vec()
         }
+        Scalar::EtherAddr(a) => a.to_vec(),
+        Scalar::EtherType(v) | Scalar::ArpOp(v) | Scalar::Int16(v) => v.to_be_bytes().to_vec(),
+        Scalar::Int8(v) => vec![*v],
     })
 }
 
@@ -146,9 +156,11 @@ pub(super) enum Dep {
 }
 
 pub(super) const NFPROTO_IPV4: u8 = 2;
+pub(super) const NFPROTO_ARP: u8 = 3;
 pub(super) const NFPROTO_IPV6: u8 = 10;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_ARP: u16 = 0x0806;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 
@@ -156,6 +168,7 @@ pub(super) fn proto_name(dep: Dep) -> String {
     match dep {
         Dep::NfProto(NFPROTO_IPV4) => "ip".into(),
         Dep::NfProto(NFPROTO_IPV6) => "ip6".into(),
+        Dep::NfProto(NFPROTO_ARP) => "arp".into(),
         Dep::L4Proto(IPPROTO_TCP) => "tcp".into(),
         Dep::L4Proto(IPPROTO_UDP) => "udp".into(),
         Dep::NfProto(n) | Dep::L4Proto(n) => n.to_string(),
@@ -175,14 +188,51 @@ pub(super) fn dependency(sel: Selector, family: Family) -> Option<Dep> {
             Some(Dep::L4Proto(IPPROTO_TCP))
         }
         Selector::UdpSport | Selector::UdpDport => Some(Dep::L4Proto(IPPROTO_UDP)),
+        Selector::ArpHtype
+        | Selector::ArpPtype
+        | Selector::ArpHlen
+        | Selector::ArpPlen
+        | Selector::ArpOperation
+        | Selector::ArpSaddrIp
+        | Selector::ArpDaddrIp
+        | Selector::ArpSaddrEther
+        | Selector::ArpDaddrEther => Some(Dep::NfProto(NFPROTO_ARP)),
+        _ => None,
+    }
+}
+
+/// The network protocol (NFPROTO_*) an ethertype names, for the protocol
+/// context of bridge rules (`ether type arp`, `meta protocol ip`).
+pub(super) fn ethertype_nfproto(ethertype: u16) -> Option<u8> {
+    match ethertype {
+        ETH_P_IP => Some(NFPROTO_IPV4),
+        ETH_P_IPV6 => Some(NFPROTO_IPV6),
+        ETH_P_ARP => Some(NFPROTO_ARP),
         _ => None,
     }
 }
 
 /// The bytecode that checks a dependency in a table of `family`. A bridge
 /// sees frames: nft checks their ethertype (`meta protocol ip`, two bytes
-/// in network order) where inet checks `meta nfproto ipv4`.
+/// in network order) where inet checks `meta nfproto ipv4`; for ARP nft
+/// 1.0.6 reads the ethertype from the frame header instead (`ether type
+/// arp`).
 pub(super) fn dependency_exprs(dep: Dep, family: Family) -> [Expr; 2] {
+    if dep == Dep::NfProto(NFPROTO_ARP) {
+        return [
+            Expr::Payload {
+                base: PayloadBase::Link,
+                offset: 12,
+                len: 2,
+                dreg: Reg::R1,
+            },
+            Expr::Cmp {
+                op: crate::nftables::CmpOp::Eq,
+                sreg: Reg::R1,
+                data: ETH_P_ARP.to_be_bytes().to_vec(),
+            },
+        ];
+    }
     let (key, data) = match (dep, family) {
         (Dep::NfProto(v), Family::Bridge) => {
             let ethertype = if v == NFPROTO_IPV6 {
@@ -207,8 +257,20 @@ pub(super) fn dependency_exprs(dep: Dep, family: Family) -> [Expr; 2] {
 
 /// Where a payload selector reads: base, byte offset, byte length.
 pub(super) fn payload(sel: Selector) -> Option<(PayloadBase, u32, u32)> {
-    use PayloadBase::{Network, Transport};
+    use PayloadBase::{Link, Network, Transport};
     Some(match sel {
+        Selector::EtherDaddr => (Link, 0, 6),
+        Selector::EtherSaddr => (Link, 6, 6),
+        Selector::EtherType => (Link, 12, 2),
+        Selector::ArpHtype => (Network, 0, 2),
+        Selector::ArpPtype => (Network, 2, 2),
+        Selector::ArpHlen => (Network, 4, 1),
+        Selector::ArpPlen => (Network, 5, 1),
+        Selector::ArpOperation => (Network, 6, 2),
+        Selector::ArpSaddrEther => (Network, 8, 6),
+        Selector::ArpSaddrIp => (Network, 14, 4),
+        Selector::ArpDaddrEther => (Network, 18, 6),
+        Selector::ArpDaddrIp => (Network, 24, 4),
         Selector::IpSaddr => (Network, 12, 4),
         Selector::IpDaddr => (Network, 16, 4),
         Selector::IpProtocol => (Network, 9, 1),
@@ -230,6 +292,7 @@ fn meta_key(sel: Selector) -> Option<MetaKey> {
         Selector::MetaL4proto => MetaKey::L4Proto,
         Selector::MetaMark => MetaKey::Mark,
         Selector::MetaNfproto => MetaKey::NfProto,
+        Selector::MetaProtocol => MetaKey::Protocol,
         _ => return None,
     })
 }
@@ -297,7 +360,7 @@ pub(super) fn load(sel: Selector, dreg: Reg) -> Expr {
 
 /// The byte order of what `sel` loads (nft's expression byte order).
 pub(super) fn selector_byteorder(sel: Selector) -> u32 {
-    if payload(sel).is_some() {
+    if payload(sel).is_some() || sel == Selector::MetaProtocol {
         BYTEORDER_BIG
     } else {
         BYTEORDER_HOST
@@ -318,6 +381,8 @@ const PROTO_DESC_TCP: u32 = 8;
 const PROTO_DESC_TH: u32 = 11;
 const PROTO_DESC_IP: u32 = 12;
 const PROTO_DESC_IP6: u32 = 13;
+const PROTO_DESC_ARP: u32 = 15;
+const PROTO_DESC_ETHER: u32 = 17;
 
 /// The `typeof` record nft keeps for an expression: its expression type
 /// and the expression's own description.
@@ -359,6 +424,18 @@ fn payload_template(sel: Selector) -> Option<(u32, u32)> {
         Selector::UdpDport => (PROTO_DESC_UDP, 2),
         Selector::ThSport => (PROTO_DESC_TH, 1),
         Selector::ThDport => (PROTO_DESC_TH, 2),
+        Selector::EtherDaddr => (PROTO_DESC_ETHER, 1),
+        Selector::EtherSaddr => (PROTO_DESC_ETHER, 2),
+        Selector::EtherType => (PROTO_DESC_ETHER, 3),
+        Selector::ArpHtype => (PROTO_DESC_ARP, 1),
+        Selector::ArpPtype => (PROTO_DESC_ARP, 2),
+        Selector::ArpHlen => (PROTO_DESC_ARP, 3),
+        Selector::ArpPlen => (PROTO_DESC_ARP, 4),
+        Selector::ArpOperation => (PROTO_DESC_ARP, 5),
+        Selector::ArpSaddrEther => (PROTO_DESC_ARP, 6),
+        Selector::ArpSaddrIp => (PROTO_DESC_ARP, 7),
+        Selector::ArpDaddrEther => (PROTO_DESC_ARP, 8),
+        Selector::ArpDaddrIp => (PROTO_DESC_ARP, 9),
         _ => return None,
     })
 }
