@@ -144,7 +144,8 @@ fn proto_name(proto: u8) -> String {
 }
 
 fn check_comment(comment: &Name) -> Result<String> {
-    if comment.text.chars().count() > MAX_COMMENT {
+    // Bytes, as nft counts them (strlen), whatever the message says.
+    if comment.text.len() > MAX_COMMENT {
         return Err(Error::new(
             comment.span.clone(),
             format!("comment too long, {MAX_COMMENT} characters maximum allowed"),

@@ -34,6 +34,10 @@ type Result<T> = std::result::Result<T, Error>;
 
 /// Parses `text` (named `name` in messages); includes are looked up relative
 /// to `dir`.
+/// The longest table, chain, set or map name the kernel takes: 255 bytes
+/// and a NUL (`NFT_NAME_MAXLEN`).
+pub const MAX_NAME_BYTES: usize = 255;
+
 pub fn parse_source(name: &str, text: &str, dir: &Path) -> Result<Source> {
     let budget = Cell::new(0);
     let mut parser = Parser::new(name, text, dir, 0, &budget)?;
@@ -207,13 +211,23 @@ impl<'b> Parser<'b> {
     }
 
     /// A table, chain, set or variable name: a bare word nft does not take
-    /// for a keyword.
+    /// for a keyword. Table, chain and set names are at most
+    /// [`MAX_NAME_BYTES`] long, as the kernel takes them.
     fn name(&mut self, what: &str) -> Result<Name> {
         match self.peek().clone() {
             Tok::Word(text) if is_reserved(&text) => Err(Error::new(
                 self.span(),
                 format!("syntax error, unexpected keyword '{text}', expecting {what}"),
             )),
+            Tok::Word(text) if text.len() > MAX_NAME_BYTES && what != "a variable name" => {
+                Err(Error::new(
+                    self.span(),
+                    format!(
+                        "{what} of {} bytes is longer than the kernel's limit of {MAX_NAME_BYTES} (NFT_NAME_MAXLEN)",
+                        text.len()
+                    ),
+                ))
+            }
             Tok::Word(text) if !text.contains('*') => Ok(Name {
                 text,
                 span: self.advance().span,
@@ -607,7 +621,7 @@ impl<'b> Parser<'b> {
 
     /// `NAME { ... }` after `set`/`map` (`span` is that keyword).
     fn set_block(&mut self, span: Span, is_map: bool) -> Result<SetBlock> {
-        let name = self.name("a set name")?;
+        let name = self.name(if is_map { "a map name" } else { "a set name" })?;
         self.expect(&Tok::LBrace, "'{'")?;
         let items = self.set_body(End::Brace)?;
         Ok(SetBlock {

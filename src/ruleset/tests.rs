@@ -122,3 +122,104 @@ fn long_lines_and_many_tokens_are_fine() {
     text.push_str("22 } accept\n}\n}\n");
     assert_eq!(front_end(&text), None);
 }
+
+/// Names past the kernel's NFT_NAME_MAXLEN used to reach the encoder, which
+/// wrote them past its buffer ("double free or corruption") or wrapped their
+/// 16-bit length (a 65,538-byte name created table `aaa`).
+#[test]
+fn names_longer_than_the_kernel_takes_are_errors_at_the_name() {
+    for len in [256, 65_538, 300_000] {
+        let long = "a".repeat(len);
+        let cases = [
+            (format!("table ip {long} {{ }}\n"), 10, "a table name"),
+            (
+                format!("table ip t {{ chain {long} {{ }}; }}\n"),
+                20,
+                "a chain name",
+            ),
+            (
+                format!("table ip t {{ set {long} {{ type ipv4_addr; }}; }}\n"),
+                18,
+                "a set name",
+            ),
+            (
+                format!("table ip t {{ map {long} {{ type ipv4_addr : ipv4_addr; }}; }}\n"),
+                18,
+                "a map name",
+            ),
+            (format!("add table inet {long}\n"), 16, "a table name"),
+        ];
+        for (text, col, what) in cases {
+            let err = front_end(&text).expect("refused");
+            assert_eq!(
+                err,
+                format!(
+                    "t.nft:1:{col}: {what} of {len} bytes is longer than the kernel's limit of 255 (NFT_NAME_MAXLEN)"
+                )
+            );
+        }
+    }
+    let fine = format!("table ip {} {{ }}\n", "a".repeat(255));
+    assert_eq!(front_end(&fine), None);
+}
+
+/// The encoder's own guard, behind the checker: a checked ruleset with
+/// names no checker let through must still end in an error, not in memory
+/// corruption.
+#[test]
+fn the_compiler_refuses_names_too_long_for_the_kernel_without_corrupting_memory() {
+    use super::ast::{Command, CommandKind, Family, Ruleset, Set, SetFlags, Span, Table, TableId};
+    let span = Span::new("t.nft".into(), 3, 7);
+    for len in [256, 65_538, 300_000] {
+        let long = "a".repeat(len);
+        let table = TableId {
+            family: Family::Ip,
+            name: long.clone(),
+        };
+        let set = Set {
+            table: TableId {
+                family: Family::Ip,
+                name: "t".into(),
+            },
+            name: long.clone(),
+            key: vec![super::ast::DataType::Ipv4Addr],
+            data: None,
+            flags: SetFlags::default(),
+            timeout_ms: None,
+            size: None,
+            comment: None,
+            elements: Vec::new(),
+        };
+        for kind in [
+            CommandKind::AddTable(Table {
+                id: table.clone(),
+                comment: None,
+            }),
+            CommandKind::DeleteTable(table.clone()),
+            CommandKind::FlushTable(table.clone()),
+            CommandKind::AddSet(set),
+        ] {
+            let ruleset = Ruleset {
+                commands: vec![Command {
+                    span: span.clone(),
+                    kind,
+                }],
+            };
+            let err = super::compile::compile(&ruleset).expect_err("refused");
+            assert!(err.to_string().starts_with("t.nft:3:7: "), "{len}: {err}");
+        }
+    }
+}
+
+#[test]
+fn comments_are_limited_to_128_bytes_as_in_nft() {
+    // 65 two-byte characters: 130 bytes, which nft refuses.
+    let text = format!("table ip t {{ comment \"{}\"; }}\n", "é".repeat(65));
+    let err = front_end(&text).expect("refused");
+    assert!(
+        err.ends_with("comment too long, 128 characters maximum allowed"),
+        "{err}"
+    );
+    let text = format!("table ip t {{ comment \"{}\"; }}\n", "é".repeat(64));
+    assert_eq!(front_end(&text), None);
+}
