@@ -89,8 +89,12 @@ pub fn parse_str(
 /// Reads and parses a ruleset file.
 pub fn parse_file(path: &Path, defines: &[Define]) -> Result<syntax::Source, Error> {
     let name = path.display().to_string();
-    let text = parser::read_file(path)
-        .map_err(|err| Error::file(Arc::from(name.as_str()), format!("cannot read: {err}")))?;
+    let text = parser::read_file(path).map_err(|err| {
+        Error::file(
+            Arc::from(name.as_str()),
+            format!("cannot read: {}", parser::io_reason(&err)),
+        )
+    })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     parse_str(&name, &text, dir, defines)
 }
