@@ -535,12 +535,8 @@ impl Checker {
                     }
                 }
                 SetItem::Timeout(text) => {
-                    let ms = symbols::parse_duration(&text.text).ok_or_else(|| {
-                        Error::new(
-                            text.span.clone(),
-                            format!("invalid duration '{}' (like 30s, 5m, 1h30m)", text.text),
-                        )
-                    })?;
+                    let ms = symbols::parse_duration(&text.text)
+                        .map_err(|message| Error::new(text.span.clone(), message))?;
                     timeout_ms = Some(ms);
                     // The kernel takes a timeout only on sets with the flag;
                     // nft sets it implicitly.
@@ -803,7 +799,16 @@ impl Checker {
             l4_matched: false,
         };
         let mut stmts = Vec::with_capacity(line.stmts.len());
+        let mut terminal = false;
         for stmt in &line.stmts {
+            // nft refuses what can never run (`masquerade drop`).
+            if terminal {
+                return Err(Error::new(
+                    stmt.span.clone(),
+                    "Statement after terminal statement has no effect",
+                ));
+            }
+            terminal = is_terminal(&stmt.kind);
             let kind = self.stmt(&mut ctx, stmt)?;
             stmts.push(Stmt {
                 span: stmt.span.clone(),
@@ -1456,6 +1461,21 @@ impl Checker {
 }
 
 /// The needs of every chain reachable from `start`, with the chain they are in.
+/// Statements nft 1.0.6 marks terminal (STMT_F_TERMINAL): verdicts but
+/// `continue`, `reject` and the nat statements. A verdict map is not.
+fn is_terminal(stmt: &syntax::StmtKind) -> bool {
+    use syntax::StmtKind as S;
+    match stmt {
+        S::Verdict(name) => name.text != "continue",
+        S::Jump { .. }
+        | S::Reject { .. }
+        | S::Masquerade { .. }
+        | S::Redirect { .. }
+        | S::Nat { .. } => true,
+        _ => false,
+    }
+}
+
 fn reachable_needs<'t>(table: &'t TableInfo, start: &'t str) -> Vec<(&'t str, &'t Need)> {
     let mut seen: Vec<&str> = vec![start];
     let mut todo: Vec<&str> = vec![start];

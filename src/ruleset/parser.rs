@@ -854,9 +854,9 @@ impl<'b> Parser<'b> {
                 SetItem::Flags(flags)
             }
             "timeout" => {
+                // nft takes no bare number here: `timeout 30` is a syntax error.
                 let text = match self.peek().clone() {
                     Tok::NumWord(text) => text,
-                    Tok::Number(n) => n.to_string(),
                     _ => return Err(self.unexpected("a duration like 30s")),
                 };
                 SetItem::Timeout(Name {
