@@ -251,9 +251,11 @@ impl NlSet {
 impl NlRule {
     /// Appends an expression; the rule takes ownership of it. An expression
     /// that refused a value makes the rule refuse to build.
-    pub(super) fn add_expr(&mut self, expr: NlExpr) {
-        if let Some(reason) = &expr.refused {
-            self.refused.get_or_insert_with(|| reason.clone());
+    pub(super) fn add_expr(&mut self, mut expr: NlExpr) {
+        // Taken out first: `forget` below must leave nothing of ours behind
+        // (the fuzzer found this reason leaking).
+        if let Some(reason) = expr.refused.take() {
+            self.refused.get_or_insert(reason);
         }
         // The list element and name nests around the expression's attributes.
         self.bound += expr.bound + 32;
