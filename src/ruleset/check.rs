@@ -12,8 +12,9 @@
 use std::collections::HashMap;
 
 use super::ast::{self, *};
-use super::error::Error;
+use super::error::{Error, MAX_ERRORS};
 use super::intervals::{self, Disjoint};
+use super::suggest;
 use super::symbols::{self, lookup};
 use super::syntax::{self, Binding, ChainBlock, ChainItem, Expr, Name, SetBlock, SetItem};
 use super::syntax::{Key, MarkSource, RuleLine, TableItem, TableName, TopItem};
@@ -34,14 +35,21 @@ pub fn check(source: &syntax::Source) -> Result<Ruleset> {
         scopes: Scopes::new(),
         tables: HashMap::new(),
         commands: Vec::new(),
+        errors: Vec::new(),
     };
-    for item in &source.items {
-        checker.top_item(item)?;
+    let mut result = source
+        .items
+        .iter()
+        .try_for_each(|item| checker.top_item(item));
+    if result.is_ok() && checker.errors.is_empty() {
+        result = checker.validate_hooks();
     }
-    checker.validate_hooks()?;
-    Ok(Ruleset {
-        commands: checker.commands,
-    })
+    match Error::many(checker.errors.into_iter().chain(result.err())) {
+        Some(err) => Err(err),
+        None => Ok(Ruleset {
+            commands: checker.commands,
+        }),
+    }
 }
 
 /// What the checker knows of a declared table.
@@ -158,9 +166,26 @@ struct Checker {
     scopes: Scopes,
     tables: HashMap<TableId, TableInfo>,
     commands: Vec<Command>,
+    /// Errors of rules checked so far: a bad rule is reported and the
+    /// check goes on with the next, so one run finds them all.
+    errors: Vec<Error>,
 }
 
 impl Checker {
+    /// Adds a checked rule, or keeps its error and goes on (until
+    /// [`MAX_ERRORS`], where the check stops).
+    fn keep_going(&mut self, command: Result<Command>) -> Result<()> {
+        match command {
+            Ok(command) => self.commands.push(command),
+            Err(err) if self.errors.len() + 1 < MAX_ERRORS => self.errors.push(err),
+            Err(mut err) => {
+                err.truncated = true;
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
     fn emit(&mut self, span: &Span, kind: CommandKind) {
         self.commands.push(Command {
             span: span.clone(),
@@ -233,9 +258,8 @@ impl Checker {
             } => {
                 self.table(table)?;
                 let id = table_id(table);
-                let command = self.rule(&id, chain, *placement, rule)?;
-                self.commands.push(command);
-                Ok(())
+                let command = self.rule(&id, chain, *placement, rule);
+                self.keep_going(command)
             }
             TopItem::AddElements {
                 span,
@@ -482,8 +506,8 @@ impl Checker {
             match item {
                 ChainItem::Binding(binding) => self.binding(binding)?,
                 ChainItem::Rule(rule) => {
-                    let command = self.rule(id, &chain.name, Placement::Append, rule)?;
-                    self.commands.push(command);
+                    let command = self.rule(id, &chain.name, Placement::Append, rule);
+                    self.keep_going(command)?;
                 }
                 ChainItem::Hook(_) | ChainItem::Policy(_) | ChainItem::Comment(_) => {}
             }
@@ -658,15 +682,25 @@ impl Checker {
             .get(id)
             .and_then(|t| t.sets.get(&set.text))
             .ok_or_else(|| {
+                let hint = self.tables.get(id).map_or(String::new(), |t| {
+                    suggest::did_you_mean(&set.text, t.sets.keys().map(String::as_str), "@")
+                });
                 Error::new(
                     set.span.clone(),
                     format!(
-                        "no such set or map '{}' in table {}",
+                        "no such set or map '{}' in table {}{hint}",
                         set.text,
                         describe_table(id)
                     ),
                 )
             })
+    }
+
+    /// `; did you mean 'NAME'?` for a chain of the table near `name`.
+    fn chain_hint(&self, id: &TableId, name: &str) -> String {
+        self.tables.get(id).map_or(String::new(), |t| {
+            suggest::did_you_mean(name, t.chain_order.iter().map(String::as_str), "")
+        })
     }
 
     /// One element `KEY [comment] [: DATA]` of a set (no `data` type) or map.
@@ -748,9 +782,10 @@ impl Checker {
             None => Err(Error::new(
                 target.span.clone(),
                 format!(
-                    "no such chain '{}' in table {}",
+                    "no such chain '{}' in table {}{}",
                     target.text,
-                    describe_table(id)
+                    describe_table(id),
+                    self.chain_hint(id, &target.text)
                 ),
             )),
             Some(ChainInfo { base: Some(_), .. }) => Err(Error::new(
@@ -781,9 +816,10 @@ impl Checker {
             return Err(Error::new(
                 chain.span.clone(),
                 format!(
-                    "no such chain '{}' in table {}",
+                    "no such chain '{}' in table {}{}",
                     chain.text,
-                    describe_table(id)
+                    describe_table(id),
+                    self.chain_hint(id, &chain.text)
                 ),
             ));
         }

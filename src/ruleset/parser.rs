@@ -11,15 +11,16 @@
 //! `chain_body` → `rule` → `stmt` → `after_key` (matches) → `rhs` (values).
 //! `block` is the loop all blocks share (separators, includes, defines).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::ast::{Family, Fib, MatchOp, Placement, Selector, Span};
-use super::error::Error;
+use super::error::{Error, MAX_ERRORS};
 use super::keywords::is_reserved;
 use super::lexer::{MAX_FILE_BYTES, Tok, Token, tokenize};
+use super::suggest;
 use super::syntax::*;
 
 /// nft's own limit on nested includes.
@@ -39,22 +40,78 @@ type Result<T> = std::result::Result<T, Error>;
 pub const MAX_NAME_BYTES: usize = 255;
 
 pub fn parse_source(name: &str, text: &str, dir: &Path) -> Result<Source> {
+    let (source, errors) = parse_source_all(name, text, dir);
+    match Error::many(errors) {
+        Some(err) => Err(err),
+        None => Ok(source),
+    }
+}
+
+/// Parses `text` as far as it goes: a line that does not parse is an error
+/// and is skipped, and parsing goes on with the next (up to
+/// [`MAX_ERRORS`]), so one load reports every syntax error. Returns what
+/// parsed, and the errors.
+pub fn parse_source_all(name: &str, text: &str, dir: &Path) -> (Source, Vec<Error>) {
     let budget = Cell::new(0);
-    let mut parser = Parser::new(name, text, dir, 0, &budget)?;
-    let items = parser.top_items()?;
-    Ok(Source { items })
+    let errors = RefCell::new(Vec::new());
+    let items = Parser::new(name, text, dir, 0, &budget, &errors).and_then(|mut p| p.top_items());
+    let mut errors = errors.into_inner();
+    match items {
+        Ok(items) => (Source { items }, errors),
+        Err(err) => {
+            errors.push(err);
+            (Source::default(), errors)
+        }
+    }
 }
 
 /// Parses the VALUE of `-D NAME=VALUE` as the value of a `define`.
 pub fn parse_define_value(name: &str, value: &str) -> Result<Expr> {
     let budget = Cell::new(0);
+    let errors = RefCell::new(Vec::new());
     let file = format!("-D {name}");
-    let mut parser = Parser::new(&file, value, Path::new("."), 0, &budget)?;
+    let mut parser = Parser::new(&file, value, Path::new("."), 0, &budget, &errors)?;
     let expr = parser.rhs()?;
     match parser.peek() {
         Tok::Eof => Ok(expr),
         _ => Err(parser.unexpected("end of the value")),
     }
+}
+
+/// A field after a protocol word the loader does not read: nft syntax it
+/// does not support (`ip ttl`), or a typo (`tcp dprot`: did you mean
+/// `tcp dport`?).
+fn unknown_field(protocol: &str, field: &str, span: Span, supported: &[(&str, Selector)]) -> Error {
+    if suggest::nft_fields(protocol).contains(&field) {
+        return Error::new(
+            span,
+            format!("'{protocol} {field}' is valid nft but not supported by this loader"),
+        );
+    }
+    let hint = suggest::did_you_mean(
+        field,
+        supported.iter().map(|(name, _)| *name),
+        &format!("{protocol} "),
+    );
+    Error::new(
+        span,
+        format!("syntax error, unexpected '{field}': '{protocol}' has no field '{field}'{hint}"),
+    )
+}
+
+/// A word where a statement belongs that the loader does not read.
+fn unknown_statement(word: &str, span: Span) -> Error {
+    if suggest::is_nft_only(word) {
+        return Error::new(
+            span,
+            format!("'{word}' is valid nft but not supported by this loader"),
+        );
+    }
+    let hint = suggest::did_you_mean(word, suggest::STATEMENT_WORDS.iter().copied(), "");
+    Error::new(
+        span,
+        format!("syntax error, unexpected '{word}', expecting a statement{hint}"),
+    )
 }
 
 /// What a path names, for reading it as a ruleset file.
@@ -230,6 +287,8 @@ struct Parser<'b> {
     nesting: usize,
     /// Bytes read so far by this load, includes included.
     budget: &'b Cell<usize>,
+    /// The errors of lines skipped so far by this load, includes included.
+    errors: &'b RefCell<Vec<Error>>,
 }
 
 /// How a block ends: at its `}`, or at the end of an included file.
@@ -246,6 +305,7 @@ impl<'b> Parser<'b> {
         dir: &Path,
         include_depth: usize,
         budget: &'b Cell<usize>,
+        errors: &'b RefCell<Vec<Error>>,
     ) -> Result<Parser<'b>> {
         let file: Arc<str> = Arc::from(name);
         let total = budget.get().saturating_add(text.len());
@@ -266,6 +326,7 @@ impl<'b> Parser<'b> {
             include_depth,
             nesting: 0,
             budget,
+            errors,
         })
     }
 
@@ -532,7 +593,14 @@ impl<'b> Parser<'b> {
         })?;
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let name = path.display().to_string();
-        let mut sub = Parser::new(&name, &text, &dir, self.include_depth + 1, self.budget)?;
+        let mut sub = Parser::new(
+            &name,
+            &text,
+            &dir,
+            self.include_depth + 1,
+            self.budget,
+            self.errors,
+        )?;
         body(&mut sub, End::File)
     }
 
@@ -576,13 +644,70 @@ impl<'b> Parser<'b> {
             if self.block_ends(end)? {
                 return Ok(items);
             }
-            if self.is_word("include") {
-                items.extend(self.include(|p, end| p.block(end, binding, item))?);
-            } else if let Some(b) = self.binding()? {
-                items.push(binding(b));
+            let (start, nesting) = (self.pos, self.nesting);
+            let parsed = if self.is_word("include") {
+                self.include(|p, end| p.block(end, binding, item))
             } else {
-                items.push(item(self)?);
+                match self.binding() {
+                    Ok(Some(b)) => Ok(vec![binding(b)]),
+                    Ok(None) => item(self).map(|i| vec![i]),
+                    Err(err) => Err(err),
+                }
+            };
+            match parsed {
+                Ok(parsed) => items.extend(parsed),
+                Err(err) => {
+                    self.record(err)?;
+                    self.skip_item(start, nesting);
+                }
             }
+        }
+    }
+
+    /// Keeps an error of an item and lets parsing go on, unless the load
+    /// already has [`MAX_ERRORS`]: then parsing stops with this one.
+    fn record(&mut self, mut err: Error) -> Result<()> {
+        let mut errors = self.errors.borrow_mut();
+        if errors.len() + 1 >= MAX_ERRORS {
+            err.truncated = true;
+            return Err(err);
+        }
+        errors.push(err);
+        Ok(())
+    }
+
+    /// After an error in the item that started at token `start`: skips to
+    /// its end, the `;` or newline after the brackets it opened are closed,
+    /// or the `}` of the block it stands in (left for the block to read).
+    fn skip_item(&mut self, start: usize, nesting: usize) {
+        self.nesting = nesting;
+        let mut depth: usize = 0;
+        for token in &self.tokens[start.min(self.pos)..self.pos] {
+            match token.tok {
+                Tok::LBrace | Tok::LParen => depth += 1,
+                Tok::RBrace | Tok::RParen => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        let before = self.pos;
+        loop {
+            match self.peek() {
+                Tok::Eof => break,
+                Tok::LBrace | Tok::LParen => depth += 1,
+                Tok::RBrace | Tok::RParen if depth == 0 => break,
+                Tok::RBrace | Tok::RParen => depth -= 1,
+                Tok::Newline | Tok::Semicolon if depth == 0 => {
+                    self.advance();
+                    break;
+                }
+                _ => {}
+            }
+            self.advance();
+        }
+        // Never stand still: an item that failed on a `}` it cannot take
+        // would otherwise fail again forever.
+        if self.pos == before && self.pos == start && *self.peek() != Tok::Eof {
+            self.advance();
         }
     }
 
@@ -982,12 +1107,7 @@ impl<'b> Parser<'b> {
                 flags: self.nat_flags()?,
             },
             "snat" | "dnat" => self.nat(word == "dnat")?,
-            other => {
-                return Err(Error::new(
-                    span,
-                    format!("unknown or unsupported statement '{other}'"),
-                ));
-            }
+            other => return Err(unknown_statement(other, span)),
         };
         Ok(Stmt { span, kind })
     }
@@ -1230,10 +1350,7 @@ impl<'b> Parser<'b> {
                     span,
                 }))
             }
-            None => Err(Error::new(
-                field_span,
-                format!("'{first} {field}' is not supported by this loader"),
-            )),
+            None => Err(unknown_field(&first, &field, field_span, fields)),
         }
     }
 
