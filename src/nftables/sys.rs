@@ -259,6 +259,13 @@ impl NlRule {
         }
         // The list element and name nests around the expression's attributes.
         self.bound += expr.bound + 32;
+        // libnftnl closes the expression list as one nest: past 16 bits its
+        // length would wrap.
+        if self.bound > u16::MAX as usize {
+            self.refused.get_or_insert_with(|| {
+                format!("the rule's expressions take more than {} bytes", u16::MAX)
+            });
+        }
         let raw = expr.ptr.as_ptr();
         std::mem::forget(expr);
         // SAFETY: both objects are live; the rule now owns `raw` and frees it
@@ -585,6 +592,21 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("nested attribute"), "{err}");
+    }
+
+    /// The rule's own guard, behind `Batch::add_rule`'s estimate: an
+    /// expression list past 16 bits is refused, not wrapped by libnftnl.
+    #[test]
+    fn a_rule_whose_expressions_outgrow_16_bits_refuses_to_build() {
+        // About 67,000 bytes of bound: inside the buffer, past 16 bits.
+        let mut rule = NlRule::new();
+        for _ in 0..620 {
+            let mut e = NlExpr::new(c"cmp");
+            e.set_value(1, &[0; 64], "a value");
+            rule.add_expr(e);
+        }
+        let err = request(0, 2, 0, 1, |m| rule.build(m)).unwrap_err();
+        assert!(err.contains("expressions take more than 65535"), "{err}");
     }
 
     #[test]
