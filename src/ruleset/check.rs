@@ -1026,6 +1026,18 @@ impl Checker {
                 Some(other @ (L3::Ip | L3::Arp)) => return Err(conflict(l3_name(other), "ip6")),
                 _ => ctx.l3 = Some(L3::Ip6),
             },
+            // nft drops `meta protocol ip` in an ip table as implied by the
+            // family, but keeps `meta protocol { ip, arp }`: too subtle to
+            // mirror for a match that tells nothing there.
+            S::MetaProtocol if matches!(ctx.table.family, Family::Ip | Family::Ip6) => {
+                return Err(Error::new(
+                    key.span.clone(),
+                    format!(
+                        "'meta protocol' is only supported by this loader in bridge and inet tables, not in {} tables",
+                        ctx.table.family.name()
+                    ),
+                ));
+            }
             S::EtherSaddr | S::EtherDaddr | S::EtherType if ctx.table.family != Family::Bridge => {
                 return Err(bridge_only("ether"));
             }
