@@ -365,6 +365,53 @@ fn several_files_load_as_one_transaction() {
     assert!(ns.ok("nft list tables").contains("table inet one"));
 }
 
+/// Names past the kernel's limits used to corrupt memory (300,000 bytes:
+/// "double free or corruption") or wrap their 16-bit length (65,538 bytes:
+/// exit 0, with table `aaa` created). Each must fail at the name and leave
+/// the kernel as it was.
+#[test]
+fn names_too_long_for_the_kernel_fail_at_the_name_and_change_nothing() {
+    let Some(ns) = preloaded("names_too_long_for_the_kernel_fail_at_the_name_and_change_nothing")
+    else {
+        return;
+    };
+    let before = kernel_state(&ns);
+    let dir = tempdir::Dir::new("long-names");
+    for len in [256, 65_538, 300_000] {
+        let long = "a".repeat(len);
+        let cases = [
+            ("table", format!("table ip {long} {{ }}\n"), 10),
+            (
+                "chain",
+                format!("table ip t {{\n\tchain {long} {{ }}\n}}\n"),
+                8,
+            ),
+            (
+                "map",
+                format!("table ip t {{\n\tmap {long} {{ type ipv4_addr : ipv4_addr; }}\n}}\n"),
+                6,
+            ),
+        ];
+        for (what, text, col) in cases {
+            let file = write_sample(&dir, &format!("{what}-{len}.nft"), &text);
+            let line = if what == "table" { 1 } else { 2 };
+            for verb in ["check", "load"] {
+                let out = common::run(ns.supervisor().args(["ruleset", verb]).arg(&file));
+                let err = stderr(&out);
+                assert_eq!(out.status.code(), Some(1), "{what} {len} {verb}: {err}");
+                assert!(
+                    err.starts_with(&format!(
+                        "{}:{line}:{col}: a {what} name of {len} bytes",
+                        file.display()
+                    )),
+                    "{what} {len} {verb}: {err}"
+                );
+                assert_eq!(kernel_state(&ns), before, "{what} {len} {verb}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_file_that_cannot_be_read_is_one_line_naming_it() {
     let Some(ns) = HostNs::new("a_file_that_cannot_be_read_is_one_line_naming_it") else {

@@ -286,3 +286,91 @@ fn an_unreadable_file_names_itself() {
         "/nonexistent/x.nft: cannot read: No such file or directory (os error 2)"
     );
 }
+
+/// Writes `text` to a fresh file for one test and returns its path.
+fn scratch_file(tag: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("supervisor-samples-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rules.nft");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `ruleset check` as a user runs it: every error of the file, each on a
+/// first line `FILE:LINE:COL: message`, then the source line and a caret
+/// under the column; typos get a suggestion, valid nft the loader does not
+/// read says so.
+#[test]
+fn ruleset_check_shows_every_error_with_its_line_and_a_caret() {
+    let path = scratch_file(
+        "every-error",
+        "table inet t {\n\tset tcp_ports { type inet_service; }\n\tchain input {\n\t\ttcp dprot 22 accept\n\t\tlimit rate 10/second accept\n\t\ttcp dport @tcp_prots accept\n\t\tip saddr 10.0.0.1 masquerade drop\n\t}\n}\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_supervisor"))
+        .args(["ruleset", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let file = path.display();
+    let want = format!(
+        "{file}:4:7: syntax error, unexpected 'dprot': 'tcp' has no field 'dprot'; did you mean 'tcp dport'?
+\t\ttcp dprot 22 accept
+\t\t    ^
+{file}:5:3: 'limit' is valid nft but not supported by this loader
+\t\tlimit rate 10/second accept
+\t\t^
+{file}:6:13: no such set or map 'tcp_prots' in table inet t; did you mean '@tcp_ports'?
+\t\ttcp dport @tcp_prots accept
+\t\t          ^
+{file}:7:32: Statement after terminal statement has no effect
+\t\tip saddr 10.0.0.1 masquerade drop
+\t\t                             ^
+"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), want);
+}
+
+#[test]
+fn one_load_reports_at_most_20_errors_and_says_it_stopped() {
+    let mut text = String::from("table ip t {\n\tchain c {\n");
+    for _ in 0..30 {
+        text.push_str("\t\ttcp dport 22 acept\n");
+    }
+    text.push_str("\t}\n}\n");
+    let path = scratch_file("many-errors", &text);
+    let err = ruleset::load_file(&path, &[]).unwrap_err();
+    assert_eq!(err.count(), ruleset::MAX_ERRORS);
+    assert!(err.truncated);
+    let lines: Vec<u32> = std::iter::once(&err)
+        .chain(&err.more)
+        .map(|e| e.span.line)
+        .collect();
+    assert_eq!(lines, (3..23).collect::<Vec<u32>>());
+    assert!(
+        err.report()
+            .ends_with("stopped after 20 errors; fix these and check again")
+    );
+}
+
+#[test]
+fn errors_of_several_files_come_out_together() {
+    let first = scratch_file(
+        "several-a",
+        "table ip a {\n\tchain c {\n\t\tcountr\n\t}\n}\n",
+    );
+    let dir = first.parent().unwrap().to_path_buf();
+    let second = dir.join("second.nft");
+    std::fs::write(&second, "add rule ip a c ip saddr ::1 accept\n").unwrap();
+    let err = ruleset::load_files(&[first.clone(), second.clone()], &[]).unwrap_err();
+    assert_eq!(err.count(), 2, "{}", err.report());
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:3:3: ", first.display()))
+    );
+    assert!(
+        err.more[0]
+            .to_string()
+            .starts_with(&format!("{}:1:26: ", second.display()))
+    );
+}

@@ -58,6 +58,9 @@ pub struct Batch {
     pub(super) messages: Vec<MessageInfo>,
     items: Items,
     next_set_id: u32,
+    /// The first object the encoder refused: the batch then holds a
+    /// message cut short and is never sent.
+    poisoned: Option<Error>,
 }
 
 impl Default for Batch {
@@ -85,7 +88,14 @@ impl Batch {
             messages: Vec::new(),
             items: Items::default(),
             next_set_id: 1,
+            poisoned: None,
         }
+    }
+
+    /// The first object the encoder refused (a name, value or message too
+    /// long for the kernel), if any: such a batch cannot be sent.
+    pub fn error(&self) -> Option<&Error> {
+        self.poisoned.as_ref()
     }
 
     /// How many items (objects, elements) the batch carries.
@@ -123,18 +133,14 @@ impl Batch {
         } else {
             "add"
         };
-        let desc = format!(
-            "{verb} table {} {}",
-            table.family,
-            table.name.to_string_lossy()
-        );
+        let desc = format!("{verb} table {} {}", table.family, shown(&table.name));
         self.push(NFT_MSG_NEWTABLE, table.family, mode.excl(), desc, |m| {
             table.write(m)
         })
     }
 
     pub fn delete_table(&mut self, family: Family, name: &CStr) -> usize {
-        let desc = format!("delete table {family} {}", name.to_string_lossy());
+        let desc = format!("delete table {family} {}", shown(name));
         self.push(NFT_MSG_DELTABLE, family, 0, desc, |m| {
             m.put_strz(NFTA_TABLE_NAME, name)
         })
@@ -142,7 +148,7 @@ impl Batch {
 
     /// Removes every rule of every chain of the table.
     pub fn flush_table(&mut self, family: Family, name: &CStr) -> usize {
-        let desc = format!("flush table {family} {}", name.to_string_lossy());
+        let desc = format!("flush table {family} {}", shown(name));
         self.push(NFT_MSG_DELRULE, family, 0, desc, |m| {
             m.put_strz(NFTA_RULE_TABLE, name)
         })
@@ -168,8 +174,8 @@ impl Batch {
         let desc = format!(
             "{verb} chain {} {} {}",
             chain.family,
-            chain.table.to_string_lossy(),
-            chain.name.to_string_lossy()
+            shown(&chain.table),
+            shown(&chain.name)
         );
         self.push(
             NFT_MSG_NEWCHAIN,
@@ -181,11 +187,7 @@ impl Batch {
     }
 
     pub fn delete_chain(&mut self, family: Family, table: &CStr, name: &CStr) -> usize {
-        let desc = format!(
-            "delete chain {family} {} {}",
-            table.to_string_lossy(),
-            name.to_string_lossy()
-        );
+        let desc = format!("delete chain {family} {} {}", shown(table), shown(name));
         self.push(NFT_MSG_DELCHAIN, family, 0, desc, |m| {
             m.put_strz(NFTA_CHAIN_TABLE, table);
             m.put_strz(NFTA_CHAIN_NAME, name);
@@ -194,11 +196,7 @@ impl Batch {
 
     /// Removes every rule of one chain.
     pub fn flush_chain(&mut self, family: Family, table: &CStr, name: &CStr) -> usize {
-        let desc = format!(
-            "flush chain {family} {} {}",
-            table.to_string_lossy(),
-            name.to_string_lossy()
-        );
+        let desc = format!("flush chain {family} {} {}", shown(table), shown(name));
         self.push(NFT_MSG_DELRULE, family, 0, desc, |m| {
             m.put_strz(NFTA_RULE_TABLE, table);
             m.put_strz(NFTA_RULE_CHAIN, name);
@@ -210,19 +208,20 @@ impl Batch {
         let desc = format!(
             "add rule to chain {} {} {}",
             rule.family,
-            rule.table.to_string_lossy(),
-            rule.chain.to_string_lossy()
+            shown(&rule.table),
+            shown(&rule.chain)
         );
         if rule.encoded_len_bound() > ATTR_MAX {
             return Err(Error::TooLarge(desc));
         }
-        Ok(self.push(
+        let item = self.push(
             NFT_MSG_NEWRULE,
             rule.family,
             NLM_F_CREATE | NLM_F_APPEND,
             desc,
             |m| rule.write(m),
-        ))
+        );
+        self.checked(item)
     }
 
     /// Puts a rule first in its chain (`nft insert rule`).
@@ -230,17 +229,16 @@ impl Batch {
         let desc = format!(
             "insert rule into chain {} {} {}",
             rule.family,
-            rule.table.to_string_lossy(),
-            rule.chain.to_string_lossy()
+            shown(&rule.table),
+            shown(&rule.chain)
         );
         if rule.encoded_len_bound() > ATTR_MAX {
             return Err(Error::TooLarge(desc));
         }
-        Ok(
-            self.push(NFT_MSG_NEWRULE, rule.family, NLM_F_CREATE, desc, |m| {
-                rule.write(m)
-            }),
-        )
+        let item = self.push(NFT_MSG_NEWRULE, rule.family, NLM_F_CREATE, desc, |m| {
+            rule.write(m)
+        });
+        self.checked(item)
     }
 
     pub fn add_set(&mut self, set: &Set, mode: Mode) -> usize {
@@ -324,13 +322,16 @@ impl Batch {
         if elements.iter().any(|e| e.encoded_len_bound() > ELEMENT_MAX) {
             return Err(Error::TooLarge(desc));
         }
+        if let Some(err) = &self.poisoned {
+            return Err(err.clone());
+        }
         let desc_index = self.items.description(desc);
         let first = self.items.len();
         let mut done = 0;
         while done < elements.len() {
             let offsets = RefCell::new(Vec::new());
             let rest = &elements[done..];
-            let seq = self.write(ty, set.family as u16, flags, |m| {
+            let (seq, failure) = self.write(ty, set.family as u16, flags, |m| {
                 write_set_ref(m, set);
                 let list = m.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
                 let mut offsets = offsets.borrow_mut();
@@ -350,6 +351,24 @@ impl Batch {
                 m.nest_end(list);
             });
             let offsets = offsets.into_inner();
+            if let Some(reason) = failure {
+                let err = Error::Encode {
+                    what: self.items.descriptions[desc_index as usize].clone(),
+                    reason,
+                };
+                self.poisoned.get_or_insert(err.clone());
+                return Err(err);
+            }
+            if offsets.is_empty() {
+                // Cannot happen (the first element always stays), but a
+                // message without elements must not loop forever.
+                let err = Error::Encode {
+                    what: self.items.descriptions[desc_index as usize].clone(),
+                    reason: "an element does not fit one message".to_string(),
+                };
+                self.poisoned.get_or_insert(err.clone());
+                return Err(err);
+            }
             self.messages.push(MessageInfo {
                 seq,
                 first_item: self.items.len(),
@@ -383,7 +402,13 @@ impl Batch {
         body: impl Fn(&mut Message<'_>),
     ) -> usize {
         let desc_index = self.items.description(desc);
-        let seq = self.write(ty, family, flags, body);
+        let (seq, failure) = self.write(ty, family, flags, body);
+        if let Some(reason) = failure {
+            self.poisoned.get_or_insert(Error::Encode {
+                what: self.items.descriptions[desc_index as usize].clone(),
+                reason,
+            });
+        }
         let item = self.items.len();
         self.messages.push(MessageInfo {
             seq,
@@ -394,26 +419,46 @@ impl Batch {
         item
     }
 
-    /// Writes one message asking for an ack; returns its sequence number.
-    fn write(&mut self, ty: u16, family: u16, flags: u16, body: impl Fn(&mut Message<'_>)) -> u32 {
+    /// The item, or the encoder's refusal of the batch.
+    fn checked(&self, item: usize) -> Result<usize, Error> {
+        match &self.poisoned {
+            Some(err) => Err(err.clone()),
+            None => Ok(item),
+        }
+    }
+
+    /// Writes one message asking for an ack; returns its sequence number
+    /// and, when the message could not be written whole, why.
+    fn write(
+        &mut self,
+        ty: u16,
+        family: u16,
+        flags: u16,
+        body: impl Fn(&mut Message<'_>),
+    ) -> (u32, Option<String>) {
         let writer = Writer {
             ty,
             family,
             flags: flags | NLM_F_ACK,
             seq: Cell::new(0),
+            failure: RefCell::new(None),
             body,
         };
         self.inner.add(&writer, nftnl::MsgType::Add);
-        writer.seq.get()
+        (writer.seq.get(), writer.failure.into_inner())
     }
 
-    /// Closes the batch for sending.
-    pub(super) fn finalize(self) -> Finalized {
-        Finalized {
+    /// Closes the batch for sending; a batch the encoder refused part of
+    /// is never sent.
+    pub(super) fn finalize(self) -> Result<Finalized, Error> {
+        if let Some(err) = self.poisoned {
+            return Err(err);
+        }
+        Ok(Finalized {
             batch: self.inner.finalize(),
             messages: self.messages,
             items: self.items,
-        }
+        })
     }
 }
 
@@ -478,10 +523,213 @@ impl Items {
     }
 }
 
+/// A name for messages: cut after 64 characters, so a name too long for the
+/// kernel does not flood the terminal.
+pub(super) fn shown(name: &CStr) -> String {
+    let text = name.to_string_lossy();
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], name.to_bytes().len()),
+        None => text.into_owned(),
+    }
+}
+
 fn write_set_ref(m: &mut Message<'_>, set: &SetRef) {
     m.put_strz(NFTA_SET_ELEM_LIST_TABLE, &set.table);
     m.put_strz(NFTA_SET_ELEM_LIST_SET, &set.name);
     if let Some(id) = set.id {
         m.put_be32(NFTA_SET_ELEM_LIST_SET_ID, id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The encoder against inputs far past the kernel's limits: each must
+    //! end in an error naming the object, never in a write past the buffer
+    //! (these ran under "double free or corruption" before the checks) or
+    //! a length that wraps (a 65,538-byte name sent as a 2-byte one).
+
+    use std::ffi::CString;
+
+    use super::*;
+    use crate::nftables::{ElemData, Expr, Reg, Udata, Verdict};
+
+    fn name(len: usize) -> CString {
+        CString::new(vec![b'a'; len]).unwrap()
+    }
+
+    fn refused(batch: &Batch) -> String {
+        batch.error().expect("the encoder must refuse").to_string()
+    }
+
+    #[test]
+    fn a_table_name_of_300000_bytes_is_refused_without_writing_it() {
+        let mut batch = Batch::new();
+        batch.add_table(&Table::new(Family::Ip, name(300_000)), Mode::Add);
+        let err = refused(&batch);
+        assert!(err.contains("300000 bytes"), "{err}");
+        assert!(err.len() < 300, "the message must not carry the whole name");
+        assert!(batch.finalize().is_err(), "a refused batch is never sent");
+    }
+
+    #[test]
+    fn a_name_whose_length_would_wrap_16_bits_is_refused() {
+        for len in [256, 65_531, 65_536, 65_538, 131_074] {
+            let mut batch = Batch::new();
+            batch.add_table(&Table::new(Family::Ip, name(len)), Mode::Add);
+            assert!(refused(&batch).contains(&format!("{len} bytes")));
+        }
+        let mut batch = Batch::new();
+        batch.add_table(&Table::new(Family::Ip, name(255)), Mode::Add);
+        assert!(batch.error().is_none(), "255 bytes is the kernel's limit");
+    }
+
+    #[test]
+    fn long_chain_set_and_rule_names_are_refused() {
+        let mut batch = Batch::new();
+        batch.add_chain(&Chain::new(Family::Ip, name(3), name(300_000)), Mode::Add);
+        assert!(refused(&batch).contains("300000"));
+
+        let mut batch = Batch::new();
+        let set = Set::new(Family::Ip, name(3), name(300_000), 1, 7, 4);
+        batch.add_set(&set, Mode::Add);
+        assert!(refused(&batch).contains("300000"));
+
+        let mut batch = Batch::new();
+        let mut rule = Rule::new(Family::Ip, name(300_000), name(3));
+        rule.push(Expr::Verdict(Verdict::Accept));
+        assert!(batch.add_rule(&rule).is_err());
+
+        let mut batch = Batch::new();
+        let mut rule = Rule::new(Family::Ip, name(3), name(3));
+        rule.push(Expr::Verdict(Verdict::Jump(name(70_000))));
+        assert!(batch.add_rule(&rule).is_err());
+
+        let mut batch = Batch::new();
+        batch.delete_table(Family::Ip, &name(65_538));
+        assert!(refused(&batch).contains("65538"));
+    }
+
+    #[test]
+    fn register_values_longer_than_64_bytes_are_refused() {
+        for data in [vec![1u8; 65], vec![1u8; 100_000]] {
+            let mut batch = Batch::new();
+            let mut rule = Rule::new(Family::Ip, name(1), name(1));
+            rule.push(Expr::Cmp {
+                op: crate::nftables::CmpOp::Eq,
+                sreg: Reg::R1,
+                data: data.clone(),
+            });
+            assert!(batch.add_rule(&rule).is_err(), "{} bytes", data.len());
+        }
+        let mut batch = Batch::new();
+        let mut rule = Rule::new(Family::Ip, name(1), name(1));
+        rule.push(Expr::Immediate {
+            dreg: Reg::R1,
+            data: vec![0; 65],
+        });
+        let err = batch.add_rule(&rule).unwrap_err().to_string();
+        assert!(err.contains("65 bytes"), "{err}");
+    }
+
+    #[test]
+    fn element_keys_data_and_user_data_past_their_limits_are_refused() {
+        let set = SetRef {
+            family: Family::Ip,
+            table: name(1),
+            name: name(1),
+            id: None,
+            is_map: true,
+        };
+        let too_long = [
+            Element::new(vec![0; 65]),
+            Element::new(vec![0; 1_000]),
+            Element::with_data(vec![0; 4], vec![0; 65]),
+            Element {
+                key_end: Some(vec![0; 65]),
+                ..Element::new(vec![0; 4])
+            },
+        ];
+        for element in too_long {
+            let mut batch = Batch::new();
+            assert!(
+                batch.add_elements(&set, &[element], Mode::Add).is_err(),
+                "an element past 64 bytes"
+            );
+        }
+        let mut udata = Udata::new();
+        udata.put(0, &[b'x'; 300]);
+        assert_eq!(udata.oversized(), Some(300), "an entry is never cut");
+        let element = Element {
+            udata: Some(udata),
+            ..Element::new(vec![0; 4])
+        };
+        let mut batch = Batch::new();
+        let err = batch
+            .add_elements(&set, &[element], Mode::Add)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("300 bytes"), "{err}");
+    }
+
+    #[test]
+    fn user_data_past_the_kernels_256_bytes_is_refused() {
+        let mut udata = Udata::new();
+        for _ in 0..3 {
+            udata.put(1, &[b'x'; 200]);
+        }
+        let mut table = Table::new(Family::Ip, name(1));
+        table.udata = Some(udata);
+        let mut batch = Batch::new();
+        batch.add_table(&table, Mode::Add);
+        assert!(refused(&batch).contains("user data"));
+    }
+
+    #[test]
+    fn a_concatenation_libnftnl_cannot_hold_is_refused() {
+        let mut set = Set::new(Family::Ip, name(1), name(1), 1, 7, 64);
+        set.field_lens = vec![4; 16];
+        let mut batch = Batch::new();
+        batch.add_set(&set, Mode::Add);
+        assert!(refused(&batch).contains("16 fields"));
+
+        set.field_lens = vec![4, 300];
+        let mut batch = Batch::new();
+        batch.add_set(&set, Mode::Add);
+        assert!(refused(&batch).contains("300 bytes"));
+    }
+
+    #[test]
+    fn thousands_of_long_named_elements_split_into_messages_that_fit() {
+        let set = SetRef {
+            family: Family::Ip,
+            table: name(255),
+            name: name(255),
+            id: None,
+            is_map: true,
+        };
+        let elements: Vec<Element> = (0..20_000u32)
+            .map(|i| Element {
+                data: Some(ElemData::Verdict(Verdict::Jump(name(255)))),
+                ..Element::new(i.to_be_bytes().to_vec())
+            })
+            .collect();
+        let mut batch = Batch::new();
+        let items = batch.add_elements(&set, &elements, Mode::Add).unwrap();
+        assert_eq!(items.len(), 20_000);
+        assert!(batch.messages.len() > 1);
+        assert!(batch.finalize().is_ok());
+    }
+
+    #[test]
+    fn a_rule_too_large_for_one_attribute_is_refused() {
+        let mut rule = Rule::new(Family::Ip, name(1), name(1));
+        for _ in 0..2_000 {
+            rule.push(Expr::Cmp {
+                op: crate::nftables::CmpOp::Eq,
+                sreg: Reg::R1,
+                data: vec![0; 64],
+            });
+        }
+        assert!(Batch::new().add_rule(&rule).is_err());
     }
 }

@@ -370,7 +370,7 @@ impl Expr {
                 let mut e = NlExpr::new(c"cmp");
                 e.set_u32(sys::NFTNL_EXPR_CMP_SREG, sreg.0);
                 e.set_u32(sys::NFTNL_EXPR_CMP_OP, *op as u32);
-                e.set(sys::NFTNL_EXPR_CMP_DATA, data);
+                e.set_value(sys::NFTNL_EXPR_CMP_DATA, data, "a comparison value");
                 e
             }
             Expr::Bitwise {
@@ -382,17 +382,20 @@ impl Expr {
                 let mut e = NlExpr::new(c"bitwise");
                 e.set_u32(sys::NFTNL_EXPR_BITWISE_SREG, sreg.0);
                 e.set_u32(sys::NFTNL_EXPR_BITWISE_DREG, dreg.0);
-                e.set_u32(sys::NFTNL_EXPR_BITWISE_LEN, mask.len() as u32);
-                e.set(sys::NFTNL_EXPR_BITWISE_MASK, mask);
-                e.set(sys::NFTNL_EXPR_BITWISE_XOR, xor);
+                e.set_u32(
+                    sys::NFTNL_EXPR_BITWISE_LEN,
+                    u32::try_from(mask.len()).unwrap_or(u32::MAX),
+                );
+                e.set_value(sys::NFTNL_EXPR_BITWISE_MASK, mask, "a bitwise mask");
+                e.set_value(sys::NFTNL_EXPR_BITWISE_XOR, xor, "a bitwise xor value");
                 e
             }
             Expr::Range { op, sreg, from, to } => {
                 let mut e = NlExpr::new(c"range");
                 e.set_u32(sys::NFTNL_EXPR_RANGE_SREG, sreg.0);
                 e.set_u32(sys::NFTNL_EXPR_RANGE_OP, *op as u32);
-                e.set(sys::NFTNL_EXPR_RANGE_FROM_DATA, from);
-                e.set(sys::NFTNL_EXPR_RANGE_TO_DATA, to);
+                e.set_value(sys::NFTNL_EXPR_RANGE_FROM_DATA, from, "a range bound");
+                e.set_value(sys::NFTNL_EXPR_RANGE_TO_DATA, to, "a range bound");
                 e
             }
             Expr::Lookup {
@@ -407,7 +410,7 @@ impl Expr {
                 if let Some(dreg) = dreg {
                     e.set_u32(sys::NFTNL_EXPR_LOOKUP_DREG, dreg.0);
                 }
-                e.set_str(sys::NFTNL_EXPR_LOOKUP_SET, set);
+                e.set_str(sys::NFTNL_EXPR_LOOKUP_SET, set, "a set name");
                 if let Some(id) = set_id {
                     e.set_u32(sys::NFTNL_EXPR_LOOKUP_SET_ID, *id);
                 }
@@ -419,7 +422,7 @@ impl Expr {
             Expr::Immediate { dreg, data } => {
                 let mut e = NlExpr::new(c"immediate");
                 e.set_u32(sys::NFTNL_EXPR_IMM_DREG, dreg.0);
-                e.set(sys::NFTNL_EXPR_IMM_DATA, data);
+                e.set_value(sys::NFTNL_EXPR_IMM_DATA, data, "an immediate value");
                 e
             }
             Expr::Byteorder {
@@ -442,7 +445,7 @@ impl Expr {
                 let mut e = NlExpr::new(c"immediate");
                 e.set_u32(sys::NFTNL_EXPR_IMM_DREG, Reg::VERDICT.0);
                 if let Some(chain) = verdict.chain() {
-                    e.set_str(sys::NFTNL_EXPR_IMM_CHAIN, chain);
+                    e.set_str(sys::NFTNL_EXPR_IMM_CHAIN, chain, "a chain name");
                 }
                 e.set_u32(sys::NFTNL_EXPR_IMM_VERDICT, verdict.code() as u32);
                 e
@@ -537,7 +540,7 @@ impl Expr {
             Expr::Log(log) => {
                 let mut e = NlExpr::new(c"log");
                 if let Some(prefix) = &log.prefix {
-                    e.set_str(sys::NFTNL_EXPR_LOG_PREFIX, prefix);
+                    e.set_str(sys::NFTNL_EXPR_LOG_PREFIX, prefix, "a log prefix");
                 }
                 if let Some(group) = log.group {
                     e.set_u16(sys::NFTNL_EXPR_LOG_GROUP, group);

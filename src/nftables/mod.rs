@@ -8,7 +8,14 @@
 //! lacks (maps, concatenations, elements with data, anonymous and interval
 //! sets, fib, lookups into registers, nat from registers, …) are small
 //! values here, encoded through libnftnl in `sys.rs`, the module's only
-//! unsafe code besides one socket option.
+//! unsafe code besides one socket option and the detached close.
+//!
+//! The encoder takes any input without writing past a buffer or wrapping a
+//! length: `sys.rs` checks every value against what libnftnl copies it into
+//! (names 256 bytes with the NUL, register values 64, user data 256) and
+//! every write against the room left in the message; anything past a limit
+//! becomes an [`Error::Encode`] naming the object, and the batch is never
+//! sent.
 
 mod batch;
 mod expr;

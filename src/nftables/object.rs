@@ -20,8 +20,16 @@ pub const USERDATA_MAX: usize = 256;
 /// User data in libnftnl's TLV layout (`nftnl_udata`): a type byte, a length
 /// byte, the value. nft keeps comments and set type information here; the
 /// kernel stores it untouched and `nft list` reads it back.
+///
+/// An entry holds at most 255 bytes (its length is one byte): a longer one
+/// is not cut but marks the whole user data as oversized, and the encoder
+/// refuses to send it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Udata(Vec<u8>);
+pub struct Udata {
+    bytes: Vec<u8>,
+    /// The length of the first entry that did not fit, if any.
+    oversized: Option<usize>,
+}
 
 impl Udata {
     pub fn new() -> Self {
@@ -39,7 +47,7 @@ impl Udata {
     /// The comment, if this user data holds one (as nft and `comment` write
     /// it: a NUL-terminated string in a type-0 TLV).
     pub fn comment_text(&self) -> Option<String> {
-        let mut rest = self.0.as_slice();
+        let mut rest = self.bytes.as_slice();
         while let [ty, len, tail @ ..] = rest {
             let value = tail.get(..*len as usize)?;
             if *ty == UDATA_COMMENT {
@@ -52,9 +60,18 @@ impl Udata {
     }
 
     pub fn put(&mut self, ty: u8, value: &[u8]) {
-        self.0.push(ty);
-        self.0.push(value.len().min(255) as u8);
-        self.0.extend_from_slice(&value[..value.len().min(255)]);
+        let Ok(len) = u8::try_from(value.len()) else {
+            self.oversized.get_or_insert(value.len());
+            return;
+        };
+        self.bytes.push(ty);
+        self.bytes.push(len);
+        self.bytes.extend_from_slice(value);
+    }
+
+    /// The length of an entry that was too long to store, if there was one.
+    pub fn oversized(&self) -> Option<usize> {
+        self.oversized
     }
 
     /// A u32 in host byte order, as `nftnl_udata_put_u32` stores it.
@@ -68,20 +85,26 @@ impl Udata {
 
     /// A nested TLV list.
     pub fn put_nest(&mut self, ty: u8, inner: &Udata) {
-        self.put(ty, &inner.0);
+        if let Some(len) = inner.oversized {
+            self.oversized.get_or_insert(len);
+        }
+        self.put(ty, &inner.bytes);
     }
 
     /// User data as the kernel returned it.
     pub fn from_raw(bytes: Vec<u8>) -> Self {
-        Udata(bytes)
+        Udata {
+            bytes,
+            oversized: None,
+        }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes.is_empty()
     }
 }
 
@@ -110,7 +133,7 @@ impl Table {
         t.set_u32(sys::NFTNL_TABLE_FAMILY, self.family as u32);
         t.set_u32(sys::NFTNL_TABLE_FLAGS, self.flags);
         if let Some(udata) = &self.udata {
-            t.set(sys::NFTNL_TABLE_USERDATA, udata.as_bytes());
+            t.set_udata(sys::NFTNL_TABLE_USERDATA, udata);
         }
         t.build(msg);
     }
@@ -157,17 +180,17 @@ impl Chain {
         c.set_u32(sys::NFTNL_CHAIN_FAMILY, self.family as u32);
         if let Some(hook) = &self.hook {
             c.set_u32(sys::NFTNL_CHAIN_HOOKNUM, hook.hooknum);
-            c.set(sys::NFTNL_CHAIN_PRIO, &hook.priority.to_ne_bytes());
-            c.set_str(sys::NFTNL_CHAIN_TYPE, &hook.chain_type);
+            c.set_u32(sys::NFTNL_CHAIN_PRIO, hook.priority as u32);
+            c.set_str(sys::NFTNL_CHAIN_TYPE, &hook.chain_type, "a chain type");
             if let Some(policy) = hook.policy {
                 c.set_u32(sys::NFTNL_CHAIN_POLICY, policy);
             }
             if let Some(device) = &hook.device {
-                c.set_str(sys::NFTNL_CHAIN_DEV, device);
+                c.set_str(sys::NFTNL_CHAIN_DEV, device, "a device name");
             }
         }
         if let Some(udata) = &self.udata {
-            c.set(sys::NFTNL_CHAIN_USERDATA, udata.as_bytes());
+            c.set_udata(sys::NFTNL_CHAIN_USERDATA, udata);
         }
         c.build(msg);
     }
@@ -215,10 +238,10 @@ impl Rule {
     pub(super) fn write(&self, msg: &mut Message<'_>) {
         let mut r = NlRule::new();
         r.set_u32(sys::NFTNL_RULE_FAMILY, self.family as u32);
-        r.set_str(sys::NFTNL_RULE_TABLE, &self.table);
-        r.set_str(sys::NFTNL_RULE_CHAIN, &self.chain);
+        r.set_str(sys::NFTNL_RULE_TABLE, &self.table, "a table name");
+        r.set_str(sys::NFTNL_RULE_CHAIN, &self.chain, "a chain name");
         if let Some(udata) = &self.udata {
-            r.set(sys::NFTNL_RULE_USERDATA, udata.as_bytes());
+            r.set_udata(sys::NFTNL_RULE_USERDATA, udata);
         }
         for expr in &self.exprs {
             r.add_expr(expr.to_nftnl());
@@ -302,8 +325,8 @@ impl Set {
     pub(super) fn write(&self, msg: &mut Message<'_>) {
         let mut s = NlSet::new();
         s.set_u32(sys::NFTNL_SET_FAMILY, self.family as u32);
-        s.set_str(sys::NFTNL_SET_TABLE, &self.table);
-        s.set_str(sys::NFTNL_SET_NAME, &self.name);
+        s.set_str(sys::NFTNL_SET_TABLE, &self.table, "a table name");
+        s.set_str(sys::NFTNL_SET_NAME, &self.name, "a set name");
         s.set_u32(sys::NFTNL_SET_ID, self.id);
         s.set_u32(sys::NFTNL_SET_FLAGS, self.flags);
         s.set_u32(sys::NFTNL_SET_KEY_TYPE, self.key_type);
@@ -319,18 +342,16 @@ impl Set {
             s.set_u32(sys::NFTNL_SET_DESC_SIZE, size);
         }
         if !self.field_lens.is_empty() {
-            // libnftnl keeps up to 16 one-byte field lengths.
-            let lens: Vec<u8> = self.field_lens.iter().map(|&l| l as u8).collect();
-            s.set(sys::NFTNL_SET_DESC_CONCAT, &lens);
+            s.set_field_lens(sys::NFTNL_SET_DESC_CONCAT, &self.field_lens);
         }
         if let Some(timeout) = self.timeout_ms {
-            s.set(sys::NFTNL_SET_TIMEOUT, &timeout.to_ne_bytes());
+            s.set_u64(sys::NFTNL_SET_TIMEOUT, timeout);
         }
         if let Some(gc) = self.gc_interval_ms {
             s.set_u32(sys::NFTNL_SET_GC_INTERVAL, gc);
         }
         if let Some(udata) = &self.udata {
-            s.set(sys::NFTNL_SET_USERDATA, udata.as_bytes());
+            s.set_udata(sys::NFTNL_SET_USERDATA, udata);
         }
         s.build(msg);
     }
@@ -367,8 +388,8 @@ impl std::fmt::Display for SetRef {
             f,
             "{kind} {} {} {}",
             self.family,
-            self.table.to_string_lossy(),
-            self.name.to_string_lossy()
+            super::batch::shown(&self.table),
+            super::batch::shown(&self.name)
         )
     }
 }
@@ -414,28 +435,30 @@ impl Element {
 
     pub(super) fn write(&self, msg: &mut Message<'_>) {
         let mut e = NlElem::new();
-        e.set(sys::NFTNL_SET_ELEM_KEY, &self.key);
+        e.set_value(sys::NFTNL_SET_ELEM_KEY, &self.key, "an element key");
         if let Some(end) = &self.key_end {
-            e.set(sys::NFTNL_SET_ELEM_KEY_END, end);
+            e.set_value(sys::NFTNL_SET_ELEM_KEY_END, end, "an element key");
         }
         if self.flags != 0 {
             e.set_u32(sys::NFTNL_SET_ELEM_FLAGS, self.flags);
         }
         match &self.data {
-            Some(ElemData::Value(data)) => e.set(sys::NFTNL_SET_ELEM_DATA, data),
+            Some(ElemData::Value(data)) => {
+                e.set_value(sys::NFTNL_SET_ELEM_DATA, data, "an element's data")
+            }
             Some(ElemData::Verdict(verdict)) => {
-                e.set(sys::NFTNL_SET_ELEM_VERDICT, &verdict.code().to_ne_bytes());
+                e.set_u32(sys::NFTNL_SET_ELEM_VERDICT, verdict.code() as u32);
                 if let Some(chain) = verdict.chain() {
-                    e.set_str(sys::NFTNL_SET_ELEM_CHAIN, chain);
+                    e.set_str(sys::NFTNL_SET_ELEM_CHAIN, chain, "a chain name");
                 }
             }
             None => {}
         }
         if let Some(timeout) = self.timeout_ms {
-            e.set(sys::NFTNL_SET_ELEM_TIMEOUT, &timeout.to_ne_bytes());
+            e.set_u64(sys::NFTNL_SET_ELEM_TIMEOUT, timeout);
         }
         if let Some(udata) = &self.udata {
-            e.set(sys::NFTNL_SET_ELEM_USERDATA, udata.as_bytes());
+            e.set_udata(sys::NFTNL_SET_ELEM_USERDATA, udata);
         }
         e.build(msg);
     }

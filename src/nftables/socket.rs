@@ -24,12 +24,16 @@ use super::uapi::*;
 const ACK_BUDGET: usize = 1024;
 
 /// Why the kernel (or the way to it) failed us.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{what}: {source}")]
     Io { what: &'static str, source: Errno },
     #[error("{0}: too large for one netlink message")]
     TooLarge(String),
+    /// The encoder refused an object: a name, value or message longer than
+    /// the kernel takes. Nothing was sent.
+    #[error("{what}: {reason}")]
+    Encode { what: String, reason: String },
     #[error("{}", refusals_text(.0))]
     Refused(Vec<Refusal>),
     #[error(
@@ -132,7 +136,7 @@ impl Socket {
     /// message. On refusal nothing of the batch is applied, and the error
     /// lists every refused item.
     pub fn send(&self, batch: Batch) -> Result<(), Error> {
-        let batch = batch.finalize();
+        let batch = batch.finalize()?;
         let pages: Vec<&[u8]> = batch.batch.iter().collect();
         let total: usize = pages.iter().map(|p| p.len()).sum();
         let seqs = batch.batch.sequence_numbers();
@@ -357,7 +361,12 @@ impl Socket {
     ) -> Result<(), Error> {
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
-        let req = request(ty, family.into(), flags | NLM_F_ACK, seq, body);
+        let req = request(ty, family.into(), flags | NLM_F_ACK, seq, body).map_err(|reason| {
+            Error::Encode {
+                what: what.to_string(),
+                reason,
+            }
+        })?;
         socket::send(self.fd.as_raw_fd(), &req, MsgFlags::empty()).map_err(io(what))?;
         let mut buf = vec![0u8; max_message_size()];
         loop {

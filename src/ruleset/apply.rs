@@ -29,7 +29,8 @@ pub enum ApplyError {
 impl fmt::Display for ApplyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ApplyError::Source(err) => err.fmt(f),
+            // Every error of the files, each with its source line.
+            ApplyError::Source(err) => f.write_str(&err.report()),
             ApplyError::Refused(refusals) => {
                 for (i, (span, refusal)) in refusals.iter().enumerate() {
                     if i > 0 {

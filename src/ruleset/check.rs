@@ -12,8 +12,9 @@
 use std::collections::HashMap;
 
 use super::ast::{self, *};
-use super::error::Error;
+use super::error::{Error, MAX_ERRORS};
 use super::intervals::{self, Disjoint};
+use super::suggest;
 use super::symbols::{self, lookup};
 use super::syntax::{self, Binding, ChainBlock, ChainItem, Expr, Name, SetBlock, SetItem};
 use super::syntax::{Key, MarkSource, RuleLine, TableItem, TableName, TopItem};
@@ -34,14 +35,21 @@ pub fn check(source: &syntax::Source) -> Result<Ruleset> {
         scopes: Scopes::new(),
         tables: HashMap::new(),
         commands: Vec::new(),
+        errors: Vec::new(),
     };
-    for item in &source.items {
-        checker.top_item(item)?;
+    let mut result = source
+        .items
+        .iter()
+        .try_for_each(|item| checker.top_item(item));
+    if result.is_ok() && checker.errors.is_empty() {
+        result = checker.validate_hooks();
     }
-    checker.validate_hooks()?;
-    Ok(Ruleset {
-        commands: checker.commands,
-    })
+    match Error::many(checker.errors.into_iter().chain(result.err())) {
+        Some(err) => Err(err),
+        None => Ok(Ruleset {
+            commands: checker.commands,
+        }),
+    }
 }
 
 /// What the checker knows of a declared table.
@@ -144,7 +152,8 @@ fn proto_name(proto: u8) -> String {
 }
 
 fn check_comment(comment: &Name) -> Result<String> {
-    if comment.text.chars().count() > MAX_COMMENT {
+    // Bytes, as nft counts them (strlen), whatever the message says.
+    if comment.text.len() > MAX_COMMENT {
         return Err(Error::new(
             comment.span.clone(),
             format!("comment too long, {MAX_COMMENT} characters maximum allowed"),
@@ -157,9 +166,26 @@ struct Checker {
     scopes: Scopes,
     tables: HashMap<TableId, TableInfo>,
     commands: Vec<Command>,
+    /// Errors of rules checked so far: a bad rule is reported and the
+    /// check goes on with the next, so one run finds them all.
+    errors: Vec<Error>,
 }
 
 impl Checker {
+    /// Adds a checked rule, or keeps its error and goes on (until
+    /// [`MAX_ERRORS`], where the check stops).
+    fn keep_going(&mut self, command: Result<Command>) -> Result<()> {
+        match command {
+            Ok(command) => self.commands.push(command),
+            Err(err) if self.errors.len() + 1 < MAX_ERRORS => self.errors.push(err),
+            Err(mut err) => {
+                err.truncated = true;
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
     fn emit(&mut self, span: &Span, kind: CommandKind) {
         self.commands.push(Command {
             span: span.clone(),
@@ -232,9 +258,8 @@ impl Checker {
             } => {
                 self.table(table)?;
                 let id = table_id(table);
-                let command = self.rule(&id, chain, *placement, rule)?;
-                self.commands.push(command);
-                Ok(())
+                let command = self.rule(&id, chain, *placement, rule);
+                self.keep_going(command)
             }
             TopItem::AddElements {
                 span,
@@ -481,8 +506,8 @@ impl Checker {
             match item {
                 ChainItem::Binding(binding) => self.binding(binding)?,
                 ChainItem::Rule(rule) => {
-                    let command = self.rule(id, &chain.name, Placement::Append, rule)?;
-                    self.commands.push(command);
+                    let command = self.rule(id, &chain.name, Placement::Append, rule);
+                    self.keep_going(command)?;
                 }
                 ChainItem::Hook(_) | ChainItem::Policy(_) | ChainItem::Comment(_) => {}
             }
@@ -534,12 +559,8 @@ impl Checker {
                     }
                 }
                 SetItem::Timeout(text) => {
-                    let ms = symbols::parse_duration(&text.text).ok_or_else(|| {
-                        Error::new(
-                            text.span.clone(),
-                            format!("invalid duration '{}' (like 30s, 5m, 1h30m)", text.text),
-                        )
-                    })?;
+                    let ms = symbols::parse_duration(&text.text)
+                        .map_err(|message| Error::new(text.span.clone(), message))?;
                     timeout_ms = Some(ms);
                     // The kernel takes a timeout only on sets with the flag;
                     // nft sets it implicitly.
@@ -661,15 +682,25 @@ impl Checker {
             .get(id)
             .and_then(|t| t.sets.get(&set.text))
             .ok_or_else(|| {
+                let hint = self.tables.get(id).map_or(String::new(), |t| {
+                    suggest::did_you_mean(&set.text, t.sets.keys().map(String::as_str), "@")
+                });
                 Error::new(
                     set.span.clone(),
                     format!(
-                        "no such set or map '{}' in table {}",
+                        "no such set or map '{}' in table {}{hint}",
                         set.text,
                         describe_table(id)
                     ),
                 )
             })
+    }
+
+    /// `; did you mean 'NAME'?` for a chain of the table near `name`.
+    fn chain_hint(&self, id: &TableId, name: &str) -> String {
+        self.tables.get(id).map_or(String::new(), |t| {
+            suggest::did_you_mean(name, t.chain_order.iter().map(String::as_str), "")
+        })
     }
 
     /// One element `KEY [comment] [: DATA]` of a set (no `data` type) or map.
@@ -751,9 +782,10 @@ impl Checker {
             None => Err(Error::new(
                 target.span.clone(),
                 format!(
-                    "no such chain '{}' in table {}",
+                    "no such chain '{}' in table {}{}",
                     target.text,
-                    describe_table(id)
+                    describe_table(id),
+                    self.chain_hint(id, &target.text)
                 ),
             )),
             Some(ChainInfo { base: Some(_), .. }) => Err(Error::new(
@@ -784,9 +816,10 @@ impl Checker {
             return Err(Error::new(
                 chain.span.clone(),
                 format!(
-                    "no such chain '{}' in table {}",
+                    "no such chain '{}' in table {}{}",
                     chain.text,
-                    describe_table(id)
+                    describe_table(id),
+                    self.chain_hint(id, &chain.text)
                 ),
             ));
         }
@@ -802,7 +835,16 @@ impl Checker {
             l4_matched: false,
         };
         let mut stmts = Vec::with_capacity(line.stmts.len());
+        let mut terminal = false;
         for stmt in &line.stmts {
+            // nft refuses what can never run (`masquerade drop`).
+            if terminal {
+                return Err(Error::new(
+                    stmt.span.clone(),
+                    "Statement after terminal statement has no effect",
+                ));
+            }
+            terminal = is_terminal(&stmt.kind);
             let kind = self.stmt(&mut ctx, stmt)?;
             stmts.push(Stmt {
                 span: stmt.span.clone(),
@@ -984,6 +1026,18 @@ impl Checker {
                 Some(other @ (L3::Ip | L3::Arp)) => return Err(conflict(l3_name(other), "ip6")),
                 _ => ctx.l3 = Some(L3::Ip6),
             },
+            // nft drops `meta protocol ip` in an ip table as implied by the
+            // family, but keeps `meta protocol { ip, arp }`: too subtle to
+            // mirror for a match that tells nothing there.
+            S::MetaProtocol if matches!(ctx.table.family, Family::Ip | Family::Ip6) => {
+                return Err(Error::new(
+                    key.span.clone(),
+                    format!(
+                        "'meta protocol' is only supported by this loader in bridge and inet tables, not in {} tables",
+                        ctx.table.family.name()
+                    ),
+                ));
+            }
             S::EtherSaddr | S::EtherDaddr | S::EtherType if ctx.table.family != Family::Bridge => {
                 return Err(bridge_only("ether"));
             }
@@ -1455,6 +1509,21 @@ impl Checker {
 }
 
 /// The needs of every chain reachable from `start`, with the chain they are in.
+/// Statements nft 1.0.6 marks terminal (STMT_F_TERMINAL): verdicts but
+/// `continue`, `reject` and the nat statements. A verdict map is not.
+fn is_terminal(stmt: &syntax::StmtKind) -> bool {
+    use syntax::StmtKind as S;
+    match stmt {
+        S::Verdict(name) => name.text != "continue",
+        S::Jump { .. }
+        | S::Reject { .. }
+        | S::Masquerade { .. }
+        | S::Redirect { .. }
+        | S::Nat { .. } => true,
+        _ => false,
+    }
+}
+
 fn reachable_needs<'t>(table: &'t TableInfo, start: &'t str) -> Vec<(&'t str, &'t Need)> {
     let mut seen: Vec<&str> = vec![start];
     let mut todo: Vec<&str> = vec![start];

@@ -196,8 +196,19 @@ impl Compiler {
             CommandKind::AddRule(rule) => self.rule(rule)?,
             CommandKind::AddElements(elements) => self.elements(elements)?,
         }
+        self.encoded(span)?;
         self.track(span);
         Ok(())
+    }
+
+    /// The encoder's refusal of what was just added (a name or value too
+    /// long for the kernel), placed at `span`. The checker refuses such
+    /// input first; this is the encoder's own guard.
+    fn encoded(&self, span: &Span) -> Result<(), Error> {
+        match self.batch.error() {
+            Some(err) => Err(Error::new(span.clone(), err.to_string())),
+            None => Ok(()),
+        }
     }
 
     fn chain(&mut self, chain: &ast::Chain, span: &Span) -> Result<(), Error> {
@@ -274,6 +285,7 @@ impl Compiler {
         s.udata = Some(named_set_udata(set, span)?);
 
         self.batch.add_set(&s, Mode::Add);
+        self.encoded(span)?;
         self.track(span);
         let set_ref = nft::SetRef::from(&s);
         self.add_elements(&set_ref, &lowered)?;
@@ -349,6 +361,7 @@ impl Compiler {
                 Mode::Create
             };
             self.batch.add_set(&anon.set, mode);
+            self.encoded(anon.span)?;
             self.track(anon.span);
             self.add_elements(&nft::SetRef::from(&anon.set), &anon.elements)?;
         }

@@ -207,8 +207,15 @@ impl Lexer {
         // Blanks and comments; a backslash before a newline joins lines.
         loop {
             match self.peek(0) {
-                Some(' ' | '\t' | '\r') => {
+                Some(' ' | '\t') => {
                     self.bump();
+                }
+                // nft takes no carriage return anywhere ("unexpected junk").
+                Some('\r') => {
+                    return Err(Error::new(
+                        self.span(),
+                        "unexpected carriage return: nft does not read CRLF line endings (convert the file to LF, e.g. with dos2unix)",
+                    ));
                 }
                 Some('\\') if self.peek(1) == Some('\n') => {
                     self.bump();

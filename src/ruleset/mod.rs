@@ -23,6 +23,7 @@ mod intervals;
 mod keywords;
 pub mod lexer;
 pub mod parser;
+mod suggest;
 mod symbols;
 pub mod syntax;
 mod values;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 
 pub use apply::{ApplyError, apply, prepare, send};
 pub use check::check;
-pub use error::Error;
+pub use error::{Error, MAX_ERRORS};
 
 /// A variable given from outside, as `nft -D NAME=VALUE` does: it is
 /// defined before the first line of the first file.
@@ -81,23 +82,64 @@ pub fn parse_str(
     base_dir: &Path,
     defines: &[Define],
 ) -> Result<syntax::Source, Error> {
-    let mut items = define_items(defines)?;
-    items.extend(parser::parse_source(name, text, base_dir)?.items);
-    Ok(syntax::Source { items })
+    let (source, errors) = parse_str_all(name, text, base_dir, defines)?;
+    match Error::many(errors) {
+        Some(err) => Err(err),
+        None => Ok(source),
+    }
 }
 
 /// Reads and parses a ruleset file.
 pub fn parse_file(path: &Path, defines: &[Define]) -> Result<syntax::Source, Error> {
+    let (source, errors) = parse_file_all(path, defines)?;
+    match Error::many(errors) {
+        Some(err) => Err(err),
+        None => Ok(source),
+    }
+}
+
+/// Parses as far as the text goes: what parsed, and the errors of the
+/// lines that did not (an `Err` only for defines that do not parse).
+fn parse_str_all(
+    name: &str,
+    text: &str,
+    base_dir: &Path,
+    defines: &[Define],
+) -> Result<(syntax::Source, Vec<Error>), Error> {
+    let mut items = define_items(defines)?;
+    let (source, errors) = parser::parse_source_all(name, text, base_dir);
+    items.extend(source.items);
+    Ok((syntax::Source { items }, errors))
+}
+
+/// [`parse_str_all`] of a file; `Err` when it cannot be read at all.
+fn parse_file_all(path: &Path, defines: &[Define]) -> Result<(syntax::Source, Vec<Error>), Error> {
     let name = path.display().to_string();
-    let text = parser::read_file(path)
-        .map_err(|err| Error::file(Arc::from(name.as_str()), format!("cannot read: {err}")))?;
+    let text = parser::read_file(path).map_err(|err| {
+        Error::file(
+            Arc::from(name.as_str()),
+            format!("cannot read: {}", parser::io_reason(&err)),
+        )
+    })?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    parse_str(&name, &text, dir, defines)
+    parse_str_all(&name, &text, dir, defines)
+}
+
+/// Checks what parsed even when some lines did not, so one run reports
+/// the syntax errors and the errors of the rules that parsed together.
+fn check_all(source: &syntax::Source, parse_errors: Vec<Error>) -> Result<ast::Ruleset, Error> {
+    let checked = check(source);
+    let check_errors = checked.as_ref().err().cloned();
+    match Error::many(parse_errors.into_iter().chain(check_errors)) {
+        Some(err) => Err(err),
+        None => checked,
+    }
 }
 
 /// Parses and checks one file.
 pub fn load_file(path: &Path, defines: &[Define]) -> Result<ast::Ruleset, Error> {
-    check(&parse_file(path, defines)?)
+    let (source, errors) = parse_file_all(path, defines)?;
+    check_all(&source, errors)
 }
 
 /// Parses and checks text (the supervisor's embedded ruleset).
@@ -107,19 +149,28 @@ pub fn load_str(
     base_dir: &Path,
     defines: &[Define],
 ) -> Result<ast::Ruleset, Error> {
-    check(&parse_str(name, text, base_dir, defines)?)
+    let (source, errors) = parse_str_all(name, text, base_dir, defines)?;
+    check_all(&source, errors)
 }
 
 /// Several files as one transaction, in order: later files see the
-/// tables, sets and variables of earlier ones.
+/// tables, sets and variables of earlier ones. Every file is parsed and
+/// checked, so the errors of all of them come out together.
 pub fn load_files(paths: &[PathBuf], defines: &[Define]) -> Result<ast::Ruleset, Error> {
     let mut source = syntax::Source {
         items: define_items(defines)?,
     };
+    let mut errors = Vec::new();
     for path in paths {
-        source.items.extend(parse_file(path, &[])?.items);
+        match parse_file_all(path, &[]) {
+            Ok((parsed, mut parse_errors)) => {
+                source.items.extend(parsed.items);
+                errors.append(&mut parse_errors);
+            }
+            Err(err) => errors.push(err),
+        }
     }
-    check(&source)
+    check_all(&source, errors)
 }
 
 fn define_items(defines: &[Define]) -> Result<Vec<syntax::TopItem>, Error> {

@@ -11,15 +11,16 @@
 //! `chain_body` → `rule` → `stmt` → `after_key` (matches) → `rhs` (values).
 //! `block` is the loop all blocks share (separators, includes, defines).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::ast::{Family, Fib, MatchOp, Placement, Selector, Span};
-use super::error::Error;
+use super::error::{Error, MAX_ERRORS};
 use super::keywords::is_reserved;
 use super::lexer::{MAX_FILE_BYTES, Tok, Token, tokenize};
+use super::suggest;
 use super::syntax::*;
 
 /// nft's own limit on nested includes.
@@ -34,18 +35,42 @@ type Result<T> = std::result::Result<T, Error>;
 
 /// Parses `text` (named `name` in messages); includes are looked up relative
 /// to `dir`.
+/// The longest table, chain, set or map name the kernel takes: 255 bytes
+/// and a NUL (`NFT_NAME_MAXLEN`).
+pub const MAX_NAME_BYTES: usize = 255;
+
 pub fn parse_source(name: &str, text: &str, dir: &Path) -> Result<Source> {
+    let (source, errors) = parse_source_all(name, text, dir);
+    match Error::many(errors) {
+        Some(err) => Err(err),
+        None => Ok(source),
+    }
+}
+
+/// Parses `text` as far as it goes: a line that does not parse is an error
+/// and is skipped, and parsing goes on with the next (up to
+/// [`MAX_ERRORS`]), so one load reports every syntax error. Returns what
+/// parsed, and the errors.
+pub fn parse_source_all(name: &str, text: &str, dir: &Path) -> (Source, Vec<Error>) {
     let budget = Cell::new(0);
-    let mut parser = Parser::new(name, text, dir, 0, &budget)?;
-    let items = parser.top_items()?;
-    Ok(Source { items })
+    let errors = RefCell::new(Vec::new());
+    let items = Parser::new(name, text, dir, 0, &budget, &errors).and_then(|mut p| p.top_items());
+    let mut errors = errors.into_inner();
+    match items {
+        Ok(items) => (Source { items }, errors),
+        Err(err) => {
+            errors.push(err);
+            (Source::default(), errors)
+        }
+    }
 }
 
 /// Parses the VALUE of `-D NAME=VALUE` as the value of a `define`.
 pub fn parse_define_value(name: &str, value: &str) -> Result<Expr> {
     let budget = Cell::new(0);
+    let errors = RefCell::new(Vec::new());
     let file = format!("-D {name}");
-    let mut parser = Parser::new(&file, value, Path::new("."), 0, &budget)?;
+    let mut parser = Parser::new(&file, value, Path::new("."), 0, &budget, &errors)?;
     let expr = parser.rhs()?;
     match parser.peek() {
         Tok::Eof => Ok(expr),
@@ -53,12 +78,111 @@ pub fn parse_define_value(name: &str, value: &str) -> Result<Expr> {
     }
 }
 
+/// A field after a protocol word the loader does not read: nft syntax it
+/// does not support (`ip ttl`), or a typo (`tcp dprot`: did you mean
+/// `tcp dport`?).
+fn unknown_field(protocol: &str, field: &str, span: Span, supported: &[(&str, Selector)]) -> Error {
+    if suggest::nft_fields(protocol).contains(&field) {
+        return Error::new(
+            span,
+            format!("'{protocol} {field}' is valid nft but not supported by this loader"),
+        );
+    }
+    let hint = suggest::did_you_mean(
+        field,
+        supported.iter().map(|(name, _)| *name),
+        &format!("{protocol} "),
+    );
+    Error::new(
+        span,
+        format!("syntax error, unexpected '{field}': '{protocol}' has no field '{field}'{hint}"),
+    )
+}
+
+/// A word where a statement belongs that the loader does not read.
+fn unknown_statement(word: &str, span: Span) -> Error {
+    if suggest::is_nft_only(word) {
+        return Error::new(
+            span,
+            format!("'{word}' is valid nft but not supported by this loader"),
+        );
+    }
+    let hint = suggest::did_you_mean(word, suggest::STATEMENT_WORDS.iter().copied(), "");
+    Error::new(
+        span,
+        format!("syntax error, unexpected '{word}', expecting a statement{hint}"),
+    )
+}
+
+/// What a path names, for reading it as a ruleset file.
+enum FileKind {
+    Regular,
+    Directory,
+    /// Anything else, named for the message: "a FIFO", "a character device".
+    Other(&'static str),
+}
+
+fn file_kind(path: &Path) -> std::io::Result<FileKind> {
+    // Follows symbolic links, as opening the file would.
+    let ty = std::fs::metadata(path)?.file_type();
+    Ok(if ty.is_file() {
+        FileKind::Regular
+    } else if ty.is_dir() {
+        FileKind::Directory
+    } else {
+        FileKind::Other(describe_kind(&ty))
+    })
+}
+
+fn describe_kind(ty: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ty.is_fifo() {
+        "a FIFO"
+    } else if ty.is_char_device() {
+        "a character device"
+    } else if ty.is_block_device() {
+        "a block device"
+    } else if ty.is_socket() {
+        "a socket"
+    } else if ty.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// An I/O error for messages: a read that would block says why it matters.
+pub fn io_reason(err: &std::io::Error) -> String {
+    if err.kind() == std::io::ErrorKind::WouldBlock {
+        "reading it would wait for more input (it is not a file that ends)".to_string()
+    } else {
+        err.to_string()
+    }
+}
+
+fn not_regular(kind: &str) -> std::io::Error {
+    std::io::Error::other(format!("{kind}, not a regular file"))
+}
+
 /// Reads a ruleset file, refusing what is not a regular file (a FIFO or
-/// /dev/zero would never end) and what is too large.
+/// /proc/kmsg would never end, and opening a FIFO alone blocks until a
+/// writer comes) and what is too large.
 pub fn read_file(path: &Path) -> std::io::Result<String> {
-    let file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+    use std::os::unix::fs::OpenOptionsExt;
+    match file_kind(path)? {
+        FileKind::Regular => {}
+        FileKind::Directory => return Err(not_regular("a directory")),
+        FileKind::Other(kind) => return Err(not_regular(kind)),
+    }
+    // Non-blocking, so that a FIFO swapped in since the check cannot make
+    // the open wait; checked again on the open file.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let ty = file.metadata()?.file_type();
+    if !ty.is_file() {
+        return Err(not_regular(describe_kind(&ty)));
     }
     let mut text = String::new();
     file.take(MAX_FILE_BYTES as u64 + 1)
@@ -72,6 +196,88 @@ pub fn read_file(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// The entries of `dir` whose names match the shell pattern `pattern`, as
+/// nft's include finds them (glob(3)): names starting with `.` never match,
+/// and the matches come in byte order of their names.
+fn glob_entries(dir: &Path, pattern: &[u8]) -> std::io::Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.as_encoded_bytes();
+            !name.starts_with(b".") && glob_match(pattern, name)
+        })
+        .map(|entry| entry.path())
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+/// Whether `name` matches a shell pattern: `*` any run, `?` one byte,
+/// `[abc]`, `[a-z]`, `[!a]` one byte of a class.
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    // Iterative, with one backtrack point for the last `*`: linear enough
+    // for any pattern (no exponential backtracking).
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        let step = match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+                continue;
+            }
+            Some(b'?') => Some(p + 1),
+            Some(b'[') => class_match(pattern, p, name[n]),
+            Some(&c) if c == name[n] => Some(p + 1),
+            _ => None,
+        };
+        match (step, star) {
+            (Some(next), _) => {
+                p = next;
+                n += 1;
+            }
+            (None, Some((star_p, star_n))) => {
+                p = star_p + 1;
+                n = star_n + 1;
+                star = Some((star_p, star_n + 1));
+            }
+            (None, None) => return false,
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Matches `byte` against the class starting at `pattern[open]` (`[`);
+/// the index after the class when it matches. An unclosed `[` is a plain
+/// character, as in glob(3).
+fn class_match(pattern: &[u8], open: usize, byte: u8) -> Option<usize> {
+    let mut i = open + 1;
+    let negated = matches!(pattern.get(i), Some(b'!' | b'^'));
+    if negated {
+        i += 1;
+    }
+    let start = i;
+    let mut matched = false;
+    while let Some(&c) = pattern.get(i) {
+        if c == b']' && i > start {
+            return (matched != negated).then_some(i + 1);
+        }
+        if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|&e| e != b']') {
+            matched |= (c..=pattern[i + 2]).contains(&byte);
+            i += 3;
+        } else {
+            matched |= c == byte;
+            i += 1;
+        }
+    }
+    (byte == b'[').then_some(open + 1)
+}
+
+fn has_wildcards(text: &str) -> bool {
+    text.contains(['*', '?', '['])
+}
+
 struct Parser<'b> {
     tokens: Vec<Token>,
     pos: usize,
@@ -81,6 +287,8 @@ struct Parser<'b> {
     nesting: usize,
     /// Bytes read so far by this load, includes included.
     budget: &'b Cell<usize>,
+    /// The errors of lines skipped so far by this load, includes included.
+    errors: &'b RefCell<Vec<Error>>,
 }
 
 /// How a block ends: at its `}`, or at the end of an included file.
@@ -97,6 +305,7 @@ impl<'b> Parser<'b> {
         dir: &Path,
         include_depth: usize,
         budget: &'b Cell<usize>,
+        errors: &'b RefCell<Vec<Error>>,
     ) -> Result<Parser<'b>> {
         let file: Arc<str> = Arc::from(name);
         let total = budget.get().saturating_add(text.len());
@@ -117,6 +326,7 @@ impl<'b> Parser<'b> {
             include_depth,
             nesting: 0,
             budget,
+            errors,
         })
     }
 
@@ -207,13 +417,23 @@ impl<'b> Parser<'b> {
     }
 
     /// A table, chain, set or variable name: a bare word nft does not take
-    /// for a keyword.
+    /// for a keyword. Table, chain and set names are at most
+    /// [`MAX_NAME_BYTES`] long, as the kernel takes them.
     fn name(&mut self, what: &str) -> Result<Name> {
         match self.peek().clone() {
             Tok::Word(text) if is_reserved(&text) => Err(Error::new(
                 self.span(),
                 format!("syntax error, unexpected keyword '{text}', expecting {what}"),
             )),
+            Tok::Word(text) if text.len() > MAX_NAME_BYTES && what != "a variable name" => {
+                Err(Error::new(
+                    self.span(),
+                    format!(
+                        "{what} of {} bytes is longer than the kernel's limit of {MAX_NAME_BYTES} (NFT_NAME_MAXLEN)",
+                        text.len()
+                    ),
+                ))
+            }
             Tok::Word(text) if !text.contains('*') => Ok(Name {
                 text,
                 span: self.advance().span,
@@ -295,36 +515,92 @@ impl<'b> Parser<'b> {
     // ----- includes and variables ----------------------------------------
 
     /// `include "file"`: parses the file with `body` (the items of the block
-    /// the include stands in) and returns them.
+    /// the include stands in) and returns them. Only regular files are
+    /// read: a FIFO or a device is an error naming it, and a directory is
+    /// read through a wildcard in the file name, as nft reads it
+    /// (`include "rules.d/*.nft"`: every match but dot files, in name
+    /// order, directories among them include nothing, no match is fine).
     fn include<T>(
         &mut self,
-        body: impl FnOnce(&mut Parser<'b>, End) -> Result<Vec<T>>,
+        mut body: impl FnMut(&mut Parser<'b>, End) -> Result<Vec<T>>,
     ) -> Result<Vec<T>> {
         let span = self.expect_word("include")?;
         let file = self.string("a quoted file name")?;
         self.separator()?;
-        if file.text.contains(['*', '?', '[']) {
-            return Err(Error::new(
-                file.span,
-                "include with wildcards is not supported",
-            ));
-        }
         if self.include_depth >= MAX_INCLUDE_DEPTH {
             return Err(Error::new(
                 span,
                 format!("includes nest more than {MAX_INCLUDE_DEPTH} levels deep"),
             ));
         }
-        let path = self.dir.join(&file.text);
-        let text = read_file(&path).map_err(|err| {
+        let cannot_read = |shown: &dyn std::fmt::Display, err: std::io::Error| {
             Error::new(
                 file.span.clone(),
-                format!("cannot read include \"{}\": {err}", file.text),
+                format!("cannot read include \"{shown}\": {}", io_reason(&err)),
+            )
+        };
+        let path = self.dir.join(&file.text);
+        let (dir, pattern) = match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) if has_wildcards(&file.text) => (dir, name),
+            _ => {
+                if let FileKind::Directory =
+                    file_kind(&path).map_err(|e| cannot_read(&file.text, e))?
+                {
+                    return Err(Error::new(
+                        file.span.clone(),
+                        format!(
+                            "cannot read include \"{}\": a directory (nft includes nothing for it; to read its files write \"{}/*\")",
+                            file.text,
+                            file.text.trim_end_matches('/')
+                        ),
+                    ));
+                }
+                return self.include_file(&path, &file.text, &file.span, &mut body);
+            }
+        };
+        if has_wildcards(&dir.to_string_lossy()) {
+            return Err(Error::new(
+                file.span.clone(),
+                "include with wildcards in a directory name is not supported (only in the file name)",
+            ));
+        }
+        let mut items = Vec::new();
+        let matches = glob_entries(dir, pattern.as_encoded_bytes())
+            .map_err(|e| cannot_read(&dir.display(), e))?;
+        for entry in matches {
+            let shown = entry.display().to_string();
+            match file_kind(&entry).map_err(|e| cannot_read(&shown, e))? {
+                FileKind::Directory => {}
+                _ => items.extend(self.include_file(&entry, &shown, &file.span, &mut body)?),
+            }
+        }
+        Ok(items)
+    }
+
+    /// Parses the regular file `path` of an include (`shown` in messages).
+    fn include_file<T>(
+        &mut self,
+        path: &Path,
+        shown: &str,
+        at: &Span,
+        body: &mut impl FnMut(&mut Parser<'b>, End) -> Result<Vec<T>>,
+    ) -> Result<Vec<T>> {
+        let text = read_file(path).map_err(|err| {
+            Error::new(
+                at.clone(),
+                format!("cannot read include \"{shown}\": {}", io_reason(&err)),
             )
         })?;
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let name = path.display().to_string();
-        let mut sub = Parser::new(&name, &text, &dir, self.include_depth + 1, self.budget)?;
+        let mut sub = Parser::new(
+            &name,
+            &text,
+            &dir,
+            self.include_depth + 1,
+            self.budget,
+            self.errors,
+        )?;
         body(&mut sub, End::File)
     }
 
@@ -368,13 +644,70 @@ impl<'b> Parser<'b> {
             if self.block_ends(end)? {
                 return Ok(items);
             }
-            if self.is_word("include") {
-                items.extend(self.include(|p, end| p.block(end, binding, item))?);
-            } else if let Some(b) = self.binding()? {
-                items.push(binding(b));
+            let (start, nesting) = (self.pos, self.nesting);
+            let parsed = if self.is_word("include") {
+                self.include(|p, end| p.block(end, binding, item))
             } else {
-                items.push(item(self)?);
+                match self.binding() {
+                    Ok(Some(b)) => Ok(vec![binding(b)]),
+                    Ok(None) => item(self).map(|i| vec![i]),
+                    Err(err) => Err(err),
+                }
+            };
+            match parsed {
+                Ok(parsed) => items.extend(parsed),
+                Err(err) => {
+                    self.record(err)?;
+                    self.skip_item(start, nesting);
+                }
             }
+        }
+    }
+
+    /// Keeps an error of an item and lets parsing go on, unless the load
+    /// already has [`MAX_ERRORS`]: then parsing stops with this one.
+    fn record(&mut self, mut err: Error) -> Result<()> {
+        let mut errors = self.errors.borrow_mut();
+        if errors.len() + 1 >= MAX_ERRORS {
+            err.truncated = true;
+            return Err(err);
+        }
+        errors.push(err);
+        Ok(())
+    }
+
+    /// After an error in the item that started at token `start`: skips to
+    /// its end, the `;` or newline after the brackets it opened are closed,
+    /// or the `}` of the block it stands in (left for the block to read).
+    fn skip_item(&mut self, start: usize, nesting: usize) {
+        self.nesting = nesting;
+        let mut depth: usize = 0;
+        for token in &self.tokens[start.min(self.pos)..self.pos] {
+            match token.tok {
+                Tok::LBrace | Tok::LParen => depth += 1,
+                Tok::RBrace | Tok::RParen => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        let before = self.pos;
+        loop {
+            match self.peek() {
+                Tok::Eof => break,
+                Tok::LBrace | Tok::LParen => depth += 1,
+                Tok::RBrace | Tok::RParen if depth == 0 => break,
+                Tok::RBrace | Tok::RParen => depth -= 1,
+                Tok::Newline | Tok::Semicolon if depth == 0 => {
+                    self.advance();
+                    break;
+                }
+                _ => {}
+            }
+            self.advance();
+        }
+        // Never stand still: an item that failed on a `}` it cannot take
+        // would otherwise fail again forever.
+        if self.pos == before && self.pos == start && *self.peek() != Tok::Eof {
+            self.advance();
         }
     }
 
@@ -607,7 +940,7 @@ impl<'b> Parser<'b> {
 
     /// `NAME { ... }` after `set`/`map` (`span` is that keyword).
     fn set_block(&mut self, span: Span, is_map: bool) -> Result<SetBlock> {
-        let name = self.name("a set name")?;
+        let name = self.name(if is_map { "a map name" } else { "a set name" })?;
         self.expect(&Tok::LBrace, "'{'")?;
         let items = self.set_body(End::Brace)?;
         Ok(SetBlock {
@@ -646,9 +979,9 @@ impl<'b> Parser<'b> {
                 SetItem::Flags(flags)
             }
             "timeout" => {
+                // nft takes no bare number here: `timeout 30` is a syntax error.
                 let text = match self.peek().clone() {
                     Tok::NumWord(text) => text,
-                    Tok::Number(n) => n.to_string(),
                     _ => return Err(self.unexpected("a duration like 30s")),
                 };
                 SetItem::Timeout(Name {
@@ -774,12 +1107,7 @@ impl<'b> Parser<'b> {
                 flags: self.nat_flags()?,
             },
             "snat" | "dnat" => self.nat(word == "dnat")?,
-            other => {
-                return Err(Error::new(
-                    span,
-                    format!("unknown or unsupported statement '{other}'"),
-                ));
-            }
+            other => return Err(unknown_statement(other, span)),
         };
         Ok(Stmt { span, kind })
     }
@@ -1022,10 +1350,7 @@ impl<'b> Parser<'b> {
                     span,
                 }))
             }
-            None => Err(Error::new(
-                field_span,
-                format!("'{first} {field}' is not supported by this loader"),
-            )),
+            None => Err(unknown_field(&first, &field, field_span, fields)),
         }
     }
 
@@ -1351,5 +1676,32 @@ impl<'b> Parser<'b> {
             return Ok(Expr::Jump { goto, target, span });
         }
         self.concat()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn shell_patterns_match_as_glob_matches_file_names() {
+        let yes = |p: &str, n: &str| assert!(glob_match(p.as_bytes(), n.as_bytes()), "{p} {n}");
+        let no = |p: &str, n: &str| assert!(!glob_match(p.as_bytes(), n.as_bytes()), "{p} {n}");
+        yes("*", "a.nft");
+        yes("*.nft", "a.nft");
+        no("*.nft", "a.nft.bak");
+        yes("a*b*c", "axxbyyc");
+        no("a*b*c", "axxbyy");
+        yes("?-x", "1-x");
+        no("?-x", "12-x");
+        yes("[0-9]*", "10-a");
+        no("[!0-9]*", "10-a");
+        yes("[ab]", "b");
+        no("[ab]", "c");
+        yes("[", "[");
+        yes("**", "");
+        no("x", "");
+        // Many stars on a long name stay fast (no exponential backtracking).
+        no(&"*a".repeat(50), &"a".repeat(40));
     }
 }

@@ -174,37 +174,67 @@ pub fn names<T>(table: &[(&str, T)]) -> String {
     table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
-/// A duration like nft writes them: `30s`, `1h30m`, `500ms`, `2d`; a bare
-/// number is seconds. In milliseconds.
-pub fn parse_duration(text: &str) -> Option<u64> {
-    if let Ok(seconds) = text.parse::<u64>() {
-        return seconds.checked_mul(1000);
-    }
+/// The longest timeout the kernel takes, in milliseconds: it converts them
+/// to nanoseconds in 64 bits and refuses (ERANGE) what does not fit
+/// (`nf_msecs_to_jiffies64`). About 213,503 days.
+pub const MAX_TIMEOUT_MS: u64 = u64::MAX / 1_000_000 - 1;
+
+/// A duration as nft 1.0.6 reads them: `30s`, `1h30m`, `500ms`, `2d`,
+/// units in the order d, h, m, s, ms, each at most once, each number at
+/// most 8 digits, the whole within [`MAX_TIMEOUT_MS`]. In milliseconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    const UNITS: [(&str, u64); 5] = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let invalid = || {
+        format!(
+            "invalid duration '{text}': write units in the order d, h, m, s, ms, each at most once (like 30s, 5m, 1h30m)"
+        )
+    };
     let mut total: u64 = 0;
     let mut rest = text;
+    let mut next_unit = 0;
+    if rest.is_empty() {
+        return Err(invalid());
+    }
     while !rest.is_empty() {
         let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         if digits == 0 {
-            return None;
+            return Err(invalid());
         }
-        let value: u64 = rest[..digits].parse().ok()?;
+        if digits > 8 {
+            // nft's own words for a number it will not take here.
+            return Err(format!(
+                "value too large: '{text}' (at most 8 digits per unit, as in nft)"
+            ));
+        }
+        let value: u64 = rest[..digits].parse().map_err(|_| invalid())?;
         rest = &rest[digits..];
         let unit_len = rest.len()
             - rest
                 .trim_start_matches(|c: char| c.is_ascii_alphabetic())
                 .len();
-        let unit_ms: u64 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return None,
+        let unit = &rest[..unit_len];
+        let Some(index) = UNITS[next_unit..]
+            .iter()
+            .position(|(name, _)| *name == unit)
+        else {
+            return Err(invalid());
         };
+        next_unit += index + 1;
+        total = total.saturating_add(value.saturating_mul(UNITS[next_unit - 1].1));
         rest = &rest[unit_len..];
-        total = total.checked_add(value.checked_mul(unit_ms)?)?;
     }
-    Some(total)
+    if total > MAX_TIMEOUT_MS {
+        return Err(format!(
+            "timeout '{text}' is too large: the kernel takes at most {MAX_TIMEOUT_MS} ms (about 213503 days)"
+        ));
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -213,12 +243,34 @@ mod tests {
 
     #[test]
     fn durations_add_their_parts() {
-        assert_eq!(parse_duration("30s"), Some(30_000));
-        assert_eq!(parse_duration("1h30m"), Some(5_400_000));
-        assert_eq!(parse_duration("250ms"), Some(250));
-        assert_eq!(parse_duration("12"), Some(12_000));
-        assert_eq!(parse_duration("5x"), None);
-        assert_eq!(parse_duration("s"), None);
-        assert_eq!(parse_duration("99999999999999999999d"), None);
+        assert_eq!(parse_duration("30s"), Ok(30_000));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration("250ms"), Ok(250));
+        assert_eq!(parse_duration("1d1h1m1s1ms"), Ok(90_061_001));
+        assert!(parse_duration("12").is_err(), "nft wants a unit");
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    /// nft 1.0.6 refuses these (`nft -c`); the loader used to take them.
+    #[test]
+    fn durations_nft_refuses_are_refused() {
+        for (text, says) in [
+            ("1d1d1d1d", "each at most once"),
+            ("1h1d", "in the order d, h, m, s, ms"),
+            ("1s1m", "in the order"),
+            ("1h30", "invalid duration"),
+            ("000000001s", "value too large"),
+            ("123456789s", "value too large"),
+            ("213504d", "too large: the kernel takes at most"),
+            ("1d99999999h", "too large: the kernel takes at most"),
+        ] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        assert_eq!(parse_duration("213503d"), Ok(213_503 * 86_400_000));
+        assert_eq!(parse_duration("99999999s"), Ok(99_999_999_000));
     }
 }

@@ -122,3 +122,240 @@ fn long_lines_and_many_tokens_are_fine() {
     text.push_str("22 } accept\n}\n}\n");
     assert_eq!(front_end(&text), None);
 }
+
+/// Names past the kernel's NFT_NAME_MAXLEN used to reach the encoder, which
+/// wrote them past its buffer ("double free or corruption") or wrapped their
+/// 16-bit length (a 65,538-byte name created table `aaa`).
+#[test]
+fn names_longer_than_the_kernel_takes_are_errors_at_the_name() {
+    for len in [256, 65_538, 300_000] {
+        let long = "a".repeat(len);
+        let cases = [
+            (format!("table ip {long} {{ }}\n"), 10, "a table name"),
+            (
+                format!("table ip t {{ chain {long} {{ }}; }}\n"),
+                20,
+                "a chain name",
+            ),
+            (
+                format!("table ip t {{ set {long} {{ type ipv4_addr; }}; }}\n"),
+                18,
+                "a set name",
+            ),
+            (
+                format!("table ip t {{ map {long} {{ type ipv4_addr : ipv4_addr; }}; }}\n"),
+                18,
+                "a map name",
+            ),
+            (format!("add table inet {long}\n"), 16, "a table name"),
+        ];
+        for (text, col, what) in cases {
+            let err = front_end(&text).expect("refused");
+            assert_eq!(
+                err,
+                format!(
+                    "t.nft:1:{col}: {what} of {len} bytes is longer than the kernel's limit of 255 (NFT_NAME_MAXLEN)"
+                )
+            );
+        }
+    }
+    let fine = format!("table ip {} {{ }}\n", "a".repeat(255));
+    assert_eq!(front_end(&fine), None);
+}
+
+/// The encoder's own guard, behind the checker: a checked ruleset with
+/// names no checker let through must still end in an error, not in memory
+/// corruption.
+#[test]
+fn the_compiler_refuses_names_too_long_for_the_kernel_without_corrupting_memory() {
+    use super::ast::{Command, CommandKind, Family, Ruleset, Set, SetFlags, Span, Table, TableId};
+    let span = Span::new("t.nft".into(), 3, 7);
+    for len in [256, 65_538, 300_000] {
+        let long = "a".repeat(len);
+        let table = TableId {
+            family: Family::Ip,
+            name: long.clone(),
+        };
+        let set = Set {
+            table: TableId {
+                family: Family::Ip,
+                name: "t".into(),
+            },
+            name: long.clone(),
+            key: vec![super::ast::DataType::Ipv4Addr],
+            data: None,
+            flags: SetFlags::default(),
+            timeout_ms: None,
+            size: None,
+            comment: None,
+            elements: Vec::new(),
+        };
+        for kind in [
+            CommandKind::AddTable(Table {
+                id: table.clone(),
+                comment: None,
+            }),
+            CommandKind::DeleteTable(table.clone()),
+            CommandKind::FlushTable(table.clone()),
+            CommandKind::AddSet(set),
+        ] {
+            let ruleset = Ruleset {
+                commands: vec![Command {
+                    span: span.clone(),
+                    kind,
+                }],
+            };
+            let err = super::compile::compile(&ruleset).expect_err("refused");
+            assert!(err.to_string().starts_with("t.nft:3:7: "), "{len}: {err}");
+        }
+    }
+}
+
+#[test]
+fn comments_are_limited_to_128_bytes_as_in_nft() {
+    // 65 two-byte characters: 130 bytes, which nft refuses.
+    let text = format!("table ip t {{ comment \"{}\"; }}\n", "é".repeat(65));
+    let err = front_end(&text).expect("refused");
+    assert!(
+        err.ends_with("comment too long, 128 characters maximum allowed"),
+        "{err}"
+    );
+    let text = format!("table ip t {{ comment \"{}\"; }}\n", "é".repeat(64));
+    assert_eq!(front_end(&text), None);
+}
+
+/// A scratch directory for include tests, removed on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!(
+            "supervisor-ruleset-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+
+    fn file(&self, name: &str, text: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn fifo(&self, name: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRUSR).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `load` on another thread; a hang fails the test after 10 s instead
+/// of hanging the suite (the stuck thread ends with the test process).
+fn within_10s<T: Send + 'static>(load: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the load hung: reading a FIFO must be refused, not waited on")
+}
+
+#[test]
+fn an_include_of_a_fifo_is_an_error_naming_it_not_a_hang() {
+    let dir = Scratch::new("fifo-include");
+    dir.fifo("fifo");
+    let main = dir.file("main.nft", "include \"fifo\"\n");
+    let err = within_10s(move || super::load_file(&main, &[]).map(drop))
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.ends_with("main.nft:1:9: cannot read include \"fifo\": a FIFO, not a regular file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn loading_a_fifo_itself_is_an_error_naming_it_not_a_hang() {
+    let dir = Scratch::new("fifo-file");
+    let fifo = dir.fifo("rules.nft");
+    let shown = fifo.display().to_string();
+    let err = within_10s(move || super::load_file(&fifo, &[]).map(drop))
+        .expect_err("refused")
+        .to_string();
+    assert_eq!(
+        err,
+        format!("{shown}: cannot read: a FIFO, not a regular file")
+    );
+}
+
+#[test]
+fn an_include_of_a_character_device_is_an_error_naming_it() {
+    let err = front_end("include \"/dev/null\"\n").unwrap();
+    assert_eq!(
+        err,
+        "t.nft:1:9: cannot read include \"/dev/null\": a character device, not a regular file"
+    );
+}
+
+#[test]
+fn a_directory_is_read_through_a_wildcard_as_nft_reads_it() {
+    let dir = Scratch::new("glob-include");
+    dir.file("rules.d/20-b.nft", "add table ip b\n");
+    dir.file("rules.d/10-a.nft", "add table ip a\n");
+    dir.file("rules.d/.hidden.nft", "add table ip hidden\n");
+    dir.file("rules.d/notes.txt", "add table ip txt\n");
+    dir.file("rules.d/sub/30-c.nft", "add table ip c\n");
+    let tables = |main: &std::path::Path| -> Vec<String> {
+        super::load_file(main, &[])
+            .unwrap()
+            .commands
+            .iter()
+            .filter_map(|c| match &c.kind {
+                super::ast::CommandKind::AddTable(t) => Some(t.id.name.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // Dot files never match; a directory among the matches includes
+    // nothing, as in nft; the matches come in name order.
+    let main = dir.file("main.nft", "include \"rules.d/*\"\n");
+    assert_eq!(tables(&main), ["a", "b", "txt"]);
+    let main = dir.file("main.nft", "include \"rules.d/*.nft\"\n");
+    assert_eq!(tables(&main), ["a", "b"]);
+    let main = dir.file("main.nft", "include \"rules.d/[1]?-*.nft\"\n");
+    assert_eq!(tables(&main), ["a"]);
+    // No match is fine with a wildcard, as in nft.
+    let main = dir.file("main.nft", "include \"rules.d/*.none\"\n");
+    assert!(tables(&main).is_empty());
+
+    // The directory itself: nft silently includes nothing; we say so.
+    let main = dir.file("main.nft", "include \"rules.d\"\n");
+    let err = super::load_file(&main, &[]).unwrap_err().to_string();
+    assert!(
+        err.ends_with("main.nft:1:9: cannot read include \"rules.d\": a directory (nft includes nothing for it; to read its files write \"rules.d/*\")"),
+        "{err}"
+    );
+
+    // A FIFO among the matches is named, not waited on.
+    dir.fifo("rules.d/40-fifo.nft");
+    let main = dir.file("main.nft", "include \"rules.d/*.nft\"\n");
+    let err = within_10s(move || super::load_file(&main, &[]).map(drop))
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("40-fifo.nft\": a FIFO, not a regular file"),
+        "{err}"
+    );
+}
