@@ -26,10 +26,9 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use nix::sched::{CloneFlags, setns, unshare};
 use supervisor::bench::sandbox;
-use supervisor::firewall::{Firewall, Owner, Port, Publication};
-use supervisor::ipam::Subnet;
+use supervisor::firewall::{Firewall, Publication};
 use supervisor::netlink::{self, Bridge, ContainerLink, Netlink};
-use supervisor::publish::Protocol;
+use supervisor::values::{Owner, Port, Protocol, Subnet};
 
 const BRIDGE: &str = "svbench0";
 

@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
 use supervisor::bench::{sandbox, scale};
-use supervisor::firewall::{Firewall, Owner, Port, Publication};
-use supervisor::ipam::Subnet;
-use supervisor::publish::Protocol;
+use supervisor::firewall::{Firewall, Publication};
+use supervisor::values::{Owner, Port, Protocol, Subnet};
 
 const BRIDGE: &str = "sv0";
 

@@ -24,7 +24,7 @@ use netlink_packet_netfilter::{
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
-use crate::publish::Protocol as Transport;
+use crate::values::Protocol as Transport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -8,6 +8,22 @@
 //! `state` keeps a record of each running container; `reconcile` gives back
 //! what crashed supervisors left; `control` is `ps`, `stop`, `inspect` and
 //! `gc`, run from another process.
+//!
+//! Dependencies run downward only. The layers, top to bottom; a module uses
+//! only the modules after it in this list (tests/layers.rs checks every
+//! `crate::` path against it, so add a new module here first):
+//!
+//! ```text
+//! edge:      main usage cli bench
+//! lifecycle: supervisor control
+//! plan:      spec publish
+//! apply:     reconcile network firewall ruleset confinement spawn seccomp
+//!            netlink conntrack reserve ipam state etc_files nftables signals fault
+//! leaf:      values
+//! ```
+//!
+//! `values` holds what every layer shares (subnets, ports and protocols,
+//! owners, processes, ids) and imports nothing of ours.
 
 pub mod bench;
 pub mod confinement;
@@ -31,3 +47,4 @@ pub mod spawn;
 pub mod spec;
 pub mod state;
 pub mod supervisor;
+pub mod values;

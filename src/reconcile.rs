@@ -21,11 +21,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::etc_files::{self, EtcFiles};
-use crate::firewall::{self, Firewall, GoneNetwork, Owned, Owner};
+use crate::firewall::{self, Firewall, GoneNetwork, Owned};
 use crate::ipam::{self, Holder, Kept, LeaseDir, Pool, Swept};
 use crate::netlink::{self, Netlink};
 use crate::network::host_ifname;
 use crate::state::{self, Entry, Record, Registration, Store, file};
+use crate::values::Owner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -11,9 +11,8 @@ use tokio::time::Sleep;
 use crate::conntrack;
 use crate::etc_files::{self, EtcFiles};
 use crate::fault::pause_at;
-use crate::firewall::{self, Base, Firewall, Owner, Publication};
+use crate::firewall::{self, Base, Firewall, Publication};
 use crate::network::{self, Attachment};
-use crate::publish::Protocol;
 use crate::reconcile;
 use crate::reserve::{self, Reservations};
 use crate::signals::{self, Signals};
@@ -21,7 +20,9 @@ use crate::spawn::{
     self, Confinement, Container, ExitStatus, SpawnConfig, SpawnError, capability_names as names,
 };
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
-use crate::state::{self, Process, Record, Registration, Store};
+use crate::state::{self, Record, Registration, Store};
+use crate::values::Protocol;
+use crate::values::{Owner, Process};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

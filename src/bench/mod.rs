@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::firewall::{self, Firewall};
-use crate::ipam::Subnet;
+use crate::values::Subnet;
 
 pub use plot::svg;
 use progress::Progress;

@@ -7,10 +7,9 @@
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
-use crate::firewall::{self, Firewall, Owner, Port, Publication};
-use crate::ipam::Subnet;
+use crate::firewall::{self, Firewall, Publication};
 use crate::network::host_ifname;
-use crate::publish::Protocol;
+use crate::values::{Owner, Port, Protocol, Subnet};
 
 /// Filler `i` publishes host port `PORT_BASE + i`.
 pub const PORT_BASE: usize = 30_000;

@@ -17,11 +17,12 @@ pub use stop::stop;
 use caps::Capability;
 
 use crate::firewall;
-use crate::ipam::{self, Pool, Subnet, SubnetError};
+use crate::ipam::{self, Pool};
 use crate::netlink;
 use crate::reconcile::{self, Reconciler};
 use crate::spawn::{capability_names as names, missing_capabilities};
 use crate::state;
+use crate::values::{Subnet, SubnetError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

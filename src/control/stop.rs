@@ -64,10 +64,7 @@ async fn stop_one(
         let name = name.clone();
         move |source| Error::Signal { what, name, source }
     };
-    let Some(supervisor) = record
-        .supervisor
-        .pidfd()
-        .map_err(signal_error("the supervisor"))?
+    let Some(supervisor) = Pidfd::of(&record.supervisor).map_err(signal_error("the supervisor"))?
     else {
         // Its supervisor died without cleaning up: do it now.
         Reconciler::new(state_dir)?.remove_stale(&record).await?;
@@ -78,7 +75,7 @@ async fn stop_one(
     // starting (no container recorded yet) forwards them instead, and
     // takes a second SIGTERM as "kill now".
     let container = match record.container {
-        Some(process) => process.pidfd().map_err(signal_error("the container"))?,
+        Some(process) => Pidfd::of(&process).map_err(signal_error("the container"))?,
         None => None,
     };
     let (target_fd, kill) = match &container {

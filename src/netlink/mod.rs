@@ -26,7 +26,7 @@ pub use plumb::{ContainerLink, PlumbTimings, configure_inside, plumb};
 pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
 pub use veth::{create_veth, remove_link, set_hairpin};
 
-use crate::ipam::Subnet;
+use crate::values::Subnet;
 
 /// A netlink connection in the supervisor's own (host) network namespace.
 /// Its connection task runs on the current tokio runtime until the last

@@ -32,7 +32,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, gets
 
 pub use holder::{Holder, find as find_holder};
 
-use crate::publish::{PortMapping, Protocol};
+use crate::values::{PortMapping, Protocol};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
