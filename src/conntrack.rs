@@ -28,11 +28,11 @@ use crate::values::Protocol as Transport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("conntrack netlink socket: {0}")]
+    #[error("conntrack netlink socket")]
     Socket(#[source] io::Error),
-    #[error("listing conntrack entries: {0}")]
+    #[error("listing conntrack entries")]
     Dump(#[source] io::Error),
-    #[error("deleting the conntrack entry of {proto} port {port}: {source}")]
+    #[error("deleting the conntrack entry of {proto} port {port}")]
     Delete {
         proto: &'static str,
         port: u16,

@@ -19,16 +19,18 @@
 //! plan:      spec publish
 //! apply:     reconcile network firewall ruleset confinement spawn seccomp
 //!            netlink conntrack reserve ipam state etc_files nftables signals fault
-//! leaf:      values
+//! leaf:      error_chain values
 //! ```
 //!
 //! `values` holds what every layer shares (subnets, ports and protocols,
-//! owners, processes, ids) and imports nothing of ours.
+//! owners, processes, ids) and imports nothing of ours; `error_chain` prints
+//! an error with each of its causes once.
 
 pub mod bench;
 pub mod confinement;
 pub mod conntrack;
 pub mod control;
+pub mod error_chain;
 pub mod etc_files;
 #[doc(hidden)]
 pub mod fault;

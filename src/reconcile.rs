@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::error_chain::Chain;
 use crate::etc_files::{self, EtcFiles};
 use crate::firewall::{self, Firewall, GoneNetwork, Owned};
 use crate::ipam::{self, Holder, Kept, LeaseDir, Pool, Swept};
@@ -396,7 +397,10 @@ fn report(removed: Result<Vec<Removed>, Error>) {
             }
         }
         Err(err) => {
-            tracing::warn!("cleaning up after a dead supervisor: {err}; `supervisor gc` retries")
+            tracing::warn!(
+                "cleaning up after a dead supervisor: {}; `supervisor gc` retries",
+                Chain(&err)
+            )
         }
     }
 }

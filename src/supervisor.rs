@@ -9,6 +9,7 @@ use caps::Capability;
 use tokio::time::Sleep;
 
 use crate::conntrack;
+use crate::error_chain::Chain;
 use crate::etc_files::{self, EtcFiles};
 use crate::fault::pause_at;
 use crate::firewall::{self, Base, Firewall, Publication};
@@ -30,9 +31,9 @@ pub enum Error {
     Spec(#[from] SpecError),
     #[error("missing capabilities {}: run as root", names(.0))]
     MissingCapabilities(Vec<Capability>),
-    #[error("setting up signal handling: {0}")]
+    #[error("setting up signal handling")]
     Signals(#[source] io::Error),
-    #[error("starting the async runtime: {0}")]
+    #[error("starting the async runtime")]
     Runtime(#[source] io::Error),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
@@ -44,9 +45,9 @@ pub enum Error {
     Reserve(#[from] reserve::Error),
     #[error(transparent)]
     State(#[from] state::Error),
-    #[error("reading /proc for the record: {0}")]
+    #[error("reading /proc for the record")]
     Proc(#[source] io::Error),
-    #[error("waiting for the container: {0}")]
+    #[error("waiting for the container")]
     Wait(#[source] io::Error),
     #[error(transparent)]
     EtcFiles(#[from] etc_files::WriteError),
@@ -232,14 +233,14 @@ impl BridgeNet {
         if let Some(publication) = publication {
             let t = Instant::now();
             if let Err(err) = self.firewall.unpublish(&publication) {
-                tracing::warn!("unpublishing: {err}");
+                tracing::warn!("unpublishing: {}", Chain(&err));
             }
             phase("unpublish batch", t);
             forget_udp(&self.firewall, &publication, Some(publication.address));
         }
         let t = Instant::now();
         if let Err(err) = self.attachment.release() {
-            tracing::warn!("{err}");
+            tracing::warn!("{}", Chain(&err));
         }
         phase("lease release", t);
         self.firewall.close();
@@ -271,7 +272,7 @@ fn forget_udp(firewall: &Firewall, publication: &Publication, address: Option<st
         .map_err(conntrack::Error::Socket)
         .and_then(|socket| conntrack::forget_with(socket, &udp, address));
     if let Err(err) = forgotten {
-        tracing::warn!("{err}");
+        tracing::warn!("{}", Chain(&err));
     }
     phase("conntrack", t);
 }
@@ -327,7 +328,7 @@ fn record_container(
         })?)
     });
     if let Err(err) = recorded {
-        tracing::warn!("completing the record: {err}");
+        tracing::warn!("completing the record: {}", Chain(&err));
     }
 }
 
@@ -464,7 +465,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     pause_at("released");
     // Last: until it is gone, the record explains what is left.
     if let Err(err) = registration.remove() {
-        tracing::warn!("{err}");
+        tracing::warn!("{}", Chain(&err));
     }
     phase("teardown", t);
     let status = outcome?;

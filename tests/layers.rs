@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod source;
 
 /// The layer list of src/lib.rs, top first: module → position.
 fn layer_order(lib: &str) -> BTreeMap<String, usize> {
@@ -32,17 +34,6 @@ fn layer_order(lib: &str) -> BTreeMap<String, usize> {
         }
     }
     order
-}
-
-fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, found);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            found.push(path);
-        }
-    }
 }
 
 /// The top-level module a source file belongs to: `src/firewall/plan.rs`
@@ -85,9 +76,7 @@ fn named_modules(text: &str, prefix: &str) -> Vec<(usize, String)> {
 /// Every import that climbs up or sideways, as `FILE:LINE: A uses B`.
 fn violations(src: &Path) -> Vec<String> {
     let order = layer_order(&fs::read_to_string(src.join("lib.rs")).unwrap());
-    let mut files = Vec::new();
-    rust_files(src, &mut files);
-    files.sort();
+    let files = source::rust_files(src);
     let mut found = Vec::new();
     for file in files {
         let module = module_of(src, &file);
@@ -130,8 +119,7 @@ fn violations(src: &Path) -> Vec<String> {
 
 #[test]
 fn every_module_uses_only_modules_below_it() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let found = violations(&src);
+    let found = violations(&source::src_dir());
     assert!(
         found.is_empty(),
         "imports against the layers:\n{}",
@@ -141,7 +129,7 @@ fn every_module_uses_only_modules_below_it() {
 
 #[test]
 fn the_layer_list_names_every_module_once_with_values_at_the_bottom() {
-    let lib = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let lib = fs::read_to_string(source::src_dir().join("lib.rs")).unwrap();
     let order = layer_order(&lib);
     assert_eq!(order.get("values"), Some(&(order.len() - 1)));
     assert!(order["main"] < order["supervisor"]);

@@ -50,13 +50,13 @@ pub enum Error {
     Option(String),
     #[error(transparent)]
     Sandbox(#[from] sandbox::Error),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     File {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("starting {program}: {source}")]
+    #[error("starting {program}")]
     Spawn {
         program: String,
         #[source]
@@ -68,11 +68,11 @@ pub enum Error {
         index: usize,
         detail: String,
     },
-    #[error("pre-publishing ports: {0}")]
+    #[error("pre-publishing ports")]
     Firewall(#[from] firewall::Error),
     #[error("setting up the naive baseline: {0}")]
     Baseline(String),
-    #[error("writing the report: {0}")]
+    #[error("writing the report")]
     Output(#[source] io::Error),
 }
 

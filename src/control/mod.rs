@@ -16,6 +16,7 @@ pub use stop::stop;
 
 use caps::Capability;
 
+use crate::error_chain::Chain;
 use crate::firewall;
 use crate::ipam::{self, Pool};
 use crate::netlink;
@@ -28,9 +29,9 @@ use crate::values::{Subnet, SubnetError};
 pub enum Error {
     #[error("no such container: {0}")]
     Unknown(String),
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("{}", .0.iter().map(|e| Chain(e).to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<Error>),
-    #[error("signalling {what} of {name}: {source}")]
+    #[error("signalling {what} of {name}")]
     Signal {
         what: &'static str,
         name: String,
@@ -43,7 +44,7 @@ pub enum Error {
         missing: Vec<Capability>,
         why: &'static str,
     },
-    #[error("reading the container's network namespace: {0}")]
+    #[error("reading the container's network namespace")]
     Netns(#[source] io::Error),
     #[error(transparent)]
     State(#[from] state::Error),
@@ -57,9 +58,9 @@ pub enum Error {
     Subnet(#[from] SubnetError),
     #[error(transparent)]
     Lease(#[from] ipam::Error),
-    #[error("starting the async runtime: {0}")]
+    #[error("starting the async runtime")]
     Runtime(#[source] io::Error),
-    #[error("writing the output: {0}")]
+    #[error("writing the output")]
     Output(#[source] io::Error),
 }
 
@@ -120,4 +121,39 @@ fn block_on<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error>
         .build()
         .map_err(Error::Runtime)?
         .block_on(work)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::FileError;
+
+    fn os(errno: i32) -> io::Error {
+        io::Error::from_raw_os_error(errno)
+    }
+
+    #[test]
+    fn each_failure_prints_each_cause_once() {
+        let err = Error::Several(vec![
+            Error::Netlink(netlink::Error::Sysctl {
+                path: "/proc/sys/net/ipv4/conf/sv0/route_localnet".into(),
+                source: os(libc::ENOENT),
+            }),
+            Error::Lease(ipam::Error::File(FileError {
+                path: "/run/supervisor/leases/sv0/.lock".into(),
+                source: os(libc::EACCES),
+            })),
+            Error::Signal {
+                what: "the supervisor",
+                name: "web".into(),
+                source: os(libc::EPERM),
+            },
+        ]);
+        assert_eq!(
+            Chain(&err).to_string(),
+            "sysctl /proc/sys/net/ipv4/conf/sv0/route_localnet: No such file or directory (os error 2); \
+             /run/supervisor/leases/sv0/.lock: Permission denied (os error 13); \
+             signalling the supervisor of web: Operation not permitted (os error 1)"
+        );
+    }
 }

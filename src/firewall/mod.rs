@@ -46,17 +46,17 @@ pub enum Error {
     },
     #[error("no free host port left for {0}")]
     NoFreePort(Protocol),
-    #[error("the base ruleset nft/supervisor.nft: {0}")]
+    #[error("the base ruleset nft/supervisor.nft")]
     Ruleset(#[source] crate::ruleset::Error),
-    #[error("loading the base ruleset nft/supervisor.nft: {0}")]
+    #[error("loading the base ruleset nft/supervisor.nft")]
     Load(#[source] crate::ruleset::ApplyError),
-    #[error("the firewall lock {path}: {source}")]
+    #[error("the firewall lock {path}")]
     Lock {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Kernel(#[from] nftables::Error),
 }
 

@@ -53,14 +53,14 @@ impl Netlink {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("opening a netlink socket: {0}")]
+    #[error("opening a netlink socket")]
     Socket(#[source] io::Error),
-    #[error("opening a netlink socket in the container's network namespace: {0}")]
+    #[error("opening a netlink socket in the container's network namespace")]
     NetnsSocket(#[source] io::Error),
     #[error("invalid interface name {name:?}: {reason}")]
     IfName { name: String, reason: &'static str },
     /// A kernel request failed: `action` on `object`, e.g. "creating bridge" "sv0".
-    #[error("{action} {object}: {source}")]
+    #[error("{action} {object}")]
     Request {
         action: &'static str,
         object: String,
@@ -83,7 +83,7 @@ pub enum Error {
         existing: String,
         wanted: String,
     },
-    #[error("sysctl {path}: {source}")]
+    #[error("sysctl {path}")]
     Sysctl {
         path: String,
         #[source]

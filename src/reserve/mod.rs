@@ -61,7 +61,7 @@ pub enum Error {
         wanted: u64,
         limit: u64,
     },
-    #[error("reserving host port {port}: {source}")]
+    #[error("reserving host port {port}")]
     Socket {
         port: String,
         #[source]

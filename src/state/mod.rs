@@ -40,7 +40,7 @@ pub enum Error {
     BadName(String),
     #[error("{target:?} matches several containers: {}", ids.join(", "))]
     Ambiguous { target: String, ids: Vec<String> },
-    #[error("writing record {}: {source}", path.display())]
+    #[error("writing record {}", path.display())]
     Encode {
         path: PathBuf,
         #[source]
