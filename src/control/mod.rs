@@ -62,6 +62,21 @@ pub enum Error {
     Runtime(#[source] io::Error),
     #[error("writing the output")]
     Output(#[source] io::Error),
+    /// A cleanup went on past these and did the rest: one line each.
+    #[error(
+        "could not remove {}:\n{}",
+        if .0.len() == 1 { "1 thing".to_string() } else { format!("{} things", .0.len()) },
+        .0.iter().map(|f| format!("  {}", Chain(f))).collect::<Vec<_>>().join("\n")
+    )]
+    Incomplete(Vec<reconcile::Failure>),
+}
+
+/// A cleanup that left nothing behind; otherwise every failure.
+fn complete(done: reconcile::Collected) -> Result<reconcile::Collected, Error> {
+    match done.failed.is_empty() {
+        true => Ok(done),
+        false => Err(Error::Incomplete(done.failed)),
+    }
 }
 
 impl Error {
@@ -90,7 +105,8 @@ fn require(command: &'static str, needed: &[Capability], why: &'static str) -> R
 /// Gives back everything crashed supervisors left (see
 /// `Reconciler::gc`), on the bridge `bridge` with subnet `subnet` for what
 /// only the subnet tells; prints one line per thing removed, and one per
-/// live lease kept although it is outside `subnet`.
+/// live lease kept although it is outside `subnet`. Goes on past what it
+/// cannot remove, and then fails naming each.
 pub fn gc(
     state_dir: &Path,
     bridge: &str,
@@ -105,13 +121,13 @@ pub fn gc(
     let subnet: Subnet = subnet.parse()?;
     let pool = Pool::new(state_dir, bridge, subnet)?;
     let collected = block_on(async { Ok(Reconciler::new(state_dir)?.gc(&pool).await?) })?;
-    for what in collected.removed {
+    for what in &collected.removed {
         writeln!(out, "removed {what}").map_err(Error::Output)?;
     }
-    for (bridge, kept) in collected.kept {
+    for (bridge, kept) in &collected.kept {
         writeln!(out, "kept {kept} (bridge {bridge})").map_err(Error::Output)?;
     }
-    Ok(())
+    complete(collected).map(drop)
 }
 
 /// Runs `work` on a current_thread runtime of its own.
