@@ -227,23 +227,59 @@ impl BridgeNet {
     }
 
     /// Takes the container's elements out in one batch, forgets their
-    /// connections, and gives the address back. Does all it can and reports
-    /// each failure.
-    fn teardown(self, publication: Option<Publication>) {
+    /// connections, and gives the address back. Goes on past each failure.
+    fn teardown(self, publication: Option<Publication>, left: &mut Leftovers) {
         if let Some(publication) = publication {
             let t = Instant::now();
-            if let Err(err) = self.firewall.unpublish(&publication) {
-                tracing::warn!("unpublishing: {}", Chain(&err));
-            }
+            let unpublished = self.firewall.unpublish(&publication);
+            left.check(|| "removing its firewall elements".into(), unpublished);
             phase("unpublish batch", t);
-            forget_udp(&self.firewall, &publication, Some(publication.address));
+            let forgotten = forget_udp(&self.firewall, &publication, Some(publication.address));
+            left.check(|| "forgetting its UDP connections".into(), forgotten);
         }
         let t = Instant::now();
-        if let Err(err) = self.attachment.release() {
-            tracing::warn!("{}", Chain(&err));
-        }
+        let address = self.attachment.address();
+        let released = self.attachment.release();
+        left.check(|| format!("giving back its address {address}"), released);
         phase("lease release", t);
         self.firewall.close();
+    }
+}
+
+/// What a run's teardown could not do, each step named with its cause.
+/// Teardown goes on past every failure; `run` prints each once on stderr and
+/// still exits with the command's code, as docker does: the command's
+/// outcome is what its caller asked for, and `gc` gives back what is left.
+#[derive(Debug, Default)]
+struct Leftovers(Vec<Left>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{step}")]
+struct Left {
+    step: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Leftovers {
+    /// Notes `result`'s failure, naming the `step`.
+    fn check<T, E>(&mut self, step: impl FnOnce() -> String, result: Result<T, E>)
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        if let Err(err) = result {
+            self.0.push(Left {
+                step: step(),
+                source: Box::new(err),
+            });
+        }
+    }
+
+    /// One line per failure on stderr, whatever the log level.
+    fn report(self) {
+        for left in self.0 {
+            eprintln!("supervisor: teardown: {}", Chain(&left));
+        }
     }
 }
 
@@ -256,7 +292,11 @@ impl BridgeNet {
 /// TCP clients open new connections, so their entries are left to expire.
 /// Only UDP, because the kernel's dump walks its whole conntrack hash table,
 /// about 10 ms on a host with 24 GiB.
-fn forget_udp(firewall: &Firewall, publication: &Publication, address: Option<std::net::Ipv4Addr>) {
+fn forget_udp(
+    firewall: &Firewall,
+    publication: &Publication,
+    address: Option<std::net::Ipv4Addr>,
+) -> Result<(), conntrack::Error> {
     let t = Instant::now();
     let udp: Vec<_> = publication
         .ports
@@ -265,16 +305,14 @@ fn forget_udp(firewall: &Firewall, publication: &Publication, address: Option<st
         .map(|p| (p.protocol, p.host_port))
         .collect();
     if udp.is_empty() {
-        return;
+        return Ok(());
     }
     let forgotten = firewall
         .netfilter_socket()
         .map_err(conntrack::Error::Socket)
         .and_then(|socket| conntrack::forget_with(socket, &udp, address));
-    if let Err(err) = forgotten {
-        tracing::warn!("{}", Chain(&err));
-    }
     phase("conntrack", t);
+    forgotten.map(drop)
 }
 
 /// Holds the host port of every `--publish` mapping (see `reserve`); a
@@ -435,7 +473,9 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
             phase("startup", started);
             // Off the startup path: the container runs meanwhile.
             if let (Some(net), Some(publication)) = (&network, &publication) {
-                forget_udp(&net.firewall, publication, None);
+                if let Err(err) = forget_udp(&net.firewall, publication, None) {
+                    tracing::warn!("{}", Chain(&err));
+                }
             }
             pause_at("running");
             supervise(&container, &mut signals, spec.stop_timeout, spec.init)
@@ -453,21 +493,20 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     }
     pause_at("exited");
     let t = Instant::now();
+    let mut left = Leftovers::default();
     // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
-        net.teardown(publication);
+        net.teardown(publication, &mut left);
     }
-    if let Err(err) = files.remove() {
-        tracing::warn!("removing {}: {err}", files.dir().display());
-    }
+    let removed = files.remove();
+    left.check(|| format!("removing {}", files.dir().display()), removed);
     // The host ports go back once nothing forwards them any more.
     drop(reservations);
     pause_at("released");
     // Last: until it is gone, the record explains what is left.
-    if let Err(err) = registration.remove() {
-        tracing::warn!("{}", Chain(&err));
-    }
+    left.check(|| "removing its record".into(), registration.remove());
     phase("teardown", t);
+    left.report();
     let status = outcome?;
     tracing::debug!(?status, "container exited");
     Ok(status.code())

@@ -498,6 +498,55 @@ fn gc_goes_on_past_what_it_cannot_remove_names_each_and_fails() {
 }
 
 #[test]
+fn a_run_whose_teardown_fails_names_each_failure_once_and_keeps_the_commands_code() {
+    let Some(ns) = HostNs::new("a_run_whose_teardown_fails_names_each_failure_once") else {
+        return;
+    };
+    let mut child = ns
+        .supervisor()
+        .args([
+            "run",
+            "--name",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; read _; exit 3",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    let _out = common::wait_ready(&mut child);
+    // Not even root can change a read-only mount.
+    ns.ok(
+        "for dir in /run/supervisor/leases/sv0 /run/supervisor/files; do
+             mount --bind $dir $dir && mount -o remount,bind,ro $dir
+           done",
+    );
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("supervisor: teardown: giving back its address 172.16.0.2: "),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("supervisor: teardown: removing /run/supervisor/files/"),
+        "{err}"
+    );
+    for line in lines {
+        assert_eq!(line.matches("Read-only file system").count(), 1, "{err}");
+    }
+    // The rest went: the record last.
+    assert_eq!(records(&ns), "");
+}
+
+#[test]
 fn gc_with_another_subnet_keeps_a_live_containers_lease_and_says_so() {
     let Some(ns) = HostNs::new("gc_with_another_subnet_keeps_a_live_containers_lease") else {
         return;
