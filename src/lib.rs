@@ -18,7 +18,8 @@
 //! lifecycle: supervisor control
 //! plan:      spec publish
 //! apply:     reconcile network firewall ruleset confinement spawn seccomp
-//!            netlink conntrack reserve ipam state etc_files nftables signals fault
+//!            netlink conntrack reserve ipam state etc_files nftables signals
+//!            milestones
 //! leaf:      error_chain values
 //! ```
 //!
@@ -32,10 +33,10 @@ pub mod conntrack;
 pub mod control;
 pub mod error_chain;
 pub mod etc_files;
-#[doc(hidden)]
-pub mod fault;
 pub mod firewall;
 pub mod ipam;
+#[doc(hidden)]
+pub mod milestones;
 pub mod netlink;
 pub mod network;
 pub mod nftables;

@@ -11,8 +11,8 @@ use tokio::time::Sleep;
 use crate::conntrack;
 use crate::error_chain::Chain;
 use crate::etc_files::{self, EtcFiles};
-use crate::fault::pause_at;
 use crate::firewall::{self, Base, Firewall, Publication};
+use crate::milestones::{pause_at, phase, timed, timed_async};
 use crate::network::{self, Attachment};
 use crate::reconcile;
 use crate::reserve::{self, Reservations};
@@ -370,10 +370,6 @@ fn record_container(
     }
 }
 
-fn phase(name: &str, since: Instant) {
-    tracing::debug!("{name}: {} us", since.elapsed().as_micros());
-}
-
 async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     let started = Instant::now();
     let terminal = spawn::terminal_is_ours();
@@ -385,12 +381,10 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
             .bind(&source, &target)
             .map_err(|what| SpawnError::Nul { what })?;
     }
-    let t = Instant::now();
-    let seccomp = spec
-        .security
-        .filter(Some(&spec.state_dir.join("seccomp")))
-        .map_err(SpecError::from)?;
-    phase("seccomp program", t);
+    let seccomp = timed("seccomp program", || {
+        spec.security.filter(Some(&spec.state_dir.join("seccomp")))
+    })
+    .map_err(SpecError::from)?;
     let config = SpawnConfig {
         hostname: spec.hostname.clone(),
         workdir: spec.workdir.clone(),
@@ -400,25 +394,19 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         take_terminal: terminal,
         confinement: Confinement { mounts, seccomp },
     };
-    let t = Instant::now();
-    let mut registration = register(&spec).await?;
-    phase("record", t);
+    let mut registration = timed_async("record", register(&spec)).await?;
     pause_at("registered");
-    let t = Instant::now();
     // Biased: `prepare_network` takes the address lease before its first
     // await, so a taken address stops the run before clone3; the bridge,
     // sysctls and base ruleset are then ensured around it.
-    let (network, container) = tokio::join!(
-        biased;
-        prepare_network(&spec),
-        async {
-            let t = Instant::now();
-            let container = Container::spawn(&config);
-            phase("clone3", t);
-            container
-        },
-    );
-    phase("network prepared, clone3", t);
+    let (network, container) = timed_async("network prepared, clone3", async {
+        tokio::join!(
+            biased;
+            prepare_network(&spec),
+            async { timed("clone3", || Container::spawn(&config)) },
+        )
+    })
+    .await;
     let (network, mut container) = match (network, container) {
         (Ok(network), Ok(container)) => (network, container),
         (Err(err), Ok(container)) => {
@@ -438,9 +426,11 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
             return Err(err);
         }
     };
-    let t = Instant::now();
     let address = network.as_ref().map(|net| net.attachment.address());
-    match files.write(&spec.hostname, &spec.name, address, &spec.names) {
+    let written = timed("etc files", || {
+        files.write(&spec.hostname, &spec.name, address, &spec.names)
+    });
+    match written {
         Ok(Some(warning)) => tracing::warn!("{warning}"),
         Ok(None) => {}
         Err(err) => {
@@ -449,7 +439,6 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
             return Err(err.into());
         }
     }
-    phase("etc files", t);
     let publication = match &network {
         Some(net) => match net.connect(&spec, &container, &mut reservations).await {
             Ok(publication) => Some(publication),
@@ -466,10 +455,9 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     record_container(&mut registration, &container, publication.as_ref());
     pause_at("recorded");
 
-    let t = Instant::now();
-    let outcome = match container.release().await {
+    let released = timed_async("release to exec", container.release()).await;
+    let outcome = match released {
         Ok(()) => {
-            phase("release to exec", t);
             phase("startup", started);
             // Off the startup path: the container runs meanwhile.
             if let (Some(net), Some(publication)) = (&network, &publication) {
@@ -492,7 +480,24 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         spawn::reclaim_terminal();
     }
     pause_at("exited");
-    let t = Instant::now();
+    timed("teardown", || {
+        teardown(network, publication, &files, reservations, registration)
+    })
+    .report();
+    let status = outcome?;
+    tracing::debug!(?status, "container exited");
+    Ok(status.code())
+}
+
+/// Gives back everything the run holds, in order, going on past each
+/// failure; returns the failures.
+fn teardown(
+    network: Option<BridgeNet>,
+    publication: Option<Publication>,
+    files: &EtcFiles,
+    reservations: Reservations,
+    registration: Registration,
+) -> Leftovers {
     let mut left = Leftovers::default();
     // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
@@ -505,11 +510,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     pause_at("released");
     // Last: until it is gone, the record explains what is left.
     left.check(|| "removing its record".into(), registration.remove());
-    phase("teardown", t);
-    left.report();
-    let status = outcome?;
-    tracing::debug!(?status, "container exited");
-    Ok(status.code())
+    left
 }
 
 /// Waits for the container to exit, forwarding signals. SIGINT and SIGTERM
