@@ -19,13 +19,13 @@
 //! plan:      spec publish
 //! apply:     reconcile network firewall ruleset confinement spawn seccomp
 //!            netlink conntrack reserve ipam state etc_files nftables signals
-//!            milestones
-//! leaf:      error_chain values
+//! leaf:      milestones error_chain values
 //! ```
 //!
 //! `values` holds what every layer shares (subnets, ports and protocols,
 //! owners, processes, ids) and imports nothing of ours; `error_chain` prints
-//! an error with each of its causes once.
+//! an error with each of its causes once; `milestones` times the lifecycle's
+//! phases and holds its fault-test pause points.
 
 pub mod bench;
 pub mod confinement;

@@ -1,4 +1,4 @@
-//! Who holds something: a container (`Owner`) and a process (`Process`).
+//! Whose something is: a container, named and identified.
 
 /// Whose an element is: written as its comment, `NAME ID`, so
 /// `nft list ruleset`, a refused batch and `gc` can tell.
