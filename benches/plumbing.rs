@@ -25,10 +25,9 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use nix::sched::{CloneFlags, setns, unshare};
-use supervisor::firewall::{Firewall, Owner, Port, Publication};
-use supervisor::ipam::Subnet;
+use supervisor::firewall::{Firewall, Publication};
 use supervisor::netlink::{self, Bridge, ContainerLink, Netlink};
-use supervisor::publish::Protocol;
+use supervisor::values::{Owner, Port, Protocol, Subnet};
 
 // The harness is part of the binary, not the library (src/bench/mod.rs):
 // these benches include the files they share with it by path.

@@ -13,9 +13,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
-use supervisor::firewall::{Firewall, Owner, Port, Publication};
-use supervisor::ipam::Subnet;
-use supervisor::publish::Protocol;
+use supervisor::firewall::{Firewall, Publication};
+use supervisor::values::{Owner, Port, Protocol, Subnet};
 
 // The harness is part of the binary, not the library (src/bench/mod.rs):
 // these benches include the files they share with it by path.

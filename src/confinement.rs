@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::error_chain::Chain;
 use crate::seccomp::{self, Profile, Target};
 use crate::spawn::{DEFAULT_CAPABILITIES, MountPlan, SeccompFilter};
 
@@ -147,7 +148,7 @@ impl Security {
             .map(|f| Some(Arc::new(f)))
             .map_err(|e| Error::Profile {
                 file: file.map_or("(docker's default)".into(), |f| f.display().to_string()),
-                message: e.to_string(),
+                message: Chain(&e).to_string(),
             })
     }
 

@@ -24,15 +24,15 @@ use netlink_packet_netfilter::{
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
-use crate::publish::Protocol as Transport;
+use crate::values::Protocol as Transport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("conntrack netlink socket: {0}")]
+    #[error("conntrack netlink socket")]
     Socket(#[source] io::Error),
-    #[error("listing conntrack entries: {0}")]
+    #[error("listing conntrack entries")]
     Dump(#[source] io::Error),
-    #[error("deleting the conntrack entry of {proto} port {port}: {source}")]
+    #[error("deleting the conntrack entry of {proto} port {port}")]
     Delete {
         proto: &'static str,
         port: u16,

@@ -242,7 +242,7 @@ impl Resolv {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("writing the container's {}: {source}", path.display())]
+#[error("writing the container's {}", path.display())]
 pub struct WriteError {
     path: PathBuf,
     #[source]

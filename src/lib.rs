@@ -8,15 +8,34 @@
 //! `state` keeps a record of each running container; `reconcile` gives back
 //! what crashed supervisors left; `control` is `ps`, `stop`, `inspect` and
 //! `gc`, run from another process.
+//!
+//! Dependencies run downward only. The layers, top to bottom; a module uses
+//! only the modules after it in this list (tests/layers.rs checks every
+//! `crate::` path against it, so add a new module here first):
+//!
+//! ```text
+//! edge:      main usage cli bench
+//! lifecycle: supervisor control
+//! plan:      spec publish
+//! apply:     reconcile network firewall ruleset confinement spawn seccomp
+//!            netlink conntrack reserve ipam state etc_files nftables signals
+//! leaf:      milestones error_chain values
+//! ```
+//!
+//! `values` holds what every layer shares (subnets, ports and protocols,
+//! owners, processes, ids) and imports nothing of ours; `error_chain` prints
+//! an error with each of its causes once; `milestones` times the lifecycle's
+//! phases and holds its fault-test pause points.
 
 pub mod confinement;
 pub mod conntrack;
 pub mod control;
+pub mod error_chain;
 pub mod etc_files;
-#[doc(hidden)]
-pub mod fault;
 pub mod firewall;
 pub mod ipam;
+#[doc(hidden)]
+pub mod milestones;
 pub mod netlink;
 pub mod network;
 pub mod nftables;
@@ -30,3 +49,4 @@ pub mod spawn;
 pub mod spec;
 pub mod state;
 pub mod supervisor;
+pub mod values;

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use supervisor::error_chain::Chain;
 use supervisor::spec::{NetworkMode, RunOptions};
 use supervisor::{control, ruleset};
 
@@ -105,11 +106,11 @@ fn done(result: Result<(), control::Error>) -> ExitCode {
 }
 
 /// The code on success; on failure one line on stderr and the error's code.
-fn exit<E: std::fmt::Display>(result: Result<u8, E>, code: impl Fn(&E) -> u8) -> ExitCode {
+fn exit<E: std::error::Error>(result: Result<u8, E>, code: impl Fn(&E) -> u8) -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status),
         Err(err) => {
-            eprintln!("supervisor: {err}");
+            eprintln!("supervisor: {}", Chain(&err));
             ExitCode::from(code(&err))
         }
     }
@@ -165,7 +166,7 @@ fn ruleset_command(command: RulesetCommand) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{err}");
+            eprintln!("{}", Chain(&err));
             ExitCode::from(1)
         }
     }

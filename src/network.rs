@@ -17,7 +17,7 @@ pub enum Error {
     Lease(#[from] ipam::Error),
     #[error(transparent)]
     Netlink(#[from] netlink::Error),
-    #[error("opening the container's network namespace: {0}")]
+    #[error("opening the container's network namespace")]
     Netns(#[source] io::Error),
 }
 

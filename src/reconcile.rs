@@ -20,12 +20,14 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::error_chain::Chain;
 use crate::etc_files::{self, EtcFiles};
-use crate::firewall::{self, Firewall, GoneNetwork, Owned, Owner};
+use crate::firewall::{self, Firewall, GoneNetwork, Owned};
 use crate::ipam::{self, Holder, Kept, LeaseDir, Pool, Swept};
 use crate::netlink::{self, Netlink};
 use crate::network::host_ifname;
 use crate::state::{self, Entry, Record, Registration, Store, file};
+use crate::values::Owner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -37,6 +39,20 @@ pub enum Error {
     Netlink(#[from] netlink::Error),
     #[error(transparent)]
     Firewall(#[from] firewall::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// One thing a cleanup could not give back, named, with why. A cleanup goes
+/// on past it and returns every one (as netavark's teardown does), so `gc`
+/// can name each and `run` can report each once.
+#[derive(Debug, thiserror::Error)]
+#[error("{object}")]
+pub struct Failure {
+    /// What is left, as `gc` would have reported it removed.
+    pub object: String,
+    #[source]
+    pub source: Error,
 }
 
 /// One thing given back, as `gc` reports it.
@@ -102,12 +118,35 @@ impl fmt::Display for Removed {
     }
 }
 
-/// What `gc` did: what it removed, and the live leases (with their
-/// bridge) it left alone although they are outside the subnet it was given.
+/// What a cleanup did: what it removed, the live leases (with their
+/// bridge) it left alone although they are outside the subnet `gc` was
+/// given, and what it could not remove.
 #[derive(Debug, Default)]
 pub struct Collected {
     pub removed: Vec<Removed>,
     pub kept: Vec<(String, Kept)>,
+    pub failed: Vec<Failure>,
+}
+
+impl Collected {
+    /// The value of a step that worked; a step that failed is added to
+    /// `failed`, naming `object`, and the cleanup goes on.
+    fn attempt<T>(
+        &mut self,
+        object: impl FnOnce() -> String,
+        result: Result<T, impl Into<Error>>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.failed.push(Failure {
+                    object: object(),
+                    source: err.into(),
+                });
+                None
+            }
+        }
+    }
 }
 
 /// Gives back what dead supervisors held. Opens a netlink connection: must
@@ -131,62 +170,81 @@ impl Reconciler {
 
     /// Gives back what the stale `record` held, except the record itself:
     /// its firewall elements first (its ports must not forward to an
-    /// address given to another), then its lease and its host veth.
-    pub async fn release_remains(&self, record: &Record) -> Result<Vec<Removed>, Error> {
-        let mut removed: Vec<Removed> = self.remove_files(&record.id).into_iter().collect();
+    /// address given to another), then its lease and its host veth. Goes
+    /// on past a failed step.
+    pub async fn release_remains(&self, record: &Record) -> Collected {
+        let mut done = Collected::default();
+        self.remove_files(&record.id, &mut done);
         if record.bridge.is_none() {
             // `--network none`: nothing else outside the record.
-            return Ok(removed);
+            return done;
         }
-        removed.extend(self.remove_elements(|owner| owner.id == record.id)?);
-        removed.extend(self.release_lease_and_link(record).await?);
-        Ok(removed)
+        self.remove_elements_of(|owner| owner.id == record.id, &mut done);
+        self.release_lease_and_link(record, &mut done).await;
+        done
     }
 
     /// The lease and the host veth of the stale `record`.
-    async fn release_lease_and_link(&self, record: &Record) -> Result<Vec<Removed>, Error> {
+    async fn release_lease_and_link(&self, record: &Record, done: &mut Collected) {
         let Some(bridge) = &record.bridge else {
-            return Ok(Vec::new());
+            return;
         };
-        let mut removed = Vec::new();
-        let leases = LeaseDir::new(&self.state_dir, bridge)?;
-        let addresses = match record.address {
-            Some(addr) => match leases.release_held_by(addr, &record.id)? {
-                true => vec![addr],
-                false => Vec::new(),
-            },
-            // Killed between the lease and the record's update.
-            None => leases.release_all_held_by(&record.id)?,
+        let lease = || match record.address {
+            Some(addr) => format!("lease {addr} of {} (bridge {bridge})", record.name),
+            None => format!("the lease of {} (bridge {bridge})", record.name),
         };
-        let holder = Holder {
-            name: record.name.clone(),
-            id: record.id.clone(),
-            process: record.supervisor,
-        };
-        removed.extend(addresses.into_iter().map(|addr| Removed::Lease {
-            bridge: bridge.clone(),
-            swept: Swept::Dead {
-                addr,
-                holder: holder.clone(),
-            },
-        }));
-        removed.extend(self.remove_link(&host_ifname(&record.id)).await?);
-        Ok(removed)
+        let released = LeaseDir::new(&self.state_dir, bridge).and_then(|leases| {
+            match record.address {
+                Some(addr) => leases
+                    .release_held_by(addr, &record.id)
+                    .map(|released| if released { vec![addr] } else { Vec::new() }),
+                // Killed between the lease and the record's update.
+                None => leases.release_all_held_by(&record.id),
+            }
+        });
+        if let Some(addresses) = done.attempt(lease, released) {
+            let holder = Holder {
+                name: record.name.clone(),
+                id: record.id.clone(),
+                process: record.supervisor,
+            };
+            done.removed
+                .extend(addresses.into_iter().map(|addr| Removed::Lease {
+                    bridge: bridge.clone(),
+                    swept: Swept::Dead {
+                        addr,
+                        holder: holder.clone(),
+                    },
+                }));
+        }
+        self.remove_link(&host_ifname(&record.id), done).await;
     }
 
     /// Removes the stale `record` and everything it held; the record last,
-    /// so an interrupted cleanup can be finished from it.
-    pub async fn remove_stale(&self, record: &Record) -> Result<Vec<Removed>, Error> {
-        let mut removed = self.release_remains(record).await?;
-        let _lock = self.store.lock()?;
-        if self.store.remove(record)? {
-            removed.push(Removed::Record {
+    /// and only once the rest is gone, so a failed cleanup can be finished
+    /// from it.
+    pub async fn remove_stale(&self, record: &Record) -> Collected {
+        let mut done = self.release_remains(record).await;
+        if done.failed.is_empty() {
+            self.remove_record(record, &mut done);
+        }
+        done
+    }
+
+    /// Removes the stale `record` itself, under the records lock.
+    fn remove_record(&self, record: &Record, done: &mut Collected) {
+        let object = || format!("record {} ({})", record.name, record.id);
+        let removed = self
+            .store
+            .lock()
+            .and_then(|_lock| self.store.remove(record));
+        if done.attempt(object, removed) == Some(true) {
+            done.removed.push(Removed::Record {
                 name: record.name.clone(),
                 id: record.id.clone(),
                 pid: record.supervisor.pid,
             });
         }
-        Ok(removed)
     }
 
     /// Everything of ours that no live supervisor explains: firewall
@@ -198,6 +256,8 @@ impl Reconciler {
     /// although they are outside `pool`'s subnet: a live holder's lease is
     /// never removed, whatever subnet `gc` was given.
     pub async fn gc(&self, pool: &Pool) -> Result<Collected, Error> {
+        // Without the lock and the records, nothing can be told to be
+        // nobody's: those two stop it; every later step only adds a failure.
         let lock = self.store.lock()?;
         let entries = self.store.entries()?;
         let live: BTreeSet<&str> = entries
@@ -207,112 +267,142 @@ impl Reconciler {
                 _ => None,
             })
             .collect();
-        let mut removed = self.remove_elements(|owner| !live.contains(owner.id.as_str()))?;
+        let mut done = Collected::default();
+        self.remove_elements_of(|owner| !live.contains(owner.id.as_str()), &mut done);
         let gone = self
             .firewall
-            .remove_gone_networks(firewall::interface_exists)?;
-        removed.extend(gone.into_iter().map(Removed::Network));
-        let mut kept = Vec::new();
+            .remove_gone_networks(firewall::interface_exists);
+        let networks = || "the elements of networks whose bridge is gone".to_string();
+        if let Some(gone) = done.attempt(networks, gone) {
+            done.removed.extend(gone.into_iter().map(Removed::Network));
+        }
         for entry in &entries {
             match entry {
                 Entry::Record(record) if !live.contains(record.id.as_str()) => {
-                    removed.extend(self.release_lease_and_link(record).await?);
-                    if self.store.remove(record)? {
-                        removed.push(Removed::Record {
-                            name: record.name.clone(),
-                            id: record.id.clone(),
-                            pid: record.supervisor.pid,
-                        });
+                    let failures = done.failed.len();
+                    self.release_lease_and_link(record, &mut done).await;
+                    // Kept while what it explains is left.
+                    if done.failed.len() == failures {
+                        let object = || format!("record {} ({})", record.name, record.id);
+                        if done.attempt(object, self.store.remove(record)) == Some(true) {
+                            done.removed.push(Removed::Record {
+                                name: record.name.clone(),
+                                id: record.id.clone(),
+                                pid: record.supervisor.pid,
+                            });
+                        }
                     }
                 }
                 Entry::Record(_) => {}
                 Entry::Corrupt { path, problem } => {
-                    if self.store.remove_path(path)? {
+                    let object = || format!("record {}", path.display());
+                    if done.attempt(object, self.store.remove_path(path)) == Some(true) {
                         let problem = problem.clone();
-                        removed.push(Removed::Corrupt {
+                        done.removed.push(Removed::Corrupt {
                             path: path.clone(),
                             problem,
                         });
                     }
                 }
                 Entry::Temporary { path } => {
-                    if self.store.remove_path(path)? {
-                        removed.push(Removed::Unfinished { path: path.clone() });
+                    let object = || format!("record {}", path.display());
+                    if done.attempt(object, self.store.remove_path(path)) == Some(true) {
+                        done.removed
+                            .push(Removed::Unfinished { path: path.clone() });
                     }
                 }
             }
         }
         for id in etc_files::ids(&self.state_dir) {
             if !live.contains(id.as_str()) {
-                removed.extend(self.remove_files(&id));
+                self.remove_files(&id, &mut done);
             }
         }
         let live_links: BTreeSet<String> = live.iter().map(|id| host_ifname(id)).collect();
         let bridge = pool.lease_dir().bridge();
-        for name in netlink::bridge_ports(&self.nl, bridge).await? {
+        let ports = netlink::bridge_ports(&self.nl, bridge).await;
+        let links = || format!("the links on bridge {bridge}");
+        for name in done.attempt(links, ports).unwrap_or_default() {
             if name.starts_with("sv-") && !live_links.contains(&name) {
-                removed.extend(self.remove_link(&name).await?);
+                self.remove_link(&name, &mut done).await;
             }
         }
         drop(lock);
         // A lease's own holder says whether it is live: no lock needed
         // beyond the lease directory's.
         let leases = self.state_dir.join("leases");
-        let dirs = file::names(&leases).map_err(state::Error::from)?;
-        for dir in dirs {
+        let dirs = file::names(&leases).map_err(state::Error::from);
+        let all = || format!("the leases in {}", leases.display());
+        for dir in done.attempt(all, dirs).unwrap_or_default() {
             if dir.starts_with('.') || !leases.join(&dir).is_dir() {
                 continue;
             }
             let sweep = if dir == bridge {
-                pool.sweep()?
+                pool.sweep()
             } else {
-                LeaseDir::new(&self.state_dir, &dir)?.sweep(None)?
+                LeaseDir::new(&self.state_dir, &dir).and_then(|leases| leases.sweep(None))
             };
-            removed.extend(sweep.removed.into_iter().map(|swept| Removed::Lease {
-                bridge: dir.clone(),
-                swept,
-            }));
-            kept.extend(sweep.kept.into_iter().map(|kept| (dir.clone(), kept)));
+            let object = || format!("the leases of bridge {dir}");
+            let Some(sweep) = done.attempt(object, sweep) else {
+                continue;
+            };
+            done.removed
+                .extend(sweep.removed.into_iter().map(|swept| Removed::Lease {
+                    bridge: dir.clone(),
+                    swept,
+                }));
+            done.kept
+                .extend(sweep.kept.into_iter().map(|kept| (dir.clone(), kept)));
         }
-        Ok(Collected { removed, kept })
+        Ok(done)
     }
 
     /// Removes container `id`'s /etc files, if there are any.
-    fn remove_files(&self, id: &str) -> Option<Removed> {
+    fn remove_files(&self, id: &str, done: &mut Collected) {
         let files = EtcFiles::new(&self.state_dir, id);
-        match files.remove() {
-            Ok(true) => Some(Removed::Files {
+        let object = || format!("files {}", files.dir().display());
+        if done.attempt(object, files.remove()) == Some(true) {
+            done.removed.push(Removed::Files {
                 path: files.dir().to_path_buf(),
-            }),
-            Ok(false) => None,
-            Err(err) => {
-                tracing::warn!("removing {}: {err}", files.dir().display());
-                None
-            }
+            });
         }
     }
 
-    /// Removes, in one batch, the elements whose owner is `gone`.
-    fn remove_elements(&self, gone: impl Fn(&Owner) -> bool) -> Result<Vec<Removed>, Error> {
-        let doomed: Vec<Owned> = self
-            .firewall
-            .owned_elements()?
-            .into_iter()
-            .filter(|element| element.owner.as_ref().is_some_and(&gone))
-            .collect();
-        self.firewall.remove(&doomed)?;
-        Ok(doomed.into_iter().map(Removed::Element).collect())
+    /// Removes, in one batch, the elements whose owner is `gone`; a refused
+    /// batch names every element in it.
+    fn remove_elements_of(&self, gone: impl Fn(&Owner) -> bool, done: &mut Collected) {
+        let doomed = self.firewall.owned_elements().map(|elements| {
+            elements
+                .into_iter()
+                .filter(|element| element.owner.as_ref().is_some_and(&gone))
+                .collect::<Vec<Owned>>()
+        });
+        let listing = || "the firewall elements".to_string();
+        let Some(doomed) = done.attempt(listing, doomed) else {
+            return;
+        };
+        let names = || {
+            let names: Vec<String> = doomed.iter().map(|e| format!("element {e}")).collect();
+            names.join(", ")
+        };
+        if done.attempt(names, self.firewall.remove(&doomed)).is_some() {
+            done.removed
+                .extend(doomed.into_iter().map(Removed::Element));
+        }
     }
 
-    /// Deletes link `name` when it exists; what was removed.
-    async fn remove_link(&self, name: &str) -> Result<Option<Removed>, Error> {
-        if netlink::link_state(&self.nl, name).await?.is_none() {
-            return Ok(None);
+    /// Deletes link `name` when it exists.
+    async fn remove_link(&self, name: &str, done: &mut Collected) {
+        let removed = match netlink::link_state(&self.nl, name).await {
+            Ok(None) => Ok(false),
+            Ok(Some(_)) => netlink::remove_link(&self.nl, name).await.map(|()| true),
+            Err(err) => Err(err),
+        };
+        if done.attempt(|| format!("link {name}"), removed) == Some(true) {
+            done.removed.push(Removed::Link {
+                name: name.to_string(),
+            });
         }
-        netlink::remove_link(&self.nl, name).await?;
-        Ok(Some(Removed::Link {
-            name: name.to_string(),
-        }))
     }
 }
 
@@ -323,7 +413,7 @@ pub async fn claim(state_dir: &Path, record: Record) -> Result<Registration, sta
     if let Some(stale) = stale {
         tracing::info!(name = %stale.name, id = %stale.id, "reclaiming the name of a dead supervisor");
         let removed = match Reconciler::new(state_dir) {
-            Ok(reconciler) => reconciler.release_remains(&stale).await,
+            Ok(reconciler) => Ok(reconciler.release_remains(&stale).await),
             Err(err) => Err(err),
         };
         report(removed);
@@ -340,13 +430,13 @@ pub async fn reclaimed_address(state_dir: &Path, bridge: &str, dead: &Holder) {
         let reconciler = Reconciler::new(state_dir)?;
         match reconciler.store.find(&dead.name)? {
             Some(record) if record.id == dead.id && record.is_stale() => {
-                reconciler.remove_stale(&record).await
+                Ok(reconciler.remove_stale(&record).await)
             }
             // No record left: what else it held is found by its id.
             _ => {
                 let mut known = Record::new(&dead.name, &dead.id, dead.process, Vec::new());
                 known.bridge = Some(bridge.to_string());
-                reconciler.release_remains(&known).await
+                Ok(reconciler.release_remains(&known).await)
             }
         }
     };
@@ -361,22 +451,27 @@ pub async fn reclaim_port(state_dir: &Path, holder: &Owner) -> bool {
         let reconciler = Reconciler::new(state_dir)?;
         match reconciler.store.find(&holder.name)? {
             Some(record) if record.id == holder.id => match record.is_stale() {
-                true => reconciler.remove_stale(&record).await.map(Some),
+                true => Ok(Some(reconciler.remove_stale(&record).await)),
                 false => Ok(None),
             },
             // A run's record outlives its elements: without one, their
             // supervisor died.
-            _ => reconciler
-                .remove_elements(|owner| owner.id == holder.id)
-                .map(Some),
+            _ => {
+                let mut done = Collected::default();
+                reconciler.remove_elements_of(|owner| owner.id == holder.id, &mut done);
+                Ok(Some(done))
+            }
         }
     };
     match removed.await {
         Ok(None) => false,
-        Ok(Some(removed)) => {
-            tracing::info!(%holder, "reclaimed the port of a dead supervisor");
-            report(Ok(removed));
-            true
+        Ok(Some(done)) => {
+            let reclaimed = done.failed.is_empty();
+            if reclaimed {
+                tracing::info!(%holder, "reclaimed the port of a dead supervisor");
+            }
+            report(Ok(done));
+            reclaimed
         }
         Err(err) => {
             report(Err(err));
@@ -385,17 +480,26 @@ pub async fn reclaim_port(state_dir: &Path, holder: &Owner) -> bool {
     }
 }
 
-/// `run` goes on whatever a cleanup did: what went is logged, a failure is a
-/// warning (`gc` finishes the job).
-fn report(removed: Result<Vec<Removed>, Error>) {
+/// `run` goes on whatever a cleanup did: what went is logged, each failure
+/// is a warning (`gc` finishes the job).
+fn report(removed: Result<Collected, Error>) {
     match removed {
-        Ok(removed) => {
-            for what in removed {
+        Ok(done) => {
+            for what in done.removed {
                 tracing::info!("removed {what}");
+            }
+            for failure in done.failed {
+                tracing::warn!(
+                    "cleaning up after a dead supervisor: {}; `supervisor gc` retries",
+                    Chain(&failure)
+                );
             }
         }
         Err(err) => {
-            tracing::warn!("cleaning up after a dead supervisor: {err}; `supervisor gc` retries")
+            tracing::warn!(
+                "cleaning up after a dead supervisor: {}; `supervisor gc` retries",
+                Chain(&err)
+            )
         }
     }
 }

@@ -9,11 +9,11 @@ use caps::Capability;
 use tokio::time::Sleep;
 
 use crate::conntrack;
+use crate::error_chain::Chain;
 use crate::etc_files::{self, EtcFiles};
-use crate::fault::pause_at;
-use crate::firewall::{self, Base, Firewall, Owner, Publication};
+use crate::firewall::{self, Base, Firewall, Publication};
+use crate::milestones::{pause_at, phase, timed, timed_async};
 use crate::network::{self, Attachment};
-use crate::publish::Protocol;
 use crate::reconcile;
 use crate::reserve::{self, Reservations};
 use crate::signals::{self, Signals};
@@ -21,7 +21,9 @@ use crate::spawn::{
     self, Confinement, Container, ExitStatus, SpawnConfig, SpawnError, capability_names as names,
 };
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
-use crate::state::{self, Process, Record, Registration, Store};
+use crate::state::{self, Record, Registration, Store};
+use crate::values::Protocol;
+use crate::values::{Owner, Process};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,9 +31,9 @@ pub enum Error {
     Spec(#[from] SpecError),
     #[error("missing capabilities {}: run as root", names(.0))]
     MissingCapabilities(Vec<Capability>),
-    #[error("setting up signal handling: {0}")]
+    #[error("setting up signal handling")]
     Signals(#[source] io::Error),
-    #[error("starting the async runtime: {0}")]
+    #[error("starting the async runtime")]
     Runtime(#[source] io::Error),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
@@ -43,9 +45,9 @@ pub enum Error {
     Reserve(#[from] reserve::Error),
     #[error(transparent)]
     State(#[from] state::Error),
-    #[error("reading /proc for the record: {0}")]
+    #[error("reading /proc for the record")]
     Proc(#[source] io::Error),
-    #[error("waiting for the container: {0}")]
+    #[error("waiting for the container")]
     Wait(#[source] io::Error),
     #[error(transparent)]
     EtcFiles(#[from] etc_files::WriteError),
@@ -225,23 +227,59 @@ impl BridgeNet {
     }
 
     /// Takes the container's elements out in one batch, forgets their
-    /// connections, and gives the address back. Does all it can and reports
-    /// each failure.
-    fn teardown(self, publication: Option<Publication>) {
+    /// connections, and gives the address back. Goes on past each failure.
+    fn teardown(self, publication: Option<Publication>, left: &mut Leftovers) {
         if let Some(publication) = publication {
             let t = Instant::now();
-            if let Err(err) = self.firewall.unpublish(&publication) {
-                tracing::warn!("unpublishing: {err}");
-            }
+            let unpublished = self.firewall.unpublish(&publication);
+            left.check(|| "removing its firewall elements".into(), unpublished);
             phase("unpublish batch", t);
-            forget_udp(&self.firewall, &publication, Some(publication.address));
+            let forgotten = forget_udp(&self.firewall, &publication, Some(publication.address));
+            left.check(|| "forgetting its UDP connections".into(), forgotten);
         }
         let t = Instant::now();
-        if let Err(err) = self.attachment.release() {
-            tracing::warn!("{err}");
-        }
+        let address = self.attachment.address();
+        let released = self.attachment.release();
+        left.check(|| format!("giving back its address {address}"), released);
         phase("lease release", t);
         self.firewall.close();
+    }
+}
+
+/// What a run's teardown could not do, each step named with its cause.
+/// Teardown goes on past every failure; `run` prints each once on stderr and
+/// still exits with the command's code, as docker does: the command's
+/// outcome is what its caller asked for, and `gc` gives back what is left.
+#[derive(Debug, Default)]
+struct Leftovers(Vec<Left>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{step}")]
+struct Left {
+    step: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Leftovers {
+    /// Notes `result`'s failure, naming the `step`.
+    fn check<T, E>(&mut self, step: impl FnOnce() -> String, result: Result<T, E>)
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        if let Err(err) = result {
+            self.0.push(Left {
+                step: step(),
+                source: Box::new(err),
+            });
+        }
+    }
+
+    /// One line per failure on stderr, whatever the log level.
+    fn report(self) {
+        for left in self.0 {
+            eprintln!("supervisor: teardown: {}", Chain(&left));
+        }
     }
 }
 
@@ -254,7 +292,11 @@ impl BridgeNet {
 /// TCP clients open new connections, so their entries are left to expire.
 /// Only UDP, because the kernel's dump walks its whole conntrack hash table,
 /// about 10 ms on a host with 24 GiB.
-fn forget_udp(firewall: &Firewall, publication: &Publication, address: Option<std::net::Ipv4Addr>) {
+fn forget_udp(
+    firewall: &Firewall,
+    publication: &Publication,
+    address: Option<std::net::Ipv4Addr>,
+) -> Result<(), conntrack::Error> {
     let t = Instant::now();
     let udp: Vec<_> = publication
         .ports
@@ -263,16 +305,14 @@ fn forget_udp(firewall: &Firewall, publication: &Publication, address: Option<st
         .map(|p| (p.protocol, p.host_port))
         .collect();
     if udp.is_empty() {
-        return;
+        return Ok(());
     }
     let forgotten = firewall
         .netfilter_socket()
         .map_err(conntrack::Error::Socket)
         .and_then(|socket| conntrack::forget_with(socket, &udp, address));
-    if let Err(err) = forgotten {
-        tracing::warn!("{err}");
-    }
     phase("conntrack", t);
+    forgotten.map(drop)
 }
 
 /// Holds the host port of every `--publish` mapping (see `reserve`); a
@@ -326,12 +366,8 @@ fn record_container(
         })?)
     });
     if let Err(err) = recorded {
-        tracing::warn!("completing the record: {err}");
+        tracing::warn!("completing the record: {}", Chain(&err));
     }
-}
-
-fn phase(name: &str, since: Instant) {
-    tracing::debug!("{name}: {} us", since.elapsed().as_micros());
 }
 
 async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
@@ -345,12 +381,10 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
             .bind(&source, &target)
             .map_err(|what| SpawnError::Nul { what })?;
     }
-    let t = Instant::now();
-    let seccomp = spec
-        .security
-        .filter(Some(&spec.state_dir.join("seccomp")))
-        .map_err(SpecError::from)?;
-    phase("seccomp program", t);
+    let seccomp = timed("seccomp program", || {
+        spec.security.filter(Some(&spec.state_dir.join("seccomp")))
+    })
+    .map_err(SpecError::from)?;
     let config = SpawnConfig {
         hostname: spec.hostname.clone(),
         workdir: spec.workdir.clone(),
@@ -360,25 +394,19 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         take_terminal: terminal,
         confinement: Confinement { mounts, seccomp },
     };
-    let t = Instant::now();
-    let mut registration = register(&spec).await?;
-    phase("record", t);
+    let mut registration = timed_async("record", register(&spec)).await?;
     pause_at("registered");
-    let t = Instant::now();
     // Biased: `prepare_network` takes the address lease before its first
     // await, so a taken address stops the run before clone3; the bridge,
     // sysctls and base ruleset are then ensured around it.
-    let (network, container) = tokio::join!(
-        biased;
-        prepare_network(&spec),
-        async {
-            let t = Instant::now();
-            let container = Container::spawn(&config);
-            phase("clone3", t);
-            container
-        },
-    );
-    phase("network prepared, clone3", t);
+    let (network, container) = timed_async("network prepared, clone3", async {
+        tokio::join!(
+            biased;
+            prepare_network(&spec),
+            async { timed("clone3", || Container::spawn(&config)) },
+        )
+    })
+    .await;
     let (network, mut container) = match (network, container) {
         (Ok(network), Ok(container)) => (network, container),
         (Err(err), Ok(container)) => {
@@ -398,9 +426,11 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
             return Err(err);
         }
     };
-    let t = Instant::now();
     let address = network.as_ref().map(|net| net.attachment.address());
-    match files.write(&spec.hostname, &spec.name, address, &spec.names) {
+    let written = timed("etc files", || {
+        files.write(&spec.hostname, &spec.name, address, &spec.names)
+    });
+    match written {
         Ok(Some(warning)) => tracing::warn!("{warning}"),
         Ok(None) => {}
         Err(err) => {
@@ -409,7 +439,6 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
             return Err(err.into());
         }
     }
-    phase("etc files", t);
     let publication = match &network {
         Some(net) => match net.connect(&spec, &container, &mut reservations).await {
             Ok(publication) => Some(publication),
@@ -426,14 +455,15 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     record_container(&mut registration, &container, publication.as_ref());
     pause_at("recorded");
 
-    let t = Instant::now();
-    let outcome = match container.release().await {
+    let released = timed_async("release to exec", container.release()).await;
+    let outcome = match released {
         Ok(()) => {
-            phase("release to exec", t);
             phase("startup", started);
             // Off the startup path: the container runs meanwhile.
             if let (Some(net), Some(publication)) = (&network, &publication) {
-                forget_udp(&net.firewall, publication, None);
+                if let Err(err) = forget_udp(&net.firewall, publication, None) {
+                    tracing::warn!("{}", Chain(&err));
+                }
             }
             pause_at("running");
             supervise(&container, &mut signals, spec.stop_timeout, spec.init)
@@ -450,25 +480,37 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         spawn::reclaim_terminal();
     }
     pause_at("exited");
-    let t = Instant::now();
+    timed("teardown", || {
+        teardown(network, publication, &files, reservations, registration)
+    })
+    .report();
+    let status = outcome?;
+    tracing::debug!(?status, "container exited");
+    Ok(status.code())
+}
+
+/// Gives back everything the run holds, in order, going on past each
+/// failure; returns the failures.
+fn teardown(
+    network: Option<BridgeNet>,
+    publication: Option<Publication>,
+    files: &EtcFiles,
+    reservations: Reservations,
+    registration: Registration,
+) -> Leftovers {
+    let mut left = Leftovers::default();
     // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
-        net.teardown(publication);
+        net.teardown(publication, &mut left);
     }
-    if let Err(err) = files.remove() {
-        tracing::warn!("removing {}: {err}", files.dir().display());
-    }
+    let removed = files.remove();
+    left.check(|| format!("removing {}", files.dir().display()), removed);
     // The host ports go back once nothing forwards them any more.
     drop(reservations);
     pause_at("released");
     // Last: until it is gone, the record explains what is left.
-    if let Err(err) = registration.remove() {
-        tracing::warn!("{err}");
-    }
-    phase("teardown", t);
-    let status = outcome?;
-    tracing::debug!(?status, "container exited");
-    Ok(status.code())
+    left.check(|| "removing its record".into(), registration.remove());
+    left
 }
 
 /// Waits for the container to exit, forwarding signals. SIGINT and SIGTERM

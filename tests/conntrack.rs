@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 
 use supervisor::conntrack::forget;
-use supervisor::publish::Protocol as Transport;
+use supervisor::values::Protocol as Transport;
 
 fn conntrack(args: &str) -> String {
     let out = Command::new("conntrack")

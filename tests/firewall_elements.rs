@@ -8,9 +8,8 @@ mod common;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use supervisor::firewall::{Base, Error, Firewall, Owner, Port, Publication};
-use supervisor::ipam::Subnet;
-use supervisor::publish::Protocol;
+use supervisor::firewall::{Base, Error, Firewall, Publication};
+use supervisor::values::{Owner, Port, Protocol, Subnet};
 
 fn nft(args: &[&str]) -> String {
     let out = Command::new("nft")

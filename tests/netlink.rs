@@ -8,6 +8,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::netns::{async_in_fresh_netns, fd_path, new_netns, sh_in, this_thread_netns};
+use supervisor::error_chain::Chain;
 use supervisor::netlink::{self, Bridge, ContainerLink, Error, Netlink};
 
 fn bridge(name: &str, subnet: &str) -> Bridge {
@@ -289,7 +290,8 @@ fn a_taken_host_interface_name_is_reported_by_name() {
             };
             let err = netlink::plumb(&nl, &spec, new_netns()).await.unwrap_err();
             assert!(
-                err.to_string()
+                Chain(&err)
+                    .to_string()
                     .starts_with("creating veth svdup: File exists"),
                 "{err}"
             );
@@ -318,7 +320,8 @@ fn sysctls_are_written_only_when_they_differ() {
         );
         let err = netlink::sysctl::enable_route_localnet("nosuch0").unwrap_err();
         assert!(
-            err.to_string()
+            Chain(&err)
+                .to_string()
                 .starts_with("sysctl /proc/sys/net/ipv4/conf/nosuch0/route_localnet: "),
             "{err}"
         );

@@ -416,6 +416,137 @@ fn gc_removes_what_no_live_supervisor_explains_and_keeps_the_rest() {
 }
 
 #[test]
+fn gc_goes_on_past_what_it_cannot_remove_names_each_and_fails() {
+    let Some(ns) = HostNs::new("gc_goes_on_past_what_it_cannot_remove_names_each_and_fails") else {
+        return;
+    };
+    // The bridge, the tables and the lease directory, as any run leaves them.
+    let out = ns.run(&["true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dead: u32 = ns.ok("sh -c 'echo $$'").trim().parse().unwrap();
+    ns.ok(&format!(
+        r#"cd /run/supervisor/containers
+        echo '{{"name":"ghost","id":"0000deadbeef","supervisor":{{"pid":{dead},"start_time":1}},
+              "bridge":"sv0","address":"172.16.0.60","started_at":0,"command":[]}}' > ghost.json
+        echo '{{"name": tru' > junk.json
+        cd /run/supervisor/leases/sv0
+        printf 'name=ghost\nid=0000deadbeef\npid={dead}\npid_start=1\n' > 172.16.0.60
+        ip link add sv-0000deadbeef type veth peer name ghost-peer
+        ip link set sv-0000deadbeef master sv0
+        nft add element ip supervisor tcp_ports '{{ 7777 comment "ghost 0000deadbeef" : 172.16.0.60 . 80 }}'
+        # Not even root can change a read-only mount.
+        mount --bind /run/supervisor/leases/sv0 /run/supervisor/leases/sv0
+        mount -o remount,bind,ro /run/supervisor/leases/sv0"#
+    ));
+
+    let out = supervisor(&ns, &["gc"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let mut removed: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            "removed element tcp_ports 7777 of ghost (0000deadbeef): no live container has it",
+            "removed link sv-0000deadbeef: no live container has it",
+            "removed record /run/supervisor/containers/junk.json: corrupt (expected ident at line 2 column 0)",
+        ],
+        "the rest is removed"
+    );
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert_eq!(lines[0], "supervisor: could not remove 2 things:");
+    assert!(
+        lines[1]
+            .starts_with("  lease 172.16.0.60 of ghost (bridge sv0): /run/supervisor/leases/sv0"),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with("  the leases of bridge sv0: "),
+        "{err}"
+    );
+    for line in &lines[1..] {
+        assert!(
+            line.ends_with("Read-only file system (os error 30)"),
+            "{err}"
+        );
+        assert_eq!(
+            line.matches("Read-only").count(),
+            1,
+            "each cause once: {err}"
+        );
+    }
+    // Kept while its lease is: it explains what is left.
+    assert_eq!(records(&ns), "ghost.json\n");
+
+    ns.ok("umount /run/supervisor/leases/sv0");
+    let again = supervisor(&ns, &["gc"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let mut removed: Vec<String> = stdout(&again).lines().map(String::from).collect();
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            format!(
+                "removed lease 172.16.0.60: its supervisor (pid {dead}, container ghost 0000deadbeef) is gone (bridge sv0)"
+            ),
+            format!("removed record ghost (0000deadbeef): its supervisor (pid {dead}) is gone"),
+        ]
+    );
+    assert_eq!(records(&ns), "");
+    assert_eq!(leases(&ns), "");
+}
+
+#[test]
+fn a_run_whose_teardown_fails_names_each_failure_once_and_keeps_the_commands_code() {
+    let Some(ns) = HostNs::new("a_run_whose_teardown_fails_names_each_failure_once") else {
+        return;
+    };
+    let mut child = ns
+        .supervisor()
+        .args([
+            "run",
+            "--name",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; read _; exit 3",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    let _out = common::wait_ready(&mut child);
+    // Not even root can change a read-only mount.
+    ns.ok(
+        "for dir in /run/supervisor/leases/sv0 /run/supervisor/files; do
+             mount --bind $dir $dir && mount -o remount,bind,ro $dir
+           done",
+    );
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("supervisor: teardown: giving back its address 172.16.0.2: "),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("supervisor: teardown: removing /run/supervisor/files/"),
+        "{err}"
+    );
+    for line in lines {
+        assert_eq!(line.matches("Read-only file system").count(), 1, "{err}");
+    }
+    // The rest went: the record last.
+    assert_eq!(records(&ns), "");
+}
+
+#[test]
 fn gc_with_another_subnet_keeps_a_live_containers_lease_and_says_so() {
     let Some(ns) = HostNs::new("gc_with_another_subnet_keeps_a_live_containers_lease") else {
         return;

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use supervisor::firewall::{self, Firewall};
-use supervisor::ipam::Subnet;
+use supervisor::values::Subnet;
 
 use progress::Progress;
 pub use runner::Supervisor;
@@ -57,7 +57,7 @@ pub enum Error {
     Option(String),
     #[error(transparent)]
     Sandbox(#[from] sandbox::Error),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     File {
         path: PathBuf,
         #[source]
@@ -69,11 +69,11 @@ pub enum Error {
         index: usize,
         detail: String,
     },
-    #[error("pre-publishing ports: {0}")]
+    #[error("pre-publishing ports")]
     Firewall(#[from] firewall::Error),
     #[error("setting up the naive baseline: {0}")]
     Baseline(String),
-    #[error("writing the report: {0}")]
+    #[error("writing the report")]
     Output(#[source] io::Error),
 }
 

@@ -1,5 +1,5 @@
 //! The lifecycle phases `supervisor -v run` logs on stderr, one line each:
-//! `… DEBUG NAME: N us …` (see `supervisor::phase`). The bench, and the
+//! `… DEBUG NAME: N us …` (see `supervisor::milestones`). The bench, and the
 //! criterion benches, read a run's phases from its log rather than from
 //! inside the process, so what they time is exactly what a user runs.
 

@@ -17,13 +17,13 @@ use nix::sched::{CloneFlags, unshare};
 pub enum Error {
     #[error("needs root: it builds its own network and mount namespaces")]
     NotRoot,
-    #[error("entering a private network and mount namespace: {0}")]
+    #[error("entering a private network and mount namespace")]
     Unshare(#[source] nix::Error),
-    #[error("making mounts private: {0}")]
+    #[error("making mounts private")]
     Private(#[source] nix::Error),
-    #[error("mounting a private /run: {0}")]
+    #[error("mounting a private /run")]
     Run(#[source] nix::Error),
-    #[error("bringing lo up: {0}")]
+    #[error("bringing lo up")]
     Loopback(#[source] io::Error),
 }
 

@@ -7,10 +7,9 @@
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
-use supervisor::firewall::{self, Firewall, Owner, Port, Publication};
-use supervisor::ipam::Subnet;
+use supervisor::firewall::{self, Firewall, Publication};
 use supervisor::network::host_ifname;
-use supervisor::publish::Protocol;
+use supervisor::values::{Owner, Port, Protocol, Subnet};
 
 /// Filler `i` publishes host port `PORT_BASE + i`.
 pub const PORT_BASE: usize = 30_000;

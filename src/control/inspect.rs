@@ -14,7 +14,8 @@ use caps::Capability;
 use super::{Error, block_on};
 use crate::firewall::Firewall;
 use crate::netlink::{self, Netlink};
-use crate::state::{Process, Record, Store};
+use crate::state::{Record, Store};
+use crate::values::Process;
 
 #[derive(Debug, Serialize)]
 struct Inspection<'a> {

@@ -16,20 +16,22 @@ pub use stop::stop;
 
 use caps::Capability;
 
+use crate::error_chain::Chain;
 use crate::firewall;
-use crate::ipam::{self, Pool, Subnet, SubnetError};
+use crate::ipam::{self, Pool};
 use crate::netlink;
 use crate::reconcile::{self, Reconciler};
 use crate::spawn::{capability_names as names, missing_capabilities};
 use crate::state;
+use crate::values::{Subnet, SubnetError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("no such container: {0}")]
     Unknown(String),
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("{}", .0.iter().map(|e| Chain(e).to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<Error>),
-    #[error("signalling {what} of {name}: {source}")]
+    #[error("signalling {what} of {name}")]
     Signal {
         what: &'static str,
         name: String,
@@ -42,7 +44,7 @@ pub enum Error {
         missing: Vec<Capability>,
         why: &'static str,
     },
-    #[error("reading the container's network namespace: {0}")]
+    #[error("reading the container's network namespace")]
     Netns(#[source] io::Error),
     #[error(transparent)]
     State(#[from] state::Error),
@@ -56,10 +58,25 @@ pub enum Error {
     Subnet(#[from] SubnetError),
     #[error(transparent)]
     Lease(#[from] ipam::Error),
-    #[error("starting the async runtime: {0}")]
+    #[error("starting the async runtime")]
     Runtime(#[source] io::Error),
-    #[error("writing the output: {0}")]
+    #[error("writing the output")]
     Output(#[source] io::Error),
+    /// A cleanup went on past these and did the rest: one line each.
+    #[error(
+        "could not remove {}:\n{}",
+        if .0.len() == 1 { "1 thing".to_string() } else { format!("{} things", .0.len()) },
+        .0.iter().map(|f| format!("  {}", Chain(f))).collect::<Vec<_>>().join("\n")
+    )]
+    Incomplete(Vec<reconcile::Failure>),
+}
+
+/// A cleanup that left nothing behind; otherwise every failure.
+fn complete(done: reconcile::Collected) -> Result<reconcile::Collected, Error> {
+    match done.failed.is_empty() {
+        true => Ok(done),
+        false => Err(Error::Incomplete(done.failed)),
+    }
 }
 
 impl Error {
@@ -88,7 +105,8 @@ fn require(command: &'static str, needed: &[Capability], why: &'static str) -> R
 /// Gives back everything crashed supervisors left (see
 /// `Reconciler::gc`), on the bridge `bridge` with subnet `subnet` for what
 /// only the subnet tells; prints one line per thing removed, and one per
-/// live lease kept although it is outside `subnet`.
+/// live lease kept although it is outside `subnet`. Goes on past what it
+/// cannot remove, and then fails naming each.
 pub fn gc(
     state_dir: &Path,
     bridge: &str,
@@ -103,13 +121,13 @@ pub fn gc(
     let subnet: Subnet = subnet.parse()?;
     let pool = Pool::new(state_dir, bridge, subnet)?;
     let collected = block_on(async { Ok(Reconciler::new(state_dir)?.gc(&pool).await?) })?;
-    for what in collected.removed {
+    for what in &collected.removed {
         writeln!(out, "removed {what}").map_err(Error::Output)?;
     }
-    for (bridge, kept) in collected.kept {
+    for (bridge, kept) in &collected.kept {
         writeln!(out, "kept {kept} (bridge {bridge})").map_err(Error::Output)?;
     }
-    Ok(())
+    complete(collected).map(drop)
 }
 
 /// Runs `work` on a current_thread runtime of its own.
@@ -119,4 +137,39 @@ fn block_on<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error>
         .build()
         .map_err(Error::Runtime)?
         .block_on(work)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::FileError;
+
+    fn os(errno: i32) -> io::Error {
+        io::Error::from_raw_os_error(errno)
+    }
+
+    #[test]
+    fn each_failure_prints_each_cause_once() {
+        let err = Error::Several(vec![
+            Error::Netlink(netlink::Error::Sysctl {
+                path: "/proc/sys/net/ipv4/conf/sv0/route_localnet".into(),
+                source: os(libc::ENOENT),
+            }),
+            Error::Lease(ipam::Error::File(FileError {
+                path: "/run/supervisor/leases/sv0/.lock".into(),
+                source: os(libc::EACCES),
+            })),
+            Error::Signal {
+                what: "the supervisor",
+                name: "web".into(),
+                source: os(libc::EPERM),
+            },
+        ]);
+        assert_eq!(
+            Chain(&err).to_string(),
+            "sysctl /proc/sys/net/ipv4/conf/sv0/route_localnet: No such file or directory (os error 2); \
+             /run/supervisor/leases/sv0/.lock: Permission denied (os error 13); \
+             signalling the supervisor of web: Operation not permitted (os error 1)"
+        );
+    }
 }

@@ -178,8 +178,8 @@ fn uptime(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::Protocol;
-    use crate::state::Process;
+    use crate::values::Process;
+    use crate::values::Protocol;
 
     fn port(host_port: u16, container_port: u16, protocol: Protocol) -> PublishedPort {
         PublishedPort {

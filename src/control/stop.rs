@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use caps::Capability;
 
-use super::{Error, block_on};
+use super::{Error, block_on, complete};
 use crate::reconcile::Reconciler;
 use crate::spawn::Pidfd;
 use crate::state::{Record, Store};
@@ -64,13 +64,10 @@ async fn stop_one(
         let name = name.clone();
         move |source| Error::Signal { what, name, source }
     };
-    let Some(supervisor) = record
-        .supervisor
-        .pidfd()
-        .map_err(signal_error("the supervisor"))?
+    let Some(supervisor) = Pidfd::of(&record.supervisor).map_err(signal_error("the supervisor"))?
     else {
         // Its supervisor died without cleaning up: do it now.
-        Reconciler::new(state_dir)?.remove_stale(&record).await?;
+        complete(Reconciler::new(state_dir)?.remove_stale(&record).await)?;
         return Ok(name);
     };
     // The container itself gets the signals, so `time` alone decides when
@@ -78,7 +75,7 @@ async fn stop_one(
     // starting (no container recorded yet) forwards them instead, and
     // takes a second SIGTERM as "kill now".
     let container = match record.container {
-        Some(process) => process.pidfd().map_err(signal_error("the container"))?,
+        Some(process) => Pidfd::of(&process).map_err(signal_error("the container"))?,
         None => None,
     };
     let (target_fd, kill) = match &container {
@@ -122,7 +119,7 @@ async fn stop_one(
 async fn finish_cleanup(state_dir: &Path, store: &Store, record: &Record) -> Result<(), Error> {
     if let Some(left) = store.find(&record.name)? {
         if left.id == record.id && left.is_stale() {
-            Reconciler::new(state_dir)?.remove_stale(&left).await?;
+            complete(Reconciler::new(state_dir)?.remove_stale(&left).await)?;
         }
     }
     Ok(())

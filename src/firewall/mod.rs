@@ -25,12 +25,12 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata};
-use crate::publish::{PortMapping, Protocol};
+use crate::values::{Owner, Port, PortMapping, Protocol};
 
 pub use base::{Base, RULESET, defines, version};
 pub use network::{GoneNetwork, interface_exists, network_elements};
 pub use owned::Owned;
-pub use plan::{Owner, PlannedElement, Port, Publication, Target};
+pub use plan::{PlannedElement, Publication, Target};
 
 /// The name of both supervisor tables (`ip supervisor`, `bridge supervisor`).
 pub const TABLE: &CStr = c"supervisor";
@@ -46,17 +46,17 @@ pub enum Error {
     },
     #[error("no free host port left for {0}")]
     NoFreePort(Protocol),
-    #[error("the base ruleset nft/supervisor.nft: {0}")]
+    #[error("the base ruleset nft/supervisor.nft")]
     Ruleset(#[source] crate::ruleset::Error),
-    #[error("loading the base ruleset nft/supervisor.nft: {0}")]
+    #[error("loading the base ruleset nft/supervisor.nft")]
     Load(#[source] crate::ruleset::ApplyError),
-    #[error("the firewall lock {path}: {source}")]
+    #[error("the firewall lock {path}")]
     Lock {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Kernel(#[from] nftables::Error),
 }
 
@@ -237,7 +237,7 @@ impl Firewall {
                 let host_port = match m.host_port {
                     Some(port) => port,
                     None => {
-                        let start = crate::spec::random_u64() % span;
+                        let start = crate::values::random_u64() % span;
                         let port = (0..span)
                             .map(|i| low + ((start + i) % span) as u16)
                             .find(|p| !taken.contains(&(m.protocol, *p)))

@@ -9,8 +9,8 @@
 
 use std::net::Ipv4Addr;
 
-use crate::ipam::Subnet;
 use crate::nftables::{Batch, ELEM_INTERVAL_END, Element, Mode, Udata, concat, ifname};
+use crate::values::Subnet;
 
 use super::{Base, Error, Firewall, Target, set_ref};
 

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use crate::netlink::mac_for;
 use crate::nftables::{concat, ifname};
-use crate::publish::Protocol;
+use crate::values::{Owner, Port, Protocol};
 
 /// The maps and sets of nft/supervisor.nft that hold per-container elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,57 +71,6 @@ impl Target {
 
     /// Every per-network target.
     pub const NETWORK: [Target; 3] = [Target::Bridges, Target::SameBridge, Target::Subnets];
-}
-
-/// A published port with its host port decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Port {
-    /// None: every host address.
-    pub host_ip: Option<Ipv4Addr>,
-    pub host_port: u16,
-    pub container_port: u16,
-    pub protocol: Protocol,
-}
-
-impl std::fmt::Display for Port {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        write!(
-            f,
-            "{ip}:{}->{}/{}",
-            self.host_port, self.container_port, self.protocol
-        )
-    }
-}
-
-/// Whose an element is: written as its comment, `NAME ID`, so
-/// `nft list ruleset`, a refused batch and `gc` can tell.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Owner {
-    pub name: String,
-    pub id: String,
-}
-
-impl Owner {
-    /// The element comment.
-    pub fn comment(&self) -> String {
-        format!("{} {}", self.name, self.id)
-    }
-
-    /// Reads an element comment back; None for comments we did not write.
-    pub fn from_comment(comment: &str) -> Option<Owner> {
-        let (name, id) = comment.rsplit_once(' ')?;
-        (!name.is_empty() && !id.is_empty() && !name.contains(' ')).then(|| Owner {
-            name: name.to_string(),
-            id: id.to_string(),
-        })
-    }
-}
-
-impl std::fmt::Display for Owner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.name, self.id)
-    }
 }
 
 /// Everything of one container's that lives in the firewall.

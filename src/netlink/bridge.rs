@@ -10,7 +10,7 @@ use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteMessage;
 
 use super::{Error, Netlink, address, is_errno, link, route};
-use crate::ipam::Subnet;
+use crate::values::Subnet;
 
 /// A bridge and the subnet it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,7 +26,7 @@ pub use plumb::{ContainerLink, PlumbTimings, configure_inside, plumb};
 pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
 pub use veth::{create_veth, remove_link, set_hairpin};
 
-use crate::ipam::Subnet;
+use crate::values::Subnet;
 
 /// A netlink connection in the supervisor's own (host) network namespace.
 /// Its connection task runs on the current tokio runtime until the last
@@ -53,14 +53,14 @@ impl Netlink {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("opening a netlink socket: {0}")]
+    #[error("opening a netlink socket")]
     Socket(#[source] io::Error),
-    #[error("opening a netlink socket in the container's network namespace: {0}")]
+    #[error("opening a netlink socket in the container's network namespace")]
     NetnsSocket(#[source] io::Error),
     #[error("invalid interface name {name:?}: {reason}")]
     IfName { name: String, reason: &'static str },
     /// A kernel request failed: `action` on `object`, e.g. "creating bridge" "sv0".
-    #[error("{action} {object}: {source}")]
+    #[error("{action} {object}")]
     Request {
         action: &'static str,
         object: String,
@@ -83,7 +83,7 @@ pub enum Error {
         existing: String,
         wanted: String,
     },
-    #[error("sysctl {path}: {source}")]
+    #[error("sysctl {path}")]
     Sysctl {
         path: String,
         #[source]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::netns::{NetnsSocket, socket_in, with_connection};
 use super::{Error, Netlink, address, create_veth, link, route, set_hairpin};
-use crate::ipam::Subnet;
+use crate::values::Subnet;
 
 /// The container's end of the pair.
 pub const PEER: &str = "eth0";

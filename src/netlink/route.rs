@@ -8,7 +8,7 @@ use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage}
 use rtnetlink::{Handle, RouteMessageBuilder};
 
 use super::Error;
-use crate::ipam::Subnet;
+use crate::values::Subnet;
 
 /// The kernel's table of local and broadcast addresses: routes to the host's
 /// own addresses, never a reason to refuse a subnet.

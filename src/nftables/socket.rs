@@ -26,7 +26,7 @@ const ACK_BUDGET: usize = 1024;
 /// Why the kernel (or the way to it) failed us.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io { what: &'static str, source: Errno },
     #[error("{0}: too large for one netlink message")]
     TooLarge(String),

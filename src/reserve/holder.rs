@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 
-use crate::publish::Protocol;
+use crate::values::Protocol;
 
 /// The process holding a port.
 #[derive(Debug, Clone, PartialEq, Eq)]

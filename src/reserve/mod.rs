@@ -32,7 +32,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, gets
 
 pub use holder::{Holder, find as find_holder};
 
-use crate::publish::{PortMapping, Protocol};
+use crate::values::{PortMapping, Protocol};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -61,7 +61,7 @@ pub enum Error {
         wanted: u64,
         limit: u64,
     },
-    #[error("reserving host port {port}: {source}")]
+    #[error("reserving host port {port}")]
     Socket {
         port: String,
         #[source]

@@ -52,7 +52,15 @@ impl fmt::Display for ApplyError {
     }
 }
 
-impl std::error::Error for ApplyError {}
+impl std::error::Error for ApplyError {
+    /// A netlink failure shows as itself, so its cause is its own cause.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ApplyError::Netlink(err) => std::error::Error::source(err),
+            _ => None,
+        }
+    }
+}
 
 impl From<Error> for ApplyError {
     fn from(err: Error) -> Self {

@@ -161,13 +161,13 @@ pub const NATIVE_ARCH: &str = if cfg!(target_arch = "x86_64") {
 pub enum Error {
     #[error("{0}")]
     Invalid(String),
-    #[error("libseccomp refused {what}: {source}")]
+    #[error("libseccomp refused {what}")]
     Library {
         what: String,
         #[source]
         source: libseccomp::error::SeccompError,
     },
-    #[error("exporting the seccomp program: {0}")]
+    #[error("exporting the seccomp program")]
     Export(#[source] std::io::Error),
 }
 

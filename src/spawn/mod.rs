@@ -34,7 +34,7 @@ pub use self::seccomp::Filter as SeccompFilter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Prepare {
         what: &'static str,
         #[source]
@@ -42,25 +42,25 @@ pub enum SpawnError {
     },
     #[error("{what} contains a NUL byte")]
     Nul { what: String },
-    #[error("clone3 of the container failed: {0}")]
+    #[error("clone3 of the container failed")]
     Clone(#[source] io::Error),
-    #[error("releasing the container failed: {0}")]
+    #[error("releasing the container failed")]
     Release(#[source] io::Error),
     #[error("{command}: command not found")]
     NotFound { command: String },
-    #[error("{command}: cannot execute: {source}")]
+    #[error("{command}: cannot execute")]
     NotExecutable {
         command: String,
         #[source]
         source: io::Error,
     },
-    #[error("container setup failed while {}: {source}", stage.describe())]
+    #[error("container setup failed while {}", stage.describe())]
     Setup {
         stage: Stage,
         #[source]
         source: io::Error,
     },
-    #[error("container setup failed while {what}: {source}")]
+    #[error("container setup failed while {what}")]
     Mount {
         what: String,
         #[source]

@@ -6,6 +6,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
 
+use crate::values::Process;
+
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -45,6 +47,18 @@ impl Pidfd {
         Ok(Pidfd::new(unsafe {
             <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
         }))
+    }
+
+    /// A pidfd on `process`, or None when it has ended. The pidfd is
+    /// opened first and the start time checked after: if the pid was reused
+    /// in between, the check sees the newcomer and refuses.
+    pub fn of(process: &Process) -> io::Result<Option<Pidfd>> {
+        let pid = libc::pid_t::try_from(process.pid).map_err(io::Error::other)?;
+        let pidfd = match Pidfd::open(pid) {
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            other => other?,
+        };
+        Ok(process.is_alive().then_some(pidfd))
     }
 
     pub fn send_signal(&self, signal: libc::c_int) -> io::Result<()> {
@@ -129,6 +143,21 @@ impl AsFd for Pidfd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pidfd_opens_only_on_the_very_process_named() {
+        let me = Process::current().unwrap();
+        assert!(Pidfd::of(&me).unwrap().is_some());
+        let reused = Process {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(Pidfd::of(&reused).unwrap().is_none());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let process = Process::of(child.id()).unwrap();
+        child.wait().unwrap();
+        assert!(Pidfd::of(&process).unwrap().is_none());
+    }
 
     #[test]
     fn exit_codes_follow_docker() {

@@ -9,7 +9,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 /// A file operation that failed, with the file.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+#[error("{}", path.display())]
 pub struct FileError {
     pub path: PathBuf,
     #[source]

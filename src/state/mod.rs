@@ -20,14 +20,12 @@
 //! `reconcile`'s.
 
 pub mod file;
-pub mod process;
 mod record;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use self::file::{DirLock, FileError};
-pub use self::process::Process;
 pub use self::record::{PublishedPort, Record};
 
 const SUFFIX: &str = ".json";
@@ -42,7 +40,7 @@ pub enum Error {
     BadName(String),
     #[error("{target:?} matches several containers: {}", ids.join(", "))]
     Ambiguous { target: String, ids: Vec<String> },
-    #[error("writing record {}: {source}", path.display())]
+    #[error("writing record {}", path.display())]
     Encode {
         path: PathBuf,
         #[source]
@@ -270,6 +268,7 @@ impl Drop for Registration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values::Process;
 
     fn temp_store(test: &str) -> Store {
         let dir =

@@ -5,8 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::process::Process;
-use crate::publish::Protocol;
+use crate::values::{Port, Process, Protocol};
 
 /// What a running container holds, and who supervises it. Written by its
 /// supervisor; read by `ps`, `stop`, `inspect`, `gc` and by runs that want
@@ -48,8 +47,8 @@ pub struct PublishedPort {
     pub protocol: Protocol,
 }
 
-impl From<crate::firewall::Port> for PublishedPort {
-    fn from(port: crate::firewall::Port) -> PublishedPort {
+impl From<Port> for PublishedPort {
+    fn from(port: Port) -> PublishedPort {
         PublishedPort {
             host_ip: port.host_ip,
             host_port: port.host_port,
@@ -74,7 +73,7 @@ impl std::fmt::Display for PublishedPort {
 mod protocol {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    use crate::publish::Protocol;
+    use crate::values::Protocol;
 
     pub fn serialize<S: Serializer>(protocol: &Protocol, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(protocol.name())

@@ -9,8 +9,6 @@ use std::io;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spawn::Pidfd;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
     pub pid: u32,
@@ -39,18 +37,6 @@ impl Process {
             Ok(stat) => stat.start_time == self.start_time && !matches!(stat.state, 'Z' | 'X'),
             Err(err) => err.kind() != io::ErrorKind::NotFound,
         }
-    }
-
-    /// A pidfd on this process, or None when it has ended. The pidfd is
-    /// opened first and the start time checked after: if the pid was reused
-    /// in between, the check sees the newcomer and refuses.
-    pub fn pidfd(&self) -> io::Result<Option<Pidfd>> {
-        let pid = libc::pid_t::try_from(self.pid).map_err(io::Error::other)?;
-        let pidfd = match Pidfd::open(pid) {
-            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
-            other => other?,
-        };
-        Ok(self.is_alive().then_some(pidfd))
     }
 }
 
@@ -97,13 +83,11 @@ mod tests {
         let me = Process::current().unwrap();
         assert!(me.start_time > 0);
         assert!(me.is_alive());
-        assert!(me.pidfd().unwrap().is_some());
         let reused = Process {
             start_time: me.start_time + 1,
             ..me
         };
         assert!(!reused.is_alive());
-        assert!(reused.pidfd().unwrap().is_none());
     }
 
     #[test]
@@ -112,7 +96,6 @@ mod tests {
         let process = Process::of(child.id()).unwrap();
         child.wait().unwrap();
         assert!(!process.is_alive());
-        assert!(process.pidfd().unwrap().is_none());
     }
 
     #[test]
@@ -125,7 +108,6 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "child never exited");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        assert!(process.pidfd().unwrap().is_none());
         child.wait().unwrap();
     }
 }

@@ -1,0 +1,17 @@
+//! The values every layer shares: subnets and addresses, ports and their
+//! protocols, who owns what (containers and processes) and random ids.
+//!
+//! The bottom layer: imports nothing of this crate, so any module may use
+//! it without pulling in another's machinery.
+
+mod owner;
+mod port;
+mod process;
+mod random;
+mod subnet;
+
+pub use owner::Owner;
+pub use port::{Port, PortMapping, Protocol};
+pub use process::Process;
+pub use random::{new_id, random_u64};
+pub use subnet::{AddressError, Subnet, SubnetError};
