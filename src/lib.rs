@@ -16,7 +16,7 @@
 //! ```text
 //! edge:      main usage cli bench
 //! lifecycle: supervisor control
-//! plan:      spec publish
+//! plan:      spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement spawn seccomp
 //!            netlink conntrack reserve ipam state etc_files nftables signals
 //! leaf:      milestones error_chain values
@@ -30,6 +30,7 @@
 pub mod confinement;
 pub mod conntrack;
 pub mod control;
+pub mod env_file;
 pub mod error_chain;
 pub mod etc_files;
 pub mod firewall;

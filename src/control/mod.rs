@@ -3,16 +3,19 @@
 //! none of them trusts a pid without its start time.
 
 mod inspect;
+mod kill;
 mod ps;
 mod stop;
+mod template;
 
 use std::future::Future;
 use std::io;
 use std::path::Path;
 
 pub use inspect::inspect;
-pub use ps::ps;
-pub use stop::stop;
+pub use kill::{kill, parse_signal};
+pub use ps::{PsOptions, ps};
+pub use stop::{stop, stop_all};
 
 use caps::Capability;
 
@@ -29,6 +32,12 @@ use crate::values::{Subnet, SubnetError};
 pub enum Error {
     #[error("no such container: {0}")]
     Unknown(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("invalid --filter {0:?}: expected name=SUBSTRING, label=KEY or label=KEY=VALUE")]
+    Filter(String),
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
     #[error("{}", .0.iter().map(|e| Chain(e).to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<Error>),
     #[error("signalling {what} of {name}")]
@@ -69,6 +78,15 @@ pub enum Error {
         .0.iter().map(|f| format!("  {}", Chain(f))).collect::<Vec<_>>().join("\n")
     )]
     Incomplete(Vec<reconcile::Failure>),
+}
+
+/// Ok when nothing failed; otherwise the one failure, or all of them.
+fn all_or_failures(mut failures: Vec<Error>) -> Result<(), Error> {
+    match failures.len() {
+        0 => Ok(()),
+        1 => Err(failures.remove(0)),
+        _ => Err(Error::Several(failures)),
+    }
 }
 
 /// A cleanup that left nothing behind; otherwise every failure.
