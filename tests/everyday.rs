@@ -335,3 +335,36 @@ fn inspect_of_several_names_prints_an_array_and_fails_naming_the_unknown() {
     common::stop(alpha);
     common::stop(beta);
 }
+
+/// The attack: a record whose container pid is now someone else's (here,
+/// the same pid with another start time, as after pid reuse). `kill` must
+/// check the start time through the pidfd, as `stop` does, and refuse.
+#[test]
+fn kill_refuses_a_recorded_pid_whose_start_time_is_not_the_containers() {
+    let Some(ns) =
+        HostNs::new("kill_refuses_a_recorded_pid_whose_start_time_is_not_the_containers")
+    else {
+        return;
+    };
+    let (mut web, _out) = ns.start(&args(
+        &["--name", "web", "--network", "none"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let path = format!("/proc/{}/root/run/supervisor/containers/web.json", ns.pid());
+    let mut record: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let start_time = record["container"]["start_time"]
+        .as_u64()
+        .expect("a container");
+    record["container"]["start_time"] = (start_time + 1).into();
+    std::fs::write(&path, record.to_string()).unwrap();
+
+    let out = supervisor(&ns, &["kill", "web"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "supervisor: container web is not running\n");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        web.try_wait().unwrap().is_none(),
+        "the process at that pid was not killed"
+    );
+    common::stop(web);
+}
