@@ -99,6 +99,10 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "K=V")]
     pub label: Vec<String>,
 
+    /// Read labels from FILE, --env-file's format; repeatable; --label wins.
+    #[arg(long, value_name = "FILE")]
+    pub label_file: Vec<PathBuf>,
+
     /// Working directory of the command.
     #[arg(short, long)]
     pub workdir: Option<PathBuf>,

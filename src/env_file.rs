@@ -1,5 +1,6 @@
-//! `run --env-file FILE`, docker's format: one `KEY=VALUE` a line, `KEY`
-//! alone to pass the supervisor's own value (dropped when unset), lines
+//! `run --env-file FILE` (and `--label-file`), docker's format: one
+//! `KEY=VALUE` a line, `KEY` alone for a value the caller gives (the
+//! supervisor's own for the environment, dropped when unset), lines
 //! starting with `#` (after leading whitespace) and blank lines skipped. No
 //! quote processing: a value is taken verbatim, quotes and trailing spaces
 //! included, as docker does.
@@ -8,27 +9,35 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvFileError {
-    #[error("reading --env-file {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
-    #[error("--env-file {path}:{line}: {reason}")]
+    #[error("reading {option} {path}: {reason}")]
+    Read {
+        option: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("{option} {path}:{line}: {reason}")]
     Line {
+        option: &'static str,
         path: PathBuf,
         line: usize,
         reason: &'static str,
     },
 }
 
-/// The entries of `path`, in order, each as `(KEY, VALUE)`; `host` gives
-/// the value of a bare `KEY`.
+/// The entries of `path`, given as `option`, in order, each as
+/// `(KEY, VALUE)`; `host` gives the value of a bare `KEY`.
 pub fn read(
+    option: &'static str,
     path: &Path,
     host: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<(String, String)>, EnvFileError> {
     let bytes = std::fs::read(path).map_err(|e| EnvFileError::Read {
+        option,
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
     parse(&bytes, host).map_err(|(line, reason)| EnvFileError::Line {
+        option,
         path: path.to_path_buf(),
         line,
         reason,
@@ -145,6 +154,7 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_line() {
         let err = EnvFileError::Line {
+            option: "--env-file",
             path: "/tmp/app.env".into(),
             line: 4,
             reason: "no variable name before '='",
@@ -153,7 +163,7 @@ mod tests {
             err.to_string(),
             "--env-file /tmp/app.env:4: no variable name before '='"
         );
-        let missing = read(Path::new("/nonexistent/app.env"), host).unwrap_err();
+        let missing = read("--env-file", Path::new("/nonexistent/app.env"), host).unwrap_err();
         assert!(
             missing
                 .to_string()

@@ -74,6 +74,7 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
         env: args.env,
         env_file: args.env_file,
         labels: args.label,
+        label_file: args.label_file,
         workdir: args.workdir,
         network: match args.network {
             NetworkArg::None => NetworkMode::None,

@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub env_file: Vec<PathBuf>,
     /// `--label` values: `K=V`, or `K` for an empty value.
     pub labels: Vec<String>,
+    /// `--label-file` files, read before `labels`, which win.
+    pub label_file: Vec<PathBuf>,
     pub workdir: Option<PathBuf>,
     pub network: NetworkMode,
     /// The bridge, its subnet and the pinned address: checked only with
@@ -170,12 +172,20 @@ impl RunSpec {
         };
         let mut env = Vec::new();
         for path in &options.env_file {
-            env.extend(env_file::read(path, |key| std::env::var(key).ok())?);
+            env.extend(env_file::read("--env-file", path, |key| {
+                std::env::var(key).ok()
+            })?);
         }
         for entry in &options.env {
             env.extend(parse_env(entry)?);
         }
-        let labels = parse_labels(&options.labels)?;
+        let mut labels = BTreeMap::new();
+        for path in &options.label_file {
+            labels.extend(env_file::read("--label-file", path, |_| {
+                Some(String::new())
+            })?);
+        }
+        labels.extend(parse_labels(&options.labels)?);
         let workdir = match options.workdir {
             None => PathBuf::from("/"),
             Some(dir) if !dir.is_absolute() => return Err(SpecError::WorkdirRelative(dir)),
@@ -375,6 +385,7 @@ mod tests {
             env: vec![],
             env_file: vec![],
             labels: vec![],
+            label_file: vec![],
             workdir: None,
             network: NetworkMode::None,
             bridge: "sv0".into(),
@@ -478,7 +489,7 @@ mod tests {
     }
 
     #[test]
-    fn labels_take_key_value_or_a_bare_key_and_refuse_an_empty_key() {
+    fn labels_take_key_value_or_a_bare_key_from_flags_or_files_and_refuse_an_empty_key() {
         let mut o = options(&["true"]);
         o.labels = vec!["tier=web".into(), "canary".into(), "a=b=c".into()];
         let labels = RunSpec::new(o.clone()).unwrap().labels;
@@ -486,6 +497,25 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .into();
         assert_eq!(labels, expected);
+        let file = std::env::temp_dir().join(format!("sv-spec-labels-{}", std::process::id()));
+        std::fs::write(&file, "# labels\ntier=db\nowner=ops\nbare\n").unwrap();
+        o.label_file = vec![file.clone()];
+        let labels = RunSpec::new(o.clone()).unwrap().labels;
+        assert_eq!(labels["tier"], "web", "--label wins over the file");
+        assert_eq!(
+            (labels["owner"].as_str(), labels["bare"].as_str()),
+            ("ops", "")
+        );
+        std::fs::write(&file, "ok=1\n=x\n").unwrap();
+        assert_eq!(
+            RunSpec::new(o.clone()).unwrap_err().to_string(),
+            format!(
+                "--label-file {}:2: no variable name before '='",
+                file.display()
+            )
+        );
+        std::fs::remove_file(&file).unwrap();
+        o.label_file = vec![];
         o.labels = vec!["=x".into()];
         assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::Label("=x".into()));
     }
