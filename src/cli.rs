@@ -106,6 +106,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub stop_timeout: u64,
 
+    /// Print the network plan (ip, sysctl and nft commands) and change
+    /// nothing: no bridge, lease, element, record or container.
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// PID 1 is a minimal init that forwards signals to the command and
     /// reaps zombies (the default); --init=false makes the command PID 1.
     #[arg(

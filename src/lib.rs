@@ -21,6 +21,7 @@ pub mod ipam;
 pub mod netlink;
 pub mod network;
 pub mod nftables;
+pub mod plan;
 pub mod publish;
 pub mod reconcile;
 pub mod reserve;

@@ -7,8 +7,9 @@ use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use crate::ipam::{self, Holder, Lease, Pool};
+use crate::ipam::{self, Holder, Lease, Pool, Subnet};
 use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings, sysctl};
+use crate::plan::ContainerPart;
 use crate::spawn::Container;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,16 +77,31 @@ impl Attachment {
         self.lease.reclaimed()
     }
 
-    /// Plumbs `container`, which must not be released yet. Every fd on its
-    /// network namespace is closed again on return, so the veth pair lives
-    /// as long as the container: it goes away by itself when the container's
-    /// last process exits.
-    pub async fn plumb(&self, container: &Container) -> Result<PlumbTimings, Error> {
+    pub fn subnet(&self) -> Subnet {
+        self.link.subnet
+    }
+
+    /// Plumbs `container`, which must not be released yet, as `part` plans
+    /// it (the plan's address is this lease's). Every fd on its network
+    /// namespace is closed again on return, so the veth pair lives as long
+    /// as the container: it goes away by itself when the container's last
+    /// process exits.
+    pub async fn plumb(
+        &self,
+        part: &ContainerPart,
+        container: &Container,
+    ) -> Result<PlumbTimings, Error> {
         let netns = OwnedFd::from(container.netns().map_err(Error::Netns)?);
-        let timings = netlink::plumb(&self.nl, &self.link, netns).await?;
+        let link = ContainerLink {
+            host_ifname: part.host_ifname.clone(),
+            bridge_index: self.link.bridge_index,
+            address: part.address,
+            subnet: self.link.subnet,
+        };
+        let timings = netlink::plumb(&self.nl, &link, netns).await?;
         tracing::debug!(
-            address = %self.link.address,
-            veth = %self.link.host_ifname,
+            address = %link.address,
+            veth = %link.host_ifname,
             "plumb: {} us (veth {} us, then configure {} us)",
             timings.total.as_micros(),
             timings.veth.as_micros(),

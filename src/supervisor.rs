@@ -13,6 +13,7 @@ use crate::etc_files::{self, EtcFiles};
 use crate::fault::pause_at;
 use crate::firewall::{self, Base, Firewall, Owner, Publication};
 use crate::network::{self, Attachment};
+use crate::plan::{self, Snapshot, apply};
 use crate::publish::Protocol;
 use crate::reconcile;
 use crate::reserve::{self, Reservations};
@@ -49,6 +50,17 @@ pub enum Error {
     Wait(#[source] io::Error),
     #[error(transparent)]
     EtcFiles(#[from] etc_files::WriteError),
+    #[error(transparent)]
+    Plan(#[from] plan::Conflict),
+}
+
+impl From<apply::Error> for Error {
+    fn from(err: apply::Error) -> Error {
+        match err {
+            apply::Error::Firewall(err) => Error::Firewall(err),
+            apply::Error::Reserve(err) => Error::Reserve(err),
+        }
+    }
 }
 
 impl Error {
@@ -80,6 +92,34 @@ pub fn run(options: RunOptions) -> Result<u8, Error> {
     });
     log_peak_rss();
     result
+}
+
+/// `run --dry-run`: the network plan of `options` against what is taken
+/// now, as text; nothing is created, written or started.
+pub fn dry_run(options: RunOptions) -> Result<String, Error> {
+    let spec = RunSpec::new(options)?;
+    let Network::Bridge { bridge, ip } = &spec.network else {
+        return Ok("# --network none: nothing to plan\n".to_string());
+    };
+    let snapshot = Snapshot::read(&spec.state_dir, &bridge.name);
+    let request = plan::Request {
+        owner: Owner {
+            name: spec.name.clone(),
+            id: spec.id.clone(),
+        },
+        bridge: bridge.name.clone(),
+        subnet: bridge.subnet,
+        address: *ip,
+        mappings: spec.publish.clone(),
+    };
+    let plan = plan::plan(&request, &snapshot)?;
+    let mut text: String = snapshot
+        .unread
+        .iter()
+        .map(|what| format!("# not read, assumed free: {what}\n"))
+        .collect();
+    text.push_str(&plan.to_string());
+    Ok(text)
 }
 
 /// The peak resident set of this process's own memory (VmHWM), for
@@ -142,10 +182,7 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     let Network::Bridge { bridge, ip } = &spec.network else {
         return Ok(None);
     };
-    let attachment = network::prepare(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
-    if let Some(dead) = attachment.reclaimed() {
-        reconcile::reclaimed_address(&spec.state_dir, &bridge.name, dead).await;
-    }
+    let attachment = apply::lease(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
     // After the bridge: a network's elements stay while its bridge exists.
@@ -171,50 +208,30 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
 
 impl BridgeNet {
     /// Plumbs the container and publishes its reserved ports (and its
-    /// spoof-guard entry) in one batch.
+    /// spoof-guard entry) in one batch, as planned from its lease and
+    /// reservations.
     async fn connect(
         &self,
         spec: &RunSpec,
         container: &Container,
         reservations: &mut Reservations,
     ) -> Result<Publication, Error> {
-        self.attachment.plumb(container).await?;
-        pause_at("linked");
-        let t = Instant::now();
         let owner = Owner {
             name: spec.name.clone(),
             id: spec.id.clone(),
         };
-        let publish = |reservations: &Reservations| {
-            self.firewall.publish_mappings(
-                &owner,
-                self.attachment.address(),
-                self.attachment.host_ifname(),
-                &reservations.mappings(),
-            )
-        };
-        const REPICKS: usize = 8;
-        let mut repicks = 0;
-        let publication = loop {
-            match publish(reservations) {
-                // Held by a dead supervisor: given back, then ours.
-                Err(firewall::Error::PortTaken {
-                    owner: Some(holder),
-                    ..
-                }) if reconcile::reclaim_port(&spec.state_dir, &holder).await => {
-                    break publish(reservations)?;
-                }
-                // A port we picked, free of sockets but with an element of
-                // someone who holds no reservation: pick another.
-                Err(firewall::Error::PortTaken { port, .. })
-                    if repicks < REPICKS
-                        && reservations.repick(port.protocol, port.host_port)? =>
-                {
-                    repicks += 1;
-                }
-                other => break other?,
-            }
-        };
+        let ports = apply::ports(reservations)?;
+        let mut part = plan::container_part(
+            &owner,
+            self.attachment.subnet(),
+            self.attachment.address(),
+            ports,
+        );
+        self.attachment.plumb(&part, container).await?;
+        pause_at("linked");
+        let t = Instant::now();
+        let publication =
+            apply::publish(&self.firewall, &spec.state_dir, &mut part, reservations).await?;
         phase("publish batch", t);
         for (mapping, port) in spec.publish.iter().zip(&publication.ports) {
             if mapping.host_port.is_none() {

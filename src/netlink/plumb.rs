@@ -10,7 +10,7 @@ use super::{Error, Netlink, address, create_veth, link, route, set_hairpin};
 use crate::ipam::Subnet;
 
 /// The container's end of the pair.
-const PEER: &str = "eth0";
+pub const PEER: &str = "eth0";
 /// `lo` has index 1 in every network namespace.
 const LOOPBACK_INDEX: u32 = 1;
 
