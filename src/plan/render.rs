@@ -80,7 +80,11 @@ impl ContainerPart {
             "ip -n CONTAINER addr add {}/{} dev {PEER}",
             self.address, self.prefix_len
         )?;
-        writeln!(f, "ip -n CONTAINER route add default via {}", self.gateway)
+        writeln!(
+            f,
+            "ip -n CONTAINER route add default via {} dev {PEER} proto static",
+            self.gateway
+        )
     }
 
     fn fmt_nft(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -191,7 +191,7 @@ ip link set sv-0123456789ab type bridge_slave hairpin on
 ip -n CONTAINER link set lo up
 ip -n CONTAINER link set eth0 up
 ip -n CONTAINER addr add 172.16.0.2/24 dev eth0
-ip -n CONTAINER route add default via 172.16.0.1
+ip -n CONTAINER route add default via 172.16.0.1 dev eth0 proto static
 nft -f nft/supervisor.nft
 add element ip supervisor bridges { \"sv0\" }
 add element ip supervisor same_bridge { \"sv0\" . \"sv0\" }
