@@ -63,6 +63,10 @@ pub enum Command {
     /// Remove what crashed supervisors left behind (records, leases, links,
     /// firewall elements) and print each thing removed.
     Gc,
+    /// Compare the records with the leases, links and firewall elements
+    /// held, change nothing, and print one line per drift found (exit 1 when
+    /// there is any).
+    Check,
     /// Check or load nft-syntax ruleset files with the supervisor's own loader.
     #[command(subcommand)]
     Ruleset(RulesetCommand),

@@ -57,6 +57,11 @@ fn main() -> ExitCode {
             &cli.subnet,
             &mut stdout(),
         )),
+        Command::Check => match control::check(&cli.state_dir, &mut stdout()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(err) => done(Err(err)),
+        },
         Command::Ruleset(command) => ruleset_command(command),
     }
 }
