@@ -1,5 +1,7 @@
 //! The life of one container: validate, preflight, spawn, release,
-//! supervise, tear down, and the exit code.
+//! supervise, tear down, and the exit code. Its network is a `plan`, made
+//! from the lease and the reserved ports and applied by `plan::apply`;
+//! `dry_run` prints the plan instead.
 
 use std::io;
 use std::pin::Pin;
