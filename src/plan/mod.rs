@@ -26,7 +26,7 @@ use crate::netlink::mac_for;
 use crate::network::host_ifname;
 use crate::publish::{PortMapping, Protocol};
 
-pub use snapshot::Snapshot;
+pub use snapshot::{Leased, Snapshot};
 
 pub use crate::netlink::PEER;
 
@@ -159,27 +159,29 @@ pub fn container_part(
     }
 }
 
-/// The address asked for when it is free, else the lowest free one.
+/// The address asked for when it is free, else the lowest free one; as
+/// `ipam::Pool::lease` decides, a dead supervisor's lease is taken over
+/// when it is the one asked for, or when no address is free.
 fn address(request: &Request, snapshot: &Snapshot) -> Result<Ipv4Addr, Conflict> {
-    let holder = |addr: Ipv4Addr| snapshot.leases.iter().find(|(a, _)| *a == addr);
-    match request.address {
-        Some(addr) => match holder(addr) {
-            Some((_, holder)) => Err(Conflict::AddressTaken {
+    let leased = |addr: Ipv4Addr| snapshot.leases.iter().find(|l| l.addr == addr);
+    if let Some(addr) = request.address {
+        return match leased(addr) {
+            Some(lease) if lease.live => Err(Conflict::AddressTaken {
                 addr,
-                holder: holder.clone(),
+                holder: lease.holder.clone(),
             }),
-            None => Ok(addr),
-        },
-        None => {
-            let subnet = request.subnet;
-            let first = u32::from(subnet.gateway()) + 1;
-            let last = u32::from(subnet.broadcast());
-            (first..last)
-                .map(Ipv4Addr::from)
-                .find(|addr| holder(*addr).is_none())
-                .ok_or(Conflict::NoFreeAddress(subnet))
-        }
+            _ => Ok(addr),
+        };
     }
+    let subnet = request.subnet;
+    let first = u32::from(subnet.gateway()) + 1;
+    let last = u32::from(subnet.broadcast());
+    let mut addresses = (first..last).map(Ipv4Addr::from);
+    addresses
+        .clone()
+        .find(|addr| leased(*addr).is_none())
+        .or_else(|| addresses.find(|addr| leased(*addr).is_some_and(|l| !l.live)))
+        .ok_or(Conflict::NoFreeAddress(subnet))
 }
 
 /// Every host port decided: given ones as they are, missing ones from the

@@ -14,8 +14,7 @@ pub struct Snapshot {
     /// Whether the supervisor's tables are loaded at this binary's version.
     pub base_loaded: bool,
     pub bridge_exists: bool,
-    /// Leased addresses with who holds them, for people.
-    pub leases: Vec<(Ipv4Addr, String)>,
+    pub leases: Vec<Leased>,
     /// The elements of the port maps, with their owners.
     pub published: Vec<Owned>,
     /// The kernel's ephemeral port range, where picked host ports come from.
@@ -24,6 +23,17 @@ pub struct Snapshot {
     pub pick_from: u64,
     /// What could not be read (the plan then assumes it free), for people.
     pub unread: Vec<String>,
+}
+
+/// A leased address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    pub addr: Ipv4Addr,
+    /// Who holds it, for people.
+    pub holder: String,
+    /// Whether its holder's supervisor lives (an unreadable lease counts as
+    /// live: nobody can tell it is not).
+    pub live: bool,
 }
 
 impl Default for Snapshot {
@@ -56,12 +66,17 @@ impl Snapshot {
             Ok(leases) => {
                 snapshot.leases = leases
                     .into_iter()
-                    .map(|(addr, holder)| {
-                        let holder = match holder {
-                            Some(h) => format!("container {} ({})", h.name, h.id),
-                            None => "an unreadable lease".to_string(),
-                        };
-                        (addr, holder)
+                    .map(|(addr, holder)| match holder {
+                        Some(h) => Leased {
+                            addr,
+                            holder: format!("container {} ({})", h.name, h.id),
+                            live: h.process.is_alive(),
+                        },
+                        None => Leased {
+                            addr,
+                            holder: "an unreadable lease".to_string(),
+                            live: true,
+                        },
                     })
                     .collect();
             }

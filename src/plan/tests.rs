@@ -27,12 +27,44 @@ fn holder(name: &str, id: &str) -> Owner {
     }
 }
 
+fn leased(addr: [u8; 4], live: bool) -> Leased {
+    Leased {
+        addr: addr.into(),
+        holder: "container db (aaaa)".into(),
+        live,
+    }
+}
+
+#[test]
+fn a_dead_supervisors_address_is_planned_when_asked_for_or_the_last_left() {
+    let mut asked = request(&[]);
+    asked.address = Some(Ipv4Addr::new(172, 16, 0, 9));
+    let snapshot = Snapshot {
+        leases: vec![leased([172, 16, 0, 9], false)],
+        ..Snapshot::default()
+    };
+    assert_eq!(
+        plan(&asked, &snapshot).unwrap().container.address,
+        Ipv4Addr::new(172, 16, 0, 9)
+    );
+    let mut tiny = request(&[]);
+    tiny.subnet = "10.0.0.0/29".parse().unwrap();
+    let full = Snapshot {
+        leases: (2..=6).map(|d| leased([10, 0, 0, d], d != 4)).collect(),
+        ..Snapshot::default()
+    };
+    assert_eq!(
+        plan(&tiny, &full).unwrap().container.address,
+        Ipv4Addr::new(10, 0, 0, 4)
+    );
+}
+
 #[test]
 fn a_plan_is_the_lowest_free_address_its_veth_and_one_element_per_port() {
     let snapshot = Snapshot {
         base_loaded: true,
         bridge_exists: true,
-        leases: vec![(Ipv4Addr::new(172, 16, 0, 2), "container db (aaaa)".into())],
+        leases: vec![leased([172, 16, 0, 2], true)],
         ..Snapshot::default()
     };
     let plan = plan(&request(&["8080:8000", "127.0.0.1:9090:90/udp"]), &snapshot).unwrap();
@@ -122,7 +154,7 @@ fn the_same_port_on_another_protocol_or_map_is_no_conflict() {
 #[test]
 fn an_address_asked_for_and_leased_is_a_conflict_naming_the_holder() {
     let snapshot = Snapshot {
-        leases: vec![(Ipv4Addr::new(172, 16, 0, 9), "container db (aaaa)".into())],
+        leases: vec![leased([172, 16, 0, 9], true)],
         ..Snapshot::default()
     };
     let mut asked = request(&[]);
@@ -138,7 +170,7 @@ fn a_full_subnet_has_no_address_to_plan() {
     let mut asked = request(&[]);
     asked.subnet = "10.0.0.0/30".parse().unwrap();
     let snapshot = Snapshot {
-        leases: vec![(Ipv4Addr::new(10, 0, 0, 2), "x".into())],
+        leases: vec![leased([10, 0, 0, 2], true)],
         ..Snapshot::default()
     };
     assert_eq!(
