@@ -9,7 +9,6 @@ use std::path::Path;
 
 use crate::ipam::{self, Holder, Lease, Pool, Subnet};
 use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings, sysctl};
-use crate::plan::ContainerPart;
 use crate::spawn::Container;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,10 +67,6 @@ impl Attachment {
         self.link.address
     }
 
-    pub fn host_ifname(&self) -> &str {
-        &self.link.host_ifname
-    }
-
     /// The dead supervisor whose address this one took over, if any.
     pub fn reclaimed(&self) -> Option<&Holder> {
         self.lease.reclaimed()
@@ -81,24 +76,23 @@ impl Attachment {
         self.link.subnet
     }
 
-    /// Plumbs `container`, which must not be released yet, as `part` plans
-    /// it (the plan's address is this lease's). Every fd on its network
-    /// namespace is closed again on return, so the veth pair lives as long
-    /// as the container: it goes away by itself when the container's last
-    /// process exits.
+    /// The bridge's interface index, which the host end is attached to.
+    pub fn bridge_index(&self) -> u32 {
+        self.link.bridge_index
+    }
+
+    /// Plumbs `container`, which must not be released yet, as `link` says
+    /// (made from the plan, with this lease's address). Every fd on its
+    /// network namespace is closed again on return, so the veth pair lives
+    /// as long as the container: it goes away by itself when the
+    /// container's last process exits.
     pub async fn plumb(
         &self,
-        part: &ContainerPart,
+        link: &ContainerLink,
         container: &Container,
     ) -> Result<PlumbTimings, Error> {
         let netns = OwnedFd::from(container.netns().map_err(Error::Netns)?);
-        let link = ContainerLink {
-            host_ifname: part.host_ifname.clone(),
-            bridge_index: self.link.bridge_index,
-            address: part.address,
-            subnet: self.link.subnet,
-        };
-        let timings = netlink::plumb(&self.nl, &link, netns).await?;
+        let timings = netlink::plumb(&self.nl, link, netns).await?;
         tracing::debug!(
             address = %link.address,
             veth = %link.host_ifname,

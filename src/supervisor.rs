@@ -223,13 +223,10 @@ impl BridgeNet {
             id: spec.id.clone(),
         };
         let ports = apply::ports(reservations)?;
-        let mut part = plan::container_part(
-            &owner,
-            self.attachment.subnet(),
-            self.attachment.address(),
-            ports,
-        );
-        self.attachment.plumb(&part, container).await?;
+        let subnet = self.attachment.subnet();
+        let mut part = plan::container_part(&owner, subnet, self.attachment.address(), ports);
+        let link = part.link(self.attachment.bridge_index(), subnet);
+        self.attachment.plumb(&link, container).await?;
         pause_at("linked");
         let t = Instant::now();
         let publication =

@@ -8,7 +8,9 @@
 //! is already published fails the whole batch in the kernel (elements are
 //! created exclusively), never by a read-then-write here. Every element
 //! carries its owner as a comment, so a refusal can say who holds the port
-//! and `nft list ruleset` shows whose each element is.
+//! and `nft list ruleset` shows whose each element is. Nothing here retries
+//! or picks ports: what to add is decided by `plan`, and a refusal goes back
+//! to `plan::apply`, which reclaims or re-plans.
 
 mod base;
 mod network;

@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 
 use crate::firewall::{Owned, Owner, Port, Publication, Target};
 use crate::ipam::Subnet;
-use crate::netlink::mac_for;
+use crate::netlink::{ContainerLink, mac_for};
 use crate::network::host_ifname;
 use crate::publish::{PortMapping, Protocol};
 
@@ -80,6 +80,19 @@ pub struct ContainerPart {
     pub mac: [u8; 6],
     /// Its elements: the guards and one per published port, with owner.
     pub publication: Publication,
+}
+
+impl ContainerPart {
+    /// The netlink part: the veth pair onto the bridge of `bridge_index`,
+    /// and the address and route inside.
+    pub fn link(&self, bridge_index: u32, subnet: Subnet) -> ContainerLink {
+        ContainerLink {
+            host_ifname: self.host_ifname.clone(),
+            bridge_index,
+            address: self.address,
+            subnet,
+        }
+    }
 }
 
 /// Why a plan cannot be made: something it needs is taken.
