@@ -8,7 +8,8 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use crate::ipam::{self, Holder, Lease, Pool, Subnet};
-use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings, sysctl};
+use crate::netlink::sysctl::Setting;
+use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings};
 use crate::spawn::Container;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +38,7 @@ pub struct Attachment {
 }
 
 /// Takes the address lease (`ip`, or the lowest free), then makes sure the
-/// bridge is there with the host's sysctls. The lease is taken before the
+/// bridge is there and sets `sysctls` (see `plan::network_part`). The lease is taken before the
 /// first await: a caller polling this first learns of a taken address before
 /// starting anything else.
 pub async fn prepare(
@@ -46,13 +47,15 @@ pub async fn prepare(
     state_dir: &Path,
     name: &str,
     id: &str,
+    sysctls: &[Setting],
 ) -> Result<Attachment, Error> {
     let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?;
     let lease = pool.lease(ip, &Holder::this_process(name, id)?)?;
     let nl = Netlink::connect()?;
     let bridge_index = netlink::ensure_bridge(&nl, bridge).await?;
-    sysctl::enable_ip_forward()?;
-    sysctl::enable_route_localnet(&bridge.name)?;
+    for setting in sysctls {
+        setting.apply()?;
+    }
     let link = ContainerLink {
         host_ifname: host_ifname(id),
         bridge_index,

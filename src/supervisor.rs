@@ -105,10 +105,7 @@ pub fn dry_run(options: RunOptions) -> Result<String, Error> {
     };
     let snapshot = Snapshot::read(&spec.state_dir, &bridge.name);
     let request = plan::Request {
-        owner: Owner {
-            name: spec.name.clone(),
-            id: spec.id.clone(),
-        },
+        owner: owner_of(&spec),
         bridge: bridge.name.clone(),
         subnet: bridge.subnet,
         address: *ip,
@@ -158,6 +155,14 @@ fn preflight() -> Result<(), Error> {
     }
 }
 
+/// Whose the container's elements and lease are.
+fn owner_of(spec: &RunSpec) -> Owner {
+    Owner {
+        name: spec.name.clone(),
+        id: spec.id.clone(),
+    }
+}
+
 /// Claims the container's name with its record: the first thing a run
 /// creates, so everything after it is explained by a live record.
 async fn register(spec: &RunSpec) -> Result<Registration, Error> {
@@ -184,11 +189,14 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     let Network::Bridge { bridge, ip } = &spec.network else {
         return Ok(None);
     };
-    let attachment = apply::lease(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
+    // Every step of the network's part is an idempotent ensure: what a
+    // snapshot would say is there only changes how a dry run prints it.
+    let part = plan::network_part(&bridge.name, bridge.subnet, &Snapshot::default());
+    let attachment = apply::lease(&part, bridge, *ip, &spec.state_dir, &owner_of(spec)).await?;
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
     // After the bridge: a network's elements stay while its bridge exists.
-    let base = firewall.ensure_network(&bridge.name, &bridge.subnet)?;
+    let base = firewall.ensure_network(&part.bridge, &part.subnet)?;
     phase(&format!("base ruleset ({base:?}) and network"), t);
     if base != Base::Current {
         tracing::info!("loaded the supervisor's nftables tables ({base:?})");
@@ -218,13 +226,10 @@ impl BridgeNet {
         container: &Container,
         reservations: &mut Reservations,
     ) -> Result<Publication, Error> {
-        let owner = Owner {
-            name: spec.name.clone(),
-            id: spec.id.clone(),
-        };
         let ports = apply::ports(reservations)?;
         let subnet = self.attachment.subnet();
-        let mut part = plan::container_part(&owner, subnet, self.attachment.address(), ports);
+        let mut part =
+            plan::container_part(&owner_of(spec), subnet, self.attachment.address(), ports);
         let link = part.link(self.attachment.bridge_index(), subnet);
         self.attachment.plumb(&link, container).await?;
         pause_at("linked");

@@ -181,7 +181,7 @@ fn the_kernel_holds_what_the_plan_says_and_check_finds_no_drift() {
     held.sort();
     assert_eq!(held, planned);
     for sysctl in &plan.network.sysctls {
-        let path = format!("/proc/sys/{}", sysctl.key.replace('.', "/"));
+        let path = &sysctl.path;
         assert_eq!(ns.ok(&format!("cat {path}")).trim(), sysctl.value, "{path}");
     }
     let pid = view["container"]["pid"].as_u64().unwrap();

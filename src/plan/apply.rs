@@ -9,8 +9,8 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use super::{ContainerPart, Snapshot};
-use crate::firewall::{self, Firewall, Port, Publication};
+use super::{ContainerPart, NetworkPart, Snapshot};
+use crate::firewall::{self, Firewall, Owner, Port, Publication};
 use crate::netlink::Bridge;
 use crate::network::{self, Attachment};
 use crate::reconcile;
@@ -28,17 +28,25 @@ pub enum Error {
 /// the answer.
 const ATTEMPTS: usize = 8;
 
-/// Takes the address lease and ensures the bridge (see `network::prepare`);
-/// an address taken over from a dead supervisor brings the rest of what it
-/// held back too.
+/// Takes the address lease, ensures the bridge and sets `network`'s
+/// sysctls (see `network::prepare`); an address taken over from a dead
+/// supervisor brings the rest of what it held back too.
 pub async fn lease(
+    network: &NetworkPart,
     bridge: &Bridge,
     ip: Option<Ipv4Addr>,
     state_dir: &Path,
-    name: &str,
-    id: &str,
+    owner: &Owner,
 ) -> Result<Attachment, network::Error> {
-    let attachment = network::prepare(bridge, ip, state_dir, name, id).await?;
+    let attachment = network::prepare(
+        bridge,
+        ip,
+        state_dir,
+        &owner.name,
+        &owner.id,
+        &network.sysctls,
+    )
+    .await?;
     if let Some(dead) = attachment.reclaimed() {
         reconcile::reclaimed_address(state_dir, &bridge.name, dead).await;
     }
@@ -97,7 +105,7 @@ pub fn ports(reservations: &Reservations) -> Result<Vec<Port>, firewall::Error> 
 /// sockets of `run`'s reservations: for tests and tools.
 pub fn publish_mappings(
     firewall: &Firewall,
-    owner: &crate::firewall::Owner,
+    owner: &Owner,
     address: Ipv4Addr,
     veth: &str,
     mappings: &[crate::publish::PortMapping],

@@ -22,6 +22,7 @@ use std::net::Ipv4Addr;
 
 use crate::firewall::{Owned, Owner, Port, Publication, Target};
 use crate::ipam::Subnet;
+use crate::netlink::sysctl::Setting;
 use crate::netlink::{ContainerLink, mac_for};
 use crate::network::host_ifname;
 use crate::publish::{PortMapping, Protocol};
@@ -57,14 +58,7 @@ pub struct NetworkPart {
     pub load_base: bool,
     /// Whether the bridge is to be created (with the gateway's address).
     pub create_bridge: bool,
-    pub sysctls: Vec<Sysctl>,
-}
-
-/// A sysctl to be set, as `sysctl -w KEY=VALUE` would.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sysctl {
-    pub key: String,
-    pub value: &'static str,
+    pub sysctls: Vec<Setting>,
 }
 
 /// What is the container's alone: gone with it.
@@ -136,16 +130,7 @@ pub fn network_part(bridge: &str, subnet: Subnet, snapshot: &Snapshot) -> Networ
         subnet,
         load_base: !snapshot.base_loaded,
         create_bridge: !snapshot.bridge_exists,
-        sysctls: vec![
-            Sysctl {
-                key: "net.ipv4.ip_forward".into(),
-                value: "1",
-            },
-            Sysctl {
-                key: format!("net.ipv4.conf.{bridge}.route_localnet"),
-                value: "1",
-            },
-        ],
+        sysctls: vec![Setting::ip_forward(), Setting::route_localnet(bridge)],
     }
 }
 

@@ -76,12 +76,14 @@ fn a_plan_is_the_lowest_free_address_its_veth_and_one_element_per_port() {
             load_base: false,
             create_bridge: false,
             sysctls: vec![
-                Sysctl {
+                Setting {
                     key: "net.ipv4.ip_forward".into(),
+                    path: "/proc/sys/net/ipv4/ip_forward".into(),
                     value: "1",
                 },
-                Sysctl {
+                Setting {
                     key: "net.ipv4.conf.sv0.route_localnet".into(),
+                    path: "/proc/sys/net/ipv4/conf/sv0/route_localnet".into(),
                     value: "1",
                 },
             ],
