@@ -63,6 +63,10 @@ pub enum Command {
     /// Remove what crashed supervisors left behind (records, leases, links,
     /// firewall elements) and print each thing removed.
     Gc,
+    /// Compare the records with the leases, links and firewall elements
+    /// held, change nothing, and print one line per drift found (exit 1 when
+    /// there is any).
+    Check,
     /// Check or load nft-syntax ruleset files with the supervisor's own loader.
     #[command(subcommand)]
     Ruleset(RulesetCommand),
@@ -105,6 +109,11 @@ pub struct RunArgs {
     /// Seconds between SIGTERM/SIGINT and SIGKILL.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub stop_timeout: u64,
+
+    /// Print the network plan (ip, sysctl and nft commands) and change
+    /// nothing: no bridge, lease, element, record or container.
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// PID 1 is a minimal init that forwards signals to the command and
     /// reaps zombies (the default); --init=false makes the command PID 1.

@@ -25,6 +25,14 @@ fn main() -> ExitCode {
     };
     init_logging(cli.verbose, cli.log_level);
     match cli.command {
+        Command::Run(args) if args.dry_run => {
+            let options = run_options(args, cli.bridge, cli.subnet, cli.state_dir);
+            let planned = supervisor::supervisor::dry_run(options).map(|plan| {
+                print!("{plan}");
+                0
+            });
+            exit(planned, |e| e.exit_code())
+        }
         Command::Run(args) => {
             let options = run_options(args, cli.bridge, cli.subnet, cli.state_dir);
             exit(supervisor::supervisor::run(options), |e| e.exit_code())
@@ -51,6 +59,11 @@ fn main() -> ExitCode {
             &cli.subnet,
             &mut stdout(),
         )),
+        Command::Check => match control::check(&cli.state_dir, &mut stdout()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(err) => done(Err(err)),
+        },
         Command::Ruleset(command) => ruleset_command(command),
     }
 }

@@ -334,6 +334,26 @@ pub fn assert_no_state(ns: &HostNs) {
         "elements left: {}",
         ns.ok("nft list ruleset")
     );
+    assert_no_drift(ns);
+}
+
+/// `supervisor check` finds nothing, eventually: a container's veth goes
+/// with its namespace, which the kernel tears down in the background.
+pub fn assert_no_drift(ns: &HostNs) {
+    let check = || run(ns.supervisor().arg("check"));
+    let clean = |out: &Output| out.status.success() && out.stdout.is_empty();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut out = check();
+    while !clean(&out) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        out = check();
+    }
+    assert!(
+        clean(&out),
+        "supervisor check found drift:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 /// How many per-container firewall elements there are: each carries its
