@@ -16,7 +16,9 @@ pub mod control;
 pub mod etc_files;
 #[doc(hidden)]
 pub mod fault;
+pub mod filesystem;
 pub mod firewall;
+pub mod identity;
 pub mod ipam;
 pub mod netlink;
 pub mod network;

@@ -49,6 +49,8 @@ pub enum Error {
     Wait(#[source] io::Error),
     #[error(transparent)]
     EtcFiles(#[from] etc_files::WriteError),
+    #[error(transparent)]
+    Filesystem(#[from] crate::filesystem::PrepareError),
 }
 
 impl Error {
@@ -339,16 +341,18 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     let terminal = spawn::terminal_is_ours();
     // Their paths are known now; they are written once the address is.
     let files = EtcFiles::new(&spec.state_dir, &spec.id);
-    let mut mounts = spec.security.mounts();
-    for (source, target) in files.binds() {
-        mounts
-            .bind(&source, &target)
-            .map_err(|what| SpawnError::Nul { what })?;
+    if spec.filesystem.root == (crate::filesystem::Root::Host { writable: true }) {
+        tracing::warn!(
+            "--rw-host: the container can write the host's filesystem and reach the supervisor's state"
+        );
     }
+    let mounts = spec
+        .filesystem
+        .plan(spec.security.system_paths, &spec.workdir, files.binds())?;
     let t = Instant::now();
     let seccomp = spec
         .security
-        .filter(Some(&spec.state_dir.join("seccomp")))
+        .filter(&spec.capabilities, Some(&spec.state_dir.join("seccomp")))
         .map_err(SpecError::from)?;
     phase("seccomp program", t);
     let config = SpawnConfig {
@@ -358,6 +362,12 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         command: spec.command.clone(),
         init: spec.init,
         take_terminal: terminal,
+        capabilities: spec.capabilities.clone(),
+        user: spec.user.as_ref().map(|u| spawn::Ids {
+            uid: u.uid,
+            gid: u.gid,
+            groups: u.groups.clone(),
+        }),
         confinement: Confinement { mounts, seccomp },
     };
     let t = Instant::now();
