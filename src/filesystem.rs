@@ -245,28 +245,28 @@ impl Filesystem {
             reason: "contains a NUL byte".into(),
         };
         match &self.root {
-            Root::Host { writable } => {
-                // Our files live under /run, hidden below: bound first.
+            Root::Host { writable: true } => {
                 for (source, target) in etc {
                     plan.bind(&source, &target).map_err(nul)?;
                 }
-                if !writable {
-                    plan.seal_host();
-                    for dir in ["/tmp", "/var/tmp", "/run"] {
-                        let mode = if dir == "/run" {
-                            "mode=755"
-                        } else {
-                            "mode=1777"
-                        };
-                        plan.tmpfs(Path::new(dir), mode).map_err(nul)?;
-                    }
-                    plan.dev(Path::new("/"));
+                self.host_mounts(&mut plan, system_paths)?;
+            }
+            Root::Host { writable: false } => {
+                plan.seal_host();
+                // Writable, as docker's, over the sealed tree; from under
+                // /run, so before /run is covered.
+                for (source, target) in etc {
+                    plan.volume(&source, &target, false).map_err(nul)?;
                 }
-                self.user_mounts(&mut plan, Path::new("/"))?;
-                plan.proc(Path::new("/"));
-                if system_paths {
-                    plan.protect_kernel(true);
+                for (dir, mode) in [
+                    ("/tmp", "mode=1777"),
+                    ("/var/tmp", "mode=1777"),
+                    ("/run", "mode=755"),
+                ] {
+                    plan.tmpfs(Path::new(dir), mode).map_err(nul)?;
                 }
+                plan.dev(Path::new("/"));
+                self.host_mounts(&mut plan, system_paths)?;
             }
             Root::Dir(root) => {
                 plan.bind_root(root).map_err(nul)?;
@@ -292,6 +292,17 @@ impl Filesystem {
             }
         }
         Ok(plan)
+    }
+
+    /// On the host's tree, after its own: the user's mounts, /proc, and
+    /// docker's protections.
+    fn host_mounts(&self, plan: &mut MountPlan, system_paths: bool) -> Result<(), PrepareError> {
+        self.user_mounts(plan, Path::new("/"))?;
+        plan.proc(Path::new("/"));
+        if system_paths {
+            plan.protect_kernel(true);
+        }
+        Ok(())
     }
 
     /// Volumes, then tmpfs mounts, under ROOT.
