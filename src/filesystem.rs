@@ -457,6 +457,70 @@ mod tests {
         assert!(err.to_string().contains("unknown option \"exec\""), "{err}");
     }
 
+    fn steps(plan: &MountPlan) -> Vec<String> {
+        (0..plan.len()).map(|i| plan.describe(i)).collect()
+    }
+
+    fn position(steps: &[String], prefix: &str) -> usize {
+        steps
+            .iter()
+            .position(|s| s.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {steps:#?}"))
+    }
+
+    #[test]
+    fn a_rootfs_is_filled_from_the_host_before_pivot_root_and_sealed_after() {
+        let root = std::env::temp_dir().join(format!("sv-fs-plan-{}", std::process::id()));
+        fs::create_dir_all(&root).unwrap();
+        let mut fs = parse(|o| {
+            o.rootfs = Some(root.clone());
+            o.volumes = vec!["/etc:/data:ro".into()];
+            o.read_only = true;
+        })
+        .unwrap();
+        fs.tmpfs.clear();
+        let etc = [(PathBuf::from("/run/x/hosts"), PathBuf::from("/etc/hosts"))];
+        let plan = fs.plan(true, Path::new("/work"), etc.into_iter()).unwrap();
+        let s = steps(&plan);
+        let pivot = position(&s, "pivoting the root");
+        assert_eq!(position(&s, "binding"), 0, "{s:#?}");
+        for before in [
+            "mounting the volume /etc",
+            "mounting proc",
+            "mounting a tmpfs",
+            "mounting a read-only",
+            "binding /run/x/hosts",
+        ] {
+            assert!(position(&s, before) < pivot, "{before}: {s:#?}");
+        }
+        assert!(position(&s, "making /proc/sys read-only") > pivot, "{s:#?}");
+        assert_eq!(s.last().unwrap(), "making the root read-only");
+        assert!(root.join("work").is_dir() && root.join("etc/hosts").is_file());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_host_is_sealed_first_and_its_run_covered_after_our_files_are_bound() {
+        let etc = [(PathBuf::from("/run/x/hosts"), PathBuf::from("/etc/hosts"))];
+        let plan = Filesystem::default()
+            .plan(true, Path::new("/"), etc.clone().into_iter())
+            .unwrap();
+        let s = steps(&plan);
+        assert_eq!(s[0], "making the host's filesystem read-only");
+        assert!(
+            position(&s, "mounting the volume /run/x/hosts")
+                < position(&s, "mounting a tmpfs on /run"),
+            "{s:#?}"
+        );
+        let rw = parse(|o| o.rw_host = true).unwrap();
+        let s = steps(&rw.plan(true, Path::new("/"), etc.into_iter()).unwrap());
+        assert!(
+            !s.iter()
+                .any(|s| s.contains("read-only") && s.contains("host"))
+        );
+        assert!(!s.iter().any(|s| s.starts_with("mounting a tmpfs on /run")));
+    }
+
     #[test]
     fn mount_points_are_made_inside_the_root_never_through_a_symlink_out() {
         let root = std::env::temp_dir().join(format!("sv-fs-{}", std::process::id()));

@@ -246,6 +246,14 @@ impl MountPlan {
         Ok(())
     }
 
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
     /// What step `index` does, for an error message.
     pub fn describe(&self, index: usize) -> String {
         match self.steps.get(index) {
