@@ -93,6 +93,14 @@ pub struct PrepareError {
     pub reason: String,
 }
 
+/// Writable over the sealed host, as programs expect, and private: the
+/// host's own (its sockets, the supervisor's state) are hidden.
+const PRIVATE_TMPFS: [(&str, &str); 3] = [
+    ("/tmp", "mode=1777"),
+    ("/var/tmp", "mode=1777"),
+    ("/run", "mode=755"),
+];
+
 /// tmpfs options a user may give (docker's, less the mount flags).
 const TMPFS_OPTIONS: [&str; 5] = ["size", "mode", "nr_inodes", "uid", "gid"];
 
@@ -210,10 +218,14 @@ impl Filesystem {
     }
 
     /// On the host's tree nothing can be made before the container starts
-    /// (it is read-only inside): the mount point must be there already.
+    /// (it is read-only inside): the mount point must be there already,
+    /// unless it is in one of the container's own tmpfs (/tmp…), where the
+    /// child makes it.
     fn check_target(&self, target: &Path, dir: bool) -> Result<(), String> {
-        if !matches!(self.root, Root::Host { .. }) {
-            return Ok(());
+        match self.root {
+            Root::Dir(_) => return Ok(()),
+            Root::Host { writable: false } if private_tmpfs(target).is_some() => return Ok(()),
+            Root::Host { .. } => {}
         }
         match fs::metadata(target) {
             Ok(meta) if meta.is_dir() == dir => Ok(()),
@@ -258,11 +270,7 @@ impl Filesystem {
                 for (source, target) in etc {
                     plan.volume(&source, &target, false).map_err(nul)?;
                 }
-                for (dir, mode) in [
-                    ("/tmp", "mode=1777"),
-                    ("/var/tmp", "mode=1777"),
-                    ("/run", "mode=755"),
-                ] {
+                for (dir, mode) in PRIVATE_TMPFS {
                     plan.tmpfs(Path::new(dir), mode).map_err(nul)?;
                 }
                 plan.dev(Path::new("/"));
@@ -307,24 +315,44 @@ impl Filesystem {
 
     /// Volumes, then tmpfs mounts, under ROOT.
     fn user_mounts(&self, plan: &mut MountPlan, root: &Path) -> Result<(), PrepareError> {
-        let inside = |target: &Path, dir: bool| match &self.root {
-            Root::Host { .. } => Ok(target.to_path_buf()),
-            Root::Dir(_) => make_inside(root, target, dir),
-        };
         let nul = |path: String| PrepareError {
             path: path.into(),
             reason: "contains a NUL byte".into(),
         };
+        let mut inside = |target: &Path, dir: bool| match &self.root {
+            Root::Host { writable: false } => {
+                if let Some(tmpfs) = private_tmpfs(target) {
+                    plan.mount_point(tmpfs, target, dir).map_err(nul)?;
+                }
+                Ok(target.to_path_buf())
+            }
+            Root::Host { .. } => Ok(target.to_path_buf()),
+            Root::Dir(_) => make_inside(root, target, dir),
+        };
+        let mut targets = vec![];
         for v in &self.volumes {
-            let target = inside(&v.target, v.source.is_dir())?;
-            plan.volume(&v.source, &target, v.read_only).map_err(nul)?;
+            targets.push(inside(&v.target, v.source.is_dir())?);
         }
         for t in &self.tmpfs {
-            let target = inside(&t.target, true)?;
-            plan.tmpfs(&target, &t.data).map_err(nul)?;
+            targets.push(inside(&t.target, true)?);
+        }
+        let (volumes, tmpfs) = targets.split_at(self.volumes.len());
+        for (v, target) in self.volumes.iter().zip(volumes) {
+            plan.volume(&v.source, target, v.read_only).map_err(nul)?;
+        }
+        for (t, target) in self.tmpfs.iter().zip(tmpfs) {
+            plan.tmpfs(target, &t.data).map_err(nul)?;
         }
         Ok(())
     }
+}
+
+/// The private tmpfs over the sealed host that holds `path`, if any.
+fn private_tmpfs(path: &Path) -> Option<&'static Path> {
+    PRIVATE_TMPFS
+        .iter()
+        .map(|(dir, _)| Path::new(dir))
+        .find(|dir| path.starts_with(dir) && path != *dir)
 }
 
 /// The canonical root directory, or why it cannot be one.

@@ -330,6 +330,17 @@ fn volumes_tmpfs_read_only_and_workdir_inside_the_rootfs() {
         ),
         "rw-volume ok\n"
     );
+    // Its mount point in the container's own /run or /tmp is made there.
+    let in_run = format!("{}:/run/app", data.display());
+    let file_in_tmp = format!("{}:/tmp/deep/in.txt:ro", data.join("in").display());
+    assert_eq!(
+        sh(
+            &ns,
+            &["-v", &in_run, "-v", &file_in_tmp],
+            "cat /run/app/in /tmp/deep/in.txt"
+        ),
+        "from the host\nfrom the host\n"
+    );
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -83,6 +83,8 @@ enum Step {
         data: CString,
     },
     Dir(CString),
+    /// An empty file, a mount point for a file.
+    File(CString),
     /// A character device node, mode 0666.
     CharDevice {
         path: CString,
@@ -199,6 +201,27 @@ impl MountPlan {
         Ok(())
     }
 
+    /// Makes `path` in the child, a directory (and its parents up from
+    /// `from`, which exists) or an empty file: a mount point in a tmpfs the
+    /// child itself mounted.
+    pub fn mount_point(&mut self, from: &Path, path: &Path, dir: bool) -> Result<(), String> {
+        let mut parents: Vec<&Path> = path
+            .ancestors()
+            .skip(1)
+            .take_while(|p| p.starts_with(from) && *p != from)
+            .collect();
+        parents.reverse();
+        for parent in parents {
+            self.steps.push(Step::Dir(c(parent)?));
+        }
+        self.steps.push(if dir {
+            Step::Dir(c(path)?)
+        } else {
+            Step::File(c(path)?)
+        });
+        Ok(())
+    }
+
     /// A writable tmpfs on `target`; `data` is tmpfs's options (size=…).
     pub fn tmpfs(&mut self, target: &Path, data: &str) -> Result<(), String> {
         self.steps.push(Step::Tmpfs {
@@ -278,6 +301,7 @@ impl MountPlan {
                 format!("mounting a tmpfs on {}", target.to_string_lossy())
             }
             Some(Step::Dir(p)) => format!("making the directory {}", p.to_string_lossy()),
+            Some(Step::File(p)) => format!("making the file {}", p.to_string_lossy()),
             Some(Step::CharDevice { path, .. }) => {
                 format!("making the device {}", path.to_string_lossy())
             }
@@ -360,6 +384,13 @@ impl MountPlan {
                         -1 if errno() == libc::EEXIST => 0,
                         ret => ret,
                     },
+                    Step::File(path) => {
+                        let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC;
+                        match libc::open(path.as_ptr(), flags, 0o644) {
+                            -1 => -1,
+                            fd => libc::close(fd),
+                        }
+                    }
                     Step::CharDevice { path, major, minor } => {
                         match libc::mknod(
                             path.as_ptr(),
