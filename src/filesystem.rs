@@ -244,11 +244,13 @@ impl Filesystem {
     /// The mount plan, with `etc` (our file, its container path) bound in
     /// and docker's /proc and /sys protections when `system_paths`. With a
     /// root of our own, the mount points missing in it are made here, and
-    /// the working directory.
+    /// the working directory. The supervisor's `state_dir` is hidden from a
+    /// container on the read-only host wherever it is.
     pub fn plan(
         &self,
         system_paths: bool,
         workdir: &Path,
+        state_dir: &Path,
         etc: impl Iterator<Item = (PathBuf, PathBuf)>,
     ) -> Result<MountPlan, PrepareError> {
         let mut plan = MountPlan::default();
@@ -269,6 +271,14 @@ impl Filesystem {
                 // /run, so before /run is covered.
                 for (source, target) in etc {
                     plan.volume(&source, &target, false).map_err(nul)?;
+                }
+                // Under /run (the default) the tmpfs below hides it too.
+                if private_tmpfs(state_dir).is_none() && state_dir.is_dir() {
+                    let state_dir = fs::canonicalize(state_dir).map_err(|e| PrepareError {
+                        path: state_dir.to_path_buf(),
+                        reason: e.to_string(),
+                    })?;
+                    plan.hide(&state_dir).map_err(nul)?;
                 }
                 for (dir, mode) in PRIVATE_TMPFS {
                     plan.tmpfs(Path::new(dir), mode).map_err(nul)?;
@@ -508,7 +518,14 @@ mod tests {
         .unwrap();
         fs.tmpfs.clear();
         let etc = [(PathBuf::from("/run/x/hosts"), PathBuf::from("/etc/hosts"))];
-        let plan = fs.plan(true, Path::new("/work"), etc.into_iter()).unwrap();
+        let plan = fs
+            .plan(
+                true,
+                Path::new("/work"),
+                Path::new("/run/sv"),
+                etc.into_iter(),
+            )
+            .unwrap();
         let s = steps(&plan);
         let pivot = position(&s, "pivoting the root");
         assert_eq!(position(&s, "binding"), 0, "{s:#?}");
@@ -531,7 +548,12 @@ mod tests {
     fn the_host_is_sealed_first_and_its_run_covered_after_our_files_are_bound() {
         let etc = [(PathBuf::from("/run/x/hosts"), PathBuf::from("/etc/hosts"))];
         let plan = Filesystem::default()
-            .plan(true, Path::new("/"), etc.clone().into_iter())
+            .plan(
+                true,
+                Path::new("/"),
+                Path::new("/run/sv"),
+                etc.clone().into_iter(),
+            )
             .unwrap();
         let s = steps(&plan);
         assert_eq!(s[0], "making the host's filesystem read-only");
@@ -541,7 +563,10 @@ mod tests {
             "{s:#?}"
         );
         let rw = parse(|o| o.rw_host = true).unwrap();
-        let s = steps(&rw.plan(true, Path::new("/"), etc.into_iter()).unwrap());
+        let s = steps(
+            &rw.plan(true, Path::new("/"), Path::new("/run/sv"), etc.into_iter())
+                .unwrap(),
+        );
         assert!(
             !s.iter()
                 .any(|s| s.contains("read-only") && s.contains("host"))

@@ -346,9 +346,12 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
             "--rw-host: the container can write the host's filesystem and reach the supervisor's state"
         );
     }
-    let mounts = spec
-        .filesystem
-        .plan(spec.security.system_paths, &spec.workdir, files.binds())?;
+    let mounts = spec.filesystem.plan(
+        spec.security.system_paths,
+        &spec.workdir,
+        &spec.state_dir,
+        files.binds(),
+    )?;
     let t = Instant::now();
     let seccomp = spec
         .security

@@ -124,6 +124,16 @@ fn the_supervisors_state_directory_is_out_of_reach_in_every_mode_but_rw_host() {
         "read refused\nwrite refused\n"
     );
     assert!(!ns.sh("test -e /run/supervisor/planted").status.success());
+    // A state directory elsewhere than /run is hidden too.
+    let elsewhere = scratch("state-dir");
+    let state = elsewhere.to_str().unwrap();
+    let script = attempt("read", &format!("ls {state}/containers | grep -q ."))
+        + &attempt("write", &format!("touch {state}/planted"));
+    let with_state =
+        |options: &[&str]| sh(&ns, &[&["--state-dir", state], options].concat(), &script);
+    assert_eq!(with_state(&["--rw-host"]), "read ok\nwrite ok\n");
+    assert_eq!(with_state(&[]), "read refused\nwrite refused\n");
+    let _ = std::fs::remove_dir_all(&elsewhere);
 }
 
 #[test]

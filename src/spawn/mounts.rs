@@ -222,6 +222,12 @@ impl MountPlan {
         Ok(())
     }
 
+    /// An empty read-only tmpfs over the directory `path`.
+    pub fn hide(&mut self, path: &Path) -> Result<(), String> {
+        self.steps.push(Step::MaskDir(c(path)?));
+        Ok(())
+    }
+
     /// A writable tmpfs on `target`; `data` is tmpfs's options (size=…).
     pub fn tmpfs(&mut self, target: &Path, data: &str) -> Result<(), String> {
         self.steps.push(Step::Tmpfs {
