@@ -52,7 +52,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command in a new container and supervise it until it exits.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the running containers.
     Ps(PsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after --time; returns once each
@@ -149,22 +149,45 @@ pub struct RunArgs {
     #[arg(long, value_name = "OPT")]
     pub dns_option: Vec<String>,
 
-    /// docker's -v/--volume, refused until volumes exist, so that it can
-    /// never silently mean something else.
-    #[arg(short = 'v', long = "volume", value_name = "SRC:DST", hide = true, value_parser = no_volumes)]
+    /// The container's root: DIR, entered with pivot_root, with a fresh
+    /// /proc, a minimal /dev and a read-only /sys (default: the host's tree,
+    /// read-only).
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Without --rootfs, let the container write the host's filesystem and
+    /// see its /tmp, /var/tmp and /run (the supervisor's state among them).
+    #[arg(long)]
+    pub rw_host: bool,
+
+    /// Bind a host path into the container: HOST:CTR[:ro|rw]; repeatable.
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro|rw]")]
     pub volume: Vec<String>,
+
+    /// A writable tmpfs in the container: CTR[:size=…,mode=…]; repeatable.
+    #[arg(long, value_name = "CTR[:OPTS]")]
+    pub tmpfs: Vec<String>,
+
+    /// The container's root read-only (volumes and tmpfs mounts keep theirs).
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Run the command as UID[:GID] or NAME[:GROUP], names from the
+    /// container's own /etc/passwd and /etc/group.
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Add a capability to docker's default set (NET_ADMIN, ALL…); repeatable.
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+
+    /// Drop a capability from docker's default set (ALL for every one); repeatable.
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
 
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
-}
-
-fn no_volumes(_: &str) -> Result<String, String> {
-    Err(
-        "volumes are not supported yet (the container sees the host's filesystem); \
-         -v is not verbosity here: use --verbose"
-            .to_string(),
-    )
 }
 
 #[derive(Debug, Args)]
@@ -284,7 +307,7 @@ mod tests {
 
     fn run_args(args: &[&str]) -> RunArgs {
         match parse(args).expect("valid").command {
-            Command::Run(run) => run,
+            Command::Run(run) => *run,
             other => panic!("not run: {other:?}"),
         }
     }
@@ -401,13 +424,10 @@ mod tests {
     }
 
     #[test]
-    fn dash_v_is_dockers_volume_and_refused_never_verbosity() {
-        let err = parse(&["run", "-v", "/tmp:/data", "true"]).unwrap_err();
-        assert!(
-            err.to_string().contains("volumes are not supported yet"),
-            "{err}"
-        );
-        assert!(parse(&["run", "--volume=/tmp:/data", "true"]).is_err());
+    fn dash_v_is_dockers_volume_never_verbosity() {
+        let run = run_args(&["run", "-v", "/tmp:/data", "--volume=/a:/b:ro", "true"]);
+        assert_eq!(run.volume, ["/tmp:/data", "/a:/b:ro"]);
+        assert_eq!(run.command, ["true"]);
         assert!(parse(&["-v", "run", "true"]).is_err());
         assert!(parse(&["ps", "-v"]).is_err());
     }

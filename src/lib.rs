@@ -20,8 +20,9 @@
 //! edge:      main usage cli bench
 //! lifecycle: supervisor control
 //! plan:      plan spec publish
-//! apply:     reconcile network firewall ruleset confinement spawn seccomp
-//!            netlink conntrack reserve ipam state etc_files nftables signals
+//! apply:     reconcile network firewall ruleset confinement filesystem
+//!            identity spawn seccomp netlink conntrack reserve ipam state
+//!            etc_files nftables signals
 //! leaf:      milestones error_chain values
 //! ```
 //!
@@ -35,7 +36,9 @@ pub mod conntrack;
 pub mod control;
 pub mod error_chain;
 pub mod etc_files;
+pub mod filesystem;
 pub mod firewall;
+pub mod identity;
 pub mod ipam;
 #[doc(hidden)]
 pub mod milestones;

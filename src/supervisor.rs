@@ -55,6 +55,8 @@ pub enum Error {
     #[error(transparent)]
     EtcFiles(#[from] etc_files::WriteError),
     #[error(transparent)]
+    Filesystem(#[from] crate::filesystem::PrepareError),
+    #[error(transparent)]
     Plan(#[from] plan::Conflict),
 }
 
@@ -396,14 +398,20 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     let terminal = spawn::terminal_is_ours();
     // Their paths are known now; they are written once the address is.
     let files = EtcFiles::new(&spec.state_dir, &spec.id);
-    let mut mounts = spec.security.mounts();
-    for (source, target) in files.binds() {
-        mounts
-            .bind(&source, &target)
-            .map_err(|what| SpawnError::Nul { what })?;
+    if spec.filesystem.root == (crate::filesystem::Root::Host { writable: true }) {
+        tracing::warn!(
+            "--rw-host: the container can write the host's filesystem and reach the supervisor's state"
+        );
     }
+    let mounts = spec.filesystem.plan(
+        spec.security.system_paths,
+        &spec.workdir,
+        &spec.state_dir,
+        files.binds(),
+    )?;
     let seccomp = timed("seccomp program", || {
-        spec.security.filter(Some(&spec.state_dir.join("seccomp")))
+        spec.security
+            .filter(&spec.capabilities, Some(&spec.state_dir.join("seccomp")))
     })
     .map_err(SpecError::from)?;
     let config = SpawnConfig {
@@ -413,6 +421,12 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         command: spec.command.clone(),
         init: spec.init,
         take_terminal: terminal,
+        capabilities: spec.capabilities.clone(),
+        user: spec.user.as_ref().map(|u| spawn::Ids {
+            uid: u.uid,
+            gid: u.gid,
+            groups: u.groups.clone(),
+        }),
         confinement: Confinement { mounts, seccomp },
     };
     let mut registration = timed_async("record", register(&spec)).await?;
