@@ -1,0 +1,61 @@
+//! A base chain's `type T hook H priority P`.
+
+use super::*;
+
+impl<'b> Parser<'b> {
+    /// `type T hook H priority P`
+    pub(super) fn hook_spec(&mut self) -> Result<HookSpec> {
+        let span = self.expect_word("type")?;
+        let chain_type = self.word("a chain type")?;
+        self.expect_word("hook")?;
+        let hook = self.word("a hook name")?;
+        if self.is_word("device") {
+            return Err(Error::new(
+                self.span(),
+                "'device' is not supported by this loader",
+            ));
+        }
+        self.expect_word("priority")?;
+        let priority = self.priority()?;
+        Ok(HookSpec {
+            span,
+            chain_type,
+            hook,
+            priority,
+        })
+    }
+
+    /// `N`, `-N`, `KEYWORD`, `KEYWORD + N`, `KEYWORD - N`.
+    pub(super) fn priority(&mut self) -> Result<Priority> {
+        let span = self.span();
+        let signed = |p: &mut Parser, negative: bool| -> Result<i64> {
+            let (n, n_span) = p.number("a number")?;
+            let n = i64::try_from(n)
+                .ok()
+                .filter(|n| *n <= i64::from(i32::MAX) + 1)
+                .ok_or_else(|| Error::new(n_span, "priority out of range"))?;
+            Ok(if negative { -n } else { n })
+        };
+        let base = match self.peek().clone() {
+            Tok::Dash => {
+                self.advance();
+                PriorityBase::Number(signed(self, true)?)
+            }
+            Tok::Number(_) => PriorityBase::Number(signed(self, false)?),
+            Tok::Word(_) => PriorityBase::Keyword(self.word("a priority")?),
+            _ => return Err(self.unexpected("a priority number or keyword")),
+        };
+        let offset = match (&base, self.peek()) {
+            (PriorityBase::Keyword(_), Tok::Plus) => {
+                self.advance();
+                signed(self, false)?
+            }
+            (PriorityBase::Keyword(_), Tok::Dash) => {
+                self.advance();
+                signed(self, true)?
+            }
+            _ => 0,
+        };
+        Ok(Priority { span, base, offset })
+    }
+}
