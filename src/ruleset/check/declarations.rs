@@ -297,3 +297,53 @@ impl Checker {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ruleset::ast::CommandKind;
+    use crate::ruleset::test_support::{check_error, check_ok};
+
+    #[test]
+    fn a_rule_in_an_undeclared_table_is_an_error_at_the_table_name() {
+        assert_eq!(
+            check_error("add rule ip nope c accept\n"),
+            "t.nft:1:13: no such table: ip nope (declare it in the loaded files first)"
+        );
+    }
+
+    #[test]
+    fn a_table_comment_longer_than_128_bytes_is_an_error_at_the_comment() {
+        let text = format!("table ip t {{\ncomment \"{}\"\n}}\n", "a".repeat(129));
+        assert_eq!(
+            check_error(&text),
+            "t.nft:2:9: comment too long, 128 characters maximum allowed"
+        );
+    }
+
+    #[test]
+    fn undefining_an_unknown_variable_is_an_error_at_its_name() {
+        assert_eq!(
+            check_error("undefine nope\n"),
+            "t.nft:1:10: undefined symbol 'nope'"
+        );
+    }
+
+    #[test]
+    fn a_table_block_expands_to_the_table_then_chains_then_sets_then_rules() {
+        let ruleset = check_ok(
+            "table ip t {\nchain c {\nip saddr @s accept\n}\nset s {\ntype ipv4_addr\n}\n}\n",
+        );
+        let kinds: Vec<&str> = ruleset
+            .commands
+            .iter()
+            .map(|c| match c.kind {
+                CommandKind::AddTable(_) => "table",
+                CommandKind::AddChain(_) => "chain",
+                CommandKind::AddSet(_) => "set",
+                CommandKind::AddRule(_) => "rule",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["table", "chain", "set", "rule"]);
+    }
+}

@@ -256,3 +256,63 @@ impl Checker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ruleset::ast::CommandKind;
+    use crate::ruleset::test_support::{check_error, check_ok, in_chain, in_input_chain};
+
+    #[test]
+    fn a_priority_keyword_on_a_hook_nft_refuses_it_on_says_its_number() {
+        let text = in_chain(
+            "ip",
+            "type filter hook postrouting priority dstnat",
+            "accept",
+        );
+        assert_eq!(
+            check_error(&text),
+            "t.nft:3:39: 'dstnat' is an invalid priority on the postrouting hook; write its number (-100)"
+        );
+    }
+
+    #[test]
+    fn an_unknown_priority_keyword_lists_the_familys_keywords() {
+        let text = in_chain("ip", "type filter hook input priority fliter", "accept");
+        assert_eq!(
+            check_error(&text),
+            "t.nft:3:33: unknown priority 'fliter' in the ip family (expected a number or raw, mangle, dstnat, filter, security, srcnat)"
+        );
+    }
+
+    #[test]
+    fn a_priority_keyword_plus_an_offset_is_a_number() {
+        let text = in_chain(
+            "ip",
+            "type nat hook prerouting priority dstnat + 10",
+            "accept",
+        );
+        let ruleset = check_ok(&text);
+        let priority = ruleset.commands.iter().find_map(|c| match &c.kind {
+            CommandKind::AddChain(chain) => chain.base.as_ref().map(|b| b.priority),
+            _ => None,
+        });
+        assert_eq!(priority, Some(-90));
+    }
+
+    #[test]
+    fn masquerade_in_a_filter_chain_is_an_error_at_the_statement() {
+        assert_eq!(
+            check_error(&in_input_chain("masquerade")),
+            "t.nft:4:1: masquerade is only valid in a nat chain on the postrouting hook, but 'c' is a filter chain on the input hook"
+        );
+    }
+
+    #[test]
+    fn a_need_is_checked_in_every_base_chain_that_jumps_to_it() {
+        let text = "table ip t {\nchain c {\ntype filter hook input priority 0\njump d\n}\nchain d {\nmasquerade\n}\n}\n";
+        assert_eq!(
+            check_error(text),
+            "t.nft:7:1: masquerade is only valid in a nat chain on the postrouting hook, but chain 'd' is reached from 'c', a filter chain on the input hook"
+        );
+    }
+}

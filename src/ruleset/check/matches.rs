@@ -326,3 +326,45 @@ impl Checker {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ruleset::test_support::{check_error, check_ok, in_input_chain};
+
+    #[test]
+    fn two_transport_protocols_in_one_rule_conflict_at_the_second() {
+        assert_eq!(
+            check_error(&in_input_chain("tcp dport 22 udp dport 53 accept")),
+            "t.nft:4:14: conflicting protocols specified: tcp vs. udp"
+        );
+    }
+
+    #[test]
+    fn ip_and_ip6_in_one_rule_conflict_at_the_second() {
+        assert_eq!(
+            check_error(&in_input_chain("ip saddr 1.2.3.4 ip6 saddr ::1 accept")),
+            "t.nft:4:18: conflicting protocols specified: ip vs. ip6"
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_an_error_at_the_value() {
+        assert_eq!(
+            check_error(&in_input_chain("ip saddr 22 accept")),
+            "t.nft:4:10: expected an IPv4 address, got number 22"
+        );
+    }
+
+    #[test]
+    fn a_verdict_map_must_be_declared() {
+        assert_eq!(
+            check_error(&in_input_chain("tcp dport vmap @nope")),
+            "t.nft:4:16: no such set or map 'nope' in table ip t"
+        );
+    }
+
+    #[test]
+    fn an_anonymous_verdict_map_checks() {
+        check_ok(&in_input_chain("tcp dport vmap { 22 : accept, 80 : drop }"));
+    }
+}

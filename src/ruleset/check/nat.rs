@@ -215,3 +215,49 @@ impl Checker {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ruleset::test_support::{check_error, check_ok, in_chain};
+
+    fn prerouting(rule: &str) -> String {
+        in_chain("ip", "type nat hook prerouting priority dstnat", rule)
+    }
+
+    #[test]
+    fn a_nat_port_needs_a_transport_protocol_match_before_it() {
+        assert_eq!(
+            check_error(&prerouting("dnat to 10.0.0.1:80")),
+            "t.nft:4:18: transport protocol mapping is only valid after transport protocol match"
+        );
+        check_ok(&prerouting("tcp dport 80 dnat to 10.0.0.1:8080"));
+    }
+
+    #[test]
+    fn snat_to_an_ipv6_address_is_refused_in_an_ip_table() {
+        let text = in_chain(
+            "ip",
+            "type nat hook postrouting priority srcnat",
+            "snat to ::1",
+        );
+        assert_eq!(
+            check_error(&text),
+            "t.nft:4:9: expected an IPv4 address, got IPv6 address ::1"
+        );
+    }
+
+    #[test]
+    fn dnat_without_an_address_is_refused() {
+        assert_eq!(
+            check_error(&prerouting("dnat to :80")),
+            "t.nft:4:10: dnat without an address is not supported by this loader"
+        );
+    }
+
+    #[test]
+    fn dnat_through_a_map_checks() {
+        check_ok(&prerouting(
+            "dnat to tcp dport map { 80 : 10.0.0.1, 443 : 10.0.0.2 }",
+        ));
+    }
+}

@@ -341,3 +341,39 @@ impl Checker {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ruleset::test_support::check_error;
+
+    fn set(items: &str) -> String {
+        format!("table ip t {{\nset s {{\n{items}\n}}\n}}\n")
+    }
+
+    #[test]
+    fn overlapping_intervals_are_an_error_at_the_second() {
+        let text = set("type ipv4_addr\nflags interval\nelements = { 10.0.0.0/8, 10.1.0.0/16 }");
+        assert_eq!(
+            check_error(&text),
+            "t.nft:5:26: conflicting intervals specified"
+        );
+    }
+
+    #[test]
+    fn an_element_of_the_wrong_type_is_an_error_at_the_element() {
+        let text = set("type ipv4_addr\nelements = { 80 }");
+        assert_eq!(
+            check_error(&text),
+            "t.nft:4:14: expected an IPv4 address, got number 80"
+        );
+    }
+
+    #[test]
+    fn an_unknown_set_type_is_an_error_listing_the_supported_ones() {
+        let err = check_error(&set("type ipv5_addr"));
+        assert!(
+            err.starts_with("t.nft:3:6: type 'ipv5_addr' is not supported (expected ipv4_addr,"),
+            "{err}"
+        );
+    }
+}

@@ -299,3 +299,50 @@ impl Checker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ruleset::test_support::{check_error, in_chain, in_input_chain};
+
+    #[test]
+    fn a_jump_to_an_undeclared_chain_is_an_error_at_the_target() {
+        assert_eq!(
+            check_error(&in_input_chain("jump nowhere")),
+            "t.nft:4:6: no such chain 'nowhere' in table ip t"
+        );
+    }
+
+    #[test]
+    fn a_statement_after_a_verdict_is_an_error_as_in_nft() {
+        assert_eq!(
+            check_error(&in_input_chain("accept drop")),
+            "t.nft:4:8: Statement after terminal statement has no effect"
+        );
+    }
+
+    #[test]
+    fn a_log_prefix_longer_than_the_kernel_takes_is_an_error_at_the_prefix() {
+        let rule = format!("log prefix \"{}\"", "a".repeat(129));
+        assert_eq!(
+            check_error(&in_input_chain(&rule)),
+            "t.nft:4:12: log prefix is longer than 127 bytes"
+        );
+    }
+
+    #[test]
+    fn reject_with_an_icmpv6_code_is_refused_in_an_ip_table() {
+        assert_eq!(
+            check_error(&in_input_chain("reject with icmpv6 type port-unreachable")),
+            "t.nft:4:13: reject with icmpv6 is not possible in an ip table"
+        );
+    }
+
+    #[test]
+    fn reject_is_refused_in_a_bridge_table() {
+        let text = in_chain("bridge", "type filter hook input priority 0", "reject");
+        assert_eq!(
+            check_error(&text),
+            "t.nft:4:1: reject in a bridge table is not supported by this loader"
+        );
+    }
+}

@@ -196,3 +196,39 @@ impl<'b> Parser<'b> {
         Ok(item)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::test_support::{parse, parse_error};
+
+    #[test]
+    fn a_flat_rule_command_names_its_table_and_chain() {
+        let source = parse("add rule ip t c accept\n");
+        let [TopItem::AddRule { table, chain, .. }] = source.items.as_slice() else {
+            panic!("{source:?}");
+        };
+        assert_eq!((table.family, table.name.text.as_str()), (Family::Ip, "t"));
+        assert_eq!(chain.text, "c");
+    }
+
+    #[test]
+    fn a_table_block_holds_its_chains_and_sets_in_order() {
+        let source = parse("table inet t {\nset s {\ntype ipv4_addr\n}\nchain c {\n}\n}\n");
+        let [TopItem::AddTable { body, .. }] = source.items.as_slice() else {
+            panic!("{source:?}");
+        };
+        assert!(
+            matches!(body.as_slice(), [TableItem::Set(_), TableItem::Chain(_)]),
+            "{body:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_command_is_an_error_at_its_first_word() {
+        assert_eq!(
+            parse_error("tabel ip t {}\n"),
+            "t.nft:1:1: 'add tabel' is not supported by this loader"
+        );
+    }
+}

@@ -160,3 +160,52 @@ impl<'b> Parser<'b> {
         self.concat()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::test_support::{in_input_chain, parse_error, stmts};
+
+    fn rhs(rule: &str) -> Expr {
+        match stmts(rule).into_iter().next() {
+            Some(StmtKind::Match { rhs, .. }) => rhs,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_anonymous_set_holds_ranges_and_prefixes() {
+        let Expr::Set(elems, _) = rhs("ip saddr { 10.0.0.1-10.0.0.9, 192.168.0.0/16 }") else {
+            panic!();
+        };
+        assert!(matches!(elems[0].key, Expr::Range(..)), "{elems:?}");
+        assert!(matches!(elems[1].key, Expr::Prefix(_, 16, _)), "{elems:?}");
+    }
+
+    #[test]
+    fn a_concatenation_is_one_value_of_several_parts() {
+        let Expr::Set(elems, _) = rhs("ip saddr . tcp dport { 1.2.3.4 . 22 }") else {
+            panic!();
+        };
+        assert!(
+            matches!(&elems[0].key, Expr::Concat(parts, _) if parts.len() == 2),
+            "{elems:?}"
+        );
+    }
+
+    #[test]
+    fn a_concatenation_missing_its_last_part_is_an_error_at_the_brace() {
+        assert_eq!(
+            parse_error(&in_input_chain("ip saddr { 1.2.3.4 . }")),
+            "t.nft:4:22: syntax error, unexpected '}', expecting a value"
+        );
+    }
+
+    #[test]
+    fn an_unclosed_set_is_an_error_at_the_end_of_the_file() {
+        assert_eq!(
+            parse_error(&in_input_chain("ip saddr { 10.0.0.1")),
+            "t.nft:7:1: syntax error, unexpected end of file, expecting '}'"
+        );
+    }
+}

@@ -262,6 +262,15 @@ impl<'b> Parser<'b> {
 #[cfg(test)]
 mod tests {
     use super::glob_match;
+    use crate::ruleset::test_support::parse_error;
+
+    #[test]
+    fn a_missing_include_is_an_error_at_its_path() {
+        assert_eq!(
+            parse_error("include \"missing.nft\"\n"),
+            "t.nft:1:9: cannot read include \"missing.nft\": No such file or directory (os error 2)"
+        );
+    }
 
     #[test]
     fn shell_patterns_match_as_glob_matches_file_names() {

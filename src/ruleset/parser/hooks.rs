@@ -59,3 +59,55 @@ impl<'b> Parser<'b> {
         Ok(Priority { span, base, offset })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::test_support::{in_chain, parse, parse_error};
+
+    fn hook_of(head: &str) -> HookSpec {
+        let source = parse(&in_chain("ip", head, "accept"));
+        let Some(TopItem::AddTable { body, .. }) = source.items.first() else {
+            panic!("{source:?}");
+        };
+        let Some(TableItem::Chain(chain)) = body.first() else {
+            panic!("{body:?}");
+        };
+        chain
+            .items
+            .iter()
+            .find_map(|item| match item {
+                ChainItem::Hook(hook) => Some(hook.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{chain:?}"))
+    }
+
+    #[test]
+    fn a_priority_is_a_keyword_and_a_signed_offset() {
+        let hook = hook_of("type nat hook prerouting priority dstnat - 5");
+        assert_eq!(
+            (hook.chain_type.text.as_str(), hook.hook.text.as_str()),
+            ("nat", "prerouting")
+        );
+        assert!(
+            matches!(&hook.priority.base, PriorityBase::Keyword(word) if word.text == "dstnat"),
+            "{hook:?}"
+        );
+        assert_eq!(hook.priority.offset, -5);
+    }
+
+    #[test]
+    fn a_negative_number_is_a_priority() {
+        let hook = hook_of("type filter hook input priority -150");
+        assert_eq!(hook.priority.base, PriorityBase::Number(-150));
+    }
+
+    #[test]
+    fn a_missing_priority_is_an_error_at_the_end_of_the_line() {
+        assert_eq!(
+            parse_error(&in_chain("ip", "type filter hook input priority", "accept")),
+            "t.nft:3:32: syntax error, unexpected end of line, expecting a priority number or keyword"
+        );
+    }
+}

@@ -317,3 +317,40 @@ impl<'b> Parser<'b> {
         Ok(MarkSource::Value(self.primary()?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::test_support::{in_input_chain, parse_error, stmts};
+
+    #[test]
+    fn a_match_has_its_key_operator_and_value() {
+        let kinds = stmts("ip saddr != 10.0.0.1");
+        let [StmtKind::Match { key, op, rhs, .. }] = kinds.as_slice() else {
+            panic!("{kinds:?}");
+        };
+        assert_eq!(key.len(), 1);
+        assert_eq!(*op, MatchOp::Ne);
+        assert!(
+            matches!(rhs, Expr::Ipv4(addr, _) if addr.octets() == [10, 0, 0, 1]),
+            "{rhs:?}"
+        );
+    }
+
+    #[test]
+    fn a_fib_lookup_is_one_key() {
+        let kinds = stmts("fib daddr type local accept");
+        assert!(
+            matches!(&kinds[0], StmtKind::Match { key, .. } if matches!(key[0].selector, Selector::Fib(_))),
+            "{kinds:?}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_field_suggests_the_field_meant() {
+        assert_eq!(
+            parse_error(&in_input_chain("tcp dprot 22")),
+            "t.nft:4:5: syntax error, unexpected 'dprot': 'tcp' has no field 'dprot'; did you mean 'tcp dport'?"
+        );
+    }
+}

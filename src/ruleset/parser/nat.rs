@@ -75,3 +75,51 @@ impl<'b> Parser<'b> {
         Ok(NatTarget::Addr { addr, port })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::test_support::{in_input_chain, parse_error, stmts};
+
+    #[test]
+    fn dnat_to_an_address_and_port_has_both() {
+        let kinds = stmts("dnat to 10.0.0.1:8080");
+        assert!(
+            matches!(
+                &kinds[..],
+                [StmtKind::Nat {
+                    dnat: true,
+                    target: NatTarget::Addr {
+                        addr: Some(_),
+                        port: Some(_)
+                    },
+                    ..
+                }]
+            ),
+            "{kinds:?}"
+        );
+    }
+
+    #[test]
+    fn masquerade_takes_a_port_range_and_flags() {
+        let kinds = stmts("masquerade to :1024-2048 random");
+        let [
+            StmtKind::Masquerade {
+                port: Some(Expr::Range(..)),
+                flags,
+            },
+        ] = kinds.as_slice()
+        else {
+            panic!("{kinds:?}");
+        };
+        assert_eq!(flags[0].text, "random");
+    }
+
+    #[test]
+    fn dnat_without_a_target_is_an_error_at_the_end_of_the_line() {
+        assert_eq!(
+            parse_error(&in_input_chain("dnat to")),
+            "t.nft:4:8: syntax error, unexpected end of line, expecting a value"
+        );
+    }
+}

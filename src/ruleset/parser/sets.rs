@@ -97,3 +97,39 @@ impl<'b> Parser<'b> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::test_support::{parse, parse_error};
+
+    fn set_items(items: &str) -> Vec<SetItem> {
+        let source = parse(&format!("table ip t {{\nset s {{\n{items}\n}}\n}}\n"));
+        let Some(TopItem::AddTable { body, .. }) = source.items.first() else {
+            panic!("{source:?}");
+        };
+        let Some(TableItem::Set(set)) = body.first() else {
+            panic!("{body:?}");
+        };
+        set.items.clone()
+    }
+
+    #[test]
+    fn a_concatenated_type_is_a_list_of_type_names() {
+        let items = set_items("type ipv4_addr . inet_service\nflags interval");
+        let Some(SetItem::Type { key, .. }) = items.first() else {
+            panic!("{items:?}");
+        };
+        let names: Vec<&str> = key.iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(names, ["ipv4_addr", "inet_service"]);
+        assert!(matches!(&items[1], SetItem::Flags(flags) if flags[0].text == "interval"));
+    }
+
+    #[test]
+    fn an_unknown_set_item_is_an_error_at_its_word() {
+        assert_eq!(
+            parse_error("table ip t {\nset s {\nsizes 10\n}\n}\n"),
+            "t.nft:3:1: 'sizes' is not supported in a set or map block"
+        );
+    }
+}

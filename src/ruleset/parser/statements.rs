@@ -145,3 +145,45 @@ impl<'b> Parser<'b> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::test_support::{in_input_chain, parse_error, stmts};
+
+    #[test]
+    fn a_rule_is_its_statements_in_order() {
+        let kinds = stmts("counter packets 1 bytes 2 log accept");
+        assert!(
+            matches!(
+                kinds.as_slice(),
+                [
+                    StmtKind::Counter {
+                        packets: 1,
+                        bytes: 2
+                    },
+                    StmtKind::Log { prefix: None },
+                    StmtKind::Verdict(_)
+                ]
+            ),
+            "{kinds:?}"
+        );
+    }
+
+    #[test]
+    fn reject_with_tcp_reset_names_tcp() {
+        let kinds = stmts("reject with tcp reset");
+        assert!(
+            matches!(&kinds[..], [StmtKind::Reject { with: Some(w), code: None }] if w.text == "tcp"),
+            "{kinds:?}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_statement_suggests_the_word_meant() {
+        assert_eq!(
+            parse_error(&in_input_chain("acept")),
+            "t.nft:4:1: syntax error, unexpected 'acept', expecting a statement; did you mean 'accept'?"
+        );
+    }
+}

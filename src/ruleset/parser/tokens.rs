@@ -184,3 +184,25 @@ impl<'b> Parser<'b> {
         self.nesting -= 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ruleset::test_support::parse_error;
+
+    #[test]
+    fn a_name_longer_than_the_kernel_takes_is_an_error_at_the_name() {
+        let text = format!("table ip {} {{}}\n", "a".repeat(256));
+        assert_eq!(
+            parse_error(&text),
+            "t.nft:1:10: a table name of 256 bytes is longer than the kernel's limit of 255 (NFT_NAME_MAXLEN)"
+        );
+    }
+
+    #[test]
+    fn two_items_on_one_line_need_a_separator_between_them() {
+        assert_eq!(
+            parse_error("table ip t {\nchain c {} chain d {}\n}\n"),
+            "t.nft:2:12: syntax error, unexpected 'chain', expecting newline or ';'"
+        );
+    }
+}
