@@ -5,29 +5,7 @@
 use super::*;
 
 /// nft's limit on comments (NFTNL_UDATA_COMMENT_MAXLEN).
-pub(super) const MAX_COMMENT: usize = 128;
-
-pub(super) fn table_id(name: &TableName) -> TableId {
-    TableId {
-        family: name.family,
-        name: name.name.text.clone(),
-    }
-}
-
-pub(super) fn describe_table(id: &TableId) -> String {
-    format!("{} {}", id.family.name(), id.name)
-}
-
-pub(super) fn check_comment(comment: &Name) -> Result<String> {
-    // Bytes, as nft counts them (strlen), whatever the message says.
-    if comment.text.len() > MAX_COMMENT {
-        return Err(Error::new(
-            comment.span.clone(),
-            format!("comment too long, {MAX_COMMENT} characters maximum allowed"),
-        ));
-    }
-    Ok(comment.text.clone())
-}
+const MAX_COMMENT: usize = 128;
 
 impl Checker {
     pub(super) fn binding(&mut self, binding: &Binding) -> Result<()> {
@@ -38,7 +16,7 @@ impl Checker {
         }
     }
 
-    pub(super) fn table(&self, name: &TableName) -> Result<&TableInfo> {
+    fn table(&self, name: &TableName) -> Result<&TableInfo> {
         self.tables.get(&table_id(name)).ok_or_else(|| {
             Error::new(
                 name.name.span.clone(),
@@ -124,12 +102,7 @@ impl Checker {
     /// `table F N { ... }`: the table, then its chains, sets, and rules, as
     /// nft expands a block. Sets and rules are typed with the variables in
     /// force where they stand.
-    pub(super) fn table_block(
-        &mut self,
-        span: &Span,
-        table: &TableName,
-        body: &[TableItem],
-    ) -> Result<()> {
+    fn table_block(&mut self, span: &Span, table: &TableName, body: &[TableItem]) -> Result<()> {
         let id = table_id(table);
         let mut comment = None;
         for item in body {
@@ -178,7 +151,7 @@ impl Checker {
 
     /// Registers a chain (or checks a redeclaration matches) and returns its
     /// `AddChain`.
-    pub(super) fn declare_chain(&mut self, id: &TableId, chain: &ChainBlock) -> Result<Command> {
+    fn declare_chain(&mut self, id: &TableId, chain: &ChainBlock) -> Result<Command> {
         let mut hook = None;
         let mut policy = None;
         let mut comment = None;
@@ -274,7 +247,7 @@ impl Checker {
     }
 
     /// The rules of a chain block, in order, with the block's variables.
-    pub(super) fn chain_rules(&mut self, id: &TableId, chain: &ChainBlock) -> Result<()> {
+    fn chain_rules(&mut self, id: &TableId, chain: &ChainBlock) -> Result<()> {
         self.scopes.push();
         for item in &chain.items {
             match item {
@@ -296,6 +269,28 @@ impl Checker {
             suggest::did_you_mean(name, t.chain_order.iter().map(String::as_str), "")
         })
     }
+}
+
+fn table_id(name: &TableName) -> TableId {
+    TableId {
+        family: name.family,
+        name: name.name.text.clone(),
+    }
+}
+
+pub(super) fn describe_table(id: &TableId) -> String {
+    format!("{} {}", id.family.name(), id.name)
+}
+
+pub(super) fn check_comment(comment: &Name) -> Result<String> {
+    // Bytes, as nft counts them (strlen), whatever the message says.
+    if comment.text.len() > MAX_COMMENT {
+        return Err(Error::new(
+            comment.span.clone(),
+            format!("comment too long, {MAX_COMMENT} characters maximum allowed"),
+        ));
+    }
+    Ok(comment.text.clone())
 }
 
 #[cfg(test)]

@@ -5,76 +5,12 @@
 
 use super::*;
 
-/// The needs of every chain reachable from `start`, with the chain they are in.
-pub(super) fn reachable_needs<'t>(
-    table: &'t TableInfo,
-    start: &'t str,
-) -> Vec<(&'t str, &'t Need)> {
-    let mut seen: Vec<&str> = vec![start];
-    let mut todo: Vec<&str> = vec![start];
-    let mut out = Vec::new();
-    while let Some(name) = todo.pop() {
-        let Some(chain) = table.chains.get(name) else {
-            continue;
-        };
-        out.extend(chain.needs.iter().map(|need| (name, need)));
-        for edge in &chain.edges {
-            let targets: Vec<&str> = match edge {
-                Edge::Chain(target) => vec![target.as_str()],
-                Edge::Vmap(map) => table
-                    .sets
-                    .get(map)
-                    .map(|s| s.jumps.iter().map(String::as_str).collect())
-                    .unwrap_or_default(),
-            };
-            for target in targets {
-                if !seen.contains(&target) {
-                    seen.push(target);
-                    todo.push(target);
-                }
-            }
-        }
-    }
-    out
-}
-
-pub(super) fn hook_error(need: &Need, chain: &str, base_name: &str, base: &BaseChain) -> Error {
-    let hooks = need
-        .hooks
-        .iter()
-        .map(|h| h.name())
-        .collect::<Vec<_>>()
-        .join(" or ");
-    let wanted = if need.nat {
-        format!("a nat chain on the {hooks} hook")
-    } else {
-        format!("the {hooks} hook")
-    };
-    let found = if chain == base_name {
-        format!(
-            "'{chain}' is a {} chain on the {} hook",
-            base.chain_type.name(),
-            base.hook.name()
-        )
-    } else {
-        format!(
-            "chain '{chain}' is reached from '{base_name}', a {} chain on the {} hook",
-            base.chain_type.name(),
-            base.hook.name()
-        )
-    };
-    Error::new(
-        need.span.clone(),
-        format!("{} is only valid in {wanted}, but {found}", need.what),
-    )
-}
-
 /// nft's priority keywords of a family: name, value, and the one hook nft
 /// 1.0.6 takes it on (`None`: every hook).
-pub(super) type PriorityKeywords = &'static [(&'static str, i64, Option<Hook>)];
+type PriorityKeywords = &'static [(&'static str, i64, Option<Hook>)];
 
 /// ip, ip6 and inet (nft's `std_prios`).
-pub(super) const IP_PRIORITIES: PriorityKeywords = &[
+const IP_PRIORITIES: PriorityKeywords = &[
     ("raw", -300, None),
     ("mangle", -150, None),
     ("dstnat", -100, Some(Hook::Prerouting)),
@@ -84,55 +20,12 @@ pub(super) const IP_PRIORITIES: PriorityKeywords = &[
 ];
 
 /// bridge (nft's `bridge_std_prios`, the kernel's NF_BR_PRI_*).
-pub(super) const BRIDGE_PRIORITIES: PriorityKeywords = &[
+const BRIDGE_PRIORITIES: PriorityKeywords = &[
     ("dstnat", -300, Some(Hook::Prerouting)),
     ("filter", -200, None),
     ("out", 100, Some(Hook::Output)),
     ("srcnat", 300, Some(Hook::Postrouting)),
 ];
-
-/// A chain priority as a number: the family's keyword (see
-/// [`IP_PRIORITIES`], [`BRIDGE_PRIORITIES`]) plus an offset, or a number.
-/// nft 1.0.6 takes `dstnat` only on prerouting, `srcnat` only on
-/// postrouting and the bridge's `out` only on output.
-pub(super) fn priority(family: Family, hook: Hook, spec: &syntax::Priority) -> Result<i32> {
-    let keywords = match family {
-        Family::Bridge => BRIDGE_PRIORITIES,
-        Family::Ip | Family::Ip6 | Family::Inet => IP_PRIORITIES,
-    };
-    let base: i64 = match &spec.base {
-        syntax::PriorityBase::Number(n) => *n,
-        syntax::PriorityBase::Keyword(word) => {
-            let Some(&(_, value, only)) = keywords.iter().find(|(name, ..)| *name == word.text)
-            else {
-                let names: Vec<&str> = keywords.iter().map(|(name, ..)| *name).collect();
-                return Err(Error::new(
-                    word.span.clone(),
-                    format!(
-                        "unknown priority '{}' in the {} family (expected a number or {})",
-                        word.text,
-                        family.name(),
-                        names.join(", ")
-                    ),
-                ));
-            };
-            if only.is_some_and(|only| only != hook) {
-                return Err(Error::new(
-                    spec.span.clone(),
-                    format!(
-                        "'{}' is an invalid priority on the {} hook; write its number ({value})",
-                        word.text,
-                        hook.name()
-                    ),
-                ));
-            }
-            value
-        }
-    };
-    base.checked_add(spec.offset)
-        .and_then(|p| i32::try_from(p).ok())
-        .ok_or_else(|| Error::new(spec.span.clone(), "priority out of range"))
-}
 
 impl Checker {
     /// `type T hook H priority P`, with the combinations the kernel and nft
@@ -199,7 +92,7 @@ impl Checker {
         })
     }
 
-    pub(super) fn chain_info(&mut self, ctx: &RuleCtx) -> Option<&mut ChainInfo> {
+    fn chain_info(&mut self, ctx: &RuleCtx) -> Option<&mut ChainInfo> {
         self.tables
             .get_mut(ctx.table)
             .and_then(|t| t.chains.get_mut(ctx.chain))
@@ -255,6 +148,110 @@ impl Checker {
         }
         Ok(())
     }
+}
+
+/// The needs of every chain reachable from `start`, with the chain they are in.
+fn reachable_needs<'t>(table: &'t TableInfo, start: &'t str) -> Vec<(&'t str, &'t Need)> {
+    let mut seen: Vec<&str> = vec![start];
+    let mut todo: Vec<&str> = vec![start];
+    let mut out = Vec::new();
+    while let Some(name) = todo.pop() {
+        let Some(chain) = table.chains.get(name) else {
+            continue;
+        };
+        out.extend(chain.needs.iter().map(|need| (name, need)));
+        for edge in &chain.edges {
+            let targets: Vec<&str> = match edge {
+                Edge::Chain(target) => vec![target.as_str()],
+                Edge::Vmap(map) => table
+                    .sets
+                    .get(map)
+                    .map(|s| s.jumps.iter().map(String::as_str).collect())
+                    .unwrap_or_default(),
+            };
+            for target in targets {
+                if !seen.contains(&target) {
+                    seen.push(target);
+                    todo.push(target);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn hook_error(need: &Need, chain: &str, base_name: &str, base: &BaseChain) -> Error {
+    let hooks = need
+        .hooks
+        .iter()
+        .map(|h| h.name())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let wanted = if need.nat {
+        format!("a nat chain on the {hooks} hook")
+    } else {
+        format!("the {hooks} hook")
+    };
+    let found = if chain == base_name {
+        format!(
+            "'{chain}' is a {} chain on the {} hook",
+            base.chain_type.name(),
+            base.hook.name()
+        )
+    } else {
+        format!(
+            "chain '{chain}' is reached from '{base_name}', a {} chain on the {} hook",
+            base.chain_type.name(),
+            base.hook.name()
+        )
+    };
+    Error::new(
+        need.span.clone(),
+        format!("{} is only valid in {wanted}, but {found}", need.what),
+    )
+}
+
+/// A chain priority as a number: the family's keyword (see
+/// [`IP_PRIORITIES`], [`BRIDGE_PRIORITIES`]) plus an offset, or a number.
+/// nft 1.0.6 takes `dstnat` only on prerouting, `srcnat` only on
+/// postrouting and the bridge's `out` only on output.
+fn priority(family: Family, hook: Hook, spec: &syntax::Priority) -> Result<i32> {
+    let keywords = match family {
+        Family::Bridge => BRIDGE_PRIORITIES,
+        Family::Ip | Family::Ip6 | Family::Inet => IP_PRIORITIES,
+    };
+    let base: i64 = match &spec.base {
+        syntax::PriorityBase::Number(n) => *n,
+        syntax::PriorityBase::Keyword(word) => {
+            let Some(&(_, value, only)) = keywords.iter().find(|(name, ..)| *name == word.text)
+            else {
+                let names: Vec<&str> = keywords.iter().map(|(name, ..)| *name).collect();
+                return Err(Error::new(
+                    word.span.clone(),
+                    format!(
+                        "unknown priority '{}' in the {} family (expected a number or {})",
+                        word.text,
+                        family.name(),
+                        names.join(", ")
+                    ),
+                ));
+            };
+            if only.is_some_and(|only| only != hook) {
+                return Err(Error::new(
+                    spec.span.clone(),
+                    format!(
+                        "'{}' is an invalid priority on the {} hook; write its number ({value})",
+                        word.text,
+                        hook.name()
+                    ),
+                ));
+            }
+            value
+        }
+    };
+    base.checked_add(spec.offset)
+        .and_then(|p| i32::try_from(p).ok())
+        .ok_or_else(|| Error::new(spec.span.clone(), "priority out of range"))
 }
 
 #[cfg(test)]

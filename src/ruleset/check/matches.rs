@@ -4,27 +4,10 @@
 use super::sets::{check_key_types, no_overlaps};
 use super::*;
 
-pub(super) fn not_a_map(expr: &Expr) -> Error {
-    Error::new(
-        expr.span().clone(),
-        format!(
-            "expected a map {{ ... }} or @name, got {}",
-            values::describe(expr)
-        ),
-    )
-}
-
-pub(super) fn unreachable_mark<T>(expr: &Expr) -> Result<T> {
-    Err(Error::new(
-        expr.span().clone(),
-        format!("expected a mark, got {}", values::describe(expr)),
-    ))
-}
-
 impl Checker {
     /// Notes what a selector tells about the rule's protocols, refusing
     /// conflicts as nft does (`tcp dport 22 udp dport 53`).
-    pub(super) fn selector_context(&mut self, ctx: &mut RuleCtx, key: &Key) -> Result<()> {
+    fn selector_context(&mut self, ctx: &mut RuleCtx, key: &Key) -> Result<()> {
         use Selector as S;
         let conflict = |have: &str, want: &str| {
             Error::new(
@@ -225,7 +208,7 @@ impl Checker {
     }
 
     /// `& MASK`: flags or a number, on one bitmask or mark key.
-    pub(super) fn mask(&self, key: &[Key], types: &[DataType], expr: &Expr) -> Result<u32> {
+    fn mask(&self, key: &[Key], types: &[DataType], expr: &Expr) -> Result<u32> {
         let expr = self.scopes.expand(expr)?;
         match types {
             [ty] if values::is_bitmask(*ty) => Ok(match values::flags(&expr, *ty)? {
@@ -244,7 +227,7 @@ impl Checker {
         }
     }
 
-    pub(super) fn rhs(&mut self, ctx: &RuleCtx, types: &[DataType], expr: &Expr) -> Result<Rhs> {
+    fn rhs(&mut self, ctx: &RuleCtx, types: &[DataType], expr: &Expr) -> Result<Rhs> {
         match expr {
             Expr::Set(elems, _) => {
                 let mut elements = Vec::with_capacity(elems.len());
@@ -325,6 +308,23 @@ impl Checker {
             map,
         })
     }
+}
+
+pub(super) fn not_a_map(expr: &Expr) -> Error {
+    Error::new(
+        expr.span().clone(),
+        format!(
+            "expected a map {{ ... }} or @name, got {}",
+            values::describe(expr)
+        ),
+    )
+}
+
+pub(super) fn unreachable_mark<T>(expr: &Expr) -> Result<T> {
+    Err(Error::new(
+        expr.span().clone(),
+        format!("expected a mark, got {}", values::describe(expr)),
+    ))
 }
 
 #[cfg(test)]

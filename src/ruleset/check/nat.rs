@@ -5,26 +5,6 @@ use super::matches::not_a_map;
 use super::sets::{check_key_types, no_overlaps};
 use super::*;
 
-pub(super) fn ip_of(scalar: &Scalar) -> Option<std::net::IpAddr> {
-    match scalar {
-        Scalar::Ipv4(a) => Some((*a).into()),
-        Scalar::Ipv6(a) => Some((*a).into()),
-        _ => None,
-    }
-}
-
-pub(super) fn nat_flags(names: &[Name]) -> NatFlags {
-    let mut flags = NatFlags::default();
-    for name in names {
-        match name.text.as_str() {
-            "random" => flags.random = true,
-            "fully-random" => flags.fully_random = true,
-            _ => flags.persistent = true,
-        }
-    }
-    flags
-}
-
 impl Checker {
     /// The `:PORT[-PORT]` of masquerade, redirect and nat: it needs a
     /// transport protocol match earlier in the rule, as in nft.
@@ -146,7 +126,7 @@ impl Checker {
 
     /// `to KEY map @m` / `to KEY map { ... }`: the data is an address, or an
     /// address and a port.
-    pub(super) fn nat_map(
+    fn nat_map(
         &mut self,
         ctx: &mut RuleCtx,
         addr_type: DataType,
@@ -214,6 +194,26 @@ impl Checker {
             data,
         })
     }
+}
+
+fn ip_of(scalar: &Scalar) -> Option<std::net::IpAddr> {
+    match scalar {
+        Scalar::Ipv4(a) => Some((*a).into()),
+        Scalar::Ipv6(a) => Some((*a).into()),
+        _ => None,
+    }
+}
+
+pub(super) fn nat_flags(names: &[Name]) -> NatFlags {
+    let mut flags = NatFlags::default();
+    for name in names {
+        match name.text.as_str() {
+            "random" => flags.random = true,
+            "fully-random" => flags.fully_random = true,
+            _ => flags.persistent = true,
+        }
+    }
+    flags
 }
 
 #[cfg(test)]

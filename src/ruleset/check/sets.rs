@@ -5,109 +5,7 @@ use super::declarations::{check_comment, describe_table};
 use super::*;
 
 /// The kernel's register space for a concatenated key: 16 words.
-pub(super) const MAX_KEY_BYTES: usize = 64;
-
-/// Adds the elements' intervals to `set`, refusing overlaps as nft does.
-pub(super) fn no_overlaps(set: &mut Disjoint, elements: &[Element]) -> Result<()> {
-    for element in elements {
-        if let Some((low, high)) = intervals::bounds(&element.key) {
-            if !set.insert(low, high) {
-                return Err(Error::new(
-                    element.span.clone(),
-                    "conflicting intervals specified",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The types of the named set `name` must be those of the key.
-pub(super) fn check_key_types(name: &Name, set_key: &[DataType], key: &[DataType]) -> Result<()> {
-    if set_key == key {
-        return Ok(());
-    }
-    Err(Error::new(
-        name.span.clone(),
-        format!(
-            "@{} has type {}, but the key is {}",
-            name.text,
-            values::type_names(set_key),
-            values::type_names(key)
-        ),
-    ))
-}
-
-/// Set and map types from their names.
-pub(super) fn set_types(
-    block: &SetBlock,
-    span: &Span,
-    key: &[Name],
-    data: Option<&[Name]>,
-) -> Result<(Vec<DataType>, Option<MapData>)> {
-    let key = key.iter().map(set_type).collect::<Result<Vec<_>>>()?;
-    if ast::concat_len(&key) > MAX_KEY_BYTES {
-        return Err(Error::new(
-            span.clone(),
-            format!("a key may hold at most {MAX_KEY_BYTES} bytes"),
-        ));
-    }
-    let data = match (block.is_map, data) {
-        (false, None) => None,
-        (false, Some(_)) => {
-            return Err(Error::new(
-                span.clone(),
-                "a set has no data type; use a map",
-            ));
-        }
-        (true, None) => {
-            return Err(Error::new(
-                span.clone(),
-                "a map needs a data type: type KEY : DATA",
-            ));
-        }
-        (true, Some([verdict])) if verdict.text == "verdict" => Some(MapData::Verdict),
-        (true, Some(names)) => {
-            let types = names.iter().map(set_type).collect::<Result<Vec<_>>>()?;
-            if ast::concat_len(&types) > MAX_KEY_BYTES {
-                return Err(Error::new(
-                    span.clone(),
-                    format!("map data may hold at most {MAX_KEY_BYTES} bytes"),
-                ));
-            }
-            Some(MapData::Values(types))
-        }
-    };
-    Ok((key, data))
-}
-
-pub(super) fn set_type(name: &Name) -> Result<DataType> {
-    Ok(match name.text.as_str() {
-        "ipv4_addr" => DataType::Ipv4Addr,
-        "ipv6_addr" => DataType::Ipv6Addr,
-        "inet_service" => DataType::InetService,
-        "inet_proto" => DataType::InetProto,
-        "ifname" => DataType::Ifname,
-        "mark" => DataType::Mark,
-        "ether_addr" => DataType::EtherAddr,
-        "ether_type" => DataType::EtherType,
-        "arp_op" => DataType::ArpOp,
-        "verdict" => {
-            return Err(Error::new(
-                name.span.clone(),
-                "verdict is only a map's whole data type: type KEY : verdict",
-            ));
-        }
-        other => {
-            return Err(Error::new(
-                name.span.clone(),
-                format!(
-                    "type '{other}' is not supported (expected ipv4_addr, ipv6_addr, inet_service, inet_proto, ifname, mark, ether_addr, ether_type or arp_op)"
-                ),
-            ));
-        }
-    })
-}
+const MAX_KEY_BYTES: usize = 64;
 
 impl Checker {
     pub(super) fn set_block(&mut self, id: &TableId, block: &SetBlock) -> Result<()> {
@@ -117,7 +15,7 @@ impl Checker {
         result
     }
 
-    pub(super) fn set_block_scoped(&mut self, id: &TableId, block: &SetBlock) -> Result<()> {
+    fn set_block_scoped(&mut self, id: &TableId, block: &SetBlock) -> Result<()> {
         let mut types: Option<(Vec<DataType>, Option<MapData>)> = None;
         let mut flags = SetFlags::default();
         let mut timeout_ms = None;
@@ -238,12 +136,7 @@ impl Checker {
     }
 
     /// Elements for the named set `set`, checked against its types and flags.
-    pub(super) fn typed_elements(
-        &mut self,
-        id: &TableId,
-        set: &Name,
-        expr: &Expr,
-    ) -> Result<Vec<Element>> {
+    fn typed_elements(&mut self, id: &TableId, set: &Name, expr: &Expr) -> Result<Vec<Element>> {
         let info = self.set_info(id, set)?;
         let (key, data, interval) = (info.key.clone(), info.data.clone(), info.flags.interval);
         let Expr::Set(elems, _) = expr else {
@@ -340,6 +233,108 @@ impl Checker {
             span: elem.span.clone(),
         })
     }
+}
+
+/// Adds the elements' intervals to `set`, refusing overlaps as nft does.
+pub(super) fn no_overlaps(set: &mut Disjoint, elements: &[Element]) -> Result<()> {
+    for element in elements {
+        if let Some((low, high)) = intervals::bounds(&element.key) {
+            if !set.insert(low, high) {
+                return Err(Error::new(
+                    element.span.clone(),
+                    "conflicting intervals specified",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The types of the named set `name` must be those of the key.
+pub(super) fn check_key_types(name: &Name, set_key: &[DataType], key: &[DataType]) -> Result<()> {
+    if set_key == key {
+        return Ok(());
+    }
+    Err(Error::new(
+        name.span.clone(),
+        format!(
+            "@{} has type {}, but the key is {}",
+            name.text,
+            values::type_names(set_key),
+            values::type_names(key)
+        ),
+    ))
+}
+
+/// Set and map types from their names.
+fn set_types(
+    block: &SetBlock,
+    span: &Span,
+    key: &[Name],
+    data: Option<&[Name]>,
+) -> Result<(Vec<DataType>, Option<MapData>)> {
+    let key = key.iter().map(set_type).collect::<Result<Vec<_>>>()?;
+    if ast::concat_len(&key) > MAX_KEY_BYTES {
+        return Err(Error::new(
+            span.clone(),
+            format!("a key may hold at most {MAX_KEY_BYTES} bytes"),
+        ));
+    }
+    let data = match (block.is_map, data) {
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(Error::new(
+                span.clone(),
+                "a set has no data type; use a map",
+            ));
+        }
+        (true, None) => {
+            return Err(Error::new(
+                span.clone(),
+                "a map needs a data type: type KEY : DATA",
+            ));
+        }
+        (true, Some([verdict])) if verdict.text == "verdict" => Some(MapData::Verdict),
+        (true, Some(names)) => {
+            let types = names.iter().map(set_type).collect::<Result<Vec<_>>>()?;
+            if ast::concat_len(&types) > MAX_KEY_BYTES {
+                return Err(Error::new(
+                    span.clone(),
+                    format!("map data may hold at most {MAX_KEY_BYTES} bytes"),
+                ));
+            }
+            Some(MapData::Values(types))
+        }
+    };
+    Ok((key, data))
+}
+
+fn set_type(name: &Name) -> Result<DataType> {
+    Ok(match name.text.as_str() {
+        "ipv4_addr" => DataType::Ipv4Addr,
+        "ipv6_addr" => DataType::Ipv6Addr,
+        "inet_service" => DataType::InetService,
+        "inet_proto" => DataType::InetProto,
+        "ifname" => DataType::Ifname,
+        "mark" => DataType::Mark,
+        "ether_addr" => DataType::EtherAddr,
+        "ether_type" => DataType::EtherType,
+        "arp_op" => DataType::ArpOp,
+        "verdict" => {
+            return Err(Error::new(
+                name.span.clone(),
+                "verdict is only a map's whole data type: type KEY : verdict",
+            ));
+        }
+        other => {
+            return Err(Error::new(
+                name.span.clone(),
+                format!(
+                    "type '{other}' is not supported (expected ipv4_addr, ipv6_addr, inet_service, inet_proto, ifname, mark, ether_addr, ether_type or arp_op)"
+                ),
+            ));
+        }
+    })
 }
 
 #[cfg(test)]

@@ -7,84 +7,7 @@ use super::nat::nat_flags;
 use super::*;
 
 /// The kernel's limit on log prefixes, without the terminating NUL.
-pub(super) const MAX_LOG_PREFIX: usize = 127;
-
-/// Statements the bridge family does not have: NAT (nft refuses it), and
-/// reject, which needs the kernel's nft_reject_bridge (this loader's
-/// reference kernel lacks it, so its bytecode could not be verified).
-pub(super) fn bridge_statement(stmt: &syntax::Stmt) -> Result<()> {
-    use syntax::StmtKind as S;
-    let what = match &stmt.kind {
-        S::Masquerade { .. } => "masquerade",
-        S::Redirect { .. } => "redirect",
-        S::Nat { dnat: true, .. } => "dnat",
-        S::Nat { dnat: false, .. } => "snat",
-        S::Reject { .. } => {
-            return Err(Error::new(
-                stmt.span.clone(),
-                "reject in a bridge table is not supported by this loader",
-            ));
-        }
-        _ => return Ok(()),
-    };
-    Err(Error::new(
-        stmt.span.clone(),
-        format!("{what} is not possible in a bridge table: NAT is only supported for IPv4/IPv6"),
-    ))
-}
-
-/// Statements nft 1.0.6 marks terminal (STMT_F_TERMINAL): verdicts but
-/// `continue`, `reject` and the nat statements. A verdict map is not.
-fn is_terminal(stmt: &syntax::StmtKind) -> bool {
-    use syntax::StmtKind as S;
-    match stmt {
-        S::Verdict(name) => name.text != "continue",
-        S::Jump { .. }
-        | S::Reject { .. }
-        | S::Masquerade { .. }
-        | S::Redirect { .. }
-        | S::Nat { .. } => true,
-        _ => false,
-    }
-}
-
-/// `reject [with ...]`: which codes exist in which family.
-pub(super) fn reject(family: Family, with: &Option<Name>, code: &Option<Name>) -> Result<Reject> {
-    let (Some(with), code) = (with, code) else {
-        return Ok(Reject::Default);
-    };
-    type Codes = &'static [(&'static str, u8)];
-    let (table, allowed, make): (Codes, bool, fn(u8) -> Reject) = match with.text.as_str() {
-        "tcp" => return Ok(Reject::TcpReset),
-        "icmp" => (symbols::ICMP_CODES, family != Family::Ip6, Reject::Icmp),
-        "icmpv6" => (symbols::ICMPV6_CODES, family != Family::Ip, Reject::Icmpv6),
-        _ => (symbols::ICMPX_CODES, family == Family::Inet, Reject::Icmpx),
-    };
-    if !allowed {
-        return Err(Error::new(
-            with.span.clone(),
-            format!(
-                "reject with {} is not possible in an {} table",
-                with.text,
-                family.name()
-            ),
-        ));
-    }
-    let Some(code) = code else {
-        return Err(Error::new(with.span.clone(), "missing icmp code"));
-    };
-    lookup(table, &code.text).map(make).ok_or_else(|| {
-        Error::new(
-            code.span.clone(),
-            format!(
-                "unknown {} code '{}' (expected one of: {})",
-                with.text,
-                code.text,
-                symbols::names(table)
-            ),
-        )
-    })
-}
+const MAX_LOG_PREFIX: usize = 127;
 
 impl Checker {
     /// A verdict as map data: `accept`, `drop`, `return`, `continue`,
@@ -117,7 +40,7 @@ impl Checker {
     }
 
     /// A jump or goto target: a declared regular chain of the same table.
-    pub(super) fn jump_target(&self, id: &TableId, target: &Name) -> Result<ChainRef> {
+    fn jump_target(&self, id: &TableId, target: &Name) -> Result<ChainRef> {
         let chain = self.tables.get(id).and_then(|t| t.chains.get(&target.text));
         match chain {
             None => Err(Error::new(
@@ -203,7 +126,7 @@ impl Checker {
         })
     }
 
-    pub(super) fn stmt(&mut self, ctx: &mut RuleCtx, stmt: &syntax::Stmt) -> Result<StmtKind> {
+    fn stmt(&mut self, ctx: &mut RuleCtx, stmt: &syntax::Stmt) -> Result<StmtKind> {
         use syntax::StmtKind as S;
         if ctx.table.family == Family::Bridge {
             bridge_statement(stmt)?;
@@ -282,7 +205,7 @@ impl Checker {
         })
     }
 
-    pub(super) fn log_prefix(&self, expr: &Expr) -> Result<String> {
+    fn log_prefix(&self, expr: &Expr) -> Result<String> {
         match self.scopes.expand(expr)? {
             Expr::Str(text) if text.text.len() > MAX_LOG_PREFIX => Err(Error::new(
                 text.span,
@@ -298,6 +221,83 @@ impl Checker {
             )),
         }
     }
+}
+
+/// Statements the bridge family does not have: NAT (nft refuses it), and
+/// reject, which needs the kernel's nft_reject_bridge (this loader's
+/// reference kernel lacks it, so its bytecode could not be verified).
+fn bridge_statement(stmt: &syntax::Stmt) -> Result<()> {
+    use syntax::StmtKind as S;
+    let what = match &stmt.kind {
+        S::Masquerade { .. } => "masquerade",
+        S::Redirect { .. } => "redirect",
+        S::Nat { dnat: true, .. } => "dnat",
+        S::Nat { dnat: false, .. } => "snat",
+        S::Reject { .. } => {
+            return Err(Error::new(
+                stmt.span.clone(),
+                "reject in a bridge table is not supported by this loader",
+            ));
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::new(
+        stmt.span.clone(),
+        format!("{what} is not possible in a bridge table: NAT is only supported for IPv4/IPv6"),
+    ))
+}
+
+/// Statements nft 1.0.6 marks terminal (STMT_F_TERMINAL): verdicts but
+/// `continue`, `reject` and the nat statements. A verdict map is not.
+fn is_terminal(stmt: &syntax::StmtKind) -> bool {
+    use syntax::StmtKind as S;
+    match stmt {
+        S::Verdict(name) => name.text != "continue",
+        S::Jump { .. }
+        | S::Reject { .. }
+        | S::Masquerade { .. }
+        | S::Redirect { .. }
+        | S::Nat { .. } => true,
+        _ => false,
+    }
+}
+
+/// `reject [with ...]`: which codes exist in which family.
+fn reject(family: Family, with: &Option<Name>, code: &Option<Name>) -> Result<Reject> {
+    let (Some(with), code) = (with, code) else {
+        return Ok(Reject::Default);
+    };
+    type Codes = &'static [(&'static str, u8)];
+    let (table, allowed, make): (Codes, bool, fn(u8) -> Reject) = match with.text.as_str() {
+        "tcp" => return Ok(Reject::TcpReset),
+        "icmp" => (symbols::ICMP_CODES, family != Family::Ip6, Reject::Icmp),
+        "icmpv6" => (symbols::ICMPV6_CODES, family != Family::Ip, Reject::Icmpv6),
+        _ => (symbols::ICMPX_CODES, family == Family::Inet, Reject::Icmpx),
+    };
+    if !allowed {
+        return Err(Error::new(
+            with.span.clone(),
+            format!(
+                "reject with {} is not possible in an {} table",
+                with.text,
+                family.name()
+            ),
+        ));
+    }
+    let Some(code) = code else {
+        return Err(Error::new(with.span.clone(), "missing icmp code"));
+    };
+    lookup(table, &code.text).map(make).ok_or_else(|| {
+        Error::new(
+            code.span.clone(),
+            format!(
+                "unknown {} code '{}' (expected one of: {})",
+                with.text,
+                code.text,
+                symbols::names(table)
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ impl<'b> Parser<'b> {
 
     /// One command: `[add] table|chain|set|map|rule|element ...`,
     /// `insert rule`, `delete table`, `flush table|ruleset`.
-    pub(super) fn command(&mut self) -> Result<TopItem> {
+    fn command(&mut self) -> Result<TopItem> {
         let span = self.span();
         let verb = match self.peek() {
             Tok::Word(w) if matches!(w.as_str(), "add" | "insert" | "delete" | "flush") => {
@@ -125,7 +125,7 @@ impl<'b> Parser<'b> {
     }
 
     /// `[ip|ip6|inet|bridge] NAME`; without a family, nft means ip.
-    pub(super) fn table_name(&mut self) -> Result<TableName> {
+    fn table_name(&mut self) -> Result<TableName> {
         let family = match self.peek() {
             Tok::Word(w) => match w.as_str() {
                 "ip" => Some(Family::Ip),
@@ -151,11 +151,11 @@ impl<'b> Parser<'b> {
         })
     }
 
-    pub(super) fn table_body(&mut self, end: End) -> Result<Vec<TableItem>> {
+    fn table_body(&mut self, end: End) -> Result<Vec<TableItem>> {
         self.block(end, TableItem::Binding, Self::table_item)
     }
 
-    pub(super) fn table_item(&mut self) -> Result<TableItem> {
+    fn table_item(&mut self) -> Result<TableItem> {
         let span = self.span();
         let keyword = self.word("'chain', 'set', 'map' or '}'")?;
         let item = match keyword.text.as_str() {
@@ -178,11 +178,11 @@ impl<'b> Parser<'b> {
         Ok(item)
     }
 
-    pub(super) fn chain_body(&mut self, end: End) -> Result<Vec<ChainItem>> {
+    fn chain_body(&mut self, end: End) -> Result<Vec<ChainItem>> {
         self.block(end, ChainItem::Binding, Self::chain_item)
     }
 
-    pub(super) fn chain_item(&mut self) -> Result<ChainItem> {
+    fn chain_item(&mut self) -> Result<ChainItem> {
         let item = if self.is_word("type") {
             ChainItem::Hook(self.hook_spec()?)
         } else if self.eat_word("policy") {

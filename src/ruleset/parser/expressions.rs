@@ -34,7 +34,7 @@ impl<'b> Parser<'b> {
     }
 
     /// `a . b . c`
-    pub(super) fn concat(&mut self) -> Result<Expr> {
+    fn concat(&mut self) -> Result<Expr> {
         let span = self.span();
         let first = self.range()?;
         if *self.peek() != Tok::Dot {
@@ -104,7 +104,7 @@ impl<'b> Parser<'b> {
     }
 
     /// The elements of a `{ ... }` after its `{`.
-    pub(super) fn set_elements(&mut self, span: Span) -> Result<Expr> {
+    fn set_elements(&mut self, span: Span) -> Result<Expr> {
         self.nest()?;
         let mut elements = Vec::new();
         loop {
@@ -126,7 +126,7 @@ impl<'b> Parser<'b> {
     }
 
     /// `KEY [comment "..."] [: DATA]`
-    pub(super) fn set_element(&mut self) -> Result<SetElem> {
+    fn set_element(&mut self) -> Result<SetElem> {
         let span = self.span();
         let key = self.concat()?;
         let comment = if self.eat_word("comment") {
@@ -149,7 +149,7 @@ impl<'b> Parser<'b> {
     }
 
     /// A map element's data: a verdict (`accept`, `jump NAME`) or values.
-    pub(super) fn map_data(&mut self) -> Result<Expr> {
+    fn map_data(&mut self) -> Result<Expr> {
         let span = self.span();
         if self.is_word("jump") || self.is_word("goto") {
             let goto = self.is_word("goto");

@@ -26,7 +26,7 @@ impl<'b> Parser<'b> {
     }
 
     /// `N`, `-N`, `KEYWORD`, `KEYWORD + N`, `KEYWORD - N`.
-    pub(super) fn priority(&mut self) -> Result<Priority> {
+    fn priority(&mut self) -> Result<Priority> {
         let span = self.span();
         let signed = |p: &mut Parser, negative: bool| -> Result<i64> {
             let (n, n_span) = p.number("a number")?;

@@ -3,32 +3,6 @@
 
 use super::*;
 
-/// A field after a protocol word the loader does not read: nft syntax it
-/// does not support (`ip ttl`), or a typo (`tcp dprot`: did you mean
-/// `tcp dport`?).
-pub(super) fn unknown_field(
-    protocol: &str,
-    field: &str,
-    span: Span,
-    supported: &[(&str, Selector)],
-) -> Error {
-    if suggest::nft_fields(protocol).contains(&field) {
-        return Error::new(
-            span,
-            format!("'{protocol} {field}' is valid nft but not supported by this loader"),
-        );
-    }
-    let hint = suggest::did_you_mean(
-        field,
-        supported.iter().map(|(name, _)| *name),
-        &format!("{protocol} "),
-    );
-    Error::new(
-        span,
-        format!("syntax error, unexpected '{field}': '{protocol}' has no field '{field}'{hint}"),
-    )
-}
-
 impl<'b> Parser<'b> {
     /// A selector like `ip saddr` or `fib daddr type`, if one starts here.
     pub(super) fn key(&mut self) -> Result<Option<Key>> {
@@ -144,7 +118,7 @@ impl<'b> Parser<'b> {
     }
 
     /// After `fib`: `saddr|daddr [. iif|oif|mark]... type`
-    pub(super) fn fib(&mut self) -> Result<Selector> {
+    fn fib(&mut self) -> Result<Selector> {
         let addr = self.word("'saddr' or 'daddr'")?;
         let mut fib = Fib {
             saddr: false,
@@ -299,7 +273,7 @@ impl<'b> Parser<'b> {
     }
 
     /// After `meta mark set` / `ct mark set`.
-    pub(super) fn mark_source(&mut self) -> Result<MarkSource> {
+    fn mark_source(&mut self) -> Result<MarkSource> {
         if self.is_word("mark") {
             self.advance();
             return Ok(MarkSource::MetaMark);
@@ -316,6 +290,27 @@ impl<'b> Parser<'b> {
         }
         Ok(MarkSource::Value(self.primary()?))
     }
+}
+
+/// A field after a protocol word the loader does not read: nft syntax it
+/// does not support (`ip ttl`), or a typo (`tcp dprot`: did you mean
+/// `tcp dport`?).
+fn unknown_field(protocol: &str, field: &str, span: Span, supported: &[(&str, Selector)]) -> Error {
+    if suggest::nft_fields(protocol).contains(&field) {
+        return Error::new(
+            span,
+            format!("'{protocol} {field}' is valid nft but not supported by this loader"),
+        );
+    }
+    let hint = suggest::did_you_mean(
+        field,
+        supported.iter().map(|(name, _)| *name),
+        &format!("{protocol} "),
+    );
+    Error::new(
+        span,
+        format!("syntax error, unexpected '{field}': '{protocol}' has no field '{field}'{hint}"),
+    )
 }
 
 #[cfg(test)]

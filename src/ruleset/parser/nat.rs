@@ -57,7 +57,7 @@ impl<'b> Parser<'b> {
     }
 
     /// `ADDR[-ADDR][:PORT[-PORT]]`, `[ADDR6][:PORT]`, `:PORT`
-    pub(super) fn nat_address(&mut self) -> Result<NatTarget> {
+    fn nat_address(&mut self) -> Result<NatTarget> {
         let addr = if self.eat(&Tok::LBracket) {
             let addr = self.range()?;
             self.expect(&Tok::RBracket, "']'")?;

@@ -16,11 +16,11 @@ impl<'b> Parser<'b> {
         })
     }
 
-    pub(super) fn set_body(&mut self, end: End) -> Result<Vec<SetItem>> {
+    fn set_body(&mut self, end: End) -> Result<Vec<SetItem>> {
         self.block(end, SetItem::Binding, Self::set_item)
     }
 
-    pub(super) fn set_item(&mut self) -> Result<SetItem> {
+    fn set_item(&mut self) -> Result<SetItem> {
         let keyword = self.word("a set property or '}'")?;
         let item = match keyword.text.as_str() {
             "type" => {
@@ -80,7 +80,7 @@ impl<'b> Parser<'b> {
     }
 
     /// `ipv4_addr . inet_service`
-    pub(super) fn type_list(&mut self) -> Result<Vec<Name>> {
+    fn type_list(&mut self) -> Result<Vec<Name>> {
         let mut types = vec![self.word("a type name")?];
         while self.eat(&Tok::Dot) {
             types.push(self.word("a type name")?);

@@ -3,21 +3,6 @@
 
 use super::*;
 
-/// A word where a statement belongs that the loader does not read.
-pub(super) fn unknown_statement(word: &str, span: Span) -> Error {
-    if suggest::is_nft_only(word) {
-        return Error::new(
-            span,
-            format!("'{word}' is valid nft but not supported by this loader"),
-        );
-    }
-    let hint = suggest::did_you_mean(word, suggest::STATEMENT_WORDS.iter().copied(), "");
-    Error::new(
-        span,
-        format!("syntax error, unexpected '{word}', expecting a statement{hint}"),
-    )
-}
-
 impl<'b> Parser<'b> {
     /// Statements up to the end of the line, `;` or `}`; a `comment "..."`
     /// may only come last.
@@ -45,7 +30,7 @@ impl<'b> Parser<'b> {
         })
     }
 
-    pub(super) fn stmt(&mut self) -> Result<Stmt> {
+    fn stmt(&mut self) -> Result<Stmt> {
         let span = self.span();
         if let Some(key) = self.key()? {
             let kind = self.after_key(key)?;
@@ -98,7 +83,7 @@ impl<'b> Parser<'b> {
     }
 
     /// `counter [packets N bytes M]`
-    pub(super) fn counter(&mut self) -> Result<StmtKind> {
+    fn counter(&mut self) -> Result<StmtKind> {
         if !self.eat_word("packets") {
             return Ok(StmtKind::Counter {
                 packets: 0,
@@ -112,7 +97,7 @@ impl<'b> Parser<'b> {
     }
 
     /// After `reject`: `[with tcp reset | with icmp|icmpv6|icmpx [type] CODE]`
-    pub(super) fn reject(&mut self) -> Result<StmtKind> {
+    fn reject(&mut self) -> Result<StmtKind> {
         if !self.eat_word("with") {
             return Ok(StmtKind::Reject {
                 with: None,
@@ -144,6 +129,21 @@ impl<'b> Parser<'b> {
             code,
         })
     }
+}
+
+/// A word where a statement belongs that the loader does not read.
+fn unknown_statement(word: &str, span: Span) -> Error {
+    if suggest::is_nft_only(word) {
+        return Error::new(
+            span,
+            format!("'{word}' is valid nft but not supported by this loader"),
+        );
+    }
+    let hint = suggest::did_you_mean(word, suggest::STATEMENT_WORDS.iter().copied(), "");
+    Error::new(
+        span,
+        format!("syntax error, unexpected '{word}', expecting a statement{hint}"),
+    )
 }
 
 #[cfg(test)]

@@ -131,7 +131,7 @@ impl<'b> Parser<'b> {
         }
     }
 
-    pub(super) fn at_separator(&self) -> bool {
+    fn at_separator(&self) -> bool {
         matches!(self.peek(), Tok::Newline | Tok::Semicolon)
     }
 
