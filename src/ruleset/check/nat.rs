@@ -8,7 +8,7 @@ use super::*;
 impl Checker {
     /// The `:PORT[-PORT]` of masquerade, redirect and nat: it needs a
     /// transport protocol match earlier in the rule, as in nft.
-    pub(super) fn nat_port(&self, ctx: &RuleCtx, port: Option<&Expr>) -> Result<Option<PortRange>> {
+    fn nat_port(&self, ctx: &RuleCtx, port: Option<&Expr>) -> Result<Option<PortRange>> {
         let Some(port) = port else {
             return Ok(None);
         };
@@ -32,6 +32,32 @@ impl Checker {
                 ));
             }
         }))
+    }
+
+    /// `masquerade [to :PORT] [FLAGS]` (postrouting only) or, with
+    /// `redirect`, `redirect [to [:]PORT] [FLAGS]` (to the host itself, so
+    /// prerouting or output): both keep the address the kernel picks.
+    pub(super) fn masquerade_or_redirect(
+        &mut self,
+        ctx: &mut RuleCtx,
+        span: &Span,
+        redirect: bool,
+        port: Option<&Expr>,
+        flags: &[Name],
+    ) -> Result<StmtKind> {
+        let (what, hooks): (&'static str, &'static [Hook]) = if redirect {
+            ("redirect", &[Hook::Prerouting, Hook::Output])
+        } else {
+            ("masquerade", &[Hook::Postrouting])
+        };
+        self.need(ctx, span, what, true, hooks);
+        let port = self.nat_port(ctx, port)?;
+        let flags = nat_flags(flags);
+        Ok(if redirect {
+            StmtKind::Redirect { port, flags }
+        } else {
+            StmtKind::Masquerade { port, flags }
+        })
     }
 
     pub(super) fn nat(
@@ -204,7 +230,7 @@ fn ip_of(scalar: &Scalar) -> Option<std::net::IpAddr> {
     }
 }
 
-pub(super) fn nat_flags(names: &[Name]) -> NatFlags {
+fn nat_flags(names: &[Name]) -> NatFlags {
     let mut flags = NatFlags::default();
     for name in names {
         match name.text.as_str() {
@@ -226,11 +252,32 @@ mod tests {
 
     #[test]
     fn a_nat_port_needs_a_transport_protocol_match_before_it() {
-        assert_eq!(
-            check_error(&prerouting("dnat to 10.0.0.1:80")),
-            "t.nft:4:18: transport protocol mapping is only valid after transport protocol match"
-        );
-        check_ok(&prerouting("tcp dport 80 dnat to 10.0.0.1:8080"));
+        let postrouting = |rule| in_chain("ip", "type nat hook postrouting priority srcnat", rule);
+        for (bare, col, matched) in [
+            (
+                prerouting("dnat to 10.0.0.1:80"),
+                18,
+                prerouting("tcp dport 80 dnat to 10.0.0.1:8080"),
+            ),
+            (
+                prerouting("redirect to :8080"),
+                14,
+                prerouting("tcp dport 80 redirect to :8080"),
+            ),
+            (
+                postrouting("masquerade to :1024"),
+                16,
+                postrouting("meta l4proto tcp masquerade to :1024-2048 random"),
+            ),
+        ] {
+            assert_eq!(
+                check_error(&bare),
+                format!(
+                    "t.nft:4:{col}: transport protocol mapping is only valid after transport protocol match"
+                )
+            );
+            check_ok(&matched);
+        }
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use super::declarations::{check_comment, describe_table};
 use super::matches::unreachable_mark;
-use super::nat::nat_flags;
 use super::*;
 
 /// The kernel's limit on log prefixes, without the terminating NUL.
@@ -182,19 +181,10 @@ impl Checker {
             S::Vmap { key, map } => StmtKind::VerdictMap(self.vmap(ctx, key, map)?),
             S::Reject { with, code } => StmtKind::Reject(reject(ctx.table.family, with, code)?),
             S::Masquerade { port, flags } => {
-                self.need(ctx, &stmt.span, "masquerade", true, &[Hook::Postrouting]);
-                StmtKind::Masquerade {
-                    port: self.nat_port(ctx, port.as_ref())?,
-                    flags: nat_flags(flags),
-                }
+                self.masquerade_or_redirect(ctx, &stmt.span, false, port.as_ref(), flags)?
             }
             S::Redirect { port, flags } => {
-                let hooks = &[Hook::Prerouting, Hook::Output];
-                self.need(ctx, &stmt.span, "redirect", true, hooks);
-                StmtKind::Redirect {
-                    port: self.nat_port(ctx, port.as_ref())?,
-                    flags: nat_flags(flags),
-                }
+                self.masquerade_or_redirect(ctx, &stmt.span, true, port.as_ref(), flags)?
             }
             S::Nat {
                 dnat,
