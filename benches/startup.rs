@@ -109,6 +109,8 @@ fn spawn_phases(c: &mut Criterion) {
         command: vec!["/bin/true".into()],
         init: false,
         take_terminal: false,
+        capabilities: supervisor::spawn::DEFAULT_CAPABILITIES.to_vec(),
+        user: None,
         confinement: Default::default(),
     };
     let finish = |mut container: Container| {

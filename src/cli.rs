@@ -67,6 +67,10 @@ pub enum Command {
     /// Remove what crashed supervisors left behind (records, leases, links,
     /// firewall elements) and print each thing removed.
     Gc,
+    /// Compare the records with the leases, links and firewall elements
+    /// held, change nothing, and print one line per drift found (exit 1 when
+    /// there is any).
+    Check,
     /// Check or load nft-syntax ruleset files with the supervisor's own loader.
     #[command(subcommand)]
     Ruleset(RulesetCommand),
@@ -124,6 +128,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub stop_timeout: u64,
 
+    /// Print the network plan (ip, sysctl and nft commands) and change
+    /// nothing: no bridge, lease, element, record or container.
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// PID 1 is a minimal init that forwards signals to the command and
     /// reaps zombies (the default); --init=false makes the command PID 1.
     #[arg(
@@ -158,22 +167,45 @@ pub struct RunArgs {
     #[arg(long, value_name = "OPT")]
     pub dns_option: Vec<String>,
 
-    /// docker's -v/--volume, refused until volumes exist, so that it can
-    /// never silently mean something else.
-    #[arg(short = 'v', long = "volume", value_name = "SRC:DST", hide = true, value_parser = no_volumes)]
+    /// The container's root: DIR, entered with pivot_root, with a fresh
+    /// /proc, a minimal /dev and a read-only /sys (default: the host's tree,
+    /// read-only).
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Without --rootfs, let the container write the host's filesystem and
+    /// see its /tmp, /var/tmp and /run (the supervisor's state among them).
+    #[arg(long)]
+    pub rw_host: bool,
+
+    /// Bind a host path into the container: HOST:CTR[:ro|rw]; repeatable.
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro|rw]")]
     pub volume: Vec<String>,
+
+    /// A writable tmpfs in the container: CTR[:size=…,mode=…]; repeatable.
+    #[arg(long, value_name = "CTR[:OPTS]")]
+    pub tmpfs: Vec<String>,
+
+    /// The container's root read-only (volumes and tmpfs mounts keep theirs).
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Run the command as UID[:GID] or NAME[:GROUP], names from the
+    /// container's own /etc/passwd and /etc/group.
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Add a capability to docker's default set (NET_ADMIN, ALL…); repeatable.
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+
+    /// Drop a capability from docker's default set (ALL for every one); repeatable.
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
 
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
-}
-
-fn no_volumes(_: &str) -> Result<String, String> {
-    Err(
-        "volumes are not supported yet (the container sees the host's filesystem); \
-         -v is not verbosity here: use --verbose"
-            .to_string(),
-    )
 }
 
 #[derive(Debug, Args)]
@@ -471,13 +503,10 @@ mod tests {
     }
 
     #[test]
-    fn dash_v_is_dockers_volume_and_refused_never_verbosity() {
-        let err = parse(&["run", "-v", "/tmp:/data", "true"]).unwrap_err();
-        assert!(
-            err.to_string().contains("volumes are not supported yet"),
-            "{err}"
-        );
-        assert!(parse(&["run", "--volume=/tmp:/data", "true"]).is_err());
+    fn dash_v_is_dockers_volume_never_verbosity() {
+        let run = run_args(&["run", "-v", "/tmp:/data", "--volume=/a:/b:ro", "true"]);
+        assert_eq!(run.volume, ["/tmp:/data", "/a:/b:ro"]);
+        assert_eq!(run.command, ["true"]);
         assert!(parse(&["-v", "run", "true"]).is_err());
         assert!(parse(&["ps", "-v"]).is_err());
     }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use crate::error_chain::Chain;
 use crate::seccomp::{self, Profile, Target};
-use crate::spawn::{DEFAULT_CAPABILITIES, MountPlan, SeccompFilter};
+use caps::Capability;
+
+use crate::spawn::SeccompFilter;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seccomp {
@@ -94,9 +96,10 @@ fn read_profile(file: &Path) -> Result<Seccomp, Error> {
 /// kernel would refuse fails the container's setup, never weakens it.
 fn compile_cached(
     profile: &Profile,
+    caps: &[Capability],
     cache_dir: Option<&Path>,
 ) -> Result<SeccompFilter, seccomp::Error> {
-    let caps: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+    let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
     let target = Target::here(caps);
     let cached = cache_dir.map(|dir| dir.join(format!("{:016x}.bpf", cache_key(profile, &target))));
     if let Some(path) = &cached {
@@ -137,34 +140,31 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl Security {
     /// The seccomp program to install, if any, compiled or from the cache
     /// in `cache_dir`.
-    /// A profile libseccomp refuses is an error naming its file.
-    pub fn filter(&self, cache_dir: Option<&Path>) -> Result<Option<Arc<SeccompFilter>>, Error> {
+    /// A profile libseccomp refuses is an error naming its file. The
+    /// profile's rules are keyed on the container's capabilities `caps`.
+    pub fn filter(
+        &self,
+        caps: &[Capability],
+        cache_dir: Option<&Path>,
+    ) -> Result<Option<Arc<SeccompFilter>>, Error> {
         let (profile, file) = match &self.seccomp {
             Seccomp::Unconfined => return Ok(None),
             Seccomp::Default => (&seccomp::default_profile(), None),
             Seccomp::File(file, profile) => (profile, Some(file)),
         };
-        compile_cached(profile, cache_dir)
+        compile_cached(profile, caps, cache_dir)
             .map(|f| Some(Arc::new(f)))
             .map_err(|e| Error::Profile {
                 file: file.map_or("(docker's default)".into(), |f| f.display().to_string()),
                 message: Chain(&e).to_string(),
             })
     }
-
-    /// The kernel-interface part of the container's mounts.
-    pub fn mounts(&self) -> MountPlan {
-        let mut plan = MountPlan::default();
-        if self.system_paths {
-            plan.protect_kernel();
-        }
-        plan
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spawn::DEFAULT_CAPABILITIES;
 
     fn opts(values: &[&str]) -> Result<Security, Error> {
         parse(&values.iter().map(|v| v.to_string()).collect::<Vec<_>>())
@@ -224,23 +224,33 @@ mod tests {
 
     #[test]
     fn the_default_compiles_and_unconfined_has_no_filter() {
-        assert!(Security::default().filter(None).unwrap().is_some());
+        assert!(
+            Security::default()
+                .filter(&DEFAULT_CAPABILITIES, None)
+                .unwrap()
+                .is_some()
+        );
         let unconfined = opts(&["seccomp=unconfined"]).unwrap();
-        assert!(unconfined.filter(None).unwrap().is_none());
+        assert!(
+            unconfined
+                .filter(&DEFAULT_CAPABILITIES, None)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn a_cached_program_is_the_compiled_one_and_a_changed_profile_misses() {
         let dir = std::env::temp_dir().join(format!("sv-seccomp-cache-{}", std::process::id()));
         let profile = seccomp::default_profile();
-        let fresh = compile_cached(&profile, Some(&dir)).unwrap();
+        let fresh = compile_cached(&profile, &DEFAULT_CAPABILITIES, Some(&dir)).unwrap();
         let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
         assert_eq!(files.len(), 1, "one program, no temporary left");
-        let cached = compile_cached(&profile, Some(&dir)).unwrap();
+        let cached = compile_cached(&profile, &DEFAULT_CAPABILITIES, Some(&dir)).unwrap();
         assert_eq!(format!("{fresh:?}"), format!("{cached:?}"));
         let mut other = profile.clone();
         other.rules.pop();
-        compile_cached(&other, Some(&dir)).unwrap();
+        compile_cached(&other, &DEFAULT_CAPABILITIES, Some(&dir)).unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }

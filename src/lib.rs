@@ -1,13 +1,16 @@
 //! supervisor: runs a command in its own namespaces and owns its network.
 //!
-//! Data flows one way: `spec` (validated user input) → the `supervisor`
-//! lifecycle → the kernel through `spawn` (clone3, pidfd), `netlink`
-//! (links, addresses, routes) and `firewall` (nftables batches); the
-//! `ruleset` loader compiles nft-syntax files to `nftables` batches.
+//! Data flows one way: `spec` (validated user input) → `plan` (the
+//! container's network as a plain value, built by a pure function from the
+//! spec and a snapshot of what is taken; `run --dry-run` prints it) →
+//! `plan::apply` and the `supervisor` lifecycle → the kernel through `spawn`
+//! (clone3, pidfd), `netlink` (links, addresses, routes) and `firewall`
+//! (nftables batches); the `ruleset` loader compiles nft-syntax files to
+//! `nftables` batches.
 //!
 //! `state` keeps a record of each running container; `reconcile` gives back
-//! what crashed supervisors left; `control` is `ps`, `stop`, `inspect` and
-//! `gc`, run from another process.
+//! what crashed supervisors left; `control` is `ps`, `stop`, `inspect`,
+//! `check` and `gc`, run from another process.
 //!
 //! Dependencies run downward only. The layers, top to bottom; a module uses
 //! only the modules after it in this list (tests/layers.rs checks every
@@ -16,9 +19,10 @@
 //! ```text
 //! edge:      main usage cli bench
 //! lifecycle: supervisor control
-//! plan:      spec publish env_file
-//! apply:     reconcile network firewall ruleset confinement spawn seccomp
-//!            netlink conntrack reserve ipam state etc_files nftables signals
+//! plan:      plan spec publish env_file
+//! apply:     reconcile network firewall ruleset confinement filesystem
+//!            identity spawn seccomp netlink conntrack reserve ipam state
+//!            etc_files nftables signals
 //! leaf:      milestones error_chain values
 //! ```
 //!
@@ -33,13 +37,16 @@ pub mod control;
 pub mod env_file;
 pub mod error_chain;
 pub mod etc_files;
+pub mod filesystem;
 pub mod firewall;
+pub mod identity;
 pub mod ipam;
 #[doc(hidden)]
 pub mod milestones;
 pub mod netlink;
 pub mod network;
 pub mod nftables;
+pub mod plan;
 pub mod publish;
 pub mod reconcile;
 pub mod reserve;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use supervisor::error_chain::Chain;
+use supervisor::filesystem::FilesystemOptions;
 use supervisor::spec::{NetworkMode, RunOptions};
 use supervisor::{control, ruleset};
 
@@ -25,6 +26,14 @@ fn main() -> ExitCode {
     };
     init_logging(cli.verbose, cli.log_level);
     match cli.command {
+        Command::Run(args) if args.dry_run => {
+            let options = run_options(*args, cli.bridge, cli.subnet, cli.state_dir);
+            let planned = supervisor::supervisor::dry_run(options).map(|plan| {
+                print!("{plan}");
+                0
+            });
+            exit(planned, |e| e.exit_code())
+        }
         Command::Run(args) => {
             let options = run_options(*args, cli.bridge, cli.subnet, cli.state_dir);
             exit(supervisor::supervisor::run(options), |e| e.exit_code())
@@ -63,6 +72,11 @@ fn main() -> ExitCode {
             &cli.subnet,
             &mut stdout(),
         )),
+        Command::Check => match control::check(&cli.state_dir, &mut stdout()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(err) => done(Err(err)),
+        },
         Command::Ruleset(command) => ruleset_command(command),
     }
 }
@@ -92,6 +106,16 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
         dns: args.dns,
         dns_search: args.dns_search,
         dns_option: args.dns_option,
+        filesystem: FilesystemOptions {
+            rootfs: args.rootfs,
+            rw_host: args.rw_host,
+            volumes: args.volume,
+            tmpfs: args.tmpfs,
+            read_only: args.read_only,
+        },
+        user: args.user,
+        cap_add: args.cap_add,
+        cap_drop: args.cap_drop,
         command: args.command,
     }
 }

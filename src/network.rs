@@ -8,8 +8,10 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use crate::ipam::{self, Holder, Lease, Pool};
-use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings, sysctl};
+use crate::netlink::sysctl::Setting;
+use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings};
 use crate::spawn::Container;
+use crate::values::Subnet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -37,7 +39,7 @@ pub struct Attachment {
 }
 
 /// Takes the address lease (`ip`, or the lowest free), then makes sure the
-/// bridge is there with the host's sysctls. The lease is taken before the
+/// bridge is there and sets `sysctls` (see `plan::network_part`). The lease is taken before the
 /// first await: a caller polling this first learns of a taken address before
 /// starting anything else.
 pub async fn prepare(
@@ -46,13 +48,15 @@ pub async fn prepare(
     state_dir: &Path,
     name: &str,
     id: &str,
+    sysctls: &[Setting],
 ) -> Result<Attachment, Error> {
     let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?;
     let lease = pool.lease(ip, &Holder::this_process(name, id)?)?;
     let nl = Netlink::connect()?;
     let bridge_index = netlink::ensure_bridge(&nl, bridge).await?;
-    sysctl::enable_ip_forward()?;
-    sysctl::enable_route_localnet(&bridge.name)?;
+    for setting in sysctls {
+        setting.apply()?;
+    }
     let link = ContainerLink {
         host_ifname: host_ifname(id),
         bridge_index,
@@ -67,25 +71,35 @@ impl Attachment {
         self.link.address
     }
 
-    pub fn host_ifname(&self) -> &str {
-        &self.link.host_ifname
-    }
-
     /// The dead supervisor whose address this one took over, if any.
     pub fn reclaimed(&self) -> Option<&Holder> {
         self.lease.reclaimed()
     }
 
-    /// Plumbs `container`, which must not be released yet. Every fd on its
+    pub fn subnet(&self) -> Subnet {
+        self.link.subnet
+    }
+
+    /// The bridge's interface index, which the host end is attached to.
+    pub fn bridge_index(&self) -> u32 {
+        self.link.bridge_index
+    }
+
+    /// Plumbs `container`, which must not be released yet, as `link` says
+    /// (made from the plan, with this lease's address). Every fd on its
     /// network namespace is closed again on return, so the veth pair lives
-    /// as long as the container: it goes away by itself when the container's
-    /// last process exits.
-    pub async fn plumb(&self, container: &Container) -> Result<PlumbTimings, Error> {
+    /// as long as the container: it goes away by itself when the
+    /// container's last process exits.
+    pub async fn plumb(
+        &self,
+        link: &ContainerLink,
+        container: &Container,
+    ) -> Result<PlumbTimings, Error> {
         let netns = OwnedFd::from(container.netns().map_err(Error::Netns)?);
-        let timings = netlink::plumb(&self.nl, &self.link, netns).await?;
+        let timings = netlink::plumb(&self.nl, link, netns).await?;
         tracing::debug!(
-            address = %self.link.address,
-            veth = %self.link.host_ifname,
+            address = %link.address,
+            veth = %link.host_ifname,
             "plumb: {} us (veth {} us, then configure {} us)",
             timings.total.as_micros(),
             timings.veth.as_micros(),

@@ -5,7 +5,9 @@
 //! it: PR_SET_PDEATHSIG, and the veth with the container's namespace). A
 //! record whose supervisor is dead is stale, and what it held is nobody's:
 //! `gc` gives it all back, and `run` gives back whatever is in its way (a
-//! name, an address, a port) before going on.
+//! name when it registers; an address or a port through `plan::apply`, the
+//! one place that asks here) before going on. `supervisor check` reports
+//! the same remains without removing them.
 //!
 //! Ownership is decided by ids and process identities, never by timing: a
 //! lease names its holder's id and supervisor; a link is `sv-` and its

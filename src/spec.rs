@@ -10,6 +10,8 @@ use std::time::Duration;
 use crate::confinement::{self, Security};
 use crate::env_file::{self, EnvFileError};
 use crate::etc_files::{self, NameOptions};
+use crate::filesystem::{self, Filesystem, FilesystemOptions};
+use crate::identity::{self, User};
 use crate::ipam;
 use crate::netlink::{self, Bridge};
 use crate::publish::{self, PublishError};
@@ -66,6 +68,12 @@ pub struct RunOptions {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_option: Vec<String>,
+    /// --rootfs, --rw-host, -v, --tmpfs, --read-only.
+    pub filesystem: FilesystemOptions,
+    /// `--user`, docker's syntax.
+    pub user: Option<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
     pub command: Vec<OsString>,
 }
 
@@ -101,6 +109,10 @@ pub struct RunSpec {
     pub security: Security,
     /// What goes into its /etc/hosts and /etc/resolv.conf.
     pub names: NameOptions,
+    pub filesystem: Filesystem,
+    /// None: root, as the supervisor's own groups.
+    pub user: Option<User>,
+    pub capabilities: Vec<caps::Capability>,
     pub command: Vec<OsString>,
 }
 
@@ -155,6 +167,10 @@ pub enum SpecError {
     Security(#[from] confinement::Error),
     #[error(transparent)]
     Names(#[from] etc_files::OptionError),
+    #[error(transparent)]
+    Filesystem(#[from] filesystem::Error),
+    #[error(transparent)]
+    Identity(#[from] identity::Error),
 }
 
 impl RunSpec {
@@ -186,12 +202,30 @@ impl RunSpec {
             })?);
         }
         labels.extend(parse_labels(&options.labels)?);
+        let filesystem = Filesystem::parse(&options.filesystem)?;
+        // In the container's root: checked there only when it is the
+        // host's; in a rootfs of the user's a missing one is made, as
+        // docker does.
         let workdir = match options.workdir {
             None => PathBuf::from("/"),
             Some(dir) if !dir.is_absolute() => return Err(SpecError::WorkdirRelative(dir)),
-            Some(dir) if !dir.is_dir() => return Err(SpecError::WorkdirMissing(dir)),
+            Some(dir) if filesystem.is_host() && !dir.is_dir() => {
+                return Err(SpecError::WorkdirMissing(dir));
+            }
             Some(dir) => dir,
         };
+        let user = options
+            .user
+            .as_deref()
+            .map(|spec| {
+                let read = |file| {
+                    std::fs::read_to_string(filesystem.host_path(std::path::Path::new(file)))
+                        .unwrap_or_default()
+                };
+                identity::resolve_user(spec, &read("/etc/passwd"), &read("/etc/group"))
+            })
+            .transpose()?;
+        let capabilities = identity::capabilities(&options.cap_add, &options.cap_drop)?;
         if options.command.is_empty() {
             return Err(SpecError::NoCommand);
         }
@@ -226,6 +260,9 @@ impl RunSpec {
             init: options.init,
             security,
             names,
+            filesystem,
+            user,
+            capabilities,
             command: options.command,
         })
     }
@@ -237,7 +274,10 @@ impl RunSpec {
         let mut env = vec![
             ("PATH".to_string(), DEFAULT_PATH.to_string()),
             ("HOSTNAME".to_string(), self.hostname.clone()),
-            ("HOME".to_string(), "/root".to_string()),
+            (
+                "HOME".to_string(),
+                self.user.as_ref().map_or("/root", |u| &u.home).to_string(),
+            ),
         ];
         if terminal {
             let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_string());
@@ -400,6 +440,10 @@ mod tests {
             dns: vec![],
             dns_search: vec![],
             dns_option: vec![],
+            filesystem: FilesystemOptions::default(),
+            user: None,
+            cap_add: vec![],
+            cap_drop: vec![],
             command: command.iter().map(OsString::from).collect(),
         }
     }

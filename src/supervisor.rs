@@ -1,5 +1,7 @@
 //! The life of one container: validate, preflight, spawn, release,
-//! supervise, tear down, and the exit code.
+//! supervise, tear down, and the exit code. Its network is a `plan`, made
+//! from the lease and the reserved ports and applied by `plan::apply`;
+//! `dry_run` prints the plan instead.
 
 use std::io;
 use std::pin::Pin;
@@ -14,6 +16,7 @@ use crate::etc_files::{self, EtcFiles};
 use crate::firewall::{self, Base, Firewall, Publication};
 use crate::milestones::{pause_at, phase, timed, timed_async};
 use crate::network::{self, Attachment};
+use crate::plan::{self, Snapshot, apply};
 use crate::reconcile;
 use crate::reserve::{self, Reservations};
 use crate::signals::{self, Signals};
@@ -51,6 +54,19 @@ pub enum Error {
     Wait(#[source] io::Error),
     #[error(transparent)]
     EtcFiles(#[from] etc_files::WriteError),
+    #[error(transparent)]
+    Filesystem(#[from] crate::filesystem::PrepareError),
+    #[error(transparent)]
+    Plan(#[from] plan::Conflict),
+}
+
+impl From<apply::Error> for Error {
+    fn from(err: apply::Error) -> Error {
+        match err {
+            apply::Error::Firewall(err) => Error::Firewall(err),
+            apply::Error::Reserve(err) => Error::Reserve(err),
+        }
+    }
 }
 
 impl Error {
@@ -82,6 +98,31 @@ pub fn run(options: RunOptions) -> Result<u8, Error> {
     });
     log_peak_rss();
     result
+}
+
+/// `run --dry-run`: the network plan of `options` against what is taken
+/// now, as text; nothing is created, written or started.
+pub fn dry_run(options: RunOptions) -> Result<String, Error> {
+    let spec = RunSpec::new(options)?;
+    let Network::Bridge { bridge, ip } = &spec.network else {
+        return Ok("# --network none: nothing to plan\n".to_string());
+    };
+    let snapshot = Snapshot::read(&spec.state_dir, &bridge.name);
+    let request = plan::Request {
+        owner: owner_of(&spec),
+        bridge: bridge.name.clone(),
+        subnet: bridge.subnet,
+        address: *ip,
+        mappings: spec.publish.clone(),
+    };
+    let plan = plan::plan(&request, &snapshot)?;
+    let mut text: String = snapshot
+        .unread
+        .iter()
+        .map(|what| format!("# not read, assumed free: {what}\n"))
+        .collect();
+    text.push_str(&plan.to_string());
+    Ok(text)
 }
 
 /// The peak resident set of this process's own memory (VmHWM), for
@@ -118,6 +159,14 @@ fn preflight() -> Result<(), Error> {
     }
 }
 
+/// Whose the container's elements and lease are.
+fn owner_of(spec: &RunSpec) -> Owner {
+    Owner {
+        name: spec.name.clone(),
+        id: spec.id.clone(),
+    }
+}
+
 /// Claims the container's name with its record: the first thing a run
 /// creates, so everything after it is explained by a live record.
 async fn register(spec: &RunSpec) -> Result<Registration, Error> {
@@ -145,14 +194,14 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     let Network::Bridge { bridge, ip } = &spec.network else {
         return Ok(None);
     };
-    let attachment = network::prepare(bridge, *ip, &spec.state_dir, &spec.name, &spec.id).await?;
-    if let Some(dead) = attachment.reclaimed() {
-        reconcile::reclaimed_address(&spec.state_dir, &bridge.name, dead).await;
-    }
+    // Every step of the network's part is an idempotent ensure: what a
+    // snapshot would say is there only changes how a dry run prints it.
+    let part = plan::network_part(&bridge.name, bridge.subnet, &Snapshot::default());
+    let attachment = apply::lease(&part, bridge, *ip, &spec.state_dir, &owner_of(spec)).await?;
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
     // After the bridge: a network's elements stay while its bridge exists.
-    let base = firewall.ensure_network(&bridge.name, &bridge.subnet)?;
+    let base = firewall.ensure_network(&part.bridge, &part.subnet)?;
     phase(&format!("base ruleset ({base:?}) and network"), t);
     if base != Base::Current {
         tracing::info!("loaded the supervisor's nftables tables ({base:?})");
@@ -174,50 +223,24 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
 
 impl BridgeNet {
     /// Plumbs the container and publishes its reserved ports (and its
-    /// spoof-guard entry) in one batch.
+    /// spoof-guard entry) in one batch, as planned from its lease and
+    /// reservations.
     async fn connect(
         &self,
         spec: &RunSpec,
         container: &Container,
         reservations: &mut Reservations,
     ) -> Result<Publication, Error> {
-        self.attachment.plumb(container).await?;
+        let ports = apply::ports(reservations)?;
+        let subnet = self.attachment.subnet();
+        let mut part =
+            plan::container_part(&owner_of(spec), subnet, self.attachment.address(), ports);
+        let link = part.link(self.attachment.bridge_index(), subnet);
+        self.attachment.plumb(&link, container).await?;
         pause_at("linked");
         let t = Instant::now();
-        let owner = Owner {
-            name: spec.name.clone(),
-            id: spec.id.clone(),
-        };
-        let publish = |reservations: &Reservations| {
-            self.firewall.publish_mappings(
-                &owner,
-                self.attachment.address(),
-                self.attachment.host_ifname(),
-                &reservations.mappings(),
-            )
-        };
-        const REPICKS: usize = 8;
-        let mut repicks = 0;
-        let publication = loop {
-            match publish(reservations) {
-                // Held by a dead supervisor: given back, then ours.
-                Err(firewall::Error::PortTaken {
-                    owner: Some(holder),
-                    ..
-                }) if reconcile::reclaim_port(&spec.state_dir, &holder).await => {
-                    break publish(reservations)?;
-                }
-                // A port we picked, free of sockets but with an element of
-                // someone who holds no reservation: pick another.
-                Err(firewall::Error::PortTaken { port, .. })
-                    if repicks < REPICKS
-                        && reservations.repick(port.protocol, port.host_port)? =>
-                {
-                    repicks += 1;
-                }
-                other => break other?,
-            }
-        };
+        let publication =
+            apply::publish(&self.firewall, &spec.state_dir, &mut part, reservations).await?;
         phase("publish batch", t);
         for (mapping, port) in spec.publish.iter().zip(&publication.ports) {
             if mapping.host_port.is_none() {
@@ -376,14 +399,20 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     let terminal = spawn::terminal_is_ours();
     // Their paths are known now; they are written once the address is.
     let files = EtcFiles::new(&spec.state_dir, &spec.id);
-    let mut mounts = spec.security.mounts();
-    for (source, target) in files.binds() {
-        mounts
-            .bind(&source, &target)
-            .map_err(|what| SpawnError::Nul { what })?;
+    if spec.filesystem.root == (crate::filesystem::Root::Host { writable: true }) {
+        tracing::warn!(
+            "--rw-host: the container can write the host's filesystem and reach the supervisor's state"
+        );
     }
+    let mounts = spec.filesystem.plan(
+        spec.security.system_paths,
+        &spec.workdir,
+        &spec.state_dir,
+        files.binds(),
+    )?;
     let seccomp = timed("seccomp program", || {
-        spec.security.filter(Some(&spec.state_dir.join("seccomp")))
+        spec.security
+            .filter(&spec.capabilities, Some(&spec.state_dir.join("seccomp")))
     })
     .map_err(SpecError::from)?;
     let config = SpawnConfig {
@@ -393,6 +422,12 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
         command: spec.command.clone(),
         init: spec.init,
         take_terminal: terminal,
+        capabilities: spec.capabilities.clone(),
+        user: spec.user.as_ref().map(|u| spawn::Ids {
+            uid: u.uid,
+            gid: u.gid,
+            groups: u.groups.clone(),
+        }),
         confinement: Confinement { mounts, seccomp },
     };
     let mut registration = timed_async("record", register(&spec)).await?;

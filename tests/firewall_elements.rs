@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 
 use supervisor::firewall::{Base, Error, Firewall, Publication};
+use supervisor::plan::apply::publish_mappings;
 use supervisor::values::{Owner, Port, Protocol, Subnet};
 
 fn nft(args: &[&str]) -> String {
@@ -201,33 +202,33 @@ fn a_missing_host_port_is_picked_from_the_ephemeral_range_and_not_reused() {
             std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", "40000 40001").unwrap();
             let fw = Firewall::open(&state_dir()).unwrap();
             let mapping = supervisor::publish::parse("8000").unwrap();
-            let a = fw
-                .publish_mappings(
-                    &owner_named("a"),
-                    Ipv4Addr::new(172, 16, 0, 2),
-                    "sv-a",
-                    &mapping,
-                )
-                .unwrap();
-            let b = fw
-                .publish_mappings(
-                    &owner_named("b"),
-                    Ipv4Addr::new(172, 16, 0, 3),
-                    "sv-b",
-                    &mapping,
-                )
-                .unwrap();
+            let a = publish_mappings(
+                &fw,
+                &owner_named("a"),
+                Ipv4Addr::new(172, 16, 0, 2),
+                "sv-a",
+                &mapping,
+            )
+            .unwrap();
+            let b = publish_mappings(
+                &fw,
+                &owner_named("b"),
+                Ipv4Addr::new(172, 16, 0, 3),
+                "sv-b",
+                &mapping,
+            )
+            .unwrap();
             let mut ports = [a.ports[0].host_port, b.ports[0].host_port];
             ports.sort();
             assert_eq!(ports, [40000, 40001]);
-            let err = fw
-                .publish_mappings(
-                    &owner_named("c"),
-                    Ipv4Addr::new(172, 16, 0, 4),
-                    "sv-c",
-                    &mapping,
-                )
-                .unwrap_err();
+            let err = publish_mappings(
+                &fw,
+                &owner_named("c"),
+                Ipv4Addr::new(172, 16, 0, 4),
+                "sv-c",
+                &mapping,
+            )
+            .unwrap_err();
             assert_eq!(err.to_string(), "no free host port left for tcp");
         },
     );

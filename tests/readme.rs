@@ -217,3 +217,31 @@ fn the_throwaway_namespace_recipe_works_as_written_and_leaves_nothing_behind() {
     ns.ok(del);
     assert_eq!(run_tree(&ns), before, "the recipe left files in /run");
 }
+
+/// The README's ruleset-check example, as a new user would paste it.
+fn ruleset_check_example() -> Vec<String> {
+    let readme = include_str!("../README.md");
+    let line = readme
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .flat_map(str::lines)
+        .find(|line| line.starts_with("supervisor ruleset check "))
+        .expect("the README shows a `supervisor ruleset check` command");
+    line.split_whitespace().skip(1).map(String::from).collect()
+}
+
+#[test]
+fn the_readmes_ruleset_check_of_the_base_ruleset_passes_as_written() {
+    let args = ruleset_check_example();
+    assert!(
+        args.iter().any(|a| a == "nft/supervisor.nft"),
+        "the example checks the base ruleset: {args:?}"
+    );
+    let out = Command::new(SUPERVISOR)
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("supervisor runs");
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+}

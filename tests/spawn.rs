@@ -523,10 +523,11 @@ fn a_bad_option_is_refused_with_exit_125_naming_it_and_creates_nothing() {
         (&["--init=maybe", "true"], "'maybe' for '--init[=<BOOL>]'"),
         (&["--hostname", "a b", "true"], "a b"),
         (&["--no-such-flag", "true"], "'--no-such-flag'"),
-        // docker's -v: never verbosity, never the command.
+        // docker's -v: never verbosity, never the command; a mount point
+        // missing on the host's read-only tree is named.
         (
-            &["-v", "/tmp:/data", "true"],
-            "volumes are not supported yet",
+            &["-v", "/tmp:/surely-not-here", "true"],
+            "invalid --volume \"/tmp:/surely-not-here\": /surely-not-here: No such file",
         ),
     ] {
         let out = run(&ns, args);
@@ -567,12 +568,10 @@ fn usage_errors_keep_the_missing_argument_the_tip_and_the_allowed_values() {
         lines(&["run", "--network", "host", "true"])[0],
         "supervisor: invalid value 'host' for '--network <NETWORK>' [possible values: none, bridge]"
     );
-    let volume = lines(&["run", "-v", "/tmp:/data", "true"]);
+    let volume = lines(&["run", "-v", "/tmp:/data:rx", "true"]);
     assert_eq!(
         volume[0],
-        "supervisor: invalid value '/tmp:/data' for '--volume <SRC:DST>': volumes are not \
-         supported yet (the container sees the host's filesystem); -v is not verbosity here: \
-         use --verbose"
+        "supervisor: invalid --volume \"/tmp:/data:rx\": unknown option \"rx\": expected ro or rw"
     );
 }
 

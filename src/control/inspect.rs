@@ -12,7 +12,7 @@ use serde::Serialize;
 use caps::Capability;
 
 use super::{Error, block_on};
-use crate::firewall::Firewall;
+use crate::firewall::{Firewall, Owned};
 use crate::netlink::{self, Netlink};
 use crate::state::{Record, Store};
 use crate::values::Process;
@@ -38,11 +38,11 @@ struct Live {
 }
 
 #[derive(Debug, Serialize)]
-struct Link {
-    name: String,
-    index: u32,
-    up: bool,
-    bridge: Option<String>,
+pub(super) struct Link {
+    pub name: String,
+    pub index: u32,
+    pub up: bool,
+    pub bridge: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,24 +98,14 @@ pub fn inspect(state_dir: &Path, targets: &[String], out: &mut dyn Write) -> Res
 
 async fn live(state_dir: &Path, record: &Record) -> Result<Live, Error> {
     let nl = Netlink::connect()?;
-    let link = match &record.veth {
-        Some(veth) => netlink::link_state(&nl, veth).await?.map(|l| Link {
-            name: l.name,
-            index: l.index,
-            up: l.up,
-            bridge: l.bridge,
-        }),
-        None => None,
-    };
+    let link = link_of(&nl, record).await?;
     let container = record.container.filter(Process::is_alive);
     let addresses = match container {
         Some(process) => addresses_of(process).await?,
         None => Vec::new(),
     };
-    let elements = Firewall::open(state_dir)?
-        .owned_elements()?
-        .into_iter()
-        .filter(|e| e.owner.as_ref().is_some_and(|o| o.id == record.id))
+    let owned = Firewall::open(state_dir)?.owned_elements()?;
+    let elements = elements_of(&owned, &record.id)
         .map(|e| e.to_string())
         .collect();
     Ok(Live {
@@ -125,6 +115,27 @@ async fn live(state_dir: &Path, record: &Record) -> Result<Live, Error> {
         addresses,
         elements,
     })
+}
+
+/// The host end of `record`'s veth pair as the kernel has it now; None
+/// when it is not there (or the record names none).
+pub(super) async fn link_of(nl: &Netlink, record: &Record) -> Result<Option<Link>, Error> {
+    let Some(veth) = &record.veth else {
+        return Ok(None);
+    };
+    Ok(netlink::link_state(nl, veth).await?.map(|l| Link {
+        name: l.name,
+        index: l.index,
+        up: l.up,
+        bridge: l.bridge,
+    }))
+}
+
+/// The elements among `owned` whose comment names container `id`.
+pub(super) fn elements_of<'a>(owned: &'a [Owned], id: &'a str) -> impl Iterator<Item = &'a Owned> {
+    owned
+        .iter()
+        .filter(move |e| e.owner.as_ref().is_some_and(|o| o.id == id))
 }
 
 /// The addresses in `container`'s network namespace; none when it has

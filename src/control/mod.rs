@@ -1,7 +1,8 @@
-//! Running containers seen from another process: `ps`, `stop`, `inspect`
-//! and `gc`. Each finds containers through their records (see `state`);
+//! Running containers seen from another process: `ps`, `stop`, `inspect`,
+//! `check` and `gc`. Each finds containers through their records (see `state`);
 //! none of them trusts a pid without its start time.
 
+mod check;
 mod inspect;
 mod kill;
 mod ps;
@@ -12,6 +13,7 @@ use std::future::Future;
 use std::io;
 use std::path::Path;
 
+pub use check::check;
 pub use inspect::inspect;
 pub use kill::{kill, parse_signal};
 pub use ps::{PsOptions, ps};

@@ -90,6 +90,11 @@ impl Firewall {
         self.load_base(&[])
     }
 
+    /// Whether the tables are loaded from this binary's ruleset; reads only.
+    pub fn is_current(&self) -> Result<bool, Error> {
+        Ok(self.loaded_version()? == Some(version()))
+    }
+
     /// `ensure_base`, where a (re)load also adds `extra` elements in the
     /// same transaction.
     pub(super) fn load_base(&self, extra: &[(Target, Vec<Element>)]) -> Result<Base, Error> {

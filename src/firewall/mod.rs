@@ -8,29 +8,30 @@
 //! is already published fails the whole batch in the kernel (elements are
 //! created exclusively), never by a read-then-write here. Every element
 //! carries its owner as a comment, so a refusal can say who holds the port
-//! and `nft list ruleset` shows whose each element is.
+//! and `nft list ruleset` shows whose each element is. Nothing here retries
+//! or picks ports: what to add is decided by `plan`, and a refusal goes back
+//! to `plan::apply`, which reclaims or re-plans.
 
 mod base;
 mod network;
 mod owned;
 mod plan;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::fs::File;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata};
-use crate::values::{Owner, Port, PortMapping, Protocol};
+use crate::values::{Owner, Port, Protocol};
 
 pub use base::{Base, RULESET, defines, version};
 pub use network::{GoneNetwork, interface_exists, network_elements};
 pub use owned::Owned;
-pub use plan::{PlannedElement, Publication, Target};
+pub use plan::{Mac, PlannedElement, Publication, Target};
 
 /// The name of both supervisor tables (`ip supervisor`, `bridge supervisor`).
 pub const TABLE: &CStr = c"supervisor";
@@ -177,85 +178,6 @@ impl Firewall {
         }
     }
 
-    /// Publishes a container's mappings, picking a free host port for each
-    /// mapping without one (from the ephemeral port range). When another
-    /// supervisor takes a picked port first, it picks again.
-    pub fn publish_mappings(
-        &self,
-        owner: &Owner,
-        address: Ipv4Addr,
-        veth: &str,
-        mappings: &[PortMapping],
-    ) -> Result<Publication, Error> {
-        const ATTEMPTS: usize = 8;
-        let mut attempt = 0;
-        loop {
-            let ports = self.resolve(mappings)?;
-            let publication = Publication {
-                owner: owner.clone(),
-                address,
-                veth: veth.to_string(),
-                ports,
-            };
-            match self.publish(&publication) {
-                Err(Error::PortTaken { port, .. })
-                    if attempt + 1 < ATTEMPTS && picked(mappings, &publication, port) =>
-                {
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-                Ok(()) => return Ok(publication),
-            }
-        }
-    }
-
-    /// Decides every host port: given ones as they are, missing ones at
-    /// random among the ephemeral ports not published yet.
-    fn resolve(&self, mappings: &[PortMapping]) -> Result<Vec<Port>, Error> {
-        let (low, high) = ephemeral_range();
-        let mut taken: HashSet<(Protocol, u16)> = HashSet::new();
-        if mappings.iter().any(|m| m.host_port.is_none()) {
-            for protocol in [Protocol::Tcp, Protocol::Udp] {
-                for target in [Target::Ports(protocol), Target::AddrPorts(protocol)] {
-                    for element in self.socket.elements(&set_ref(target))? {
-                        if let Some(port) = host_port_of(&element.key) {
-                            taken.insert((protocol, port));
-                        }
-                    }
-                }
-            }
-        }
-        taken.extend(
-            mappings
-                .iter()
-                .filter_map(|m| Some((m.protocol, m.host_port?))),
-        );
-        let span = u64::from(high - low) + 1;
-        mappings
-            .iter()
-            .map(|m| {
-                let host_port = match m.host_port {
-                    Some(port) => port,
-                    None => {
-                        let start = crate::values::random_u64() % span;
-                        let port = (0..span)
-                            .map(|i| low + ((start + i) % span) as u16)
-                            .find(|p| !taken.contains(&(m.protocol, *p)))
-                            .ok_or(Error::NoFreePort(m.protocol))?;
-                        taken.insert((m.protocol, port));
-                        port
-                    }
-                };
-                Ok(Port {
-                    host_ip: m.host_ip,
-                    host_port,
-                    container_port: m.container_port,
-                    protocol: m.protocol,
-                })
-            })
-            .collect()
-    }
-
     /// Removes a container's elements in one batch. Elements already gone
     /// (a `gc` got there first) are not an error.
     pub fn unpublish(&self, publication: &Publication) -> Result<(), Error> {
@@ -298,33 +220,6 @@ fn grouped<T>(planned: &[T], target: impl Fn(&T) -> Target) -> BTreeMap<Target, 
         groups.entry(target(e)).or_default().push(e);
     }
     groups
-}
-
-/// The host port in a ports map key: all of an `inet_service` key, the
-/// second field of an `ipv4_addr . inet_service` one.
-fn host_port_of(key: &[u8]) -> Option<u16> {
-    let bytes = if key.len() == 2 { key } else { key.get(4..6)? };
-    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
-}
-
-/// Whether the taken `port` is one we picked rather than one the user asked for.
-fn picked(mappings: &[PortMapping], publication: &Publication, port: Port) -> bool {
-    mappings
-        .iter()
-        .zip(&publication.ports)
-        .any(|(m, p)| m.host_port.is_none() && *p == port)
-}
-
-/// The kernel's ephemeral port range, where picked host ports come from.
-fn ephemeral_range() -> (u16, u16) {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| {
-            let mut it = s.split_whitespace().map(|p| p.parse::<u16>());
-            Some((it.next()?.ok()?, it.next()?.ok()?))
-        })
-        .filter(|(low, high)| low <= high && *low > 0)
-        .unwrap_or((32768, 60999))
 }
 
 pub(crate) fn set_ref(target: Target) -> SetRef {

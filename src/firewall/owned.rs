@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use super::plan::Mac;
-use super::{Error, Firewall, Owner, Target, set_ref};
+use super::{Error, Firewall, Owner, PlannedElement, Target, set_ref};
 use crate::nftables::{Batch, Element};
 
 /// A per-container element found in the kernel.
@@ -18,6 +18,18 @@ pub struct Owned {
     pub key: Vec<u8>,
     /// Its comment read back; None when it holds none of ours.
     pub owner: Option<Owner>,
+}
+
+/// A planned element as it would be found, without its owner: for
+/// comparing plans with what the kernel holds.
+impl From<PlannedElement> for Owned {
+    fn from(planned: PlannedElement) -> Owned {
+        Owned {
+            target: planned.target,
+            key: planned.key,
+            owner: None,
+        }
+    }
 }
 
 impl Firewall {

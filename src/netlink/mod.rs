@@ -22,7 +22,7 @@ pub use address::mac_for;
 pub use bridge::{Bridge, ensure_bridge};
 pub use link::{check_ifname, ifname_problem};
 pub use netns::socket_in;
-pub use plumb::{ContainerLink, PlumbTimings, configure_inside, plumb};
+pub use plumb::{ContainerLink, PEER, PlumbTimings, configure_inside, plumb};
 pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
 pub use veth::{create_veth, remove_link, set_hairpin};
 

@@ -13,18 +13,51 @@ use std::io::{self, Write};
 
 use super::{Error, link};
 
+/// A sysctl to be set, as a plan holds it and `sysctl -w KEY=VALUE`
+/// would set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// Dotted, as `sysctl` names it.
+    pub key: String,
+    /// Its file: not derived from `key`, as a bridge's name may hold dots.
+    pub path: String,
+    pub value: &'static str,
+}
+
+impl Setting {
+    /// `net.ipv4.ip_forward=1`.
+    pub fn ip_forward() -> Setting {
+        Setting {
+            key: "net.ipv4.ip_forward".into(),
+            path: "/proc/sys/net/ipv4/ip_forward".into(),
+            value: "1",
+        }
+    }
+
+    /// `net.ipv4.conf.BRIDGE.route_localnet=1`.
+    pub fn route_localnet(bridge: &str) -> Setting {
+        Setting {
+            key: format!("net.ipv4.conf.{bridge}.route_localnet"),
+            path: format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"),
+            value: "1",
+        }
+    }
+
+    /// Writes it unless it already reads so; whether it wrote.
+    pub fn apply(&self) -> Result<bool, Error> {
+        write_if_differs(&self.path, self.value)
+    }
+}
+
 /// `net.ipv4.ip_forward=1`.
 pub fn enable_ip_forward() -> Result<bool, Error> {
-    write_if_differs("/proc/sys/net/ipv4/ip_forward", "1")
+    Setting::ip_forward().apply()
 }
 
 /// `net.ipv4.conf.BRIDGE.route_localnet=1`.
 pub fn enable_route_localnet(bridge: &str) -> Result<bool, Error> {
     link::check_ifname(bridge)?;
-    write_if_differs(
-        &format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"),
-        "1",
-    )
+    Setting::route_localnet(bridge).apply()
 }
 
 /// Writes `value` to the sysctl file `path` unless it already reads so.

@@ -191,4 +191,6 @@ fn define_items(defines: &[Define]) -> Result<Vec<syntax::TopItem>, Error> {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

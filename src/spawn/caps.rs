@@ -36,10 +36,10 @@ pub struct CapPlan {
 }
 
 impl CapPlan {
-    /// docker's default set against this kernel's last capability.
-    pub fn container_default() -> CapPlan {
+    /// Keep `caps`, drop every other capability this kernel has.
+    pub fn new(caps: &[Capability]) -> CapPlan {
         let last = last_cap();
-        let keep: u64 = CONTAINER_DEFAULT.iter().fold(0, |m, c| m | c.bitmask());
+        let keep: u64 = caps.iter().fold(0, |m, c| m | c.bitmask());
         let mut drop = [0u32; MAX_CAPS];
         let mut drop_len = 0;
         for cap in 0..=last.min(MAX_CAPS as u32 - 1) {
@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn container_default_keeps_exactly_dockers_fourteen() {
-        let plan = CapPlan::container_default();
+        let plan = CapPlan::new(&CONTAINER_DEFAULT);
         let [lo, hi] = plan.kept_words();
         let kept = (lo as u64) | ((hi as u64) << 32);
         assert_eq!(kept.count_ones(), 14);
@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn bounding_drops_are_every_other_capability() {
-        let plan = CapPlan::container_default();
+        let plan = CapPlan::new(&CONTAINER_DEFAULT);
         let drops = plan.bounding_drops();
         assert!(drops.contains(&(Capability::CAP_SYS_ADMIN.index() as u32)));
         assert!(drops.contains(&(Capability::CAP_NET_ADMIN.index() as u32)));

@@ -21,7 +21,6 @@ use super::seccomp::Filter;
 #[repr(u32)]
 pub enum Stage {
     MountPrivate = 1,
-    MountProc,
     Hostname,
     Loopback,
     Workdir,
@@ -31,6 +30,7 @@ pub enum Stage {
     Mounts,
     Seccomp,
     StartCommand,
+    User,
 }
 
 impl Stage {
@@ -38,7 +38,6 @@ impl Stage {
         use Stage::*;
         [
             MountPrivate,
-            MountProc,
             Hostname,
             Loopback,
             Workdir,
@@ -48,6 +47,7 @@ impl Stage {
             Mounts,
             Seccomp,
             StartCommand,
+            User,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -56,7 +56,6 @@ impl Stage {
     pub fn describe(self) -> &'static str {
         match self {
             Stage::MountPrivate => "making mounts private",
-            Stage::MountProc => "mounting /proc",
             Stage::Hostname => "setting the hostname",
             Stage::Loopback => "bringing lo up",
             Stage::Workdir => "changing to the working directory",
@@ -66,6 +65,7 @@ impl Stage {
             Stage::Mounts => "mounting",
             Stage::Seccomp => "installing the seccomp filter",
             Stage::StartCommand => "starting the command under the container's init",
+            Stage::User => "switching to the user's ids",
         }
     }
 }
@@ -87,6 +87,9 @@ pub struct ChildPlan<'a> {
     pub argv: *const *const c_char,
     pub envp: *const *const c_char,
     pub caps: &'a CapPlan,
+    /// (uid, gid) to switch to, with `groups` as supplementary groups.
+    pub user: Option<(libc::uid_t, libc::gid_t)>,
+    pub groups: &'a [libc::gid_t],
     pub mounts: &'a MountPlan,
     /// Installed last, right before exec.
     pub seccomp: Option<&'a Filter>,
@@ -145,17 +148,6 @@ pub fn run(plan: &ChildPlan) -> ! {
                 std::ptr::null(),
             ),
         );
-        check(
-            report,
-            Stage::MountProc,
-            libc::mount(
-                c"proc".as_ptr(),
-                c"/proc".as_ptr(),
-                c"proc".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                std::ptr::null(),
-            ),
-        );
         if let Err(failed) = plan.mounts.apply() {
             fail_at(report, Stage::Mounts, failed.errno, failed.step as u32);
         }
@@ -166,7 +158,7 @@ pub fn run(plan: &ChildPlan) -> ! {
         );
         check(report, Stage::Loopback, loopback_up());
         check(report, Stage::Workdir, libc::chdir(plan.workdir.as_ptr()));
-        drop_capabilities(report, plan.caps);
+        drop_capabilities(report, plan);
         check(
             report,
             Stage::NoNewPrivs,
@@ -260,8 +252,11 @@ unsafe fn loopback_up() -> libc::c_int {
 }
 
 /// Bounding set first (it needs CAP_SETPCAP, which capset may drop), then
-/// the permitted/effective/inheritable sets, then ambient cleared.
-unsafe fn drop_capabilities(report: RawFd, caps: &CapPlan) {
+/// the user's ids (while CAP_SETUID/SETGID are still effective, whatever
+/// --cap-drop says), then the permitted/effective/inheritable sets (none
+/// for a user other than root, as docker's), then ambient cleared.
+unsafe fn drop_capabilities(report: RawFd, plan: &ChildPlan) {
+    let caps = plan.caps;
     // SAFETY: prctl and capset on stack data; see run().
     unsafe {
         for &cap in caps.bounding_drops() {
@@ -271,7 +266,21 @@ unsafe fn drop_capabilities(report: RawFd, caps: &CapPlan) {
                 fail(report, Stage::Capabilities, errno());
             }
         }
-        let [lo, hi] = caps.kept_words();
+        let mut kept = caps.kept_words();
+        if let Some((uid, gid)) = plan.user {
+            check(
+                report,
+                Stage::User,
+                libc::setgroups(plan.groups.len(), plan.groups.as_ptr()),
+            );
+            check(report, Stage::User, libc::setresgid(gid, gid, gid));
+            // The kernel clears permitted and effective here when uid != 0.
+            check(report, Stage::User, libc::setresuid(uid, uid, uid));
+            if uid != 0 {
+                kept = [0, 0];
+            }
+        }
+        let [lo, hi] = kept;
         let header = CapHeader {
             version: CAP_V3,
             pid: 0,

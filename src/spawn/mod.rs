@@ -95,7 +95,20 @@ pub struct SpawnConfig {
     /// foreground job), not the supervisor. With an init, the command takes
     /// it itself (see init.rs); without, the supervisor gives it to PID 1.
     pub take_terminal: bool,
+    /// The capabilities the command keeps (bounding set and, as root,
+    /// permitted and effective).
+    pub capabilities: Vec<::caps::Capability>,
+    /// None: stay root, with the supervisor's groups.
+    pub user: Option<Ids>,
     pub confinement: Confinement,
+}
+
+/// The ids the command runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
 }
 
 /// What the container may see and call, beyond its namespaces and
@@ -117,6 +130,8 @@ struct Prepared {
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const c_char>,
     caps: CapPlan,
+    user: Option<(libc::uid_t, libc::gid_t)>,
+    groups: Vec<libc::gid_t>,
     /// Memory for the init's command to run on until it execs (init.rs).
     command_stack: Vec<u8>,
 }
@@ -147,7 +162,9 @@ impl Prepared {
             argv_ptrs,
             _envp: envp,
             envp_ptrs,
-            caps: CapPlan::container_default(),
+            caps: CapPlan::new(&config.capabilities),
+            user: config.user.as_ref().map(|u| (u.uid, u.gid)),
+            groups: config.user.as_ref().map_or(vec![], |u| u.groups.clone()),
             command_stack: Vec::with_capacity(if config.init { init::COMMAND_STACK } else { 0 }),
         })
     }
@@ -229,6 +246,8 @@ impl Container {
             argv: prepared.argv_ptrs.as_ptr(),
             envp: prepared.envp_ptrs.as_ptr(),
             caps: &prepared.caps,
+            user: prepared.user,
+            groups: &prepared.groups,
             mounts: &config.confinement.mounts,
             seccomp: config.confinement.seccomp.as_deref(),
             init: config.init,
@@ -397,6 +416,8 @@ mod tests {
             command: vec!["/bin/true".into()],
             init: true,
             take_terminal: false,
+            capabilities: DEFAULT_CAPABILITIES.to_vec(),
+            user: None,
             confinement: Confinement::default(),
         };
         let mut p = Prepared::new(&config).unwrap();

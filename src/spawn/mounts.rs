@@ -54,14 +54,62 @@ pub struct Failed {
 /// One mount the child performs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
+    /// A fresh proc for the container's pid namespace.
+    Proc(CString),
+    /// The host's whole tree, recursively: read-only, no devices, no setuid.
+    SealHost,
+    /// The container's root alone (not what is mounted under it) read-only.
+    ReadOnlyRoot,
+    /// DIR bound onto itself, so that it is a mount pivot_root can take,
+    /// without devices or setuid: a node made with CAP_MKNOD anywhere in
+    /// it would otherwise open the host's disks.
+    BindSelf(CString),
+    /// The tmpfs of /dev: the one mount where device nodes work, made
+    /// read-only once its nodes are in (`ReadOnlyMount`), so no other can
+    /// be made there.
+    DevTmpfs(CString),
+    /// That mount alone read-only.
+    ReadOnlyMount(CString),
+    /// A recursive clone of `source` moved onto `target`, read-only or
+    /// writable whatever the source's own mount is.
+    Volume {
+        source: CString,
+        target: CString,
+        read_only: bool,
+    },
+    /// A writable tmpfs without devices or setuid, with mount data.
+    Tmpfs {
+        target: CString,
+        data: CString,
+    },
+    Dir(CString),
+    /// An empty file, a mount point for a file.
+    File(CString),
+    /// A character device node, mode 0666.
+    CharDevice {
+        path: CString,
+        major: u32,
+        minor: u32,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    /// A devpts instance of the container's own.
+    Devpts(CString),
+    /// Into DIR with pivot_root; the old root is detached and gone.
+    PivotRoot(CString),
     ReadOnly(CString),
     /// A file, or a directory when the parent could not tell.
     Mask(CString),
     /// A directory, as the parent saw it: an empty read-only tmpfs.
     MaskDir(CString),
-    /// A fresh read-only sysfs on /sys with the host's cgroup tree,
-    /// read-only, on /sys/fs/cgroup.
-    Sysfs,
+    /// A fresh read-only sysfs on `sys` with the host's cgroup tree,
+    /// read-only, on `cgroup` (inside it).
+    Sysfs {
+        sys: CString,
+        cgroup: CString,
+    },
     /// A file of ours bound over a path of the host's tree (/etc/hosts…),
     /// in the container's mount namespace only.
     Bind {
@@ -77,8 +125,10 @@ pub struct MountPlan {
 }
 
 impl MountPlan {
-    /// docker's protections for /proc and /sys.
-    pub fn protect_kernel(&mut self) {
+    /// docker's protections for /proc and /sys; the fresh /sys too when
+    /// `with_sysfs` (a container with a root of its own gets it earlier,
+    /// from `sysfs`, before pivot_root).
+    pub fn protect_kernel(&mut self, with_sysfs: bool) {
         fn masked(prefix: &'static [u8]) -> impl Iterator<Item = Step> {
             MASKED
                 .iter()
@@ -98,14 +148,126 @@ impl MountPlan {
         self.steps
             .extend(READ_ONLY.iter().map(|p| Step::ReadOnly((*p).to_owned())));
         self.steps.extend(masked(b"/proc/"));
-        self.steps.push(Step::Sysfs);
+        if with_sysfs {
+            self.sysfs(Path::new("/"));
+        }
         self.steps.extend(masked(b"/sys/"));
+    }
+
+    /// A fresh read-only sysfs on ROOT/sys, with the host's cgroup tree.
+    pub fn sysfs(&mut self, root: &Path) {
+        self.steps.push(Step::Sysfs {
+            sys: under(root, "sys"),
+            cgroup: under(root, "sys/fs/cgroup"),
+        });
+    }
+
+    /// A fresh /proc at ROOT/proc.
+    pub fn proc(&mut self, root: &Path) {
+        self.steps.push(Step::Proc(under(root, "proc")));
+    }
+
+    /// The host's tree read-only, recursively, without devices or setuid:
+    /// the container's root when it has none of its own.
+    pub fn seal_host(&mut self) {
+        self.steps.push(Step::SealHost);
+    }
+
+    /// docker's --read-only: the root mount itself (after pivot_root).
+    pub fn read_only_root(&mut self) {
+        self.steps.push(Step::ReadOnlyRoot);
+    }
+
+    /// Binds DIR onto itself; then everything mounted under it goes along
+    /// into pivot_root.
+    pub fn bind_root(&mut self, root: &Path) -> Result<(), String> {
+        self.steps.push(Step::BindSelf(c(root)?));
+        Ok(())
+    }
+
+    /// pivot_root into DIR; the old root is detached.
+    pub fn pivot_root(&mut self, root: &Path) -> Result<(), String> {
+        self.steps.push(Step::PivotRoot(c(root)?));
+        Ok(())
+    }
+
+    /// A volume: a recursive bind of `source` on `target`.
+    pub fn volume(&mut self, source: &Path, target: &Path, read_only: bool) -> Result<(), String> {
+        self.steps.push(Step::Volume {
+            source: c(source)?,
+            target: c(target)?,
+            read_only,
+        });
+        Ok(())
+    }
+
+    /// Makes `path` in the child, a directory (and its parents up from
+    /// `from`, which exists) or an empty file: a mount point in a tmpfs the
+    /// child itself mounted.
+    pub fn mount_point(&mut self, from: &Path, path: &Path, dir: bool) -> Result<(), String> {
+        let mut parents: Vec<&Path> = path
+            .ancestors()
+            .skip(1)
+            .take_while(|p| p.starts_with(from) && *p != from)
+            .collect();
+        parents.reverse();
+        for parent in parents {
+            self.steps.push(Step::Dir(c(parent)?));
+        }
+        self.steps.push(if dir {
+            Step::Dir(c(path)?)
+        } else {
+            Step::File(c(path)?)
+        });
+        Ok(())
+    }
+
+    /// An empty read-only tmpfs over the directory `path`.
+    pub fn hide(&mut self, path: &Path) -> Result<(), String> {
+        self.steps.push(Step::MaskDir(c(path)?));
+        Ok(())
+    }
+
+    /// A writable tmpfs on `target`; `data` is tmpfs's options (size=…).
+    pub fn tmpfs(&mut self, target: &Path, data: &str) -> Result<(), String> {
+        self.steps.push(Step::Tmpfs {
+            target: c(target)?,
+            data: CString::new(data).map_err(|_| data.to_string())?,
+        });
+        Ok(())
+    }
+
+    /// docker's minimal /dev at ROOT/dev: a tmpfs with the six usual
+    /// character devices (made, never bound from the host), a devpts of the
+    /// container's own, /dev/shm and the standard symlinks. No host device.
+    pub fn dev(&mut self, root: &Path) {
+        let dev = |name: &str| under(root, &format!("dev/{name}"));
+        self.steps.push(Step::DevTmpfs(under(root, "dev")));
+        for (name, major, minor) in DEVICES {
+            self.steps.push(Step::CharDevice {
+                path: dev(name),
+                major,
+                minor,
+            });
+        }
+        self.steps.push(Step::Dir(dev("pts")));
+        self.steps.push(Step::Devpts(dev("pts")));
+        self.steps.push(Step::Dir(dev("shm")));
+        self.steps.push(Step::Tmpfs {
+            target: dev("shm"),
+            data: c"mode=1777,size=65536k".to_owned(),
+        });
+        for (name, target) in DEV_LINKS {
+            self.steps.push(Step::Symlink {
+                target: CString::from(target),
+                link: dev(name),
+            });
+        }
+        self.steps.push(Step::ReadOnlyMount(under(root, "dev")));
     }
 
     /// Binds `source` over `target` in the container. Fails on a NUL byte.
     pub fn bind(&mut self, source: &Path, target: &Path) -> Result<(), String> {
-        let c =
-            |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| p.display().to_string());
         self.steps.push(Step::Bind {
             source: c(source)?,
             target: c(target)?,
@@ -113,12 +275,47 @@ impl MountPlan {
         Ok(())
     }
 
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
     /// What step `index` does, for an error message.
     pub fn describe(&self, index: usize) -> String {
         match self.steps.get(index) {
             Some(Step::ReadOnly(p)) => format!("making {} read-only", p.to_string_lossy()),
             Some(Step::Mask(p) | Step::MaskDir(p)) => format!("masking {}", p.to_string_lossy()),
-            Some(Step::Sysfs) => "mounting a read-only /sys with a read-only cgroup tree".into(),
+            Some(Step::Sysfs { sys, .. }) => format!(
+                "mounting a read-only {} with a read-only cgroup tree",
+                sys.to_string_lossy()
+            ),
+            Some(Step::Proc(p)) => format!("mounting proc on {}", p.to_string_lossy()),
+            Some(Step::SealHost) => "making the host's filesystem read-only".into(),
+            Some(Step::ReadOnlyRoot) => "making the root read-only".into(),
+            Some(Step::BindSelf(p)) => format!("binding {} onto itself", p.to_string_lossy()),
+            Some(Step::DevTmpfs(p)) => format!("mounting a tmpfs on {}", p.to_string_lossy()),
+            Some(Step::ReadOnlyMount(p)) => format!("making {} read-only", p.to_string_lossy()),
+            Some(Step::Volume { source, target, .. }) => format!(
+                "mounting the volume {} on {}",
+                source.to_string_lossy(),
+                target.to_string_lossy()
+            ),
+            Some(Step::Tmpfs { target, .. }) => {
+                format!("mounting a tmpfs on {}", target.to_string_lossy())
+            }
+            Some(Step::Dir(p)) => format!("making the directory {}", p.to_string_lossy()),
+            Some(Step::File(p)) => format!("making the file {}", p.to_string_lossy()),
+            Some(Step::CharDevice { path, .. }) => {
+                format!("making the device {}", path.to_string_lossy())
+            }
+            Some(Step::Symlink { link, .. }) => {
+                format!("making the symlink {}", link.to_string_lossy())
+            }
+            Some(Step::Devpts(p)) => format!("mounting devpts on {}", p.to_string_lossy()),
+            Some(Step::PivotRoot(p)) => format!("pivoting the root to {}", p.to_string_lossy()),
             Some(Step::Bind { source, target }) => format!(
                 "binding {} over {}",
                 source.to_string_lossy(),
@@ -128,8 +325,8 @@ impl MountPlan {
         }
     }
 
-    /// Runs every step in the child. Paths missing on this kernel are
-    /// skipped, as runc does.
+    /// Runs every step in the child. Kernel paths (/proc, /sys) missing on
+    /// this kernel are skipped, as runc does; anything else missing fails.
     ///
     /// # Safety
     /// Only raw mount syscalls on the plan's own CStrings: safe between
@@ -142,19 +339,127 @@ impl MountPlan {
                     Step::ReadOnly(path) => read_only(path),
                     Step::Mask(path) => mask(path),
                     Step::MaskDir(path) => empty_tmpfs(path),
-                    Step::Sysfs => sysfs(),
+                    Step::Sysfs { sys, cgroup } => sysfs(sys, cgroup),
                     Step::Bind { source, target } => mount(source, target, None, libc::MS_BIND),
+                    Step::Proc(target) => {
+                        mount(c"proc", target, Some(c"proc"), NOSUID_NODEV_NOEXEC)
+                    }
+                    Step::SealHost => set_attr(
+                        libc::AT_FDCWD,
+                        c"/",
+                        libc::AT_RECURSIVE as libc::c_uint,
+                        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID,
+                        0,
+                    ),
+                    Step::ReadOnlyRoot => set_attr(libc::AT_FDCWD, c"/", 0, MOUNT_ATTR_RDONLY, 0),
+                    Step::BindSelf(root) => {
+                        match mount(root, root, None, libc::MS_BIND | libc::MS_REC) {
+                            0 => set_attr(
+                                libc::AT_FDCWD,
+                                root,
+                                libc::AT_RECURSIVE as libc::c_uint,
+                                MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID,
+                                0,
+                            ),
+                            ret => ret,
+                        }
+                    }
+                    Step::DevTmpfs(target) => libc::mount(
+                        c"tmpfs".as_ptr(),
+                        target.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NOEXEC,
+                        c"mode=755,size=65536k".as_ptr().cast(),
+                    ),
+                    Step::ReadOnlyMount(target) => {
+                        set_attr(libc::AT_FDCWD, target, 0, MOUNT_ATTR_RDONLY, 0)
+                    }
+                    Step::Volume {
+                        source,
+                        target,
+                        read_only,
+                    } => volume(source, target, *read_only),
+                    Step::Tmpfs { target, data } => libc::mount(
+                        c"tmpfs".as_ptr(),
+                        target.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV,
+                        data.as_ptr().cast(),
+                    ),
+                    Step::Dir(path) => match libc::mkdir(path.as_ptr(), 0o755) {
+                        -1 if errno() == libc::EEXIST => 0,
+                        ret => ret,
+                    },
+                    Step::File(path) => {
+                        let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC;
+                        match libc::open(path.as_ptr(), flags, 0o644) {
+                            -1 => -1,
+                            fd => libc::close(fd),
+                        }
+                    }
+                    Step::CharDevice { path, major, minor } => {
+                        match libc::mknod(
+                            path.as_ptr(),
+                            libc::S_IFCHR,
+                            libc::makedev(*major, *minor),
+                        ) {
+                            // Not in mknod: the umask would take bits away.
+                            0 => libc::chmod(path.as_ptr(), 0o666),
+                            ret => ret,
+                        }
+                    }
+                    Step::Symlink { target, link } => libc::symlink(target.as_ptr(), link.as_ptr()),
+                    Step::Devpts(target) => libc::mount(
+                        c"devpts".as_ptr(),
+                        target.as_ptr(),
+                        c"devpts".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NOEXEC,
+                        c"newinstance,ptmxmode=0666,mode=0620,gid=5".as_ptr().cast(),
+                    ),
+                    Step::PivotRoot(root) => pivot_root(root),
                 }
             };
             if ret < 0 {
                 let errno = errno();
-                if errno != libc::ENOENT {
+                let kernel_path = matches!(
+                    s,
+                    Step::ReadOnly(_) | Step::Mask(_) | Step::MaskDir(_) | Step::Sysfs { .. }
+                );
+                if !(kernel_path && errno == libc::ENOENT) {
                     return Err(Failed { step, errno });
                 }
             }
         }
         Ok(())
     }
+}
+
+/// The character devices of docker's /dev, with their fixed numbers.
+const DEVICES: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+const DEV_LINKS: [(&str, &CStr); 5] = [
+    ("ptmx", c"pts/ptmx"),
+    ("fd", c"/proc/self/fd"),
+    ("stdin", c"/proc/self/fd/0"),
+    ("stdout", c"/proc/self/fd/1"),
+    ("stderr", c"/proc/self/fd/2"),
+];
+
+fn c(p: &Path) -> Result<CString, String> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| p.display().to_string())
+}
+
+/// ROOT/rel as a C string; `rel` is ours, `root` was checked for NUL bytes
+/// by whoever made the plan (a NUL gives an empty path, which fails).
+fn under(root: &Path, rel: &str) -> CString {
+    c(&root.join(rel)).unwrap_or_default()
 }
 
 unsafe fn mount(
@@ -237,7 +542,7 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 /// hierarchy under it, on a hybrid host) cloned before /sys is covered,
 /// made read-only recursively, and moved onto the new /sys/fs/cgroup. The
 /// new sysfs belongs to the caller's network namespace: the container's.
-unsafe fn sysfs() -> libc::c_int {
+unsafe fn sysfs(sys: &CStr, cgroup: &CStr) -> libc::c_int {
     // SAFETY: open_tree/mount_setattr/move_mount on NUL-terminated paths and
     // a stack MountAttr; the tree fd is closed on every path.
     unsafe {
@@ -271,7 +576,7 @@ unsafe fn sysfs() -> libc::c_int {
         }
         let ret = mount(
             c"sysfs",
-            c"/sys",
+            sys,
             Some(c"sysfs"),
             libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
         );
@@ -287,7 +592,7 @@ unsafe fn sysfs() -> libc::c_int {
             tree,
             c"".as_ptr(),
             libc::AT_FDCWD,
-            c"/sys/fs/cgroup".as_ptr(),
+            cgroup.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH,
         );
         if ret < 0 {
@@ -295,6 +600,94 @@ unsafe fn sysfs() -> libc::c_int {
         }
         libc::close(tree);
         0
+    }
+}
+
+/// mount_setattr on PATH (relative to DIRFD), setting and clearing
+/// MOUNT_ATTR_* bits.
+unsafe fn set_attr(
+    dirfd: libc::c_int,
+    path: &CStr,
+    flags: libc::c_uint,
+    set: u64,
+    clear: u64,
+) -> libc::c_int {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a NUL-terminated path and a stack MountAttr of the size given.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags,
+            &attr,
+            std::mem::size_of::<MountAttr>(),
+        ) as libc::c_int
+    }
+}
+
+/// A detached recursive clone of SOURCE, made read-only or writable as a
+/// whole, then moved onto TARGET: a bind whose flags are ours, not those
+/// of the mount it came from (the sealed host's are read-only).
+unsafe fn volume(source: &CStr, target: &CStr, read_only: bool) -> libc::c_int {
+    // SAFETY: open_tree/mount_setattr/move_mount on NUL-terminated paths;
+    // the tree fd is closed on every path.
+    unsafe {
+        let tree = libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            source.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint,
+        ) as libc::c_int;
+        if tree < 0 {
+            return -1;
+        }
+        let (set, clear) = if read_only {
+            (MOUNT_ATTR_RDONLY, 0)
+        } else {
+            (0, MOUNT_ATTR_RDONLY)
+        };
+        let flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
+        if set_attr(tree, c"", flags, set | MOUNT_ATTR_NODEV, clear) < 0 {
+            return close_keeping_errno(tree);
+        }
+        let ret = libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        );
+        if ret < 0 {
+            return close_keeping_errno(tree);
+        }
+        libc::close(tree);
+        0
+    }
+}
+
+/// runc's pivot_root(".", "."): the old root ends up stacked on the new
+/// one, and unmounting "." with MNT_DETACH takes it away, with everything
+/// under it, leaving no directory behind in DIR that could reach it.
+unsafe fn pivot_root(root: &CStr) -> libc::c_int {
+    // SAFETY: chdir/pivot_root/umount2 on NUL-terminated paths.
+    unsafe {
+        if libc::chdir(root.as_ptr()) < 0 {
+            return -1;
+        }
+        if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) < 0 {
+            return -1;
+        }
+        if libc::umount2(c".".as_ptr(), libc::MNT_DETACH) < 0 {
+            return -1;
+        }
+        libc::chdir(c"/".as_ptr())
     }
 }
 
@@ -320,8 +713,12 @@ mod tests {
     #[test]
     fn proc_is_protected_before_sys_is_replaced_and_sys_masks_come_after() {
         let mut plan = MountPlan::default();
-        plan.protect_kernel();
-        let sysfs = plan.steps.iter().position(|s| *s == Step::Sysfs).unwrap();
+        plan.protect_kernel(true);
+        let sysfs = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Sysfs { .. }))
+            .unwrap();
         for (i, step) in plan.steps.iter().enumerate() {
             if let Step::ReadOnly(p) | Step::Mask(p) | Step::MaskDir(p) = step {
                 let under_sys = p.to_bytes().starts_with(b"/sys/");

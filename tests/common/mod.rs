@@ -167,6 +167,22 @@ impl HostNs {
         success_stdout(script, self.sh(script))
     }
 
+    /// `sh -c SCRIPT` in a container without network, with extra run
+    /// options; it must exit 0. Its stdout.
+    pub fn container_sh(&self, options: &[&str], script: &str) -> String {
+        let mut args = vec!["--network", "none"];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        let out = self.run(&args);
+        assert!(
+            out.status.success(),
+            "{options:?} {script}: {}\n{}",
+            out.status,
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
     /// A second machine joined to this host by a veth pair on documentation
     /// addresses: the host's `uplink` is 192.0.2.1/24, the outside's `eth0`
     /// 192.0.2.2/24, routing everything back through the host.
@@ -333,6 +349,26 @@ pub fn assert_no_state(ns: &HostNs) {
         0,
         "elements left: {}",
         ns.ok("nft list ruleset")
+    );
+    assert_no_drift(ns);
+}
+
+/// `supervisor check` finds nothing, eventually: a container's veth goes
+/// with its namespace, which the kernel tears down in the background.
+pub fn assert_no_drift(ns: &HostNs) {
+    let check = || run(ns.supervisor().arg("check"));
+    let clean = |out: &Output| out.status.success() && out.stdout.is_empty();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut out = check();
+    while !clean(&out) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        out = check();
+    }
+    assert!(
+        clean(&out),
+        "supervisor check found drift:\n{}{}",
+        stdout(&out),
+        stderr(&out)
     );
 }
 

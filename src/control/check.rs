@@ -1,0 +1,337 @@
+//! `supervisor check`: what the records say against what the lease
+//! directories, the links and the firewall hold, read back and compared,
+//! with nothing changed. One line per finding, naming the object: a live
+//! container's missing lease, link or element; a record, lease, link or
+//! element that no live container explains (what `gc` would remove).
+//!
+//! A container between its record and its first publish has no address
+//! or veth recorded yet: only its stale parts are judged then.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use caps::Capability;
+
+use super::inspect::{Link, elements_of, link_of};
+use super::{Error, block_on};
+use crate::firewall::{Firewall, Owned, Publication};
+use crate::ipam::LeaseDir;
+use crate::netlink::{self, Netlink};
+use crate::state::{self, Entry, Record, Store, file};
+use crate::values::{Owner, Port};
+
+/// A record as read, with whether its supervisor lives.
+#[derive(Debug)]
+struct Seen {
+    record: Record,
+    alive: bool,
+    /// Its veth as the kernel has it.
+    link: Option<Link>,
+}
+
+/// A lease as read, with whether its holder's supervisor lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SeenLease {
+    bridge: String,
+    addr: Ipv4Addr,
+    /// (name, id) of the holder; None when the lease is unreadable.
+    holder: Option<(String, String)>,
+    alive: bool,
+}
+
+/// Everything `check` compares.
+#[derive(Debug, Default)]
+struct Facts {
+    records: Vec<Seen>,
+    /// Record files this version cannot read, or temporaries: with why.
+    broken: Vec<(PathBuf, String)>,
+    leases: Vec<SeenLease>,
+    /// Container veths (`sv-…`) on each known bridge: (bridge, link).
+    ports: Vec<(String, String)>,
+    elements: Vec<Owned>,
+}
+
+/// Prints every drift found; Ok(true) when there is none.
+pub fn check(state_dir: &Path, out: &mut dyn io::Write) -> Result<bool, Error> {
+    super::require(
+        "check",
+        &[Capability::CAP_NET_ADMIN],
+        "to read links and firewall elements",
+    )?;
+    let facts = block_on(read(state_dir))?;
+    let findings = findings(&facts);
+    for finding in &findings {
+        writeln!(out, "{finding}").map_err(Error::Output)?;
+    }
+    Ok(findings.is_empty())
+}
+
+async fn read(state_dir: &Path) -> Result<Facts, Error> {
+    let nl = Netlink::connect()?;
+    let mut facts = Facts::default();
+    let mut bridges = BTreeSet::new();
+    for entry in Store::new(state_dir).entries()? {
+        match entry {
+            Entry::Record(record) => {
+                bridges.extend(record.bridge.clone());
+                let link = link_of(&nl, &record).await?;
+                facts.records.push(Seen {
+                    alive: !record.is_stale(),
+                    record,
+                    link,
+                });
+            }
+            Entry::Corrupt { path, problem } => facts.broken.push((path, problem)),
+            Entry::Temporary { path } => facts.broken.push((path, "unfinished".into())),
+        }
+    }
+    let leases = state_dir.join("leases");
+    for dir in file::names(&leases).map_err(state::Error::from)? {
+        if dir.starts_with('.') || !leases.join(&dir).is_dir() {
+            continue;
+        }
+        for (addr, holder) in LeaseDir::new(state_dir, &dir)?.leases()? {
+            facts.leases.push(SeenLease {
+                bridge: dir.clone(),
+                addr,
+                alive: holder.as_ref().is_some_and(|h| h.process.is_alive()),
+                holder: holder.map(|h| (h.name, h.id)),
+            });
+        }
+        bridges.insert(dir);
+    }
+    for bridge in bridges {
+        for name in netlink::bridge_ports(&nl, &bridge).await? {
+            if name.starts_with("sv-") {
+                facts.ports.push((bridge.clone(), name));
+            }
+        }
+    }
+    let firewall = Firewall::open(state_dir)?;
+    facts.elements = firewall.owned_elements()?;
+    firewall.close();
+    Ok(facts)
+}
+
+/// Each disagreement between the records and what is held, as a line.
+fn findings(facts: &Facts) -> Vec<String> {
+    let mut found = Vec::new();
+    let live: Vec<&Seen> = facts.records.iter().filter(|s| s.alive).collect();
+    let is_live = |id: &str| live.iter().any(|s| s.record.id == id);
+    for (path, problem) in &facts.broken {
+        found.push(format!("record {}: {problem}", path.display()));
+    }
+    for seen in facts.records.iter().filter(|s| !s.alive) {
+        let r = &seen.record;
+        found.push(format!(
+            "record {} ({}): its supervisor (pid {}) is gone",
+            r.name, r.id, r.supervisor.pid
+        ));
+    }
+    for seen in &live {
+        found.extend(missing(seen, facts));
+    }
+    for lease in &facts.leases {
+        let place = format!("lease {} (bridge {})", lease.addr, lease.bridge);
+        match &lease.holder {
+            None => found.push(format!("{place}: unreadable")),
+            Some((name, id)) if !lease.alive => {
+                found.push(format!("{place}: its holder {name} ({id}) is gone"))
+            }
+            Some((name, id)) if !is_live(id) => {
+                found.push(format!("{place}: its holder {name} ({id}) has no record"))
+            }
+            Some(_) => {}
+        }
+    }
+    let live_links: BTreeSet<&str> = live
+        .iter()
+        .filter_map(|s| s.record.veth.as_deref())
+        .collect();
+    for (bridge, name) in &facts.ports {
+        if !live_links.contains(name.as_str()) {
+            found.push(format!(
+                "link {name} (bridge {bridge}): no live container has it"
+            ));
+        }
+    }
+    for element in &facts.elements {
+        if let Some(owner) = &element.owner
+            && !is_live(&owner.id)
+        {
+            found.push(format!(
+                "element {element}: its owner {owner} is no live container"
+            ));
+        }
+    }
+    found
+}
+
+/// What a live, plumbed container should hold and does not.
+fn missing(seen: &Seen, facts: &Facts) -> Vec<String> {
+    let r = &seen.record;
+    let (Some(bridge), Some(address), Some(veth)) = (&r.bridge, r.address, &r.veth) else {
+        return Vec::new();
+    };
+    let who = format!("{} ({})", r.name, r.id);
+    let mut found = Vec::new();
+    let lease = facts
+        .leases
+        .iter()
+        .find(|l| l.bridge == *bridge && l.addr == address);
+    match lease.and_then(|l| l.holder.as_ref()) {
+        Some((_, id)) if *id == r.id => {}
+        Some((name, id)) => found.push(format!(
+            "lease {address} (bridge {bridge}) of {who}: held by {name} ({id})"
+        )),
+        None if lease.is_some() => {}
+        None => found.push(format!(
+            "lease {address} (bridge {bridge}) of {who}: missing"
+        )),
+    }
+    match &seen.link {
+        None => found.push(format!("link {veth} of {who}: missing")),
+        Some(link) if link.bridge.as_deref() != Some(bridge.as_str()) => {
+            found.push(format!("link {veth} of {who}: not on bridge {bridge}"))
+        }
+        Some(_) => {}
+    }
+    let publication = Publication {
+        owner: Owner {
+            name: r.name.clone(),
+            id: r.id.clone(),
+        },
+        address,
+        veth: veth.clone(),
+        ports: r
+            .ports
+            .iter()
+            .map(|p| Port {
+                host_ip: p.host_ip,
+                host_port: p.host_port,
+                container_port: p.container_port,
+                protocol: p.protocol,
+            })
+            .collect(),
+    };
+    let held: Vec<&Owned> = elements_of(&facts.elements, &r.id).collect();
+    for element in publication.elements() {
+        if !held
+            .iter()
+            .any(|h| h.target == element.target && h.key == element.key)
+        {
+            let planned = Owned::from(element);
+            found.push(format!("element {planned} of {who}: missing"));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::values::Process;
+
+    fn web(alive: bool) -> Seen {
+        let process = Process {
+            pid: 4242,
+            start_time: 1,
+        };
+        let mut record = Record::new("web", "0123456789ab", process, vec!["true".into()]);
+        record.bridge = Some("sv0".into());
+        record.address = Some(Ipv4Addr::new(172, 16, 0, 2));
+        record.veth = Some("sv-0123456789ab".into());
+        Seen {
+            record,
+            alive,
+            link: Some(Link {
+                name: "sv-0123456789ab".into(),
+                index: 7,
+                up: true,
+                bridge: Some("sv0".into()),
+            }),
+        }
+    }
+
+    /// What a live `web` holds when nothing drifted.
+    fn consistent() -> Facts {
+        let seen = web(true);
+        let owner = Owner {
+            name: "web".into(),
+            id: "0123456789ab".into(),
+        };
+        let publication = Publication {
+            owner: owner.clone(),
+            address: Ipv4Addr::new(172, 16, 0, 2),
+            veth: "sv-0123456789ab".into(),
+            ports: Vec::new(),
+        };
+        Facts {
+            records: vec![seen],
+            leases: vec![SeenLease {
+                bridge: "sv0".into(),
+                addr: Ipv4Addr::new(172, 16, 0, 2),
+                holder: Some(("web".into(), "0123456789ab".into())),
+                alive: true,
+            }],
+            ports: vec![("sv0".into(), "sv-0123456789ab".into())],
+            elements: publication
+                .elements()
+                .into_iter()
+                .map(|e| Owned {
+                    target: e.target,
+                    key: e.key,
+                    owner: Some(owner.clone()),
+                })
+                .collect(),
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn a_container_holding_what_its_record_says_is_no_drift() {
+        assert_eq!(findings(&consistent()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_missing_element_link_and_lease_are_each_named() {
+        let mut facts = consistent();
+        facts.elements.remove(1);
+        facts.records[0].link = None;
+        facts.ports.clear();
+        facts.leases.clear();
+        assert_eq!(
+            findings(&facts),
+            [
+                "lease 172.16.0.2 (bridge sv0) of web (0123456789ab): missing",
+                "link sv-0123456789ab of web (0123456789ab): missing",
+                "element mac_guard \"sv-0123456789ab\" . 02:42:ac:10:00:02 of web (0123456789ab): missing",
+            ]
+        );
+    }
+
+    #[test]
+    fn what_a_dead_supervisor_left_is_named_as_gc_would_remove_it() {
+        let mut facts = consistent();
+        facts.records[0].alive = false;
+        facts.leases[0].alive = false;
+        let found = findings(&facts);
+        assert_eq!(
+            found[0],
+            "record web (0123456789ab): its supervisor (pid 4242) is gone"
+        );
+        assert_eq!(
+            found[1],
+            "lease 172.16.0.2 (bridge sv0): its holder web (0123456789ab) is gone"
+        );
+        assert_eq!(
+            found[2],
+            "link sv-0123456789ab (bridge sv0): no live container has it"
+        );
+        assert!(found[3].starts_with("element spoof_guard"), "{found:?}");
+        assert!(found[3].ends_with("its owner web (0123456789ab) is no live container"));
+        assert_eq!(found.len(), 5);
+    }
+}

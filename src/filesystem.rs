@@ -1,0 +1,593 @@
+//! The container's filesystem: its root (a directory of the user's, entered
+//! with pivot_root, or the host's own, read-only), volumes, tmpfs mounts and
+//! --read-only, checked before anything is created and turned into the
+//! mount plan the child applies (spawn::MountPlan) before clone3.
+//!
+//! Without --rootfs the container sees the host's tree read-only, without
+//! devices or setuid, with private writable tmpfs on /tmp, /var/tmp and
+//! /run: the supervisor's state directory and the host's runtime sockets
+//! live under /run, and root in the container could otherwise rewrite the
+//! host's files. `--rw-host` keeps the old, writable view.
+
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use crate::spawn::MountPlan;
+
+/// Where the container's root comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// The host's own tree; writable only with --rw-host.
+    Host { writable: bool },
+    /// A directory of the user's (canonical), entered with pivot_root.
+    Dir(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub target: PathBuf,
+    /// tmpfs's mount data: mode=1777 and the user's size=, mode=….
+    pub data: String,
+}
+
+/// The checked filesystem options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filesystem {
+    pub root: Root,
+    pub volumes: Vec<Volume>,
+    pub tmpfs: Vec<Tmpfs>,
+    /// docker's --read-only: the root itself read-only.
+    pub read_only: bool,
+}
+
+impl Default for Filesystem {
+    fn default() -> Filesystem {
+        Filesystem {
+            root: Root::Host { writable: false },
+            volumes: vec![],
+            tmpfs: vec![],
+            read_only: false,
+        }
+    }
+}
+
+/// The options as given.
+#[derive(Debug, Clone, Default)]
+pub struct FilesystemOptions {
+    pub rootfs: Option<PathBuf>,
+    pub rw_host: bool,
+    pub volumes: Vec<String>,
+    pub tmpfs: Vec<String>,
+    pub read_only: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("invalid --rootfs {}: {reason}", .dir.display())]
+    Rootfs { dir: PathBuf, reason: String },
+    #[error(
+        "--rw-host and --rootfs exclude each other: with --rootfs the host's tree is not there"
+    )]
+    RwHostWithRootfs,
+    #[error("--rw-host and --read-only exclude each other")]
+    RwHostReadOnly,
+    #[error("invalid --volume {spec:?}: {reason}")]
+    Volume { spec: String, reason: String },
+    #[error("invalid --tmpfs {spec:?}: {reason}")]
+    Tmpfs { spec: String, reason: String },
+}
+
+/// Preparing the container's root failed (making a mount point in it).
+#[derive(Debug, thiserror::Error)]
+#[error("preparing {}: {reason}", .path.display())]
+pub struct PrepareError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// Writable over the sealed host, as programs expect, and private: the
+/// host's own (its sockets, the supervisor's state) are hidden.
+const PRIVATE_TMPFS: [(&str, &str); 3] = [
+    ("/tmp", "mode=1777"),
+    ("/var/tmp", "mode=1777"),
+    ("/run", "mode=755"),
+];
+
+/// tmpfs options a user may give (docker's, less the mount flags).
+const TMPFS_OPTIONS: [&str; 5] = ["size", "mode", "nr_inodes", "uid", "gid"];
+
+impl Filesystem {
+    pub fn parse(options: &FilesystemOptions) -> Result<Filesystem, Error> {
+        let root = match &options.rootfs {
+            Some(_) if options.rw_host => return Err(Error::RwHostWithRootfs),
+            Some(dir) => Root::Dir(rootfs(dir)?),
+            None if options.rw_host && options.read_only => return Err(Error::RwHostReadOnly),
+            None => Root::Host {
+                writable: options.rw_host,
+            },
+        };
+        let mut fs = Filesystem {
+            root,
+            volumes: vec![],
+            tmpfs: vec![],
+            read_only: options.read_only,
+        };
+        for spec in &options.volumes {
+            let volume = fs.volume(spec).map_err(|reason| Error::Volume {
+                spec: spec.clone(),
+                reason,
+            })?;
+            fs.volumes.push(volume);
+        }
+        for spec in &options.tmpfs {
+            let tmpfs = fs.tmpfs(spec).map_err(|reason| Error::Tmpfs {
+                spec: spec.clone(),
+                reason,
+            })?;
+            fs.tmpfs.push(tmpfs);
+        }
+        Ok(fs)
+    }
+
+    /// The container's root is the host's.
+    pub fn is_host(&self) -> bool {
+        matches!(self.root, Root::Host { .. })
+    }
+
+    /// Where a path of the container's is on the host, before it starts
+    /// (for checks: the working directory, /etc/passwd).
+    pub fn host_path(&self, path: &Path) -> PathBuf {
+        match &self.root {
+            Root::Host { .. } => path.to_path_buf(),
+            Root::Dir(dir) => dir.join(path.strip_prefix("/").unwrap_or(path)),
+        }
+    }
+
+    /// HOST:CTR[:ro|rw].
+    fn volume(&self, spec: &str) -> Result<Volume, String> {
+        let mut parts = spec.split(':');
+        let (Some(source), Some(target)) = (parts.next(), parts.next()) else {
+            return Err("expected HOST:CTR[:ro|rw]".into());
+        };
+        let read_only = match parts.next() {
+            None | Some("rw") => false,
+            Some("ro") => true,
+            Some(other) => return Err(format!("unknown option {other:?}: expected ro or rw")),
+        };
+        if parts.next().is_some() {
+            return Err("expected HOST:CTR[:ro|rw]".into());
+        }
+        if !source.starts_with('/') {
+            return Err(format!(
+                "{source:?}: HOST must be an absolute path (named volumes are not supported)"
+            ));
+        }
+        let source = fs::canonicalize(source).map_err(|e| format!("{source}: {e}"))?;
+        let target = self.container_path(target)?;
+        self.check_target(&target, source.is_dir())?;
+        Ok(Volume {
+            source,
+            target,
+            read_only,
+        })
+    }
+
+    /// CTR[:size=…,mode=…].
+    fn tmpfs(&self, spec: &str) -> Result<Tmpfs, String> {
+        let (target, options) = spec.split_once(':').unwrap_or((spec, ""));
+        let target = self.container_path(target)?;
+        let mut data = vec!["mode=1777".to_string()];
+        for option in options.split(',').filter(|o| !o.is_empty()) {
+            let key = option.split_once('=').map_or(option, |(k, _)| k);
+            if !TMPFS_OPTIONS.contains(&key) || !option.contains('=') {
+                return Err(format!(
+                    "unknown option {option:?}: expected {}",
+                    TMPFS_OPTIONS.map(|o| format!("{o}=…")).join(", ")
+                ));
+            }
+            data.push(option.to_string());
+        }
+        self.check_target(&target, true)?;
+        Ok(Tmpfs {
+            target,
+            data: data.join(","),
+        })
+    }
+
+    /// An absolute, normal path in the container, not its root.
+    fn container_path(&self, path: &str) -> Result<PathBuf, String> {
+        let p = Path::new(path);
+        let normal = p
+            .components()
+            .skip(1)
+            .all(|c| matches!(c, Component::Normal(_)));
+        if !p.is_absolute() || !normal || p == Path::new("/") || path.contains('\0') {
+            return Err(format!(
+                "{path:?}: CTR must be an absolute path without . or .., other than /"
+            ));
+        }
+        Ok(p.to_path_buf())
+    }
+
+    /// On the host's tree nothing can be made before the container starts
+    /// (it is read-only inside): the mount point must be there already,
+    /// unless it is in one of the container's own tmpfs (/tmp…), where the
+    /// child makes it.
+    fn check_target(&self, target: &Path, dir: bool) -> Result<(), String> {
+        match self.root {
+            Root::Dir(_) => return Ok(()),
+            Root::Host { writable: false } if private_tmpfs(target).is_some() => return Ok(()),
+            Root::Host { .. } => {}
+        }
+        match fs::metadata(target) {
+            Ok(meta) if meta.is_dir() == dir => Ok(()),
+            Ok(_) => Err(format!(
+                "{}: not a {} in the host's filesystem",
+                target.display(),
+                if dir { "directory" } else { "file" }
+            )),
+            Err(e) => Err(format!(
+                "{}: {e} (without --rootfs the container's root is the host's, where it must exist)",
+                target.display()
+            )),
+        }
+    }
+
+    /// The mount plan, with `etc` (our file, its container path) bound in
+    /// and docker's /proc and /sys protections when `system_paths`. With a
+    /// root of our own, the mount points missing in it are made here, and
+    /// the working directory. The supervisor's `state_dir` is hidden from a
+    /// container on the read-only host wherever it is.
+    pub fn plan(
+        &self,
+        system_paths: bool,
+        workdir: &Path,
+        state_dir: &Path,
+        etc: impl Iterator<Item = (PathBuf, PathBuf)>,
+    ) -> Result<MountPlan, PrepareError> {
+        let mut plan = MountPlan::default();
+        let nul = |path: String| PrepareError {
+            path: path.into(),
+            reason: "contains a NUL byte".into(),
+        };
+        match &self.root {
+            Root::Host { writable: true } => {
+                for (source, target) in etc {
+                    plan.bind(&source, &target).map_err(nul)?;
+                }
+                self.host_mounts(&mut plan, system_paths)?;
+            }
+            Root::Host { writable: false } => {
+                plan.seal_host();
+                // Writable, as docker's, over the sealed tree; from under
+                // /run, so before /run is covered.
+                for (source, target) in etc {
+                    plan.volume(&source, &target, false).map_err(nul)?;
+                }
+                // Under /run (the default) the tmpfs below hides it too.
+                if private_tmpfs(state_dir).is_none() && state_dir.is_dir() {
+                    let state_dir = fs::canonicalize(state_dir).map_err(|e| PrepareError {
+                        path: state_dir.to_path_buf(),
+                        reason: e.to_string(),
+                    })?;
+                    plan.hide(&state_dir).map_err(nul)?;
+                }
+                for (dir, mode) in PRIVATE_TMPFS {
+                    plan.tmpfs(Path::new(dir), mode).map_err(nul)?;
+                }
+                plan.dev(Path::new("/"));
+                self.host_mounts(&mut plan, system_paths)?;
+            }
+            Root::Dir(root) => {
+                plan.bind_root(root).map_err(nul)?;
+                for dir in ["proc", "dev", "sys"] {
+                    make_inside(root, Path::new(dir), true)?;
+                }
+                self.user_mounts(&mut plan, root)?;
+                make_inside(root, workdir, true)?;
+                plan.proc(root);
+                plan.dev(root);
+                plan.sysfs(root);
+                for (source, target) in etc {
+                    let target = make_inside(root, &target, false)?;
+                    plan.bind(&source, &target).map_err(nul)?;
+                }
+                plan.pivot_root(root).map_err(nul)?;
+                if system_paths {
+                    plan.protect_kernel(false);
+                }
+                if self.read_only {
+                    plan.read_only_root();
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// On the host's tree, after its own: the user's mounts, /proc, and
+    /// docker's protections.
+    fn host_mounts(&self, plan: &mut MountPlan, system_paths: bool) -> Result<(), PrepareError> {
+        self.user_mounts(plan, Path::new("/"))?;
+        plan.proc(Path::new("/"));
+        if system_paths {
+            plan.protect_kernel(true);
+        }
+        Ok(())
+    }
+
+    /// Volumes, then tmpfs mounts, under ROOT.
+    fn user_mounts(&self, plan: &mut MountPlan, root: &Path) -> Result<(), PrepareError> {
+        let nul = |path: String| PrepareError {
+            path: path.into(),
+            reason: "contains a NUL byte".into(),
+        };
+        let mut inside = |target: &Path, dir: bool| match &self.root {
+            Root::Host { writable: false } => {
+                if let Some(tmpfs) = private_tmpfs(target) {
+                    plan.mount_point(tmpfs, target, dir).map_err(nul)?;
+                }
+                Ok(target.to_path_buf())
+            }
+            Root::Host { .. } => Ok(target.to_path_buf()),
+            Root::Dir(_) => make_inside(root, target, dir),
+        };
+        let mut targets = vec![];
+        for v in &self.volumes {
+            targets.push(inside(&v.target, v.source.is_dir())?);
+        }
+        for t in &self.tmpfs {
+            targets.push(inside(&t.target, true)?);
+        }
+        let (volumes, tmpfs) = targets.split_at(self.volumes.len());
+        for (v, target) in self.volumes.iter().zip(volumes) {
+            plan.volume(&v.source, target, v.read_only).map_err(nul)?;
+        }
+        for (t, target) in self.tmpfs.iter().zip(tmpfs) {
+            plan.tmpfs(target, &t.data).map_err(nul)?;
+        }
+        Ok(())
+    }
+}
+
+/// The private tmpfs over the sealed host that holds `path`, if any.
+fn private_tmpfs(path: &Path) -> Option<&'static Path> {
+    PRIVATE_TMPFS
+        .iter()
+        .map(|(dir, _)| Path::new(dir))
+        .find(|dir| path.starts_with(dir) && path != *dir)
+}
+
+/// The canonical root directory, or why it cannot be one.
+fn rootfs(dir: &Path) -> Result<PathBuf, Error> {
+    let bad = |reason: String| Error::Rootfs {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let canonical = fs::canonicalize(dir).map_err(|e| bad(e.to_string()))?;
+    if !canonical.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    if canonical == Path::new("/") {
+        return Err(bad("the host's own root (leave --rootfs out)".into()));
+    }
+    fs::read_dir(&canonical).map_err(|e| bad(e.to_string()))?;
+    Ok(canonical)
+}
+
+/// ROOT/PATH, made (a directory, or an empty file) when missing. A symlink
+/// on the way that leads out of ROOT is refused: the supervisor would
+/// otherwise create files on the host where the rootfs points.
+fn make_inside(root: &Path, path: &Path, dir: bool) -> Result<PathBuf, PrepareError> {
+    let full = root.join(path.strip_prefix("/").unwrap_or(path));
+    let at = |reason: String| PrepareError {
+        path: full.clone(),
+        reason,
+    };
+    let mut existing = full.as_path();
+    while fs::symlink_metadata(existing).is_err() {
+        existing = existing.parent().unwrap_or(root);
+    }
+    let canonical = fs::canonicalize(existing).map_err(|e| at(e.to_string()))?;
+    if !canonical.starts_with(root) {
+        return Err(at(format!(
+            "leads out of the root, to {}",
+            canonical.display()
+        )));
+    }
+    let rest = full.strip_prefix(existing).unwrap_or(Path::new(""));
+    if rest.as_os_str().is_empty() {
+        return Ok(canonical);
+    }
+    let target = canonical.join(rest);
+    let made: io::Result<()> = if dir {
+        fs::create_dir_all(&target)
+    } else {
+        target
+            .parent()
+            .map_or(Ok(()), fs::create_dir_all)
+            .and_then(|()| fs::File::create(&target).map(drop))
+    };
+    made.map_err(|e| at(e.to_string()))?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(f: impl FnOnce(&mut FilesystemOptions)) -> Result<Filesystem, Error> {
+        let mut o = FilesystemOptions::default();
+        f(&mut o);
+        Filesystem::parse(&o)
+    }
+
+    #[test]
+    fn the_host_is_read_only_by_default_and_rw_host_opts_out() {
+        assert_eq!(parse(|_| {}).unwrap().root, Root::Host { writable: false });
+        assert_eq!(
+            parse(|o| o.rw_host = true).unwrap().root,
+            Root::Host { writable: true }
+        );
+        assert_eq!(
+            parse(|o| {
+                o.rw_host = true;
+                o.read_only = true
+            }),
+            Err(Error::RwHostReadOnly)
+        );
+    }
+
+    #[test]
+    fn a_missing_or_unusable_rootfs_is_named() {
+        let err = parse(|o| o.rootfs = Some("/surely/not/here".into())).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid --rootfs /surely/not/here: "),
+            "{err}"
+        );
+        let err = parse(|o| o.rootfs = Some("/etc/hostname".into())).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn volumes_need_an_existing_absolute_host_path_and_ro_or_rw() {
+        let v = parse(|o| o.volumes = vec!["/etc:/tmp:ro".into()]).unwrap();
+        assert_eq!(
+            v.volumes,
+            [Volume {
+                source: "/etc".into(),
+                target: "/tmp".into(),
+                read_only: true
+            }]
+        );
+        for (bad, says) in [
+            ("/surely/not/here:/tmp", "/surely/not/here: No such file"),
+            ("data:/tmp", "named volumes are not supported"),
+            ("/etc:tmp", "CTR must be an absolute path"),
+            ("/etc:/tmp/../x", "CTR must be an absolute path"),
+            ("/etc:/tmp:rx", "unknown option \"rx\""),
+            ("/etc", "expected HOST:CTR"),
+            ("/etc:/surely/not/here", "where it must exist"),
+        ] {
+            let err = parse(|o| o.volumes = vec![bad.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("invalid --volume {bad:?}: ")) && err.contains(says),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn tmpfs_takes_a_size_and_refuses_unknown_options() {
+        let t = parse(|o| o.tmpfs = vec!["/tmp:size=1m".into()]).unwrap();
+        assert_eq!(t.tmpfs[0].data, "mode=1777,size=1m");
+        let err = parse(|o| o.tmpfs = vec!["/tmp:exec".into()]).unwrap_err();
+        assert!(err.to_string().contains("unknown option \"exec\""), "{err}");
+    }
+
+    fn steps(plan: &MountPlan) -> Vec<String> {
+        (0..plan.len()).map(|i| plan.describe(i)).collect()
+    }
+
+    fn position(steps: &[String], prefix: &str) -> usize {
+        steps
+            .iter()
+            .position(|s| s.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {steps:#?}"))
+    }
+
+    #[test]
+    fn a_rootfs_is_filled_from_the_host_before_pivot_root_and_sealed_after() {
+        let root = std::env::temp_dir().join(format!("sv-fs-plan-{}", std::process::id()));
+        fs::create_dir_all(&root).unwrap();
+        let mut fs = parse(|o| {
+            o.rootfs = Some(root.clone());
+            o.volumes = vec!["/etc:/data:ro".into()];
+            o.read_only = true;
+        })
+        .unwrap();
+        fs.tmpfs.clear();
+        let etc = [(PathBuf::from("/run/x/hosts"), PathBuf::from("/etc/hosts"))];
+        let plan = fs
+            .plan(
+                true,
+                Path::new("/work"),
+                Path::new("/run/sv"),
+                etc.into_iter(),
+            )
+            .unwrap();
+        let s = steps(&plan);
+        let pivot = position(&s, "pivoting the root");
+        assert_eq!(position(&s, "binding"), 0, "{s:#?}");
+        for before in [
+            "mounting the volume /etc",
+            "mounting proc",
+            "mounting a tmpfs",
+            "mounting a read-only",
+            "binding /run/x/hosts",
+        ] {
+            assert!(position(&s, before) < pivot, "{before}: {s:#?}");
+        }
+        assert!(position(&s, "making /proc/sys read-only") > pivot, "{s:#?}");
+        assert_eq!(s.last().unwrap(), "making the root read-only");
+        assert!(root.join("work").is_dir() && root.join("etc/hosts").is_file());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_host_is_sealed_first_and_its_run_covered_after_our_files_are_bound() {
+        let etc = [(PathBuf::from("/run/x/hosts"), PathBuf::from("/etc/hosts"))];
+        let plan = Filesystem::default()
+            .plan(
+                true,
+                Path::new("/"),
+                Path::new("/run/sv"),
+                etc.clone().into_iter(),
+            )
+            .unwrap();
+        let s = steps(&plan);
+        assert_eq!(s[0], "making the host's filesystem read-only");
+        assert!(
+            position(&s, "mounting the volume /run/x/hosts")
+                < position(&s, "mounting a tmpfs on /run"),
+            "{s:#?}"
+        );
+        let rw = parse(|o| o.rw_host = true).unwrap();
+        let s = steps(
+            &rw.plan(true, Path::new("/"), Path::new("/run/sv"), etc.into_iter())
+                .unwrap(),
+        );
+        assert!(
+            !s.iter()
+                .any(|s| s.contains("read-only") && s.contains("host"))
+        );
+        assert!(!s.iter().any(|s| s.starts_with("mounting a tmpfs on /run")));
+    }
+
+    #[test]
+    fn mount_points_are_made_inside_the_root_never_through_a_symlink_out() {
+        let root = std::env::temp_dir().join(format!("sv-fs-{}", std::process::id()));
+        fs::create_dir_all(&root).unwrap();
+        let root = fs::canonicalize(&root).unwrap();
+        let made = make_inside(&root, Path::new("/etc/hosts"), false).unwrap();
+        assert_eq!(made, root.join("etc/hosts"));
+        assert!(made.is_file());
+        let again = make_inside(&root, Path::new("/etc/hosts"), false).unwrap();
+        assert_eq!(again, made);
+        std::os::unix::fs::symlink("/etc", root.join("out")).unwrap();
+        let err = make_inside(&root, Path::new("/out/sv-nope"), true).unwrap_err();
+        assert!(err.to_string().contains("leads out of the root"), "{err}");
+        assert!(!Path::new("/etc/sv-nope").exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,125 @@
+//! The plan made real for one container, and the one place where a port
+//! or an address held by a dead supervisor is taken back: the lease (and
+//! what its dead holder left) when the network is prepared, the elements in
+//! one batch once the container is plumbed. On a refused element the holder
+//! is asked about (`reconcile`): a dead one's remains go and the plan is
+//! made again; a port we picked is picked again; a live holder is the
+//! error. Bounded, so two supervisors can never chase each other forever.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use super::{ContainerPart, NetworkPart, Snapshot};
+use crate::firewall::{self, Firewall, Publication};
+use crate::netlink::Bridge;
+use crate::network::{self, Attachment};
+use crate::reconcile;
+use crate::reserve::{self, Reservations};
+use crate::values::{Owner, Port};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Firewall(#[from] firewall::Error),
+    #[error(transparent)]
+    Reserve(#[from] reserve::Error),
+}
+
+/// How many times the elements are planned and sent before a refusal is
+/// the answer.
+const ATTEMPTS: usize = 8;
+
+/// Takes the address lease, ensures the bridge and sets `network`'s
+/// sysctls (see `network::prepare`); an address taken over from a dead
+/// supervisor brings the rest of what it held back too.
+pub async fn lease(
+    network: &NetworkPart,
+    bridge: &Bridge,
+    ip: Option<Ipv4Addr>,
+    state_dir: &Path,
+    owner: &Owner,
+) -> Result<Attachment, network::Error> {
+    let attachment = network::prepare(
+        bridge,
+        ip,
+        state_dir,
+        &owner.name,
+        &owner.id,
+        &network.sysctls,
+    )
+    .await?;
+    if let Some(dead) = attachment.reclaimed() {
+        reconcile::reclaimed_address(state_dir, &bridge.name, dead).await;
+    }
+    Ok(attachment)
+}
+
+/// Adds `part`'s elements in one batch. A host port found published by a
+/// dead supervisor is reclaimed, one we picked but someone else published
+/// is picked again from `reservations`, and the elements planned again.
+pub async fn publish(
+    firewall: &Firewall,
+    state_dir: &Path,
+    part: &mut ContainerPart,
+    reservations: &mut Reservations,
+) -> Result<Publication, Error> {
+    let mut attempt = 1;
+    loop {
+        let (port, holder, owner) = match firewall.publish(&part.publication) {
+            Ok(()) => return Ok(part.publication.clone()),
+            Err(firewall::Error::PortTaken {
+                port,
+                holder,
+                owner,
+            }) => (port, holder, owner),
+            Err(err) => return Err(err.into()),
+        };
+        let taken = || firewall::Error::PortTaken {
+            port,
+            holder: holder.clone(),
+            owner: owner.clone(),
+        };
+        if attempt == ATTEMPTS {
+            return Err(taken().into());
+        }
+        attempt += 1;
+        let again = match &owner {
+            Some(holder) if reconcile::reclaim_port(state_dir, holder).await => true,
+            _ => reservations.repick(port.protocol, port.host_port)?,
+        };
+        if !again {
+            return Err(taken().into());
+        }
+        part.publication.ports = ports(reservations)?;
+    }
+}
+
+/// The reserved host ports, every one decided, as the plan's ports.
+pub fn ports(reservations: &Reservations) -> Result<Vec<Port>, firewall::Error> {
+    super::ports(&reservations.mappings(), &Snapshot::default())
+        .map_err(|super::NoFreePort(protocol)| firewall::Error::NoFreePort(protocol))
+}
+
+/// Publishes `mappings` for a container at `address` behind `veth`,
+/// picking each missing host port among the ephemeral ports not published
+/// yet (a snapshot of the port maps, then one batch). Without the bound
+/// sockets of `run`'s reservations: for tests and tools.
+pub fn publish_mappings(
+    firewall: &Firewall,
+    owner: &Owner,
+    address: Ipv4Addr,
+    veth: &str,
+    mappings: &[crate::values::PortMapping],
+) -> Result<Publication, firewall::Error> {
+    let snapshot = Snapshot::published(firewall)?;
+    let ports = super::ports(mappings, &snapshot)
+        .map_err(|super::NoFreePort(protocol)| firewall::Error::NoFreePort(protocol))?;
+    let publication = Publication {
+        owner: owner.clone(),
+        address,
+        veth: veth.to_string(),
+        ports,
+    };
+    firewall.publish(&publication)?;
+    Ok(publication)
+}

@@ -1,0 +1,269 @@
+//! A container's network decided as a plain value before anything is
+//! changed: the bridge and its sysctls, the lease, the veth pair with its
+//! names and MAC, the address and route inside, and every nftables element
+//! with its owner. `plan` is a pure function of what was asked and a
+//! `Snapshot` of what is taken, so tests compare plans and `run --dry-run`
+//! prints one (see `render`) without touching the system.
+//!
+//! `snapshot` reads what is taken (read-only); `apply` is the one step that
+//! changes the kernel for a container and the one place a port or address
+//! held by a dead supervisor is reclaimed and the plan made again.
+//!
+//! The run path takes its lease and host ports first (the lease directory
+//! and bound sockets arbitrate them atomically), so its snapshot is what it
+//! already holds and its plan has no conflicts to find; the kernel's refusal
+//! of an existing element (NLM_F_EXCL) is the last word, never a read here.
+
+pub mod apply;
+mod render;
+pub mod snapshot;
+
+use std::net::Ipv4Addr;
+
+use crate::firewall::{Owned, Publication, Target};
+use crate::netlink::sysctl::Setting;
+use crate::netlink::{ContainerLink, mac_for};
+use crate::network::host_ifname;
+use crate::values::{Owner, Port, PortMapping, Protocol, Subnet};
+
+pub use snapshot::{Leased, Snapshot};
+
+pub use crate::netlink::PEER;
+
+/// What a container's network is to be, asked for by `run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub owner: Owner,
+    pub bridge: String,
+    pub subnet: Subnet,
+    /// `--ip`, or the address already leased; None: the lowest free one.
+    pub address: Option<Ipv4Addr>,
+    pub mappings: Vec<PortMapping>,
+}
+
+/// Everything one container's network is made of, in the order applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkPlan {
+    pub network: NetworkPart,
+    pub container: ContainerPart,
+}
+
+/// What every container of a network shares: made once, left in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkPart {
+    pub bridge: String,
+    pub subnet: Subnet,
+    /// Whether the supervisor's tables are to be loaded (nft/supervisor.nft).
+    pub load_base: bool,
+    /// Whether the bridge is to be created (with the gateway's address).
+    pub create_bridge: bool,
+    pub sysctls: Vec<Setting>,
+}
+
+/// What is the container's alone: gone with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPart {
+    /// The address leased (and inside, on `PEER`).
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    /// The host end of the veth pair, on the bridge.
+    pub host_ifname: String,
+    /// `PEER`'s MAC, derived from the address (see `netlink::mac_for`).
+    pub mac: [u8; 6],
+    /// Its elements: the guards and one per published port, with owner.
+    pub publication: Publication,
+}
+
+impl ContainerPart {
+    /// The netlink part: the veth pair onto the bridge of `bridge_index`,
+    /// and the address and route inside.
+    pub fn link(&self, bridge_index: u32, subnet: Subnet) -> ContainerLink {
+        ContainerLink {
+            host_ifname: self.host_ifname.clone(),
+            bridge_index,
+            address: self.address,
+            subnet,
+        }
+    }
+}
+
+/// Why a plan cannot be made: something it needs is taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("address {addr} is taken by {holder}")]
+    AddressTaken { addr: Ipv4Addr, holder: String },
+    #[error("no free address left in {0}")]
+    NoFreeAddress(Subnet),
+    #[error("port {port} is already published by {holder}")]
+    PortTaken {
+        port: Port,
+        holder: String,
+        /// The holder, when its element carries our comment.
+        owner: Option<Owner>,
+    },
+    #[error("no free host port left for {0}")]
+    NoFreePort(Protocol),
+}
+
+/// Every port of the ephemeral range is published already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoFreePort(pub Protocol);
+
+/// The plan for `request` given what `snapshot` says is taken.
+pub fn plan(request: &Request, snapshot: &Snapshot) -> Result<NetworkPlan, Conflict> {
+    let network = network_part(&request.bridge, request.subnet, snapshot);
+    let address = address(request, snapshot)?;
+    let ports =
+        ports(&request.mappings, snapshot).map_err(|NoFreePort(p)| Conflict::NoFreePort(p))?;
+    let container = container_part(&request.owner, request.subnet, address, ports);
+    check_elements(&container.publication, snapshot)?;
+    Ok(NetworkPlan { network, container })
+}
+
+/// The network's part: the bridge, its sysctls, and the tables when the
+/// snapshot found them missing.
+pub fn network_part(bridge: &str, subnet: Subnet, snapshot: &Snapshot) -> NetworkPart {
+    NetworkPart {
+        bridge: bridge.to_string(),
+        subnet,
+        load_base: !snapshot.base_loaded,
+        create_bridge: !snapshot.bridge_exists,
+        sysctls: vec![Setting::ip_forward(), Setting::route_localnet(bridge)],
+    }
+}
+
+/// The container's part, once its address and host ports are decided.
+pub fn container_part(
+    owner: &Owner,
+    subnet: Subnet,
+    address: Ipv4Addr,
+    ports: Vec<Port>,
+) -> ContainerPart {
+    let host_ifname = host_ifname(&owner.id);
+    ContainerPart {
+        address,
+        prefix_len: subnet.prefix_len(),
+        gateway: subnet.gateway(),
+        mac: mac_for(address),
+        publication: Publication {
+            owner: owner.clone(),
+            address,
+            veth: host_ifname.clone(),
+            ports,
+        },
+        host_ifname,
+    }
+}
+
+/// The address asked for when it is free, else the lowest free one; as
+/// `ipam::Pool::lease` decides, a dead supervisor's lease is taken over
+/// when it is the one asked for, or when no address is free.
+fn address(request: &Request, snapshot: &Snapshot) -> Result<Ipv4Addr, Conflict> {
+    let leased = |addr: Ipv4Addr| snapshot.leases.iter().find(|l| l.addr == addr);
+    if let Some(addr) = request.address {
+        return match leased(addr) {
+            Some(lease) if lease.live => Err(Conflict::AddressTaken {
+                addr,
+                holder: lease.holder.clone(),
+            }),
+            _ => Ok(addr),
+        };
+    }
+    let subnet = request.subnet;
+    let first = u32::from(subnet.gateway()) + 1;
+    let last = u32::from(subnet.broadcast());
+    let mut addresses = (first..last).map(Ipv4Addr::from);
+    addresses
+        .clone()
+        .find(|addr| leased(*addr).is_none())
+        .or_else(|| addresses.find(|addr| leased(*addr).is_some_and(|l| !l.live)))
+        .ok_or(Conflict::NoFreeAddress(subnet))
+}
+
+/// Every host port decided: given ones as they are, missing ones from the
+/// ephemeral range, the first not published at or after the snapshot's
+/// starting point (random in a real snapshot, so racing dry runs differ).
+pub fn ports(mappings: &[PortMapping], snapshot: &Snapshot) -> Result<Vec<Port>, NoFreePort> {
+    let (low, high) = snapshot.ephemeral;
+    let mut taken: Vec<(Protocol, u16)> = snapshot
+        .published
+        .iter()
+        .filter_map(|e| Some((protocol_of(e.target)?, host_port_of(&e.key)?)))
+        .collect();
+    taken.extend(
+        mappings
+            .iter()
+            .filter_map(|m| Some((m.protocol, m.host_port?))),
+    );
+    let span = u64::from(high.saturating_sub(low)) + 1;
+    mappings
+        .iter()
+        .map(|m| {
+            let host_port = match m.host_port {
+                Some(port) => port,
+                None => {
+                    let start = snapshot.pick_from % span;
+                    let port = (0..span)
+                        .map(|i| low + ((start + i) % span) as u16)
+                        .find(|p| !taken.contains(&(m.protocol, *p)))
+                        .ok_or(NoFreePort(m.protocol))?;
+                    taken.push((m.protocol, port));
+                    port
+                }
+            };
+            Ok(Port {
+                host_ip: m.host_ip,
+                host_port,
+                container_port: m.container_port,
+                protocol: m.protocol,
+            })
+        })
+        .collect()
+}
+
+/// The first of `publication`'s port elements the snapshot already has,
+/// named by its holder: the batch would be refused for it.
+pub fn check_elements(publication: &Publication, snapshot: &Snapshot) -> Result<(), Conflict> {
+    for element in publication.elements() {
+        let Some(port) = element.port else { continue };
+        if let Some(found) = snapshot
+            .published
+            .iter()
+            .find(|e| e.target == element.target && e.key == element.key)
+        {
+            return Err(Conflict::PortTaken {
+                port,
+                holder: holder_name(found),
+                owner: found.owner.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Who holds an element, for people.
+fn holder_name(found: &Owned) -> String {
+    match &found.owner {
+        Some(owner) => format!("container {owner}"),
+        None => "another container".to_string(),
+    }
+}
+
+/// The protocol of a ports map; None for the other sets.
+fn protocol_of(target: Target) -> Option<Protocol> {
+    match target {
+        Target::Ports(p) | Target::AddrPorts(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// The host port in a ports map key: all of an `inet_service` key, the
+/// second field of an `ipv4_addr . inet_service` one.
+fn host_port_of(key: &[u8]) -> Option<u16> {
+    let bytes = if key.len() == 2 { key } else { key.get(4..6)? };
+    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! A plan as a person reads it, as `run --dry-run` prints it: each netlink
+//! request as the `ip` command that makes it, each sysctl as `sysctl -w`,
+//! and the nftables part as the `nft` commands that add the same elements.
+//! `CONTAINER` stands for the container's network namespace, which a dry
+//! run never creates.
+
+use std::fmt;
+
+use super::{ContainerPart, NetworkPart, NetworkPlan, PEER};
+use crate::firewall::{Mac, Target};
+
+impl fmt::Display for NetworkPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let NetworkPlan { network, container } = self;
+        let owner = &container.publication.owner;
+        writeln!(
+            f,
+            "# container {owner} on network {} ({})",
+            network.bridge, network.subnet
+        )?;
+        network.fmt_netlink(f)?;
+        container.fmt_netlink(f, &network.bridge)?;
+        network.fmt_nft(f)?;
+        container.fmt_nft(f)
+    }
+}
+
+impl NetworkPart {
+    fn fmt_netlink(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bridge = &self.bridge;
+        if self.create_bridge {
+            let gateway = self.subnet.gateway();
+            let mac = Mac(crate::netlink::mac_for(gateway));
+            writeln!(f, "ip link add {bridge} address {mac} type bridge")?;
+            writeln!(
+                f,
+                "ip addr add {gateway}/{} dev {bridge}",
+                self.subnet.prefix_len()
+            )?;
+            writeln!(f, "ip link set {bridge} up")?;
+        }
+        for sysctl in &self.sysctls {
+            writeln!(f, "sysctl -w {}={}", sysctl.key, sysctl.value)?;
+        }
+        Ok(())
+    }
+
+    fn fmt_nft(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.load_base {
+            writeln!(f, "nft -f nft/supervisor.nft")?;
+        }
+        let bridge = &self.bridge;
+        writeln!(f, "add element ip supervisor bridges {{ \"{bridge}\" }}")?;
+        writeln!(
+            f,
+            "add element ip supervisor same_bridge {{ \"{bridge}\" . \"{bridge}\" }}"
+        )?;
+        writeln!(
+            f,
+            "add element ip supervisor subnets {{ {} comment \"{bridge}\" }}",
+            self.subnet
+        )
+    }
+}
+
+impl ContainerPart {
+    fn fmt_netlink(&self, f: &mut fmt::Formatter<'_>, bridge: &str) -> fmt::Result {
+        let host = &self.host_ifname;
+        let mac = Mac(self.mac);
+        writeln!(f, "# lease {} on {bridge}", self.address)?;
+        writeln!(
+            f,
+            "ip link add {host} master {bridge} up type veth peer name {PEER} address {mac} netns CONTAINER"
+        )?;
+        writeln!(f, "ip link set {host} type bridge_slave hairpin on")?;
+        writeln!(f, "ip -n CONTAINER link set lo up")?;
+        writeln!(f, "ip -n CONTAINER link set {PEER} up")?;
+        writeln!(
+            f,
+            "ip -n CONTAINER addr add {}/{} dev {PEER}",
+            self.address, self.prefix_len
+        )?;
+        writeln!(
+            f,
+            "ip -n CONTAINER route add default via {} dev {PEER} proto static",
+            self.gateway
+        )
+    }
+
+    fn fmt_nft(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let comment = self.publication.owner.comment();
+        for element in self.publication.elements() {
+            writeln!(
+                f,
+                "add element {} {{ {} comment \"{comment}\" }}",
+                set_name(element.target),
+                element.label
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The nft set a target names, with its family: `ip supervisor tcp_ports`.
+fn set_name(target: Target) -> String {
+    let family = if target.is_bridge() { "bridge" } else { "ip" };
+    format!("{family} supervisor {}", target.name())
+}

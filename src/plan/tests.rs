@@ -1,0 +1,239 @@
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::publish::parse;
+
+fn owner() -> Owner {
+    Owner {
+        name: "web".into(),
+        id: "0123456789ab".into(),
+    }
+}
+
+fn request(publish: &[&str]) -> Request {
+    Request {
+        owner: owner(),
+        bridge: "sv0".into(),
+        subnet: "172.16.0.0/24".parse().unwrap(),
+        address: None,
+        mappings: publish.iter().flat_map(|p| parse(p).unwrap()).collect(),
+    }
+}
+
+fn holder(name: &str, id: &str) -> Owner {
+    Owner {
+        name: name.into(),
+        id: id.into(),
+    }
+}
+
+fn leased(addr: [u8; 4], live: bool) -> Leased {
+    Leased {
+        addr: addr.into(),
+        holder: "container db (aaaa)".into(),
+        live,
+    }
+}
+
+#[test]
+fn a_dead_supervisors_address_is_planned_when_asked_for_or_the_last_left() {
+    let mut asked = request(&[]);
+    asked.address = Some(Ipv4Addr::new(172, 16, 0, 9));
+    let snapshot = Snapshot {
+        leases: vec![leased([172, 16, 0, 9], false)],
+        ..Snapshot::default()
+    };
+    assert_eq!(
+        plan(&asked, &snapshot).unwrap().container.address,
+        Ipv4Addr::new(172, 16, 0, 9)
+    );
+    let mut tiny = request(&[]);
+    tiny.subnet = "10.0.0.0/29".parse().unwrap();
+    let full = Snapshot {
+        leases: (2..=6).map(|d| leased([10, 0, 0, d], d != 4)).collect(),
+        ..Snapshot::default()
+    };
+    assert_eq!(
+        plan(&tiny, &full).unwrap().container.address,
+        Ipv4Addr::new(10, 0, 0, 4)
+    );
+}
+
+#[test]
+fn a_plan_is_the_lowest_free_address_its_veth_and_one_element_per_port() {
+    let snapshot = Snapshot {
+        base_loaded: true,
+        bridge_exists: true,
+        leases: vec![leased([172, 16, 0, 2], true)],
+        ..Snapshot::default()
+    };
+    let plan = plan(&request(&["8080:8000", "127.0.0.1:9090:90/udp"]), &snapshot).unwrap();
+    let address = Ipv4Addr::new(172, 16, 0, 3);
+    let expected = NetworkPlan {
+        network: NetworkPart {
+            bridge: "sv0".into(),
+            subnet: "172.16.0.0/24".parse().unwrap(),
+            load_base: false,
+            create_bridge: false,
+            sysctls: vec![
+                Setting {
+                    key: "net.ipv4.ip_forward".into(),
+                    path: "/proc/sys/net/ipv4/ip_forward".into(),
+                    value: "1",
+                },
+                Setting {
+                    key: "net.ipv4.conf.sv0.route_localnet".into(),
+                    path: "/proc/sys/net/ipv4/conf/sv0/route_localnet".into(),
+                    value: "1",
+                },
+            ],
+        },
+        container: ContainerPart {
+            address,
+            prefix_len: 24,
+            gateway: Ipv4Addr::new(172, 16, 0, 1),
+            host_ifname: "sv-0123456789ab".into(),
+            mac: [0x02, 0x42, 172, 16, 0, 3],
+            publication: Publication {
+                owner: owner(),
+                address,
+                veth: "sv-0123456789ab".into(),
+                ports: vec![
+                    Port {
+                        host_ip: None,
+                        host_port: 8080,
+                        container_port: 8000,
+                        protocol: Protocol::Tcp,
+                    },
+                    Port {
+                        host_ip: Some(Ipv4Addr::LOCALHOST),
+                        host_port: 9090,
+                        container_port: 90,
+                        protocol: Protocol::Udp,
+                    },
+                ],
+            },
+        },
+    };
+    assert_eq!(plan, expected);
+}
+
+#[test]
+fn a_port_someone_published_is_a_conflict_naming_the_holder() {
+    let taken = Owned {
+        target: Target::AddrPorts(Protocol::Udp),
+        key: vec![127, 0, 0, 1, 0x23, 0x82, 0, 0],
+        owner: Some(holder("dns", "feedfeedfeed")),
+    };
+    let snapshot = Snapshot {
+        published: vec![taken],
+        ..Snapshot::default()
+    };
+    let err = plan(&request(&["8080:8000", "127.0.0.1:9090:90/udp"]), &snapshot).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "port 127.0.0.1:9090->90/udp is already published by container dns (feedfeedfeed)"
+    );
+    let Conflict::PortTaken { owner, .. } = err else {
+        panic!("not a port conflict: {err:?}");
+    };
+    assert_eq!(owner, Some(holder("dns", "feedfeedfeed")));
+}
+
+#[test]
+fn the_same_port_on_another_protocol_or_map_is_no_conflict() {
+    let snapshot = Snapshot {
+        published: vec![Owned {
+            target: Target::Ports(Protocol::Udp),
+            key: 8080u16.to_be_bytes().to_vec(),
+            owner: Some(holder("dns", "feedfeedfeed")),
+        }],
+        ..Snapshot::default()
+    };
+    assert!(plan(&request(&["8080:8000"]), &snapshot).is_ok());
+}
+
+#[test]
+fn an_address_asked_for_and_leased_is_a_conflict_naming_the_holder() {
+    let snapshot = Snapshot {
+        leases: vec![leased([172, 16, 0, 9], true)],
+        ..Snapshot::default()
+    };
+    let mut asked = request(&[]);
+    asked.address = Some(Ipv4Addr::new(172, 16, 0, 9));
+    assert_eq!(
+        plan(&asked, &snapshot).unwrap_err().to_string(),
+        "address 172.16.0.9 is taken by container db (aaaa)"
+    );
+}
+
+#[test]
+fn a_full_subnet_has_no_address_to_plan() {
+    let mut asked = request(&[]);
+    asked.subnet = "10.0.0.0/30".parse().unwrap();
+    let snapshot = Snapshot {
+        leases: vec![leased([10, 0, 0, 2], true)],
+        ..Snapshot::default()
+    };
+    assert_eq!(
+        plan(&asked, &snapshot),
+        Err(Conflict::NoFreeAddress(asked.subnet))
+    );
+}
+
+#[test]
+fn a_missing_host_port_is_picked_among_the_ephemeral_ports_not_published() {
+    let published = |port: u16| Owned {
+        target: Target::Ports(Protocol::Tcp),
+        key: port.to_be_bytes().to_vec(),
+        owner: None,
+    };
+    let snapshot = Snapshot {
+        ephemeral: (40000, 40002),
+        published: vec![published(40000), published(40001)],
+        ..Snapshot::default()
+    };
+    let ports = ports(&parse("8000").unwrap(), &snapshot).unwrap();
+    assert_eq!(ports[0].host_port, 40002);
+    let full = Snapshot {
+        ephemeral: (40000, 40001),
+        ..snapshot
+    };
+    assert_eq!(
+        super::ports(&parse("8000").unwrap(), &full),
+        Err(NoFreePort(Protocol::Tcp))
+    );
+}
+
+#[test]
+fn a_dry_run_prints_ip_sysctl_and_nft_commands() {
+    let plan = plan(
+        &request(&["8080:8000", "127.0.0.1:9090:90/udp"]),
+        &Snapshot::default(),
+    )
+    .unwrap();
+    let expected = "\
+# container web (0123456789ab) on network sv0 (172.16.0.0/24)
+ip link add sv0 address 02:42:ac:10:00:01 type bridge
+ip addr add 172.16.0.1/24 dev sv0
+ip link set sv0 up
+sysctl -w net.ipv4.ip_forward=1
+sysctl -w net.ipv4.conf.sv0.route_localnet=1
+# lease 172.16.0.2 on sv0
+ip link add sv-0123456789ab master sv0 up type veth peer name eth0 address 02:42:ac:10:00:02 netns CONTAINER
+ip link set sv-0123456789ab type bridge_slave hairpin on
+ip -n CONTAINER link set lo up
+ip -n CONTAINER link set eth0 up
+ip -n CONTAINER addr add 172.16.0.2/24 dev eth0
+ip -n CONTAINER route add default via 172.16.0.1 dev eth0 proto static
+nft -f nft/supervisor.nft
+add element ip supervisor bridges { \"sv0\" }
+add element ip supervisor same_bridge { \"sv0\" . \"sv0\" }
+add element ip supervisor subnets { 172.16.0.0/24 comment \"sv0\" }
+add element bridge supervisor spoof_guard { \"sv-0123456789ab\" . 172.16.0.2 . 02:42:ac:10:00:02 comment \"web 0123456789ab\" }
+add element bridge supervisor mac_guard { \"sv-0123456789ab\" . 02:42:ac:10:00:02 comment \"web 0123456789ab\" }
+add element ip supervisor tcp_ports { 8080 : 172.16.0.2 . 8000 comment \"web 0123456789ab\" }
+add element ip supervisor udp_addr_ports { 127.0.0.1 . 9090 : 172.16.0.2 . 90 comment \"web 0123456789ab\" }
+";
+    assert_eq!(plan.to_string(), expected);
+}

@@ -1,0 +1,428 @@
+//! Isolation from the host's filesystem, tried as an attacker inside the
+//! container would (root, docker's default capabilities): writing the
+//! host's files, reading the supervisor's state, reaching the old root after
+//! pivot_root, using a host device. Each attack is first shown to work with
+//! the protection off (`--rw-host`), so a passing test is one that can fail.
+//! The rootfs is busybox-static (Debian's `busybox-static`), built per test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{HostNs, stderr};
+
+/// A busybox rootfs with a non-root user, removed on drop.
+struct Rootfs {
+    dir: PathBuf,
+}
+
+impl Rootfs {
+    fn new(test: &str) -> Rootfs {
+        let dir = scratch(&format!("rootfs-{test}"));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox"))
+            .expect("/bin/busybox: install busybox-static (scripts/deps)");
+        let list = std::process::Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .unwrap();
+        for applet in String::from_utf8(list.stdout).unwrap().lines() {
+            if applet != "busybox" {
+                std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+            }
+        }
+        std::fs::write(
+            dir.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("etc/group"),
+            "root:x:0:\nalice:x:1000:\nstaff:x:50:alice\n",
+        )
+        .unwrap();
+        Rootfs { dir }
+    }
+
+    fn path(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh directory on the host's own disk (not under /tmp or /run, which
+/// the container gets its own of).
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("isolation-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `sh -c SCRIPT` in a container without network, with extra run options.
+fn sh(ns: &HostNs, options: &[&str], script: &str) -> String {
+    ns.container_sh(options, script)
+}
+
+/// Prints "ok" or "refused" for a command.
+fn attempt(what: &str, command: &str) -> String {
+    format!("{{ {command}; }} >/dev/null 2>&1 && echo '{what} ok' || echo '{what} refused'\n")
+}
+
+#[test]
+fn the_host_filesystem_is_read_only_inside_unless_rw_host() {
+    let Some(ns) = HostNs::new("the_host_filesystem_is_read_only_inside_unless_rw_host") else {
+        return;
+    };
+    let dir = scratch("host-write");
+    let file = dir.join("written");
+    let script = attempt("write", &format!("echo pwned > {}", file.display()));
+    assert_eq!(sh(&ns, &["--rw-host"], &script), "write ok\n");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "pwned\n");
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(sh(&ns, &[], &script), "write refused\n");
+    assert!(!file.exists());
+    // Writable where programs expect to write, but private: the host's
+    // /tmp never sees it.
+    let marker = format!("/tmp/sv-isolation-{}", std::process::id());
+    assert_eq!(
+        sh(
+            &ns,
+            &[],
+            &attempt("tmp", &format!("touch {marker} /var/tmp/x /run/x"))
+        ),
+        "tmp ok\n"
+    );
+    assert!(!Path::new(&marker).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_supervisors_state_directory_is_out_of_reach_in_every_mode_but_rw_host() {
+    let Some(ns) =
+        HostNs::new("the_supervisors_state_directory_is_out_of_reach_in_every_mode_but_rw_host")
+    else {
+        return;
+    };
+    let rootfs = Rootfs::new("state");
+    // Its own record is there while it runs: reading and writing both.
+    let script = attempt("read", "ls /run/supervisor/containers | grep -q .")
+        + &attempt("write", "touch /run/supervisor/planted");
+    assert_eq!(sh(&ns, &["--rw-host"], &script), "read ok\nwrite ok\n");
+    ns.ok("rm /run/supervisor/planted");
+    assert_eq!(sh(&ns, &[], &script), "read refused\nwrite refused\n");
+    assert_eq!(
+        sh(&ns, &["--rootfs", rootfs.path()], &script),
+        "read refused\nwrite refused\n"
+    );
+    assert!(!ns.sh("test -e /run/supervisor/planted").status.success());
+    // A state directory elsewhere than /run is hidden too.
+    let elsewhere = scratch("state-dir");
+    let state = elsewhere.to_str().unwrap();
+    let script = attempt("read", &format!("ls {state}/containers | grep -q ."))
+        + &attempt("write", &format!("touch {state}/planted"));
+    let with_state =
+        |options: &[&str]| sh(&ns, &[&["--state-dir", state], options].concat(), &script);
+    assert_eq!(with_state(&["--rw-host"]), "read ok\nwrite ok\n");
+    assert_eq!(with_state(&[]), "read refused\nwrite refused\n");
+    let _ = std::fs::remove_dir_all(&elsewhere);
+}
+
+#[test]
+fn after_pivot_root_no_host_path_is_reachable_but_the_volumes() {
+    let Some(ns) = HostNs::new("after_pivot_root_no_host_path_is_reachable_but_the_volumes") else {
+        return;
+    };
+    let rootfs = Rootfs::new("pivot");
+    let secret = scratch("secret");
+    std::fs::write(secret.join("secret"), "host secret\n").unwrap();
+    let shared = scratch("shared");
+    std::fs::write(shared.join("shared"), "shared\n").unwrap();
+    let secret_file = secret.join("secret");
+    let secret_file = secret_file.to_str().unwrap();
+    let reach = [
+        attempt("path", &format!("cat {secret_file}")),
+        attempt("proc-root", &format!("cat /proc/1/root{secret_file}")),
+        attempt("self-root", &format!("cat /proc/self/root/..{secret_file}")),
+        attempt("dotdot", &format!("cat /../../..{secret_file}")),
+    ]
+    .concat();
+    // The PID 1 init is not dumpable: /proc/1/root is closed in every mode.
+    assert_eq!(
+        sh(&ns, &["--rw-host"], &reach),
+        "path ok\nproc-root refused\nself-root ok\ndotdot ok\n"
+    );
+    // Any mount point beyond the container's own.
+    let mounts = attempt(
+        "mounts",
+        "awk '{print $5}' /proc/self/mountinfo | grep -v -e '^/$' -e '^/proc' -e '^/dev' -e '^/sys' -e '^/etc/' -e '^/data$' | grep -q .",
+    );
+    assert_eq!(sh(&ns, &["--rw-host"], &mounts), "mounts ok\n");
+    // Not on the host: it would walk the whole disk.
+    let search = attempt("find", "find / -xdev -name secret | grep -q .") + &mounts;
+    let volume = format!("{}:/data:ro", shared.display());
+    let pivoted = sh(
+        &ns,
+        &["--rootfs", rootfs.path(), "-v", &volume],
+        &(reach + &search),
+    );
+    assert_eq!(
+        pivoted,
+        "path refused\nproc-root refused\nself-root refused\ndotdot refused\nfind refused\nmounts refused\n"
+    );
+    // What is there: the rootfs, and the volume.
+    let seen = sh(
+        &ns,
+        &["--rootfs", rootfs.path(), "-v", &volume],
+        "ls /..; cat /data/shared; grep -c ' /data ' /proc/self/mountinfo",
+    );
+    assert!(
+        seen.starts_with("bin\ndata\ndev\netc\nproc\nsys\n"),
+        "{seen}"
+    );
+    assert!(seen.ends_with("shared\n1\n"), "{seen}");
+    let _ = std::fs::remove_dir_all(&secret);
+    let _ = std::fs::remove_dir_all(&shared);
+}
+
+#[test]
+fn no_device_node_made_in_the_container_opens_and_host_disks_are_absent() {
+    let Some(ns) =
+        HostNs::new("no_device_node_made_in_the_container_opens_and_host_disks_are_absent")
+    else {
+        return;
+    };
+    let rootfs = Rootfs::new("devices");
+    let dir = scratch("devices");
+    // CAP_MKNOD is in docker's default set; docker relies on the device
+    // cgroup. Here nothing writable allows devices: a char node (1,3, null,
+    // openable by anyone) shows it; a disk's node would be the same.
+    let nodes = |root: &str| {
+        [
+            attempt(
+                "here",
+                &format!("mknod {root}/n c 1 3 && echo x > {root}/n"),
+            ),
+            attempt("tmp", "mknod /tmp/n c 1 3 && echo x > /tmp/n"),
+            attempt("dev", "mknod /dev/n c 1 3 && echo x > /dev/n"),
+            attempt("shm", "mknod /dev/shm/n c 1 3 && echo x > /dev/shm/n"),
+            attempt(
+                "disks",
+                "ls /dev | grep -q -e '^vd' -e '^sd' -e '^nvme' -e '^loop'",
+            ),
+            attempt("mount", "mkdir -p /mnt && mount -t tmpfs t /mnt"),
+        ]
+        .concat()
+    };
+    let host = sh(&ns, &["--rw-host"], &nodes(dir.to_str().unwrap()));
+    assert!(host.starts_with("here ok\n"), "{host}");
+    let sealed = sh(&ns, &[], &nodes(dir.to_str().unwrap()));
+    assert_eq!(
+        sealed,
+        "here refused\ntmp refused\ndev refused\nshm refused\ndisks refused\nmount refused\n"
+    );
+    let pivoted = sh(&ns, &["--rootfs", rootfs.path()], &nodes(""));
+    assert_eq!(
+        pivoted,
+        "here refused\ntmp refused\ndev refused\nshm refused\ndisks refused\nmount refused\n"
+    );
+    // And the devices a program needs are there.
+    assert_eq!(
+        sh(
+            &ns,
+            &["--rootfs", rootfs.path()],
+            "echo x > /dev/null && head -c 3 /dev/zero | wc -c && ls /dev | tr '\\n' ' '"
+        ),
+        "3\nfd full null ptmx pts random shm stderr stdin stdout tty urandom zero "
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_rootfs_or_volume_source_fails_with_125_naming_it_before_anything_is_created() {
+    let Some(ns) = HostNs::new(
+        "a_missing_rootfs_or_volume_source_fails_with_125_naming_it_before_anything_is_created",
+    ) else {
+        return;
+    };
+    for (args, says) in [
+        (
+            vec!["--rootfs", "/surely/not/here"],
+            "invalid --rootfs /surely/not/here: No such file",
+        ),
+        (
+            vec!["--rootfs", "/etc/hostname"],
+            "invalid --rootfs /etc/hostname: not a directory",
+        ),
+        (
+            vec!["-v", "/surely/not/here:/data"],
+            "invalid --volume \"/surely/not/here:/data\": /surely/not/here: No such file",
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--", "true"]);
+        let out = ns.run(&all);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    // The default network: nothing created, not even the bridge or a lease.
+    assert_eq!(ns.ok("ip -o link show type bridge | wc -l").trim(), "0");
+    assert!(!ns.sh("test -e /run/supervisor").status.success());
+}
+
+#[test]
+fn volumes_tmpfs_read_only_and_workdir_inside_the_rootfs() {
+    let Some(ns) = HostNs::new("volumes_tmpfs_read_only_and_workdir_inside_the_rootfs") else {
+        return;
+    };
+    let rootfs = Rootfs::new("volumes");
+    let data = scratch("volume");
+    std::fs::write(data.join("in"), "from the host\n").unwrap();
+    let ro = format!("{}:/ro:ro", data.display());
+    let rw = format!("{}:/rw", data.display());
+    let out = sh(
+        &ns,
+        &[
+            "--rootfs",
+            rootfs.path(),
+            "--read-only",
+            "-v",
+            &ro,
+            "-v",
+            &rw,
+            "--tmpfs",
+            "/scratch:size=1m",
+            "-w",
+            "/rw",
+        ],
+        &[
+            "cat /ro/in; pwd\n",
+            &attempt("ro-volume", "touch /ro/x"),
+            &attempt("rw-volume", "echo out > /rw/out"),
+            &attempt("root", "touch /x"),
+            &attempt(
+                "tmpfs",
+                "touch /scratch/x && df /scratch | grep -q ' 1024 '",
+            ),
+            &attempt("shm", "touch /dev/shm/x"),
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        out,
+        "from the host\n/rw\nro-volume refused\nrw-volume ok\nroot refused\ntmpfs ok\nshm ok\n"
+    );
+    assert_eq!(std::fs::read_to_string(data.join("out")).unwrap(), "out\n");
+    // Without --read-only, the rootfs is writable.
+    assert_eq!(
+        sh(
+            &ns,
+            &["--rootfs", rootfs.path()],
+            &attempt("root", "touch /x")
+        ),
+        "root ok\n"
+    );
+    // The host's root is read-only already; a volume there is writable.
+    let on_host = format!("{}:/mnt", data.display());
+    assert_eq!(
+        sh(
+            &ns,
+            &["-v", &on_host],
+            &attempt("rw-volume", "touch /mnt/y")
+        ),
+        "rw-volume ok\n"
+    );
+    // Its mount point in the container's own /run or /tmp is made there.
+    let in_run = format!("{}:/run/app", data.display());
+    let file_in_tmp = format!("{}:/tmp/deep/in.txt:ro", data.join("in").display());
+    assert_eq!(
+        sh(
+            &ns,
+            &["-v", &in_run, "-v", &file_in_tmp],
+            "cat /run/app/in /tmp/deep/in.txt"
+        ),
+        "from the host\nfrom the host\n"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn user_by_name_or_id_sets_ids_groups_and_home_from_the_containers_own_files() {
+    let Some(ns) =
+        HostNs::new("user_by_name_or_id_sets_ids_groups_and_home_from_the_containers_own_files")
+    else {
+        return;
+    };
+    let rootfs = Rootfs::new("user");
+    let root = ["--rootfs", rootfs.path()];
+    let id = |user: &str| {
+        sh(
+            &ns,
+            &[&root[..], &["--user", user]].concat(),
+            "id; echo $HOME; grep -e CapEff -e CapPrm /proc/self/status",
+        )
+    };
+    assert_eq!(
+        id("alice"),
+        "uid=1000(alice) gid=1000(alice) groups=50(staff)\n/home/alice\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
+    );
+    assert_eq!(
+        id("1000:50"),
+        "uid=1000(alice) gid=50(staff)\n/home/alice\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
+    );
+    assert!(id("4242").starts_with("uid=4242 gid=0(root)\n/\n"));
+    // alice exists only in the rootfs: the host's /etc/passwd is not asked.
+    let out = ns.run(&["--network", "none", "--user", "alice", "--", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("no user \"alice\" in the container's /etc/passwd"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn cap_drop_and_cap_add_change_the_capabilities_and_rekey_the_seccomp_profile() {
+    let Some(ns) =
+        HostNs::new("cap_drop_and_cap_add_change_the_capabilities_and_rekey_the_seccomp_profile")
+    else {
+        return;
+    };
+    let rootfs = Rootfs::new("caps");
+    let cap_eff = |options: &[&str]| {
+        sh(
+            &ns,
+            &[&["--rootfs", rootfs.path()], options].concat(),
+            "grep CapEff /proc/self/status",
+        )
+    };
+    assert_eq!(cap_eff(&[]), "CapEff:\t00000000a80425fb\n");
+    assert_eq!(
+        cap_eff(&["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"]),
+        "CapEff:\t0000000000001000\n"
+    );
+    // docker's profile allows mount only with CAP_SYS_ADMIN: the profile
+    // follows the capabilities, not docker's default set.
+    let mount = attempt("mount", "mkdir -p /mnt && mount -t tmpfs t /mnt");
+    let root = ["--rootfs", rootfs.path()];
+    assert_eq!(sh(&ns, &root, &mount), "mount refused\n");
+    assert_eq!(
+        sh(
+            &ns,
+            &[&root[..], &["--cap-add", "SYS_ADMIN"]].concat(),
+            &mount
+        ),
+        "mount ok\n"
+    );
+    let chown = attempt("chown", "touch /tmp/f && chown 1000 /tmp/f");
+    assert_eq!(sh(&ns, &[], &chown), "chown ok\n");
+    assert_eq!(sh(&ns, &["--cap-drop", "chown"], &chown), "chown refused\n");
+}

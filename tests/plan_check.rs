@@ -1,0 +1,259 @@
+//! The plan and its read-back, end to end: `run --dry-run` changes nothing
+//! and plans what a run then applies; `check` reports no drift for what a
+//! run holds, and names each thing deleted behind the supervisor's back.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::process::Output;
+
+use common::{HostNs, assert_no_drift, stderr, stdout, stop};
+use serde_json::Value;
+use supervisor::firewall::Owned;
+use supervisor::plan::{self, Request, Snapshot};
+use supervisor::values::Owner;
+
+/// Container `web` publishing a TCP port everywhere and a UDP one on
+/// 127.0.0.1.
+const TWO_PORTS: &[&str] = &[
+    "--name",
+    "web",
+    "-p",
+    "8080:8000",
+    "-p",
+    "127.0.0.1:9090:90/udp",
+];
+
+/// A command that prints "ready" and runs until its stdin closes.
+const UNTIL_STDIN_CLOSES: &[&str] = &["sh", "-c", "echo ready; read _ || true"];
+
+fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
+    common::run(ns.supervisor().args(args))
+}
+
+fn args<'a>(options: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
+    let mut all = options.to_vec();
+    all.push("--");
+    all.extend_from_slice(command);
+    all
+}
+
+fn inspect(ns: &HostNs, name: &str) -> Value {
+    let out = supervisor(ns, &["inspect", name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("JSON")
+}
+
+/// Everything a run could change: the ruleset, links, addresses, routes,
+/// the sysctls it sets, and every file under /run.
+fn system(ns: &HostNs) -> String {
+    ns.ok(
+        "nft list ruleset; ip link; ip addr; bridge link; ip route; \
+           cat /proc/sys/net/ipv4/ip_forward; \
+           cat /proc/sys/net/ipv4/conf/*/route_localnet; \
+           find /run | sort",
+    )
+}
+
+/// Starts container `web` publishing 8080:8000; its supervisor and id.
+fn start_web(ns: &HostNs) -> (std::process::Child, String) {
+    let (web, _out) = ns.start(&args(
+        &["--name", "web", "-p", "8080:8000"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let id = inspect(ns, "web")["id"].as_str().unwrap().to_string();
+    (web, id)
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    let Some(ns) = HostNs::new("a_dry_run_prints_the_plan_and_changes_nothing") else {
+        return;
+    };
+    let before = system(&ns);
+    let out = supervisor(
+        &ns,
+        &args(&[&["run", "--dry-run"], TWO_PORTS].concat(), &["true"]),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = stdout(&out);
+    for line in [
+        "ip link add sv0 address 02:42:ac:10:00:01 type bridge",
+        "sysctl -w net.ipv4.ip_forward=1",
+        "ip -n CONTAINER addr add 172.16.0.2/24 dev eth0",
+        "ip -n CONTAINER route add default via 172.16.0.1 dev eth0 proto static",
+        "nft -f nft/supervisor.nft",
+        "add element ip supervisor subnets { 172.16.0.0/24 comment \"sv0\" }",
+    ] {
+        assert!(plan.lines().any(|l| l == line), "{line:?} not in\n{plan}");
+    }
+    assert!(
+        plan.lines().any(|l| l.starts_with(
+            "add element ip supervisor tcp_ports { 8080 : 172.16.0.2 . 8000 comment \"web "
+        )),
+        "{plan}"
+    );
+    assert_eq!(system(&ns), before, "a dry run changed the system");
+}
+
+#[test]
+fn a_dry_run_beside_a_running_container_plans_around_what_it_holds() {
+    let Some(ns) = HostNs::new("a_dry_run_beside_a_running_container_plans_around_what_it_holds")
+    else {
+        return;
+    };
+    let (web, id) = start_web(&ns);
+    let before = system(&ns);
+    let out = supervisor(
+        &ns,
+        &args(&["run", "--dry-run", "-p", "8081:8000"], &["true"]),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = stdout(&out);
+    assert!(plan.contains("# lease 172.16.0.3 on sv0"), "{plan}");
+    assert!(
+        !plan.contains("ip link add sv0"),
+        "the bridge exists: {plan}"
+    );
+    assert!(!plan.contains("nft -f"), "the tables are loaded: {plan}");
+    let out = supervisor(
+        &ns,
+        &args(&["run", "--dry-run", "-p", "8080:80"], &["true"]),
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "supervisor: port 0.0.0.0:8080->80/tcp is already published by container web ({id})\n"
+        )
+    );
+    assert_eq!(system(&ns), before, "a dry run changed the system");
+    stop(web);
+}
+
+#[test]
+fn the_kernel_holds_what_the_plan_says_and_check_finds_no_drift() {
+    let Some(ns) = HostNs::new("the_kernel_holds_what_the_plan_says_and_check_finds_no_drift")
+    else {
+        return;
+    };
+    let (web, _out) = ns.start(&args(TWO_PORTS, UNTIL_STDIN_CLOSES));
+    let view = inspect(&ns, "web");
+    let id = view["id"].as_str().unwrap().to_string();
+    let request = Request {
+        owner: Owner {
+            name: "web".into(),
+            id: id.clone(),
+        },
+        bridge: "sv0".into(),
+        subnet: "172.16.0.0/24".parse().unwrap(),
+        address: None,
+        mappings: ["8080:8000", "127.0.0.1:9090:90/udp"]
+            .iter()
+            .flat_map(|p| supervisor::publish::parse(p).unwrap())
+            .collect(),
+    };
+    let plan = plan::plan(&request, &Snapshot::default()).unwrap();
+    let container = &plan.container;
+    // Read back: the link, the address inside, the elements, the sysctls.
+    let live = &view["live"];
+    assert_eq!(live["link"]["name"], container.host_ifname.as_str());
+    assert_eq!(live["link"]["bridge"], "sv0");
+    assert_eq!(live["link"]["up"], true);
+    assert_eq!(container.address, Ipv4Addr::new(172, 16, 0, 2));
+    let eth0 = serde_json::json!({"interface": plan::PEER, "address": container.address.to_string(), "prefix_len": container.prefix_len});
+    assert!(
+        live["addresses"].as_array().unwrap().contains(&eth0),
+        "{live}"
+    );
+    let mut planned: Vec<String> = container
+        .publication
+        .elements()
+        .into_iter()
+        .map(|e| Owned::from(e).to_string())
+        .collect();
+    let mut held: Vec<String> = live["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect();
+    planned.sort();
+    held.sort();
+    assert_eq!(held, planned);
+    for sysctl in &plan.network.sysctls {
+        let path = &sysctl.path;
+        assert_eq!(ns.ok(&format!("cat {path}")).trim(), sysctl.value, "{path}");
+    }
+    let pid = view["container"]["pid"].as_u64().unwrap();
+    let inside = ns.ok(&format!(
+        "nsenter --net=/proc/{pid}/ns/net ip route show default"
+    ));
+    assert_eq!(
+        inside.trim(),
+        format!("default via {} dev eth0 proto static", container.gateway)
+    );
+    assert_no_drift(&ns);
+    stop(web);
+    assert_no_drift(&ns);
+}
+
+#[test]
+fn check_names_an_element_and_a_link_deleted_behind_the_supervisors_back() {
+    let Some(ns) =
+        HostNs::new("check_names_an_element_and_a_link_deleted_behind_the_supervisors_back")
+    else {
+        return;
+    };
+    let (web, id) = start_web(&ns);
+    assert_no_drift(&ns);
+    ns.ok("nft delete element ip supervisor tcp_ports '{ 8080 }'");
+    let before = system(&ns);
+    let out = supervisor(&ns, &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("element tcp_ports 8080 of web ({id}): missing\n")
+    );
+    assert_eq!(system(&ns), before, "check changed the system");
+    ns.ok(&format!("ip link del sv-{id}"));
+    let out = supervisor(&ns, &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "link sv-{id} of web ({id}): missing\n\
+             element tcp_ports 8080 of web ({id}): missing\n"
+        )
+    );
+    stop(web);
+    assert_no_drift(&ns);
+}
+
+#[test]
+fn check_names_what_a_killed_supervisor_left() {
+    let Some(ns) = HostNs::new("check_names_what_a_killed_supervisor_left") else {
+        return;
+    };
+    common::crash_at(
+        &ns,
+        "recorded",
+        &["--name", "web", "-p", "8080:8000", "--", "true"],
+    );
+    let out = supervisor(&ns, &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let found = stdout(&out);
+    assert!(found.starts_with("record web ("), "{found}");
+    assert!(found.contains("its supervisor (pid"), "{found}");
+    assert!(
+        found.contains("lease 172.16.0.2 (bridge sv0): its holder web ("),
+        "{found}"
+    );
+    assert!(
+        found.contains("element tcp_ports 8080: its owner web ("),
+        "{found}"
+    );
+    let gc = supervisor(&ns, &["gc"]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert_no_drift(&ns);
+}
