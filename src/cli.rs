@@ -58,8 +58,12 @@ pub enum Command {
     /// Stop containers: SIGTERM, then SIGKILL after --time; returns once each
     /// one's supervisor has cleaned up.
     Stop(StopArgs),
-    /// Print a container's record and its live kernel state as JSON.
+    /// Print a container's record and its live kernel state as JSON (an
+    /// array for several containers).
     Inspect(InspectArgs),
+    /// Send a signal (default SIGKILL) to containers' PID 1; returns
+    /// without waiting for them to exit.
+    Kill(KillArgs),
     /// Remove what crashed supervisors left behind (records, leases, links,
     /// firewall elements) and print each thing removed.
     Gc,
@@ -88,6 +92,20 @@ pub struct RunArgs {
     /// Set an environment variable: K=V, or K alone to pass the host's value.
     #[arg(short, long = "env", value_name = "K=V")]
     pub env: Vec<String>,
+
+    /// Read environment variables from FILE, docker's format: KEY=VALUE or
+    /// KEY lines, # comments; repeatable; -e wins.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
+    /// Set a label on the container: K=V; repeatable; shown by inspect,
+    /// matched by ps --filter label=K[=V].
+    #[arg(short, long, value_name = "K=V")]
+    pub label: Vec<String>,
+
+    /// Read labels from FILE, --env-file's format; repeatable; --label wins.
+    #[arg(long, value_name = "FILE")]
+    pub label_file: Vec<PathBuf>,
 
     /// Working directory of the command.
     #[arg(short, long)]
@@ -236,8 +254,23 @@ pub struct BenchArgs {
 #[derive(Debug, Args)]
 pub struct PsArgs {
     /// A JSON array, stable for scripts.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// Only the containers matching: name=SUBSTRING, label=KEY or
+    /// label=KEY=VALUE; repeatable (names ORed, labels ANDed, as docker).
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+
+    /// Only the ids, one a line.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// table, json (one object a line) or a template such as
+    /// 'table {{.Name}}\t{{.Ports}}' (fields: Name ID Pid ContainerPid
+    /// Address Ports Status Uptime Command Labels, and .Label "KEY").
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -246,16 +279,37 @@ pub struct StopArgs {
     #[arg(short, long, default_value_t = 10, value_name = "SECS")]
     pub time: u64,
 
+    /// Every running container.
+    #[arg(short, long, conflicts_with = "containers")]
+    pub all: bool,
+
+    /// Containers by name, id or id prefix.
+    #[arg(required_unless_present = "all", value_name = "NAME|ID")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
     /// Containers by name, id or id prefix.
     #[arg(required = true, value_name = "NAME|ID")]
     pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct InspectArgs {
-    /// A container by name, id or id prefix.
-    #[arg(value_name = "NAME|ID")]
-    pub container: String,
+pub struct KillArgs {
+    /// The signal: a name with or without SIG (TERM, SIGUSR1) or a number.
+    #[arg(
+        short,
+        long,
+        default_value = "KILL",
+        value_name = "SIGNAL",
+        value_parser = supervisor::control::parse_signal
+    )]
+    pub signal: i32,
+
+    /// Containers by name, id or id prefix.
+    #[arg(required = true, value_name = "NAME|ID")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -408,10 +462,35 @@ mod tests {
         assert!(parse(&["stop"]).is_err());
         assert!(matches!(
             parse(&["ps", "--json"]).unwrap().command,
-            Command::Ps(PsArgs { json: true })
+            Command::Ps(PsArgs { json: true, .. })
         ));
         assert!(parse(&["inspect"]).is_err());
+        let Command::Stop(all) = parse(&["stop", "--all", "-t", "1"]).unwrap().command else {
+            panic!("not stop");
+        };
+        assert!(all.all && all.containers.is_empty());
+        assert!(parse(&["stop", "--all", "web"]).is_err());
         assert!(matches!(parse(&["gc"]).unwrap().command, Command::Gc));
+    }
+
+    #[test]
+    fn kill_defaults_to_sigkill_and_takes_a_signal_by_name_or_number() {
+        let kill = |args: &[&str]| match parse(args).unwrap().command {
+            Command::Kill(kill) => kill,
+            other => panic!("not kill: {other:?}"),
+        };
+        assert_eq!(kill(&["kill", "web"]).signal, libc::SIGKILL);
+        assert_eq!(
+            kill(&["kill", "-s", "TERM", "a", "b"]).signal,
+            libc::SIGTERM
+        );
+        assert_eq!(
+            kill(&["kill", "--signal=SIGUSR1", "a"]).signal,
+            libc::SIGUSR1
+        );
+        assert_eq!(kill(&["kill", "-s", "1", "a"]).containers, ["a"]);
+        assert!(parse(&["kill", "-s", "NOPE", "a"]).is_err());
+        assert!(parse(&["kill"]).is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! ```text
 //! edge:      main usage cli bench
 //! lifecycle: supervisor control
-//! plan:      plan spec publish
+//! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity spawn seccomp netlink conntrack reserve ipam state
 //!            etc_files nftables signals
@@ -34,6 +34,7 @@
 pub mod confinement;
 pub mod conntrack;
 pub mod control;
+pub mod env_file;
 pub mod error_chain;
 pub mod etc_files;
 pub mod filesystem;

@@ -39,19 +39,31 @@ fn main() -> ExitCode {
             exit(supervisor::supervisor::run(options), |e| e.exit_code())
         }
         Command::Bench(args) => bench(args),
-        Command::Ps(args) => done(control::ps(&cli.state_dir, args.json, &mut stdout())),
+        Command::Ps(args) => {
+            let options = control::PsOptions {
+                filters: args.filter,
+                quiet: args.quiet,
+                json: args.json,
+                format: args.format,
+            };
+            done(control::ps(&cli.state_dir, &options, &mut stdout()))
+        }
         Command::Stop(args) => {
             let time = Duration::from_secs(args.time);
-            done(control::stop(
-                &cli.state_dir,
-                &args.containers,
-                time,
-                &mut stdout(),
-            ))
+            done(match args.all {
+                true => control::stop_all(&cli.state_dir, time, &mut stdout()),
+                false => control::stop(&cli.state_dir, &args.containers, time, &mut stdout()),
+            })
         }
+        Command::Kill(args) => done(control::kill(
+            &cli.state_dir,
+            &args.containers,
+            args.signal,
+            &mut stdout(),
+        )),
         Command::Inspect(args) => done(control::inspect(
             &cli.state_dir,
-            &args.container,
+            &args.containers,
             &mut stdout(),
         )),
         Command::Gc => done(control::gc(
@@ -74,6 +86,9 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
         name: args.name,
         hostname: args.hostname,
         env: args.env,
+        env_file: args.env_file,
+        labels: args.label,
+        label_file: args.label_file,
         workdir: args.workdir,
         network: match args.network {
             NetworkArg::None => NetworkMode::None,

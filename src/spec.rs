@@ -1,13 +1,14 @@
 //! What the user asked for, validated before anything is created: a bad
 //! value is an error naming it, and nothing in the kernel has changed yet.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::confinement::{self, Security};
+use crate::env_file::{self, EnvFileError};
 use crate::etc_files::{self, NameOptions};
 use crate::filesystem::{self, Filesystem, FilesystemOptions};
 use crate::identity::{self, User};
@@ -41,6 +42,12 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     /// `K=V`, or `K` to pass the supervisor's own value.
     pub env: Vec<String>,
+    /// `--env-file` files, docker's format, read before `env`, which wins.
+    pub env_file: Vec<PathBuf>,
+    /// `--label` values: `K=V`, or `K` for an empty value.
+    pub labels: Vec<String>,
+    /// `--label-file` files, read before `labels`, which win.
+    pub label_file: Vec<PathBuf>,
     pub workdir: Option<PathBuf>,
     pub network: NetworkMode,
     /// The bridge, its subnet and the pinned address: checked only with
@@ -90,6 +97,8 @@ pub struct RunSpec {
     pub hostname: String,
     /// User entries, in order; see `container_env` for the whole environment.
     pub env: Vec<(String, String)>,
+    /// Kept in the record for `inspect` and `ps --filter label=`.
+    pub labels: BTreeMap<String, String>,
     pub workdir: PathBuf,
     pub network: Network,
     /// Published ports, one per host port (ranges expanded).
@@ -121,6 +130,10 @@ pub enum SpecError {
         "invalid --env {0:?}: expected KEY=VALUE or KEY, with a non-empty KEY without '=' or NUL"
     )]
     Env(String),
+    #[error(transparent)]
+    EnvFile(#[from] EnvFileError),
+    #[error("invalid --label {0:?}: expected KEY=VALUE or KEY, with a non-empty KEY")]
+    Label(String),
     #[error("invalid --workdir {0:?}: must be an absolute path")]
     WorkdirRelative(PathBuf),
     #[error("invalid --workdir {0:?}: not an existing directory")]
@@ -173,11 +186,22 @@ impl RunSpec {
             Some(hostname) => valid_hostname(hostname)?,
             None => name.clone(),
         };
-        let env = options
-            .env
-            .iter()
-            .filter_map(|entry| parse_env(entry).transpose())
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut env = Vec::new();
+        for path in &options.env_file {
+            env.extend(env_file::read("--env-file", path, |key| {
+                std::env::var(key).ok()
+            })?);
+        }
+        for entry in &options.env {
+            env.extend(parse_env(entry)?);
+        }
+        let mut labels = BTreeMap::new();
+        for path in &options.label_file {
+            labels.extend(env_file::read("--label-file", path, |_| {
+                Some(String::new())
+            })?);
+        }
+        labels.extend(parse_labels(&options.labels)?);
         let filesystem = Filesystem::parse(&options.filesystem)?;
         // In the container's root: checked there only when it is the
         // host's; in a rootfs of the user's a missing one is made, as
@@ -227,6 +251,7 @@ impl RunSpec {
             name,
             hostname,
             env,
+            labels,
             workdir,
             network,
             publish,
@@ -343,6 +368,20 @@ fn parse_publish(specs: &[String]) -> Result<Vec<PortMapping>, SpecError> {
     Ok(all)
 }
 
+/// `K=V`, or `K` alone for an empty value, as docker's `--label`; a key
+/// given twice keeps its last value.
+fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, SpecError> {
+    let mut map = BTreeMap::new();
+    for label in labels {
+        let (key, value) = label.split_once('=').unwrap_or((label, ""));
+        if key.is_empty() || label.contains('\0') {
+            return Err(SpecError::Label(label.clone()));
+        }
+        map.insert(key.to_string(), value.to_string());
+    }
+    Ok(map)
+}
+
 /// RFC 1123 host names, within the kernel's 64 bytes for a hostname.
 fn valid_hostname(hostname: String) -> Result<String, SpecError> {
     let label_ok = |label: &str| {
@@ -384,6 +423,9 @@ mod tests {
             name: None,
             hostname: None,
             env: vec![],
+            env_file: vec![],
+            labels: vec![],
+            label_file: vec![],
             workdir: None,
             network: NetworkMode::None,
             bridge: "sv0".into(),
@@ -461,6 +503,65 @@ mod tests {
         assert!(env.contains(&("FOO".into(), "1".into())));
         assert!(!env.iter().any(|(k, _)| k == "TERM"));
         assert!(spec.container_env(true).iter().any(|(k, _)| k == "TERM"));
+    }
+
+    #[test]
+    fn env_files_are_read_in_order_and_dash_e_wins() {
+        let dir = std::env::temp_dir().join(format!("sv-spec-envfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (first, second) = (dir.join("first.env"), dir.join("second.env"));
+        std::fs::write(&first, "A=file\nB=first\n").unwrap();
+        std::fs::write(&second, "B=second\nC=file\n").unwrap();
+        let mut o = options(&["true"]);
+        o.env_file = vec![first.clone(), second];
+        o.env = vec!["A=flag".into()];
+        let env = RunSpec::new(o.clone()).unwrap().container_env(false);
+        let value = |key: &str| env.iter().rfind(|(k, _)| k == key).map(|(_, v)| v.clone());
+        assert_eq!(value("A").as_deref(), Some("flag"));
+        assert_eq!(value("B").as_deref(), Some("second"));
+        assert_eq!(value("C").as_deref(), Some("file"));
+        std::fs::write(&first, "A=1\n\n bad key=2\n").unwrap();
+        let err = RunSpec::new(o).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "--env-file {}:3: the variable name contains whitespace",
+                first.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn labels_take_key_value_or_a_bare_key_from_flags_or_files_and_refuse_an_empty_key() {
+        let mut o = options(&["true"]);
+        o.labels = vec!["tier=web".into(), "canary".into(), "a=b=c".into()];
+        let labels = RunSpec::new(o.clone()).unwrap().labels;
+        let expected: BTreeMap<String, String> = [("a", "b=c"), ("canary", ""), ("tier", "web")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        assert_eq!(labels, expected);
+        let file = std::env::temp_dir().join(format!("sv-spec-labels-{}", std::process::id()));
+        std::fs::write(&file, "# labels\ntier=db\nowner=ops\nbare\n").unwrap();
+        o.label_file = vec![file.clone()];
+        let labels = RunSpec::new(o.clone()).unwrap().labels;
+        assert_eq!(labels["tier"], "web", "--label wins over the file");
+        assert_eq!(
+            (labels["owner"].as_str(), labels["bare"].as_str()),
+            ("ops", "")
+        );
+        std::fs::write(&file, "ok=1\n=x\n").unwrap();
+        assert_eq!(
+            RunSpec::new(o.clone()).unwrap_err().to_string(),
+            format!(
+                "--label-file {}:2: no variable name before '='",
+                file.display()
+            )
+        );
+        std::fs::remove_file(&file).unwrap();
+        o.label_file = vec![];
+        o.labels = vec!["=x".into()];
+        assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::Label("=x".into()));
     }
 
     #[test]

@@ -174,6 +174,7 @@ async fn register(spec: &RunSpec) -> Result<Registration, Error> {
     let command = spec.command.iter();
     let command = command.map(|a| a.to_string_lossy().into_owned()).collect();
     let mut record = Record::new(&spec.name, &spec.id, me, command);
+    record.labels = spec.labels.clone();
     if let Network::Bridge { bridge, .. } = &spec.network {
         record.bridge = Some(bridge.name.clone());
     }

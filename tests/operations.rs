@@ -113,6 +113,7 @@ fn ps_lists_running_containers_and_json_is_a_stable_array() {
             "command",
             "container_pid",
             "id",
+            "labels",
             "name",
             "pid",
             "ports",

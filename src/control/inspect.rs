@@ -52,9 +52,11 @@ struct Address {
     prefix_len: u8,
 }
 
-/// Prints the record of `target` (a name, id or id prefix) with its live
-/// state.
-pub fn inspect(state_dir: &Path, target: &str, out: &mut dyn Write) -> Result<(), Error> {
+/// Prints the record of each of `targets` (names, ids or id prefixes) with
+/// its live state: one object for one target, an array of them for
+/// several. Unknown targets are failures together, after the known ones
+/// are printed.
+pub fn inspect(state_dir: &Path, targets: &[String], out: &mut dyn Write) -> Result<(), Error> {
     super::require(
         "inspect",
         &[
@@ -64,17 +66,34 @@ pub fn inspect(state_dir: &Path, target: &str, out: &mut dyn Write) -> Result<()
         ],
         "to look into the container's namespaces and firewall",
     )?;
-    let record = Store::new(state_dir)
-        .find(target)?
-        .ok_or_else(|| Error::Unknown(target.to_string()))?;
-    let live = block_on(live(state_dir, &record))?;
-    let mut text = serde_json::to_string_pretty(&Inspection {
-        record: &record,
-        live,
-    })
-    .map_err(|e| Error::Output(e.into()))?;
-    text.push('\n');
-    out.write_all(text.as_bytes()).map_err(Error::Output)
+    let store = Store::new(state_dir);
+    let mut records = Vec::new();
+    let mut failures = Vec::new();
+    for target in targets {
+        match store.find(target) {
+            Ok(Some(record)) => records.push(record),
+            Ok(None) => failures.push(Error::Unknown(target.to_string())),
+            Err(err) => failures.push(err.into()),
+        }
+    }
+    let mut inspections = Vec::new();
+    for record in &records {
+        match block_on(live(state_dir, record)) {
+            Ok(live) => inspections.push(Inspection { record, live }),
+            Err(err) => failures.push(err),
+        }
+    }
+    let text = match (targets.len(), inspections.as_slice()) {
+        (1, [one]) => serde_json::to_string_pretty(one),
+        (1, []) => Ok(String::new()),
+        _ => serde_json::to_string_pretty(&inspections),
+    };
+    let mut text = text.map_err(|e| Error::Output(e.into()))?;
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    out.write_all(text.as_bytes()).map_err(Error::Output)?;
+    super::all_or_failures(failures)
 }
 
 async fn live(state_dir: &Path, record: &Record) -> Result<Live, Error> {

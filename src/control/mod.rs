@@ -4,8 +4,10 @@
 
 mod check;
 mod inspect;
+mod kill;
 mod ps;
 mod stop;
+mod template;
 
 use std::future::Future;
 use std::io;
@@ -13,8 +15,9 @@ use std::path::Path;
 
 pub use check::check;
 pub use inspect::inspect;
-pub use ps::ps;
-pub use stop::stop;
+pub use kill::{kill, parse_signal};
+pub use ps::{PsOptions, ps};
+pub use stop::{stop, stop_all};
 
 use caps::Capability;
 
@@ -31,6 +34,12 @@ use crate::values::{Subnet, SubnetError};
 pub enum Error {
     #[error("no such container: {0}")]
     Unknown(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("invalid --filter {0:?}: expected name=SUBSTRING, label=KEY or label=KEY=VALUE")]
+    Filter(String),
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
     #[error("{}", .0.iter().map(|e| Chain(e).to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<Error>),
     #[error("signalling {what} of {name}")]
@@ -71,6 +80,15 @@ pub enum Error {
         .0.iter().map(|f| format!("  {}", Chain(f))).collect::<Vec<_>>().join("\n")
     )]
     Incomplete(Vec<reconcile::Failure>),
+}
+
+/// Ok when nothing failed; otherwise the one failure, or all of them.
+fn all_or_failures(mut failures: Vec<Error>) -> Result<(), Error> {
+    match failures.len() {
+        0 => Ok(()),
+        1 => Err(failures.remove(0)),
+        _ => Err(Error::Several(failures)),
+    }
 }
 
 /// A cleanup that left nothing behind; otherwise every failure.

@@ -1,5 +1,7 @@
-//! `supervisor ps`: the running containers, as a table or as JSON.
+//! `supervisor ps`: the running containers, as a table, as JSON or through
+//! a template, optionally filtered by name or label.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -7,7 +9,79 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::Error;
+use super::template::{Field, Template};
 use crate::state::{Entry, PublishedPort, Record, Store};
+
+/// How `ps` prints.
+#[derive(Debug, Clone, Default)]
+pub struct PsOptions {
+    /// `--filter` values: `name=SUBSTRING`, `label=KEY` or `label=KEY=VALUE`.
+    pub filters: Vec<String>,
+    /// `-q`: ids only, one a line.
+    pub quiet: bool,
+    /// `--json`: one pretty array.
+    pub json: bool,
+    /// `--format`: `table`, `json` (one object a line) or a template.
+    pub format: Option<String>,
+}
+
+/// The `--filter`s, docker's way: a container must match one of the name
+/// filters (if any) and every label filter.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Filters {
+    names: Vec<String>,
+    labels: Vec<(String, Option<String>)>,
+}
+
+impl Filters {
+    fn parse(filters: &[String]) -> Result<Filters, Error> {
+        let mut parsed = Filters::default();
+        for filter in filters {
+            match filter.split_once('=') {
+                Some(("name", name)) => parsed.names.push(name.to_string()),
+                Some(("label", label)) if !label.is_empty() && !label.starts_with('=') => {
+                    let (key, value) = match label.split_once('=') {
+                        Some((key, value)) => (key, Some(value.to_string())),
+                        None => (label, None),
+                    };
+                    parsed.labels.push((key.to_string(), value));
+                }
+                _ => return Err(Error::Filter(filter.clone())),
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn matches(&self, record: &Record) -> bool {
+        let name = self.names.is_empty() || self.names.iter().any(|n| record.name.contains(n));
+        let labels = self.labels.iter().all(|(key, value)| {
+            record
+                .labels
+                .get(key)
+                .is_some_and(|v| value.as_ref().is_none_or(|want| want == v))
+        });
+        name && labels
+    }
+}
+
+/// What `--format` asked for.
+enum Format {
+    Table,
+    Pretty,
+    Lines,
+    Template(Template),
+}
+
+impl Format {
+    fn of(options: &PsOptions) -> Result<Format, Error> {
+        Ok(match options.format.as_deref() {
+            _ if options.json => Format::Pretty,
+            None | Some("table") => Format::Table,
+            Some("json") => Format::Lines,
+            Some(template) => Format::Template(Template::parse(template)?),
+        })
+    }
+}
 
 /// One container in `ps --json`: a stable shape for scripts, apart from the
 /// record's.
@@ -24,6 +98,7 @@ struct Row<'a> {
     started_at: u64,
     uptime_secs: u64,
     command: &'a [String],
+    labels: &'a BTreeMap<String, String>,
 }
 
 impl<'a> Row<'a> {
@@ -38,18 +113,48 @@ impl<'a> Row<'a> {
             started_at: record.started_at,
             uptime_secs: record.uptime(),
             command: &record.command,
+            labels: &record.labels,
+        }
+    }
+
+    /// A `--format` template's field.
+    fn field(&self, field: Field) -> String {
+        let or_empty = |v: Option<String>| v.unwrap_or_default();
+        match field {
+            Field::Name => self.name.to_string(),
+            Field::Id => self.id.to_string(),
+            Field::Pid => self.pid.to_string(),
+            Field::ContainerPid => or_empty(self.container_pid.map(|p| p.to_string())),
+            Field::Address => or_empty(self.address.map(|a| a.to_string())),
+            Field::Ports => port_summary(self.ports),
+            Field::Status => format!("Up {}", uptime(self.uptime_secs)),
+            Field::Uptime => uptime(self.uptime_secs),
+            Field::Command => self.command.join(" "),
+            Field::Labels => self
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 }
 
-/// Prints the containers whose supervisor is alive, in name order. Stale
-/// and corrupt records are left out, with a warning that `gc` removes them.
-pub fn ps(state_dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), Error> {
+/// Prints the containers whose supervisor is alive and that match the
+/// filters, in name order. Stale and corrupt records are left out, with a
+/// warning that `gc` removes them.
+pub fn ps(state_dir: &Path, options: &PsOptions, out: &mut dyn Write) -> Result<(), Error> {
+    let filters = Filters::parse(&options.filters)?;
+    let format = Format::of(options)?;
     let mut live = Vec::new();
     let mut leftovers = 0;
     for entry in Store::new(state_dir).entries()? {
         match entry {
-            Entry::Record(record) if !record.is_stale() => live.push(record),
+            Entry::Record(record) if !record.is_stale() => {
+                if filters.matches(&record) {
+                    live.push(record);
+                }
+            }
             Entry::Record(_) | Entry::Corrupt { .. } => leftovers += 1,
             Entry::Temporary { .. } => {}
         }
@@ -60,12 +165,19 @@ pub fn ps(state_dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), Error
         );
     }
     let rows: Vec<Row> = live.iter().map(Row::new).collect();
-    let text = if json {
-        let mut text = serde_json::to_string_pretty(&rows).map_err(|e| Error::Output(e.into()))?;
-        text.push('\n');
-        text
-    } else {
-        table(&rows)
+    let json = |e: serde_json::Error| Error::Output(e.into());
+    let text = match format {
+        _ if options.quiet => rows.iter().map(|r| format!("{}\n", r.id)).collect(),
+        Format::Table => table(&rows),
+        Format::Pretty => serde_json::to_string_pretty(&rows).map_err(json)? + "\n",
+        Format::Lines => rows
+            .iter()
+            .map(|r| serde_json::to_string(r).map(|l| l + "\n"))
+            .collect::<Result<String, _>>()
+            .map_err(json)?,
+        Format::Template(template) => template.render(&rows, Row::field, |row, key| {
+            row.labels.get(key).cloned().unwrap_or_default()
+        }),
     };
     out.write_all(text.as_bytes()).map_err(Error::Output)
 }
@@ -235,6 +347,40 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[1].contains("…(+9996 more)"), "{text}");
         assert!(lines[1].chars().count() < 200, "{text}");
+    }
+
+    #[test]
+    fn filters_or_names_and_and_labels() {
+        let mut web = Record::new(
+            "web-1",
+            "0123456789ab",
+            Process {
+                pid: 42,
+                start_time: 1,
+            },
+            vec![],
+        );
+        web.labels = [("tier", "front"), ("canary", "")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        let parse =
+            |f: &[&str]| Filters::parse(&f.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let matches = |f: &[&str]| parse(f).unwrap().matches(&web);
+        assert!(matches(&[]));
+        assert!(matches(&["name=eb-"]));
+        assert!(matches(&["name=db", "name=web"]), "names are ORed");
+        assert!(!matches(&["name=db"]));
+        assert!(matches(&["label=tier", "label=canary"]));
+        assert!(matches(&["label=tier=front", "label=canary="]));
+        assert!(!matches(&["label=tier", "label=other"]), "labels are ANDed");
+        assert!(!matches(&["label=tier=back"]));
+        assert!(!matches(&["name=web", "label=tier=back"]), "keys are ANDed");
+        for bad in ["status=running", "label=", "label==x", "name"] {
+            assert!(
+                matches!(parse(&[bad]), Err(Error::Filter(f)) if f == bad),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

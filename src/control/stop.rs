@@ -10,12 +10,25 @@ use caps::Capability;
 use super::{Error, block_on, complete};
 use crate::reconcile::Reconciler;
 use crate::spawn::Pidfd;
-use crate::state::{Record, Store};
+use crate::state::{Entry, Record, Store};
 
 /// How long a supervisor gets to clean up after its container was killed,
 /// before it is deemed hung, killed, and cleaned up after. Only a stopped
 /// or wedged supervisor ever reaches it.
 const CLEANUP_GRACE: Duration = Duration::from_secs(10);
+
+/// Stops every container whose supervisor is alive (`stop --all`).
+pub fn stop_all(state_dir: &Path, time: Duration, out: &mut dyn Write) -> Result<(), Error> {
+    let names: Vec<String> = Store::new(state_dir)
+        .entries()?
+        .into_iter()
+        .filter_map(|entry| match entry {
+            Entry::Record(record) if !record.is_stale() => Some(record.name),
+            _ => None,
+        })
+        .collect();
+    stop(state_dir, &names, time, out)
+}
 
 /// Stops each of `targets` (names, ids or id prefixes) at once, and prints
 /// each one's name once its supervisor has exited. Every target is tried;
@@ -43,11 +56,7 @@ pub fn stop(
             Err(err) => failures.push(err),
         }
     }
-    match failures.len() {
-        0 => Ok(()),
-        1 => Err(failures.remove(0)),
-        _ => Err(Error::Several(failures)),
-    }
+    super::all_or_failures(failures)
 }
 
 async fn stop_one(

@@ -1,5 +1,6 @@
 //! One container's record, as JSON in `STATE_DIR/containers/NAME.json`.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,6 +35,9 @@ pub struct Record {
     /// When the supervisor started, in seconds since the Unix epoch.
     pub started_at: u64,
     pub command: Vec<String>,
+    /// `run --label` values; records of earlier versions have none.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A published port as the record keeps it.
@@ -103,6 +107,7 @@ impl Record {
             ports: Vec::new(),
             started_at: unix_now(),
             command,
+            labels: BTreeMap::new(),
         }
     }
 
@@ -166,6 +171,7 @@ mod tests {
         let record: Record = serde_json::from_str(json).unwrap();
         assert_eq!(record.address, None);
         assert!(record.ports.is_empty());
+        assert!(record.labels.is_empty());
         assert!(serde_json::from_str::<Record>(r#"{"name":"a"}"#).is_err());
     }
 }

@@ -1,0 +1,370 @@
+//! docker's everyday options, end to end: `run --env-file` and `--label`,
+//! `ps --filter`, `-q` and `--format`, `kill`, `stop --all` and `inspect`
+//! of several containers. Each test has its own throwaway host (see
+//! common/mod.rs).
+
+mod common;
+
+use std::io::BufRead;
+use std::process::Output;
+use std::time::Duration;
+
+use common::{HostNs, container_veths, leases, records, stderr, stdout};
+use serde_json::Value;
+
+fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
+    common::run(ns.supervisor().args(args))
+}
+
+/// A command that prints "ready" and runs until its stdin closes.
+const UNTIL_STDIN_CLOSES: &[&str] = &["sh", "-c", "echo ready; read _ || true"];
+
+fn args<'a>(options: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
+    let mut all = options.to_vec();
+    all.push("--");
+    all.extend_from_slice(command);
+    all
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "{}", stderr(out));
+    stdout(out)
+}
+
+fn id_of(ns: &HostNs, name: &str) -> String {
+    let text = ns.ok(&format!("cat /run/supervisor/containers/{name}.json"));
+    let record: Value = serde_json::from_str(&text).expect("a record is JSON");
+    record["id"].as_str().expect("an id").to_string()
+}
+
+#[test]
+fn env_file_values_are_seen_inside_and_dash_e_wins() {
+    let Some(ns) = HostNs::new("env_file_values_are_seen_inside_and_dash_e_wins") else {
+        return;
+    };
+    ns.ok(
+        "printf '# settings\\n\\nA=from file\\nB=file\\nC=\"quoted\" \\nHOST_ONLY\\n' > /run/app.env",
+    );
+    let mut cmd = ns.supervisor();
+    cmd.env("HOST_ONLY", "passed through").args(args(
+        &[
+            "run",
+            "--network",
+            "none",
+            "--env-file",
+            "/run/app.env",
+            "-e",
+            "B=flag",
+        ],
+        &["sh", "-c", "echo \"$A|$B|$C|$HOST_ONLY\""],
+    ));
+    let out = common::run(&mut cmd);
+    assert_eq!(ok(&out), "from file|flag|\"quoted\" |passed through\n");
+}
+
+#[test]
+fn a_bad_env_file_line_is_refused_naming_file_and_line_and_nothing_is_created() {
+    let Some(ns) =
+        HostNs::new("a_bad_env_file_line_is_refused_naming_file_and_line_and_nothing_is_created")
+    else {
+        return;
+    };
+    ns.ok("printf 'A=1\\n\\nMY VAR=2\\n' > /run/bad.env");
+    let out = ns.run(&args(
+        &["--env-file", "/run/bad.env", "-p", "8080:80"],
+        &["true"],
+    ));
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "supervisor: --env-file /run/bad.env:3: the variable name contains whitespace\n"
+    );
+    let out = ns.run(&args(&["--env-file", "/run/missing.env"], &["true"]));
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).starts_with("supervisor: reading --env-file /run/missing.env: No such file"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(records(&ns), "", "no record");
+    assert_eq!(leases(&ns), "", "no lease");
+    assert!(container_veths(&ns).is_empty(), "no link");
+}
+
+#[test]
+fn labels_show_in_inspect_and_ps_filters_by_label_and_name() {
+    let Some(ns) = HostNs::new("labels_show_in_inspect_and_ps_filters_by_label_and_name") else {
+        return;
+    };
+    let (alpha, _a) = ns.start(&args(
+        &[
+            "--name",
+            "alpha",
+            "--network",
+            "none",
+            "--label",
+            "tier=web",
+            "-l",
+            "canary",
+        ],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let (beta, _b) = ns.start(&args(
+        &["--name", "beta", "--network", "none", "--label", "tier=db"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let view: Value = serde_json::from_str(&ok(&supervisor(&ns, &["inspect", "alpha"]))).unwrap();
+    assert_eq!(
+        view["labels"],
+        serde_json::json!({"tier": "web", "canary": ""})
+    );
+
+    let names = |filters: &[&str]| {
+        let mut all = vec!["ps", "--format", "{{.Name}}"];
+        for filter in filters {
+            all.extend(["--filter", filter]);
+        }
+        ok(&supervisor(&ns, &all))
+    };
+    assert_eq!(names(&["label=tier"]), "alpha\nbeta\n");
+    assert_eq!(names(&["label=tier=web"]), "alpha\n");
+    assert_eq!(names(&["label=canary"]), "alpha\n");
+    assert_eq!(
+        names(&["label=canary", "label=tier=db"]),
+        "",
+        "labels ANDed"
+    );
+    assert_eq!(names(&["name=alp"]), "alpha\n");
+    assert_eq!(
+        names(&["name=alp", "name=et"]),
+        "alpha\nbeta\n",
+        "names ORed"
+    );
+    assert_eq!(names(&["name=et", "label=tier=web"]), "", "keys ANDed");
+    let out = supervisor(&ns, &["ps", "--filter", "status=running"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "supervisor: invalid --filter \"status=running\": expected name=SUBSTRING, label=KEY or label=KEY=VALUE\n"
+    );
+    common::stop(alpha);
+    common::stop(beta);
+}
+
+#[test]
+fn ps_quiet_prints_ids_and_format_takes_templates_and_json() {
+    let Some(ns) = HostNs::new("ps_quiet_prints_ids_and_format_takes_templates_and_json") else {
+        return;
+    };
+    let (alpha, _a) = ns.start(&args(
+        &["--name", "alpha", "-p", "8080:80", "--label", "tier=web"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let (beta, _b) = ns.start(&args(
+        &["--name", "beta", "--network", "none"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let (alpha_id, beta_id) = (id_of(&ns, "alpha"), id_of(&ns, "beta"));
+
+    assert_eq!(
+        ok(&supervisor(&ns, &["ps", "-q"])),
+        format!("{alpha_id}\n{beta_id}\n")
+    );
+    assert_eq!(
+        ok(&supervisor(
+            &ns,
+            &["ps", "--format", "{{.Name}} {{.Ports}} {{.Label \"tier\"}}"]
+        )),
+        "alpha 0.0.0.0:8080->80/tcp web\nbeta  \n"
+    );
+    let table = ok(&supervisor(
+        &ns,
+        &["ps", "--format", "table {{.ID}}\\t{{.Name}}"],
+    ));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ID", "NAME"]
+    );
+    assert_eq!(lines[1], format!("{alpha_id}   alpha"));
+    let json_lines = ok(&supervisor(&ns, &["ps", "--format", "json"]));
+    let rows: Vec<Value> = json_lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["name"], "alpha");
+    assert_eq!(rows[0]["labels"]["tier"], "web");
+    assert_eq!(rows[1]["id"], beta_id.as_str());
+    let pretty: Value = serde_json::from_str(&ok(&supervisor(&ns, &["ps", "--json"]))).unwrap();
+    assert_eq!(
+        pretty.as_array().map(Vec::len),
+        Some(2),
+        "--json still an array"
+    );
+
+    let out = supervisor(&ns, &["ps", "--format", "{{.Name}} {{.Image}}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("supervisor: unknown field \"{{.Image}}\" in --format"),
+        "{}",
+        stderr(&out)
+    );
+    common::stop(alpha);
+    common::stop(beta);
+}
+
+#[test]
+fn kill_sends_the_signal_to_the_containers_trap_and_returns_at_once() {
+    let Some(ns) = HostNs::new("kill_sends_the_signal_to_the_containers_trap_and_returns_at_once")
+    else {
+        return;
+    };
+    let script = "trap 'echo got-USR1' USR1; trap 'echo got-TERM; exit 3' TERM; \
+                  echo ready; while :; do sleep 0.1; done";
+    let (mut child, mut out) = ns.start(&args(
+        &["--name", "web", "--network", "none"],
+        &["sh", "-c", script],
+    ));
+    let mut next_line = || {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("container output");
+        line
+    };
+    assert_eq!(
+        ok(&supervisor(&ns, &["kill", "-s", "USR1", "web"])),
+        "web\n"
+    );
+    assert_eq!(next_line(), "got-USR1\n");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "USR1 is trapped: still running"
+    );
+    assert_eq!(
+        ok(&supervisor(&ns, &["kill", "--signal", "SIGTERM", "web"])),
+        "web\n"
+    );
+    assert_eq!(next_line(), "got-TERM\n");
+    let status = child.wait().expect("supervisor exits");
+    assert_eq!(status.code(), Some(3), "the trap's exit code");
+}
+
+#[test]
+fn kill_of_an_unknown_name_fails_naming_it_and_still_kills_the_others() {
+    let Some(ns) =
+        HostNs::new("kill_of_an_unknown_name_fails_naming_it_and_still_kills_the_others")
+    else {
+        return;
+    };
+    let (mut web, _out) = ns.start(&args(
+        &["--name", "web", "--network", "none"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let out = supervisor(&ns, &["kill", "nosuch", "web"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "supervisor: no such container: nosuch\n");
+    assert_eq!(stdout(&out), "web\n");
+    let status = web.wait().expect("supervisor exits");
+    assert_eq!(status.code(), Some(137), "SIGKILL by default");
+    assert_eq!(records(&ns), "");
+}
+
+#[test]
+fn stop_all_stops_every_running_container() {
+    let Some(ns) = HostNs::new("stop_all_stops_every_running_container") else {
+        return;
+    };
+    let (mut alpha, _a) = ns.start(&args(&["--name", "alpha"], UNTIL_STDIN_CLOSES));
+    let (mut beta, _b) = ns.start(&args(
+        &["--name", "beta", "--network", "none"],
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+        ],
+    ));
+    let started = std::time::Instant::now();
+    let out = supervisor(&ns, &["stop", "--all", "-t", "1"]);
+    let stopped = ok(&out);
+    let mut names: Vec<&str> = stopped.lines().collect();
+    names.sort();
+    assert_eq!(names, ["alpha", "beta"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "-t 1 honoured for the one ignoring SIGTERM: {:?}",
+        started.elapsed()
+    );
+    assert!(alpha.wait().is_ok() && beta.wait().is_ok());
+    assert_eq!(records(&ns), "");
+    assert_eq!(leases(&ns), "");
+    assert_eq!(
+        ok(&supervisor(&ns, &["stop", "--all"])),
+        "",
+        "none left: quiet"
+    );
+}
+
+#[test]
+fn inspect_of_several_names_prints_an_array_and_fails_naming_the_unknown() {
+    let Some(ns) =
+        HostNs::new("inspect_of_several_names_prints_an_array_and_fails_naming_the_unknown")
+    else {
+        return;
+    };
+    let (alpha, _a) = ns.start(&args(&["--name", "alpha"], UNTIL_STDIN_CLOSES));
+    let (beta, _b) = ns.start(&args(
+        &["--name", "beta", "--network", "none"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let both: Value =
+        serde_json::from_str(&ok(&supervisor(&ns, &["inspect", "alpha", "beta"]))).unwrap();
+    let names: Vec<&str> = both
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "beta"]);
+    assert_eq!(both[0]["live"]["container_running"], true);
+
+    let out = supervisor(&ns, &["inspect", "alpha", "nosuch", "beta"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "supervisor: no such container: nosuch\n");
+    let known: Value = serde_json::from_str(&stdout(&out)).expect("the known ones, as JSON");
+    assert_eq!(known.as_array().map(Vec::len), Some(2));
+    common::stop(alpha);
+    common::stop(beta);
+}
+
+/// The attack: a record whose container pid is now someone else's (here,
+/// the same pid with another start time, as after pid reuse). `kill` must
+/// check the start time through the pidfd, as `stop` does, and refuse.
+#[test]
+fn kill_refuses_a_recorded_pid_whose_start_time_is_not_the_containers() {
+    let Some(ns) =
+        HostNs::new("kill_refuses_a_recorded_pid_whose_start_time_is_not_the_containers")
+    else {
+        return;
+    };
+    let (mut web, _out) = ns.start(&args(
+        &["--name", "web", "--network", "none"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let path = format!("/proc/{}/root/run/supervisor/containers/web.json", ns.pid());
+    let mut record: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let start_time = record["container"]["start_time"]
+        .as_u64()
+        .expect("a container");
+    record["container"]["start_time"] = (start_time + 1).into();
+    std::fs::write(&path, record.to_string()).unwrap();
+
+    let out = supervisor(&ns, &["kill", "web"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "supervisor: container web is not running\n");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        web.try_wait().unwrap().is_none(),
+        "the process at that pid was not killed"
+    );
+    common::stop(web);
+}
