@@ -193,6 +193,10 @@ impl Filesystem {
                     TMPFS_OPTIONS.map(|o| format!("{o}=…")).join(", ")
                 ));
             }
+            let value = option.split_once('=').map_or("", |(_, v)| v);
+            if !tmpfs_value_is_valid(key, value) {
+                return Err(format!("{option:?}: {}", tmpfs_value_expected(key)));
+            }
             data.push(option.to_string());
         }
         self.check_target(&target, true)?;
@@ -357,6 +361,31 @@ impl Filesystem {
     }
 }
 
+/// Checked here, as the kernel would only refuse them in the child, after
+/// the container's network and record were made.
+fn tmpfs_value_is_valid(key: &str, value: &str) -> bool {
+    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let sized = |v: &str, suffixes: &str| {
+        let number = v.trim_end_matches(|c: char| suffixes.contains(c.to_ascii_lowercase()));
+        digits(number) && v.len() - number.len() <= 1
+    };
+    match key {
+        "size" => sized(value, "kmgtpe%"),
+        "nr_inodes" => sized(value, "kmgtpe"),
+        "mode" => u32::from_str_radix(value, 8).is_ok_and(|m| m <= 0o7777) && digits(value),
+        _ => digits(value) && value.parse::<u32>().is_ok_and(|id| id != u32::MAX),
+    }
+}
+
+fn tmpfs_value_expected(key: &str) -> &'static str {
+    match key {
+        "size" => "expected a number of bytes, with k, m or g, or a percentage of memory",
+        "nr_inodes" => "expected a number, with k, m or g",
+        "mode" => "expected an octal mode, like 1777",
+        _ => "expected a numeric id",
+    }
+}
+
 /// The private tmpfs over the sealed host that holds `path`, if any.
 fn private_tmpfs(path: &Path) -> Option<&'static Path> {
     PRIVATE_TMPFS
@@ -493,6 +522,32 @@ mod tests {
         assert_eq!(t.tmpfs[0].data, "mode=1777,size=1m");
         let err = parse(|o| o.tmpfs = vec!["/tmp:exec".into()]).unwrap_err();
         assert!(err.to_string().contains("unknown option \"exec\""), "{err}");
+    }
+
+    #[test]
+    fn tmpfs_option_values_the_kernel_would_refuse_are_refused_before_anything_is_made() {
+        let ok =
+            parse(|o| o.tmpfs = vec!["/tmp:size=64M,nr_inodes=1k,mode=0700,uid=1000,gid=0".into()]);
+        assert!(ok.is_ok(), "{ok:?}");
+        assert!(parse(|o| o.tmpfs = vec!["/tmp:size=50%".into()]).is_ok());
+        for (bad, says) in [
+            ("/tmp:uid=abc", "\"uid=abc\": expected a numeric id"),
+            ("/tmp:gid=-1", "expected a numeric id"),
+            ("/tmp:uid=4294967295", "expected a numeric id"),
+            ("/tmp:mode=0999", "expected an octal mode"),
+            ("/tmp:mode=17777", "expected an octal mode"),
+            ("/tmp:size=", "expected a number of bytes"),
+            ("/tmp:size=1kk", "expected a number of bytes"),
+            ("/tmp:nr_inodes=x", "expected a number"),
+        ] {
+            let err = parse(|o| o.tmpfs = vec![bad.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("invalid --tmpfs {bad:?}: ")) && err.contains(says),
+                "{bad}: {err}"
+            );
+        }
     }
 
     fn steps(plan: &MountPlan) -> Vec<String> {
