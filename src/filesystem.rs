@@ -218,6 +218,13 @@ impl Filesystem {
                 "{path:?}: CTR must be an absolute path without . or .., other than /"
             ));
         }
+        // The fresh /proc is mounted after the user's mounts: one there
+        // would be hidden without a word (docker refuses them too).
+        if p.starts_with("/proc") {
+            return Err(format!(
+                "{path:?}: the container's /proc is its own, nothing can be mounted in it"
+            ));
+        }
         Ok(p.to_path_buf())
     }
 
@@ -548,6 +555,25 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn nothing_is_mounted_in_the_containers_own_proc_where_it_would_be_hidden() {
+        for (bad, flag) in [("/etc:/proc", "volume"), ("/etc:/proc/sys", "volume")] {
+            let err = parse(|o| o.volumes = vec![bad.into()]).unwrap_err();
+            assert!(
+                err.to_string().contains("/proc is its own"),
+                "{flag} {bad}: {err}"
+            );
+        }
+        let err = parse(|o| o.tmpfs = vec!["/proc".into()]).unwrap_err();
+        assert!(err.to_string().contains("/proc is its own"), "{err}");
+        let rootfs = parse(|o| {
+            o.rootfs = Some(std::env::temp_dir());
+            o.tmpfs = vec!["/proc/x".into()];
+        });
+        assert!(rootfs.is_err(), "{rootfs:?}");
+        assert!(parse(|o| o.tmpfs = vec!["/tmp/proc".into()]).is_ok());
     }
 
     fn steps(plan: &MountPlan) -> Vec<String> {
