@@ -274,10 +274,16 @@ impl Filesystem {
                 for (source, target) in etc {
                     plan.bind(&source, &target).map_err(nul)?;
                 }
-                self.host_mounts(&mut plan, system_paths)?;
+                self.host_mounts(&mut plan, system_paths, &[])?;
             }
             Root::Host { writable: false } => {
                 plan.seal_host();
+                // Cloned before our tmpfs cover the host's /tmp, /var/tmp
+                // and /run, where a volume's source may well be.
+                let mut slots = vec![];
+                for v in &self.volumes {
+                    slots.push(plan.clone_volume(&v.source, v.read_only).map_err(nul)?);
+                }
                 // Writable, as docker's, over the sealed tree; from under
                 // /run, so before /run is covered.
                 for (source, target) in etc {
@@ -295,14 +301,14 @@ impl Filesystem {
                     plan.tmpfs(Path::new(dir), mode).map_err(nul)?;
                 }
                 plan.dev(Path::new("/"));
-                self.host_mounts(&mut plan, system_paths)?;
+                self.host_mounts(&mut plan, system_paths, &slots)?;
             }
             Root::Dir(root) => {
                 plan.bind_root(root).map_err(nul)?;
                 for dir in ["proc", "dev", "sys"] {
                     make_inside(root, Path::new(dir), true)?;
                 }
-                self.user_mounts(&mut plan, root)?;
+                self.user_mounts(&mut plan, root, &[])?;
                 make_inside(root, workdir, true)?;
                 plan.proc(root);
                 plan.dev(root);
@@ -323,10 +329,16 @@ impl Filesystem {
         Ok(plan)
     }
 
-    /// On the host's tree, after its own: the user's mounts, /proc, and
-    /// docker's protections.
-    fn host_mounts(&self, plan: &mut MountPlan, system_paths: bool) -> Result<(), PrepareError> {
-        self.user_mounts(plan, Path::new("/"))?;
+    /// On the host's tree, after its own: the user's mounts (the volumes
+    /// from `slots` when they were cloned early), /proc, and docker's
+    /// protections.
+    fn host_mounts(
+        &self,
+        plan: &mut MountPlan,
+        system_paths: bool,
+        slots: &[usize],
+    ) -> Result<(), PrepareError> {
+        self.user_mounts(plan, Path::new("/"), slots)?;
         plan.proc(Path::new("/"));
         if system_paths {
             plan.protect_kernel(true);
@@ -334,8 +346,14 @@ impl Filesystem {
         Ok(())
     }
 
-    /// Volumes, then tmpfs mounts, under ROOT.
-    fn user_mounts(&self, plan: &mut MountPlan, root: &Path) -> Result<(), PrepareError> {
+    /// Volumes (moved from `slots` when cloned early), then tmpfs mounts,
+    /// under ROOT.
+    fn user_mounts(
+        &self,
+        plan: &mut MountPlan,
+        root: &Path,
+        slots: &[usize],
+    ) -> Result<(), PrepareError> {
         let nul = |path: String| PrepareError {
             path: path.into(),
             reason: "contains a NUL byte".into(),
@@ -358,8 +376,12 @@ impl Filesystem {
             targets.push(inside(&t.target, true)?);
         }
         let (volumes, tmpfs) = targets.split_at(self.volumes.len());
-        for (v, target) in self.volumes.iter().zip(volumes) {
-            plan.volume(&v.source, target, v.read_only).map_err(nul)?;
+        for (i, (v, target)) in self.volumes.iter().zip(volumes).enumerate() {
+            match slots.get(i) {
+                Some(&slot) => plan.move_volume(slot, &v.source, target),
+                None => plan.volume(&v.source, target, v.read_only),
+            }
+            .map_err(nul)?;
         }
         for (t, target) in self.tmpfs.iter().zip(tmpfs) {
             plan.tmpfs(target, &t.data).map_err(nul)?;
