@@ -193,6 +193,10 @@ impl Filesystem {
                     TMPFS_OPTIONS.map(|o| format!("{o}=…")).join(", ")
                 ));
             }
+            let value = option.split_once('=').map_or("", |(_, v)| v);
+            if !tmpfs_value_is_valid(key, value) {
+                return Err(format!("{option:?}: {}", tmpfs_value_expected(key)));
+            }
             data.push(option.to_string());
         }
         self.check_target(&target, true)?;
@@ -212,6 +216,13 @@ impl Filesystem {
         if !p.is_absolute() || !normal || p == Path::new("/") || path.contains('\0') {
             return Err(format!(
                 "{path:?}: CTR must be an absolute path without . or .., other than /"
+            ));
+        }
+        // The fresh /proc is mounted after the user's mounts: one there
+        // would be hidden without a word (docker refuses them too).
+        if p.starts_with("/proc") {
+            return Err(format!(
+                "{path:?}: the container's /proc is its own, nothing can be mounted in it"
             ));
         }
         Ok(p.to_path_buf())
@@ -263,10 +274,16 @@ impl Filesystem {
                 for (source, target) in etc {
                     plan.bind(&source, &target).map_err(nul)?;
                 }
-                self.host_mounts(&mut plan, system_paths)?;
+                self.host_mounts(&mut plan, system_paths, &[])?;
             }
             Root::Host { writable: false } => {
                 plan.seal_host();
+                // Cloned before our tmpfs cover the host's /tmp, /var/tmp
+                // and /run, where a volume's source may well be.
+                let mut slots = vec![];
+                for v in &self.volumes {
+                    slots.push(plan.clone_volume(&v.source, v.read_only).map_err(nul)?);
+                }
                 // Writable, as docker's, over the sealed tree; from under
                 // /run, so before /run is covered.
                 for (source, target) in etc {
@@ -284,14 +301,14 @@ impl Filesystem {
                     plan.tmpfs(Path::new(dir), mode).map_err(nul)?;
                 }
                 plan.dev(Path::new("/"));
-                self.host_mounts(&mut plan, system_paths)?;
+                self.host_mounts(&mut plan, system_paths, &slots)?;
             }
             Root::Dir(root) => {
                 plan.bind_root(root).map_err(nul)?;
                 for dir in ["proc", "dev", "sys"] {
                     make_inside(root, Path::new(dir), true)?;
                 }
-                self.user_mounts(&mut plan, root)?;
+                self.user_mounts(&mut plan, root, &[])?;
                 make_inside(root, workdir, true)?;
                 plan.proc(root);
                 plan.dev(root);
@@ -312,10 +329,16 @@ impl Filesystem {
         Ok(plan)
     }
 
-    /// On the host's tree, after its own: the user's mounts, /proc, and
-    /// docker's protections.
-    fn host_mounts(&self, plan: &mut MountPlan, system_paths: bool) -> Result<(), PrepareError> {
-        self.user_mounts(plan, Path::new("/"))?;
+    /// On the host's tree, after its own: the user's mounts (the volumes
+    /// from `slots` when they were cloned early), /proc, and docker's
+    /// protections.
+    fn host_mounts(
+        &self,
+        plan: &mut MountPlan,
+        system_paths: bool,
+        slots: &[usize],
+    ) -> Result<(), PrepareError> {
+        self.user_mounts(plan, Path::new("/"), slots)?;
         plan.proc(Path::new("/"));
         if system_paths {
             plan.protect_kernel(true);
@@ -323,8 +346,14 @@ impl Filesystem {
         Ok(())
     }
 
-    /// Volumes, then tmpfs mounts, under ROOT.
-    fn user_mounts(&self, plan: &mut MountPlan, root: &Path) -> Result<(), PrepareError> {
+    /// Volumes (moved from `slots` when cloned early), then tmpfs mounts,
+    /// under ROOT.
+    fn user_mounts(
+        &self,
+        plan: &mut MountPlan,
+        root: &Path,
+        slots: &[usize],
+    ) -> Result<(), PrepareError> {
         let nul = |path: String| PrepareError {
             path: path.into(),
             reason: "contains a NUL byte".into(),
@@ -347,13 +376,42 @@ impl Filesystem {
             targets.push(inside(&t.target, true)?);
         }
         let (volumes, tmpfs) = targets.split_at(self.volumes.len());
-        for (v, target) in self.volumes.iter().zip(volumes) {
-            plan.volume(&v.source, target, v.read_only).map_err(nul)?;
+        for (i, (v, target)) in self.volumes.iter().zip(volumes).enumerate() {
+            match slots.get(i) {
+                Some(&slot) => plan.move_volume(slot, &v.source, target),
+                None => plan.volume(&v.source, target, v.read_only),
+            }
+            .map_err(nul)?;
         }
         for (t, target) in self.tmpfs.iter().zip(tmpfs) {
             plan.tmpfs(target, &t.data).map_err(nul)?;
         }
         Ok(())
+    }
+}
+
+/// Checked here, as the kernel would only refuse them in the child, after
+/// the container's network and record were made.
+fn tmpfs_value_is_valid(key: &str, value: &str) -> bool {
+    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let sized = |v: &str, suffixes: &str| {
+        let number = v.trim_end_matches(|c: char| suffixes.contains(c.to_ascii_lowercase()));
+        digits(number) && v.len() - number.len() <= 1
+    };
+    match key {
+        "size" => sized(value, "kmgtpe%"),
+        "nr_inodes" => sized(value, "kmgtpe"),
+        "mode" => u32::from_str_radix(value, 8).is_ok_and(|m| m <= 0o7777) && digits(value),
+        _ => digits(value) && value.parse::<u32>().is_ok_and(|id| id != u32::MAX),
+    }
+}
+
+fn tmpfs_value_expected(key: &str) -> &'static str {
+    match key {
+        "size" => "expected a number of bytes, with k, m or g, or a percentage of memory",
+        "nr_inodes" => "expected a number, with k, m or g",
+        "mode" => "expected an octal mode, like 1777",
+        _ => "expected a numeric id",
     }
 }
 
@@ -493,6 +551,51 @@ mod tests {
         assert_eq!(t.tmpfs[0].data, "mode=1777,size=1m");
         let err = parse(|o| o.tmpfs = vec!["/tmp:exec".into()]).unwrap_err();
         assert!(err.to_string().contains("unknown option \"exec\""), "{err}");
+    }
+
+    #[test]
+    fn tmpfs_option_values_the_kernel_would_refuse_are_refused_before_anything_is_made() {
+        let ok =
+            parse(|o| o.tmpfs = vec!["/tmp:size=64M,nr_inodes=1k,mode=0700,uid=1000,gid=0".into()]);
+        assert!(ok.is_ok(), "{ok:?}");
+        assert!(parse(|o| o.tmpfs = vec!["/tmp:size=50%".into()]).is_ok());
+        for (bad, says) in [
+            ("/tmp:uid=abc", "\"uid=abc\": expected a numeric id"),
+            ("/tmp:gid=-1", "expected a numeric id"),
+            ("/tmp:uid=4294967295", "expected a numeric id"),
+            ("/tmp:mode=0999", "expected an octal mode"),
+            ("/tmp:mode=17777", "expected an octal mode"),
+            ("/tmp:size=", "expected a number of bytes"),
+            ("/tmp:size=1kk", "expected a number of bytes"),
+            ("/tmp:nr_inodes=x", "expected a number"),
+        ] {
+            let err = parse(|o| o.tmpfs = vec![bad.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("invalid --tmpfs {bad:?}: ")) && err.contains(says),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_is_mounted_in_the_containers_own_proc_where_it_would_be_hidden() {
+        for (bad, flag) in [("/etc:/proc", "volume"), ("/etc:/proc/sys", "volume")] {
+            let err = parse(|o| o.volumes = vec![bad.into()]).unwrap_err();
+            assert!(
+                err.to_string().contains("/proc is its own"),
+                "{flag} {bad}: {err}"
+            );
+        }
+        let err = parse(|o| o.tmpfs = vec!["/proc".into()]).unwrap_err();
+        assert!(err.to_string().contains("/proc is its own"), "{err}");
+        let rootfs = parse(|o| {
+            o.rootfs = Some(std::env::temp_dir());
+            o.tmpfs = vec!["/proc/x".into()];
+        });
+        assert!(rootfs.is_err(), "{rootfs:?}");
+        assert!(parse(|o| o.tmpfs = vec!["/tmp/proc".into()]).is_ok());
     }
 
     fn steps(plan: &MountPlan) -> Vec<String> {

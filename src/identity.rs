@@ -26,6 +26,9 @@ pub enum Error {
     Capability { op: &'static str, name: String },
 }
 
+/// (uid_t)-1 and (gid_t)-1: never a user or group.
+const NO_ID: u32 = u32::MAX;
+
 /// One passwd line's fields we use: name, uid, gid, home.
 fn passwd_entries(passwd: &str) -> impl Iterator<Item = (&str, u32, u32, &str)> {
     passwd.lines().filter_map(|line| {
@@ -88,6 +91,13 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User, Error
                 .ok_or_else(|| bad(format!("no group {g:?} in the container's /etc/group")))?,
         },
     };
+    // (uid_t)-1 is the kernel's "leave unchanged" to setresuid/setresgid:
+    // the command would go on as root.
+    if uid == NO_ID || gid == NO_ID {
+        return Err(bad(format!(
+            "{NO_ID} is not an id (to the kernel it means \"unchanged\": root)"
+        )));
+    }
     let mut groups = vec![];
     if let Some((name, ..)) = entry {
         for (_, g, members) in group_entries(group) {
@@ -186,6 +196,20 @@ mod tests {
         assert_eq!((u.uid, u.gid, u.home.as_str()), (4242, 0, "/"));
         let u = resolve_user("1000:7", PASSWD, GROUP).unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (1000, 7, "/home/alice"));
+    }
+
+    #[test]
+    fn the_kernels_unchanged_id_is_refused_as_it_would_leave_the_command_root() {
+        for spec in ["4294967295", "1000:4294967295", "4294967295:0"] {
+            let err = resolve_user(spec, PASSWD, GROUP).unwrap_err().to_string();
+            assert!(err.contains("4294967295 is not an id"), "{spec}: {err}");
+        }
+        let passwd = "evil:x:4294967295:0::/:/bin/sh\n";
+        assert!(resolve_user("evil", passwd, GROUP).is_err());
+        assert_eq!(
+            resolve_user("4294967294", PASSWD, GROUP).unwrap().uid,
+            4294967294
+        );
     }
 
     #[test]

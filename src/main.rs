@@ -6,7 +6,7 @@ mod bench;
 mod cli;
 mod usage;
 
-use std::io::stdout;
+use std::io::{Write, stdout};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,11 +28,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) if args.dry_run => {
             let options = run_options(*args, cli.bridge, cli.subnet, cli.state_dir);
-            let planned = supervisor::supervisor::dry_run(options).map(|plan| {
-                print!("{plan}");
-                0
-            });
-            exit(planned, |e| e.exit_code())
+            let plan = match supervisor::supervisor::dry_run(options) {
+                Ok(plan) => plan,
+                Err(err) => return exit(Err(err), |e| e.exit_code()),
+            };
+            // print! would panic (101) on a closed pipe: `--dry-run | head`.
+            match write!(stdout().lock(), "{plan}").and_then(|()| stdout().flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("supervisor: writing the plan: {err}");
+                    ExitCode::from(125)
+                }
+            }
         }
         Command::Run(args) => {
             let options = run_options(*args, cli.bridge, cli.subnet, cli.state_dir);

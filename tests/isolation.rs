@@ -355,6 +355,36 @@ fn volumes_tmpfs_read_only_and_workdir_inside_the_rootfs() {
 }
 
 #[test]
+fn a_volume_from_the_hosts_tmp_is_mounted_though_the_containers_own_tmp_covers_it() {
+    let Some(ns) = HostNs::new(
+        "a_volume_from_the_hosts_tmp_is_mounted_though_the_containers_own_tmp_covers_it",
+    ) else {
+        return;
+    };
+    let data = std::env::temp_dir().join(format!("sv-isolation-tmp-volume-{}", std::process::id()));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("in"), "from the host's /tmp\n").unwrap();
+    let dir = format!("{}:/mnt:ro", data.display());
+    // Its mount point in the container's own /tmp, the host's /tmp hidden.
+    let file = format!("{}:/tmp/in.txt", data.join("in").display());
+    let out = sh(
+        &ns,
+        &["-v", &dir, "-v", &file],
+        &[
+            "cat /mnt/in /tmp/in.txt\n",
+            &attempt("ro", "touch /mnt/x"),
+            &attempt("host-tmp-hidden", &format!("! test -e {}", data.display())),
+        ]
+        .concat(),
+    );
+    let _ = std::fs::remove_dir_all(&data);
+    assert_eq!(
+        out,
+        "from the host's /tmp\nfrom the host's /tmp\nro refused\nhost-tmp-hidden ok\n"
+    );
+}
+
+#[test]
 fn user_by_name_or_id_sets_ids_groups_and_home_from_the_containers_own_files() {
     let Some(ns) =
         HostNs::new("user_by_name_or_id_sets_ids_groups_and_home_from_the_containers_own_files")

@@ -66,6 +66,30 @@ fn start_web(ns: &HostNs) -> (std::process::Child, String) {
 }
 
 #[test]
+fn a_dry_run_into_a_closed_pipe_says_so_and_exits_125_without_a_panic() {
+    let Some(ns) =
+        HostNs::new("a_dry_run_into_a_closed_pipe_says_so_and_exits_125_without_a_panic")
+    else {
+        return;
+    };
+    // `run --dry-run | head -1`: the reader is gone before the plan is out.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = ns
+        .supervisor()
+        .args(args(&["run", "--dry-run", "-p", "8080:8000"], &["true"]))
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "supervisor: writing the plan: Broken pipe (os error 32)"
+    );
+}
+
+#[test]
 fn a_dry_run_prints_the_plan_and_changes_nothing() {
     let Some(ns) = HostNs::new("a_dry_run_prints_the_plan_and_changes_nothing") else {
         return;

@@ -349,6 +349,27 @@ fn the_container_cannot_read_the_inits_memory_or_the_hosts_environment_in_it() {
 }
 
 #[test]
+fn with_cap_sys_admin_the_inits_environment_reads_empty_not_the_hosts() {
+    let Some(ns) =
+        HostNs::new("with_cap_sys_admin_the_inits_environment_reads_empty_not_the_hosts")
+    else {
+        return;
+    };
+    // Not dumpable stops reading /proc/1/environ, but not with SYS_ADMIN.
+    let out = ns
+        .supervisor()
+        .env("SV_HOST_SECRET", "hunter2")
+        .args(["run", "--network", "none", "--cap-add", "SYS_ADMIN"])
+        .args(["-e", "SV_HOST_SECRET", "--", "sh", "-c"])
+        .arg("tr -d '\\0' < /proc/1/environ; echo \"|$SV_HOST_SECRET\"")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out, "|hunter2\n", "only the command's own copy: {err}");
+}
+
+#[test]
 fn hostname_is_the_name_by_default_or_as_given() {
     let Some(ns) = HostNs::new("hostname_is_the_name_by_default_or_as_given") else {
         return;

@@ -99,6 +99,9 @@ pub struct ChildPlan<'a> {
     pub command_stack: *mut libc::c_void,
     /// The command takes the terminal on stdin for its own process group.
     pub take_terminal: bool,
+    /// Where the supervisor's environment strings are (/proc/self/stat's
+    /// env_start, env_end): the init, a copy of it, zeroes them.
+    pub environ: Option<(usize, usize)>,
 }
 
 /// The failure report's length: stage, errno, detail, each a native u32.

@@ -24,7 +24,8 @@ const NAME: &std::ffi::CStr = c"supervisor-init";
 /// As child::run: only in the cloned child, after its setup.
 pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
     let report = plan.report_write;
-    // SAFETY: prctl on a static string. clone is glibc's thin wrapper (no
+    // SAFETY: prctl on a static string; write_bytes on our own copy of the
+    // environment strings, which nothing here reads again. clone is glibc's thin wrapper (no
     // atfork handlers, unlike fork(), which may take locks another thread
     // held at clone3). CLONE_VM|CLONE_VFORK, as posix_spawn: no copy of
     // the address space, and the init sleeps until the command has exec'd
@@ -40,6 +41,12 @@ pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
         // dumpable mm of its own at exec.
         if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 {
             fail(report, Stage::StartCommand, errno());
+        }
+        // Not dumpable is not enough: with CAP_SYS_ADMIN (--cap-add) root
+        // in the container still reads /proc/1/environ. Our copy of the
+        // strings goes; the command's environment was built before clone3.
+        if let Some((start, end)) = plan.environ {
+            std::ptr::write_bytes(start as *mut u8, 0, end - start);
         }
         libc::clone(
             command_main,
@@ -74,6 +81,16 @@ pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
             unsafe { libc::kill(command, signal) };
         }
     }
+}
+
+/// The supervisor's environment strings, as /proc/PID/environ reads them
+/// (fields 50 and 51 of /proc/self/stat, after the parenthesised name).
+pub(super) fn environ_range() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let start: usize = fields.nth(47)?.parse().ok()?;
+    let end: usize = fields.next()?.parse().ok()?;
+    (start < end).then_some((start, end))
 }
 
 /// The size of the command's stack until it execs: a few small frames.

@@ -253,6 +253,7 @@ impl Container {
             init: config.init,
             command_stack,
             take_terminal: config.take_terminal,
+            environ: init::environ_range(),
         };
         // SAFETY: the child runs only child::run, which is async-signal-safe
         // and reads nothing but `plan` and `prepared`, both built above.

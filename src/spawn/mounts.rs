@@ -14,6 +14,7 @@
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// /proc entries made read-only: bound over themselves, remounted read-only.
 pub const READ_ONLY: [&CStr; 5] = [
@@ -77,6 +78,20 @@ enum Step {
         target: CString,
         read_only: bool,
     },
+    /// The clone a `Volume` makes, taken early and kept as a file
+    /// descriptor in the plan's slot `slot`: its source may be covered
+    /// later (the read-only host's private /tmp and /run hide the host's).
+    CloneVolume {
+        source: CString,
+        read_only: bool,
+        slot: usize,
+    },
+    /// The clone in slot `slot` moved onto `target`.
+    MoveVolume {
+        source: CString,
+        target: CString,
+        slot: usize,
+    },
     /// A writable tmpfs without devices or setuid, with mount data.
     Tmpfs {
         target: CString,
@@ -122,6 +137,18 @@ enum Step {
 #[derive(Debug, Clone, Default)]
 pub struct MountPlan {
     steps: Vec<Step>,
+    trees: Trees,
+}
+
+/// The file descriptors of the volumes cloned early, one slot each, made
+/// before clone3 so the child only stores into them.
+#[derive(Debug, Default)]
+struct Trees(Vec<AtomicI32>);
+
+impl Clone for Trees {
+    fn clone(&self) -> Trees {
+        Trees(self.0.iter().map(|_| AtomicI32::new(-1)).collect())
+    }
 }
 
 impl MountPlan {
@@ -197,6 +224,29 @@ impl MountPlan {
             source: c(source)?,
             target: c(target)?,
             read_only,
+        });
+        Ok(())
+    }
+
+    /// A volume in two steps: its source cloned now, moved onto its target
+    /// by `move_volume` with the slot returned, after mounts that would
+    /// cover the source.
+    pub fn clone_volume(&mut self, source: &Path, read_only: bool) -> Result<usize, String> {
+        let slot = self.trees.0.len();
+        self.steps.push(Step::CloneVolume {
+            source: c(source)?,
+            read_only,
+            slot,
+        });
+        self.trees.0.push(AtomicI32::new(-1));
+        Ok(slot)
+    }
+
+    pub fn move_volume(&mut self, slot: usize, source: &Path, target: &Path) -> Result<(), String> {
+        self.steps.push(Step::MoveVolume {
+            source: c(source)?,
+            target: c(target)?,
+            slot,
         });
         Ok(())
     }
@@ -298,11 +348,16 @@ impl MountPlan {
             Some(Step::BindSelf(p)) => format!("binding {} onto itself", p.to_string_lossy()),
             Some(Step::DevTmpfs(p)) => format!("mounting a tmpfs on {}", p.to_string_lossy()),
             Some(Step::ReadOnlyMount(p)) => format!("making {} read-only", p.to_string_lossy()),
-            Some(Step::Volume { source, target, .. }) => format!(
-                "mounting the volume {} on {}",
-                source.to_string_lossy(),
-                target.to_string_lossy()
-            ),
+            Some(Step::CloneVolume { source, .. }) => {
+                format!("cloning the volume {}", source.to_string_lossy())
+            }
+            Some(Step::Volume { source, target, .. } | Step::MoveVolume { source, target, .. }) => {
+                format!(
+                    "mounting the volume {} on {}",
+                    source.to_string_lossy(),
+                    target.to_string_lossy()
+                )
+            }
             Some(Step::Tmpfs { target, .. }) => {
                 format!("mounting a tmpfs on {}", target.to_string_lossy())
             }
@@ -378,7 +433,24 @@ impl MountPlan {
                         source,
                         target,
                         read_only,
-                    } => volume(source, target, *read_only),
+                    } => match clone_tree(source, *read_only) {
+                        tree if tree < 0 => -1,
+                        tree => move_tree(tree, target),
+                    },
+                    Step::CloneVolume {
+                        source,
+                        read_only,
+                        slot,
+                    } => match clone_tree(source, *read_only) {
+                        tree if tree < 0 => -1,
+                        tree => {
+                            self.trees.0[*slot].store(tree, Ordering::Relaxed);
+                            0
+                        }
+                    },
+                    Step::MoveVolume { target, slot, .. } => {
+                        move_tree(self.trees.0[*slot].swap(-1, Ordering::Relaxed), target)
+                    }
                     Step::Tmpfs { target, data } => libc::mount(
                         c"tmpfs".as_ptr(),
                         target.as_ptr(),
@@ -632,11 +704,11 @@ unsafe fn set_attr(
 }
 
 /// A detached recursive clone of SOURCE, made read-only or writable as a
-/// whole, then moved onto TARGET: a bind whose flags are ours, not those
-/// of the mount it came from (the sealed host's are read-only).
-unsafe fn volume(source: &CStr, target: &CStr, read_only: bool) -> libc::c_int {
-    // SAFETY: open_tree/mount_setattr/move_mount on NUL-terminated paths;
-    // the tree fd is closed on every path.
+/// whole (a bind whose flags are ours, not those of the mount it came
+/// from: the sealed host's are read-only); its fd, or -1.
+unsafe fn clone_tree(source: &CStr, read_only: bool) -> libc::c_int {
+    // SAFETY: open_tree/mount_setattr on a NUL-terminated path; the tree
+    // fd is closed when it fails.
     unsafe {
         let tree = libc::syscall(
             libc::SYS_open_tree,
@@ -656,6 +728,14 @@ unsafe fn volume(source: &CStr, target: &CStr, read_only: bool) -> libc::c_int {
         if set_attr(tree, c"", flags, set | MOUNT_ATTR_NODEV, clear) < 0 {
             return close_keeping_errno(tree);
         }
+        tree
+    }
+}
+
+/// The detached TREE moved onto TARGET; the fd is closed either way.
+unsafe fn move_tree(tree: libc::c_int, target: &CStr) -> libc::c_int {
+    // SAFETY: move_mount of an fd we own onto a NUL-terminated path.
+    unsafe {
         let ret = libc::syscall(
             libc::SYS_move_mount,
             tree,
