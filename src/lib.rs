@@ -18,11 +18,11 @@
 //!
 //! ```text
 //! edge:      main usage cli bench
-//! lifecycle: supervisor control
+//! lifecycle: detach supervisor control
 //! plan:      plan spec publish
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity spawn seccomp netlink conntrack reserve ipam state
-//!            etc_files nftables signals
+//!            etc_files container_log nftables signals
 //! leaf:      milestones error_chain values
 //! ```
 //!
@@ -33,7 +33,9 @@
 
 pub mod confinement;
 pub mod conntrack;
+pub mod container_log;
 pub mod control;
+pub mod detach;
 pub mod error_chain;
 pub mod etc_files;
 pub mod filesystem;

@@ -1,9 +1,10 @@
 //! Running containers seen from another process: `ps`, `stop`, `inspect`,
-//! `check` and `gc`. Each finds containers through their records (see `state`);
+//! `logs`, `check` and `gc`. Each finds containers through their records (see `state`);
 //! none of them trusts a pid without its start time.
 
 mod check;
 mod inspect;
+mod logs;
 mod ps;
 mod stop;
 
@@ -13,6 +14,7 @@ use std::path::Path;
 
 pub use check::check;
 pub use inspect::inspect;
+pub use logs::logs;
 pub use ps::ps;
 pub use stop::stop;
 
@@ -31,6 +33,8 @@ use crate::values::{Subnet, SubnetError};
 pub enum Error {
     #[error("no such container: {0}")]
     Unknown(String),
+    #[error("{0} has no log: only a container started with run -d has one")]
+    NoLog(String),
     #[error("{}", .0.iter().map(|e| Chain(e).to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<Error>),
     #[error("signalling {what} of {name}")]
