@@ -19,7 +19,8 @@ use nix::unistd::{ForkResult, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2,
 
 use crate::container_log::Writer;
 use crate::error_chain::Chain;
-use crate::spec::RunOptions;
+use crate::spec::{RunOptions, RunSpec};
+use crate::state::{self, Store};
 use crate::supervisor::{self, Error};
 
 /// What the caller of `run -d` learns: the container's name, or why it
@@ -34,8 +35,9 @@ pub enum Outcome {
 /// `log_max_size` bytes. Returns in the caller's process only.
 pub fn run(options: RunOptions, log_max_size: u64) -> Result<Outcome, Error> {
     let spec = supervisor::prepare(options)?;
-    let log = Writer::create(&spec.state_dir, &spec.name, log_max_size)
-        .map_err(|e| Error::Detach("creating the container's log", e))?;
+    let log = Writer::create(&spec.state_dir, &spec.name, log_max_size).map_err(|e| {
+        name_taken(&spec).unwrap_or(Error::Detach("creating the container's log", e))
+    })?;
     let (status_read, status_write) =
         pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::Detach("making a pipe", e.into()))?;
     // SAFETY: no thread but this one exists yet (the runtime and the log
@@ -54,6 +56,20 @@ pub fn run(options: RunOptions, log_max_size: u64) -> Result<Outcome, Error> {
             std::process::exit(i32::from(code))
         }
     }
+}
+
+/// The live container whose log is in the way has the name: say that, as
+/// a foreground run would.
+fn name_taken(spec: &RunSpec) -> Option<Error> {
+    let record = Store::new(&spec.state_dir).find(&spec.name).ok()??;
+    if record.name != spec.name || record.is_stale() {
+        return None;
+    }
+    Some(Error::State(state::Error::NameTaken {
+        name: record.name,
+        id: record.id,
+        pid: record.supervisor.pid,
+    }))
 }
 
 /// The caller's side: one message on the pipe, or none when the child died.
@@ -79,7 +95,7 @@ fn wait_for_start(status: OwnedFd, name: String) -> Outcome {
 
 /// The background supervisor: its own session, its stdio the log, the
 /// lifecycle; returns its exit code.
-fn background(spec: crate::spec::RunSpec, log: Writer, status: OwnedFd) -> u8 {
+fn background(spec: RunSpec, log: Writer, status: OwnedFd) -> u8 {
     let mut status = Some(File::from(status));
     let report = |status: &mut Option<File>, code: u8, message: &str| {
         if let Some(mut file) = status.take() {

@@ -144,6 +144,13 @@ fn a_start_up_error_with_d_reaches_the_caller_with_its_code_and_message() {
     );
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
 
+    let name = detach(&ns, &["--name", "a"], &["sleep", "100"]);
+    assert_eq!(name.status.code(), Some(125));
+    assert!(
+        stderr(&name).contains("the name \"a\" is in use by container"),
+        "{}",
+        stderr(&name)
+    );
     let port = detach(&ns, &["--name", "b", "-p", "8080:80"], &["sleep", "100"]);
     assert_eq!(port.status.code(), Some(125));
     assert!(
