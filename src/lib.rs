@@ -10,7 +10,9 @@
 //!
 //! `state` keeps a record of each running container; `reconcile` gives back
 //! what crashed supervisors left; `control` is `ps`, `stop`, `inspect`,
-//! `check` and `gc`, run from another process.
+//! `logs`, `check` and `gc`, run from another process. `detach` is `run -d`:
+//! the supervisor in the background, its container's output in a
+//! `container_log`.
 //!
 //! Dependencies run downward only. The layers, top to bottom; a module uses
 //! only the modules after it in this list (tests/layers.rs checks every
