@@ -64,6 +64,8 @@ pub enum Command {
     /// Send a signal (default SIGKILL) to containers' PID 1; returns
     /// without waiting for them to exit.
     Kill(KillArgs),
+    /// Print a detached container's log (kept after it exits, until `gc`).
+    Logs(LogsArgs),
     /// Remove what crashed supervisors left behind (records, leases, links,
     /// firewall elements) and print each thing removed.
     Gc,
@@ -132,6 +134,18 @@ pub struct RunArgs {
     /// nothing: no bridge, lease, element, record or container.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Run in the background: print the container's name once it has
+    /// started with its ports published, and exit 0; its output goes to
+    /// its log (`supervisor logs NAME`).
+    #[arg(short, long)]
+    pub detach: bool,
+
+    /// With -d: the size at which the log moves to NAME.log.1 (one kept):
+    /// bytes, or with a k, m or g suffix.
+    #[arg(long, value_name = "SIZE", default_value = supervisor::container_log::DEFAULT_MAX_SIZE,
+          value_parser = supervisor::container_log::parse_size)]
+    pub log_max_size: u64,
 
     /// PID 1 is a minimal init that forwards signals to the command and
     /// reaps zombies (the default); --init=false makes the command PID 1.
@@ -310,6 +324,25 @@ pub struct KillArgs {
     /// Containers by name, id or id prefix.
     #[arg(required = true, value_name = "NAME|ID")]
     pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing its output until the container ends.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+
+    /// Start each line with the time it was written (RFC 3339, UTC).
+    #[arg(short, long)]
+    pub timestamps: bool,
+
+    /// A container by name, id or id prefix.
+    #[arg(value_name = "NAME|ID")]
+    pub container: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,7 +10,9 @@
 //!
 //! `state` keeps a record of each running container; `reconcile` gives back
 //! what crashed supervisors left; `control` is `ps`, `stop`, `inspect`,
-//! `check` and `gc`, run from another process.
+//! `logs`, `check` and `gc`, run from another process. `detach` is `run -d`:
+//! the supervisor in the background, its container's output in a
+//! `container_log`.
 //!
 //! Dependencies run downward only. The layers, top to bottom; a module uses
 //! only the modules after it in this list (tests/layers.rs checks every
@@ -18,11 +20,11 @@
 //!
 //! ```text
 //! edge:      main usage cli bench
-//! lifecycle: supervisor control
+//! lifecycle: detach supervisor control
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity spawn seccomp netlink conntrack reserve ipam state
-//!            etc_files nftables signals
+//!            etc_files container_log nftables signals
 //! leaf:      milestones error_chain values
 //! ```
 //!
@@ -33,7 +35,9 @@
 
 pub mod confinement;
 pub mod conntrack;
+pub mod container_log;
 pub mod control;
+pub mod detach;
 pub mod env_file;
 pub mod error_chain;
 pub mod etc_files;

@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use supervisor::container_log::ReadOptions;
+use supervisor::detach::Outcome;
 use supervisor::error_chain::Chain;
 use supervisor::filesystem::FilesystemOptions;
 use supervisor::spec::{NetworkMode, RunOptions};
@@ -40,6 +42,11 @@ fn main() -> ExitCode {
                     ExitCode::from(125)
                 }
             }
+        }
+        Command::Run(args) if args.detach => {
+            let log_max_size = args.log_max_size;
+            let options = run_options(*args, cli.bridge, cli.subnet, cli.state_dir);
+            detached(supervisor::detach::run(options, log_max_size))
         }
         Command::Run(args) => {
             let options = run_options(*args, cli.bridge, cli.subnet, cli.state_dir);
@@ -73,6 +80,19 @@ fn main() -> ExitCode {
             &args.containers,
             &mut stdout(),
         )),
+        Command::Logs(args) => {
+            let options = ReadOptions {
+                follow: args.follow,
+                tail: args.tail,
+                timestamps: args.timestamps,
+            };
+            done(control::logs(
+                &cli.state_dir,
+                &args.container,
+                &options,
+                &mut stdout(),
+            ))
+        }
         Command::Gc => done(control::gc(
             &cli.state_dir,
             &cli.bridge,
@@ -144,6 +164,21 @@ fn bench(args: BenchArgs) -> ExitCode {
     };
     let result = bench::run(&options, &mut std::io::stdout()).map(|()| 0);
     exit(result, bench::Error::exit_code)
+}
+
+/// `run -d`: the name on stdout and 0 once it runs; else as `run`.
+fn detached(result: Result<Outcome, supervisor::supervisor::Error>) -> ExitCode {
+    match result {
+        Ok(Outcome::Started(name)) => {
+            println!("{name}");
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::Failed { code, message }) => {
+            eprintln!("supervisor: {message}");
+            ExitCode::from(code)
+        }
+        Err(err) => exit(Err(err), |e| e.exit_code()),
+    }
 }
 
 /// 0 for a command other than `run`; on failure one line on stderr and 1.

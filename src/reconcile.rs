@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::container_log;
 use crate::error_chain::Chain;
 use crate::etc_files::{self, EtcFiles};
 use crate::firewall::{self, Firewall, GoneNetwork, Owned};
@@ -91,6 +92,10 @@ pub enum Removed {
     Files {
         path: PathBuf,
     },
+    /// The log of a container that ended or crashed.
+    Log {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Removed {
@@ -115,6 +120,9 @@ impl fmt::Display for Removed {
             Removed::Network(network) => write!(f, "{network}: its bridge is gone"),
             Removed::Files { path } => {
                 write!(f, "files {}: no live container has them", path.display())
+            }
+            Removed::Log { path } => {
+                write!(f, "log {}: its container is gone", path.display())
             }
         }
     }
@@ -320,6 +328,18 @@ impl Reconciler {
                 self.remove_files(&id, &mut done);
             }
         }
+        let live_names: BTreeSet<&str> = entries
+            .iter()
+            .filter_map(|entry| match entry {
+                Entry::Record(record) if !record.is_stale() => Some(record.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        for name in container_log::names(&self.state_dir) {
+            if !live_names.contains(name.as_str()) {
+                self.remove_log(&name, &mut done);
+            }
+        }
         let live_links: BTreeSet<String> = live.iter().map(|id| host_ifname(id)).collect();
         let bridge = pool.lease_dir().bridge();
         let ports = netlink::bridge_ports(&self.nl, bridge).await;
@@ -366,6 +386,18 @@ impl Reconciler {
         if done.attempt(object, files.remove()) == Some(true) {
             done.removed.push(Removed::Files {
                 path: files.dir().to_path_buf(),
+            });
+        }
+    }
+
+    /// Removes the log of a container that is gone (ended or crashed): a
+    /// log outlives its container until `gc`.
+    fn remove_log(&self, name: &str, done: &mut Collected) {
+        let paths = container_log::Paths::new(&self.state_dir, name);
+        let object = || format!("log {}", paths.current.display());
+        if done.attempt(object, paths.remove()) == Some(true) {
+            done.removed.push(Removed::Log {
+                path: paths.current.clone(),
             });
         }
     }

@@ -58,6 +58,8 @@ pub enum Error {
     Filesystem(#[from] crate::filesystem::PrepareError),
     #[error(transparent)]
     Plan(#[from] plan::Conflict),
+    #[error("run -d: {0}")]
+    Detach(&'static str, #[source] io::Error),
 }
 
 impl From<apply::Error> for Error {
@@ -83,10 +85,23 @@ impl Error {
 /// Runs a container to its end; returns the exit code the supervisor should
 /// exit with.
 pub fn run(options: RunOptions) -> Result<u8, Error> {
+    start(prepare(options)?, || {})
+}
+
+/// What `run` checks before it creates anything: the options, the
+/// privileges, the host ports.
+pub fn prepare(options: RunOptions) -> Result<RunSpec, Error> {
     let spec = RunSpec::new(options)?;
     preflight()?;
     check_ports(&spec)?;
-    // Before any thread exists, so every thread inherits the mask.
+    Ok(spec)
+}
+
+/// Runs a prepared container to its end; calls `ready` once its command
+/// has started with its ports published (`run -d` returns then).
+pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
+    // Before any thread but the log pump of `run -d` (which blocks every
+    // signal) exists, so every thread inherits the mask.
     let blocked = signals::block().map_err(Error::Signals)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -94,7 +109,7 @@ pub fn run(options: RunOptions) -> Result<u8, Error> {
         .map_err(Error::Runtime)?;
     let result = runtime.block_on(async {
         let signals = blocked.into_async().map_err(Error::Signals)?;
-        lifecycle(spec, signals).await
+        lifecycle(spec, signals, ready).await
     });
     log_peak_rss();
     result
@@ -394,7 +409,7 @@ fn record_container(
     }
 }
 
-async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
+async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) -> Result<u8, Error> {
     let started = Instant::now();
     let terminal = spawn::terminal_is_ours();
     // Their paths are known now; they are written once the address is.
@@ -495,6 +510,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals) -> Result<u8, Error> {
     let outcome = match released {
         Ok(()) => {
             phase("startup", started);
+            ready();
             // Off the startup path: the container runs meanwhile.
             if let (Some(net), Some(publication)) = (&network, &publication) {
                 if let Err(err) = forget_udp(&net.firewall, publication, None) {

@@ -424,6 +424,9 @@ fn gc_goes_on_past_what_it_cannot_remove_names_each_and_fails() {
     // The bridge, the tables and the lease directory, as any run leaves them.
     let out = ns.run(&["true"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // Its veth dies with its namespace, in the kernel's own time: wait, or
+    // gc may find it still going and list it too.
+    ns.ok("for i in $(seq 1000); do ip -br link show type veth | grep -q . || exit 0; sleep 0.01; done; exit 1");
     let dead: u32 = ns.ok("sh -c 'echo $$'").trim().parse().unwrap();
     ns.ok(&format!(
         r#"cd /run/supervisor/containers

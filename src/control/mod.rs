@@ -1,10 +1,11 @@
 //! Running containers seen from another process: `ps`, `stop`, `inspect`,
-//! `check` and `gc`. Each finds containers through their records (see `state`);
+//! `logs`, `check` and `gc`. Each finds containers through their records (see `state`);
 //! none of them trusts a pid without its start time.
 
 mod check;
 mod inspect;
 mod kill;
+mod logs;
 mod ps;
 mod stop;
 mod template;
@@ -16,6 +17,7 @@ use std::path::Path;
 pub use check::check;
 pub use inspect::inspect;
 pub use kill::{kill, parse_signal};
+pub use logs::logs;
 pub use ps::{PsOptions, ps};
 pub use stop::{stop, stop_all};
 
@@ -40,6 +42,8 @@ pub enum Error {
     Filter(String),
     #[error(transparent)]
     Template(#[from] template::TemplateError),
+    #[error("{0} has no log: only a container started with run -d has one")]
+    NoLog(String),
     #[error("{}", .0.iter().map(|e| Chain(e).to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<Error>),
     #[error("signalling {what} of {name}")]

@@ -9,6 +9,7 @@
 //! STATE_DIR/leases/BRIDGE/ADDRESS   an address lease (see `ipam`)
 //! STATE_DIR/files/ID/               the container's /etc files (see `etc_files`)
 //! STATE_DIR/seccomp/KEY.bpf         compiled seccomp programs (see `confinement`)
+//! STATE_DIR/logs/NAME.log           a detached container's log (see `container_log`)
 //! ```
 //!
 //! A record is named by its container's name, so a name is unique by

@@ -1,0 +1,134 @@
+//! A detached container's log: its stdout and stderr (and its supervisor's
+//! messages), one timestamped line each, in plain text under the state
+//! directory, capped in size with one rotated file.
+//!
+//! ```text
+//! STATE_DIR/logs/NAME.log      the current file: "TIMESTAMP LINE" per line
+//! STATE_DIR/logs/NAME.log.1    the one before it, once NAME.log reached the cap
+//! STATE_DIR/logs/NAME.lock     flock held by the writer while it lives
+//! ```
+//!
+//! Named by the container's name, not its id, so `logs NAME` works after the
+//! container's record is gone (at its exit): a log stays until `gc` (or the
+//! next run with the same name, which starts it afresh). The writer's lock
+//! tells a reader following the log when no more can come, whether the
+//! supervisor ended or crashed.
+
+mod reader;
+mod time;
+mod writer;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use self::reader::{Follow, Options as ReadOptions, read};
+pub use self::writer::Writer;
+
+/// docker's json-file default is unlimited; 10 MiB keeps a chatty
+/// container from filling /run (a tmpfs).
+pub const DEFAULT_MAX_SIZE: &str = "10m";
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid size {0:?}: a number of bytes with an optional k, m or g suffix, e.g. 10m")]
+pub struct SizeError(String);
+
+/// `10m`, `512k`, `1g`, `4096`: bytes, as docker's `max-size`.
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
+    let bad = || SizeError(text.to_string());
+    let lower = text.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, unit) = match lower.char_indices().last() {
+        Some((i, 'k')) => (&lower[..i], 1u64 << 10),
+        Some((i, 'm')) => (&lower[..i], 1 << 20),
+        Some((i, 'g')) => (&lower[..i], 1 << 30),
+        _ => (lower, 1),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    match n.checked_mul(unit) {
+        Some(0) | None => Err(bad()),
+        Some(size) => Ok(size),
+    }
+}
+
+/// Where every container's log lives.
+pub fn dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("logs")
+}
+
+/// The files of `name`'s log.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub current: PathBuf,
+    pub rotated: PathBuf,
+    pub lock: PathBuf,
+}
+
+impl Paths {
+    pub fn new(state_dir: &Path, name: &str) -> Paths {
+        let dir = dir(state_dir);
+        Paths {
+            current: dir.join(format!("{name}.log")),
+            rotated: dir.join(format!("{name}.log.1")),
+            lock: dir.join(format!("{name}.lock")),
+        }
+    }
+
+    /// True when the log has a file.
+    pub fn exists(&self) -> bool {
+        self.current.exists() || self.rotated.exists()
+    }
+
+    /// Removes every file; true when there was one.
+    pub fn remove(&self) -> io::Result<bool> {
+        let mut removed = false;
+        for path in [&self.current, &self.rotated, &self.lock] {
+            match fs::remove_file(path) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The names that have a log file.
+pub fn names(state_dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir(state_dir)) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|f| {
+            let stem = f.strip_suffix(".log.1").or(f.strip_suffix(".log"));
+            stem.or(f.strip_suffix(".lock")).map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_docker_suffixes() {
+        assert_eq!(parse_size("10m").unwrap(), 10 << 20);
+        assert_eq!(parse_size("512K").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("2mb").unwrap(), 2 << 20);
+    }
+
+    #[test]
+    fn a_bad_or_zero_size_is_named() {
+        for bad in ["", "m", "ten", "0", "-1m", "1t"] {
+            let err = parse_size(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Writes a container's output into its log: a timestamp before each line,
+//! and the current file moved to `.1` once it reaches the cap.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::SigSet;
+
+use super::{Paths, time};
+
+/// The one writer of a log; holds its lock for as long as it lives.
+pub struct Writer {
+    paths: Paths,
+    file: File,
+    size: u64,
+    max_size: u64,
+    at_line_start: bool,
+    _lock: Flock<File>,
+}
+
+impl Writer {
+    /// Starts `name`'s log afresh (a previous run's goes) and takes its lock.
+    pub fn create(state_dir: &Path, name: &str, max_size: u64) -> io::Result<Writer> {
+        let paths = Paths::new(state_dir, name);
+        fs::create_dir_all(super::dir(state_dir))?;
+        let lock = File::create(&paths.lock)?;
+        let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+            io::Error::new(
+                io::Error::from(errno).kind(),
+                format!("the log of {name} is being written by another supervisor"),
+            )
+        })?;
+        match fs::remove_file(&paths.rotated) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let file = File::create(&paths.current)?;
+        Ok(Writer {
+            paths,
+            file,
+            size: 0,
+            max_size,
+            at_line_start: true,
+            _lock: lock,
+        })
+    }
+
+    /// Appends `chunk`, a timestamp before each line it starts.
+    pub fn write(&mut self, mut chunk: &[u8]) -> io::Result<()> {
+        while !chunk.is_empty() {
+            if self.at_line_start {
+                // Only between lines unless one line alone passes the cap.
+                if self.size >= self.max_size {
+                    self.rotate()?;
+                }
+                let stamp = time::now();
+                self.file.write_all(stamp.as_bytes())?;
+                self.file.write_all(b" ")?;
+                self.size += stamp.len() as u64 + 1;
+                self.at_line_start = false;
+            }
+            let end = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => chunk.len(),
+            };
+            // A line longer than the cap is cut there, the rest a new line.
+            let room = self.max_size.saturating_sub(self.size).max(1);
+            let end = end.min(usize::try_from(room).unwrap_or(usize::MAX));
+            let (line, rest) = chunk.split_at(end);
+            self.file.write_all(line)?;
+            self.size += line.len() as u64;
+            if line.ends_with(b"\n") {
+                self.at_line_start = true;
+            } else if !rest.is_empty() {
+                self.file.write_all(b"\n")?;
+                self.size += 1;
+                self.at_line_start = true;
+            }
+            chunk = rest;
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        fs::rename(&self.paths.current, &self.paths.rotated)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&self.paths.current)?;
+        self.size = 0;
+        Ok(())
+    }
+
+    /// Copies everything read from `from` into the log until its last
+    /// writer closes it, on a thread that takes no signal (they are the
+    /// supervisor's to handle). A failed write drops the rest rather than
+    /// block the container on a full pipe.
+    pub fn pump(mut self, from: OwnedFd) -> io::Result<JoinHandle<()>> {
+        let mut from = File::from(from);
+        let old = SigSet::all().thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)?;
+        let spawned = std::thread::Builder::new()
+            .name("log".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut failed = false;
+                loop {
+                    match from.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) if !failed => failed = self.write(&buf[..n]).is_err(),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+        old.thread_set_mask()?;
+        spawned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(path: &Path) -> Vec<String> {
+        fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn each_line_gets_a_timestamp_even_across_writes() {
+        let dir = tempdir("stamps");
+        let mut w = Writer::create(&dir, "c", 1 << 20).unwrap();
+        w.write(b"one\ntw").unwrap();
+        w.write(b"o\nthree").unwrap();
+        let got = lines(&Paths::new(&dir, "c").current);
+        let text: Vec<&str> = got.iter().map(|l| l.split_once(' ').unwrap().1).collect();
+        assert_eq!(text, ["one", "two", "three"]);
+        assert!(
+            got.iter()
+                .all(|l| l.as_bytes()[4] == b'-' && l.contains('Z'))
+        );
+    }
+
+    #[test]
+    fn the_log_rotates_to_one_file_at_the_cap() {
+        let dir = tempdir("rotate");
+        let mut w = Writer::create(&dir, "c", 200).unwrap();
+        for i in 0..30 {
+            w.write(format!("line {i}\n").as_bytes()).unwrap();
+        }
+        let paths = Paths::new(&dir, "c");
+        let size = |p: &Path| fs::metadata(p).unwrap().len();
+        assert!(size(&paths.current) <= 200 + 50);
+        assert!(size(&paths.rotated) <= 200 + 50);
+        assert!(lines(&paths.current).last().unwrap().ends_with("line 29"));
+        assert!(!lines(&paths.rotated).iter().any(|l| l.ends_with("line 0")));
+    }
+
+    #[test]
+    fn a_second_writer_of_the_same_log_is_refused() {
+        let dir = tempdir("lock");
+        let _w = Writer::create(&dir, "c", 100).unwrap();
+        let err = Writer::create(&dir, "c", 100).err().unwrap();
+        assert!(err.to_string().contains("another supervisor"), "{err}");
+    }
+
+    fn tempdir(what: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sv-log-{what}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

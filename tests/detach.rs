@@ -1,0 +1,253 @@
+//! `run -d` and `logs`, end to end: the built binary in its own throwaway
+//! host each (see common/mod.rs). A detached supervisor lives in the test's
+//! pid namespace, so every test stops (or kills) what it started.
+
+mod common;
+
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{HostNs, assert_no_state, eventually, records, stderr, stdout};
+use serde_json::Value;
+
+/// Runs `supervisor ARGS…` (any subcommand) in `ns`.
+fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
+    common::run(ns.supervisor().args(args))
+}
+
+/// `supervisor logs ARGS…`'s stdout; it must succeed.
+fn logs(ns: &HostNs, args: &[&str]) -> String {
+    let mut all = vec!["logs"];
+    all.extend_from_slice(args);
+    let out = supervisor(ns, &all);
+    assert!(out.status.success(), "logs {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// `run -d OPTIONS -- COMMAND…`.
+fn detach(ns: &HostNs, options: &[&str], command: &[&str]) -> Output {
+    let mut all = vec!["run", "-d"];
+    all.extend_from_slice(options);
+    all.push("--");
+    all.extend_from_slice(command);
+    supervisor(ns, &all)
+}
+
+/// The pid of container `name`'s supervisor, from its record.
+fn supervisor_pid(ns: &HostNs, name: &str) -> u64 {
+    let text = ns.ok(&format!("cat /run/supervisor/containers/{name}.json"));
+    let record: Value = serde_json::from_str(&text).expect("a record is JSON");
+    record["supervisor"]["pid"].as_u64().expect("a pid")
+}
+
+/// True when `line` is `TIMESTAMP TEXT` with an RFC 3339 UTC timestamp.
+fn stamped(line: &str, text: &str) -> bool {
+    let Some((stamp, rest)) = line.split_once(' ') else {
+        return false;
+    };
+    let b = stamp.as_bytes();
+    rest == text
+        && stamp.len() == 30
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && stamp.ends_with('Z')
+}
+
+const CHATTY: &[&str] = &[
+    "sh",
+    "-c",
+    "echo one; echo two >&2; echo three; exec sleep 100",
+];
+
+#[test]
+fn run_d_returns_the_name_while_it_runs_and_logs_show_follow_and_tail_its_output() {
+    let Some(ns) = HostNs::new(
+        "run_d_returns_the_name_while_it_runs_and_logs_show_follow_and_tail_its_output",
+    ) else {
+        return;
+    };
+    let out = detach(&ns, &["--name", "web"], CHATTY);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "web\n");
+    assert_eq!(stderr(&out), "");
+    let ps = stdout(&supervisor(&ns, &["ps"]));
+    assert!(
+        ps.lines().any(|l| l.starts_with("web ")),
+        "ps lists it: {ps}"
+    );
+
+    let all = eventually("the output in the log", Duration::from_secs(5), || {
+        let text = logs(&ns, &["web"]);
+        (text.lines().count() == 3).then_some(text)
+    });
+    assert_eq!(all, "one\ntwo\nthree\n", "stdout and stderr, in order");
+    assert_eq!(logs(&ns, &["--tail", "2", "web"]), "two\nthree\n");
+    let with_times = logs(&ns, &["--timestamps", "web"]);
+    let lines: Vec<&str> = with_times.lines().collect();
+    assert!(
+        stamped(lines[0], "one") && stamped(lines[2], "three"),
+        "{with_times}"
+    );
+
+    let mut follower = ns
+        .supervisor()
+        .args(["logs", "-f", "web"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn logs -f");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        follower.try_wait().unwrap().is_none(),
+        "logs -f follows while the container runs"
+    );
+    let stopped = supervisor(&ns, &["stop", "web"]);
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while follower.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "logs -f ends when the container does"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let followed = follower.wait_with_output().unwrap();
+    assert!(followed.status.success(), "{}", stderr(&followed));
+    assert_eq!(stdout(&followed), "one\ntwo\nthree\n");
+
+    assert_eq!(records(&ns), "", "the record goes at exit");
+    assert_eq!(logs(&ns, &["web"]), "one\ntwo\nthree\n", "the log stays");
+    let gc = stdout(&supervisor(&ns, &["gc"]));
+    assert!(
+        gc.contains("removed log /run/supervisor/logs/web.log"),
+        "{gc}"
+    );
+    let gone = supervisor(&ns, &["logs", "web"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert_eq!(stderr(&gone), "supervisor: no such container: web\n");
+    assert_no_state(&ns);
+}
+
+#[test]
+fn a_start_up_error_with_d_reaches_the_caller_with_its_code_and_message() {
+    let Some(ns) =
+        HostNs::new("a_start_up_error_with_d_reaches_the_caller_with_its_code_and_message")
+    else {
+        return;
+    };
+    let first = detach(
+        &ns,
+        &["--name", "a", "--ip", "172.16.0.30", "-p", "8080:80"],
+        &["sleep", "100"],
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+
+    let name = detach(&ns, &["--name", "a"], &["sleep", "100"]);
+    assert_eq!(name.status.code(), Some(125));
+    assert!(
+        stderr(&name).contains("the name \"a\" is in use by container"),
+        "{}",
+        stderr(&name)
+    );
+    let port = detach(&ns, &["--name", "b", "-p", "8080:80"], &["sleep", "100"]);
+    assert_eq!(port.status.code(), Some(125));
+    assert!(
+        stderr(&port).contains("host port 8080/tcp is in use by container a"),
+        "{}",
+        stderr(&port)
+    );
+    // Found by the background supervisor, after the fork.
+    let address = detach(
+        &ns,
+        &["--name", "c", "--ip", "172.16.0.30"],
+        &["sleep", "100"],
+    );
+    assert_eq!(address.status.code(), Some(125), "{}", stderr(&address));
+    assert!(
+        stderr(&address).contains("172.16.0.30"),
+        "{}",
+        stderr(&address)
+    );
+    assert_eq!(stdout(&address), "", "no name: it did not start");
+    let missing = detach(&ns, &["--name", "d"], &["/no/such/command"]);
+    assert_eq!(missing.status.code(), Some(127));
+    assert_eq!(
+        stderr(&missing),
+        "supervisor: /no/such/command: command not found\n"
+    );
+    let ps = stdout(&supervisor(&ns, &["ps"]));
+    assert_eq!(ps.lines().count(), 2, "only a runs: {ps}");
+
+    assert!(supervisor(&ns, &["stop", "a"]).status.success());
+    supervisor(&ns, &["gc"]);
+    assert_no_state(&ns);
+}
+
+#[test]
+fn a_detached_containers_log_survives_its_supervisors_crash_until_gc() {
+    let Some(ns) = HostNs::new("a_detached_containers_log_survives_its_supervisors_crash_until_gc")
+    else {
+        return;
+    };
+    let out = detach(&ns, &["--name", "c"], CHATTY);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    eventually("the output in the log", Duration::from_secs(5), || {
+        (logs(&ns, &["c"]).lines().count() == 3).then_some(())
+    });
+    ns.ok(&format!("kill -9 {}", supervisor_pid(&ns, "c")));
+
+    assert_eq!(logs(&ns, &["c"]), "one\ntwo\nthree\n");
+    let start = Instant::now();
+    assert_eq!(logs(&ns, &["-f", "c"]), "one\ntwo\nthree\n");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "logs -f of a crashed supervisor's container does not wait"
+    );
+    let gc = stdout(&supervisor(&ns, &["gc"]));
+    assert!(
+        gc.contains("removed log /run/supervisor/logs/c.log"),
+        "{gc}"
+    );
+    assert_eq!(
+        ns.ok("ls /run/supervisor/logs"),
+        "",
+        "no file of it is left"
+    );
+    assert_eq!(supervisor(&ns, &["logs", "c"]).status.code(), Some(1));
+    assert_no_state(&ns);
+}
+
+#[test]
+fn the_log_moves_to_one_rotated_file_at_log_max_size() {
+    let Some(ns) = HostNs::new("the_log_moves_to_one_rotated_file_at_log_max_size") else {
+        return;
+    };
+    let script = "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done";
+    let out = detach(
+        &ns,
+        &["--name", "big", "--log-max-size", "4k", "--network", "none"],
+        &["sh", "-c", script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    eventually("the container's end", Duration::from_secs(10), || {
+        records(&ns).is_empty().then_some(())
+    });
+    let text = logs(&ns, &["big"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"line 299"));
+    assert!(!lines.contains(&"line 0"), "the oldest lines went");
+    let sizes =
+        ns.ok("stat -c '%n %s' /run/supervisor/logs/big.log /run/supervisor/logs/big.log.1");
+    for line in sizes.lines() {
+        let size: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(size <= 4096 + 64, "each file stays near the cap: {sizes}");
+    }
+    assert!(!ns.ok("ls /run/supervisor/logs").contains("big.log.2"));
+
+    let bad = detach(&ns, &["--log-max-size", "ten"], &["true"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(stderr(&bad).contains("\"ten\""), "{}", stderr(&bad));
+    supervisor(&ns, &["gc"]);
+}
