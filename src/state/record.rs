@@ -34,6 +34,29 @@ pub struct Record {
     /// When the supervisor started, in seconds since the Unix epoch.
     pub started_at: u64,
     pub command: Vec<String>,
+    /// What `exec` gives a command it runs inside: the container's own.
+    /// Records of older versions have none; `exec` then uses the defaults.
+    #[serde(default)]
+    pub exec: Option<Box<ExecContext>>,
+}
+
+/// The container's environment, working directory, user and confinement,
+/// as `exec` repeats them for each command it runs inside.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExecContext {
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// `UID:GID`, as `--user` takes it; None: root.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Capability names (`CAP_NET_RAW`); None: docker's default set.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    /// `--security-opt` values that choose the seccomp profile.
+    #[serde(default)]
+    pub security_opt: Vec<String>,
 }
 
 /// A published port as the record keeps it.
@@ -103,6 +126,7 @@ impl Record {
             ports: Vec::new(),
             started_at: unix_now(),
             command,
+            exec: None,
         }
     }
 
@@ -146,6 +170,11 @@ mod tests {
             container_port: 8000,
             protocol: Protocol::Udp,
         }];
+        record.exec = Some(Box::new(ExecContext {
+            env: vec![("PATH".into(), "/bin".into())],
+            capabilities: Some(vec!["CAP_KILL".into()]),
+            ..ExecContext::default()
+        }));
         record
     }
 
@@ -166,6 +195,7 @@ mod tests {
         let record: Record = serde_json::from_str(json).unwrap();
         assert_eq!(record.address, None);
         assert!(record.ports.is_empty());
+        assert_eq!(record.exec, None, "exec then takes docker's defaults");
         assert!(serde_json::from_str::<Record>(r#"{"name":"a"}"#).is_err());
     }
 }
