@@ -142,11 +142,16 @@ fn exec_runs_in_the_containers_pid_namespace_and_cannot_see_the_hosts_processes(
     let seen = exec_sh(
         &ns,
         &["web"],
-        "echo $$; for p in /proc/[0-9]*; do cat $p/comm; done",
+        "read pid _ < /proc/self/stat; echo $$ $pid; for p in /proc/[0-9]*; do cat $p/comm; done",
     );
     let mut lines = seen.lines();
-    let own: u32 = lines.next().unwrap().parse().unwrap();
-    assert!(own < 100, "a pid of the container's namespace: {own}");
+    // The container's /proc knows the process by the pid it has in the
+    // container's namespace: only a process inside that namespace.
+    let first = lines.next().unwrap_or_default();
+    let (own, in_proc) = first.split_once(' ').unwrap_or_else(|| {
+        panic!("/proc/self does not resolve: not in the container's pid namespace: {first:?}")
+    });
+    assert_eq!(own, in_proc, "$$ is the pid in the container's /proc");
     let names: Vec<&str> = lines.collect();
     assert!(names.contains(&"supervisor-init"), "{names:?}");
     assert!(!names.contains(&"supervisor"), "{names:?}");
