@@ -66,6 +66,9 @@ pub enum Command {
     Kill(KillArgs),
     /// Print a detached container's log (kept after it exits, until `gc`).
     Logs(LogsArgs),
+    /// Run a command inside a running container, confined as the container
+    /// is, and exit with its code.
+    Exec(ExecArgs),
     /// Remove what crashed supervisors left behind (records, leases, links,
     /// firewall elements) and print each thing removed.
     Gc,
@@ -345,6 +348,38 @@ pub struct LogsArgs {
     pub container: String,
 }
 
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep stdin open (otherwise the command reads /dev/null).
+    #[arg(short, long)]
+    pub interactive: bool,
+
+    /// The command gets the terminal, in its own foreground process group.
+    #[arg(short, long)]
+    pub tty: bool,
+
+    /// Set an environment variable: K=V, or K alone to pass the caller's value.
+    #[arg(short, long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+
+    /// Working directory of the command (default: the container's).
+    #[arg(short, long)]
+    pub workdir: Option<PathBuf>,
+
+    /// Run as UID[:GID] or NAME[:GROUP] from the container's /etc/passwd
+    /// (default: the container's user).
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// A container by name, id or id prefix.
+    #[arg(value_name = "NAME|ID")]
+    pub container: String,
+
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
     Error,
@@ -533,6 +568,24 @@ mod tests {
         assert_eq!(cli.verbose, 1);
         let cli = parse(&["--log-level", "debug", "run", "true"]).unwrap();
         assert_eq!(cli.log_level, Some(LogLevel::Debug));
+    }
+
+    #[test]
+    fn exec_takes_dockers_flags_then_the_container_and_the_commands_own_flags() {
+        let Command::Exec(exec) = parse(&[
+            "exec", "-it", "-e", "A=1", "-w", "/tmp", "-u", "nobody", "web", "ls", "-l",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not exec");
+        };
+        assert!(exec.interactive && exec.tty);
+        assert_eq!(exec.env, ["A=1"]);
+        assert_eq!(exec.user.as_deref(), Some("nobody"));
+        assert_eq!(exec.container, "web");
+        assert_eq!(exec.command, ["ls", "-l"]);
+        assert!(parse(&["exec", "web"]).is_err());
     }
 
     #[test]

@@ -93,6 +93,21 @@ fn main() -> ExitCode {
                 &mut stdout(),
             ))
         }
+        Command::Exec(args) => {
+            let options = control::ExecOptions {
+                container: args.container,
+                command: args.command,
+                env: args.env,
+                workdir: args.workdir,
+                user: args.user,
+                interactive: args.interactive,
+                tty: args.tty,
+            };
+            exit(
+                control::exec(&cli.state_dir, &options),
+                control::ExecError::exit_code,
+            )
+        }
         Command::Gc => done(control::gc(
             &cli.state_dir,
             &cli.bridge,

@@ -24,7 +24,7 @@ use crate::spawn::{
     self, Confinement, Container, ExitStatus, SpawnConfig, SpawnError, capability_names as names,
 };
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
-use crate::state::{self, Record, Registration, Store};
+use crate::state::{self, ExecContext, Record, Registration, Store};
 use crate::values::Protocol;
 use crate::values::{Owner, Process};
 
@@ -193,7 +193,25 @@ async fn register(spec: &RunSpec) -> Result<Registration, Error> {
     if let Network::Bridge { bridge, .. } = &spec.network {
         record.bridge = Some(bridge.name.clone());
     }
+    record.exec = Some(Box::new(exec_context(spec)));
     Ok(reconcile::claim(&spec.state_dir, record).await?)
+}
+
+/// What `exec` repeats for each command it runs in the container.
+fn exec_context(spec: &RunSpec) -> ExecContext {
+    use crate::confinement::Seccomp;
+    let seccomp = match &spec.security.seccomp {
+        Seccomp::Default => None,
+        Seccomp::Unconfined => Some("seccomp=unconfined".to_string()),
+        Seccomp::File(file, _) => Some(format!("seccomp={}", file.display())),
+    };
+    ExecContext {
+        env: spec.container_env(false),
+        workdir: Some(spec.workdir.display().to_string()),
+        user: spec.user.as_ref().map(|u| format!("{}:{}", u.uid, u.gid)),
+        capabilities: Some(spec.capabilities.iter().map(|c| c.to_string()).collect()),
+        security_opt: seccomp.into_iter().collect(),
+    }
 }
 
 /// A container's bridge network: its lease and link, and the firewall that

@@ -3,6 +3,7 @@
 //! none of them trusts a pid without its start time.
 
 mod check;
+mod exec;
 mod inspect;
 mod kill;
 mod logs;
@@ -15,6 +16,7 @@ use std::io;
 use std::path::Path;
 
 pub use check::check;
+pub use exec::{ExecError, ExecOptions, exec};
 pub use inspect::inspect;
 pub use kill::{kill, parse_signal};
 pub use logs::logs;

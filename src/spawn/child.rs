@@ -161,7 +161,7 @@ pub fn run(plan: &ChildPlan) -> ! {
         );
         check(report, Stage::Loopback, loopback_up());
         check(report, Stage::Workdir, libc::chdir(plan.workdir.as_ptr()));
-        drop_capabilities(report, plan);
+        drop_capabilities(report, plan.caps, plan.user, plan.groups);
         check(
             report,
             Stage::NoNewPrivs,
@@ -208,7 +208,7 @@ unsafe fn wait_for_release(fd: RawFd) {
 /// mask; both survive exec, so put them back to the defaults a program
 /// expects: every disposition default, and no signal blocked unless
 /// `block_all` (then the caller unblocks them before exec).
-unsafe fn reset_signals(block_all: bool) {
+pub(super) unsafe fn reset_signals(block_all: bool) {
     // SAFETY: zeroed sigaction is SIG_DFL with an empty mask; sigaction and
     // sigprocmask are async-signal-safe. Signals glibc reserves (32, 33)
     // return EINVAL, which is fine.
@@ -258,8 +258,12 @@ unsafe fn loopback_up() -> libc::c_int {
 /// the user's ids (while CAP_SETUID/SETGID are still effective, whatever
 /// --cap-drop says), then the permitted/effective/inheritable sets (none
 /// for a user other than root, as docker's), then ambient cleared.
-unsafe fn drop_capabilities(report: RawFd, plan: &ChildPlan) {
-    let caps = plan.caps;
+pub(super) unsafe fn drop_capabilities(
+    report: RawFd,
+    caps: &CapPlan,
+    user: Option<(libc::uid_t, libc::gid_t)>,
+    groups: &[libc::gid_t],
+) {
     // SAFETY: prctl and capset on stack data; see run().
     unsafe {
         for &cap in caps.bounding_drops() {
@@ -270,11 +274,11 @@ unsafe fn drop_capabilities(report: RawFd, plan: &ChildPlan) {
             }
         }
         let mut kept = caps.kept_words();
-        if let Some((uid, gid)) = plan.user {
+        if let Some((uid, gid)) = user {
             check(
                 report,
                 Stage::User,
-                libc::setgroups(plan.groups.len(), plan.groups.as_ptr()),
+                libc::setgroups(groups.len(), groups.as_ptr()),
             );
             check(report, Stage::User, libc::setresgid(gid, gid, gid));
             // The kernel clears permitted and effective here when uid != 0.
@@ -321,10 +325,23 @@ unsafe fn drop_capabilities(report: RawFd, plan: &ChildPlan) {
 
 /// execvp's search without its allocation: returns the errno to report.
 pub(super) unsafe fn exec_candidates(plan: &ChildPlan) -> libc::c_int {
+    // SAFETY: see exec_paths.
+    unsafe { exec_paths(plan.candidates, plan.argv, plan.envp) }
+}
+
+/// Tries each of `candidates` in order; returns the errno to report.
+///
+/// # Safety
+/// `argv` and `envp` are NULL-terminated arrays of NUL-terminated strings.
+pub(super) unsafe fn exec_paths(
+    candidates: &[CString],
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> libc::c_int {
     let mut denied = false;
-    for path in plan.candidates {
+    for path in candidates {
         // SAFETY: path, argv and envp are NUL-terminated and alive.
-        unsafe { libc::execve(path.as_ptr(), plan.argv, plan.envp) };
+        unsafe { libc::execve(path.as_ptr(), argv, envp) };
         match errno() {
             libc::EACCES => denied = true,
             libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
@@ -335,7 +352,7 @@ pub(super) unsafe fn exec_candidates(plan: &ChildPlan) -> libc::c_int {
 }
 
 /// Reports and exits when a setup syscall failed.
-unsafe fn check(report: RawFd, stage: Stage, ret: libc::c_int) {
+pub(super) unsafe fn check(report: RawFd, stage: Stage, ret: libc::c_int) {
     if ret < 0 {
         // SAFETY: see fail().
         unsafe { fail(report, stage, errno()) }

@@ -7,6 +7,7 @@ mod caps;
 mod child;
 mod clone3;
 mod init;
+mod join;
 mod mounts;
 mod pidfd;
 mod seccomp;
@@ -28,6 +29,7 @@ pub use self::caps::{
 pub use self::child::Stage;
 use self::child::{ChildPlan, REPORT_LEN};
 use self::clone3::{Forked, clone3};
+pub use self::join::{JoinConfig, run_inside};
 pub use self::mounts::MountPlan;
 pub use self::pidfd::{ExitStatus, Pidfd};
 pub use self::seccomp::Filter as SeccompFilter;
@@ -138,17 +140,7 @@ struct Prepared {
 
 impl Prepared {
     fn new(config: &SpawnConfig) -> Result<Prepared, SpawnError> {
-        let candidates = search_path(&config.command[0], path_of(&config.env))?;
-        let argv = config
-            .command
-            .iter()
-            .map(|a| cstring(a.as_bytes(), "an argument"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let envp = config
-            .env
-            .iter()
-            .map(|(k, v)| cstring(format!("{k}={v}").as_bytes(), "an environment variable"))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (candidates, argv, envp) = command_strings(&config.command, &config.env)?;
         let argv_ptrs = null_terminated(&argv);
         let envp_ptrs = null_terminated(&envp);
         Ok(Prepared {
@@ -175,6 +167,24 @@ impl Prepared {
         let top = self.command_stack.as_mut_ptr().wrapping_add(capacity);
         top.wrapping_sub(top as usize % 16).cast()
     }
+}
+
+/// The paths to try, argv and envp of `command` in `env`, as C strings.
+#[allow(clippy::type_complexity)]
+fn command_strings(
+    command: &[OsString],
+    env: &[(String, String)],
+) -> Result<(Vec<CString>, Vec<CString>, Vec<CString>), SpawnError> {
+    let candidates = search_path(&command[0], path_of(env))?;
+    let argv = command
+        .iter()
+        .map(|a| cstring(a.as_bytes(), "an argument"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = env
+        .iter()
+        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes(), "an environment variable"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((candidates, argv, envp))
 }
 
 fn cstring(bytes: &[u8], what: &str) -> Result<CString, SpawnError> {

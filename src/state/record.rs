@@ -38,6 +38,29 @@ pub struct Record {
     /// `run --label` values; records of earlier versions have none.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// What `exec` gives a command it runs inside: the container's own.
+    /// Records of older versions have none; `exec` then uses the defaults.
+    #[serde(default)]
+    pub exec: Option<Box<ExecContext>>,
+}
+
+/// The container's environment, working directory, user and confinement,
+/// as `exec` repeats them for each command it runs inside.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExecContext {
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// `UID:GID`, as `--user` takes it; None: root.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Capability names (`CAP_NET_RAW`); None: docker's default set.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    /// `--security-opt` values that choose the seccomp profile.
+    #[serde(default)]
+    pub security_opt: Vec<String>,
 }
 
 /// A published port as the record keeps it.
@@ -108,6 +131,7 @@ impl Record {
             started_at: unix_now(),
             command,
             labels: BTreeMap::new(),
+            exec: None,
         }
     }
 
@@ -151,6 +175,11 @@ mod tests {
             container_port: 8000,
             protocol: Protocol::Udp,
         }];
+        record.exec = Some(Box::new(ExecContext {
+            env: vec![("PATH".into(), "/bin".into())],
+            capabilities: Some(vec!["CAP_KILL".into()]),
+            ..ExecContext::default()
+        }));
         record
     }
 
@@ -172,6 +201,7 @@ mod tests {
         assert_eq!(record.address, None);
         assert!(record.ports.is_empty());
         assert!(record.labels.is_empty());
+        assert_eq!(record.exec, None, "exec then takes docker's defaults");
         assert!(serde_json::from_str::<Record>(r#"{"name":"a"}"#).is_err());
     }
 }

@@ -1,0 +1,226 @@
+//! `supervisor exec`: a command inside a running container, with the
+//! container's environment, working directory, user, capabilities and
+//! seccomp filter as its record keeps them (docker's defaults for a record
+//! of an older version), changed by `-e`, `-w` and `-u`.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use caps::Capability;
+
+use crate::confinement;
+use crate::identity;
+use crate::spawn::{self, DEFAULT_CAPABILITIES, Ids, JoinConfig, Pidfd, SpawnError};
+use crate::spec::DEFAULT_PATH;
+use crate::state::{self, ExecContext, Record, Store};
+
+/// `exec`'s options as the user gave them.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub container: String,
+    pub command: Vec<OsString>,
+    /// K=V, or K alone for the caller's value.
+    pub env: Vec<String>,
+    pub workdir: Option<PathBuf>,
+    pub user: Option<String>,
+    pub interactive: bool,
+    pub tty: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("no such container: {0}")]
+    Unknown(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("exec into {name} needs root (CAP_SYS_ADMIN, to join its namespaces)")]
+    Privileges { name: String },
+    #[error("reading container {name}")]
+    Proc {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid --workdir {0:?}: must be an absolute path")]
+    Workdir(PathBuf),
+    #[error("the record of {name} holds an unknown capability {capability:?}")]
+    Capability { name: String, capability: String },
+    #[error(transparent)]
+    User(#[from] identity::Error),
+    #[error(transparent)]
+    Security(#[from] confinement::Error),
+    #[error(transparent)]
+    State(#[from] state::Error),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+impl ExecError {
+    /// docker's: 1 for a container that is unknown or not running, 126 and
+    /// 127 for a command that cannot run, 125 for exec's own failures.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ExecError::Unknown(_) | ExecError::NotRunning(_) => 1,
+            ExecError::Spawn(err) => err.exit_code(),
+            _ => 125,
+        }
+    }
+}
+
+/// Runs the command in the container and returns its exit code. Must be
+/// called before this process starts any other thread (see spawn::join).
+pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
+    let target = &options.container;
+    let record = Store::new(state_dir)
+        .find(target)?
+        .ok_or_else(|| ExecError::Unknown(target.clone()))?;
+    let name = record.name.clone();
+    let not_running = || ExecError::NotRunning(name.clone());
+    if record.is_stale() {
+        return Err(not_running());
+    }
+    let process = record.container.ok_or_else(not_running)?;
+    let pidfd = Pidfd::of(&process)
+        .map_err(|source| ExecError::Proc {
+            name: name.clone(),
+            source,
+        })?
+        .ok_or_else(not_running)?;
+    if !spawn::missing_capabilities(&[Capability::CAP_SYS_ADMIN]).is_empty() {
+        return Err(ExecError::Privileges { name });
+    }
+    let config = configure(state_dir, &record, process.pid, options)?;
+    Ok(spawn::run_inside(&pidfd, &config)?.code())
+}
+
+/// The command's whole setup, from the record and the options.
+fn configure(
+    state_dir: &Path,
+    record: &Record,
+    pid: u32,
+    options: &ExecOptions,
+) -> Result<JoinConfig, ExecError> {
+    let context = record.exec.as_deref().cloned().unwrap_or_default();
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let user_spec = options.user.as_ref().or(context.user.as_ref());
+    let user = match user_spec {
+        Some(spec) => {
+            let read = |file: &str| std::fs::read_to_string(root.join(file)).unwrap_or_default();
+            Some(identity::resolve_user(
+                spec,
+                &read("etc/passwd"),
+                &read("etc/group"),
+            )?)
+        }
+        None => None,
+    };
+    let mut env = environment(&context, &record.name);
+    if let (Some(user), Some(_)) = (&user, &options.user) {
+        set(&mut env, "HOME", user.home.clone());
+    }
+    if options.tty {
+        let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_string());
+        set(&mut env, "TERM", term);
+    }
+    for entry in &options.env {
+        match entry.split_once('=') {
+            Some((key, value)) => set(&mut env, key, value.to_string()),
+            None => {
+                if let Ok(value) = std::env::var(entry) {
+                    set(&mut env, entry, value);
+                }
+            }
+        }
+    }
+    let workdir = match &options.workdir {
+        Some(dir) if !dir.is_absolute() => return Err(ExecError::Workdir(dir.clone())),
+        Some(dir) => dir.clone(),
+        None => PathBuf::from(context.workdir.as_deref().unwrap_or("/")),
+    };
+    let capabilities = capabilities(&context, &record.name)?;
+    let security = confinement::parse(&context.security_opt)?;
+    let seccomp = security.filter(&capabilities, Some(&state_dir.join("seccomp")))?;
+    Ok(JoinConfig {
+        env,
+        command: options.command.clone(),
+        workdir,
+        capabilities,
+        user: user.map(|u| Ids {
+            uid: u.uid,
+            gid: u.gid,
+            groups: u.groups,
+        }),
+        seccomp,
+        terminal: options.tty && spawn::terminal_is_ours(),
+        interactive: options.interactive,
+    })
+}
+
+/// The container's environment; docker's defaults for a record without one.
+fn environment(context: &ExecContext, name: &str) -> Vec<(String, String)> {
+    if !context.env.is_empty() {
+        return context.env.clone();
+    }
+    vec![
+        ("PATH".to_string(), DEFAULT_PATH.to_string()),
+        ("HOSTNAME".to_string(), name.to_string()),
+        ("HOME".to_string(), "/root".to_string()),
+    ]
+}
+
+fn set(env: &mut Vec<(String, String)>, key: &str, value: String) {
+    env.retain(|(k, _)| k != key);
+    env.push((key.to_string(), value));
+}
+
+fn capabilities(context: &ExecContext, name: &str) -> Result<Vec<Capability>, ExecError> {
+    let Some(names) = &context.capabilities else {
+        return Ok(DEFAULT_CAPABILITIES.to_vec());
+    };
+    names
+        .iter()
+        .map(|c| {
+            Capability::from_str(c).map_err(|_| ExecError::Capability {
+                name: name.to_string(),
+                capability: c.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_options_override_the_containers_and_a_bare_key_takes_the_callers() {
+        let context = ExecContext {
+            env: vec![("PATH".into(), "/bin".into()), ("A".into(), "1".into())],
+            ..ExecContext::default()
+        };
+        let mut env = environment(&context, "web");
+        set(&mut env, "A", "2".into());
+        assert_eq!(
+            env,
+            [("PATH".into(), "/bin".into()), ("A".into(), "2".into())]
+        );
+        let old = environment(&ExecContext::default(), "web");
+        assert!(old.contains(&("HOSTNAME".into(), "web".into())));
+    }
+
+    #[test]
+    fn a_record_without_capabilities_gets_dockers_default_set() {
+        let caps = capabilities(&ExecContext::default(), "web").unwrap();
+        assert_eq!(caps, DEFAULT_CAPABILITIES.to_vec());
+        let context = ExecContext {
+            capabilities: Some(vec!["CAP_NET_ADMIN".into()]),
+            ..ExecContext::default()
+        };
+        assert_eq!(
+            capabilities(&context, "web").unwrap(),
+            [Capability::CAP_NET_ADMIN]
+        );
+    }
+}

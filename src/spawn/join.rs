@@ -1,0 +1,218 @@
+//! One more command inside a running container (`exec`): this process joins
+//! the container's namespaces through a pidfd of its PID 1, then forks the
+//! command, which enters the pid namespace (setns of a pid namespace only
+//! applies to children) and confines itself as the container's own command
+//! did: capabilities, user, no_new_privs, seccomp.
+//!
+//! setns(CLONE_NEWNS) sets the caller's root and cwd to the namespace's
+//! root, which after the container's pivot_root is its root: no chroot is
+//! needed. The caller must be single-threaded (the kernel refuses
+//! CLONE_NEWNS to a process sharing its fs_struct with other threads): this
+//! runs before any runtime starts and the process only waits afterwards.
+
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use libc::c_char;
+
+use super::caps::CapPlan;
+use super::child::{self, REPORT_LEN, Stage};
+use super::seccomp::Filter;
+use super::{ExitStatus, Ids, Pidfd, SpawnError, cstring, null_terminated};
+
+/// The namespaces `exec` joins: the container's (see clone3::NAMESPACES).
+const JOINED: libc::c_int = super::clone3::NAMESPACES as libc::c_int;
+
+/// What to run inside and how, resolved by the caller.
+#[derive(Debug, Clone)]
+pub struct JoinConfig {
+    pub env: Vec<(String, String)>,
+    pub command: Vec<OsString>,
+    pub workdir: PathBuf,
+    pub capabilities: Vec<::caps::Capability>,
+    pub user: Option<Ids>,
+    pub seccomp: Option<Arc<Filter>>,
+    /// The command takes the terminal on stdin for its own process group.
+    pub terminal: bool,
+    /// Keep stdin; otherwise it is /dev/null.
+    pub interactive: bool,
+}
+
+/// Joins the namespaces of `container` (its PID 1's pidfd) and runs
+/// `config`'s command there; returns how it ended.
+pub fn run_inside(container: &Pidfd, config: &JoinConfig) -> Result<ExitStatus, SpawnError> {
+    let prepare = |what| move |source| SpawnError::Prepare { what, source };
+    let (candidates, argv, envp) = super::command_strings(&config.command, &config.env)?;
+    let argv_ptrs = null_terminated(&argv);
+    let envp_ptrs = null_terminated(&envp);
+    let workdir = cstring(
+        config.workdir.as_os_str().as_bytes(),
+        "the working directory",
+    )?;
+    let caps = CapPlan::new(&config.capabilities);
+    let user = config.user.as_ref().map(|u| (u.uid, u.gid));
+    let groups = config.user.as_ref().map_or(vec![], |u| u.groups.clone());
+    let stdin = match config.interactive {
+        true => None,
+        false => Some(
+            std::fs::File::open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(prepare("opening /dev/null"))?,
+        ),
+    };
+    let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| prepare("the report pipe")(e.into()))?;
+    join(container).map_err(prepare("joining the container's namespaces (setns)"))?;
+    let plan = Plan {
+        report: report_write.as_raw_fd(),
+        stdin: stdin.as_ref().map(|fd| fd.as_raw_fd()),
+        terminal: config.terminal,
+        workdir: &workdir,
+        caps: &caps,
+        user,
+        groups: &groups,
+        seccomp: config.seccomp.as_deref(),
+        candidates: &candidates,
+        argv: argv_ptrs.as_ptr(),
+        envp: envp_ptrs.as_ptr(),
+    };
+    // The terminal comes back to us when the command ends; asking for it
+    // from the background raises SIGTTOU.
+    // SAFETY: signal() with SIG_IGN changes only our disposition.
+    unsafe { libc::signal(libc::SIGTTOU, libc::SIG_IGN) };
+    // SAFETY: the child runs only `command`, on data built above.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(SpawnError::Clone(io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: see command().
+        unsafe { command(&plan) }
+    }
+    drop(report_write);
+    let report = read_report(report_read);
+    let status = wait(pid).map_err(SpawnError::Release);
+    if config.terminal {
+        super::reclaim_terminal();
+    }
+    match report {
+        Some((stage, errno)) => Err(failure(stage, errno, &config.command[0])),
+        None => status,
+    }
+}
+
+/// setns(2) on the pidfd, every namespace at once (kernel 5.8+).
+fn join(container: &Pidfd) -> io::Result<()> {
+    use std::os::fd::AsFd;
+    // SAFETY: setns on a pidfd we own, with namespace flags.
+    let ret = unsafe { libc::setns(container.as_fd().as_raw_fd(), JOINED) };
+    match ret {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Everything the forked command reads, built before fork.
+struct Plan<'a> {
+    report: libc::c_int,
+    stdin: Option<libc::c_int>,
+    terminal: bool,
+    workdir: &'a CString,
+    caps: &'a CapPlan,
+    user: Option<(libc::uid_t, libc::gid_t)>,
+    groups: &'a [libc::gid_t],
+    seccomp: Option<&'a Filter>,
+    candidates: &'a [CString],
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+}
+
+/// The forked command's side, until exec: raw syscalls on `plan` only.
+unsafe fn command(plan: &Plan) -> ! {
+    // SAFETY: async-signal-safe syscalls on memory prepared before fork;
+    // nothing allocates, locks or logs.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        // Everything blocked until exec: tcsetpgrp from a background group
+        // would otherwise raise SIGTTOU.
+        child::reset_signals(true);
+        if plan.terminal {
+            libc::setpgid(0, 0);
+            libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
+        }
+        if let Some(null) = plan.stdin {
+            libc::dup2(null, libc::STDIN_FILENO);
+        }
+        child::check(
+            plan.report,
+            Stage::Workdir,
+            libc::chdir(plan.workdir.as_ptr()),
+        );
+        child::drop_capabilities(plan.report, plan.caps, plan.user, plan.groups);
+        child::check(
+            plan.report,
+            Stage::NoNewPrivs,
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+        );
+        if let Some(filter) = plan.seccomp {
+            child::check(plan.report, Stage::Seccomp, filter.install());
+        }
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        );
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        let errno = child::exec_paths(plan.candidates, plan.argv, plan.envp);
+        child::fail(plan.report, Stage::Exec, errno)
+    }
+}
+
+/// (stage, errno) when the command failed before exec; None once it
+/// exec'd (the pipe closed unwritten).
+fn read_report(fd: OwnedFd) -> Option<(u32, i32)> {
+    let mut file = std::fs::File::from(fd);
+    let mut msg = [0u8; REPORT_LEN];
+    use std::io::Read;
+    file.read_exact(&mut msg).ok()?;
+    let stage = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
+    let errno = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
+    Some((stage, errno))
+}
+
+fn failure(stage: u32, errno: i32, command: &std::ffi::OsStr) -> SpawnError {
+    let source = io::Error::from_raw_os_error(errno);
+    let command = command.to_string_lossy().into_owned();
+    match Stage::from_u32(stage) {
+        Some(Stage::Exec) if errno == libc::ENOENT => SpawnError::NotFound { command },
+        Some(Stage::Exec) => SpawnError::NotExecutable { command, source },
+        Some(stage) => SpawnError::Setup { stage, source },
+        None => SpawnError::Release(source),
+    }
+}
+
+fn wait(pid: libc::pid_t) -> io::Result<ExitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on our own child into a stack int.
+        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if ret == pid {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+    Ok(if libc::WIFSIGNALED(status) {
+        ExitStatus::Signaled(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Exited(libc::WEXITSTATUS(status))
+    })
+}

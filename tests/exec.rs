@@ -1,0 +1,210 @@
+//! `supervisor exec`, end to end: a command inside a running container,
+//! each test in its own throwaway host (see common/mod.rs).
+
+mod common;
+
+use std::process::{Output, Stdio};
+
+use common::{HostNs, crash_at, stderr, stdout, stop};
+
+/// A command that prints "ready" and runs until its stdin closes.
+const UNTIL_STDIN_CLOSES: &[&str] = &["sh", "-c", "echo ready; read _ || true"];
+
+fn run_args<'a>(options: &[&'a str]) -> Vec<&'a str> {
+    let mut all = options.to_vec();
+    all.push("--");
+    all.extend_from_slice(UNTIL_STDIN_CLOSES);
+    all
+}
+
+/// `supervisor exec ARGS…` in `ns`, stdin null.
+fn exec(ns: &HostNs, args: &[&str]) -> Output {
+    ns.supervisor()
+        .arg("exec")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn supervisor exec")
+}
+
+/// `exec NAME sh -c SCRIPT`, which must exit 0; its stdout.
+fn exec_sh(ns: &HostNs, options: &[&str], script: &str) -> String {
+    let mut args = options.to_vec();
+    args.extend_from_slice(&["sh", "-c", script]);
+    let out = exec(ns, &args);
+    assert!(out.status.success(), "{script}: {}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn exec_sees_the_containers_eth0_with_its_address_and_its_hostname() {
+    let Some(ns) = HostNs::new("exec_sees_the_containers_eth0_with_its_address_and_its_hostname")
+    else {
+        return;
+    };
+    let (web, _out) = ns.start(&run_args(&[
+        "--name",
+        "web",
+        "--hostname",
+        "box",
+        "--ip",
+        "172.16.0.9",
+    ]));
+    let seen = exec_sh(&ns, &["web"], "hostname; ip -4 -o addr show eth0");
+    let mut lines = seen.lines();
+    assert_eq!(lines.next(), Some("box"));
+    assert!(
+        lines.next().is_some_and(|l| l.contains("172.16.0.9/24")),
+        "{seen}"
+    );
+    stop(web);
+}
+
+#[test]
+fn exec_exits_with_the_commands_code_and_126_or_127_naming_a_command_that_cannot_run() {
+    let Some(ns) = HostNs::new(
+        "exec_exits_with_the_commands_code_and_126_or_127_naming_a_command_that_cannot_run",
+    ) else {
+        return;
+    };
+    let (web, _out) = ns.start(&run_args(&["--name", "web"]));
+    assert_eq!(exec(&ns, &["web", "true"]).status.code(), Some(0));
+    assert_eq!(
+        exec(&ns, &["web", "sh", "-c", "exit 7"]).status.code(),
+        Some(7)
+    );
+    let out = exec(&ns, &["web", "/etc"]);
+    assert_eq!(out.status.code(), Some(126));
+    assert!(
+        stderr(&out).starts_with("supervisor: /etc: cannot execute"),
+        "{}",
+        stderr(&out)
+    );
+    let out = exec(&ns, &["web", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert_eq!(
+        stderr(&out),
+        "supervisor: no-such-command: command not found\n"
+    );
+    stop(web);
+}
+
+#[test]
+fn exec_takes_the_containers_env_and_env_workdir_and_user_options() {
+    let Some(ns) = HostNs::new("exec_takes_the_containers_env_and_env_workdir_and_user_options")
+    else {
+        return;
+    };
+    let (web, _out) = ns.start(&run_args(&["--name", "web", "-e", "FROM_RUN=1"]));
+    let script = r#"echo "$FROM_RUN $FROM_EXEC"; pwd; id -un"#;
+    assert_eq!(exec_sh(&ns, &["web"], script), "1 \n/\nroot\n");
+    assert_eq!(
+        exec_sh(
+            &ns,
+            &["-e", "FROM_EXEC=2", "-w", "/tmp", "-u", "nobody", "web"],
+            script
+        ),
+        "1 2\n/tmp\nnobody\n"
+    );
+    let out = exec(&ns, &["-u", "no-such-user", "web", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("no-such-user"), "{}", stderr(&out));
+    stop(web);
+}
+
+#[test]
+fn exec_into_an_unknown_or_a_stopped_container_fails_naming_it() {
+    let Some(ns) = HostNs::new("exec_into_an_unknown_or_a_stopped_container_fails_naming_it")
+    else {
+        return;
+    };
+    let out = exec(&ns, &["ghost", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "supervisor: no such container: ghost\n");
+    // Its supervisor killed while it ran: the record is left, the container
+    // is gone.
+    crash_at(&ns, "running", &["--name", "dead", "--", "sleep", "1000"]);
+    let out = exec(&ns, &["dead", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "supervisor: container dead is not running\n");
+}
+
+#[test]
+fn exec_runs_in_the_containers_pid_namespace_and_cannot_see_the_hosts_processes() {
+    let Some(ns) =
+        HostNs::new("exec_runs_in_the_containers_pid_namespace_and_cannot_see_the_hosts_processes")
+    else {
+        return;
+    };
+    let (web, _out) = ns.start(&run_args(&["--name", "web"]));
+    // The host's supervisor of `web` is a process the container must not see.
+    let host_pid = web.id();
+    let seen = exec_sh(
+        &ns,
+        &["web"],
+        "read pid _ < /proc/self/stat; echo $$ $pid; for p in /proc/[0-9]*; do cat $p/comm; done",
+    );
+    let mut lines = seen.lines();
+    // The container's /proc knows the process by the pid it has in the
+    // container's namespace: only a process inside that namespace.
+    let first = lines.next().unwrap_or_default();
+    let (own, in_proc) = first.split_once(' ').unwrap_or_else(|| {
+        panic!("/proc/self does not resolve: not in the container's pid namespace: {first:?}")
+    });
+    assert_eq!(own, in_proc, "$$ is the pid in the container's /proc");
+    let names: Vec<&str> = lines.collect();
+    assert!(names.contains(&"supervisor-init"), "{names:?}");
+    assert!(!names.contains(&"supervisor"), "{names:?}");
+    let out = exec(&ns, &["web", "test", "-e", &format!("/proc/{host_pid}")]);
+    assert_eq!(out.status.code(), Some(1), "the host's pid is not there");
+    stop(web);
+}
+
+#[test]
+fn exec_applies_the_containers_seccomp_filter() {
+    let Some(ns) = HostNs::new("exec_applies_the_containers_seccomp_filter") else {
+        return;
+    };
+    // The attack: a new user namespace, which gives its creator every
+    // capability inside it. docker's profile refuses it without SYS_ADMIN.
+    let (confined, _out) = ns.start(&run_args(&["--name", "confined"]));
+    let out = exec(&ns, &["confined", "unshare", "-U", "true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
+    stop(confined);
+    // The same attack succeeds with the filter turned off: it is the
+    // filter that refuses it, not a missing capability.
+    let (open, _out) = ns.start(&run_args(&[
+        "--name",
+        "open",
+        "--security-opt",
+        "seccomp=unconfined",
+    ]));
+    let out = exec(&ns, &["open", "unshare", "-U", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stop(open);
+}
+
+#[test]
+fn exec_keeps_the_containers_capabilities() {
+    let Some(ns) = HostNs::new("exec_keeps_the_containers_capabilities") else {
+        return;
+    };
+    let (web, _out) = ns.start(&run_args(&["--name", "web", "--cap-drop", "ALL"]));
+    let caps = exec_sh(
+        &ns,
+        &["web"],
+        "grep -E '^Cap(Eff|Bnd|Amb)' /proc/self/status",
+    );
+    assert_eq!(
+        caps,
+        "CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\n"
+    );
+    let no_new_privs = exec_sh(&ns, &["web"], "grep NoNewPrivs /proc/self/status");
+    assert_eq!(no_new_privs, "NoNewPrivs:\t1\n");
+    stop(web);
+}
