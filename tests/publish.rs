@@ -196,14 +196,23 @@ fn udp_is_published(net: Net) {
     let Some(ns) = Host::new("udp_is_published", net) else {
         return;
     };
-    let mut dns = Container::on(
+    let dns = Container::on(
         &ns,
         &net,
         &["--ip", &net.ip(2), "-p", "5353:53/udp"],
         "nc -n -u -l -p 53 </dev/null",
     );
-    ns.ok("echo udp-hello | timeout 2 nc -n -u -w1 127.0.0.1 5353 || true");
-    assert_eq!(dns.line(), "udp-hello");
+    // Sent again until heard: a datagram that arrives before the listener
+    // is up is lost. One source port, so nc's first peer stays the peer.
+    common::eventually(
+        "the container heard udp-hello",
+        Duration::from_secs(10),
+        || {
+            ns.ok("echo udp-hello | timeout 1 nc -n -u -w0 -p 40002 127.0.0.1 5353 || true");
+            let line = dns.lines.recv_timeout(Duration::from_millis(100));
+            line.is_ok_and(|l| l == "udp-hello").then_some(())
+        },
+    );
     dns.stop();
 }
 
