@@ -10,7 +10,7 @@ use std::process::Command;
 
 use supervisor::firewall::{Base, Error, Firewall, Publication};
 use supervisor::plan::apply::publish_mappings;
-use supervisor::values::{Owner, Port, Protocol, Subnet};
+use supervisor::values::{Owner, Port, PortTaken, Protocol, Subnet};
 
 fn nft(args: &[&str]) -> String {
     let out = Command::new("nft")
@@ -129,11 +129,11 @@ fn publishing_a_taken_port_fails_whole_naming_its_holder() {
                 &[(9090, 9000, Protocol::Tcp), (8080, 80, Protocol::Tcp)],
             );
             match fw.publish(&other) {
-                Err(Error::PortTaken {
+                Err(Error::PortTaken(PortTaken {
                     port,
                     holder,
                     owner,
-                }) => {
+                })) => {
                     assert_eq!(port.host_port, 8080);
                     assert_eq!(holder, "container web (web-id)");
                     assert_eq!(owner.map(|o| o.id), Some("web-id".to_string()));

@@ -26,7 +26,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata};
-use crate::values::{Owner, Port, Protocol};
+use crate::values::{Owner, PortTaken, Protocol};
 
 pub use base::{Base, RULESET, defines, version};
 pub use network::{GoneNetwork, interface_exists, network_elements};
@@ -38,13 +38,8 @@ pub const TABLE: &CStr = c"supervisor";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("port {port} is already published by {holder}")]
-    PortTaken {
-        port: Port,
-        holder: String,
-        /// The holder, when its element carries our comment.
-        owner: Option<Owner>,
-    },
+    #[error(transparent)]
+    PortTaken(PortTaken),
     #[error("no free host port left for {0}")]
     NoFreePort(Protocol),
     #[error("the base ruleset nft/supervisor.nft")]
@@ -165,11 +160,11 @@ impl Firewall {
                 match taken {
                     Some((e, port)) => {
                         let (holder, owner) = self.holder(e.target, &e.key);
-                        Err(Error::PortTaken {
+                        Err(Error::PortTaken(PortTaken {
                             port,
                             holder,
                             owner,
-                        })
+                        }))
                     }
                     None => Err(nftables::Error::Refused(refusals).into()),
                 }

@@ -65,30 +65,21 @@ pub async fn publish(
 ) -> Result<Publication, Error> {
     let mut attempt = 1;
     loop {
-        let (port, holder, owner) = match firewall.publish(&part.publication) {
+        let taken = match firewall.publish(&part.publication) {
             Ok(()) => return Ok(part.publication.clone()),
-            Err(firewall::Error::PortTaken {
-                port,
-                holder,
-                owner,
-            }) => (port, holder, owner),
+            Err(firewall::Error::PortTaken(taken)) => taken,
             Err(err) => return Err(err.into()),
         };
-        let taken = || firewall::Error::PortTaken {
-            port,
-            holder: holder.clone(),
-            owner: owner.clone(),
-        };
         if attempt == ATTEMPTS {
-            return Err(taken().into());
+            return Err(firewall::Error::PortTaken(taken).into());
         }
         attempt += 1;
-        let again = match &owner {
+        let again = match &taken.owner {
             Some(holder) if reconcile::reclaim_port(state_dir, holder).await => true,
-            _ => reservations.repick(port.protocol, port.host_port)?,
+            _ => reservations.repick(taken.port.protocol, taken.port.host_port)?,
         };
         if !again {
-            return Err(taken().into());
+            return Err(firewall::Error::PortTaken(taken).into());
         }
         part.publication.ports = ports(reservations)?;
     }

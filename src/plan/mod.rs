@@ -24,7 +24,7 @@ use crate::firewall::{Owned, Publication, Target};
 use crate::netlink::sysctl::Setting;
 use crate::netlink::{ContainerLink, mac_for};
 use crate::network::host_ifname;
-use crate::values::{Owner, Port, PortMapping, Protocol, Subnet};
+use crate::values::{Owner, Port, PortMapping, PortTaken, Protocol, Subnet};
 
 pub use snapshot::{Leased, Snapshot};
 
@@ -95,13 +95,8 @@ pub enum Conflict {
     AddressTaken { addr: Ipv4Addr, holder: String },
     #[error("no free address left in {0}")]
     NoFreeAddress(Subnet),
-    #[error("port {port} is already published by {holder}")]
-    PortTaken {
-        port: Port,
-        holder: String,
-        /// The holder, when its element carries our comment.
-        owner: Option<Owner>,
-    },
+    #[error(transparent)]
+    PortTaken(PortTaken),
     #[error("no free host port left for {0}")]
     NoFreePort(Protocol),
 }
@@ -232,11 +227,11 @@ pub fn check_elements(publication: &Publication, snapshot: &Snapshot) -> Result<
             .iter()
             .find(|e| e.target == element.target && e.key == element.key)
         {
-            return Err(Conflict::PortTaken {
+            return Err(Conflict::PortTaken(PortTaken {
                 port,
                 holder: holder_name(found),
                 owner: found.owner.clone(),
-            });
+            }));
         }
     }
     Ok(())

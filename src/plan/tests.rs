@@ -134,7 +134,7 @@ fn a_port_someone_published_is_a_conflict_naming_the_holder() {
         err.to_string(),
         "port 127.0.0.1:9090->90/udp is already published by container dns (feedfeedfeed)"
     );
-    let Conflict::PortTaken { owner, .. } = err else {
+    let Conflict::PortTaken(PortTaken { owner, .. }) = err else {
         panic!("not a port conflict: {err:?}");
     };
     assert_eq!(owner, Some(holder("dns", "feedfeedfeed")));

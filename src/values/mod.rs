@@ -11,7 +11,7 @@ mod random;
 mod subnet;
 
 pub use owner::Owner;
-pub use port::{Port, PortMapping, Protocol};
+pub use port::{Port, PortMapping, PortTaken, Protocol};
 pub use process::Process;
 pub use random::{new_id, random_u64};
 pub use subnet::{AddressError, Subnet, SubnetError};

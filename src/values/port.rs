@@ -3,6 +3,8 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use super::Owner;
+
 /// A published port's transport protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
@@ -68,4 +70,16 @@ impl fmt::Display for Port {
             self.host_port, self.container_port, self.protocol
         )
     }
+}
+
+/// A host port someone else publishes already: what both the plan (from a
+/// snapshot) and the kernel (refusing the batch) report, with its holder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("port {port} is already published by {holder}")]
+pub struct PortTaken {
+    pub port: Port,
+    /// The holder, for people: "container NAME (ID)" or "another container".
+    pub holder: String,
+    /// The holder, when its element carries our comment.
+    pub owner: Option<Owner>,
 }
