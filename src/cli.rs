@@ -116,8 +116,9 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub workdir: Option<PathBuf>,
 
-    /// Network mode.
-    #[arg(long, value_enum, default_value_t = NetworkArg::Bridge)]
+    /// Network mode: bridge, none, or container:NAME to share a running
+    /// container's network (its interfaces, address, ports and /etc files).
+    #[arg(long, default_value = "bridge", value_parser = parse_network, value_name = "MODE")]
     pub network: NetworkArg,
 
     /// The container's address on the bridge (default: the lowest free one).
@@ -392,12 +393,26 @@ pub enum LogLevel {
     Trace,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkArg {
     /// Only a loopback interface.
     None,
     /// A veth pair to the host bridge, with an address, NAT and published ports.
     Bridge,
+    /// The network namespace of another running container (docker's
+    /// `container:NAME`, for sidecars).
+    Container(String),
+}
+
+fn parse_network(value: &str) -> Result<NetworkArg, String> {
+    match value {
+        "none" => Ok(NetworkArg::None),
+        "bridge" => Ok(NetworkArg::Bridge),
+        _ => match value.strip_prefix("container:") {
+            Some(name) if !name.is_empty() => Ok(NetworkArg::Container(name.to_string())),
+            _ => Err("expected bridge, none or container:NAME".to_string()),
+        },
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -500,6 +515,11 @@ mod tests {
         assert!(parse(&["run"]).is_err());
         assert!(parse(&["run", "--stop-timeout", "-1", "true"]).is_err());
         assert!(parse(&["run", "--network", "host", "true"]).is_err());
+        assert!(parse(&["run", "--network", "container:", "true"]).is_err());
+        assert_eq!(
+            run_args(&["run", "--network", "container:web", "true"]).network,
+            NetworkArg::Container("web".into())
+        );
     }
 
     #[test]

@@ -135,6 +135,7 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
         network: match args.network {
             NetworkArg::None => NetworkMode::None,
             NetworkArg::Bridge => NetworkMode::Bridge,
+            NetworkArg::Container(name) => NetworkMode::Container(name),
         },
         bridge,
         subnet,

@@ -108,6 +108,14 @@ impl Attachment {
         Ok(timings)
     }
 
+    /// Deletes the veth pair now, for when the container's network
+    /// namespace outlives it (containers that joined it still run): else
+    /// its address would stay there after the lease is given back. Tens of
+    /// milliseconds (see netlink::remove_link), so only then.
+    pub async fn unplug(&self) -> Result<(), Error> {
+        Ok(netlink::remove_link(&self.nl, &self.link.host_ifname).await?)
+    }
+
     /// Gives the address back. The veth needs nothing: it dies with the
     /// container's namespace, off the exit path.
     pub fn release(self) -> Result<(), Error> {

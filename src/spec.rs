@@ -27,12 +27,14 @@ const MAX_NAME: usize = 64;
 /// RFC 1123's 253.
 const MAX_HOSTNAME: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkMode {
     /// Only loopback.
     None,
     /// A veth pair to the host bridge.
     Bridge,
+    /// Another running container's network namespace, by name or id.
+    Container(String),
 }
 
 /// `run`'s options as the user gave them.
@@ -87,6 +89,10 @@ pub enum Network {
         bridge: Bridge,
         ip: Option<Ipv4Addr>,
     },
+    /// The network namespace of the running container `target` (a name or
+    /// id), joined as docker's `container:NAME`: its interfaces, address,
+    /// published ports, hostname and /etc files; nothing of its own.
+    Container { target: String },
 }
 
 /// `run`'s options, checked.
@@ -163,6 +169,14 @@ pub enum SpecError {
     },
     #[error("--publish needs --network bridge")]
     PublishWithoutBridge,
+    #[error(
+        "conflicting options: {option} and --network container:{target}: the container shares {target}'s {what}"
+    )]
+    SharedNetwork {
+        option: &'static str,
+        target: String,
+        what: &'static str,
+    },
     #[error(transparent)]
     Security(#[from] confinement::Error),
     #[error(transparent)]
@@ -175,6 +189,9 @@ pub enum SpecError {
 
 impl RunSpec {
     pub fn new(options: RunOptions) -> Result<RunSpec, SpecError> {
+        if let NetworkMode::Container(target) = &options.network {
+            shares_network(&options, target)?;
+        }
         let id = new_id();
         let name = match options.name {
             Some(name) => valid_name(name)?,
@@ -230,7 +247,7 @@ impl RunSpec {
             return Err(SpecError::NoCommand);
         }
         let network = network(
-            options.network,
+            options.network.clone(),
             &options.bridge,
             &options.subnet,
             options.ip.as_deref(),
@@ -291,17 +308,51 @@ impl RunSpec {
     }
 }
 
+/// Refuses what a container sharing `target`'s network cannot have of its
+/// own, as docker does: ports, an address, a hostname and names are
+/// `target`'s.
+fn shares_network(options: &RunOptions, target: &str) -> Result<(), SpecError> {
+    let conflicts: [(bool, &str, &str); 6] = [
+        (
+            !options.publish.is_empty(),
+            "--publish",
+            "ports: publish them when running it",
+        ),
+        (options.ip.is_some(), "--ip", "address"),
+        (options.hostname.is_some(), "--hostname", "hostname"),
+        (!options.add_host.is_empty(), "--add-host", "/etc/hosts"),
+        (!options.dns.is_empty(), "--dns", "/etc/resolv.conf"),
+        (
+            !options.dns_search.is_empty() || !options.dns_option.is_empty(),
+            if options.dns_search.is_empty() {
+                "--dns-option"
+            } else {
+                "--dns-search"
+            },
+            "/etc/resolv.conf",
+        ),
+    ];
+    match conflicts.into_iter().find(|(given, _, _)| *given) {
+        Some((_, option, what)) => Err(SpecError::SharedNetwork {
+            option,
+            target: target.to_string(),
+            what,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn network(
     mode: NetworkMode,
     bridge: &str,
     subnet: &str,
     ip: Option<&str>,
 ) -> Result<Network, SpecError> {
-    if mode == NetworkMode::None {
-        return match ip {
-            Some(_) => Err(SpecError::IpWithoutBridge),
-            None => Ok(Network::None),
-        };
+    match mode {
+        NetworkMode::None if ip.is_some() => return Err(SpecError::IpWithoutBridge),
+        NetworkMode::None => return Ok(Network::None),
+        NetworkMode::Container(target) => return Ok(Network::Container { target }),
+        NetworkMode::Bridge => {}
     }
     if let Some(reason) = netlink::ifname_problem(bridge).or(ipam::lease_dir_problem(bridge)) {
         return Err(SpecError::Bridge {

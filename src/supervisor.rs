@@ -5,6 +5,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use caps::Capability;
@@ -21,7 +22,8 @@ use crate::reconcile;
 use crate::reserve::{self, Reservations};
 use crate::signals::{self, Signals};
 use crate::spawn::{
-    self, Confinement, Container, ExitStatus, SpawnConfig, SpawnError, capability_names as names,
+    self, Confinement, Container, ExitStatus, Pidfd, SpawnConfig, SpawnError,
+    capability_names as names,
 };
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
 use crate::state::{self, ExecContext, Record, Registration, Store};
@@ -60,6 +62,10 @@ pub enum Error {
     Plan(#[from] plan::Conflict),
     #[error("run -d: {0}")]
     Detach(&'static str, #[source] io::Error),
+    #[error("--network container:{0}: no such container")]
+    NoSuchContainer(String),
+    #[error("--network container:{0}: the container is not running")]
+    NotRunning(String),
 }
 
 impl From<apply::Error> for Error {
@@ -119,8 +125,14 @@ pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
 /// now, as text; nothing is created, written or started.
 pub fn dry_run(options: RunOptions) -> Result<String, Error> {
     let spec = RunSpec::new(options)?;
-    let Network::Bridge { bridge, ip } = &spec.network else {
-        return Ok("# --network none: nothing to plan\n".to_string());
+    let (bridge, ip) = match &spec.network {
+        Network::Bridge { bridge, ip } => (bridge, ip),
+        Network::None => return Ok("# --network none: nothing to plan\n".to_string()),
+        Network::Container { target } => {
+            return Ok(format!(
+                "# --network container:{target}: nothing to plan, the network is {target}'s\n"
+            ));
+        }
     };
     let snapshot = Snapshot::read(&spec.state_dir, &bridge.name);
     let request = plan::Request {
@@ -182,17 +194,64 @@ fn owner_of(spec: &RunSpec) -> Owner {
     }
 }
 
+/// The running container whose network a `--network container:` one
+/// shares, as docker's: its network namespace, its hostname and its /etc
+/// files.
+struct Joined {
+    /// Whose network namespace and /etc files they are: the target's, or
+    /// those of the container the target shares in turn.
+    id: String,
+    hostname: String,
+    /// The target's PID 1: the child joins its network namespace through it.
+    pidfd: Arc<Pidfd>,
+}
+
+/// The container `spec` joins, found running; None unless its network is
+/// `container:`.
+fn joined(spec: &RunSpec) -> Result<Option<Joined>, Error> {
+    let Network::Container { target } = &spec.network else {
+        return Ok(None);
+    };
+    let record = Store::new(&spec.state_dir)
+        .find(target)?
+        .ok_or_else(|| Error::NoSuchContainer(target.clone()))?;
+    let not_running = || Error::NotRunning(target.clone());
+    let process = record
+        .container
+        .filter(|_| !record.is_stale())
+        .ok_or_else(not_running)?;
+    let pidfd = Pidfd::of(&process)
+        .map_err(Error::Proc)?
+        .ok_or_else(not_running)?;
+    let hostname = record
+        .hostname
+        .clone()
+        .unwrap_or_else(|| record.name.clone());
+    Ok(Some(Joined {
+        id: record.joined.unwrap_or(record.id),
+        hostname,
+        pidfd: Arc::new(pidfd),
+    }))
+}
+
 /// Claims the container's name with its record: the first thing a run
 /// creates, so everything after it is explained by a live record.
-async fn register(spec: &RunSpec) -> Result<Registration, Error> {
+async fn register(spec: &RunSpec, joined: Option<&Joined>) -> Result<Registration, Error> {
     let me = Process::current().map_err(Error::Proc)?;
     let command = spec.command.iter();
     let command = command.map(|a| a.to_string_lossy().into_owned()).collect();
     let mut record = Record::new(&spec.name, &spec.id, me, command);
     record.labels = spec.labels.clone();
-    if let Network::Bridge { bridge, .. } = &spec.network {
-        record.bridge = Some(bridge.name.clone());
-    }
+    record.hostname = Some(spec.hostname.clone());
+    record.network = Some(match &spec.network {
+        Network::Bridge { bridge, .. } => {
+            record.bridge = Some(bridge.name.clone());
+            "bridge".to_string()
+        }
+        Network::None => "none".to_string(),
+        Network::Container { target } => format!("container:{target}"),
+    });
+    record.joined = joined.map(|j| j.id.clone());
     record.exec = Some(Box::new(exec_context(spec)));
     Ok(reconcile::claim(&spec.state_dir, record).await?)
 }
@@ -281,6 +340,29 @@ impl BridgeNet {
             }
         }
         Ok(publication)
+    }
+
+    /// Deletes the veth pair when containers that joined this one's network
+    /// still run: their processes keep the namespace, and with it the pair
+    /// and the address, alive after ours is gone. They are left with lo,
+    /// as docker leaves them. Read after the container's exit: one that
+    /// joined before it saw a live namespace, so its record is there.
+    async fn unplug_if_shared(&self, spec: &RunSpec) {
+        let records = Store::new(&spec.state_dir).records().unwrap_or_default();
+        let shared = records
+            .iter()
+            .any(|r| r.joined.as_deref() == Some(spec.id.as_str()) && !r.is_stale());
+        if !shared {
+            return;
+        }
+        let t = Instant::now();
+        if let Err(err) = self.attachment.unplug().await {
+            eprintln!(
+                "supervisor: teardown: deleting the veth pair that containers sharing its network still hold: {}",
+                Chain(&err)
+            );
+        }
+        phase("veth deleted (shared network)", t);
     }
 
     /// Takes the container's elements out in one batch, forgets their
@@ -427,11 +509,21 @@ fn record_container(
     }
 }
 
-async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) -> Result<u8, Error> {
+async fn lifecycle(
+    mut spec: RunSpec,
+    mut signals: Signals,
+    ready: impl FnOnce(),
+) -> Result<u8, Error> {
     let started = Instant::now();
     let terminal = spawn::terminal_is_ours();
-    // Their paths are known now; they are written once the address is.
-    let files = EtcFiles::new(&spec.state_dir, &spec.id);
+    let joined = joined(&spec)?;
+    if let Some(joined) = &joined {
+        spec.hostname = joined.hostname.clone();
+    }
+    // Their paths are known now; they are written once the address is. A
+    // container sharing another's network shares its files too, as docker
+    // does: it neither writes nor removes them.
+    let files = EtcFiles::new(&spec.state_dir, joined.as_ref().map_or(&spec.id, |j| &j.id));
     if spec.filesystem.root == (crate::filesystem::Root::Host { writable: true }) {
         tracing::warn!(
             "--rw-host: the container can write the host's filesystem and reach the supervisor's state"
@@ -462,8 +554,9 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
             groups: u.groups.clone(),
         }),
         confinement: Confinement { mounts, seccomp },
+        join_network: joined.as_ref().map(|j| j.pidfd.clone()),
     };
-    let mut registration = timed_async("record", register(&spec)).await?;
+    let mut registration = timed_async("record", register(&spec, joined.as_ref())).await?;
     pause_at("registered");
     // Biased: `prepare_network` takes the address lease before its first
     // await, so a taken address stops the run before clone3; the bridge,
@@ -496,15 +589,20 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
         }
     };
     let address = network.as_ref().map(|net| net.attachment.address());
-    let written = timed("etc files", || {
-        files.write(&spec.hostname, &spec.name, address, &spec.names)
-    });
+    let written = match joined {
+        Some(_) => Ok(None),
+        None => timed("etc files", || {
+            files.write(&spec.hostname, &spec.name, address, &spec.names)
+        }),
+    };
     match written {
         Ok(Some(warning)) => tracing::warn!("{warning}"),
         Ok(None) => {}
         Err(err) => {
             container.abort().await;
-            let _ = files.remove();
+            if joined.is_none() {
+                let _ = files.remove();
+            }
             return Err(err.into());
         }
     }
@@ -514,7 +612,9 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
             Err(err) => {
                 // Its namespace, and the veth in it, go with it.
                 container.abort().await;
-                let _ = files.remove();
+                if joined.is_none() {
+                    let _ = files.remove();
+                }
                 return Err(err);
             }
         },
@@ -550,8 +650,12 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
         spawn::reclaim_terminal();
     }
     pause_at("exited");
+    if let Some(net) = &network {
+        net.unplug_if_shared(&spec).await;
+    }
+    let files = joined.is_none().then_some(&files);
     timed("teardown", || {
-        teardown(network, publication, &files, reservations, registration)
+        teardown(network, publication, files, reservations, registration)
     })
     .report();
     let status = outcome?;
@@ -564,7 +668,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
 fn teardown(
     network: Option<BridgeNet>,
     publication: Option<Publication>,
-    files: &EtcFiles,
+    files: Option<&EtcFiles>,
     reservations: Reservations,
     registration: Registration,
 ) -> Leftovers {
@@ -573,8 +677,10 @@ fn teardown(
     if let Some(net) = network {
         net.teardown(publication, &mut left);
     }
-    let removed = files.remove();
-    left.check(|| format!("removing {}", files.dir().display()), removed);
+    if let Some(files) = files {
+        let removed = files.remove();
+        left.check(|| format!("removing {}", files.dir().display()), removed);
+    }
     // The host ports go back once nothing forwards them any more.
     drop(reservations);
     pause_at("released");

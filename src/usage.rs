@@ -70,8 +70,8 @@ mod tests {
         let lines = error_lines(&["run", "--network", "host", "true"]);
         assert_eq!(
             lines[0],
-            "supervisor: invalid value 'host' for '--network <NETWORK>' \
-             [possible values: none, bridge]"
+            "supervisor: invalid value 'host' for '--network <MODE>': \
+             expected bridge, none or container:NAME"
         );
         let lines = error_lines(&["--log-level", "loud", "ps"]);
         assert!(

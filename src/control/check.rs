@@ -79,7 +79,7 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
                 let link = link_of(&nl, &record).await?;
                 facts.records.push(Seen {
                     alive: !record.is_stale(),
-                    record,
+                    record: *record,
                     link,
                 });
             }

@@ -92,6 +92,9 @@ struct Row<'a> {
     /// The supervisor's pid.
     pid: u32,
     container_pid: Option<u32>,
+    /// `bridge`, `none` or `container:NAME`; null for records of earlier
+    /// versions.
+    network: Option<&'a str>,
     address: Option<Ipv4Addr>,
     ports: &'a [PublishedPort],
     /// Seconds since the Unix epoch.
@@ -108,6 +111,7 @@ impl<'a> Row<'a> {
             id: &record.id,
             pid: record.supervisor.pid,
             container_pid: record.container.map(|c| c.pid),
+            network: record.network.as_deref(),
             address: record.address,
             ports: &record.ports,
             started_at: record.started_at,
@@ -152,7 +156,7 @@ pub fn ps(state_dir: &Path, options: &PsOptions, out: &mut dyn Write) -> Result<
         match entry {
             Entry::Record(record) if !record.is_stale() => {
                 if filters.matches(&record) {
-                    live.push(record);
+                    live.push(*record);
                 }
             }
             Entry::Record(_) | Entry::Corrupt { .. } => leftovers += 1,
@@ -194,8 +198,12 @@ fn table(rows: &[Row]) -> String {
             row.name.to_string(),
             row.id.to_string(),
             row.pid.to_string(),
-            row.address
-                .map_or_else(|| "-".to_string(), |a| a.to_string()),
+            match (row.address, row.network) {
+                (Some(address), _) => address.to_string(),
+                // A container sharing another's network: whose it is.
+                (None, Some(shared)) if shared.starts_with("container:") => shared.to_string(),
+                (None, _) => "-".to_string(),
+            },
             if ports.is_empty() {
                 "-".to_string()
             } else {

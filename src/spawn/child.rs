@@ -31,6 +31,7 @@ pub enum Stage {
     Seccomp,
     StartCommand,
     User,
+    JoinNetwork,
 }
 
 impl Stage {
@@ -48,6 +49,7 @@ impl Stage {
             Seccomp,
             StartCommand,
             User,
+            JoinNetwork,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -66,6 +68,7 @@ impl Stage {
             Stage::Seccomp => "installing the seccomp filter",
             Stage::StartCommand => "starting the command under the container's init",
             Stage::User => "switching to the user's ids",
+            Stage::JoinNetwork => "joining the other container's network namespace",
         }
     }
 }
@@ -102,6 +105,9 @@ pub struct ChildPlan<'a> {
     /// Where the supervisor's environment strings are (/proc/self/stat's
     /// env_start, env_end): the init, a copy of it, zeroes them.
     pub environ: Option<(usize, usize)>,
+    /// A pidfd whose network namespace the child joins (it was cloned
+    /// without one of its own).
+    pub join_network: Option<RawFd>,
 }
 
 /// The failure report's length: stage, errno, detail, each a native u32.
@@ -140,6 +146,15 @@ pub fn run(plan: &ChildPlan) -> ! {
         // supervisor's group reach the container only through forwarding.
         libc::setpgid(0, 0);
         let report = plan.report_write;
+        // First: /sys, mounted below, shows the network namespace of the
+        // process that mounts it.
+        if let Some(pidfd) = plan.join_network {
+            check(
+                report,
+                Stage::JoinNetwork,
+                libc::setns(pidfd, libc::CLONE_NEWNET),
+            );
+        }
         check(
             report,
             Stage::MountPrivate,

@@ -16,18 +16,18 @@ pub enum Forked {
     Child,
 }
 
-/// clone3 with CLONE_PIDFD and the container namespaces, fork-style (no new
-/// stack: the child continues on a copy of ours).
+/// clone3 with CLONE_PIDFD and `namespaces` (NAMESPACES, or fewer), fork-style
+/// (no new stack: the child continues on a copy of ours).
 ///
 /// # Safety
 /// The child is a copy of a possibly multi-threaded process: until it execs
 /// it may only call async-signal-safe functions. No allocation, no locks, no
 /// logging — anything another thread might have held at clone time.
-pub unsafe fn clone3() -> io::Result<Forked> {
+pub unsafe fn clone3(namespaces: u64) -> io::Result<Forked> {
     let mut pidfd: RawFd = -1;
     // SAFETY: clone_args is plain old data; zero is "unset" for every field.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-    args.flags = libc::CLONE_PIDFD as u64 | NAMESPACES;
+    args.flags = libc::CLONE_PIDFD as u64 | namespaces;
     args.pidfd = &mut pidfd as *mut RawFd as u64;
     args.exit_signal = libc::SIGCHLD as u64;
     // SAFETY: args is a valid clone_args of the size we pass; with stack 0 the

@@ -103,6 +103,9 @@ pub struct SpawnConfig {
     /// None: stay root, with the supervisor's groups.
     pub user: Option<Ids>,
     pub confinement: Confinement,
+    /// Another container's PID 1, whose network namespace the child joins
+    /// (setns on the pidfd) instead of getting a new one.
+    pub join_network: Option<std::sync::Arc<Pidfd>>,
 }
 
 /// The ids the command runs as.
@@ -264,10 +267,15 @@ impl Container {
             command_stack,
             take_terminal: config.take_terminal,
             environ: init::environ_range(),
+            join_network: config.join_network.as_ref().map(|p| p.as_fd().as_raw_fd()),
+        };
+        let namespaces = match config.join_network {
+            Some(_) => clone3::NAMESPACES & !(libc::CLONE_NEWNET as u64),
+            None => clone3::NAMESPACES,
         };
         // SAFETY: the child runs only child::run, which is async-signal-safe
         // and reads nothing but `plan` and `prepared`, both built above.
-        match unsafe { clone3() }.map_err(SpawnError::Clone)? {
+        match unsafe { clone3(namespaces) }.map_err(SpawnError::Clone)? {
             Forked::Child => child::run(&plan),
             Forked::Parent { pid, pidfd } => {
                 drop(release_read);
@@ -430,6 +438,7 @@ mod tests {
             capabilities: DEFAULT_CAPABILITIES.to_vec(),
             user: None,
             confinement: Confinement::default(),
+            join_network: None,
         };
         let mut p = Prepared::new(&config).unwrap();
         let base = p.command_stack.as_ptr() as usize;

@@ -26,6 +26,7 @@ impl ExitStatus {
     }
 }
 
+#[derive(Debug)]
 pub struct Pidfd {
     fd: OwnedFd,
 }

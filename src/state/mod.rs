@@ -54,7 +54,7 @@ pub enum Error {
 /// One file of the records directory, as read.
 #[derive(Debug)]
 pub enum Entry {
-    Record(Record),
+    Record(Box<Record>),
     /// Not a record this version can read: truncated, garbage, or with
     /// missing fields.
     Corrupt {
@@ -100,7 +100,7 @@ impl Store {
                 entries.push(Entry::Temporary { path });
             } else if !name.starts_with('.') && name.ends_with(SUFFIX) && !path.is_dir() {
                 match read(&path) {
-                    Ok(Some(record)) => entries.push(Entry::Record(record)),
+                    Ok(Some(record)) => entries.push(Entry::Record(Box::new(record))),
                     // Removed since the listing: its supervisor just ended.
                     Ok(None) => {}
                     Err(problem) => entries.push(Entry::Corrupt { path, problem }),
@@ -116,7 +116,7 @@ impl Store {
             .entries()?
             .into_iter()
             .filter_map(|entry| match entry {
-                Entry::Record(record) => Some(record),
+                Entry::Record(record) => Some(*record),
                 _ => None,
             })
             .collect())

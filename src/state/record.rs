@@ -23,6 +23,18 @@ pub struct Record {
     /// The bridge of the container's network; None with `--network none`.
     #[serde(default)]
     pub bridge: Option<String>,
+    /// `bridge`, `none` or `container:NAME`; records of earlier versions
+    /// have none.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// With `container:NAME`: the id of the container whose network
+    /// namespace and /etc files this one shares (NAME's own, or the one NAME
+    /// shares in turn).
+    #[serde(default)]
+    pub joined: Option<String>,
+    /// The hostname its command sees.
+    #[serde(default)]
+    pub hostname: Option<String>,
     /// The leased address, once leased.
     #[serde(default)]
     pub address: Option<Ipv4Addr>,
@@ -125,6 +137,9 @@ impl Record {
             supervisor,
             container: None,
             bridge: None,
+            network: None,
+            joined: None,
+            hostname: None,
             address: None,
             veth: None,
             ports: Vec::new(),
