@@ -115,6 +115,7 @@ fn ps_lists_running_containers_and_json_is_a_stable_array() {
             "id",
             "labels",
             "name",
+            "network",
             "pid",
             "ports",
             "started_at",
@@ -124,6 +125,7 @@ fn ps_lists_running_containers_and_json_is_a_stable_array() {
     assert_eq!(first["name"], "alpha");
     assert_eq!(first["pid"], alpha.id());
     assert_eq!(first["address"], "172.16.0.20");
+    assert_eq!(first["network"], "bridge");
     assert!(first["container_pid"].as_u64().is_some());
     assert_eq!(
         first["ports"],
