@@ -208,3 +208,72 @@ fn exec_keeps_the_containers_capabilities() {
     assert_eq!(no_new_privs, "NoNewPrivs:\t1\n");
     stop(web);
 }
+
+#[test]
+fn exec_without_a_terminal_passes_term_int_and_hup_on_to_its_command() {
+    let Some(ns) = HostNs::new("exec_without_a_terminal_passes_term_int_and_hup_on_to_its_command")
+    else {
+        return;
+    };
+    let (web, _out) = ns.start(&run_args(&["--name", "web"]));
+    for (signal, name) in [
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGINT, "INT"),
+        (libc::SIGHUP, "HUP"),
+    ] {
+        let script = format!(
+            "trap 'echo got {name}; exit 3' {name}; echo ready; while :; do sleep 0.05; done"
+        );
+        let mut child = ns
+            .supervisor()
+            .args(["exec", "web", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn supervisor exec");
+        let mut out = common::wait_ready(&mut child);
+        // SAFETY: kill on our own child, not yet reaped.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).expect("read exec's stdout");
+        let status = child.wait().expect("wait exec");
+        assert_eq!(
+            (rest.as_str(), status.code()),
+            (format!("got {name}\n").as_str(), Some(3)),
+            "SIG{name}: {status}"
+        );
+    }
+    stop(web);
+}
+
+#[test]
+fn exec_it_gives_an_interactive_shell_the_terminal_and_exits_with_its_code() {
+    let Some(ns) =
+        HostNs::new("exec_it_gives_an_interactive_shell_the_terminal_and_exits_with_its_code")
+    else {
+        return;
+    };
+    let (web, _out) = ns.start(&run_args(&["--name", "web"]));
+    let shell = || {
+        let mut cmd = ns.supervisor();
+        cmd.args(["exec", "-it", "web", "sh"]);
+        common::terminal::Terminal::start(cmd)
+    };
+    let exit_code = |term: &mut common::terminal::Terminal| {
+        common::eventually("exec's exit", std::time::Duration::from_secs(10), || {
+            term.child.try_wait().expect("try_wait")
+        })
+        .code()
+    };
+    let mut term = shell();
+    term.type_in(b"echo $((6*7))\n");
+    term.expect("42");
+    // Ctrl-D at an empty prompt: end of input.
+    term.type_in(b"\x04");
+    assert_eq!(exit_code(&mut term), Some(0));
+    let mut term = shell();
+    term.type_in(b"exit 5\n");
+    assert_eq!(exit_code(&mut term), Some(5));
+    stop(web);
+}

@@ -8,7 +8,8 @@
 //! root, which after the container's pivot_root is its root: no chroot is
 //! needed. The caller must be single-threaded (the kernel refuses
 //! CLONE_NEWNS to a process sharing its fs_struct with other threads): this
-//! runs before any runtime starts and the process only waits afterwards.
+//! runs before any runtime starts and the process only waits afterwards,
+//! passing the signals it gets on to the command.
 
 use std::ffi::{CString, OsString};
 use std::io;
@@ -84,6 +85,9 @@ pub fn run_inside(container: &Pidfd, config: &JoinConfig) -> Result<ExitStatus, 
     // from the background raises SIGTTOU.
     // SAFETY: signal() with SIG_IGN changes only our disposition.
     unsafe { libc::signal(libc::SIGTTOU, libc::SIG_IGN) };
+    // Held pending from before the fork, so none sent meanwhile is lost,
+    // and forwarded once the command runs (the child unblocks them).
+    let forwarded = block_forwarded().map_err(prepare("blocking the signals exec forwards"))?;
     // SAFETY: the child runs only `command`, on data built above.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -95,7 +99,7 @@ pub fn run_inside(container: &Pidfd, config: &JoinConfig) -> Result<ExitStatus, 
     }
     drop(report_write);
     let report = read_report(report_read);
-    let status = wait(pid).map_err(SpawnError::Release);
+    let status = wait_forwarding(pid, &forwarded).map_err(SpawnError::Release);
     if config.terminal {
         super::reclaim_terminal();
     }
@@ -197,22 +201,78 @@ fn failure(stage: u32, errno: i32, command: &std::ffi::OsStr) -> SpawnError {
     }
 }
 
-fn wait(pid: libc::pid_t) -> io::Result<ExitStatus> {
+/// The signals `exec` passes on to its command, as `run` does to its
+/// container: a `kill` of the exec process, or its caller's Ctrl-C when
+/// there is no terminal for it to reach the command by itself, ends the
+/// command rather than orphaning it.
+const FORWARDED: [libc::c_int; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Blocks FORWARDED and SIGCHLD; returns that set, to wait on.
+fn block_forwarded() -> io::Result<libc::sigset_t> {
+    // SAFETY: sigset operations on a zeroed stack set; sigprocmask and
+    // signal only change this (single-threaded) process's mask and the
+    // disposition of SIGCHLD, made default so the child is not reaped
+    // behind our back.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
+            libc::sigaddset(&mut set, signal);
+        }
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(set)
+    }
+}
+
+/// Waits for `pid`, passing every forwarded signal on to it.
+fn wait_forwarding(pid: libc::pid_t, set: &libc::sigset_t) -> io::Result<ExitStatus> {
+    loop {
+        if let Some(status) = reap(pid)? {
+            return Ok(status);
+        }
+        // SAFETY: sigwaitinfo on a set we built, into a zeroed siginfo.
+        let signal = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::sigwaitinfo(set, &mut info)
+        };
+        if signal > 0 && signal != libc::SIGCHLD {
+            // SAFETY: kill on our own child, not reaped yet, so its pid
+            // cannot have been reused.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+}
+
+/// How `pid` ended; None while it runs.
+fn reap(pid: libc::pid_t) -> io::Result<Option<ExitStatus>> {
     let mut status = 0;
     loop {
         // SAFETY: waitpid on our own child into a stack int.
-        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
+        let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         if ret == pid {
             break;
+        }
+        if ret == 0 {
+            return Ok(None);
         }
         let err = io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EINTR) {
             return Err(err);
         }
     }
-    Ok(if libc::WIFSIGNALED(status) {
+    Ok(Some(if libc::WIFSIGNALED(status) {
         ExitStatus::Signaled(libc::WTERMSIG(status))
     } else {
         ExitStatus::Exited(libc::WEXITSTATUS(status))
-    })
+    }))
 }
