@@ -94,27 +94,43 @@ fn read_profile(file: &Path) -> Result<Seccomp, Error> {
 /// start, and the program only changes with the profile, the kernel or
 /// libseccomp. The cache is root's (the state directory); a program the
 /// kernel would refuse fails the container's setup, never weakens it.
+/// Returns the program, and the cache file that holds it when there is one.
 fn compile_cached(
     profile: &Profile,
     caps: &[Capability],
     cache_dir: Option<&Path>,
-) -> Result<SeccompFilter, seccomp::Error> {
+) -> Result<(SeccompFilter, Option<PathBuf>), seccomp::Error> {
     let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
     let target = Target::here(caps);
     let cached = cache_dir.map(|dir| dir.join(format!("{:016x}.bpf", cache_key(profile, &target))));
-    if let Some(path) = &cached {
-        if let Ok(filter) = std::fs::read(path).and_then(|b| SeccompFilter::from_bytes(&b)) {
-            return Ok(filter);
+    if let Some(path) = cached {
+        if let Some(filter) = read_program(&path) {
+            return Ok((filter, Some(path)));
         }
+        let (filter, bytes) = compile(profile, &target)?;
+        return Ok(match write_whole(&path, &bytes) {
+            Ok(()) => (filter, Some(path)),
+            Err(err) => {
+                tracing::debug!("caching the seccomp program in {}: {err}", path.display());
+                (filter, None)
+            }
+        });
     }
-    let bytes = seccomp::compile(profile, &target)?;
+    Ok((compile(profile, &target)?.0, None))
+}
+
+fn compile(profile: &Profile, target: &Target) -> Result<(SeccompFilter, Vec<u8>), seccomp::Error> {
+    let bytes = seccomp::compile(profile, target)?;
     let filter = SeccompFilter::from_bytes(&bytes).map_err(seccomp::Error::Export)?;
-    if let Some(path) = &cached {
-        if let Err(err) = write_whole(path, &bytes) {
-            tracing::debug!("caching the seccomp program in {}: {err}", path.display());
-        }
-    }
-    Ok(filter)
+    Ok((filter, bytes))
+}
+
+/// A compiled program from the cache; None when it is not there or not a
+/// program (then the caller compiles it again).
+pub fn read_program(path: &Path) -> Option<SeccompFilter> {
+    std::fs::read(path)
+        .and_then(|b| SeccompFilter::from_bytes(&b))
+        .ok()
 }
 
 /// Everything the program depends on: the profile, the capabilities and
@@ -137,6 +153,12 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// A seccomp program, and the cache file that holds it when there is one.
+pub struct Compiled {
+    pub filter: Arc<SeccompFilter>,
+    pub cached: Option<PathBuf>,
+}
+
 impl Security {
     /// The seccomp program to install, if any, compiled or from the cache
     /// in `cache_dir`.
@@ -147,13 +169,29 @@ impl Security {
         caps: &[Capability],
         cache_dir: Option<&Path>,
     ) -> Result<Option<Arc<SeccompFilter>>, Error> {
+        Ok(self.filter_cached(caps, cache_dir)?.map(|c| c.filter))
+    }
+
+    /// `filter`, with the cache file that holds the program when there is
+    /// one: `exec` reads it from there instead of building the profile
+    /// again to find its key.
+    pub fn filter_cached(
+        &self,
+        caps: &[Capability],
+        cache_dir: Option<&Path>,
+    ) -> Result<Option<Compiled>, Error> {
         let (profile, file) = match &self.seccomp {
             Seccomp::Unconfined => return Ok(None),
             Seccomp::Default => (&seccomp::default_profile(), None),
             Seccomp::File(file, profile) => (profile, Some(file)),
         };
         compile_cached(profile, caps, cache_dir)
-            .map(|f| Some(Arc::new(f)))
+            .map(|(filter, cached)| {
+                Some(Compiled {
+                    filter: Arc::new(filter),
+                    cached,
+                })
+            })
             .map_err(|e| Error::Profile {
                 file: file.map_or("(docker's default)".into(), |f| f.display().to_string()),
                 message: Chain(&e).to_string(),

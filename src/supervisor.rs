@@ -236,7 +236,11 @@ fn joined(spec: &RunSpec) -> Result<Option<Joined>, Error> {
 
 /// Claims the container's name with its record: the first thing a run
 /// creates, so everything after it is explained by a live record.
-async fn register(spec: &RunSpec, joined: Option<&Joined>) -> Result<Registration, Error> {
+async fn register(
+    spec: &RunSpec,
+    joined: Option<&Joined>,
+    exec: ExecContext,
+) -> Result<Registration, Error> {
     let me = Process::current().map_err(Error::Proc)?;
     let command = spec.command.iter();
     let command = command.map(|a| a.to_string_lossy().into_owned()).collect();
@@ -252,7 +256,7 @@ async fn register(spec: &RunSpec, joined: Option<&Joined>) -> Result<Registratio
         Network::Container { target } => format!("container:{target}"),
     });
     record.joined = joined.map(|j| j.id.clone());
-    record.exec = Some(Box::new(exec_context(spec)));
+    record.exec = Some(Box::new(exec));
     Ok(reconcile::claim(&spec.state_dir, record).await?)
 }
 
@@ -270,6 +274,7 @@ fn exec_context(spec: &RunSpec) -> ExecContext {
         user: spec.user.as_ref().map(|u| format!("{}:{}", u.uid, u.gid)),
         capabilities: Some(spec.capabilities.iter().map(|c| c.to_string()).collect()),
         security_opt: seccomp.into_iter().collect(),
+        seccomp_program: None,
     }
 }
 
@@ -537,9 +542,13 @@ async fn lifecycle(
     )?;
     let seccomp = timed("seccomp program", || {
         spec.security
-            .filter(&spec.capabilities, Some(&spec.state_dir.join("seccomp")))
+            .filter_cached(&spec.capabilities, Some(&spec.state_dir.join("seccomp")))
     })
     .map_err(SpecError::from)?;
+    let (seccomp, seccomp_program) = match seccomp {
+        Some(compiled) => (Some(compiled.filter), compiled.cached),
+        None => (None, None),
+    };
     let config = SpawnConfig {
         hostname: spec.hostname.clone(),
         workdir: spec.workdir.clone(),
@@ -556,7 +565,12 @@ async fn lifecycle(
         confinement: Confinement { mounts, seccomp },
         join_network: joined.as_ref().map(|j| j.pidfd.clone()),
     };
-    let mut registration = timed_async("record", register(&spec, joined.as_ref())).await?;
+    let exec = ExecContext {
+        seccomp_program,
+        ..exec_context(&spec)
+    };
+    let registration = register(&spec, joined.as_ref(), exec);
+    let mut registration = timed_async("record", registration).await?;
     pause_at("registered");
     // Biased: `prepare_network` takes the address lease before its first
     // await, so a taken address stops the run before clone3; the bridge,

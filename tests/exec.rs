@@ -277,3 +277,31 @@ fn exec_it_gives_an_interactive_shell_the_terminal_and_exits_with_its_code() {
     assert_eq!(exit_code(&mut term), Some(5));
     stop(web);
 }
+
+#[test]
+fn exec_installs_the_program_run_compiled_and_compiles_it_again_when_that_is_gone() {
+    let Some(ns) = HostNs::new(
+        "exec_installs_the_program_run_compiled_and_compiles_it_again_when_that_is_gone",
+    ) else {
+        return;
+    };
+    let (web, _out) = ns.start(&run_args(&["--name", "web"]));
+    // The record names the program: exec does not build docker's profile
+    // again to find it (most of its own time).
+    let record = ns.ok("cat /run/supervisor/containers/web.json");
+    let record: serde_json::Value = serde_json::from_str(&record).expect("a record");
+    let program = record["exec"]["seccomp_program"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no program in the record: {record}"))
+        .to_string();
+    ns.ok(&format!("test -s {program}"));
+    let unshare = || exec(&ns, &["web", "unshare", "-U", "true"]).status.code();
+    assert_eq!(unshare(), Some(1), "confined by the recorded program");
+    ns.ok(&format!("rm {program}"));
+    assert_eq!(
+        unshare(),
+        Some(1),
+        "confined by the profile, compiled again"
+    );
+    stop(web);
+}

@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use caps::Capability;
 
@@ -140,8 +141,17 @@ fn configure(
         None => PathBuf::from(context.workdir.as_deref().unwrap_or("/")),
     };
     let capabilities = capabilities(&context, &record.name)?;
-    let security = confinement::parse(&context.security_opt)?;
-    let seccomp = security.filter(&capabilities, Some(&state_dir.join("seccomp")))?;
+    let seccomp = match context
+        .seccomp_program
+        .as_deref()
+        .and_then(confinement::read_program)
+    {
+        Some(program) => Some(Arc::new(program)),
+        // Gone from the cache, or a record of an earlier version: build the
+        // profile again, as run did.
+        None => confinement::parse(&context.security_opt)?
+            .filter(&capabilities, Some(&state_dir.join("seccomp")))?,
+    };
     Ok(JoinConfig {
         env,
         command: options.command.clone(),

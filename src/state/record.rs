@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,11 @@ pub struct ExecContext {
     /// `--security-opt` values that choose the seccomp profile.
     #[serde(default)]
     pub security_opt: Vec<String>,
+    /// The container's compiled seccomp program (in the state directory's
+    /// cache): `exec` installs it as it is, and builds the profile from
+    /// `security_opt` only when it is gone.
+    #[serde(default)]
+    pub seccomp_program: Option<PathBuf>,
 }
 
 /// A published port as the record keeps it.
