@@ -709,3 +709,32 @@ fn ps_summarises_thousands_of_ports_in_the_table_and_lists_them_all_in_json() {
     assert_eq!(listed[0]["ports"][7999]["host_port"], 25998);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn check_and_gc_right_after_a_container_ends_leave_its_dying_veth_to_the_kernel() {
+    let Some(ns) =
+        HostNs::new("check_and_gc_right_after_a_container_ends_leave_its_dying_veth_to_the_kernel")
+    else {
+        return;
+    };
+    // The kernel deletes the veth once it has torn down the container's
+    // namespace, milliseconds after the run returns: catch that moment.
+    let mut caught = 0;
+    for round in 0..20 {
+        let out = ns.run(&["--", "true"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let dying = !container_veths(&ns).is_empty();
+        let command = if round % 2 == 0 { "check" } else { "gc" };
+        let seen = supervisor(&ns, &[command]);
+        assert_eq!(
+            (seen.status.success(), stdout(&seen).as_str()),
+            (true, ""),
+            "{command} right after a run (its veth still listed: {dying}): {}",
+            stderr(&seen)
+        );
+        caught += usize::from(dying);
+    }
+    eprintln!("a dying veth was still there in {caught} of 20 rounds");
+    wait_for_no_veth(&ns);
+    assert_no_state(&ns);
+}

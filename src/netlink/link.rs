@@ -54,6 +54,10 @@ pub(crate) struct Link {
     pub up: bool,
     /// The bridge it is attached to, by index.
     pub controller: Option<u32>,
+    /// Its peer's network namespace is being torn down: the kernel has
+    /// taken back that namespace's id (IFLA_LINK_NETNSID is then -1) and
+    /// deletes the pair moments later, by itself.
+    pub dying: bool,
 }
 
 impl Link {
@@ -61,9 +65,11 @@ impl Link {
         let mut name = String::new();
         let mut kind = None;
         let mut controller = None;
+        let mut dying = false;
         for attr in msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => name = n,
+                LinkAttribute::LinkNetNsId(id) => dying = id < 0,
                 LinkAttribute::Controller(index) => controller = Some(index),
                 LinkAttribute::LinkInfo(infos) => {
                     kind = infos.into_iter().find_map(|info| match info {
@@ -80,6 +86,7 @@ impl Link {
             kind,
             up: msg.header.flags.contains(LinkFlags::Up),
             controller,
+            dying,
         }
     }
 }

@@ -34,7 +34,9 @@ pub async fn link_state(nl: &Netlink, name: &str) -> Result<Option<LinkState>, E
 }
 
 /// The names of the links attached to bridge `bridge`; none when there is
-/// no such bridge.
+/// no such bridge. A veth whose container's namespace is being torn down is
+/// left out: it is no one's leftover, the kernel is deleting it (`check`
+/// and `gc` right after a container ended would otherwise both name it).
 pub async fn bridge_ports(nl: &Netlink, bridge: &str) -> Result<Vec<String>, Error> {
     let links = link::all(nl.handle()).await?;
     let Some(index) = links.iter().find(|l| l.name == bridge).map(|l| l.index) else {
@@ -42,7 +44,7 @@ pub async fn bridge_ports(nl: &Netlink, bridge: &str) -> Result<Vec<String>, Err
     };
     Ok(links
         .into_iter()
-        .filter(|l| l.controller == Some(index))
+        .filter(|l| l.controller == Some(index) && !l.dying)
         .map(|l| l.name)
         .collect())
 }
