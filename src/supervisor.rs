@@ -98,6 +98,7 @@ pub fn run(options: RunOptions) -> Result<u8, Error> {
 /// privileges, the host ports.
 pub fn prepare(options: RunOptions) -> Result<RunSpec, Error> {
     let spec = RunSpec::new(options)?;
+    state::check_dir(&spec.state_dir)?;
     preflight()?;
     check_ports(&spec)?;
     Ok(spec)

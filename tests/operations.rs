@@ -738,3 +738,44 @@ fn check_and_gc_right_after_a_container_ends_leave_its_dying_veth_to_the_kernel(
     wait_for_no_veth(&ns);
     assert_no_state(&ns);
 }
+
+#[test]
+fn a_state_directory_holding_what_the_supervisor_does_not_make_is_refused_and_left_alone() {
+    let Some(ns) = HostNs::new(
+        "a_state_directory_holding_what_the_supervisor_does_not_make_is_refused_and_left_alone",
+    ) else {
+        return;
+    };
+    ns.ok("mkdir -p /run/etc-like && echo root:x:0:0 > /run/etc-like/passwd");
+    let refused = |args: &[&str], code: i32| {
+        let out = common::run(
+            ns.supervisor()
+                .args(["--state-dir", "/run/etc-like"])
+                .args(args),
+        );
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            "supervisor: --state-dir /run/etc-like: it holds \"passwd\", which is not the \
+             supervisor's: give an empty or new directory\n",
+            "{args:?}"
+        );
+    };
+    refused(&["run", "--", "true"], 125);
+    refused(&["run", "-d", "--", "sleep", "1"], 125);
+    refused(&["gc"], 1);
+    assert_eq!(ns.ok("ls /run/etc-like"), "passwd\n", "nothing made there");
+    // A new directory, and then the one the supervisor made, are fine.
+    for _ in 0..2 {
+        let out = common::run(ns.supervisor().args([
+            "--state-dir",
+            "/run/fresh",
+            "run",
+            "-p",
+            "8080:80",
+            "--",
+            "true",
+        ]));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}

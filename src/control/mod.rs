@@ -144,6 +144,7 @@ pub fn gc(
         &[Capability::CAP_NET_ADMIN],
         "to remove links and firewall elements",
     )?;
+    crate::state::check_dir(state_dir)?;
     let subnet: Subnet = subnet.parse()?;
     let pool = Pool::new(state_dir, bridge, subnet)?;
     let collected = block_on(async { Ok(Reconciler::new(state_dir)?.gc(&pool).await?) })?;

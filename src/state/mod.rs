@@ -47,8 +47,39 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "--state-dir {}: it holds {entry:?}, which is not the supervisor's: give an empty or new directory",
+        dir.display()
+    )]
+    Foreign { dir: PathBuf, entry: String },
     #[error(transparent)]
     File(#[from] FileError),
+}
+
+/// What the supervisor makes in its state directory (see the table above),
+/// and nothing else: a directory holding anything more is someone else's.
+const OURS: [&str; 6] = [
+    "containers",
+    "leases",
+    "files",
+    "seccomp",
+    "logs",
+    "firewall.lock",
+];
+
+/// Refuses a state directory that holds anything the supervisor does not
+/// make (`--state-dir /etc`): `run` writes there and `gc` removes what it
+/// thinks stale. A missing or empty directory is fine; an earlier
+/// version's is too, having only these names.
+pub fn check_dir(state_dir: &Path) -> Result<(), Error> {
+    let names = file::names(state_dir)?;
+    match names.into_iter().find(|n| !OURS.contains(&n.as_str())) {
+        Some(entry) => Err(Error::Foreign {
+            dir: state_dir.to_path_buf(),
+            entry,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// One file of the records directory, as read.
