@@ -36,6 +36,11 @@ pub enum Error {
     Spec(#[from] SpecError),
     #[error("missing capabilities {}: run as root", names(.0))]
     MissingCapabilities(Vec<Capability>),
+    #[error(
+        "the container would keep {}, which the supervisor itself does not have: give it to the supervisor, or leave it out (--cap-drop)",
+        names(.0)
+    )]
+    CapabilitiesNotHeld(Vec<Capability>),
     #[error("setting up signal handling")]
     Signals(#[source] io::Error),
     #[error("starting the async runtime")]
@@ -100,6 +105,10 @@ pub fn prepare(options: RunOptions) -> Result<RunSpec, Error> {
     let spec = RunSpec::new(options)?;
     state::check_dir(&spec.state_dir)?;
     preflight()?;
+    let not_held = spawn::capabilities_not_held(&spec.capabilities);
+    if !not_held.is_empty() {
+        return Err(Error::CapabilitiesNotHeld(not_held));
+    }
     check_ports(&spec)?;
     Ok(spec)
 }

@@ -456,3 +456,53 @@ fn cap_drop_and_cap_add_change_the_capabilities_and_rekey_the_seccomp_profile() 
     assert_eq!(sh(&ns, &[], &chown), "chown ok\n");
     assert_eq!(sh(&ns, &["--cap-drop", "chown"], &chown), "chown refused\n");
 }
+
+#[test]
+fn cap_add_all_beyond_the_supervisors_own_capabilities_is_refused_naming_the_missing_one() {
+    let Some(ns) = HostNs::new(
+        "cap_add_all_beyond_the_supervisors_own_capabilities_is_refused_naming_the_missing_one",
+    ) else {
+        return;
+    };
+    // A supervisor without CAP_SYS_MODULE (as in a container of its own).
+    let run = |options: &[&str]| {
+        common::run(
+            ns.command("setpriv")
+                .args(["--bounding-set", "-sys_module", common::SUPERVISOR])
+                .args(["run", "--network", "none"])
+                .args(options)
+                .args(["--", "true"]),
+        )
+    };
+    // And whatever this machine's root lacks already (this one has no
+    // CAP_SYS_RESOURCE).
+    let held = caps::read(None, caps::CapSet::Permitted).unwrap();
+    let last: usize = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut missing: Vec<caps::Capability> = caps::all()
+        .into_iter()
+        .filter(|c| usize::from(c.index()) <= last)
+        .filter(|c| !held.contains(c) || *c == caps::Capability::CAP_SYS_MODULE)
+        .collect();
+    missing.sort_by_key(|c| c.index());
+    let names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+    let out = run(&["--cap-add", "ALL"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "supervisor: the container would keep {}, which the supervisor itself does not \
+             have: give it to the supervisor, or leave it out (--cap-drop)\n",
+            names.join(", ")
+        )
+    );
+    let mut options = vec!["--cap-add", "ALL"];
+    for name in &names {
+        options.extend(["--cap-drop", name]);
+    }
+    let out = run(&options);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -91,6 +91,19 @@ pub fn missing(needed: &[Capability]) -> Vec<Capability> {
         .collect()
 }
 
+/// Capabilities from `wanted` that this process cannot give a container:
+/// not in its own permitted set, and known to this kernel (capset ignores
+/// the others). capset(2) would refuse the whole set with a bare EPERM.
+pub fn not_held(wanted: &[Capability]) -> Vec<Capability> {
+    let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
+    let last = last_cap() as usize;
+    wanted
+        .iter()
+        .copied()
+        .filter(|c| c.index() as usize <= last && !held.contains(c))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ use tokio::io::AsyncReadExt;
 use self::caps::CapPlan;
 pub use self::caps::{
     CONTAINER_DEFAULT as DEFAULT_CAPABILITIES, missing as missing_capabilities,
-    names as capability_names,
+    names as capability_names, not_held as capabilities_not_held,
 };
 pub use self::child::Stage;
 use self::child::{ChildPlan, REPORT_LEN};
