@@ -233,8 +233,8 @@ impl Filesystem {
     /// unless it is in one of the container's own tmpfs (/tmp…), where the
     /// child makes it.
     fn check_target(&self, target: &Path, dir: bool) -> Result<(), String> {
-        match self.root {
-            Root::Dir(_) => return Ok(()),
+        match &self.root {
+            Root::Dir(root) => return check_in_rootfs(root, target, dir),
             Root::Host { writable: false } if private_tmpfs(target).is_some() => return Ok(()),
             Root::Host { .. } => {}
         }
@@ -415,6 +415,25 @@ fn tmpfs_value_expected(key: &str) -> &'static str {
     }
 }
 
+/// In a rootfs the mount point is made when missing, but one that is there
+/// must be of the source's kind: the kernel would refuse the bind only in
+/// the child, after the container's network and record were made.
+fn check_in_rootfs(root: &Path, target: &Path, dir: bool) -> Result<(), String> {
+    let kind = |dir| if dir { "directory" } else { "file" };
+    let (existing, rest) =
+        resolve_inside(root, target).map_err(|e| format!("{}: {e}", target.display()))?;
+    match fs::metadata(&existing) {
+        Ok(meta) if rest.as_os_str().is_empty() && meta.is_dir() != dir => Err(format!(
+            "{} is a {} in the rootfs, and the source a {}",
+            target.display(),
+            kind(meta.is_dir()),
+            kind(dir)
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{}: {e}", target.display())),
+    }
+}
+
 /// The private tmpfs over the sealed host that holds `path`, if any.
 fn private_tmpfs(path: &Path) -> Option<&'static Path> {
     PRIVATE_TMPFS
@@ -440,31 +459,21 @@ fn rootfs(dir: &Path) -> Result<PathBuf, Error> {
     Ok(canonical)
 }
 
-/// ROOT/PATH, made (a directory, or an empty file) when missing. A symlink
-/// on the way that leads out of ROOT is refused: the supervisor would
-/// otherwise create files on the host where the rootfs points.
+/// ROOT/PATH, made (a directory, or an empty file) when missing. Symlinks
+/// on the way are followed inside ROOT, as runc does: the supervisor never
+/// creates anything on the host where a rootfs's symlink points, and a
+/// dangling one (an image's /etc/resolv.conf -> ../run/systemd/resolve/…)
+/// gets its target made, for our file to be bound there.
 fn make_inside(root: &Path, path: &Path, dir: bool) -> Result<PathBuf, PrepareError> {
-    let full = root.join(path.strip_prefix("/").unwrap_or(path));
     let at = |reason: String| PrepareError {
-        path: full.clone(),
+        path: root.join(path.strip_prefix("/").unwrap_or(path)),
         reason,
     };
-    let mut existing = full.as_path();
-    while fs::symlink_metadata(existing).is_err() {
-        existing = existing.parent().unwrap_or(root);
-    }
-    let canonical = fs::canonicalize(existing).map_err(|e| at(e.to_string()))?;
-    if !canonical.starts_with(root) {
-        return Err(at(format!(
-            "leads out of the root, to {}",
-            canonical.display()
-        )));
-    }
-    let rest = full.strip_prefix(existing).unwrap_or(Path::new(""));
+    let (existing, rest) = resolve_inside(root, path).map_err(|e| at(e.to_string()))?;
     if rest.as_os_str().is_empty() {
-        return Ok(canonical);
+        return Ok(existing);
     }
-    let target = canonical.join(rest);
+    let target = existing.join(rest);
     let made: io::Result<()> = if dir {
         fs::create_dir_all(&target)
     } else {
@@ -475,6 +484,67 @@ fn make_inside(root: &Path, path: &Path, dir: bool) -> Result<PathBuf, PrepareEr
     };
     made.map_err(|e| at(e.to_string()))?;
     Ok(target)
+}
+
+/// Symlinks one path may go through: the kernel's own limit (MAXSYMLINKS).
+const MAX_SYMLINKS: usize = 40;
+
+/// PATH inside ROOT as if ROOT were `/`, resolved: its longest existing
+/// part (every symlink in it followed, an absolute target from ROOT, `..`
+/// never above ROOT) and the missing rest (plain names).
+fn resolve_inside(root: &Path, path: &Path) -> io::Result<(PathBuf, PathBuf)> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    let names = |p: &Path| -> Vec<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(name) => Some(name.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut pending: VecDeque<OsString> = names(path).into();
+    let mut resolved = root.to_path_buf();
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            if resolved != root {
+                resolved.pop();
+            }
+            continue;
+        }
+        let next = resolved.join(&name);
+        match fs::symlink_metadata(&next) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = fs::read_link(&next)?;
+                if target.is_absolute() {
+                    resolved = root.to_path_buf();
+                }
+                for name in names(&target).into_iter().rev() {
+                    pending.push_front(name);
+                }
+            }
+            Ok(_) => resolved = next,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                let mut rest = PathBuf::from(name);
+                for name in pending {
+                    if name == ".." {
+                        rest.pop();
+                    } else {
+                        rest.push(name);
+                    }
+                }
+                return Ok((resolved, rest));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok((resolved, PathBuf::new()))
 }
 
 #[cfg(test)]
@@ -543,6 +613,47 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_volume_whose_kind_differs_from_its_mount_point_in_the_rootfs_is_refused_before_anything() {
+        let root = std::env::temp_dir().join(format!("sv-fs-kind-{}", std::process::id()));
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/hosts"), "").unwrap();
+        std::os::unix::fs::symlink("etc/hosts", root.join("hosts")).unwrap();
+        let with = |volume: &str| {
+            parse(|o| {
+                o.rootfs = Some(root.clone());
+                o.volumes = vec![volume.into()];
+            })
+            .map(drop)
+            .map_err(|e| e.to_string())
+        };
+        for (bad, says) in [
+            (
+                "/tmp:/etc/hosts",
+                "/etc/hosts is a file in the rootfs, and the source a directory",
+            ),
+            (
+                "/tmp:/hosts",
+                "/hosts is a file in the rootfs, and the source a directory",
+            ),
+            (
+                "/etc/hostname:/etc",
+                "/etc is a directory in the rootfs, and the source a file",
+            ),
+            (
+                "/tmp:/etc/hosts/x",
+                "/etc/hosts/x: Not a directory (os error 20)",
+            ),
+        ] {
+            let err = with(bad).unwrap_err();
+            assert_eq!(err, format!("invalid --volume {bad:?}: {says}"));
+        }
+        // Missing mount points are made later, of the source's kind.
+        assert_eq!(with("/tmp:/data"), Ok(()));
+        assert_eq!(with("/etc/hostname:/etc/other"), Ok(()));
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -678,7 +789,7 @@ mod tests {
     }
 
     #[test]
-    fn mount_points_are_made_inside_the_root_never_through_a_symlink_out() {
+    fn mount_points_are_made_inside_the_root_following_symlinks_there_never_out() {
         let root = std::env::temp_dir().join(format!("sv-fs-{}", std::process::id()));
         fs::create_dir_all(&root).unwrap();
         let root = fs::canonicalize(&root).unwrap();
@@ -687,10 +798,27 @@ mod tests {
         assert!(made.is_file());
         let again = make_inside(&root, Path::new("/etc/hosts"), false).unwrap();
         assert_eq!(again, made);
+        // Symlinks resolve inside the root, absolute or relative, and
+        // `..` stops at it: nothing is made on the host.
         std::os::unix::fs::symlink("/etc", root.join("out")).unwrap();
-        let err = make_inside(&root, Path::new("/out/sv-nope"), true).unwrap_err();
-        assert!(err.to_string().contains("leads out of the root"), "{err}");
-        assert!(!Path::new("/etc/sv-nope").exists());
+        let made = make_inside(&root, Path::new("/out/sv-nope"), true).unwrap();
+        assert_eq!(made, root.join("etc/sv-nope"));
+        std::os::unix::fs::symlink("../../../../tmp", root.join("up")).unwrap();
+        let made = make_inside(&root, Path::new("/up/sv-nope"), true).unwrap();
+        assert_eq!(made, root.join("tmp/sv-nope"));
+        assert!(!Path::new("/etc/sv-nope").exists() && !Path::new("/tmp/sv-nope").exists());
+        // A dangling relative symlink gets its target made.
+        std::os::unix::fs::symlink(
+            "../run/systemd/resolve/stub-resolv.conf",
+            root.join("etc/resolv.conf"),
+        )
+        .unwrap();
+        let made = make_inside(&root, Path::new("/etc/resolv.conf"), false).unwrap();
+        assert_eq!(made, root.join("run/systemd/resolve/stub-resolv.conf"));
+        assert!(made.is_file());
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        let err = make_inside(&root, Path::new("/loop/x"), true).unwrap_err();
+        assert!(err.to_string().contains("symbolic links"), "{err}");
         fs::remove_dir_all(&root).unwrap();
     }
 }

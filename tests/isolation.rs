@@ -506,3 +506,58 @@ fn cap_add_all_beyond_the_supervisors_own_capabilities_is_refused_naming_the_mis
     let out = run(&options);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn a_rootfs_whose_resolv_conf_is_a_dangling_relative_symlink_gets_ours_where_it_points() {
+    let Some(ns) = HostNs::new(
+        "a_rootfs_whose_resolv_conf_is_a_dangling_relative_symlink_gets_ours_where_it_points",
+    ) else {
+        return;
+    };
+    // As systemd images ship it.
+    let rootfs = Rootfs::new("dangling-resolv");
+    std::os::unix::fs::symlink(
+        "../run/systemd/resolve/stub-resolv.conf",
+        rootfs.dir.join("etc/resolv.conf"),
+    )
+    .unwrap();
+    let seen = sh(
+        &ns,
+        &["--rootfs", rootfs.path(), "--dns", "192.0.2.53"],
+        "cat /etc/resolv.conf",
+    );
+    assert_eq!(seen.lines().next(), Some("nameserver 192.0.2.53"), "{seen}");
+    // Made inside the rootfs, where the symlink points; the symlink stays.
+    assert!(
+        rootfs
+            .dir
+            .join("run/systemd/resolve/stub-resolv.conf")
+            .is_file()
+    );
+    assert!(rootfs.dir.join("etc/resolv.conf").is_symlink());
+}
+
+#[test]
+fn a_volume_of_another_kind_than_its_mount_point_in_the_rootfs_is_refused_before_anything_is_made()
+{
+    let Some(ns) = HostNs::new(
+        "a_volume_of_another_kind_than_its_mount_point_in_the_rootfs_is_refused_before_anything_is_made",
+    ) else {
+        return;
+    };
+    let rootfs = Rootfs::new("volume-kind");
+    let volume = format!("{}:/etc/passwd", rootfs.dir.join("bin").display());
+    let out = ns.run(&["--rootfs", rootfs.path(), "-v", &volume, "--", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "supervisor: invalid --volume {volume:?}: /etc/passwd is a file in the rootfs, \
+             and the source a directory\n"
+        )
+    );
+    // Not even the bridge: the network is made after the options are checked.
+    assert_eq!(common::container_veths(&ns), Vec::<String>::new());
+    assert!(!ns.sh("ip link show sv0").status.success());
+    common::assert_no_state(&ns);
+}
