@@ -251,3 +251,42 @@ fn the_log_moves_to_one_rotated_file_at_log_max_size() {
     assert!(stderr(&bad).contains("\"ten\""), "{}", stderr(&bad));
     supervisor(&ns, &["gc"]);
 }
+
+#[test]
+fn a_detached_supervisor_and_its_container_leave_the_callers_session() {
+    let Some(ns) = HostNs::new("a_detached_supervisor_and_its_container_leave_the_callers_session")
+    else {
+        return;
+    };
+    let out = detach(&ns, &["--name", "web"], &["sleep", "100"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = ns.ok("cat /run/supervisor/containers/web.json");
+    let record: Value = serde_json::from_str(&text).expect("a record is JSON");
+    let supervisor_pid = record["supervisor"]["pid"].as_u64().expect("a pid");
+    let container_pid = record["container"]["pid"].as_u64().expect("a container");
+    // Field 6 of /proc/PID/stat, after the command name.
+    let session = |pid: u64| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        fields[3].parse().unwrap()
+    };
+    assert_eq!(
+        session(supervisor_pid),
+        supervisor_pid,
+        "a session of its own"
+    );
+    assert_eq!(
+        session(container_pid),
+        supervisor_pid,
+        "the container in it"
+    );
+    assert_ne!(session(u64::from(std::process::id())), supervisor_pid);
+    let stopped = supervisor(&ns, &["stop", "web"]);
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    assert_no_state(&ns);
+}
