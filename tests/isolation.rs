@@ -132,6 +132,8 @@ fn the_supervisors_state_directory_is_out_of_reach_in_every_mode_but_rw_host() {
     let with_state =
         |options: &[&str]| sh(&ns, &[&["--state-dir", state], options].concat(), &script);
     assert_eq!(with_state(&["--rw-host"]), "read ok\nwrite ok\n");
+    // Else the next run refuses the directory: "planted" is not its own.
+    std::fs::remove_file(elsewhere.join("planted")).unwrap();
     assert_eq!(with_state(&[]), "read refused\nwrite refused\n");
     let _ = std::fs::remove_dir_all(&elsewhere);
 }
