@@ -342,7 +342,8 @@ impl Reconciler {
         }
         let live_links: BTreeSet<String> = live.iter().map(|id| host_ifname(id)).collect();
         let bridge = pool.lease_dir().bridge();
-        let ports = netlink::bridge_ports(&self.nl, bridge).await;
+        let explained = |name: &str| !name.starts_with("sv-") || live_links.contains(name);
+        let ports = netlink::bridge_ports(&self.nl, bridge, explained).await;
         let links = || format!("the links on bridge {bridge}");
         for name in done.attempt(links, ports).unwrap_or_default() {
             if name.starts_with("sv-") && !live_links.contains(&name) {

@@ -720,7 +720,7 @@ fn check_and_gc_right_after_a_container_ends_leave_its_dying_veth_to_the_kernel(
     // The kernel deletes the veth once it has torn down the container's
     // namespace, milliseconds after the run returns: catch that moment.
     let mut caught = 0;
-    for round in 0..20 {
+    for round in 0..40 {
         let out = ns.run(&["--", "true"]);
         assert!(out.status.success(), "{}", stderr(&out));
         let dying = !container_veths(&ns).is_empty();
@@ -734,7 +734,7 @@ fn check_and_gc_right_after_a_container_ends_leave_its_dying_veth_to_the_kernel(
         );
         caught += usize::from(dying);
     }
-    eprintln!("a dying veth was still there in {caught} of 20 rounds");
+    eprintln!("a dying veth was still there in {caught} of 40 rounds");
     wait_for_no_veth(&ns);
     assert_no_state(&ns);
 }

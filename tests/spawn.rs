@@ -587,7 +587,7 @@ fn usage_errors_keep_the_missing_argument_the_tip_and_the_allowed_values() {
     assert_eq!(misspelt[1], "tip: a similar argument exists: '--name'");
     assert_eq!(
         lines(&["run", "--network", "host", "true"])[0],
-        "supervisor: invalid value 'host' for '--network <NETWORK>' [possible values: none, bridge]"
+        "supervisor: invalid value 'host' for '--network <MODE>': expected bridge, none or container:NAME"
     );
     let volume = lines(&["run", "-v", "/tmp:/data:rx", "true"]);
     assert_eq!(

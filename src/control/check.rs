@@ -102,8 +102,15 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
         }
         bridges.insert(dir);
     }
+    let live: BTreeSet<String> = facts
+        .records
+        .iter()
+        .filter(|s| s.alive)
+        .filter_map(|s| s.record.veth.clone())
+        .collect();
+    let explained = |name: &str| !name.starts_with("sv-") || live.contains(name);
     for bridge in bridges {
-        for name in netlink::bridge_ports(&nl, &bridge).await? {
+        for name in netlink::bridge_ports(&nl, &bridge, explained).await? {
             if name.starts_with("sv-") {
                 facts.ports.push((bridge.clone(), name));
             }

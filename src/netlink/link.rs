@@ -54,10 +54,11 @@ pub(crate) struct Link {
     pub up: bool,
     /// The bridge it is attached to, by index.
     pub controller: Option<u32>,
-    /// Its peer's network namespace is being torn down: the kernel has
-    /// taken back that namespace's id (IFLA_LINK_NETNSID is then -1) and
-    /// deletes the pair moments later, by itself.
-    pub dying: bool,
+    /// The id, in ours, of the network namespace its peer is in
+    /// (IFLA_LINK_NETNSID); -1 once the kernel has taken back the id of a
+    /// namespace it is tearing down. None: the peer is in ours, or it has
+    /// none.
+    pub peer_netns: Option<i32>,
 }
 
 impl Link {
@@ -65,11 +66,11 @@ impl Link {
         let mut name = String::new();
         let mut kind = None;
         let mut controller = None;
-        let mut dying = false;
+        let mut peer_netns = None;
         for attr in msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => name = n,
-                LinkAttribute::LinkNetNsId(id) => dying = id < 0,
+                LinkAttribute::LinkNetNsId(id) => peer_netns = Some(id),
                 LinkAttribute::Controller(index) => controller = Some(index),
                 LinkAttribute::LinkInfo(infos) => {
                     kind = infos.into_iter().find_map(|info| match info {
@@ -86,7 +87,7 @@ impl Link {
             kind,
             up: msg.header.flags.contains(LinkFlags::Up),
             controller,
-            dying,
+            peer_netns,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
 
 use super::netns::{socket_in, with_connection};
 use super::{Error, Netlink, address, link};
@@ -33,18 +34,43 @@ pub async fn link_state(nl: &Netlink, name: &str) -> Result<Option<LinkState>, E
     }))
 }
 
+/// How long a container's veth may outlive it: the kernel deletes the pair
+/// with the container's network namespace, milliseconds after the exit
+/// (more under load; a namespace's last reference can be a socket freed
+/// after an RCU grace period, so no kernel state tells the dying from the
+/// live before that).
+const DYING_GRACE: Duration = Duration::from_millis(500);
+
 /// The names of the links attached to bridge `bridge`; none when there is
-/// no such bridge. A veth whose container's namespace is being torn down is
-/// left out: it is no one's leftover, the kernel is deleting it (`check`
-/// and `gc` right after a container ended would otherwise both name it).
-pub async fn bridge_ports(nl: &Netlink, bridge: &str) -> Result<Vec<String>, Error> {
+/// no such bridge. `check` and `gc` judge what no live container explains
+/// (`explained`): a container that just ended leaves its veth for a few
+/// milliseconds, no one's leftover, so while any link is unexplained the
+/// scan is repeated until it is gone or DYING_GRACE has passed. A veth
+/// whose peer's namespace id the kernel has already taken back (-1) is
+/// being deleted and left out at once.
+pub async fn bridge_ports(
+    nl: &Netlink,
+    bridge: &str,
+    explained: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, Error> {
+    let deadline = Instant::now() + DYING_GRACE;
+    loop {
+        let ports = scan_ports(nl, bridge).await?;
+        if ports.iter().all(|p| explained(p)) || Instant::now() >= deadline {
+            return Ok(ports);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn scan_ports(nl: &Netlink, bridge: &str) -> Result<Vec<String>, Error> {
     let links = link::all(nl.handle()).await?;
     let Some(index) = links.iter().find(|l| l.name == bridge).map(|l| l.index) else {
         return Ok(Vec::new());
     };
     Ok(links
         .into_iter()
-        .filter(|l| l.controller == Some(index) && !l.dying)
+        .filter(|l| l.controller == Some(index) && l.peer_netns.is_none_or(|id| id >= 0))
         .map(|l| l.name)
         .collect())
 }
