@@ -764,6 +764,42 @@ mod tests {
     }
 
     #[test]
+    fn sharing_another_containers_network_refuses_what_would_be_its_own() {
+        let mut o = options(&["true"]);
+        o.network = NetworkMode::Container("web".into());
+        assert_eq!(
+            RunSpec::new(o.clone()).unwrap().network,
+            Network::Container {
+                target: "web".into()
+            }
+        );
+        let refused = |f: &dyn Fn(&mut RunOptions)| {
+            let mut o = o.clone();
+            f(&mut o);
+            match RunSpec::new(o).unwrap_err() {
+                SpecError::SharedNetwork { option, .. } => option,
+                other => panic!("{other}"),
+            }
+        };
+        assert_eq!(refused(&|o| o.publish = vec!["80".into()]), "--publish");
+        assert_eq!(refused(&|o| o.ip = Some("172.16.0.9".into())), "--ip");
+        assert_eq!(refused(&|o| o.hostname = Some("box".into())), "--hostname");
+        assert_eq!(
+            refused(&|o| o.add_host = vec!["a:192.0.2.1".into()]),
+            "--add-host"
+        );
+        assert_eq!(refused(&|o| o.dns = vec!["192.0.2.53".into()]), "--dns");
+        assert_eq!(
+            refused(&|o| o.dns_search = vec!["x".into()]),
+            "--dns-search"
+        );
+        assert_eq!(
+            refused(&|o| o.dns_option = vec!["ndots:1".into()]),
+            "--dns-option"
+        );
+    }
+
+    #[test]
     fn a_bad_publish_spec_is_named() {
         let mut o = options(&["true"]);
         o.network = NetworkMode::Bridge;
