@@ -112,6 +112,7 @@ fn spawn_phases(c: &mut Criterion) {
         capabilities: supervisor::spawn::DEFAULT_CAPABILITIES.to_vec(),
         user: None,
         confinement: Default::default(),
+        cgroup: None,
     };
     let finish = |mut container: Container| {
         runtime.block_on(async {

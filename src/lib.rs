@@ -24,7 +24,7 @@
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity spawn seccomp netlink conntrack reserve ipam state
-//!            etc_files container_log nftables signals
+//!            cgroup etc_files container_log nftables signals
 //! leaf:      milestones error_chain values
 //! ```
 //!
@@ -33,6 +33,7 @@
 //! an error with each of its causes once; `milestones` times the lifecycle's
 //! phases and holds its fault-test pause points.
 
+pub mod cgroup;
 pub mod confinement;
 pub mod conntrack;
 pub mod container_log;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use caps::Capability;
 use tokio::time::Sleep;
 
+use crate::cgroup::{self, Cgroup};
 use crate::conntrack;
 use crate::error_chain::Chain;
 use crate::etc_files::{self, EtcFiles};
@@ -24,7 +25,7 @@ use crate::spawn::{
     self, Confinement, Container, ExitStatus, SpawnConfig, SpawnError, capability_names as names,
 };
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
-use crate::state::{self, ExecContext, Record, Registration, Store};
+use crate::state::{self, ExecContext, Limits, Record, Registration, Store};
 use crate::values::Protocol;
 use crate::values::{Owner, Process};
 
@@ -60,6 +61,8 @@ pub enum Error {
     Plan(#[from] plan::Conflict),
     #[error("run -d: {0}")]
     Detach(&'static str, #[source] io::Error),
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::Error),
 }
 
 impl From<apply::Error> for Error {
@@ -184,12 +187,18 @@ fn owner_of(spec: &RunSpec) -> Owner {
 
 /// Claims the container's name with its record: the first thing a run
 /// creates, so everything after it is explained by a live record.
-async fn register(spec: &RunSpec) -> Result<Registration, Error> {
+async fn register(spec: &RunSpec, cgroup: Option<&cgroup::Plan>) -> Result<Registration, Error> {
     let me = Process::current().map_err(Error::Proc)?;
     let command = spec.command.iter();
     let command = command.map(|a| a.to_string_lossy().into_owned()).collect();
     let mut record = Record::new(&spec.name, &spec.id, me, command);
     record.labels = spec.labels.clone();
+    record.resources = cgroup.map(|plan| {
+        Box::new(Limits {
+            limits: spec.resources,
+            cgroup: plan.paths().to_vec(),
+        })
+    });
     if let Network::Bridge { bridge, .. } = &spec.network {
         record.bridge = Some(bridge.name.clone());
     }
@@ -448,7 +457,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
             .filter(&spec.capabilities, Some(&spec.state_dir.join("seccomp")))
     })
     .map_err(SpecError::from)?;
-    let config = SpawnConfig {
+    let mut config = SpawnConfig {
         hostname: spec.hostname.clone(),
         workdir: spec.workdir.clone(),
         env: spec.container_env(terminal),
@@ -462,9 +471,14 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
             groups: u.groups.clone(),
         }),
         confinement: Confinement { mounts, seccomp },
+        cgroup: None,
     };
-    let mut registration = timed_async("record", register(&spec)).await?;
+    let cgroup = timed("cgroup plan", || plan_cgroup(&spec))?;
+    let mut registration = timed_async("record", register(&spec, cgroup.as_ref())).await?;
     pause_at("registered");
+    // Declared after the registration, so an early return removes it first.
+    let cgroup = timed("cgroup", || cgroup.map(cgroup::Plan::create).transpose())?;
+    config.cgroup = cgroup.as_ref().and_then(Cgroup::clone_into);
     // Biased: `prepare_network` takes the address lease before its first
     // await, so a taken address stops the run before clone3; the bridge,
     // sysctls and base ruleset are then ensured around it.
@@ -486,6 +500,11 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
         (_, Err(err)) => return Err(err.into()),
     };
     tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
+    // Before it is released, so it runs nothing outside.
+    if let Some(Err(err)) = cgroup.as_ref().map(|c| c.enter(container.pid())) {
+        container.abort().await;
+        return Err(err.into());
+    }
     pause_at("leased");
     // After clone3, so the container never has these sockets.
     let mut reservations = match reserve_ports(&spec) {
@@ -550,13 +569,59 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
         spawn::reclaim_terminal();
     }
     pause_at("exited");
+    let oom_kills = cgroup.as_ref().and_then(Cgroup::oom_kills).unwrap_or(0);
     timed("teardown", || {
-        teardown(network, publication, &files, reservations, registration)
+        teardown(
+            network,
+            publication,
+            &files,
+            reservations,
+            cgroup,
+            registration,
+        )
     })
     .report();
     let status = outcome?;
     tracing::debug!(?status, "container exited");
+    if oom_kills > 0 {
+        tracing::warn!("{}", out_of_memory(&spec, status, oom_kills));
+    }
     Ok(status.code())
+}
+
+/// Where the container's cgroup goes, when it has limits. The state
+/// directory is made first: its identity names the cgroup (see `cgroup`).
+fn plan_cgroup(spec: &RunSpec) -> Result<Option<cgroup::Plan>, Error> {
+    if spec.resources.is_empty() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&spec.state_dir)
+        .map_err(|e| state::Error::File(state::FileError::at(&spec.state_dir)(e)))?;
+    Ok(cgroup::Hierarchy::detect().plan(&spec.state_dir, &spec.id, &spec.resources)?)
+}
+
+/// The exit line of a container the OOM killer reached: docker's inspect
+/// says OOMKilled, this says it where the container's end is logged.
+fn out_of_memory(spec: &RunSpec, status: ExitStatus, kills: u64) -> String {
+    let limit = spec
+        .resources
+        .memory
+        .map_or("its limit".to_string(), |bytes| {
+            format!("--memory {}", crate::values::format_bytes(bytes))
+        });
+    if status.code() == 128 + libc::SIGKILL as u8 {
+        format!(
+            "container {} was killed by the OOM killer (exit {}): it reached {limit}",
+            spec.name,
+            status.code()
+        )
+    } else {
+        format!(
+            "the OOM killer killed {kills} process(es) of container {} at {limit}; it exited {}",
+            spec.name,
+            status.code()
+        )
+    }
 }
 
 /// Gives back everything the run holds, in order, going on past each
@@ -566,9 +631,17 @@ fn teardown(
     publication: Option<Publication>,
     files: &EtcFiles,
     reservations: Reservations,
+    cgroup: Option<Cgroup>,
     registration: Registration,
 ) -> Leftovers {
     let mut left = Leftovers::default();
+    // Its processes are gone: the container's PID 1 has been reaped, and
+    // every other process of its pid namespace went before it.
+    if let Some(cgroup) = cgroup {
+        let paths = cgroup.paths().to_vec();
+        let removed = cgroup.remove();
+        left.check(|| format!("removing its cgroup {paths:?}"), removed);
+    }
     // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
         net.teardown(publication, &mut left);

@@ -31,6 +31,7 @@ pub enum Stage {
     Seccomp,
     StartCommand,
     User,
+    Cgroup,
 }
 
 impl Stage {
@@ -48,6 +49,7 @@ impl Stage {
             Seccomp,
             StartCommand,
             User,
+            Cgroup,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -66,6 +68,7 @@ impl Stage {
             Stage::Seccomp => "installing the seccomp filter",
             Stage::StartCommand => "starting the command under the container's init",
             Stage::User => "switching to the user's ids",
+            Stage::Cgroup => "joining the container's cgroup",
         }
     }
 }

@@ -103,6 +103,9 @@ pub struct SpawnConfig {
     /// None: stay root, with the supervisor's groups.
     pub user: Option<Ids>,
     pub confinement: Confinement,
+    /// A cgroup2 directory the container starts in (CLONE_INTO_CGROUP),
+    /// kept open by the caller until `spawn` returns.
+    pub cgroup: Option<std::os::fd::RawFd>,
 }
 
 /// The ids the command runs as.
@@ -267,7 +270,7 @@ impl Container {
         };
         // SAFETY: the child runs only child::run, which is async-signal-safe
         // and reads nothing but `plan` and `prepared`, both built above.
-        match unsafe { clone3() }.map_err(SpawnError::Clone)? {
+        match unsafe { clone3(config.cgroup) }.map_err(SpawnError::Clone)? {
             Forked::Child => child::run(&plan),
             Forked::Parent { pid, pidfd } => {
                 drop(release_read);
@@ -430,6 +433,7 @@ mod tests {
             capabilities: DEFAULT_CAPABILITIES.to_vec(),
             user: None,
             confinement: Confinement::default(),
+            cgroup: None,
         };
         let mut p = Prepared::new(&config).unwrap();
         let base = p.command_stack.as_ptr() as usize;
