@@ -597,7 +597,12 @@ fn plan_cgroup(spec: &RunSpec) -> Result<Option<cgroup::Plan>, Error> {
     }
     std::fs::create_dir_all(&spec.state_dir)
         .map_err(|e| state::Error::File(state::FileError::at(&spec.state_dir)(e)))?;
-    Ok(cgroup::Hierarchy::detect().plan(&spec.state_dir, &spec.id, &spec.resources)?)
+    let hierarchy = cgroup::Hierarchy::detect();
+    Ok(Some(hierarchy.plan(
+        &spec.state_dir,
+        &spec.id,
+        &spec.resources,
+    )?))
 }
 
 /// The exit line of a container the OOM killer reached: docker's inspect

@@ -113,17 +113,9 @@ impl Hierarchy {
     }
 
     /// Where container `id` of `state_dir` goes, checked against the
-    /// controllers there; creates nothing (`Plan::create` does). None when
-    /// `resources` limit nothing.
-    pub fn plan(
-        &self,
-        state_dir: &Path,
-        id: &str,
-        resources: &Resources,
-    ) -> Result<Option<Plan>, Error> {
-        if resources.is_empty() {
-            return Ok(None);
-        }
+    /// controllers there; creates nothing (`Plan::create` does). On v1,
+    /// without limits there is no hierarchy to go in.
+    pub fn plan(&self, state_dir: &Path, id: &str, resources: &Resources) -> Result<Plan, Error> {
         let group = format!("{PREFIX}{}", state_dir_hash(state_dir)?);
         let leaves = match self {
             Hierarchy::V2 { root } => vec![v2::check(root, resources)?.join(&group).join(id)],
@@ -132,11 +124,11 @@ impl Hierarchy {
                 .map(|dir| dir.join(&group).join(id))
                 .collect(),
         };
-        Ok(Some(Plan {
+        Ok(Plan {
             hierarchy: self.clone(),
             leaves,
             resources: *resources,
-        }))
+        })
     }
 }
 
@@ -166,16 +158,13 @@ impl Plan {
             make_leaf(leaf, &self.hierarchy, &self.resources)?;
             cgroup.leaves.push(leaf.clone());
         }
-        match &self.hierarchy {
-            Hierarchy::V2 { .. } => {
-                let leaf = &cgroup.leaves[0];
-                v2::limit(leaf, &self.resources)?;
-                cgroup.dir = Some(open_dir(leaf)?);
-            }
-            Hierarchy::V1 { .. } => {
-                for leaf in &cgroup.leaves {
-                    v1::limit(leaf, &self.resources)?;
+        for leaf in &self.leaves {
+            match &self.hierarchy {
+                Hierarchy::V2 { .. } => {
+                    v2::limit(leaf, &self.resources)?;
+                    cgroup.dir = Some(open_dir(leaf)?);
                 }
+                Hierarchy::V1 { .. } => v1::limit(leaf, &self.resources)?,
             }
         }
         Ok(cgroup)
