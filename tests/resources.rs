@@ -279,7 +279,7 @@ fn an_exec_command_joins_the_cgroup_and_is_limited_by_it() {
     let memory = dir_of(&cgroup_of(&ns, "x"), "memory");
     let out = supervisor(&ns, &["exec", "x", "cat", "/proc/self/cgroup"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(printed_cgroups(&stdout(&out)), [memory.clone()]);
+    assert_eq!(printed_cgroups(&stdout(&out)), std::slice::from_ref(&memory));
     let out = supervisor(&ns, &["exec", "x", "python3", "-c", ALLOCATE]);
     assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
     stop(&ns, "x");
