@@ -299,7 +299,8 @@ pub struct PsArgs {
 
     /// table, json (one object a line) or a template such as
     /// 'table {{.Name}}\t{{.Ports}}' (fields: Name ID Pid ContainerPid
-    /// Address Ports Status Uptime Command Labels, and .Label "KEY").
+    /// Address Ports Status Uptime Command Labels Memory Cpus PidsLimit,
+    /// and .Label "KEY").
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 }

@@ -238,9 +238,10 @@ fn cpus_is_a_quota_of_a_100ms_period_and_throttles() {
 }
 
 #[test]
-fn the_init_and_command_are_in_the_cgroup_and_the_supervisor_is_not() {
-    let Some(ns) = HostNs::new("the_init_and_command_are_in_the_cgroup_and_the_supervisor_is_not")
-    else {
+fn the_init_and_command_are_in_the_cgroup_the_supervisor_is_not_and_ps_shows_the_limits() {
+    let Some(ns) = HostNs::new(
+        "the_init_and_command_are_in_the_cgroup_the_supervisor_is_not_and_ps_shows_the_limits",
+    ) else {
         return;
     };
     detach(
@@ -251,6 +252,19 @@ fn the_init_and_command_are_in_the_cgroup_and_the_supervisor_is_not() {
     );
     let paths = cgroup_of(&ns, "in");
     assert_eq!(paths.len(), 3, "memory, cpu and pids: {paths:?}");
+    let ps = supervisor(
+        &ns,
+        &[
+            "ps",
+            "--format",
+            "{{.Name}} {{.Memory}} {{.Cpus}} {{.PidsLimit}}",
+        ],
+    );
+    assert_eq!(stdout(&ps), "in 64m 1 100\n", "{}", stderr(&ps));
+    let ps: Value = serde_json::from_slice(&supervisor(&ns, &["ps", "--json"]).stdout).unwrap();
+    assert_eq!(ps[0]["memory"], 64 << 20);
+    assert_eq!(ps[0]["nano_cpus"], 1_000_000_000);
+    assert_eq!(ps[0]["pids_limit"], 100);
     let init = container_pid(&ns, "in");
     let children = read(Path::new(&format!("/proc/{init}/task/{init}/children")));
     let command: u32 = children.trim().parse().expect("the init has one child");
@@ -279,7 +293,10 @@ fn an_exec_command_joins_the_cgroup_and_is_limited_by_it() {
     let memory = dir_of(&cgroup_of(&ns, "x"), "memory");
     let out = supervisor(&ns, &["exec", "x", "cat", "/proc/self/cgroup"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(printed_cgroups(&stdout(&out)), std::slice::from_ref(&memory));
+    assert_eq!(
+        printed_cgroups(&stdout(&out)),
+        std::slice::from_ref(&memory)
+    );
     let out = supervisor(&ns, &["exec", "x", "python3", "-c", ALLOCATE]);
     assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
     stop(&ns, "x");

@@ -17,7 +17,7 @@ pub use port::{Port, PortMapping, PortTaken, Protocol};
 pub use process::Process;
 pub use random::{new_id, random_u64};
 pub use resources::{
-    CPU_PERIOD_US, MIN_MEMORY, ResourceError, Resources, format_bytes, parse_bytes, parse_cpus,
-    parse_memory, parse_pids_limit,
+    CPU_PERIOD_US, MIN_MEMORY, ResourceError, Resources, format_bytes, format_cpus, parse_bytes,
+    parse_cpus, parse_memory, parse_pids_limit,
 };
 pub use subnet::{AddressError, Subnet, SubnetError};

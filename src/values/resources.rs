@@ -81,6 +81,15 @@ pub fn format_bytes(bytes: u64) -> String {
         })
 }
 
+/// Billionths of a CPU as `--cpus` takes them: `0.5`, `2`.
+pub fn format_cpus(nano: u64) -> String {
+    let (whole, fraction) = (nano / 1_000_000_000, nano % 1_000_000_000);
+    match fraction {
+        0 => whole.to_string(),
+        f => format!("{whole}.{}", format!("{f:09}").trim_end_matches('0')),
+    }
+}
+
 /// `--memory`: bytes, at least docker's 6m.
 pub fn parse_memory(text: &str) -> Result<u64, ResourceError> {
     parse_bytes(text)
@@ -193,6 +202,9 @@ mod tests {
         ] {
             let err = parse_cpus(bad, 2).unwrap_err().to_string();
             assert!(err.contains(&format!("--cpus {bad:?}")), "{err}");
+        }
+        for text in ["0.5", "2", "0.01", "1.25"] {
+            assert_eq!(format_cpus(parse_cpus(text, 2).unwrap()), text);
         }
         let err = parse_cpus("3", 2).unwrap_err().to_string();
         assert!(err.contains("2 CPUs"), "{err}");
