@@ -113,6 +113,7 @@ fn spawn_phases(c: &mut Criterion) {
         user: None,
         confinement: Default::default(),
         cgroup: None,
+        cgroup_join: Vec::new(),
     };
     let finish = |mut container: Container| {
         runtime.block_on(async {

@@ -472,6 +472,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
         }),
         confinement: Confinement { mounts, seccomp },
         cgroup: None,
+        cgroup_join: Vec::new(),
     };
     let cgroup = timed("cgroup plan", || plan_cgroup(&spec))?;
     let mut registration = timed_async("record", register(&spec, cgroup.as_ref())).await?;
@@ -479,6 +480,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
     // Declared after the registration, so an early return removes it first.
     let cgroup = timed("cgroup", || cgroup.map(cgroup::Plan::create).transpose())?;
     config.cgroup = cgroup.as_ref().and_then(Cgroup::clone_into);
+    config.cgroup_join = cgroup.as_ref().map_or(Vec::new(), Cgroup::join_fds);
     // Biased: `prepare_network` takes the address lease before its first
     // await, so a taken address stops the run before clone3; the bridge,
     // sysctls and base ruleset are then ensured around it.
@@ -500,11 +502,6 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
         (_, Err(err)) => return Err(err.into()),
     };
     tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
-    // Before it is released, so it runs nothing outside.
-    if let Some(Err(err)) = cgroup.as_ref().map(|c| c.enter(container.pid())) {
-        container.abort().await;
-        return Err(err.into());
-    }
     pause_at("leased");
     // After clone3, so the container never has these sockets.
     let mut reservations = match reserve_ports(&spec) {

@@ -477,6 +477,7 @@ fn on_cgroup2_the_container_is_cloned_into_its_cgroup_and_a_missing_controller_i
                 user: None,
                 confinement: Default::default(),
                 cgroup,
+                cgroup_join: vec![],
             };
             let mut container = Container::spawn(&config).unwrap();
             let pid = container.pid() as u32;

@@ -102,7 +102,7 @@ pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
     let mut config = configure(state_dir, &record, process.pid, options)?;
     // Limited as the container is: its cgroup's files, open until the end.
     let paths = record.resources.as_ref().map_or(&[][..], |l| &l.cgroup[..]);
-    let procs = cgroup::procs_files(paths).map_err(|source| ExecError::Cgroup { name, source })?;
+    let procs = cgroup::join_files(paths).map_err(|source| ExecError::Cgroup { name, source })?;
     config.cgroup_procs = procs.iter().map(|file| file.as_raw_fd()).collect();
     Ok(spawn::run_inside(&pidfd, &config)?.code())
 }

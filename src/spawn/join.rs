@@ -40,8 +40,9 @@ pub struct JoinConfig {
     pub terminal: bool,
     /// Keep stdin; otherwise it is /dev/null.
     pub interactive: bool,
-    /// The container's `cgroup.procs` files, open for writing (kept open
-    /// by the caller): the command joins its cgroup before anything else.
+    /// The files of the container's cgroup a process joins it through
+    /// (`tasks` on v1, `cgroup.procs` on v2), open for writing and kept
+    /// open by the caller: the command joins before anything else.
     pub cgroup_procs: Vec<RawFd>,
 }
 
@@ -142,12 +143,8 @@ unsafe fn command(plan: &Plan) -> ! {
     // nothing allocates, locks or logs.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-        // First, so the limits hold for everything it does: "0" is the
-        // writer itself, whatever its pid namespace.
-        for &procs in plan.cgroup_procs {
-            let written = libc::write(procs, c"0".as_ptr().cast(), 1);
-            child::check(plan.report, Stage::Cgroup, written as libc::c_int);
-        }
+        // First, so the limits hold for everything it does.
+        child::join_cgroup(plan.report, plan.cgroup_procs);
         // Everything blocked until exec: tcsetpgrp from a background group
         // would otherwise raise SIGTTOU.
         child::reset_signals(true);

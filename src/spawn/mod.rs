@@ -106,6 +106,9 @@ pub struct SpawnConfig {
     /// A cgroup2 directory the container starts in (CLONE_INTO_CGROUP),
     /// kept open by the caller until `spawn` returns.
     pub cgroup: Option<std::os::fd::RawFd>,
+    /// Files the child writes "0" to as its first step, to join a cgroup
+    /// (v1's `tasks`), kept open by the caller until `spawn` returns.
+    pub cgroup_join: Vec<std::os::fd::RawFd>,
 }
 
 /// The ids the command runs as.
@@ -250,6 +253,7 @@ impl Container {
         let (release_read, release_write) = pipe("the release pipe")?;
         let (report_read, report_write) = pipe("the report pipe")?;
         let plan = ChildPlan {
+            cgroup_join: &config.cgroup_join,
             release_read: release_read.as_raw_fd(),
             release_write: release_write.as_raw_fd(),
             report_write: report_write.as_raw_fd(),
@@ -434,6 +438,7 @@ mod tests {
             user: None,
             confinement: Confinement::default(),
             cgroup: None,
+            cgroup_join: Vec::new(),
         };
         let mut p = Prepared::new(&config).unwrap();
         let base = p.command_stack.as_ptr() as usize;
