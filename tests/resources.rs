@@ -509,3 +509,23 @@ fn on_cgroup2_the_container_is_cloned_into_its_cgroup_and_a_missing_controller_i
     let gone = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     assert!(gone, "the cgroup and its parent are removed");
 }
+
+#[test]
+fn a_detached_containers_oom_kill_is_in_its_log() {
+    let Some(ns) = HostNs::new("a_detached_containers_oom_kill_is_in_its_log") else {
+        return;
+    };
+    detach(&ns, "d", &["--memory", "64m"], &["python3", "-c", ALLOCATE]);
+    // -f returns once the container has ended.
+    let out = supervisor(&ns, &["logs", "-f", "d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stdout(&out);
+    assert!(
+        log.contains(
+            "container d was killed by the OOM killer (exit 137): it reached --memory 64m"
+        ),
+        "{log}"
+    );
+    supervisor(&ns, &["gc"]);
+    assert_no_state(&ns);
+}
