@@ -150,7 +150,6 @@ impl Plan {
     /// when it fails.
     pub fn create(self) -> Result<Cgroup, Error> {
         let mut cgroup = Cgroup {
-            hierarchy: self.hierarchy.clone(),
             leaves: Vec::new(),
             dir: None,
             joins: Vec::new(),
@@ -225,7 +224,6 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
 /// error paths of a run); `remove` says what went wrong.
 #[derive(Debug)]
 pub struct Cgroup {
-    hierarchy: Hierarchy,
     leaves: Vec<PathBuf>,
     /// v2: the directory, for clone3's CLONE_INTO_CGROUP.
     dir: Option<OwnedFd>,
@@ -260,10 +258,6 @@ impl Cgroup {
         self.dir = None;
         self.joins.clear();
         remove(&leaves).map(drop)
-    }
-
-    pub fn hierarchy(&self) -> &Hierarchy {
-        &self.hierarchy
     }
 }
 
