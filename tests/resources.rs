@@ -265,6 +265,7 @@ fn the_init_and_command_are_in_the_cgroup_the_supervisor_is_not_and_ps_shows_the
     assert_eq!(ps[0]["memory"], 64 << 20);
     assert_eq!(ps[0]["nano_cpus"], 1_000_000_000);
     assert_eq!(ps[0]["pids_limit"], 100);
+    common::assert_no_drift(&ns);
     let init = container_pid(&ns, "in");
     let children = read(Path::new(&format!("/proc/{init}/task/{init}/children")));
     let command: u32 = children.trim().parse().expect("the init has one child");
@@ -332,6 +333,11 @@ fn gc_removes_a_crashed_supervisors_cgroup_and_log() {
     );
     for path in &paths {
         assert!(path.is_dir(), "a crash leaves {}", path.display());
+    }
+    let check = stdout(&supervisor(&ns, &["check"]));
+    for path in &paths {
+        let line = format!("cgroup {}: its container is gone", path.display());
+        assert!(check.contains(&line), "{check}");
     }
     let gc = stdout(&supervisor(&ns, &["gc"]));
     for path in &paths {
