@@ -12,7 +12,8 @@
 //! what crashed supervisors left; `control` is `ps`, `stop`, `inspect`,
 //! `logs`, `check` and `gc`, run from another process. `detach` is `run -d`:
 //! the supervisor in the background, its container's output in a
-//! `container_log`.
+//! `container_log`. `cgroup` holds a container's resource limits (v1 or
+//! v2).
 //!
 //! Dependencies run downward only. The layers, top to bottom; a module uses
 //! only the modules after it in this list (tests/layers.rs checks every
