@@ -113,6 +113,8 @@ fn spawn_phases(c: &mut Criterion) {
         user: None,
         confinement: Default::default(),
         join_network: None,
+        cgroup: None,
+        cgroup_join: Vec::new(),
     };
     let finish = |mut container: Container| {
         runtime.block_on(async {

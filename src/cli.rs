@@ -221,6 +221,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "CAP")]
     pub cap_drop: Vec<String>,
 
+    /// A memory limit: bytes with an optional b, k, m or g suffix, at
+    /// least 6m; as much swap again where swap is accounted, as docker.
+    #[arg(short, long, value_name = "BYTES")]
+    pub memory: Option<String>,
+
+    /// A CPU limit: how many CPUs' worth of time per 100 ms, e.g. 0.5.
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<String>,
+
+    /// How many processes and threads the container may have (0 or -1:
+    /// no limit).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -286,7 +300,8 @@ pub struct PsArgs {
 
     /// table, json (one object a line) or a template such as
     /// 'table {{.Name}}\t{{.Ports}}' (fields: Name ID Pid ContainerPid
-    /// Address Ports Status Uptime Command Labels, and .Label "KEY").
+    /// Address Ports Status Uptime Command Labels Memory Cpus PidsLimit,
+    /// and .Label "KEY").
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 }

@@ -12,7 +12,8 @@
 //! what crashed supervisors left; `control` is `ps`, `stop`, `inspect`,
 //! `logs`, `check` and `gc`, run from another process. `detach` is `run -d`:
 //! the supervisor in the background, its container's output in a
-//! `container_log`.
+//! `container_log`. `cgroup` holds a container's resource limits (v1 or
+//! v2).
 //!
 //! Dependencies run downward only. The layers, top to bottom; a module uses
 //! only the modules after it in this list (tests/layers.rs checks every
@@ -24,7 +25,7 @@
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity spawn seccomp netlink conntrack reserve ipam state
-//!            etc_files container_log nftables signals
+//!            cgroup etc_files container_log nftables signals
 //! leaf:      milestones error_chain values
 //! ```
 //!
@@ -33,6 +34,7 @@
 //! an error with each of its causes once; `milestones` times the lifecycle's
 //! phases and holds its fault-test pause points.
 
+pub mod cgroup;
 pub mod confinement;
 pub mod conntrack;
 pub mod container_log;

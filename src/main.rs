@@ -159,6 +159,9 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
         user: args.user,
         cap_add: args.cap_add,
         cap_drop: args.cap_drop,
+        memory: args.memory,
+        cpus: args.cpus,
+        pids_limit: args.pids_limit,
         command: args.command,
     }
 }

@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::cgroup;
 use crate::container_log;
 use crate::error_chain::Chain;
 use crate::etc_files::{self, EtcFiles};
@@ -44,6 +45,8 @@ pub enum Error {
     Firewall(#[from] firewall::Error),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::Error),
 }
 
 /// One thing a cleanup could not give back, named, with why. A cleanup goes
@@ -96,6 +99,10 @@ pub enum Removed {
     Log {
         path: PathBuf,
     },
+    /// The cgroup of a crashed supervisor's container.
+    Cgroup {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Removed {
@@ -123,6 +130,9 @@ impl fmt::Display for Removed {
             }
             Removed::Log { path } => {
                 write!(f, "log {}: its container is gone", path.display())
+            }
+            Removed::Cgroup { path } => {
+                write!(f, "cgroup {}: its container is gone", path.display())
             }
         }
     }
@@ -185,6 +195,7 @@ impl Reconciler {
     pub async fn release_remains(&self, record: &Record) -> Collected {
         let mut done = Collected::default();
         self.remove_files(&record.id, &mut done);
+        remove_cgroup(record, &mut done);
         if record.bridge.is_none() {
             // `--network none`: nothing else outside the record.
             return done;
@@ -290,6 +301,7 @@ impl Reconciler {
             match entry {
                 Entry::Record(record) if !live.contains(record.id.as_str()) => {
                     let failures = done.failed.len();
+                    remove_cgroup(record, &mut done);
                     self.release_lease_and_link(record, &mut done).await;
                     // Kept while what it explains is left.
                     if done.failed.len() == failures {
@@ -437,6 +449,21 @@ impl Reconciler {
             done.removed.push(Removed::Link {
                 name: name.to_string(),
             });
+        }
+    }
+}
+
+/// Removes the cgroup of the stale `record`'s container, if it had one:
+/// its processes died with their supervisor (PR_SET_PDEATHSIG).
+fn remove_cgroup(record: &Record, done: &mut Collected) {
+    let Some(limits) = &record.resources else {
+        return;
+    };
+    for path in &limits.cgroup {
+        let object = || format!("cgroup {} of {}", path.display(), record.name);
+        let removed = cgroup::remove(std::slice::from_ref(path));
+        if done.attempt(object, removed) == Some(true) {
+            done.removed.push(Removed::Cgroup { path: path.clone() });
         }
     }
 }

@@ -15,7 +15,10 @@ use crate::identity::{self, User};
 use crate::ipam;
 use crate::netlink::{self, Bridge};
 use crate::publish::{self, PublishError};
-use crate::values::{AddressError, PortMapping, Protocol, Subnet, SubnetError, new_id};
+use crate::values::{
+    AddressError, PortMapping, Protocol, ResourceError, Resources, Subnet, SubnetError, new_id,
+    parse_cpus, parse_memory, parse_pids_limit,
+};
 
 /// docker's default PATH for containers.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -76,6 +79,10 @@ pub struct RunOptions {
     pub user: Option<String>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// `--memory`, `--cpus`, `--pids-limit`, docker's syntax.
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    pub pids_limit: Option<String>,
     pub command: Vec<OsString>,
 }
 
@@ -119,6 +126,8 @@ pub struct RunSpec {
     /// None: root, as the supervisor's own groups.
     pub user: Option<User>,
     pub capabilities: Vec<caps::Capability>,
+    /// Its limits; none: no cgroup of its own.
+    pub resources: Resources,
     pub command: Vec<OsString>,
 }
 
@@ -185,6 +194,8 @@ pub enum SpecError {
     Filesystem(#[from] filesystem::Error),
     #[error(transparent)]
     Identity(#[from] identity::Error),
+    #[error(transparent)]
+    Resources(#[from] ResourceError),
 }
 
 impl RunSpec {
@@ -193,6 +204,7 @@ impl RunSpec {
             shares_network(&options, target)?;
         }
         let id = new_id();
+        let resources = resources(&options)?;
         let name = match options.name {
             Some(name) => valid_name(name)?,
             None => id.clone(),
@@ -280,6 +292,7 @@ impl RunSpec {
             filesystem,
             user,
             capabilities,
+            resources,
             command: options.command,
         })
     }
@@ -340,6 +353,20 @@ fn shares_network(options: &RunOptions, target: &str) -> Result<(), SpecError> {
         }),
         None => Ok(()),
     }
+}
+
+fn resources(options: &RunOptions) -> Result<Resources, ResourceError> {
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    Ok(Resources {
+        memory: options.memory.as_deref().map(parse_memory).transpose()?,
+        nano_cpus: (options.cpus.as_deref())
+            .map(|text| parse_cpus(text, available))
+            .transpose()?,
+        pids_limit: match options.pids_limit.as_deref() {
+            Some(text) => parse_pids_limit(text)?,
+            None => None,
+        },
+    })
 }
 
 fn network(
@@ -495,6 +522,9 @@ mod tests {
             user: None,
             cap_add: vec![],
             cap_drop: vec![],
+            memory: None,
+            cpus: None,
+            pids_limit: None,
             command: command.iter().map(OsString::from).collect(),
         }
     }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use caps::Capability;
 use tokio::time::Sleep;
 
+use crate::cgroup::{self, Cgroup};
 use crate::conntrack;
 use crate::error_chain::Chain;
 use crate::etc_files::{self, EtcFiles};
@@ -26,7 +27,7 @@ use crate::spawn::{
     capability_names as names,
 };
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
-use crate::state::{self, ExecContext, Record, Registration, Store};
+use crate::state::{self, ExecContext, Limits, Record, Registration, Store};
 use crate::values::Protocol;
 use crate::values::{Owner, Process};
 
@@ -71,6 +72,8 @@ pub enum Error {
     NoSuchContainer(String),
     #[error("--network container:{0}: the container is not running")]
     NotRunning(String),
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::Error),
 }
 
 impl From<apply::Error> for Error {
@@ -250,6 +253,7 @@ async fn register(
     spec: &RunSpec,
     joined: Option<&Joined>,
     exec: ExecContext,
+    cgroup: Option<&cgroup::Plan>,
 ) -> Result<Registration, Error> {
     let me = Process::current().map_err(Error::Proc)?;
     let command = spec.command.iter();
@@ -267,6 +271,12 @@ async fn register(
     });
     record.joined = joined.map(|j| j.id.clone());
     record.exec = Some(Box::new(exec));
+    record.resources = cgroup.map(|plan| {
+        Box::new(Limits {
+            limits: spec.resources,
+            cgroup: plan.paths().to_vec(),
+        })
+    });
     Ok(reconcile::claim(&spec.state_dir, record).await?)
 }
 
@@ -559,7 +569,7 @@ async fn lifecycle(
         Some(compiled) => (Some(compiled.filter), compiled.cached),
         None => (None, None),
     };
-    let config = SpawnConfig {
+    let mut config = SpawnConfig {
         hostname: spec.hostname.clone(),
         workdir: spec.workdir.clone(),
         env: spec.container_env(terminal),
@@ -574,14 +584,21 @@ async fn lifecycle(
         }),
         confinement: Confinement { mounts, seccomp },
         join_network: joined.as_ref().map(|j| j.pidfd.clone()),
+        cgroup: None,
+        cgroup_join: Vec::new(),
     };
     let exec = ExecContext {
         seccomp_program,
         ..exec_context(&spec)
     };
-    let registration = register(&spec, joined.as_ref(), exec);
+    let cgroup = timed("cgroup plan", || plan_cgroup(&spec))?;
+    let registration = register(&spec, joined.as_ref(), exec, cgroup.as_ref());
     let mut registration = timed_async("record", registration).await?;
     pause_at("registered");
+    // Declared after the registration, so an early return removes it first.
+    let cgroup = timed("cgroup", || cgroup.map(cgroup::Plan::create).transpose())?;
+    config.cgroup = cgroup.as_ref().and_then(Cgroup::clone_into);
+    config.cgroup_join = cgroup.as_ref().map_or(Vec::new(), Cgroup::join_fds);
     // Biased: `prepare_network` takes the address lease before its first
     // await, so a taken address stops the run before clone3; the bridge,
     // sysctls and base ruleset are then ensured around it.
@@ -678,13 +695,64 @@ async fn lifecycle(
         net.unplug_if_shared(&spec).await;
     }
     let files = joined.is_none().then_some(&files);
+    let oom_kills = cgroup.as_ref().and_then(Cgroup::oom_kills).unwrap_or(0);
     timed("teardown", || {
-        teardown(network, publication, files, reservations, registration)
+        teardown(
+            network,
+            publication,
+            files,
+            reservations,
+            cgroup,
+            registration,
+        )
     })
     .report();
     let status = outcome?;
     tracing::debug!(?status, "container exited");
+    if oom_kills > 0 {
+        tracing::warn!("{}", out_of_memory(&spec, status, oom_kills));
+    }
     Ok(status.code())
+}
+
+/// Where the container's cgroup goes, when it has limits. The state
+/// directory is made first: its identity names the cgroup (see `cgroup`).
+fn plan_cgroup(spec: &RunSpec) -> Result<Option<cgroup::Plan>, Error> {
+    if spec.resources.is_empty() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&spec.state_dir)
+        .map_err(|e| state::Error::File(state::FileError::at(&spec.state_dir)(e)))?;
+    let hierarchy = cgroup::Hierarchy::detect();
+    Ok(Some(hierarchy.plan(
+        &spec.state_dir,
+        &spec.id,
+        &spec.resources,
+    )?))
+}
+
+/// The exit line of a container the OOM killer reached: docker's inspect
+/// says OOMKilled, this says it where the container's end is logged.
+fn out_of_memory(spec: &RunSpec, status: ExitStatus, kills: u64) -> String {
+    let limit = spec
+        .resources
+        .memory
+        .map_or("its limit".to_string(), |bytes| {
+            format!("--memory {}", crate::values::format_bytes(bytes))
+        });
+    if status.code() == 128 + libc::SIGKILL as u8 {
+        format!(
+            "container {} was killed by the OOM killer (exit {}): it reached {limit}",
+            spec.name,
+            status.code()
+        )
+    } else {
+        format!(
+            "the OOM killer killed {kills} process(es) of container {} at {limit}; it exited {}",
+            spec.name,
+            status.code()
+        )
+    }
 }
 
 /// Gives back everything the run holds, in order, going on past each
@@ -694,9 +762,17 @@ fn teardown(
     publication: Option<Publication>,
     files: Option<&EtcFiles>,
     reservations: Reservations,
+    cgroup: Option<Cgroup>,
     registration: Registration,
 ) -> Leftovers {
     let mut left = Leftovers::default();
+    // Its processes are gone: the container's PID 1 has been reaped, and
+    // every other process of its pid namespace went before it.
+    if let Some(cgroup) = cgroup {
+        let paths = cgroup.paths().to_vec();
+        let removed = cgroup.remove();
+        left.check(|| format!("removing its cgroup {paths:?}"), removed);
+    }
     // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
         net.teardown(publication, &mut left);

@@ -114,14 +114,18 @@ fn ps_lists_running_containers_and_json_is_a_stable_array() {
             "container_pid",
             "id",
             "labels",
+            "memory",
             "name",
+            "nano_cpus",
             "network",
             "pid",
+            "pids_limit",
             "ports",
             "started_at",
             "uptime_secs"
         ]
     );
+    assert_eq!(first["memory"], serde_json::Value::Null, "unlimited");
     assert_eq!(first["name"], "alpha");
     assert_eq!(first["pid"], alpha.id());
     assert_eq!(first["address"], "172.16.0.20");

@@ -35,20 +35,9 @@ pub struct SizeError(String);
 
 /// `10m`, `512k`, `1g`, `4096`: bytes, as docker's `max-size`.
 pub fn parse_size(text: &str) -> Result<u64, SizeError> {
-    let bad = || SizeError(text.to_string());
-    let lower = text.trim().to_ascii_lowercase();
-    let lower = lower.strip_suffix('b').unwrap_or(&lower);
-    let (digits, unit) = match lower.char_indices().last() {
-        Some((i, 'k')) => (&lower[..i], 1u64 << 10),
-        Some((i, 'm')) => (&lower[..i], 1 << 20),
-        Some((i, 'g')) => (&lower[..i], 1 << 30),
-        _ => (lower, 1),
-    };
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    match n.checked_mul(unit) {
-        Some(0) | None => Err(bad()),
-        Some(size) => Ok(size),
-    }
+    crate::values::parse_bytes(text)
+        .filter(|&size| size > 0)
+        .ok_or_else(|| SizeError(text.to_string()))
 }
 
 /// Where every container's log lives.

@@ -29,6 +29,8 @@ struct Seen {
     alive: bool,
     /// Its veth as the kernel has it.
     link: Option<Link>,
+    /// Its recorded cgroup directories that exist.
+    cgroups: Vec<PathBuf>,
 }
 
 /// A lease as read, with whether its holder's supervisor lives.
@@ -77,10 +79,13 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
             Entry::Record(record) => {
                 bridges.extend(record.bridge.clone());
                 let link = link_of(&nl, &record).await?;
+                let recorded = record.resources.as_ref().map(|l| l.cgroup.clone());
+                let cgroups = recorded.unwrap_or_default().into_iter();
                 facts.records.push(Seen {
                     alive: !record.is_stale(),
                     record: *record,
                     link,
+                    cgroups: cgroups.filter(|dir| dir.is_dir()).collect(),
                 });
             }
             Entry::Corrupt { path, problem } => facts.broken.push((path, problem)),
@@ -136,6 +141,9 @@ fn findings(facts: &Facts) -> Vec<String> {
             "record {} ({}): its supervisor (pid {}) is gone",
             r.name, r.id, r.supervisor.pid
         ));
+        for dir in &seen.cgroups {
+            found.push(format!("cgroup {}: its container is gone", dir.display()));
+        }
     }
     for seen in &live {
         found.extend(missing(seen, facts));
@@ -179,11 +187,22 @@ fn findings(facts: &Facts) -> Vec<String> {
 /// What a live, plumbed container should hold and does not.
 fn missing(seen: &Seen, facts: &Facts) -> Vec<String> {
     let r = &seen.record;
+    let mut found = Vec::new();
+    // Recorded before it is made: judged once the container is.
+    let made = r.container.is_some();
+    for dir in r.resources.iter().flat_map(|l| &l.cgroup) {
+        if made && !seen.cgroups.contains(dir) {
+            let (name, id) = (&r.name, &r.id);
+            found.push(format!(
+                "cgroup {} of {name} ({id}): missing",
+                dir.display()
+            ));
+        }
+    }
     let (Some(bridge), Some(address), Some(veth)) = (&r.bridge, r.address, &r.veth) else {
-        return Vec::new();
+        return found;
     };
     let who = format!("{} ({})", r.name, r.id);
-    let mut found = Vec::new();
     let lease = facts
         .leases
         .iter()
@@ -259,6 +278,7 @@ mod tests {
                 up: true,
                 bridge: Some("sv0".into()),
             }),
+            cgroups: Vec::new(),
         }
     }
 
@@ -340,5 +360,34 @@ mod tests {
         assert!(found[3].starts_with("element spoof_guard"), "{found:?}");
         assert!(found[3].ends_with("its owner web (0123456789ab) is no live container"));
         assert_eq!(found.len(), 5);
+    }
+
+    #[test]
+    fn a_live_containers_missing_cgroup_and_a_dead_ones_left_cgroup_are_named() {
+        let dir = PathBuf::from("/sys/fs/cgroup/memory/supervisor-0/0123456789ab");
+        let mut facts = consistent();
+        let seen = &mut facts.records[0];
+        seen.record.container = Some(Process {
+            pid: 4243,
+            start_time: 2,
+        });
+        seen.record.resources = Some(Box::new(state::Limits {
+            cgroup: vec![dir.clone()],
+            ..state::Limits::default()
+        }));
+        assert_eq!(
+            findings(&facts),
+            [
+                "cgroup /sys/fs/cgroup/memory/supervisor-0/0123456789ab of web (0123456789ab): missing"
+            ]
+        );
+        facts.records[0].cgroups = vec![dir];
+        assert_eq!(findings(&facts), Vec::<String>::new());
+        facts.records[0].alive = false;
+        let found = findings(&facts);
+        assert_eq!(
+            found[1],
+            "cgroup /sys/fs/cgroup/memory/supervisor-0/0123456789ab: its container is gone"
+        );
     }
 }

@@ -5,12 +5,14 @@
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use caps::Capability;
 
+use crate::cgroup;
 use crate::confinement;
 use crate::identity;
 use crate::spawn::{self, DEFAULT_CAPABILITIES, Ids, JoinConfig, Pidfd, SpawnError};
@@ -56,6 +58,12 @@ pub enum ExecError {
     State(#[from] state::Error),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error("joining the cgroup of {name}")]
+    Cgroup {
+        name: String,
+        #[source]
+        source: cgroup::Error,
+    },
 }
 
 impl ExecError {
@@ -92,7 +100,11 @@ pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
     if !spawn::missing_capabilities(&[Capability::CAP_SYS_ADMIN]).is_empty() {
         return Err(ExecError::Privileges { name });
     }
-    let config = configure(state_dir, &record, process.pid, options)?;
+    let mut config = configure(state_dir, &record, process.pid, options)?;
+    // Limited as the container is: its cgroup's files, open until the end.
+    let paths = record.resources.as_ref().map_or(&[][..], |l| &l.cgroup[..]);
+    let procs = cgroup::join_files(paths).map_err(|source| ExecError::Cgroup { name, source })?;
+    config.cgroup_procs = procs.iter().map(|file| file.as_raw_fd()).collect();
     Ok(spawn::run_inside(&pidfd, &config)?.code())
 }
 
@@ -165,6 +177,7 @@ fn configure(
         seccomp,
         terminal: options.tty && spawn::terminal_is_ours(),
         interactive: options.interactive,
+        cgroup_procs: Vec::new(),
     })
 }
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 use caps::Capability;
 
 use super::{Error, block_on};
+use crate::cgroup;
 use crate::firewall::{Firewall, Owned};
 use crate::netlink::{self, Netlink};
 use crate::state::{Record, Store};
@@ -35,6 +36,9 @@ struct Live {
     addresses: Vec<Address>,
     /// Its firewall elements, as nft prints them after the set's name.
     elements: Vec<String>,
+    /// How many of its processes the OOM killer has killed (its memory
+    /// cgroup's count); null without --memory.
+    oom_kills: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,6 +118,7 @@ async fn live(state_dir: &Path, record: &Record) -> Result<Live, Error> {
         link,
         addresses,
         elements,
+        oom_kills: (record.resources.as_ref()).and_then(|limits| cgroup::oom_kills(&limits.cgroup)),
     })
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::Error;
 use super::template::{Field, Template};
 use crate::state::{Entry, PublishedPort, Record, Store};
+use crate::values::{format_bytes, format_cpus};
 
 /// How `ps` prints.
 #[derive(Debug, Clone, Default)]
@@ -102,10 +103,20 @@ struct Row<'a> {
     uptime_secs: u64,
     command: &'a [String],
     labels: &'a BTreeMap<String, String>,
+    /// `--memory` in bytes, `--cpus` in billionths, `--pids-limit`; null
+    /// when unlimited.
+    memory: Option<u64>,
+    nano_cpus: Option<u64>,
+    pids_limit: Option<u64>,
 }
 
 impl<'a> Row<'a> {
     fn new(record: &'a Record) -> Row<'a> {
+        let limits = record
+            .resources
+            .as_ref()
+            .map(|l| l.limits)
+            .unwrap_or_default();
         Row {
             name: &record.name,
             id: &record.id,
@@ -118,6 +129,9 @@ impl<'a> Row<'a> {
             uptime_secs: record.uptime(),
             command: &record.command,
             labels: &record.labels,
+            memory: limits.memory,
+            nano_cpus: limits.nano_cpus,
+            pids_limit: limits.pids_limit,
         }
     }
 
@@ -140,6 +154,9 @@ impl<'a> Row<'a> {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(","),
+            Field::Memory => or_empty(self.memory.map(format_bytes)),
+            Field::Cpus => or_empty(self.nano_cpus.map(format_cpus)),
+            Field::PidsLimit => or_empty(self.pids_limit.map(|n| n.to_string())),
         }
     }
 }

@@ -17,6 +17,9 @@ pub enum Field {
     Uptime,
     Command,
     Labels,
+    Memory,
+    Cpus,
+    PidsLimit,
 }
 
 /// The fields by their template names; `Names` and `ID` are docker's.
@@ -32,6 +35,9 @@ const FIELDS: &[(&str, Field)] = &[
     ("Uptime", Field::Uptime),
     ("Command", Field::Command),
     ("Labels", Field::Labels),
+    ("Memory", Field::Memory),
+    ("Cpus", Field::Cpus),
+    ("PidsLimit", Field::PidsLimit),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

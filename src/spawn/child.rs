@@ -32,6 +32,7 @@ pub enum Stage {
     StartCommand,
     User,
     JoinNetwork,
+    Cgroup,
 }
 
 impl Stage {
@@ -50,6 +51,7 @@ impl Stage {
             StartCommand,
             User,
             JoinNetwork,
+            Cgroup,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -69,12 +71,15 @@ impl Stage {
             Stage::StartCommand => "starting the command under the container's init",
             Stage::User => "switching to the user's ids",
             Stage::JoinNetwork => "joining the other container's network namespace",
+            Stage::Cgroup => "joining the container's cgroup",
         }
     }
 }
 
 /// Everything the child needs, prepared by the parent before clone3.
 pub struct ChildPlan<'a> {
+    /// Files to write "0" to first, joining the container's cgroup.
+    pub cgroup_join: &'a [RawFd],
     /// Read end of the release pipe: the child waits for one byte on it.
     pub release_read: RawFd,
     /// The parent's write end, which the child must close so that a dying
@@ -136,6 +141,7 @@ pub fn run(plan: &ChildPlan) -> ! {
     // it, in fact); nothing allocates or takes a lock.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        join_cgroup(plan.report_write, plan.cgroup_join);
         libc::close(plan.release_write);
         wait_for_release(plan.release_read);
         libc::close(plan.release_read);
@@ -198,6 +204,18 @@ pub fn run(plan: &ChildPlan) -> ! {
         }
         let errno = exec_candidates(plan);
         fail(report, Stage::Exec, errno)
+    }
+}
+
+/// Joins a cgroup by writing "0" (the writer itself, whatever its pid
+/// namespace) to each of `files`; reports and exits on failure.
+pub(super) unsafe fn join_cgroup(report: RawFd, files: &[RawFd]) {
+    for &file in files {
+        // SAFETY: write of a static byte; check is async-signal-safe.
+        unsafe {
+            let written = libc::write(file, c"0".as_ptr().cast(), 1);
+            check(report, Stage::Cgroup, written as libc::c_int);
+        }
     }
 }
 

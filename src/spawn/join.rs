@@ -13,7 +13,7 @@
 
 use std::ffi::{CString, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +41,10 @@ pub struct JoinConfig {
     pub terminal: bool,
     /// Keep stdin; otherwise it is /dev/null.
     pub interactive: bool,
+    /// The files of the container's cgroup a process joins it through
+    /// (`tasks` on v1, `cgroup.procs` on v2), open for writing and kept
+    /// open by the caller: the command joins before anything else.
+    pub cgroup_procs: Vec<RawFd>,
 }
 
 /// Joins the namespaces of `container` (its PID 1's pidfd) and runs
@@ -70,6 +74,7 @@ pub fn run_inside(container: &Pidfd, config: &JoinConfig) -> Result<ExitStatus, 
     join(container).map_err(prepare("joining the container's namespaces (setns)"))?;
     let plan = Plan {
         report: report_write.as_raw_fd(),
+        cgroup_procs: &config.cgroup_procs,
         stdin: stdin.as_ref().map(|fd| fd.as_raw_fd()),
         terminal: config.terminal,
         workdir: &workdir,
@@ -123,6 +128,7 @@ fn join(container: &Pidfd) -> io::Result<()> {
 /// Everything the forked command reads, built before fork.
 struct Plan<'a> {
     report: libc::c_int,
+    cgroup_procs: &'a [RawFd],
     stdin: Option<libc::c_int>,
     terminal: bool,
     workdir: &'a CString,
@@ -141,6 +147,8 @@ unsafe fn command(plan: &Plan) -> ! {
     // nothing allocates, locks or logs.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        // First, so the limits hold for everything it does.
+        child::join_cgroup(plan.report, plan.cgroup_procs);
         // Everything blocked until exec: tcsetpgrp from a background group
         // would otherwise raise SIGTTOU.
         child::reset_signals(true);

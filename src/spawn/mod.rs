@@ -106,6 +106,12 @@ pub struct SpawnConfig {
     /// Another container's PID 1, whose network namespace the child joins
     /// (setns on the pidfd) instead of getting a new one.
     pub join_network: Option<std::sync::Arc<Pidfd>>,
+    /// A cgroup2 directory the container starts in (CLONE_INTO_CGROUP),
+    /// kept open by the caller until `spawn` returns.
+    pub cgroup: Option<std::os::fd::RawFd>,
+    /// Files the child writes "0" to as its first step, to join a cgroup
+    /// (v1's `tasks`), kept open by the caller until `spawn` returns.
+    pub cgroup_join: Vec<std::os::fd::RawFd>,
 }
 
 /// The ids the command runs as.
@@ -250,6 +256,7 @@ impl Container {
         let (release_read, release_write) = pipe("the release pipe")?;
         let (report_read, report_write) = pipe("the report pipe")?;
         let plan = ChildPlan {
+            cgroup_join: &config.cgroup_join,
             release_read: release_read.as_raw_fd(),
             release_write: release_write.as_raw_fd(),
             report_write: report_write.as_raw_fd(),
@@ -275,7 +282,7 @@ impl Container {
         };
         // SAFETY: the child runs only child::run, which is async-signal-safe
         // and reads nothing but `plan` and `prepared`, both built above.
-        match unsafe { clone3(namespaces) }.map_err(SpawnError::Clone)? {
+        match unsafe { clone3(namespaces, config.cgroup) }.map_err(SpawnError::Clone)? {
             Forked::Child => child::run(&plan),
             Forked::Parent { pid, pidfd } => {
                 drop(release_read);
@@ -439,6 +446,8 @@ mod tests {
             user: None,
             confinement: Confinement::default(),
             join_network: None,
+            cgroup: None,
+            cgroup_join: Vec::new(),
         };
         let mut p = Prepared::new(&config).unwrap();
         let base = p.command_stack.as_ptr() as usize;

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::values::{Port, Process, Protocol};
+use crate::values::{Port, Process, Protocol, Resources};
 
 /// What a running container holds, and who supervises it. Written by its
 /// supervisor; read by `ps`, `stop`, `inspect`, `gc` and by runs that want
@@ -55,6 +55,20 @@ pub struct Record {
     /// Records of older versions have none; `exec` then uses the defaults.
     #[serde(default)]
     pub exec: Option<Box<ExecContext>>,
+    /// Its limits and their cgroup; None: unlimited, no cgroup.
+    #[serde(default)]
+    pub resources: Option<Box<Limits>>,
+}
+
+/// `--memory`, `--cpus`, `--pids-limit`, and where they are enforced.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Limits {
+    #[serde(flatten)]
+    pub limits: Resources,
+    /// The container's cgroup directories (one per v1 hierarchy, or one
+    /// v2), written before they are created.
+    #[serde(default)]
+    pub cgroup: Vec<PathBuf>,
 }
 
 /// The container's environment, working directory, user and confinement,
@@ -153,6 +167,7 @@ impl Record {
             command,
             labels: BTreeMap::new(),
             exec: None,
+            resources: None,
         }
     }
 
@@ -196,6 +211,13 @@ mod tests {
             container_port: 8000,
             protocol: Protocol::Udp,
         }];
+        record.resources = Some(Box::new(Limits {
+            limits: Resources {
+                memory: Some(64 << 20),
+                ..Resources::default()
+            },
+            cgroup: vec!["/sys/fs/cgroup/memory/supervisor-0/0123456789ab".into()],
+        }));
         record.exec = Some(Box::new(ExecContext {
             env: vec![("PATH".into(), "/bin".into())],
             capabilities: Some(vec!["CAP_KILL".into()]),
@@ -210,6 +232,7 @@ mod tests {
         let json = serde_json::to_string(&record).unwrap();
         assert!(json.contains(r#""protocol":"udp""#), "{json}");
         assert!(json.contains(r#""address":"172.16.0.2""#), "{json}");
+        assert!(json.contains(r#""memory":67108864"#), "{json}");
         assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
         assert_eq!(record.ports[0].to_string(), "0.0.0.0:8080->8000/udp");
     }
@@ -223,6 +246,7 @@ mod tests {
         assert!(record.ports.is_empty());
         assert!(record.labels.is_empty());
         assert_eq!(record.exec, None, "exec then takes docker's defaults");
+        assert_eq!(record.resources, None);
         assert!(serde_json::from_str::<Record>(r#"{"name":"a"}"#).is_err());
     }
 }

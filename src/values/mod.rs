@@ -1,5 +1,6 @@
 //! The values every layer shares: subnets and addresses, ports and their
-//! protocols, who owns what (containers and processes) and random ids.
+//! protocols, who owns what (containers and processes), random ids, and the
+//! resources a container may use.
 //!
 //! The bottom layer: imports nothing of this crate, so any module may use
 //! it without pulling in another's machinery.
@@ -8,10 +9,15 @@ mod owner;
 mod port;
 mod process;
 mod random;
+mod resources;
 mod subnet;
 
 pub use owner::Owner;
 pub use port::{Port, PortMapping, PortTaken, Protocol};
 pub use process::Process;
 pub use random::{new_id, random_u64};
+pub use resources::{
+    CPU_PERIOD_US, MIN_MEMORY, ResourceError, Resources, format_bytes, format_cpus, parse_bytes,
+    parse_cpus, parse_memory, parse_pids_limit,
+};
 pub use subnet::{AddressError, Subnet, SubnetError};
