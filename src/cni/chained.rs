@@ -15,6 +15,7 @@ use super::attachment::{self, system};
 use super::config::Config;
 use super::protocol::{CniError, Invocation, code};
 use crate::firewall::{self, Firewall, Publication};
+use crate::netlink::Netlink;
 use crate::netlink::sysctl::Setting;
 use crate::plan::apply;
 use crate::reserve::Reservations;
@@ -62,13 +63,28 @@ pub fn previous(prev: &Value, is_bridge: impl Fn(&str) -> bool) -> Result<Previo
     })
 }
 
-/// Whether `name` is a bridge in this network namespace.
-pub fn is_bridge(name: &str) -> bool {
-    crate::netlink::ifname_problem(name).is_none()
-        && std::path::Path::new("/sys/class/net")
-            .join(name)
-            .join("bridge")
-            .exists()
+/// The names of `prevResult`'s host-side interfaces that are bridges in
+/// this network namespace (asked over netlink: /sys may show another's).
+async fn bridges(prev: &Value) -> Result<Vec<String>, CniError> {
+    let nl = Netlink::connect().map_err(|e| system("netlink", &e))?;
+    let mut found = Vec::new();
+    let names = prev
+        .get("interfaces")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("name")?.as_str());
+    for name in names {
+        if crate::netlink::ifname_problem(name).is_some() {
+            continue;
+        }
+        if let Ok(Some(link)) = crate::netlink::link_state(&nl, name).await {
+            if link.is_bridge {
+                found.push(name.to_string());
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// ADD chained: the record, the network's elements and sysctls for the
@@ -79,7 +95,8 @@ pub async fn add(
     config: &Config,
     prev: &Value,
 ) -> Result<Value, CniError> {
-    let previous = previous(prev, is_bridge)?;
+    let bridges = bridges(prev).await?;
+    let previous = previous(prev, |name| bridges.iter().any(|b| b == name))?;
     let mut registration = attachment::claim(invocation, config, true, None)?;
     let firewall = Firewall::open(&config.state_dir).map_err(|e| system("firewall", &e))?;
     let subnet = previous.bridge.as_ref().and_then(|bridge| {

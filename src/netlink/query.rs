@@ -16,6 +16,7 @@ pub struct LinkState {
     pub bridge: Option<String>,
     /// Its hardware address.
     pub mac: Vec<u8>,
+    pub is_bridge: bool,
 }
 
 /// The link named `name`, or None.
@@ -33,6 +34,7 @@ pub async fn link_state(nl: &Netlink, name: &str) -> Result<Option<LinkState>, E
         up: found.up,
         bridge,
         mac: found.mac,
+        is_bridge: found.kind == Some(rtnetlink::packet_route::link::InfoKind::Bridge),
     }))
 }
 
