@@ -189,6 +189,13 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         }
         err
     };
+    if firewall::interface_exists(&link.host_ifname) {
+        // Its last DEL's, still being deleted in the background (or a
+        // crashed ADD's): the record was free, so the link is nobody's.
+        if let Err(err) = netlink::remove_link(&nl, &link.host_ifname).await {
+            return Err(system("removing a leftover link", &err));
+        }
+    }
     if let Err(err) = attachment.plumb_netns(&link, netns).await {
         return Err(undo_link(from_network(err)).await);
     }
@@ -298,12 +305,16 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
             Err(err) => failed.push(system("the firewall", &err)),
         }
     }
-    if let Some(veth) = &record.veth {
-        let removed = match Netlink::connect() {
-            Ok(nl) => netlink::remove_link(&nl, veth).await,
-            Err(err) => Err(err),
-        };
-        if let Err(err) = removed {
+    // Gone with its namespace, or deleted in the background: the kernel
+    // takes 25-35 ms over a veth, which the engine need not wait for. The
+    // name is free again by the next ADD (which deletes a leftover first),
+    // and `supervisor gc` removes one no record explains.
+    if let Some(veth) = record
+        .veth
+        .as_deref()
+        .filter(|v| firewall::interface_exists(v))
+    {
+        if let Err(err) = netlink::remove_link_detached(veth) {
             failed.push(system(&format!("removing link {veth}"), &err));
         }
     }
