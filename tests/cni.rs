@@ -731,3 +731,32 @@ fn chained_after_the_reference_bridge_publishes_from_prev_result() {
     reference(&ns, "bridge", "DEL", "c1", &bridge_conf.to_string()).ok();
     assert_eq!(elements(&ns), 0);
 }
+
+#[test]
+fn ps_lists_an_attachment_by_container_and_interface_and_stop_leaves_it_to_the_engine() {
+    let Some(ns) = HostNs::new(
+        "ps_lists_an_attachment_by_container_and_interface_and_stop_leaves_it_to_the_engine",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c1", &conf).ok();
+    let ps = ns.ok(&format!("{} ps --format '{{{{.Name}}}} {{{{.Address}}}} {{{{.Ports}}}} {{{{.Label \"cni.container\"}}}}'", common::SUPERVISOR));
+    assert!(ps.contains("c1:eth0 10.88.7.2"), "{ps}");
+    assert!(
+        ps.contains("8080->8000/tcp") && ps.ends_with("c1\n"),
+        "{ps}"
+    );
+    let stop = ns.sh(&format!("{} stop c1:eth0", common::SUPERVISOR));
+    assert!(!stop.status.success());
+    assert!(
+        stderr(&stop).contains("CNI attachment"),
+        "{}",
+        stderr(&stop)
+    );
+    ns.ok(&format!("{} stop --all", common::SUPERVISOR));
+    assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
