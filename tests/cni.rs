@@ -748,6 +748,13 @@ fn ps_lists_an_attachment_by_container_and_interface_and_stop_leaves_it_to_the_e
         ps.contains("8080->8000/tcp") && ps.ends_with("c1\n"),
         "{ps}"
     );
+    let check = ns.sh(&format!("{} check", common::SUPERVISOR));
+    assert!(
+        check.status.success() && check.stdout.is_empty(),
+        "a live attachment is no drift: {}{}",
+        common::stdout(&check),
+        stderr(&check)
+    );
     let stop = ns.sh(&format!("{} stop c1:eth0", common::SUPERVISOR));
     assert!(!stop.status.success());
     assert!(
@@ -759,4 +766,44 @@ fn ps_lists_an_attachment_by_container_and_interface_and_stop_leaves_it_to_the_e
     assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
     call(&ns, "DEL", "c1", &conf).ok();
     assert_nothing_left(&ns);
+}
+
+#[test]
+fn concurrent_adds_get_distinct_addresses_and_dels_leave_nothing() {
+    let Some(ns) = HostNs::new("concurrent_adds_get_distinct_addresses_and_dels_leave_nothing")
+    else {
+        return;
+    };
+    let ids: Vec<String> = (1..=8).map(|i| format!("c{i}")).collect();
+    for id in &ids {
+        netns_add(&ns, id);
+    }
+    let ns = &ns;
+    let addresses: Vec<String> = std::thread::scope(|scope| {
+        let adds: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                scope.spawn(move || {
+                    let conf = conf("1.0.0", publishing(9000 + i as u16, 80));
+                    let result = call(ns, "ADD", id, &conf).ok();
+                    result["ips"][0]["address"].as_str().unwrap().to_string()
+                })
+            })
+            .collect();
+        adds.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    let mut distinct = addresses.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ids.len(), "{addresses:?}");
+    std::thread::scope(|scope| {
+        for (i, id) in ids.iter().enumerate() {
+            scope.spawn(move || {
+                let conf = conf("1.0.0", publishing(9000 + i as u16, 80));
+                call(ns, "DEL", id, &conf).ok();
+            });
+        }
+    });
+    assert_nothing_left(ns);
 }

@@ -69,9 +69,32 @@ fn attachment_id(container_id: &str, ifname: &str) -> String {
     format!("{:012x}", hash >> 16)
 }
 
-/// A step's failure as the engine sees it: our code 110 with the cause.
+/// A step's failure as the engine sees it: our code 110 with the cause,
+/// or the spec's 11 (try again later) when the kernel said it was busy.
 pub fn system(what: &str, err: &(dyn std::error::Error + 'static)) -> CniError {
-    CniError::new(code::SYSTEM, format!("{what}: {}", Chain(err)))
+    let code = if is_transient(err) {
+        code::TRY_AGAIN
+    } else {
+        code::SYSTEM
+    };
+    CniError::new(code, format!("{what}: {}", Chain(err)))
+}
+
+/// Whether some cause of `err` is EAGAIN, EBUSY or EINTR: a moment later
+/// the same request may succeed.
+fn is_transient(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        let errno = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .or_else(|| err.downcast_ref::<nix::errno::Errno>().map(|e| *e as i32));
+        if matches!(errno, Some(libc::EAGAIN | libc::EBUSY | libc::EINTR)) {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 fn from_firewall(err: firewall::Error) -> CniError {
@@ -432,6 +455,20 @@ pub fn of_network(state_dir: &Path, name: &str) -> Result<Vec<Record>, CniError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_kernel_is_try_again_later_and_anything_else_ours() {
+        let busy = netlink::Error::Socket(std::io::Error::from_raw_os_error(libc::EBUSY));
+        assert_eq!(system("netlink", &busy).code, code::TRY_AGAIN);
+        let gone = netlink::Error::Socket(std::io::Error::from_raw_os_error(libc::ENOENT));
+        let err = system("netlink", &gone);
+        assert_eq!(err.code, code::SYSTEM);
+        assert!(
+            err.msg.starts_with("netlink: opening a netlink socket"),
+            "{}",
+            err.msg
+        );
+    }
 
     #[test]
     fn an_attachment_is_named_by_container_and_interface_and_its_veth_fits() {
