@@ -486,8 +486,7 @@ fn a_port_a_run_container_publishes_fails_add_with_code_100_naming_it_and_leaves
     let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
     assert_eq!(code, 100, "{msg}");
     assert!(msg.contains("8080") && msg.contains("web"), "{msg}");
-    // The veth was made and the lease taken before the batch was refused:
-    // both are gone again, and run's own are untouched.
+    // Refused before anything was made; run's own are untouched.
     assert_eq!(
         run_state,
         (
@@ -502,6 +501,74 @@ fn a_port_a_run_container_publishes_fails_add_with_code_100_naming_it_and_leaves
         "0"
     );
     common::stop(web);
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_port_another_attachment_publishes_fails_add_after_plumbing_and_leaves_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_port_another_attachment_publishes_fails_add_after_plumbing_and_leaves_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c1", &conf).ok();
+    let before = (
+        records(&ns),
+        leases(&ns),
+        tcp_ports(&ns),
+        container_veths(&ns),
+    );
+    // No socket holds it: the veth is made and the lease taken before the
+    // kernel refuses the element; both go again.
+    let (code, msg) = call(&ns, "ADD", "c2", &conf).error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains("8080") && msg.contains("c1:eth0"), "{msg}");
+    assert_eq!(
+        before,
+        (
+            records(&ns),
+            leases(&ns),
+            tcp_ports(&ns),
+            container_veths(&ns)
+        )
+    );
+    assert_eq!(
+        ns.ok("ip -n c2 -br link | grep -c eth0 || true").trim(),
+        "0"
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_port_a_host_service_listens_on_fails_add_with_code_100() {
+    let Some(ns) = HostNs::new("a_port_a_host_service_listens_on_fails_add_with_code_100") else {
+        return;
+    };
+    let mut service = ns
+        .command("busybox")
+        .args(["nc", "-ll", "-p", "8080", "-e", "echo", "host"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("a host service");
+    eventually(
+        "the host service listening",
+        Duration::from_secs(10),
+        || {
+            ns.ok("ss -Hltn 'sport = :8080'")
+                .contains("8080")
+                .then_some(())
+        },
+    );
+    netns_add(&ns, "c1");
+    let (code, msg) = call(&ns, "ADD", "c1", &conf("1.0.0", publishing(8080, 8000))).error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains("8080"), "{msg}");
+    let _ = service.kill();
+    let _ = service.wait();
     assert_nothing_left(&ns);
 }
 

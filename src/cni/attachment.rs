@@ -32,9 +32,9 @@ use crate::ipam::{self, Holder, LeaseDir};
 use crate::netlink::{self, Bridge, Netlink};
 use crate::network;
 use crate::plan::{self, Snapshot, apply};
-use crate::reserve::Reservations;
+use crate::reserve::{self, Reservations};
 use crate::state::{self, Record, Store};
-use crate::values::{Owner, Port, Process};
+use crate::values::{Owner, Port, PortMapping, Process};
 
 /// Record labels: what the engine named, for `ps`, DEL and GC.
 pub const LABEL_CONTAINER: &str = "cni.container";
@@ -120,6 +120,31 @@ fn from_network(err: network::Error) -> CniError {
     }
 }
 
+/// Refuses a host port of `config` that something on this host holds (a
+/// bound socket: a `run` container's reservation, a host service), as
+/// `run` does, before anything is made: code 100 naming the holder. What
+/// only has an element (another attachment) the kernel refuses later.
+pub fn check_ports(config: &Config) -> Result<(), CniError> {
+    let mappings: Vec<PortMapping> = config
+        .ports
+        .iter()
+        .map(|p| PortMapping {
+            host_ip: p.host_ip,
+            host_port: Some(p.host_port),
+            container_port: p.container_port,
+            protocol: p.protocol,
+        })
+        .collect();
+    let store = Store::new(&config.state_dir);
+    Reservations::check(&mappings, &|pid| store.container_of(pid)).map_err(|err| match err {
+        reserve::Error::InUse { .. } => CniError::new(code::PORT_TAKEN, err.to_string()),
+        reserve::Error::NotLocal { .. } => {
+            CniError::new(code::CONFIG, format!("runtimeConfig.portMappings: {err}"))
+        }
+        err => system("checking the host ports", &err),
+    })
+}
+
 /// Claims the record of the attachment: refused (code 101) when it exists.
 pub fn claim(
     invocation: &Invocation,
@@ -172,6 +197,7 @@ fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
 /// result names what was made.
 pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, CniError> {
     let netns = open_netns(invocation)?;
+    check_ports(config)?;
     let owner = owner(&invocation.container_id, &invocation.ifname);
     let mut registration = claim(invocation, config, false, Some(&config.bridge))?;
     // From here every early return drops what was taken: the registration

@@ -146,6 +146,16 @@ impl Store {
         }
     }
 
+    /// The container whose live supervisor is `pid`, as people name it:
+    /// `container NAME (ID)`; None when no live record says so.
+    pub fn container_of(&self, pid: u32) -> Option<String> {
+        let records = self.records().ok()?;
+        let record = records
+            .into_iter()
+            .find(|r| r.supervisor.pid == pid && !r.supervisor.is_none() && !r.is_stale())?;
+        Some(format!("container {} ({})", record.name, record.id))
+    }
+
     /// Removes `record`'s file if it still holds that record (same id).
     /// The caller holds the lock. True when it removed it.
     pub fn remove(&self, record: &Record) -> Result<bool, Error> {
