@@ -136,6 +136,12 @@ fn tcp_ports(ns: &HostNs) -> String {
     ns.ok("nft list map ip supervisor tcp_ports 2>/dev/null | grep -v type | grep -E ' : ' || true")
 }
 
+/// Everything an attachment holds, as the host shows it: records, leases,
+/// port elements, container veths.
+fn held(ns: &HostNs) -> (String, String, String, Vec<String>) {
+    (records(ns), leases(ns), tcp_ports(ns), container_veths(ns))
+}
+
 /// A one-shot TCP server in netns `name` that answers `reply`.
 fn serve(ns: &HostNs, name: &str, port: u16, reply: &str) -> Child {
     ns.command("ip")
@@ -312,24 +318,11 @@ fn a_second_add_for_the_same_container_and_interface_is_refused_and_changes_noth
     netns_add(&ns, "c1");
     let conf = conf("1.0.0", publishing(8080, 8000));
     call(&ns, "ADD", "c1", &conf).ok();
-    let before = (
-        records(&ns),
-        leases(&ns),
-        tcp_ports(&ns),
-        container_veths(&ns),
-    );
+    let before = held(&ns);
     let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
     assert_eq!(code, 101, "{msg}");
     assert!(msg.contains("c1") && msg.contains("eth0"), "{msg}");
-    assert_eq!(
-        before,
-        (
-            records(&ns),
-            leases(&ns),
-            tcp_ports(&ns),
-            container_veths(&ns)
-        )
-    );
+    assert_eq!(before, held(&ns));
     assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
     call(&ns, "DEL", "c1", &conf).ok();
     assert_nothing_left(&ns);
@@ -475,27 +468,14 @@ fn a_port_a_run_container_publishes_fails_add_with_code_100_naming_it_and_leaves
         "-c",
         "echo ready; read _ || true",
     ]);
-    let run_state = (
-        records(&ns),
-        leases(&ns),
-        tcp_ports(&ns),
-        container_veths(&ns),
-    );
+    let run_state = held(&ns);
     netns_add(&ns, "c1");
     let conf = conf("1.0.0", publishing(8080, 8000));
     let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
     assert_eq!(code, 100, "{msg}");
     assert!(msg.contains("8080") && msg.contains("web"), "{msg}");
     // Refused before anything was made; run's own are untouched.
-    assert_eq!(
-        run_state,
-        (
-            records(&ns),
-            leases(&ns),
-            tcp_ports(&ns),
-            container_veths(&ns)
-        )
-    );
+    assert_eq!(run_state, held(&ns));
     assert_eq!(
         ns.ok("ip -n c1 -br link | grep -c eth0 || true").trim(),
         "0"
@@ -515,26 +495,13 @@ fn a_port_another_attachment_publishes_fails_add_after_plumbing_and_leaves_nothi
     netns_add(&ns, "c2");
     let conf = conf("1.0.0", publishing(8080, 8000));
     call(&ns, "ADD", "c1", &conf).ok();
-    let before = (
-        records(&ns),
-        leases(&ns),
-        tcp_ports(&ns),
-        container_veths(&ns),
-    );
+    let before = held(&ns);
     // No socket holds it: the veth is made and the lease taken before the
     // kernel refuses the element; both go again.
     let (code, msg) = call(&ns, "ADD", "c2", &conf).error();
     assert_eq!(code, 100, "{msg}");
     assert!(msg.contains("8080") && msg.contains("c1:eth0"), "{msg}");
-    assert_eq!(
-        before,
-        (
-            records(&ns),
-            leases(&ns),
-            tcp_ports(&ns),
-            container_veths(&ns)
-        )
-    );
+    assert_eq!(before, held(&ns));
     assert_eq!(
         ns.ok("ip -n c2 -br link | grep -c eth0 || true").trim(),
         "0"
