@@ -29,6 +29,7 @@ use super::result::{Interface, Outcome};
 use crate::error_chain::Chain;
 use crate::firewall::{self, Firewall, Publication};
 use crate::ipam::{self, Holder, LeaseDir};
+use crate::milestones::{timed, timed_async};
 use crate::netlink::{self, Bridge, Netlink};
 use crate::network;
 use crate::plan::{self, Snapshot, apply};
@@ -197,9 +198,11 @@ fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
 /// result names what was made.
 pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, CniError> {
     let netns = open_netns(invocation)?;
-    check_ports(config)?;
+    timed("port check", || check_ports(config))?;
     let owner = owner(&invocation.container_id, &invocation.ifname);
-    let mut registration = claim(invocation, config, false, Some(&config.bridge))?;
+    let mut registration = timed("record", || {
+        claim(invocation, config, false, Some(&config.bridge))
+    })?;
     // From here every early return drops what was taken: the registration
     // removes the record, the attachment gives the lease back.
     let bridge = Bridge {
@@ -212,16 +215,19 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         id: owner.id.clone(),
         process: Process::UNTIL_RELEASED,
     };
-    let attachment = apply::lease(&network, &bridge, None, &config.state_dir, &holder)
-        .await
-        .map_err(from_network)?;
-    let firewall = Firewall::open(&config.state_dir).map_err(from_firewall)?;
-    firewall
-        .ensure_network(&network.bridge, &network.subnet)
-        .map_err(from_firewall)?;
-    firewall
-        .ensure_no_masquerade(&network.bridge, &config.no_masquerade)
-        .map_err(from_firewall)?;
+    let attachment = timed_async(
+        "lease, bridge, sysctls",
+        apply::lease(&network, &bridge, None, &config.state_dir, &holder),
+    )
+    .await
+    .map_err(from_network)?;
+    let firewall = timed("base ruleset and network", || {
+        let firewall = Firewall::open(&config.state_dir)?;
+        firewall.ensure_network(&network.bridge, &network.subnet)?;
+        firewall.ensure_no_masquerade(&network.bridge, &config.no_masquerade)?;
+        Ok(firewall)
+    })
+    .map_err(from_firewall)?;
     let mut part = plan::container_part(
         &owner,
         bridge.subnet,
@@ -245,21 +251,24 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
             return Err(system("removing a leftover link", &err));
         }
     }
-    if let Err(err) = attachment.plumb_netns(&link, netns).await {
+    if let Err(err) = timed_async("plumb", attachment.plumb_netns(&link, netns)).await {
         return Err(undo_link(from_network(err)).await);
     }
-    let publication = match apply::publish(
-        &firewall,
-        &config.state_dir,
-        &mut part.publication,
-        &mut Reservations::default(),
-    )
-    .await
-    {
+    let mut no_reservations = Reservations::default();
+    let published = timed_async(
+        "publish batch",
+        apply::publish(
+            &firewall,
+            &config.state_dir,
+            &mut part.publication,
+            &mut no_reservations,
+        ),
+    );
+    let publication = match published.await {
         Ok(publication) => publication,
         Err(err) => return Err(undo_link(from_apply(err)).await),
     };
-    let host = netlink::link_state(&nl, &link.host_ifname).await;
+    let host = timed_async("host veth", netlink::link_state(&nl, &link.host_ifname)).await;
     let recorded = registration.update(|record| {
         record.address = Some(publication.address);
         record.veth = Some(publication.veth.clone());
