@@ -350,7 +350,7 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
     if let Some(publication) = publication_of(record) {
         match Firewall::open(state_dir) {
             Ok(firewall) => {
-                if let Err(err) = firewall.unpublish(&publication) {
+                if let Err(err) = timed("unpublish batch", || firewall.unpublish(&publication)) {
                     failed.push(system("removing its elements", &err));
                 }
                 if let Err(err) =
@@ -358,7 +358,7 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
                 {
                     failed.push(system("forgetting its UDP connections", &err));
                 }
-                firewall.close();
+                timed("firewall close", || firewall.close());
             }
             Err(err) => failed.push(system("the firewall", &err)),
         }
@@ -372,7 +372,9 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
         .as_deref()
         .filter(|v| firewall::interface_exists(v))
     {
-        if let Err(err) = netlink::remove_link_detached(veth) {
+        if let Err(err) = timed("link removal started", || {
+            netlink::remove_link_detached(veth)
+        }) {
             failed.push(system(&format!("removing link {veth}"), &err));
         }
     }

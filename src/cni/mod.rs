@@ -101,7 +101,10 @@ fn run(
         .enable_all()
         .build()
         .map_err(|err| attachment::system("starting the async runtime", &err))?;
-    runtime.block_on(command(&invocation, &config))
+    let t = std::time::Instant::now();
+    let answer = runtime.block_on(command(&invocation, &config));
+    crate::milestones::phase(&invocation.command.to_string(), t);
+    answer
 }
 
 async fn command(invocation: &Invocation, config: &Config) -> Result<String, CniError> {
@@ -120,7 +123,8 @@ async fn command(invocation: &Invocation, config: &Config) -> Result<String, Cni
                 &invocation.ifname,
             )?;
             if let Some(record) = found {
-                attachment::remove(&config.state_dir, &record).await?;
+                let removed = attachment::remove(&config.state_dir, &record);
+                crate::milestones::timed_async("DEL", removed).await?;
             }
             Ok(String::new())
         }
