@@ -782,6 +782,18 @@ fn ps_lists_an_attachment_by_container_and_interface_and_stop_leaves_it_to_the_e
         ps.contains("8080->8000/tcp") && ps.ends_with("c1\n"),
         "{ps}"
     );
+    let inspect = ns.ok(&format!("{} inspect c1:eth0", common::SUPERVISOR));
+    let inspect: Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(inspect["labels"]["cni.netns"], "/run/netns/c1");
+    assert_eq!(inspect["live"]["link"]["bridge"], "sv0", "{inspect}");
+    assert!(
+        inspect["live"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["interface"] == "eth0" && a["address"] == "10.88.7.2"),
+        "{inspect}"
+    );
     let check = ns.sh(&format!("{} check", common::SUPERVISOR));
     assert!(
         check.status.success() && check.stdout.is_empty(),

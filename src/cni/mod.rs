@@ -26,7 +26,9 @@ use serde_json::{Map, Value};
 use self::config::Config;
 use self::protocol::{CURRENT, CniError, Command, Invocation, code};
 
-pub use attachment::{LABEL_CHAINED, LABEL_CONTAINER, LABEL_IFNAME, LABEL_NETWORK, owner};
+pub use attachment::{
+    LABEL_CHAINED, LABEL_CONTAINER, LABEL_IFNAME, LABEL_NETNS, LABEL_NETWORK, owner,
+};
 
 /// Runs one invocation from this process's environment and stdin; writes
 /// the answer on stdout and returns the exit code (0, or 1 with an error
