@@ -752,6 +752,15 @@ fn chained_after_the_reference_bridge_publishes_from_prev_result() {
         "hello-chained",
     );
     assert_eq!(call(&ns, "CHECK", "c1", &ours(&prev)).ok(), Value::Null);
+    let check = ns.sh(&format!("{} check", common::SUPERVISOR));
+    assert!(
+        check.status.success() && check.stdout.is_empty(),
+        "a chained attachment is no drift: {}",
+        common::stdout(&check)
+    );
+    // `supervisor gc` leaves its elements alone.
+    ns.ok(&format!("{} gc", common::SUPERVISOR));
+    assert!(tcp_ports(&ns).contains("c1:eth0"), "{}", tcp_ports(&ns));
     let _ = server.kill();
     let _ = server.wait();
     assert_eq!(call(&ns, "DEL", "c1", &ours(&prev)).ok(), Value::Null);
