@@ -37,13 +37,10 @@ use crate::reserve::{self, Reservations};
 use crate::state::{self, Record, Store};
 use crate::values::{Owner, Port, PortMapping, Process};
 
-/// Record labels: what the engine named, for `ps`, DEL and GC.
-pub const LABEL_CONTAINER: &str = "cni.container";
-pub const LABEL_IFNAME: &str = "cni.ifname";
-pub const LABEL_NETNS: &str = "cni.netns";
-pub const LABEL_NETWORK: &str = "cni.network";
-/// Present on an attachment chained after another plugin.
-pub const LABEL_CHAINED: &str = "cni.chained";
+pub use crate::state::cni_label::{
+    CHAINED as LABEL_CHAINED, CONTAINER as LABEL_CONTAINER, IFNAME as LABEL_IFNAME,
+    NETNS as LABEL_NETNS, NETWORK as LABEL_NETWORK,
+};
 
 /// Whose an attachment's record, lease and elements are.
 pub fn owner(container_id: &str, ifname: &str) -> Owner {

@@ -100,7 +100,7 @@ async fn live(state_dir: &Path, record: &Record) -> Result<Live, Error> {
     let nl = Netlink::connect()?;
     let link = link_of(&nl, record).await?;
     let container = record.container.filter(Process::is_alive);
-    let addresses = match (container, record.labels.get(crate::cni::LABEL_NETNS)) {
+    let addresses = match (container, record.labels.get(crate::state::cni_label::NETNS)) {
         (Some(process), _) => addresses_of(process).await?,
         // A CNI attachment: the engine's namespace, while it is there.
         (None, Some(netns)) => match File::open(netns) {

@@ -27,7 +27,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use self::file::{DirLock, FileError};
-pub use self::record::{ExecContext, PublishedPort, Record};
+pub use self::record::{ExecContext, PublishedPort, Record, cni_label};
 
 const SUFFIX: &str = ".json";
 
