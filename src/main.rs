@@ -22,6 +22,16 @@ use supervisor::{control, ruleset};
 use crate::cli::{BenchArgs, Cli, Command, LogLevel, NetworkArg, RulesetCommand, RunArgs};
 
 fn main() -> ExitCode {
+    // An engine runs us as a CNI plugin: its protocol, not our command line.
+    if std::env::var_os("CNI_COMMAND").is_some()
+        || std::env::args_os().nth(1).is_some_and(|a| a == "cni")
+    {
+        // Stderr is not the engine's answer: logs only when asked for.
+        if std::env::var_os("RUST_LOG").is_some() {
+            init_logging(0, None);
+        }
+        return ExitCode::from(supervisor::cni::main());
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
@@ -120,6 +130,7 @@ fn main() -> ExitCode {
             Err(err) => done(Err(err)),
         },
         Command::Ruleset(command) => ruleset_command(command),
+        Command::Cni => ExitCode::from(supervisor::cni::main()),
     }
 }
 

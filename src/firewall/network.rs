@@ -31,24 +31,7 @@ const ELEM_F_INTERVAL_OPEN: u32 = 1;
 /// bridge's name as its comment so `gc` can tell whose it is.
 pub fn network_elements(bridge: &str, subnet: &Subnet) -> Vec<(Target, Vec<Element>)> {
     let name = ifname(bridge);
-    let mut start = Element::new(subnet.network().octets().to_vec());
-    let mut udata = Udata::comment(&comment(bridge));
-    let mut subnets = Vec::new();
-    if subnet.network() != Ipv4Addr::UNSPECIFIED {
-        subnets.push(interval_end(Ipv4Addr::UNSPECIFIED));
-    }
-    match u32::from(subnet.broadcast()).checked_add(1) {
-        Some(end) => {
-            start.udata = Some(udata);
-            subnets.push(start);
-            subnets.push(interval_end(Ipv4Addr::from(end)));
-        }
-        None => {
-            udata.put_u32(UDATA_ELEM_FLAGS, ELEM_F_INTERVAL_OPEN);
-            start.udata = Some(udata);
-            subnets.push(start);
-        }
-    }
+    let subnets = interval(bridge, subnet.network(), subnet.broadcast());
     vec![
         (Target::Bridges, vec![Element::new(name.clone())]),
         (
@@ -57,6 +40,52 @@ pub fn network_elements(bridge: &str, subnet: &Subnet) -> Vec<(Target, Vec<Eleme
         ),
         (Target::Subnets, subnets),
     ]
+}
+
+/// The interval `first`..=`last` in the kernel's layout, as nft adds it:
+/// led by nft's end element at 0.0.0.0, then the start with `bridge` as its
+/// comment, then an end element one past `last` (none when `last` is the
+/// type's maximum: the start then carries the open-interval flag).
+fn interval(bridge: &str, first: Ipv4Addr, last: Ipv4Addr) -> Vec<Element> {
+    let mut start = Element::new(first.octets().to_vec());
+    let mut udata = Udata::comment(&comment(bridge));
+    let mut elements = Vec::new();
+    if first != Ipv4Addr::UNSPECIFIED {
+        elements.push(interval_end(Ipv4Addr::UNSPECIFIED));
+    }
+    match u32::from(last).checked_add(1) {
+        Some(end) => {
+            start.udata = Some(udata);
+            elements.push(start);
+            elements.push(interval_end(Ipv4Addr::from(end)));
+        }
+        None => {
+            udata.put_u32(UDATA_ELEM_FLAGS, ELEM_F_INTERVAL_OPEN);
+            start.udata = Some(udata);
+            elements.push(start);
+        }
+    }
+    elements
+}
+
+/// The `no_masquerade` elements for `cidrs` (network, prefix length),
+/// asked for by the network of `bridge`.
+pub fn no_masquerade_elements(bridge: &str, cidrs: &[(Ipv4Addr, u8)]) -> Vec<Element> {
+    let mut elements: Vec<Element> = Vec::new();
+    for &(network, prefix_len) in cidrs {
+        let host_bits = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+        let last = Ipv4Addr::from(u32::from(network) | host_bits);
+        for element in interval(bridge, network, last) {
+            // nft's leading end element once per batch, not per interval.
+            if !elements
+                .iter()
+                .any(|e| e.key == element.key && e.flags == element.flags)
+            {
+                elements.push(element);
+            }
+        }
+    }
+    elements
 }
 
 fn interval_end(addr: Ipv4Addr) -> Element {
@@ -103,6 +132,29 @@ impl Firewall {
                 ensure()
             }
         }
+    }
+
+    /// Adds `cidrs` to the destinations reached unmasqueraded (see
+    /// nft/supervisor.nft), for the network of `bridge`; those already
+    /// there stay. Like a network's own elements they stay with the tables:
+    /// the tables are shared, and another network may have asked for them.
+    pub fn ensure_no_masquerade(
+        &self,
+        bridge: &str,
+        cidrs: &[(Ipv4Addr, u8)],
+    ) -> Result<(), Error> {
+        if cidrs.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        batch.add_elements(
+            &set_ref(Target::NoMasquerade),
+            &no_masquerade_elements(bridge, cidrs),
+            Mode::Add,
+        )?;
+        let _lock = self.lock(false)?;
+        self.socket.send(batch)?;
+        Ok(())
     }
 
     /// Adds the elements of the network of `bridge` and `subnet`, in one
@@ -274,6 +326,31 @@ fn interval_label(start: &[u8], end: Option<&[u8]>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_masquerade_ranges_are_intervals_led_once_by_nfts_end_element() {
+        let cidrs = [
+            (Ipv4Addr::new(10, 244, 0, 0), 16),
+            (Ipv4Addr::new(192, 0, 2, 0), 24),
+        ];
+        let keys: Vec<(Vec<u8>, u32)> = no_masquerade_elements("sv0", &cidrs)
+            .into_iter()
+            .map(|e| (e.key, e.flags))
+            .collect();
+        let end = ELEM_INTERVAL_END;
+        assert_eq!(
+            keys,
+            [
+                (vec![0, 0, 0, 0], end),
+                (vec![10, 244, 0, 0], 0),
+                (vec![10, 245, 0, 0], end),
+                (vec![192, 0, 2, 0], 0),
+                (vec![192, 0, 3, 0], end),
+            ]
+        );
+        let everything = no_masquerade_elements("sv0", &[(Ipv4Addr::UNSPECIFIED, 0)]);
+        assert_eq!(everything.len(), 1, "an open interval, no end element");
+    }
 
     #[test]
     fn a_network_is_its_bridge_its_bridge_pair_and_its_subnet_interval() {

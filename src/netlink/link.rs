@@ -59,6 +59,8 @@ pub(crate) struct Link {
     /// namespace it is tearing down. None: the peer is in ours, or it has
     /// none.
     pub peer_netns: Option<i32>,
+    /// Its hardware address (empty for links without one).
+    pub mac: Vec<u8>,
 }
 
 impl Link {
@@ -67,10 +69,12 @@ impl Link {
         let mut kind = None;
         let mut controller = None;
         let mut peer_netns = None;
+        let mut mac = Vec::new();
         for attr in msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => name = n,
                 LinkAttribute::LinkNetNsId(id) => peer_netns = Some(id),
+                LinkAttribute::Address(address) => mac = address,
                 LinkAttribute::Controller(index) => controller = Some(index),
                 LinkAttribute::LinkInfo(infos) => {
                     kind = infos.into_iter().find_map(|info| match info {
@@ -88,6 +92,7 @@ impl Link {
             up: msg.header.flags.contains(LinkFlags::Up),
             controller,
             peer_netns,
+            mac,
         }
     }
 }

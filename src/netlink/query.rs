@@ -15,6 +15,9 @@ pub struct LinkState {
     pub up: bool,
     /// The bridge it is attached to.
     pub bridge: Option<String>,
+    /// Its hardware address.
+    pub mac: Vec<u8>,
+    pub is_bridge: bool,
 }
 
 /// The link named `name`, or None.
@@ -31,6 +34,8 @@ pub async fn link_state(nl: &Netlink, name: &str) -> Result<Option<LinkState>, E
         index: found.index,
         up: found.up,
         bridge,
+        mac: found.mac,
+        is_bridge: found.kind == Some(rtnetlink::packet_route::link::InfoKind::Bridge),
     }))
 }
 

@@ -27,7 +27,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use self::file::{DirLock, FileError};
-pub use self::record::{ExecContext, Limits, PublishedPort, Record};
+pub use self::record::{ExecContext, Limits, PublishedPort, Record, cni_label};
 
 const SUFFIX: &str = ".json";
 
@@ -177,6 +177,16 @@ impl Store {
         }
     }
 
+    /// The container whose live supervisor is `pid`, as people name it:
+    /// `container NAME (ID)`; None when no live record says so.
+    pub fn container_of(&self, pid: u32) -> Option<String> {
+        let records = self.records().ok()?;
+        let record = records
+            .into_iter()
+            .find(|r| r.supervisor.pid == pid && !r.supervisor.is_none() && !r.is_stale())?;
+        Some(format!("container {} ({})", record.name, record.id))
+    }
+
     /// Removes `record`'s file if it still holds that record (same id).
     /// The caller holds the lock. True when it removed it.
     pub fn remove(&self, record: &Record) -> Result<bool, Error> {
@@ -278,6 +288,13 @@ impl Registration {
         change(&mut self.record);
         let _lock = self.store.lock()?;
         self.store.write(&self.record)
+    }
+
+    /// Leaves the record in place after this process: its holder is no
+    /// process (a CNI attachment, see `Process::UNTIL_RELEASED`) and its
+    /// DEL removes it.
+    pub fn keep(mut self) {
+        self.removed = true;
     }
 
     /// Removes the record: the last step of a teardown. Nobody else writes
