@@ -10,7 +10,8 @@
 //!
 //! `state` keeps a record of each running container; `reconcile` gives back
 //! what crashed supervisors left; `control` is `ps`, `stop`, `inspect`,
-//! `logs`, `check` and `gc`, run from another process. `detach` is `run -d`:
+//! `logs`, `check` and `gc`, run from another process. `proxy` serves
+//! `[::1]:PORT` for ports published on IPv6, which the kernel cannot DNAT. `detach` is `run -d`:
 //! the supervisor in the background, its container's output in a
 //! `container_log`.
 //!
@@ -24,7 +25,7 @@
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity spawn seccomp netlink conntrack reserve ipam state
-//!            etc_files container_log nftables signals
+//!            etc_files container_log nftables signals proxy
 //! leaf:      milestones error_chain values
 //! ```
 //!
@@ -51,6 +52,7 @@ pub mod netlink;
 pub mod network;
 pub mod nftables;
 pub mod plan;
+pub mod proxy;
 pub mod publish;
 pub mod reconcile;
 pub mod reserve;
