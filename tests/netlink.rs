@@ -400,6 +400,14 @@ fn a_container_gets_an_ipv6_address_and_default_route_usable_at_once() {
             netlink::add_ipv6_address(&nl, "sv0", gateway, 64)
                 .await
                 .unwrap();
+            // plumb leaves IPv6 off on eth0; a dual-stack container turns
+            // it on, without router advertisements.
+            let on = vec![
+                netlink::sysctl::Setting::accept_ra("eth0", false),
+                netlink::sysctl::Setting::autoconf("eth0", false),
+                netlink::sysctl::Setting::disable_ipv6("eth0", false),
+            ];
+            netlink::sysctl::apply_in(netns.as_fd(), on).await.unwrap();
             netlink::add_ipv6_address_in(netns.as_fd(), "eth0", address, 64)
                 .await
                 .unwrap();
@@ -452,6 +460,14 @@ fn ipv6_interface_sysctls_are_set_inside_a_namespace_and_read_back() {
                     .trim()
                     .to_string()
             };
+            assert_eq!(read("disable_ipv6"), "1", "plumb turns IPv6 off");
+            netlink::sysctl::apply_in(
+                netns.as_fd(),
+                vec![netlink::sysctl::Setting::disable_ipv6("eth0", false)],
+            )
+            .await
+            .unwrap();
+            assert_eq!(read("disable_ipv6"), "0");
             assert_eq!(
                 (read("accept_ra"), read("autoconf")),
                 ("1".into(), "1".into())
@@ -467,7 +483,6 @@ fn ipv6_interface_sysctls_are_set_inside_a_namespace_and_read_back() {
                 (read("accept_ra"), read("autoconf")),
                 ("0".into(), "0".into())
             );
-            assert_eq!(read("disable_ipv6"), "0");
             netlink::sysctl::apply_in(
                 netns.as_fd(),
                 vec![netlink::sysctl::Setting::disable_ipv6("eth0", true)],

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::netns::{NetnsSocket, socket_in, with_connection};
-use super::{Error, Netlink, address, create_veth, link, route, set_hairpin};
+use super::{Error, Netlink, address, create_veth, link, route, set_hairpin, sysctl};
 use crate::values::Subnet;
 
 /// The container's end of the pair.
@@ -39,7 +39,8 @@ pub struct PlumbTimings {
 
 /// Plumbs the container whose network namespace is `netns`: the veth pair
 /// with `eth0` created inside, hairpin mode on the host end, and inside lo
-/// and eth0 up, the address and the default route via the gateway.
+/// and eth0 up, the address and the default route via the gateway, and
+/// IPv6 disabled on eth0.
 ///
 /// Takes the namespace fd and closes it, along with everything else that
 /// refers to the namespace, before returning: the namespace, and with it
@@ -63,12 +64,18 @@ pub async fn plumb(
             netns.as_fd()
         ),
     )?;
-    drop(netns);
     let veth = start.elapsed();
+    // IPv6 is off on eth0 (no link-local address, no autoconfiguration
+    // from a stray router advertisement) until the bridge is dual stack.
     tokio::try_join!(
         set_hairpin(nl, &spec.host_ifname),
         configure_inside(socket, spec.address, spec.subnet),
+        sysctl::apply_in(
+            netns.as_fd(),
+            vec![sysctl::Setting::disable_ipv6(PEER, true)]
+        ),
     )?;
+    drop(netns);
     let total = start.elapsed();
     Ok(PlumbTimings {
         veth,
