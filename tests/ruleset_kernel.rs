@@ -279,6 +279,7 @@ const IPV6_ERRORS_NFT_REFUSES: &[&str] = &[
     "snat-ip6-to-ipv4",
     "dnat-ip6-empty-port",
     "inet-snat-ip6-without-family",
+    "dnat-ip-in-ip6-table",
 ];
 
 #[test]
