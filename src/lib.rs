@@ -12,7 +12,8 @@
 //! what crashed supervisors left; `control` is `ps`, `stop`, `inspect`,
 //! `logs`, `check` and `gc`, run from another process. `cni` is the same
 //! network for container engines: a CNI plugin over the same plan and apply
-//! steps. `detach` is `run -d`:
+//! steps. `proxy` serves `[::1]:PORT` for ports published on IPv6, which
+//! the kernel cannot DNAT. `detach` is `run -d`:
 //! the supervisor in the background, its container's output in a
 //! `container_log`. `cgroup` holds a container's resource limits (v1 or
 //! v2).
@@ -27,7 +28,7 @@
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity spawn seccomp netlink conntrack reserve ipam state
-//!            cgroup etc_files container_log nftables signals
+//!            cgroup etc_files container_log nftables signals proxy
 //! leaf:      milestones error_chain values
 //! ```
 //!
@@ -56,6 +57,7 @@ pub mod netlink;
 pub mod network;
 pub mod nftables;
 pub mod plan;
+pub mod proxy;
 pub mod publish;
 pub mod reconcile;
 pub mod reserve;

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -329,4 +330,189 @@ fn sysctls_are_written_only_when_they_differ() {
             "{err}"
         );
     });
+}
+
+/// A veth pair `v6a`/`v6b`, both up, so the kernel would run DAD on an
+/// address added to `v6a` (it needs carrier).
+fn veth_pair_up() {
+    host("ip link add v6a type veth peer name v6b && ip link set v6a up && ip link set v6b up");
+}
+
+#[test]
+fn an_ipv6_address_is_usable_the_moment_it_is_added() {
+    async_in_fresh_netns(
+        "an_ipv6_address_is_usable_the_moment_it_is_added",
+        || async {
+            veth_pair_up();
+            let nl = Netlink::connect().unwrap();
+            let addr: Ipv6Addr = "fd00:5::1".parse().unwrap();
+            netlink::add_ipv6_address(&nl, "v6a", addr, 64)
+                .await
+                .unwrap();
+            // A tentative address cannot be bound (EADDRNOTAVAIL) until DAD
+            // ends, about a second later.
+            let bound = std::net::TcpListener::bind((addr, 0));
+            assert!(bound.is_ok(), "bind at once: {bound:?}");
+            // The link-local address the kernel adds still runs DAD.
+            let shown = host("ip -6 -o addr show dev v6a to fd00:5::1/128");
+            assert!(shown.contains("fd00:5::1/64"), "{shown}");
+            assert!(!shown.contains("tentative"), "{shown}");
+            // Adding it again is an error naming it.
+            let err = netlink::add_ipv6_address(&nl, "v6a", addr, 64)
+                .await
+                .unwrap_err();
+            assert!(
+                Chain(&err)
+                    .to_string()
+                    .starts_with("adding address fd00:5::1/64 to v6a: File exists"),
+                "{}",
+                Chain(&err)
+            );
+        },
+    );
+}
+
+/// The contrast that shows the test above can fail: the same address
+/// added by `ip` (with DAD) is tentative and cannot be bound at first.
+#[test]
+fn an_ipv6_address_added_with_dad_is_tentative_at_first() {
+    async_in_fresh_netns(
+        "an_ipv6_address_added_with_dad_is_tentative_at_first",
+        || async {
+            veth_pair_up();
+            let addr: Ipv6Addr = "fd00:5::1".parse().unwrap();
+            host("ip addr add fd00:5::1/64 dev v6a");
+            let shown = host("ip -6 -o addr show dev v6a to fd00:5::1/128");
+            assert!(shown.contains("tentative"), "{shown}");
+            let err = std::net::TcpListener::bind((addr, 0)).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EADDRNOTAVAIL), "{err}");
+        },
+    );
+}
+
+#[test]
+fn a_container_gets_an_ipv6_address_and_default_route_usable_at_once() {
+    async_in_fresh_netns(
+        "a_container_gets_an_ipv6_address_and_default_route_usable_at_once",
+        || async {
+            let nl = Netlink::connect().unwrap();
+            let netns = plumbed(&nl, "sv6000000000001", Ipv4Addr::new(172, 16, 0, 40)).await;
+            let inside = fd_path(&netns);
+            let gateway: Ipv6Addr = "fd00:6::1".parse().unwrap();
+            let address: Ipv6Addr = "fd00:6::28".parse().unwrap();
+            netlink::add_ipv6_address(&nl, "sv0", gateway, 64)
+                .await
+                .unwrap();
+            // plumb leaves IPv6 off on eth0; a dual-stack container turns
+            // it on, without router advertisements.
+            let on = vec![
+                netlink::sysctl::Setting::accept_ra("eth0", false),
+                netlink::sysctl::Setting::autoconf("eth0", false),
+                netlink::sysctl::Setting::disable_ipv6("eth0", false),
+            ];
+            netlink::sysctl::apply_in(netns.as_fd(), on).await.unwrap();
+            netlink::add_ipv6_address_in(netns.as_fd(), "eth0", address, 64)
+                .await
+                .unwrap();
+            netlink::add_ipv6_default_route_in(netns.as_fd(), "eth0", gateway)
+                .await
+                .unwrap();
+            let routes = sh_in(&inside, "ip -6 route show default");
+            assert!(
+                routes.starts_with("default via fd00:6::1 dev eth0"),
+                "{routes}"
+            );
+            let addrs = sh_in(&inside, "ip -6 -o addr show dev eth0 to fd00:6::28/128");
+            assert!(addrs.contains("fd00:6::28/64"), "{addrs}");
+            assert!(!addrs.contains("tentative"), "{addrs}");
+            // Straight away, the container reaches the gateway's address
+            // from its own.
+            let listener = tokio::net::TcpListener::bind((gateway, 7006))
+                .await
+                .unwrap();
+            let reply = tokio::task::spawn_blocking(move || {
+                sh_in(&inside, "nc -N -w 2 fd00:6::1 7006 </dev/null")
+            });
+            let (mut stream, peer) = listener.accept().await.unwrap();
+            assert_eq!(peer.ip(), address);
+            tokio::io::AsyncWriteExt::write_all(&mut stream, b"hello6\n")
+                .await
+                .unwrap();
+            drop(stream);
+            assert_eq!(reply.await.unwrap(), "hello6\n");
+            // A route via a gateway nothing on eth0 reaches is refused,
+            // naming the gateway.
+            let err = netlink::add_ipv6_default_route_in(netns.as_fd(), "nosuch0", gateway)
+                .await
+                .unwrap_err();
+            assert_eq!(err.to_string(), "finding nosuch0");
+        },
+    );
+}
+
+#[test]
+fn ipv6_interface_sysctls_are_set_inside_a_namespace_and_read_back() {
+    async_in_fresh_netns(
+        "ipv6_interface_sysctls_are_set_inside_a_namespace_and_read_back",
+        || async {
+            let nl = Netlink::connect().unwrap();
+            let netns = plumbed(&nl, "sv6000000000002", Ipv4Addr::new(172, 16, 0, 41)).await;
+            let inside = fd_path(&netns);
+            let read = |name: &str| {
+                sh_in(&inside, &format!("cat /proc/sys/net/ipv6/conf/eth0/{name}"))
+                    .trim()
+                    .to_string()
+            };
+            assert_eq!(read("disable_ipv6"), "1", "plumb turns IPv6 off");
+            netlink::sysctl::apply_in(
+                netns.as_fd(),
+                vec![netlink::sysctl::Setting::disable_ipv6("eth0", false)],
+            )
+            .await
+            .unwrap();
+            assert_eq!(read("disable_ipv6"), "0");
+            assert_eq!(
+                (read("accept_ra"), read("autoconf")),
+                ("1".into(), "1".into())
+            );
+            let settings = vec![
+                netlink::sysctl::Setting::accept_ra("eth0", false),
+                netlink::sysctl::Setting::autoconf("eth0", false),
+            ];
+            netlink::sysctl::apply_in(netns.as_fd(), settings)
+                .await
+                .unwrap();
+            assert_eq!(
+                (read("accept_ra"), read("autoconf")),
+                ("0".into(), "0".into())
+            );
+            netlink::sysctl::apply_in(
+                netns.as_fd(),
+                vec![netlink::sysctl::Setting::disable_ipv6("eth0", true)],
+            )
+            .await
+            .unwrap();
+            assert_eq!(read("disable_ipv6"), "1");
+            let addrs = sh_in(&inside, "ip -6 addr show dev eth0");
+            assert!(addrs.trim().is_empty(), "no IPv6 address left: {addrs}");
+            // The host's own eth0 settings (none here) and its sv0 are untouched.
+            assert_eq!(
+                host("cat /proc/sys/net/ipv6/conf/sv0/disable_ipv6").trim(),
+                "0"
+            );
+            let err = netlink::sysctl::apply_in(
+                netns.as_fd(),
+                vec![netlink::sysctl::Setting::accept_ra("nosuch0", false)],
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                Chain(&err)
+                    .to_string()
+                    .starts_with("sysctl /proc/sys/net/ipv6/conf/nosuch0/accept_ra: "),
+                "{}",
+                Chain(&err)
+            );
+        },
+    );
 }

@@ -440,3 +440,23 @@ fn the_supervisor_keeps_nothing_open_in_the_containers_namespace() {
     stop(child);
     wait_for_no_veth(&ns);
 }
+
+/// Off means off: without IPv6, the container's eth0 has it disabled, so
+/// a stray router advertisement configures nothing and it has no
+/// link-local address either.
+#[test]
+fn without_ipv6_eth0_has_ipv6_disabled_and_no_ipv6_address() {
+    let Some(ns) = HostNs::new("without_ipv6_eth0_has_ipv6_disabled_and_no_ipv6_address") else {
+        return;
+    };
+    let out = ns.run(&[
+        "sh",
+        "-c",
+        "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6; echo addresses:; ip -6 addr show dev eth0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let (disabled, addresses) = text.split_once("addresses:").unwrap();
+    assert_eq!(disabled.trim(), "1", "{text}");
+    assert_eq!(addresses.trim(), "", "no IPv6 address on eth0: {text}");
+}

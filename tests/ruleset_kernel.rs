@@ -256,6 +256,54 @@ fn error_samples_fail_at_their_position_and_change_nothing() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// The IPv6 error samples are ones nft 1.0.6 refuses too (`nft -c`), at
+/// the same line and column; the loader's message may say more.
+const IPV6_ERRORS_NFT_REFUSES: &[&str] = &[
+    "ip6-priority-field",
+    "ip6-dscp-out-of-range",
+    "ip6-flowlabel-out-of-range",
+    "ip6-prefix-too-long",
+    "ip6-ipv4-address",
+    "ip6-address-triple-colon",
+    "ip6-reversed-range",
+    "icmpv6-unknown-type",
+    "icmpv6-after-tcp",
+    "tcp-after-icmpv6-nexthdr",
+    "icmpv6-mtu-of-echo",
+    "icmpv6-id-of-packet-too-big",
+    "inet-icmpv6-then-ip",
+    "inet-ip6-then-ip",
+    "nfproto-in-ip6-table",
+    "dnat-ip6-to-ipv4",
+    "dnat-ip6-map-to-ipv4",
+    "snat-ip6-to-ipv4",
+    "dnat-ip6-empty-port",
+    "inet-snat-ip6-without-family",
+    "dnat-ip-in-ip6-table",
+];
+
+#[test]
+fn ipv6_error_samples_are_refused_by_nft_at_the_same_place() {
+    let Some(ns) = HostNs::new("ipv6_error_samples_are_refused_by_nft_at_the_same_place") else {
+        return;
+    };
+    let dir = samples_dir().join("errors");
+    let mut failures = Vec::new();
+    for name in IPV6_ERRORS_NFT_REFUSES {
+        let file = dir.join(format!("{name}.nft"));
+        let (position, _) = expectation(&file).expect("an # expect: line");
+        // nft writes FILE:LINE:COL-COL: Error: ...
+        let out = ns.sh(&format!("nft -c -f {}", file.display()));
+        let err = stderr(&out);
+        let first = err.lines().next().unwrap_or_default();
+        let place = position.trim_end_matches(": ");
+        if out.status.success() || !first.starts_with(&format!("{place}-")) {
+            failures.push(format!("{name}: we say {place}, nft says: {first}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn checking_any_sample_changes_nothing() {
     let Some(ns) = preloaded("checking_any_sample_changes_nothing") else {

@@ -9,6 +9,7 @@
 mod address;
 mod bridge;
 mod detached;
+mod ipv6;
 mod link;
 mod netns;
 mod plumb;
@@ -22,6 +23,7 @@ use std::io;
 pub use address::mac_for;
 pub use bridge::{Bridge, ensure_bridge};
 pub use detached::remove_link_detached;
+pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in};
 pub use link::{check_ifname, ifname_problem};
 pub use netns::socket_in;
 pub use plumb::{ContainerLink, PEER, PlumbTimings, configure_inside, plumb};
@@ -59,6 +61,8 @@ pub enum Error {
     Socket(#[source] io::Error),
     #[error("opening a netlink socket in the container's network namespace")]
     NetnsSocket(#[source] io::Error),
+    #[error("entering the container's network namespace")]
+    EnterNetns(#[source] io::Error),
     #[error("invalid interface name {name:?}: {reason}")]
     IfName { name: String, reason: &'static str },
     /// A kernel request failed: `action` on `object`, e.g. "creating bridge" "sv0".

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::netns::{NetnsSocket, socket_in, with_connection};
-use super::{Error, Netlink, address, create_veth, link, route, set_hairpin};
+use super::{Error, Netlink, address, create_veth, link, route, set_hairpin, sysctl};
 use crate::values::Subnet;
 
 /// The container's end of the pair, as `run` names it.
@@ -42,7 +42,8 @@ pub struct PlumbTimings {
 
 /// Plumbs the container whose network namespace is `netns`: the veth pair
 /// with its peer created inside, hairpin mode on the host end, and inside
-/// lo and the peer up, the address and the default route via the gateway.
+/// lo and the peer up, the address and the default route via the gateway,
+/// and IPv6 disabled on the peer.
 ///
 /// Takes the namespace fd and closes it, along with everything else that
 /// refers to the namespace, before returning: the namespace, and with it
@@ -67,12 +68,18 @@ pub async fn plumb(
             netns.as_fd()
         ),
     )?;
-    drop(netns);
     let veth = start.elapsed();
+    // IPv6 is off on eth0 (no link-local address, no autoconfiguration
+    // from a stray router advertisement) until the bridge is dual stack.
     tokio::try_join!(
         set_hairpin(nl, &spec.host_ifname),
         configure_inside(socket, &spec.peer, spec.address, spec.subnet),
+        sysctl::apply_in(
+            netns.as_fd(),
+            vec![sysctl::Setting::disable_ipv6(&spec.peer, true)]
+        ),
     )?;
+    drop(netns);
     let total = start.elapsed();
     Ok(PlumbTimings {
         veth,

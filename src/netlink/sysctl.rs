@@ -7,9 +7,15 @@
 //!   connections to ports published on 127.0.0.1 be DNATed out of the bridge.
 //!   The firewall's raw-priority guard drops 127.0.0.0/8 arriving from
 //!   anywhere but `lo` (CVE-2020-8558).
+//! - `net.ipv6.conf.IF.disable_ipv6`, `accept_ra`, `autoconf`: IPv6 on one
+//!   interface, off entirely, or on without taking configuration from router
+//!   advertisements (a container's eth0 is configured by us alone).
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::sched::CloneFlags;
 
 use super::{Error, link};
 
@@ -43,6 +49,31 @@ impl Setting {
         }
     }
 
+    /// `net.ipv6.conf.IFNAME.disable_ipv6`: 1 turns IPv6 off on the
+    /// interface (its addresses go, none is autoconfigured).
+    pub fn disable_ipv6(ifname: &str, disabled: bool) -> Setting {
+        Setting::ipv6_conf(ifname, "disable_ipv6", disabled)
+    }
+
+    /// `net.ipv6.conf.IFNAME.accept_ra`: 0 ignores router advertisements.
+    pub fn accept_ra(ifname: &str, accept: bool) -> Setting {
+        Setting::ipv6_conf(ifname, "accept_ra", accept)
+    }
+
+    /// `net.ipv6.conf.IFNAME.autoconf`: 0 configures no address from a
+    /// prefix advertised by a router (SLAAC).
+    pub fn autoconf(ifname: &str, on: bool) -> Setting {
+        Setting::ipv6_conf(ifname, "autoconf", on)
+    }
+
+    fn ipv6_conf(ifname: &str, name: &str, on: bool) -> Setting {
+        Setting {
+            key: format!("net.ipv6.conf.{ifname}.{name}"),
+            path: format!("/proc/sys/net/ipv6/conf/{ifname}/{name}"),
+            value: if on { "1" } else { "0" },
+        }
+    }
+
     /// Writes it unless it already reads so; whether it wrote.
     pub fn apply(&self) -> Result<bool, Error> {
         write_if_differs(&self.path, self.value)
@@ -58,6 +89,29 @@ pub fn enable_ip_forward() -> Result<bool, Error> {
 pub fn enable_route_localnet(bridge: &str) -> Result<bool, Error> {
     link::check_ifname(bridge)?;
     Setting::route_localnet(bridge).apply()
+}
+
+/// Applies `settings` in order in the network namespace `netns`: a
+/// short-lived thread joins it (net sysctls belong to the namespace of the
+/// thread that opens the file) while the runtime goes on. Must be called on
+/// a tokio runtime.
+pub async fn apply_in(netns: BorrowedFd<'_>, settings: Vec<Setting>) -> Result<(), Error> {
+    let netns = netns.try_clone_to_owned().map_err(Error::EnterNetns)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns-sysctl".into())
+        .spawn(move || {
+            let result = nix::sched::setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(|errno| Error::EnterNetns(errno.into()))
+                .and_then(|()| {
+                    drop(netns);
+                    settings.iter().try_for_each(|s| s.apply().map(drop))
+                });
+            let _ = tx.send(result);
+        })
+        .map_err(Error::EnterNetns)?;
+    rx.await
+        .map_err(|_| Error::EnterNetns(io::Error::other("sysctl thread ended without an answer")))?
 }
 
 /// Writes `value` to the sysctl file `path` unless it already reads so.

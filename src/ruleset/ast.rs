@@ -304,6 +304,22 @@ pub enum DataType {
     Integer8,
     /// A plain 2-byte number in network order (`arp htype`).
     Integer16,
+    /// A plain 4-byte number in network order (`icmpv6 mtu`).
+    Integer32,
+    /// `icmpv6_type`: 1 byte (`echo-request` is 128).
+    Icmpv6Type,
+    /// `icmpv6_code`: 1 byte (`port-unreachable` is 4).
+    Icmpv6Code,
+    /// `dscp` as the IPv6 header holds it: 6 bits in the 2 bytes at offset 0
+    /// (shifted left by 6), so a value is 2 bytes.
+    Ip6Dscp,
+    /// `ecn` as the IPv6 header holds it: 2 bits of the byte at offset 1
+    /// (shifted left by 4).
+    Ip6Ecn,
+    /// `ip6 version`: 4 bits of the first byte (shifted left by 4).
+    Ip6Version,
+    /// `ip6 flowlabel`: the low 20 bits of the 3 bytes at offset 1.
+    Ip6Flowlabel,
 }
 
 impl DataType {
@@ -326,7 +342,15 @@ impl DataType {
             DataType::EtherAddr => "ether_addr",
             DataType::EtherType => "ether_type",
             DataType::ArpOp => "arp_op",
-            DataType::Integer8 | DataType::Integer16 => "integer",
+            DataType::Icmpv6Type => "icmpv6_type",
+            DataType::Icmpv6Code => "icmpv6_code",
+            DataType::Ip6Dscp => "dscp",
+            DataType::Ip6Ecn => "ecn",
+            DataType::Integer8
+            | DataType::Integer16
+            | DataType::Integer32
+            | DataType::Ip6Version
+            | DataType::Ip6Flowlabel => "integer",
         }
     }
 
@@ -347,7 +371,15 @@ impl DataType {
             DataType::CtStatus => 28,
             DataType::FibAddrType => 38,
             DataType::Ifname => 41,
-            DataType::Integer8 | DataType::Integer16 => 4,
+            DataType::Integer8
+            | DataType::Integer16
+            | DataType::Integer32
+            | DataType::Ip6Version
+            | DataType::Ip6Flowlabel => 4,
+            DataType::Icmpv6Type => 29,
+            DataType::Icmpv6Code => 33,
+            DataType::Ip6Dscp => 36,
+            DataType::Ip6Ecn => 37,
             DataType::EtherAddr => 9,
             DataType::EtherType => 10,
             DataType::ArpOp => 11,
@@ -360,16 +392,25 @@ impl DataType {
             DataType::Ipv4Addr => 4,
             DataType::Ipv6Addr => 16,
             DataType::InetService => 2,
-            DataType::InetProto | DataType::NfProto | DataType::TcpFlag | DataType::Integer8 => 1,
+            DataType::InetProto
+            | DataType::NfProto
+            | DataType::TcpFlag
+            | DataType::Integer8
+            | DataType::Icmpv6Type
+            | DataType::Icmpv6Code
+            | DataType::Ip6Ecn
+            | DataType::Ip6Version => 1,
+            DataType::Ip6Flowlabel => 3,
             DataType::Ifname => 16,
             DataType::EtherAddr => 6,
-            DataType::EtherType | DataType::ArpOp | DataType::Integer16 => 2,
+            DataType::EtherType | DataType::ArpOp | DataType::Integer16 | DataType::Ip6Dscp => 2,
             DataType::Mark
             | DataType::IfaceIndex
             | DataType::CtState
             | DataType::CtStatus
             | DataType::FibAddrType
-            | DataType::Verdict => 4,
+            | DataType::Verdict
+            | DataType::Integer32 => 4,
         }
     }
 }
@@ -437,6 +478,18 @@ pub enum Scalar {
     Int8(u8),
     /// A 2-byte integer (host order here).
     Int16(u16),
+    /// A 4-byte integer (host order here).
+    Int32(u32),
+    Icmpv6Type(u8),
+    Icmpv6Code(u8),
+    /// The 6-bit DSCP value (`cs1` is 8), unshifted.
+    Ip6Dscp(u8),
+    /// The 2-bit ECN value (`ect0` is 2), unshifted.
+    Ip6Ecn(u8),
+    /// The 4-bit version, unshifted.
+    Ip6Version(u8),
+    /// The 20-bit flow label.
+    Ip6Flowlabel(u32),
 }
 
 impl Scalar {
@@ -459,6 +512,13 @@ impl Scalar {
             Scalar::ArpOp(_) => DataType::ArpOp,
             Scalar::Int8(_) => DataType::Integer8,
             Scalar::Int16(_) => DataType::Integer16,
+            Scalar::Int32(_) => DataType::Integer32,
+            Scalar::Icmpv6Type(_) => DataType::Icmpv6Type,
+            Scalar::Icmpv6Code(_) => DataType::Icmpv6Code,
+            Scalar::Ip6Dscp(_) => DataType::Ip6Dscp,
+            Scalar::Ip6Ecn(_) => DataType::Ip6Ecn,
+            Scalar::Ip6Version(_) => DataType::Ip6Version,
+            Scalar::Ip6Flowlabel(_) => DataType::Ip6Flowlabel,
         }
     }
 }
@@ -639,6 +699,25 @@ pub enum Selector {
     Ip6Saddr,
     /// `ip6 daddr`.
     Ip6Daddr,
+    /// `ip6 version|dscp|ecn|flowlabel|length|nexthdr|hoplimit`: fields of
+    /// the fixed IPv6 header; the first four are not whole bytes.
+    Ip6Version,
+    Ip6Dscp,
+    Ip6Ecn,
+    Ip6Flowlabel,
+    Ip6Length,
+    Ip6Nexthdr,
+    Ip6Hoplimit,
+    /// `icmpv6 type|code|checksum`.
+    Icmpv6Type,
+    Icmpv6Code,
+    Icmpv6Checksum,
+    /// `icmpv6 id|sequence` (echo messages), `icmpv6 mtu` (packet too big),
+    /// `icmpv6 max-delay` (MLD queries): nft checks the message type first.
+    Icmpv6Id,
+    Icmpv6Sequence,
+    Icmpv6Mtu,
+    Icmpv6MaxDelay,
     TcpSport,
     TcpDport,
     /// `tcp flags`.
@@ -705,6 +784,44 @@ impl Selector {
             Selector::ArpHlen | Selector::ArpPlen => DataType::Integer8,
             Selector::ArpOperation => DataType::ArpOp,
             Selector::ArpSaddrIp | Selector::ArpDaddrIp => DataType::Ipv4Addr,
+            Selector::Ip6Version => DataType::Ip6Version,
+            Selector::Ip6Dscp => DataType::Ip6Dscp,
+            Selector::Ip6Ecn => DataType::Ip6Ecn,
+            Selector::Ip6Flowlabel => DataType::Ip6Flowlabel,
+            Selector::Ip6Length
+            | Selector::Icmpv6Checksum
+            | Selector::Icmpv6Id
+            | Selector::Icmpv6Sequence
+            | Selector::Icmpv6MaxDelay => DataType::Integer16,
+            Selector::Ip6Nexthdr => DataType::InetProto,
+            Selector::Ip6Hoplimit => DataType::Integer8,
+            Selector::Icmpv6Type => DataType::Icmpv6Type,
+            Selector::Icmpv6Code => DataType::Icmpv6Code,
+            Selector::Icmpv6Mtu => DataType::Integer32,
+        }
+    }
+}
+
+impl Selector {
+    /// The ICMPv6 types a field exists in: echo for `id` and `sequence`,
+    /// packet-too-big for `mtu`, an MLD query for `max-delay`. nft checks
+    /// them before the field (the first alone, or all as a set) unless the
+    /// rule fixed the type already, and refuses another fixed type.
+    /// Fields that are not whole bytes of their header: nft masks (and in
+    /// concatenations shifts) what it loads for them.
+    pub fn is_sub_byte(self) -> bool {
+        matches!(
+            self,
+            Selector::Ip6Version | Selector::Ip6Dscp | Selector::Ip6Ecn | Selector::Ip6Flowlabel
+        )
+    }
+
+    pub fn icmpv6_types_needed(self) -> Option<&'static [u8]> {
+        match self {
+            Selector::Icmpv6Id | Selector::Icmpv6Sequence => Some(&[128, 129]),
+            Selector::Icmpv6Mtu => Some(&[2]),
+            Selector::Icmpv6MaxDelay => Some(&[130]),
+            _ => None,
         }
     }
 }

@@ -7,9 +7,9 @@
 const NFT_ONLY_WORDS: &[&str] = &[
     "limit", "quota", "meter", "queue", "notrack", "dup", "fwd", "synproxy", "tproxy", "flow",
     "numgen", "jhash", "symhash", "osf", "rt", "exthdr", "socket", "vlan", "sctp", "dccp", "icmp",
-    "icmpv6", "igmp", "ah", "esp", "comp", "udplite", "ipsec", "xfrm", "secmark", "tunnel", "frag",
-    "hbh", "mh", "srh", "dst", "gre", "vxlan", "geneve", "inner", "update", "add", "delete", "set",
-    "ct", "meta", "counter", "last", "cgroupv2", "dnat", "snat",
+    "igmp", "ah", "esp", "comp", "udplite", "ipsec", "xfrm", "secmark", "tunnel", "frag", "hbh",
+    "mh", "srh", "dst", "gre", "vxlan", "geneve", "inner", "update", "add", "delete", "set", "ct",
+    "meta", "counter", "last", "cgroupv2", "dnat", "snat",
 ];
 
 /// Words that start a statement or match this loader reads.
@@ -22,6 +22,7 @@ pub const STATEMENT_WORDS: &[&str] = &[
     "meta",
     "ip",
     "ip6",
+    "icmpv6",
     "tcp",
     "udp",
     "th",
@@ -80,6 +81,15 @@ pub fn nft_fields(protocol: &str) -> &'static [&'static str] {
             "checksum", "urgptr", "option",
         ],
         "udp" => &["sport", "dport", "length", "checksum"],
+        "icmpv6" => &[
+            "type",
+            "code",
+            "checksum",
+            "mtu",
+            "id",
+            "sequence",
+            "max-delay",
+        ],
         "th" => &["sport", "dport"],
         "meta" => &[
             "length",

@@ -147,7 +147,63 @@ pub const ICMP_CODES: &[(&str, u8)] = &[
     ("admin-prohibited", 13),
 ];
 
-/// `reject with icmpv6 type CODE`.
+/// `icmpv6 type` names, as nft 1.0.6 knows them (`nft describe icmpv6
+/// type`).
+pub const ICMPV6_TYPES: &[(&str, u8)] = &[
+    ("destination-unreachable", 1),
+    ("packet-too-big", 2),
+    ("time-exceeded", 3),
+    ("parameter-problem", 4),
+    ("echo-request", 128),
+    ("echo-reply", 129),
+    ("mld-listener-query", 130),
+    ("mld-listener-report", 131),
+    ("mld-listener-done", 132),
+    ("mld-listener-reduction", 132),
+    ("nd-router-solicit", 133),
+    ("nd-router-advert", 134),
+    ("nd-neighbor-solicit", 135),
+    ("nd-neighbor-advert", 136),
+    ("nd-redirect", 137),
+    ("router-renumbering", 138),
+    ("ind-neighbor-solicit", 141),
+    ("ind-neighbor-advert", 142),
+    ("mld2-listener-report", 143),
+];
+
+/// `dscp` names (`nft describe ip6 dscp`).
+pub const DSCP: &[(&str, u8)] = &[
+    ("cs0", 0x00),
+    ("cs1", 0x08),
+    ("cs2", 0x10),
+    ("cs3", 0x18),
+    ("cs4", 0x20),
+    ("cs5", 0x28),
+    ("cs6", 0x30),
+    ("cs7", 0x38),
+    ("df", 0x00),
+    ("be", 0x00),
+    ("lephb", 0x01),
+    ("af11", 0x0a),
+    ("af12", 0x0c),
+    ("af13", 0x0e),
+    ("af21", 0x12),
+    ("af22", 0x14),
+    ("af23", 0x16),
+    ("af31", 0x1a),
+    ("af32", 0x1c),
+    ("af33", 0x1e),
+    ("af41", 0x22),
+    ("af42", 0x24),
+    ("af43", 0x26),
+    ("va", 0x2c),
+    ("ef", 0x2e),
+];
+
+/// `ecn` names.
+pub const ECN: &[(&str, u8)] = &[("not-ect", 0), ("ect1", 1), ("ect0", 2), ("ce", 3)];
+
+/// `reject with icmpv6 type CODE`, also the `icmpv6 code` names.
 pub const ICMPV6_CODES: &[(&str, u8)] = &[
     ("no-route", 0),
     ("admin-prohibited", 1),

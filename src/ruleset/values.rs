@@ -222,7 +222,15 @@ pub fn expected(ty: DataType) -> &'static str {
         DataType::EtherAddr => "a MAC address (ether_addr)",
         DataType::EtherType => "an ethertype (ether_type)",
         DataType::ArpOp => "an ARP operation (arp_op)",
-        DataType::Integer8 | DataType::Integer16 => "a number",
+        DataType::Integer8
+        | DataType::Integer16
+        | DataType::Integer32
+        | DataType::Ip6Version
+        | DataType::Ip6Flowlabel => "a number",
+        DataType::Icmpv6Type => "an icmpv6 type",
+        DataType::Icmpv6Code => "an icmpv6 code",
+        DataType::Ip6Dscp => "a dscp value",
+        DataType::Ip6Ecn => "an ecn value",
     }
 }
 
@@ -373,6 +381,34 @@ pub fn scalar(expr: &Expr, ty: DataType) -> Result<Scalar> {
             Some(n) => Scalar::Int16(n as u16),
             None => return Err(mismatch(expr, ty)),
         },
+        DataType::Integer32 => match number_at_most(expr, ty, u32::MAX.into())? {
+            Some(n) => Scalar::Int32(n as u32),
+            None => return Err(mismatch(expr, ty)),
+        },
+        DataType::Ip6Version => match number_at_most(expr, ty, 0xf)? {
+            Some(n) => Scalar::Ip6Version(n as u8),
+            None => return Err(mismatch(expr, ty)),
+        },
+        DataType::Ip6Flowlabel => match number_at_most(expr, ty, 0xf_ffff)? {
+            Some(n) => Scalar::Ip6Flowlabel(n as u32),
+            None => return Err(mismatch(expr, ty)),
+        },
+        DataType::Icmpv6Type => match number_at_most(expr, ty, u8::MAX.into())? {
+            Some(n) => Scalar::Icmpv6Type(n as u8),
+            None => Scalar::Icmpv6Type(named(expr, ty, symbols::ICMPV6_TYPES)?),
+        },
+        DataType::Icmpv6Code => match number_at_most(expr, ty, u8::MAX.into())? {
+            Some(n) => Scalar::Icmpv6Code(n as u8),
+            None => Scalar::Icmpv6Code(named(expr, ty, symbols::ICMPV6_CODES)?),
+        },
+        DataType::Ip6Dscp => match number_at_most(expr, ty, 0x3f)? {
+            Some(n) => Scalar::Ip6Dscp(n as u8),
+            None => Scalar::Ip6Dscp(named(expr, ty, symbols::DSCP)?),
+        },
+        DataType::Ip6Ecn => match number_at_most(expr, ty, 3)? {
+            Some(n) => Scalar::Ip6Ecn(n as u8),
+            None => Scalar::Ip6Ecn(named(expr, ty, symbols::ECN)?),
+        },
         DataType::Verdict => return Err(mismatch(expr, ty)),
     })
 }
@@ -419,6 +455,13 @@ fn orderable(ty: DataType) -> bool {
             | DataType::ArpOp
             | DataType::Integer8
             | DataType::Integer16
+            | DataType::Integer32
+            | DataType::Icmpv6Type
+            | DataType::Icmpv6Code
+            | DataType::Ip6Dscp
+            | DataType::Ip6Ecn
+            | DataType::Ip6Version
+            | DataType::Ip6Flowlabel
     )
 }
 
@@ -499,7 +542,13 @@ fn ordinal(s: &Scalar) -> u128 {
         Scalar::Mark(m) => (*m).into(),
         Scalar::EtherAddr(a) => ether_ordinal(a),
         Scalar::ArpOp(v) | Scalar::Int16(v) => (*v).into(),
-        Scalar::Int8(v) => (*v).into(),
+        Scalar::Int8(v)
+        | Scalar::Icmpv6Type(v)
+        | Scalar::Icmpv6Code(v)
+        | Scalar::Ip6Dscp(v)
+        | Scalar::Ip6Ecn(v)
+        | Scalar::Ip6Version(v) => (*v).into(),
+        Scalar::Int32(v) | Scalar::Ip6Flowlabel(v) => (*v).into(),
         _ => 0,
     }
 }

@@ -128,6 +128,9 @@ struct RuleCtx<'a> {
     /// A transport protocol match that adds nothing to `l4` (a range or a
     /// named set of protocols) still lets a nat statement map ports.
     l4_matched: bool,
+    /// The ICMPv6 type an earlier equality match fixed: `icmpv6 id` needs an
+    /// echo type, `icmpv6 mtu` packet-too-big, as nft checks.
+    icmpv6_type: Option<u8>,
 }
 
 impl RuleCtx<'_> {

@@ -86,12 +86,13 @@ impl Checker {
         };
         if let (Some(table), Some(written), Some(name)) = (table_l3, written, family) {
             if table != written {
+                // nft's words and place: the statement, not the family.
                 return Err(Error::new(
-                    name.span.clone(),
+                    span.clone(),
                     format!(
-                        "{} is not possible in an {} table",
+                        "conflicting protocols specified: {} vs. {}. You must specify ip or ip6 family in nat statement",
+                        ctx.table.family.name(),
                         name.text,
-                        ctx.table.family.name()
                     ),
                 ));
             }

@@ -94,6 +94,7 @@ impl Checker {
             },
             l4: Vec::new(),
             l4_matched: false,
+            icmpv6_type: None,
         };
         let mut stmts = Vec::with_capacity(line.stmts.len());
         let mut terminal = false;

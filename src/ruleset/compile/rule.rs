@@ -18,8 +18,8 @@ use super::super::error::Error;
 use super::elements::{self, Shape};
 use super::types::{
     self, BYTEORDER_INVALID, Dep, NFPROTO_IPV4, NFPROTO_IPV6, bounds, dependency, dependency_exprs,
-    is_host_number, key_typeof, load, ordered_bytes, payload, prefix_mask_byte, scalar_bytes,
-    selector_byteorder, type_byteorder, typeof_udata,
+    field_mask, is_host_number, key_typeof, load, load_masked, ordered_bytes, payload,
+    prefix_mask_byte, scalar_bytes, selector_byteorder, type_byteorder, typeof_udata,
 };
 use super::{AnonNames, DeclaredSet, Sets, nat_family, verdict};
 
@@ -69,6 +69,8 @@ struct Ctx<'a, 'b> {
     /// protocol context): a dependency or an equality match adds one; more
     /// than one makes transport matches ambiguous, which nft refuses.
     l4protos: Vec<u8>,
+    /// ICMPv6 types an equality match (or set) of the rule fixed.
+    icmpv6_types: Vec<u8>,
     out: Vec<Lowered>,
     anon: Vec<AnonSet<'a>>,
 }
@@ -92,6 +94,7 @@ pub(super) fn compile<'a>(
             Family::Inet | Family::Bridge => None,
         },
         l4protos: Vec::new(),
+        icmpv6_types: Vec::new(),
         out: Vec::new(),
         anon: Vec::new(),
     };
@@ -177,12 +180,58 @@ impl<'a> Ctx<'a, '_> {
     }
 
     /// Adds the checks the selectors depend on, unless already known.
-    fn deps(&mut self, key: &[Selector], span: &Span) -> Result<(), Error> {
+    fn deps(&mut self, key: &[Selector], span: &'a Span) -> Result<(), Error> {
         for sel in key {
+            if types::is_icmpv6(*sel)
+                && self.nfproto.is_none()
+                && !self.l4protos.contains(&types::IPPROTO_ICMPV6)
+            {
+                // nft checks for IPv6 first where the family is open (a
+                // known IPv4 is no conflict to it), unless the rule already
+                // matched the transport protocol.
+                self.nfproto = Some(NFPROTO_IPV6);
+                let exprs = match self.family {
+                    Family::Bridge => types::ether_type_ip6_exprs(),
+                    _ => dependency_exprs(Dep::NfProto(NFPROTO_IPV6), self.family),
+                };
+                self.out.push(Lowered::Expression(exprs.to_vec()));
+            }
             if let Some(dep) = dependency(*sel, self.family) {
                 self.require(dep, span)?;
             }
+            if let Some(need) = sel.icmpv6_types_needed() {
+                self.require_icmpv6_type(need, span)?;
+            }
         }
+        Ok(())
+    }
+
+    /// `icmpv6 type echo-request` or `icmpv6 type { echo-request,
+    /// echo-reply }` before a field of those messages, unless known.
+    fn require_icmpv6_type(&mut self, need: &'static [u8], span: &'a Span) -> Result<(), Error> {
+        if !self.icmpv6_types.is_empty() {
+            return Ok(());
+        }
+        self.icmpv6_types.extend_from_slice(need);
+        let mut exprs = load_masked(Selector::Icmpv6Type, Reg::R1);
+        if let [one] = need {
+            exprs.push(Expr::Cmp {
+                op: CmpOp::Eq,
+                sreg: Reg::R1,
+                data: vec![*one],
+            });
+        } else {
+            let elements = echo_type_elements();
+            let (name, id) = self.anon_set(&[Selector::Icmpv6Type], elements, None, span)?;
+            exprs.push(Expr::Lookup {
+                set: name,
+                set_id: Some(id),
+                sreg: Reg::R1,
+                dreg: None,
+                invert: false,
+            });
+        }
+        self.out.push(Lowered::Expression(exprs));
         Ok(())
     }
 
@@ -228,10 +277,10 @@ impl<'a> Ctx<'a, '_> {
     fn load_key(key: &[Selector], base: Reg) -> Vec<Expr> {
         let mut words = 0;
         key.iter()
-            .map(|sel| {
-                let expr = load(*sel, base.word(words));
+            .flat_map(|sel| {
+                let exprs = load_masked(*sel, base.word(words));
                 words += (sel.data_type().byte_len() as u32).div_ceil(4);
-                expr
+                exprs
             })
             .collect()
     }
@@ -325,7 +374,9 @@ impl<'a> Ctx<'a, '_> {
                 }
                 let any_bit = bitmask && m.op == MatchOp::Implicit;
                 let prefix_only = matches!(scalar, Scalar::Ifname(name) if name.wildcard);
-                if let (Some((base, offset, len)), false) = (payload(sel), prefix_only) {
+                if let (Some((base, offset, len)), false, None) =
+                    (payload(sel), prefix_only, field_mask(sel))
+                {
                     self.out.push(Lowered::Candidate(PayloadCmp {
                         base,
                         offset,
@@ -351,14 +402,13 @@ impl<'a> Ctx<'a, '_> {
                         },
                     ]));
                 } else {
-                    self.out.push(Lowered::Expression(vec![
-                        load(sel, Reg::R1),
-                        Expr::Cmp {
-                            op,
-                            sreg: Reg::R1,
-                            data: bytes,
-                        },
-                    ]));
+                    let mut exprs = load_masked(sel, Reg::R1);
+                    exprs.push(Expr::Cmp {
+                        op,
+                        sreg: Reg::R1,
+                        data: bytes,
+                    });
+                    self.out.push(Lowered::Expression(exprs));
                 }
                 if m.op != MatchOp::Ne {
                     self.learn(sel, scalar);
@@ -366,7 +416,7 @@ impl<'a> Ctx<'a, '_> {
             }
             Value::Range(..) => {
                 let (low, high) = bounds(value).map_err(at)?;
-                let mut exprs = vec![load(sel, Reg::R1)];
+                let mut exprs = load_masked(sel, Reg::R1);
                 if is_host_number(ty) {
                     exprs.push(hton(ty));
                 }
@@ -458,10 +508,12 @@ impl<'a> Ctx<'a, '_> {
                     self.nfproto = Some(p);
                 }
             }
-            (Selector::MetaL4proto | Selector::IpProtocol, Scalar::Proto(p))
-                if !self.l4protos.contains(p) =>
-            {
-                self.l4protos.push(*p)
+            (
+                Selector::MetaL4proto | Selector::IpProtocol | Selector::Ip6Nexthdr,
+                Scalar::Proto(p),
+            ) if !self.l4protos.contains(p) => self.l4protos.push(*p),
+            (Selector::Icmpv6Type, Scalar::Icmpv6Type(t)) if !self.icmpv6_types.contains(t) => {
+                self.icmpv6_types.push(*t)
             }
             _ => {}
         }
@@ -702,6 +754,24 @@ impl<'a> Ctx<'a, '_> {
         self.statement(exprs);
         Ok(())
     }
+}
+
+/// The anonymous set nft checks before `icmpv6 id|sequence`: the echo
+/// types. Made once, as anonymous sets borrow their elements.
+fn echo_type_elements() -> &'static [Element] {
+    static ECHO: std::sync::OnceLock<Vec<Element>> = std::sync::OnceLock::new();
+    ECHO.get_or_init(|| {
+        let span = ast::Span::new(std::sync::Arc::from("icmpv6"), 1, 1);
+        [128u8, 129]
+            .iter()
+            .map(|t| Element {
+                key: vec![Value::Single(Scalar::Icmpv6Type(*t))],
+                data: None,
+                comment: None,
+                span: span.clone(),
+            })
+            .collect()
+    })
 }
 
 fn ip_bytes(addr: &std::net::IpAddr) -> Vec<u8> {

@@ -23,16 +23,24 @@ pub(super) fn type_byteorder(ty: DataType) -> u32 {
         | DataType::EtherAddr
         | DataType::EtherType
         | DataType::ArpOp
-        | DataType::Integer16 => BYTEORDER_BIG,
+        | DataType::Integer16
+        | DataType::Integer32
+        | DataType::Ip6Dscp
+        | DataType::Ip6Flowlabel => BYTEORDER_BIG,
         DataType::Ifname
         | DataType::Mark
         | DataType::IfaceIndex
         | DataType::CtState
         | DataType::CtStatus
         | DataType::FibAddrType => BYTEORDER_HOST,
-        DataType::Integer8 | DataType::InetProto | DataType::NfProto | DataType::Verdict => {
-            BYTEORDER_INVALID
-        }
+        DataType::Integer8
+        | DataType::InetProto
+        | DataType::NfProto
+        | DataType::Verdict
+        | DataType::Icmpv6Type
+        | DataType::Icmpv6Code
+        | DataType::Ip6Ecn
+        | DataType::Ip6Version => BYTEORDER_INVALID,
     }
 }
 
@@ -72,7 +80,13 @@ pub(super) fn scalar_bytes(scalar: &Scalar) -> Result<Vec<u8>, String> {
         }
         Scalar::EtherAddr(a) => a.to_vec(),
         Scalar::EtherType(v) | Scalar::ArpOp(v) | Scalar::Int16(v) => v.to_be_bytes().to_vec(),
-        Scalar::Int8(v) => vec![*v],
+        Scalar::Int8(v) | Scalar::Icmpv6Type(v) | Scalar::Icmpv6Code(v) => vec![*v],
+        Scalar::Int32(v) => v.to_be_bytes().to_vec(),
+        // Sub-byte fields sit where the header has them, as nft shifts
+        // values to compare them with the masked load.
+        Scalar::Ip6Dscp(v) => (u16::from(*v) << 6).to_be_bytes().to_vec(),
+        Scalar::Ip6Ecn(v) | Scalar::Ip6Version(v) => vec![*v << 4],
+        Scalar::Ip6Flowlabel(v) => v.to_be_bytes()[1..].to_vec(),
     })
 }
 
@@ -163,6 +177,7 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_ARP: u16 = 0x0806;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
+pub(super) const IPPROTO_ICMPV6: u8 = 58;
 
 pub(super) fn proto_name(dep: Dep) -> String {
     match dep {
@@ -171,6 +186,7 @@ pub(super) fn proto_name(dep: Dep) -> String {
         Dep::NfProto(NFPROTO_ARP) => "arp".into(),
         Dep::L4Proto(IPPROTO_TCP) => "tcp".into(),
         Dep::L4Proto(IPPROTO_UDP) => "udp".into(),
+        Dep::L4Proto(IPPROTO_ICMPV6) => "icmpv6".into(),
         Dep::NfProto(n) | Dep::L4Proto(n) => n.to_string(),
     }
 }
@@ -183,7 +199,20 @@ pub(super) fn dependency(sel: Selector, family: Family) -> Option<Dep> {
         Selector::IpSaddr | Selector::IpDaddr | Selector::IpProtocol if mixed => {
             Some(Dep::NfProto(NFPROTO_IPV4))
         }
-        Selector::Ip6Saddr | Selector::Ip6Daddr if mixed => Some(Dep::NfProto(NFPROTO_IPV6)),
+        Selector::Ip6Saddr
+        | Selector::Ip6Daddr
+        | Selector::Ip6Version
+        | Selector::Ip6Dscp
+        | Selector::Ip6Ecn
+        | Selector::Ip6Flowlabel
+        | Selector::Ip6Length
+        | Selector::Ip6Nexthdr
+        | Selector::Ip6Hoplimit
+            if mixed =>
+        {
+            Some(Dep::NfProto(NFPROTO_IPV6))
+        }
+        sel if is_icmpv6(sel) => Some(Dep::L4Proto(IPPROTO_ICMPV6)),
         Selector::TcpSport | Selector::TcpDport | Selector::TcpFlags => {
             Some(Dep::L4Proto(IPPROTO_TCP))
         }
@@ -199,6 +228,43 @@ pub(super) fn dependency(sel: Selector, family: Family) -> Option<Dep> {
         | Selector::ArpDaddrEther => Some(Dep::NfProto(NFPROTO_ARP)),
         _ => None,
     }
+}
+
+pub(super) fn is_icmpv6(sel: Selector) -> bool {
+    matches!(
+        sel,
+        Selector::Icmpv6Type
+            | Selector::Icmpv6Code
+            | Selector::Icmpv6Checksum
+            | Selector::Icmpv6Id
+            | Selector::Icmpv6Sequence
+            | Selector::Icmpv6Mtu
+            | Selector::Icmpv6MaxDelay
+    )
+}
+
+/// The ethertype check nft 1.0.6 puts before an `icmpv6` match in a bridge
+/// table that has not fixed the network protocol: a frame header load
+/// (`ether type ip6`), where `ip6 ...` matches check `meta protocol`.
+pub(super) fn ether_type_ip6_exprs() -> [Expr; 2] {
+    ether_type_exprs(ETH_P_IPV6)
+}
+
+/// `ether type T` read from the frame header.
+fn ether_type_exprs(ethertype: u16) -> [Expr; 2] {
+    [
+        Expr::Payload {
+            base: PayloadBase::Link,
+            offset: 12,
+            len: 2,
+            dreg: Reg::R1,
+        },
+        Expr::Cmp {
+            op: crate::nftables::CmpOp::Eq,
+            sreg: Reg::R1,
+            data: ethertype.to_be_bytes().to_vec(),
+        },
+    ]
 }
 
 /// The network protocol (NFPROTO_*) an ethertype names, for the protocol
@@ -219,19 +285,7 @@ pub(super) fn ethertype_nfproto(ethertype: u16) -> Option<u8> {
 /// arp`).
 pub(super) fn dependency_exprs(dep: Dep, family: Family) -> [Expr; 2] {
     if dep == Dep::NfProto(NFPROTO_ARP) {
-        return [
-            Expr::Payload {
-                base: PayloadBase::Link,
-                offset: 12,
-                len: 2,
-                dreg: Reg::R1,
-            },
-            Expr::Cmp {
-                op: crate::nftables::CmpOp::Eq,
-                sreg: Reg::R1,
-                data: ETH_P_ARP.to_be_bytes().to_vec(),
-            },
-        ];
+        return ether_type_exprs(ETH_P_ARP);
     }
     let (key, data) = match (dep, family) {
         (Dep::NfProto(v), Family::Bridge) => {
@@ -276,11 +330,53 @@ pub(super) fn payload(sel: Selector) -> Option<(PayloadBase, u32, u32)> {
         Selector::IpProtocol => (Network, 9, 1),
         Selector::Ip6Saddr => (Network, 8, 16),
         Selector::Ip6Daddr => (Network, 24, 16),
+        Selector::Ip6Version => (Network, 0, 1),
+        Selector::Ip6Dscp => (Network, 0, 2),
+        Selector::Ip6Ecn => (Network, 1, 1),
+        Selector::Ip6Flowlabel => (Network, 1, 3),
+        Selector::Ip6Length => (Network, 4, 2),
+        Selector::Ip6Nexthdr => (Network, 6, 1),
+        Selector::Ip6Hoplimit => (Network, 7, 1),
+        Selector::Icmpv6Type => (Transport, 0, 1),
+        Selector::Icmpv6Code => (Transport, 1, 1),
+        Selector::Icmpv6Checksum => (Transport, 2, 2),
+        Selector::Icmpv6Id | Selector::Icmpv6MaxDelay => (Transport, 4, 2),
+        Selector::Icmpv6Mtu => (Transport, 4, 4),
+        Selector::Icmpv6Sequence => (Transport, 6, 2),
         Selector::TcpSport | Selector::UdpSport | Selector::ThSport => (Transport, 0, 2),
         Selector::TcpDport | Selector::UdpDport | Selector::ThDport => (Transport, 2, 2),
         Selector::TcpFlags => (Transport, 13, 1),
         _ => return None,
     })
+}
+
+/// The bits of a payload load that hold a field narrower than its bytes
+/// (`ip6 dscp`, `ip6 flowlabel`): nft masks the load with them before
+/// comparing (values are shifted into place, see `scalar_bytes`).
+pub(super) fn field_mask(sel: Selector) -> Option<Vec<u8>> {
+    Some(match sel {
+        Selector::Ip6Version => vec![0xf0],
+        Selector::Ip6Dscp => vec![0x0f, 0xc0],
+        Selector::Ip6Ecn => vec![0x30],
+        Selector::Ip6Flowlabel => vec![0x0f, 0xff, 0xff],
+        _ => return None,
+    })
+}
+
+/// The expressions that load `sel` into `dreg`: the load, and for fields
+/// narrower than their bytes the mask that isolates them.
+pub(super) fn load_masked(sel: Selector, dreg: Reg) -> Vec<Expr> {
+    let mut exprs = vec![load(sel, dreg)];
+    if let Some(mask) = field_mask(sel) {
+        let xor = vec![0; mask.len()];
+        exprs.push(Expr::Bitwise {
+            sreg: dreg,
+            dreg,
+            mask,
+            xor,
+        });
+    }
+    exprs
 }
 
 fn meta_key(sel: Selector) -> Option<MetaKey> {
@@ -381,6 +477,7 @@ const PROTO_DESC_TCP: u32 = 8;
 const PROTO_DESC_TH: u32 = 11;
 const PROTO_DESC_IP: u32 = 12;
 const PROTO_DESC_IP6: u32 = 13;
+const PROTO_DESC_ICMPV6: u32 = 14;
 const PROTO_DESC_ARP: u32 = 15;
 const PROTO_DESC_ETHER: u32 = 17;
 
@@ -417,6 +514,20 @@ fn payload_template(sel: Selector) -> Option<(u32, u32)> {
         Selector::IpDaddr => (PROTO_DESC_IP, 12),
         Selector::Ip6Saddr => (PROTO_DESC_IP6, 8),
         Selector::Ip6Daddr => (PROTO_DESC_IP6, 9),
+        Selector::Ip6Version => (PROTO_DESC_IP6, 1),
+        Selector::Ip6Dscp => (PROTO_DESC_IP6, 2),
+        Selector::Ip6Ecn => (PROTO_DESC_IP6, 3),
+        Selector::Ip6Flowlabel => (PROTO_DESC_IP6, 4),
+        Selector::Ip6Length => (PROTO_DESC_IP6, 5),
+        Selector::Ip6Nexthdr => (PROTO_DESC_IP6, 6),
+        Selector::Ip6Hoplimit => (PROTO_DESC_IP6, 7),
+        Selector::Icmpv6Type => (PROTO_DESC_ICMPV6, 1),
+        Selector::Icmpv6Code => (PROTO_DESC_ICMPV6, 2),
+        Selector::Icmpv6Checksum => (PROTO_DESC_ICMPV6, 3),
+        Selector::Icmpv6Mtu => (PROTO_DESC_ICMPV6, 5),
+        Selector::Icmpv6Id => (PROTO_DESC_ICMPV6, 6),
+        Selector::Icmpv6Sequence => (PROTO_DESC_ICMPV6, 7),
+        Selector::Icmpv6MaxDelay => (PROTO_DESC_ICMPV6, 8),
         Selector::TcpSport => (PROTO_DESC_TCP, 1),
         Selector::TcpDport => (PROTO_DESC_TCP, 2),
         Selector::TcpFlags => (PROTO_DESC_TCP, 7),

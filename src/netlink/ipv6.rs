@@ -1,0 +1,120 @@
+//! IPv6 on a link, usable at once: an address added with IFA_F_NODAD (no
+//! duplicate address detection, which otherwise keeps it `tentative`, and
+//! unbindable, for about a second), a default route via a gateway, in the
+//! host namespace or in a container's. The per-interface IPv6 sysctls
+//! (`disable_ipv6`, `accept_ra`, `autoconf`) are in [`super::sysctl`].
+//!
+//! Additive for now: the run path adds these once the bridge is dual stack.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::os::fd::BorrowedFd;
+
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+use rtnetlink::{Handle, RouteMessageBuilder};
+
+use super::netns::{socket_in, with_connection};
+use super::{Error, Netlink, is_errno, link};
+
+/// Adds `addr/prefix_len` to link `index` (`ifname` is for errors) without
+/// DAD. With `existing_ok`, an address already present counts as added.
+pub(crate) async fn add_address(
+    handle: &Handle,
+    index: u32,
+    ifname: &str,
+    addr: Ipv6Addr,
+    prefix_len: u8,
+    existing_ok: bool,
+) -> Result<(), Error> {
+    let mut request = handle.address().add(index, IpAddr::V6(addr), prefix_len);
+    let message = request.message_mut();
+    // The header holds the old 8-bit flags, IFA_FLAGS all 32; the kernel
+    // reads IFA_FLAGS when present. Both say the same.
+    message.header.flags = AddressHeaderFlags::Nodad;
+    message
+        .attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    match request.execute().await {
+        Err(err) if existing_ok && is_errno(&err, libc::EEXIST) => Ok(()),
+        other => other.map_err(Error::request(
+            "adding address",
+            format!("{addr}/{prefix_len} to {ifname}"),
+        )),
+    }
+}
+
+/// Adds `default via gateway` for IPv6. The gateway must be reachable on a
+/// link that is up (an address in its prefix, or link-local with `oif`).
+pub(crate) async fn add_default_route(
+    handle: &Handle,
+    gateway: Ipv6Addr,
+    oif: Option<u32>,
+) -> Result<(), Error> {
+    let mut builder = RouteMessageBuilder::<Ipv6Addr>::new().gateway(gateway);
+    if let Some(oif) = oif {
+        builder = builder.output_interface(oif);
+    }
+    handle
+        .route()
+        .add(builder.build())
+        .execute()
+        .await
+        .map_err(Error::request(
+            "adding IPv6 default route via",
+            gateway.to_string(),
+        ))
+}
+
+async fn index_of(handle: &Handle, ifname: &str) -> Result<u32, Error> {
+    link::check_ifname(ifname)?;
+    link::by_name(handle, ifname)
+        .await?
+        .map(|l| l.index)
+        .ok_or_else(|| Error::Request {
+            action: "finding",
+            object: ifname.to_string(),
+            source: std::io::Error::from_raw_os_error(libc::ENODEV),
+        })
+}
+
+/// Adds `addr/prefix_len` to `ifname` in the supervisor's namespace (the
+/// bridge's gateway address), usable as soon as this returns.
+pub async fn add_ipv6_address(
+    nl: &Netlink,
+    ifname: &str,
+    addr: Ipv6Addr,
+    prefix_len: u8,
+) -> Result<(), Error> {
+    let index = index_of(nl.handle(), ifname).await?;
+    add_address(nl.handle(), index, ifname, addr, prefix_len, false).await
+}
+
+/// Adds `addr/prefix_len` to `ifname` in the network namespace `netns`,
+/// usable as soon as this returns. Must be called on a tokio runtime.
+pub async fn add_ipv6_address_in(
+    netns: BorrowedFd<'_>,
+    ifname: &str,
+    addr: Ipv6Addr,
+    prefix_len: u8,
+) -> Result<(), Error> {
+    let socket = socket_in(netns).await?;
+    with_connection(socket, |handle| async move {
+        let index = index_of(&handle, ifname).await?;
+        add_address(&handle, index, ifname, addr, prefix_len, false).await
+    })
+    .await
+}
+
+/// Adds the IPv6 default route via `gateway` out of `ifname` in the network
+/// namespace `netns`. Must be called on a tokio runtime.
+pub async fn add_ipv6_default_route_in(
+    netns: BorrowedFd<'_>,
+    ifname: &str,
+    gateway: Ipv6Addr,
+) -> Result<(), Error> {
+    let socket = socket_in(netns).await?;
+    with_connection(socket, |handle| async move {
+        let index = index_of(&handle, ifname).await?;
+        add_default_route(&handle, gateway, Some(index)).await
+    })
+    .await
+}
