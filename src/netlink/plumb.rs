@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::netns::{NetnsSocket, socket_in, with_connection};
-use super::{Error, Netlink, address, create_veth, link, route, set_hairpin};
+use super::{Error, Netlink, address, create_veth, link, route, set_hairpin, set_neighbour};
 use crate::values::Subnet;
 
 /// The container's end of the pair.
@@ -39,7 +39,8 @@ pub struct PlumbTimings {
 
 /// Plumbs the container whose network namespace is `netns`: the veth pair
 /// with `eth0` created inside, hairpin mode on the host end, and inside lo
-/// and eth0 up, the address and the default route via the gateway.
+/// and eth0 up, the address and the default route via the gateway; then
+/// the host's neighbour entry for the address.
 ///
 /// Takes the namespace fd and closes it, along with everything else that
 /// refers to the namespace, before returning: the namespace, and with it
@@ -69,6 +70,9 @@ pub async fn plumb(
         set_hairpin(nl, &spec.host_ifname),
         configure_inside(socket, spec.address, spec.subnet),
     )?;
+    // Once eth0 holds the address, so what the host queued for the
+    // address finds it.
+    set_neighbour(nl, spec.bridge_index, spec.address, mac).await?;
     let total = start.elapsed();
     Ok(PlumbTimings {
         veth,

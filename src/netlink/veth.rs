@@ -1,9 +1,11 @@
 //! The veth pair of one container: the host end on the bridge, the peer
 //! created directly inside the container's network namespace.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoPortKind, InfoVeth, LinkAttribute};
+use rtnetlink::packet_route::neighbour::NeighbourState;
 use rtnetlink::{LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use super::{Error, Netlink, is_errno};
@@ -69,4 +71,33 @@ pub async fn remove_link(nl: &Netlink, name: &str) -> Result<(), Error> {
         Err(err) if is_errno(&err, libc::ENODEV) => Ok(()),
         other => other.map_err(Error::request("deleting link", name)),
     }
+}
+
+/// Points the host's neighbour entry for `address` on bridge `bridge_index`
+/// at `mac`, the container's eth0, whatever state it was in.
+///
+/// A restarted container often gets its predecessor's address. A packet
+/// routed there while no port carried it (the old port gone, the new one
+/// not yet forwarding) leaves the entry INCOMPLETE, and the kernel asks
+/// again only a second later: until then every SYN to the new container
+/// is queued and lost. Setting the entry (STALE: used at once, confirmed
+/// by the traffic) also sends what was queued.
+pub async fn set_neighbour(
+    nl: &Netlink,
+    bridge_index: u32,
+    address: Ipv4Addr,
+    mac: [u8; 6],
+) -> Result<(), Error> {
+    nl.handle()
+        .neighbours()
+        .add(bridge_index, IpAddr::V4(address))
+        .link_layer_address(&mac)
+        .state(NeighbourState::Stale)
+        .replace()
+        .execute()
+        .await
+        .map_err(Error::request(
+            "setting the neighbour entry of",
+            address.to_string(),
+        ))
 }
