@@ -173,6 +173,7 @@ fn bench(args: BenchArgs) -> ExitCode {
         publish: args.publish,
         baseline: args.baseline,
         scale: args.scale,
+        restart_same_port: args.restart_same_port,
         json: args.json,
         csv: args.csv,
         plot: args.plot,
