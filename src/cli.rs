@@ -261,6 +261,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub restart_same_port: bool,
 
+    /// Also time starting the supervisor process (`supervisor --version`)
+    /// against /bin/true, --containers times each, interleaved.
+    #[arg(long)]
+    pub process_start: bool,
+
     /// Write every sample as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -19,6 +19,7 @@
 pub mod baseline;
 pub mod phases;
 mod plot;
+mod process_start;
 mod progress;
 pub mod report;
 mod restart;
@@ -109,6 +110,8 @@ pub struct Options {
     pub scale: Vec<usize>,
     /// Also measure a service restarted on the same port and address.
     pub restart_same_port: bool,
+    /// Also measure starting the supervisor process against /bin/true.
+    pub process_start: bool,
     pub json: Option<PathBuf>,
     pub csv: Option<PathBuf>,
     pub plot: Option<PathBuf>,
@@ -132,6 +135,9 @@ impl Options {
         }
         if self.restart_same_port {
             line.push_str(" --restart-same-port");
+        }
+        if self.process_start {
+            line.push_str(" --process-start");
         }
         if !self.scale.is_empty() {
             let values: Vec<String> = self.scale.iter().map(usize::to_string).collect();
@@ -388,6 +394,17 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
             })?);
         }
     }
+    if options.process_start {
+        let measured =
+            process_start::measure(&options.supervisor, options.containers).map_err(|detail| {
+                Error::Run {
+                    configuration: "process start".into(),
+                    index: 0,
+                    detail,
+                }
+            })?;
+        configurations.extend(measured);
+    }
     if options.restart_same_port {
         let (configuration, note) = restarts(&supervisor, options)?;
         configurations.push(configuration);
@@ -505,6 +522,7 @@ mod tests {
             baseline: false,
             scale: vec![],
             restart_same_port: false,
+            process_start: false,
             json: None,
             csv: None,
             plot: None,
@@ -522,12 +540,13 @@ mod tests {
         o.baseline = true;
         o.scale = vec![0, 100];
         o.restart_same_port = true;
+        o.process_start = true;
         o.json = Some("out.json".into());
         o.pause = Duration::from_millis(50);
         assert_eq!(
             o.command_line(),
             "supervisor bench --containers 100 --concurrency 1 --pause 50 --publish --baseline \
-             --restart-same-port --scale 0,100 --json out.json"
+             --restart-same-port --process-start --scale 0,100 --json out.json"
         );
     }
 
