@@ -6,7 +6,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::netns::{NetnsSocket, socket_in, with_connection};
-use super::{Error, Netlink, address, create_veth, link, route, set_hairpin, set_neighbour};
+use super::{
+    Error, Netlink, address, create_veth, link, route, set_forwarding, set_hairpin, set_neighbour,
+};
 use crate::values::Subnet;
 
 /// The container's end of the pair.
@@ -71,8 +73,11 @@ pub async fn plumb(
         configure_inside(socket, spec.address, spec.subnet),
     )?;
     // Once eth0 holds the address, so what the host queued for the
-    // address finds it.
-    set_neighbour(nl, spec.bridge_index, spec.address, mac).await?;
+    // address finds it, through the new port.
+    tokio::try_join!(
+        set_forwarding(nl, &spec.host_ifname, mac),
+        set_neighbour(nl, spec.bridge_index, spec.address, mac),
+    )?;
     let total = start.elapsed();
     Ok(PlumbTimings {
         veth,
