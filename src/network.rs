@@ -36,9 +36,6 @@ pub struct Attachment {
     nl: Netlink,
     link: ContainerLink,
     lease: Lease,
-    /// The container's network namespace, held from plumbing until
-    /// `release`: see `plumb`.
-    netns: Option<OwnedFd>,
 }
 
 /// Takes the address lease (`ip`, or the lowest free), then makes sure the
@@ -66,12 +63,7 @@ pub async fn prepare(
         address: lease.addr(),
         subnet: bridge.subnet,
     };
-    Ok(Attachment {
-        nl,
-        link,
-        lease,
-        netns: None,
-    })
+    Ok(Attachment { nl, link, lease })
 }
 
 impl Attachment {
@@ -94,22 +86,16 @@ impl Attachment {
     }
 
     /// Plumbs `container`, which must not be released yet, as `link` says
-    /// (made from the plan, with this lease's address).
-    ///
-    /// Holds the container's network namespace until `release`: when the
-    /// container ends, its namespace, and with it eth0 and the veth, stay
-    /// until its elements are gone, so a client's SYN that they still send
-    /// there is refused by the namespace's own stack rather than vanishing
-    /// into a namespace the kernel is tearing down. After `release` the
-    /// kernel removes the namespace and the pair by itself, off the exit
-    /// path.
+    /// (made from the plan, with this lease's address). Every fd on its
+    /// network namespace is closed again on return, so the veth pair lives
+    /// as long as the container: it goes away by itself when the
+    /// container's last process exits.
     pub async fn plumb(
-        &mut self,
+        &self,
         link: &ContainerLink,
         container: &Container,
     ) -> Result<PlumbTimings, Error> {
         let netns = OwnedFd::from(container.netns().map_err(Error::Netns)?);
-        self.netns = Some(netns.try_clone().map_err(Error::Netns)?);
         let timings = netlink::plumb(&self.nl, link, netns).await?;
         tracing::debug!(
             address = %link.address,
@@ -122,11 +108,9 @@ impl Attachment {
         Ok(timings)
     }
 
-    /// Lets go of the container's namespace and gives the address back.
-    /// The veth needs nothing: it dies with the namespace, off the exit
-    /// path.
-    pub fn release(mut self) -> Result<(), Error> {
-        drop(self.netns.take());
+    /// Gives the address back. The veth needs nothing: it dies with the
+    /// container's namespace, off the exit path.
+    pub fn release(self) -> Result<(), Error> {
         Ok(self.lease.release()?)
     }
 }

@@ -259,7 +259,7 @@ impl BridgeNet {
     /// spoof-guard entry) in one batch, as planned from its lease and
     /// reservations.
     async fn connect(
-        &mut self,
+        &self,
         spec: &RunSpec,
         container: &Container,
         reservations: &mut Reservations,
@@ -476,7 +476,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
         )
     })
     .await;
-    let (mut network, mut container) = match (network, container) {
+    let (network, mut container) = match (network, container) {
         (Ok(network), Ok(container)) => (network, container),
         (Err(err), Ok(container)) => {
             container.abort().await;
@@ -508,7 +508,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
             return Err(err.into());
         }
     }
-    let publication = match &mut network {
+    let publication = match &network {
         Some(net) => match net.connect(&spec, &container, &mut reservations).await {
             Ok(publication) => Some(publication),
             Err(err) => {
@@ -569,8 +569,7 @@ fn teardown(
     registration: Registration,
 ) -> Leftovers {
     let mut left = Leftovers::default();
-    // The veth pair needs nothing: it dies with the container's namespace,
-    // which the network holds until its elements are gone.
+    // The veth pair needs nothing: it dies with the container's namespace.
     if let Some(net) = network {
         net.teardown(publication, &mut left);
     }
