@@ -274,6 +274,17 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     pub scale: Vec<usize>,
 
+    /// Also restart one published service --containers times on the same
+    /// port and address, and measure from each new run's start until a
+    /// client polling the port every millisecond is answered.
+    #[arg(long)]
+    pub restart_same_port: bool,
+
+    /// Also time starting the supervisor process (`supervisor --version`)
+    /// against /bin/true, --containers times each, interleaved.
+    #[arg(long)]
+    pub process_start: bool,
+
     /// Write every sample as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

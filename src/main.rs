@@ -188,6 +188,8 @@ fn bench(args: BenchArgs) -> ExitCode {
         publish: args.publish,
         baseline: args.baseline,
         scale: args.scale,
+        restart_same_port: args.restart_same_port,
+        process_start: args.process_start,
         json: args.json,
         csv: args.csv,
         plot: args.plot,

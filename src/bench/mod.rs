@@ -19,8 +19,10 @@
 pub mod baseline;
 pub mod phases;
 mod plot;
+mod process_start;
 mod progress;
 pub mod report;
+mod restart;
 mod runner;
 pub mod sandbox;
 pub mod scale;
@@ -50,6 +52,9 @@ pub const UNTIL_EXEC: &str = "until exec";
 /// in a host creates the bridge and loads the tables, which is not what
 /// the next ten thousand runs cost.
 const WARMUP: usize = 2;
+/// The host port of `--restart-same-port`, clear of the runner's and
+/// `scale`'s ports.
+const RESTART_PORT: u16 = 9000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -103,6 +108,10 @@ pub struct Options {
     pub baseline: bool,
     /// Ports already published: one configuration per value.
     pub scale: Vec<usize>,
+    /// Also measure a service restarted on the same port and address.
+    pub restart_same_port: bool,
+    /// Also measure starting the supervisor process against /bin/true.
+    pub process_start: bool,
     pub json: Option<PathBuf>,
     pub csv: Option<PathBuf>,
     pub plot: Option<PathBuf>,
@@ -123,6 +132,12 @@ impl Options {
         }
         if self.baseline {
             line.push_str(" --baseline");
+        }
+        if self.restart_same_port {
+            line.push_str(" --restart-same-port");
+        }
+        if self.process_start {
+            line.push_str(" --process-start");
         }
         if !self.scale.is_empty() {
             let values: Vec<String> = self.scale.iter().map(usize::to_string).collect();
@@ -379,6 +394,22 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
             })?);
         }
     }
+    if options.process_start {
+        let measured =
+            process_start::measure(&options.supervisor, options.containers).map_err(|detail| {
+                Error::Run {
+                    configuration: "process start".into(),
+                    index: 0,
+                    detail,
+                }
+            })?;
+        configurations.extend(measured);
+    }
+    if options.restart_same_port {
+        let (configuration, note) = restarts(&supervisor, options)?;
+        configurations.push(configuration);
+        notes.push(note);
+    }
     configurations.extend(naive);
     let report = Report {
         command: options.command_line(),
@@ -432,6 +463,36 @@ fn measure(
     })
 }
 
+/// `--restart-same-port`: `options.containers` restarts, and a note of
+/// the SYNs that went nowhere.
+fn restarts(supervisor: &Supervisor, options: &Options) -> Result<(Configuration, String), Error> {
+    let name = "supervisor, restarted on the same port and address";
+    let ip = std::net::Ipv4Addr::new(172, 16, 0, 2);
+    let progress = Progress::new(name, options.containers);
+    let started = std::time::Instant::now();
+    let measured = restart::measure(supervisor, options.containers, RESTART_PORT, ip, &progress)
+        .map_err(|detail| Error::Run {
+            configuration: name.to_string(),
+            index: 0,
+            detail,
+        })?;
+    let note = format!(
+        "{name}: {} of {} connection attempts (one at a time, every 1 ms, 50 ms timeout) \
+         got neither an answer nor a refusal",
+        measured.lost, measured.attempts
+    );
+    Ok((
+        Configuration {
+            name: name.to_string(),
+            baseline: false,
+            published_before: 0,
+            busy: started.elapsed(),
+            samples: measured.samples,
+        },
+        note,
+    ))
+}
+
 /// The named binary in $PATH, or in the sbin directories root's PATH has
 /// but a user's may lack.
 pub fn find_program(name: &str) -> Option<PathBuf> {
@@ -460,6 +521,8 @@ mod tests {
             publish: false,
             baseline: false,
             scale: vec![],
+            restart_same_port: false,
+            process_start: false,
             json: None,
             csv: None,
             plot: None,
@@ -476,12 +539,14 @@ mod tests {
         o.publish = true;
         o.baseline = true;
         o.scale = vec![0, 100];
+        o.restart_same_port = true;
+        o.process_start = true;
         o.json = Some("out.json".into());
         o.pause = Duration::from_millis(50);
         assert_eq!(
             o.command_line(),
             "supervisor bench --containers 100 --concurrency 1 --pause 50 --publish --baseline \
-             --scale 0,100 --json out.json"
+             --restart-same-port --process-start --scale 0,100 --json out.json"
         );
     }
 

@@ -7,7 +7,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::netns::{NetnsSocket, socket_in, with_connection};
-use super::{Error, Netlink, address, create_veth, link, route, set_hairpin, sysctl};
+use super::{
+    Error, Netlink, address, create_veth, link, route, set_forwarding, set_hairpin, set_neighbour,
+    sysctl,
+};
 use crate::values::Subnet;
 
 /// The container's end of the pair, as `run` names it.
@@ -43,7 +46,8 @@ pub struct PlumbTimings {
 /// Plumbs the container whose network namespace is `netns`: the veth pair
 /// with its peer created inside, hairpin mode on the host end, and inside
 /// lo and the peer up, the address and the default route via the gateway,
-/// and IPv6 disabled on the peer.
+/// and IPv6 disabled on the peer; then the host's neighbour entry for the
+/// address.
 ///
 /// Takes the namespace fd and closes it, along with everything else that
 /// refers to the namespace, before returning: the namespace, and with it
@@ -80,6 +84,12 @@ pub async fn plumb(
         ),
     )?;
     drop(netns);
+    // Once eth0 holds the address, so what the host queued for the
+    // address finds it, through the new port.
+    tokio::try_join!(
+        set_forwarding(nl, &spec.host_ifname, mac),
+        set_neighbour(nl, spec.bridge_index, spec.address, mac),
+    )?;
     let total = start.elapsed();
     Ok(PlumbTimings {
         veth,

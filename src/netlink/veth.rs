@@ -1,12 +1,14 @@
 //! The veth pair of one container: the host end on the bridge, the peer
 //! created directly inside the container's network namespace.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoPortKind, InfoVeth, LinkAttribute};
+use rtnetlink::packet_route::neighbour::{NeighbourFlags, NeighbourState};
 use rtnetlink::{LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
-use super::{Error, Netlink, is_errno};
+use super::{Error, Netlink, is_errno, link};
 
 /// Creates the pair `host` ↔ `peer`, with `host` attached to bridge
 /// `bridge_index` and up, and `peer` (MAC `peer_mac`) created inside the
@@ -69,4 +71,63 @@ pub async fn remove_link(nl: &Netlink, name: &str) -> Result<(), Error> {
         Err(err) if is_errno(&err, libc::ENODEV) => Ok(()),
         other => other.map_err(Error::request("deleting link", name)),
     }
+}
+
+/// Points the host's neighbour entry for `address` on bridge `bridge_index`
+/// at `mac`, the container's eth0, whatever state it was in.
+///
+/// A restarted container often gets its predecessor's address. A packet
+/// routed there while no port carried it (the old port gone, the new one
+/// not yet forwarding) leaves the entry INCOMPLETE, and the kernel asks
+/// again only a second later: until then every SYN to the new container
+/// is queued and lost. Setting the entry (STALE: used at once, confirmed
+/// by the traffic) also sends what was queued.
+pub async fn set_neighbour(
+    nl: &Netlink,
+    bridge_index: u32,
+    address: Ipv4Addr,
+    mac: [u8; 6],
+) -> Result<(), Error> {
+    nl.handle()
+        .neighbours()
+        .add(bridge_index, IpAddr::V4(address))
+        .link_layer_address(&mac)
+        .state(NeighbourState::Stale)
+        .replace()
+        .execute()
+        .await
+        .map_err(Error::request(
+            "setting the neighbour entry of",
+            address.to_string(),
+        ))
+}
+
+/// Points the bridge's forwarding entry for `mac` at `host`'s port.
+///
+/// A container's MAC follows from its address, so a restarted container
+/// often has its predecessor's MAC, and the bridge learned that MAC on the
+/// old port, which lives on while the kernel tears the old namespace down.
+/// Until the new container sends a frame, the bridge sends its traffic to
+/// the old port, where it vanishes. The entry is a dynamic one, as if
+/// learned: it ages and moves like any other.
+pub async fn set_forwarding(nl: &Netlink, host: &str, mac: [u8; 6]) -> Result<(), Error> {
+    let port = link::by_name(nl.handle(), host)
+        .await?
+        .ok_or_else(|| Error::Request {
+            action: "finding",
+            object: host.to_string(),
+            source: std::io::Error::from_raw_os_error(libc::ENODEV),
+        })?;
+    nl.handle()
+        .neighbours()
+        .add_bridge(port.index, &mac)
+        .flags(NeighbourFlags::Controller)
+        .state(NeighbourState::Reachable)
+        .replace()
+        .execute()
+        .await
+        .map_err(Error::request(
+            "setting the bridge forwarding entry of",
+            host,
+        ))
 }

@@ -206,6 +206,11 @@ pub struct Outside {
 }
 
 impl Outside {
+    /// The netns path, for a thread that setns()'s into it.
+    pub fn netns_path(&self) -> String {
+        format!("/proc/{}/ns/net", self.holder.pid)
+    }
+
     pub fn command(&self, program: &str) -> Command {
         self.holder.command(&["--net"], program)
     }
