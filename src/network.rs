@@ -36,6 +36,9 @@ pub struct Attachment {
     nl: Netlink,
     link: ContainerLink,
     lease: Lease,
+    /// The container's network namespace, held from plumbing until
+    /// `release`: see `plumb`.
+    netns: Option<OwnedFd>,
 }
 
 /// Takes the address lease (`ip`, or the lowest free) for `holder`, then
@@ -64,7 +67,12 @@ pub async fn prepare(
         address: lease.addr(),
         subnet: bridge.subnet,
     };
-    Ok(Attachment { nl, link, lease })
+    Ok(Attachment {
+        nl,
+        link,
+        lease,
+        netns: None,
+    })
 }
 
 impl Attachment {
@@ -87,16 +95,22 @@ impl Attachment {
     }
 
     /// Plumbs `container`, which must not be released yet, as `link` says
-    /// (made from the plan, with this lease's address). Every fd on its
-    /// network namespace is closed again on return, so the veth pair lives
-    /// as long as the container: it goes away by itself when the
-    /// container's last process exits.
+    /// (made from the plan, with this lease's address).
+    ///
+    /// Holds the container's network namespace until `release`: when the
+    /// container ends, its namespace, and with it eth0 and the veth, stay
+    /// until its elements are gone, so a client's SYN that they still send
+    /// there is refused by the namespace's own stack rather than vanishing
+    /// into a namespace the kernel is tearing down. After `release` the
+    /// kernel removes the namespace and the pair by itself, off the exit
+    /// path.
     pub async fn plumb(
-        &self,
+        &mut self,
         link: &ContainerLink,
         container: &Container,
     ) -> Result<PlumbTimings, Error> {
         let netns = OwnedFd::from(container.netns().map_err(Error::Netns)?);
+        self.netns = Some(netns.try_clone().map_err(Error::Netns)?);
         self.plumb_netns(link, netns).await
     }
 
@@ -139,9 +153,11 @@ impl Attachment {
         self.lease.keep();
     }
 
-    /// Gives the address back. The veth needs nothing: it dies with the
-    /// container's namespace, off the exit path.
-    pub fn release(self) -> Result<(), Error> {
+    /// Lets go of the container's namespace and gives the address back.
+    /// The veth needs nothing: it dies with the namespace, off the exit
+    /// path.
+    pub fn release(mut self) -> Result<(), Error> {
+        drop(self.netns.take());
         Ok(self.lease.release()?)
     }
 }

@@ -344,7 +344,7 @@ impl BridgeNet {
     /// spoof-guard entry) in one batch, as planned from its lease and
     /// reservations.
     async fn connect(
-        &self,
+        &mut self,
         spec: &RunSpec,
         container: &Container,
         reservations: &mut Reservations,
@@ -581,7 +581,7 @@ async fn lifecycle(
         )
     })
     .await;
-    let (network, mut container) = match (network, container) {
+    let (mut network, mut container) = match (network, container) {
         (Ok(network), Ok(container)) => (network, container),
         (Err(err), Ok(container)) => {
             container.abort().await;
@@ -618,7 +618,7 @@ async fn lifecycle(
             return Err(err.into());
         }
     }
-    let publication = match &network {
+    let publication = match &mut network {
         Some(net) => match net.connect(&spec, &container, &mut reservations).await {
             Ok(publication) => Some(publication),
             Err(err) => {
@@ -744,7 +744,8 @@ fn teardown(
         let removed = cgroup.remove();
         left.check(|| format!("removing its cgroup {paths:?}"), removed);
     }
-    // The veth pair needs nothing: it dies with the container's namespace.
+    // The veth pair needs nothing: it dies with the container's namespace,
+    // which the network holds until its elements are gone.
     if let Some(net) = network {
         net.teardown(publication, &mut left);
     }

@@ -9,6 +9,7 @@ mod common;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -211,4 +212,58 @@ fn a_restarted_service_loses_no_syn_from_outside_clients() {
         return;
     };
     assert_eq!(r.losing, 0, "SYNs went nowhere:\n{}", r.report);
+}
+
+#[test]
+fn a_syn_to_an_ended_container_whose_elements_are_not_yet_removed_is_refused() {
+    let Some(ns) =
+        HostNs::new("a_syn_to_an_ended_container_whose_elements_are_not_yet_removed_is_refused")
+    else {
+        return;
+    };
+    let out = ns.outside();
+    let ip = SV0.ip(2);
+    // Stops itself once its container has ended, before its teardown: the
+    // element still sends the port to the container's address.
+    let mut supervisor = ns
+        .supervisor()
+        .env("SUPERVISOR_TEST_PAUSE_AT", "exited")
+        .args(["run", "--ip", &ip, "-p", "8080:8000", "--", "sh", "-c"])
+        .arg("busybox httpd -f -p 8000 -h / & echo ready; read _ || true")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    let _out = common::wait_ready(&mut supervisor);
+    let addr: SocketAddr = "192.0.2.1:8080".parse().expect("an address");
+    let prober = Prober::start(out.netns_path(), addr);
+    prober.answered_since(Instant::now());
+    drop(prober);
+    drop(supervisor.stdin.take());
+    let pid = supervisor.id();
+    common::eventually(
+        "the supervisor stopping at exited",
+        Duration::from_secs(10),
+        || (common::process_state(pid) == Some('T')).then_some(()),
+    );
+    // Time for the kernel to tear down a namespace nobody holds.
+    std::thread::sleep(Duration::from_millis(300));
+    let since = Instant::now();
+    let prober = Prober::start(out.netns_path(), addr);
+    std::thread::sleep(Duration::from_millis(200));
+    let attempts = prober.since(since);
+    drop(prober);
+    // SAFETY: kill on our own child's pid, not yet reaped.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    let status = supervisor.wait().expect("wait supervisor");
+    assert!(status.success(), "{status}");
+    assert!(!attempts.is_empty());
+    assert_eq!(
+        count(&attempts, Outcome::Refused),
+        attempts.len(),
+        "{} attempts: {} answered, {} lost",
+        attempts.len(),
+        count(&attempts, Outcome::Answered),
+        count(&attempts, Outcome::Lost)
+    );
 }
