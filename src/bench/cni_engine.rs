@@ -41,6 +41,9 @@ pub struct Network {
     pub cni_version: String,
     pub plugins: Vec<Map<String, Value>>,
     pub plugin_dirs: Vec<PathBuf>,
+    /// A command the plugins run under (e.g. `nsenter --target PID --net
+    /// --mount --` for an engine inside a test's node); empty: none.
+    pub launcher: Vec<String>,
 }
 
 /// One container's attachment to a network.
@@ -102,6 +105,7 @@ impl Network {
             cni_version: field("cniVersion")?,
             plugins,
             plugin_dirs: plugin_dirs.iter().map(|d| d.to_path_buf()).collect(),
+            launcher: Vec::new(),
         })
     }
 
@@ -179,7 +183,15 @@ impl Network {
         let cni_path =
             std::env::join_paths(&self.plugin_dirs).map_err(|e| fail(format!("CNI_PATH: {e}")))?;
         let config = self.plugin_config(plugin, attachment, previous).to_string();
-        let mut child = Command::new(&program)
+        let mut cmd = match self.launcher.split_first() {
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                cmd.args(rest).arg(&program);
+                cmd
+            }
+            None => Command::new(&program),
+        };
+        let mut child = cmd
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", &attachment.container_id)
             .env("CNI_NETNS", &attachment.netns)
