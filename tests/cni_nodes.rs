@@ -4,8 +4,9 @@
 //! veth link with static routes to each other's pod subnet, as a cluster's
 //! network (or its cloud's routes) gives them. Each node runs one pod, a
 //! netns attached by the plugin driven as an engine drives it (environment
-//! and config on stdin, through `cni_engine`), with `noMasqueradeCidrs`
-//! covering the cluster range 10.244.0.0/16.
+//! and config on stdin, through `cni_engine`), with the README's conflist
+//! for a Kubernetes node: `noMasqueradeCidrs` covering the cluster range
+//! 10.244.0.0/16.
 
 mod common;
 
@@ -36,6 +37,34 @@ fn plugin_dir() -> PathBuf {
     dir
 }
 
+/// The README's conflist for a Kubernetes node, for node `n`: its subnet
+/// the node's, and without `noMasqueradeCidrs` for the control.
+fn readme_conflist(n: u8, no_masquerade: bool) -> String {
+    let readme = include_str!("../README.md");
+    let json = readme
+        .split("### On a Kubernetes node")
+        .nth(1)
+        .and_then(|section| section.split("```json\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("the README's conflist for a Kubernetes node");
+    let mut conflist: serde_json::Value =
+        serde_json::from_str(json).expect("the README's conflist is JSON");
+    let plugin = conflist["plugins"][0]
+        .as_object_mut()
+        .expect("the README's conflist has a plugin");
+    assert_eq!(plugin["subnet"], "10.244.1.0/24", "the README's pod subnet");
+    assert_eq!(
+        plugin["noMasqueradeCidrs"],
+        serde_json::json!([CLUSTER_CIDR]),
+        "the README's cluster range"
+    );
+    plugin.insert("subnet".into(), format!("10.244.{n}.0/24").into());
+    if !no_masquerade {
+        plugin.remove("noMasqueradeCidrs");
+    }
+    conflist.to_string()
+}
+
 /// One node: its host, its number (1 for A, 2 for B), its network as the
 /// engine sees it, and its pod once attached.
 struct Node {
@@ -48,16 +77,7 @@ struct Node {
 impl Node {
     fn new(test: &str, n: u8, no_masquerade: bool) -> Option<Node> {
         let host = HostNs::new(test)?;
-        let exempt = if no_masquerade {
-            format!(r#","noMasqueradeCidrs":["{CLUSTER_CIDR}"]"#)
-        } else {
-            String::new()
-        };
-        let conflist = format!(
-            r#"{{"cniVersion":"1.0.0","name":"k8s-pod-network","plugins":[
-                {{"type":"supervisor","bridge":"cni0","subnet":"10.244.{n}.0/24",
-                  "stateDir":"/run/supervisor"{exempt},"capabilities":{{"portMappings":true}}}}]}}"#
-        );
+        let conflist = readme_conflist(n, no_masquerade);
         let dir = plugin_dir();
         let mut network = Network::from_conflist(&conflist, &[dir.as_path()]).expect("conflist");
         network.launcher = vec![
