@@ -131,6 +131,7 @@ impl Bench {
         self.next += 1;
         ContainerLink {
             host_ifname: format!("svb{:x}", self.next),
+            peer: netlink::PEER.into(),
             bridge_index: self.bridge_index,
             address: Ipv4Addr::new(172, 31, 0, 2),
             subnet: self.subnet,
@@ -260,7 +261,7 @@ impl Bench {
                 .expect("veth");
                 let veth = t.elapsed();
                 let t = Instant::now();
-                netlink::configure_inside(socket, spec.address, spec.subnet)
+                netlink::configure_inside(socket, &spec.peer, spec.address, spec.subnet)
                     .await
                     .expect("inside");
                 let inside = t.elapsed();

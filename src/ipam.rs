@@ -427,6 +427,12 @@ impl Lease {
         self.reclaimed.as_ref()
     }
 
+    /// Leaves the lease in place for good: its holder is no process of
+    /// ours (see `Process::UNTIL_RELEASED`) and releases it explicitly.
+    pub fn keep(mut self) {
+        self.released = true;
+    }
+
     /// Gives the address back. Nobody else writes a held lease, so removing
     /// the file needs no lock.
     pub fn release(mut self) -> Result<(), Error> {

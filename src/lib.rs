@@ -10,7 +10,9 @@
 //!
 //! `state` keeps a record of each running container; `reconcile` gives back
 //! what crashed supervisors left; `control` is `ps`, `stop`, `inspect`,
-//! `logs`, `check` and `gc`, run from another process. `detach` is `run -d`:
+//! `logs`, `check` and `gc`, run from another process. `cni` is the same
+//! network for container engines: a CNI plugin over the same plan and apply
+//! steps. `detach` is `run -d`:
 //! the supervisor in the background, its container's output in a
 //! `container_log`.
 //!
@@ -20,7 +22,7 @@
 //!
 //! ```text
 //! edge:      main usage cli bench
-//! lifecycle: detach supervisor control
+//! lifecycle: detach supervisor cni control
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity spawn seccomp netlink conntrack reserve ipam state
@@ -33,6 +35,7 @@
 //! an error with each of its causes once; `milestones` times the lifecycle's
 //! phases and holds its fault-test pause points.
 
+pub mod cni;
 pub mod confinement;
 pub mod conntrack;
 pub mod container_log;

@@ -22,6 +22,12 @@ use supervisor::{control, ruleset};
 use crate::cli::{BenchArgs, Cli, Command, LogLevel, NetworkArg, RulesetCommand, RunArgs};
 
 fn main() -> ExitCode {
+    // An engine runs us as a CNI plugin: its protocol, not our command line.
+    if std::env::var_os("CNI_COMMAND").is_some()
+        || std::env::args_os().nth(1).is_some_and(|a| a == "cni")
+    {
+        return ExitCode::from(supervisor::cni::main());
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),

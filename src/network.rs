@@ -38,27 +38,28 @@ pub struct Attachment {
     lease: Lease,
 }
 
-/// Takes the address lease (`ip`, or the lowest free), then makes sure the
-/// bridge is there and sets `sysctls` (see `plan::network_part`). The lease is taken before the
-/// first await: a caller polling this first learns of a taken address before
-/// starting anything else.
+/// Takes the address lease (`ip`, or the lowest free) for `holder`, then
+/// makes sure the bridge is there and sets `sysctls` (see
+/// `plan::network_part`). The lease is taken before the first await: a
+/// caller polling this first learns of a taken address before starting
+/// anything else.
 pub async fn prepare(
     bridge: &Bridge,
     ip: Option<Ipv4Addr>,
     state_dir: &Path,
-    name: &str,
-    id: &str,
+    holder: &Holder,
     sysctls: &[Setting],
 ) -> Result<Attachment, Error> {
     let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?;
-    let lease = pool.lease(ip, &Holder::this_process(name, id)?)?;
+    let lease = pool.lease(ip, holder)?;
     let nl = Netlink::connect()?;
     let bridge_index = netlink::ensure_bridge(&nl, bridge).await?;
     for setting in sysctls {
         setting.apply()?;
     }
     let link = ContainerLink {
-        host_ifname: host_ifname(id),
+        host_ifname: host_ifname(&holder.id),
+        peer: netlink::PEER.to_string(),
         bridge_index,
         address: lease.addr(),
         subnet: bridge.subnet,
@@ -96,6 +97,16 @@ impl Attachment {
         container: &Container,
     ) -> Result<PlumbTimings, Error> {
         let netns = OwnedFd::from(container.netns().map_err(Error::Netns)?);
+        self.plumb_netns(link, netns).await
+    }
+
+    /// Plumbs the network namespace `netns` (closed on return) as `link`
+    /// says: a spawned container's, or the one a CNI engine names.
+    pub async fn plumb_netns(
+        &self,
+        link: &ContainerLink,
+        netns: OwnedFd,
+    ) -> Result<PlumbTimings, Error> {
         let timings = netlink::plumb(&self.nl, link, netns).await?;
         tracing::debug!(
             address = %link.address,
@@ -106,6 +117,18 @@ impl Attachment {
             timings.configure.as_micros()
         );
         Ok(timings)
+    }
+
+    /// The host netlink connection, for undoing a plumb whose namespace
+    /// outlives this process (a CNI attachment's).
+    pub fn netlink(&self) -> &Netlink {
+        &self.nl
+    }
+
+    /// Keeps the lease after this process: its holder (a CNI attachment)
+    /// gives it back explicitly, on DEL or GC.
+    pub fn keep(self) {
+        self.lease.keep();
     }
 
     /// Gives the address back. The veth needs nothing: it dies with the

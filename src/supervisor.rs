@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use caps::Capability;
 use tokio::time::Sleep;
 
-use crate::conntrack;
 use crate::error_chain::Chain;
 use crate::etc_files::{self, EtcFiles};
 use crate::firewall::{self, Base, Firewall, Publication};
+use crate::ipam::Holder;
 use crate::milestones::{pause_at, phase, timed, timed_async};
 use crate::network::{self, Attachment};
 use crate::plan::{self, Snapshot, apply};
@@ -25,7 +25,6 @@ use crate::spawn::{
 };
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
 use crate::state::{self, ExecContext, Record, Registration, Store};
-use crate::values::Protocol;
 use crate::values::{Owner, Process};
 
 #[derive(Debug, thiserror::Error)]
@@ -230,7 +229,9 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     // Every step of the network's part is an idempotent ensure: what a
     // snapshot would say is there only changes how a dry run prints it.
     let part = plan::network_part(&bridge.name, bridge.subnet, &Snapshot::default());
-    let attachment = apply::lease(&part, bridge, *ip, &spec.state_dir, &owner_of(spec)).await?;
+    let owner = owner_of(spec);
+    let holder = Holder::this_process(&owner.name, &owner.id).map_err(network::Error::Lease)?;
+    let attachment = apply::lease(&part, bridge, *ip, &spec.state_dir, &holder).await?;
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
     // After the bridge: a network's elements stay while its bridge exists.
@@ -272,8 +273,13 @@ impl BridgeNet {
         self.attachment.plumb(&link, container).await?;
         pause_at("linked");
         let t = Instant::now();
-        let publication =
-            apply::publish(&self.firewall, &spec.state_dir, &mut part, reservations).await?;
+        let publication = apply::publish(
+            &self.firewall,
+            &spec.state_dir,
+            &mut part.publication,
+            reservations,
+        )
+        .await?;
         phase("publish batch", t);
         for (mapping, port) in spec.publish.iter().zip(&publication.ports) {
             if mapping.host_port.is_none() {
@@ -291,7 +297,8 @@ impl BridgeNet {
             let unpublished = self.firewall.unpublish(&publication);
             left.check(|| "removing its firewall elements".into(), unpublished);
             phase("unpublish batch", t);
-            let forgotten = forget_udp(&self.firewall, &publication, Some(publication.address));
+            let forgotten =
+                apply::forget_udp(&self.firewall, &publication, Some(publication.address));
             left.check(|| "forgetting its UDP connections".into(), forgotten);
         }
         let t = Instant::now();
@@ -338,38 +345,6 @@ impl Leftovers {
             eprintln!("supervisor: teardown: {}", Chain(&left));
         }
     }
-}
-
-/// Deletes the conntrack entries of the publication's UDP ports: those
-/// DNATed to `address`, or all of them when None.
-///
-/// NAT is decided when an entry is created, and a UDP client that keeps
-/// sending keeps its entry: one made before the port was published bypasses
-/// the DNAT, one made for a container that is gone keeps pointing at it.
-/// TCP clients open new connections, so their entries are left to expire.
-/// Only UDP, because the kernel's dump walks its whole conntrack hash table,
-/// about 10 ms on a host with 24 GiB.
-fn forget_udp(
-    firewall: &Firewall,
-    publication: &Publication,
-    address: Option<std::net::Ipv4Addr>,
-) -> Result<(), conntrack::Error> {
-    let t = Instant::now();
-    let udp: Vec<_> = publication
-        .ports
-        .iter()
-        .filter(|p| p.protocol == Protocol::Udp)
-        .map(|p| (p.protocol, p.host_port))
-        .collect();
-    if udp.is_empty() {
-        return Ok(());
-    }
-    let forgotten = firewall
-        .netfilter_socket()
-        .map_err(conntrack::Error::Socket)
-        .and_then(|socket| conntrack::forget_with(socket, &udp, address));
-    phase("conntrack", t);
-    forgotten.map(drop)
 }
 
 /// Holds the host port of every `--publish` mapping (see `reserve`); a
@@ -531,7 +506,7 @@ async fn lifecycle(spec: RunSpec, mut signals: Signals, ready: impl FnOnce()) ->
             ready();
             // Off the startup path: the container runs meanwhile.
             if let (Some(net), Some(publication)) = (&network, &publication) {
-                if let Err(err) = forget_udp(&net.firewall, publication, None) {
+                if let Err(err) = apply::forget_udp(&net.firewall, publication, None) {
                     tracing::warn!("{}", Chain(&err));
                 }
             }

@@ -31,6 +31,7 @@ async fn plumbed(nl: &Netlink, host_ifname: &str, address: Ipv4Addr) -> std::os:
     let netns = new_netns();
     let spec = ContainerLink {
         host_ifname: host_ifname.into(),
+        peer: netlink::PEER.into(),
         bridge_index,
         address,
         subnet: sv0().subnet,
@@ -263,6 +264,7 @@ fn a_bad_host_interface_name_creates_nothing() {
         let inside = fd_path(&netns);
         let spec = ContainerLink {
             host_ifname: "sv0123456789abcdef".into(),
+            peer: netlink::PEER.into(),
             bridge_index,
             address: Ipv4Addr::new(172, 16, 0, 2),
             subnet: sv0().subnet,
@@ -284,6 +286,7 @@ fn a_taken_host_interface_name_is_reported_by_name() {
             let _first = plumbed(&nl, "svdup", Ipv4Addr::new(172, 16, 0, 2)).await;
             let spec = ContainerLink {
                 host_ifname: "svdup".into(),
+                peer: netlink::PEER.into(),
                 bridge_index: netlink::ensure_bridge(&nl, &sv0()).await.unwrap(),
                 address: Ipv4Addr::new(172, 16, 0, 3),
                 subnet: sv0().subnet,

@@ -205,16 +205,7 @@ fn missing(seen: &Seen, facts: &Facts) -> Vec<String> {
         },
         address,
         veth: veth.clone(),
-        ports: r
-            .ports
-            .iter()
-            .map(|p| Port {
-                host_ip: p.host_ip,
-                host_port: p.host_port,
-                container_port: p.container_port,
-                protocol: p.protocol,
-            })
-            .collect(),
+        ports: r.ports.iter().map(|&p| Port::from(p)).collect(),
     };
     let held: Vec<&Owned> = elements_of(&facts.elements, &r.id).collect();
     for element in publication.elements() {

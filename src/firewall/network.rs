@@ -31,24 +31,7 @@ const ELEM_F_INTERVAL_OPEN: u32 = 1;
 /// bridge's name as its comment so `gc` can tell whose it is.
 pub fn network_elements(bridge: &str, subnet: &Subnet) -> Vec<(Target, Vec<Element>)> {
     let name = ifname(bridge);
-    let mut start = Element::new(subnet.network().octets().to_vec());
-    let mut udata = Udata::comment(&comment(bridge));
-    let mut subnets = Vec::new();
-    if subnet.network() != Ipv4Addr::UNSPECIFIED {
-        subnets.push(interval_end(Ipv4Addr::UNSPECIFIED));
-    }
-    match u32::from(subnet.broadcast()).checked_add(1) {
-        Some(end) => {
-            start.udata = Some(udata);
-            subnets.push(start);
-            subnets.push(interval_end(Ipv4Addr::from(end)));
-        }
-        None => {
-            udata.put_u32(UDATA_ELEM_FLAGS, ELEM_F_INTERVAL_OPEN);
-            start.udata = Some(udata);
-            subnets.push(start);
-        }
-    }
+    let subnets = interval(bridge, subnet.network(), subnet.broadcast());
     vec![
         (Target::Bridges, vec![Element::new(name.clone())]),
         (
@@ -57,6 +40,52 @@ pub fn network_elements(bridge: &str, subnet: &Subnet) -> Vec<(Target, Vec<Eleme
         ),
         (Target::Subnets, subnets),
     ]
+}
+
+/// The interval `first`..=`last` in the kernel's layout, as nft adds it:
+/// led by nft's end element at 0.0.0.0, then the start with `bridge` as its
+/// comment, then an end element one past `last` (none when `last` is the
+/// type's maximum: the start then carries the open-interval flag).
+fn interval(bridge: &str, first: Ipv4Addr, last: Ipv4Addr) -> Vec<Element> {
+    let mut start = Element::new(first.octets().to_vec());
+    let mut udata = Udata::comment(&comment(bridge));
+    let mut elements = Vec::new();
+    if first != Ipv4Addr::UNSPECIFIED {
+        elements.push(interval_end(Ipv4Addr::UNSPECIFIED));
+    }
+    match u32::from(last).checked_add(1) {
+        Some(end) => {
+            start.udata = Some(udata);
+            elements.push(start);
+            elements.push(interval_end(Ipv4Addr::from(end)));
+        }
+        None => {
+            udata.put_u32(UDATA_ELEM_FLAGS, ELEM_F_INTERVAL_OPEN);
+            start.udata = Some(udata);
+            elements.push(start);
+        }
+    }
+    elements
+}
+
+/// The `no_masquerade` elements for `cidrs` (network, prefix length),
+/// asked for by the network of `bridge`.
+pub fn no_masquerade_elements(bridge: &str, cidrs: &[(Ipv4Addr, u8)]) -> Vec<Element> {
+    let mut elements: Vec<Element> = Vec::new();
+    for &(network, prefix_len) in cidrs {
+        let host_bits = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+        let last = Ipv4Addr::from(u32::from(network) | host_bits);
+        for element in interval(bridge, network, last) {
+            // nft's leading end element once per batch, not per interval.
+            if !elements
+                .iter()
+                .any(|e| e.key == element.key && e.flags == element.flags)
+            {
+                elements.push(element);
+            }
+        }
+    }
+    elements
 }
 
 fn interval_end(addr: Ipv4Addr) -> Element {
@@ -103,6 +132,29 @@ impl Firewall {
                 ensure()
             }
         }
+    }
+
+    /// Adds `cidrs` to the destinations reached unmasqueraded (see
+    /// nft/supervisor.nft), for the network of `bridge`; those already
+    /// there stay. Like a network's own elements they stay with the tables:
+    /// the tables are shared, and another network may have asked for them.
+    pub fn ensure_no_masquerade(
+        &self,
+        bridge: &str,
+        cidrs: &[(Ipv4Addr, u8)],
+    ) -> Result<(), Error> {
+        if cidrs.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        batch.add_elements(
+            &set_ref(Target::NoMasquerade),
+            &no_masquerade_elements(bridge, cidrs),
+            Mode::Add,
+        )?;
+        let _lock = self.lock(false)?;
+        self.socket.send(batch)?;
+        Ok(())
     }
 
     /// Adds the elements of the network of `bridge` and `subnet`, in one

@@ -100,7 +100,7 @@ impl fmt::Display for Owned {
                 (Some(addr), Some(port)) => write!(f, "{name} {addr} . {port}"),
                 _ => write!(f, "{name} {key:02x?}"),
             },
-            Target::Subnets => match addr(0) {
+            Target::Subnets | Target::NoMasquerade => match addr(0) {
                 Some(addr) => write!(f, "{name} {addr}"),
                 None => write!(f, "{name} {key:02x?}"),
             },

@@ -30,6 +30,9 @@ pub enum Target {
     SameBridge,
     /// `ip supervisor subnets`: every network's subnet, an interval set.
     Subnets,
+    /// `ip supervisor no_masquerade`: destinations reached unmasqueraded,
+    /// an interval set.
+    NoMasquerade,
 }
 
 impl Target {
@@ -46,6 +49,7 @@ impl Target {
             Target::Bridges => "bridges",
             Target::SameBridge => "same_bridge",
             Target::Subnets => "subnets",
+            Target::NoMasquerade => "no_masquerade",
         }
     }
 
@@ -70,7 +74,12 @@ impl Target {
     ];
 
     /// Every per-network target.
-    pub const NETWORK: [Target; 3] = [Target::Bridges, Target::SameBridge, Target::Subnets];
+    pub const NETWORK: [Target; 4] = [
+        Target::Bridges,
+        Target::SameBridge,
+        Target::Subnets,
+        Target::NoMasquerade,
+    ];
 }
 
 /// Everything of one container's that lives in the firewall.
@@ -78,6 +87,9 @@ impl Target {
 pub struct Publication {
     pub owner: Owner,
     pub address: Ipv4Addr,
+    /// The host end of its veth, which the guards name; empty when the
+    /// interface is another's (a CNI plugin chained after another plugin):
+    /// then only its ports are published.
     pub veth: String,
     pub ports: Vec<Port>,
 }
@@ -101,22 +113,27 @@ impl Publication {
     pub fn elements(&self) -> Vec<PlannedElement> {
         let mac = mac_for(self.address);
         let veth = ifname(&self.veth);
-        let mut out = vec![
-            PlannedElement {
-                target: Target::SpoofGuard,
-                key: concat(&[&veth, &self.address.octets(), &mac]),
-                data: None,
-                label: format!("\"{}\" . {} . {}", self.veth, self.address, Mac(mac)),
-                port: None,
-            },
-            PlannedElement {
-                target: Target::MacGuard,
-                key: concat(&[&veth, &mac]),
-                data: None,
-                label: format!("\"{}\" . {}", self.veth, Mac(mac)),
-                port: None,
-            },
-        ];
+        let guards = if self.veth.is_empty() {
+            Vec::new()
+        } else {
+            vec![
+                PlannedElement {
+                    target: Target::SpoofGuard,
+                    key: concat(&[&veth, &self.address.octets(), &mac]),
+                    data: None,
+                    label: format!("\"{}\" . {} . {}", self.veth, self.address, Mac(mac)),
+                    port: None,
+                },
+                PlannedElement {
+                    target: Target::MacGuard,
+                    key: concat(&[&veth, &mac]),
+                    data: None,
+                    label: format!("\"{}\" . {}", self.veth, Mac(mac)),
+                    port: None,
+                },
+            ]
+        };
+        let mut out = guards;
         for port in &self.ports {
             let data = addr_port(self.address, port.container_port);
             let (target, key, label) = match port.host_ip {

@@ -54,6 +54,8 @@ pub(crate) struct Link {
     pub up: bool,
     /// The bridge it is attached to, by index.
     pub controller: Option<u32>,
+    /// Its hardware address (empty for links without one).
+    pub mac: Vec<u8>,
 }
 
 impl Link {
@@ -61,9 +63,11 @@ impl Link {
         let mut name = String::new();
         let mut kind = None;
         let mut controller = None;
+        let mut mac = Vec::new();
         for attr in msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => name = n,
+                LinkAttribute::Address(address) => mac = address,
                 LinkAttribute::Controller(index) => controller = Some(index),
                 LinkAttribute::LinkInfo(infos) => {
                     kind = infos.into_iter().find_map(|info| match info {
@@ -80,6 +84,7 @@ impl Link {
             kind,
             up: msg.header.flags.contains(LinkFlags::Up),
             controller,
+            mac,
         }
     }
 }

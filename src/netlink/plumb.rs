@@ -1,5 +1,6 @@
 //! One container's network: the veth pair, then inside the container lo and
-//! eth0 up, the address and the default route via the bridge.
+//! its interface (`eth0` for `run`, `CNI_IFNAME` for a CNI engine) up, the
+//! address and the default route via the bridge.
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -9,7 +10,7 @@ use super::netns::{NetnsSocket, socket_in, with_connection};
 use super::{Error, Netlink, address, create_veth, link, route, set_hairpin};
 use crate::values::Subnet;
 
-/// The container's end of the pair.
+/// The container's end of the pair, as `run` names it.
 pub const PEER: &str = "eth0";
 /// `lo` has index 1 in every network namespace.
 const LOOPBACK_INDEX: u32 = 1;
@@ -20,6 +21,8 @@ pub struct ContainerLink {
     /// The host end of the pair (at most 15 bytes), e.g. "sv-" + 12 hex digits
     /// of the container id.
     pub host_ifname: String,
+    /// The container's end, created inside its namespace: `PEER` for `run`.
+    pub peer: String,
     pub bridge_index: u32,
     pub address: Ipv4Addr,
     /// The bridge's subnet: gives the prefix length and the gateway.
@@ -38,8 +41,8 @@ pub struct PlumbTimings {
 }
 
 /// Plumbs the container whose network namespace is `netns`: the veth pair
-/// with `eth0` created inside, hairpin mode on the host end, and inside lo
-/// and eth0 up, the address and the default route via the gateway.
+/// with its peer created inside, hairpin mode on the host end, and inside
+/// lo and the peer up, the address and the default route via the gateway.
 ///
 /// Takes the namespace fd and closes it, along with everything else that
 /// refers to the namespace, before returning: the namespace, and with it
@@ -50,6 +53,7 @@ pub async fn plumb(
     netns: OwnedFd,
 ) -> Result<PlumbTimings, Error> {
     link::check_ifname(&spec.host_ifname)?;
+    link::check_ifname(&spec.peer)?;
     let start = Instant::now();
     let mac = address::mac_for(spec.address);
     let (socket, ()) = tokio::try_join!(
@@ -58,7 +62,7 @@ pub async fn plumb(
             nl,
             &spec.host_ifname,
             spec.bridge_index,
-            PEER,
+            &spec.peer,
             mac,
             netns.as_fd()
         ),
@@ -67,7 +71,7 @@ pub async fn plumb(
     let veth = start.elapsed();
     tokio::try_join!(
         set_hairpin(nl, &spec.host_ifname),
-        configure_inside(socket, spec.address, spec.subnet),
+        configure_inside(socket, &spec.peer, spec.address, spec.subnet),
     )?;
     let total = start.elapsed();
     Ok(PlumbTimings {
@@ -77,29 +81,30 @@ pub async fn plumb(
     })
 }
 
-/// Inside the container, through `socket` (closed on return): lo up, eth0
-/// up, `address` on eth0 and the default route via the subnet's gateway.
+/// Inside the container, through `socket` (closed on return): lo up, `peer`
+/// up, `address` on it and the default route via the subnet's gateway.
 pub async fn configure_inside(
     socket: NetnsSocket,
+    peer: &str,
     address: Ipv4Addr,
     subnet: Subnet,
 ) -> Result<(), Error> {
     with_connection(socket, |handle| async move {
         let (eth0, ()) = tokio::try_join!(
-            link::by_name(&handle, PEER),
+            link::by_name(&handle, peer),
             link::set_up(&handle, LOOPBACK_INDEX, "lo"),
         )?;
         let eth0 = eth0.ok_or_else(|| Error::Request {
             action: "finding",
-            object: format!("{PEER} in the container"),
+            object: format!("{peer} in the container"),
             source: std::io::Error::from_raw_os_error(libc::ENODEV),
         })?;
         // Sent in this order, handled in this order: the kernel runs a
         // socket's requests as they arrive, and the route needs eth0 up.
         tokio::try_join!(
             biased;
-            link::set_up(&handle, eth0.index, PEER),
-            address::add(&handle, eth0.index, PEER, address, subnet.prefix_len(), false),
+            link::set_up(&handle, eth0.index, peer),
+            address::add(&handle, eth0.index, peer, address, subnet.prefix_len(), false),
             route::add_default(&handle, subnet.gateway()),
         )?;
         Ok(())

@@ -14,6 +14,8 @@ pub struct LinkState {
     pub up: bool,
     /// The bridge it is attached to.
     pub bridge: Option<String>,
+    /// Its hardware address.
+    pub mac: Vec<u8>,
 }
 
 /// The link named `name`, or None.
@@ -30,6 +32,7 @@ pub async fn link_state(nl: &Netlink, name: &str) -> Result<Option<LinkState>, E
         index: found.index,
         up: found.up,
         bridge,
+        mac: found.mac,
     }))
 }
 

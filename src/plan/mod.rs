@@ -63,13 +63,16 @@ pub struct NetworkPart {
 /// What is the container's alone: gone with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerPart {
-    /// The address leased (and inside, on `PEER`).
+    /// The address leased (and inside, on `ifname`).
     pub address: Ipv4Addr,
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
     /// The host end of the veth pair, on the bridge.
     pub host_ifname: String,
-    /// `PEER`'s MAC, derived from the address (see `netlink::mac_for`).
+    /// The container's end, made inside its namespace: `PEER` for `run`,
+    /// the engine's `CNI_IFNAME` for a CNI attachment.
+    pub ifname: String,
+    /// `ifname`'s MAC, derived from the address (see `netlink::mac_for`).
     pub mac: [u8; 6],
     /// Its elements: the guards and one per published port, with owner.
     pub publication: Publication,
@@ -81,6 +84,7 @@ impl ContainerPart {
     pub fn link(&self, bridge_index: u32, subnet: Subnet) -> ContainerLink {
         ContainerLink {
             host_ifname: self.host_ifname.clone(),
+            peer: self.ifname.clone(),
             bridge_index,
             address: self.address,
             subnet,
@@ -128,7 +132,8 @@ pub fn network_part(bridge: &str, subnet: Subnet, snapshot: &Snapshot) -> Networ
     }
 }
 
-/// The container's part, once its address and host ports are decided.
+/// The container's part, once its address and host ports are decided; its
+/// interface inside is `PEER` (a CNI attachment names its own).
 pub fn container_part(
     owner: &Owner,
     subnet: Subnet,
@@ -148,6 +153,7 @@ pub fn container_part(
             ports,
         },
         host_ifname,
+        ifname: PEER.to_string(),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::{ContainerPart, NetworkPart, NetworkPlan, PEER};
+use super::{ContainerPart, NetworkPart, NetworkPlan};
 use crate::firewall::{Mac, Target};
 
 impl fmt::Display for NetworkPlan {
@@ -66,23 +66,24 @@ impl NetworkPart {
 impl ContainerPart {
     fn fmt_netlink(&self, f: &mut fmt::Formatter<'_>, bridge: &str) -> fmt::Result {
         let host = &self.host_ifname;
+        let peer = &self.ifname;
         let mac = Mac(self.mac);
         writeln!(f, "# lease {} on {bridge}", self.address)?;
         writeln!(
             f,
-            "ip link add {host} master {bridge} up type veth peer name {PEER} address {mac} netns CONTAINER"
+            "ip link add {host} master {bridge} up type veth peer name {peer} address {mac} netns CONTAINER"
         )?;
         writeln!(f, "ip link set {host} type bridge_slave hairpin on")?;
         writeln!(f, "ip -n CONTAINER link set lo up")?;
-        writeln!(f, "ip -n CONTAINER link set {PEER} up")?;
+        writeln!(f, "ip -n CONTAINER link set {peer} up")?;
         writeln!(
             f,
-            "ip -n CONTAINER addr add {}/{} dev {PEER}",
+            "ip -n CONTAINER addr add {}/{} dev {peer}",
             self.address, self.prefix_len
         )?;
         writeln!(
             f,
-            "ip -n CONTAINER route add default via {} dev {PEER} proto static",
+            "ip -n CONTAINER route add default via {} dev {peer} proto static",
             self.gateway
         )
     }

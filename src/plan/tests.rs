@@ -93,6 +93,7 @@ fn a_plan_is_the_lowest_free_address_its_veth_and_one_element_per_port() {
             prefix_len: 24,
             gateway: Ipv4Addr::new(172, 16, 0, 1),
             host_ifname: "sv-0123456789ab".into(),
+            ifname: "eth0".into(),
             mac: [0x02, 0x42, 172, 16, 0, 3],
             publication: Publication {
                 owner: owner(),

@@ -249,6 +249,13 @@ impl Registration {
         self.store.write(&self.record)
     }
 
+    /// Leaves the record in place after this process: its holder is no
+    /// process (a CNI attachment, see `Process::UNTIL_RELEASED`) and its
+    /// DEL removes it.
+    pub fn keep(mut self) {
+        self.removed = true;
+    }
+
     /// Removes the record: the last step of a teardown. Nobody else writes
     /// a live supervisor's record, so this needs no lock.
     pub fn remove(mut self) -> Result<(), Error> {

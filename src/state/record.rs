@@ -85,6 +85,17 @@ impl From<Port> for PublishedPort {
     }
 }
 
+impl From<PublishedPort> for Port {
+    fn from(port: PublishedPort) -> Port {
+        Port {
+            host_ip: port.host_ip,
+            host_port: port.host_port,
+            container_port: port.container_port,
+            protocol: port.protocol,
+        }
+    }
+}
+
 impl std::fmt::Display for PublishedPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);

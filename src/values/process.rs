@@ -16,6 +16,20 @@ pub struct Process {
 }
 
 impl Process {
+    /// No process: the holder of what a CNI attachment holds (its record,
+    /// lease and elements) from ADD until the engine's DEL or GC. Never a
+    /// process's identity (pid 0 is none), so it is never dead: nothing of
+    /// an attachment is reclaimed as a dead supervisor's.
+    pub const UNTIL_RELEASED: Process = Process {
+        pid: 0,
+        start_time: 0,
+    };
+
+    /// Whether this is `UNTIL_RELEASED`, not a process: nothing to signal.
+    pub fn is_none(&self) -> bool {
+        self.pid == 0
+    }
+
     /// The calling process.
     pub fn current() -> io::Result<Process> {
         Process::of(std::process::id())
@@ -30,9 +44,12 @@ impl Process {
     }
 
     /// True while this very process runs. A zombie has ended: it only waits
-    /// for its parent to reap it. When /proc cannot tell for another reason
+    /// for its parent to reap it. `UNTIL_RELEASED` is alive. When /proc cannot tell for another reason
     /// the answer is yes, so nothing of a live process is ever reclaimed.
     pub fn is_alive(&self) -> bool {
+        if self.is_none() {
+            return true;
+        }
         match stat(self.pid) {
             Ok(stat) => stat.start_time == self.start_time && !matches!(stat.state, 'Z' | 'X'),
             Err(err) => err.kind() != io::ErrorKind::NotFound,

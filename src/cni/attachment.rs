@@ -1,0 +1,436 @@
+//! One CNI attachment (a container id and an interface name) as `run`'s
+//! own network: the same plan, lease, bridge, veth, elements and record,
+//! made by the same `plan::apply` steps; only the namespace is the
+//! engine's (`CNI_NETNS`) and the interface inside is named by it
+//! (`CNI_IFNAME`).
+//!
+//! An attachment outlives the plugin process: its record and lease are
+//! held by `Process::UNTIL_RELEASED`, never stale, so `gc`, `run` and
+//! `reconcile` leave them to the engine's DEL or GC. Its record is named
+//! `CONTAINERID:IFNAME` (`ps` shows it so; a colon is in no container id
+//! and no interface name) and its id is a hash of both, which names its
+//! host veth (`sv-` + id) and owns its elements.
+//!
+//! ADD claims the record first, so a second ADD for the same container and
+//! interface is refused before anything is made, and every later step
+//! that fails undoes the ones before (elements, link, lease, record): a
+//! failed ADD leaves nothing. DEL goes on past what is already gone (the
+//! namespace, the link, the elements) and succeeds for an unknown one.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use super::config::Config;
+use super::protocol::{CniError, Invocation, code};
+use super::result::{Interface, Outcome};
+use crate::error_chain::Chain;
+use crate::firewall::{self, Firewall, Publication};
+use crate::ipam::{self, Holder, LeaseDir};
+use crate::netlink::{self, Bridge, Netlink};
+use crate::network;
+use crate::plan::{self, Snapshot, apply};
+use crate::reserve::Reservations;
+use crate::state::{self, Record, Store};
+use crate::values::{Owner, Port, Process};
+
+/// Record labels: what the engine named, for `ps`, DEL and GC.
+pub const LABEL_CONTAINER: &str = "cni.container";
+pub const LABEL_IFNAME: &str = "cni.ifname";
+pub const LABEL_NETNS: &str = "cni.netns";
+pub const LABEL_NETWORK: &str = "cni.network";
+/// Present on an attachment chained after another plugin.
+pub const LABEL_CHAINED: &str = "cni.chained";
+
+/// Whose an attachment's record, lease and elements are.
+pub fn owner(container_id: &str, ifname: &str) -> Owner {
+    Owner {
+        name: format!("{container_id}:{ifname}"),
+        id: attachment_id(container_id, ifname),
+    }
+}
+
+/// 12 hex digits of a hash of the container id and the interface name
+/// (FNV-1a, 64 bits: it tells attachments apart, it guards against no
+/// adversary), as `run`'s ids are 12 hex digits.
+fn attachment_id(container_id: &str, ifname: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in container_id
+        .as_bytes()
+        .iter()
+        .chain(b"\0")
+        .chain(ifname.as_bytes())
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:012x}", hash >> 16)
+}
+
+/// A step's failure as the engine sees it: our code 110 with the cause.
+pub fn system(what: &str, err: &(dyn std::error::Error + 'static)) -> CniError {
+    CniError::new(code::SYSTEM, format!("{what}: {}", Chain(err)))
+}
+
+fn from_firewall(err: firewall::Error) -> CniError {
+    match err {
+        firewall::Error::PortTaken(taken) => CniError::new(code::PORT_TAKEN, taken.to_string()),
+        err => system("firewall", &err),
+    }
+}
+
+fn from_apply(err: apply::Error) -> CniError {
+    match err {
+        apply::Error::Firewall(err) => from_firewall(err),
+        err => system("publishing", &err),
+    }
+}
+
+fn from_network(err: network::Error) -> CniError {
+    match err {
+        network::Error::Lease(err @ ipam::Error::Exhausted { .. }) => {
+            CniError::new(code::NO_ADDRESS, err.to_string())
+        }
+        err => system("network", &err),
+    }
+}
+
+/// Claims the record of the attachment: refused (code 101) when it exists.
+pub fn claim(
+    invocation: &Invocation,
+    config: &Config,
+    chained: bool,
+    bridge: Option<&str>,
+) -> Result<state::Registration, CniError> {
+    let owner = owner(&invocation.container_id, &invocation.ifname);
+    let command = vec!["cni".to_string(), config.name.clone()];
+    let mut record = Record::new(&owner.name, &owner.id, Process::UNTIL_RELEASED, command);
+    let mut labels = BTreeMap::from([
+        (LABEL_CONTAINER.to_string(), invocation.container_id.clone()),
+        (LABEL_IFNAME.to_string(), invocation.ifname.clone()),
+        (LABEL_NETWORK.to_string(), config.name.clone()),
+    ]);
+    if let Some(netns) = &invocation.netns {
+        labels.insert(LABEL_NETNS.to_string(), netns.clone());
+    }
+    if chained {
+        labels.insert(LABEL_CHAINED.to_string(), "true".to_string());
+    }
+    record.labels = labels;
+    record.bridge = bridge.map(str::to_string);
+    match Store::new(&config.state_dir).claim(record) {
+        Ok((registration, _)) => Ok(registration),
+        Err(state::Error::NameTaken { .. }) => Err(CniError::new(
+            code::ALREADY_ATTACHED,
+            format!(
+                "container {} is attached with {} already (a second ADD needs a DEL first)",
+                invocation.container_id, invocation.ifname
+            ),
+        )),
+        Err(err) => Err(system("claiming the record", &err)),
+    }
+}
+
+/// Opens the engine's namespace.
+fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
+    let path = invocation.netns.as_deref().unwrap_or_default();
+    File::open(path).map(OwnedFd::from).map_err(|err| {
+        CniError::new(
+            code::ENV,
+            format!("CNI_NETNS {path:?} cannot be opened: {err}"),
+        )
+    })
+}
+
+/// ADD as the main plugin: the record, the lease with the bridge, sysctls
+/// and tables, the veth into `CNI_NETNS` as `CNI_IFNAME`, the elements; the
+/// result names what was made.
+pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, CniError> {
+    let netns = open_netns(invocation)?;
+    let owner = owner(&invocation.container_id, &invocation.ifname);
+    let mut registration = claim(invocation, config, false, Some(&config.bridge))?;
+    // From here every early return drops what was taken: the registration
+    // removes the record, the attachment gives the lease back.
+    let bridge = Bridge {
+        name: config.bridge.clone(),
+        subnet: config.subnet,
+    };
+    let network = plan::network_part(&bridge.name, bridge.subnet, &Snapshot::default());
+    let holder = Holder {
+        name: owner.name.clone(),
+        id: owner.id.clone(),
+        process: Process::UNTIL_RELEASED,
+    };
+    let attachment = apply::lease(&network, &bridge, None, &config.state_dir, &holder)
+        .await
+        .map_err(from_network)?;
+    let firewall = Firewall::open(&config.state_dir).map_err(from_firewall)?;
+    firewall
+        .ensure_network(&network.bridge, &network.subnet)
+        .map_err(from_firewall)?;
+    firewall
+        .ensure_no_masquerade(&network.bridge, &config.no_masquerade)
+        .map_err(from_firewall)?;
+    let mut part = plan::container_part(
+        &owner,
+        bridge.subnet,
+        attachment.address(),
+        config.ports.clone(),
+    );
+    part.ifname = invocation.ifname.clone();
+    let link = part.link(attachment.bridge_index(), bridge.subnet);
+    let nl = attachment.netlink().clone();
+    let undo_link = |err: CniError| async {
+        // The namespace outlives us: the pair would stay with it.
+        if let Err(undo) = netlink::remove_link(&nl, &link.host_ifname).await {
+            tracing::warn!("undoing a failed ADD: {}", Chain(&undo));
+        }
+        err
+    };
+    if let Err(err) = attachment.plumb_netns(&link, netns).await {
+        return Err(undo_link(from_network(err)).await);
+    }
+    let publication = match apply::publish(
+        &firewall,
+        &config.state_dir,
+        &mut part.publication,
+        &mut Reservations::default(),
+    )
+    .await
+    {
+        Ok(publication) => publication,
+        Err(err) => return Err(undo_link(from_apply(err)).await),
+    };
+    let host = netlink::link_state(&nl, &link.host_ifname).await;
+    let recorded = registration.update(|record| {
+        record.address = Some(publication.address);
+        record.veth = Some(publication.veth.clone());
+        record.ports = publication.ports.iter().map(|&p| p.into()).collect();
+    });
+    let host_mac = match (host, recorded) {
+        (Ok(Some(host)), Ok(())) => host.mac,
+        (host, recorded) => {
+            let err = match (host, recorded) {
+                (_, Err(err)) => system("writing the record", &err),
+                (Err(err), _) => system("reading the host veth", &err),
+                _ => CniError::new(
+                    code::SYSTEM,
+                    format!("link {} went away during ADD", link.host_ifname),
+                ),
+            };
+            if let Err(undo) = firewall.unpublish(&publication) {
+                tracing::warn!("undoing a failed ADD: {}", Chain(&undo));
+            }
+            return Err(undo_link(err).await);
+        }
+    };
+    firewall.close();
+    attachment.keep();
+    registration.keep();
+    Ok(Outcome {
+        interfaces: vec![
+            Interface {
+                name: link.host_ifname.clone(),
+                mac: host_mac,
+                sandbox: None,
+            },
+            Interface {
+                name: part.ifname.clone(),
+                mac: part.mac.to_vec(),
+                sandbox: invocation.netns.clone(),
+            },
+        ],
+        address: part.address,
+        prefix_len: part.prefix_len,
+        gateway: part.gateway,
+        interface: 1,
+    })
+}
+
+/// The attachment's record, if there is one.
+pub fn find(
+    state_dir: &Path,
+    container_id: &str,
+    ifname: &str,
+) -> Result<Option<Record>, CniError> {
+    let owner = owner(container_id, ifname);
+    match Store::new(state_dir).find(&owner.name) {
+        Ok(Some(record)) if record.id == owner.id => Ok(Some(record)),
+        Ok(_) => Ok(None),
+        Err(err) => Err(system("reading the records", &err)),
+    }
+}
+
+/// What a record says the attachment published.
+fn publication_of(record: &Record) -> Option<Publication> {
+    Some(Publication {
+        owner: Owner {
+            name: record.name.clone(),
+            id: record.id.clone(),
+        },
+        address: record.address?,
+        veth: record.veth.clone().unwrap_or_default(),
+        ports: record.ports.iter().map(|&p| Port::from(p)).collect(),
+    })
+}
+
+/// DEL of the attachment with `record`, either mode: its elements, its
+/// UDP connections, its host veth (with its peer, when the namespace is
+/// still there), its lease, then its record. Goes on past each failure;
+/// the record stays when one failed, so a DEL again finishes the job.
+pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
+    let mut failed: Vec<CniError> = Vec::new();
+    if let Some(publication) = publication_of(record) {
+        match Firewall::open(state_dir) {
+            Ok(firewall) => {
+                if let Err(err) = firewall.unpublish(&publication) {
+                    failed.push(system("removing its elements", &err));
+                }
+                if let Err(err) =
+                    apply::forget_udp(&firewall, &publication, Some(publication.address))
+                {
+                    failed.push(system("forgetting its UDP connections", &err));
+                }
+                firewall.close();
+            }
+            Err(err) => failed.push(system("the firewall", &err)),
+        }
+    }
+    if let Some(veth) = &record.veth {
+        let removed = match Netlink::connect() {
+            Ok(nl) => netlink::remove_link(&nl, veth).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = removed {
+            failed.push(system(&format!("removing link {veth}"), &err));
+        }
+    }
+    if let (Some(bridge), Some(addr)) = (&record.bridge, record.address) {
+        let released =
+            LeaseDir::new(state_dir, bridge).and_then(|dir| dir.release_held_by(addr, &record.id));
+        if let Err(err) = released {
+            failed.push(system(&format!("giving back {addr}"), &err));
+        }
+    } else if let Some(bridge) = &record.bridge {
+        // Recorded before its address: what its id holds.
+        let released =
+            LeaseDir::new(state_dir, bridge).and_then(|dir| dir.release_all_held_by(&record.id));
+        if let Err(err) = released {
+            failed.push(system("giving back its lease", &err));
+        }
+    }
+    if let Some(first) = failed.into_iter().next() {
+        return Err(first);
+    }
+    let store = Store::new(state_dir);
+    store
+        .lock()
+        .and_then(|_lock| store.remove(record))
+        .map_err(|err| system("removing the record", &err))?;
+    Ok(())
+}
+
+/// CHECK of a main-plugin attachment: the host veth on its bridge, the
+/// interface inside with its address, the elements. The first thing
+/// missing is the error, named.
+pub async fn check(
+    invocation: &Invocation,
+    config: &Config,
+    record: &Record,
+) -> Result<(), CniError> {
+    let broken = |what: String| CniError::new(code::BROKEN, what);
+    let nl = Netlink::connect().map_err(|err| system("netlink", &err))?;
+    if let Some(veth) = &record.veth {
+        match netlink::link_state(&nl, veth).await {
+            Ok(Some(state)) if state.bridge.as_deref() == Some(config.bridge.as_str()) => {}
+            Ok(Some(state)) => {
+                return Err(broken(format!(
+                    "link {veth} is not on bridge {} (it is on {})",
+                    config.bridge,
+                    state.bridge.as_deref().unwrap_or("none")
+                )));
+            }
+            Ok(None) => {
+                return Err(broken(format!(
+                    "link {veth} (the host end of {}) is gone",
+                    invocation.ifname
+                )));
+            }
+            Err(err) => return Err(system("reading the host veth", &err)),
+        }
+        let netns = open_netns(invocation)?;
+        let addresses = netlink::addresses_in(std::os::fd::AsFd::as_fd(&netns))
+            .await
+            .map_err(|err| system("reading the container's addresses", &err))?;
+        let address = record.address.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        if !addresses
+            .iter()
+            .any(|a| a.interface == invocation.ifname && a.address == address)
+        {
+            return Err(broken(format!(
+                "interface {} in {} does not have address {address}",
+                invocation.ifname,
+                invocation.netns.as_deref().unwrap_or_default()
+            )));
+        }
+    }
+    check_elements(config, record)
+}
+
+/// Every element the record says it published is in the kernel.
+pub fn check_elements(config: &Config, record: &Record) -> Result<(), CniError> {
+    let Some(publication) = publication_of(record) else {
+        return Ok(());
+    };
+    let firewall = Firewall::open(&config.state_dir).map_err(from_firewall)?;
+    let present = firewall.owned_elements().map_err(from_firewall)?;
+    firewall.close();
+    for element in publication.elements() {
+        if !present
+            .iter()
+            .any(|e| e.target == element.target && e.key == element.key)
+        {
+            return Err(CniError::new(
+                code::BROKEN,
+                format!(
+                    "element {} of {} is missing from {}",
+                    element.label,
+                    record.name,
+                    element.target.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The attachments of network `name` under `state_dir`.
+pub fn of_network(state_dir: &Path, name: &str) -> Result<Vec<Record>, CniError> {
+    let records = Store::new(state_dir)
+        .records()
+        .map_err(|err| system("reading the records", &err))?;
+    Ok(records
+        .into_iter()
+        .filter(|r| r.supervisor.is_none())
+        .filter(|r| r.labels.get(LABEL_NETWORK).map(String::as_str) == Some(name))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attachment_is_named_by_container_and_interface_and_its_veth_fits() {
+        let a = owner("c1", "eth0");
+        let b = owner("c1", "eth1");
+        assert_eq!(a.name, "c1:eth0");
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.id.len(), 12);
+        assert_eq!(a, owner("c1", "eth0"));
+        assert!(netlink::check_ifname(&network::host_ifname(&a.id)).is_ok());
+        assert_eq!(Owner::from_comment(&a.comment()), Some(a));
+    }
+}

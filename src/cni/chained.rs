@@ -1,0 +1,167 @@
+//! The plugin chained after another that made the interface and address
+//! (the reference `bridge` with `host-local`, say): a drop-in for the
+//! reference `portmap`. It publishes `portMappings` to the container's
+//! address from `prevResult` as elements of our maps, one per port, with
+//! no rule of its own, and passes `prevResult` on as its result.
+//!
+//! The other plugin's bridge joins our network sets when it can be found
+//! (the result's first interface outside the sandbox that is a bridge), so
+//! the hairpin, 127.0.0.1 and CVE-2020-8558 rules serve it as they serve
+//! ours. DEL removes this attachment's elements and nothing else.
+
+use serde_json::Value;
+
+use super::attachment::{self, system};
+use super::config::Config;
+use super::protocol::{CniError, Invocation, code};
+use crate::firewall::{self, Firewall, Publication};
+use crate::netlink::sysctl::Setting;
+use crate::plan::apply;
+use crate::reserve::Reservations;
+use crate::values::Subnet;
+use std::net::Ipv4Addr;
+
+/// What we take from `prevResult`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    /// The host bridge of the previous plugin, if one is named.
+    pub bridge: Option<String>,
+}
+
+/// The container's IPv4 address from `prevResult.ips`, and the bridge.
+pub fn previous(prev: &Value, is_bridge: impl Fn(&str) -> bool) -> Result<Previous, CniError> {
+    let invalid = |why: &str| CniError::new(code::CONFIG, format!("prevResult: {why}"));
+    let ips = prev
+        .get("ips")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("has no ips"))?;
+    let (address, prefix_len) = ips
+        .iter()
+        .filter_map(|ip| ip.get("address")?.as_str()?.split_once('/'))
+        .find_map(|(addr, len)| Some((addr.parse::<Ipv4Addr>().ok()?, len.parse::<u8>().ok()?)))
+        .ok_or_else(|| invalid("has no IPv4 address in ips"))?;
+    let bridge = prev
+        .get("interfaces")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|i| {
+            i.get("sandbox")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        })
+        .filter_map(|i| i.get("name")?.as_str())
+        .find(|name| is_bridge(name))
+        .map(str::to_string);
+    Ok(Previous {
+        address,
+        prefix_len,
+        bridge,
+    })
+}
+
+/// Whether `name` is a bridge in this network namespace.
+pub fn is_bridge(name: &str) -> bool {
+    crate::netlink::ifname_problem(name).is_none()
+        && std::path::Path::new("/sys/class/net")
+            .join(name)
+            .join("bridge")
+            .exists()
+}
+
+/// ADD chained: the record, the network's elements and sysctls for the
+/// previous plugin's bridge, then this container's port elements in one
+/// batch. Returns `prevResult` to pass on.
+pub async fn add(
+    invocation: &Invocation,
+    config: &Config,
+    prev: &Value,
+) -> Result<Value, CniError> {
+    let previous = previous(prev, is_bridge)?;
+    let mut registration = attachment::claim(invocation, config, true, None)?;
+    let firewall = Firewall::open(&config.state_dir).map_err(|e| system("firewall", &e))?;
+    let subnet = previous.bridge.as_ref().and_then(|bridge| {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(previous.prefix_len))
+            .unwrap_or(0);
+        let network = Ipv4Addr::from(u32::from(previous.address) & mask);
+        Some((bridge, Subnet::new(network, previous.prefix_len).ok()?))
+    });
+    if let Some((bridge, subnet)) = subnet {
+        for setting in [Setting::ip_forward(), Setting::route_localnet(bridge)] {
+            setting.apply().map_err(|e| system("sysctl", &e))?;
+        }
+        firewall
+            .ensure_network(bridge, &subnet)
+            .map_err(|e| system("firewall", &e))?;
+        firewall
+            .ensure_no_masquerade(bridge, &config.no_masquerade)
+            .map_err(|e| system("firewall", &e))?;
+    } else {
+        firewall.ensure_base().map_err(|e| system("firewall", &e))?;
+    }
+    let mut publication = Publication {
+        owner: attachment::owner(&invocation.container_id, &invocation.ifname),
+        address: previous.address,
+        // Not our interface: no guards, ports only.
+        veth: String::new(),
+        ports: config.ports.clone(),
+    };
+    let publication = apply::publish(
+        &firewall,
+        &config.state_dir,
+        &mut publication,
+        &mut Reservations::default(),
+    )
+    .await
+    .map_err(|err| match err {
+        apply::Error::Firewall(firewall::Error::PortTaken(taken)) => {
+            CniError::new(code::PORT_TAKEN, taken.to_string())
+        }
+        err => system("publishing", &err),
+    })?;
+    let recorded = registration.update(|record| {
+        record.address = Some(publication.address);
+        record.ports = publication.ports.iter().map(|&p| p.into()).collect();
+    });
+    if let Err(err) = recorded {
+        if let Err(undo) = firewall.unpublish(&publication) {
+            tracing::warn!("undoing a failed ADD: {}", crate::error_chain::Chain(&undo));
+        }
+        return Err(system("writing the record", &err));
+    }
+    firewall.close();
+    registration.keep();
+    let mut result = prev.clone();
+    result["cniVersion"] = Value::String(config.cni_version.clone());
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_and_bridge_come_from_the_reference_bridges_result() {
+        let prev = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "interfaces": [
+                {"name": "cni0", "mac": "aa:aa:aa:aa:aa:aa"},
+                {"name": "veth1234", "mac": "bb:bb:bb:bb:bb:bb"},
+                {"name": "eth0", "mac": "cc:cc:cc:cc:cc:cc", "sandbox": "/run/netns/x"}
+            ],
+            "ips": [
+                {"address": "fd00::2/64", "interface": 2},
+                {"address": "10.22.0.5/16", "gateway": "10.22.0.1", "interface": 2}
+            ]
+        });
+        let found = previous(&prev, |name| name == "cni0").unwrap();
+        assert_eq!(found.address, Ipv4Addr::new(10, 22, 0, 5));
+        assert_eq!(found.prefix_len, 16);
+        assert_eq!(found.bridge.as_deref(), Some("cni0"));
+        let none = previous(&serde_json::json!({"ips": []}), |_| true).unwrap_err();
+        assert_eq!(none.code, 7);
+    }
+}

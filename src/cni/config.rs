@@ -1,0 +1,349 @@
+//! The network configuration an engine sends on stdin, checked field by
+//! field: a document that is not JSON is code 6, a field we cannot use is
+//! code 7 naming the field.
+//!
+//! ```json
+//! {"cniVersion":"1.0.0","name":"NET","type":"supervisor","bridge":"sv0",
+//!  "subnet":"10.88.7.0/24","stateDir":"/run/supervisor",
+//!  "noMasqueradeCidrs":["10.244.0.0/16"],"capabilities":{"portMappings":true},
+//!  "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":8000,
+//!                                     "protocol":"tcp","hostIP":""}]}}
+//! ```
+//!
+//! `bridge` and `subnet` default as `run`'s do (`sv0`, 172.16.0.0/24);
+//! `stateDir` defaults to `$SUPERVISOR_STATE_DIR`, else `/run/supervisor`,
+//! so a plugin and `run` with the same settings share leases and records.
+//! With a `prevResult` the plugin is chained after another that made the
+//! interface and address (see `chained`).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use super::protocol::{CniError, code};
+use crate::values::{Port, Protocol, Subnet};
+
+pub const DEFAULT_BRIDGE: &str = "sv0";
+pub const DEFAULT_SUBNET: &str = "172.16.0.0/24";
+pub const DEFAULT_STATE_DIR: &str = "/run/supervisor";
+
+/// A checked network configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub cni_version: String,
+    pub name: String,
+    pub bridge: String,
+    pub subnet: Subnet,
+    pub state_dir: PathBuf,
+    /// Destinations the subnet's traffic reaches with its own source
+    /// address (a cluster's pod range): network, prefix length.
+    pub no_masquerade: Vec<(Ipv4Addr, u8)>,
+    /// `runtimeConfig.portMappings`, every host port given.
+    pub ports: Vec<Port>,
+    /// The previous plugin's result, when chained.
+    pub prev_result: Option<Value>,
+    /// `cni.dev/valid-attachments` (GC): container id, interface.
+    pub valid_attachments: Vec<(String, String)>,
+}
+
+/// Parses the document: code 6 when it is not a JSON object.
+pub fn decode(stdin: &[u8]) -> Result<Map<String, Value>, CniError> {
+    match serde_json::from_slice::<Value>(stdin) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(CniError::new(
+            code::DECODE,
+            "the network configuration is not a JSON object",
+        )),
+        Err(err) => Err(CniError::new(
+            code::DECODE,
+            format!("decoding the network configuration: {err}"),
+        )),
+    }
+}
+
+/// The `cniVersion` of a decoded document, if it has one.
+pub fn version_of(doc: &Map<String, Value>) -> Option<&str> {
+    doc.get("cniVersion").and_then(Value::as_str)
+}
+
+fn invalid(field: &str, why: impl std::fmt::Display) -> CniError {
+    CniError::new(code::CONFIG, format!("{field}: {why}"))
+}
+
+fn string<'a>(doc: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, CniError> {
+    match doc.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(field, "must be a string")),
+    }
+}
+
+/// Checks every field we use; `env_state_dir` is `$SUPERVISOR_STATE_DIR`.
+pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Config, CniError> {
+    let cni_version = string(doc, "cniVersion")?
+        .ok_or_else(|| invalid("cniVersion", "is missing"))?
+        .to_string();
+    let name = string(doc, "name")?
+        .ok_or_else(|| invalid("name", "is missing"))?
+        .to_string();
+    if !network_name_ok(&name) {
+        return Err(invalid(
+            "name",
+            format!("{name:?} may hold only letters, digits, '_', '.' and '-'"),
+        ));
+    }
+    let bridge = string(doc, "bridge")?.unwrap_or(DEFAULT_BRIDGE).to_string();
+    if let Some(why) =
+        crate::netlink::ifname_problem(&bridge).or_else(|| crate::ipam::lease_dir_problem(&bridge))
+    {
+        return Err(invalid("bridge", format!("{bridge:?}: {why}")));
+    }
+    let subnet = string(doc, "subnet")?
+        .unwrap_or(DEFAULT_SUBNET)
+        .parse::<Subnet>()
+        .map_err(|err| invalid("subnet", err))?;
+    let state_dir = PathBuf::from(
+        string(doc, "stateDir")?
+            .or(env_state_dir.filter(|d| !d.is_empty()))
+            .unwrap_or(DEFAULT_STATE_DIR),
+    );
+    if !state_dir.is_absolute() {
+        return Err(invalid("stateDir", "must be an absolute path"));
+    }
+    let no_masquerade = match doc.get("noMasqueradeCidrs") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let field = format!("noMasqueradeCidrs[{i}]");
+                let text = item
+                    .as_str()
+                    .ok_or_else(|| invalid(&field, "must be a string"))?;
+                cidr(text).map_err(|why| invalid(&field, format!("{text:?}: {why}")))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(invalid("noMasqueradeCidrs", "must be a list")),
+    };
+    let runtime = match doc.get("runtimeConfig") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => return Err(invalid("runtimeConfig", "must be an object")),
+    };
+    let ports = match runtime.and_then(|r| r.get("portMappings")) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => port_mappings(items)?,
+        Some(_) => return Err(invalid("runtimeConfig.portMappings", "must be a list")),
+    };
+    let valid_attachments = match doc.get("cni.dev/valid-attachments") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let field = |f: &str| format!("cni.dev/valid-attachments[{i}].{f}");
+                let get = |f: &str| {
+                    item.get(f)
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .ok_or_else(|| invalid(&field(f), "must be a string"))
+                };
+                Ok((get("containerID")?, get("ifname")?))
+            })
+            .collect::<Result<_, CniError>>()?,
+        Some(_) => return Err(invalid("cni.dev/valid-attachments", "must be a list")),
+    };
+    let prev_result = match doc.get("prevResult") {
+        None | Some(Value::Null) => None,
+        Some(value @ Value::Object(_)) => Some(value.clone()),
+        Some(_) => return Err(invalid("prevResult", "must be an object")),
+    };
+    Ok(Config {
+        cni_version,
+        name,
+        bridge,
+        subnet,
+        state_dir,
+        no_masquerade,
+        ports,
+        prev_result,
+        valid_attachments,
+    })
+}
+
+/// The spec's network names: letters, digits, then also `_`, `.`, `-`.
+fn network_name_ok(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// `a.b.c.d/n` with no host bits set.
+fn cidr(text: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, len) = text
+        .split_once('/')
+        .ok_or("expected an IPv4 network like 10.244.0.0/16")?;
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| "expected an IPv4 network like 10.244.0.0/16")?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or("the prefix length must be 0 to 32")?;
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    if u32::from(addr) & !mask != 0 {
+        return Err(format!(
+            "host bits set, did you mean {}/{len}?",
+            Ipv4Addr::from(u32::from(addr) & mask)
+        ));
+    }
+    Ok((addr, len))
+}
+
+/// `runtimeConfig.portMappings`, as the `portMappings` capability gives
+/// them. A mapping on an IPv6 host address is not ours to publish (the
+/// network is IPv4) and is left out, as the reference `portmap` does for a
+/// container without an address of that family.
+fn port_mappings(items: &[Value]) -> Result<Vec<Port>, CniError> {
+    let mut ports = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = |f: &str| format!("runtimeConfig.portMappings[{i}].{f}");
+        let number = |f: &str| -> Result<u16, CniError> {
+            let value = item
+                .get(f)
+                .ok_or_else(|| invalid(&field(f), "is missing"))?;
+            value
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| invalid(&field(f), format!("{value} is not a port (1-65535)")))
+        };
+        let host_port = number("hostPort")?;
+        let container_port = number("containerPort")?;
+        let protocol = match item.get("protocol").and_then(Value::as_str) {
+            None | Some("") => Protocol::Tcp,
+            Some(p) if p.eq_ignore_ascii_case("tcp") => Protocol::Tcp,
+            Some(p) if p.eq_ignore_ascii_case("udp") => Protocol::Udp,
+            Some(p) => {
+                return Err(invalid(
+                    &field("protocol"),
+                    format!("{p:?} is not tcp or udp"),
+                ));
+            }
+        };
+        let host_ip = match item.get("hostIP").and_then(Value::as_str) {
+            None | Some("") | Some("0.0.0.0") => None,
+            Some(ip) => match ip.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(ip)) => Some(ip),
+                Ok(std::net::IpAddr::V6(_)) => continue,
+                Err(_) => {
+                    return Err(invalid(
+                        &field("hostIP"),
+                        format!("{ip:?} is not an IP address"),
+                    ));
+                }
+            },
+        };
+        ports.push(Port {
+            host_ip,
+            host_port,
+            container_port,
+            protocol,
+        });
+    }
+    Ok(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(json: &str) -> Result<Config, CniError> {
+        parse(&decode(json.as_bytes())?, None)
+    }
+
+    #[test]
+    fn the_documented_example_parses_with_every_field() {
+        let config = parsed(
+            r#"{"cniVersion":"1.0.0","name":"NET","type":"supervisor","bridge":"sv0",
+            "subnet":"10.88.7.0/24","stateDir":"/run/supervisor",
+            "noMasqueradeCidrs":["10.244.0.0/16"],"capabilities":{"portMappings":true},
+            "runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":8000,
+            "protocol":"tcp","hostIP":""}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.subnet.to_string(), "10.88.7.0/24");
+        assert_eq!(
+            config.no_masquerade,
+            vec![(Ipv4Addr::new(10, 244, 0, 0), 16)]
+        );
+        assert_eq!(config.ports[0].to_string(), "0.0.0.0:8080->8000/tcp");
+        assert!(config.prev_result.is_none());
+    }
+
+    #[test]
+    fn defaults_are_runs_and_the_environment_names_the_state_dir() {
+        let doc = decode(br#"{"cniVersion":"1.1.0","name":"n"}"#).unwrap();
+        let config = parse(&doc, Some("/tmp/s")).unwrap();
+        assert_eq!(config.bridge, "sv0");
+        assert_eq!(config.subnet.to_string(), DEFAULT_SUBNET);
+        assert_eq!(config.state_dir, PathBuf::from("/tmp/s"));
+        assert_eq!(
+            parse(&doc, None).unwrap().state_dir,
+            PathBuf::from(DEFAULT_STATE_DIR)
+        );
+    }
+
+    #[test]
+    fn a_bad_field_is_code_7_naming_the_field() {
+        let cases = [
+            (r#"{"name":"n"}"#, "cniVersion"),
+            (r#"{"cniVersion":"1.0.0"}"#, "name"),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","subnet":"10.0.0.1/24"}"#,
+                "subnet",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","bridge":"a/b"}"#,
+                "bridge",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","noMasqueradeCidrs":["10.244.0.1/16"]}"#,
+                "noMasqueradeCidrs[0]",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[{"hostPort":70000,"containerPort":80}]}}"#,
+                "runtimeConfig.portMappings[0].hostPort",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":"sctp"}]}}"#,
+                "runtimeConfig.portMappings[0].protocol",
+            ),
+        ];
+        for (json, field) in cases {
+            let err = parsed(json).unwrap_err();
+            assert_eq!(err.code, 7, "{json}");
+            assert!(err.msg.starts_with(&format!("{field}:")), "{}", err.msg);
+        }
+    }
+
+    #[test]
+    fn a_document_that_is_not_json_is_code_6() {
+        assert_eq!(decode(b"{not json").unwrap_err().code, 6);
+        assert_eq!(decode(b"[1]").unwrap_err().code, 6);
+    }
+
+    #[test]
+    fn an_ipv6_host_ip_is_left_out() {
+        let config = parsed(
+            r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[
+            {"hostPort":80,"containerPort":80,"hostIP":"::1"},
+            {"hostPort":81,"containerPort":80,"protocol":"UDP","hostIP":"127.0.0.1"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.ports.len(), 1);
+        assert_eq!(config.ports[0].to_string(), "127.0.0.1:81->80/udp");
+    }
+}

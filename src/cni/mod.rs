@@ -1,0 +1,180 @@
+//! The supervisor as a CNI plugin (spec 1.1.0, answering for 0.4.0 and
+//! 1.0.0 too): the same binary, run by an engine (podman, containerd,
+//! CRI-O) with `CNI_COMMAND` in its environment, or as `supervisor cni`.
+//!
+//! `protocol` reads the environment and writes errors; `config` checks the
+//! network configuration; `attachment` is the main plugin (bridge, veth,
+//! lease, elements, record: `run`'s own plan and apply steps, in the
+//! engine's namespace); `chained` publishes ports after another plugin;
+//! `result` writes ADD's answer. DEL, CHECK and GC work from the records,
+//! for both modes.
+//!
+//! No multi-threaded runtime: a current-thread one carries the netlink
+//! connections, as `run`'s does.
+
+mod attachment;
+mod chained;
+pub mod config;
+pub mod protocol;
+mod result;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use serde_json::{Map, Value};
+
+use self::config::Config;
+use self::protocol::{CURRENT, CniError, Command, Invocation, code};
+
+pub use attachment::{LABEL_CHAINED, LABEL_CONTAINER, LABEL_IFNAME, LABEL_NETWORK, owner};
+
+/// Runs one invocation from this process's environment and stdin; writes
+/// the answer on stdout and returns the exit code (0, or 1 with an error
+/// document).
+pub fn main() -> u8 {
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let mut stdin = Vec::new();
+    let read = std::io::stdin().read_to_end(&mut stdin);
+    let (answer, status) = match read {
+        Ok(_) => handle(&env, &stdin),
+        Err(err) => (
+            CniError::new(code::DECODE, format!("reading stdin: {err}")).to_json(CURRENT),
+            1,
+        ),
+    };
+    let mut out = std::io::stdout().lock();
+    // An engine that stopped reading has its answer already, or none.
+    let _ = out.write_all(answer.as_bytes()).and_then(|()| out.flush());
+    status
+}
+
+/// One invocation: the answer for stdout (possibly empty) and the exit
+/// code.
+pub fn handle(env: &BTreeMap<String, String>, stdin: &[u8]) -> (String, u8) {
+    // Errors speak the configuration's version when it has one we know.
+    let doc = config::decode(stdin);
+    let version = doc
+        .as_ref()
+        .ok()
+        .and_then(config::version_of)
+        .filter(|v| protocol::SUPPORTED.contains(v))
+        .unwrap_or(CURRENT)
+        .to_string();
+    match run(env, doc) {
+        Ok(answer) => (answer, 0),
+        Err(err) => (err.to_json(&version), 1),
+    }
+}
+
+fn run(
+    env: &BTreeMap<String, String>,
+    doc: Result<Map<String, Value>, CniError>,
+) -> Result<String, CniError> {
+    let invocation = protocol::invocation(env)?;
+    if invocation.command == Command::Version {
+        // Answered whatever the document: an engine asks before it knows.
+        let asked = doc.as_ref().ok().and_then(config::version_of);
+        let version = asked
+            .filter(|v| protocol::SUPPORTED.contains(v))
+            .unwrap_or(CURRENT);
+        return Ok(protocol::version_info(version));
+    }
+    let doc = doc?;
+    if let Some(version) = config::version_of(&doc) {
+        protocol::check_version(version)?;
+    }
+    let config = config::parse(&doc, env.get("SUPERVISOR_STATE_DIR").map(String::as_str))?;
+    if matches!(invocation.command, Command::Gc | Command::Status)
+        && !protocol::at_least(&config.cni_version, "1.1.0")
+    {
+        return Err(CniError::new(
+            code::VERSION,
+            format!(
+                "{} needs cniVersion 1.1.0 or later, the configuration says {}",
+                invocation.command, config.cni_version
+            ),
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| attachment::system("starting the async runtime", &err))?;
+    runtime.block_on(command(&invocation, &config))
+}
+
+async fn command(invocation: &Invocation, config: &Config) -> Result<String, CniError> {
+    match invocation.command {
+        Command::Add => match &config.prev_result {
+            Some(prev) => Ok(chained::add(invocation, config, prev).await?.to_string()),
+            None => Ok(attachment::add(invocation, config)
+                .await?
+                .to_json(&config.cni_version)
+                .to_string()),
+        },
+        Command::Del => {
+            let found = attachment::find(
+                &config.state_dir,
+                &invocation.container_id,
+                &invocation.ifname,
+            )?;
+            if let Some(record) = found {
+                attachment::remove(&config.state_dir, &record).await?;
+            }
+            Ok(String::new())
+        }
+        Command::Check => {
+            let record = attachment::find(
+                &config.state_dir,
+                &invocation.container_id,
+                &invocation.ifname,
+            )?
+            .ok_or_else(|| {
+                CniError::new(
+                    code::NOT_ATTACHED,
+                    format!(
+                        "container {} has no attachment {} on network {}",
+                        invocation.container_id, invocation.ifname, config.name
+                    ),
+                )
+            })?;
+            if record.labels.contains_key(LABEL_CHAINED) {
+                attachment::check_elements(config, &record)?;
+            } else {
+                attachment::check(invocation, config, &record).await?;
+            }
+            Ok(String::new())
+        }
+        Command::Gc => {
+            let mut failed = None;
+            for record in attachment::of_network(&config.state_dir, &config.name)? {
+                let container = record.labels.get(LABEL_CONTAINER);
+                let ifname = record.labels.get(LABEL_IFNAME);
+                let valid = config
+                    .valid_attachments
+                    .iter()
+                    .any(|(c, i)| Some(c) == container && Some(i) == ifname);
+                if !valid {
+                    if let Err(err) = attachment::remove(&config.state_dir, &record).await {
+                        failed.get_or_insert(err);
+                    }
+                }
+            }
+            failed.map_or(Ok(String::new()), Err)
+        }
+        Command::Status => {
+            std::fs::create_dir_all(&config.state_dir).map_err(|err| {
+                CniError::new(
+                    50,
+                    format!(
+                        "the state directory {} cannot be made: {err}",
+                        config.state_dir.display()
+                    ),
+                )
+            })?;
+            Ok(String::new())
+        }
+        Command::Version => Ok(protocol::version_info(&config.cni_version)),
+    }
+}

@@ -1,0 +1,320 @@
+//! The CNI protocol itself, as the spec (1.1.0) says an engine speaks it:
+//! the command and its parameters in the environment, the network
+//! configuration on stdin, one JSON document on stdout (a result, or an
+//! error with its code), exit 0 or 1. Knows nothing of our network.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// The versions this plugin answers for, oldest first. 0.4.0 is the last
+/// before 1.0.0 (results then carry `version` in `ips`); GC and STATUS are
+/// 1.1.0's.
+pub const SUPPORTED: [&str; 3] = ["0.4.0", "1.0.0", "1.1.0"];
+
+/// The version a VERSION answer speaks when asked without one.
+pub const CURRENT: &str = "1.1.0";
+
+/// The spec's error codes (1-99 are the spec's, 100 and up ours).
+pub mod code {
+    /// Incompatible CNI version.
+    pub const VERSION: u32 = 1;
+    /// Invalid necessary environment variables.
+    pub const ENV: u32 = 4;
+    /// Failed to decode content.
+    pub const DECODE: u32 = 6;
+    /// Invalid network config.
+    pub const CONFIG: u32 = 7;
+    /// Try again later: a transient condition (a lock, a busy kernel).
+    pub const TRY_AGAIN: u32 = 11;
+    /// Ours: a host port of `portMappings` is published already; the
+    /// message names its holder.
+    pub const PORT_TAKEN: u32 = 100;
+    /// Ours: this container is attached with this interface already.
+    pub const ALREADY_ATTACHED: u32 = 101;
+    /// Ours: no address is left in the subnet.
+    pub const NO_ADDRESS: u32 = 102;
+    /// Ours: CHECK found no attachment for this container and interface.
+    pub const NOT_ATTACHED: u32 = 103;
+    /// Ours: CHECK found the attachment broken; the message names what.
+    pub const BROKEN: u32 = 104;
+    /// Ours: the kernel or the state directory refused a step.
+    pub const SYSTEM: u32 = 110;
+}
+
+/// A command, from `CNI_COMMAND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Add,
+    Del,
+    Check,
+    Version,
+    Gc,
+    Status,
+}
+
+impl Command {
+    fn parse(text: &str) -> Option<Command> {
+        Some(match text {
+            "ADD" => Command::Add,
+            "DEL" => Command::Del,
+            "CHECK" => Command::Check,
+            "VERSION" => Command::Version,
+            "GC" => Command::Gc,
+            "STATUS" => Command::Status,
+            _ => return None,
+        })
+    }
+
+    /// Whether the command is about one container (it then needs
+    /// `CNI_CONTAINERID` and `CNI_IFNAME`).
+    fn is_per_container(self) -> bool {
+        matches!(self, Command::Add | Command::Del | Command::Check)
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Command::Add => "ADD",
+            Command::Del => "DEL",
+            Command::Check => "CHECK",
+            Command::Version => "VERSION",
+            Command::Gc => "GC",
+            Command::Status => "STATUS",
+        })
+    }
+}
+
+/// The parameters of one invocation, from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub command: Command,
+    /// `CNI_CONTAINERID`; empty for VERSION, GC and STATUS.
+    pub container_id: String,
+    /// `CNI_NETNS`: a path to the container's network namespace. Required
+    /// for ADD and CHECK; DEL may come without it (the namespace is gone).
+    pub netns: Option<String>,
+    /// `CNI_IFNAME`: the interface to create inside.
+    pub ifname: String,
+    /// `CNI_ARGS`: `K=V;K=V`, kept for the record.
+    pub args: Vec<(String, String)>,
+    /// `CNI_PATH`: where other plugins are; we delegate to none.
+    pub path: Option<String>,
+}
+
+/// An error as the spec's JSON carries it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{msg}")]
+pub struct CniError {
+    pub code: u32,
+    pub msg: String,
+    pub details: String,
+}
+
+impl CniError {
+    pub fn new(code: u32, msg: impl Into<String>) -> CniError {
+        CniError {
+            code,
+            msg: msg.into(),
+            details: String::new(),
+        }
+    }
+
+    pub fn with_details(mut self, details: impl Into<String>) -> CniError {
+        self.details = details.into();
+        self
+    }
+
+    /// The error document, in `version`.
+    pub fn to_json(&self, version: &str) -> String {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            #[serde(rename = "cniVersion")]
+            cni_version: &'a str,
+            code: u32,
+            msg: &'a str,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            details: &'a str,
+        }
+        serde_json::to_string(&Doc {
+            cni_version: version,
+            code: self.code,
+            msg: &self.msg,
+            details: &self.details,
+        })
+        .unwrap_or_else(|_| format!("{{\"code\":{},\"msg\":\"error\"}}", self.code))
+    }
+}
+
+/// Reads the invocation from `env` (the process environment, or a test's):
+/// a missing or bad variable is code 4, naming it.
+pub fn invocation(env: &BTreeMap<String, String>) -> Result<Invocation, CniError> {
+    let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+    let bad = |name: &str, why: &str| CniError::new(code::ENV, format!("{name} {why}"));
+    let command = get("CNI_COMMAND").ok_or_else(|| bad("CNI_COMMAND", "is not set"))?;
+    let command = Command::parse(&command).ok_or_else(|| {
+        bad(
+            "CNI_COMMAND",
+            &format!("{command:?} is not one of ADD, DEL, CHECK, VERSION, GC, STATUS"),
+        )
+    })?;
+    let mut invocation = Invocation {
+        command,
+        container_id: String::new(),
+        netns: get("CNI_NETNS"),
+        ifname: String::new(),
+        args: Vec::new(),
+        path: get("CNI_PATH"),
+    };
+    if !command.is_per_container() {
+        return Ok(invocation);
+    }
+    let id = get("CNI_CONTAINERID").ok_or_else(|| bad("CNI_CONTAINERID", "is not set"))?;
+    if let Some(why) = container_id_problem(&id) {
+        return Err(bad("CNI_CONTAINERID", &format!("{id:?} {why}")));
+    }
+    let ifname = get("CNI_IFNAME").ok_or_else(|| bad("CNI_IFNAME", "is not set"))?;
+    if let Some(why) = crate::netlink::ifname_problem(&ifname) {
+        return Err(bad(
+            "CNI_IFNAME",
+            &format!("{ifname:?} is not an interface name: {why}"),
+        ));
+    }
+    if command != Command::Del && invocation.netns.is_none() {
+        return Err(bad("CNI_NETNS", "is not set"));
+    }
+    invocation.container_id = id;
+    invocation.ifname = ifname;
+    invocation.args = get("CNI_ARGS")
+        .map(|args| {
+            args.split(';')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(invocation)
+}
+
+/// Why `id` is not a container id as the spec has it (alphanumerics,
+/// then also `_`, `.` and `-`), if it is not.
+fn container_id_problem(id: &str) -> Option<&'static str> {
+    let mut bytes = id.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphanumeric() => {}
+        _ => return Some("must start with a letter or digit"),
+    }
+    if bytes.any(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))) {
+        return Some("may hold only letters, digits, '_', '.' and '-'");
+    }
+    None
+}
+
+/// Whether a config's `cniVersion` is one we answer for: code 1 otherwise.
+pub fn check_version(version: &str) -> Result<(), CniError> {
+    if SUPPORTED.contains(&version) {
+        Ok(())
+    } else {
+        Err(CniError::new(
+            code::VERSION,
+            format!(
+                "cniVersion {version:?} is not supported (supported: {})",
+                SUPPORTED.join(", ")
+            ),
+        ))
+    }
+}
+
+/// Whether `version` is at least `min` (both dotted triples we know).
+pub fn at_least(version: &str, min: &str) -> bool {
+    let parse = |v: &str| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+    parse(version) >= parse(min)
+}
+
+/// VERSION's answer.
+pub fn version_info(version: &str) -> String {
+    serde_json::json!({
+        "cniVersion": version,
+        "supportedVersions": SUPPORTED,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_or_bad_variable_is_code_4_naming_it() {
+        let err = invocation(&env(&[])).unwrap_err();
+        assert_eq!((err.code, err.msg.as_str()), (4, "CNI_COMMAND is not set"));
+        let err = invocation(&env(&[("CNI_COMMAND", "ADD"), ("CNI_IFNAME", "eth0")]));
+        assert!(err.unwrap_err().msg.contains("CNI_CONTAINERID"));
+        let err = invocation(&env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "-x"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", "/run/netns/x"),
+        ]));
+        assert!(err.unwrap_err().msg.contains("CNI_CONTAINERID \"-x\""));
+        let err = invocation(&env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_IFNAME", "a/b"),
+            ("CNI_NETNS", "/run/netns/x"),
+        ]));
+        assert!(err.unwrap_err().msg.contains("CNI_IFNAME"));
+        let err = invocation(&env(&[("CNI_COMMAND", "FROB")])).unwrap_err();
+        assert!(err.msg.contains("FROB"), "{}", err.msg);
+    }
+
+    #[test]
+    fn del_needs_no_netns_but_add_does() {
+        let base = [
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web"),
+        ];
+        let mut del = base.to_vec();
+        del.push(("CNI_COMMAND", "DEL"));
+        let del = invocation(&env(&del)).unwrap();
+        assert_eq!(del.netns, None);
+        assert_eq!(del.args[1], ("K8S_POD_NAME".into(), "web".into()));
+        let mut add = base.to_vec();
+        add.push(("CNI_COMMAND", "ADD"));
+        assert!(
+            invocation(&env(&add))
+                .unwrap_err()
+                .msg
+                .contains("CNI_NETNS")
+        );
+    }
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        assert!(at_least("1.1.0", "1.0.0"));
+        assert!(at_least("1.10.0", "1.9.0"));
+        assert!(!at_least("0.4.0", "1.0.0"));
+        assert_eq!(check_version("0.3.1").unwrap_err().code, 1);
+    }
+
+    #[test]
+    fn an_error_is_the_specs_json() {
+        let doc = CniError::new(7, "bad")
+            .with_details("field x")
+            .to_json("1.0.0");
+        assert_eq!(
+            doc,
+            r#"{"cniVersion":"1.0.0","code":7,"msg":"bad","details":"field x"}"#
+        );
+    }
+}
