@@ -16,6 +16,7 @@ use super::config::Config;
 use super::protocol::{CniError, Invocation, code};
 use crate::firewall::{self, Firewall, Publication};
 use crate::netlink::sysctl::Setting;
+use crate::netlink::{self, Netlink};
 use crate::plan::apply;
 use crate::reserve::Reservations;
 use crate::values::Subnet;
@@ -62,15 +63,6 @@ pub fn previous(prev: &Value, is_bridge: impl Fn(&str) -> bool) -> Result<Previo
     })
 }
 
-/// Whether `name` is a bridge in this network namespace.
-pub fn is_bridge(name: &str) -> bool {
-    crate::netlink::ifname_problem(name).is_none()
-        && std::path::Path::new("/sys/class/net")
-            .join(name)
-            .join("bridge")
-            .exists()
-}
-
 /// ADD chained: the record, the network's elements and sysctls for the
 /// previous plugin's bridge, then this container's port elements in one
 /// batch. Returns `prevResult` to pass on.
@@ -79,7 +71,12 @@ pub async fn add(
     config: &Config,
     prev: &Value,
 ) -> Result<Value, CniError> {
-    let previous = previous(prev, is_bridge)?;
+    let bridges = match Netlink::connect() {
+        Ok(nl) => netlink::bridges(&nl).await,
+        Err(err) => Err(err),
+    }
+    .map_err(|e| system("listing the bridges", &e))?;
+    let previous = previous(prev, |name| bridges.iter().any(|b| b == name))?;
     let mut registration = attachment::claim(invocation, config, true, None)?;
     let firewall = Firewall::open(&config.state_dir).map_err(|e| system("firewall", &e))?;
     let subnet = previous.bridge.as_ref().and_then(|bridge| {

@@ -23,7 +23,7 @@ pub use bridge::{Bridge, ensure_bridge};
 pub use link::{check_ifname, ifname_problem};
 pub use netns::socket_in;
 pub use plumb::{ContainerLink, PEER, PlumbTimings, configure_inside, plumb};
-pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
+pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, bridges, link_state};
 pub use veth::{create_veth, remove_link, set_hairpin};
 
 use crate::values::Subnet;

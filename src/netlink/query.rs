@@ -50,6 +50,18 @@ pub async fn bridge_ports(nl: &Netlink, bridge: &str) -> Result<Vec<String>, Err
         .collect())
 }
 
+/// The names of the bridges in this network namespace, as netlink sees
+/// them: /sys/class/net shows the namespace that mounted /sys, which an
+/// engine's need not be.
+pub async fn bridges(nl: &Netlink) -> Result<Vec<String>, Error> {
+    Ok(link::all(nl.handle())
+        .await?
+        .into_iter()
+        .filter(|l| l.kind == Some(rtnetlink::packet_route::link::InfoKind::Bridge))
+        .map(|l| l.name)
+        .collect())
+}
+
 /// An IPv4 address on an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceAddress {
