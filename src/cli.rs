@@ -79,6 +79,10 @@ pub enum Command {
     /// Check or load nft-syntax ruleset files with the supervisor's own loader.
     #[command(subcommand)]
     Ruleset(RulesetCommand),
+    /// Act as a CNI plugin: the command in CNI_COMMAND, the network
+    /// configuration on stdin, the result on stdout (also whenever
+    /// CNI_COMMAND is set, whatever the arguments).
+    Cni,
     /// Measure container startup in a throwaway namespace, optionally against
     /// the naive approach (ip, iptables/nft commands), and print a table.
     Bench(BenchArgs),

@@ -126,6 +126,7 @@ fn main() -> ExitCode {
             Err(err) => done(Err(err)),
         },
         Command::Ruleset(command) => ruleset_command(command),
+        Command::Cni => ExitCode::from(supervisor::cni::main()),
     }
 }
 

@@ -69,9 +69,32 @@ fn attachment_id(container_id: &str, ifname: &str) -> String {
     format!("{:012x}", hash >> 16)
 }
 
-/// A step's failure as the engine sees it: our code 110 with the cause.
+/// A step's failure as the engine sees it: our code 110 with the cause,
+/// or the spec's 11 (try again later) when the kernel said it was busy.
 pub fn system(what: &str, err: &(dyn std::error::Error + 'static)) -> CniError {
-    CniError::new(code::SYSTEM, format!("{what}: {}", Chain(err)))
+    let code = if is_transient(err) {
+        code::TRY_AGAIN
+    } else {
+        code::SYSTEM
+    };
+    CniError::new(code, format!("{what}: {}", Chain(err)))
+}
+
+/// Whether some cause of `err` is EAGAIN, EBUSY or EINTR: a moment later
+/// the same request may succeed.
+fn is_transient(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        let errno = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .or_else(|| err.downcast_ref::<nix::errno::Errno>().map(|e| *e as i32));
+        if matches!(errno, Some(libc::EAGAIN | libc::EBUSY | libc::EINTR)) {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 fn from_firewall(err: firewall::Error) -> CniError {
@@ -189,6 +212,13 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         }
         err
     };
+    if firewall::interface_exists(&link.host_ifname) {
+        // Its last DEL's, still being deleted in the background (or a
+        // crashed ADD's): the record was free, so the link is nobody's.
+        if let Err(err) = netlink::remove_link(&nl, &link.host_ifname).await {
+            return Err(system("removing a leftover link", &err));
+        }
+    }
     if let Err(err) = attachment.plumb_netns(&link, netns).await {
         return Err(undo_link(from_network(err)).await);
     }
@@ -297,12 +327,16 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
             Err(err) => failed.push(system("the firewall", &err)),
         }
     }
-    if let Some(veth) = &record.veth {
-        let removed = match Netlink::connect() {
-            Ok(nl) => netlink::remove_link(&nl, veth).await,
-            Err(err) => Err(err),
-        };
-        if let Err(err) = removed {
+    // Gone with its namespace, or deleted in the background: the kernel
+    // takes 25-35 ms over a veth, which the engine need not wait for. The
+    // name is free again by the next ADD (which deletes a leftover first),
+    // and `supervisor gc` removes one no record explains.
+    if let Some(veth) = record
+        .veth
+        .as_deref()
+        .filter(|v| firewall::interface_exists(v))
+    {
+        if let Err(err) = netlink::remove_link_detached(veth) {
             failed.push(system(&format!("removing link {veth}"), &err));
         }
     }
@@ -420,6 +454,20 @@ pub fn of_network(state_dir: &Path, name: &str) -> Result<Vec<Record>, CniError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_kernel_is_try_again_later_and_anything_else_ours() {
+        let busy = netlink::Error::Socket(std::io::Error::from_raw_os_error(libc::EBUSY));
+        assert_eq!(system("netlink", &busy).code, code::TRY_AGAIN);
+        let gone = netlink::Error::Socket(std::io::Error::from_raw_os_error(libc::ENOENT));
+        let err = system("netlink", &gone);
+        assert_eq!(err.code, code::SYSTEM);
+        assert!(
+            err.msg.starts_with("netlink: opening a netlink socket"),
+            "{}",
+            err.msg
+        );
+    }
 
     #[test]
     fn an_attachment_is_named_by_container_and_interface_and_its_veth_fits() {

@@ -15,8 +15,8 @@ use super::attachment::{self, system};
 use super::config::Config;
 use super::protocol::{CniError, Invocation, code};
 use crate::firewall::{self, Firewall, Publication};
+use crate::netlink::Netlink;
 use crate::netlink::sysctl::Setting;
-use crate::netlink::{self, Netlink};
 use crate::plan::apply;
 use crate::reserve::Reservations;
 use crate::values::Subnet;
@@ -63,6 +63,30 @@ pub fn previous(prev: &Value, is_bridge: impl Fn(&str) -> bool) -> Result<Previo
     })
 }
 
+/// The names of `prevResult`'s host-side interfaces that are bridges in
+/// this network namespace (asked over netlink: /sys may show another's).
+async fn bridges(prev: &Value) -> Result<Vec<String>, CniError> {
+    let nl = Netlink::connect().map_err(|e| system("netlink", &e))?;
+    let mut found = Vec::new();
+    let names = prev
+        .get("interfaces")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("name")?.as_str());
+    for name in names {
+        if crate::netlink::ifname_problem(name).is_some() {
+            continue;
+        }
+        if let Ok(Some(link)) = crate::netlink::link_state(&nl, name).await {
+            if link.is_bridge {
+                found.push(name.to_string());
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// ADD chained: the record, the network's elements and sysctls for the
 /// previous plugin's bridge, then this container's port elements in one
 /// batch. Returns `prevResult` to pass on.
@@ -71,11 +95,7 @@ pub async fn add(
     config: &Config,
     prev: &Value,
 ) -> Result<Value, CniError> {
-    let bridges = match Netlink::connect() {
-        Ok(nl) => netlink::bridges(&nl).await,
-        Err(err) => Err(err),
-    }
-    .map_err(|e| system("listing the bridges", &e))?;
+    let bridges = bridges(prev).await?;
     let previous = previous(prev, |name| bridges.iter().any(|b| b == name))?;
     let mut registration = attachment::claim(invocation, config, true, None)?;
     let firewall = Firewall::open(&config.state_dir).map_err(|e| system("firewall", &e))?;

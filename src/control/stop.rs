@@ -23,7 +23,10 @@ pub fn stop_all(state_dir: &Path, time: Duration, out: &mut dyn Write) -> Result
         .entries()?
         .into_iter()
         .filter_map(|entry| match entry {
-            Entry::Record(record) if !record.is_stale() => Some(record.name),
+            // A CNI attachment is its engine's to remove (CNI DEL).
+            Entry::Record(record) if !record.is_stale() && !record.supervisor.is_none() => {
+                Some(record.name)
+            }
             _ => None,
         })
         .collect();
@@ -69,6 +72,9 @@ async fn stop_one(
         .find(target)?
         .ok_or_else(|| Error::Unknown(target.to_string()))?;
     let name = record.name.clone();
+    if record.supervisor.is_none() {
+        return Err(Error::Attachment(name));
+    }
     let signal_error = |what| {
         let name = name.clone();
         move |source| Error::Signal { what, name, source }

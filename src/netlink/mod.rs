@@ -8,6 +8,7 @@
 
 mod address;
 mod bridge;
+mod detached;
 mod link;
 mod netns;
 mod plumb;
@@ -20,10 +21,11 @@ use std::io;
 
 pub use address::mac_for;
 pub use bridge::{Bridge, ensure_bridge};
+pub use detached::remove_link_detached;
 pub use link::{check_ifname, ifname_problem};
 pub use netns::socket_in;
 pub use plumb::{ContainerLink, PEER, PlumbTimings, configure_inside, plumb};
-pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, bridges, link_state};
+pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
 pub use veth::{create_veth, remove_link, set_hairpin};
 
 use crate::values::Subnet;

@@ -16,6 +16,7 @@ pub struct LinkState {
     pub bridge: Option<String>,
     /// Its hardware address.
     pub mac: Vec<u8>,
+    pub is_bridge: bool,
 }
 
 /// The link named `name`, or None.
@@ -33,6 +34,7 @@ pub async fn link_state(nl: &Netlink, name: &str) -> Result<Option<LinkState>, E
         up: found.up,
         bridge,
         mac: found.mac,
+        is_bridge: found.kind == Some(rtnetlink::packet_route::link::InfoKind::Bridge),
     }))
 }
 
@@ -46,18 +48,6 @@ pub async fn bridge_ports(nl: &Netlink, bridge: &str) -> Result<Vec<String>, Err
     Ok(links
         .into_iter()
         .filter(|l| l.controller == Some(index))
-        .map(|l| l.name)
-        .collect())
-}
-
-/// The names of the bridges in this network namespace, as netlink sees
-/// them: /sys/class/net shows the namespace that mounted /sys, which an
-/// engine's need not be.
-pub async fn bridges(nl: &Netlink) -> Result<Vec<String>, Error> {
-    Ok(link::all(nl.handle())
-        .await?
-        .into_iter()
-        .filter(|l| l.kind == Some(rtnetlink::packet_route::link::InfoKind::Bridge))
         .map(|l| l.name)
         .collect())
 }

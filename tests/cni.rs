@@ -1,0 +1,809 @@
+//! The CNI plugin driven as an engine drives it: the command and its
+//! parameters in the environment, the configuration on stdin, the answer
+//! parsed from stdout. Each test builds its own host (tests/common) and a
+//! network namespace for its "container" with `ip netns add` inside it.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{HostNs, container_veths, elements, eventually, leases, records, stderr};
+use serde_json::{Value, json};
+
+const VERSIONS: [&str; 3] = ["0.4.0", "1.0.0", "1.1.0"];
+
+/// A network configuration of ours in `version`, with `extra` fields.
+fn conf(version: &str, extra: Value) -> String {
+    let mut doc = json!({
+        "cniVersion": version,
+        "name": "net1",
+        "type": "supervisor",
+        "bridge": "sv0",
+        "subnet": "10.88.7.0/24",
+    });
+    if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+        doc.extend(extra.clone());
+    }
+    doc.to_string()
+}
+
+/// The `portMappings` capability for one TCP port.
+fn publishing(host_port: u16, container_port: u16) -> Value {
+    json!({"runtimeConfig": {"portMappings": [
+        {"hostPort": host_port, "containerPort": container_port, "protocol": "tcp", "hostIP": ""}
+    ]}})
+}
+
+/// What the plugin answered: its exit code and its stdout as JSON (Null
+/// when empty).
+#[derive(Debug)]
+struct Answer {
+    code: i32,
+    doc: Value,
+    /// Shown (through Debug) when an assertion fails.
+    #[allow(dead_code)]
+    stderr: String,
+}
+
+impl Answer {
+    fn ok(self) -> Value {
+        assert_eq!(self.code, 0, "{self:?}");
+        self.doc
+    }
+
+    /// The error's code and message; the exit code must be 1.
+    fn error(self) -> (u64, String) {
+        assert_eq!(self.code, 1, "{self:?}");
+        let code = self.doc["code"].as_u64().expect("an error code");
+        (
+            code,
+            self.doc["msg"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+}
+
+/// Runs the plugin in `ns` with `env` (CNI_* variables) and `stdin`.
+fn plugin(ns: &HostNs, env: &[(&str, &str)], stdin: &str) -> Answer {
+    let mut cmd = ns.supervisor();
+    for key in [
+        "CNI_COMMAND",
+        "CNI_CONTAINERID",
+        "CNI_NETNS",
+        "CNI_IFNAME",
+        "CNI_ARGS",
+        "CNI_PATH",
+        "SUPERVISOR_STATE_DIR",
+    ] {
+        cmd.env_remove(key);
+    }
+    cmd.envs(env.iter().copied());
+    answer(cmd, stdin)
+}
+
+fn answer(mut cmd: Command, stdin: &str) -> Answer {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the plugin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write the configuration");
+    let out = child.wait_with_output().expect("wait for the plugin");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let doc = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {text}"))
+    };
+    Answer {
+        code: out.status.code().unwrap_or(-1),
+        doc,
+        stderr: stderr(&out),
+    }
+}
+
+/// `command` for container `id` with `CNI_IFNAME=eth0`, in netns `id`.
+fn call(ns: &HostNs, command: &str, id: &str, conf: &str) -> Answer {
+    let netns = format!("/run/netns/{id}");
+    plugin(
+        ns,
+        &[
+            ("CNI_COMMAND", command),
+            ("CNI_CONTAINERID", id),
+            ("CNI_NETNS", &netns),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", "/usr/lib/cni"),
+        ],
+        conf,
+    )
+}
+
+fn netns_add(ns: &HostNs, name: &str) {
+    ns.ok(&format!(
+        "ip netns add {name} && ip -n {name} link set lo up"
+    ));
+}
+
+/// The map elements of the tcp_ports map, one a line.
+fn tcp_ports(ns: &HostNs) -> String {
+    ns.ok("nft list map ip supervisor tcp_ports 2>/dev/null | grep -v type | grep -E ' : ' || true")
+}
+
+/// A one-shot TCP server in netns `name` that answers `reply`.
+fn serve(ns: &HostNs, name: &str, port: u16, reply: &str) -> Child {
+    ns.command("ip")
+        .args(["netns", "exec", name, "busybox", "nc", "-ll", "-p"])
+        .arg(port.to_string())
+        .args(["-e", "echo", reply])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start a listener")
+}
+
+/// Connects from `run` (a shell runner) until `reply` comes back.
+fn reaches(what: &str, run: impl Fn() -> String, reply: &str) {
+    eventually(what, Duration::from_secs(10), || {
+        run().contains(reply).then_some(())
+    });
+}
+
+/// No record, lease, element or container veth is left, and `supervisor
+/// check` finds nothing either.
+/// A DEL's veth goes in the background, or with its namespace.
+fn assert_nothing_left(ns: &HostNs) {
+    common::assert_no_state(ns);
+    common::wait_for_no_veth(ns);
+}
+
+#[test]
+fn every_command_answers_in_every_supported_version() {
+    let Some(ns) = HostNs::new("every_command_answers_in_every_supported_version") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    for version in VERSIONS {
+        let info = call(&ns, "VERSION", "c1", &conf(version, json!({}))).ok();
+        assert_eq!(info["cniVersion"], version);
+        assert_eq!(info["supportedVersions"], json!(VERSIONS));
+
+        let conf = conf(version, publishing(8080, 8000));
+        let result = call(&ns, "ADD", "c1", &conf).ok();
+        assert_eq!(result["cniVersion"], version);
+        let host = &result["interfaces"][0];
+        let inside = &result["interfaces"][1];
+        assert!(
+            host["name"].as_str().unwrap().starts_with("sv-"),
+            "{result}"
+        );
+        assert_eq!(host["mac"].as_str().unwrap().len(), 17, "{result}");
+        assert!(host.get("sandbox").is_none(), "{result}");
+        assert_eq!(inside["name"], "eth0");
+        assert_eq!(inside["mac"], "02:42:0a:58:07:02");
+        assert_eq!(inside["sandbox"], "/run/netns/c1");
+        let ip = &result["ips"][0];
+        assert_eq!(ip["address"], "10.88.7.2/24");
+        assert_eq!(ip["gateway"], "10.88.7.1");
+        assert_eq!(ip["interface"], 1);
+        assert_eq!(ip.get("version").is_some(), version == "0.4.0", "{result}");
+        assert_eq!(result["routes"][0]["gw"], "10.88.7.1");
+        assert!(result["dns"].is_object());
+        let inside_addr = ns.ok("ip -n c1 -br -4 addr show dev eth0");
+        assert!(inside_addr.contains("10.88.7.2/24"), "{inside_addr}");
+        assert!(
+            tcp_ports(&ns).contains("8080 comment \"c1:eth0"),
+            "{}",
+            tcp_ports(&ns)
+        );
+
+        assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
+        let newer = version == "1.1.0";
+        for command in ["STATUS", "GC"] {
+            let answer = call(&ns, command, "c1", &conf);
+            if newer {
+                assert_eq!(answer.ok(), Value::Null, "{command}");
+            } else {
+                assert_eq!(answer.error().0, 1, "{command} before 1.1.0");
+            }
+        }
+        // GC without valid-attachments removed the attachment in 1.1.0.
+        assert_eq!(call(&ns, "DEL", "c1", &conf).ok(), Value::Null);
+        assert_nothing_left(&ns);
+    }
+}
+
+#[test]
+fn a_bad_environment_is_code_4_naming_the_variable() {
+    let Some(ns) = HostNs::new("a_bad_environment_is_code_4_naming_the_variable") else {
+        return;
+    };
+    let conf = conf("1.0.0", json!({}));
+    // Without CNI_COMMAND the binary is the plugin only as `supervisor cni`.
+    let unset = answer(
+        {
+            let mut cmd = ns.supervisor();
+            cmd.arg("cni").env_remove("CNI_COMMAND");
+            cmd
+        },
+        &conf,
+    );
+    let (code, msg) = unset.error();
+    assert_eq!((code, msg.as_str()), (4, "CNI_COMMAND is not set"));
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[("CNI_COMMAND", "")], "CNI_COMMAND"),
+        (&[("CNI_COMMAND", "FROB")], "CNI_COMMAND"),
+        (
+            &[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_NETNS", "/x"),
+            ],
+            "CNI_CONTAINERID",
+        ),
+        (
+            &[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "c1"),
+                ("CNI_IFNAME", "eth0"),
+            ],
+            "CNI_NETNS",
+        ),
+    ];
+    for (env, variable) in cases {
+        let (code, msg) = plugin(&ns, env, &conf).error();
+        assert_eq!(code, 4, "{env:?}: {msg}");
+        assert!(msg.contains(variable), "{env:?}: {msg}");
+    }
+    let (code, msg) = call(&ns, "ADD", "no-such-netns", &conf).error();
+    assert_eq!(code, 4, "{msg}");
+    assert!(msg.contains("CNI_NETNS"), "{msg}");
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn bad_json_is_code_6_a_bad_field_code_7_naming_it_and_an_unknown_version_code_1() {
+    let Some(ns) = HostNs::new(
+        "bad_json_is_code_6_a_bad_field_code_7_naming_it_and_an_unknown_version_code_1",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    assert_eq!(call(&ns, "ADD", "c1", "{\"cniVersion\":").error().0, 6);
+    let (code, msg) = call(
+        &ns,
+        "ADD",
+        "c1",
+        &conf("1.0.0", json!({"subnet": "10.88.7.1/24"})),
+    )
+    .error();
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.starts_with("subnet:"), "{msg}");
+    let bad_port =
+        json!({"runtimeConfig": {"portMappings": [{"hostPort": 0, "containerPort": 80}]}});
+    let (code, msg) = call(&ns, "ADD", "c1", &conf("1.0.0", bad_port)).error();
+    assert_eq!(code, 7, "{msg}");
+    assert!(
+        msg.starts_with("runtimeConfig.portMappings[0].hostPort:"),
+        "{msg}"
+    );
+    let (code, msg) = call(&ns, "ADD", "c1", &conf("0.2.0", json!({}))).error();
+    assert_eq!(code, 1, "{msg}");
+    assert!(msg.contains("0.2.0"), "{msg}");
+    // VERSION answers whatever it is asked with.
+    let info = call(&ns, "VERSION", "c1", &conf("0.2.0", json!({}))).ok();
+    assert_eq!(info["supportedVersions"], json!(VERSIONS));
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_second_add_for_the_same_container_and_interface_is_refused_and_changes_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_second_add_for_the_same_container_and_interface_is_refused_and_changes_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c1", &conf).ok();
+    let before = (
+        records(&ns),
+        leases(&ns),
+        tcp_ports(&ns),
+        container_veths(&ns),
+    );
+    let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+    assert_eq!(code, 101, "{msg}");
+    assert!(msg.contains("c1") && msg.contains("eth0"), "{msg}");
+    assert_eq!(
+        before,
+        (
+            records(&ns),
+            leases(&ns),
+            tcp_ports(&ns),
+            container_veths(&ns)
+        )
+    );
+    assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn an_add_right_after_a_del_of_the_same_container_and_interface_succeeds() {
+    let Some(ns) =
+        HostNs::new("an_add_right_after_a_del_of_the_same_container_and_interface_succeeds")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    for _ in 0..3 {
+        // As `podman restart` does: DEL, then ADD at once, same netns.
+        call(&ns, "ADD", "c1", &conf).ok();
+        call(&ns, "DEL", "c1", &conf).ok();
+    }
+    // A link of its name nobody holds (a crashed ADD's, or a DEL's still
+    // being deleted) is taken out of the way.
+    let result = call(&ns, "ADD", "c1", &conf).ok();
+    let veth = result["interfaces"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(&ns, "DEL", "c1", &conf).ok();
+    common::wait_for_no_veth(&ns);
+    ns.ok(&format!("ip link add {veth} type veth peer name left0"));
+    call(&ns, "ADD", "c1", &conf).ok();
+    assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn del_of_an_unknown_container_succeeds() {
+    let Some(ns) = HostNs::new("del_of_an_unknown_container_succeeds") else {
+        return;
+    };
+    let conf = conf("1.1.0", json!({}));
+    let answer = plugin(
+        &ns,
+        &[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "nobody"),
+            ("CNI_IFNAME", "eth0"),
+        ],
+        &conf,
+    );
+    assert_eq!(answer.ok(), Value::Null);
+}
+
+#[test]
+fn del_after_the_netns_is_gone_succeeds_and_cleans_up_everything() {
+    let Some(ns) = HostNs::new("del_after_the_netns_is_gone_succeeds_and_cleans_up_everything")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c1", &conf).ok();
+    ns.ok("ip netns del c1");
+    assert_eq!(call(&ns, "DEL", "c1", &conf).ok(), Value::Null);
+    eventually(
+        "the veth gone with its netns",
+        Duration::from_secs(10),
+        || container_veths(&ns).is_empty().then_some(()),
+    );
+    assert_nothing_left(&ns);
+    // And again: DEL is idempotent.
+    assert_eq!(call(&ns, "DEL", "c1", &conf).ok(), Value::Null);
+}
+
+#[test]
+fn check_after_the_host_veth_was_deleted_names_the_link() {
+    let Some(ns) = HostNs::new("check_after_the_host_veth_was_deleted_names_the_link") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", json!({}));
+    let result = call(&ns, "ADD", "c1", &conf).ok();
+    let veth = result["interfaces"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ns.ok(&format!("ip link del {veth}"));
+    let (code, msg) = call(&ns, "CHECK", "c1", &conf).error();
+    assert_eq!(code, 104, "{msg}");
+    assert!(msg.contains(&format!("link {veth}")), "{msg}");
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+    let (code, _) = call(&ns, "CHECK", "c1", &conf).error();
+    assert_eq!(code, 103, "CHECK of no attachment");
+}
+
+#[test]
+fn gc_removes_every_attachment_not_in_valid_attachments() {
+    let Some(ns) = HostNs::new("gc_removes_every_attachment_not_in_valid_attachments") else {
+        return;
+    };
+    for (id, port) in [("c1", 8081), ("c2", 8082), ("c3", 8083)] {
+        netns_add(&ns, id);
+        call(&ns, "ADD", id, &conf("1.1.0", publishing(port, 80))).ok();
+    }
+    let gc = conf(
+        "1.1.0",
+        json!({"cni.dev/valid-attachments": [{"containerID": "c2", "ifname": "eth0"}]}),
+    );
+    assert_eq!(call(&ns, "GC", "", &gc).ok(), Value::Null);
+    assert_eq!(records(&ns).trim(), "c2:eth0.json");
+    assert_eq!(leases(&ns).trim(), "10.88.7.3");
+    let ports = tcp_ports(&ns);
+    assert!(
+        ports.contains("8082") && !ports.contains("8081") && !ports.contains("8083"),
+        "{ports}"
+    );
+    assert_eq!(container_veths(&ns).len(), 1);
+    // Another network's attachments are not this GC's.
+    let other = conf("1.1.0", json!({"name": "net2"}));
+    assert_eq!(call(&ns, "GC", "", &other).ok(), Value::Null);
+    assert_eq!(records(&ns).trim(), "c2:eth0.json");
+    call(&ns, "DEL", "c2", &gc).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_port_a_run_container_publishes_fails_add_with_code_100_naming_it_and_leaves_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_port_a_run_container_publishes_fails_add_with_code_100_naming_it_and_leaves_nothing",
+    ) else {
+        return;
+    };
+    let (web, _out) = ns.start(&[
+        "--name",
+        "web",
+        "--subnet",
+        "10.88.7.0/24",
+        "--publish",
+        "8080:8000",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; read _ || true",
+    ]);
+    let run_state = (
+        records(&ns),
+        leases(&ns),
+        tcp_ports(&ns),
+        container_veths(&ns),
+    );
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains("8080") && msg.contains("web"), "{msg}");
+    // The veth was made and the lease taken before the batch was refused:
+    // both are gone again, and run's own are untouched.
+    assert_eq!(
+        run_state,
+        (
+            records(&ns),
+            leases(&ns),
+            tcp_ports(&ns),
+            container_veths(&ns)
+        )
+    );
+    assert_eq!(
+        ns.ok("ip -n c1 -br link | grep -c eth0 || true").trim(),
+        "0"
+    );
+    common::stop(web);
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn run_and_cni_share_leases_and_never_hand_out_one_address_twice() {
+    let Some(ns) = HostNs::new("run_and_cni_share_leases_and_never_hand_out_one_address_twice")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", json!({}));
+    let result = call(&ns, "ADD", "c1", &conf).ok();
+    assert_eq!(result["ips"][0]["address"], "10.88.7.2/24");
+    let run = common::eth0_address(&ns, &["--subnet", "10.88.7.0/24"]);
+    assert!(run.contains("10.88.7.3/24"), "{run}");
+    // `supervisor gc` leaves a live attachment alone.
+    ns.ok(&format!("{} gc --subnet 10.88.7.0/24", common::SUPERVISOR));
+    assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
+    assert_eq!(leases(&ns).trim(), "10.88.7.2");
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_failed_add_leaves_nothing_behind() {
+    let Some(ns) = HostNs::new("a_failed_add_leaves_nothing_behind") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // The interface name is taken inside: the veth cannot be made.
+    ns.ok("ip -n c1 link add eth0 type veth peer name other0");
+    let (code, msg) = call(&ns, "ADD", "c1", &conf("1.0.0", publishing(8080, 8000))).error();
+    assert!(code >= 100, "{code}: {msg}");
+    assert_nothing_left(&ns);
+    assert_eq!(tcp_ports(&ns), "");
+}
+
+#[test]
+fn a_published_port_reaches_the_attached_listener_from_outside_and_from_the_host() {
+    let Some(ns) = HostNs::new(
+        "a_published_port_reaches_the_attached_listener_from_outside_and_from_the_host",
+    ) else {
+        return;
+    };
+    let outside = ns.outside();
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c1", &conf).ok();
+    let mut server = serve(&ns, "c1", 8000, "hello-from-c1");
+    let from = |runner: &dyn Fn(&str) -> std::process::Output, target: &str| {
+        let script = format!("busybox nc -w 2 {target} 8080 </dev/null");
+        String::from_utf8_lossy(&runner(&script).stdout).into_owned()
+    };
+    reaches(
+        "the port from outside",
+        || from(&|s| outside.sh(s), "192.0.2.1"),
+        "hello-from-c1",
+    );
+    reaches(
+        "the port from the host's 127.0.0.1",
+        || from(&|s| ns.sh(s), "127.0.0.1"),
+        "hello-from-c1",
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn no_masquerade_cidrs_keep_the_containers_source_address() {
+    let Some(ns) = HostNs::new("no_masquerade_cidrs_keep_the_containers_source_address") else {
+        return;
+    };
+    let outside = ns.outside();
+    let mut server = outside
+        .command("busybox")
+        .args(["nc", "-ll", "-p", "9000", "-e", "echo", "pong"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("listener outside");
+    // The source address the outside sees, from the host's conntrack: the
+    // reply goes to the container itself, or to the host (masqueraded).
+    let seen_as = |id: &str| {
+        reaches(
+            "the outside from the container",
+            || {
+                String::from_utf8_lossy(
+                    &ns.sh(&format!(
+                        "ip netns exec {id} busybox nc -w 2 192.0.2.2 9000 </dev/null"
+                    ))
+                    .stdout,
+                )
+                .into_owned()
+            },
+            "pong",
+        );
+        ns.ok("conntrack -L -p tcp --dport 9000 2>/dev/null")
+    };
+    netns_add(&ns, "c1");
+    let masqueraded = conf("1.0.0", json!({}));
+    call(&ns, "ADD", "c1", &masqueraded).ok();
+    let entries = seen_as("c1");
+    assert!(
+        entries.contains("dst=192.0.2.1 sport=9000"),
+        "masqueraded: {entries}"
+    );
+    call(&ns, "DEL", "c1", &masqueraded).ok();
+    ns.ok("conntrack -D -p tcp --dport 9000 2>/dev/null || true");
+
+    netns_add(&ns, "c2");
+    let cluster = conf("1.0.0", json!({"noMasqueradeCidrs": ["192.0.2.0/24"]}));
+    let result = call(&ns, "ADD", "c2", &cluster).ok();
+    let address = result["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    outside.ok("ip route replace 10.88.7.0/24 via 192.0.2.1");
+    let entries = seen_as("c2");
+    assert!(
+        entries.contains(&format!("dst={address} sport=9000")),
+        "kept its own address {address}: {entries}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    call(&ns, "DEL", "c2", &cluster).ok();
+    assert_nothing_left(&ns);
+}
+
+/// Runs a reference plugin from /usr/lib/cni in `ns`.
+fn reference(ns: &HostNs, plugin: &str, command: &str, id: &str, conf: &str) -> Answer {
+    let netns = format!("/run/netns/{id}");
+    let mut cmd = ns.command(&format!("/usr/lib/cni/{plugin}"));
+    cmd.envs([
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", id),
+        ("CNI_NETNS", netns.as_str()),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/usr/lib/cni"),
+    ]);
+    answer(cmd, conf)
+}
+
+#[test]
+fn chained_after_the_reference_bridge_publishes_from_prev_result() {
+    let Some(ns) = HostNs::new("chained_after_the_reference_bridge_publishes_from_prev_result")
+    else {
+        return;
+    };
+    if !std::path::Path::new("/usr/lib/cni/bridge").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "containernetworking-plugins missing"
+        );
+        eprintln!("SKIPPED: /usr/lib/cni/bridge missing");
+        return;
+    }
+    let outside = ns.outside();
+    netns_add(&ns, "c1");
+    let bridge_conf = json!({
+        "cniVersion": "1.0.0", "name": "chain", "type": "bridge", "bridge": "cni0",
+        "isGateway": true, "ipMasq": true,
+        "ipam": {"type": "host-local", "subnet": "10.22.0.0/16", "dataDir": "/run/cni-ipam",
+                 "routes": [{"dst": "0.0.0.0/0"}]}
+    });
+    let prev = reference(&ns, "bridge", "ADD", "c1", &bridge_conf.to_string()).ok();
+    let ours = |prev: &Value| {
+        let mut doc: Value = serde_json::from_str(&conf("1.0.0", publishing(8080, 8000))).unwrap();
+        doc["name"] = json!("chain");
+        doc["prevResult"] = prev.clone();
+        doc.to_string()
+    };
+    let result = call(&ns, "ADD", "c1", &ours(&prev)).ok();
+    assert_eq!(result, prev, "prevResult passed through");
+    let address = prev["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let ports = tcp_ports(&ns);
+    assert!(ports.contains("8080 comment \"c1:eth0"), "{ports}");
+    assert!(ports.contains(&format!(": {address} . 8000")), "{ports}");
+    assert_eq!(
+        container_veths(&ns),
+        Vec::<String>::new(),
+        "no veth of ours"
+    );
+    assert_eq!(leases(&ns), "", "no lease of ours");
+    let mut server = serve(&ns, "c1", 8000, "hello-chained");
+    reaches(
+        "the chained port from outside",
+        || {
+            String::from_utf8_lossy(
+                &outside
+                    .sh("busybox nc -w 2 192.0.2.1 8080 </dev/null")
+                    .stdout,
+            )
+            .into_owned()
+        },
+        "hello-chained",
+    );
+    reaches(
+        "the chained port from the host's 127.0.0.1",
+        || {
+            String::from_utf8_lossy(&ns.sh("busybox nc -w 2 127.0.0.1 8080 </dev/null").stdout)
+                .into_owned()
+        },
+        "hello-chained",
+    );
+    assert_eq!(call(&ns, "CHECK", "c1", &ours(&prev)).ok(), Value::Null);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(call(&ns, "DEL", "c1", &ours(&prev)).ok(), Value::Null);
+    assert_eq!(tcp_ports(&ns), "", "our elements gone");
+    assert_eq!(records(&ns), "");
+    // The reference bridge's own interface is untouched by our DEL.
+    assert!(
+        ns.ok("ip -n c1 -br -4 addr show dev eth0")
+            .contains(&address)
+    );
+    reference(&ns, "bridge", "DEL", "c1", &bridge_conf.to_string()).ok();
+    assert_eq!(elements(&ns), 0);
+}
+
+#[test]
+fn ps_lists_an_attachment_by_container_and_interface_and_stop_leaves_it_to_the_engine() {
+    let Some(ns) = HostNs::new(
+        "ps_lists_an_attachment_by_container_and_interface_and_stop_leaves_it_to_the_engine",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c1", &conf).ok();
+    let ps = ns.ok(&format!("{} ps --format '{{{{.Name}}}} {{{{.Address}}}} {{{{.Ports}}}} {{{{.Label \"cni.container\"}}}}'", common::SUPERVISOR));
+    assert!(ps.contains("c1:eth0 10.88.7.2"), "{ps}");
+    assert!(
+        ps.contains("8080->8000/tcp") && ps.ends_with("c1\n"),
+        "{ps}"
+    );
+    let check = ns.sh(&format!("{} check", common::SUPERVISOR));
+    assert!(
+        check.status.success() && check.stdout.is_empty(),
+        "a live attachment is no drift: {}{}",
+        common::stdout(&check),
+        stderr(&check)
+    );
+    let stop = ns.sh(&format!("{} stop c1:eth0", common::SUPERVISOR));
+    assert!(!stop.status.success());
+    assert!(
+        stderr(&stop).contains("CNI attachment"),
+        "{}",
+        stderr(&stop)
+    );
+    ns.ok(&format!("{} stop --all", common::SUPERVISOR));
+    assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn concurrent_adds_get_distinct_addresses_and_dels_leave_nothing() {
+    let Some(ns) = HostNs::new("concurrent_adds_get_distinct_addresses_and_dels_leave_nothing")
+    else {
+        return;
+    };
+    let ids: Vec<String> = (1..=8).map(|i| format!("c{i}")).collect();
+    for id in &ids {
+        netns_add(&ns, id);
+    }
+    let ns = &ns;
+    let addresses: Vec<String> = std::thread::scope(|scope| {
+        let adds: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                scope.spawn(move || {
+                    let conf = conf("1.0.0", publishing(9000 + i as u16, 80));
+                    let result = call(ns, "ADD", id, &conf).ok();
+                    result["ips"][0]["address"].as_str().unwrap().to_string()
+                })
+            })
+            .collect();
+        adds.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    let mut distinct = addresses.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ids.len(), "{addresses:?}");
+    std::thread::scope(|scope| {
+        for (i, id) in ids.iter().enumerate() {
+            scope.spawn(move || {
+                let conf = conf("1.0.0", publishing(9000 + i as u16, 80));
+                call(ns, "DEL", id, &conf).ok();
+            });
+        }
+    });
+    assert_nothing_left(ns);
+}
