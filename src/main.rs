@@ -26,6 +26,10 @@ fn main() -> ExitCode {
     if std::env::var_os("CNI_COMMAND").is_some()
         || std::env::args_os().nth(1).is_some_and(|a| a == "cni")
     {
+        // Stderr is not the engine's answer: logs only when asked for.
+        if std::env::var_os("RUST_LOG").is_some() {
+            init_logging(0, None);
+        }
         return ExitCode::from(supervisor::cni::main());
     }
     let cli = match Cli::try_parse() {

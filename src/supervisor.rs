@@ -369,11 +369,7 @@ fn check_ports(spec: &RunSpec) -> Result<(), Error> {
 
 /// The container whose live supervisor is `pid`, for messages.
 fn container_of(spec: &RunSpec, pid: u32) -> Option<String> {
-    let records = Store::new(&spec.state_dir).records().ok()?;
-    let record = records
-        .into_iter()
-        .find(|r| r.supervisor.pid == pid && !r.is_stale())?;
-    Some(format!("container {} ({})", record.name, record.id))
+    Store::new(&spec.state_dir).container_of(pid)
 }
 
 /// Completes the record once the container is plumbed and published. A

@@ -136,6 +136,12 @@ fn tcp_ports(ns: &HostNs) -> String {
     ns.ok("nft list map ip supervisor tcp_ports 2>/dev/null | grep -v type | grep -E ' : ' || true")
 }
 
+/// Everything an attachment holds, as the host shows it: records, leases,
+/// port elements, container veths.
+fn held(ns: &HostNs) -> (String, String, String, Vec<String>) {
+    (records(ns), leases(ns), tcp_ports(ns), container_veths(ns))
+}
+
 /// A one-shot TCP server in netns `name` that answers `reply`.
 fn serve(ns: &HostNs, name: &str, port: u16, reply: &str) -> Child {
     ns.command("ip")
@@ -312,24 +318,11 @@ fn a_second_add_for_the_same_container_and_interface_is_refused_and_changes_noth
     netns_add(&ns, "c1");
     let conf = conf("1.0.0", publishing(8080, 8000));
     call(&ns, "ADD", "c1", &conf).ok();
-    let before = (
-        records(&ns),
-        leases(&ns),
-        tcp_ports(&ns),
-        container_veths(&ns),
-    );
+    let before = held(&ns);
     let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
     assert_eq!(code, 101, "{msg}");
     assert!(msg.contains("c1") && msg.contains("eth0"), "{msg}");
-    assert_eq!(
-        before,
-        (
-            records(&ns),
-            leases(&ns),
-            tcp_ports(&ns),
-            container_veths(&ns)
-        )
-    );
+    assert_eq!(before, held(&ns));
     assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
     call(&ns, "DEL", "c1", &conf).ok();
     assert_nothing_left(&ns);
@@ -475,33 +468,74 @@ fn a_port_a_run_container_publishes_fails_add_with_code_100_naming_it_and_leaves
         "-c",
         "echo ready; read _ || true",
     ]);
-    let run_state = (
-        records(&ns),
-        leases(&ns),
-        tcp_ports(&ns),
-        container_veths(&ns),
-    );
+    let run_state = held(&ns);
     netns_add(&ns, "c1");
     let conf = conf("1.0.0", publishing(8080, 8000));
     let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
     assert_eq!(code, 100, "{msg}");
     assert!(msg.contains("8080") && msg.contains("web"), "{msg}");
-    // The veth was made and the lease taken before the batch was refused:
-    // both are gone again, and run's own are untouched.
-    assert_eq!(
-        run_state,
-        (
-            records(&ns),
-            leases(&ns),
-            tcp_ports(&ns),
-            container_veths(&ns)
-        )
-    );
+    // Refused before anything was made; run's own are untouched.
+    assert_eq!(run_state, held(&ns));
     assert_eq!(
         ns.ok("ip -n c1 -br link | grep -c eth0 || true").trim(),
         "0"
     );
     common::stop(web);
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_port_another_attachment_publishes_fails_add_after_plumbing_and_leaves_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_port_another_attachment_publishes_fails_add_after_plumbing_and_leaves_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c1", &conf).ok();
+    let before = held(&ns);
+    // No socket holds it: the veth is made and the lease taken before the
+    // kernel refuses the element; both go again.
+    let (code, msg) = call(&ns, "ADD", "c2", &conf).error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains("8080") && msg.contains("c1:eth0"), "{msg}");
+    assert_eq!(before, held(&ns));
+    assert_eq!(
+        ns.ok("ip -n c2 -br link | grep -c eth0 || true").trim(),
+        "0"
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_port_a_host_service_listens_on_fails_add_with_code_100() {
+    let Some(ns) = HostNs::new("a_port_a_host_service_listens_on_fails_add_with_code_100") else {
+        return;
+    };
+    let mut service = ns
+        .command("busybox")
+        .args(["nc", "-ll", "-p", "8080", "-e", "echo", "host"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("a host service");
+    eventually(
+        "the host service listening",
+        Duration::from_secs(10),
+        || {
+            ns.ok("ss -Hltn 'sport = :8080'")
+                .contains("8080")
+                .then_some(())
+        },
+    );
+    netns_add(&ns, "c1");
+    let (code, msg) = call(&ns, "ADD", "c1", &conf("1.0.0", publishing(8080, 8000))).error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains("8080"), "{msg}");
+    let _ = service.kill();
+    let _ = service.wait();
     assert_nothing_left(&ns);
 }
 
@@ -718,6 +752,15 @@ fn chained_after_the_reference_bridge_publishes_from_prev_result() {
         "hello-chained",
     );
     assert_eq!(call(&ns, "CHECK", "c1", &ours(&prev)).ok(), Value::Null);
+    let check = ns.sh(&format!("{} check", common::SUPERVISOR));
+    assert!(
+        check.status.success() && check.stdout.is_empty(),
+        "a chained attachment is no drift: {}",
+        common::stdout(&check)
+    );
+    // `supervisor gc` leaves its elements alone.
+    ns.ok(&format!("{} gc", common::SUPERVISOR));
+    assert!(tcp_ports(&ns).contains("c1:eth0"), "{}", tcp_ports(&ns));
     let _ = server.kill();
     let _ = server.wait();
     assert_eq!(call(&ns, "DEL", "c1", &ours(&prev)).ok(), Value::Null);
@@ -747,6 +790,18 @@ fn ps_lists_an_attachment_by_container_and_interface_and_stop_leaves_it_to_the_e
     assert!(
         ps.contains("8080->8000/tcp") && ps.ends_with("c1\n"),
         "{ps}"
+    );
+    let inspect = ns.ok(&format!("{} inspect c1:eth0", common::SUPERVISOR));
+    let inspect: Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(inspect["labels"]["cni.netns"], "/run/netns/c1");
+    assert_eq!(inspect["live"]["link"]["bridge"], "sv0", "{inspect}");
+    assert!(
+        inspect["live"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["interface"] == "eth0" && a["address"] == "10.88.7.2"),
+        "{inspect}"
     );
     let check = ns.sh(&format!("{} check", common::SUPERVISOR));
     assert!(

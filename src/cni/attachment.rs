@@ -29,20 +29,18 @@ use super::result::{Interface, Outcome};
 use crate::error_chain::Chain;
 use crate::firewall::{self, Firewall, Publication};
 use crate::ipam::{self, Holder, LeaseDir};
+use crate::milestones::{timed, timed_async};
 use crate::netlink::{self, Bridge, Netlink};
 use crate::network;
 use crate::plan::{self, Snapshot, apply};
-use crate::reserve::Reservations;
+use crate::reserve::{self, Reservations};
 use crate::state::{self, Record, Store};
-use crate::values::{Owner, Port, Process};
+use crate::values::{Owner, Port, PortMapping, Process};
 
-/// Record labels: what the engine named, for `ps`, DEL and GC.
-pub const LABEL_CONTAINER: &str = "cni.container";
-pub const LABEL_IFNAME: &str = "cni.ifname";
-pub const LABEL_NETNS: &str = "cni.netns";
-pub const LABEL_NETWORK: &str = "cni.network";
-/// Present on an attachment chained after another plugin.
-pub const LABEL_CHAINED: &str = "cni.chained";
+pub use crate::state::cni_label::{
+    CHAINED as LABEL_CHAINED, CONTAINER as LABEL_CONTAINER, IFNAME as LABEL_IFNAME,
+    NETNS as LABEL_NETNS, NETWORK as LABEL_NETWORK,
+};
 
 /// Whose an attachment's record, lease and elements are.
 pub fn owner(container_id: &str, ifname: &str) -> Owner {
@@ -120,6 +118,31 @@ fn from_network(err: network::Error) -> CniError {
     }
 }
 
+/// Refuses a host port of `config` that something on this host holds (a
+/// bound socket: a `run` container's reservation, a host service), as
+/// `run` does, before anything is made: code 100 naming the holder. What
+/// only has an element (another attachment) the kernel refuses later.
+pub fn check_ports(config: &Config) -> Result<(), CniError> {
+    let mappings: Vec<PortMapping> = config
+        .ports
+        .iter()
+        .map(|p| PortMapping {
+            host_ip: p.host_ip,
+            host_port: Some(p.host_port),
+            container_port: p.container_port,
+            protocol: p.protocol,
+        })
+        .collect();
+    let store = Store::new(&config.state_dir);
+    Reservations::check(&mappings, &|pid| store.container_of(pid)).map_err(|err| match err {
+        reserve::Error::InUse { .. } => CniError::new(code::PORT_TAKEN, err.to_string()),
+        reserve::Error::NotLocal { .. } => {
+            CniError::new(code::CONFIG, format!("runtimeConfig.portMappings: {err}"))
+        }
+        err => system("checking the host ports", &err),
+    })
+}
+
 /// Claims the record of the attachment: refused (code 101) when it exists.
 pub fn claim(
     invocation: &Invocation,
@@ -172,8 +195,11 @@ fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
 /// result names what was made.
 pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, CniError> {
     let netns = open_netns(invocation)?;
+    timed("port check", || check_ports(config))?;
     let owner = owner(&invocation.container_id, &invocation.ifname);
-    let mut registration = claim(invocation, config, false, Some(&config.bridge))?;
+    let mut registration = timed("record", || {
+        claim(invocation, config, false, Some(&config.bridge))
+    })?;
     // From here every early return drops what was taken: the registration
     // removes the record, the attachment gives the lease back.
     let bridge = Bridge {
@@ -186,16 +212,19 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         id: owner.id.clone(),
         process: Process::UNTIL_RELEASED,
     };
-    let attachment = apply::lease(&network, &bridge, None, &config.state_dir, &holder)
-        .await
-        .map_err(from_network)?;
-    let firewall = Firewall::open(&config.state_dir).map_err(from_firewall)?;
-    firewall
-        .ensure_network(&network.bridge, &network.subnet)
-        .map_err(from_firewall)?;
-    firewall
-        .ensure_no_masquerade(&network.bridge, &config.no_masquerade)
-        .map_err(from_firewall)?;
+    let attachment = timed_async(
+        "lease, bridge, sysctls",
+        apply::lease(&network, &bridge, None, &config.state_dir, &holder),
+    )
+    .await
+    .map_err(from_network)?;
+    let firewall = timed("base ruleset and network", || {
+        let firewall = Firewall::open(&config.state_dir)?;
+        firewall.ensure_network(&network.bridge, &network.subnet)?;
+        firewall.ensure_no_masquerade(&network.bridge, &config.no_masquerade)?;
+        Ok(firewall)
+    })
+    .map_err(from_firewall)?;
     let mut part = plan::container_part(
         &owner,
         bridge.subnet,
@@ -219,21 +248,24 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
             return Err(system("removing a leftover link", &err));
         }
     }
-    if let Err(err) = attachment.plumb_netns(&link, netns).await {
+    if let Err(err) = timed_async("plumb", attachment.plumb_netns(&link, netns)).await {
         return Err(undo_link(from_network(err)).await);
     }
-    let publication = match apply::publish(
-        &firewall,
-        &config.state_dir,
-        &mut part.publication,
-        &mut Reservations::default(),
-    )
-    .await
-    {
+    let mut no_reservations = Reservations::default();
+    let published = timed_async(
+        "publish batch",
+        apply::publish(
+            &firewall,
+            &config.state_dir,
+            &mut part.publication,
+            &mut no_reservations,
+        ),
+    );
+    let publication = match published.await {
         Ok(publication) => publication,
         Err(err) => return Err(undo_link(from_apply(err)).await),
     };
-    let host = netlink::link_state(&nl, &link.host_ifname).await;
+    let host = timed_async("host veth", netlink::link_state(&nl, &link.host_ifname)).await;
     let recorded = registration.update(|record| {
         record.address = Some(publication.address);
         record.veth = Some(publication.veth.clone());
@@ -316,13 +348,13 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
     if let Some(publication) = publication_of(record) {
         match Firewall::open(state_dir) {
             Ok(firewall) => {
-                if let Err(err) = firewall.unpublish(&publication) {
+                if let Err(err) = timed("unpublish batch", || firewall.unpublish(&publication)) {
                     failed.push(system("removing its elements", &err));
                 }
                 if let Err(err) = apply::forget_all(&firewall, &publication, publication.address) {
                     failed.push(system("forgetting its connections", &err));
                 }
-                firewall.close();
+                timed("firewall close", || firewall.close());
             }
             Err(err) => failed.push(system("the firewall", &err)),
         }
@@ -336,7 +368,9 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
         .as_deref()
         .filter(|v| firewall::interface_exists(v))
     {
-        if let Err(err) = netlink::remove_link_detached(veth) {
+        if let Err(err) = timed("link removal started", || {
+            netlink::remove_link_detached(veth)
+        }) {
             failed.push(system(&format!("removing link {veth}"), &err));
         }
     }

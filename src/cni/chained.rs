@@ -97,6 +97,7 @@ pub async fn add(
 ) -> Result<Value, CniError> {
     let bridges = bridges(prev).await?;
     let previous = previous(prev, |name| bridges.iter().any(|b| b == name))?;
+    attachment::check_ports(config)?;
     let mut registration = attachment::claim(invocation, config, true, None)?;
     let firewall = Firewall::open(&config.state_dir).map_err(|e| system("firewall", &e))?;
     let subnet = previous.bridge.as_ref().and_then(|bridge| {

@@ -26,7 +26,9 @@ use serde_json::{Map, Value};
 use self::config::Config;
 use self::protocol::{CURRENT, CniError, Command, Invocation, code};
 
-pub use attachment::{LABEL_CHAINED, LABEL_CONTAINER, LABEL_IFNAME, LABEL_NETWORK, owner};
+pub use attachment::{
+    LABEL_CHAINED, LABEL_CONTAINER, LABEL_IFNAME, LABEL_NETNS, LABEL_NETWORK, owner,
+};
 
 /// Runs one invocation from this process's environment and stdin; writes
 /// the answer on stdout and returns the exit code (0, or 1 with an error
@@ -101,7 +103,10 @@ fn run(
         .enable_all()
         .build()
         .map_err(|err| attachment::system("starting the async runtime", &err))?;
-    runtime.block_on(command(&invocation, &config))
+    let t = std::time::Instant::now();
+    let answer = runtime.block_on(command(&invocation, &config));
+    crate::milestones::phase(&invocation.command.to_string(), t);
+    answer
 }
 
 async fn command(invocation: &Invocation, config: &Config) -> Result<String, CniError> {
@@ -120,7 +125,8 @@ async fn command(invocation: &Invocation, config: &Config) -> Result<String, Cni
                 &invocation.ifname,
             )?;
             if let Some(record) = found {
-                attachment::remove(&config.state_dir, &record).await?;
+                let removed = attachment::remove(&config.state_dir, &record);
+                crate::milestones::timed_async("DEL", removed).await?;
             }
             Ok(String::new())
         }

@@ -100,9 +100,14 @@ async fn live(state_dir: &Path, record: &Record) -> Result<Live, Error> {
     let nl = Netlink::connect()?;
     let link = link_of(&nl, record).await?;
     let container = record.container.filter(Process::is_alive);
-    let addresses = match container {
-        Some(process) => addresses_of(process).await?,
-        None => Vec::new(),
+    let addresses = match (container, record.labels.get(crate::state::cni_label::NETNS)) {
+        (Some(process), _) => addresses_of(process).await?,
+        // A CNI attachment: the engine's namespace, while it is there.
+        (None, Some(netns)) => match File::open(netns) {
+            Ok(netns) => addresses_in(&netns).await?,
+            Err(_) => Vec::new(),
+        },
+        (None, None) => Vec::new(),
     };
     let owned = Firewall::open(state_dir)?.owned_elements()?;
     let elements = elements_of(&owned, &record.id)
@@ -151,6 +156,11 @@ async fn addresses_of(container: Process) -> Result<Vec<Address>, Error> {
     if !container.is_alive() {
         return Ok(Vec::new());
     }
+    addresses_in(&netns).await
+}
+
+/// The addresses in the network namespace `netns`.
+async fn addresses_in(netns: &File) -> Result<Vec<Address>, Error> {
     let addresses = netlink::addresses_in(netns.as_fd()).await?;
     Ok(addresses
         .into_iter()

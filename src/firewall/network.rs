@@ -328,6 +328,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn no_masquerade_ranges_are_intervals_led_once_by_nfts_end_element() {
+        let cidrs = [
+            (Ipv4Addr::new(10, 244, 0, 0), 16),
+            (Ipv4Addr::new(192, 0, 2, 0), 24),
+        ];
+        let keys: Vec<(Vec<u8>, u32)> = no_masquerade_elements("sv0", &cidrs)
+            .into_iter()
+            .map(|e| (e.key, e.flags))
+            .collect();
+        let end = ELEM_INTERVAL_END;
+        assert_eq!(
+            keys,
+            [
+                (vec![0, 0, 0, 0], end),
+                (vec![10, 244, 0, 0], 0),
+                (vec![10, 245, 0, 0], end),
+                (vec![192, 0, 2, 0], 0),
+                (vec![192, 0, 3, 0], end),
+            ]
+        );
+        let everything = no_masquerade_elements("sv0", &[(Ipv4Addr::UNSPECIFIED, 0)]);
+        assert_eq!(everything.len(), 1, "an open interval, no end element");
+    }
+
+    #[test]
     fn a_network_is_its_bridge_its_bridge_pair_and_its_subnet_interval() {
         let subnet: Subnet = "10.1.0.0/24".parse().unwrap();
         let elements = network_elements("sv1", &subnet);

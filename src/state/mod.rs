@@ -27,7 +27,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use self::file::{DirLock, FileError};
-pub use self::record::{ExecContext, PublishedPort, Record};
+pub use self::record::{ExecContext, PublishedPort, Record, cni_label};
 
 const SUFFIX: &str = ".json";
 
@@ -144,6 +144,16 @@ impl Store {
                 ids: matches.into_iter().map(|r| r.id).collect(),
             }),
         }
+    }
+
+    /// The container whose live supervisor is `pid`, as people name it:
+    /// `container NAME (ID)`; None when no live record says so.
+    pub fn container_of(&self, pid: u32) -> Option<String> {
+        let records = self.records().ok()?;
+        let record = records
+            .into_iter()
+            .find(|r| r.supervisor.pid == pid && !r.supervisor.is_none() && !r.is_stale())?;
+        Some(format!("container {} ({})", record.name, record.id))
     }
 
     /// Removes `record`'s file if it still holds that record (same id).

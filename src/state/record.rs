@@ -8,6 +8,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::{Port, Process, Protocol};
 
+/// The labels of a CNI attachment's record (see `cni`): what its engine
+/// named, for `ps`, `inspect`, DEL and GC.
+pub mod cni_label {
+    pub const CONTAINER: &str = "cni.container";
+    pub const IFNAME: &str = "cni.ifname";
+    /// The engine's network namespace path.
+    pub const NETNS: &str = "cni.netns";
+    pub const NETWORK: &str = "cni.network";
+    /// Present on an attachment chained after another plugin.
+    pub const CHAINED: &str = "cni.chained";
+}
+
 /// What a running container holds, and who supervises it. Written by its
 /// supervisor; read by `ps`, `stop`, `inspect`, `gc` and by runs that want
 /// its name, address or ports after it died.
