@@ -269,8 +269,15 @@ pub struct BenchArgs {
     #[arg(long)]
     pub baseline: bool,
 
+    /// Time CNI ADD and DEL of this binary as a plugin against the
+    /// reference bridge + host-local + portmap chain, one published port
+    /// each; --containers is the number of ADD/DEL pairs per configuration.
+    #[arg(long, conflicts_with_all = ["concurrency", "pause", "publish", "baseline", "json", "csv", "plot"])]
+    pub cni: bool,
+
     /// Measure with this many ports already published, one configuration
-    /// per value, e.g. 0,100,1000,10000 (implies --publish).
+    /// per value, e.g. 0,100,1000,10000 (implies --publish). With --cni:
+    /// containers already attached (default 0,100).
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     pub scale: Vec<usize>,
 

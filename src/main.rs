@@ -180,6 +180,20 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
 /// `bench`: runs containers with this very binary.
 fn bench(args: BenchArgs) -> ExitCode {
     let supervisor = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    if args.cni {
+        let attached = if args.scale.is_empty() {
+            vec![0, 100]
+        } else {
+            args.scale
+        };
+        let options = bench::cni::Options {
+            supervisor,
+            samples: args.containers,
+            attached,
+        };
+        let result = bench::cni::run(&options, &mut std::io::stdout()).map(|()| 0);
+        return exit(result, bench::Error::exit_code);
+    }
     let options = bench::Options {
         supervisor,
         containers: args.containers,

@@ -224,3 +224,38 @@ fn bench_refuses_bad_counts_before_doing_anything() {
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     assert!(stderr(&out).contains("--containers"), "{}", stderr(&out));
 }
+
+#[test]
+fn bench_cni_times_add_and_del_of_ours_and_the_reference_chain_at_each_scale() {
+    let test = "bench_cni_times_add_and_del_of_ours_and_the_reference_chain_at_each_scale";
+    let Some(host) = HostNs::new(test) else {
+        return;
+    };
+    let table = bench(&host, &["--cni", "--containers", "2", "--scale", "0,3"]);
+    assert!(
+        table.starts_with("supervisor bench --cni --containers 2 --scale 0,3\n"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("note:"),
+        "a chain was not measured:\n{table}"
+    );
+    for chain in ["reference bridge + host-local + portmap", "supervisor"] {
+        for attached in [0, 3] {
+            let name = format!("{chain}, {attached} attached");
+            let row = table
+                .lines()
+                .find(|l| l.starts_with(&name))
+                .unwrap_or_else(|| panic!("no row {name}:\n{table}"));
+            let cells: Vec<f64> = row[name.len()..]
+                .split_whitespace()
+                .map(|c| c.parse().expect("milliseconds"))
+                .collect();
+            assert_eq!(cells.len(), 6, "{row}");
+            assert!(cells[0] <= cells[1] && cells[1] <= cells[2], "ADD: {row}");
+            assert!(cells[3] <= cells[4] && cells[4] <= cells[5], "DEL: {row}");
+        }
+    }
+    // The bench's bridges and netns lived in its own namespace.
+    assert_eq!(host.ok("ip -br link | grep -c cni || true").trim(), "0");
+}

@@ -6,7 +6,9 @@
 //! `runner` runs `supervisor run` containers C at a time, `baseline` the
 //! naive approach, `scale` pre-publishes ports, `phases` reads `-v` logs,
 //! `stats` computes percentiles, `report` renders the table, JSON and CSV,
-//! `plot` the SVG, and `progress` the bar on a terminal.
+//! `plot` the SVG, and `progress` the bar on a terminal. `cni` is the CNI
+//! plugin's bench (`--cni`), driving networks through `cni_engine` in
+//! namespaces from `named_netns`.
 //!
 //! Part of the binary (`mod bench` in main.rs), not of the library: it
 //! measures the runtime from outside, through `supervisor run` processes and
@@ -17,6 +19,9 @@
 //! the standard crates.
 
 pub mod baseline;
+pub mod cni;
+pub mod cni_engine;
+mod named_netns;
 pub mod phases;
 mod plot;
 mod process_start;

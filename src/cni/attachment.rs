@@ -339,9 +339,10 @@ fn publication_of(record: &Record) -> Option<Publication> {
 }
 
 /// DEL of the attachment with `record`, either mode: its elements, its
-/// UDP connections, its host veth (with its peer, when the namespace is
-/// still there), its lease, then its record. Goes on past each failure;
-/// the record stays when one failed, so a DEL again finishes the job.
+/// connections (TCP too: an engine expects nothing of it left), its host
+/// veth (with its peer, when the namespace is still there), its lease, then
+/// its record. Goes on past each failure; the record stays when one
+/// failed, so a DEL again finishes the job.
 pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
     let mut failed: Vec<CniError> = Vec::new();
     if let Some(publication) = publication_of(record) {
@@ -350,10 +351,8 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
                 if let Err(err) = timed("unpublish batch", || firewall.unpublish(&publication)) {
                     failed.push(system("removing its elements", &err));
                 }
-                if let Err(err) =
-                    apply::forget_udp(&firewall, &publication, Some(publication.address))
-                {
-                    failed.push(system("forgetting its UDP connections", &err));
+                if let Err(err) = apply::forget_all(&firewall, &publication, publication.address) {
+                    failed.push(system("forgetting its connections", &err));
                 }
                 timed("firewall close", || firewall.close());
             }

@@ -125,20 +125,40 @@ pub fn forget_udp(
     publication: &Publication,
     address: Option<Ipv4Addr>,
 ) -> Result<(), conntrack::Error> {
+    forget(firewall, publication, address, |p| p == Protocol::Udp)
+}
+
+/// Deletes the conntrack entries of every port of the publication (TCP
+/// too) DNATed to `address`: a CNI DEL, after which an engine expects
+/// nothing of the attachment left, at the cost of the dump.
+pub fn forget_all(
+    firewall: &Firewall,
+    publication: &Publication,
+    address: Ipv4Addr,
+) -> Result<(), conntrack::Error> {
+    forget(firewall, publication, Some(address), |_| true)
+}
+
+fn forget(
+    firewall: &Firewall,
+    publication: &Publication,
+    address: Option<Ipv4Addr>,
+    which: impl Fn(Protocol) -> bool,
+) -> Result<(), conntrack::Error> {
     let t = Instant::now();
-    let udp: Vec<_> = publication
+    let ports: Vec<_> = publication
         .ports
         .iter()
-        .filter(|p| p.protocol == Protocol::Udp)
+        .filter(|p| which(p.protocol))
         .map(|p| (p.protocol, p.host_port))
         .collect();
-    if udp.is_empty() {
+    if ports.is_empty() {
         return Ok(());
     }
     let forgotten = firewall
         .netfilter_socket()
         .map_err(conntrack::Error::Socket)
-        .and_then(|socket| conntrack::forget_with(socket, &udp, address));
+        .and_then(|socket| conntrack::forget_with(socket, &ports, address));
     phase("conntrack", t);
     forgotten.map(drop)
 }

@@ -13,6 +13,7 @@
 
 pub mod container;
 pub mod netns;
+pub mod podman;
 pub mod terminal;
 
 use std::io::{BufRead, BufReader, Write};
@@ -41,6 +42,9 @@ struct Holder {
     child: Child,
     stdin: Option<ChildStdin>,
     pid: u32,
+    /// The process to nsenter: `pid`, or with `--fork` its child, the first
+    /// process of the new pid namespace.
+    target: u32,
 }
 
 impl Holder {
@@ -64,14 +68,28 @@ impl Holder {
             "test namespace holder failed to start"
         );
         let pid = child.id();
+        let target = if unshare.contains(&"--fork") {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .expect("the holder's children")
+                .trim()
+                .parse()
+                .expect("one forked holder shell")
+        } else {
+            pid
+        };
         let stdin = child.stdin.take();
-        Holder { child, stdin, pid }
+        Holder {
+            child,
+            stdin,
+            pid,
+            target,
+        }
     }
 
     /// A command run inside the holder's namespaces.
     fn command(&self, namespaces: &[&str], program: &str) -> Command {
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--target={}", self.pid))
+        cmd.arg(format!("--target={}", self.target))
             .args(namespaces)
             .arg("--")
             .arg(program);
@@ -91,6 +109,7 @@ impl Drop for Holder {
 /// A throwaway host: its own network and mount namespaces.
 pub struct HostNs {
     holder: Holder,
+    namespaces: &'static [&'static str],
 }
 
 impl HostNs {
@@ -103,7 +122,45 @@ impl HostNs {
             &["--net", "--mount", "--propagation", "private"],
             "ip link set lo up && mount -t tmpfs -o mode=755 tmpfs /run",
         );
-        Some(HostNs { holder })
+        Some(HostNs {
+            holder,
+            namespaces: &["--net", "--mount"],
+        })
+    }
+
+    /// A fresh host for `test` that runs a container engine: a pid namespace
+    /// of its own too, whose end kills every daemon the engine left (conmon,
+    /// containers), and private tmpfs over /var/lib (where CNI keeps its
+    /// cache) and over /sys/fs/cgroup/unified (crun refuses the machine's
+    /// hybrid cgroup layout).
+    pub fn for_engine(test: &str) -> Option<HostNs> {
+        if !privileged(test) {
+            return None;
+        }
+        let holder = Holder::spawn(
+            &[
+                "--net",
+                "--mount",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--propagation",
+                "private",
+            ],
+            "ip link set lo up && mount -t tmpfs -o mode=755 tmpfs /run \
+             && mount -t tmpfs -o mode=755 tmpfs /var/lib \
+             && { [ ! -d /sys/fs/cgroup/unified ] || mount -t tmpfs tmpfs /sys/fs/cgroup/unified; }",
+        );
+        Some(HostNs {
+            holder,
+            namespaces: &["--net", "--mount", "--pid"],
+        })
+    }
+
+    /// A path to `path` as this host's mount namespace sees it, for the test
+    /// to read and write files there.
+    pub fn path(&self, path: &str) -> String {
+        format!("/proc/{}/root{path}", self.holder.target)
     }
 
     /// The netns path, for `ip link ... netns PATH`-style commands.
@@ -117,7 +174,7 @@ impl HostNs {
 
     /// A command that runs inside this host.
     pub fn command(&self, program: &str) -> Command {
-        self.holder.command(&["--net", "--mount"], program)
+        self.holder.command(self.namespaces, program)
     }
 
     /// The supervisor binary, inside this host.
@@ -188,14 +245,16 @@ impl HostNs {
     /// 192.0.2.2/24, routing everything back through the host.
     pub fn outside(&self) -> Outside {
         let holder = Holder::spawn(&["--net"], "ip link set lo up");
-        self.ok(&format!(
-            "ip link add uplink type veth peer name eth0 netns /proc/{pid}/ns/net \
-             && ip addr add 192.0.2.1/24 dev uplink && ip link set uplink up",
-            pid = holder.pid
-        ));
         let outside = Outside { holder };
-        outside.ok("ip addr add 192.0.2.2/24 dev eth0 && ip link set eth0 up \
-             && ip route add default via 192.0.2.1");
+        // Made from the outside, which sees the machine's /proc: a host with
+        // a pid namespace of its own has another one.
+        outside.ok(&format!(
+            "ip link add eth0 type veth peer name uplink netns {host} \
+             && ip addr add 192.0.2.2/24 dev eth0 && ip link set eth0 up \
+             && ip route add default via 192.0.2.1",
+            host = self.netns_path()
+        ));
+        self.ok("ip addr add 192.0.2.1/24 dev uplink && ip link set uplink up");
         outside
     }
 }
