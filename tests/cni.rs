@@ -82,6 +82,8 @@ fn plugin(ns: &HostNs, env: &[(&str, &str)], stdin: &str) -> Answer {
     answer(cmd, stdin)
 }
 
+/// Killed, failing the test, when it has not answered within 30 s: no
+/// input may hang the engine.
 fn answer(mut cmd: Command, stdin: &str) -> Answer {
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -95,6 +97,14 @@ fn answer(mut cmd: Command, stdin: &str) -> Answer {
         .expect("stdin")
         .write_all(stdin.as_bytes())
         .expect("write the configuration");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait for the plugin").is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the plugin hung: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let out = child.wait_with_output().expect("wait for the plugin");
     let text = String::from_utf8_lossy(&out.stdout);
     let doc = if text.trim().is_empty() {
@@ -305,6 +315,49 @@ fn bad_json_is_code_6_a_bad_field_code_7_naming_it_and_an_unknown_version_code_1
     // VERSION answers whatever it is asked with.
     let info = call(&ns, "VERSION", "c1", &conf("0.2.0", json!({}))).ok();
     assert_eq!(info["supportedVersions"], json!(VERSIONS));
+    assert_nothing_left(&ns);
+}
+
+/// Runs ADD with `CNI_NETNS=netns`.
+fn add_into(ns: &HostNs, netns: &str, conf: &str) -> Answer {
+    let mut cmd = ns.supervisor();
+    cmd.env_remove("SUPERVISOR_STATE_DIR").envs([
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "n1"),
+        ("CNI_NETNS", netns),
+        ("CNI_IFNAME", "eth9"),
+    ]);
+    answer(cmd, conf)
+}
+
+#[test]
+fn a_netns_that_is_not_a_containers_network_namespace_is_code_4_and_changes_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_netns_that_is_not_a_containers_network_namespace_is_code_4_and_changes_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c1", &conf).ok();
+    ns.ok("touch /run/regular && mkdir /run/dir && mkfifo /run/fifo");
+    let links = || ns.ok("ip -br link; ip -br addr; ip route; nft list ruleset");
+    let before = (held(&ns), links());
+    // The plugin's own namespace is the host's: "plumbing" into it would
+    // give the host the container's address and default route.
+    for netns in [
+        "/run/regular",
+        "/run/dir",
+        "/run/fifo",
+        "/proc/self/ns/net",
+        "/proc/self/ns/uts",
+    ] {
+        let (code, msg) = add_into(&ns, netns, &conf).error();
+        assert_eq!(code, 4, "{netns}: {msg}");
+        assert!(msg.contains("CNI_NETNS") && msg.contains(netns), "{msg}");
+        assert_eq!(before, (held(&ns), links()), "{netns}");
+    }
+    call(&ns, "DEL", "c1", &conf).ok();
     assert_nothing_left(&ns);
 }
 

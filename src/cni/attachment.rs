@@ -18,7 +18,6 @@
 //! namespace, the link, the elements) and succeeds for an unknown one.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -179,15 +178,49 @@ pub fn claim(
     }
 }
 
-/// Opens the engine's namespace.
+/// Opens the engine's namespace, refusing (code 4) what is not a network
+/// namespace or is this process's own: plumbing "into" the host's
+/// namespace would give the host the container's address and route. Opened
+/// non-blocking so a FIFO cannot hang the engine.
 fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = invocation.netns.as_deref().unwrap_or_default();
-    File::open(path).map(OwnedFd::from).map_err(|err| {
-        CniError::new(
-            code::ENV,
-            format!("CNI_NETNS {path:?} cannot be opened: {err}"),
-        )
-    })
+    let bad = |why: String| CniError::new(code::ENV, format!("CNI_NETNS {path:?} {why}"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|err| bad(format!("cannot be opened: {err}")))?;
+    if namespace_type(&file) != Some(libc::CLONE_NEWNET) {
+        return Err(bad("is not a network namespace".to_string()));
+    }
+    let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        (a.dev(), a.ino()) == (b.dev(), b.ino())
+    };
+    let theirs = file
+        .metadata()
+        .map_err(|err| bad(format!("cannot be read: {err}")))?;
+    let ours = std::fs::metadata("/proc/self/ns/net")
+        .map_err(|err| bad(format!("cannot be compared with ours: {err}")))?;
+    if same(&theirs, &ours) {
+        return Err(bad(
+            "is the plugin's own network namespace, not a container's".to_string(),
+        ));
+    }
+    Ok(OwnedFd::from(file))
+}
+
+/// The kind of namespace `file` is (`CLONE_NEWNET`, ...), or None when it
+/// is no namespace at all.
+fn namespace_type(file: &std::fs::File) -> Option<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    // NS_GET_NSTYPE, _IO(0xb7, 0x3) in linux/nsfs.h; libc does not name it.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: the descriptor is open for the call's length and the request
+    // takes no argument; on a file that is not a namespace it fails.
+    let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
+    (kind >= 0).then_some(kind)
 }
 
 /// ADD as the main plugin: the record, the lease with the bridge, sysctls
