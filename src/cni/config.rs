@@ -222,7 +222,13 @@ fn port_mappings(items: &[Value]) -> Result<Vec<Port>, CniError> {
         };
         let host_port = number("hostPort")?;
         let container_port = number("containerPort")?;
-        let protocol = match item.get("protocol").and_then(Value::as_str) {
+        // A key of the wrong type is refused, not read as absent.
+        let text = |f: &str| match item.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(invalid(&field(f), "must be a string")),
+        };
+        let protocol = match text("protocol")? {
             None | Some("") => Protocol::Tcp,
             Some(p) if p.eq_ignore_ascii_case("tcp") => Protocol::Tcp,
             Some(p) if p.eq_ignore_ascii_case("udp") => Protocol::Udp,
@@ -233,7 +239,7 @@ fn port_mappings(items: &[Value]) -> Result<Vec<Port>, CniError> {
                 ));
             }
         };
-        let host_ip = match item.get("hostIP").and_then(Value::as_str) {
+        let host_ip = match text("hostIP")? {
             None | Some("") | Some("0.0.0.0") => None,
             Some(ip) => match ip.parse::<std::net::IpAddr>() {
                 Ok(std::net::IpAddr::V4(ip)) => Some(ip),
@@ -320,6 +326,14 @@ mod tests {
             (
                 r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":"sctp"}]}}"#,
                 "runtimeConfig.portMappings[0].protocol",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":17}]}}"#,
+                "runtimeConfig.portMappings[0].protocol",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80},{"hostPort":81,"containerPort":80,"hostIP":["127.0.0.1"]}]}}"#,
+                "runtimeConfig.portMappings[1].hostIP",
             ),
         ];
         for (json, field) in cases {
