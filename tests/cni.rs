@@ -91,12 +91,15 @@ fn answer(mut cmd: Command, stdin: &str) -> Answer {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the plugin");
-    child
+    // A plugin that refuses an oversized configuration stops reading it.
+    let written = child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write the configuration");
+        .write_all(stdin.as_bytes());
+    if let Err(err) = written {
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+    }
     let started = std::time::Instant::now();
     while child.try_wait().expect("wait for the plugin").is_none() {
         if started.elapsed() > Duration::from_secs(30) {
@@ -358,6 +361,20 @@ fn a_netns_that_is_not_a_containers_network_namespace_is_code_4_and_changes_noth
         assert_eq!(before, (held(&ns), links()), "{netns}");
     }
     call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn an_oversized_configuration_is_code_6_and_changes_nothing() {
+    let Some(ns) = HostNs::new("an_oversized_configuration_is_code_6_and_changes_nothing") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // Valid but for its size: 16 MB of padding in a field we ignore.
+    let huge = conf("1.0.0", json!({"pad": "x".repeat(16 << 20)}));
+    let (code, msg) = call(&ns, "ADD", "c1", &huge).error();
+    assert_eq!(code, 6, "{msg}");
+    assert!(msg.contains("larger than"), "{msg}");
     assert_nothing_left(&ns);
 }
 

@@ -37,19 +37,36 @@ pub fn main() -> u8 {
     let env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    let mut stdin = Vec::new();
-    let read = std::io::stdin().read_to_end(&mut stdin);
-    let (answer, status) = match read {
-        Ok(_) => handle(&env, &stdin),
-        Err(err) => (
-            CniError::new(code::DECODE, format!("reading stdin: {err}")).to_json(CURRENT),
-            1,
-        ),
+    let (answer, status) = match read_config(std::io::stdin().lock()) {
+        Ok(stdin) => handle(&env, &stdin),
+        Err(err) => (err.to_json(CURRENT), 1),
     };
     let mut out = std::io::stdout().lock();
     // An engine that stopped reading has its answer already, or none.
     let _ = out.write_all(answer.as_bytes()).and_then(|()| out.flush());
     status
+}
+
+/// The most of stdin a configuration may take. A real one is a few KB
+/// (a thousand port mappings are under 100 KB); decoding an unbounded one
+/// takes memory many times its size.
+pub const CONFIG_LIMIT: u64 = 4 << 20;
+
+/// Reads the configuration, refusing (code 6) one over `CONFIG_LIMIT`
+/// without reading the rest.
+pub fn read_config(input: impl Read) -> Result<Vec<u8>, CniError> {
+    let mut stdin = Vec::new();
+    input
+        .take(CONFIG_LIMIT + 1)
+        .read_to_end(&mut stdin)
+        .map_err(|err| CniError::new(code::DECODE, format!("reading stdin: {err}")))?;
+    if stdin.len() as u64 > CONFIG_LIMIT {
+        return Err(CniError::new(
+            code::DECODE,
+            format!("the network configuration is larger than {CONFIG_LIMIT} bytes"),
+        ));
+    }
+    Ok(stdin)
 }
 
 /// One invocation: the answer for stdout (possibly empty) and the exit
