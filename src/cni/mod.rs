@@ -34,9 +34,14 @@ pub use attachment::{
 /// the answer on stdout and returns the exit code (0, or 1 with an error
 /// document).
 pub fn main() -> u8 {
-    let env: BTreeMap<String, String> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
+    let env = match environment(std::env::vars_os()) {
+        Ok(env) => env,
+        Err(err) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(err.to_json(CURRENT).as_bytes());
+            return 1;
+        }
+    };
     let (answer, status) = match read_config(std::io::stdin().lock()) {
         Ok(stdin) => handle(&env, &stdin),
         Err(err) => (err.to_json(CURRENT), 1),
@@ -45,6 +50,27 @@ pub fn main() -> u8 {
     // An engine that stopped reading has its answer already, or none.
     let _ = out.write_all(answer.as_bytes()).and_then(|()| out.flush());
     status
+}
+
+/// The environment as text. A CNI variable that is not UTF-8 is code 4
+/// naming it (it would otherwise read as unset); others are left out.
+fn environment(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<BTreeMap<String, String>, CniError> {
+    let mut env = BTreeMap::new();
+    for (key, value) in vars {
+        let Ok(key) = key.into_string() else { continue };
+        match value.into_string() {
+            Ok(value) => {
+                env.insert(key, value);
+            }
+            Err(_) if key.starts_with("CNI_") => {
+                return Err(CniError::new(code::ENV, format!("{key} is not UTF-8")));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(env)
 }
 
 /// The most of stdin a configuration may take. A real one is a few KB
@@ -199,5 +225,30 @@ async fn command(invocation: &Invocation, config: &Config) -> Result<String, Cni
             Ok(String::new())
         }
         Command::Version => Ok(protocol::version_info(&config.cni_version)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    use super::*;
+
+    #[test]
+    fn a_cni_variable_that_is_not_utf8_is_code_4_naming_it_not_unset() {
+        let vars = |name: &str| {
+            vec![
+                (OsString::from("CNI_COMMAND"), OsString::from("ADD")),
+                (OsString::from(name), OsString::from_vec(b"a\xff".to_vec())),
+            ]
+            .into_iter()
+        };
+        let err = environment(vars("CNI_CONTAINERID")).unwrap_err();
+        assert_eq!(
+            (err.code, err.msg.as_str()),
+            (4, "CNI_CONTAINERID is not UTF-8")
+        );
+        assert_eq!(environment(vars("LANG")).unwrap().len(), 1);
     }
 }
