@@ -379,6 +379,40 @@ fn an_oversized_configuration_is_code_6_and_changes_nothing() {
 }
 
 #[test]
+fn a_del_or_gc_racing_an_add_leaves_the_attachment_whole_or_gone() {
+    let Some(ns) = HostNs::new("a_del_or_gc_racing_an_add_leaves_the_attachment_whole_or_gone")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.1.0", publishing(8080, 8000));
+    let gc = self::conf("1.1.0", json!({"cni.dev/valid-attachments": []}));
+    for round in 0..12 {
+        let mut add = std::thread::scope(|scope| {
+            let add = scope.spawn(|| call(&ns, "ADD", "c1", &conf));
+            // DEL and GC as fast as they go until ADD has answered.
+            while !add.is_finished() {
+                if round % 2 == 0 {
+                    call(&ns, "DEL", "c1", &conf).ok();
+                } else {
+                    plugin(&ns, &[("CNI_COMMAND", "GC")], &gc).ok();
+                }
+            }
+            add.join().expect("ADD thread")
+        });
+        add.stderr.clear();
+        let (records, leases, ports) = (records(&ns), leases(&ns), tcp_ports(&ns));
+        let state = format!(
+            "round {round}: {add:?}\nrecords {records:?} leases {leases:?} ports {ports:?}"
+        );
+        assert_eq!(records.is_empty(), ports.is_empty(), "{state}");
+        assert_eq!(records.is_empty(), leases.is_empty(), "{state}");
+        call(&ns, "DEL", "c1", &conf).ok();
+    }
+    assert_nothing_left(&ns);
+}
+
+#[test]
 fn a_second_add_for_the_same_container_and_interface_is_refused_and_changes_nothing() {
     let Some(ns) = HostNs::new(
         "a_second_add_for_the_same_container_and_interface_is_refused_and_changes_nothing",

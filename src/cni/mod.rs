@@ -21,6 +21,7 @@ mod result;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
+use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
 
 use self::config::Config;
@@ -50,6 +51,22 @@ pub fn main() -> u8 {
     // An engine that stopped reading has its answer already, or none.
     let _ = out.write_all(answer.as_bytes()).and_then(|()| out.flush());
     status
+}
+
+/// An exclusive `flock` on `STATE_DIR/cni.lock`, waited for.
+fn serialize(state_dir: &std::path::Path) -> Result<Flock<std::fs::File>, CniError> {
+    let path = state_dir.join("cni.lock");
+    let failed = |err: &(dyn std::error::Error + 'static)| {
+        attachment::system(&format!("locking {}", path.display()), err)
+    };
+    std::fs::create_dir_all(state_dir).map_err(|err| failed(&err))?;
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|err| failed(&err))?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| failed(&errno))
 }
 
 /// The environment as text. A CNI variable that is not UTF-8 is code 4
@@ -153,6 +170,16 @@ fn run(
 }
 
 async fn command(invocation: &Invocation, config: &Config) -> Result<String, CniError> {
+    // ADD, DEL, CHECK and GC one at a time per state directory: a DEL or
+    // GC between ADD's claim of the record and its end removed the record
+    // and lease while ADD went on to make the link and elements, which
+    // then nobody owned (and the address could be leased twice).
+    let _serialized = match invocation.command {
+        Command::Add | Command::Del | Command::Check | Command::Gc => {
+            Some(serialize(&config.state_dir)?)
+        }
+        Command::Version | Command::Status => None,
+    };
     match invocation.command {
         Command::Add => match &config.prev_result {
             Some(prev) => Ok(chained::add(invocation, config, prev).await?.to_string()),
