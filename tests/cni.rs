@@ -413,6 +413,30 @@ fn a_del_or_gc_racing_an_add_leaves_the_attachment_whole_or_gone() {
 }
 
 #[test]
+fn an_add_whose_id_another_attachment_has_is_refused_and_leaves_its_link_alone() {
+    let Some(ns) =
+        HostNs::new("an_add_whose_id_another_attachment_has_is_refused_and_leaves_its_link_alone")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", json!({}));
+    call(&ns, "ADD", "c1", &conf).ok();
+    // A hash collision, made by hand: c1:eth0's record becomes zz:eth0's,
+    // keeping the id (and so the host veth) c1:eth0 hashes to.
+    ns.ok(
+        "cd /run/supervisor/containers && sed 's/c1:eth0/zz:eth0/g; s/\"c1\"/\"zz\"/g' \
+         c1:eth0.json > zz:eth0.json && rm c1:eth0.json",
+    );
+    let veths = container_veths(&ns);
+    let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+    assert_eq!(code, 110, "{msg}");
+    assert!(msg.contains("zz:eth0"), "{msg}");
+    assert_eq!(veths, container_veths(&ns));
+    assert_eq!(records(&ns).trim(), "zz:eth0.json");
+}
+
+#[test]
 fn a_second_add_for_the_same_container_and_interface_is_refused_and_changes_nothing() {
     let Some(ns) = HostNs::new(
         "a_second_add_for_the_same_container_and_interface_is_refused_and_changes_nothing",

@@ -235,6 +235,19 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     })?;
     // From here every early return drops what was taken: the registration
     // removes the record, the attachment gives the lease back.
+    if let Some(other) = id_holder(&config.state_dir, &owner)? {
+        // The id is a 48-bit hash: two attachments (or a `run` container)
+        // can share it, and with it the host veth's name and the elements'
+        // owner. The link found below would be theirs, not a leftover.
+        return Err(CniError::new(
+            code::SYSTEM,
+            format!(
+                "{} has the id {} already, which names this attachment's host link; \
+                 use another container id or interface name",
+                other.name, owner.id
+            ),
+        ));
+    }
     let bridge = Bridge {
         name: config.bridge.clone(),
         subnet: config.subnet,
@@ -342,6 +355,16 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         gateway: part.gateway,
         interface: 1,
     })
+}
+
+/// The record of another container or attachment with `owner`'s id.
+fn id_holder(state_dir: &Path, owner: &Owner) -> Result<Option<Record>, CniError> {
+    let records = Store::new(state_dir)
+        .records()
+        .map_err(|err| system("reading the records", &err))?;
+    Ok(records
+        .into_iter()
+        .find(|r| r.name != owner.name && r.id == owner.id))
 }
 
 /// The attachment's record, if there is one.
