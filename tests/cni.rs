@@ -697,6 +697,10 @@ fn a_failed_add_leaves_nothing_behind() {
     ns.ok("ip -n c1 link add eth0 type veth peer name other0");
     let (code, msg) = call(&ns, "ADD", "c1", &conf("1.0.0", publishing(8080, 8000))).error();
     assert!(code >= 100, "{code}: {msg}");
+    assert_eq!(
+        msg, "CNI_NETNS \"/run/netns/c1\" has an interface eth0 already",
+        "the message names the interface inside, not the host veth"
+    );
     assert_nothing_left(&ns);
     assert_eq!(tcp_ports(&ns), "");
 }

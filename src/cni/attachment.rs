@@ -80,13 +80,18 @@ pub fn system(what: &str, err: &(dyn std::error::Error + 'static)) -> CniError {
 /// Whether some cause of `err` is EAGAIN, EBUSY or EINTR: a moment later
 /// the same request may succeed.
 fn is_transient(err: &(dyn std::error::Error + 'static)) -> bool {
+    has_errno(err, &[libc::EAGAIN, libc::EBUSY, libc::EINTR])
+}
+
+/// Whether some cause of `err` is one of `errnos`.
+fn has_errno(err: &(dyn std::error::Error + 'static), errnos: &[i32]) -> bool {
     let mut cause = Some(err);
     while let Some(err) = cause {
         let errno = err
             .downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::raw_os_error)
             .or_else(|| err.downcast_ref::<nix::errno::Errno>().map(|e| *e as i32));
-        if matches!(errno, Some(libc::EAGAIN | libc::EBUSY | libc::EINTR)) {
+        if errno.is_some_and(|errno| errnos.contains(&errno)) {
             return true;
         }
         cause = err.source();
@@ -295,7 +300,21 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         }
     }
     if let Err(err) = timed_async("plumb", attachment.plumb_netns(&link, netns)).await {
-        return Err(undo_link(from_network(err)).await);
+        // The host end was free (a leftover was removed above): the name
+        // taken is the one inside.
+        let err = if has_errno(&err, &[libc::EEXIST]) {
+            CniError::new(
+                code::SYSTEM,
+                format!(
+                    "CNI_NETNS {:?} has an interface {} already",
+                    invocation.netns.as_deref().unwrap_or_default(),
+                    invocation.ifname
+                ),
+            )
+        } else {
+            from_network(err)
+        };
+        return Err(undo_link(err).await);
     }
     let mut no_reservations = Reservations::default();
     let published = timed_async(
