@@ -82,6 +82,8 @@ fn plugin(ns: &HostNs, env: &[(&str, &str)], stdin: &str) -> Answer {
     answer(cmd, stdin)
 }
 
+/// Killed, failing the test, when it has not answered within 30 s: no
+/// input may hang the engine.
 fn answer(mut cmd: Command, stdin: &str) -> Answer {
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -89,12 +91,23 @@ fn answer(mut cmd: Command, stdin: &str) -> Answer {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the plugin");
-    child
+    // A plugin that refuses an oversized configuration stops reading it.
+    let written = child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write the configuration");
+        .write_all(stdin.as_bytes());
+    if let Err(err) = written {
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+    }
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait for the plugin").is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the plugin hung: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let out = child.wait_with_output().expect("wait for the plugin");
     let text = String::from_utf8_lossy(&out.stdout);
     let doc = if text.trim().is_empty() {
@@ -306,6 +319,121 @@ fn bad_json_is_code_6_a_bad_field_code_7_naming_it_and_an_unknown_version_code_1
     let info = call(&ns, "VERSION", "c1", &conf("0.2.0", json!({}))).ok();
     assert_eq!(info["supportedVersions"], json!(VERSIONS));
     assert_nothing_left(&ns);
+}
+
+/// Runs ADD with `CNI_NETNS=netns`.
+fn add_into(ns: &HostNs, netns: &str, conf: &str) -> Answer {
+    let mut cmd = ns.supervisor();
+    cmd.env_remove("SUPERVISOR_STATE_DIR").envs([
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "n1"),
+        ("CNI_NETNS", netns),
+        ("CNI_IFNAME", "eth9"),
+    ]);
+    answer(cmd, conf)
+}
+
+#[test]
+fn a_netns_that_is_not_a_containers_network_namespace_is_code_4_and_changes_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_netns_that_is_not_a_containers_network_namespace_is_code_4_and_changes_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c1", &conf).ok();
+    ns.ok("touch /run/regular && mkdir /run/dir && mkfifo /run/fifo");
+    let links = || ns.ok("ip -br link; ip -br addr; ip route; nft list ruleset");
+    let before = (held(&ns), links());
+    // The plugin's own namespace is the host's: "plumbing" into it would
+    // give the host the container's address and default route.
+    for netns in [
+        "/run/regular",
+        "/run/dir",
+        "/run/fifo",
+        "/proc/self/ns/net",
+        "/proc/self/ns/uts",
+    ] {
+        let (code, msg) = add_into(&ns, netns, &conf).error();
+        assert_eq!(code, 4, "{netns}: {msg}");
+        assert!(msg.contains("CNI_NETNS") && msg.contains(netns), "{msg}");
+        assert_eq!(before, (held(&ns), links()), "{netns}");
+    }
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn an_oversized_configuration_is_code_6_and_changes_nothing() {
+    let Some(ns) = HostNs::new("an_oversized_configuration_is_code_6_and_changes_nothing") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // Valid but for its size: 16 MB of padding in a field we ignore.
+    let huge = conf("1.0.0", json!({"pad": "x".repeat(16 << 20)}));
+    let (code, msg) = call(&ns, "ADD", "c1", &huge).error();
+    assert_eq!(code, 6, "{msg}");
+    assert!(msg.contains("larger than"), "{msg}");
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_del_or_gc_racing_an_add_leaves_the_attachment_whole_or_gone() {
+    let Some(ns) = HostNs::new("a_del_or_gc_racing_an_add_leaves_the_attachment_whole_or_gone")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.1.0", publishing(8080, 8000));
+    let gc = self::conf("1.1.0", json!({"cni.dev/valid-attachments": []}));
+    for round in 0..12 {
+        let mut add = std::thread::scope(|scope| {
+            let add = scope.spawn(|| call(&ns, "ADD", "c1", &conf));
+            // DEL and GC as fast as they go until ADD has answered.
+            while !add.is_finished() {
+                if round % 2 == 0 {
+                    call(&ns, "DEL", "c1", &conf).ok();
+                } else {
+                    plugin(&ns, &[("CNI_COMMAND", "GC")], &gc).ok();
+                }
+            }
+            add.join().expect("ADD thread")
+        });
+        add.stderr.clear();
+        let (records, leases, ports) = (records(&ns), leases(&ns), tcp_ports(&ns));
+        let state = format!(
+            "round {round}: {add:?}\nrecords {records:?} leases {leases:?} ports {ports:?}"
+        );
+        assert_eq!(records.is_empty(), ports.is_empty(), "{state}");
+        assert_eq!(records.is_empty(), leases.is_empty(), "{state}");
+        call(&ns, "DEL", "c1", &conf).ok();
+    }
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn an_add_whose_id_another_attachment_has_is_refused_and_leaves_its_link_alone() {
+    let Some(ns) =
+        HostNs::new("an_add_whose_id_another_attachment_has_is_refused_and_leaves_its_link_alone")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", json!({}));
+    call(&ns, "ADD", "c1", &conf).ok();
+    // A hash collision, made by hand: c1:eth0's record becomes zz:eth0's,
+    // keeping the id (and so the host veth) c1:eth0 hashes to.
+    ns.ok(
+        "cd /run/supervisor/containers && sed 's/c1:eth0/zz:eth0/g; s/\"c1\"/\"zz\"/g' \
+         c1:eth0.json > zz:eth0.json && rm c1:eth0.json",
+    );
+    let veths = container_veths(&ns);
+    let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+    assert_eq!(code, 110, "{msg}");
+    assert!(msg.contains("zz:eth0"), "{msg}");
+    assert_eq!(veths, container_veths(&ns));
+    assert_eq!(records(&ns).trim(), "zz:eth0.json");
 }
 
 #[test]
@@ -569,6 +697,10 @@ fn a_failed_add_leaves_nothing_behind() {
     ns.ok("ip -n c1 link add eth0 type veth peer name other0");
     let (code, msg) = call(&ns, "ADD", "c1", &conf("1.0.0", publishing(8080, 8000))).error();
     assert!(code >= 100, "{code}: {msg}");
+    assert_eq!(
+        msg, "CNI_NETNS \"/run/netns/c1\" has an interface eth0 already",
+        "the message names the interface inside, not the host veth"
+    );
     assert_nothing_left(&ns);
     assert_eq!(tcp_ports(&ns), "");
 }

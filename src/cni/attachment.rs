@@ -18,7 +18,6 @@
 //! namespace, the link, the elements) and succeeds for an unknown one.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -81,13 +80,18 @@ pub fn system(what: &str, err: &(dyn std::error::Error + 'static)) -> CniError {
 /// Whether some cause of `err` is EAGAIN, EBUSY or EINTR: a moment later
 /// the same request may succeed.
 fn is_transient(err: &(dyn std::error::Error + 'static)) -> bool {
+    has_errno(err, &[libc::EAGAIN, libc::EBUSY, libc::EINTR])
+}
+
+/// Whether some cause of `err` is one of `errnos`.
+fn has_errno(err: &(dyn std::error::Error + 'static), errnos: &[i32]) -> bool {
     let mut cause = Some(err);
     while let Some(err) = cause {
         let errno = err
             .downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::raw_os_error)
             .or_else(|| err.downcast_ref::<nix::errno::Errno>().map(|e| *e as i32));
-        if matches!(errno, Some(libc::EAGAIN | libc::EBUSY | libc::EINTR)) {
+        if errno.is_some_and(|errno| errnos.contains(&errno)) {
             return true;
         }
         cause = err.source();
@@ -179,15 +183,49 @@ pub fn claim(
     }
 }
 
-/// Opens the engine's namespace.
+/// Opens the engine's namespace, refusing (code 4) what is not a network
+/// namespace or is this process's own: plumbing "into" the host's
+/// namespace would give the host the container's address and route. Opened
+/// non-blocking so a FIFO cannot hang the engine.
 fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = invocation.netns.as_deref().unwrap_or_default();
-    File::open(path).map(OwnedFd::from).map_err(|err| {
-        CniError::new(
-            code::ENV,
-            format!("CNI_NETNS {path:?} cannot be opened: {err}"),
-        )
-    })
+    let bad = |why: String| CniError::new(code::ENV, format!("CNI_NETNS {path:?} {why}"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|err| bad(format!("cannot be opened: {err}")))?;
+    if namespace_type(&file) != Some(libc::CLONE_NEWNET) {
+        return Err(bad("is not a network namespace".to_string()));
+    }
+    let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        (a.dev(), a.ino()) == (b.dev(), b.ino())
+    };
+    let theirs = file
+        .metadata()
+        .map_err(|err| bad(format!("cannot be read: {err}")))?;
+    let ours = std::fs::metadata("/proc/self/ns/net")
+        .map_err(|err| bad(format!("cannot be compared with ours: {err}")))?;
+    if same(&theirs, &ours) {
+        return Err(bad(
+            "is the plugin's own network namespace, not a container's".to_string(),
+        ));
+    }
+    Ok(OwnedFd::from(file))
+}
+
+/// The kind of namespace `file` is (`CLONE_NEWNET`, ...), or None when it
+/// is no namespace at all.
+fn namespace_type(file: &std::fs::File) -> Option<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    // NS_GET_NSTYPE, _IO(0xb7, 0x3) in linux/nsfs.h; libc does not name it.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: the descriptor is open for the call's length and the request
+    // takes no argument; on a file that is not a namespace it fails.
+    let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
+    (kind >= 0).then_some(kind)
 }
 
 /// ADD as the main plugin: the record, the lease with the bridge, sysctls
@@ -202,6 +240,19 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     })?;
     // From here every early return drops what was taken: the registration
     // removes the record, the attachment gives the lease back.
+    if let Some(other) = id_holder(&config.state_dir, &owner)? {
+        // The id is a 48-bit hash: two attachments (or a `run` container)
+        // can share it, and with it the host veth's name and the elements'
+        // owner. The link found below would be theirs, not a leftover.
+        return Err(CniError::new(
+            code::SYSTEM,
+            format!(
+                "{} has the id {} already, which names this attachment's host link; \
+                 use another container id or interface name",
+                other.name, owner.id
+            ),
+        ));
+    }
     let bridge = Bridge {
         name: config.bridge.clone(),
         subnet: config.subnet,
@@ -249,7 +300,21 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         }
     }
     if let Err(err) = timed_async("plumb", attachment.plumb_netns(&link, netns)).await {
-        return Err(undo_link(from_network(err)).await);
+        // The host end was free (a leftover was removed above): the name
+        // taken is the one inside.
+        let err = if has_errno(&err, &[libc::EEXIST]) {
+            CniError::new(
+                code::SYSTEM,
+                format!(
+                    "CNI_NETNS {:?} has an interface {} already",
+                    invocation.netns.as_deref().unwrap_or_default(),
+                    invocation.ifname
+                ),
+            )
+        } else {
+            from_network(err)
+        };
+        return Err(undo_link(err).await);
     }
     let mut no_reservations = Reservations::default();
     let published = timed_async(
@@ -309,6 +374,16 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         gateway: part.gateway,
         interface: 1,
     })
+}
+
+/// The record of another container or attachment with `owner`'s id.
+fn id_holder(state_dir: &Path, owner: &Owner) -> Result<Option<Record>, CniError> {
+    let records = Store::new(state_dir)
+        .records()
+        .map_err(|err| system("reading the records", &err))?;
+    Ok(records
+        .into_iter()
+        .find(|r| r.name != owner.name && r.id == owner.id))
 }
 
 /// The attachment's record, if there is one.

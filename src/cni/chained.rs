@@ -38,11 +38,30 @@ pub fn previous(prev: &Value, is_bridge: impl Fn(&str) -> bool) -> Result<Previo
         .get("ips")
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("has no ips"))?;
-    let (address, prefix_len) = ips
+    let (text, address, len) = ips
         .iter()
-        .filter_map(|ip| ip.get("address")?.as_str()?.split_once('/'))
-        .find_map(|(addr, len)| Some((addr.parse::<Ipv4Addr>().ok()?, len.parse::<u8>().ok()?)))
+        .filter_map(|ip| ip.get("address")?.as_str())
+        .find_map(|text| {
+            let (addr, len) = text.split_once('/')?;
+            Some((text, addr.parse::<Ipv4Addr>().ok()?, len))
+        })
         .ok_or_else(|| invalid("has no IPv4 address in ips"))?;
+    let prefix_len = len
+        .parse::<u8>()
+        .ok()
+        .filter(|len| *len <= 32)
+        .ok_or_else(|| invalid(&format!("{text:?}: the prefix length must be 0 to 32")))?;
+    // Ports are published to this address: one of the host's own ranges
+    // would send outside traffic to the host's loopback services.
+    if address.is_loopback()
+        || address.is_unspecified()
+        || address.is_multicast()
+        || address.is_broadcast()
+    {
+        return Err(invalid(&format!(
+            "{text:?} is not an address a container can have"
+        )));
+    }
     let bridge = prev
         .get("interfaces")
         .and_then(Value::as_array)
@@ -181,5 +200,15 @@ mod tests {
         assert_eq!(found.bridge.as_deref(), Some("cni0"));
         let none = previous(&serde_json::json!({"ips": []}), |_| true).unwrap_err();
         assert_eq!(none.code, 7);
+    }
+
+    #[test]
+    fn a_prev_result_address_with_a_bad_prefix_or_of_the_hosts_own_ranges_is_code_7() {
+        for address in ["10.1.5.77/99", "127.0.0.1/8", "0.0.0.0/0", "224.0.0.1/4"] {
+            let prev = serde_json::json!({"ips": [{"address": address}]});
+            let err = previous(&prev, |_| true).unwrap_err();
+            assert_eq!(err.code, 7, "{address}: {}", err.msg);
+            assert!(err.msg.contains(address), "{}", err.msg);
+        }
     }
 }

@@ -222,7 +222,13 @@ fn port_mappings(items: &[Value]) -> Result<Vec<Port>, CniError> {
         };
         let host_port = number("hostPort")?;
         let container_port = number("containerPort")?;
-        let protocol = match item.get("protocol").and_then(Value::as_str) {
+        // A key of the wrong type is refused, not read as absent.
+        let text = |f: &str| match item.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(invalid(&field(f), "must be a string")),
+        };
+        let protocol = match text("protocol")? {
             None | Some("") => Protocol::Tcp,
             Some(p) if p.eq_ignore_ascii_case("tcp") => Protocol::Tcp,
             Some(p) if p.eq_ignore_ascii_case("udp") => Protocol::Udp,
@@ -233,7 +239,7 @@ fn port_mappings(items: &[Value]) -> Result<Vec<Port>, CniError> {
                 ));
             }
         };
-        let host_ip = match item.get("hostIP").and_then(Value::as_str) {
+        let host_ip = match text("hostIP")? {
             None | Some("") | Some("0.0.0.0") => None,
             Some(ip) => match ip.parse::<std::net::IpAddr>() {
                 Ok(std::net::IpAddr::V4(ip)) => Some(ip),
@@ -246,12 +252,27 @@ fn port_mappings(items: &[Value]) -> Result<Vec<Port>, CniError> {
                 }
             },
         };
-        ports.push(Port {
+        let port = Port {
             host_ip,
             host_port,
             container_port,
             protocol,
-        });
+        };
+        // The same mapping twice is one; the same host port to two
+        // container ports is a mistake of the request, not a port another
+        // container holds.
+        let same_host_port =
+            |p: &Port| (p.host_ip, p.host_port, p.protocol) == (host_ip, host_port, protocol);
+        match ports.iter().find(|p| same_host_port(p)) {
+            Some(earlier) if *earlier == port => {}
+            Some(earlier) => {
+                return Err(invalid(
+                    &field("hostPort"),
+                    format!("{port} and {earlier} publish the same host port"),
+                ));
+            }
+            None => ports.push(port),
+        }
     }
     Ok(ports)
 }
@@ -321,6 +342,14 @@ mod tests {
                 r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":"sctp"}]}}"#,
                 "runtimeConfig.portMappings[0].protocol",
             ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":17}]}}"#,
+                "runtimeConfig.portMappings[0].protocol",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80},{"hostPort":81,"containerPort":80,"hostIP":["127.0.0.1"]}]}}"#,
+                "runtimeConfig.portMappings[1].hostIP",
+            ),
         ];
         for (json, field) in cases {
             let err = parsed(json).unwrap_err();
@@ -333,6 +362,29 @@ mod tests {
     fn a_document_that_is_not_json_is_code_6() {
         assert_eq!(decode(b"{not json").unwrap_err().code, 6);
         assert_eq!(decode(b"[1]").unwrap_err().code, 6);
+    }
+
+    #[test]
+    fn one_host_port_to_two_container_ports_is_code_7_and_a_repeated_mapping_counts_once() {
+        let err = parsed(
+            r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[
+            {"hostPort":80,"containerPort":80},{"hostPort":80,"containerPort":81}]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 7);
+        assert!(
+            err.msg
+                .starts_with("runtimeConfig.portMappings[1].hostPort: 0.0.0.0:80->81/tcp and"),
+            "{}",
+            err.msg
+        );
+        let config = parsed(
+            r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[
+            {"hostPort":80,"containerPort":80},{"hostPort":80,"containerPort":80,"protocol":"TCP"},
+            {"hostPort":80,"containerPort":81,"protocol":"udp"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.ports.len(), 2);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod result;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
+use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
 
 use self::config::Config;
@@ -34,22 +35,81 @@ pub use attachment::{
 /// the answer on stdout and returns the exit code (0, or 1 with an error
 /// document).
 pub fn main() -> u8 {
-    let env: BTreeMap<String, String> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
-    let mut stdin = Vec::new();
-    let read = std::io::stdin().read_to_end(&mut stdin);
-    let (answer, status) = match read {
-        Ok(_) => handle(&env, &stdin),
-        Err(err) => (
-            CniError::new(code::DECODE, format!("reading stdin: {err}")).to_json(CURRENT),
-            1,
-        ),
+    let env = match environment(std::env::vars_os()) {
+        Ok(env) => env,
+        Err(err) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(err.to_json(CURRENT).as_bytes());
+            return 1;
+        }
+    };
+    let (answer, status) = match read_config(std::io::stdin().lock()) {
+        Ok(stdin) => handle(&env, &stdin),
+        Err(err) => (err.to_json(CURRENT), 1),
     };
     let mut out = std::io::stdout().lock();
     // An engine that stopped reading has its answer already, or none.
     let _ = out.write_all(answer.as_bytes()).and_then(|()| out.flush());
     status
+}
+
+/// An exclusive `flock` on `STATE_DIR/cni.lock`, waited for.
+fn serialize(state_dir: &std::path::Path) -> Result<Flock<std::fs::File>, CniError> {
+    let path = state_dir.join("cni.lock");
+    let failed = |err: &(dyn std::error::Error + 'static)| {
+        attachment::system(&format!("locking {}", path.display()), err)
+    };
+    std::fs::create_dir_all(state_dir).map_err(|err| failed(&err))?;
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|err| failed(&err))?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| failed(&errno))
+}
+
+/// The environment as text. A CNI variable that is not UTF-8 is code 4
+/// naming it (it would otherwise read as unset); others are left out.
+fn environment(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<BTreeMap<String, String>, CniError> {
+    let mut env = BTreeMap::new();
+    for (key, value) in vars {
+        let Ok(key) = key.into_string() else { continue };
+        match value.into_string() {
+            Ok(value) => {
+                env.insert(key, value);
+            }
+            Err(_) if key.starts_with("CNI_") => {
+                return Err(CniError::new(code::ENV, format!("{key} is not UTF-8")));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(env)
+}
+
+/// The most of stdin a configuration may take. A real one is a few KB
+/// (a thousand port mappings are under 100 KB); decoding an unbounded one
+/// takes memory many times its size.
+pub const CONFIG_LIMIT: u64 = 4 << 20;
+
+/// Reads the configuration, refusing (code 6) one over `CONFIG_LIMIT`
+/// without reading the rest.
+pub fn read_config(input: impl Read) -> Result<Vec<u8>, CniError> {
+    let mut stdin = Vec::new();
+    input
+        .take(CONFIG_LIMIT + 1)
+        .read_to_end(&mut stdin)
+        .map_err(|err| CniError::new(code::DECODE, format!("reading stdin: {err}")))?;
+    if stdin.len() as u64 > CONFIG_LIMIT {
+        return Err(CniError::new(
+            code::DECODE,
+            format!("the network configuration is larger than {CONFIG_LIMIT} bytes"),
+        ));
+    }
+    Ok(stdin)
 }
 
 /// One invocation: the answer for stdout (possibly empty) and the exit
@@ -110,6 +170,16 @@ fn run(
 }
 
 async fn command(invocation: &Invocation, config: &Config) -> Result<String, CniError> {
+    // ADD, DEL, CHECK and GC one at a time per state directory: a DEL or
+    // GC between ADD's claim of the record and its end removed the record
+    // and lease while ADD went on to make the link and elements, which
+    // then nobody owned (and the address could be leased twice).
+    let _serialized = match invocation.command {
+        Command::Add | Command::Del | Command::Check | Command::Gc => {
+            Some(serialize(&config.state_dir)?)
+        }
+        Command::Version | Command::Status => None,
+    };
     match invocation.command {
         Command::Add => match &config.prev_result {
             Some(prev) => Ok(chained::add(invocation, config, prev).await?.to_string()),
@@ -182,5 +252,30 @@ async fn command(invocation: &Invocation, config: &Config) -> Result<String, Cni
             Ok(String::new())
         }
         Command::Version => Ok(protocol::version_info(&config.cni_version)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    use super::*;
+
+    #[test]
+    fn a_cni_variable_that_is_not_utf8_is_code_4_naming_it_not_unset() {
+        let vars = |name: &str| {
+            vec![
+                (OsString::from("CNI_COMMAND"), OsString::from("ADD")),
+                (OsString::from(name), OsString::from_vec(b"a\xff".to_vec())),
+            ]
+            .into_iter()
+        };
+        let err = environment(vars("CNI_CONTAINERID")).unwrap_err();
+        assert_eq!(
+            (err.code, err.msg.as_str()),
+            (4, "CNI_CONTAINERID is not UTF-8")
+        );
+        assert_eq!(environment(vars("LANG")).unwrap().len(), 1);
     }
 }

@@ -173,7 +173,13 @@ pub fn invocation(env: &BTreeMap<String, String>) -> Result<Invocation, CniError
     }
     let id = get("CNI_CONTAINERID").ok_or_else(|| bad("CNI_CONTAINERID", "is not set"))?;
     if let Some(why) = container_id_problem(&id) {
-        return Err(bad("CNI_CONTAINERID", &format!("{id:?} {why}")));
+        // A huge id is not echoed back whole.
+        let shown = if id.len() > CONTAINER_ID_MAX {
+            format!("of {} bytes", id.len())
+        } else {
+            format!("{id:?}")
+        };
+        return Err(bad("CNI_CONTAINERID", &format!("{shown} {why}")));
     }
     let ifname = get("CNI_IFNAME").ok_or_else(|| bad("CNI_IFNAME", "is not set"))?;
     if let Some(why) = crate::netlink::ifname_problem(&ifname) {
@@ -198,9 +204,17 @@ pub fn invocation(env: &BTreeMap<String, String>) -> Result<Invocation, CniError
     Ok(invocation)
 }
 
+/// The longest container id taken: engines use 64 hex digits, and the
+/// record's file name (`.ID:IFNAME.json.tmp` while written) must stay
+/// within the 255 bytes a file name may have.
+const CONTAINER_ID_MAX: usize = 128;
+
 /// Why `id` is not a container id as the spec has it (alphanumerics,
 /// then also `_`, `.` and `-`), if it is not.
 fn container_id_problem(id: &str) -> Option<&'static str> {
+    if id.len() > CONTAINER_ID_MAX {
+        return Some("is longer than 128 bytes");
+    }
     let mut bytes = id.bytes();
     match bytes.next() {
         Some(b) if b.is_ascii_alphanumeric() => {}
@@ -275,6 +289,22 @@ mod tests {
         assert!(err.unwrap_err().msg.contains("CNI_IFNAME"));
         let err = invocation(&env(&[("CNI_COMMAND", "FROB")])).unwrap_err();
         assert!(err.msg.contains("FROB"), "{}", err.msg);
+    }
+
+    #[test]
+    fn a_container_id_too_long_for_a_record_name_is_code_4() {
+        let add = |id: &str| {
+            invocation(&env(&[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", id),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_NETNS", "/run/netns/x"),
+            ]))
+        };
+        assert!(add(&"a".repeat(CONTAINER_ID_MAX)).is_ok());
+        let err = add(&"a".repeat(300)).unwrap_err();
+        assert_eq!(err.code, 4);
+        assert!(err.msg.contains("longer than 128 bytes"), "{}", err.msg);
     }
 
     #[test]

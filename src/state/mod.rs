@@ -58,13 +58,14 @@ pub enum Error {
 
 /// What the supervisor makes in its state directory (see the table above),
 /// and nothing else: a directory holding anything more is someone else's.
-const OURS: [&str; 6] = [
+const OURS: [&str; 7] = [
     "containers",
     "leases",
     "files",
     "seccomp",
     "logs",
     "firewall.lock",
+    "cni.lock",
 ];
 
 /// Refuses a state directory that holds anything the supervisor does not
