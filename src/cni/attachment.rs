@@ -240,19 +240,6 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     })?;
     // From here every early return drops what was taken: the registration
     // removes the record, the attachment gives the lease back.
-    if let Some(other) = id_holder(&config.state_dir, &owner)? {
-        // The id is a 48-bit hash: two attachments (or a `run` container)
-        // can share it, and with it the host veth's name and the elements'
-        // owner. The link found below would be theirs, not a leftover.
-        return Err(CniError::new(
-            code::SYSTEM,
-            format!(
-                "{} has the id {} already, which names this attachment's host link; \
-                 use another container id or interface name",
-                other.name, owner.id
-            ),
-        ));
-    }
     let bridge = Bridge {
         name: config.bridge.clone(),
         subnet: config.subnet,
@@ -293,8 +280,22 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         err
     };
     if firewall::interface_exists(&link.host_ifname) {
+        // Read only here, not on every ADD (reading every record makes ADD
+        // grow with the attachments): the id is a 48-bit hash, so two
+        // attachments (or a `run` container) can share it, and with it the
+        // host veth's name; then the link is theirs, not a leftover.
+        if let Some(other) = id_holder(&config.state_dir, &owner)? {
+            return Err(CniError::new(
+                code::SYSTEM,
+                format!(
+                    "{} has the id {} already, which names this attachment's host link; \
+                     use another container id or interface name",
+                    other.name, owner.id
+                ),
+            ));
+        }
         // Its last DEL's, still being deleted in the background (or a
-        // crashed ADD's): the record was free, so the link is nobody's.
+        // crashed ADD's): no record has its id, so the link is nobody's.
         if let Err(err) = netlink::remove_link(&nl, &link.host_ifname).await {
             return Err(system("removing a leftover link", &err));
         }
