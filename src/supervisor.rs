@@ -618,6 +618,8 @@ async fn lifecycle(
             return Err(err.into());
         }
     }
+    // The files its mounts bind are there: it sets itself up meanwhile.
+    container.begin_setup();
     let publication = match &mut network {
         Some(net) => match net.connect(&spec, &container, &mut reservations).await {
             Ok(publication) => Some(publication),

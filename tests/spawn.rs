@@ -708,3 +708,48 @@ fn an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code() 
     let status = wait_at_most(&mut term.child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(5));
 }
+
+/// The container mounts its /proc, /sys, /dev and /etc files and drops its
+/// capabilities while the supervisor plumbs its network, rather than after:
+/// stopped once its veth exists, the supervisor finds it set up already,
+/// waiting only to exec.
+#[test]
+fn a_container_sets_itself_up_while_its_network_is_plumbed() {
+    let Some(ns) = HostNs::new("a_container_sets_itself_up_while_its_network_is_plumbed") else {
+        return;
+    };
+    let mut supervisor = ns
+        .supervisor()
+        .env("SUPERVISOR_TEST_PAUSE_AT", "linked")
+        .args(["run", "--", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    let pid = supervisor.id();
+    common::eventually(
+        "the supervisor stopping at linked",
+        Duration::from_secs(10),
+        || (common::process_state(pid) == Some('T')).then_some(()),
+    );
+    let container = container_pid(pid);
+    let set_up = || {
+        let mounts = std::fs::read_to_string(format!("/proc/{container}/mountinfo")).ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{container}/status")).ok()?;
+        let bounding = status
+            .lines()
+            .find(|l| l.starts_with("CapBnd:"))?
+            .to_string();
+        let hostname = mounts.lines().any(|l| l.contains(" /etc/hostname "));
+        (hostname && !bounding.ends_with("ffffffffff")).then_some(bounding)
+    };
+    common::eventually(
+        "the container setting itself up",
+        Duration::from_secs(10),
+        set_up,
+    );
+    signal(pid, libc::SIGCONT);
+    let status = wait_at_most(&mut supervisor, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+}

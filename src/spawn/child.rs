@@ -80,7 +80,8 @@ impl Stage {
 pub struct ChildPlan<'a> {
     /// Files to write "0" to first, joining the container's cgroup.
     pub cgroup_join: &'a [RawFd],
-    /// Read end of the release pipe: the child waits for one byte on it.
+    /// Read end of the release pipe: the child waits for one byte on it
+    /// before its setup, and for another before it execs.
     pub release_read: RawFd,
     /// The parent's write end, which the child must close so that a dying
     /// parent reads as EOF.
@@ -143,14 +144,10 @@ pub fn run(plan: &ChildPlan) -> ! {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
         join_cgroup(plan.report_write, plan.cgroup_join);
         libc::close(plan.release_write);
+        // Two bytes come on the release pipe: the first once the files the
+        // mounts bind exist, so the setup below runs while the parent plumbs
+        // the network; the second once the network is complete, to exec.
         wait_for_release(plan.release_read);
-        libc::close(plan.release_read);
-        // The init blocks every signal from here on, so none sent before
-        // it waits for them is lost (PID 1 discards what it does not block).
-        reset_signals(plan.init);
-        // Its own process group, as docker's: signals aimed at the
-        // supervisor's group reach the container only through forwarding.
-        libc::setpgid(0, 0);
         let report = plan.report_write;
         // First: /sys, mounted below, shows the network namespace of the
         // process that mounts it.
@@ -188,6 +185,17 @@ pub fn run(plan: &ChildPlan) -> ! {
             Stage::NoNewPrivs,
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
         );
+        // Waiting needs none of what was dropped. A parent that dies now
+        // (PR_SET_PDEATHSIG is gone once the user's ids are set) reads as
+        // EOF here.
+        wait_for_release(plan.release_read);
+        libc::close(plan.release_read);
+        // The init blocks every signal from here on, so none sent before
+        // it waits for them is lost (PID 1 discards what it does not block).
+        reset_signals(plan.init);
+        // Its own process group, as docker's: signals aimed at the
+        // supervisor's group reach the container only through forwarding.
+        libc::setpgid(0, 0);
         if let Some(filter) = plan.seccomp {
             check(report, Stage::Seccomp, filter.install());
         }

@@ -1,5 +1,7 @@
 //! Starting the container process: clone3 into new namespaces with a pidfd,
-//! held on a pipe until the parent has plumbed its network, then exec.
+//! held on a pipe until the files it binds exist, then set up (mounts,
+//! capabilities) while the parent plumbs its network, held again until
+//! that is done, then exec.
 //! This module knows nothing of networks; it hands out the child's pid and
 //! pidfd and lets the caller decide when to release it.
 
@@ -241,6 +243,8 @@ pub struct Container {
     pid: libc::pid_t,
     pidfd: Pidfd,
     release: Option<OwnedFd>,
+    /// Whether the child has its first byte (see `begin_setup`).
+    setting_up: bool,
     report: Option<OwnedFd>,
     command: String,
     /// To name the mount that failed.
@@ -291,6 +295,7 @@ impl Container {
                     pid,
                     pidfd: Pidfd::new(pidfd),
                     release: Some(release_write),
+                    setting_up: false,
                     report: Some(report_read),
                     command: config.command[0].to_string_lossy().into_owned(),
                     mounts: config.confinement.mounts.clone(),
@@ -328,15 +333,31 @@ impl Container {
         }
     }
 
+    /// Lets the child set itself up (mounts, hostname, capabilities: all
+    /// but the signals, seccomp and exec) while the caller goes on, e.g.
+    /// plumbing its network. The files its mounts bind must exist. A child
+    /// that fails here reports it at `release`.
+    pub fn begin_setup(&mut self) {
+        if let (Some(fd), false) = (&self.release, self.setting_up) {
+            // A failed write means the child is gone: its report, if any,
+            // is read at release.
+            let _ = nix::unistd::write(fd, &[1]);
+            self.setting_up = true;
+        }
+    }
+
     /// Lets the child go on to exec, then waits until it has exec'd or
     /// reported why it could not.
     pub async fn release(&mut self) -> Result<(), SpawnError> {
-        let release = self.release.take();
-        if let Some(fd) = release {
-            nix::unistd::write(&fd, &[1]).map_err(|e| SpawnError::Release(e.into()))?;
-        }
+        let released = match self.release.take() {
+            Some(fd) => {
+                let owed: &[u8] = if self.setting_up { &[1] } else { &[1, 1] };
+                nix::unistd::write(&fd, owed).map(drop)
+            }
+            None => Ok(()),
+        };
         let Some(report) = self.report.take() else {
-            return Ok(());
+            return released.map_err(|e| SpawnError::Release(e.into()));
         };
         let mut reader =
             tokio::net::unix::pipe::Receiver::from_owned_fd(report).map_err(SpawnError::Release)?;
@@ -346,8 +367,9 @@ impl Container {
             .await
             .map_err(SpawnError::Release)?;
         if msg.len() < REPORT_LEN {
-            // EOF with nothing written: the exec succeeded.
-            return Ok(());
+            // EOF with nothing written: the exec succeeded, unless the
+            // child was gone before it could read the release.
+            return released.map_err(|e| SpawnError::Release(e.into()));
         }
         let stage = u32::from_ne_bytes(msg[..4].try_into().unwrap_or_default());
         let errno = i32::from_ne_bytes(msg[4..8].try_into().unwrap_or_default());
