@@ -356,11 +356,12 @@ fn shares_network(options: &RunOptions, target: &str) -> Result<(), SpecError> {
 }
 
 fn resources(options: &RunOptions) -> Result<Resources, ResourceError> {
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    // Only for --cpus: finding out reads three files (cgroup quota, period).
+    let available = || std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     Ok(Resources {
         memory: options.memory.as_deref().map(parse_memory).transpose()?,
         nano_cpus: (options.cpus.as_deref())
-            .map(|text| parse_cpus(text, available))
+            .map(|text| parse_cpus(text, available()))
             .transpose()?,
         pids_limit: match options.pids_limit.as_deref() {
             Some(text) => parse_pids_limit(text)?,
