@@ -270,7 +270,24 @@ impl EtcFiles {
             .map(|(name, target)| (self.dir.join(name), PathBuf::from(target)))
     }
 
-    /// Writes the three files; returns resolv.conf's warning, if any.
+    /// Creates the three files empty, so the container can bind them before
+    /// their contents are known: `write` fills them in place (the same
+    /// inodes), before the container's command runs.
+    pub fn create(&self) -> Result<(), WriteError> {
+        let at = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| WriteError { path, source }
+        };
+        fs::create_dir_all(&self.dir).map_err(at(&self.dir))?;
+        for (file, _) in FILES {
+            let path = self.dir.join(file);
+            fs::File::create(&path).map_err(at(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the three files (in place: a container may have bound them
+    /// already); returns resolv.conf's warning, if any.
     pub fn write(
         &self,
         hostname: &str,

@@ -570,14 +570,35 @@ async fn lifecycle(
     let cgroup = timed("cgroup", || cgroup.map(cgroup::Plan::create).transpose())?;
     config.cgroup = cgroup.as_ref().and_then(Cgroup::clone_into);
     config.cgroup_join = cgroup.as_ref().map_or(Vec::new(), Cgroup::join_fds);
+    // Empty for now, so the container can bind them as soon as it is
+    // cloned; they are filled in once the address is known.
+    let own_files = joined.is_none();
+    let forget_files = || {
+        if own_files {
+            let _ = files.remove();
+        }
+    };
+    if own_files {
+        if let Err(err) = timed("etc files created", || files.create()) {
+            forget_files();
+            return Err(err.into());
+        }
+    }
     // Biased: `prepare_network` takes the address lease before its first
     // await, so a taken address stops the run before clone3; the bridge,
-    // sysctls and base ruleset are then ensured around it.
+    // sysctls and base ruleset are then ensured around it, while the
+    // container sets itself up (mounts, hostname, capabilities).
     let (network, container) = timed_async("network prepared, clone3", async {
         tokio::join!(
             biased;
             prepare_network(&spec),
-            async { timed("clone3", || Container::spawn(&config)) },
+            async {
+                let mut container = timed("clone3", || Container::spawn(&config));
+                if let Ok(container) = &mut container {
+                    container.begin_setup();
+                }
+                container
+            },
         )
     })
     .await;
@@ -585,10 +606,14 @@ async fn lifecycle(
         (Ok(network), Ok(container)) => (network, container),
         (Err(err), Ok(container)) => {
             container.abort().await;
+            forget_files();
             return Err(err);
         }
         // The lease, if taken, goes back as `network` drops.
-        (_, Err(err)) => return Err(err.into()),
+        (_, Err(err)) => {
+            forget_files();
+            return Err(err.into());
+        }
     };
     tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
     pause_at("leased");
@@ -597,6 +622,7 @@ async fn lifecycle(
         Ok(reservations) => reservations,
         Err(err) => {
             container.abort().await;
+            forget_files();
             return Err(err);
         }
     };
@@ -612,23 +638,17 @@ async fn lifecycle(
         Ok(None) => {}
         Err(err) => {
             container.abort().await;
-            if joined.is_none() {
-                let _ = files.remove();
-            }
+            forget_files();
             return Err(err.into());
         }
     }
-    // The files its mounts bind are there: it sets itself up meanwhile.
-    container.begin_setup();
     let publication = match &mut network {
         Some(net) => match net.connect(&spec, &container, &mut reservations).await {
             Ok(publication) => Some(publication),
             Err(err) => {
                 // Its namespace, and the veth in it, go with it.
                 container.abort().await;
-                if joined.is_none() {
-                    let _ = files.remove();
-                }
+                forget_files();
                 return Err(err);
             }
         },

@@ -710,17 +710,18 @@ fn an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code() 
 }
 
 /// The container mounts its /proc, /sys, /dev and /etc files and drops its
-/// capabilities while the supervisor plumbs its network, rather than after:
-/// stopped once its veth exists, the supervisor finds it set up already,
-/// waiting only to exec.
+/// capabilities while the supervisor prepares and plumbs its network,
+/// rather than after: stopped once the address is leased, before any veth
+/// exists, the supervisor finds it set up already, waiting only to exec.
+/// (Its /etc files are bound empty and filled in before it execs.)
 #[test]
-fn a_container_sets_itself_up_while_its_network_is_plumbed() {
-    let Some(ns) = HostNs::new("a_container_sets_itself_up_while_its_network_is_plumbed") else {
+fn a_container_sets_itself_up_before_its_network_is_plumbed() {
+    let Some(ns) = HostNs::new("a_container_sets_itself_up_before_its_network_is_plumbed") else {
         return;
     };
     let mut supervisor = ns
         .supervisor()
-        .env("SUPERVISOR_TEST_PAUSE_AT", "linked")
+        .env("SUPERVISOR_TEST_PAUSE_AT", "leased")
         .args(["run", "--", "true"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -729,7 +730,7 @@ fn a_container_sets_itself_up_while_its_network_is_plumbed() {
         .expect("spawn supervisor");
     let pid = supervisor.id();
     common::eventually(
-        "the supervisor stopping at linked",
+        "the supervisor stopping at leased",
         Duration::from_secs(10),
         || (common::process_state(pid) == Some('T')).then_some(()),
     );
