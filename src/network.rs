@@ -122,6 +122,8 @@ impl Attachment {
         netns: OwnedFd,
     ) -> Result<PlumbTimings, Error> {
         let timings = netlink::plumb(&self.nl, link, netns).await?;
+        // Before the container runs or anything is published to it.
+        netlink::wait_forwarding(&self.nl, &link.host_ifname).await?;
         tracing::debug!(
             address = %link.address,
             veth = %link.host_ifname,

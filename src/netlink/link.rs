@@ -52,6 +52,9 @@ pub(crate) struct Link {
     pub name: String,
     pub kind: Option<InfoKind>,
     pub up: bool,
+    /// IFF_RUNNING: up with its carrier on, as the kernel's link watcher
+    /// last saw it (it also tells a bridge that its port may forward).
+    pub running: bool,
     /// The bridge it is attached to, by index.
     pub controller: Option<u32>,
     /// The id, in ours, of the network namespace its peer is in
@@ -90,6 +93,7 @@ impl Link {
             name,
             kind,
             up: msg.header.flags.contains(LinkFlags::Up),
+            running: msg.header.flags.contains(LinkFlags::Running),
             controller,
             peer_netns,
             mac,

@@ -28,7 +28,9 @@ pub use link::{check_ifname, ifname_problem};
 pub use netns::socket_in;
 pub use plumb::{ContainerLink, PEER, PlumbTimings, configure_inside, plumb};
 pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
-pub use veth::{create_veth, remove_link, set_forwarding, set_hairpin, set_neighbour};
+pub use veth::{
+    create_veth, remove_link, set_forwarding, set_hairpin, set_neighbour, wait_forwarding,
+};
 
 use crate::values::Subnet;
 

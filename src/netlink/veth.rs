@@ -131,3 +131,38 @@ pub async fn set_forwarding(nl: &Netlink, host: &str, mac: [u8; 6]) -> Result<()
             host,
         ))
 }
+
+/// How long [`wait_forwarding`] waits for the link watcher before it gives
+/// up waiting (a safeguard: it takes microseconds to milliseconds).
+const LINK_WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits until the bridge port `host` forwards.
+///
+/// A veth end has its carrier once its peer (eth0) is up, but its bridge
+/// port stays disabled until the kernel's link watcher, a work item that
+/// needs RTNL, has seen the carrier. A container released before then sends
+/// its first ARP request into a port that drops it, and waits a second for
+/// the retransmit. The watcher marks the link running (IFF_RUNNING) as it
+/// enables the port.
+pub async fn wait_forwarding(nl: &Netlink, host: &str) -> Result<(), Error> {
+    let started = std::time::Instant::now();
+    loop {
+        let port = link::by_name(nl.handle(), host).await?;
+        let port = port.ok_or_else(|| Error::Request {
+            action: "finding",
+            object: host.to_string(),
+            source: std::io::Error::from_raw_os_error(libc::ENODEV),
+        })?;
+        if port.running {
+            return Ok(());
+        }
+        if started.elapsed() > LINK_WATCH_LIMIT {
+            tracing::warn!(
+                "{host} is not running {} ms after its peer came up: going on",
+                LINK_WATCH_LIMIT.as_millis()
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
