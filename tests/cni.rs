@@ -406,7 +406,15 @@ fn a_del_or_gc_racing_an_add_leaves_the_attachment_whole_or_gone() {
             "round {round}: {add:?}\nrecords {records:?} leases {leases:?} ports {ports:?}"
         );
         assert_eq!(records.is_empty(), ports.is_empty(), "{state}");
-        assert_eq!(records.is_empty(), leases.is_empty(), "{state}");
+        if records.is_empty() {
+            // A DEL gives the address back once it has forgotten the
+            // connections, in the background.
+            eventually(&state, Duration::from_secs(10), || {
+                common::leases(&ns).is_empty().then_some(())
+            });
+        } else {
+            assert!(!leases.is_empty(), "{state}");
+        }
         call(&ns, "DEL", "c1", &conf).ok();
     }
     assert_nothing_left(&ns);
@@ -483,6 +491,93 @@ fn an_add_right_after_a_del_of_the_same_container_and_interface_succeeds() {
     call(&ns, "ADD", "c1", &conf).ok();
     assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
     call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+/// The host's conntrack entries whose replies come from `ip`.
+fn entries_from(ns: &HostNs, ip: &str) -> String {
+    ns.ok(&format!(
+        "conntrack -L 2>/dev/null | grep -F 'src={ip} ' || true"
+    ))
+}
+
+#[test]
+fn del_answers_before_forgetting_connections_and_gives_the_address_back_only_after() {
+    let Some(ns) = HostNs::new(
+        "del_answers_before_forgetting_connections_and_gives_the_address_back_only_after",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    let result = call(&ns, "ADD", "c1", &conf).ok();
+    let ip = result["ips"][0]["address"].as_str().unwrap();
+    let ip = ip.split('/').next().unwrap().to_string();
+    let mut server = serve(&ns, "c1", 8000, "hello-from-c1");
+    reaches(
+        "the port from the host's 127.0.0.1",
+        || {
+            String::from_utf8_lossy(&ns.sh("busybox nc -w 2 127.0.0.1 8080 </dev/null").stdout)
+                .into_owned()
+        },
+        "hello-from-c1",
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_ne!(entries_from(&ns, &ip), "", "no conntrack entry to forget");
+
+    // The forgetting process stops itself before it starts: DEL has
+    // answered, the entries are still there, and so is the lease.
+    let netns = "/run/netns/c1".to_string();
+    let answer = plugin(
+        &ns,
+        &[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_NETNS", &netns),
+            ("CNI_IFNAME", "eth0"),
+            ("SUPERVISOR_TEST_PAUSE_AT", "forgetting"),
+        ],
+        &conf,
+    );
+    assert_eq!(answer.ok(), Value::Null);
+    assert_eq!(records(&ns), "");
+    assert_ne!(entries_from(&ns, &ip), "");
+    let lease = ns.ok(&format!("cat /run/supervisor/leases/sv0/{ip}"));
+    let pid = lease
+        .lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .expect("the lease names its holder");
+    assert_ne!(pid, "0", "the lease is still the engine's: {lease}");
+    eventually(
+        "the forgetting process stopped",
+        Duration::from_secs(10),
+        || {
+            ns.ok(&format!("cat /proc/{pid}/stat"))
+                .split_whitespace()
+                .nth(2)
+                .is_some_and(|state| state == "T")
+                .then_some(())
+        },
+    );
+    // Meanwhile the address is nobody else's.
+    let other = call(&ns, "ADD", "c2", &conf.replace("8080", "8081")).ok();
+    assert_ne!(
+        other["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next(),
+        Some(ip.as_str())
+    );
+
+    ns.ok(&format!("kill -CONT {pid}"));
+    eventually("the address given back", Duration::from_secs(10), || {
+        (!leases(&ns).lines().any(|l| l == ip)).then_some(())
+    });
+    assert_eq!(entries_from(&ns, &ip), "", "entries left for {ip}");
+    call(&ns, "DEL", "c2", &conf.replace("8080", "8081")).ok();
     assert_nothing_left(&ns);
 }
 

@@ -23,8 +23,10 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use super::config::Config;
+use super::forget;
 use super::protocol::{CniError, Invocation, code};
 use super::result::{Interface, Outcome};
+use crate::conntrack;
 use crate::error_chain::Chain;
 use crate::firewall::{self, Firewall, Publication};
 use crate::ipam::{self, Holder, LeaseDir};
@@ -415,20 +417,29 @@ fn publication_of(record: &Record) -> Option<Publication> {
 }
 
 /// DEL of the attachment with `record`, either mode: its elements, its
-/// connections (TCP too: an engine expects nothing of it left), its host
-/// veth (with its peer, when the namespace is still there), its lease, then
-/// its record. Goes on past each failure; the record stays when one
-/// failed, so a DEL again finishes the job.
+/// host veth (with its peer, when the namespace is still there), its
+/// record; its connections (TCP too: an engine expects nothing of it left)
+/// and then its lease in the background (see `forget`). Goes on past each
+/// failure; the record stays when one failed, so a DEL again finishes the
+/// job.
 pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
     let mut failed: Vec<CniError> = Vec::new();
+    let mut socket = None;
+    let mut ports = Vec::new();
     if let Some(publication) = publication_of(record) {
         match Firewall::open(state_dir) {
             Ok(firewall) => {
                 if let Err(err) = timed("unpublish batch", || firewall.unpublish(&publication)) {
                     failed.push(system("removing its elements", &err));
                 }
-                if let Err(err) = apply::forget_all(&firewall, &publication, publication.address) {
-                    failed.push(system("forgetting its connections", &err));
+                ports = publication
+                    .ports
+                    .iter()
+                    .map(|p| (p.protocol, p.host_port))
+                    .collect();
+                match firewall.netfilter_socket() {
+                    Ok(fd) => socket = Some(fd),
+                    Err(err) => failed.push(system("forgetting its connections", &err)),
                 }
                 timed("firewall close", || firewall.close());
             }
@@ -450,11 +461,38 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
             failed.push(system(&format!("removing link {veth}"), &err));
         }
     }
-    if let (Some(bridge), Some(addr)) = (&record.bridge, record.address) {
-        let released =
-            LeaseDir::new(state_dir, bridge).and_then(|dir| dir.release_held_by(addr, &record.id));
+    let chained = record.labels.contains_key(LABEL_CHAINED);
+    if chained {
+        // The address is the other plugin's, given back by its DEL right
+        // after ours: the connections are forgotten before we answer.
+        if let (Some(socket), Some(addr)) = (socket.take(), record.address) {
+            if let Err(err) = conntrack::forget_with(socket, &ports, Some(addr)) {
+                failed.push(system("forgetting its connections", &err));
+            }
+        }
+    } else if let (Some(bridge), Some(addr)) = (&record.bridge, record.address) {
+        let leases = LeaseDir::new(state_dir, bridge)
+            .map_err(|err| system(&format!("giving back {addr}"), &err));
+        let released = match (leases, socket) {
+            (Err(err), _) => Err(err),
+            (Ok(leases), Some(socket)) if !ports.is_empty() => {
+                let work = forget::Leftovers {
+                    socket,
+                    ports,
+                    address: addr,
+                    leases,
+                    id: record.id.clone(),
+                };
+                timed("forgetting started", || forget::in_background(work))
+                    .map_err(|err| system("forgetting its connections", &err))
+            }
+            (Ok(leases), _) => leases
+                .release_held_by(addr, &record.id)
+                .map(drop)
+                .map_err(|err| system(&format!("giving back {addr}"), &err)),
+        };
         if let Err(err) = released {
-            failed.push(system(&format!("giving back {addr}"), &err));
+            failed.push(err);
         }
     } else if let Some(bridge) = &record.bridge {
         // Recorded before its address: what its id holds.

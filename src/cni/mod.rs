@@ -15,6 +15,7 @@
 mod attachment;
 mod chained;
 pub mod config;
+mod forget;
 pub mod protocol;
 mod result;
 
