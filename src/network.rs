@@ -53,10 +53,12 @@ pub async fn prepare(
     holder: &Holder,
     sysctls: &[Setting],
 ) -> Result<Attachment, Error> {
-    let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?;
-    let lease = pool.lease(ip, holder)?;
+    // The bridge first: a name that is no bridge (`lo`) is refused before
+    // its lease directory is made.
     let nl = Netlink::connect()?;
     let bridge_index = netlink::ensure_bridge(&nl, bridge).await?;
+    let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?;
+    let lease = pool.lease(ip, holder)?;
     for setting in sysctls {
         setting.apply()?;
     }

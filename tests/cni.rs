@@ -783,6 +783,29 @@ fn run_and_cni_share_leases_and_never_hand_out_one_address_twice() {
 }
 
 #[test]
+fn a_bridge_name_that_is_another_kind_of_link_is_an_invalid_config_and_creates_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_bridge_name_that_is_another_kind_of_link_is_an_invalid_config_and_creates_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let before = ns.ok("ip -br link");
+    let conf = conf("1.0.0", json!({"bridge": "lo"}));
+    let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            7,
+            "bridge: lo exists and is not a bridge (it is a kindless link)"
+        )
+    );
+    assert_eq!(ns.ok("ip -br link"), before);
+    assert_eq!(ns.ok("find /run/supervisor/leases 2>/dev/null || true"), "");
+    assert_eq!(records(&ns), "");
+}
+
+#[test]
 fn a_failed_add_leaves_nothing_behind() {
     let Some(ns) = HostNs::new("a_failed_add_leaves_nothing_behind") else {
         return;

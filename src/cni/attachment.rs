@@ -120,6 +120,9 @@ fn from_network(err: network::Error) -> CniError {
         network::Error::Lease(err @ ipam::Error::Exhausted { .. }) => {
             CniError::new(code::NO_ADDRESS, err.to_string())
         }
+        network::Error::Netlink(err @ netlink::Error::NotABridge { .. }) => {
+            CniError::new(code::CONFIG, format!("bridge: {err}"))
+        }
         err => system("network", &err),
     }
 }
