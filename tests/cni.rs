@@ -1026,9 +1026,10 @@ fn chained_after_the_reference_bridge_publishes_from_prev_result() {
 }
 
 #[test]
-fn ps_lists_an_attachment_by_container_and_interface_and_stop_leaves_it_to_the_engine() {
+fn ps_lists_an_attachment_by_container_and_interface_and_stop_kill_and_exec_leave_it_to_the_engine()
+{
     let Some(ns) = HostNs::new(
-        "ps_lists_an_attachment_by_container_and_interface_and_stop_leaves_it_to_the_engine",
+        "ps_lists_an_attachment_by_container_and_interface_and_stop_kill_and_exec_leave_it_to_the_engine",
     ) else {
         return;
     };
@@ -1060,13 +1061,16 @@ fn ps_lists_an_attachment_by_container_and_interface_and_stop_leaves_it_to_the_e
         common::stdout(&check),
         stderr(&check)
     );
-    let stop = ns.sh(&format!("{} stop c1:eth0", common::SUPERVISOR));
-    assert!(!stop.status.success());
-    assert!(
-        stderr(&stop).contains("CNI attachment"),
-        "{}",
-        stderr(&stop)
-    );
+    for command in ["stop c1:eth0", "kill c1:eth0", "exec c1:eth0 true"] {
+        let out = ns.sh(&format!("{} {command}", common::SUPERVISOR));
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert_eq!(
+            stderr(&out).trim(),
+            "supervisor: c1:eth0 is a CNI attachment, not a container: \
+             its engine manages it (CNI DEL removes it)",
+            "{command}"
+        );
+    }
     ns.ok(&format!("{} stop --all", common::SUPERVISOR));
     assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
     call(&ns, "DEL", "c1", &conf).ok();
