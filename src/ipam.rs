@@ -161,6 +161,13 @@ pub struct Kept {
 
 impl fmt::Display for Kept {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.holder.process.is_none() {
+            return write!(
+                f,
+                "lease {}: outside {}, but CNI attachment {} {} holds it until its engine's DEL",
+                self.addr, self.subnet, self.holder.name, self.holder.id
+            );
+        }
         write!(
             f,
             "lease {}: outside {}, but its supervisor (pid {}, container {} {}) is alive",
@@ -576,6 +583,33 @@ mod tests {
         assert_eq!(taken.reclaimed().map(|h| h.name.as_str()), Some("cni"));
         drop(taken);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_kept_lease_of_a_cni_attachment_names_the_attachment_not_a_supervisor() {
+        let kept = |process| Kept {
+            addr: Ipv4Addr::new(172, 16, 0, 50),
+            subnet: subnet("10.1.0.0/24"),
+            holder: Holder {
+                name: "c1:eth0".to_string(),
+                id: "0123456789ab".to_string(),
+                process,
+            },
+        };
+        assert_eq!(
+            kept(Process::UNTIL_RELEASED).to_string(),
+            "lease 172.16.0.50: outside 10.1.0.0/24, but CNI attachment c1:eth0 0123456789ab \
+             holds it until its engine's DEL"
+        );
+        let running = Process {
+            pid: 42,
+            start_time: 7,
+        };
+        assert_eq!(
+            kept(running).to_string(),
+            "lease 172.16.0.50: outside 10.1.0.0/24, but its supervisor (pid 42, container \
+             c1:eth0 0123456789ab) is alive"
+        );
     }
 
     #[test]
