@@ -201,7 +201,7 @@ fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
         .open(path)
         .map_err(|err| bad(format!("cannot be opened: {err}")))?;
-    if namespace_type(&file) != Some(libc::CLONE_NEWNET) {
+    if netlink::namespace_type(std::os::fd::AsFd::as_fd(&file)) != Some(libc::CLONE_NEWNET) {
         return Err(bad("is not a network namespace".to_string()));
     }
     let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
@@ -219,18 +219,6 @@ fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
         ));
     }
     Ok(OwnedFd::from(file))
-}
-
-/// The kind of namespace `file` is (`CLONE_NEWNET`, ...), or None when it
-/// is no namespace at all.
-fn namespace_type(file: &std::fs::File) -> Option<libc::c_int> {
-    use std::os::fd::AsRawFd;
-    // NS_GET_NSTYPE, _IO(0xb7, 0x3) in linux/nsfs.h; libc does not name it.
-    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
-    // SAFETY: the descriptor is open for the call's length and the request
-    // takes no argument; on a file that is not a namespace it fails.
-    let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
-    (kind >= 0).then_some(kind)
 }
 
 /// ADD as the main plugin: the record, the lease with the bridge, sysctls
