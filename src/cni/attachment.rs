@@ -23,7 +23,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use super::config::Config;
-use super::forget;
+use super::forget::{Background, Leftovers};
 use super::protocol::{CniError, Invocation, code};
 use super::result::{Interface, Outcome};
 use crate::conntrack;
@@ -407,13 +407,14 @@ fn publication_of(record: &Record) -> Option<Publication> {
     })
 }
 
-/// DEL of the attachment with `record`, either mode: its elements, its
-/// host veth (with its peer, when the namespace is still there), its
-/// record; its connections (TCP too: an engine expects nothing of it left)
-/// and then its lease in the background (see `forget`). Goes on past each
-/// failure; the record stays when one failed, so a DEL again finishes the
-/// job.
-pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
+/// DEL of the attachment with `record`, either mode: its elements and its
+/// record now; its host veth (with its peer, when the namespace is still
+/// there), its connections (TCP too: an engine expects nothing of it left)
+/// and then its lease in the returned work, for after the answer (see
+/// `forget`). Goes on past each failure; the record stays when one failed,
+/// so a DEL again finishes the job.
+pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniError>) {
+    let mut later = Background::default();
     let mut failed: Vec<CniError> = Vec::new();
     let mut socket = None;
     let mut ports = Vec::new();
@@ -429,61 +430,56 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
                     .map(|p| (p.protocol, p.host_port))
                     .collect();
                 match firewall.netfilter_socket() {
+                    // Held by the work after the answer, the socket's last
+                    // close (which waits for the kernel) is not this one.
                     Ok(fd) => socket = Some(fd),
                     Err(err) => failed.push(system("forgetting its connections", &err)),
                 }
-                timed("firewall close", || firewall.close());
+                drop(firewall);
             }
             Err(err) => failed.push(system("the firewall", &err)),
         }
     }
-    // Gone with its namespace, or deleted in the background: the kernel
-    // takes 25-35 ms over a veth, which the engine need not wait for. The
-    // name is free again by the next ADD (which deletes a leftover first),
-    // and `supervisor gc` removes one no record explains.
+    // Gone with its namespace, or deleted after the answer. The name is free
+    // again by the next ADD (which deletes a leftover first), and
+    // `supervisor gc` removes one no record explains.
     if let Some(veth) = record
         .veth
         .as_deref()
         .filter(|v| firewall::interface_exists(v))
     {
-        if let Err(err) = timed("link removal started", || {
-            netlink::remove_link_detached(veth)
-        }) {
-            failed.push(system(&format!("removing link {veth}"), &err));
-        }
+        later.links.push(veth.to_string());
     }
     let chained = record.labels.contains_key(LABEL_CHAINED);
     if chained {
         // The address is the other plugin's, given back by its DEL right
         // after ours: the connections are forgotten before we answer.
-        if let (Some(socket), Some(addr)) = (socket.take(), record.address) {
-            if let Err(err) = conntrack::forget_with(socket, &ports, Some(addr)) {
+        if let (Some(fd), Some(addr)) = (socket.as_ref(), record.address) {
+            let forgotten = fd
+                .try_clone()
+                .map_err(conntrack::Error::Socket)
+                .and_then(|fd| conntrack::forget_with(fd, &ports, Some(addr)));
+            if let Err(err) = forgotten {
                 failed.push(system("forgetting its connections", &err));
             }
         }
     } else if let (Some(bridge), Some(addr)) = (&record.bridge, record.address) {
-        let leases = LeaseDir::new(state_dir, bridge)
-            .map_err(|err| system(&format!("giving back {addr}"), &err));
-        let released = match (leases, socket) {
-            (Err(err), _) => Err(err),
-            (Ok(leases), Some(socket)) if !ports.is_empty() => {
-                let work = forget::Leftovers {
-                    socket,
-                    ports,
+        match LeaseDir::new(state_dir, bridge) {
+            Err(err) => failed.push(system(&format!("giving back {addr}"), &err)),
+            Ok(leases) => match socket.as_ref().map(OwnedFd::try_clone) {
+                Some(Ok(fd)) if !ports.is_empty() => later.leftovers.push(Leftovers {
+                    socket: fd,
+                    ports: ports.clone(),
                     address: addr,
                     leases,
                     id: record.id.clone(),
-                };
-                timed("forgetting started", || forget::in_background(work))
-                    .map_err(|err| system("forgetting its connections", &err))
-            }
-            (Ok(leases), _) => leases
-                .release_held_by(addr, &record.id)
-                .map(drop)
-                .map_err(|err| system(&format!("giving back {addr}"), &err)),
-        };
-        if let Err(err) = released {
-            failed.push(err);
+                }),
+                _ => {
+                    if let Err(err) = leases.release_held_by(addr, &record.id) {
+                        failed.push(system(&format!("giving back {addr}"), &err));
+                    }
+                }
+            },
         }
     } else if let Some(bridge) = &record.bridge {
         // Recorded before its address: what its id holds.
@@ -493,15 +489,16 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
             failed.push(system("giving back its lease", &err));
         }
     }
+    later.sockets.extend(socket);
     if let Some(first) = failed.into_iter().next() {
-        return Err(first);
+        return (later, Err(first));
     }
     let store = Store::new(state_dir);
-    store
+    let removed = store
         .lock()
         .and_then(|_lock| store.remove(record))
-        .map_err(|err| system("removing the record", &err))?;
-    Ok(())
+        .map_err(|err| system("removing the record", &err));
+    (later, removed.map(drop))
 }
 
 /// CHECK of a main-plugin attachment: the host veth on its bridge, the

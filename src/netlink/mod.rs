@@ -22,7 +22,7 @@ use std::io;
 
 pub use address::mac_for;
 pub use bridge::{Bridge, ensure_bridge};
-pub use detached::remove_link_detached;
+pub use detached::{remove_link_detached, remove_link_now};
 pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in};
 pub use link::{check_ifname, ifname_problem};
 pub use netns::{namespace_type, socket_in};
