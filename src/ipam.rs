@@ -161,6 +161,13 @@ pub struct Kept {
 
 impl fmt::Display for Kept {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.holder.process.is_none() {
+            return write!(
+                f,
+                "lease {}: outside {}, but CNI attachment {} {} holds it until its engine's DEL",
+                self.addr, self.subnet, self.holder.name, self.holder.id
+            );
+        }
         write!(
             f,
             "lease {}: outside {}, but its supervisor (pid {}, container {} {}) is alive",
@@ -230,6 +237,19 @@ impl LeaseDir {
             return Ok(file::remove(&self.path_of(addr))?);
         }
         Ok(false)
+    }
+
+    /// Makes `process` the holder of the lease of `addr` if container `id`
+    /// holds it; true when it did. The lease is then given back when that
+    /// process ends without releasing it, as a dead supervisor's is.
+    pub fn hand_over(&self, addr: Ipv4Addr, id: &str, process: Process) -> Result<bool, Error> {
+        let _lock = self.lock()?;
+        let Some(mut holder) = self.read(addr).filter(|h| h.id == id) else {
+            return Ok(false);
+        };
+        holder.process = process;
+        file::write_atomic(&self.dir, &addr.to_string(), holder.to_record()?.as_bytes())?;
+        Ok(true)
     }
 
     /// Removes every lease container `id` holds; returns their addresses.
@@ -540,6 +560,56 @@ mod tests {
         drop((b, c));
         assert!(pool.leases().unwrap().is_empty());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_lease_handed_over_to_a_process_is_reclaimed_once_that_process_is_dead() {
+        let dir = temp_dir("hand_over");
+        let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
+        let mut until_released = holder("cni");
+        until_released.process = Process::UNTIL_RELEASED;
+        let lease = pool.lease(None, &until_released).unwrap();
+        let addr = lease.addr();
+        lease.keep();
+        let dead = dead_holder("x").process;
+        let leases = pool.lease_dir();
+        assert!(!leases.hand_over(addr, "other-id", dead).unwrap());
+        assert_eq!(pool.leases().unwrap()[0].1, Some(until_released.clone()));
+        // Held until released: no later lease takes it.
+        let only = Pool::new(&dir, "sv0", subnet("172.16.0.0/30")).unwrap();
+        assert!(only.lease(Some(addr), &holder("y")).is_err());
+        assert!(leases.hand_over(addr, "cni-id", dead).unwrap());
+        let taken = only.lease(Some(addr), &holder("y")).unwrap();
+        assert_eq!(taken.reclaimed().map(|h| h.name.as_str()), Some("cni"));
+        drop(taken);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_kept_lease_of_a_cni_attachment_names_the_attachment_not_a_supervisor() {
+        let kept = |process| Kept {
+            addr: Ipv4Addr::new(172, 16, 0, 50),
+            subnet: subnet("10.1.0.0/24"),
+            holder: Holder {
+                name: "c1:eth0".to_string(),
+                id: "0123456789ab".to_string(),
+                process,
+            },
+        };
+        assert_eq!(
+            kept(Process::UNTIL_RELEASED).to_string(),
+            "lease 172.16.0.50: outside 10.1.0.0/24, but CNI attachment c1:eth0 0123456789ab \
+             holds it until its engine's DEL"
+        );
+        let running = Process {
+            pid: 42,
+            start_time: 7,
+        };
+        assert_eq!(
+            kept(running).to_string(),
+            "lease 172.16.0.50: outside 10.1.0.0/24, but its supervisor (pid 42, container \
+             c1:eth0 0123456789ab) is alive"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use crate::ipam::{self, Holder, Lease, Pool};
+use crate::milestones::{timed, timed_async};
 use crate::netlink::sysctl::Setting;
 use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings};
 use crate::spawn::Container;
@@ -53,13 +54,15 @@ pub async fn prepare(
     holder: &Holder,
     sysctls: &[Setting],
 ) -> Result<Attachment, Error> {
-    let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?;
-    let lease = pool.lease(ip, holder)?;
+    // The bridge first: a name that is no bridge (`lo`) is refused before
+    // its lease directory is made.
     let nl = Netlink::connect()?;
-    let bridge_index = netlink::ensure_bridge(&nl, bridge).await?;
-    for setting in sysctls {
-        setting.apply()?;
-    }
+    let bridge_index = timed_async("bridge", netlink::ensure_bridge(&nl, bridge)).await?;
+    let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?;
+    let lease = timed("lease", || pool.lease(ip, holder))?;
+    timed("sysctls", || {
+        sysctls.iter().try_for_each(|s| s.apply().map(drop))
+    })?;
     let link = ContainerLink {
         host_ifname: host_ifname(&holder.id),
         peer: netlink::PEER.to_string(),

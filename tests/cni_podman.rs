@@ -261,7 +261,9 @@ fn podman_rm_leaves_no_element_lease_link_or_conntrack_entry(test: &str, net: Ne
 
     podman.remove("web");
     // The veth goes with the container's namespace, which the kernel tears
-    // down in the background.
+    // down in the background; our DEL forgets the connections and gives the
+    // address back after answering, in that order (src/cni/forget.rs; the
+    // order is checked in tests/cni.rs).
     // The reference portmap forgets only UDP conntrack entries: its TCP
     // entries staying is what shows the check sees them.
     let expected = |now: &Traces| match case.net.chain {

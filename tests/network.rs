@@ -348,6 +348,10 @@ fn unusable_subnets_and_bridge_names_are_refused_before_anything_is_created() {
             &["--bridge", ".hidden"],
             "supervisor: invalid --bridge \".hidden\": starts with '.'".to_string(),
         ),
+        (
+            &["--bridge", "lo", "--subnet", "10.9.9.0/24"],
+            "supervisor: lo exists and is not a bridge".to_string(),
+        ),
     ] {
         // A bridge of their own for the subnets: without the checks, one
         // would be created.

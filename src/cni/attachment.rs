@@ -23,8 +23,10 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use super::config::Config;
+use super::forget::{Background, Leftovers};
 use super::protocol::{CniError, Invocation, code};
 use super::result::{Interface, Outcome};
+use crate::conntrack;
 use crate::error_chain::Chain;
 use crate::firewall::{self, Firewall, Publication};
 use crate::ipam::{self, Holder, LeaseDir};
@@ -118,6 +120,9 @@ fn from_network(err: network::Error) -> CniError {
         network::Error::Lease(err @ ipam::Error::Exhausted { .. }) => {
             CniError::new(code::NO_ADDRESS, err.to_string())
         }
+        network::Error::Netlink(err @ netlink::Error::NotABridge { .. }) => {
+            CniError::new(code::CONFIG, format!("bridge: {err}"))
+        }
         err => system("network", &err),
     }
 }
@@ -196,7 +201,7 @@ fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
         .open(path)
         .map_err(|err| bad(format!("cannot be opened: {err}")))?;
-    if namespace_type(&file) != Some(libc::CLONE_NEWNET) {
+    if netlink::namespace_type(std::os::fd::AsFd::as_fd(&file)) != Some(libc::CLONE_NEWNET) {
         return Err(bad("is not a network namespace".to_string()));
     }
     let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
@@ -214,18 +219,6 @@ fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
         ));
     }
     Ok(OwnedFd::from(file))
-}
-
-/// The kind of namespace `file` is (`CLONE_NEWNET`, ...), or None when it
-/// is no namespace at all.
-fn namespace_type(file: &std::fs::File) -> Option<libc::c_int> {
-    use std::os::fd::AsRawFd;
-    // NS_GET_NSTYPE, _IO(0xb7, 0x3) in linux/nsfs.h; libc does not name it.
-    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
-    // SAFETY: the descriptor is open for the call's length and the request
-    // takes no argument; on a file that is not a namespace it fails.
-    let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
-    (kind >= 0).then_some(kind)
 }
 
 /// ADD as the main plugin: the record, the lease with the bridge, sysctls
@@ -414,47 +407,79 @@ fn publication_of(record: &Record) -> Option<Publication> {
     })
 }
 
-/// DEL of the attachment with `record`, either mode: its elements, its
-/// connections (TCP too: an engine expects nothing of it left), its host
-/// veth (with its peer, when the namespace is still there), its lease, then
-/// its record. Goes on past each failure; the record stays when one
-/// failed, so a DEL again finishes the job.
-pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
+/// DEL of the attachment with `record`, either mode: its elements and its
+/// record now; its host veth (with its peer, when the namespace is still
+/// there), its connections (TCP too: an engine expects nothing of it left)
+/// and then its lease in the returned work, for after the answer (see
+/// `forget`). Goes on past each failure; the record stays when one failed,
+/// so a DEL again finishes the job.
+pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniError>) {
+    let mut later = Background::default();
     let mut failed: Vec<CniError> = Vec::new();
+    let mut socket = None;
+    let mut ports = Vec::new();
     if let Some(publication) = publication_of(record) {
         match Firewall::open(state_dir) {
             Ok(firewall) => {
                 if let Err(err) = timed("unpublish batch", || firewall.unpublish(&publication)) {
                     failed.push(system("removing its elements", &err));
                 }
-                if let Err(err) = apply::forget_all(&firewall, &publication, publication.address) {
-                    failed.push(system("forgetting its connections", &err));
+                ports = publication
+                    .ports
+                    .iter()
+                    .map(|p| (p.protocol, p.host_port))
+                    .collect();
+                match firewall.netfilter_socket() {
+                    // Held by the work after the answer, the socket's last
+                    // close (which waits for the kernel) is not this one.
+                    Ok(fd) => socket = Some(fd),
+                    Err(err) => failed.push(system("forgetting its connections", &err)),
                 }
-                timed("firewall close", || firewall.close());
+                drop(firewall);
             }
             Err(err) => failed.push(system("the firewall", &err)),
         }
     }
-    // Gone with its namespace, or deleted in the background: the kernel
-    // takes 25-35 ms over a veth, which the engine need not wait for. The
-    // name is free again by the next ADD (which deletes a leftover first),
-    // and `supervisor gc` removes one no record explains.
+    // Gone with its namespace, or deleted after the answer. The name is free
+    // again by the next ADD (which deletes a leftover first), and
+    // `supervisor gc` removes one no record explains.
     if let Some(veth) = record
         .veth
         .as_deref()
         .filter(|v| firewall::interface_exists(v))
     {
-        if let Err(err) = timed("link removal started", || {
-            netlink::remove_link_detached(veth)
-        }) {
-            failed.push(system(&format!("removing link {veth}"), &err));
-        }
+        later.links.push(veth.to_string());
     }
-    if let (Some(bridge), Some(addr)) = (&record.bridge, record.address) {
-        let released =
-            LeaseDir::new(state_dir, bridge).and_then(|dir| dir.release_held_by(addr, &record.id));
-        if let Err(err) = released {
-            failed.push(system(&format!("giving back {addr}"), &err));
+    let chained = record.labels.contains_key(LABEL_CHAINED);
+    if chained {
+        // The address is the other plugin's, given back by its DEL right
+        // after ours: the connections are forgotten before we answer.
+        if let (Some(fd), Some(addr)) = (socket.as_ref(), record.address) {
+            let forgotten = fd
+                .try_clone()
+                .map_err(conntrack::Error::Socket)
+                .and_then(|fd| conntrack::forget_with(fd, &ports, Some(addr)));
+            if let Err(err) = forgotten {
+                failed.push(system("forgetting its connections", &err));
+            }
+        }
+    } else if let (Some(bridge), Some(addr)) = (&record.bridge, record.address) {
+        match LeaseDir::new(state_dir, bridge) {
+            Err(err) => failed.push(system(&format!("giving back {addr}"), &err)),
+            Ok(leases) => match socket.as_ref().map(OwnedFd::try_clone) {
+                Some(Ok(fd)) if !ports.is_empty() => later.leftovers.push(Leftovers {
+                    socket: fd,
+                    ports: ports.clone(),
+                    address: addr,
+                    leases,
+                    id: record.id.clone(),
+                }),
+                _ => {
+                    if let Err(err) = leases.release_held_by(addr, &record.id) {
+                        failed.push(system(&format!("giving back {addr}"), &err));
+                    }
+                }
+            },
         }
     } else if let Some(bridge) = &record.bridge {
         // Recorded before its address: what its id holds.
@@ -464,15 +489,16 @@ pub async fn remove(state_dir: &Path, record: &Record) -> Result<(), CniError> {
             failed.push(system("giving back its lease", &err));
         }
     }
+    later.sockets.extend(socket);
     if let Some(first) = failed.into_iter().next() {
-        return Err(first);
+        return (later, Err(first));
     }
     let store = Store::new(state_dir);
-    store
+    let removed = store
         .lock()
         .and_then(|_lock| store.remove(record))
-        .map_err(|err| system("removing the record", &err))?;
-    Ok(())
+        .map_err(|err| system("removing the record", &err));
+    (later, removed.map(drop))
 }
 
 /// CHECK of a main-plugin attachment: the host veth on its bridge, the

@@ -15,6 +15,7 @@
 mod attachment;
 mod chained;
 pub mod config;
+mod forget;
 pub mod protocol;
 mod result;
 
@@ -25,6 +26,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
 
 use self::config::Config;
+use self::forget::Background;
 use self::protocol::{CURRENT, CniError, Command, Invocation, code};
 
 pub use attachment::{
@@ -43,13 +45,18 @@ pub fn main() -> u8 {
             return 1;
         }
     };
+    let mut later = Background::default();
     let (answer, status) = match read_config(std::io::stdin().lock()) {
-        Ok(stdin) => handle(&env, &stdin),
+        Ok(stdin) => handle(&env, &stdin, &mut later),
         Err(err) => (err.to_json(CURRENT), 1),
     };
     let mut out = std::io::stdout().lock();
     // An engine that stopped reading has its answer already, or none.
     let _ = out.write_all(answer.as_bytes()).and_then(|()| out.flush());
+    drop(out);
+    let t = std::time::Instant::now();
+    later.start();
+    crate::milestones::phase("after the answer, started", t);
     status
 }
 
@@ -113,8 +120,12 @@ pub fn read_config(input: impl Read) -> Result<Vec<u8>, CniError> {
 }
 
 /// One invocation: the answer for stdout (possibly empty) and the exit
-/// code.
-pub fn handle(env: &BTreeMap<String, String>, stdin: &[u8]) -> (String, u8) {
+/// code; what is left to do after the answer goes into `later`.
+pub fn handle(
+    env: &BTreeMap<String, String>,
+    stdin: &[u8],
+    later: &mut Background,
+) -> (String, u8) {
     // Errors speak the configuration's version when it has one we know.
     let doc = config::decode(stdin);
     let version = doc
@@ -124,7 +135,7 @@ pub fn handle(env: &BTreeMap<String, String>, stdin: &[u8]) -> (String, u8) {
         .filter(|v| protocol::SUPPORTED.contains(v))
         .unwrap_or(CURRENT)
         .to_string();
-    match run(env, doc) {
+    match run(env, doc, later) {
         Ok(answer) => (answer, 0),
         Err(err) => (err.to_json(&version), 1),
     }
@@ -133,6 +144,7 @@ pub fn handle(env: &BTreeMap<String, String>, stdin: &[u8]) -> (String, u8) {
 fn run(
     env: &BTreeMap<String, String>,
     doc: Result<Map<String, Value>, CniError>,
+    later: &mut Background,
 ) -> Result<String, CniError> {
     let invocation = protocol::invocation(env)?;
     if invocation.command == Command::Version {
@@ -164,12 +176,16 @@ fn run(
         .build()
         .map_err(|err| attachment::system("starting the async runtime", &err))?;
     let t = std::time::Instant::now();
-    let answer = runtime.block_on(command(&invocation, &config));
+    let answer = runtime.block_on(command(&invocation, &config, later));
     crate::milestones::phase(&invocation.command.to_string(), t);
     answer
 }
 
-async fn command(invocation: &Invocation, config: &Config) -> Result<String, CniError> {
+async fn command(
+    invocation: &Invocation,
+    config: &Config,
+    later: &mut Background,
+) -> Result<String, CniError> {
     // ADD, DEL, CHECK and GC one at a time per state directory: a DEL or
     // GC between ADD's claim of the record and its end removed the record
     // and lease while ADD went on to make the link and elements, which
@@ -195,8 +211,11 @@ async fn command(invocation: &Invocation, config: &Config) -> Result<String, Cni
                 &invocation.ifname,
             )?;
             if let Some(record) = found {
-                let removed = attachment::remove(&config.state_dir, &record);
-                crate::milestones::timed_async("DEL", removed).await?;
+                let (work, removed) = crate::milestones::timed("DEL", || {
+                    attachment::remove(&config.state_dir, &record)
+                });
+                later.extend(work);
+                removed?;
             }
             Ok(String::new())
         }
@@ -232,7 +251,9 @@ async fn command(invocation: &Invocation, config: &Config) -> Result<String, Cni
                     .iter()
                     .any(|(c, i)| Some(c) == container && Some(i) == ifname);
                 if !valid {
-                    if let Err(err) = attachment::remove(&config.state_dir, &record).await {
+                    let (work, removed) = attachment::remove(&config.state_dir, &record);
+                    later.extend(work);
+                    if let Err(err) = removed {
                         failed.get_or_insert(err);
                     }
                 }

@@ -38,6 +38,8 @@ pub enum ExecError {
     Unknown(String),
     #[error("container {0} is not running")]
     NotRunning(String),
+    #[error("{0} is a CNI attachment, not a container: its engine manages it (CNI DEL removes it)")]
+    Attachment(String),
     #[error("exec into {name} needs root (CAP_SYS_ADMIN, to join its namespaces)")]
     Privileges { name: String },
     #[error("reading container {name}")]
@@ -71,7 +73,7 @@ impl ExecError {
     /// 127 for a command that cannot run, 125 for exec's own failures.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ExecError::Unknown(_) | ExecError::NotRunning(_) => 1,
+            ExecError::Unknown(_) | ExecError::NotRunning(_) | ExecError::Attachment(_) => 1,
             ExecError::Spawn(err) => err.exit_code(),
             _ => 125,
         }
@@ -86,6 +88,9 @@ pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
         .find(target)?
         .ok_or_else(|| ExecError::Unknown(target.clone()))?;
     let name = record.name.clone();
+    if record.supervisor.is_none() {
+        return Err(ExecError::Attachment(name));
+    }
     let not_running = || ExecError::NotRunning(name.clone());
     if record.is_stale() {
         return Err(not_running());

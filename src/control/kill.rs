@@ -66,6 +66,9 @@ fn kill_one(store: &Store, target: &str, signal: i32) -> Result<(), Error> {
     let record = store
         .find(target)?
         .ok_or_else(|| Error::Unknown(target.to_string()))?;
+    if record.supervisor.is_none() {
+        return Err(Error::Attachment(record.name));
+    }
     let not_running = || Error::NotRunning(record.name.clone());
     let process = record.container.ok_or_else(not_running)?;
     let signal_error = |source| Error::Signal {

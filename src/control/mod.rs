@@ -40,7 +40,7 @@ pub enum Error {
     Unknown(String),
     #[error("container {0} is not running")]
     NotRunning(String),
-    #[error("{0} is a CNI attachment, not a container: its engine removes it (CNI DEL)")]
+    #[error("{0} is a CNI attachment, not a container: its engine manages it (CNI DEL removes it)")]
     Attachment(String),
     #[error("invalid --filter {0:?}: expected name=SUBSTRING, label=KEY or label=KEY=VALUE")]
     Filter(String),

@@ -61,29 +61,62 @@ pub fn remove_link_detached(name: &str) -> io::Result<()> {
 
 /// The child: nothing inherited, one request, its answer, exit.
 fn child(msg: &[u8]) -> ! {
-    // SAFETY: raw syscalls on descriptors this child owns and on `msg`,
-    // which lives in memory copied at the fork; a stack buffer for the
-    // answer; _exit never returns.
+    // SAFETY: closes descriptors this child owns; `send` below makes only
+    // raw syscalls on memory copied at the fork; _exit never returns.
     unsafe {
         libc::close_range(0, libc::c_uint::MAX, 0);
-        let fd = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE);
-        if fd >= 0 {
-            let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
-            kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-            let sent = libc::sendto(
-                fd,
-                msg.as_ptr().cast(),
-                msg.len(),
-                0,
-                (&kernel as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            );
-            if sent > 0 {
-                let mut answer = [0u8; 256];
-                libc::recv(fd, answer.as_mut_ptr().cast(), answer.len(), 0);
-            }
-        }
+        send(msg);
         libc::_exit(0)
+    }
+}
+
+/// Deletes link `name` and waits for the kernel's answer, which is not
+/// read: for a process nobody waits for (see `cni::forget`). A link that is
+/// gone already is no error.
+pub fn remove_link_now(name: &str) -> io::Result<()> {
+    if let Some(why) = ifname_problem(name) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?}: {why}"),
+        ));
+    }
+    // SAFETY: raw syscalls on a socket `send` opens and closes itself.
+    unsafe { send(&request(name)) };
+    Ok(())
+}
+
+/// Sends `msg` to the kernel over a netlink route socket of its own and
+/// waits for the answer. No allocation: a stack buffer for the answer.
+///
+/// # Safety
+/// Async-signal-safe syscalls only, so a forked child may call it.
+unsafe fn send(msg: &[u8]) {
+    // SAFETY: the socket is this function's; `msg` and `kernel` outlive
+    // the calls that read them.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        );
+        if fd < 0 {
+            return;
+        }
+        let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
+        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        let sent = libc::sendto(
+            fd,
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            (&kernel as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        );
+        if sent > 0 {
+            let mut answer = [0u8; 256];
+            libc::recv(fd, answer.as_mut_ptr().cast(), answer.len(), 0);
+        }
+        libc::close(fd);
     }
 }
 

@@ -22,10 +22,10 @@ use std::io;
 
 pub use address::mac_for;
 pub use bridge::{Bridge, ensure_bridge};
-pub use detached::remove_link_detached;
+pub use detached::{remove_link_detached, remove_link_now};
 pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in};
 pub use link::{check_ifname, ifname_problem};
-pub use netns::socket_in;
+pub use netns::{namespace_type, socket_in};
 pub use plumb::{ContainerLink, PEER, PlumbTimings, configure_inside, plumb};
 pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
 pub use veth::{

@@ -1,4 +1,5 @@
-//! Netlink sockets inside another network namespace.
+//! Netlink sockets inside another network namespace, and what kind of
+//! namespace a descriptor is.
 //!
 //! A socket belongs to the namespace of the thread that creates it, for its
 //! whole life. So a short-lived std thread joins the target namespace,
@@ -9,7 +10,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::sched::CloneFlags;
 use rtnetlink::sys::{AsyncSocket, TokioSocket, protocols::NETLINK_ROUTE};
@@ -70,4 +71,31 @@ where
     drop(unsolicited);
     let (result, ()) = tokio::join!(work(handle), connection);
     result
+}
+
+/// The kind of namespace `fd` is (`CLONE_NEWNET`, ...), or None when it is
+/// no namespace at all.
+pub fn namespace_type(fd: BorrowedFd<'_>) -> Option<libc::c_int> {
+    // NS_GET_NSTYPE, _IO(0xb7, 0x3) in linux/nsfs.h; libc does not name it.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: the descriptor is open for the call's length and the request
+    // takes no argument; on a file that is not a namespace it fails.
+    let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+    (kind >= 0).then_some(kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_network_namespace_is_told_from_other_namespaces_and_plain_files() {
+        let kind = |path: &str| {
+            let file = std::fs::File::open(path).unwrap();
+            namespace_type(file.as_fd())
+        };
+        assert_eq!(kind("/proc/self/ns/net"), Some(libc::CLONE_NEWNET));
+        assert_eq!(kind("/proc/self/ns/mnt"), Some(libc::CLONE_NEWNS));
+        assert_eq!(kind("/proc/self/stat"), None);
+    }
 }

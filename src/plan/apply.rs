@@ -128,17 +128,6 @@ pub fn forget_udp(
     forget(firewall, publication, address, |p| p == Protocol::Udp)
 }
 
-/// Deletes the conntrack entries of every port of the publication (TCP
-/// too) DNATed to `address`: a CNI DEL, after which an engine expects
-/// nothing of the attachment left, at the cost of the dump.
-pub fn forget_all(
-    firewall: &Firewall,
-    publication: &Publication,
-    address: Ipv4Addr,
-) -> Result<(), conntrack::Error> {
-    forget(firewall, publication, Some(address), |_| true)
-}
-
 fn forget(
     firewall: &Firewall,
     publication: &Publication,

@@ -407,6 +407,12 @@ pub fn process_state(pid: u32) -> Option<char> {
 /// Asserts that no record, lease or firewall element is left.
 pub fn assert_no_state(ns: &HostNs) {
     assert_eq!(records(ns), "", "records left");
+    // A CNI DEL gives its address back in the background, once the
+    // attachment's connections are forgotten (src/cni/forget.rs).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leases(ns).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(leases(ns), "", "leases left");
     assert_eq!(
         elements(ns),

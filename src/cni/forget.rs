@@ -1,0 +1,164 @@
+//! What a DEL leaves to do once it has answered: its host veth's removal
+//! and the forgetting of its connections, then its address given back.
+//!
+//! Neither is the engine's wait. The kernel takes 25-35 ms over a veth
+//! (RCU), and forgetting the connections takes a dump of the whole
+//! conntrack table: the kernel walks every bucket of its hash (262,144
+//! here), about 9 ms. The elements are gone before DEL answers, so no new
+//! connection is translated to the address; what matters is that no entry
+//! still points at the address when another container gets it. So one
+//! forked child does both, after the answer is written and stdout and
+//! stderr are let go of (an engine reads them to their end), and only then
+//! gives the address back. Until then the lease is the child's (handed
+//! over from `UNTIL_RELEASED`): should the child die first, the lease is
+//! reclaimed as a dead supervisor's.
+//!
+//! The child allocates (it parses the dump), which a fork allows only in a
+//! process with one thread: with more, the work is done in place.
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use crate::conntrack;
+use crate::ipam::{self, LeaseDir};
+use crate::milestones::pause_at;
+use crate::netlink;
+use crate::values::{Process, Protocol};
+
+/// An attachment's connections to forget, and its address to give back
+/// after.
+pub struct Leftovers {
+    /// A netfilter socket (a duplicate of the firewall's).
+    pub socket: OwnedFd,
+    /// The host ports the attachment published, TCP and UDP.
+    pub ports: Vec<(Protocol, u16)>,
+    pub address: Ipv4Addr,
+    pub leases: LeaseDir,
+    /// The attachment's id, the lease's holder.
+    pub id: String,
+}
+
+/// What one or more DELs (a GC's) leave to do after answering.
+#[derive(Default)]
+pub struct Background {
+    /// Host veths to delete.
+    pub links: Vec<String>,
+    pub leftovers: Vec<Leftovers>,
+    /// Netfilter sockets that deleted elements: the last close waits for
+    /// the kernel's deferred frees (see `Firewall::close`).
+    pub sockets: Vec<OwnedFd>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Conntrack(#[from] conntrack::Error),
+    #[error(transparent)]
+    Lease(#[from] ipam::Error),
+}
+
+impl Background {
+    pub fn extend(&mut self, other: Background) {
+        self.links.extend(other.links);
+        self.leftovers.extend(other.leftovers);
+        self.sockets.extend(other.sockets);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.links.is_empty() && self.leftovers.is_empty() && self.sockets.is_empty()
+    }
+
+    /// Runs the work in a child and returns once it is started (or done,
+    /// when this process cannot fork): for after the answer, as it lets
+    /// go of stdin, stdout and stderr first.
+    pub fn start(self) {
+        if self.is_empty() {
+            return;
+        }
+        release_stdio();
+        if !single_threaded() {
+            self.run();
+            return;
+        }
+        // SAFETY: fork in a process with one thread (checked above): the
+        // child has every lock free and may allocate; it never returns.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            self.run();
+            return;
+        }
+        if pid == 0 {
+            child(self);
+        }
+        let Ok(process) = Process::of(pid as u32) else {
+            // Gone already: it gave the addresses back, or its leases stay
+            // until released (its own work) or reclaimed.
+            return;
+        };
+        for leftover in &self.leftovers {
+            // Released already when the child was quicker: nothing held.
+            let handed = leftover
+                .leases
+                .hand_over(leftover.address, &leftover.id, process);
+            if let Err(err) = handed {
+                tracing::warn!("handing {} over: {err}", leftover.address);
+            }
+        }
+    }
+
+    /// The links first, so no one gets an address while its old owner's
+    /// veth is still on the bridge; then each attachment's connections,
+    /// and its address.
+    fn run(self) {
+        for link in &self.links {
+            let _ = netlink::remove_link_now(link);
+        }
+        for leftover in self.leftovers {
+            if let Err(err) = forget_then_release(leftover) {
+                tracing::warn!("after DEL: {err}");
+            }
+        }
+        drop(self.sockets);
+    }
+}
+
+fn forget_then_release(work: Leftovers) -> Result<(), Error> {
+    conntrack::forget_with(work.socket, &work.ports, Some(work.address))?;
+    work.leases.release_held_by(work.address, &work.id)?;
+    Ok(())
+}
+
+/// The child. At the ordinary priority: a link's removal holds the RTNL
+/// lock, which the engine's next ADD waits for (at SCHED_IDLE the child
+/// held it for as long as the busy machine left it waiting: ADD's median
+/// tripled). On failure a lease stays with the child, so it is reclaimed
+/// once the child is gone.
+fn child(work: Background) -> ! {
+    pause_at("forgetting");
+    work.run();
+    // SAFETY: ends this process without running the parent's exit handlers
+    // or destructors, which are the parent's to run.
+    unsafe { libc::_exit(0) }
+}
+
+/// Points stdin, stdout and stderr at /dev/null: the engine has its answer
+/// and reads them until every process holding them has let go.
+fn release_stdio() {
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    for fd in 0..=2 {
+        // SAFETY: dup2 onto the standard descriptors, which this process
+        // no longer writes anything the engine reads.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+}
+
+/// Whether this process has one thread: /proc/self/task lists each.
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
