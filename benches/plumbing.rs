@@ -52,6 +52,7 @@ fn main() {
         let bridge = Bridge {
             name: BRIDGE.into(),
             subnet,
+            subnet6: None,
         };
         let index = netlink::ensure_bridge(&nl, &bridge).await.expect("bridge");
         (nl, index)
@@ -135,6 +136,7 @@ impl Bench {
             bridge_index: self.bridge_index,
             address: Ipv4Addr::new(172, 31, 0, 2),
             subnet: self.subnet,
+            ipv6: None,
         }
     }
 
@@ -212,6 +214,7 @@ impl Bench {
         let bridge = Bridge {
             name: BRIDGE.into(),
             subnet: self.subnet,
+            subnet6: None,
         };
         let start = Instant::now();
         self.runtime
@@ -261,7 +264,7 @@ impl Bench {
                 .expect("veth");
                 let veth = t.elapsed();
                 let t = Instant::now();
-                netlink::configure_inside(socket, &spec.peer, spec.address, spec.subnet)
+                netlink::configure_inside(socket, &spec.peer, spec.address, spec.subnet, None)
                     .await
                     .expect("inside");
                 let inside = t.elapsed();

@@ -3,7 +3,7 @@
 //! and the address given back at the end. Composes `ipam` and `netlink`.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
@@ -11,7 +11,7 @@ use crate::ipam::{self, Holder, Lease, Pool};
 use crate::netlink::sysctl::Setting;
 use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings};
 use crate::spawn::Container;
-use crate::values::Subnet;
+use crate::values::{Subnet, Subnet6};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -41,7 +41,8 @@ pub struct Attachment {
     netns: Option<OwnedFd>,
 }
 
-/// Takes the address lease (`ip`, or the lowest free) for `holder`, then
+/// Takes the address lease (`ip`, or the lowest free; on a dual-stack
+/// bridge with the IPv6 address `ip6` or the derived one) for `holder`, then
 /// makes sure the bridge is there and sets `sysctls` (see
 /// `plan::network_part`). The lease is taken before the first await: a
 /// caller polling this first learns of a taken address before starting
@@ -49,12 +50,13 @@ pub struct Attachment {
 pub async fn prepare(
     bridge: &Bridge,
     ip: Option<Ipv4Addr>,
+    ip6: Option<Ipv6Addr>,
     state_dir: &Path,
     holder: &Holder,
     sysctls: &[Setting],
 ) -> Result<Attachment, Error> {
-    let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?;
-    let lease = pool.lease(ip, holder)?;
+    let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?.with_subnet6(bridge.subnet6);
+    let lease = pool.lease(ip, ip6, holder)?;
     let nl = Netlink::connect()?;
     let bridge_index = netlink::ensure_bridge(&nl, bridge).await?;
     for setting in sysctls {
@@ -66,6 +68,7 @@ pub async fn prepare(
         bridge_index,
         address: lease.addr(),
         subnet: bridge.subnet,
+        ipv6: lease.addr6().zip(bridge.subnet6),
     };
     Ok(Attachment {
         nl,
@@ -87,6 +90,11 @@ impl Attachment {
 
     pub fn subnet(&self) -> Subnet {
         self.link.subnet
+    }
+
+    /// The IPv6 address and subnet6, on a dual-stack bridge.
+    pub fn ipv6(&self) -> Option<(Ipv6Addr, Subnet6)> {
+        self.link.ipv6
     }
 
     /// The bridge's interface index, which the host end is attached to.

@@ -137,8 +137,8 @@ pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
 /// now, as text; nothing is created, written or started.
 pub fn dry_run(options: RunOptions) -> Result<String, Error> {
     let spec = RunSpec::new(options)?;
-    let (bridge, ip) = match &spec.network {
-        Network::Bridge { bridge, ip } => (bridge, ip),
+    let (bridge, ip, ip6) = match &spec.network {
+        Network::Bridge { bridge, ip, ip6 } => (bridge, ip, ip6),
         Network::None => return Ok("# --network none: nothing to plan\n".to_string()),
         Network::Container { target } => {
             return Ok(format!(
@@ -152,6 +152,8 @@ pub fn dry_run(options: RunOptions) -> Result<String, Error> {
         bridge: bridge.name.clone(),
         subnet: bridge.subnet,
         address: *ip,
+        subnet6: bridge.subnet6,
+        address6: *ip6,
         mappings: spec.publish.clone(),
     };
     let plan = plan::plan(&request, &snapshot)?;
@@ -307,15 +309,20 @@ struct BridgeNet {
 /// The lease, bridge and sysctls of a bridge network, and the base ruleset;
 /// nothing for none.
 async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
-    let Network::Bridge { bridge, ip } = &spec.network else {
+    let Network::Bridge { bridge, ip, ip6 } = &spec.network else {
         return Ok(None);
     };
     // Every step of the network's part is an idempotent ensure: what a
     // snapshot would say is there only changes how a dry run prints it.
-    let part = plan::network_part(&bridge.name, bridge.subnet, &Snapshot::default());
+    let part = plan::network_part(
+        &bridge.name,
+        bridge.subnet,
+        bridge.subnet6,
+        &Snapshot::default(),
+    );
     let owner = owner_of(spec);
     let holder = Holder::this_process(&owner.name, &owner.id).map_err(network::Error::Lease)?;
-    let attachment = apply::lease(&part, bridge, *ip, &spec.state_dir, &holder).await?;
+    let attachment = apply::lease(&part, bridge, *ip, *ip6, &spec.state_dir, &holder).await?;
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
     // After the bridge: a network's elements stay while its bridge exists.
@@ -351,8 +358,13 @@ impl BridgeNet {
     ) -> Result<Publication, Error> {
         let ports = apply::ports(reservations)?;
         let subnet = self.attachment.subnet();
-        let mut part =
-            plan::container_part(&owner_of(spec), subnet, self.attachment.address(), ports);
+        let mut part = plan::container_part(
+            &owner_of(spec),
+            subnet,
+            self.attachment.address(),
+            self.attachment.ipv6(),
+            ports,
+        );
         let link = part.link(self.attachment.bridge_index(), subnet);
         self.attachment.plumb(&link, container).await?;
         pause_at("linked");
@@ -486,6 +498,7 @@ fn record_container(
     registration: &mut Registration,
     container: &Container,
     publication: Option<&Publication>,
+    address6: Option<std::net::Ipv6Addr>,
 ) {
     let process = u32::try_from(container.pid())
         .map_err(io::Error::other)
@@ -495,6 +508,7 @@ fn record_container(
             record.container = Some(process);
             if let Some(publication) = publication {
                 record.address = Some(publication.address);
+                record.address6 = address6;
                 record.veth = Some(publication.veth.clone());
                 record.ports = publication.ports.iter().map(|&p| p.into()).collect();
             }
@@ -601,10 +615,14 @@ async fn lifecycle(
         }
     };
     let address = network.as_ref().map(|net| net.attachment.address());
+    let address6 = network
+        .as_ref()
+        .and_then(|net| net.attachment.ipv6())
+        .map(|(address6, _)| address6);
     let written = match joined {
         Some(_) => Ok(None),
         None => timed("etc files", || {
-            files.write(&spec.hostname, &spec.name, address, &spec.names)
+            files.write(&spec.hostname, &spec.name, address, address6, &spec.names)
         }),
     };
     match written {
@@ -633,7 +651,12 @@ async fn lifecycle(
         None => None,
     };
     pause_at("published");
-    record_container(&mut registration, &container, publication.as_ref());
+    record_container(
+        &mut registration,
+        &container,
+        publication.as_ref(),
+        address6,
+    );
     pause_at("recorded");
 
     let released = timed_async("release to exec", container.release()).await;

@@ -243,8 +243,9 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     let bridge = Bridge {
         name: config.bridge.clone(),
         subnet: config.subnet,
+        subnet6: None,
     };
-    let network = plan::network_part(&bridge.name, bridge.subnet, &Snapshot::default());
+    let network = plan::network_part(&bridge.name, bridge.subnet, None, &Snapshot::default());
     let holder = Holder {
         name: owner.name.clone(),
         id: owner.id.clone(),
@@ -252,7 +253,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     };
     let attachment = timed_async(
         "lease, bridge, sysctls",
-        apply::lease(&network, &bridge, None, &config.state_dir, &holder),
+        apply::lease(&network, &bridge, None, None, &config.state_dir, &holder),
     )
     .await
     .map_err(from_network)?;
@@ -267,6 +268,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         &owner,
         bridge.subnet,
         attachment.address(),
+        None,
         config.ports.clone(),
     );
     part.ifname = invocation.ifname.clone();
@@ -510,7 +512,7 @@ pub async fn check(
         let address = record.address.unwrap_or(Ipv4Addr::UNSPECIFIED);
         if !addresses
             .iter()
-            .any(|a| a.interface == invocation.ifname && a.address == address)
+            .any(|a| a.interface == invocation.ifname && a.address == std::net::IpAddr::V4(address))
         {
             return Err(broken(format!(
                 "interface {} in {} does not have address {address}",

@@ -2,9 +2,9 @@
 //! duplicate address detection, which otherwise keeps it `tentative`, and
 //! unbindable, for about a second), a default route via a gateway, in the
 //! host namespace or in a container's. The per-interface IPv6 sysctls
-//! (`disable_ipv6`, `accept_ra`, `autoconf`) are in [`super::sysctl`].
-//!
-//! Additive for now: the run path adds these once the bridge is dual stack.
+//! (`disable_ipv6`, `accept_ra`, `autoconf`, `accept_dad`) are in
+//! [`super::sysctl`]. The run path adds these through `bridge` (the
+//! gateway's address) and `plumb` (the container's address and route).
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::BorrowedFd;

@@ -30,8 +30,6 @@ pub use plumb::{ContainerLink, PEER, PlumbTimings, configure_inside, plumb};
 pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
 pub use veth::{create_veth, remove_link, set_forwarding, set_hairpin, set_neighbour};
 
-use crate::values::Subnet;
-
 /// A netlink connection in the supervisor's own (host) network namespace.
 /// Its connection task runs on the current tokio runtime until the last
 /// clone of the handle is dropped.
@@ -77,7 +75,7 @@ pub enum Error {
     NotABridge { name: String, kind: String },
     #[error("subnet {subnet} overlaps the route {route} on {interface}; choose another subnet")]
     SubnetOverlap {
-        subnet: Subnet,
+        subnet: String,
         route: String,
         interface: String,
     },

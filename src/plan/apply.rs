@@ -6,7 +6,7 @@
 //! made again; a port we picked is picked again; a live holder is the
 //! error. Bounded, so two supervisors can never chase each other forever.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Instant;
 
@@ -40,10 +40,11 @@ pub async fn lease(
     network: &NetworkPart,
     bridge: &Bridge,
     ip: Option<Ipv4Addr>,
+    ip6: Option<Ipv6Addr>,
     state_dir: &Path,
     holder: &Holder,
 ) -> Result<Attachment, network::Error> {
-    let attachment = network::prepare(bridge, ip, state_dir, holder, &network.sysctls).await?;
+    let attachment = network::prepare(bridge, ip, ip6, state_dir, holder, &network.sysctls).await?;
     if let Some(dead) = attachment.reclaimed() {
         reconcile::reclaimed_address(state_dir, &bridge.name, dead).await;
     }

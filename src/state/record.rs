@@ -1,7 +1,7 @@
 //! One container's record, as JSON in `STATE_DIR/containers/NAME.json`.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -51,6 +51,10 @@ pub struct Record {
     /// The leased address, once leased.
     #[serde(default)]
     pub address: Option<Ipv4Addr>,
+    /// Its IPv6 address on a dual-stack network; records of earlier
+    /// versions have none.
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
     /// The host end of the veth pair, once created.
     #[serde(default)]
     pub veth: Option<String>,
@@ -184,6 +188,7 @@ impl Record {
             joined: None,
             hostname: None,
             address: None,
+            address6: None,
             veth: None,
             ports: Vec::new(),
             started_at: unix_now(),
