@@ -47,7 +47,13 @@ pub struct Cli {
 
     /// Dual stack: the bridge network gets an IPv6 subnet too (--subnet6),
     /// each container an IPv6 address, and -p publishes on both families.
-    #[arg(long, global = true, env = "SUPERVISOR_IPV6")]
+    #[arg(
+        long,
+        global = true,
+        env = "SUPERVISOR_IPV6",
+        action = ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub ipv6: bool,
 
     /// With --ipv6, the containers' IPv6 subnet (/64 to /120); the gateway
