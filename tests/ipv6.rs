@@ -4,8 +4,12 @@
 
 mod common;
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::container::{
+    Background, Container, answers, ask, connects, host, inside, outside, refused,
+};
 use common::{HostNs, eventually, leases, stderr, stdout, wait_for_no_veth};
 
 const GATEWAY6: &str = "fd53:7570:6572::1";
@@ -330,4 +334,243 @@ fn a_bridge_serving_another_subnet6_is_refused_naming_its_address() {
     assert_eq!(leases(&ns).trim(), "");
     // An IPv4-only container still runs on the dual-stack bridge.
     assert!(ns.run(&["true"]).status.success());
+}
+
+// Publishing on IPv6. The outside machine gets 2001:db8::2/64 (a
+// documentation prefix) beside its IPv4 address, the host's uplink
+// 2001:db8::1/64.
+
+const HOST6: &str = "2001:db8::1";
+const OUTSIDE6: &str = "2001:db8::2";
+const WEB6: &str = "fd53:7570:6572::2";
+
+/// The outside machine of `ns`, dual stack.
+fn outside6(ns: &HostNs) -> common::Outside {
+    let out = ns.outside();
+    out.ok(&format!(
+        "ip -6 addr add {OUTSIDE6}/64 dev eth0 nodad && ip -6 route add default via {HOST6}"
+    ));
+    ns.ok(&format!("ip -6 addr add {HOST6}/64 dev uplink nodad"));
+    out
+}
+
+/// Serves `from-NAME` on TCP port `port` over both families.
+fn serve_both(name: &str, port: u16) -> String {
+    format!(
+        "while :; do echo from-{name} | nc -6 -n -l -p {port} -N >/dev/null 2>&1; done & \
+         while :; do echo from-{name} | nc -4 -n -l -p {port} -N >/dev/null 2>&1; done"
+    )
+}
+
+/// A dual-stack container `name` at 172.16.0.2 and `WEB6` answering on
+/// TCP port 8000, with `publish` (each a `-p` value).
+fn web6(ns: &HostNs, name: &str, publish: &[&str]) -> Container {
+    let mut args = vec!["--ipv6", "--name", name, "--ip", "172.16.0.2"];
+    for p in publish {
+        args.extend(["-p", p]);
+    }
+    Container::start(ns, &args, &serve_both(name, 8000))
+}
+
+#[test]
+fn the_host_reaches_a_port_published_on_ipv6_on_its_own_address_the_gateway_and_loopback() {
+    let Some(ns) = HostNs::new(
+        "the_host_reaches_a_port_published_on_ipv6_on_its_own_address_the_gateway_and_loopback",
+    ) else {
+        return;
+    };
+    let _outside = outside6(&ns);
+    let web = web6(&ns, "web", &["8080:8000"]);
+    for addr in [HOST6, GATEWAY6, "::1", "127.0.0.1", "192.0.2.1"] {
+        answers(&format!("host -> [{addr}]:8080"), "from-web", || {
+            ask(host(&ns), addr, 8080)
+        });
+    }
+    web.stop();
+}
+
+#[test]
+fn the_outside_reaches_a_port_published_on_ipv6_and_the_container_sees_its_address() {
+    let Some(ns) = HostNs::new(
+        "the_outside_reaches_a_port_published_on_ipv6_and_the_container_sees_its_address",
+    ) else {
+        return;
+    };
+    let out = outside6(&ns);
+    let mut web = Container::start(
+        &ns,
+        &["--ipv6", "-p", "8080:8000"],
+        "nc -6 -n -v -l -p 8000 </dev/null 2>&1 | grep --line-buffered Connection",
+    );
+    connects("outside -> [2001:db8::1]:8080", || {
+        outside(&out)(&format!("echo hi | nc -n -N -w2 {HOST6} 8080"))
+    });
+    let seen = web.line();
+    assert!(
+        seen.starts_with(&format!("Connection received on {OUTSIDE6} ")),
+        "{seen}"
+    );
+    web.stop();
+}
+
+#[test]
+fn another_container_reaches_it_over_ipv6_through_the_host_address_and_directly() {
+    let Some(ns) =
+        HostNs::new("another_container_reaches_it_over_ipv6_through_the_host_address_and_directly")
+    else {
+        return;
+    };
+    let _outside = outside6(&ns);
+    let web = web6(&ns, "web", &["8080:8000"]);
+    let client = Container::start(&ns, &["--ipv6", "--ip", "172.16.0.3"], "true");
+    answers("client -> [host]:8080", "from-web", || {
+        ask(inside(&client), HOST6, 8080)
+    });
+    answers("client -> [web]:8000", "from-web", || {
+        ask(inside(&client), WEB6, 8000)
+    });
+    client.stop();
+    web.stop();
+}
+
+#[test]
+fn a_container_reaches_its_own_port_published_on_ipv6_with_br_netfilter_on_and_off() {
+    let Some(ns) = HostNs::new(
+        "a_container_reaches_its_own_port_published_on_ipv6_with_br_netfilter_on_and_off",
+    ) else {
+        return;
+    };
+    let _outside = outside6(&ns);
+    let web = web6(&ns, "web", &["8080:8000"]);
+    for setting in ["1", "0"] {
+        ns.ok(&format!(
+            "echo {setting} > /proc/sys/net/bridge/bridge-nf-call-ip6tables"
+        ));
+        for addr in [HOST6, GATEWAY6] {
+            answers(
+                &format!("web -> [{addr}]:8080 (br_netfilter {setting})"),
+                "from-web",
+                || ask(inside(&web), addr, 8080),
+            );
+        }
+    }
+    web.stop();
+}
+
+#[test]
+fn outbound_ipv6_connections_leave_with_the_hosts_address() {
+    let Some(ns) = HostNs::new("outbound_ipv6_connections_leave_with_the_hosts_address") else {
+        return;
+    };
+    let out = outside6(&ns);
+    let client = Container::start(&ns, &["--ipv6"], "true");
+    let listener = out
+        .command("timeout")
+        .args([
+            "30",
+            "sh",
+            "-c",
+            "nc -6 -n -v -l -p 9000 </dev/null 2>&1 | grep Connection",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    connects("container -> [outside]:9000", || {
+        client.sh(&format!("echo hi | nc -n -N -w2 {OUTSIDE6} 9000"))
+    });
+    let seen = stdout(&listener.wait_with_output().unwrap());
+    assert!(
+        seen.starts_with(&format!("Connection received on {HOST6} ")),
+        "{seen}"
+    );
+    client.stop();
+}
+
+#[test]
+fn udp_is_published_on_ipv6() {
+    let Some(ns) = HostNs::new("udp_is_published_on_ipv6") else {
+        return;
+    };
+    let out = outside6(&ns);
+    let mut dns = Container::start(
+        &ns,
+        &["--ipv6", "-p", "5353:53/udp"],
+        "nc -6 -n -u -l -p 53 </dev/null",
+    );
+    let _client = Background::start(
+        out.command("timeout"),
+        &format!("while :; do echo udp-hello | nc -n -u -w0 {HOST6} 5353; sleep 0.1; done"),
+    );
+    assert_eq!(dns.line(), "udp-hello");
+    drop(_client);
+    dns.stop();
+}
+
+#[test]
+fn a_port_published_on_one_ipv6_address_is_not_reachable_on_another() {
+    let Some(ns) = HostNs::new("a_port_published_on_one_ipv6_address_is_not_reachable_on_another")
+    else {
+        return;
+    };
+    let out = outside6(&ns);
+    let web = web6(
+        &ns,
+        "web",
+        &[&format!("[{GATEWAY6}]:8080:8000"), "[::1]:8081:8000"],
+    );
+    answers("host -> [gateway]:8080", "from-web", || {
+        ask(host(&ns), GATEWAY6, 8080)
+    });
+    answers("host -> [::1]:8081", "from-web", || {
+        ask(host(&ns), "::1", 8081)
+    });
+    refused("outside -> [host]:8080", || ask(outside(&out), HOST6, 8080));
+    refused("host -> [host]:8080", || ask(host(&ns), HOST6, 8080));
+    refused("outside -> [host]:8081", || ask(outside(&out), HOST6, 8081));
+    refused("host -> 127.0.0.1:8080 (IPv6 only)", || {
+        ask(host(&ns), "127.0.0.1", 8080)
+    });
+    web.stop();
+}
+
+#[test]
+fn new_ipv6_connections_from_outside_to_an_unpublished_container_port_are_dropped() {
+    let Some(ns) = HostNs::new(
+        "new_ipv6_connections_from_outside_to_an_unpublished_container_port_are_dropped",
+    ) else {
+        return;
+    };
+    let out = outside6(&ns);
+    // The outside routes the subnet6 through the host, as a neighbour on
+    // its link could.
+    out.ok(&format!("ip -6 route add fd53:7570:6572::/64 via {HOST6}"));
+    let web = web6(&ns, "web", &["8080:8000"]);
+    answers("outside -> [host]:8080", "from-web", || {
+        ask(outside(&out), HOST6, 8080)
+    });
+    refused("outside -> [web]:8000 directly", || {
+        ask(outside(&out), WEB6, 8000)
+    });
+    web.stop();
+}
+
+#[test]
+fn a_dual_stack_container_keeps_its_ipv4_behaviour() {
+    let Some(ns) = HostNs::new("a_dual_stack_container_keeps_its_ipv4_behaviour") else {
+        return;
+    };
+    let out = outside6(&ns);
+    let web = web6(&ns, "web", &["8080:8000", "0.0.0.0:8090:8000"]);
+    for addr in ["127.0.0.1", "192.0.2.1", "172.16.0.1"] {
+        answers(&format!("host -> {addr}:8080"), "from-web", || {
+            ask(host(&ns), addr, 8080)
+        });
+    }
+    answers("outside -> 192.0.2.1:8090", "from-web", || {
+        ask(outside(&out), "192.0.2.1", 8090)
+    });
+    refused("outside -> [host]:8090 (IPv4 only)", || {
+        ask(outside(&out), HOST6, 8090)
+    });
+    web.stop();
 }
