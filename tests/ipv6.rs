@@ -574,3 +574,37 @@ fn a_dual_stack_container_keeps_its_ipv4_behaviour() {
     });
     web.stop();
 }
+
+#[test]
+fn a_pinned_ipv6_address_reused_by_another_container_is_reached_at_once() {
+    let Some(ns) =
+        HostNs::new("a_pinned_ipv6_address_reused_by_another_container_is_reached_at_once")
+    else {
+        return;
+    };
+    // Keeps the bridge's carrier up: with its last port gone, the kernel
+    // flushes its neighbour entries.
+    let beside = Container::start(&ns, &["--ipv6", "--name", "beside"], "true");
+    let pinned = "fd53:7570:6572::99";
+    let serve = |ip: &str, name: &str| {
+        Container::start(
+            &ns,
+            &["--ipv6", "--ip", ip, "--ip6", pinned],
+            &format!("while :; do echo from-{name} | nc -6 -n -l -p 8000 -N >/dev/null 2>&1; done"),
+        )
+    };
+    let first = serve("172.16.0.10", "first");
+    answers("host -> first", "from-first", || {
+        ask(host(&ns), pinned, 8000)
+    });
+    first.stop();
+    // Another container, so another MAC, on the same IPv6 address: the
+    // host's neighbour entry still names the first one's MAC unless the
+    // supervisor sets it.
+    let second = serve("172.16.0.11", "second");
+    std::thread::sleep(Duration::from_millis(100));
+    let got = ask(host(&ns), pinned, 8000);
+    assert_eq!(got, "from-second", "{}", ns.ok("ip -6 neigh show dev sv0"));
+    second.stop();
+    beside.stop();
+}

@@ -3,7 +3,7 @@
 //! address and the default route via the bridge; with IPv6, its IPv6
 //! address (no DAD) and IPv6 default route too, in the same pipeline.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -94,9 +94,24 @@ pub async fn plumb(
     drop(netns);
     // Once eth0 holds the address, so what the host queued for the
     // address finds it, through the new port.
+    // An IPv6 address derived from the IPv4 one keeps its MAC when reused,
+    // as the IPv4 address does; a pinned one may come back with another
+    // container's MAC, so its entry is set too.
+    let pinned6 = spec
+        .ipv6
+        .filter(|(address6, subnet6)| subnet6.derive(spec.subnet, spec.address) != Some(*address6));
+    let neighbour6 = async {
+        match pinned6 {
+            Some((address6, _)) => {
+                set_neighbour(nl, spec.bridge_index, IpAddr::V6(address6), mac).await
+            }
+            None => Ok(()),
+        }
+    };
     tokio::try_join!(
         set_forwarding(nl, &spec.host_ifname, mac),
-        set_neighbour(nl, spec.bridge_index, spec.address, mac),
+        set_neighbour(nl, spec.bridge_index, IpAddr::V4(spec.address), mac),
+        neighbour6,
     )?;
     let total = start.elapsed();
     Ok(PlumbTimings {
