@@ -1070,4 +1070,25 @@ mod tests {
         assert!(names(&dir).is_empty());
         fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn records_without_an_ipv6_address_still_read_on_a_dual_stack_bridge() {
+        let dir = temp_dir("v6-old");
+        let pool = dual_stack(&dir);
+        // As an IPv4-only run, or an older version, writes it.
+        plant(&pool, Ipv4Addr::new(172, 16, 0, 2), &holder("old"));
+        assert_eq!(
+            pool.lease_dir().addr6_of(Ipv4Addr::new(172, 16, 0, 2)),
+            None
+        );
+        let new = pool.lease(None, None, &holder("new")).unwrap();
+        assert_eq!(new.addr(), Ipv4Addr::new(172, 16, 0, 3));
+        assert_eq!(new.addr6(), Some(v6("fd53:7570:6572::3")));
+        let leases = pool.leases().unwrap();
+        assert_eq!(leases.len(), 2);
+        assert_eq!(leases[0].1.as_ref().unwrap().name, "old");
+        assert_eq!(pool.sweep().unwrap(), Sweep::default());
+        drop(new);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
