@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,8 +16,8 @@ use crate::ipam;
 use crate::netlink::{self, Bridge};
 use crate::publish::{self, PublishError};
 use crate::values::{
-    Address6Error, AddressError, PortMapping, Protocol, ResourceError, Resources, Subnet, Subnet6,
-    Subnet6Error, SubnetError, new_id, parse_cpus, parse_memory, parse_pids_limit,
+    Address6Error, AddressError, HostIp, PortMapping, Protocol, ResourceError, Resources, Subnet,
+    Subnet6, Subnet6Error, SubnetError, new_id, parse_cpus, parse_memory, parse_pids_limit,
 };
 
 /// docker's default PATH for containers.
@@ -193,7 +193,8 @@ pub enum SpecError {
     PublishTwice {
         first: String,
         second: String,
-        host_ip: Option<Ipv4Addr>,
+        /// The one address they clash on, when not every address.
+        host_ip: Option<IpAddr>,
         port: u16,
         protocol: Protocol,
     },
@@ -282,7 +283,8 @@ impl RunSpec {
             return Err(SpecError::NoCommand);
         }
         let network = network?;
-        let publish = parse_publish(&options.publish)?;
+        // IPv6 host addresses need the network's IPv6 (`--ipv6`).
+        let publish = parse_publish(&options.publish, options.ipv6)?;
         if !publish.is_empty() && network == Network::None {
             return Err(SpecError::PublishWithoutBridge);
         }
@@ -465,24 +467,28 @@ fn valid_name(name: String) -> Result<String, SpecError> {
 /// (on the same address, or on one address and on all of them) is refused
 /// here, naming both values, rather than by the kernel as if another
 /// container held it.
-fn parse_publish(specs: &[String]) -> Result<Vec<PortMapping>, SpecError> {
+fn parse_publish(specs: &[String], ipv6: bool) -> Result<Vec<PortMapping>, SpecError> {
     // Per protocol and host port: each address it was given on, and by
     // which value.
-    type Given<'a> = Vec<(Option<Ipv4Addr>, &'a str)>;
+    type Given<'a> = Vec<(Option<HostIp>, &'a str)>;
     let mut seen: HashMap<(Protocol, u16), Given> = HashMap::new();
     let mut all = Vec::new();
     for spec in specs {
-        for mapping in publish::parse(spec)? {
+        for mapping in publish::parse_for(spec, ipv6)? {
             if let Some(port) = mapping.host_port {
                 let holders = seen.entry((mapping.protocol, port)).or_default();
-                let clash = holders.iter().find(|(ip, _)| {
-                    ip.is_none() || mapping.host_ip.is_none() || *ip == mapping.host_ip
+                // No address: every address of every family.
+                let clash = holders.iter().find(|(ip, _)| match (ip, mapping.host_ip) {
+                    (Some(a), Some(b)) => a.overlaps(b),
+                    _ => true,
                 });
                 if let Some((ip, first)) = clash {
                     return Err(SpecError::PublishTwice {
                         first: first.to_string(),
                         second: spec.clone(),
-                        host_ip: ip.or(mapping.host_ip),
+                        host_ip: ip
+                            .and_then(HostIp::specific)
+                            .or(mapping.host_ip.and_then(HostIp::specific)),
                         port,
                         protocol: mapping.protocol,
                     });
@@ -864,6 +870,29 @@ mod tests {
         assert_eq!(error(&["9000:80", "9000:80/udp"]), None);
         assert_eq!(error(&["127.0.0.1:9000:80", "127.0.0.2:9000:80"]), None);
         assert_eq!(error(&["80", "80"]), None);
+    }
+
+    #[test]
+    fn a_host_port_clashes_within_one_family_only() {
+        let clash = |publish: &[&str]| {
+            let specs: Vec<String> = publish.iter().map(|s| s.to_string()).collect();
+            parse_publish(&specs, true).err().map(|e| e.to_string())
+        };
+        assert_eq!(
+            clash(&["[::1]:9000:80", "9000:81"]).as_deref(),
+            Some(
+                "--publish \"[::1]:9000:80\" and --publish \"9000:81\" both publish host port 9000/tcp on ::1: one run publishes each host port once"
+            )
+        );
+        assert!(clash(&["[::]:9000:80", "[::1]:9000:80"]).is_some());
+        assert_eq!(clash(&["0.0.0.0:9000:80", "[::]:9000:81"]), None);
+        assert_eq!(clash(&["127.0.0.1:9000:80", "[::1]:9000:81"]), None);
+        assert!(
+            parse_publish(&["[::]:9000:80".to_string()], false)
+                .unwrap_err()
+                .to_string()
+                .contains("needs --ipv6")
+        );
     }
 
     #[test]

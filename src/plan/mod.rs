@@ -15,6 +15,7 @@
 //! of an existing element (NLM_F_EXCL) is the last word, never a read here.
 
 pub mod apply;
+pub mod families;
 mod render;
 pub mod snapshot;
 
@@ -24,8 +25,9 @@ use crate::firewall::{Owned, Publication, Target};
 use crate::netlink::sysctl::Setting;
 use crate::netlink::{ContainerLink, mac_for};
 use crate::network::host_ifname;
-use crate::values::{Owner, Port, PortMapping, PortTaken, Protocol, Subnet, Subnet6};
+use crate::values::{HostIp, Owner, Port, PortMapping, PortTaken, Protocol, Subnet, Subnet6};
 
+pub use families::{NeedsIpv6, per_family};
 pub use snapshot::{Leased, Snapshot};
 
 pub use crate::netlink::PEER;
@@ -285,7 +287,7 @@ pub fn ports(mappings: &[PortMapping], snapshot: &Snapshot) -> Result<Vec<Port>,
                 }
             };
             Ok(Port {
-                host_ip: m.host_ip,
+                host_ip: m.host_ip.unwrap_or(HostIp::AnyV4),
                 host_port,
                 container_port: m.container_port,
                 protocol: m.protocol,
