@@ -65,6 +65,8 @@ pub enum Error {
     Filesystem(#[from] crate::filesystem::PrepareError),
     #[error(transparent)]
     Plan(#[from] plan::Conflict),
+    #[error(transparent)]
+    NeedsIpv6(#[from] plan::NeedsIpv6),
     #[error("run -d: {0}")]
     Detach(&'static str, #[source] io::Error),
     #[error("--network container:{0}: no such container")]
@@ -104,7 +106,7 @@ pub fn run(options: RunOptions) -> Result<u8, Error> {
 /// What `run` checks before it creates anything: the options, the
 /// privileges, the host ports.
 pub fn prepare(options: RunOptions) -> Result<RunSpec, Error> {
-    let spec = RunSpec::new(options)?;
+    let spec = with_families(RunSpec::new(options)?)?;
     state::check_dir(&spec.state_dir)?;
     preflight()?;
     let not_held = spawn::capabilities_not_held(&spec.capabilities);
@@ -136,7 +138,7 @@ pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
 /// `run --dry-run`: the network plan of `options` against what is taken
 /// now, as text; nothing is created, written or started.
 pub fn dry_run(options: RunOptions) -> Result<String, Error> {
-    let spec = RunSpec::new(options)?;
+    let spec = with_families(RunSpec::new(options)?)?;
     let (bridge, ip, ip6) = match &spec.network {
         Network::Bridge { bridge, ip, ip6 } => (bridge, ip, ip6),
         Network::None => return Ok("# --network none: nothing to plan\n".to_string()),
@@ -164,6 +166,15 @@ pub fn dry_run(options: RunOptions) -> Result<String, Error> {
         .collect();
     text.push_str(&plan.to_string());
     Ok(text)
+}
+
+/// `spec` with each published port's family decided: a `-p` value
+/// without a host address is one mapping per family of the network (both
+/// with `--ipv6`), so one reservation, one element and one proxy each.
+fn with_families(mut spec: RunSpec) -> Result<RunSpec, Error> {
+    let ipv6 = matches!(&spec.network, Network::Bridge { bridge, .. } if bridge.subnet6.is_some());
+    spec.publish = plan::per_family(&spec.publish, ipv6)?;
+    Ok(spec)
 }
 
 /// The peak resident set of this process's own memory (VmHWM), for
