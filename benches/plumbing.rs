@@ -27,7 +27,7 @@ use criterion::Criterion;
 use nix::sched::{CloneFlags, setns, unshare};
 use supervisor::firewall::{Firewall, Publication};
 use supervisor::netlink::{self, Bridge, ContainerLink, Netlink};
-use supervisor::values::{Owner, Port, Protocol, Subnet};
+use supervisor::values::{HostIp, Owner, Port, Protocol, Subnet};
 
 // The harness is part of the binary, not the library (src/bench/mod.rs):
 // these benches include the files they share with it by path.
@@ -164,7 +164,7 @@ impl Bench {
             address: spec.address,
             veth: spec.host_ifname.clone(),
             ports: vec![Port {
-                host_ip: None,
+                host_ip: HostIp::AnyV4,
                 host_port: 8080,
                 container_port: 8000,
                 protocol: Protocol::Tcp,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
 use supervisor::firewall::{Firewall, Publication};
-use supervisor::values::{Owner, Port, Protocol, Subnet};
+use supervisor::values::{HostIp, Owner, Port, Protocol, Subnet};
 
 // The harness is part of the binary, not the library (src/bench/mod.rs):
 // these benches include the files they share with it by path.
@@ -36,7 +36,7 @@ fn container() -> Publication {
         address: Ipv4Addr::new(172, 16, 0, 2),
         veth: "sv-0123456789ab".into(),
         ports: vec![Port {
-            host_ip: None,
+            host_ip: HostIp::AnyV4,
             host_port: 8080,
             container_port: 8000,
             protocol: Protocol::Tcp,

@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::values::{PortMapping, Protocol};
+use crate::values::{HostIp, PortMapping, Protocol};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid --publish {spec:?}: {reason}")]
@@ -36,11 +36,7 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
             let ip: Ipv4Addr = ip
                 .parse()
                 .map_err(|_| fail(format!("bad host address {ip:?}")))?;
-            (
-                Some(ip).filter(|ip| !ip.is_unspecified()),
-                *host,
-                *container,
-            )
+            (Some(HostIp::from_ip(ip.into())), *host, *container)
         }
         _ => {
             return Err(fail(
@@ -131,13 +127,13 @@ mod tests {
     #[test]
     fn host_address_and_udp() {
         let m = one("127.0.0.1:5353:53/udp");
-        assert_eq!(m.host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(m.host_ip, Some(HostIp::V4(Ipv4Addr::LOCALHOST)));
         assert_eq!(m.protocol, Protocol::Udp);
         assert_eq!((m.host_port, m.container_port), (Some(5353), 53));
         assert_eq!(
             one("0.0.0.0:80:80").host_ip,
-            None,
-            "0.0.0.0 means every address"
+            Some(HostIp::AnyV4),
+            "0.0.0.0 means every IPv4 address"
         );
     }
 
@@ -145,7 +141,10 @@ mod tests {
     fn container_port_alone_picks_the_host_port() {
         assert_eq!(one("8000").host_port, None);
         assert_eq!(one("127.0.0.1::8000").host_port, None);
-        assert_eq!(one("127.0.0.1::8000").host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            one("127.0.0.1::8000").host_ip,
+            Some(HostIp::V4(Ipv4Addr::LOCALHOST))
+        );
     }
 
     #[test]

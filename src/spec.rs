@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,8 +16,8 @@ use crate::ipam;
 use crate::netlink::{self, Bridge};
 use crate::publish::{self, PublishError};
 use crate::values::{
-    AddressError, PortMapping, Protocol, ResourceError, Resources, Subnet, SubnetError, new_id,
-    parse_cpus, parse_memory, parse_pids_limit,
+    AddressError, HostIp, PortMapping, Protocol, ResourceError, Resources, Subnet, SubnetError,
+    new_id, parse_cpus, parse_memory, parse_pids_limit,
 };
 
 /// docker's default PATH for containers.
@@ -172,7 +172,8 @@ pub enum SpecError {
     PublishTwice {
         first: String,
         second: String,
-        host_ip: Option<Ipv4Addr>,
+        /// The one address they clash on, when not every address.
+        host_ip: Option<IpAddr>,
         port: u16,
         protocol: Protocol,
     },
@@ -419,21 +420,25 @@ fn valid_name(name: String) -> Result<String, SpecError> {
 fn parse_publish(specs: &[String]) -> Result<Vec<PortMapping>, SpecError> {
     // Per protocol and host port: each address it was given on, and by
     // which value.
-    type Given<'a> = Vec<(Option<Ipv4Addr>, &'a str)>;
+    type Given<'a> = Vec<(Option<HostIp>, &'a str)>;
     let mut seen: HashMap<(Protocol, u16), Given> = HashMap::new();
     let mut all = Vec::new();
     for spec in specs {
         for mapping in publish::parse(spec)? {
             if let Some(port) = mapping.host_port {
                 let holders = seen.entry((mapping.protocol, port)).or_default();
-                let clash = holders.iter().find(|(ip, _)| {
-                    ip.is_none() || mapping.host_ip.is_none() || *ip == mapping.host_ip
+                // No address: every address of every family.
+                let clash = holders.iter().find(|(ip, _)| match (ip, mapping.host_ip) {
+                    (Some(a), Some(b)) => a.overlaps(b),
+                    _ => true,
                 });
                 if let Some((ip, first)) = clash {
                     return Err(SpecError::PublishTwice {
                         first: first.to_string(),
                         second: spec.clone(),
-                        host_ip: ip.or(mapping.host_ip),
+                        host_ip: ip
+                            .and_then(HostIp::specific)
+                            .or(mapping.host_ip.and_then(HostIp::specific)),
                         port,
                         protocol: mapping.protocol,
                     });

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use supervisor::firewall::{Base, Error, Firewall, Publication};
 use supervisor::plan::apply::publish_mappings;
-use supervisor::values::{Owner, Port, PortTaken, Protocol, Subnet};
+use supervisor::values::{HostIp, Owner, Port, PortTaken, Protocol, Subnet};
 
 fn nft(args: &[&str]) -> String {
     let out = Command::new("nft")
@@ -67,7 +67,7 @@ fn container(owner: &str, last: u8, ports: &[(u16, u16, Protocol)]) -> Publicati
         ports: ports
             .iter()
             .map(|&(host_port, container_port, protocol)| Port {
-                host_ip: None,
+                host_ip: HostIp::AnyV4,
                 host_port,
                 container_port,
                 protocol,

@@ -131,7 +131,7 @@ pub fn check_ports(config: &Config) -> Result<(), CniError> {
         .ports
         .iter()
         .map(|p| PortMapping {
-            host_ip: p.host_ip,
+            host_ip: Some(p.host_ip),
             host_port: Some(p.host_port),
             container_port: p.container_port,
             protocol: p.protocol,

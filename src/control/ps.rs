@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::Error;
 use super::template::{Field, Template};
 use crate::state::{Entry, PublishedPort, Record, Store};
-use crate::values::{format_bytes, format_cpus};
+use crate::values::{Bracketed, Port, format_bytes, format_cpus};
 
 /// How `ps` prints.
 #[derive(Debug, Clone, Default)]
@@ -279,7 +279,7 @@ fn port_summary(ports: &[PublishedPort]) -> String {
         .map(|(first, count)| match count {
             1 => first.to_string(),
             _ => {
-                let ip = first.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let ip = Bracketed(Port::from(*first).host_ip);
                 let last = count - 1;
                 format!(
                     "{ip}:{}-{}->{}-{}/{}",
@@ -335,7 +335,7 @@ mod tests {
         ports.push(port(8003, 9003, Protocol::Udp));
         ports.push(port(8004, 9999, Protocol::Tcp));
         let mut local = port(5353, 53, Protocol::Udp);
-        local.host_ip = Some(Ipv4Addr::LOCALHOST);
+        local.host_ip = Some(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
         ports.push(local);
         assert_eq!(
             port_summary(&ports),

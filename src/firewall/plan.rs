@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use crate::netlink::mac_for;
 use crate::nftables::{concat, ifname};
-use crate::values::{Owner, Port, Protocol};
+use crate::values::{HostIp, Owner, Port, Protocol};
 
 /// The maps and sets of nft/supervisor.nft that hold per-container elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,16 +137,18 @@ impl Publication {
         for port in &self.ports {
             let data = addr_port(self.address, port.container_port);
             let (target, key, label) = match port.host_ip {
-                None => (
+                HostIp::AnyV4 => (
                     Target::Ports(port.protocol),
                     port.host_port.to_be_bytes().to_vec(),
                     format!("{}", port.host_port),
                 ),
-                Some(ip) => (
+                HostIp::V4(ip) => (
                     Target::AddrPorts(port.protocol),
                     addr_port(ip, port.host_port),
                     format!("{ip} . {}", port.host_port),
                 ),
+                // IPv6 elements come with the ip6 table.
+                HostIp::AnyV6 | HostIp::V6(_) => continue,
             };
             out.push(PlannedElement {
                 target,
@@ -190,13 +192,13 @@ pub(super) mod tests {
             veth: "sv-0123456789ab".into(),
             ports: vec![
                 Port {
-                    host_ip: None,
+                    host_ip: HostIp::AnyV4,
                     host_port: 8080,
                     container_port: 8000,
                     protocol: Protocol::Tcp,
                 },
                 Port {
-                    host_ip: Some(Ipv4Addr::LOCALHOST),
+                    host_ip: HostIp::V4(Ipv4Addr::LOCALHOST),
                     host_port: 5353,
                     container_port: 53,
                     protocol: Protocol::Udp,

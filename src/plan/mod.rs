@@ -24,7 +24,7 @@ use crate::firewall::{Owned, Publication, Target};
 use crate::netlink::sysctl::Setting;
 use crate::netlink::{ContainerLink, mac_for};
 use crate::network::host_ifname;
-use crate::values::{Owner, Port, PortMapping, PortTaken, Protocol, Subnet};
+use crate::values::{HostIp, Owner, Port, PortMapping, PortTaken, Protocol, Subnet};
 
 pub use snapshot::{Leased, Snapshot};
 
@@ -214,7 +214,7 @@ pub fn ports(mappings: &[PortMapping], snapshot: &Snapshot) -> Result<Vec<Port>,
                 }
             };
             Ok(Port {
-                host_ip: m.host_ip,
+                host_ip: m.host_ip.unwrap_or(HostIp::AnyV4),
                 host_port,
                 container_port: m.container_port,
                 protocol: m.protocol,

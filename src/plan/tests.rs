@@ -101,13 +101,13 @@ fn a_plan_is_the_lowest_free_address_its_veth_and_one_element_per_port() {
                 veth: "sv-0123456789ab".into(),
                 ports: vec![
                     Port {
-                        host_ip: None,
+                        host_ip: HostIp::AnyV4,
                         host_port: 8080,
                         container_port: 8000,
                         protocol: Protocol::Tcp,
                     },
                     Port {
-                        host_ip: Some(Ipv4Addr::LOCALHOST),
+                        host_ip: HostIp::V4(Ipv4Addr::LOCALHOST),
                         host_port: 9090,
                         container_port: 90,
                         protocol: Protocol::Udp,

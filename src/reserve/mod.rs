@@ -32,7 +32,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, gets
 
 pub use holder::{Holder, find as find_holder};
 
-use crate::values::{PortMapping, Protocol};
+use crate::values::{HostIp, PortMapping, Protocol};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -51,6 +51,8 @@ pub enum Error {
         mapping: PortMapping,
         addr: Ipv4Addr,
     },
+    #[error("cannot publish {mapping}: IPv6 host ports are not reserved yet")]
+    Ipv6NotYet { mapping: PortMapping },
     #[error("no free host port left for {0}")]
     NoFreePort(Protocol),
     #[error(
@@ -151,9 +153,16 @@ impl Reservations {
 /// Binds a socket for `mapping`'s host port (port 0: the kernel picks);
 /// returns the mapping with its host port and the socket.
 fn bind_port(mapping: &PortMapping, name_of: NameOf) -> Result<(PortMapping, OwnedFd), Error> {
-    let addr = mapping.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
     let port = mapping.host_port.unwrap_or(0);
-    let label = || port_label(mapping.host_ip, port, mapping.protocol);
+    let host_ip = match mapping.host_ip {
+        None | Some(HostIp::AnyV4) => None,
+        Some(HostIp::V4(ip)) => Some(ip),
+        Some(HostIp::AnyV6 | HostIp::V6(_)) => {
+            return Err(Error::Ipv6NotYet { mapping: *mapping });
+        }
+    };
+    let addr = host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let label = || port_label(host_ip, port, mapping.protocol);
     let fail = |errno: Errno| Error::Socket {
         port: label(),
         source: errno.into(),
@@ -172,7 +181,7 @@ fn bind_port(mapping: &PortMapping, name_of: NameOf) -> Result<(PortMapping, Own
         Ok(()) => {}
         Err(Errno::EADDRINUSE) if port == 0 => return Err(Error::NoFreePort(mapping.protocol)),
         Err(Errno::EADDRINUSE) => {
-            let holder = match holder::find(mapping.host_ip, port, mapping.protocol) {
+            let holder = match holder::find(host_ip, port, mapping.protocol) {
                 Some(holder) => name_of(holder.pid).unwrap_or_else(|| holder.to_string()),
                 None => "another socket (its process was not found)".to_string(),
             };

@@ -13,7 +13,7 @@ mod resources;
 mod subnet;
 
 pub use owner::Owner;
-pub use port::{Port, PortMapping, PortTaken, Protocol};
+pub use port::{Bracketed, HostIp, Port, PortMapping, PortTaken, Protocol};
 pub use process::Process;
 pub use random::{new_id, random_u64};
 pub use resources::{
