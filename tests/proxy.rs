@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::netns::async_in_fresh_netns;
 use supervisor::error_chain::Chain;
-use supervisor::proxy::{self, Forward, Limits, Proxy, TcpRelay};
+use supervisor::proxy::{Forward, Limits, Proxies, Proxy, TcpRelay};
 use supervisor::values::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -266,7 +266,7 @@ fn a_port_in_use_is_an_error_naming_the_port_and_starts_nothing() {
                 Forward::loopback6(Protocol::Tcp, free, target),
                 Forward::loopback6(Protocol::Tcp, port, target),
             ];
-            let err = proxy::start_all(&forwards).await.unwrap_err();
+            let err = Proxies::start(&forwards).await.unwrap_err();
             assert!(err.to_string().contains(&format!("port {port}")), "{err}");
             TcpListener::bind((LOCALHOST6, free))
                 .await

@@ -24,11 +24,13 @@ mod udp;
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::reserve::Reservations;
 use crate::values::Protocol;
 
 /// How a TCP connection's bytes cross the proxy. Both are kept so
@@ -99,6 +101,29 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A reservation's socket could not be handed to the proxy.
+    #[error("serving [::1]:{port}/{protocol} from its reservation")]
+    Reserved {
+        port: u16,
+        protocol: Protocol,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A socket ready to serve: listening (TCP) or bound (UDP).
+enum Serving {
+    Tcp(tokio::net::TcpListener),
+    Udp(tokio::net::UdpSocket),
+}
+
+impl Serving {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Serving::Tcp(listener) => listener.local_addr(),
+            Serving::Udp(socket) => socket.local_addr(),
+        }
+    }
 }
 
 /// A running proxy. Dropping it stops it too: the serving task takes the
@@ -108,7 +133,6 @@ pub enum Error {
 #[derive(Debug)]
 pub struct Proxy {
     forward: Forward,
-    local: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -127,41 +151,65 @@ impl Proxy {
             port: forward.listen.port(),
             source,
         };
-        let (stop, stopped) = oneshot::channel();
-        let (task, local) = match forward.protocol {
-            Protocol::Tcp => {
-                let listener = tcp::bind(forward.listen).map_err(bind_error)?;
-                let local = listener.local_addr().map_err(bind_error)?;
-                let task = tokio::spawn(tcp::serve(
-                    listener,
-                    forward.target,
-                    limits.tcp_relay,
-                    stopped,
-                ));
-                (task, local)
-            }
-            Protocol::Udp => {
-                let socket = udp::bind(forward.listen).map_err(bind_error)?;
-                let local = socket.local_addr().map_err(bind_error)?;
-                let task = tokio::spawn(udp::serve(socket, forward.target, limits, stopped));
-                (task, local)
-            }
+        let serving = match forward.protocol {
+            Protocol::Tcp => Serving::Tcp(tcp::bind(forward.listen).map_err(bind_error)?),
+            Protocol::Udp => Serving::Udp(udp::bind(forward.listen).map_err(bind_error)?),
         };
-        Ok(Proxy {
-            forward,
-            local,
-            stop,
-            task,
-        })
+        let listen = serving.local_addr().map_err(bind_error)?;
+        Ok(Proxy::spawn(Forward { listen, ..forward }, serving, limits))
     }
 
+    /// Serves a socket bound already, a host port's reservation: listening
+    /// when `protocol` is TCP, bound when UDP. Connections and datagrams
+    /// that reach it are relayed to `target`. The caller names the port in
+    /// its error ([`start_all`] does).
+    pub fn serve(
+        socket: OwnedFd,
+        protocol: Protocol,
+        target: SocketAddr,
+        limits: Limits,
+    ) -> io::Result<Proxy> {
+        let serving = match protocol {
+            Protocol::Tcp => Serving::Tcp(tcp::from_socket(socket)?),
+            Protocol::Udp => Serving::Udp(udp::from_socket(socket)?),
+        };
+        let forward = Forward {
+            protocol,
+            listen: serving.local_addr()?,
+            target,
+        };
+        Ok(Proxy::spawn(forward, serving, limits))
+    }
+
+    fn spawn(forward: Forward, serving: Serving, limits: Limits) -> Proxy {
+        let (stop, stopped) = oneshot::channel();
+        let task = match serving {
+            Serving::Tcp(listener) => tokio::spawn(tcp::serve(
+                listener,
+                forward.target,
+                limits.tcp_relay,
+                stopped,
+            )),
+            Serving::Udp(socket) => {
+                tokio::spawn(udp::serve(socket, forward.target, limits, stopped))
+            }
+        };
+        Proxy {
+            forward,
+            stop,
+            task,
+        }
+    }
+
+    /// What it serves; `listen` is the address bound (the port the kernel
+    /// picked when it was 0).
     pub fn forward(&self) -> &Forward {
         &self.forward
     }
 
     /// The address it listens on (the bound port when `listen` had port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.forward.listen
     }
 
     /// Closes the listener and every connection and flow; returns when
@@ -173,20 +221,66 @@ impl Proxy {
     }
 }
 
-/// Starts a proxy for each forward, or none: when one cannot bind, those
-/// already started are shut down and its error returned.
-pub async fn start_all(forwards: &[Forward]) -> Result<Vec<Proxy>, Error> {
-    let mut started = Vec::with_capacity(forwards.len());
-    for forward in forwards {
-        match Proxy::start(*forward).await {
-            Ok(proxy) => started.push(proxy),
-            Err(err) => {
-                for proxy in started {
-                    proxy.shutdown().await;
+/// The proxies of one container; dropping them stops them all.
+#[derive(Debug, Default)]
+pub struct Proxies {
+    proxies: Vec<Proxy>,
+}
+
+impl Proxies {
+    /// Starts a proxy for each forward, or none: when one cannot bind,
+    /// those already started are shut down and its error returned.
+    pub async fn start(forwards: &[Forward]) -> Result<Proxies, Error> {
+        let mut started = Proxies::default();
+        for forward in forwards {
+            match Proxy::start(*forward).await {
+                Ok(proxy) => started.proxies.push(proxy),
+                Err(err) => {
+                    started.shutdown().await;
+                    return Err(err);
                 }
-                return Err(err);
             }
         }
+        Ok(started)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Proxy> {
+        self.proxies.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.proxies.is_empty()
+    }
+
+    /// Stops every proxy; returns when all their sockets are closed.
+    pub async fn shutdown(self) {
+        for proxy in self.proxies {
+            proxy.shutdown().await;
+        }
+    }
+}
+
+/// Serves `[::1]` for the container at `container`: every reserved host
+/// port published on all IPv6 addresses (`[::]`) or on `[::1]` is relayed
+/// to the same container port at that address, from the reservation's own
+/// socket (see the module comment). Call it once the reservations are
+/// final (after any repick) and the container's IPv6 address is known.
+/// None start when one fails.
+pub async fn start_all(reservations: &Reservations, container: Ipv6Addr) -> Result<Proxies, Error> {
+    let mut started = Proxies::default();
+    for served in reservations.proxied() {
+        let reserved = |source| Error::Reserved {
+            port: served.host_port,
+            protocol: served.protocol,
+            source,
+        };
+        let target = SocketAddr::from((container, served.container_port));
+        let proxy = served
+            .socket
+            .try_clone_to_owned()
+            .and_then(|socket| Proxy::serve(socket, served.protocol, target, Limits::default()))
+            .map_err(reserved)?;
+        started.proxies.push(proxy);
     }
     Ok(started)
 }
