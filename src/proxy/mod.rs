@@ -5,18 +5,26 @@
 //! the bridge. Docker answers `[::1]:PORT` with a proxy process per port;
 //! the supervisor already lives as long as its container, so it serves
 //! those ports itself: a [`Proxy`] listens on `[::1]:PORT` and relays each
-//! TCP connection (a connection of its own to the container, bytes copied
+//! TCP connection (a connection of its own to the container, bytes spliced
 //! both ways, a half-close passed on) and each UDP client (a flow of its
 //! own, closed after [`Limits::udp_idle`] without traffic) to the container's
 //! `[addr]:port`.
 //!
-//! **The client's address is lost on this path**: the container sees the
-//! proxy's connection, from the gateway's address, not `::1`. Every other
-//! path (other host addresses, outside clients, other containers) keeps it.
+//! The listening socket is the port's reservation itself (`reserve`): for a
+//! port published on `[::]` (or `[::1]`), the reservation's socket on
+//! `[::]:PORT` listens, and since the firewall DNATs a connection to any
+//! other host address before the kernel looks a socket up, only
+//! connections to `::1` reach it. No second socket, no SO_REUSEPORT
+//! sharing. [`start_all`] serves every such reservation of a container.
 //!
-//! The owner starts one proxy per forwarded port ([`start_all`]) and stops
-//! them with [`Proxy::shutdown`] or by dropping them; either way the
-//! listener and every connection and flow are closed.
+//! **The client's address is lost on this path only**: the container sees
+//! the proxy's connection, from the gateway's address, not `::1`. Every
+//! other path (other host addresses, outside clients, other containers) is
+//! DNAT in the kernel and keeps it.
+//!
+//! The owner stops the proxies with [`Proxies::shutdown`] or by dropping
+//! them; either way the serving task, and every connection and flow, end
+//! (the listening socket stays open while the reservation holds it).
 
 mod splice;
 mod tcp;
