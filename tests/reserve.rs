@@ -324,3 +324,41 @@ fn only_reservations_on_every_ipv6_address_or_on_loopback6_are_the_proxys() {
         },
     );
 }
+
+#[test]
+fn a_port_picked_for_both_families_is_picked_again_for_both() {
+    in_fresh_netns(
+        "a_port_picked_for_both_families_is_picked_again_for_both",
+        || {
+            let mut held = take(
+                &[
+                    mapping(None, None, Protocol::Tcp),
+                    mapping(Some(LOCALHOST6), None, Protocol::Tcp),
+                ],
+                Families::DualStack,
+            )
+            .unwrap();
+            let before = held.mappings();
+            let old = before[0].host_port.unwrap();
+            assert_eq!(before[1].host_port, Some(old));
+            assert!(held.repick(Protocol::Tcp, old).unwrap());
+            let after = held.mappings();
+            let new = after[0].host_port.unwrap();
+            assert_ne!(new, old);
+            assert_eq!(after[0].host_ip, Some(HostIp::AnyV4));
+            assert_eq!(
+                after[1],
+                PortMapping {
+                    host_port: Some(new),
+                    ..before[1]
+                }
+            );
+            // The one on ::1 alone was not touched.
+            assert_eq!(after[2], before[2]);
+            // The old port is free again on both families.
+            program_binds((Ipv4Addr::UNSPECIFIED, old).into(), Protocol::Tcp, false).unwrap();
+            program_binds((Ipv6Addr::UNSPECIFIED, old).into(), Protocol::Tcp, false).unwrap();
+            assert!(!held.repick(Protocol::Udp, new).unwrap());
+        },
+    );
+}
