@@ -147,6 +147,20 @@ fn a_port_on_one_ipv6_address_and_on_every_one_refuse_each_other_naming_the_hold
                 )),
                 "{err}"
             );
+            // A host program's UDP socket on ::1, named as well.
+            let program = std::net::UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).unwrap();
+            let udp = program.local_addr().unwrap().port();
+            let err = take(
+                &[mapping(Some(HostIp::AnyV6), Some(udp), Protocol::Udp)],
+                Families::DualStack,
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains(&format!(
+                    "host port [::]:{udp}/udp is in use by process {pid} ("
+                )),
+                "{err}"
+            );
             // And check() refuses as take() does, keeping nothing.
             assert!(
                 Reservations::check(&[on(LOCALHOST6)], Families::DualStack, &|_| None).is_err()

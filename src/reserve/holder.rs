@@ -245,16 +245,6 @@ mod tests {
         assert_eq!(find(local4, port, Protocol::Udp), None);
     }
 
-    #[test]
-    fn an_ipv6_socket_of_this_process_is_found_with_its_holder() {
-        let socket = std::net::UdpSocket::bind("[::1]:0").unwrap();
-        let port = socket.local_addr().unwrap().port();
-        let holder = find(HostIp::AnyV6, port, Protocol::Udp).expect("a holder");
-        assert_eq!(holder.pid, std::process::id());
-        assert!(find(HostIp::V6(Ipv6Addr::LOCALHOST), port, Protocol::Udp).is_some());
-        assert_eq!(find(HostIp::AnyV4, port, Protocol::Udp), None);
-    }
-
     fn bound(local: &str, v6only: bool) -> Bound {
         Bound {
             local: local.parse().unwrap(),
