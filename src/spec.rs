@@ -265,7 +265,8 @@ impl RunSpec {
             &options.subnet,
             options.ip.as_deref(),
         )?;
-        let publish = parse_publish(&options.publish)?;
+        // IPv6 host addresses need the network's IPv6 (`--ipv6`, issue 14).
+        let publish = parse_publish(&options.publish, false)?;
         if !publish.is_empty() && network == Network::None {
             return Err(SpecError::PublishWithoutBridge);
         }
@@ -417,14 +418,14 @@ fn valid_name(name: String) -> Result<String, SpecError> {
 /// (on the same address, or on one address and on all of them) is refused
 /// here, naming both values, rather than by the kernel as if another
 /// container held it.
-fn parse_publish(specs: &[String]) -> Result<Vec<PortMapping>, SpecError> {
+fn parse_publish(specs: &[String], ipv6: bool) -> Result<Vec<PortMapping>, SpecError> {
     // Per protocol and host port: each address it was given on, and by
     // which value.
     type Given<'a> = Vec<(Option<HostIp>, &'a str)>;
     let mut seen: HashMap<(Protocol, u16), Given> = HashMap::new();
     let mut all = Vec::new();
     for spec in specs {
-        for mapping in publish::parse(spec)? {
+        for mapping in publish::parse_for(spec, ipv6)? {
             if let Some(port) = mapping.host_port {
                 let holders = seen.entry((mapping.protocol, port)).or_default();
                 // No address: every address of every family.
@@ -761,6 +762,29 @@ mod tests {
         assert_eq!(error(&["9000:80", "9000:80/udp"]), None);
         assert_eq!(error(&["127.0.0.1:9000:80", "127.0.0.2:9000:80"]), None);
         assert_eq!(error(&["80", "80"]), None);
+    }
+
+    #[test]
+    fn a_host_port_clashes_within_one_family_only() {
+        let clash = |publish: &[&str]| {
+            let specs: Vec<String> = publish.iter().map(|s| s.to_string()).collect();
+            parse_publish(&specs, true).err().map(|e| e.to_string())
+        };
+        assert_eq!(
+            clash(&["[::1]:9000:80", "9000:81"]).as_deref(),
+            Some(
+                "--publish \"[::1]:9000:80\" and --publish \"9000:81\" both publish host port 9000/tcp on ::1: one run publishes each host port once"
+            )
+        );
+        assert!(clash(&["[::]:9000:80", "[::1]:9000:80"]).is_some());
+        assert_eq!(clash(&["0.0.0.0:9000:80", "[::]:9000:81"]), None);
+        assert_eq!(clash(&["127.0.0.1:9000:80", "[::1]:9000:81"]), None);
+        assert!(
+            parse_publish(&["[::]:9000:80".to_string()], false)
+                .unwrap_err()
+                .to_string()
+                .contains("needs --ipv6")
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! of an existing element (NLM_F_EXCL) is the last word, never a read here.
 
 pub mod apply;
+pub mod families;
 mod render;
 pub mod snapshot;
 
@@ -26,6 +27,7 @@ use crate::netlink::{ContainerLink, mac_for};
 use crate::network::host_ifname;
 use crate::values::{HostIp, Owner, Port, PortMapping, PortTaken, Protocol, Subnet};
 
+pub use families::{NeedsIpv6, per_family};
 pub use snapshot::{Leased, Snapshot};
 
 pub use crate::netlink::PEER;
