@@ -19,6 +19,7 @@ use crate::ipam::Holder;
 use crate::milestones::{pause_at, phase, timed, timed_async};
 use crate::network::{self, Attachment};
 use crate::plan::{self, Snapshot, apply};
+use crate::proxy::{self, Proxies};
 use crate::reconcile;
 use crate::reserve::{self, Families, Reservations};
 use crate::signals::{self, Signals};
@@ -67,6 +68,8 @@ pub enum Error {
     Plan(#[from] plan::Conflict),
     #[error(transparent)]
     NeedsIpv6(#[from] plan::NeedsIpv6),
+    #[error(transparent)]
+    Proxy(#[from] proxy::Error),
     #[error("run -d: {0}")]
     Detach(&'static str, #[source] io::Error),
     #[error("--network container:{0}: no such container")]
@@ -106,7 +109,7 @@ pub fn run(options: RunOptions) -> Result<u8, Error> {
 /// What `run` checks before it creates anything: the options, the
 /// privileges, the host ports.
 pub fn prepare(options: RunOptions) -> Result<RunSpec, Error> {
-    let spec = with_families(RunSpec::new(options)?)?;
+    let spec = RunSpec::new(options)?;
     state::check_dir(&spec.state_dir)?;
     preflight()?;
     let not_held = spawn::capabilities_not_held(&spec.capabilities);
@@ -138,7 +141,9 @@ pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
 /// `run --dry-run`: the network plan of `options` against what is taken
 /// now, as text; nothing is created, written or started.
 pub fn dry_run(options: RunOptions) -> Result<String, Error> {
-    let spec = with_families(RunSpec::new(options)?)?;
+    let mut spec = RunSpec::new(options)?;
+    // The families a run's reservations decide (see `families`).
+    spec.publish = plan::per_family(&spec.publish, families(&spec) == Families::DualStack)?;
     let (bridge, ip, ip6) = match &spec.network {
         Network::Bridge { bridge, ip, ip6 } => (bridge, ip, ip6),
         Network::None => return Ok("# --network none: nothing to plan\n".to_string()),
@@ -168,13 +173,14 @@ pub fn dry_run(options: RunOptions) -> Result<String, Error> {
     Ok(text)
 }
 
-/// `spec` with each published port's family decided: a `-p` value
-/// without a host address is one mapping per family of the network (both
-/// with `--ipv6`), so one reservation, one element and one proxy each.
-fn with_families(mut spec: RunSpec) -> Result<RunSpec, Error> {
-    let ipv6 = matches!(&spec.network, Network::Bridge { bridge, .. } if bridge.subnet6.is_some());
-    spec.publish = plan::per_family(&spec.publish, ipv6)?;
-    Ok(spec)
+/// The families a `-p` value without a host address is published on:
+/// both on a dual-stack network (`--ipv6`), on the same host port; one
+/// reservation, one element (and for IPv6 one `[::1]` proxy) each.
+fn families(spec: &RunSpec) -> Families {
+    match &spec.network {
+        Network::Bridge { bridge, .. } if bridge.subnet6.is_some() => Families::DualStack,
+        _ => Families::Ipv4,
+    }
 }
 
 /// The peak resident set of this process's own memory (VmHWM), for
@@ -388,8 +394,8 @@ impl BridgeNet {
         )
         .await?;
         phase("publish batch", t);
-        for (mapping, port) in spec.publish.iter().zip(&publication.ports) {
-            if mapping.host_port.is_none() {
+        for (port, picked) in publication.ports.iter().zip(reservations.picked()) {
+            if picked {
                 eprintln!("supervisor: published {port}");
             }
         }
@@ -477,6 +483,23 @@ impl Leftovers {
     }
 }
 
+/// The `[::1]` proxies of the ports reserved on every IPv6 address or on
+/// `::1`, relaying to the container's IPv6 address; none without one.
+async fn start_proxies(
+    reservations: &Reservations,
+    address6: Option<std::net::Ipv6Addr>,
+) -> Result<Proxies, Error> {
+    let Some(address6) = address6 else {
+        return Ok(Proxies::default());
+    };
+    let t = Instant::now();
+    let proxies = proxy::start_all(reservations, address6).await?;
+    if !proxies.is_empty() {
+        phase("[::1] proxies", t);
+    }
+    Ok(proxies)
+}
+
 /// Holds the host port of every `--publish` mapping (see `reserve`); a
 /// port held by another container's supervisor is named as that container.
 fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
@@ -484,7 +507,7 @@ fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
         return Ok(Reservations::default());
     }
     let t = Instant::now();
-    let reservations = Reservations::take(&spec.publish, Families::Ipv4, &|pid| {
+    let reservations = Reservations::take(&spec.publish, families(spec), &|pid| {
         container_of(spec, pid)
     })?;
     phase("port reservations", t);
@@ -494,7 +517,7 @@ fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
 /// Refuses a host port someone holds before anything is created.
 fn check_ports(spec: &RunSpec) -> Result<(), Error> {
     let t = Instant::now();
-    Reservations::check(&spec.publish, Families::Ipv4, &|pid| {
+    Reservations::check(&spec.publish, families(spec), &|pid| {
         container_of(spec, pid)
     })?;
     phase("port check", t);
@@ -665,6 +688,24 @@ async fn lifecycle(
         },
         None => None,
     };
+    // `[::1]` reaches the container's IPv6 address through the supervisor
+    // (the kernel cannot DNAT from ::1), served on the reservations' own
+    // sockets from before its command starts.
+    let proxies = match start_proxies(&reservations, address6).await {
+        Ok(proxies) => proxies,
+        Err(err) => {
+            container.abort().await;
+            if joined.is_none() {
+                let _ = files.remove();
+            }
+            if let (Some(net), Some(publication)) = (network, publication) {
+                let mut left = Leftovers::default();
+                net.teardown(Some(publication), &mut left);
+                left.report();
+            }
+            return Err(err);
+        }
+    };
     pause_at("published");
     record_container(
         &mut registration,
@@ -700,6 +741,9 @@ async fn lifecycle(
         spawn::reclaim_terminal();
     }
     pause_at("exited");
+    // Its sockets are the reservations' too: the ports stay held until
+    // teardown gives them back.
+    proxies.shutdown().await;
     if let Some(net) = &network {
         net.unplug_if_shared(&spec).await;
     }

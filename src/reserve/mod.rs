@@ -194,6 +194,12 @@ impl Reservations {
             .collect()
     }
 
+    /// Whether each mapping, in the order of `mappings`, had its host port
+    /// picked rather than given (`run` announces those).
+    pub fn picked(&self) -> Vec<bool> {
+        self.held.iter().map(|h| h.picked).collect()
+    }
+
     /// The mappings, every host port and host address decided (one
     /// mapping per family), in the order given.
     pub fn mappings(&self) -> Vec<PortMapping> {
