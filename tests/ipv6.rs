@@ -513,6 +513,8 @@ fn a_port_published_on_one_ipv6_address_is_not_reachable_on_another() {
         return;
     };
     let out = outside6(&ns);
+    // The gateway's address is the host's once the bridge holds it.
+    assert!(run6(&ns, &["true"]).status.success());
     let web = web6(
         &ns,
         "web",
