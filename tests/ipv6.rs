@@ -610,3 +610,38 @@ fn a_pinned_ipv6_address_reused_by_another_container_is_reached_at_once() {
     second.stop();
     beside.stop();
 }
+
+#[test]
+fn a_container_sending_from_an_ipv6_address_other_than_its_own_is_dropped() {
+    let Some(ns) =
+        HostNs::new("a_container_sending_from_an_ipv6_address_other_than_its_own_is_dropped")
+    else {
+        return;
+    };
+    let out = outside6(&ns);
+    let web = web6(&ns, "web", &[]);
+    let spoofer = Container::start(&ns, &["--ipv6", "--ip", "172.16.0.3"], "true");
+    // Root in its namespace (nsenter) adds any address it likes.
+    let add = spoofer.sh("ip -6 addr add fd53:7570:6572::99/64 dev eth0 nodad");
+    assert!(add.status.success(), "{}", stderr(&add));
+    let _server = Background::start(
+        out.command("timeout"),
+        "while :; do echo from-outside | nc -6 -n -l -p 9000 -N >/dev/null 2>&1; done",
+    );
+    answers("own address -> web", "from-web", || {
+        ask(inside(&spoofer), WEB6, 8000)
+    });
+    answers("own address -> outside", "from-outside", || {
+        ask(inside(&spoofer), OUTSIDE6, 9000)
+    });
+    let spoofed = |addr: &str, port: u16| {
+        let out = spoofer.sh(&format!(
+            "timeout 3 nc -n -N -w2 -s fd53:7570:6572::99 {addr} {port} </dev/null"
+        ));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    refused("spoofed -> web", || spoofed(WEB6, 8000));
+    refused("spoofed -> outside", || spoofed(OUTSIDE6, 9000));
+    spoofer.stop();
+    web.stop();
+}
