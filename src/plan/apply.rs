@@ -104,6 +104,7 @@ pub fn publish_mappings(
     let publication = Publication {
         owner: owner.clone(),
         address,
+        address6: None,
         veth: veth.to_string(),
         ports,
     };
