@@ -497,3 +497,73 @@ fn answers_from(netns: &str, addr: &str, port: u16, source: &str, expected: &str
     let what = format!("{source} -> [{addr}]:{port}");
     common::container::answers(&what, expected, || ask(netns, addr, port, Some(source)));
 }
+
+/// What `nft list ruleset` shows after `setup` in a fresh namespace.
+fn listing_after(test: &str, setup: impl FnOnce() + Send + 'static) -> String {
+    common::in_fresh_netns(test, move || {
+        setup();
+        sh_in(&this_thread_netns(), "nft list ruleset")
+    })
+    .unwrap_or_default()
+}
+
+#[test]
+fn ipv6_elements_added_through_the_firewall_are_what_nft_adds() {
+    let ours = listing_after("ipv6_elements_ours", || {
+        let state = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("ipv6-{}-elements", std::process::id()));
+        let fw = Firewall::open(&state).unwrap();
+        let subnet6 = (format!("{PREFIX}::").parse().unwrap(), 64);
+        fw.ensure_network("sv0", &"172.16.0.0/24".parse().unwrap(), Some(subnet6))
+            .unwrap();
+        fw.publish(&Publication {
+            owner: Owner {
+                name: "web".into(),
+                id: "web-id".into(),
+            },
+            address: Ipv4Addr::new(172, 16, 0, 2),
+            address6: Some(format!("{PREFIX}::2").parse().unwrap()),
+            veth: "sv-web".into(),
+            ports: vec![
+                tcp6(HostIp::AnyV4, 8080, 8000),
+                tcp6(HostIp::AnyV6, 8080, 8000),
+                Port {
+                    protocol: Protocol::Udp,
+                    ..tcp6(HostIp::V6(HOST.parse().unwrap()), 5353, 53)
+                },
+            ],
+        })
+        .unwrap();
+    });
+    let theirs = listing_after("ipv6_elements_theirs", || {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/nft/supervisor.nft");
+        let defines: Vec<String> = supervisor::firewall::defines()
+            .into_iter()
+            .map(|d| format!("-D {}={}", d.name, d.value))
+            .collect();
+        let c = r#"comment "web web-id""#;
+        let mac = "02:42:ac:10:00:02";
+        sh_in(
+            &this_thread_netns(),
+            &format!(
+                r#"nft {defines} -f {file} && nft -f - <<'EOF'
+add element ip supervisor bridges {{ "sv0" }}
+add element ip supervisor same_bridge {{ "sv0" . "sv0" }}
+add element ip supervisor subnets {{ 172.16.0.0/24 comment "sv0" }}
+add element ip6 supervisor bridges {{ "sv0" }}
+add element ip6 supervisor same_bridge {{ "sv0" . "sv0" }}
+add element ip6 supervisor subnets6 {{ {PREFIX}::/64 comment "sv0" }}
+add element bridge supervisor spoof_guard {{ "sv-web" . 172.16.0.2 . {mac} {c} }}
+add element bridge supervisor mac_guard {{ "sv-web" . {mac} {c} }}
+add element bridge supervisor spoof_guard6 {{ "sv-web" . {PREFIX}::2 . {mac} {c}, "sv-web" . fe80::42:acff:fe10:2 . {mac} {c} }}
+add element ip supervisor tcp_ports {{ 8080 {c} : 172.16.0.2 . 8000 }}
+add element ip6 supervisor tcp_ports {{ 8080 {c} : {PREFIX}::2 . 8000 }}
+add element ip6 supervisor udp_addr_ports {{ {HOST} . 5353 {c} : {PREFIX}::2 . 53 }}
+EOF"#,
+                defines = defines.join(" ")
+            ),
+        );
+    });
+    assert!(ours.contains("spoof_guard6"), "{ours}");
+    assert_eq!(ours, theirs, "the firewall's elements differ from nft's");
+}
