@@ -567,3 +567,70 @@ EOF"#,
     assert!(ours.contains("spoof_guard6"), "{ours}");
     assert_eq!(ours, theirs, "the firewall's elements differ from nft's");
 }
+
+/// Sends, from `netns`, an unsolicited neighbour advertisement to the host
+/// (override flag set) claiming `target` is at `mac`: the IPv6 form of a
+/// forged ARP reply, from the sender's own address.
+fn forge_advertisement(netns: &str, target: &str, mac: &str) {
+    let script = format!(
+        r#"
+import socket, struct
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+mac = bytes.fromhex("{mac}".replace(":", ""))
+na = struct.pack("!BBHI", 136, 0, 0, 0x20000000) + socket.inet_pton(socket.AF_INET6, "{target}")
+s.sendto(na + bytes([2, 1]) + mac, ("{PREFIX}::1", 0))
+"#
+    );
+    sh_in(netns, &format!("python3 -c '{script}'"));
+}
+
+/// Packets `netns` received for the address its `seen` counter counts.
+fn received(netns: &str) -> u64 {
+    let listing = sh_in(netns, "nft list chain ip6 seen prerouting");
+    listing
+        .split("packets ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_forged_neighbour_advertisement_does_not_bring_another_containers_traffic_to_the_forger() {
+    common::in_fresh_netns("ipv6_forged_advertisement", || {
+        let lab = Lab::new("forged_na");
+        let web = lab.container("web", 2, &[]);
+        let evil = lab.container("evil", 3, &[]);
+        let _server = serve(&web.path(), "web", 8000);
+        answers("host -> web", &lab.host, &web.address6(), 8000, "from-web");
+        sh_in(
+            &evil.path(),
+            &format!(
+                "nft add table ip6 seen && nft add chain ip6 seen prerouting \
+                 '{{ type filter hook prerouting priority -400; }}' \
+                 && nft add rule ip6 seen prerouting ip6 daddr {} counter",
+                web.address6()
+            ),
+        );
+        let attack = || {
+            forge_advertisement(&evil.path(), &web.address6(), "02:42:ac:10:00:03");
+            let neighbour = sh_in(&lab.host, &format!("ip -6 neigh show {}", web.address6()));
+            assert!(
+                neighbour.contains("02:42:ac:10:00:03"),
+                "the host's neighbour entry is poisoned: {neighbour}"
+            );
+            for _ in 0..3 {
+                ask(&lab.host, &web.address6(), 8000, None);
+            }
+            received(&evil.path())
+        };
+        assert_eq!(attack(), 0, "the forger received web's traffic");
+        // The attack, with the guard on the way out off.
+        nft("flush chain bridge supervisor postrouting");
+        assert!(
+            attack() > 0,
+            "without the guard the forger gets web's traffic"
+        );
+    });
+}
