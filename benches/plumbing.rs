@@ -60,7 +60,7 @@ fn main() {
     let state_dir = std::path::Path::new("/run/supervisor-bench");
     let firewall = Firewall::open(state_dir).expect("nftables socket");
     firewall
-        .ensure_network(BRIDGE, &subnet)
+        .ensure_network(BRIDGE, &subnet, None)
         .expect("base ruleset and network");
     let bench = Bench {
         runtime,
@@ -164,6 +164,7 @@ impl Bench {
                 id: spec.host_ifname.clone(),
             },
             address: spec.address,
+            address6: None,
             veth: spec.host_ifname.clone(),
             ports: vec![Port {
                 host_ip: HostIp::AnyV4,

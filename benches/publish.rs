@@ -34,6 +34,7 @@ fn container() -> Publication {
             id: "0123456789ab".into(),
         },
         address: Ipv4Addr::new(172, 16, 0, 2),
+        address6: None,
         veth: "sv-0123456789ab".into(),
         ports: vec![Port {
             host_ip: HostIp::AnyV4,
@@ -52,7 +53,7 @@ fn main() {
     let subnet: Subnet = "172.16.0.0/16".parse().expect("subnet");
     let firewall = Firewall::open(Path::new("/run/supervisor-bench")).expect("nftables socket");
     firewall
-        .ensure_network(BRIDGE, &subnet)
+        .ensure_network(BRIDGE, &subnet, None)
         .expect("base ruleset and network");
     let measured = container();
     let mut c = Criterion::default()

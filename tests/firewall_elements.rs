@@ -32,7 +32,8 @@ fn subnet(text: &str) -> Subnet {
 /// Loads the base ruleset as `run` does, with network sv0's elements.
 fn load_base() {
     let fw = Firewall::open(&state_dir()).unwrap();
-    fw.ensure_network("sv0", &subnet("172.16.0.0/24")).unwrap();
+    fw.ensure_network("sv0", &subnet("172.16.0.0/24"), None)
+        .unwrap();
 }
 
 /// Makes the loaded tables look loaded by another version of the file.
@@ -63,6 +64,7 @@ fn container(owner: &str, last: u8, ports: &[(u16, u16, Protocol)]) -> Publicati
     Publication {
         owner: owner_named(owner),
         address: Ipv4Addr::new(172, 16, 0, last),
+        address6: None,
         veth: format!("sv-{owner}"),
         ports: ports
             .iter()
@@ -320,7 +322,7 @@ table bridge supervisor {
             std::fs::write(&path, old).unwrap();
             nft(&["-f", path.to_str().unwrap()]);
             let fw = Firewall::open(&state_dir()).unwrap();
-            let base = fw.ensure_network("sv0", &subnet("172.16.0.0/24"));
+            let base = fw.ensure_network("sv0", &subnet("172.16.0.0/24"), None);
             assert_eq!(base.unwrap(), Base::Replaced);
             let subnets = nft(&["list", "set", "ip", "supervisor", "subnets"]);
             assert!(

@@ -28,6 +28,7 @@ pub fn filler(index: usize, subnet: &Subnet) -> Publication {
             id: id.clone(),
         },
         address: Ipv4Addr::from(u32::from(subnet.network()) | host),
+        address6: None,
         veth: host_ifname(&id),
         ports: vec![Port {
             host_ip: HostIp::AnyV4,

@@ -261,7 +261,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     .map_err(from_network)?;
     let firewall = timed("base ruleset and network", || {
         let firewall = Firewall::open(&config.state_dir)?;
-        firewall.ensure_network(&network.bridge, &network.subnet)?;
+        firewall.ensure_network(&network.bridge, &network.subnet, None)?;
         firewall.ensure_no_masquerade(&network.bridge, &config.no_masquerade)?;
         Ok(firewall)
     })
@@ -413,6 +413,7 @@ fn publication_of(record: &Record) -> Option<Publication> {
             id: record.id.clone(),
         },
         address: record.address?,
+        address6: None,
         veth: record.veth.clone().unwrap_or_default(),
         ports: record.ports.iter().map(|&p| Port::from(p)).collect(),
     })

@@ -23,7 +23,7 @@ use std::io;
 pub use address::mac_for;
 pub use bridge::{Bridge, ensure_bridge};
 pub use detached::remove_link_detached;
-pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in};
+pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in, link_local_for};
 pub use link::{check_ifname, ifname_problem};
 pub use netns::socket_in;
 pub use plumb::{ContainerLink, PEER, PlumbTimings, configure_inside, plumb};

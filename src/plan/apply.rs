@@ -105,6 +105,7 @@ pub fn publish_mappings(
     let publication = Publication {
         owner: owner.clone(),
         address,
+        address6: None,
         veth: veth.to_string(),
         ports,
     };
@@ -156,10 +157,16 @@ fn forget(
     if ports.is_empty() {
         return Ok(());
     }
+    // The container's IPv6 address too: its ports may be published on both.
+    let targets: Option<Vec<std::net::IpAddr>> = address.map(|a| {
+        std::iter::once(a.into())
+            .chain(publication.address6.map(Into::into))
+            .collect()
+    });
     let forgotten = firewall
         .netfilter_socket()
         .map_err(conntrack::Error::Socket)
-        .and_then(|socket| conntrack::forget_with(socket, &ports, address));
+        .and_then(|socket| conntrack::forget_with(socket, &ports, targets.as_deref()));
     phase("conntrack", t);
     forgotten.map(drop)
 }

@@ -181,6 +181,7 @@ pub fn container_part(
         publication: Publication {
             owner: owner.clone(),
             address,
+            address6: None,
             veth: host_ifname.clone(),
             ports,
         },
@@ -327,15 +328,22 @@ fn holder_name(found: &Owned) -> String {
 /// The protocol of a ports map; None for the other sets.
 fn protocol_of(target: Target) -> Option<Protocol> {
     match target {
-        Target::Ports(p) | Target::AddrPorts(p) => Some(p),
+        Target::Ports(p) | Target::AddrPorts(p) | Target::Ports6(p) | Target::AddrPorts6(p) => {
+            Some(p)
+        }
         _ => None,
     }
 }
 
 /// The host port in a ports map key: all of an `inet_service` key, the
-/// second field of an `ipv4_addr . inet_service` one.
+/// second field of an `ipv4_addr . inet_service` or `ipv6_addr .
+/// inet_service` one (20 bytes, the port after 16).
 fn host_port_of(key: &[u8]) -> Option<u16> {
-    let bytes = if key.len() == 2 { key } else { key.get(4..6)? };
+    let bytes = match key.len() {
+        2 => key,
+        20 => key.get(16..18)?,
+        _ => key.get(4..6)?,
+    };
     Some(u16::from_be_bytes([bytes[0], bytes[1]]))
 }
 

@@ -103,6 +103,7 @@ fn a_plan_is_the_lowest_free_address_its_veth_and_one_element_per_port() {
             publication: Publication {
                 owner: owner(),
                 address,
+                address6: None,
                 veth: "sv-0123456789ab".into(),
                 ports: vec![
                     Port {
