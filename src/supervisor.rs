@@ -343,7 +343,8 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
     // After the bridge: a network's elements stay while its bridge exists.
-    let base = firewall.ensure_network(&part.bridge, &part.subnet, None)?;
+    let subnet6 = part.subnet6.map(|s| (s.network(), s.prefix_len()));
+    let base = firewall.ensure_network(&part.bridge, &part.subnet, subnet6)?;
     phase(&format!("base ruleset ({base:?}) and network"), t);
     if base != Base::Current {
         tracing::info!("loaded the supervisor's nftables tables ({base:?})");

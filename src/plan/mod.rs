@@ -181,7 +181,7 @@ pub fn container_part(
         publication: Publication {
             owner: owner.clone(),
             address,
-            address6: None,
+            address6: ipv6.map(|(address6, _)| address6),
             veth: host_ifname.clone(),
             ports,
         },

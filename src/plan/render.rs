@@ -77,7 +77,19 @@ impl NetworkPart {
             f,
             "add element ip supervisor subnets {{ {} comment \"{bridge}\" }}",
             self.subnet
-        )
+        )?;
+        if let Some(subnet6) = self.subnet6 {
+            writeln!(f, "add element ip6 supervisor bridges {{ \"{bridge}\" }}")?;
+            writeln!(
+                f,
+                "add element ip6 supervisor same_bridge {{ \"{bridge}\" . \"{bridge}\" }}"
+            )?;
+            writeln!(
+                f,
+                "add element ip6 supervisor subnets6 {{ {subnet6} comment \"{bridge}\" }}"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -147,6 +159,5 @@ impl ContainerPart {
 
 /// The nft set a target names, with its family: `ip supervisor tcp_ports`.
 fn set_name(target: Target) -> String {
-    let family = if target.is_bridge() { "bridge" } else { "ip" };
-    format!("{family} supervisor {}", target.name())
+    format!("{} supervisor {}", target.family(), target.name())
 }

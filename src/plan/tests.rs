@@ -264,11 +264,13 @@ fn a_dual_stack_plan_derives_the_ipv6_address_from_the_ipv4_one() {
     assert_eq!(address6, "fd53:7570:6572::3".parse::<Ipv6Addr>().unwrap());
     assert_eq!(plan.network.subnet6, Some(subnet6));
     assert!(plan.network.sysctls.contains(&Setting::ipv6_forwarding()));
+    assert_eq!(plan.container.publication.address6, Some(address6));
     let link = plan.container.link(7, plan.network.subnet);
     assert_eq!(link.ipv6, Some((address6, subnet6)));
     // IPv4 only: no IPv6 address, no IPv6 forwarding.
     let plan4 = super::plan(&request(&[]), &snapshot).unwrap();
     assert_eq!(plan4.container.ipv6, None);
+    assert_eq!(plan4.container.publication.address6, None);
     assert!(!plan4.network.sysctls.contains(&Setting::ipv6_forwarding()));
 }
 
@@ -305,6 +307,8 @@ fn a_dual_stack_dry_run_prints_the_ipv6_commands() {
         "ip link set sv0 up\nip -6 addr add fd53:7570:6572::1/64 dev sv0 nodad\n",
         "sysctl -w net.ipv6.conf.all.forwarding=1\n",
         "# lease 172.16.0.2 and fd53:7570:6572::2 on sv0\n",
+        "add element ip6 supervisor subnets6 { fd53:7570:6572::/64 comment \"sv0\" }\n",
+        "add element bridge supervisor spoof_guard6 { \"sv-0123456789ab\" . fd53:7570:6572::2 . 02:42:ac:10:00:02 comment \"web 0123456789ab\" }\n",
         "ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.accept_ra=0\n\
          ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.autoconf=0\n\
          ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.accept_dad=0\n\
