@@ -111,6 +111,18 @@ fn without_ipv6_nothing_ipv6_is_configured() {
         ns.ok("cat /proc/sys/net/ipv6/conf/all/forwarding").trim(),
         "0"
     );
+    // Published on IPv4 alone: no IPv6 element, reservation or proxy.
+    let web = Container::start(&ns, &["-p", "8080:8000"], "true");
+    let ruleset = ns.ok("nft list ruleset");
+    let elements6: Vec<&str> = ruleset
+        .lines()
+        .filter(|l| l.contains("fd53:") || l.contains("fe80:"))
+        .collect();
+    assert!(elements6.is_empty(), "{elements6:?}");
+    let listening = ns.ok("ss -Hltn 'sport = :8080'");
+    assert!(!listening.contains("[::"), "{listening}");
+    refused("host -> [::1]:8080", || ask(host(&ns), "::1", 8080));
+    web.stop();
     // SUPERVISOR_IPV6=0 is off too.
     let out = ns
         .supervisor()
