@@ -167,6 +167,19 @@ impl Background {
         let _ = self.0.wait();
     }
 
+    /// What it printed up to the first line holding `needle` (all of it
+    /// if it ends first: `timeout` bounds the wait), then ends it.
+    fn wait_for(mut self, needle: &str) -> String {
+        use std::io::BufRead;
+        let mut out = String::new();
+        if let Some(stdout) = self.0.stdout.take() {
+            let mut lines = std::io::BufReader::new(stdout);
+            while lines.read_line(&mut out).is_ok_and(|n| n > 0) && !out.contains(needle) {}
+        }
+        self.end();
+        out
+    }
+
     /// Ends it; what it printed.
     fn output(mut self) -> String {
         self.end();
@@ -241,7 +254,7 @@ fn the_outside_reaches_a_port_published_on_every_ipv6_address_and_is_seen_as_its
             8080,
             "from-web",
         );
-        let seen = server.output();
+        let seen = server.wait_for("received");
         assert!(
             seen.contains(&format!("Connection received on {OUTSIDE} ")),
             "{seen}"
@@ -373,7 +386,7 @@ fn outbound_ipv6_leaves_with_the_hosts_address() {
             9000,
             "from-outside",
         );
-        let seen = listener.output();
+        let seen = listener.wait_for("received");
         assert!(
             seen.contains(&format!("Connection received on {HOST} ")),
             "{seen}"
