@@ -647,3 +647,29 @@ fn a_forged_neighbour_advertisement_does_not_bring_another_containers_traffic_to
         );
     });
 }
+
+fn pings(netns: &str, addr: &str) -> bool {
+    run_in(netns, &format!("busybox ping -c1 -W2 {addr} >/dev/null"))
+        .status
+        .success()
+}
+
+#[test]
+fn echo_passes_out_and_within_the_network_and_from_outside_is_a_new_connection_dropped() {
+    common::in_fresh_netns("ipv6_echo", || {
+        let lab = Lab::new("echo");
+        let web = lab.container("web", 2, &[]);
+        let other = lab.container("other", 3, &[]);
+        assert!(pings(&web.path(), OUTSIDE), "web -> outside");
+        assert!(
+            pings(&web.path(), &format!("{PREFIX}::1")),
+            "web -> gateway"
+        );
+        assert!(pings(&web.path(), &other.address6()), "web -> other");
+        sh_in(
+            &lab.outside(),
+            &format!("ip -6 route add {PREFIX}::/64 via {HOST}"),
+        );
+        assert!(!pings(&lab.outside(), &web.address6()), "outside -> web");
+    });
+}
