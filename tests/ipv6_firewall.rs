@@ -673,3 +673,62 @@ fn echo_passes_out_and_within_the_network_and_from_outside_is_a_new_connection_d
         assert!(!pings(&lab.outside(), &web.address6()), "outside -> web");
     });
 }
+
+/// Sends, from `netns`'s eth0 as a raw frame to the gateway's MAC, a UDP
+/// datagram from `source` to [`dest`]:`port`: with `::1`, what a container
+/// would send to reach the host's loopback services through the gateway.
+fn send_raw_udp(netns: &str, gateway_mac: &str, source: &str, dest: &str, port: u16) {
+    let script = format!(
+        r#"
+import socket, struct
+src = socket.inet_pton(socket.AF_INET6, "{source}")
+dst = socket.inet_pton(socket.AF_INET6, "{dest}")
+payload = b"hello-loopback"
+udp_len = 8 + len(payload)
+def csum(data):
+    if len(data) % 2: data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff or 0xffff
+pseudo = src + dst + struct.pack("!I3xB", udp_len, 17)
+udp = struct.pack("!HHHH", 40000, {port}, udp_len, 0) + payload
+udp = udp[:6] + struct.pack("!H", csum(pseudo + udp)) + udp[8:]
+ip6 = struct.pack("!IHBB", 0x60000000, udp_len, 17, 64) + src + dst
+eth = bytes.fromhex("{gateway_mac}".replace(":", "")) + bytes.fromhex("0242ac100002") + b"\x86\xdd"
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+for _ in range(3): s.send(eth + ip6 + udp)
+"#
+    );
+    sh_in(netns, &format!("python3 -c '{script}'"));
+}
+
+#[test]
+fn a_container_cannot_reach_the_hosts_ipv6_loopback_through_the_gateway_even_without_the_guard() {
+    common::in_fresh_netns("ipv6_loopback_guard", || {
+        let lab = Lab::new("loopback");
+        let web = lab.container("web", 2, &[]);
+        let gateway_mac = sh_in(&lab.host, "ip -br link show sv0 | awk '{print $3}'");
+        let gateway_mac = gateway_mac.trim();
+        let arrives = |dest: &str| {
+            let mut listener =
+                Background::start(&lab.host, &format!("nc -6 -u -n -l -p 7001 -s {dest} -W 1"));
+            std::thread::sleep(Duration::from_millis(200));
+            send_raw_udp(&web.path(), gateway_mac, &web.address6(), dest, 7001);
+            std::thread::sleep(Duration::from_millis(300));
+            listener.0.try_wait().unwrap().is_some()
+        };
+        // The frame is sound: to the gateway's own address it arrives.
+        assert!(arrives(&format!("{PREFIX}::1")), "the control datagram");
+        // To ::1 it does not, with the guard and without it: the kernel
+        // drops ::1 arriving on any interface but lo (ip6_rcv_core), so the
+        // guard's rule is a statement, not the only protection (unlike
+        // IPv4's, which route_localnet needs).
+        assert!(!arrives("::1"), "[::1] reached from a container (guard on)");
+        nft("flush chain ip6 supervisor guard");
+        assert!(
+            !arrives("::1"),
+            "[::1] reached from a container (guard off)"
+        );
+    });
+}
