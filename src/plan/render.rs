@@ -102,8 +102,8 @@ impl ContainerPart {
     }
 }
 
-/// The nft set a target names, with its family: `ip supervisor tcp_ports`.
+/// The nft set a target names, with its family: `ip supervisor tcp_ports`,
+/// `ip6 supervisor tcp_ports`.
 fn set_name(target: Target) -> String {
-    let family = if target.is_bridge() { "bridge" } else { "ip" };
-    format!("{family} supervisor {}", target.name())
+    format!("{} supervisor {}", target.family(), target.name())
 }
