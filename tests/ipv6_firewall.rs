@@ -732,3 +732,24 @@ fn a_container_cannot_reach_the_hosts_ipv6_loopback_through_the_gateway_even_wit
         );
     });
 }
+
+#[test]
+fn a_changed_base_is_replaced_keeping_the_ipv6_elements() {
+    common::in_fresh_netns("ipv6_base_replaced", || {
+        let lab = Lab::new("replaced");
+        lab.container("web", 2, &[tcp6(HostIp::AnyV6, 8080, 8000)]);
+        let before = sh_in(&lab.host, "nft list ruleset");
+        nft("flush set ip supervisor version");
+        nft("add element ip supervisor version '{ 0x1 }'");
+        assert_eq!(
+            lab.fw.ensure_base().unwrap(),
+            supervisor::firewall::Base::Replaced
+        );
+        let after = sh_in(&lab.host, "nft list ruleset");
+        assert_eq!(after, before, "every IPv6 element is back");
+        assert!(
+            after.contains(&format!("8080 comment \"web web-id\" : {PREFIX}::2 . 8000")),
+            "{after}"
+        );
+    });
+}
