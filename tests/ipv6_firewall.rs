@@ -753,3 +753,26 @@ fn a_changed_base_is_replaced_keeping_the_ipv6_elements() {
         );
     });
 }
+
+#[test]
+fn a_gone_networks_ipv6_elements_go_with_it() {
+    common::in_fresh_netns("ipv6_gone_network", || {
+        let lab = Lab::new("gone");
+        let subnet6 = ("fd00:1::".parse().unwrap(), 64);
+        lab.fw
+            .ensure_network("sv1", &"10.1.0.0/24".parse().unwrap(), Some(subnet6))
+            .unwrap();
+        let gone = lab.fw.remove_gone_networks(|b| b != "sv1").unwrap();
+        let gone: Vec<String> = gone.iter().map(|g| g.to_string()).collect();
+        assert_eq!(gone, ["network sv1 (10.1.0.0/24, fd00:1::/64)"]);
+        let table = sh_in(&lab.host, "nft list table ip6 supervisor");
+        assert!(
+            !table.contains("sv1") && !table.contains("fd00:1::"),
+            "{table}"
+        );
+        assert!(
+            table.contains(&format!("{PREFIX}::/64 comment \"sv0\"")),
+            "{table}"
+        );
+    });
+}
