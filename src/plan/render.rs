@@ -157,7 +157,8 @@ impl ContainerPart {
     }
 }
 
-/// The nft set a target names, with its family: `ip supervisor tcp_ports`.
+/// The nft set a target names, with its family: `ip supervisor tcp_ports`,
+/// `ip6 supervisor tcp_ports`.
 fn set_name(target: Target) -> String {
     format!("{} supervisor {}", target.family(), target.name())
 }

@@ -330,3 +330,84 @@ fn a_dual_stack_dry_run_prints_the_ipv6_commands() {
         "{text}"
     );
 }
+
+/// `web` with an IPv6 address and its port published on [::] too.
+fn dual_stack_plan(publish: &[&str]) -> NetworkPlan {
+    let mut plan = plan(&request(publish), &Snapshot::default()).unwrap();
+    let publication = &mut plan.container.publication;
+    publication.address6 = Some("fd53:7570:6572::2".parse().unwrap());
+    let v6: Vec<Port> = publication
+        .ports
+        .iter()
+        .map(|p| Port {
+            host_ip: HostIp::AnyV6,
+            ..*p
+        })
+        .collect();
+    publication.ports.extend(v6);
+    plan
+}
+
+#[test]
+fn ipv6_elements_render_in_the_ip6_and_bridge_tables() {
+    let text = dual_stack_plan(&["8080:8000"]).to_string();
+    for line in [
+        "add element bridge supervisor spoof_guard6 { \"sv-0123456789ab\" . fd53:7570:6572::2 . 02:42:ac:10:00:02 comment",
+        "add element bridge supervisor spoof_guard6 { \"sv-0123456789ab\" . fe80::42:acff:fe10:2 . 02:42:ac:10:00:02 comment",
+        "add element ip supervisor tcp_ports { 8080 : 172.16.0.2 . 8000 comment",
+        "add element ip6 supervisor tcp_ports { 8080 : fd53:7570:6572::2 . 8000 comment",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+}
+
+#[test]
+fn an_ipv6_port_someone_published_is_a_conflict_and_the_ipv4_one_is_not() {
+    let published = |target, owner| Owned {
+        target,
+        key: 8080u16.to_be_bytes().to_vec(),
+        owner: Some(holder(owner, "feedfeedfeed")),
+    };
+    let publication = dual_stack_plan(&["8080:8000"]).container.publication;
+    let v4_only = publication
+        .ports
+        .iter()
+        .filter(|p| !p.host_ip.is_ipv6())
+        .copied()
+        .collect::<Vec<_>>();
+    let snapshot = Snapshot {
+        published: vec![published(Target::Ports6(Protocol::Tcp), "web6")],
+        ..Snapshot::default()
+    };
+    let err = check_elements(&publication, &snapshot).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "port [::]:8080->8000/tcp is already published by container web6 (feedfeedfeed)"
+    );
+    let ipv4_only = Publication {
+        ports: v4_only,
+        ..publication
+    };
+    assert!(check_elements(&ipv4_only, &snapshot).is_ok());
+}
+
+#[test]
+fn a_host_port_published_on_one_ipv6_address_is_not_picked() {
+    let mut key = "2001:db8::1"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets()
+        .to_vec();
+    key.extend([0x9c, 0x40, 0, 0]); // 40000
+    let snapshot = Snapshot {
+        ephemeral: (40000, 40001),
+        published: vec![Owned {
+            target: Target::AddrPorts6(Protocol::Tcp),
+            key,
+            owner: None,
+        }],
+        ..Snapshot::default()
+    };
+    let ports = ports(&parse("8000").unwrap(), &snapshot).unwrap();
+    assert_eq!(ports[0].host_port, 40001);
+}
