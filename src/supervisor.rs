@@ -20,7 +20,7 @@ use crate::milestones::{pause_at, phase, timed, timed_async};
 use crate::network::{self, Attachment};
 use crate::plan::{self, Snapshot, apply};
 use crate::reconcile;
-use crate::reserve::{self, Reservations};
+use crate::reserve::{self, Families, Reservations};
 use crate::signals::{self, Signals};
 use crate::spawn::{
     self, Confinement, Container, ExitStatus, Pidfd, SpawnConfig, SpawnError,
@@ -461,7 +461,9 @@ fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
         return Ok(Reservations::default());
     }
     let t = Instant::now();
-    let reservations = Reservations::take(&spec.publish, &|pid| container_of(spec, pid))?;
+    let reservations = Reservations::take(&spec.publish, Families::Ipv4, &|pid| {
+        container_of(spec, pid)
+    })?;
     phase("port reservations", t);
     Ok(reservations)
 }
@@ -469,7 +471,9 @@ fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
 /// Refuses a host port someone holds before anything is created.
 fn check_ports(spec: &RunSpec) -> Result<(), Error> {
     let t = Instant::now();
-    Reservations::check(&spec.publish, &|pid| container_of(spec, pid))?;
+    Reservations::check(&spec.publish, Families::Ipv4, &|pid| {
+        container_of(spec, pid)
+    })?;
     phase("port check", t);
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::netns::{async_in_fresh_netns, fd_path, new_netns, sh_in, this_thread_netns};
 use supervisor::error_chain::Chain;
 use supervisor::proxy::{self, Forward, Limits, Proxies, Proxy, TcpRelay};
-use supervisor::reserve::Reservations;
+use supervisor::reserve::{Families, Reservations};
 use supervisor::values::{HostIp, PortMapping, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -407,6 +407,7 @@ fn loopback6_reaches_the_container_through_the_proxy_and_other_host_addresses_th
                     on_every_ipv6_address(Protocol::Tcp),
                     on_every_ipv6_address(Protocol::Udp),
                 ],
+                Families::DualStack,
                 &|_| None,
             )
             .unwrap();

@@ -13,9 +13,8 @@ use std::process::Command;
 
 use common::in_fresh_netns;
 use common::netns::async_in_fresh_netns;
-use supervisor::plan::per_family;
 use supervisor::proxy;
-use supervisor::reserve::{Error, Reservations};
+use supervisor::reserve::{Error, Families, Reservations};
 use supervisor::values::{HostIp, PortMapping, Protocol};
 
 const LOCALHOST6: HostIp = HostIp::V6(Ipv6Addr::LOCALHOST);
@@ -29,10 +28,8 @@ fn mapping(host_ip: Option<HostIp>, host_port: Option<u16>, protocol: Protocol) 
     }
 }
 
-/// Reserves `mappings` as `run --ipv6` does: an unqualified one is its
-/// IPv4 and its IPv6 mapping (`plan::per_family`).
-fn take(mappings: &[PortMapping]) -> Result<Reservations, Error> {
-    Reservations::take(&per_family(mappings, true).unwrap(), &|_| None)
+fn take(mappings: &[PortMapping], families: Families) -> Result<Reservations, Error> {
+    Reservations::take(mappings, families, &|_| None)
 }
 
 /// Takes `asked` on both families, once a socket just closed is gone: a
@@ -41,7 +38,7 @@ fn take(mappings: &[PortMapping]) -> Result<Reservations, Error> {
 fn take_once_closed(asked: &[PortMapping]) -> Reservations {
     let mut tries = 0;
     loop {
-        match take(asked) {
+        match take(asked, Families::DualStack) {
             Ok(held) => return held,
             Err(Error::InUse { .. }) if tries < 50 => {
                 tries += 1;
@@ -88,7 +85,11 @@ fn a_port_reserved_on_every_ipv6_address_holds_ipv6s_port_and_leaves_ipv4s_free(
         || {
             for protocol in [Protocol::Tcp, Protocol::Udp] {
                 let port = free_port();
-                let held = take(&[mapping(Some(HostIp::AnyV6), Some(port), protocol)]).unwrap();
+                let held = take(
+                    &[mapping(Some(HostIp::AnyV6), Some(port), protocol)],
+                    Families::DualStack,
+                )
+                .unwrap();
                 assert_eq!(
                     held.mappings(),
                     [mapping(Some(HostIp::AnyV6), Some(port), protocol)]
@@ -119,8 +120,8 @@ fn a_port_on_one_ipv6_address_and_on_every_one_refuse_each_other_naming_the_hold
             let port = free_port();
             let pid = std::process::id();
             let on = |host_ip| mapping(Some(host_ip), Some(port), Protocol::Tcp);
-            let first = take(&[on(LOCALHOST6)]).unwrap();
-            let err = take(&[on(HostIp::AnyV6)]).unwrap_err();
+            let first = take(&[on(LOCALHOST6)], Families::DualStack).unwrap();
+            let err = take(&[on(HostIp::AnyV6)], Families::DualStack).unwrap_err();
             let text = err.to_string();
             assert!(
                 text.starts_with(&format!(
@@ -129,7 +130,7 @@ fn a_port_on_one_ipv6_address_and_on_every_one_refuse_each_other_naming_the_hold
                 "{text}"
             );
             // The caller names its containers' supervisors.
-            let err = Reservations::take(&[on(HostIp::AnyV6)], &|p| {
+            let err = Reservations::take(&[on(HostIp::AnyV6)], Families::DualStack, &|p| {
                 (p == pid).then(|| "container web".to_string())
             })
             .unwrap_err();
@@ -139,7 +140,7 @@ fn a_port_on_one_ipv6_address_and_on_every_one_refuse_each_other_naming_the_hold
             );
             drop(first);
             let _every = take_once_closed(&[on(HostIp::AnyV6)]);
-            let err = take(&[on(LOCALHOST6)]).unwrap_err();
+            let err = take(&[on(LOCALHOST6)], Families::DualStack).unwrap_err();
             assert!(
                 err.to_string().contains(&format!(
                     "host port [::1]:{port}/tcp is in use by process {pid} ("
@@ -149,7 +150,11 @@ fn a_port_on_one_ipv6_address_and_on_every_one_refuse_each_other_naming_the_hold
             // A host program's UDP socket on ::1, named as well.
             let program = std::net::UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).unwrap();
             let udp = program.local_addr().unwrap().port();
-            let err = take(&[mapping(Some(HostIp::AnyV6), Some(udp), Protocol::Udp)]).unwrap_err();
+            let err = take(
+                &[mapping(Some(HostIp::AnyV6), Some(udp), Protocol::Udp)],
+                Families::DualStack,
+            )
+            .unwrap_err();
             assert!(
                 err.to_string().contains(&format!(
                     "host port [::]:{udp}/udp is in use by process {pid} ("
@@ -157,19 +162,21 @@ fn a_port_on_one_ipv6_address_and_on_every_one_refuse_each_other_naming_the_hold
                 "{err}"
             );
             // And check() refuses as take() does, keeping nothing.
-            assert!(Reservations::check(&[on(LOCALHOST6)], &|_| None).is_err());
+            assert!(
+                Reservations::check(&[on(LOCALHOST6)], Families::DualStack, &|_| None).is_err()
+            );
         },
     );
 }
 
 #[test]
-fn an_unqualified_port_is_reserved_on_both_families_when_the_network_has_ipv6() {
+fn a_port_published_without_an_address_is_reserved_on_both_families_when_dual_stack() {
     in_fresh_netns(
-        "an_unqualified_port_is_reserved_on_both_families_when_the_network_has_ipv6",
+        "a_port_published_without_an_address_is_reserved_on_both_families_when_dual_stack",
         || {
             let port = free_port();
             let asked = [mapping(None, Some(port), Protocol::Tcp)];
-            let held = take(&asked).unwrap();
+            let held = take(&asked, Families::DualStack).unwrap();
             assert_eq!(
                 held.mappings(),
                 [
@@ -179,8 +186,7 @@ fn an_unqualified_port_is_reserved_on_both_families_when_the_network_has_ipv6() 
             );
             drop(held);
             // IPv4 alone without IPv6 on the network: IPv6's port stays free.
-            let ipv4_only = per_family(&asked, false).unwrap();
-            let held = Reservations::take(&ipv4_only, &|_| None).unwrap();
+            let held = take(&asked, Families::Ipv4).unwrap();
             assert_eq!(
                 held.mappings(),
                 [mapping(Some(HostIp::AnyV4), Some(port), Protocol::Tcp)]
@@ -218,7 +224,8 @@ fn a_port_picked_for_both_families_is_the_same_on_both_and_skips_ports_ipv6_has_
                 .map(|p| program_binds(v6(p), Protocol::Tcp, false).unwrap())
                 .collect();
             for _ in 0..3 {
-                let held = take(&[mapping(None, None, Protocol::Tcp)]).unwrap();
+                let held =
+                    take(&[mapping(None, None, Protocol::Tcp)], Families::DualStack).unwrap();
                 assert_eq!(
                     held.mappings(),
                     [
@@ -229,7 +236,7 @@ fn a_port_picked_for_both_families_is_the_same_on_both_and_skips_ports_ipv6_has_
             }
             // The last one taken too: no pair is left, and nothing stays held.
             let last = program_binds(v6(40004), Protocol::Tcp, false).unwrap();
-            let err = take(&[mapping(None, None, Protocol::Tcp)]).unwrap_err();
+            let err = take(&[mapping(None, None, Protocol::Tcp)], Families::DualStack).unwrap_err();
             assert!(matches!(err, Error::NoFreePortPair(Protocol::Tcp)), "{err}");
             drop(last);
             for p in 40000..=40009 {
@@ -265,7 +272,7 @@ fn a_restarted_supervisor_reserves_its_ipv6_port_again_while_the_proxys_connecti
                 container_port: server_port,
                 ..mapping(Some(HostIp::AnyV6), Some(port), Protocol::Tcp)
             }];
-            let held = take(&asked).unwrap();
+            let held = take(&asked, Families::DualStack).unwrap();
             let proxies = proxy::start_all(&held, Ipv6Addr::LOCALHOST).await.unwrap();
             let reply = tokio::task::spawn_blocking(move || {
                 use std::io::Read;
@@ -307,7 +314,7 @@ fn only_reservations_on_every_ipv6_address_or_on_loopback6_are_the_proxys() {
                 mapping(Some(LOCALHOST6), None, Protocol::Udp),
                 mapping(Some(HostIp::V4(Ipv4Addr::LOCALHOST)), None, Protocol::Tcp),
             ];
-            let held = take(&asked).unwrap();
+            let held = take(&asked, Families::DualStack).unwrap();
             let mappings = held.mappings();
             let proxied: Vec<(u16, Protocol)> = held
                 .proxied()
@@ -337,10 +344,13 @@ fn a_port_picked_for_both_families_is_picked_again_for_both() {
     in_fresh_netns(
         "a_port_picked_for_both_families_is_picked_again_for_both",
         || {
-            let mut held = take(&[
-                mapping(None, None, Protocol::Tcp),
-                mapping(Some(LOCALHOST6), None, Protocol::Tcp),
-            ])
+            let mut held = take(
+                &[
+                    mapping(None, None, Protocol::Tcp),
+                    mapping(Some(LOCALHOST6), None, Protocol::Tcp),
+                ],
+                Families::DualStack,
+            )
             .unwrap();
             let before = held.mappings();
             let old = before[0].host_port.unwrap();

@@ -32,7 +32,7 @@ use crate::milestones::{timed, timed_async};
 use crate::netlink::{self, Bridge, Netlink};
 use crate::network;
 use crate::plan::{self, Snapshot, apply};
-use crate::reserve::{self, Reservations};
+use crate::reserve::{self, Families, Reservations};
 use crate::state::{self, Record, Store};
 use crate::values::{Owner, Port, PortMapping, Process};
 
@@ -138,12 +138,14 @@ pub fn check_ports(config: &Config) -> Result<(), CniError> {
         })
         .collect();
     let store = Store::new(&config.state_dir);
-    Reservations::check(&mappings, &|pid| store.container_of(pid)).map_err(|err| match err {
-        reserve::Error::InUse { .. } => CniError::new(code::PORT_TAKEN, err.to_string()),
-        reserve::Error::NotLocal { .. } => {
-            CniError::new(code::CONFIG, format!("runtimeConfig.portMappings: {err}"))
+    Reservations::check(&mappings, Families::Ipv4, &|pid| store.container_of(pid)).map_err(|err| {
+        match err {
+            reserve::Error::InUse { .. } => CniError::new(code::PORT_TAKEN, err.to_string()),
+            reserve::Error::NotLocal { .. } => {
+                CniError::new(code::CONFIG, format!("runtimeConfig.portMappings: {err}"))
+            }
+            err => system("checking the host ports", &err),
         }
-        err => system("checking the host ports", &err),
     })
 }
 

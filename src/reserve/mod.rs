@@ -84,6 +84,14 @@ pub enum Error {
     },
 }
 
+/// The families a mapping without a host address is published on: IPv4
+/// alone, or (a network with IPv6) both, on the same host port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Families {
+    Ipv4,
+    DualStack,
+}
+
 /// One host port held, with the mapping it serves (host port decided).
 #[derive(Debug)]
 struct Held {
@@ -91,9 +99,9 @@ struct Held {
     mapping: PortMapping,
     /// True when the user left the host port to us.
     picked: bool,
-    /// The index of the mapping asked for; a pair picked for both
-    /// families has its IPv4 mapping's.
-    group: usize,
+    /// The index of the mapping asked for: both families of one mapping
+    /// share it.
+    asked: usize,
     socket: OwnedFd,
 }
 
@@ -125,26 +133,22 @@ pub type NameOf<'a> = &'a dyn Fn(u32) -> Option<String>;
 
 impl Reservations {
     /// Reserves the host port of every mapping, picking a free one (the
-    /// kernel's choice) for those without. A picked port on every IPv4
-    /// address followed by the same on every IPv6 address (an unqualified
-    /// `-p` on a dual-stack network, as `plan::per_family` gives it) is
-    /// picked once for both. Nothing stays reserved on error.
-    pub fn take(mappings: &[PortMapping], name_of: NameOf) -> Result<Reservations, Error> {
-        raise_file_limit(mappings.len())?;
+    /// kernel's choice) for those without; a mapping without a host address
+    /// is reserved on every family of `families`, on the same port.
+    /// Nothing stays reserved on error.
+    pub fn take(
+        mappings: &[PortMapping],
+        families: Families,
+        name_of: NameOf,
+    ) -> Result<Reservations, Error> {
+        raise_file_limit(sockets_for(mappings, families))?;
         let mut reservations = Reservations::default();
-        let mut index = 0;
-        while let Some(asked) = mappings.get(index) {
-            let held = match mappings.get(index + 1) {
-                Some(next) if is_pair(asked, next) => reserve_pair(asked, Use::Keep)?,
-                _ => vec![reserve(asked, Use::Keep, name_of)?],
-            };
-            let group = index;
-            index += held.len();
-            for (mapping, socket) in held {
+        for (index, asked) in mappings.iter().enumerate() {
+            for (mapping, socket) in reserve(asked, families, Use::Keep, name_of)? {
                 reservations.held.push(Held {
                     mapping,
                     picked: asked.host_port.is_none(),
-                    group,
+                    asked: index,
                     socket,
                 });
             }
@@ -156,14 +160,18 @@ impl Reservations {
     /// keeping any: for refusing a clash before anything is created. The
     /// reservation itself is taken later (see `take`), once the container
     /// is cloned, and the kernel decides again then.
-    pub fn check(mappings: &[PortMapping], name_of: NameOf) -> Result<(), Error> {
+    pub fn check(
+        mappings: &[PortMapping],
+        families: Families,
+        name_of: NameOf,
+    ) -> Result<(), Error> {
         let given: Vec<&PortMapping> = mappings.iter().filter(|m| m.host_port.is_some()).collect();
-        raise_file_limit(given.len())?;
+        raise_file_limit(given.iter().map(|m| sockets_for(&[**m], families)).sum())?;
         for mapping in given {
             // Once more after a refusal: the holder may have been another
             // supervisor's check, whose socket lives for microseconds.
-            if reserve(mapping, Use::Check, name_of).is_err() {
-                reserve(mapping, Use::Check, name_of)?;
+            if reserve(mapping, families, Use::Check, name_of).is_err() {
+                reserve(mapping, families, Use::Check, name_of)?;
             }
         }
         Ok(())
@@ -203,18 +211,22 @@ impl Reservations {
         }) else {
             return Ok(false);
         };
-        let group: Vec<usize> = (0..self.held.len())
-            .filter(|&i| self.held[i].group == found.group)
+        let group = found.asked;
+        let same: Vec<usize> = (0..self.held.len())
+            .filter(|&i| self.held[i].asked == group)
             .collect();
-        let unpicked = |h: &Held| PortMapping {
+        let asked = PortMapping {
             host_port: None,
-            ..h.mapping
+            // Both families from one mapping: a pair again.
+            host_ip: if same.len() > 1 {
+                None
+            } else {
+                found.mapping.host_ip
+            },
+            ..found.mapping
         };
-        let new = match group[..] {
-            [v4, _] => reserve_pair(&unpicked(&self.held[v4]), Use::Keep)?,
-            _ => vec![reserve(&unpicked(found), Use::Keep, &|_| None)?],
-        };
-        for (i, (mapping, socket)) in group.into_iter().zip(new) {
+        let new = reserve(&asked, Families::DualStack, Use::Keep, &|_| None)?;
+        for (i, (mapping, socket)) in same.into_iter().zip(new) {
             self.held[i].mapping = mapping;
             self.held[i].socket = socket;
         }
@@ -229,6 +241,17 @@ fn serves_loopback6(host_ip: HostIp) -> bool {
     matches!(host_ip, HostIp::AnyV6 | HostIp::V6(Ipv6Addr::LOCALHOST))
 }
 
+/// Sockets `mappings` take.
+fn sockets_for(mappings: &[PortMapping], families: Families) -> usize {
+    mappings
+        .iter()
+        .map(|m| match (m.host_ip, families) {
+            (None, Families::DualStack) => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
 /// Whether a bound socket is kept (and the proxy's ones listen) or only
 /// tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,64 +263,53 @@ enum Use {
 /// How many times a port picked on IPv4 but taken on IPv6 is picked again.
 const PAIR_TRIES: usize = 64;
 
-/// Whether `v4` and `v6` are one picked port on both families: the same
-/// mapping, on every IPv4 address, then on every IPv6 address.
-fn is_pair(v4: &PortMapping, v6: &PortMapping) -> bool {
-    v4.host_port.is_none()
-        && v4.host_ip.is_none_or(|ip| ip == HostIp::AnyV4)
-        && *v6
-            == PortMapping {
-                host_ip: Some(HostIp::AnyV6),
-                ..*v4
-            }
-}
-
-/// The socket `asked` takes, on its address (none: every IPv4 address).
+/// The sockets `asked` takes: one for a host address, one per family of
+/// `families` without one (then on one port: a picked one is picked on
+/// IPv4, then bound on IPv6, and picked again if IPv6 has it taken).
 fn reserve(
     asked: &PortMapping,
+    families: Families,
     how: Use,
     name_of: NameOf,
-) -> Result<(PortMapping, OwnedFd), Error> {
-    let on = PortMapping {
-        host_ip: Some(asked.host_ip.unwrap_or(HostIp::AnyV4)),
-        ..*asked
-    };
-    bind_port(&on, asked, how, name_of)
-}
-
-/// One port picked for both families, as two reservations: picked on
-/// IPv4, then bound on IPv6, and picked again while IPv6 has it taken.
-/// `v4` is the IPv4 mapping of the pair (see `is_pair`).
-fn reserve_pair(v4: &PortMapping, how: Use) -> Result<Vec<(PortMapping, OwnedFd)>, Error> {
+) -> Result<Vec<(PortMapping, OwnedFd)>, Error> {
     let on = |host_ip| PortMapping {
         host_ip: Some(host_ip),
-        ..*v4
+        ..*asked
     };
-    // A picked port is nobody's yet: there is no holder to name.
-    let name_of: NameOf = &|_| None;
-    // The ports IPv6 has taken stay held until a pair is found, so the
-    // kernel picks another one each time: its picks are not uniform (bind
-    // tries odd ports first), and one free on IPv6 might never come up
-    // otherwise.
-    let mut rejected = Vec::new();
-    while rejected.len() < PAIR_TRIES {
-        let picked = match bind_port(&on(HostIp::AnyV4), v4, how, name_of) {
-            Err(Error::NoFreePort(_)) if !rejected.is_empty() => break,
-            picked => picked?,
-        };
-        let v6 = PortMapping {
-            host_port: picked.0.host_port,
-            ..on(HostIp::AnyV6)
-        };
-        let port = picked.0.host_port.unwrap_or(0);
-        // Bound here, not by bind_port: a port taken is no error yet.
-        match bind_socket(HostIp::AnyV6, port, v4.protocol, how) {
-            Ok((_, socket)) => return Ok(vec![picked, (v6, socket)]),
-            Err(Errno::EADDRINUSE) => rejected.push(picked),
-            Err(errno) => return Err(bind_error(errno, &v6, &on(HostIp::AnyV6), name_of)),
+    match (asked.host_ip, families) {
+        (Some(host_ip), _) => Ok(vec![bind_port(&on(host_ip), asked, how, name_of)?]),
+        (None, Families::Ipv4) => Ok(vec![bind_port(&on(HostIp::AnyV4), asked, how, name_of)?]),
+        (None, Families::DualStack) if asked.host_port.is_some() => Ok(vec![
+            bind_port(&on(HostIp::AnyV4), asked, how, name_of)?,
+            bind_port(&on(HostIp::AnyV6), asked, how, name_of)?,
+        ]),
+        (None, Families::DualStack) => {
+            // The ports IPv6 has taken stay held until a pair is found, so
+            // the kernel picks another one each time: its picks are not
+            // uniform (bind tries odd ports first), and one free on IPv6
+            // might never come up otherwise.
+            let mut rejected = Vec::new();
+            while rejected.len() < PAIR_TRIES {
+                let v4 = match bind_port(&on(HostIp::AnyV4), asked, how, name_of) {
+                    Err(Error::NoFreePort(_)) if !rejected.is_empty() => break,
+                    picked => picked?,
+                };
+                let v6 = PortMapping {
+                    host_port: v4.0.host_port,
+                    ..on(HostIp::AnyV6)
+                };
+                let port = v4.0.host_port.unwrap_or(0);
+                // Bound here, not by bind_port: a port taken is no error
+                // yet, and not worth naming its holder.
+                match bind_socket(HostIp::AnyV6, port, asked.protocol, how) {
+                    Ok((_, socket)) => return Ok(vec![v4, (v6, socket)]),
+                    Err(Errno::EADDRINUSE) => rejected.push(v4),
+                    Err(errno) => return Err(bind_error(errno, &v6, asked, name_of)),
+                }
+            }
+            Err(Error::NoFreePortPair(asked.protocol))
         }
     }
-    Err(Error::NoFreePortPair(v4.protocol))
 }
 
 /// Binds a socket for `mapping`'s host port on its host address (port 0:
