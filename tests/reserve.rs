@@ -13,6 +13,7 @@ use std::process::Command;
 
 use common::in_fresh_netns;
 use common::netns::async_in_fresh_netns;
+use supervisor::plan::per_family;
 use supervisor::proxy;
 use supervisor::reserve::{Error, Families, Reservations};
 use supervisor::values::{HostIp, PortMapping, Protocol};
@@ -223,9 +224,11 @@ fn a_port_picked_for_both_families_is_the_same_on_both_and_skips_ports_ipv6_has_
                 .filter(|&p| p != 40004)
                 .map(|p| program_binds(v6(p), Protocol::Tcp, false).unwrap())
                 .collect();
-            for _ in 0..3 {
-                let held =
-                    take(&[mapping(None, None, Protocol::Tcp)], Families::DualStack).unwrap();
+            // Unqualified, or already split per family (`plan::per_family`).
+            let unqualified = [mapping(None, None, Protocol::Tcp)];
+            let split = per_family(&unqualified, true).unwrap();
+            for asked in [&unqualified[..], &split, &unqualified, &split] {
+                let held = take(asked, Families::DualStack).unwrap();
                 assert_eq!(
                     held.mappings(),
                     [
@@ -240,8 +243,16 @@ fn a_port_picked_for_both_families_is_the_same_on_both_and_skips_ports_ipv6_has_
             assert!(matches!(err, Error::NoFreePortPair(Protocol::Tcp)), "{err}");
             drop(last);
             for p in 40000..=40009 {
-                TcpListener::bind((Ipv4Addr::UNSPECIFIED, p))
-                    .unwrap_or_else(|e| panic!("IPv4 port {p} is free again: {e}"));
+                // After a moment: a command forked by a test beside this one
+                // has copies of our descriptors until it execs.
+                let free = (0..50).any(|_| {
+                    let bound = TcpListener::bind((Ipv4Addr::UNSPECIFIED, p)).is_ok();
+                    if !bound {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    bound
+                });
+                assert!(free, "IPv4 port {p} is free again");
             }
         },
     );

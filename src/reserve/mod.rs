@@ -143,8 +143,21 @@ impl Reservations {
     ) -> Result<Reservations, Error> {
         raise_file_limit(sockets_for(mappings, families))?;
         let mut reservations = Reservations::default();
-        for (index, asked) in mappings.iter().enumerate() {
-            for (mapping, socket) in reserve(asked, families, Use::Keep, name_of)? {
+        let mut index = 0;
+        while let Some(asked) = mappings.get(index) {
+            // An unqualified port already split per family (as
+            // `plan::per_family` gives it) is one pick for both too.
+            let (one, families, step) = match mappings.get(index + 1) {
+                Some(next) if is_split_pair(asked, next) => {
+                    let one = PortMapping {
+                        host_ip: None,
+                        ..*asked
+                    };
+                    (one, Families::DualStack, 2)
+                }
+                _ => (*asked, families, 1),
+            };
+            for (mapping, socket) in reserve(&one, families, Use::Keep, name_of)? {
                 reservations.held.push(Held {
                     mapping,
                     picked: asked.host_port.is_none(),
@@ -152,6 +165,7 @@ impl Reservations {
                     socket,
                 });
             }
+            index += step;
         }
         Ok(reservations)
     }
@@ -238,6 +252,18 @@ impl Reservations {
         }
         Ok(true)
     }
+}
+
+/// Whether `v4` and `v6` are one picked port split per family: the same
+/// mapping, on every IPv4 address, then on every IPv6 address.
+fn is_split_pair(v4: &PortMapping, v6: &PortMapping) -> bool {
+    v4.host_port.is_none()
+        && v4.host_ip == Some(HostIp::AnyV4)
+        && *v6
+            == PortMapping {
+                host_ip: Some(HostIp::AnyV6),
+                ..*v4
+            }
 }
 
 /// Whether a reservation on `host_ip` is the `[::1]` proxy's socket: every
