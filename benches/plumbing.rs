@@ -27,7 +27,7 @@ use criterion::Criterion;
 use nix::sched::{CloneFlags, setns, unshare};
 use supervisor::firewall::{Firewall, Publication};
 use supervisor::netlink::{self, Bridge, ContainerLink, Netlink};
-use supervisor::values::{Owner, Port, Protocol, Subnet};
+use supervisor::values::{HostIp, Owner, Port, Protocol, Subnet};
 
 // The harness is part of the binary, not the library (src/bench/mod.rs):
 // these benches include the files they share with it by path.
@@ -52,6 +52,7 @@ fn main() {
         let bridge = Bridge {
             name: BRIDGE.into(),
             subnet,
+            subnet6: None,
         };
         let index = netlink::ensure_bridge(&nl, &bridge).await.expect("bridge");
         (nl, index)
@@ -59,7 +60,7 @@ fn main() {
     let state_dir = std::path::Path::new("/run/supervisor-bench");
     let firewall = Firewall::open(state_dir).expect("nftables socket");
     firewall
-        .ensure_network(BRIDGE, &subnet)
+        .ensure_network(BRIDGE, &subnet, None)
         .expect("base ruleset and network");
     let bench = Bench {
         runtime,
@@ -135,6 +136,7 @@ impl Bench {
             bridge_index: self.bridge_index,
             address: Ipv4Addr::new(172, 31, 0, 2),
             subnet: self.subnet,
+            ipv6: None,
         }
     }
 
@@ -162,9 +164,10 @@ impl Bench {
                 id: spec.host_ifname.clone(),
             },
             address: spec.address,
+            address6: None,
             veth: spec.host_ifname.clone(),
             ports: vec![Port {
-                host_ip: None,
+                host_ip: HostIp::AnyV4,
                 host_port: 8080,
                 container_port: 8000,
                 protocol: Protocol::Tcp,
@@ -212,6 +215,7 @@ impl Bench {
         let bridge = Bridge {
             name: BRIDGE.into(),
             subnet: self.subnet,
+            subnet6: None,
         };
         let start = Instant::now();
         self.runtime
@@ -261,7 +265,7 @@ impl Bench {
                 .expect("veth");
                 let veth = t.elapsed();
                 let t = Instant::now();
-                netlink::configure_inside(socket, &spec.peer, spec.address, spec.subnet)
+                netlink::configure_inside(socket, &spec.peer, spec.address, spec.subnet, None)
                     .await
                     .expect("inside");
                 let inside = t.elapsed();

@@ -1,22 +1,39 @@
 //! The `[::1]` proxy (`supervisor::proxy`) against a direct connection to
-//! its target, on loopback in a throwaway namespace:
+//! the container, as the issue asks: the target is a server in a network
+//! namespace of its own behind a bridge and a veth pair, at an address of
+//! the default IPv6 subnet, exactly where a container's server is. The same
+//! client and the same server serve every path:
 //!
-//! - `proxy_1mib/direct|splice|copy`: 1 MiB sent over an open connection,
-//!   until the target's one-byte acknowledgement is back; through the
-//!   proxy relaying with splice(2) and with tokio's copy_bidirectional.
-//! - `proxy_setup/direct|splice|copy`: connect, one byte there and back
-//!   (through the proxy the target's connection exists only then), close.
+//! - `direct`: the host connects to `[fd53:7570:6572::2]:port` itself.
+//! - `splice`, `copy`: the host connects to `[::1]:P`, and the proxy relays
+//!   to the same address (splice(2), or tokio's copy_bidirectional).
+//!
+//! Criterion groups: `proxy_1mib/*` (1 MiB sent over an open connection,
+//! until the server's one-byte acknowledgement is back) and `proxy_setup/*`
+//! (connect, one byte there and back, close). Then the gate (see `gate`):
+//! paired, interleaved measurements, so that load from elsewhere on a
+//! shared machine weighs on direct and proxied alike, over rounds of fresh
+//! connections (so no path keeps one lucky or unlucky placement of its
+//! threads on the CPUs for the whole run: direct throughput varied
+//! 1.7-6.6 GB/s between connections of one run). The report gives each
+//! path's median, the ratios the issue sets (1 MiB through the proxy at
+//! least 80% of direct, setup at most 2x), and the load average before and
+//! after.
+//!
+//! The same figures with the server on `[::1]` in the host's namespace
+//! follow, for reference only: there the direct path is one loopback hop
+//! and the proxy doubles it, which is not the comparison a user sees.
 //!
 //! The proxy runs on a current_thread runtime of its own thread, as in the
-//! supervisor; the target is a plain thread per connection. After
-//! criterion, medians of its own runs and the ratios the issue sets:
-//! throughput through the proxy at least 80% of direct, setup at most 2x.
+//! supervisor; the server is a plain thread per connection. No firewall is
+//! loaded: the host's own connections to a container cross no forward chain.
 //!
-//! Needs root for the namespace (`src/bench/sandbox.rs`); without it says
-//! so and exits.
+//! Needs root for the namespaces (`src/bench/sandbox.rs`) and `ip`; without
+//! root it says so and exits.
 
 use std::io::{Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -27,13 +44,58 @@ use supervisor::values::Protocol;
 mod sandbox;
 
 const MIB: usize = 1 << 20;
+const CONTAINER: Ipv6Addr = Ipv6Addr::new(0xfd53, 0x7570, 0x6572, 0, 0, 0, 0, 2);
+const GATEWAY: Ipv6Addr = Ipv6Addr::new(0xfd53, 0x7570, 0x6572, 0, 0, 0, 0, 1);
+const NETNS: &str = "svproxy-ctr";
 
-/// Each message is a 4-byte length and that many bytes; the target answers
-/// each with one byte.
-fn target() -> SocketAddr {
-    let listener = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).expect("target listener");
-    let addr = listener.local_addr().expect("target address");
+fn ip(args: &str) {
+    let status = Command::new("ip")
+        .args(args.split_whitespace())
+        .status()
+        .expect("running ip");
+    assert!(status.success(), "ip {args}");
+}
+
+/// A container's network, as `run --ipv6` makes it: a bridge with the
+/// gateway, a veth pair, the peer as eth0 in a namespace of its own with
+/// the container's address (no DAD: usable at once).
+fn container_network() {
+    // Criterion's setup runs open tens of thousands of connections from the
+    // host to one address and port, whose TIME_WAITs then fill the host's
+    // ephemeral ports: by default (2) only loopback may reuse them, and a
+    // connect scanning a full range takes milliseconds, then fails. This is
+    // the bench's own namespace (`sandbox::enter`).
+    std::fs::write("/proc/sys/net/ipv4/tcp_tw_reuse", "1").expect("tcp_tw_reuse");
+    ip("link add svproxy0 type bridge");
+    ip(&format!("addr add {GATEWAY}/64 dev svproxy0 nodad"));
+    ip("link set svproxy0 up");
+    ip(&format!("netns add {NETNS}"));
+    ip(&format!(
+        "link add svproxyh type veth peer name eth0 netns {NETNS}"
+    ));
+    ip("link set svproxyh master svproxy0 up");
+    ip(&format!("-n {NETNS} link set lo up"));
+    ip(&format!("-n {NETNS} link set eth0 up"));
+    ip(&format!(
+        "-n {NETNS} addr add {CONTAINER}/64 dev eth0 nodad"
+    ));
+}
+
+/// Each message is a 4-byte length and that many bytes; the server answers
+/// each with one byte. In the container's namespace when `in_container`.
+fn server(in_container: bool) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let bind = if in_container {
+            let netns = std::fs::File::open(format!("/run/netns/{NETNS}")).expect("netns");
+            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            CONTAINER
+        } else {
+            Ipv6Addr::LOCALHOST
+        };
+        let listener = TcpListener::bind((bind, 0)).expect("server listener");
+        tx.send(listener.local_addr().expect("server address"))
+            .expect("hand over the address");
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             std::thread::spawn(move || {
@@ -54,7 +116,7 @@ fn target() -> SocketAddr {
             });
         }
     });
-    addr
+    rx.recv().expect("server address")
 }
 
 fn proxy(target: SocketAddr, how: TcpRelay) -> SocketAddr {
@@ -117,15 +179,86 @@ fn timed(runs: usize, mut f: impl FnMut()) -> Duration {
     )
 }
 
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The gate over `paths` (the first is direct): `rounds` rounds, each
+/// with fresh connections, each of `CYCLES` cycles timing one transfer (or
+/// one setup) on every path in turn. A path's figure is the median of its
+/// times; its ratio to direct is the median of the per-cycle ratios, so a
+/// burst of load from elsewhere, which lasts longer than a cycle, weighs on
+/// both sides of each ratio alike.
+fn gate(title: &str, paths: &[(&str, SocketAddr)], rounds: usize) {
+    const CYCLES: usize = 20;
+    let payload = vec![0x5au8; MIB];
+    let before = load();
+    let n = paths.len();
+    let mut mib = vec![Vec::new(); n];
+    let mut setups = vec![Vec::new(); n];
+    for _ in 0..rounds {
+        let mut streams: Vec<TcpStream> = paths.iter().map(|(_, to)| connect(*to)).collect();
+        for stream in &mut streams {
+            for _ in 0..5 {
+                exchange(stream, &payload);
+            }
+        }
+        for _ in 0..CYCLES {
+            for (i, stream) in streams.iter_mut().enumerate() {
+                mib[i].push(timed(1, || exchange(stream, &payload)));
+            }
+            for _ in 0..2 {
+                for (i, (_, to)) in paths.iter().enumerate() {
+                    setups[i].push(timed(1, || setup(*to)));
+                }
+            }
+        }
+    }
+    println!(
+        "{title} ({rounds} rounds of {CYCLES} cycles; load average {before} before, {} after):",
+        load()
+    );
+    // Per-cycle ratios of path i to direct, direct's time over the path's.
+    let ratios = |runs: &[Vec<Duration>], i: usize| -> f64 {
+        let mut r: Vec<f64> = runs[0]
+            .iter()
+            .zip(&runs[i])
+            .map(|(d, p)| d.as_secs_f64() / p.as_secs_f64())
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    };
+    let best = |runs: &[Duration]| runs.iter().copied().min().unwrap_or_default();
+    for (i, (name, _)) in paths.iter().enumerate() {
+        let (m, b) = (median(mib[i].clone()), best(&mib[i]));
+        let sm = median(setups[i].clone());
+        println!(
+            "{name:>8}: 1 MiB at {:.0} MiB/s median, {:.0} best; {:.0}% of direct \
+             (median of paired ratios, target >= 80%); setup {:.1} us median, {:.2}x \
+             direct (target <= 2x)",
+            1.0 / m.as_secs_f64(),
+            1.0 / b.as_secs_f64(),
+            100.0 * ratios(&mib, i),
+            sm.as_secs_f64() * 1e6,
+            1.0 / ratios(&setups, i),
+        );
+    }
+}
+
 fn main() {
     if let Err(err) = sandbox::enter() {
         eprintln!("benches/proxy: {err}; skipped");
         return;
     }
-    let direct = target();
-    let spliced = proxy(direct, TcpRelay::Splice);
-    let copied = proxy(direct, TcpRelay::Copy);
-    let paths = [("direct", direct), ("splice", spliced), ("copy", copied)];
+    container_network();
+    let direct = server(true);
+    let paths = [
+        ("direct", direct),
+        ("splice", proxy(direct, TcpRelay::Splice)),
+        ("copy", proxy(direct, TcpRelay::Copy)),
+    ];
     let payload = vec![0x5au8; MIB];
     let mut c = Criterion::default()
         .configure_from_args()
@@ -148,25 +281,16 @@ fn main() {
     }
     c.final_summary();
 
-    // Medians of our own, interleaved so every path sees the same load.
-    let mut streams: Vec<TcpStream> = paths.iter().map(|(_, to)| connect(*to)).collect();
-    let mut mib = vec![Vec::new(); paths.len()];
-    let mut setups = vec![Vec::new(); paths.len()];
-    for _ in 0..15 {
-        for (i, (_, to)) in paths.iter().enumerate() {
-            mib[i].push(timed(20, || exchange(&mut streams[i], &payload)));
-            setups[i].push(timed(40, || setup(*to)));
-        }
-    }
-    let mib: Vec<Duration> = mib.into_iter().map(median).collect();
-    let setups: Vec<Duration> = setups.into_iter().map(median).collect();
-    for (i, (name, _)) in paths.iter().enumerate() {
-        println!(
-            "{name:>6}: 1 MiB at {:.0} MiB/s ({:.0}% of direct, target >= 80%); setup {:.1} us ({:.2}x direct, target <= 2x)",
-            1.0 / mib[i].as_secs_f64(),
-            100.0 * mib[0].as_secs_f64() / mib[i].as_secs_f64(),
-            setups[i].as_secs_f64() * 1e6,
-            setups[i].as_secs_f64() / setups[0].as_secs_f64(),
-        );
-    }
+    gate("server in a container's namespace (the gate)", &paths, 15);
+    let local = server(false);
+    let loopback = [
+        ("direct", local),
+        ("splice", proxy(local, TcpRelay::Splice)),
+        ("copy", proxy(local, TcpRelay::Copy)),
+    ];
+    gate(
+        "server on [::1] in the host's namespace (reference only)",
+        &loopback,
+        8,
+    );
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
 use supervisor::firewall::{Firewall, Publication};
-use supervisor::values::{Owner, Port, Protocol, Subnet};
+use supervisor::values::{HostIp, Owner, Port, Protocol, Subnet};
 
 // The harness is part of the binary, not the library (src/bench/mod.rs):
 // these benches include the files they share with it by path.
@@ -34,9 +34,10 @@ fn container() -> Publication {
             id: "0123456789ab".into(),
         },
         address: Ipv4Addr::new(172, 16, 0, 2),
+        address6: None,
         veth: "sv-0123456789ab".into(),
         ports: vec![Port {
-            host_ip: None,
+            host_ip: HostIp::AnyV4,
             host_port: 8080,
             container_port: 8000,
             protocol: Protocol::Tcp,
@@ -52,7 +53,7 @@ fn main() {
     let subnet: Subnet = "172.16.0.0/16".parse().expect("subnet");
     let firewall = Firewall::open(Path::new("/run/supervisor-bench")).expect("nftables socket");
     firewall
-        .ensure_network(BRIDGE, &subnet)
+        .ensure_network(BRIDGE, &subnet, None)
         .expect("base ruleset and network");
     let measured = container();
     let mut c = Criterion::default()

@@ -45,6 +45,28 @@ pub struct Cli {
     )]
     pub subnet: String,
 
+    /// Dual stack: the bridge network gets an IPv6 subnet too (--subnet6),
+    /// each container an IPv6 address, and -p publishes on both families.
+    #[arg(
+        long,
+        global = true,
+        env = "SUPERVISOR_IPV6",
+        action = ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub ipv6: bool,
+
+    /// With --ipv6, the containers' IPv6 subnet (/64 to /120); the gateway
+    /// is its first address (::1 of the prefix).
+    #[arg(
+        long,
+        global = true,
+        env = "SUPERVISOR_SUBNET6",
+        default_value = supervisor::values::DEFAULT_SUBNET6,
+        value_name = "CIDR"
+    )]
+    pub subnet6: String,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -128,6 +150,11 @@ pub struct RunArgs {
     /// The container's address on the bridge (default: the lowest free one).
     #[arg(long, value_name = "ADDR")]
     pub ip: Option<String>,
+
+    /// With --ipv6, the container's IPv6 address (default: the subnet6
+    /// prefix and the host number of its IPv4 address).
+    #[arg(long, value_name = "ADDR")]
+    pub ip6: Option<String>,
 
     /// Publish a port, as docker does: [HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp],
     /// ranges like 8000-8010:9000-9010; repeatable.
@@ -322,7 +349,7 @@ pub struct PsArgs {
 
     /// table, json (one object a line) or a template such as
     /// 'table {{.Name}}\t{{.Ports}}' (fields: Name ID Pid ContainerPid
-    /// Address Ports Status Uptime Command Labels Memory Cpus PidsLimit,
+    /// Address Address6 Ports Status Uptime Command Labels Memory Cpus PidsLimit,
     /// and .Label "KEY").
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
@@ -495,6 +522,31 @@ mod tests {
         assert_eq!(run.command, ["true"]);
         assert_eq!(run.network, NetworkArg::Bridge);
         assert_eq!(run.ip, None);
+        assert_eq!(run.ip6, None);
+    }
+
+    #[test]
+    fn ipv6_and_subnet6_are_global_and_ip6_belongs_to_run() {
+        let cli = parse(&["run", "--", "true"]).expect("valid");
+        assert!(!cli.ipv6);
+        assert_eq!(cli.subnet6, "fd53:7570:6572::/64");
+        let cli = parse(&[
+            "--ipv6",
+            "run",
+            "--subnet6",
+            "fd00:9::/64",
+            "--ip6",
+            "fd00:9::7",
+            "--",
+            "true",
+        ])
+        .expect("valid");
+        assert!(cli.ipv6);
+        assert_eq!(cli.subnet6, "fd00:9::/64");
+        let Command::Run(run) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(run.ip6.as_deref(), Some("fd00:9::7"));
     }
 
     #[test]

@@ -6,10 +6,11 @@
 //! its entry, and with it its old destination, for as long as it sends. So
 //! at teardown we delete every entry DNATed from one of the container's host
 //! ports to its address, and when publishing a UDP port we delete the
-//! entries of that port that were made before it was published.
+//! entries of that port that were made before it was published. Both
+//! families: the dump asks for every entry, each is deleted in its own.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
 use netlink_packet_core::{
@@ -52,15 +53,17 @@ fn ct_protocol(protocol: Transport) -> Protocol {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     original: Vec<Tuple>,
+    /// IPv4 or IPv6: a delete must name its family.
+    family: NetfilterProtoFamily,
     protocol: Option<Protocol>,
     original_dport: Option<u16>,
     reply_source: Option<IpAddr>,
 }
 
 /// Deletes the entries of connections to `ports` (host side) that were
-/// translated to `container` (to anywhere, or nowhere, when None). Returns
-/// how many it deleted.
-pub fn forget(ports: &[(Transport, u16)], container: Option<Ipv4Addr>) -> Result<usize, Error> {
+/// translated to one of `container`'s addresses (its IPv4 and IPv6 ones; to
+/// anywhere, or nowhere, when None). Returns how many it deleted.
+pub fn forget(ports: &[(Transport, u16)], container: Option<&[IpAddr]>) -> Result<usize, Error> {
     if ports.is_empty() {
         return Ok(0);
     }
@@ -71,7 +74,7 @@ pub fn forget(ports: &[(Transport, u16)], container: Option<Ipv4Addr>) -> Result
 pub fn forget_with(
     socket: OwnedFd,
     ports: &[(Transport, u16)],
-    container: Option<Ipv4Addr>,
+    container: Option<&[IpAddr]>,
 ) -> Result<usize, Error> {
     if ports.is_empty() {
         return Ok(0);
@@ -85,7 +88,7 @@ pub fn forget_with(
 fn forget_on(
     socket: Socket,
     ports: &[(Transport, u16)],
-    container: Option<Ipv4Addr>,
+    container: Option<&[IpAddr]>,
 ) -> Result<usize, Error> {
     let entries = dump(&socket).map_err(Error::Dump)?;
     let mut deleted = 0;
@@ -93,11 +96,11 @@ fn forget_on(
         let Some(&(transport, port)) = ports.iter().find(|(t, p)| {
             entry.protocol == Some(ct_protocol(*t))
                 && entry.original_dport == Some(*p)
-                && container.is_none_or(|c| entry.reply_source == Some(IpAddr::V4(c)))
+                && container.is_none_or(|c| entry.reply_source.is_some_and(|s| c.contains(&s)))
         }) else {
             continue;
         };
-        match delete(&socket, entry.original) {
+        match delete(&socket, entry.family, entry.original) {
             Ok(()) => deleted += 1,
             // Gone already: it timed out or another teardown got there first.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -119,13 +122,10 @@ fn open() -> io::Result<Socket> {
     Ok(socket)
 }
 
-fn request(message: ConntrackMessage, flags: u16) -> Vec<u8> {
+fn request(message: ConntrackMessage, flags: u16, family: NetfilterProtoFamily) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | flags;
-    let inner = NetfilterMessage::new(
-        NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0),
-        message,
-    );
+    let inner = NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), message);
     let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
     msg.finalize();
     let mut buf = vec![0; msg.buffer_len()];
@@ -171,13 +171,19 @@ fn receive(
 }
 
 fn dump(socket: &Socket) -> io::Result<Vec<Entry>> {
-    socket.send(&request(ConntrackMessage::Get(vec![]), NLM_F_DUMP), 0)?;
+    // Unspec: every family's entries (IPv4 alone would leave IPv6 out).
+    let get = request(
+        ConntrackMessage::Get(vec![]),
+        NLM_F_DUMP,
+        NetfilterProtoFamily::Unspec,
+    );
+    socket.send(&get, 0)?;
     let mut entries = Vec::new();
     receive(
         socket,
         |msg| {
             if let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)) = msg.inner {
-                entries.push(entry(attrs));
+                entries.push(entry(msg.header.family, attrs));
             }
         },
         true,
@@ -185,9 +191,10 @@ fn dump(socket: &Socket) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-fn entry(attrs: Vec<ConntrackAttribute>) -> Entry {
+fn entry(family: NetfilterProtoFamily, attrs: Vec<ConntrackAttribute>) -> Entry {
     let mut e = Entry {
         original: Vec::new(),
+        family,
         protocol: None,
         original_dport: None,
         reply_source: None,
@@ -225,8 +232,8 @@ fn entry(attrs: Vec<ConntrackAttribute>) -> Entry {
     e
 }
 
-fn delete(socket: &Socket, original: Vec<Tuple>) -> io::Result<()> {
+fn delete(socket: &Socket, family: NetfilterProtoFamily, original: Vec<Tuple>) -> io::Result<()> {
     let msg = ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(original)]);
-    socket.send(&request(msg, NLM_F_ACK), 0)?;
+    socket.send(&request(msg, NLM_F_ACK, family), 0)?;
     receive(socket, |_| {}, false)
 }

@@ -16,7 +16,7 @@
 
 use std::fs;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 /// The host's resolver configuration, and resolved's upstream list.
@@ -119,6 +119,7 @@ pub fn hosts(
     hostname: &str,
     name: &str,
     address: Option<Ipv4Addr>,
+    address6: Option<Ipv6Addr>,
     add_hosts: &[(String, IpAddr)],
 ) -> String {
     let mut out = String::from(
@@ -132,11 +133,14 @@ pub fn hosts(
     for (host, ip) in add_hosts {
         out.push_str(&format!("{ip}\t{host}\n"));
     }
-    let address = address.unwrap_or(Ipv4Addr::LOCALHOST);
-    if name == hostname {
-        out.push_str(&format!("{address}\t{hostname}\n"));
+    let address = IpAddr::V4(address.unwrap_or(Ipv4Addr::LOCALHOST));
+    let names = if name == hostname {
+        hostname.to_string()
     } else {
-        out.push_str(&format!("{address}\t{hostname} {name}\n"));
+        format!("{hostname} {name}")
+    };
+    for address in std::iter::once(address).chain(address6.map(IpAddr::V6)) {
+        out.push_str(&format!("{address}\t{names}\n"));
     }
     out
 }
@@ -293,6 +297,7 @@ impl EtcFiles {
         hostname: &str,
         name: &str,
         address: Option<Ipv4Addr>,
+        address6: Option<Ipv6Addr>,
         options: &NameOptions,
     ) -> Result<Option<String>, WriteError> {
         let at = |path: &Path| {
@@ -305,7 +310,7 @@ impl EtcFiles {
         let (resolv, warning) = resolv_conf(&host, upstream.as_deref(), options);
         let contents = [
             format!("{hostname}\n"),
-            hosts(hostname, name, address, &options.add_hosts),
+            hosts(hostname, name, address, address6, &options.add_hosts),
             resolv,
         ];
         for ((file, _), text) in FILES.iter().zip(contents) {
@@ -401,12 +406,34 @@ mod tests {
     #[test]
     fn hosts_maps_the_hostname_and_name_to_the_address_after_the_extra_entries() {
         let extra = [("db".to_string(), "10.1.2.3".parse().unwrap())];
-        let h = hosts("web", "c1", Some(Ipv4Addr::new(172, 16, 0, 2)), &extra);
+        let h = hosts(
+            "web",
+            "c1",
+            Some(Ipv4Addr::new(172, 16, 0, 2)),
+            None,
+            &extra,
+        );
         assert!(h.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"));
         assert!(h.ends_with("10.1.2.3\tdb\n172.16.0.2\tweb c1\n"), "{h}");
-        let h = hosts("c1", "c1", None, &[]);
+        let h = hosts("c1", "c1", None, None, &[]);
         assert!(
             h.ends_with("ff02::2\tip6-allrouters\n127.0.0.1\tc1\n"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn hosts_maps_the_names_to_the_ipv6_address_too_on_a_dual_stack_network() {
+        let address6 = "fd53:7570:6572::2".parse().unwrap();
+        let h = hosts(
+            "web",
+            "c1",
+            Some(Ipv4Addr::new(172, 16, 0, 2)),
+            Some(address6),
+            &[],
+        );
+        assert!(
+            h.ends_with("172.16.0.2\tweb c1\nfd53:7570:6572::2\tweb c1\n"),
             "{h}"
         );
     }
@@ -463,7 +490,7 @@ mod tests {
         let state = std::env::temp_dir().join(format!("sv-etc-{}", std::process::id()));
         let files = EtcFiles::new(&state, "abc123");
         files
-            .write("h", "n", None, &NameOptions::default())
+            .write("h", "n", None, None, &NameOptions::default())
             .unwrap();
         assert_eq!(
             fs::read_to_string(files.dir().join("hostname")).unwrap(),

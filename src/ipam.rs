@@ -21,15 +21,26 @@
 //! A lease whose supervisor is dead is stale: a run that wants its address
 //! takes it over (and learns whose it was, to clean up the rest), and
 //! [`Pool::sweep`] removes it.
+//!
+//! On a dual-stack bridge the record also holds the container's IPv6
+//! address, `addr6=fd53:7570:6572::2`: by default the subnet6 prefix and
+//! the IPv4 address's host number, so unique exactly when the IPv4 lease
+//! is; `--ip6` pins another. A symbolic link named by the IPv6 address
+//! points at the record that holds it (`fd53:7570:6572::2 -> 172.16.0.2`):
+//! the one lookup that tells whether an IPv6 address is taken, without
+//! reading every record. The link counts only while that record names the
+//! address; records without `addr6` (IPv4 only, or older versions) read as
+//! before, and older versions skip the links as they skip every name that
+//! is not an IPv4 address.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use crate::state::file::{self, DirLock, FileError};
-use crate::values::{AddressError, Process, Subnet};
+use crate::values::{Address6Error, AddressError, Process, Subnet, Subnet6};
 
 /// Who holds a lease: the container and the supervisor process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,10 +110,25 @@ impl fmt::Display for Holder {
     }
 }
 
+/// The IPv6 address a lease record holds, if any.
+fn addr6_of_record(text: &str) -> Option<Ipv6Addr> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("addr6="))
+        .and_then(|v| v.parse().ok())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("address {addr} is in use by {holder}")]
     Taken { addr: Ipv4Addr, holder: Holder },
+    #[error("IPv6 address {addr} is in use by {holder}")]
+    Taken6 { addr: Ipv6Addr, holder: Holder },
+    #[error("IPv6 address {addr} is in use (unreadable lease {path}: `supervisor gc` removes it)")]
+    Taken6Unreadable { addr: Ipv6Addr, path: PathBuf },
+    #[error(transparent)]
+    Address6(#[from] Address6Error),
+    #[error("the host number of {addr} does not fit in {subnet6}: give an IPv6 address with --ip6")]
+    NotDerivable { addr: Ipv4Addr, subnet6: Subnet6 },
     #[error("address {addr} is in use (unreadable lease {path}: `supervisor gc` removes it)")]
     TakenUnreadable { addr: Ipv4Addr, path: PathBuf },
     #[error("no free address left in {subnet} on bridge {bridge}")]
@@ -124,19 +150,24 @@ pub struct LeaseDir {
     bridge: String,
 }
 
-/// The leases of one bridge's subnet.
+/// The leases of one bridge's subnet, and of its subnet6 when it is dual
+/// stack.
 #[derive(Debug, Clone)]
 pub struct Pool {
     leases: LeaseDir,
     subnet: Subnet,
+    subnet6: Option<Subnet6>,
 }
 
-/// A leased address. Release it with [`Lease::release`]; dropping it
-/// releases it too, silently.
+/// A leased address, and its IPv6 address on a dual-stack bridge. Release
+/// it with [`Lease::release`]; dropping it releases it too, silently.
 #[derive(Debug)]
 pub struct Lease {
     addr: Ipv4Addr,
     path: PathBuf,
+    addr6: Option<Ipv6Addr>,
+    /// The link named by `addr6`.
+    link6: Option<PathBuf>,
     /// The dead supervisor whose lease this one replaced.
     reclaimed: Option<Holder>,
     released: bool,
@@ -188,6 +219,8 @@ pub enum Swept {
     Foreign { addr: Ipv4Addr },
     /// A temporary whose writer died before renaming it into place.
     Temporary { name: String },
+    /// The link of an IPv6 address whose record is gone or names another.
+    Stale6 { addr6: Ipv6Addr },
 }
 
 /// Why `bridge` cannot name a lease directory, if it cannot: the kernel
@@ -230,11 +263,16 @@ impl LeaseDir {
             .collect())
     }
 
+    /// The IPv6 address the lease of `addr` holds, if any.
+    pub fn addr6_of(&self, addr: Ipv4Addr) -> Option<Ipv6Addr> {
+        addr6_of_record(&fs::read_to_string(self.path_of(addr)).ok()?)
+    }
+
     /// Removes the lease of `addr` if container `id` holds it; true when it did.
     pub fn release_held_by(&self, addr: Ipv4Addr, id: &str) -> Result<bool, Error> {
         let _lock = self.lock()?;
         if self.read(addr).is_some_and(|h| h.id == id) {
-            return Ok(file::remove(&self.path_of(addr))?);
+            return self.remove_lease(addr);
         }
         Ok(false)
     }
@@ -257,11 +295,25 @@ impl LeaseDir {
         let _lock = self.lock()?;
         let mut released = Vec::new();
         for addr in self.leased_addresses()? {
-            if self.read(addr).is_some_and(|h| h.id == id) && file::remove(&self.path_of(addr))? {
+            if self.read(addr).is_some_and(|h| h.id == id) && self.remove_lease(addr)? {
                 released.push(addr);
             }
         }
         Ok(released)
+    }
+
+    /// Removes the lease record of `addr` and the link of its IPv6
+    /// address; true when the record was there. Under the lock.
+    fn remove_lease(&self, addr: Ipv4Addr) -> Result<bool, Error> {
+        if let Some(addr6) = self.addr6_of(addr) {
+            let link = self.path_of6(addr6);
+            if fs::read_link(&link)
+                .is_ok_and(|target| target.as_os_str() == addr.to_string().as_str())
+            {
+                file::remove(&link)?;
+            }
+        }
+        Ok(file::remove(&self.path_of(addr))?)
     }
 
     /// [`Pool::sweep`] for a bridge whose subnet may be unknown: each lease
@@ -297,8 +349,18 @@ impl LeaseDir {
                 (Held::Unreadable(_), None) => Some(Swept::Unreadable { addr }),
             };
             if let Some(gone) = gone {
-                file::remove(&self.path_of(addr))?;
+                self.remove_lease(addr)?;
                 sweep.removed.push(gone);
+            }
+        }
+        // After the records: the links of those just removed went with them.
+        for name in file::names(&self.dir)? {
+            let Ok(addr6) = name.parse::<Ipv6Addr>() else {
+                continue;
+            };
+            if matches!(self.holder_of6(addr6), Held::Free) && file::remove(&self.path_of6(addr6))?
+            {
+                sweep.removed.push(Swept::Stale6 { addr6 });
             }
         }
         Ok(sweep)
@@ -310,6 +372,45 @@ impl LeaseDir {
 
     fn path_of(&self, addr: Ipv4Addr) -> PathBuf {
         self.dir.join(addr.to_string())
+    }
+
+    fn path_of6(&self, addr6: Ipv6Addr) -> PathBuf {
+        self.dir.join(addr6.to_string())
+    }
+
+    /// What holds the IPv6 address `addr6`: the record its link points at,
+    /// when that record names it; a link left by a record that is gone or
+    /// names another address is free.
+    fn holder_of6(&self, addr6: Ipv6Addr) -> Held {
+        let link = self.path_of6(addr6);
+        let target = match fs::read_link(&link) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Held::Free,
+            Err(_) => return Held::Unreadable(link),
+            Ok(target) => target,
+        };
+        let Some(addr) = target.to_str().and_then(|t| t.parse::<Ipv4Addr>().ok()) else {
+            return Held::Unreadable(link);
+        };
+        let path = self.path_of(addr);
+        match fs::read_to_string(&path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Held::Free,
+            Err(_) => Held::Unreadable(path),
+            Ok(text) if addr6_of_record(&text) != Some(addr6) => Held::Free,
+            Ok(text) => match Holder::from_record(&text) {
+                Some(holder) if holder.process.is_alive() => Held::Live(holder),
+                Some(holder) => Held::Dead(holder),
+                None => Held::Unreadable(path),
+            },
+        }
+    }
+
+    /// Points the link of `addr6` at the record of `addr`, replacing a
+    /// stale one. Under the lock, once `holder_of6` said it may.
+    fn link6(&self, addr6: Ipv6Addr, addr: Ipv4Addr) -> Result<PathBuf, Error> {
+        let link = self.path_of6(addr6);
+        file::remove(&link)?;
+        std::os::unix::fs::symlink(addr.to_string(), &link).map_err(FileError::at(&link))?;
+        Ok(link)
     }
 
     fn read(&self, addr: Ipv4Addr) -> Option<Holder> {
@@ -345,7 +446,15 @@ impl Pool {
         Ok(Pool {
             leases: LeaseDir::new(state_dir, bridge)?,
             subnet,
+            subnet6: None,
         })
+    }
+
+    /// The same pool on a dual-stack bridge: each lease holds an IPv6
+    /// address of `subnet6` too.
+    pub fn with_subnet6(mut self, subnet6: Option<Subnet6>) -> Pool {
+        self.subnet6 = subnet6;
+        self
     }
 
     pub fn subnet(&self) -> Subnet {
@@ -370,25 +479,73 @@ impl Pool {
     /// dead supervisor counts as free when it is the one in the way: the
     /// pinned one, or the only one left; the lease then names that
     /// supervisor in [`Lease::reclaimed`].
-    pub fn lease(&self, want: Option<Ipv4Addr>, holder: &Holder) -> Result<Lease, Error> {
+    ///
+    /// On a dual-stack bridge the lease holds an IPv6 address too: `want6`
+    /// (a container address of the subnet6, free), else the one derived
+    /// from the IPv4 address, which an address pinned by another
+    /// container makes the IPv4 address unusable here (skipped, or the
+    /// error when pinned).
+    pub fn lease(
+        &self,
+        want: Option<Ipv4Addr>,
+        want6: Option<Ipv6Addr>,
+        holder: &Holder,
+    ) -> Result<Lease, Error> {
         if let Some(addr) = want {
             self.subnet.check_container_address(addr)?;
         }
-        let record = holder.to_record()?;
+        if let (Some(subnet6), Some(addr6)) = (self.subnet6, want6) {
+            subnet6.check_container_address(addr6)?;
+        }
+        let mut record = holder.to_record()?;
         let _lock = self.leases.lock()?;
-        let (addr, reclaimed) = match want {
+        let (addr, mut reclaimed) = match want {
             Some(addr) => match self.leases.holder_of(addr) {
                 Held::Free => (addr, None),
                 Held::Dead(dead) => (addr, Some(dead)),
                 Held::Live(holder) => return Err(Error::Taken { addr, holder }),
                 Held::Unreadable(path) => return Err(Error::TakenUnreadable { addr, path }),
             },
-            None => self.lowest_free()?,
+            None => self.lowest_free(want6.is_none())?,
+        };
+        let addr6 = match self.subnet6 {
+            Some(subnet6) => {
+                let addr6 = match want6 {
+                    Some(addr6) => addr6,
+                    None => subnet6
+                        .derive(self.subnet, addr)
+                        .ok_or(Error::NotDerivable { addr, subnet6 })?,
+                };
+                match self.leases.holder_of6(addr6) {
+                    Held::Free => {}
+                    Held::Dead(dead) => {
+                        reclaimed.get_or_insert(dead);
+                    }
+                    Held::Live(holder) => {
+                        return Err(Error::Taken6 {
+                            addr: addr6,
+                            holder,
+                        });
+                    }
+                    Held::Unreadable(path) => {
+                        return Err(Error::Taken6Unreadable { addr: addr6, path });
+                    }
+                }
+                record.push_str(&format!("addr6={addr6}\n"));
+                Some(addr6)
+            }
+            None => None,
         };
         let path = file::write_atomic(self.dir(), &addr.to_string(), record.as_bytes())?;
+        let link6 = match addr6 {
+            Some(addr6) => Some(self.leases.link6(addr6, addr)?),
+            None => None,
+        };
         Ok(Lease {
             addr,
             path,
+            addr6,
+            link6,
             reclaimed,
             released: false,
         })
@@ -403,16 +560,24 @@ impl Pool {
     }
 
     /// The lowest address without a lease; when every one has a lease, the
-    /// lowest held by a dead supervisor.
-    fn lowest_free(&self) -> Result<(Ipv4Addr, Option<Holder>), Error> {
+    /// lowest held by a dead supervisor. With `derive6` on a dual-stack
+    /// bridge, an address whose derived IPv6 address another container
+    /// pinned is skipped.
+    fn lowest_free(&self, derive6: bool) -> Result<(Ipv4Addr, Option<Holder>), Error> {
         let leased = self.leases.leased_addresses()?;
+        let usable = |addr: &Ipv4Addr| match self.subnet6.filter(|_| derive6) {
+            Some(subnet6) => subnet6.derive(self.subnet, *addr).is_some_and(|addr6| {
+                matches!(self.leases.holder_of6(addr6), Held::Free | Held::Dead(_))
+            }),
+            None => true,
+        };
         let mut addresses = self.subnet.container_addresses();
-        if let Some(addr) = addresses.find(|addr| !leased.contains(addr)) {
+        if let Some(addr) = addresses.find(|addr| !leased.contains(addr) && usable(addr)) {
             return Ok((addr, None));
         }
         leased
             .into_iter()
-            .filter(|addr| self.subnet.check_container_address(*addr).is_ok())
+            .filter(|addr| self.subnet.check_container_address(*addr).is_ok() && usable(addr))
             .find_map(|addr| match self.leases.holder_of(addr) {
                 Held::Dead(holder) => Some((addr, Some(holder))),
                 _ => None,
@@ -437,6 +602,11 @@ impl Lease {
         self.addr
     }
 
+    /// Its IPv6 address, on a dual-stack bridge.
+    pub fn addr6(&self) -> Option<Ipv6Addr> {
+        self.addr6
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -453,10 +623,16 @@ impl Lease {
         self.released = true;
     }
 
-    /// Gives the address back. Nobody else writes a held lease, so removing
-    /// the file needs no lock.
+    /// Gives the addresses back. Nobody else writes a held lease, nor
+    /// replaces the link of an address a live record names, so removing
+    /// them needs no lock. The link goes first: without its record it
+    /// would only be stale, but a record without its link would leave
+    /// its IPv6 address looking free.
     pub fn release(mut self) -> Result<(), Error> {
         self.released = true;
+        if let Some(link) = &self.link6 {
+            file::remove(link)?;
+        }
         file::remove(&self.path)?;
         Ok(())
     }
@@ -465,6 +641,9 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if !self.released {
+            if let Some(link) = &self.link6 {
+                let _ = fs::remove_file(link);
+            }
             let _ = fs::remove_file(&self.path);
         }
     }
@@ -481,6 +660,9 @@ impl fmt::Display for Swept {
             Swept::Unreadable { addr } => write!(f, "lease {addr}: unreadable"),
             Swept::Foreign { addr } => write!(f, "lease {addr}: not a container address here"),
             Swept::Temporary { name } => write!(f, "lease file {name}: unfinished"),
+            Swept::Stale6 { addr6 } => {
+                write!(f, "lease {addr6}: no record holds this IPv6 address")
+            }
         }
     }
 }
@@ -547,12 +729,12 @@ mod tests {
     fn lowest_free_address_is_leased_and_reused_after_release() {
         let dir = temp_dir("lowest");
         let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
-        let a = pool.lease(None, &holder("a")).unwrap();
-        let b = pool.lease(None, &holder("b")).unwrap();
+        let a = pool.lease(None, None, &holder("a")).unwrap();
+        let b = pool.lease(None, None, &holder("b")).unwrap();
         assert_eq!(a.addr(), Ipv4Addr::new(172, 16, 0, 2));
         assert_eq!(b.addr(), Ipv4Addr::new(172, 16, 0, 3));
         a.release().unwrap();
-        let c = pool.lease(None, &holder("c")).unwrap();
+        let c = pool.lease(None, None, &holder("c")).unwrap();
         assert_eq!(c.addr(), Ipv4Addr::new(172, 16, 0, 2));
         let leases = pool.leases().unwrap();
         assert_eq!(leases.len(), 2);
@@ -617,9 +799,9 @@ mod tests {
         let dir = temp_dir("pin");
         let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
         let want = Ipv4Addr::new(172, 16, 0, 30);
-        let held = pool.lease(Some(want), &holder("web")).unwrap();
+        let held = pool.lease(Some(want), None, &holder("web")).unwrap();
         assert_eq!(held.addr(), want);
-        let err = pool.lease(Some(want), &holder("other")).unwrap_err();
+        let err = pool.lease(Some(want), None, &holder("other")).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("address 172.16.0.30 is in use by container web (id web-id"),
@@ -627,11 +809,11 @@ mod tests {
         );
         // The lowest free address skips nothing but the pinned one.
         assert_eq!(
-            pool.lease(None, &holder("x")).unwrap().addr(),
+            pool.lease(None, None, &holder("x")).unwrap().addr(),
             Ipv4Addr::new(172, 16, 0, 2)
         );
         held.release().unwrap();
-        pool.lease(Some(want), &holder("other"))
+        pool.lease(Some(want), None, &holder("other"))
             .unwrap()
             .release()
             .unwrap();
@@ -643,7 +825,7 @@ mod tests {
         let dir = temp_dir("outside");
         let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
         let err = pool
-            .lease(Some(Ipv4Addr::new(10, 0, 0, 2)), &holder("a"))
+            .lease(Some(Ipv4Addr::new(10, 0, 0, 2)), None, &holder("a"))
             .unwrap_err();
         assert!(matches!(
             err,
@@ -656,8 +838,8 @@ mod tests {
     fn a_full_subnet_is_reported() {
         let dir = temp_dir("full");
         let pool = Pool::new(&dir, "sv0", subnet("10.9.0.0/30")).unwrap();
-        let _only = pool.lease(None, &holder("a")).unwrap();
-        let err = pool.lease(None, &holder("b")).unwrap_err();
+        let _only = pool.lease(None, None, &holder("a")).unwrap();
+        let err = pool.lease(None, None, &holder("b")).unwrap_err();
         assert_eq!(
             err.to_string(),
             "no free address left in 10.9.0.0/30 on bridge sv0"
@@ -674,7 +856,7 @@ mod tests {
             let threads: Vec<_> = (0..50)
                 .map(|i| {
                     let pool = &pool;
-                    s.spawn(move || pool.lease(None, &holder(&format!("c{i}"))).unwrap())
+                    s.spawn(move || pool.lease(None, None, &holder(&format!("c{i}"))).unwrap())
                 })
                 .collect();
             threads.into_iter().map(|t| t.join().unwrap()).collect()
@@ -695,7 +877,7 @@ mod tests {
         let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
         let want = Ipv4Addr::new(172, 16, 0, 30);
         plant(&pool, want, &dead_holder("old"));
-        let lease = pool.lease(Some(want), &holder("new")).unwrap();
+        let lease = pool.lease(Some(want), None, &holder("new")).unwrap();
         assert_eq!(lease.addr(), want);
         assert_eq!(lease.reclaimed().map(|h| h.name.as_str()), Some("old"));
         assert_eq!(pool.leases().unwrap()[0].1.as_ref().unwrap().name, "new");
@@ -710,18 +892,18 @@ mod tests {
         let first = Ipv4Addr::new(10, 9, 0, 2);
         plant(&pool, first, &dead_holder("old"));
         let mut held: Vec<Lease> = (0..4)
-            .map(|i| pool.lease(None, &holder(&format!("c{i}"))).unwrap())
+            .map(|i| pool.lease(None, None, &holder(&format!("c{i}"))).unwrap())
             .collect();
         assert!(
             held.iter()
                 .all(|l| l.addr() != first && l.reclaimed().is_none())
         );
-        let last = pool.lease(None, &holder("last")).unwrap();
+        let last = pool.lease(None, None, &holder("last")).unwrap();
         assert_eq!(last.addr(), first);
         assert!(last.reclaimed().is_some());
         held.push(last);
         assert!(matches!(
-            pool.lease(None, &holder("more")),
+            pool.lease(None, None, &holder("more")),
             Err(Error::Exhausted { .. })
         ));
         drop(held);
@@ -732,7 +914,7 @@ mod tests {
     fn sweep_removes_dead_unreadable_foreign_and_unfinished_leases_only() {
         let dir = temp_dir("sweep");
         let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
-        let live = pool.lease(None, &holder("live")).unwrap();
+        let live = pool.lease(None, None, &holder("live")).unwrap();
         let dead = Ipv4Addr::new(172, 16, 0, 9);
         plant(&pool, dead, &dead_holder("dead"));
         fs::write(dir.join("leases/sv0/172.16.0.10"), "garbage\0\n").unwrap();
@@ -773,7 +955,7 @@ mod tests {
     fn sweeping_another_subnet_keeps_and_reports_live_leases() {
         let dir = temp_dir("sweep-other");
         let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
-        let live = pool.lease(None, &holder("web")).unwrap();
+        let live = pool.lease(None, None, &holder("web")).unwrap();
         let dead = Ipv4Addr::new(172, 16, 0, 9);
         plant(&pool, dead, &dead_holder("old"));
         let other = Pool::new(&dir, "sv0", subnet("10.1.0.0/24")).unwrap();
@@ -789,7 +971,7 @@ mod tests {
         );
         // Still held: pinning it fails, naming its holder.
         assert!(matches!(
-            pool.lease(Some(live.addr()), &holder("second")),
+            pool.lease(Some(live.addr()), None, &holder("second")),
             Err(Error::Taken { .. })
         ));
         live.release().unwrap();
@@ -811,6 +993,172 @@ mod tests {
             [Ipv4Addr::new(172, 16, 0, 6)]
         );
         assert_eq!(pool.leases().unwrap().len(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The lease directory's names, the lock aside.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names = file::names(&dir.join("leases/sv0")).unwrap();
+        names.retain(|n| n != ".lock");
+        names
+    }
+
+    fn dual_stack(dir: &Path) -> Pool {
+        Pool::new(dir, "sv0", subnet("172.16.0.0/24"))
+            .unwrap()
+            .with_subnet6(Some("fd53:7570:6572::/64".parse().unwrap()))
+    }
+
+    fn v6(text: &str) -> Ipv6Addr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_dual_stack_lease_holds_the_derived_ipv6_address_in_the_same_record() {
+        let dir = temp_dir("v6-derived");
+        let pool = dual_stack(&dir);
+        let a = pool.lease(None, None, &holder("a")).unwrap();
+        assert_eq!(a.addr(), Ipv4Addr::new(172, 16, 0, 2));
+        assert_eq!(a.addr6(), Some(v6("fd53:7570:6572::2")));
+        let record = fs::read_to_string(a.path()).unwrap();
+        assert!(record.ends_with("addr6=fd53:7570:6572::2\n"), "{record}");
+        assert_eq!(Holder::from_record(&record).unwrap().name, "a");
+        assert_eq!(pool.lease_dir().addr6_of(a.addr()), a.addr6());
+        // The link is no lease: listing skips it.
+        assert_eq!(pool.leases().unwrap().len(), 1);
+        a.release().unwrap();
+        assert!(names(&dir).is_empty());
+        // IPv4 only: no addr6, no link.
+        let plain = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
+        let b = plain.lease(None, None, &holder("b")).unwrap();
+        assert_eq!(b.addr6(), None);
+        assert_eq!(names(&dir), ["172.16.0.2"]);
+        drop(b);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_pinned_ipv6_address_is_refused_to_another_and_its_ipv4_twin_is_skipped() {
+        let dir = temp_dir("v6-pinned");
+        let pool = dual_stack(&dir);
+        let pinned = pool
+            .lease(None, Some(v6("fd53:7570:6572::3")), &holder("web"))
+            .unwrap();
+        assert_eq!(pinned.addr(), Ipv4Addr::new(172, 16, 0, 2));
+        assert_eq!(pinned.addr6(), Some(v6("fd53:7570:6572::3")));
+        let err = pool
+            .lease(None, Some(v6("fd53:7570:6572::3")), &holder("other"))
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "IPv6 address fd53:7570:6572::3 is in use by container web (id web-id"
+            ),
+            "{err}"
+        );
+        // 172.16.0.3 would derive the pinned address: the next one is taken.
+        let next = pool.lease(None, None, &holder("next")).unwrap();
+        assert_eq!(next.addr(), Ipv4Addr::new(172, 16, 0, 4));
+        assert_eq!(next.addr6(), Some(v6("fd53:7570:6572::4")));
+        let err = pool
+            .lease(Some(Ipv4Addr::new(172, 16, 0, 3)), None, &holder("twin"))
+            .unwrap_err();
+        assert!(matches!(err, Error::Taken6 { .. }), "{err}");
+        // Outside subnet6 or its gateway: refused before anything is written.
+        assert!(matches!(
+            pool.lease(None, Some(v6("fd00::5")), &holder("x")),
+            Err(Error::Address6(Address6Error::OutsideSubnet { .. }))
+        ));
+        assert!(matches!(
+            pool.lease(None, Some(v6("fd53:7570:6572::1")), &holder("x")),
+            Err(Error::Address6(Address6Error::Reserved { .. }))
+        ));
+        pinned.release().unwrap();
+        let twin = pool
+            .lease(Some(Ipv4Addr::new(172, 16, 0, 3)), None, &holder("twin"))
+            .unwrap();
+        assert_eq!(twin.addr6(), Some(v6("fd53:7570:6572::3")));
+        drop((next, twin));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_dead_holders_ipv6_address_is_taken_over_and_swept_links_go() {
+        let dir = temp_dir("v6-dead");
+        let pool = dual_stack(&dir);
+        let old = pool
+            .lease(None, Some(v6("fd53:7570:6572::99")), &holder("old"))
+            .unwrap();
+        // Its supervisor dies: the record says so, the files stay.
+        let path = old.path().to_path_buf();
+        old.keep();
+        let record = fs::read_to_string(&path).unwrap();
+        let mut dead = dead_holder("old").to_record().unwrap();
+        dead.push_str("addr6=fd53:7570:6572::99\n");
+        assert!(record.ends_with("addr6=fd53:7570:6572::99\n"));
+        fs::write(&path, dead).unwrap();
+        let new = pool
+            .lease(None, Some(v6("fd53:7570:6572::99")), &holder("new"))
+            .unwrap();
+        assert_eq!(new.reclaimed().map(|h| h.name.as_str()), Some("old"));
+        assert_eq!(new.addr(), Ipv4Addr::new(172, 16, 0, 3));
+        // The old record is swept; the link, now the new lease's, stays.
+        let swept: Vec<String> = pool
+            .sweep()
+            .unwrap()
+            .removed
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(swept.len(), 1, "{swept:?}");
+        assert!(dir.join("leases/sv0/fd53:7570:6572::99").is_symlink());
+        // A link whose record is gone is stale: swept.
+        new.keep();
+        fs::remove_file(dir.join("leases/sv0/172.16.0.3")).unwrap();
+        assert_eq!(
+            pool.sweep().unwrap().removed,
+            [Swept::Stale6 {
+                addr6: v6("fd53:7570:6572::99")
+            }]
+        );
+        assert!(names(&dir).is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn releasing_a_containers_leases_by_id_takes_their_ipv6_links_too() {
+        let dir = temp_dir("v6-held-by");
+        let pool = dual_stack(&dir);
+        pool.lease(None, None, &holder("x")).unwrap().keep();
+        pool.lease(None, Some(v6("fd53:7570:6572::77")), &holder("x"))
+            .unwrap()
+            .keep();
+        assert_eq!(names(&dir).len(), 4);
+        assert_eq!(
+            pool.lease_dir().release_all_held_by("x-id").unwrap().len(),
+            2
+        );
+        assert!(names(&dir).is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn records_without_an_ipv6_address_still_read_on_a_dual_stack_bridge() {
+        let dir = temp_dir("v6-old");
+        let pool = dual_stack(&dir);
+        // As an IPv4-only run, or an older version, writes it.
+        plant(&pool, Ipv4Addr::new(172, 16, 0, 2), &holder("old"));
+        assert_eq!(
+            pool.lease_dir().addr6_of(Ipv4Addr::new(172, 16, 0, 2)),
+            None
+        );
+        let new = pool.lease(None, None, &holder("new")).unwrap();
+        assert_eq!(new.addr(), Ipv4Addr::new(172, 16, 0, 3));
+        assert_eq!(new.addr6(), Some(v6("fd53:7570:6572::3")));
+        let leases = pool.leases().unwrap();
+        assert_eq!(leases.len(), 2);
+        assert_eq!(leases[0].1.as_ref().unwrap().name, "old");
+        assert_eq!(pool.sweep().unwrap(), Sweep::default());
+        drop(new);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

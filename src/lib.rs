@@ -27,8 +27,8 @@
 //! lifecycle: detach supervisor cni control
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
-//!            identity spawn seccomp netlink conntrack reserve ipam state
-//!            cgroup etc_files container_log nftables signals proxy
+//!            identity spawn seccomp netlink conntrack proxy reserve ipam
+//!            state cgroup etc_files container_log nftables signals
 //! leaf:      milestones error_chain values
 //! ```
 //!

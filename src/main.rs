@@ -37,9 +37,10 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(err),
     };
     init_logging(cli.verbose, cli.log_level);
+    let net = network_options(&cli);
     match cli.command {
         Command::Run(args) if args.dry_run => {
-            let options = run_options(*args, cli.bridge, cli.subnet, cli.state_dir);
+            let options = run_options(*args, net, cli.state_dir);
             let plan = match supervisor::supervisor::dry_run(options) {
                 Ok(plan) => plan,
                 Err(err) => return exit(Err(err), |e| e.exit_code()),
@@ -55,11 +56,11 @@ fn main() -> ExitCode {
         }
         Command::Run(args) if args.detach => {
             let log_max_size = args.log_max_size;
-            let options = run_options(*args, cli.bridge, cli.subnet, cli.state_dir);
+            let options = run_options(*args, net, cli.state_dir);
             detached(supervisor::detach::run(options, log_max_size))
         }
         Command::Run(args) => {
-            let options = run_options(*args, cli.bridge, cli.subnet, cli.state_dir);
+            let options = run_options(*args, net, cli.state_dir);
             exit(supervisor::supervisor::run(options), |e| e.exit_code())
         }
         Command::Bench(args) => bench(args),
@@ -134,7 +135,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf) -> RunOptions {
+/// The global options of the bridge network, as `run` takes them.
+struct NetworkOptions {
+    bridge: String,
+    subnet: String,
+    ipv6: bool,
+    subnet6: String,
+}
+
+fn network_options(cli: &Cli) -> NetworkOptions {
+    NetworkOptions {
+        bridge: cli.bridge.clone(),
+        subnet: cli.subnet.clone(),
+        ipv6: cli.ipv6,
+        subnet6: cli.subnet6.clone(),
+    }
+}
+
+fn run_options(args: RunArgs, net: NetworkOptions, state_dir: PathBuf) -> RunOptions {
     RunOptions {
         name: args.name,
         hostname: args.hostname,
@@ -148,9 +166,12 @@ fn run_options(args: RunArgs, bridge: String, subnet: String, state_dir: PathBuf
             NetworkArg::Bridge => NetworkMode::Bridge,
             NetworkArg::Container(name) => NetworkMode::Container(name),
         },
-        bridge,
-        subnet,
+        bridge: net.bridge,
+        subnet: net.subnet,
+        ipv6: net.ipv6,
+        subnet6: net.subnet6,
         ip: args.ip,
+        ip6: args.ip6,
         publish: args.publish,
         state_dir,
         stop_timeout: Duration::from_secs(args.stop_timeout),

@@ -3,7 +3,7 @@
 //! and the address given back at the end. Composes `ipam` and `netlink`.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
@@ -12,7 +12,7 @@ use crate::milestones::{timed, timed_async};
 use crate::netlink::sysctl::Setting;
 use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings};
 use crate::spawn::Container;
-use crate::values::Subnet;
+use crate::values::{Subnet, Subnet6};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -42,7 +42,8 @@ pub struct Attachment {
     netns: Option<OwnedFd>,
 }
 
-/// Takes the address lease (`ip`, or the lowest free) for `holder`, then
+/// Takes the address lease (`ip`, or the lowest free; on a dual-stack
+/// bridge with the IPv6 address `ip6` or the derived one) for `holder`, then
 /// makes sure the bridge is there and sets `sysctls` (see
 /// `plan::network_part`). The lease is taken before the first await: a
 /// caller polling this first learns of a taken address before starting
@@ -50,6 +51,7 @@ pub struct Attachment {
 pub async fn prepare(
     bridge: &Bridge,
     ip: Option<Ipv4Addr>,
+    ip6: Option<Ipv6Addr>,
     state_dir: &Path,
     holder: &Holder,
     sysctls: &[Setting],
@@ -58,8 +60,8 @@ pub async fn prepare(
     // its lease directory is made.
     let nl = Netlink::connect()?;
     let bridge_index = timed_async("bridge", netlink::ensure_bridge(&nl, bridge)).await?;
-    let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?;
-    let lease = timed("lease", || pool.lease(ip, holder))?;
+    let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?.with_subnet6(bridge.subnet6);
+    let lease = timed("lease", || pool.lease(ip, ip6, holder))?;
     timed("sysctls", || {
         sysctls.iter().try_for_each(|s| s.apply().map(drop))
     })?;
@@ -69,6 +71,7 @@ pub async fn prepare(
         bridge_index,
         address: lease.addr(),
         subnet: bridge.subnet,
+        ipv6: lease.addr6().zip(bridge.subnet6),
     };
     Ok(Attachment {
         nl,
@@ -90,6 +93,11 @@ impl Attachment {
 
     pub fn subnet(&self) -> Subnet {
         self.link.subnet
+    }
+
+    /// The IPv6 address and subnet6, on a dual-stack bridge.
+    pub fn ipv6(&self) -> Option<(Ipv6Addr, Subnet6)> {
+        self.link.ipv6
     }
 
     /// The bridge's interface index, which the host end is attached to.

@@ -1,10 +1,14 @@
 //! `-p/--publish` in docker's syntax, parsed and checked before anything is
 //! created: `[HOSTIP:][HOSTPORT:]CTRPORT[/PROTO]`, with equal-length ranges
-//! (`8000-8010:9000-9010`) expanding to one mapping per port.
+//! (`8000-8010:9000-9010`) expanding to one mapping per port. An IPv6 host
+//! address is in brackets (`[::]:8080:80`, `[2001:db8::1]:8080:80`), as
+//! docker and netavark write it; `0.0.0.0` is every IPv4 address only, `[::]`
+//! every IPv6 address only, and no address every address of each family
+//! the network has (see `plan::families`).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::values::{PortMapping, Protocol};
+use crate::values::{HostIp, PortMapping, Protocol};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid --publish {spec:?}: {reason}")]
@@ -25,27 +29,38 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
         Some((_, other)) => return Err(fail(format!("unknown protocol {other:?} (tcp or udp)"))),
         None => (spec, Protocol::Tcp),
     };
-    if ports.starts_with('[') {
-        return Err(fail("IPv6 host addresses are not supported".into()));
-    }
-    let parts: Vec<&str> = ports.split(':').collect();
-    let (host_ip, host, container) = match parts.as_slice() {
-        [container] => (None, "", *container),
-        [host, container] => (None, *host, *container),
-        [ip, host, container] => {
-            let ip: Ipv4Addr = ip
-                .parse()
-                .map_err(|_| fail(format!("bad host address {ip:?}")))?;
-            (
-                Some(ip).filter(|ip| !ip.is_unspecified()),
-                *host,
-                *container,
-            )
+    let expected = || fail("expected [HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp]".into());
+    let (host_ip, host, container) = if let Some(bracketed) = ports.strip_prefix('[') {
+        let (ip, rest) = bracketed
+            .split_once(']')
+            .ok_or_else(|| fail("IPv6 host address without its closing \"]\"".into()))?;
+        let ip = ipv6_host(ip).map_err(fail)?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        match parts.as_slice() {
+            ["", host, container] => (Some(HostIp::from_ip(ip.into())), *host, *container),
+            _ => {
+                return Err(fail(
+                    "expected [IPV6]:[HOSTPORT]:CTRPORT after the address".into(),
+                ));
+            }
         }
-        _ => {
-            return Err(fail(
-                "expected [HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp]".into(),
-            ));
+    } else {
+        let parts: Vec<&str> = ports.split(':').collect();
+        match parts.as_slice() {
+            [container] => (None, "", *container),
+            [host, container] => (None, *host, *container),
+            [ip, host, container] => {
+                let ip: Ipv4Addr = ip
+                    .parse()
+                    .map_err(|_| fail(format!("bad host address {ip:?}")))?;
+                (Some(HostIp::from_ip(ip.into())), *host, *container)
+            }
+            _ if ports.parse::<IpAddr>().is_ok() || ports.matches(':').count() > 3 => {
+                return Err(fail(
+                    "an IPv6 host address goes in brackets: [ADDR]:HOSTPORT:CTRPORT".into(),
+                ));
+            }
+            _ => return Err(expected()),
         }
     };
     let container = range(container).map_err(fail)?;
@@ -77,6 +92,44 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
             })
             .collect()),
     }
+}
+
+/// The address between `[` and `]`: IPv6 only, without a zone (a port
+/// is published on the host's addresses, not on one link's), and not an
+/// IPv4-mapped address (that is IPv4: written without brackets).
+fn ipv6_host(text: &str) -> Result<Ipv6Addr, String> {
+    if text.contains('%') {
+        return Err(format!(
+            "zone ids are not supported (host address [{text}])"
+        ));
+    }
+    match text.parse::<IpAddr>() {
+        Ok(IpAddr::V6(ip)) if ip.to_ipv4_mapped().is_some() => Err(format!(
+            "[{text}] is an IPv4-mapped address: write {} without brackets",
+            ip.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED)
+        )),
+        Ok(IpAddr::V6(ip)) => Ok(ip),
+        Ok(IpAddr::V4(_)) => Err(format!(
+            "[{text}] is an IPv4 address: write it without brackets"
+        )),
+        Err(_) => Err(format!("bad IPv6 host address [{text}]")),
+    }
+}
+
+/// `parse`, refusing an IPv6 host address when the network has no IPv6.
+pub fn parse_for(spec: &str, ipv6: bool) -> Result<Vec<PortMapping>, PublishError> {
+    let mappings = parse(spec)?;
+    if !ipv6
+        && mappings
+            .iter()
+            .any(|m| m.host_ip.is_some_and(HostIp::is_ipv6))
+    {
+        return Err(PublishError {
+            spec: spec.to_string(),
+            reason: "an IPv6 host address needs --ipv6".into(),
+        });
+    }
+    Ok(mappings)
 }
 
 /// `N` or `N-M`, each 1..=65535, N ≤ M.
@@ -131,13 +184,13 @@ mod tests {
     #[test]
     fn host_address_and_udp() {
         let m = one("127.0.0.1:5353:53/udp");
-        assert_eq!(m.host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(m.host_ip, Some(HostIp::V4(Ipv4Addr::LOCALHOST)));
         assert_eq!(m.protocol, Protocol::Udp);
         assert_eq!((m.host_port, m.container_port), (Some(5353), 53));
         assert_eq!(
             one("0.0.0.0:80:80").host_ip,
-            None,
-            "0.0.0.0 means every address"
+            Some(HostIp::AnyV4),
+            "0.0.0.0 means every IPv4 address"
         );
     }
 
@@ -145,7 +198,10 @@ mod tests {
     fn container_port_alone_picks_the_host_port() {
         assert_eq!(one("8000").host_port, None);
         assert_eq!(one("127.0.0.1::8000").host_port, None);
-        assert_eq!(one("127.0.0.1::8000").host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            one("127.0.0.1::8000").host_ip,
+            Some(HostIp::V4(Ipv4Addr::LOCALHOST))
+        );
     }
 
     #[test]
@@ -169,7 +225,20 @@ mod tests {
             ("8010-8000:9010-9000", "backwards"),
             ("1.2.3:80:80", "bad host address"),
             ("80:80/sctp", "unknown protocol"),
-            ("[::1]:80:80", "IPv6"),
+            ("[::1", "closing \"]\""),
+            ("[::1]80:80", "after the address"),
+            ("[::1]:80", "after the address"),
+            ("[1.2.3.4]:80:80", "IPv4 address: write it without brackets"),
+            (
+                "[::ffff:1.2.3.4]:80:80",
+                "IPv4-mapped address: write 1.2.3.4",
+            ),
+            ("[fe80::1%eth0]:80:80", "zone ids"),
+            ("[fe80::1%25eth0]:80:80", "zone ids"),
+            ("[::g]:80:80", "bad IPv6 host address [::g]"),
+            ("::1:80:80", "goes in brackets"),
+            ("2001:db8::1:80:80", "goes in brackets"),
+            ("[::1]:0:80", "port 0"),
             ("a:b:c:d", "expected"),
             ("http:80", "bad port"),
             ("+80:80", "bad port \"+80\""),
@@ -190,7 +259,41 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_host_addresses_are_bracketed_and_each_is_one_family() {
+        assert_eq!(one("[::]:8080:8000").host_ip, Some(HostIp::AnyV6));
+        assert_eq!(
+            one("[::1]:8080:8000").host_ip,
+            Some(HostIp::V6(Ipv6Addr::LOCALHOST))
+        );
+        let m = one("[2001:db8::1]:8080:8000/udp");
+        assert_eq!(m.host_ip, Some(HostIp::V6("2001:db8::1".parse().unwrap())));
+        assert_eq!((m.host_port, m.container_port), (Some(8080), 8000));
+        assert_eq!(m.protocol, Protocol::Udp);
+        assert_eq!(one("[::1]::8000").host_port, None);
+        assert_eq!(one("8080:8000").host_ip, None, "no address: every family");
+        let v = parse("[::]:8000-8002:9000-9002").unwrap();
+        assert_eq!(v.len(), 3);
+        assert!(v.iter().all(|m| m.host_ip == Some(HostIp::AnyV6)));
+        assert_eq!(v[2].host_port, Some(8002));
+    }
+
+    #[test]
+    fn an_ipv6_host_address_without_ipv6_is_refused_naming_the_value() {
+        for spec in ["[::]:8080:80", "[::1]:8080:80/udp", "[2001:db8::1]::80"] {
+            let err = parse_for(spec, false).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("invalid --publish {spec:?}: an IPv6 host address needs --ipv6")
+            );
+            assert!(parse_for(spec, true).is_ok());
+        }
+        assert!(parse_for("8080:80", false).is_ok());
+        assert!(parse_for("0.0.0.0:8080:80", false).is_ok());
+    }
+
+    #[test]
     fn mappings_print_like_docker_port() {
+        assert_eq!(one("[::1]:8080:80").to_string(), "[::1]:8080->80/tcp");
         assert_eq!(
             one("127.0.0.1:8080:80").to_string(),
             "127.0.0.1:8080->80/tcp"

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,8 +16,8 @@ use crate::ipam;
 use crate::netlink::{self, Bridge};
 use crate::publish::{self, PublishError};
 use crate::values::{
-    AddressError, PortMapping, Protocol, ResourceError, Resources, Subnet, SubnetError, new_id,
-    parse_cpus, parse_memory, parse_pids_limit,
+    Address6Error, AddressError, HostIp, PortMapping, Protocol, ResourceError, Resources, Subnet,
+    Subnet6, Subnet6Error, SubnetError, new_id, parse_cpus, parse_memory, parse_pids_limit,
 };
 
 /// docker's default PATH for containers.
@@ -60,6 +60,10 @@ pub struct RunOptions {
     pub bridge: String,
     pub subnet: String,
     pub ip: Option<String>,
+    /// `--ipv6`: dual stack, with `subnet6` and the pinned `ip6`.
+    pub ipv6: bool,
+    pub subnet6: String,
+    pub ip6: Option<String>,
     /// `--publish` values, docker's syntax.
     pub publish: Vec<String>,
     /// Where leases and records live.
@@ -91,10 +95,13 @@ pub struct RunOptions {
 pub enum Network {
     /// Only loopback.
     None,
-    /// A veth pair to `bridge`, with the address `ip` or the lowest free one.
+    /// A veth pair to `bridge`, with the address `ip` or the lowest free
+    /// one; with IPv6 on the bridge (`bridge.subnet6`), the IPv6 address
+    /// `ip6` or the one derived from the IPv4 address.
     Bridge {
         bridge: Bridge,
         ip: Option<Ipv4Addr>,
+        ip6: Option<Ipv6Addr>,
     },
     /// The network namespace of the running container `target` (a name or
     /// id), joined as docker's `container:NAME`: its interfaces, address,
@@ -164,6 +171,20 @@ pub enum SpecError {
     #[error("--ip needs --network bridge")]
     IpWithoutBridge,
     #[error(transparent)]
+    Subnet6(#[from] Subnet6Error),
+    #[error("invalid --ip6: {0}")]
+    Ip6(Address6Error),
+    #[error("--ip6 needs --ipv6 (or SUPERVISOR_IPV6=1)")]
+    Ip6WithoutIpv6,
+    #[error(
+        "invalid --subnet6 {subnet6}: fewer host addresses than --subnet {subnet}, whose host numbers give the containers' IPv6 addresses; use a prefix of /{longest} or shorter"
+    )]
+    Subnet6TooSmall {
+        subnet6: Subnet6,
+        subnet: Subnet,
+        longest: u8,
+    },
+    #[error(transparent)]
     Publish(#[from] PublishError),
     #[error(
         "--publish {first:?} and --publish {second:?} both publish host port {port}/{protocol}{on}: one run publishes each host port once",
@@ -172,7 +193,8 @@ pub enum SpecError {
     PublishTwice {
         first: String,
         second: String,
-        host_ip: Option<Ipv4Addr>,
+        /// The one address they clash on, when not every address.
+        host_ip: Option<IpAddr>,
         port: u16,
         protocol: Protocol,
     },
@@ -204,6 +226,8 @@ impl RunSpec {
             shares_network(&options, target)?;
         }
         let id = new_id();
+        // Checked here, reported in its turn below.
+        let network = network(&options);
         let resources = resources(&options)?;
         let name = match options.name {
             Some(name) => valid_name(name)?,
@@ -258,13 +282,9 @@ impl RunSpec {
         if options.command.is_empty() {
             return Err(SpecError::NoCommand);
         }
-        let network = network(
-            options.network.clone(),
-            &options.bridge,
-            &options.subnet,
-            options.ip.as_deref(),
-        )?;
-        let publish = parse_publish(&options.publish)?;
+        let network = network?;
+        // IPv6 host addresses need the network's IPv6 (`--ipv6`).
+        let publish = parse_publish(&options.publish, options.ipv6)?;
         if !publish.is_empty() && network == Network::None {
             return Err(SpecError::PublishWithoutBridge);
         }
@@ -325,13 +345,14 @@ impl RunSpec {
 /// own, as docker does: ports, an address, a hostname and names are
 /// `target`'s.
 fn shares_network(options: &RunOptions, target: &str) -> Result<(), SpecError> {
-    let conflicts: [(bool, &str, &str); 6] = [
+    let conflicts: [(bool, &str, &str); 7] = [
         (
             !options.publish.is_empty(),
             "--publish",
             "ports: publish them when running it",
         ),
         (options.ip.is_some(), "--ip", "address"),
+        (options.ip6.is_some(), "--ip6", "address"),
         (options.hostname.is_some(), "--hostname", "hostname"),
         (!options.add_host.is_empty(), "--add-host", "/etc/hosts"),
         (!options.dns.is_empty(), "--dns", "/etc/resolv.conf"),
@@ -370,14 +391,15 @@ fn resources(options: &RunOptions) -> Result<Resources, ResourceError> {
     })
 }
 
-fn network(
-    mode: NetworkMode,
-    bridge: &str,
-    subnet: &str,
-    ip: Option<&str>,
-) -> Result<Network, SpecError> {
-    match mode {
-        NetworkMode::None if ip.is_some() => return Err(SpecError::IpWithoutBridge),
+fn network(options: &RunOptions) -> Result<Network, SpecError> {
+    let (bridge, ip) = (&options.bridge, options.ip.as_deref());
+    if options.ip6.is_some() && !options.ipv6 {
+        return Err(SpecError::Ip6WithoutIpv6);
+    }
+    match options.network.clone() {
+        NetworkMode::None if ip.is_some() || options.ip6.is_some() => {
+            return Err(SpecError::IpWithoutBridge);
+        }
         NetworkMode::None => return Ok(Network::None),
         NetworkMode::Container(target) => return Ok(Network::Container { target }),
         NetworkMode::Bridge => {}
@@ -388,18 +410,47 @@ fn network(
             reason,
         });
     }
-    let subnet: Subnet = subnet.parse()?;
+    let subnet: Subnet = options.subnet.parse()?;
     let ip = ip
         .map(|text| subnet.parse_container_address(text))
         .transpose()
         .map_err(SpecError::Ip)?;
+    let subnet6 = match options.ipv6 {
+        true => Some(subnet6(&options.subnet6, subnet)?),
+        false => None,
+    };
+    let ip6 = match (subnet6, options.ip6.as_deref()) {
+        (Some(subnet6), Some(text)) => Some(
+            subnet6
+                .parse_container_address(text)
+                .map_err(SpecError::Ip6)?,
+        ),
+        _ => None,
+    };
     Ok(Network::Bridge {
         bridge: Bridge {
             name: bridge.to_string(),
             subnet,
+            subnet6,
         },
         ip,
+        ip6,
     })
+}
+
+/// The `--subnet6` value, which must hold every host number of `subnet`:
+/// a container's IPv6 address is derived from its IPv4 one.
+fn subnet6(text: &str, subnet: Subnet) -> Result<Subnet6, SpecError> {
+    let subnet6: Subnet6 = text.parse()?;
+    let v4_host_bits = 32 - u32::from(subnet.prefix_len());
+    if subnet6.host_bits() < v4_host_bits {
+        return Err(SpecError::Subnet6TooSmall {
+            subnet6,
+            subnet,
+            longest: (128 - v4_host_bits) as u8,
+        });
+    }
+    Ok(subnet6)
 }
 
 fn valid_name(name: String) -> Result<String, SpecError> {
@@ -417,24 +468,28 @@ fn valid_name(name: String) -> Result<String, SpecError> {
 /// (on the same address, or on one address and on all of them) is refused
 /// here, naming both values, rather than by the kernel as if another
 /// container held it.
-fn parse_publish(specs: &[String]) -> Result<Vec<PortMapping>, SpecError> {
+fn parse_publish(specs: &[String], ipv6: bool) -> Result<Vec<PortMapping>, SpecError> {
     // Per protocol and host port: each address it was given on, and by
     // which value.
-    type Given<'a> = Vec<(Option<Ipv4Addr>, &'a str)>;
+    type Given<'a> = Vec<(Option<HostIp>, &'a str)>;
     let mut seen: HashMap<(Protocol, u16), Given> = HashMap::new();
     let mut all = Vec::new();
     for spec in specs {
-        for mapping in publish::parse(spec)? {
+        for mapping in publish::parse_for(spec, ipv6)? {
             if let Some(port) = mapping.host_port {
                 let holders = seen.entry((mapping.protocol, port)).or_default();
-                let clash = holders.iter().find(|(ip, _)| {
-                    ip.is_none() || mapping.host_ip.is_none() || *ip == mapping.host_ip
+                // No address: every address of every family.
+                let clash = holders.iter().find(|(ip, _)| match (ip, mapping.host_ip) {
+                    (Some(a), Some(b)) => a.overlaps(b),
+                    _ => true,
                 });
                 if let Some((ip, first)) = clash {
                     return Err(SpecError::PublishTwice {
                         first: first.to_string(),
                         second: spec.clone(),
-                        host_ip: ip.or(mapping.host_ip),
+                        host_ip: ip
+                            .and_then(HostIp::specific)
+                            .or(mapping.host_ip.and_then(HostIp::specific)),
                         port,
                         protocol: mapping.protocol,
                     });
@@ -510,6 +565,9 @@ mod tests {
             bridge: "sv0".into(),
             subnet: "172.16.0.0/24".into(),
             ip: None,
+            ipv6: false,
+            subnet6: crate::values::DEFAULT_SUBNET6.into(),
+            ip6: None,
             publish: vec![],
             state_dir: "/run/supervisor".into(),
             stop_timeout: Duration::from_secs(10),
@@ -669,9 +727,10 @@ mod tests {
         o.network = NetworkMode::Bridge;
         o.ip = Some("172.16.0.30".into());
         let spec = RunSpec::new(o.clone()).unwrap();
-        let Network::Bridge { bridge, ip } = spec.network else {
+        let Network::Bridge { bridge, ip, ip6 } = spec.network else {
             panic!("not a bridge network");
         };
+        assert_eq!((bridge.subnet6, ip6), (None, None));
         assert_eq!(
             (bridge.name.as_str(), bridge.subnet.to_string()),
             ("sv0", "172.16.0.0/24".into())
@@ -706,6 +765,61 @@ mod tests {
             error(&o),
             "invalid --bridge \"a-much-too-long-bridge\": longer than 15 bytes"
         );
+    }
+
+    #[test]
+    fn ipv6_checks_subnet6_and_ip6_naming_the_value() {
+        let mut o = options(&["true"]);
+        o.network = NetworkMode::Bridge;
+        o.ipv6 = true;
+        o.ip6 = Some("fd53:7570:6572::30".into());
+        let spec = RunSpec::new(o.clone()).unwrap();
+        let Network::Bridge { bridge, ip6, .. } = spec.network else {
+            panic!("not a bridge network");
+        };
+        assert_eq!(
+            bridge.subnet6.map(|s| s.to_string()).as_deref(),
+            Some("fd53:7570:6572::/64")
+        );
+        assert_eq!(ip6, Some("fd53:7570:6572::30".parse().unwrap()));
+        let error = |o: &RunOptions| RunSpec::new(o.clone()).unwrap_err().to_string();
+        for (ip6, message) in [
+            (
+                "fd53:7570:6573::30",
+                "invalid --ip6: address fd53:7570:6573::30 is outside the subnet fd53:7570:6572::/64",
+            ),
+            (
+                "fd53:7570:6572::1",
+                "invalid --ip6: address fd53:7570:6572::1 is the gateway address of fd53:7570:6572::/64, not a container address",
+            ),
+            (
+                "172.16.0.30",
+                "invalid --ip6: \"172.16.0.30\" is not an IPv6 address (like fd53:7570:6572::30)",
+            ),
+        ] {
+            o.ip6 = Some(ip6.into());
+            assert_eq!(error(&o), message);
+        }
+        o.ip6 = None;
+        o.subnet6 = "fe80::/64".into();
+        assert!(
+            error(&o).starts_with("invalid --subnet6 \"fe80::/64\": inside fe80::/10"),
+            "{}",
+            error(&o)
+        );
+        o.subnet = "10.0.0.0/16".into();
+        o.subnet6 = "fd00::/120".into();
+        assert_eq!(
+            error(&o),
+            "invalid --subnet6 fd00::/120: fewer host addresses than --subnet 10.0.0.0/16, whose host numbers give the containers' IPv6 addresses; use a prefix of /112 or shorter"
+        );
+        o.subnet6 = "fd00::/112".into();
+        assert!(RunSpec::new(o.clone()).is_ok());
+        o.ipv6 = false;
+        o.subnet6 = "not checked without --ipv6".into();
+        assert!(RunSpec::new(o.clone()).is_ok());
+        o.ip6 = Some("fd00::5".into());
+        assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::Ip6WithoutIpv6);
     }
 
     #[test]
@@ -757,6 +871,29 @@ mod tests {
         assert_eq!(error(&["9000:80", "9000:80/udp"]), None);
         assert_eq!(error(&["127.0.0.1:9000:80", "127.0.0.2:9000:80"]), None);
         assert_eq!(error(&["80", "80"]), None);
+    }
+
+    #[test]
+    fn a_host_port_clashes_within_one_family_only() {
+        let clash = |publish: &[&str]| {
+            let specs: Vec<String> = publish.iter().map(|s| s.to_string()).collect();
+            parse_publish(&specs, true).err().map(|e| e.to_string())
+        };
+        assert_eq!(
+            clash(&["[::1]:9000:80", "9000:81"]).as_deref(),
+            Some(
+                "--publish \"[::1]:9000:80\" and --publish \"9000:81\" both publish host port 9000/tcp on ::1: one run publishes each host port once"
+            )
+        );
+        assert!(clash(&["[::]:9000:80", "[::1]:9000:80"]).is_some());
+        assert_eq!(clash(&["0.0.0.0:9000:80", "[::]:9000:81"]), None);
+        assert_eq!(clash(&["127.0.0.1:9000:80", "[::1]:9000:81"]), None);
+        assert!(
+            parse_publish(&["[::]:9000:80".to_string()], false)
+                .unwrap_err()
+                .to_string()
+                .contains("needs --ipv6")
+        );
     }
 
     #[test]

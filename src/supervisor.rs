@@ -19,8 +19,9 @@ use crate::ipam::Holder;
 use crate::milestones::{pause_at, phase, timed, timed_async};
 use crate::network::{self, Attachment};
 use crate::plan::{self, Snapshot, apply};
+use crate::proxy::{self, Proxies};
 use crate::reconcile;
-use crate::reserve::{self, Reservations};
+use crate::reserve::{self, Families, Reservations};
 use crate::signals::{self, Signals};
 use crate::spawn::{
     self, Confinement, Container, ExitStatus, Pidfd, SpawnConfig, SpawnError,
@@ -65,6 +66,10 @@ pub enum Error {
     Filesystem(#[from] crate::filesystem::PrepareError),
     #[error(transparent)]
     Plan(#[from] plan::Conflict),
+    #[error(transparent)]
+    NeedsIpv6(#[from] plan::NeedsIpv6),
+    #[error(transparent)]
+    Proxy(#[from] proxy::Error),
     #[error("run -d: {0}")]
     Detach(&'static str, #[source] io::Error),
     #[error("--network container:{0}: no such container")]
@@ -136,9 +141,11 @@ pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
 /// `run --dry-run`: the network plan of `options` against what is taken
 /// now, as text; nothing is created, written or started.
 pub fn dry_run(options: RunOptions) -> Result<String, Error> {
-    let spec = RunSpec::new(options)?;
-    let (bridge, ip) = match &spec.network {
-        Network::Bridge { bridge, ip } => (bridge, ip),
+    let mut spec = RunSpec::new(options)?;
+    // The families a run's reservations decide (see `families`).
+    spec.publish = plan::per_family(&spec.publish, families(&spec) == Families::DualStack)?;
+    let (bridge, ip, ip6) = match &spec.network {
+        Network::Bridge { bridge, ip, ip6 } => (bridge, ip, ip6),
         Network::None => return Ok("# --network none: nothing to plan\n".to_string()),
         Network::Container { target } => {
             return Ok(format!(
@@ -152,6 +159,8 @@ pub fn dry_run(options: RunOptions) -> Result<String, Error> {
         bridge: bridge.name.clone(),
         subnet: bridge.subnet,
         address: *ip,
+        subnet6: bridge.subnet6,
+        address6: *ip6,
         mappings: spec.publish.clone(),
     };
     let plan = plan::plan(&request, &snapshot)?;
@@ -162,6 +171,16 @@ pub fn dry_run(options: RunOptions) -> Result<String, Error> {
         .collect();
     text.push_str(&plan.to_string());
     Ok(text)
+}
+
+/// The families a `-p` value without a host address is published on:
+/// both on a dual-stack network (`--ipv6`), on the same host port; one
+/// reservation, one element (and for IPv6 one `[::1]` proxy) each.
+fn families(spec: &RunSpec) -> Families {
+    match &spec.network {
+        Network::Bridge { bridge, .. } if bridge.subnet6.is_some() => Families::DualStack,
+        _ => Families::Ipv4,
+    }
 }
 
 /// The peak resident set of this process's own memory (VmHWM), for
@@ -307,19 +326,25 @@ struct BridgeNet {
 /// The lease, bridge and sysctls of a bridge network, and the base ruleset;
 /// nothing for none.
 async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
-    let Network::Bridge { bridge, ip } = &spec.network else {
+    let Network::Bridge { bridge, ip, ip6 } = &spec.network else {
         return Ok(None);
     };
     // Every step of the network's part is an idempotent ensure: what a
     // snapshot would say is there only changes how a dry run prints it.
-    let part = plan::network_part(&bridge.name, bridge.subnet, &Snapshot::default());
+    let part = plan::network_part(
+        &bridge.name,
+        bridge.subnet,
+        bridge.subnet6,
+        &Snapshot::default(),
+    );
     let owner = owner_of(spec);
     let holder = Holder::this_process(&owner.name, &owner.id).map_err(network::Error::Lease)?;
-    let attachment = apply::lease(&part, bridge, *ip, &spec.state_dir, &holder).await?;
+    let attachment = apply::lease(&part, bridge, *ip, *ip6, &spec.state_dir, &holder).await?;
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
     // After the bridge: a network's elements stay while its bridge exists.
-    let base = firewall.ensure_network(&part.bridge, &part.subnet)?;
+    let subnet6 = part.subnet6.map(|s| (s.network(), s.prefix_len()));
+    let base = firewall.ensure_network(&part.bridge, &part.subnet, subnet6)?;
     phase(&format!("base ruleset ({base:?}) and network"), t);
     if base != Base::Current {
         tracing::info!("loaded the supervisor's nftables tables ({base:?})");
@@ -351,8 +376,13 @@ impl BridgeNet {
     ) -> Result<Publication, Error> {
         let ports = apply::ports(reservations)?;
         let subnet = self.attachment.subnet();
-        let mut part =
-            plan::container_part(&owner_of(spec), subnet, self.attachment.address(), ports);
+        let mut part = plan::container_part(
+            &owner_of(spec),
+            subnet,
+            self.attachment.address(),
+            self.attachment.ipv6(),
+            ports,
+        );
         let link = part.link(self.attachment.bridge_index(), subnet);
         self.attachment.plumb(&link, container).await?;
         pause_at("linked");
@@ -365,8 +395,8 @@ impl BridgeNet {
         )
         .await?;
         phase("publish batch", t);
-        for (mapping, port) in spec.publish.iter().zip(&publication.ports) {
-            if mapping.host_port.is_none() {
+        for (port, picked) in publication.ports.iter().zip(reservations.picked()) {
+            if picked {
                 eprintln!("supervisor: published {port}");
             }
         }
@@ -454,6 +484,23 @@ impl Leftovers {
     }
 }
 
+/// The `[::1]` proxies of the ports reserved on every IPv6 address or on
+/// `::1`, relaying to the container's IPv6 address; none without one.
+async fn start_proxies(
+    reservations: &Reservations,
+    address6: Option<std::net::Ipv6Addr>,
+) -> Result<Proxies, Error> {
+    let Some(address6) = address6 else {
+        return Ok(Proxies::default());
+    };
+    let t = Instant::now();
+    let proxies = proxy::start_all(reservations, address6).await?;
+    if !proxies.is_empty() {
+        phase("[::1] proxies", t);
+    }
+    Ok(proxies)
+}
+
 /// Holds the host port of every `--publish` mapping (see `reserve`); a
 /// port held by another container's supervisor is named as that container.
 fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
@@ -461,7 +508,9 @@ fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
         return Ok(Reservations::default());
     }
     let t = Instant::now();
-    let reservations = Reservations::take(&spec.publish, &|pid| container_of(spec, pid))?;
+    let reservations = Reservations::take(&spec.publish, families(spec), &|pid| {
+        container_of(spec, pid)
+    })?;
     phase("port reservations", t);
     Ok(reservations)
 }
@@ -469,7 +518,9 @@ fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
 /// Refuses a host port someone holds before anything is created.
 fn check_ports(spec: &RunSpec) -> Result<(), Error> {
     let t = Instant::now();
-    Reservations::check(&spec.publish, &|pid| container_of(spec, pid))?;
+    Reservations::check(&spec.publish, families(spec), &|pid| {
+        container_of(spec, pid)
+    })?;
     phase("port check", t);
     Ok(())
 }
@@ -486,6 +537,7 @@ fn record_container(
     registration: &mut Registration,
     container: &Container,
     publication: Option<&Publication>,
+    address6: Option<std::net::Ipv6Addr>,
 ) {
     let process = u32::try_from(container.pid())
         .map_err(io::Error::other)
@@ -495,6 +547,7 @@ fn record_container(
             record.container = Some(process);
             if let Some(publication) = publication {
                 record.address = Some(publication.address);
+                record.address6 = address6;
                 record.veth = Some(publication.veth.clone());
                 record.ports = publication.ports.iter().map(|&p| p.into()).collect();
             }
@@ -627,10 +680,14 @@ async fn lifecycle(
         }
     };
     let address = network.as_ref().map(|net| net.attachment.address());
+    let address6 = network
+        .as_ref()
+        .and_then(|net| net.attachment.ipv6())
+        .map(|(address6, _)| address6);
     let written = match joined {
         Some(_) => Ok(None),
         None => timed("etc files", || {
-            files.write(&spec.hostname, &spec.name, address, &spec.names)
+            files.write(&spec.hostname, &spec.name, address, address6, &spec.names)
         }),
     };
     match written {
@@ -654,8 +711,31 @@ async fn lifecycle(
         },
         None => None,
     };
+    // `[::1]` reaches the container's IPv6 address through the supervisor
+    // (the kernel cannot DNAT from ::1), served on the reservations' own
+    // sockets from before its command starts.
+    let proxies = match start_proxies(&reservations, address6).await {
+        Ok(proxies) => proxies,
+        Err(err) => {
+            container.abort().await;
+            if joined.is_none() {
+                let _ = files.remove();
+            }
+            if let (Some(net), Some(publication)) = (network, publication) {
+                let mut left = Leftovers::default();
+                net.teardown(Some(publication), &mut left);
+                left.report();
+            }
+            return Err(err);
+        }
+    };
     pause_at("published");
-    record_container(&mut registration, &container, publication.as_ref());
+    record_container(
+        &mut registration,
+        &container,
+        publication.as_ref(),
+        address6,
+    );
     pause_at("recorded");
 
     let released = timed_async("release to exec", container.release()).await;
@@ -684,6 +764,9 @@ async fn lifecycle(
         spawn::reclaim_terminal();
     }
     pause_at("exited");
+    // Its sockets are the reservations' too: the ports stay held until
+    // teardown gives them back.
+    proxies.shutdown().await;
     if let Some(net) = &network {
         net.unplug_if_shared(&spec).await;
     }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
 use supervisor::conntrack::forget;
@@ -40,10 +40,10 @@ fn only_the_entries_translated_to_the_container_on_its_ports_are_deleted() {
             insert(5001, 8080, "172.16.0.2"); // ours: deleted
             insert(5002, 8081, "172.16.0.2"); // another port of the same container: kept
             insert(5003, 8080, "172.16.0.3"); // the same port, another container: kept
-            let container = Ipv4Addr::new(172, 16, 0, 2);
+            let container = [IpAddr::V4(Ipv4Addr::new(172, 16, 0, 2))];
             let deleted = forget(
                 &[(Transport::Udp, 8080), (Transport::Tcp, 8081)],
-                Some(container),
+                Some(&container),
             )
             .expect("forget");
             assert_eq!(deleted, 2);
@@ -63,7 +63,8 @@ fn only_the_entries_translated_to_the_container_on_its_ports_are_deleted() {
 #[test]
 fn nothing_to_forget_is_fine() {
     common::in_fresh_netns("nothing_to_forget_is_fine", || {
-        let n = forget(&[(Transport::Tcp, 80)], Some(Ipv4Addr::new(172, 16, 0, 9))).unwrap();
+        let container = [IpAddr::V4(Ipv4Addr::new(172, 16, 0, 9))];
+        let n = forget(&[(Transport::Tcp, 80)], Some(&container)).unwrap();
         assert_eq!(n, 0);
         assert_eq!(forget(&[], None).unwrap(), 0);
     });
@@ -83,4 +84,40 @@ fn without_an_address_every_entry_of_the_port_goes() {
             "{left}"
         );
     });
+}
+
+/// An IPv6 UDP flow from [::1]:`sport` to host port `dport`, translated to
+/// `reply_src`:8000.
+fn insert6(sport: u16, dport: u16, reply_src: &str) {
+    conntrack(&format!(
+        "-I -p udp -s ::1 -d ::1 --sport {sport} --dport {dport} \
+         --reply-src {reply_src} --reply-dst ::1 --reply-port-src 8000 \
+         --reply-port-dst {sport} --timeout 100"
+    ));
+}
+
+#[test]
+fn a_dual_stack_containers_ipv6_entries_are_deleted_too() {
+    common::in_fresh_netns(
+        "a_dual_stack_containers_ipv6_entries_are_deleted_too",
+        || {
+            insert(5000, 8080, "172.16.0.2"); // ours, IPv4: deleted
+            insert6(5001, 8080, "fd53:7570:6572::2"); // ours, IPv6: deleted
+            insert6(5002, 8080, "fd53:7570:6572::3"); // another container's: kept
+            let container = [
+                IpAddr::V4(Ipv4Addr::new(172, 16, 0, 2)),
+                "fd53:7570:6572::2".parse().unwrap(),
+            ];
+            assert_eq!(
+                forget(&[(Transport::Udp, 8080)], Some(&container)).unwrap(),
+                2
+            );
+            let left = conntrack("-L -f ipv6 -p udp");
+            assert!(!left.contains("sport=5001"), "{left}");
+            assert!(left.contains("sport=5002"), "{left}");
+            assert!(!conntrack("-L -p udp").contains("sport=5000"));
+            // Without an address, every family's entries of the port.
+            assert_eq!(forget(&[(Transport::Udp, 8080)], None).unwrap(), 1);
+        },
+    );
 }

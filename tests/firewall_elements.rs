@@ -10,7 +10,7 @@ use std::process::Command;
 
 use supervisor::firewall::{Base, Error, Firewall, Publication};
 use supervisor::plan::apply::publish_mappings;
-use supervisor::values::{Owner, Port, PortTaken, Protocol, Subnet};
+use supervisor::values::{HostIp, Owner, Port, PortTaken, Protocol, Subnet};
 
 fn nft(args: &[&str]) -> String {
     let out = Command::new("nft")
@@ -32,7 +32,8 @@ fn subnet(text: &str) -> Subnet {
 /// Loads the base ruleset as `run` does, with network sv0's elements.
 fn load_base() {
     let fw = Firewall::open(&state_dir()).unwrap();
-    fw.ensure_network("sv0", &subnet("172.16.0.0/24")).unwrap();
+    fw.ensure_network("sv0", &subnet("172.16.0.0/24"), None)
+        .unwrap();
 }
 
 /// Makes the loaded tables look loaded by another version of the file.
@@ -63,11 +64,12 @@ fn container(owner: &str, last: u8, ports: &[(u16, u16, Protocol)]) -> Publicati
     Publication {
         owner: owner_named(owner),
         address: Ipv4Addr::new(172, 16, 0, last),
+        address6: None,
         veth: format!("sv-{owner}"),
         ports: ports
             .iter()
             .map(|&(host_port, container_port, protocol)| Port {
-                host_ip: None,
+                host_ip: HostIp::AnyV4,
                 host_port,
                 container_port,
                 protocol,
@@ -320,7 +322,7 @@ table bridge supervisor {
             std::fs::write(&path, old).unwrap();
             nft(&["-f", path.to_str().unwrap()]);
             let fw = Firewall::open(&state_dir()).unwrap();
-            let base = fw.ensure_network("sv0", &subnet("172.16.0.0/24"));
+            let base = fw.ensure_network("sv0", &subnet("172.16.0.0/24"), None);
             assert_eq!(base.unwrap(), Base::Replaced);
             let subnets = nft(&["list", "set", "ip", "supervisor", "subnets"]);
             assert!(

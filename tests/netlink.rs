@@ -16,6 +16,7 @@ fn bridge(name: &str, subnet: &str) -> Bridge {
     Bridge {
         name: name.into(),
         subnet: subnet.parse().unwrap(),
+        subnet6: None,
     }
 }
 
@@ -36,6 +37,7 @@ async fn plumbed(nl: &Netlink, host_ifname: &str, address: Ipv4Addr) -> std::os:
         bridge_index,
         address,
         subnet: sv0().subnet,
+        ipv6: None,
     };
     let keep = netns.try_clone().unwrap();
     netlink::plumb(nl, &spec, netns).await.unwrap();
@@ -269,6 +271,7 @@ fn a_bad_host_interface_name_creates_nothing() {
             bridge_index,
             address: Ipv4Addr::new(172, 16, 0, 2),
             subnet: sv0().subnet,
+            ipv6: None,
         };
         let err = netlink::plumb(&nl, &spec, netns.try_clone().unwrap())
             .await
@@ -291,6 +294,7 @@ fn a_taken_host_interface_name_is_reported_by_name() {
                 bridge_index: netlink::ensure_bridge(&nl, &sv0()).await.unwrap(),
                 address: Ipv4Addr::new(172, 16, 0, 3),
                 subnet: sv0().subnet,
+                ipv6: None,
             };
             let err = netlink::plumb(&nl, &spec, new_netns()).await.unwrap_err();
             assert!(

@@ -110,6 +110,7 @@ fn ps_lists_running_containers_and_json_is_a_stable_array() {
         keys,
         [
             "address",
+            "address6",
             "command",
             "container_pid",
             "id",
@@ -129,6 +130,7 @@ fn ps_lists_running_containers_and_json_is_a_stable_array() {
     assert_eq!(first["name"], "alpha");
     assert_eq!(first["pid"], alpha.id());
     assert_eq!(first["address"], "172.16.0.20");
+    assert_eq!(first["address6"], serde_json::Value::Null, "IPv4 only");
     assert_eq!(first["network"], "bridge");
     assert!(first["container_pid"].as_u64().is_some());
     assert_eq!(

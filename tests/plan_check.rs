@@ -172,6 +172,8 @@ fn the_kernel_holds_what_the_plan_says_and_check_finds_no_drift() {
         bridge: "sv0".into(),
         subnet: "172.16.0.0/24".parse().unwrap(),
         address: None,
+        subnet6: None,
+        address6: None,
         mappings: ["8080:8000", "127.0.0.1:9090:90/udp"]
             .iter()
             .flat_map(|p| supervisor::publish::parse(p).unwrap())

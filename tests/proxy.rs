@@ -6,12 +6,14 @@ mod common;
 
 use std::collections::HashSet;
 use std::net::{Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use common::netns::async_in_fresh_netns;
+use common::netns::{async_in_fresh_netns, fd_path, new_netns, sh_in, this_thread_netns};
 use supervisor::error_chain::Chain;
-use supervisor::proxy::{self, Forward, Limits, Proxy, TcpRelay};
-use supervisor::values::Protocol;
+use supervisor::proxy::{self, Forward, Limits, Proxies, Proxy, TcpRelay};
+use supervisor::reserve::{Families, Reservations};
+use supervisor::values::{HostIp, PortMapping, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -266,11 +268,172 @@ fn a_port_in_use_is_an_error_naming_the_port_and_starts_nothing() {
                 Forward::loopback6(Protocol::Tcp, free, target),
                 Forward::loopback6(Protocol::Tcp, port, target),
             ];
-            let err = proxy::start_all(&forwards).await.unwrap_err();
+            let err = Proxies::start(&forwards).await.unwrap_err();
             assert!(err.to_string().contains(&format!("port {port}")), "{err}");
             TcpListener::bind((LOCALHOST6, free))
                 .await
                 .expect("the first proxy was shut down again");
+        },
+    );
+}
+
+const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0xfd53, 0x7570, 0x6572, 0, 0, 0, 0, 1);
+const CONTAINER6: Ipv6Addr = Ipv6Addr::new(0xfd53, 0x7570, 0x6572, 0, 0, 0, 0, 2);
+const OTHER_HOST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const CONTAINER_PORT: u16 = 8000;
+
+/// A container as `run --ipv6` makes one, in the test's host namespace: a
+/// bridge with the gateway, the container's eth0 with its address and a
+/// default route in a namespace of its own (returned), and another address
+/// of the host (documentation prefix) on a veth pair of its own.
+fn container_behind_a_bridge() -> OwnedFd {
+    let ctr = new_netns();
+    sh_in(
+        &this_thread_netns(),
+        &format!(
+            "ip link add svp0 type bridge && ip addr add {GATEWAY6}/64 dev svp0 nodad \
+             && ip link set svp0 up \
+             && ip link add svph type veth peer name eth0 && ip link set eth0 netns {ctr} \
+             && ip link set svph master svp0 up \
+             && ip link add svo0 type veth peer name svo1 \
+             && ip addr add {OTHER_HOST6}/64 dev svo0 nodad \
+             && ip link set svo0 up && ip link set svo1 up",
+            ctr = fd_path(&ctr)
+        ),
+    );
+    sh_in(
+        &fd_path(&ctr),
+        &format!(
+            "ip link set lo up && ip link set eth0 up \
+             && ip addr add {CONTAINER6}/64 dev eth0 nodad \
+             && ip route add default via {GATEWAY6}"
+        ),
+    );
+    ctr
+}
+
+/// The container's servers on port 8000, TCP and UDP: each answers with
+/// the address its client came from.
+fn servers_reporting_the_client(ctr: &OwnedFd) {
+    let ctr = ctr.try_clone().unwrap();
+    let (ready, is_ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        nix::sched::setns(ctr, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let tcp = std::net::TcpListener::bind((Ipv6Addr::UNSPECIFIED, CONTAINER_PORT)).unwrap();
+        let udp = std::net::UdpSocket::bind((Ipv6Addr::UNSPECIFIED, CONTAINER_PORT)).unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            while let Ok((_, peer)) = udp.recv_from(&mut buf) {
+                let _ = udp.send_to(peer.ip().to_string().as_bytes(), peer);
+            }
+        });
+        ready.send(()).unwrap();
+        for stream in tcp.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let peer = stream.peer_addr().unwrap().ip().to_string();
+            let _ = std::io::Write::write_all(&mut stream, peer.as_bytes());
+        }
+    });
+    is_ready.recv().unwrap();
+}
+
+/// The host's nftables: every local address but `::1` DNATed to the
+/// container on `tcp` and `udp`, as the firewall's ip6 table does.
+fn dnat_every_address_but_loopback(tcp: u16, udp: u16) {
+    let rule = |protocol, port| {
+        format!(
+            "ip6 daddr != ::1 fib daddr type local {protocol} dport {port} \
+             dnat to [{CONTAINER6}]:{CONTAINER_PORT}"
+        )
+    };
+    let rules = format!(
+        "table ip6 svtest {{\n chain output {{\n type nat hook output priority -100\n {}\n {}\n }}\n}}",
+        rule("tcp", tcp),
+        rule("udp", udp)
+    );
+    sh_in(
+        &this_thread_netns(),
+        &format!("nft -f - <<'EOF'\n{rules}\nEOF"),
+    );
+}
+
+/// What the container's TCP server saw as its client, through `to`.
+async fn tcp_client_seen(to: SocketAddr) -> String {
+    for _ in 0..50 {
+        if let Ok(Ok(mut stream)) =
+            tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(to)).await
+        {
+            let mut seen = String::new();
+            stream.read_to_string(&mut seen).await.unwrap();
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no answer through {to}");
+}
+
+/// What the container's UDP server saw as its client, through `to`.
+async fn udp_client_seen(to: SocketAddr) -> String {
+    let client = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).await.unwrap();
+    for _ in 0..20 {
+        client.send_to(b"who", to).await.unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok(got) =
+            tokio::time::timeout(Duration::from_millis(500), client.recv_from(&mut buf)).await
+        {
+            let (len, from) = got.unwrap();
+            assert_eq!(from, to, "the answer comes from the address asked");
+            return String::from_utf8_lossy(&buf[..len]).into_owned();
+        }
+    }
+    panic!("no answer through {to}");
+}
+
+#[test]
+fn loopback6_reaches_the_container_through_the_proxy_and_other_host_addresses_through_dnat() {
+    async_in_fresh_netns(
+        "loopback6_reaches_the_container_through_the_proxy_and_other_host_addresses_through_dnat",
+        || async {
+            let ctr = container_behind_a_bridge();
+            servers_reporting_the_client(&ctr);
+            let on_every_ipv6_address = |protocol| PortMapping {
+                host_ip: Some(HostIp::AnyV6),
+                host_port: None,
+                container_port: CONTAINER_PORT,
+                protocol,
+            };
+            let held = Reservations::take(
+                &[
+                    on_every_ipv6_address(Protocol::Tcp),
+                    on_every_ipv6_address(Protocol::Udp),
+                ],
+                Families::DualStack,
+                &|_| None,
+            )
+            .unwrap();
+            let ports: Vec<u16> = held
+                .mappings()
+                .iter()
+                .map(|m| m.host_port.unwrap())
+                .collect();
+            let (tcp, udp) = (ports[0], ports[1]);
+            dnat_every_address_but_loopback(tcp, udp);
+            let proxies = proxy::start_all(&held, CONTAINER6).await.unwrap();
+            assert_eq!(proxies.iter().count(), 2);
+
+            // Another address of the host: DNAT, the client's address kept.
+            let other = |port| SocketAddr::from((OTHER_HOST6, port));
+            assert_eq!(tcp_client_seen(other(tcp)).await, OTHER_HOST6.to_string());
+            assert_eq!(udp_client_seen(other(udp)).await, OTHER_HOST6.to_string());
+            // ::1: the proxy, on the reservation's socket; the container sees
+            // the proxy's connection from the gateway (the client's address
+            // is lost on this path only).
+            let loopback = |port| SocketAddr::from((LOCALHOST6, port));
+            assert_eq!(tcp_client_seen(loopback(tcp)).await, GATEWAY6.to_string());
+            assert_eq!(udp_client_seen(loopback(udp)).await, GATEWAY6.to_string());
+
+            proxies.shutdown().await;
+            drop(held);
         },
     );
 }

@@ -385,7 +385,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
         })?);
     } else {
         let firewall = Firewall::open(&state_dir)?;
-        firewall.ensure_network(BRIDGE, &subnet)?;
+        firewall.ensure_network(BRIDGE, &subnet, None)?;
         let mut points = options.scale.clone();
         points.sort_unstable();
         points.dedup();

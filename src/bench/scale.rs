@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use supervisor::firewall::{self, Firewall, Publication};
 use supervisor::network::host_ifname;
-use supervisor::values::{Owner, Port, Protocol, Subnet};
+use supervisor::values::{HostIp, Owner, Port, Protocol, Subnet};
 
 /// Filler `i` publishes host port `PORT_BASE + i`.
 pub const PORT_BASE: usize = 30_000;
@@ -28,9 +28,10 @@ pub fn filler(index: usize, subnet: &Subnet) -> Publication {
             id: id.clone(),
         },
         address: Ipv4Addr::from(u32::from(subnet.network()) | host),
+        address6: None,
         veth: host_ifname(&id),
         ports: vec![Port {
-            host_ip: None,
+            host_ip: HostIp::AnyV4,
             host_port: (PORT_BASE + index) as u16,
             container_port: 8000,
             protocol: Protocol::Tcp,

@@ -34,7 +34,7 @@ use crate::milestones::{timed, timed_async};
 use crate::netlink::{self, Bridge, Netlink};
 use crate::network;
 use crate::plan::{self, Snapshot, apply};
-use crate::reserve::{self, Reservations};
+use crate::reserve::{self, Families, Reservations};
 use crate::state::{self, Record, Store};
 use crate::values::{Owner, Port, PortMapping, Process};
 
@@ -136,19 +136,21 @@ pub fn check_ports(config: &Config) -> Result<(), CniError> {
         .ports
         .iter()
         .map(|p| PortMapping {
-            host_ip: p.host_ip,
+            host_ip: Some(p.host_ip),
             host_port: Some(p.host_port),
             container_port: p.container_port,
             protocol: p.protocol,
         })
         .collect();
     let store = Store::new(&config.state_dir);
-    Reservations::check(&mappings, &|pid| store.container_of(pid)).map_err(|err| match err {
-        reserve::Error::InUse { .. } => CniError::new(code::PORT_TAKEN, err.to_string()),
-        reserve::Error::NotLocal { .. } => {
-            CniError::new(code::CONFIG, format!("runtimeConfig.portMappings: {err}"))
+    Reservations::check(&mappings, Families::Ipv4, &|pid| store.container_of(pid)).map_err(|err| {
+        match err {
+            reserve::Error::InUse { .. } => CniError::new(code::PORT_TAKEN, err.to_string()),
+            reserve::Error::NotLocal { .. } => {
+                CniError::new(code::CONFIG, format!("runtimeConfig.portMappings: {err}"))
+            }
+            err => system("checking the host ports", &err),
         }
-        err => system("checking the host ports", &err),
     })
 }
 
@@ -236,8 +238,9 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     let bridge = Bridge {
         name: config.bridge.clone(),
         subnet: config.subnet,
+        subnet6: None,
     };
-    let network = plan::network_part(&bridge.name, bridge.subnet, &Snapshot::default());
+    let network = plan::network_part(&bridge.name, bridge.subnet, None, &Snapshot::default());
     let holder = Holder {
         name: owner.name.clone(),
         id: owner.id.clone(),
@@ -245,13 +248,13 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     };
     let attachment = timed_async(
         "lease, bridge, sysctls",
-        apply::lease(&network, &bridge, None, &config.state_dir, &holder),
+        apply::lease(&network, &bridge, None, None, &config.state_dir, &holder),
     )
     .await
     .map_err(from_network)?;
     let firewall = timed("base ruleset and network", || {
         let firewall = Firewall::open(&config.state_dir)?;
-        firewall.ensure_network(&network.bridge, &network.subnet)?;
+        firewall.ensure_network(&network.bridge, &network.subnet, None)?;
         firewall.ensure_no_masquerade(&network.bridge, &config.no_masquerade)?;
         Ok(firewall)
     })
@@ -260,6 +263,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         &owner,
         bridge.subnet,
         attachment.address(),
+        None,
         config.ports.clone(),
     );
     part.ifname = invocation.ifname.clone();
@@ -402,6 +406,7 @@ fn publication_of(record: &Record) -> Option<Publication> {
             id: record.id.clone(),
         },
         address: record.address?,
+        address6: None,
         veth: record.veth.clone().unwrap_or_default(),
         ports: record.ports.iter().map(|&p| Port::from(p)).collect(),
     })
@@ -536,7 +541,7 @@ pub async fn check(
         let address = record.address.unwrap_or(Ipv4Addr::UNSPECIFIED);
         if !addresses
             .iter()
-            .any(|a| a.interface == invocation.ifname && a.address == address)
+            .any(|a| a.interface == invocation.ifname && a.address == std::net::IpAddr::V4(address))
         {
             return Err(broken(format!(
                 "interface {} in {} does not have address {address}",

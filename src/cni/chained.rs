@@ -131,7 +131,7 @@ pub async fn add(
             setting.apply().map_err(|e| system("sysctl", &e))?;
         }
         firewall
-            .ensure_network(bridge, &subnet)
+            .ensure_network(bridge, &subnet, None)
             .map_err(|e| system("firewall", &e))?;
         firewall
             .ensure_no_masquerade(bridge, &config.no_masquerade)
@@ -142,6 +142,7 @@ pub async fn add(
     let mut publication = Publication {
         owner: attachment::owner(&invocation.container_id, &invocation.ifname),
         address: previous.address,
+        address6: None,
         // Not our interface: no guards, ports only.
         veth: String::new(),
         ports: config.ports.clone(),

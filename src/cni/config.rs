@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::protocol::{CniError, code};
-use crate::values::{Port, Protocol, Subnet};
+use crate::values::{HostIp, Port, Protocol, Subnet};
 
 pub const DEFAULT_BRIDGE: &str = "sv0";
 pub const DEFAULT_SUBNET: &str = "172.16.0.0/24";
@@ -240,9 +240,9 @@ fn port_mappings(items: &[Value]) -> Result<Vec<Port>, CniError> {
             }
         };
         let host_ip = match text("hostIP")? {
-            None | Some("") | Some("0.0.0.0") => None,
+            None | Some("") | Some("0.0.0.0") => HostIp::AnyV4,
             Some(ip) => match ip.parse::<std::net::IpAddr>() {
-                Ok(std::net::IpAddr::V4(ip)) => Some(ip),
+                Ok(std::net::IpAddr::V4(ip)) => HostIp::from_ip(ip.into()),
                 Ok(std::net::IpAddr::V6(_)) => continue,
                 Err(_) => {
                     return Err(invalid(

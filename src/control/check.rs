@@ -230,6 +230,7 @@ fn missing(seen: &Seen, facts: &Facts) -> Vec<String> {
             id: r.id.clone(),
         },
         address,
+        address6: None,
         veth: veth.clone(),
         ports: r.ports.iter().map(|&p| Port::from(p)).collect(),
     };
@@ -283,6 +284,7 @@ mod tests {
         let publication = Publication {
             owner: owner.clone(),
             address: Ipv4Addr::new(172, 16, 0, 2),
+            address6: None,
             veth: "sv-0123456789ab".into(),
             ports: Vec::new(),
         };

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -32,7 +31,7 @@ struct Live {
     container_running: bool,
     /// The host end of the veth pair; null when it is not there.
     link: Option<Link>,
-    /// The IPv4 addresses inside the container's network namespace.
+    /// The IPv4 and IPv6 addresses inside the container's network namespace.
     addresses: Vec<Address>,
     /// Its firewall elements, as nft prints them after the set's name.
     elements: Vec<String>,
@@ -52,7 +51,7 @@ pub(super) struct Link {
 #[derive(Debug, Serialize)]
 struct Address {
     interface: String,
-    address: Ipv4Addr,
+    address: std::net::IpAddr,
     prefix_len: u8,
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use serde::Serialize;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::Error;
 use super::template::{Field, Template};
 use crate::state::{Entry, PublishedPort, Record, Store};
-use crate::values::{format_bytes, format_cpus};
+use crate::values::{Bracketed, Port, format_bytes, format_cpus};
 
 /// How `ps` prints.
 #[derive(Debug, Clone, Default)]
@@ -97,6 +97,8 @@ struct Row<'a> {
     /// versions.
     network: Option<&'a str>,
     address: Option<Ipv4Addr>,
+    /// On a dual-stack network.
+    address6: Option<Ipv6Addr>,
     ports: &'a [PublishedPort],
     /// Seconds since the Unix epoch.
     started_at: u64,
@@ -124,6 +126,7 @@ impl<'a> Row<'a> {
             container_pid: record.container.map(|c| c.pid),
             network: record.network.as_deref(),
             address: record.address,
+            address6: record.address6,
             ports: &record.ports,
             started_at: record.started_at,
             uptime_secs: record.uptime(),
@@ -144,6 +147,7 @@ impl<'a> Row<'a> {
             Field::Pid => self.pid.to_string(),
             Field::ContainerPid => or_empty(self.container_pid.map(|p| p.to_string())),
             Field::Address => or_empty(self.address.map(|a| a.to_string())),
+            Field::Address6 => or_empty(self.address6.map(|a| a.to_string())),
             Field::Ports => port_summary(self.ports),
             Field::Status => format!("Up {}", uptime(self.uptime_secs)),
             Field::Uptime => uptime(self.uptime_secs),
@@ -216,7 +220,10 @@ fn table(rows: &[Row]) -> String {
             row.id.to_string(),
             row.pid.to_string(),
             match (row.address, row.network) {
-                (Some(address), _) => address.to_string(),
+                (Some(address), _) => match row.address6 {
+                    Some(address6) => format!("{address},{address6}"),
+                    None => address.to_string(),
+                },
                 // A container sharing another's network: whose it is.
                 (None, Some(shared)) if shared.starts_with("container:") => shared.to_string(),
                 (None, _) => "-".to_string(),
@@ -279,7 +286,7 @@ fn port_summary(ports: &[PublishedPort]) -> String {
         .map(|(first, count)| match count {
             1 => first.to_string(),
             _ => {
-                let ip = first.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let ip = Bracketed(Port::from(*first).host_ip);
                 let last = count - 1;
                 format!(
                     "{ip}:{}-{}->{}-{}/{}",
@@ -335,7 +342,7 @@ mod tests {
         ports.push(port(8003, 9003, Protocol::Udp));
         ports.push(port(8004, 9999, Protocol::Tcp));
         let mut local = port(5353, 53, Protocol::Udp);
-        local.host_ip = Some(Ipv4Addr::LOCALHOST);
+        local.host_ip = Some(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
         ports.push(local);
         assert_eq!(
             port_summary(&ports),
@@ -458,5 +465,32 @@ mod tests {
             lines[2].starts_with("a-longer-name  ba9876543210  4242  -           -"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_dual_stack_container_shows_both_addresses() {
+        let mut web = Record::new(
+            "web",
+            "0123456789ab",
+            Process {
+                pid: 42,
+                start_time: 1,
+            },
+            vec![],
+        );
+        web.address = Some(Ipv4Addr::new(172, 16, 0, 2));
+        web.address6 = Some("fd53:7570:6572::2".parse().unwrap());
+        let text = table(&[Row::new(&web)]);
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .contains(" 172.16.0.2,fd53:7570:6572::2 "),
+            "{text}"
+        );
+        let row = Row::new(&web);
+        assert_eq!(row.field(Field::Address6), "fd53:7570:6572::2");
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(json.contains(r#""address6":"fd53:7570:6572::2""#), "{json}");
     }
 }

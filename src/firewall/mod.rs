@@ -25,11 +25,11 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::nftables::{self, Batch, Element, Family, Mode, SetRef, Socket, Udata};
+use crate::nftables::{self, Batch, Element, Mode, SetRef, Socket, Udata};
 use crate::values::{Owner, PortTaken, Protocol};
 
 pub use base::{Base, RULESET, defines, version};
-pub use network::{GoneNetwork, interface_exists, network_elements};
+pub use network::{GoneNetwork, interface_exists, network_elements, network_elements6};
 pub use owned::Owned;
 pub use plan::{Mac, PlannedElement, Publication, Target};
 
@@ -219,11 +219,7 @@ fn grouped<T>(planned: &[T], target: impl Fn(&T) -> Target) -> BTreeMap<Target, 
 
 pub(crate) fn set_ref(target: Target) -> SetRef {
     SetRef {
-        family: if target.is_bridge() {
-            Family::Bridge
-        } else {
-            Family::Ip
-        },
+        family: target.family(),
         table: TABLE.to_owned(),
         name: CString::new(target.name()).unwrap_or_default(),
         id: None,

@@ -7,7 +7,7 @@
 //! them again, and the kernel keeps one of each. They stay while the bridge
 //! exists: a container ending leaves its network's elements for the next.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::nftables::{Batch, ELEM_INTERVAL_END, Element, Mode, Udata, concat, ifname};
 use crate::values::Subnet;
@@ -40,6 +40,48 @@ pub fn network_elements(bridge: &str, subnet: &Subnet) -> Vec<(Target, Vec<Eleme
         ),
         (Target::Subnets, subnets),
     ]
+}
+
+/// A network's IPv6 elements in the ip6 table, as `network_elements`:
+/// `subnet6` is (network address, prefix length).
+pub fn network_elements6(bridge: &str, subnet6: (Ipv6Addr, u8)) -> Vec<(Target, Vec<Element>)> {
+    let name = ifname(bridge);
+    let (network, prefix_len) = subnet6;
+    let host_bits = u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+    let first = u128::from(network) & !host_bits;
+    let mut start = Element::new(first.to_be_bytes().to_vec());
+    let mut udata = Udata::comment(&comment(bridge));
+    let mut subnets = Vec::new();
+    if first != 0 {
+        subnets.push(interval_end6(0));
+    }
+    match (first | host_bits).checked_add(1) {
+        Some(end) => {
+            start.udata = Some(udata);
+            subnets.push(start);
+            subnets.push(interval_end6(end));
+        }
+        None => {
+            udata.put_u32(UDATA_ELEM_FLAGS, ELEM_F_INTERVAL_OPEN);
+            start.udata = Some(udata);
+            subnets.push(start);
+        }
+    }
+    vec![
+        (Target::Bridges6, vec![Element::new(name.clone())]),
+        (
+            Target::SameBridge6,
+            vec![Element::new(concat(&[&name, &name]))],
+        ),
+        (Target::Subnets6, subnets),
+    ]
+}
+
+fn interval_end6(addr: u128) -> Element {
+    Element {
+        flags: ELEM_INTERVAL_END,
+        ..Element::new(addr.to_be_bytes().to_vec())
+    }
 }
 
 /// The interval `first`..=`last` in the kernel's layout, as nft adds it:
@@ -109,11 +151,23 @@ impl Firewall {
     /// A subnet recorded for a bridge that is gone, or for this bridge before
     /// it was made again with another subnet, may overlap this one, which
     /// the kernel refuses: then those records go and it is tried once more.
-    pub fn ensure_network(&self, bridge: &str, subnet: &Subnet) -> Result<Base, Error> {
+    ///
+    /// With `subnet6` (network address, prefix length), the network's IPv6
+    /// elements go into the ip6 table in the same batches.
+    pub fn ensure_network(
+        &self,
+        bridge: &str,
+        subnet: &Subnet,
+        subnet6: Option<(Ipv6Addr, u8)>,
+    ) -> Result<Base, Error> {
+        let mut elements = network_elements(bridge, subnet);
+        if let Some(subnet6) = subnet6 {
+            elements.extend(network_elements6(bridge, subnet6));
+        }
         let ensure = || {
-            let base = self.load_base(&network_elements(bridge, subnet))?;
+            let base = self.load_base(&elements)?;
             if base == Base::Current {
-                self.add_network(bridge, subnet)?;
+                self.add_elements(&elements)?;
             }
             Ok(base)
         };
@@ -161,9 +215,14 @@ impl Firewall {
     /// batch; those already there stay as they are. A subnet overlapping
     /// another network's is refused by the kernel.
     pub fn add_network(&self, bridge: &str, subnet: &Subnet) -> Result<(), Error> {
+        self.add_elements(&network_elements(bridge, subnet))
+    }
+
+    /// Adds network elements in one batch, keeping those already there.
+    fn add_elements(&self, elements: &[(Target, Vec<Element>)]) -> Result<(), Error> {
         let mut batch = Batch::new();
-        for (target, elements) in network_elements(bridge, subnet) {
-            batch.add_elements(&set_ref(target), &elements, Mode::Add)?;
+        for (target, elements) in elements {
+            batch.add_elements(&set_ref(*target), elements, Mode::Add)?;
         }
         let _lock = self.lock(false)?;
         self.socket.send(batch)?;
@@ -246,22 +305,34 @@ impl Firewall {
                 doomed.push((Target::Bridges, Element::new(bridge.key.clone())));
                 doomed.push((Target::SameBridge, Element::new(pair)));
             }
-            let mut labels = Vec::new();
-            for (start, end) in intervals {
-                labels.push(interval_label(&start.key, end.map(|e| e.key.as_slice())));
-                doomed.push((Target::Subnets, Element::new(start.key.clone())));
-                if let Some(end) = end {
-                    let end = Element {
-                        flags: ELEM_INTERVAL_END,
-                        ..Element::new(end.key.clone())
-                    };
-                    doomed.push((Target::Subnets, end));
-                }
-            }
+            let labels = doom_intervals(&mut doomed, Target::Subnets, &intervals, interval_label);
             gone.push(GoneNetwork {
                 bridge: name,
                 subnets: labels,
             });
+        }
+        // The ip6 table's: a gone bridge's IPv6 elements go with it.
+        let mut subnets6: Vec<&Element> = of(Target::Subnets6).iter().collect();
+        subnets6.sort_by(|a, b| a.key.cmp(&b.key));
+        for bridge in of(Target::Bridges6) {
+            let name = String::from_utf8_lossy(&bridge.key)
+                .trim_end_matches('\0')
+                .to_string();
+            if exists(&name) {
+                continue;
+            }
+            let pair = concat(&[&bridge.key, &bridge.key]);
+            doomed.push((Target::Bridges6, Element::new(bridge.key.clone())));
+            doomed.push((Target::SameBridge6, Element::new(pair)));
+            let intervals = intervals_of(&subnets6, &name);
+            let labels = doom_intervals(&mut doomed, Target::Subnets6, &intervals, interval_label6);
+            match gone.iter_mut().find(|g| g.bridge == name) {
+                Some(network) => network.subnets.extend(labels),
+                None => gone.push(GoneNetwork {
+                    bridge: name,
+                    subnets: labels,
+                }),
+            }
         }
         if doomed.is_empty() {
             return Ok(gone);
@@ -280,6 +351,28 @@ impl Firewall {
         self.socket.send(batch)?;
         Ok(gone)
     }
+}
+
+/// Adds the elements of `intervals` of `target` to `doomed`; their labels.
+fn doom_intervals(
+    doomed: &mut Vec<(Target, Element)>,
+    target: Target,
+    intervals: &[(&Element, Option<&Element>)],
+    label: fn(&[u8], Option<&[u8]>) -> String,
+) -> Vec<String> {
+    let mut labels = Vec::new();
+    for (start, end) in intervals {
+        labels.push(label(&start.key, end.map(|e| e.key.as_slice())));
+        doomed.push((target, Element::new(start.key.clone())));
+        if let Some(end) = end {
+            let end = Element {
+                flags: ELEM_INTERVAL_END,
+                ..Element::new(end.key.clone())
+            };
+            doomed.push((target, end));
+        }
+    }
+    labels
 }
 
 /// The intervals of sorted `subnets` whose start carries `bridge` as its
@@ -320,6 +413,22 @@ fn interval_label(start: &[u8], end: Option<&[u8]>) -> String {
         format!("{start}/{}", 32 - size.trailing_zeros())
     } else {
         format!("{start}+{size}")
+    }
+}
+
+/// `fd53:7570:6572::/64` from an IPv6 interval's start and end keys.
+fn interval_label6(start: &[u8], end: Option<&[u8]>) -> String {
+    let addr = |key: &[u8]| -> Option<u128> { Some(u128::from_be_bytes(key.try_into().ok()?)) };
+    let Some(first) = addr(start) else {
+        return format!("{start:02x?}");
+    };
+    let start = Ipv6Addr::from(first);
+    match end.map(addr) {
+        Some(Some(end)) if end.wrapping_sub(first).is_power_of_two() => {
+            format!("{start}/{}", 128 - end.wrapping_sub(first).trailing_zeros())
+        }
+        Some(Some(end)) => format!("{start}-{}", Ipv6Addr::from(end.wrapping_sub(1))),
+        _ => format!("{start}-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
     }
 }
 
@@ -377,6 +486,39 @@ mod tests {
             ]
         );
         let comment = subnets[1].udata.as_ref().and_then(|u| u.comment_text());
+        assert_eq!(comment.as_deref(), Some("sv1"));
+    }
+
+    #[test]
+    fn an_ipv6_network_is_its_bridge_its_pair_and_its_subnet6_interval() {
+        let subnet6 = ("fd53:7570:6572::".parse().unwrap(), 64);
+        let elements = network_elements6("sv1", subnet6);
+        let targets: Vec<Target> = elements.iter().map(|(t, _)| *t).collect();
+        assert_eq!(
+            targets,
+            [Target::Bridges6, Target::SameBridge6, Target::Subnets6]
+        );
+        let keys: Vec<(Vec<u8>, u32)> = elements[2]
+            .1
+            .iter()
+            .map(|e| (e.key.clone(), e.flags))
+            .collect();
+        let mut start = vec![0xfd, 0x53, 0x75, 0x70, 0x65, 0x72, 0, 0];
+        start.extend([0; 8]);
+        let mut end = vec![0xfd, 0x53, 0x75, 0x70, 0x65, 0x72, 0, 1];
+        end.extend([0; 8]);
+        assert_eq!(
+            keys,
+            [
+                (vec![0; 16], ELEM_INTERVAL_END),
+                (start, 0),
+                (end, ELEM_INTERVAL_END),
+            ]
+        );
+        let comment = elements[2].1[1]
+            .udata
+            .as_ref()
+            .and_then(|u| u.comment_text());
         assert_eq!(comment.as_deref(), Some("sv1"));
     }
 

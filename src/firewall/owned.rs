@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::plan::Mac;
 use super::{Error, Firewall, Owner, PlannedElement, Target, set_ref};
@@ -83,6 +83,10 @@ impl fmt::Display for Owned {
             key.get(at..at + 4)
                 .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
         };
+        let addr6 = |at: usize| {
+            let b: [u8; 16] = key.get(at..at + 16)?.try_into().ok()?;
+            Some(Ipv6Addr::from(b))
+        };
         let mac = |at: usize| {
             let b = key.get(at..at + 6)?;
             Some(Mac([b[0], b[1], b[2], b[3], b[4], b[5]]))
@@ -92,7 +96,7 @@ impl fmt::Display for Owned {
                 .map(|b| u16::from_be_bytes([b[0], b[1]]))
         };
         match self.target {
-            Target::Ports(_) => match port(0) {
+            Target::Ports(_) | Target::Ports6(_) => match port(0) {
                 Some(port) => write!(f, "{name} {port}"),
                 None => write!(f, "{name} {key:02x?}"),
             },
@@ -100,12 +104,26 @@ impl fmt::Display for Owned {
                 (Some(addr), Some(port)) => write!(f, "{name} {addr} . {port}"),
                 _ => write!(f, "{name} {key:02x?}"),
             },
+            Target::AddrPorts6(_) => match (addr6(0), port(16)) {
+                (Some(addr), Some(port)) => write!(f, "{name} {addr} . {port}"),
+                _ => write!(f, "{name} {key:02x?}"),
+            },
+            Target::Subnets6 => match addr6(0) {
+                Some(addr) => write!(f, "{name} {addr}"),
+                None => write!(f, "{name} {key:02x?}"),
+            },
+            Target::SpoofGuard6 => match (addr6(16), mac(32)) {
+                (Some(addr), Some(mac)) => {
+                    write!(f, "{name} \"{}\" . {addr} . {mac}", ifname_at(key, 0))
+                }
+                _ => write!(f, "{name} {key:02x?}"),
+            },
             Target::Subnets | Target::NoMasquerade => match addr(0) {
                 Some(addr) => write!(f, "{name} {addr}"),
                 None => write!(f, "{name} {key:02x?}"),
             },
-            Target::Bridges => write!(f, "{name} \"{}\"", ifname_at(key, 0)),
-            Target::SameBridge => write!(
+            Target::Bridges | Target::Bridges6 => write!(f, "{name} \"{}\"", ifname_at(key, 0)),
+            Target::SameBridge | Target::SameBridge6 => write!(
                 f,
                 "{name} \"{}\" . \"{}\"",
                 ifname_at(key, 0),

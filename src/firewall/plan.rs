@@ -2,11 +2,12 @@
 //! which element goes into which map or set, in the kernel's byte layout.
 //! Pure, so it is unit-tested without a kernel and printable for humans.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::netlink::mac_for;
+use crate::netlink::{link_local_for, mac_for};
+use crate::nftables::Family;
 use crate::nftables::{concat, ifname};
-use crate::values::{Owner, Port, Protocol};
+use crate::values::{HostIp, Owner, Port, Protocol};
 
 /// The maps and sets of nft/supervisor.nft that hold per-container elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,17 +34,40 @@ pub enum Target {
     /// `ip supervisor no_masquerade`: destinations reached unmasqueraded,
     /// an interval set.
     NoMasquerade,
+    /// `ip6 supervisor tcp_ports` / `udp_ports`: host port → IPv6 address
+    /// . port.
+    Ports6(Protocol),
+    /// `ip6 supervisor tcp_addr_ports` / `udp_addr_ports`: host IPv6
+    /// address . host port → IPv6 address . port.
+    AddrPorts6(Protocol),
+    /// `bridge supervisor spoof_guard6`: host veth . container IPv6
+    /// address (its own, and its link-local one) . container MAC.
+    SpoofGuard6,
+    /// `ip6 supervisor bridges`: every IPv6 network's bridge.
+    Bridges6,
+    /// `ip6 supervisor same_bridge`.
+    SameBridge6,
+    /// `ip6 supervisor subnets6`: every network's IPv6 subnet.
+    Subnets6,
 }
 
 impl Target {
     /// The map or set's name in nft/supervisor.nft.
     pub fn name(self) -> &'static str {
         match self {
-            Target::Ports(Protocol::Tcp) => "tcp_ports",
-            Target::Ports(Protocol::Udp) => "udp_ports",
-            Target::AddrPorts(Protocol::Tcp) => "tcp_addr_ports",
-            Target::AddrPorts(Protocol::Udp) => "udp_addr_ports",
+            Target::Ports(Protocol::Tcp) | Target::Ports6(Protocol::Tcp) => "tcp_ports",
+            Target::Ports(Protocol::Udp) | Target::Ports6(Protocol::Udp) => "udp_ports",
+            Target::AddrPorts(Protocol::Tcp) | Target::AddrPorts6(Protocol::Tcp) => {
+                "tcp_addr_ports"
+            }
+            Target::AddrPorts(Protocol::Udp) | Target::AddrPorts6(Protocol::Udp) => {
+                "udp_addr_ports"
+            }
             Target::SpoofGuard => "spoof_guard",
+            Target::SpoofGuard6 => "spoof_guard6",
+            Target::Bridges6 => "bridges",
+            Target::SameBridge6 => "same_bridge",
+            Target::Subnets6 => "subnets6",
             Target::MacGuard => "mac_guard",
             Target::Version => "version",
             Target::Bridges => "bridges",
@@ -55,30 +79,57 @@ impl Target {
 
     /// The map or set's table: the guards live in the bridge family.
     pub fn is_bridge(self) -> bool {
-        matches!(self, Target::SpoofGuard | Target::MacGuard)
+        matches!(
+            self,
+            Target::SpoofGuard | Target::MacGuard | Target::SpoofGuard6
+        )
+    }
+
+    /// The family of its table.
+    pub fn family(self) -> Family {
+        match self {
+            _ if self.is_bridge() => Family::Bridge,
+            Target::Ports6(_)
+            | Target::AddrPorts6(_)
+            | Target::Bridges6
+            | Target::SameBridge6
+            | Target::Subnets6 => Family::Ip6,
+            _ => Family::Ip,
+        }
     }
 
     /// Whether it is a map (port maps) or a plain set.
     pub fn is_map(self) -> bool {
-        matches!(self, Target::Ports(_) | Target::AddrPorts(_))
+        matches!(
+            self,
+            Target::Ports(_) | Target::AddrPorts(_) | Target::Ports6(_) | Target::AddrPorts6(_)
+        )
     }
 
     /// Every per-container target, in a fixed order.
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 11] = [
         Target::Ports(Protocol::Tcp),
         Target::Ports(Protocol::Udp),
         Target::AddrPorts(Protocol::Tcp),
         Target::AddrPorts(Protocol::Udp),
         Target::SpoofGuard,
         Target::MacGuard,
+        Target::Ports6(Protocol::Tcp),
+        Target::Ports6(Protocol::Udp),
+        Target::AddrPorts6(Protocol::Tcp),
+        Target::AddrPorts6(Protocol::Udp),
+        Target::SpoofGuard6,
     ];
 
     /// Every per-network target.
-    pub const NETWORK: [Target; 4] = [
+    pub const NETWORK: [Target; 7] = [
         Target::Bridges,
         Target::SameBridge,
         Target::Subnets,
         Target::NoMasquerade,
+        Target::Bridges6,
+        Target::SameBridge6,
+        Target::Subnets6,
     ];
 }
 
@@ -87,6 +138,10 @@ impl Target {
 pub struct Publication {
     pub owner: Owner,
     pub address: Ipv4Addr,
+    /// Its IPv6 address; None: IPv4 only, and then no IPv6 element at all
+    /// (its IPv6 ports, if any, are left out, and the IPv6 spoof guard,
+    /// holding nothing for its veth, drops every IPv6 packet it sends).
+    pub address6: Option<Ipv6Addr>,
     /// The host end of its veth, which the guards name; empty when the
     /// interface is another's (a CNI plugin chained after another plugin):
     /// then only its ports are published.
@@ -113,7 +168,7 @@ impl Publication {
     pub fn elements(&self) -> Vec<PlannedElement> {
         let mac = mac_for(self.address);
         let veth = ifname(&self.veth);
-        let guards = if self.veth.is_empty() {
+        let mut guards = if self.veth.is_empty() {
             Vec::new()
         } else {
             vec![
@@ -133,20 +188,36 @@ impl Publication {
                 },
             ]
         };
+        if let (Some(address6), false) = (self.address6, self.veth.is_empty()) {
+            for addr in [address6, link_local_for(mac)] {
+                guards.push(PlannedElement {
+                    target: Target::SpoofGuard6,
+                    key: concat(&[&veth, &addr.octets(), &mac]),
+                    data: None,
+                    label: format!("\"{}\" . {addr} . {}", self.veth, Mac(mac)),
+                    port: None,
+                });
+            }
+        }
         let mut out = guards;
         for port in &self.ports {
+            if port.host_ip.is_ipv6() {
+                out.extend(self.element6(port));
+                continue;
+            }
             let data = addr_port(self.address, port.container_port);
             let (target, key, label) = match port.host_ip {
-                None => (
+                HostIp::AnyV4 => (
                     Target::Ports(port.protocol),
                     port.host_port.to_be_bytes().to_vec(),
                     format!("{}", port.host_port),
                 ),
-                Some(ip) => (
+                HostIp::V4(ip) => (
                     Target::AddrPorts(port.protocol),
                     addr_port(ip, port.host_port),
                     format!("{ip} . {}", port.host_port),
                 ),
+                HostIp::AnyV6 | HostIp::V6(_) => continue,
             };
             out.push(PlannedElement {
                 target,
@@ -157,6 +228,31 @@ impl Publication {
             });
         }
         out
+    }
+
+    /// The element of an IPv6 port; none without an IPv6 address.
+    fn element6(&self, port: &Port) -> Option<PlannedElement> {
+        let address6 = self.address6?;
+        let data = addr6_port(address6, port.container_port);
+        let (target, key, label) = match port.host_ip {
+            HostIp::V6(ip) => (
+                Target::AddrPorts6(port.protocol),
+                addr6_port(ip, port.host_port),
+                format!("{ip} . {}", port.host_port),
+            ),
+            _ => (
+                Target::Ports6(port.protocol),
+                port.host_port.to_be_bytes().to_vec(),
+                format!("{}", port.host_port),
+            ),
+        };
+        Some(PlannedElement {
+            target,
+            key,
+            data: Some(data),
+            label: format!("{label} : {address6} . {}", port.container_port),
+            port: Some(*port),
+        })
     }
 }
 
@@ -175,6 +271,11 @@ fn addr_port(addr: Ipv4Addr, port: u16) -> Vec<u8> {
     concat(&[&addr.octets(), &port.to_be_bytes()])
 }
 
+/// `ipv6_addr . inet_service` in the kernel's layout.
+fn addr6_port(addr: Ipv6Addr, port: u16) -> Vec<u8> {
+    concat(&[&addr.octets(), &port.to_be_bytes()])
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -187,16 +288,17 @@ pub(super) mod tests {
                 id: "0123456789ab".into(),
             },
             address: Ipv4Addr::new(172, 16, 0, 2),
+            address6: None,
             veth: "sv-0123456789ab".into(),
             ports: vec![
                 Port {
-                    host_ip: None,
+                    host_ip: HostIp::AnyV4,
                     host_port: 8080,
                     container_port: 8000,
                     protocol: Protocol::Tcp,
                 },
                 Port {
-                    host_ip: Some(Ipv4Addr::LOCALHOST),
+                    host_ip: HostIp::V4(Ipv4Addr::LOCALHOST),
                     host_port: 5353,
                     container_port: 53,
                     protocol: Protocol::Udp,
@@ -246,6 +348,113 @@ pub(super) mod tests {
             Some(&[172, 16, 0, 2, 0x1f, 0x40, 0, 0][..])
         );
         assert_eq!(e[3].key, vec![127, 0, 0, 1, 0x14, 0xe9, 0, 0]);
+    }
+
+    /// `web` dual stack: its ports on every IPv4 address, on every IPv6
+    /// address, and on one IPv6 address.
+    pub(crate) fn web6() -> Publication {
+        let mut web = web();
+        web.address6 = Some("fd53:7570:6572::2".parse().unwrap());
+        web.ports = vec![
+            web.ports[0],
+            Port {
+                host_ip: HostIp::AnyV6,
+                ..web.ports[0]
+            },
+            Port {
+                host_ip: HostIp::V6("2001:db8::1".parse().unwrap()),
+                host_port: 5353,
+                container_port: 53,
+                protocol: Protocol::Udp,
+            },
+        ];
+        web
+    }
+
+    #[test]
+    fn a_dual_stack_container_guards_both_ipv6_addresses_and_publishes_per_family() {
+        let e = web6().elements();
+        let found: Vec<_> = e.iter().map(|e| (e.target, e.label.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    Target::SpoofGuard,
+                    "\"sv-0123456789ab\" . 172.16.0.2 . 02:42:ac:10:00:02"
+                ),
+                (Target::MacGuard, "\"sv-0123456789ab\" . 02:42:ac:10:00:02"),
+                (
+                    Target::SpoofGuard6,
+                    "\"sv-0123456789ab\" . fd53:7570:6572::2 . 02:42:ac:10:00:02"
+                ),
+                (
+                    Target::SpoofGuard6,
+                    "\"sv-0123456789ab\" . fe80::42:acff:fe10:2 . 02:42:ac:10:00:02"
+                ),
+                (Target::Ports(Protocol::Tcp), "8080 : 172.16.0.2 . 8000"),
+                (
+                    Target::Ports6(Protocol::Tcp),
+                    "8080 : fd53:7570:6572::2 . 8000"
+                ),
+                (
+                    Target::AddrPorts6(Protocol::Udp),
+                    "2001:db8::1 . 5353 : fd53:7570:6572::2 . 53"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv6_keys_and_data_use_the_kernels_layout() {
+        let e = web6().elements();
+        let fd53 = [
+            0xfd, 0x53, 0x75, 0x70, 0x65, 0x72, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+        ];
+        let mac = [2, 0x42, 172, 16, 0, 2, 0, 0];
+        // ifname (16) . ipv6_addr (16) . ether_addr (6, padded to 8)
+        assert_eq!(e[2].key.len(), 40);
+        assert_eq!(&e[2].key[..15], b"sv-0123456789ab");
+        assert_eq!(&e[2].key[16..32], &fd53);
+        assert_eq!(&e[2].key[32..], &mac);
+        assert_eq!(
+            &e[3].key[16..32],
+            &[
+                0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x42, 0xac, 0xff, 0xfe, 0x10, 0, 2
+            ]
+        );
+        // inet_service : ipv6_addr . inet_service (2, padded to 4)
+        assert_eq!(e[5].key, vec![0x1f, 0x90]);
+        let data = e[5].data.as_deref().unwrap();
+        assert_eq!(data.len(), 20);
+        assert_eq!(&data[..16], &fd53);
+        assert_eq!(&data[16..], &[0x1f, 0x40, 0, 0]);
+        // ipv6_addr . inet_service
+        assert_eq!(e[6].key.len(), 20);
+        assert_eq!(&e[6].key[..4], &[0x20, 0x01, 0x0d, 0xb8]);
+        assert_eq!(&e[6].key[16..], &[0x14, 0xe9, 0, 0]);
+    }
+
+    #[test]
+    fn without_an_ipv6_address_there_is_no_ipv6_element() {
+        let mut web = web6();
+        web.address6 = None;
+        let targets: Vec<_> = web.elements().iter().map(|e| e.target).collect();
+        assert_eq!(
+            targets,
+            [
+                Target::SpoofGuard,
+                Target::MacGuard,
+                Target::Ports(Protocol::Tcp)
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv6_targets_live_in_the_ip6_and_bridge_tables() {
+        assert_eq!(Target::Ports6(Protocol::Tcp).family(), Family::Ip6);
+        assert_eq!(Target::Subnets6.family(), Family::Ip6);
+        assert_eq!(Target::SpoofGuard6.family(), Family::Bridge);
+        assert_eq!(Target::Ports(Protocol::Tcp).family(), Family::Ip);
     }
 
     #[test]

@@ -41,33 +41,45 @@ pub(crate) async fn add(
     }
 }
 
-/// An IPv4 address on a link.
+/// An address on a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LinkAddress {
     pub index: u32,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub prefix_len: u8,
 }
 
-/// Every IPv4 address of every link.
-pub(crate) async fn ipv4_all(handle: &Handle) -> Result<Vec<LinkAddress>, Error> {
+/// Every IPv4 address of every link, and with `ipv6` every IPv6 one too,
+/// in the same request.
+pub(crate) async fn all(handle: &Handle, ipv6: bool) -> Result<Vec<LinkAddress>, Error> {
     let mut request = handle.address().get();
-    request.message_mut().header.family = AddressFamily::Inet;
+    request.message_mut().header.family = match ipv6 {
+        true => AddressFamily::Unspec,
+        false => AddressFamily::Inet,
+    };
     let messages: Vec<_> = request
         .execute()
         .try_collect()
         .await
-        .map_err(Error::request("listing", "IPv4 addresses"))?;
+        .map_err(Error::request("listing", "addresses"))?;
     Ok(messages
         .into_iter()
         .filter_map(|msg| {
-            msg.attributes.iter().find_map(|attr| match attr {
-                AddressAttribute::Local(IpAddr::V4(addr)) => Some(LinkAddress {
-                    index: msg.header.index,
-                    addr: *addr,
-                    prefix_len: msg.header.prefix_len,
-                }),
+            // IPv4 names its own address IFA_LOCAL, IPv6 only IFA_ADDRESS.
+            let local = msg.attributes.iter().find_map(|attr| match attr {
+                AddressAttribute::Local(addr) => Some(*addr),
                 _ => None,
+            });
+            let addr = local.or_else(|| {
+                msg.attributes.iter().find_map(|attr| match attr {
+                    AddressAttribute::Address(addr) => Some(*addr),
+                    _ => None,
+                })
+            })?;
+            Some(LinkAddress {
+                index: msg.header.index,
+                addr,
+                prefix_len: msg.header.prefix_len,
             })
         })
         .collect())

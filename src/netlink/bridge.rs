@@ -1,36 +1,42 @@
 //! The host bridge containers attach to: created when absent, given the
-//! subnet's gateway address, up. Idempotent, and safe when several
+//! subnet's gateway address (and with IPv6 the subnet6's, without DAD), up. Idempotent, and safe when several
 //! supervisors ensure it at the same moment: the kernel's EEXIST decides who
 //! created it, and everyone then configures it the same way.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rtnetlink::LinkBridge;
 use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteMessage;
 
-use super::{Error, Netlink, address, is_errno, link, route};
-use crate::values::Subnet;
+use super::{Error, Netlink, address, ipv6, is_errno, link, route};
+use crate::values::{Subnet, Subnet6};
 
-/// A bridge and the subnet it serves.
+/// A bridge and the subnet it serves, and its IPv6 subnet when it is dual
+/// stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bridge {
     pub name: String,
     pub subnet: Subnet,
+    pub subnet6: Option<Subnet6>,
 }
 
 /// Makes sure `bridge` exists, holds the gateway address and is up; returns
 /// its interface index. A subnet overlapping a route on another interface is
 /// refused with that interface's name, and so is a bridge already serving
-/// another subnet.
+/// another subnet. The same for the IPv6 subnet when there is one: the
+/// bridge's IPv6 addresses (but its link-local one) must be the subnet6's
+/// gateway, which is added without DAD when missing.
 pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> {
     link::check_ifname(&bridge.name)?;
     let handle = nl.handle();
-    // One round: the kernel answers the three reads in turn.
+    let ipv6 = bridge.subnet6.is_some();
+    // One round: the kernel answers the three reads in turn, each dump
+    // covering both families when the bridge is dual stack.
     let (existing, routes, all_addresses) = tokio::try_join!(
         link::by_name(handle, &bridge.name),
-        route::ipv4_routes(handle),
-        address::ipv4_all(handle),
+        route::routes(handle, ipv6),
+        address::all(handle, ipv6),
     )?;
     check_overlap(nl, bridge, &routes, existing.as_ref().map(|l| l.index)).await?;
     let br = match existing {
@@ -50,7 +56,10 @@ pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> 
     let addresses: Vec<(Ipv4Addr, u8)> = all_addresses
         .iter()
         .filter(|a| a.index == br.index)
-        .map(|a| (a.addr, a.prefix_len))
+        .filter_map(|a| match a.addr {
+            IpAddr::V4(addr) => Some((addr, a.prefix_len)),
+            IpAddr::V6(_) => None,
+        })
         .collect();
     if let Some((addr, len)) = addresses
         .iter()
@@ -62,6 +71,14 @@ pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> 
             wanted: format!("{gateway}/{}", subnet.prefix_len()),
         });
     }
+    let add_address6 = async {
+        match bridge.subnet6 {
+            Some(subnet6) => {
+                ensure_gateway6(handle, &bridge.name, br.index, subnet6, &all_addresses).await
+            }
+            None => Ok(()),
+        }
+    };
     let add_address = async {
         if addresses.is_empty() {
             // A concurrent supervisor may add it first: EEXIST is fine.
@@ -83,8 +100,42 @@ pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> 
         }
         Ok(())
     };
-    tokio::try_join!(add_address, set_up)?;
+    tokio::try_join!(add_address, add_address6, set_up)?;
     Ok(br.index)
+}
+
+/// Adds the subnet6's gateway to the bridge unless it holds it already; a
+/// bridge holding another IPv6 address (its link-local one aside) serves
+/// another subnet6, and is refused as for IPv4.
+async fn ensure_gateway6(
+    handle: &rtnetlink::Handle,
+    name: &str,
+    index: u32,
+    subnet6: Subnet6,
+    all_addresses: &[address::LinkAddress],
+) -> Result<(), Error> {
+    let gateway = subnet6.gateway();
+    let wanted = (gateway, subnet6.prefix_len());
+    let addresses: Vec<(Ipv6Addr, u8)> = all_addresses
+        .iter()
+        .filter(|a| a.index == index)
+        .filter_map(|a| match a.addr {
+            IpAddr::V6(addr) if !addr.is_unicast_link_local() => Some((addr, a.prefix_len)),
+            _ => None,
+        })
+        .collect();
+    if let Some((addr, len)) = addresses.iter().find(|a| **a != wanted) {
+        return Err(Error::BridgeAddress {
+            bridge: name.to_string(),
+            existing: format!("{addr}/{len}"),
+            wanted: format!("{gateway}/{}", subnet6.prefix_len()),
+        });
+    }
+    if addresses.is_empty() {
+        // A concurrent supervisor may add it first: EEXIST is fine.
+        ipv6::add_address(handle, index, name, gateway, subnet6.prefix_len(), true).await?;
+    }
+    Ok(())
 }
 
 /// Creates the bridge with a fixed MAC (the gateway's, docker-style): left
@@ -118,7 +169,14 @@ async fn check_overlap(
     bridge_index: Option<u32>,
 ) -> Result<(), Error> {
     let handle = nl.handle();
-    let Some(found) = route::first_overlap(routes, bridge.subnet, bridge_index) else {
+    let v4 = route::first_overlap(routes, bridge.subnet, bridge_index)
+        .map(|found| (bridge.subnet.to_string(), found));
+    let v6 = || {
+        let subnet6 = bridge.subnet6?;
+        route::first_overlap6(routes, subnet6, bridge_index)
+            .map(|found| (subnet6.to_string(), found))
+    };
+    let Some((subnet, found)) = v4.or_else(v6) else {
         return Ok(());
     };
     let interface = match found.oif {
@@ -129,7 +187,7 @@ async fn check_overlap(
         None => "no interface (blackhole or multipath route)".to_string(),
     };
     Err(Error::SubnetOverlap {
-        subnet: bridge.subnet,
+        subnet,
         route: format!("{}/{}", found.destination, found.prefix_len),
         interface,
     })

@@ -2,9 +2,9 @@
 //! duplicate address detection, which otherwise keeps it `tentative`, and
 //! unbindable, for about a second), a default route via a gateway, in the
 //! host namespace or in a container's. The per-interface IPv6 sysctls
-//! (`disable_ipv6`, `accept_ra`, `autoconf`) are in [`super::sysctl`].
-//!
-//! Additive for now: the run path adds these once the bridge is dual stack.
+//! (`disable_ipv6`, `accept_ra`, `autoconf`, `accept_dad`) are in
+//! [`super::sysctl`]. The run path adds these through `bridge` (the
+//! gateway's address) and `plumb` (the container's address and route).
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
@@ -117,4 +117,47 @@ pub async fn add_ipv6_default_route_in(
         add_default_route(&handle, gateway, Some(index)).await
     })
     .await
+}
+
+/// The link-local address the kernel gives an interface with `mac`
+/// (addr_gen_mode eui64, the default): fe80:: and the modified EUI-64 of
+/// the MAC, its universal/local bit flipped and ff:fe in the middle. The
+/// firewall's IPv6 spoof guard lets a container send from it.
+pub fn link_local_for(mac: [u8; 6]) -> Ipv6Addr {
+    let [a, b, c, d, e, f] = mac;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        a ^ 0x02,
+        b,
+        c,
+        0xff,
+        0xfe,
+        d,
+        e,
+        f,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_link_local_address_is_the_eui_64_of_the_mac() {
+        assert_eq!(
+            link_local_for([0x02, 0x42, 0xac, 0x10, 0x00, 0x05]),
+            "fe80::42:acff:fe10:5".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            link_local_for([0x00, 0x11, 0x22, 0x33, 0x44, 0x55]),
+            "fe80::211:22ff:fe33:4455".parse::<Ipv6Addr>().unwrap()
+        );
+    }
 }

@@ -23,7 +23,7 @@ use std::io;
 pub use address::mac_for;
 pub use bridge::{Bridge, ensure_bridge};
 pub use detached::{remove_link_detached, remove_link_now};
-pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in};
+pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in, link_local_for};
 pub use link::{check_ifname, ifname_problem};
 pub use netns::{namespace_type, socket_in};
 pub use plumb::{ContainerLink, PEER, PlumbTimings, configure_inside, plumb};
@@ -31,8 +31,6 @@ pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_st
 pub use veth::{
     create_veth, remove_link, set_forwarding, set_hairpin, set_neighbour, wait_forwarding,
 };
-
-use crate::values::Subnet;
 
 /// A netlink connection in the supervisor's own (host) network namespace.
 /// Its connection task runs on the current tokio runtime until the last
@@ -79,7 +77,7 @@ pub enum Error {
     NotABridge { name: String, kind: String },
     #[error("subnet {subnet} overlaps the route {route} on {interface}; choose another subnet")]
     SubnetOverlap {
-        subnet: Subnet,
+        subnet: String,
         route: String,
         interface: String,
     },

@@ -1,17 +1,18 @@
 //! One container's network: the veth pair, then inside the container lo and
 //! its interface (`eth0` for `run`, `CNI_IFNAME` for a CNI engine) up, the
-//! address and the default route via the bridge.
+//! address and the default route via the bridge; with IPv6, its IPv6
+//! address (no DAD) and IPv6 default route too, in the same pipeline.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::netns::{NetnsSocket, socket_in, with_connection};
 use super::{
-    Error, Netlink, address, create_veth, link, route, set_forwarding, set_hairpin, set_neighbour,
-    sysctl,
+    Error, Netlink, address, create_veth, ipv6, link, route, set_forwarding, set_hairpin,
+    set_neighbour, sysctl,
 };
-use crate::values::Subnet;
+use crate::values::{Subnet, Subnet6};
 
 /// The container's end of the pair, as `run` names it.
 pub const PEER: &str = "eth0";
@@ -30,6 +31,9 @@ pub struct ContainerLink {
     pub address: Ipv4Addr,
     /// The bridge's subnet: gives the prefix length and the gateway.
     pub subnet: Subnet,
+    /// The IPv6 address and the bridge's subnet6, when it is dual stack;
+    /// None: IPv6 is off on the peer.
+    pub ipv6: Option<(Ipv6Addr, Subnet6)>,
 }
 
 /// Where the time of [`plumb`] went.
@@ -46,8 +50,9 @@ pub struct PlumbTimings {
 /// Plumbs the container whose network namespace is `netns`: the veth pair
 /// with its peer created inside, hairpin mode on the host end, and inside
 /// lo and the peer up, the address and the default route via the gateway,
-/// and IPv6 disabled on the peer; then the host's neighbour entry for the
-/// address.
+/// and IPv6 disabled on the peer or, with `spec.ipv6`, configured as
+/// `sysctl::Setting::container_ipv6` says, with its address and default
+/// route; then the host's neighbour entry for the IPv4 address.
 ///
 /// Takes the namespace fd and closes it, along with everything else that
 /// refers to the namespace, before returning: the namespace, and with it
@@ -73,22 +78,40 @@ pub async fn plumb(
         ),
     )?;
     let veth = start.elapsed();
-    // IPv6 is off on eth0 (no link-local address, no autoconfiguration
-    // from a stray router advertisement) until the bridge is dual stack.
+    // Without IPv6 on the bridge, IPv6 is off on eth0: no link-local
+    // address, no autoconfiguration from a stray router advertisement.
+    // The IPv6 address needs none of these settings first: it is added
+    // without DAD, and a new namespace starts with IPv6 on.
+    let sysctls = match spec.ipv6 {
+        Some(_) => sysctl::Setting::container_ipv6(&spec.peer),
+        None => vec![sysctl::Setting::disable_ipv6(&spec.peer, true)],
+    };
     tokio::try_join!(
         set_hairpin(nl, &spec.host_ifname),
-        configure_inside(socket, &spec.peer, spec.address, spec.subnet),
-        sysctl::apply_in(
-            netns.as_fd(),
-            vec![sysctl::Setting::disable_ipv6(&spec.peer, true)]
-        ),
+        configure_inside(socket, &spec.peer, spec.address, spec.subnet, spec.ipv6),
+        sysctl::apply_in(netns.as_fd(), sysctls),
     )?;
     drop(netns);
     // Once eth0 holds the address, so what the host queued for the
     // address finds it, through the new port.
+    // An IPv6 address derived from the IPv4 one keeps its MAC when reused,
+    // as the IPv4 address does; a pinned one may come back with another
+    // container's MAC, so its entry is set too.
+    let pinned6 = spec
+        .ipv6
+        .filter(|(address6, subnet6)| subnet6.derive(spec.subnet, spec.address) != Some(*address6));
+    let neighbour6 = async {
+        match pinned6 {
+            Some((address6, _)) => {
+                set_neighbour(nl, spec.bridge_index, IpAddr::V6(address6), mac).await
+            }
+            None => Ok(()),
+        }
+    };
     tokio::try_join!(
         set_forwarding(nl, &spec.host_ifname, mac),
-        set_neighbour(nl, spec.bridge_index, spec.address, mac),
+        set_neighbour(nl, spec.bridge_index, IpAddr::V4(spec.address), mac),
+        neighbour6,
     )?;
     let total = start.elapsed();
     Ok(PlumbTimings {
@@ -99,12 +122,15 @@ pub async fn plumb(
 }
 
 /// Inside the container, through `socket` (closed on return): lo up, `peer`
-/// up, `address` on it and the default route via the subnet's gateway.
+/// up, `address` on it and the default route via the subnet's gateway;
+/// with `ipv6`, its address (no DAD) and the default route via the
+/// subnet6's gateway.
 pub async fn configure_inside(
     socket: NetnsSocket,
     peer: &str,
     address: Ipv4Addr,
     subnet: Subnet,
+    ipv6: Option<(Ipv6Addr, Subnet6)>,
 ) -> Result<(), Error> {
     with_connection(socket, |handle| async move {
         let (eth0, ()) = tokio::try_join!(
@@ -118,11 +144,23 @@ pub async fn configure_inside(
         })?;
         // Sent in this order, handled in this order: the kernel runs a
         // socket's requests as they arrive, and the route needs eth0 up.
+        let v6 = async {
+            let Some((address6, subnet6)) = ipv6 else {
+                return Ok(());
+            };
+            tokio::try_join!(
+                biased;
+                ipv6::add_address(&handle, eth0.index, peer, address6, subnet6.prefix_len(), false),
+                ipv6::add_default_route(&handle, subnet6.gateway(), Some(eth0.index)),
+            )
+            .map(drop)
+        };
         tokio::try_join!(
             biased;
             link::set_up(&handle, eth0.index, peer),
             address::add(&handle, eth0.index, peer, address, subnet.prefix_len(), false),
             route::add_default(&handle, subnet.gateway()),
+            v6,
         )?;
         Ok(())
     })

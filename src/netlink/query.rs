@@ -1,6 +1,6 @@
 //! Read-only views of links and addresses, for `inspect` and `gc`.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
@@ -80,15 +80,15 @@ async fn scan_ports(nl: &Netlink, bridge: &str) -> Result<Vec<String>, Error> {
         .collect())
 }
 
-/// An IPv4 address on an interface.
+/// An address on an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceAddress {
     pub interface: String,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub prefix_len: u8,
 }
 
-/// Every IPv4 address in the network namespace `netns`, through a socket
+/// Every IPv4 and IPv6 address in the network namespace `netns`, through a socket
 /// opened there and closed again before returning. Must be called on a
 /// tokio runtime.
 pub async fn addresses_in(netns: BorrowedFd<'_>) -> Result<Vec<InterfaceAddress>, Error> {
@@ -96,7 +96,7 @@ pub async fn addresses_in(netns: BorrowedFd<'_>) -> Result<Vec<InterfaceAddress>
     with_connection(socket, |handle| async move {
         // One after the other: a socket runs one dump at a time.
         let links = link::all(&handle).await?;
-        let addresses = address::ipv4_all(&handle).await?;
+        let addresses = address::all(&handle, true).await?;
         Ok(addresses
             .into_iter()
             .map(|a| InterfaceAddress {

@@ -1,14 +1,16 @@
 //! IPv4 routes: the container's default route, and the host routes a new
-//! subnet must not overlap.
+//! subnet (IPv4 or IPv6) must not overlap.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::{Handle, RouteMessageBuilder};
 
 use super::Error;
-use crate::values::Subnet;
+use rtnetlink::packet_route::AddressFamily;
+
+use crate::values::{Subnet, Subnet6};
 
 /// The kernel's table of local and broadcast addresses: routes to the host's
 /// own addresses, never a reason to refuse a subnet.
@@ -35,7 +37,7 @@ pub(crate) async fn add_default(handle: &Handle, gateway: Ipv4Addr) -> Result<()
 /// A route whose destination shares addresses with a subnet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Overlap {
-    pub destination: Ipv4Addr,
+    pub destination: IpAddr,
     pub prefix_len: u8,
     /// The output interface; None for routes without one (blackhole, multipath).
     pub oif: Option<u32>,
@@ -54,18 +56,36 @@ pub(crate) fn first_overlap(
         .find_map(|route| overlap(route, subnet, except))
 }
 
-/// Every IPv4 route of every table.
-pub(crate) async fn ipv4_routes(handle: &Handle) -> Result<Vec<RouteMessage>, Error> {
+/// [`first_overlap`] for an IPv6 subnet.
+pub(crate) fn first_overlap6(
+    routes: &[RouteMessage],
+    subnet: Subnet6,
+    except: Option<u32>,
+) -> Option<Overlap> {
+    routes
+        .iter()
+        .find_map(|route| overlap6(route, subnet, except))
+}
+
+/// Every IPv4 route of every table, and with `ipv6` every IPv6 one too,
+/// in the same request.
+pub(crate) async fn routes(handle: &Handle, ipv6: bool) -> Result<Vec<RouteMessage>, Error> {
+    let mut message = RouteMessageBuilder::<Ipv4Addr>::new().build();
+    if ipv6 {
+        message.header.address_family = AddressFamily::Unspec;
+    }
     handle
         .route()
-        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .get(message)
         .execute()
         .try_collect()
         .await
-        .map_err(Error::request("listing", "IPv4 routes"))
+        .map_err(Error::request("listing", "routes"))
 }
 
-fn overlap(route: &RouteMessage, subnet: Subnet, except: Option<u32>) -> Option<Overlap> {
+/// The destination, its prefix length and the output interface of a route
+/// that is not a default route nor in the `local` table.
+fn destination(route: &RouteMessage) -> Option<(IpAddr, u8, Option<u32>)> {
     let header = &route.header;
     if header.destination_prefix_length == 0 || header.table == RT_TABLE_LOCAL {
         return None;
@@ -74,22 +94,46 @@ fn overlap(route: &RouteMessage, subnet: Subnet, except: Option<u32>) -> Option<
     let mut oif = None;
     for attr in &route.attributes {
         match attr {
-            RouteAttribute::Destination(RouteAddress::Inet(addr)) => destination = Some(*addr),
+            RouteAttribute::Destination(RouteAddress::Inet(addr)) => {
+                destination = Some(IpAddr::V4(*addr))
+            }
+            RouteAttribute::Destination(RouteAddress::Inet6(addr)) => {
+                destination = Some(IpAddr::V6(*addr))
+            }
             RouteAttribute::Oif(index) => oif = Some(*index),
             _ => {}
         }
     }
-    let destination = destination?;
-    if oif.is_some() && oif == except {
-        return None;
-    }
-    subnet
-        .overlaps(destination, header.destination_prefix_length)
-        .then_some(Overlap {
-            destination,
-            prefix_len: header.destination_prefix_length,
-            oif,
-        })
+    Some((destination?, header.destination_prefix_length, oif))
+}
+
+fn overlap(route: &RouteMessage, subnet: Subnet, except: Option<u32>) -> Option<Overlap> {
+    overlap_where(route, except, |destination, prefix_len| match destination {
+        IpAddr::V4(addr) => subnet.overlaps(addr, prefix_len),
+        IpAddr::V6(_) => false,
+    })
+}
+
+fn overlap6(route: &RouteMessage, subnet: Subnet6, except: Option<u32>) -> Option<Overlap> {
+    overlap_where(route, except, |destination, prefix_len| match destination {
+        IpAddr::V6(addr) => subnet.overlaps(addr, prefix_len),
+        IpAddr::V4(_) => false,
+    })
+}
+
+/// The route as an overlap when `overlaps` says its destination is one
+/// and it does not go out of link `except`.
+fn overlap_where(
+    route: &RouteMessage,
+    except: Option<u32>,
+    overlaps: impl Fn(IpAddr, u8) -> bool,
+) -> Option<Overlap> {
+    let (destination, prefix_len, oif) = destination(route)?;
+    (!(oif.is_some() && oif == except) && overlaps(destination, prefix_len)).then_some(Overlap {
+        destination,
+        prefix_len,
+        oif,
+    })
 }
 
 #[cfg(test)]
@@ -115,7 +159,7 @@ mod tests {
         let found = overlap(&route([172, 16, 0, 0], 16, main, Some(7)), subnet, Some(3)).unwrap();
         assert_eq!(
             (found.destination, found.prefix_len, found.oif),
-            (Ipv4Addr::new(172, 16, 0, 0), 16, Some(7))
+            (IpAddr::from([172, 16, 0, 0]), 16, Some(7))
         );
         assert!(overlap(&route([172, 16, 0, 128], 25, main, None), subnet, Some(3)).is_some());
         // The bridge's own route, other subnets, local-table and default routes are fine.
@@ -130,5 +174,33 @@ mod tests {
             .is_none()
         );
         assert!(overlap(&route([0, 0, 0, 0], 0, main, Some(7)), subnet, None).is_none());
+    }
+
+    fn route6(dst: &str, len: u8, table: u8, oif: Option<u32>) -> RouteMessage {
+        let mut builder = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+            .destination_prefix(dst.parse().unwrap(), len)
+            .table_id(u32::from(table));
+        if let Some(oif) = oif {
+            builder = builder.output_interface(oif);
+        }
+        builder.build()
+    }
+
+    #[test]
+    fn overlapping_ipv6_routes_on_other_links_are_found_and_ipv4_ones_ignored() {
+        let subnet: Subnet6 = "fd53:7570:6572::/64".parse().unwrap();
+        let main = RouteHeader::RT_TABLE_MAIN;
+        let routes = [
+            route6("fd53:7570:6572::", 64, main, Some(3)),
+            route6("fd53:7570:6573::", 64, main, Some(7)),
+            route6("fd53:7570:6572::1", 128, RT_TABLE_LOCAL, Some(7)),
+            route6("::", 0, main, Some(7)),
+            route([172, 16, 0, 0], 16, main, Some(7)),
+        ];
+        assert_eq!(first_overlap6(&routes, subnet, Some(3)), None);
+        let found =
+            first_overlap6(&[route6("fd53:7570::", 32, main, Some(7))], subnet, Some(3)).unwrap();
+        assert_eq!(found.destination.to_string(), "fd53:7570::");
+        assert_eq!((found.prefix_len, found.oif), (32, Some(7)));
     }
 }

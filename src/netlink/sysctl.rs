@@ -7,9 +7,13 @@
 //!   connections to ports published on 127.0.0.1 be DNATed out of the bridge.
 //!   The firewall's raw-priority guard drops 127.0.0.0/8 arriving from
 //!   anywhere but `lo` (CVE-2020-8558).
-//! - `net.ipv6.conf.IF.disable_ipv6`, `accept_ra`, `autoconf`: IPv6 on one
-//!   interface, off entirely, or on without taking configuration from router
-//!   advertisements (a container's eth0 is configured by us alone).
+//! - `net.ipv6.conf.IF.disable_ipv6`, `accept_ra`, `autoconf`, `accept_dad`:
+//!   IPv6 on one interface, off entirely, or on without taking
+//!   configuration from router advertisements (a container's eth0 is
+//!   configured by us alone) and without duplicate address detection (its
+//!   addresses are ours to give, unique by their leases).
+//! - `net.ipv6.conf.all.forwarding=1`: the host routes IPv6 between the
+//!   bridge and its other interfaces, when a network is dual stack.
 
 use std::fs;
 use std::io::{self, Write};
@@ -47,6 +51,28 @@ impl Setting {
             path: format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"),
             value: "1",
         }
+    }
+
+    /// `net.ipv6.conf.all.forwarding=1`.
+    pub fn ipv6_forwarding() -> Setting {
+        Setting::ipv6_conf("all", "forwarding", true)
+    }
+
+    /// `net.ipv6.conf.IFNAME.accept_dad`: 0 makes its addresses usable at
+    /// once, the link-local one too.
+    pub fn accept_dad(ifname: &str, on: bool) -> Setting {
+        Setting::ipv6_conf(ifname, "accept_dad", on)
+    }
+
+    /// IPv6 on a container's `ifname`, configured by us alone: on, without
+    /// router advertisements, SLAAC or DAD.
+    pub fn container_ipv6(ifname: &str) -> Vec<Setting> {
+        vec![
+            Setting::accept_ra(ifname, false),
+            Setting::autoconf(ifname, false),
+            Setting::accept_dad(ifname, false),
+            Setting::disable_ipv6(ifname, false),
+        ]
     }
 
     /// `net.ipv6.conf.IFNAME.disable_ipv6`: 1 turns IPv6 off on the

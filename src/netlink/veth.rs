@@ -1,7 +1,7 @@
 //! The veth pair of one container: the host end on the bridge, the peer
 //! created directly inside the container's network namespace.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoPortKind, InfoVeth, LinkAttribute};
@@ -85,12 +85,12 @@ pub async fn remove_link(nl: &Netlink, name: &str) -> Result<(), Error> {
 pub async fn set_neighbour(
     nl: &Netlink,
     bridge_index: u32,
-    address: Ipv4Addr,
+    address: IpAddr,
     mac: [u8; 6],
 ) -> Result<(), Error> {
     nl.handle()
         .neighbours()
-        .add(bridge_index, IpAddr::V4(address))
+        .add(bridge_index, address)
         .link_layer_address(&mac)
         .state(NeighbourState::Stale)
         .replace()

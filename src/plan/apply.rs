@@ -6,7 +6,7 @@
 //! made again; a port we picked is picked again; a live holder is the
 //! error. Bounded, so two supervisors can never chase each other forever.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Instant;
 
@@ -40,10 +40,11 @@ pub async fn lease(
     network: &NetworkPart,
     bridge: &Bridge,
     ip: Option<Ipv4Addr>,
+    ip6: Option<Ipv6Addr>,
     state_dir: &Path,
     holder: &Holder,
 ) -> Result<Attachment, network::Error> {
-    let attachment = network::prepare(bridge, ip, state_dir, holder, &network.sysctls).await?;
+    let attachment = network::prepare(bridge, ip, ip6, state_dir, holder, &network.sysctls).await?;
     if let Some(dead) = attachment.reclaimed() {
         reconcile::reclaimed_address(state_dir, &bridge.name, dead).await;
     }
@@ -104,6 +105,7 @@ pub fn publish_mappings(
     let publication = Publication {
         owner: owner.clone(),
         address,
+        address6: None,
         veth: veth.to_string(),
         ports,
     };
@@ -144,10 +146,16 @@ fn forget(
     if ports.is_empty() {
         return Ok(());
     }
+    // The container's IPv6 address too: its ports may be published on both.
+    let targets: Option<Vec<std::net::IpAddr>> = address.map(|a| {
+        std::iter::once(a.into())
+            .chain(publication.address6.map(Into::into))
+            .collect()
+    });
     let forgotten = firewall
         .netfilter_socket()
         .map_err(conntrack::Error::Socket)
-        .and_then(|socket| conntrack::forget_with(socket, &ports, address));
+        .and_then(|socket| conntrack::forget_with(socket, &ports, targets.as_deref()));
     phase("conntrack", t);
     forgotten.map(drop)
 }

@@ -15,17 +15,19 @@
 //! of an existing element (NLM_F_EXCL) is the last word, never a read here.
 
 pub mod apply;
+pub mod families;
 mod render;
 pub mod snapshot;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::firewall::{Owned, Publication, Target};
 use crate::netlink::sysctl::Setting;
 use crate::netlink::{ContainerLink, mac_for};
 use crate::network::host_ifname;
-use crate::values::{Owner, Port, PortMapping, PortTaken, Protocol, Subnet};
+use crate::values::{HostIp, Owner, Port, PortMapping, PortTaken, Protocol, Subnet, Subnet6};
 
+pub use families::{NeedsIpv6, per_family};
 pub use snapshot::{Leased, Snapshot};
 
 pub use crate::netlink::PEER;
@@ -38,6 +40,10 @@ pub struct Request {
     pub subnet: Subnet,
     /// `--ip`, or the address already leased; None: the lowest free one.
     pub address: Option<Ipv4Addr>,
+    /// With `--ipv6`, the network's IPv6 subnet.
+    pub subnet6: Option<Subnet6>,
+    /// `--ip6`; None: derived from the IPv4 address.
+    pub address6: Option<Ipv6Addr>,
     pub mappings: Vec<PortMapping>,
 }
 
@@ -53,6 +59,8 @@ pub struct NetworkPlan {
 pub struct NetworkPart {
     pub bridge: String,
     pub subnet: Subnet,
+    /// Dual stack: the bridge holds this subnet's gateway too.
+    pub subnet6: Option<Subnet6>,
     /// Whether the supervisor's tables are to be loaded (nft/supervisor.nft).
     pub load_base: bool,
     /// Whether the bridge is to be created (with the gateway's address).
@@ -74,6 +82,9 @@ pub struct ContainerPart {
     pub ifname: String,
     /// `ifname`'s MAC, derived from the address (see `netlink::mac_for`).
     pub mac: [u8; 6],
+    /// Its IPv6 address (also on `ifname`) and the network's subnet6, on a
+    /// dual-stack network; None: IPv6 off on `ifname`.
+    pub ipv6: Option<(Ipv6Addr, Subnet6)>,
     /// Its elements: the guards and one per published port, with owner.
     pub publication: Publication,
 }
@@ -88,6 +99,7 @@ impl ContainerPart {
             bridge_index,
             address: self.address,
             subnet,
+            ipv6: self.ipv6,
         }
     }
 }
@@ -97,6 +109,10 @@ impl ContainerPart {
 pub enum Conflict {
     #[error("address {addr} is taken by {holder}")]
     AddressTaken { addr: Ipv4Addr, holder: String },
+    #[error("IPv6 address {addr} is taken by {holder}")]
+    Address6Taken { addr: Ipv6Addr, holder: String },
+    #[error("the host number of {addr} does not fit in {subnet6}")]
+    NotDerivable { addr: Ipv4Addr, subnet6: Subnet6 },
     #[error("no free address left in {0}")]
     NoFreeAddress(Subnet),
     #[error(transparent)]
@@ -111,33 +127,48 @@ pub struct NoFreePort(pub Protocol);
 
 /// The plan for `request` given what `snapshot` says is taken.
 pub fn plan(request: &Request, snapshot: &Snapshot) -> Result<NetworkPlan, Conflict> {
-    let network = network_part(&request.bridge, request.subnet, snapshot);
+    let network = network_part(&request.bridge, request.subnet, request.subnet6, snapshot);
     let address = address(request, snapshot)?;
+    let ipv6 = match request.subnet6 {
+        Some(subnet6) => Some((address6(request, subnet6, address, snapshot)?, subnet6)),
+        None => None,
+    };
     let ports =
         ports(&request.mappings, snapshot).map_err(|NoFreePort(p)| Conflict::NoFreePort(p))?;
-    let container = container_part(&request.owner, request.subnet, address, ports);
+    let container = container_part(&request.owner, request.subnet, address, ipv6, ports);
     check_elements(&container.publication, snapshot)?;
     Ok(NetworkPlan { network, container })
 }
 
 /// The network's part: the bridge, its sysctls, and the tables when the
-/// snapshot found them missing.
-pub fn network_part(bridge: &str, subnet: Subnet, snapshot: &Snapshot) -> NetworkPart {
+/// snapshot found them missing; IPv6 forwarding when it is dual stack.
+pub fn network_part(
+    bridge: &str,
+    subnet: Subnet,
+    subnet6: Option<Subnet6>,
+    snapshot: &Snapshot,
+) -> NetworkPart {
+    let mut sysctls = vec![Setting::ip_forward(), Setting::route_localnet(bridge)];
+    if subnet6.is_some() {
+        sysctls.push(Setting::ipv6_forwarding());
+    }
     NetworkPart {
         bridge: bridge.to_string(),
         subnet,
+        subnet6,
         load_base: !snapshot.base_loaded,
         create_bridge: !snapshot.bridge_exists,
-        sysctls: vec![Setting::ip_forward(), Setting::route_localnet(bridge)],
+        sysctls,
     }
 }
 
-/// The container's part, once its address and host ports are decided; its
-/// interface inside is `PEER` (a CNI attachment names its own).
+/// The container's part, once its addresses and host ports are decided;
+/// its interface inside is `PEER` (a CNI attachment names its own).
 pub fn container_part(
     owner: &Owner,
     subnet: Subnet,
     address: Ipv4Addr,
+    ipv6: Option<(Ipv6Addr, Subnet6)>,
     ports: Vec<Port>,
 ) -> ContainerPart {
     let host_ifname = host_ifname(&owner.id);
@@ -146,9 +177,11 @@ pub fn container_part(
         prefix_len: subnet.prefix_len(),
         gateway: subnet.gateway(),
         mac: mac_for(address),
+        ipv6,
         publication: Publication {
             owner: owner.clone(),
             address,
+            address6: ipv6.map(|(address6, _)| address6),
             veth: host_ifname.clone(),
             ports,
         },
@@ -172,14 +205,55 @@ fn address(request: &Request, snapshot: &Snapshot) -> Result<Ipv4Addr, Conflict>
         };
     }
     let subnet = request.subnet;
+    // An address whose derived IPv6 address another container pinned is
+    // skipped, as `ipam` skips it.
+    let usable = |addr: &Ipv4Addr| match request.subnet6.filter(|_| request.address6.is_none()) {
+        Some(subnet6) => subnet6.derive(subnet, *addr).is_some_and(|addr6| {
+            !snapshot
+                .leases
+                .iter()
+                .any(|l| l.live && l.addr != *addr && l.addr6 == Some(addr6))
+        }),
+        None => true,
+    };
     let first = u32::from(subnet.gateway()) + 1;
     let last = u32::from(subnet.broadcast());
-    let mut addresses = (first..last).map(Ipv4Addr::from);
+    let mut addresses = (first..last).map(Ipv4Addr::from).filter(usable);
     addresses
         .clone()
         .find(|addr| leased(*addr).is_none())
         .or_else(|| addresses.find(|addr| leased(*addr).is_some_and(|l| !l.live)))
         .ok_or(Conflict::NoFreeAddress(subnet))
+}
+
+/// The IPv6 address asked for, else the one derived from `address`, as
+/// `ipam::Pool::lease` decides: a live holder's is a conflict.
+fn address6(
+    request: &Request,
+    subnet6: Subnet6,
+    address: Ipv4Addr,
+    snapshot: &Snapshot,
+) -> Result<Ipv6Addr, Conflict> {
+    let addr = match request.address6 {
+        Some(addr) => addr,
+        None => subnet6
+            .derive(request.subnet, address)
+            .ok_or(Conflict::NotDerivable {
+                addr: address,
+                subnet6,
+            })?,
+    };
+    match snapshot
+        .leases
+        .iter()
+        .find(|l| l.live && l.addr6 == Some(addr) && l.addr != address)
+    {
+        Some(lease) => Err(Conflict::Address6Taken {
+            addr,
+            holder: lease.holder.clone(),
+        }),
+        None => Ok(addr),
+    }
 }
 
 /// Every host port decided: given ones as they are, missing ones from the
@@ -214,7 +288,7 @@ pub fn ports(mappings: &[PortMapping], snapshot: &Snapshot) -> Result<Vec<Port>,
                 }
             };
             Ok(Port {
-                host_ip: m.host_ip,
+                host_ip: m.host_ip.unwrap_or(HostIp::AnyV4),
                 host_port,
                 container_port: m.container_port,
                 protocol: m.protocol,
@@ -254,15 +328,22 @@ fn holder_name(found: &Owned) -> String {
 /// The protocol of a ports map; None for the other sets.
 fn protocol_of(target: Target) -> Option<Protocol> {
     match target {
-        Target::Ports(p) | Target::AddrPorts(p) => Some(p),
+        Target::Ports(p) | Target::AddrPorts(p) | Target::Ports6(p) | Target::AddrPorts6(p) => {
+            Some(p)
+        }
         _ => None,
     }
 }
 
 /// The host port in a ports map key: all of an `inet_service` key, the
-/// second field of an `ipv4_addr . inet_service` one.
+/// second field of an `ipv4_addr . inet_service` or `ipv6_addr .
+/// inet_service` one (20 bytes, the port after 16).
 fn host_port_of(key: &[u8]) -> Option<u16> {
-    let bytes = if key.len() == 2 { key } else { key.get(4..6)? };
+    let bytes = match key.len() {
+        2 => key,
+        20 => key.get(16..18)?,
+        _ => key.get(4..6)?,
+    };
     Some(u16::from_be_bytes([bytes[0], bytes[1]]))
 }
 

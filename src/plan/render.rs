@@ -8,14 +8,19 @@ use std::fmt;
 
 use super::{ContainerPart, NetworkPart, NetworkPlan};
 use crate::firewall::{Mac, Target};
+use crate::netlink::sysctl::Setting;
 
 impl fmt::Display for NetworkPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let NetworkPlan { network, container } = self;
         let owner = &container.publication.owner;
+        let subnet6 = match network.subnet6 {
+            Some(subnet6) => format!(", {subnet6}"),
+            None => String::new(),
+        };
         writeln!(
             f,
-            "# container {owner} on network {} ({})",
+            "# container {owner} on network {} ({}{subnet6})",
             network.bridge, network.subnet
         )?;
         network.fmt_netlink(f)?;
@@ -39,6 +44,19 @@ impl NetworkPart {
             )?;
             writeln!(f, "ip link set {bridge} up")?;
         }
+        if let Some(subnet6) = self.subnet6 {
+            let unless = if self.create_bridge {
+                ""
+            } else {
+                "  # unless it is there"
+            };
+            writeln!(
+                f,
+                "ip -6 addr add {}/{} dev {bridge} nodad{unless}",
+                subnet6.gateway(),
+                subnet6.prefix_len()
+            )?;
+        }
         for sysctl in &self.sysctls {
             writeln!(f, "sysctl -w {}={}", sysctl.key, sysctl.value)?;
         }
@@ -59,7 +77,19 @@ impl NetworkPart {
             f,
             "add element ip supervisor subnets {{ {} comment \"{bridge}\" }}",
             self.subnet
-        )
+        )?;
+        if let Some(subnet6) = self.subnet6 {
+            writeln!(f, "add element ip6 supervisor bridges {{ \"{bridge}\" }}")?;
+            writeln!(
+                f,
+                "add element ip6 supervisor same_bridge {{ \"{bridge}\" . \"{bridge}\" }}"
+            )?;
+            writeln!(
+                f,
+                "add element ip6 supervisor subnets6 {{ {subnet6} comment \"{bridge}\" }}"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -68,7 +98,12 @@ impl ContainerPart {
         let host = &self.host_ifname;
         let peer = &self.ifname;
         let mac = Mac(self.mac);
-        writeln!(f, "# lease {} on {bridge}", self.address)?;
+        match self.ipv6 {
+            Some((address6, _)) => {
+                writeln!(f, "# lease {} and {address6} on {bridge}", self.address)?
+            }
+            None => writeln!(f, "# lease {} on {bridge}", self.address)?,
+        }
         writeln!(
             f,
             "ip link add {host} master {bridge} up type veth peer name {peer} address {mac} netns CONTAINER"
@@ -85,7 +120,27 @@ impl ContainerPart {
             f,
             "ip -n CONTAINER route add default via {} dev {peer} proto static",
             self.gateway
-        )
+        )?;
+        if let Some((address6, subnet6)) = self.ipv6 {
+            for sysctl in Setting::container_ipv6(peer) {
+                writeln!(
+                    f,
+                    "ip netns exec CONTAINER sysctl -w {}={}",
+                    sysctl.key, sysctl.value
+                )?;
+            }
+            writeln!(
+                f,
+                "ip -n CONTAINER -6 addr add {address6}/{} dev {peer} nodad",
+                subnet6.prefix_len()
+            )?;
+            writeln!(
+                f,
+                "ip -n CONTAINER -6 route add default via {} dev {peer} proto static",
+                subnet6.gateway()
+            )?;
+        }
+        Ok(())
     }
 
     fn fmt_nft(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -102,8 +157,8 @@ impl ContainerPart {
     }
 }
 
-/// The nft set a target names, with its family: `ip supervisor tcp_ports`.
+/// The nft set a target names, with its family: `ip supervisor tcp_ports`,
+/// `ip6 supervisor tcp_ports`.
 fn set_name(target: Target) -> String {
-    let family = if target.is_bridge() { "bridge" } else { "ip" };
-    format!("{family} supervisor {}", target.name())
+    format!("{} supervisor {}", target.family(), target.name())
 }

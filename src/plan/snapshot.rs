@@ -2,7 +2,7 @@
 //! network, the published ports with their owners, whether the bridge and
 //! the supervisor's tables are there. `plan` decides from it.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use crate::firewall::{self, Firewall, Owned};
@@ -29,6 +29,8 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leased {
     pub addr: Ipv4Addr,
+    /// The IPv6 address its record holds, on a dual-stack network.
+    pub addr6: Option<Ipv6Addr>,
     /// Who holds it, for people.
     pub holder: String,
     /// Whether its holder's supervisor lives (an unreadable lease counts as
@@ -62,18 +64,24 @@ impl Snapshot {
             pick_from: crate::values::random_u64(),
             ..Snapshot::default()
         };
-        match LeaseDir::new(state_dir, bridge).and_then(|dir| dir.leases()) {
-            Ok(leases) => {
+        let dir = LeaseDir::new(state_dir, bridge);
+        match dir.as_ref().map_err(|e| e.to_string()).and_then(|dir| {
+            let leases = dir.leases().map_err(|e| e.to_string())?;
+            Ok((dir, leases))
+        }) {
+            Ok((dir, leases)) => {
                 snapshot.leases = leases
                     .into_iter()
                     .map(|(addr, holder)| match holder {
                         Some(h) => Leased {
                             addr,
+                            addr6: dir.addr6_of(addr),
                             holder: format!("container {} ({})", h.name, h.id),
                             live: h.process.is_alive(),
                         },
                         None => Leased {
                             addr,
+                            addr6: None,
                             holder: "an unreadable lease".to_string(),
                             live: true,
                         },

@@ -1,4 +1,4 @@
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::*;
 use crate::publish::parse;
@@ -16,6 +16,8 @@ fn request(publish: &[&str]) -> Request {
         bridge: "sv0".into(),
         subnet: "172.16.0.0/24".parse().unwrap(),
         address: None,
+        subnet6: None,
+        address6: None,
         mappings: publish.iter().flat_map(|p| parse(p).unwrap()).collect(),
     }
 }
@@ -30,6 +32,7 @@ fn holder(name: &str, id: &str) -> Owner {
 fn leased(addr: [u8; 4], live: bool) -> Leased {
     Leased {
         addr: addr.into(),
+        addr6: None,
         holder: "container db (aaaa)".into(),
         live,
     }
@@ -73,6 +76,7 @@ fn a_plan_is_the_lowest_free_address_its_veth_and_one_element_per_port() {
         network: NetworkPart {
             bridge: "sv0".into(),
             subnet: "172.16.0.0/24".parse().unwrap(),
+            subnet6: None,
             load_base: false,
             create_bridge: false,
             sysctls: vec![
@@ -95,19 +99,21 @@ fn a_plan_is_the_lowest_free_address_its_veth_and_one_element_per_port() {
             host_ifname: "sv-0123456789ab".into(),
             ifname: "eth0".into(),
             mac: [0x02, 0x42, 172, 16, 0, 3],
+            ipv6: None,
             publication: Publication {
                 owner: owner(),
                 address,
+                address6: None,
                 veth: "sv-0123456789ab".into(),
                 ports: vec![
                     Port {
-                        host_ip: None,
+                        host_ip: HostIp::AnyV4,
                         host_port: 8080,
                         container_port: 8000,
                         protocol: Protocol::Tcp,
                     },
                     Port {
-                        host_ip: Some(Ipv4Addr::LOCALHOST),
+                        host_ip: HostIp::V4(Ipv4Addr::LOCALHOST),
                         host_port: 9090,
                         container_port: 90,
                         protocol: Protocol::Udp,
@@ -237,4 +243,171 @@ add element ip supervisor tcp_ports { 8080 : 172.16.0.2 . 8000 comment \"web 012
 add element ip supervisor udp_addr_ports { 127.0.0.1 . 9090 : 172.16.0.2 . 90 comment \"web 0123456789ab\" }
 ";
     assert_eq!(plan.to_string(), expected);
+}
+
+fn dual_stack(publish: &[&str]) -> Request {
+    Request {
+        subnet6: Some("fd53:7570:6572::/64".parse().unwrap()),
+        ..request(publish)
+    }
+}
+
+#[test]
+fn a_dual_stack_plan_derives_the_ipv6_address_from_the_ipv4_one() {
+    let snapshot = Snapshot {
+        leases: vec![leased([172, 16, 0, 2], true)],
+        ..Snapshot::default()
+    };
+    let plan = plan(&dual_stack(&[]), &snapshot).unwrap();
+    let (address6, subnet6) = plan.container.ipv6.unwrap();
+    assert_eq!(plan.container.address, Ipv4Addr::new(172, 16, 0, 3));
+    assert_eq!(address6, "fd53:7570:6572::3".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(plan.network.subnet6, Some(subnet6));
+    assert!(plan.network.sysctls.contains(&Setting::ipv6_forwarding()));
+    assert_eq!(plan.container.publication.address6, Some(address6));
+    let link = plan.container.link(7, plan.network.subnet);
+    assert_eq!(link.ipv6, Some((address6, subnet6)));
+    // IPv4 only: no IPv6 address, no IPv6 forwarding.
+    let plan4 = super::plan(&request(&[]), &snapshot).unwrap();
+    assert_eq!(plan4.container.ipv6, None);
+    assert_eq!(plan4.container.publication.address6, None);
+    assert!(!plan4.network.sysctls.contains(&Setting::ipv6_forwarding()));
+}
+
+#[test]
+fn an_ipv4_address_whose_derived_ipv6_address_is_pinned_by_another_is_skipped() {
+    let mut pinned = leased([172, 16, 0, 9], true);
+    pinned.addr6 = Some("fd53:7570:6572::2".parse().unwrap());
+    let snapshot = Snapshot {
+        leases: vec![pinned.clone()],
+        ..Snapshot::default()
+    };
+    let plan = plan(&dual_stack(&[]), &snapshot).unwrap();
+    assert_eq!(plan.container.address, Ipv4Addr::new(172, 16, 0, 3));
+    let mut asked = dual_stack(&[]);
+    asked.address = Some(Ipv4Addr::new(172, 16, 0, 2));
+    assert_eq!(
+        super::plan(&asked, &snapshot).unwrap_err().to_string(),
+        "IPv6 address fd53:7570:6572::2 is taken by container db (aaaa)"
+    );
+    asked.address6 = Some("fd53:7570:6572::99".parse().unwrap());
+    let plan = super::plan(&asked, &snapshot).unwrap();
+    assert_eq!(
+        plan.container.ipv6.unwrap().0,
+        "fd53:7570:6572::99".parse::<Ipv6Addr>().unwrap()
+    );
+}
+
+#[test]
+fn a_dual_stack_dry_run_prints_the_ipv6_commands() {
+    let plan = plan(&dual_stack(&[]), &Snapshot::default()).unwrap();
+    let text = plan.to_string();
+    for line in [
+        "# container web (0123456789ab) on network sv0 (172.16.0.0/24, fd53:7570:6572::/64)\n",
+        "ip link set sv0 up\nip -6 addr add fd53:7570:6572::1/64 dev sv0 nodad\n",
+        "sysctl -w net.ipv6.conf.all.forwarding=1\n",
+        "# lease 172.16.0.2 and fd53:7570:6572::2 on sv0\n",
+        "add element ip6 supervisor subnets6 { fd53:7570:6572::/64 comment \"sv0\" }\n",
+        "add element bridge supervisor spoof_guard6 { \"sv-0123456789ab\" . fd53:7570:6572::2 . 02:42:ac:10:00:02 comment \"web 0123456789ab\" }\n",
+        "ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.accept_ra=0\n\
+         ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.autoconf=0\n\
+         ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.accept_dad=0\n\
+         ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.disable_ipv6=0\n\
+         ip -n CONTAINER -6 addr add fd53:7570:6572::2/64 dev eth0 nodad\n\
+         ip -n CONTAINER -6 route add default via fd53:7570:6572::1 dev eth0 proto static\n",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    let existing = Snapshot {
+        bridge_exists: true,
+        ..Snapshot::default()
+    };
+    let text = super::plan(&dual_stack(&[]), &existing)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("ip -6 addr add fd53:7570:6572::1/64 dev sv0 nodad  # unless it is there\n"),
+        "{text}"
+    );
+}
+
+/// `web` with an IPv6 address and its port published on [::] too.
+fn dual_stack_plan(publish: &[&str]) -> NetworkPlan {
+    let mut plan = plan(&request(publish), &Snapshot::default()).unwrap();
+    let publication = &mut plan.container.publication;
+    publication.address6 = Some("fd53:7570:6572::2".parse().unwrap());
+    let v6: Vec<Port> = publication
+        .ports
+        .iter()
+        .map(|p| Port {
+            host_ip: HostIp::AnyV6,
+            ..*p
+        })
+        .collect();
+    publication.ports.extend(v6);
+    plan
+}
+
+#[test]
+fn ipv6_elements_render_in_the_ip6_and_bridge_tables() {
+    let text = dual_stack_plan(&["8080:8000"]).to_string();
+    for line in [
+        "add element bridge supervisor spoof_guard6 { \"sv-0123456789ab\" . fd53:7570:6572::2 . 02:42:ac:10:00:02 comment",
+        "add element bridge supervisor spoof_guard6 { \"sv-0123456789ab\" . fe80::42:acff:fe10:2 . 02:42:ac:10:00:02 comment",
+        "add element ip supervisor tcp_ports { 8080 : 172.16.0.2 . 8000 comment",
+        "add element ip6 supervisor tcp_ports { 8080 : fd53:7570:6572::2 . 8000 comment",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+}
+
+#[test]
+fn an_ipv6_port_someone_published_is_a_conflict_and_the_ipv4_one_is_not() {
+    let published = |target, owner| Owned {
+        target,
+        key: 8080u16.to_be_bytes().to_vec(),
+        owner: Some(holder(owner, "feedfeedfeed")),
+    };
+    let publication = dual_stack_plan(&["8080:8000"]).container.publication;
+    let v4_only = publication
+        .ports
+        .iter()
+        .filter(|p| !p.host_ip.is_ipv6())
+        .copied()
+        .collect::<Vec<_>>();
+    let snapshot = Snapshot {
+        published: vec![published(Target::Ports6(Protocol::Tcp), "web6")],
+        ..Snapshot::default()
+    };
+    let err = check_elements(&publication, &snapshot).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "port [::]:8080->8000/tcp is already published by container web6 (feedfeedfeed)"
+    );
+    let ipv4_only = Publication {
+        ports: v4_only,
+        ..publication
+    };
+    assert!(check_elements(&ipv4_only, &snapshot).is_ok());
+}
+
+#[test]
+fn a_host_port_published_on_one_ipv6_address_is_not_picked() {
+    let mut key = "2001:db8::1"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets()
+        .to_vec();
+    key.extend([0x9c, 0x40, 0, 0]); // 40000
+    let snapshot = Snapshot {
+        ephemeral: (40000, 40001),
+        published: vec![Owned {
+            target: Target::AddrPorts6(Protocol::Tcp),
+            key,
+            owner: None,
+        }],
+        ..Snapshot::default()
+    };
+    let ports = ports(&parse("8000").unwrap(), &snapshot).unwrap();
+    assert_eq!(ports[0].host_port, 40001);
 }

@@ -5,18 +5,26 @@
 //! the bridge. Docker answers `[::1]:PORT` with a proxy process per port;
 //! the supervisor already lives as long as its container, so it serves
 //! those ports itself: a [`Proxy`] listens on `[::1]:PORT` and relays each
-//! TCP connection (a connection of its own to the container, bytes copied
+//! TCP connection (a connection of its own to the container, bytes spliced
 //! both ways, a half-close passed on) and each UDP client (a flow of its
 //! own, closed after [`Limits::udp_idle`] without traffic) to the container's
 //! `[addr]:port`.
 //!
-//! **The client's address is lost on this path**: the container sees the
-//! proxy's connection, from the gateway's address, not `::1`. Every other
-//! path (other host addresses, outside clients, other containers) keeps it.
+//! The listening socket is the port's reservation itself (`reserve`): for a
+//! port published on `[::]` (or `[::1]`), the reservation's socket on
+//! `[::]:PORT` listens, and since the firewall DNATs a connection to any
+//! other host address before the kernel looks a socket up, only
+//! connections to `::1` reach it. No second socket, no SO_REUSEPORT
+//! sharing. [`start_all`] serves every such reservation of a container.
 //!
-//! The owner starts one proxy per forwarded port ([`start_all`]) and stops
-//! them with [`Proxy::shutdown`] or by dropping them; either way the
-//! listener and every connection and flow are closed.
+//! **The client's address is lost on this path only**: the container sees
+//! the proxy's connection, from the gateway's address, not `::1`. Every
+//! other path (other host addresses, outside clients, other containers) is
+//! DNAT in the kernel and keeps it.
+//!
+//! The owner stops the proxies with [`Proxies::shutdown`] or by dropping
+//! them; either way the serving task, and every connection and flow, end
+//! (the listening socket stays open while the reservation holds it).
 
 mod splice;
 mod tcp;
@@ -24,11 +32,13 @@ mod udp;
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::reserve::Reservations;
 use crate::values::Protocol;
 
 /// How a TCP connection's bytes cross the proxy. Both are kept so
@@ -53,12 +63,14 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// Copy (on loopback splice was no faster: 41% of direct against 46%
-    /// for 1 MiB, benches/proxy.rs); 60 s idle (conntrack keeps unreplied
-    /// UDP 30 s, replied 120 s), 4096 clients.
+    /// Splice: about as fast as copying when the machine is idle, but the
+    /// proxy spends roughly half the CPU time per byte (~180-300 us per MiB
+    /// against ~520 us, benches/proxy.rs), which is what a busy host
+    /// notices; 60 s idle (conntrack keeps unreplied UDP 30 s, replied
+    /// 120 s), 4096 clients.
     fn default() -> Limits {
         Limits {
-            tcp_relay: TcpRelay::Copy,
+            tcp_relay: TcpRelay::Splice,
             udp_idle: Duration::from_secs(60),
             udp_max_flows: 4096,
         }
@@ -97,6 +109,29 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A reservation's socket could not be handed to the proxy.
+    #[error("serving [::1]:{port}/{protocol} from its reservation")]
+    Reserved {
+        port: u16,
+        protocol: Protocol,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A socket ready to serve: listening (TCP) or bound (UDP).
+enum Serving {
+    Tcp(tokio::net::TcpListener),
+    Udp(tokio::net::UdpSocket),
+}
+
+impl Serving {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Serving::Tcp(listener) => listener.local_addr(),
+            Serving::Udp(socket) => socket.local_addr(),
+        }
+    }
 }
 
 /// A running proxy. Dropping it stops it too: the serving task takes the
@@ -106,7 +141,6 @@ pub enum Error {
 #[derive(Debug)]
 pub struct Proxy {
     forward: Forward,
-    local: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -125,41 +159,65 @@ impl Proxy {
             port: forward.listen.port(),
             source,
         };
-        let (stop, stopped) = oneshot::channel();
-        let (task, local) = match forward.protocol {
-            Protocol::Tcp => {
-                let listener = tcp::bind(forward.listen).map_err(bind_error)?;
-                let local = listener.local_addr().map_err(bind_error)?;
-                let task = tokio::spawn(tcp::serve(
-                    listener,
-                    forward.target,
-                    limits.tcp_relay,
-                    stopped,
-                ));
-                (task, local)
-            }
-            Protocol::Udp => {
-                let socket = udp::bind(forward.listen).map_err(bind_error)?;
-                let local = socket.local_addr().map_err(bind_error)?;
-                let task = tokio::spawn(udp::serve(socket, forward.target, limits, stopped));
-                (task, local)
-            }
+        let serving = match forward.protocol {
+            Protocol::Tcp => Serving::Tcp(tcp::bind(forward.listen).map_err(bind_error)?),
+            Protocol::Udp => Serving::Udp(udp::bind(forward.listen).map_err(bind_error)?),
         };
-        Ok(Proxy {
-            forward,
-            local,
-            stop,
-            task,
-        })
+        let listen = serving.local_addr().map_err(bind_error)?;
+        Ok(Proxy::spawn(Forward { listen, ..forward }, serving, limits))
     }
 
+    /// Serves a socket bound already, a host port's reservation: listening
+    /// when `protocol` is TCP, bound when UDP. Connections and datagrams
+    /// that reach it are relayed to `target`. The caller names the port in
+    /// its error ([`start_all`] does).
+    pub fn serve(
+        socket: OwnedFd,
+        protocol: Protocol,
+        target: SocketAddr,
+        limits: Limits,
+    ) -> io::Result<Proxy> {
+        let serving = match protocol {
+            Protocol::Tcp => Serving::Tcp(tcp::from_socket(socket)?),
+            Protocol::Udp => Serving::Udp(udp::from_socket(socket)?),
+        };
+        let forward = Forward {
+            protocol,
+            listen: serving.local_addr()?,
+            target,
+        };
+        Ok(Proxy::spawn(forward, serving, limits))
+    }
+
+    fn spawn(forward: Forward, serving: Serving, limits: Limits) -> Proxy {
+        let (stop, stopped) = oneshot::channel();
+        let task = match serving {
+            Serving::Tcp(listener) => tokio::spawn(tcp::serve(
+                listener,
+                forward.target,
+                limits.tcp_relay,
+                stopped,
+            )),
+            Serving::Udp(socket) => {
+                tokio::spawn(udp::serve(socket, forward.target, limits, stopped))
+            }
+        };
+        Proxy {
+            forward,
+            stop,
+            task,
+        }
+    }
+
+    /// What it serves; `listen` is the address bound (the port the kernel
+    /// picked when it was 0).
     pub fn forward(&self) -> &Forward {
         &self.forward
     }
 
     /// The address it listens on (the bound port when `listen` had port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.forward.listen
     }
 
     /// Closes the listener and every connection and flow; returns when
@@ -171,20 +229,66 @@ impl Proxy {
     }
 }
 
-/// Starts a proxy for each forward, or none: when one cannot bind, those
-/// already started are shut down and its error returned.
-pub async fn start_all(forwards: &[Forward]) -> Result<Vec<Proxy>, Error> {
-    let mut started = Vec::with_capacity(forwards.len());
-    for forward in forwards {
-        match Proxy::start(*forward).await {
-            Ok(proxy) => started.push(proxy),
-            Err(err) => {
-                for proxy in started {
-                    proxy.shutdown().await;
+/// The proxies of one container; dropping them stops them all.
+#[derive(Debug, Default)]
+pub struct Proxies {
+    proxies: Vec<Proxy>,
+}
+
+impl Proxies {
+    /// Starts a proxy for each forward, or none: when one cannot bind,
+    /// those already started are shut down and its error returned.
+    pub async fn start(forwards: &[Forward]) -> Result<Proxies, Error> {
+        let mut started = Proxies::default();
+        for forward in forwards {
+            match Proxy::start(*forward).await {
+                Ok(proxy) => started.proxies.push(proxy),
+                Err(err) => {
+                    started.shutdown().await;
+                    return Err(err);
                 }
-                return Err(err);
             }
         }
+        Ok(started)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Proxy> {
+        self.proxies.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.proxies.is_empty()
+    }
+
+    /// Stops every proxy; returns when all their sockets are closed.
+    pub async fn shutdown(self) {
+        for proxy in self.proxies {
+            proxy.shutdown().await;
+        }
+    }
+}
+
+/// Serves `[::1]` for the container at `container`: every reserved host
+/// port published on all IPv6 addresses (`[::]`) or on `[::1]` is relayed
+/// to the same container port at that address, from the reservation's own
+/// socket (see the module comment). Call it once the reservations are
+/// final (after any repick) and the container's IPv6 address is known.
+/// None start when one fails.
+pub async fn start_all(reservations: &Reservations, container: Ipv6Addr) -> Result<Proxies, Error> {
+    let mut started = Proxies::default();
+    for served in reservations.proxied() {
+        let reserved = |source| Error::Reserved {
+            port: served.host_port,
+            protocol: served.protocol,
+            source,
+        };
+        let target = SocketAddr::from((container, served.container_port));
+        let proxy = served
+            .socket
+            .try_clone_to_owned()
+            .and_then(|socket| Proxy::serve(socket, served.protocol, target, Limits::default()))
+            .map_err(reserved)?;
+        started.proxies.push(proxy);
     }
     Ok(started)
 }

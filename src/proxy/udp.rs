@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,6 +22,13 @@ const MAX_DATAGRAM: usize = 65_535;
 
 pub(super) fn bind(listen: SocketAddr) -> io::Result<UdpSocket> {
     let socket = std::net::UdpSocket::bind(listen)?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+/// A reservation's socket, bound already.
+pub(super) fn from_socket(socket: OwnedFd) -> io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::from(socket);
     socket.set_nonblocking(true)?;
     UdpSocket::from_std(socket)
 }

@@ -5,11 +5,11 @@
 //! the holder unnamed.
 
 use std::fs;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 
-use crate::values::Protocol;
+use crate::values::{HostIp, Protocol};
 
 /// The process holding a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,39 +29,57 @@ const NLMSG_HDRLEN: usize = 16;
 const REQ_LEN: usize = 56;
 /// struct inet_diag_msg, up to and with idiag_inode.
 const MSG_LEN: usize = 72;
+/// The attribute the kernel adds to every IPv6 socket of a dump.
+const INET_DIAG_SKV6ONLY: u16 = 11;
 
 /// One socket of the dump: its local address and port, and its inode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Bound {
-    /// IPv4, or IPv6 (then `::` and v4-mapped addresses matter to us).
-    local: std::net::IpAddr,
+    /// IPv4, or IPv6 (then `::` and v4-mapped addresses matter to IPv4).
+    local: IpAddr,
     port: u16,
     inode: u32,
+    /// IPV6_V6ONLY: an IPv6 socket on `::` that takes no IPv4 port.
+    v6only: bool,
 }
 
-/// The process holding a socket that a bind of `port` on `host_ip` (None:
-/// every address) conflicts with: bound to the same port on the same
-/// address, on every address, or (IPv6, dual stack) on `::`.
-pub fn find(host_ip: Option<Ipv4Addr>, port: u16, protocol: Protocol) -> Option<Holder> {
-    let conflicts = |bound: &Bound| {
-        bound.port == port
-            && bound.inode != 0
-            && match bound.local {
-                std::net::IpAddr::V4(addr) => {
-                    addr.is_unspecified() || host_ip.is_none_or(|ip| ip == addr)
-                }
-                std::net::IpAddr::V6(addr) => {
-                    addr.is_unspecified()
-                        || addr
-                            .to_ipv4_mapped()
-                            .is_some_and(|a| host_ip.is_none_or(|ip| ip == a))
-                }
-            }
+/// Whether a bind of `port` on `host_ip` conflicts with `bound`, as the
+/// kernel decides it: the same family (an IPv6 socket on `::` without
+/// IPV6_V6ONLY, or on a v4-mapped address, is IPv4's too), and the same
+/// address or every address on either side.
+fn conflicts(host_ip: HostIp, port: u16, bound: &Bound) -> bool {
+    if bound.port != port || bound.inode == 0 {
+        return false;
+    }
+    let overlaps = |mine: Option<IpAddr>, theirs: IpAddr| {
+        theirs.is_unspecified() || mine.is_none_or(|ip| ip == theirs)
     };
+    let mine = host_ip.specific();
+    match (host_ip.is_ipv6(), bound.local) {
+        (false, IpAddr::V4(theirs)) => overlaps(mine, IpAddr::V4(theirs)),
+        (false, IpAddr::V6(theirs)) => match theirs.to_ipv4_mapped() {
+            Some(theirs) => overlaps(mine, IpAddr::V4(theirs)),
+            None => theirs.is_unspecified() && !bound.v6only,
+        },
+        (true, IpAddr::V4(_)) => false,
+        (true, IpAddr::V6(theirs)) => {
+            theirs.to_ipv4_mapped().is_none() && overlaps(mine, IpAddr::V6(theirs))
+        }
+    }
+}
+
+/// The process holding a socket that a bind of `port` on `host_ip`
+/// conflicts with (see `conflicts`).
+pub fn find(host_ip: HostIp, port: u16, protocol: Protocol) -> Option<Holder> {
     let mut inodes = Vec::new();
     for family in [libc::AF_INET, libc::AF_INET6] {
         match dump(family as u8, protocol) {
-            Ok(sockets) => inodes.extend(sockets.iter().filter(|b| conflicts(b)).map(|b| b.inode)),
+            Ok(sockets) => inodes.extend(
+                sockets
+                    .iter()
+                    .filter(|b| conflicts(host_ip, port, b))
+                    .map(|b| b.inode),
+            ),
             Err(err) => tracing::debug!(%err, "sock_diag dump"),
         }
     }
@@ -126,19 +144,42 @@ fn request(family: u8, protocol: Protocol) -> Vec<u8> {
     msg
 }
 
-/// The local address, port and inode of one struct inet_diag_msg.
+/// The local address, port and inode of one struct inet_diag_msg, and
+/// whether it is IPv6-only (its INET_DIAG_SKV6ONLY attribute).
 fn parse(msg: &[u8]) -> Option<Bound> {
-    let msg = msg.get(..MSG_LEN)?;
-    let family = i32::from(msg[0]);
-    let port = u16::from_be_bytes([msg[4], msg[5]]);
-    let src: [u8; 16] = msg[8..24].try_into().ok()?;
+    let header = msg.get(..MSG_LEN)?;
+    let family = i32::from(header[0]);
+    let port = u16::from_be_bytes([header[4], header[5]]);
+    let src: [u8; 16] = header[8..24].try_into().ok()?;
     let local = if family == libc::AF_INET {
-        std::net::IpAddr::V4(Ipv4Addr::new(src[0], src[1], src[2], src[3]))
+        IpAddr::V4(Ipv4Addr::new(src[0], src[1], src[2], src[3]))
     } else {
-        std::net::IpAddr::V6(Ipv6Addr::from(src))
+        IpAddr::V6(Ipv6Addr::from(src))
     };
-    let inode = u32::from_ne_bytes(msg[68..72].try_into().ok()?);
-    Some(Bound { local, port, inode })
+    let inode = u32::from_ne_bytes(header[68..72].try_into().ok()?);
+    Some(Bound {
+        local,
+        port,
+        inode,
+        v6only: attribute(&msg[MSG_LEN..], INET_DIAG_SKV6ONLY)
+            .is_some_and(|v| v.first() == Some(&1)),
+    })
+}
+
+/// The payload of the netlink attribute `kind` in `attrs`.
+fn attribute(mut attrs: &[u8], kind: u16) -> Option<&[u8]> {
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let this = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if this == kind {
+            return Some(&attrs[4..len]);
+        }
+        attrs = attrs.get((len + 3) & !3..).unwrap_or_default();
+    }
+    None
 }
 
 /// The first process with socket `inode` open.
@@ -190,14 +231,81 @@ mod tests {
     fn a_socket_of_this_process_is_found_with_its_holder() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let holder = find(Some(Ipv4Addr::LOCALHOST), port, Protocol::Tcp).expect("a holder");
+        let local4 = HostIp::V4(Ipv4Addr::LOCALHOST);
+        let holder = find(local4, port, Protocol::Tcp).expect("a holder");
         assert_eq!(holder.pid, std::process::id());
-        // Every address conflicts with 127.0.0.1; another address does not.
-        assert!(find(None, port, Protocol::Tcp).is_some());
+        // Every address conflicts with 127.0.0.1; another address does not,
+        // nor does IPv6.
+        assert!(find(HostIp::AnyV4, port, Protocol::Tcp).is_some());
         assert_eq!(
-            find(Some(Ipv4Addr::new(127, 0, 0, 2)), port, Protocol::Tcp),
+            find(HostIp::V4(Ipv4Addr::new(127, 0, 0, 2)), port, Protocol::Tcp),
             None
         );
-        assert_eq!(find(Some(Ipv4Addr::LOCALHOST), port, Protocol::Udp), None);
+        assert_eq!(find(HostIp::AnyV6, port, Protocol::Tcp), None);
+        assert_eq!(find(local4, port, Protocol::Udp), None);
+    }
+
+    fn bound(local: &str, v6only: bool) -> Bound {
+        Bound {
+            local: local.parse().unwrap(),
+            port: 8080,
+            inode: 7,
+            v6only,
+        }
+    }
+
+    #[test]
+    fn ipv6_holders_conflict_as_the_kernel_decides() {
+        let any6 = HostIp::AnyV6;
+        let local6 = HostIp::V6(Ipv6Addr::LOCALHOST);
+        let doc6 = HostIp::V6("2001:db8::1".parse().unwrap());
+        // `[::]` without IPV6_V6ONLY is both families' port.
+        assert!(conflicts(HostIp::AnyV4, 8080, &bound("::", false)));
+        assert!(conflicts(any6, 8080, &bound("::", false)));
+        // With it, IPv6's only.
+        assert!(!conflicts(HostIp::AnyV4, 8080, &bound("::", true)));
+        assert!(conflicts(any6, 8080, &bound("::", true)));
+        // One IPv6 address: every IPv6 address and itself, not another.
+        assert!(conflicts(any6, 8080, &bound("::1", true)));
+        assert!(conflicts(local6, 8080, &bound("::1", false)));
+        assert!(conflicts(local6, 8080, &bound("::", true)));
+        assert!(!conflicts(doc6, 8080, &bound("::1", false)));
+        // IPv4 sockets, and IPv6 ones on v4-mapped addresses, are IPv4's.
+        assert!(!conflicts(any6, 8080, &bound("0.0.0.0", false)));
+        assert!(!conflicts(any6, 8080, &bound("::ffff:127.0.0.1", false)));
+        assert!(conflicts(
+            HostIp::V4(Ipv4Addr::LOCALHOST),
+            8080,
+            &bound("::ffff:127.0.0.1", false)
+        ));
+        // Another port, or a socket no process holds.
+        assert!(!conflicts(any6, 8081, &bound("::", true)));
+        assert!(!conflicts(
+            any6,
+            8080,
+            &Bound {
+                inode: 0,
+                ..bound("::", true)
+            }
+        ));
+    }
+
+    #[test]
+    fn the_v6only_attribute_is_read_after_the_message() {
+        let mut msg = vec![0u8; MSG_LEN];
+        msg[0] = libc::AF_INET6 as u8;
+        msg[4..6].copy_from_slice(&8080u16.to_be_bytes());
+        msg[68..72].copy_from_slice(&7u32.to_ne_bytes());
+        // An attribute of another kind first (len 8), then SKV6ONLY (len 5,
+        // padded to 8).
+        msg.extend_from_slice(&8u16.to_ne_bytes());
+        msg.extend_from_slice(&3u16.to_ne_bytes());
+        msg.extend_from_slice(&[0; 4]);
+        msg.extend_from_slice(&5u16.to_ne_bytes());
+        msg.extend_from_slice(&INET_DIAG_SKV6ONLY.to_ne_bytes());
+        msg.extend_from_slice(&[1, 0, 0, 0]);
+        let parsed = parse(&msg).unwrap();
+        assert_eq!(parsed, bound("::", true));
+        assert!(!parse(&msg[..MSG_LEN]).unwrap().v6only);
     }
 }

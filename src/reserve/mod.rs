@@ -14,25 +14,41 @@
 //! kernel's choice (bind to port 0), so racing supervisors never pick the
 //! same one.
 //!
+//! IPv6 is a family of its own: `[::]:P` is bound with IPV6_V6ONLY, so it
+//! takes IPv6's port and never IPv4's; `-p 8080:80` on a dual-stack network
+//! is two reservations, `0.0.0.0:8080` and `[::]:8080`, and a port we pick
+//! for both is the same on both (picked on IPv4, then bound on IPv6; picked
+//! again while IPv6 has it taken). A reservation on `[::]` or `[::1]` is
+//! also the `[::1]` proxy's socket (`proxied`, `proxy::start_all`): the
+//! firewall DNATs every other address before the socket is looked up, so
+//! only connections to `::1` reach it. Its TCP socket listens from the
+//! start and has SO_REUSEADDR: the proxy's closed connections leave
+//! TIME_WAIT on the port, which would keep a restarted supervisor from
+//! binding it for a minute, and a listening socket still refuses every
+//! other bind of the port, SO_REUSEADDR or not.
+//!
 //! The sockets are CLOEXEC and are opened after the container is cloned,
 //! so the container never has them (its init does not exec); a check
-//! before anything is created refuses a clash early. They close when the supervisor exits,
-//! however it exits: a crashed supervisor's reservations die with it.
+//! before anything is created refuses a clash early. They close when the
+//! supervisor exits, however it exits: a crashed supervisor's reservations
+//! die with it.
 
 mod holder;
 
 use std::fmt;
 use std::io;
-use std::net::Ipv4Addr;
-use std::net::SocketAddrV4;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket};
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, getsockname, listen,
+    setsockopt, socket, sockopt,
+};
 
 pub use holder::{Holder, find as find_holder};
 
-use crate::values::{PortMapping, Protocol};
+use crate::values::{Bracketed, HostIp, PortMapping, Protocol};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -47,12 +63,11 @@ pub enum Error {
     #[error(
         "cannot publish {mapping}: {addr} is not an address of this host (publish on one of its addresses, or on all of them without an address)"
     )]
-    NotLocal {
-        mapping: PortMapping,
-        addr: Ipv4Addr,
-    },
+    NotLocal { mapping: PortMapping, addr: IpAddr },
     #[error("no free host port left for {0}")]
     NoFreePort(Protocol),
+    #[error("no host port left for {0} that is free on both IPv4 and IPv6")]
+    NoFreePortPair(Protocol),
     #[error(
         "publishing {ports} host ports holds a socket each: {wanted} open files with the supervisor's own, and the limit is {limit} (raise it with `ulimit -n`)"
     )]
@@ -69,13 +84,41 @@ pub enum Error {
     },
 }
 
+/// The families a mapping without a host address is published on: IPv4
+/// alone, or (a network with IPv6) both, on the same host port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Families {
+    Ipv4,
+    DualStack,
+}
+
 /// One host port held, with the mapping it serves (host port decided).
 #[derive(Debug)]
 struct Held {
+    /// Its `host_ip` is always given: one family, every address or one.
     mapping: PortMapping,
     /// True when the user left the host port to us.
     picked: bool,
-    _socket: OwnedFd,
+    /// The index of the mapping asked for: both families of one mapping
+    /// share it.
+    asked: usize,
+    socket: OwnedFd,
+}
+
+impl Held {
+    fn host_ip(&self) -> HostIp {
+        self.mapping.host_ip.unwrap_or(HostIp::AnyV4)
+    }
+}
+
+/// A reservation whose socket the `[::1]` proxy serves: listening (TCP)
+/// or bound (UDP) on every IPv6 address or on `::1`.
+#[derive(Debug)]
+pub struct Proxied<'a> {
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+    pub socket: BorrowedFd<'a>,
 }
 
 /// The host ports of one container, held until dropped.
@@ -90,17 +133,39 @@ pub type NameOf<'a> = &'a dyn Fn(u32) -> Option<String>;
 
 impl Reservations {
     /// Reserves the host port of every mapping, picking a free one (the
-    /// kernel's choice) for those without. Nothing stays reserved on error.
-    pub fn take(mappings: &[PortMapping], name_of: NameOf) -> Result<Reservations, Error> {
-        raise_file_limit(mappings.len())?;
+    /// kernel's choice) for those without; a mapping without a host address
+    /// is reserved on every family of `families`, on the same port.
+    /// Nothing stays reserved on error.
+    pub fn take(
+        mappings: &[PortMapping],
+        families: Families,
+        name_of: NameOf,
+    ) -> Result<Reservations, Error> {
+        raise_file_limit(sockets_for(mappings, families))?;
         let mut reservations = Reservations::default();
-        for asked in mappings {
-            let (mapping, socket) = bind_port(asked, name_of)?;
-            reservations.held.push(Held {
-                mapping,
-                picked: asked.host_port.is_none(),
-                _socket: socket,
-            });
+        let mut index = 0;
+        while let Some(asked) = mappings.get(index) {
+            // An unqualified port already split per family (as
+            // `plan::per_family` gives it) is one pick for both too.
+            let (one, families, step) = match mappings.get(index + 1) {
+                Some(next) if is_split_pair(asked, next) => {
+                    let one = PortMapping {
+                        host_ip: None,
+                        ..*asked
+                    };
+                    (one, Families::DualStack, 2)
+                }
+                _ => (*asked, families, 1),
+            };
+            for (mapping, socket) in reserve(&one, families, Use::Keep, name_of)? {
+                reservations.held.push(Held {
+                    mapping,
+                    picked: asked.host_port.is_none(),
+                    asked: index,
+                    socket,
+                });
+            }
+            index += step;
         }
         Ok(reservations)
     }
@@ -109,100 +174,283 @@ impl Reservations {
     /// keeping any: for refusing a clash before anything is created. The
     /// reservation itself is taken later (see `take`), once the container
     /// is cloned, and the kernel decides again then.
-    pub fn check(mappings: &[PortMapping], name_of: NameOf) -> Result<(), Error> {
+    pub fn check(
+        mappings: &[PortMapping],
+        families: Families,
+        name_of: NameOf,
+    ) -> Result<(), Error> {
         let given: Vec<&PortMapping> = mappings.iter().filter(|m| m.host_port.is_some()).collect();
-        raise_file_limit(given.len())?;
+        raise_file_limit(given.iter().map(|m| sockets_for(&[**m], families)).sum())?;
         for mapping in given {
             // Once more after a refusal: the holder may have been another
             // supervisor's check, whose socket lives for microseconds.
-            if bind_port(mapping, name_of).is_err() {
-                bind_port(mapping, name_of)?;
+            if reserve(mapping, families, Use::Check, name_of).is_err() {
+                reserve(mapping, families, Use::Check, name_of)?;
             }
         }
         Ok(())
     }
 
-    /// The mappings, every host port decided, in the order given.
+    /// The reservations the `[::1]` proxy serves from their own socket:
+    /// those on every IPv6 address and on `::1` (see `proxy::start_all`).
+    pub fn proxied(&self) -> Vec<Proxied<'_>> {
+        self.held
+            .iter()
+            .filter(|h| serves_loopback6(h.host_ip()))
+            .filter_map(|h| {
+                Some(Proxied {
+                    host_port: h.mapping.host_port?,
+                    container_port: h.mapping.container_port,
+                    protocol: h.mapping.protocol,
+                    socket: h.socket.as_fd(),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether each mapping, in the order of `mappings`, had its host port
+    /// picked rather than given (`run` announces those).
+    pub fn picked(&self) -> Vec<bool> {
+        self.held.iter().map(|h| h.picked).collect()
+    }
+
+    /// The mappings, every host port and host address decided (one
+    /// mapping per family), in the order given.
     pub fn mappings(&self) -> Vec<PortMapping> {
         self.held.iter().map(|h| h.mapping).collect()
     }
 
     /// Picks another host port for the picked mapping now on `port` and
     /// `protocol` (the firewall already has an element there that no socket
-    /// holds); false when no picked mapping has it. The old socket is kept
-    /// until the new one is bound, so the kernel cannot hand it back.
+    /// holds); false when no picked mapping has it. A port picked for both
+    /// families is picked again for both. The old sockets are kept until
+    /// the new ones are bound, so the kernel cannot hand the port back.
     pub fn repick(&mut self, protocol: Protocol, port: u16) -> Result<bool, Error> {
-        let Some(held) = self.held.iter_mut().find(|h| {
+        let Some(found) = self.held.iter().find(|h| {
             h.picked && h.mapping.protocol == protocol && h.mapping.host_port == Some(port)
         }) else {
             return Ok(false);
         };
+        let group = found.asked;
+        let same: Vec<usize> = (0..self.held.len())
+            .filter(|&i| self.held[i].asked == group)
+            .collect();
         let asked = PortMapping {
             host_port: None,
-            ..held.mapping
+            // Both families from one mapping: a pair again.
+            host_ip: if same.len() > 1 {
+                None
+            } else {
+                found.mapping.host_ip
+            },
+            ..found.mapping
         };
-        let (mapping, socket) = bind_port(&asked, &|_| None)?;
-        held.mapping = mapping;
-        held._socket = socket;
+        let new = reserve(&asked, Families::DualStack, Use::Keep, &|_| None)?;
+        for (i, (mapping, socket)) in same.into_iter().zip(new) {
+            self.held[i].mapping = mapping;
+            self.held[i].socket = socket;
+        }
         Ok(true)
     }
 }
 
-/// Binds a socket for `mapping`'s host port (port 0: the kernel picks);
-/// returns the mapping with its host port and the socket.
-fn bind_port(mapping: &PortMapping, name_of: NameOf) -> Result<(PortMapping, OwnedFd), Error> {
-    let addr = mapping.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    let port = mapping.host_port.unwrap_or(0);
-    let label = || port_label(mapping.host_ip, port, mapping.protocol);
-    let fail = |errno: Errno| Error::Socket {
-        port: label(),
-        source: errno.into(),
+/// Whether `v4` and `v6` are one picked port split per family: the same
+/// mapping, on every IPv4 address, then on every IPv6 address.
+fn is_split_pair(v4: &PortMapping, v6: &PortMapping) -> bool {
+    v4.host_port.is_none()
+        && v4.host_ip == Some(HostIp::AnyV4)
+        && *v6
+            == PortMapping {
+                host_ip: Some(HostIp::AnyV6),
+                ..*v4
+            }
+}
+
+/// Whether a reservation on `host_ip` is the `[::1]` proxy's socket: every
+/// IPv6 address (the firewall DNATs every other address before the socket
+/// is looked up, so only `::1` reaches it) or `::1` itself.
+fn serves_loopback6(host_ip: HostIp) -> bool {
+    matches!(host_ip, HostIp::AnyV6 | HostIp::V6(Ipv6Addr::LOCALHOST))
+}
+
+/// Sockets `mappings` take.
+fn sockets_for(mappings: &[PortMapping], families: Families) -> usize {
+    mappings
+        .iter()
+        .map(|m| match (m.host_ip, families) {
+            (None, Families::DualStack) => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Whether a bound socket is kept (and the proxy's ones listen) or only
+/// tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Keep,
+    Check,
+}
+
+/// How many times a port picked on IPv4 but taken on IPv6 is picked again.
+const PAIR_TRIES: usize = 64;
+
+/// The sockets `asked` takes: one for a host address, one per family of
+/// `families` without one (then on one port: a picked one is picked on
+/// IPv4, then bound on IPv6, and picked again if IPv6 has it taken).
+fn reserve(
+    asked: &PortMapping,
+    families: Families,
+    how: Use,
+    name_of: NameOf,
+) -> Result<Vec<(PortMapping, OwnedFd)>, Error> {
+    let on = |host_ip| PortMapping {
+        host_ip: Some(host_ip),
+        ..*asked
     };
-    let kind = match mapping.protocol {
-        Protocol::Tcp => SockType::Stream,
-        Protocol::Udp => SockType::Datagram,
-    };
-    // No SO_REUSEADDR: with it, a later bind by a program that sets it too
-    // would succeed beside ours.
-    let socket = socket(AddressFamily::Inet, kind, SockFlag::SOCK_CLOEXEC, None).map_err(fail)?;
-    match bind(
-        socket.as_raw_fd(),
-        &SockaddrIn::from(SocketAddrV4::new(addr, port)),
-    ) {
-        Ok(()) => {}
-        Err(Errno::EADDRINUSE) if port == 0 => return Err(Error::NoFreePort(mapping.protocol)),
-        Err(Errno::EADDRINUSE) => {
-            let holder = match holder::find(mapping.host_ip, port, mapping.protocol) {
-                Some(holder) => name_of(holder.pid).unwrap_or_else(|| holder.to_string()),
-                None => "another socket (its process was not found)".to_string(),
-            };
-            return Err(Error::InUse {
-                mapping: *mapping,
-                port: label(),
-                holder,
-            });
+    match (asked.host_ip, families) {
+        (Some(host_ip), _) => Ok(vec![bind_port(&on(host_ip), asked, how, name_of)?]),
+        (None, Families::Ipv4) => Ok(vec![bind_port(&on(HostIp::AnyV4), asked, how, name_of)?]),
+        (None, Families::DualStack) if asked.host_port.is_some() => Ok(vec![
+            bind_port(&on(HostIp::AnyV4), asked, how, name_of)?,
+            bind_port(&on(HostIp::AnyV6), asked, how, name_of)?,
+        ]),
+        (None, Families::DualStack) => {
+            // The ports IPv6 has taken stay held until a pair is found, so
+            // the kernel picks another one each time: its picks are not
+            // uniform (bind tries odd ports first), and one free on IPv6
+            // might never come up otherwise.
+            let mut rejected = Vec::new();
+            while rejected.len() < PAIR_TRIES {
+                let v4 = match bind_port(&on(HostIp::AnyV4), asked, how, name_of) {
+                    Err(Error::NoFreePort(_)) if !rejected.is_empty() => break,
+                    picked => picked?,
+                };
+                let v6 = PortMapping {
+                    host_port: v4.0.host_port,
+                    ..on(HostIp::AnyV6)
+                };
+                let port = v4.0.host_port.unwrap_or(0);
+                // Bound here, not by bind_port: a port taken is no error
+                // yet, and not worth naming its holder.
+                match bind_socket(HostIp::AnyV6, port, asked.protocol, how) {
+                    Ok((_, socket)) => return Ok(vec![v4, (v6, socket)]),
+                    Err(Errno::EADDRINUSE) => rejected.push(v4),
+                    Err(errno) => return Err(bind_error(errno, &v6, asked, name_of)),
+                }
+            }
+            Err(Error::NoFreePortPair(asked.protocol))
         }
-        Err(Errno::EADDRNOTAVAIL) => {
-            return Err(Error::NotLocal {
-                mapping: *mapping,
-                addr,
-            });
-        }
-        Err(errno) => return Err(fail(errno)),
     }
-    let bound: SockaddrIn = getsockname(socket.as_raw_fd()).map_err(fail)?;
+}
+
+/// Binds a socket for `mapping`'s host port on its host address (port 0:
+/// the kernel picks); returns the mapping with its host port and the
+/// socket. `asked` is the mapping as the user gave it, for errors.
+fn bind_port(
+    mapping: &PortMapping,
+    asked: &PortMapping,
+    how: Use,
+    name_of: NameOf,
+) -> Result<(PortMapping, OwnedFd), Error> {
+    let host_ip = mapping.host_ip.unwrap_or(HostIp::AnyV4);
+    let port = mapping.host_port.unwrap_or(0);
+    let (bound, socket) = bind_socket(host_ip, port, mapping.protocol, how)
+        .map_err(|errno| bind_error(errno, mapping, asked, name_of))?;
     let mapping = PortMapping {
-        host_port: Some(bound.port()),
+        host_port: Some(bound),
         ..*mapping
     };
     Ok((mapping, socket))
 }
 
-/// `127.0.0.1:8080/tcp`, or `8080/tcp` on every address.
-fn port_label(host_ip: Option<Ipv4Addr>, port: u16, protocol: Protocol) -> String {
+/// Why `mapping` could not be bound, its holder named when it is taken.
+fn bind_error(errno: Errno, mapping: &PortMapping, asked: &PortMapping, name_of: NameOf) -> Error {
+    let host_ip = mapping.host_ip.unwrap_or(HostIp::AnyV4);
+    let port = mapping.host_port.unwrap_or(0);
+    let label = || port_label(host_ip, port, mapping.protocol);
+    match errno {
+        Errno::EADDRINUSE if port == 0 => Error::NoFreePort(mapping.protocol),
+        Errno::EADDRINUSE => {
+            let holder = match holder::find(host_ip, port, mapping.protocol) {
+                Some(holder) => name_of(holder.pid).unwrap_or_else(|| holder.to_string()),
+                None => "another socket (its process was not found)".to_string(),
+            };
+            Error::InUse {
+                mapping: *asked,
+                port: label(),
+                holder,
+            }
+        }
+        Errno::EADDRNOTAVAIL => Error::NotLocal {
+            mapping: *asked,
+            addr: host_ip.ip(),
+        },
+        errno => Error::Socket {
+            port: label(),
+            source: errno.into(),
+        },
+    }
+}
+
+/// A socket bound to `port` (0: the kernel picks) on `host_ip`, and the
+/// port it got.
+fn bind_socket(
+    host_ip: HostIp,
+    port: u16,
+    protocol: Protocol,
+    how: Use,
+) -> Result<(u16, OwnedFd), Errno> {
+    let kind = match protocol {
+        Protocol::Tcp => SockType::Stream,
+        Protocol::Udp => SockType::Datagram,
+    };
+    let family = match host_ip.ip() {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let socket = socket(family, kind, SockFlag::SOCK_CLOEXEC, None)?;
+    if family == AddressFamily::Inet6 {
+        // `[::]:P` is IPv6's port only: IPv4's is published, or not, on its
+        // own.
+        setsockopt(&socket, sockopt::Ipv6V6Only, &true)?;
+    }
+    let listens = serves_loopback6(host_ip) && protocol == Protocol::Tcp;
+    if listens {
+        // The proxy listens on this socket: connections it closes first
+        // leave TIME_WAIT on the port, and a supervisor started again
+        // within a minute could not bind it without SO_REUSEADDR. A
+        // listening socket with it still refuses every other bind, with
+        // SO_REUSEADDR or without (the kernel shares a port only between
+        // sockets none of which listens).
+        setsockopt(&socket, sockopt::ReuseAddr, &true)?;
+    }
+    // No SO_REUSEADDR otherwise: with it, a later bind by a program that
+    // sets it too would succeed beside ours.
+    bind(
+        socket.as_raw_fd(),
+        &SockaddrStorage::from(SocketAddr::new(host_ip.ip(), port)),
+    )?;
+    if listens && how == Use::Keep {
+        // Listening now, not when the proxy starts: until then a program
+        // binding with SO_REUSEADDR could share the port.
+        listen(&socket, Backlog::new(1024).unwrap_or(Backlog::MAXCONN))?;
+    }
+    let bound: SockaddrStorage = getsockname(socket.as_raw_fd())?;
+    let bound = bound
+        .as_sockaddr_in()
+        .map(|a| a.port())
+        .or_else(|| bound.as_sockaddr_in6().map(|a| a.port()))
+        .unwrap_or(port);
+    Ok((bound, socket))
+}
+
+/// `8080/tcp` on every IPv4 address, `[::]:8080/tcp` on every IPv6
+/// address, `127.0.0.1:8080/tcp`, `[::1]:8080/tcp`.
+fn port_label(host_ip: HostIp, port: u16, protocol: Protocol) -> String {
     match host_ip {
-        Some(ip) => format!("{ip}:{port}/{protocol}"),
-        None => format!("{port}/{protocol}"),
+        HostIp::AnyV4 => format!("{port}/{protocol}"),
+        ip => format!("{}:{port}/{protocol}", Bracketed(ip)),
     }
 }
 

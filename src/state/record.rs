@@ -1,13 +1,13 @@
 //! One container's record, as JSON in `STATE_DIR/containers/NAME.json`.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::values::{Port, Process, Protocol, Resources};
+use crate::values::{HostIp, Port, Process, Protocol, Resources};
 
 /// The labels of a CNI attachment's record (see `cni`): what its engine
 /// named, for `ps`, `inspect`, DEL and GC.
@@ -51,6 +51,10 @@ pub struct Record {
     /// The leased address, once leased.
     #[serde(default)]
     pub address: Option<Ipv4Addr>,
+    /// Its IPv6 address on a dual-stack network; records of earlier
+    /// versions have none.
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
     /// The host end of the veth pair, once created.
     #[serde(default)]
     pub veth: Option<String>,
@@ -110,8 +114,9 @@ pub struct ExecContext {
 /// A published port as the record keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishedPort {
-    /// None: every host address.
-    pub host_ip: Option<Ipv4Addr>,
+    /// None: every IPv4 address (records before IPv6 hold null for it);
+    /// `::` every IPv6 address.
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
     #[serde(with = "protocol")]
@@ -121,7 +126,10 @@ pub struct PublishedPort {
 impl From<Port> for PublishedPort {
     fn from(port: Port) -> PublishedPort {
         PublishedPort {
-            host_ip: port.host_ip,
+            host_ip: match port.host_ip {
+                HostIp::AnyV4 => None,
+                ip => Some(ip.ip()),
+            },
             host_port: port.host_port,
             container_port: port.container_port,
             protocol: port.protocol,
@@ -132,7 +140,7 @@ impl From<Port> for PublishedPort {
 impl From<PublishedPort> for Port {
     fn from(port: PublishedPort) -> Port {
         Port {
-            host_ip: port.host_ip,
+            host_ip: port.host_ip.map_or(HostIp::AnyV4, HostIp::from_ip),
             host_port: port.host_port,
             container_port: port.container_port,
             protocol: port.protocol,
@@ -142,12 +150,7 @@ impl From<PublishedPort> for Port {
 
 impl std::fmt::Display for PublishedPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        write!(
-            f,
-            "{ip}:{}->{}/{}",
-            self.host_port, self.container_port, self.protocol
-        )
+        Port::from(*self).fmt(f)
     }
 }
 
@@ -184,6 +187,7 @@ impl Record {
             joined: None,
             hostname: None,
             address: None,
+            address6: None,
             veth: None,
             ports: Vec::new(),
             started_at: unix_now(),

@@ -11,9 +11,10 @@ mod process;
 mod random;
 mod resources;
 mod subnet;
+mod subnet6;
 
 pub use owner::Owner;
-pub use port::{Port, PortMapping, PortTaken, Protocol};
+pub use port::{Bracketed, HostIp, Port, PortMapping, PortTaken, Protocol};
 pub use process::Process;
 pub use random::{new_id, random_u64};
 pub use resources::{
@@ -21,3 +22,4 @@ pub use resources::{
     parse_cpus, parse_memory, parse_pids_limit,
 };
 pub use subnet::{AddressError, Subnet, SubnetError};
+pub use subnet6::{Address6Error, DEFAULT_SUBNET6, Subnet6, Subnet6Error};

@@ -123,6 +123,11 @@ impl Subnet {
         Ipv4Addr::from(self.network.to_bits() | !mask(self.prefix_len))
     }
 
+    /// The prefix as a mask: its network bits set.
+    pub fn netmask_bits(&self) -> u32 {
+        mask(self.prefix_len)
+    }
+
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
         addr.to_bits() & mask(self.prefix_len) == self.network.to_bits()
     }

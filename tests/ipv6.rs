@@ -1,0 +1,667 @@
+//! `supervisor --ipv6 run` end to end (issue 14): the container's IPv6
+//! address, route and sysctls, leases and records, and publishing on IPv6;
+//! each test in its own throwaway host (see common/mod.rs).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::container::{
+    Background, Container, answers, ask, connects, host, inside, outside, refused,
+};
+use common::{HostNs, eventually, leases, stderr, stdout, wait_for_no_veth};
+
+const GATEWAY6: &str = "fd53:7570:6572::1";
+
+/// `supervisor --ipv6 run ARGS…` here, to its end.
+fn run6(ns: &HostNs, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--ipv6"];
+    all.extend_from_slice(args);
+    ns.run(&all)
+}
+
+/// Starts `supervisor --ipv6 run ARGS…`, whose command prints "ready" first.
+fn start6(ns: &HostNs, args: &[&str]) -> (std::process::Child, impl Sized) {
+    let mut all = vec!["--ipv6"];
+    all.extend_from_slice(args);
+    ns.start(&all)
+}
+
+#[test]
+fn a_dual_stack_container_has_its_address_and_default_route_without_slaac_or_dad() {
+    let Some(ns) = HostNs::new(
+        "a_dual_stack_container_has_its_address_and_default_route_without_slaac_or_dad",
+    ) else {
+        return;
+    };
+    let out = run6(
+        &ns,
+        &[
+            "--name",
+            "web",
+            "sh",
+            "-c",
+            "ip -6 -o addr show dev eth0; ip -6 route show default; \
+             for s in accept_ra autoconf accept_dad disable_ipv6; do \
+               echo $s=$(cat /proc/sys/net/ipv6/conf/eth0/$s); done; \
+             ip -4 -o addr show dev eth0; cat /etc/hosts",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("inet6 fd53:7570:6572::2/64 scope global"),
+        "the address derived from 172.16.0.2: {text}"
+    );
+    // No DAD wait for its address. (Its link-local address may still be
+    // tentative for a moment when eth0 came up before accept_dad=0 was
+    // written: nothing waits for it.)
+    let global = text
+        .lines()
+        .find(|l| l.contains("scope global"))
+        .unwrap_or_default();
+    assert!(!global.contains("tentative"), "no DAD wait: {text}");
+    assert!(!text.contains("dynamic"), "nothing from SLAAC: {text}");
+    assert!(
+        text.contains(&format!("default via {GATEWAY6} dev eth0")),
+        "{text}"
+    );
+    for setting in [
+        "accept_ra=0",
+        "autoconf=0",
+        "accept_dad=0",
+        "disable_ipv6=0",
+    ] {
+        assert!(text.contains(setting), "{setting}: {text}");
+    }
+    assert!(text.contains("172.16.0.2/24"), "IPv4 as before: {text}");
+    assert!(
+        text.contains("172.16.0.2\tweb\n") && text.contains("fd53:7570:6572::2\tweb\n"),
+        "/etc/hosts names both: {text}"
+    );
+    let bridge = ns.ok("ip -6 -o addr show scope global dev sv0");
+    assert!(
+        bridge.contains(&format!("inet6 {GATEWAY6}/64 scope global"))
+            && !bridge.contains("tentative"),
+        "{bridge}"
+    );
+    assert_eq!(
+        ns.ok("cat /proc/sys/net/ipv6/conf/all/forwarding").trim(),
+        "1"
+    );
+    assert_eq!(
+        leases(&ns).trim(),
+        "",
+        "the lease and its IPv6 link go at exit"
+    );
+    wait_for_no_veth(&ns);
+}
+
+#[test]
+fn without_ipv6_nothing_ipv6_is_configured() {
+    let Some(ns) = HostNs::new("without_ipv6_nothing_ipv6_is_configured") else {
+        return;
+    };
+    let out = ns.run(&[
+        "sh",
+        "-c",
+        "ip -6 -o addr show dev eth0; ip -6 route show; \
+         echo disable_ipv6=$(cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6)",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.trim(), "disable_ipv6=1", "{text}");
+    let bridge = ns.ok("ip -6 -o addr show scope global dev sv0");
+    assert_eq!(bridge.trim(), "", "no IPv6 address on the bridge");
+    assert_eq!(
+        ns.ok("cat /proc/sys/net/ipv6/conf/all/forwarding").trim(),
+        "0"
+    );
+    // Published on IPv4 alone: no IPv6 element, reservation or proxy.
+    let web = Container::start(&ns, &["-p", "8080:8000"], "true");
+    let ruleset = ns.ok("nft list ruleset");
+    let elements6: Vec<&str> = ruleset
+        .lines()
+        .filter(|l| l.contains("fd53:") || l.contains("fe80:"))
+        .collect();
+    assert!(elements6.is_empty(), "{elements6:?}");
+    let listening = ns.ok("ss -Hltn 'sport = :8080'");
+    assert!(!listening.contains("[::"), "{listening}");
+    refused("host -> [::1]:8080", || ask(host(&ns), "::1", 8080));
+    web.stop();
+    // SUPERVISOR_IPV6=0 is off too.
+    let out = ns
+        .supervisor()
+        .env("SUPERVISOR_IPV6", "0")
+        .args(["run", "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).trim(), "1", "{}", stderr(&out));
+}
+
+#[test]
+fn supervisor_ipv6_in_the_environment_turns_it_on() {
+    let Some(ns) = HostNs::new("supervisor_ipv6_in_the_environment_turns_it_on") else {
+        return;
+    };
+    let out = ns
+        .supervisor()
+        .env("SUPERVISOR_IPV6", "1")
+        .args(["run", "ip", "-6", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("fd53:7570:6572::2/64"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_ipv6_address_is_usable_as_soon_as_the_command_starts() {
+    let Some(ns) = HostNs::new("an_ipv6_address_is_usable_as_soon_as_the_command_starts") else {
+        return;
+    };
+    // The bridge and its gateway address exist after a first run.
+    assert!(run6(&ns, &["true"]).status.success());
+    let mut listener = common::background(
+        ns.command("timeout")
+            .args(["5", "nc", "-n", "-l", "-s", GATEWAY6, "-p", "9000"]),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    // The command's very first act: bind its own address and connect from
+    // it. A tentative address (DAD) refuses both with EADDRNOTAVAIL.
+    let started = Instant::now();
+    let out = run6(
+        &ns,
+        &[
+            "sh",
+            "-c",
+            &format!("echo hi | nc -n -N -w 2 -s fd53:7570:6572::2 {GATEWAY6} 9000 && echo sent"),
+        ],
+    );
+    assert!(
+        stdout(&out).contains("sent"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "no DAD wait: {:?}",
+        started.elapsed()
+    );
+    let _ = listener.kill();
+    let _ = listener.wait();
+}
+
+#[test]
+fn two_dual_stack_containers_talk_over_ipv6() {
+    let Some(ns) = HostNs::new("two_dual_stack_containers_talk_over_ipv6") else {
+        return;
+    };
+    let (_server, _out) = start6(
+        &ns,
+        &[
+            "--name",
+            "server",
+            "--ip6",
+            "fd53:7570:6572::abc",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; echo answer-from-server | nc -6 -n -l -p 8000 >/dev/null",
+        ],
+    );
+    let answer = eventually(
+        "the client reads the server's answer over IPv6",
+        Duration::from_secs(10),
+        || {
+            let out = run6(
+                &ns,
+                &[
+                    "--name",
+                    "client",
+                    "nc",
+                    "-n",
+                    "-N",
+                    "-w",
+                    "2",
+                    "fd53:7570:6572::abc",
+                    "8000",
+                ],
+            );
+            let text = stdout(&out);
+            text.contains("answer-from-server").then_some(text)
+        },
+    );
+    assert!(answer.contains("answer-from-server"));
+}
+
+#[test]
+fn a_pinned_ipv6_address_in_use_is_refused_naming_its_holder() {
+    let Some(ns) = HostNs::new("a_pinned_ipv6_address_in_use_is_refused_naming_its_holder") else {
+        return;
+    };
+    let (_web, _out) = start6(
+        &ns,
+        &[
+            "--name",
+            "web",
+            "--ip6",
+            "fd53:7570:6572::3",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; read line",
+        ],
+    );
+    let out = run6(&ns, &["--ip6", "fd53:7570:6572::3", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("IPv6 address fd53:7570:6572::3 is in use by container web"),
+        "{}",
+        stderr(&out)
+    );
+    // The IPv4 address whose derived address web pinned is skipped.
+    let out = run6(&ns, &["ip", "-o", "addr", "show", "dev", "eth0"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("172.16.0.4/24") && text.contains("fd53:7570:6572::4/64"),
+        "{text}{}",
+        stderr(&out)
+    );
+    // ps and inspect show it.
+    let ps = ns.ok(&format!(
+        "{} ps --format '{{{{.Name}}}} {{{{.Address6}}}}'",
+        common::SUPERVISOR
+    ));
+    assert!(ps.contains("web fd53:7570:6572::3"), "{ps}");
+    let inspect = ns.ok(&format!("{} inspect web", common::SUPERVISOR));
+    assert!(
+        inspect.contains(r#""address6": "fd53:7570:6572::3""#)
+            || inspect.contains(r#""address6":"fd53:7570:6572::3""#),
+        "{inspect}"
+    );
+    assert!(
+        inspect.contains("fd53:7570:6572::3"),
+        "live addresses: {inspect}"
+    );
+}
+
+#[test]
+fn bad_ipv6_options_change_nothing_and_name_the_value() {
+    let Some(ns) = HostNs::new("bad_ipv6_options_change_nothing_and_name_the_value") else {
+        return;
+    };
+    for (args, message) in [
+        (
+            vec!["--subnet6", "fd53::1/64", "true"],
+            "invalid --subnet6 \"fd53::1/64\": host bits set",
+        ),
+        (
+            vec!["--subnet6", "fd53::/48", "true"],
+            "invalid --subnet6 \"fd53::/48\": prefix length /48",
+        ),
+        (
+            vec!["--subnet6", "ff05::/64", "true"],
+            "invalid --subnet6 \"ff05::/64\": inside ff00::/8 (multicast)",
+        ),
+        (
+            vec!["--ip6", "fd00::5", "true"],
+            "invalid --ip6: address fd00::5 is outside the subnet fd53:7570:6572::/64",
+        ),
+    ] {
+        let out = run6(&ns, &args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(message) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    let out = ns.run(&["--ip6", "fd53:7570:6572::5", "true"]);
+    assert!(
+        stderr(&out).contains("--ip6 needs --ipv6"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        ns.sh("ip link show sv0").status.code() != Some(0),
+        "no bridge was made"
+    );
+}
+
+#[test]
+fn a_bridge_serving_another_subnet6_is_refused_naming_its_address() {
+    let Some(ns) = HostNs::new("a_bridge_serving_another_subnet6_is_refused_naming_its_address")
+    else {
+        return;
+    };
+    assert!(run6(&ns, &["true"]).status.success());
+    let out = run6(&ns, &["--subnet6", "fd00:9::/64", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains(
+            "bridge sv0 has address fd53:7570:6572::1/64, not fd00:9::1/64; choose the matching subnet or another bridge"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(leases(&ns).trim(), "");
+    // An IPv4-only container still runs on the dual-stack bridge.
+    assert!(ns.run(&["true"]).status.success());
+}
+
+// Publishing on IPv6. The outside machine gets 2001:db8::2/64 (a
+// documentation prefix) beside its IPv4 address, the host's uplink
+// 2001:db8::1/64.
+
+const HOST6: &str = "2001:db8::1";
+const OUTSIDE6: &str = "2001:db8::2";
+const WEB6: &str = "fd53:7570:6572::2";
+
+/// The outside machine of `ns`, dual stack.
+fn outside6(ns: &HostNs) -> common::Outside {
+    let out = ns.outside();
+    out.ok(&format!(
+        "ip -6 addr add {OUTSIDE6}/64 dev eth0 nodad && ip -6 route add default via {HOST6}"
+    ));
+    ns.ok(&format!("ip -6 addr add {HOST6}/64 dev uplink nodad"));
+    out
+}
+
+/// Serves `from-NAME` on TCP port `port` over both families.
+fn serve_both(name: &str, port: u16) -> String {
+    format!(
+        "while :; do echo from-{name} | nc -6 -n -l -p {port} -N >/dev/null 2>&1; done & \
+         while :; do echo from-{name} | nc -4 -n -l -p {port} -N >/dev/null 2>&1; done"
+    )
+}
+
+/// A dual-stack container `name` at 172.16.0.2 and `WEB6` answering on
+/// TCP port 8000, with `publish` (each a `-p` value).
+fn web6(ns: &HostNs, name: &str, publish: &[&str]) -> Container {
+    let mut args = vec!["--ipv6", "--name", name, "--ip", "172.16.0.2"];
+    for p in publish {
+        args.extend(["-p", p]);
+    }
+    Container::start(ns, &args, &serve_both(name, 8000))
+}
+
+#[test]
+fn the_host_reaches_a_port_published_on_ipv6_on_its_own_address_the_gateway_and_loopback() {
+    let Some(ns) = HostNs::new(
+        "the_host_reaches_a_port_published_on_ipv6_on_its_own_address_the_gateway_and_loopback",
+    ) else {
+        return;
+    };
+    let _outside = outside6(&ns);
+    let web = web6(&ns, "web", &["8080:8000"]);
+    for addr in [HOST6, GATEWAY6, "::1", "127.0.0.1", "192.0.2.1"] {
+        answers(&format!("host -> [{addr}]:8080"), "from-web", || {
+            ask(host(&ns), addr, 8080)
+        });
+    }
+    web.stop();
+}
+
+#[test]
+fn the_outside_reaches_a_port_published_on_ipv6_and_the_container_sees_its_address() {
+    let Some(ns) = HostNs::new(
+        "the_outside_reaches_a_port_published_on_ipv6_and_the_container_sees_its_address",
+    ) else {
+        return;
+    };
+    let out = outside6(&ns);
+    let mut web = Container::start(
+        &ns,
+        &["--ipv6", "-p", "8080:8000"],
+        "nc -6 -n -v -l -p 8000 </dev/null 2>&1 | grep --line-buffered Connection",
+    );
+    connects("outside -> [2001:db8::1]:8080", || {
+        outside(&out)(&format!("echo hi | nc -n -N -w2 {HOST6} 8080"))
+    });
+    let seen = web.line();
+    assert!(
+        seen.starts_with(&format!("Connection received on {OUTSIDE6} ")),
+        "{seen}"
+    );
+    web.stop();
+}
+
+#[test]
+fn another_container_reaches_it_over_ipv6_through_the_host_address_and_directly() {
+    let Some(ns) =
+        HostNs::new("another_container_reaches_it_over_ipv6_through_the_host_address_and_directly")
+    else {
+        return;
+    };
+    let _outside = outside6(&ns);
+    let web = web6(&ns, "web", &["8080:8000"]);
+    let client = Container::start(&ns, &["--ipv6", "--ip", "172.16.0.3"], "true");
+    answers("client -> [host]:8080", "from-web", || {
+        ask(inside(&client), HOST6, 8080)
+    });
+    answers("client -> [web]:8000", "from-web", || {
+        ask(inside(&client), WEB6, 8000)
+    });
+    client.stop();
+    web.stop();
+}
+
+#[test]
+fn a_container_reaches_its_own_port_published_on_ipv6_with_br_netfilter_on_and_off() {
+    let Some(ns) = HostNs::new(
+        "a_container_reaches_its_own_port_published_on_ipv6_with_br_netfilter_on_and_off",
+    ) else {
+        return;
+    };
+    let _outside = outside6(&ns);
+    let web = web6(&ns, "web", &["8080:8000"]);
+    for setting in ["1", "0"] {
+        ns.ok(&format!(
+            "echo {setting} > /proc/sys/net/bridge/bridge-nf-call-ip6tables"
+        ));
+        for addr in [HOST6, GATEWAY6] {
+            answers(
+                &format!("web -> [{addr}]:8080 (br_netfilter {setting})"),
+                "from-web",
+                || ask(inside(&web), addr, 8080),
+            );
+        }
+    }
+    web.stop();
+}
+
+#[test]
+fn outbound_ipv6_connections_leave_with_the_hosts_address() {
+    let Some(ns) = HostNs::new("outbound_ipv6_connections_leave_with_the_hosts_address") else {
+        return;
+    };
+    let out = outside6(&ns);
+    let client = Container::start(&ns, &["--ipv6"], "true");
+    let listener = out
+        .command("timeout")
+        .args([
+            "30",
+            "sh",
+            "-c",
+            "nc -6 -n -v -l -p 9000 </dev/null 2>&1 | grep Connection",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    connects("container -> [outside]:9000", || {
+        client.sh(&format!("echo hi | nc -n -N -w2 {OUTSIDE6} 9000"))
+    });
+    let seen = stdout(&listener.wait_with_output().unwrap());
+    assert!(
+        seen.starts_with(&format!("Connection received on {HOST6} ")),
+        "{seen}"
+    );
+    client.stop();
+}
+
+#[test]
+fn udp_is_published_on_ipv6() {
+    let Some(ns) = HostNs::new("udp_is_published_on_ipv6") else {
+        return;
+    };
+    let out = outside6(&ns);
+    let mut dns = Container::start(
+        &ns,
+        &["--ipv6", "-p", "5353:53/udp"],
+        "nc -6 -n -u -l -p 53 </dev/null",
+    );
+    let _client = Background::start(
+        out.command("timeout"),
+        &format!("while :; do echo udp-hello | nc -n -u -w0 {HOST6} 5353; sleep 0.1; done"),
+    );
+    assert_eq!(dns.line(), "udp-hello");
+    drop(_client);
+    dns.stop();
+}
+
+#[test]
+fn a_port_published_on_one_ipv6_address_is_not_reachable_on_another() {
+    let Some(ns) = HostNs::new("a_port_published_on_one_ipv6_address_is_not_reachable_on_another")
+    else {
+        return;
+    };
+    let out = outside6(&ns);
+    // The gateway's address is the host's once the bridge holds it.
+    assert!(run6(&ns, &["true"]).status.success());
+    let web = web6(
+        &ns,
+        "web",
+        &[&format!("[{GATEWAY6}]:8080:8000"), "[::1]:8081:8000"],
+    );
+    answers("host -> [gateway]:8080", "from-web", || {
+        ask(host(&ns), GATEWAY6, 8080)
+    });
+    answers("host -> [::1]:8081", "from-web", || {
+        ask(host(&ns), "::1", 8081)
+    });
+    refused("outside -> [host]:8080", || ask(outside(&out), HOST6, 8080));
+    refused("host -> [host]:8080", || ask(host(&ns), HOST6, 8080));
+    refused("outside -> [host]:8081", || ask(outside(&out), HOST6, 8081));
+    refused("host -> 127.0.0.1:8080 (IPv6 only)", || {
+        ask(host(&ns), "127.0.0.1", 8080)
+    });
+    web.stop();
+}
+
+#[test]
+fn new_ipv6_connections_from_outside_to_an_unpublished_container_port_are_dropped() {
+    let Some(ns) = HostNs::new(
+        "new_ipv6_connections_from_outside_to_an_unpublished_container_port_are_dropped",
+    ) else {
+        return;
+    };
+    let out = outside6(&ns);
+    // The outside routes the subnet6 through the host, as a neighbour on
+    // its link could.
+    out.ok(&format!("ip -6 route add fd53:7570:6572::/64 via {HOST6}"));
+    let web = web6(&ns, "web", &["8080:8000"]);
+    answers("outside -> [host]:8080", "from-web", || {
+        ask(outside(&out), HOST6, 8080)
+    });
+    refused("outside -> [web]:8000 directly", || {
+        ask(outside(&out), WEB6, 8000)
+    });
+    web.stop();
+}
+
+#[test]
+fn a_dual_stack_container_keeps_its_ipv4_behaviour() {
+    let Some(ns) = HostNs::new("a_dual_stack_container_keeps_its_ipv4_behaviour") else {
+        return;
+    };
+    let out = outside6(&ns);
+    let web = web6(&ns, "web", &["8080:8000", "0.0.0.0:8090:8000"]);
+    for addr in ["127.0.0.1", "192.0.2.1", "172.16.0.1"] {
+        answers(&format!("host -> {addr}:8080"), "from-web", || {
+            ask(host(&ns), addr, 8080)
+        });
+    }
+    answers("outside -> 192.0.2.1:8090", "from-web", || {
+        ask(outside(&out), "192.0.2.1", 8090)
+    });
+    refused("outside -> [host]:8090 (IPv4 only)", || {
+        ask(outside(&out), HOST6, 8090)
+    });
+    web.stop();
+}
+
+#[test]
+fn a_pinned_ipv6_address_reused_by_another_container_is_reached_at_once() {
+    let Some(ns) =
+        HostNs::new("a_pinned_ipv6_address_reused_by_another_container_is_reached_at_once")
+    else {
+        return;
+    };
+    // Keeps the bridge's carrier up: with its last port gone, the kernel
+    // flushes its neighbour entries.
+    let beside = Container::start(&ns, &["--ipv6", "--name", "beside"], "true");
+    let pinned = "fd53:7570:6572::99";
+    let serve = |ip: &str, name: &str| {
+        Container::start(
+            &ns,
+            &["--ipv6", "--ip", ip, "--ip6", pinned],
+            &format!("while :; do echo from-{name} | nc -6 -n -l -p 8000 -N >/dev/null 2>&1; done"),
+        )
+    };
+    let first = serve("172.16.0.10", "first");
+    answers("host -> first", "from-first", || {
+        ask(host(&ns), pinned, 8000)
+    });
+    first.stop();
+    // Another container, so another MAC, on the same IPv6 address: the
+    // host's neighbour entry still names the first one's MAC unless the
+    // supervisor sets it.
+    let second = serve("172.16.0.11", "second");
+    std::thread::sleep(Duration::from_millis(100));
+    let got = ask(host(&ns), pinned, 8000);
+    assert_eq!(got, "from-second", "{}", ns.ok("ip -6 neigh show dev sv0"));
+    second.stop();
+    beside.stop();
+}
+
+#[test]
+fn a_container_sending_from_an_ipv6_address_other_than_its_own_is_dropped() {
+    let Some(ns) =
+        HostNs::new("a_container_sending_from_an_ipv6_address_other_than_its_own_is_dropped")
+    else {
+        return;
+    };
+    let out = outside6(&ns);
+    let web = web6(&ns, "web", &[]);
+    let spoofer = Container::start(&ns, &["--ipv6", "--ip", "172.16.0.3"], "true");
+    // Root in its namespace (nsenter) adds any address it likes.
+    let add = spoofer.sh("ip -6 addr add fd53:7570:6572::99/64 dev eth0 nodad");
+    assert!(add.status.success(), "{}", stderr(&add));
+    let _server = Background::start(
+        out.command("timeout"),
+        "while :; do echo from-outside | nc -6 -n -l -p 9000 -N >/dev/null 2>&1; done",
+    );
+    // From each address in turn: IPv6 would pick the newest one itself.
+    let from = |source: &str, addr: &str, port: u16| {
+        let out = spoofer.sh(&format!(
+            "timeout 3 nc -n -N -w2 -s {source} {addr} {port} </dev/null"
+        ));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let own = "fd53:7570:6572::3";
+    answers("own address -> web", "from-web", || from(own, WEB6, 8000));
+    answers("own address -> outside", "from-outside", || {
+        from(own, OUTSIDE6, 9000)
+    });
+    let spoofed = "fd53:7570:6572::99";
+    refused("spoofed -> web", || from(spoofed, WEB6, 8000));
+    refused("spoofed -> outside", || from(spoofed, OUTSIDE6, 9000));
+    spoofer.stop();
+    web.stop();
+}

@@ -1,0 +1,389 @@
+//! Host port reservations on IPv6 (`supervisor::reserve`), each test in a
+//! network namespace of its own (loopback only): `[::]:P` holds IPv6's
+//! port and leaves IPv4's alone, one address refuses its own and every
+//! address, refusals name the holder, a port picked for both families is
+//! the same on both, and the `[::1]` proxy's listening reservation can be
+//! taken again at once by a restarted supervisor.
+
+mod common;
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Command;
+
+use common::in_fresh_netns;
+use common::netns::async_in_fresh_netns;
+use supervisor::plan::per_family;
+use supervisor::proxy;
+use supervisor::reserve::{Error, Families, Reservations};
+use supervisor::values::{HostIp, PortMapping, Protocol};
+
+const LOCALHOST6: HostIp = HostIp::V6(Ipv6Addr::LOCALHOST);
+
+fn mapping(host_ip: Option<HostIp>, host_port: Option<u16>, protocol: Protocol) -> PortMapping {
+    PortMapping {
+        host_ip,
+        host_port,
+        container_port: 80,
+        protocol,
+    }
+}
+
+fn take(mappings: &[PortMapping], families: Families) -> Result<Reservations, Error> {
+    Reservations::take(mappings, families, &|_| None)
+}
+
+/// Takes `asked` on both families, once a socket just closed is gone: a
+/// test running beside this one (same process) that forks a command
+/// copies every descriptor into its child until the child execs, ours too.
+fn take_once_closed(asked: &[PortMapping]) -> Reservations {
+    let mut tries = 0;
+    loop {
+        match take(asked, Families::DualStack) {
+            Ok(held) => return held,
+            Err(Error::InUse { .. }) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => panic!("{err}"),
+        }
+    }
+}
+
+/// A port free on both families now.
+fn free_port() -> u16 {
+    let probe = TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+/// A socket of `protocol` bound to `addr`, with SO_REUSEADDR when `reuse`,
+/// and IPV6_V6ONLY when IPv6 (a program that takes IPv6's port alone).
+fn program_binds(addr: SocketAddr, protocol: Protocol, reuse: bool) -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrStorage, setsockopt, sockopt,
+    };
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let kind = match protocol {
+        Protocol::Tcp => SockType::Stream,
+        Protocol::Udp => SockType::Datagram,
+    };
+    let socket = nix::sys::socket::socket(family, kind, SockFlag::SOCK_CLOEXEC, None)?;
+    if addr.is_ipv6() {
+        setsockopt(&socket, sockopt::Ipv6V6Only, &true)?;
+    }
+    setsockopt(&socket, sockopt::ReuseAddr, &reuse)?;
+    nix::sys::socket::bind(socket.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    Ok(socket)
+}
+
+#[test]
+fn a_port_reserved_on_every_ipv6_address_holds_ipv6s_port_and_leaves_ipv4s_free() {
+    in_fresh_netns(
+        "a_port_reserved_on_every_ipv6_address_holds_ipv6s_port_and_leaves_ipv4s_free",
+        || {
+            for protocol in [Protocol::Tcp, Protocol::Udp] {
+                let port = free_port();
+                let held = take(
+                    &[mapping(Some(HostIp::AnyV6), Some(port), protocol)],
+                    Families::DualStack,
+                )
+                .unwrap();
+                assert_eq!(
+                    held.mappings(),
+                    [mapping(Some(HostIp::AnyV6), Some(port), protocol)]
+                );
+                for addr in ["[::]", "[::1]"] {
+                    for reuse in [false, true] {
+                        let addr: SocketAddr = format!("{addr}:{port}").parse().unwrap();
+                        let bound = program_binds(addr, protocol, reuse);
+                        assert!(
+                            bound.is_err(),
+                            "{protocol}: {addr} (SO_REUSEADDR {reuse}) is held"
+                        );
+                    }
+                }
+                let v4: SocketAddr = (Ipv4Addr::UNSPECIFIED, port).into();
+                program_binds(v4, protocol, false)
+                    .unwrap_or_else(|e| panic!("{protocol}: IPv4's port stays free: {e}"));
+            }
+        },
+    );
+}
+
+#[test]
+fn a_port_on_one_ipv6_address_and_on_every_one_refuse_each_other_naming_the_holder() {
+    in_fresh_netns(
+        "a_port_on_one_ipv6_address_and_on_every_one_refuse_each_other_naming_the_holder",
+        || {
+            let port = free_port();
+            let pid = std::process::id();
+            let on = |host_ip| mapping(Some(host_ip), Some(port), Protocol::Tcp);
+            let first = take(&[on(LOCALHOST6)], Families::DualStack).unwrap();
+            let err = take(&[on(HostIp::AnyV6)], Families::DualStack).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "cannot publish [::]:{port}->80/tcp: host port [::]:{port}/tcp is in use by process {pid} ("
+                )),
+                "{text}"
+            );
+            // The caller names its containers' supervisors.
+            let err = Reservations::take(&[on(HostIp::AnyV6)], Families::DualStack, &|p| {
+                (p == pid).then(|| "container web".to_string())
+            })
+            .unwrap_err();
+            assert!(
+                err.to_string().ends_with("is in use by container web"),
+                "{err}"
+            );
+            drop(first);
+            let _every = take_once_closed(&[on(HostIp::AnyV6)]);
+            let err = take(&[on(LOCALHOST6)], Families::DualStack).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!(
+                    "host port [::1]:{port}/tcp is in use by process {pid} ("
+                )),
+                "{err}"
+            );
+            // A host program's UDP socket on ::1, named as well.
+            let program = std::net::UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).unwrap();
+            let udp = program.local_addr().unwrap().port();
+            let err = take(
+                &[mapping(Some(HostIp::AnyV6), Some(udp), Protocol::Udp)],
+                Families::DualStack,
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains(&format!(
+                    "host port [::]:{udp}/udp is in use by process {pid} ("
+                )),
+                "{err}"
+            );
+            // And check() refuses as take() does, keeping nothing.
+            assert!(
+                Reservations::check(&[on(LOCALHOST6)], Families::DualStack, &|_| None).is_err()
+            );
+        },
+    );
+}
+
+#[test]
+fn a_port_published_without_an_address_is_reserved_on_both_families_when_dual_stack() {
+    in_fresh_netns(
+        "a_port_published_without_an_address_is_reserved_on_both_families_when_dual_stack",
+        || {
+            let port = free_port();
+            let asked = [mapping(None, Some(port), Protocol::Tcp)];
+            let held = take(&asked, Families::DualStack).unwrap();
+            assert_eq!(
+                held.mappings(),
+                [
+                    mapping(Some(HostIp::AnyV4), Some(port), Protocol::Tcp),
+                    mapping(Some(HostIp::AnyV6), Some(port), Protocol::Tcp),
+                ]
+            );
+            drop(held);
+            // IPv4 alone without IPv6 on the network: IPv6's port stays free.
+            let held = take(&asked, Families::Ipv4).unwrap();
+            assert_eq!(
+                held.mappings(),
+                [mapping(Some(HostIp::AnyV4), Some(port), Protocol::Tcp)]
+            );
+            program_binds((Ipv6Addr::UNSPECIFIED, port).into(), Protocol::Tcp, false).unwrap();
+        },
+    );
+}
+
+/// Narrows the namespace's ephemeral ports (what a bind to port 0 picks
+/// from) to `first..=last`.
+fn port_range(first: u16, last: u16) {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo '{first} {last}' > /proc/sys/net/ipv4/ip_local_port_range"
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_port_picked_for_both_families_is_the_same_on_both_and_skips_ports_ipv6_has_taken() {
+    in_fresh_netns(
+        "a_port_picked_for_both_families_is_the_same_on_both_and_skips_ports_ipv6_has_taken",
+        || {
+            // Ten ports; IPv6 has all but an even one taken. bind(2) tries
+            // odd ports first (even ones are connect's), so a pick that only
+            // tried again would keep landing on taken odd ones.
+            port_range(40000, 40009);
+            let v6 = |p| SocketAddr::from((Ipv6Addr::UNSPECIFIED, p));
+            let _taken: Vec<OwnedFd> = (40000..=40009)
+                .filter(|&p| p != 40004)
+                .map(|p| program_binds(v6(p), Protocol::Tcp, false).unwrap())
+                .collect();
+            // Unqualified, or already split per family (`plan::per_family`).
+            let unqualified = [mapping(None, None, Protocol::Tcp)];
+            let split = per_family(&unqualified, true).unwrap();
+            for asked in [&unqualified[..], &split, &unqualified, &split] {
+                let held = take(asked, Families::DualStack).unwrap();
+                assert_eq!(
+                    held.mappings(),
+                    [
+                        mapping(Some(HostIp::AnyV4), Some(40004), Protocol::Tcp),
+                        mapping(Some(HostIp::AnyV6), Some(40004), Protocol::Tcp),
+                    ]
+                );
+            }
+            // The last one taken too: no pair is left, and nothing stays held.
+            let last = program_binds(v6(40004), Protocol::Tcp, false).unwrap();
+            let err = take(&[mapping(None, None, Protocol::Tcp)], Families::DualStack).unwrap_err();
+            assert!(matches!(err, Error::NoFreePortPair(Protocol::Tcp)), "{err}");
+            drop(last);
+            for p in 40000..=40009 {
+                // After a moment: a command forked by a test beside this one
+                // has copies of our descriptors until it execs.
+                let free = (0..50).any(|_| {
+                    let bound = TcpListener::bind((Ipv4Addr::UNSPECIFIED, p)).is_ok();
+                    if !bound {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    bound
+                });
+                assert!(free, "IPv4 port {p} is free again");
+            }
+        },
+    );
+}
+
+#[test]
+fn a_restarted_supervisor_reserves_its_ipv6_port_again_while_the_proxys_connections_are_in_time_wait()
+ {
+    async_in_fresh_netns(
+        "a_restarted_supervisor_reserves_its_ipv6_port_again_while_the_proxys_connections_are_in_time_wait",
+        || async {
+            // The container's server: answers and closes first, so the proxy
+            // passes the close on and its side of the client's connection,
+            // on the reserved port, ends in TIME_WAIT.
+            let server = tokio::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0))
+                .await
+                .unwrap();
+            let server_port = server.local_addr().unwrap().port();
+            tokio::spawn(async move {
+                loop {
+                    let (mut stream, _) = server.accept().await.unwrap();
+                    use tokio::io::AsyncWriteExt;
+                    stream.write_all(b"hello").await.unwrap();
+                }
+            });
+            let port = free_port();
+            let asked = [PortMapping {
+                container_port: server_port,
+                ..mapping(Some(HostIp::AnyV6), Some(port), Protocol::Tcp)
+            }];
+            let held = take(&asked, Families::DualStack).unwrap();
+            let proxies = proxy::start_all(&held, Ipv6Addr::LOCALHOST).await.unwrap();
+            let reply = tokio::task::spawn_blocking(move || {
+                use std::io::Read;
+                let mut client = TcpStream::connect((Ipv6Addr::LOCALHOST, port)).unwrap();
+                let mut reply = String::new();
+                client.read_to_string(&mut reply).unwrap();
+                reply
+            })
+            .await
+            .unwrap();
+            assert_eq!(reply, "hello");
+            proxies.shutdown().await;
+            drop(held);
+            let time_wait = Command::new("ss")
+                .args([
+                    "-Htan",
+                    "state",
+                    "time-wait",
+                    &format!("( sport = :{port} )"),
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                !String::from_utf8_lossy(&time_wait.stdout).trim().is_empty(),
+                "the proxy's side of the connection is in TIME_WAIT"
+            );
+            take_once_closed(&asked);
+        },
+    );
+}
+
+#[test]
+fn only_reservations_on_every_ipv6_address_or_on_loopback6_are_the_proxys() {
+    in_fresh_netns(
+        "only_reservations_on_every_ipv6_address_or_on_loopback6_are_the_proxys",
+        || {
+            let asked = [
+                mapping(None, None, Protocol::Tcp),
+                mapping(Some(LOCALHOST6), None, Protocol::Udp),
+                mapping(Some(HostIp::V4(Ipv4Addr::LOCALHOST)), None, Protocol::Tcp),
+            ];
+            let held = take(&asked, Families::DualStack).unwrap();
+            let mappings = held.mappings();
+            let proxied: Vec<(u16, Protocol)> = held
+                .proxied()
+                .iter()
+                .map(|p| (p.host_port, p.protocol))
+                .collect();
+            assert_eq!(
+                proxied,
+                [
+                    (mappings[1].host_port.unwrap(), Protocol::Tcp),
+                    (mappings[2].host_port.unwrap(), Protocol::Udp),
+                ]
+            );
+            // The TCP one listens already.
+            let proxied = held.proxied();
+            let listening = nix::sys::socket::getsockopt(
+                &proxied[0].socket,
+                nix::sys::socket::sockopt::AcceptConn,
+            );
+            assert_eq!(listening, Ok(true));
+        },
+    );
+}
+
+#[test]
+fn a_port_picked_for_both_families_is_picked_again_for_both() {
+    in_fresh_netns(
+        "a_port_picked_for_both_families_is_picked_again_for_both",
+        || {
+            let mut held = take(
+                &[
+                    mapping(None, None, Protocol::Tcp),
+                    mapping(Some(LOCALHOST6), None, Protocol::Tcp),
+                ],
+                Families::DualStack,
+            )
+            .unwrap();
+            let before = held.mappings();
+            let old = before[0].host_port.unwrap();
+            assert_eq!(before[1].host_port, Some(old));
+            assert!(held.repick(Protocol::Tcp, old).unwrap());
+            let after = held.mappings();
+            let new = after[0].host_port.unwrap();
+            assert_ne!(new, old);
+            assert_eq!(after[0].host_ip, Some(HostIp::AnyV4));
+            assert_eq!(
+                after[1],
+                PortMapping {
+                    host_port: Some(new),
+                    ..before[1]
+                }
+            );
+            // The one on ::1 alone was not touched.
+            assert_eq!(after[2], before[2]);
+            // The old port is free again on both families.
+            program_binds((Ipv4Addr::UNSPECIFIED, old).into(), Protocol::Tcp, false).unwrap();
+            program_binds((Ipv6Addr::UNSPECIFIED, old).into(), Protocol::Tcp, false).unwrap();
+            assert!(!held.repick(Protocol::Udp, new).unwrap());
+        },
+    );
+}
