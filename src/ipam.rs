@@ -750,7 +750,7 @@ mod tests {
         let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
         let mut until_released = holder("cni");
         until_released.process = Process::UNTIL_RELEASED;
-        let lease = pool.lease(None, &until_released).unwrap();
+        let lease = pool.lease(None, None, &until_released).unwrap();
         let addr = lease.addr();
         lease.keep();
         let dead = dead_holder("x").process;
@@ -759,9 +759,9 @@ mod tests {
         assert_eq!(pool.leases().unwrap()[0].1, Some(until_released.clone()));
         // Held until released: no later lease takes it.
         let only = Pool::new(&dir, "sv0", subnet("172.16.0.0/30")).unwrap();
-        assert!(only.lease(Some(addr), &holder("y")).is_err());
+        assert!(only.lease(Some(addr), None, &holder("y")).is_err());
         assert!(leases.hand_over(addr, "cni-id", dead).unwrap());
-        let taken = only.lease(Some(addr), &holder("y")).unwrap();
+        let taken = only.lease(Some(addr), None, &holder("y")).unwrap();
         assert_eq!(taken.reclaimed().map(|h| h.name.as_str()), Some("cni"));
         drop(taken);
         fs::remove_dir_all(&dir).unwrap();

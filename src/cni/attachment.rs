@@ -463,7 +463,7 @@ pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniE
             let forgotten = fd
                 .try_clone()
                 .map_err(conntrack::Error::Socket)
-                .and_then(|fd| conntrack::forget_with(fd, &ports, Some(addr)));
+                .and_then(|fd| conntrack::forget_with(fd, &ports, Some(&[addr.into()])));
             if let Err(err) = forgotten {
                 failed.push(system("forgetting its connections", &err));
             }

@@ -123,7 +123,7 @@ impl Background {
 }
 
 fn forget_then_release(work: Leftovers) -> Result<(), Error> {
-    conntrack::forget_with(work.socket, &work.ports, Some(work.address))?;
+    conntrack::forget_with(work.socket, &work.ports, Some(&[work.address.into()]))?;
     work.leases.release_held_by(work.address, &work.id)?;
     Ok(())
 }
