@@ -283,7 +283,8 @@ pub struct BenchArgs {
 
     /// Wait this long after each container before starting the next, so the
     /// kernel has removed the last one's namespace: each is then measured
-    /// alone (0: back to back, which measures throughput).
+    /// alone (0: back to back, which measures throughput). With --cni:
+    /// after each ADD/DEL pair.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub pause: u64,
 
@@ -299,7 +300,7 @@ pub struct BenchArgs {
     /// Time CNI ADD and DEL of this binary as a plugin against the
     /// reference bridge + host-local + portmap chain, one published port
     /// each; --containers is the number of ADD/DEL pairs per configuration.
-    #[arg(long, conflicts_with_all = ["concurrency", "pause", "publish", "baseline", "json", "csv", "plot"])]
+    #[arg(long, conflicts_with_all = ["concurrency", "publish", "baseline", "json", "csv", "plot"])]
     pub cni: bool,
 
     /// Measure with this many ports already published, one configuration

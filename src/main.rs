@@ -211,6 +211,7 @@ fn bench(args: BenchArgs) -> ExitCode {
             supervisor,
             samples: args.containers,
             attached,
+            pause: Duration::from_millis(args.pause),
         };
         let result = bench::cni::run(&options, &mut std::io::stdout()).map(|()| 0);
         return exit(result, bench::Error::exit_code);

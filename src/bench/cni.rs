@@ -38,13 +38,22 @@ pub struct Options {
     pub samples: usize,
     /// Containers already attached: one configuration per value.
     pub attached: Vec<usize>,
+    /// Wait this long after each ADD/DEL pair (and its namespace's removal)
+    /// before the next, so the kernel's teardown of the last one is off the
+    /// next ADD's path: each pair is then measured alone. Zero: back to
+    /// back, as an engine replacing containers in a loop sees it.
+    pub pause: Duration,
 }
 
 impl Options {
     pub fn command_line(&self) -> String {
         let levels: Vec<String> = self.attached.iter().map(usize::to_string).collect();
+        let pause = match self.pause.as_millis() {
+            0 => String::new(),
+            ms => format!(" --pause {ms}"),
+        };
         format!(
-            "supervisor bench --cni --containers {} --scale {}",
+            "supervisor bench --cni --containers {}{pause} --scale {}",
             self.samples,
             levels.join(",")
         )
@@ -158,7 +167,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
             name,
             &network,
             &levels,
-            options.samples,
+            options,
             &mut attached,
             &mut configurations,
         ) {
@@ -178,7 +187,7 @@ fn measure_chain(
     name: &str,
     network: &Network,
     levels: &[usize],
-    samples: usize,
+    options: &Options,
     attached: &mut Vec<NamedNetns>,
     configurations: &mut Vec<Configuration>,
 ) -> Result<(), String> {
@@ -196,7 +205,7 @@ fn measure_chain(
             add: Vec::new(),
             del: Vec::new(),
         };
-        for i in 0..WARMUP + samples {
+        for i in 0..WARMUP + options.samples {
             let id = format!("m{chain}-{level}-{i}");
             let (add, del) = add_del(network, &id, MEASURED_PORT + i % 10_000)
                 .map_err(|d| format!("{level} attached, container {i}: {d}"))?;
@@ -204,6 +213,7 @@ fn measure_chain(
                 configuration.add.push(add);
                 configuration.del.push(del);
             }
+            std::thread::sleep(options.pause);
         }
         configurations.push(configuration);
     }
@@ -274,6 +284,7 @@ mod tests {
             supervisor: "supervisor".into(),
             samples: 3,
             attached: vec![0, 100],
+            pause: Duration::ZERO,
         };
         let machine = Machine {
             cpus: 2,
@@ -314,6 +325,7 @@ mod tests {
             supervisor: "s".into(),
             samples: 0,
             attached: vec![0],
+            pause: Duration::ZERO,
         };
         assert!(matches!(o.check(), Err(Error::Option(_))));
         o.samples = 1;
