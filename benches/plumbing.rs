@@ -196,6 +196,9 @@ impl Bench {
     fn plumb_once(&mut self) -> netlink::PlumbTimings {
         let spec = self.spec();
         let netns = new_netns();
+        // Held as a container's process holds it: without, the namespace
+        // and the veth pair go while plumb still sets the host side up.
+        let _alive = netns.try_clone().expect("netns fd");
         self.runtime
             .block_on(netlink::plumb(&self.nl, &spec, netns))
             .expect("plumb")
@@ -240,6 +243,7 @@ impl Bench {
     fn ready_once(&mut self) -> (Duration, Duration, Duration) {
         let spec = self.spec();
         let netns = new_netns();
+        let _alive = netns.try_clone().expect("netns fd");
         let publication = Self::publication(&spec);
         let start = Instant::now();
         self.runtime
