@@ -366,16 +366,22 @@ impl Bench {
                 samples.push(d);
             }
         }
-        println!("\nplumbing phase breakdown, {runs} runs (median / p90):");
+        println!("\nplumbing phase breakdown, {runs} runs (min / median / p90):");
         for (name, samples) in &mut rows {
             samples.sort();
             let p = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
             println!(
-                "  {name:<44} {:>7.1} us  {:>7.1} us",
+                "  {name:<44} {:>7.1} us  {:>7.1} us  {:>7.1} us",
+                us(p(0.0)),
                 us(p(0.5)),
                 us(p(0.9))
             );
         }
+        let min = |i: usize| us(rows[i].1[0]);
+        println!(
+            "  ratio dual-stack network ready / dual-stack floor (minima): {:.2}",
+            min(12) / min(13)
+        );
         let median = |i: usize| us(rows[i].1[rows[i].1.len() / 2]);
         println!(
             "  ratio plumb / raw floor (medians): {:.2}",
