@@ -10,6 +10,12 @@
 //! - `network_ready/raw floor`: the raw plumbing, then the same two
 //!   elements in one nftables batch written by hand over a netlink-sys
 //!   socket.
+//! - `network_ready/supervisor dual stack` and `raw floor dual stack`: the
+//!   same on a dual-stack bridge (its gateway6 added without DAD, untimed),
+//!   with one port published on both families: the floor also writes eth0's
+//!   IPv6 sysctls (as `sysctl::Setting::container_ipv6`, before eth0 goes
+//!   up), adds the IPv6 address without DAD and the IPv6 default route, in
+//!   the same requests, and its batch holds the IPv6 elements too.
 //!
 //! After criterion, a phase breakdown (medians over many runs) with the
 //! ratios to the floors.
@@ -27,7 +33,7 @@ use criterion::Criterion;
 use nix::sched::{CloneFlags, setns, unshare};
 use supervisor::firewall::{Firewall, Publication};
 use supervisor::netlink::{self, Bridge, ContainerLink, Netlink};
-use supervisor::values::{HostIp, Owner, Port, Protocol, Subnet};
+use supervisor::values::{DEFAULT_SUBNET6, HostIp, Owner, Port, Protocol, Subnet, Subnet6};
 
 // The harness is part of the binary, not the library (src/bench/mod.rs):
 // these benches include the files they share with it by path.
@@ -35,6 +41,8 @@ use supervisor::values::{HostIp, Owner, Port, Protocol, Subnet};
 mod sandbox;
 
 const BRIDGE: &str = "svbench0";
+/// The dual-stack bridge, apart, so the IPv4 figures stay IPv4 only.
+const BRIDGE6: &str = "svbench6";
 
 fn main() {
     if let Err(err) = sandbox::enter() {
@@ -47,7 +55,9 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let subnet: Subnet = "172.31.0.0/16".parse().expect("subnet");
-    let (nl, bridge_index) = runtime.block_on(async {
+    let subnet_dual: Subnet = "172.30.0.0/16".parse().expect("subnet");
+    let subnet6: Subnet6 = DEFAULT_SUBNET6.parse().expect("subnet6");
+    let (nl, bridge_index, bridge6_index) = runtime.block_on(async {
         let nl = Netlink::connect().expect("netlink");
         let bridge = Bridge {
             name: BRIDGE.into(),
@@ -55,23 +65,40 @@ fn main() {
             subnet6: None,
         };
         let index = netlink::ensure_bridge(&nl, &bridge).await.expect("bridge");
-        (nl, index)
+        let bridge6 = Bridge {
+            name: BRIDGE6.into(),
+            subnet: subnet_dual,
+            subnet6: Some(subnet6),
+        };
+        let index6 = netlink::ensure_bridge(&nl, &bridge6)
+            .await
+            .expect("dual-stack bridge");
+        (nl, index, index6)
     });
     let state_dir = std::path::Path::new("/run/supervisor-bench");
     let firewall = Firewall::open(state_dir).expect("nftables socket");
     firewall
         .ensure_network(BRIDGE, &subnet, None)
         .expect("base ruleset and network");
+    firewall
+        .ensure_network(
+            BRIDGE6,
+            &subnet_dual,
+            Some((subnet6.network(), subnet6.prefix_len())),
+        )
+        .expect("dual-stack network");
     let bench = Bench {
         runtime,
         nl,
         bridge_index,
         subnet,
+        dual: (bridge6_index, subnet_dual, subnet6),
         host_netns: OwnedFd::from(File::open("/proc/thread-self/ns/net").expect("own netns")),
         raw_host: raw::Socket::open().expect("raw netlink socket"),
         firewall,
         raw_nft: raw_nft::Socket::open().expect("raw netfilter socket"),
         next: 0,
+        dual_stack: false,
     };
 
     let mut criterion = Criterion::default()
@@ -99,6 +126,14 @@ fn main() {
         group.bench_function("raw floor", |b| {
             b.iter_custom(|iters| (0..iters).map(|_| bench.raw_ready_once().2).sum())
         });
+        bench.dual_stack = true;
+        group.bench_function("supervisor dual stack", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| bench.ready_once().2).sum())
+        });
+        group.bench_function("raw floor dual stack", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| bench.raw_ready_once().2).sum())
+        });
+        bench.dual_stack = false;
         group.finish();
     }
     criterion.final_summary();
@@ -110,11 +145,15 @@ struct Bench {
     nl: Netlink,
     bridge_index: u32,
     subnet: Subnet,
+    /// The dual-stack bridge's index, subnet and subnet6.
+    dual: (u32, Subnet, Subnet6),
     host_netns: OwnedFd,
     raw_host: raw::Socket,
     firewall: Firewall,
     raw_nft: raw_nft::Socket,
     next: u64,
+    /// The next containers are on the dual-stack bridge.
+    dual_stack: bool,
 }
 
 /// A fresh network namespace, alive while the fd is open.
@@ -130,8 +169,22 @@ fn new_netns() -> OwnedFd {
 impl Bench {
     fn spec(&mut self) -> ContainerLink {
         self.next += 1;
+        let host_ifname = format!("svb{:x}", self.next);
+        if self.dual_stack {
+            let (bridge_index, subnet, subnet6) = self.dual;
+            let address = Ipv4Addr::new(172, 30, 0, 2);
+            let address6 = subnet6.derive(subnet, address).expect("address6");
+            return ContainerLink {
+                host_ifname,
+                peer: netlink::PEER.into(),
+                bridge_index,
+                address,
+                subnet,
+                ipv6: Some((address6, subnet6)),
+            };
+        }
         ContainerLink {
-            host_ifname: format!("svb{:x}", self.next),
+            host_ifname,
             peer: netlink::PEER.into(),
             bridge_index: self.bridge_index,
             address: Ipv4Addr::new(172, 31, 0, 2),
@@ -143,6 +196,9 @@ impl Bench {
     fn plumb_once(&mut self) -> netlink::PlumbTimings {
         let spec = self.spec();
         let netns = new_netns();
+        // Held as a container's process holds it: without, the namespace
+        // and the veth pair go while plumb still sets the host side up.
+        let _alive = netns.try_clone().expect("netns fd");
         self.runtime
             .block_on(netlink::plumb(&self.nl, &spec, netns))
             .expect("plumb")
@@ -156,22 +212,29 @@ impl Bench {
         start.elapsed()
     }
 
-    /// What one container publishes: its spoof guard and one port.
+    /// What one container publishes: its spoof guard and one port (dual
+    /// stack: its IPv6 guards too, and the port on both families, as
+    /// `run --ipv6 -p 8080:8000` does).
     fn publication(spec: &ContainerLink) -> Publication {
+        let port = |host_ip| Port {
+            host_ip,
+            host_port: 8080,
+            container_port: 8000,
+            protocol: Protocol::Tcp,
+        };
+        let mut ports = vec![port(HostIp::AnyV4)];
+        if spec.ipv6.is_some() {
+            ports.push(port(HostIp::AnyV6));
+        }
         Publication {
             owner: Owner {
                 name: "bench".into(),
                 id: spec.host_ifname.clone(),
             },
             address: spec.address,
-            address6: None,
+            address6: spec.ipv6.map(|(address6, _)| address6),
             veth: spec.host_ifname.clone(),
-            ports: vec![Port {
-                host_ip: HostIp::AnyV4,
-                host_port: 8080,
-                container_port: 8000,
-                protocol: Protocol::Tcp,
-            }],
+            ports,
         }
     }
 
@@ -180,6 +243,7 @@ impl Bench {
     fn ready_once(&mut self) -> (Duration, Duration, Duration) {
         let spec = self.spec();
         let netns = new_netns();
+        let _alive = netns.try_clone().expect("netns fd");
         let publication = Self::publication(&spec);
         let start = Instant::now();
         self.runtime
@@ -239,6 +303,8 @@ impl Bench {
             "raw nft element batch",
             "network ready: plumb + publish",
             "network ready floor: raw + raw nft",
+            "dual stack: plumb + publish",
+            "dual stack floor: raw + raw nft",
         ]
         .into_iter()
         .map(|name| (name, Vec::with_capacity(runs)))
@@ -280,6 +346,10 @@ impl Bench {
             let raw = self.raw_once();
             let (_, publish, ready) = self.ready_once();
             let (_, raw_batch, raw_ready) = self.raw_ready_once();
+            self.dual_stack = true;
+            let (_, _, dual_ready) = self.ready_once();
+            let (_, _, dual_raw_ready) = self.raw_ready_once();
+            self.dual_stack = false;
             let all = steps.into_iter().chain([
                 whole.veth,
                 whole.configure,
@@ -289,21 +359,29 @@ impl Bench {
                 raw_batch,
                 ready,
                 raw_ready,
+                dual_ready,
+                dual_raw_ready,
             ]);
             for ((_, samples), d) in rows.iter_mut().zip(all) {
                 samples.push(d);
             }
         }
-        println!("\nplumbing phase breakdown, {runs} runs (median / p90):");
+        println!("\nplumbing phase breakdown, {runs} runs (min / median / p90):");
         for (name, samples) in &mut rows {
             samples.sort();
             let p = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
             println!(
-                "  {name:<44} {:>7.1} us  {:>7.1} us",
+                "  {name:<44} {:>7.1} us  {:>7.1} us  {:>7.1} us",
+                us(p(0.0)),
                 us(p(0.5)),
                 us(p(0.9))
             );
         }
+        let min = |i: usize| us(rows[i].1[0]);
+        println!(
+            "  ratio dual-stack network ready / dual-stack floor (minima): {:.2}",
+            min(12) / min(13)
+        );
         let median = |i: usize| us(rows[i].1[rows[i].1.len() / 2]);
         println!(
             "  ratio plumb / raw floor (medians): {:.2}",
@@ -312,6 +390,10 @@ impl Bench {
         println!(
             "  ratio network ready / floor with its nft batch (medians): {:.2}",
             median(10) / median(11)
+        );
+        println!(
+            "  ratio dual-stack network ready / dual-stack floor (medians): {:.2}",
+            median(12) / median(13)
         );
     }
 }
@@ -326,13 +408,14 @@ fn us(d: Duration) -> f64 {
 /// socket(), setns back.
 mod raw {
     use std::io;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
     use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
     use rtnetlink::packet_core::{
         NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
     };
     use rtnetlink::packet_route::RouteNetlinkMessage;
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
     use rtnetlink::packet_route::link::{
         InfoData, InfoKind, InfoPortKind, InfoVeth, LinkAttribute, LinkMessage,
     };
@@ -343,6 +426,7 @@ mod raw {
     };
 
     use super::{CloneFlags, setns};
+    use supervisor::netlink::sysctl::Setting;
     use supervisor::netlink::{ContainerLink, mac_for};
 
     pub struct Socket {
@@ -428,7 +512,17 @@ mod raw {
 
         setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)?;
         let inside = Socket::open();
+        // While in there: eth0's IPv6 sysctls, before it goes up, so its
+        // link-local address is never tentative.
+        let sysctls = match spec.ipv6 {
+            Some(_) => Setting::container_ipv6("eth0")
+                .iter()
+                .try_for_each(|s| s.apply().map(drop))
+                .map_err(io::Error::other),
+            None => Ok(()),
+        };
         setns(host_netns.as_fd(), CloneFlags::CLONE_NEWNET)?;
+        sysctls?;
         let mut inside = inside?;
         let mut get = LinkMessage::default();
         get.attributes.push(LinkAttribute::IfName("eth0".into()));
@@ -449,11 +543,30 @@ mod raw {
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(spec.subnet.gateway())
             .build();
-        inside.exchange(vec![
+        let mut requests = vec![
             (RouteNetlinkMessage::NewLink(up), ACKED),
             (RouteNetlinkMessage::NewAddress(addr), CREATE),
             (RouteNetlinkMessage::NewRoute(route), CREATE),
-        ])?;
+        ];
+        if let Some((address6, subnet6)) = spec.ipv6 {
+            let mut addr6 = AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(eth0)
+                .address(address6, subnet6.prefix_len())
+                .build();
+            addr6.header.flags = AddressHeaderFlags::Nodad;
+            addr6
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            let route6 = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(subnet6.gateway())
+                .output_interface(eth0)
+                .build();
+            requests.extend([
+                (RouteNetlinkMessage::NewAddress(addr6), CREATE),
+                (RouteNetlinkMessage::NewRoute(route6), CREATE),
+            ]);
+        }
+        inside.exchange(requests)?;
         drop(inside);
 
         let hairpin = LinkMessageBuilder::<LinkBridgePort>::default()
@@ -489,8 +602,6 @@ mod raw_nft {
     const NLM_F_CREATE: u16 = 0x400;
     const NLMSG_ERROR: u16 = 2;
     const NLA_F_NESTED: u16 = 0x8000;
-    const AF_INET: u8 = 2;
-    const AF_BRIDGE: u8 = 7;
 
     pub struct Socket {
         inner: NlSocket,
@@ -564,11 +675,8 @@ mod raw_nft {
             };
             for e in elements {
                 self.seq += 1;
-                let family = if e.target.is_bridge() {
-                    AF_BRIDGE
-                } else {
-                    AF_INET
-                };
+                // NFPROTO_*: the table's family (ip, ip6 or bridge).
+                let family = e.target.family() as u8;
                 message(
                     &mut buf,
                     (NFNL_SUBSYS_NFTABLES << 8) | ty,

@@ -10,7 +10,8 @@
 //! own name at startup.
 //!
 //! resolv.conf is the host's with loopback nameservers removed (they would
-//! be the container's own loopback); a systemd-resolved stub (127.0.0.53)
+//! be the container's own loopback), and IPv6 ones unless the container
+//! has IPv6, link-local ones always; a systemd-resolved stub (127.0.0.53)
 //! is replaced by resolved's upstream list, as docker does. `--dns`,
 //! `--dns-search` and `--dns-option` replace the corresponding lines.
 
@@ -146,11 +147,12 @@ pub fn hosts(
 }
 
 /// The container's resolv.conf from the host's, and a warning when it has
-/// no nameserver left.
+/// no nameserver left. `ipv6`: the container has an IPv6 address.
 pub fn resolv_conf(
     host: &str,
     resolved_upstream: Option<&str>,
     options: &NameOptions,
+    ipv6: bool,
 ) -> (String, Option<String>) {
     let mut source = Resolv::parse(host);
     let mut from = HOST_RESOLV_CONF;
@@ -162,10 +164,14 @@ pub fn resolv_conf(
     }
     let host_servers = source.nameservers.len();
     // Loopback servers are the container's own loopback; IPv6 ones are
-    // unreachable without IPv6 in the container (docker drops both).
-    source
-        .nameservers
-        .retain(|ip| !ip.is_loopback() && ip.is_ipv4());
+    // unreachable without IPv6 in the container, and link-local ones are
+    // on a link the container is not on (docker drops all three).
+    source.nameservers.retain(|ip| match ip {
+        IpAddr::V4(ip) => !ip.is_loopback(),
+        IpAddr::V6(ip) => {
+            ipv6 && !ip.is_loopback() && !ip.is_unspecified() && !ip.is_unicast_link_local()
+        }
+    });
     let mut warning = None;
     if !options.dns.is_empty() {
         source.nameservers = options.dns.clone();
@@ -307,7 +313,8 @@ impl EtcFiles {
         fs::create_dir_all(&self.dir).map_err(at(&self.dir))?;
         let host = fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default();
         let upstream = fs::read_to_string(RESOLVED_UPSTREAM).ok();
-        let (resolv, warning) = resolv_conf(&host, upstream.as_deref(), options);
+        let (resolv, warning) =
+            resolv_conf(&host, upstream.as_deref(), options, address6.is_some());
         let contents = [
             format!("{hostname}\n"),
             hosts(hostname, name, address, address6, &options.add_hosts),
@@ -446,6 +453,7 @@ mod tests {
             host,
             Some("nameserver 192.0.2.1\nnameserver 127.0.0.1\nsearch corp\n"),
             &none,
+            false,
         );
         assert_eq!(r, "nameserver 192.0.2.1\nsearch corp\n");
         assert_eq!(w, None);
@@ -453,12 +461,31 @@ mod tests {
             "nameserver 127.0.0.1\nnameserver ::1\nsearch lan\n",
             None,
             &none,
+            false,
         );
         assert_eq!(r, "search lan\n");
         assert!(w.unwrap().contains("no DNS"));
-        let (r, w) = resolv_conf("", None, &none);
+        let (r, w) = resolv_conf("", None, &none, false);
         assert_eq!(r, "");
         assert!(w.unwrap().contains("has no nameserver"));
+    }
+
+    #[test]
+    fn ipv6_nameservers_stay_when_the_container_has_ipv6_but_not_link_local_ones() {
+        let none = NameOptions::default();
+        let host = "nameserver 192.0.2.1\nnameserver 2001:db8::53\nnameserver fd00::53\n\
+                    nameserver fe80::1\nnameserver fe80::2%eth0\nnameserver ::1\n";
+        let (r, w) = resolv_conf(host, None, &none, true);
+        assert_eq!(
+            r,
+            "nameserver 192.0.2.1\nnameserver 2001:db8::53\nnameserver fd00::53\n"
+        );
+        assert_eq!(w, None);
+        let (r, _) = resolv_conf(host, None, &none, false);
+        assert_eq!(r, "nameserver 192.0.2.1\n");
+        let (r, w) = resolv_conf("nameserver fe80::1\n", None, &none, true);
+        assert_eq!(r, "");
+        assert!(w.unwrap().contains("no DNS"));
     }
 
     #[test]
@@ -474,6 +501,7 @@ mod tests {
             "nameserver 127.0.0.1\nsearch lan\noptions edns0\n",
             None,
             &o,
+            false,
         );
         assert_eq!(
             r,
@@ -481,7 +509,7 @@ mod tests {
         );
         assert_eq!(w, None);
         let o = parse(&[], &[], &["."], &[]).unwrap();
-        let (r, _) = resolv_conf("nameserver 192.0.2.1\nsearch lan\n", None, &o);
+        let (r, _) = resolv_conf("nameserver 192.0.2.1\nsearch lan\n", None, &o, false);
         assert_eq!(r, "nameserver 192.0.2.1\n");
     }
 

@@ -79,18 +79,29 @@ pub async fn plumb(
     )?;
     let veth = start.elapsed();
     // Without IPv6 on the bridge, IPv6 is off on eth0: no link-local
-    // address, no autoconfiguration from a stray router advertisement.
-    // The IPv6 address needs none of these settings first: it is added
-    // without DAD, and a new namespace starts with IPv6 on.
-    let sysctls = match spec.ipv6 {
-        Some(_) => sysctl::Setting::container_ipv6(&spec.peer),
-        None => vec![sysctl::Setting::disable_ipv6(&spec.peer, true)],
+    // address, no autoconfiguration from a stray router advertisement;
+    // that may land while eth0 comes up. With IPv6, accept_dad=0 must land
+    // before eth0 goes up, which adds the link-local address: written
+    // after, that address stays tentative (unusable) for about a second.
+    // (The IPv6 address itself is added without DAD.)
+    let configure = async {
+        match spec.ipv6 {
+            Some(_) => {
+                let sysctls = sysctl::Setting::container_ipv6(&spec.peer);
+                sysctl::apply_in(netns.as_fd(), sysctls).await?;
+                configure_inside(socket, &spec.peer, spec.address, spec.subnet, spec.ipv6).await
+            }
+            None => {
+                let sysctls = vec![sysctl::Setting::disable_ipv6(&spec.peer, true)];
+                tokio::try_join!(
+                    configure_inside(socket, &spec.peer, spec.address, spec.subnet, None),
+                    sysctl::apply_in(netns.as_fd(), sysctls),
+                )
+                .map(drop)
+            }
+        }
     };
-    tokio::try_join!(
-        set_hairpin(nl, &spec.host_ifname),
-        configure_inside(socket, &spec.peer, spec.address, spec.subnet, spec.ipv6),
-        sysctl::apply_in(netns.as_fd(), sysctls),
-    )?;
+    tokio::try_join!(set_hairpin(nl, &spec.host_ifname), configure)?;
     drop(netns);
     // Once eth0 holds the address, so what the host queued for the
     // address finds it, through the new port.
