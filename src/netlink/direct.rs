@@ -24,6 +24,10 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 pub(crate) struct Direct {
     socket: Socket,
     seq: u32,
+    /// Room for one datagram (a dump's parts are at most 32 KiB), kept
+    /// between answers and never zeroed: `recv` writes into its spare
+    /// capacity.
+    buf: Vec<u8>,
 }
 
 impl Direct {
@@ -33,7 +37,11 @@ impl Direct {
         // Kernels before 4.20 lack it and dump every link's addresses:
         // callers keep filtering what they read, so it is only slower.
         let _ = socket.set_netlink_get_strict_chk(true);
-        Ok(Direct { socket, seq: 0 })
+        Ok(Direct {
+            socket,
+            seq: 0,
+            buf: Vec::with_capacity(64 * 1024),
+        })
     }
 
     /// Sends `message` and collects every answer to it: one for a request,
@@ -52,12 +60,13 @@ impl Direct {
         request.serialize(&mut buf);
         self.socket.send(&buf, 0)?;
         let mut answers = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = self.socket.recv(&mut &mut buf[..], 0)?;
+            self.buf.clear();
+            self.socket.recv(&mut self.buf, 0)?;
+            let n = self.buf.len();
             let mut offset = 0;
             while offset < n {
-                let bytes = &buf[offset..n];
+                let bytes = &self.buf[offset..n];
                 let len = NetlinkBuffer::new_checked(bytes).map_err(invalid)?.length() as usize;
                 let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len])
                     .map_err(invalid)?;
