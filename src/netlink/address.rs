@@ -4,9 +4,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use futures_util::TryStreamExt;
 use rtnetlink::Handle;
-use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
+use super::direct::Direct;
 use super::{Error, is_errno};
 
 /// The container's MAC address: 02:42 and the four bytes of its IPv4
@@ -53,41 +54,104 @@ pub(crate) struct LinkAddress {
 /// in the same request.
 pub(crate) async fn all(handle: &Handle, ipv6: bool) -> Result<Vec<LinkAddress>, Error> {
     let mut request = handle.address().get();
-    request.message_mut().header.family = match ipv6 {
-        true => AddressFamily::Unspec,
-        false => AddressFamily::Inet,
-    };
+    request.message_mut().header.family = family(ipv6);
     let messages: Vec<_> = request
         .execute()
         .try_collect()
         .await
         .map_err(Error::request("listing", "addresses"))?;
-    Ok(messages
+    Ok(messages.into_iter().filter_map(link_address).collect())
+}
+
+/// The IPv4 addresses of link `index`, and with `ipv6` its IPv6 ones too,
+/// answered on the spot (see `direct`): the kernel dumps that link alone,
+/// however many others there are.
+pub(crate) fn on_link(
+    direct: &mut Direct,
+    index: u32,
+    ipv6: bool,
+) -> Result<Vec<LinkAddress>, Error> {
+    let mut message = AddressMessage::default();
+    message.header.family = family(ipv6);
+    message.header.index = index;
+    let answers = direct
+        .ask(RouteNetlinkMessage::GetAddress(message), true)
+        .map_err(Error::direct("listing", "addresses"))?;
+    Ok(answers
         .into_iter()
-        .filter_map(|msg| {
-            // IPv4 names its own address IFA_LOCAL, IPv6 only IFA_ADDRESS.
-            let local = msg.attributes.iter().find_map(|attr| match attr {
-                AddressAttribute::Local(addr) => Some(*addr),
-                _ => None,
-            });
-            let addr = local.or_else(|| {
-                msg.attributes.iter().find_map(|attr| match attr {
-                    AddressAttribute::Address(addr) => Some(*addr),
-                    _ => None,
-                })
-            })?;
-            Some(LinkAddress {
-                index: msg.header.index,
-                addr,
-                prefix_len: msg.header.prefix_len,
-            })
+        .filter_map(|answer| match answer {
+            RouteNetlinkMessage::NewAddress(msg) => link_address(msg),
+            _ => None,
         })
         .collect())
+}
+
+fn family(ipv6: bool) -> AddressFamily {
+    match ipv6 {
+        true => AddressFamily::Unspec,
+        false => AddressFamily::Inet,
+    }
+}
+
+fn link_address(msg: AddressMessage) -> Option<LinkAddress> {
+    // IPv4 names its own address IFA_LOCAL, IPv6 only IFA_ADDRESS.
+    let local = msg.attributes.iter().find_map(|attr| match attr {
+        AddressAttribute::Local(addr) => Some(*addr),
+        _ => None,
+    });
+    let addr = local.or_else(|| {
+        msg.attributes.iter().find_map(|attr| match attr {
+            AddressAttribute::Address(addr) => Some(*addr),
+            _ => None,
+        })
+    })?;
+    Some(LinkAddress {
+        index: msg.header.index,
+        addr,
+        prefix_len: msg.header.prefix_len,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kernel_dumps_the_addresses_of_the_one_link_asked_for() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+                "needs root"
+            );
+            eprintln!(
+                "SKIPPED the_kernel_dumps_the_addresses_of_the_one_link_asked_for: needs root"
+            );
+            return;
+        }
+        // A network namespace of this thread's own, which `ip` inherits.
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let script = "ip link set lo up && ip link add d0 type veth peer name d1 && \
+                ip addr add 10.9.0.1/24 dev d0 && ip addr add 10.9.1.1/24 dev d1";
+            let status = std::process::Command::new("sh")
+                .args(["-ec", script])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let index = nix::net::if_::if_nametoindex("d0").unwrap();
+            let mut direct = Direct::open().unwrap();
+            let found = on_link(&mut direct, index, true).unwrap();
+            let want = LinkAddress {
+                index,
+                addr: IpAddr::from([10, 9, 0, 1]),
+                prefix_len: 24,
+            };
+            assert!(found.contains(&want), "{found:?}");
+            assert!(found.iter().all(|a| a.index == index), "{found:?}");
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn mac_is_docker_style_from_the_address() {

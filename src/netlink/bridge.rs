@@ -9,6 +9,7 @@ use rtnetlink::LinkBridge;
 use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteMessage;
 
+use super::direct::Direct;
 use super::{Error, Netlink, address, ipv6, is_errno, link, route};
 use crate::values::{Subnet, Subnet6};
 
@@ -31,13 +32,17 @@ pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> 
     link::check_ifname(&bridge.name)?;
     let handle = nl.handle();
     let ipv6 = bridge.subnet6.is_some();
-    // One round: the kernel answers the three reads in turn, each dump
-    // covering both families when the bridge is dual stack.
-    let (existing, routes, all_addresses) = tokio::try_join!(
-        link::by_name(handle, &bridge.name),
-        route::routes(handle, ipv6),
-        address::all(handle, ipv6),
-    )?;
+    // Read on the spot, before the first await (see `direct`); each dump
+    // covers both families when the bridge is dual stack. A bridge created
+    // below starts without addresses.
+    let mut direct = Direct::open().map_err(Error::Socket)?;
+    let existing = link::by_name_direct(&mut direct, &bridge.name)?;
+    let all_addresses = match &existing {
+        Some(link) => address::on_link(&mut direct, link.index, ipv6)?,
+        None => Vec::new(),
+    };
+    let routes = route::routes(&mut direct, ipv6)?;
+    drop(direct);
     check_overlap(nl, bridge, &routes, existing.as_ref().map(|l| l.index)).await?;
     let br = match existing {
         Some(br) => br,

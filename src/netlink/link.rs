@@ -1,9 +1,11 @@
 //! Links in general: names, lookups, bringing up.
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::{Handle, LinkUnspec};
 
+use super::direct::Direct;
 use super::{Error, is_errno};
 
 /// The kernel's limit: IFNAMSIZ less the terminating NUL.
@@ -113,6 +115,22 @@ pub(crate) async fn by_name(handle: &Handle, name: &str) -> Result<Option<Link>,
             .await,
         name,
     )
+}
+
+/// [`by_name`], answered on the spot (see `direct`).
+pub(crate) fn by_name_direct(direct: &mut Direct, name: &str) -> Result<Option<Link>, Error> {
+    let mut message = LinkMessage::default();
+    message
+        .attributes
+        .push(LinkAttribute::IfName(name.to_string()));
+    match direct.ask(RouteNetlinkMessage::GetLink(message), false) {
+        Ok(answers) => Ok(answers.into_iter().find_map(|answer| match answer {
+            RouteNetlinkMessage::NewLink(msg) => Some(Link::from_message(msg)),
+            _ => None,
+        })),
+        Err(err) if err.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+        Err(err) => Err(Error::direct("looking up link", name)(err)),
+    }
 }
 
 /// The link with index `index`, or None when there is none.

@@ -9,6 +9,7 @@
 mod address;
 mod bridge;
 mod detached;
+mod direct;
 mod ipv6;
 mod link;
 mod netns;
@@ -107,6 +108,19 @@ impl Error {
             action,
             object,
             source: io_error(err),
+        }
+    }
+
+    /// [`Error::request`] for a request answered on the spot (see `direct`).
+    pub(crate) fn direct(
+        action: &'static str,
+        object: impl Into<String>,
+    ) -> impl FnOnce(io::Error) -> Error {
+        let object = object.into();
+        move |source| Error::Request {
+            action,
+            object,
+            source,
         }
     }
 }

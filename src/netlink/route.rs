@@ -3,12 +3,13 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use futures_util::TryStreamExt;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::{Handle, RouteMessageBuilder};
 
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+
 use super::Error;
-use rtnetlink::packet_route::AddressFamily;
+use super::direct::Direct;
 
 use crate::values::{Subnet, Subnet6};
 
@@ -68,19 +69,25 @@ pub(crate) fn first_overlap6(
 }
 
 /// Every IPv4 route of every table, and with `ipv6` every IPv6 one too,
-/// in the same request.
-pub(crate) async fn routes(handle: &Handle, ipv6: bool) -> Result<Vec<RouteMessage>, Error> {
-    let mut message = RouteMessageBuilder::<Ipv4Addr>::new().build();
-    if ipv6 {
-        message.header.address_family = AddressFamily::Unspec;
-    }
-    handle
-        .route()
-        .get(message)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(Error::request("listing", "routes"))
+/// in the same request, answered on the spot (see `direct`).
+pub(crate) fn routes(direct: &mut Direct, ipv6: bool) -> Result<Vec<RouteMessage>, Error> {
+    // All zero but the family: with strict checking a table, protocol or
+    // type in the header would filter the dump.
+    let mut message = RouteMessage::default();
+    message.header.address_family = match ipv6 {
+        true => AddressFamily::Unspec,
+        false => AddressFamily::Inet,
+    };
+    let answers = direct
+        .ask(RouteNetlinkMessage::GetRoute(message), true)
+        .map_err(Error::direct("listing", "routes"))?;
+    Ok(answers
+        .into_iter()
+        .filter_map(|answer| match answer {
+            RouteNetlinkMessage::NewRoute(route) => Some(route),
+            _ => None,
+        })
+        .collect())
 }
 
 /// The destination, its prefix length and the output interface of a route
