@@ -42,12 +42,13 @@ pub struct Attachment {
     netns: Option<OwnedFd>,
 }
 
-/// Takes the address lease (`ip`, or the lowest free; on a dual-stack
-/// bridge with the IPv6 address `ip6` or the derived one) for `holder`, then
-/// makes sure the bridge is there and sets `sysctls` (see
-/// `plan::network_part`). The lease is taken before the first await: a
-/// caller polling this first learns of a taken address before starting
-/// anything else.
+/// Makes sure the bridge is there, then takes the address lease (`ip`, or
+/// the lowest free; on a dual-stack bridge with the IPv6 address `ip6` or
+/// the derived one) for `holder`, and sets `sysctls` (see
+/// `plan::network_part`). The bridge comes first so a name that is no
+/// bridge leaves no lease directory behind; a taken address is refused
+/// after clone3, which the run path polls first, and its child is then
+/// ended before it runs anything.
 pub async fn prepare(
     bridge: &Bridge,
     ip: Option<Ipv4Addr>,
