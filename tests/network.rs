@@ -436,10 +436,12 @@ fn the_supervisor_holds_the_containers_namespace_by_one_fd_and_no_socket_in_it()
         std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children")).unwrap();
     let container: u32 = children.trim().parse().expect("one container pid");
     let theirs = std::fs::read_link(format!("/proc/{container}/ns/net")).unwrap();
+    // Its own namespace it may hold, to come back to after plumbing.
+    let own = std::fs::read_link(format!("/proc/{supervisor}/ns/net")).unwrap();
     let held: Vec<_> = std::fs::read_dir(format!("/proc/{supervisor}/fd"))
         .unwrap()
         .filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
-        .filter(|target| target.to_string_lossy().starts_with("net:["))
+        .filter(|target| target.to_string_lossy().starts_with("net:[") && *target != own)
         .collect();
     assert_eq!(held, vec![theirs], "namespace fds held by the supervisor");
     // No netlink socket of ours inside it (ss lists its own netns's).

@@ -10,14 +10,48 @@
 //! one interface rather than of all of them) and refuses a malformed
 //! request instead of ignoring what it does not understand; every field a
 //! request does not mean to filter on must be zero.
+//!
+//! Changes go the same way ([`Direct::pipeline`]): the kernel carries out
+//! a netlink request inside the `sendmsg` that brings it, whatever the
+//! socket's mode, so an async socket saves nothing there, and the plumbing
+//! of a container sends its requests in one message and reads their acks.
 
 use std::io;
+use std::os::fd::AsRawFd;
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use rtnetlink::packet_core::{
-    NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkBuffer,
+    NetlinkMessage, NetlinkPayload,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
+
+/// How a change request treats what is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Changes an object that exists (a link's flags or port settings).
+    Modify,
+    /// Creates the object; one already there is an error (EEXIST).
+    Create,
+    /// Creates the object, or replaces the one already there.
+    Replace,
+}
+
+impl Change {
+    fn flags(self) -> u16 {
+        NLM_F_REQUEST
+            | NLM_F_ACK
+            | match self {
+                Change::Modify => 0,
+                Change::Create => NLM_F_CREATE | NLM_F_EXCL,
+                Change::Replace => NLM_F_CREATE | NLM_F_REPLACE,
+            }
+    }
+}
+
+/// One request of a [`Direct::pipeline`]: a change, acknowledged, or a
+/// lookup (`Change` None), answered with one message.
+pub(crate) type Request = (RouteNetlinkMessage, Option<Change>);
 
 /// A netlink socket in the calling thread's network namespace, asking the
 /// kernel one thing at a time.
@@ -44,6 +78,110 @@ impl Direct {
         })
     }
 
+    /// Sends every request in one message, in order, and returns each
+    /// one's outcome in the same order: the answer of a lookup (None when
+    /// the kernel found nothing to answer with), nothing for a change. The
+    /// kernel carries out every request whatever the outcome of the ones
+    /// before it, so a request that needs an earlier one to have succeeded
+    /// fails too when that one did; the caller reports the first failure.
+    pub(crate) fn pipeline(
+        &mut self,
+        requests: Vec<Request>,
+    ) -> io::Result<Vec<io::Result<Option<RouteNetlinkMessage>>>> {
+        let first = self.seq + 1;
+        let count = requests.len();
+        let mut out = Vec::new();
+        for (message, change) in requests {
+            self.seq += 1;
+            let mut request = NetlinkMessage::from(message);
+            request.header.flags = change.map_or(NLM_F_REQUEST, Change::flags);
+            request.header.sequence_number = self.seq;
+            request.finalize();
+            let start = out.len();
+            out.resize(start + request.buffer_len(), 0);
+            request.serialize(&mut out[start..]);
+        }
+        self.socket.send(&out, 0)?;
+        let mut outcomes: Vec<Option<io::Result<Option<RouteNetlinkMessage>>>> =
+            (0..count).map(|_| None).collect();
+        let mut pending = count;
+        self.receive(|msg| {
+            let slot = msg
+                .header
+                .sequence_number
+                .checked_sub(first)
+                .and_then(|i| outcomes.get_mut(i as usize))
+                .filter(|slot| slot.is_none());
+            // Anything else is a stale answer to an earlier request.
+            if let Some(slot) = slot {
+                let outcome = match msg.payload {
+                    NetlinkPayload::Error(err) => match err.code {
+                        None => Some(Ok(None)),
+                        Some(code) => Some(Err(io::Error::from_raw_os_error(-code.get()))),
+                    },
+                    NetlinkPayload::InnerMessage(inner) => Some(Ok(Some(inner))),
+                    _ => None,
+                };
+                if outcome.is_some() {
+                    *slot = outcome;
+                    pending -= 1;
+                }
+            }
+            pending == 0
+        })?;
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Reads messages and hands each to `take` until it says it has had
+    /// enough.
+    fn receive(
+        &mut self,
+        mut take: impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> bool,
+    ) -> io::Result<()> {
+        loop {
+            self.buf.clear();
+            self.socket.recv(&mut self.buf, 0)?;
+            let n = self.buf.len();
+            let mut offset = 0;
+            while offset < n {
+                let bytes = &self.buf[offset..n];
+                let len = NetlinkBuffer::new_checked(bytes).map_err(invalid)?.length() as usize;
+                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len])
+                    .map_err(invalid)?;
+                if take(msg) {
+                    return Ok(());
+                }
+                if len == 0 {
+                    break;
+                }
+                offset += (len + 3) & !3;
+            }
+        }
+    }
+
+    /// The index of link `name` in the socket's namespace (SIOCGIFINDEX:
+    /// a lookup under RCU, without RTNL or a message to build).
+    pub(crate) fn index_of(&self, name: &str) -> io::Result<u32> {
+        // SAFETY: ifreq is plain data, valid zeroed.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        if name.len() >= req.ifr_name.len() || name.as_bytes().contains(&0) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *dst = src as libc::c_char;
+        }
+        // SAFETY: the socket is open for the call and `req` is a valid,
+        // NUL-terminated ifreq the kernel writes the index into. A netlink
+        // socket has no ioctls of its own: the kernel hands the request to
+        // the device layer of the socket's namespace.
+        let ret = unsafe { libc::ioctl(self.socket.as_raw_fd(), libc::SIOCGIFINDEX, &mut req) };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: SIOCGIFINDEX filled the union's index.
+        Ok(unsafe { req.ifr_ifru.ifru_ifindex } as u32)
+    }
+
     /// Sends `message` and collects every answer to it: one for a request,
     /// all of them until DONE with `dump`.
     pub(crate) fn ask(
@@ -59,42 +197,30 @@ impl Direct {
         let mut buf = vec![0; request.buffer_len()];
         request.serialize(&mut buf);
         self.socket.send(&buf, 0)?;
+        let seq = self.seq;
         let mut answers = Vec::new();
-        loop {
-            self.buf.clear();
-            self.socket.recv(&mut self.buf, 0)?;
-            let n = self.buf.len();
-            let mut offset = 0;
-            while offset < n {
-                let bytes = &self.buf[offset..n];
-                let len = NetlinkBuffer::new_checked(bytes).map_err(invalid)?.length() as usize;
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len])
-                    .map_err(invalid)?;
-                // A stale answer to an earlier request, cut short by an error.
-                if msg.header.sequence_number == self.seq {
-                    match msg.payload {
-                        NetlinkPayload::Done(_) => return Ok(answers),
-                        NetlinkPayload::Error(err) => {
-                            return match err.code {
-                                None => Ok(answers),
-                                Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
-                            };
-                        }
-                        NetlinkPayload::InnerMessage(inner) => {
-                            answers.push(inner);
-                            if !dump {
-                                return Ok(answers);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                if len == 0 {
-                    break;
-                }
-                offset += (len + 3) & !3;
+        let mut outcome = Ok(());
+        self.receive(|msg| {
+            // A stale answer to an earlier request, cut short by an error.
+            if msg.header.sequence_number != seq {
+                return false;
             }
-        }
+            match msg.payload {
+                NetlinkPayload::Done(_) => true,
+                NetlinkPayload::Error(err) => {
+                    if let Some(code) = err.code {
+                        outcome = Err(io::Error::from_raw_os_error(-code.get()));
+                    }
+                    true
+                }
+                NetlinkPayload::InnerMessage(inner) => {
+                    answers.push(inner);
+                    !dump
+                }
+                _ => false,
+            }
+        })?;
+        outcome.map(|()| answers)
     }
 }
 

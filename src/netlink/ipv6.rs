@@ -9,11 +9,39 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
 
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
-use rtnetlink::{Handle, RouteMessageBuilder};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
+use rtnetlink::packet_route::route::RouteMessage;
+use rtnetlink::{AddressMessageBuilder, Handle, RouteMessageBuilder};
 
 use super::netns::{socket_in, with_connection};
 use super::{Error, Netlink, is_errno, link};
+
+/// The request adding `addr/prefix_len` to link `index` without DAD. The
+/// header holds the old 8-bit flags, IFA_FLAGS all 32; the kernel reads
+/// IFA_FLAGS when present. Both say the same.
+pub(crate) fn address_message(index: u32, addr: Ipv6Addr, prefix_len: u8) -> AddressMessage {
+    let mut message = AddressMessageBuilder::<Ipv6Addr>::new()
+        .index(index)
+        .address(addr, prefix_len)
+        .build();
+    message.header.flags = AddressHeaderFlags::Nodad;
+    message
+        .attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    message
+}
+
+/// The request adding `default via gateway` for IPv6, through `oif` when
+/// given.
+pub(crate) fn default_route_message(gateway: Ipv6Addr, oif: Option<u32>) -> RouteMessage {
+    let mut builder = RouteMessageBuilder::<Ipv6Addr>::new().gateway(gateway);
+    if let Some(oif) = oif {
+        builder = builder.output_interface(oif);
+    }
+    builder.build()
+}
 
 /// Adds `addr/prefix_len` to link `index` (`ifname` is for errors) without
 /// DAD. With `existing_ok`, an address already present counts as added.
@@ -26,13 +54,7 @@ pub(crate) async fn add_address(
     existing_ok: bool,
 ) -> Result<(), Error> {
     let mut request = handle.address().add(index, IpAddr::V6(addr), prefix_len);
-    let message = request.message_mut();
-    // The header holds the old 8-bit flags, IFA_FLAGS all 32; the kernel
-    // reads IFA_FLAGS when present. Both say the same.
-    message.header.flags = AddressHeaderFlags::Nodad;
-    message
-        .attributes
-        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    *request.message_mut() = address_message(index, addr, prefix_len);
     match request.execute().await {
         Err(err) if existing_ok && is_errno(&err, libc::EEXIST) => Ok(()),
         other => other.map_err(Error::request(
@@ -49,13 +71,9 @@ pub(crate) async fn add_default_route(
     gateway: Ipv6Addr,
     oif: Option<u32>,
 ) -> Result<(), Error> {
-    let mut builder = RouteMessageBuilder::<Ipv6Addr>::new().gateway(gateway);
-    if let Some(oif) = oif {
-        builder = builder.output_interface(oif);
-    }
     handle
         .route()
-        .add(builder.build())
+        .add(default_route_message(gateway, oif))
         .execute()
         .await
         .map_err(Error::request(

@@ -69,7 +69,7 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    fn from_message(msg: LinkMessage) -> Link {
+    pub(crate) fn from_message(msg: LinkMessage) -> Link {
         let mut name = String::new();
         let mut kind = None;
         let mut controller = None;

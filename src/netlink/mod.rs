@@ -20,6 +20,10 @@ pub mod sysctl;
 mod veth;
 
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use direct::Direct;
 
 pub use address::mac_for;
 pub use bridge::{Bridge, ensure_bridge};
@@ -27,18 +31,26 @@ pub use detached::{remove_link_detached, remove_link_now};
 pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in, link_local_for};
 pub use link::{check_ifname, ifname_problem};
 pub use netns::{namespace_type, socket_in};
-pub use plumb::{ContainerLink, PEER, PlumbTimings, configure_inside, plumb};
+pub use plumb::{ContainerLink, PEER, PlumbTimings, plumb};
 pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
-pub use veth::{
-    create_veth, remove_link, set_forwarding, set_hairpin, set_neighbour, wait_forwarding,
-};
+pub use veth::{remove_link, wait_forwarding};
 
 /// A netlink connection in the supervisor's own (host) network namespace.
 /// Its connection task runs on the current tokio runtime until the last
-/// clone of the handle is dropped.
-#[derive(Clone, Debug)]
+/// clone of the handle is dropped. Beside it, a plain socket for the
+/// plumbing's pipelined requests (see `direct`), and the namespace itself,
+/// to come back to after entering a container's (see `netns::within`).
+#[derive(Clone)]
 pub struct Netlink {
     handle: rtnetlink::Handle,
+    direct: Arc<Mutex<Direct>>,
+    home: Arc<OwnedFd>,
+}
+
+impl std::fmt::Debug for Netlink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Netlink").finish_non_exhaustive()
+    }
 }
 
 impl Netlink {
@@ -48,11 +60,31 @@ impl Netlink {
             .map_err(|err| Error::Socket(io::Error::other(err)))?;
         let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Socket)?;
         runtime.spawn(connection);
-        Ok(Netlink { handle })
+        let direct = Direct::open().map_err(Error::Socket)?;
+        let home = netns::current().map_err(Error::Socket)?;
+        Ok(Netlink {
+            handle,
+            direct: Arc::new(Mutex::new(direct)),
+            home: Arc::new(home),
+        })
     }
 
     pub(crate) fn handle(&self) -> &rtnetlink::Handle {
         &self.handle
+    }
+
+    /// The plain socket, for one synchronous stretch of requests (never
+    /// held across an await).
+    pub(crate) fn direct(&self) -> MutexGuard<'_, Direct> {
+        // A panic while it was held left no state behind but the socket.
+        self.direct
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The network namespace this connection lives in.
+    pub(crate) fn home(&self) -> BorrowedFd<'_> {
+        self.home.as_fd()
     }
 }
 

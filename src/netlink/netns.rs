@@ -2,11 +2,13 @@
 //! namespace a descriptor is.
 //!
 //! A socket belongs to the namespace of the thread that creates it, for its
-//! whole life. So a short-lived std thread joins the target namespace,
-//! creates the socket and hands the fd back; the runtime's own threads never
-//! change namespace. The socket holds a reference on the namespace: it must be
-//! closed when the work is done, or the namespace (and the veth in it)
-//! outlives the container.
+//! whole life, and so does a /proc/sys/net file. So a short-lived std thread
+//! joins the target namespace, creates the socket and hands the fd back; or,
+//! where a thread's start would be most of the cost (plumbing), [`within`]
+//! takes the calling thread there for one synchronous call and back, so no
+//! other task ever runs on a thread in the wrong namespace. The socket holds
+//! a reference on the namespace: it must be closed when the work is done, or
+//! the namespace (and the veth in it) outlives the container.
 
 use std::future::Future;
 use std::io;
@@ -56,6 +58,41 @@ fn open_in(netns: OwnedFd) -> io::Result<TokioSocket> {
     let mut socket = TokioSocket::new(NETLINK_ROUTE)?;
     socket.socket_mut().bind_auto()?;
     Ok(socket)
+}
+
+/// The calling thread's network namespace, to come back to from
+/// [`within`].
+pub(crate) fn current() -> io::Result<OwnedFd> {
+    Ok(OwnedFd::from(std::fs::File::open(
+        "/proc/thread-self/ns/net",
+    )?))
+}
+
+/// Runs `work` with the calling thread in the network namespace `netns`,
+/// then brings the thread back to `home` (its own, from [`current`]), on
+/// every way out of `work`, unwinding included.
+///
+/// `work` is synchronous: no other task runs on this thread meanwhile, so a
+/// runtime thread may do it. A thread that cannot come back (the kernel
+/// refusing to enter a namespace it was in a moment ago) would go on doing
+/// everyone's work in the container's namespace: the process aborts then.
+pub(crate) fn within<T>(
+    home: BorrowedFd<'_>,
+    netns: BorrowedFd<'_>,
+    work: impl FnOnce() -> T,
+) -> io::Result<T> {
+    struct Back<'a>(BorrowedFd<'a>);
+    impl Drop for Back<'_> {
+        fn drop(&mut self) {
+            if let Err(errno) = nix::sched::setns(self.0, CloneFlags::CLONE_NEWNET) {
+                eprintln!("supervisor: cannot return to its own network namespace: {errno}");
+                std::process::abort();
+            }
+        }
+    }
+    nix::sched::setns(netns, CloneFlags::CLONE_NEWNET)?;
+    let _back = Back(home);
+    Ok(work())
 }
 
 /// Runs `work` with a rtnetlink handle on `socket`, then closes the socket:

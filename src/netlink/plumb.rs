@@ -1,23 +1,22 @@
-//! One container's network: the veth pair, then inside the container lo and
-//! its interface (`eth0` for `run`, `CNI_IFNAME` for a CNI engine) up, the
+//! One container's network: the veth pair, then inside the container its
+//! interface (`eth0` for `run`, `CNI_IFNAME` for a CNI engine) up, the
 //! address and the default route via the bridge; with IPv6, its IPv6
-//! address (no DAD) and IPv6 default route too, in the same pipeline.
+//! address (no DAD) and IPv6 default route too, in the same pipeline; then
+//! the host's side of the port.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::netns::{NetnsSocket, socket_in, with_connection};
-use super::{
-    Error, Netlink, address, create_veth, ipv6, link, route, set_forwarding, set_hairpin,
-    set_neighbour, sysctl,
-};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::{AddressMessageBuilder, LinkUnspec, RouteMessageBuilder};
+
+use super::direct::{Change, Direct, Request};
+use super::{Error, Netlink, address, ipv6, link, netns, sysctl, veth};
 use crate::values::{Subnet, Subnet6};
 
 /// The container's end of the pair, as `run` names it.
 pub const PEER: &str = "eth0";
-/// `lo` has index 1 in every network namespace.
-const LOOPBACK_INDEX: u32 = 1;
 
 /// What to plumb for one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,20 +38,32 @@ pub struct ContainerLink {
 /// Where the time of [`plumb`] went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PlumbTimings {
-    /// The veth pair created, while a thread opened the socket inside.
+    /// The veth pair created.
     pub veth: Duration,
-    /// Hairpin on the host side, while lo, eth0, address and route were set
-    /// inside.
-    pub configure: Duration,
+    /// Inside: the socket, eth0's sysctls, eth0 up, its addresses and
+    /// default routes.
+    pub inside: Duration,
+    /// On the host: the bridge port forwarding, hairpin on it, the
+    /// container's forwarding and neighbour entries.
+    pub host: Duration,
     pub total: Duration,
 }
 
 /// Plumbs the container whose network namespace is `netns`: the veth pair
-/// with its peer created inside, hairpin mode on the host end, and inside
-/// lo and the peer up, the address and the default route via the gateway,
-/// and IPv6 disabled on the peer or, with `spec.ipv6`, configured as
-/// `sysctl::Setting::container_ipv6` says, with its address and default
-/// route; then the host's neighbour entry for the IPv4 address.
+/// with its peer created inside; inside, IPv6 disabled on the peer or,
+/// with `spec.ipv6`, configured as `sysctl::Setting::container_ipv6` says,
+/// then the peer up with its address and the default route via the
+/// gateway (with IPv6, its IPv6 address and default route too); on the
+/// host, the bridge port forwarding, in hairpin mode, and the host's
+/// forwarding and neighbour entries for the container.
+///
+/// `lo` is not the plumbing's: the container's own process brings it up
+/// (`spawn`), as a CNI engine does in the namespaces it hands over.
+///
+/// Each side's requests go in one message over a plain socket (see
+/// `direct`), and the socket inside is opened by this thread for a moment
+/// in the container's namespace (`netns::within`): a thread of its own
+/// cost more to start than the work it did.
 ///
 /// Takes the namespace fd and closes it, along with everything else that
 /// refers to the namespace, before returning: the namespace, and with it
@@ -64,116 +75,233 @@ pub async fn plumb(
 ) -> Result<PlumbTimings, Error> {
     link::check_ifname(&spec.host_ifname)?;
     link::check_ifname(&spec.peer)?;
+    let (timings, forwarding) = plumb_now(nl, spec, netns)?;
+    if !forwarding {
+        // A kernel whose lookup does not run the link watcher (see
+        // `host_side`): the watcher's own work item will.
+        super::wait_forwarding(nl, &spec.host_ifname).await?;
+    }
+    Ok(timings)
+}
+
+/// [`plumb`]'s requests, each answered before it returns; whether the
+/// bridge port forwards already.
+fn plumb_now(
+    nl: &Netlink,
+    spec: &ContainerLink,
+    netns: OwnedFd,
+) -> Result<(PlumbTimings, bool), Error> {
     let start = Instant::now();
     let mac = address::mac_for(spec.address);
-    let (socket, ()) = tokio::try_join!(
-        socket_in(netns.as_fd()),
-        create_veth(
-            nl,
-            &spec.host_ifname,
-            spec.bridge_index,
-            &spec.peer,
-            mac,
-            netns.as_fd()
-        ),
-    )?;
+    let mut host = nl.direct();
+    let veth = veth::create_message(
+        &spec.host_ifname,
+        spec.bridge_index,
+        &spec.peer,
+        mac,
+        netns.as_fd(),
+    );
+    let outcomes = host
+        .pipeline(vec![(
+            RouteNetlinkMessage::NewLink(veth),
+            Some(Change::Create),
+        )])
+        .map_err(Error::direct("creating veth", &spec.host_ifname))?;
+    first_failure(outcomes, vec![("creating veth", spec.host_ifname.clone())])?;
     let veth = start.elapsed();
-    // Without IPv6 on the bridge, IPv6 is off on eth0: no link-local
-    // address, no autoconfiguration from a stray router advertisement;
-    // that may land while eth0 comes up. With IPv6, accept_dad=0 must land
-    // before eth0 goes up, which adds the link-local address: written
-    // after, that address stays tentative (unusable) for about a second.
-    // (The IPv6 address itself is added without DAD.)
-    let configure = async {
-        match spec.ipv6 {
-            Some(_) => {
-                let sysctls = sysctl::Setting::container_ipv6(&spec.peer);
-                sysctl::apply_in(netns.as_fd(), sysctls).await?;
-                configure_inside(socket, &spec.peer, spec.address, spec.subnet, spec.ipv6).await
-            }
-            None => {
-                let sysctls = vec![sysctl::Setting::disable_ipv6(&spec.peer, true)];
-                tokio::try_join!(
-                    configure_inside(socket, &spec.peer, spec.address, spec.subnet, None),
-                    sysctl::apply_in(netns.as_fd(), sysctls),
-                )
-                .map(drop)
-            }
-        }
-    };
-    tokio::try_join!(set_hairpin(nl, &spec.host_ifname), configure)?;
+    inside(nl, spec, netns.as_fd())?;
     drop(netns);
-    // Once eth0 holds the address, so what the host queued for the
-    // address finds it, through the new port.
+    let inside = start.elapsed();
+    let forwarding = host_side(&mut host, spec, mac)?;
+    let total = start.elapsed();
+    let timings = PlumbTimings {
+        veth,
+        inside: inside - veth,
+        host: total - inside,
+        total,
+    };
+    Ok((timings, forwarding))
+}
+
+/// Inside the container's namespace `netns`: the peer's IPv6 sysctls, then
+/// the peer up, its address and default route, and with IPv6 its IPv6
+/// address (no DAD) and default route.
+///
+/// Without IPv6 on the bridge, IPv6 is off on the peer: no link-local
+/// address, no autoconfiguration from a stray router advertisement. With
+/// it, accept_dad=0 must land before the peer goes up, which adds the
+/// link-local address: written after, that address stays tentative
+/// (unusable) for about a second. Both are written while the peer is
+/// still down.
+fn inside(nl: &Netlink, spec: &ContainerLink, netns: BorrowedFd<'_>) -> Result<(), Error> {
+    let peer = &spec.peer;
+    let sysctls = match spec.ipv6 {
+        Some(_) => sysctl::Setting::container_ipv6(peer),
+        None => vec![sysctl::Setting::disable_ipv6(peer, true)],
+    };
+    let mut inside = netns::within(nl.home(), netns, || {
+        let socket = Direct::open().map_err(Error::NetnsSocket)?;
+        sysctls.iter().try_for_each(|s| s.apply().map(drop))?;
+        Ok::<_, Error>(socket)
+    })
+    .map_err(Error::EnterNetns)??;
+    let index = inside.index_of(peer).map_err(|source| Error::Request {
+        action: "finding",
+        object: format!("{peer} in the container"),
+        source,
+    })?;
+    let (address, prefix_len) = (spec.address, spec.subnet.prefix_len());
+    let gateway = spec.subnet.gateway();
+    // Handled in this order: the route needs the peer up and addressed.
+    let mut requests: Vec<Request> = vec![
+        (
+            RouteNetlinkMessage::NewLink(LinkUnspec::new_with_index(index).up().build()),
+            Some(Change::Modify),
+        ),
+        (
+            RouteNetlinkMessage::NewAddress(
+                AddressMessageBuilder::<Ipv4Addr>::new()
+                    .index(index)
+                    .address(address, prefix_len)
+                    .build(),
+            ),
+            Some(Change::Create),
+        ),
+        (
+            RouteNetlinkMessage::NewRoute(
+                RouteMessageBuilder::<Ipv4Addr>::new()
+                    .gateway(gateway)
+                    .build(),
+            ),
+            Some(Change::Create),
+        ),
+    ];
+    let mut contexts = vec![
+        ("bringing up", peer.clone()),
+        (
+            "adding address",
+            format!("{address}/{prefix_len} to {peer}"),
+        ),
+        ("adding default route via", gateway.to_string()),
+    ];
+    if let Some((address6, subnet6)) = spec.ipv6 {
+        let prefix_len6 = subnet6.prefix_len();
+        requests.extend([
+            (
+                RouteNetlinkMessage::NewAddress(ipv6::address_message(
+                    index,
+                    address6,
+                    prefix_len6,
+                )),
+                Some(Change::Create),
+            ),
+            (
+                RouteNetlinkMessage::NewRoute(ipv6::default_route_message(
+                    subnet6.gateway(),
+                    Some(index),
+                )),
+                Some(Change::Create),
+            ),
+        ]);
+        contexts.extend([
+            (
+                "adding address",
+                format!("{address6}/{prefix_len6} to {peer}"),
+            ),
+            (
+                "adding IPv6 default route via",
+                subnet6.gateway().to_string(),
+            ),
+        ]);
+    }
+    let outcomes = inside.pipeline(requests).map_err(Error::direct(
+        "configuring",
+        format!("{peer} in the container"),
+    ))?;
+    first_failure(outcomes, contexts)
+}
+
+/// On the host, once the peer holds its address: the bridge port made to
+/// forward, hairpin mode on it, and the bridge's forwarding entry and the
+/// host's neighbour entries for the container (see `veth`). Whether the
+/// port forwards.
+///
+/// The peer's coming up gave the host end its carrier, but the bridge
+/// enables the port only when the kernel's link watcher has seen that
+/// carrier, in a work item of its own, later (see `veth::wait_forwarding`).
+/// A link lookup runs the watcher for that link on the spot (the kernel
+/// does it so a lookup never reports a state it has yet to act on), so
+/// the lookup first in this message leaves the port forwarding, and its
+/// answer says so.
+fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<bool, Error> {
+    let name = &spec.host_ifname;
+    let port = host
+        .index_of(name)
+        .map_err(Error::direct("finding", name))?;
     // An IPv6 address derived from the IPv4 one keeps its MAC when reused,
     // as the IPv4 address does; a pinned one may come back with another
     // container's MAC, so its entry is set too.
     let pinned6 = spec
         .ipv6
         .filter(|(address6, subnet6)| subnet6.derive(spec.subnet, spec.address) != Some(*address6));
-    let neighbour6 = async {
-        match pinned6 {
-            Some((address6, _)) => {
-                set_neighbour(nl, spec.bridge_index, IpAddr::V6(address6), mac).await
-            }
-            None => Ok(()),
-        }
-    };
-    tokio::try_join!(
-        set_forwarding(nl, &spec.host_ifname, mac),
-        set_neighbour(nl, spec.bridge_index, IpAddr::V4(spec.address), mac),
-        neighbour6,
-    )?;
-    let total = start.elapsed();
-    Ok(PlumbTimings {
-        veth,
-        configure: total - veth,
-        total,
+    let mut requests: Vec<Request> = vec![
+        (
+            RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(port).build()),
+            None,
+        ),
+        (
+            RouteNetlinkMessage::NewLink(veth::hairpin_message(port)),
+            Some(Change::Modify),
+        ),
+        (
+            RouteNetlinkMessage::NewNeighbour(veth::forwarding_message(port, mac)),
+            Some(Change::Replace),
+        ),
+        (
+            RouteNetlinkMessage::NewNeighbour(veth::neighbour_message(
+                spec.bridge_index,
+                IpAddr::V4(spec.address),
+                mac,
+            )),
+            Some(Change::Replace),
+        ),
+    ];
+    let mut contexts = vec![
+        ("looking up link", name.clone()),
+        ("turning on hairpin mode of", name.clone()),
+        ("setting the bridge forwarding entry of", name.clone()),
+        ("setting the neighbour entry of", spec.address.to_string()),
+    ];
+    if let Some((address6, _)) = pinned6 {
+        requests.push((
+            RouteNetlinkMessage::NewNeighbour(veth::neighbour_message(
+                spec.bridge_index,
+                IpAddr::V6(address6),
+                mac,
+            )),
+            Some(Change::Replace),
+        ));
+        contexts.push(("setting the neighbour entry of", address6.to_string()));
+    }
+    let mut outcomes = host
+        .pipeline(requests)
+        .map_err(Error::direct("configuring", name))?;
+    let lookup = std::mem::replace(&mut outcomes[0], Ok(None));
+    first_failure(outcomes, contexts)?;
+    Ok(match lookup {
+        Ok(Some(RouteNetlinkMessage::NewLink(msg))) => link::Link::from_message(msg).running,
+        _ => false,
     })
 }
 
-/// Inside the container, through `socket` (closed on return): lo up, `peer`
-/// up, `address` on it and the default route via the subnet's gateway;
-/// with `ipv6`, its address (no DAD) and the default route via the
-/// subnet6's gateway.
-pub async fn configure_inside(
-    socket: NetnsSocket,
-    peer: &str,
-    address: Ipv4Addr,
-    subnet: Subnet,
-    ipv6: Option<(Ipv6Addr, Subnet6)>,
+/// The first failed request's error, named by its context (`contexts`, in
+/// the order of the requests).
+fn first_failure(
+    outcomes: Vec<std::io::Result<Option<RouteNetlinkMessage>>>,
+    contexts: Vec<(&'static str, String)>,
 ) -> Result<(), Error> {
-    with_connection(socket, |handle| async move {
-        let (eth0, ()) = tokio::try_join!(
-            link::by_name(&handle, peer),
-            link::set_up(&handle, LOOPBACK_INDEX, "lo"),
-        )?;
-        let eth0 = eth0.ok_or_else(|| Error::Request {
-            action: "finding",
-            object: format!("{peer} in the container"),
-            source: std::io::Error::from_raw_os_error(libc::ENODEV),
-        })?;
-        // Sent in this order, handled in this order: the kernel runs a
-        // socket's requests as they arrive, and the route needs eth0 up.
-        let v6 = async {
-            let Some((address6, subnet6)) = ipv6 else {
-                return Ok(());
-            };
-            tokio::try_join!(
-                biased;
-                ipv6::add_address(&handle, eth0.index, peer, address6, subnet6.prefix_len(), false),
-                ipv6::add_default_route(&handle, subnet6.gateway(), Some(eth0.index)),
-            )
-            .map(drop)
-        };
-        tokio::try_join!(
-            biased;
-            link::set_up(&handle, eth0.index, peer),
-            address::add(&handle, eth0.index, peer, address, subnet.prefix_len(), false),
-            route::add_default(&handle, subnet.gateway()),
-            v6,
-        )?;
-        Ok(())
-    })
-    .await
+    for (outcome, (action, object)) in outcomes.into_iter().zip(contexts) {
+        outcome.map_err(Error::direct(action, object))?;
+    }
+    Ok(())
 }

@@ -1,10 +1,8 @@
-//! IPv4 routes: the container's default route, and the host routes a new
-//! subnet (IPv4 or IPv6) must not overlap.
+//! The host routes a new subnet (IPv4 or IPv6) must not overlap.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
-use rtnetlink::{Handle, RouteMessageBuilder};
 
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -16,24 +14,6 @@ use crate::values::{Subnet, Subnet6};
 /// The kernel's table of local and broadcast addresses: routes to the host's
 /// own addresses, never a reason to refuse a subnet.
 const RT_TABLE_LOCAL: u8 = 255;
-
-/// Adds `default via gateway`. The link towards the gateway must be up and
-/// hold an address in the gateway's subnet, else the kernel answers
-/// ENETUNREACH.
-pub(crate) async fn add_default(handle: &Handle, gateway: Ipv4Addr) -> Result<(), Error> {
-    let route = RouteMessageBuilder::<Ipv4Addr>::new()
-        .gateway(gateway)
-        .build();
-    handle
-        .route()
-        .add(route)
-        .execute()
-        .await
-        .map_err(Error::request(
-            "adding default route via",
-            gateway.to_string(),
-        ))
-}
 
 /// A route whose destination shares addresses with a subnet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +125,9 @@ fn overlap_where(
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
+    use rtnetlink::RouteMessageBuilder;
     use rtnetlink::packet_route::route::RouteHeader;
 
     use super::*;

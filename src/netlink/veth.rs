@@ -4,62 +4,49 @@
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoPortKind, InfoVeth, LinkAttribute};
-use rtnetlink::packet_route::neighbour::{NeighbourFlags, NeighbourState};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::{LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use super::{Error, Netlink, is_errno, link};
 
-/// Creates the pair `host` ↔ `peer`, with `host` attached to bridge
-/// `bridge_index` and up, and `peer` (MAC `peer_mac`) created inside the
-/// network namespace `netns`.
+/// The request creating the pair `host` ↔ `peer`, with `host` attached to
+/// bridge `bridge_index` and up, and `peer` (MAC `peer_mac`) created inside
+/// the network namespace `netns`.
 ///
 /// Creating the peer in place costs a fraction of moving it afterwards
 /// (~30 ms). The kernel wants a namespace fd here (a pidfd is refused), and
 /// cannot bring the peer up yet (ENOTCONN): that is done from inside.
-pub async fn create_veth(
-    nl: &Netlink,
+pub(crate) fn create_message(
     host: &str,
     bridge_index: u32,
     peer: &str,
     peer_mac: [u8; 6],
     netns: BorrowedFd<'_>,
-) -> Result<(), Error> {
+) -> LinkMessage {
     let peer_message = LinkMessageBuilder::<LinkUnspec>::new()
         .name(peer)
         .address(peer_mac.to_vec())
         .append_extra_attribute(LinkAttribute::NetNsFd(netns.as_raw_fd()))
         .build();
-    let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+    LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(host)
         .controller(bridge_index)
         .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
-        .build();
-    nl.handle()
-        .link()
-        .add(message)
-        .execute()
-        .await
-        .map_err(Error::request("creating veth", host))
+        .build()
 }
 
-/// Turns hairpin mode on for `host`'s bridge port, so a container can reach
-/// its own published ports through the host's addresses (br_netfilter sends
-/// such packets back out of the port they came in by).
-pub async fn set_hairpin(nl: &Netlink, host: &str) -> Result<(), Error> {
-    // Port settings travel in RTM_NEWLINK; the link is found by name.
-    let message = LinkMessageBuilder::<LinkBridgePort>::default()
-        .name(host)
-        .set_port_kind(InfoPortKind::Bridge)
-        .hairpin(true)
-        .build();
-    nl.handle()
-        .link()
-        .set_port(message)
-        .execute()
-        .await
-        .map_err(Error::request("turning on hairpin mode of", host))
+/// The request turning on hairpin mode for bridge port `port`, so a
+/// container can reach its own published ports through the host's
+/// addresses (br_netfilter sends such packets back out of the port they
+/// came in by). Port settings travel in RTM_NEWLINK.
+pub(crate) fn hairpin_message(port: u32) -> LinkMessage {
+    LinkBridgePort::new(port).hairpin(true).build()
 }
 
 /// Deletes link `name`; a link already gone counts as deleted. Costs tens of
@@ -73,8 +60,9 @@ pub async fn remove_link(nl: &Netlink, name: &str) -> Result<(), Error> {
     }
 }
 
-/// Points the host's neighbour entry for `address` on bridge `bridge_index`
-/// at `mac`, the container's eth0, whatever state it was in.
+/// The request pointing the host's neighbour entry for `address` on bridge
+/// `bridge_index` at `mac`, the container's eth0, whatever state it was
+/// in (sent with [`super::direct::Change::Replace`]).
 ///
 /// A restarted container often gets its predecessor's address. A packet
 /// routed there while no port carried it (the old port gone, the new one
@@ -82,27 +70,31 @@ pub async fn remove_link(nl: &Netlink, name: &str) -> Result<(), Error> {
 /// again only a second later: until then every SYN to the new container
 /// is queued and lost. Setting the entry (STALE: used at once, confirmed
 /// by the traffic) also sends what was queued.
-pub async fn set_neighbour(
-    nl: &Netlink,
+pub(crate) fn neighbour_message(
     bridge_index: u32,
     address: IpAddr,
     mac: [u8; 6],
-) -> Result<(), Error> {
-    nl.handle()
-        .neighbours()
-        .add(bridge_index, address)
-        .link_layer_address(&mac)
-        .state(NeighbourState::Stale)
-        .replace()
-        .execute()
-        .await
-        .map_err(Error::request(
-            "setting the neighbour entry of",
-            address.to_string(),
-        ))
+) -> NeighbourMessage {
+    let mut message = NeighbourMessage::default();
+    message.header.family = match address {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    message.header.ifindex = bridge_index;
+    message.header.state = NeighbourState::Stale;
+    message.header.kind = RouteType::Unspec;
+    message.attributes = vec![
+        NeighbourAttribute::Destination(match address {
+            IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+            IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+        }),
+        NeighbourAttribute::LinkLayerAddress(mac.to_vec()),
+    ];
+    message
 }
 
-/// Points the bridge's forwarding entry for `mac` at `host`'s port.
+/// The request pointing the bridge's forwarding entry for `mac` at bridge
+/// port `port` (sent with [`super::direct::Change::Replace`]).
 ///
 /// A container's MAC follows from its address, so a restarted container
 /// often has its predecessor's MAC, and the bridge learned that MAC on the
@@ -110,26 +102,15 @@ pub async fn set_neighbour(
 /// Until the new container sends a frame, the bridge sends its traffic to
 /// the old port, where it vanishes. The entry is a dynamic one, as if
 /// learned: it ages and moves like any other.
-pub async fn set_forwarding(nl: &Netlink, host: &str, mac: [u8; 6]) -> Result<(), Error> {
-    let port = link::by_name(nl.handle(), host)
-        .await?
-        .ok_or_else(|| Error::Request {
-            action: "finding",
-            object: host.to_string(),
-            source: std::io::Error::from_raw_os_error(libc::ENODEV),
-        })?;
-    nl.handle()
-        .neighbours()
-        .add_bridge(port.index, &mac)
-        .flags(NeighbourFlags::Controller)
-        .state(NeighbourState::Reachable)
-        .replace()
-        .execute()
-        .await
-        .map_err(Error::request(
-            "setting the bridge forwarding entry of",
-            host,
-        ))
+pub(crate) fn forwarding_message(port: u32, mac: [u8; 6]) -> NeighbourMessage {
+    let mut message = NeighbourMessage::default();
+    message.header.family = AddressFamily::Bridge;
+    message.header.ifindex = port;
+    message.header.state = NeighbourState::Reachable;
+    message.header.flags = NeighbourFlags::Controller;
+    message.header.kind = RouteType::Unspec;
+    message.attributes = vec![NeighbourAttribute::LinkLayerAddress(mac.to_vec())];
+    message
 }
 
 /// How long [`wait_forwarding`] waits for the link watcher before it gives

@@ -177,6 +177,8 @@ pub fn run(plan: &ChildPlan) -> ! {
             Stage::Hostname,
             libc::sethostname(plan.hostname.as_ptr().cast(), plan.hostname.len()),
         );
+        // lo is the container's own to bring up: plumbing leaves it (and
+        // --network none has none); this runs while the parent plumbs.
         check(report, Stage::Loopback, loopback_up());
         check(report, Stage::Workdir, libc::chdir(plan.workdir.as_ptr()));
         drop_capabilities(report, plan.caps, plan.user, plan.groups);
