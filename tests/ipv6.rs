@@ -685,3 +685,66 @@ fn a_dual_stack_containers_link_local_address_is_never_tentative_when_its_comman
         );
     }
 }
+
+/// The ip and ip6 tables' network sets, as nft lists them.
+fn network_sets(ns: &HostNs) -> String {
+    ns.ok(
+        "nft list set ip supervisor subnets; nft list set ip supervisor bridges; \
+         nft list set ip6 supervisor subnets6; nft list set ip6 supervisor bridges",
+    )
+}
+
+#[test]
+fn a_bridge_made_again_with_another_subnet6_replaces_its_stale_ipv6_subnet_alone() {
+    let Some(ns) = HostNs::new("a_bridge_made_again_with_another_subnet6") else {
+        return;
+    };
+    let run = |bridge: &str, subnet: &str, subnet6: &str| {
+        let out = run6(
+            &ns,
+            &[
+                "--bridge",
+                bridge,
+                "--subnet",
+                subnet,
+                "--subnet6",
+                subnet6,
+                "--",
+                "true",
+            ],
+        );
+        assert!(out.status.success(), "{subnet6}: {}", stderr(&out));
+    };
+    // Another network, live: none of its elements may go.
+    run("sv2", "10.2.0.0/24", "fd00:2::/64");
+    run("sv1", "10.1.0.0/24", "fd00:1::/64");
+    ns.ok("ip link del sv1");
+    // Not overlapping: the kernel takes both, the old one stays unless
+    // taken out.
+    run("sv1", "10.1.0.0/24", "fd00:11::/64");
+    let sets = network_sets(&ns);
+    assert!(sets.contains(r#"fd00:11::/64 comment "sv1""#), "{sets}");
+    assert!(
+        !sets.contains("fd00:1::/64"),
+        "the stale subnet6 went: {sets}"
+    );
+    for kept in [
+        r#"fd00:2::/64 comment "sv2""#,
+        r#"10.2.0.0/24 comment "sv2""#,
+        r#"10.1.0.0/24 comment "sv1""#,
+    ] {
+        assert!(sets.contains(kept), "{kept}: {sets}");
+    }
+    // Overlapping (the same start, a narrower prefix): refused by the
+    // kernel until the stale one is taken out, on a bridge someone else
+    // made again.
+    ns.ok("ip link del sv1 && ip link add sv1 type bridge");
+    run("sv1", "10.1.0.0/24", "fd00:11::/80");
+    let sets = network_sets(&ns);
+    assert!(sets.contains(r#"fd00:11::/80 comment "sv1""#), "{sets}");
+    assert!(!sets.contains("fd00:11::/64"), "{sets}");
+    assert!(sets.contains(r#"fd00:2::/64 comment "sv2""#), "{sets}");
+    // The stale subnet6 is no longer masqueraded.
+    let nat = ns.ok("nft list ruleset");
+    assert!(!nat.contains("fd00:11::/64"), "{nat}");
+}

@@ -255,6 +255,9 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     let firewall = timed("base ruleset and network", || {
         let firewall = Firewall::open(&config.state_dir)?;
         firewall.ensure_network(&network.bridge, &network.subnet, None)?;
+        if attachment.made_bridge() {
+            firewall.remove_other_subnets(&network.bridge, &network.subnet, None)?;
+        }
         firewall.ensure_no_masquerade(&network.bridge, &config.no_masquerade)?;
         Ok(firewall)
     })

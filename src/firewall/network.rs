@@ -174,18 +174,40 @@ impl Firewall {
         match ensure() {
             Ok(base) => Ok(base),
             Err(err) => {
-                let stale = self.remove_stale_networks(interface_exists, Some((bridge, subnet)))?;
+                let current = Current {
+                    bridge,
+                    subnet,
+                    subnet6,
+                };
+                let stale = self.remove_stale_networks(interface_exists, Some(current))?;
                 if stale.is_empty() {
                     return Err(err);
                 }
-                for network in stale {
-                    tracing::info!(
-                        "removed stale {network}: its bridge is gone or serves another subnet"
-                    );
-                }
+                log_stale(&stale);
                 ensure()
             }
         }
+    }
+
+    /// Takes out every subnet recorded for `bridge` but `subnet` (and, with
+    /// `subnet6`, every IPv6 subnet but that one), with the networks of
+    /// bridges that are gone: for a bridge this process has just made, which
+    /// may have served other subnets before it was deleted. The kernel takes
+    /// a new subnet that does not overlap the old one, which would otherwise
+    /// stay masqueraded and accepted for a bridge that no longer serves it.
+    pub fn remove_other_subnets(
+        &self,
+        bridge: &str,
+        subnet: &Subnet,
+        subnet6: Option<(Ipv6Addr, u8)>,
+    ) -> Result<(), Error> {
+        let current = Current {
+            bridge,
+            subnet,
+            subnet6,
+        };
+        log_stale(&self.remove_stale_networks(interface_exists, Some(current))?);
+        Ok(())
     }
 
     /// Adds `cidrs` to the destinations reached unmasqueraded (see
@@ -230,6 +252,22 @@ impl Firewall {
     }
 }
 
+fn log_stale(stale: &[GoneNetwork]) {
+    for network in stale {
+        tracing::info!("removed stale {network}: its bridge is gone or serves another subnet");
+    }
+}
+
+/// A live bridge and the subnets it serves now: its others are stale. An
+/// IPv6 subnet of None says nothing of the bridge's IPv6 side (an
+/// IPv4-only run on a dual-stack bridge), which is then left alone.
+#[derive(Clone, Copy)]
+struct Current<'a> {
+    bridge: &'a str,
+    subnet: &'a Subnet,
+    subnet6: Option<(Ipv6Addr, u8)>,
+}
+
 /// A network whose elements were taken out, its bridge being gone (or,
 /// when a run made its bridge again, only its stale subnets).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,12 +299,12 @@ impl Firewall {
         self.remove_stale_networks(exists, None)
     }
 
-    /// `remove_gone_networks`, and with `current`, a bridge and the subnet
+    /// `remove_gone_networks`, and with `current`, a bridge and the subnets
     /// it now serves, every other subnet recorded for that bridge.
     fn remove_stale_networks(
         &self,
         exists: impl Fn(&str) -> bool,
-        current: Option<(&str, &Subnet)>,
+        current: Option<Current>,
     ) -> Result<Vec<GoneNetwork>, Error> {
         let _lock = self.lock(true)?;
         let found = self.all_elements(&Target::NETWORK)?;
@@ -287,7 +325,7 @@ impl Firewall {
             let mut intervals = intervals_of(&subnets, &name);
             if exists(&name) {
                 // Only the current bridge's other subnets are stale.
-                let Some((_, subnet)) = current.filter(|(b, _)| *b == name) else {
+                let Some(Current { subnet, .. }) = current.filter(|c| c.bridge == name) else {
                     continue;
                 };
                 let network = subnet.network().octets();
@@ -318,13 +356,29 @@ impl Firewall {
             let name = String::from_utf8_lossy(&bridge.key)
                 .trim_end_matches('\0')
                 .to_string();
+            let mut intervals = intervals_of(&subnets6, &name);
             if exists(&name) {
-                continue;
+                // As for IPv4: only the current bridge's other subnets6.
+                let Some((network, prefix_len)) =
+                    current.filter(|c| c.bridge == name).and_then(|c| c.subnet6)
+                else {
+                    continue;
+                };
+                let host_bits = u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+                let first = u128::from(network) & !host_bits;
+                let start = first.to_be_bytes();
+                let end = (first | host_bits).checked_add(1).map(u128::to_be_bytes);
+                intervals.retain(|(s, e)| {
+                    s.key != start || e.map(|e| e.key.as_slice()) != end.as_ref().map(|e| &e[..])
+                });
+                if intervals.is_empty() {
+                    continue;
+                }
+            } else {
+                let pair = concat(&[&bridge.key, &bridge.key]);
+                doomed.push((Target::Bridges6, Element::new(bridge.key.clone())));
+                doomed.push((Target::SameBridge6, Element::new(pair)));
             }
-            let pair = concat(&[&bridge.key, &bridge.key]);
-            doomed.push((Target::Bridges6, Element::new(bridge.key.clone())));
-            doomed.push((Target::SameBridge6, Element::new(pair)));
-            let intervals = intervals_of(&subnets6, &name);
             let labels = doom_intervals(&mut doomed, Target::Subnets6, &intervals, interval_label6);
             match gone.iter_mut().find(|g| g.bridge == name) {
                 Some(network) => network.subnets.extend(labels),
