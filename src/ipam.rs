@@ -286,7 +286,12 @@ impl LeaseDir {
             return Ok(false);
         };
         holder.process = process;
-        file::write_atomic(&self.dir, &addr.to_string(), holder.to_record()?.as_bytes())?;
+        let mut record = holder.to_record()?;
+        // The IPv6 address stays the lease's: its link points here.
+        if let Some(addr6) = self.addr6_of(addr) {
+            record.push_str(&format!("addr6={addr6}\n"));
+        }
+        file::write_atomic(&self.dir, &addr.to_string(), record.as_bytes())?;
         Ok(true)
     }
 
@@ -1011,6 +1016,23 @@ mod tests {
 
     fn v6(text: &str) -> Ipv6Addr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_dual_stack_lease_handed_over_keeps_its_ipv6_address_and_its_release_removes_the_link() {
+        let dir = temp_dir("v6-hand-over");
+        let pool = dual_stack(&dir);
+        let a = pool.lease(None, None, &holder("a")).unwrap();
+        let (addr, addr6) = (a.addr(), a.addr6());
+        a.keep();
+        let dir6 = pool.lease_dir();
+        assert!(
+            dir6.hand_over(addr, "a-id", Process::UNTIL_RELEASED)
+                .unwrap()
+        );
+        assert_eq!(dir6.addr6_of(addr), addr6);
+        assert!(dir6.release_held_by(addr, "a-id").unwrap());
+        assert!(names(&dir).is_empty(), "{:?}", names(&dir));
     }
 
     #[test]
