@@ -1173,14 +1173,6 @@ fn serve6(ns: &HostNs, name: &str, port: u16, reply: &str) -> Child {
         .expect("start a listener")
 }
 
-/// What `nc -6` to `[addr]:port` run by `runner` reads back.
-fn ask6(runner: impl Fn(&str) -> std::process::Output, addr: &str, port: u16) -> String {
-    let out = runner(&format!(
-        "timeout 3 nc -6 -n -N -w 2 {addr} {port} </dev/null"
-    ));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn a_dual_stack_add_answers_both_addresses_and_routes_in_every_version_and_del_leaves_nothing() {
     let Some(ns) = HostNs::new("a_dual_stack_add_answers_both_addresses_and_routes") else {
@@ -1325,12 +1317,12 @@ fn a_dual_stack_attachment_is_reached_over_ipv6_through_its_published_port_and_g
     let mut server = serve6(&ns, "c1", 8000, "hello6-from-c1");
     reaches(
         "[2001:db8::1]:8080 from outside",
-        || ask6(|s| outside.sh(s), HOST6, 8080),
+        || common::container::ask(|s| outside.sh(s), HOST6, 8080),
         "hello6-from-c1",
     );
     reaches(
         "[2001:db8::1]:8080 from the host",
-        || ask6(|s| ns.sh(s), HOST6, 8080),
+        || common::container::ask(|s| ns.sh(s), HOST6, 8080),
         "hello6-from-c1",
     );
     // The container sees the outside's own address.
@@ -1353,7 +1345,8 @@ fn a_dual_stack_attachment_is_reached_over_ipv6_through_its_published_port_and_g
         .stdout(Stdio::null())
         .spawn()
         .expect("listener outside");
-    let from_c1 = || ask6(|s| ns.sh(&format!("ip netns exec c1 {s}")), OUTSIDE6, 9000);
+    let from_c1 =
+        || common::container::ask(|s| ns.sh(&format!("ip netns exec c1 {s}")), OUTSIDE6, 9000);
     reaches("the outside from c1 over IPv6", from_c1, "pong");
     let entries = ns.ok("conntrack -L -f ipv6 -p tcp --dport 9000 2>/dev/null");
     assert!(
@@ -1372,7 +1365,8 @@ fn a_dual_stack_attachment_is_reached_over_ipv6_through_its_published_port_and_g
     );
     call(&ns, "ADD", "c2", &cluster).ok();
     outside.ok(&format!("ip -6 route replace {SUBNET6} via {HOST6}"));
-    let from_c2 = || ask6(|s| ns.sh(&format!("ip netns exec c2 {s}")), OUTSIDE6, 9000);
+    let from_c2 =
+        || common::container::ask(|s| ns.sh(&format!("ip netns exec c2 {s}")), OUTSIDE6, 9000);
     reaches("the outside from c2 over IPv6", from_c2, "pong");
     let entries = ns.ok("conntrack -L -f ipv6 -p tcp --dport 9000 2>/dev/null");
     assert!(
@@ -1434,7 +1428,7 @@ fn chained_after_a_dual_stack_reference_bridge_publishes_to_both_addresses_from_
     let mut server = serve6(&ns, "c1", 8000, "hello6-chained");
     reaches(
         "the chained port over IPv6 from outside",
-        || ask6(|s| outside.sh(s), HOST6, 8080),
+        || common::container::ask(|s| outside.sh(s), HOST6, 8080),
         "hello6-chained",
     );
     assert_eq!(call(&ns, "CHECK", "c1", &ours).ok(), Value::Null);
