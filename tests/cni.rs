@@ -1440,3 +1440,41 @@ fn chained_after_a_dual_stack_reference_bridge_publishes_to_both_addresses_from_
     reference(&ns, "bridge", "DEL", "c1", &bridge_conf).ok();
     assert_eq!(elements(&ns), 0);
 }
+
+#[test]
+fn a_port_another_attachment_publishes_on_ipv6_only_fails_a_dual_stack_add_and_leaves_nothing() {
+    let Some(ns) = HostNs::new("a_port_another_attachment_publishes_on_ipv6_only") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let on_ipv6 = conf(
+        "1.0.0",
+        dual(json!({"runtimeConfig": {"portMappings": [
+            {"hostPort": 8080, "containerPort": 8000, "hostIP": "::"}]}})),
+    );
+    call(&ns, "ADD", "c1", &on_ipv6).ok();
+    let before = (
+        held(&ns),
+        elements6(&ns),
+        ns.ok("ls -A /run/supervisor/leases/sv0"),
+    );
+    // Its IPv4 element is free, its IPv6 one taken: the one batch fails
+    // whole, and the veth, the lease and its IPv6 link go again.
+    let both = conf("1.0.0", dual(publishing(8080, 8000)));
+    let (code, msg) = call(&ns, "ADD", "c2", &both).error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains("8080") && msg.contains("c1:eth0"), "{msg}");
+    let after = (
+        held(&ns),
+        elements6(&ns),
+        ns.ok("ls -A /run/supervisor/leases/sv0"),
+    );
+    assert_eq!(before, after);
+    assert_eq!(
+        ns.ok("ip -n c2 -br link | grep -c eth0 || true").trim(),
+        "0"
+    );
+    call(&ns, "DEL", "c1", &on_ipv6).ok();
+    assert_nothing_left(&ns);
+}
