@@ -268,6 +268,16 @@ impl LeaseDir {
         addr6_of_record(&fs::read_to_string(self.path_of(addr)).ok()?)
     }
 
+    /// The IPv6 addresses whose link no record holds (what `sweep` removes
+    /// as `Swept::Stale6`), read without changing anything.
+    pub fn stale_links6(&self) -> Result<Vec<Ipv6Addr>, Error> {
+        Ok(file::names(&self.dir)?
+            .iter()
+            .filter_map(|name| name.parse::<Ipv6Addr>().ok())
+            .filter(|addr6| matches!(self.holder_of6(*addr6), Held::Free))
+            .collect())
+    }
+
     /// Removes the lease of `addr` if container `id` holds it; true when it did.
     pub fn release_held_by(&self, addr: Ipv4Addr, id: &str) -> Result<bool, Error> {
         let _lock = self.lock()?;

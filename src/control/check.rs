@@ -50,6 +50,8 @@ struct Facts {
     /// Record files this version cannot read, or temporaries: with why.
     broken: Vec<(PathBuf, String)>,
     leases: Vec<SeenLease>,
+    /// IPv6 addresses whose lease link no record holds: (bridge, address).
+    stale6: Vec<(String, std::net::Ipv6Addr)>,
     /// Container veths (`sv-…`) on each known bridge: (bridge, link).
     ports: Vec<(String, String)>,
     elements: Vec<Owned>,
@@ -97,13 +99,17 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
         if dir.starts_with('.') || !leases.join(&dir).is_dir() {
             continue;
         }
-        for (addr, holder) in LeaseDir::new(state_dir, &dir)?.leases()? {
+        let lease_dir = LeaseDir::new(state_dir, &dir)?;
+        for (addr, holder) in lease_dir.leases()? {
             facts.leases.push(SeenLease {
                 bridge: dir.clone(),
                 addr,
                 alive: holder.as_ref().is_some_and(|h| h.process.is_alive()),
                 holder: holder.map(|h| (h.name, h.id)),
             });
+        }
+        for addr6 in lease_dir.stale_links6()? {
+            facts.stale6.push((dir.clone(), addr6));
         }
         bridges.insert(dir);
     }
@@ -147,6 +153,11 @@ fn findings(facts: &Facts) -> Vec<String> {
     }
     for seen in &live {
         found.extend(missing(seen, facts));
+    }
+    for (bridge, addr6) in &facts.stale6 {
+        found.push(format!(
+            "lease {addr6} (bridge {bridge}): no record holds this IPv6 address"
+        ));
     }
     for lease in &facts.leases {
         let place = format!("lease {} (bridge {})", lease.addr, lease.bridge);
