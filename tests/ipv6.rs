@@ -738,3 +738,38 @@ fn a_bridge_made_again_with_another_subnet6_replaces_its_stale_ipv6_subnet_alone
     let nat = ns.ok("nft list ruleset");
     assert!(!nat.contains("fd00:11::/64"), "{nat}");
 }
+
+#[test]
+fn a_udp_client_that_keeps_sending_over_ipv6_reaches_the_next_container_on_that_port() {
+    let Some(ns) = HostNs::new("a_udp_client_that_keeps_sending_over_ipv6") else {
+        return;
+    };
+    let out = ns.outside6();
+    // One client (fixed source port: one conntrack entry) sending every
+    // 50 ms from outside, before, between and after the containers.
+    let _client = Background::start(
+        out.command("timeout"),
+        &format!(
+            "while :; do echo ping | timeout 0.3 nc -6 -n -u -w0 -p 40000 {HOST6} 5353; \
+             sleep 0.05; done"
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    for (name, ip) in [("first", "172.16.0.2"), ("second", "172.16.0.3")] {
+        let mut c = Container::start(
+            &ns,
+            &[
+                "--ipv6",
+                "--name",
+                name,
+                "--ip",
+                ip,
+                "-p",
+                "[::]:5353:53/udp",
+            ],
+            "nc -6 -n -u -l -p 53 </dev/null",
+        );
+        assert_eq!(c.line(), "ping", "{name} container hears the client");
+        c.stop();
+    }
+}
