@@ -268,6 +268,16 @@ impl LeaseDir {
         addr6_of_record(&fs::read_to_string(self.path_of(addr)).ok()?)
     }
 
+    /// The IPv6 addresses whose link no record holds (what `sweep` removes
+    /// as `Swept::Stale6`), read without changing anything.
+    pub fn stale_links6(&self) -> Result<Vec<Ipv6Addr>, Error> {
+        Ok(file::names(&self.dir)?
+            .iter()
+            .filter_map(|name| name.parse::<Ipv6Addr>().ok())
+            .filter(|addr6| matches!(self.holder_of6(*addr6), Held::Free))
+            .collect())
+    }
+
     /// Removes the lease of `addr` if container `id` holds it; true when it did.
     pub fn release_held_by(&self, addr: Ipv4Addr, id: &str) -> Result<bool, Error> {
         let _lock = self.lock()?;
@@ -286,7 +296,12 @@ impl LeaseDir {
             return Ok(false);
         };
         holder.process = process;
-        file::write_atomic(&self.dir, &addr.to_string(), holder.to_record()?.as_bytes())?;
+        let mut record = holder.to_record()?;
+        // The IPv6 address stays the lease's: its link points here.
+        if let Some(addr6) = self.addr6_of(addr) {
+            record.push_str(&format!("addr6={addr6}\n"));
+        }
+        file::write_atomic(&self.dir, &addr.to_string(), record.as_bytes())?;
         Ok(true)
     }
 
@@ -1011,6 +1026,23 @@ mod tests {
 
     fn v6(text: &str) -> Ipv6Addr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_dual_stack_lease_handed_over_keeps_its_ipv6_address_and_its_release_removes_the_link() {
+        let dir = temp_dir("v6-hand-over");
+        let pool = dual_stack(&dir);
+        let a = pool.lease(None, None, &holder("a")).unwrap();
+        let (addr, addr6) = (a.addr(), a.addr6());
+        a.keep();
+        let dir6 = pool.lease_dir();
+        assert!(
+            dir6.hand_over(addr, "a-id", Process::UNTIL_RELEASED)
+                .unwrap()
+        );
+        assert_eq!(dir6.addr6_of(addr), addr6);
+        assert!(dir6.release_held_by(addr, "a-id").unwrap());
+        assert!(names(&dir).is_empty(), "{:?}", names(&dir));
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Attachment {
     /// The container's network namespace, held from plumbing until
     /// `release`: see `plumb`.
     netns: Option<OwnedFd>,
+    /// Whether `prepare` made the bridge (see `netlink::ensure_bridge_made`).
+    made_bridge: bool,
 }
 
 /// Makes sure the bridge is there, then takes the address lease (`ip`, or
@@ -60,7 +62,8 @@ pub async fn prepare(
     // The bridge first: a name that is no bridge (`lo`) is refused before
     // its lease directory is made.
     let nl = Netlink::connect()?;
-    let bridge_index = timed_async("bridge", netlink::ensure_bridge(&nl, bridge)).await?;
+    let (bridge_index, made_bridge) =
+        timed_async("bridge", netlink::ensure_bridge_made(&nl, bridge)).await?;
     let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?.with_subnet6(bridge.subnet6);
     let lease = timed("lease", || pool.lease(ip, ip6, holder))?;
     timed("sysctls", || {
@@ -79,6 +82,7 @@ pub async fn prepare(
         link,
         lease,
         netns: None,
+        made_bridge,
     })
 }
 
@@ -99,6 +103,12 @@ impl Attachment {
     /// The IPv6 address and subnet6, on a dual-stack bridge.
     pub fn ipv6(&self) -> Option<(Ipv6Addr, Subnet6)> {
         self.link.ipv6
+    }
+
+    /// Whether the bridge was made for this attachment: the subnets it
+    /// served before, if any, are stale.
+    pub fn made_bridge(&self) -> bool {
+        self.made_bridge
     }
 
     /// The bridge's interface index, which the host end is attached to.

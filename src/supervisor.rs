@@ -345,6 +345,9 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     // After the bridge: a network's elements stay while its bridge exists.
     let subnet6 = part.subnet6.map(|s| (s.network(), s.prefix_len()));
     let base = firewall.ensure_network(&part.bridge, &part.subnet, subnet6)?;
+    if attachment.made_bridge() {
+        firewall.remove_other_subnets(&part.bridge, &part.subnet, subnet6)?;
+    }
     phase(&format!("base ruleset ({base:?}) and network"), t);
     if base != Base::Current {
         tracing::info!("loaded the supervisor's nftables tables ({base:?})");

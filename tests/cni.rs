@@ -935,18 +935,27 @@ fn reference(ns: &HostNs, plugin: &str, command: &str, id: &str, conf: &str) -> 
     answer(cmd, conf)
 }
 
+/// Whether the reference `bridge` plugin is missing (a loud skip; under
+/// CI a failure).
+fn reference_bridge_missing() -> bool {
+    if std::path::Path::new("/usr/lib/cni/bridge").exists() {
+        return false;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "containernetworking-plugins missing"
+    );
+    eprintln!("SKIPPED: /usr/lib/cni/bridge missing");
+    true
+}
+
 #[test]
 fn chained_after_the_reference_bridge_publishes_from_prev_result() {
     let Some(ns) = HostNs::new("chained_after_the_reference_bridge_publishes_from_prev_result")
     else {
         return;
     };
-    if !std::path::Path::new("/usr/lib/cni/bridge").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "containernetworking-plugins missing"
-        );
-        eprintln!("SKIPPED: /usr/lib/cni/bridge missing");
+    if reference_bridge_missing() {
         return;
     }
     let outside = ns.outside();
@@ -1117,4 +1126,355 @@ fn concurrent_adds_get_distinct_addresses_and_dels_leave_nothing() {
         }
     });
     assert_nothing_left(ns);
+}
+
+// Dual stack (issue 14): `subnet6` in the configuration.
+
+const SUBNET6: &str = "fd00:7::/64";
+const HOST6: &str = "2001:db8::1";
+const OUTSIDE6: &str = "2001:db8::2";
+
+/// `extra` with the network made dual stack.
+fn dual(extra: Value) -> Value {
+    let mut doc = json!({ "subnet6": SUBNET6 });
+    if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+        doc.extend(extra.clone());
+    }
+    doc
+}
+
+/// The ip6 table's per-container elements and the IPv6 spoof guard, one a
+/// line.
+fn elements6(ns: &HostNs) -> String {
+    ns.ok(
+        "{ nft list table ip6 supervisor; nft list set bridge supervisor spoof_guard6; } \
+         2>/dev/null | grep -E 'comment \"[^\" ]+ [^\"]+\"' || true",
+    )
+}
+
+/// Whether some line of `listed` has element `key` of c1:eth0 with `data`.
+fn has_element(listed: &str, key: &str, data: &str) -> bool {
+    listed.lines().any(|line| {
+        line.contains(&format!("{key} comment \"c1:eth0")) && line.contains(&format!(": {data}"))
+    })
+}
+
+/// Serves `reply` on TCP `port` over IPv6 in netns `name`, until killed
+/// (the namespace's end takes the loop with it).
+fn serve6(ns: &HostNs, name: &str, port: u16, reply: &str) -> Child {
+    ns.command("ip")
+        .args(["netns", "exec", name, "sh", "-c"])
+        .arg(format!(
+            "while :; do echo {reply} | nc -6 -n -l -p {port} -N >/dev/null 2>&1; done"
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start a listener")
+}
+
+#[test]
+fn a_dual_stack_add_answers_both_addresses_and_routes_in_every_version_and_del_leaves_nothing() {
+    let Some(ns) = HostNs::new("a_dual_stack_add_answers_both_addresses_and_routes") else {
+        return;
+    };
+    let _outside = ns.outside6();
+    netns_add(&ns, "c1");
+    for version in VERSIONS {
+        let conf = conf(
+            version,
+            dual(json!({"runtimeConfig": {"portMappings": [
+                {"hostPort": 8080, "containerPort": 8000, "protocol": "tcp", "hostIP": ""},
+                {"hostPort": 8081, "containerPort": 8000, "protocol": "tcp", "hostIP": "0.0.0.0"},
+                {"hostPort": 8082, "containerPort": 8000, "protocol": "udp", "hostIP": "::"},
+                {"hostPort": 8083, "containerPort": 8000, "protocol": "tcp", "hostIP": HOST6},
+            ]}})),
+        );
+        let result = call(&ns, "ADD", "c1", &conf).ok();
+        let ips = result["ips"].as_array().expect("ips");
+        assert_eq!(ips.len(), 2, "{result}");
+        assert_eq!(ips[0]["address"], "10.88.7.2/24");
+        assert_eq!(ips[1]["address"], "fd00:7::2/64", "{result}");
+        assert_eq!(ips[1]["gateway"], "fd00:7::1");
+        assert_eq!(ips[1]["interface"], 1);
+        let v040 = version == "0.4.0";
+        assert_eq!(ips[1].get("version").is_some(), v040, "{result}");
+        if v040 {
+            assert_eq!(ips[1]["version"], "6");
+        }
+        assert_eq!(
+            result["routes"],
+            json!([{"dst": "0.0.0.0/0", "gw": "10.88.7.1"}, {"dst": "::/0", "gw": "fd00:7::1"}])
+        );
+        let inside = ns.ok("ip -n c1 -6 -o addr show dev eth0; ip -n c1 -6 route show default");
+        assert!(
+            inside.contains("inet6 fd00:7::2/64 scope global"),
+            "{inside}"
+        );
+        assert!(!inside.contains("tentative"), "no DAD wait: {inside}");
+        assert!(
+            inside.contains("default via fd00:7::1 dev eth0"),
+            "{inside}"
+        );
+        // The lease record holds the IPv6 address, as run's does.
+        let lease = ns.ok("cat /run/supervisor/leases/sv0/10.88.7.2");
+        assert!(lease.contains("addr6=fd00:7::2"), "{lease}");
+        // "" on both families, 0.0.0.0 on IPv4 only, :: and one IPv6
+        // address on IPv6 only; the IPv6 spoof guard holds its addresses.
+        let v4 = tcp_ports(&ns);
+        assert!(v4.contains("8080 comment \"c1:eth0"), "{v4}");
+        assert!(v4.contains("8081 comment \"c1:eth0"), "{v4}");
+        let v6 = elements6(&ns);
+        for key in ["8080", "8082", "2001:db8::1 . 8083"] {
+            assert!(has_element(&v6, key, "fd00:7::2 . 8000"), "{key}: {v6}");
+        }
+        assert!(
+            v6.contains(" . fd00:7::2 . 02:42:0a:58:07:02 comment \"c1:eth0"),
+            "the spoof guard: {v6}"
+        );
+        assert!(!v6.contains("8081"), "0.0.0.0 is IPv4 only: {v6}");
+        let subnets6 = ns.ok("nft list set ip6 supervisor subnets6");
+        assert!(
+            subnets6.contains("fd00:7::/64 comment \"sv0\""),
+            "{subnets6}"
+        );
+        assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
+        assert_eq!(call(&ns, "DEL", "c1", &conf).ok(), Value::Null);
+        assert_nothing_left(&ns);
+        assert_eq!(elements6(&ns), "");
+        assert_eq!(
+            ns.ok("ls /run/supervisor/leases/sv0"),
+            "",
+            "the IPv6 address's link went with the lease"
+        );
+    }
+}
+
+#[test]
+fn check_after_the_ipv6_address_was_removed_inside_names_it() {
+    let Some(ns) = HostNs::new("check_after_the_ipv6_address_was_removed_inside_names_it") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", dual(json!({})));
+    call(&ns, "ADD", "c1", &conf).ok();
+    ns.ok("ip -n c1 -6 addr del fd00:7::2/64 dev eth0");
+    let (code, msg) = call(&ns, "CHECK", "c1", &conf).error();
+    assert_eq!(code, 104, "{msg}");
+    assert!(msg.contains("does not have address fd00:7::2"), "{msg}");
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_bad_ipv6_configuration_is_code_7_naming_the_key_and_makes_nothing() {
+    let Some(ns) = HostNs::new("a_bad_ipv6_configuration_is_code_7_naming_the_key") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let cases = [
+        (json!({"subnet6": "fd00:7::1/64"}), "subnet6:"),
+        (json!({"subnet6": "fd00:7::/128"}), "subnet6:"),
+        (json!({"ipv6": "on"}), "ipv6:"),
+        (
+            dual(json!({"noMasqueradeCidrs": ["fd00:10::/56", "2001:db8::1/64"]})),
+            "noMasqueradeCidrs[1]:",
+        ),
+        (
+            dual(json!({"runtimeConfig": {"portMappings": [
+                {"hostPort": 8080, "containerPort": 80, "hostIP": "::1"}]}})),
+            "runtimeConfig.portMappings[0].hostIP:",
+        ),
+        (
+            dual(json!({"runtimeConfig": {"portMappings": [
+                {"hostPort": 8080, "containerPort": 80, "hostIP": "2001:db8::zz"}]}})),
+            "runtimeConfig.portMappings[0].hostIP:",
+        ),
+    ];
+    for (extra, key) in cases {
+        let (code, msg) = call(&ns, "ADD", "c1", &conf("1.0.0", extra.clone())).error();
+        assert_eq!(code, 7, "{extra}: {msg}");
+        assert!(msg.starts_with(key), "{extra}: {msg}");
+    }
+    assert!(
+        ns.sh("ip link show sv0").status.code() != Some(0),
+        "no bridge was made"
+    );
+    assert_eq!(ns.ok("ls /run/supervisor 2>/dev/null || true"), "");
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_dual_stack_attachment_is_reached_over_ipv6_through_its_published_port_and_goes_out_with_nat66()
+{
+    let Some(ns) = HostNs::new("a_dual_stack_attachment_is_reached_over_ipv6") else {
+        return;
+    };
+    let outside = ns.outside6();
+    netns_add(&ns, "c1");
+    let published = conf("1.0.0", dual(publishing(8080, 8000)));
+    call(&ns, "ADD", "c1", &published).ok();
+    let mut server = serve6(&ns, "c1", 8000, "hello6-from-c1");
+    reaches(
+        "[2001:db8::1]:8080 from outside",
+        || common::container::ask(|s| outside.sh(s), HOST6, 8080),
+        "hello6-from-c1",
+    );
+    reaches(
+        "[2001:db8::1]:8080 from the host",
+        || common::container::ask(|s| ns.sh(s), HOST6, 8080),
+        "hello6-from-c1",
+    );
+    // The container sees the outside's own address.
+    let seen = ns.ok("conntrack -L -f ipv6 -p tcp --dport 8080 2>/dev/null");
+    assert!(
+        seen.contains(&format!("src={OUTSIDE6} dst={HOST6}")),
+        "{seen}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+
+    // Out: masqueraded to the host's address (NAT66) ...
+    let mut pong = outside
+        .command("sh")
+        .args([
+            "-c",
+            "while :; do echo pong | nc -6 -n -l -p 9000 -N >/dev/null 2>&1; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("listener outside");
+    let from_c1 =
+        || common::container::ask(|s| ns.sh(&format!("ip netns exec c1 {s}")), OUTSIDE6, 9000);
+    reaches("the outside from c1 over IPv6", from_c1, "pong");
+    let entries = ns.ok("conntrack -L -f ipv6 -p tcp --dport 9000 2>/dev/null");
+    assert!(
+        entries.contains(&format!("src={OUTSIDE6} dst={HOST6} sport=9000")),
+        "masqueraded: {entries}"
+    );
+    call(&ns, "DEL", "c1", &published).ok();
+    assert_nothing_left(&ns);
+    ns.ok("conntrack -D -f ipv6 -p tcp --dport 9000 2>/dev/null || true");
+
+    // ... except to noMasqueradeCidrs, which sees the container's own.
+    netns_add(&ns, "c2");
+    let cluster = conf(
+        "1.0.0",
+        dual(json!({"noMasqueradeCidrs": ["2001:db8::/64"]})),
+    );
+    call(&ns, "ADD", "c2", &cluster).ok();
+    outside.ok(&format!("ip -6 route replace {SUBNET6} via {HOST6}"));
+    let from_c2 =
+        || common::container::ask(|s| ns.sh(&format!("ip netns exec c2 {s}")), OUTSIDE6, 9000);
+    reaches("the outside from c2 over IPv6", from_c2, "pong");
+    let entries = ns.ok("conntrack -L -f ipv6 -p tcp --dport 9000 2>/dev/null");
+    assert!(
+        entries.contains(&format!("src={OUTSIDE6} dst=fd00:7::2 sport=9000")),
+        "kept its own address: {entries}"
+    );
+    let no_masquerade6 = ns.ok("nft list set ip6 supervisor no_masquerade6");
+    assert!(
+        no_masquerade6.contains("2001:db8::/64 comment \"sv0\""),
+        "{no_masquerade6}"
+    );
+    let _ = pong.kill();
+    let _ = pong.wait();
+    call(&ns, "DEL", "c2", &cluster).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn chained_after_a_dual_stack_reference_bridge_publishes_to_both_addresses_from_prev_result() {
+    let Some(ns) = HostNs::new("chained_after_a_dual_stack_reference_bridge") else {
+        return;
+    };
+    if reference_bridge_missing() {
+        return;
+    }
+    let outside = ns.outside6();
+    netns_add(&ns, "c1");
+    let bridge_conf = json!({
+        "cniVersion": "1.0.0", "name": "chain", "type": "bridge", "bridge": "cni0",
+        "isGateway": true, "ipMasq": true,
+        "ipam": {"type": "host-local", "dataDir": "/run/cni-ipam",
+                 "ranges": [[{"subnet": "10.22.0.0/16"}], [{"subnet": "fd00:22::/64"}]],
+                 "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}
+    })
+    .to_string();
+    let prev = reference(&ns, "bridge", "ADD", "c1", &bridge_conf).ok();
+    let address6 = prev["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|ip| ip["address"].as_str())
+        .find(|a| a.contains(':'))
+        .expect("an IPv6 address in prevResult")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut doc: Value = serde_json::from_str(&conf("1.0.0", publishing(8080, 8000))).unwrap();
+    doc["name"] = json!("chain");
+    doc["prevResult"] = prev.clone();
+    let ours = doc.to_string();
+    assert_eq!(call(&ns, "ADD", "c1", &ours).ok(), prev);
+    let v6 = elements6(&ns);
+    assert!(
+        has_element(&v6, "8080", &format!("{address6} . 8000")),
+        "{v6}"
+    );
+    assert!(tcp_ports(&ns).contains("8080 comment \"c1:eth0"));
+    let mut server = serve6(&ns, "c1", 8000, "hello6-chained");
+    reaches(
+        "the chained port over IPv6 from outside",
+        || common::container::ask(|s| outside.sh(s), HOST6, 8080),
+        "hello6-chained",
+    );
+    assert_eq!(call(&ns, "CHECK", "c1", &ours).ok(), Value::Null);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(call(&ns, "DEL", "c1", &ours).ok(), Value::Null);
+    assert_eq!(elements6(&ns), "", "our IPv6 elements gone");
+    assert_eq!(records(&ns), "");
+    reference(&ns, "bridge", "DEL", "c1", &bridge_conf).ok();
+    assert_eq!(elements(&ns), 0);
+}
+
+#[test]
+fn a_port_another_attachment_publishes_on_ipv6_only_fails_a_dual_stack_add_and_leaves_nothing() {
+    let Some(ns) = HostNs::new("a_port_another_attachment_publishes_on_ipv6_only") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let on_ipv6 = conf(
+        "1.0.0",
+        dual(json!({"runtimeConfig": {"portMappings": [
+            {"hostPort": 8080, "containerPort": 8000, "hostIP": "::"}]}})),
+    );
+    call(&ns, "ADD", "c1", &on_ipv6).ok();
+    let before = (
+        held(&ns),
+        elements6(&ns),
+        ns.ok("ls -A /run/supervisor/leases/sv0"),
+    );
+    // Its IPv4 element is free, its IPv6 one taken: the one batch fails
+    // whole, and the veth, the lease and its IPv6 link go again.
+    let both = conf("1.0.0", dual(publishing(8080, 8000)));
+    let (code, msg) = call(&ns, "ADD", "c2", &both).error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains("8080") && msg.contains("c1:eth0"), "{msg}");
+    let after = (
+        held(&ns),
+        elements6(&ns),
+        ns.ok("ls -A /run/supervisor/leases/sv0"),
+    );
+    assert_eq!(before, after);
+    assert_eq!(
+        ns.ok("ip -n c2 -br link | grep -c eth0 || true").trim(),
+        "0"
+    );
+    call(&ns, "DEL", "c1", &on_ipv6).ok();
+    assert_nothing_left(&ns);
 }

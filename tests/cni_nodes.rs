@@ -37,9 +37,17 @@ fn plugin_dir() -> PathBuf {
     dir
 }
 
+/// The cluster's IPv6 pod range, and node `n`'s pod subnet6 in it.
+const CLUSTER_CIDR6: &str = "fd00:10:244::/56";
+fn subnet6(n: u8) -> String {
+    format!("fd00:10:244:{n}::/64")
+}
+
 /// The README's conflist for a Kubernetes node, for node `n`: its subnet
-/// the node's, and without `noMasqueradeCidrs` for the control.
-fn readme_conflist(n: u8, no_masquerade: bool) -> String {
+/// the node's, and without `noMasqueradeCidrs` for the control; with
+/// `dual_stack` also the node's subnet6 and the cluster's IPv6 range exempt
+/// from masquerading.
+fn conflist(n: u8, no_masquerade: bool, dual_stack: bool) -> String {
     let readme = include_str!("../README.md");
     let json = readme
         .split("### On a Kubernetes node")
@@ -59,6 +67,13 @@ fn readme_conflist(n: u8, no_masquerade: bool) -> String {
         "the README's cluster range"
     );
     plugin.insert("subnet".into(), format!("10.244.{n}.0/24").into());
+    if dual_stack {
+        plugin.insert("subnet6".into(), subnet6(n).into());
+        plugin.insert(
+            "noMasqueradeCidrs".into(),
+            serde_json::json!([CLUSTER_CIDR, CLUSTER_CIDR6]),
+        );
+    }
     if !no_masquerade {
         plugin.remove("noMasqueradeCidrs");
     }
@@ -75,9 +90,9 @@ struct Node {
 }
 
 impl Node {
-    fn new(test: &str, n: u8, no_masquerade: bool) -> Option<Node> {
+    fn new(test: &str, n: u8, no_masquerade: bool, dual_stack: bool) -> Option<Node> {
         let host = HostNs::new(test)?;
-        let conflist = readme_conflist(n, no_masquerade);
+        let conflist = conflist(n, no_masquerade, dual_stack);
         let dir = plugin_dir();
         let mut network = Network::from_conflist(&conflist, &[dir.as_path()]).expect("conflist");
         network.launcher = vec![
@@ -103,7 +118,7 @@ impl Node {
     }
 
     /// Makes the pod's netns and attaches it, publishing `ports`; its
-    /// address.
+    /// (IPv4) address.
     fn attach_pod(&mut self, ports: &[(u16, u16)]) -> String {
         self.host.ok("ip netns add pod");
         let attachment =
@@ -112,18 +127,24 @@ impl Node {
             .network
             .add(&attachment)
             .unwrap_or_else(|e| panic!("node {}: {e}", self.n));
-        let address = result["ips"][0]["address"]
-            .as_str()
-            .and_then(|a| a.split('/').next())
-            .unwrap_or_else(|| panic!("no address in the ADD result: {result}"))
-            .to_string();
+        self.pod = Some((attachment, result));
+        let address = self.pod_address(0);
         assert!(
             address.starts_with(&format!("10.244.{}.", self.n)),
             "node {}'s pod got {address}, outside its subnet",
             self.n
         );
-        self.pod = Some((attachment, result));
         address
+    }
+
+    /// The address of `ips[index]` of the pod's ADD result.
+    fn pod_address(&self, index: usize) -> String {
+        let (_, result) = self.pod.as_ref().expect("an attached pod");
+        result["ips"][index]["address"]
+            .as_str()
+            .and_then(|a| a.split('/').next())
+            .unwrap_or_else(|| panic!("no address {index} in the ADD result: {result}"))
+            .to_string()
     }
 
     /// A command run inside the pod.
@@ -156,8 +177,14 @@ impl Drop for Node {
 /// Nodes A and B joined by a link, each routing the other's pod subnet
 /// through it.
 fn cluster(test: &str, no_masquerade: bool) -> Option<(Node, Node)> {
-    let a = Node::new(&format!("{test} (node A)"), 1, no_masquerade)?;
-    let b = Node::new(&format!("{test} (node B)"), 2, no_masquerade)?;
+    cluster_of(test, no_masquerade, false)
+}
+
+/// `cluster`, with `dual_stack` also 2001:db8::N on the link and routes
+/// to each other's pod subnet6.
+fn cluster_of(test: &str, no_masquerade: bool, dual_stack: bool) -> Option<(Node, Node)> {
+    let a = Node::new(&format!("{test} (node A)"), 1, no_masquerade, dual_stack)?;
+    let b = Node::new(&format!("{test} (node B)"), 2, no_masquerade, dual_stack)?;
     a.host.ok(&format!(
         "ip link add eth0 type veth peer name eth0 netns {}",
         b.host.netns_path()
@@ -170,6 +197,15 @@ fn cluster(test: &str, no_masquerade: bool) -> Option<(Node, Node)> {
             other.n,
             other.address()
         ));
+        if dual_stack {
+            node.host.ok(&format!(
+                "ip -6 addr add 2001:db8::{}/64 dev eth0 nodad \
+                 && ip -6 route add {} via 2001:db8::{}",
+                node.n,
+                subnet6(other.n),
+                other.n
+            ));
+        }
     }
     Some((a, b))
 }
@@ -181,7 +217,8 @@ fn source_seen(from: &Node, to: &Node, to_address: &str, port: u16) -> String {
         .in_pod("timeout")
         .args(["20", "sh", "-c"])
         .arg(format!(
-            "nc -n -v -l -p {port} </dev/null 2>&1 | grep -m1 Connection"
+            "nc -n -v -l {family} -p {port} </dev/null 2>&1 | grep -m1 Connection",
+            family = if to_address.contains(':') { "-6" } else { "-4" }
         ))
         .stdout(Stdio::piped())
         .spawn()
@@ -272,4 +309,22 @@ fn a_nodeport_style_published_port_on_node_a_answers_node_b_and_its_pod_at_node_
     answers("node B's pod -> node A:30080", "from-pod-a", || {
         ask(|s| b.pod_sh(s), &node_a, 30080)
     });
+}
+
+#[test]
+fn dual_stack_pods_on_two_nodes_reach_each_other_over_ipv6_with_their_own_source_addresses() {
+    let Some((mut a, mut b)) = cluster_of(
+        "dual_stack_pods_on_two_nodes_reach_each_other_over_ipv6",
+        true,
+        true,
+    ) else {
+        return;
+    };
+    a.attach_pod(&[]);
+    b.attach_pod(&[]);
+    let (pod_a, pod_b) = (a.pod_address(1), b.pod_address(1));
+    assert_eq!(pod_a, "fd00:10:244:1::2");
+    assert_eq!(pod_b, "fd00:10:244:2::2");
+    assert_eq!(source_seen(&a, &b, &pod_b, 8000), pod_a, "A -> B");
+    assert_eq!(source_seen(&b, &a, &pod_a, 8001), pod_b, "B -> A");
 }

@@ -37,11 +37,13 @@ enum Chain {
     Reference,
 }
 
-/// One test's network: its chain, bridge and subnet (10.88.N.0/24).
+/// One test's network: its chain, bridge and subnet (10.88.N.0/24), and
+/// when dual stack its subnet6 (fd00:88:N::/64).
 struct Net {
     chain: Chain,
     bridge: String,
     subnet: String,
+    subnet6: Option<String>,
 }
 
 /// Where our plugin keeps its state, inside the host.
@@ -55,19 +57,41 @@ impl Net {
             chain,
             bridge: format!("e2e{n}"),
             subnet: format!("10.88.{n}.0/24"),
+            subnet6: None,
+        }
+    }
+
+    /// `new`, dual stack.
+    fn dual_stack(chain: Chain, n: u8) -> Net {
+        Net {
+            subnet6: Some(format!("fd00:88:{n}::/64")),
+            ..Net::new(chain, n)
         }
     }
 
     /// The conflist podman reads for this network.
     fn conflist(&self) -> String {
-        let Net { bridge, subnet, .. } = self;
+        let Net {
+            bridge,
+            subnet,
+            subnet6,
+            ..
+        } = self;
+        let (our_subnet6, ranges6, routes6) = match subnet6 {
+            Some(s6) => (
+                format!(r#","subnet6":"{s6}""#),
+                format!(r#",[{{"subnet":"{s6}"}}]"#),
+                r#",{"dst":"::/0"}"#,
+            ),
+            None => (String::new(), String::new(), ""),
+        };
         let ours = format!(
-            r#"{{"type":"supervisor","bridge":"{bridge}","subnet":"{subnet}","stateDir":"{STATE_DIR}","capabilities":{{"portMappings":true}}}}"#
+            r#"{{"type":"supervisor","bridge":"{bridge}","subnet":"{subnet}"{our_subnet6},"stateDir":"{STATE_DIR}","capabilities":{{"portMappings":true}}}}"#
         );
         let reference_bridge = format!(
             r#"{{"type":"bridge","bridge":"{bridge}","isGateway":true,"ipMasq":true,"hairpinMode":true,
-               "ipam":{{"type":"host-local","dataDir":"{IPAM_DIR}","routes":[{{"dst":"0.0.0.0/0"}}],
-                        "ranges":[[{{"subnet":"{subnet}"}}]]}}}}"#
+               "ipam":{{"type":"host-local","dataDir":"{IPAM_DIR}","routes":[{{"dst":"0.0.0.0/0"}}{routes6}],
+                        "ranges":[[{{"subnet":"{subnet}"}}]{ranges6}]}}}}"#
         );
         let chained = format!(
             r#"{{"type":"supervisor","stateDir":"{STATE_DIR}","capabilities":{{"portMappings":true}}}}"#
@@ -92,7 +116,10 @@ struct Case {
 impl Case {
     fn new(test: &str, net: Net) -> Option<Case> {
         let host = HostNs::for_engine(test)?;
-        let outside = host.outside();
+        let outside = match net.subnet6 {
+            Some(_) => host.outside6(),
+            None => host.outside(),
+        };
         Some(Case { outside, net, host })
     }
 
@@ -286,4 +313,70 @@ fn podman_rm_leaves_no_element_lease_link_or_conntrack_entry(test: &str, net: Ne
             "the reference portmap left no TCP conntrack entry: the check can no longer be shown to see them"
         );
     }
+}
+
+// Dual stack: an IPv6-enabled conflist (ours with `subnet6`, or the
+// reference bridge with an IPv6 range and ours chained).
+
+/// The host's IPv6 address facing the outside machine (`HostNs::outside6`).
+const HOST_ADDR6: &str = "2001:db8::1";
+
+#[test]
+fn a_dual_stack_network_answers_over_ipv6_and_podman_rm_leaves_nothing_ours() {
+    dual_stack_case("dual_stack::ours", Net::dual_stack(Chain::Ours, 30));
+}
+
+#[test]
+fn a_dual_stack_network_answers_over_ipv6_and_podman_rm_leaves_nothing_chained() {
+    dual_stack_case("dual_stack::chained", Net::dual_stack(Chain::Chained, 31));
+}
+
+fn dual_stack_case(test: &str, net: Net) {
+    let Some(case) = Case::new(test, net) else {
+        return;
+    };
+    let podman = case.podman();
+    let id = start_web(&podman, "web");
+    let ip6 = podman.ok(&[
+        "inspect",
+        "--format",
+        "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}",
+        "web",
+    ]);
+    let prefix = case.net.subnet6.as_deref().unwrap_or_default();
+    assert!(
+        ip6.starts_with(prefix.trim_end_matches("::/64")),
+        "podman reports the IPv6 address {ip6:?} in {prefix}"
+    );
+    answers(
+        "the outside, at the host's IPv6 address",
+        "from-web",
+        || ask(outside(&case.outside), HOST_ADDR6, 8080),
+    );
+    answers("the host, at its own IPv6 address", "from-web", || {
+        ask(host(&case.host), HOST_ADDR6, 8080)
+    });
+    answers(
+        "the outside, at the host's IPv4 address still",
+        "from-web",
+        || ask(outside(&case.outside), HOST_ADDR, 8080),
+    );
+    answers_in_container(
+        "a second container, through the host's IPv6 address",
+        "from-web",
+        || podman.run_once(NETWORK, &["nc", "-w", "2", HOST_ADDR6, "8080"]),
+    );
+    let before = traces(&case, &id, &ip6);
+    assert!(
+        !before.nft.is_empty(),
+        "no nft element names {ip6}: the check would prove nothing"
+    );
+    podman.remove("web");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = traces(&case, &id, &ip6);
+    while after != Traces::default() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        after = traces(&case, &id, &ip6);
+    }
+    assert_eq!(after, Traces::default(), "left behind by podman rm -f");
 }

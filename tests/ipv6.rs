@@ -357,16 +357,6 @@ const HOST6: &str = "2001:db8::1";
 const OUTSIDE6: &str = "2001:db8::2";
 const WEB6: &str = "fd53:7570:6572::2";
 
-/// The outside machine of `ns`, dual stack.
-fn outside6(ns: &HostNs) -> common::Outside {
-    let out = ns.outside();
-    out.ok(&format!(
-        "ip -6 addr add {OUTSIDE6}/64 dev eth0 nodad && ip -6 route add default via {HOST6}"
-    ));
-    ns.ok(&format!("ip -6 addr add {HOST6}/64 dev uplink nodad"));
-    out
-}
-
 /// Serves `from-NAME` on TCP port `port` over both families.
 fn serve_both(name: &str, port: u16) -> String {
     format!(
@@ -392,7 +382,7 @@ fn the_host_reaches_a_port_published_on_ipv6_on_its_own_address_the_gateway_and_
     ) else {
         return;
     };
-    let _outside = outside6(&ns);
+    let _outside = ns.outside6();
     let web = web6(&ns, "web", &["8080:8000"]);
     for addr in [HOST6, GATEWAY6, "::1", "127.0.0.1", "192.0.2.1"] {
         answers(&format!("host -> [{addr}]:8080"), "from-web", || {
@@ -409,7 +399,7 @@ fn the_outside_reaches_a_port_published_on_ipv6_and_the_container_sees_its_addre
     ) else {
         return;
     };
-    let out = outside6(&ns);
+    let out = ns.outside6();
     let mut web = Container::start(
         &ns,
         &["--ipv6", "-p", "8080:8000"],
@@ -433,7 +423,7 @@ fn another_container_reaches_it_over_ipv6_through_the_host_address_and_directly(
     else {
         return;
     };
-    let _outside = outside6(&ns);
+    let _outside = ns.outside6();
     let web = web6(&ns, "web", &["8080:8000"]);
     let client = Container::start(&ns, &["--ipv6", "--ip", "172.16.0.3"], "true");
     answers("client -> [host]:8080", "from-web", || {
@@ -453,7 +443,7 @@ fn a_container_reaches_its_own_port_published_on_ipv6_with_br_netfilter_on_and_o
     ) else {
         return;
     };
-    let _outside = outside6(&ns);
+    let _outside = ns.outside6();
     let web = web6(&ns, "web", &["8080:8000"]);
     for setting in ["1", "0"] {
         ns.ok(&format!(
@@ -475,7 +465,7 @@ fn outbound_ipv6_connections_leave_with_the_hosts_address() {
     let Some(ns) = HostNs::new("outbound_ipv6_connections_leave_with_the_hosts_address") else {
         return;
     };
-    let out = outside6(&ns);
+    let out = ns.outside6();
     let client = Container::start(&ns, &["--ipv6"], "true");
     let listener = out
         .command("timeout")
@@ -504,7 +494,7 @@ fn udp_is_published_on_ipv6() {
     let Some(ns) = HostNs::new("udp_is_published_on_ipv6") else {
         return;
     };
-    let out = outside6(&ns);
+    let out = ns.outside6();
     let mut dns = Container::start(
         &ns,
         &["--ipv6", "-p", "5353:53/udp"],
@@ -525,7 +515,7 @@ fn a_port_published_on_one_ipv6_address_is_not_reachable_on_another() {
     else {
         return;
     };
-    let out = outside6(&ns);
+    let out = ns.outside6();
     // The gateway's address is the host's once the bridge holds it.
     assert!(run6(&ns, &["true"]).status.success());
     let web = web6(
@@ -555,7 +545,7 @@ fn new_ipv6_connections_from_outside_to_an_unpublished_container_port_are_droppe
     ) else {
         return;
     };
-    let out = outside6(&ns);
+    let out = ns.outside6();
     // The outside routes the subnet6 through the host, as a neighbour on
     // its link could.
     out.ok(&format!("ip -6 route add fd53:7570:6572::/64 via {HOST6}"));
@@ -574,7 +564,7 @@ fn a_dual_stack_container_keeps_its_ipv4_behaviour() {
     let Some(ns) = HostNs::new("a_dual_stack_container_keeps_its_ipv4_behaviour") else {
         return;
     };
-    let out = outside6(&ns);
+    let out = ns.outside6();
     let web = web6(&ns, "web", &["8080:8000", "0.0.0.0:8090:8000"]);
     for addr in ["127.0.0.1", "192.0.2.1", "172.16.0.1"] {
         answers(&format!("host -> {addr}:8080"), "from-web", || {
@@ -631,7 +621,7 @@ fn a_container_sending_from_an_ipv6_address_other_than_its_own_is_dropped() {
     else {
         return;
     };
-    let out = outside6(&ns);
+    let out = ns.outside6();
     let web = web6(&ns, "web", &[]);
     let spoofer = Container::start(&ns, &["--ipv6", "--ip", "172.16.0.3"], "true");
     // Root in its namespace (nsenter) adds any address it likes.
@@ -683,5 +673,103 @@ fn a_dual_stack_containers_link_local_address_is_never_tentative_when_its_comman
             !text.contains("tentative"),
             "round {round}: no DAD on any address: {text}"
         );
+    }
+}
+
+/// The ip and ip6 tables' network sets, as nft lists them.
+fn network_sets(ns: &HostNs) -> String {
+    ns.ok(
+        "nft list set ip supervisor subnets; nft list set ip supervisor bridges; \
+         nft list set ip6 supervisor subnets6; nft list set ip6 supervisor bridges",
+    )
+}
+
+#[test]
+fn a_bridge_made_again_with_another_subnet6_replaces_its_stale_ipv6_subnet_alone() {
+    let Some(ns) = HostNs::new("a_bridge_made_again_with_another_subnet6") else {
+        return;
+    };
+    let run = |bridge: &str, subnet: &str, subnet6: &str| {
+        let out = run6(
+            &ns,
+            &[
+                "--bridge",
+                bridge,
+                "--subnet",
+                subnet,
+                "--subnet6",
+                subnet6,
+                "--",
+                "true",
+            ],
+        );
+        assert!(out.status.success(), "{subnet6}: {}", stderr(&out));
+    };
+    // Another network, live: none of its elements may go.
+    run("sv2", "10.2.0.0/24", "fd00:2::/64");
+    run("sv1", "10.1.0.0/24", "fd00:1::/64");
+    ns.ok("ip link del sv1");
+    // Not overlapping: the kernel takes both, the old one stays unless
+    // taken out.
+    run("sv1", "10.1.0.0/24", "fd00:11::/64");
+    let sets = network_sets(&ns);
+    assert!(sets.contains(r#"fd00:11::/64 comment "sv1""#), "{sets}");
+    assert!(
+        !sets.contains("fd00:1::/64"),
+        "the stale subnet6 went: {sets}"
+    );
+    for kept in [
+        r#"fd00:2::/64 comment "sv2""#,
+        r#"10.2.0.0/24 comment "sv2""#,
+        r#"10.1.0.0/24 comment "sv1""#,
+    ] {
+        assert!(sets.contains(kept), "{kept}: {sets}");
+    }
+    // Overlapping (the same start, a narrower prefix): refused by the
+    // kernel until the stale one is taken out, on a bridge someone else
+    // made again.
+    ns.ok("ip link del sv1 && ip link add sv1 type bridge");
+    run("sv1", "10.1.0.0/24", "fd00:11::/80");
+    let sets = network_sets(&ns);
+    assert!(sets.contains(r#"fd00:11::/80 comment "sv1""#), "{sets}");
+    assert!(!sets.contains("fd00:11::/64"), "{sets}");
+    assert!(sets.contains(r#"fd00:2::/64 comment "sv2""#), "{sets}");
+    // The stale subnet6 is no longer masqueraded.
+    let nat = ns.ok("nft list ruleset");
+    assert!(!nat.contains("fd00:11::/64"), "{nat}");
+}
+
+#[test]
+fn a_udp_client_that_keeps_sending_over_ipv6_reaches_the_next_container_on_that_port() {
+    let Some(ns) = HostNs::new("a_udp_client_that_keeps_sending_over_ipv6") else {
+        return;
+    };
+    let out = ns.outside6();
+    // One client (fixed source port: one conntrack entry) sending every
+    // 50 ms from outside, before, between and after the containers.
+    let _client = Background::start(
+        out.command("timeout"),
+        &format!(
+            "while :; do echo ping | timeout 0.3 nc -6 -n -u -w0 -p 40000 {HOST6} 5353; \
+             sleep 0.05; done"
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    for (name, ip) in [("first", "172.16.0.2"), ("second", "172.16.0.3")] {
+        let mut c = Container::start(
+            &ns,
+            &[
+                "--ipv6",
+                "--name",
+                name,
+                "--ip",
+                ip,
+                "-p",
+                "[::]:5353:53/udp",
+            ],
+            "nc -6 -n -u -l -p 53 </dev/null",
+        );
+        assert_eq!(c.line(), "ping", "{name} container hears the client");
+        c.stop();
     }
 }

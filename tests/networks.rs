@@ -234,3 +234,30 @@ fn a_bridge_made_again_with_another_subnet_replaces_its_stale_network() {
     );
     assert!(!networks.contains("sv1"), "{networks}");
 }
+
+#[test]
+fn a_bridge_made_again_with_a_disjoint_subnet_takes_out_its_old_one_alone() {
+    let Some(ns) = HostNs::new("a_bridge_made_again_with_a_disjoint_subnet") else {
+        return;
+    };
+    let run = |bridge: &str, subnet: &str| {
+        let out = ns.run(&["--bridge", bridge, "--subnet", subnet, "--", "true"]);
+        assert!(out.status.success(), "{subnet}: {}", stderr(&out));
+    };
+    run("sv2", "10.2.0.0/24");
+    run("sv1", "10.1.0.0/24");
+    ns.ok("ip link del sv1");
+    // The kernel takes both: the old subnet would stay masqueraded and
+    // accepted for a bridge that no longer serves it.
+    run("sv1", "10.3.0.0/24");
+    let subnets = ns.ok("nft list set ip supervisor subnets");
+    assert!(
+        subnets.contains(r#"10.3.0.0/24 comment "sv1""#),
+        "{subnets}"
+    );
+    assert!(!subnets.contains("10.1.0.0/24"), "{subnets}");
+    assert!(
+        subnets.contains(r#"10.2.0.0/24 comment "sv2""#),
+        "{subnets}"
+    );
+}

@@ -283,3 +283,37 @@ fn check_names_what_a_killed_supervisor_left() {
     assert!(gc.status.success(), "{}", stderr(&gc));
     assert_no_drift(&ns);
 }
+
+#[test]
+fn check_names_a_dual_stack_containers_ipv6_element_and_a_stale_ipv6_lease_link_as_gc_removes_it() {
+    let Some(ns) = HostNs::new("check_names_a_dual_stack_containers_ipv6_element") else {
+        return;
+    };
+    let (web, _out) = ns.start(&args(
+        &["--ipv6", "--name", "web", "-p", "8080:8000"],
+        UNTIL_STDIN_CLOSES,
+    ));
+    let id = inspect(&ns, "web")["id"].as_str().unwrap().to_string();
+    assert_no_drift(&ns);
+    ns.ok("nft delete element ip6 supervisor tcp_ports '{ 8080 }'");
+    let out = supervisor(&ns, &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("element tcp_ports 8080 of web ({id}): missing\n")
+    );
+    stop(web);
+    assert_no_drift(&ns);
+    // A link left by a lease whose record is gone: gc sweeps it, so check
+    // names it.
+    ns.ok("ln -s 172.16.0.9 /run/supervisor/leases/sv0/fd53:7570:6572::9");
+    let out = supervisor(&ns, &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "lease fd53:7570:6572::9 (bridge sv0): no record holds this IPv6 address\n"
+    );
+    let gc = supervisor(&ns, &["gc"]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert_no_drift(&ns);
+}

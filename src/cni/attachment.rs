@@ -18,7 +18,7 @@
 //! namespace, the link, the elements) and succeeds for an unknown one.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
@@ -238,9 +238,14 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     let bridge = Bridge {
         name: config.bridge.clone(),
         subnet: config.subnet,
-        subnet6: None,
+        subnet6: config.subnet6,
     };
-    let network = plan::network_part(&bridge.name, bridge.subnet, None, &Snapshot::default());
+    let network = plan::network_part(
+        &bridge.name,
+        bridge.subnet,
+        bridge.subnet6,
+        &Snapshot::default(),
+    );
     let holder = Holder {
         name: owner.name.clone(),
         id: owner.id.clone(),
@@ -254,8 +259,16 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     .map_err(from_network)?;
     let firewall = timed("base ruleset and network", || {
         let firewall = Firewall::open(&config.state_dir)?;
-        firewall.ensure_network(&network.bridge, &network.subnet, None)?;
-        firewall.ensure_no_masquerade(&network.bridge, &config.no_masquerade)?;
+        let subnet6 = network.subnet6.map(|s| (s.network(), s.prefix_len()));
+        firewall.ensure_network(&network.bridge, &network.subnet, subnet6)?;
+        if attachment.made_bridge() {
+            firewall.remove_other_subnets(&network.bridge, &network.subnet, subnet6)?;
+        }
+        firewall.ensure_no_masquerade(
+            &network.bridge,
+            &config.no_masquerade,
+            &config.no_masquerade6,
+        )?;
         Ok(firewall)
     })
     .map_err(from_firewall)?;
@@ -263,7 +276,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         &owner,
         bridge.subnet,
         attachment.address(),
-        None,
+        attachment.ipv6(),
         config.ports.clone(),
     );
     part.ifname = invocation.ifname.clone();
@@ -331,6 +344,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     let host = timed_async("host veth", netlink::link_state(&nl, &link.host_ifname)).await;
     let recorded = registration.update(|record| {
         record.address = Some(publication.address);
+        record.address6 = publication.address6;
         record.veth = Some(publication.veth.clone());
         record.ports = publication.ports.iter().map(|&p| p.into()).collect();
     });
@@ -371,6 +385,9 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         prefix_len: part.prefix_len,
         gateway: part.gateway,
         interface: 1,
+        ipv6: part
+            .ipv6
+            .map(|(address, subnet6)| (address, subnet6.prefix_len(), subnet6.gateway())),
     })
 }
 
@@ -406,7 +423,7 @@ fn publication_of(record: &Record) -> Option<Publication> {
             id: record.id.clone(),
         },
         address: record.address?,
-        address6: None,
+        address6: record.address6,
         veth: record.veth.clone().unwrap_or_default(),
         ports: record.ports.iter().map(|&p| Port::from(p)).collect(),
     })
@@ -460,10 +477,13 @@ pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniE
         // The address is the other plugin's, given back by its DEL right
         // after ours: the connections are forgotten before we answer.
         if let (Some(fd), Some(addr)) = (socket.as_ref(), record.address) {
+            let addresses: Vec<IpAddr> = std::iter::once(addr.into())
+                .chain(record.address6.map(IpAddr::from))
+                .collect();
             let forgotten = fd
                 .try_clone()
                 .map_err(conntrack::Error::Socket)
-                .and_then(|fd| conntrack::forget_with(fd, &ports, Some(&[addr.into()])));
+                .and_then(|fd| conntrack::forget_with(fd, &ports, Some(&addresses)));
             if let Err(err) = forgotten {
                 failed.push(system("forgetting its connections", &err));
             }
@@ -476,6 +496,7 @@ pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniE
                     socket: fd,
                     ports: ports.clone(),
                     address: addr,
+                    address6: record.address6,
                     leases,
                     id: record.id.clone(),
                 }),
@@ -539,15 +560,18 @@ pub async fn check(
             .await
             .map_err(|err| system("reading the container's addresses", &err))?;
         let address = record.address.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        if !addresses
-            .iter()
-            .any(|a| a.interface == invocation.ifname && a.address == std::net::IpAddr::V4(address))
-        {
-            return Err(broken(format!(
-                "interface {} in {} does not have address {address}",
-                invocation.ifname,
-                invocation.netns.as_deref().unwrap_or_default()
-            )));
+        let wanted = std::iter::once(IpAddr::V4(address)).chain(record.address6.map(IpAddr::V6));
+        for address in wanted {
+            if !addresses
+                .iter()
+                .any(|a| a.interface == invocation.ifname && a.address == address)
+            {
+                return Err(broken(format!(
+                    "interface {} in {} does not have address {address}",
+                    invocation.ifname,
+                    invocation.netns.as_deref().unwrap_or_default()
+                )));
+            }
         }
     }
     check_elements(config, record)

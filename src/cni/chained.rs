@@ -20,37 +20,56 @@ use crate::netlink::sysctl::Setting;
 use crate::plan::apply;
 use crate::reserve::Reservations;
 use crate::values::Subnet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// What we take from `prevResult`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Previous {
     pub address: Ipv4Addr,
     pub prefix_len: u8,
+    /// Its IPv6 address and prefix length, when the previous plugin gave
+    /// it one (dual stack): ports are published on IPv6 to it.
+    pub ipv6: Option<(Ipv6Addr, u8)>,
     /// The host bridge of the previous plugin, if one is named.
     pub bridge: Option<String>,
 }
 
-/// The container's IPv4 address from `prevResult.ips`, and the bridge.
+/// Whether `prevResult.ips` of a configuration holds an IPv6 address: a
+/// port mapping without a host address is then published on both
+/// families.
+pub fn has_ipv6(prev: &Value) -> bool {
+    prev.get("ips")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.get("address")?.as_str())
+        .any(|text| text.contains(':'))
+}
+
+/// The container's IPv4 address from `prevResult.ips` (and its IPv6 one,
+/// if any), and the bridge.
 pub fn previous(prev: &Value, is_bridge: impl Fn(&str) -> bool) -> Result<Previous, CniError> {
     let invalid = |why: &str| CniError::new(code::CONFIG, format!("prevResult: {why}"));
     let ips = prev
         .get("ips")
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("has no ips"))?;
-    let (text, address, len) = ips
-        .iter()
-        .filter_map(|ip| ip.get("address")?.as_str())
-        .find_map(|text| {
-            let (addr, len) = text.split_once('/')?;
-            Some((text, addr.parse::<Ipv4Addr>().ok()?, len))
-        })
-        .ok_or_else(|| invalid("has no IPv4 address in ips"))?;
-    let prefix_len = len
-        .parse::<u8>()
-        .ok()
-        .filter(|len| *len <= 32)
-        .ok_or_else(|| invalid(&format!("{text:?}: the prefix length must be 0 to 32")))?;
+    let ipv6 = match first_address::<Ipv6Addr>(ips, 128)? {
+        // As for IPv4: ports are published to it.
+        Some((text, address, _))
+            if address.is_loopback()
+                || address.is_unspecified()
+                || address.is_multicast()
+                || address.is_unicast_link_local() =>
+        {
+            return Err(invalid(&format!(
+                "{text:?} is not an address a container can have"
+            )));
+        }
+        found => found.map(|(_, address, prefix_len)| (address, prefix_len)),
+    };
+    let (text, address, prefix_len) =
+        first_address::<Ipv4Addr>(ips, 32)?.ok_or_else(|| invalid("has no IPv4 address in ips"))?;
     // Ports are published to this address: one of the host's own ranges
     // would send outside traffic to the host's loopback services.
     if address.is_loopback()
@@ -78,8 +97,38 @@ pub fn previous(prev: &Value, is_bridge: impl Fn(&str) -> bool) -> Result<Previo
     Ok(Previous {
         address,
         prefix_len,
+        ipv6,
         bridge,
     })
+}
+
+/// The first address of family `A` in `ips`, as written, with its prefix
+/// length (at most `max_len`, else code 7 naming it).
+fn first_address<A: std::str::FromStr>(
+    ips: &[Value],
+    max_len: u8,
+) -> Result<Option<(&str, A, u8)>, CniError> {
+    let found = ips
+        .iter()
+        .filter_map(|ip| ip.get("address")?.as_str())
+        .find_map(|text| {
+            let (addr, len) = text.split_once('/')?;
+            Some((text, addr.parse::<A>().ok()?, len))
+        });
+    let Some((text, address, len)) = found else {
+        return Ok(None);
+    };
+    let prefix_len = len
+        .parse::<u8>()
+        .ok()
+        .filter(|len| *len <= max_len)
+        .ok_or_else(|| {
+            CniError::new(
+                code::CONFIG,
+                format!("prevResult: {text:?}: the prefix length must be 0 to {max_len}"),
+            )
+        })?;
+    Ok(Some((text, address, prefix_len)))
 }
 
 /// The names of `prevResult`'s host-side interfaces that are bridges in
@@ -127,14 +176,24 @@ pub async fn add(
         Some((bridge, Subnet::new(network, previous.prefix_len).ok()?))
     });
     if let Some((bridge, subnet)) = subnet {
-        for setting in [Setting::ip_forward(), Setting::route_localnet(bridge)] {
+        // The previous plugin's IPv6 prefix, as its IPv4 subnet: it
+        // serves this bridge.
+        let subnet6 = previous.ipv6.map(|(address, prefix_len)| {
+            let host_bits = u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+            (Ipv6Addr::from(u128::from(address) & !host_bits), prefix_len)
+        });
+        let mut settings = vec![Setting::ip_forward(), Setting::route_localnet(bridge)];
+        if subnet6.is_some() {
+            settings.push(Setting::ipv6_forwarding());
+        }
+        for setting in settings {
             setting.apply().map_err(|e| system("sysctl", &e))?;
         }
         firewall
-            .ensure_network(bridge, &subnet, None)
+            .ensure_network(bridge, &subnet, subnet6)
             .map_err(|e| system("firewall", &e))?;
         firewall
-            .ensure_no_masquerade(bridge, &config.no_masquerade)
+            .ensure_no_masquerade(bridge, &config.no_masquerade, &config.no_masquerade6)
             .map_err(|e| system("firewall", &e))?;
     } else {
         firewall.ensure_base().map_err(|e| system("firewall", &e))?;
@@ -142,7 +201,7 @@ pub async fn add(
     let mut publication = Publication {
         owner: attachment::owner(&invocation.container_id, &invocation.ifname),
         address: previous.address,
-        address6: None,
+        address6: previous.ipv6.map(|(address, _)| address),
         // Not our interface: no guards, ports only.
         veth: String::new(),
         ports: config.ports.clone(),
@@ -162,6 +221,7 @@ pub async fn add(
     })?;
     let recorded = registration.update(|record| {
         record.address = Some(publication.address);
+        record.address6 = publication.address6;
         record.ports = publication.ports.iter().map(|&p| p.into()).collect();
     });
     if let Err(err) = recorded {
@@ -197,6 +257,8 @@ mod tests {
         });
         let found = previous(&prev, |name| name == "cni0").unwrap();
         assert_eq!(found.address, Ipv4Addr::new(10, 22, 0, 5));
+        assert_eq!(found.ipv6, Some(("fd00::2".parse().unwrap(), 64)));
+        assert!(has_ipv6(&prev));
         assert_eq!(found.prefix_len, 16);
         assert_eq!(found.bridge.as_deref(), Some("cni0"));
         let none = previous(&serde_json::json!({"ips": []}), |_| true).unwrap_err();
@@ -205,8 +267,21 @@ mod tests {
 
     #[test]
     fn a_prev_result_address_with_a_bad_prefix_or_of_the_hosts_own_ranges_is_code_7() {
-        for address in ["10.1.5.77/99", "127.0.0.1/8", "0.0.0.0/0", "224.0.0.1/4"] {
-            let prev = serde_json::json!({"ips": [{"address": address}]});
+        for address in [
+            "10.1.5.77/99",
+            "127.0.0.1/8",
+            "0.0.0.0/0",
+            "224.0.0.1/4",
+            "fd00::2/129",
+            "::1/128",
+            "fe80::2/64",
+            "ff02::1/16",
+        ] {
+            let mut ips = vec![serde_json::json!({"address": address})];
+            if address.contains(':') {
+                ips.push(serde_json::json!({"address": "10.22.0.5/16"}));
+            }
+            let prev = serde_json::json!({ "ips": ips });
             let err = previous(&prev, |_| true).unwrap_err();
             assert_eq!(err.code, 7, "{address}: {}", err.msg);
             assert!(err.msg.contains(address), "{}", err.msg);

@@ -10,19 +10,26 @@
 //!                                     "protocol":"tcp","hostIP":""}]}}
 //! ```
 //!
-//! `bridge` and `subnet` default as `run`'s do (`sv0`, 172.16.0.0/24);
+//! `bridge` and `subnet` default as `run`'s do (`sv0`, 172.16.0.0/24).
+//! Dual stack as `run --ipv6`: `"subnet6":"fd00:7::/64"` (the key beside
+//! `subnet`, as host-local's `ranges` give each family its own `subnet`),
+//! or `"ipv6":true` for `run`'s default subnet6; each container's IPv6
+//! address is derived from its IPv4 one, as `run`'s is. `noMasqueradeCidrs`
+//! takes networks of either family, and a port mapping without `hostIP` is
+//! published on both families (`0.0.0.0` or `::` one only, as netavark).
+//!
 //! `stateDir` defaults to `$SUPERVISOR_STATE_DIR`, else `/run/supervisor`,
 //! so a plugin and `run` with the same settings share leases and records.
 //! With a `prevResult` the plugin is chained after another that made the
 //! interface and address (see `chained`).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
 use super::protocol::{CniError, code};
-use crate::values::{HostIp, Port, Protocol, Subnet};
+use crate::values::{DEFAULT_SUBNET6, HostIp, Port, Protocol, Subnet, Subnet6};
 
 pub const DEFAULT_BRIDGE: &str = "sv0";
 pub const DEFAULT_SUBNET: &str = "172.16.0.0/24";
@@ -35,10 +42,14 @@ pub struct Config {
     pub name: String,
     pub bridge: String,
     pub subnet: Subnet,
+    /// Dual stack: the IPv6 subnet (`subnet6`, or `ipv6: true`).
+    pub subnet6: Option<Subnet6>,
     pub state_dir: PathBuf,
     /// Destinations the subnet's traffic reaches with its own source
     /// address (a cluster's pod range): network, prefix length.
     pub no_masquerade: Vec<(Ipv4Addr, u8)>,
+    /// The IPv6 ones, for the subnet6's traffic.
+    pub no_masquerade6: Vec<(Ipv6Addr, u8)>,
     /// `runtimeConfig.portMappings`, every host port given.
     pub ports: Vec<Port>,
     /// The previous plugin's result, when chained.
@@ -103,6 +114,7 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
         .unwrap_or(DEFAULT_SUBNET)
         .parse::<Subnet>()
         .map_err(|err| invalid("subnet", err))?;
+    let subnet6 = subnet6(doc, subnet)?;
     let state_dir = PathBuf::from(
         string(doc, "stateDir")?
             .or(env_state_dir.filter(|d| !d.is_empty()))
@@ -111,21 +123,26 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
     if !state_dir.is_absolute() {
         return Err(invalid("stateDir", "must be an absolute path"));
     }
-    let no_masquerade = match doc.get("noMasqueradeCidrs") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
+    let mut no_masquerade = Vec::new();
+    let mut no_masquerade6 = Vec::new();
+    match doc.get("noMasqueradeCidrs") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
                 let field = format!("noMasqueradeCidrs[{i}]");
                 let text = item
                     .as_str()
                     .ok_or_else(|| invalid(&field, "must be a string"))?;
-                cidr(text).map_err(|why| invalid(&field, format!("{text:?}: {why}")))
-            })
-            .collect::<Result<_, _>>()?,
+                let bad = |why| invalid(&field, format!("{text:?}: {why}"));
+                if text.contains(':') {
+                    no_masquerade6.push(cidr6(text).map_err(bad)?);
+                } else {
+                    no_masquerade.push(cidr(text).map_err(bad)?);
+                }
+            }
+        }
         Some(_) => return Err(invalid("noMasqueradeCidrs", "must be a list")),
-    };
+    }
     let runtime = match doc.get("runtimeConfig") {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => Some(map),
@@ -133,7 +150,14 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
     };
     let ports = match runtime.and_then(|r| r.get("portMappings")) {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => port_mappings(items)?,
+        Some(Value::Array(items)) => {
+            // Chained, the previous plugin's result says the families.
+            let ipv6 = match doc.get("prevResult") {
+                Some(prev @ Value::Object(_)) => super::chained::has_ipv6(prev),
+                _ => subnet6.is_some(),
+            };
+            port_mappings(items, ipv6)?
+        }
         Some(_) => return Err(invalid("runtimeConfig.portMappings", "must be a list")),
     };
     let valid_attachments = match doc.get("cni.dev/valid-attachments") {
@@ -164,12 +188,45 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
         name,
         bridge,
         subnet,
+        subnet6,
         state_dir,
         no_masquerade,
+        no_masquerade6,
         ports,
         prev_result,
         valid_attachments,
     })
+}
+
+/// `subnet6`, or with `"ipv6": true` alone `run`'s default one; it must
+/// hold every host number of `subnet`, as `run --subnet6` must.
+fn subnet6(doc: &Map<String, Value>, subnet: Subnet) -> Result<Option<Subnet6>, CniError> {
+    let ipv6 = match doc.get("ipv6") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(on)) => Some(*on),
+        Some(_) => return Err(invalid("ipv6", "must be true or false")),
+    };
+    let text = match (string(doc, "subnet6")?, ipv6) {
+        (Some(_), Some(false)) => {
+            return Err(invalid("subnet6", "is given, but ipv6 is false"));
+        }
+        (Some(text), _) => text,
+        (None, Some(true)) => DEFAULT_SUBNET6,
+        (None, _) => return Ok(None),
+    };
+    let subnet6: Subnet6 = text.parse().map_err(|err| invalid("subnet6", err))?;
+    let v4_host_bits = 32 - u32::from(subnet.prefix_len());
+    if subnet6.host_bits() < v4_host_bits {
+        return Err(invalid(
+            "subnet6",
+            format!(
+                "{subnet6} has fewer host addresses than subnet {subnet}, whose host numbers \
+                 give the containers' IPv6 addresses; use a prefix of /{} or shorter",
+                128 - v4_host_bits
+            ),
+        ));
+    }
+    Ok(Some(subnet6))
 }
 
 /// The spec's network names: letters, digits, then also `_`, `.`, `-`.
@@ -202,11 +259,35 @@ fn cidr(text: &str) -> Result<(Ipv4Addr, u8), String> {
     Ok((addr, len))
 }
 
+/// `a:b::/n` with no host bits set.
+fn cidr6(text: &str) -> Result<(Ipv6Addr, u8), String> {
+    let syntax = "expected an IPv6 network like fd00:10::/56";
+    let (addr, len) = text.split_once('/').ok_or(syntax)?;
+    let addr: Ipv6Addr = addr.parse().map_err(|_| syntax)?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= 128)
+        .ok_or("the prefix length must be 0 to 128")?;
+    let host_bits = u128::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+    if u128::from(addr) & host_bits != 0 {
+        return Err(format!(
+            "host bits set, did you mean {}/{len}?",
+            Ipv6Addr::from(u128::from(addr) & !host_bits)
+        ));
+    }
+    Ok((addr, len))
+}
+
 /// `runtimeConfig.portMappings`, as the `portMappings` capability gives
-/// them. A mapping on an IPv6 host address is not ours to publish (the
-/// network is IPv4) and is left out, as the reference `portmap` does for a
-/// container without an address of that family.
-fn port_mappings(items: &[Value]) -> Result<Vec<Port>, CniError> {
+/// them, each on the families it is published on: one without `hostIP` on
+/// both when the network has IPv6 (`ipv6`), netavark's rule. Without IPv6
+/// a mapping on an IPv6 host address is not ours to publish and is left
+/// out, as the reference `portmap` does for a container without an
+/// address of that family. `::1` is refused: the kernel cannot forward
+/// connections from it, and no process of ours lives on to serve it as
+/// `run`'s does.
+fn port_mappings(items: &[Value], ipv6: bool) -> Result<Vec<Port>, CniError> {
     let mut ports = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let field = |f: &str| format!("runtimeConfig.portMappings[{i}].{f}");
@@ -239,11 +320,21 @@ fn port_mappings(items: &[Value]) -> Result<Vec<Port>, CniError> {
                 ));
             }
         };
-        let host_ip = match text("hostIP")? {
-            None | Some("") | Some("0.0.0.0") => HostIp::AnyV4,
-            Some(ip) => match ip.parse::<std::net::IpAddr>() {
-                Ok(std::net::IpAddr::V4(ip)) => HostIp::from_ip(ip.into()),
-                Ok(std::net::IpAddr::V6(_)) => continue,
+        let host_ips = match text("hostIP")? {
+            None | Some("") if ipv6 => vec![HostIp::AnyV4, HostIp::AnyV6],
+            None | Some("") => vec![HostIp::AnyV4],
+            Some(ip) => match ip.parse::<IpAddr>() {
+                Ok(IpAddr::V6(_)) if !ipv6 => continue,
+                Ok(IpAddr::V6(v6)) if v6.is_loopback() => {
+                    return Err(invalid(
+                        &field("hostIP"),
+                        format!(
+                            "{ip:?}: the kernel cannot forward connections from ::1 and the \
+                             plugin serves none itself; publish on \"\" or \"::\""
+                        ),
+                    ));
+                }
+                Ok(ip) => vec![HostIp::from_ip(ip)],
                 Err(_) => {
                     return Err(invalid(
                         &field("hostIP"),
@@ -252,26 +343,28 @@ fn port_mappings(items: &[Value]) -> Result<Vec<Port>, CniError> {
                 }
             },
         };
-        let port = Port {
-            host_ip,
-            host_port,
-            container_port,
-            protocol,
-        };
-        // The same mapping twice is one; the same host port to two
-        // container ports is a mistake of the request, not a port another
-        // container holds.
-        let same_host_port =
-            |p: &Port| (p.host_ip, p.host_port, p.protocol) == (host_ip, host_port, protocol);
-        match ports.iter().find(|p| same_host_port(p)) {
-            Some(earlier) if *earlier == port => {}
-            Some(earlier) => {
-                return Err(invalid(
-                    &field("hostPort"),
-                    format!("{port} and {earlier} publish the same host port"),
-                ));
+        for host_ip in host_ips {
+            let port = Port {
+                host_ip,
+                host_port,
+                container_port,
+                protocol,
+            };
+            // The same mapping twice is one; the same host port to two
+            // container ports is a mistake of the request, not a port
+            // another container holds.
+            let same_host_port =
+                |p: &Port| (p.host_ip, p.host_port, p.protocol) == (host_ip, host_port, protocol);
+            match ports.iter().find(|p| same_host_port(p)) {
+                Some(earlier) if *earlier == port => {}
+                Some(earlier) => {
+                    return Err(invalid(
+                        &field("hostPort"),
+                        format!("{port} and {earlier} publish the same host port"),
+                    ));
+                }
+                None => ports.push(port),
             }
-            None => ports.push(port),
         }
     }
     Ok(ports)
@@ -385,6 +478,85 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.ports.len(), 2);
+    }
+
+    #[test]
+    fn subnet6_or_ipv6_true_makes_it_dual_stack_and_a_mapping_without_host_ip_both_families() {
+        let config = parsed(
+            r#"{"cniVersion":"1.0.0","name":"n","subnet":"10.88.7.0/24","subnet6":"fd00:7::/64",
+            "noMasqueradeCidrs":["10.244.0.0/16","fd00:244::/56"],
+            "runtimeConfig":{"portMappings":[
+            {"hostPort":80,"containerPort":8000,"hostIP":""},
+            {"hostPort":81,"containerPort":8000,"hostIP":"0.0.0.0"},
+            {"hostPort":82,"containerPort":8000,"hostIP":"::"},
+            {"hostPort":83,"containerPort":8000,"protocol":"udp","hostIP":"2001:db8::1"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.subnet6.unwrap().to_string(), "fd00:7::/64");
+        assert_eq!(
+            config.no_masquerade,
+            vec![(Ipv4Addr::new(10, 244, 0, 0), 16)]
+        );
+        assert_eq!(
+            config.no_masquerade6,
+            vec![("fd00:244::".parse().unwrap(), 56)]
+        );
+        let ports: Vec<String> = config.ports.iter().map(Port::to_string).collect();
+        assert_eq!(
+            ports,
+            [
+                "0.0.0.0:80->8000/tcp",
+                "[::]:80->8000/tcp",
+                "0.0.0.0:81->8000/tcp",
+                "[::]:82->8000/tcp",
+                "[2001:db8::1]:83->8000/udp",
+            ]
+        );
+        let default = parsed(r#"{"cniVersion":"1.0.0","name":"n","ipv6":true}"#).unwrap();
+        assert_eq!(default.subnet6.unwrap().to_string(), DEFAULT_SUBNET6);
+        let off = parsed(r#"{"cniVersion":"1.0.0","name":"n","ipv6":false}"#).unwrap();
+        assert_eq!(off.subnet6, None);
+    }
+
+    #[test]
+    fn a_bad_ipv6_field_is_code_7_naming_the_field() {
+        let cases = [
+            (r#""subnet6":"fd00:7::1/64""#, "subnet6", "host bits set"),
+            (r#""subnet6":"10.0.0.0/24""#, "subnet6", "IPv6 prefix"),
+            (
+                r#""subnet6":"fd00:7::/64","ipv6":false"#,
+                "subnet6",
+                "ipv6 is false",
+            ),
+            (r#""ipv6":"yes""#, "ipv6", "true or false"),
+            (
+                r#""subnet":"10.0.0.0/16","subnet6":"fd00:7::/120""#,
+                "subnet6",
+                "/112 or shorter",
+            ),
+            (
+                r#""noMasqueradeCidrs":["fd00:244::1/56"]"#,
+                "noMasqueradeCidrs[0]",
+                "did you mean fd00:244::/56",
+            ),
+            (
+                r#""noMasqueradeCidrs":["fd00::/129"]"#,
+                "noMasqueradeCidrs[0]",
+                "0 to 128",
+            ),
+            (
+                r#""ipv6":true,"runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"hostIP":"::1"}]}"#,
+                "runtimeConfig.portMappings[0].hostIP",
+                "::1",
+            ),
+        ];
+        for (fields, field, why) in cases {
+            let json = format!(r#"{{"cniVersion":"1.0.0","name":"n",{fields}}}"#);
+            let err = parsed(&json).unwrap_err();
+            assert_eq!(err.code, 7, "{json}");
+            assert!(err.msg.starts_with(&format!("{field}:")), "{}", err.msg);
+            assert!(err.msg.contains(why), "{why}: {}", err.msg);
+        }
     }
 
     #[test]

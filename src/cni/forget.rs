@@ -16,7 +16,7 @@
 //! The child allocates (it parses the dump), which a fork allows only in a
 //! process with one thread: with more, the work is done in place.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::conntrack;
@@ -33,6 +33,8 @@ pub struct Leftovers {
     /// The host ports the attachment published, TCP and UDP.
     pub ports: Vec<(Protocol, u16)>,
     pub address: Ipv4Addr,
+    /// Its IPv6 address, on a dual-stack network: the same lease.
+    pub address6: Option<Ipv6Addr>,
     pub leases: LeaseDir,
     /// The attachment's id, the lease's holder.
     pub id: String,
@@ -123,7 +125,10 @@ impl Background {
 }
 
 fn forget_then_release(work: Leftovers) -> Result<(), Error> {
-    conntrack::forget_with(work.socket, &work.ports, Some(&[work.address.into()]))?;
+    let addresses: Vec<IpAddr> = std::iter::once(work.address.into())
+        .chain(work.address6.map(IpAddr::from))
+        .collect();
+    conntrack::forget_with(work.socket, &work.ports, Some(&addresses))?;
     work.leases.release_held_by(work.address, &work.id)?;
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! ADD's result document, in the version the configuration asked for:
 //! `interfaces` (the host veth, then the sandbox interface with its
 //! namespace path), `ips` pointing at the sandbox interface, `routes`,
-//! `dns`. 0.4.0 adds `version` to each IP.
+//! `dns`. 0.4.0 adds `version` to each IP. A dual-stack attachment has an
+//! IPv6 address after its IPv4 one, on the same interface, and a `::/0`
+//! route.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::{Value, json};
 
@@ -27,6 +29,9 @@ pub struct Outcome {
     pub gateway: Ipv4Addr,
     /// Index into `interfaces` of the interface holding `address`.
     pub interface: usize,
+    /// On a dual-stack network: the IPv6 address, its prefix length and
+    /// gateway, on the same interface.
+    pub ipv6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
 }
 
 /// `aa:bb:cc:dd:ee:ff`.
@@ -51,19 +56,36 @@ impl Outcome {
                 v
             })
             .collect();
-        let mut ip = json!({
-            "address": format!("{}/{}", self.address, self.prefix_len),
-            "gateway": self.gateway.to_string(),
-            "interface": self.interface,
-        });
-        if !at_least(version, "1.0.0") {
-            ip["version"] = json!("4");
+        let ip = |address: String, gateway: String, family: &str| {
+            let mut ip = json!({
+                "address": address,
+                "gateway": gateway,
+                "interface": self.interface,
+            });
+            if !at_least(version, "1.0.0") {
+                ip["version"] = json!(family);
+            }
+            ip
+        };
+        let mut ips = vec![ip(
+            format!("{}/{}", self.address, self.prefix_len),
+            self.gateway.to_string(),
+            "4",
+        )];
+        let mut routes = vec![json!({ "dst": "0.0.0.0/0", "gw": self.gateway.to_string() })];
+        if let Some((address, prefix_len, gateway)) = self.ipv6 {
+            ips.push(ip(
+                format!("{address}/{prefix_len}"),
+                gateway.to_string(),
+                "6",
+            ));
+            routes.push(json!({ "dst": "::/0", "gw": gateway.to_string() }));
         }
         json!({
             "cniVersion": version,
             "interfaces": interfaces,
-            "ips": [ip],
-            "routes": [{ "dst": "0.0.0.0/0", "gw": self.gateway.to_string() }],
+            "ips": ips,
+            "routes": routes,
             "dns": {},
         })
     }
@@ -91,6 +113,15 @@ mod tests {
             prefix_len: 24,
             gateway: Ipv4Addr::new(10, 88, 7, 1),
             interface: 1,
+            ipv6: None,
+        }
+    }
+
+    fn dual() -> Outcome {
+        let (address, gateway) = ("fd00:7::2".parse().unwrap(), "fd00:7::1".parse().unwrap());
+        Outcome {
+            ipv6: Some((address, 64, gateway)),
+            ..outcome()
         }
     }
 
@@ -113,5 +144,22 @@ mod tests {
         let doc = outcome().to_json("0.4.0");
         assert_eq!(doc["cniVersion"], "0.4.0");
         assert_eq!(doc["ips"][0]["version"], "4");
+        let dual = dual();
+        assert_eq!(dual.to_json("0.4.0")["ips"][1]["version"], "6");
+    }
+
+    #[test]
+    fn a_dual_stack_result_has_both_ips_on_the_sandbox_interface_and_both_default_routes() {
+        let dual = dual();
+        let doc = dual.to_json("1.1.0");
+        assert_eq!(doc["ips"][0]["address"], "10.88.7.2/24");
+        assert_eq!(
+            doc["ips"][1],
+            json!({"address": "fd00:7::2/64", "gateway": "fd00:7::1", "interface": 1})
+        );
+        assert_eq!(
+            doc["routes"],
+            json!([{"dst": "0.0.0.0/0", "gw": "10.88.7.1"}, {"dst": "::/0", "gw": "fd00:7::1"}])
+        );
     }
 }

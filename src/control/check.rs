@@ -50,6 +50,8 @@ struct Facts {
     /// Record files this version cannot read, or temporaries: with why.
     broken: Vec<(PathBuf, String)>,
     leases: Vec<SeenLease>,
+    /// IPv6 addresses whose lease link no record holds: (bridge, address).
+    stale6: Vec<(String, std::net::Ipv6Addr)>,
     /// Container veths (`sv-…`) on each known bridge: (bridge, link).
     ports: Vec<(String, String)>,
     elements: Vec<Owned>,
@@ -97,13 +99,17 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
         if dir.starts_with('.') || !leases.join(&dir).is_dir() {
             continue;
         }
-        for (addr, holder) in LeaseDir::new(state_dir, &dir)?.leases()? {
+        let lease_dir = LeaseDir::new(state_dir, &dir)?;
+        for (addr, holder) in lease_dir.leases()? {
             facts.leases.push(SeenLease {
                 bridge: dir.clone(),
                 addr,
                 alive: holder.as_ref().is_some_and(|h| h.process.is_alive()),
                 holder: holder.map(|h| (h.name, h.id)),
             });
+        }
+        for addr6 in lease_dir.stale_links6()? {
+            facts.stale6.push((dir.clone(), addr6));
         }
         bridges.insert(dir);
     }
@@ -147,6 +153,11 @@ fn findings(facts: &Facts) -> Vec<String> {
     }
     for seen in &live {
         found.extend(missing(seen, facts));
+    }
+    for (bridge, addr6) in &facts.stale6 {
+        found.push(format!(
+            "lease {addr6} (bridge {bridge}): no record holds this IPv6 address"
+        ));
     }
     for lease in &facts.leases {
         let place = format!("lease {} (bridge {})", lease.addr, lease.bridge);
@@ -230,7 +241,7 @@ fn missing(seen: &Seen, facts: &Facts) -> Vec<String> {
             id: r.id.clone(),
         },
         address,
-        address6: None,
+        address6: r.address6,
         veth: veth.clone(),
         ports: r.ports.iter().map(|&p| Port::from(p)).collect(),
     };
@@ -250,6 +261,7 @@ fn missing(seen: &Seen, facts: &Facts) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::firewall::Target;
     use crate::values::Process;
 
     fn web(alive: bool) -> Seen {
@@ -276,7 +288,14 @@ mod tests {
 
     /// What a live `web` holds when nothing drifted.
     fn consistent() -> Facts {
-        let seen = web(true);
+        consistent_with(None, Vec::new())
+    }
+
+    /// `consistent`, with an IPv6 address and published ports.
+    fn consistent_with(address6: Option<std::net::Ipv6Addr>, ports: Vec<Port>) -> Facts {
+        let mut seen = web(true);
+        seen.record.address6 = address6;
+        seen.record.ports = ports.iter().map(|&p| p.into()).collect();
         let owner = Owner {
             name: "web".into(),
             id: "0123456789ab".into(),
@@ -284,9 +303,9 @@ mod tests {
         let publication = Publication {
             owner: owner.clone(),
             address: Ipv4Addr::new(172, 16, 0, 2),
-            address6: None,
+            address6,
             veth: "sv-0123456789ab".into(),
-            ports: Vec::new(),
+            ports,
         };
         Facts {
             records: vec![seen],
@@ -329,6 +348,37 @@ mod tests {
                 "link sv-0123456789ab of web (0123456789ab): missing",
                 "element mac_guard \"sv-0123456789ab\" . 02:42:ac:10:00:02 of web (0123456789ab): missing",
             ]
+        );
+    }
+
+    #[test]
+    fn a_dual_stack_containers_missing_ipv6_elements_are_named() {
+        use crate::values::{HostIp, Protocol};
+        let port = |host_ip| Port {
+            host_ip,
+            host_port: 8080,
+            container_port: 8000,
+            protocol: Protocol::Tcp,
+        };
+        let ports = vec![port(HostIp::AnyV4), port(HostIp::AnyV6)];
+        let mut facts = consistent_with(Some("fd53:7570:6572::2".parse().unwrap()), ports);
+        assert_eq!(findings(&facts), Vec::<String>::new());
+        let ipv6 = |o: &Owned| matches!(o.target, Target::Ports6(_) | Target::SpoofGuard6);
+        let before = facts.elements.len();
+        facts.elements.retain(|o| !ipv6(o));
+        assert_eq!(before - facts.elements.len(), 3, "its port and two guards");
+        let found = findings(&facts);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found.iter().any(|f| f.starts_with("element tcp_ports 8080")
+                && f.ends_with("of web (0123456789ab): missing")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("spoof_guard6") && f.contains("fd53:7570:6572::2")),
+            "{found:?}"
         );
     }
 

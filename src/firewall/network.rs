@@ -46,35 +46,40 @@ pub fn network_elements(bridge: &str, subnet: &Subnet) -> Vec<(Target, Vec<Eleme
 /// `subnet6` is (network address, prefix length).
 pub fn network_elements6(bridge: &str, subnet6: (Ipv6Addr, u8)) -> Vec<(Target, Vec<Element>)> {
     let name = ifname(bridge);
-    let (network, prefix_len) = subnet6;
-    let host_bits = u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
-    let first = u128::from(network) & !host_bits;
-    let mut start = Element::new(first.to_be_bytes().to_vec());
-    let mut udata = Udata::comment(&comment(bridge));
-    let mut subnets = Vec::new();
-    if first != 0 {
-        subnets.push(interval_end6(0));
-    }
-    match (first | host_bits).checked_add(1) {
-        Some(end) => {
-            start.udata = Some(udata);
-            subnets.push(start);
-            subnets.push(interval_end6(end));
-        }
-        None => {
-            udata.put_u32(UDATA_ELEM_FLAGS, ELEM_F_INTERVAL_OPEN);
-            start.udata = Some(udata);
-            subnets.push(start);
-        }
-    }
     vec![
         (Target::Bridges6, vec![Element::new(name.clone())]),
         (
             Target::SameBridge6,
             vec![Element::new(concat(&[&name, &name]))],
         ),
-        (Target::Subnets6, subnets),
+        (Target::Subnets6, prefix_interval6(bridge, subnet6)),
     ]
+}
+
+/// The interval of the IPv6 prefix `(network, prefix length)`, as
+/// `interval` lays out an IPv4 one.
+fn prefix_interval6(bridge: &str, (network, prefix_len): (Ipv6Addr, u8)) -> Vec<Element> {
+    let host_bits = u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+    let first = u128::from(network) & !host_bits;
+    let mut start = Element::new(first.to_be_bytes().to_vec());
+    let mut udata = Udata::comment(&comment(bridge));
+    let mut elements = Vec::new();
+    if first != 0 {
+        elements.push(interval_end6(0));
+    }
+    match (first | host_bits).checked_add(1) {
+        Some(end) => {
+            start.udata = Some(udata);
+            elements.push(start);
+            elements.push(interval_end6(end));
+        }
+        None => {
+            udata.put_u32(UDATA_ELEM_FLAGS, ELEM_F_INTERVAL_OPEN);
+            start.udata = Some(udata);
+            elements.push(start);
+        }
+    }
+    elements
 }
 
 fn interval_end6(addr: u128) -> Element {
@@ -113,18 +118,31 @@ fn interval(bridge: &str, first: Ipv4Addr, last: Ipv4Addr) -> Vec<Element> {
 /// The `no_masquerade` elements for `cidrs` (network, prefix length),
 /// asked for by the network of `bridge`.
 pub fn no_masquerade_elements(bridge: &str, cidrs: &[(Ipv4Addr, u8)]) -> Vec<Element> {
-    let mut elements: Vec<Element> = Vec::new();
-    for &(network, prefix_len) in cidrs {
+    once_each(cidrs.iter().map(|&(network, prefix_len)| {
         let host_bits = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
-        let last = Ipv4Addr::from(u32::from(network) | host_bits);
-        for element in interval(bridge, network, last) {
-            // nft's leading end element once per batch, not per interval.
-            if !elements
-                .iter()
-                .any(|e| e.key == element.key && e.flags == element.flags)
-            {
-                elements.push(element);
-            }
+        interval(
+            bridge,
+            network,
+            Ipv4Addr::from(u32::from(network) | host_bits),
+        )
+    }))
+}
+
+/// The `no_masquerade6` elements for IPv6 `cidrs`, as `no_masquerade_elements`.
+pub fn no_masquerade_elements6(bridge: &str, cidrs: &[(Ipv6Addr, u8)]) -> Vec<Element> {
+    once_each(cidrs.iter().map(|&cidr| prefix_interval6(bridge, cidr)))
+}
+
+/// The intervals' elements, nft's leading end element once per batch, not
+/// per interval.
+fn once_each(intervals: impl Iterator<Item = Vec<Element>>) -> Vec<Element> {
+    let mut elements: Vec<Element> = Vec::new();
+    for element in intervals.flatten() {
+        if !elements
+            .iter()
+            .any(|e| e.key == element.key && e.flags == element.flags)
+        {
+            elements.push(element);
         }
     }
     elements
@@ -174,38 +192,69 @@ impl Firewall {
         match ensure() {
             Ok(base) => Ok(base),
             Err(err) => {
-                let stale = self.remove_stale_networks(interface_exists, Some((bridge, subnet)))?;
+                let current = Current {
+                    bridge,
+                    subnet,
+                    subnet6,
+                };
+                let stale = self.remove_stale_networks(interface_exists, Some(current))?;
                 if stale.is_empty() {
                     return Err(err);
                 }
-                for network in stale {
-                    tracing::info!(
-                        "removed stale {network}: its bridge is gone or serves another subnet"
-                    );
-                }
+                log_stale(&stale);
                 ensure()
             }
         }
+    }
+
+    /// Takes out every subnet recorded for `bridge` but `subnet` (and, with
+    /// `subnet6`, every IPv6 subnet but that one), with the networks of
+    /// bridges that are gone: for a bridge this process has just made, which
+    /// may have served other subnets before it was deleted. The kernel takes
+    /// a new subnet that does not overlap the old one, which would otherwise
+    /// stay masqueraded and accepted for a bridge that no longer serves it.
+    pub fn remove_other_subnets(
+        &self,
+        bridge: &str,
+        subnet: &Subnet,
+        subnet6: Option<(Ipv6Addr, u8)>,
+    ) -> Result<(), Error> {
+        let current = Current {
+            bridge,
+            subnet,
+            subnet6,
+        };
+        log_stale(&self.remove_stale_networks(interface_exists, Some(current))?);
+        Ok(())
     }
 
     /// Adds `cidrs` to the destinations reached unmasqueraded (see
     /// nft/supervisor.nft), for the network of `bridge`; those already
     /// there stay. Like a network's own elements they stay with the tables:
     /// the tables are shared, and another network may have asked for them.
+    ///
+    /// `cidrs6` go into the ip6 table's `no_masquerade6`, in the same batch.
     pub fn ensure_no_masquerade(
         &self,
         bridge: &str,
         cidrs: &[(Ipv4Addr, u8)],
+        cidrs6: &[(Ipv6Addr, u8)],
     ) -> Result<(), Error> {
-        if cidrs.is_empty() {
+        if cidrs.is_empty() && cidrs6.is_empty() {
             return Ok(());
         }
         let mut batch = Batch::new();
-        batch.add_elements(
-            &set_ref(Target::NoMasquerade),
-            &no_masquerade_elements(bridge, cidrs),
-            Mode::Add,
-        )?;
+        for (target, elements) in [
+            (Target::NoMasquerade, no_masquerade_elements(bridge, cidrs)),
+            (
+                Target::NoMasquerade6,
+                no_masquerade_elements6(bridge, cidrs6),
+            ),
+        ] {
+            if !elements.is_empty() {
+                batch.add_elements(&set_ref(target), &elements, Mode::Add)?;
+            }
+        }
         let _lock = self.lock(false)?;
         self.socket.send(batch)?;
         Ok(())
@@ -228,6 +277,22 @@ impl Firewall {
         self.socket.send(batch)?;
         Ok(())
     }
+}
+
+fn log_stale(stale: &[GoneNetwork]) {
+    for network in stale {
+        tracing::info!("removed stale {network}: its bridge is gone or serves another subnet");
+    }
+}
+
+/// A live bridge and the subnets it serves now: its others are stale. An
+/// IPv6 subnet of None says nothing of the bridge's IPv6 side (an
+/// IPv4-only run on a dual-stack bridge), which is then left alone.
+#[derive(Clone, Copy)]
+struct Current<'a> {
+    bridge: &'a str,
+    subnet: &'a Subnet,
+    subnet6: Option<(Ipv6Addr, u8)>,
 }
 
 /// A network whose elements were taken out, its bridge being gone (or,
@@ -261,12 +326,12 @@ impl Firewall {
         self.remove_stale_networks(exists, None)
     }
 
-    /// `remove_gone_networks`, and with `current`, a bridge and the subnet
+    /// `remove_gone_networks`, and with `current`, a bridge and the subnets
     /// it now serves, every other subnet recorded for that bridge.
     fn remove_stale_networks(
         &self,
         exists: impl Fn(&str) -> bool,
-        current: Option<(&str, &Subnet)>,
+        current: Option<Current>,
     ) -> Result<Vec<GoneNetwork>, Error> {
         let _lock = self.lock(true)?;
         let found = self.all_elements(&Target::NETWORK)?;
@@ -287,7 +352,7 @@ impl Firewall {
             let mut intervals = intervals_of(&subnets, &name);
             if exists(&name) {
                 // Only the current bridge's other subnets are stale.
-                let Some((_, subnet)) = current.filter(|(b, _)| *b == name) else {
+                let Some(Current { subnet, .. }) = current.filter(|c| c.bridge == name) else {
                     continue;
                 };
                 let network = subnet.network().octets();
@@ -318,13 +383,29 @@ impl Firewall {
             let name = String::from_utf8_lossy(&bridge.key)
                 .trim_end_matches('\0')
                 .to_string();
+            let mut intervals = intervals_of(&subnets6, &name);
             if exists(&name) {
-                continue;
+                // As for IPv4: only the current bridge's other subnets6.
+                let Some((network, prefix_len)) =
+                    current.filter(|c| c.bridge == name).and_then(|c| c.subnet6)
+                else {
+                    continue;
+                };
+                let host_bits = u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+                let first = u128::from(network) & !host_bits;
+                let start = first.to_be_bytes();
+                let end = (first | host_bits).checked_add(1).map(u128::to_be_bytes);
+                intervals.retain(|(s, e)| {
+                    s.key != start || e.map(|e| e.key.as_slice()) != end.as_ref().map(|e| &e[..])
+                });
+                if intervals.is_empty() {
+                    continue;
+                }
+            } else {
+                let pair = concat(&[&bridge.key, &bridge.key]);
+                doomed.push((Target::Bridges6, Element::new(bridge.key.clone())));
+                doomed.push((Target::SameBridge6, Element::new(pair)));
             }
-            let pair = concat(&[&bridge.key, &bridge.key]);
-            doomed.push((Target::Bridges6, Element::new(bridge.key.clone())));
-            doomed.push((Target::SameBridge6, Element::new(pair)));
-            let intervals = intervals_of(&subnets6, &name);
             let labels = doom_intervals(&mut doomed, Target::Subnets6, &intervals, interval_label6);
             match gone.iter_mut().find(|g| g.bridge == name) {
                 Some(network) => network.subnets.extend(labels),
@@ -458,6 +539,37 @@ mod tests {
             ]
         );
         let everything = no_masquerade_elements("sv0", &[(Ipv4Addr::UNSPECIFIED, 0)]);
+        assert_eq!(everything.len(), 1, "an open interval, no end element");
+    }
+
+    #[test]
+    fn ipv6_no_masquerade_ranges_are_intervals_led_once_by_nfts_end_element() {
+        let cidrs = [
+            ("fd00:10::".parse().unwrap(), 32),
+            ("2001:db8::".parse().unwrap(), 64),
+        ];
+        let keys: Vec<(Ipv6Addr, u32)> = no_masquerade_elements6("sv0", &cidrs)
+            .into_iter()
+            .map(|e| {
+                (
+                    Ipv6Addr::from(<[u8; 16]>::try_from(e.key).unwrap()),
+                    e.flags,
+                )
+            })
+            .collect();
+        let end = ELEM_INTERVAL_END;
+        let at = |text: &str| text.parse::<Ipv6Addr>().unwrap();
+        assert_eq!(
+            keys,
+            [
+                (Ipv6Addr::UNSPECIFIED, end),
+                (at("fd00:10::"), 0),
+                (at("fd00:11::"), end),
+                (at("2001:db8::"), 0),
+                (at("2001:db8:0:1::"), end),
+            ]
+        );
+        let everything = no_masquerade_elements6("sv0", &[(Ipv6Addr::UNSPECIFIED, 0)]);
         assert_eq!(everything.len(), 1, "an open interval, no end element");
     }
 

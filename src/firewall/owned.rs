@@ -108,7 +108,7 @@ impl fmt::Display for Owned {
                 (Some(addr), Some(port)) => write!(f, "{name} {addr} . {port}"),
                 _ => write!(f, "{name} {key:02x?}"),
             },
-            Target::Subnets6 => match addr6(0) {
+            Target::Subnets6 | Target::NoMasquerade6 => match addr6(0) {
                 Some(addr) => write!(f, "{name} {addr}"),
                 None => write!(f, "{name} {key:02x?}"),
             },

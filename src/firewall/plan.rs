@@ -49,6 +49,8 @@ pub enum Target {
     SameBridge6,
     /// `ip6 supervisor subnets6`: every network's IPv6 subnet.
     Subnets6,
+    /// `ip6 supervisor no_masquerade6`: as `NoMasquerade`, for IPv6.
+    NoMasquerade6,
 }
 
 impl Target {
@@ -74,6 +76,7 @@ impl Target {
             Target::SameBridge => "same_bridge",
             Target::Subnets => "subnets",
             Target::NoMasquerade => "no_masquerade",
+            Target::NoMasquerade6 => "no_masquerade6",
         }
     }
 
@@ -93,7 +96,8 @@ impl Target {
             | Target::AddrPorts6(_)
             | Target::Bridges6
             | Target::SameBridge6
-            | Target::Subnets6 => Family::Ip6,
+            | Target::Subnets6
+            | Target::NoMasquerade6 => Family::Ip6,
             _ => Family::Ip,
         }
     }
@@ -122,7 +126,7 @@ impl Target {
     ];
 
     /// Every per-network target.
-    pub const NETWORK: [Target; 7] = [
+    pub const NETWORK: [Target; 8] = [
         Target::Bridges,
         Target::SameBridge,
         Target::Subnets,
@@ -130,6 +134,7 @@ impl Target {
         Target::Bridges6,
         Target::SameBridge6,
         Target::Subnets6,
+        Target::NoMasquerade6,
     ];
 }
 

@@ -29,6 +29,13 @@ pub struct Bridge {
 /// bridge's IPv6 addresses (but its link-local one) must be the subnet6's
 /// gateway, which is added without DAD when missing.
 pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> {
+    Ok(ensure_bridge_made(nl, bridge).await?.0)
+}
+
+/// `ensure_bridge`, and whether this call made the bridge (not a
+/// concurrent supervisor): a bridge made again may have served other
+/// subnets before, whose elements are then stale.
+pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, bool), Error> {
     link::check_ifname(&bridge.name)?;
     let handle = nl.handle();
     let ipv6 = bridge.subnet6.is_some();
@@ -44,8 +51,8 @@ pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> 
     let routes = route::routes(&mut direct, ipv6)?;
     drop(direct);
     check_overlap(nl, bridge, &routes, existing.as_ref().map(|l| l.index)).await?;
-    let br = match existing {
-        Some(br) => br,
+    let (br, made) = match existing {
+        Some(br) => (br, false),
         None => create(nl, &bridge.name, bridge.subnet.gateway()).await?,
     };
     if br.kind != Some(InfoKind::Bridge) {
@@ -106,7 +113,7 @@ pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> 
         Ok(())
     };
     tokio::try_join!(add_address, add_address6, set_up)?;
-    Ok(br.index)
+    Ok((br.index, made))
 }
 
 /// Adds the subnet6's gateway to the bridge unless it holds it already; a
@@ -147,24 +154,29 @@ async fn ensure_gateway6(
 /// alone, a bridge takes the lowest MAC of its ports, which changes as
 /// containers come and go, and containers' ARP entries for the gateway go
 /// stale.
-async fn create(nl: &Netlink, name: &str, gateway: Ipv4Addr) -> Result<link::Link, Error> {
+/// Whether it was made by this call is the second value.
+async fn create(nl: &Netlink, name: &str, gateway: Ipv4Addr) -> Result<(link::Link, bool), Error> {
     let handle = nl.handle();
     let message = LinkBridge::new(name)
         .address(address::mac_for(gateway).to_vec())
         .build();
-    match handle.link().add(message).execute().await {
-        Err(err) if is_errno(&err, libc::EEXIST) => {}
-        other => other.map_err(Error::request("creating bridge", name))?,
-    }
+    let made = match handle.link().add(message).execute().await {
+        Err(err) if is_errno(&err, libc::EEXIST) => false,
+        other => {
+            other.map_err(Error::request("creating bridge", name))?;
+            true
+        }
+    };
     // Created by us or by a concurrent supervisor; deleted in between only
     // by someone deleting it on purpose.
-    link::by_name(handle, name)
+    let link = link::by_name(handle, name)
         .await?
         .ok_or_else(|| Error::Request {
             action: "creating bridge",
             object: name.to_string(),
             source: std::io::Error::from_raw_os_error(libc::ENODEV),
-        })
+        })?;
+    Ok((link, made))
 }
 
 async fn check_overlap(

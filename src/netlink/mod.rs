@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use direct::Direct;
 
 pub use address::mac_for;
-pub use bridge::{Bridge, ensure_bridge};
+pub use bridge::{Bridge, ensure_bridge, ensure_bridge_made};
 pub use detached::{remove_link_detached, remove_link_now};
 pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in, link_local_for};
 pub use link::{check_ifname, ifname_problem};

@@ -259,6 +259,20 @@ impl HostNs {
     }
 }
 
+impl HostNs {
+    /// `outside`, dual stack: the outside machine gets 2001:db8::2/64 (a
+    /// documentation prefix) beside its IPv4 address, the host's uplink
+    /// 2001:db8::1/64.
+    pub fn outside6(&self) -> Outside {
+        let out = self.outside();
+        out.ok(
+            "ip -6 addr add 2001:db8::2/64 dev eth0 nodad && ip -6 route add default via 2001:db8::1",
+        );
+        self.ok("ip -6 addr add 2001:db8::1/64 dev uplink nodad");
+        out
+    }
+}
+
 /// A network namespace outside a `HostNs`, reaching it over a veth pair.
 pub struct Outside {
     holder: Holder,
