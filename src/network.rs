@@ -43,7 +43,7 @@ pub struct Attachment {
 }
 
 /// Makes sure the bridge is there, then takes the address lease (`ip`, or
-/// the lowest free; on a dual-stack bridge with the IPv6 address `ip6` or
+/// the next free one, round robin; on a dual-stack bridge with the IPv6 address `ip6` or
 /// the derived one) for `holder`, and sets `sysctls` (see
 /// `plan::network_part`). The bridge comes first so a name that is no
 /// bridge leaves no lease directory behind; a taken address is refused
