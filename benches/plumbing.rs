@@ -336,7 +336,12 @@ impl Bench {
                     .expect("inside");
                 let inside = t.elapsed();
                 let t = Instant::now();
-                netlink::set_hairpin(nl, &spec.host_ifname)
+                let port = netlink::link_state(nl, &spec.host_ifname)
+                    .await
+                    .expect("host end")
+                    .expect("host end")
+                    .index;
+                netlink::set_hairpin(nl, port, &spec.host_ifname)
                     .await
                     .expect("hairpin");
                 [socket_in, veth, inside, t.elapsed()]

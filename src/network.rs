@@ -133,9 +133,9 @@ impl Attachment {
         link: &ContainerLink,
         netns: OwnedFd,
     ) -> Result<PlumbTimings, Error> {
+        // Returns once the port forwards: before the container runs or
+        // anything is published to it.
         let timings = netlink::plumb(&self.nl, link, netns).await?;
-        // Before the container runs or anything is published to it.
-        netlink::wait_forwarding(&self.nl, &link.host_ifname).await?;
         tracing::debug!(
             address = %link.address,
             veth = %link.host_ifname,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::netns::{NetnsSocket, socket_in, with_connection};
 use super::{
     Error, Netlink, address, create_veth, ipv6, link, route, set_forwarding, set_hairpin,
-    set_neighbour, sysctl,
+    set_neighbour, sysctl, wait_forwarding,
 };
 use crate::values::{Subnet, Subnet6};
 
@@ -52,7 +52,8 @@ pub struct PlumbTimings {
 /// lo and the peer up, the address and the default route via the gateway,
 /// and IPv6 disabled on the peer or, with `spec.ipv6`, configured as
 /// `sysctl::Setting::container_ipv6` says, with its address and default
-/// route; then the host's neighbour entry for the IPv4 address.
+/// route; then the host's neighbour entry for the IPv4 address and, once
+/// the host end forwards, the bridge's forwarding entry for the MAC.
 ///
 /// Takes the namespace fd and closes it, along with everything else that
 /// refers to the namespace, before returning: the namespace, and with it
@@ -101,7 +102,19 @@ pub async fn plumb(
             }
         }
     };
-    tokio::try_join!(set_hairpin(nl, &spec.host_ifname), configure)?;
+    let port = async {
+        let port = link::by_name(nl.handle(), &spec.host_ifname)
+            .await?
+            .ok_or_else(|| Error::Request {
+                action: "finding",
+                object: spec.host_ifname.clone(),
+                source: std::io::Error::from_raw_os_error(libc::ENODEV),
+            })?
+            .index;
+        set_hairpin(nl, port, &spec.host_ifname).await?;
+        Ok::<_, Error>(port)
+    };
+    let (port, ()) = tokio::try_join!(port, configure)?;
     drop(netns);
     // Once eth0 holds the address, so what the host queued for the
     // address finds it, through the new port.
@@ -119,8 +132,14 @@ pub async fn plumb(
             None => Ok(()),
         }
     };
+    // The bridge takes a learned entry only on a port that forwards (or
+    // learns): once the kernel's link watcher has seen the carrier.
+    let forwarding = async {
+        wait_forwarding(nl, &spec.host_ifname).await?;
+        set_forwarding(nl, port, &spec.host_ifname, mac).await
+    };
     tokio::try_join!(
-        set_forwarding(nl, &spec.host_ifname, mac),
+        forwarding,
         set_neighbour(nl, spec.bridge_index, IpAddr::V4(spec.address), mac),
         neighbour6,
     )?;
