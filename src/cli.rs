@@ -147,7 +147,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "bridge", value_parser = parse_network, value_name = "MODE")]
     pub network: NetworkArg,
 
-    /// The container's address on the bridge (default: the lowest free one).
+    /// The container's address on the bridge (default: the next free one, round robin).
     #[arg(long, value_name = "ADDR")]
     pub ip: Option<String>,
 

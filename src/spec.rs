@@ -95,7 +95,7 @@ pub struct RunOptions {
 pub enum Network {
     /// Only loopback.
     None,
-    /// A veth pair to `bridge`, with the address `ip` or the lowest free
+    /// A veth pair to `bridge`, with the address `ip` or the next free
     /// one; with IPv6 on the bridge (`bridge.subnet6`), the IPv6 address
     /// `ip6` or the one derived from the IPv4 address.
     Bridge {

@@ -188,7 +188,9 @@ fn every_command_answers_in_every_supported_version() {
         return;
     };
     netns_add(&ns, "c1");
-    for version in VERSIONS {
+    for (round, version) in VERSIONS.into_iter().enumerate() {
+        // Addresses go round robin: each ADD after a DEL takes the next.
+        let host_part = 2 + round;
         let info = call(&ns, "VERSION", "c1", &conf(version, json!({}))).ok();
         assert_eq!(info["cniVersion"], version);
         assert_eq!(info["supportedVersions"], json!(VERSIONS));
@@ -205,17 +207,20 @@ fn every_command_answers_in_every_supported_version() {
         assert_eq!(host["mac"].as_str().unwrap().len(), 17, "{result}");
         assert!(host.get("sandbox").is_none(), "{result}");
         assert_eq!(inside["name"], "eth0");
-        assert_eq!(inside["mac"], "02:42:0a:58:07:02");
+        assert_eq!(inside["mac"], format!("02:42:0a:58:07:{host_part:02x}"));
         assert_eq!(inside["sandbox"], "/run/netns/c1");
         let ip = &result["ips"][0];
-        assert_eq!(ip["address"], "10.88.7.2/24");
+        assert_eq!(ip["address"], format!("10.88.7.{host_part}/24"));
         assert_eq!(ip["gateway"], "10.88.7.1");
         assert_eq!(ip["interface"], 1);
         assert_eq!(ip.get("version").is_some(), version == "0.4.0", "{result}");
         assert_eq!(result["routes"][0]["gw"], "10.88.7.1");
         assert!(result["dns"].is_object());
         let inside_addr = ns.ok("ip -n c1 -br -4 addr show dev eth0");
-        assert!(inside_addr.contains("10.88.7.2/24"), "{inside_addr}");
+        assert!(
+            inside_addr.contains(&format!("10.88.7.{host_part}/24")),
+            "{inside_addr}"
+        );
         assert!(
             tcp_ports(&ns).contains("8080 comment \"c1:eth0"),
             "{}",

@@ -171,6 +171,8 @@ fn an_ipv6_address_is_usable_as_soon_as_the_command_starts() {
     let out = run6(
         &ns,
         &[
+            "--ip6",
+            "fd53:7570:6572::2",
             "sh",
             "-c",
             &format!("echo hi | nc -n -N -w 2 -s fd53:7570:6572::2 {GATEWAY6} 9000 && echo sent"),

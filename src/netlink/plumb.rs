@@ -75,13 +75,50 @@ pub async fn plumb(
 ) -> Result<PlumbTimings, Error> {
     link::check_ifname(&spec.host_ifname)?;
     link::check_ifname(&spec.peer)?;
-    let (timings, forwarding) = plumb_now(nl, spec, netns)?;
-    if !forwarding {
+    let (timings, port) = plumb_now(nl, spec, netns)?;
+    if let Port::Disabled { entry_refused } = port {
         // A kernel whose lookup does not run the link watcher (see
         // `host_side`): the watcher's own work item will.
         super::wait_forwarding(nl, &spec.host_ifname).await?;
+        if entry_refused {
+            let entry = forwarding_entry(nl, spec)?;
+            let outcomes = nl
+                .direct()
+                .pipeline(vec![entry])
+                .map_err(Error::direct("configuring", &spec.host_ifname))?;
+            first_failure(
+                outcomes,
+                vec![(
+                    "setting the bridge forwarding entry of",
+                    spec.host_ifname.clone(),
+                )],
+            )?;
+        }
     }
     Ok(timings)
+}
+
+/// Whether the bridge port forwards once [`plumb_now`] returns.
+enum Port {
+    Forwarding,
+    /// Not yet; the bridge refuses a learned entry on a port that neither
+    /// learns nor forwards (EPERM), so the forwarding entry may wait too.
+    Disabled {
+        entry_refused: bool,
+    },
+}
+
+/// The bridge's forwarding entry for the container's MAC on its port.
+fn forwarding_entry(nl: &Netlink, spec: &ContainerLink) -> Result<Request, Error> {
+    let port = nl
+        .direct()
+        .index_of(&spec.host_ifname)
+        .map_err(Error::direct("finding", &spec.host_ifname))?;
+    let mac = address::mac_for(spec.address);
+    Ok((
+        RouteNetlinkMessage::NewNeighbour(veth::forwarding_message(port, mac)),
+        Some(Change::Replace),
+    ))
 }
 
 /// [`plumb`]'s requests, each answered before it returns; whether the
@@ -90,7 +127,7 @@ fn plumb_now(
     nl: &Netlink,
     spec: &ContainerLink,
     netns: OwnedFd,
-) -> Result<(PlumbTimings, bool), Error> {
+) -> Result<(PlumbTimings, Port), Error> {
     let start = Instant::now();
     let mac = address::mac_for(spec.address);
     let mut host = nl.direct();
@@ -112,7 +149,7 @@ fn plumb_now(
     inside(nl, spec, netns.as_fd())?;
     drop(netns);
     let inside = start.elapsed();
-    let forwarding = host_side(&mut host, spec, mac)?;
+    let port = host_side(&mut host, spec, mac)?;
     let total = start.elapsed();
     let timings = PlumbTimings {
         veth,
@@ -120,7 +157,7 @@ fn plumb_now(
         host: total - inside,
         total,
     };
-    Ok((timings, forwarding))
+    Ok((timings, port))
 }
 
 /// Inside the container's namespace `netns`: the peer's IPv6 sysctls, then
@@ -221,6 +258,9 @@ fn inside(nl: &Netlink, spec: &ContainerLink, netns: BorrowedFd<'_>) -> Result<(
     first_failure(outcomes, contexts)
 }
 
+/// Where the forwarding entry is in [`host_side`]'s message.
+const FORWARDING_ENTRY: usize = 2;
+
 /// On the host, once the peer holds its address: the bridge port made to
 /// forward, hairpin mode on it, and the bridge's forwarding entry and the
 /// host's neighbour entries for the container (see `veth`). Whether the
@@ -233,7 +273,7 @@ fn inside(nl: &Netlink, spec: &ContainerLink, netns: BorrowedFd<'_>) -> Result<(
 /// does it so a lookup never reports a state it has yet to act on), so
 /// the lookup first in this message leaves the port forwarding, and its
 /// answer says so.
-fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<bool, Error> {
+fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Port, Error> {
     let name = &spec.host_ifname;
     let port = host
         .index_of(name)
@@ -287,11 +327,21 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<bo
         .pipeline(requests)
         .map_err(Error::direct("configuring", name))?;
     let lookup = std::mem::replace(&mut outcomes[0], Ok(None));
-    first_failure(outcomes, contexts)?;
-    Ok(match lookup {
+    let running = match lookup {
         Ok(Some(RouteNetlinkMessage::NewLink(msg))) => link::Link::from_message(msg).running,
         _ => false,
-    })
+    };
+    if running {
+        first_failure(outcomes, contexts)?;
+        return Ok(Port::Forwarding);
+    }
+    let refused = |outcome: &std::io::Result<_>| matches!(outcome, Err(err) if err.raw_os_error() == Some(libc::EPERM));
+    let entry_refused = refused(&outcomes[FORWARDING_ENTRY]);
+    if entry_refused {
+        outcomes[FORWARDING_ENTRY] = Ok(None);
+    }
+    first_failure(outcomes, contexts)?;
+    Ok(Port::Disabled { entry_refused })
 }
 
 /// The first failed request's error, named by its context (`contexts`, in

@@ -38,7 +38,7 @@ pub struct Request {
     pub owner: Owner,
     pub bridge: String,
     pub subnet: Subnet,
-    /// `--ip`, or the address already leased; None: the lowest free one.
+    /// `--ip`, or the address already leased; None: the next free one.
     pub address: Option<Ipv4Addr>,
     /// With `--ipv6`, the network's IPv6 subnet.
     pub subnet6: Option<Subnet6>,
@@ -190,9 +190,10 @@ pub fn container_part(
     }
 }
 
-/// The address asked for when it is free, else the lowest free one; as
-/// `ipam::Pool::lease` decides, a dead supervisor's lease is taken over
-/// when it is the one asked for, or when no address is free.
+/// The address asked for when it is free, else the next free one after
+/// the last handed out (round robin); as `ipam::Pool::lease` decides, a
+/// dead supervisor's lease is taken over when it is the one asked for, or
+/// when no address is free.
 fn address(request: &Request, snapshot: &Snapshot) -> Result<Ipv4Addr, Conflict> {
     let leased = |addr: Ipv4Addr| snapshot.leases.iter().find(|l| l.addr == addr);
     if let Some(addr) = request.address {
@@ -216,9 +217,9 @@ fn address(request: &Request, snapshot: &Snapshot) -> Result<Ipv4Addr, Conflict>
         }),
         None => true,
     };
-    let first = u32::from(subnet.gateway()) + 1;
-    let last = u32::from(subnet.broadcast());
-    let mut addresses = (first..last).map(Ipv4Addr::from).filter(usable);
+    let mut addresses = subnet
+        .container_addresses_after(snapshot.last_handed_out)
+        .filter(usable);
     addresses
         .clone()
         .find(|addr| leased(*addr).is_none())

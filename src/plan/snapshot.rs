@@ -15,6 +15,9 @@ pub struct Snapshot {
     pub base_loaded: bool,
     pub bridge_exists: bool,
     pub leases: Vec<Leased>,
+    /// The address the leases last handed out unasked: the search for a
+    /// free one starts after it (see `ipam`).
+    pub last_handed_out: Option<Ipv4Addr>,
     /// The elements of the port maps, with their owners.
     pub published: Vec<Owned>,
     /// The kernel's ephemeral port range, where picked host ports come from.
@@ -45,6 +48,7 @@ impl Default for Snapshot {
             base_loaded: false,
             bridge_exists: false,
             leases: Vec::new(),
+            last_handed_out: None,
             published: Vec::new(),
             ephemeral: (32768, 60999),
             pick_from: 0,
@@ -70,6 +74,7 @@ impl Snapshot {
             Ok((dir, leases))
         }) {
             Ok((dir, leases)) => {
+                snapshot.last_handed_out = dir.last_handed_out();
                 snapshot.leases = leases
                     .into_iter()
                     .map(|(addr, holder)| match holder {

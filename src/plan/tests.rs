@@ -63,6 +63,30 @@ fn a_dead_supervisors_address_is_planned_when_asked_for_or_the_last_left() {
 }
 
 #[test]
+fn a_plan_takes_the_next_free_address_after_the_last_handed_out_as_the_lease_does() {
+    let snapshot = Snapshot {
+        leases: vec![leased([172, 16, 0, 2], true), leased([172, 16, 0, 9], true)],
+        last_handed_out: Some(Ipv4Addr::new(172, 16, 0, 8)),
+        ..Snapshot::default()
+    };
+    assert_eq!(
+        plan(&request(&[]), &snapshot).unwrap().container.address,
+        Ipv4Addr::new(172, 16, 0, 10)
+    );
+    let mut tiny = request(&[]);
+    tiny.subnet = "10.0.0.0/29".parse().unwrap();
+    let wrapped = Snapshot {
+        leases: vec![leased([10, 0, 0, 2], true)],
+        last_handed_out: Some(Ipv4Addr::new(10, 0, 0, 6)),
+        ..Snapshot::default()
+    };
+    assert_eq!(
+        plan(&tiny, &wrapped).unwrap().container.address,
+        Ipv4Addr::new(10, 0, 0, 3)
+    );
+}
+
+#[test]
 fn a_plan_is_the_lowest_free_address_its_veth_and_one_element_per_port() {
     let snapshot = Snapshot {
         base_loaded: true,

@@ -175,6 +175,21 @@ impl Subnet {
     pub fn container_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + use<> {
         (self.gateway().to_bits() + 1..self.broadcast().to_bits()).map(Ipv4Addr::from)
     }
+
+    /// Every container address once, in round-robin order: from the one
+    /// after `last`, wrapping past the end; from the first when `last` is
+    /// not a container address here.
+    pub fn container_addresses_after(
+        &self,
+        last: Option<Ipv4Addr>,
+    ) -> impl Iterator<Item = Ipv4Addr> + Clone + use<> {
+        let first = self.gateway().to_bits() + 1;
+        let count = self.broadcast().to_bits().saturating_sub(first);
+        let skip = last
+            .filter(|addr| self.check_container_address(*addr).is_ok())
+            .map_or(0, |addr| addr.to_bits() - first + 1);
+        (0..count).map(move |i| Ipv4Addr::from(first + (skip + i) % count))
+    }
 }
 
 fn mask(prefix_len: u8) -> u32 {
@@ -321,6 +336,29 @@ mod tests {
         assert!(s.overlaps(Ipv4Addr::new(172, 16, 0, 128), 25));
         assert!(!s.overlaps(Ipv4Addr::new(172, 16, 1, 0), 24));
         assert!(s.overlaps(Ipv4Addr::UNSPECIFIED, 0));
+    }
+
+    #[test]
+    fn container_addresses_after_one_go_round_robin_from_the_next() {
+        let s = subnet("10.9.0.0/29");
+        let after = |last: Option<[u8; 4]>| {
+            s.container_addresses_after(last.map(Ipv4Addr::from))
+                .map(|a| a.octets()[3])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(after(None), [2, 3, 4, 5, 6]);
+        assert_eq!(after(Some([10, 9, 0, 4])), [5, 6, 2, 3, 4]);
+        assert_eq!(after(Some([10, 9, 0, 6])), [2, 3, 4, 5, 6]);
+        // Not a container address here: from the first.
+        for last in [[10, 9, 0, 1], [10, 9, 0, 7], [10, 8, 0, 4]] {
+            assert_eq!(after(Some(last)), [2, 3, 4, 5, 6]);
+        }
+        assert_eq!(
+            subnet("10.9.0.0/30")
+                .container_addresses_after(Some(Ipv4Addr::new(10, 9, 0, 2)))
+                .collect::<Vec<_>>(),
+            [Ipv4Addr::new(10, 9, 0, 2)]
+        );
     }
 
     #[test]
