@@ -1185,7 +1185,8 @@ fn a_dual_stack_add_answers_both_addresses_and_routes_in_every_version_and_del_l
     };
     let _outside = ns.outside6();
     netns_add(&ns, "c1");
-    for version in VERSIONS {
+    // Leases go round robin: each version's ADD takes the next address.
+    for (n, version) in (2..).zip(VERSIONS) {
         let conf = conf(
             version,
             dual(json!({"runtimeConfig": {"portMappings": [
@@ -1198,8 +1199,8 @@ fn a_dual_stack_add_answers_both_addresses_and_routes_in_every_version_and_del_l
         let result = call(&ns, "ADD", "c1", &conf).ok();
         let ips = result["ips"].as_array().expect("ips");
         assert_eq!(ips.len(), 2, "{result}");
-        assert_eq!(ips[0]["address"], "10.88.7.2/24");
-        assert_eq!(ips[1]["address"], "fd00:7::2/64", "{result}");
+        assert_eq!(ips[0]["address"], format!("10.88.7.{n}/24"));
+        assert_eq!(ips[1]["address"], format!("fd00:7::{n}/64"), "{result}");
         assert_eq!(ips[1]["gateway"], "fd00:7::1");
         assert_eq!(ips[1]["interface"], 1);
         let v040 = version == "0.4.0";
@@ -1213,7 +1214,7 @@ fn a_dual_stack_add_answers_both_addresses_and_routes_in_every_version_and_del_l
         );
         let inside = ns.ok("ip -n c1 -6 -o addr show dev eth0; ip -n c1 -6 route show default");
         assert!(
-            inside.contains("inet6 fd00:7::2/64 scope global"),
+            inside.contains(&format!("inet6 fd00:7::{n}/64 scope global")),
             "{inside}"
         );
         assert!(!inside.contains("tentative"), "no DAD wait: {inside}");
@@ -1222,8 +1223,8 @@ fn a_dual_stack_add_answers_both_addresses_and_routes_in_every_version_and_del_l
             "{inside}"
         );
         // The lease record holds the IPv6 address, as run's does.
-        let lease = ns.ok("cat /run/supervisor/leases/sv0/10.88.7.2");
-        assert!(lease.contains("addr6=fd00:7::2"), "{lease}");
+        let lease = ns.ok(&format!("cat /run/supervisor/leases/sv0/10.88.7.{n}"));
+        assert!(lease.contains(&format!("addr6=fd00:7::{n}")), "{lease}");
         // "" on both families, 0.0.0.0 on IPv4 only, :: and one IPv6
         // address on IPv6 only; the IPv6 spoof guard holds its addresses.
         let v4 = tcp_ports(&ns);
@@ -1231,10 +1232,15 @@ fn a_dual_stack_add_answers_both_addresses_and_routes_in_every_version_and_del_l
         assert!(v4.contains("8081 comment \"c1:eth0"), "{v4}");
         let v6 = elements6(&ns);
         for key in ["8080", "8082", "2001:db8::1 . 8083"] {
-            assert!(has_element(&v6, key, "fd00:7::2 . 8000"), "{key}: {v6}");
+            assert!(
+                has_element(&v6, key, &format!("fd00:7::{n} . 8000")),
+                "{key}: {v6}"
+            );
         }
         assert!(
-            v6.contains(" . fd00:7::2 . 02:42:0a:58:07:02 comment \"c1:eth0"),
+            v6.contains(&format!(
+                " . fd00:7::{n} . 02:42:0a:58:07:{n:02x} comment \"c1:eth0"
+            )),
             "the spoof guard: {v6}"
         );
         assert!(!v6.contains("8081"), "0.0.0.0 is IPv4 only: {v6}");
@@ -1375,7 +1381,8 @@ fn a_dual_stack_attachment_is_reached_over_ipv6_through_its_published_port_and_g
     reaches("the outside from c2 over IPv6", from_c2, "pong");
     let entries = ns.ok("conntrack -L -f ipv6 -p tcp --dport 9000 2>/dev/null");
     assert!(
-        entries.contains(&format!("src={OUTSIDE6} dst=fd00:7::2 sport=9000")),
+        // The next address round robin: c1 had .2.
+        entries.contains(&format!("src={OUTSIDE6} dst=fd00:7::3 sport=9000")),
         "kept its own address: {entries}"
     );
     let no_masquerade6 = ns.ok("nft list set ip6 supervisor no_masquerade6");

@@ -289,10 +289,7 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
             RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(port).build()),
             None,
         ),
-        (
-            RouteNetlinkMessage::NewLink(veth::hairpin_message(port)),
-            Some(Change::Modify),
-        ),
+        (veth::hairpin_message(port), Some(Change::Modify)),
         (
             RouteNetlinkMessage::NewNeighbour(veth::forwarding_message(port, mac)),
             Some(Change::Replace),

@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use rtnetlink::packet_core::DefaultNla;
-use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage, LinkProtoInfoBridge,
 };
@@ -13,6 +12,7 @@ use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::packet_route::route::RouteType;
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use super::{Error, Netlink, is_errno, link};
@@ -59,14 +59,16 @@ const IFLA_BRPORT_MODE: u16 = 4;
 /// its carrier yet then makes IPv6 walk its whole routing table
 /// (`rt6_sync_down_dev`), which holds an entry or three per port: a third
 /// of CNI ADD's CPU time with 1,000 ports on the bridge.
-pub(crate) fn hairpin_message(port: u32) -> LinkMessage {
+/// RTM_SETLINK, not RTM_NEWLINK: rtnl_newlink ignores the family and the
+/// IFLA_PROTINFO with it, and acks a request that changed nothing.
+pub(crate) fn hairpin_message(port: u32) -> RouteNetlinkMessage {
     let mut message = LinkMessage::default();
     message.header.interface_family = AddressFamily::Bridge;
     message.header.index = port;
     message.attributes.push(LinkAttribute::ProtoInfoBridge(vec![
         LinkProtoInfoBridge::Other(DefaultNla::new(IFLA_BRPORT_MODE, vec![1])),
     ]));
-    message
+    RouteNetlinkMessage::SetLink(message)
 }
 
 /// Deletes link `name`; a link already gone counts as deleted. Costs tens of
@@ -174,7 +176,9 @@ mod tests {
 
     #[test]
     fn hairpin_is_asked_of_the_bridge_itself_not_as_a_link_change() {
-        let message = hairpin_message(42);
+        let RouteNetlinkMessage::SetLink(message) = hairpin_message(42) else {
+            panic!("not RTM_SETLINK");
+        };
         assert_eq!(message.header.interface_family, AddressFamily::Bridge);
         assert_eq!(message.header.index, 42);
         let [LinkAttribute::ProtoInfoBridge(info)] = message.attributes.as_slice() else {
