@@ -15,23 +15,16 @@ use super::child::{ChildPlan, Stage, errno, exec_candidates, fail};
 /// What comm (`ps`, /proc/1/stat) calls the init. 15 bytes at most.
 const NAME: &std::ffi::CStr = c"supervisor-init";
 
-/// Starts the command, then forwards, reaps and exits; never returns. Every
-/// signal is blocked already (child::reset_signals), so anything sent since
-/// clone3 waits, queued, for the loop below: blocked signals are queued
-/// even for PID 1, which would otherwise discard them.
+/// What the init does before the command may start: its name, and hiding
+/// what it holds of the supervisor. Runs before the final release.
 ///
 /// # Safety
 /// As child::run: only in the cloned child, after its setup.
-pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
+pub(super) unsafe fn prepare(plan: &ChildPlan) {
     let report = plan.report_write;
     // SAFETY: prctl on a static string; write_bytes on our own copy of the
-    // environment strings, which nothing here reads again. clone is glibc's thin wrapper (no
-    // atfork handlers, unlike fork(), which may take locks another thread
-    // held at clone3). CLONE_VM|CLONE_VFORK, as posix_spawn: no copy of
-    // the address space, and the init sleeps until the command has exec'd
-    // or exited; the command runs on a stack of its own, prepared before
-    // clone3, and touches nothing of ours but errno (ours is asleep).
-    let pid = unsafe {
+    // environment strings, which nothing here reads again.
+    unsafe {
         libc::prctl(libc::PR_SET_NAME, NAME.as_ptr() as libc::c_ulong, 0, 0, 0);
         // The init is a copy of the supervisor: its memory and /proc/1/environ
         // hold the host's environment and whatever the supervisor had read.
@@ -48,6 +41,25 @@ pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
         if let Some((start, end)) = plan.environ {
             std::ptr::write_bytes(start as *mut u8, 0, end - start);
         }
+    }
+}
+
+/// Starts the command, then forwards, reaps and exits; never returns. Every
+/// signal is blocked already (child::reset_signals), so anything sent since
+/// clone3 waits, queued, for the loop below: blocked signals are queued
+/// even for PID 1, which would otherwise discard them.
+///
+/// # Safety
+/// As child::run: only in the cloned child, after `prepare`.
+pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
+    let report = plan.report_write;
+    // SAFETY: clone is glibc's thin wrapper (no atfork handlers, unlike
+    // fork(), which may take locks another thread held at clone3).
+    // CLONE_VM|CLONE_VFORK, as posix_spawn: no copy of the address space,
+    // and the init sleeps until the command has exec'd or exited; the
+    // command runs on a stack of its own, prepared before clone3, and
+    // touches nothing of ours but errno (ours is asleep).
+    let pid = unsafe {
         libc::clone(
             command_main,
             plan.command_stack,
