@@ -841,3 +841,29 @@ fn a_container_runs_in_the_network_namespace_made_apart_and_plumbed() {
         assert_eq!(status.code(), 0);
     });
 }
+
+/// The init starts its command before the release too: stopped once the
+/// address is leased, before any veth exists, the supervisor finds the
+/// command's process there already, waiting (not exec'd yet), so that
+/// releasing it leaves only the exec.
+#[test]
+fn the_command_is_started_and_waits_for_the_release_before_the_network_is_plumbed() {
+    let Some(ns) = HostNs::new(
+        "the_command_is_started_and_waits_for_the_release_before_the_network_is_plumbed",
+    ) else {
+        return;
+    };
+    let (mut supervisor, init) = stopped_at_leased(&ns);
+    let waiting = common::eventually("the command started", Duration::from_secs(10), || {
+        let children =
+            std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).ok()?;
+        let command = children.split_whitespace().next()?.to_string();
+        let comm = std::fs::read_to_string(format!("/proc/{command}/comm")).ok()?;
+        Some((command, comm))
+    });
+    assert_eq!(waiting.1.trim(), "supervisor-init", "not exec'd yet");
+    assert!(!ns.ok("ip -br link").contains("sv-"), "no veth yet");
+    signal(supervisor.id(), libc::SIGCONT);
+    let status = wait_at_most(&mut supervisor, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+}

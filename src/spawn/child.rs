@@ -222,17 +222,16 @@ pub fn run(plan: &ChildPlan) -> ! {
             libc::c_uint::MAX,
             libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
         );
+        // The init starts its command now, which waits for the release in
+        // its place (see init.rs).
         if plan.init {
-            super::init::prepare(plan);
+            super::init::run(plan)
         }
         // Waiting needs none of what was dropped. A parent that dies now
         // (PR_SET_PDEATHSIG is gone once the user's ids are set) reads as
         // EOF here.
         wait_for_release(plan.release_read);
         libc::close(plan.release_read);
-        if plan.init {
-            super::init::run(plan)
-        }
         let errno = exec_candidates(plan);
         fail(report, Stage::Exec, errno)
     }
@@ -275,7 +274,7 @@ pub(super) unsafe fn join_cgroup(report: RawFd, files: &[RawFd]) {
 
 /// Blocks until the parent writes one byte; exits quietly on EOF (the parent
 /// gave up or died before releasing us).
-unsafe fn wait_for_release(fd: RawFd) {
+pub(super) unsafe fn wait_for_release(fd: RawFd) {
     let mut byte = 0u8;
     loop {
         // SAFETY: reading one byte into a stack variable.
