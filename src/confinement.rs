@@ -5,6 +5,7 @@
 //! created (the compilation in `Security::filter`): a bad value
 //! or profile is an error naming it.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -96,18 +97,19 @@ fn read_profile(file: &Path) -> Result<Seccomp, Error> {
 /// kernel would refuse fails the container's setup, never weakens it.
 /// Returns the program, and the cache file that holds it when there is one.
 fn compile_cached(
-    profile: &Profile,
+    profile: Source<'_>,
     caps: &[Capability],
     cache_dir: Option<&Path>,
 ) -> Result<(SeccompFilter, Option<PathBuf>), seccomp::Error> {
     let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
     let target = Target::here(caps);
-    let cached = cache_dir.map(|dir| dir.join(format!("{:016x}.bpf", cache_key(profile, &target))));
+    let cached =
+        cache_dir.map(|dir| dir.join(format!("{:016x}.bpf", cache_key(&profile, &target))));
     if let Some(path) = cached {
         if let Some(filter) = read_program(&path) {
             return Ok((filter, Some(path)));
         }
-        let (filter, bytes) = compile(profile, &target)?;
+        let (filter, bytes) = compile(&profile.profile(), &target)?;
         return Ok(match write_whole(&path, &bytes) {
             Ok(()) => (filter, Some(path)),
             Err(err) => {
@@ -116,7 +118,24 @@ fn compile_cached(
             }
         });
     }
-    Ok((compile(profile, &target)?.0, None))
+    Ok((compile(&profile.profile(), &target)?.0, None))
+}
+
+/// The profile a program is compiled from.
+enum Source<'a> {
+    /// docker's default, built into this binary.
+    Default,
+    /// A profile file's, as parsed.
+    File(&'a Profile),
+}
+
+impl Source<'_> {
+    fn profile(&self) -> Cow<'_, Profile> {
+        match self {
+            Source::Default => Cow::Owned(seccomp::default_profile()),
+            Source::File(profile) => Cow::Borrowed(profile),
+        }
+    }
 }
 
 fn compile(profile: &Profile, target: &Target) -> Result<(SeccompFilter, Vec<u8>), seccomp::Error> {
@@ -135,12 +154,34 @@ pub fn read_program(path: &Path) -> Option<SeccompFilter> {
 
 /// Everything the program depends on: the profile, the capabilities and
 /// kernel its conditions were checked against, libseccomp's version.
-fn cache_key(profile: &Profile, target: &Target) -> u64 {
+/// docker's default profile is part of this binary, so the binary itself
+/// (device, inode, size, modification time) stands for it: building and
+/// printing the profile to hash it cost 60 us of every run's 80 on a
+/// cache hit. Any other build of the supervisor gets programs of its own.
+fn cache_key(profile: &Source<'_>, target: &Target) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::hash::DefaultHasher::new();
     let version = libseccomp::ScmpVersion::current().map(|v| (v.major, v.minor, v.micro));
-    format!("{profile:?}{:?}{:?}{version:?}", target.caps, target.kernel).hash(&mut hasher);
+    let source = match (profile, this_binary()) {
+        (Source::Default, Some(binary)) => format!("docker's default in {binary:?}"),
+        (profile, _) => format!("{:?}", profile.profile()),
+    };
+    format!("{source}{:?}{:?}{version:?}", target.caps, target.kernel).hash(&mut hasher);
     hasher.finish()
+}
+
+/// What tells this binary from any other build: device, inode, size,
+/// modification time. None when /proc/self/exe cannot say.
+fn this_binary() -> Option<(u64, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata("/proc/self/exe").ok()?;
+    Some((
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    ))
 }
 
 /// Written under a name of this process's, then renamed: concurrent
@@ -182,8 +223,8 @@ impl Security {
     ) -> Result<Option<Compiled>, Error> {
         let (profile, file) = match &self.seccomp {
             Seccomp::Unconfined => return Ok(None),
-            Seccomp::Default => (&seccomp::default_profile(), None),
-            Seccomp::File(file, profile) => (profile, Some(file)),
+            Seccomp::Default => (Source::Default, None),
+            Seccomp::File(file, profile) => (Source::File(profile), Some(file)),
         };
         compile_cached(profile, caps, cache_dir)
             .map(|(filter, cached)| {
@@ -281,15 +322,35 @@ mod tests {
     fn a_cached_program_is_the_compiled_one_and_a_changed_profile_misses() {
         let dir = std::env::temp_dir().join(format!("sv-seccomp-cache-{}", std::process::id()));
         let profile = seccomp::default_profile();
-        let fresh = compile_cached(&profile, &DEFAULT_CAPABILITIES, Some(&dir)).unwrap();
+        let file = Source::File(&profile);
+        let fresh = compile_cached(file, &DEFAULT_CAPABILITIES, Some(&dir)).unwrap();
         let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
         assert_eq!(files.len(), 1, "one program, no temporary left");
-        let cached = compile_cached(&profile, &DEFAULT_CAPABILITIES, Some(&dir)).unwrap();
-        assert_eq!(format!("{fresh:?}"), format!("{cached:?}"));
+        let cached = compile_cached(Source::File(&profile), &DEFAULT_CAPABILITIES, Some(&dir));
+        assert_eq!(format!("{fresh:?}"), format!("{:?}", cached.unwrap()));
         let mut other = profile.clone();
         other.rules.pop();
-        compile_cached(&other, &DEFAULT_CAPABILITIES, Some(&dir)).unwrap();
+        compile_cached(Source::File(&other), &DEFAULT_CAPABILITIES, Some(&dir)).unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Built into the binary, docker's default is cached under the
+    /// binary's identity (no profile is built to find the program), and
+    /// it is the same program as the profile's compiled from its text.
+    #[test]
+    fn docker_defaults_program_is_cached_per_binary_and_is_the_profiles() {
+        let dir = std::env::temp_dir().join(format!("sv-seccomp-default-{}", std::process::id()));
+        let caps = &DEFAULT_CAPABILITIES;
+        let (built_in, at) = compile_cached(Source::Default, caps, Some(&dir)).unwrap();
+        let (again, again_at) = compile_cached(Source::Default, caps, Some(&dir)).unwrap();
+        assert_eq!(at, again_at);
+        assert_eq!(format!("{built_in:?}"), format!("{again:?}"));
+        let profile = seccomp::default_profile();
+        let (from_text, text_at) =
+            compile_cached(Source::File(&profile), caps, Some(&dir)).unwrap();
+        assert_ne!(at, text_at, "the binary's key, not the profile's");
+        assert_eq!(format!("{built_in:?}"), format!("{from_text:?}"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

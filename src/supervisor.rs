@@ -24,7 +24,7 @@ use crate::reconcile;
 use crate::reserve::{self, Families, Reservations};
 use crate::signals::{self, Signals};
 use crate::spawn::{
-    self, Confinement, Container, ExitStatus, Pidfd, SpawnConfig, SpawnError,
+    self, Confinement, Container, ExitStatus, NewNetns, Pidfd, SpawnConfig, SpawnError,
     capability_names as names,
 };
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
@@ -126,13 +126,20 @@ pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
     // Before any thread but the log pump of `run -d` (which blocks every
     // signal) exists, so every thread inherits the mask.
     let blocked = signals::block().map_err(Error::Signals)?;
+    // Made on a thread of its own from now on, the container's network
+    // namespace is there when it is entered, off the path until then (see
+    // spawn::NewNetns). If that thread cannot start, clone3 makes it.
+    let netns = match spec.network {
+        Network::Container { .. } => None,
+        Network::Bridge { .. } | Network::None => NewNetns::start().ok(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
     let result = runtime.block_on(async {
         let signals = blocked.into_async().map_err(Error::Signals)?;
-        lifecycle(spec, signals, ready).await
+        lifecycle(spec, netns, signals, ready).await
     });
     log_peak_rss();
     result
@@ -563,6 +570,7 @@ fn record_container(
 
 async fn lifecycle(
     mut spec: RunSpec,
+    netns: Option<NewNetns>,
     mut signals: Signals,
     ready: impl FnOnce(),
 ) -> Result<u8, Error> {
@@ -641,19 +649,28 @@ async fn lifecycle(
         }
     }
     // Biased, clone3 first: the container then sets itself up (mounts,
-    // hostname, capabilities) on the other CPU while the bridge, lease,
-    // sysctls and base ruleset are ensured here, most of them without an
-    // await (see `netlink::direct`). Ensured before clone3 instead, they
-    // delay the container's start by as much and until-exec with it.
+    // hostname, capabilities, seccomp) on the other CPU while the bridge,
+    // lease, sysctls and base ruleset are ensured here, most of them without
+    // an await (see `netlink::direct`). Ensured before clone3 instead, they
+    // delay the container's start by as much and until-exec with it. The
+    // network namespace, most of clone3's cost, is not clone3's: it has
+    // been in the making on a thread of its own since `start`, and goes to
+    // the container with the byte that begins its setup.
     let (container, network) = timed_async("network prepared, clone3", async {
         tokio::join!(
             biased;
             async {
-                let mut container = timed("clone3", || Container::spawn(&config));
-                if let Ok(container) = &mut container {
-                    container.begin_setup();
+                let mut container = timed("clone3", || match netns {
+                    Some(netns) => Container::spawn_into(&config, netns),
+                    None => Container::spawn(&config),
+                })?;
+                match container.begin_setup().await {
+                    Ok(()) => Ok(container),
+                    Err(err) => {
+                        container.abort().await;
+                        Err(err)
+                    }
                 }
-                container
             },
             prepare_network(&spec),
         )

@@ -341,7 +341,7 @@ fn base_ruleset_us(log: &str) -> u64 {
 
 /// Releasing a netfilter socket flushes nf_tables' deferred frees with its
 /// commit lock held: a grace period, 4 to 13 ms, during which every other
-/// supervisor's batch waits. A supervisor's socket outlives it in a forked
+/// supervisor's batch waits. A supervisor's socket outlives it in a
 /// child, which releases it on a clock tick all supervisors share: back to
 /// back, a start seldom meets a release (each round here starts just past a
 /// tick, so none does unless a round outlasts a tick). Without the tick,

@@ -473,18 +473,8 @@ fn on_cgroup2_the_container_is_cloned_into_its_cgroup_and_a_missing_controller_i
             .unwrap();
         let spawn = |cgroup| {
             let config = SpawnConfig {
-                hostname: "v2".into(),
-                workdir: "/".into(),
-                env: vec![],
-                command: vec!["/bin/true".into()],
-                init: true,
-                take_terminal: false,
-                capabilities: supervisor::spawn::DEFAULT_CAPABILITIES.to_vec(),
-                user: None,
-                confinement: Default::default(),
-                join_network: None,
                 cgroup,
-                cgroup_join: vec![],
+                ..common::spawn_config()
             };
             let mut container = Container::spawn(&config).unwrap();
             let pid = container.pid() as u32;

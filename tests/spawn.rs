@@ -709,17 +709,10 @@ fn an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code() 
     assert_eq!(status.code(), Some(5));
 }
 
-/// The container mounts its /proc, /sys, /dev and /etc files and drops its
-/// capabilities while the supervisor prepares and plumbs its network,
-/// rather than after: stopped once the address is leased, before any veth
-/// exists, the supervisor finds it set up already, waiting only to exec.
-/// (Its /etc files are bound empty and filled in before it execs.)
-#[test]
-fn a_container_sets_itself_up_before_its_network_is_plumbed() {
-    let Some(ns) = HostNs::new("a_container_sets_itself_up_before_its_network_is_plumbed") else {
-        return;
-    };
-    let mut supervisor = ns
+/// `run -- true` stopped once its address is leased and its container
+/// cloned, before any veth exists; and the container's pid.
+fn stopped_at_leased(ns: &HostNs) -> (Child, u32) {
+    let supervisor = ns
         .supervisor()
         .env("SUPERVISOR_TEST_PAUSE_AT", "leased")
         .args(["run", "--", "true"])
@@ -734,7 +727,21 @@ fn a_container_sets_itself_up_before_its_network_is_plumbed() {
         Duration::from_secs(10),
         || (common::process_state(pid) == Some('T')).then_some(()),
     );
-    let container = container_pid(pid);
+    (supervisor, container_pid(pid))
+}
+
+/// The container mounts its /proc, /sys, /dev and /etc files and drops its
+/// capabilities while the supervisor prepares and plumbs its network,
+/// rather than after: stopped once the address is leased, before any veth
+/// exists, the supervisor finds it set up already, waiting only to exec.
+/// (Its /etc files are bound empty and filled in before it execs.)
+#[test]
+fn a_container_sets_itself_up_before_its_network_is_plumbed() {
+    let Some(ns) = HostNs::new("a_container_sets_itself_up_before_its_network_is_plumbed") else {
+        return;
+    };
+    let (mut supervisor, container) = stopped_at_leased(&ns);
+    let pid = supervisor.id();
     let set_up = || {
         let mounts = std::fs::read_to_string(format!("/proc/{container}/mountinfo")).ok()?;
         let status = std::fs::read_to_string(format!("/proc/{container}/status")).ok()?;
@@ -751,6 +758,112 @@ fn a_container_sets_itself_up_before_its_network_is_plumbed() {
         set_up,
     );
     signal(pid, libc::SIGCONT);
+    let status = wait_at_most(&mut supervisor, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+}
+
+/// Everything but the exec happens before the network is complete: stopped
+/// once the address is leased, before any veth exists, the supervisor finds
+/// its container already under its seccomp filter, with every signal
+/// blocked (the init's) and named as the init, so that releasing it costs
+/// only the wait's read and starting the command. The filter alone takes
+/// the kernel 0.2 ms to check and compile.
+#[test]
+fn a_container_is_under_its_seccomp_filter_before_its_network_is_plumbed() {
+    let Some(ns) =
+        HostNs::new("a_container_is_under_its_seccomp_filter_before_its_network_is_plumbed")
+    else {
+        return;
+    };
+    let (mut supervisor, container) = stopped_at_leased(&ns);
+    let pid = supervisor.id();
+    let field = |status: &str, name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        Some(line[name.len()..].trim().to_string())
+    };
+    let confined = common::eventually(
+        "the container installing its filter",
+        Duration::from_secs(10),
+        || {
+            let status = std::fs::read_to_string(format!("/proc/{container}/status")).ok()?;
+            let seccomp = field(&status, "Seccomp:")?;
+            (seccomp == "2").then_some(status)
+        },
+    );
+    let blocked = field(&confined, "SigBlk:").expect("SigBlk");
+    let blocked = u64::from_str_radix(&blocked, 16).expect("a hex mask");
+    // The supervisor blocks the signals it forwards, not SIGCHLD.
+    assert_ne!(blocked & (1 << (libc::SIGCHLD - 1)), 0, "{confined}");
+    assert_eq!(
+        field(&confined, "Name:").as_deref(),
+        Some("supervisor-init")
+    );
+    assert!(
+        !ns.ok("ip -br link").contains("sv-"),
+        "no veth yet: the supervisor is stopped before plumbing"
+    );
+    signal(pid, libc::SIGCONT);
+    let status = wait_at_most(&mut supervisor, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+}
+
+/// The network namespace made apart from clone3 (on its own thread, while
+/// the run goes on) is the one the container runs in, and the one
+/// `netns()` hands to the plumbing; until it reaches the child there is
+/// none to hand, never the supervisor's own.
+#[test]
+fn a_container_runs_in_the_network_namespace_made_apart_and_plumbed() {
+    use std::os::unix::fs::MetadataExt;
+    use supervisor::spawn::{Container, NewNetns};
+    let test = "a_container_runs_in_the_network_namespace_made_apart_and_plumbed";
+    if !common::privileged(test) {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = common::spawn_config();
+    let mut container = Container::spawn_into(&config, NewNetns::start().unwrap()).unwrap();
+    assert!(container.netns().is_err(), "no namespace before it is made");
+    runtime.block_on(container.begin_setup()).unwrap();
+    let plumbed = container.netns().unwrap().metadata().unwrap().ino();
+    let ours = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+    assert_ne!(plumbed, ours);
+    let pid = container.pid();
+    common::eventually("the container entering it", Duration::from_secs(10), || {
+        let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+        (link.to_str()? == format!("net:[{plumbed}]")).then_some(())
+    });
+    runtime.block_on(async {
+        container.release().await.unwrap();
+        let status = container.pidfd().wait().await.unwrap();
+        assert_eq!(status.code(), 0);
+    });
+}
+
+/// The init starts its command before the release too: stopped once the
+/// address is leased, before any veth exists, the supervisor finds the
+/// command's process there already, waiting (not exec'd yet), so that
+/// releasing it leaves only the exec.
+#[test]
+fn the_command_is_started_and_waits_for_the_release_before_the_network_is_plumbed() {
+    let Some(ns) = HostNs::new(
+        "the_command_is_started_and_waits_for_the_release_before_the_network_is_plumbed",
+    ) else {
+        return;
+    };
+    let (mut supervisor, init) = stopped_at_leased(&ns);
+    let waiting = common::eventually("the command started", Duration::from_secs(10), || {
+        let children =
+            std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).ok()?;
+        let command = children.split_whitespace().next()?.to_string();
+        let comm = std::fs::read_to_string(format!("/proc/{command}/comm")).ok()?;
+        Some((command, comm))
+    });
+    assert_eq!(waiting.1.trim(), "supervisor-init", "not exec'd yet");
+    assert!(!ns.ok("ip -br link").contains("sv-"), "no veth yet");
+    signal(supervisor.id(), libc::SIGCONT);
     let status = wait_at_most(&mut supervisor, Duration::from_secs(10));
     assert!(status.success(), "{status}");
 }

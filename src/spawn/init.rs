@@ -10,27 +10,30 @@
 //! supervisor that clone3 made, so the rules of child.rs hold here too (raw
 //! syscalls only, no allocation, no locks, no logging).
 
-use super::child::{ChildPlan, Stage, errno, exec_candidates, fail};
+use super::child::{ChildPlan, Stage, errno, exec_candidates, fail, wait_for_release};
 
 /// What comm (`ps`, /proc/1/stat) calls the init. 15 bytes at most.
 const NAME: &std::ffi::CStr = c"supervisor-init";
 
-/// Starts the command, then forwards, reaps and exits; never returns. Every
-/// signal is blocked already (child::reset_signals), so anything sent since
-/// clone3 waits, queued, for the loop below: blocked signals are queued
-/// even for PID 1, which would otherwise discard them.
+/// Starts the command, then forwards, reaps and exits; never returns.
+/// Runs before the final release: the command waits for it, so that once
+/// released only the exec is left. Every signal is blocked already
+/// (child::reset_signals), so anything sent since clone3 waits, queued, for
+/// the loop below: blocked signals are queued even for PID 1, which would
+/// otherwise discard them.
 ///
 /// # Safety
 /// As child::run: only in the cloned child, after its setup.
 pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
     let report = plan.report_write;
     // SAFETY: prctl on a static string; write_bytes on our own copy of the
-    // environment strings, which nothing here reads again. clone is glibc's thin wrapper (no
-    // atfork handlers, unlike fork(), which may take locks another thread
-    // held at clone3). CLONE_VM|CLONE_VFORK, as posix_spawn: no copy of
-    // the address space, and the init sleeps until the command has exec'd
-    // or exited; the command runs on a stack of its own, prepared before
-    // clone3, and touches nothing of ours but errno (ours is asleep).
+    // environment strings, which nothing here reads again. clone is glibc's
+    // thin wrapper (no atfork handlers, unlike fork(), which may take locks
+    // another thread held at clone3). CLONE_VM|CLONE_VFORK, as posix_spawn:
+    // no copy of the address space, and the init sleeps until the command
+    // has exec'd or exited; the command runs on a stack of its own,
+    // prepared before clone3, and touches nothing of ours but errno (ours
+    // is asleep).
     let pid = unsafe {
         libc::prctl(libc::PR_SET_NAME, NAME.as_ptr() as libc::c_ulong, 0, 0, 0);
         // The init is a copy of the supervisor: its memory and /proc/1/environ
@@ -115,6 +118,9 @@ unsafe fn start_command(plan: &ChildPlan) -> ! {
     // with the supervisor, which forwards what it gets.
     unsafe {
         libc::setpgid(0, 0);
+        // In the init's place, which sleeps until we exec. A parent that
+        // dies now reads as EOF: we exit 125, and so does the init.
+        wait_for_release(plan.release_read);
         if plan.take_terminal {
             libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
         }

@@ -1,7 +1,8 @@
 //! Starting the container process: clone3 into new namespaces with a pidfd,
-//! held on a pipe until the files it binds exist, then set up (mounts,
-//! capabilities) while the parent plumbs its network, held again until
-//! that is done, then exec.
+//! held on a unix socket until the files it binds exist (and its network
+//! namespace, made apart by `netns`, is there to enter), then set up
+//! (mounts, capabilities, seccomp) while the parent plumbs its network,
+//! held again until that is done, then exec.
 //! This module knows nothing of networks; it hands out the child's pid and
 //! pidfd and lets the caller decide when to release it.
 
@@ -11,6 +12,7 @@ mod clone3;
 mod init;
 mod join;
 mod mounts;
+mod netns;
 mod pidfd;
 mod seccomp;
 
@@ -33,6 +35,7 @@ use self::child::{ChildPlan, REPORT_LEN};
 use self::clone3::{Forked, clone3};
 pub use self::join::{JoinConfig, run_inside};
 pub use self::mounts::MountPlan;
+pub use self::netns::NewNetns;
 pub use self::pidfd::{ExitStatus, Pidfd};
 pub use self::seccomp::Filter as SeccompFilter;
 
@@ -50,6 +53,8 @@ pub enum SpawnError {
     Clone(#[source] io::Error),
     #[error("releasing the container failed")]
     Release(#[source] io::Error),
+    #[error("making the container's network namespace")]
+    Netns(#[source] io::Error),
     #[error("{command}: command not found")]
     NotFound { command: String },
     #[error("{command}: cannot execute")]
@@ -245,6 +250,9 @@ pub struct Container {
     release: Option<OwnedFd>,
     /// Whether the child has its first byte (see `begin_setup`).
     setting_up: bool,
+    /// Its network namespace when made apart: pending until `begin_setup`,
+    /// then kept for `netns` until `release`.
+    netns: Netns,
     report: Option<OwnedFd>,
     command: String,
     /// To name the mount that failed.
@@ -252,12 +260,32 @@ pub struct Container {
 }
 
 impl Container {
-    /// Clones the child into its new namespaces. It waits, blocked on a pipe,
-    /// until `release`; dropping the Container before that makes it exit.
+    /// Clones the child into its new namespaces. It waits, blocked on a unix
+    /// socket, until `release`; dropping the Container before that makes it
+    /// exit.
     pub fn spawn(config: &SpawnConfig) -> Result<Container, SpawnError> {
+        Container::clone_child(config, Netns::Child)
+    }
+
+    /// As `spawn`, but without a network namespace of clone3's making: the
+    /// child enters `netns` at `begin_setup`, once it is made. Unless
+    /// `config` joins another container's network, which then wins.
+    pub fn spawn_into(config: &SpawnConfig, netns: NewNetns) -> Result<Container, SpawnError> {
+        Container::clone_child(config, Netns::Pending(netns))
+    }
+
+    fn clone_child(config: &SpawnConfig, netns: Netns) -> Result<Container, SpawnError> {
+        let netns = match (&config.join_network, netns) {
+            (Some(_), _) => Netns::Child,
+            (None, netns) => netns,
+        };
         let mut prepared = Prepared::new(config)?;
         let command_stack = prepared.command_stack_top();
-        let (release_read, release_write) = pipe("the release pipe")?;
+        let (release_read, release_write) =
+            netns::socket_pair().map_err(|source| SpawnError::Prepare {
+                what: "the release socket",
+                source,
+            })?;
         let (report_read, report_write) = pipe("the report pipe")?;
         let plan = ChildPlan {
             cgroup_join: &config.cgroup_join,
@@ -279,10 +307,11 @@ impl Container {
             take_terminal: config.take_terminal,
             environ: init::environ_range(),
             join_network: config.join_network.as_ref().map(|p| p.as_fd().as_raw_fd()),
+            receive_netns: matches!(netns, Netns::Pending(_)),
         };
-        let namespaces = match config.join_network {
-            Some(_) => clone3::NAMESPACES & !(libc::CLONE_NEWNET as u64),
-            None => clone3::NAMESPACES,
+        let namespaces = match (&config.join_network, &netns) {
+            (None, Netns::Child) => clone3::NAMESPACES,
+            _ => clone3::NAMESPACES & !(libc::CLONE_NEWNET as u64),
         };
         // SAFETY: the child runs only child::run, which is async-signal-safe
         // and reads nothing but `plan` and `prepared`, both built above.
@@ -296,6 +325,7 @@ impl Container {
                     pidfd: Pidfd::new(pidfd),
                     release: Some(release_write),
                     setting_up: false,
+                    netns,
                     report: Some(report_read),
                     command: config.command[0].to_string_lossy().into_owned(),
                     mounts: config.confinement.mounts.clone(),
@@ -319,7 +349,14 @@ impl Container {
 
     /// Its network namespace, for plumbing before release.
     pub fn netns(&self) -> io::Result<std::fs::File> {
-        std::fs::File::open(format!("/proc/{}/ns/net", self.pid))
+        match &self.netns {
+            Netns::Ready(fd) => Ok(fd.try_clone()?.into()),
+            // Until the child has entered it, /proc would show ours.
+            Netns::Pending(_) | Netns::Failed => Err(io::Error::other(
+                "the container's network namespace is not made",
+            )),
+            Netns::Child => std::fs::File::open(format!("/proc/{}/ns/net", self.pid)),
+        }
     }
 
     /// Makes the container's process group the terminal's foreground group,
@@ -333,27 +370,46 @@ impl Container {
         }
     }
 
-    /// Lets the child set itself up (mounts, hostname, capabilities: all
-    /// but the signals, seccomp and exec) while the caller goes on, e.g.
-    /// plumbing its network. The files its mounts bind must exist. A child
-    /// that fails here reports it at `release`.
-    pub fn begin_setup(&mut self) {
-        if let (Some(fd), false) = (&self.release, self.setting_up) {
-            // A failed write means the child is gone: its report, if any,
-            // is read at release.
-            let _ = nix::unistd::write(fd, &[1]);
-            self.setting_up = true;
+    /// Lets the child set itself up (mounts, hostname, capabilities,
+    /// seccomp: all but the exec) while the caller goes on, e.g. plumbing
+    /// its network; first waits for its network namespace when that is
+    /// made apart (`spawn_into`), and sends it along. The files its mounts
+    /// bind must exist. A child that fails here reports it at `release`.
+    pub async fn begin_setup(&mut self) -> Result<(), SpawnError> {
+        if self.setting_up {
+            return Ok(());
         }
+        self.netns = match std::mem::replace(&mut self.netns, Netns::Failed) {
+            Netns::Pending(made) => Netns::Ready(made.ready().await.map_err(SpawnError::Netns)?),
+            other => other,
+        };
+        if let Some(fd) = &self.release {
+            // A failed send means the child is gone: its report, if any,
+            // is read at release.
+            let _ = match &self.netns {
+                Netns::Ready(netns) => netns::send_with_fd(fd.as_fd(), netns.as_fd()),
+                _ => nix::unistd::write(fd, &[1])
+                    .map(drop)
+                    .map_err(io::Error::from),
+            };
+        }
+        self.setting_up = true;
+        Ok(())
     }
 
-    /// Lets the child go on to exec, then waits until it has exec'd or
-    /// reported why it could not.
+    /// Lets the child go on to exec (after its setup, begun here unless
+    /// `begin_setup` did), then waits until it has exec'd or reported why
+    /// it could not.
     pub async fn release(&mut self) -> Result<(), SpawnError> {
+        if let Err(err) = self.begin_setup().await {
+            // The child, never released, ends at EOF.
+            self.release = None;
+            return Err(err);
+        }
+        // Its own from now on, which /proc shows.
+        self.netns = Netns::Child;
         let released = match self.release.take() {
-            Some(fd) => {
-                let owed: &[u8] = if self.setting_up { &[1] } else { &[1, 1] };
-                nix::unistd::write(&fd, owed).map(drop)
-            }
+            Some(fd) => nix::unistd::write(&fd, &[1]).map(drop),
             None => Ok(()),
         };
         let Some(report) = self.report.take() else {
@@ -400,6 +456,20 @@ impl AsFd for Container {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.pidfd.as_fd()
     }
+}
+
+/// Where a container's network namespace comes from.
+enum Netns {
+    /// The child's own, which /proc shows: clone3 made it, or the child
+    /// joined another container's (`join_network`), or entered the one it
+    /// was released with.
+    Child,
+    /// Being made apart; the child gets it at `begin_setup`.
+    Pending(NewNetns),
+    /// Made, and sent to the child.
+    Ready(OwnedFd),
+    /// Made apart, and that failed: the child never runs.
+    Failed,
 }
 
 fn pipe(what: &'static str) -> Result<(OwnedFd, OwnedFd), SpawnError> {

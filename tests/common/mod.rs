@@ -36,6 +36,26 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// What `supervisor::spawn::Container` needs to run /bin/true under its
+/// init, as root with docker's default capabilities: no mounts, no
+/// filter, no cgroup.
+pub fn spawn_config() -> supervisor::spawn::SpawnConfig {
+    supervisor::spawn::SpawnConfig {
+        hostname: "test".into(),
+        workdir: "/".into(),
+        env: vec![],
+        command: vec!["/bin/true".into()],
+        init: true,
+        take_terminal: false,
+        capabilities: supervisor::spawn::DEFAULT_CAPABILITIES.to_vec(),
+        user: None,
+        confinement: Default::default(),
+        join_network: None,
+        cgroup: None,
+        cgroup_join: vec![],
+    }
+}
+
 /// A process that keeps namespaces alive until its stdin closes, so even a
 /// test process killed mid-way leaves nothing behind.
 struct Holder {
