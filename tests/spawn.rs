@@ -867,3 +867,64 @@ fn the_command_is_started_and_waits_for_the_release_before_the_network_is_plumbe
     let status = wait_at_most(&mut supervisor, Duration::from_secs(10));
     assert!(status.success(), "{status}");
 }
+
+/// glibc's setresuid, setresgid and setgroups change every thread of the
+/// process: they take the lock of glibc's thread list and wait for any
+/// thread being created. A child made by clone3 inherits that list and
+/// lock as they were, without the threads: cloned while another thread of
+/// the supervisor was starting or ending (it makes the network namespace
+/// on one), a `--user` container waited forever. The child changes its
+/// ids with the raw syscalls, which concern it alone.
+#[test]
+fn a_container_with_a_user_starts_while_its_parent_starts_and_ends_threads() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use supervisor::spawn::{Container, Ids};
+    let test = "a_container_with_a_user_starts_while_its_parent_starts_and_ends_threads";
+    if !common::privileged(test) {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::spawn(|| {}).join().unwrap();
+            }
+        })
+    };
+    let mut config = common::spawn_config();
+    config.user = Some(Ids {
+        uid: 4242,
+        gid: 4242,
+        groups: vec![4243],
+    });
+    let mut hung = 0;
+    for _ in 0..40 {
+        let mut container = Container::spawn(&config).unwrap();
+        let pid = container.pid();
+        let outcome = runtime.block_on(async {
+            let limit = Duration::from_secs(5);
+            container.begin_setup().await.unwrap();
+            tokio::time::timeout(limit, container.release())
+                .await?
+                .unwrap();
+            let status = tokio::time::timeout(limit, container.pidfd().wait()).await?;
+            Ok::<_, tokio::time::error::Elapsed>(status.unwrap().code())
+        });
+        match outcome {
+            Ok(code) => assert_eq!(code, 0),
+            Err(_) => {
+                hung += 1;
+                signal(pid as u32, libc::SIGKILL);
+                let _ = runtime.block_on(container.pidfd().wait());
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+    assert_eq!(hung, 0, "containers hung changing their ids");
+}

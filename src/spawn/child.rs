@@ -363,14 +363,29 @@ pub(super) unsafe fn drop_capabilities(
         }
         let mut kept = caps.kept_words();
         if let Some((uid, gid)) = user {
+            // Raw syscalls, not glibc's wrappers: those change every thread
+            // of the process (setxid), and the thread list the child
+            // inherited through clone3 names the parent's threads, which
+            // the child does not have: it waited for them forever.
             check(
                 report,
                 Stage::User,
-                libc::setgroups(groups.len(), groups.as_ptr()),
+                set_ids(
+                    libc::SYS_setgroups,
+                    [groups.len() as _, groups.as_ptr() as _, 0],
+                ),
             );
-            check(report, Stage::User, libc::setresgid(gid, gid, gid));
+            check(
+                report,
+                Stage::User,
+                set_ids(libc::SYS_setresgid, [gid as _; 3]),
+            );
             // The kernel clears permitted and effective here when uid != 0.
-            check(report, Stage::User, libc::setresuid(uid, uid, uid));
+            check(
+                report,
+                Stage::User,
+                set_ids(libc::SYS_setresuid, [uid as _; 3]),
+            );
             if uid != 0 {
                 kept = [0, 0];
             }
@@ -475,4 +490,15 @@ unsafe fn fail_at(report: RawFd, stage: Stage, errno: libc::c_int, detail: u32) 
 pub(super) fn errno() -> libc::c_int {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() }
+}
+
+/// One of the id-changing syscalls for this thread alone, as -1/errno
+/// like the wrappers (see `drop_capabilities` for why not those).
+///
+/// # Safety
+/// `args` must be what syscall `number` expects (a pointer argument
+/// pointing to live memory).
+unsafe fn set_ids(number: libc::c_long, args: [libc::c_long; 3]) -> libc::c_int {
+    // SAFETY: the caller passes the arguments `number` takes.
+    unsafe { libc::syscall(number, args[0], args[1], args[2]) as libc::c_int }
 }
