@@ -271,27 +271,36 @@ fn exit<E: std::error::Error>(result: Result<u8, E>, code: impl Fn(&E) -> u8) ->
 /// everything. RUST_LOG, when set, wins. Always stderr: the container's
 /// stdout is the user's.
 fn init_logging(verbose: u8, level: Option<LogLevel>) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
     let level = level.unwrap_or(match verbose {
         0 => LogLevel::Warn,
         1 => LogLevel::Debug,
         _ => LogLevel::Trace,
     });
-    let default = match level {
-        LogLevel::Error => "error",
-        LogLevel::Warn => "warn",
-        LogLevel::Info => "warn,supervisor=info",
-        LogLevel::Debug => "warn,supervisor=debug",
-        LogLevel::Trace => "trace",
+    // The level for everything, or None where our crate logs more.
+    let (max, default) = match level {
+        LogLevel::Error => (Some(LevelFilter::ERROR), "error"),
+        LogLevel::Warn => (Some(LevelFilter::WARN), "warn"),
+        LogLevel::Info => (None, "warn,supervisor=info"),
+        LogLevel::Debug => (None, "warn,supervisor=debug"),
+        LogLevel::Trace => (Some(LevelFilter::TRACE), "trace"),
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logger = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    // An EnvFilter (directives to parse, hash maps seeded by getrandom) only
+    // where one level for everything will not do: every `run` starts here.
+    match max {
+        Some(max) if std::env::var_os("RUST_LOG").is_none() => logger.with_max_level(max).init(),
+        _ => {
+            let filter =
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+            logger.with_env_filter(filter).init();
+        }
+    }
 }
 
 /// `ruleset check|load`: exit 0 when every file is valid (and loaded), 1
