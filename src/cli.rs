@@ -362,8 +362,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub restart_same_port: bool,
 
-    /// Also time starting the supervisor process (`supervisor --version`)
-    /// against /bin/true, --containers times each, interleaved.
+    /// Also time starting the supervisor process (`supervisor --version`,
+    /// and `run --dry-run --network none`) against /bin/true, --containers
+    /// times each, interleaved.
     #[arg(long)]
     pub process_start: bool,
 

@@ -43,7 +43,10 @@ impl Drop for StateDir {
 fn warnings_show_by_default_and_not_below_the_level_asked_for() {
     let dir = StateDir::new("levels");
     assert!(dir.ps_stderr(&[], None).contains(WARNING));
-    assert!(dir.ps_stderr(&["--log-level", "trace"], None).contains(WARNING));
+    assert!(
+        dir.ps_stderr(&["--log-level", "trace"], None)
+            .contains(WARNING)
+    );
     assert!(dir.ps_stderr(&["--verbose"], None).contains(WARNING));
     assert_eq!(dir.ps_stderr(&["--log-level", "error"], None), "");
 }
