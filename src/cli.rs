@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -14,6 +14,56 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     propagate_version = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The command line `args` (the program's name first).
+    ///
+    /// Building clap's whole command (every subcommand's arguments, the
+    /// global ones copied into each) is most of what a start does before its
+    /// first line of work, and `run` starts every container. So arguments
+    /// that name `run` are parsed first with `run` as the only subcommand,
+    /// and parsed again with the whole command only when that fails (a
+    /// mistake, --help, --version, `run` as an option's value), so that
+    /// every message comes from the whole command. A parse that succeeds
+    /// with `run` alone is the one the whole command makes: the other
+    /// subcommands only add names a token could match, and any token other
+    /// than `run` in a subcommand's place fails the first parse.
+    pub fn parse_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+        if args.iter().skip(1).any(|a| a == "run") {
+            if let Some(cli) = Self::parse_run(&args) {
+                return Ok(cli);
+            }
+        }
+        Cli::try_parse_from(args)
+    }
+
+    /// `args` parsed with `run` as the only subcommand, when they parse so.
+    fn parse_run(args: &[OsString]) -> Option<Cli> {
+        let run = RunArgs::augment_args(clap::Command::new("run"));
+        let command = Global::augment_args(clap::Command::new("supervisor"))
+            .subcommand(run)
+            .subcommand_required(true);
+        let mut matches = command.try_get_matches_from(args).ok()?;
+        let global = Global::from_arg_matches_mut(&mut matches).ok()?;
+        let (name, mut matches) = matches.remove_subcommand()?;
+        let run = RunArgs::from_arg_matches_mut(&mut matches).ok()?;
+        (name == "run").then(|| Cli {
+            global,
+            command: Command::Run(Box::new(run)),
+        })
+    }
+}
+
+// The options every subcommand takes, before or after its name. (No doc
+// comment: clap would take it for the program's about.)
+#[derive(Debug, Args)]
+pub struct Global {
     /// More logs on stderr: each lifecycle phase with its duration; twice,
     /// everything (as --log-level debug / trace).
     #[arg(long, global = true, action = ArgAction::Count)]
@@ -66,9 +116,6 @@ pub struct Cli {
         value_name = "CIDR"
     )]
     pub subnet6: String,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,8 +362,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub restart_same_port: bool,
 
-    /// Also time starting the supervisor process (`supervisor --version`)
-    /// against /bin/true, --containers times each, interleaved.
+    /// Also time starting the supervisor process (`supervisor --version`,
+    /// and `run --dry-run --network none`) against /bin/true, --containers
+    /// times each, interleaved.
     #[arg(long)]
     pub process_start: bool,
 
@@ -503,8 +551,68 @@ pub struct RulesetArgs {
 mod tests {
     use super::*;
 
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        std::iter::once("supervisor")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("supervisor").chain(args.iter().copied()))
+        Cli::parse_args(argv(args))
+    }
+
+    #[test]
+    fn run_parsed_alone_reads_as_the_whole_command_reads_it() {
+        for args in [
+            &["run", "--", "true"][..],
+            &[
+                "--bridge", "br9", "run", "-p", "8080:80", "--name", "web", "--", "nc", "-l",
+            ],
+            &[
+                "--ipv6",
+                "run",
+                "--subnet6",
+                "fd00:9::/64",
+                "-e",
+                "A=1",
+                "sh",
+                "-c",
+                "run",
+            ],
+            &["run", "--verbose", "--init=false", "run"],
+            &[
+                "--state-dir",
+                "/tmp/run",
+                "run",
+                "--log-level",
+                "debug",
+                "true",
+            ],
+        ] {
+            let alone = Cli::parse_run(&argv(args)).expect("parses with run alone");
+            let whole = Cli::try_parse_from(argv(args)).expect("valid");
+            assert_eq!(format!("{alone:?}"), format!("{whole:?}"), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn what_run_alone_cannot_answer_is_left_to_the_whole_command() {
+        for args in [
+            &["run", "--help"][..],
+            &["--version", "run"],
+            &["help", "run"],
+            &["--bridge", "run", "ps"],
+            &["run", "--no-such-option", "true"],
+        ] {
+            assert!(Cli::parse_run(&argv(args)).is_none(), "{args:?}");
+        }
+        let cli = parse(&["--bridge", "run", "ps"]).expect("valid");
+        assert_eq!(cli.global.bridge, "run");
+        assert!(matches!(cli.command, Command::Ps(_)));
+        let err = parse(&["run", "--help"]).expect_err("help");
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(err.to_string().contains("--publish"));
     }
 
     fn run_args(args: &[&str]) -> RunArgs {
@@ -529,8 +637,8 @@ mod tests {
     #[test]
     fn ipv6_and_subnet6_are_global_and_ip6_belongs_to_run() {
         let cli = parse(&["run", "--", "true"]).expect("valid");
-        assert!(!cli.ipv6);
-        assert_eq!(cli.subnet6, "fd53:7570:6572::/64");
+        assert!(!cli.global.ipv6);
+        assert_eq!(cli.global.subnet6, "fd53:7570:6572::/64");
         let cli = parse(&[
             "--ipv6",
             "run",
@@ -542,8 +650,8 @@ mod tests {
             "true",
         ])
         .expect("valid");
-        assert!(cli.ipv6);
-        assert_eq!(cli.subnet6, "fd00:9::/64");
+        assert!(cli.global.ipv6);
+        assert_eq!(cli.global.subnet6, "fd00:9::/64");
         let Command::Run(run) = cli.command else {
             panic!("not run");
         };
@@ -565,7 +673,7 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(
-            (cli.bridge.as_str(), cli.subnet.as_str()),
+            (cli.global.bridge.as_str(), cli.global.subnet.as_str()),
             ("br9", "10.9.0.0/24")
         );
         let Command::Run(run) = cli.command else {
@@ -674,10 +782,10 @@ mod tests {
     #[test]
     fn global_options_go_before_or_after_the_subcommand() {
         let cli = parse(&["--state-dir", "/tmp/s", "run", "--verbose", "true"]).unwrap();
-        assert_eq!(cli.state_dir, std::path::PathBuf::from("/tmp/s"));
-        assert_eq!(cli.verbose, 1);
+        assert_eq!(cli.global.state_dir, std::path::PathBuf::from("/tmp/s"));
+        assert_eq!(cli.global.verbose, 1);
         let cli = parse(&["--log-level", "debug", "run", "true"]).unwrap();
-        assert_eq!(cli.log_level, Some(LogLevel::Debug));
+        assert_eq!(cli.global.log_level, Some(LogLevel::Debug));
     }
 
     #[test]

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use supervisor::container_log::ReadOptions;
 use supervisor::detach::Outcome;
 use supervisor::error_chain::Chain;
@@ -32,15 +31,15 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(supervisor::cni::main());
     }
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
     };
-    init_logging(cli.verbose, cli.log_level);
+    init_logging(cli.global.verbose, cli.global.log_level);
     let net = network_options(&cli);
     match cli.command {
         Command::Run(args) if args.dry_run => {
-            let options = run_options(*args, net, cli.state_dir);
+            let options = run_options(*args, net, cli.global.state_dir);
             let plan = match supervisor::supervisor::dry_run(options) {
                 Ok(plan) => plan,
                 Err(err) => return exit(Err(err), |e| e.exit_code()),
@@ -56,11 +55,11 @@ fn main() -> ExitCode {
         }
         Command::Run(args) if args.detach => {
             let log_max_size = args.log_max_size;
-            let options = run_options(*args, net, cli.state_dir);
+            let options = run_options(*args, net, cli.global.state_dir);
             detached(supervisor::detach::run(options, log_max_size))
         }
         Command::Run(args) => {
-            let options = run_options(*args, net, cli.state_dir);
+            let options = run_options(*args, net, cli.global.state_dir);
             exit(supervisor::supervisor::run(options), |e| e.exit_code())
         }
         Command::Bench(args) => bench(args),
@@ -71,23 +70,25 @@ fn main() -> ExitCode {
                 json: args.json,
                 format: args.format,
             };
-            done(control::ps(&cli.state_dir, &options, &mut stdout()))
+            done(control::ps(&cli.global.state_dir, &options, &mut stdout()))
         }
         Command::Stop(args) => {
             let time = Duration::from_secs(args.time);
             done(match args.all {
-                true => control::stop_all(&cli.state_dir, time, &mut stdout()),
-                false => control::stop(&cli.state_dir, &args.containers, time, &mut stdout()),
+                true => control::stop_all(&cli.global.state_dir, time, &mut stdout()),
+                false => {
+                    control::stop(&cli.global.state_dir, &args.containers, time, &mut stdout())
+                }
             })
         }
         Command::Kill(args) => done(control::kill(
-            &cli.state_dir,
+            &cli.global.state_dir,
             &args.containers,
             args.signal,
             &mut stdout(),
         )),
         Command::Inspect(args) => done(control::inspect(
-            &cli.state_dir,
+            &cli.global.state_dir,
             &args.containers,
             &mut stdout(),
         )),
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
                 timestamps: args.timestamps,
             };
             done(control::logs(
-                &cli.state_dir,
+                &cli.global.state_dir,
                 &args.container,
                 &options,
                 &mut stdout(),
@@ -115,17 +116,17 @@ fn main() -> ExitCode {
                 tty: args.tty,
             };
             exit(
-                control::exec(&cli.state_dir, &options),
+                control::exec(&cli.global.state_dir, &options),
                 control::ExecError::exit_code,
             )
         }
         Command::Gc => done(control::gc(
-            &cli.state_dir,
-            &cli.bridge,
-            &cli.subnet,
+            &cli.global.state_dir,
+            &cli.global.bridge,
+            &cli.global.subnet,
             &mut stdout(),
         )),
-        Command::Check => match control::check(&cli.state_dir, &mut stdout()) {
+        Command::Check => match control::check(&cli.global.state_dir, &mut stdout()) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(err) => done(Err(err)),
@@ -145,10 +146,10 @@ struct NetworkOptions {
 
 fn network_options(cli: &Cli) -> NetworkOptions {
     NetworkOptions {
-        bridge: cli.bridge.clone(),
-        subnet: cli.subnet.clone(),
-        ipv6: cli.ipv6,
-        subnet6: cli.subnet6.clone(),
+        bridge: cli.global.bridge.clone(),
+        subnet: cli.global.subnet.clone(),
+        ipv6: cli.global.ipv6,
+        subnet6: cli.global.subnet6.clone(),
     }
 }
 
@@ -270,27 +271,36 @@ fn exit<E: std::error::Error>(result: Result<u8, E>, code: impl Fn(&E) -> u8) ->
 /// everything. RUST_LOG, when set, wins. Always stderr: the container's
 /// stdout is the user's.
 fn init_logging(verbose: u8, level: Option<LogLevel>) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
     let level = level.unwrap_or(match verbose {
         0 => LogLevel::Warn,
         1 => LogLevel::Debug,
         _ => LogLevel::Trace,
     });
-    let default = match level {
-        LogLevel::Error => "error",
-        LogLevel::Warn => "warn",
-        LogLevel::Info => "warn,supervisor=info",
-        LogLevel::Debug => "warn,supervisor=debug",
-        LogLevel::Trace => "trace",
+    // The level for everything, or None where our crate logs more.
+    let (max, default) = match level {
+        LogLevel::Error => (Some(LevelFilter::ERROR), "error"),
+        LogLevel::Warn => (Some(LevelFilter::WARN), "warn"),
+        LogLevel::Info => (None, "warn,supervisor=info"),
+        LogLevel::Debug => (None, "warn,supervisor=debug"),
+        LogLevel::Trace => (Some(LevelFilter::TRACE), "trace"),
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logger = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    // An EnvFilter (directives to parse, hash maps seeded by getrandom) only
+    // where one level for everything will not do: every `run` starts here.
+    match max {
+        Some(max) if std::env::var_os("RUST_LOG").is_none() => logger.with_max_level(max).init(),
+        _ => {
+            let filter =
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+            logger.with_env_filter(filter).init();
+        }
+    }
 }
 
 /// `ruleset check|load`: exit 0 when every file is valid (and loaded), 1

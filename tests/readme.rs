@@ -162,7 +162,12 @@ fn namespace_recipe() -> Vec<String> {
         .skip(1)
         .map(|line| line.split(" #").next().unwrap_or("").trim())
         .filter(|line| !line.is_empty() && !line.starts_with("scripts/"))
-        .map(|line| line.replace("target/release/supervisor", SUPERVISOR))
+        .map(|line| {
+            line.replace(
+                "target/x86_64-unknown-linux-gnu/release/supervisor",
+                SUPERVISOR,
+            )
+        })
         .collect()
 }
 

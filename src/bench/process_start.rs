@@ -1,7 +1,9 @@
 //! `bench --process-start`: what starting the `supervisor` process costs
 //! before it does any work, against `/bin/true`: each runs `--containers`
 //! times, interleaved, from spawning the process to reaping it
-//! (`supervisor --version` parses its command line and prints one line).
+//! (`supervisor --version` parses its command line and prints one line;
+//! `run --dry-run --network none` parses `run`'s, sets up logging, checks
+//! the spec and stops where a real `run` starts working).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -26,18 +28,20 @@ fn once(program: &Path, args: &[&str]) -> Result<Duration, String> {
     Ok(took)
 }
 
-/// The two configurations: the supervisor's, then `/bin/true`'s.
-pub fn measure(supervisor: &Path, count: usize) -> Result<[Configuration; 2], String> {
-    let runs: [(&str, &Path, &[&str]); 2] = [
+/// The three configurations: the supervisor's two, then `/bin/true`'s.
+pub fn measure(supervisor: &Path, count: usize) -> Result<[Configuration; 3], String> {
+    const DRY_RUN: &[&str] = &["run", "--dry-run", "--network", "none", "--", "/bin/true"];
+    let runs: [(&str, &Path, &[&str]); 3] = [
         (
             "process start: supervisor --version",
             supervisor,
             &["--version"],
         ),
+        ("process start: run --dry-run", supervisor, DRY_RUN),
         ("process start: /bin/true", Path::new("/bin/true"), &[]),
     ];
-    let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
-    let mut busy = [Duration::ZERO; 2];
+    let mut samples: [Vec<Sample>; 3] = Default::default();
+    let mut busy = [Duration::ZERO; 3];
     for container in 0..count {
         for (i, (_, program, args)) in runs.iter().enumerate() {
             let took = once(program, args)?;
@@ -50,7 +54,7 @@ pub fn measure(supervisor: &Path, count: usize) -> Result<[Configuration; 2], St
             });
         }
     }
-    let [ours, theirs] = samples;
+    let [version, dry_run, theirs] = samples;
     let configuration = |i: usize, samples| Configuration {
         name: runs[i].0.to_string(),
         // Not the naive baseline the report compares the supervisor with.
@@ -59,5 +63,9 @@ pub fn measure(supervisor: &Path, count: usize) -> Result<[Configuration; 2], St
         busy: busy[i],
         samples,
     };
-    Ok([configuration(0, ours), configuration(1, theirs)])
+    Ok([
+        configuration(0, version),
+        configuration(1, dry_run),
+        configuration(2, theirs),
+    ])
 }

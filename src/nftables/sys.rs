@@ -437,7 +437,7 @@ impl Message<'_> {
         }
         // SAFETY: the value is a C string of `len` bytes, and the buffer has
         // room for its attribute (checked above).
-        unsafe { mnl::mnl_sys::mnl_attr_put_strz(self.nlh.as_ptr(), attr, value.as_ptr()) };
+        unsafe { mnl_sys::mnl_attr_put_strz(self.nlh.as_ptr(), attr, value.as_ptr()) };
     }
 
     /// Puts a u32 attribute in network byte order, as netfilter wants.
@@ -450,7 +450,7 @@ impl Message<'_> {
             return;
         }
         // SAFETY: the buffer has room for the 8-byte attribute (checked above).
-        unsafe { mnl::mnl_sys::mnl_attr_put_u32(self.nlh.as_ptr(), attr, value.to_be()) };
+        unsafe { mnl_sys::mnl_attr_put_u32(self.nlh.as_ptr(), attr, value.to_be()) };
     }
 
     pub(super) fn nest_start(&mut self, attr: u16) -> Nest {
@@ -463,7 +463,7 @@ impl Message<'_> {
             return Nest(offset);
         }
         // SAFETY: the buffer has room for the 4-byte nest header (checked above).
-        unsafe { mnl::mnl_sys::mnl_attr_nest_start(self.nlh.as_ptr(), attr) };
+        unsafe { mnl_sys::mnl_attr_nest_start(self.nlh.as_ptr(), attr) };
         Nest(offset)
     }
 
@@ -496,7 +496,7 @@ impl Message<'_> {
                 .cast::<u8>()
                 .add(nest.0)
                 .cast::<libc::nlattr>();
-            mnl::mnl_sys::mnl_attr_nest_end(self.nlh.as_ptr(), start.cast());
+            mnl_sys::mnl_attr_nest_end(self.nlh.as_ptr(), start.cast());
         }
     }
 }
