@@ -278,12 +278,12 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
     let port = host
         .index_of(name)
         .map_err(Error::direct("finding", name))?;
-    // An IPv6 address derived from the IPv4 one keeps its MAC when reused,
-    // as the IPv4 address does; a pinned one may come back with another
-    // container's MAC, so its entry is set too.
-    let pinned6 = spec
-        .ipv6
-        .filter(|(address6, subnet6)| subnet6.derive(spec.subnet, spec.address) != Some(*address6));
+    // The IPv6 address's entry for the same reason as the IPv4 one's (see
+    // `veth::neighbour_message`), even when its MAC has not changed: a SYN
+    // routed while no port carried the address leaves the entry
+    // INCOMPLETE, and IPv6 asks again only after a second too (a restart
+    // of a dual-stack service went dark that long without it).
+    let address6 = spec.ipv6.map(|(address6, _)| address6);
     let mut requests: Vec<Request> = vec![
         (
             RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(port).build()),
@@ -309,7 +309,7 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
         ("setting the bridge forwarding entry of", name.clone()),
         ("setting the neighbour entry of", spec.address.to_string()),
     ];
-    if let Some((address6, _)) = pinned6 {
+    if let Some(address6) = address6 {
         requests.push((
             RouteNetlinkMessage::NewNeighbour(veth::neighbour_message(
                 spec.bridge_index,
