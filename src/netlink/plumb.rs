@@ -76,15 +76,14 @@ pub async fn plumb(
     link::check_ifname(&spec.host_ifname)?;
     link::check_ifname(&spec.peer)?;
     let (timings, port) = plumb_now(nl, spec, netns)?;
-    if let Port::Disabled { entry_refused } = port {
+    if let Port::Disabled { entry_refused_on } = port {
         // A kernel whose lookup does not run the link watcher (see
         // `host_side`): the watcher's own work item will.
         super::wait_forwarding(nl, &spec.host_ifname).await?;
-        if entry_refused {
-            let entry = forwarding_entry(nl, spec)?;
+        if let Some(port) = entry_refused_on {
             let outcomes = nl
                 .direct()
-                .pipeline(vec![entry])
+                .pipeline(vec![forwarding_entry(spec, port)])
                 .map_err(Error::direct("configuring", &spec.host_ifname))?;
             first_failure(
                 outcomes,
@@ -102,23 +101,20 @@ pub async fn plumb(
 enum Port {
     Forwarding,
     /// Not yet; the bridge refuses a learned entry on a port that neither
-    /// learns nor forwards (EPERM), so the forwarding entry may wait too.
+    /// learns nor forwards (EPERM), so the forwarding entry may wait too:
+    /// the port it was refused on.
     Disabled {
-        entry_refused: bool,
+        entry_refused_on: Option<u32>,
     },
 }
 
 /// The bridge's forwarding entry for the container's MAC on its port.
-fn forwarding_entry(nl: &Netlink, spec: &ContainerLink) -> Result<Request, Error> {
-    let port = nl
-        .direct()
-        .index_of(&spec.host_ifname)
-        .map_err(Error::direct("finding", &spec.host_ifname))?;
+fn forwarding_entry(spec: &ContainerLink, port: u32) -> Request {
     let mac = address::mac_for(spec.address);
-    Ok((
+    (
         RouteNetlinkMessage::NewNeighbour(veth::forwarding_message(port, mac)),
         Some(Change::Replace),
-    ))
+    )
 }
 
 /// [`plumb`]'s requests, each answered before it returns; whether the
@@ -290,10 +286,7 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
             None,
         ),
         (veth::hairpin_message(port), Some(Change::Modify)),
-        (
-            RouteNetlinkMessage::NewNeighbour(veth::forwarding_message(port, mac)),
-            Some(Change::Replace),
-        ),
+        forwarding_entry(spec, port),
         (
             RouteNetlinkMessage::NewNeighbour(veth::neighbour_message(
                 spec.bridge_index,
@@ -333,12 +326,12 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
         return Ok(Port::Forwarding);
     }
     let refused = |outcome: &std::io::Result<_>| matches!(outcome, Err(err) if err.raw_os_error() == Some(libc::EPERM));
-    let entry_refused = refused(&outcomes[FORWARDING_ENTRY]);
-    if entry_refused {
+    let entry_refused_on = refused(&outcomes[FORWARDING_ENTRY]).then_some(port);
+    if entry_refused_on.is_some() {
         outcomes[FORWARDING_ENTRY] = Ok(None);
     }
     first_failure(outcomes, contexts)?;
-    Ok(Port::Disabled { entry_refused })
+    Ok(Port::Disabled { entry_refused_on })
 }
 
 /// The first failed request's error, named by its context (`contexts`, in
