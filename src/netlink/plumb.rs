@@ -83,7 +83,7 @@ pub async fn plumb(
         if let Some(port) = entry_refused_on {
             let outcomes = nl
                 .direct()
-                .pipeline(vec![forwarding_entry(spec, port)])
+                .pipeline(vec![forwarding_entry(port, address::mac_for(spec.address))])
                 .map_err(Error::direct("configuring", &spec.host_ifname))?;
             first_failure(
                 outcomes,
@@ -109,8 +109,7 @@ enum Port {
 }
 
 /// The bridge's forwarding entry for the container's MAC on its port.
-fn forwarding_entry(spec: &ContainerLink, port: u32) -> Request {
-    let mac = address::mac_for(spec.address);
+fn forwarding_entry(port: u32, mac: [u8; 6]) -> Request {
     (
         RouteNetlinkMessage::NewNeighbour(veth::forwarding_message(port, mac)),
         Some(Change::Replace),
@@ -279,39 +278,31 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
     // routed while no port carried the address leaves the entry
     // INCOMPLETE, and IPv6 asks again only after a second too (a restart
     // of a dual-stack service went dark that long without it).
-    let address6 = spec.ipv6.map(|(address6, _)| address6);
+    let addresses =
+        std::iter::once(IpAddr::V4(spec.address)).chain(spec.ipv6.map(|(a, _)| IpAddr::V6(a)));
     let mut requests: Vec<Request> = vec![
         (
             RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(port).build()),
             None,
         ),
         (veth::hairpin_message(port), Some(Change::Modify)),
-        forwarding_entry(spec, port),
-        (
-            RouteNetlinkMessage::NewNeighbour(veth::neighbour_message(
-                spec.bridge_index,
-                IpAddr::V4(spec.address),
-                mac,
-            )),
-            Some(Change::Replace),
-        ),
+        forwarding_entry(port, mac),
     ];
     let mut contexts = vec![
         ("looking up link", name.clone()),
         ("turning on hairpin mode of", name.clone()),
         ("setting the bridge forwarding entry of", name.clone()),
-        ("setting the neighbour entry of", spec.address.to_string()),
     ];
-    if let Some(address6) = address6 {
+    for address in addresses {
         requests.push((
             RouteNetlinkMessage::NewNeighbour(veth::neighbour_message(
                 spec.bridge_index,
-                IpAddr::V6(address6),
+                address,
                 mac,
             )),
             Some(Change::Replace),
         ));
-        contexts.push(("setting the neighbour entry of", address6.to_string()));
+        contexts.push(("setting the neighbour entry of", address.to_string()));
     }
     let mut outcomes = host
         .pipeline(requests)
@@ -325,8 +316,11 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
         first_failure(outcomes, contexts)?;
         return Ok(Port::Forwarding);
     }
-    let refused = |outcome: &std::io::Result<_>| matches!(outcome, Err(err) if err.raw_os_error() == Some(libc::EPERM));
-    let entry_refused_on = refused(&outcomes[FORWARDING_ENTRY]).then_some(port);
+    let refused = matches!(
+        &outcomes[FORWARDING_ENTRY],
+        Err(err) if err.raw_os_error() == Some(libc::EPERM)
+    );
+    let entry_refused_on = refused.then_some(port);
     if entry_refused_on.is_some() {
         outcomes[FORWARDING_ENTRY] = Ok(None);
     }
