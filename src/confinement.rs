@@ -277,8 +277,7 @@ mod tests {
 
     #[test]
     fn a_bad_profile_file_names_the_file_and_the_problem() {
-        let dir = std::env::temp_dir().join(format!("sv-seccomp-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("seccomp");
         let file = dir.join("p.json");
         std::fs::write(&file, r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": []}"#).unwrap();
         let err = opts(&[&format!("seccomp={}", file.display())])
@@ -298,7 +297,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.ends_with("not a regular file"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -320,7 +318,7 @@ mod tests {
 
     #[test]
     fn a_cached_program_is_the_compiled_one_and_a_changed_profile_misses() {
-        let dir = std::env::temp_dir().join(format!("sv-seccomp-cache-{}", std::process::id()));
+        let dir = crate::scratch::Scratch::new("seccomp-cache");
         let profile = seccomp::default_profile();
         let file = Source::File(&profile);
         let fresh = compile_cached(file, &DEFAULT_CAPABILITIES, Some(&dir)).unwrap();
@@ -332,7 +330,6 @@ mod tests {
         other.rules.pop();
         compile_cached(Source::File(&other), &DEFAULT_CAPABILITIES, Some(&dir)).unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Built into the binary, docker's default is cached under the
@@ -340,7 +337,7 @@ mod tests {
     /// it is the same program as the profile's compiled from its text.
     #[test]
     fn docker_defaults_program_is_cached_per_binary_and_is_the_profiles() {
-        let dir = std::env::temp_dir().join(format!("sv-seccomp-default-{}", std::process::id()));
+        let dir = crate::scratch::Scratch::new("seccomp-default");
         let caps = &DEFAULT_CAPABILITIES;
         let (built_in, at) = compile_cached(Source::Default, caps, Some(&dir)).unwrap();
         let (again, again_at) = compile_cached(Source::Default, caps, Some(&dir)).unwrap();
@@ -351,6 +348,5 @@ mod tests {
             compile_cached(Source::File(&profile), caps, Some(&dir)).unwrap();
         assert_ne!(at, text_at, "the binary's key, not the profile's");
         assert_eq!(format!("{built_in:?}"), format!("{from_text:?}"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

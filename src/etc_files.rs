@@ -515,7 +515,7 @@ mod tests {
 
     #[test]
     fn files_are_written_under_the_id_and_removed() {
-        let state = std::env::temp_dir().join(format!("sv-etc-{}", std::process::id()));
+        let state = crate::scratch::Scratch::new("etc");
         let files = EtcFiles::new(&state, "abc123");
         files
             .write("h", "n", None, None, &NameOptions::default())
@@ -541,6 +541,5 @@ mod tests {
         );
         assert!(files.remove().unwrap());
         assert!(!files.remove().unwrap());
-        fs::remove_dir_all(&state).unwrap();
     }
 }

@@ -617,7 +617,8 @@ mod tests {
 
     #[test]
     fn a_volume_whose_kind_differs_from_its_mount_point_in_the_rootfs_is_refused_before_anything() {
-        let root = std::env::temp_dir().join(format!("sv-fs-kind-{}", std::process::id()));
+        let scratch = crate::scratch::Scratch::new("fs-kind");
+        let root = scratch.to_path_buf();
         fs::create_dir_all(root.join("etc")).unwrap();
         fs::write(root.join("etc/hosts"), "").unwrap();
         std::os::unix::fs::symlink("etc/hosts", root.join("hosts")).unwrap();
@@ -653,7 +654,6 @@ mod tests {
         // Missing mount points are made later, of the source's kind.
         assert_eq!(with("/tmp:/data"), Ok(()));
         assert_eq!(with("/etc/hostname:/etc/other"), Ok(()));
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -722,8 +722,8 @@ mod tests {
 
     #[test]
     fn a_rootfs_is_filled_from_the_host_before_pivot_root_and_sealed_after() {
-        let root = std::env::temp_dir().join(format!("sv-fs-plan-{}", std::process::id()));
-        fs::create_dir_all(&root).unwrap();
+        let scratch = crate::scratch::Scratch::new("fs-plan");
+        let root = scratch.to_path_buf();
         let mut fs = parse(|o| {
             o.rootfs = Some(root.clone());
             o.volumes = vec!["/etc:/data:ro".into()];
@@ -755,7 +755,6 @@ mod tests {
         assert!(position(&s, "making /proc/sys read-only") > pivot, "{s:#?}");
         assert_eq!(s.last().unwrap(), "making the root read-only");
         assert!(root.join("work").is_dir() && root.join("etc/hosts").is_file());
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -790,9 +789,8 @@ mod tests {
 
     #[test]
     fn mount_points_are_made_inside_the_root_following_symlinks_there_never_out() {
-        let root = std::env::temp_dir().join(format!("sv-fs-{}", std::process::id()));
-        fs::create_dir_all(&root).unwrap();
-        let root = fs::canonicalize(&root).unwrap();
+        let scratch = crate::scratch::Scratch::new("fs");
+        let root = fs::canonicalize(scratch.path()).unwrap();
         let made = make_inside(&root, Path::new("/etc/hosts"), false).unwrap();
         assert_eq!(made, root.join("etc/hosts"));
         assert!(made.is_file());
@@ -819,6 +817,5 @@ mod tests {
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
         let err = make_inside(&root, Path::new("/loop/x"), true).unwrap_err();
         assert!(err.to_string().contains("symbolic links"), "{err}");
-        fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -780,10 +780,7 @@ mod tests {
     }
 
     fn temp_dir(test: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("supervisor-ipam-{test}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
+        crate::scratch::unique_path(&format!("ipam-{test}"))
     }
 
     #[test]
@@ -1228,6 +1225,7 @@ mod tests {
         assert_eq!(dir6.addr6_of(addr), addr6);
         assert!(dir6.release_held_by(addr, "a-id").unwrap());
         assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -29,13 +29,14 @@
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity spawn seccomp netlink conntrack proxy reserve ipam
 //!            state cgroup etc_files container_log nftables signals
-//! leaf:      milestones error_chain values
+//! leaf:      milestones error_chain values scratch
 //! ```
 //!
 //! `values` holds what every layer shares (subnets, ports and protocols,
 //! owners, processes, ids) and imports nothing of ours; `error_chain` prints
 //! an error with each of its causes once; `milestones` times the lifecycle's
-//! phases and holds its fault-test pause points.
+//! phases and holds its fault-test pause points; `scratch` (tests only)
+//! makes unit tests' temporary directories.
 
 pub mod cgroup;
 pub mod cni;
@@ -62,6 +63,8 @@ pub mod publish;
 pub mod reconcile;
 pub mod reserve;
 pub mod ruleset;
+#[cfg(test)]
+pub(crate) mod scratch;
 pub mod seccomp;
 pub mod signals;
 pub mod spawn;

@@ -647,8 +647,7 @@ mod tests {
 
     #[test]
     fn env_files_are_read_in_order_and_dash_e_wins() {
-        let dir = std::env::temp_dir().join(format!("sv-spec-envfile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::Scratch::new("spec-envfile");
         let (first, second) = (dir.join("first.env"), dir.join("second.env"));
         std::fs::write(&first, "A=file\nB=first\n").unwrap();
         std::fs::write(&second, "B=second\nC=file\n").unwrap();
@@ -669,7 +668,6 @@ mod tests {
                 first.display()
             )
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -681,7 +679,8 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .into();
         assert_eq!(labels, expected);
-        let file = std::env::temp_dir().join(format!("sv-spec-labels-{}", std::process::id()));
+        let scratch = crate::scratch::Scratch::new("spec-labels");
+        let file = scratch.join("labels");
         std::fs::write(&file, "# labels\ntier=db\nowner=ops\nbare\n").unwrap();
         o.label_file = vec![file.clone()];
         let labels = RunSpec::new(o.clone()).unwrap().labels;
@@ -698,7 +697,6 @@ mod tests {
                 file.display()
             )
         );
-        std::fs::remove_file(&file).unwrap();
         o.label_file = vec![];
         o.labels = vec!["=x".into()];
         assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::Label("=x".into()));

@@ -483,9 +483,12 @@ mod tempdir {
 
     impl Dir {
         pub fn new(tag: &str) -> Dir {
-            let path =
-                std::env::temp_dir().join(format!("supervisor-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
+            // Time as well as pid: runs in separate pid namespaces share /tmp.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let path = std::env::temp_dir()
+                .join(format!("supervisor-{tag}-{}-{nanos}", std::process::id()));
             std::fs::create_dir_all(&path).expect("create scratch dir");
             Dir(path)
         }

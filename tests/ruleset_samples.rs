@@ -287,13 +287,40 @@ fn an_unreadable_file_names_itself() {
     );
 }
 
-/// Writes `text` to a fresh file for one test and returns its path.
-fn scratch_file(tag: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("supervisor-samples-{tag}-{}", std::process::id()));
+/// A fresh file holding `text` for one test, in a directory of its own
+/// that goes when the file is dropped. Named by time as well as pid: runs
+/// of the suite in separate pid namespaces share /tmp.
+fn scratch_file(tag: &str, text: &str) -> ScratchFile {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "supervisor-samples-{tag}-{}-{nanos}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("rules.nft");
     std::fs::write(&path, text).unwrap();
-    path
+    ScratchFile(path)
+}
+
+struct ScratchFile(PathBuf);
+
+impl std::ops::Deref for ScratchFile {
+    type Target = PathBuf;
+
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// `ruleset check` as a user runs it: every error of the file, each on a
@@ -308,7 +335,7 @@ fn ruleset_check_shows_every_error_with_its_line_and_a_caret() {
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_supervisor"))
         .args(["ruleset", "check"])
-        .arg(&path)
+        .arg(&*path)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

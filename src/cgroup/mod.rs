@@ -422,19 +422,15 @@ mod tests {
 
     #[test]
     fn one_state_dir_has_one_hash_and_two_have_two() {
-        let a = std::env::temp_dir().join(format!("cg-hash-a-{}", std::process::id()));
-        let b = std::env::temp_dir().join(format!("cg-hash-b-{}", std::process::id()));
-        fs::create_dir_all(&a).unwrap();
-        fs::create_dir_all(&b).unwrap();
+        let a = crate::scratch::Scratch::new("cg-hash-a");
+        let b = crate::scratch::Scratch::new("cg-hash-b");
         assert_eq!(state_dir_hash(&a).unwrap(), state_dir_hash(&a).unwrap());
         assert_ne!(state_dir_hash(&a).unwrap(), state_dir_hash(&b).unwrap());
-        fs::remove_dir(&a).unwrap();
-        fs::remove_dir(&b).unwrap();
     }
 
     #[test]
     fn a_path_outside_a_supervisor_cgroup_is_never_removed() {
-        let dir = std::env::temp_dir().join(format!("cg-not-ours-{}", std::process::id()));
+        let dir = crate::scratch::Scratch::new("cg-not-ours");
         fs::create_dir_all(dir.join("supervisor-x/leaf")).unwrap();
         let err = remove(&[dir.join("leaf")]).unwrap_err();
         assert!(matches!(err, Error::NotOurs { .. }), "{err}");
@@ -442,15 +438,14 @@ mod tests {
         let err = remove(&[dir.join("supervisor-x/leaf")]).unwrap_err();
         assert!(matches!(err, Error::NotOurs { .. }), "{err}");
         assert!(dir.join("supervisor-x/leaf").is_dir());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn keyed_files_are_read_by_key() {
-        let path = std::env::temp_dir().join(format!("cg-keyed-{}", std::process::id()));
+        let scratch = crate::scratch::Scratch::new("cg-keyed");
+        let path = scratch.join("memory.events");
         fs::write(&path, "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n").unwrap();
         assert_eq!(keyed(&path, "oom_kill"), Some(3));
         assert_eq!(keyed(&path, "oom"), None);
-        fs::remove_file(&path).unwrap();
     }
 }

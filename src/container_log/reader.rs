@@ -147,11 +147,8 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    fn dir(what: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("sv-read-{what}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    fn dir(what: &str) -> crate::scratch::Scratch {
+        crate::scratch::Scratch::new(&format!("read-{what}"))
     }
 
     #[test]
@@ -194,7 +191,7 @@ mod tests {
         let paths = Paths::new(&dir, "c");
         assert_eq!(writer_state(&paths), Follow::More);
         let reader = std::thread::spawn({
-            let dir = dir.clone();
+            let dir = dir.to_path_buf();
             move || {
                 read_all(
                     &dir,

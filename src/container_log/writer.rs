@@ -173,10 +173,7 @@ mod tests {
         assert!(err.to_string().contains("another supervisor"), "{err}");
     }
 
-    fn tempdir(what: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("sv-log-{what}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    fn tempdir(what: &str) -> crate::scratch::Scratch {
+        crate::scratch::Scratch::new(&format!("log-{what}"))
     }
 }

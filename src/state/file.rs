@@ -100,8 +100,7 @@ mod tests {
 
     #[test]
     fn an_atomic_write_leaves_only_the_file() {
-        let dir = std::env::temp_dir().join(format!("supervisor-file-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = crate::scratch::unique_path("file");
         let _lock = lock(&dir).unwrap();
         let path = write_atomic(&dir, "a", b"one").unwrap();
         write_atomic(&dir, "a", b"two").unwrap();

@@ -321,10 +321,7 @@ mod tests {
     use crate::values::Process;
 
     fn temp_store(test: &str) -> Store {
-        let dir =
-            std::env::temp_dir().join(format!("supervisor-state-{test}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        Store::new(&dir)
+        Store::new(&crate::scratch::unique_path(&format!("state-{test}")))
     }
 
     fn mine(name: &str, id: &str) -> Record {

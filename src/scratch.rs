@@ -1,0 +1,59 @@
+//! Scratch directories for unit tests. Each is unique to its test: a pid
+//! alone is not, since every run of the suite starts in a pid namespace of
+//! its own (so pids repeat across concurrent runs) while all of them share
+//! /tmp. Each is removed when dropped, so a run leaves nothing behind and
+//! never removes another run's files.
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// An empty directory named after `tag`.
+    pub fn new(tag: &str) -> Scratch {
+        let path = unique_path(tag);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// A path named after `tag` that nothing else uses, not made: for a test
+/// whose code under test makes (and the test removes) the directory.
+pub fn unique_path(tag: &str) -> PathBuf {
+    static MADE: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!(
+        "sv-{tag}-{}-{nanos}-{}",
+        std::process::id(),
+        MADE.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+impl Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
