@@ -9,12 +9,12 @@
 //! than the host's default, which may pace: BBR (a common default, this
 //! machine's) sends each segment when a pacing timer set from the rate it
 //! measured fires, and the proxy's hops would add their pacing delays to
-//! the client's. Paced, 1 MiB through the proxy took 62-79% of a direct
-//! connection's rate; unpaced, 87-96% (benches/proxy.rs, load average 4.5
-//! to 5, runs alternated). Where nothing paces (a host defaulting to CUBIC)
-//! the proxied exchange takes about 800 us of CPU per MiB against 500
-//! direct, mostly the second hop's TCP work, and 64-68% of direct's rate
-//! (the bench's reference section).
+//! the client's. Paced, 1 MiB through the proxy took 61-81% of a direct
+//! connection's rate; unpaced, 87-102% (benches/proxy.rs, eight runs each,
+//! alternated, load average 4.5 to 7). Where nothing paces (a host
+//! defaulting to CUBIC) the proxied exchange takes about 800 us of CPU per
+//! MiB against 500 direct, mostly the second hop's TCP work, and 64-73% of
+//! direct's rate (the bench's reference section).
 
 use std::ffi::OsString;
 use std::io;
