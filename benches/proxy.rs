@@ -20,6 +20,13 @@
 //! least 80% of direct, setup at most 2x), and the load average before and
 //! after.
 //!
+//! The client, and so the direct connection and the client's hop to the
+//! proxy, use the host's default congestion control, as a user's client
+//! would; the proxy's own hops run reno (src/proxy/tcp.rs). Where that
+//! default paces (BBR, this machine's) it slows the direct connection too,
+//! so the gate follows again with both namespaces' default set to reno,
+//! for reference only: the proxy's cost where nothing is paced.
+//!
 //! The same figures with the server on `[::1]` in the host's namespace
 //! follow, for reference only: there the direct path is one loopback hop
 //! and the proxy doubles it, which is not the comparison a user sees.
@@ -79,6 +86,19 @@ fn container_network() {
     ip(&format!(
         "-n {NETNS} addr add {CONTAINER}/64 dev eth0 nodad"
     ));
+}
+
+/// The default congestion control of the bench's host namespace and of the
+/// container's: reno (see `main`).
+fn unpaced_default() {
+    const SYSCTL: &str = "/proc/sys/net/ipv4/tcp_congestion_control";
+    std::fs::write(SYSCTL, "reno").expect("host's default congestion control");
+    let status = Command::new("ip")
+        .args(["netns", "exec", NETNS, "sh", "-c"])
+        .arg(format!("echo reno > {SYSCTL}"))
+        .status()
+        .expect("running ip netns exec");
+    assert!(status.success(), "container's default congestion control");
 }
 
 /// Each message is a 4-byte length and that many bytes; the server answers
@@ -187,7 +207,7 @@ fn load() -> String {
 
 /// The gate over `paths` (the first is direct): `rounds` rounds, each
 /// with fresh connections, each of `CYCLES` cycles timing one transfer (or
-/// one setup) on every path in turn. A path's figure is the median of its
+/// one setup) on every path in turn, starting from another path each cycle. A path's figure is the median of its
 /// times; its ratio to direct is the median of the per-cycle ratios, so a
 /// burst of load from elsewhere, which lasts longer than a cycle, weighs on
 /// both sides of each ratio alike.
@@ -205,13 +225,16 @@ fn gate(title: &str, paths: &[(&str, SocketAddr)], rounds: usize) {
                 exchange(stream, &payload);
             }
         }
-        for _ in 0..CYCLES {
-            for (i, stream) in streams.iter_mut().enumerate() {
-                mib[i].push(timed(1, || exchange(stream, &payload)));
+        for cycle in 0..CYCLES {
+            // Each cycle starts with another path, so that none is always
+            // the first after the setups (or the last before them).
+            let order: Vec<usize> = (0..n).map(|j| (j + cycle) % n).collect();
+            for &i in &order {
+                mib[i].push(timed(1, || exchange(&mut streams[i], &payload)));
             }
             for _ in 0..2 {
-                for (i, (_, to)) in paths.iter().enumerate() {
-                    setups[i].push(timed(1, || setup(*to)));
+                for &i in &order {
+                    setups[i].push(timed(1, || setup(paths[i].1)));
                 }
             }
         }
@@ -282,6 +305,19 @@ fn main() {
     c.final_summary();
 
     gate("server in a container's namespace (the gate)", &paths, 15);
+    // For reference: the same on a host whose default congestion control
+    // does not pace (CUBIC, Debian's default), where the direct connection
+    // is not paced either. Reno stands in for it: a namespace other than
+    // the machine's may only pick an algorithm of
+    // net.ipv4.tcp_allowed_congestion_control, which always has reno; on
+    // these lossless hops the two behave alike. Fresh connections take the
+    // new default.
+    unpaced_default();
+    gate(
+        "the same, both namespaces' default congestion control reno (reference only)",
+        &paths,
+        10,
+    );
     let local = server(false);
     let loopback = [
         ("direct", local),

@@ -88,6 +88,73 @@ fn tcp_through_the_proxy_carries_8_mib_both_ways_and_passes_the_half_close_on() 
     );
 }
 
+/// The congestion control of each established TCP socket in the calling
+/// thread's namespace that `filter` (an `ss` filter) selects.
+fn congestion_controls(filter: &str) -> Vec<String> {
+    let out = sh_in(
+        &this_thread_netns(),
+        &format!("ss -tinH state established '{filter}'"),
+    );
+    // Each socket: a line of addresses, then an indented line of details
+    // opening with the algorithm's name.
+    out.lines()
+        .filter(|line| line.starts_with(char::is_whitespace))
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn both_hops_of_a_relayed_tcp_connection_run_reno_whatever_the_hosts_default() {
+    async_in_fresh_netns(
+        "both_hops_of_a_relayed_tcp_connection_run_reno_whatever_the_hosts_default",
+        || async {
+            let default =
+                std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").unwrap();
+            let default = default.trim();
+            if default == "reno" {
+                eprintln!("the host's default is reno already: nothing to tell apart");
+                return;
+            }
+            let target_listener = TcpListener::bind((LOCALHOST6, 0)).await.unwrap();
+            let target = target_listener.local_addr().unwrap();
+            for how in RELAYS {
+                // Both ways a proxy starts: binding, and from a reservation's socket.
+                let reserved = std::net::TcpListener::bind((LOCALHOST6, 0)).unwrap();
+                let proxies = [
+                    proxy_to(Protocol::Tcp, target, relaying(how)).await,
+                    Proxy::serve(
+                        OwnedFd::from(reserved),
+                        Protocol::Tcp,
+                        target,
+                        relaying(how),
+                    )
+                    .unwrap(),
+                ];
+                for proxy in proxies {
+                    let at = proxy.local_addr();
+                    let _client = TcpStream::connect(at).await.unwrap();
+                    let (_held, _) = target_listener.accept().await.unwrap();
+                    // The proxy's side of the client's connection, and its
+                    // own connection to the target.
+                    let hops = format!("( sport = :{} or dport = :{} )", at.port(), target.port());
+                    assert_eq!(
+                        congestion_controls(&hops),
+                        ["reno", "reno"],
+                        "{how:?}, serving {at}"
+                    );
+                    // The client's own socket keeps the host's default.
+                    assert_eq!(
+                        congestion_controls(&format!("( dport = :{} )", at.port())),
+                        [default],
+                        "{how:?}, serving {at}"
+                    );
+                    proxy.shutdown().await;
+                }
+            }
+        },
+    );
+}
+
 /// A UDP target answering each datagram with the datagram and the port it
 /// came from, and reporting each source port it saw.
 async fn udp_echo() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<u16>) {
