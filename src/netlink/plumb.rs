@@ -57,8 +57,9 @@ pub struct PlumbTimings {
 /// host, the bridge port forwarding, in hairpin mode, and the host's
 /// forwarding and neighbour entries for the container.
 ///
-/// `lo` is not the plumbing's: the container's own process brings it up
-/// (`spawn`), as a CNI engine does in the namespaces it hands over.
+/// `lo` is not the plumbing's: `run` brings it up as it makes the
+/// namespace (see `PreparedNetns`), a CNI engine in the namespaces it
+/// hands over.
 ///
 /// Each side's requests go in one message over a plain socket (see
 /// `direct`), and the socket inside is opened by this thread for a moment

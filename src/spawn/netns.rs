@@ -9,7 +9,9 @@
 //! is cloned without one and enters it at `Container::begin_setup`: the
 //! descriptor goes to the child with its first release byte (SCM_RIGHTS),
 //! since the child's descriptor table was copied before the namespace
-//! existed.
+//! existed. The same thread then readies the namespace from inside (the
+//! caller's set-up: lo up, and the defaults its interfaces inherit) while
+//! the container sets itself up, and hands back what that gave.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -47,9 +49,8 @@ impl NewNetns {
                 let made = make();
                 let ok = made.is_ok();
                 // Nobody waiting any more (the run failed before it needed
-                // the namespace) drops it here.
-                let _ = tx.send(made);
-                if ok {
+                // the namespace) drops it here, and it needs no set-up.
+                if tx.send(made).is_ok() && ok {
                     let _ = set_up.send(then());
                 }
             })?;
