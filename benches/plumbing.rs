@@ -24,6 +24,13 @@
 //!   up), adds the IPv6 address without DAD and the IPv6 default route, in
 //!   the same requests, and its batch holds the IPv6 elements too.
 //!
+//! - `network_ready/run ...`: the same as `run` now does it, on a
+//!   namespace made as its netns thread makes it (lo up, and eth0's IPv6
+//!   settings as the namespace's defaults, untimed with the namespace):
+//!   `netlink::plumb_prepared`, which writes no sysctl and uses the
+//!   socket that thread opened inside; its floor likewise skips lo and the
+//!   sysctls, done with its namespace, and sends the rest as before.
+//!
 //! After criterion, a phase breakdown (minima, medians and p90 over many
 //! runs) with the ratios to the floors.
 //!
@@ -106,6 +113,7 @@ fn main() {
         raw_nft: raw_nft::Socket::open().expect("raw netfilter socket"),
         next: 0,
         dual_stack: false,
+        prepared: false,
     };
 
     let mut criterion = Criterion::default()
@@ -141,6 +149,14 @@ fn main() {
             b.iter_custom(|iters| (0..iters).map(|_| bench.raw_ready_once().2).sum())
         });
         bench.dual_stack = false;
+        bench.prepared = true;
+        group.bench_function("run (namespace prepared)", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| bench.ready_once().2).sum())
+        });
+        group.bench_function("raw floor (namespace prepared)", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| bench.raw_ready_once().2).sum())
+        });
+        bench.prepared = false;
         group.finish();
     }
     criterion.final_summary();
@@ -161,6 +177,9 @@ struct Bench {
     next: u64,
     /// The next containers are on the dual-stack bridge.
     dual_stack: bool,
+    /// The next namespaces are made ready as `run` makes them (see the
+    /// module).
+    prepared: bool,
 }
 
 /// A fresh network namespace, alive while the fd is open.
@@ -168,6 +187,19 @@ fn new_netns() -> OwnedFd {
     std::thread::spawn(|| {
         unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
         OwnedFd::from(File::open("/proc/thread-self/ns/net").expect("netns"))
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// A fresh network namespace made ready as `run`'s netns thread makes it,
+/// alive while the fd is open, and its socket inside.
+fn prepared_netns(ipv6: bool) -> (OwnedFd, netlink::PreparedNetns) {
+    std::thread::spawn(move || {
+        unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+        let netns = OwnedFd::from(File::open("/proc/thread-self/ns/net").expect("netns"));
+        let prepared = netlink::PreparedNetns::here(ipv6).expect("namespace prepared");
+        (netns, prepared)
     })
     .join()
     .expect("netns thread")
@@ -249,12 +281,24 @@ impl Bench {
     /// removed again untimed. (plumb, publish, both)
     fn ready_once(&mut self) -> (Duration, Duration, Duration) {
         let spec = self.spec();
-        let netns = new_netns();
+        let (netns, prepared) = match self.prepared {
+            true => {
+                let (netns, prepared) = prepared_netns(spec.ipv6.is_some());
+                (netns, Some(prepared))
+            }
+            false => (new_netns(), None),
+        };
         let _alive = netns.try_clone().expect("netns fd");
         let publication = Self::publication(&spec);
         let start = Instant::now();
+        let nl = &self.nl;
         self.runtime
-            .block_on(netlink::plumb(&self.nl, &spec, netns))
+            .block_on(async {
+                match prepared {
+                    Some(prepared) => netlink::plumb_prepared(nl, &spec, netns, prepared).await,
+                    None => netlink::plumb(nl, &spec, netns).await,
+                }
+            })
             .expect("plumb");
         let plumbed = start.elapsed();
         self.firewall.publish(&publication).expect("publish");
@@ -267,10 +311,20 @@ impl Bench {
     /// batch. (plumb, batch, both)
     fn raw_ready_once(&mut self) -> (Duration, Duration, Duration) {
         let spec = self.spec();
-        let netns = new_netns();
+        let (netns, inside) = match self.prepared {
+            true => {
+                let (netns, inside) = raw::prepared_netns(spec.ipv6.is_some());
+                (netns, Some(inside))
+            }
+            false => (new_netns(), None),
+        };
         let elements = Self::publication(&spec).elements();
         let start = Instant::now();
-        raw::plumb(&mut self.raw_host, &self.host_netns, &spec, &netns).expect("raw plumb");
+        match inside {
+            Some(inside) => raw::plumb_prepared(&mut self.raw_host, &spec, &netns, inside),
+            None => raw::plumb(&mut self.raw_host, &self.host_netns, &spec, &netns),
+        }
+        .expect("raw plumb");
         let plumbed = start.elapsed();
         self.raw_nft
             .elements(true, &elements)
@@ -309,6 +363,10 @@ impl Bench {
             "network ready floor: raw + raw nft",
             "dual stack: plumb + publish",
             "dual stack floor: raw + raw nft",
+            "run (prepared): plumb + publish",
+            "run floor (prepared): raw + raw nft",
+            "run dual stack (prepared): plumb + publish",
+            "run dual stack floor (prepared): raw + raw nft",
         ]
         .into_iter()
         .map(|name| (name, Vec::with_capacity(runs)))
@@ -321,7 +379,13 @@ impl Bench {
             self.dual_stack = true;
             let (_, _, dual_ready) = self.ready_once();
             let (_, _, dual_raw_ready) = self.raw_ready_once();
+            self.prepared = true;
+            let (_, _, run_dual_ready) = self.ready_once();
+            let (_, _, run_dual_raw_ready) = self.raw_ready_once();
             self.dual_stack = false;
+            let (_, _, run_ready) = self.ready_once();
+            let (_, _, run_raw_ready) = self.raw_ready_once();
+            self.prepared = false;
             let all = [
                 whole.veth,
                 whole.inside,
@@ -334,6 +398,10 @@ impl Bench {
                 raw_ready,
                 dual_ready,
                 dual_raw_ready,
+                run_ready,
+                run_raw_ready,
+                run_dual_ready,
+                run_dual_raw_ready,
             ];
             for ((_, samples), d) in rows.iter_mut().zip(all) {
                 samples.push(d);
@@ -369,6 +437,16 @@ impl Bench {
                 "dual-stack network ready / dual-stack floor",
                 "dual stack:",
                 "dual stack floor",
+            ),
+            (
+                "run's network ready / floor, namespace prepared",
+                "run (prepared)",
+                "run floor (prepared)",
+            ),
+            (
+                "run's dual-stack network ready / floor, namespace prepared",
+                "run dual stack (prepared)",
+                "run dual stack floor (prepared)",
             ),
         ] {
             let (ours, floor) = (row(ours), row(floor));
@@ -474,25 +552,51 @@ mod raw {
     const ACKED: u16 = NLM_F_REQUEST | NLM_F_ACK;
     const CREATE: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
 
+    /// A fresh network namespace made ready as `run`'s netns thread makes
+    /// it (lo up, eth0's IPv6 settings as its defaults), and a socket
+    /// inside, from a thread that unshares.
+    pub fn prepared_netns(ipv6: bool) -> (OwnedFd, Socket) {
+        std::thread::spawn(move || {
+            super::unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+            let netns =
+                OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net").expect("netns"));
+            let mut inside = Socket::open().expect("socket inside");
+            let lo_up = LinkUnspec::new_with_index(1).up().build();
+            inside
+                .exchange(vec![(RouteNetlinkMessage::NewLink(lo_up), ACKED)])
+                .expect("lo up");
+            let settings = match ipv6 {
+                true => Setting::container_ipv6("default"),
+                false => vec![Setting::disable_ipv6("default", true)],
+            };
+            for setting in settings {
+                setting.apply().expect("default sysctl");
+            }
+            (netns, inside)
+        })
+        .join()
+        .expect("netns thread")
+    }
+
+    /// [`plumb`] of a namespace from [`prepared_netns`]: no lo, no
+    /// sysctl, and the socket inside is the one that came with it.
+    pub fn plumb_prepared(
+        host: &mut Socket,
+        spec: &ContainerLink,
+        netns: &OwnedFd,
+        inside: Socket,
+    ) -> io::Result<()> {
+        create_veth(host, spec, netns)?;
+        configure(host, spec, inside, false)
+    }
+
     pub fn plumb(
         host: &mut Socket,
         host_netns: &OwnedFd,
         spec: &ContainerLink,
         netns: &OwnedFd,
     ) -> io::Result<()> {
-        let peer = LinkMessageBuilder::<LinkUnspec>::new()
-            .name("eth0")
-            .address(mac_for(spec.address).to_vec())
-            .append_extra_attribute(LinkAttribute::NetNsFd(netns.as_raw_fd()))
-            .build();
-        let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-            .name(spec.host_ifname.clone())
-            .controller(spec.bridge_index)
-            .up()
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-            .build();
-        host.exchange(vec![(RouteNetlinkMessage::NewLink(veth), CREATE)])?;
-
+        create_veth(host, spec, netns)?;
         setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)?;
         let inside = Socket::open();
         // While in there: eth0's IPv6 sysctls, before it goes up, so its
@@ -511,14 +615,41 @@ mod raw {
             .map_err(io::Error::other);
         setns(host_netns.as_fd(), CloneFlags::CLONE_NEWNET)?;
         sysctls?;
-        let mut inside = inside?;
+        configure(host, spec, inside?, true)
+    }
+
+    /// The veth pair, its peer created in `netns`.
+    fn create_veth(host: &mut Socket, spec: &ContainerLink, netns: &OwnedFd) -> io::Result<()> {
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name("eth0")
+            .address(mac_for(spec.address).to_vec())
+            .append_extra_attribute(LinkAttribute::NetNsFd(netns.as_raw_fd()))
+            .build();
+        let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(spec.host_ifname.clone())
+            .controller(spec.bridge_index)
+            .up()
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        host.exchange(vec![(RouteNetlinkMessage::NewLink(veth), CREATE)])?;
+        Ok(())
+    }
+
+    /// Inside over `inside` (lo up too with `lo`), then the host side.
+    fn configure(
+        host: &mut Socket,
+        spec: &ContainerLink,
+        mut inside: Socket,
+        lo: bool,
+    ) -> io::Result<()> {
         let mut get = LinkMessage::default();
         get.attributes.push(LinkAttribute::IfName("eth0".into()));
-        let lo_up = LinkUnspec::new_with_index(1).up().build();
-        let links = inside.exchange(vec![
-            (RouteNetlinkMessage::GetLink(get), NLM_F_REQUEST),
-            (RouteNetlinkMessage::NewLink(lo_up), ACKED),
-        ])?;
+        let mut first = vec![(RouteNetlinkMessage::GetLink(get), NLM_F_REQUEST)];
+        if lo {
+            let lo_up = LinkUnspec::new_with_index(1).up().build();
+            first.push((RouteNetlinkMessage::NewLink(lo_up), ACKED));
+        }
+        let links = inside.exchange(first)?;
         let eth0 = links
             .first()
             .map(|l| l.header.index)

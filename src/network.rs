@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::ipam::{self, Holder, Lease, Pool};
 use crate::milestones::{timed, timed_async};
 use crate::netlink::sysctl::Setting;
-use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings};
+use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings, PreparedNetns};
 use crate::spawn::Container;
 use crate::values::{Subnet, Subnet6};
 
@@ -126,14 +126,24 @@ impl Attachment {
     /// into a namespace the kernel is tearing down. After `release` the
     /// kernel removes the namespace and the pair by itself, off the exit
     /// path.
+    ///
+    /// `prepared`: the namespace as its own thread readied it (see
+    /// `netlink::PreparedNetns`); None when clone3 made it.
     pub async fn plumb(
         &mut self,
         link: &ContainerLink,
         container: &Container,
+        prepared: Option<PreparedNetns>,
     ) -> Result<PlumbTimings, Error> {
         let netns = OwnedFd::from(container.netns().map_err(Error::Netns)?);
         self.netns = Some(netns.try_clone().map_err(Error::Netns)?);
-        self.plumb_netns(link, netns).await
+        match prepared {
+            Some(prepared) => {
+                let plumbed = netlink::plumb_prepared(&self.nl, link, netns, prepared).await?;
+                Ok(log_plumb(link, plumbed))
+            }
+            None => self.plumb_netns(link, netns).await,
+        }
     }
 
     /// Plumbs the network namespace `netns` (closed on return) as `link`
@@ -146,16 +156,7 @@ impl Attachment {
         // Returns once the bridge port forwards: before the container runs
         // or anything is published to it.
         let timings = netlink::plumb(&self.nl, link, netns).await?;
-        tracing::debug!(
-            address = %link.address,
-            veth = %link.host_ifname,
-            "plumb: {} us (veth {} us, inside {} us, host {} us)",
-            timings.total.as_micros(),
-            timings.veth.as_micros(),
-            timings.inside.as_micros(),
-            timings.host.as_micros()
-        );
-        Ok(timings)
+        Ok(log_plumb(link, timings))
     }
 
     /// Deletes the veth pair now, for when the container's network
@@ -185,6 +186,20 @@ impl Attachment {
         drop(self.netns.take());
         Ok(self.lease.release()?)
     }
+}
+
+/// Logs where a plumb's time went; returns its timings.
+fn log_plumb(link: &ContainerLink, timings: PlumbTimings) -> PlumbTimings {
+    tracing::debug!(
+        address = %link.address,
+        veth = %link.host_ifname,
+        "plumb: {} us (veth {} us, inside {} us, host {} us)",
+        timings.total.as_micros(),
+        timings.veth.as_micros(),
+        timings.inside.as_micros(),
+        timings.host.as_micros()
+    );
+    timings
 }
 
 #[cfg(test)]

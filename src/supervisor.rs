@@ -17,6 +17,7 @@ use crate::etc_files::{self, EtcFiles};
 use crate::firewall::{self, Base, Firewall, Publication};
 use crate::ipam::Holder;
 use crate::milestones::{pause_at, phase, timed, timed_async};
+use crate::netlink::{self, PreparedNetns};
 use crate::network::{self, Attachment};
 use crate::plan::{self, Snapshot, apply};
 use crate::proxy::{self, Proxies};
@@ -24,7 +25,7 @@ use crate::reconcile;
 use crate::reserve::{self, Families, Reservations};
 use crate::signals::{self, Signals};
 use crate::spawn::{
-    self, Confinement, Container, ExitStatus, NewNetns, Pidfd, SpawnConfig, SpawnError,
+    self, Confinement, Container, ExitStatus, NewNetns, Pidfd, SetUp, SpawnConfig, SpawnError,
     capability_names as names,
 };
 use crate::spec::{Network, RunOptions, RunSpec, SpecError};
@@ -128,10 +129,18 @@ pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
     let blocked = signals::block().map_err(Error::Signals)?;
     // Made on a thread of its own from now on, the container's network
     // namespace is there when it is entered, off the path until then (see
-    // spawn::NewNetns). If that thread cannot start, clone3 makes it.
-    let netns = match spec.network {
+    // spawn::NewNetns). The same thread then brings its lo up and, on a
+    // bridge, sets the IPv6 defaults eth0 is born with (see
+    // netlink::PreparedNetns). If that thread cannot start, clone3 makes
+    // the namespace, the container brings lo up and the plumbing writes
+    // eth0's own settings.
+    let netns = match &spec.network {
         Network::Container { .. } => None,
-        Network::Bridge { .. } | Network::None => NewNetns::start().ok(),
+        Network::Bridge { bridge, .. } => {
+            let ipv6 = bridge.subnet6.is_some();
+            NewNetns::start(move || netlink::PreparedNetns::here(ipv6).map(Some)).ok()
+        }
+        Network::None => NewNetns::start(|| netlink::loopback_up_here().map(|()| None)).ok(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -383,6 +392,7 @@ impl BridgeNet {
         spec: &RunSpec,
         container: &Container,
         reservations: &mut Reservations,
+        prepared: Option<PreparedNetns>,
     ) -> Result<Publication, Error> {
         let ports = apply::ports(reservations)?;
         let subnet = self.attachment.subnet();
@@ -394,7 +404,7 @@ impl BridgeNet {
             ports,
         );
         let link = part.link(self.attachment.bridge_index(), subnet);
-        self.attachment.plumb(&link, container).await?;
+        self.attachment.plumb(&link, container, prepared).await?;
         pause_at("linked");
         let t = Instant::now();
         let publication = apply::publish(
@@ -568,13 +578,17 @@ fn record_container(
     }
 }
 
+/// What the thread making a container's network namespace did in it.
+type Prepared = SetUp<Result<Option<PreparedNetns>, netlink::Error>>;
+
 async fn lifecycle(
     mut spec: RunSpec,
-    netns: Option<NewNetns>,
+    netns: Option<(NewNetns, Prepared)>,
     mut signals: Signals,
     ready: impl FnOnce(),
 ) -> Result<u8, Error> {
     let started = Instant::now();
+    let (netns, prepared) = netns.unzip();
     let terminal = spawn::terminal_is_ours();
     let joined = joined(&spec)?;
     if let Some(joined) = &joined {
@@ -689,6 +703,19 @@ async fn lifecycle(
             return Err(err.into());
         }
     };
+    // Done by now, most likely: lo up (it must be before the container
+    // runs) and eth0's defaults (before it is made).
+    let prepared = match prepared {
+        Some(prepared) => match prepared_netns(prepared).await {
+            Ok(prepared) => prepared,
+            Err(err) => {
+                container.abort().await;
+                forget_files();
+                return Err(err);
+            }
+        },
+        None => None,
+    };
     tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
     pause_at("leased");
     // After clone3, so the container never has these sockets.
@@ -721,7 +748,10 @@ async fn lifecycle(
         }
     }
     let publication = match &mut network {
-        Some(net) => match net.connect(&spec, &container, &mut reservations).await {
+        Some(net) => match net
+            .connect(&spec, &container, &mut reservations, prepared)
+            .await
+        {
             Ok(publication) => Some(publication),
             Err(err) => {
                 // Its namespace, and the veth in it, go with it.
@@ -810,6 +840,17 @@ async fn lifecycle(
         tracing::warn!("{}", out_of_memory(&spec, status, oom_kills));
     }
     Ok(status.code())
+}
+
+/// What the network namespace's thread readied in it (see `start`).
+async fn prepared_netns(prepared: Prepared) -> Result<Option<PreparedNetns>, Error> {
+    match prepared.done().await {
+        Some(prepared) => Ok(prepared.map_err(network::Error::from)?),
+        None => Err(SpawnError::Netns(io::Error::other(
+            "the netns thread ended before it had brought lo up",
+        ))
+        .into()),
+    }
 }
 
 /// Where the container's cgroup goes, when it has limits. The state

@@ -134,6 +134,38 @@ fn without_ipv6_nothing_ipv6_is_configured() {
     assert_eq!(stdout(&out).trim(), "1", "{}", stderr(&out));
 }
 
+/// The container's namespace holds eth0's IPv6 settings as its defaults,
+/// which eth0 is born with (the plumbing writes none of its own): off on
+/// an IPv4-only network; on a dual-stack one on, without router
+/// advertisements, SLAAC or DAD. An interface the container makes itself
+/// starts the same way.
+#[test]
+fn a_containers_interfaces_are_born_with_the_ipv6_settings_of_its_eth0() {
+    let Some(ns) =
+        HostNs::new("a_containers_interfaces_are_born_with_the_ipv6_settings_of_its_eth0")
+    else {
+        return;
+    };
+    let script = "for s in accept_ra autoconf accept_dad disable_ipv6; do \
+                    echo $s=$(cat /proc/sys/net/ipv6/conf/default/$s) \
+                      $(cat /proc/sys/net/ipv6/conf/eth0/$s); done";
+    let out = ns.run(&["sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("disable_ipv6=1 1\n"), "IPv4 only: {text}");
+    let out = run6(&ns, &["sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for setting in [
+        "accept_ra=0 0\n",
+        "autoconf=0 0\n",
+        "accept_dad=0 0\n",
+        "disable_ipv6=0 0\n",
+    ] {
+        assert!(text.contains(setting), "dual stack: {setting}: {text}");
+    }
+}
+
 #[test]
 fn supervisor_ipv6_in_the_environment_turns_it_on() {
     let Some(ns) = HostNs::new("supervisor_ipv6_in_the_environment_turns_it_on") else {

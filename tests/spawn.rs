@@ -422,6 +422,38 @@ fn network_none_has_only_lo_and_it_is_up() {
     );
 }
 
+/// lo is up, with 127.0.0.1, the moment the command starts, with a
+/// network of its own or none: the thread that makes the container's
+/// namespace brings it up, before anything is plumbed, and the container
+/// is released only after.
+#[test]
+fn the_containers_lo_is_up_with_127_0_0_1_the_moment_its_command_starts() {
+    let Some(ns) =
+        HostNs::new("the_containers_lo_is_up_with_127_0_0_1_the_moment_its_command_starts")
+    else {
+        return;
+    };
+    let script = "cat /sys/class/net/lo/flags; ip -o -4 addr show dev lo";
+    for network in ["none", "bridge"] {
+        let out = ns
+            .supervisor()
+            .args(["run", "--network", network, "--", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn supervisor");
+        assert!(out.status.success(), "{network}: {}", stderr(&out));
+        let text = stdout(&out);
+        let flags = text.lines().next().unwrap_or_default();
+        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16)
+            .unwrap_or_else(|_| panic!("{network}: lo's flags: {text}"));
+        assert_eq!(flags & libc::IFF_UP as u32, 1, "{network}: lo up: {text}");
+        assert!(
+            text.contains("inet 127.0.0.1/8"),
+            "{network}: lo's address: {text}"
+        );
+    }
+}
+
 #[test]
 fn the_container_has_dockers_default_capabilities_and_no_new_privs() {
     let Some(ns) = HostNs::new("the_container_has_dockers_default_capabilities_and_no_new_privs")
@@ -824,7 +856,8 @@ fn a_container_runs_in_the_network_namespace_made_apart_and_plumbed() {
         .build()
         .unwrap();
     let config = common::spawn_config();
-    let mut container = Container::spawn_into(&config, NewNetns::start().unwrap()).unwrap();
+    let (netns, _set_up) = NewNetns::start(|| ()).unwrap();
+    let mut container = Container::spawn_into(&config, netns).unwrap();
     assert!(container.netns().is_err(), "no namespace before it is made");
     runtime.block_on(container.begin_setup()).unwrap();
     let plumbed = container.netns().unwrap().metadata().unwrap().ino();

@@ -14,6 +14,7 @@ mod ipv6;
 mod link;
 mod netns;
 mod plumb;
+mod prepared;
 mod query;
 mod route;
 pub mod sysctl;
@@ -31,7 +32,8 @@ pub use detached::{remove_link_detached, remove_link_now};
 pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in, link_local_for};
 pub use link::{check_ifname, ifname_problem};
 pub use netns::{namespace_type, socket_in};
-pub use plumb::{ContainerLink, PEER, PlumbTimings, plumb};
+pub use plumb::{ContainerLink, PEER, PlumbTimings, plumb, plumb_prepared};
+pub use prepared::{PreparedNetns, loopback_up_here};
 pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
 pub use veth::{remove_link, wait_forwarding};
 

@@ -12,7 +12,7 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{AddressMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use super::direct::{Change, Direct, Request};
-use super::{Error, Netlink, address, ipv6, link, netns, sysctl, veth};
+use super::{Error, Netlink, PreparedNetns, address, ipv6, link, netns, sysctl, veth};
 use crate::values::{Subnet, Subnet6};
 
 /// The container's end of the pair, as `run` names it.
@@ -57,8 +57,9 @@ pub struct PlumbTimings {
 /// host, the bridge port forwarding, in hairpin mode, and the host's
 /// forwarding and neighbour entries for the container.
 ///
-/// `lo` is not the plumbing's: the container's own process brings it up
-/// (`spawn`), as a CNI engine does in the namespaces it hands over.
+/// `lo` is not the plumbing's: `run` brings it up as it makes the
+/// namespace (see `PreparedNetns`), a CNI engine in the namespaces it
+/// hands over.
 ///
 /// Each side's requests go in one message over a plain socket (see
 /// `direct`), and the socket inside is opened by this thread for a moment
@@ -73,9 +74,30 @@ pub async fn plumb(
     spec: &ContainerLink,
     netns: OwnedFd,
 ) -> Result<PlumbTimings, Error> {
+    plumb_in(nl, spec, netns, None).await
+}
+
+/// [`plumb`] of a namespace `prepared` from inside (see
+/// [`super::PreparedNetns`]): the peer is born with its IPv6 settings, and
+/// the requests inside go over the socket that came with it.
+pub async fn plumb_prepared(
+    nl: &Netlink,
+    spec: &ContainerLink,
+    netns: OwnedFd,
+    prepared: PreparedNetns,
+) -> Result<PlumbTimings, Error> {
+    plumb_in(nl, spec, netns, Some(prepared)).await
+}
+
+async fn plumb_in(
+    nl: &Netlink,
+    spec: &ContainerLink,
+    netns: OwnedFd,
+    prepared: Option<PreparedNetns>,
+) -> Result<PlumbTimings, Error> {
     link::check_ifname(&spec.host_ifname)?;
     link::check_ifname(&spec.peer)?;
-    let (timings, port) = plumb_now(nl, spec, netns)?;
+    let (timings, port) = plumb_now(nl, spec, netns, prepared)?;
     if let Port::Disabled { entry_refused_on } = port {
         // A kernel whose lookup does not run the link watcher (see
         // `host_side`): the watcher's own work item will.
@@ -122,6 +144,7 @@ fn plumb_now(
     nl: &Netlink,
     spec: &ContainerLink,
     netns: OwnedFd,
+    prepared: Option<PreparedNetns>,
 ) -> Result<(PlumbTimings, Port), Error> {
     let start = Instant::now();
     let mac = address::mac_for(spec.address);
@@ -141,7 +164,11 @@ fn plumb_now(
         .map_err(Error::direct("creating veth", &spec.host_ifname))?;
     first_failure(outcomes, vec![("creating veth", spec.host_ifname.clone())])?;
     let veth = start.elapsed();
-    inside(nl, spec, netns.as_fd())?;
+    let socket = match prepared {
+        Some(prepared) => prepared.inside,
+        None => open_inside(nl, spec, netns.as_fd())?,
+    };
+    inside(socket, spec)?;
     drop(netns);
     let inside = start.elapsed();
     let port = host_side(&mut host, spec, mac)?;
@@ -155,28 +182,31 @@ fn plumb_now(
     Ok((timings, port))
 }
 
-/// Inside the container's namespace `netns`: the peer's IPv6 sysctls, then
-/// the peer up, its address and default route, and with IPv6 its IPv6
-/// address (no DAD) and default route.
+/// A socket inside the container's namespace `netns`, once the peer's
+/// IPv6 sysctls are written there.
 ///
 /// Without IPv6 on the bridge, IPv6 is off on the peer: no link-local
 /// address, no autoconfiguration from a stray router advertisement. With
 /// it, accept_dad=0 must land before the peer goes up, which adds the
 /// link-local address: written after, that address stays tentative
 /// (unusable) for about a second. Both are written while the peer is
-/// still down.
-fn inside(nl: &Netlink, spec: &ContainerLink, netns: BorrowedFd<'_>) -> Result<(), Error> {
-    let peer = &spec.peer;
-    let sysctls = match spec.ipv6 {
-        Some(_) => sysctl::Setting::container_ipv6(peer),
-        None => vec![sysctl::Setting::disable_ipv6(peer, true)],
-    };
-    let mut inside = netns::within(nl.home(), netns, || {
+/// still down. (A namespace prepared from inside has them as defaults,
+/// which the peer took when it was created.)
+fn open_inside(nl: &Netlink, spec: &ContainerLink, netns: BorrowedFd<'_>) -> Result<Direct, Error> {
+    let sysctls = sysctl::Setting::peer_ipv6(&spec.peer, spec.ipv6.is_some());
+    netns::within(nl.home(), netns, || {
         let socket = Direct::open().map_err(Error::NetnsSocket)?;
         sysctls.iter().try_for_each(|s| s.apply().map(drop))?;
         Ok::<_, Error>(socket)
     })
-    .map_err(Error::EnterNetns)??;
+    .map_err(Error::EnterNetns)?
+}
+
+/// Inside the container's namespace, over `inside`: the peer up, its
+/// address and default route, and with IPv6 its IPv6 address (no DAD) and
+/// default route.
+fn inside(mut inside: Direct, spec: &ContainerLink) -> Result<(), Error> {
+    let peer = &spec.peer;
     let index = inside.index_of(peer).map_err(|source| Error::Request {
         action: "finding",
         object: format!("{peer} in the container"),

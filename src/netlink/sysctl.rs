@@ -75,6 +75,17 @@ impl Setting {
         ]
     }
 
+    /// IPv6 on a container's `ifname` (or `default`, which an interface
+    /// takes when it is created): as [`Setting::container_ipv6`] with
+    /// `ipv6`, off without.
+    pub fn peer_ipv6(ifname: &str, ipv6: bool) -> Vec<Setting> {
+        if ipv6 {
+            Setting::container_ipv6(ifname)
+        } else {
+            vec![Setting::disable_ipv6(ifname, true)]
+        }
+    }
+
     /// `net.ipv6.conf.IFNAME.disable_ipv6`: 1 turns IPv6 off on the
     /// interface (its addresses go, none is autoconfigured).
     pub fn disable_ipv6(ifname: &str, disabled: bool) -> Setting {

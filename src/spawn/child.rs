@@ -189,9 +189,12 @@ pub fn run(plan: &ChildPlan) -> ! {
             Stage::Hostname,
             libc::sethostname(plan.hostname.as_ptr().cast(), plan.hostname.len()),
         );
-        // lo is the container's own to bring up: plumbing leaves it (and
-        // --network none has none); this runs while the parent plumbs.
-        check(report, Stage::Loopback, loopback_up());
+        // A namespace made apart has lo up already (its thread brings it
+        // up, off this path, before any plumbing takes RTNL); a joined one
+        // is its owner's. Only one clone3 made needs it here.
+        if !plan.receive_netns && plan.join_network.is_none() {
+            check(report, Stage::Loopback, loopback_up());
+        }
         check(report, Stage::Workdir, libc::chdir(plan.workdir.as_ptr()));
         drop_capabilities(report, plan.caps, plan.user, plan.groups);
         check(

@@ -35,7 +35,7 @@ use self::child::{ChildPlan, REPORT_LEN};
 use self::clone3::{Forked, clone3};
 pub use self::join::{JoinConfig, run_inside};
 pub use self::mounts::MountPlan;
-pub use self::netns::NewNetns;
+pub use self::netns::{NewNetns, SetUp};
 pub use self::pidfd::{ExitStatus, Pidfd};
 pub use self::seccomp::Filter as SeccompFilter;
 

@@ -9,7 +9,9 @@
 //! is cloned without one and enters it at `Container::begin_setup`: the
 //! descriptor goes to the child with its first release byte (SCM_RIGHTS),
 //! since the child's descriptor table was copied before the namespace
-//! existed.
+//! existed. The same thread then readies the namespace from inside (the
+//! caller's set-up: lo up, and the defaults its interfaces inherit) while
+//! the container sets itself up, and hands back what that gave.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -19,22 +21,40 @@ pub struct NewNetns {
     made: tokio::sync::oneshot::Receiver<io::Result<OwnedFd>>,
 }
 
-/// A thread that only makes a namespace and opens it needs little stack.
-const STACK: usize = 64 * 1024;
+/// What the namespace's thread did in it once its descriptor was on its
+/// way (see [`NewNetns::start`]).
+pub struct SetUp<T> {
+    done: tokio::sync::oneshot::Receiver<T>,
+}
+
+/// The thread only makes a namespace, opens it and runs the caller's short
+/// set-up there (a netlink socket's requests): little stack.
+const STACK: usize = 128 * 1024;
 
 impl NewNetns {
-    /// Starts making a network namespace. Needs no runtime.
-    pub fn start() -> io::Result<NewNetns> {
+    /// Starts making a network namespace, then runs `then` on the same
+    /// thread, inside it, once its descriptor is ready for the container:
+    /// what the namespace needs before it is used (lo up, defaults its
+    /// interfaces inherit) is done while the container sets itself up,
+    /// and off the thread that clones it. Needs no runtime.
+    pub fn start<T: Send + 'static>(
+        then: impl FnOnce() -> T + Send + 'static,
+    ) -> io::Result<(NewNetns, SetUp<T>)> {
         let (tx, made) = tokio::sync::oneshot::channel();
+        let (set_up, done) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("netns".into())
             .stack_size(STACK)
             .spawn(move || {
+                let made = make();
+                let ok = made.is_ok();
                 // Nobody waiting any more (the run failed before it needed
-                // the namespace) drops it here.
-                let _ = tx.send(make());
+                // the namespace) drops it here, and it needs no set-up.
+                if tx.send(made).is_ok() && ok {
+                    let _ = set_up.send(then());
+                }
             })?;
-        Ok(NewNetns { made })
+        Ok((NewNetns { made }, SetUp { done }))
     }
 
     /// The namespace, once made.
@@ -45,8 +65,16 @@ impl NewNetns {
     }
 }
 
-/// Moves this thread, which ends right after, into a new network namespace
-/// and opens it. The descriptor keeps the namespace once the thread is gone.
+impl<T> SetUp<T> {
+    /// What the set-up returned; None when it never ran (the namespace
+    /// could not be made) or did not finish.
+    pub async fn done(self) -> Option<T> {
+        self.done.await.ok()
+    }
+}
+
+/// Moves this thread into a new network namespace and opens it. The
+/// descriptor keeps the namespace once the thread is gone.
 fn make() -> io::Result<OwnedFd> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
     Ok(std::fs::File::open("/proc/thread-self/ns/net")?.into())
