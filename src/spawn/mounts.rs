@@ -386,14 +386,51 @@ impl MountPlan {
         }
     }
 
-    /// Runs every step in the child. Kernel paths (/proc, /sys) missing on
-    /// this kernel are skipped, as runc does; anything else missing fails.
+    /// Where the steps that need the container's network namespace begin:
+    /// the fresh sysfs shows the network namespace of the process that
+    /// mounts it. Everything before it may run before the child has
+    /// entered that namespace, while it is still being made.
+    fn network_from(&self) -> usize {
+        self.steps
+            .iter()
+            .position(|s| matches!(s, Step::Sysfs { .. }))
+            .unwrap_or(self.steps.len())
+    }
+
+    /// Runs, in the child, the steps before the first that needs the
+    /// container's network namespace; `apply_in_network` runs the rest.
+    ///
+    /// # Safety
+    /// As `apply_steps`.
+    pub unsafe fn apply_before_network(&self) -> Result<(), Failed> {
+        // SAFETY: see the function's contract.
+        unsafe { self.apply_steps(0..self.network_from()) }
+    }
+
+    /// Runs the steps `apply_before_network` left, in the child, from
+    /// inside the container's network namespace.
+    ///
+    /// # Safety
+    /// As `apply_steps`.
+    pub unsafe fn apply_in_network(&self) -> Result<(), Failed> {
+        // SAFETY: see the function's contract.
+        unsafe { self.apply_steps(self.network_from()..self.steps.len()) }
+    }
+
+    /// Runs steps `range`. Kernel paths (/proc, /sys) missing on this
+    /// kernel are skipped, as runc does; anything else missing fails.
     ///
     /// # Safety
     /// Only raw mount syscalls on the plan's own CStrings: safe between
     /// clone3 and exec, in a private mount namespace.
-    pub unsafe fn apply(&self) -> Result<(), Failed> {
-        for (step, s) in self.steps.iter().enumerate() {
+    unsafe fn apply_steps(&self, range: std::ops::Range<usize>) -> Result<(), Failed> {
+        for (step, s) in self
+            .steps
+            .iter()
+            .enumerate()
+            .take(range.end)
+            .skip(range.start)
+        {
             // SAFETY: see the function's contract.
             let ret = unsafe {
                 match s {
@@ -835,6 +872,21 @@ mod tests {
                 assert_eq!(meta.is_dir(), kind == Kind::Dir, "{}", path.display());
             }
         }
+    }
+
+    #[test]
+    fn only_the_fresh_sysfs_and_what_follows_it_wait_for_the_network_namespace() {
+        let mut plan = MountPlan::default();
+        plan.proc(Path::new("/"));
+        assert_eq!(plan.network_from(), plan.len(), "nothing needs it");
+        plan.protect_kernel(true);
+        let from = plan.network_from();
+        assert!(matches!(plan.steps[from], Step::Sysfs { .. }));
+        assert!(
+            plan.steps[..from]
+                .iter()
+                .all(|s| !matches!(s, Step::Sysfs { .. }))
+        );
     }
 
     #[test]
