@@ -307,7 +307,7 @@ impl Container {
             init: config.init,
             command_stack,
             take_terminal: config.take_terminal,
-            environ: init::environ_range(),
+            environ: crate::values::Process::own_environment(),
             join_network: config.join_network.as_ref().map(|p| p.as_fd().as_raw_fd()),
             receive_netns: matches!(netns, Netns::Pending(_)),
         };
