@@ -273,7 +273,9 @@ fn exit<E: std::error::Error>(result: Result<u8, E>, code: impl Fn(&E) -> u8) ->
 fn init_logging(verbose: u8, level: Option<LogLevel>) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = level.unwrap_or(match verbose {
         0 => LogLevel::Warn,
         1 => LogLevel::Debug,
@@ -292,13 +294,24 @@ fn init_logging(verbose: u8, level: Option<LogLevel>) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     // An EnvFilter (directives to parse, hash maps seeded by getrandom) only
-    // where one level for everything will not do: every `run` starts here.
+    // for RUST_LOG's directives: every `run` starts here, and `bench` runs
+    // each container with --verbose.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+        return logger.with_env_filter(filter).init();
+    }
     match max {
-        Some(max) if std::env::var_os("RUST_LOG").is_none() => logger.with_max_level(max).init(),
-        _ => {
-            let filter =
-                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-            logger.with_env_filter(filter).init();
+        Some(max) => logger.with_max_level(max).init(),
+        // `default`'s directives, as a list of targets.
+        None => {
+            let ours = match level {
+                LogLevel::Info => LevelFilter::INFO,
+                _ => LevelFilter::DEBUG,
+            };
+            let targets = Targets::new()
+                .with_default(LevelFilter::WARN)
+                .with_target("supervisor", ours);
+            logger.with_max_level(ours).finish().with(targets).init();
         }
     }
 }

@@ -12,6 +12,7 @@
 
 mod default;
 mod docker;
+mod ranges;
 
 use std::io::{Read, Seek};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -177,8 +178,14 @@ fn library(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompErr
 }
 
 /// The profile as a BPF program for `target`, in libseccomp's export
-/// format (native-endian 8-byte instructions).
+/// format (native-endian 8-byte instructions), its syscall-number
+/// dispatch searched by ranges (see `ranges`).
 pub fn compile(profile: &Profile, target: &Target) -> Result<Vec<u8>, Error> {
+    Ok(ranges::compact(&compile_exported(profile, target)?))
+}
+
+/// The profile as libseccomp compiles it.
+fn compile_exported(profile: &Profile, target: &Target) -> Result<Vec<u8>, Error> {
     let default = action(profile.default_action, None, profile.default_errno);
     let mut ctx = ScmpFilterContext::new(default).map_err(library("the default action"))?;
     // A binary tree of syscall numbers rather than a list: fewer

@@ -2,6 +2,8 @@
 //! keeps (docker's default), prepared as plain numbers so the child can apply
 //! it with raw syscalls and no allocation.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use caps::{CapSet, Capability};
 
 /// docker's default capability set for containers.
@@ -65,12 +67,22 @@ impl CapPlan {
 }
 
 /// The kernel's highest capability number; the caps crate's own list when
-/// /proc does not say.
+/// /proc does not say. Read once: a run asks twice before its container
+/// starts (`not_held`, `CapPlan::new`). Never 0, which means unread.
 fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(Capability::CAP_CHECKPOINT_RESTORE.index() as u32)
+    static LAST: AtomicU32 = AtomicU32::new(0);
+    match LAST.load(Ordering::Relaxed) {
+        0 => {
+            let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .filter(|&last| last > 0)
+                .unwrap_or(Capability::CAP_CHECKPOINT_RESTORE.index() as u32);
+            LAST.store(last, Ordering::Relaxed);
+            last
+        }
+        last => last,
+    }
 }
 
 /// "CAP_A, CAP_B", for messages.

@@ -152,24 +152,6 @@ pub fn run(plan: &ChildPlan) -> ! {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
         join_cgroup(report, plan.cgroup_join);
         libc::close(plan.release_write);
-        // Two bytes come on the release channel: the first once the files
-        // the mounts bind exist (with the network namespace to enter, when
-        // it was made apart), so the setup below runs while the parent plumbs
-        // the network; the second once the network is complete, to exec.
-        if plan.receive_netns {
-            enter_received_netns(report, plan.release_read);
-        } else {
-            wait_for_release(plan.release_read);
-        }
-        // First: /sys, mounted below, shows the network namespace of the
-        // process that mounts it.
-        if let Some(pidfd) = plan.join_network {
-            check(
-                report,
-                Stage::JoinNetwork,
-                libc::setns(pidfd, libc::CLONE_NEWNET),
-            );
-        }
         check(
             report,
             Stage::MountPrivate,
@@ -181,7 +163,10 @@ pub fn run(plan: &ChildPlan) -> ! {
                 std::ptr::null(),
             ),
         );
-        if let Err(failed) = plan.mounts.apply() {
+        // What needs no network namespace runs at once, while the parent
+        // still prepares the network and the namespace is being made: the
+        // files the mounts bind exist before clone3.
+        if let Err(failed) = plan.mounts.apply_before_network() {
             fail_at(report, Stage::Mounts, failed.errno, failed.step as u32);
         }
         check(
@@ -189,6 +174,27 @@ pub fn run(plan: &ChildPlan) -> ! {
             Stage::Hostname,
             libc::sethostname(plan.hostname.as_ptr().cast(), plan.hostname.len()),
         );
+        // Two bytes come on the release channel: the first once the network
+        // namespace is there to enter (with it, when it was made apart), so
+        // the setup below runs while the parent plumbs the network; the
+        // second once the network is complete, to exec.
+        if plan.receive_netns {
+            enter_received_netns(report, plan.release_read);
+        } else {
+            wait_for_release(plan.release_read);
+        }
+        // Before the rest of the mounts: /sys shows the network namespace
+        // of the process that mounts it.
+        if let Some(pidfd) = plan.join_network {
+            check(
+                report,
+                Stage::JoinNetwork,
+                libc::setns(pidfd, libc::CLONE_NEWNET),
+            );
+        }
+        if let Err(failed) = plan.mounts.apply_in_network() {
+            fail_at(report, Stage::Mounts, failed.errno, failed.step as u32);
+        }
         // A namespace made apart has lo up already (its thread brings it
         // up, off this path, before any plumbing takes RTNL); a joined one
         // is its owner's. Only one clone3 made needs it here.

@@ -86,16 +86,6 @@ pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
     }
 }
 
-/// The supervisor's environment strings, as /proc/PID/environ reads them
-/// (fields 50 and 51 of /proc/self/stat, after the parenthesised name).
-pub(super) fn environ_range() -> Option<(usize, usize)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
-    let start: usize = fields.nth(47)?.parse().ok()?;
-    let end: usize = fields.next()?.parse().ok()?;
-    (start < end).then_some((start, end))
-}
-
 /// The size of the command's stack until it execs: a few small frames.
 pub(super) const COMMAND_STACK: usize = 64 * 1024;
 

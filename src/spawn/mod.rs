@@ -1,8 +1,9 @@
-//! Starting the container process: clone3 into new namespaces with a pidfd,
-//! held on a unix socket until the files it binds exist (and its network
-//! namespace, made apart by `netns`, is there to enter), then set up
-//! (mounts, capabilities, seccomp) while the parent plumbs its network,
-//! held again until that is done, then exec.
+//! Starting the container process: clone3 into new namespaces with a pidfd;
+//! it mounts what needs no network namespace at once, is held on a unix
+//! socket until its network namespace (made apart by `netns`) is there to
+//! enter, then finishes its setup (the rest of the mounts, capabilities,
+//! seccomp) while the parent plumbs its network, held again until that is
+//! done, then exec.
 //! This module knows nothing of networks; it hands out the child's pid and
 //! pidfd and lets the caller decide when to release it.
 
@@ -260,9 +261,10 @@ pub struct Container {
 }
 
 impl Container {
-    /// Clones the child into its new namespaces. It waits, blocked on a unix
-    /// socket, until `release`; dropping the Container before that makes it
-    /// exit.
+    /// Clones the child into its new namespaces. It mounts what needs no
+    /// network namespace at once, so the files its mounts bind must exist;
+    /// then it waits, blocked on a unix socket, until `begin_setup`;
+    /// dropping the Container before `release` makes it exit.
     pub fn spawn(config: &SpawnConfig) -> Result<Container, SpawnError> {
         Container::clone_child(config, Netns::Child)
     }
@@ -305,7 +307,7 @@ impl Container {
             init: config.init,
             command_stack,
             take_terminal: config.take_terminal,
-            environ: init::environ_range(),
+            environ: crate::values::Process::own_environment(),
             join_network: config.join_network.as_ref().map(|p| p.as_fd().as_raw_fd()),
             receive_netns: matches!(netns, Netns::Pending(_)),
         };
@@ -370,11 +372,11 @@ impl Container {
         }
     }
 
-    /// Lets the child set itself up (mounts, hostname, capabilities,
-    /// seccomp: all but the exec) while the caller goes on, e.g. plumbing
-    /// its network; first waits for its network namespace when that is
-    /// made apart (`spawn_into`), and sends it along. The files its mounts
-    /// bind must exist. A child that fails here reports it at `release`.
+    /// Lets the child finish setting itself up (the mounts that need its
+    /// network namespace, capabilities, seccomp: all but the exec) while
+    /// the caller goes on, e.g. plumbing its network; first waits for its
+    /// network namespace when that is made apart (`spawn_into`), and sends
+    /// it along. A child that fails here reports it at `release`.
     pub async fn begin_setup(&mut self) -> Result<(), SpawnError> {
         if self.setting_up {
             return Ok(());

@@ -27,20 +27,31 @@ pub const READ_ONLY: [&CStr; 5] = [
 
 /// Entries masked: /dev/null over a file, an empty read-only tmpfs over a
 /// directory. Those under /sys are masked after the fresh sysfs is mounted.
-pub const MASKED: [&CStr; 12] = [
-    c"/proc/asound",
-    c"/proc/acpi",
-    c"/proc/interrupts",
-    c"/proc/kcore",
-    c"/proc/keys",
-    c"/proc/latency_stats",
-    c"/proc/timer_list",
-    c"/proc/timer_stats",
-    c"/proc/sched_debug",
-    c"/proc/scsi",
-    c"/sys/firmware",
-    c"/sys/devices/virtual/powercap",
+/// Whether each is a directory is the kernel's, the same everywhere: told
+/// here rather than by a stat of each before clone3 (the run waits for
+/// those), and should a kernel disagree, each mask falls back to the other
+/// kind (`mask`, `mask_dir`).
+pub const MASKED: [(&CStr, Kind); 12] = [
+    (c"/proc/asound", Kind::Dir),
+    (c"/proc/acpi", Kind::Dir),
+    (c"/proc/interrupts", Kind::File),
+    (c"/proc/kcore", Kind::File),
+    (c"/proc/keys", Kind::File),
+    (c"/proc/latency_stats", Kind::File),
+    (c"/proc/timer_list", Kind::File),
+    (c"/proc/timer_stats", Kind::File),
+    (c"/proc/sched_debug", Kind::File),
+    (c"/proc/scsi", Kind::Dir),
+    (c"/sys/firmware", Kind::Dir),
+    (c"/sys/devices/virtual/powercap", Kind::Dir),
 ];
+
+/// What a masked path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+}
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
@@ -115,9 +126,10 @@ enum Step {
     /// Into DIR with pivot_root; the old root is detached and gone.
     PivotRoot(CString),
     ReadOnly(CString),
-    /// A file, or a directory when the parent could not tell.
+    /// A file: /dev/null over it (over a directory after all, as `MaskDir`).
     Mask(CString),
-    /// A directory, as the parent saw it: an empty read-only tmpfs.
+    /// A directory: an empty read-only tmpfs (over a file after all, as
+    /// `Mask`).
     MaskDir(CString),
     /// A fresh read-only sysfs on `sys` with the host's cgroup tree,
     /// read-only, on `cgroup` (inside it).
@@ -159,17 +171,11 @@ impl MountPlan {
         fn masked(prefix: &'static [u8]) -> impl Iterator<Item = Step> {
             MASKED
                 .iter()
-                .filter(move |p| p.to_bytes().starts_with(prefix))
-                .map(|p| {
-                    // Told apart here: a failed bind costs the child 0.1 ms.
-                    let path = (*p).to_owned();
-                    let is_dir =
-                        std::str::from_utf8(p.to_bytes()).is_ok_and(|s| Path::new(s).is_dir());
-                    if is_dir {
-                        Step::MaskDir(path)
-                    } else {
-                        Step::Mask(path)
-                    }
+                .filter(move |(p, _)| p.to_bytes().starts_with(prefix))
+                .map(|&(p, kind)| match kind {
+                    // Told apart: a failed bind costs the child 0.1 ms.
+                    Kind::Dir => Step::MaskDir(p.to_owned()),
+                    Kind::File => Step::Mask(p.to_owned()),
                 })
         }
         self.steps
@@ -380,20 +386,57 @@ impl MountPlan {
         }
     }
 
-    /// Runs every step in the child. Kernel paths (/proc, /sys) missing on
-    /// this kernel are skipped, as runc does; anything else missing fails.
+    /// Where the steps that need the container's network namespace begin:
+    /// the fresh sysfs shows the network namespace of the process that
+    /// mounts it. Everything before it may run before the child has
+    /// entered that namespace, while it is still being made.
+    fn network_from(&self) -> usize {
+        self.steps
+            .iter()
+            .position(|s| matches!(s, Step::Sysfs { .. }))
+            .unwrap_or(self.steps.len())
+    }
+
+    /// Runs, in the child, the steps before the first that needs the
+    /// container's network namespace; `apply_in_network` runs the rest.
+    ///
+    /// # Safety
+    /// As `apply_steps`.
+    pub unsafe fn apply_before_network(&self) -> Result<(), Failed> {
+        // SAFETY: see the function's contract.
+        unsafe { self.apply_steps(0..self.network_from()) }
+    }
+
+    /// Runs the steps `apply_before_network` left, in the child, from
+    /// inside the container's network namespace.
+    ///
+    /// # Safety
+    /// As `apply_steps`.
+    pub unsafe fn apply_in_network(&self) -> Result<(), Failed> {
+        // SAFETY: see the function's contract.
+        unsafe { self.apply_steps(self.network_from()..self.steps.len()) }
+    }
+
+    /// Runs steps `range`. Kernel paths (/proc, /sys) missing on this
+    /// kernel are skipped, as runc does; anything else missing fails.
     ///
     /// # Safety
     /// Only raw mount syscalls on the plan's own CStrings: safe between
     /// clone3 and exec, in a private mount namespace.
-    pub unsafe fn apply(&self) -> Result<(), Failed> {
-        for (step, s) in self.steps.iter().enumerate() {
+    unsafe fn apply_steps(&self, range: std::ops::Range<usize>) -> Result<(), Failed> {
+        for (step, s) in self
+            .steps
+            .iter()
+            .enumerate()
+            .take(range.end)
+            .skip(range.start)
+        {
             // SAFETY: see the function's contract.
             let ret = unsafe {
                 match s {
                     Step::ReadOnly(path) => read_only(path),
                     Step::Mask(path) => mask(path),
-                    Step::MaskDir(path) => empty_tmpfs(path),
+                    Step::MaskDir(path) => mask_dir(path),
                     Step::Sysfs { sys, cgroup } => sysfs(sys, cgroup),
                     Step::Bind { source, target } => mount(source, target, None, libc::MS_BIND),
                     Step::Proc(target) => {
@@ -580,6 +623,19 @@ unsafe fn mask(path: &CStr) -> libc::c_int {
             return ret;
         }
         empty_tmpfs(path)
+    }
+}
+
+/// An empty read-only tmpfs over a directory; over a file that mount fails
+/// with ENOTDIR and /dev/null goes there instead.
+unsafe fn mask_dir(path: &CStr) -> libc::c_int {
+    // SAFETY: see mount().
+    unsafe {
+        let ret = empty_tmpfs(path);
+        if ret == 0 || errno() != libc::ENOTDIR {
+            return ret;
+        }
+        mount(c"/dev/null", path, None, libc::MS_BIND)
     }
 }
 
@@ -806,6 +862,31 @@ mod tests {
             }
         }
         assert!(plan.describe(0).contains("/proc/bus"));
+    }
+
+    #[test]
+    fn the_masked_paths_are_the_kinds_this_kernel_has() {
+        for (path, kind) in MASKED {
+            let path = Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
+            if let Ok(meta) = std::fs::metadata(path) {
+                assert_eq!(meta.is_dir(), kind == Kind::Dir, "{}", path.display());
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_fresh_sysfs_and_what_follows_it_wait_for_the_network_namespace() {
+        let mut plan = MountPlan::default();
+        plan.proc(Path::new("/"));
+        assert_eq!(plan.network_from(), plan.len(), "nothing needs it");
+        plan.protect_kernel(true);
+        let from = plan.network_from();
+        assert!(matches!(plan.steps[from], Step::Sysfs { .. }));
+        assert!(
+            plan.steps[..from]
+                .iter()
+                .all(|s| !matches!(s, Step::Sysfs { .. }))
+        );
     }
 
     #[test]

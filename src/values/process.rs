@@ -4,8 +4,8 @@
 //! 22 of `/proc/PID/stat`, clock ticks after boot) tells the process that
 //! wrote a record or lease from a later one that got its pid.
 
-use std::fs;
-use std::io;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +32,17 @@ impl Process {
 
     /// The calling process.
     pub fn current() -> io::Result<Process> {
-        Process::of(std::process::id())
+        Ok(Process {
+            pid: std::process::id(),
+            start_time: own()?.start_time,
+        })
+    }
+
+    /// Where the calling process's environment strings are, as
+    /// /proc/PID/environ reads them (its `env_start` and `env_end`); None
+    /// when /proc does not say.
+    pub fn own_environment() -> Option<(usize, usize)> {
+        own().ok()?.environment
     }
 
     /// Whatever process has `pid` now.
@@ -61,14 +71,60 @@ impl Process {
 struct Stat {
     state: char,
     start_time: u64,
+    /// `env_start` and `env_end`, when the kernel shows them.
+    environment: Option<(usize, usize)>,
+}
+
+/// What never changes in the calling process's stat.
+struct Own {
+    start_time: u64,
+    environment: Option<(usize, usize)>,
+}
+
+/// The fields of the calling process's stat that never change, read once
+/// per process: a run asks for them several times before its container
+/// starts (its record, its lease, the init's environment), each a read of
+/// /proc otherwise. `OWN_PID` says whose they are, so a forked child reads
+/// its own; atomics rather than a lock, which a fork could leave taken.
+static OWN_PID: AtomicU32 = AtomicU32::new(0);
+static OWN_START: AtomicU64 = AtomicU64::new(0);
+static OWN_ENV: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+fn own() -> io::Result<Own> {
+    let pid = std::process::id();
+    if OWN_PID.load(Ordering::Acquire) == pid {
+        let [start, end] = [&OWN_ENV[0], &OWN_ENV[1]].map(|a| a.load(Ordering::Relaxed));
+        return Ok(Own {
+            start_time: OWN_START.load(Ordering::Relaxed),
+            environment: (start < end).then_some((start, end)),
+        });
+    }
+    let Stat {
+        start_time,
+        environment,
+        ..
+    } = stat(pid)?;
+    let (start, end) = environment.unwrap_or((0, 0));
+    OWN_START.store(start_time, Ordering::Relaxed);
+    OWN_ENV[0].store(start, Ordering::Relaxed);
+    OWN_ENV[1].store(end, Ordering::Relaxed);
+    OWN_PID.store(pid, Ordering::Release);
+    Ok(Own {
+        start_time,
+        environment,
+    })
 }
 
 fn stat(pid: u32) -> io::Result<Stat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let path = format!("/proc/{pid}/stat");
+    // One read for the whole line, about 300 bytes: no size query, no
+    // reads growing from 32 bytes, as fs::read_to_string does here.
+    let mut text = String::with_capacity(1024);
+    std::fs::File::open(&path)?.read_to_string(&mut text)?;
     parse_stat(&text).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("unexpected /proc/{pid}/stat format"),
+            format!("unexpected {path} format"),
         )
     })
 }
@@ -80,7 +136,17 @@ fn parse_stat(text: &str) -> Option<Stat> {
     let mut fields = rest.split_whitespace();
     let state = fields.next()?.chars().next()?;
     let start_time = fields.nth(22 - 4)?.parse().ok()?;
-    Some(Stat { state, start_time })
+    // Fields 50 and 51.
+    let environment = fields
+        .nth(50 - 23)
+        .zip(fields.next())
+        .and_then(|(start, end)| Some((start.parse().ok()?, end.parse().ok()?)))
+        .filter(|(start, end)| start < end);
+    Some(Stat {
+        state,
+        start_time,
+        environment,
+    })
 }
 
 #[cfg(test)]
@@ -92,7 +158,26 @@ mod tests {
         let text = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
         let stat = parse_stat(text).unwrap();
         assert_eq!((stat.state, stat.start_time), ('S', 98765));
+        assert_eq!(stat.environment, None, "too short to hold it");
         assert!(parse_stat("42 (x) S 1").is_none());
+    }
+
+    #[test]
+    fn the_environment_range_is_fields_50_and_51() {
+        let fields: Vec<String> = (3..=52).map(|n| n.to_string()).collect();
+        let text = format!("42 (a b) {}", fields.join(" "));
+        let stat = parse_stat(&text).unwrap();
+        assert_eq!(stat.start_time, 22);
+        assert_eq!(stat.environment, Some((50, 51)));
+    }
+
+    #[test]
+    fn this_process_read_once_is_this_process_read_again() {
+        let first = Process::current().unwrap();
+        assert_eq!(Process::current().unwrap(), first);
+        assert_eq!(Process::of(std::process::id()).unwrap(), first);
+        let (start, end) = Process::own_environment().unwrap();
+        assert!(start < end);
     }
 
     #[test]
