@@ -250,6 +250,28 @@ fn a_plumbed_container_has_eth0_with_its_address_mac_and_default_route() {
     );
 }
 
+#[test]
+fn the_host_end_of_a_plumbed_veth_has_no_ipv6_address_or_route_of_its_own() {
+    async_in_fresh_netns(
+        "the_host_end_of_a_plumbed_veth_has_no_ipv6_address_or_route_of_its_own",
+        || async {
+            let nl = Netlink::connect().unwrap();
+            let _netns = plumbed(&nl, "sv0123456789ab", Ipv4Addr::new(172, 16, 0, 31)).await;
+            // Plumbing returns with the port forwarding, its carrier seen:
+            // the moment the kernel gives a port its link-local address.
+            let addrs = host("ip -6 addr show dev sv0123456789ab");
+            assert_eq!(addrs.trim(), "", "no IPv6 address on the port: {addrs}");
+            let port = host("ip -d link show dev sv0123456789ab");
+            assert!(port.contains("addrgenmode none"), "{port}");
+            let routes = host("ip -6 route show table all dev sv0123456789ab");
+            assert!(
+                !routes.contains("fe80"),
+                "no link-local route on the port: {routes}"
+            );
+        },
+    );
+}
+
 /// IFF_RUNNING of `ifname` in the calling thread's namespace, as the
 /// kernel's link watcher last left it (SIOCGIFFLAGS runs no link watcher).
 fn running(ifname: &str) -> bool {
