@@ -187,13 +187,18 @@ fn plumb_now(
 /// still down.
 fn inside(nl: &Netlink, spec: &ContainerLink, netns: BorrowedFd<'_>) -> Result<(), Error> {
     let peer = &spec.peer;
-    let sysctls = match spec.ipv6 {
-        Some(_) => sysctl::Setting::container_ipv6(peer),
-        None => vec![sysctl::Setting::disable_ipv6(peer, true)],
-    };
     let mut inside = netns::within(nl.home(), netns, || {
         let socket = Direct::open().map_err(Error::NetnsSocket)?;
-        sysctls.iter().try_for_each(|s| s.apply().map(drop))?;
+        match spec.ipv6 {
+            Some(_) => sysctl::Setting::container_ipv6(peer)
+                .iter()
+                .try_for_each(|s| s.apply().map(drop))?,
+            // Written, not read first: the peer was made just now, and 1 is
+            // right whatever it held (one file opened, not two). Those
+            // above are read first: a disable_ipv6 written, even unchanged,
+            // waits for RTNL.
+            None => sysctl::Setting::disable_ipv6(peer, true).write()?,
+        }
         Ok::<_, Error>(socket)
     })
     .map_err(Error::EnterNetns)??;

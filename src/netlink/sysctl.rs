@@ -104,6 +104,12 @@ impl Setting {
     pub fn apply(&self) -> Result<bool, Error> {
         write_if_differs(&self.path, self.value)
     }
+
+    /// Writes it without reading it first: for an interface just made,
+    /// whose value is known (one file opened instead of two).
+    pub fn write(&self) -> Result<(), Error> {
+        write_value(&self.path, self.value)
+    }
 }
 
 /// `net.ipv4.ip_forward=1`.
@@ -151,11 +157,19 @@ pub fn write_if_differs(path: &str, value: &str) -> Result<bool, Error> {
     if current.trim_end() == value {
         return Ok(false);
     }
+    write_value(path, value)?;
+    Ok(true)
+}
+
+/// Writes `value` to the sysctl file `path`.
+fn write_value(path: &str, value: &str) -> Result<(), Error> {
     // One write() with the whole value: procfs parses each write on its own.
     fs::OpenOptions::new()
         .write(true)
         .open(path)
         .and_then(|mut f| f.write_all(value.as_bytes()))
-        .map_err(err)?;
-    Ok(true)
+        .map_err(|source| Error::Sysctl {
+            path: path.to_string(),
+            source,
+        })
 }
