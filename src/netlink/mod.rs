@@ -32,7 +32,9 @@ pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in,
 pub use link::{check_ifname, ifname_problem};
 pub use netns::{namespace_type, socket_in};
 pub use plumb::{ContainerLink, PEER, PlumbTimings, plumb};
-pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
+pub use query::{
+    InterfaceAddress, LinkState, addresses_in, bridge_ports, hardware_address, link_state,
+};
 pub use veth::{remove_link, wait_forwarding};
 
 /// A netlink connection in the supervisor's own (host) network namespace.
