@@ -133,33 +133,14 @@ fn plumb_now(
         mac,
         netns.as_fd(),
     );
-    // The host end gets no IPv6 address of its own, in the same message
-    // (the kernel refuses the mode in the creating request itself): a
-    // bridge port carries the containers' frames, and the host's IPv6 is
-    // the bridge's. With the default mode, the carrier gave each port a
-    // link-local address and two more routes, and the kernel walks every
-    // IPv6 route of the host at each port's carrier change
-    // (`rt6_sync_up`) and removal (`rt6_disable_ip`): with 1,000 ports,
-    // 0.3 ms of each ADD and 1.6 ms of each port's removal, under RTNL,
-    // which the next ADD waits for. (disable_ipv6 would also spare the
-    // one multicast route left, but a /proc/sys/net file costs a walk of
-    // every namespace's entry there: 0.3 ms with 1,000 containers.)
     let outcomes = host
-        .pipeline(vec![
-            (RouteNetlinkMessage::NewLink(veth), Some(Change::Create)),
-            (
-                RouteNetlinkMessage::NewLink(veth::no_ipv6_addresses_message(&spec.host_ifname)),
-                Some(Change::Modify),
-            ),
-        ])
+        .pipeline(vec![(
+            RouteNetlinkMessage::NewLink(veth),
+            Some(Change::Create),
+        )])
         .map_err(Error::direct("creating veth", &spec.host_ifname))?;
-    first_failure(
-        outcomes,
-        vec![
-            ("creating veth", spec.host_ifname.clone()),
-            ("turning off IPv6 addresses on", spec.host_ifname.clone()),
-        ],
-    )?;
+    first_failure(outcomes, vec![("creating veth", spec.host_ifname.clone())])?;
+    host_ipv6_off(&spec.host_ifname)?;
     let veth = start.elapsed();
     inside(nl, spec, netns.as_fd())?;
     drop(netns);
@@ -173,6 +154,27 @@ fn plumb_now(
         total,
     };
     Ok((timings, port))
+}
+
+/// IPv6 off on the host end, while it has no carrier yet (its peer comes
+/// up inside, next): nothing is made on it to take away. A bridge port
+/// carries the containers' frames, and the host's IPv6 is the bridge's.
+/// With IPv6 on, the carrier gave each port a link-local address, its
+/// route and a local one, and the kernel walks every IPv6 route of the
+/// host at each port's carrier change (`rt6_sync_up`) and removal
+/// (`rt6_disable_ip`): with 1,000 ports, 0.3 ms of each ADD and 1.6 ms of
+/// each port's removal, under RTNL, which the next ADD waits for. (The
+/// address generation mode "none" keeps a multicast route per port, and
+/// setting it walks all of them too.) Opened relative to the host's
+/// /proc/sys/net (see `sysctl::Setting::write_on_host`). A kernel without
+/// IPv6 has no such file.
+fn host_ipv6_off(host: &str) -> Result<(), Error> {
+    match sysctl::Setting::disable_ipv6(host, true).write_on_host() {
+        Err(Error::Sysctl { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Inside the container's namespace `netns`: the peer's IPv6 sysctls, then

@@ -6,8 +6,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use rtnetlink::packet_core::DefaultNla;
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
-    LinkMessage, LinkProtoInfoBridge,
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage, LinkProtoInfoBridge,
 };
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
@@ -43,18 +42,6 @@ pub(crate) fn create_message(
         .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
         .build()
-}
-
-/// The request giving link `name` no IPv6 address of its own (address
-/// generation mode none): no link-local address and none of its routes.
-pub(crate) fn no_ipv6_addresses_message(name: &str) -> LinkMessage {
-    let mut message = LinkUnspec::new_with_name(name).build();
-    message
-        .attributes
-        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
-            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
-        )]));
-    message
 }
 
 /// IFLA_BRPORT_MODE: the hairpin flag of a bridge port.
