@@ -604,3 +604,42 @@ fn ipv6_interface_sysctls_are_set_inside_a_namespace_and_read_back() {
         },
     );
 }
+
+#[test]
+fn host_sysctls_are_set_in_each_callers_namespace_after_the_first_one_is_gone() {
+    // The first host-side caller's /proc/sys/net is kept (see
+    // netlink::sysctl). Below the directory of a namespace that is gone
+    // nothing opens (ENOENT); in another namespace, the setting must be
+    // that namespace's.
+    if !async_in_fresh_netns("first_caller_whose_namespace_goes", || async {
+        netlink::sysctl::Setting::disable_ipv6("lo", false)
+            .apply_on_host()
+            .unwrap();
+    }) {
+        return;
+    }
+    // The kernel removes a namespace's sysctls in the background.
+    std::thread::sleep(Duration::from_millis(300));
+    async_in_fresh_netns(
+        "host_sysctls_are_set_in_each_callers_namespace_after_the_first_one_is_gone",
+        || async {
+            let other = new_netns();
+            let other_path = fd_path(&other);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    nix::sched::setns(&other, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                    netlink::sysctl::Setting::disable_ipv6("lo", true)
+                        .write_on_host()
+                        .unwrap();
+                });
+            });
+            let wrote = netlink::sysctl::Setting::disable_ipv6("lo", true).apply_on_host();
+            assert!(wrote.unwrap(), "set in this namespace");
+            assert_eq!(
+                sh_in(&other_path, "cat /proc/sys/net/ipv6/conf/lo/disable_ipv6").trim(),
+                "1",
+                "set in the writer's namespace"
+            );
+        },
+    );
+}

@@ -156,8 +156,10 @@ impl Setting {
     }
 }
 
-/// /proc/sys/net of this process's network namespace, opened once (by
-/// the first host-side caller, in the host's namespace) and kept.
+/// /proc/sys/net, opened once (by the first host-side caller) and kept.
+/// The kernel looks a sysctl up in the opening thread's namespace, below
+/// this directory too: a thread in another namespace (a test's) still
+/// gets its own namespace's, even once the first caller's is gone.
 ///
 /// Every network namespace that had a /proc/sys/net file opened has its
 /// own `net` entry under /proc/sys, and they all share one dentry hash
