@@ -350,6 +350,18 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with_all = ["concurrency", "publish", "baseline", "json", "csv", "plot"])]
     pub cni: bool,
 
+    /// With --cni: leave the reference chain out. Ours alone, with
+    /// --scale 1000 in a minute rather than the reference's many (and
+    /// without its thousand ports in the same namespace, whose IPv6 routes
+    /// and links every link change of ours walks too).
+    #[arg(long, requires = "cni")]
+    pub no_reference: bool,
+
+    /// With --cni: time this plugin binary instead of this one (e.g. an
+    /// earlier build, measured by the same bench, alternately with this).
+    #[arg(long, requires = "cni", value_name = "FILE")]
+    pub plugin: Option<PathBuf>,
+
     /// Measure with this many ports already published, one configuration
     /// per value, e.g. 0,100,1000,10000 (implies --publish). With --cni:
     /// containers already attached (default 0,100).

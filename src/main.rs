@@ -209,10 +209,11 @@ fn bench(args: BenchArgs) -> ExitCode {
             args.scale
         };
         let options = bench::cni::Options {
-            supervisor,
+            supervisor: args.plugin.unwrap_or(supervisor),
             samples: args.containers,
             attached,
             pause: Duration::from_millis(args.pause),
+            reference: !args.no_reference,
         };
         let result = bench::cni::run(&options, &mut std::io::stdout()).map(|()| 0);
         return exit(result, bench::Error::exit_code);

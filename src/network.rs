@@ -67,7 +67,7 @@ pub async fn prepare(
     let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?.with_subnet6(bridge.subnet6);
     let lease = timed("lease", || pool.lease(ip, ip6, holder))?;
     timed("sysctls", || {
-        sysctls.iter().try_for_each(|s| s.apply().map(drop))
+        sysctls.iter().try_for_each(|s| s.apply_on_host().map(drop))
     })?;
     let link = ContainerLink {
         host_ifname: host_ifname(&holder.id),

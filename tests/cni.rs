@@ -205,6 +205,14 @@ fn every_command_answers_in_every_supported_version() {
             "{result}"
         );
         assert_eq!(host["mac"].as_str().unwrap().len(), 17, "{result}");
+        let host_link = ns.ok(&format!(
+            "ip -br link show dev {}",
+            host["name"].as_str().unwrap()
+        ));
+        assert!(
+            host_link.contains(host["mac"].as_str().unwrap()),
+            "the host end's own MAC: {host_link} {result}"
+        );
         assert!(host.get("sandbox").is_none(), "{result}");
         assert_eq!(inside["name"], "eth0");
         assert_eq!(inside["mac"], format!("02:42:0a:58:07:{host_part:02x}"));

@@ -250,6 +250,28 @@ fn a_plumbed_container_has_eth0_with_its_address_mac_and_default_route() {
     );
 }
 
+#[test]
+fn the_host_end_of_a_plumbed_veth_has_no_ipv6_address_or_route_of_its_own() {
+    async_in_fresh_netns(
+        "the_host_end_of_a_plumbed_veth_has_no_ipv6_address_or_route_of_its_own",
+        || async {
+            let nl = Netlink::connect().unwrap();
+            let _netns = plumbed(&nl, "sv0123456789ab", Ipv4Addr::new(172, 16, 0, 31)).await;
+            // Plumbing returns with the port forwarding, its carrier seen:
+            // the moment the kernel gives a port its link-local address.
+            let addrs = host("ip -6 addr show dev sv0123456789ab");
+            assert_eq!(addrs.trim(), "", "no IPv6 address on the port: {addrs}");
+            let off = host("cat /proc/sys/net/ipv6/conf/sv0123456789ab/disable_ipv6");
+            assert_eq!(off.trim(), "1", "IPv6 off on the port");
+            let routes = host("ip -6 route show table all dev sv0123456789ab");
+            assert!(
+                !routes.contains("fe80"),
+                "no link-local route on the port: {routes}"
+            );
+        },
+    );
+}
+
 /// IFF_RUNNING of `ifname` in the calling thread's namespace, as the
 /// kernel's link watcher last left it (SIOCGIFFLAGS runs no link watcher).
 fn running(ifname: &str) -> bool {
@@ -578,6 +600,45 @@ fn ipv6_interface_sysctls_are_set_inside_a_namespace_and_read_back() {
                     .starts_with("sysctl /proc/sys/net/ipv6/conf/nosuch0/accept_ra: "),
                 "{}",
                 Chain(&err)
+            );
+        },
+    );
+}
+
+#[test]
+fn host_sysctls_are_set_in_each_callers_namespace_after_the_first_one_is_gone() {
+    // The first host-side caller's /proc/sys/net is kept (see
+    // netlink::sysctl). Below the directory of a namespace that is gone
+    // nothing opens (ENOENT); in another namespace, the setting must be
+    // that namespace's.
+    if !async_in_fresh_netns("first_caller_whose_namespace_goes", || async {
+        netlink::sysctl::Setting::disable_ipv6("lo", false)
+            .apply_on_host()
+            .unwrap();
+    }) {
+        return;
+    }
+    // The kernel removes a namespace's sysctls in the background.
+    std::thread::sleep(Duration::from_millis(300));
+    async_in_fresh_netns(
+        "host_sysctls_are_set_in_each_callers_namespace_after_the_first_one_is_gone",
+        || async {
+            let other = new_netns();
+            let other_path = fd_path(&other);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    nix::sched::setns(&other, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                    netlink::sysctl::Setting::disable_ipv6("lo", true)
+                        .write_on_host()
+                        .unwrap();
+                });
+            });
+            let wrote = netlink::sysctl::Setting::disable_ipv6("lo", true).apply_on_host();
+            assert!(wrote.unwrap(), "set in this namespace");
+            assert_eq!(
+                sh_in(&other_path, "cat /proc/sys/net/ipv6/conf/lo/disable_ipv6").trim(),
+                "1",
+                "set in the writer's namespace"
             );
         },
     );

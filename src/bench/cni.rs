@@ -43,6 +43,8 @@ pub struct Options {
     /// next ADD's path: each pair is then measured alone. Zero: back to
     /// back, as an engine replacing containers in a loop sees it.
     pub pause: Duration,
+    /// Whether the reference chain is measured too (first).
+    pub reference: bool,
 }
 
 impl Options {
@@ -52,8 +54,13 @@ impl Options {
             0 => String::new(),
             ms => format!(" --pause {ms}"),
         };
+        let reference = if self.reference {
+            ""
+        } else {
+            " --no-reference"
+        };
         format!(
-            "supervisor bench --cni --containers {}{pause} --scale {}",
+            "supervisor bench --cni{reference} --containers {}{pause} --scale {}",
             self.samples,
             levels.join(",")
         )
@@ -80,6 +87,9 @@ pub struct Configuration {
     pub add: Vec<Duration>,
     pub del: Vec<Duration>,
 }
+
+/// Where the reference chain is in [`conflists`].
+const REFERENCE: usize = 0;
 
 /// The two networks measured, each on its own bridge and /16.
 fn conflists() -> [(&'static str, String); 2] {
@@ -161,6 +171,9 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
     // Kept to the end: see the module comment.
     let mut attached: Vec<NamedNetns> = Vec::new();
     for (chain, (name, conflist)) in conflists().into_iter().enumerate() {
+        if chain == REFERENCE && !options.reference {
+            continue;
+        }
         let network = Network::from_conflist(&conflist, &dirs).map_err(Error::Option)?;
         if let Err(why) = measure_chain(
             chain,
@@ -285,6 +298,7 @@ mod tests {
             samples: 3,
             attached: vec![0, 100],
             pause: Duration::ZERO,
+            reference: true,
         };
         let machine = Machine {
             cpus: 2,
@@ -326,6 +340,7 @@ mod tests {
             samples: 0,
             attached: vec![0],
             pause: Duration::ZERO,
+            reference: true,
         };
         assert!(matches!(o.check(), Err(Error::Option(_))));
         o.samples = 1;

@@ -341,7 +341,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         Ok(publication) => publication,
         Err(err) => return Err(undo_link(from_apply(err)).await),
     };
-    let host = timed_async("host veth", netlink::link_state(&nl, &link.host_ifname)).await;
+    let host = timed("host veth", || netlink::hardware_address(&link.host_ifname));
     let recorded = registration.update(|record| {
         record.address = Some(publication.address);
         record.address6 = publication.address6;
@@ -349,7 +349,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         record.ports = publication.ports.iter().map(|&p| p.into()).collect();
     });
     let host_mac = match (host, recorded) {
-        (Ok(Some(host)), Ok(())) => host.mac,
+        (Ok(Some(mac)), Ok(())) => mac,
         (host, recorded) => {
             let err = match (host, recorded) {
                 (_, Err(err)) => system("writing the record", &err),

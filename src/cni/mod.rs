@@ -176,9 +176,31 @@ fn run(
         .build()
         .map_err(|err| attachment::system("starting the async runtime", &err))?;
     let t = std::time::Instant::now();
+    let before = scheduled();
     let answer = runtime.block_on(command(&invocation, &config, later));
     crate::milestones::phase(&invocation.command.to_string(), t);
+    if let (Some(before), Some(after)) = (before, scheduled()) {
+        // What of the wall time above was ours: the rest is waiting, for a
+        // CPU (another process's turn) or for the kernel (a lock, RTNL).
+        tracing::debug!(
+            "{}: on a CPU {} us, waiting for one {} us",
+            invocation.command,
+            (after.0 - before.0) / 1000,
+            (after.1 - before.1) / 1000
+        );
+    }
     answer
+}
+
+/// This thread's time on a CPU and waiting in a run queue so far, in
+/// nanoseconds (/proc/thread-self/schedstat), when debug logs are on.
+fn scheduled() -> Option<(u64, u64)> {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return None;
+    }
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    Some((fields.next()??, fields.next()??))
 }
 
 async fn command(

@@ -162,24 +162,20 @@ impl Direct {
     /// The index of link `name` in the socket's namespace (SIOCGIFINDEX:
     /// a lookup under RCU, without RTNL or a message to build).
     pub(crate) fn index_of(&self, name: &str) -> io::Result<u32> {
-        // SAFETY: ifreq is plain data, valid zeroed.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        if name.len() >= req.ifr_name.len() || name.as_bytes().contains(&0) {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
-            *dst = src as libc::c_char;
-        }
-        // SAFETY: the socket is open for the call and `req` is a valid,
-        // NUL-terminated ifreq the kernel writes the index into. A netlink
-        // socket has no ioctls of its own: the kernel hands the request to
-        // the device layer of the socket's namespace.
-        let ret = unsafe { libc::ioctl(self.socket.as_raw_fd(), libc::SIOCGIFINDEX, &mut req) };
-        if ret < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let req = ask_device(&self.socket, libc::SIOCGIFINDEX, name)?;
         // SAFETY: SIOCGIFINDEX filled the union's index.
         Ok(unsafe { req.ifr_ifru.ifru_ifindex } as u32)
+    }
+
+    /// The hardware address of link `name` in the calling thread's
+    /// namespace (SIOCGIFHWADDR, as [`Direct::index_of`]: no RTNL, no
+    /// message, no connection), on a socket of its own.
+    pub(crate) fn hardware_address_of(name: &str) -> io::Result<Vec<u8>> {
+        let socket = Socket::new(NETLINK_ROUTE)?;
+        let req = ask_device(&socket, libc::SIOCGIFHWADDR, name)?;
+        // SAFETY: SIOCGIFHWADDR filled the union's address.
+        let address = unsafe { req.ifr_ifru.ifru_hwaddr };
+        Ok(address.sa_data[..6].iter().map(|&b| b as u8).collect())
     }
 
     /// Sends `message` and collects every answer to it: one for a request,
@@ -222,6 +218,27 @@ impl Direct {
         })?;
         outcome.map(|()| answers)
     }
+}
+
+/// Device ioctl `request` about link `name`: the ifreq the kernel filled.
+fn ask_device(socket: &Socket, request: libc::c_ulong, name: &str) -> io::Result<libc::ifreq> {
+    // SAFETY: ifreq is plain data, valid zeroed.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= req.ifr_name.len() || name.as_bytes().contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: the socket is open for the call and `req` is a valid,
+    // NUL-terminated ifreq the kernel writes its answer into. A netlink
+    // socket has no ioctls of its own: the kernel hands the request to the
+    // device layer of the socket's namespace.
+    let ret = unsafe { libc::ioctl(socket.as_raw_fd(), request, &mut req) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(req)
 }
 
 fn invalid(err: impl std::fmt::Display) -> io::Error {

@@ -34,7 +34,9 @@ pub use link::{check_ifname, ifname_problem};
 pub use netns::{namespace_type, socket_in};
 pub use plumb::{ContainerLink, PEER, PlumbTimings, plumb, plumb_prepared};
 pub use prepared::{PreparedNetns, loopback_up_here};
-pub use query::{InterfaceAddress, LinkState, addresses_in, bridge_ports, link_state};
+pub use query::{
+    InterfaceAddress, LinkState, addresses_in, bridge_ports, hardware_address, link_state,
+};
 pub use veth::{remove_link, wait_forwarding};
 
 /// A netlink connection in the supervisor's own (host) network namespace.

@@ -39,6 +39,21 @@ pub async fn link_state(nl: &Netlink, name: &str) -> Result<Option<LinkState>, E
     }))
 }
 
+/// The hardware address of link `name`, None when there is no such link.
+/// A lookup without RTNL or a round trip (see `Direct::index_of`): CNI
+/// ADD's answer names the host end's MAC.
+pub fn hardware_address(name: &str) -> Result<Option<Vec<u8>>, Error> {
+    match super::direct::Direct::hardware_address_of(name) {
+        Ok(mac) => Ok(Some(mac)),
+        Err(err) if err.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+        Err(err) => Err(Error::Request {
+            action: "reading the hardware address of",
+            object: name.to_string(),
+            source: err,
+        }),
+    }
+}
+
 /// How long a container's veth may outlive it: the kernel deletes the pair
 /// with the container's network namespace, milliseconds after the exit
 /// (more under load; a namespace's last reference can be a socket freed
