@@ -9,7 +9,6 @@ use rtnetlink::LinkBridge;
 use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteMessage;
 
-use super::direct::Direct;
 use super::{Error, Netlink, address, ipv6, is_errno, link, route};
 use crate::values::{Subnet, Subnet6};
 
@@ -39,17 +38,27 @@ pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, b
     link::check_ifname(&bridge.name)?;
     let handle = nl.handle();
     let ipv6 = bridge.subnet6.is_some();
-    // Read on the spot, before the first await (see `direct`); each dump
-    // covers both families when the bridge is dual stack. A bridge created
-    // below starts without addresses.
-    let mut direct = Direct::open().map_err(Error::Socket)?;
-    let existing = link::by_name_direct(&mut direct, &bridge.name)?;
-    let all_addresses = match &existing {
-        Some(link) => address::on_link(&mut direct, link.index, ipv6)?,
-        None => Vec::new(),
+    // Read on the spot, before the first await (see `direct`), on the
+    // connection's own socket, which plumbing uses next: no socket of its
+    // own to open, nor a buffer of its own to fault in. Each dump covers
+    // both families when the bridge is dual stack. A bridge created below
+    // starts without addresses.
+    //
+    // The routes are read even when the bridge already holds exactly the
+    // gateway: a route that overlaps the subnet on another interface,
+    // added since the bridge was made (a VPN's, say), sends part of the
+    // subnet elsewhere, and every run then refuses the subnet as the first
+    // one would have.
+    let (existing, all_addresses, routes) = {
+        let mut direct = nl.direct();
+        let existing = link::by_name_direct(&mut direct, &bridge.name)?;
+        let all_addresses = match &existing {
+            Some(link) => address::on_link(&mut direct, link.index, ipv6)?,
+            None => Vec::new(),
+        };
+        let routes = route::routes(&mut direct, ipv6)?;
+        (existing, all_addresses, routes)
     };
-    let routes = route::routes(&mut direct, ipv6)?;
-    drop(direct);
     check_overlap(nl, bridge, &routes, existing.as_ref().map(|l| l.index)).await?;
     let (br, made) = match existing {
         Some(br) => (br, false),
