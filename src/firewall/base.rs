@@ -95,36 +95,18 @@ impl Firewall {
         Ok(self.loaded_version()? == Some(version()))
     }
 
-    /// Adds `elements` in one transaction that also holds only if the
-    /// tables are loaded from this binary's ruleset: it deletes this
-    /// version's element and adds it back, and the kernel refuses the
-    /// whole transaction (ENOENT) when the element is absent, so tables of
-    /// another version, or none, are left as they were. The common case,
-    /// every run but a host's first, in one round trip instead of a read
-    /// and then a batch.
-    ///
-    /// Under the shared lock, as every element change: a table replacement
-    /// (exclusive) comes wholly before or after it, and so does a `gc`'s
-    /// removal of a gone bridge's network, which decides and removes under
-    /// the exclusive lock.
-    pub(super) fn add_if_current(&self, elements: &[(Target, Vec<Element>)]) -> Result<(), Error> {
-        let set = set_ref(Target::Version);
-        let current = [Element::new(version().to_ne_bytes().to_vec())];
-        let mut batch = crate::nftables::Batch::new();
-        batch.delete_elements(&set, &current)?;
-        batch.add_elements(&set, &current, Mode::Add)?;
-        for (target, elements) in elements {
-            batch.add_elements(&set_ref(*target), elements, Mode::Add)?;
-        }
-        let _lock = self.lock(false)?;
-        self.socket.send(batch)?;
-        Ok(())
-    }
-
     /// `ensure_base`, where a (re)load also adds `extra` elements in the
     /// same transaction.
     pub(super) fn load_base(&self, extra: &[(Target, Vec<Element>)]) -> Result<Base, Error> {
         let wanted = version();
+        // Every run but a host's first: one lookup of this version's
+        // element, not a dump of the set. Absent (or refused: a set of
+        // that name but another key), the tables are absent or of another
+        // version, which the dump below tells apart.
+        let set = set_ref(Target::Version);
+        if let Ok(true) = self.socket.has_element(&set, &wanted.to_ne_bytes()) {
+            return Ok(Base::Current);
+        }
         if self.loaded_version()? == Some(wanted) {
             return Ok(Base::Current);
         }

@@ -182,13 +182,6 @@ impl Firewall {
         if let Some(subnet6) = subnet6 {
             elements.extend(network_elements6(bridge, subnet6));
         }
-        // Tables of this version holding the network (or ready for it):
-        // done in one transaction. Anything else (no tables, another
-        // version, a stale overlapping subnet) takes the long way, which
-        // tells the cases apart and reports its own errors.
-        if self.add_if_current(&elements).is_ok() {
-            return Ok(Base::Current);
-        }
         let ensure = || {
             let base = self.load_base(&elements)?;
             if base == Base::Current {
