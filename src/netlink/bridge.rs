@@ -36,7 +36,6 @@ pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> 
 /// subnets before, whose elements are then stale.
 pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, bool), Error> {
     link::check_ifname(&bridge.name)?;
-    let handle = nl.handle();
     let ipv6 = bridge.subnet6.is_some();
     // Read on the spot, before the first await (see `direct`), on the
     // connection's own socket, which plumbing uses next: no socket of its
@@ -95,7 +94,7 @@ pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, b
     let add_address6 = async {
         match bridge.subnet6 {
             Some(subnet6) => {
-                ensure_gateway6(handle, &bridge.name, br.index, subnet6, &all_addresses).await
+                ensure_gateway6(nl, &bridge.name, br.index, subnet6, &all_addresses).await
             }
             None => Ok(()),
         }
@@ -104,7 +103,7 @@ pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, b
         if addresses.is_empty() {
             // A concurrent supervisor may add it first: EEXIST is fine.
             address::add(
-                handle,
+                nl.handle()?,
                 br.index,
                 &bridge.name,
                 gateway,
@@ -117,7 +116,7 @@ pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, b
     };
     let set_up = async {
         if !br.up {
-            link::set_up(handle, br.index, &bridge.name).await?;
+            link::set_up(nl.handle()?, br.index, &bridge.name).await?;
         }
         Ok(())
     };
@@ -129,7 +128,7 @@ pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, b
 /// bridge holding another IPv6 address (its link-local one aside) serves
 /// another subnet6, and is refused as for IPv4.
 async fn ensure_gateway6(
-    handle: &rtnetlink::Handle,
+    nl: &Netlink,
     name: &str,
     index: u32,
     subnet6: Subnet6,
@@ -154,7 +153,15 @@ async fn ensure_gateway6(
     }
     if addresses.is_empty() {
         // A concurrent supervisor may add it first: EEXIST is fine.
-        ipv6::add_address(handle, index, name, gateway, subnet6.prefix_len(), true).await?;
+        ipv6::add_address(
+            nl.handle()?,
+            index,
+            name,
+            gateway,
+            subnet6.prefix_len(),
+            true,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -165,7 +172,7 @@ async fn ensure_gateway6(
 /// stale.
 /// Whether it was made by this call is the second value.
 async fn create(nl: &Netlink, name: &str, gateway: Ipv4Addr) -> Result<(link::Link, bool), Error> {
-    let handle = nl.handle();
+    let handle = nl.handle()?;
     let message = LinkBridge::new(name)
         .address(address::mac_for(gateway).to_vec())
         .build();
@@ -194,7 +201,6 @@ async fn check_overlap(
     routes: &[RouteMessage],
     bridge_index: Option<u32>,
 ) -> Result<(), Error> {
-    let handle = nl.handle();
     let v4 = route::first_overlap(routes, bridge.subnet, bridge_index)
         .map(|found| (bridge.subnet.to_string(), found));
     let v6 = || {
@@ -206,7 +212,7 @@ async fn check_overlap(
         return Ok(());
     };
     let interface = match found.oif {
-        Some(index) => match link::by_index(handle, index).await? {
+        Some(index) => match link::by_index(nl.handle()?, index).await? {
             Some(l) => l.name,
             None => format!("interface #{index}"),
         },
