@@ -204,38 +204,6 @@ fn elements_read_back_as_added_and_tables_are_found_by_name() {
 }
 
 #[test]
-fn an_element_is_looked_up_by_key_and_a_missing_key_set_or_table_is_not_there() {
-    let result = common::in_fresh_netns(
-        "an_element_is_looked_up_by_key_and_a_missing_key_set_or_table_is_not_there",
-        || {
-            let socket = Socket::open().unwrap();
-            let key = |port: u16| port.to_be_bytes().to_vec();
-            let (batch, set) = base_batch();
-            let set = SetRef { id: None, ..set };
-            let before = socket.has_element(&set, &key(8080)).unwrap();
-            socket.send(batch).unwrap();
-            let other = SetRef {
-                name: c("other"),
-                ..set.clone()
-            };
-            (
-                before,
-                socket.has_element(&set, &key(8080)).unwrap(),
-                socket.has_element(&set, &key(8081)).unwrap(),
-                socket.has_element(&other, &key(8080)).unwrap(),
-            )
-        },
-    );
-    let Some((no_table, present, other_key, no_set)) = result else {
-        return;
-    };
-    assert!(!no_table, "no table");
-    assert!(present, "the element added");
-    assert!(!other_key, "another key");
-    assert!(!no_set, "no such set");
-}
-
-#[test]
 fn ten_thousand_elements_span_several_messages_and_every_one_is_acked() {
     let result = common::in_fresh_netns(
         "ten_thousand_elements_span_several_messages_and_every_one_is_acked",

@@ -99,14 +99,6 @@ impl Firewall {
     /// same transaction.
     pub(super) fn load_base(&self, extra: &[(Target, Vec<Element>)]) -> Result<Base, Error> {
         let wanted = version();
-        // Every run but a host's first: one lookup of this version's
-        // element, not a dump of the set. Absent (or refused: a set of
-        // that name but another key), the tables are absent or of another
-        // version, which the dump below tells apart.
-        let set = set_ref(Target::Version);
-        if let Ok(true) = self.socket.has_element(&set, &wanted.to_ne_bytes()) {
-            return Ok(Base::Current);
-        }
         if self.loaded_version()? == Some(wanted) {
             return Ok(Base::Current);
         }

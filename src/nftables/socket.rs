@@ -303,32 +303,6 @@ impl Socket {
         }
     }
 
-    /// Whether `set` holds an element of `key`: one lookup, answered with
-    /// that element alone, where a dump would list the set. False too when
-    /// the set or its table is absent (the kernel says ENOENT for all
-    /// three).
-    pub fn has_element(&self, set: &SetRef, key: &[u8]) -> Result<bool, Error> {
-        let element = Element::new(key.to_vec());
-        let body = |m: &mut super::sys::Message<'_>| {
-            m.put_strz(NFTA_SET_ELEM_LIST_TABLE, &set.table);
-            m.put_strz(NFTA_SET_ELEM_LIST_SET, &set.name);
-            let list = m.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
-            let nest = m.nest_start(1);
-            element.write(m);
-            m.nest_end(nest);
-            m.nest_end(list);
-        };
-        let what = "ask for a set element";
-        match self.request(NFT_MSG_GETSETELEM, set.family, 0, body, what, |_| {}) {
-            Ok(()) => Ok(true),
-            Err(Error::Io {
-                source: Errno::ENOENT,
-                ..
-            }) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Every chain of every family, as the kernel holds them (one dump).
     pub fn chains(&self) -> Result<Vec<ChainInfo>, Error> {
         const NFPROTO_UNSPEC: u16 = 0;
