@@ -368,15 +368,6 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     if base != Base::Current {
         tracing::info!("loaded the supervisor's nftables tables ({base:?})");
     }
-    for table in firewall.foreign_forward_drops()? {
-        tracing::warn!(
-            "table {table} has a forward chain with policy drop: it drops the containers' \
-             traffic whatever the supervisor accepts; allow the bridge there, e.g. \
-             `iifname \"{name}\" accept` and `oifname \"{name}\" accept` in its forward chain \
-             (firewalld: add {name} to the trusted zone)",
-            name = bridge.name
-        );
-    }
     Ok(Some(BridgeNet {
         attachment,
         firewall,
@@ -384,6 +375,34 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
 }
 
 impl BridgeNet {
+    /// Warns of other tables whose forward chain drops by default: a
+    /// warning only, so it is read once the container runs, off the path
+    /// to its start.
+    fn warn_of_forward_drops(&self, spec: &RunSpec) {
+        let Network::Bridge { bridge, .. } = &spec.network else {
+            return;
+        };
+        let tables = match self.firewall.foreign_forward_drops() {
+            Ok(tables) => tables,
+            Err(err) => {
+                tracing::warn!(
+                    "looking for forward chains with policy drop: {}",
+                    Chain(&err)
+                );
+                return;
+            }
+        };
+        for table in tables {
+            tracing::warn!(
+                "table {table} has a forward chain with policy drop: it drops the containers' \
+                 traffic whatever the supervisor accepts; allow the bridge there, e.g. \
+                 `iifname \"{name}\" accept` and `oifname \"{name}\" accept` in its forward chain \
+                 (firewalld: add {name} to the trusted zone)",
+                name = bridge.name
+            );
+        }
+    }
+
     /// Plumbs the container and publishes its reserved ports (and its
     /// spoof-guard entry) in one batch, as planned from its lease and
     /// reservations.
@@ -793,6 +812,11 @@ async fn lifecycle(
     let outcome = match released {
         Ok(()) => {
             phase("startup", started);
+            // Before `ready`, so `run -d` still prints it where the user
+            // sees it.
+            if let Some(net) = &network {
+                net.warn_of_forward_drops(&spec);
+            }
             ready();
             // Off the startup path: the container runs meanwhile.
             if let (Some(net), Some(publication)) = (&network, &publication) {

@@ -283,6 +283,65 @@ fn a_changed_base_is_replaced_keeping_every_networks_and_containers_elements() {
 }
 
 #[test]
+fn ensuring_a_network_on_current_tables_puts_back_its_missing_elements_and_nothing_else() {
+    common::in_fresh_netns(
+        "ensuring_a_network_on_current_tables_puts_back_its_missing_elements_and_nothing_else",
+        || {
+            load_base();
+            let listing = nft(&["list", "ruleset"]);
+            nft(&[
+                "delete",
+                "element",
+                "ip",
+                "supervisor",
+                "bridges",
+                "{ \"sv0\" }",
+            ]);
+            nft(&[
+                "delete",
+                "element",
+                "ip",
+                "supervisor",
+                "subnets",
+                "{ 172.16.0.0/24 }",
+            ]);
+            let fw = Firewall::open(&state_dir()).unwrap();
+            let base = fw.ensure_network("sv0", &subnet("172.16.0.0/24"), None);
+            assert_eq!(base.unwrap(), Base::Current);
+            assert_eq!(
+                nft(&["list", "ruleset"]),
+                listing,
+                "the version stays, the rest is back"
+            );
+        },
+    );
+}
+
+#[test]
+fn ensuring_a_network_on_another_versions_tables_replaces_them_rather_than_adding_to_them() {
+    common::in_fresh_netns(
+        "ensuring_a_network_on_another_versions_tables_replaces_them_rather_than_adding_to_them",
+        || {
+            load_base();
+            age_the_base();
+            let fw = Firewall::open(&state_dir()).unwrap();
+            let base = fw.ensure_network("sv1", &subnet("10.1.0.0/24"), None);
+            assert_eq!(base.unwrap(), Base::Replaced);
+            let version = nft(&["list", "set", "ip", "supervisor", "version"]);
+            assert!(!version.contains("0x00000001"), "{version}");
+            assert!(fw.is_current().unwrap(), "{version}");
+            let subnets = nft(&["list", "set", "ip", "supervisor", "subnets"]);
+            for element in [
+                r#"172.16.0.0/24 comment "sv0""#,
+                r#"10.1.0.0/24 comment "sv1""#,
+            ] {
+                assert!(subnets.contains(element), "{element}: {subnets}");
+            }
+        },
+    );
+}
+
+#[test]
 fn adding_a_network_again_changes_nothing_and_another_network_adds_to_it() {
     common::in_fresh_netns(
         "adding_a_network_again_changes_nothing_and_another_network_adds_to_it",

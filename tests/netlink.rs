@@ -173,6 +173,28 @@ fn a_subnet_overlapping_a_route_on_another_interface_is_refused_naming_it() {
 }
 
 #[test]
+fn a_route_overlapping_the_subnet_added_after_the_bridge_was_made_refuses_the_next_ensure() {
+    async_in_fresh_netns(
+        "a_route_overlapping_the_subnet_added_after_the_bridge_was_made_refuses_the_next_ensure",
+        || async {
+            let nl = Netlink::connect().unwrap();
+            netlink::ensure_bridge(&nl, &sv0()).await.unwrap();
+            // More specific than the bridge's own route: part of the subnet
+            // now leaves by uplink0.
+            host(
+                "ip link add uplink0 type veth peer name uplink0p && ip link set uplink0 up \
+                 && ip route add 172.16.0.128/25 dev uplink0",
+            );
+            let err = netlink::ensure_bridge(&nl, &sv0()).await.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "subnet 172.16.0.0/24 overlaps the route 172.16.0.128/25 on uplink0; choose another subnet"
+            );
+        },
+    );
+}
+
+#[test]
 fn a_bridge_serving_another_subnet_or_a_non_bridge_is_refused() {
     async_in_fresh_netns(
         "a_bridge_serving_another_subnet_or_a_non_bridge_is_refused",

@@ -393,6 +393,23 @@ fn a_subnet_overlapping_a_host_route_is_refused_naming_the_interface() {
 }
 
 #[test]
+fn another_tables_forward_chain_with_policy_drop_is_warned_of_naming_the_bridge() {
+    let Some(ns) = HostNs::new("another_tables_forward_chain_with_policy_drop_is_warned_of") else {
+        return;
+    };
+    ns.ok("nft add table inet other \
+           && nft add chain inet other guard '{ type filter hook forward priority 0; policy drop; }'");
+    let out = ns.run(&["true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("table inet other has a forward chain with policy drop")
+            && err.contains(r#"`iifname "sv0" accept`"#),
+        "{err}"
+    );
+}
+
+#[test]
 fn network_none_keeps_only_lo_and_creates_no_bridge() {
     let Some(ns) = HostNs::new("network_none_keeps_only_lo_and_creates_no_bridge") else {
         return;

@@ -9,7 +9,6 @@ use rtnetlink::LinkBridge;
 use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::packet_route::route::RouteMessage;
 
-use super::direct::Direct;
 use super::{Error, Netlink, address, ipv6, is_errno, link, route};
 use crate::values::{Subnet, Subnet6};
 
@@ -37,19 +36,28 @@ pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> 
 /// subnets before, whose elements are then stale.
 pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, bool), Error> {
     link::check_ifname(&bridge.name)?;
-    let handle = nl.handle();
     let ipv6 = bridge.subnet6.is_some();
-    // Read on the spot, before the first await (see `direct`); each dump
-    // covers both families when the bridge is dual stack. A bridge created
-    // below starts without addresses.
-    let mut direct = Direct::open().map_err(Error::Socket)?;
-    let existing = link::by_name_direct(&mut direct, &bridge.name)?;
-    let all_addresses = match &existing {
-        Some(link) => address::on_link(&mut direct, link.index, ipv6)?,
-        None => Vec::new(),
+    // Read on the spot, before the first await (see `direct`), on the
+    // connection's own socket, which plumbing uses next: no socket of its
+    // own to open, nor a buffer of its own to fault in. Each dump covers
+    // both families when the bridge is dual stack. A bridge created below
+    // starts without addresses.
+    //
+    // The routes are read even when the bridge already holds exactly the
+    // gateway: a route that overlaps the subnet on another interface,
+    // added since the bridge was made (a VPN's, say), sends part of the
+    // subnet elsewhere, and every run then refuses the subnet as the first
+    // one would have.
+    let (existing, all_addresses, routes) = {
+        let mut direct = nl.direct();
+        let existing = link::by_name_direct(&mut direct, &bridge.name)?;
+        let all_addresses = match &existing {
+            Some(link) => address::on_link(&mut direct, link.index, ipv6)?,
+            None => Vec::new(),
+        };
+        let routes = route::routes(&mut direct, ipv6)?;
+        (existing, all_addresses, routes)
     };
-    let routes = route::routes(&mut direct, ipv6)?;
-    drop(direct);
     check_overlap(nl, bridge, &routes, existing.as_ref().map(|l| l.index)).await?;
     let (br, made) = match existing {
         Some(br) => (br, false),
@@ -86,7 +94,7 @@ pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, b
     let add_address6 = async {
         match bridge.subnet6 {
             Some(subnet6) => {
-                ensure_gateway6(handle, &bridge.name, br.index, subnet6, &all_addresses).await
+                ensure_gateway6(nl, &bridge.name, br.index, subnet6, &all_addresses).await
             }
             None => Ok(()),
         }
@@ -95,7 +103,7 @@ pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, b
         if addresses.is_empty() {
             // A concurrent supervisor may add it first: EEXIST is fine.
             address::add(
-                handle,
+                nl.handle()?,
                 br.index,
                 &bridge.name,
                 gateway,
@@ -108,7 +116,7 @@ pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, b
     };
     let set_up = async {
         if !br.up {
-            link::set_up(handle, br.index, &bridge.name).await?;
+            link::set_up(nl.handle()?, br.index, &bridge.name).await?;
         }
         Ok(())
     };
@@ -120,7 +128,7 @@ pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, b
 /// bridge holding another IPv6 address (its link-local one aside) serves
 /// another subnet6, and is refused as for IPv4.
 async fn ensure_gateway6(
-    handle: &rtnetlink::Handle,
+    nl: &Netlink,
     name: &str,
     index: u32,
     subnet6: Subnet6,
@@ -145,7 +153,15 @@ async fn ensure_gateway6(
     }
     if addresses.is_empty() {
         // A concurrent supervisor may add it first: EEXIST is fine.
-        ipv6::add_address(handle, index, name, gateway, subnet6.prefix_len(), true).await?;
+        ipv6::add_address(
+            nl.handle()?,
+            index,
+            name,
+            gateway,
+            subnet6.prefix_len(),
+            true,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -156,7 +172,7 @@ async fn ensure_gateway6(
 /// stale.
 /// Whether it was made by this call is the second value.
 async fn create(nl: &Netlink, name: &str, gateway: Ipv4Addr) -> Result<(link::Link, bool), Error> {
-    let handle = nl.handle();
+    let handle = nl.handle()?;
     let message = LinkBridge::new(name)
         .address(address::mac_for(gateway).to_vec())
         .build();
@@ -185,7 +201,6 @@ async fn check_overlap(
     routes: &[RouteMessage],
     bridge_index: Option<u32>,
 ) -> Result<(), Error> {
-    let handle = nl.handle();
     let v4 = route::first_overlap(routes, bridge.subnet, bridge_index)
         .map(|found| (bridge.subnet.to_string(), found));
     let v6 = || {
@@ -197,7 +212,7 @@ async fn check_overlap(
         return Ok(());
     };
     let interface = match found.oif {
-        Some(index) => match link::by_index(handle, index).await? {
+        Some(index) => match link::by_index(nl.handle()?, index).await? {
             Some(l) => l.name,
             None => format!("interface #{index}"),
         },

@@ -102,8 +102,8 @@ pub async fn add_ipv6_address(
     addr: Ipv6Addr,
     prefix_len: u8,
 ) -> Result<(), Error> {
-    let index = index_of(nl.handle(), ifname).await?;
-    add_address(nl.handle(), index, ifname, addr, prefix_len, false).await
+    let index = index_of(nl.handle()?, ifname).await?;
+    add_address(nl.handle()?, index, ifname, addr, prefix_len, false).await
 }
 
 /// Adds `addr/prefix_len` to `ifname` in the network namespace `netns`,

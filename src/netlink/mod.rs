@@ -22,7 +22,7 @@ mod veth;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use direct::Direct;
 
@@ -39,14 +39,16 @@ pub use query::{
 };
 pub use veth::{remove_link, wait_forwarding};
 
-/// A netlink connection in the supervisor's own (host) network namespace.
-/// Its connection task runs on the current tokio runtime until the last
-/// clone of the handle is dropped. Beside it, a plain socket for the
-/// plumbing's pipelined requests (see `direct`), and the namespace itself,
-/// to come back to after entering a container's (see `netns::within`).
+/// A netlink connection in the supervisor's own (host) network namespace:
+/// a plain socket for the bridge check and the plumbing's pipelined
+/// requests (see `direct`), the namespace itself, to come back to after
+/// entering a container's (see `netns::within`), and an rtnetlink
+/// connection for the rest, made at its first use: a run on a bridge that
+/// is already configured never needs it. Its connection task runs on the
+/// current tokio runtime until the last clone of the handle is dropped.
 #[derive(Clone)]
 pub struct Netlink {
-    handle: rtnetlink::Handle,
+    handle: Arc<OnceLock<rtnetlink::Handle>>,
     direct: Arc<Mutex<Direct>>,
     home: Arc<OwnedFd>,
 }
@@ -60,25 +62,30 @@ impl std::fmt::Debug for Netlink {
 impl Netlink {
     /// Must be called on a tokio runtime.
     pub fn connect() -> Result<Netlink, Error> {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|err| Error::Socket(io::Error::other(err)))?;
-        let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Socket)?;
-        runtime.spawn(connection);
+        runtime()?;
         let direct = Direct::open().map_err(Error::Socket)?;
         let home = netns::current().map_err(Error::Socket)?;
         Ok(Netlink {
-            handle,
+            handle: Arc::new(OnceLock::new()),
             direct: Arc::new(Mutex::new(direct)),
             home: Arc::new(home),
         })
     }
 
-    pub(crate) fn handle(&self) -> &rtnetlink::Handle {
-        &self.handle
+    /// The rtnetlink connection, made now if it is the first use; must be
+    /// called on a tokio runtime.
+    pub(crate) fn handle(&self) -> Result<&rtnetlink::Handle, Error> {
+        if let Some(handle) = self.handle.get() {
+            return Ok(handle);
+        }
+        let runtime = runtime()?;
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Socket)?;
+        runtime.spawn(connection);
+        // A clone racing this one may have set its own: ours then ends
+        // with its handle, dropped here.
+        Ok(self.handle.get_or_init(|| handle))
     }
 
-    /// The plain socket, for one synchronous stretch of requests (never
-    /// held across an await).
     pub(crate) fn direct(&self) -> MutexGuard<'_, Direct> {
         // A panic while it was held left no state behind but the socket.
         self.direct
@@ -90,6 +97,10 @@ impl Netlink {
     pub(crate) fn home(&self) -> BorrowedFd<'_> {
         self.home.as_fd()
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Handle, Error> {
+    tokio::runtime::Handle::try_current().map_err(|err| Error::Socket(io::Error::other(err)))
 }
 
 #[derive(Debug, thiserror::Error)]

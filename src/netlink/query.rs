@@ -22,11 +22,11 @@ pub struct LinkState {
 
 /// The link named `name`, or None.
 pub async fn link_state(nl: &Netlink, name: &str) -> Result<Option<LinkState>, Error> {
-    let Some(found) = link::by_name(nl.handle(), name).await? else {
+    let Some(found) = link::by_name(nl.handle()?, name).await? else {
         return Ok(None);
     };
     let bridge = match found.controller {
-        Some(index) => link::by_index(nl.handle(), index).await?.map(|b| b.name),
+        Some(index) => link::by_index(nl.handle()?, index).await?.map(|b| b.name),
         None => None,
     };
     Ok(Some(LinkState {
@@ -84,7 +84,7 @@ pub async fn bridge_ports(
 }
 
 async fn scan_ports(nl: &Netlink, bridge: &str) -> Result<Vec<String>, Error> {
-    let links = link::all(nl.handle()).await?;
+    let links = link::all(nl.handle()?).await?;
     let Some(index) = links.iter().find(|l| l.name == bridge).map(|l| l.index) else {
         return Ok(Vec::new());
     };

@@ -76,7 +76,13 @@ pub(crate) fn hairpin_message(port: u32) -> RouteNetlinkMessage {
 /// where the container's namespace outlives the container.
 pub async fn remove_link(nl: &Netlink, name: &str) -> Result<(), Error> {
     let message = LinkUnspec::new_with_name(name).build();
-    match nl.handle().link().del_with_message(message).execute().await {
+    match nl
+        .handle()?
+        .link()
+        .del_with_message(message)
+        .execute()
+        .await
+    {
         Err(err) if is_errno(&err, libc::ENODEV) => Ok(()),
         other => other.map_err(Error::request("deleting link", name)),
     }
@@ -150,7 +156,7 @@ const LINK_WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 pub async fn wait_forwarding(nl: &Netlink, host: &str) -> Result<(), Error> {
     let started = std::time::Instant::now();
     loop {
-        let port = link::by_name(nl.handle(), host).await?;
+        let port = link::by_name(nl.handle()?, host).await?;
         let port = port.ok_or_else(|| Error::Request {
             action: "finding",
             object: host.to_string(),
