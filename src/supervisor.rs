@@ -4,6 +4,7 @@
 //! `dry_run` prints the plan instead.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -438,7 +439,12 @@ impl BridgeNet {
 
     /// Takes the container's elements out in one batch, forgets their
     /// connections, and gives the address back. Goes on past each failure.
-    fn teardown(self, publication: Option<Publication>, left: &mut Leftovers) {
+    fn teardown(
+        self,
+        publication: Option<Publication>,
+        mount_ns: Option<OwnedFd>,
+        left: &mut Leftovers,
+    ) {
         if let Some(publication) = publication {
             let t = Instant::now();
             let unpublished = self.firewall.unpublish(&publication);
@@ -453,7 +459,7 @@ impl BridgeNet {
         let released = self.attachment.release();
         left.check(|| format!("giving back its address {address}"), released);
         phase("lease release", t);
-        self.firewall.close();
+        self.firewall.close_with(mount_ns);
     }
 }
 
@@ -744,7 +750,7 @@ async fn lifecycle(
             }
             if let (Some(net), Some(publication)) = (network, publication) {
                 let mut left = Leftovers::default();
-                net.teardown(Some(publication), &mut left);
+                net.teardown(Some(publication), None, &mut left);
                 left.report();
             }
             return Err(err);
@@ -760,6 +766,7 @@ async fn lifecycle(
     pause_at("recorded");
 
     let released = timed_async("release to exec", container.release()).await;
+    let mut mount_ns = None;
     let outcome = match released {
         Ok(()) => {
             phase("startup", started);
@@ -769,6 +776,13 @@ async fn lifecycle(
                 if let Err(err) = apply::forget_udp(&net.firewall, publication, None) {
                     tracing::warn!("{}", Chain(&err));
                 }
+            }
+            // Kept to the end, then left to the holder of the netfilter
+            // socket: the last close of a mount namespace unmounts its
+            // tree and waits for an RCU grace period, which would otherwise
+            // delay the container's exit, and with it ours.
+            if network.is_some() {
+                mount_ns = container.pidfd().mount_namespace().ok();
             }
             pause_at("running");
             supervise(&container, &mut signals, spec.stop_timeout, spec.init)
@@ -797,6 +811,7 @@ async fn lifecycle(
         teardown(
             network,
             publication,
+            mount_ns,
             files,
             reservations,
             cgroup,
@@ -857,6 +872,7 @@ fn out_of_memory(spec: &RunSpec, status: ExitStatus, kills: u64) -> String {
 fn teardown(
     network: Option<BridgeNet>,
     publication: Option<Publication>,
+    mount_ns: Option<OwnedFd>,
     files: Option<&EtcFiles>,
     reservations: Reservations,
     cgroup: Option<Cgroup>,
@@ -873,7 +889,7 @@ fn teardown(
     // The veth pair needs nothing: it dies with the container's namespace,
     // which the network holds until its elements are gone.
     if let Some(net) = network {
-        net.teardown(publication, &mut left);
+        net.teardown(publication, mount_ns, &mut left);
     }
     if let Some(files) = files {
         let removed = files.remove();
