@@ -439,12 +439,9 @@ impl BridgeNet {
 
     /// Takes the container's elements out in one batch, forgets their
     /// connections, and gives the address back. Goes on past each failure.
-    fn teardown(
-        self,
-        publication: Option<Publication>,
-        mount_ns: Option<OwnedFd>,
-        left: &mut Leftovers,
-    ) {
+    /// Returns the firewall, for the caller to close once the host ports
+    /// are given back (see `teardown`).
+    fn teardown(self, publication: Option<Publication>, left: &mut Leftovers) -> Firewall {
         if let Some(publication) = publication {
             let t = Instant::now();
             let unpublished = self.firewall.unpublish(&publication);
@@ -459,7 +456,7 @@ impl BridgeNet {
         let released = self.attachment.release();
         left.check(|| format!("giving back its address {address}"), released);
         phase("lease release", t);
-        self.firewall.close_with(mount_ns);
+        self.firewall
     }
 }
 
@@ -750,7 +747,9 @@ async fn lifecycle(
             }
             if let (Some(net), Some(publication)) = (network, publication) {
                 let mut left = Leftovers::default();
-                net.teardown(Some(publication), None, &mut left);
+                let firewall = net.teardown(Some(publication), &mut left);
+                drop(reservations);
+                firewall.close();
                 left.report();
             }
             return Err(err);
@@ -888,15 +887,19 @@ fn teardown(
     }
     // The veth pair needs nothing: it dies with the container's namespace,
     // which the network holds until its elements are gone.
-    if let Some(net) = network {
-        net.teardown(publication, mount_ns, &mut left);
-    }
+    let firewall = network.map(|net| net.teardown(publication, &mut left));
     if let Some(files) = files {
         let removed = files.remove();
         left.check(|| format!("removing {}", files.dir().display()), removed);
     }
     // The host ports go back once nothing forwards them any more.
     drop(reservations);
+    // After the ports: its holder (see `Firewall::close`) gets a copy of
+    // every descriptor we still have, and may run after our exit, when the
+    // ports must be free already.
+    if let Some(firewall) = firewall {
+        firewall.close_with(mount_ns);
+    }
     pause_at("released");
     // Last: until it is gone, the record explains what is left.
     left.check(|| "removing its record".into(), registration.remove());
