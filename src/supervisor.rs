@@ -4,6 +4,7 @@
 //! `dry_run` prints the plan instead.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -467,7 +468,9 @@ impl BridgeNet {
 
     /// Takes the container's elements out in one batch, forgets their
     /// connections, and gives the address back. Goes on past each failure.
-    fn teardown(self, publication: Option<Publication>, left: &mut Leftovers) {
+    /// Returns the firewall, for the caller to close once the host ports
+    /// are given back (see `teardown`).
+    fn teardown(self, publication: Option<Publication>, left: &mut Leftovers) -> Firewall {
         if let Some(publication) = publication {
             let t = Instant::now();
             let unpublished = self.firewall.unpublish(&publication);
@@ -482,7 +485,7 @@ impl BridgeNet {
         let released = self.attachment.release();
         left.check(|| format!("giving back its address {address}"), released);
         phase("lease release", t);
-        self.firewall.close();
+        self.firewall
     }
 }
 
@@ -793,7 +796,9 @@ async fn lifecycle(
             }
             if let (Some(net), Some(publication)) = (network, publication) {
                 let mut left = Leftovers::default();
-                net.teardown(Some(publication), &mut left);
+                let firewall = net.teardown(Some(publication), &mut left);
+                drop(reservations);
+                firewall.close();
                 left.report();
             }
             return Err(err);
@@ -809,6 +814,7 @@ async fn lifecycle(
     pause_at("recorded");
 
     let released = timed_async("release to exec", container.release()).await;
+    let mut mount_ns = None;
     let outcome = match released {
         Ok(()) => {
             phase("startup", started);
@@ -823,6 +829,13 @@ async fn lifecycle(
                 if let Err(err) = apply::forget_udp(&net.firewall, publication, None) {
                     tracing::warn!("{}", Chain(&err));
                 }
+            }
+            // Kept to the end, then left to the holder of the netfilter
+            // socket: the last close of a mount namespace unmounts its
+            // tree and waits for an RCU grace period, which would otherwise
+            // delay the container's exit, and with it ours.
+            if network.is_some() {
+                mount_ns = container.pidfd().mount_namespace().ok();
             }
             pause_at("running");
             supervise(&container, &mut signals, spec.stop_timeout, spec.init)
@@ -851,6 +864,7 @@ async fn lifecycle(
         teardown(
             network,
             publication,
+            mount_ns,
             files,
             reservations,
             cgroup,
@@ -922,6 +936,7 @@ fn out_of_memory(spec: &RunSpec, status: ExitStatus, kills: u64) -> String {
 fn teardown(
     network: Option<BridgeNet>,
     publication: Option<Publication>,
+    mount_ns: Option<OwnedFd>,
     files: Option<&EtcFiles>,
     reservations: Reservations,
     cgroup: Option<Cgroup>,
@@ -937,15 +952,19 @@ fn teardown(
     }
     // The veth pair needs nothing: it dies with the container's namespace,
     // which the network holds until its elements are gone.
-    if let Some(net) = network {
-        net.teardown(publication, &mut left);
-    }
+    let firewall = network.map(|net| net.teardown(publication, &mut left));
     if let Some(files) = files {
         let removed = files.remove();
         left.check(|| format!("removing {}", files.dir().display()), removed);
     }
     // The host ports go back once nothing forwards them any more.
     drop(reservations);
+    // After the ports: its holder (see `Firewall::close`) gets a copy of
+    // every descriptor we still have, and may run after our exit, when the
+    // ports must be free already.
+    if let Some(firewall) = firewall {
+        firewall.close_with(mount_ns);
+    }
     pause_at("released");
     // Last: until it is gone, the record explains what is left.
     left.check(|| "removing its record".into(), registration.remove());

@@ -785,3 +785,43 @@ fn a_state_directory_holding_what_the_supervisor_does_not_make_is_refused_and_le
         assert!(out.status.success(), "{}", stderr(&out));
     }
 }
+
+/// Whether any process here holds the namespace `link` (as `readlink`
+/// prints it): as its own, or through an open descriptor.
+fn namespace_held(link: &str) -> bool {
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    processes.flatten().any(|process| {
+        let path = process.path();
+        let own = std::fs::read_link(path.join("ns/mnt")).is_ok_and(|l| l.as_os_str() == link);
+        let open = std::fs::read_dir(path.join("fd")).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == link))
+        });
+        own || open
+    })
+}
+
+#[test]
+fn a_finished_containers_mount_namespace_goes_soon_after_its_supervisor() {
+    let Some(ns) =
+        HostNs::new("a_finished_containers_mount_namespace_goes_soon_after_its_supervisor")
+    else {
+        return;
+    };
+    // The supervisor keeps the namespace past the container's exit and
+    // leaves its last close (the unmounts) to the holder of its netfilter
+    // socket, after its own exit: its mounts, volumes included, must
+    // still go then.
+    let out = ns.run(&["--", "readlink", "/proc/self/ns/mnt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let link = stdout(&out).trim().to_string();
+    assert!(link.starts_with("mnt:["), "not a namespace: {link:?}");
+    common::eventually(
+        "the container's mount namespace let go",
+        std::time::Duration::from_secs(5),
+        || (!namespace_held(&link)).then_some(()),
+    );
+    assert_no_state(&ns);
+}

@@ -822,3 +822,32 @@ fn a_picked_port_with_an_element_but_no_socket_is_picked_again() {
     drop(web.stdin.take());
     assert!(web.wait().unwrap().success());
 }
+
+#[test]
+fn a_published_port_is_free_for_a_host_program_as_soon_as_run_returns() {
+    let Some(ns) =
+        HostNs::new("a_published_port_is_free_for_a_host_program_as_soon_as_run_returns")
+    else {
+        return;
+    };
+    // Whatever the supervisor leaves running after its exit (the holder of
+    // its netfilter socket) must not hold the port: run at the idle
+    // priority, which its children inherit, such a process runs only after
+    // the host program here, as on a loaded machine.
+    for round in 0..8 {
+        let out = ns
+            .command("chrt")
+            .args(["--idle", "0", common::SUPERVISOR])
+            .args(["run", "-p", "8080:8000", "--", "true"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn supervisor");
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            host_bind(&ns, false, None, 8080),
+            "bound",
+            "round {round}: 8080 given back"
+        );
+    }
+}

@@ -86,6 +86,12 @@ impl Firewall {
         self.socket.close_detached();
     }
 
+    /// As [`Firewall::close`], and `also` is closed by the same holder once
+    /// this process has exited (see `nftables::Socket::close_detached_with`).
+    pub fn close_with(self, also: Option<std::os::fd::OwnedFd>) {
+        self.socket.close_detached_with(also);
+    }
+
     fn lock(&self, exclusive: bool) -> Result<Flock<File>, Error> {
         let fail = |source| Error::Lock {
             path: self.lock_path.clone(),

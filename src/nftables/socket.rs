@@ -255,29 +255,46 @@ impl Socket {
     /// afterwards fault, and left this process's exit to unmap its whole
     /// address space, which the holder now does later, off the exit path.
     pub fn close_detached(self) {
+        self.close_detached_with(None);
+    }
+
+    /// As [`Socket::close_detached`], and the holder also keeps `also` (a
+    /// descriptor whose last close is slow) until this process has exited,
+    /// then closes it at once, before its wait for the tick.
+    pub fn close_detached_with(self, also: Option<OwnedFd>) {
         let socket = self.fd.as_raw_fd();
         // The child learns of our exit by EOF on this pipe.
         let Ok((exited, alive)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
             return; // Plain close on drop.
         };
-        let descriptors = (socket as u32 as usize) << 32 | exited.as_raw_fd() as u32 as usize;
         // Never freed: the holder runs on it after we are gone, and until
-        // then nothing else may get it from the allocator. Untouched until
-        // the holder uses it.
-        let mut stack = std::mem::ManuallyDrop::new(Vec::<u8>::with_capacity(HOLDER_STACK));
-        let top = stack.as_mut_ptr().wrapping_add(HOLDER_STACK);
+        // then nothing else may get it from the allocator. Its base holds
+        // the descriptors; the holder's stack grows down from its top.
+        let mut stack = std::mem::ManuallyDrop::new(Vec::<Held>::with_capacity(
+            HOLDER_STACK / std::mem::size_of::<Held>(),
+        ));
+        stack.push(Held {
+            socket,
+            exited: exited.as_raw_fd(),
+            also: also.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+        });
+        let held = stack.as_mut_ptr();
+        let top = held
+            .cast::<u8>()
+            .wrapping_add(stack.capacity() * std::mem::size_of::<Held>());
         let top = top.wrapping_sub(top as usize % 16);
         // SAFETY: clone runs `hold` in a new process sharing our memory, on
         // the stack above, which nothing else uses or frees. `hold` makes
-        // only syscalls that cannot fail (see there) on the descriptors it
-        // was handed by value: it never writes errno, which it would share
-        // with this thread (no TLS of its own), nor any other memory of ours.
+        // only syscalls that cannot fail (see there) on the descriptors
+        // written at the stack's base before the clone and never written
+        // again: it never writes errno, which it would share with this
+        // thread (no TLS of its own), nor any other memory of ours.
         let pid = unsafe {
             libc::clone(
                 hold,
                 top.cast(),
                 libc::CLONE_VM | libc::SIGCHLD,
-                descriptors as *mut libc::c_void,
+                held.cast(),
             )
         };
         if pid < 0 {
@@ -286,6 +303,7 @@ impl Socket {
         // Ours is not the last reference now. `alive` stays open until we
         // exit.
         drop(self);
+        drop(also);
         drop(exited);
         std::mem::forget(alive);
     }
@@ -496,32 +514,52 @@ pub const CLOSE_TICK: std::time::Duration = std::time::Duration::from_millis(100
 /// The holder's stack (see `close_detached`): a few small frames.
 const HOLDER_STACK: usize = 16 * 1024;
 
+/// The descriptors a holder keeps (see `close_detached_with`); `also` is
+/// -1 when there is none.
+#[repr(C)]
+struct Held {
+    socket: libc::c_int,
+    exited: libc::c_int,
+    also: libc::c_int,
+}
+
 /// The holder of a detached socket: closes every other descriptor it got
-/// a copy of, waits for EOF on the pipe (our exit), then for the next
-/// tick, closes the socket and exits. Its syscalls cannot fail: the ranges
-/// closed hold descriptors or nothing, read on a pipe only ends (no
-/// handler of ours runs for a signal that could interrupt it: the
-/// supervisor blocks those it handles), clock_nanosleep returns its error
-/// rather than setting errno, and the socket is open.
-extern "C" fn hold(descriptors: *mut libc::c_void) -> libc::c_int {
-    let descriptors = descriptors as usize;
-    let socket = (descriptors >> 32) as libc::c_int;
-    let exited = (descriptors & 0xffff_ffff) as libc::c_int;
-    let (low, high) = (socket.min(exited), socket.max(exited));
+/// a copy of, waits for EOF on the pipe (our exit), closes `also`, then
+/// waits for the next tick, closes the socket and exits. Its syscalls
+/// cannot fail: the ranges closed hold descriptors or nothing, read on a
+/// pipe only ends (no handler of ours runs for a signal that could
+/// interrupt it: the supervisor blocks those it handles), clock_nanosleep
+/// returns its error rather than setting errno, and the descriptors are
+/// open.
+extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `held` points to the Held written before the clone and never
+    // written again (see close_detached_with).
+    let held = unsafe { &*held.cast::<Held>() };
+    // Sorted by hand: three compare-and-swaps, no library code to trust.
+    let mut kept = [held.socket, held.exited, held.also];
+    for (i, j) in [(0, 1), (1, 2), (0, 1)] {
+        if kept[i] > kept[j] {
+            kept.swap(i, j);
+        }
+    }
     // SAFETY: close_range, read, close and _exit on our own descriptors and
-    // stack; see close_detached for why the shared memory is safe.
+    // stack; see close_detached_with for why the shared memory is safe.
     unsafe {
-        if low > 0 {
-            libc::close_range(0, (low - 1) as libc::c_uint, 0);
+        let mut from: libc::c_int = 0;
+        for &fd in kept.iter().filter(|&&fd| fd >= 0) {
+            if fd > from {
+                libc::close_range(from as libc::c_uint, (fd - 1) as libc::c_uint, 0);
+            }
+            from = fd + 1;
         }
-        if high > low + 1 {
-            libc::close_range((low + 1) as libc::c_uint, (high - 1) as libc::c_uint, 0);
-        }
-        libc::close_range((high + 1) as libc::c_uint, libc::c_uint::MAX, 0);
+        libc::close_range(from as libc::c_uint, libc::c_uint::MAX, 0);
         let mut byte = 0u8;
-        while libc::read(exited, (&mut byte as *mut u8).cast(), 1) > 0 {}
+        while libc::read(held.exited, (&mut byte as *mut u8).cast(), 1) > 0 {}
+        if held.also >= 0 {
+            libc::close(held.also);
+        }
         sleep_until_close_tick();
-        libc::close(socket);
+        libc::close(held.socket);
         libc::_exit(0)
     }
 }

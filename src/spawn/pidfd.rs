@@ -80,6 +80,20 @@ impl Pidfd {
         }
     }
 
+    /// A descriptor of the process's mount namespace (PIDFD_GET_MNT_NAMESPACE,
+    /// Linux 6.11): it keeps the namespace, and every mount in it, alive.
+    pub fn mount_namespace(&self) -> io::Result<OwnedFd> {
+        // _IO(PIDFS_IOCTL_MAGIC, 3) from <linux/pidfd.h>.
+        const PIDFD_GET_MNT_NAMESPACE: libc::c_ulong = 0xff03;
+        // SAFETY: an ioctl without argument on our pidfd; it returns a new fd.
+        let fd = unsafe { libc::ioctl(self.fd.as_raw_fd(), PIDFD_GET_MNT_NAMESPACE as _, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just gave us this fd; nobody else owns it.
+        Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    }
+
     /// Waits until the process exits (the pidfd turns readable), then reaps it.
     pub async fn wait(&self) -> io::Result<ExitStatus> {
         let async_fd = self.registered()?;
