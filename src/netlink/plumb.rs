@@ -163,7 +163,16 @@ fn plumb_now(
         )])
         .map_err(Error::direct("creating veth", &spec.host_ifname))?;
     first_failure(outcomes, vec![("creating veth", spec.host_ifname.clone())])?;
-    host_ipv6_off(&spec.host_ifname)?;
+    // Not for `run`'s prepared namespace: a disable_ipv6 write takes RTNL
+    // by trylock and restarts the syscall until it gets it, so it loses to
+    // every other taker, the previous container's namespace teardown among
+    // them. There it stalled network ready for 1.5-5 ms in one start in
+    // five (`bench --pause 50`); `run`'s host ends keep their link-local
+    // address, as before. An engine's ADD, which comes in bulk onto a
+    // bridge of hundreds of ports, saves more by it than it risks.
+    if prepared.is_none() {
+        host_ipv6_off(&spec.host_ifname)?;
+    }
     let veth = start.elapsed();
     let socket = match prepared {
         Some(prepared) => prepared.inside,
