@@ -255,6 +255,7 @@ fn inside(mut inside: Direct, spec: &ContainerLink) -> Result<(), Error> {
     let (address, prefix_len) = (spec.address, spec.subnet.prefix_len());
     let gateway = spec.subnet.gateway();
     // Handled in this order: the route needs the peer up and addressed.
+    // (With IPv6, the link-local address goes before all of them, below.)
     let mut requests: Vec<Request> = vec![
         (
             RouteNetlinkMessage::NewLink(LinkUnspec::new_with_index(index).up().build()),
@@ -315,6 +316,23 @@ fn inside(mut inside: Direct, spec: &ContainerLink) -> Result<(), Error> {
                 subnet6.gateway().to_string(),
             ),
         ]);
+    }
+    if spec.ipv6.is_some() {
+        // The link-local address first, while the peer is down: left to
+        // the kernel, it is added when the carrier comes, tentative, and
+        // only its address-configuration work item clears that, even with
+        // accept_dad=0; on a busy machine that came after the command had
+        // started. The kernel's own would be the same address (EUI-64 of
+        // the MAC), which then exists already.
+        let link_local = ipv6::link_local_for(address::mac_for(spec.address));
+        requests.insert(
+            0,
+            (
+                RouteNetlinkMessage::NewAddress(ipv6::address_message(index, link_local, 64)),
+                Some(Change::Create),
+            ),
+        );
+        contexts.insert(0, ("adding address", format!("{link_local}/64 to {peer}")));
     }
     let outcomes = inside.pipeline(requests).map_err(Error::direct(
         "configuring",

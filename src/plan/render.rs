@@ -131,6 +131,11 @@ impl ContainerPart {
             }
             writeln!(
                 f,
+                "ip -n CONTAINER -6 addr add {}/64 dev {peer} nodad",
+                crate::netlink::link_local_for(self.mac)
+            )?;
+            writeln!(
+                f,
                 "ip -n CONTAINER -6 addr add {address6}/{} dev {peer} nodad",
                 subnet6.prefix_len()
             )?;

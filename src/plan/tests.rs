@@ -337,6 +337,7 @@ fn a_dual_stack_dry_run_prints_the_ipv6_commands() {
          ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.autoconf=0\n\
          ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.accept_dad=0\n\
          ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.disable_ipv6=0\n\
+         ip -n CONTAINER -6 addr add fe80::42:acff:fe10:2/64 dev eth0 nodad\n\
          ip -n CONTAINER -6 addr add fd53:7570:6572::2/64 dev eth0 nodad\n\
          ip -n CONTAINER -6 route add default via fd53:7570:6572::1 dev eth0 proto static\n",
     ] {
