@@ -129,36 +129,27 @@ impl Setting {
     /// namespace (the host's), opened relative to its /proc/sys/net: see
     /// [`host_net`]. Never from a thread that entered another namespace.
     pub fn apply_on_host(&self) -> Result<bool, Error> {
-        let Some((dir, relative)) = self.on_host() else {
-            return self.apply();
-        };
-        let err = |source: io::Error| Error::Sysctl {
-            path: self.path.clone(),
-            source,
-        };
-        let mut current = String::new();
-        open_at(dir, relative, OFlag::O_RDONLY)
-            .and_then(|mut f| io::Read::read_to_string(&mut f, &mut current))
-            .map_err(err)?;
-        if current.trim_end() == self.value {
-            return Ok(false);
+        match self.on_host() {
+            Some((dir, relative)) => apply_via(
+                |flags| open_at(dir, relative, flags),
+                &self.path,
+                self.value,
+            ),
+            None => self.apply(),
         }
-        self.write_on_host()?;
-        Ok(true)
     }
 
     /// As [`Setting::write`], relative to the host's /proc/sys/net (see
     /// [`Setting::apply_on_host`]).
     pub fn write_on_host(&self) -> Result<(), Error> {
-        let Some((dir, relative)) = self.on_host() else {
-            return self.write();
-        };
-        open_at(dir, relative, OFlag::O_WRONLY)
-            .and_then(|mut f| f.write_all(self.value.as_bytes()))
-            .map_err(|source| Error::Sysctl {
-                path: self.path.clone(),
-                source,
-            })
+        match self.on_host() {
+            Some((dir, relative)) => write_via(
+                |flags| open_at(dir, relative, flags),
+                &self.path,
+                self.value,
+            ),
+            None => self.write(),
+        }
     }
 
     fn on_host(&self) -> Option<(BorrowedFd<'static>, &str)> {
@@ -237,27 +228,53 @@ pub async fn apply_in(netns: BorrowedFd<'_>, settings: Vec<Setting>) -> Result<(
 /// Writes `value` to the sysctl file `path` unless it already reads so.
 /// Returns whether it wrote.
 pub fn write_if_differs(path: &str, value: &str) -> Result<bool, Error> {
-    let err = |source: io::Error| Error::Sysctl {
-        path: path.to_string(),
-        source,
-    };
-    let current = fs::read_to_string(path).map_err(err)?;
-    if current.trim_end() == value {
-        return Ok(false);
-    }
-    write_value(path, value)?;
-    Ok(true)
+    apply_via(|flags| open_path(path, flags), path, value)
 }
 
 /// Writes `value` to the sysctl file `path`.
 fn write_value(path: &str, value: &str) -> Result<(), Error> {
+    write_via(|flags| open_path(path, flags), path, value)
+}
+
+/// The sysctl `path` opened by `open`: written with `value` unless it
+/// already reads so; whether it wrote.
+fn apply_via(
+    open: impl Fn(OFlag) -> io::Result<fs::File>,
+    path: &str,
+    value: &str,
+) -> Result<bool, Error> {
+    let mut current = String::new();
+    open(OFlag::O_RDONLY)
+        .and_then(|mut f| io::Read::read_to_string(&mut f, &mut current))
+        .map_err(sysctl_error(path))?;
+    if current.trim_end() == value {
+        return Ok(false);
+    }
+    write_via(open, path, value)?;
+    Ok(true)
+}
+
+/// The sysctl `path` opened by `open` and written with `value`.
+fn write_via(
+    open: impl Fn(OFlag) -> io::Result<fs::File>,
+    path: &str,
+    value: &str,
+) -> Result<(), Error> {
     // One write() with the whole value: procfs parses each write on its own.
-    fs::OpenOptions::new()
-        .write(true)
-        .open(path)
+    open(OFlag::O_WRONLY)
         .and_then(|mut f| f.write_all(value.as_bytes()))
-        .map_err(|source| Error::Sysctl {
-            path: path.to_string(),
-            source,
-        })
+        .map_err(sysctl_error(path))
+}
+
+fn sysctl_error(path: &str) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Sysctl {
+        path: path.to_string(),
+        source,
+    }
+}
+
+fn open_path(path: &str, flags: OFlag) -> io::Result<fs::File> {
+    nix::fcntl::open(path, flags | OFlag::O_CLOEXEC, Mode::empty())
+        .map(fs::File::from)
+        .map_err(io::Error::from)
 }
