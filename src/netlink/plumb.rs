@@ -178,7 +178,7 @@ fn plumb_now(
         Some(prepared) => prepared.inside,
         None => open_inside(nl, spec, netns.as_fd())?,
     };
-    inside(socket, spec)?;
+    inside(socket, spec, mac)?;
     drop(netns);
     let inside = start.elapsed();
     let port = host_side(&mut host, spec, mac)?;
@@ -242,10 +242,10 @@ fn open_inside(nl: &Netlink, spec: &ContainerLink, netns: BorrowedFd<'_>) -> Res
     .map_err(Error::EnterNetns)?
 }
 
-/// Inside the container's namespace, over `inside`: the peer up, its
-/// address and default route, and with IPv6 its IPv6 address (no DAD) and
-/// default route.
-fn inside(mut inside: Direct, spec: &ContainerLink) -> Result<(), Error> {
+/// Inside the container's namespace, over `inside`: the peer (MAC `mac`)
+/// up, its address and default route, and with IPv6 its link-local and
+/// IPv6 addresses (no DAD) and default route.
+fn inside(mut inside: Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<(), Error> {
     let peer = &spec.peer;
     let index = inside.index_of(peer).map_err(|source| Error::Request {
         action: "finding",
@@ -324,7 +324,7 @@ fn inside(mut inside: Direct, spec: &ContainerLink) -> Result<(), Error> {
         // accept_dad=0; on a busy machine that came after the command had
         // started. The kernel's own would be the same address (EUI-64 of
         // the MAC), which then exists already.
-        let link_local = ipv6::link_local_for(address::mac_for(spec.address));
+        let link_local = ipv6::link_local_for(mac);
         requests.insert(
             0,
             (
