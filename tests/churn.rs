@@ -129,6 +129,24 @@ struct Restarts {
     dark: bool,
 }
 
+impl Restarts {
+    /// No client waited out a retransmit, and at most 3 of the 20
+    /// restarts lost a SYN.
+    fn assert_never_dark_and_seldom_losing(&self) {
+        assert!(
+            !self.dark,
+            "SYNs went nowhere one after another:\n{}",
+            self.report
+        );
+        assert!(
+            self.losing <= 3,
+            "{} of 20 restarts lost a SYN:\n{}",
+            self.losing,
+            self.report
+        );
+    }
+}
+
 /// `rounds` restarts probed at the host's IPv4 address, or with `ipv6` at
 /// its IPv6 one (the container dual stack).
 fn restarts(test: &str, rounds: usize, ipv6: bool) -> Option<Restarts> {
@@ -197,17 +215,7 @@ fn a_restarted_service_is_never_dark_and_seldom_loses_a_syn() {
     ) else {
         return;
     };
-    assert!(
-        !r.dark,
-        "SYNs went nowhere one after another:\n{}",
-        r.report
-    );
-    assert!(
-        r.losing <= 3,
-        "{} of 20 restarts lost a SYN:\n{}",
-        r.losing,
-        r.report
-    );
+    r.assert_never_dark_and_seldom_losing();
 }
 
 /// The same over IPv6, for a dual-stack service whose IPv6 address is
@@ -221,17 +229,7 @@ fn a_restarted_dual_stack_service_is_never_dark_over_ipv6_and_seldom_loses_a_syn
     ) else {
         return;
     };
-    assert!(
-        !r.dark,
-        "SYNs went nowhere one after another:\n{}",
-        r.report
-    );
-    assert!(
-        r.losing <= 3,
-        "{} of 20 restarts lost a SYN:\n{}",
-        r.losing,
-        r.report
-    );
+    r.assert_never_dark_and_seldom_losing();
 }
 
 /// What issue 17 asks. About one restart in thirty still loses one SYN,
