@@ -887,6 +887,36 @@ mod tests {
     }
 
     #[test]
+    fn a_range_ending_beyond_a_jumps_reach_goes_by_way_of_the_trees_jump() {
+        // LD nr; JEQ 0, 2, 4 … 198 -> JA ALLOW, else on to 300 loads of an
+        // argument, then KILL; ALLOW last. 200 ranges: the tree's
+        // comparisons reach ALLOW, 300 instructions on, only by the jump
+        // laid after the tree.
+        let evens = 100;
+        let filler = 300;
+        let mut program = vec![insn(LD_W_ABS, 0, 0, NR)];
+        for n in 0..evens {
+            let to_ja = (evens - 1 - n) as u8;
+            let jf = if n + 1 == evens { 1 } else { 0 };
+            program.push(insn(JEQ_K, to_ja, jf, 2 * n));
+        }
+        program.push(insn(JA, 0, 0, filler + 1));
+        program.extend((0..filler).map(|_| insn(LD_W_ABS, 0, 0, 16)));
+        program.push(insn(RET_K, 0, 0, 0));
+        program.push(insn(RET_K, 0, 0, ALLOW));
+        let new = rewrite(&program).unwrap();
+        assert!(
+            new.iter().any(|i| i.code == JA && i.k > filler),
+            "the jump to ALLOW"
+        );
+        for nr in (0..2 * evens + 2).chain([u32::MAX]) {
+            let data = data(nr, X86_64, &[0; 14]);
+            assert_eq!(run(&program, &data), run(&new, &data), "{nr}");
+        }
+        assert!(equivalent(&program, &new));
+    }
+
+    #[test]
     fn a_program_the_kernel_would_refuse_is_not_taken() {
         let ret = insn(RET_K, 0, 0, ALLOW);
         // A jump past the end, a load outside the data, no return last.
