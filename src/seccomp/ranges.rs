@@ -917,6 +917,27 @@ mod tests {
     }
 
     #[test]
+    fn a_bit_test_is_proved_only_against_the_same_bit_test() {
+        // LD arg0; JSET 0x10 -> KILL; ALLOW. Bits are not intervals: the
+        // proof takes the same JSET, whatever jumps lead to it.
+        let program = |bits: u32, hop: bool| {
+            let mut p = vec![insn(LD_W_ABS, 0, 0, 16)];
+            if hop {
+                p.push(insn(JA, 0, 0, 0));
+            }
+            p.extend([
+                insn(JSET_K, 0, 1, bits),
+                insn(RET_K, 0, 0, 0),
+                insn(RET_K, 0, 0, ALLOW),
+            ]);
+            p
+        };
+        assert!(equivalent(&program(0x10, false), &program(0x10, true)));
+        assert!(!equivalent(&program(0x10, false), &program(0x30, false)));
+        assert!(!equivalent(&program(0x10, false), &program(0x08, true)));
+    }
+
+    #[test]
     fn a_program_the_kernel_would_refuse_is_not_taken() {
         let ret = insn(RET_K, 0, 0, ALLOW);
         // A jump past the end, a load outside the data, no return last.
