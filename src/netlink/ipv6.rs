@@ -9,10 +9,11 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
 
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
-use rtnetlink::packet_route::route::RouteMessage;
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::{AddressMessageBuilder, Handle, RouteMessageBuilder};
 
 use super::netns::{socket_in, with_connection};
@@ -42,6 +43,26 @@ pub(crate) fn default_route_message(gateway: Ipv6Addr, oif: Option<u32>) -> Rout
     }
     builder.build()
 }
+
+/// The request deleting the IPv6 multicast route (ff00::/8 in table local)
+/// of link `oif`, which the kernel adds to every link with IPv6 on as its
+/// carrier comes, addresses or not.
+pub(crate) fn multicast_route_message(oif: u32) -> RouteMessage {
+    let mut message = RouteMessage::default();
+    message.header.address_family = AddressFamily::Inet6;
+    message.header.destination_prefix_length = 8;
+    message.header.table = RT_TABLE_LOCAL;
+    message.attributes = vec![
+        RouteAttribute::Destination(RouteAddress::Inet6(Ipv6Addr::new(
+            0xff00, 0, 0, 0, 0, 0, 0, 0,
+        ))),
+        RouteAttribute::Oif(oif),
+    ];
+    message
+}
+
+/// The kernel's table of local, broadcast and multicast routes.
+const RT_TABLE_LOCAL: u8 = 255;
 
 /// Adds `addr/prefix_len` to link `index` (`ifname` is for errors) without
 /// DAD. With `existing_ok`, an address already present counts as added.

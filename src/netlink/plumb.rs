@@ -3,6 +3,34 @@
 //! address and the default route via the bridge; with IPv6, its IPv6
 //! address (no DAD) and IPv6 default route too, in the same pipeline; then
 //! the host's side of the port.
+//!
+//! The host end has no IPv6 address of its own: a bridge port carries the
+//! containers' frames, and the host's IPv6 is the bridge's. With an
+//! address, the carrier gave each port a link-local address, its route and
+//! a local one, and the kernel walks every IPv6 route of the host at each
+//! port's carrier change (`rt6_sync_up`) and removal (`rt6_disable_ip`):
+//! with 1,000 ports, 0.3 ms of each ADD and 1.6 ms of each port's removal,
+//! under RTNL, which the next ADD waits for.
+//!
+//! Address generation mode none, over netlink: the link is created down,
+//! given the mode, then brought up, all before its peer comes up inside
+//! (given while the link is up without a carrier, the mode announces a link
+//! change, and IPv6 walks every route of the host for it,
+//! `rt6_sync_down_dev`). Not disable_ipv6, which took no netlink request: a
+//! write of it takes RTNL by trylock and restarts the syscall until it gets
+//! it, so it loses to every other taker, spinning (by hand, ADD, DEL, `ip
+//! netns del`, 150 times: the veth step's p90 4.2 ms with it, 1.5 ms
+//! without).
+//!
+//! The carrier still gives the port IPv6's multicast route (ff00::/8), one
+//! per port, which `host_side` deletes: kept, the routes of 1,000 ports
+//! cost each port's removal 0.5 ms of walking them under RTNL (perf, 30
+//! ADD/DEL at 1,000 attached; 0.03 ms without them).
+//!
+//! `run`'s host end too: alternated, its network ready was the same with
+//! and without (p50 1.13 against 1.17 ms, `bench --containers 100 --pause
+//! 30 --publish`, three rounds each at load 10; criterion's
+//! `network_ready/run` 3.40 against 3.38 ms at the same load).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -98,23 +126,28 @@ async fn plumb_in(
     link::check_ifname(&spec.host_ifname)?;
     link::check_ifname(&spec.peer)?;
     let (timings, port) = plumb_now(nl, spec, netns, prepared)?;
-    if let Port::Disabled { entry_refused_on } = port {
+    if let Port::Disabled {
+        port,
+        entry_refused,
+    } = port
+    {
         // A kernel whose lookup does not run the link watcher (see
-        // `host_side`): the watcher's own work item will.
+        // `host_side`): the watcher's own work item will, and the carrier
+        // it sees gives the port its multicast route only then.
         super::wait_forwarding(nl, &spec.host_ifname).await?;
-        if let Some(port) = entry_refused_on {
-            let outcomes = nl
-                .direct()
-                .pipeline(vec![forwarding_entry(port, address::mac_for(spec.address))])
-                .map_err(Error::direct("configuring", &spec.host_ifname))?;
-            first_failure(
-                outcomes,
-                vec![(
-                    "setting the bridge forwarding entry of",
-                    spec.host_ifname.clone(),
-                )],
-            )?;
+        let name = &spec.host_ifname;
+        let mut requests = vec![no_multicast_route(port)];
+        let mut contexts = vec![("deleting the IPv6 multicast route of", name.clone())];
+        if entry_refused {
+            requests.push(forwarding_entry(port, address::mac_for(spec.address)));
+            contexts.push(("setting the bridge forwarding entry of", name.clone()));
         }
+        let mut outcomes = nl
+            .direct()
+            .pipeline(requests)
+            .map_err(Error::direct("configuring", name))?;
+        forgive_no_route(&mut outcomes[0]);
+        first_failure(outcomes, contexts)?;
     }
     Ok(timings)
 }
@@ -122,11 +155,12 @@ async fn plumb_in(
 /// Whether the bridge port forwards once [`plumb_now`] returns.
 enum Port {
     Forwarding,
-    /// Not yet; the bridge refuses a learned entry on a port that neither
-    /// learns nor forwards (EPERM), so the forwarding entry may wait too:
-    /// the port it was refused on.
+    /// Not yet (`port`); the bridge refuses a learned entry on a port that
+    /// neither learns nor forwards (EPERM), so the forwarding entry may
+    /// wait too (`entry_refused`).
     Disabled {
-        entry_refused_on: Option<u32>,
+        port: u32,
+        entry_refused: bool,
     },
 }
 
@@ -156,23 +190,30 @@ fn plumb_now(
         mac,
         netns.as_fd(),
     );
-    let outcomes = host
-        .pipeline(vec![(
-            RouteNetlinkMessage::NewLink(veth),
-            Some(Change::Create),
-        )])
-        .map_err(Error::direct("creating veth", &spec.host_ifname))?;
-    first_failure(outcomes, vec![("creating veth", spec.host_ifname.clone())])?;
-    // Not for `run`'s prepared namespace: a disable_ipv6 write takes RTNL
-    // by trylock and restarts the syscall until it gets it, so it loses to
-    // every other taker, the previous container's namespace teardown among
-    // them. There it stalled network ready for 1.5-5 ms in one start in
-    // five (`bench --pause 50`); `run`'s host ends keep their link-local
-    // address, as before. An engine's ADD, which comes in bulk onto a
-    // bridge of hundreds of ports, saves more by it than it risks.
-    if prepared.is_none() {
-        host_ipv6_off(&spec.host_ifname)?;
-    }
+    let name = &spec.host_ifname;
+    // Created down, given no IPv6 address of its own while down, then
+    // up, before its peer: see the module's opening comment.
+    let requests = vec![
+        (RouteNetlinkMessage::NewLink(veth), Some(Change::Create)),
+        (
+            RouteNetlinkMessage::NewLink(veth::no_ipv6_addresses_message(name)),
+            Some(Change::Modify),
+        ),
+        (
+            RouteNetlinkMessage::NewLink(veth::up_message(name)),
+            Some(Change::Modify),
+        ),
+    ];
+    let contexts = vec![
+        ("creating veth", name.clone()),
+        ("turning off IPv6 addresses on", name.clone()),
+        ("bringing up", name.clone()),
+    ];
+    let mut outcomes = host
+        .pipeline(requests)
+        .map_err(Error::direct("creating veth", name))?;
+    forgive_no_ipv6(&mut outcomes[1]);
+    first_failure(outcomes, contexts)?;
     let veth = start.elapsed();
     let socket = match prepared {
         Some(prepared) => prepared.inside,
@@ -190,27 +231,6 @@ fn plumb_now(
         total,
     };
     Ok((timings, port))
-}
-
-/// IPv6 off on the host end, while it has no carrier yet (its peer comes
-/// up inside, next): nothing is made on it to take away. A bridge port
-/// carries the containers' frames, and the host's IPv6 is the bridge's.
-/// With IPv6 on, the carrier gave each port a link-local address, its
-/// route and a local one, and the kernel walks every IPv6 route of the
-/// host at each port's carrier change (`rt6_sync_up`) and removal
-/// (`rt6_disable_ip`): with 1,000 ports, 0.3 ms of each ADD and 1.6 ms of
-/// each port's removal, under RTNL, which the next ADD waits for. (The
-/// address generation mode "none" keeps a multicast route per port, and
-/// setting it walks all of them too.) Opened relative to the host's
-/// /proc/sys/net (see `sysctl::Setting::write_on_host`). A kernel without
-/// IPv6 has no such file.
-fn host_ipv6_off(host: &str) -> Result<(), Error> {
-    match sysctl::Setting::disable_ipv6(host, true).write_on_host() {
-        Err(Error::Sysctl { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Ok(())
-        }
-        other => other,
-    }
 }
 
 /// A socket inside the container's namespace `netns`, once the peer's
@@ -392,9 +412,17 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
         ));
         contexts.push(("setting the neighbour entry of", address.to_string()));
     }
+    // Last, so the others keep their places (`FORWARDING_ENTRY`).
+    requests.push(no_multicast_route(port));
+    contexts.push(("deleting the IPv6 multicast route of", name.clone()));
     let mut outcomes = host
         .pipeline(requests)
         .map_err(Error::direct("configuring", name))?;
+    if let Some(last) = outcomes.last_mut() {
+        // Not made yet when the carrier's work item has not run (see
+        // `Port::Disabled`): `plumb_in` asks again after it.
+        forgive_no_route(last);
+    }
     let lookup = std::mem::replace(&mut outcomes[0], Ok(None));
     let running = match lookup {
         Ok(Some(RouteNetlinkMessage::NewLink(msg))) => link::Link::from_message(msg).running,
@@ -408,12 +436,41 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
         &outcomes[FORWARDING_ENTRY],
         Err(err) if err.raw_os_error() == Some(libc::EPERM)
     );
-    let entry_refused_on = refused.then_some(port);
-    if entry_refused_on.is_some() {
+    if refused {
         outcomes[FORWARDING_ENTRY] = Ok(None);
     }
     first_failure(outcomes, contexts)?;
-    Ok(Port::Disabled { entry_refused_on })
+    Ok(Port::Disabled {
+        port,
+        entry_refused: refused,
+    })
+}
+
+/// The request deleting the IPv6 multicast route (ff00::/8, table local)
+/// that a link with IPv6 on and no address of its own still gets when its
+/// carrier comes (see the module's opening comment).
+fn no_multicast_route(port: u32) -> Request {
+    (
+        RouteNetlinkMessage::DelRoute(ipv6::multicast_route_message(port)),
+        Some(Change::Modify),
+    )
+}
+
+/// A route to delete that is not there (ESRCH) counts as deleted, as
+/// does any IPv6 request on a kernel without IPv6 (EAFNOSUPPORT).
+fn forgive_no_route(outcome: &mut std::io::Result<Option<RouteNetlinkMessage>>) {
+    if matches!(outcome, Err(err) if err.raw_os_error() == Some(libc::ESRCH)) {
+        *outcome = Ok(None);
+    }
+    forgive_no_ipv6(outcome);
+}
+
+/// An IPv6 request on a kernel without IPv6 (EAFNOSUPPORT) counts as done:
+/// there is no IPv6 to turn off.
+fn forgive_no_ipv6(outcome: &mut std::io::Result<Option<RouteNetlinkMessage>>) {
+    if matches!(outcome, Err(err) if err.raw_os_error() == Some(libc::EAFNOSUPPORT)) {
+        *outcome = Ok(None);
+    }
 }
 
 /// The first failed request's error, named by its context (`contexts`, in

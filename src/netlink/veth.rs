@@ -6,7 +6,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use rtnetlink::packet_core::DefaultNla;
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage, LinkProtoInfoBridge,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    LinkMessage, LinkProtoInfoBridge,
 };
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
@@ -18,8 +19,8 @@ use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
 use super::{Error, Netlink, is_errno, link};
 
 /// The request creating the pair `host` ↔ `peer`, with `host` attached to
-/// bridge `bridge_index` and up, and `peer` (MAC `peer_mac`) created inside
-/// the network namespace `netns`.
+/// bridge `bridge_index` (and down: see `plumb`), and `peer` (MAC
+/// `peer_mac`) created inside the network namespace `netns`.
 ///
 /// Creating the peer in place costs a fraction of moving it afterwards
 /// (~30 ms). The kernel wants a namespace fd here (a pidfd is refused), and
@@ -39,9 +40,30 @@ pub(crate) fn create_message(
     LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(host)
         .controller(bridge_index)
-        .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
         .build()
+}
+
+/// The request giving link `name` no IPv6 address of its own (address
+/// generation mode none): when its carrier comes, no link-local address,
+/// nor its routes, is made. The kernel refuses it in the request creating
+/// the link (EAFNOSUPPORT). Sent while the link is down, it announces no
+/// change of the link: on a link that is up without a carrier, that
+/// announcement makes IPv6 walk every route of the host
+/// (`rt6_sync_down_dev`).
+pub(crate) fn no_ipv6_addresses_message(name: &str) -> LinkMessage {
+    let mut message = LinkUnspec::new_with_name(name).build();
+    message
+        .attributes
+        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )]));
+    message
+}
+
+/// The request bringing link `name` up.
+pub(crate) fn up_message(name: &str) -> LinkMessage {
+    LinkUnspec::new_with_name(name).up().build()
 }
 
 /// IFLA_BRPORT_MODE: the hairpin flag of a bridge port.
