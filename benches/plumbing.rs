@@ -618,17 +618,23 @@ mod raw {
         configure(host, spec, inside?, true)
     }
 
-    /// The veth pair, its peer created in `netns`.
+    /// The veth pair, its peer created in `netns`, one queue each way on
+    /// each end, as `run` makes it (with the kernel's default of a queue
+    /// per CPU, each end waits for an RCU grace period as it is cut back).
     fn create_veth(host: &mut Socket, spec: &ContainerLink, netns: &OwnedFd) -> io::Result<()> {
         let peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name("eth0")
             .address(mac_for(spec.address).to_vec())
             .append_extra_attribute(LinkAttribute::NetNsFd(netns.as_raw_fd()))
+            .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(1))
             .build();
         let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(spec.host_ifname.clone())
             .controller(spec.bridge_index)
             .up()
+            .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(1))
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
         host.exchange(vec![(RouteNetlinkMessage::NewLink(veth), CREATE)])?;

@@ -29,7 +29,7 @@ use crate::spawn::{
     self, Confinement, Container, ExitStatus, NewNetns, Pidfd, SetUp, SpawnConfig, SpawnError,
     capability_names as names,
 };
-use crate::spec::{Network, RunOptions, RunSpec, SpecError};
+use crate::spec::{Network, NetworkMode, RunOptions, RunSpec, SpecError};
 use crate::state::{self, ExecContext, Limits, Record, Registration, Store};
 use crate::values::{Owner, Process};
 
@@ -104,8 +104,26 @@ impl Error {
 
 /// Runs a container to its end; returns the exit code the supervisor should
 /// exit with.
+///
+/// The container's network namespace is begun before the options are
+/// checked: on a busy machine its thread waits for a CPU for one to four
+/// milliseconds (a scheduler tick at HZ=250, behind another process's
+/// time slice), and the network waits for it unless it has begun well
+/// before clone3 (perf, `bench --pause 50`). A run refused meanwhile drops
+/// the namespace unused: nothing outlives the process.
 pub fn run(options: RunOptions) -> Result<u8, Error> {
-    start(prepare(options)?, || {})
+    // Before the netns thread, which then inherits the mask (see `start`).
+    let blocked = signals::block().map_err(Error::Signals)?;
+    let asked = OwnNetns::asked(&options);
+    let begun = asked.and_then(OwnNetns::begin);
+    let spec = prepare(options)?;
+    // What the checked options say wins, should the two ever differ.
+    let wanted = OwnNetns::of(&spec.network);
+    let netns = match begun {
+        Some(begun) if asked == wanted => Some(begun),
+        _ => wanted.and_then(OwnNetns::begin),
+    };
+    start_with(spec, blocked, netns, || {})
 }
 
 /// What `run` checks before it creates anything: the options, the
@@ -128,21 +146,65 @@ pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
     // Before any thread but the log pump of `run -d` (which blocks every
     // signal) exists, so every thread inherits the mask.
     let blocked = signals::block().map_err(Error::Signals)?;
-    // Made on a thread of its own from now on, the container's network
-    // namespace is there when it is entered, off the path until then (see
-    // spawn::NewNetns). The same thread then brings its lo up and, on a
-    // bridge, sets the IPv6 defaults eth0 is born with (see
-    // netlink::PreparedNetns). If that thread cannot start, clone3 makes
-    // the namespace, the container brings lo up and the plumbing writes
-    // eth0's own settings.
-    let netns = match &spec.network {
-        Network::Container { .. } => None,
-        Network::Bridge { bridge, .. } => {
-            let ipv6 = bridge.subnet6.is_some();
-            NewNetns::start(move || netlink::PreparedNetns::here(ipv6).map(Some)).ok()
+    let netns = OwnNetns::of(&spec.network).and_then(OwnNetns::begin);
+    start_with(spec, blocked, netns, ready)
+}
+
+/// What a container's own network namespace is readied for: lo, and on a
+/// bridge the IPv6 defaults its eth0 is born with (`ipv6`: the bridge is
+/// dual stack). None for a network that is another container's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnNetns {
+    Bridge { ipv6: bool },
+    LoopbackOnly,
+}
+
+impl OwnNetns {
+    /// As the options ask, before they are checked: what `RunSpec::new`
+    /// makes of them (a bridge is dual stack with `--ipv6`).
+    fn asked(options: &RunOptions) -> Option<OwnNetns> {
+        match options.network {
+            NetworkMode::Bridge => Some(OwnNetns::Bridge { ipv6: options.ipv6 }),
+            NetworkMode::None => Some(OwnNetns::LoopbackOnly),
+            NetworkMode::Container(_) => None,
         }
-        Network::None => NewNetns::start(|| netlink::loopback_up_here().map(|()| None)).ok(),
-    };
+    }
+
+    fn of(network: &Network) -> Option<OwnNetns> {
+        match network {
+            Network::Bridge { bridge, .. } => Some(OwnNetns::Bridge {
+                ipv6: bridge.subnet6.is_some(),
+            }),
+            Network::None => Some(OwnNetns::LoopbackOnly),
+            Network::Container { .. } => None,
+        }
+    }
+
+    /// Begins making the namespace on a thread of its own: it is there
+    /// when it is entered, off the path until then (see spawn::NewNetns).
+    /// The same thread then readies it (see netlink::PreparedNetns). None
+    /// when that thread cannot start: then clone3 makes the namespace, the
+    /// container brings lo up and the plumbing writes eth0's own settings.
+    /// Signals must be blocked already, so the thread inherits the mask.
+    fn begin(self) -> Option<(NewNetns, Prepared)> {
+        match self {
+            OwnNetns::Bridge { ipv6 } => {
+                NewNetns::start(move || netlink::PreparedNetns::here(ipv6).map(Some)).ok()
+            }
+            OwnNetns::LoopbackOnly => {
+                NewNetns::start(|| netlink::loopback_up_here().map(|()| None)).ok()
+            }
+        }
+    }
+}
+
+/// `start`, with signals blocked and the network namespace begun.
+fn start_with(
+    spec: RunSpec,
+    blocked: signals::Blocked,
+    netns: Option<(NewNetns, Prepared)>,
+    ready: impl FnOnce(),
+) -> Result<u8, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

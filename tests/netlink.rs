@@ -296,6 +296,26 @@ fn the_host_end_of_a_plumbed_veth_has_no_ipv6_address_or_route_of_its_own() {
     );
 }
 
+/// Asked for no number, the kernel gives each veth end a queue per possible
+/// CPU and cuts back to one, waiting for an expedited RCU grace period
+/// under RTNL per end (see `veth::create_message`): made with one, there is
+/// nothing to cut. Shown by the queues each end has.
+#[test]
+fn each_end_of_a_plumbed_veth_has_one_queue_each_way() {
+    async_in_fresh_netns(
+        "each_end_of_a_plumbed_veth_has_one_queue_each_way",
+        || async {
+            let nl = Netlink::connect().unwrap();
+            let netns = plumbed(&nl, "sv0123456789ab", Ipv4Addr::new(172, 16, 0, 32)).await;
+            let queues = "numtxqueues 1 numrxqueues 1";
+            let port = host("ip -d link show dev sv0123456789ab");
+            assert!(port.contains(queues), "host end: {port}");
+            let eth0 = sh_in(&fd_path(&netns), "ip -d link show dev eth0");
+            assert!(eth0.contains(queues), "eth0: {eth0}");
+        },
+    );
+}
+
 /// IFF_RUNNING of `ifname` in the calling thread's namespace, as the
 /// kernel's link watcher last left it (SIOCGIFFLAGS runs no link watcher).
 fn running(ifname: &str) -> bool {
