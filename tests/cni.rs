@@ -613,6 +613,27 @@ fn del_of_an_unknown_container_succeeds() {
 }
 
 #[test]
+fn del_and_check_of_an_unknown_attachment_read_no_other_record() {
+    let Some(ns) = HostNs::new("del_and_check_of_an_unknown_attachment_read_no_other_record")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c1", &conf).ok();
+    // Another record whose read never ends: one that reads it (as every
+    // other record, to cost DEL a read per attachment) hangs on it.
+    ns.ok("mkfifo /run/supervisor/containers/stuck:eth0.json");
+    assert_eq!(call(&ns, "DEL", "nobody", &conf).ok(), Value::Null);
+    let (code, msg) = call(&ns, "CHECK", "nobody", &conf).error();
+    assert_eq!(code, 103, "{msg}");
+    assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
+    assert_eq!(call(&ns, "DEL", "c1", &conf).ok(), Value::Null);
+    ns.ok("rm /run/supervisor/containers/stuck:eth0.json");
+    assert_nothing_left(&ns);
+}
+
+#[test]
 fn del_after_the_netns_is_gone_succeeds_and_cleans_up_everything() {
     let Some(ns) = HostNs::new("del_after_the_netns_is_gone_succeeds_and_cleans_up_everything")
     else {

@@ -401,18 +401,13 @@ fn id_holder(state_dir: &Path, owner: &Owner) -> Result<Option<Record>, CniError
         .find(|r| r.name != owner.name && r.id == owner.id))
 }
 
-/// The attachment's record, if there is one.
-pub fn find(
-    state_dir: &Path,
-    container_id: &str,
-    ifname: &str,
-) -> Result<Option<Record>, CniError> {
+/// The attachment's record, if there is one: its own file, read alone
+/// (see `Store::get`), whatever other records there are.
+pub fn find(state_dir: &Path, container_id: &str, ifname: &str) -> Option<Record> {
     let owner = owner(container_id, ifname);
-    match Store::new(state_dir).find(&owner.name) {
-        Ok(Some(record)) if record.id == owner.id => Ok(Some(record)),
-        Ok(_) => Ok(None),
-        Err(err) => Err(system("reading the records", &err)),
-    }
+    Store::new(state_dir)
+        .get(&owner.name)
+        .filter(|record| record.id == owner.id)
 }
 
 /// What a record says the attachment published.

@@ -231,7 +231,7 @@ async fn command(
                 &config.state_dir,
                 &invocation.container_id,
                 &invocation.ifname,
-            )?;
+            );
             if let Some(record) = found {
                 let (work, removed) = crate::milestones::timed("DEL", || {
                     attachment::remove(&config.state_dir, &record)
@@ -246,7 +246,7 @@ async fn command(
                 &config.state_dir,
                 &invocation.container_id,
                 &invocation.ifname,
-            )?
+            )
             .ok_or_else(|| {
                 CniError::new(
                     code::NOT_ATTACHED,
