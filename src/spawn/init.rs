@@ -80,6 +80,10 @@ pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
     // for a set that holds every signal; waitpid runs on SIGCHLD only, and
     // finds the command (WNOHANG: 0 when nothing else changed, never -1
     // while it is there to reap); kill targets the command, not reaped yet.
+    // The one exception: sigwaitinfo woken with no signal (a cgroup
+    // freezer's thaw) returns EINTR; it would take that thaw to land between
+    // the command's failed execve and its read of errno, a few instructions,
+    // for the command to report EINTR instead of its own errno.
     loop {
         // SAFETY: sigwaitinfo and kill with stack data, see below.
         let signal = unsafe { wait_signal() };
