@@ -262,3 +262,89 @@ fn a_verdict_map_element_round_trips() {
     assert_eq!(elements, vec![element]);
     assert!(listing.contains("443 : jump web"), "{listing}");
 }
+
+/// The process that keeps a detached socket open past our exit (its
+/// holder) gives up its copies of our other descriptors at once, even on a
+/// CPU busy with ordinary work: it starts real-time, closes them and makes
+/// itself ordinary again. So a reader of our stdout or stderr (a shell,
+/// `bench`, a container engine waiting for a CNI result) sees EOF as soon
+/// as we are gone, not once a busy CPU gets round to the holder. Checked
+/// on a CPU where the holder cannot run until the checking thread lets it:
+/// that thread, pinned there, is SCHED_FIFO 1 itself (reset on fork). In a
+/// process of its own (this test, run again alone): a sibling test's fork
+/// would hold a copy of the pipe until its exec.
+#[test]
+fn a_detached_sockets_holder_starts_real_time_and_lets_go_of_our_descriptors_at_once() {
+    const NAME: &str =
+        "a_detached_sockets_holder_starts_real_time_and_lets_go_of_our_descriptors_at_once";
+    const ALONE: &str = "SUPERVISOR_TEST_ALONE";
+    if std::env::var_os(ALONE).is_some() {
+        common::in_fresh_netns(NAME, holder_lets_go_at_once);
+        return;
+    }
+    if !common::privileged(NAME) {
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--test-threads=1", "--nocapture"])
+        .env(ALONE, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}
+
+fn holder_lets_go_at_once() {
+    let policy = |policy: libc::c_int| {
+        let param = libc::sched_param {
+            sched_priority: i32::from(policy != libc::SCHED_OTHER),
+        };
+        // SAFETY: the policy of this thread alone, with stack data.
+        unsafe { libc::sched_setscheduler(0, policy, &param) }
+    };
+    // SAFETY: the affinity of this thread alone, with stack data.
+    unsafe {
+        let mut cpus: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(libc::sched_getcpu() as usize, &mut cpus);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of_val(&cpus), &cpus),
+            0
+        );
+    }
+    assert_eq!(
+        policy(libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK),
+        0,
+        "SCHED_FIFO: {}",
+        std::io::Error::last_os_error()
+    );
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    Socket::open().unwrap().close_detached();
+    let children = std::fs::read_to_string("/proc/thread-self/children").unwrap();
+    // SAFETY: sched_getscheduler only reads.
+    let holder_policy = || unsafe { libc::sched_getscheduler(children.trim().parse().unwrap()) };
+    // Queued behind this thread, not run yet.
+    let queued = holder_policy();
+    drop(write);
+    // The holder runs now, before anything ordinary: this thread too.
+    policy(libc::SCHED_OTHER);
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&read),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16)).unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(queued, libc::SCHED_FIFO, "the holder starts real-time");
+    assert!(
+        ready == 1 && nix::unistd::read(&read, &mut byte) == Ok(0),
+        "EOF once our copy is closed: the holder keeps no copy"
+    );
+    assert_eq!(
+        holder_policy(),
+        libc::SCHED_OTHER,
+        "the holder is ordinary once it has let go"
+    );
+}

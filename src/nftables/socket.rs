@@ -300,6 +300,18 @@ impl Socket {
         if pid < 0 {
             return; // Plain close on drop.
         }
+        // Its first step closes its copies of our other descriptors, our
+        // stdout and stderr among them, whose readers (a shell, `bench`, a
+        // container engine reading a CNI result) wait for their EOF. Left
+        // to the scheduler, a busy CPU ran that step milliseconds after our
+        // exit as often as not; real-time until that step is done (it then
+        // makes itself ordinary again), it runs at once. Without the
+        // privilege, as it was.
+        let param = libc::sched_param {
+            sched_priority: HOLDER_START_PRIORITY,
+        };
+        // SAFETY: sched_setscheduler on our own child, with stack data.
+        unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) };
         // Ours is not the last reference now. `alive` stays open until we
         // exit.
         drop(self);
@@ -514,6 +526,10 @@ pub const CLOSE_TICK: std::time::Duration = std::time::Duration::from_millis(100
 /// The holder's stack (see `close_detached`): a few small frames.
 const HOLDER_STACK: usize = 16 * 1024;
 
+/// The real-time priority a holder starts at (see `close_detached_with`):
+/// the lowest, which runs before every ordinary task.
+const HOLDER_START_PRIORITY: libc::c_int = 1;
+
 /// The descriptors a holder keeps (see `close_detached_with`); `also` is
 /// -1 when there is none.
 #[repr(C)]
@@ -524,13 +540,14 @@ struct Held {
 }
 
 /// The holder of a detached socket: closes every other descriptor it got
-/// a copy of, waits for EOF on the pipe (our exit), closes `also`, then
-/// waits for the next tick, closes the socket and exits. Its syscalls
-/// cannot fail: the ranges closed hold descriptors or nothing, read on a
-/// pipe only ends (no handler of ours runs for a signal that could
-/// interrupt it: the supervisor blocks those it handles), clock_nanosleep
-/// returns its error rather than setting errno, and the descriptors are
-/// open.
+/// a copy of and makes itself an ordinary task again (see
+/// `close_detached_with`), waits for EOF on the pipe (our exit), closes
+/// `also`, then waits for the next tick, closes the socket and exits. Its
+/// syscalls cannot fail: the ranges closed hold descriptors or nothing,
+/// any task may make itself SCHED_OTHER, read on a pipe only ends (no
+/// handler of ours runs for a signal that could interrupt it: the
+/// supervisor blocks those it handles), clock_nanosleep returns its error
+/// rather than setting errno, and the descriptors are open.
 extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `held` points to the Held written before the clone and never
     // written again (see close_detached_with).
@@ -553,8 +570,12 @@ extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
             from = fd + 1;
         }
         libc::close_range(from as libc::c_uint, libc::c_uint::MAX, 0);
+        let ordinary = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &ordinary);
         let mut byte = 0u8;
         while libc::read(held.exited, (&mut byte as *mut u8).cast(), 1) > 0 {}
+        // Again, in case our parent made us real-time only after the first.
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &ordinary);
         if held.also >= 0 {
             libc::close(held.also);
         }

@@ -5,10 +5,10 @@
 //! as PID 1, `nc -l` ignores Ctrl-C and SIGTERM, and zombies pile up. So the
 //! cloned child stays on as a minimal init, as docker's `--init` (tini) does:
 //! it starts the command, forwards the signals it is sent, reaps every child,
-//! and exits with the command's status. It costs a vfork-style clone, not an
-//! exec (exec-ing `supervisor init` cost 1.3 ms): it is still the copy of the
-//! supervisor that clone3 made, so the rules of child.rs hold here too (raw
-//! syscalls only, no allocation, no locks, no logging).
+//! and exits with the command's status. It costs a clone sharing its memory,
+//! not an exec (exec-ing `supervisor init` cost 1.3 ms): it is still the copy
+//! of the supervisor that clone3 made, so the rules of child.rs hold here too
+//! (raw syscalls only, no allocation, no locks, no logging).
 
 use super::child::{ChildPlan, Stage, errno, exec_candidates, fail, wait_for_release};
 
@@ -29,11 +29,16 @@ pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
     // SAFETY: prctl on a static string; write_bytes on our own copy of the
     // environment strings, which nothing here reads again. clone is glibc's
     // thin wrapper (no atfork handlers, unlike fork(), which may take locks
-    // another thread held at clone3). CLONE_VM|CLONE_VFORK, as posix_spawn:
-    // no copy of the address space, and the init sleeps until the command
-    // has exec'd or exited; the command runs on a stack of its own,
-    // prepared before clone3, and touches nothing of ours but errno (ours
-    // is asleep).
+    // another thread held at clone3). CLONE_VM, as posix_spawn: no copy of
+    // the address space. Not CLONE_VFORK: the init goes on at once, closes
+    // its copies of the release channel and the report pipe and waits for
+    // signals, so that once released the command's exec alone ends the
+    // report (the supervisor's wait), with no wake-up of the init on that
+    // path. The command runs on a stack of its own, prepared before clone3,
+    // and writes nothing of ours but errno, which it shares with us (no TLS
+    // of its own): from here on the init makes only calls that cannot fail
+    // while the command lives (see the loop), so it never writes errno
+    // before the command has exec'd or exited.
     let pid = unsafe {
         libc::prctl(libc::PR_SET_NAME, NAME.as_ptr() as libc::c_ulong, 0, 0, 0);
         // The init is a copy of the supervisor: its memory and /proc/1/environ
@@ -54,7 +59,7 @@ pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
         libc::clone(
             command_main,
             plan.command_stack,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            libc::CLONE_VM | libc::SIGCHLD,
             (plan as *const ChildPlan).cast_mut().cast(),
         )
     };
@@ -64,10 +69,21 @@ pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
     }
     // Only the command's copy of the report pipe may stay open (it closes on
     // exec, or carries the exec's error), and nothing the supervisor held
-    // (leases, sockets) may live on in the init.
-    // SAFETY: close_range only closes our own descriptors.
+    // (leases, sockets) may live on in the init. The command has its own
+    // descriptor table (no CLONE_FILES): this closes none of its copies.
+    // SAFETY: close_range only closes our own descriptors, and cannot fail
+    // on this range.
     unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
     let command = pid as libc::pid_t;
+    // None of the calls below fails while the command lives, so none writes
+    // the errno the command reads after a failed exec: sigwaitinfo waits
+    // for a set that holds every signal; waitpid runs on SIGCHLD only, and
+    // finds the command (WNOHANG: 0 when nothing else changed, never -1
+    // while it is there to reap); kill targets the command, not reaped yet.
+    // The one exception: sigwaitinfo woken with no signal (a cgroup
+    // freezer's thaw) returns EINTR; it would take that thaw to land between
+    // the command's failed execve and its read of errno, a few instructions,
+    // for the command to report EINTR instead of its own errno.
     loop {
         // SAFETY: sigwaitinfo and kill with stack data, see below.
         let signal = unsafe { wait_signal() };
@@ -108,8 +124,8 @@ unsafe fn start_command(plan: &ChildPlan) -> ! {
     // with the supervisor, which forwards what it gets.
     unsafe {
         libc::setpgid(0, 0);
-        // In the init's place, which sleeps until we exec. A parent that
-        // dies now reads as EOF: we exit 125, and so does the init.
+        // In the init's place, which waits for signals meanwhile. A parent
+        // that dies now reads as EOF: we exit 125, and so does the init.
         wait_for_release(plan.release_read);
         if plan.take_terminal {
             libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
