@@ -121,6 +121,10 @@ pub struct ChildPlan<'a> {
     /// Cloned without a network namespace, the child enters the one that
     /// comes with its first release byte (see netns.rs).
     pub receive_netns: bool,
+    /// With `init`: a pipe (read, write) the init's command reads to its
+    /// EOF before it waits for the release, which comes once the init has
+    /// closed its copy (see init.rs). -1 each without `init`.
+    pub init_closed: (RawFd, RawFd),
 }
 
 /// The failure report's length: stage, errno, detail, each a native u32.

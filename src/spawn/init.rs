@@ -70,7 +70,8 @@ pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
     // Only the command's copy of the report pipe may stay open (it closes on
     // exec, or carries the exec's error), and nothing the supervisor held
     // (leases, sockets) may live on in the init. The command has its own
-    // descriptor table (no CLONE_FILES): this closes none of its copies.
+    // descriptor table (no CLONE_FILES): this closes none of its copies,
+    // and ends the wait it makes before its release (`init_closed`).
     // SAFETY: close_range only closes our own descriptors, and cannot fail
     // on this range.
     unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
@@ -102,6 +103,22 @@ pub(super) unsafe fn run(plan: &ChildPlan) -> ! {
     }
 }
 
+/// Reads `fd` until its end: every copy of its write end closed. Any
+/// error but EINTR ends the wait too: this orders, it guards nothing.
+///
+/// # Safety
+/// Raw syscalls only, as the rest of the command's start.
+unsafe fn wait_for_eof(fd: libc::c_int) {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reading one byte into a stack variable.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        if n == 0 || (n < 0 && errno() != libc::EINTR) {
+            return;
+        }
+    }
+}
+
 /// The size of the command's stack until it execs: a few small frames.
 pub(super) const COMMAND_STACK: usize = 64 * 1024;
 
@@ -124,6 +141,12 @@ unsafe fn start_command(plan: &ChildPlan) -> ! {
     // with the supervisor, which forwards what it gets.
     unsafe {
         libc::setpgid(0, 0);
+        // Not released before the init has let go of what the supervisor
+        // held: otherwise, on a busy CPU, the command could run while the
+        // init still holds it (leases, sockets), visible in /proc/1/fd.
+        let (closed_read, closed_write) = plan.init_closed;
+        libc::close(closed_write);
+        wait_for_eof(closed_read);
         // In the init's place, which waits for signals meanwhile. A parent
         // that dies now reads as EOF: we exit 125, and so does the init.
         wait_for_release(plan.release_read);

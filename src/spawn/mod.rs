@@ -289,6 +289,10 @@ impl Container {
                 source,
             })?;
         let (report_read, report_write) = pipe("the report pipe")?;
+        let init_closed = match config.init {
+            true => Some(pipe("the init's pipe")?),
+            false => None,
+        };
         let plan = ChildPlan {
             cgroup_join: &config.cgroup_join,
             release_read: release_read.as_raw_fd(),
@@ -310,6 +314,9 @@ impl Container {
             environ: crate::values::Process::own_environment(),
             join_network: config.join_network.as_ref().map(|p| p.as_fd().as_raw_fd()),
             receive_netns: matches!(netns, Netns::Pending(_)),
+            init_closed: init_closed
+                .as_ref()
+                .map_or((-1, -1), |(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
         };
         let namespaces = match (&config.join_network, &netns) {
             (None, Netns::Child) => clone3::NAMESPACES,
@@ -322,6 +329,7 @@ impl Container {
             Forked::Parent { pid, pidfd } => {
                 drop(release_read);
                 drop(report_write);
+                drop(init_closed);
                 let container = Container {
                     pid,
                     pidfd: Pidfd::new(pidfd),
