@@ -13,6 +13,9 @@
 //! over from `UNTIL_RELEASED`): should the child die first, the lease is
 //! reclaimed as a dead supervisor's.
 //!
+//! The same child closes, last, the procfs instances an ADD's or DEL's
+//! sysctls went through (see netlink::procfs): an unmount each.
+//!
 //! The child allocates (it parses the dump), which a fork allows only in a
 //! process with one thread: with more, the work is done in place.
 
