@@ -129,7 +129,29 @@ impl Setting {
     /// namespace (the host's), opened relative to its /proc/sys/net: see
     /// [`host_net`]. Never from a thread that entered another namespace.
     pub fn apply_on_host(&self) -> Result<bool, Error> {
-        match self.on_host() {
+        self.apply_below(self.on_host())
+    }
+
+    /// As [`Setting::write`], relative to the host's /proc/sys/net (see
+    /// [`Setting::apply_on_host`]).
+    pub fn write_on_host(&self) -> Result<(), Error> {
+        self.write_below(self.on_host())
+    }
+
+    /// As [`Setting::apply`], opened below `proc`, the root of a procfs
+    /// instance (see [`with_private_proc`]), or /proc with None.
+    pub fn apply_under(&self, proc: Option<BorrowedFd<'_>>) -> Result<bool, Error> {
+        self.apply_below(self.under(proc))
+    }
+
+    /// As [`Setting::write`], below `proc` (see [`Setting::apply_under`]).
+    pub fn write_under(&self, proc: Option<BorrowedFd<'_>>) -> Result<(), Error> {
+        self.write_below(self.under(proc))
+    }
+
+    /// Opened as `relative` below the directory, or by its full path.
+    fn apply_below(&self, below: Option<(BorrowedFd<'_>, &str)>) -> Result<bool, Error> {
+        match below {
             Some((dir, relative)) => apply_via(
                 |flags| open_at(dir, relative, flags),
                 &self.path,
@@ -139,37 +161,11 @@ impl Setting {
         }
     }
 
-    /// As [`Setting::write`], relative to the host's /proc/sys/net (see
-    /// [`Setting::apply_on_host`]).
-    pub fn write_on_host(&self) -> Result<(), Error> {
-        match self.on_host() {
+    /// As [`Setting::apply_below`], written without reading first.
+    fn write_below(&self, below: Option<(BorrowedFd<'_>, &str)>) -> Result<(), Error> {
+        match below {
             Some((dir, relative)) => write_via(
                 |flags| open_at(dir, relative, flags),
-                &self.path,
-                self.value,
-            ),
-            None => self.write(),
-        }
-    }
-
-    /// As [`Setting::apply`], opened below `proc`, the root of a procfs
-    /// instance (see [`with_private_proc`]), or /proc with None.
-    pub fn apply_under(&self, proc: Option<BorrowedFd<'_>>) -> Result<bool, Error> {
-        match self.under(proc) {
-            Some((root, relative)) => apply_via(
-                |flags| open_at(root, relative, flags),
-                &self.path,
-                self.value,
-            ),
-            None => self.apply(),
-        }
-    }
-
-    /// As [`Setting::write`], below `proc` (see [`Setting::apply_under`]).
-    pub fn write_under(&self, proc: Option<BorrowedFd<'_>>) -> Result<(), Error> {
-        match self.under(proc) {
-            Some((root, relative)) => write_via(
-                |flags| open_at(root, relative, flags),
                 &self.path,
                 self.value,
             ),
