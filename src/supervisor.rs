@@ -892,6 +892,8 @@ async fn lifecycle(
                     tracing::warn!("{}", Chain(&err));
                 }
             }
+            // The last close unmounts each (see netlink::procfs).
+            drop(netlink::procfs::to_close());
             // Kept to the end, then left to the holder of the netfilter
             // socket: the last close of a mount namespace unmounts its
             // tree and waits for an RCU grace period, which would otherwise

@@ -687,3 +687,56 @@ fn host_sysctls_are_set_in_each_callers_namespace_after_the_first_one_is_gone() 
         },
     );
 }
+
+#[test]
+fn plumbing_writes_eth0s_sysctls_through_a_procfs_instance_of_its_own_kept_for_closing_later() {
+    // Through /proc, each container's namespace adds an entry every later
+    // sysctl lookup of the machine compares against (netlink::procfs).
+    async_in_fresh_netns(
+        "plumbing_writes_eth0s_sysctls_through_a_procfs_instance_of_its_own_kept_for_closing_later",
+        || async {
+            let nl = Netlink::connect().unwrap();
+            let netns = plumbed(&nl, "sv0procfs00001", Ipv4Addr::new(172, 16, 0, 41)).await;
+            // Other tests of this process plumb too: at least this one's.
+            let kept = netlink::procfs::to_close();
+            assert!(!kept.is_empty(), "no procfs instance was used and kept");
+            let inside = fd_path(&netns);
+            assert_eq!(
+                sh_in(&inside, "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6").trim(),
+                "1",
+                "written in the container's namespace"
+            );
+        },
+    );
+}
+
+#[test]
+fn a_sysctl_written_through_a_private_procfs_instance_lands_in_the_writing_threads_namespace() {
+    async_in_fresh_netns(
+        "a_sysctl_written_through_a_private_procfs_instance_lands_in_the_writing_threads_namespace",
+        || async {
+            // Made here, used from a thread in another namespace.
+            let instance = netlink::procfs::private().expect("no procfs instance could be made");
+            let other = new_netns();
+            let other_path = fd_path(&other);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    nix::sched::setns(&other, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                    netlink::sysctl::Setting::disable_ipv6("lo", true)
+                        .write_under(Some(instance.as_fd()))
+                        .unwrap();
+                });
+            });
+            assert_eq!(
+                sh_in(&other_path, "cat /proc/sys/net/ipv6/conf/lo/disable_ipv6").trim(),
+                "1",
+                "the writer's namespace"
+            );
+            assert_eq!(
+                host("cat /proc/sys/net/ipv6/conf/lo/disable_ipv6").trim(),
+                "0",
+                "not the instance maker's"
+            );
+        },
+    );
+}

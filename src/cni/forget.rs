@@ -13,6 +13,9 @@
 //! over from `UNTIL_RELEASED`): should the child die first, the lease is
 //! reclaimed as a dead supervisor's.
 //!
+//! The same child closes, last, the procfs instances an ADD's or DEL's
+//! sysctls went through (see netlink::procfs): an unmount each.
+//!
 //! The child allocates (it parses the dump), which a fork allows only in a
 //! process with one thread: with more, the work is done in place.
 
@@ -49,6 +52,10 @@ pub struct Background {
     /// Netfilter sockets that deleted elements: the last close waits for
     /// the kernel's deferred frees (see `Firewall::close`).
     pub sockets: Vec<OwnedFd>,
+    /// Procfs instances the sysctls went through: the last close unmounts
+    /// one (see netlink::procfs), so it is the child's, once this process
+    /// has closed its own copy (see `start`).
+    pub procfs: Vec<OwnedFd>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +71,14 @@ impl Background {
         self.links.extend(other.links);
         self.leftovers.extend(other.leftovers);
         self.sockets.extend(other.sockets);
+        self.procfs.extend(other.procfs);
     }
 
     fn is_empty(&self) -> bool {
-        self.links.is_empty() && self.leftovers.is_empty() && self.sockets.is_empty()
+        self.links.is_empty()
+            && self.leftovers.is_empty()
+            && self.sockets.is_empty()
+            && self.procfs.is_empty()
     }
 
     /// Runs the work in a child and returns once it is started (or done,
@@ -82,6 +93,14 @@ impl Background {
             self.run(false);
             return;
         }
+        // Its write end closes in this process after its copies of the
+        // procfs instances, and at once in the child: the child reads its
+        // end, and once at its end, its own closes are the last.
+        let Ok((parent_gone, parent_alive)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        else {
+            self.run(false);
+            return;
+        };
         // SAFETY: fork in a process with one thread (checked above): the
         // child has every lock free and may allocate; it never returns.
         let pid = unsafe { libc::fork() };
@@ -90,14 +109,24 @@ impl Background {
             return;
         }
         if pid == 0 {
-            child(self);
+            drop(parent_alive);
+            child(self, parent_gone);
         }
+        drop(parent_gone);
+        let Background {
+            links: _,
+            leftovers,
+            sockets,
+            procfs,
+        } = self;
+        drop((sockets, procfs));
+        drop(parent_alive);
         let Ok(process) = Process::of(pid as u32) else {
             // Gone already: it gave the addresses back, or its leases stay
             // until released (its own work) or reclaimed.
             return;
         };
-        for leftover in &self.leftovers {
+        for leftover in &leftovers {
             // Released already when the child was quicker: nothing held.
             let handed = leftover
                 .leases
@@ -115,7 +144,7 @@ impl Background {
     /// In the child (`in_child`), the walk of the connections goes at the
     /// least priority: see `yield_to_others`. In place, the engine waits
     /// for this process's end, so it does not.
-    fn run(self, in_child: bool) {
+    fn run(self, in_child: bool) -> Vec<OwnedFd> {
         for link in &self.links {
             let _ = netlink::remove_link_now(link);
         }
@@ -128,6 +157,7 @@ impl Background {
             }
         }
         drop(self.sockets);
+        self.procfs
     }
 }
 
@@ -145,9 +175,14 @@ fn forget_then_release(work: Leftovers) -> Result<(), Error> {
 /// held it for as long as the busy machine left it waiting: ADD's median
 /// tripled). On failure a lease stays with the child, so it is reclaimed
 /// once the child is gone.
-fn child(work: Background) -> ! {
+fn child(work: Background, parent_gone: OwnedFd) -> ! {
     pause_at("forgetting");
-    work.run(true);
+    let procfs = work.run(true);
+    if !procfs.is_empty() {
+        // Until end of file: the parent has closed its copies.
+        let _ = nix::unistd::read(&parent_gone, &mut [0u8; 1]);
+        drop(procfs);
+    }
     // SAFETY: ends this process without running the parent's exit handlers
     // or destructors, which are the parent's to run.
     unsafe { libc::_exit(0) }

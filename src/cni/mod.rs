@@ -55,6 +55,7 @@ pub fn main() -> u8 {
     let _ = out.write_all(answer.as_bytes()).and_then(|()| out.flush());
     drop(out);
     let t = std::time::Instant::now();
+    later.procfs.extend(crate::netlink::procfs::to_close());
     later.start();
     crate::milestones::phase("after the answer, started", t);
     status

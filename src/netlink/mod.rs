@@ -15,6 +15,7 @@ mod link;
 mod netns;
 mod plumb;
 mod prepared;
+pub mod procfs;
 mod query;
 mod route;
 pub mod sysctl;

@@ -247,16 +247,16 @@ fn open_inside(nl: &Netlink, spec: &ContainerLink, netns: BorrowedFd<'_>) -> Res
     let peer = &spec.peer;
     netns::within(nl.home(), netns, || {
         let socket = Direct::open().map_err(Error::NetnsSocket)?;
-        match spec.ipv6 {
+        sysctl::with_private_proc(|proc| match spec.ipv6 {
             Some(_) => sysctl::Setting::container_ipv6(peer)
                 .iter()
-                .try_for_each(|s| s.apply().map(drop))?,
+                .try_for_each(|s| s.apply_under(proc).map(drop)),
             // Written, not read first: the peer was made just now, and 1 is
             // right whatever it held (one file opened, not two). Those
             // above are read first: a disable_ipv6 written, even unchanged,
             // waits for RTNL.
-            None => sysctl::Setting::disable_ipv6(peer, true).write()?,
-        }
+            None => sysctl::Setting::disable_ipv6(peer, true).write_under(proc),
+        })?;
         Ok::<_, Error>(socket)
     })
     .map_err(Error::EnterNetns)?

@@ -39,9 +39,11 @@ impl PreparedNetns {
     /// a thread of its own in a namespace nothing else uses yet.
     pub fn here(ipv6: bool) -> Result<PreparedNetns, Error> {
         let inside = loopback_up()?;
-        for setting in sysctl::Setting::peer_ipv6("default", ipv6) {
-            setting.apply()?;
-        }
+        sysctl::with_private_proc(|proc| {
+            sysctl::Setting::peer_ipv6("default", ipv6)
+                .iter()
+                .try_for_each(|setting| setting.apply_under(proc).map(drop))
+        })?;
         Ok(PreparedNetns { inside })
     }
 }

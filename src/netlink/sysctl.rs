@@ -24,7 +24,7 @@ use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
-use super::{Error, link};
+use super::{Error, link, procfs};
 
 /// A sysctl to be set, as a plan holds it and `sysctl -w KEY=VALUE`
 /// would set it.
@@ -129,7 +129,29 @@ impl Setting {
     /// namespace (the host's), opened relative to its /proc/sys/net: see
     /// [`host_net`]. Never from a thread that entered another namespace.
     pub fn apply_on_host(&self) -> Result<bool, Error> {
-        match self.on_host() {
+        self.apply_below(self.on_host())
+    }
+
+    /// As [`Setting::write`], relative to the host's /proc/sys/net (see
+    /// [`Setting::apply_on_host`]).
+    pub fn write_on_host(&self) -> Result<(), Error> {
+        self.write_below(self.on_host())
+    }
+
+    /// As [`Setting::apply`], opened below `proc`, the root of a procfs
+    /// instance (see [`with_private_proc`]), or /proc with None.
+    pub fn apply_under(&self, proc: Option<BorrowedFd<'_>>) -> Result<bool, Error> {
+        self.apply_below(self.under(proc))
+    }
+
+    /// As [`Setting::write`], below `proc` (see [`Setting::apply_under`]).
+    pub fn write_under(&self, proc: Option<BorrowedFd<'_>>) -> Result<(), Error> {
+        self.write_below(self.under(proc))
+    }
+
+    /// Opened as `relative` below the directory, or by its full path.
+    fn apply_below(&self, below: Option<(BorrowedFd<'_>, &str)>) -> Result<bool, Error> {
+        match below {
             Some((dir, relative)) => apply_via(
                 |flags| open_at(dir, relative, flags),
                 &self.path,
@@ -139,10 +161,9 @@ impl Setting {
         }
     }
 
-    /// As [`Setting::write`], relative to the host's /proc/sys/net (see
-    /// [`Setting::apply_on_host`]).
-    pub fn write_on_host(&self) -> Result<(), Error> {
-        match self.on_host() {
+    /// As [`Setting::apply_below`], written without reading first.
+    fn write_below(&self, below: Option<(BorrowedFd<'_>, &str)>) -> Result<(), Error> {
+        match below {
             Some((dir, relative)) => write_via(
                 |flags| open_at(dir, relative, flags),
                 &self.path,
@@ -150,6 +171,10 @@ impl Setting {
             ),
             None => self.write(),
         }
+    }
+
+    fn under<'a>(&self, proc: Option<BorrowedFd<'a>>) -> Option<(BorrowedFd<'a>, &str)> {
+        Some((proc?, self.path.strip_prefix("/proc/")?))
     }
 
     fn on_host(&self) -> Option<(BorrowedFd<'static>, &str)> {
@@ -189,6 +214,20 @@ fn open_at(dir: BorrowedFd<'_>, relative: &str, flags: OFlag) -> io::Result<fs::
     nix::fcntl::openat(dir, relative, flags | OFlag::O_CLOEXEC, Mode::empty())
         .map(fs::File::from)
         .map_err(io::Error::from)
+}
+
+/// Runs `work` with the root of a procfs instance of its own, or None
+/// (then /proc) where one cannot be made: for the sysctls of a container's
+/// namespace, which through /proc cost about 1 ms each with 1,000
+/// containers attached (see netlink::procfs). The instance is kept for
+/// closing later (`procfs::to_close`).
+pub fn with_private_proc<T>(work: impl FnOnce(Option<BorrowedFd<'_>>) -> T) -> T {
+    let instance = procfs::private();
+    let result = work(instance.as_ref().map(AsFd::as_fd));
+    if let Some(instance) = instance {
+        procfs::close_later(instance);
+    }
+    result
 }
 
 /// `net.ipv4.ip_forward=1`.
