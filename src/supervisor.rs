@@ -876,7 +876,9 @@ async fn lifecycle(
     pause_at("recorded");
 
     let released = timed_async("release to exec", container.release()).await;
-    let mut mount_ns = None;
+    // Descriptors whose last close is slow, left to the holder of the
+    // netfilter socket (see `teardown`).
+    let mut slow_closes = Vec::new();
     let outcome = match released {
         Ok(()) => {
             phase("startup", started);
@@ -892,14 +894,14 @@ async fn lifecycle(
                     tracing::warn!("{}", Chain(&err));
                 }
             }
-            // The last close unmounts each (see netlink::procfs).
-            drop(netlink::procfs::to_close());
             // Kept to the end, then left to the holder of the netfilter
-            // socket: the last close of a mount namespace unmounts its
-            // tree and waits for an RCU grace period, which would otherwise
-            // delay the container's exit, and with it ours.
+            // socket: the last close of a mount namespace, or of a procfs
+            // instance (see netlink::procfs), unmounts its tree and waits
+            // for an RCU grace period, which would otherwise delay the
+            // container's exit, and with it ours.
             if network.is_some() {
-                mount_ns = container.pidfd().mount_namespace().ok();
+                slow_closes.extend(container.pidfd().mount_namespace().ok());
+                slow_closes.extend(netlink::procfs::to_close());
             }
             pause_at("running");
             supervise(&container, &mut signals, spec.stop_timeout, spec.init)
@@ -928,7 +930,7 @@ async fn lifecycle(
         teardown(
             network,
             publication,
-            mount_ns,
+            slow_closes,
             files,
             reservations,
             cgroup,
@@ -1000,7 +1002,7 @@ fn out_of_memory(spec: &RunSpec, status: ExitStatus, kills: u64) -> String {
 fn teardown(
     network: Option<BridgeNet>,
     publication: Option<Publication>,
-    mount_ns: Option<OwnedFd>,
+    slow_closes: Vec<OwnedFd>,
     files: Option<&EtcFiles>,
     reservations: Reservations,
     cgroup: Option<Cgroup>,
@@ -1027,7 +1029,7 @@ fn teardown(
     // every descriptor we still have, and may run after our exit, when the
     // ports must be free already.
     if let Some(firewall) = firewall {
-        firewall.close_with(mount_ns);
+        firewall.close_with(slow_closes);
     }
     pause_at("released");
     // Last: until it is gone, the record explains what is left.

@@ -88,7 +88,7 @@ impl Firewall {
 
     /// As [`Firewall::close`], and `also` is closed by the same holder once
     /// this process has exited (see `nftables::Socket::close_detached_with`).
-    pub fn close_with(self, also: Option<std::os::fd::OwnedFd>) {
+    pub fn close_with(self, also: Vec<std::os::fd::OwnedFd>) {
         self.socket.close_detached_with(also);
     }
 

@@ -255,13 +255,17 @@ impl Socket {
     /// afterwards fault, and left this process's exit to unmap its whole
     /// address space, which the holder now does later, off the exit path.
     pub fn close_detached(self) {
-        self.close_detached_with(None);
+        self.close_detached_with(Vec::new());
     }
 
-    /// As [`Socket::close_detached`], and the holder also keeps `also` (a
-    /// descriptor whose last close is slow) until this process has exited,
-    /// then closes it at once, before its wait for the tick.
-    pub fn close_detached_with(self, also: Option<OwnedFd>) {
+    /// As [`Socket::close_detached`], and the holder also keeps `also`
+    /// (descriptors whose last close is slow: a mount namespace, a procfs
+    /// instance) until this process has exited, then closes them at once,
+    /// before its wait for the tick. The first [`HELD_ALSO`] only: any more
+    /// are closed here.
+    pub fn close_detached_with(self, mut also: Vec<OwnedFd>) {
+        let extra = also.split_off(also.len().min(HELD_ALSO));
+        drop(extra);
         let socket = self.fd.as_raw_fd();
         // The child learns of our exit by EOF on this pipe.
         let Ok((exited, alive)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
@@ -276,7 +280,7 @@ impl Socket {
         stack.push(Held {
             socket,
             exited: exited.as_raw_fd(),
-            also: also.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+            also: std::array::from_fn(|i| also.get(i).map_or(-1, AsRawFd::as_raw_fd)),
         });
         let held = stack.as_mut_ptr();
         let top = held
@@ -530,13 +534,16 @@ const HOLDER_STACK: usize = 16 * 1024;
 /// the lowest, which runs before every ordinary task.
 const HOLDER_START_PRIORITY: libc::c_int = 1;
 
-/// The descriptors a holder keeps (see `close_detached_with`); `also` is
-/// -1 when there is none.
+/// How many slow-closing descriptors a holder keeps besides its socket.
+const HELD_ALSO: usize = 2;
+
+/// The descriptors a holder keeps (see `close_detached_with`); -1 in `also`
+/// where there is none.
 #[repr(C)]
 struct Held {
     socket: libc::c_int,
     exited: libc::c_int,
-    also: libc::c_int,
+    also: [libc::c_int; HELD_ALSO],
 }
 
 /// The holder of a detached socket: closes every other descriptor it got
@@ -552,9 +559,10 @@ extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `held` points to the Held written before the clone and never
     // written again (see close_detached_with).
     let held = unsafe { &*held.cast::<Held>() };
-    // Sorted by hand: three compare-and-swaps, no library code to trust.
-    let mut kept = [held.socket, held.exited, held.also];
-    for (i, j) in [(0, 1), (1, 2), (0, 1)] {
+    // Sorted by hand: a sorting network of five compare-and-swaps, no
+    // library code to trust.
+    let mut kept = [held.socket, held.exited, held.also[0], held.also[1]];
+    for (i, j) in [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)] {
         if kept[i] > kept[j] {
             kept.swap(i, j);
         }
@@ -576,8 +584,8 @@ extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
         while libc::read(held.exited, (&mut byte as *mut u8).cast(), 1) > 0 {}
         // Again, in case our parent made us real-time only after the first.
         libc::sched_setscheduler(0, libc::SCHED_OTHER, &ordinary);
-        if held.also >= 0 {
-            libc::close(held.also);
+        for &fd in held.also.iter().filter(|&&fd| fd >= 0) {
+            libc::close(fd);
         }
         sleep_until_close_tick();
         libc::close(held.socket);
