@@ -357,10 +357,11 @@ pub struct BenchArgs {
     #[arg(long, requires = "cni")]
     pub no_reference: bool,
 
-    /// With --cni: time this plugin binary instead of this one (e.g. an
-    /// earlier build, measured by the same bench, alternately with this).
-    #[arg(long, requires = "cni", value_name = "FILE")]
-    pub plugin: Option<PathBuf>,
+    /// Time this supervisor binary instead of this one, as `run` or with
+    /// --cni as the plugin (e.g. an earlier build, measured by the same
+    /// bench, alternately with this).
+    #[arg(long, visible_alias = "plugin", value_name = "FILE")]
+    pub binary: Option<PathBuf>,
 
     /// Measure with this many ports already published, one configuration
     /// per value, e.g. 0,100,1000,10000 (implies --publish). With --cni:

@@ -199,9 +199,11 @@ fn run_options(args: RunArgs, net: NetworkOptions, state_dir: PathBuf) -> RunOpt
     }
 }
 
-/// `bench`: runs containers with this very binary.
+/// `bench`: runs containers with this very binary, or `--binary`.
 fn bench(args: BenchArgs) -> ExitCode {
-    let supervisor = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let supervisor = args.binary.unwrap_or_else(|| {
+        std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+    });
     if args.cni {
         let attached = if args.scale.is_empty() {
             vec![0, 100]
@@ -209,7 +211,7 @@ fn bench(args: BenchArgs) -> ExitCode {
             args.scale
         };
         let options = bench::cni::Options {
-            supervisor: args.plugin.unwrap_or(supervisor),
+            supervisor,
             samples: args.containers,
             attached,
             pause: Duration::from_millis(args.pause),
