@@ -149,27 +149,22 @@ impl Setting {
         self.write_below(self.under(proc))
     }
 
-    /// Opened as `relative` below the directory, or by its full path.
     fn apply_below(&self, below: Option<(BorrowedFd<'_>, &str)>) -> Result<bool, Error> {
-        match below {
-            Some((dir, relative)) => apply_via(
-                |flags| open_at(dir, relative, flags),
-                &self.path,
-                self.value,
-            ),
-            None => self.apply(),
-        }
+        apply_via(self.opener(below), &self.path, self.value)
     }
 
-    /// As [`Setting::apply_below`], written without reading first.
     fn write_below(&self, below: Option<(BorrowedFd<'_>, &str)>) -> Result<(), Error> {
-        match below {
-            Some((dir, relative)) => write_via(
-                |flags| open_at(dir, relative, flags),
-                &self.path,
-                self.value,
-            ),
-            None => self.write(),
+        write_via(self.opener(below), &self.path, self.value)
+    }
+
+    /// Opens it as `relative` below the directory, or by its full path.
+    fn opener<'a>(
+        &'a self,
+        below: Option<(BorrowedFd<'a>, &'a str)>,
+    ) -> impl Fn(OFlag) -> io::Result<fs::File> + 'a {
+        move |flags| match below {
+            Some((dir, relative)) => open_at(dir, relative, flags),
+            None => open_path(&self.path, flags),
         }
     }
 
