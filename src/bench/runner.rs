@@ -264,9 +264,15 @@ mod tests {
     }
 
     /// A stand-in for `supervisor`: a script that ignores its arguments.
+    /// Named by time as well as pid: concurrent suite runs, each in a pid
+    /// namespace of its own, repeat pids but share /tmp (as the library's
+    /// `scratch` says; this crate cannot use it).
     fn fake_supervisor(name: &str, script: &str) -> Supervisor {
         use std::os::unix::fs::PermissionsExt;
-        let exe = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let nanos = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let exe = std::env::temp_dir().join(format!("{name}-{}-{nanos}", std::process::id()));
         std::fs::write(&exe, format!("#!/bin/sh\n{script}\n")).unwrap();
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
         Supervisor {
