@@ -419,7 +419,7 @@ fn on_cgroup2_the_container_is_cloned_into_its_cgroup_and_a_missing_controller_i
     let thread_root = root.clone();
     let outcome = std::thread::spawn(move || {
         let root = thread_root;
-        use nix::mount::{MsFlags, mount, umount};
+        use nix::mount::{MntFlags, MsFlags, mount, umount2};
         // SAFETY: unshare affects only this thread's mounts (and fs_struct).
         assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
         let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
@@ -498,7 +498,10 @@ fn on_cgroup2_the_container_is_cloned_into_its_cgroup_and_a_missing_controller_i
         );
         cgroup.remove().unwrap();
         let gone = !leaf.exists() && !leaf.parent().unwrap().exists();
-        umount(&root).unwrap();
+        // Detached: on a loaded machine the kernel can still hold the mount
+        // for a moment after the container's exit was reported (EBUSY),
+        // and this thread's mount namespace ends with it anyway.
+        umount2(&root, MntFlags::MNT_DETACH).unwrap();
         gone
     })
     .join();
