@@ -528,18 +528,19 @@ impl BridgeNet {
         phase("veth deleted (shared network)", t);
     }
 
-    /// Takes the container's elements out in one batch, forgets their
-    /// connections, and gives the address back. Goes on past each failure.
-    /// Returns the firewall, for the caller to close once the host ports
-    /// are given back (see `teardown`).
+    /// Takes the container's ports out in one batch, forgets their
+    /// connections, gives the address back, and only then takes its
+    /// anti-spoofing elements out (see `Firewall::unguard`). Goes on past
+    /// each failure. Returns the firewall, for the caller to close once
+    /// the host ports are given back (see `teardown`).
     fn teardown(self, publication: Option<Publication>, left: &mut Leftovers) -> Firewall {
-        if let Some(publication) = publication {
+        if let Some(publication) = &publication {
             let t = Instant::now();
-            let unpublished = self.firewall.unpublish(&publication);
-            left.check(|| "removing its firewall elements".into(), unpublished);
+            let unpublished = self.firewall.unpublish_ports(publication);
+            left.check(|| "removing its published ports".into(), unpublished);
             phase("unpublish batch", t);
             let forgotten =
-                apply::forget_udp(&self.firewall, &publication, Some(publication.address));
+                apply::forget_udp(&self.firewall, publication, Some(publication.address));
             left.check(|| "forgetting its UDP connections".into(), forgotten);
         }
         let t = Instant::now();
@@ -547,6 +548,12 @@ impl BridgeNet {
         let released = self.attachment.release();
         left.check(|| format!("giving back its address {address}"), released);
         phase("lease release", t);
+        if let Some(publication) = &publication {
+            let t = Instant::now();
+            let unguarded = self.firewall.unguard(publication);
+            left.check(|| "removing its anti-spoofing elements".into(), unguarded);
+            phase("unguard batch", t);
+        }
         self.firewall
     }
 }

@@ -179,15 +179,49 @@ impl Firewall {
         }
     }
 
-    /// Removes a container's elements in one batch. Elements already gone
-    /// (a `gc` got there first) are not an error.
+    /// Removes a container's elements: its ports, then its anti-spoofing
+    /// elements (see [`Firewall::unguard`]), going on past a failure.
+    /// Elements already gone (a `gc` got there first) are not an error.
     pub fn unpublish(&self, publication: &Publication) -> Result<(), Error> {
+        let ports = self.unpublish_ports(publication);
+        let guards = self.unguard(publication);
+        ports.and(guards)
+    }
+
+    /// Removes a container's published ports, every element of it but
+    /// the anti-spoofing ones, in one batch.
+    pub fn unpublish_ports(&self, publication: &Publication) -> Result<(), Error> {
+        self.destroy(publication, |target| !target.is_bridge())
+    }
+
+    /// Removes a container's anti-spoofing elements, in a batch after its
+    /// ports', never with them: a SYN DNATed to the container just before
+    /// its ports went is answered by its kernel (a reset, its listener
+    /// gone) just after, and with the guards gone by then the bridge drops
+    /// that reset (kfree_skb reason NETFILTER_DROP in nft_do_chain): the
+    /// client's SYN is lost, and it waits a second to send it again. The
+    /// SYN and its reset take one pass of the kernel's receive work, a few
+    /// microseconds; the later the guards go, the surer the pass is over
+    /// (`run` gives the address back in between).
+    pub fn unguard(&self, publication: &Publication) -> Result<(), Error> {
+        self.destroy(publication, Target::is_bridge)
+    }
+
+    /// Removes the elements of `publication` in the targets `which` takes,
+    /// in one batch.
+    fn destroy(&self, publication: &Publication, which: fn(Target) -> bool) -> Result<(), Error> {
         let planned = publication.elements();
         let mut batch = Batch::new();
         for (target, group) in grouped(&planned, |e| e.target) {
+            if !which(target) {
+                continue;
+            }
             let elements: Vec<Element> =
                 group.iter().map(|e| Element::new(e.key.clone())).collect();
             batch.destroy_elements(&set_ref(target), &elements)?;
+        }
+        if batch.is_empty() {
+            return Ok(());
         }
         let _lock = self.lock(false)?;
         self.socket.send(batch)?;

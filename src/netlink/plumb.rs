@@ -82,8 +82,9 @@ pub struct PlumbTimings {
 /// with `spec.ipv6`, configured as `sysctl::Setting::container_ipv6` says,
 /// then the peer up with its address and the default route via the
 /// gateway (with IPv6, its IPv6 address and default route too); on the
-/// host, the bridge port forwarding, in hairpin mode, and the host's
-/// forwarding and neighbour entries for the container.
+/// host, the bridge port forwarding, in hairpin mode, the bridge
+/// transmitting, and the host's forwarding and neighbour entries for the
+/// container.
 ///
 /// `lo` is not the plumbing's: `run` brings it up as it makes the
 /// namespace (see `PreparedNetns`), a CNI engine in the namespaces it
@@ -136,8 +137,11 @@ async fn plumb_in(
         // it sees gives the port its multicast route only then.
         super::wait_forwarding(nl, &spec.host_ifname).await?;
         let name = &spec.host_ifname;
-        let mut requests = vec![no_multicast_route(port)];
-        let mut contexts = vec![("deleting the IPv6 multicast route of", name.clone())];
+        let mut requests = vec![bridge_lookup(spec.bridge_index), no_multicast_route(port)];
+        let mut contexts = vec![
+            ("looking up the bridge of", name.clone()),
+            ("deleting the IPv6 multicast route of", name.clone()),
+        ];
         if entry_refused {
             requests.push(forwarding_entry(port, address::mac_for(spec.address)));
             contexts.push(("setting the bridge forwarding entry of", name.clone()));
@@ -146,7 +150,7 @@ async fn plumb_in(
             .direct()
             .pipeline(requests)
             .map_err(Error::direct("configuring", name))?;
-        forgive_no_route(&mut outcomes[0]);
+        forgive_no_route(&mut outcomes[1]);
         first_failure(outcomes, contexts)?;
     }
     Ok(timings)
@@ -162,6 +166,27 @@ enum Port {
         port: u32,
         entry_refused: bool,
     },
+}
+
+/// The lookup of the bridge `bridge_index`, sent once the container's port
+/// forwards, so the bridge transmits before the container is published.
+///
+/// A bridge whose last port went (the container before this one ended)
+/// loses its carrier, and the kernel's link watcher then takes away its
+/// queueing discipline (noop in place of noqueue). The new port's
+/// forwarding gives the carrier back, but the discipline comes back only
+/// when the watcher's work item runs, which needs RTNL, busy with the
+/// old namespace's teardown just then: until it does, every packet routed
+/// to the bridge is dropped (`skb:kfree_skb` reason QDISC_DROP in
+/// `__dev_queue_xmit`, on the bridge), and a SYN sent to the restarted
+/// service in that window was lost, costing its client a retransmit.
+/// Like the port's (see [`host_side`]), a lookup runs the watcher for
+/// the bridge on the spot.
+fn bridge_lookup(bridge_index: u32) -> Request {
+    (
+        RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(bridge_index).build()),
+        None,
+    )
 }
 
 /// The bridge's forwarding entry for the container's MAC on its port.
@@ -362,7 +387,7 @@ fn inside(mut inside: Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<(), 
 }
 
 /// Where the forwarding entry is in [`host_side`]'s message.
-const FORWARDING_ENTRY: usize = 2;
+const FORWARDING_ENTRY: usize = 3;
 
 /// On the host, once the peer holds its address: the bridge port made to
 /// forward, hairpin mode on it, and the bridge's forwarding entry and the
@@ -375,7 +400,9 @@ const FORWARDING_ENTRY: usize = 2;
 /// A link lookup runs the watcher for that link on the spot (the kernel
 /// does it so a lookup never reports a state it has yet to act on), so
 /// the lookup first in this message leaves the port forwarding, and its
-/// answer says so.
+/// answer says so; the bridge's lookup after it gives the bridge back its
+/// queueing discipline if the port's forwarding gave it its carrier back
+/// (see [`bridge_lookup`]).
 fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Port, Error> {
     let name = &spec.host_ifname;
     let port = host
@@ -393,11 +420,14 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
             RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(port).build()),
             None,
         ),
+        // After the port's: its forwarding gives the bridge its carrier.
+        bridge_lookup(spec.bridge_index),
         (veth::hairpin_message(port), Some(Change::Modify)),
         forwarding_entry(port, mac),
     ];
     let mut contexts = vec![
         ("looking up link", name.clone()),
+        ("looking up the bridge of", name.clone()),
         ("turning on hairpin mode of", name.clone()),
         ("setting the bridge forwarding entry of", name.clone()),
     ];
