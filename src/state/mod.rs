@@ -279,7 +279,7 @@ fn valid_name(name: &str) -> bool {
 /// The record at `path`; None when there is none; the problem when it
 /// cannot be read as one.
 fn read(path: &Path) -> Result<Option<Record>, String> {
-    match fs::read(path) {
+    match file::read_regular(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|err| err.to_string()),
@@ -446,6 +446,28 @@ mod tests {
         assert!(!store.remove(&other).unwrap());
         assert!(store.remove(&read).unwrap());
         registration.remove().unwrap();
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_record_planted_as_a_fifo_reads_as_none_at_once() {
+        let store = temp_store("fifo");
+        fs::create_dir_all(store.dir()).unwrap();
+        let fifo = store.dir().join("c1:eth0.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = store.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(reader.get("c1:eth0").is_none());
+        });
+        let none = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading the record never ended");
+        assert!(none);
+        assert!(matches!(
+            &store.entries().unwrap()[..],
+            [Entry::Corrupt { .. }]
+        ));
         cleanup(&store);
     }
 
