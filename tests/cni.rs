@@ -901,6 +901,42 @@ fn an_add_into_a_namespace_another_attachment_routes_names_the_route_not_the_int
 }
 
 #[test]
+fn a_state_directory_another_user_can_write_is_refused_so_a_planted_record_deletes_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_state_directory_another_user_can_write_is_refused_so_a_planted_record_deletes_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", json!({"stateDir": "/run/planted"}));
+    call(&ns, "ADD", "c1", &conf).ok();
+    // Another user's records directory: they rewrite c1's record to name a
+    // host link of their choosing, for DEL to delete.
+    ns.ok(
+        "ip link add victim0 type bridge && chown 65534 /run/planted/containers && \
+         cp /run/planted/containers/c1:eth0.json /run/c1.orig && \
+         sed -i 's/\"veth\": \"sv-[^\"]*\"/\"veth\": \"victim0\"/' \
+           /run/planted/containers/c1:eth0.json && \
+         grep -q victim0 /run/planted/containers/c1:eth0.json",
+    );
+    let (code, msg) = call(&ns, "DEL", "c1", &conf).error();
+    assert_eq!(code, 7, "{msg}");
+    assert_eq!(
+        msg,
+        "stateDir: /run/planted/containers: owned by uid 65534, not 0; a state directory \
+         and what it holds must be writable by their owner, who runs the supervisor, alone"
+    );
+    assert!(ns.ok("ip -br link").contains("victim0"), "DEL deleted it");
+    ns.ok(
+        "chown 0 /run/planted/containers && mv /run/c1.orig /run/planted/containers/c1:eth0.json",
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_eq!(elements(&ns), 0);
+    ns.ok("ip link del victim0");
+    common::wait_for_no_veth(&ns);
+}
+
+#[test]
 fn a_published_port_reaches_the_attached_listener_from_outside_and_from_the_host() {
     let Some(ns) = HostNs::new(
         "a_published_port_reaches_the_attached_listener_from_outside_and_from_the_host",
