@@ -285,7 +285,7 @@ impl LeaseDir {
 
     /// The IPv6 address the lease of `addr` holds, if any.
     pub fn addr6_of(&self, addr: Ipv4Addr) -> Option<Ipv6Addr> {
-        addr6_of_record(&fs::read_to_string(self.path_of(addr)).ok()?)
+        addr6_of_record(&read_text(self.path_of(addr)).ok()?)
     }
 
     /// The IPv6 addresses whose link no record holds (what `sweep` removes
@@ -427,7 +427,7 @@ impl LeaseDir {
             return Held::Unreadable(link);
         };
         let path = self.path_of(addr);
-        match fs::read_to_string(&path) {
+        match read_text(&path) {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Held::Free,
             Err(_) => Held::Unreadable(path),
             Ok(text) if addr6_of_record(&text) != Some(addr6) => Held::Free,
@@ -449,13 +449,13 @@ impl LeaseDir {
     }
 
     fn read(&self, addr: Ipv4Addr) -> Option<Holder> {
-        let text = fs::read_to_string(self.path_of(addr)).ok()?;
+        let text = read_text(self.path_of(addr)).ok()?;
         Holder::from_record(&text)
     }
 
     fn holder_of(&self, addr: Ipv4Addr) -> Held {
         let path = self.path_of(addr);
-        match fs::read_to_string(&path) {
+        match read_text(&path) {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Held::Free,
             Ok(text) => match Holder::from_record(&text) {
                 Some(holder) if holder.process.is_alive() => Held::Live(holder),
@@ -479,18 +479,24 @@ impl LeaseDir {
     /// The address last handed out without being asked for, if the hint
     /// reads as one.
     pub fn last_handed_out(&self) -> Option<Ipv4Addr> {
-        fs::read_to_string(self.dir.join(LAST))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        read_text(self.dir.join(LAST)).ok()?.trim().parse().ok()
     }
 
     /// Records `addr` as the last handed out. Under the lock. Written in
     /// place: a torn write is a bad hint, which costs one scan.
     fn set_last_handed_out(&self, addr: Ipv4Addr) -> Result<(), Error> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.dir.join(LAST);
-        fs::write(&path, format!("{addr}\n")).map_err(FileError::at(&path))?;
+        // Never written through a link planted in its place.
+        fs::File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{addr}\n").as_bytes()))
+            .map_err(FileError::at(&path))?;
         Ok(())
     }
 
@@ -748,6 +754,13 @@ impl fmt::Display for Swept {
     }
 }
 
+/// A lease file's text: a regular file's alone (see `file::read_regular`),
+/// so a FIFO or device among the leases cannot hang or flood a run.
+fn read_text(path: impl AsRef<Path>) -> std::io::Result<String> {
+    String::from_utf8(file::read_regular(path.as_ref())?)
+        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -822,6 +835,31 @@ mod tests {
         assert_eq!(leases[1].1.as_ref().unwrap().name, "d");
         drop((b, d));
         assert!(pool.leases().unwrap().is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_planted_hint_link_is_not_written_through_nor_a_fifo_lease_read() {
+        let dir = temp_dir("planted");
+        let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
+        let leases = dir.join("leases/sv0");
+        fs::create_dir_all(&leases).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, leases.join(LAST)).unwrap();
+        let fifo = leases.join("172.16.0.2");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let lease = pool.lease(None, None, &holder("a")).unwrap();
+            // Every lease read, as `ps`, `gc` and a dry run read them.
+            let _ = tx.send((lease.addr(), pool.leases().unwrap().len()));
+        });
+        let (leased, listed) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the lease or the listing never ended: it read the FIFO");
+        assert_eq!((leased, listed), (Ipv4Addr::new(172, 16, 0, 3), 2));
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1235,7 +1273,7 @@ mod tests {
         let a = pool.lease(None, None, &holder("a")).unwrap();
         assert_eq!(a.addr(), Ipv4Addr::new(172, 16, 0, 2));
         assert_eq!(a.addr6(), Some(v6("fd53:7570:6572::2")));
-        let record = fs::read_to_string(a.path()).unwrap();
+        let record = read_text(a.path()).unwrap();
         assert!(record.ends_with("addr6=fd53:7570:6572::2\n"), "{record}");
         assert_eq!(Holder::from_record(&record).unwrap().name, "a");
         assert_eq!(pool.lease_dir().addr6_of(a.addr()), a.addr6());
@@ -1306,7 +1344,7 @@ mod tests {
         // Its supervisor dies: the record says so, the files stay.
         let path = old.path().to_path_buf();
         old.keep();
-        let record = fs::read_to_string(&path).unwrap();
+        let record = read_text(&path).unwrap();
         let mut dead = dead_holder("old").to_record().unwrap();
         dead.push_str("addr6=fd53:7570:6572::99\n");
         assert!(record.ends_with("addr6=fd53:7570:6572::99\n"));

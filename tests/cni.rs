@@ -124,14 +124,25 @@ fn answer(mut cmd: Command, stdin: &str) -> Answer {
 
 /// `command` for container `id` with `CNI_IFNAME=eth0`, in netns `id`.
 fn call(ns: &HostNs, command: &str, id: &str, conf: &str) -> Answer {
-    let netns = format!("/run/netns/{id}");
+    call_into(ns, command, id, &format!("/run/netns/{id}"), "eth0", conf)
+}
+
+/// `command` for container `id` in `netns` as `ifname`.
+fn call_into(
+    ns: &HostNs,
+    command: &str,
+    id: &str,
+    netns: &str,
+    ifname: &str,
+    conf: &str,
+) -> Answer {
     plugin(
         ns,
         &[
             ("CNI_COMMAND", command),
             ("CNI_CONTAINERID", id),
-            ("CNI_NETNS", &netns),
-            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", netns),
+            ("CNI_IFNAME", ifname),
             ("CNI_PATH", "/usr/lib/cni"),
         ],
         conf,
@@ -857,6 +868,72 @@ fn a_failed_add_leaves_nothing_behind() {
     );
     assert_nothing_left(&ns);
     assert_eq!(tcp_ports(&ns), "");
+}
+
+#[test]
+fn an_add_into_a_namespace_another_attachment_routes_names_the_route_not_the_interface() {
+    let Some(ns) = HostNs::new(
+        "an_add_into_a_namespace_another_attachment_routes_names_the_route_not_the_interface",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", json!({}));
+    call(&ns, "ADD", "c1", &conf).ok();
+    let before = (held(&ns), ns.ok("ip -n c1 -br link; ip -n c1 route"));
+    // Another container id into c1's namespace, under a free name: the
+    // kernel refuses its default route, c1's being there.
+    let (code, msg) = call_into(&ns, "ADD", "c2", "/run/netns/c1", "eth1", &conf).error();
+    assert!(code >= 100, "{code}: {msg}");
+    assert!(
+        msg.contains("default route") && !msg.contains("has an interface"),
+        "{msg}"
+    );
+    eventually("c2's veth gone", Duration::from_secs(10), || {
+        (container_veths(&ns).len() == 1).then_some(())
+    });
+    assert_eq!(
+        (held(&ns), ns.ok("ip -n c1 -br link; ip -n c1 route")),
+        before
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_state_directory_another_user_can_write_is_refused_so_a_planted_record_deletes_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_state_directory_another_user_can_write_is_refused_so_a_planted_record_deletes_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", json!({"stateDir": "/run/planted"}));
+    call(&ns, "ADD", "c1", &conf).ok();
+    // Another user's records directory: they rewrite c1's record to name a
+    // host link of their choosing, for DEL to delete.
+    ns.ok(
+        "ip link add victim0 type bridge && chown 65534 /run/planted/containers && \
+         cp /run/planted/containers/c1:eth0.json /run/c1.orig && \
+         sed -i 's/\"veth\": \"sv-[^\"]*\"/\"veth\": \"victim0\"/' \
+           /run/planted/containers/c1:eth0.json && \
+         grep -q victim0 /run/planted/containers/c1:eth0.json",
+    );
+    let (code, msg) = call(&ns, "DEL", "c1", &conf).error();
+    assert_eq!(code, 7, "{msg}");
+    assert_eq!(
+        msg,
+        "stateDir: /run/planted/containers: owned by uid 65534, not 0; a state directory \
+         and what it holds must be writable by their owner, who runs the supervisor, alone"
+    );
+    assert!(ns.ok("ip -br link").contains("victim0"), "DEL deleted it");
+    ns.ok(
+        "chown 0 /run/planted/containers && mv /run/c1.orig /run/planted/containers/c1:eth0.json",
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_eq!(elements(&ns), 0);
+    ns.ok("ip link del victim0");
+    common::wait_for_no_veth(&ns);
 }
 
 #[test]

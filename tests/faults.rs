@@ -116,6 +116,43 @@ fn killing_the_supervisor_at_any_phase_leaves_nothing_after_gc() {
 }
 
 #[test]
+fn a_container_killed_before_its_release_is_one_line_naming_its_end_and_leaves_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_container_killed_before_its_release_is_one_line_naming_its_end_and_leaves_nothing",
+    ) else {
+        return;
+    };
+    // Its init, then its init's command, each killed once the supervisor
+    // has all but released them.
+    for (victim, end) in [
+        ("$init", "it was killed by signal 9"),
+        ("$(cat /proc/$init/task/*/children)", "it exited with 137"),
+    ] {
+        let child = background(
+            ns.supervisor()
+                .env("SUPERVISOR_TEST_PAUSE_AT", "recorded")
+                .args(["run", "-p", "8080:80", "--", "sleep", "1000"]),
+        );
+        let pid = child.id();
+        eventually("the supervisor stopping", Duration::from_secs(30), || {
+            (common::process_state(pid) == Some('T')).then_some(())
+        });
+        ns.ok(&format!(
+            "init=$(cat /proc/{pid}/task/*/children | tr -d ' '); kill -9 {victim}"
+        ));
+        ns.ok(&format!("kill -CONT {pid}"));
+        let out = child.wait_with_output().expect("wait supervisor");
+        assert_eq!(out.status.code(), Some(125));
+        assert_eq!(
+            stderr(&out),
+            format!("supervisor: the container ended before its command started ({end})\n")
+        );
+        assert_no_state(&ns);
+        wait_for_no_veth(&ns);
+    }
+}
+
+#[test]
 fn killing_the_container_makes_its_supervisor_clean_up_and_exit_137() {
     let Some(ns) = HostNs::new("killing_the_container_makes_its_supervisor_clean_up_and_exit_137")
     else {

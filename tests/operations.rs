@@ -22,6 +22,20 @@ fn record(ns: &HostNs, name: &str) -> Value {
     serde_json::from_str(&text).expect("a record is JSON")
 }
 
+/// Field 22 of /proc/PID/stat: when `pid` started, which a record keeps
+/// to tell its supervisor from a later process with its pid.
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 fn json(out: &Output) -> Value {
     assert!(out.status.success(), "{}", stderr(out));
     serde_json::from_str(&stdout(out)).expect("JSON output")
@@ -209,6 +223,44 @@ fn stop_terminates_then_kills_and_returns_once_cleaned_up() {
     let out = supervisor(&ns, &["stop", "polite"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out), "supervisor: no such container: polite\n");
+}
+
+#[test]
+fn stop_kill_and_exec_refuse_a_state_directory_another_user_can_write() {
+    let Some(ns) =
+        HostNs::new("stop_kill_and_exec_refuse_a_state_directory_another_user_can_write")
+    else {
+        return;
+    };
+    let (container, _out) = ns.start(&args(&["--name", "x"], UNTIL_STDIN_CLOSES));
+    // Another user's state directory, holding a record whose "supervisor"
+    // is a process of theirs to choose: `stop x` signalled it.
+    let mut victim = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let start_time = start_time(victim.id());
+    let mut planted = record(&ns, "x");
+    planted["supervisor"] = serde_json::json!({"pid": victim.id(), "start_time": start_time});
+    ns.ok("mkdir -p /run/evil/containers");
+    std::fs::write(ns.path("/run/evil/containers/x.json"), planted.to_string()).unwrap();
+    ns.ok("chown -R 65534 /run/evil");
+    for command in [&["stop", "x"][..], &["kill", "x"], &["exec", "x", "true"]] {
+        let mut full = vec![command[0], "--state-dir", "/run/evil"];
+        full.extend_from_slice(&command[1..]);
+        let out = supervisor(&ns, &full);
+        assert!(!out.status.success(), "{command:?}");
+        assert!(
+            stderr(&out).starts_with("supervisor: /run/evil: owned by uid 65534, not 0;"),
+            "{command:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(victim.try_wait().unwrap(), None, "{command:?} signalled it");
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    stop(container);
+    assert_no_state(&ns);
 }
 
 #[test]
@@ -664,16 +716,7 @@ fn ps_summarises_thousands_of_ports_in_the_table_and_lists_them_all_in_json() {
     let containers = dir.join("containers");
     std::fs::create_dir_all(&containers).unwrap();
     let me = std::process::id();
-    let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
-    let start_time: u64 = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let start_time = start_time(me);
     let ports: Vec<Value> = (0..5000u32)
         .map(|i| {
             serde_json::json!({"host_ip": null, "host_port": 10000 + i, "container_port": 10000 + i, "protocol": "tcp"})

@@ -480,24 +480,31 @@ fn no_descriptor_above_2_leaks_into_the_container() {
         return;
     };
     let file = std::fs::File::open("/dev/null").unwrap();
-    let mut cmd = ns.supervisor();
-    cmd.args(["run", "--network", "none", "sh", "-c", "ls /proc/$$/fd"]);
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
-    // SAFETY: dup2 in the forked child before exec, no allocation.
-    unsafe {
-        cmd.pre_exec(move || {
-            // A descriptor without CLOEXEC, as a careless parent would leave.
-            if libc::dup2(raw, 7) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    // On a bridge too, where the supervisor holds more at clone3: the
+    // container's namespace, and a procfs instance of the host's pid
+    // namespace (netlink::procfs), which would show the container every
+    // host process.
+    for network in ["none", "bridge"] {
+        let mut cmd = ns.supervisor();
+        cmd.args(["run", "--network", network, "sh", "-c", "ls /proc/$$/fd"]);
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // SAFETY: dup2 in the forked child before exec, no allocation.
+        unsafe {
+            cmd.pre_exec(move || {
+                // A descriptor without CLOEXEC, as a careless parent would leave.
+                if libc::dup2(raw, 7) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        assert_eq!(
+            stdout(&out).split_whitespace().collect::<Vec<_>>(),
+            ["0", "1", "2"],
+            "--network {network}"
+        );
     }
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
-    assert_eq!(
-        stdout(&out).split_whitespace().collect::<Vec<_>>(),
-        ["0", "1", "2"]
-    );
 }
 
 #[test]

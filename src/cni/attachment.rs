@@ -101,6 +101,16 @@ fn has_errno(err: &(dyn std::error::Error + 'static), errnos: &[i32]) -> bool {
     false
 }
 
+/// Whether the kernel refused the veth itself as existing: its peer's
+/// name is taken in the container's namespace.
+fn peer_name_taken(err: &network::Error) -> bool {
+    matches!(
+        err,
+        network::Error::Netlink(netlink::Error::Request { action: "creating veth", source, .. })
+            if source.raw_os_error() == Some(libc::EEXIST)
+    )
+}
+
 fn from_firewall(err: firewall::Error) -> CniError {
     match err {
         firewall::Error::PortTaken(taken) => CniError::new(code::PORT_TAKEN, taken.to_string()),
@@ -312,8 +322,10 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     }
     if let Err(err) = timed_async("plumb", attachment.plumb_netns(&link, netns)).await {
         // The host end was free (a leftover was removed above): the name
-        // taken is the one inside.
-        let err = if has_errno(&err, &[libc::EEXIST]) {
+        // taken is the one inside. Only the veth's creation says so: a
+        // namespace with another attachment's default route refuses ours
+        // with EEXIST too, which its own error names.
+        let err = if peer_name_taken(&err) {
             CniError::new(
                 code::SYSTEM,
                 format!(

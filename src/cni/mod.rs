@@ -21,6 +21,7 @@ mod result;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
@@ -72,6 +73,7 @@ fn serialize(state_dir: &std::path::Path) -> Result<Flock<std::fs::File>, CniErr
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
         .map_err(|err| failed(&err))?;
     Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| failed(&errno))
@@ -215,6 +217,10 @@ async fn command(
     // then nobody owned (and the address could be leased twice).
     let _serialized = match invocation.command {
         Command::Add | Command::Del | Command::Check | Command::Gc => {
+            // As `run` does: one someone else can write plants records
+            // that name what DEL and GC delete.
+            crate::state::check_dir(&config.state_dir)
+                .map_err(|err| CniError::new(code::CONFIG, format!("stateDir: {err}")))?;
             Some(serialize(&config.state_dir)?)
         }
         Command::Version | Command::Status => None,

@@ -287,6 +287,21 @@ mod tests {
             ("CNI_NETNS", "/run/netns/x"),
         ]));
         assert!(err.unwrap_err().msg.contains("CNI_IFNAME"));
+        // Refused by the kernel only when the veth is made, naming it.
+        let err = invocation(&env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_IFNAME", "all"),
+            ("CNI_NETNS", "/run/netns/x"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            (err.code, err.msg.as_str()),
+            (
+                4,
+                "CNI_IFNAME \"all\" is not an interface name: reserved for the sysctls of every interface"
+            )
+        );
         let err = invocation(&env(&[("CNI_COMMAND", "FROB")])).unwrap_err();
         assert!(err.msg.contains("FROB"), "{}", err.msg);
     }

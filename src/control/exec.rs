@@ -84,6 +84,8 @@ impl ExecError {
 /// called before this process starts any other thread (see spawn::join).
 pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
     let target = &options.container;
+    // The record names the process whose namespaces the command joins.
+    crate::state::check_dir(state_dir)?;
     let record = Store::new(state_dir)
         .find(target)?
         .ok_or_else(|| ExecError::Unknown(target.clone()))?;

@@ -51,6 +51,8 @@ pub fn kill(
         &[Capability::CAP_KILL],
         "to signal containers, which run as root",
     )?;
+    // As `stop`: the record names the process signalled.
+    crate::state::check_dir(state_dir)?;
     let store = Store::new(state_dir);
     let mut failures = Vec::new();
     for target in targets {

@@ -19,6 +19,7 @@ const CLEANUP_GRACE: Duration = Duration::from_secs(10);
 
 /// Stops every container whose supervisor is alive (`stop --all`).
 pub fn stop_all(state_dir: &Path, time: Duration, out: &mut dyn Write) -> Result<(), Error> {
+    crate::state::check_dir(state_dir)?;
     let names: Vec<String> = Store::new(state_dir)
         .entries()?
         .into_iter()
@@ -47,6 +48,9 @@ pub fn stop(
         &[Capability::CAP_KILL],
         "to signal containers, which run as root",
     )?;
+    // A record names the process signalled: one planted by another user
+    // would have us signal any process of theirs to choose.
+    crate::state::check_dir(state_dir)?;
     let store = Store::new(state_dir);
     let results = block_on(async {
         let stops = targets.iter().map(|t| stop_one(state_dir, &store, t, time));

@@ -19,6 +19,11 @@ pub fn ifname_problem(name: &str) -> Option<&'static str> {
         Some("longer than 15 bytes")
     } else if name == "." || name == ".." {
         Some("reserved")
+    } else if name == "all" || name == "default" {
+        // The names of /proc/sys/net/*/conf's own entries: the kernel
+        // refuses them (EINVAL), and would do so only once the veth or
+        // bridge is being made, an error naming that link instead.
+        Some("reserved for the sysctls of every interface")
     } else if name
         .bytes()
         .any(|b| b == b'/' || b == b':' || kernel_isspace(b) || b == 0)
@@ -203,6 +208,8 @@ mod tests {
             "1234567890123456",
             ".",
             "..",
+            "all",
+            "default",
             "a/b",
             "a b",
             "a:b",

@@ -54,6 +54,10 @@ pub enum SpawnError {
     Clone(#[source] io::Error),
     #[error("releasing the container failed")]
     Release(#[source] io::Error),
+    /// Its init was gone when released (killed, or its command was),
+    /// without a report of a failed setup.
+    #[error("the container ended before its command started ({})", ended(.0))]
+    EndedBeforeRelease(ExitStatus),
     #[error("making the container's network namespace")]
     Netns(#[source] io::Error),
     #[error("{command}: command not found")]
@@ -76,6 +80,14 @@ pub enum SpawnError {
         #[source]
         source: io::Error,
     },
+}
+
+/// How a process ended, as the error of one that ended too soon says it.
+fn ended(status: &ExitStatus) -> String {
+    match status {
+        ExitStatus::Exited(code) => format!("it exited with {code}"),
+        ExitStatus::Signaled(signal) => format!("it was killed by signal {signal}"),
+    }
 }
 
 impl SpawnError {
@@ -434,8 +446,15 @@ impl Container {
             .map_err(SpawnError::Release)?;
         if msg.len() < REPORT_LEN {
             // EOF with nothing written: the exec succeeded, unless the
-            // child was gone before it could read the release.
-            return released.map_err(|e| SpawnError::Release(e.into()));
+            // child was gone before it could read the release (nobody has
+            // the channel's other end: EPIPE), which its status explains.
+            return match released {
+                Err(nix::errno::Errno::EPIPE) => Err(match self.pidfd.wait().await {
+                    Ok(status) => SpawnError::EndedBeforeRelease(status),
+                    Err(err) => SpawnError::Release(err),
+                }),
+                other => other.map_err(|e| SpawnError::Release(e.into())),
+            };
         }
         let stage = u32::from_ne_bytes(msg[..4].try_into().unwrap_or_default());
         let errno = i32::from_ne_bytes(msg[4..8].try_into().unwrap_or_default());

@@ -2,7 +2,8 @@
 //! writes no reader ever sees half done.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -39,6 +40,7 @@ pub fn lock(dir: &Path) -> Result<DirLock, FileError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
         .map_err(FileError::at(&path))?;
     let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| FileError {
@@ -51,10 +53,21 @@ pub fn lock(dir: &Path) -> Result<DirLock, FileError> {
 /// Writes `DIR/NAME` as a whole: to a dot-named temporary first, renamed
 /// into place. The caller holds the directory's lock, so one temporary name
 /// per file is enough.
+///
+/// The temporary is made anew, never opened as found: one left by a writer
+/// that died, or planted (a symbolic link to /etc/passwd, in a directory
+/// someone else could write), is removed, and a name that is there again
+/// at the open fails it rather than being written through.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, FileError> {
     let path = dir.join(name);
     let tmp = dir.join(temporary_name(name));
-    let mut file = File::create(&tmp).map_err(FileError::at(&tmp))?;
+    remove(&tmp)?;
+    let mut file = File::options()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(FileError::at(&tmp))?;
     file.write_all(bytes).map_err(FileError::at(&tmp))?;
     fs::rename(&tmp, &path).map_err(FileError::at(&path))?;
     Ok(path)
@@ -62,6 +75,23 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, Fil
 
 fn temporary_name(name: &str) -> String {
     format!(".{name}.tmp")
+}
+
+/// The contents of the file at `path`, which must be a regular file: a
+/// FIFO planted there would block the read forever, and a device (a link
+/// to /dev/zero) never end it. NotFound when there is none.
+pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    // Non-blocking, so that opening a FIFO with no writer returns at once.
+    let mut file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// True for the temporaries of [`write_atomic`]: one left behind was being
@@ -111,6 +141,57 @@ mod tests {
         assert!(remove(&path).unwrap());
         assert!(!remove(&path).unwrap());
         assert_eq!(names(&dir.join("missing")).unwrap(), Vec::<String>::new());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_atomic_write_never_writes_through_a_planted_temporary() {
+        let dir = crate::scratch::unique_path("file-planted");
+        let _lock = lock(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(temporary_name("a"))).unwrap();
+        let path = write_atomic(&dir, "a", b"record").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "record");
+        assert!(fs::symlink_metadata(&path).unwrap().is_file());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_lock_never_follows_a_planted_link() {
+        let dir = crate::scratch::unique_path("file-lock-link");
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("created-through-the-link");
+        std::os::unix::fs::symlink(&target, dir.join(".lock")).unwrap();
+        let err = lock(&dir).unwrap_err();
+        assert!(err.path.ends_with(".lock"), "{err}");
+        assert!(!target.exists(), "the lock created its link's target");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_a_regular_file_is_read_a_fifo_or_a_device_is_refused_at_once() {
+        let dir = crate::scratch::unique_path("file-fifo");
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // /dev/null, not /dev/zero: a read of the device is refused, and
+        // one that is not ends anyway.
+        let device = dir.join("device");
+        std::os::unix::fs::symlink("/dev/null", &device).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send([read_regular(&fifo), read_regular(&device)].map(|r| r.is_err()));
+        });
+        let refused = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO never ended");
+        assert_eq!(refused, [true, true]);
+        fs::write(dir.join("plain"), "text").unwrap();
+        assert_eq!(read_regular(&dir.join("plain")).unwrap(), b"text");
+        let missing = read_regular(&dir.join("missing")).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -52,6 +52,11 @@ pub enum Error {
         dir.display()
     )]
     Foreign { dir: PathBuf, entry: String },
+    #[error(
+        "{}: {why}; a state directory and what it holds must be writable by their owner, who runs the supervisor, alone",
+        path.display()
+    )]
+    NotOurs { path: PathBuf, why: String },
     #[error(transparent)]
     File(#[from] FileError),
 }
@@ -72,14 +77,53 @@ const OURS: [&str; 7] = [
 /// make (`--state-dir /etc`): `run` writes there and `gc` removes what it
 /// thinks stale. A missing or empty directory is fine; an earlier
 /// version's is too, having only these names.
+///
+/// Refuses one someone else could write too: the directory, or what it
+/// holds of ours, owned by another user, writable by every user, or (below
+/// it) a symbolic link. Whoever writes there writes what the supervisor
+/// trusts: a record names the host link its DEL or `gc` deletes, and a link
+/// planted for a directory of ours sends our writes where it points.
 pub fn check_dir(state_dir: &Path) -> Result<(), Error> {
     let names = file::names(state_dir)?;
-    match names.into_iter().find(|n| !OURS.contains(&n.as_str())) {
-        Some(entry) => Err(Error::Foreign {
+    if let Some(entry) = names.iter().find(|n| !OURS.contains(&n.as_str())) {
+        return Err(Error::Foreign {
             dir: state_dir.to_path_buf(),
-            entry,
-        }),
-        None => Ok(()),
+            entry: entry.clone(),
+        });
+    }
+    let ours = names.iter().map(|name| (state_dir.join(name), false));
+    for (path, follow) in std::iter::once((state_dir.to_path_buf(), true)).chain(ours) {
+        let meta = match if follow {
+            fs::metadata(&path)
+        } else {
+            fs::symlink_metadata(&path)
+        } {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            other => other.map_err(FileError::at(&path))?,
+        };
+        if let Some(why) = not_ours(&meta) {
+            return Err(Error::NotOurs { path, why });
+        }
+    }
+    Ok(())
+}
+
+/// Why a file of the state directory may be written by someone else, if
+/// it may.
+fn not_ours(meta: &fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.file_type().is_symlink() {
+        Some("a symbolic link".to_string())
+    } else if meta.uid() != me {
+        Some(format!("owned by uid {}, not {me}", meta.uid()))
+    } else if meta.mode() & 0o002 != 0 {
+        Some(format!(
+            "writable by every user (mode {:o})",
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
     }
 }
 
@@ -279,7 +323,7 @@ fn valid_name(name: &str) -> bool {
 /// The record at `path`; None when there is none; the problem when it
 /// cannot be read as one.
 fn read(path: &Path) -> Result<Option<Record>, String> {
-    match fs::read(path) {
+    match file::read_regular(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|err| err.to_string()),
@@ -447,6 +491,63 @@ mod tests {
         assert!(store.remove(&read).unwrap());
         registration.remove().unwrap();
         cleanup(&store);
+    }
+
+    #[test]
+    fn a_record_planted_as_a_fifo_reads_as_none_at_once() {
+        let store = temp_store("fifo");
+        fs::create_dir_all(store.dir()).unwrap();
+        let fifo = store.dir().join("c1:eth0.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = store.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(reader.get("c1:eth0").is_none());
+        });
+        let none = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading the record never ended");
+        assert!(none);
+        assert!(matches!(
+            &store.entries().unwrap()[..],
+            [Entry::Corrupt { .. }]
+        ));
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_state_directory_someone_else_can_write_is_refused_naming_what() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = crate::scratch::unique_path("state-not-ours");
+        fs::create_dir_all(dir.join("leases")).unwrap();
+        check_dir(&dir).unwrap();
+        let refused = |dir: &Path| match check_dir(dir) {
+            Err(Error::NotOurs { path, why }) => format!("{} {why}", path.display()),
+            other => panic!("{other:?}"),
+        };
+        // Planted in place of a directory of ours: records would be
+        // written where it points.
+        std::os::unix::fs::symlink("/etc", dir.join("containers")).unwrap();
+        assert_eq!(
+            refused(&dir),
+            format!("{} a symbolic link", dir.join("containers").display())
+        );
+        fs::remove_file(dir.join("containers")).unwrap();
+        fs::set_permissions(dir.join("leases"), fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(
+            refused(&dir),
+            format!(
+                "{} writable by every user (mode 777)",
+                dir.join("leases").display()
+            )
+        );
+        fs::set_permissions(dir.join("leases"), fs::Permissions::from_mode(0o755)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            let nobody = Some(nix::unistd::Uid::from_raw(65534));
+            nix::unistd::chown(&dir, nobody, None).unwrap();
+            assert!(refused(&dir).ends_with("owned by uid 65534, not 0"));
+        }
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
