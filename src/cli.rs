@@ -49,6 +49,10 @@ impl Cli {
     /// `args` parsed by the flat command of the global and run's arguments,
     /// when only global options come before `run` and it parses them.
     fn parse_run(args: &[OsString]) -> Option<Cli> {
+        // Other subcommands (`exec` starts a process too) build nothing here.
+        if !args.iter().skip(1).any(|a| a == "run") {
+            return None;
+        }
         // Not global: that only copies them into subcommands, which this
         // command has none of, and costs the copying of their values.
         let globals =
