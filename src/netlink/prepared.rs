@@ -39,10 +39,13 @@ impl PreparedNetns {
     /// a thread of its own in a namespace nothing else uses yet.
     pub fn here(ipv6: bool) -> Result<PreparedNetns, Error> {
         let inside = loopback_up()?;
+        // Written, not read first (one file opened each, not two): what
+        // `default` held in a namespace this new does not matter, and a
+        // `default` write takes no RTNL, changed or not.
         sysctl::with_private_proc(|proc| {
             sysctl::Setting::peer_ipv6("default", ipv6)
                 .iter()
-                .try_for_each(|setting| setting.apply_under(proc).map(drop))
+                .try_for_each(|setting| setting.write_under(proc))
         })?;
         Ok(PreparedNetns { inside })
     }
