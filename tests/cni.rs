@@ -507,6 +507,67 @@ fn an_add_right_after_a_del_of_the_same_container_and_interface_succeeds() {
     assert_nothing_left(&ns);
 }
 
+/// `net.ipv6.conf.IFNAME.NAME` in netns `netns`.
+fn ipv6_conf(ns: &HostNs, netns: &str, ifname: &str, name: &str) -> String {
+    ns.ok(&format!(
+        "ip netns exec {netns} cat /proc/sys/net/ipv6/conf/{ifname}/{name}"
+    ))
+    .trim()
+    .to_string()
+}
+
+/// The IPv6 defaults of netns `netns` a container's interface is born
+/// with, as `name=value`.
+fn ipv6_defaults(ns: &HostNs, netns: &str) -> Vec<String> {
+    ["disable_ipv6", "accept_ra", "autoconf", "accept_dad"]
+        .iter()
+        .map(|name| format!("{name}={}", ipv6_conf(ns, netns, "default", name)))
+        .collect()
+}
+
+#[test]
+fn add_leaves_the_engines_ipv6_defaults_as_they_were_and_its_interface_configured_as_asked() {
+    let Some(ns) = HostNs::new("add_leaves_the_engines_ipv6_defaults_as_they_were") else {
+        return;
+    };
+    // IPv4 only, into kernel defaults: eth0 has IPv6 off and no IPv6
+    // address, though the plugin sets `default.disable_ipv6` for its birth.
+    netns_add(&ns, "c1");
+    let before = ipv6_defaults(&ns, "c1");
+    call(&ns, "ADD", "c1", &conf("1.0.0", json!({}))).ok();
+    assert_eq!(ipv6_conf(&ns, "c1", "eth0", "disable_ipv6"), "1");
+    let addrs = ns.ok("ip -n c1 -6 addr show dev eth0");
+    assert!(addrs.trim().is_empty(), "an IPv6 address on eth0: {addrs}");
+    assert_eq!(ipv6_defaults(&ns, "c1"), before);
+    // Not only read back: an interface the engine makes next has them.
+    ns.ok("ip -n c1 link add x0 type veth peer name x1");
+    assert_eq!(ipv6_conf(&ns, "c1", "x0", "disable_ipv6"), "0");
+    call(&ns, "DEL", "c1", &conf("1.0.0", json!({}))).ok();
+    // Dual stack, into an engine's own defaults (IPv6 off, DAD strict):
+    // eth0 is on without router advertisements, SLAAC or DAD; the
+    // defaults stay the engine's.
+    netns_add(&ns, "c2");
+    for (name, value) in [("disable_ipv6", 1), ("accept_dad", 2)] {
+        ns.ok(&format!(
+            "ip netns exec c2 sysctl -qw net.ipv6.conf.default.{name}={value}"
+        ));
+    }
+    let before = ipv6_defaults(&ns, "c2");
+    let conf = conf("1.0.0", dual(json!({})));
+    call(&ns, "ADD", "c2", &conf).ok();
+    let eth0: Vec<String> = ["disable_ipv6", "accept_ra", "autoconf", "accept_dad"]
+        .iter()
+        .map(|name| ipv6_conf(&ns, "c2", "eth0", name))
+        .collect();
+    assert_eq!(eth0, ["0", "0", "0", "0"]);
+    let addrs = ns.ok("ip -n c2 -6 -o addr show dev eth0 scope global");
+    assert!(addrs.contains("fd00:7::"), "{addrs}");
+    assert!(!addrs.contains("tentative"), "{addrs}");
+    assert_eq!(ipv6_defaults(&ns, "c2"), before);
+    call(&ns, "DEL", "c2", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
 /// The host's conntrack entries whose replies come from `ip`.
 fn entries_from(ns: &HostNs, ip: &str) -> String {
     ns.ok(&format!(
