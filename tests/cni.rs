@@ -9,7 +9,9 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{HostNs, container_veths, elements, eventually, leases, records, stderr};
+use common::{
+    HostNs, container_veths, elements, eventually, leases, neighbour_entries, records, stderr,
+};
 use serde_json::{Value, json};
 
 const VERSIONS: [&str; 3] = ["0.4.0", "1.0.0", "1.1.0"];
@@ -565,6 +567,37 @@ fn add_leaves_the_engines_ipv6_defaults_as_they_were_and_its_interface_configure
     assert!(!addrs.contains("tentative"), "{addrs}");
     assert_eq!(ipv6_defaults(&ns, "c2"), before);
     call(&ns, "DEL", "c2", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn an_attachments_neighbour_entry_is_exempt_from_the_table_limit_and_goes_with_its_del() {
+    let Some(ns) = HostNs::new("an_attachments_neighbour_entry_is_exempt_from_the_table_limit")
+    else {
+        return;
+    };
+    // A bystander keeps the bridge's carrier: the kernel flushes the
+    // bridge's entries, ours too, when its last port goes.
+    netns_add(&ns, "c0");
+    let plain = conf("1.0.0", json!({}));
+    call(&ns, "ADD", "c0", &plain).ok();
+    // DEL gives the address back at once without published ports, after
+    // the answer with them (see cni::forget): the entry goes before it in
+    // both.
+    for (id, extra) in [("c1", json!({})), ("c2", publishing(8080, 8000))] {
+        netns_add(&ns, id);
+        let conf = conf("1.0.0", extra);
+        let result = call(&ns, "ADD", id, &conf).ok();
+        let address = result["ips"][0]["address"].as_str().unwrap();
+        let address = address.split('/').next().unwrap().to_string();
+        let entry = neighbour_entries(&ns, &address);
+        assert!(entry.contains("extern_learn"), "{entry}");
+        call(&ns, "DEL", id, &conf).ok();
+        eventually("the entry gone", Duration::from_secs(10), || {
+            neighbour_entries(&ns, &address).is_empty().then_some(())
+        });
+    }
+    call(&ns, "DEL", "c0", &plain).ok();
     assert_nothing_left(&ns);
 }
 

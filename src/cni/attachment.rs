@@ -23,7 +23,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use super::config::Config;
-use super::forget::{Background, Leftovers};
+use super::forget::{self, Background, Leftovers};
 use super::protocol::{CniError, Invocation, code};
 use super::result::{Interface, Outcome};
 use crate::conntrack;
@@ -251,7 +251,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         id: owner.id.clone(),
         process: Process::UNTIL_RELEASED,
     };
-    let attachment = timed_async(
+    let mut attachment = timed_async(
         "lease, bridge, sysctls",
         apply::lease(&network, &bridge, None, None, &config.state_dir, &holder),
     )
@@ -494,8 +494,10 @@ pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniE
                     address6: record.address6,
                     leases,
                     id: record.id.clone(),
+                    bridge: bridge.clone(),
                 }),
                 _ => {
+                    forget::forget_neighbours(bridge, addr, record.address6);
                     if let Err(err) = leases.release_held_by(addr, &record.id) {
                         failed.push(system(&format!("giving back {addr}"), &err));
                     }
