@@ -771,6 +771,31 @@ fn check_after_the_host_veth_was_deleted_names_the_link() {
 }
 
 #[test]
+fn check_after_a_published_element_was_deleted_names_it_and_another_attachments_do_not_count() {
+    let Some(ns) = HostNs::new("check_after_a_published_element_was_deleted_names_it") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let conf1 = conf("1.0.0", publishing(8080, 8000));
+    let conf2 = conf("1.0.0", publishing(8081, 8000));
+    call(&ns, "ADD", "c1", &conf1).ok();
+    call(&ns, "ADD", "c2", &conf2).ok();
+    assert_eq!(call(&ns, "CHECK", "c1", &conf1).ok(), Value::Null);
+    ns.ok("nft delete element ip supervisor tcp_ports '{ 8080 }'");
+    let (code, msg) = call(&ns, "CHECK", "c1", &conf1).error();
+    assert_eq!(code, 104, "{msg}");
+    assert!(
+        msg.contains("element 8080 : 10.88.7.2 . 8000") && msg.contains("tcp_ports"),
+        "{msg}"
+    );
+    assert_eq!(call(&ns, "CHECK", "c2", &conf2).ok(), Value::Null);
+    call(&ns, "DEL", "c1", &conf1).ok();
+    call(&ns, "DEL", "c2", &conf2).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
 fn gc_removes_every_attachment_not_in_valid_attachments() {
     let Some(ns) = HostNs::new("gc_removes_every_attachment_not_in_valid_attachments") else {
         return;

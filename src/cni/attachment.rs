@@ -574,31 +574,28 @@ pub async fn check(
     check_elements(config, record)
 }
 
-/// Every element the record says it published is in the kernel.
+/// Every element the record says it published is in the kernel, looked
+/// up by key (see `Firewall::first_missing`).
 pub fn check_elements(config: &Config, record: &Record) -> Result<(), CniError> {
     let Some(publication) = publication_of(record) else {
         return Ok(());
     };
     let firewall = Firewall::open(&config.state_dir).map_err(from_firewall)?;
-    let present = firewall.owned_elements().map_err(from_firewall)?;
+    let elements = publication.elements();
+    let missing = firewall.first_missing(&elements).map_err(from_firewall)?;
     firewall.close();
-    for element in publication.elements() {
-        if !present
-            .iter()
-            .any(|e| e.target == element.target && e.key == element.key)
-        {
-            return Err(CniError::new(
-                code::BROKEN,
-                format!(
-                    "element {} of {} is missing from {}",
-                    element.label,
-                    record.name,
-                    element.target.name()
-                ),
-            ));
-        }
+    match missing {
+        None => Ok(()),
+        Some(element) => Err(CniError::new(
+            code::BROKEN,
+            format!(
+                "element {} of {} is missing from {}",
+                element.label,
+                record.name,
+                element.target.name()
+            ),
+        )),
     }
-    Ok(())
 }
 
 /// The attachments of network `name` under `state_dir`.
