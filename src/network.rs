@@ -36,6 +36,9 @@ pub fn host_ifname(container_id: &str) -> String {
 pub struct Attachment {
     nl: Netlink,
     link: ContainerLink,
+    /// Before `lease`: fields drop in order, and the entries go before
+    /// the address.
+    neighbours: Neighbours,
     lease: Lease,
     /// The container's network namespace, held from plumbing until
     /// `release`: see `plumb`.
@@ -78,6 +81,10 @@ pub async fn prepare(
         ipv6: lease.addr6().zip(bridge.subnet6),
     };
     Ok(Attachment {
+        neighbours: Neighbours {
+            nl: nl.clone(),
+            plumbed: None,
+        },
         nl,
         link,
         lease,
@@ -137,6 +144,7 @@ impl Attachment {
     ) -> Result<PlumbTimings, Error> {
         let netns = OwnedFd::from(container.netns().map_err(Error::Netns)?);
         self.netns = Some(netns.try_clone().map_err(Error::Netns)?);
+        self.neighbours.plumbed = Some(link.clone());
         match prepared {
             Some(prepared) => {
                 let plumbed = netlink::plumb_prepared(&self.nl, link, netns, prepared).await?;
@@ -149,10 +157,11 @@ impl Attachment {
     /// Plumbs the network namespace `netns` (closed on return) as `link`
     /// says: a spawned container's, or the one a CNI engine names.
     pub async fn plumb_netns(
-        &self,
+        &mut self,
         link: &ContainerLink,
         netns: OwnedFd,
     ) -> Result<PlumbTimings, Error> {
+        self.neighbours.plumbed = Some(link.clone());
         // Returns once the bridge port forwards: before the container runs
         // or anything is published to it.
         let timings = netlink::plumb(&self.nl, link, netns).await?;
@@ -175,16 +184,52 @@ impl Attachment {
 
     /// Keeps the lease after this process: its holder (a CNI attachment)
     /// gives it back explicitly, on DEL or GC.
-    pub fn keep(self) {
+    pub fn keep(mut self) {
+        self.neighbours.plumbed = None;
         self.lease.keep();
     }
 
-    /// Lets go of the container's namespace and gives the address back.
+    /// Lets go of the container's namespace, takes out the host's
+    /// neighbour entries for the container, and gives the address back.
     /// The veth needs nothing: it dies with the namespace, off the exit
     /// path.
     pub fn release(mut self) -> Result<(), Error> {
         drop(self.netns.take());
-        Ok(self.lease.release()?)
+        let forgotten = self.neighbours.forget();
+        let released = self.lease.release();
+        forgotten?;
+        Ok(released?)
+    }
+}
+
+/// The host's neighbour entries a plumbing set for the container (see
+/// `netlink::forget_neighbours_on`): taken out by `release`, or when the
+/// attachment goes without it (a `run` or ADD that failed after
+/// plumbing), but not once its holder `keep`s it.
+#[derive(Debug)]
+struct Neighbours {
+    nl: Netlink,
+    /// What was plumbed, or began to be.
+    plumbed: Option<ContainerLink>,
+}
+
+impl Neighbours {
+    fn forget(&mut self) -> Result<(), netlink::Error> {
+        match self.plumbed.take() {
+            Some(link) => self.nl.forget_neighbours(&link).map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Neighbours {
+    fn drop(&mut self) {
+        if let Err(err) = self.forget() {
+            tracing::warn!(
+                "taking out the host's neighbour entries: {}",
+                crate::error_chain::Chain(&err)
+            );
+        }
     }
 }
 

@@ -214,6 +214,12 @@ impl Reconciler {
             Some(addr) => format!("lease {addr} of {} (bridge {bridge})", record.name),
             None => format!("the lease of {} (bridge {bridge})", record.name),
         };
+        if let Some(addr) = record.address {
+            // Before the address goes: see netlink::forget_neighbours_on.
+            let entries = || format!("the neighbour entries of {addr} (bridge {bridge})");
+            let forgotten = netlink::forget_neighbours_on(bridge, addr, record.address6);
+            done.attempt(entries, forgotten);
+        }
         let released = LeaseDir::new(&self.state_dir, bridge).and_then(|leases| {
             match record.address {
                 Some(addr) => leases

@@ -9,7 +9,9 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{HostNs, container_veths, elements, eventually, leases, records, stderr};
+use common::{
+    HostNs, container_veths, elements, eventually, leases, neighbour_entries, records, stderr,
+};
 use serde_json::{Value, json};
 
 const VERSIONS: [&str; 3] = ["0.4.0", "1.0.0", "1.1.0"];
@@ -518,6 +520,98 @@ fn an_add_right_after_a_del_of_the_same_container_and_interface_succeeds() {
     assert_nothing_left(&ns);
 }
 
+/// `net.ipv6.conf.IFNAME.NAME` in netns `netns`.
+fn ipv6_conf(ns: &HostNs, netns: &str, ifname: &str, name: &str) -> String {
+    ns.ok(&format!(
+        "ip netns exec {netns} cat /proc/sys/net/ipv6/conf/{ifname}/{name}"
+    ))
+    .trim()
+    .to_string()
+}
+
+/// The IPv6 defaults of netns `netns` a container's interface is born
+/// with, as `name=value`.
+fn ipv6_defaults(ns: &HostNs, netns: &str) -> Vec<String> {
+    ["disable_ipv6", "accept_ra", "autoconf", "accept_dad"]
+        .iter()
+        .map(|name| format!("{name}={}", ipv6_conf(ns, netns, "default", name)))
+        .collect()
+}
+
+#[test]
+fn add_leaves_the_engines_ipv6_defaults_as_they_were_and_its_interface_configured_as_asked() {
+    let Some(ns) = HostNs::new("add_leaves_the_engines_ipv6_defaults_as_they_were") else {
+        return;
+    };
+    // IPv4 only, into kernel defaults: eth0 has IPv6 off and no IPv6
+    // address, though the plugin sets `default.disable_ipv6` for its birth.
+    netns_add(&ns, "c1");
+    let before = ipv6_defaults(&ns, "c1");
+    call(&ns, "ADD", "c1", &conf("1.0.0", json!({}))).ok();
+    assert_eq!(ipv6_conf(&ns, "c1", "eth0", "disable_ipv6"), "1");
+    let addrs = ns.ok("ip -n c1 -6 addr show dev eth0");
+    assert!(addrs.trim().is_empty(), "an IPv6 address on eth0: {addrs}");
+    assert_eq!(ipv6_defaults(&ns, "c1"), before);
+    // Not only read back: an interface the engine makes next has them.
+    ns.ok("ip -n c1 link add x0 type veth peer name x1");
+    assert_eq!(ipv6_conf(&ns, "c1", "x0", "disable_ipv6"), "0");
+    call(&ns, "DEL", "c1", &conf("1.0.0", json!({}))).ok();
+    // Dual stack, into an engine's own defaults (IPv6 off, DAD strict):
+    // eth0 is on without router advertisements, SLAAC or DAD; the
+    // defaults stay the engine's.
+    netns_add(&ns, "c2");
+    for (name, value) in [("disable_ipv6", 1), ("accept_dad", 2)] {
+        ns.ok(&format!(
+            "ip netns exec c2 sysctl -qw net.ipv6.conf.default.{name}={value}"
+        ));
+    }
+    let before = ipv6_defaults(&ns, "c2");
+    let conf = conf("1.0.0", dual(json!({})));
+    call(&ns, "ADD", "c2", &conf).ok();
+    let eth0: Vec<String> = ["disable_ipv6", "accept_ra", "autoconf", "accept_dad"]
+        .iter()
+        .map(|name| ipv6_conf(&ns, "c2", "eth0", name))
+        .collect();
+    assert_eq!(eth0, ["0", "0", "0", "0"]);
+    let addrs = ns.ok("ip -n c2 -6 -o addr show dev eth0 scope global");
+    assert!(addrs.contains("fd00:7::"), "{addrs}");
+    assert!(!addrs.contains("tentative"), "{addrs}");
+    assert_eq!(ipv6_defaults(&ns, "c2"), before);
+    call(&ns, "DEL", "c2", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn an_attachments_neighbour_entry_is_exempt_from_the_table_limit_and_goes_with_its_del() {
+    let Some(ns) = HostNs::new("an_attachments_neighbour_entry_is_exempt_from_the_table_limit")
+    else {
+        return;
+    };
+    // A bystander keeps the bridge's carrier: the kernel flushes the
+    // bridge's entries, ours too, when its last port goes.
+    netns_add(&ns, "c0");
+    let plain = conf("1.0.0", json!({}));
+    call(&ns, "ADD", "c0", &plain).ok();
+    // DEL gives the address back at once without published ports, after
+    // the answer with them (see cni::forget): the entry goes before it in
+    // both.
+    for (id, extra) in [("c1", json!({})), ("c2", publishing(8080, 8000))] {
+        netns_add(&ns, id);
+        let conf = conf("1.0.0", extra);
+        let result = call(&ns, "ADD", id, &conf).ok();
+        let address = result["ips"][0]["address"].as_str().unwrap();
+        let address = address.split('/').next().unwrap().to_string();
+        let entry = neighbour_entries(&ns, &address);
+        assert!(entry.contains("extern_learn"), "{entry}");
+        call(&ns, "DEL", id, &conf).ok();
+        eventually("the entry gone", Duration::from_secs(10), || {
+            neighbour_entries(&ns, &address).is_empty().then_some(())
+        });
+    }
+    call(&ns, "DEL", "c0", &plain).ok();
+    assert_nothing_left(&ns);
+}
+
 /// The host's conntrack entries whose replies come from `ip`.
 fn entries_from(ns: &HostNs, ip: &str) -> String {
     ns.ok(&format!(
@@ -685,6 +779,31 @@ fn check_after_the_host_veth_was_deleted_names_the_link() {
     assert_nothing_left(&ns);
     let (code, _) = call(&ns, "CHECK", "c1", &conf).error();
     assert_eq!(code, 103, "CHECK of no attachment");
+}
+
+#[test]
+fn check_after_a_published_element_was_deleted_names_it_and_another_attachments_do_not_count() {
+    let Some(ns) = HostNs::new("check_after_a_published_element_was_deleted_names_it") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let conf1 = conf("1.0.0", publishing(8080, 8000));
+    let conf2 = conf("1.0.0", publishing(8081, 8000));
+    call(&ns, "ADD", "c1", &conf1).ok();
+    call(&ns, "ADD", "c2", &conf2).ok();
+    assert_eq!(call(&ns, "CHECK", "c1", &conf1).ok(), Value::Null);
+    ns.ok("nft delete element ip supervisor tcp_ports '{ 8080 }'");
+    let (code, msg) = call(&ns, "CHECK", "c1", &conf1).error();
+    assert_eq!(code, 104, "{msg}");
+    assert!(
+        msg.contains("element 8080 : 10.88.7.2 . 8000") && msg.contains("tcp_ports"),
+        "{msg}"
+    );
+    assert_eq!(call(&ns, "CHECK", "c2", &conf2).ok(), Value::Null);
+    call(&ns, "DEL", "c1", &conf1).ok();
+    call(&ns, "DEL", "c2", &conf2).ok();
+    assert_nothing_left(&ns);
 }
 
 #[test]

@@ -195,6 +195,44 @@ fn unpublishing_removes_only_the_containers_own_elements_and_may_repeat() {
 }
 
 #[test]
+fn a_containers_elements_are_looked_up_by_key_and_the_first_missing_one_is_named() {
+    common::in_fresh_netns(
+        "a_containers_elements_are_looked_up_by_key_and_the_first_missing_one_is_named",
+        || {
+            let fw = Firewall::open(&state_dir()).unwrap();
+            let web = container(
+                "web",
+                2,
+                &[(8080, 8000, Protocol::Tcp), (5353, 53, Protocol::Udp)],
+            );
+            let elements = web.elements();
+            // No tables yet: the first is missing.
+            let missing = fw.first_missing(&elements).unwrap();
+            assert_eq!(missing.map(|e| &e.label), Some(&elements[0].label));
+            load_base();
+            fw.publish(&container("api", 3, &[(9090, 9000, Protocol::Tcp)]))
+                .unwrap();
+            fw.publish(&web).unwrap();
+            assert_eq!(fw.first_missing(&elements).unwrap(), None);
+            nft(&[
+                "delete",
+                "element",
+                "ip",
+                "supervisor",
+                "udp_ports",
+                "{ 5353 }",
+            ]);
+            let missing = fw.first_missing(&elements).unwrap().expect("one missing");
+            assert_eq!(missing.target.name(), "udp_ports");
+            assert_eq!(missing.label, "5353 : 172.16.0.2 . 53", "{missing:?}");
+            // Another container's elements are not web's.
+            let api = container("api", 3, &[(9090, 9000, Protocol::Tcp)]).elements();
+            assert_eq!(fw.first_missing(&api).unwrap(), None);
+        },
+    );
+}
+
+#[test]
 fn a_missing_host_port_is_picked_from_the_ephemeral_range_and_not_reused() {
     common::in_fresh_netns(
         "a_missing_host_port_is_picked_from_the_ephemeral_range_and_not_reused",

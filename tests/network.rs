@@ -9,8 +9,8 @@ use std::process::{Child, ChildStdout, Stdio};
 use std::time::Duration;
 
 use common::{
-    HostNs, container_veths, eth0_address, eventually, leases, stderr, stdout, stop,
-    wait_for_no_veth,
+    HostNs, container_veths, eth0_address, eventually, leases, neighbour_entries, stderr, stdout,
+    stop, wait_for_no_veth,
 };
 
 #[test]
@@ -488,4 +488,71 @@ fn without_ipv6_eth0_has_ipv6_disabled_and_no_ipv6_address() {
     let (disabled, addresses) = text.split_once("addresses:").unwrap();
     assert_eq!(disabled.trim(), "1", "{text}");
     assert_eq!(addresses.trim(), "", "no IPv6 address on eth0: {text}");
+}
+
+/// The host's neighbour entry for a container is exempt from the kernel's
+/// table limit (extern_learn: see netlink::neighbours), so nothing but
+/// our teardown takes it out: `run`'s end does, a dead supervisor's is
+/// taken by `gc`.
+#[test]
+fn a_containers_neighbour_entry_is_exempt_from_the_table_limit_and_goes_with_it_or_at_gc() {
+    let Some(ns) = HostNs::new("a_containers_neighbour_entry_is_exempt_from_the_table_limit")
+    else {
+        return;
+    };
+    // A bystander keeps the bridge's carrier: the kernel flushes the
+    // bridge's entries, ours too, when its last port goes.
+    let (bystander, _bystander_out) = ns.start(&[
+        "--ip",
+        "172.16.0.69",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; read _ || true",
+    ]);
+    let (child, _out) = ns.start(&[
+        "--ip",
+        "172.16.0.70",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; read _ || true",
+    ]);
+    let entry = neighbour_entries(&ns, "172.16.0.70");
+    assert!(
+        entry.contains("lladdr 02:42:ac:10:00:46") && entry.contains("extern_learn"),
+        "{entry}"
+    );
+    stop(child);
+    assert_eq!(neighbour_entries(&ns, "172.16.0.70"), "", "run's end");
+
+    // A supervisor killed: its record stays for gc, which takes the entry.
+    killed_after_plumbing(&ns, "172.16.0.71");
+    assert!(neighbour_entries(&ns, "172.16.0.71").contains("extern_learn"));
+    gc(&ns);
+    assert_eq!(neighbour_entries(&ns, "172.16.0.71"), "", "gc");
+
+    // Only an entry still pointing at the container's MAC: one the
+    // address's next holder (another MAC here) set stays.
+    killed_after_plumbing(&ns, "172.16.0.72");
+    ns.ok("ip neigh replace 172.16.0.72 lladdr 02:00:00:00:00:01 dev sv0 nud stale");
+    gc(&ns);
+    assert!(
+        neighbour_entries(&ns, "172.16.0.72").contains("02:00:00:00:00:01"),
+        "another's entry kept"
+    );
+    stop(bystander);
+}
+
+/// A container on `ip` whose supervisor is killed once it runs.
+fn killed_after_plumbing(ns: &HostNs, ip: &str) {
+    let args = ["--ip", ip, "--", "sh", "-c", "echo ready; read _ || true"];
+    let (mut child, _out) = ns.start(&args);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn gc(ns: &HostNs) {
+    let out = ns.supervisor().arg("gc").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 }

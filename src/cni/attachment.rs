@@ -23,7 +23,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use super::config::Config;
-use super::forget::{Background, Leftovers};
+use super::forget::{self, Background, Leftovers};
 use super::protocol::{CniError, Invocation, code};
 use super::result::{Interface, Outcome};
 use crate::conntrack;
@@ -261,7 +261,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         id: owner.id.clone(),
         process: Process::UNTIL_RELEASED,
     };
-    let attachment = timed_async(
+    let mut attachment = timed_async(
         "lease, bridge, sysctls",
         apply::lease(&network, &bridge, None, None, &config.state_dir, &holder),
     )
@@ -506,8 +506,10 @@ pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniE
                     address6: record.address6,
                     leases,
                     id: record.id.clone(),
+                    bridge: bridge.clone(),
                 }),
                 _ => {
+                    forget::forget_neighbours(bridge, addr, record.address6);
                     if let Err(err) = leases.release_held_by(addr, &record.id) {
                         failed.push(system(&format!("giving back {addr}"), &err));
                     }
@@ -584,31 +586,28 @@ pub async fn check(
     check_elements(config, record)
 }
 
-/// Every element the record says it published is in the kernel.
+/// Every element the record says it published is in the kernel, looked
+/// up by key (see `Firewall::first_missing`).
 pub fn check_elements(config: &Config, record: &Record) -> Result<(), CniError> {
     let Some(publication) = publication_of(record) else {
         return Ok(());
     };
     let firewall = Firewall::open(&config.state_dir).map_err(from_firewall)?;
-    let present = firewall.owned_elements().map_err(from_firewall)?;
+    let elements = publication.elements();
+    let missing = firewall.first_missing(&elements).map_err(from_firewall)?;
     firewall.close();
-    for element in publication.elements() {
-        if !present
-            .iter()
-            .any(|e| e.target == element.target && e.key == element.key)
-        {
-            return Err(CniError::new(
-                code::BROKEN,
-                format!(
-                    "element {} of {} is missing from {}",
-                    element.label,
-                    record.name,
-                    element.target.name()
-                ),
-            ));
-        }
+    match missing {
+        None => Ok(()),
+        Some(element) => Err(CniError::new(
+            code::BROKEN,
+            format!(
+                "element {} of {} is missing from {}",
+                element.label,
+                record.name,
+                element.target.name()
+            ),
+        )),
     }
-    Ok(())
 }
 
 /// The attachments of network `name` under `state_dir`.

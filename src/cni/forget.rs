@@ -41,6 +41,9 @@ pub struct Leftovers {
     pub leases: LeaseDir,
     /// The attachment's id, the lease's holder.
     pub id: String,
+    /// The bridge whose neighbour entries for the addresses go before
+    /// them (see netlink::forget_neighbours_on).
+    pub bridge: String,
 }
 
 /// What one or more DELs (a GC's) leave to do after answering.
@@ -166,8 +169,22 @@ fn forget_then_release(work: Leftovers) -> Result<(), Error> {
         .chain(work.address6.map(IpAddr::from))
         .collect();
     conntrack::forget_with(work.socket, &work.ports, Some(&addresses))?;
+    forget_neighbours(&work.bridge, work.address, work.address6);
     work.leases.release_held_by(work.address, &work.id)?;
     Ok(())
+}
+
+/// Takes out the host's neighbour entries for an attachment's addresses,
+/// before they are given back. A failure is only told: an entry left
+/// points at the MAC the address's next holder gets, and that holder's
+/// plumbing sets it again.
+pub fn forget_neighbours(bridge: &str, address: Ipv4Addr, address6: Option<Ipv6Addr>) {
+    if let Err(err) = netlink::forget_neighbours_on(bridge, address, address6) {
+        tracing::warn!(
+            "taking out the neighbour entries of {address}: {}",
+            crate::error_chain::Chain(&err)
+        );
+    }
 }
 
 /// The child. At the ordinary priority: a link's removal holds the RTNL

@@ -52,6 +52,31 @@ impl Firewall {
         Ok(owned)
     }
 
+    /// The first of `elements` (in their order) the kernel does not hold,
+    /// by target and key, if any: one lookup of their keys per target, not
+    /// a dump of every element.
+    pub fn first_missing<'a>(
+        &self,
+        elements: &'a [PlannedElement],
+    ) -> Result<Option<&'a PlannedElement>, Error> {
+        let mut groups: BTreeMap<Target, Vec<usize>> = BTreeMap::new();
+        for (i, element) in elements.iter().enumerate() {
+            groups.entry(element.target).or_default().push(i);
+        }
+        let mut first: Option<usize> = None;
+        for (target, indices) in groups {
+            let keys: Vec<Element> = indices
+                .iter()
+                .map(|&i| Element::new(elements[i].key.clone()))
+                .collect();
+            let held = self.socket.held_prefix(&set_ref(target), &keys)?;
+            if let Some(&missing) = indices.get(held) {
+                first = Some(first.map_or(missing, |f| f.min(missing)));
+            }
+        }
+        Ok(first.map(|i| &elements[i]))
+    }
+
     /// Removes `elements` in one batch; those already gone are no error.
     pub fn remove(&self, elements: &[Owned]) -> Result<(), Error> {
         if elements.is_empty() {

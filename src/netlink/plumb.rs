@@ -40,6 +40,7 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{AddressMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use super::direct::{Change, Direct, Request};
+use super::prepared::LentDefaults;
 use super::{Error, Netlink, PreparedNetns, address, ipv6, link, netns, sysctl, veth};
 use crate::values::{Subnet, Subnet6};
 
@@ -66,10 +67,10 @@ pub struct ContainerLink {
 /// Where the time of [`plumb`] went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PlumbTimings {
-    /// The veth pair created.
+    /// The veth pair created (in an engine's namespace, with the socket
+    /// inside opened and the namespace's IPv6 defaults lent for it).
     pub veth: Duration,
-    /// Inside: the socket, eth0's sysctls, eth0 up, its addresses and
-    /// default routes.
+    /// Inside: eth0 up, its addresses and default routes.
     pub inside: Duration,
     /// On the host: the bridge port forwarding, hairpin on it, the
     /// container's forwarding and neighbour entries.
@@ -234,16 +235,21 @@ fn plumb_now(
         ("turning off IPv6 addresses on", name.clone()),
         ("bringing up", name.clone()),
     ];
-    let mut outcomes = host
-        .pipeline(requests)
-        .map_err(Error::direct("creating veth", name))?;
-    forgive_no_ipv6(&mut outcomes[1]);
-    first_failure(outcomes, contexts)?;
-    let veth = start.elapsed();
-    let socket = match prepared {
-        Some(prepared) => prepared.inside,
-        None => open_inside(nl, spec, netns.as_fd())?,
+    let (socket, lent) = match prepared {
+        Some(prepared) => (prepared.inside, None),
+        None => open_inside(nl, spec, netns.as_fd()).map(|(s, lent)| (s, Some(lent)))?,
     };
+    let created = host
+        .pipeline(requests)
+        .map_err(Error::direct("creating veth", name))
+        .and_then(|mut outcomes| {
+            forgive_no_ipv6(&mut outcomes[1]);
+            first_failure(outcomes, contexts)
+        });
+    let given_back = lent.map_or(Ok(()), LentDefaults::give_back);
+    created?;
+    given_back?;
+    let veth = start.elapsed();
     inside(socket, spec, mac)?;
     drop(netns);
     let inside = start.elapsed();
@@ -258,31 +264,25 @@ fn plumb_now(
     Ok((timings, port))
 }
 
-/// A socket inside the container's namespace `netns`, once the peer's
-/// IPv6 sysctls are written there.
+/// A socket inside the container's namespace `netns` (an engine's), and
+/// its IPv6 defaults lent for the peer's creation (see `prepared`), to be
+/// given back once the peer exists.
 ///
 /// Without IPv6 on the bridge, IPv6 is off on the peer: no link-local
 /// address, no autoconfiguration from a stray router advertisement. With
-/// it, accept_dad=0 must land before the peer goes up, which adds the
-/// link-local address: written after, that address stays tentative
-/// (unusable) for about a second. Both are written while the peer is
-/// still down. (A namespace prepared from inside has them as defaults,
-/// which the peer took when it was created.)
-fn open_inside(nl: &Netlink, spec: &ContainerLink, netns: BorrowedFd<'_>) -> Result<Direct, Error> {
-    let peer = &spec.peer;
+/// it, accept_dad=0 must be there before the peer goes up, which adds the
+/// link-local address: set after, that address stays tentative (unusable)
+/// for about a second. Born with them, the peer needs no sysctl of its
+/// own.
+fn open_inside(
+    nl: &Netlink,
+    spec: &ContainerLink,
+    netns: BorrowedFd<'_>,
+) -> Result<(Direct, LentDefaults), Error> {
     netns::within(nl.home(), netns, || {
         let socket = Direct::open().map_err(Error::NetnsSocket)?;
-        sysctl::with_private_proc(|proc| match spec.ipv6 {
-            Some(_) => sysctl::Setting::container_ipv6(peer)
-                .iter()
-                .try_for_each(|s| s.apply_under(proc).map(drop)),
-            // Written, not read first: the peer was made just now, and 1 is
-            // right whatever it held (one file opened, not two). Those
-            // above are read first: a disable_ipv6 written, even unchanged,
-            // waits for RTNL.
-            None => sysctl::Setting::disable_ipv6(peer, true).write_under(proc),
-        })?;
-        Ok::<_, Error>(socket)
+        let lent = sysctl::with_private_proc(|proc| LentDefaults::here(spec.ipv6.is_some(), proc))?;
+        Ok::<_, Error>((socket, lent))
     })
     .map_err(Error::EnterNetns)?
 }

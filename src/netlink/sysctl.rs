@@ -18,6 +18,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
 use nix::fcntl::OFlag;
@@ -149,6 +150,33 @@ impl Setting {
         self.write_below(self.under(proc))
     }
 
+    /// Sets it for a while, opened below `proc` (see
+    /// [`Setting::apply_under`]) in the calling thread's namespace: what
+    /// it held, to [`Previous::restore`] from any thread, or None when it
+    /// already read so. The file stays that namespace's whatever thread
+    /// writes it later (the kernel binds a sysctl file to its namespace
+    /// when it is opened).
+    pub fn swap_under(&self, proc: Option<BorrowedFd<'_>>) -> Result<Option<Previous>, Error> {
+        let file =
+            self.opener(self.under(proc))(OFlag::O_RDWR).map_err(sysctl_error(&self.path))?;
+        let mut held = [0u8; 32];
+        let read = file
+            .read_at(&mut held, 0)
+            .map_err(sysctl_error(&self.path))?;
+        let held = String::from_utf8_lossy(&held[..read])
+            .trim_end()
+            .to_string();
+        if held == self.value {
+            return Ok(None);
+        }
+        write_at_start(&file, &self.path, self.value)?;
+        Ok(Some(Previous {
+            file,
+            path: self.path.clone(),
+            value: held,
+        }))
+    }
+
     fn apply_below(&self, below: Option<(BorrowedFd<'_>, &str)>) -> Result<bool, Error> {
         apply_via(self.opener(below), &self.path, self.value)
     }
@@ -176,6 +204,29 @@ impl Setting {
         let relative = self.path.strip_prefix("/proc/sys/net/")?;
         Some((host_net()?, relative))
     }
+}
+
+/// What a sysctl held before [`Setting::swap_under`] set it, with its
+/// file, open in the namespace it belongs to.
+#[derive(Debug)]
+pub struct Previous {
+    file: fs::File,
+    path: String,
+    value: String,
+}
+
+impl Previous {
+    /// Writes the value back.
+    pub fn restore(self) -> Result<(), Error> {
+        write_at_start(&self.file, &self.path, &self.value)
+    }
+}
+
+/// `value` written to the sysctl `file` from its start: procfs ignores a
+/// number written at a later position (sysctl_writes_strict).
+fn write_at_start(file: &fs::File, path: &str, value: &str) -> Result<(), Error> {
+    file.write_all_at(value.as_bytes(), 0)
+        .map_err(sysctl_error(path))
 }
 
 /// /proc/sys/net, opened once (by the first host-side caller) and kept.

@@ -137,6 +137,13 @@ pub async fn remove_link(nl: &Netlink, name: &str) -> Result<(), Error> {
 /// again only a second later: until then every SYN to the new container
 /// is queued and lost. Setting the entry (STALE: used at once, confirmed
 /// by the traffic) also sends what was queued.
+///
+/// Flagged as learned externally, so it does not count toward the
+/// kernel's limit of neighbour entries, which every namespace shares: see
+/// `neighbours`, which takes it out at teardown. The traffic still
+/// confirms or corrects it as it does an unflagged one (measured: STALE,
+/// DELAY, REACHABLE; a wrong MAC FAILED, then the right one); a PERMANENT
+/// entry, the other kind exempt, the traffic never updates.
 pub(crate) fn neighbour_message(
     bridge_index: u32,
     address: IpAddr,
@@ -149,6 +156,7 @@ pub(crate) fn neighbour_message(
     };
     message.header.ifindex = bridge_index;
     message.header.state = NeighbourState::Stale;
+    message.header.flags = NeighbourFlags::ExtLearned;
     message.header.kind = RouteType::Unspec;
     message.attributes = vec![
         NeighbourAttribute::Destination(match address {

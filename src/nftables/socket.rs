@@ -396,6 +396,46 @@ impl Socket {
         Ok(elements)
     }
 
+    /// How many of `elements` (by key), in order, `set` holds before the
+    /// first it lacks; all of them when it lacks none. Asks for these keys
+    /// alone (NFT_MSG_GETSETELEM without NLM_F_DUMP, one request), not for
+    /// every element of the set: the kernel answers each it finds in
+    /// order and stops at the first it does not (ENOENT), as it does when
+    /// the set itself is missing.
+    pub fn held_prefix(&self, set: &SetRef, elements: &[Element]) -> Result<usize, Error> {
+        if elements.is_empty() {
+            return Ok(0);
+        }
+        let body = |m: &mut super::sys::Message<'_>| {
+            m.put_strz(NFTA_SET_ELEM_LIST_TABLE, &set.table);
+            m.put_strz(NFTA_SET_ELEM_LIST_SET, &set.name);
+            let list = m.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
+            for (i, element) in elements.iter().enumerate() {
+                let nest = m.nest_start((i + 1) as u16);
+                element.write(m);
+                m.nest_end(nest);
+            }
+            m.nest_end(list);
+        };
+        let mut found = 0;
+        let asked = self.request(
+            NFT_MSG_GETSETELEM,
+            set.family,
+            0,
+            body,
+            "look up set elements",
+            |_| found += 1,
+        );
+        match asked {
+            Ok(()) => Ok(elements.len()),
+            Err(Error::Io {
+                source: Errno::ENOENT,
+                ..
+            }) => Ok(found),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sends one request and feeds every data message of the answer to
     /// `each`, until the dump ends or the ack arrives.
     fn request(

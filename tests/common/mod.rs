@@ -374,6 +374,15 @@ pub fn container_veths(ns: &HostNs) -> Vec<String> {
         .collect()
 }
 
+/// The host's neighbour entries for `address` on sv0, as `ip neigh` shows
+/// them.
+#[allow(dead_code)]
+pub fn neighbour_entries(ns: &HostNs, address: &str) -> String {
+    ns.ok(&format!("ip neigh show dev sv0 to {address}"))
+        .trim()
+        .to_string()
+}
+
 /// Waits until the container veths are gone: they go with their
 /// container's namespace, which the kernel tears down in the background.
 pub fn wait_for_no_veth(ns: &HostNs) {
