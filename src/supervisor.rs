@@ -516,7 +516,8 @@ impl BridgeNet {
     /// as docker leaves them. Read after the container's exit: one that
     /// joined before it saw a live namespace, so its record is there.
     async fn unplug_if_shared(&self, spec: &RunSpec) {
-        let records = Store::new(&spec.state_dir).records().unwrap_or_default();
+        let store = Store::new(&spec.state_dir);
+        let records = store.others_than(&spec.name).unwrap_or_default();
         let shared = records
             .iter()
             .any(|r| r.joined.as_deref() == Some(spec.id.as_str()) && !r.is_stale());
