@@ -178,6 +178,48 @@ fn creating_an_existing_element_fails_naming_it_and_applies_nothing() {
     );
 }
 
+/// The socket remembers the buffer sizes it has set; a batch needing more
+/// than the last one (here an ack for each of 600 messages, past the
+/// default receive buffer) still gets them, and has every ack read.
+#[test]
+fn a_batch_larger_than_the_last_on_one_socket_still_has_every_ack() {
+    let result = common::in_fresh_netns(
+        "a_batch_larger_than_the_last_on_one_socket_still_has_every_ack",
+        || {
+            let socket = Socket::open().unwrap();
+            let (batch, set) = base_batch();
+            socket.send(batch).unwrap();
+            let set = SetRef { id: None, ..set };
+            let mut small = Batch::new();
+            small
+                .add_elements(
+                    &set,
+                    &[port_element(1000, [172, 16, 0, 3], 80)],
+                    Mode::Create,
+                )
+                .unwrap();
+            socket.send(small).unwrap();
+            let mut large = Batch::new();
+            for port in 2000..2600 {
+                large
+                    .add_elements(
+                        &set,
+                        &[port_element(port, [172, 16, 0, 3], 80)],
+                        Mode::Create,
+                    )
+                    .unwrap();
+            }
+            let sent = socket.send(large);
+            (sent, socket.elements(&set).unwrap().len())
+        },
+    );
+    let Some((sent, elements)) = result else {
+        return;
+    };
+    assert!(sent.is_ok(), "{sent:?}");
+    assert_eq!(elements, 602, "the base batch's, the small one's and 600");
+}
+
 #[test]
 fn elements_read_back_as_added_and_tables_are_found_by_name() {
     let result = common::in_fresh_netns(

@@ -105,6 +105,9 @@ pub struct Socket {
     fd: OwnedFd,
     /// Sequence number of the last request (batches number their own).
     seq: std::cell::Cell<u32>,
+    /// The send and receive buffer sizes known to be in place: a batch
+    /// that fits them asks the kernel nothing (two getsockopt a batch).
+    buffers: std::cell::Cell<(usize, usize)>,
 }
 
 fn io(what: &'static str) -> impl FnOnce(Errno) -> Error {
@@ -129,6 +132,7 @@ impl Socket {
         Ok(Socket {
             fd,
             seq: std::cell::Cell::new(0),
+            buffers: std::cell::Cell::new((0, 0)),
         })
     }
 
@@ -144,20 +148,26 @@ impl Socket {
 
         // The whole batch must go in one sendmsg, and every ack must fit the
         // receive queue, since the kernel answers before sendmsg returns.
-        grow_buffer(
-            &self.fd,
-            sockopt::SndBuf,
-            sockopt::SndBufForce,
-            total + 4096,
-        )
-        .map_err(io("size the netlink send buffer"))?;
-        grow_buffer(
-            &self.fd,
-            sockopt::RcvBuf,
-            sockopt::RcvBufForce,
-            expected * ACK_BUDGET,
-        )
-        .map_err(io("size the netlink receive buffer"))?;
+        let (mut send, mut receive) = self.buffers.get();
+        if send < total + 4096 {
+            send = grow_buffer(
+                &self.fd,
+                sockopt::SndBuf,
+                sockopt::SndBufForce,
+                total + 4096,
+            )
+            .map_err(io("size the netlink send buffer"))?;
+        }
+        if receive < expected * ACK_BUDGET {
+            receive = grow_buffer(
+                &self.fd,
+                sockopt::RcvBuf,
+                sockopt::RcvBufForce,
+                expected * ACK_BUDGET,
+            )
+            .map_err(io("size the netlink receive buffer"))?;
+        }
+        self.buffers.set((send, receive));
 
         let iov: Vec<IoSlice<'_>> = pages.iter().map(|p| IoSlice::new(p)).collect();
         socket::sendmsg(
@@ -498,16 +508,25 @@ fn parse_verdict(attrs: &[u8]) -> Option<Verdict> {
 
 /// Raises a socket buffer to at least `want` bytes: the forced variant
 /// (CAP_NET_ADMIN) can pass the system limit, the plain one cannot.
-fn grow_buffer<Get, Force>(fd: &OwnedFd, plain: Get, force: Force, want: usize) -> nix::Result<()>
+/// Returns the size now in place.
+fn grow_buffer<Get, Force>(
+    fd: &OwnedFd,
+    plain: Get,
+    force: Force,
+    want: usize,
+) -> nix::Result<usize>
 where
     Get: socket::GetSockOpt<Val = usize> + socket::SetSockOpt<Val = usize> + Copy,
     Force: socket::SetSockOpt<Val = usize>,
 {
     // The kernel reports (and accounts) twice what was set.
-    if socket::getsockopt(fd, plain)? / 2 >= want {
-        return Ok(());
+    let size = socket::getsockopt(fd, plain)? / 2;
+    if size >= want {
+        return Ok(size);
     }
-    socket::setsockopt(fd, force, &want).or_else(|_| socket::setsockopt(fd, plain, &want))
+    socket::setsockopt(fd, force, &want).or_else(|_| socket::setsockopt(fd, plain, &want))?;
+    // The plain variant caps it at the system limit without failing.
+    Ok(socket::getsockopt(fd, plain)? / 2)
 }
 
 /// Turns on an integer SOL_NETLINK option.
