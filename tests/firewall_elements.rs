@@ -169,6 +169,23 @@ fn the_same_port_number_over_udp_is_a_different_port() {
 }
 
 #[test]
+fn a_firewall_makes_the_directory_of_its_lock_when_it_is_missing() {
+    common::in_fresh_netns(
+        "a_firewall_makes_the_directory_of_its_lock_when_it_is_missing",
+        || {
+            load_base();
+            let dir = state_dir().join("not-yet/deeper");
+            assert!(!dir.exists());
+            let fw = Firewall::open(&dir).unwrap();
+            let web = container("web", 2, &[(8080, 8000, Protocol::Tcp)]);
+            fw.publish(&web).unwrap();
+            assert!(dir.join("firewall.lock").is_file());
+            fw.unpublish(&web).unwrap();
+        },
+    );
+}
+
+#[test]
 fn unpublishing_removes_only_the_containers_own_elements_and_may_repeat() {
     common::in_fresh_netns(
         "unpublishing_removes_only_the_containers_own_elements_and_may_repeat",

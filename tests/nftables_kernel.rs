@@ -178,6 +178,48 @@ fn creating_an_existing_element_fails_naming_it_and_applies_nothing() {
     );
 }
 
+/// The socket remembers the buffer sizes it has set; a batch needing more
+/// than the last one (here an ack for each of 600 messages, past the
+/// default receive buffer) still gets them, and has every ack read.
+#[test]
+fn a_batch_larger_than_the_last_on_one_socket_still_has_every_ack() {
+    let result = common::in_fresh_netns(
+        "a_batch_larger_than_the_last_on_one_socket_still_has_every_ack",
+        || {
+            let socket = Socket::open().unwrap();
+            let (batch, set) = base_batch();
+            socket.send(batch).unwrap();
+            let set = SetRef { id: None, ..set };
+            let mut small = Batch::new();
+            small
+                .add_elements(
+                    &set,
+                    &[port_element(1000, [172, 16, 0, 3], 80)],
+                    Mode::Create,
+                )
+                .unwrap();
+            socket.send(small).unwrap();
+            let mut large = Batch::new();
+            for port in 2000..2600 {
+                large
+                    .add_elements(
+                        &set,
+                        &[port_element(port, [172, 16, 0, 3], 80)],
+                        Mode::Create,
+                    )
+                    .unwrap();
+            }
+            let sent = socket.send(large);
+            (sent, socket.elements(&set).unwrap().len())
+        },
+    );
+    let Some((sent, elements)) = result else {
+        return;
+    };
+    assert!(sent.is_ok(), "{sent:?}");
+    assert_eq!(elements, 602, "the base batch's, the small one's and 600");
+}
+
 #[test]
 fn elements_read_back_as_added_and_tables_are_found_by_name() {
     let result = common::in_fresh_netns(
@@ -347,4 +389,48 @@ fn holder_lets_go_at_once() {
         libc::SCHED_OTHER,
         "the holder is ordinary once it has let go"
     );
+}
+
+/// The holder learns of our exit from a pidfd of ours, which turns
+/// readable as our parent is told, never from EOF on a pipe: that came
+/// while we were still closing our descriptors, and the holder, woken
+/// then, took the CPU from our exit to do its unmounts.
+#[test]
+fn a_detached_sockets_holder_waits_for_us_on_a_pidfd_of_ours_not_a_pipe() {
+    const NAME: &str = "a_detached_sockets_holder_waits_for_us_on_a_pidfd_of_ours_not_a_pipe";
+    common::in_fresh_netns(NAME, || {
+        Socket::open().unwrap().close_detached();
+        let children = std::fs::read_to_string("/proc/thread-self/children").unwrap();
+        let holder: u32 = children.trim().parse().expect("one holder");
+        let ours = format!("Pid:\t{}\n", std::process::id());
+        let held = || {
+            let fds = std::fs::read_dir(format!("/proc/{holder}/fd")).ok()?;
+            let links: Vec<(String, String)> = fds
+                .flatten()
+                .filter_map(|fd| {
+                    let link = std::fs::read_link(fd.path()).ok()?;
+                    let info = format!("/proc/{holder}/fdinfo/{}", fd.file_name().to_str()?);
+                    let info = std::fs::read_to_string(info).unwrap_or_default();
+                    Some((link.to_string_lossy().into_owned(), info))
+                })
+                .collect();
+            // Once it has let go of the copies of everything else.
+            (links.len() == 2).then_some(links)
+        };
+        let links = common::eventually(
+            "the holder keeping its two descriptors",
+            std::time::Duration::from_secs(10),
+            held,
+        );
+        assert!(
+            links
+                .iter()
+                .any(|(link, info)| link == "anon_inode:[pidfd]" && info.contains(&ours)),
+            "{links:?}"
+        );
+        assert!(
+            !links.iter().any(|(link, _)| link.starts_with("pipe:")),
+            "{links:?}"
+        );
+    });
 }

@@ -846,6 +846,50 @@ fn namespace_held(link: &str) -> bool {
     })
 }
 
+/// Whether process `pid` holds an open descriptor of namespace `link`.
+fn holds_descriptor_of(pid: u32, link: &str) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == link))
+    })
+}
+
+#[test]
+fn the_supervisor_holds_its_containers_mount_namespace_before_releasing_the_command() {
+    let Some(ns) = HostNs::new(
+        "the_supervisor_holds_its_containers_mount_namespace_before_releasing_the_command",
+    ) else {
+        return;
+    };
+    // A command that exits at once would otherwise take the namespace with
+    // it before the supervisor looks, and its init's exit would do every
+    // unmount on the way to the supervisor's own exit, not the holder.
+    let mut child = common::background(
+        ns.supervisor()
+            .env("SUPERVISOR_TEST_PAUSE_AT", "recorded")
+            .args(["run", "-p", "8080:80", "--", "true"]),
+    );
+    let pid = child.id();
+    common::eventually(
+        "the supervisor stopping at recorded",
+        std::time::Duration::from_secs(30),
+        || (common::process_state(pid) == Some('T')).then_some(()),
+    );
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .expect("read the supervisor's children");
+    let container: u32 = children.trim().parse().expect("one container pid");
+    let link = std::fs::read_link(format!("/proc/{container}/ns/mnt"))
+        .expect("the container's mount namespace");
+    let link = link.to_string_lossy().into_owned();
+    let held = holds_descriptor_of(pid, &link);
+    // SAFETY: kill on our own child's pid, not yet reaped.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    let status = child.wait().expect("wait for the supervisor");
+    assert!(status.success(), "{status}");
+    assert!(held, "no descriptor of {link} before the release");
+    assert_no_state(&ns);
+}
+
 #[test]
 fn a_finished_containers_mount_namespace_goes_soon_after_its_supervisor() {
     let Some(ns) =

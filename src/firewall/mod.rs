@@ -97,15 +97,26 @@ impl Firewall {
             path: self.lock_path.clone(),
             source,
         };
-        if let Some(dir) = self.lock_path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
+        let open = || {
+            File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&self.lock_path)
+        };
+        // The directory is made only when missing: ensured before every
+        // open, it cost a statx and a failed mkdir at each batch, two to
+        // four a run (about 8 us each, traced).
+        let file = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = self.lock_path.parent() {
+                    std::fs::create_dir_all(dir).map_err(fail)?;
+                }
+                open()
+            }
+            opened => opened,
         }
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(fail)?;
+        .map_err(fail)?;
         let arg = if exclusive {
             FlockArg::LockExclusive
         } else {

@@ -169,8 +169,17 @@ impl Store {
 
     /// Every file of the directory that is ours, in name order.
     pub fn entries(&self) -> Result<Vec<Entry>, Error> {
+        self.entries_but(None)
+    }
+
+    /// As [`Store::entries`], without reading the record named `skip`.
+    fn entries_but(&self, skip: Option<&str>) -> Result<Vec<Entry>, Error> {
+        let skip = skip.map(|name| format!("{name}{SUFFIX}"));
         let mut entries = Vec::new();
         for name in file::names(&self.dir)? {
+            if skip.as_deref() == Some(name.as_str()) {
+                continue;
+            }
             let path = self.dir.join(&name);
             if file::is_temporary(&name) {
                 entries.push(Entry::Temporary { path });
@@ -188,8 +197,19 @@ impl Store {
 
     /// Every readable record, in name order.
     pub fn records(&self) -> Result<Vec<Record>, Error> {
+        self.records_but(None)
+    }
+
+    /// Every readable record but the one named `name`, in name order: what
+    /// a container's own end asks of the others, without reading (opening,
+    /// parsing) its own, the only one there for a container alone.
+    pub fn others_than(&self, name: &str) -> Result<Vec<Record>, Error> {
+        self.records_but(Some(name))
+    }
+
+    fn records_but(&self, skip: Option<&str>) -> Result<Vec<Record>, Error> {
         Ok(self
-            .entries()?
+            .entries_but(skip)?
             .into_iter()
             .filter_map(|entry| match entry {
                 Entry::Record(record) => Some(*record),
@@ -403,6 +423,27 @@ mod tests {
 
     fn cleanup(store: &Store) {
         let _ = fs::remove_dir_all(store.dir().parent().unwrap());
+    }
+
+    #[test]
+    fn the_others_are_every_record_but_the_one_named() {
+        let store = temp_store("others");
+        for (name, id) in [("web", "aaa"), ("db", "bbb"), ("webx", "ccc")] {
+            plant(&store, &mine(name, id));
+        }
+        // Unreadable, so never read: a corrupt record of its own would show.
+        fs::write(store.dir().join("cache.json"), "not json").unwrap();
+        let names =
+            |records: Vec<Record>| -> Vec<String> { records.into_iter().map(|r| r.name).collect() };
+        assert_eq!(names(store.others_than("web").unwrap()), ["db", "webx"]);
+        assert_eq!(
+            names(store.records().unwrap()),
+            ["db", "web", "webx"],
+            "the corrupt one is no record"
+        );
+        assert_eq!(store.entries_but(Some("cache")).unwrap().len(), 3);
+        assert_eq!(store.entries().unwrap().len(), 4);
+        cleanup(&store);
     }
 
     #[test]
