@@ -148,7 +148,7 @@ impl Socket {
 
         // The whole batch must go in one sendmsg, and every ack must fit the
         // receive queue, since the kernel answers before sendmsg returns.
-        let (mut send, mut receive) = self.buffers.get();
+        let (mut send, mut room) = self.buffers.get();
         if send < total + 4096 {
             send = grow_buffer(
                 &self.fd,
@@ -158,8 +158,8 @@ impl Socket {
             )
             .map_err(io("size the netlink send buffer"))?;
         }
-        if receive < expected * ACK_BUDGET {
-            receive = grow_buffer(
+        if room < expected * ACK_BUDGET {
+            room = grow_buffer(
                 &self.fd,
                 sockopt::RcvBuf,
                 sockopt::RcvBufForce,
@@ -167,7 +167,7 @@ impl Socket {
             )
             .map_err(io("size the netlink receive buffer"))?;
         }
-        self.buffers.set((send, receive));
+        self.buffers.set((send, room));
 
         let iov: Vec<IoSlice<'_>> = pages.iter().map(|p| IoSlice::new(p)).collect();
         socket::sendmsg(
