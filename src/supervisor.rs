@@ -221,6 +221,9 @@ fn start_with(
 /// now, as text; nothing is created, written or started.
 pub fn dry_run(options: RunOptions) -> Result<String, Error> {
     let mut spec = RunSpec::new(options)?;
+    // Refused as the run would refuse it (see `prepare`), before a record
+    // planted there is read as what is taken.
+    state::check_dir(&spec.state_dir)?;
     // The families a run's reservations decide (see `families`).
     spec.publish = plan::per_family(&spec.publish, families(&spec) == Families::DualStack)?;
     let (bridge, ip, ip6) = match &spec.network {

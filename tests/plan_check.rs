@@ -120,6 +120,39 @@ fn a_dry_run_prints_the_plan_and_changes_nothing() {
     assert_eq!(system(&ns), before, "a dry run changed the system");
 }
 
+/// A dry run answers as the run would: a state directory the run refuses
+/// (another user could plant records there) is refused by the plan too.
+#[test]
+fn a_dry_run_refuses_a_state_directory_every_user_can_write_as_the_run_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let test = "a_dry_run_refuses_a_state_directory_every_user_can_write_as_the_run_does";
+    let Some(ns) = HostNs::new(test) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let before = system(&ns);
+    let dir_arg = dir.to_str().unwrap();
+    let answers: Vec<(Option<i32>, String)> = [&["--dry-run"][..], &[]]
+        .iter()
+        .map(|dry| {
+            let run = [&["--state-dir", dir_arg, "run"][..], dry].concat();
+            let out = supervisor(&ns, &args(&run, &["true"]));
+            (out.status.code(), stderr(&out))
+        })
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(answers[0], answers[1], "the dry run and the run differ");
+    assert_eq!(answers[0].0, Some(125), "{}", answers[0].1);
+    assert!(
+        answers[0].1.contains("writable by every user"),
+        "{}",
+        answers[0].1
+    );
+    assert_eq!(system(&ns), before, "a refused run changed the system");
+}
+
 #[test]
 fn a_dry_run_beside_a_running_container_plans_around_what_it_holds() {
     let Some(ns) = HostNs::new("a_dry_run_beside_a_running_container_plans_around_what_it_holds")
