@@ -45,7 +45,6 @@ struct Answer {
     code: i32,
     doc: Value,
     /// Shown (through Debug) when an assertion fails.
-    #[allow(dead_code)]
     stderr: String,
 }
 
@@ -138,17 +137,28 @@ fn call_into(
     ifname: &str,
     conf: &str,
 ) -> Answer {
-    plugin(
-        ns,
-        &[
-            ("CNI_COMMAND", command),
-            ("CNI_CONTAINERID", id),
-            ("CNI_NETNS", netns),
-            ("CNI_IFNAME", ifname),
-            ("CNI_PATH", "/usr/lib/cni"),
-        ],
-        conf,
-    )
+    call_with(ns, command, id, netns, ifname, conf, &[])
+}
+
+/// `call_into` with `extra` variables in the environment too.
+fn call_with(
+    ns: &HostNs,
+    command: &str,
+    id: &str,
+    netns: &str,
+    ifname: &str,
+    conf: &str,
+    extra: &[(&str, &str)],
+) -> Answer {
+    let mut env = vec![
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", id),
+        ("CNI_NETNS", netns),
+        ("CNI_IFNAME", ifname),
+        ("CNI_PATH", "/usr/lib/cni"),
+    ];
+    env.extend_from_slice(extra);
+    plugin(ns, &env, conf)
 }
 
 fn netns_add(ns: &HostNs, name: &str) {
@@ -517,6 +527,44 @@ fn an_add_right_after_a_del_of_the_same_container_and_interface_succeeds() {
     call(&ns, "ADD", "c1", &conf).ok();
     assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
     call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+/// `command` for container `id` as `call` does, with debug logs on.
+fn call_logged(ns: &HostNs, command: &str, id: &str, conf: &str) -> Answer {
+    let netns = format!("/run/netns/{id}");
+    let debug = [("RUST_LOG", "supervisor=debug")];
+    call_with(ns, command, id, &netns, "eth0", conf, &debug)
+}
+
+#[test]
+fn a_successful_add_leaves_no_work_for_after_its_answer_and_a_del_does() {
+    let Some(ns) =
+        HostNs::new("a_successful_add_leaves_no_work_for_after_its_answer_and_a_del_does")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    // The engine waits for the plugin's exit: work after the answer is a
+    // forked child whose fork it waits for too. ADD's one slow close (the
+    // procfs instance of its sysctls) goes with the netfilter socket's
+    // holder instead, which needs no fork.
+    let added = call_logged(&ns, "ADD", "c1", &conf);
+    assert!(
+        !added.stderr.contains("after the answer: "),
+        "{}",
+        added.stderr
+    );
+    added.ok();
+    // DEL has its veth, connections and lease to see to after answering.
+    let deleted = call_logged(&ns, "DEL", "c1", &conf);
+    assert!(
+        deleted.stderr.contains("after the answer: 1 links"),
+        "{}",
+        deleted.stderr
+    );
+    deleted.ok();
     assert_nothing_left(&ns);
 }
 

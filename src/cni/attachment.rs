@@ -377,7 +377,12 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
             return Err(undo_link(err).await);
         }
     };
-    firewall.close();
+    // The procfs instance the plumbing's sysctls went through (its last
+    // close unmounts, see netlink::procfs) goes to the socket's holder,
+    // which closes it once we have exited, as `run` does: else `main`
+    // forked a child after the answer only to close it, and the engine,
+    // which waits for our exit, waited for that fork and its page tables.
+    firewall.close_with(netlink::procfs::to_close());
     attachment.keep();
     registration.keep();
     Ok(Outcome {

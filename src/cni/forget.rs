@@ -91,6 +91,14 @@ impl Background {
         if self.is_empty() {
             return;
         }
+        // Before stderr goes: tests read it to tell which calls fork.
+        tracing::debug!(
+            "after the answer: {} links, {} leftovers, {} sockets, {} procfs instances",
+            self.links.len(),
+            self.leftovers.len(),
+            self.sockets.len(),
+            self.procfs.len()
+        );
         release_stdio();
         if !single_threaded() {
             self.run(false);

@@ -34,15 +34,25 @@ pub struct DirLock {
 
 /// Creates `dir` when absent and takes its lock, waiting for it.
 pub fn lock(dir: &Path) -> Result<DirLock, FileError> {
-    fs::create_dir_all(dir).map_err(FileError::at(dir))?;
     let path = dir.join(".lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-        .map_err(FileError::at(&path))?;
+    let open = || {
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+    };
+    // The directory is made only when missing: ensured before every open,
+    // it cost a failed mkdir and a statx at each lock, three a CNI ADD.
+    let file = match open() {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(FileError::at(dir))?;
+            open()
+        }
+        opened => opened,
+    }
+    .map_err(FileError::at(&path))?;
     let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| FileError {
         path,
         source: errno.into(),
@@ -61,13 +71,22 @@ pub fn lock(dir: &Path) -> Result<DirLock, FileError> {
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, FileError> {
     let path = dir.join(name);
     let tmp = dir.join(temporary_name(name));
-    remove(&tmp)?;
-    let mut file = File::options()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(FileError::at(&tmp))?;
+    let create = || {
+        File::options()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+    };
+    // Removed only when there: almost never, and an unlink each write.
+    let mut file = match create() {
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            remove(&tmp)?;
+            create()
+        }
+        created => created,
+    }
+    .map_err(FileError::at(&tmp))?;
     file.write_all(bytes).map_err(FileError::at(&tmp))?;
     fs::rename(&tmp, &path).map_err(FileError::at(&path))?;
     Ok(path)
