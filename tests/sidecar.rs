@@ -188,7 +188,14 @@ fn when_the_target_ends_first_its_sidecar_runs_on_with_lo_only_and_gives_back_no
         stderr(&reused)
     );
     assert_eq!(side.stop(), "", "the sidecar's teardown reports nothing");
+    assert!(join_markers(&ns).is_empty());
     assert_no_state(&ns);
+}
+
+/// The names of the containers marked as sharing another's network.
+fn join_markers(ns: &HostNs) -> Vec<String> {
+    let found = ns.ok("find /run/supervisor/joins -mindepth 2 -printf '%f\\n' 2>/dev/null || true");
+    found.lines().map(str::to_string).collect()
 }
 
 #[test]
@@ -221,10 +228,13 @@ fn stop_and_gc_handle_a_sidecars_record_and_leave_the_targets_network() {
             "1000",
         ],
     );
+    // The stopped one's marker went with it; the crashed one's is left.
+    assert_eq!(join_markers(&ns), ["crashed"]);
     let gc = supervisor(&ns, &["gc"]);
     assert!(gc.status.success(), "{}", stderr(&gc));
     let removed = stdout(&gc);
     assert!(removed.contains("crashed"), "{removed}");
+    assert!(join_markers(&ns).is_empty(), "gone with its record");
     assert!(!removed.contains("web"), "{removed}");
     assert_eq!((container_veths(&ns), leases(&ns), elements(&ns)), before);
     assert_no_drift(&ns);
