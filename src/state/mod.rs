@@ -326,6 +326,10 @@ impl Store {
         if !valid_name(&record.name) {
             return Err(Error::BadName(record.name));
         }
+        // It names the directory of its marker (see `joins`).
+        if let Some(target) = record.joined.as_ref().filter(|t| !valid_name(t)) {
+            return Err(Error::BadName(target.clone()));
+        }
         let _lock = self.lock()?;
         let path = self.path_of(&record.name);
         let replaced = match read(&path) {
@@ -347,9 +351,6 @@ impl Store {
         // Before the join (clone3), so the target's end, after its
         // container's, finds every container that did join it.
         if let Some(target) = &record.joined {
-            if !valid_name(target) {
-                return Err(Error::BadName(target.clone()));
-            }
             if let Err(err) = self.joins.mark(target, &record.name) {
                 let _ = file::remove(&path);
                 return Err(err.into());
@@ -726,7 +727,12 @@ mod tests {
                 store.claim(mine(name, "x")),
                 Err(Error::BadName(_))
             ));
+            assert!(matches!(
+                store.claim(joiner("side", "x", name)),
+                Err(Error::BadName(_))
+            ));
         }
+        assert!(store.records().unwrap().is_empty(), "nothing claimed");
         cleanup(&store);
     }
 }
