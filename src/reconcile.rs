@@ -103,6 +103,10 @@ pub enum Removed {
     Cgroup {
         path: PathBuf,
     },
+    /// The marker of a join whose joiner is gone (see `state::joins`).
+    Join {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Removed {
@@ -133,6 +137,9 @@ impl fmt::Display for Removed {
             }
             Removed::Cgroup { path } => {
                 write!(f, "cgroup {}: its container is gone", path.display())
+            }
+            Removed::Join { path } => {
+                write!(f, "join marker {}: its container is gone", path.display())
             }
         }
     }
@@ -340,6 +347,18 @@ impl Reconciler {
                     }
                 }
             }
+        }
+        let live_records: Vec<&Record> = entries
+            .iter()
+            .filter_map(|entry| match entry {
+                Entry::Record(record) if !record.is_stale() => Some(&**record),
+                _ => None,
+            })
+            .collect();
+        let joins = || "the markers of joined networks".to_string();
+        if let Some(paths) = done.attempt(joins, self.store.remove_stale_joins(&live_records)) {
+            done.removed
+                .extend(paths.into_iter().map(|path| Removed::Join { path }));
         }
         for id in etc_files::ids(&self.state_dir) {
             if !live.contains(id.as_str()) {

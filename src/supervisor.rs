@@ -517,14 +517,15 @@ impl BridgeNet {
     /// still run: their processes keep the namespace, and with it the pair
     /// and the address, alive after ours is gone. They are left with lo,
     /// as docker leaves them. Read after the container's exit: one that
-    /// joined before it saw a live namespace, so its record is there.
+    /// joined before it saw a live namespace, so its record and marker
+    /// are there (both are written before its clone3). Read from this
+    /// container's markers alone (see `state::joins`), so it costs the same
+    /// however many containers run.
     async fn unplug_if_shared(&self, spec: &RunSpec) {
-        let store = Store::new(&spec.state_dir);
-        let records = store.others_than(&spec.name).unwrap_or_default();
-        let shared = records
-            .iter()
-            .any(|r| r.joined.as_deref() == Some(spec.id.as_str()) && !r.is_stale());
-        if !shared {
+        let t = Instant::now();
+        let joiners = Store::new(&spec.state_dir).live_joiners_of(&spec.id);
+        phase("joiners read", t);
+        if joiners.map_or(true, |joiners| joiners.is_empty()) {
             return;
         }
         let t = Instant::now();

@@ -188,7 +188,14 @@ fn when_the_target_ends_first_its_sidecar_runs_on_with_lo_only_and_gives_back_no
         stderr(&reused)
     );
     assert_eq!(side.stop(), "", "the sidecar's teardown reports nothing");
+    assert!(join_markers(&ns).is_empty());
     assert_no_state(&ns);
+}
+
+/// The names of the containers marked as sharing another's network.
+fn join_markers(ns: &HostNs) -> Vec<String> {
+    let found = ns.ok("find /run/supervisor/joins -mindepth 2 -printf '%f\\n' 2>/dev/null || true");
+    found.lines().map(str::to_string).collect()
 }
 
 #[test]
@@ -221,13 +228,54 @@ fn stop_and_gc_handle_a_sidecars_record_and_leave_the_targets_network() {
             "1000",
         ],
     );
+    // The stopped one's marker went with it; the crashed one's is left.
+    assert_eq!(join_markers(&ns), ["crashed"]);
     let gc = supervisor(&ns, &["gc"]);
     assert!(gc.status.success(), "{}", stderr(&gc));
     let removed = stdout(&gc);
     assert!(removed.contains("crashed"), "{removed}");
+    assert!(join_markers(&ns).is_empty(), "gone with its record");
     assert!(!removed.contains("web"), "{removed}");
     assert_eq!((container_veths(&ns), leases(&ns), elements(&ns)), before);
     assert_no_drift(&ns);
     web.stop();
+    assert_no_state(&ns);
+}
+
+#[test]
+fn a_containers_start_and_end_open_no_other_record_even_when_a_sidecar_shares_it() {
+    let Some(ns) = HostNs::new(
+        "a_containers_start_and_end_open_no_other_record_even_when_a_sidecar_shares_it",
+    ) else {
+        return;
+    };
+    // Another record that tells when it is opened: its writer's open
+    // returns then. Reading every record made a container's end cost
+    // milliseconds with 1,000 running.
+    let stranger = "/run/supervisor/containers/stranger.json";
+    ns.ok(&format!(
+        "mkdir -p /run/supervisor/containers && mkfifo {stranger} && \
+         (timeout 60 sh -c ': >{stranger} && touch /run/opened') >/dev/null 2>&1 &"
+    ));
+    let web = Container::start(&ns, &["--name", "web", "-p", "8080:8000"], "sleep 1000");
+    let side = Container::start(
+        &ns,
+        &["--name", "side", "--network", "container:web"],
+        "sleep 1000",
+    );
+    assert_eq!(web.stop(), "");
+    let links = side.sh("ip -o link | cut -d: -f2 | tr -d ' '");
+    assert_eq!(
+        stdout(&links),
+        "lo\n",
+        "the sidecar was found: its veth went"
+    );
+    assert_eq!(side.stop(), "");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        !ns.sh("test -e /run/opened").status.success(),
+        "another record was opened"
+    );
+    ns.ok(&format!("timeout 5 cat {stranger}; rm {stranger}"));
     assert_no_state(&ns);
 }

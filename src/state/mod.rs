@@ -10,6 +10,7 @@
 //! STATE_DIR/files/ID/               the container's /etc files (see `etc_files`)
 //! STATE_DIR/seccomp/KEY.bpf         compiled seccomp programs (see `confinement`)
 //! STATE_DIR/logs/NAME.log           a detached container's log (see `container_log`)
+//! STATE_DIR/joins/ID/NAME           NAME shares ID's network (see `joins`)
 //! ```
 //!
 //! A record is named by its container's name, so a name is unique by
@@ -21,12 +22,14 @@
 //! `reconcile`'s.
 
 pub mod file;
+pub mod joins;
 mod record;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use self::file::{DirLock, FileError};
+pub use self::joins::Joins;
 pub use self::record::{ExecContext, Limits, PublishedPort, Record, cni_label};
 
 const SUFFIX: &str = ".json";
@@ -63,8 +66,9 @@ pub enum Error {
 
 /// What the supervisor makes in its state directory (see the table above),
 /// and nothing else: a directory holding anything more is someone else's.
-const OURS: [&str; 7] = [
+const OURS: [&str; 8] = [
     "containers",
+    "joins",
     "leases",
     "files",
     "seccomp",
@@ -147,6 +151,7 @@ pub enum Entry {
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    joins: Joins,
 }
 
 impl Store {
@@ -154,6 +159,7 @@ impl Store {
     pub fn new(state_dir: &Path) -> Store {
         Store {
             dir: state_dir.join("containers"),
+            joins: Joins::new(state_dir),
         }
     }
 
@@ -169,17 +175,8 @@ impl Store {
 
     /// Every file of the directory that is ours, in name order.
     pub fn entries(&self) -> Result<Vec<Entry>, Error> {
-        self.entries_but(None)
-    }
-
-    /// As [`Store::entries`], without reading the record named `skip`.
-    fn entries_but(&self, skip: Option<&str>) -> Result<Vec<Entry>, Error> {
-        let skip = skip.map(|name| format!("{name}{SUFFIX}"));
         let mut entries = Vec::new();
         for name in file::names(&self.dir)? {
-            if skip.as_deref() == Some(name.as_str()) {
-                continue;
-            }
             let path = self.dir.join(&name);
             if file::is_temporary(&name) {
                 entries.push(Entry::Temporary { path });
@@ -197,19 +194,8 @@ impl Store {
 
     /// Every readable record, in name order.
     pub fn records(&self) -> Result<Vec<Record>, Error> {
-        self.records_but(None)
-    }
-
-    /// Every readable record but the one named `name`, in name order: what
-    /// a container's own end asks of the others, without reading (opening,
-    /// parsing) its own, the only one there for a container alone.
-    pub fn others_than(&self, name: &str) -> Result<Vec<Record>, Error> {
-        self.records_but(Some(name))
-    }
-
-    fn records_but(&self, skip: Option<&str>) -> Result<Vec<Record>, Error> {
         Ok(self
-            .entries_but(skip)?
+            .entries()?
             .into_iter()
             .filter_map(|entry| match entry {
                 Entry::Record(record) => Some(*record),
@@ -236,6 +222,40 @@ impl Store {
                 None
             }
         }
+    }
+
+    /// The live containers that share container `id`'s network, read from
+    /// their markers (see `joins`) and their own records alone: a
+    /// container's end asks it, and must not cost a read of every record.
+    pub fn live_joiners_of(&self, id: &str) -> Result<Vec<Record>, Error> {
+        if !valid_name(id) {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .joins
+            .joiners(id)?
+            .iter()
+            .filter_map(|name| self.get(name))
+            .filter(|r| r.joined.as_deref() == Some(id) && !r.is_stale())
+            .collect())
+    }
+
+    /// The markers of `joins` that no live record explains (its joiner
+    /// gone, crashed, or now sharing another network), removed; their
+    /// paths. `live` are the records read under the lock, which the caller
+    /// still holds.
+    pub fn remove_stale_joins(&self, live: &[&Record]) -> Result<Vec<PathBuf>, Error> {
+        let explained = |target: &str, joiner: &str| {
+            live.iter()
+                .any(|r| r.name == joiner && r.joined.as_deref() == Some(target))
+        };
+        let mut removed = Vec::new();
+        for (target, joiner, path) in self.joins.all()? {
+            if !explained(&target, &joiner) && self.joins.unmark(&target, &joiner)? {
+                removed.push(path);
+            }
+        }
+        Ok(removed)
     }
 
     /// The record for `target`: a name, an id, or a prefix of one id.
@@ -275,9 +295,21 @@ impl Store {
     pub fn remove(&self, record: &Record) -> Result<bool, Error> {
         let path = self.path_of(&record.name);
         match read(&path) {
-            Ok(Some(current)) if current.id == record.id => Ok(file::remove(&path)?),
+            Ok(Some(current)) if current.id == record.id => {
+                self.unmark(record)?;
+                Ok(file::remove(&path)?)
+            }
             _ => Ok(false),
         }
+    }
+
+    /// Removes the marker of `record`'s join, if it joined a network.
+    /// Under the lock.
+    fn unmark(&self, record: &Record) -> Result<(), Error> {
+        if let Some(target) = record.joined.as_deref().filter(|t| valid_name(t)) {
+            self.joins.unmark(target, &record.name)?;
+        }
+        Ok(())
     }
 
     /// Removes a corrupt or temporary file found by [`Store::entries`].
@@ -293,6 +325,10 @@ impl Store {
     pub fn claim(&self, record: Record) -> Result<(Registration, Option<Record>), Error> {
         if !valid_name(&record.name) {
             return Err(Error::BadName(record.name));
+        }
+        // It names the directory of its marker (see `joins`).
+        if let Some(target) = record.joined.as_ref().filter(|t| !valid_name(t)) {
+            return Err(Error::BadName(target.clone()));
         }
         let _lock = self.lock()?;
         let path = self.path_of(&record.name);
@@ -312,6 +348,14 @@ impl Store {
             }
         };
         self.write(&record)?;
+        // Before the join (clone3), so the target's end, after its
+        // container's, finds every container that did join it.
+        if let Some(target) = &record.joined {
+            if let Err(err) = self.joins.mark(target, &record.name) {
+                let _ = file::remove(&path);
+                return Err(err.into());
+            }
+        }
         let registration = Registration {
             store: self.clone(),
             record,
@@ -381,17 +425,28 @@ impl Registration {
     }
 
     /// Removes the record: the last step of a teardown. Nobody else writes
-    /// a live supervisor's record, so this needs no lock.
+    /// a live supervisor's record, so this needs no lock; its join's
+    /// marker, if any, goes first, under the lock (see `joins`).
     pub fn remove(mut self) -> Result<(), Error> {
         self.removed = true;
+        self.unmark()?;
         file::remove(&self.store.path_of(&self.record.name))?;
         Ok(())
+    }
+
+    fn unmark(&self) -> Result<(), Error> {
+        if self.record.joined.is_none() {
+            return Ok(());
+        }
+        let _lock = self.store.lock()?;
+        self.store.unmark(&self.record)
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         if !self.removed {
+            let _ = self.unmark();
             let _ = fs::remove_file(self.store.path_of(&self.record.name));
         }
     }
@@ -425,24 +480,97 @@ mod tests {
         let _ = fs::remove_dir_all(store.dir().parent().unwrap());
     }
 
+    fn joiner(name: &str, id: &str, target: &str) -> Record {
+        let mut record = mine(name, id);
+        record.joined = Some(target.to_string());
+        record
+    }
+
+    fn names(records: Vec<Record>) -> Vec<String> {
+        records.into_iter().map(|r| r.name).collect()
+    }
+
     #[test]
-    fn the_others_are_every_record_but_the_one_named() {
-        let store = temp_store("others");
-        for (name, id) in [("web", "aaa"), ("db", "bbb"), ("webx", "ccc")] {
-            plant(&store, &mine(name, id));
-        }
-        // Unreadable, so never read: a corrupt record of its own would show.
-        fs::write(store.dir().join("cache.json"), "not json").unwrap();
-        let names =
-            |records: Vec<Record>| -> Vec<String> { records.into_iter().map(|r| r.name).collect() };
-        assert_eq!(names(store.others_than("web").unwrap()), ["db", "webx"]);
-        assert_eq!(
-            names(store.records().unwrap()),
-            ["db", "web", "webx"],
-            "the corrupt one is no record"
+    fn a_running_joiner_is_found_by_its_marker_and_gone_with_its_record() {
+        let store = temp_store("joiners");
+        let (side, _) = store.claim(joiner("side", "bbb", "aaa")).unwrap();
+        let (other, _) = store.claim(joiner("other", "ccc", "zzz")).unwrap();
+        assert_eq!(names(store.live_joiners_of("aaa").unwrap()), ["side"]);
+        assert!(store.live_joiners_of("bbb").unwrap().is_empty());
+        side.remove().unwrap();
+        assert!(store.live_joiners_of("aaa").unwrap().is_empty());
+        let joins = store.dir().parent().unwrap().join("joins");
+        assert!(
+            !joins.join("aaa").exists(),
+            "its last marker takes it along"
         );
-        assert_eq!(store.entries_but(Some("cache")).unwrap().len(), 3);
-        assert_eq!(store.entries().unwrap().len(), 4);
+        drop(other);
+        assert_eq!(file::names(&joins).unwrap(), Vec::<String>::new());
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_crashed_joiners_marker_keeps_nothing_alive_and_is_removed_as_stale() {
+        let store = temp_store("joiners-crashed");
+        let (live, _) = store.claim(joiner("live", "bbb", "aaa")).unwrap();
+        let crashed = joiner("crashed", "ccc", "aaa");
+        let (registration, _) = store.claim(crashed.clone()).unwrap();
+        // Its supervisor died: the record stays, stale, as its marker does.
+        std::mem::forget(registration);
+        plant(&store, &dead("crashed", "ccc"));
+        // One that died between its marker and its record.
+        store.joins.mark("aaa", "unborn").unwrap();
+        // One whose name now joins another network.
+        store.joins.mark("aaa", "moved").unwrap();
+        let (moved, _) = store.claim(joiner("moved", "ddd", "eee")).unwrap();
+        assert_eq!(names(store.live_joiners_of("aaa").unwrap()), ["live"]);
+        let records = store.records().unwrap();
+        let live_records: Vec<&Record> = records.iter().filter(|r| !r.is_stale()).collect();
+        let removed = store.remove_stale_joins(&live_records).unwrap();
+        let joins = store.dir().parent().unwrap().join("joins");
+        assert_eq!(
+            removed,
+            [
+                joins.join("aaa/crashed"),
+                joins.join("aaa/moved"),
+                joins.join("aaa/unborn")
+            ]
+        );
+        assert_eq!(store.joins.joiners("aaa").unwrap(), ["live"]);
+        assert_eq!(store.joins.joiners("eee").unwrap(), ["moved"]);
+        drop((live, moved));
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_containers_end_opens_no_other_record_to_find_its_joiners() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let store = temp_store("joiners-fifo");
+        let (side, _) = store.claim(joiner("side", "bbb", "aaa")).unwrap();
+        // Another record that tells when it is opened: its writer's open
+        // returns then.
+        let fifo = store.dir().join("stranger.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = fs::OpenOptions::new().write(true).open(&writer);
+            let _ = tx.send(());
+        });
+        assert_eq!(names(store.live_joiners_of("aaa").unwrap()), ["side"]);
+        assert!(store.live_joiners_of("nobody").unwrap().is_empty());
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "another record was opened"
+        );
+        // Lets the writer go.
+        let _ = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        drop(side);
         cleanup(&store);
     }
 
@@ -599,7 +727,12 @@ mod tests {
                 store.claim(mine(name, "x")),
                 Err(Error::BadName(_))
             ));
+            assert!(matches!(
+                store.claim(joiner("side", "x", name)),
+                Err(Error::BadName(_))
+            ));
         }
+        assert!(store.records().unwrap().is_empty(), "nothing claimed");
         cleanup(&store);
     }
 }
