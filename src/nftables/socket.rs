@@ -621,8 +621,9 @@ fn set_netlink_option(fd: &OwnedFd, option: i32) -> nix::Result<()> {
 }
 
 /// How far apart detached sockets are released (see `close_detached`): a
-/// holder lives at most this long after its supervisor, and the releases
-/// of one tick cost the others' batches one grace period in all.
+/// holder lives at most this long and a grace period after its
+/// supervisor, and the releases of one tick cost the others' batches one
+/// grace period in all.
 pub const CLOSE_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The holder's stack (see `close_detached`): a few small frames.
