@@ -440,7 +440,7 @@ fn a_detached_sockets_holder_waits_for_us_on_a_pidfd_of_ours_not_a_pipe() {
 /// namespace's pending frees with its commit lock held, and one that came
 /// within a grace period of our unpublish found them pending, so the
 /// batches of the service's next run, due just then, waited for them
-/// (4-26 ms, 1 restart in 12). The holder waits with
+/// (4-26 ms, 17 restarts in 360). The holder waits with
 /// membarrier(MEMBARRIER_CMD_GLOBAL), holding no lock, before its wait for
 /// the tick. Seen with strace, in a process of its own (this test, run
 /// again alone under it).
