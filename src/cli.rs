@@ -397,7 +397,8 @@ pub struct BenchArgs {
     /// Wait this long after each container before starting the next, so the
     /// kernel has removed the last one's namespace: each is then measured
     /// alone (0: back to back, which measures throughput). With --cni:
-    /// after each ADD/DEL pair.
+    /// after each ADD/DEL pair. With --restart-same-port: how long each
+    /// service runs before its restart, so each restart is measured alone.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub pause: u64,
 

@@ -475,12 +475,19 @@ fn restarts(supervisor: &Supervisor, options: &Options) -> Result<(Configuration
     let ip = std::net::Ipv4Addr::new(172, 16, 0, 2);
     let progress = Progress::new(name, options.containers);
     let started = std::time::Instant::now();
-    let measured = restart::measure(supervisor, options.containers, RESTART_PORT, ip, &progress)
-        .map_err(|detail| Error::Run {
-            configuration: name.to_string(),
-            index: 0,
-            detail,
-        })?;
+    let measured = restart::measure(
+        supervisor,
+        options.containers,
+        RESTART_PORT,
+        ip,
+        options.pause,
+        &progress,
+    )
+    .map_err(|detail| Error::Run {
+        configuration: name.to_string(),
+        index: 0,
+        detail,
+    })?;
     let note = format!(
         "{name}: {} of {} connection attempts (one at a time, every 1 ms, 50 ms timeout) \
          got neither an answer nor a refusal",
@@ -491,7 +498,9 @@ fn restarts(supervisor: &Supervisor, options: &Options) -> Result<(Configuration
             name: name.to_string(),
             baseline: false,
             published_before: 0,
-            busy: started.elapsed(),
+            busy: started
+                .elapsed()
+                .saturating_sub(options.pause * options.containers as u32),
             samples: measured.samples,
         },
         note,

@@ -104,14 +104,14 @@ impl Supervisor {
 
 /// An anonymous file in memory: written by the supervisor without waking
 /// anyone, gone when the last descriptor closes.
-fn log_file() -> nix::Result<File> {
+pub fn log_file() -> nix::Result<File> {
     let fd = nix::sys::memfd::memfd_create(c"bench-log", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
     Ok(File::from(fd))
 }
 
 /// The whole of a log the supervisor wrote through a shared descriptor
 /// (whose offset it left at the end).
-fn read_log(file: &mut File) -> std::io::Result<String> {
+pub fn read_log(file: &mut File) -> std::io::Result<String> {
     file.rewind()?;
     let mut log = String::new();
     file.read_to_string(&mut log)?;
@@ -197,7 +197,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn us(n: u64) -> Duration {
@@ -267,7 +267,7 @@ mod tests {
     /// Named by time as well as pid: concurrent suite runs, each in a pid
     /// namespace of its own, repeat pids but share /tmp (as the library's
     /// `scratch` says; this crate cannot use it).
-    fn fake_supervisor(name: &str, script: &str) -> Supervisor {
+    pub(in crate::bench) fn fake_supervisor(name: &str, script: &str) -> Supervisor {
         use std::os::unix::fs::PermissionsExt;
         let nanos = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

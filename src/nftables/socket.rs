@@ -259,6 +259,15 @@ impl Socket {
     /// within one tick happen together, and only the first waits for a
     /// grace period (the next ones find the work flushed).
     ///
+    /// Before its wait for the tick, the child waits for a grace period of
+    /// its own (membarrier), holding nothing: its release then comes at
+    /// least a grace period after our last commit, whose frees are done by
+    /// then. A restart runs the next supervisor's batches within a few ms
+    /// of our exit; a tick in that window found our unpublish's frees
+    /// pending and held the next run's batches for them (4-26 ms, 17
+    /// restarts in 360). Under churn, others' commits keep the work busy and
+    /// the first release of a tick still waits for it.
+    ///
     /// The child shares our memory (CLONE_VM, on a small stack of its own)
     /// rather than a copy of it: a fork cost 0.15 ms of the teardown in
     /// copying page tables, then made every page this process wrote
@@ -296,6 +305,7 @@ impl Socket {
         stack.push(Held {
             socket,
             exited: exited.as_raw_fd(),
+            grace_period: global_membarrier_available(),
             also: std::array::from_fn(|i| also.get(i).map_or(-1, AsRawFd::as_raw_fd)),
         });
         let held = stack.as_mut_ptr();
@@ -611,8 +621,9 @@ fn set_netlink_option(fd: &OwnedFd, option: i32) -> nix::Result<()> {
 }
 
 /// How far apart detached sockets are released (see `close_detached`): a
-/// holder lives at most this long after its supervisor, and the releases
-/// of one tick cost the others' batches one grace period in all.
+/// holder lives at most this long and a grace period after its
+/// supervisor, and the releases of one tick cost the others' batches one
+/// grace period in all.
 pub const CLOSE_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The holder's stack (see `close_detached`): a few small frames.
@@ -631,19 +642,23 @@ const HELD_ALSO: usize = 2;
 struct Held {
     socket: libc::c_int,
     exited: libc::c_int,
+    /// Whether membarrier(MEMBARRIER_CMD_GLOBAL) works here (asked before
+    /// the clone, so that the holder's call cannot fail).
+    grace_period: bool,
     also: [libc::c_int; HELD_ALSO],
 }
 
 /// The holder of a detached socket: closes every other descriptor it got
 /// a copy of and makes itself an ordinary task again (see
 /// `close_detached_with`), waits for our pidfd to turn readable (our
-/// exit), closes `also`, then waits for the next tick, closes the socket
-/// and exits. Its syscalls cannot fail: the ranges closed hold descriptors
-/// or nothing, any task may make itself SCHED_OTHER, poll on one open
-/// pidfd only ends (no handler of ours runs for a signal that could
-/// interrupt it: the supervisor blocks those it handles), clock_nanosleep
-/// returns its error rather than setting errno, and the descriptors are
-/// open.
+/// exit), closes `also`, waits for a grace period, then for the next tick,
+/// closes the socket and exits. Its syscalls cannot fail: the ranges
+/// closed hold descriptors or nothing, any task may make itself
+/// SCHED_OTHER, poll on one open pidfd only ends (no handler of ours runs
+/// for a signal that could interrupt it: the supervisor blocks those it
+/// handles), membarrier's command was checked before the clone (it only
+/// waits), clock_nanosleep returns its error rather than setting errno,
+/// and the descriptors are open.
 extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `held` points to the Held written before the clone and never
     // written again (see close_detached_with).
@@ -680,10 +695,26 @@ extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
         for &fd in held.also.iter().filter(|&&fd| fd >= 0) {
             libc::close(fd);
         }
+        if held.grace_period {
+            libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
+        }
         sleep_until_close_tick();
         libc::close(held.socket);
         libc::_exit(0)
     }
+}
+
+/// membarrier's commands (linux/membarrier.h; libc has no constants).
+const MEMBARRIER_CMD_QUERY: libc::c_int = 0;
+const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
+
+/// Whether membarrier(MEMBARRIER_CMD_GLOBAL), a wait for an RCU grace
+/// period on a machine with more than one CPU, is available: the query
+/// leaves it out where it would fail (nohz_full, or no membarrier).
+fn global_membarrier_available() -> bool {
+    // SAFETY: membarrier's query takes no pointers.
+    let commands = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) };
+    commands > 0 && commands & libc::c_long::from(MEMBARRIER_CMD_GLOBAL) != 0
 }
 
 /// A pidfd of this process (always close-on-exec); None when the kernel
