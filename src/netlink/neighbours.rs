@@ -121,7 +121,9 @@ fn forget(
 
 /// The entry for `address` on `bridge_index`, as a lookup or a deletion
 /// names it: every other field zero (the kernel checks a lookup strictly).
-fn entry_message(bridge_index: u32, address: IpAddr) -> NeighbourMessage {
+/// The plumbing's setting of it starts from here too
+/// (`veth::neighbour_message`).
+pub(super) fn entry_message(bridge_index: u32, address: IpAddr) -> NeighbourMessage {
     let mut message = NeighbourMessage::default();
     message.header.family = match address {
         IpAddr::V4(_) => AddressFamily::Inet,

@@ -10,7 +10,7 @@ use rtnetlink::packet_route::link::{
     LinkMessage, LinkProtoInfoBridge,
 };
 use rtnetlink::packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+    NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -149,22 +149,13 @@ pub(crate) fn neighbour_message(
     address: IpAddr,
     mac: [u8; 6],
 ) -> NeighbourMessage {
-    let mut message = NeighbourMessage::default();
-    message.header.family = match address {
-        IpAddr::V4(_) => AddressFamily::Inet,
-        IpAddr::V6(_) => AddressFamily::Inet6,
-    };
-    message.header.ifindex = bridge_index;
+    let mut message = super::neighbours::entry_message(bridge_index, address);
     message.header.state = NeighbourState::Stale;
     message.header.flags = NeighbourFlags::ExtLearned;
     message.header.kind = RouteType::Unspec;
-    message.attributes = vec![
-        NeighbourAttribute::Destination(match address {
-            IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
-            IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
-        }),
-        NeighbourAttribute::LinkLayerAddress(mac.to_vec()),
-    ];
+    message
+        .attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
     message
 }
 
