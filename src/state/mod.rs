@@ -95,6 +95,7 @@ pub fn check_dir(state_dir: &Path) -> Result<(), Error> {
             entry: entry.clone(),
         });
     }
+    let me = nix::unistd::geteuid().as_raw();
     let ours = names.iter().map(|name| (state_dir.join(name), false));
     for (path, follow) in std::iter::once((state_dir.to_path_buf(), true)).chain(ours) {
         let meta = match if follow {
@@ -105,18 +106,17 @@ pub fn check_dir(state_dir: &Path) -> Result<(), Error> {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
             other => other.map_err(FileError::at(&path))?,
         };
-        if let Some(why) = not_ours(&meta) {
+        if let Some(why) = not_ours(&meta, me) {
             return Err(Error::NotOurs { path, why });
         }
     }
     Ok(())
 }
 
-/// Why a file of the state directory may be written by someone else, if
-/// it may.
-fn not_ours(meta: &fs::Metadata) -> Option<String> {
+/// Why a file of the state directory may be written by someone other
+/// than `me` (our effective uid), if it may.
+fn not_ours(meta: &fs::Metadata, me: u32) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let me = nix::unistd::geteuid().as_raw();
     if meta.file_type().is_symlink() {
         Some("a symbolic link".to_string())
     } else if meta.uid() != me {
