@@ -549,3 +549,67 @@ fn removing_a_gone_network_keeps_an_adjacent_subnet_whole() {
         },
     );
 }
+
+#[test]
+fn a_networks_pending_elements_go_in_with_its_containers_and_a_taken_port_keeps_both_out() {
+    common::in_fresh_netns(
+        "a_networks_pending_elements_go_in_with_its_containers_and_a_taken_port_keeps_both_out",
+        || {
+            load_base();
+            let fw = Firewall::open(&state_dir()).unwrap();
+            fw.publish(&container("web", 2, &[(8080, 8000, Protocol::Tcp)]))
+                .unwrap();
+            // Current tables: sv1's elements are left for the publish batch.
+            let pending = fw
+                .ensure_base_for("sv1", &subnet("10.1.0.0/24"), None)
+                .unwrap();
+            assert!(!pending.is_empty());
+            let in_sv1 = || {
+                let subnets = nft(&["list", "set", "ip", "supervisor", "subnets"]);
+                let bridges = nft(&["list", "set", "ip", "supervisor", "bridges"]);
+                (
+                    subnets.contains(r#"10.1.0.0/24 comment "sv1""#),
+                    bridges.contains(r#""sv1""#),
+                )
+            };
+            assert_eq!(in_sv1(), (false, false), "not before the publish batch");
+            let mut api = container("api", 3, &[(8080, 8000, Protocol::Tcp)]);
+            api.address = Ipv4Addr::new(10, 1, 0, 3);
+            let refused = fw.publish_with(&api, &pending);
+            assert!(matches!(refused, Err(Error::PortTaken(_))), "{refused:?}");
+            assert_eq!(in_sv1(), (false, false), "a refused batch adds neither");
+            api.ports[0].host_port = 8081;
+            fw.publish_with(&api, &pending).unwrap();
+            assert_eq!(in_sv1(), (true, true));
+            let tcp = nft(&["list", "map", "ip", "supervisor", "tcp_ports"]);
+            assert!(tcp.contains(r#"8081 comment "api api-id""#), "{tcp}");
+        },
+    );
+}
+
+#[test]
+fn a_pending_network_overlapping_a_gone_bridges_subnet_replaces_it_and_publishes() {
+    common::in_fresh_netns(
+        "a_pending_network_overlapping_a_gone_bridges_subnet_replaces_it_and_publishes",
+        || {
+            load_base();
+            let fw = Firewall::open(&state_dir()).unwrap();
+            // A network whose bridge is gone, its subnet overlapping sv1's.
+            fw.add_network("gone0", &subnet("10.1.0.0/16")).unwrap();
+            let pending = fw
+                .ensure_base_for("sv1", &subnet("10.1.0.0/24"), None)
+                .unwrap();
+            let mut api = container("api", 3, &[(8081, 8000, Protocol::Tcp)]);
+            api.address = Ipv4Addr::new(10, 1, 0, 3);
+            fw.publish_with(&api, &pending).unwrap();
+            let subnets = nft(&["list", "set", "ip", "supervisor", "subnets"]);
+            assert!(
+                subnets.contains(r#"10.1.0.0/24 comment "sv1""#),
+                "{subnets}"
+            );
+            assert!(!subnets.contains("gone0"), "{subnets}");
+            let tcp = nft(&["list", "map", "ip", "supervisor", "tcp_ports"]);
+            assert!(tcp.contains(r#"8081 comment "api api-id""#), "{tcp}");
+        },
+    );
+}

@@ -267,10 +267,12 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     )
     .await
     .map_err(from_network)?;
-    let firewall = timed("base ruleset and network", || {
+    let (firewall, pending) = timed("base ruleset", || {
         let firewall = Firewall::open(&config.state_dir)?;
         let subnet6 = network.subnet6.map(|s| (s.network(), s.prefix_len()));
-        firewall.ensure_network(&network.bridge, &network.subnet, subnet6)?;
+        // The network's elements, when the tables hold them already or
+        // not, go with the container's (see `Firewall::publish_with`).
+        let pending = firewall.ensure_base_for(&network.bridge, &network.subnet, subnet6)?;
         if attachment.made_bridge() {
             firewall.remove_other_subnets(&network.bridge, &network.subnet, subnet6)?;
         }
@@ -279,7 +281,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
             &config.no_masquerade,
             &config.no_masquerade6,
         )?;
-        Ok(firewall)
+        Ok((firewall, pending))
     })
     .map_err(from_firewall)?;
     let mut part = plan::container_part(
@@ -342,11 +344,12 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     let mut no_reservations = Reservations::default();
     let published = timed_async(
         "publish batch",
-        apply::publish(
+        apply::publish_with(
             &firewall,
             &config.state_dir,
             &mut part.publication,
             &mut no_reservations,
+            &pending,
         ),
     );
     let publication = match published.await {

@@ -207,6 +207,28 @@ impl Firewall {
         }
     }
 
+    /// [`Firewall::ensure_network`]'s load of the tables alone: when they
+    /// were current already, the network's elements are left for the batch
+    /// that publishes the container ([`Firewall::publish_with`]). A load
+    /// (tables absent or another version's) adds them in its own
+    /// transaction, as `ensure_network` does; a failure goes its way too.
+    pub fn ensure_base_for(
+        &self,
+        bridge: &str,
+        subnet: &Subnet,
+        subnet6: Option<(Ipv6Addr, u8)>,
+    ) -> Result<PendingNetwork, Error> {
+        let pending = PendingNetwork::new(bridge, subnet, subnet6);
+        match self.load_base(&pending.elements) {
+            Ok(Base::Current) => Ok(pending),
+            Ok(_) => Ok(PendingNetwork::default()),
+            Err(_) => {
+                self.ensure_network(bridge, subnet, subnet6)?;
+                Ok(PendingNetwork::default())
+            }
+        }
+    }
+
     /// Takes out every subnet recorded for `bridge` but `subnet` (and, with
     /// `subnet6`, every IPv6 subnet but that one), with the networks of
     /// bridges that are gone: for a bridge this process has just made, which
@@ -276,6 +298,49 @@ impl Firewall {
         let _lock = self.lock(false)?;
         self.socket.send(batch)?;
         Ok(())
+    }
+}
+
+/// A network's elements still to add (see [`Firewall::ensure_base_for`]);
+/// empty when there is nothing left to add.
+#[derive(Debug, Clone, Default)]
+pub struct PendingNetwork {
+    network: Option<NetworkOf>,
+    elements: Vec<(Target, Vec<Element>)>,
+}
+
+/// A network's bridge, subnet and IPv6 subnet (network, prefix length).
+type NetworkOf = (String, Subnet, Option<(Ipv6Addr, u8)>);
+
+impl PendingNetwork {
+    fn new(bridge: &str, subnet: &Subnet, subnet6: Option<(Ipv6Addr, u8)>) -> PendingNetwork {
+        let mut elements = network_elements(bridge, subnet);
+        if let Some(subnet6) = subnet6 {
+            elements.extend(network_elements6(bridge, subnet6));
+        }
+        PendingNetwork {
+            network: Some((bridge.to_string(), *subnet, subnet6)),
+            elements,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.network.is_none()
+    }
+
+    pub(super) fn elements(&self) -> &[(Target, Vec<Element>)] {
+        &self.elements
+    }
+
+    /// The network's elements added in a batch of their own, as
+    /// [`Firewall::ensure_network`] adds them.
+    pub(super) fn ensure(&self, firewall: &Firewall) -> Result<(), Error> {
+        match &self.network {
+            Some((bridge, subnet, subnet6)) => firewall
+                .ensure_network(bridge, subnet, *subnet6)
+                .map(|_| ()),
+            None => Ok(()),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::{NetworkPart, Snapshot};
 use crate::conntrack;
-use crate::firewall::{self, Firewall, Publication};
+use crate::firewall::{self, Firewall, PendingNetwork, Publication};
 use crate::ipam::Holder;
 use crate::milestones::phase;
 use crate::netlink::Bridge;
@@ -60,9 +60,22 @@ pub async fn publish(
     publication: &mut Publication,
     reservations: &mut Reservations,
 ) -> Result<Publication, Error> {
+    let none = PendingNetwork::default();
+    publish_with(firewall, state_dir, publication, reservations, &none).await
+}
+
+/// [`publish`], each batch led by `network`'s elements still to add (see
+/// [`Firewall::publish_with`]).
+pub async fn publish_with(
+    firewall: &Firewall,
+    state_dir: &Path,
+    publication: &mut Publication,
+    reservations: &mut Reservations,
+    network: &PendingNetwork,
+) -> Result<Publication, Error> {
     let mut attempt = 1;
     loop {
-        let taken = match firewall.publish(publication) {
+        let taken = match firewall.publish_with(publication, network) {
             Ok(()) => return Ok(publication.clone()),
             Err(firewall::Error::PortTaken(taken)) => taken,
             Err(err) => return Err(err.into()),
