@@ -109,7 +109,7 @@ impl Firewall {
     /// same transaction.
     pub(super) fn load_base(&self, extra: &[(Target, Vec<Element>)]) -> Result<Base, Error> {
         let wanted = version();
-        if self.loaded_version()? == Some(wanted) {
+        if self.holds_version(wanted) {
             return Ok(Base::Current);
         }
         let _lock = self.lock(true)?;
@@ -138,6 +138,18 @@ impl Firewall {
         } else {
             Base::Created
         })
+    }
+
+    /// Whether the `version` set holds `wanted`: one lookup of that
+    /// element (NFT_MSG_GETSETELEM without NLM_F_DUMP), answered at once,
+    /// where [`Firewall::loaded_version`]'s dump of the set costs the
+    /// kernel a dump's state and two replies (on every CNI ADD and `run`).
+    /// Anything but a yes (the table or set missing, another version, an
+    /// error) leaves the answer to `loaded_version`.
+    fn holds_version(&self, wanted: u32) -> bool {
+        let key = Element::new(wanted.to_ne_bytes().to_vec());
+        let version = set_ref(Target::Version);
+        matches!(self.socket.held_prefix(&version, &[key]), Ok(1))
     }
 
     /// The VERSION the tables were loaded with: None when they are absent,
