@@ -21,9 +21,7 @@ mod result;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 
-use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
 
 use self::config::Config;
@@ -63,20 +61,9 @@ pub fn main() -> u8 {
 }
 
 /// An exclusive `flock` on `STATE_DIR/cni.lock`, waited for.
-fn serialize(state_dir: &std::path::Path) -> Result<Flock<std::fs::File>, CniError> {
-    let path = state_dir.join("cni.lock");
-    let failed = |err: &(dyn std::error::Error + 'static)| {
-        attachment::system(&format!("locking {}", path.display()), err)
-    };
-    std::fs::create_dir_all(state_dir).map_err(|err| failed(&err))?;
-    let file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-        .map_err(|err| failed(&err))?;
-    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| failed(&errno))
+fn serialize(state_dir: &std::path::Path) -> Result<crate::state::DirLock, CniError> {
+    crate::state::file::lock_named(state_dir, "cni.lock")
+        .map_err(|err| attachment::system(&format!("locking {}", err.path.display()), &err.source))
 }
 
 /// The environment as text. A CNI variable that is not UTF-8 is code 4

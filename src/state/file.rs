@@ -34,7 +34,13 @@ pub struct DirLock {
 
 /// Creates `dir` when absent and takes its lock, waiting for it.
 pub fn lock(dir: &Path) -> Result<DirLock, FileError> {
-    let path = dir.join(".lock");
+    lock_named(dir, ".lock")
+}
+
+/// [`lock`] on `DIR/NAME` (a lock file of another name in the same
+/// directory, e.g. the CNI plugin's `cni.lock`).
+pub fn lock_named(dir: &Path, name: &str) -> Result<DirLock, FileError> {
+    let path = dir.join(name);
     let open = || {
         File::options()
             .create(true)
