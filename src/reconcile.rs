@@ -30,7 +30,7 @@ use crate::firewall::{self, Firewall, GoneNetwork, Owned};
 use crate::ipam::{self, Holder, Kept, LeaseDir, Pool, Swept};
 use crate::netlink::{self, Netlink};
 use crate::network::host_ifname;
-use crate::state::{self, Entry, Record, Registration, Store, file};
+use crate::state::{self, Entry, Record, Registration, StaleJoin, Store, file};
 use crate::values::Owner;
 
 #[derive(Debug, thiserror::Error)]
@@ -103,10 +103,9 @@ pub enum Removed {
     Cgroup {
         path: PathBuf,
     },
-    /// The marker of a join whose joiner is gone (see `state::joins`).
-    Join {
-        path: PathBuf,
-    },
+    /// The marker of a join whose joiner or target is gone (see
+    /// `state::joins`).
+    Join(StaleJoin),
 }
 
 impl fmt::Display for Removed {
@@ -138,9 +137,7 @@ impl fmt::Display for Removed {
             Removed::Cgroup { path } => {
                 write!(f, "cgroup {}: its container is gone", path.display())
             }
-            Removed::Join { path } => {
-                write!(f, "join marker {}: its container is gone", path.display())
-            }
+            Removed::Join(stale) => write!(f, "{stale}"),
         }
     }
 }
@@ -357,8 +354,7 @@ impl Reconciler {
             .collect();
         let joins = || "the markers of joined networks".to_string();
         if let Some(paths) = done.attempt(joins, self.store.remove_stale_joins(&live_records)) {
-            done.removed
-                .extend(paths.into_iter().map(|path| Removed::Join { path }));
+            done.removed.extend(paths.into_iter().map(Removed::Join));
         }
         for id in etc_files::ids(&self.state_dir) {
             if !live.contains(id.as_str()) {

@@ -350,3 +350,41 @@ fn check_names_a_dual_stack_containers_ipv6_element_and_a_stale_ipv6_lease_link_
     assert!(gc.status.success(), "{}", stderr(&gc));
     assert_no_drift(&ns);
 }
+
+#[test]
+fn check_names_a_stale_join_marker_as_gc_removes_it() {
+    let Some(ns) = HostNs::new("check_names_a_stale_join_marker_as_gc_removes_it") else {
+        return;
+    };
+    let (web, id) = start_web(&ns);
+    // A joiner of web that crashed before its record, and a joiner of a
+    // container that is gone.
+    ns.ok(&format!(
+        "mkdir -p /run/supervisor/joins/deadbeef /run/supervisor/joins/{id} && \
+         touch /run/supervisor/joins/{id}/ghost /run/supervisor/joins/deadbeef/side"
+    ));
+    let mut expected = [
+        format!("join marker /run/supervisor/joins/{id}/ghost: its joiner ghost is gone"),
+        "join marker /run/supervisor/joins/deadbeef/side: its joiner side is gone".to_string(),
+    ];
+    expected.sort();
+    let out = supervisor(&ns, &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let mut lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, expected);
+    let gc = supervisor(&ns, &["gc"]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let said = stdout(&gc) + &stderr(&gc);
+    for line in &expected {
+        assert!(said.contains(line), "gc did not say {line:?}: {said}");
+    }
+    assert_no_drift(&ns);
+    assert_eq!(
+        ns.ok("find /run/supervisor/joins -mindepth 1"),
+        "",
+        "gc left a marker"
+    );
+    stop(web);
+    assert_no_drift(&ns);
+}

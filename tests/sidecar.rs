@@ -87,6 +87,8 @@ fn a_port_published_by_the_target_is_served_by_its_sidecar_and_the_sidecars_end_
     answers("a client outside", "from-side", || {
         ask(outside(&out), "192.0.2.1", 8080)
     });
+    // A live join is no drift.
+    assert_no_drift(&ns);
     let before = (container_veths(&ns), leases(&ns), elements(&ns));
     assert_eq!(side.stop(), "", "the sidecar's teardown reports nothing");
     // Its end took nothing of the target's: veth, lease, elements, drift.
@@ -230,6 +232,11 @@ fn stop_and_gc_handle_a_sidecars_record_and_leave_the_targets_network() {
     );
     // The stopped one's marker went with it; the crashed one's is left.
     assert_eq!(join_markers(&ns), ["crashed"]);
+    let check = stdout(&supervisor(&ns, &["check"]));
+    assert!(
+        check.contains("/crashed: its joiner crashed is gone\n"),
+        "{check}"
+    );
     let gc = supervisor(&ns, &["gc"]);
     assert!(gc.status.success(), "{}", stderr(&gc));
     let removed = stdout(&gc);

@@ -10,6 +10,7 @@
 //! the records lock, so that removing a directory found empty never races
 //! another joiner's making of its marker there.
 
+use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -84,5 +85,38 @@ impl Joins {
             }
         }
         Ok(all)
+    }
+}
+
+/// A marker no live container explains: what `check` reports and `gc`
+/// removes, judged once for both (`Store::stale_joins`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleJoin {
+    pub target: String,
+    pub joiner: String,
+    pub path: PathBuf,
+    pub why: Gone,
+}
+
+/// Why a marker is stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gone {
+    /// No live container of this name shares the target's network.
+    Joiner(String),
+    /// The container whose network it shared (this id) is gone: nobody
+    /// will ask who joined it.
+    Target(String),
+    /// A temporary left by a writer that died.
+    Unfinished,
+}
+
+impl fmt::Display for StaleJoin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        match &self.why {
+            Gone::Joiner(name) => write!(f, "join marker {path}: its joiner {name} is gone"),
+            Gone::Target(id) => write!(f, "join marker {path}: its target {id} is gone"),
+            Gone::Unfinished => write!(f, "join marker {path}: unfinished"),
+        }
     }
 }

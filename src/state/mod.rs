@@ -29,7 +29,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use self::file::{DirLock, FileError};
-pub use self::joins::Joins;
+pub use self::joins::{Gone, Joins, StaleJoin};
 pub use self::record::{ExecContext, Limits, PublishedPort, Record, cni_label};
 
 const SUFFIX: &str = ".json";
@@ -240,19 +240,42 @@ impl Store {
             .collect())
     }
 
-    /// The markers of `joins` that no live record explains (its joiner
-    /// gone, crashed, or now sharing another network), removed; their
-    /// paths. `live` are the records read under the lock, which the caller
-    /// still holds.
-    pub fn remove_stale_joins(&self, live: &[&Record]) -> Result<Vec<PathBuf>, Error> {
-        let explained = |target: &str, joiner: &str| {
-            live.iter()
-                .any(|r| r.name == joiner && r.joined.as_deref() == Some(target))
-        };
-        let mut removed = Vec::new();
+    /// The markers of `joins` that no live record explains: a temporary,
+    /// one whose joiner is gone (crashed, or now sharing another network),
+    /// or one whose target is. `live` are the records read under the lock,
+    /// which the caller holds when it goes on to remove them.
+    pub fn stale_joins(&self, live: &[&Record]) -> Result<Vec<StaleJoin>, Error> {
+        let mut stale = Vec::new();
         for (target, joiner, path) in self.joins.all()? {
-            if !explained(&target, &joiner) && self.joins.unmark(&target, &joiner)? {
-                removed.push(path);
+            let why = if file::is_temporary(&joiner) {
+                Gone::Unfinished
+            } else if !live
+                .iter()
+                .any(|r| r.name == joiner && r.joined.as_deref() == Some(target.as_str()))
+            {
+                Gone::Joiner(joiner.clone())
+            } else if !live.iter().any(|r| r.id == target) {
+                Gone::Target(target.clone())
+            } else {
+                continue;
+            };
+            stale.push(StaleJoin {
+                target,
+                joiner,
+                path,
+                why,
+            });
+        }
+        Ok(stale)
+    }
+
+    /// The markers [`Store::stale_joins`] finds, removed; those that were
+    /// there. The caller holds the lock `live` was read under.
+    pub fn remove_stale_joins(&self, live: &[&Record]) -> Result<Vec<StaleJoin>, Error> {
+        let mut removed = Vec::new();
+        for stale in self.stale_joins(live)? {
+            if self.joins.unmark(&stale.target, &stale.joiner)? {
+                removed.push(stale);
             }
         }
         Ok(removed)
@@ -510,8 +533,10 @@ mod tests {
     }
 
     #[test]
-    fn a_crashed_joiners_marker_keeps_nothing_alive_and_is_removed_as_stale() {
+    fn a_stale_marker_is_named_with_why_and_removed_and_a_live_join_kept() {
         let store = temp_store("joiners-crashed");
+        let (target, _) = store.claim(mine("target", "aaa")).unwrap();
+        let (other_target, _) = store.claim(mine("other", "eee")).unwrap();
         let (live, _) = store.claim(joiner("live", "bbb", "aaa")).unwrap();
         let crashed = joiner("crashed", "ccc", "aaa");
         let (registration, _) = store.claim(crashed.clone()).unwrap();
@@ -523,22 +548,48 @@ mod tests {
         // One whose name now joins another network.
         store.joins.mark("aaa", "moved").unwrap();
         let (moved, _) = store.claim(joiner("moved", "ddd", "eee")).unwrap();
+        // A live joiner of a target that is gone.
+        let (orphan, _) = store.claim(joiner("orphan", "fff", "ggg")).unwrap();
+        // A marker's writer that died before its rename.
+        let joins = store.dir().parent().unwrap().join("joins");
+        fs::write(joins.join("aaa/.half.tmp"), "").unwrap();
         assert_eq!(names(store.live_joiners_of("aaa").unwrap()), ["live"]);
         let records = store.records().unwrap();
         let live_records: Vec<&Record> = records.iter().filter(|r| !r.is_stale()).collect();
-        let removed = store.remove_stale_joins(&live_records).unwrap();
-        let joins = store.dir().parent().unwrap().join("joins");
+        let found: Vec<String> = store
+            .stale_joins(&live_records)
+            .unwrap()
+            .iter()
+            .map(|stale| stale.to_string())
+            .collect();
+        let at = |path: &str| joins.join(path).display().to_string();
         assert_eq!(
-            removed,
+            found,
             [
-                joins.join("aaa/crashed"),
-                joins.join("aaa/moved"),
-                joins.join("aaa/unborn")
+                format!("join marker {}: unfinished", at("aaa/.half.tmp")),
+                format!(
+                    "join marker {}: its joiner crashed is gone",
+                    at("aaa/crashed")
+                ),
+                format!("join marker {}: its joiner moved is gone", at("aaa/moved")),
+                format!(
+                    "join marker {}: its joiner unborn is gone",
+                    at("aaa/unborn")
+                ),
+                format!("join marker {}: its target ggg is gone", at("ggg/orphan")),
             ]
         );
+        let removed = store.remove_stale_joins(&live_records).unwrap();
+        let removed: Vec<String> = removed.iter().map(|s| s.to_string()).collect();
+        assert_eq!(removed, found, "gc removes what check names");
+        assert!(store.stale_joins(&live_records).unwrap().is_empty());
         assert_eq!(store.joins.joiners("aaa").unwrap(), ["live"]);
         assert_eq!(store.joins.joiners("eee").unwrap(), ["moved"]);
-        drop((live, moved));
+        assert!(
+            !joins.join("ggg").exists(),
+            "its last marker takes it along"
+        );
+        drop((live, moved, orphan, target, other_target));
         cleanup(&store);
     }
 
