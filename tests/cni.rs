@@ -470,13 +470,27 @@ fn an_add_whose_id_another_attachment_has_is_refused_and_leaves_its_link_alone()
     // keeping the id (and so the host veth) c1:eth0 hashes to.
     ns.ok(
         "cd /run/supervisor/containers && sed 's/c1:eth0/zz:eth0/g; s/\"c1\"/\"zz\"/g' \
-         c1:eth0.json > zz:eth0.json && rm c1:eth0.json",
+         c1:eth0.json > zz:eth0.json && rm c1:eth0.json && \
+         cd /run/supervisor/ids/* && mv c1:eth0 zz:eth0",
+    );
+    // Another record that tells when it is opened: its writer's open
+    // returns then. Whose the link is is asked of the id's markers alone.
+    ns.ok(
+        "mkfifo /run/supervisor/containers/stuck:eth0.json && \
+         { (exec 3>/run/supervisor/containers/stuck:eth0.json; touch /run/opened) >/dev/null 2>&1 </dev/null & }",
     );
     let veths = container_veths(&ns);
     let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
     assert_eq!(code, 110, "{msg}");
     assert!(msg.contains("zz:eth0"), "{msg}");
     assert_eq!(veths, container_veths(&ns));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        ns.ok("ls /run/opened 2>/dev/null || true"),
+        "",
+        "another record was opened"
+    );
+    ns.ok("timeout 5 cat /run/supervisor/containers/stuck:eth0.json; rm /run/supervisor/containers/stuck:eth0.json");
     assert_eq!(records(&ns).trim(), "zz:eth0.json");
 }
 

@@ -142,6 +142,20 @@ fn sharing_a_network_refuses_publish_ip_hostname_and_names_and_a_missing_or_stop
     );
     refused(&[], "--network container:web: no such container");
     assert_eq!(records(&ns), "", "nothing registered");
+    // A target that could name no record is refused naming it, and its
+    // lookup goes nowhere outside the records.
+    for target in ["../containers/x", ".", "a\u{1}b"] {
+        let network = format!("container:{target}");
+        let out = ns.run(&["--network", &network, "--", "true"]);
+        assert_eq!(out.status.code(), Some(125), "{target:?}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!("supervisor: {target:?} names no container: ")),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert_eq!(records(&ns), "", "nothing registered");
     // Its supervisor killed while it ran: the record is left, the container
     // is gone.
     crash_at(&ns, "running", &["--name", "web", "--", "sleep", "1000"]);

@@ -408,14 +408,14 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     })
 }
 
-/// The record of another container or attachment with `owner`'s id.
+/// The record of another container or attachment with `owner`'s id,
+/// found by the id's markers (see `state::markers`), not by reading every
+/// record.
 fn id_holder(state_dir: &Path, owner: &Owner) -> Result<Option<Record>, CniError> {
     let records = Store::new(state_dir)
-        .records()
+        .with_id(&owner.id)
         .map_err(|err| system("reading the records", &err))?;
-    Ok(records
-        .into_iter()
-        .find(|r| r.name != owner.name && r.id == owner.id))
+    Ok(records.into_iter().find(|r| r.name != owner.name))
 }
 
 /// The attachment's record, if there is one: its own file, read alone

@@ -20,7 +20,7 @@ use super::{Error, block_on};
 use crate::firewall::{Firewall, Owned, Publication};
 use crate::ipam::LeaseDir;
 use crate::netlink::{self, Netlink};
-use crate::state::{self, Entry, Record, StaleJoin, Store, file};
+use crate::state::{self, Entry, Record, StaleMarker, Store, file};
 use crate::values::{Owner, Port};
 
 /// A record as read, with whether its supervisor lives.
@@ -56,8 +56,10 @@ struct Facts {
     /// Container veths (`sv-…`) on each known bridge: (bridge, link).
     ports: Vec<(String, String)>,
     elements: Vec<Owned>,
-    /// Join markers no live container explains, as `gc` judges them.
-    joins: Vec<StaleJoin>,
+    /// Markers no record explains, as `gc` judges them.
+    markers: Vec<StaleMarker>,
+    /// Live records whose id has no marker: (name, id).
+    unmarked: Vec<(String, String)>,
 }
 
 /// Prints every drift found; Ok(true) when there is none.
@@ -104,7 +106,14 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
         .filter(|s| s.alive)
         .map(|s| &s.record)
         .collect();
-    facts.joins = store.stale_joins(&live)?;
+    facts.markers = store.stale_joins(&live)?;
+    let records: Vec<&Record> = facts.records.iter().map(|s| &s.record).collect();
+    facts.markers.extend(store.stale_ids(&records)?);
+    facts.unmarked = store
+        .unmarked(&live)
+        .iter()
+        .map(|r| (r.name.clone(), r.id.clone()))
+        .collect();
     let leases = state_dir.join("leases");
     for dir in file::names(&leases).map_err(state::Error::from)? {
         if dir.starts_with('.') || !leases.join(&dir).is_dir() {
@@ -162,7 +171,10 @@ fn findings(facts: &Facts) -> Vec<String> {
             found.push(format!("cgroup {}: its container is gone", dir.display()));
         }
     }
-    found.extend(facts.joins.iter().map(|stale| stale.to_string()));
+    found.extend(facts.markers.iter().map(|stale| stale.to_string()));
+    for (name, id) in &facts.unmarked {
+        found.push(format!("record {name} ({id}): its id has no marker"));
+    }
     for seen in &live {
         found.extend(missing(seen, facts));
     }
