@@ -390,6 +390,8 @@ fn a_netns_that_is_not_a_containers_network_namespace_is_code_4_and_changes_noth
         "/run/fifo",
         "/proc/self/ns/net",
         "/proc/self/ns/uts",
+        // The plugin runs in this test's namespace: PID 1's is the host's.
+        "/proc/1/ns/net",
     ] {
         let (code, msg) = add_into(&ns, netns, &conf).error();
         assert_eq!(code, 4, "{netns}: {msg}");

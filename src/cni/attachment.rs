@@ -201,7 +201,7 @@ pub fn claim(
 }
 
 /// Opens the engine's namespace, refusing (code 4) what is not a network
-/// namespace or is this process's own: plumbing "into" the host's
+/// namespace or is this process's own or PID 1's: plumbing "into" the host's
 /// namespace would give the host the container's address and route. Opened
 /// non-blocking so a FIFO cannot hang the engine.
 fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
@@ -228,6 +228,17 @@ fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
     if same(&theirs, &ours) {
         return Err(bad(
             "is the plugin's own network namespace, not a container's".to_string(),
+        ));
+    }
+    // A plugin started in a namespace of its own (`ip netns exec`, a
+    // sidecar's) has the host's in PID 1: no container's either. Unreadable
+    // (another pid namespace's PID 1, hidepid), it is no container's
+    // namespace to compare with.
+    if let Ok(init) = std::fs::metadata("/proc/1/ns/net")
+        && same(&theirs, &init)
+    {
+        return Err(bad(
+            "is the network namespace of PID 1, the host's, not a container's".to_string(),
         ));
     }
     Ok(OwnedFd::from(file))
