@@ -94,6 +94,7 @@ const OURS: [&str; 9] = [
 /// trusts: a record names the host link its DEL or `gc` deletes, and a link
 /// planted for a directory of ours sends our writes where it points.
 pub fn check_dir(state_dir: &Path) -> Result<(), Error> {
+    check_parent(state_dir)?;
     let names = file::names(state_dir)?;
     if let Some(entry) = names.iter().find(|n| !OURS.contains(&n.as_str())) {
         return Err(Error::Foreign {
@@ -117,6 +118,46 @@ pub fn check_dir(state_dir: &Path) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Refuses a state directory that another user could put in place of
+/// ours between this check and its use: one not made yet in a directory
+/// every user can write (`/tmp/sv`: whoever makes it first owns it), or
+/// one in such a directory without the sticky bit (it can be renamed away
+/// and another put there).
+fn check_parent(state_dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = match state_dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        Some(_) => Path::new("."),
+        None => return Ok(()),
+    };
+    let meta = fs::metadata(parent).map_err(FileError::at(parent))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o002 == 0 {
+        return Ok(());
+    }
+    let missing = matches!(
+        fs::symlink_metadata(state_dir),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound
+    );
+    let why = if missing {
+        format!(
+            "writable by every user (mode {mode:o}), and {} is not made yet: another user could make it first",
+            state_dir.display()
+        )
+    } else if mode & 0o1000 == 0 {
+        format!(
+            "writable by every user (mode {mode:o}) without the sticky bit: {} could be renamed away and another put in its place",
+            state_dir.display()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::NotOurs {
+        path: parent.to_path_buf(),
+        why,
+    })
 }
 
 /// Why a file of the state directory may be written by someone other
@@ -1034,6 +1075,41 @@ mod tests {
             assert!(refused(&dir).ends_with("owned by uid 65534, not 0"));
         }
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_directory_another_user_could_make_or_swap_first_is_refused_naming_its_parent() {
+        use std::os::unix::fs::PermissionsExt;
+        let shared = crate::scratch::unique_path("state-shared-parent");
+        fs::create_dir_all(&shared).unwrap();
+        let state = shared.join("sv");
+        let refused = |mode: u32| {
+            fs::set_permissions(&shared, fs::Permissions::from_mode(mode)).unwrap();
+            match check_dir(&state) {
+                Err(Error::NotOurs { path, why }) => {
+                    assert_eq!(path, shared);
+                    Some(why)
+                }
+                Ok(()) => None,
+                Err(other) => panic!("{other}"),
+            }
+        };
+        // Not made yet, as /tmp/sv: whoever makes it first owns it.
+        let why = refused(0o1777).expect("a missing directory under /tmp");
+        assert_eq!(
+            why,
+            format!(
+                "writable by every user (mode 1777), and {} is not made yet: another user could make it first",
+                state.display()
+            )
+        );
+        assert!(refused(0o755).is_none(), "a parent only we can write");
+        fs::create_dir(&state).unwrap();
+        assert!(refused(0o1777).is_none(), "ours, under the sticky bit");
+        let why = refused(0o777).expect("renamed away and replaced");
+        assert!(why.contains("without the sticky bit"), "{why}");
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::remove_dir_all(&shared).unwrap();
     }
 
     #[test]
