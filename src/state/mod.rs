@@ -765,6 +765,8 @@ mod tests {
             let _ = fs::OpenOptions::new().write(true).open(&writer);
             let _ = tx.send(());
         });
+        // Its writer is blocked in its open by then.
+        std::thread::sleep(std::time::Duration::from_millis(100));
         lookup();
         let opened = rx
             .recv_timeout(std::time::Duration::from_millis(300))
