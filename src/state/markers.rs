@@ -121,7 +121,10 @@ impl Markers {
     pub fn all(&self) -> Result<Vec<(String, String, PathBuf)>, FileError> {
         let mut all = Vec::new();
         for key in file::names(&self.dir)? {
-            if !self.dir.join(&key).is_dir() {
+            // Not followed: a link planted for a key's directory would
+            // have `gc` remove, as stale markers, what it points at.
+            let is_dir = fs::symlink_metadata(self.dir.join(&key)).is_ok_and(|m| m.is_dir());
+            if !is_dir {
                 continue;
             }
             for name in file::names(&self.dir.join(&key))? {

@@ -782,6 +782,28 @@ mod tests {
     }
 
     #[test]
+    fn gc_never_removes_through_a_link_planted_for_a_markers_directory() {
+        let store = temp_store("joins-link");
+        let (target, _) = store.claim(mine("target", "aaa")).unwrap();
+        let victim = store.dir().parent().unwrap().join("victim");
+        fs::create_dir_all(&victim).unwrap();
+        fs::write(victim.join("precious"), "x").unwrap();
+        let joins = store.dir().parent().unwrap().join("joins");
+        fs::create_dir_all(&joins).unwrap();
+        std::os::unix::fs::symlink(&victim, joins.join("bbb")).unwrap();
+        std::os::unix::fs::symlink(&victim, store.ids.dir().join("ccc")).unwrap();
+        let records = store.records().unwrap();
+        let live: Vec<&Record> = records.iter().collect();
+        let stale = store.stale_joins(&live).unwrap();
+        let stale_ids = store.stale_ids(&live).unwrap();
+        store.remove_markers(stale).unwrap();
+        store.remove_markers(stale_ids).unwrap();
+        assert!(victim.join("precious").exists(), "removed through the link");
+        drop(target);
+        cleanup(&store);
+    }
+
+    #[test]
     fn a_containers_end_opens_no_other_record_to_find_its_joiners() {
         let store = temp_store("joiners-fifo");
         let (side, _) = store.claim(joiner("side", "bbb", "aaa")).unwrap();
