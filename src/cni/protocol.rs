@@ -323,6 +323,34 @@ mod tests {
     }
 
     #[test]
+    fn cni_args_of_any_shape_are_split_at_the_first_equals_and_never_refuse_a_call() {
+        let huge = format!("K={}", "v".repeat(128 << 10));
+        for (args, pairs) in [
+            ("", 0),
+            (";;;", 0),
+            ("novalue;=x;K=a=b;K=c;\u{202e}=\u{1b}[2J", 4),
+            (huge.as_str(), 1),
+        ] {
+            let invocation = invocation(&env(&[
+                ("CNI_COMMAND", "DEL"),
+                ("CNI_CONTAINERID", "c1"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_ARGS", args),
+            ]))
+            .unwrap();
+            assert_eq!(invocation.args.len(), pairs, "{args:.40}");
+        }
+        let invocation = invocation(&env(&[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", "K=a=b"),
+        ]))
+        .unwrap();
+        assert_eq!(invocation.args, [("K".to_string(), "a=b".to_string())]);
+    }
+
+    #[test]
     fn del_needs_no_netns_but_add_does() {
         let base = [
             ("CNI_CONTAINERID", "c1"),
