@@ -317,6 +317,12 @@ mod tests {
             ]))
         };
         assert!(add(&"a".repeat(CONTAINER_ID_MAX)).is_ok());
+        // Nothing that could lead a record's name out of its directory.
+        for id in ["a/b", "..", ".", "../x", "a\\b", "a:b", "\u{202e}a"] {
+            let err = add(id).unwrap_err();
+            assert_eq!(err.code, 4, "{id:?}");
+            assert!(err.msg.starts_with("CNI_CONTAINERID "), "{}", err.msg);
+        }
         let err = add(&"a".repeat(300)).unwrap_err();
         assert_eq!(err.code, 4);
         assert!(err.msg.contains("longer than 128 bytes"), "{}", err.msg);

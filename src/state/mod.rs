@@ -981,9 +981,13 @@ mod tests {
     fn a_stale_name_is_reclaimed_and_the_stale_record_returned() {
         let store = temp_store("stale");
         plant(&store, &dead("web", "old"));
+        store.ids.mark("old", "web").unwrap();
         let (registration, replaced) = store.claim(mine("web", "new")).unwrap();
         assert_eq!(replaced.map(|r| r.id), Some("old".to_string()));
         assert_eq!(store.find("web").unwrap().unwrap().id, "new");
+        // The old id's marker went with it; the new id finds the record.
+        assert_eq!(store.ids.keys().unwrap(), ["new"]);
+        assert_eq!(store.find("ne").unwrap().unwrap().name, "web");
         drop(registration);
         cleanup(&store);
     }
