@@ -22,6 +22,9 @@
 //! - `released`: elements and lease are given back, the record not yet
 //!   removed.
 //!
+//! And in a CNI ADD: `lent`, the engine namespace's IPv6 defaults are lent
+//! (see `netlink::lent`), its interface not yet made.
+//!
 //! Unset, each point costs one environment lookup.
 
 use std::future::Future;

@@ -30,7 +30,7 @@ use crate::firewall::{self, Firewall, GoneNetwork, Owned};
 use crate::ipam::{self, Holder, Kept, LeaseDir, Pool, Swept};
 use crate::netlink::{self, Netlink};
 use crate::network::host_ifname;
-use crate::state::{self, Entry, Record, Registration, Store, file};
+use crate::state::{self, Entry, Record, Registration, StaleMarker, Store, file};
 use crate::values::Owner;
 
 #[derive(Debug, thiserror::Error)]
@@ -103,10 +103,9 @@ pub enum Removed {
     Cgroup {
         path: PathBuf,
     },
-    /// The marker of a join whose joiner is gone (see `state::joins`).
-    Join {
-        path: PathBuf,
-    },
+    /// A marker no record explains: of a join whose joiner or target is
+    /// gone, or of an id no record of its name has (see `state::markers`).
+    Marker(StaleMarker),
 }
 
 impl fmt::Display for Removed {
@@ -138,9 +137,7 @@ impl fmt::Display for Removed {
             Removed::Cgroup { path } => {
                 write!(f, "cgroup {}: its container is gone", path.display())
             }
-            Removed::Join { path } => {
-                write!(f, "join marker {}: its container is gone", path.display())
-            }
+            Removed::Marker(stale) => write!(f, "{stale}"),
         }
     }
 }
@@ -151,6 +148,8 @@ impl fmt::Display for Removed {
 #[derive(Debug, Default)]
 pub struct Collected {
     pub removed: Vec<Removed>,
+    /// Live records whose id had no marker, marked: (name, id).
+    pub marked: Vec<(String, String)>,
     pub kept: Vec<(String, Kept)>,
     pub failed: Vec<Failure>,
 }
@@ -281,6 +280,42 @@ impl Reconciler {
         }
     }
 
+    /// Removes the `stale` markers (of `what`) found under the lock.
+    fn remove_markers(
+        &self,
+        what: &str,
+        stale: Result<Vec<StaleMarker>, state::Error>,
+        done: &mut Collected,
+    ) {
+        let object = || format!("the markers of {what}");
+        let removed = stale.and_then(|stale| self.store.remove_markers(stale));
+        if let Some(markers) = done.attempt(object, removed) {
+            done.removed
+                .extend(markers.into_iter().map(Removed::Marker));
+        }
+    }
+
+    /// Removes the id markers no record explains, and marks the ids of
+    /// live records that have none (an earlier version's), so a lookup by
+    /// id finds every live container (see `state::markers`). Under the
+    /// lock `entries` were read under.
+    fn repair_ids(&self, entries: &[Entry], live: &[&Record], done: &mut Collected) {
+        let records: Vec<&Record> = entries
+            .iter()
+            .filter_map(|entry| match entry {
+                Entry::Record(record) => Some(&**record),
+                _ => None,
+            })
+            .collect();
+        self.remove_markers("ids", self.store.stale_ids(&records), done);
+        for record in self.store.unmarked(live) {
+            let object = || format!("the id marker of record {} ({})", record.name, record.id);
+            if done.attempt(object, self.store.mark_id(record)).is_some() {
+                done.marked.push((record.name.clone(), record.id.clone()));
+            }
+        }
+    }
+
     /// Everything of ours that no live supervisor explains: firewall
     /// elements (in one batch), the elements of networks whose bridge is
     /// gone, stale records with their leases and veths,
@@ -355,11 +390,9 @@ impl Reconciler {
                 _ => None,
             })
             .collect();
-        let joins = || "the markers of joined networks".to_string();
-        if let Some(paths) = done.attempt(joins, self.store.remove_stale_joins(&live_records)) {
-            done.removed
-                .extend(paths.into_iter().map(|path| Removed::Join { path }));
-        }
+        let stale = self.store.stale_joins(&live_records);
+        self.remove_markers("joined networks", stale, &mut done);
+        self.repair_ids(&entries, &live_records, &mut done);
         for id in etc_files::ids(&self.state_dir) {
             if !live.contains(id.as_str()) {
                 self.remove_files(&id, &mut done);

@@ -207,3 +207,37 @@ fn ordinary_arp_resolves_between_containers_and_with_the_gateway() {
     b.stop();
     a.stop();
 }
+
+#[test]
+fn a_container_that_takes_anothers_mac_and_address_takes_out_only_its_own_neighbour_entry_at_its_end()
+ {
+    let Some(ns) = HostNs::new("a_container_that_takes_anothers_mac_and_address") else {
+        return;
+    };
+    let victim = victim(&ns);
+    let before = host_neighbour(&ns, &SV0.ip(2));
+    assert!(before.contains(VICTIM_MAC), "{before}");
+    // As one with CAP_NET_ADMIN could: the victim's MAC and address on its
+    // own eth0. Its teardown takes out entries by its lease's address and
+    // the MAC derived from it, never by what its eth0 says.
+    let taker = Container::web(&ns, &SV0, "taker", &SV0.ip(3), &[]);
+    let out = taker.sh(&format!(
+        "ip link set eth0 down && ip link set eth0 address {VICTIM_MAC} && \
+         ip addr add {}/24 dev eth0 && ip link set eth0 up",
+        SV0.ip(2)
+    ));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(host_neighbour(&ns, &SV0.ip(3)).contains("02:42:ac:10:00:03"));
+    taker.stop();
+    assert_eq!(
+        host_neighbour(&ns, &SV0.ip(2)),
+        before,
+        "the victim's entry"
+    );
+    assert!(
+        !host_neighbour(&ns, &SV0.ip(3)).contains("02:42:ac:10:00:03"),
+        "its own entry stayed"
+    );
+    host_reaches_the_victim(&ns);
+    victim.stop();
+}

@@ -390,6 +390,8 @@ fn a_netns_that_is_not_a_containers_network_namespace_is_code_4_and_changes_noth
         "/run/fifo",
         "/proc/self/ns/net",
         "/proc/self/ns/uts",
+        // The plugin runs in this test's namespace: PID 1's is the host's.
+        "/proc/1/ns/net",
     ] {
         let (code, msg) = add_into(&ns, netns, &conf).error();
         assert_eq!(code, 4, "{netns}: {msg}");
@@ -470,13 +472,27 @@ fn an_add_whose_id_another_attachment_has_is_refused_and_leaves_its_link_alone()
     // keeping the id (and so the host veth) c1:eth0 hashes to.
     ns.ok(
         "cd /run/supervisor/containers && sed 's/c1:eth0/zz:eth0/g; s/\"c1\"/\"zz\"/g' \
-         c1:eth0.json > zz:eth0.json && rm c1:eth0.json",
+         c1:eth0.json > zz:eth0.json && rm c1:eth0.json && \
+         cd /run/supervisor/ids/* && mv c1:eth0 zz:eth0",
+    );
+    // Another record that tells when it is opened: its writer's open
+    // returns then. Whose the link is is asked of the id's markers alone.
+    ns.ok(
+        "mkfifo /run/supervisor/containers/stuck:eth0.json && \
+         { (exec 3>/run/supervisor/containers/stuck:eth0.json; touch /run/opened) >/dev/null 2>&1 </dev/null & }",
     );
     let veths = container_veths(&ns);
     let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
     assert_eq!(code, 110, "{msg}");
     assert!(msg.contains("zz:eth0"), "{msg}");
     assert_eq!(veths, container_veths(&ns));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        ns.ok("ls /run/opened 2>/dev/null || true"),
+        "",
+        "another record was opened"
+    );
+    ns.ok("timeout 5 cat /run/supervisor/containers/stuck:eth0.json; rm /run/supervisor/containers/stuck:eth0.json");
     assert_eq!(records(&ns).trim(), "zz:eth0.json");
 }
 
@@ -627,6 +643,152 @@ fn add_leaves_the_engines_ipv6_defaults_as_they_were_and_its_interface_configure
     assert_eq!(ipv6_defaults(&ns, "c2"), before);
     call(&ns, "DEL", "c2", &conf).ok();
     assert_nothing_left(&ns);
+}
+
+/// ADD for container `id` as `ifname` in netns `netns`, started in the
+/// background with the fault hook at `point` (see src/milestones.rs).
+fn add_paused(ns: &HostNs, id: &str, netns: &str, ifname: &str, conf: &str, point: &str) -> Child {
+    let mut cmd = ns.supervisor();
+    cmd.env_remove("SUPERVISOR_STATE_DIR").envs([
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", id),
+        ("CNI_NETNS", netns),
+        ("CNI_IFNAME", ifname),
+        ("CNI_PATH", "/usr/lib/cni"),
+        ("SUPERVISOR_TEST_PAUSE_AT", point),
+    ]);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the plugin");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(conf.as_bytes())
+        .expect("write the configuration");
+    drop(stdin);
+    child
+}
+
+/// Whether `child` stops itself (at its fault point) within `wait`.
+fn stops(child: &mut Child, wait: Duration) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        if common::process_state(child.id()) == Some('T') {
+            return true;
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("the plugin exited with {status} before stopping");
+        }
+        if started.elapsed() > wait {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Lets the stopped `child` go on and waits for its answer: its stdout,
+/// Ok on success.
+fn resume(mut child: Child) -> Result<String, String> {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the plugin hung"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().expect("wait for the plugin");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+/// A second network, of a state directory of its own, dual stack.
+fn other_network() -> String {
+    conf(
+        "1.0.0",
+        dual(json!({
+            "name": "net2",
+            "bridge": "sv1",
+            "subnet": "10.88.8.0/24",
+            "stateDir": "/run/supervisor-b",
+        })),
+    )
+}
+
+#[test]
+fn two_lenders_of_one_namespaces_ipv6_defaults_take_turns_whatever_their_state_directories() {
+    let Some(ns) = HostNs::new("two_lenders_of_one_namespaces_ipv6_defaults_take_turns") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let before = ipv6_defaults(&ns, "c1");
+    // IPv4 only lends disable_ipv6=1; dual stack lends 0 and the rest.
+    let mut first = add_paused(
+        &ns,
+        "c1",
+        "/run/netns/c1",
+        "eth0",
+        &conf("1.0.0", json!({})),
+        "lent",
+    );
+    assert!(
+        stops(&mut first, Duration::from_secs(30)),
+        "the first never lent"
+    );
+    assert_ne!(ipv6_defaults(&ns, "c1"), before, "the first lent nothing");
+    let mut second = add_paused(&ns, "c1", "/run/netns/c1", "eth1", &other_network(), "lent");
+    // Lending meanwhile, it would take the first's lent values for the
+    // engine's, and give them back last.
+    let overlapped = stops(&mut second, Duration::from_millis(500));
+    resume(first).unwrap();
+    assert!(
+        stops(&mut second, Duration::from_secs(30)),
+        "the second never lent"
+    );
+    // Its default route meets the first's: it fails once its eth1 is made
+    // and the defaults are given back.
+    let err = resume(second).unwrap_err();
+    assert!(
+        err.contains("adding default route via 10.88.8.1: File exists"),
+        "{err}"
+    );
+    assert_eq!(ipv6_defaults(&ns, "c1"), before, "overlapped: {overlapped}");
+    assert!(!overlapped, "the second lent while the first had lent");
+    assert_eq!(
+        ns.ok("ls /run/supervisor-lent"),
+        "",
+        "a lend left written down"
+    );
+}
+
+#[test]
+fn a_lender_killed_after_lending_is_undone_by_the_next_add_in_its_namespace() {
+    let Some(ns) = HostNs::new("a_lender_killed_after_lending_is_undone_by_the_next_add") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // The engine's own defaults, to be told from the kernel's.
+    ns.ok("ip netns exec c1 sysctl -qw net.ipv6.conf.default.accept_dad=2");
+    let before = ipv6_defaults(&ns, "c1");
+    let mut killed = add_paused(&ns, "c1", "/run/netns/c1", "eth1", &other_network(), "lent");
+    assert!(stops(&mut killed, Duration::from_secs(30)), "it never lent");
+    killed.kill().expect("SIGKILL the plugin");
+    killed.wait().expect("reap the plugin");
+    let left = ipv6_defaults(&ns, "c1");
+    assert_ne!(left, before, "it lent nothing");
+    // Another state directory's ADD, of another container's interface.
+    call(&ns, "ADD", "c1", &conf("1.0.0", json!({}))).ok();
+    assert_eq!(ipv6_defaults(&ns, "c1"), before, "left: {left:?}");
+    assert_eq!(ns.ok("ls /run/supervisor-lent"), "", "the record stayed");
+    call(&ns, "DEL", "c1", &conf("1.0.0", json!({}))).ok();
 }
 
 #[test]

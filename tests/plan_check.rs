@@ -350,3 +350,55 @@ fn check_names_a_dual_stack_containers_ipv6_element_and_a_stale_ipv6_lease_link_
     assert!(gc.status.success(), "{}", stderr(&gc));
     assert_no_drift(&ns);
 }
+
+#[test]
+fn check_names_a_stale_marker_as_gc_removes_it_and_a_missing_id_marker_as_gc_makes_it() {
+    let Some(ns) = HostNs::new("check_names_a_stale_marker_as_gc_removes_it") else {
+        return;
+    };
+    let (web, id) = start_web(&ns);
+    // A joiner of web that crashed before its record, a joiner of a
+    // container that is gone, the id marker of a record that is gone, and
+    // web's record as an earlier version left it, without its id marker.
+    ns.ok(&format!(
+        "mkdir -p /run/supervisor/joins/deadbeef /run/supervisor/joins/{id} \
+           /run/supervisor/ids/deadbeef && \
+         touch /run/supervisor/joins/{id}/ghost /run/supervisor/joins/deadbeef/side \
+           /run/supervisor/ids/deadbeef/gone && \
+         rm -r /run/supervisor/ids/{id}"
+    ));
+    let mut expected = [
+        format!("join marker /run/supervisor/joins/{id}/ghost: its joiner ghost is gone"),
+        "join marker /run/supervisor/joins/deadbeef/side: its joiner side is gone".to_string(),
+        "id marker /run/supervisor/ids/deadbeef/gone: its record gone is gone".to_string(),
+        format!("record web ({id}): its id has no marker"),
+    ];
+    expected.sort();
+    let out = supervisor(&ns, &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let mut lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, expected);
+    let gc = supervisor(&ns, &["gc"]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let said = stdout(&gc) + &stderr(&gc);
+    for line in &expected[..3] {
+        assert!(said.contains(line), "gc did not say {line:?}: {said}");
+    }
+    assert!(
+        said.contains(&format!("marked record web ({id}): its id had no marker")),
+        "{said}"
+    );
+    assert!(
+        stdout(&supervisor(&ns, &["inspect", &id[..6]])).contains("\"name\": \"web\""),
+        "found by a prefix of its id once marked"
+    );
+    assert_no_drift(&ns);
+    assert_eq!(
+        ns.ok("find /run/supervisor/joins /run/supervisor/ids -mindepth 1"),
+        format!("/run/supervisor/ids/{id}\n/run/supervisor/ids/{id}/web\n"),
+        "gc left a stale marker"
+    );
+    stop(web);
+    assert_no_drift(&ns);
+}

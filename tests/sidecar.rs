@@ -87,6 +87,8 @@ fn a_port_published_by_the_target_is_served_by_its_sidecar_and_the_sidecars_end_
     answers("a client outside", "from-side", || {
         ask(outside(&out), "192.0.2.1", 8080)
     });
+    // A live join is no drift.
+    assert_no_drift(&ns);
     let before = (container_veths(&ns), leases(&ns), elements(&ns));
     assert_eq!(side.stop(), "", "the sidecar's teardown reports nothing");
     // Its end took nothing of the target's: veth, lease, elements, drift.
@@ -139,6 +141,20 @@ fn sharing_a_network_refuses_publish_ip_hostname_and_names_and_a_missing_or_stop
         &conflict("--add-host", "/etc/hosts"),
     );
     refused(&[], "--network container:web: no such container");
+    assert_eq!(records(&ns), "", "nothing registered");
+    // A target that could name no record is refused naming it, and its
+    // lookup goes nowhere outside the records.
+    for target in ["../containers/x", ".", "a\u{1}b"] {
+        let network = format!("container:{target}");
+        let out = ns.run(&["--network", &network, "--", "true"]);
+        assert_eq!(out.status.code(), Some(125), "{target:?}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!("supervisor: {target:?} names no container: ")),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
     assert_eq!(records(&ns), "", "nothing registered");
     // Its supervisor killed while it ran: the record is left, the container
     // is gone.
@@ -230,6 +246,11 @@ fn stop_and_gc_handle_a_sidecars_record_and_leave_the_targets_network() {
     );
     // The stopped one's marker went with it; the crashed one's is left.
     assert_eq!(join_markers(&ns), ["crashed"]);
+    let check = stdout(&supervisor(&ns, &["check"]));
+    assert!(
+        check.contains("/crashed: its joiner crashed is gone\n"),
+        "{check}"
+    );
     let gc = supervisor(&ns, &["gc"]);
     assert!(gc.status.success(), "{}", stderr(&gc));
     let removed = stdout(&gc);

@@ -201,7 +201,7 @@ pub fn claim(
 }
 
 /// Opens the engine's namespace, refusing (code 4) what is not a network
-/// namespace or is this process's own: plumbing "into" the host's
+/// namespace or is this process's own or PID 1's: plumbing "into" the host's
 /// namespace would give the host the container's address and route. Opened
 /// non-blocking so a FIFO cannot hang the engine.
 fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
@@ -228,6 +228,17 @@ fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
     if same(&theirs, &ours) {
         return Err(bad(
             "is the plugin's own network namespace, not a container's".to_string(),
+        ));
+    }
+    // A plugin started in a namespace of its own (`ip netns exec`, a
+    // sidecar's) has the host's in PID 1: no container's either. Unreadable
+    // (another pid namespace's PID 1, hidepid), it is no container's
+    // namespace to compare with.
+    if let Ok(init) = std::fs::metadata("/proc/1/ns/net")
+        && same(&theirs, &init)
+    {
+        return Err(bad(
+            "is the network namespace of PID 1, the host's, not a container's".to_string(),
         ));
     }
     Ok(OwnedFd::from(file))
@@ -411,14 +422,14 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     })
 }
 
-/// The record of another container or attachment with `owner`'s id.
+/// The record of another container or attachment with `owner`'s id,
+/// found by the id's markers (see `state::markers`), not by reading every
+/// record.
 fn id_holder(state_dir: &Path, owner: &Owner) -> Result<Option<Record>, CniError> {
     let records = Store::new(state_dir)
-        .records()
+        .with_id(&owner.id)
         .map_err(|err| system("reading the records", &err))?;
-    Ok(records
-        .into_iter()
-        .find(|r| r.name != owner.name && r.id == owner.id))
+    Ok(records.into_iter().find(|r| r.name != owner.name))
 }
 
 /// The attachment's record, if there is one: its own file, read alone

@@ -458,6 +458,42 @@ mod tests {
     }
 
     #[test]
+    fn a_document_nested_deeper_than_json_allows_is_code_6_not_a_stack_overflow() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = decode(deep.as_bytes()).unwrap_err();
+        assert_eq!(err.code, 6);
+        assert!(err.msg.contains("recursion limit"), "{}", err.msg);
+    }
+
+    #[test]
+    fn odd_unicode_in_a_network_or_bridge_name_is_code_7_naming_the_field() {
+        for (doc, field) in [
+            (r#""name":"ne\u202et""#, "name"),
+            (r#""name":"n\u0000""#, "name"),
+            (r#""name":"n","bridge":"br\u00e0""#, "bridge"),
+            (r#""name":"n","bridge":"br\u001b[2J""#, "bridge"),
+        ] {
+            let text = format!(r#"{{"cniVersion":"1.0.0","type":"supervisor",{doc}}}"#);
+            let err = parse(&decode(text.as_bytes()).unwrap(), None).unwrap_err();
+            assert_eq!(err.code, 7, "{doc}: {}", err.msg);
+            assert!(err.msg.starts_with(&format!("{field}:")), "{}", err.msg);
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_takes_its_last_value_as_gos_encoding_json_does() {
+        // The engine (libcni, in Go) reads the last one too: what it
+        // validated is what we use.
+        let doc = decode(
+            br#"{"cniVersion":"1.0.0","name":"n","type":"supervisor",
+                 "subnet":"10.1.0.0/24","subnet":"10.2.0.0/24"}"#,
+        )
+        .unwrap();
+        let config = parse(&doc, None).unwrap();
+        assert_eq!(config.subnet.to_string(), "10.2.0.0/24");
+    }
+
+    #[test]
     fn one_host_port_to_two_container_ports_is_code_7_and_a_repeated_mapping_counts_once() {
         let err = parsed(
             r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[

@@ -317,9 +317,43 @@ mod tests {
             ]))
         };
         assert!(add(&"a".repeat(CONTAINER_ID_MAX)).is_ok());
+        // Nothing that could lead a record's name out of its directory.
+        for id in ["a/b", "..", ".", "../x", "a\\b", "a:b", "\u{202e}a"] {
+            let err = add(id).unwrap_err();
+            assert_eq!(err.code, 4, "{id:?}");
+            assert!(err.msg.starts_with("CNI_CONTAINERID "), "{}", err.msg);
+        }
         let err = add(&"a".repeat(300)).unwrap_err();
         assert_eq!(err.code, 4);
         assert!(err.msg.contains("longer than 128 bytes"), "{}", err.msg);
+    }
+
+    #[test]
+    fn cni_args_of_any_shape_are_split_at_the_first_equals_and_never_refuse_a_call() {
+        let huge = format!("K={}", "v".repeat(128 << 10));
+        for (args, pairs) in [
+            ("", 0),
+            (";;;", 0),
+            ("novalue;=x;K=a=b;K=c;\u{202e}=\u{1b}[2J", 4),
+            (huge.as_str(), 1),
+        ] {
+            let invocation = invocation(&env(&[
+                ("CNI_COMMAND", "DEL"),
+                ("CNI_CONTAINERID", "c1"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_ARGS", args),
+            ]))
+            .unwrap();
+            assert_eq!(invocation.args.len(), pairs, "{args:.40}");
+        }
+        let invocation = invocation(&env(&[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", "K=a=b"),
+        ]))
+        .unwrap();
+        assert_eq!(invocation.args, [("K".to_string(), "a=b".to_string())]);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `supervisor check`: what the records say against what the lease
 //! directories, the links and the firewall hold, read back and compared,
 //! with nothing changed. One line per finding, naming the object: a live
-//! container's missing lease, link or element; a record, lease, link or
-//! element that no live container explains (what `gc` would remove).
+//! container's missing lease, link or element; a record, lease, link,
+//! element or join marker that no live container explains (what `gc`
+//! would remove).
 //!
 //! A container between its record and its first publish has no address
 //! or veth recorded yet: only its stale parts are judged then.
@@ -19,7 +20,7 @@ use super::{Error, block_on};
 use crate::firewall::{Firewall, Owned, Publication};
 use crate::ipam::LeaseDir;
 use crate::netlink::{self, Netlink};
-use crate::state::{self, Entry, Record, Store, file};
+use crate::state::{self, Entry, Record, StaleMarker, Store, file};
 use crate::values::{Owner, Port};
 
 /// A record as read, with whether its supervisor lives.
@@ -55,6 +56,10 @@ struct Facts {
     /// Container veths (`sv-…`) on each known bridge: (bridge, link).
     ports: Vec<(String, String)>,
     elements: Vec<Owned>,
+    /// Markers no record explains, as `gc` judges them.
+    markers: Vec<StaleMarker>,
+    /// Live records whose id has no marker: (name, id).
+    unmarked: Vec<(String, String)>,
 }
 
 /// Prints every drift found; Ok(true) when there is none.
@@ -76,7 +81,8 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
     let nl = Netlink::connect()?;
     let mut facts = Facts::default();
     let mut bridges = BTreeSet::new();
-    for entry in Store::new(state_dir).entries()? {
+    let store = Store::new(state_dir);
+    for entry in store.entries()? {
         match entry {
             Entry::Record(record) => {
                 bridges.extend(record.bridge.clone());
@@ -94,6 +100,20 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
             Entry::Temporary { path } => facts.broken.push((path, "unfinished".into())),
         }
     }
+    let live: Vec<&Record> = facts
+        .records
+        .iter()
+        .filter(|s| s.alive)
+        .map(|s| &s.record)
+        .collect();
+    facts.markers = store.stale_joins(&live)?;
+    let records: Vec<&Record> = facts.records.iter().map(|s| &s.record).collect();
+    facts.markers.extend(store.stale_ids(&records)?);
+    facts.unmarked = store
+        .unmarked(&live)
+        .iter()
+        .map(|r| (r.name.clone(), r.id.clone()))
+        .collect();
     let leases = state_dir.join("leases");
     for dir in file::names(&leases).map_err(state::Error::from)? {
         if dir.starts_with('.') || !leases.join(&dir).is_dir() {
@@ -150,6 +170,10 @@ fn findings(facts: &Facts) -> Vec<String> {
         for dir in &seen.cgroups {
             found.push(format!("cgroup {}: its container is gone", dir.display()));
         }
+    }
+    found.extend(facts.markers.iter().map(|stale| stale.to_string()));
+    for (name, id) in &facts.unmarked {
+        found.push(format!("record {name} ({id}): its id has no marker"));
     }
     for seen in &live {
         found.extend(missing(seen, facts));

@@ -153,6 +153,10 @@ pub fn gc(
     for what in &collected.removed {
         writeln!(out, "removed {what}").map_err(Error::Output)?;
     }
+    for (name, id) in &collected.marked {
+        writeln!(out, "marked record {name} ({id}): its id had no marker")
+            .map_err(Error::Output)?;
+    }
     for (bridge, kept) in &collected.kept {
         writeln!(out, "kept {kept} (bridge {bridge})").map_err(Error::Output)?;
     }

@@ -65,6 +65,12 @@ pub(crate) struct Direct {
 }
 
 impl Direct {
+    /// The socket, for a socket option.
+    pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.socket.as_fd()
+    }
+
     pub(crate) fn open() -> io::Result<Direct> {
         let socket = Socket::new(NETLINK_ROUTE)?;
         socket.connect(&SocketAddr::new(0, 0))?;

@@ -29,6 +29,10 @@ pub fn ifname_problem(name: &str) -> Option<&'static str> {
         .any(|b| b == b'/' || b == b':' || kernel_isspace(b) || b == 0)
     {
         Some("contains '/', ':', a space or a NUL")
+    } else if name.bytes().any(|b| b.is_ascii_control()) {
+        // The kernel takes them; every message naming the link would carry
+        // them to a terminal or a log (an ESC starts an escape sequence).
+        Some("contains a control character")
     } else {
         None
     }
@@ -217,6 +221,8 @@ mod tests {
             "a\x0bb",
             "a\x0cb",
             "br\u{e0}",
+            "br\x1b[2J",
+            "br\x7f",
         ] {
             assert!(check_ifname(bad).is_err(), "{bad:?}");
         }

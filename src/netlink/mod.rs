@@ -11,6 +11,7 @@ mod bridge;
 mod detached;
 mod direct;
 mod ipv6;
+mod lent;
 mod link;
 mod neighbours;
 mod netns;
@@ -114,6 +115,14 @@ pub enum Error {
     NetnsSocket(#[source] io::Error),
     #[error("entering the container's network namespace")]
     EnterNetns(#[source] io::Error),
+    #[error("locking the IPv6 defaults of the container's network namespace")]
+    LendLock(#[source] io::Error),
+    #[error("the record of the IPv6 defaults lent in the container's network namespace, {}", path.display())]
+    LentRecord {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("invalid interface name {name:?}: {reason}")]
     IfName { name: String, reason: &'static str },
     /// A kernel request failed: `action` on `object`, e.g. "creating bridge" "sv0".

@@ -40,6 +40,7 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{AddressMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use super::direct::{Change, Direct, Request};
+use super::lent;
 use super::prepared::LentDefaults;
 use super::{Error, Netlink, PreparedNetns, address, ipv6, link, netns, sysctl, veth};
 use crate::values::{Subnet, Subnet6};
@@ -239,6 +240,7 @@ fn plumb_now(
         Some(prepared) => (prepared.inside, None),
         None => open_inside(nl, spec, netns.as_fd()).map(|(s, lent)| (s, Some(lent)))?,
     };
+    crate::milestones::pause_at("lent");
     let created = host
         .pipeline(requests)
         .map_err(Error::direct("creating veth", name))
@@ -281,7 +283,11 @@ fn open_inside(
 ) -> Result<(Direct, LentDefaults), Error> {
     netns::within(nl.home(), netns, || {
         let socket = Direct::open().map_err(Error::NetnsSocket)?;
-        let lent = sysctl::with_private_proc(|proc| LentDefaults::here(spec.ipv6.is_some(), proc))?;
+        let cookie = lent::netns_cookie(socket.as_fd()).map_err(Error::LendLock)?;
+        let dir = std::path::Path::new(lent::DIR);
+        let lent = sysctl::with_private_proc(|proc| {
+            LentDefaults::here(spec.ipv6.is_some(), proc, netns, cookie, dir)
+        })?;
         Ok::<_, Error>((socket, lent))
     })
     .map_err(Error::EnterNetns)?

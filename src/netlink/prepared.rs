@@ -17,13 +17,19 @@
 //! just after. Written per interface instead, eth0's `disable_ipv6` was
 //! most of CNI ADD's p90 (a spin for RTNL while the previous DEL's veth
 //! went: 0.4-1 ms in 15% of ADDs, 3.7-15.8 ms in 5%). An interface the
-//! engine made in that namespace meanwhile would be born with them too;
-//! CNI ADDs of ours do not overlap (`cni.lock`).
+//! engine made in that namespace meanwhile would be born with them too.
+//! Lenders in one namespace take turns, whatever their state directory,
+//! and a lend is written down first, so one killed meanwhile is undone by
+//! the next (see `lent`).
 
 use rtnetlink::LinkUnspec;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+
 use super::direct::{Change, Direct};
+use super::lent::Lock;
 use super::{Error, sysctl};
 use sysctl::{Previous, Setting};
 
@@ -68,42 +74,68 @@ fn peer_defaults(ipv6: bool) -> Vec<Setting> {
 
 /// The IPv6 defaults of an engine's namespace, set as a container's
 /// interface is to be born with them (see the module), with what they
-/// held, to be given back once it exists.
+/// held, to be given back once it exists; and the namespace's lock,
+/// held meanwhile (see `lent`).
 #[derive(Debug)]
 #[must_use = "the engine's defaults must be given back"]
-pub(crate) struct LentDefaults(Vec<Previous>);
+pub(crate) struct LentDefaults {
+    held: Vec<Previous>,
+    lock: Lock,
+}
 
 impl LentDefaults {
-    /// Sets them in the calling thread's namespace, through the procfs
-    /// instance `proc` (see `sysctl::with_private_proc`). Those already
-    /// right are neither written nor given back. On failure, those set
-    /// already are given back.
+    /// Sets them in the calling thread's namespace `netns` (whose cookie
+    /// is `cookie`), through the procfs instance `proc` (see
+    /// `sysctl::with_private_proc`), once its lock is taken and what they
+    /// held is written down under `dir` (see `lent`). Those already right
+    /// are neither written nor given back. On failure, those set already
+    /// are given back.
     pub(crate) fn here(
         ipv6: bool,
-        proc: Option<std::os::fd::BorrowedFd<'_>>,
+        proc: Option<BorrowedFd<'_>>,
+        netns: BorrowedFd<'_>,
+        cookie: u64,
+        dir: &Path,
     ) -> Result<LentDefaults, Error> {
-        let mut lent = LentDefaults(Vec::new());
-        for setting in peer_defaults(ipv6) {
-            match setting.swap_under(proc) {
-                Ok(previous) => lent.0.extend(previous),
-                Err(err) => {
-                    // The first failure is the one to tell.
-                    let _ = lent.give_back();
-                    return Err(err);
-                }
+        let lock = Lock::take(dir, netns, cookie, proc)?;
+        let settings = peer_defaults(ipv6);
+        let mut held = Vec::new();
+        for setting in &settings {
+            if let Some(previous) = setting.hold_under(proc)? {
+                held.push((setting, previous));
+            }
+        }
+        if !held.is_empty() {
+            lock.write_down(&held)?;
+        }
+        let mut lent = LentDefaults {
+            held: Vec::new(),
+            lock,
+        };
+        for (_, previous) in held {
+            let lend = previous.lend();
+            lent.held.push(previous);
+            if let Err(err) = lend {
+                // The first failure is the one to tell.
+                let _ = lent.give_back();
+                return Err(err);
             }
         }
         Ok(lent)
     }
 
-    /// Puts every one back, the last set first, from any thread; the
-    /// first failure.
+    /// Puts every one back, the last set first, from any thread, then
+    /// removes the record and frees the lock; the first failure. A record
+    /// whose values did not all go back stays, for the next lender.
     pub(crate) fn give_back(self) -> Result<(), Error> {
-        self.0
+        let restored = self
+            .held
             .into_iter()
             .rev()
             .map(Previous::restore)
-            .fold(Ok(()), Result::and)
+            .fold(Ok(()), Result::and);
+        restored?;
+        self.lock.done()
     }
 }
 

@@ -150,15 +150,14 @@ impl Setting {
         self.write_below(self.under(proc))
     }
 
-    /// Sets it for a while, opened below `proc` (see
-    /// [`Setting::apply_under`]) in the calling thread's namespace: what
-    /// it held, to [`Previous::restore`] from any thread, or None when it
-    /// already read so. The file stays that namespace's whatever thread
-    /// writes it later (the kernel binds a sysctl file to its namespace
-    /// when it is opened).
-    pub fn swap_under(&self, proc: Option<BorrowedFd<'_>>) -> Result<Option<Previous>, Error> {
-        let file =
-            self.opener(self.under(proc))(OFlag::O_RDWR).map_err(sysctl_error(&self.path))?;
+    /// What it holds now, with its file opened below `proc` (see
+    /// [`Setting::apply_under`]) in the calling thread's namespace, to be
+    /// [`Previous::lend`]ed this setting's value and restored from any
+    /// thread; None when it already reads so. The file stays that
+    /// namespace's whatever thread writes it later (the kernel binds a
+    /// sysctl file to its namespace when it is opened).
+    pub fn hold_under(&self, proc: Option<BorrowedFd<'_>>) -> Result<Option<Previous>, Error> {
+        let file = self.open_rdwr(proc)?;
         let mut held = [0u8; 32];
         let read = file
             .read_at(&mut held, 0)
@@ -169,12 +168,36 @@ impl Setting {
         if held == self.value {
             return Ok(None);
         }
-        write_at_start(&file, &self.path, self.value)?;
         Ok(Some(Previous {
             file,
             path: self.path.clone(),
             value: held,
+            lent: self.value,
         }))
+    }
+
+    /// What a lender that died recorded it held (see `lent`), with its
+    /// file opened as [`Setting::hold_under`] opens it, to be restored.
+    pub fn recorded_under(
+        &self,
+        proc: Option<BorrowedFd<'_>>,
+        value: String,
+    ) -> Result<Previous, Error> {
+        Ok(Previous {
+            file: self.open_rdwr(proc)?,
+            path: self.path.clone(),
+            value,
+            lent: self.value,
+        })
+    }
+
+    fn open_rdwr(&self, proc: Option<BorrowedFd<'_>>) -> Result<fs::File, Error> {
+        self.opener(self.under(proc))(OFlag::O_RDWR).map_err(sysctl_error(&self.path))
+    }
+
+    /// The last part of its key: `disable_ipv6`.
+    pub fn name(&self) -> &str {
+        self.key.rsplit('.').next().unwrap_or(&self.key)
     }
 
     fn apply_below(&self, below: Option<(BorrowedFd<'_>, &str)>) -> Result<bool, Error> {
@@ -206,19 +229,31 @@ impl Setting {
     }
 }
 
-/// What a sysctl held before [`Setting::swap_under`] set it, with its
-/// file, open in the namespace it belongs to.
+/// What a sysctl held before a [`Setting`] is lent to it, with its file,
+/// open in the namespace it belongs to.
 #[derive(Debug)]
 pub struct Previous {
     file: fs::File,
     path: String,
     value: String,
+    /// The setting's value, which [`Previous::lend`] writes.
+    lent: &'static str,
 }
 
 impl Previous {
+    /// Writes the setting's value in place of what it held.
+    pub fn lend(&self) -> Result<(), Error> {
+        write_at_start(&self.file, &self.path, self.lent)
+    }
+
     /// Writes the value back.
     pub fn restore(self) -> Result<(), Error> {
         write_at_start(&self.file, &self.path, &self.value)
+    }
+
+    /// What it held.
+    pub fn value(&self) -> &str {
+        &self.value
     }
 }
 

@@ -103,13 +103,15 @@ fn temporary_name(name: &str) -> String {
 }
 
 /// The contents of the file at `path`, which must be a regular file: a
-/// FIFO planted there would block the read forever, and a device (a link
-/// to /dev/zero) never end it. NotFound when there is none.
+/// FIFO planted there would block the read forever, and a device never end
+/// it. NotFound when there is none. A symbolic link is not followed (none
+/// of ours is read through one): opening what it points at is already an
+/// effect (a FIFO's writer goes on, a device may act on its open).
 pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
     // Non-blocking, so that opening a FIFO with no writer returns at once.
     let mut file = File::options()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::other("not a regular file"));
@@ -192,6 +194,40 @@ mod tests {
         let err = lock(&dir).unwrap_err();
         assert!(err.path.ends_with(".lock"), "{err}");
         assert!(!target.exists(), "the lock created its link's target");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_read_never_opens_what_a_planted_link_points_at() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = crate::scratch::unique_path("file-read-link");
+        fs::create_dir_all(&dir).unwrap();
+        // A FIFO that tells when it is opened: its writer's open returns.
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = fs::OpenOptions::new().write(true).open(&writer);
+            let _ = tx.send(());
+        });
+        // Its writer is blocked in its open by then.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let link = dir.join("web.json");
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        assert!(read_regular(&link).is_err());
+        let opened = rx
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_ok();
+        let _ = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).ok();
+        assert!(!opened, "the read opened what the link points at");
+        fs::write(dir.join("plain"), "text").unwrap();
+        std::os::unix::fs::symlink(dir.join("plain"), dir.join("to-plain")).unwrap();
+        assert!(read_regular(&dir.join("to-plain")).is_err(), "followed");
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -10,7 +10,8 @@
 //! STATE_DIR/files/ID/               the container's /etc files (see `etc_files`)
 //! STATE_DIR/seccomp/KEY.bpf         compiled seccomp programs (see `confinement`)
 //! STATE_DIR/logs/NAME.log           a detached container's log (see `container_log`)
-//! STATE_DIR/joins/ID/NAME           NAME shares ID's network (see `joins`)
+//! STATE_DIR/joins/ID/NAME           NAME shares ID's network (see `markers`)
+//! STATE_DIR/ids/ID/NAME             record NAME has the id ID (see `markers`)
 //! ```
 //!
 //! A record is named by its container's name, so a name is unique by
@@ -22,14 +23,14 @@
 //! `reconcile`'s.
 
 pub mod file;
-pub mod joins;
+pub mod markers;
 mod record;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use self::file::{DirLock, FileError};
-pub use self::joins::Joins;
+pub use self::markers::{Gone, Kind, Markers, StaleMarker};
 pub use self::record::{ExecContext, Limits, PublishedPort, Record, cni_label};
 
 const SUFFIX: &str = ".json";
@@ -42,6 +43,10 @@ pub enum Error {
     NameTaken { name: String, id: String, pid: u32 },
     #[error("container name {0:?} cannot name a record file")]
     BadName(String),
+    #[error(
+        "{0:?} names no container: a name, an id or a prefix of one has no '/', no control character, does not begin with '.' and has at most {MAX_TARGET} bytes"
+    )]
+    BadTarget(String),
     #[error("{target:?} matches several containers: {}", ids.join(", "))]
     Ambiguous { target: String, ids: Vec<String> },
     #[error("writing record {}", path.display())]
@@ -66,9 +71,10 @@ pub enum Error {
 
 /// What the supervisor makes in its state directory (see the table above),
 /// and nothing else: a directory holding anything more is someone else's.
-const OURS: [&str; 8] = [
+const OURS: [&str; 9] = [
     "containers",
     "joins",
+    "ids",
     "leases",
     "files",
     "seccomp",
@@ -88,6 +94,7 @@ const OURS: [&str; 8] = [
 /// trusts: a record names the host link its DEL or `gc` deletes, and a link
 /// planted for a directory of ours sends our writes where it points.
 pub fn check_dir(state_dir: &Path) -> Result<(), Error> {
+    check_parent(state_dir)?;
     let names = file::names(state_dir)?;
     if let Some(entry) = names.iter().find(|n| !OURS.contains(&n.as_str())) {
         return Err(Error::Foreign {
@@ -111,6 +118,46 @@ pub fn check_dir(state_dir: &Path) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Refuses a state directory that another user could put in place of
+/// ours between this check and its use: one not made yet in a directory
+/// every user can write (`/tmp/sv`: whoever makes it first owns it), or
+/// one in such a directory without the sticky bit (it can be renamed away
+/// and another put there).
+fn check_parent(state_dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = match state_dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        Some(_) => Path::new("."),
+        None => return Ok(()),
+    };
+    let meta = fs::metadata(parent).map_err(FileError::at(parent))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o002 == 0 {
+        return Ok(());
+    }
+    let missing = matches!(
+        fs::symlink_metadata(state_dir),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound
+    );
+    let why = if missing {
+        format!(
+            "writable by every user (mode {mode:o}), and {} is not made yet: another user could make it first",
+            state_dir.display()
+        )
+    } else if mode & 0o1000 == 0 {
+        format!(
+            "writable by every user (mode {mode:o}) without the sticky bit: {} could be renamed away and another put in its place",
+            state_dir.display()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::NotOurs {
+        path: parent.to_path_buf(),
+        why,
+    })
 }
 
 /// Why a file of the state directory may be written by someone other
@@ -151,7 +198,8 @@ pub enum Entry {
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
-    joins: Joins,
+    joins: Markers,
+    ids: Markers,
 }
 
 impl Store {
@@ -159,7 +207,8 @@ impl Store {
     pub fn new(state_dir: &Path) -> Store {
         Store {
             dir: state_dir.join("containers"),
-            joins: Joins::new(state_dir),
+            joins: Markers::joins(state_dir),
+            ids: Markers::ids(state_dir),
         }
     }
 
@@ -225,52 +274,129 @@ impl Store {
     }
 
     /// The live containers that share container `id`'s network, read from
-    /// their markers (see `joins`) and their own records alone: a
+    /// their markers (see `markers`) and their own records alone: a
     /// container's end asks it, and must not cost a read of every record.
     pub fn live_joiners_of(&self, id: &str) -> Result<Vec<Record>, Error> {
-        if !valid_name(id) {
-            return Ok(Vec::new());
-        }
-        Ok(self
-            .joins
-            .joiners(id)?
-            .iter()
-            .filter_map(|name| self.get(name))
-            .filter(|r| r.joined.as_deref() == Some(id) && !r.is_stale())
-            .collect())
+        let mut joiners = self.marked(&self.joins, id)?;
+        joiners.retain(|r| r.joined.as_deref() == Some(id) && !r.is_stale());
+        Ok(joiners)
     }
 
-    /// The markers of `joins` that no live record explains (its joiner
-    /// gone, crashed, or now sharing another network), removed; their
-    /// paths. `live` are the records read under the lock, which the caller
-    /// still holds.
-    pub fn remove_stale_joins(&self, live: &[&Record]) -> Result<Vec<PathBuf>, Error> {
-        let explained = |target: &str, joiner: &str| {
-            live.iter()
-                .any(|r| r.name == joiner && r.joined.as_deref() == Some(target))
-        };
-        let mut removed = Vec::new();
+    /// The markers of `joins` that no live record explains: a temporary,
+    /// one whose joiner is gone (crashed, or now sharing another network),
+    /// or one whose target is. `live` are the records read under the lock,
+    /// which the caller holds when it goes on to remove them.
+    pub fn stale_joins(&self, live: &[&Record]) -> Result<Vec<StaleMarker>, Error> {
+        let mut stale = Vec::new();
         for (target, joiner, path) in self.joins.all()? {
-            if !explained(&target, &joiner) && self.joins.unmark(&target, &joiner)? {
-                removed.push(path);
+            let why = if file::is_temporary(&joiner) {
+                Gone::Unfinished
+            } else if !live
+                .iter()
+                .any(|r| r.name == joiner && r.joined.as_deref() == Some(target.as_str()))
+            {
+                Gone::Joiner(joiner.clone())
+            } else if !live.iter().any(|r| r.id == target) {
+                Gone::Target(target.clone())
+            } else {
+                continue;
+            };
+            stale.push(StaleMarker {
+                kind: Kind::Join,
+                key: target,
+                name: joiner,
+                path,
+                why,
+            });
+        }
+        Ok(stale)
+    }
+
+    /// The markers of `ids` that no record explains: no record of their
+    /// name has their id. `records` are every record read, live or not: a
+    /// stale record's marker goes with it.
+    pub fn stale_ids(&self, records: &[&Record]) -> Result<Vec<StaleMarker>, Error> {
+        let mut stale = Vec::new();
+        for (id, name, path) in self.ids.all()? {
+            if records.iter().any(|r| r.name == name && r.id == id) {
+                continue;
+            }
+            stale.push(StaleMarker {
+                kind: Kind::Id,
+                key: id,
+                why: Gone::Record(name.clone()),
+                name,
+                path,
+            });
+        }
+        Ok(stale)
+    }
+
+    /// The records of `records` whose id has no marker of theirs: written
+    /// by an earlier version, or by a writer that died between the two.
+    /// A lookup by id does not find them until `gc` marks them.
+    pub fn unmarked<'a>(&self, records: &[&'a Record]) -> Vec<&'a Record> {
+        records
+            .iter()
+            .filter(|r| valid_name(&r.id) && valid_name(&r.name))
+            .filter(|r| !self.ids.dir().join(&r.id).join(&r.name).is_file())
+            .copied()
+            .collect()
+    }
+
+    /// Marks the id of `record`, which [`Store::unmarked`] found unmarked.
+    /// Under the lock.
+    pub fn mark_id(&self, record: &Record) -> Result<(), Error> {
+        Ok(self.ids.mark(&record.id, &record.name)?)
+    }
+
+    /// The markers `stale` lists, removed; those that were there. The
+    /// caller holds the lock their records were read under.
+    pub fn remove_markers(&self, stale: Vec<StaleMarker>) -> Result<Vec<StaleMarker>, Error> {
+        let mut removed = Vec::new();
+        for marker in stale {
+            let markers = match marker.kind {
+                Kind::Join => &self.joins,
+                Kind::Id => &self.ids,
+            };
+            if markers.unmark(&marker.key, &marker.name)? {
+                removed.push(marker);
             }
         }
         Ok(removed)
     }
 
     /// The record for `target`: a name, an id, or a prefix of one id.
+    /// Opens the record of that name, then the id's markers (see
+    /// `markers`), then reads the names of every id, never another record.
+    /// Refuses a target that could name no record file: it would be looked
+    /// up outside the directory, or fail the open for another reason.
     pub fn find(&self, target: &str) -> Result<Option<Record>, Error> {
+        if !valid_target(target) {
+            return Err(Error::BadTarget(target.to_string()));
+        }
         if let Some(record) = self.get(target) {
             return Ok(Some(record));
         }
-        let records = self.records()?;
-        if let Some(record) = records.iter().find(|r| r.id == target) {
-            return Ok(Some(record.clone()));
+        if let Some(record) = self.with_id(target)?.into_iter().next() {
+            return Ok(Some(record));
         }
-        let mut matches: Vec<Record> = records
+        let ids: Vec<String> = self
+            .ids
+            .keys()?
             .into_iter()
-            .filter(|r| !target.is_empty() && r.id.starts_with(target))
+            .filter(|id| id.starts_with(target))
             .collect();
+        let mut matches = match &ids[..] {
+            [] => Vec::new(),
+            [id] => self.with_id(id)?,
+            _ => {
+                return Err(Error::Ambiguous {
+                    target: target.to_string(),
+                    ids,
+                });
+            }
+        };
         match matches.len() {
             0 | 1 => Ok(matches.pop()),
             _ => Err(Error::Ambiguous {
@@ -278,6 +404,28 @@ impl Store {
                 ids: matches.into_iter().map(|r| r.id).collect(),
             }),
         }
+    }
+
+    /// The records with the id `id`, in name order, found by its markers
+    /// alone (see `markers`): a CNI ADD that finds its host link taken
+    /// asks whose it is, and must not read every record.
+    pub fn with_id(&self, id: &str) -> Result<Vec<Record>, Error> {
+        let mut holders = self.marked(&self.ids, id)?;
+        holders.retain(|r| r.id == id);
+        Ok(holders)
+    }
+
+    /// The records `markers` marks under `key`, each read alone, in name
+    /// order; what they say is the caller's to check.
+    fn marked(&self, markers: &Markers, key: &str) -> Result<Vec<Record>, Error> {
+        if !valid_name(key) {
+            return Ok(Vec::new());
+        }
+        Ok(markers
+            .names(key)?
+            .iter()
+            .filter_map(|name| self.get(name))
+            .collect())
     }
 
     /// The container whose live supervisor is `pid`, as people name it:
@@ -303,11 +451,21 @@ impl Store {
         }
     }
 
-    /// Removes the marker of `record`'s join, if it joined a network.
-    /// Under the lock.
+    /// Removes the markers of `record`: its id's, and its join's if it
+    /// joined a network. Under the lock.
     fn unmark(&self, record: &Record) -> Result<(), Error> {
+        self.unmark_id(record)?;
         if let Some(target) = record.joined.as_deref().filter(|t| valid_name(t)) {
             self.joins.unmark(target, &record.name)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the marker of `record`'s id. Needs no lock (see
+    /// [`Markers::mark`]).
+    fn unmark_id(&self, record: &Record) -> Result<(), Error> {
+        if valid_name(&record.id) {
+            self.ids.unmark(&record.id, &record.name)?;
         }
         Ok(())
     }
@@ -326,7 +484,10 @@ impl Store {
         if !valid_name(&record.name) {
             return Err(Error::BadName(record.name));
         }
-        // It names the directory of its marker (see `joins`).
+        // They name the directories of its markers (see `markers`).
+        if !valid_name(&record.id) {
+            return Err(Error::BadName(record.id));
+        }
         if let Some(target) = record.joined.as_ref().filter(|t| !valid_name(t)) {
             return Err(Error::BadName(target.clone()));
         }
@@ -347,14 +508,24 @@ impl Store {
                 None
             }
         };
+        if let Some(stale) = &replaced
+            && stale.id != record.id
+        {
+            self.unmark_id(stale)?;
+        }
         self.write(&record)?;
         // Before the join (clone3), so the target's end, after its
         // container's, finds every container that did join it.
-        if let Some(target) = &record.joined {
-            if let Err(err) = self.joins.mark(target, &record.name) {
-                let _ = file::remove(&path);
-                return Err(err.into());
-            }
+        let marked = self.ids.mark(&record.id, &record.name).and_then(|()| {
+            record
+                .joined
+                .as_ref()
+                .map_or(Ok(()), |target| self.joins.mark(target, &record.name))
+        });
+        if let Err(err) = marked {
+            let _ = self.ids.unmark(&record.id, &record.name);
+            let _ = file::remove(&path);
+            return Err(err.into());
         }
         let registration = Registration {
             store: self.clone(),
@@ -382,6 +553,15 @@ impl Store {
 /// Names are checked by `spec`; this only keeps a record inside its directory.
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\0'])
+}
+
+/// The longest name a record file can have: NAME_MAX less its suffix.
+const MAX_TARGET: usize = 255 - SUFFIX.len();
+
+/// A name, id or prefix given by a user that could name a record file,
+/// and prints on one line.
+fn valid_target(target: &str) -> bool {
+    valid_name(target) && target.len() <= MAX_TARGET && !target.contains(char::is_control)
 }
 
 /// The record at `path`; None when there is none; the problem when it
@@ -426,7 +606,7 @@ impl Registration {
 
     /// Removes the record: the last step of a teardown. Nobody else writes
     /// a live supervisor's record, so this needs no lock; its join's
-    /// marker, if any, goes first, under the lock (see `joins`).
+    /// marker, if any, goes first, under the lock (see `markers`).
     pub fn remove(mut self) -> Result<(), Error> {
         self.removed = true;
         self.unmark()?;
@@ -436,7 +616,7 @@ impl Registration {
 
     fn unmark(&self) -> Result<(), Error> {
         if self.record.joined.is_none() {
-            return Ok(());
+            return self.store.unmark_id(&self.record);
         }
         let _lock = self.store.lock()?;
         self.store.unmark(&self.record)
@@ -510,8 +690,10 @@ mod tests {
     }
 
     #[test]
-    fn a_crashed_joiners_marker_keeps_nothing_alive_and_is_removed_as_stale() {
+    fn a_stale_marker_is_named_with_why_and_removed_and_a_live_join_kept() {
         let store = temp_store("joiners-crashed");
+        let (target, _) = store.claim(mine("target", "aaa")).unwrap();
+        let (other_target, _) = store.claim(mine("other", "eee")).unwrap();
         let (live, _) = store.claim(joiner("live", "bbb", "aaa")).unwrap();
         let crashed = joiner("crashed", "ccc", "aaa");
         let (registration, _) = store.claim(crashed.clone()).unwrap();
@@ -523,32 +705,58 @@ mod tests {
         // One whose name now joins another network.
         store.joins.mark("aaa", "moved").unwrap();
         let (moved, _) = store.claim(joiner("moved", "ddd", "eee")).unwrap();
+        // A live joiner of a target that is gone.
+        let (orphan, _) = store.claim(joiner("orphan", "fff", "ggg")).unwrap();
+        // A marker's writer that died before its rename.
+        let joins = store.dir().parent().unwrap().join("joins");
+        fs::write(joins.join("aaa/.half.tmp"), "").unwrap();
         assert_eq!(names(store.live_joiners_of("aaa").unwrap()), ["live"]);
         let records = store.records().unwrap();
         let live_records: Vec<&Record> = records.iter().filter(|r| !r.is_stale()).collect();
-        let removed = store.remove_stale_joins(&live_records).unwrap();
-        let joins = store.dir().parent().unwrap().join("joins");
+        let found: Vec<String> = store
+            .stale_joins(&live_records)
+            .unwrap()
+            .iter()
+            .map(|stale| stale.to_string())
+            .collect();
+        let at = |path: &str| joins.join(path).display().to_string();
         assert_eq!(
-            removed,
+            found,
             [
-                joins.join("aaa/crashed"),
-                joins.join("aaa/moved"),
-                joins.join("aaa/unborn")
+                format!("join marker {}: unfinished", at("aaa/.half.tmp")),
+                format!(
+                    "join marker {}: its joiner crashed is gone",
+                    at("aaa/crashed")
+                ),
+                format!("join marker {}: its joiner moved is gone", at("aaa/moved")),
+                format!(
+                    "join marker {}: its joiner unborn is gone",
+                    at("aaa/unborn")
+                ),
+                format!("join marker {}: its target ggg is gone", at("ggg/orphan")),
             ]
         );
-        assert_eq!(store.joins.joiners("aaa").unwrap(), ["live"]);
-        assert_eq!(store.joins.joiners("eee").unwrap(), ["moved"]);
-        drop((live, moved));
+        let removed = store
+            .remove_markers(store.stale_joins(&live_records).unwrap())
+            .unwrap();
+        let removed: Vec<String> = removed.iter().map(|s| s.to_string()).collect();
+        assert_eq!(removed, found, "gc removes what check names");
+        assert!(store.stale_joins(&live_records).unwrap().is_empty());
+        assert_eq!(store.joins.names("aaa").unwrap(), ["live"]);
+        assert_eq!(store.joins.names("eee").unwrap(), ["moved"]);
+        assert!(
+            !joins.join("ggg").exists(),
+            "its last marker takes it along"
+        );
+        drop((live, moved, orphan, target, other_target));
         cleanup(&store);
     }
 
-    #[test]
-    fn a_containers_end_opens_no_other_record_to_find_its_joiners() {
+    /// Runs `lookup` with a stranger's record planted as a FIFO that tells
+    /// when it is opened (its writer's open returns then): true when
+    /// `lookup` opened it.
+    fn opens_another_record(store: &Store, lookup: impl FnOnce()) -> bool {
         use std::os::unix::fs::OpenOptionsExt;
-        let store = temp_store("joiners-fifo");
-        let (side, _) = store.claim(joiner("side", "bbb", "aaa")).unwrap();
-        // Another record that tells when it is opened: its writer's open
-        // returns then.
         let fifo = store.dir().join("stranger.json");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -557,20 +765,194 @@ mod tests {
             let _ = fs::OpenOptions::new().write(true).open(&writer);
             let _ = tx.send(());
         });
-        assert_eq!(names(store.live_joiners_of("aaa").unwrap()), ["side"]);
-        assert!(store.live_joiners_of("nobody").unwrap().is_empty());
-        assert!(
-            rx.recv_timeout(std::time::Duration::from_millis(300))
-                .is_err(),
-            "another record was opened"
-        );
+        // Its writer is blocked in its open by then.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        lookup();
+        let opened = rx
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_ok();
         // Lets the writer go.
         let _ = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(&fifo);
-        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        rx.recv_timeout(std::time::Duration::from_secs(10)).ok();
+        fs::remove_file(&fifo).unwrap();
+        opened
+    }
+
+    #[test]
+    fn gc_never_removes_through_a_link_planted_for_a_markers_directory() {
+        let store = temp_store("joins-link");
+        let (target, _) = store.claim(mine("target", "aaa")).unwrap();
+        let victim = store.dir().parent().unwrap().join("victim");
+        fs::create_dir_all(&victim).unwrap();
+        fs::write(victim.join("precious"), "x").unwrap();
+        let joins = store.dir().parent().unwrap().join("joins");
+        fs::create_dir_all(&joins).unwrap();
+        std::os::unix::fs::symlink(&victim, joins.join("bbb")).unwrap();
+        std::os::unix::fs::symlink(&victim, store.ids.dir().join("ccc")).unwrap();
+        let records = store.records().unwrap();
+        let live: Vec<&Record> = records.iter().collect();
+        let stale = store.stale_joins(&live).unwrap();
+        let stale_ids = store.stale_ids(&live).unwrap();
+        store.remove_markers(stale).unwrap();
+        store.remove_markers(stale_ids).unwrap();
+        assert!(victim.join("precious").exists(), "removed through the link");
+        drop(target);
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_containers_end_opens_no_other_record_to_find_its_joiners() {
+        let store = temp_store("joiners-fifo");
+        let (side, _) = store.claim(joiner("side", "bbb", "aaa")).unwrap();
+        let opened = opens_another_record(&store, || {
+            assert_eq!(names(store.live_joiners_of("aaa").unwrap()), ["side"]);
+            assert!(store.live_joiners_of("nobody").unwrap().is_empty());
+        });
+        assert!(!opened, "another record was opened");
         drop(side);
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_lookup_by_id_or_prefix_opens_no_other_record() {
+        let store = temp_store("ids-fifo");
+        let (a, _) = store.claim(mine("alpha", "abc123")).unwrap();
+        let (b, _) = store.claim(mine("beta", "abd456")).unwrap();
+        let (c, _) = store.claim(mine("gamma", "ffe789")).unwrap();
+        let lookups = [
+            ("exact id", "ffe789", Some("gamma")),
+            ("unique prefix", "abc", Some("alpha")),
+            ("unknown id", "0123", None),
+        ];
+        for (what, target, found) in lookups {
+            let opened = opens_another_record(&store, || {
+                let record = store.find(target).unwrap();
+                assert_eq!(record.map(|r| r.name).as_deref(), found, "{what}");
+            });
+            assert!(!opened, "{what}: another record was opened");
+        }
+        let opened = opens_another_record(&store, || {
+            let err = store.find("ab").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "\"ab\" matches several containers: abc123, abd456"
+            );
+        });
+        assert!(!opened, "ambiguous prefix: another record was opened");
+        let opened = opens_another_record(&store, || {
+            assert_eq!(names(store.with_id("abd456").unwrap()), ["beta"]);
+        });
+        assert!(!opened, "with_id: another record was opened");
+        drop((a, b, c));
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_shared_id_finds_each_holder_and_a_marker_that_lies_finds_nothing() {
+        let store = temp_store("ids-shared");
+        let (a, _) = store.claim(mine("alpha", "abc123")).unwrap();
+        let (b, _) = store.claim(mine("beta", "abc123")).unwrap();
+        assert_eq!(names(store.with_id("abc123").unwrap()), ["alpha", "beta"]);
+        // As before: the first in name order; a prefix of both is ambiguous.
+        assert_eq!(store.find("abc123").unwrap().unwrap().name, "alpha");
+        assert!(matches!(
+            store.find("abc"),
+            Err(Error::Ambiguous { ids, .. }) if ids == ["abc123", "abc123"]
+        ));
+        drop(b);
+        // A marker naming a record that has another id.
+        store.ids.mark("0000aa", "alpha").unwrap();
+        assert!(store.with_id("0000aa").unwrap().is_empty());
+        assert!(store.find("0000").unwrap().is_none());
+        drop(a);
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_target_that_could_name_no_record_file_is_refused_naming_it() {
+        let store = temp_store("ids-hostile");
+        let (a, _) = store.claim(mine("alpha", "abc123")).unwrap();
+        let long = "a".repeat(MAX_TARGET + 1);
+        for target in [
+            "../x",
+            ".",
+            "..",
+            "",
+            "a/b",
+            "x\ny",
+            "\u{1}\u{7f}",
+            "\u{9b}1m",
+            &long,
+        ] {
+            let err = store.find(target).unwrap_err();
+            assert!(matches!(&err, Error::BadTarget(t) if t == target), "{err}");
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("{target:?} names no container: ")),
+                "{message}"
+            );
+            assert!(!message.contains('\n'), "{message}");
+        }
+        // The longest that can be is looked up, and odd but printable
+        // names too.
+        assert!(store.find(&long[1..]).unwrap().is_none());
+        assert!(store.find("é\u{202e}x").unwrap().is_none());
+        drop(a);
+        cleanup(&store);
+    }
+
+    #[test]
+    fn gc_removes_the_id_markers_no_record_explains_and_marks_the_live_ones_missing() {
+        let store = temp_store("ids-stale");
+        let (a, _) = store.claim(mine("alpha", "abc123")).unwrap();
+        // An earlier version's record: no marker.
+        plant(&store, &mine("old", "0ld000"));
+        // A marker whose record is gone, and one whose record has
+        // another id now.
+        store.ids.mark("dead00", "ghost").unwrap();
+        store.ids.mark("fff000", "alpha").unwrap();
+        let records = store.records().unwrap();
+        let all: Vec<&Record> = records.iter().collect();
+        let ids = store.dir().parent().unwrap().join("ids");
+        let stale: Vec<String> = store
+            .stale_ids(&all)
+            .unwrap()
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(
+            stale,
+            [
+                format!(
+                    "id marker {}: its record ghost is gone",
+                    ids.join("dead00/ghost").display()
+                ),
+                format!(
+                    "id marker {}: its record alpha is gone",
+                    ids.join("fff000/alpha").display()
+                ),
+            ]
+        );
+        assert_eq!(
+            names(store.unmarked(&all).into_iter().cloned().collect()),
+            ["old"]
+        );
+        assert!(store.find("0ld").unwrap().is_none(), "not found unmarked");
+        let removed = store
+            .remove_markers(store.stale_ids(&all).unwrap())
+            .unwrap();
+        assert_eq!(removed.len(), 2);
+        store.mark_id(all[1]).unwrap();
+        assert!(store.stale_ids(&all).unwrap().is_empty());
+        assert!(store.unmarked(&all).is_empty());
+        assert_eq!(store.find("0ld").unwrap().unwrap().name, "old");
+        assert_eq!(file::names(&ids).unwrap(), ["0ld000", "abc123"]);
+        drop(a);
+        let _ = store.remove(&store.get("old").unwrap());
+        assert_eq!(file::names(&ids).unwrap(), Vec::<String>::new());
         cleanup(&store);
     }
 
@@ -599,9 +981,13 @@ mod tests {
     fn a_stale_name_is_reclaimed_and_the_stale_record_returned() {
         let store = temp_store("stale");
         plant(&store, &dead("web", "old"));
+        store.ids.mark("old", "web").unwrap();
         let (registration, replaced) = store.claim(mine("web", "new")).unwrap();
         assert_eq!(replaced.map(|r| r.id), Some("old".to_string()));
         assert_eq!(store.find("web").unwrap().unwrap().id, "new");
+        // The old id's marker went with it; the new id finds the record.
+        assert_eq!(store.ids.keys().unwrap(), ["new"]);
+        assert_eq!(store.find("ne").unwrap().unwrap().name, "web");
         drop(registration);
         cleanup(&store);
     }
@@ -641,7 +1027,7 @@ mod tests {
             Err(Error::Ambiguous { ids, .. }) if ids.len() == 2
         ));
         assert!(store.find("zzz").unwrap().is_none());
-        assert!(store.find("../x").unwrap().is_none());
+        assert!(matches!(store.find("../x"), Err(Error::BadTarget(_))));
         drop((a, b));
         cleanup(&store);
     }
@@ -717,6 +1103,41 @@ mod tests {
             assert!(refused(&dir).ends_with("owned by uid 65534, not 0"));
         }
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_directory_another_user_could_make_or_swap_first_is_refused_naming_its_parent() {
+        use std::os::unix::fs::PermissionsExt;
+        let shared = crate::scratch::unique_path("state-shared-parent");
+        fs::create_dir_all(&shared).unwrap();
+        let state = shared.join("sv");
+        let refused = |mode: u32| {
+            fs::set_permissions(&shared, fs::Permissions::from_mode(mode)).unwrap();
+            match check_dir(&state) {
+                Err(Error::NotOurs { path, why }) => {
+                    assert_eq!(path, shared);
+                    Some(why)
+                }
+                Ok(()) => None,
+                Err(other) => panic!("{other}"),
+            }
+        };
+        // Not made yet, as /tmp/sv: whoever makes it first owns it.
+        let why = refused(0o1777).expect("a missing directory under /tmp");
+        assert_eq!(
+            why,
+            format!(
+                "writable by every user (mode 1777), and {} is not made yet: another user could make it first",
+                state.display()
+            )
+        );
+        assert!(refused(0o755).is_none(), "a parent only we can write");
+        fs::create_dir(&state).unwrap();
+        assert!(refused(0o1777).is_none(), "ours, under the sticky bit");
+        let why = refused(0o777).expect("renamed away and replaced");
+        assert!(why.contains("without the sticky bit"), "{why}");
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::remove_dir_all(&shared).unwrap();
     }
 
     #[test]
