@@ -22,6 +22,7 @@ use crate::netlink::{self, PreparedNetns};
 use crate::network::{self, Attachment};
 use crate::plan::{self, Snapshot, apply};
 use crate::proxy::{self, Proxies};
+use crate::realtime;
 use crate::reconcile;
 use crate::reserve::{self, Families, Reservations};
 use crate::signals::{self, Signals};
@@ -112,6 +113,8 @@ impl Error {
 /// before clone3 (perf, `bench --pause 50`). A run refused meanwhile drops
 /// the namespace unused: nothing outlives the process.
 pub fn run(options: RunOptions) -> Result<u8, Error> {
+    // Until the container's command runs (see `start_with`).
+    realtime::enter();
     // Before the netns thread, which then inherits the mask (see `start`).
     let blocked = signals::block().map_err(Error::Signals)?;
     let asked = OwnNetns::asked(&options);
@@ -143,6 +146,7 @@ pub fn prepare(options: RunOptions) -> Result<RunSpec, Error> {
 /// Runs a prepared container to its end; calls `ready` once its command
 /// has started with its ports published (`run -d` returns then).
 pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
+    realtime::enter();
     // Before any thread but the log pump of `run -d` (which blocks every
     // signal) exists, so every thread inherits the mask.
     let blocked = signals::block().map_err(Error::Signals)?;
@@ -199,6 +203,12 @@ impl OwnNetns {
 }
 
 /// `start`, with signals blocked and the network namespace begun.
+///
+/// This thread is real-time (see crate::realtime) from the start of the run
+/// until the container's command runs, then ordinary again: on a busy
+/// machine the container, once cloned, and every other task took turns
+/// with it on the path to the command's start. Nothing it clones is
+/// real-time.
 fn start_with(
     spec: RunSpec,
     blocked: signals::Blocked,
@@ -213,6 +223,9 @@ fn start_with(
         let signals = blocked.into_async().map_err(Error::Signals)?;
         lifecycle(spec, netns, signals, ready).await
     });
+    // Left already unless the run ended before its command started. Going
+    // back to ordinary cannot fail.
+    let _ = realtime::leave();
     log_peak_rss();
     result
 }
@@ -906,6 +919,8 @@ async fn lifecycle(
     pause_at("recorded");
 
     let released = timed_async("release to exec", container.release()).await;
+    // The command runs, or will not: the rest is no start's path.
+    let _ = realtime::leave();
     let outcome = match released {
         Ok(()) => {
             phase("startup", started);

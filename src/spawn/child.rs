@@ -35,6 +35,7 @@ pub enum Stage {
     JoinNetwork,
     Cgroup,
     EnterNetwork,
+    Scheduling,
 }
 
 impl Stage {
@@ -55,6 +56,7 @@ impl Stage {
             JoinNetwork,
             Cgroup,
             EnterNetwork,
+            Scheduling,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -76,6 +78,7 @@ impl Stage {
             Stage::JoinNetwork => "joining the other container's network namespace",
             Stage::Cgroup => "joining the container's cgroup",
             Stage::EnterNetwork => "entering its network namespace",
+            Stage::Scheduling => "making its scheduling ordinary",
         }
     }
 }
@@ -153,6 +156,10 @@ pub fn run(plan: &ChildPlan) -> ! {
     // memory the parent prepared before clone3 and keeps alive (our copy of
     // it, in fact); nothing allocates or takes a lock.
     unsafe {
+        // Its set-up is on the container's path, as the supervisor's thread
+        // is (see crate::realtime); it is ordinary again before anything of
+        // the container's own runs (below), and clones nothing until then.
+        crate::realtime::enter_alone();
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
         join_cgroup(report, plan.cgroup_join);
         libc::close(plan.release_write);
@@ -226,6 +233,10 @@ pub fn run(plan: &ChildPlan) -> ! {
         // Its own process group, as docker's: signals aimed at the
         // supervisor's group reach the container only through forwarding.
         libc::setpgid(0, 0);
+        // Before the filter, which may refuse sched_setscheduler: neither
+        // the init nor the command is ever real-time (nor, cloned by an
+        // ordinary init, anything the command starts).
+        check(report, Stage::Scheduling, crate::realtime::leave());
         if let Some(filter) = plan.seccomp {
             check(report, Stage::Seccomp, filter.install());
         }
