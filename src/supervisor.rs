@@ -118,13 +118,13 @@ pub fn run(options: RunOptions) -> Result<u8, Error> {
     // Before the netns thread, which then inherits the mask (see `start`).
     let blocked = signals::block().map_err(Error::Signals)?;
     let asked = OwnNetns::asked(&options);
-    let begun = asked.and_then(OwnNetns::begin);
+    let begun = realtime::cloning_real_time(|| asked.and_then(OwnNetns::begin));
     let spec = prepare(options)?;
     // What the checked options say wins, should the two ever differ.
     let wanted = OwnNetns::of(&spec.network);
     let netns = match begun {
         Some(begun) if asked == wanted => Some(begun),
-        _ => wanted.and_then(OwnNetns::begin),
+        _ => realtime::cloning_real_time(|| wanted.and_then(OwnNetns::begin)),
     };
     start_with(spec, blocked, netns, || {})
 }
@@ -150,7 +150,8 @@ pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
     // Before any thread but the log pump of `run -d` (which blocks every
     // signal) exists, so every thread inherits the mask.
     let blocked = signals::block().map_err(Error::Signals)?;
-    let netns = OwnNetns::of(&spec.network).and_then(OwnNetns::begin);
+    let netns =
+        realtime::cloning_real_time(|| OwnNetns::of(&spec.network).and_then(OwnNetns::begin));
     start_with(spec, blocked, netns, ready)
 }
 
@@ -788,9 +789,13 @@ async fn lifecycle(
         tokio::join!(
             biased;
             async {
-                let mut container = timed("clone3", || match netns {
-                    Some(netns) => Container::spawn_into(&config, netns),
-                    None => Container::spawn(&config),
+                // Real-time from its birth, as the netns thread (see
+                // realtime::cloning_real_time); ordinary before its filter.
+                let mut container = timed("clone3", || {
+                    realtime::cloning_real_time(|| match netns {
+                        Some(netns) => Container::spawn_into(&config, netns),
+                        None => Container::spawn(&config),
+                    })
                 })?;
                 match container.begin_setup().await {
                     Ok(()) => Ok(container),
