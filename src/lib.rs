@@ -29,7 +29,7 @@
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity spawn seccomp netlink conntrack proxy reserve ipam
 //!            state cgroup etc_files container_log nftables signals
-//! leaf:      milestones error_chain scratch values realtime
+//! leaf:      milestones error_chain scratch realtime values
 //! ```
 //!
 //! `values` holds what every layer shares (subnets, ports and protocols,
