@@ -789,13 +789,22 @@ async fn lifecycle(
         tokio::join!(
             biased;
             async {
+                let clone = || match netns {
+                    Some(netns) => Container::spawn_into(&config, netns),
+                    None => Container::spawn(&config),
+                };
                 // Real-time from its birth, as the netns thread (see
                 // realtime::cloning_real_time); ordinary before its filter.
+                // Not into a cgroup of its own: one without real-time
+                // bandwidth (cgroup v1's default with RT_GROUP_SCHED)
+                // refuses a real-time task (EINVAL).
+                let in_cgroup = config.cgroup.is_some() || !config.cgroup_join.is_empty();
                 let mut container = timed("clone3", || {
-                    realtime::cloning_real_time(|| match netns {
-                        Some(netns) => Container::spawn_into(&config, netns),
-                        None => Container::spawn(&config),
-                    })
+                    if in_cgroup {
+                        clone()
+                    } else {
+                        realtime::cloning_real_time(clone)
+                    }
                 })?;
                 match container.begin_setup().await {
                     Ok(()) => Ok(container),

@@ -156,12 +156,14 @@ pub fn run(plan: &ChildPlan) -> ! {
     // memory the parent prepared before clone3 and keeps alive (our copy of
     // it, in fact); nothing allocates or takes a lock.
     unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        join_cgroup(report, plan.cgroup_join);
         // Its set-up is on the container's path, as the supervisor's thread
         // is (see crate::realtime); it is ordinary again before anything of
         // the container's own runs (below), and clones nothing until then.
+        // After joining its cgroup, which may refuse a real-time task (and
+        // then refuses this too: it stays ordinary).
         crate::realtime::enter_alone();
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-        join_cgroup(report, plan.cgroup_join);
         libc::close(plan.release_write);
         check(
             report,
