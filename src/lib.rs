@@ -29,14 +29,15 @@
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity spawn seccomp netlink conntrack proxy reserve ipam
 //!            state cgroup etc_files container_log nftables signals
-//! leaf:      milestones error_chain scratch values
+//! leaf:      milestones error_chain scratch realtime values
 //! ```
 //!
 //! `values` holds what every layer shares (subnets, ports and protocols,
 //! owners, processes, ids) and imports nothing of ours; `error_chain` prints
 //! an error with each of its causes once; `milestones` times the lifecycle's
 //! phases and holds its fault-test pause points; `scratch` (tests only)
-//! makes unit tests' temporary directories.
+//! makes unit tests' temporary directories; `realtime` makes a thread's
+//! short work on a container's path run before ordinary tasks.
 
 pub mod cgroup;
 pub mod cni;
@@ -60,6 +61,7 @@ pub mod nftables;
 pub mod plan;
 pub mod proxy;
 pub mod publish;
+pub mod realtime;
 pub mod reconcile;
 pub mod reserve;
 pub mod ruleset;

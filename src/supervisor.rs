@@ -22,6 +22,7 @@ use crate::netlink::{self, PreparedNetns};
 use crate::network::{self, Attachment};
 use crate::plan::{self, Snapshot, apply};
 use crate::proxy::{self, Proxies};
+use crate::realtime;
 use crate::reconcile;
 use crate::reserve::{self, Families, Reservations};
 use crate::signals::{self, Signals};
@@ -112,16 +113,18 @@ impl Error {
 /// before clone3 (perf, `bench --pause 50`). A run refused meanwhile drops
 /// the namespace unused: nothing outlives the process.
 pub fn run(options: RunOptions) -> Result<u8, Error> {
+    // Until the container's command runs (see `start_with`).
+    realtime::enter();
     // Before the netns thread, which then inherits the mask (see `start`).
     let blocked = signals::block().map_err(Error::Signals)?;
     let asked = OwnNetns::asked(&options);
-    let begun = asked.and_then(OwnNetns::begin);
+    let begun = realtime::cloning_real_time(|| asked.and_then(OwnNetns::begin));
     let spec = prepare(options)?;
     // What the checked options say wins, should the two ever differ.
     let wanted = OwnNetns::of(&spec.network);
     let netns = match begun {
         Some(begun) if asked == wanted => Some(begun),
-        _ => wanted.and_then(OwnNetns::begin),
+        _ => realtime::cloning_real_time(|| wanted.and_then(OwnNetns::begin)),
     };
     start_with(spec, blocked, netns, || {})
 }
@@ -143,10 +146,12 @@ pub fn prepare(options: RunOptions) -> Result<RunSpec, Error> {
 /// Runs a prepared container to its end; calls `ready` once its command
 /// has started with its ports published (`run -d` returns then).
 pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
+    realtime::enter();
     // Before any thread but the log pump of `run -d` (which blocks every
     // signal) exists, so every thread inherits the mask.
     let blocked = signals::block().map_err(Error::Signals)?;
-    let netns = OwnNetns::of(&spec.network).and_then(OwnNetns::begin);
+    let netns =
+        realtime::cloning_real_time(|| OwnNetns::of(&spec.network).and_then(OwnNetns::begin));
     start_with(spec, blocked, netns, ready)
 }
 
@@ -199,6 +204,12 @@ impl OwnNetns {
 }
 
 /// `start`, with signals blocked and the network namespace begun.
+///
+/// This thread is real-time (see crate::realtime) from the start of the run
+/// until the container's command runs, then ordinary again: on a busy
+/// machine the container, once cloned, and every other task took turns
+/// with it on the path to the command's start. Nothing it clones is
+/// real-time.
 fn start_with(
     spec: RunSpec,
     blocked: signals::Blocked,
@@ -213,6 +224,9 @@ fn start_with(
         let signals = blocked.into_async().map_err(Error::Signals)?;
         lifecycle(spec, netns, signals, ready).await
     });
+    // Left already unless the run ended before its command started. Going
+    // back to ordinary cannot fail.
+    let _ = realtime::leave();
     log_peak_rss();
     result
 }
@@ -775,9 +789,22 @@ async fn lifecycle(
         tokio::join!(
             biased;
             async {
-                let mut container = timed("clone3", || match netns {
+                let clone = || match netns {
                     Some(netns) => Container::spawn_into(&config, netns),
                     None => Container::spawn(&config),
+                };
+                // Real-time from its birth, as the netns thread (see
+                // realtime::cloning_real_time); ordinary before its filter.
+                // Not into a cgroup of its own: one without real-time
+                // bandwidth (cgroup v1's default with RT_GROUP_SCHED)
+                // refuses a real-time task (EINVAL).
+                let in_cgroup = config.cgroup.is_some() || !config.cgroup_join.is_empty();
+                let mut container = timed("clone3", || {
+                    if in_cgroup {
+                        clone()
+                    } else {
+                        realtime::cloning_real_time(clone)
+                    }
                 })?;
                 match container.begin_setup().await {
                     Ok(()) => Ok(container),
@@ -906,6 +933,8 @@ async fn lifecycle(
     pause_at("recorded");
 
     let released = timed_async("release to exec", container.release()).await;
+    // The command runs, or will not: the rest is no start's path.
+    let _ = realtime::leave();
     let outcome = match released {
         Ok(()) => {
             phase("startup", started);

@@ -454,6 +454,59 @@ fn the_containers_lo_is_up_with_127_0_0_1_the_moment_its_command_starts() {
     }
 }
 
+/// The scheduling policy (field 41 of `stat`) of each line of `stat`
+/// output: 0 is SCHED_OTHER, 1 SCHED_FIFO.
+fn policies(stats: &str) -> Vec<u32> {
+    stats
+        .lines()
+        .map(|line| {
+            let fields = line.rsplit_once(')').expect("comm in parentheses").1;
+            // Fields from the third (state) on: policy is the 41st.
+            fields
+                .split_whitespace()
+                .nth(41 - 3)
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// The supervisor and the container make themselves real-time on the way
+/// to the command's start (see realtime.rs): neither the init nor the
+/// command, nor what the command starts, may keep it.
+#[test]
+fn neither_the_containers_init_nor_its_command_is_real_time() {
+    let Some(ns) = HostNs::new("neither_the_containers_init_nor_its_command_is_real_time") else {
+        return;
+    };
+    let script = "cat /proc/1/stat /proc/$$/stat /proc/self/stat";
+    for init in ["--init=true", "--init=false"] {
+        let out = run(&ns, &[init, "sh", "-c", script]);
+        assert!(out.status.success(), "{init}: {}", stderr(&out));
+        assert_eq!(policies(&stdout(&out)), [0, 0, 0], "{init}");
+    }
+}
+
+#[test]
+fn the_supervisor_is_ordinary_again_once_its_container_runs() {
+    let Some(ns) = HostNs::new("the_supervisor_is_ordinary_again_once_its_container_runs") else {
+        return;
+    };
+    let (mut child, _out) = start(&ns, &["sh", "-c", "echo ready; sleep 30"]);
+    let tasks = format!("/proc/{}/task", child.id());
+    let mut stats = String::new();
+    for task in std::fs::read_dir(&tasks).expect("read its tasks") {
+        let stat = task.expect("a task").path().join("stat");
+        stats += &std::fs::read_to_string(stat).expect("read a task's stat");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let policies = policies(&stats);
+    assert!(!policies.is_empty());
+    assert!(policies.iter().all(|&p| p == 0), "{policies:?}");
+}
+
 #[test]
 fn the_container_has_dockers_default_capabilities_and_no_new_privs() {
     let Some(ns) = HostNs::new("the_container_has_dockers_default_capabilities_and_no_new_privs")

@@ -35,6 +35,7 @@ pub enum Stage {
     JoinNetwork,
     Cgroup,
     EnterNetwork,
+    Scheduling,
 }
 
 impl Stage {
@@ -55,6 +56,7 @@ impl Stage {
             JoinNetwork,
             Cgroup,
             EnterNetwork,
+            Scheduling,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -76,6 +78,7 @@ impl Stage {
             Stage::JoinNetwork => "joining the other container's network namespace",
             Stage::Cgroup => "joining the container's cgroup",
             Stage::EnterNetwork => "entering its network namespace",
+            Stage::Scheduling => "making its scheduling ordinary",
         }
     }
 }
@@ -155,6 +158,12 @@ pub fn run(plan: &ChildPlan) -> ! {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
         join_cgroup(report, plan.cgroup_join);
+        // Its set-up is on the container's path, as the supervisor's thread
+        // is (see crate::realtime); it is ordinary again before anything of
+        // the container's own runs (below), and clones nothing until then.
+        // After joining its cgroup, which may refuse a real-time task (and
+        // then refuses this too: it stays ordinary).
+        crate::realtime::enter_alone();
         libc::close(plan.release_write);
         check(
             report,
@@ -226,6 +235,10 @@ pub fn run(plan: &ChildPlan) -> ! {
         // Its own process group, as docker's: signals aimed at the
         // supervisor's group reach the container only through forwarding.
         libc::setpgid(0, 0);
+        // Before the filter, which may refuse sched_setscheduler: neither
+        // the init nor the command is ever real-time (nor, cloned by an
+        // ordinary init, anything the command starts).
+        check(report, Stage::Scheduling, crate::realtime::leave());
         if let Some(filter) = plan.seccomp {
             check(report, Stage::Seccomp, filter.install());
         }
