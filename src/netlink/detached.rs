@@ -19,18 +19,36 @@ const IFLA_IFNAME: u16 = 3;
 fn request(name: &str) -> Vec<u8> {
     let attr_len = 4 + name.len() + 1;
     let padded = (attr_len + 3) & !3;
-    let len = 16 + 16 + padded;
+    let mut msg = request_header(0, padded);
+    msg.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+    msg.extend_from_slice(&IFLA_IFNAME.to_ne_bytes());
+    msg.extend_from_slice(name.as_bytes());
+    msg.resize(16 + 16 + padded, 0);
+    msg
+}
+
+/// The RTM_DELLINK request for the link with index `index`: for a link
+/// that must go later, once its name may have gone to another (see
+/// `nftables::AfterExit`). A host's interface indexes are not reused
+/// until its counter wraps, so it never names another link.
+pub fn removal_request(index: u32) -> Vec<u8> {
+    request_header(index, 0)
+}
+
+/// An RTM_DELLINK message up to its attributes (`attrs` bytes more are
+/// reserved): the link found by `index`, or by name when it is 0.
+fn request_header(index: u32, attrs: usize) -> Vec<u8> {
+    let len = 16 + 16 + attrs;
     let mut msg = Vec::with_capacity(len);
     msg.extend_from_slice(&(len as u32).to_ne_bytes());
     msg.extend_from_slice(&RTM_DELLINK.to_ne_bytes());
     msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
     msg.extend_from_slice(&1u32.to_ne_bytes()); // sequence
     msg.extend_from_slice(&0u32.to_ne_bytes()); // port: the kernel's
-    msg.extend_from_slice(&[0u8; 16]); // ifinfomsg: found by name
-    msg.extend_from_slice(&(attr_len as u16).to_ne_bytes());
-    msg.extend_from_slice(&IFLA_IFNAME.to_ne_bytes());
-    msg.extend_from_slice(name.as_bytes());
-    msg.resize(len, 0);
+    // ifinfomsg: family and padding, type, index, flags, change mask.
+    msg.extend_from_slice(&[0u8; 4]);
+    msg.extend_from_slice(&index.to_ne_bytes());
+    msg.extend_from_slice(&[0u8; 8]);
     msg
 }
 
@@ -86,11 +104,14 @@ pub fn remove_link_now(name: &str) -> io::Result<()> {
 }
 
 /// Sends `msg` to the kernel over a netlink route socket of its own and
-/// waits for the answer. No allocation: a stack buffer for the answer.
+/// waits for the answer, which it does not read. No allocation: a stack
+/// buffer for the answer. A request the kernel refuses (a link gone
+/// already) fails no syscall: its error is in the answer.
 ///
 /// # Safety
-/// Async-signal-safe syscalls only, so a forked child may call it.
-unsafe fn send(msg: &[u8]) {
+/// Async-signal-safe syscalls only, so a forked child or a socket's
+/// holder (see `nftables::AfterExit`) may call it.
+pub unsafe fn send(msg: &[u8]) {
     // SAFETY: the socket is this function's; `msg` and `kernel` outlive
     // the calls that read them.
     unsafe {
@@ -135,5 +156,14 @@ mod tests {
         assert_eq!(&msg[36..51], b"sv-0123456789ab");
         assert_eq!(msg[51], 0);
         assert!(remove_link_detached("a/b").is_err());
+    }
+
+    #[test]
+    fn the_request_by_index_names_the_index_and_nothing_else() {
+        let msg = removal_request(0x0102_0304);
+        assert_eq!(msg.len(), 32);
+        assert_eq!(u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]), 32);
+        assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), RTM_DELLINK);
+        assert_eq!(&msg[20..24], &0x0102_0304u32.to_ne_bytes());
     }
 }
