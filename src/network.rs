@@ -182,15 +182,16 @@ impl Attachment {
     }
 
     /// The request that deletes the veth pair, by its host end's index, for
-    /// once this process has exited (see `nftables::AfterExit`); None
-    /// before plumbing. The namespace's sockets can outlive the container
-    /// by minutes (an orphaned TCP connection still sending), and the pair
-    /// with them: its eth0 would answer for an address given back, its
-    /// host end stay a port of the bridge. Deleted now, it would cost the
-    /// exit 14-25 ms (RCU, measured), or a port taken off the bridge one
-    /// RTNL section, which other namespaces' teardowns hold for
-    /// milliseconds. When the namespace has gone already the kernel
-    /// answers ENODEV, unread.
+    /// the holder of our netfilter socket to send after our exit (see
+    /// `nftables::AfterExit`), when something still holds the container's
+    /// namespace (see `netlink::remove_if_peer_lives`); None before
+    /// plumbing. The
+    /// namespace's sockets can outlive the container by minutes (an
+    /// orphaned TCP connection still sending), and the pair with them: its
+    /// eth0 would answer for an address given back, its host end stay a
+    /// port of the bridge. Deleted now, it would cost the exit 14-25 ms
+    /// (RCU, measured); taken off the bridge or down, one RTNL section,
+    /// which other namespaces' teardowns hold for milliseconds.
     pub fn removal(&self) -> Option<Vec<u8>> {
         self.host_index.map(netlink::removal_request)
     }

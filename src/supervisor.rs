@@ -563,7 +563,7 @@ impl BridgeNet {
         let t = Instant::now();
         let address = self.attachment.address();
         let removal = self.attachment.removal().map(|data| AfterExit {
-            run: netlink::send_detached,
+            run: netlink::remove_if_peer_lives,
             data,
         });
         let released = self.attachment.release();

@@ -30,7 +30,7 @@ use direct::Direct;
 
 pub use address::mac_for;
 pub use bridge::{Bridge, ensure_bridge, ensure_bridge_made};
-pub use detached::{removal_request, remove_link_detached, remove_link_now, send as send_detached};
+pub use detached::{removal_request, remove_if_peer_lives, remove_link_detached, remove_link_now};
 pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in, link_local_for};
 pub use link::{check_ifname, ifname_problem};
 pub use neighbours::forget_neighbours_on;
