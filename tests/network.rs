@@ -455,15 +455,48 @@ fn the_veth_goes_with_the_container_even_when_a_socket_outlives_it() {
     else {
         return;
     };
-    let peer = Sluggard::listen(&ns, 9000);
+    let (peer, container) = stuck_sender(&ns);
+    container.stop();
+    eventually("the container's veth gone", Duration::from_secs(3), || {
+        container_veths(&ns).is_empty().then_some(())
+    });
+    assert_eq!(ns.ok("ip -br link show master sv0"), "");
+    drop(peer);
+}
+
+/// The same for a supervisor killed with SIGKILL: its container dies with
+/// it, the socket keeps the namespace, and the pair stays until `gc` (or
+/// a run that reclaims its address) deletes it.
+#[test]
+fn gc_deletes_a_killed_supervisors_veth_even_when_a_socket_holds_its_namespace() {
+    let Some(ns) = HostNs::new("gc_deletes_a_killed_supervisors_veth_even_when_a_socket_holds")
+    else {
+        return;
+    };
+    let (peer, mut container) = stuck_sender(&ns);
+    container.supervisor.kill().unwrap();
+    container.supervisor.wait().unwrap();
+    eventually("the container gone", Duration::from_secs(10), || {
+        matches!(common::process_state(container.pid), None | Some('Z')).then_some(())
+    });
+    assert_eq!(container_veths(&ns).len(), 1, "the namespace outlives it");
+    gc(&ns);
+    assert_eq!(container_veths(&ns), Vec::<String>::new());
+    assert_eq!(ns.ok("ip -br link show master sv0"), "");
+    drop(peer);
+}
+
+/// A container on sv0 whose service has a connection to a peer in the
+/// host that reads nothing, its window closed and data left unsent.
+fn stuck_sender(ns: &HostNs) -> (Sluggard, Container) {
+    let peer = Sluggard::listen(ns, 9000);
     let gateway = SV0.gateway();
     let container = Container::on(
-        &ns,
+        ns,
         &SV0,
         &[],
         &format!("busybox nc {gateway} 9000 </dev/zero"),
     );
-    // The peer's window closed, and data left unsent in the container.
     eventually(
         "unsent data in the container",
         Duration::from_secs(10),
@@ -473,13 +506,8 @@ fn the_veth_goes_with_the_container_even_when_a_socket_outlives_it() {
             (unsent > 0).then_some(())
         },
     );
-    assert_eq!(container_veths(&ns).len(), 1);
-    container.stop();
-    eventually("the container's veth gone", Duration::from_secs(3), || {
-        container_veths(&ns).is_empty().then_some(())
-    });
-    assert_eq!(ns.ok("ip -br link show master sv0"), "");
-    drop(peer);
+    assert_eq!(container_veths(ns).len(), 1);
+    (peer, container)
 }
 
 /// A peer that accepts one connection on `port` in a host and never
