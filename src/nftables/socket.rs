@@ -283,8 +283,8 @@ impl Socket {
     /// before its wait for the tick. The first [`HELD_ALSO`] only: any more
     /// are closed here.
     ///
-    /// `after_exit`, when given, is the holder's last work, once it has
-    /// closed the socket (see [`AfterExit`]); done here, at once, when no
+    /// `after_exit`, when given, is the holder's first work once this
+    /// process has exited (see [`AfterExit`]); done here, at once, when no
     /// holder can be made.
     pub fn close_detached_with(self, mut also: Vec<OwnedFd>, after_exit: Option<AfterExit>) {
         let extra = also.split_off(also.len().min(HELD_ALSO));
@@ -658,11 +658,12 @@ const HOLDER_STACK: usize = 16 * 1024;
 const HOLDER_START_PRIORITY: libc::c_int = 1;
 
 /// Work for a socket's holder once this process has exited (see
-/// `Socket::close_detached_with`): `run(&data)`, last, after its tick, so
-/// 0.1 s and a grace period at most after our exit. For what must follow
-/// our exit but neither slow it down nor compete with what comes right
-/// after it (the next run of a restarted service): a link's removal waits
-/// for RCU grace periods, holding RTNL for part of them.
+/// `Socket::close_detached_with`): `run(&data)`, first thing. For what
+/// must follow our exit closely but would slow it down: a link's removal
+/// waits for RCU grace periods. Not later, at the holder's tick: a
+/// container's pair deleted then fell into the next restart's plumbing,
+/// and 4 of 16 runs of tests/churn.rs had a restart go dark for a second
+/// (none in 8 without the removal, none in 8 with it done first thing).
 pub struct AfterExit {
     /// Runs in the holder, which shares our memory but neither our stack
     /// nor our thread-local storage: only async-signal-safe calls, no
@@ -695,8 +696,8 @@ struct Held {
 /// The holder of a detached socket: closes every other descriptor it got
 /// a copy of and makes itself an ordinary task again (see
 /// `close_detached_with`), waits for our pidfd to turn readable (our
-/// exit), closes `also`, waits for a grace period, then for the next
-/// tick, closes the socket, does its [`AfterExit`] work and exits. Its own
+/// exit), does its [`AfterExit`] work, closes `also`, waits for a grace
+/// period, then for the next tick, closes the socket and exits. Its own
 /// syscalls cannot fail (the AfterExit work's may, after our exit: see
 /// there): the ranges
 /// closed hold descriptors or nothing, any task may make itself
@@ -738,6 +739,12 @@ extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
         libc::poll(&mut exited, 1, -1);
         // Again, in case our parent made us real-time only after the first.
         libc::sched_setscheduler(0, libc::SCHED_OTHER, &ordinary);
+        if let Some(run) = held.after_exit {
+            run(std::slice::from_raw_parts(
+                held.after_exit_data,
+                held.after_exit_len,
+            ));
+        }
         for &fd in held.also.iter().filter(|&&fd| fd >= 0) {
             libc::close(fd);
         }
@@ -746,12 +753,6 @@ extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
         }
         sleep_until_close_tick();
         libc::close(held.socket);
-        if let Some(run) = held.after_exit {
-            run(std::slice::from_raw_parts(
-                held.after_exit_data,
-                held.after_exit_len,
-            ));
-        }
         libc::_exit(0)
     }
 }
