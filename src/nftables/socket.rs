@@ -661,9 +661,11 @@ const HOLDER_START_PRIORITY: libc::c_int = 1;
 /// `Socket::close_detached_with`): `run(&data)`, first thing. For what
 /// must follow our exit closely but would slow it down: a link's removal
 /// waits for RCU grace periods. Not later, at the holder's tick: a
-/// container's pair deleted then fell into the next restart's plumbing,
-/// and 4 of 16 runs of tests/churn.rs had a restart go dark for a second
-/// (none in 8 without the removal, none in 8 with it done first thing).
+/// lingering pair deleted then fell into a later restart's plumbing, and
+/// 4 of 16 runs of tests/churn.rs had a restart go dark for a second (3
+/// of 16 with the pair set down first thing and deleted at the tick),
+/// against none of 14 with main's supervisor and none of 14 with the
+/// removal done first thing.
 pub struct AfterExit {
     /// Runs in the holder, which shares our memory but neither our stack
     /// nor our thread-local storage: only async-signal-safe calls, no
