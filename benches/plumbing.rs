@@ -241,6 +241,7 @@ impl Bench {
         self.runtime
             .block_on(netlink::plumb(&self.nl, &spec, netns))
             .expect("plumb")
+            .timings
     }
 
     fn raw_once(&mut self) -> Duration {

@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::ipam::{self, Holder, Lease, Pool};
 use crate::milestones::{timed, timed_async};
 use crate::netlink::sysctl::Setting;
-use crate::netlink::{self, Bridge, ContainerLink, Netlink, PlumbTimings, PreparedNetns};
+use crate::netlink::{self, Bridge, ContainerLink, Netlink, Plumbed, PreparedNetns};
 use crate::spawn::Container;
 use crate::values::{Subnet, Subnet6};
 
@@ -43,6 +43,8 @@ pub struct Attachment {
     /// The container's network namespace, held from plumbing until
     /// `release`: see `plumb`.
     netns: Option<OwnedFd>,
+    /// The host end of the pair, once plumbed: see `removal`.
+    host_index: Option<u32>,
     /// Whether `prepare` made the bridge (see `netlink::ensure_bridge_made`).
     made_bridge: bool,
 }
@@ -89,6 +91,7 @@ pub async fn prepare(
         link,
         lease,
         netns: None,
+        host_index: None,
         made_bridge,
     })
 }
@@ -131,8 +134,8 @@ impl Attachment {
     /// until its elements are gone, so a client's SYN that they still send
     /// there is refused by the namespace's own stack rather than vanishing
     /// into a namespace the kernel is tearing down. After `release` the
-    /// kernel removes the namespace and the pair by itself, off the exit
-    /// path.
+    /// kernel removes the namespace, and the pair with it unless something
+    /// still holds the namespace (see `removal`).
     ///
     /// `prepared`: the namespace as its own thread readied it (see
     /// `netlink::PreparedNetns`); None when clone3 made it.
@@ -141,13 +144,14 @@ impl Attachment {
         link: &ContainerLink,
         container: &Container,
         prepared: Option<PreparedNetns>,
-    ) -> Result<PlumbTimings, Error> {
+    ) -> Result<Plumbed, Error> {
         let netns = OwnedFd::from(container.netns().map_err(Error::Netns)?);
         self.netns = Some(netns.try_clone().map_err(Error::Netns)?);
         self.neighbours.plumbed = Some(link.clone());
         match prepared {
             Some(prepared) => {
                 let plumbed = netlink::plumb_prepared(&self.nl, link, netns, prepared).await?;
+                self.host_index = Some(plumbed.host_index);
                 Ok(log_plumb(link, plumbed))
             }
             None => self.plumb_netns(link, netns).await,
@@ -160,12 +164,13 @@ impl Attachment {
         &mut self,
         link: &ContainerLink,
         netns: OwnedFd,
-    ) -> Result<PlumbTimings, Error> {
+    ) -> Result<Plumbed, Error> {
         self.neighbours.plumbed = Some(link.clone());
         // Returns once the bridge port forwards: before the container runs
         // or anything is published to it.
-        let timings = netlink::plumb(&self.nl, link, netns).await?;
-        Ok(log_plumb(link, timings))
+        let plumbed = netlink::plumb(&self.nl, link, netns).await?;
+        self.host_index = Some(plumbed.host_index);
+        Ok(log_plumb(link, plumbed))
     }
 
     /// Deletes the veth pair now, for when the container's network
@@ -174,6 +179,21 @@ impl Attachment {
     /// milliseconds (see netlink::remove_link), so only then.
     pub async fn unplug(&self) -> Result<(), Error> {
         Ok(netlink::remove_link(&self.nl, &self.link.host_ifname).await?)
+    }
+
+    /// The request that deletes the veth pair, by its host end's index, for
+    /// the holder of our netfilter socket to send after our exit (see
+    /// `nftables::AfterExit`), when something still holds the container's
+    /// namespace (see `netlink::remove_if_peer_lives`); None before
+    /// plumbing. The
+    /// namespace's sockets can outlive the container by minutes (an
+    /// orphaned TCP connection still sending), and the pair with them: its
+    /// eth0 would answer for an address given back, its host end stay a
+    /// port of the bridge. Deleted now, it would cost the exit 14-25 ms
+    /// (RCU, measured); taken off the bridge or down, one RTNL section,
+    /// which other namespaces' teardowns hold for milliseconds.
+    pub fn removal(&self) -> Option<Vec<u8>> {
+        self.host_index.map(netlink::removal_request)
     }
 
     /// The host netlink connection, for undoing a plumb whose namespace
@@ -191,8 +211,7 @@ impl Attachment {
 
     /// Lets go of the container's namespace, takes out the host's
     /// neighbour entries for the container, and gives the address back.
-    /// The veth needs nothing: it dies with the namespace, off the exit
-    /// path.
+    /// The veth is `removal`'s, off the exit path.
     pub fn release(mut self) -> Result<(), Error> {
         drop(self.netns.take());
         let forgotten = self.neighbours.forget();
@@ -233,8 +252,9 @@ impl Drop for Neighbours {
     }
 }
 
-/// Logs where a plumb's time went; returns its timings.
-fn log_plumb(link: &ContainerLink, timings: PlumbTimings) -> PlumbTimings {
+/// Logs where a plumb's time went; returns what it made.
+fn log_plumb(link: &ContainerLink, plumbed: Plumbed) -> Plumbed {
+    let timings = plumbed.timings;
     tracing::debug!(
         address = %link.address,
         veth = %link.host_ifname,
@@ -244,7 +264,7 @@ fn log_plumb(link: &ContainerLink, timings: PlumbTimings) -> PlumbTimings {
         timings.inside.as_micros(),
         timings.host.as_micros()
     );
-    timings
+    plumbed
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::ipam::Holder;
 use crate::milestones::{pause_at, phase, timed, timed_async};
 use crate::netlink::{self, PreparedNetns};
 use crate::network::{self, Attachment};
+use crate::nftables::AfterExit;
 use crate::plan::{self, Snapshot, apply};
 use crate::proxy::{self, Proxies};
 use crate::realtime;
@@ -556,8 +557,14 @@ impl BridgeNet {
     /// connections, gives the address back, and only then takes its
     /// anti-spoofing elements out (see `Firewall::unguard`). Goes on past
     /// each failure. Returns the firewall, for the caller to close once
-    /// the host ports are given back (see `teardown`).
-    fn teardown(self, publication: Option<Publication>, left: &mut Leftovers) -> Firewall {
+    /// the host ports are given back (see `teardown`), with the veth
+    /// pair's removal for its holder to do once we have exited (see
+    /// `Attachment::removal`).
+    fn teardown(
+        self,
+        publication: Option<Publication>,
+        left: &mut Leftovers,
+    ) -> (Firewall, Option<AfterExit>) {
         if let Some(publication) = &publication {
             let t = Instant::now();
             let unpublished = self.firewall.unpublish_ports(publication);
@@ -569,6 +576,10 @@ impl BridgeNet {
         }
         let t = Instant::now();
         let address = self.attachment.address();
+        let removal = self.attachment.removal().map(|data| AfterExit {
+            run: netlink::remove_if_peer_lives,
+            data,
+        });
         let released = self.attachment.release();
         left.check(|| format!("giving back its address {address}"), released);
         phase("lease release", t);
@@ -578,7 +589,7 @@ impl BridgeNet {
             left.check(|| "removing its anti-spoofing elements".into(), unguarded);
             phase("unguard batch", t);
         }
-        self.firewall
+        (self.firewall, removal)
     }
 }
 
@@ -902,9 +913,9 @@ async fn lifecycle(
             }
             if let (Some(net), Some(publication)) = (network, publication) {
                 let mut left = Leftovers::default();
-                let firewall = net.teardown(Some(publication), &mut left);
+                let (firewall, removal) = net.teardown(Some(publication), &mut left);
                 drop(reservations);
-                firewall.close();
+                firewall.close_with(Vec::new(), removal);
                 left.report();
             }
             return Err(err);
@@ -1067,8 +1078,9 @@ fn teardown(
         let removed = cgroup.remove();
         left.check(|| format!("removing its cgroup {paths:?}"), removed);
     }
-    // The veth pair needs nothing: it dies with the container's namespace,
-    // which the network holds until its elements are gone.
+    // The veth pair goes with the container's namespace, which the network
+    // holds until its elements are gone, or after our exit (see
+    // `Attachment::removal`) when something else still holds it.
     let firewall = network.map(|net| net.teardown(publication, &mut left));
     if let Some(files) = files {
         let removed = files.remove();
@@ -1079,8 +1091,8 @@ fn teardown(
     // After the ports: its holder (see `Firewall::close`) gets a copy of
     // every descriptor we still have, and may run after our exit, when the
     // ports must be free already.
-    if let Some(firewall) = firewall {
-        firewall.close_with(slow_closes);
+    if let Some((firewall, removal)) = firewall {
+        firewall.close_with(slow_closes, removal);
     }
     pause_at("released");
     // Last: until it is gone, the record explains what is left.

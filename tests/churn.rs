@@ -352,17 +352,14 @@ fn a_restarted_service_loses_no_syn_from_outside_clients() {
 /// the bridge's lookup in the plumbing, 2 or 3 of 20 restarts here lost
 /// one (3 runs of 3); with it, none.
 ///
-/// Ignored in the suite: about one run in six, one round's old container
-/// namespace outlived its container by more than 10 s (its veth still up,
-/// its peer in a live namespace, and no process left of the supervisor,
-/// the holder or the container), so the bridge never emptied and the wait
-/// for it failed the test; the rounds after waited the same. What held it
-/// was an orphaned TCP socket (`/proc/net/sockstat`: orphan 1, 106 pages
-/// queued, 6 to 21 s after the stop): the killed service's end of a probe
-/// connection with unsent data, still retransmitting in the dead
-/// namespace. Run it by hand with `--ignored`.
+/// About one run in six, one round's old container namespace outlived its
+/// container by more than 10 s, held by an orphaned TCP socket (the killed
+/// service's end of a probe connection, unsent data still retransmitted),
+/// with its veth up on the bridge, so the bridge never emptied. Since the
+/// pair is deleted once `run` has ended (see
+/// `network::the_veth_goes_with_the_container_even_when_a_socket_outlives_it`),
+/// whatever holds the namespace, the wait for it always ends.
 #[test]
-#[ignore = "the old container's namespace now and then outlives it by over 10 s; see above"]
 fn a_service_restarted_on_a_bridge_left_without_ports_loses_no_syn() {
     let Some(r) = restarts_with(
         "a_service_restarted_on_a_bridge_left_without_ports_loses_no_syn",

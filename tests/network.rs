@@ -5,9 +5,13 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::process::{Child, ChildStdout, Stdio};
 use std::time::Duration;
 
+use nix::sched::{CloneFlags, setns};
+
+use common::container::{Container, SV0};
 use common::{
     HostNs, container_veths, eth0_address, eventually, leases, neighbour_entries, stderr, stdout,
     stop, wait_for_no_veth,
@@ -437,6 +441,98 @@ fn the_veth_goes_with_the_container_even_when_killed() {
     child.kill().unwrap();
     child.wait().unwrap();
     wait_for_no_veth(&ns);
+}
+
+/// A killed service's connection with unsent data to a peer that reads
+/// nothing outlives it: the kernel keeps the orphaned socket, which keeps
+/// probing the closed window for minutes, and the socket holds the
+/// namespace, and with it eth0, its address and its MAC, the pair's host
+/// end still up on the bridge. Once `run` has ended, the pair goes all the
+/// same: without it being deleted, the veth stayed there minutes.
+#[test]
+fn the_veth_goes_with_the_container_even_when_a_socket_outlives_it() {
+    let Some(ns) = HostNs::new("the_veth_goes_with_the_container_even_when_a_socket_outlives_it")
+    else {
+        return;
+    };
+    let (peer, container) = stuck_sender(&ns);
+    container.stop();
+    eventually("the container's veth gone", Duration::from_secs(3), || {
+        container_veths(&ns).is_empty().then_some(())
+    });
+    assert_eq!(ns.ok("ip -br link show master sv0"), "");
+    drop(peer);
+}
+
+/// The same for a supervisor killed with SIGKILL: its container dies with
+/// it, the socket keeps the namespace, and the pair stays until `gc` (or
+/// a run that reclaims its address) deletes it.
+#[test]
+fn gc_deletes_a_killed_supervisors_veth_even_when_a_socket_holds_its_namespace() {
+    let Some(ns) = HostNs::new("gc_deletes_a_killed_supervisors_veth_even_when_a_socket_holds")
+    else {
+        return;
+    };
+    let (peer, mut container) = stuck_sender(&ns);
+    container.supervisor.kill().unwrap();
+    container.supervisor.wait().unwrap();
+    eventually("the container gone", Duration::from_secs(10), || {
+        matches!(common::process_state(container.pid), None | Some('Z')).then_some(())
+    });
+    assert_eq!(container_veths(&ns).len(), 1, "the namespace outlives it");
+    gc(&ns);
+    assert_eq!(container_veths(&ns), Vec::<String>::new());
+    assert_eq!(ns.ok("ip -br link show master sv0"), "");
+    drop(peer);
+}
+
+/// A container on sv0 whose service has a connection to a peer in the
+/// host that reads nothing, its window closed and data left unsent.
+fn stuck_sender(ns: &HostNs) -> (Sluggard, Container) {
+    let peer = Sluggard::listen(ns, 9000);
+    let gateway = SV0.gateway();
+    let container = Container::on(
+        ns,
+        &SV0,
+        &[],
+        &format!("busybox nc {gateway} 9000 </dev/zero"),
+    );
+    eventually(
+        "unsent data in the container",
+        Duration::from_secs(10),
+        || {
+            let out = stdout(&container.sh(&format!("ss -tnH dst {gateway}:9000")));
+            let unsent = out.split_whitespace().nth(2)?.parse::<u64>().ok()?;
+            (unsent > 0).then_some(())
+        },
+    );
+    assert_eq!(container_veths(ns).len(), 1);
+    (peer, container)
+}
+
+/// A peer that accepts one connection on `port` in a host and never
+/// reads from it, until dropped.
+struct Sluggard {
+    _until: std::sync::mpsc::Sender<()>,
+}
+
+impl Sluggard {
+    fn listen(ns: &HostNs, port: u16) -> Sluggard {
+        let netns = ns.netns_path();
+        let (until, dropped) = std::sync::mpsc::channel::<()>();
+        let (bound, listening) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&netns).expect("open the host's netns");
+            setns(ns, CloneFlags::CLONE_NEWNET).expect("setns into the host");
+            let listener = TcpListener::bind(("0.0.0.0", port)).expect("listen");
+            bound.send(()).expect("the test waits");
+            let (_stream, _) = listener.accept().expect("accept");
+            // Holds the connection, unread, until the Sluggard is dropped.
+            let _ = dropped.recv();
+        });
+        listening.recv().expect("the peer listening");
+        Sluggard { _until: until }
+    }
 }
 
 /// The supervisor holds the container's network namespace by one fd, so

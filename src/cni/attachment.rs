@@ -396,7 +396,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     // which closes it once we have exited, as `run` does: else `main`
     // forked a child after the answer only to close it, and the engine,
     // which waits for our exit, waited for that fork and its page tables.
-    firewall.close_with(netlink::procfs::to_close());
+    firewall.close_with(netlink::procfs::to_close(), None);
     attachment.keep();
     registration.keep();
     Ok(Outcome {

@@ -89,9 +89,14 @@ impl Firewall {
     }
 
     /// As [`Firewall::close`], and `also` is closed by the same holder once
-    /// this process has exited (see `nftables::Socket::close_detached_with`).
-    pub fn close_with(self, also: Vec<std::os::fd::OwnedFd>) {
-        self.socket.close_detached_with(also);
+    /// this process has exited, after its `after_exit` work (see
+    /// `nftables::Socket::close_detached_with`).
+    pub fn close_with(
+        self,
+        also: Vec<std::os::fd::OwnedFd>,
+        after_exit: Option<nftables::AfterExit>,
+    ) {
+        self.socket.close_detached_with(also, after_exit);
     }
 
     fn lock(&self, exclusive: bool) -> Result<Flock<File>, Error> {

@@ -10,27 +10,118 @@ use std::io;
 
 use super::link::ifname_problem;
 
+const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
+const RTM_GETLINK: u16 = 18;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK_NETNSID: u16 = 37;
+/// The type bits of an attribute's type (linux/netlink.h: NLA_TYPE_MASK).
+const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// The RTM_DELLINK request for `name`, as the kernel reads it.
 fn request(name: &str) -> Vec<u8> {
     let attr_len = 4 + name.len() + 1;
     let padded = (attr_len + 3) & !3;
-    let len = 16 + 16 + padded;
+    let mut msg = request_header(0, padded);
+    msg.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+    msg.extend_from_slice(&IFLA_IFNAME.to_ne_bytes());
+    msg.extend_from_slice(name.as_bytes());
+    msg.resize(16 + 16 + padded, 0);
+    msg
+}
+
+/// The RTM_DELLINK request for the link with index `index`: for a link
+/// that must go later, once its name may have gone to another (see
+/// `nftables::AfterExit`). A host's interface indexes are not reused
+/// until its counter wraps, so it never names another link.
+pub fn removal_request(index: u32) -> Vec<u8> {
+    request_header(index, 0)
+}
+
+/// The RTM_GETLINK request for the link that the RTM_DELLINK request
+/// `removal` names by index; None for one that names it otherwise. On the
+/// stack: the holder allocates nothing.
+fn lookup_request(removal: &[u8]) -> Option<[u8; 32]> {
+    let index: [u8; 4] = removal.get(20..24)?.try_into().ok()?;
+    if removal.len() != 32 || index == [0; 4] {
+        return None;
+    }
+    let mut msg = [0u8; 32];
+    msg[..4].copy_from_slice(&32u32.to_ne_bytes());
+    msg[4..6].copy_from_slice(&RTM_GETLINK.to_ne_bytes());
+    msg[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    msg[20..24].copy_from_slice(&index);
+    Some(msg)
+}
+
+/// Whether `answer` to an RTM_GETLINK request is a link whose peer lives
+/// in a namespace something still holds: the kernel gives the peer's
+/// namespace an id (IFLA_LINK_NETNSID) only while it is alive, -1 once
+/// nothing holds it (peernet2id_alloc), when its own teardown takes the
+/// pair away. An answer cut short counts as alive: deleting is never
+/// wrong, only slower.
+fn peer_lives(answer: &[u8], cut_short: bool) -> bool {
+    let Some(header) = answer.get(..32) else {
+        return cut_short;
+    };
+    if u16::from_ne_bytes([header[4], header[5]]) != RTM_NEWLINK {
+        return false; // Gone already (ENODEV), or no answer.
+    }
+    let mut attrs = &answer[32..];
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]) & NLA_TYPE_MASK;
+        if len < 4 || len > attrs.len() {
+            return cut_short;
+        }
+        if kind == IFLA_LINK_NETNSID && len >= 8 {
+            return i32::from_ne_bytes([attrs[4], attrs[5], attrs[6], attrs[7]]) >= 0;
+        }
+        attrs = attrs.get((len + 3) & !3..).unwrap_or_default();
+    }
+    cut_short
+}
+
+/// Sends the RTM_DELLINK request `removal` (see [`removal_request`]) when
+/// the link's peer lives in a namespace something still holds (see
+/// [`peer_lives`]): the pair would stay with it. Otherwise the namespace's
+/// teardown removes the pair anyway, and a removal of our own would only
+/// make the kernel do it in a batch of its own, holding RTNL, which the
+/// next container's plumbing waits for. The lookup needs no RTNL.
+///
+/// # Safety
+/// As [`send`]: async-signal-safe syscalls only, no allocation.
+pub unsafe fn remove_if_peer_lives(removal: &[u8]) {
+    let Some(lookup) = lookup_request(removal) else {
+        return;
+    };
+    let mut answer = [0u8; 4096];
+    // SAFETY: as `send`.
+    let len = unsafe { exchange(&lookup, &mut answer) };
+    let cut_short = len > answer.len();
+    if peer_lives(&answer[..len.min(answer.len())], cut_short) {
+        // SAFETY: as `send`.
+        unsafe { send(removal) };
+    }
+}
+
+/// An RTM_DELLINK message up to its attributes (`attrs` bytes more are
+/// reserved): the link found by `index`, or by name when it is 0.
+fn request_header(index: u32, attrs: usize) -> Vec<u8> {
+    let len = 16 + 16 + attrs;
     let mut msg = Vec::with_capacity(len);
     msg.extend_from_slice(&(len as u32).to_ne_bytes());
     msg.extend_from_slice(&RTM_DELLINK.to_ne_bytes());
     msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
     msg.extend_from_slice(&1u32.to_ne_bytes()); // sequence
     msg.extend_from_slice(&0u32.to_ne_bytes()); // port: the kernel's
-    msg.extend_from_slice(&[0u8; 16]); // ifinfomsg: found by name
-    msg.extend_from_slice(&(attr_len as u16).to_ne_bytes());
-    msg.extend_from_slice(&IFLA_IFNAME.to_ne_bytes());
-    msg.extend_from_slice(name.as_bytes());
-    msg.resize(len, 0);
+    // ifinfomsg: family and padding, type, index, flags, change mask.
+    msg.extend_from_slice(&[0u8; 4]);
+    msg.extend_from_slice(&index.to_ne_bytes());
+    msg.extend_from_slice(&[0u8; 8]);
     msg
 }
 
@@ -86,13 +177,28 @@ pub fn remove_link_now(name: &str) -> io::Result<()> {
 }
 
 /// Sends `msg` to the kernel over a netlink route socket of its own and
-/// waits for the answer. No allocation: a stack buffer for the answer.
+/// waits for the answer, which it does not read. No allocation: a stack
+/// buffer for the answer. A request the kernel refuses (a link gone
+/// already) fails no syscall: its error is in the answer.
 ///
 /// # Safety
-/// Async-signal-safe syscalls only, so a forked child may call it.
+/// Async-signal-safe syscalls only, so a forked child or a socket's
+/// holder (see `nftables::AfterExit`) may call it.
 unsafe fn send(msg: &[u8]) {
-    // SAFETY: the socket is this function's; `msg` and `kernel` outlive
-    // the calls that read them.
+    let mut answer = [0u8; 256];
+    // SAFETY: as this function's own contract.
+    unsafe { exchange(msg, &mut answer) };
+}
+
+/// Sends `msg` to the kernel over a netlink route socket of its own and
+/// reads the answer into `answer`; returns the answer's whole length (more
+/// than `answer` holds when it was cut short), 0 when none came.
+///
+/// # Safety
+/// As [`send`].
+unsafe fn exchange(msg: &[u8], answer: &mut [u8]) -> usize {
+    // SAFETY: the socket is this function's; `msg`, `answer` and `kernel`
+    // outlive the calls that use them.
     unsafe {
         let fd = libc::socket(
             libc::AF_NETLINK,
@@ -100,7 +206,7 @@ unsafe fn send(msg: &[u8]) {
             libc::NETLINK_ROUTE,
         );
         if fd < 0 {
-            return;
+            return 0;
         }
         let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
         kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -112,11 +218,17 @@ unsafe fn send(msg: &[u8]) {
             (&kernel as *const libc::sockaddr_nl).cast(),
             std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
         );
+        let mut got = 0;
         if sent > 0 {
-            let mut answer = [0u8; 256];
-            libc::recv(fd, answer.as_mut_ptr().cast(), answer.len(), 0);
+            got = libc::recv(
+                fd,
+                answer.as_mut_ptr().cast(),
+                answer.len(),
+                libc::MSG_TRUNC,
+            );
         }
         libc::close(fd);
+        usize::try_from(got).unwrap_or(0)
     }
 }
 
@@ -135,5 +247,51 @@ mod tests {
         assert_eq!(&msg[36..51], b"sv-0123456789ab");
         assert_eq!(msg[51], 0);
         assert!(remove_link_detached("a/b").is_err());
+    }
+
+    /// An RTM_NEWLINK answer with IFLA_LINK_NETNSID `nsid` after another
+    /// attribute, or without it.
+    fn answer(nsid: Option<i32>) -> Vec<u8> {
+        let mut msg = vec![0u8; 32];
+        msg[4..6].copy_from_slice(&RTM_NEWLINK.to_ne_bytes());
+        msg.extend_from_slice(&9u16.to_ne_bytes());
+        msg.extend_from_slice(&IFLA_IFNAME.to_ne_bytes());
+        msg.extend_from_slice(b"sv-x\0\0\0\0");
+        if let Some(nsid) = nsid {
+            msg.extend_from_slice(&8u16.to_ne_bytes());
+            msg.extend_from_slice(&IFLA_LINK_NETNSID.to_ne_bytes());
+            msg.extend_from_slice(&nsid.to_ne_bytes());
+        }
+        msg
+    }
+
+    #[test]
+    fn a_peer_lives_while_its_namespace_has_an_id() {
+        assert!(peer_lives(&answer(Some(0)), false));
+        assert!(peer_lives(&answer(Some(3)), false));
+        assert!(!peer_lives(&answer(Some(-1)), false), "its namespace dying");
+        assert!(!peer_lives(&answer(None), false), "in the same namespace");
+        assert!(peer_lives(&answer(None), true), "cut short: deleted");
+        let mut gone = answer(None);
+        gone[4..6].copy_from_slice(&2u16.to_ne_bytes()); // NLMSG_ERROR
+        assert!(!peer_lives(&gone, false));
+        assert!(!peer_lives(&[], false));
+    }
+
+    #[test]
+    fn the_lookup_asks_for_the_index_the_removal_names() {
+        let lookup = lookup_request(&removal_request(7)).expect("by index");
+        assert_eq!(u16::from_ne_bytes([lookup[4], lookup[5]]), RTM_GETLINK);
+        assert_eq!(&lookup[20..24], &7u32.to_ne_bytes());
+        assert_eq!(lookup_request(&request("sv-x")), None);
+    }
+
+    #[test]
+    fn the_request_by_index_names_the_index_and_nothing_else() {
+        let msg = removal_request(0x0102_0304);
+        assert_eq!(msg.len(), 32);
+        assert_eq!(u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]), 32);
+        assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), RTM_DELLINK);
+        assert_eq!(&msg[20..24], &0x0102_0304u32.to_ne_bytes());
     }
 }

@@ -65,6 +65,16 @@ pub struct ContainerLink {
     pub ipv6: Option<(Ipv6Addr, Subnet6)>,
 }
 
+/// What [`plumb`] made: the host end's interface index, and where the
+/// time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Plumbed {
+    /// The host end of the pair, the bridge's port: for its removal once
+    /// the container has ended (see `network::Attachment::removal`).
+    pub host_index: u32,
+    pub timings: PlumbTimings,
+}
+
 /// Where the time of [`plumb`] went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PlumbTimings {
@@ -100,11 +110,7 @@ pub struct PlumbTimings {
 /// Takes the namespace fd and closes it, along with everything else that
 /// refers to the namespace, before returning: the namespace, and with it
 /// the veth pair, then dies with the container's last process.
-pub async fn plumb(
-    nl: &Netlink,
-    spec: &ContainerLink,
-    netns: OwnedFd,
-) -> Result<PlumbTimings, Error> {
+pub async fn plumb(nl: &Netlink, spec: &ContainerLink, netns: OwnedFd) -> Result<Plumbed, Error> {
     plumb_in(nl, spec, netns, None).await
 }
 
@@ -116,7 +122,7 @@ pub async fn plumb_prepared(
     spec: &ContainerLink,
     netns: OwnedFd,
     prepared: PreparedNetns,
-) -> Result<PlumbTimings, Error> {
+) -> Result<Plumbed, Error> {
     plumb_in(nl, spec, netns, Some(prepared)).await
 }
 
@@ -125,10 +131,14 @@ async fn plumb_in(
     spec: &ContainerLink,
     netns: OwnedFd,
     prepared: Option<PreparedNetns>,
-) -> Result<PlumbTimings, Error> {
+) -> Result<Plumbed, Error> {
     link::check_ifname(&spec.host_ifname)?;
     link::check_ifname(&spec.peer)?;
     let (timings, port) = plumb_now(nl, spec, netns, prepared)?;
+    let plumbed = Plumbed {
+        host_index: port.index(),
+        timings,
+    };
     if let Port::Disabled {
         port,
         entry_refused,
@@ -155,12 +165,12 @@ async fn plumb_in(
         forgive_no_route(&mut outcomes[1]);
         first_failure(outcomes, contexts)?;
     }
-    Ok(timings)
+    Ok(plumbed)
 }
 
 /// Whether the bridge port forwards once [`plumb_now`] returns.
 enum Port {
-    Forwarding,
+    Forwarding(u32),
     /// Not yet (`port`); the bridge refuses a learned entry on a port that
     /// neither learns nor forwards (EPERM), so the forwarding entry may
     /// wait too (`entry_refused`).
@@ -168,6 +178,15 @@ enum Port {
         port: u32,
         entry_refused: bool,
     },
+}
+
+impl Port {
+    /// The port's interface index.
+    fn index(&self) -> u32 {
+        match *self {
+            Port::Forwarding(port) | Port::Disabled { port, .. } => port,
+        }
+    }
 }
 
 /// The lookup of the bridge `bridge_index`, sent once the container's port
@@ -466,7 +485,7 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
     };
     if running {
         first_failure(outcomes, contexts)?;
-        return Ok(Port::Forwarding);
+        return Ok(Port::Forwarding(port));
     }
     let refused = matches!(
         &outcomes[FORWARDING_ENTRY],

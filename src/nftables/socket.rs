@@ -274,7 +274,7 @@ impl Socket {
     /// afterwards fault, and left this process's exit to unmap its whole
     /// address space, which the holder now does later, off the exit path.
     pub fn close_detached(self) {
-        self.close_detached_with(Vec::new());
+        self.close_detached_with(Vec::new(), None);
     }
 
     /// As [`Socket::close_detached`], and the holder also keeps `also`
@@ -282,9 +282,20 @@ impl Socket {
     /// instance) until this process has exited, then closes them at once,
     /// before its wait for the tick. The first [`HELD_ALSO`] only: any more
     /// are closed here.
-    pub fn close_detached_with(self, mut also: Vec<OwnedFd>) {
+    ///
+    /// `after_exit`, when given, is the holder's first work once this
+    /// process has exited (see [`AfterExit`]); done here, at once, when no
+    /// holder can be made.
+    pub fn close_detached_with(self, mut also: Vec<OwnedFd>, after_exit: Option<AfterExit>) {
         let extra = also.split_off(also.len().min(HELD_ALSO));
         drop(extra);
+        // SAFETY: `run` is async-signal-safe (AfterExit's contract); in
+        // place, it runs on this thread like any call.
+        let in_place = |after_exit: Option<AfterExit>| {
+            if let Some(AfterExit { run, data }) = after_exit {
+                unsafe { run(&data) }
+            }
+        };
         let socket = self.fd.as_raw_fd();
         // The child learns of our exit through a pidfd of ours: it turns
         // readable as our parent is told of our exit, not before. EOF on a
@@ -294,7 +305,13 @@ impl Socket {
         // expedited grace period), and whoever waited for us waited for it
         // (30-40 us on a busy CPU, perf).
         let Some(exited) = pidfd_of_this_process() else {
+            in_place(after_exit);
             return; // Plain close on drop.
+        };
+        // Never freed either: the holder reads it after we are gone.
+        let (after_exit, after_exit_data) = match after_exit {
+            Some(AfterExit { run, data }) => (Some(run), &*data.leak()),
+            None => (None, &[][..]),
         };
         // Never freed: the holder runs on it after we are gone, and until
         // then nothing else may get it from the allocator. Its base holds
@@ -307,6 +324,9 @@ impl Socket {
             exited: exited.as_raw_fd(),
             grace_period: global_membarrier_available(),
             also: std::array::from_fn(|i| also.get(i).map_or(-1, AsRawFd::as_raw_fd)),
+            after_exit,
+            after_exit_data: after_exit_data.as_ptr(),
+            after_exit_len: after_exit_data.len(),
         });
         let held = stack.as_mut_ptr();
         let top = held
@@ -328,6 +348,10 @@ impl Socket {
             )
         };
         if pid < 0 {
+            if let Some(run) = after_exit {
+                // SAFETY: as in `in_place`, on the data leaked above.
+                unsafe { run(after_exit_data) }
+            }
             return; // Plain close on drop.
         }
         // Its first step closes its copies of our other descriptors, our
@@ -633,6 +657,25 @@ const HOLDER_STACK: usize = 16 * 1024;
 /// the lowest, which runs before every ordinary task.
 const HOLDER_START_PRIORITY: libc::c_int = 1;
 
+/// Work for a socket's holder once this process has exited (see
+/// `Socket::close_detached_with`): `run(&data)`, first thing. For what
+/// must follow our exit closely but would slow it down: a link's removal
+/// waits for RCU grace periods. Not later, at the holder's tick: a
+/// lingering pair deleted then fell into a later restart's plumbing, and
+/// 4 of 16 runs of tests/churn.rs had a restart go dark for a second (3
+/// of 16 with the pair set down first thing and deleted at the tick),
+/// against none of 14 with main's supervisor and none of 14 with the
+/// removal done first thing.
+pub struct AfterExit {
+    /// Runs in the holder, which shares our memory but neither our stack
+    /// nor our thread-local storage: only async-signal-safe calls, no
+    /// allocation, no lock. A failing call writes errno, which is then our
+    /// main thread's (the holder's creator, on the current-thread
+    /// runtime), gone by then: its memory stays the holder's.
+    pub run: unsafe fn(&[u8]),
+    pub data: Vec<u8>,
+}
+
 /// How many slow-closing descriptors a holder keeps besides its socket.
 const HELD_ALSO: usize = 2;
 
@@ -646,13 +689,19 @@ struct Held {
     /// the clone, so that the holder's call cannot fail).
     grace_period: bool,
     also: [libc::c_int; HELD_ALSO],
+    /// [`AfterExit`]'s, its data never freed.
+    after_exit: Option<unsafe fn(&[u8])>,
+    after_exit_data: *const u8,
+    after_exit_len: usize,
 }
 
 /// The holder of a detached socket: closes every other descriptor it got
 /// a copy of and makes itself an ordinary task again (see
 /// `close_detached_with`), waits for our pidfd to turn readable (our
-/// exit), closes `also`, waits for a grace period, then for the next tick,
-/// closes the socket and exits. Its syscalls cannot fail: the ranges
+/// exit), does its [`AfterExit`] work, closes `also`, waits for a grace
+/// period, then for the next tick, closes the socket and exits. Its own
+/// syscalls cannot fail (the AfterExit work's may, after our exit: see
+/// there): the ranges
 /// closed hold descriptors or nothing, any task may make itself
 /// SCHED_OTHER, poll on one open pidfd only ends (no handler of ours runs
 /// for a signal that could interrupt it: the supervisor blocks those it
@@ -692,6 +741,12 @@ extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
         libc::poll(&mut exited, 1, -1);
         // Again, in case our parent made us real-time only after the first.
         libc::sched_setscheduler(0, libc::SCHED_OTHER, &ordinary);
+        if let Some(run) = held.after_exit {
+            run(std::slice::from_raw_parts(
+                held.after_exit_data,
+                held.after_exit_len,
+            ));
+        }
         for &fd in held.also.iter().filter(|&&fd| fd >= 0) {
             libc::close(fd);
         }
