@@ -186,7 +186,7 @@ enum Port {
 /// the bridge on the spot.
 fn bridge_lookup(bridge_index: u32) -> Request {
     (
-        RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(bridge_index).build()),
+        RouteNetlinkMessage::GetLink(link::lookup_message(bridge_index)),
         None,
     )
 }
@@ -423,7 +423,7 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
         std::iter::once(IpAddr::V4(spec.address)).chain(spec.ipv6.map(|(a, _)| IpAddr::V6(a)));
     let mut requests: Vec<Request> = vec![
         (
-            RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(port).build()),
+            RouteNetlinkMessage::GetLink(link::lookup_message(port)),
             None,
         ),
         // After the port's: its forwarding gives the bridge its carrier.
