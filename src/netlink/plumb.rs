@@ -238,7 +238,7 @@ fn plumb_now(
     ];
     let (socket, lent) = match prepared {
         Some(prepared) => (prepared.inside, None),
-        None => open_inside(nl, spec, netns.as_fd()).map(|(s, lent)| (s, Some(lent)))?,
+        None => open_inside(spec, netns.as_fd()).map(|(s, lent)| (s, Some(lent)))?,
     };
     crate::milestones::pause_at("lent");
     let created = host
@@ -277,11 +277,10 @@ fn plumb_now(
 /// for about a second. Born with them, the peer needs no sysctl of its
 /// own.
 fn open_inside(
-    nl: &Netlink,
     spec: &ContainerLink,
     netns: BorrowedFd<'_>,
 ) -> Result<(Direct, LentDefaults), Error> {
-    netns::within(nl.home(), netns, || {
+    netns::within(netns, || {
         let socket = Direct::open().map_err(Error::NetnsSocket)?;
         let cookie = lent::netns_cookie(socket.as_fd()).map_err(Error::LendLock)?;
         let dir = std::path::Path::new(lent::DIR);
