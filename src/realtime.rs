@@ -19,6 +19,26 @@
 //! its command (see spawn::child). Best effort: without the
 //! privilege (CAP_SYS_NICE, or an RLIMIT_RTPRIO of 0) the thread stays as
 //! it was.
+//!
+//! A real-time thread must not wait by spinning for what an ordinary task
+//! holds: on its CPU the holder would never run (until the kernel's RT
+//! throttling lets ordinary tasks have 50 ms of each second). Some net
+//! sysctls do (kernel 6.18): a write that changes `ipv4.ip_forward` or
+//! `ipv4.conf.IF.forwarding` (`devinet_sysctl_forward`), any write to
+//! `ipv6.conf.{all,IF}.forwarding` (`addrconf_fixup_forwarding`) or to
+//! `ipv6.conf.{all,IF}.disable_ipv6` (`addrconf_disable_ipv6`), and several
+//! other `ipv6.conf` ones, take RTNL with a trylock and restart the syscall
+//! when it is held. So every sysctl write but one of a `conf/default` entry
+//! is made ordinary (`netlink::sysctl`, with `ordinary_for`): on the run
+//! path that is the host's `ip_forward`, the bridge's `route_localnet` (no
+//! lock, made ordinary all the same) and `ipv6.conf.all.forwarding`, each
+//! written only when it does not read so already, so once per boot or
+//! bridge. The netns thread's `ipv6.conf.default` writes stay real-time: a
+//! `default` entry takes no lock (`disable_ipv6` returns before its
+//! trylock; `accept_ra`, `autoconf`, `accept_dad` are plain integers), nor
+//! does any read. Netlink requests, nftables batches, unshare and the
+//! container's mounts take their locks sleeping (mutexes, rwsems), whose
+//! optimistic spin stops when the holder is off its CPU.
 
 /// The lowest real-time priority: above every ordinary task, below every
 /// other real-time one (the kernel's own threads among them).
@@ -73,6 +93,20 @@ pub fn leave() -> libc::c_int {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: as in `enter`.
     unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) }
+}
+
+/// Runs `work` with the calling thread ordinary, when it is real-time,
+/// and real-time again after: for a step the kernel may retry in a loop
+/// until a lock is free, when the lock's holder may be an ordinary task
+/// kept off this CPU meanwhile (see the module).
+pub fn ordinary_for<T>(work: impl FnOnce() -> T) -> T {
+    if !is_real_time() {
+        return work();
+    }
+    let _ = leave();
+    let done = work();
+    enter();
+    done
 }
 
 /// Whether the calling thread is real-time now.

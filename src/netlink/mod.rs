@@ -24,7 +24,6 @@ pub mod sysctl;
 mod veth;
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use direct::Direct;
@@ -45,8 +44,7 @@ pub use veth::{remove_link, wait_forwarding};
 
 /// A netlink connection in the supervisor's own (host) network namespace:
 /// a plain socket for the bridge check and the plumbing's pipelined
-/// requests (see `direct`), the namespace itself, to come back to after
-/// entering a container's (see `netns::within`), and an rtnetlink
+/// requests (see `direct`), and an rtnetlink
 /// connection for the rest, made at its first use: a run on a bridge that
 /// is already configured never needs it. Its connection task runs on the
 /// current tokio runtime until the last clone of the handle is dropped.
@@ -54,7 +52,6 @@ pub use veth::{remove_link, wait_forwarding};
 pub struct Netlink {
     handle: Arc<OnceLock<rtnetlink::Handle>>,
     direct: Arc<Mutex<Direct>>,
-    home: Arc<OwnedFd>,
 }
 
 impl std::fmt::Debug for Netlink {
@@ -68,11 +65,9 @@ impl Netlink {
     pub fn connect() -> Result<Netlink, Error> {
         runtime()?;
         let direct = Direct::open().map_err(Error::Socket)?;
-        let home = netns::current().map_err(Error::Socket)?;
         Ok(Netlink {
             handle: Arc::new(OnceLock::new()),
             direct: Arc::new(Mutex::new(direct)),
-            home: Arc::new(home),
         })
     }
 
@@ -95,11 +90,6 @@ impl Netlink {
         self.direct
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The network namespace this connection lives in.
-    pub(crate) fn home(&self) -> BorrowedFd<'_> {
-        self.home.as_fd()
     }
 }
 

@@ -205,7 +205,7 @@ impl Port {
 /// the bridge on the spot.
 fn bridge_lookup(bridge_index: u32) -> Request {
     (
-        RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(bridge_index).build()),
+        RouteNetlinkMessage::GetLink(link::lookup_message(bridge_index)),
         None,
     )
 }
@@ -257,7 +257,7 @@ fn plumb_now(
     ];
     let (socket, lent) = match prepared {
         Some(prepared) => (prepared.inside, None),
-        None => open_inside(nl, spec, netns.as_fd()).map(|(s, lent)| (s, Some(lent)))?,
+        None => open_inside(spec, netns.as_fd()).map(|(s, lent)| (s, Some(lent)))?,
     };
     crate::milestones::pause_at("lent");
     let created = host
@@ -296,11 +296,10 @@ fn plumb_now(
 /// for about a second. Born with them, the peer needs no sysctl of its
 /// own.
 fn open_inside(
-    nl: &Netlink,
     spec: &ContainerLink,
     netns: BorrowedFd<'_>,
 ) -> Result<(Direct, LentDefaults), Error> {
-    netns::within(nl.home(), netns, || {
+    netns::within(netns, || {
         let socket = Direct::open().map_err(Error::NetnsSocket)?;
         let cookie = lent::netns_cookie(socket.as_fd()).map_err(Error::LendLock)?;
         let dir = std::path::Path::new(lent::DIR);
@@ -442,7 +441,7 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
         std::iter::once(IpAddr::V4(spec.address)).chain(spec.ipv6.map(|(a, _)| IpAddr::V6(a)));
     let mut requests: Vec<Request> = vec![
         (
-            RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(port).build()),
+            RouteNetlinkMessage::GetLink(link::lookup_message(port)),
             None,
         ),
         // After the port's: its forwarding gives the bridge its carrier.

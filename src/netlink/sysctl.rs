@@ -260,8 +260,10 @@ impl Previous {
 /// `value` written to the sysctl `file` from its start: procfs ignores a
 /// number written at a later position (sysctl_writes_strict).
 fn write_at_start(file: &fs::File, path: &str, value: &str) -> Result<(), Error> {
-    file.write_all_at(value.as_bytes(), 0)
-        .map_err(sysctl_error(path))
+    unspinning(path, || {
+        file.write_all_at(value.as_bytes(), 0)
+            .map_err(sysctl_error(path))
+    })
 }
 
 /// /proc/sys/net, opened once (by the first host-side caller) and kept.
@@ -381,9 +383,31 @@ fn write_via(
     value: &str,
 ) -> Result<(), Error> {
     // One write() with the whole value: procfs parses each write on its own.
-    open(OFlag::O_WRONLY)
-        .and_then(|mut f| f.write_all(value.as_bytes()))
-        .map_err(sysctl_error(path))
+    unspinning(path, || {
+        open(OFlag::O_WRONLY)
+            .and_then(|mut f| f.write_all(value.as_bytes()))
+            .map_err(sysctl_error(path))
+    })
+}
+
+/// Runs `write`, the write of the sysctl `path`, with the calling thread
+/// ordinary unless `path` is a `conf/default` entry: the kernel's handler
+/// of many others (`forwarding`, `disable_ipv6` of an interface or `all`)
+/// takes RTNL with a trylock and restarts the write while it is held, a
+/// spin that, real-time, keeps an ordinary holder off its CPU (see
+/// crate::realtime). A `default` entry takes no lock, and a real-time
+/// thread (the netns thread's set-up) writes it as it is.
+fn unspinning<T>(path: &str, write: impl FnOnce() -> T) -> T {
+    let write = || {
+        #[cfg(test)]
+        tests::WRITTEN_REAL_TIME.set(Some(crate::realtime::is_real_time()));
+        write()
+    };
+    if path.contains("/conf/default/") {
+        write()
+    } else {
+        crate::realtime::ordinary_for(write)
+    }
 }
 
 fn sysctl_error(path: &str) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -397,4 +421,55 @@ fn open_path(path: &str, flags: OFlag) -> io::Result<fs::File> {
     nix::fcntl::open(path, flags | OFlag::O_CLOEXEC, Mode::empty())
         .map(fs::File::from)
         .map_err(io::Error::from)
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Whether the calling thread was real-time at its last sysctl
+        /// write.
+        pub(in crate::netlink) static WRITTEN_REAL_TIME: Cell<Option<bool>> =
+            const { Cell::new(None) };
+    }
+
+    /// Writes `setting` on a real-time thread of its own, in a network
+    /// namespace of its own: whether the thread was real-time at the
+    /// write, and is after it. None, said loudly, without root.
+    fn written_real_time(setting: Setting) -> Option<(bool, bool)> {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: needs root (CAP_SYS_ADMIN, CAP_SYS_NICE)");
+            assert!(std::env::var("CI").as_deref() != Ok("true"));
+            return None;
+        }
+        let seen = std::thread::spawn(move || {
+            nix::sched::unshare(CloneFlags::CLONE_NEWNET).unwrap();
+            assert!(crate::realtime::enter());
+            setting.write().unwrap();
+            let seen = (
+                WRITTEN_REAL_TIME.get().unwrap(),
+                crate::realtime::is_real_time(),
+            );
+            crate::realtime::leave();
+            seen
+        });
+        Some(seen.join().unwrap())
+    }
+
+    #[test]
+    fn a_real_time_thread_writes_a_sysctl_that_may_spin_for_rtnl_ordinary() {
+        let seen = written_real_time(Setting::ip_forward());
+        assert!(seen.is_none_or(|seen| seen == (false, true)), "{seen:?}");
+        let seen = written_real_time(Setting::disable_ipv6("lo", false));
+        assert!(seen.is_none_or(|seen| seen == (false, true)), "{seen:?}");
+    }
+
+    #[test]
+    fn a_real_time_thread_writes_a_default_sysctl_as_it_is() {
+        let seen = written_real_time(Setting::accept_ra("default", false));
+        assert!(seen.is_none_or(|seen| seen == (true, true)), "{seen:?}");
+    }
 }
