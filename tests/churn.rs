@@ -410,9 +410,10 @@ fn a_service_restarted_on_a_bridge_left_without_ports_loses_no_syn() {
 /// before its anti-spoofing elements, its reset's ARP request for the
 /// gateway was dropped by the bridge's guard, and its SYN-ACKs waited a
 /// second for the next (see `netlink::plumb`'s `inside`): 2 to 12 of 20
-/// restarts went dark so (4 runs of 4, the pair deleted right after the
-/// old run's exit or at the holder's tick alike); none with the gateway's
-/// neighbour entry set in the plumbing (3 runs of 3).
+/// restarts went dark so (5 runs of 5 with the pair deleted right after
+/// the old run's exit; 14 and 20 in 2 runs with it deleted at the
+/// holder's tick); none with the gateway's neighbour entry set in the
+/// plumbing (10 runs of 10).
 #[test]
 fn a_service_restarted_while_its_old_namespace_lingers_loses_no_syn() {
     let Some(r) = restarts_with(

@@ -342,7 +342,7 @@ fn open_inside(
 /// the port's ingress). Every SYN-ACK of the next second then waited in
 /// that entry's queue: the restarted service went dark for a second
 /// (tests/churn.rs, `Between::Lingering`: 2 to 12 of 20 restarts
-/// without it, 4 runs of 4; none with it). STALE, as on the host (see
+/// without it, 5 runs of 5; none with it). STALE, as on the host (see
 /// `veth::neighbour_message`): used at once, confirmed by the traffic.
 fn inside(
     mut inside: Direct,
