@@ -665,7 +665,9 @@ const HOLDER_START_PRIORITY: libc::c_int = 1;
 /// 4 of 16 runs of tests/churn.rs had a restart go dark for a second (3
 /// of 16 with the pair set down first thing and deleted at the tick),
 /// against none of 14 with main's supervisor and none of 14 with the
-/// removal done first thing.
+/// removal done first thing. (The pair's timing only made it likelier:
+/// the dark second was the new container's first ARP request dropped by
+/// its anti-spoofing guard, see `netlink::plumb`'s `inside`.)
 pub struct AfterExit {
     /// Runs in the holder, which shares our memory but neither our stack
     /// nor our thread-local storage: only async-signal-safe calls, no
