@@ -15,6 +15,13 @@
 //! leaves it; the next lender in that namespace, holding the lock its
 //! holder's death freed, puts those values back first; so does a DEL or
 //! CHECK in that namespace ([`repair`]), for one whose ADDs are over.
+//!
+//! A record whose namespace went before any of those stays (a few bytes
+//! on /run, until reboot), and `gc` leaves it too: nothing cheap and
+//! certain tells from a cookie that its namespace is gone. One can outlive
+//! every path to it (a socket holds it), and an nsfs file handle, whose id
+//! is the cookie on 6.18, did not open even a live namespace there
+//! (ESTALE). Meanwhile each DEL and CHECK pays for the cookie's lookup.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
