@@ -356,6 +356,17 @@ impl LeaseDir {
     /// `subnet` says: one outside it is kept and reported, for the subnet
     /// given may not be the one its container uses.
     pub fn sweep(&self, subnet: Option<Subnet>) -> Result<Sweep, Error> {
+        self.sweep_sparing(subnet, |_| false)
+    }
+
+    /// [`LeaseDir::sweep`], keeping the leases of dead holders `spared`
+    /// says are not yet to go (one whose veth could not be deleted: see
+    /// `reconcile`).
+    pub fn sweep_sparing(
+        &self,
+        subnet: Option<Subnet>,
+        spared: impl Fn(&Holder) -> bool,
+    ) -> Result<Sweep, Error> {
         let _lock = self.lock()?;
         let mut sweep = Sweep::default();
         for name in file::names(&self.dir)? {
@@ -379,6 +390,7 @@ impl LeaseDir {
                     None
                 }
                 (Held::Live(_), None) => None,
+                (Held::Dead(holder), _) if spared(&holder) => None,
                 (Held::Dead(_) | Held::Unreadable(_), Some(_)) => Some(Swept::Foreign { addr }),
                 (Held::Dead(holder), None) => Some(Swept::Dead { addr, holder }),
                 (Held::Unreadable(_), None) => Some(Swept::Unreadable { addr }),
@@ -632,7 +644,13 @@ impl Pool {
     /// addresses of the subnet), and temporaries left behind. A live
     /// supervisor's lease is never removed, even outside the subnet.
     pub fn sweep(&self) -> Result<Sweep, Error> {
-        self.leases.sweep(Some(self.subnet))
+        self.sweep_sparing(|_| false)
+    }
+
+    /// [`Pool::sweep`], keeping the dead holders' leases `spared` names
+    /// (see [`LeaseDir::sweep_sparing`]).
+    pub fn sweep_sparing(&self, spared: impl Fn(&Holder) -> bool) -> Result<Sweep, Error> {
+        self.leases.sweep_sparing(Some(self.subnet), spared)
     }
 
     /// The first address without a lease after the one last handed out
@@ -1183,6 +1201,23 @@ mod tests {
         assert!(dir.join("leases/sv0/README").exists());
         assert_eq!(pool.sweep().unwrap(), Sweep::default());
         live.release().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_sweep_keeps_the_dead_holders_leases_it_is_told_to_spare() {
+        let dir = temp_dir("sweep-spared");
+        let pool = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
+        let kept = Ipv4Addr::new(172, 16, 0, 9);
+        plant(&pool, kept, &dead_holder("veth-left"));
+        let gone = Ipv4Addr::new(172, 16, 0, 10);
+        plant(&pool, gone, &dead_holder("dead"));
+        let sweep = pool
+            .sweep_sparing(|holder| holder.name == "veth-left")
+            .unwrap();
+        assert_eq!(sweep.removed.len(), 1, "{:?}", sweep.removed);
+        let left: Vec<_> = pool.leases().unwrap().into_iter().map(|(a, _)| a).collect();
+        assert_eq!(left, [kept]);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -22,6 +22,9 @@
 //! - `released`: elements and lease are given back, the record not yet
 //!   removed.
 //!
+//! In `gc` (or a run giving back a dead supervisor's remains): `unlinked`,
+//! a dead container's veth is deleted, its lease not yet given back.
+//!
 //! And in a CNI ADD: `lent`, the engine namespace's IPv6 defaults are lent
 //! (see `netlink::lent`), its interface not yet made.
 //!

@@ -28,6 +28,7 @@ use crate::error_chain::Chain;
 use crate::etc_files::{self, EtcFiles};
 use crate::firewall::{self, Firewall, GoneNetwork, Owned};
 use crate::ipam::{self, Holder, Kept, LeaseDir, Pool, Swept};
+use crate::milestones::pause_at;
 use crate::netlink::{self, Netlink};
 use crate::network::host_ifname;
 use crate::state::{self, Entry, Record, Registration, StaleMarker, Store, file};
@@ -196,7 +197,7 @@ impl Reconciler {
 
     /// Gives back what the stale `record` held, except the record itself:
     /// its firewall elements first (its ports must not forward to an
-    /// address given to another), then its lease and its host veth. Goes
+    /// address given to another), then its host veth and its lease. Goes
     /// on past a failed step.
     pub async fn release_remains(&self, record: &Record) -> Collected {
         let mut done = Collected::default();
@@ -211,11 +212,19 @@ impl Reconciler {
         done
     }
 
-    /// The lease and the host veth of the stale `record`.
-    async fn release_lease_and_link(&self, record: &Record, done: &mut Collected) {
+    /// The host veth of the stale `record`, then its lease: as a CNI DEL,
+    /// so no one gets the address while its old owner's veth (with the MAC
+    /// derived from it) is still on the bridge. A veth that could not be
+    /// deleted keeps the lease held (the failure names the link), for the
+    /// next `gc` to finish both. Returns false then.
+    async fn release_lease_and_link(&self, record: &Record, done: &mut Collected) -> bool {
         let Some(bridge) = &record.bridge else {
-            return;
+            return true;
         };
+        if !self.remove_link(&host_ifname(&record.id), done).await {
+            return false;
+        }
+        pause_at("unlinked");
         let lease = || match record.address {
             Some(addr) => format!("lease {addr} of {} (bridge {bridge})", record.name),
             None => format!("the lease of {} (bridge {bridge})", record.name),
@@ -250,7 +259,7 @@ impl Reconciler {
                     },
                 }));
         }
-        self.remove_link(&host_ifname(&record.id), done).await;
+        true
     }
 
     /// Removes the stale `record` and everything it held; the record last,
@@ -337,6 +346,8 @@ impl Reconciler {
             })
             .collect();
         let mut done = Collected::default();
+        // Veths that could not be deleted: their leases stay held.
+        let mut spared: BTreeSet<String> = BTreeSet::new();
         self.remove_elements_of(|owner| !live.contains(owner.id.as_str()), &mut done);
         let gone = self
             .firewall
@@ -350,7 +361,9 @@ impl Reconciler {
                 Entry::Record(record) if !live.contains(record.id.as_str()) => {
                     let failures = done.failed.len();
                     remove_cgroup(record, &mut done);
-                    self.release_lease_and_link(record, &mut done).await;
+                    if !self.release_lease_and_link(record, &mut done).await {
+                        spared.insert(host_ifname(&record.id));
+                    }
                     // Kept while what it explains is left.
                     if done.failed.len() == failures {
                         let object = || format!("record {} ({})", record.name, record.id);
@@ -416,8 +429,11 @@ impl Reconciler {
         let ports = netlink::bridge_ports(&self.nl, bridge, explained).await;
         let links = || format!("the links on bridge {bridge}");
         for name in done.attempt(links, ports).unwrap_or_default() {
-            if name.starts_with("sv-") && !live_links.contains(&name) {
-                self.remove_link(&name, &mut done).await;
+            if name.starts_with("sv-")
+                && !live_links.contains(&name)
+                && !self.remove_link(&name, &mut done).await
+            {
+                spared.insert(name);
             }
         }
         drop(lock);
@@ -430,10 +446,12 @@ impl Reconciler {
             if dir.starts_with('.') || !leases.join(&dir).is_dir() {
                 continue;
             }
+            let spare = |holder: &Holder| spared.contains(&host_ifname(&holder.id));
             let sweep = if dir == bridge {
-                pool.sweep()
+                pool.sweep_sparing(spare)
             } else {
-                LeaseDir::new(&self.state_dir, &dir).and_then(|leases| leases.sweep(None))
+                LeaseDir::new(&self.state_dir, &dir)
+                    .and_then(|leases| leases.sweep_sparing(None, spare))
             };
             let object = || format!("the leases of bridge {dir}");
             let Some(sweep) = done.attempt(object, sweep) else {
@@ -496,18 +514,22 @@ impl Reconciler {
         }
     }
 
-    /// Deletes link `name` when it exists.
-    async fn remove_link(&self, name: &str, done: &mut Collected) {
+    /// Deletes link `name` when it exists; false when it could not be told
+    /// or deleted (added to `done.failed`).
+    async fn remove_link(&self, name: &str, done: &mut Collected) -> bool {
         let removed = match netlink::link_state(&self.nl, name).await {
             Ok(None) => Ok(false),
             Ok(Some(_)) => netlink::remove_link(&self.nl, name).await.map(|()| true),
             Err(err) => Err(err),
         };
-        if done.attempt(|| format!("link {name}"), removed) == Some(true) {
-            done.removed.push(Removed::Link {
+        match done.attempt(|| format!("link {name}"), removed) {
+            Some(true) => done.removed.push(Removed::Link {
                 name: name.to_string(),
-            });
+            }),
+            Some(false) => {}
+            None => return false,
         }
+        true
     }
 }
 

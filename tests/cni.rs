@@ -792,6 +792,36 @@ fn a_lender_killed_after_lending_is_undone_by_the_next_add_in_its_namespace() {
 }
 
 #[test]
+fn a_lender_killed_after_lending_is_undone_by_a_check_or_del_in_its_namespace() {
+    let Some(ns) = HostNs::new("a_lender_killed_after_lending_is_undone_by_a_check_or_del") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    ns.ok("ip netns exec c1 sysctl -qw net.ipv6.conf.default.accept_dad=2");
+    let before = ipv6_defaults(&ns, "c1");
+    // Its own DEL, as an engine sends after a failed ADD; a CHECK of it.
+    for (command, ifname) in [("CHECK", "eth1"), ("DEL", "eth2")] {
+        let netns = "/run/netns/c1";
+        let mut killed = add_paused(&ns, "c1", netns, ifname, &other_network(), "lent");
+        assert!(stops(&mut killed, Duration::from_secs(30)), "it never lent");
+        killed.kill().expect("SIGKILL the plugin");
+        killed.wait().expect("reap the plugin");
+        let left = ipv6_defaults(&ns, "c1");
+        assert_ne!(left, before, "it lent nothing");
+        let _ = call_into(&ns, command, "c1", netns, ifname, &other_network());
+        assert_eq!(ipv6_defaults(&ns, "c1"), before, "{command}: left {left:?}");
+        assert_eq!(
+            ns.ok("ls /run/supervisor-lent"),
+            "",
+            "{command}: the record stayed"
+        );
+    }
+    for ifname in ["eth1", "eth2"] {
+        call_into(&ns, "DEL", "c1", "/run/netns/c1", ifname, &other_network()).ok();
+    }
+}
+
+#[test]
 fn an_attachments_neighbour_entry_is_exempt_from_the_table_limit_and_goes_with_its_del() {
     let Some(ns) = HostNs::new("an_attachments_neighbour_entry_is_exempt_from_the_table_limit")
     else {

@@ -473,17 +473,54 @@ fn gc_deletes_a_killed_supervisors_veth_even_when_a_socket_holds_its_namespace()
     else {
         return;
     };
-    let (peer, mut container) = stuck_sender(&ns);
-    container.supervisor.kill().unwrap();
-    container.supervisor.wait().unwrap();
-    eventually("the container gone", Duration::from_secs(10), || {
-        matches!(common::process_state(container.pid), None | Some('Z')).then_some(())
-    });
+    let peer = killed_with_its_veth_held(&ns);
     assert_eq!(container_veths(&ns).len(), 1, "the namespace outlives it");
     gc(&ns);
     assert_eq!(container_veths(&ns), Vec::<String>::new());
     assert_eq!(ns.ok("ip -br link show master sv0"), "");
     drop(peer);
+}
+
+#[test]
+fn gc_deletes_a_killed_supervisors_veth_before_giving_back_its_address() {
+    let Some(ns) = HostNs::new("gc_deletes_a_killed_supervisors_veth_before_giving_back") else {
+        return;
+    };
+    let peer = killed_with_its_veth_held(&ns);
+    let leased = common::leases(&ns);
+    assert!(leased.contains("172.16.0.2"), "{leased}");
+    let mut gc = common::background(
+        ns.supervisor()
+            .env("SUPERVISOR_TEST_PAUSE_AT", "unlinked")
+            .arg("gc"),
+    );
+    let pid = gc.id();
+    eventually(
+        "gc stopping between the link and the lease",
+        Duration::from_secs(30),
+        || (common::process_state(pid) == Some('T')).then_some(()),
+    );
+    // No one can be given the address while the old veth is on the bridge.
+    assert_eq!(container_veths(&ns), Vec::<String>::new());
+    assert_eq!(common::leases(&ns), leased, "the lease is still held");
+    ns.ok(&format!("kill -CONT {pid}"));
+    let status = gc.wait().unwrap();
+    assert!(status.success(), "gc: {status}");
+    assert_eq!(common::leases(&ns), "");
+    drop(peer);
+}
+
+/// A stuck sender whose supervisor is killed (SIGKILL) and whose container
+/// is gone: its namespace, held by the unsent data's socket, keeps its veth
+/// until `gc` deletes it. The peer holds the connection until dropped.
+fn killed_with_its_veth_held(ns: &HostNs) -> Sluggard {
+    let (peer, mut container) = stuck_sender(ns);
+    container.supervisor.kill().unwrap();
+    container.supervisor.wait().unwrap();
+    eventually("the container gone", Duration::from_secs(10), || {
+        matches!(common::process_state(container.pid), None | Some('Z')).then_some(())
+    });
+    peer
 }
 
 /// A container on sv0 whose service has a connection to a peer in the

@@ -244,6 +244,29 @@ fn open_netns(invocation: &Invocation) -> Result<OwnedFd, CniError> {
     Ok(OwnedFd::from(file))
 }
 
+/// For a DEL or CHECK: puts back the engine namespace's IPv6 defaults a
+/// killed ADD left lent there (see netlink::lent), so a namespace with no
+/// ADD to come is repaired too. A namespace that cannot be opened (gone,
+/// not given, not a container's) had none lent by us; a failure is only
+/// told: DEL and CHECK answer for the attachment, not for that.
+pub fn repair_lent(invocation: &Invocation) {
+    let dir = Path::new(netlink::LENT_DIR);
+    let repaired = timed("lent repair", || {
+        netlink::repair_lent(dir, || open_netns(invocation).ok())
+    });
+    match repaired {
+        Ok(true) => tracing::info!(
+            netns = invocation.netns.as_deref().unwrap_or_default(),
+            "put back the IPv6 defaults a killed ADD had lent"
+        ),
+        Ok(false) => {}
+        Err(err) => tracing::warn!(
+            "putting back the IPv6 defaults a killed ADD had lent: {}",
+            crate::error_chain::Chain(&err)
+        ),
+    }
+}
+
 /// ADD as the main plugin: the record, the lease with the bridge, sysctls
 /// and tables, the veth into `CNI_NETNS` as `CNI_IFNAME`, the elements; the
 /// result names what was made.

@@ -221,6 +221,7 @@ async fn command(
                 .to_string()),
         },
         Command::Del => {
+            attachment::repair_lent(invocation);
             let found = attachment::find(
                 &config.state_dir,
                 &invocation.container_id,
@@ -236,6 +237,7 @@ async fn command(
             Ok(String::new())
         }
         Command::Check => {
+            attachment::repair_lent(invocation);
             let record = attachment::find(
                 &config.state_dir,
                 &invocation.container_id,

@@ -13,11 +13,19 @@
 //! VALUE` line per default it held, made before the first is changed and
 //! removed once each is back, under the lock. A lender killed between
 //! leaves it; the next lender in that namespace, holding the lock its
-//! holder's death freed, puts those values back first.
+//! holder's death freed, puts those values back first; so does a DEL or
+//! CHECK in that namespace ([`repair`]), for one whose ADDs are over.
+//!
+//! A record whose namespace went before any of those stays (a few bytes
+//! on /run, until reboot), and `gc` leaves it too: nothing cheap and
+//! certain tells from a cookie that its namespace is gone. One can outlive
+//! every path to it (a socket holds it), and an nsfs file handle, whose id
+//! is the cookie on 6.18, did not open even a live namespace there
+//! (ESTALE). Meanwhile each DEL and CHECK pays for the cookie's lookup.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -28,7 +36,7 @@ use super::sysctl::{Previous, Setting};
 
 /// Where lends are written down: shared by every state directory, as the
 /// namespaces are.
-pub(crate) const DIR: &str = "/run/supervisor-lent";
+pub const DIR: &str = "/run/supervisor-lent";
 
 /// The lock of one engine namespace's defaults, held by its lender.
 #[derive(Debug)]
@@ -146,6 +154,44 @@ impl Lock {
         }
         self.remove_record()
     }
+}
+
+/// Puts back what a lender killed in a namespace (not the caller's) wrote
+/// down under `dir`, as the next lender there would: for a DEL or CHECK.
+/// The namespace is opened by `open` (None: nothing to repair) only when
+/// `dir` holds a record. True when it had one. With nothing written down
+/// anywhere, the usual case, it costs one open of `dir` (a few µs); with a
+/// record of any namespace, the cookie's too (a setns and a socket).
+pub fn repair(dir: &Path, open: impl FnOnce() -> Option<OwnedFd>) -> Result<bool, Error> {
+    if !any_record(dir) {
+        return Ok(false);
+    }
+    let Some(netns) = open() else {
+        return Ok(false);
+    };
+    let netns = netns.as_fd();
+    super::netns::within(netns, || {
+        let socket = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|errno| Error::LendLock(errno.into()))?;
+        let cookie = netns_cookie(socket.as_fd()).map_err(Error::LendLock)?;
+        if fs::symlink_metadata(dir.join(cookie.to_string())).is_err() {
+            return Ok(false);
+        }
+        // Under the lock: a live lender's record goes before it is freed.
+        super::sysctl::with_private_proc(|proc| Lock::take(dir, netns, cookie, proc)?.done())?;
+        Ok(true)
+    })
+    .map_err(Error::EnterNetns)?
+}
+
+/// Whether `dir` holds any record (a lend under way, or one left).
+fn any_record(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
 /// The cookie of the network namespace of the socket `socket`: unique
