@@ -57,3 +57,31 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Makes a FIFO at `fifo` that tells whether it was opened: runs `probe`,
+/// then true when `probe` opened it (for reading: its waiting writer's
+/// open returned). Removes the FIFO.
+pub fn opens_fifo(fifo: &Path, probe: impl FnOnce()) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    nix::unistd::mkfifo(fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = fifo.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = std::fs::OpenOptions::new().write(true).open(&writer);
+        let _ = tx.send(());
+    });
+    // Its writer is blocked in its open by then.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    probe();
+    let opened = rx
+        .recv_timeout(std::time::Duration::from_millis(300))
+        .is_ok();
+    // Lets the writer go.
+    let _ = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo);
+    rx.recv_timeout(std::time::Duration::from_secs(10)).ok();
+    std::fs::remove_file(fifo).unwrap();
+    opened
+}

@@ -199,31 +199,13 @@ mod tests {
 
     #[test]
     fn a_read_never_opens_what_a_planted_link_points_at() {
-        use std::os::unix::fs::OpenOptionsExt;
         let dir = crate::scratch::unique_path("file-read-link");
         fs::create_dir_all(&dir).unwrap();
-        // A FIFO that tells when it is opened: its writer's open returns.
-        let fifo = dir.join("fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let writer = fifo.clone();
-        std::thread::spawn(move || {
-            let _ = fs::OpenOptions::new().write(true).open(&writer);
-            let _ = tx.send(());
-        });
-        // Its writer is blocked in its open by then.
-        std::thread::sleep(std::time::Duration::from_millis(100));
         let link = dir.join("web.json");
-        std::os::unix::fs::symlink(&fifo, &link).unwrap();
-        assert!(read_regular(&link).is_err());
-        let opened = rx
-            .recv_timeout(std::time::Duration::from_millis(300))
-            .is_ok();
-        let _ = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo);
-        rx.recv_timeout(std::time::Duration::from_secs(10)).ok();
+        let opened = crate::scratch::opens_fifo(&dir.join("fifo"), || {
+            std::os::unix::fs::symlink(dir.join("fifo"), &link).unwrap();
+            assert!(read_regular(&link).is_err());
+        });
         assert!(!opened, "the read opened what the link points at");
         fs::write(dir.join("plain"), "text").unwrap();
         std::os::unix::fs::symlink(dir.join("plain"), dir.join("to-plain")).unwrap();

@@ -756,29 +756,7 @@ mod tests {
     /// when it is opened (its writer's open returns then): true when
     /// `lookup` opened it.
     fn opens_another_record(store: &Store, lookup: impl FnOnce()) -> bool {
-        use std::os::unix::fs::OpenOptionsExt;
-        let fifo = store.dir().join("stranger.json");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let writer = fifo.clone();
-        std::thread::spawn(move || {
-            let _ = fs::OpenOptions::new().write(true).open(&writer);
-            let _ = tx.send(());
-        });
-        // Its writer is blocked in its open by then.
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        lookup();
-        let opened = rx
-            .recv_timeout(std::time::Duration::from_millis(300))
-            .is_ok();
-        // Lets the writer go.
-        let _ = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo);
-        rx.recv_timeout(std::time::Duration::from_secs(10)).ok();
-        fs::remove_file(&fifo).unwrap();
-        opened
+        crate::scratch::opens_fifo(&store.dir().join("stranger.json"), lookup)
     }
 
     #[test]
