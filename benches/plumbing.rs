@@ -71,23 +71,25 @@ fn main() {
     let subnet: Subnet = "172.31.0.0/16".parse().expect("subnet");
     let subnet_dual: Subnet = "172.30.0.0/16".parse().expect("subnet");
     let subnet6: Subnet6 = DEFAULT_SUBNET6.parse().expect("subnet6");
-    let (nl, bridge_index, bridge6_index) = runtime.block_on(async {
+    let (nl, bridge, bridge6) = runtime.block_on(async {
         let nl = Netlink::connect().expect("netlink");
         let bridge = Bridge {
             name: BRIDGE.into(),
             subnet,
             subnet6: None,
         };
-        let index = netlink::ensure_bridge(&nl, &bridge).await.expect("bridge");
+        let ensured = netlink::ensure_bridge_made(&nl, &bridge)
+            .await
+            .expect("bridge");
         let bridge6 = Bridge {
             name: BRIDGE6.into(),
             subnet: subnet_dual,
             subnet6: Some(subnet6),
         };
-        let index6 = netlink::ensure_bridge(&nl, &bridge6)
+        let ensured6 = netlink::ensure_bridge_made(&nl, &bridge6)
             .await
             .expect("dual-stack bridge");
-        (nl, index, index6)
+        (nl, ensured, ensured6)
     });
     let state_dir = std::path::Path::new("/run/supervisor-bench");
     let firewall = Firewall::open(state_dir).expect("nftables socket");
@@ -104,9 +106,9 @@ fn main() {
     let bench = Bench {
         runtime,
         nl,
-        bridge_index,
+        bridge,
         subnet,
-        dual: (bridge6_index, subnet_dual, subnet6),
+        dual: (bridge6, subnet_dual, subnet6),
         host_netns: OwnedFd::from(File::open("/proc/thread-self/ns/net").expect("own netns")),
         raw_host: raw::Socket::open().expect("raw netlink socket"),
         firewall,
@@ -166,10 +168,10 @@ fn main() {
 struct Bench {
     runtime: tokio::runtime::Runtime,
     nl: Netlink,
-    bridge_index: u32,
+    bridge: netlink::Ensured,
     subnet: Subnet,
-    /// The dual-stack bridge's index, subnet and subnet6.
-    dual: (u32, Subnet, Subnet6),
+    /// The dual-stack bridge, its subnet and subnet6.
+    dual: (netlink::Ensured, Subnet, Subnet6),
     host_netns: OwnedFd,
     raw_host: raw::Socket,
     firewall: Firewall,
@@ -210,13 +212,14 @@ impl Bench {
         self.next += 1;
         let host_ifname = format!("svb{:x}", self.next);
         if self.dual_stack {
-            let (bridge_index, subnet, subnet6) = self.dual;
+            let (bridge, subnet, subnet6) = self.dual;
             let address = Ipv4Addr::new(172, 30, 0, 2);
             let address6 = subnet6.derive(subnet, address).expect("address6");
             return ContainerLink {
                 host_ifname,
                 peer: netlink::PEER.into(),
-                bridge_index,
+                bridge_index: bridge.index,
+                bridge_mac: bridge.mac,
                 address,
                 subnet,
                 ipv6: Some((address6, subnet6)),
@@ -225,7 +228,8 @@ impl Bench {
         ContainerLink {
             host_ifname,
             peer: netlink::PEER.into(),
-            bridge_index: self.bridge_index,
+            bridge_index: self.bridge.index,
+            bridge_mac: self.bridge.mac,
             address: Ipv4Addr::new(172, 31, 0, 2),
             subnet: self.subnet,
             ipv6: None,

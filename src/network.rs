@@ -67,8 +67,7 @@ pub async fn prepare(
     // The bridge first: a name that is no bridge (`lo`) is refused before
     // its lease directory is made.
     let nl = Netlink::connect()?;
-    let (bridge_index, made_bridge) =
-        timed_async("bridge", netlink::ensure_bridge_made(&nl, bridge)).await?;
+    let ensured = timed_async("bridge", netlink::ensure_bridge_made(&nl, bridge)).await?;
     let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?.with_subnet6(bridge.subnet6);
     let lease = timed("lease", || pool.lease(ip, ip6, holder))?;
     timed("sysctls", || {
@@ -77,7 +76,8 @@ pub async fn prepare(
     let link = ContainerLink {
         host_ifname: host_ifname(&holder.id),
         peer: netlink::PEER.to_string(),
-        bridge_index,
+        bridge_index: ensured.index,
+        bridge_mac: ensured.mac,
         address: lease.addr(),
         subnet: bridge.subnet,
         ipv6: lease.addr6().zip(bridge.subnet6),
@@ -92,7 +92,7 @@ pub async fn prepare(
         lease,
         netns: None,
         host_index: None,
-        made_bridge,
+        made_bridge: ensured.made,
     })
 }
 
@@ -124,6 +124,11 @@ impl Attachment {
     /// The bridge's interface index, which the host end is attached to.
     pub fn bridge_index(&self) -> u32 {
         self.link.bridge_index
+    }
+
+    /// The bridge's hardware address (see `netlink::Ensured`).
+    pub fn bridge_mac(&self) -> Option<[u8; 6]> {
+        self.link.bridge_mac
     }
 
     /// Plumbs `container`, which must not be released yet, as `link` says

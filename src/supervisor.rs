@@ -508,7 +508,11 @@ impl BridgeNet {
             self.attachment.ipv6(),
             ports,
         );
-        let link = part.link(self.attachment.bridge_index(), subnet);
+        let link = part.link(
+            self.attachment.bridge_index(),
+            self.attachment.bridge_mac(),
+            subnet,
+        );
         self.attachment.plumb(&link, container, prepared).await?;
         pause_at("linked");
         let t = Instant::now();

@@ -29,12 +29,13 @@ fn host(script: &str) -> String {
 }
 
 async fn plumbed(nl: &Netlink, host_ifname: &str, address: Ipv4Addr) -> std::os::fd::OwnedFd {
-    let bridge_index = netlink::ensure_bridge(nl, &sv0()).await.unwrap();
+    let bridge = netlink::ensure_bridge_made(nl, &sv0()).await.unwrap();
     let netns = new_netns();
     let spec = ContainerLink {
         host_ifname: host_ifname.into(),
         peer: netlink::PEER.into(),
-        bridge_index,
+        bridge_index: bridge.index,
+        bridge_mac: bridge.mac,
         address,
         subnet: sv0().subnet,
         ipv6: None,
@@ -340,7 +341,7 @@ fn plumbing_returns_with_the_bridge_port_forwarding() {
         "plumbing_returns_with_the_bridge_port_forwarding",
         || async {
             let nl = Netlink::connect().unwrap();
-            let bridge_index = netlink::ensure_bridge(&nl, &sv0()).await.unwrap();
+            let bridge = netlink::ensure_bridge_made(&nl, &sv0()).await.unwrap();
             let mut namespaces = Vec::new();
             for i in 0..20u8 {
                 let host_ifname = format!("svfwd{i}");
@@ -349,7 +350,8 @@ fn plumbing_returns_with_the_bridge_port_forwarding() {
                 let spec = ContainerLink {
                     host_ifname: host_ifname.clone(),
                     peer: netlink::PEER.into(),
-                    bridge_index,
+                    bridge_index: bridge.index,
+                    bridge_mac: bridge.mac,
                     address: Ipv4Addr::new(172, 16, 0, 100 + i),
                     subnet: sv0().subnet,
                     ipv6: None,
@@ -390,13 +392,14 @@ fn the_veth_pair_disappears_when_the_container_namespace_dies() {
 fn a_bad_host_interface_name_creates_nothing() {
     async_in_fresh_netns("a_bad_host_interface_name_creates_nothing", || async {
         let nl = Netlink::connect().unwrap();
-        let bridge_index = netlink::ensure_bridge(&nl, &sv0()).await.unwrap();
+        let bridge = netlink::ensure_bridge_made(&nl, &sv0()).await.unwrap();
         let netns = new_netns();
         let inside = fd_path(&netns);
         let spec = ContainerLink {
             host_ifname: "sv0123456789abcdef".into(),
             peer: netlink::PEER.into(),
-            bridge_index,
+            bridge_index: bridge.index,
+            bridge_mac: bridge.mac,
             address: Ipv4Addr::new(172, 16, 0, 2),
             subnet: sv0().subnet,
             ipv6: None,
@@ -416,10 +419,12 @@ fn a_taken_host_interface_name_is_reported_by_name() {
         || async {
             let nl = Netlink::connect().unwrap();
             let _first = plumbed(&nl, "svdup", Ipv4Addr::new(172, 16, 0, 2)).await;
+            let bridge = netlink::ensure_bridge_made(&nl, &sv0()).await.unwrap();
             let spec = ContainerLink {
                 host_ifname: "svdup".into(),
                 peer: netlink::PEER.into(),
-                bridge_index: netlink::ensure_bridge(&nl, &sv0()).await.unwrap(),
+                bridge_index: bridge.index,
+                bridge_mac: bridge.mac,
                 address: Ipv4Addr::new(172, 16, 0, 3),
                 subnet: sv0().subnet,
                 ipv6: None,

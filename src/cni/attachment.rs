@@ -326,7 +326,11 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         config.ports.clone(),
     );
     part.ifname = invocation.ifname.clone();
-    let link = part.link(attachment.bridge_index(), bridge.subnet);
+    let link = part.link(
+        attachment.bridge_index(),
+        attachment.bridge_mac(),
+        bridge.subnet,
+    );
     let nl = attachment.netlink().clone();
     let undo_link = |err: CniError| async {
         // The namespace outlives us: the pair would stay with it.

@@ -21,6 +21,19 @@ pub struct Bridge {
     pub subnet6: Option<Subnet6>,
 }
 
+/// What [`ensure_bridge_made`] found or made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ensured {
+    pub index: u32,
+    /// Its hardware address, for the containers' gateway entry (see
+    /// `plumb::inside`); None should the kernel report none of 6 bytes.
+    pub mac: Option<[u8; 6]>,
+    /// Whether this call made it (not a concurrent supervisor): a bridge
+    /// made again may have served other subnets before, whose elements
+    /// are then stale.
+    pub made: bool,
+}
+
 /// Makes sure `bridge` exists, holds the gateway address and is up; returns
 /// its interface index. A subnet overlapping a route on another interface is
 /// refused with that interface's name, and so is a bridge already serving
@@ -28,13 +41,12 @@ pub struct Bridge {
 /// bridge's IPv6 addresses (but its link-local one) must be the subnet6's
 /// gateway, which is added without DAD when missing.
 pub async fn ensure_bridge(nl: &Netlink, bridge: &Bridge) -> Result<u32, Error> {
-    Ok(ensure_bridge_made(nl, bridge).await?.0)
+    Ok(ensure_bridge_made(nl, bridge).await?.index)
 }
 
-/// `ensure_bridge`, and whether this call made the bridge (not a
-/// concurrent supervisor): a bridge made again may have served other
-/// subnets before, whose elements are then stale.
-pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, bool), Error> {
+/// `ensure_bridge`, and what a container's plumbing and the firewall need
+/// to know of the bridge besides its index (see [`Ensured`]).
+pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<Ensured, Error> {
     link::check_ifname(&bridge.name)?;
     let ipv6 = bridge.subnet6.is_some();
     // Read on the spot, before the first await (see `direct`), on the
@@ -121,7 +133,11 @@ pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<(u32, b
         Ok(())
     };
     tokio::try_join!(add_address, add_address6, set_up)?;
-    Ok((br.index, made))
+    Ok(Ensured {
+        index: br.index,
+        mac: br.mac.as_slice().try_into().ok(),
+        made,
+    })
 }
 
 /// Adds the subnet6's gateway to the bridge unless it holds it already; a

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use direct::Direct;
 
 pub use address::mac_for;
-pub use bridge::{Bridge, ensure_bridge, ensure_bridge_made};
+pub use bridge::{Bridge, Ensured, ensure_bridge, ensure_bridge_made};
 pub use detached::{removal_request, remove_if_peer_lives, remove_link_detached, remove_link_now};
 pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in, link_local_for};
 pub use lent::{DIR as LENT_DIR, repair as repair_lent};

@@ -58,6 +58,9 @@ pub struct ContainerLink {
     /// The container's end, created inside its namespace: `PEER` for `run`.
     pub peer: String,
     pub bridge_index: u32,
+    /// The bridge's hardware address (see [`super::Ensured`]), for the
+    /// container's gateway entry (see `inside`); None: no entry.
+    pub bridge_mac: Option<[u8; 6]>,
     pub address: Ipv4Addr,
     /// The bridge's subnet: gives the prefix length and the gateway.
     pub subnet: Subnet,
@@ -256,28 +259,23 @@ fn plumb_now(
         ("turning off IPv6 addresses on", name.clone()),
         ("bringing up", name.clone()),
     ];
-    // The bridge's MAC, for the container's gateway entry (see `inside`);
-    // its lookup in `host_side`, once the port forwards, is for the carrier.
-    let requests = [requests, vec![bridge_lookup(spec.bridge_index)]].concat();
     let (socket, lent) = match prepared {
         Some(prepared) => (prepared.inside, None),
         None => open_inside(spec, netns.as_fd()).map(|(s, lent)| (s, Some(lent)))?,
     };
     crate::milestones::pause_at("lent");
-    let mut bridge_mac = None;
     let created = host
         .pipeline(requests)
         .map_err(Error::direct("creating veth", name))
         .and_then(|mut outcomes| {
             forgive_no_ipv6(&mut outcomes[1]);
-            bridge_mac = outcomes.pop().and_then(|lookup| mac_of(lookup.ok()?));
             first_failure(outcomes, contexts)
         });
     let given_back = lent.map_or(Ok(()), LentDefaults::give_back);
     created?;
     given_back?;
     let veth = start.elapsed();
-    inside(socket, spec, mac, bridge_mac)?;
+    inside(socket, spec, mac)?;
     drop(netns);
     let inside = start.elapsed();
     let port = host_side(&mut host, spec, mac)?;
@@ -289,14 +287,6 @@ fn plumb_now(
         total,
     };
     Ok((timings, port))
-}
-
-/// The hardware address in a link lookup's answer, when it has one.
-fn mac_of(answer: Option<RouteNetlinkMessage>) -> Option<[u8; 6]> {
-    match answer? {
-        RouteNetlinkMessage::NewLink(msg) => link::Link::from_message(msg).mac.try_into().ok(),
-        _ => None,
-    }
 }
 
 /// A socket inside the container's namespace `netns` (an engine's), and
@@ -327,7 +317,7 @@ fn open_inside(
 
 /// Inside the container's namespace, over `inside`: the peer (MAC `mac`)
 /// up, its address and default route, its neighbour entry for the
-/// gateway when the bridge's MAC (`bridge_mac`) is known, and with IPv6
+/// gateway when the bridge's MAC (`spec.bridge_mac`) is known, and with IPv6
 /// its link-local and IPv6 addresses (no DAD) and default route.
 ///
 /// The gateway's entry, because the container's first ARP request must
@@ -344,12 +334,7 @@ fn open_inside(
 /// (tests/churn.rs, `Between::Lingering`: 2 to 12 of 20 restarts
 /// without it, 5 runs of 5; none with it). STALE, as on the host (see
 /// `veth::neighbour_message`): used at once, confirmed by the traffic.
-fn inside(
-    mut inside: Direct,
-    spec: &ContainerLink,
-    mac: [u8; 6],
-    bridge_mac: Option<[u8; 6]>,
-) -> Result<(), Error> {
+fn inside(mut inside: Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<(), Error> {
     let peer = &spec.peer;
     let index = inside.index_of(peer).map_err(|source| Error::Request {
         action: "finding",
@@ -391,7 +376,7 @@ fn inside(
         ),
         ("adding default route via", gateway.to_string()),
     ];
-    if let Some(bridge_mac) = bridge_mac {
+    if let Some(bridge_mac) = spec.bridge_mac {
         requests.push((
             RouteNetlinkMessage::NewNeighbour(veth::neighbour_message(
                 index,

@@ -90,13 +90,19 @@ pub struct ContainerPart {
 }
 
 impl ContainerPart {
-    /// The netlink part: the veth pair onto the bridge of `bridge_index`,
-    /// and the address and route inside.
-    pub fn link(&self, bridge_index: u32, subnet: Subnet) -> ContainerLink {
+    /// The netlink part: the veth pair onto the bridge of `bridge_index`
+    /// (whose MAC is `bridge_mac`), and the address and routes inside.
+    pub fn link(
+        &self,
+        bridge_index: u32,
+        bridge_mac: Option<[u8; 6]>,
+        subnet: Subnet,
+    ) -> ContainerLink {
         ContainerLink {
             host_ifname: self.host_ifname.clone(),
             peer: self.ifname.clone(),
             bridge_index,
+            bridge_mac,
             address: self.address,
             subnet,
             ipv6: self.ipv6,

@@ -289,7 +289,7 @@ fn a_dual_stack_plan_derives_the_ipv6_address_from_the_ipv4_one() {
     assert_eq!(plan.network.subnet6, Some(subnet6));
     assert!(plan.network.sysctls.contains(&Setting::ipv6_forwarding()));
     assert_eq!(plan.container.publication.address6, Some(address6));
-    let link = plan.container.link(7, plan.network.subnet);
+    let link = plan.container.link(7, None, plan.network.subnet);
     assert_eq!(link.ipv6, Some((address6, subnet6)));
     // IPv4 only: no IPv6 address, no IPv6 forwarding.
     let plan4 = super::plan(&request(&[]), &snapshot).unwrap();
