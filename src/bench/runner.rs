@@ -268,13 +268,24 @@ pub(super) mod tests {
     /// namespace of its own, repeat pids but share /tmp (as the library's
     /// `scratch` says; this crate cannot use it).
     pub(in crate::bench) fn fake_supervisor(name: &str, script: &str) -> Supervisor {
-        use std::os::unix::fs::PermissionsExt;
         let nanos = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let exe = std::env::temp_dir().join(format!("{name}-{}-{nanos}", std::process::id()));
-        std::fs::write(&exe, format!("#!/bin/sh\n{script}\n")).unwrap();
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A child writes the script: a writable descriptor of ours would be
+        // inherited by whatever another test thread forks meanwhile, and
+        // exec'ing the script while that child lives fails with ETXTBSY.
+        let written = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\"",
+                "sh",
+            ])
+            .arg(format!("#!/bin/sh\n{script}\n"))
+            .arg(&exe)
+            .status()
+            .unwrap();
+        assert!(written.success(), "writing {}", exe.display());
         Supervisor {
             exe,
             state_dir: "/nonexistent".into(),
