@@ -202,3 +202,52 @@ fn a_new_container_answering_the_host_before_its_guard_is_in_never_asks_for_its_
         "172.16.0.1",
     );
 }
+
+/// The host's own count of the frames that come in by any container's
+/// port: MLD reports first (accepted there), then whatever else.
+const SPY: &str = "table bridge spy {
+    chain prerouting {
+        type filter hook prerouting priority -400; policy accept;
+        iifname \"sv-*\" icmpv6 type mld2-listener-report counter accept
+        iifname \"sv-*\" ip6 saddr :: counter
+        iifname \"sv-*\" icmpv6 type nd-router-solicit counter
+        iifname \"sv-*\" icmpv6 type nd-neighbor-solicit counter
+        iifname \"sv-*\" meta protocol arp counter
+        iifname \"sv-*\" counter comment \"other\"
+    }
+}";
+
+/// What a new container sends unasked before its guard is in, dropped:
+/// its kernel's MLD reports for the groups its addresses join, and
+/// nothing else. No duplicate address detection (nothing from ::), no
+/// router solicitation, no ARP request or neighbour solicitation, no IPv4.
+/// The reports do not matter: with no MLD querier on the bridge (the
+/// kernel's default, `mcast_querier 0`), the bridge floods multicast to
+/// every port whatever it has heard. A second is long enough for the
+/// kernel's delayed ones (router solicitation and duplicate address
+/// detection wait up to a second, `rtr_solicit_delay`).
+#[test]
+fn a_new_dual_stack_container_sends_nothing_but_mld_reports_before_its_guard_is_in() {
+    let Some(ns) = HostNs::new(
+        "a_new_dual_stack_container_sends_nothing_but_mld_reports_before_its_guard_is_in",
+    ) else {
+        return;
+    };
+    ns.ok(&format!("nft -f - <<'EOF'\n{SPY}\nEOF"));
+    let mut linked = Linked::start(&ns);
+    std::thread::sleep(Duration::from_millis(1200));
+    let counted = ns.ok("nft list chain bridge spy prerouting");
+    let other = counted
+        .lines()
+        .find(|line| line.contains("\"other\""))
+        .expect("the catch-all rule");
+    assert!(
+        other.contains("packets 0 "),
+        "the container sent more than MLD reports before its guard:\n{counted}"
+    );
+    assert!(
+        !ns.ok("ip -d link show sv0").contains("mcast_querier 1"),
+        "the bridge is an MLD querier: it forwards multicast only where it has heard reports"
+    );
+    linked.publish();
+}
