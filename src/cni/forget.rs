@@ -287,3 +287,54 @@ fn release_stdio() {
 fn single_threaded() -> bool {
     std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipam::{Holder, Pool};
+    use crate::scratch::Scratch;
+
+    /// A lease of `pool` held until released, as an attachment's.
+    fn leased(pool: &Pool, id: &str) -> Ipv4Addr {
+        let holder = Holder {
+            name: format!("{id}:eth0"),
+            id: id.to_string(),
+            process: Process::UNTIL_RELEASED,
+        };
+        let lease = pool.lease(None, None, &holder).unwrap();
+        let addr = lease.addr();
+        lease.keep();
+        addr
+    }
+
+    fn leftover(pool: &Pool, address: Ipv4Addr, id: &str, link: Option<&str>) -> Leftovers {
+        Leftovers {
+            link: link.map(str::to_string),
+            socket: None,
+            address,
+            address6: None,
+            leases: pool.lease_dir().clone(),
+            id: id.to_string(),
+            bridge: "sv-no-such".to_string(),
+        }
+    }
+
+    #[test]
+    fn an_address_whose_veth_could_not_be_deleted_stays_held_and_the_others_go() {
+        let dir = Scratch::new("forget-kept");
+        let pool = Pool::new(dir.path(), "sv0", "172.16.0.0/24".parse().unwrap()).unwrap();
+        let stuck = leased(&pool, "stuck");
+        let gone = leased(&pool, "gone");
+        let work = Background {
+            // Refused before any request: a link that cannot be deleted.
+            leftovers: vec![
+                leftover(&pool, stuck, "stuck", Some("no/such")),
+                leftover(&pool, gone, "gone", None),
+            ],
+            ..Background::default()
+        };
+        assert!(work.run(false).is_empty());
+        let left: Vec<Ipv4Addr> = pool.leases().unwrap().into_iter().map(|(a, _)| a).collect();
+        assert_eq!(left, [stuck]);
+    }
+}
