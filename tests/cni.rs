@@ -980,6 +980,40 @@ fn del_without_ports_deletes_the_veth_before_giving_back_its_address() {
     assert_nothing_left(&ns);
 }
 
+/// The scheduling policy of process `pid` (SCHED_OTHER, SCHED_FIFO, ...).
+fn policy_of(pid: &str) -> libc::c_int {
+    let pid: libc::pid_t = pid.parse().expect("a pid");
+    // SAFETY: sched_getscheduler only reads another process's policy.
+    unsafe { libc::sched_getscheduler(pid) }
+}
+
+#[test]
+fn add_and_del_run_real_time_and_the_work_del_leaves_for_after_its_answer_ordinary() {
+    let Some(ns) = HostNs::new(
+        "add_and_del_run_real_time_and_the_work_del_leaves_for_after_its_answer_ordinary",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", json!({}));
+    let mut add = add_paused(&ns, "c1", "/run/netns/c1", "eth0", &conf, "lent");
+    assert!(stops(&mut add, Duration::from_secs(10)), "ADD stopping");
+    assert_eq!(
+        policy_of(&add.id().to_string()) & !libc::SCHED_RESET_ON_FORK,
+        libc::SCHED_FIFO
+    );
+    let result: Value = serde_json::from_str(resume(add).unwrap().lines().next().unwrap()).unwrap();
+    let ip = result["ips"][0]["address"].as_str().unwrap();
+    let ip = ip.split('/').next().unwrap().to_string();
+    // The veth's removal and the conntrack walk: nobody waits for them,
+    // and they are not bounded as ADD's and DEL's own work is.
+    assert_eq!(del_paused(&ns, "c1", &conf, "forgetting").ok(), Value::Null);
+    let pid = stopped_holder(&ns, &ip);
+    assert_eq!(policy_of(&pid), libc::SCHED_OTHER);
+    ns.ok(&format!("kill -CONT {pid}"));
+    assert_nothing_left(&ns);
+}
+
 #[test]
 fn a_del_forgets_its_connections_out_so_a_peer_sending_again_never_reaches_the_next_holder() {
     let Some(ns) = HostNs::new(

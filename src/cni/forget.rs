@@ -119,8 +119,14 @@ impl Background {
             self.procfs.len()
         );
         release_stdio();
+        // Not the engine's wait's bounded work any more (see cni::run):
+        // done in place, it takes as long as the conntrack table's walk.
+        let in_place = |work: Background| {
+            let _ = crate::realtime::leave();
+            work.run(false);
+        };
         if !single_threaded() {
-            self.run(false);
+            in_place(self);
             return;
         }
         // Its write end closes in this process after its copies of the
@@ -128,14 +134,14 @@ impl Background {
         // end, and once at its end, its own closes are the last.
         let Ok((parent_gone, parent_alive)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         else {
-            self.run(false);
+            in_place(self);
             return;
         };
         // SAFETY: fork in a process with one thread (checked above): the
         // child has every lock free and may allocate; it never returns.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            self.run(false);
+            in_place(self);
             return;
         }
         if pid == 0 {
