@@ -11,8 +11,8 @@
 //! forked child does both, after the answer is written and stdout and
 //! stderr are let go of (an engine reads them to their end), and only then
 //! gives the address back; a veth it could not delete keeps its address
-//! held. Until then the lease is the child's (handed over from
-//! `UNTIL_RELEASED`): should the child die first, or leave the lease held,
+//! held. Until then the lease is the child's (which it takes over from
+//! `UNTIL_RELEASED` first): should the child die first, or leave it held,
 //! the lease is reclaimed as a dead supervisor's (by `gc`, which deletes
 //! the veth first, or by a full pool).
 //!
@@ -149,21 +149,23 @@ impl Background {
             child(self, parent_gone);
         }
         drop(parent_gone);
-        let Background {
-            links: _,
-            leftovers,
-            sockets,
-            procfs,
-        } = self;
-        drop((sockets, procfs));
+        // The child holds the leases now (see `child`), and its copies of
+        // the rest are what count; ours go before the pipe's write end.
+        drop(self);
         drop(parent_alive);
-        let Ok(process) = Process::of(pid as u32) else {
-            // Gone already: it gave the addresses back, or its leases stay
-            // until released (its own work) or reclaimed.
+    }
+
+    /// Makes this process the holder of every leftover's lease: should it
+    /// die before giving one back, the lease is reclaimed as a dead
+    /// supervisor's (an attachment's is held until released otherwise).
+    /// Done by the child itself, first: the parent, which once did it,
+    /// could find the child gone already and leave the lease held for
+    /// good, and it spent a lease's rewrite of DEL's time on it.
+    fn hold_leases(&self) {
+        let Ok(process) = Process::of(std::process::id()) else {
             return;
         };
-        for leftover in &leftovers {
-            // Released already when the child was quicker: nothing held.
+        for leftover in &self.leftovers {
             let handed = leftover
                 .leases
                 .hand_over(leftover.address, &leftover.id, process);
@@ -248,6 +250,7 @@ fn forget_neighbours(bridge: &str, address: Ipv4Addr, address6: Option<Ipv6Addr>
 /// tripled). On failure a lease stays with the child, so it is reclaimed
 /// once the child is gone.
 fn child(work: Background, parent_gone: OwnedFd) -> ! {
+    work.hold_leases();
     pause_at("forgetting");
     let procfs = work.run(true);
     if !procfs.is_empty() {
