@@ -8,6 +8,11 @@
 //! ports to its address, and when publishing a UDP port we delete the
 //! entries of that port that were made before it was published. Both
 //! families: the dump asks for every entry, each is deleted in its own.
+//!
+//! An address given back loses every entry it took part in (see
+//! `forget_addresses_with`): its own connections out too, whose masquerade
+//! mapping would otherwise carry a peer's packets to the address's next
+//! holder for as long as the peer sends.
 
 use std::io;
 use std::net::IpAddr;
@@ -40,6 +45,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("deleting a conntrack entry of {address}")]
+    DeleteOf {
+        address: IpAddr,
+        #[source]
+        source: io::Error,
+    },
 }
 
 fn ct_protocol(protocol: Transport) -> Protocol {
@@ -57,6 +68,7 @@ struct Entry {
     family: NetfilterProtoFamily,
     protocol: Option<Protocol>,
     original_dport: Option<u16>,
+    original_source: Option<IpAddr>,
     reply_source: Option<IpAddr>,
 }
 
@@ -85,32 +97,71 @@ pub fn forget_with(
     forget_on(socket, ports, container)
 }
 
+/// Deletes the entries of every connection one of `addresses` took part
+/// in, on a netfilter netlink socket the caller already has: as the
+/// original source (its own connections out, masqueraded or not) or as
+/// where replies come from (connections to it, through a published port
+/// or routed straight to it). For addresses about to be given back: none
+/// of their entries may lead to their next holder. Returns how many it
+/// deleted.
+pub fn forget_addresses_with(socket: OwnedFd, addresses: &[IpAddr]) -> Result<usize, Error> {
+    if addresses.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: as in `forget_with`.
+    let socket = unsafe { Socket::from_raw_fd(socket.into_raw_fd()) };
+    forget_matching(
+        &socket,
+        |entry| {
+            addresses
+                .iter()
+                .copied()
+                .find(|a| entry.original_source == Some(*a) || entry.reply_source == Some(*a))
+        },
+        |address, source| Error::DeleteOf { address, source },
+    )
+}
+
 fn forget_on(
     socket: Socket,
     ports: &[(Transport, u16)],
     container: Option<&[IpAddr]>,
 ) -> Result<usize, Error> {
-    let entries = dump(&socket).map_err(Error::Dump)?;
+    forget_matching(
+        &socket,
+        |entry| {
+            ports.iter().copied().find(|(t, p)| {
+                entry.protocol == Some(ct_protocol(*t))
+                    && entry.original_dport == Some(*p)
+                    && container.is_none_or(|c| entry.reply_source.is_some_and(|s| c.contains(&s)))
+            })
+        },
+        |(transport, port), source| Error::Delete {
+            proto: transport.name(),
+            port,
+            source,
+        },
+    )
+}
+
+/// Deletes every entry `which` names a reason for (the port or address it
+/// was taken for); a failure is `failed` of that reason. An entry gone
+/// already (timed out, or taken by another teardown) is no failure.
+fn forget_matching<K>(
+    socket: &Socket,
+    which: impl Fn(&Entry) -> Option<K>,
+    failed: impl Fn(K, io::Error) -> Error,
+) -> Result<usize, Error> {
+    let entries = dump(socket).map_err(Error::Dump)?;
     let mut deleted = 0;
     for entry in entries {
-        let Some(&(transport, port)) = ports.iter().find(|(t, p)| {
-            entry.protocol == Some(ct_protocol(*t))
-                && entry.original_dport == Some(*p)
-                && container.is_none_or(|c| entry.reply_source.is_some_and(|s| c.contains(&s)))
-        }) else {
+        let Some(reason) = which(&entry) else {
             continue;
         };
-        match delete(&socket, entry.family, entry.original) {
+        match delete(socket, entry.family, entry.original) {
             Ok(()) => deleted += 1,
-            // Gone already: it timed out or another teardown got there first.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(source) => {
-                return Err(Error::Delete {
-                    proto: transport.name(),
-                    port,
-                    source,
-                });
-            }
+            Err(source) => return Err(failed(reason, source)),
         }
     }
     Ok(deleted)
@@ -197,20 +248,33 @@ fn entry(family: NetfilterProtoFamily, attrs: Vec<ConntrackAttribute>) -> Entry 
         family,
         protocol: None,
         original_dport: None,
+        original_source: None,
         reply_source: None,
     };
     for attr in attrs {
         match attr {
             ConntrackAttribute::CtaTupleOrig(tuples) => {
                 for t in &tuples {
-                    if let Tuple::Proto(parts) = t {
-                        for p in parts {
-                            match p {
-                                ProtoTuple::Protocol(proto) => e.protocol = Some(*proto),
-                                ProtoTuple::DestinationPort(port) => e.original_dport = Some(*port),
-                                _ => {}
+                    match t {
+                        Tuple::Proto(parts) => {
+                            for p in parts {
+                                match p {
+                                    ProtoTuple::Protocol(proto) => e.protocol = Some(*proto),
+                                    ProtoTuple::DestinationPort(port) => {
+                                        e.original_dport = Some(*port);
+                                    }
+                                    _ => {}
+                                }
                             }
                         }
+                        Tuple::Ip(parts) => {
+                            for p in parts {
+                                if let IPTuple::SourceAddress(addr) = p {
+                                    e.original_source = Some(*addr);
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 e.original = tuples;

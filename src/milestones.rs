@@ -23,7 +23,9 @@
 //!   removed.
 //!
 //! In `gc` (or a run giving back a dead supervisor's remains): `unlinked`,
-//! a dead container's veth is deleted, its lease not yet given back.
+//! a dead container's veth is deleted, its lease not yet given back. The
+//! same point in the work a CNI DEL leaves for after its answer (see
+//! `cni::forget`), before its connections are forgotten.
 //!
 //! And in a CNI ADD: `lent`, the engine namespace's IPv6 defaults are lent
 //! (see `netlink::lent`), its interface not yet made.

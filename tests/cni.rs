@@ -887,38 +887,11 @@ fn del_answers_before_forgetting_connections_and_gives_the_address_back_only_aft
 
     // The forgetting process stops itself before it starts: DEL has
     // answered, the entries are still there, and so is the lease.
-    let netns = "/run/netns/c1".to_string();
-    let answer = plugin(
-        &ns,
-        &[
-            ("CNI_COMMAND", "DEL"),
-            ("CNI_CONTAINERID", "c1"),
-            ("CNI_NETNS", &netns),
-            ("CNI_IFNAME", "eth0"),
-            ("SUPERVISOR_TEST_PAUSE_AT", "forgetting"),
-        ],
-        &conf,
-    );
+    let answer = del_paused(&ns, "c1", &conf, "forgetting");
     assert_eq!(answer.ok(), Value::Null);
     assert_eq!(records(&ns), "");
     assert_ne!(entries_from(&ns, &ip), "");
-    let lease = ns.ok(&format!("cat /run/supervisor/leases/sv0/{ip}"));
-    let pid = lease
-        .lines()
-        .find_map(|l| l.strip_prefix("pid="))
-        .expect("the lease names its holder");
-    assert_ne!(pid, "0", "the lease is still the engine's: {lease}");
-    eventually(
-        "the forgetting process stopped",
-        Duration::from_secs(10),
-        || {
-            ns.ok(&format!("cat /proc/{pid}/stat"))
-                .split_whitespace()
-                .nth(2)
-                .is_some_and(|state| state == "T")
-                .then_some(())
-        },
-    );
+    let pid = stopped_holder(&ns, &ip);
     // Meanwhile the address is nobody else's.
     let other = call(&ns, "ADD", "c2", &conf.replace("8080", "8081")).ok();
     assert_ne!(
@@ -937,6 +910,163 @@ fn del_answers_before_forgetting_connections_and_gives_the_address_back_only_aft
     assert_eq!(entries_from(&ns, &ip), "", "entries left for {ip}");
     call(&ns, "DEL", "c2", &conf.replace("8080", "8081")).ok();
     assert_nothing_left(&ns);
+}
+
+/// The process that holds the lease of `ip` (a DEL's work after its
+/// answer, handed the lease), once it has stopped itself at a fault point.
+fn stopped_holder(ns: &HostNs, ip: &str) -> String {
+    eventually(
+        "the lease's holder stopped",
+        Duration::from_secs(10),
+        || {
+            let lease = ns.ok(&format!("cat /run/supervisor/leases/sv0/{ip}"));
+            let pid = lease
+                .lines()
+                .find_map(|l| l.strip_prefix("pid="))
+                .expect("the lease names its holder");
+            // 0 while the lease is still the engine's, before its hand-over.
+            (pid != "0"
+                && ns
+                    .ok(&format!("cat /proc/{pid}/stat 2>/dev/null || true"))
+                    .split_whitespace()
+                    .nth(2)
+                    .is_some_and(|state| state == "T"))
+            .then(|| pid.to_string())
+        },
+    )
+}
+
+/// DEL of container `id` (in netns `id`, as eth0), its work after the
+/// answer stopping itself at fault point `point`.
+fn del_paused(ns: &HostNs, id: &str, conf: &str, point: &str) -> Answer {
+    let netns = format!("/run/netns/{id}");
+    plugin(
+        ns,
+        &[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", id),
+            ("CNI_NETNS", &netns),
+            ("CNI_IFNAME", "eth0"),
+            ("SUPERVISOR_TEST_PAUSE_AT", point),
+        ],
+        conf,
+    )
+}
+
+#[test]
+fn del_without_ports_deletes_the_veth_before_giving_back_its_address() {
+    let Some(ns) = HostNs::new("del_without_ports_deletes_the_veth_before_giving_back_its_address")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", json!({}));
+    let result = call(&ns, "ADD", "c1", &conf).ok();
+    let ip = result["ips"][0]["address"].as_str().unwrap();
+    let ip = ip.split('/').next().unwrap().to_string();
+    assert_eq!(container_veths(&ns).len(), 1);
+
+    assert_eq!(del_paused(&ns, "c1", &conf, "unlinked").ok(), Value::Null);
+    let pid = stopped_holder(&ns, &ip);
+    // The veth is gone and only then is the address free: no one gets it
+    // while the old veth, with the MAC derived from it, is on the bridge.
+    assert_eq!(container_veths(&ns), Vec::<String>::new());
+    assert!(leases(&ns).lines().any(|l| l == ip), "{}", leases(&ns));
+
+    ns.ok(&format!("kill -CONT {pid}"));
+    eventually("the address given back", Duration::from_secs(10), || {
+        (!leases(&ns).lines().any(|l| l == ip)).then_some(())
+    });
+    assert_nothing_left(&ns);
+}
+
+/// The scheduling policy of process `pid` (SCHED_OTHER, SCHED_FIFO, ...).
+fn policy_of(pid: &str) -> libc::c_int {
+    let pid: libc::pid_t = pid.parse().expect("a pid");
+    // SAFETY: sched_getscheduler only reads another process's policy.
+    unsafe { libc::sched_getscheduler(pid) }
+}
+
+#[test]
+fn add_and_del_run_real_time_and_the_work_del_leaves_for_after_its_answer_ordinary() {
+    let Some(ns) = HostNs::new(
+        "add_and_del_run_real_time_and_the_work_del_leaves_for_after_its_answer_ordinary",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", json!({}));
+    let mut add = add_paused(&ns, "c1", "/run/netns/c1", "eth0", &conf, "lent");
+    assert!(stops(&mut add, Duration::from_secs(10)), "ADD stopping");
+    assert_eq!(
+        policy_of(&add.id().to_string()) & !libc::SCHED_RESET_ON_FORK,
+        libc::SCHED_FIFO
+    );
+    let result: Value = serde_json::from_str(resume(add).unwrap().lines().next().unwrap()).unwrap();
+    let ip = result["ips"][0]["address"].as_str().unwrap();
+    let ip = ip.split('/').next().unwrap().to_string();
+    // The veth's removal and the conntrack walk: nobody waits for them,
+    // and they are not bounded as ADD's and DEL's own work is.
+    assert_eq!(del_paused(&ns, "c1", &conf, "forgetting").ok(), Value::Null);
+    let pid = stopped_holder(&ns, &ip);
+    assert_eq!(policy_of(&pid), libc::SCHED_OTHER);
+    ns.ok(&format!("kill -CONT {pid}"));
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_del_forgets_its_connections_out_so_a_peer_sending_again_never_reaches_the_next_holder() {
+    let Some(ns) = HostNs::new(
+        "a_del_forgets_its_connections_out_so_a_peer_sending_again_never_reaches_the_next_holder",
+    ) else {
+        return;
+    };
+    let outside = ns.outside();
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    // One container address: the next ADD gets the one given back.
+    let conf = conf("1.0.0", json!({"subnet": "10.88.7.0/30"}));
+    call(&ns, "ADD", "c1", &conf).ok();
+    // c1's flow out, masqueraded to the host's 192.0.2.1:4000.
+    ns.ok("echo out | ip netns exec c1 nc -u -w 1 -p 4000 192.0.2.2 5000");
+    assert_ne!(
+        flows_out_of(&ns, "10.88.7.2"),
+        "",
+        "no entry of c1's flow out"
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+    eventually("the address given back", Duration::from_secs(10), || {
+        leases(&ns).is_empty().then_some(())
+    });
+    let result = call(&ns, "ADD", "c2", &conf).ok();
+    assert_eq!(result["ips"][0]["address"], "10.88.7.2/30");
+    // c2 listens on the port c1 sent from; the first datagram it gets
+    // decides whose it takes (nc -u -l keeps to its sender).
+    ns.ok(
+        "ip netns exec c2 timeout 20 nc -u -l 4000 >/run/got 2>&1 </dev/null & \
+         for i in $(seq 100); do \
+           ip netns exec c2 grep -q ':0FA0 ' /proc/net/udp && exit 0; sleep 0.05; done; exit 1",
+    );
+    // The peer sends again to where c1's flow was masqueraded.
+    for _ in 0..3 {
+        outside.ok("echo secret-for-c1 | nc -u -w 1 -p 5000 192.0.2.1 4000 || true");
+    }
+    ns.ok("echo from-the-host | nc -u -w 1 10.88.7.2 4000 || true");
+    let got = eventually("c2 getting a datagram", Duration::from_secs(10), || {
+        let got = ns.ok("cat /run/got");
+        (!got.is_empty()).then_some(got)
+    });
+    assert!(!got.contains("secret-for-c1"), "c2 got c1's reply: {got}");
+    assert!(got.contains("from-the-host"), "{got}");
+    call(&ns, "DEL", "c2", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+/// The host's conntrack entries of connections from `ip`.
+fn flows_out_of(ns: &HostNs, ip: &str) -> String {
+    ns.ok(&format!(
+        "conntrack -L 2>/dev/null | grep -F 'src={ip} ' || true"
+    ))
 }
 
 #[test]

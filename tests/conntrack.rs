@@ -5,7 +5,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
-use supervisor::conntrack::forget;
+use supervisor::conntrack::{forget, forget_addresses_with};
 use supervisor::values::Protocol as Transport;
 
 fn conntrack(args: &str) -> String {
@@ -118,6 +118,50 @@ fn a_dual_stack_containers_ipv6_entries_are_deleted_too() {
             assert!(!conntrack("-L -p udp").contains("sport=5000"));
             // Without an address, every family's entries of the port.
             assert_eq!(forget(&[(Transport::Udp, 8080)], None).unwrap(), 1);
+        },
+    );
+}
+
+/// A netfilter netlink socket, as a DEL hands its own to the work after
+/// its answer.
+fn netfilter_socket() -> std::os::fd::OwnedFd {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let socket = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_NETFILTER).unwrap();
+    socket.connect(&netlink_sys::SocketAddr::new(0, 0)).unwrap();
+    // SAFETY: the descriptor was just made and is moved out of `socket`.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(socket.into_raw_fd()) }
+}
+
+#[test]
+fn an_address_given_back_loses_its_connections_out_and_in_and_no_one_elses() {
+    common::in_fresh_netns(
+        "an_address_given_back_loses_its_connections_out_and_in_and_no_one_elses",
+        || {
+            // Its own connection out, masqueraded to the host's address.
+            conntrack(
+                "-I -p udp -s 172.16.0.2 -d 192.0.2.2 --sport 4000 --dport 5000 \
+                 --reply-src 192.0.2.2 --reply-dst 192.0.2.1 --reply-port-src 5000 \
+                 --reply-port-dst 4000 --timeout 100",
+            );
+            insert(5001, 8080, "172.16.0.2"); // to it, through a published port
+            insert(5002, 8080, "172.16.0.3"); // to another container
+            conntrack(
+                "-I -p udp -s 172.16.0.3 -d 192.0.2.2 --sport 4001 --dport 5000 \
+                 --reply-src 192.0.2.2 --reply-dst 192.0.2.1 --reply-port-src 5000 \
+                 --reply-port-dst 4001 --timeout 100",
+            ); // another container's connection out
+            let address = [IpAddr::V4(Ipv4Addr::new(172, 16, 0, 2))];
+            let deleted = forget_addresses_with(netfilter_socket(), &address).unwrap();
+            assert_eq!(deleted, 2);
+            let left = conntrack("-L -p udp");
+            assert!(
+                !left.contains("sport=4000 ") && !left.contains("sport=5001 "),
+                "{left}"
+            );
+            assert!(
+                left.contains("sport=4001 ") && left.contains("sport=5002 "),
+                "{left}"
+            );
         },
     );
 }

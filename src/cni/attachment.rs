@@ -23,7 +23,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use super::config::Config;
-use super::forget::{self, Background, Leftovers};
+use super::forget::{Background, Leftovers};
 use super::protocol::{CniError, Invocation, code};
 use super::result::{Interface, Outcome};
 use crate::conntrack;
@@ -484,9 +484,9 @@ fn publication_of(record: &Record) -> Option<Publication> {
 
 /// DEL of the attachment with `record`, either mode: its elements and its
 /// record now; its host veth (with its peer, when the namespace is still
-/// there), its connections (TCP too: an engine expects nothing of it left)
-/// and then its lease in the returned work, for after the answer (see
-/// `forget`). Goes on past each failure; the record stays when one failed,
+/// there), the connections of its address (TCP too: an engine expects
+/// nothing of it left) and then its lease in the returned work, for after
+/// the answer (see `forget`). Goes on past each failure; the record stays when one failed,
 /// so a DEL again finishes the job.
 pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniError>) {
     let mut later = Background::default();
@@ -518,15 +518,14 @@ pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniE
     // Gone with its namespace, or deleted after the answer. The name is free
     // again by the next ADD (which deletes a leftover first), and
     // `supervisor gc` removes one no record explains.
-    if let Some(veth) = record
+    let veth = record
         .veth
         .as_deref()
         .filter(|v| firewall::interface_exists(v))
-    {
-        later.links.push(veth.to_string());
-    }
+        .map(str::to_string);
     let chained = record.labels.contains_key(LABEL_CHAINED);
     if chained {
+        later.links.extend(veth);
         // The address is the other plugin's, given back by its DEL right
         // after ours: the connections are forgotten before we answer.
         if let (Some(fd), Some(addr)) = (socket.as_ref(), record.address) {
@@ -542,32 +541,44 @@ pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniE
             }
         }
     } else if let (Some(bridge), Some(addr)) = (&record.bridge, record.address) {
+        // The veth goes before the address, after the answer: see `forget`.
         match LeaseDir::new(state_dir, bridge) {
-            Err(err) => failed.push(system(&format!("giving back {addr}"), &err)),
-            Ok(leases) => match socket.as_ref().map(OwnedFd::try_clone) {
-                Some(Ok(fd)) if !ports.is_empty() => later.leftovers.push(Leftovers {
-                    socket: fd,
-                    ports: ports.clone(),
-                    address: addr,
-                    address6: record.address6,
-                    leases,
-                    id: record.id.clone(),
-                    bridge: bridge.clone(),
-                }),
-                _ => {
-                    forget::forget_neighbours(bridge, addr, record.address6);
-                    if let Err(err) = leases.release_held_by(addr, &record.id) {
-                        failed.push(system(&format!("giving back {addr}"), &err));
-                    }
-                }
-            },
+            Err(err) => {
+                later.links.extend(veth);
+                failed.push(system(&format!("giving back {addr}"), &err));
+            }
+            Ok(leases) => later.leftovers.push(Leftovers {
+                link: veth,
+                socket: socket.as_ref().and_then(|fd| fd.try_clone().ok()),
+                address: addr,
+                address6: record.address6,
+                leases,
+                id: record.id.clone(),
+                bridge: bridge.clone(),
+            }),
         }
     } else if let Some(bridge) = &record.bridge {
-        // Recorded before its address: what its id holds.
-        let released =
-            LeaseDir::new(state_dir, bridge).and_then(|dir| dir.release_all_held_by(&record.id));
+        // Recorded before its address (an ADD killed on its way): its veth,
+        // if it was made, is not recorded but named by its id. Rare: it goes
+        // now, before what its id holds.
+        let link = network::host_ifname(&record.id);
+        let released = if firewall::interface_exists(&link) {
+            netlink::remove_link_now(&link).map_err(|err| {
+                system(
+                    &format!("deleting link {link}, which keeps its lease held"),
+                    &err,
+                )
+            })
+        } else {
+            Ok(())
+        }
+        .and_then(|()| {
+            LeaseDir::new(state_dir, bridge)
+                .and_then(|dir| dir.release_all_held_by(&record.id))
+                .map_err(|err| system("giving back its lease", &err))
+        });
         if let Err(err) = released {
-            failed.push(system("giving back its lease", &err));
+            failed.push(err);
         }
     }
     later.sockets.extend(socket);

@@ -5,13 +5,21 @@
 //! (RCU), and forgetting the connections takes a dump of the whole
 //! conntrack table: the kernel walks every bucket of its hash (262,144
 //! here), about 9 ms. The elements are gone before DEL answers, so no new
-//! connection is translated to the address; what matters is that no entry
-//! still points at the address when another container gets it. So one
+//! connection is translated to the address; what matters is that neither
+//! the old veth (with the MAC derived from the address) nor an entry
+//! still leads to the address when another container gets it. So one
 //! forked child does both, after the answer is written and stdout and
 //! stderr are let go of (an engine reads them to their end), and only then
-//! gives the address back. Until then the lease is the child's (handed
-//! over from `UNTIL_RELEASED`): should the child die first, the lease is
-//! reclaimed as a dead supervisor's.
+//! gives the address back; a veth it could not delete keeps its address
+//! held. Until then the lease is the child's (which it takes over from
+//! `UNTIL_RELEASED` first): should the child die first, or leave it held,
+//! the lease is reclaimed as a dead supervisor's (by `gc`, which deletes
+//! the veth first, or by a full pool).
+//!
+//! Every connection the address took part in is forgotten, not only those
+//! of its published ports: an attachment's own connection out, masqueraded,
+//! has an entry whose reply goes to the address; left, a peer that sends
+//! again reaches the address's next holder, and keeps the mapping alive.
 //!
 //! The same child closes, last, the procfs instances an ADD's or DEL's
 //! sysctls went through (see netlink::procfs): an unmount each.
@@ -19,6 +27,7 @@
 //! The child allocates (it parses the dump), which a fork allows only in a
 //! process with one thread: with more, the work is done in place.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -26,15 +35,17 @@ use crate::conntrack;
 use crate::ipam::{self, LeaseDir};
 use crate::milestones::pause_at;
 use crate::netlink;
-use crate::values::{Process, Protocol};
+use crate::values::Process;
 
-/// An attachment's connections to forget, and its address to give back
-/// after.
+/// An attachment's host veth to delete and connections to forget, and its
+/// address to give back after.
 pub struct Leftovers {
-    /// A netfilter socket (a duplicate of the firewall's).
-    pub socket: OwnedFd,
-    /// The host ports the attachment published, TCP and UDP.
-    pub ports: Vec<(Protocol, u16)>,
+    /// Its host veth, when it is still there: the address stays held
+    /// unless it goes.
+    pub link: Option<String>,
+    /// A netfilter socket (a duplicate of the firewall's); None when it
+    /// could not be had (DEL reports that), and nothing is forgotten.
+    pub socket: Option<OwnedFd>,
     pub address: Ipv4Addr,
     /// Its IPv6 address, on a dual-stack network: the same lease.
     pub address6: Option<Ipv6Addr>,
@@ -49,7 +60,8 @@ pub struct Leftovers {
 /// What one or more DELs (a GC's) leave to do after answering.
 #[derive(Default)]
 pub struct Background {
-    /// Host veths to delete.
+    /// Host veths to delete that hold no address of ours (a chained
+    /// attachment's).
     pub links: Vec<String>,
     pub leftovers: Vec<Leftovers>,
     /// Netfilter sockets that deleted elements: the last close waits for
@@ -63,6 +75,13 @@ pub struct Background {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("deleting link {link}, which keeps {address} held")]
+    Link {
+        link: String,
+        address: Ipv4Addr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Conntrack(#[from] conntrack::Error),
     #[error(transparent)]
@@ -94,14 +113,20 @@ impl Background {
         // Before stderr goes: tests read it to tell which calls fork.
         tracing::debug!(
             "after the answer: {} links, {} leftovers, {} sockets, {} procfs instances",
-            self.links.len(),
+            self.links.len() + self.leftovers.iter().filter(|l| l.link.is_some()).count(),
             self.leftovers.len(),
             self.sockets.len(),
             self.procfs.len()
         );
         release_stdio();
+        // Not the engine's wait's bounded work any more (see cni::run):
+        // done in place, it takes as long as the conntrack table's walk.
+        let in_place = |work: Background| {
+            let _ = crate::realtime::leave();
+            work.run(false);
+        };
         if !single_threaded() {
-            self.run(false);
+            in_place(self);
             return;
         }
         // Its write end closes in this process after its copies of the
@@ -109,14 +134,14 @@ impl Background {
         // end, and once at its end, its own closes are the last.
         let Ok((parent_gone, parent_alive)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         else {
-            self.run(false);
+            in_place(self);
             return;
         };
         // SAFETY: fork in a process with one thread (checked above): the
         // child has every lock free and may allocate; it never returns.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            self.run(false);
+            in_place(self);
             return;
         }
         if pid == 0 {
@@ -124,21 +149,23 @@ impl Background {
             child(self, parent_gone);
         }
         drop(parent_gone);
-        let Background {
-            links: _,
-            leftovers,
-            sockets,
-            procfs,
-        } = self;
-        drop((sockets, procfs));
+        // The child holds the leases now (see `child`), and its copies of
+        // the rest are what count; ours go before the pipe's write end.
+        drop(self);
         drop(parent_alive);
-        let Ok(process) = Process::of(pid as u32) else {
-            // Gone already: it gave the addresses back, or its leases stay
-            // until released (its own work) or reclaimed.
+    }
+
+    /// Makes this process the holder of every leftover's lease: should it
+    /// die before giving one back, the lease is reclaimed as a dead
+    /// supervisor's (an attachment's is held until released otherwise).
+    /// Done by the child itself, first: the parent, which once did it,
+    /// could find the child gone already and leave the lease held for
+    /// good, and it spent a lease's rewrite of DEL's time on it.
+    fn hold_leases(&self) {
+        let Ok(process) = Process::of(std::process::id()) else {
             return;
         };
-        for leftover in &leftovers {
-            // Released already when the child was quicker: nothing held.
+        for leftover in &self.leftovers {
             let handed = leftover
                 .leases
                 .hand_over(leftover.address, &leftover.id, process);
@@ -150,7 +177,7 @@ impl Background {
 
     /// The links first, so no one gets an address while its old owner's
     /// veth is still on the bridge; then each attachment's connections,
-    /// and its address.
+    /// and its address, unless its veth could not be deleted.
     ///
     /// In the child (`in_child`), the walk of the connections goes at the
     /// least priority: see `yield_to_others`. In place, the engine waits
@@ -159,12 +186,32 @@ impl Background {
         for link in &self.links {
             let _ = netlink::remove_link_now(link);
         }
+        let mut left = BTreeSet::new();
+        for leftover in &self.leftovers {
+            if let Some(link) = &leftover.link
+                && let Err(source) = netlink::remove_link_now(link)
+            {
+                tracing::warn!(
+                    "after DEL: {}",
+                    crate::error_chain::Chain(&Error::Link {
+                        link: link.clone(),
+                        address: leftover.address,
+                        source,
+                    })
+                );
+                left.insert(leftover.address);
+            }
+        }
+        pause_at("unlinked");
         if in_child && !self.leftovers.is_empty() {
             yield_to_others();
         }
         for leftover in self.leftovers {
+            if left.contains(&leftover.address) {
+                continue;
+            }
             if let Err(err) = forget_then_release(leftover) {
-                tracing::warn!("after DEL: {err}");
+                tracing::warn!("after DEL: {}", crate::error_chain::Chain(&err));
             }
         }
         drop(self.sockets);
@@ -176,7 +223,9 @@ fn forget_then_release(work: Leftovers) -> Result<(), Error> {
     let addresses: Vec<IpAddr> = std::iter::once(work.address.into())
         .chain(work.address6.map(IpAddr::from))
         .collect();
-    conntrack::forget_with(work.socket, &work.ports, Some(&addresses))?;
+    if let Some(socket) = work.socket {
+        conntrack::forget_addresses_with(socket, &addresses)?;
+    }
     forget_neighbours(&work.bridge, work.address, work.address6);
     work.leases.release_held_by(work.address, &work.id)?;
     Ok(())
@@ -186,7 +235,7 @@ fn forget_then_release(work: Leftovers) -> Result<(), Error> {
 /// before they are given back. A failure is only told: an entry left
 /// points at the MAC the address's next holder gets, and that holder's
 /// plumbing sets it again.
-pub fn forget_neighbours(bridge: &str, address: Ipv4Addr, address6: Option<Ipv6Addr>) {
+fn forget_neighbours(bridge: &str, address: Ipv4Addr, address6: Option<Ipv6Addr>) {
     if let Err(err) = netlink::forget_neighbours_on(bridge, address, address6) {
         tracing::warn!(
             "taking out the neighbour entries of {address}: {}",
@@ -201,6 +250,7 @@ pub fn forget_neighbours(bridge: &str, address: Ipv4Addr, address6: Option<Ipv6A
 /// tripled). On failure a lease stays with the child, so it is reclaimed
 /// once the child is gone.
 fn child(work: Background, parent_gone: OwnedFd) -> ! {
+    work.hold_leases();
     pause_at("forgetting");
     let procfs = work.run(true);
     if !procfs.is_empty() {
@@ -245,4 +295,55 @@ fn release_stdio() {
 /// Whether this process has one thread: /proc/self/task lists each.
 fn single_threaded() -> bool {
     std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipam::{Holder, Pool};
+    use crate::scratch::Scratch;
+
+    /// A lease of `pool` held until released, as an attachment's.
+    fn leased(pool: &Pool, id: &str) -> Ipv4Addr {
+        let holder = Holder {
+            name: format!("{id}:eth0"),
+            id: id.to_string(),
+            process: Process::UNTIL_RELEASED,
+        };
+        let lease = pool.lease(None, None, &holder).unwrap();
+        let addr = lease.addr();
+        lease.keep();
+        addr
+    }
+
+    fn leftover(pool: &Pool, address: Ipv4Addr, id: &str, link: Option<&str>) -> Leftovers {
+        Leftovers {
+            link: link.map(str::to_string),
+            socket: None,
+            address,
+            address6: None,
+            leases: pool.lease_dir().clone(),
+            id: id.to_string(),
+            bridge: "sv-no-such".to_string(),
+        }
+    }
+
+    #[test]
+    fn an_address_whose_veth_could_not_be_deleted_stays_held_and_the_others_go() {
+        let dir = Scratch::new("forget-kept");
+        let pool = Pool::new(dir.path(), "sv0", "172.16.0.0/24".parse().unwrap()).unwrap();
+        let stuck = leased(&pool, "stuck");
+        let gone = leased(&pool, "gone");
+        let work = Background {
+            // Refused before any request: a link that cannot be deleted.
+            leftovers: vec![
+                leftover(&pool, stuck, "stuck", Some("no/such")),
+                leftover(&pool, gone, "gone", None),
+            ],
+            ..Background::default()
+        };
+        assert!(work.run(false).is_empty());
+        let left: Vec<Ipv4Addr> = pool.leases().unwrap().into_iter().map(|(a, _)| a).collect();
+        assert_eq!(left, [stuck]);
+    }
 }

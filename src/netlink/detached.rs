@@ -161,9 +161,9 @@ fn child(msg: &[u8]) -> ! {
     }
 }
 
-/// Deletes link `name` and waits for the kernel's answer, which is not
-/// read: for a process nobody waits for (see `cni::forget`). A link that is
-/// gone already is no error.
+/// Deletes link `name` and waits for the kernel's answer: for a process
+/// nobody waits for (see `cni::forget`), which gives the link's address
+/// back only once it is gone. A link that is gone already is no error.
 pub fn remove_link_now(name: &str) -> io::Result<()> {
     if let Some(why) = ifname_problem(name) {
         return Err(io::Error::new(
@@ -171,9 +171,32 @@ pub fn remove_link_now(name: &str) -> io::Result<()> {
             format!("{name:?}: {why}"),
         ));
     }
-    // SAFETY: raw syscalls on a socket `send` opens and closes itself.
-    unsafe { send(&request(name)) };
-    Ok(())
+    let mut answer = [0u8; 256];
+    // SAFETY: raw syscalls on a socket `exchange` opens and closes itself,
+    // on memory that outlives the call.
+    let len = unsafe { exchange(&request(name), &mut answer) };
+    match acknowledged(&answer[..len.min(answer.len())]) {
+        Ok(()) => Ok(()),
+        Err(err) if err.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// The kernel's answer to a request sent with NLM_F_ACK: Ok for an
+/// acknowledgement, the errno it carries otherwise (EIO when there is no
+/// readable answer, as when the socket could not be made).
+fn acknowledged(answer: &[u8]) -> io::Result<()> {
+    const NLMSG_ERROR: u16 = 2;
+    let Some(header) = answer.get(..20) else {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    };
+    if u16::from_ne_bytes([header[4], header[5]]) != NLMSG_ERROR {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    }
+    match i32::from_ne_bytes([header[16], header[17], header[18], header[19]]) {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(-errno)),
+    }
 }
 
 /// Sends `msg` to the kernel over a netlink route socket of its own and
@@ -247,6 +270,24 @@ mod tests {
         assert_eq!(&msg[36..51], b"sv-0123456789ab");
         assert_eq!(msg[51], 0);
         assert!(remove_link_detached("a/b").is_err());
+    }
+
+    #[test]
+    fn an_acknowledgement_is_ok_and_an_error_answer_its_errno() {
+        let answer = |errno: i32| {
+            let mut msg = vec![0u8; 36];
+            msg[..4].copy_from_slice(&36u32.to_ne_bytes());
+            msg[4..6].copy_from_slice(&2u16.to_ne_bytes());
+            msg[16..20].copy_from_slice(&(-errno).to_ne_bytes());
+            msg
+        };
+        assert!(acknowledged(&answer(0)).is_ok());
+        let busy = acknowledged(&answer(libc::EBUSY)).unwrap_err();
+        assert_eq!(busy.raw_os_error(), Some(libc::EBUSY));
+        assert_eq!(
+            acknowledged(&[]).unwrap_err().raw_os_error(),
+            Some(libc::EIO)
+        );
     }
 
     /// An RTM_NEWLINK answer with IFLA_LINK_NETNSID `nsid` after another
