@@ -22,8 +22,11 @@ impl Rootfs {
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .expect("/bin/busybox: install busybox-static (scripts/deps)");
+        assert!(
+            Path::new("/bin/busybox").exists(),
+            "/bin/busybox: install busybox-static (scripts/deps)"
+        );
+        common::copy_executable("/bin/busybox", &bin.join("busybox"));
         let list = std::process::Command::new("/bin/busybox")
             .arg("--list")
             .output()

@@ -351,6 +351,20 @@ pub fn stop(mut child: Child) {
     assert!(status.success(), "{status}");
 }
 
+/// Copies the executable `from` to `to` in a child process (`cp`): a
+/// descriptor of ours open for writing on `to` would be inherited by any
+/// child another test thread forks meanwhile, and exec'ing `to` while that
+/// child lives fails with ETXTBSY.
+pub fn copy_executable(from: &str, to: &std::path::Path) {
+    let copied = Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .stdin(Stdio::null())
+        .status()
+        .expect("spawn cp");
+    assert!(copied.success(), "cp {from} {}", to.display());
+}
+
 /// Retries `attempt` until it returns Some, for at most `limit`: a deadline
 /// to fail instead of hanging, never a timing claim.
 pub fn eventually<T>(what: &str, limit: Duration, mut attempt: impl FnMut() -> Option<T>) -> T {
