@@ -366,7 +366,7 @@ fn a_volume_from_the_hosts_tmp_is_mounted_though_the_containers_own_tmp_covers_i
     ) else {
         return;
     };
-    let data = std::env::temp_dir().join(format!("sv-isolation-tmp-volume-{}", std::process::id()));
+    let data = common::unique_temp_path("isolation-tmp-volume");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("in"), "from the host's /tmp\n").unwrap();
     let dir = format!("{}:/mnt:ro", data.display());
