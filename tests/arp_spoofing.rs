@@ -9,7 +9,8 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use common::HostNs;
 use common::container::{Container, SV0, answers, ask, host, inside};
@@ -41,11 +42,17 @@ print("sent", flush=True)
 "#;
 
 /// The forging script, written where containers (which see the host's
-/// filesystem) can run it.
-fn forge_script() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("forge_frames.py");
-    std::fs::write(&path, FORGE).expect("write the forging script");
-    path
+/// filesystem) can run it. Written once: a test writing it again (a
+/// truncation, then a write) while another test's forger reads it would
+/// run a script cut short.
+fn forge_script() -> &'static Path {
+    static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
+    SCRIPT.get_or_init(|| {
+        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("forge_frames-{}.py", std::process::id()));
+        std::fs::write(&path, FORGE).expect("write the forging script");
+        path
+    })
 }
 
 fn python() -> &'static str {

@@ -13,7 +13,7 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(test: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("{test}-{}", std::process::id()));
+        let dir = common::unique_temp_path(test);
         std::fs::create_dir_all(&dir).expect("scratch dir");
         Scratch(dir)
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
+mod common;
 mod source;
 
 /// The layer list of src/lib.rs, top first: module → position.
@@ -139,7 +140,7 @@ fn the_layer_list_names_every_module_once_with_values_at_the_bottom() {
 
 #[test]
 fn a_climb_back_up_is_caught() {
-    let dir = std::env::temp_dir().join(format!("supervisor-layers-{}", std::process::id()));
+    let dir = common::unique_temp_path("layers");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(dir.join("state")).unwrap();
     fs::write(

@@ -2,10 +2,12 @@
 //! `--log-level error`, and RUST_LOG over both. `ps` over a state
 //! directory holding an unreadable record warns without needing root.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-const SUPERVISOR: &str = env!("CARGO_BIN_EXE_supervisor");
+use common::SUPERVISOR;
 const WARNING: &str = "record(s) of dead supervisors or unreadable";
 
 /// A state directory with one unreadable record, removed on drop.
@@ -13,7 +15,7 @@ struct StateDir(PathBuf);
 
 impl StateDir {
     fn new(name: &str) -> StateDir {
-        let dir = std::env::temp_dir().join(format!("sv-{name}-{}", std::process::id()));
+        let dir = common::unique_temp_path(name);
         std::fs::create_dir_all(dir.join("containers")).unwrap();
         std::fs::write(dir.join("containers/0123456789ab.json"), "not json").unwrap();
         StateDir(dir)

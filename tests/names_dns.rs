@@ -55,8 +55,11 @@ fn the_hostname_resolves_at_once_to_the_containers_address_without_dns() {
         [address, "web"],
         "{out}"
     );
+    // A query to the unreachable nameserver would wait out the resolver's
+    // 5 s timeout: a bound well under it tells the two apart, and leaves a
+    // loaded 2-core machine room to start getent.
     let ms: u64 = lines[1].parse().unwrap();
-    assert!(ms < 100, "getent took {ms} ms");
+    assert!(ms < 1000, "getent took {ms} ms");
     assert!(whole.as_secs() < 3, "the whole run took {whole:?}");
     // Without a network the hostname is 127.0.0.1's, as in docker.
     let out = ok(&ns.run(&[

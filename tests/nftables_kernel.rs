@@ -456,7 +456,7 @@ fn a_detached_sockets_holder_waits_a_grace_period_after_our_exit_before_its_tick
     if !common::privileged(NAME) {
         return;
     }
-    let trace = std::env::temp_dir().join(format!("holder-trace-{}", std::process::id()));
+    let trace = common::unique_temp_path("holder-trace");
     let out = Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=membarrier,clock_nanosleep", "-o"])
         .arg(&trace)

@@ -335,7 +335,7 @@ fn commands_that_need_root_say_which_privilege_is_missing_and_change_nothing() {
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert_eq!(stderr(&out), message, "{args:?}");
     }
-    let file = std::env::temp_dir().join(format!("sv-privileges-{}.nft", std::process::id()));
+    let file = common::unique_temp_path("privileges").with_extension("nft");
     std::fs::write(
         &file,
         "table inet t {\n  chain c { type filter hook input priority 0; }\n}\n",
@@ -712,7 +712,7 @@ fn commands_on_an_empty_or_missing_state_directory_are_quiet() {
 fn ps_summarises_thousands_of_ports_in_the_table_and_lists_them_all_in_json() {
     // A record is enough: `ps` reads records, and this test process is
     // the live supervisor it names.
-    let dir = std::env::temp_dir().join(format!("supervisor-ps-ports-{}", std::process::id()));
+    let dir = common::unique_temp_path("ps-ports");
     let containers = dir.join("containers");
     std::fs::create_dir_all(&containers).unwrap();
     let me = std::process::id();

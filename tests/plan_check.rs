@@ -129,7 +129,7 @@ fn a_dry_run_refuses_a_state_directory_every_user_can_write_as_the_run_does() {
     let Some(ns) = HostNs::new(test) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("{test}-{}", std::process::id()));
+    let dir = common::unique_temp_path(test);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let before = system(&ns);

@@ -412,7 +412,7 @@ fn on_cgroup2_the_container_is_cloned_into_its_cgroup_and_a_missing_controller_i
     if !common::privileged(test) {
         return;
     }
-    let work = std::env::temp_dir().join(format!("cgroup2-test-{}", std::process::id()));
+    let work = common::unique_temp_path("cgroup2-test");
     let (root, state) = (work.join("cgroup2"), work.join("state"));
     std::fs::create_dir_all(&root).unwrap();
     std::fs::create_dir_all(&state).unwrap();

@@ -351,6 +351,36 @@ pub fn stop(mut child: Child) {
     assert!(status.success(), "{status}");
 }
 
+/// A path under /tmp named after `tag` that no other test uses, in this
+/// run or a concurrent one: each run of the suite starts in a pid
+/// namespace of its own, so pids repeat, while all of them share /tmp (and
+/// one run's cleanup would remove another's files). Not made.
+pub fn unique_temp_path(tag: &str) -> std::path::PathBuf {
+    static MADE: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!(
+        "sv-{tag}-{}-{nanos}-{}",
+        std::process::id(),
+        MADE.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Copies the executable `from` to `to` in a child process (`cp`): a
+/// descriptor of ours open for writing on `to` would be inherited by any
+/// child another test thread forks meanwhile, and exec'ing `to` while that
+/// child lives fails with ETXTBSY.
+pub fn copy_executable(from: &str, to: &std::path::Path) {
+    let copied = Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .stdin(Stdio::null())
+        .status()
+        .expect("spawn cp");
+    assert!(copied.success(), "cp {from} {}", to.display());
+}
+
 /// Retries `attempt` until it returns Some, for at most `limit`: a deadline
 /// to fail instead of hanging, never a timing claim.
 pub fn eventually<T>(what: &str, limit: Duration, mut attempt: impl FnMut() -> Option<T>) -> T {

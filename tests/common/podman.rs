@@ -43,8 +43,14 @@ impl<'a> Podman<'a> {
         for dir in ["proc", "sys", "dev", "tmp"] {
             std::fs::create_dir_all(podman.file(&format!("rootfs/{dir}"))).expect("rootfs dirs");
         }
-        std::fs::copy("/bin/busybox", podman.file("rootfs/bin/busybox"))
-            .expect("/bin/busybox: install busybox-static (scripts/deps)");
+        assert!(
+            std::path::Path::new("/bin/busybox").exists(),
+            "/bin/busybox: install busybox-static (scripts/deps)"
+        );
+        super::copy_executable(
+            "/bin/busybox",
+            std::path::Path::new(&podman.file("rootfs/bin/busybox")),
+        );
         for applet in ["sh", "nc", "echo", "cat", "sleep", "ip", "hostname", "true"] {
             std::os::unix::fs::symlink("busybox", podman.file(&format!("rootfs/bin/{applet}")))
                 .expect("busybox applet link");
