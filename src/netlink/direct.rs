@@ -62,6 +62,11 @@ pub(crate) struct Direct {
     /// between answers and never zeroed: `recv` writes into its spare
     /// capacity.
     buf: Vec<u8>,
+    /// Once the socket has joined a multicast group ([`Direct::join`]),
+    /// the notifications that came among the answers of a pipeline, for
+    /// [`Direct::await_notification`]: the kernel queues a notification
+    /// when it happens, which may be before an answer it wrote later.
+    notifications: Option<Vec<RouteNetlinkMessage>>,
 }
 
 impl Direct {
@@ -81,6 +86,7 @@ impl Direct {
             socket,
             seq: 0,
             buf: Vec::with_capacity(64 * 1024),
+            notifications: None,
         })
     }
 
@@ -111,7 +117,15 @@ impl Direct {
         let mut outcomes: Vec<Option<io::Result<Option<RouteNetlinkMessage>>>> =
             (0..count).map(|_| None).collect();
         let mut pending = count;
-        self.receive(|msg| {
+        let mut notifications = self.notifications.take();
+        let received = self.receive(|msg| {
+            if msg.header.sequence_number == 0
+                && let Some(kept) = notifications.as_mut()
+                && let NetlinkPayload::InnerMessage(inner) = msg.payload
+            {
+                kept.push(inner);
+                return false;
+            }
             let slot = msg
                 .header
                 .sequence_number
@@ -134,8 +148,58 @@ impl Direct {
                 }
             }
             pending == 0
-        })?;
+        });
+        self.notifications = notifications;
+        received?;
         Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Has the kernel send this socket its notifications of multicast
+    /// group `group` (an RTNLGRP_*) from now on, besides the answers, for
+    /// [`Direct::await_notification`].
+    pub(crate) fn join(&mut self, group: u32) -> io::Result<()> {
+        self.socket.add_membership(group)?;
+        self.notifications.get_or_insert_default();
+        Ok(())
+    }
+
+    /// Reads notifications until `wanted` accepts one; false when none
+    /// did within `timeout`.
+    pub(crate) fn await_notification(
+        &mut self,
+        timeout: std::time::Duration,
+        mut wanted: impl FnMut(&RouteNetlinkMessage) -> bool,
+    ) -> io::Result<bool> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        if let Some(kept) = self.notifications.as_mut()
+            && let Some(i) = kept.iter().position(&mut wanted)
+        {
+            kept.drain(..=i);
+            return Ok(true);
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let millis = u16::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(millis)) {
+                Ok(0) => return Ok(false),
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(errno) => return Err(errno.into()),
+            }
+            let mut found = false;
+            self.receive_one(|msg| {
+                if let NetlinkPayload::InnerMessage(inner) = &msg.payload {
+                    found = wanted(inner);
+                }
+                found
+            })?;
+            if found {
+                return Ok(true);
+            }
+        }
     }
 
     /// Reads messages and hands each to `take` until it says it has had
@@ -144,25 +208,34 @@ impl Direct {
         &mut self,
         mut take: impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> bool,
     ) -> io::Result<()> {
-        loop {
-            self.buf.clear();
-            self.socket.recv(&mut self.buf, 0)?;
-            let n = self.buf.len();
-            let mut offset = 0;
-            while offset < n {
-                let bytes = &self.buf[offset..n];
-                let len = NetlinkBuffer::new_checked(bytes).map_err(invalid)?.length() as usize;
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len])
-                    .map_err(invalid)?;
-                if take(msg) {
-                    return Ok(());
-                }
-                if len == 0 {
-                    break;
-                }
-                offset += (len + 3) & !3;
+        while !self.receive_one(&mut take)? {}
+        Ok(())
+    }
+
+    /// Reads one datagram and hands its messages to `take` until it says it
+    /// has had enough; whether it did.
+    fn receive_one(
+        &mut self,
+        mut take: impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> bool,
+    ) -> io::Result<bool> {
+        self.buf.clear();
+        self.socket.recv(&mut self.buf, 0)?;
+        let n = self.buf.len();
+        let mut offset = 0;
+        while offset < n {
+            let bytes = &self.buf[offset..n];
+            let len = NetlinkBuffer::new_checked(bytes).map_err(invalid)?.length() as usize;
+            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len])
+                .map_err(invalid)?;
+            if take(msg) {
+                return Ok(true);
             }
+            if len == 0 {
+                break;
+            }
+            offset += (len + 3) & !3;
         }
+        Ok(false)
     }
 
     /// The index of link `name` in the socket's namespace (SIOCGIFINDEX:

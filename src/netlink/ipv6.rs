@@ -1,6 +1,7 @@
 //! IPv6 on a link, usable at once: an address added with IFA_F_NODAD (no
 //! duplicate address detection, which otherwise keeps it `tentative`, and
-//! unbindable, for about a second), a default route via a gateway, in the
+//! unbindable, for about a second; its local route still comes a little
+//! after, see [`is_local_route_of`]), a default route via a gateway, in the
 //! host namespace or in a container's. The per-interface IPv6 sysctls
 //! (`disable_ipv6`, `accept_ra`, `autoconf`, `accept_dad`) are in
 //! [`super::sysctl`]. The run path adds these through `bridge` (the
@@ -10,10 +11,11 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
 
 use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use rtnetlink::{AddressMessageBuilder, Handle, RouteMessageBuilder};
 
 use super::netns::{socket_in, with_connection};
@@ -32,6 +34,28 @@ pub(crate) fn address_message(index: u32, addr: Ipv6Addr, prefix_len: u8) -> Add
         .attributes
         .push(AddressAttribute::Flags(AddressFlags::Nodad));
     message
+}
+
+/// Whether `message` (a notification of the IPv6 route group) is the
+/// local route of `addr`: the one that
+/// makes packets for `addr` delivered here rather than forwarded.
+///
+/// An address added without DAD does not have it yet when the request
+/// adding it is answered: the kernel inserts it from its
+/// address-configuration work item, which runs after, when it gets RTNL
+/// (inet6_addr_add leaves the IFA_F_NODAD address to addrconf_dad_start,
+/// whose work item completes it). Until then, a packet for the address is
+/// forwarded, and dropped as the container does not forward
+/// (`ip6_forward`, IP_INADDRERRORS).
+pub(crate) fn is_local_route_of(message: &RouteNetlinkMessage, addr: Ipv6Addr) -> bool {
+    let RouteNetlinkMessage::NewRoute(route) = message else {
+        return false;
+    };
+    route.header.kind == RouteType::Local
+        && route.header.destination_prefix_length == 128
+        && route
+            .attributes
+            .contains(&RouteAttribute::Destination(RouteAddress::Inet6(addr)))
 }
 
 /// The request adding `default via gateway` for IPv6, through `oif` when
@@ -187,6 +211,58 @@ pub fn link_local_for(mac: [u8; 6]) -> Ipv6Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The notification may come among the answers of a later pipeline,
+    /// before them: kept, it is still found.
+    #[test]
+    fn the_local_route_of_an_address_added_without_dad_is_found_even_when_it_came_among_answers() {
+        use super::super::direct::{Change, Direct};
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+                "needs root"
+            );
+            eprintln!("SKIPPED the_local_route_of_an_address_added_without_dad_...: needs root");
+            return;
+        }
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let addr: Ipv6Addr = "2001:db8::5".parse().unwrap();
+            let mut direct = Direct::open().unwrap();
+            let lo = direct.index_of("lo").unwrap();
+            direct.join(libc::RTNLGRP_IPV6_ROUTE).unwrap();
+            let up = rtnetlink::LinkUnspec::new_with_index(lo).up().build();
+            let added = direct
+                .pipeline(vec![
+                    (RouteNetlinkMessage::NewLink(up), Some(Change::Modify)),
+                    (
+                        RouteNetlinkMessage::NewAddress(address_message(lo, addr, 64)),
+                        Some(Change::Create),
+                    ),
+                ])
+                .unwrap();
+            assert!(added.iter().all(Result::is_ok), "{added:?}");
+            // The kernel's work item inserts the route meanwhile; its
+            // notification waits in the socket, before the next answer.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let again = rtnetlink::LinkUnspec::new_with_index(lo).up().build();
+            let answered = direct
+                .pipeline(vec![(
+                    RouteNetlinkMessage::NewLink(again),
+                    Some(Change::Modify),
+                )])
+                .unwrap();
+            assert!(answered.iter().all(Result::is_ok), "{answered:?}");
+            let found = direct
+                .await_notification(std::time::Duration::from_millis(500), |message| {
+                    is_local_route_of(message, addr)
+                })
+                .unwrap();
+            assert!(found, "the local route of {addr} was not seen");
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn the_link_local_address_is_the_eui_64_of_the_mac() {

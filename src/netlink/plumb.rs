@@ -275,10 +275,15 @@ fn plumb_now(
     created?;
     given_back?;
     let veth = start.elapsed();
-    inside(socket, spec, mac)?;
+    let mut socket = inside(socket, spec, mac)?;
     drop(netns);
     let inside = start.elapsed();
     let port = host_side(&mut host, spec, mac)?;
+    // After the host's side, which the kernel's work for the address
+    // overlaps.
+    if let Some((address6, _)) = spec.ipv6 {
+        await_local_route(&mut socket, address6)?;
+    }
     let total = start.elapsed();
     let timings = PlumbTimings {
         veth,
@@ -319,7 +324,8 @@ fn open_inside(
 /// up, its address and default route, its neighbour entry for the
 /// gateway when the bridge's MAC (`spec.bridge_mac`) is known, and with IPv6
 /// its link-local and IPv6 addresses (no DAD), default route and entry
-/// for the IPv6 gateway.
+/// for the IPv6 gateway. The socket, listening with IPv6 for the address's
+/// local route (see `await_local_route`).
 ///
 /// The gateway's entry, because the container's first ARP request must
 /// not come before its anti-spoofing elements, which come with the
@@ -344,7 +350,7 @@ fn open_inside(
 /// request to ff02::1 from the host) by soliciting it: the entry stayed
 /// INCOMPLETE past the publish batch, and the first SYN-ACK waited for
 /// the retransmit (tests/first_packets.rs).
-fn inside(mut inside: Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<(), Error> {
+fn inside(mut inside: Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Direct, Error> {
     let peer = &spec.peer;
     let index = inside.index_of(peer).map_err(|source| Error::Request {
         action: "finding",
@@ -444,12 +450,60 @@ fn inside(mut inside: Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<(), 
         );
         contexts.insert(0, ("adding address", format!("{link_local}/64 to {peer}")));
     }
+    if spec.ipv6.is_some() {
+        // Before the address is added, so that the notification of its
+        // local route cannot come before we listen (see
+        // `ipv6::is_local_route_of`, `await_local_route`).
+        inside
+            .join(libc::RTNLGRP_IPV6_ROUTE)
+            .map_err(|source| Error::Request {
+                action: "listening for the IPv6 routes of",
+                object: format!("{peer} in the container"),
+                source,
+            })?;
+    }
     let outcomes = inside.pipeline(requests).map_err(Error::direct(
         "configuring",
         format!("{peer} in the container"),
     ))?;
-    first_failure(outcomes, contexts)
+    first_failure(outcomes, contexts)?;
+    Ok(inside)
 }
+
+/// Waits until the container's IPv6 address `address6` has its local
+/// route, which the kernel inserts after the request adding the address
+/// (see `ipv6::is_local_route_of`): a container published before that
+/// dropped the SYNs of its first milliseconds (tests/churn.rs, the
+/// dual-stack restart; with RTNL busy, up to 1.5 ms after the publish
+/// batch). Bounded: past the bound the container starts anyway, warned.
+fn await_local_route(inside: &mut Direct, address6: Ipv6Addr) -> Result<(), Error> {
+    let start = Instant::now();
+    let came = inside
+        .await_notification(LOCAL_ROUTE_BOUND, |message| {
+            ipv6::is_local_route_of(message, address6)
+        })
+        .map_err(|source| Error::Request {
+            action: "waiting for the local route of",
+            object: address6.to_string(),
+            source,
+        })?;
+    tracing::debug!(
+        "local route of {address6}: waited {} us",
+        start.elapsed().as_micros()
+    );
+    if !came {
+        tracing::warn!(
+            "{address6} is not usable after {LOCAL_ROUTE_BOUND:?}: the container starts anyway, \
+             and may not be reachable over IPv6 at once"
+        );
+    }
+    Ok(())
+}
+
+/// How long plumbing waits for the kernel to make a container's IPv6
+/// address its own: the work item needs RTNL, which a busy host holds for
+/// milliseconds at a time.
+const LOCAL_ROUTE_BOUND: Duration = Duration::from_secs(2);
 
 /// The container's neighbour entry (on its interface `index`) for its
 /// gateway `address`, at the bridge's MAC (see `inside`).
