@@ -18,10 +18,13 @@ use std::time::Duration;
 use common::container::{Container, SV0, answers, ask, inside, refused};
 use common::{HostNs, forge};
 
-/// Sends COUNT general queries from eth0, 100 ms apart, then prints
-/// "sent". `mld`: an MLDv2 query from our link-local address to ff02::1;
-/// `igmp`: an IGMPv3 query from OWN_IP to 224.0.0.1. Both as a querier
-/// sends them (hop limit / TTL 1, router alert), maximum response 100 ms.
+/// Sends COUNT messages of a multicast querier or router from eth0, 100 ms
+/// apart, then prints "sent", each as a querier or router sends it (hop
+/// limit / TTL 1, router alert): `mld`, an MLDv2 general query from our
+/// link-local address to ff02::1; `igmp`, an IGMPv3 general query from
+/// OWN_IP to 224.0.0.1 (maximum response 100 ms both); `mrd`, a multicast
+/// router advertisement (RFC 4286) to ff02::6a; `pim`, a PIMv2 hello to
+/// 224.0.0.13.
 const QUERY: &str = r#"
 import socket, struct, sys, time
 family, own_ip, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -33,22 +36,33 @@ def csum(data):
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
-if family == "mld":
+def with_csum(message, pseudo=b""):
+    return message[:2] + struct.pack("!H", csum(pseudo + message)) + message[4:]
+def icmpv6(dst_mac, dst, message):
     src = b"\xfe\x80" + b"\0" * 6 + bytes([mac[0] ^ 2]) + mac[1:3] + b"\xff\xfe" + mac[3:6]
-    dst = socket.inet_pton(socket.AF_INET6, "ff02::1")
-    query = struct.pack("!BBHHH16sBBH", 130, 0, 0, 100, 0, b"\0" * 16, 2, 125, 0)
-    pseudo = src + dst + struct.pack("!I3xB", len(query), 58)
-    query = query[:2] + struct.pack("!H", csum(pseudo + query)) + query[4:]
+    dst = socket.inet_pton(socket.AF_INET6, dst)
+    message = with_csum(message, src + dst + struct.pack("!I3xB", len(message), 58))
     hbh = bytes([58, 0, 5, 2, 0, 0, 1, 0])
-    ip6 = struct.pack("!IHBB", 6 << 28, len(hbh) + len(query), 0, 1) + src + dst
-    frame = b"\x33\x33\x00\x00\x00\x01" + mac + b"\x86\xdd" + ip6 + hbh + query
-else:
-    query = struct.pack("!BBH4sBBH", 0x11, 1, 0, b"\0" * 4, 2, 125, 0)
-    query = query[:2] + struct.pack("!H", csum(query)) + query[4:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x46, 0xC0, 24 + len(query), 0, 0, 1, 2, 0,
-                     socket.inet_aton(own_ip), socket.inet_aton("224.0.0.1")) + b"\x94\x04\x00\x00"
+    ip6 = struct.pack("!IHBB", 6 << 28, len(hbh) + len(message), 0, 1) + src + dst
+    return dst_mac + mac + b"\x86\xdd" + ip6 + hbh + message
+def ipv4(dst_mac, dst, protocol, options, message):
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45 + len(options) // 4, 0xC0,
+                     20 + len(options) + len(message), 0, 0, 1, protocol, 0,
+                     socket.inet_aton(own_ip), socket.inet_aton(dst)) + options
     ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-    frame = b"\x01\x00\x5e\x00\x00\x01" + mac + b"\x08\x00" + ip + query
+    return dst_mac + mac + b"\x08\x00" + ip + with_csum(message)
+if family == "mld":
+    frame = icmpv6(b"\x33\x33\x00\x00\x00\x01", "ff02::1",
+                   struct.pack("!BBHHH16sBBH", 130, 0, 0, 100, 0, b"\0" * 16, 2, 125, 0))
+elif family == "mrd":
+    frame = icmpv6(b"\x33\x33\x00\x00\x00\x6a", "ff02::6a",
+                   struct.pack("!BBHHH", 151, 20, 0, 125, 2))
+elif family == "pim":
+    frame = ipv4(b"\x01\x00\x5e\x00\x00\x0d", "224.0.0.13", 103, b"",
+                 struct.pack("!BBHHHH", 0x20, 0, 0, 1, 2, 105))
+else:
+    frame = ipv4(b"\x01\x00\x5e\x00\x00\x01", "224.0.0.1", 2, b"\x94\x04\x00\x00",
+                 struct.pack("!BBH4sBBH", 0x11, 1, 0, b"\0" * 4, 2, 125, 0))
 for _ in range(count):
     s.send(frame)
     time.sleep(0.1)
@@ -57,7 +71,7 @@ print("sent", flush=True)
 
 const PREFIX6: &str = "fd53:7570:6572::";
 
-/// A dual-stack container at `.ip` that sends `family` queries, as root
+/// A dual-stack container at `.ip` that sends `family` messages, as root
 /// with the default capabilities; it stays until stopped (the bridge
 /// forgets a router port when the port goes).
 fn querier(ns: &HostNs, ip: u8, family: &str) -> Container {
@@ -143,20 +157,42 @@ fn a_containers_mld_query_does_not_cut_off_a_container_the_bridge_saw_no_report_
     }
 }
 
-#[test]
-fn a_containers_igmp_query_makes_its_port_no_multicast_router_port() {
-    let Some(ns) = HostNs::new("a_containers_igmp_query_makes_its_port_no_router") else {
+/// A container sending `family` messages leaves the bridge without a
+/// multicast router port; with the `rule` containing `text` deleted, the
+/// same messages make its port one.
+fn makes_no_router_port(test: &str, family: &str, text: &str) {
+    let Some(ns) = HostNs::new(test) else {
         return;
     };
-    let attacker = querier(&ns, 4, "igmp");
-    assert_eq!(router_ports(&ns), "", "the query reached the bridge");
+    let attacker = querier(&ns, 4, family);
+    assert_eq!(router_ports(&ns), "", "{family} reached the bridge");
 
     // Proof that the attack is real: without the rule the bridge takes the
-    // container for an IPv4 querier and its port for a router port.
-    forge::delete_guard_rule(&ns, "meta l4proto { igmp, pim }");
-    let unguarded = querier(&ns, 5, "igmp");
-    assert_ne!(router_ports(&ns), "", "without the guard a querier is seen");
+    // container's port for a router port (and, for a query, the container
+    // for a querier).
+    forge::delete_guard_rule(&ns, text);
+    let unguarded = querier(&ns, 5, family);
+    assert_ne!(
+        router_ports(&ns),
+        "",
+        "without the guard {family} makes a router port"
+    );
     for c in [unguarded, attacker] {
         c.stop();
     }
+}
+
+#[test]
+fn a_containers_igmp_query_makes_its_port_no_multicast_router_port() {
+    makes_no_router_port("igmp_query_makes_no_router_port", "igmp", "igmp, pim");
+}
+
+#[test]
+fn a_containers_pim_hello_makes_its_port_no_multicast_router_port() {
+    makes_no_router_port("pim_hello_makes_no_router_port", "pim", "igmp, pim");
+}
+
+#[test]
+fn a_containers_multicast_router_advertisement_makes_its_port_no_router_port() {
+    makes_no_router_port("router_advertisement_makes_no_router_port", "mrd", "151");
 }
