@@ -292,7 +292,7 @@ pub struct RunArgs {
     /// With -d: the size at which the log moves to NAME.log.1 (one kept):
     /// bytes, or with a k, m or g suffix.
     #[arg(long, value_name = "SIZE", default_value = supervisor::container_log::DEFAULT_MAX_SIZE,
-          value_parser = supervisor::container_log::parse_size)]
+          value_parser = supervisor::container_log::parse_size, requires = "detach")]
     pub log_max_size: u64,
 
     /// PID 1 is a minimal init that forwards signals to the command and
@@ -896,6 +896,14 @@ mod tests {
         assert!(!run.init);
         assert_eq!(run.command, ["false"]);
         assert!(parse(&["run", "--init=maybe", "true"]).is_err());
+    }
+
+    #[test]
+    fn a_log_size_without_detach_is_refused_as_there_is_no_log() {
+        let err = parse(&["run", "--log-max-size", "1k", "true"]).unwrap_err();
+        assert!(err.to_string().contains("--detach"), "{err}");
+        assert!(parse(&["run", "-d", "--log-max-size", "1k", "true"]).is_ok());
+        assert!(parse(&["--bridge", "br9", "run", "true"]).is_ok());
     }
 
     #[test]

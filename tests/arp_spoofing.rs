@@ -9,11 +9,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
 use common::HostNs;
 use common::container::{Container, SV0, answers, ask, host, inside};
+use common::forge::{delete_guard_rule, python, script};
 
 /// Sends forged frames from eth0 for SECONDS, then prints "sent".
 /// `arp CLAIM`: a gratuitous ARP request and an ARP reply to the gateway,
@@ -41,29 +39,6 @@ while time.time() < end:
 print("sent", flush=True)
 "#;
 
-/// The forging script, written where containers (which see the host's
-/// filesystem) can run it. Written once: a test writing it again (a
-/// truncation, then a write) while another test's forger reads it would
-/// run a script cut short.
-fn forge_script() -> &'static Path {
-    static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
-    SCRIPT.get_or_init(|| {
-        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("forge_frames-{}.py", std::process::id()));
-        std::fs::write(&path, FORGE).expect("write the forging script");
-        path
-    })
-}
-
-fn python() -> &'static str {
-    let python = "/usr/bin/python3";
-    assert!(
-        std::path::Path::new(python).exists(),
-        "{python} is needed to forge frames (Debian package python3)"
-    );
-    python
-}
-
 /// Runs the forger as a container of its own at `.ip`, as root with the
 /// default capabilities, and waits until it has sent for `seconds`. It
 /// stays until stopped: the bridge forgets what it learned on a port when
@@ -72,7 +47,7 @@ fn forge(ns: &HostNs, ip: u8, mode: &str, claim: &str, seconds: f32) -> Containe
     let script = format!(
         "{} {} {mode} {claim} {} {seconds}",
         python(),
-        forge_script().display(),
+        script("forge_frames.py", FORGE).display(),
         SV0.gateway()
     );
     let mut forger = Container::on(ns, &SV0, &["--ip", &SV0.ip(ip)], &script);
@@ -93,21 +68,6 @@ fn fdb_port(ns: &HostNs, mac: &str) -> String {
         .and_then(|l| l.split_whitespace().nth(2))
         .unwrap_or_else(|| panic!("no entry for {mac}: {fdb}"))
         .to_string()
-}
-
-/// Deletes the rule of the bridge table's prerouting chain containing
-/// `text`: the protection switched off.
-fn delete_rule(ns: &HostNs, text: &str) {
-    let chain = ns.ok("nft -a list chain bridge supervisor prerouting");
-    let handle = chain
-        .lines()
-        .find(|l| l.contains(text))
-        .and_then(|l| l.rsplit_once("# handle "))
-        .map(|(_, h)| h.trim().to_string())
-        .unwrap_or_else(|| panic!("no rule with {text:?}: {chain}"));
-    ns.ok(&format!(
-        "nft delete rule bridge supervisor prerouting handle {handle}"
-    ));
 }
 
 const VICTIM_MAC: &str = "02:42:ac:10:00:02";
@@ -142,7 +102,7 @@ fn a_forged_arp_claiming_another_containers_address_does_not_move_the_hosts_neig
     host_reaches_the_victim(&ns);
 
     // Proof that the attack is real: without the ARP rule it succeeds.
-    delete_rule(&ns, "arp saddr ip");
+    delete_guard_rule(&ns, "arp saddr ip");
     let unguarded = forge(&ns, 4, "arp", &SV0.ip(2), 2.0);
     let entry = host_neighbour(&ns, &SV0.ip(2));
     assert!(
@@ -167,7 +127,7 @@ fn a_frame_from_another_containers_mac_does_not_move_the_bridges_forwarding_entr
     host_reaches_the_victim(&ns);
 
     // Proof that the attack is real: without the MAC rule it succeeds.
-    delete_rule(&ns, "ether saddr != @mac_guard");
+    delete_guard_rule(&ns, "ether saddr != @mac_guard");
     let unguarded = forge(&ns, 4, "mac", &SV0.ip(2), 1.0);
     assert_ne!(
         fdb_port(&ns, VICTIM_MAC),

@@ -7,9 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::HostNs;
@@ -29,28 +28,12 @@ struct Linked {
 
 impl Linked {
     fn start(ns: &HostNs) -> Linked {
-        let supervisor = ns
-            .supervisor()
-            .env("SUPERVISOR_TEST_PAUSE_AT", "linked")
-            .args(["run", "--bridge", "sv0", "--subnet", "172.16.0.0/24"])
+        let mut run = ns.supervisor();
+        run.args(["run", "--bridge", "sv0", "--subnet", "172.16.0.0/24"])
             .args(["--ipv6", "--ip", "172.16.0.2", "-p", "8080:8000"])
             .args(["--", "sh", "-c"])
-            .arg("busybox httpd -f -p 8000 -h / & echo ready; read _ || true")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn supervisor");
-        let sup = supervisor.id();
-        common::eventually(
-            "the supervisor stopping at linked",
-            Duration::from_secs(10),
-            || (common::process_state(sup) == Some('T')).then_some(()),
-        );
-        let pid = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children"))
-            .expect("supervisor's children")
-            .trim()
-            .parse()
-            .expect("one container");
+            .arg("busybox httpd -f -p 8000 -h / & echo ready; read _ || true");
+        let (supervisor, pid) = common::spawn_stopped_at(run, "linked");
         Linked { supervisor, pid }
     }
 
@@ -66,14 +49,7 @@ impl Linked {
 
     /// Lets the supervisor publish and start the command; waits for it.
     fn publish(&mut self) {
-        // SAFETY: kill on our own child's pid, not yet reaped.
-        unsafe { libc::kill(self.supervisor.id() as i32, libc::SIGCONT) };
-        let out = self.supervisor.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(out)
-            .read_line(&mut line)
-            .expect("the container's first line");
-        assert_eq!(line.trim(), "ready");
+        common::resume_to_ready(&mut self.supervisor);
     }
 }
 

@@ -19,6 +19,8 @@ pub struct Writer {
     size: u64,
     max_size: u64,
     at_line_start: bool,
+    /// Bytes of the current line written so far, its timestamp included.
+    line_len: u64,
     _lock: Flock<File>,
 }
 
@@ -45,6 +47,7 @@ impl Writer {
             size: 0,
             max_size,
             at_line_start: true,
+            line_len: 0,
             _lock: lock,
         })
     }
@@ -61,18 +64,21 @@ impl Writer {
                 self.file.write_all(stamp.as_bytes())?;
                 self.file.write_all(b" ")?;
                 self.size += stamp.len() as u64 + 1;
+                self.line_len = stamp.len() as u64 + 1;
                 self.at_line_start = false;
             }
             let end = match chunk.iter().position(|&b| b == b'\n') {
                 Some(i) => i + 1,
                 None => chunk.len(),
             };
-            // A line longer than the cap is cut there, the rest a new line.
-            let room = self.max_size.saturating_sub(self.size).max(1);
+            // A line longer than the cap is cut there, the rest a new line;
+            // one that only crosses it stays whole in this file.
+            let room = self.max_size.saturating_sub(self.line_len).max(1);
             let end = end.min(usize::try_from(room).unwrap_or(usize::MAX));
             let (line, rest) = chunk.split_at(end);
             self.file.write_all(line)?;
             self.size += line.len() as u64;
+            self.line_len += line.len() as u64;
             if line.ends_with(b"\n") {
                 self.at_line_start = true;
             } else if !rest.is_empty() {
@@ -163,6 +169,34 @@ mod tests {
         assert!(size(&paths.rotated) <= 200 + 50);
         assert!(lines(&paths.current).last().unwrap().ends_with("line 29"));
         assert!(!lines(&paths.rotated).iter().any(|l| l.ends_with("line 0")));
+    }
+
+    #[test]
+    fn a_line_crossing_the_cap_stays_whole_in_one_file() {
+        let dir = tempdir("whole");
+        let mut w = Writer::create(&dir, "c", 1000).unwrap();
+        let written: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+        for line in &written {
+            w.write(format!("{line}\n").as_bytes()).unwrap();
+        }
+        let paths = Paths::new(&dir, "c");
+        let mut got = lines(&paths.rotated);
+        got.extend(lines(&paths.current));
+        let text: Vec<&str> = got.iter().map(|l| l.split_once(' ').unwrap().1).collect();
+        assert_eq!(text, written[written.len() - text.len()..]);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_cap_is_cut_at_the_cap() {
+        let dir = tempdir("long");
+        let mut w = Writer::create(&dir, "c", 100).unwrap();
+        w.write(&[b'x'; 300]).unwrap();
+        w.write(b"\n").unwrap();
+        let paths = Paths::new(&dir, "c");
+        let mut got = lines(&paths.rotated);
+        got.extend(lines(&paths.current));
+        assert!(got.len() > 1, "{got:?}");
+        assert!(got.iter().all(|l| l.len() <= 100), "{got:?}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod container;
+pub mod forge;
 pub mod netns;
 pub mod podman;
 pub mod terminal;
@@ -464,6 +465,44 @@ pub fn background(cmd: &mut Command) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn supervisor")
+}
+
+/// Spawns `supervisor` (a `supervisor run`), stdin and stdout piped, to
+/// stop at `point` (SUPERVISOR_TEST_PAUSE_AT), and waits until it has;
+/// returns it with its container's PID 1 as the host sees it. SIGCONT
+/// lets it go on.
+pub fn spawn_stopped_at(mut supervisor: Command, point: &str) -> (Child, u32) {
+    let supervisor = supervisor
+        .env("SUPERVISOR_TEST_PAUSE_AT", point)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    let sup = supervisor.id();
+    eventually(
+        &format!("the supervisor stopping at {point}"),
+        Duration::from_secs(10),
+        || (process_state(sup) == Some('T')).then_some(()),
+    );
+    let pid = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children"))
+        .expect("supervisor's children")
+        .trim()
+        .parse()
+        .expect("one container");
+    (supervisor, pid)
+}
+
+/// Lets a supervisor stopped by `spawn_stopped_at` go on, and waits for
+/// its container's first line, which must be "ready".
+pub fn resume_to_ready(supervisor: &mut Child) {
+    // SAFETY: kill on our own child's pid, not yet reaped.
+    unsafe { libc::kill(supervisor.id() as i32, libc::SIGCONT) };
+    let out = supervisor.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(out)
+        .read_line(&mut line)
+        .expect("the container's first line");
+    assert_eq!(line.trim(), "ready");
 }
 
 /// The state letter of process `pid` (R, S, T, Z...), None when it is gone.
