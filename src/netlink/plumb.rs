@@ -398,7 +398,11 @@ fn inside(mut inside: Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Dire
     }
     if let Some((address6, subnet6)) = spec.ipv6 {
         let prefix_len6 = subnet6.prefix_len();
-        requests.extend([
+        // First of all: the kernel's work item that gives the address its
+        // local route (see `await_local_route`) then runs while the rest
+        // is done, rather than after it.
+        requests.insert(
+            0,
             (
                 RouteNetlinkMessage::NewAddress(ipv6::address_message(
                     index,
@@ -407,24 +411,25 @@ fn inside(mut inside: Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Dire
                 )),
                 Some(Change::Create),
             ),
-            (
-                RouteNetlinkMessage::NewRoute(ipv6::default_route_message(
-                    subnet6.gateway(),
-                    Some(index),
-                )),
-                Some(Change::Create),
-            ),
-        ]);
-        contexts.extend([
+        );
+        contexts.insert(
+            0,
             (
                 "adding address",
                 format!("{address6}/{prefix_len6} to {peer}"),
             ),
-            (
-                "adding IPv6 default route via",
-                subnet6.gateway().to_string(),
-            ),
-        ]);
+        );
+        requests.push((
+            RouteNetlinkMessage::NewRoute(ipv6::default_route_message(
+                subnet6.gateway(),
+                Some(index),
+            )),
+            Some(Change::Create),
+        ));
+        contexts.push((
+            "adding IPv6 default route via",
+            subnet6.gateway().to_string(),
+        ));
         // The address the default route goes via, the one the kernel
         // resolves (not the bridge's link-local address).
         if let Some(bridge_mac) = spec.bridge_mac {
