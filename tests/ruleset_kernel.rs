@@ -256,8 +256,8 @@ fn error_samples_fail_at_their_position_and_change_nothing() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// The IPv6 error samples are ones nft 1.0.6 refuses too (`nft -c`), at
-/// the same line and column; the loader's message may say more.
+/// The IPv6 and igmp error samples are ones nft 1.0.6 refuses too (`nft
+/// -c`), at the same line and column; the loader's message may say more.
 const IPV6_ERRORS_NFT_REFUSES: &[&str] = &[
     "ip6-priority-field",
     "ip6-dscp-out-of-range",
@@ -267,6 +267,8 @@ const IPV6_ERRORS_NFT_REFUSES: &[&str] = &[
     "ip6-address-triple-colon",
     "ip6-reversed-range",
     "icmpv6-unknown-type",
+    "igmp-unknown-type",
+    "igmp-after-tcp",
     "icmpv6-after-tcp",
     "tcp-after-icmpv6-nexthdr",
     "icmpv6-mtu-of-echo",

@@ -310,6 +310,8 @@ pub enum DataType {
     Icmpv6Type,
     /// `icmpv6_code`: 1 byte (`port-unreachable` is 4).
     Icmpv6Code,
+    /// `igmp_type`: 1 byte (`membership-query` is 0x11).
+    IgmpType,
     /// `dscp` as the IPv6 header holds it: 6 bits in the 2 bytes at offset 0
     /// (shifted left by 6), so a value is 2 bytes.
     Ip6Dscp,
@@ -344,6 +346,7 @@ impl DataType {
             DataType::ArpOp => "arp_op",
             DataType::Icmpv6Type => "icmpv6_type",
             DataType::Icmpv6Code => "icmpv6_code",
+            DataType::IgmpType => "igmp_type",
             DataType::Ip6Dscp => "dscp",
             DataType::Ip6Ecn => "ecn",
             DataType::Integer8
@@ -378,6 +381,7 @@ impl DataType {
             | DataType::Ip6Flowlabel => 4,
             DataType::Icmpv6Type => 29,
             DataType::Icmpv6Code => 33,
+            DataType::IgmpType => 42,
             DataType::Ip6Dscp => 36,
             DataType::Ip6Ecn => 37,
             DataType::EtherAddr => 9,
@@ -398,6 +402,7 @@ impl DataType {
             | DataType::Integer8
             | DataType::Icmpv6Type
             | DataType::Icmpv6Code
+            | DataType::IgmpType
             | DataType::Ip6Ecn
             | DataType::Ip6Version => 1,
             DataType::Ip6Flowlabel => 3,
@@ -482,6 +487,7 @@ pub enum Scalar {
     Int32(u32),
     Icmpv6Type(u8),
     Icmpv6Code(u8),
+    IgmpType(u8),
     /// The 6-bit DSCP value (`cs1` is 8), unshifted.
     Ip6Dscp(u8),
     /// The 2-bit ECN value (`ect0` is 2), unshifted.
@@ -515,6 +521,7 @@ impl Scalar {
             Scalar::Int32(_) => DataType::Integer32,
             Scalar::Icmpv6Type(_) => DataType::Icmpv6Type,
             Scalar::Icmpv6Code(_) => DataType::Icmpv6Code,
+            Scalar::IgmpType(_) => DataType::IgmpType,
             Scalar::Ip6Dscp(_) => DataType::Ip6Dscp,
             Scalar::Ip6Ecn(_) => DataType::Ip6Ecn,
             Scalar::Ip6Version(_) => DataType::Ip6Version,
@@ -718,6 +725,8 @@ pub enum Selector {
     Icmpv6Sequence,
     Icmpv6Mtu,
     Icmpv6MaxDelay,
+    /// `igmp type`: IPv4 only, so nft checks for IPv4 first.
+    IgmpType,
     TcpSport,
     TcpDport,
     /// `tcp flags`.
@@ -798,6 +807,7 @@ impl Selector {
             Selector::Icmpv6Type => DataType::Icmpv6Type,
             Selector::Icmpv6Code => DataType::Icmpv6Code,
             Selector::Icmpv6Mtu => DataType::Integer32,
+            Selector::IgmpType => DataType::IgmpType,
         }
     }
 }

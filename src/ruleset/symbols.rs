@@ -171,6 +171,15 @@ pub const ICMPV6_TYPES: &[(&str, u8)] = &[
     ("mld2-listener-report", 143),
 ];
 
+/// `igmp type` names, as nft 1.0.6 knows them (`nft describe igmp type`).
+pub const IGMP_TYPES: &[(&str, u8)] = &[
+    ("membership-query", 0x11),
+    ("membership-report-v1", 0x12),
+    ("membership-report-v2", 0x16),
+    ("membership-report-v3", 0x22),
+    ("leave-group", 0x17),
+];
+
 /// `dscp` names (`nft describe ip6 dscp`).
 pub const DSCP: &[(&str, u8)] = &[
     ("cs0", 0x00),

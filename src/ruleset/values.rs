@@ -229,6 +229,7 @@ pub fn expected(ty: DataType) -> &'static str {
         | DataType::Ip6Flowlabel => "a number",
         DataType::Icmpv6Type => "an icmpv6 type",
         DataType::Icmpv6Code => "an icmpv6 code",
+        DataType::IgmpType => "an igmp type",
         DataType::Ip6Dscp => "a dscp value",
         DataType::Ip6Ecn => "an ecn value",
     }
@@ -401,6 +402,10 @@ pub fn scalar(expr: &Expr, ty: DataType) -> Result<Scalar> {
             Some(n) => Scalar::Icmpv6Code(n as u8),
             None => Scalar::Icmpv6Code(named(expr, ty, symbols::ICMPV6_CODES)?),
         },
+        DataType::IgmpType => match number_at_most(expr, ty, u8::MAX.into())? {
+            Some(n) => Scalar::IgmpType(n as u8),
+            None => Scalar::IgmpType(named(expr, ty, symbols::IGMP_TYPES)?),
+        },
         DataType::Ip6Dscp => match number_at_most(expr, ty, 0x3f)? {
             Some(n) => Scalar::Ip6Dscp(n as u8),
             None => Scalar::Ip6Dscp(named(expr, ty, symbols::DSCP)?),
@@ -458,6 +463,7 @@ fn orderable(ty: DataType) -> bool {
             | DataType::Integer32
             | DataType::Icmpv6Type
             | DataType::Icmpv6Code
+            | DataType::IgmpType
             | DataType::Ip6Dscp
             | DataType::Ip6Ecn
             | DataType::Ip6Version
@@ -545,6 +551,7 @@ fn ordinal(s: &Scalar) -> u128 {
         Scalar::Int8(v)
         | Scalar::Icmpv6Type(v)
         | Scalar::Icmpv6Code(v)
+        | Scalar::IgmpType(v)
         | Scalar::Ip6Dscp(v)
         | Scalar::Ip6Ecn(v)
         | Scalar::Ip6Version(v) => (*v).into(),

@@ -119,6 +119,19 @@ impl Checker {
                     }
                 }
             }
+            S::IgmpType => {
+                if let Some(&other) = ctx.l4.iter().find(|&&have| have != IPPROTO_IGMP) {
+                    return Err(conflict(&proto_name(other), "igmp"));
+                }
+                match ctx.l3 {
+                    Some(L3::Arp) => return Err(conflict(l3_name(L3::Arp), "igmp")),
+                    // As for icmpv6: nft checks for IPv4 first where the
+                    // family is open, an earlier `ip6 ...` is no conflict.
+                    None => ctx.l3 = Some(L3::Ip),
+                    Some(_) => {}
+                }
+                ctx.learn_l4(IPPROTO_IGMP);
+            }
             S::MetaNfproto if ctx.table.family != Family::Inet => {
                 return Err(Error::new(
                     key.span.clone(),
@@ -372,6 +385,7 @@ impl Checker {
 }
 
 const IPPROTO_ICMPV6: u8 = 58;
+const IPPROTO_IGMP: u8 = 2;
 
 fn selector_words(sel: Selector) -> &'static str {
     match sel {

@@ -182,19 +182,18 @@ impl<'a> Ctx<'a, '_> {
     /// Adds the checks the selectors depend on, unless already known.
     fn deps(&mut self, key: &[Selector], span: &'a Span) -> Result<(), Error> {
         for sel in key {
-            if types::is_icmpv6(*sel)
-                && self.nfproto.is_none()
-                && !self.l4protos.contains(&types::IPPROTO_ICMPV6)
-            {
-                // nft checks for IPv6 first where the family is open (a
-                // known IPv4 is no conflict to it), unless the rule already
-                // matched the transport protocol.
-                self.nfproto = Some(NFPROTO_IPV6);
-                let exprs = match self.family {
-                    Family::Bridge => types::ether_type_ip6_exprs(),
-                    _ => dependency_exprs(Dep::NfProto(NFPROTO_IPV6), self.family),
-                };
-                self.out.push(Lowered::Expression(exprs.to_vec()));
+            if let Some((nfproto, l4proto)) = types::network_first(*sel) {
+                if self.nfproto.is_none() && !self.l4protos.contains(&l4proto) {
+                    // nft checks for the IP version first where the family
+                    // is open (a known other version is no conflict to it),
+                    // unless the rule already matched the transport protocol.
+                    self.nfproto = Some(nfproto);
+                    let exprs = match self.family {
+                        Family::Bridge => types::ether_type_network_exprs(nfproto),
+                        _ => dependency_exprs(Dep::NfProto(nfproto), self.family),
+                    };
+                    self.out.push(Lowered::Expression(exprs.to_vec()));
+                }
             }
             if let Some(dep) = dependency(*sel, self.family) {
                 self.require(dep, span)?;

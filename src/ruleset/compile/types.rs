@@ -39,6 +39,7 @@ pub(super) fn type_byteorder(ty: DataType) -> u32 {
         | DataType::Verdict
         | DataType::Icmpv6Type
         | DataType::Icmpv6Code
+        | DataType::IgmpType
         | DataType::Ip6Ecn
         | DataType::Ip6Version => BYTEORDER_INVALID,
     }
@@ -80,7 +81,9 @@ pub(super) fn scalar_bytes(scalar: &Scalar) -> Result<Vec<u8>, String> {
         }
         Scalar::EtherAddr(a) => a.to_vec(),
         Scalar::EtherType(v) | Scalar::ArpOp(v) | Scalar::Int16(v) => v.to_be_bytes().to_vec(),
-        Scalar::Int8(v) | Scalar::Icmpv6Type(v) | Scalar::Icmpv6Code(v) => vec![*v],
+        Scalar::Int8(v) | Scalar::Icmpv6Type(v) | Scalar::Icmpv6Code(v) | Scalar::IgmpType(v) => {
+            vec![*v]
+        }
         Scalar::Int32(v) => v.to_be_bytes().to_vec(),
         // Sub-byte fields sit where the header has them, as nft shifts
         // values to compare them with the masked load.
@@ -178,6 +181,7 @@ const ETH_P_ARP: u16 = 0x0806;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 pub(super) const IPPROTO_ICMPV6: u8 = 58;
+const IPPROTO_IGMP: u8 = 2;
 
 pub(super) fn proto_name(dep: Dep) -> String {
     match dep {
@@ -187,6 +191,7 @@ pub(super) fn proto_name(dep: Dep) -> String {
         Dep::L4Proto(IPPROTO_TCP) => "tcp".into(),
         Dep::L4Proto(IPPROTO_UDP) => "udp".into(),
         Dep::L4Proto(IPPROTO_ICMPV6) => "icmpv6".into(),
+        Dep::L4Proto(IPPROTO_IGMP) => "igmp".into(),
         Dep::NfProto(n) | Dep::L4Proto(n) => n.to_string(),
     }
 }
@@ -213,6 +218,7 @@ pub(super) fn dependency(sel: Selector, family: Family) -> Option<Dep> {
             Some(Dep::NfProto(NFPROTO_IPV6))
         }
         sel if is_icmpv6(sel) => Some(Dep::L4Proto(IPPROTO_ICMPV6)),
+        Selector::IgmpType => Some(Dep::L4Proto(IPPROTO_IGMP)),
         Selector::TcpSport | Selector::TcpDport | Selector::TcpFlags => {
             Some(Dep::L4Proto(IPPROTO_TCP))
         }
@@ -243,11 +249,27 @@ pub(super) fn is_icmpv6(sel: Selector) -> bool {
     )
 }
 
-/// The ethertype check nft 1.0.6 puts before an `icmpv6` match in a bridge
-/// table that has not fixed the network protocol: a frame header load
-/// (`ether type ip6`), where `ip6 ...` matches check `meta protocol`.
-pub(super) fn ether_type_ip6_exprs() -> [Expr; 2] {
-    ether_type_exprs(ETH_P_IPV6)
+/// The network protocol (NFPROTO_*) and transport protocol of a field of a
+/// protocol that exists in one IP version only (`icmpv6`, `igmp`): where the
+/// family is open nft checks the network protocol first, unless the rule
+/// already matched the transport protocol.
+pub(super) fn network_first(sel: Selector) -> Option<(u8, u8)> {
+    match sel {
+        sel if is_icmpv6(sel) => Some((NFPROTO_IPV6, IPPROTO_ICMPV6)),
+        Selector::IgmpType => Some((NFPROTO_IPV4, IPPROTO_IGMP)),
+        _ => None,
+    }
+}
+
+/// The ethertype check nft 1.0.6 puts before an `icmpv6` or `igmp` match in
+/// a bridge table that has not fixed the network protocol: a frame header
+/// load (`ether type ip6`), where `ip6 ...` matches check `meta protocol`.
+pub(super) fn ether_type_network_exprs(nfproto: u8) -> [Expr; 2] {
+    ether_type_exprs(if nfproto == NFPROTO_IPV6 {
+        ETH_P_IPV6
+    } else {
+        ETH_P_IP
+    })
 }
 
 /// `ether type T` read from the frame header.
@@ -343,6 +365,7 @@ pub(super) fn payload(sel: Selector) -> Option<(PayloadBase, u32, u32)> {
         Selector::Icmpv6Id | Selector::Icmpv6MaxDelay => (Transport, 4, 2),
         Selector::Icmpv6Mtu => (Transport, 4, 4),
         Selector::Icmpv6Sequence => (Transport, 6, 2),
+        Selector::IgmpType => (Transport, 0, 1),
         Selector::TcpSport | Selector::UdpSport | Selector::ThSport => (Transport, 0, 2),
         Selector::TcpDport | Selector::UdpDport | Selector::ThDport => (Transport, 2, 2),
         Selector::TcpFlags => (Transport, 13, 1),
@@ -472,6 +495,7 @@ pub(super) const EXPR_CONCAT: u32 = 13;
 const EXPR_FIB: u32 = 26;
 
 // nft's protocol description ids and header field numbers (proto.h).
+const PROTO_DESC_IGMP: u32 = 5;
 const PROTO_DESC_UDP: u32 = 6;
 const PROTO_DESC_TCP: u32 = 8;
 const PROTO_DESC_TH: u32 = 11;
@@ -528,6 +552,7 @@ fn payload_template(sel: Selector) -> Option<(u32, u32)> {
         Selector::Icmpv6Id => (PROTO_DESC_ICMPV6, 6),
         Selector::Icmpv6Sequence => (PROTO_DESC_ICMPV6, 7),
         Selector::Icmpv6MaxDelay => (PROTO_DESC_ICMPV6, 8),
+        Selector::IgmpType => (PROTO_DESC_IGMP, 1),
         Selector::TcpSport => (PROTO_DESC_TCP, 1),
         Selector::TcpDport => (PROTO_DESC_TCP, 2),
         Selector::TcpFlags => (PROTO_DESC_TCP, 7),

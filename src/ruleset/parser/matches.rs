@@ -79,6 +79,7 @@ impl<'b> Parser<'b> {
                 ("mtu", Selector::Icmpv6Mtu),
                 ("max-delay", Selector::Icmpv6MaxDelay),
             ],
+            "igmp" => &[("type", Selector::IgmpType)],
             "tcp" => &[
                 ("sport", Selector::TcpSport),
                 ("dport", Selector::TcpDport),
