@@ -9,7 +9,8 @@
 //! then no longer receives the neighbour solicitations for its address,
 //! and nobody reaches it over IPv6 until the next query. The bridge table
 //! drops queries from containers (nft/supervisor.nft); each attack is shown
-//! succeeding with the rule deleted.
+//! succeeding with the rule deleted. A container's IGMP membership reports
+//! pass, so a querier on the host learns its groups.
 
 mod common;
 
@@ -23,8 +24,8 @@ use common::{HostNs, forge};
 /// limit / TTL 1, router alert): `mld`, an MLDv2 general query from our
 /// link-local address to ff02::1; `igmp`, an IGMPv3 general query from
 /// OWN_IP to 224.0.0.1 (maximum response 100 ms both); `mrd`, a multicast
-/// router advertisement (RFC 4286) to ff02::6a; `pim`, a PIMv2 hello to
-/// 224.0.0.13.
+/// router advertisement (RFC 4286) to ff02::6a, `mrd4` its IGMP form (type
+/// 0x30) to 224.0.0.106; `pim`, a PIMv2 hello to 224.0.0.13.
 const QUERY: &str = r#"
 import socket, struct, sys, time
 family, own_ip, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -57,6 +58,9 @@ if family == "mld":
 elif family == "mrd":
     frame = icmpv6(b"\x33\x33\x00\x00\x00\x6a", "ff02::6a",
                    struct.pack("!BBHHH", 151, 20, 0, 125, 2))
+elif family == "mrd4":
+    frame = ipv4(b"\x01\x00\x5e\x00\x00\x6a", "224.0.0.106", 2, b"\x94\x04\x00\x00",
+                 struct.pack("!BBHHH", 0x30, 20, 0, 125, 2))
 elif family == "pim":
     frame = ipv4(b"\x01\x00\x5e\x00\x00\x0d", "224.0.0.13", 103, b"",
                  struct.pack("!BBHHHH", 0x20, 0, 0, 1, 2, 105))
@@ -184,15 +188,69 @@ fn makes_no_router_port(test: &str, family: &str, text: &str) {
 
 #[test]
 fn a_containers_igmp_query_makes_its_port_no_multicast_router_port() {
-    makes_no_router_port("igmp_query_makes_no_router_port", "igmp", "igmp, pim");
+    makes_no_router_port("igmp_query_makes_no_router_port", "igmp", "igmp type");
 }
 
 #[test]
 fn a_containers_pim_hello_makes_its_port_no_multicast_router_port() {
-    makes_no_router_port("pim_hello_makes_no_router_port", "pim", "igmp, pim");
+    makes_no_router_port("pim_hello_makes_no_router_port", "pim", "l4proto pim");
 }
 
 #[test]
 fn a_containers_multicast_router_advertisement_makes_its_port_no_router_port() {
     makes_no_router_port("router_advertisement_makes_no_router_port", "mrd", "151");
+}
+
+#[test]
+fn a_containers_igmp_multicast_router_advertisement_makes_its_port_no_router_port() {
+    makes_no_router_port(
+        "igmp_router_advertisement_makes_no_router_port",
+        "mrd4",
+        "igmp type",
+    );
+}
+
+/// Joins the IPv4 group 239.1.2.3 on eth0 (the kernel sends its IGMP
+/// membership reports at once, and answers queries while the socket is
+/// open), prints "joined" and stays.
+const JOIN: &str = r#"
+import socket, struct, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             struct.pack("4s4s", socket.inet_aton("239.1.2.3"), socket.inet_aton("0.0.0.0")))
+print("joined", flush=True)
+time.sleep(60)
+"#;
+
+/// A querier on the host (the bridge's own, `mcast_querier 1`) learns the
+/// groups containers report: the guard drops queries, not reports.
+#[test]
+fn a_containers_igmp_membership_report_reaches_the_bridge() {
+    let Some(ns) = HostNs::new("igmp_membership_report_reaches_the_bridge") else {
+        return;
+    };
+    let first = peer(&ns);
+    ns.ok(&format!(
+        "ip link set {} type bridge mcast_querier 1",
+        SV0.bridge
+    ));
+    let script = format!(
+        "{} {}",
+        forge::python(),
+        forge::script("multicast_join.py", JOIN).display()
+    );
+    let mut member = Container::on(&ns, &SV0, &["--ip", &SV0.ip(4)], &script);
+    assert_eq!(member.line(), "joined");
+    common::eventually(
+        "the bridge learns 239.1.2.3 from the container's report",
+        Duration::from_secs(15),
+        || {
+            ns.ok(&format!("bridge mdb show dev {}", SV0.bridge))
+                .contains("239.1.2.3")
+                .then_some(())
+        },
+    );
+    for c in [member, first] {
+        c.stop();
+    }
 }
