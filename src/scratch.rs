@@ -85,3 +85,29 @@ pub fn opens_fifo(fifo: &Path, probe: impl FnOnce()) -> bool {
     std::fs::remove_file(fifo).unwrap();
     opened
 }
+
+/// Runs `f` on a thread of its own in a fresh network namespace (with
+/// nothing up, not even `lo`), for a unit test that talks to the kernel.
+/// None, said loudly, without root; under CI a skip is a failure.
+pub fn in_own_netns<T: Send + 'static>(
+    test: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+            "{test}: needs root"
+        );
+        eprintln!("\n!!! SKIPPED {test}: needs root !!!\n");
+        return None;
+    }
+    let thread = std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    });
+    Some(
+        thread
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+    )
+}

@@ -118,39 +118,29 @@ mod tests {
 
     #[test]
     fn the_kernel_dumps_the_addresses_of_the_one_link_asked_for() {
-        if !nix::unistd::geteuid().is_root() {
-            assert!(
-                std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-                "needs root"
-            );
-            eprintln!(
-                "SKIPPED the_kernel_dumps_the_addresses_of_the_one_link_asked_for: needs root"
-            );
-            return;
-        }
         // A network namespace of this thread's own, which `ip` inherits.
-        std::thread::spawn(|| {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let script = "ip link set lo up && ip link add d0 type veth peer name d1 && \
+        crate::scratch::in_own_netns(
+            "the_kernel_dumps_the_addresses_of_the_one_link_asked_for",
+            || {
+                let script = "ip link set lo up && ip link add d0 type veth peer name d1 && \
                 ip addr add 10.9.0.1/24 dev d0 && ip addr add 10.9.1.1/24 dev d1";
-            let status = std::process::Command::new("sh")
-                .args(["-ec", script])
-                .status()
-                .unwrap();
-            assert!(status.success());
-            let index = nix::net::if_::if_nametoindex("d0").unwrap();
-            let mut direct = Direct::open().unwrap();
-            let found = on_link(&mut direct, index, true).unwrap();
-            let want = LinkAddress {
-                index,
-                addr: IpAddr::from([10, 9, 0, 1]),
-                prefix_len: 24,
-            };
-            assert!(found.contains(&want), "{found:?}");
-            assert!(found.iter().all(|a| a.index == index), "{found:?}");
-        })
-        .join()
-        .unwrap();
+                let status = std::process::Command::new("sh")
+                    .args(["-ec", script])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                let index = nix::net::if_::if_nametoindex("d0").unwrap();
+                let mut direct = Direct::open().unwrap();
+                let found = on_link(&mut direct, index, true).unwrap();
+                let want = LinkAddress {
+                    index,
+                    addr: IpAddr::from([10, 9, 0, 1]),
+                    prefix_len: 24,
+                };
+                assert!(found.contains(&want), "{found:?}");
+                assert!(found.iter().all(|a| a.index == index), "{found:?}");
+            },
+        );
     }
 
     #[test]

@@ -217,51 +217,43 @@ mod tests {
     #[test]
     fn the_local_route_of_an_address_added_without_dad_is_found_even_when_it_came_among_answers() {
         use super::super::direct::{Change, Direct};
-        if !nix::unistd::geteuid().is_root() {
-            assert!(
-                std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-                "needs root"
-            );
-            eprintln!("SKIPPED the_local_route_of_an_address_added_without_dad_...: needs root");
-            return;
-        }
-        std::thread::spawn(|| {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let addr: Ipv6Addr = "2001:db8::5".parse().unwrap();
-            let mut direct = Direct::open().unwrap();
-            let lo = direct.index_of("lo").unwrap();
-            direct.join(libc::RTNLGRP_IPV6_ROUTE).unwrap();
-            let up = rtnetlink::LinkUnspec::new_with_index(lo).up().build();
-            let added = direct
-                .pipeline(vec![
-                    (RouteNetlinkMessage::NewLink(up), Some(Change::Modify)),
-                    (
-                        RouteNetlinkMessage::NewAddress(address_message(lo, addr, 64)),
-                        Some(Change::Create),
-                    ),
-                ])
-                .unwrap();
-            assert!(added.iter().all(Result::is_ok), "{added:?}");
-            // The kernel's work item inserts the route meanwhile; its
-            // notification waits in the socket, before the next answer.
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            let again = rtnetlink::LinkUnspec::new_with_index(lo).up().build();
-            let answered = direct
-                .pipeline(vec![(
-                    RouteNetlinkMessage::NewLink(again),
-                    Some(Change::Modify),
-                )])
-                .unwrap();
-            assert!(answered.iter().all(Result::is_ok), "{answered:?}");
-            let found = direct
-                .await_notification(std::time::Duration::from_millis(500), |message| {
-                    is_local_route_of(message, addr)
-                })
-                .unwrap();
-            assert!(found, "the local route of {addr} was not seen");
-        })
-        .join()
-        .unwrap();
+        crate::scratch::in_own_netns(
+            "the_local_route_of_an_address_added_without_dad_...",
+            || {
+                let addr: Ipv6Addr = "2001:db8::5".parse().unwrap();
+                let mut direct = Direct::open().unwrap();
+                let lo = direct.index_of("lo").unwrap();
+                direct.join(libc::RTNLGRP_IPV6_ROUTE).unwrap();
+                let up = rtnetlink::LinkUnspec::new_with_index(lo).up().build();
+                let added = direct
+                    .pipeline(vec![
+                        (RouteNetlinkMessage::NewLink(up), Some(Change::Modify)),
+                        (
+                            RouteNetlinkMessage::NewAddress(address_message(lo, addr, 64)),
+                            Some(Change::Create),
+                        ),
+                    ])
+                    .unwrap();
+                assert!(added.iter().all(Result::is_ok), "{added:?}");
+                // The kernel's work item inserts the route meanwhile; its
+                // notification waits in the socket, before the next answer.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let again = rtnetlink::LinkUnspec::new_with_index(lo).up().build();
+                let answered = direct
+                    .pipeline(vec![(
+                        RouteNetlinkMessage::NewLink(again),
+                        Some(Change::Modify),
+                    )])
+                    .unwrap();
+                assert!(answered.iter().all(Result::is_ok), "{answered:?}");
+                let found = direct
+                    .await_notification(std::time::Duration::from_millis(500), |message| {
+                        is_local_route_of(message, addr)
+                    })
+                    .unwrap();
+                assert!(found, "the local route of {addr} was not seen");
+            },
+        );
     }
 
     #[test]

@@ -139,13 +139,8 @@ mod tests {
 
     #[test]
     fn a_connection_opens_its_namespace_only_when_it_enters_another_and_comes_back() {
-        if !nix::unistd::geteuid().is_root() {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "needs root");
-            eprintln!("SKIPPED: needs root");
-            return;
-        }
-        std::thread::spawn(|| {
-            nix::sched::unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let test = "a_connection_opens_its_namespace_only_when_it_enters_another_and_comes_back";
+        crate::scratch::in_own_netns(test, move || {
             let home = inode();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -153,19 +148,12 @@ mod tests {
                 .unwrap();
             let _nl = runtime.block_on(async { super::super::Netlink::connect().unwrap() });
             assert_eq!(HOMES_OPENED.get(), 0);
-            let other = std::thread::spawn(|| {
-                nix::sched::unshare(CloneFlags::CLONE_NEWNET).unwrap();
-                current().unwrap()
-            })
-            .join()
-            .unwrap();
+            let other = crate::scratch::in_own_netns(test, || current().unwrap()).unwrap();
             let inside = within(other.as_fd(), inode).unwrap();
             assert_eq!(HOMES_OPENED.get(), 1);
             assert_ne!(inside, home);
             assert_eq!(inode(), home);
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]

@@ -439,14 +439,7 @@ pub(super) mod tests {
     /// namespace of its own: whether the thread was real-time at the
     /// write, and is after it. None, said loudly, without root.
     fn written_real_time(setting: Setting) -> Option<(bool, bool)> {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: needs root (CAP_SYS_ADMIN, CAP_SYS_NICE)");
-            assert!(std::env::var("CI").as_deref() != Ok("true"));
-            return None;
-        }
-        let seen = std::thread::spawn(move || {
-            nix::sched::unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        crate::scratch::in_own_netns("written_real_time", move || {
             assert!(crate::realtime::enter());
             setting.write().unwrap();
             let seen = (
@@ -455,8 +448,7 @@ pub(super) mod tests {
             );
             crate::realtime::leave();
             seen
-        });
-        Some(seen.join().unwrap())
+        })
     }
 
     #[test]
