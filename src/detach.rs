@@ -38,11 +38,17 @@ pub fn run(options: RunOptions, log_max_size: u64) -> Result<Outcome, Error> {
     let log = Writer::create(&spec.state_dir, &spec.name, log_max_size).map_err(|e| {
         name_taken(&spec).unwrap_or(Error::Detach("creating the container's log", e))
     })?;
-    let (status_read, status_write) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::Detach("making a pipe", e.into()))?;
+    let (status_read, status_write) = match pipe2(OFlag::O_CLOEXEC) {
+        Ok(pipe) => pipe,
+        Err(e) => return Err(discarding(log, Error::Detach("making a pipe", e.into()))),
+    };
     // SAFETY: no thread but this one exists yet (the runtime and the log
     // pump start after), so the child may run ordinary code.
-    match unsafe { fork() }.map_err(|e| Error::Detach("forking", e.into()))? {
+    let forked = match unsafe { fork() } {
+        Ok(forked) => forked,
+        Err(e) => return Err(discarding(log, Error::Detach("forking", e.into()))),
+    };
+    match forked {
         ForkResult::Parent { .. } => {
             drop(status_write);
             // Not dropped: dropping unlocks, and the lock (on the open file
@@ -56,6 +62,12 @@ pub fn run(options: RunOptions, log_max_size: u64) -> Result<Outcome, Error> {
             std::process::exit(i32::from(code))
         }
     }
+}
+
+/// A run that did not start leaves no log: the caller has its error.
+fn discarding(log: Writer, err: Error) -> Error {
+    let _ = log.discard();
+    err
 }
 
 /// The live container whose log is in the way has the name: say that, as
@@ -104,22 +116,30 @@ fn background(spec: RunSpec, log: Writer, status: OwnedFd) -> u8 {
             let _ = file.write_all(&bytes);
         }
     };
-    let pump = match redirect_into(log) {
+    let pump = match redirect() {
+        Ok(read) => log.pump(read),
+        Err(err) => {
+            let _ = log.discard();
+            Err(err)
+        }
+    };
+    let pump = match pump {
         Ok(pump) => pump,
         Err(err) => {
+            // A pump thread that failed to start took the log with it: its
+            // files stay, for `gc`.
             let message = format!("sending the output to the log: {err}");
             report(&mut status, 125, &message);
             return 125;
         }
     };
     let result = supervisor::start(spec, || report(&mut status, 0, ""));
-    let code = match result {
-        Ok(code) => code,
+    let (code, failed) = match result {
+        Ok(code) => (code, None),
         Err(err) => {
             let message = Chain(&err).to_string();
             eprintln!("supervisor: {message}");
-            report(&mut status, err.exit_code(), &message);
-            err.exit_code()
+            (err.exit_code(), Some(message))
         }
     };
     // The pump reads to the end once the last copy of the pipe is closed:
@@ -128,13 +148,24 @@ fn background(spec: RunSpec, log: Writer, status: OwnedFd) -> u8 {
         let _ = dup2_stdout(&null);
         let _ = dup2_stderr(&null);
     }
-    let _ = pump.join();
+    let log = pump.join();
+    if let Some(message) = failed {
+        // Not started: its log goes before the caller hears, so the caller
+        // returns to a state directory as it was. The writer still holds
+        // the lock, so a new run of the same name keeps its own files.
+        if status.is_some() {
+            if let Ok(log) = log {
+                let _ = log.discard();
+            }
+        }
+        report(&mut status, code, &message);
+    }
     code
 }
 
 /// Leaves the caller's session and terminal; stdin from /dev/null, stdout
-/// and stderr into a pipe whose reader writes the log.
-fn redirect_into(log: Writer) -> io::Result<std::thread::JoinHandle<()>> {
+/// and stderr into a pipe; returns its read end, for the log's pump.
+fn redirect() -> io::Result<OwnedFd> {
     setsid()?;
     let null = File::open("/dev/null")?;
     dup2_stdin(&null)?;
@@ -143,5 +174,5 @@ fn redirect_into(log: Writer) -> io::Result<std::thread::JoinHandle<()>> {
     dup2_stdout(&write)?;
     dup2_stderr(&write)?;
     drop(write);
-    log.pump(read)
+    Ok(read)
 }

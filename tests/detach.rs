@@ -290,3 +290,74 @@ fn a_detached_supervisor_and_its_container_leave_the_callers_session() {
     assert!(stopped.status.success(), "{}", stderr(&stopped));
     assert_no_state(&ns);
 }
+
+#[test]
+fn a_run_d_that_fails_to_start_leaves_the_state_directory_as_it_was() {
+    let Some(ns) = HostNs::new("a_run_d_that_fails_to_start_leaves_the_state_directory_as_it_was")
+    else {
+        return;
+    };
+    // A live container holds a name, an address and a port; the shared
+    // files (locks, lease directory, seccomp cache) exist from then on.
+    let live = detach(
+        &ns,
+        &["--name", "a", "--ip", "172.16.0.30", "-p", "8080:80"],
+        &["sh", "-c", "echo hello; exec sleep 100"],
+    );
+    assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
+    eventually("a's output in its log", Duration::from_secs(5), || {
+        (logs(&ns, &["a"]) == "hello\n").then_some(())
+    });
+    // The address allocator's round-robin cursor (leases/sv0/.last) is
+    // born with the first address it picks, and moves on with each.
+    let warm = supervisor(&ns, &["run", "--", "true"]);
+    assert!(warm.status.success(), "{}", stderr(&warm));
+    let files = || ns.ok("find /run/supervisor | sort");
+    let before = files();
+
+    let failures: &[(&[&str], &[&str], i32)] = &[
+        (&["--name", "x"], &["/no/such/command"], 127),
+        (&["--name", "x"], &["/etc/passwd"], 126),
+        (&["--name", "x", "--rootfs", "/no/such/dir"], &["true"], 125),
+        (&["--name", "x", "--ip", "172.16.0.30"], &["true"], 125),
+        (&["--name", "x", "-p", "8080:80"], &["true"], 125),
+        (&["--name", "x", "--user", "nobody-here"], &["true"], 125),
+        (&["--name", "x", "--log-max-size", "ten"], &["true"], 125),
+        // The live container's own name: its log and lock are not touched.
+        (&["--name", "a"], &["true"], 125),
+        (&["--name", "a"], &["/no/such/command"], 125),
+    ];
+    for (options, command, code) in failures {
+        let out = detach(&ns, options, command);
+        assert_eq!(
+            out.status.code(),
+            Some(*code),
+            "{options:?} {command:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            files(),
+            before,
+            "{options:?} {command:?} left files: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(logs(&ns, &["a"]), "hello\n", "a's log is whole");
+    assert_eq!(
+        container_log_state(&ns, "a"),
+        "written",
+        "a's writer still holds its lock"
+    );
+    assert!(supervisor(&ns, &["stop", "a"]).status.success());
+    supervisor(&ns, &["gc"]);
+    assert_no_state(&ns);
+}
+
+/// Whether `name`'s log has a live writer: it holds the lock exclusively.
+fn container_log_state(ns: &HostNs, name: &str) -> &'static str {
+    let path = format!("/run/supervisor/logs/{name}.lock");
+    match ns.sh(&format!("flock -n -s {path} true")).status.success() {
+        true => "ended",
+        false => "written",
+    }
+}

@@ -10,7 +10,8 @@
 //!
 //! Named by the container's name, not its id, so `logs NAME` works after the
 //! container's record is gone (at its exit): a log stays until `gc` (or the
-//! next run with the same name, which starts it afresh). The writer's lock
+//! next run with the same name, which starts it afresh). A run that fails
+//! to start takes its log away with it: the caller printed why. The writer's lock
 //! tells a reader following the log when no more can come, whether the
 //! supervisor ended or crashed.
 
@@ -68,7 +69,7 @@ impl Paths {
         self.current.exists() || self.rotated.exists()
     }
 
-    /// Removes every file; true when there was one.
+    /// Removes every file, the lock last; true when there was one.
     pub fn remove(&self) -> io::Result<bool> {
         let mut removed = false;
         for path in [&self.current, &self.rotated, &self.lock] {

@@ -4,6 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::thread::JoinHandle;
 
@@ -29,13 +30,7 @@ impl Writer {
     pub fn create(state_dir: &Path, name: &str, max_size: u64) -> io::Result<Writer> {
         let paths = Paths::new(state_dir, name);
         fs::create_dir_all(super::dir(state_dir))?;
-        let lock = File::create(&paths.lock)?;
-        let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-            io::Error::new(
-                io::Error::from(errno).kind(),
-                format!("the log of {name} is being written by another supervisor"),
-            )
-        })?;
+        let lock = lock(&paths, name)?;
         match fs::remove_file(&paths.rotated) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -50,6 +45,12 @@ impl Writer {
             line_len: 0,
             _lock: lock,
         })
+    }
+
+    /// Removes the log's files, the lock's last, while still holding it:
+    /// for a run that failed to start, whose log nobody asked for.
+    pub fn discard(self) -> io::Result<()> {
+        self.paths.remove().map(drop)
     }
 
     /// Appends `chunk`, a timestamp before each line it starts.
@@ -106,7 +107,8 @@ impl Writer {
     /// writer closes it, on a thread that takes no signal (they are the
     /// supervisor's to handle). A failed write drops the rest rather than
     /// block the container on a full pipe.
-    pub fn pump(mut self, from: OwnedFd) -> io::Result<JoinHandle<()>> {
+    /// The thread gives the writer back, its lock still held.
+    pub fn pump(mut self, from: OwnedFd) -> io::Result<JoinHandle<Writer>> {
         let mut from = File::from(from);
         let old = SigSet::all().thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)?;
         let spawned = std::thread::Builder::new()
@@ -123,9 +125,32 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
+                self
             });
         old.thread_set_mask()?;
         spawned
+    }
+}
+
+/// Takes the exclusive lock of `name`'s log. The lock file a discarding
+/// writer unlinks may be the one another opened just before: a lock on it
+/// guards nothing, so take the one at the path again.
+fn lock(paths: &Paths, name: &str) -> io::Result<Flock<File>> {
+    loop {
+        let file = File::create(&paths.lock)?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+            io::Error::new(
+                io::Error::from(errno).kind(),
+                format!("the log of {name} is being written by another supervisor"),
+            )
+        })?;
+        let held = lock.metadata()?;
+        match fs::metadata(&paths.lock) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => return Ok(lock),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -205,6 +230,17 @@ mod tests {
         let _w = Writer::create(&dir, "c", 100).unwrap();
         let err = Writer::create(&dir, "c", 100).err().unwrap();
         assert!(err.to_string().contains("another supervisor"), "{err}");
+    }
+
+    #[test]
+    fn a_discarded_log_leaves_no_file() {
+        let dir = tempdir("discard");
+        let mut w = Writer::create(&dir, "c", 100).unwrap();
+        w.write(&[b'x'; 300]).unwrap();
+        w.discard().unwrap();
+        let left: Vec<_> = fs::read_dir(super::super::dir(&dir)).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        Writer::create(&dir, "c", 100).expect("the name is free again");
     }
 
     fn tempdir(what: &str) -> crate::scratch::Scratch {
