@@ -290,7 +290,7 @@ pub struct RunArgs {
     pub detach: bool,
 
     /// With -d: the size at which the log moves to NAME.log.1 (one kept):
-    /// bytes, or with a k, m or g suffix.
+    /// bytes, or with a k, m or g suffix; at least 4k.
     #[arg(long, value_name = "SIZE", default_value = supervisor::container_log::DEFAULT_MAX_SIZE,
           value_parser = supervisor::container_log::parse_size, requires = "detach")]
     pub log_max_size: u64,
@@ -900,9 +900,9 @@ mod tests {
 
     #[test]
     fn a_log_size_without_detach_is_refused_as_there_is_no_log() {
-        let err = parse(&["run", "--log-max-size", "1k", "true"]).unwrap_err();
+        let err = parse(&["run", "--log-max-size", "4k", "true"]).unwrap_err();
         assert!(err.to_string().contains("--detach"), "{err}");
-        assert!(parse(&["run", "-d", "--log-max-size", "1k", "true"]).is_ok());
+        assert!(parse(&["run", "-d", "--log-max-size", "4k", "true"]).is_ok());
         assert!(parse(&["--bridge", "br9", "run", "true"]).is_ok());
     }
 

@@ -361,3 +361,34 @@ fn container_log_state(ns: &HostNs, name: &str) -> &'static str {
         false => "written",
     }
 }
+
+#[test]
+fn a_log_max_size_that_cannot_hold_a_line_is_refused_before_anything_is_made() {
+    let state = common::unique_temp_path("log-max-size");
+    for (size, why) in [
+        ("10", "at least 4k"),
+        ("0", "at least 4k"),
+        ("4095b", "at least 4k"),
+        ("1x", "optional k, m or g suffix"),
+        ("-1", "optional k, m or g suffix"),
+        ("", "optional k, m or g suffix"),
+        ("99999999999999999999", "optional k, m or g suffix"),
+        ("9223372036854775808", "more than a file can hold"),
+    ] {
+        let out = common::run(
+            std::process::Command::new(common::SUPERVISOR)
+                .args(["run", "-d", "--state-dir"])
+                .arg(&state)
+                .arg(format!("--log-max-size={size}"))
+                .args(["--", "true"]),
+        );
+        assert_eq!(out.status.code(), Some(125), "{size:?}: {}", stderr(&out));
+        let first = stderr(&out).lines().next().unwrap_or_default().to_string();
+        assert!(
+            first.contains("--log-max-size") && first.contains(&format!("{size:?}")),
+            "{size:?}: the option and the value: {first}"
+        );
+        assert!(first.contains(why), "{size:?}: {first}");
+        assert!(!state.exists(), "{size:?}: nothing made");
+    }
+}

@@ -30,15 +30,32 @@ pub use self::writer::Writer;
 /// container from filling /run (a tmpfs).
 pub const DEFAULT_MAX_SIZE: &str = "10m";
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid size {0:?}: a number of bytes with an optional k, m or g suffix, e.g. 10m")]
-pub struct SizeError(String);
+/// The smallest cap: below a page a file holds a line or two (each has a
+/// 31-byte timestamp) and longer lines are cut; `10` is a slip for `10m`.
+pub const MIN_MAX_SIZE: u64 = 4 << 10;
 
-/// `10m`, `512k`, `1g`, `4096`: bytes, as docker's `max-size`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("invalid size {0:?}: a number of bytes with an optional k, m or g suffix, e.g. 10m")]
+    Syntax(String),
+    #[error(
+        "invalid size {0:?}: at least 4k, room for a few timestamped lines (10m is the default)"
+    )]
+    TooSmall(String),
+    /// A file cannot grow past an `off_t`: the log would never move.
+    #[error("invalid size {0:?}: more than a file can hold")]
+    TooLarge(String),
+}
+
+/// `10m`, `512k`, `1g`, `4096`: bytes, as docker's `max-size`, from
+/// MIN_MAX_SIZE to the largest file.
 pub fn parse_size(text: &str) -> Result<u64, SizeError> {
-    crate::values::parse_bytes(text)
-        .filter(|&size| size > 0)
-        .ok_or_else(|| SizeError(text.to_string()))
+    match crate::values::parse_bytes(text) {
+        None => Err(SizeError::Syntax(text.to_string())),
+        Some(size) if size < MIN_MAX_SIZE => Err(SizeError::TooSmall(text.to_string())),
+        Some(size) if size > i64::MAX as u64 => Err(SizeError::TooLarge(text.to_string())),
+        Some(size) => Ok(size),
+    }
 }
 
 /// Where every container's log lives.
@@ -116,9 +133,41 @@ mod tests {
 
     #[test]
     fn a_bad_or_zero_size_is_named() {
-        for bad in ["", "m", "ten", "0", "-1m", "1t"] {
+        for bad in ["", "m", "ten", "0", "-1m", "1t", "1x", "1.5m", "１０k"] {
             let err = parse_size(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_size_below_4k_is_refused_as_too_small_to_hold_a_line() {
+        assert_eq!(parse_size("4k").unwrap(), 4096);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        for small in ["10", "0", "4095", "1k", "0m"] {
+            assert_eq!(
+                parse_size(small),
+                Err(SizeError::TooSmall(small.into())),
+                "{small}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_size_past_the_largest_file_or_u64_is_refused() {
+        assert_eq!(parse_size("8589934591g").unwrap(), (1 << 63) - (1 << 30));
+        assert_eq!(
+            parse_size("8589934592g"),
+            Err(SizeError::TooLarge("8589934592g".into()))
+        );
+        assert_eq!(
+            parse_size("18446744073709551615"),
+            Err(SizeError::TooLarge("18446744073709551615".into()))
+        );
+        for overflow in ["17179869184g", "99999999999999999999"] {
+            assert_eq!(
+                parse_size(overflow),
+                Err(SizeError::Syntax(overflow.into()))
+            );
         }
     }
 }
