@@ -372,6 +372,8 @@ fn bad_limits_exit_125_naming_the_option_and_create_no_cgroup() {
         ("--cpus", "1000"),
         ("--pids-limit", "-5"),
         ("--pids-limit", "many"),
+        // More than the kernel's pids.max takes: refused there, too late.
+        ("--pids-limit", "4194305"),
     ] {
         let out = ns.run(&[
             "--network",

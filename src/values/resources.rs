@@ -37,7 +37,7 @@ pub enum ResourceError {
     Cpus(String),
     #[error("invalid --cpus {text:?}: this machine has {available} CPUs")]
     TooManyCpus { text: String, available: u64 },
-    #[error("invalid --pids-limit {0:?}: an integer, 0 or -1 for no limit")]
+    #[error("invalid --pids-limit {0:?}: an integer up to 4194304, 0 or -1 for no limit")]
     Pids(String),
 }
 
@@ -135,11 +135,15 @@ pub fn parse_cpus(text: &str, available: u64) -> Result<u64, ResourceError> {
     Ok(nano)
 }
 
+/// The kernel's PID_MAX_LIMIT on 64 bits: `pids.max` refuses more
+/// (EINVAL), which would fail the run only once its cgroup is made.
+const MAX_PIDS_LIMIT: i64 = 4 << 20;
+
 /// `--pids-limit`: a positive limit, or None for 0 and -1 (unlimited).
 pub fn parse_pids_limit(text: &str) -> Result<Option<u64>, ResourceError> {
     match text.trim().parse::<i64>() {
         Ok(0 | -1) => Ok(None),
-        Ok(n) if n > 0 => Ok(Some(n as u64)),
+        Ok(n @ 1..=MAX_PIDS_LIMIT) => Ok(Some(n as u64)),
         _ => Err(ResourceError::Pids(text.to_string())),
     }
 }
@@ -225,11 +229,20 @@ mod tests {
     }
 
     #[test]
-    fn pids_limit_0_and_minus_1_are_unlimited() {
+    fn pids_limit_0_and_minus_1_are_unlimited_and_more_than_the_kernels_pid_max_refused() {
         assert_eq!(parse_pids_limit("100"), Ok(Some(100)));
         assert_eq!(parse_pids_limit("0"), Ok(None));
         assert_eq!(parse_pids_limit("-1"), Ok(None));
-        for bad in ["", "-2", "ten", "1.5"] {
+        assert_eq!(parse_pids_limit("4194304"), Ok(Some(4 << 20)));
+        for bad in [
+            "",
+            "-2",
+            "ten",
+            "1.5",
+            "4194305",
+            "9223372036854775807",
+            "１",
+        ] {
             let err = parse_pids_limit(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("--pids-limit {bad:?}")), "{err}");
         }
