@@ -312,6 +312,10 @@ pub enum DataType {
     Icmpv6Code,
     /// `igmp_type`: 1 byte (`membership-query` is 0x11).
     IgmpType,
+    /// `icmp_type`: 1 byte (`echo-request` is 8).
+    IcmpType,
+    /// `icmp_code`: 1 byte (`port-unreachable` is 3).
+    IcmpCode,
     /// `dscp` as the IPv6 header holds it: 6 bits in the 2 bytes at offset 0
     /// (shifted left by 6), so a value is 2 bytes.
     Ip6Dscp,
@@ -347,6 +351,8 @@ impl DataType {
             DataType::Icmpv6Type => "icmpv6_type",
             DataType::Icmpv6Code => "icmpv6_code",
             DataType::IgmpType => "igmp_type",
+            DataType::IcmpType => "icmp_type",
+            DataType::IcmpCode => "icmp_code",
             DataType::Ip6Dscp => "dscp",
             DataType::Ip6Ecn => "ecn",
             DataType::Integer8
@@ -382,6 +388,8 @@ impl DataType {
             DataType::Icmpv6Type => 29,
             DataType::Icmpv6Code => 33,
             DataType::IgmpType => 42,
+            DataType::IcmpType => 14,
+            DataType::IcmpCode => 32,
             DataType::Ip6Dscp => 36,
             DataType::Ip6Ecn => 37,
             DataType::EtherAddr => 9,
@@ -403,6 +411,8 @@ impl DataType {
             | DataType::Icmpv6Type
             | DataType::Icmpv6Code
             | DataType::IgmpType
+            | DataType::IcmpType
+            | DataType::IcmpCode
             | DataType::Ip6Ecn
             | DataType::Ip6Version => 1,
             DataType::Ip6Flowlabel => 3,
@@ -488,6 +498,8 @@ pub enum Scalar {
     Icmpv6Type(u8),
     Icmpv6Code(u8),
     IgmpType(u8),
+    IcmpType(u8),
+    IcmpCode(u8),
     /// The 6-bit DSCP value (`cs1` is 8), unshifted.
     Ip6Dscp(u8),
     /// The 2-bit ECN value (`ect0` is 2), unshifted.
@@ -522,6 +534,8 @@ impl Scalar {
             Scalar::Icmpv6Type(_) => DataType::Icmpv6Type,
             Scalar::Icmpv6Code(_) => DataType::Icmpv6Code,
             Scalar::IgmpType(_) => DataType::IgmpType,
+            Scalar::IcmpType(_) => DataType::IcmpType,
+            Scalar::IcmpCode(_) => DataType::IcmpCode,
             Scalar::Ip6Dscp(_) => DataType::Ip6Dscp,
             Scalar::Ip6Ecn(_) => DataType::Ip6Ecn,
             Scalar::Ip6Version(_) => DataType::Ip6Version,
@@ -727,6 +741,9 @@ pub enum Selector {
     Icmpv6MaxDelay,
     /// `igmp type`: IPv4 only, so nft checks for IPv4 first.
     IgmpType,
+    /// `icmp type|code`: IPv4 only too.
+    IcmpType,
+    IcmpCode,
     TcpSport,
     TcpDport,
     /// `tcp flags`.
@@ -808,6 +825,8 @@ impl Selector {
             Selector::Icmpv6Code => DataType::Icmpv6Code,
             Selector::Icmpv6Mtu => DataType::Integer32,
             Selector::IgmpType => DataType::IgmpType,
+            Selector::IcmpType => DataType::IcmpType,
+            Selector::IcmpCode => DataType::IcmpCode,
         }
     }
 }

@@ -6,9 +6,9 @@
 /// Statements and match words nft 1.0.6 has that this loader does not read.
 const NFT_ONLY_WORDS: &[&str] = &[
     "limit", "quota", "meter", "queue", "notrack", "dup", "fwd", "synproxy", "tproxy", "flow",
-    "numgen", "jhash", "symhash", "osf", "rt", "exthdr", "socket", "vlan", "sctp", "dccp", "icmp",
-    "igmp", "ah", "esp", "comp", "udplite", "ipsec", "xfrm", "secmark", "tunnel", "frag", "hbh",
-    "mh", "srh", "dst", "gre", "vxlan", "geneve", "inner", "update", "add", "delete", "set", "ct",
+    "numgen", "jhash", "symhash", "osf", "rt", "exthdr", "socket", "vlan", "sctp", "dccp", "igmp",
+    "ah", "esp", "comp", "udplite", "ipsec", "xfrm", "secmark", "tunnel", "frag", "hbh", "mh",
+    "srh", "dst", "gre", "vxlan", "geneve", "inner", "update", "add", "delete", "set", "ct",
     "meta", "counter", "last", "cgroupv2", "dnat", "snat",
 ];
 
@@ -22,6 +22,7 @@ pub const STATEMENT_WORDS: &[&str] = &[
     "meta",
     "ip",
     "ip6",
+    "icmp",
     "icmpv6",
     "tcp",
     "udp",
@@ -81,6 +82,9 @@ pub fn nft_fields(protocol: &str) -> &'static [&'static str] {
             "checksum", "urgptr", "option",
         ],
         "udp" => &["sport", "dport", "length", "checksum"],
+        "icmp" => &[
+            "type", "code", "checksum", "id", "sequence", "gateway", "mtu",
+        ],
         "icmpv6" => &[
             "type",
             "code",

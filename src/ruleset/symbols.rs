@@ -135,7 +135,27 @@ pub const ARP_OPS: &[(&str, u16)] = &[
     ("nak", 10),
 ];
 
-/// `reject with icmp type CODE`.
+/// `icmp type` names, as nft 1.0.6 knows them (`nft describe icmp type`).
+pub const ICMP_TYPES: &[(&str, u8)] = &[
+    ("echo-reply", 0),
+    ("destination-unreachable", 3),
+    ("source-quench", 4),
+    ("redirect", 5),
+    ("echo-request", 8),
+    ("router-advertisement", 9),
+    ("router-solicitation", 10),
+    ("time-exceeded", 11),
+    ("parameter-problem", 12),
+    ("timestamp-request", 13),
+    ("timestamp-reply", 14),
+    ("info-request", 15),
+    ("info-reply", 16),
+    ("address-mask-request", 17),
+    ("address-mask-reply", 18),
+];
+
+/// `reject with icmp type CODE`, also the `icmp code` names (`nft describe
+/// icmp code`).
 pub const ICMP_CODES: &[(&str, u8)] = &[
     ("net-unreachable", 0),
     ("host-unreachable", 1),

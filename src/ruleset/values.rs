@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use super::ast::{DataType, Ifname, Scalar, Span, Value};
 use super::error::Error;
+use super::suggest;
 use super::symbols::{self, lookup};
 use super::syntax::{Expr, Name, SetElem};
 
@@ -230,6 +231,8 @@ pub fn expected(ty: DataType) -> &'static str {
         DataType::Icmpv6Type => "an icmpv6 type",
         DataType::Icmpv6Code => "an icmpv6 code",
         DataType::IgmpType => "an igmp type",
+        DataType::IcmpType => "an icmp type",
+        DataType::IcmpCode => "an icmp code",
         DataType::Ip6Dscp => "a dscp value",
         DataType::Ip6Ecn => "an ecn value",
     }
@@ -269,10 +272,11 @@ fn named<T: Copy>(expr: &Expr, ty: DataType, table: &[(&str, T)]) -> Result<T> {
             Error::new(
                 n.span.clone(),
                 format!(
-                    "unknown {} '{}' (expected one of: {})",
+                    "unknown {} '{}' (expected one of: {}){}",
                     ty.name(),
                     n.text,
-                    symbols::names(table)
+                    symbols::names(table),
+                    suggest::did_you_mean(&n.text, table.iter().map(|(name, _)| *name), "")
                 ),
             )
         }),
@@ -406,6 +410,14 @@ pub fn scalar(expr: &Expr, ty: DataType) -> Result<Scalar> {
             Some(n) => Scalar::IgmpType(n as u8),
             None => Scalar::IgmpType(named(expr, ty, symbols::IGMP_TYPES)?),
         },
+        DataType::IcmpType => match number_at_most(expr, ty, u8::MAX.into())? {
+            Some(n) => Scalar::IcmpType(n as u8),
+            None => Scalar::IcmpType(named(expr, ty, symbols::ICMP_TYPES)?),
+        },
+        DataType::IcmpCode => match number_at_most(expr, ty, u8::MAX.into())? {
+            Some(n) => Scalar::IcmpCode(n as u8),
+            None => Scalar::IcmpCode(named(expr, ty, symbols::ICMP_CODES)?),
+        },
         DataType::Ip6Dscp => match number_at_most(expr, ty, 0x3f)? {
             Some(n) => Scalar::Ip6Dscp(n as u8),
             None => Scalar::Ip6Dscp(named(expr, ty, symbols::DSCP)?),
@@ -464,6 +476,8 @@ fn orderable(ty: DataType) -> bool {
             | DataType::Icmpv6Type
             | DataType::Icmpv6Code
             | DataType::IgmpType
+            | DataType::IcmpType
+            | DataType::IcmpCode
             | DataType::Ip6Dscp
             | DataType::Ip6Ecn
             | DataType::Ip6Version
@@ -552,6 +566,8 @@ fn ordinal(s: &Scalar) -> u128 {
         | Scalar::Icmpv6Type(v)
         | Scalar::Icmpv6Code(v)
         | Scalar::IgmpType(v)
+        | Scalar::IcmpType(v)
+        | Scalar::IcmpCode(v)
         | Scalar::Ip6Dscp(v)
         | Scalar::Ip6Ecn(v)
         | Scalar::Ip6Version(v) => (*v).into(),

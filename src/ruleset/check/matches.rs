@@ -119,18 +119,22 @@ impl Checker {
                     }
                 }
             }
-            S::IgmpType => {
-                if let Some(&other) = ctx.l4.iter().find(|&&have| have != IPPROTO_IGMP) {
-                    return Err(conflict(&proto_name(other), "igmp"));
+            S::IgmpType | S::IcmpType | S::IcmpCode => {
+                let (proto, name) = match key.selector {
+                    S::IgmpType => (IPPROTO_IGMP, "igmp"),
+                    _ => (IPPROTO_ICMP, "icmp"),
+                };
+                if let Some(&other) = ctx.l4.iter().find(|&&have| have != proto) {
+                    return Err(conflict(&proto_name(other), name));
                 }
                 match ctx.l3 {
-                    Some(L3::Arp) => return Err(conflict(l3_name(L3::Arp), "igmp")),
+                    Some(L3::Arp) => return Err(conflict(l3_name(L3::Arp), name)),
                     // As for icmpv6: nft checks for IPv4 first where the
                     // family is open, an earlier `ip6 ...` is no conflict.
                     None => ctx.l3 = Some(L3::Ip),
                     Some(_) => {}
                 }
-                ctx.learn_l4(IPPROTO_IGMP);
+                ctx.learn_l4(proto);
             }
             S::MetaNfproto if ctx.table.family != Family::Inet => {
                 return Err(Error::new(
@@ -386,6 +390,7 @@ impl Checker {
 
 const IPPROTO_ICMPV6: u8 = 58;
 const IPPROTO_IGMP: u8 = 2;
+const IPPROTO_ICMP: u8 = 1;
 
 fn selector_words(sel: Selector) -> &'static str {
     match sel {

@@ -40,6 +40,8 @@ pub(super) fn type_byteorder(ty: DataType) -> u32 {
         | DataType::Icmpv6Type
         | DataType::Icmpv6Code
         | DataType::IgmpType
+        | DataType::IcmpType
+        | DataType::IcmpCode
         | DataType::Ip6Ecn
         | DataType::Ip6Version => BYTEORDER_INVALID,
     }
@@ -81,9 +83,12 @@ pub(super) fn scalar_bytes(scalar: &Scalar) -> Result<Vec<u8>, String> {
         }
         Scalar::EtherAddr(a) => a.to_vec(),
         Scalar::EtherType(v) | Scalar::ArpOp(v) | Scalar::Int16(v) => v.to_be_bytes().to_vec(),
-        Scalar::Int8(v) | Scalar::Icmpv6Type(v) | Scalar::Icmpv6Code(v) | Scalar::IgmpType(v) => {
-            vec![*v]
-        }
+        Scalar::Int8(v)
+        | Scalar::Icmpv6Type(v)
+        | Scalar::Icmpv6Code(v)
+        | Scalar::IgmpType(v)
+        | Scalar::IcmpType(v)
+        | Scalar::IcmpCode(v) => vec![*v],
         Scalar::Int32(v) => v.to_be_bytes().to_vec(),
         // Sub-byte fields sit where the header has them, as nft shifts
         // values to compare them with the masked load.
@@ -182,6 +187,7 @@ const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 pub(super) const IPPROTO_ICMPV6: u8 = 58;
 const IPPROTO_IGMP: u8 = 2;
+const IPPROTO_ICMP: u8 = 1;
 
 pub(super) fn proto_name(dep: Dep) -> String {
     match dep {
@@ -192,6 +198,7 @@ pub(super) fn proto_name(dep: Dep) -> String {
         Dep::L4Proto(IPPROTO_UDP) => "udp".into(),
         Dep::L4Proto(IPPROTO_ICMPV6) => "icmpv6".into(),
         Dep::L4Proto(IPPROTO_IGMP) => "igmp".into(),
+        Dep::L4Proto(IPPROTO_ICMP) => "icmp".into(),
         Dep::NfProto(n) | Dep::L4Proto(n) => n.to_string(),
     }
 }
@@ -219,6 +226,7 @@ pub(super) fn dependency(sel: Selector, family: Family) -> Option<Dep> {
         }
         sel if is_icmpv6(sel) => Some(Dep::L4Proto(IPPROTO_ICMPV6)),
         Selector::IgmpType => Some(Dep::L4Proto(IPPROTO_IGMP)),
+        Selector::IcmpType | Selector::IcmpCode => Some(Dep::L4Proto(IPPROTO_ICMP)),
         Selector::TcpSport | Selector::TcpDport | Selector::TcpFlags => {
             Some(Dep::L4Proto(IPPROTO_TCP))
         }
@@ -257,6 +265,7 @@ pub(super) fn network_first(sel: Selector) -> Option<(u8, u8)> {
     match sel {
         sel if is_icmpv6(sel) => Some((NFPROTO_IPV6, IPPROTO_ICMPV6)),
         Selector::IgmpType => Some((NFPROTO_IPV4, IPPROTO_IGMP)),
+        Selector::IcmpType | Selector::IcmpCode => Some((NFPROTO_IPV4, IPPROTO_ICMP)),
         _ => None,
     }
 }
@@ -365,7 +374,8 @@ pub(super) fn payload(sel: Selector) -> Option<(PayloadBase, u32, u32)> {
         Selector::Icmpv6Id | Selector::Icmpv6MaxDelay => (Transport, 4, 2),
         Selector::Icmpv6Mtu => (Transport, 4, 4),
         Selector::Icmpv6Sequence => (Transport, 6, 2),
-        Selector::IgmpType => (Transport, 0, 1),
+        Selector::IgmpType | Selector::IcmpType => (Transport, 0, 1),
+        Selector::IcmpCode => (Transport, 1, 1),
         Selector::TcpSport | Selector::UdpSport | Selector::ThSport => (Transport, 0, 2),
         Selector::TcpDport | Selector::UdpDport | Selector::ThDport => (Transport, 2, 2),
         Selector::TcpFlags => (Transport, 13, 1),
@@ -495,6 +505,7 @@ pub(super) const EXPR_CONCAT: u32 = 13;
 const EXPR_FIB: u32 = 26;
 
 // nft's protocol description ids and header field numbers (proto.h).
+const PROTO_DESC_ICMP: u32 = 4;
 const PROTO_DESC_IGMP: u32 = 5;
 const PROTO_DESC_UDP: u32 = 6;
 const PROTO_DESC_TCP: u32 = 8;
@@ -553,6 +564,8 @@ fn payload_template(sel: Selector) -> Option<(u32, u32)> {
         Selector::Icmpv6Sequence => (PROTO_DESC_ICMPV6, 7),
         Selector::Icmpv6MaxDelay => (PROTO_DESC_ICMPV6, 8),
         Selector::IgmpType => (PROTO_DESC_IGMP, 1),
+        Selector::IcmpType => (PROTO_DESC_ICMP, 1),
+        Selector::IcmpCode => (PROTO_DESC_ICMP, 2),
         Selector::TcpSport => (PROTO_DESC_TCP, 1),
         Selector::TcpDport => (PROTO_DESC_TCP, 2),
         Selector::TcpFlags => (PROTO_DESC_TCP, 7),

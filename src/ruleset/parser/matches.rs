@@ -80,6 +80,7 @@ impl<'b> Parser<'b> {
                 ("max-delay", Selector::Icmpv6MaxDelay),
             ],
             "igmp" => &[("type", Selector::IgmpType)],
+            "icmp" => &[("type", Selector::IcmpType), ("code", Selector::IcmpCode)],
             "tcp" => &[
                 ("sport", Selector::TcpSport),
                 ("dport", Selector::TcpDport),
