@@ -17,7 +17,7 @@ use std::os::fd::OwnedFd;
 use nix::fcntl::OFlag;
 use nix::unistd::{ForkResult, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, setsid};
 
-use crate::container_log::Writer;
+use crate::container_log::{self, Writer};
 use crate::error_chain::Chain;
 use crate::spec::{RunOptions, RunSpec};
 use crate::state::{self, Store};
@@ -133,7 +133,12 @@ fn background(spec: RunSpec, log: Writer, status: OwnedFd) -> u8 {
             return 125;
         }
     };
-    let result = supervisor::start(spec, || report(&mut status, 0, ""));
+    let log_paths = container_log::Paths::new(&spec.state_dir, &spec.name);
+    let result = supervisor::start(spec, || {
+        report(&mut status, 0, "");
+        // Started: the previous run's log, set aside until now, goes.
+        let _ = log_paths.forget_previous();
+    });
     let (code, failed) = match result {
         Ok(code) => (code, None),
         Err(err) => {

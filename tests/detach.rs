@@ -312,8 +312,21 @@ fn a_run_d_that_fails_to_start_leaves_the_state_directory_as_it_was() {
     // born with the first address it picks, and moves on with each.
     let warm = supervisor(&ns, &["run", "--", "true"]);
     assert!(warm.status.success(), "{}", stderr(&warm));
-    let files = || ns.ok("find /run/supervisor | sort");
+    // An ended container's log, rotated once: a failed run of its name
+    // must leave it whole.
+    let script = "i=0; while [ $i -lt 200 ]; do echo old $i; i=$((i+1)); done";
+    let ended = detach(
+        &ns,
+        &["--name", "old", "--network", "none", "--log-max-size", "4k"],
+        &["sh", "-c", script],
+    );
+    assert_eq!(ended.status.code(), Some(0), "{}", stderr(&ended));
+    eventually("old's end", Duration::from_secs(10), || {
+        (container_log_state(&ns, "old") == "ended").then_some(())
+    });
+    let files = || ns.ok("cd /run/supervisor && find . | sort && md5sum logs/* | sort");
     let before = files();
+    assert!(before.contains("logs/old.log.1"), "{before}");
 
     let failures: &[(&[&str], &[&str], i32)] = &[
         (&["--name", "x"], &["/no/such/command"], 127),
@@ -327,11 +340,22 @@ fn a_run_d_that_fails_to_start_leaves_the_state_directory_as_it_was() {
         (&["--name", "a"], &["true"], 125),
         (&["--name", "a"], &["/no/such/command"], 125),
     ];
+    let with_old = failures.iter().filter_map(|&(options, command, code)| {
+        let options: Vec<&str> = options
+            .iter()
+            .map(|&o| if o == "x" { "old" } else { o })
+            .collect();
+        options.contains(&"old").then_some((options, command, code))
+    });
+    let failures = failures
+        .iter()
+        .map(|&(options, command, code)| (options.to_vec(), command, code))
+        .chain(with_old);
     for (options, command, code) in failures {
-        let out = detach(&ns, options, command);
+        let out = detach(&ns, &options, command);
         assert_eq!(
             out.status.code(),
-            Some(*code),
+            Some(code),
             "{options:?} {command:?}: {}",
             stderr(&out)
         );
@@ -343,6 +367,20 @@ fn a_run_d_that_fails_to_start_leaves_the_state_directory_as_it_was() {
         );
     }
     assert_eq!(logs(&ns, &["a"]), "hello\n", "a's log is whole");
+    // A run of the name that starts replaces the ended one's log.
+    let new = detach(
+        &ns,
+        &["--name", "old", "--network", "none"],
+        &["echo", "new"],
+    );
+    assert_eq!(new.status.code(), Some(0), "{}", stderr(&new));
+    eventually("the new log", Duration::from_secs(5), || {
+        (logs(&ns, &["old"]) == "new\n").then_some(())
+    });
+    assert_eq!(
+        ns.ok("cd /run/supervisor/logs && ls old.*"),
+        "old.lock\nold.log\n"
+    );
     assert_eq!(
         container_log_state(&ns, "a"),
         "written",

@@ -6,12 +6,15 @@
 //! STATE_DIR/logs/NAME.log      the current file: "TIMESTAMP LINE" per line
 //! STATE_DIR/logs/NAME.log.1    the one before it, once NAME.log reached the cap
 //! STATE_DIR/logs/NAME.lock     flock held by the writer while it lives
+//! STATE_DIR/logs/NAME.log.old, NAME.log.1.old
+//!                              the previous run's log while a new run starts
 //! ```
 //!
 //! Named by the container's name, not its id, so `logs NAME` works after the
 //! container's record is gone (at its exit): a log stays until `gc` (or the
-//! next run with the same name, which starts it afresh). A run that fails
-//! to start takes its log away with it: the caller printed why. The writer's lock
+//! next run with the same name, which starts it afresh once it has
+//! started). A run that fails to start takes its log away with it (the
+//! caller printed why) and puts the previous run's back. The writer's lock
 //! tells a reader following the log when no more can come, whether the
 //! supervisor ended or crashed.
 
@@ -69,15 +72,25 @@ pub struct Paths {
     pub current: PathBuf,
     pub rotated: PathBuf,
     pub lock: PathBuf,
+    /// Where `current` and `rotated` of the previous run wait while a new
+    /// run of the name starts.
+    pub previous: [(PathBuf, PathBuf); 2],
 }
 
 impl Paths {
     pub fn new(state_dir: &Path, name: &str) -> Paths {
         let dir = dir(state_dir);
+        let current = dir.join(format!("{name}.log"));
+        let rotated = dir.join(format!("{name}.log.1"));
+        let previous = [
+            (current.clone(), dir.join(format!("{name}.log.old"))),
+            (rotated.clone(), dir.join(format!("{name}.log.1.old"))),
+        ];
         Paths {
-            current: dir.join(format!("{name}.log")),
-            rotated: dir.join(format!("{name}.log.1")),
+            current,
+            rotated,
             lock: dir.join(format!("{name}.lock")),
+            previous,
         }
     }
 
@@ -88,16 +101,34 @@ impl Paths {
 
     /// Removes every file, the lock last; true when there was one.
     pub fn remove(&self) -> io::Result<bool> {
-        let mut removed = false;
-        for path in [&self.current, &self.rotated, &self.lock] {
-            match fs::remove_file(path) {
-                Ok(()) => removed = true,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(removed)
+        let [(_, old_current), (_, old_rotated)] = &self.previous;
+        remove_all([
+            old_current,
+            old_rotated,
+            &self.current,
+            &self.rotated,
+            &self.lock,
+        ])
     }
+
+    /// The previous run's log goes: this one has started.
+    pub fn forget_previous(&self) -> io::Result<bool> {
+        let [(_, old_current), (_, old_rotated)] = &self.previous;
+        remove_all([old_current, old_rotated])
+    }
+}
+
+/// Removes the files that are there; true when there was one.
+pub(super) fn remove_all<'p>(paths: impl IntoIterator<Item = &'p PathBuf>) -> io::Result<bool> {
+    let mut removed = false;
+    for path in paths {
+        match fs::remove_file(path) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
 }
 
 /// The names that have a log file.
@@ -109,6 +140,7 @@ pub fn names(state_dir: &Path) -> Vec<String> {
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
         .filter_map(|f| {
+            let f = f.strip_suffix(".old").unwrap_or(&f);
             let stem = f.strip_suffix(".log.1").or(f.strip_suffix(".log"));
             stem.or(f.strip_suffix(".lock")).map(str::to_string)
         })

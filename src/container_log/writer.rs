@@ -22,18 +22,30 @@ pub struct Writer {
     at_line_start: bool,
     /// Bytes of the current line written so far, its timestamp included.
     line_len: u64,
+    /// The previous run's log waits in `paths.previous` for this run's
+    /// start: discarded, this log puts it back.
+    previous: bool,
     _lock: Flock<File>,
 }
 
 impl Writer {
-    /// Starts `name`'s log afresh (a previous run's goes) and takes its lock.
+    /// Starts `name`'s log afresh and takes its lock; a previous run's
+    /// log is set aside until `Paths::forget_previous` or `discard`.
     pub fn create(state_dir: &Path, name: &str, max_size: u64) -> io::Result<Writer> {
         let paths = Paths::new(state_dir, name);
         fs::create_dir_all(super::dir(state_dir))?;
         let lock = lock(&paths, name)?;
-        match fs::remove_file(&paths.rotated) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        let mut previous = false;
+        for (file, aside) in &paths.previous {
+            // An aside left by a start that crashed is older still.
+            match fs::rename(file, aside) {
+                Ok(()) => previous = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::remove_file(aside) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                },
+                Err(e) => return Err(e),
+            }
         }
         let file = File::create(&paths.current)?;
         Ok(Writer {
@@ -43,14 +55,26 @@ impl Writer {
             max_size,
             at_line_start: true,
             line_len: 0,
+            previous,
             _lock: lock,
         })
     }
 
-    /// Removes the log's files, the lock's last, while still holding it:
-    /// for a run that failed to start, whose log nobody asked for.
+    /// For a run that failed to start, whose log nobody asked for: removes
+    /// its files while still holding the lock, the lock's last, or puts the
+    /// previous run's log back (its lock file, then, stays as it was).
     pub fn discard(self) -> io::Result<()> {
-        self.paths.remove().map(drop)
+        if !self.previous {
+            return self.paths.remove().map(drop);
+        }
+        super::remove_all([&self.paths.current, &self.paths.rotated])?;
+        for (file, aside) in &self.paths.previous {
+            match fs::rename(aside, file) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Appends `chunk`, a timestamp before each line it starts.
@@ -241,6 +265,41 @@ mod tests {
         let left: Vec<_> = fs::read_dir(super::super::dir(&dir)).unwrap().collect();
         assert!(left.is_empty(), "{left:?}");
         Writer::create(&dir, "c", 100).expect("the name is free again");
+    }
+
+    #[test]
+    fn a_discarded_log_puts_the_previous_runs_back_and_a_started_one_replaces_it() {
+        let dir = tempdir("previous");
+        let paths = Paths::new(&dir, "c");
+        let mut first = Writer::create(&dir, "c", 100).unwrap();
+        first.write(&[b'x'; 300]).unwrap();
+        drop(first);
+        let before = (
+            fs::read(&paths.current).unwrap(),
+            fs::read(&paths.rotated).unwrap(),
+        );
+
+        let mut failed = Writer::create(&dir, "c", 100).unwrap();
+        failed.write(b"failed\n").unwrap();
+        failed.discard().unwrap();
+        let after = (
+            fs::read(&paths.current).unwrap(),
+            fs::read(&paths.rotated).unwrap(),
+        );
+        assert_eq!(after, before);
+        assert!(paths.lock.exists(), "the lock file was there before");
+        assert!(!paths.previous.iter().any(|(_, aside)| aside.exists()));
+
+        let mut started = Writer::create(&dir, "c", 100).unwrap();
+        started.write(b"started\n").unwrap();
+        paths.forget_previous().unwrap();
+        assert!(lines(&paths.current)[0].ends_with(" started"));
+        assert!(!paths.rotated.exists());
+        let names: Vec<String> = fs::read_dir(super::super::dir(&dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "the log and its lock: {names:?}");
     }
 
     fn tempdir(what: &str) -> crate::scratch::Scratch {
