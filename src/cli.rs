@@ -365,8 +365,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "CAP")]
     pub cap_drop: Vec<String>,
 
-    /// A memory limit: bytes with an optional b, k, m or g suffix, at
-    /// least 6m; as much swap again where swap is accounted, as docker.
+    /// A memory limit: bytes with an optional b, k, m or g suffix, from 6m
+    /// to 4294967295g; as much swap again where swap is accounted, as docker.
     #[arg(short, long, value_name = "BYTES")]
     pub memory: Option<String>,
 

@@ -374,6 +374,8 @@ fn bad_limits_exit_125_naming_the_option_and_create_no_cgroup() {
         ("--pids-limit", "many"),
         // More than the kernel's pids.max takes: refused there, too late.
         ("--pids-limit", "4194305"),
+        // More than the kernel counts: it would be "no limit" unsaid.
+        ("--memory", "17179869183g"),
     ] {
         let out = ns.run(&[
             "--network",

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 /// docker's smallest `--memory`: less cannot even start most programs.
 pub const MIN_MEMORY: u64 = 6 << 20;
 
+/// The largest `--memory` whose memory+swap (twice it) the kernel's page
+/// counters hold; it stores more as "no limit" without a word, and the
+/// record would claim a limit there is not. A whole number of GiB.
+pub const MAX_MEMORY: u64 = (i64::MAX as u64 / 2) >> 30 << 30;
+
 /// The CFS period docker uses; `--cpus` becomes a quota of it.
 pub const CPU_PERIOD_US: u64 = 100_000;
 
@@ -30,7 +35,7 @@ pub struct Resources {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourceError {
     #[error(
-        "invalid --memory {0:?}: a number of bytes with an optional b, k, m or g suffix, at least 6m"
+        "invalid --memory {0:?}: a number of bytes with an optional b, k, m or g suffix, from 6m to 4294967295g"
     )]
     Memory(String),
     #[error("invalid --cpus {0:?}: a decimal number of CPUs from 0.01, e.g. 0.5")]
@@ -93,7 +98,7 @@ pub fn format_cpus(nano: u64) -> String {
 /// `--memory`: bytes, at least docker's 6m.
 pub fn parse_memory(text: &str) -> Result<u64, ResourceError> {
     parse_bytes(text)
-        .filter(|&bytes| bytes >= MIN_MEMORY)
+        .filter(|bytes| (MIN_MEMORY..=MAX_MEMORY).contains(bytes))
         .ok_or_else(|| ResourceError::Memory(text.to_string()))
 }
 
@@ -161,6 +166,7 @@ mod tests {
         assert_eq!(parse_memory("6144k"), Ok(6 << 20));
         assert_eq!(parse_memory("6291456b"), Ok(6 << 20));
         assert_eq!(parse_memory("6291456"), Ok(6 << 20));
+        assert_eq!(parse_memory("4294967295g"), Ok(4294967295 << 30));
         for bad in [
             "",
             "m",
@@ -171,6 +177,8 @@ mod tests {
             "64x",
             "1.5g",
             "99999999999g",
+            "4294967296g",
+            "17179869183g",
         ] {
             let err = parse_memory(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("--memory {bad:?}")), "{err}");
