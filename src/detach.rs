@@ -143,7 +143,7 @@ fn background(spec: RunSpec, log: Writer, status: OwnedFd) -> u8 {
         Ok(code) => (code, None),
         Err(err) => {
             let message = Chain(&err).to_string();
-            eprintln!("supervisor: {message}");
+            crate::error_chain::eprint_line(format_args!("supervisor: {message}"));
             (err.exit_code(), Some(message))
         }
     };

@@ -6,6 +6,14 @@
 
 use std::error::Error;
 use std::fmt;
+use std::io::Write;
+
+/// Writes `line` to stderr as eprintln! does, but a stderr that cannot be
+/// written (`2>&1 | head -1`, after head exits) loses the line rather than
+/// panic: a panic would end the supervisor with 101, mid-run.
+pub fn eprint_line(line: impl fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
 
 /// Displays an error followed by each of its sources, `: ` between them.
 pub struct Chain<'a>(pub &'a (dyn Error + 'a));

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use supervisor::container_log::ReadOptions;
 use supervisor::detach::Outcome;
-use supervisor::error_chain::Chain;
+use supervisor::error_chain::{Chain, eprint_line};
 use supervisor::filesystem::FilesystemOptions;
 use supervisor::spec::{NetworkMode, RunOptions};
 use supervisor::{control, ruleset};
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
             match write!(stdout().lock(), "{plan}").and_then(|()| stdout().flush()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
-                    eprintln!("supervisor: writing the plan: {err}");
+                    eprint_line(format_args!("supervisor: writing the plan: {err}"));
                     ExitCode::from(125)
                 }
             }
@@ -242,11 +242,12 @@ fn bench(args: BenchArgs) -> ExitCode {
 fn detached(result: Result<Outcome, supervisor::supervisor::Error>) -> ExitCode {
     match result {
         Ok(Outcome::Started(name)) => {
-            println!("{name}");
+            // The container runs whether or not the caller still reads.
+            let _ = writeln!(stdout(), "{name}");
             ExitCode::SUCCESS
         }
         Ok(Outcome::Failed { code, message }) => {
-            eprintln!("supervisor: {message}");
+            eprint_line(format_args!("supervisor: {message}"));
             ExitCode::from(code)
         }
         Err(err) => exit(Err(err), |e| e.exit_code()),
@@ -263,7 +264,7 @@ fn exit<E: std::error::Error>(result: Result<u8, E>, code: impl Fn(&E) -> u8) ->
     match result {
         Ok(status) => ExitCode::from(status),
         Err(err) => {
-            eprintln!("supervisor: {}", Chain(&err));
+            eprint_line(format_args!("supervisor: {}", Chain(&err)));
             ExitCode::from(code(&err))
         }
     }
@@ -341,7 +342,7 @@ fn ruleset_command(command: RulesetCommand) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{}", Chain(&err));
+            eprint_line(Chain(&err));
             ExitCode::from(1)
         }
     }
@@ -358,7 +359,7 @@ fn usage_error(err: clap::Error) -> ExitCode {
         }
         _ => {
             for line in usage::lines(&err.to_string()) {
-                eprintln!("{line}");
+                eprint_line(line);
             }
             ExitCode::from(125)
         }

@@ -13,7 +13,7 @@ use caps::Capability;
 use tokio::time::Sleep;
 
 use crate::cgroup::{self, Cgroup};
-use crate::error_chain::Chain;
+use crate::error_chain::{Chain, eprint_line};
 use crate::etc_files::{self, EtcFiles};
 use crate::firewall::{self, Base, Firewall, Publication};
 use crate::ipam::Holder;
@@ -526,7 +526,7 @@ impl BridgeNet {
         phase("publish batch", t);
         for (port, picked) in publication.ports.iter().zip(reservations.picked()) {
             if picked {
-                eprintln!("supervisor: published {port}");
+                eprint_line(format_args!("supervisor: published {port}"));
             }
         }
         Ok(publication)
@@ -549,10 +549,10 @@ impl BridgeNet {
         }
         let t = Instant::now();
         if let Err(err) = self.attachment.unplug().await {
-            eprintln!(
+            eprint_line(format_args!(
                 "supervisor: teardown: deleting the veth pair that containers sharing its network still hold: {}",
                 Chain(&err)
-            );
+            ));
         }
         phase("veth deleted (shared network)", t);
     }
@@ -629,7 +629,7 @@ impl Leftovers {
     /// One line per failure on stderr, whatever the log level.
     fn report(self) {
         for left in self.0 {
-            eprintln!("supervisor: teardown: {}", Chain(&left));
+            eprint_line(format_args!("supervisor: teardown: {}", Chain(&left)));
         }
     }
 }

@@ -430,3 +430,42 @@ fn a_log_max_size_that_cannot_hold_a_line_is_refused_before_anything_is_made() {
         assert!(!state.exists(), "{size:?}: nothing made");
     }
 }
+
+/// A pipe whose reader is gone: writing to it fails with EPIPE.
+fn closed_pipe() -> std::os::fd::OwnedFd {
+    let (read, write) = nix::unistd::pipe().expect("a pipe");
+    drop(read);
+    write
+}
+
+#[test]
+fn a_caller_whose_output_is_a_closed_pipe_gets_exit_codes_not_a_panic() {
+    let Some(ns) =
+        HostNs::new("a_caller_whose_output_is_a_closed_pipe_gets_exit_codes_not_a_panic")
+    else {
+        return;
+    };
+    let closed = |args: &[&str]| {
+        let mut cmd = ns.supervisor();
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(closed_pipe())
+            .stderr(closed_pipe());
+        cmd.status().expect("supervisor runs").code()
+    };
+    // `supervisor run -d … | head -c0`: the container runs all the same.
+    assert_eq!(
+        closed(&["run", "-d", "--name", "q", "--", "sleep", "100"]),
+        Some(0)
+    );
+    let ps = stdout(&supervisor(&ns, &["ps"]));
+    assert!(ps.lines().any(|l| l.starts_with("q ")), "{ps}");
+    assert_eq!(closed(&["run", "--dry-run", "--", "true"]), Some(125));
+    assert_eq!(
+        closed(&["run", "--no-such-option", "--", "true"]),
+        Some(125)
+    );
+    assert_eq!(closed(&["stop", "no-such"]), Some(1));
+    assert!(supervisor(&ns, &["stop", "q"]).status.success());
+    assert_no_state(&ns);
+}

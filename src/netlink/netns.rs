@@ -84,7 +84,9 @@ pub(crate) fn within<T>(netns: BorrowedFd<'_>, work: impl FnOnce() -> T) -> io::
     impl Drop for Back<'_> {
         fn drop(&mut self) {
             if let Err(errno) = nix::sched::setns(self.0, CloneFlags::CLONE_NEWNET) {
-                eprintln!("supervisor: cannot return to its own network namespace: {errno}");
+                crate::error_chain::eprint_line(format_args!(
+                    "supervisor: cannot return to its own network namespace: {errno}"
+                ));
                 std::process::abort();
             }
         }
