@@ -394,9 +394,23 @@ impl Filesystem {
 /// the container's network and record were made.
 fn tmpfs_value_is_valid(key: &str, value: &str) -> bool {
     let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    // The kernel's memparse wraps past 64 bits without a word: 16384p
+    // would be size=0, no limit at all.
     let sized = |v: &str, suffixes: &str| {
         let number = v.trim_end_matches(|c: char| suffixes.contains(c.to_ascii_lowercase()));
-        digits(number) && v.len() - number.len() <= 1
+        let shift = match v[number.len()..].to_ascii_lowercase().as_str() {
+            "k" => 10,
+            "m" => 20,
+            "g" => 30,
+            "t" => 40,
+            "p" => 50,
+            "e" => 60,
+            _ => 0,
+        };
+        let fits = number
+            .parse::<u64>()
+            .is_ok_and(|n| n.checked_mul(1 << shift).is_some());
+        digits(number) && v.len() - number.len() <= 1 && fits
     };
     match key {
         "size" => sized(value, "kmgtpe%"),
@@ -687,6 +701,22 @@ mod tests {
                 err.starts_with(&format!("invalid --tmpfs {bad:?}: ")) && err.contains(says),
                 "{bad}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn a_tmpfs_size_past_64_bits_is_refused_as_the_kernel_would_wrap_it_to_another() {
+        assert!(parse(|o| o.tmpfs = vec!["/tmp:size=15e".into()]).is_ok());
+        for bad in [
+            "/tmp:size=99999999999999999999",
+            "/tmp:size=17179869184g",
+            "/tmp:size=16e",
+            "/tmp:nr_inodes=16384p",
+        ] {
+            let err = parse(|o| o.tmpfs = vec![bad.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("expected a number"), "{bad}: {err}");
         }
     }
 
