@@ -430,8 +430,9 @@ fn a_port_published_on_every_ipv6_address_twice_is_refused_naming_its_holder() {
         // The same port on IPv4 is another element: no clash.
         let mut v4 = lab.container("api", 3, &[]).publication;
         v4.ports = vec![tcp6(HostIp::AnyV4, 8080, 80)];
-        // Its guards are in already: its ports alone.
+        // Its guards and generation are in already: its ports alone.
         v4.veth = String::new();
+        v4.generation = None;
         lab.fw.publish(&v4).unwrap();
         let mut other = v4.clone();
         other.ports = vec![tcp6(HostIp::AnyV6, 8080, 80)];
