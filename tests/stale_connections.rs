@@ -16,11 +16,101 @@ use common::{HostNs, Outside};
 
 const IP: &str = "172.16.0.2";
 
-/// Deletes the rule of the ip table's chain `generation` that drops what
+/// What differs between the families in the UDP scenarios.
+struct Family {
+    /// `run` options beside `--ip IP`.
+    options: &'static [&'static str],
+    /// The supervisor table of the family.
+    table: &'static str,
+    /// The conntrack family (`conntrack -f`).
+    conntrack: &'static str,
+    /// The python socket family and its any-address.
+    socket: &'static str,
+    any: &'static str,
+    /// /proc/net's file of the family's UDP sockets.
+    proc_udp: &'static str,
+    /// The container's address, the host's on the outside link, the peer's.
+    container: &'static str,
+    host: &'static str,
+    peer: &'static str,
+}
+
+const V4: Family = Family {
+    options: &[],
+    table: "ip",
+    conntrack: "ipv4",
+    socket: "AF_INET",
+    any: "",
+    proc_udp: "udp",
+    container: IP,
+    host: "192.0.2.1",
+    peer: "192.0.2.2",
+};
+
+/// `run --ipv6`: the container's IPv6 address derived from `IP` in the
+/// default subnet6.
+const V6: Family = Family {
+    options: &["--ipv6"],
+    table: "ip6",
+    conntrack: "ipv6",
+    socket: "AF_INET6",
+    any: "::",
+    proc_udp: "udp6",
+    container: "fd53:7570:6572::2",
+    host: "2001:db8::1",
+    peer: "2001:db8::2",
+};
+
+impl Family {
+    /// `run` options for `IP`.
+    fn run_options(&self) -> Vec<&'static str> {
+        let mut options = vec!["--ip", IP];
+        options.extend(self.options);
+        options
+    }
+
+    /// The outside machine, with this family's address.
+    fn outside(&self, ns: &HostNs) -> Outside {
+        match self.table {
+            "ip" => ns.outside(),
+            _ => ns.outside6(),
+        }
+    }
+
+    /// A container command, in python: a UDP socket on port 4000 that
+    /// runs `then` (`s` is the socket).
+    fn on_port_4000(&self, then: &str) -> String {
+        format!(
+            "python3 -c \"import socket\n\
+             s = socket.socket(socket.{}, socket.SOCK_DGRAM); s.bind(('{}', 4000)); s.settimeout(20)\n\
+             {then}\"",
+            self.socket, self.any
+        )
+    }
+
+    /// A UDP exchange from port 4000 with the outside peer on port 5000,
+    /// masqueraded to the host's port 4000; prints the peer's answer.
+    fn exchange(&self) -> String {
+        self.on_port_4000(&format!(
+            "s.sendto(b'out', ('{}', 5000))\nprint(s.recv(100).decode(), flush=True)",
+            self.peer
+        ))
+    }
+
+    /// The host's conntrack entries of UDP flows from the container.
+    fn flows_out(&self, ns: &HostNs) -> String {
+        ns.ok(&format!(
+            "conntrack -L -f {} -p udp 2>/dev/null | grep -F 'src={} ' || true",
+            self.conntrack, self.container
+        ))
+    }
+}
+
+/// Deletes the rule of `table`'s chain `generation` that drops what
 /// reaches a container on another generation's connection: the protection
 /// switched off.
-fn without_generations(ns: &HostNs) {
-    let chain = ns.ok("nft -a list chain ip supervisor generation");
+fn without_generations(ns: &HostNs, table: &str) {
+    let chain = ns.ok(&format!("nft -a list chain {table} supervisor generation"));
     let handle = chain
         .lines()
         .find(|l| l.contains("!= @live") && l.contains("drop"))
@@ -28,7 +118,7 @@ fn without_generations(ns: &HostNs) {
         .map(|(_, h)| h.trim().to_string())
         .unwrap_or_else(|| panic!("no dropping rule: {chain}"));
     ns.ok(&format!(
-        "nft delete rule ip supervisor generation handle {handle}"
+        "nft delete rule {table} supervisor generation handle {handle}"
     ));
 }
 
@@ -39,15 +129,15 @@ fn address_given_back(ns: &HostNs) {
     });
 }
 
-/// Waits until something in `c` has a socket on `port` of `protocol`
-/// (`udp`, or `tcp` for a listener).
-fn listening(c: &Container, protocol: &str, port: u16) {
+/// Waits until something in `c` has a socket on `port` in /proc/net's
+/// `file` (`udp`, `udp6`, or `tcp` for a listener).
+fn listening(c: &Container, file: &str, port: u16) {
     let wanted = format!(":{port:04X} ");
     common::eventually("the container listening", Duration::from_secs(10), || {
-        let sockets = c.sh(&format!("cat /proc/net/{protocol}"));
+        let sockets = c.sh(&format!("cat /proc/net/{file}"));
         String::from_utf8_lossy(&sockets.stdout)
             .lines()
-            .any(|l| l.contains(&wanted) && (protocol == "udp" || l.contains(" 0A ")))
+            .any(|l| l.contains(&wanted) && (file != "tcp" || l.contains(" 0A ")))
             .then_some(())
     });
 }
@@ -63,22 +153,19 @@ enum End {
     Crashes,
 }
 
-/// A UDP exchange from port 4000 with an outside peer on 192.0.2.2:5000,
-/// masqueraded to the host's 192.0.2.1:4000; prints the peer's answer.
-const EXCHANGE: &str = "python3 -c \"import socket\n\
-     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('', 4000)); s.settimeout(10)\n\
-     s.sendto(b'out', ('192.0.2.2', 5000))\n\
-     print(s.recv(100).decode(), flush=True)\"";
-
-/// The outside peer of `EXCHANGE`: answers one datagram on port 5000.
-fn peer(outside: &Outside) -> Child {
-    let script = "import socket\n\
-         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('', 5000))\n\
+/// The outside peer of `Family::exchange`: answers one datagram on port
+/// 5000.
+fn peer(family: &Family, outside: &Outside) -> Child {
+    let script = format!(
+        "import socket\n\
+         s = socket.socket(socket.{}, socket.SOCK_DGRAM); s.bind(('{}', 5000))\n\
          print('ready', flush=True)\n\
-         _, sender = s.recvfrom(100); s.sendto(b'answer', sender)\n";
+         _, sender = s.recvfrom(100); s.sendto(b'answer', sender)\n",
+        family.socket, family.any
+    );
     let mut child = outside
         .command(common::forge::python())
-        .args(["-c", script])
+        .args(["-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -91,28 +178,30 @@ fn peer(outside: &Outside) -> Child {
     child
 }
 
-/// c1 at `IP` has an `EXCHANGE` with the outside peer (its conntrack
-/// entry established) and ends as `end` says.
-fn exchange_and_end(ns: &HostNs, outside: &Outside, end: End) {
-    let mut peer = peer(outside);
+/// c1 at `IP` has an exchange with the outside peer (its conntrack entry
+/// established) and ends as `end` says.
+fn exchange_and_end(ns: &HostNs, family: &Family, outside: &Outside, end: End) {
+    let mut peer = peer(family, outside);
+    let options = family.run_options();
     match end {
         End::Exits => {
-            let out = ns.run(&["--ip", IP, "--", "sh", "-c", EXCHANGE]);
+            let mut args = options.clone();
+            let exchange = family.exchange();
+            args.extend(["--", "sh", "-c", &exchange]);
+            let out = ns.run(&args);
             assert!(out.status.success(), "{}", common::stderr(&out));
             assert_eq!(common::stdout(&out).trim(), "answer");
             address_given_back(ns);
         }
         End::Crashes => {
-            let mut c1 = Container::start(ns, &["--ip", IP], EXCHANGE);
+            let mut c1 = Container::start(ns, &options, &family.exchange());
             assert_eq!(c1.line(), "answer");
             c1.supervisor.kill().expect("SIGKILL c1's supervisor");
             c1.supervisor.wait().expect("reap c1's supervisor");
         }
     }
     peer.wait().expect("the peer's end");
-    let flows = ns.ok(&format!(
-        "conntrack -L -p udp 2>/dev/null | grep -F 'src={IP} ' || true"
-    ));
+    let flows = family.flows_out(ns);
     assert!(
         !flows.is_empty() && !flows.contains("UNREPLIED"),
         "c1's flow out, established: {flows:?}"
@@ -120,22 +209,30 @@ fn exchange_and_end(ns: &HostNs, outside: &Outside, end: End) {
 }
 
 /// c1 has an exchange with an outside peer (see `exchange_and_end`) and
-/// ends; c2 gets its address and listens on 4000; the peer sends again to
-/// where c1's flow was masqueraded, then the host sends to c2 directly.
-/// The first datagram c2 gets (nc -u -l keeps to its first sender).
-fn peer_sends_again_after(ns: &HostNs, end: End, protected: bool) -> String {
-    let outside = ns.outside();
-    exchange_and_end(ns, &outside, end);
-    let c2 = Container::start(ns, &["--ip", IP], "nc -u -l 4000");
-    listening(&c2, "udp", 4000);
+/// ends; c2 gets its address and waits on port 4000; the peer sends again
+/// to where c1's flow was masqueraded, then the host sends to c2 directly.
+/// The first datagram c2 gets.
+fn peer_sends_again_after(ns: &HostNs, family: &Family, end: End, protected: bool) -> String {
+    let outside = family.outside(ns);
+    exchange_and_end(ns, family, &outside, end);
+    let c2 = Container::start(
+        ns,
+        &family.run_options(),
+        &family.on_port_4000("print(s.recv(100).decode().strip(), flush=True)"),
+    );
+    listening(&c2, family.proc_udp, 4000);
     if !protected {
-        without_generations(ns);
+        without_generations(ns, family.table);
     }
     for _ in 0..3 {
-        outside.ok("echo secret-for-c1 | nc -u -w 1 -p 5000 192.0.2.1 4000 || true");
+        outside.ok(&format!(
+            "echo secret-for-c1 | nc -u -w 1 -p 5000 {} 4000 || true",
+            family.host
+        ));
     }
     ns.ok(&format!(
-        "echo from-the-host | nc -u -w 1 {IP} 4000 || true"
+        "echo from-the-host | nc -u -w 1 {} 4000 || true",
+        family.container
     ));
     c2.lines
         .recv_timeout(Duration::from_secs(10))
@@ -149,7 +246,7 @@ fn a_peer_sending_again_on_a_containers_flow_out_never_reaches_the_next_holder_o
     ) else {
         return;
     };
-    let got = peer_sends_again_after(&ns, End::Exits, true);
+    let got = peer_sends_again_after(&ns, &V4, End::Exits, true);
     assert!(!got.contains("secret-for-c1"), "c2 got c1's peer: {got}");
     assert_eq!(got, "from-the-host");
 }
@@ -161,7 +258,33 @@ fn without_the_generation_rule_a_peer_sending_again_reaches_the_next_holder() {
     else {
         return;
     };
-    let got = peer_sends_again_after(&ns, End::Exits, false);
+    let got = peer_sends_again_after(&ns, &V4, End::Exits, false);
+    assert_eq!(
+        got, "secret-for-c1",
+        "the attack should succeed unprotected"
+    );
+}
+
+#[test]
+fn a_peer_sending_again_over_ipv6_never_reaches_the_next_holder_of_the_address() {
+    let Some(ns) =
+        HostNs::new("a_peer_sending_again_over_ipv6_never_reaches_the_next_holder_of_the_address")
+    else {
+        return;
+    };
+    let got = peer_sends_again_after(&ns, &V6, End::Exits, true);
+    assert!(!got.contains("secret-for-c1"), "c2 got c1's peer: {got}");
+    assert_eq!(got, "from-the-host");
+}
+
+#[test]
+fn without_the_generation_rule_a_peer_sending_again_over_ipv6_reaches_the_next_holder() {
+    let Some(ns) = HostNs::new(
+        "without_the_generation_rule_a_peer_sending_again_over_ipv6_reaches_the_next_holder",
+    ) else {
+        return;
+    };
+    let got = peer_sends_again_after(&ns, &V6, End::Exits, false);
     assert_eq!(
         got, "secret-for-c1",
         "the attack should succeed unprotected"
@@ -175,7 +298,7 @@ fn a_crashed_supervisors_flow_out_never_reaches_the_container_that_takes_its_add
     ) else {
         return;
     };
-    let got = peer_sends_again_after(&ns, End::Crashes, true);
+    let got = peer_sends_again_after(&ns, &V4, End::Crashes, true);
     assert!(!got.contains("secret-for-c1"), "c2 got c1's peer: {got}");
     assert_eq!(got, "from-the-host");
 }
@@ -188,21 +311,19 @@ fn the_next_holder_sending_again_on_its_predecessors_flow_gets_its_replies() {
         return;
     };
     let outside = ns.outside();
-    exchange_and_end(&ns, &outside, End::Exits);
+    exchange_and_end(&ns, &V4, &outside, End::Exits);
     // c2 sends on the very flow c1 left (same ports, same peer): the old
     // entry, established and still c1's generation, takes it.
     let c2 = Container::start(
         &ns,
-        &["--ip", IP],
-        "python3 -c \"import socket\n\
-         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('', 4000))\n\
-         s.sendto(b'from-c2', ('192.0.2.2', 5000))\n\
-         print(s.recv(100).decode().strip(), flush=True)\"",
+        &V4.run_options(),
+        &V4.on_port_4000(
+            "s.sendto(b'from-c2', ('192.0.2.2', 5000))\n\
+             print(s.recv(100).decode().strip(), flush=True)",
+        ),
     );
     listening(&c2, "udp", 4000);
-    let flows = ns.ok(&format!(
-        "conntrack -L -p udp 2>/dev/null | grep -F 'src={IP} ' || true"
-    ));
+    let flows = V4.flows_out(&ns);
     assert_eq!(flows.lines().count(), 1, "one entry, c1's, reused: {flows}");
     outside.ok("echo reply-for-c2 | nc -u -w 1 -p 5000 192.0.2.1 4000 || true");
     let got = c2
@@ -287,7 +408,7 @@ fn client_sends_again(ns: &HostNs, protected: bool) -> u64 {
          nft add rule ip count in ip saddr 192.0.2.2 counter");
     assert!(counted.status.success(), "{}", common::stderr(&counted));
     if !protected {
-        without_generations(ns);
+        without_generations(ns, "ip");
     }
     client.send();
     // The client's segment, and its retransmissions when nothing answers.
