@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::container::Container;
@@ -333,25 +333,27 @@ fn the_next_holder_sending_again_on_its_predecessors_flow_gets_its_replies() {
     assert_eq!(got, "reply-for-c2");
 }
 
-/// An outside client connected to c1's published port, kept open.
+/// A client connected to c1's published port, kept open.
 struct Client {
     child: Child,
     lines: BufReader<std::process::ChildStdout>,
 }
 
 impl Client {
-    /// Connects from the outside to the host's port 8080.
-    fn connect(outside: &Outside) -> Client {
-        let script = "import socket, sys\n\
-             s = socket.create_connection(('192.0.2.1', 8080), timeout=5)\n\
+    /// Connects to `address`, port 8080, with `python` (a python3 to run
+    /// on the client's machine).
+    fn connect(mut python: Command, address: &str) -> Client {
+        let script = format!(
+            "import socket, sys\n\
+             s = socket.create_connection(('{address}', 8080), timeout=5)\n\
              print('connected', flush=True)\n\
              sys.stdin.readline()\n\
              s.sendall(b'secret-for-c1\\n')\n\
              print('sent', flush=True)\n\
-             sys.stdin.readline()\n";
-        let mut child = outside
-            .command(common::forge::python())
-            .args(["-c", script])
+             sys.stdin.readline()\n"
+        );
+        let mut child = python
+            .args(["-c", &script])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -383,11 +385,20 @@ impl Drop for Client {
     }
 }
 
+/// Where the client of a published port is.
+#[derive(Clone, Copy, PartialEq)]
+enum ClientAt {
+    /// On the outside machine, to the host's 192.0.2.1:8080.
+    Outside,
+    /// On the host itself, to 127.0.0.1:8080 (output, not forward).
+    Host,
+}
+
 /// c1 publishes 8080 to its port 8000, where it accepts a connection from
-/// an outside client, and ends; c2 gets its address and publishes
-/// nothing; the client sends again on its connection. The packets from the
-/// client that arrive in c2's namespace.
-fn client_sends_again(ns: &HostNs, protected: bool) -> u64 {
+/// a client, and ends; c2 gets its address and publishes nothing; the
+/// client sends again on its connection. The packets to port 8000 that
+/// arrive in c2's namespace.
+fn client_sends_again(ns: &HostNs, from: ClientAt, protected: bool) -> u64 {
     let outside = ns.outside();
     let mut c1 = Container::start(
         ns,
@@ -398,14 +409,18 @@ fn client_sends_again(ns: &HostNs, protected: bool) -> u64 {
          c, _ = s.accept(); print('accepted', flush=True); time.sleep(60)\"",
     );
     listening(&c1, "tcp", 8000);
-    let mut client = Client::connect(&outside);
+    let python = common::forge::python();
+    let mut client = match from {
+        ClientAt::Outside => Client::connect(outside.command(python), "192.0.2.1"),
+        ClientAt::Host => Client::connect(ns.command(python), "127.0.0.1"),
+    };
     assert_eq!(c1.line(), "accepted");
     c1.stop();
     address_given_back(ns);
     let c2 = Container::start(ns, &["--ip", IP], "sleep 60");
     let counted = c2.sh("nft add table ip count && \
          nft add chain ip count in '{ type filter hook prerouting priority -300; }' && \
-         nft add rule ip count in ip saddr 192.0.2.2 counter");
+         nft add rule ip count in tcp dport 8000 counter");
     assert!(counted.status.success(), "{}", common::stderr(&counted));
     if !protected {
         without_generations(ns, "ip");
@@ -431,7 +446,11 @@ fn an_outside_clients_connection_to_a_published_port_never_reaches_the_next_hold
     ) else {
         return;
     };
-    assert_eq!(client_sends_again(&ns, true), 0, "packets reached c2");
+    assert_eq!(
+        client_sends_again(&ns, ClientAt::Outside, true),
+        0,
+        "packets reached c2"
+    );
 }
 
 #[test]
@@ -442,7 +461,34 @@ fn without_the_generation_rule_an_outside_clients_connection_reaches_the_next_ho
         return;
     };
     assert!(
-        client_sends_again(&ns, false) > 0,
+        client_sends_again(&ns, ClientAt::Outside, false) > 0,
+        "the attack should succeed unprotected"
+    );
+}
+
+#[test]
+fn a_host_clients_connection_to_a_published_port_never_reaches_the_next_holder_of_the_address() {
+    let Some(ns) = HostNs::new(
+        "a_host_clients_connection_to_a_published_port_never_reaches_the_next_holder_of_the_address",
+    ) else {
+        return;
+    };
+    assert_eq!(
+        client_sends_again(&ns, ClientAt::Host, true),
+        0,
+        "packets reached c2"
+    );
+}
+
+#[test]
+fn without_the_generation_rule_a_host_clients_connection_reaches_the_next_holder() {
+    let Some(ns) = HostNs::new(
+        "without_the_generation_rule_a_host_clients_connection_reaches_the_next_holder",
+    ) else {
+        return;
+    };
+    assert!(
+        client_sends_again(&ns, ClientAt::Host, false) > 0,
         "the attack should succeed unprotected"
     );
 }
