@@ -279,6 +279,7 @@ impl Bench {
             address6: spec.ipv6.map(|(address6, _)| address6),
             veth: spec.host_ifname.clone(),
             ports,
+            generation: Some(supervisor::values::Generation::random()),
         }
     }
 

@@ -42,6 +42,8 @@ fn container() -> Publication {
             container_port: 8000,
             protocol: Protocol::Tcp,
         }],
+        // A container's batch holds its generation too.
+        generation: supervisor::values::Generation::new(0x8f3a_0c11),
     }
 }
 

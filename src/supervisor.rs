@@ -33,7 +33,7 @@ use crate::spawn::{
 };
 use crate::spec::{Network, NetworkMode, RunOptions, RunSpec, SpecError};
 use crate::state::{self, ExecContext, Limits, Record, Registration, Store};
-use crate::values::{Owner, Process};
+use crate::values::{Generation, Owner, Process};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -507,6 +507,7 @@ impl BridgeNet {
             self.attachment.address(),
             self.attachment.ipv6(),
             ports,
+            Some(Generation::random()),
         );
         let link = part.link(
             self.attachment.bridge_index(),
@@ -700,6 +701,7 @@ fn record_container(
                 record.address6 = address6;
                 record.veth = Some(publication.veth.clone());
                 record.ports = publication.ports.iter().map(|&p| p.into()).collect();
+                record.generation = publication.generation.map(Generation::get);
             }
         })?)
     });

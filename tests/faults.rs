@@ -93,8 +93,9 @@ fn killing_the_supervisor_at_any_phase_leaves_nothing_after_gc() {
     ]);
     assert_eq!(left_leases, leased);
     assert_eq!(gc_leases, leased, "{report}");
-    // From the batch on, until teardown's batch: the two guards and the port.
-    let published = 3 * crashed_in(&["published", "recorded", "running", "exited"]);
+    // From the batch on, until teardown's batch: the two guards, the port
+    // and the generation (by address, and with it).
+    let published = 5 * crashed_in(&["published", "recorded", "running", "exited"]);
     assert_eq!(left_elements, published);
     assert_eq!(gc_elements, published, "{report}");
     assert_no_state(&ns);

@@ -75,6 +75,7 @@ fn container(owner: &str, last: u8, ports: &[(u16, u16, Protocol)]) -> Publicati
                 protocol,
             })
             .collect(),
+        generation: None,
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::netns::{fd_path, new_netns, sh_in, this_thread_netns};
 use supervisor::firewall::{Firewall, Publication};
-use supervisor::values::{HostIp, Owner, Port, PortTaken, Protocol};
+use supervisor::values::{Generation, HostIp, Owner, Port, PortTaken, Protocol};
 
 const PREFIX: &str = "fd53:7570:6572";
 const HOST: &str = "2001:db8::1";
@@ -110,6 +110,7 @@ impl Lab {
             address6: Some(format!("{PREFIX}::{n:x}").parse().unwrap()),
             veth,
             ports: ports.to_vec(),
+            generation: Some(Generation::random()),
         };
         self.fw.publish(&publication).unwrap();
         Box6 { netns, publication }
@@ -429,8 +430,9 @@ fn a_port_published_on_every_ipv6_address_twice_is_refused_naming_its_holder() {
         // The same port on IPv4 is another element: no clash.
         let mut v4 = lab.container("api", 3, &[]).publication;
         v4.ports = vec![tcp6(HostIp::AnyV4, 8080, 80)];
-        // Its guards are in already: its ports alone.
+        // Its guards and generation are in already: its ports alone.
         v4.veth = String::new();
+        v4.generation = None;
         lab.fw.publish(&v4).unwrap();
         let mut other = v4.clone();
         other.ports = vec![tcp6(HostIp::AnyV6, 8080, 80)];
@@ -545,6 +547,7 @@ fn ipv6_elements_added_through_the_firewall_are_what_nft_adds() {
                     ..tcp6(HostIp::V6(HOST.parse().unwrap()), 5353, 53)
                 },
             ],
+            generation: Generation::new(0x8f3a_0c11),
         })
         .unwrap();
     });
@@ -572,6 +575,10 @@ add element bridge supervisor spoof_guard6 {{ "sv-web" . {PREFIX}::2 . {mac} {c}
 add element ip supervisor tcp_ports {{ 8080 {c} : 172.16.0.2 . 8000 }}
 add element ip6 supervisor tcp_ports {{ 8080 {c} : {PREFIX}::2 . 8000 }}
 add element ip6 supervisor udp_addr_ports {{ {HOST} . 5353 {c} : {PREFIX}::2 . 53 }}
+add element ip supervisor generations {{ 172.16.0.2 {c} : 0x8f3a0c11 }}
+add element ip supervisor live {{ 172.16.0.2 . 0x8f3a0c11 {c} }}
+add element ip6 supervisor generations {{ {PREFIX}::2 {c} : 0x8f3a0c11 }}
+add element ip6 supervisor live {{ {PREFIX}::2 . 0x8f3a0c11 {c} }}
 EOF"#,
                 defines = defines.join(" ")
             ),

@@ -386,12 +386,15 @@ fn inspect_shows_the_record_with_its_link_and_addresses() {
         live["addresses"].as_array().unwrap().contains(&eth0),
         "{live}"
     );
+    let generation = view["generation"].as_u64().expect("a generation");
     assert_eq!(
         live["elements"],
         serde_json::json!([
             "tcp_ports 8080",
             format!("spoof_guard \"{veth}\" . 172.16.0.40 . 02:42:ac:10:00:28"),
-            format!("mac_guard \"{veth}\" . 02:42:ac:10:00:28")
+            format!("mac_guard \"{veth}\" . 02:42:ac:10:00:28"),
+            "generations 172.16.0.40",
+            format!("live 172.16.0.40 . {generation:#010x}")
         ])
     );
     // By id prefix too.
@@ -461,7 +464,7 @@ fn gc_removes_what_no_live_supervisor_explains_and_keeps_the_rest() {
 
     // The live container and a stranger's link are untouched.
     assert_eq!(records(&ns), "web.json\n");
-    assert_eq!(elements(&ns), 3, "web's port and its two guards");
+    assert_eq!(elements(&ns), 5, "web's port, two guards, generation (two)");
     assert_eq!(leases(&ns), "172.16.0.50\n");
     let mut links = container_veths(&ns);
     links.sort();
@@ -675,7 +678,7 @@ fn a_name_or_address_held_by_a_dead_supervisor_is_reclaimed_by_the_next_run() {
         "running",
         &args(&["--name", "holder", "-p", "8080:80"], &sleeper),
     );
-    assert_eq!(elements(&ns), 3, "its port and its two guards");
+    assert_eq!(elements(&ns), 5, "its port, two guards, generation (two)");
     let out = ns.run(&["--name", "taker", "-p", "8080:80", "true"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_no_state(&ns);

@@ -11,7 +11,7 @@ use common::{HostNs, assert_no_drift, stderr, stdout, stop};
 use serde_json::Value;
 use supervisor::firewall::Owned;
 use supervisor::plan::{self, Request, Snapshot};
-use supervisor::values::Owner;
+use supervisor::values::{Generation, Owner};
 
 /// Container `web` publishing a TCP port everywhere and a UDP one on
 /// 127.0.0.1.
@@ -212,7 +212,15 @@ fn the_kernel_holds_what_the_plan_says_and_check_finds_no_drift() {
             .flat_map(|p| supervisor::publish::parse(p).unwrap())
             .collect(),
     };
-    let plan = plan::plan(&request, &Snapshot::default()).unwrap();
+    // The run's own generation, random, as its record has it.
+    let snapshot = Snapshot {
+        generation: view["generation"]
+            .as_u64()
+            .and_then(|g| Generation::new(g as u32)),
+        ..Snapshot::default()
+    };
+    assert!(snapshot.generation.is_some(), "{view}");
+    let plan = plan::plan(&request, &snapshot).unwrap();
     let container = &plan.container;
     // Read back: the link, the address inside, the elements, the sysctls.
     let live = &view["live"];

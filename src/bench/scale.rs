@@ -36,6 +36,8 @@ pub fn filler(index: usize, subnet: &Subnet) -> Publication {
             container_port: 8000,
             protocol: Protocol::Tcp,
         }],
+        // Addresses repeat: none, or they would collide.
+        generation: None,
     }
 }
 

@@ -36,7 +36,7 @@ use crate::network;
 use crate::plan::{self, Snapshot, apply};
 use crate::reserve::{self, Families, Reservations};
 use crate::state::{self, Record, Store};
-use crate::values::{Owner, Port, PortMapping, Process};
+use crate::values::{Generation, Owner, Port, PortMapping, Process};
 
 pub use crate::state::cni_label::{
     CHAINED as LABEL_CHAINED, CONTAINER as LABEL_CONTAINER, IFNAME as LABEL_IFNAME,
@@ -324,6 +324,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         attachment.address(),
         attachment.ipv6(),
         config.ports.clone(),
+        Some(Generation::random()),
     );
     part.ifname = invocation.ifname.clone();
     let link = part.link(
@@ -400,6 +401,7 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         record.address6 = publication.address6;
         record.veth = Some(publication.veth.clone());
         record.ports = publication.ports.iter().map(|&p| p.into()).collect();
+        record.generation = publication.generation.map(Generation::get);
     });
     let host_mac = match (host, recorded) {
         (Ok(Some(mac)), Ok(())) => mac,
@@ -479,6 +481,7 @@ fn publication_of(record: &Record) -> Option<Publication> {
         address6: record.address6,
         veth: record.veth.clone().unwrap_or_default(),
         ports: record.ports.iter().map(|&p| Port::from(p)).collect(),
+        generation: record.generation.and_then(Generation::new),
     })
 }
 

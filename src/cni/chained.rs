@@ -202,9 +202,12 @@ pub async fn add(
         owner: attachment::owner(&invocation.container_id, &invocation.ifname),
         address: previous.address,
         address6: previous.ipv6.map(|(address, _)| address),
-        // Not our interface: no guards, ports only.
+        // Not our interface: no guards, ports only; nor a generation:
+        // its traffic leaves by the other plugin's bridge, where the
+        // generation rules do not look (DEL forgets its connections).
         veth: String::new(),
         ports: config.ports.clone(),
+        generation: None,
     };
     let publication = apply::publish(
         &firewall,

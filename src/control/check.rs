@@ -21,7 +21,7 @@ use crate::firewall::{Firewall, Owned, Publication};
 use crate::ipam::LeaseDir;
 use crate::netlink::{self, Netlink};
 use crate::state::{self, Entry, Record, StaleMarker, Store, file};
-use crate::values::{Owner, Port};
+use crate::values::{Generation, Owner, Port};
 
 /// A record as read, with whether its supervisor lives.
 #[derive(Debug)]
@@ -268,6 +268,7 @@ fn missing(seen: &Seen, facts: &Facts) -> Vec<String> {
         address6: r.address6,
         veth: veth.clone(),
         ports: r.ports.iter().map(|&p| Port::from(p)).collect(),
+        generation: r.generation.and_then(Generation::new),
     };
     let held: Vec<&Owned> = elements_of(&facts.elements, &r.id).collect();
     for element in publication.elements() {
@@ -330,6 +331,7 @@ mod tests {
             address6,
             veth: "sv-0123456789ab".into(),
             ports,
+            generation: None,
         };
         Facts {
             records: vec![seen],
@@ -371,6 +373,19 @@ mod tests {
                 "lease 172.16.0.2 (bridge sv0) of web (0123456789ab): missing",
                 "link sv-0123456789ab of web (0123456789ab): missing",
                 "element mac_guard \"sv-0123456789ab\" . 02:42:ac:10:00:02 of web (0123456789ab): missing",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_recorded_generation_without_its_elements_is_named() {
+        let mut facts = consistent();
+        facts.records[0].record.generation = Some(0x8f3a_0c11);
+        assert_eq!(
+            findings(&facts),
+            [
+                "element generations 172.16.0.2 of web (0123456789ab): missing",
+                "element live 172.16.0.2 . 0x8f3a0c11 of web (0123456789ab): missing",
             ]
         );
     }

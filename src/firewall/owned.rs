@@ -116,6 +116,11 @@ impl fmt::Display for Owned {
             let b = key.get(at..at + 6)?;
             Some(Mac([b[0], b[1], b[2], b[3], b[4], b[5]]))
         };
+        // A mark is in host order, as the kernel keeps it.
+        let mark = |at: usize| {
+            let b: [u8; 4] = key.get(at..at + 4)?.try_into().ok()?;
+            Some(u32::from_ne_bytes(b))
+        };
         let port = |at: usize| {
             key.get(at..at + 2)
                 .map(|b| u16::from_be_bytes([b[0], b[1]]))
@@ -164,6 +169,22 @@ impl fmt::Display for Owned {
                 Some(mac) => write!(f, "{name} \"{}\" . {mac}", ifname_at(key, 0)),
                 None => write!(f, "{name} {key:02x?}"),
             },
+            Target::Generations => match addr(0) {
+                Some(addr) => write!(f, "{name} {addr}"),
+                None => write!(f, "{name} {key:02x?}"),
+            },
+            Target::Generations6 => match addr6(0) {
+                Some(addr) => write!(f, "{name} {addr}"),
+                None => write!(f, "{name} {key:02x?}"),
+            },
+            Target::Live => match (addr(0), mark(4)) {
+                (Some(addr), Some(mark)) => write!(f, "{name} {addr} . {mark:#010x}"),
+                _ => write!(f, "{name} {key:02x?}"),
+            },
+            Target::Live6 => match (addr6(0), mark(16)) {
+                (Some(addr), Some(mark)) => write!(f, "{name} {addr} . {mark:#010x}"),
+                _ => write!(f, "{name} {key:02x?}"),
+            },
             Target::Version => write!(f, "{name} {key:02x?}"),
         }
     }
@@ -204,6 +225,27 @@ mod tests {
                 "mac_guard \"sv-0123456789ab\" . 02:42:ac:10:00:02",
                 "tcp_ports 8080",
                 "udp_addr_ports 127.0.0.1 . 5353",
+            ]
+        );
+    }
+
+    #[test]
+    fn generations_print_as_nft_would() {
+        let mut publication = crate::firewall::plan::tests::web6();
+        publication.generation = crate::values::Generation::new(0x11);
+        let printed: Vec<String> = publication
+            .elements()
+            .into_iter()
+            .filter(|e| e.port.is_none() && !e.target.is_bridge())
+            .map(|e| Owned::from(e).to_string())
+            .collect();
+        assert_eq!(
+            printed,
+            [
+                "generations 172.16.0.2",
+                "live 172.16.0.2 . 0x00000011",
+                "generations fd53:7570:6572::2",
+                "live fd53:7570:6572::2 . 0x00000011",
             ]
         );
     }

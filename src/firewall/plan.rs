@@ -2,12 +2,12 @@
 //! which element goes into which map or set, in the kernel's byte layout.
 //! Pure, so it is unit-tested without a kernel and printable for humans.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::netlink::{link_local_for, mac_for};
 use crate::nftables::Family;
 use crate::nftables::{concat, ifname};
-use crate::values::{HostIp, Owner, Port, Protocol};
+use crate::values::{Generation, HostIp, Owner, Port, Protocol};
 
 /// The maps and sets of nft/supervisor.nft that hold per-container elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,6 +51,14 @@ pub enum Target {
     Subnets6,
     /// `ip6 supervisor no_masquerade6`: as `NoMasquerade`, for IPv6.
     NoMasquerade6,
+    /// `ip supervisor generations`: container address → its generation.
+    Generations,
+    /// `ip supervisor live`: container address . its generation.
+    Live,
+    /// `ip6 supervisor generations`: as `Generations`, for IPv6.
+    Generations6,
+    /// `ip6 supervisor live`: as `Live`, for IPv6.
+    Live6,
 }
 
 impl Target {
@@ -77,6 +85,8 @@ impl Target {
             Target::Subnets => "subnets",
             Target::NoMasquerade => "no_masquerade",
             Target::NoMasquerade6 => "no_masquerade6",
+            Target::Generations | Target::Generations6 => "generations",
+            Target::Live | Target::Live6 => "live",
         }
     }
 
@@ -97,13 +107,28 @@ impl Target {
             | Target::Bridges6
             | Target::SameBridge6
             | Target::Subnets6
-            | Target::NoMasquerade6 => Family::Ip6,
+            | Target::NoMasquerade6
+            | Target::Generations6
+            | Target::Live6 => Family::Ip6,
             _ => Family::Ip,
         }
     }
 
-    /// Whether it is a map (port maps) or a plain set.
+    /// Whether it is a map (port maps, generations) or a plain set.
     pub fn is_map(self) -> bool {
+        matches!(
+            self,
+            Target::Ports(_)
+                | Target::AddrPorts(_)
+                | Target::Ports6(_)
+                | Target::AddrPorts6(_)
+                | Target::Generations
+                | Target::Generations6
+        )
+    }
+
+    /// Whether it is a port map (host port → address . port).
+    pub fn is_port_map(self) -> bool {
         matches!(
             self,
             Target::Ports(_) | Target::AddrPorts(_) | Target::Ports6(_) | Target::AddrPorts6(_)
@@ -111,7 +136,7 @@ impl Target {
     }
 
     /// Every per-container target, in a fixed order.
-    pub const ALL: [Target; 11] = [
+    pub const ALL: [Target; 15] = [
         Target::Ports(Protocol::Tcp),
         Target::Ports(Protocol::Udp),
         Target::AddrPorts(Protocol::Tcp),
@@ -123,6 +148,10 @@ impl Target {
         Target::AddrPorts6(Protocol::Tcp),
         Target::AddrPorts6(Protocol::Udp),
         Target::SpoofGuard6,
+        Target::Generations,
+        Target::Live,
+        Target::Generations6,
+        Target::Live6,
     ];
 
     /// Every per-network target.
@@ -152,6 +181,11 @@ pub struct Publication {
     /// then only its ports are published.
     pub veth: String,
     pub ports: Vec<Port>,
+    /// Its generation, which its connections carry (see nft/supervisor.nft,
+    /// chain generation); None: no generation elements (a chained CNI
+    /// attachment, whose interface and traffic are another plugin's, or a
+    /// container recorded by an earlier version).
+    pub generation: Option<Generation>,
 }
 
 /// One element to add or delete.
@@ -167,9 +201,10 @@ pub struct PlannedElement {
 }
 
 impl Publication {
-    /// The elements, guards first: a container must never run with ports
-    /// published but its addresses unguarded. Its MAC is the one derived
-    /// from its address (see `netlink::mac_for`).
+    /// The elements, guards first (a container must never run with ports
+    /// published but its addresses unguarded), then its generation, then
+    /// its ports. Its MAC is the one derived from its address (see
+    /// `netlink::mac_for`).
     pub fn elements(&self) -> Vec<PlannedElement> {
         let mac = mac_for(self.address);
         let veth = ifname(&self.veth);
@@ -205,6 +240,7 @@ impl Publication {
             }
         }
         let mut out = guards;
+        out.extend(self.generation_elements());
         for port in &self.ports {
             if port.host_ip.is_ipv6() {
                 out.extend(self.element6(port));
@@ -230,6 +266,42 @@ impl Publication {
                 data: Some(data),
                 label: format!("{label} : {} . {}", self.address, port.container_port),
                 port: Some(*port),
+            });
+        }
+        out
+    }
+
+    /// Its generation by each of its addresses (a map element) and with
+    /// each (a set element): none without a generation.
+    fn generation_elements(&self) -> Vec<PlannedElement> {
+        let Some(generation) = self.generation else {
+            return Vec::new();
+        };
+        let mark = generation.get().to_ne_bytes();
+        let mut addresses: Vec<(IpAddr, Vec<u8>)> =
+            vec![(self.address.into(), self.address.octets().to_vec())];
+        if let Some(address6) = self.address6 {
+            addresses.push((address6.into(), address6.octets().to_vec()));
+        }
+        let mut out = Vec::new();
+        for (address, octets) in addresses {
+            let (map, set) = match address {
+                IpAddr::V4(_) => (Target::Generations, Target::Live),
+                IpAddr::V6(_) => (Target::Generations6, Target::Live6),
+            };
+            out.push(PlannedElement {
+                target: map,
+                key: octets.clone(),
+                data: Some(mark.to_vec()),
+                label: format!("{address} : {generation}"),
+                port: None,
+            });
+            out.push(PlannedElement {
+                target: set,
+                key: concat(&[&octets, &mark]),
+                data: None,
+                label: format!("{address} . {generation}"),
+                port: None,
             });
         }
         out
@@ -309,6 +381,7 @@ pub(super) mod tests {
                     protocol: Protocol::Udp,
                 },
             ],
+            generation: None,
         }
     }
 
@@ -451,6 +524,40 @@ pub(super) mod tests {
                 Target::MacGuard,
                 Target::Ports(Protocol::Tcp)
             ]
+        );
+    }
+
+    #[test]
+    fn a_generation_is_one_map_element_and_one_pair_per_address_after_the_guards() {
+        let mut web = web6();
+        web.generation = Generation::new(0x8f3a_0c11);
+        let e = web.elements();
+        let found: Vec<_> = e[4..8]
+            .iter()
+            .map(|e| (e.target, e.label.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (Target::Generations, "172.16.0.2 : 0x8f3a0c11"),
+                (Target::Live, "172.16.0.2 . 0x8f3a0c11"),
+                (Target::Generations6, "fd53:7570:6572::2 : 0x8f3a0c11"),
+                (Target::Live6, "fd53:7570:6572::2 . 0x8f3a0c11"),
+            ]
+        );
+        // A mark is in host order, as the kernel keeps it.
+        let mark = 0x8f3a_0c11u32.to_ne_bytes();
+        assert_eq!(e[4].key, [172, 16, 0, 2]);
+        assert_eq!(e[4].data.as_deref(), Some(&mark[..]));
+        assert_eq!(e[5].key, concat(&[&[172, 16, 0, 2], &mark]));
+        assert_eq!(e[7].key.len(), 20);
+        assert!(e[4..8].iter().all(|e| e.port.is_none()));
+        // Removed with the ports, before the guards.
+        assert!(e[4..8].iter().all(|e| !e.target.is_bridge()));
+        assert_eq!(
+            e.len(),
+            web6().elements().len() + 4,
+            "and nothing else changed"
         );
     }
 

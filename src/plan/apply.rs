@@ -19,7 +19,7 @@ use crate::netlink::Bridge;
 use crate::network::{self, Attachment};
 use crate::reconcile;
 use crate::reserve::{self, Reservations};
-use crate::values::{Owner, Port, Protocol};
+use crate::values::{Generation, Owner, Port, Protocol};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -121,6 +121,7 @@ pub fn publish_mappings(
         address6: None,
         veth: veth.to_string(),
         ports,
+        generation: Some(Generation::random()),
     };
     firewall.publish(&publication)?;
     Ok(publication)

@@ -25,7 +25,9 @@ use crate::firewall::{Owned, Publication, Target};
 use crate::netlink::sysctl::Setting;
 use crate::netlink::{ContainerLink, mac_for};
 use crate::network::host_ifname;
-use crate::values::{HostIp, Owner, Port, PortMapping, PortTaken, Protocol, Subnet, Subnet6};
+use crate::values::{
+    Generation, HostIp, Owner, Port, PortMapping, PortTaken, Protocol, Subnet, Subnet6,
+};
 
 pub use families::{NeedsIpv6, per_family};
 pub use snapshot::{Leased, Snapshot};
@@ -141,7 +143,14 @@ pub fn plan(request: &Request, snapshot: &Snapshot) -> Result<NetworkPlan, Confl
     };
     let ports =
         ports(&request.mappings, snapshot).map_err(|NoFreePort(p)| Conflict::NoFreePort(p))?;
-    let container = container_part(&request.owner, request.subnet, address, ipv6, ports);
+    let container = container_part(
+        &request.owner,
+        request.subnet,
+        address,
+        ipv6,
+        ports,
+        snapshot.generation,
+    );
     check_elements(&container.publication, snapshot)?;
     Ok(NetworkPlan { network, container })
 }
@@ -168,14 +177,16 @@ pub fn network_part(
     }
 }
 
-/// The container's part, once its addresses and host ports are decided;
-/// its interface inside is `PEER` (a CNI attachment names its own).
+/// The container's part, once its addresses, host ports and generation
+/// are decided; its interface inside is `PEER` (a CNI attachment names its
+/// own).
 pub fn container_part(
     owner: &Owner,
     subnet: Subnet,
     address: Ipv4Addr,
     ipv6: Option<(Ipv6Addr, Subnet6)>,
     ports: Vec<Port>,
+    generation: Option<Generation>,
 ) -> ContainerPart {
     let host_ifname = host_ifname(&owner.id);
     ContainerPart {
@@ -190,6 +201,7 @@ pub fn container_part(
             address6: ipv6.map(|(address6, _)| address6),
             veth: host_ifname.clone(),
             ports,
+            generation,
         },
         host_ifname,
         ifname: PEER.to_string(),

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::firewall::{self, Firewall, Owned};
 use crate::ipam::LeaseDir;
+use crate::values::Generation;
 
 /// What is taken when a plan is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,9 @@ pub struct Snapshot {
     pub ephemeral: (u16, u16),
     /// Where in the ephemeral range picking starts.
     pub pick_from: u64,
+    /// The generation of the container planned (random in a real
+    /// snapshot, as `pick_from`); None: no generation elements.
+    pub generation: Option<Generation>,
     /// What could not be read (the plan then assumes it free), for people.
     pub unread: Vec<String>,
 }
@@ -52,6 +56,7 @@ impl Default for Snapshot {
             published: Vec::new(),
             ephemeral: (32768, 60999),
             pick_from: 0,
+            generation: None,
             unread: Vec::new(),
         }
     }
@@ -66,6 +71,7 @@ impl Snapshot {
             bridge_exists: firewall::interface_exists(bridge),
             ephemeral: ephemeral_range(),
             pick_from: crate::values::random_u64(),
+            generation: Some(Generation::random()),
             ..Snapshot::default()
         };
         let dir = LeaseDir::new(state_dir, bridge);
@@ -103,7 +109,10 @@ impl Snapshot {
         }) {
             Ok((current, owned)) => {
                 snapshot.base_loaded = current;
-                snapshot.published = owned.into_iter().filter(|e| e.target.is_map()).collect();
+                snapshot.published = owned
+                    .into_iter()
+                    .filter(|e| e.target.is_port_map())
+                    .collect();
             }
             Err(err) => snapshot.unread.push(format!("firewall: {err}")),
         }
@@ -118,7 +127,7 @@ impl Snapshot {
             bridge_exists: true,
             published: published
                 .into_iter()
-                .filter(|e| e.target.is_map())
+                .filter(|e| e.target.is_port_map())
                 .collect(),
             ephemeral: ephemeral_range(),
             pick_from: crate::values::random_u64(),

@@ -996,13 +996,18 @@ pub enum Reject {
 }
 
 /// The value of `meta mark set` / `ct mark set`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MarkValue {
     Const(u32),
     /// `... set meta mark` (for `ct mark set meta mark`).
     MetaMark,
     /// `... set ct mark` (for `meta mark set ct mark`).
     CtMark,
+    /// `... set KEY map @m`: a named map to `mark`.
+    Map {
+        key: Vec<Selector>,
+        map: MapSource,
+    },
 }
 
 /// One statement of a rule.

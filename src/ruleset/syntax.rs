@@ -199,6 +199,11 @@ pub enum MarkSource {
     MetaMark,
     CtMark,
     Value(Expr),
+    /// `KEY map MAP`: the mark a map gives the key.
+    Map {
+        key: Vec<Key>,
+        map: Expr,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,6 +61,10 @@ pub struct Record {
     /// The published ports, host ports decided.
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
+    /// The generation its connections carry (see `values::Generation`);
+    /// records of earlier versions, and chained CNI attachments, have none.
+    #[serde(default)]
+    pub generation: Option<u32>,
     /// When the supervisor started, in seconds since the Unix epoch.
     pub started_at: u64,
     pub command: Vec<String>,
@@ -190,6 +194,7 @@ impl Record {
             address6: None,
             veth: None,
             ports: Vec::new(),
+            generation: None,
             started_at: unix_now(),
             command,
             labels: BTreeMap::new(),

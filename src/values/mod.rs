@@ -16,7 +16,7 @@ mod subnet6;
 pub use owner::Owner;
 pub use port::{Bracketed, HostIp, Port, PortMapping, PortTaken, Protocol};
 pub use process::Process;
-pub use random::{new_id, random_u64};
+pub use random::{Generation, new_id, random_u64};
 pub use resources::{
     CPU_PERIOD_US, MIN_MEMORY, ResourceError, Resources, format_bytes, format_cpus, parse_bytes,
     parse_cpus, parse_memory, parse_pids_limit,

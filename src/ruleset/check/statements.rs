@@ -2,7 +2,8 @@
 //! and what the bridge family lacks. Matches and NAT have their own files.
 
 use super::declarations::{check_comment, describe_table};
-use super::matches::unreachable_mark;
+use super::matches::{not_a_map, unreachable_mark};
+use super::sets::check_key_types;
 use super::*;
 
 /// The kernel's limit on log prefixes, without the terminating NUL.
@@ -160,6 +161,7 @@ impl Checker {
                             _ => unreachable_mark(&expr)?,
                         }
                     }
+                    MarkSource::Map { key, map } => self.mark_map(ctx, key, map)?,
                 };
                 if *ct {
                     StmtKind::CtMarkSet(value)
@@ -193,6 +195,37 @@ impl Checker {
                 target,
                 flags,
             } => StmtKind::Nat(self.nat(ctx, &stmt.span, *dnat, family.as_ref(), target, flags)?),
+        })
+    }
+
+    /// `KEY map @m` after `mark set`: a named map of the key's type to
+    /// `mark` (an anonymous one is nft's, not this loader's).
+    fn mark_map(&mut self, ctx: &mut RuleCtx, key: &[Key], map: &Expr) -> Result<MarkValue> {
+        let types = self.key_types(ctx, key)?;
+        let name = match self.scopes.expand(map)? {
+            Expr::SetRef(name) => name,
+            Expr::Set(_, span) => {
+                return Err(Error::new(
+                    span,
+                    "an anonymous map after 'mark set' is not supported by this loader; declare a map and use @name",
+                ));
+            }
+            other => return Err(not_a_map(&other)),
+        };
+        let info = self.set_info(ctx.table, &name)?;
+        if info.data != Some(MapData::Values(vec![DataType::Mark])) {
+            return Err(Error::new(
+                name.span.clone(),
+                format!("@{} must map to mark", name.text),
+            ));
+        }
+        check_key_types(&name, &info.key, &types)?;
+        Ok(MarkValue::Map {
+            key: key.iter().map(|k| k.selector).collect(),
+            map: MapSource::Named(SetRef {
+                name: name.text,
+                span: name.span,
+            }),
         })
     }
 

@@ -128,7 +128,7 @@ impl<'a> Ctx<'a, '_> {
                 })])
             }
             StmtKind::MetaMarkSet(value) => {
-                let mut exprs = mark_value(*value);
+                let mut exprs = self.mark_value(value, span)?;
                 exprs.push(Expr::MetaSet {
                     key: nft::MetaKey::Mark,
                     sreg: Reg::R1,
@@ -136,7 +136,7 @@ impl<'a> Ctx<'a, '_> {
                 self.statement(exprs)
             }
             StmtKind::CtMarkSet(value) => {
-                let mut exprs = mark_value(*value);
+                let mut exprs = self.mark_value(value, span)?;
                 exprs.push(Expr::CtSet {
                     key: nft::CtKey::Mark,
                     sreg: Reg::R1,
@@ -652,6 +652,29 @@ impl<'a> Ctx<'a, '_> {
         Ok(exprs)
     }
 
+    /// The mark to set, in register 1.
+    fn mark_value(&mut self, value: &'a MarkValue, span: &'a Span) -> Result<Vec<Expr>, Error> {
+        Ok(match value {
+            MarkValue::Const(v) => vec![Expr::Immediate {
+                dreg: Reg::R1,
+                data: v.to_ne_bytes().to_vec(),
+            }],
+            MarkValue::MetaMark => vec![Expr::Meta {
+                key: nft::MetaKey::Mark,
+                dreg: Reg::R1,
+            }],
+            MarkValue::CtMark => vec![Expr::Ct {
+                key: nft::CtKey::Mark,
+                dir: None,
+                dreg: Reg::R1,
+            }],
+            MarkValue::Map { key, map } => {
+                self.deps(key, span)?;
+                self.map_lookup(key, map, None, Reg::R1, span)?
+            }
+        })
+    }
+
     fn reject(&mut self, reject: Reject, span: &Span) -> Result<(), Error> {
         const ICMP_UNREACH: u32 = 0;
         const TCP_RST: u32 = 1;
@@ -806,24 +829,6 @@ fn mask_bytes(ty: DataType, mask: u32) -> Vec<u8> {
         2 => (mask as u16).to_be_bytes().to_vec(),
         _ if types::type_byteorder(ty) == types::BYTEORDER_HOST => mask.to_ne_bytes().to_vec(),
         _ => mask.to_be_bytes().to_vec(),
-    }
-}
-
-fn mark_value(value: MarkValue) -> Vec<Expr> {
-    match value {
-        MarkValue::Const(v) => vec![Expr::Immediate {
-            dreg: Reg::R1,
-            data: v.to_ne_bytes().to_vec(),
-        }],
-        MarkValue::MetaMark => vec![Expr::Meta {
-            key: nft::MetaKey::Mark,
-            dreg: Reg::R1,
-        }],
-        MarkValue::CtMark => vec![Expr::Ct {
-            key: nft::CtKey::Mark,
-            dir: None,
-            dreg: Reg::R1,
-        }],
     }
 }
 

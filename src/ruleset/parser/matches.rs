@@ -309,6 +309,14 @@ impl<'b> Parser<'b> {
                 MarkSource::MetaMark
             });
         }
+        if let Some(first) = self.key()? {
+            let key = self.more_keys(first)?;
+            self.expect_word("map")?;
+            return Ok(MarkSource::Map {
+                key,
+                map: self.map_ref()?,
+            });
+        }
         Ok(MarkSource::Value(self.primary()?))
     }
 }
