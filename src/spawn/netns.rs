@@ -25,6 +25,7 @@ pub struct NewNetns {
 /// way (see [`NewNetns::start`]).
 pub struct SetUp<T> {
     done: tokio::sync::oneshot::Receiver<T>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// The thread only makes a namespace, opens it and runs the caller's short
@@ -42,7 +43,7 @@ impl NewNetns {
     ) -> io::Result<(NewNetns, SetUp<T>)> {
         let (tx, made) = tokio::sync::oneshot::channel();
         let (set_up, done) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("netns".into())
             .stack_size(STACK)
             .spawn(move || {
@@ -58,7 +59,7 @@ impl NewNetns {
                     let _ = set_up.send(then());
                 }
             })?;
-        Ok((NewNetns { made }, SetUp { done }))
+        Ok((NewNetns { made }, SetUp { done, thread }))
     }
 
     /// The namespace, once made.
@@ -70,10 +71,22 @@ impl NewNetns {
 }
 
 impl<T> SetUp<T> {
-    /// What the set-up returned; None when it never ran (the namespace
-    /// could not be made) or did not finish.
+    /// What the set-up returned, once the thread has ended; None when it
+    /// never ran (the namespace could not be made) or did not finish.
+    ///
+    /// Ended, not only done: a process that forks while another of its
+    /// threads runs pays, at each page either side writes first after
+    /// the fork (a copy-on-write fault), for an interrupt to the other
+    /// CPU to flush its TLB, which on this VM costs ~20 us a fault and
+    /// came to 0.4-0.5 ms of the supervisor's thread per container
+    /// (perf). Joined before the container is cloned, the thread leaves
+    /// the address space to the supervisor's thread alone.
     pub async fn done(self) -> Option<T> {
-        self.done.await.ok()
+        let done = self.done.await.ok();
+        // Its last steps after the send are its own exit: short, and a
+        // panic there has nothing left to lose.
+        let _ = self.thread.join();
+        done
     }
 }
 
@@ -247,6 +260,46 @@ mod tests {
         });
         assert_eq!(real_time, Some(true));
         assert!(!crate::realtime::is_real_time());
+    }
+
+    /// The container is cloned once `done` returns: a thread of ours still
+    /// running then would make the fork's copy-on-write faults interrupt
+    /// its CPU (see `SetUp::done`).
+    #[test]
+    fn the_set_up_is_done_only_once_the_namespaces_thread_has_ended() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: needs root (CAP_SYS_ADMIN)");
+            assert!(std::env::var("CI").as_deref() != Ok("true"));
+            return;
+        }
+        /// Dropped with the thread's locals, after its set-up was sent.
+        struct SlowExit(Arc<AtomicBool>);
+        impl Drop for SlowExit {
+            fn drop(&mut self) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        thread_local! {
+            static AT_EXIT: std::cell::RefCell<Option<SlowExit>> = const { std::cell::RefCell::new(None) };
+        }
+        let ended = Arc::new(AtomicBool::new(false));
+        let flag = ended.clone();
+        let (netns, set_up) = NewNetns::start(move || {
+            AT_EXIT.with(|slot| *slot.borrow_mut() = Some(SlowExit(flag)));
+        })
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            netns.ready().await.unwrap();
+            assert_eq!(set_up.done().await, Some(()));
+        });
+        assert!(ended.load(Ordering::SeqCst), "the thread was still running");
     }
 
     #[test]
