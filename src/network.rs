@@ -68,12 +68,8 @@ pub async fn prepare(
     // its lease directory is made.
     let nl = Netlink::connect()?;
     let ensured = timed_async("bridge", netlink::ensure_bridge_made(&nl, bridge)).await?;
-    // Between steps, holding no lock, `run` may clone its container here
-    // (see `supervisor::lifecycle`).
-    tokio::task::yield_now().await;
     let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?.with_subnet6(bridge.subnet6);
     let lease = timed("lease", || pool.lease(ip, ip6, holder))?;
-    tokio::task::yield_now().await;
     timed("sysctls", || {
         sysctls.iter().try_for_each(|s| s.apply_on_host().map(drop))
     })?;

@@ -442,9 +442,6 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     let owner = owner_of(spec);
     let holder = Holder::this_process(&owner.name, &owner.id).map_err(network::Error::Lease)?;
     let attachment = apply::lease(&part, bridge, *ip, *ip6, &spec.state_dir, &holder).await?;
-    // Where the container's clone3 may come, should the network
-    // namespace's thread have ended (see `lifecycle`): no lock is held.
-    tokio::task::yield_now().await;
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
     // After the bridge: a network's elements stay while its bridge exists.
@@ -795,73 +792,70 @@ async fn lifecycle(
             return Err(err.into());
         }
     }
-    // The container is cloned as soon as the thread making its network
-    // namespace (since `start`) has ended, not before: a fork while
-    // another thread of ours runs makes each page either side first
-    // writes after it a copy-on-write fault with an interrupt to flush the
-    // other CPU's TLB (~20 us each on this VM: 0.4-0.5 ms of this thread
-    // per container when the two overlapped, perf). Meanwhile the bridge,
-    // lease, sysctls and base ruleset are ensured here (most of it without
-    // an await, see `netlink::direct`; `prepare_network` yields between
-    // its steps so the clone comes at the first one after the thread's
-    // end). The container then sets itself up (mounts, hostname,
-    // capabilities, seccomp) on the other CPU, its namespace sent with the
-    // byte that begins it, while the rest is ensured and its network
-    // plumbed here.
-    let (cloned, network) = timed_async("network prepared, clone3", async {
-        tokio::join!(
-            biased;
-            async {
-                // lo up (before the container runs) and eth0's defaults
-                // (before it is made), and the thread gone.
-                let prepared = match prepared {
-                    Some(prepared) => match prepared_netns(prepared).await {
-                        Ok(prepared) => prepared,
-                        Err(err) => return Err(netns_failure(netns, err).await),
-                    },
-                    None => None,
-                };
-                let clone = || match netns {
-                    Some(netns) => Container::spawn_into(&config, netns),
-                    None => Container::spawn(&config),
-                };
-                // Real-time from its birth, as the netns thread (see
-                // realtime::cloning_real_time); ordinary before its filter.
-                // Not into a cgroup of its own: one without real-time
-                // bandwidth (cgroup v1's default with RT_GROUP_SCHED)
-                // refuses a real-time task (EINVAL).
-                let in_cgroup = config.cgroup.is_some() || !config.cgroup_join.is_empty();
-                let mut container = timed("clone3", || {
-                    if in_cgroup {
-                        clone()
-                    } else {
-                        realtime::cloning_real_time(clone)
-                    }
-                })?;
-                match container.begin_setup().await {
-                    Ok(()) => Ok((container, prepared)),
-                    Err(err) => {
-                        container.abort().await;
-                        Err(err.into())
-                    }
-                }
-            },
-            prepare_network(&spec),
-        )
+    // The bridge, lease, sysctls and base ruleset are ensured while the
+    // network namespace is made on its own thread (since `start`), and the
+    // container is cloned once both are done; then, while its thread
+    // readies the namespace (lo up, eth0's defaults) and ends, this thread
+    // only waits: a fork while another thread of ours runs makes each page
+    // either side first writes after it a copy-on-write fault with an
+    // interrupt to flush the other CPU's TLB (~20 us each on this VM: 0.4-0.5
+    // ms of this thread per container when the fork came before the
+    // network was ensured, perf). The container sets itself up (mounts,
+    // hostname, capabilities, seccomp) on the other CPU meanwhile, its
+    // namespace sent with the byte that begins it, and its network is
+    // plumbed here once the thread is gone.
+    let mut netns = netns;
+    let cloned = timed_async("network prepared, clone3", async {
+        let network = prepare_network(&spec).await?;
+        if let Some(netns) = &mut netns {
+            netns.made().await;
+        }
+        let clone = || match netns {
+            Some(netns) => Container::spawn_into(&config, netns),
+            None => Container::spawn(&config),
+        };
+        // Real-time from its birth, as the netns thread (see
+        // realtime::cloning_real_time); ordinary before its filter. Not
+        // into a cgroup of its own: one without real-time bandwidth
+        // (cgroup v1's default with RT_GROUP_SCHED) refuses a real-time
+        // task (EINVAL).
+        let in_cgroup = config.cgroup.is_some() || !config.cgroup_join.is_empty();
+        let mut container = timed("clone3", || {
+            if in_cgroup {
+                clone()
+            } else {
+                realtime::cloning_real_time(clone)
+            }
+        })?;
+        match container.begin_setup().await {
+            Ok(()) => Ok((network, container)),
+            Err(err) => {
+                container.abort().await;
+                Err(Error::from(err))
+            }
+        }
     })
     .await;
-    let (mut network, mut container, prepared) = match (network, cloned) {
-        (Ok(network), Ok((container, prepared))) => (network, container, prepared),
-        (Err(err), Ok((container, _))) => {
-            container.abort().await;
+    // The lease, if taken, goes back as `network` drops.
+    let (mut network, mut container) = match cloned {
+        Ok(cloned) => cloned,
+        Err(err) => {
             forget_files();
             return Err(err);
         }
-        // The lease, if taken, goes back as `network` drops.
-        (_, Err(err)) => {
-            forget_files();
-            return Err(err);
-        }
+    };
+    // lo up (it must be before the container runs) and eth0's defaults
+    // (before it is made), and the thread gone.
+    let prepared = match prepared {
+        Some(prepared) => match prepared_netns(prepared).await {
+            Ok(prepared) => prepared,
+            Err(err) => {
+                container.abort().await;
+                forget_files();
+                return Err(err);
+            }
+        },
+        None => None,
     };
     tracing::debug!(id = %spec.id, name = %spec.name, pid = container.pid(), "container created");
     pause_at("leased");
@@ -1017,18 +1011,6 @@ async fn lifecycle(
 }
 
 /// What the network namespace's thread readied in it (see `start`).
-/// Why a namespace's thread gave no set-up: its namespace could not be
-/// made, when that is what it says.
-async fn netns_failure(netns: Option<NewNetns>, err: Error) -> Error {
-    match netns {
-        Some(netns) => match netns.ready().await {
-            Err(source) => SpawnError::Netns(source).into(),
-            Ok(_) => err,
-        },
-        None => err,
-    }
-}
-
 async fn prepared_netns(prepared: Prepared) -> Result<Option<PreparedNetns>, Error> {
     match prepared.done().await {
         Some(prepared) => Ok(prepared.map_err(network::Error::from)?),

@@ -19,6 +19,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 /// A network namespace being made; `ready` gives its descriptor.
 pub struct NewNetns {
     made: tokio::sync::oneshot::Receiver<io::Result<OwnedFd>>,
+    /// What came, once `made` was waited for.
+    came: Option<io::Result<OwnedFd>>,
 }
 
 /// What the namespace's thread did in it once its descriptor was on its
@@ -59,15 +61,27 @@ impl NewNetns {
                     let _ = set_up.send(then());
                 }
             })?;
-        Ok((NewNetns { made }, SetUp { done, thread }))
+        Ok((NewNetns { made, came: None }, SetUp { done, thread }))
+    }
+
+    /// Waits until the namespace is made (or could not be), while its
+    /// thread may still be readying it; `ready` then has it at once.
+    pub async fn made(&mut self) {
+        if self.came.is_none() {
+            let made = (&mut self.made).await;
+            self.came = Some(made.unwrap_or_else(|_| Err(ended_without_one())));
+        }
     }
 
     /// The namespace, once made.
-    pub async fn ready(self) -> io::Result<OwnedFd> {
-        self.made
-            .await
-            .unwrap_or_else(|_| Err(io::Error::other("the netns thread ended without one")))
+    pub async fn ready(mut self) -> io::Result<OwnedFd> {
+        self.made().await;
+        self.came.unwrap_or_else(|| Err(ended_without_one()))
     }
+}
+
+fn ended_without_one() -> io::Error {
+    io::Error::other("the netns thread ended without one")
 }
 
 impl<T> SetUp<T> {
@@ -79,8 +93,9 @@ impl<T> SetUp<T> {
     /// the fork (a copy-on-write fault), for an interrupt to the other
     /// CPU to flush its TLB, which on this VM costs ~20 us a fault and
     /// came to 0.4-0.5 ms of the supervisor's thread per container
-    /// (perf). Joined before the container is cloned, the thread leaves
-    /// the address space to the supervisor's thread alone.
+    /// (perf). Awaited right after the container's clone, before the
+    /// supervisor's thread works on, the thread leaves the address space
+    /// to that thread alone.
     pub async fn done(self) -> Option<T> {
         let done = self.done.await.ok();
         // Its last steps after the send are its own exit: short, and a
@@ -262,9 +277,9 @@ mod tests {
         assert!(!crate::realtime::is_real_time());
     }
 
-    /// The container is cloned once `done` returns: a thread of ours still
-    /// running then would make the fork's copy-on-write faults interrupt
-    /// its CPU (see `SetUp::done`).
+    /// The supervisor works on once `done` returns: a thread of ours still
+    /// running then would make its copy-on-write faults interrupt that
+    /// thread's CPU (see `SetUp::done`).
     #[test]
     fn the_set_up_is_done_only_once_the_namespaces_thread_has_ended() {
         use std::sync::Arc;
@@ -300,6 +315,33 @@ mod tests {
             assert_eq!(set_up.done().await, Some(()));
         });
         assert!(ended.load(Ordering::SeqCst), "the thread was still running");
+    }
+
+    /// The container is cloned once its namespace is made, while the
+    /// thread still readies it (see `supervisor::lifecycle`).
+    #[test]
+    fn a_namespace_is_made_before_its_set_up_is_done() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: needs root (CAP_SYS_ADMIN)");
+            assert!(std::env::var("CI").as_deref() != Ok("true"));
+            return;
+        }
+        let (go_on, wait) = std::sync::mpsc::channel::<()>();
+        let (mut netns, set_up) = NewNetns::start(move || wait.recv().is_ok()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let made = tokio::time::timeout(std::time::Duration::from_secs(5), netns.made());
+            made.await.expect("made while its set-up still waits");
+            let fd = netns.ready().await.unwrap();
+            let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+            assert!(link.to_string_lossy().starts_with("net:["), "{link:?}");
+            go_on.send(()).unwrap();
+            assert_eq!(set_up.done().await, Some(true));
+        });
     }
 
     #[test]
