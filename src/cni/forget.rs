@@ -2,9 +2,10 @@
 //! and the forgetting of its connections, then its address given back.
 //!
 //! Neither is the engine's wait. The kernel takes 25-35 ms over a veth
-//! (RCU), and forgetting the connections takes a dump of the whole
-//! conntrack table: the kernel walks every bucket of its hash (262,144
-//! here), about 9 ms. The elements are gone before DEL answers, so no new
+//! (RCU), and forgetting the connections of a dual-stack attachment takes
+//! a dump of the whole conntrack table: the kernel walks every bucket of
+//! its hash (262,144 here), about 9 ms (an IPv4-only one's is a flush the
+//! kernel filters, see conntrack::forget_addresses_with). The elements are gone before DEL answers, so no new
 //! connection is translated to the address; what matters is that neither
 //! the old veth (with the MAC derived from the address) nor an entry
 //! still leads to the address when another container gets it. So one
@@ -273,11 +274,12 @@ fn child(work: Background, parent_gone: OwnedFd) -> ! {
 }
 
 /// Lowers this process's priority to the least (nice 19) for the
-/// conntrack walk: about 9 ms of CPU over 262,144 buckets, which holds no
-/// lock anyone else waits for (unlike the links' removal before it, under
-/// RTNL, left at the ordinary priority), and which back to back ran
-/// beside the engine's next ADD on a machine with two CPUs. A process of
-/// ordinary priority that wakes takes the CPU from it at once.
+/// conntrack walk (a dump, see `forget`'s opening comment): about 9 ms of
+/// CPU over 262,144 buckets, which holds no lock anyone else waits for
+/// (unlike the links' removal before it, under RTNL, left at the ordinary
+/// priority), and which back to back ran beside the engine's next ADD on
+/// a machine with two CPUs. Only between its chunks: each runs with
+/// bottom halves off, which no priority preempts.
 fn yield_to_others() {
     // SAFETY: setpriority on this process only; a failure leaves the
     // priority as it was, which is only slower for others.
