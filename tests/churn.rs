@@ -571,19 +571,8 @@ fn a_stopping_container_refuses_every_syn_even_those_racing_its_unpublishing() {
 /// Sleeps until 2 ms past the next multiple of the supervisors' close tick
 /// on CLOCK_MONOTONIC (see `supervisor::nftables::CLOSE_TICK`).
 fn sleep_past_a_close_tick() {
-    let tick = supervisor::nftables::CLOSE_TICK.as_nanos();
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    assert_eq!(
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) },
-        0
-    );
-    let now = now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128;
-    let next = (now / tick + 1) * tick;
-    std::thread::sleep(Duration::from_nanos((next - now) as u64) + Duration::from_millis(2));
+    let (_, until_tick) = common::close_tick_phase();
+    std::thread::sleep(until_tick + Duration::from_millis(2));
 }
 
 /// The "base ruleset" phase of a `run -v` log, in microseconds.

@@ -645,29 +645,45 @@ fn add_leaves_the_engines_ipv6_defaults_as_they_were_and_its_interface_configure
     assert_nothing_left(&ns);
 }
 
-/// ADD for container `id` as `ifname` in netns `netns`, started in the
-/// background with the fault hook at `point` (see src/milestones.rs).
-fn add_paused(ns: &HostNs, id: &str, netns: &str, ifname: &str, conf: &str, point: &str) -> Child {
+/// `command` for container `id` as `ifname` in netns `netns`, with
+/// `extra` variables, started in the background, its stdin not yet
+/// written.
+fn spawn_plugin(
+    ns: &HostNs,
+    command: &str,
+    (id, netns, ifname): (&str, &str, &str),
+    extra: &[(&str, &str)],
+) -> Child {
     let mut cmd = ns.supervisor();
     cmd.env_remove("SUPERVISOR_STATE_DIR").envs([
-        ("CNI_COMMAND", "ADD"),
+        ("CNI_COMMAND", command),
         ("CNI_CONTAINERID", id),
         ("CNI_NETNS", netns),
         ("CNI_IFNAME", ifname),
         ("CNI_PATH", "/usr/lib/cni"),
-        ("SUPERVISOR_TEST_PAUSE_AT", point),
     ]);
-    let mut child = cmd
+    cmd.envs(extra.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn the plugin");
+        .expect("spawn the plugin")
+}
+
+/// Writes `conf` on `child`'s stdin, and closes it.
+fn feed(child: &mut Child, conf: &str) {
     let mut stdin = child.stdin.take().expect("stdin");
     stdin
         .write_all(conf.as_bytes())
         .expect("write the configuration");
-    drop(stdin);
+}
+
+/// ADD for container `id` as `ifname` in netns `netns`, started in the
+/// background with the fault hook at `point` (see src/milestones.rs).
+fn add_paused(ns: &HostNs, id: &str, netns: &str, ifname: &str, conf: &str, point: &str) -> Child {
+    let hook = [("SUPERVISOR_TEST_PAUSE_AT", point)];
+    let mut child = spawn_plugin(ns, "ADD", (id, netns, ifname), &hook);
+    feed(&mut child, conf);
     child
 }
 
@@ -688,8 +704,8 @@ fn stops(child: &mut Child, wait: Duration) -> bool {
     }
 }
 
-/// Lets the stopped `child` go on and waits for its answer: its stdout,
-/// Ok on success.
+/// Lets the stopped `child` go on and waits for its answer (see
+/// `answer_of`).
 fn resume(mut child: Child) -> Result<String, String> {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
@@ -701,6 +717,11 @@ fn resume(mut child: Child) -> Result<String, String> {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+    answer_of(child)
+}
+
+/// `child`'s answer: its stdout (and stderr), Ok on success.
+fn answer_of(child: Child) -> Result<String, String> {
     let out = child.wait_with_output().expect("wait for the plugin");
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
     if out.status.success() {
@@ -980,6 +1001,82 @@ fn del_without_ports_deletes_the_veth_before_giving_back_its_address() {
     assert_nothing_left(&ns);
 }
 
+/// How many netfilter netlink sockets of processes are open in the
+/// namespace of `ns` (the kernel's own has port id 0): the plugin's, as
+/// nothing else of the test's is running.
+fn netfilter_sockets(ns: &HostNs) -> usize {
+    const NETLINK_NETFILTER: &str = "12";
+    ns.ok("cat /proc/net/netlink")
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.get(1) == Some(&NETLINK_NETFILTER) && f.get(2) != Some(&"0"))
+        .count()
+}
+
+/// Releasing a netfilter socket holds nf_tables' commit lock for a grace
+/// period, and a veth's creation takes that lock with RTNL held: an ADD
+/// meeting a release waits 10-30 ms. So the sockets of ADDs (their
+/// holders) and DELs (the work they leave for after the answer) are all
+/// released together on the close tick, never one by one as their work
+/// ends: here the DELs' work is done (their addresses given back), and
+/// every socket of the round is still open until the tick.
+#[test]
+fn back_to_back_adds_and_dels_release_their_netfilter_sockets_together_on_the_close_tick() {
+    let Some(ns) = HostNs::new(
+        "back_to_back_adds_and_dels_release_their_netfilter_sockets_together_on_the_close_tick",
+    ) else {
+        return;
+    };
+    let pairs = 3;
+    for i in 0..pairs {
+        netns_add(&ns, &format!("c{i}"));
+    }
+    let tick = supervisor::nftables::CLOSE_TICK;
+    // The bridge and the tables, made once; then what was released.
+    let conf0 = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c0", &conf0).ok();
+    call(&ns, "DEL", "c0", &conf0).ok();
+    eventually("the first pair's sockets released", tick * 3, || {
+        (netfilter_sockets(&ns) == 0).then_some(())
+    });
+    // A round is conclusive when it ends before the tick after its start.
+    let mut report = String::new();
+    for attempt in 0..5 {
+        let (_, until_tick) = common::close_tick_phase();
+        std::thread::sleep(until_tick + Duration::from_millis(5));
+        let started = std::time::Instant::now();
+        for i in 0..pairs {
+            let conf = conf("1.0.0", publishing(9000 + i as u16, 8000));
+            call(&ns, "ADD", &format!("c{i}"), &conf).ok();
+            call(&ns, "DEL", &format!("c{i}"), &conf).ok();
+        }
+        eventually("the addresses given back", tick * 3, || {
+            leases(&ns).is_empty().then_some(())
+        });
+        let open = netfilter_sockets(&ns);
+        let (since_tick, _) = common::close_tick_phase();
+        if since_tick < started.elapsed() {
+            report.push_str(&format!("round {attempt} outlasted a tick\n"));
+            eventually("the sockets released", tick * 3, || {
+                (netfilter_sockets(&ns) == 0).then_some(())
+            });
+            continue;
+        }
+        assert_eq!(
+            open,
+            2 * pairs,
+            "one socket per ADD and per DEL open until the tick:\n{report}"
+        );
+        eventually("the sockets released at the tick", tick * 3, || {
+            (netfilter_sockets(&ns) == 0).then_some(())
+        });
+        assert_nothing_left(&ns);
+        return;
+    }
+    panic!("no round ended within a tick:\n{report}");
+}
+
 /// The scheduling policy of process `pid` (SCHED_OTHER, SCHED_FIFO, ...).
 fn policy_of(pid: &str) -> libc::c_int {
     let pid: libc::pid_t = pid.parse().expect("a pid");
@@ -1011,6 +1108,50 @@ fn add_and_del_run_real_time_and_the_work_del_leaves_for_after_its_answer_ordina
     let pid = stopped_holder(&ns, &ip);
     assert_eq!(policy_of(&pid), libc::SCHED_OTHER);
     ns.ok(&format!("kill -CONT {pid}"));
+    assert_nothing_left(&ns);
+}
+
+/// `command` for container c1, started with its configuration not yet
+/// written, once it waits for it (reading stdin).
+fn waiting_for_its_configuration(ns: &HostNs, command: &str) -> Child {
+    let child = spawn_plugin(ns, command, ("c1", "/run/netns/c1", "eth0"), &[]);
+    // read(2) (syscall 0) on fd 0.
+    let syscall = format!("/proc/{}/syscall", child.id());
+    eventually("the plugin reading stdin", Duration::from_secs(10), || {
+        let now = std::fs::read_to_string(&syscall).unwrap_or_default();
+        now.starts_with("0 0x0 ").then_some(())
+    });
+    child
+}
+
+/// Writes `conf` on `child`'s stdin and waits for its answer.
+fn configured(mut child: Child, conf: &str) -> Result<String, String> {
+    feed(&mut child, conf);
+    answer_of(child)
+}
+
+#[test]
+fn add_and_del_are_real_time_while_they_read_and_decode_their_configuration() {
+    let Some(ns) =
+        HostNs::new("add_and_del_are_real_time_while_they_read_and_decode_their_configuration")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", json!({}));
+    for command in ["ADD", "DEL"] {
+        let child = waiting_for_its_configuration(&ns, command);
+        assert_eq!(
+            policy_of(&child.id().to_string()) & !libc::SCHED_RESET_ON_FORK,
+            libc::SCHED_FIFO,
+            "{command}"
+        );
+        configured(child, &conf).unwrap();
+    }
+    // What the engine does not wait for is not real-time: a CHECK.
+    let child = waiting_for_its_configuration(&ns, "CHECK");
+    assert_eq!(policy_of(&child.id().to_string()), libc::SCHED_OTHER);
+    configured(child, &conf).unwrap_err();
     assert_nothing_left(&ns);
 }
 

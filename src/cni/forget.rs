@@ -2,9 +2,10 @@
 //! and the forgetting of its connections, then its address given back.
 //!
 //! Neither is the engine's wait. The kernel takes 25-35 ms over a veth
-//! (RCU), and forgetting the connections takes a dump of the whole
-//! conntrack table: the kernel walks every bucket of its hash (262,144
-//! here), about 9 ms. The elements are gone before DEL answers, so no new
+//! (RCU), and forgetting the connections of a dual-stack attachment takes
+//! a dump of the whole conntrack table: the kernel walks every bucket of
+//! its hash (262,144 here), about 9 ms (an IPv4-only one's is a flush the
+//! kernel filters, see conntrack::forget_addresses_with). The elements are gone before DEL answers, so no new
 //! connection is translated to the address; what matters is that neither
 //! the old veth (with the MAC derived from the address) nor an entry
 //! still leads to the address when another container gets it. So one
@@ -22,7 +23,12 @@
 //! again reaches the address's next holder, and keeps the mapping alive.
 //!
 //! The same child closes, last, the procfs instances an ADD's or DEL's
-//! sysctls went through (see netlink::procfs): an unmount each.
+//! sysctls went through (see netlink::procfs): an unmount each. Its
+//! netfilter sockets it keeps until the close tick that every socket's
+//! holder shares (see `nftables::release_on_tick`): the release of one
+//! holds nf_tables' commit lock for a grace period, and closed when its
+//! work ended, each DEL's fell into the ADDs that followed (a veth's
+//! creation takes that lock with RTNL held).
 //!
 //! The child allocates (it parses the dump), which a fork allows only in a
 //! process with one thread: with more, the work is done in place.
@@ -65,7 +71,8 @@ pub struct Background {
     pub links: Vec<String>,
     pub leftovers: Vec<Leftovers>,
     /// Netfilter sockets that deleted elements: the last close waits for
-    /// the kernel's deferred frees (see `Firewall::close`).
+    /// the kernel's deferred frees (see `Firewall::close`). Every leftover's
+    /// socket is a duplicate of one of these: its close is not the last.
     pub sockets: Vec<OwnedFd>,
     /// Procfs instances the sysctls went through: the last close unmounts
     /// one (see netlink::procfs), so it is the child's, once this process
@@ -182,7 +189,10 @@ impl Background {
     /// In the child (`in_child`), the walk of the connections goes at the
     /// least priority: see `yield_to_others`. In place, the engine waits
     /// for this process's end, so it does not.
-    fn run(self, in_child: bool) -> Vec<OwnedFd> {
+    ///
+    /// Returns what is left to close: the procfs instances, then the
+    /// netfilter sockets.
+    fn run(self, in_child: bool) -> (Vec<OwnedFd>, Vec<OwnedFd>) {
         for link in &self.links {
             let _ = netlink::remove_link_now(link);
         }
@@ -214,8 +224,7 @@ impl Background {
                 tracing::warn!("after DEL: {}", crate::error_chain::Chain(&err));
             }
         }
-        drop(self.sockets);
-        self.procfs
+        (self.procfs, self.sockets)
     }
 }
 
@@ -252,23 +261,25 @@ fn forget_neighbours(bridge: &str, address: Ipv4Addr, address6: Option<Ipv6Addr>
 fn child(work: Background, parent_gone: OwnedFd) -> ! {
     work.hold_leases();
     pause_at("forgetting");
-    let procfs = work.run(true);
+    let (procfs, sockets) = work.run(true);
     if !procfs.is_empty() {
         // Until end of file: the parent has closed its copies.
         let _ = nix::unistd::read(&parent_gone, &mut [0u8; 1]);
         drop(procfs);
     }
+    crate::nftables::release_on_tick(sockets);
     // SAFETY: ends this process without running the parent's exit handlers
     // or destructors, which are the parent's to run.
     unsafe { libc::_exit(0) }
 }
 
 /// Lowers this process's priority to the least (nice 19) for the
-/// conntrack walk: about 9 ms of CPU over 262,144 buckets, which holds no
-/// lock anyone else waits for (unlike the links' removal before it, under
-/// RTNL, left at the ordinary priority), and which back to back ran
-/// beside the engine's next ADD on a machine with two CPUs. A process of
-/// ordinary priority that wakes takes the CPU from it at once.
+/// conntrack walk (a dump, see `forget`'s opening comment): about 9 ms of
+/// CPU over 262,144 buckets, which holds no lock anyone else waits for
+/// (unlike the links' removal before it, under RTNL, left at the ordinary
+/// priority), and which back to back ran beside the engine's next ADD on
+/// a machine with two CPUs. Only between its chunks: each runs with
+/// bottom halves off, which no priority preempts.
 fn yield_to_others() {
     // SAFETY: setpriority on this process only; a failure leaves the
     // priority as it was, which is only slower for others.
@@ -342,7 +353,8 @@ mod tests {
             ],
             ..Background::default()
         };
-        assert!(work.run(false).is_empty());
+        let (procfs, sockets) = work.run(false);
+        assert!(procfs.is_empty() && sockets.is_empty());
         let left: Vec<Ipv4Addr> = pool.leases().unwrap().into_iter().map(|(a, _)| a).collect();
         assert_eq!(left, [stuck]);
     }

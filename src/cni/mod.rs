@@ -36,6 +36,21 @@ pub use attachment::{
 /// the answer on stdout and returns the exit code (0, or 1 with an error
 /// document).
 pub fn main() -> u8 {
+    // The engine waits for ADD and DEL on a container's start and removal:
+    // a few milliseconds of work, bounded, as `run`'s start (see
+    // crate::realtime). On a busy machine an ordinary ADD waited for a CPU
+    // four times as long as it ran. From here, before the configuration is
+    // read and decoded: once real-time only after it, an ADD was still
+    // preempted in serde_json for 8 ms (perf sched, load 5). Until this
+    // process's end; what it forks starts ordinary (see forget::Background).
+    if matches!(
+        std::env::var_os("CNI_COMMAND")
+            .as_deref()
+            .and_then(|c| c.to_str()),
+        Some("ADD" | "DEL")
+    ) {
+        crate::realtime::enter();
+    }
     let env = match environment(std::env::vars_os()) {
         Ok(env) => env,
         Err(err) => {
@@ -137,14 +152,6 @@ fn run(
     later: &mut Background,
 ) -> Result<String, CniError> {
     let invocation = protocol::invocation(env)?;
-    if matches!(invocation.command, Command::Add | Command::Del) {
-        // The engine waits for ADD and DEL on a container's start and
-        // removal: a few milliseconds of work, bounded, as `run`'s start
-        // (see crate::realtime). On a busy machine an ordinary ADD waited
-        // for a CPU four times as long as it ran. Until this process's
-        // end; what it forks starts ordinary (see forget::Background).
-        crate::realtime::enter();
-    }
     if invocation.command == Command::Version {
         // Answered whatever the document: an engine asks before it knows.
         let asked = doc.as_ref().ok().and_then(config::version_of);

@@ -34,7 +34,7 @@ pub use object::{
     Chain, DATA_VERDICT, ELEM_INTERVAL_END, ElemData, Element, Hook, Rule, Set, SetRef, Table,
     USERDATA_MAX, Udata, concat, ifname, set_flags,
 };
-pub use socket::{AfterExit, CLOSE_TICK, ChainInfo, Error, Refusal, Socket};
+pub use socket::{AfterExit, CLOSE_TICK, ChainInfo, Error, Refusal, Socket, release_on_tick};
 
 /// An nftables address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -382,6 +382,26 @@ pub fn copy_executable(from: &str, to: &std::path::Path) {
     assert!(copied.success(), "cp {from} {}", to.display());
 }
 
+/// Time since the last close tick (see `supervisor::nftables::CLOSE_TICK`)
+/// on CLOCK_MONOTONIC, and until the next.
+pub fn close_tick_phase() -> (Duration, Duration) {
+    let tick = supervisor::nftables::CLOSE_TICK.as_nanos();
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) },
+        0
+    );
+    let since = (now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128) % tick;
+    (
+        Duration::from_nanos(since as u64),
+        Duration::from_nanos((tick - since) as u64),
+    )
+}
+
 /// Retries `attempt` until it returns Some, for at most `limit`: a deadline
 /// to fail instead of hanging, never a timing claim.
 pub fn eventually<T>(what: &str, limit: Duration, mut attempt: impl FnMut() -> Option<T>) -> T {
