@@ -106,18 +106,93 @@ fn a_dry_run_prints_the_plan_and_changes_nothing() {
         "sysctl -w net.ipv4.ip_forward=1",
         "ip -n CONTAINER addr add 172.16.0.2/24 dev eth0",
         "ip -n CONTAINER route add default via 172.16.0.1 dev eth0 proto static",
-        "nft -f nft/supervisor.nft",
         "add element ip supervisor subnets { 172.16.0.0/24 comment \"sv0\" }",
     ] {
         assert!(plan.lines().any(|l| l == line), "{line:?} not in\n{plan}");
     }
     assert!(
-        plan.lines().any(|l| l.starts_with(
-            "add element ip supervisor tcp_ports { 8080 : 172.16.0.2 . 8000 comment \"web "
-        )),
+        plan.lines()
+            .any(|l| l.starts_with("add element ip supervisor tcp_ports { 8080 comment \"web ")),
         "{plan}"
     );
     assert_eq!(system(&ns), before, "a dry run changed the system");
+}
+
+/// A run with every kind of element: a bridge network with IPv6, TCP and
+/// UDP ports, a range, and ports bound to an IPv4 and an IPv6 address.
+const EVERY_KIND: &[&str] = &[
+    "--ipv6",
+    "--name",
+    "web",
+    "-p",
+    "8080:80",
+    "-p",
+    "9000-9001:9000-9001/udp",
+    "-p",
+    "127.0.0.1:8443:443",
+    "-p",
+    "[::1]:8444:443/udp",
+];
+
+/// The ruleset and the generation of the container `web` in it (the hex
+/// after `: ` in map generations), for comparing two runs.
+fn ruleset_and_generation(ns: &HostNs) -> (String, String) {
+    let ruleset = ns.ok("nft list ruleset");
+    let generation = ruleset
+        .lines()
+        .find(|l| l.contains("elements = { 172.16.0.2 comment"))
+        .and_then(|l| l.rsplit_once(" : "))
+        .map(|(_, g)| g.trim_end_matches(" }").to_string())
+        .unwrap_or_else(|| panic!("no generation element in\n{ruleset}"));
+    (ruleset, generation)
+}
+
+/// The dry run shows what a run does in nft's own syntax: nft itself takes
+/// every nft line it prints (the base ruleset with its defines, then each
+/// element), and what they make is what the run makes, but for the
+/// container's id and generation.
+#[test]
+fn nft_runs_the_nft_lines_of_a_dry_run_and_makes_what_the_run_makes() {
+    let test = "nft_runs_the_nft_lines_of_a_dry_run_and_makes_what_the_run_makes";
+    let (Some(dry), Some(real)) = (HostNs::new(test), HostNs::new(test)) else {
+        return;
+    };
+    let out = supervisor(
+        &dry,
+        &args(&[&["run", "--dry-run"], EVERY_KIND].concat(), &["true"]),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = stdout(&out);
+    let nft: Vec<&str> = plan.lines().filter(|l| l.starts_with("nft ")).collect();
+    assert_eq!(nft.len(), 1, "the base ruleset, once:\n{plan}");
+    dry.ok(&format!("cd {} && {}", env!("CARGO_MANIFEST_DIR"), nft[0]));
+    let adds: Vec<&str> = plan.lines().filter(|l| l.starts_with("add ")).collect();
+    assert!(adds.len() > 20, "{plan}");
+    for add in &adds {
+        let out = dry.command("nft").arg(add).output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft refuses {add:?}: {}",
+            stderr(&out)
+        );
+    }
+    let dry_id = plan
+        .lines()
+        .next()
+        .and_then(|l| l.split_once(" ("))
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_else(|| panic!("no id on the first line of\n{plan}"));
+
+    let (container, _out) = real.start(&args(EVERY_KIND, UNTIL_STDIN_CLOSES));
+    let real_id = inspect(&real, "web")["id"].as_str().unwrap().to_string();
+    let (want, real_generation) = ruleset_and_generation(&real);
+    stop(container);
+    let (got, dry_generation) = ruleset_and_generation(&dry);
+    let got = got
+        .replace(&dry_id, &real_id)
+        .replace(&dry_generation, &real_generation);
+    assert_eq!(got, want, "the dry run's nft lines make another ruleset");
 }
 
 /// A dry run answers as the run would: a state directory the run refuses

@@ -65,7 +65,13 @@ impl NetworkPart {
 
     fn fmt_nft(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.load_base {
-            writeln!(f, "nft -f nft/supervisor.nft")?;
+            // The defines the file needs, as the supervisor fills them in:
+            // without them nft refuses it (unknown variable $VERSION).
+            let defines: String = crate::firewall::defines()
+                .iter()
+                .map(|d| format!("-D {}={} ", d.name, d.value))
+                .collect();
+            writeln!(f, "nft {defines}-f nft/supervisor.nft")?;
         }
         let bridge = &self.bridge;
         writeln!(f, "add element ip supervisor bridges {{ \"{bridge}\" }}")?;
@@ -151,11 +157,16 @@ impl ContainerPart {
     fn fmt_nft(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let comment = self.publication.owner.comment();
         for element in self.publication.elements() {
+            // nft takes a map element's comment after its key, before the
+            // colon: `KEY comment "…" : DATA`. The label is `KEY : DATA`.
+            let (key, data) = match (&element.data, element.label.split_once(" : ")) {
+                (Some(_), Some((key, data))) => (key, format!(" : {data}")),
+                _ => (element.label.as_str(), String::new()),
+            };
             writeln!(
                 f,
-                "add element {} {{ {} comment \"{comment}\" }}",
+                "add element {} {{ {key} comment \"{comment}\"{data} }}",
                 set_name(element.target),
-                element.label
             )?;
         }
         Ok(())
