@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod reader_gone;
 mod usage;
 
 use std::io::{Write, stdout};
@@ -19,6 +20,7 @@ use supervisor::spec::{NetworkMode, RunOptions};
 use supervisor::{control, ruleset};
 
 use crate::cli::{BenchArgs, Cli, Command, LogLevel, NetworkArg, RulesetCommand, RunArgs};
+use crate::reader_gone::{Report, reader_left};
 
 fn main() -> ExitCode {
     // An engine runs us as a CNI plugin: its protocol, not our command line.
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
             // print! would panic (101) on a closed pipe: `--dry-run | head`.
             match write!(stdout().lock(), "{plan}").and_then(|()| stdout().flush()) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(err) if reader_left(&err) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprint_line(format_args!("supervisor: writing the plan: {err}"));
                     ExitCode::from(125)
@@ -75,17 +78,20 @@ fn main() -> ExitCode {
         Command::Stop(args) => {
             let time = Duration::from_secs(args.time);
             done(match args.all {
-                true => control::stop_all(&cli.global.state_dir, time, &mut stdout()),
-                false => {
-                    control::stop(&cli.global.state_dir, &args.containers, time, &mut stdout())
-                }
+                true => control::stop_all(&cli.global.state_dir, time, &mut Report::default()),
+                false => control::stop(
+                    &cli.global.state_dir,
+                    &args.containers,
+                    time,
+                    &mut Report::default(),
+                ),
             })
         }
         Command::Kill(args) => done(control::kill(
             &cli.global.state_dir,
             &args.containers,
             args.signal,
-            &mut stdout(),
+            &mut Report::default(),
         )),
         Command::Inspect(args) => done(control::inspect(
             &cli.global.state_dir,
@@ -124,9 +130,9 @@ fn main() -> ExitCode {
             &cli.global.state_dir,
             &cli.global.bridge,
             &cli.global.subnet,
-            &mut stdout(),
+            &mut Report::default(),
         )),
-        Command::Check => match control::check(&cli.global.state_dir, &mut stdout()) {
+        Command::Check => match control::check(&cli.global.state_dir, &mut Report::default()) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(err) => done(Err(err)),
@@ -217,7 +223,7 @@ fn bench(args: BenchArgs) -> ExitCode {
             pause: Duration::from_millis(args.pause),
             reference: !args.no_reference,
         };
-        let result = bench::cni::run(&options, &mut std::io::stdout()).map(|()| 0);
+        let result = bench::cni::run(&options, &mut Report::default()).map(|()| 0);
         return exit(result, bench::Error::exit_code);
     }
     let options = bench::Options {
@@ -234,7 +240,7 @@ fn bench(args: BenchArgs) -> ExitCode {
         csv: args.csv,
         plot: args.plot,
     };
-    let result = bench::run(&options, &mut std::io::stdout()).map(|()| 0);
+    let result = bench::run(&options, &mut Report::default()).map(|()| 0);
     exit(result, bench::Error::exit_code)
 }
 
@@ -254,8 +260,13 @@ fn detached(result: Result<Outcome, supervisor::supervisor::Error>) -> ExitCode 
     }
 }
 
-/// 0 for a command other than `run`; on failure one line on stderr and 1.
+/// 0 for a command other than `run`, or when stdout's reader has gone;
+/// on failure one line on stderr and 1.
 fn done(result: Result<(), control::Error>) -> ExitCode {
+    let result = match result {
+        Err(control::Error::Output(err)) if reader_left(&err) => Ok(()),
+        other => other,
+    };
     exit(result.map(|()| 0), control::Error::exit_code)
 }
 

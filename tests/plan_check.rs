@@ -66,13 +66,12 @@ fn start_web(ns: &HostNs) -> (std::process::Child, String) {
 }
 
 #[test]
-fn a_dry_run_into_a_closed_pipe_says_so_and_exits_125_without_a_panic() {
-    let Some(ns) =
-        HostNs::new("a_dry_run_into_a_closed_pipe_says_so_and_exits_125_without_a_panic")
-    else {
+fn a_dry_run_into_a_closed_pipe_exits_0_without_a_word() {
+    let Some(ns) = HostNs::new("a_dry_run_into_a_closed_pipe_exits_0_without_a_word") else {
         return;
     };
-    // `run --dry-run | head -1`: the reader is gone before the plan is out.
+    // `run --dry-run | head -1`: the reader is gone before the plan is out,
+    // which is its choice, not a failure.
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let out = ns
@@ -82,11 +81,8 @@ fn a_dry_run_into_a_closed_pipe_says_so_and_exits_125_without_a_panic() {
         .output()
         .unwrap();
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(125), "{err}");
-    assert_eq!(
-        err.trim_end(),
-        "supervisor: writing the plan: Broken pipe (os error 32)"
-    );
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err, "");
 }
 
 #[test]
