@@ -55,8 +55,8 @@ pub struct RunOptions {
     pub label_file: Vec<PathBuf>,
     pub workdir: Option<PathBuf>,
     pub network: NetworkMode,
-    /// The bridge, its subnet and the pinned address: checked only with
-    /// `NetworkMode::Bridge`.
+    /// The bridge and its subnet, checked in every mode; the pinned address
+    /// is refused but with `NetworkMode::Bridge`.
     pub bridge: String,
     pub subnet: String,
     pub ip: Option<String>,
@@ -392,7 +392,10 @@ fn resources(options: &RunOptions) -> Result<Resources, ResourceError> {
 }
 
 fn network(options: &RunOptions) -> Result<Network, SpecError> {
-    let (bridge, ip) = (&options.bridge, options.ip.as_deref());
+    // Checked whatever the mode: a typo in a global option is refused at
+    // once, not carried until the first bridge run.
+    let bridge = bridge(options)?;
+    let ip = options.ip.as_deref();
     if options.ip6.is_some() && !options.ipv6 {
         return Err(SpecError::Ip6WithoutIpv6);
     }
@@ -404,22 +407,11 @@ fn network(options: &RunOptions) -> Result<Network, SpecError> {
         NetworkMode::Container(target) => return Ok(Network::Container { target }),
         NetworkMode::Bridge => {}
     }
-    if let Some(reason) = netlink::ifname_problem(bridge).or(ipam::lease_dir_problem(bridge)) {
-        return Err(SpecError::Bridge {
-            name: bridge.to_string(),
-            reason,
-        });
-    }
-    let subnet: Subnet = options.subnet.parse()?;
     let ip = ip
-        .map(|text| subnet.parse_container_address(text))
+        .map(|text| bridge.subnet.parse_container_address(text))
         .transpose()
         .map_err(SpecError::Ip)?;
-    let subnet6 = match options.ipv6 {
-        true => Some(subnet6(&options.subnet6, subnet)?),
-        false => None,
-    };
-    let ip6 = match (subnet6, options.ip6.as_deref()) {
+    let ip6 = match (bridge.subnet6, options.ip6.as_deref()) {
         (Some(subnet6), Some(text)) => Some(
             subnet6
                 .parse_container_address(text)
@@ -427,14 +419,31 @@ fn network(options: &RunOptions) -> Result<Network, SpecError> {
         ),
         _ => None,
     };
-    Ok(Network::Bridge {
-        bridge: Bridge {
-            name: bridge.to_string(),
-            subnet,
-            subnet6,
-        },
-        ip,
-        ip6,
+    Ok(Network::Bridge { bridge, ip, ip6 })
+}
+
+/// `--bridge`, `--subnet` and `--subnet6`; without `--ipv6`, `--subnet6`
+/// need only be a valid prefix.
+fn bridge(options: &RunOptions) -> Result<Bridge, SpecError> {
+    let name = &options.bridge;
+    if let Some(reason) = netlink::ifname_problem(name).or(ipam::lease_dir_problem(name)) {
+        return Err(SpecError::Bridge {
+            name: name.to_string(),
+            reason,
+        });
+    }
+    let subnet: Subnet = options.subnet.parse()?;
+    let subnet6 = match options.ipv6 {
+        true => Some(subnet6(&options.subnet6, subnet)?),
+        false => {
+            options.subnet6.parse::<Subnet6>()?;
+            None
+        }
+    };
+    Ok(Bridge {
+        name: name.to_string(),
+        subnet,
+        subnet6,
     })
 }
 
@@ -814,16 +823,59 @@ mod tests {
         o.subnet6 = "fd00::/112".into();
         assert!(RunSpec::new(o.clone()).is_ok());
         o.ipv6 = false;
-        o.subnet6 = "not checked without --ipv6".into();
-        assert!(RunSpec::new(o.clone()).is_ok());
+        o.subnet6 = "fd00::/120".into();
+        assert!(RunSpec::new(o.clone()).is_ok(), "fits without --ipv6");
+        o.subnet6 = "not a prefix".into();
+        assert!(
+            error(&o).starts_with("invalid --subnet6 \"not a prefix\""),
+            "checked without --ipv6 too: {}",
+            error(&o)
+        );
+        o.subnet6 = "fd00::/112".into();
         o.ip6 = Some("fd00::5".into());
         assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::Ip6WithoutIpv6);
     }
 
     #[test]
-    fn no_network_ignores_bridge_options_but_refuses_ip() {
+    fn every_network_mode_refuses_bad_bridge_options_naming_option_and_value() {
+        let modes = [
+            NetworkMode::None,
+            NetworkMode::Container("web".into()),
+            NetworkMode::Bridge,
+        ];
+        let bad: [(&str, &str, &str); 8] = [
+            ("subnet", "1.2.3.4/99", "invalid subnet \"1.2.3.4/99\""),
+            ("subnet", "nonsense", "invalid subnet \"nonsense\""),
+            (
+                "bridge",
+                "a-much-too-long-bridge",
+                "invalid --bridge \"a-much-too-long-bridge\"",
+            ),
+            ("bridge", "a/b", "invalid --bridge \"a/b\""),
+            ("bridge", "a b", "invalid --bridge \"a b\""),
+            ("bridge", "..", "invalid --bridge \"..\""),
+            ("bridge", "", "invalid --bridge \"\""),
+            ("subnet6", "fd00::/129", "invalid --subnet6 \"fd00::/129\""),
+        ];
+        for mode in modes {
+            for (option, value, message) in bad {
+                let mut o = options(&["true"]);
+                o.network = mode.clone();
+                match option {
+                    "subnet" => o.subnet = value.into(),
+                    "bridge" => o.bridge = value.into(),
+                    _ => o.subnet6 = value.into(),
+                }
+                let error = RunSpec::new(o).unwrap_err().to_string();
+                assert!(error.starts_with(message), "{mode:?}: {error}");
+                assert!(!error.contains('\n'), "{mode:?}: one line: {error}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_network_refuses_ip() {
         let mut o = options(&["true"]);
-        o.subnet = "not checked".into();
         assert_eq!(RunSpec::new(o.clone()).unwrap().network, Network::None);
         o.ip = Some("172.16.0.30".into());
         assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::IpWithoutBridge);

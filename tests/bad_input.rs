@@ -1,0 +1,66 @@
+//! What a user types wrong, or an attacker types on purpose, on `run`'s
+//! command line: refused with one clear line naming the option and the
+//! value, exit 125, and nothing changed in the system (the ruleset, links,
+//! addresses, routes and every file under /run).
+
+mod common;
+
+use std::ffi::OsStr;
+
+use common::{HostNs, stderr};
+
+/// Everything a run could change.
+fn system(ns: &HostNs) -> String {
+    ns.ok("nft list ruleset; ip link; ip addr; ip route; \
+         cat /proc/sys/net/ipv4/ip_forward; find /run | sort")
+}
+
+/// `supervisor ARGS…` in `ns`: its exit code and stderr, asserted to be a
+/// refusal of one line (what clap adds after it is usage, not the reason).
+fn refused(ns: &HostNs, args: &[&OsStr]) -> String {
+    let out = common::run(ns.supervisor().args(args));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{args:?}: {err}");
+    err.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn bad_global_network_options_are_refused_in_every_network_mode_and_change_nothing() {
+    let Some(ns) = HostNs::new(
+        "bad_global_network_options_are_refused_in_every_network_mode_and_change_nothing",
+    ) else {
+        return;
+    };
+    let before = system(&ns);
+    let bad: &[(&[&str], &str)] = &[
+        (&["--subnet", "1.2.3.4/99"], "invalid subnet \"1.2.3.4/99\""),
+        (&["--subnet", "nonsense"], "invalid subnet \"nonsense\""),
+        (
+            &["--bridge", "a-much-too-long-bridge"],
+            "invalid --bridge \"a-much-too-long-bridge\"",
+        ),
+        (&["--bridge", "a/b"], "invalid --bridge \"a/b\""),
+        (&["--bridge", "a b"], "invalid --bridge \"a b\""),
+        (&["--bridge", "all"], "invalid --bridge \"all\""),
+        (
+            &["--ipv6", "--subnet6", "fd00::/129"],
+            "invalid --subnet6 \"fd00::/129\"",
+        ),
+        (
+            &["--subnet6", "10.0.0.0/24"],
+            "invalid --subnet6 \"10.0.0.0/24\"",
+        ),
+    ];
+    for mode in ["none", "bridge", "container:web"] {
+        for (options, message) in bad {
+            let run = ["run", "--network", mode, "--", "true"];
+            let args: Vec<&OsStr> = options.iter().chain(&run).map(OsStr::new).collect();
+            let line = refused(&ns, &args);
+            assert!(
+                line.starts_with(&format!("supervisor: {message}")),
+                "--network {mode} {options:?}: {line}"
+            );
+        }
+    }
+    assert_eq!(system(&ns), before, "a refused run changed the system");
+}
