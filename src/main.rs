@@ -33,9 +33,10 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(supervisor::cni::main());
     }
-    let cli = match Cli::parse_args(std::env::args_os().collect()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::parse_args(args.clone()) {
         Ok(cli) => cli,
-        Err(err) => return usage_error(err),
+        Err(err) => return usage_error(err, &args),
     };
     init_logging(cli.global.verbose, cli.global.log_level);
     let net = network_options(&cli);
@@ -361,7 +362,7 @@ fn ruleset_command(command: RulesetCommand) -> ExitCode {
 
 /// Help and version go to stdout with exit 0; every other parse error is
 /// clap's whole message, one line per paragraph, exit 125.
-fn usage_error(err: clap::Error) -> ExitCode {
+fn usage_error(err: clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
     use clap::error::ErrorKind;
     match err.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
@@ -369,7 +370,13 @@ fn usage_error(err: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            for line in usage::lines(&err.to_string()) {
+            let mut lines = usage::lines(&err.to_string());
+            if err.kind() == ErrorKind::InvalidUtf8
+                && let Some(which) = usage::not_utf8(args)
+            {
+                lines[0] = format!("supervisor: {which}");
+            }
+            for line in lines {
                 eprint_line(line);
             }
             ExitCode::from(125)

@@ -6,6 +6,7 @@
 mod common;
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 
 use common::{HostNs, stderr};
 
@@ -61,6 +62,64 @@ fn bad_global_network_options_are_refused_in_every_network_mode_and_change_nothi
                 "--network {mode} {options:?}: {line}"
             );
         }
+    }
+    assert_eq!(system(&ns), before, "a refused run changed the system");
+}
+
+#[test]
+fn hostile_names_labels_env_and_hostnames_are_refused_naming_them_and_change_nothing() {
+    let Some(ns) = HostNs::new(
+        "hostile_names_labels_env_and_hostnames_are_refused_naming_them_and_change_nothing",
+    ) else {
+        return;
+    };
+    let before = system(&ns);
+    let long_name = "a".repeat(300);
+    let long_hostname = "h".repeat(65);
+    // Each option with its value, and how its refusal starts.
+    let bad: &[(&str, &[u8], String)] = &[
+        (
+            "--name",
+            long_name.as_bytes(),
+            format!("invalid container name \"{long_name}\""),
+        ),
+        ("--name", b"..", "invalid container name \"..\"".into()),
+        ("--name", b"-", "invalid container name \"-\"".into()),
+        ("--name", b"a\nb", "invalid container name \"a\\nb\"".into()),
+        (
+            "--name",
+            b"\xff",
+            "invalid --name \"\\xFF\": not UTF-8".into(),
+        ),
+        (
+            "--label",
+            b"k=\xff",
+            "invalid --label \"k=\\xFF\": not UTF-8".into(),
+        ),
+        ("-e", b"A=\xff", "invalid -e \"A=\\xFF\": not UTF-8".into()),
+        (
+            "--hostname",
+            b"h\xff",
+            "invalid --hostname \"h\\xFF\": not UTF-8".into(),
+        ),
+        ("--label", b"=", "invalid --label \"=\"".into()),
+        ("--label", b"==", "invalid --label \"==\"".into()),
+        ("-e", b"=x", "invalid --env \"=x\"".into()),
+        (
+            "--hostname",
+            long_hostname.as_bytes(),
+            format!("invalid hostname \"{long_hostname}\""),
+        ),
+    ];
+    for (option, value, message) in bad {
+        let value = OsStr::from_bytes(value);
+        let args = ["run", "-p", "8080:80", option].map(OsStr::new);
+        let args = [&args[..], &[value], &["--", "true"].map(OsStr::new)].concat();
+        let line = refused(&ns, &args);
+        assert!(
+            line.starts_with(&format!("supervisor: {message}")),
+            "{option} {value:?}: {line}"
+        );
     }
     assert_eq!(system(&ns), before, "a refused run changed the system");
 }
