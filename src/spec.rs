@@ -156,6 +156,10 @@ pub enum SpecError {
     EnvFile(#[from] EnvFileError),
     #[error("invalid --label {0:?}: expected KEY=VALUE or KEY, with a non-empty KEY")]
     Label(String),
+    #[error("invalid --label {0:?}: {CONTROL}")]
+    LabelControl(String),
+    #[error("invalid --label-file {}: the label {key:?} {CONTROL}", path.display())]
+    LabelFileControl { path: PathBuf, key: String },
     #[error("invalid --workdir {0:?}: must be an absolute path")]
     WorkdirRelative(PathBuf),
     #[error("invalid --workdir {0:?}: not an existing directory")]
@@ -250,9 +254,13 @@ impl RunSpec {
         }
         let mut labels = BTreeMap::new();
         for path in &options.label_file {
-            labels.extend(env_file::read("--label-file", path, |_| {
-                Some(String::new())
-            })?);
+            for (key, value) in env_file::read("--label-file", path, |_| Some(String::new()))? {
+                if has_control(&key) || has_control(&value) {
+                    let path = path.clone();
+                    return Err(SpecError::LabelFileControl { path, key });
+                }
+                labels.insert(key, value);
+            }
         }
         labels.extend(parse_labels(&options.labels)?);
         let filesystem = Filesystem::parse(&options.filesystem)?;
@@ -520,9 +528,22 @@ fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, SpecError
         if key.is_empty() || label.contains('\0') {
             return Err(SpecError::Label(label.clone()));
         }
+        if has_control(label) {
+            return Err(SpecError::LabelControl(label.clone()));
+        }
         map.insert(key.to_string(), value.to_string());
     }
     Ok(map)
+}
+
+/// Why a label may hold no control character but a tab: `ps --format`
+/// prints labels as they are, so an ESC would start an escape sequence on
+/// the terminal of whoever lists the containers, and a newline forge a
+/// line of the listing.
+const CONTROL: &str = "contains a control character (ps would print it to a terminal)";
+
+fn has_control(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && c != '\t')
 }
 
 /// RFC 1123 host names, within the kernel's 64 bytes for a hostname.
@@ -709,6 +730,32 @@ mod tests {
         o.label_file = vec![];
         o.labels = vec!["=x".into()];
         assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::Label("=x".into()));
+    }
+
+    #[test]
+    fn a_label_with_a_control_character_is_refused_a_tab_is_not() {
+        let mut o = options(&["true"]);
+        for label in ["k\u{1b}[31m=1", "k=line\nforged", "k=\u{9b}2J", "k=\r"] {
+            o.labels = vec![label.into()];
+            assert_eq!(
+                RunSpec::new(o.clone()).unwrap_err(),
+                SpecError::LabelControl(label.into())
+            );
+        }
+        o.labels = vec!["k=a\tb".into()];
+        assert_eq!(RunSpec::new(o.clone()).unwrap().labels["k"], "a\tb");
+        let scratch = crate::scratch::Scratch::new("spec-label-control");
+        let file = scratch.join("labels");
+        std::fs::write(&file, "ok=1\nk=\u{1b}]0;title\u{7}\n").unwrap();
+        o.labels = vec![];
+        o.label_file = vec![file.clone()];
+        assert_eq!(
+            RunSpec::new(o).unwrap_err().to_string(),
+            format!(
+                "invalid --label-file {}: the label \"k\" contains a control character (ps would print it to a terminal)",
+                file.display()
+            )
+        );
     }
 
     #[test]

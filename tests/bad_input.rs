@@ -104,6 +104,12 @@ fn hostile_names_labels_env_and_hostnames_are_refused_naming_them_and_change_not
         ),
         ("--label", b"=", "invalid --label \"=\"".into()),
         ("--label", b"==", "invalid --label \"==\"".into()),
+        // An escape sequence for the terminal of whoever runs `ps --format`.
+        (
+            "--label",
+            b"k=\x1b[2J",
+            "invalid --label \"k=\\u{1b}[2J\": contains a control".into(),
+        ),
         ("-e", b"=x", "invalid --env \"=x\"".into()),
         (
             "--hostname",
