@@ -26,6 +26,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Longest name: it doubles as the default hostname, which the kernel caps at 64.
 const MAX_NAME: usize = 64;
 
+/// The length of the ids `new_id` makes.
+const ID_LEN: usize = 12;
+
 /// The kernel's limit for a hostname (__NEW_UTS_LEN), tighter than
 /// RFC 1123's 253.
 const MAX_HOSTNAME: usize = 64;
@@ -144,6 +147,10 @@ pub enum SpecError {
         "invalid container name {0:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64 characters"
     )]
     Name(String),
+    #[error(
+        "invalid container name {0:?}: 12 hex digits, the form of a container id: stop, kill and inspect of that id would find this container instead"
+    )]
+    NameLikeId(String),
     #[error(
         "invalid hostname {0:?}: labels of letters, digits and '-' (not first or last), 1 to 63 characters each, joined by '.', at most 64 characters in all"
     )]
@@ -474,11 +481,15 @@ fn valid_name(name: String) -> Result<String, SpecError> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if first_ok && rest_ok && name.len() <= MAX_NAME {
-        Ok(name)
-    } else {
-        Err(SpecError::Name(name))
+    if !(first_ok && rest_ok && name.len() <= MAX_NAME) {
+        return Err(SpecError::Name(name));
     }
+    // A name is looked up before an id: one shaped like an id could hide
+    // that container from whoever stops it by the id `ps` showed them.
+    if name.len() == ID_LEN && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(SpecError::NameLikeId(name));
+    }
+    Ok(name)
 }
 
 /// The `--publish` values, expanded; a host port given twice in one run
@@ -639,6 +650,20 @@ mod tests {
         }
         for bad in ["", "-web", "we b", "web/1", "é", &"x".repeat(65)] {
             assert_eq!(valid_name(bad.into()), Err(SpecError::Name(bad.into())));
+        }
+    }
+
+    #[test]
+    fn a_name_shaped_like_a_container_id_is_refused() {
+        let id = new_id();
+        assert_eq!(valid_name(id.clone()), Err(SpecError::NameLikeId(id)));
+        for good in [
+            "36289cbc5b0",
+            "36289cbc5b04a",
+            "36289CBC5B04",
+            "36289cbc5b0g",
+        ] {
+            assert!(valid_name(good.into()).is_ok(), "{good}");
         }
     }
 

@@ -8,7 +8,7 @@ mod common;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use common::{HostNs, stderr};
+use common::{HostNs, stderr, stdout};
 
 /// Everything a run could change.
 fn system(ns: &HostNs) -> String {
@@ -128,4 +128,45 @@ fn hostile_names_labels_env_and_hostnames_are_refused_naming_them_and_change_not
         );
     }
     assert_eq!(system(&ns), before, "a refused run changed the system");
+}
+
+/// `stop ID` finds a container by name first: a container named with
+/// another's id would take its place, and the one meant would run on.
+#[test]
+fn a_name_shaped_like_a_container_id_is_refused_so_stop_by_id_stops_that_container() {
+    let Some(ns) = HostNs::new(
+        "a_name_shaped_like_a_container_id_is_refused_so_stop_by_id_stops_that_container",
+    ) else {
+        return;
+    };
+    let detached = |name: &str| {
+        let args = [
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            name,
+            "--",
+            "sleep",
+            "100",
+        ];
+        common::run(ns.supervisor().args(args))
+    };
+    assert!(detached("web").status.success());
+    let out = common::run(ns.supervisor().args(["ps", "-q"]));
+    let id = stdout(&out).trim().to_string();
+    assert_eq!(id.len(), 12, "{id:?}");
+    let impostor = detached(&id);
+    assert_eq!(impostor.status.code(), Some(125), "{}", stderr(&impostor));
+    assert!(
+        stderr(&impostor).starts_with(&format!(
+            "supervisor: invalid container name \"{id}\": 12 hex digits"
+        )),
+        "{}",
+        stderr(&impostor)
+    );
+    let stop = common::run(ns.supervisor().args(["stop", "-t", "1", &id]));
+    assert_eq!(stdout(&stop), "web\n", "{}", stderr(&stop));
+    common::assert_no_state(&ns);
 }
