@@ -354,6 +354,12 @@ fn check_names_an_element_and_a_link_deleted_behind_the_supervisors_back() {
         format!("element tcp_ports 8080 of web ({id}): missing\n")
     );
     assert_eq!(system(&ns), before, "check changed the system");
+    // `check | head -c0`: the reader is gone, the drift is still there.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = common::run(ns.supervisor().arg("check").stdout(writer));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "nothing about the pipe");
     ns.ok(&format!("ip link del sv-{id}"));
     let out = supervisor(&ns, &["check"]);
     assert_eq!(out.status.code(), Some(1));
