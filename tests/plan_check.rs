@@ -130,6 +130,14 @@ const EVERY_KIND: &[&str] = &[
     "[::1]:8444:443/udp",
 ];
 
+/// The plan `run --dry-run` prints for [`EVERY_KIND`].
+fn dry_run_every_kind(ns: &HostNs) -> String {
+    let run = [&["run", "--dry-run"], EVERY_KIND].concat();
+    let out = supervisor(ns, &args(&run, &["true"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
 /// The ruleset and the generation of the container `web` in it (the hex
 /// after `: ` in map generations), for comparing two runs.
 fn ruleset_and_generation(ns: &HostNs) -> (String, String) {
@@ -153,12 +161,7 @@ fn nft_runs_the_nft_lines_of_a_dry_run_and_makes_what_the_run_makes() {
     let (Some(dry), Some(real)) = (HostNs::new(test), HostNs::new(test)) else {
         return;
     };
-    let out = supervisor(
-        &dry,
-        &args(&[&["run", "--dry-run"], EVERY_KIND].concat(), &["true"]),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let plan = stdout(&out);
+    let plan = dry_run_every_kind(&dry);
     let nft: Vec<&str> = plan.lines().filter(|l| l.starts_with("nft ")).collect();
     assert_eq!(nft.len(), 1, "the base ruleset, once:\n{plan}");
     dry.ok(&format!("cd {} && {}", env!("CARGO_MANIFEST_DIR"), nft[0]));
@@ -189,6 +192,36 @@ fn nft_runs_the_nft_lines_of_a_dry_run_and_makes_what_the_run_makes() {
         .replace(&dry_id, &real_id)
         .replace(&dry_generation, &real_generation);
     assert_eq!(got, want, "the dry run's nft lines make another ruleset");
+}
+
+/// The rest of a dry run, `ip` and `sysctl` lines in the run's order, runs
+/// as printed with CONTAINER a named network namespace (IPv6's link-local
+/// address, for one, only while the peer is down).
+#[test]
+fn ip_and_sysctl_run_the_other_lines_of_a_dry_run_in_its_order() {
+    let Some(ns) = HostNs::new("ip_and_sysctl_run_the_other_lines_of_a_dry_run_in_its_order")
+    else {
+        return;
+    };
+    let plan = dry_run_every_kind(&ns);
+    ns.ok("ip netns add CONTAINER");
+    let lines: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.starts_with("ip ") || l.starts_with("sysctl "))
+        .collect();
+    assert!(lines.len() > 15, "{plan}");
+    for line in lines {
+        let out = ns.sh(line);
+        assert!(out.status.success(), "{line:?}: {}", stderr(&out));
+    }
+    let inside = ns.ok("ip -n CONTAINER addr show eth0");
+    for address in [
+        "172.16.0.2/24",
+        "fd53:7570:6572::2/64",
+        "fe80::42:acff:fe10:2/64",
+    ] {
+        assert!(inside.contains(address), "{address} not in\n{inside}");
+    }
 }
 
 /// A dry run answers as the run would: a state directory the run refuses

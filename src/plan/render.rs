@@ -116,17 +116,9 @@ impl ContainerPart {
         )?;
         writeln!(f, "ip link set {host} type bridge_slave hairpin on")?;
         writeln!(f, "ip -n CONTAINER link set lo up")?;
-        writeln!(f, "ip -n CONTAINER link set {peer} up")?;
-        writeln!(
-            f,
-            "ip -n CONTAINER addr add {}/{} dev {peer}",
-            self.address, self.prefix_len
-        )?;
-        writeln!(
-            f,
-            "ip -n CONTAINER route add default via {} dev {peer} proto static",
-            self.gateway
-        )?;
+        // In the run's order: with IPv6, the peer's sysctls and both its
+        // addresses while it is down (left to the kernel, the link-local
+        // address comes with the carrier, and adding it after fails).
         if let Some((address6, subnet6)) = self.ipv6 {
             for sysctl in Setting::container_ipv6(peer) {
                 writeln!(
@@ -145,6 +137,19 @@ impl ContainerPart {
                 "ip -n CONTAINER -6 addr add {address6}/{} dev {peer} nodad",
                 subnet6.prefix_len()
             )?;
+        }
+        writeln!(f, "ip -n CONTAINER link set {peer} up")?;
+        writeln!(
+            f,
+            "ip -n CONTAINER addr add {}/{} dev {peer}",
+            self.address, self.prefix_len
+        )?;
+        writeln!(
+            f,
+            "ip -n CONTAINER route add default via {} dev {peer} proto static",
+            self.gateway
+        )?;
+        if let Some((_, subnet6)) = self.ipv6 {
             writeln!(
                 f,
                 "ip -n CONTAINER -6 route add default via {} dev {peer} proto static",

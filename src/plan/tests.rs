@@ -343,6 +343,9 @@ fn a_dual_stack_dry_run_prints_the_ipv6_commands() {
          ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.disable_ipv6=0\n\
          ip -n CONTAINER -6 addr add fe80::42:acff:fe10:2/64 dev eth0 nodad\n\
          ip -n CONTAINER -6 addr add fd53:7570:6572::2/64 dev eth0 nodad\n\
+         ip -n CONTAINER link set eth0 up\n\
+         ip -n CONTAINER addr add 172.16.0.2/24 dev eth0\n\
+         ip -n CONTAINER route add default via 172.16.0.1 dev eth0 proto static\n\
          ip -n CONTAINER -6 route add default via fd53:7570:6572::1 dev eth0 proto static\n",
     ] {
         assert!(text.contains(line), "{line:?} not in:\n{text}");
