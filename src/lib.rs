@@ -23,7 +23,7 @@
 //! `crate::` path against it, so add a new module here first):
 //!
 //! ```text
-//! edge:      main usage cli bench
+//! edge:      main usage cli bench reader_gone
 //! lifecycle: detach supervisor cni control
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem

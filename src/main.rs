@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod reader_gone;
 mod usage;
 
 use std::io::{Write, stdout};
@@ -19,6 +20,7 @@ use supervisor::spec::{NetworkMode, RunOptions};
 use supervisor::{control, ruleset};
 
 use crate::cli::{BenchArgs, Cli, Command, LogLevel, NetworkArg, RulesetCommand, RunArgs};
+use crate::reader_gone::{Report, reader_left};
 
 fn main() -> ExitCode {
     // An engine runs us as a CNI plugin: its protocol, not our command line.
@@ -31,9 +33,10 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(supervisor::cni::main());
     }
-    let cli = match Cli::parse_args(std::env::args_os().collect()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::parse_args(args.clone()) {
         Ok(cli) => cli,
-        Err(err) => return usage_error(err),
+        Err(err) => return usage_error(err, &args),
     };
     init_logging(cli.global.verbose, cli.global.log_level);
     let net = network_options(&cli);
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
             // print! would panic (101) on a closed pipe: `--dry-run | head`.
             match write!(stdout().lock(), "{plan}").and_then(|()| stdout().flush()) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(err) if reader_left(&err) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprint_line(format_args!("supervisor: writing the plan: {err}"));
                     ExitCode::from(125)
@@ -75,17 +79,20 @@ fn main() -> ExitCode {
         Command::Stop(args) => {
             let time = Duration::from_secs(args.time);
             done(match args.all {
-                true => control::stop_all(&cli.global.state_dir, time, &mut stdout()),
-                false => {
-                    control::stop(&cli.global.state_dir, &args.containers, time, &mut stdout())
-                }
+                true => control::stop_all(&cli.global.state_dir, time, &mut Report::default()),
+                false => control::stop(
+                    &cli.global.state_dir,
+                    &args.containers,
+                    time,
+                    &mut Report::default(),
+                ),
             })
         }
         Command::Kill(args) => done(control::kill(
             &cli.global.state_dir,
             &args.containers,
             args.signal,
-            &mut stdout(),
+            &mut Report::default(),
         )),
         Command::Inspect(args) => done(control::inspect(
             &cli.global.state_dir,
@@ -124,9 +131,9 @@ fn main() -> ExitCode {
             &cli.global.state_dir,
             &cli.global.bridge,
             &cli.global.subnet,
-            &mut stdout(),
+            &mut Report::default(),
         )),
-        Command::Check => match control::check(&cli.global.state_dir, &mut stdout()) {
+        Command::Check => match control::check(&cli.global.state_dir, &mut Report::default()) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(err) => done(Err(err)),
@@ -217,7 +224,7 @@ fn bench(args: BenchArgs) -> ExitCode {
             pause: Duration::from_millis(args.pause),
             reference: !args.no_reference,
         };
-        let result = bench::cni::run(&options, &mut std::io::stdout()).map(|()| 0);
+        let result = bench::cni::run(&options, &mut Report::default()).map(|()| 0);
         return exit(result, bench::Error::exit_code);
     }
     let options = bench::Options {
@@ -234,7 +241,7 @@ fn bench(args: BenchArgs) -> ExitCode {
         csv: args.csv,
         plot: args.plot,
     };
-    let result = bench::run(&options, &mut std::io::stdout()).map(|()| 0);
+    let result = bench::run(&options, &mut Report::default()).map(|()| 0);
     exit(result, bench::Error::exit_code)
 }
 
@@ -254,8 +261,13 @@ fn detached(result: Result<Outcome, supervisor::supervisor::Error>) -> ExitCode 
     }
 }
 
-/// 0 for a command other than `run`; on failure one line on stderr and 1.
+/// 0 for a command other than `run`, or when stdout's reader has gone;
+/// on failure one line on stderr and 1.
 fn done(result: Result<(), control::Error>) -> ExitCode {
+    let result = match result {
+        Err(control::Error::Output(err)) if reader_left(&err) => Ok(()),
+        other => other,
+    };
     exit(result.map(|()| 0), control::Error::exit_code)
 }
 
@@ -350,7 +362,7 @@ fn ruleset_command(command: RulesetCommand) -> ExitCode {
 
 /// Help and version go to stdout with exit 0; every other parse error is
 /// clap's whole message, one line per paragraph, exit 125.
-fn usage_error(err: clap::Error) -> ExitCode {
+fn usage_error(err: clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
     use clap::error::ErrorKind;
     match err.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
@@ -358,7 +370,13 @@ fn usage_error(err: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            for line in usage::lines(&err.to_string()) {
+            let mut lines = usage::lines(&err.to_string());
+            if err.kind() == ErrorKind::InvalidUtf8
+                && let Some(which) = usage::not_utf8(args)
+            {
+                lines[0] = format!("supervisor: {which}");
+            }
+            for line in lines {
                 eprint_line(line);
             }
             ExitCode::from(125)

@@ -26,6 +26,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Longest name: it doubles as the default hostname, which the kernel caps at 64.
 const MAX_NAME: usize = 64;
 
+/// The length of the ids `new_id` makes.
+const ID_LEN: usize = 12;
+
 /// The kernel's limit for a hostname (__NEW_UTS_LEN), tighter than
 /// RFC 1123's 253.
 const MAX_HOSTNAME: usize = 64;
@@ -55,8 +58,8 @@ pub struct RunOptions {
     pub label_file: Vec<PathBuf>,
     pub workdir: Option<PathBuf>,
     pub network: NetworkMode,
-    /// The bridge, its subnet and the pinned address: checked only with
-    /// `NetworkMode::Bridge`.
+    /// The bridge and its subnet, checked in every mode; the pinned address
+    /// is refused but with `NetworkMode::Bridge`.
     pub bridge: String,
     pub subnet: String,
     pub ip: Option<String>,
@@ -145,6 +148,10 @@ pub enum SpecError {
     )]
     Name(String),
     #[error(
+        "invalid container name {0:?}: 12 hex digits, the form of a container id: stop, kill and inspect of that id would find this container instead"
+    )]
+    NameLikeId(String),
+    #[error(
         "invalid hostname {0:?}: labels of letters, digits and '-' (not first or last), 1 to 63 characters each, joined by '.', at most 64 characters in all"
     )]
     Hostname(String),
@@ -156,6 +163,10 @@ pub enum SpecError {
     EnvFile(#[from] EnvFileError),
     #[error("invalid --label {0:?}: expected KEY=VALUE or KEY, with a non-empty KEY")]
     Label(String),
+    #[error("invalid --label {0:?}: {CONTROL}")]
+    LabelControl(String),
+    #[error("invalid --label-file {}: the label {key:?} {CONTROL}", path.display())]
+    LabelFileControl { path: PathBuf, key: String },
     #[error("invalid --workdir {0:?}: must be an absolute path")]
     WorkdirRelative(PathBuf),
     #[error("invalid --workdir {0:?}: not an existing directory")]
@@ -250,9 +261,13 @@ impl RunSpec {
         }
         let mut labels = BTreeMap::new();
         for path in &options.label_file {
-            labels.extend(env_file::read("--label-file", path, |_| {
-                Some(String::new())
-            })?);
+            for (key, value) in env_file::read("--label-file", path, |_| Some(String::new()))? {
+                if has_control(&key) || has_control(&value) {
+                    let path = path.clone();
+                    return Err(SpecError::LabelFileControl { path, key });
+                }
+                labels.insert(key, value);
+            }
         }
         labels.extend(parse_labels(&options.labels)?);
         let filesystem = Filesystem::parse(&options.filesystem)?;
@@ -392,7 +407,10 @@ fn resources(options: &RunOptions) -> Result<Resources, ResourceError> {
 }
 
 fn network(options: &RunOptions) -> Result<Network, SpecError> {
-    let (bridge, ip) = (&options.bridge, options.ip.as_deref());
+    // Checked whatever the mode: a typo in a global option is refused at
+    // once, not carried until the first bridge run.
+    let bridge = bridge(options)?;
+    let ip = options.ip.as_deref();
     if options.ip6.is_some() && !options.ipv6 {
         return Err(SpecError::Ip6WithoutIpv6);
     }
@@ -404,22 +422,11 @@ fn network(options: &RunOptions) -> Result<Network, SpecError> {
         NetworkMode::Container(target) => return Ok(Network::Container { target }),
         NetworkMode::Bridge => {}
     }
-    if let Some(reason) = netlink::ifname_problem(bridge).or(ipam::lease_dir_problem(bridge)) {
-        return Err(SpecError::Bridge {
-            name: bridge.to_string(),
-            reason,
-        });
-    }
-    let subnet: Subnet = options.subnet.parse()?;
     let ip = ip
-        .map(|text| subnet.parse_container_address(text))
+        .map(|text| bridge.subnet.parse_container_address(text))
         .transpose()
         .map_err(SpecError::Ip)?;
-    let subnet6 = match options.ipv6 {
-        true => Some(subnet6(&options.subnet6, subnet)?),
-        false => None,
-    };
-    let ip6 = match (subnet6, options.ip6.as_deref()) {
+    let ip6 = match (bridge.subnet6, options.ip6.as_deref()) {
         (Some(subnet6), Some(text)) => Some(
             subnet6
                 .parse_container_address(text)
@@ -427,14 +434,31 @@ fn network(options: &RunOptions) -> Result<Network, SpecError> {
         ),
         _ => None,
     };
-    Ok(Network::Bridge {
-        bridge: Bridge {
-            name: bridge.to_string(),
-            subnet,
-            subnet6,
-        },
-        ip,
-        ip6,
+    Ok(Network::Bridge { bridge, ip, ip6 })
+}
+
+/// `--bridge`, `--subnet` and `--subnet6`; without `--ipv6`, `--subnet6`
+/// need only be a valid prefix.
+fn bridge(options: &RunOptions) -> Result<Bridge, SpecError> {
+    let name = &options.bridge;
+    if let Some(reason) = netlink::ifname_problem(name).or(ipam::lease_dir_problem(name)) {
+        return Err(SpecError::Bridge {
+            name: name.to_string(),
+            reason,
+        });
+    }
+    let subnet: Subnet = options.subnet.parse()?;
+    let subnet6 = match options.ipv6 {
+        true => Some(subnet6(&options.subnet6, subnet)?),
+        false => {
+            options.subnet6.parse::<Subnet6>()?;
+            None
+        }
+    };
+    Ok(Bridge {
+        name: name.to_string(),
+        subnet,
+        subnet6,
     })
 }
 
@@ -457,11 +481,15 @@ fn valid_name(name: String) -> Result<String, SpecError> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if first_ok && rest_ok && name.len() <= MAX_NAME {
-        Ok(name)
-    } else {
-        Err(SpecError::Name(name))
+    if !(first_ok && rest_ok && name.len() <= MAX_NAME) {
+        return Err(SpecError::Name(name));
     }
+    // A name is looked up before an id: one shaped like an id could hide
+    // that container from whoever stops it by the id `ps` showed them.
+    if name.len() == ID_LEN && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(SpecError::NameLikeId(name));
+    }
+    Ok(name)
 }
 
 /// The `--publish` values, expanded; a host port given twice in one run
@@ -511,9 +539,22 @@ fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, SpecError
         if key.is_empty() || label.contains('\0') {
             return Err(SpecError::Label(label.clone()));
         }
+        if has_control(label) {
+            return Err(SpecError::LabelControl(label.clone()));
+        }
         map.insert(key.to_string(), value.to_string());
     }
     Ok(map)
+}
+
+/// Why a label may hold no control character but a tab: `ps --format`
+/// prints labels as they are, so an ESC would start an escape sequence on
+/// the terminal of whoever lists the containers, and a newline forge a
+/// line of the listing.
+const CONTROL: &str = "contains a control character (ps would print it to a terminal)";
+
+fn has_control(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && c != '\t')
 }
 
 /// RFC 1123 host names, within the kernel's 64 bytes for a hostname.
@@ -613,6 +654,20 @@ mod tests {
     }
 
     #[test]
+    fn a_name_shaped_like_a_container_id_is_refused() {
+        let id = new_id();
+        assert_eq!(valid_name(id.clone()), Err(SpecError::NameLikeId(id)));
+        for good in [
+            "36289cbc5b0",
+            "36289cbc5b04a",
+            "36289CBC5B04",
+            "36289cbc5b0g",
+        ] {
+            assert!(valid_name(good.into()).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
     fn a_bad_name_is_named_in_the_error() {
         let mut o = options(&["true"]);
         o.name = Some("bad name".into());
@@ -700,6 +755,32 @@ mod tests {
         o.label_file = vec![];
         o.labels = vec!["=x".into()];
         assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::Label("=x".into()));
+    }
+
+    #[test]
+    fn a_label_with_a_control_character_is_refused_a_tab_is_not() {
+        let mut o = options(&["true"]);
+        for label in ["k\u{1b}[31m=1", "k=line\nforged", "k=\u{9b}2J", "k=\r"] {
+            o.labels = vec![label.into()];
+            assert_eq!(
+                RunSpec::new(o.clone()).unwrap_err(),
+                SpecError::LabelControl(label.into())
+            );
+        }
+        o.labels = vec!["k=a\tb".into()];
+        assert_eq!(RunSpec::new(o.clone()).unwrap().labels["k"], "a\tb");
+        let scratch = crate::scratch::Scratch::new("spec-label-control");
+        let file = scratch.join("labels");
+        std::fs::write(&file, "ok=1\nk=\u{1b}]0;title\u{7}\n").unwrap();
+        o.labels = vec![];
+        o.label_file = vec![file.clone()];
+        assert_eq!(
+            RunSpec::new(o).unwrap_err().to_string(),
+            format!(
+                "invalid --label-file {}: the label \"k\" contains a control character (ps would print it to a terminal)",
+                file.display()
+            )
+        );
     }
 
     #[test]
@@ -814,16 +895,59 @@ mod tests {
         o.subnet6 = "fd00::/112".into();
         assert!(RunSpec::new(o.clone()).is_ok());
         o.ipv6 = false;
-        o.subnet6 = "not checked without --ipv6".into();
-        assert!(RunSpec::new(o.clone()).is_ok());
+        o.subnet6 = "fd00::/120".into();
+        assert!(RunSpec::new(o.clone()).is_ok(), "fits without --ipv6");
+        o.subnet6 = "not a prefix".into();
+        assert!(
+            error(&o).starts_with("invalid --subnet6 \"not a prefix\""),
+            "checked without --ipv6 too: {}",
+            error(&o)
+        );
+        o.subnet6 = "fd00::/112".into();
         o.ip6 = Some("fd00::5".into());
         assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::Ip6WithoutIpv6);
     }
 
     #[test]
-    fn no_network_ignores_bridge_options_but_refuses_ip() {
+    fn every_network_mode_refuses_bad_bridge_options_naming_option_and_value() {
+        let modes = [
+            NetworkMode::None,
+            NetworkMode::Container("web".into()),
+            NetworkMode::Bridge,
+        ];
+        let bad: [(&str, &str, &str); 8] = [
+            ("subnet", "1.2.3.4/99", "invalid subnet \"1.2.3.4/99\""),
+            ("subnet", "nonsense", "invalid subnet \"nonsense\""),
+            (
+                "bridge",
+                "a-much-too-long-bridge",
+                "invalid --bridge \"a-much-too-long-bridge\"",
+            ),
+            ("bridge", "a/b", "invalid --bridge \"a/b\""),
+            ("bridge", "a b", "invalid --bridge \"a b\""),
+            ("bridge", "..", "invalid --bridge \"..\""),
+            ("bridge", "", "invalid --bridge \"\""),
+            ("subnet6", "fd00::/129", "invalid --subnet6 \"fd00::/129\""),
+        ];
+        for mode in modes {
+            for (option, value, message) in bad {
+                let mut o = options(&["true"]);
+                o.network = mode.clone();
+                match option {
+                    "subnet" => o.subnet = value.into(),
+                    "bridge" => o.bridge = value.into(),
+                    _ => o.subnet6 = value.into(),
+                }
+                let error = RunSpec::new(o).unwrap_err().to_string();
+                assert!(error.starts_with(message), "{mode:?}: {error}");
+                assert!(!error.contains('\n'), "{mode:?}: one line: {error}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_network_refuses_ip() {
         let mut o = options(&["true"]);
-        o.subnet = "not checked".into();
         assert_eq!(RunSpec::new(o.clone()).unwrap().network, Network::None);
         o.ip = Some("172.16.0.30".into());
         assert_eq!(RunSpec::new(o).unwrap_err(), SpecError::IpWithoutBridge);

@@ -7,6 +7,9 @@
 //! line. Keeping only the first line loses the names, the tip and the
 //! values; joining each paragraph keeps every sentence whole and greppable.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
 /// The lines to print on stderr for clap's rendered error `text`.
 pub fn lines(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
@@ -34,12 +37,68 @@ pub fn lines(text: &str) -> Vec<String> {
     lines
 }
 
+/// The first of `args` (the program's name first) that is not UTF-8,
+/// named with the option it is the value of: clap says only "invalid UTF-8
+/// was detected in one or more arguments", which leaves the user to find
+/// it. Those after `--`, a command's own, may be any bytes.
+pub fn not_utf8(args: &[OsString]) -> Option<String> {
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let at = args[..end].iter().position(|a| a.to_str().is_none())?;
+    let arg = args[at].as_bytes();
+    let option = match arg.iter().position(|&b| b == b'=') {
+        Some(eq) if arg.starts_with(b"--") => Some((&arg[..eq], &arg[eq + 1..])),
+        _ => at
+            .checked_sub(1)
+            .map(|before| args[before].as_bytes())
+            .filter(|before| before.starts_with(b"-") && before.len() > 1)
+            .map(|before| (before, arg)),
+    };
+    Some(match option {
+        Some((option, value)) => format!(
+            "invalid {} {:?}: not UTF-8",
+            String::from_utf8_lossy(option),
+            OsStr::from_bytes(value)
+        ),
+        None => format!("invalid argument {:?}: not UTF-8", OsStr::from_bytes(arg)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
     use clap::Parser;
 
-    use super::lines;
+    use super::{lines, not_utf8};
     use crate::cli::Cli;
+
+    fn words(args: &[&[u8]]) -> Vec<OsString> {
+        let args = std::iter::once(&b"supervisor"[..]).chain(args.iter().copied());
+        args.map(|a| OsString::from_vec(a.to_vec())).collect()
+    }
+
+    #[test]
+    fn an_argument_that_is_not_utf8_is_named_with_its_option() {
+        let name = words(&[b"run", b"--name", b"\xff", b"true"]);
+        assert_eq!(
+            not_utf8(&name).as_deref(),
+            Some("invalid --name \"\\xFF\": not UTF-8")
+        );
+        let label = words(&[b"run", b"--label=k=\xfe", b"true"]);
+        assert_eq!(
+            not_utf8(&label).as_deref(),
+            Some("invalid --label \"k=\\xFE\": not UTF-8")
+        );
+        let alone = words(&[b"ps", b"\xff"]);
+        assert_eq!(
+            not_utf8(&alone).as_deref(),
+            Some("invalid argument \"\\xFF\": not UTF-8")
+        );
+        // A command's own arguments are its business.
+        let command = words(&[b"run", b"--", b"echo", b"\xff"]);
+        assert_eq!(not_utf8(&command), None);
+    }
 
     fn error_lines(args: &[&str]) -> Vec<String> {
         let args = std::iter::once("supervisor").chain(args.iter().copied());

@@ -460,12 +460,77 @@ fn a_caller_whose_output_is_a_closed_pipe_gets_exit_codes_not_a_panic() {
     );
     let ps = stdout(&supervisor(&ns, &["ps"]));
     assert!(ps.lines().any(|l| l.starts_with("q ")), "{ps}");
-    assert_eq!(closed(&["run", "--dry-run", "--", "true"]), Some(125));
+    assert_eq!(closed(&["run", "--dry-run", "--", "true"]), Some(0));
     assert_eq!(
         closed(&["run", "--no-such-option", "--", "true"]),
         Some(125)
     );
     assert_eq!(closed(&["stop", "no-such"]), Some(1));
     assert!(supervisor(&ns, &["stop", "q"]).status.success());
+    assert_no_state(&ns);
+}
+
+/// `supervisor CMD | head -c0`: each command's stdout a pipe nobody reads,
+/// its stderr read: the exit status and stderr.
+fn into_closed_pipe(ns: &HostNs, args: &[&str]) -> (Option<i32>, String) {
+    let out = ns
+        .supervisor()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("supervisor runs");
+    (out.status.code(), stderr(&out))
+}
+
+#[test]
+fn a_reader_that_leaves_early_ends_a_listing_quietly_and_never_the_work() {
+    let Some(ns) =
+        HostNs::new("a_reader_that_leaves_early_ends_a_listing_quietly_and_never_the_work")
+    else {
+        return;
+    };
+    for name in ["q1", "q2"] {
+        let out = detach(
+            &ns,
+            &["--name", name],
+            &["sh", "-c", "seq 1 20000; sleep 100"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    eventually("q1's log", Duration::from_secs(10), || {
+        logs(&ns, &["q1"]).contains("20000\n").then_some(())
+    });
+    // What only reads ends at the first write nobody reads: 0, no line.
+    for args in [
+        &["ps"][..],
+        &["ps", "--json"],
+        &["inspect", "q1", "q2"],
+        &["logs", "q1"],
+        &["check"],
+        &["gc"],
+        &["run", "--dry-run", "-p", "8080:80", "--", "true"],
+    ] {
+        assert_eq!(
+            into_closed_pipe(&ns, args),
+            (Some(0), String::new()),
+            "{args:?}"
+        );
+    }
+    // What works finishes its work and answers as it would: q2 is killed
+    // too, after q1's name found no reader, and a failure still shows.
+    assert_eq!(
+        into_closed_pipe(&ns, &["kill", "q1", "q2"]),
+        (Some(0), String::new())
+    );
+    eventually("both containers gone", Duration::from_secs(10), || {
+        stdout(&supervisor(&ns, &["ps", "-q"]))
+            .is_empty()
+            .then_some(())
+    });
+    let (code, err) = into_closed_pipe(&ns, &["stop", "no-such"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err, "supervisor: no such container: no-such\n");
     assert_no_state(&ns);
 }

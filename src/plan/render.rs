@@ -65,7 +65,13 @@ impl NetworkPart {
 
     fn fmt_nft(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.load_base {
-            writeln!(f, "nft -f nft/supervisor.nft")?;
+            // The defines the file needs, as the supervisor fills them in:
+            // without them nft refuses it (unknown variable $VERSION).
+            let defines: String = crate::firewall::defines()
+                .iter()
+                .map(|d| format!("-D {}={} ", d.name, d.value))
+                .collect();
+            writeln!(f, "nft {defines}-f nft/supervisor.nft")?;
         }
         let bridge = &self.bridge;
         writeln!(f, "add element ip supervisor bridges {{ \"{bridge}\" }}")?;
@@ -110,17 +116,9 @@ impl ContainerPart {
         )?;
         writeln!(f, "ip link set {host} type bridge_slave hairpin on")?;
         writeln!(f, "ip -n CONTAINER link set lo up")?;
-        writeln!(f, "ip -n CONTAINER link set {peer} up")?;
-        writeln!(
-            f,
-            "ip -n CONTAINER addr add {}/{} dev {peer}",
-            self.address, self.prefix_len
-        )?;
-        writeln!(
-            f,
-            "ip -n CONTAINER route add default via {} dev {peer} proto static",
-            self.gateway
-        )?;
+        // In the run's order: with IPv6, the peer's sysctls and both its
+        // addresses while it is down (left to the kernel, the link-local
+        // address comes with the carrier, and adding it after fails).
         if let Some((address6, subnet6)) = self.ipv6 {
             for sysctl in Setting::container_ipv6(peer) {
                 writeln!(
@@ -139,6 +137,19 @@ impl ContainerPart {
                 "ip -n CONTAINER -6 addr add {address6}/{} dev {peer} nodad",
                 subnet6.prefix_len()
             )?;
+        }
+        writeln!(f, "ip -n CONTAINER link set {peer} up")?;
+        writeln!(
+            f,
+            "ip -n CONTAINER addr add {}/{} dev {peer}",
+            self.address, self.prefix_len
+        )?;
+        writeln!(
+            f,
+            "ip -n CONTAINER route add default via {} dev {peer} proto static",
+            self.gateway
+        )?;
+        if let Some((_, subnet6)) = self.ipv6 {
             writeln!(
                 f,
                 "ip -n CONTAINER -6 route add default via {} dev {peer} proto static",
@@ -151,11 +162,16 @@ impl ContainerPart {
     fn fmt_nft(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let comment = self.publication.owner.comment();
         for element in self.publication.elements() {
+            // nft takes a map element's comment after its key, before the
+            // colon: `KEY comment "…" : DATA`. The label is `KEY : DATA`.
+            let (key, data) = match (&element.data, element.label.split_once(" : ")) {
+                (Some(_), Some((key, data))) => (key, format!(" : {data}")),
+                _ => (element.label.as_str(), String::new()),
+            };
             writeln!(
                 f,
-                "add element {} {{ {} comment \"{comment}\" }}",
+                "add element {} {{ {key} comment \"{comment}\"{data} }}",
                 set_name(element.target),
-                element.label
             )?;
         }
         Ok(())

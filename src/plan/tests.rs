@@ -244,7 +244,8 @@ fn a_dry_run_prints_ip_sysctl_and_nft_commands() {
         &Snapshot::default(),
     )
     .unwrap();
-    let expected = "\
+    let expected = format!(
+        "\
 # container web (0123456789ab) on network sv0 (172.16.0.0/24)
 ip link add sv0 address 02:42:ac:10:00:01 type bridge
 ip addr add 172.16.0.1/24 dev sv0
@@ -258,15 +259,17 @@ ip -n CONTAINER link set lo up
 ip -n CONTAINER link set eth0 up
 ip -n CONTAINER addr add 172.16.0.2/24 dev eth0
 ip -n CONTAINER route add default via 172.16.0.1 dev eth0 proto static
-nft -f nft/supervisor.nft
-add element ip supervisor bridges { \"sv0\" }
-add element ip supervisor same_bridge { \"sv0\" . \"sv0\" }
-add element ip supervisor subnets { 172.16.0.0/24 comment \"sv0\" }
-add element bridge supervisor spoof_guard { \"sv-0123456789ab\" . 172.16.0.2 . 02:42:ac:10:00:02 comment \"web 0123456789ab\" }
-add element bridge supervisor mac_guard { \"sv-0123456789ab\" . 02:42:ac:10:00:02 comment \"web 0123456789ab\" }
-add element ip supervisor tcp_ports { 8080 : 172.16.0.2 . 8000 comment \"web 0123456789ab\" }
-add element ip supervisor udp_addr_ports { 127.0.0.1 . 9090 : 172.16.0.2 . 90 comment \"web 0123456789ab\" }
-";
+nft -D VERSION=0x{:08x} -f nft/supervisor.nft
+add element ip supervisor bridges {{ \"sv0\" }}
+add element ip supervisor same_bridge {{ \"sv0\" . \"sv0\" }}
+add element ip supervisor subnets {{ 172.16.0.0/24 comment \"sv0\" }}
+add element bridge supervisor spoof_guard {{ \"sv-0123456789ab\" . 172.16.0.2 . 02:42:ac:10:00:02 comment \"web 0123456789ab\" }}
+add element bridge supervisor mac_guard {{ \"sv-0123456789ab\" . 02:42:ac:10:00:02 comment \"web 0123456789ab\" }}
+add element ip supervisor tcp_ports {{ 8080 comment \"web 0123456789ab\" : 172.16.0.2 . 8000 }}
+add element ip supervisor udp_addr_ports {{ 127.0.0.1 . 9090 comment \"web 0123456789ab\" : 172.16.0.2 . 90 }}
+",
+        crate::firewall::version()
+    );
     assert_eq!(plan.to_string(), expected);
 }
 
@@ -340,6 +343,9 @@ fn a_dual_stack_dry_run_prints_the_ipv6_commands() {
          ip netns exec CONTAINER sysctl -w net.ipv6.conf.eth0.disable_ipv6=0\n\
          ip -n CONTAINER -6 addr add fe80::42:acff:fe10:2/64 dev eth0 nodad\n\
          ip -n CONTAINER -6 addr add fd53:7570:6572::2/64 dev eth0 nodad\n\
+         ip -n CONTAINER link set eth0 up\n\
+         ip -n CONTAINER addr add 172.16.0.2/24 dev eth0\n\
+         ip -n CONTAINER route add default via 172.16.0.1 dev eth0 proto static\n\
          ip -n CONTAINER -6 route add default via fd53:7570:6572::1 dev eth0 proto static\n",
     ] {
         assert!(text.contains(line), "{line:?} not in:\n{text}");
@@ -380,8 +386,8 @@ fn ipv6_elements_render_in_the_ip6_and_bridge_tables() {
     for line in [
         "add element bridge supervisor spoof_guard6 { \"sv-0123456789ab\" . fd53:7570:6572::2 . 02:42:ac:10:00:02 comment",
         "add element bridge supervisor spoof_guard6 { \"sv-0123456789ab\" . fe80::42:acff:fe10:2 . 02:42:ac:10:00:02 comment",
-        "add element ip supervisor tcp_ports { 8080 : 172.16.0.2 . 8000 comment",
-        "add element ip6 supervisor tcp_ports { 8080 : fd53:7570:6572::2 . 8000 comment",
+        "add element ip supervisor tcp_ports { 8080 comment \"web 0123456789ab\" : 172.16.0.2 . 8000 }",
+        "add element ip6 supervisor tcp_ports { 8080 comment \"web 0123456789ab\" : fd53:7570:6572::2 . 8000 }",
     ] {
         assert!(text.contains(line), "{line}\n{text}");
     }

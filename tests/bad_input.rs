@@ -1,0 +1,172 @@
+//! What a user types wrong, or an attacker types on purpose, on `run`'s
+//! command line: refused with one clear line naming the option and the
+//! value, exit 125, and nothing changed in the system (the ruleset, links,
+//! addresses, routes and every file under /run).
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use common::{HostNs, stderr, stdout};
+
+/// Everything a run could change.
+fn system(ns: &HostNs) -> String {
+    ns.ok("nft list ruleset; ip link; ip addr; ip route; \
+         cat /proc/sys/net/ipv4/ip_forward; find /run | sort")
+}
+
+/// `supervisor ARGS…` in `ns`: its exit code and stderr, asserted to be a
+/// refusal of one line (what clap adds after it is usage, not the reason).
+fn refused(ns: &HostNs, args: &[&OsStr]) -> String {
+    let out = common::run(ns.supervisor().args(args));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{args:?}: {err}");
+    err.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn bad_global_network_options_are_refused_in_every_network_mode_and_change_nothing() {
+    let Some(ns) = HostNs::new(
+        "bad_global_network_options_are_refused_in_every_network_mode_and_change_nothing",
+    ) else {
+        return;
+    };
+    let before = system(&ns);
+    let bad: &[(&[&str], &str)] = &[
+        (&["--subnet", "1.2.3.4/99"], "invalid subnet \"1.2.3.4/99\""),
+        (&["--subnet", "nonsense"], "invalid subnet \"nonsense\""),
+        (
+            &["--bridge", "a-much-too-long-bridge"],
+            "invalid --bridge \"a-much-too-long-bridge\"",
+        ),
+        (&["--bridge", "a/b"], "invalid --bridge \"a/b\""),
+        (&["--bridge", "a b"], "invalid --bridge \"a b\""),
+        (&["--bridge", "all"], "invalid --bridge \"all\""),
+        (
+            &["--ipv6", "--subnet6", "fd00::/129"],
+            "invalid --subnet6 \"fd00::/129\"",
+        ),
+        (
+            &["--subnet6", "10.0.0.0/24"],
+            "invalid --subnet6 \"10.0.0.0/24\"",
+        ),
+    ];
+    for mode in ["none", "bridge", "container:web"] {
+        for (options, message) in bad {
+            let run = ["run", "--network", mode, "--", "true"];
+            let args: Vec<&OsStr> = options.iter().chain(&run).map(OsStr::new).collect();
+            let line = refused(&ns, &args);
+            assert!(
+                line.starts_with(&format!("supervisor: {message}")),
+                "--network {mode} {options:?}: {line}"
+            );
+        }
+    }
+    assert_eq!(system(&ns), before, "a refused run changed the system");
+}
+
+#[test]
+fn hostile_names_labels_env_and_hostnames_are_refused_naming_them_and_change_nothing() {
+    let Some(ns) = HostNs::new(
+        "hostile_names_labels_env_and_hostnames_are_refused_naming_them_and_change_nothing",
+    ) else {
+        return;
+    };
+    let before = system(&ns);
+    let long_name = "a".repeat(300);
+    let long_hostname = "h".repeat(65);
+    // Each option with its value, and how its refusal starts.
+    let bad: &[(&str, &[u8], String)] = &[
+        (
+            "--name",
+            long_name.as_bytes(),
+            format!("invalid container name \"{long_name}\""),
+        ),
+        ("--name", b"..", "invalid container name \"..\"".into()),
+        ("--name", b"-", "invalid container name \"-\"".into()),
+        ("--name", b"a\nb", "invalid container name \"a\\nb\"".into()),
+        (
+            "--name",
+            b"\xff",
+            "invalid --name \"\\xFF\": not UTF-8".into(),
+        ),
+        (
+            "--label",
+            b"k=\xff",
+            "invalid --label \"k=\\xFF\": not UTF-8".into(),
+        ),
+        ("-e", b"A=\xff", "invalid -e \"A=\\xFF\": not UTF-8".into()),
+        (
+            "--hostname",
+            b"h\xff",
+            "invalid --hostname \"h\\xFF\": not UTF-8".into(),
+        ),
+        ("--label", b"=", "invalid --label \"=\"".into()),
+        ("--label", b"==", "invalid --label \"==\"".into()),
+        // An escape sequence for the terminal of whoever runs `ps --format`.
+        (
+            "--label",
+            b"k=\x1b[2J",
+            "invalid --label \"k=\\u{1b}[2J\": contains a control".into(),
+        ),
+        ("-e", b"=x", "invalid --env \"=x\"".into()),
+        (
+            "--hostname",
+            long_hostname.as_bytes(),
+            format!("invalid hostname \"{long_hostname}\""),
+        ),
+    ];
+    for (option, value, message) in bad {
+        let value = OsStr::from_bytes(value);
+        let args = ["run", "-p", "8080:80", option].map(OsStr::new);
+        let args = [&args[..], &[value], &["--", "true"].map(OsStr::new)].concat();
+        let line = refused(&ns, &args);
+        assert!(
+            line.starts_with(&format!("supervisor: {message}")),
+            "{option} {value:?}: {line}"
+        );
+    }
+    assert_eq!(system(&ns), before, "a refused run changed the system");
+}
+
+/// `stop ID` finds a container by name first: a container named with
+/// another's id would take its place, and the one meant would run on.
+#[test]
+fn a_name_shaped_like_a_container_id_is_refused_so_stop_by_id_stops_that_container() {
+    let Some(ns) = HostNs::new(
+        "a_name_shaped_like_a_container_id_is_refused_so_stop_by_id_stops_that_container",
+    ) else {
+        return;
+    };
+    let detached = |name: &str| {
+        let args = [
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            name,
+            "--",
+            "sleep",
+            "100",
+        ];
+        common::run(ns.supervisor().args(args))
+    };
+    assert!(detached("web").status.success());
+    let out = common::run(ns.supervisor().args(["ps", "-q"]));
+    let id = stdout(&out).trim().to_string();
+    assert_eq!(id.len(), 12, "{id:?}");
+    let impostor = detached(&id);
+    assert_eq!(impostor.status.code(), Some(125), "{}", stderr(&impostor));
+    assert!(
+        stderr(&impostor).starts_with(&format!(
+            "supervisor: invalid container name \"{id}\": 12 hex digits"
+        )),
+        "{}",
+        stderr(&impostor)
+    );
+    let stop = common::run(ns.supervisor().args(["stop", "-t", "1", &id]));
+    assert_eq!(stdout(&stop), "web\n", "{}", stderr(&stop));
+    common::assert_no_state(&ns);
+}
