@@ -188,11 +188,14 @@ pub struct Global {
 pub enum Command {
     /// Run a command in a new container and supervise it until it exits.
     Run(Box<RunArgs>),
-    /// List the running containers.
+    /// List the running containers (-a: the exited and dead ones too).
     Ps(PsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after --time; returns once each
     /// one's supervisor has cleaned up.
     Stop(StopArgs),
+    /// Remove exited containers: their exited records and logs (-f stops a
+    /// running one first).
+    Rm(RmArgs),
     /// Print a container's record and its live kernel state as JSON (an
     /// array for several containers).
     Inspect(InspectArgs),
@@ -476,9 +479,15 @@ pub struct PsArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// The exited containers too, and the dead (their supervisor crashed:
+    /// `gc` removes them).
+    #[arg(short, long)]
+    pub all: bool,
+
     /// table, json (one object a line) or a template such as
     /// 'table {{.Name}}\t{{.Ports}}' (fields: Name ID Pid ContainerPid
-    /// Address Address6 Ports Status Uptime Command Labels Memory Cpus PidsLimit,
+    /// Address Address6 Ports Status ExitCode Uptime Command Labels Memory Cpus
+    /// PidsLimit,
     /// and .Label "KEY").
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
@@ -496,6 +505,17 @@ pub struct StopArgs {
 
     /// Containers by name, id or id prefix.
     #[arg(required_unless_present = "all", value_name = "NAME|ID")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Stop a running container first (SIGKILL), then remove it.
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// Containers by name, id or id prefix.
+    #[arg(required = true, value_name = "NAME|ID")]
     pub containers: Vec<String>,
 }
 

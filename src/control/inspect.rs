@@ -1,5 +1,7 @@
 //! `supervisor inspect`: a container's record and what the kernel holds for
-//! it right now, as JSON.
+//! it right now, as JSON; an exited container's exited record (see
+//! `state::Exited`). Each has a `state`: its status, and for the exited its
+//! exit code and when it finished.
 
 use std::fs::File;
 use std::io::Write;
@@ -14,14 +16,34 @@ use super::{Error, block_on};
 use crate::cgroup;
 use crate::firewall::{Firewall, Owned};
 use crate::netlink::{self, Netlink};
-use crate::state::{Record, Store};
+use crate::state::{Exited, Record, Store};
 use crate::values::Process;
 
 #[derive(Debug, Serialize)]
-struct Inspection<'a> {
-    #[serde(flatten)]
-    record: &'a Record,
-    live: Live,
+#[serde(untagged)]
+enum Inspection<'a> {
+    Recorded {
+        #[serde(flatten)]
+        record: &'a Record,
+        state: State,
+        live: Live,
+    },
+    Exited {
+        #[serde(flatten)]
+        exited: &'a Exited,
+        state: State,
+    },
+}
+
+/// docker's `State`, the part of it there is.
+#[derive(Debug, Serialize)]
+struct State {
+    /// `running`, `exited`, or `dead` (its supervisor crashed: `gc`
+    /// removes it).
+    status: &'static str,
+    exit_code: Option<u8>,
+    /// Seconds since the Unix epoch.
+    finished_at: Option<u64>,
 }
 
 /// The kernel's view, read now.
@@ -71,21 +93,46 @@ pub fn inspect(state_dir: &Path, targets: &[String], out: &mut dyn Write) -> Res
     )?;
     let store = Store::new(state_dir);
     let mut records = Vec::new();
+    let mut exited = Vec::new();
     let mut failures = Vec::new();
     for target in targets {
         match store.find(target) {
             Ok(Some(record)) => records.push(record),
-            Ok(None) => failures.push(Error::Unknown(target.to_string())),
+            Ok(None) => match store.exited().find(target) {
+                Ok(Some(gone)) => exited.push(gone),
+                Ok(None) => failures.push(Error::Unknown(target.to_string())),
+                Err(err) => failures.push(err.into()),
+            },
             Err(err) => failures.push(err.into()),
         }
     }
     let mut inspections = Vec::new();
     for record in &records {
+        let status = match record.is_stale() {
+            true => "dead",
+            false => "running",
+        };
         match block_on(live(state_dir, record)) {
-            Ok(live) => inspections.push(Inspection { record, live }),
+            Ok(live) => inspections.push(Inspection::Recorded {
+                record,
+                state: State {
+                    status,
+                    exit_code: None,
+                    finished_at: None,
+                },
+                live,
+            }),
             Err(err) => failures.push(err),
         }
     }
+    inspections.extend(exited.iter().map(|exited| Inspection::Exited {
+        exited,
+        state: State {
+            status: "exited",
+            exit_code: Some(exited.exit_code),
+            finished_at: Some(exited.finished_at),
+        },
+    }));
     let text = match (targets.len(), inspections.as_slice()) {
         (1, [one]) => serde_json::to_string_pretty(one),
         (1, []) => Ok(String::new()),
