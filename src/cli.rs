@@ -202,13 +202,15 @@ pub enum Command {
     /// Send a signal (default SIGKILL) to containers' PID 1; returns
     /// without waiting for them to exit.
     Kill(KillArgs),
-    /// Print a detached container's log (kept after it exits, until `gc`).
+    /// Print a detached container's log (kept after it exits, until `rm` or
+    /// `gc`).
     Logs(LogsArgs),
     /// Run a command inside a running container, confined as the container
     /// is, and exit with its code.
     Exec(ExecArgs),
     /// Remove what crashed supervisors left behind (records, leases, links,
-    /// firewall elements) and print each thing removed.
+    /// firewall elements) and exited containers' records and logs, and print
+    /// each thing removed.
     Gc,
     /// Compare the records with the leases, links and firewall elements
     /// held, change nothing, and print one line per drift found (exit 1 when
