@@ -283,3 +283,25 @@ fn a_new_run_of_an_exited_name_replaces_it_and_a_foreground_run_leaves_nothing()
     assert_eq!(remains(&ns), "");
     assert_no_state(&ns);
 }
+
+#[test]
+fn rm_leaves_a_log_a_new_run_of_the_name_is_writing() {
+    let Some(ns) = HostNs::new("rm_leaves_a_log_a_new_run_of_the_name_is_writing") else {
+        return;
+    };
+    detach(&ns, "w", &["--network", "none"], &["sh", "-c", "echo old"]);
+    wait_exited(&ns, "w");
+    // A `run -d --name w` between its log's start and its claim of the
+    // name: the log's lock is held by a writer, no record is live yet.
+    let lock = std::fs::File::open(ns.path("/run/supervisor/logs/w.lock")).unwrap();
+    let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, errno)| errno)
+        .expect("the ended writer's lock is free");
+    assert_eq!(ok(&ns, &["rm", "w"]), "w\n");
+    assert_eq!(remains(&ns), "w.lock\nw.log\n", "the writer's log stays");
+    assert!(row(&ps_all(&ns), "w").is_none(), "the exited record went");
+    drop(held);
+    assert_eq!(ok(&ns, &["rm", "w"]), "w\n", "a log alone is removed");
+    assert_eq!(remains(&ns), "");
+    assert_no_state(&ns);
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Error, block_on, stop};
-use crate::container_log::Paths;
+use crate::container_log::{Follow, Paths, writer_state};
 use crate::state::Store;
 
 /// Removes each of `targets` (names, ids or id prefixes) and prints its
@@ -57,18 +57,21 @@ fn rm_one(state_dir: &Path, store: &Store, target: &str, force: bool) -> Result<
 }
 
 /// Removes `name`'s exited record and log, unless a new run has taken the
-/// name meanwhile: they are that run's now.
+/// name meanwhile: they are that run's now. A `run -d` starts its log
+/// before it claims the name: a log with a live writer is that run's.
 fn remove_remains(state_dir: &Path, store: &Store, name: &str) -> Result<(), Error> {
     let _lock = store.lock()?;
     if store.get(name).is_some_and(|r| !r.is_stale()) {
         return Err(Error::Running(name.to_string()));
     }
     store.exited().remove(name)?;
-    Paths::new(state_dir, name)
-        .remove()
-        .map_err(|source| Error::RemoveLog {
-            name: name.to_string(),
-            source,
-        })?;
+    let paths = Paths::new(state_dir, name);
+    if writer_state(&paths) == Follow::More {
+        return Ok(());
+    }
+    paths.remove().map_err(|source| Error::RemoveLog {
+        name: name.to_string(),
+        source,
+    })?;
     Ok(())
 }
