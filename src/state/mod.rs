@@ -638,13 +638,15 @@ impl Registration {
     /// never without either.
     pub fn remove(mut self) -> Result<(), Error> {
         self.removed = true;
-        if let Some(exited) = self.exited.take() {
+        // One that cannot be written still lets the live record go: left,
+        // it would show a dead container.
+        let exited = self.exited.take().map_or(Ok(()), |exited| {
             let _lock = self.store.lock()?;
-            self.store.exited.write(&exited)?;
-        }
+            self.store.exited.write(&exited)
+        });
         self.unmark()?;
         file::remove(&self.store.path_of(&self.record.name))?;
-        Ok(())
+        exited
     }
 
     fn unmark(&self) -> Result<(), Error> {
@@ -701,6 +703,28 @@ mod tests {
 
     fn names(records: Vec<Record>) -> Vec<String> {
         records.into_iter().map(|r| r.name).collect()
+    }
+
+    #[test]
+    fn an_exited_record_takes_the_live_ones_place_and_one_unwritable_still_lets_it_go() {
+        let store = temp_store("exited-teardown");
+        let (mut registration, _) = store.claim(mine("job", "aaa")).unwrap();
+        registration.exited_with(3);
+        registration.remove().unwrap();
+        assert!(store.get("job").is_none());
+        let exited = store.exited().get("job").expect("its exited record");
+        assert_eq!((exited.id.as_str(), exited.exit_code), ("aaa", 3));
+
+        let (mut registration, _) = store.claim(mine("blocked", "bbb")).unwrap();
+        registration.exited_with(1);
+        // A directory where its file goes: the rename fails.
+        fs::create_dir_all(store.dir().parent().unwrap().join("exited/blocked.json/x")).unwrap();
+        assert!(registration.remove().is_err());
+        assert!(
+            store.get("blocked").is_none(),
+            "the live record went all the same"
+        );
+        cleanup(&store);
     }
 
     #[test]
