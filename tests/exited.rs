@@ -139,8 +139,13 @@ fn ps_a_shows_an_exited_container_with_its_code_and_rm_removes_what_it_left() {
     assert_eq!(inspected["state"]["status"], "exited");
     assert_eq!(inspected["state"]["exit_code"], 3);
     assert_eq!(inspected["state"]["finished_at"], done["finished_at"]);
-    let live: Value = serde_json::from_str(&ok(&ns, &["inspect", "up"])).unwrap();
-    assert_eq!(live["state"]["status"], "running");
+    let both: Value = serde_json::from_str(&ok(&ns, &["inspect", "done", "up"])).unwrap();
+    assert_eq!(
+        both[0]["state"]["status"], "exited",
+        "in the targets' order"
+    );
+    assert_eq!(both[1]["state"]["status"], "running");
+    assert!(both[1]["live"].is_object(), "{both}");
     assert_eq!(ok(&ns, &["logs", "done"]), "bye\n");
     assert_eq!(ok(&ns, &["logs", id]), "bye\n", "by its id too");
 

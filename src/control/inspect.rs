@@ -35,6 +35,12 @@ enum Inspection<'a> {
     },
 }
 
+/// What a target named.
+enum Found {
+    Record(Box<Record>),
+    Exited(Exited),
+}
+
 /// docker's `State`, the part of it there is.
 #[derive(Debug, Serialize)]
 struct State {
@@ -92,47 +98,45 @@ pub fn inspect(state_dir: &Path, targets: &[String], out: &mut dyn Write) -> Res
         "to look into the container's namespaces and firewall",
     )?;
     let store = Store::new(state_dir);
-    let mut records = Vec::new();
-    let mut exited = Vec::new();
+    let mut found = Vec::new();
     let mut failures = Vec::new();
     for target in targets {
         match store.find(target) {
-            Ok(Some(record)) => records.push(record),
+            Ok(Some(record)) => found.push(Found::Record(Box::new(record))),
             Ok(None) => match store.exited().find(target) {
-                Ok(Some(gone)) => exited.push(gone),
+                Ok(Some(gone)) => found.push(Found::Exited(gone)),
                 Ok(None) => failures.push(Error::Unknown(target.to_string())),
                 Err(err) => failures.push(err.into()),
             },
             Err(err) => failures.push(err.into()),
         }
     }
+    // In the targets' order, as docker prints them.
     let mut inspections = Vec::new();
-    for record in &records {
-        let status = match record.is_stale() {
-            true => "dead",
-            false => "running",
-        };
-        match block_on(live(state_dir, record)) {
-            Ok(live) => inspections.push(Inspection::Recorded {
-                record,
+    for found in &found {
+        match found {
+            Found::Record(record) => match block_on(live(state_dir, record)) {
+                Ok(live) => inspections.push(Inspection::Recorded {
+                    record,
+                    state: State {
+                        status: if record.is_stale() { "dead" } else { "running" },
+                        exit_code: None,
+                        finished_at: None,
+                    },
+                    live,
+                }),
+                Err(err) => failures.push(err),
+            },
+            Found::Exited(exited) => inspections.push(Inspection::Exited {
+                exited,
                 state: State {
-                    status,
-                    exit_code: None,
-                    finished_at: None,
+                    status: "exited",
+                    exit_code: Some(exited.exit_code),
+                    finished_at: Some(exited.finished_at),
                 },
-                live,
             }),
-            Err(err) => failures.push(err),
         }
     }
-    inspections.extend(exited.iter().map(|exited| Inspection::Exited {
-        exited,
-        state: State {
-            status: "exited",
-            exit_code: Some(exited.exit_code),
-            finished_at: Some(exited.finished_at),
-        },
-    }));
     let text = match (targets.len(), inspections.as_slice()) {
         (1, [one]) => serde_json::to_string_pretty(one),
         (1, []) => Ok(String::new()),
