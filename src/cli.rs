@@ -188,24 +188,29 @@ pub struct Global {
 pub enum Command {
     /// Run a command in a new container and supervise it until it exits.
     Run(Box<RunArgs>),
-    /// List the running containers.
+    /// List the running containers (-a: the exited and dead ones too).
     Ps(PsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after --time; returns once each
     /// one's supervisor has cleaned up.
     Stop(StopArgs),
+    /// Remove exited containers: their exited records and logs (-f stops a
+    /// running one first).
+    Rm(RmArgs),
     /// Print a container's record and its live kernel state as JSON (an
     /// array for several containers).
     Inspect(InspectArgs),
     /// Send a signal (default SIGKILL) to containers' PID 1; returns
     /// without waiting for them to exit.
     Kill(KillArgs),
-    /// Print a detached container's log (kept after it exits, until `gc`).
+    /// Print a detached container's log (kept after it exits, until `rm` or
+    /// `gc`).
     Logs(LogsArgs),
     /// Run a command inside a running container, confined as the container
     /// is, and exit with its code.
     Exec(ExecArgs),
     /// Remove what crashed supervisors left behind (records, leases, links,
-    /// firewall elements) and print each thing removed.
+    /// firewall elements) and exited containers' records and logs, and print
+    /// each thing removed.
     Gc,
     /// Compare the records with the leases, links and firewall elements
     /// held, change nothing, and print one line per drift found (exit 1 when
@@ -476,9 +481,15 @@ pub struct PsArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// The exited containers too, and the dead (their supervisor crashed:
+    /// `gc` removes them).
+    #[arg(short, long)]
+    pub all: bool,
+
     /// table, json (one object a line) or a template such as
     /// 'table {{.Name}}\t{{.Ports}}' (fields: Name ID Pid ContainerPid
-    /// Address Address6 Ports Status Uptime Command Labels Memory Cpus PidsLimit,
+    /// Address Address6 Ports Status ExitCode Uptime Command Labels Memory Cpus
+    /// PidsLimit,
     /// and .Label "KEY").
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
@@ -496,6 +507,17 @@ pub struct StopArgs {
 
     /// Containers by name, id or id prefix.
     #[arg(required_unless_present = "all", value_name = "NAME|ID")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Stop a running container first (SIGKILL), then remove it.
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// Containers by name, id or id prefix.
+    #[arg(required = true, value_name = "NAME|ID")]
     pub containers: Vec<String>,
 }
 

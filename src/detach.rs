@@ -34,7 +34,8 @@ pub enum Outcome {
 /// Starts the container in the background, its output in a log capped at
 /// `log_max_size` bytes. Returns in the caller's process only.
 pub fn run(options: RunOptions, log_max_size: u64) -> Result<Outcome, Error> {
-    let spec = supervisor::prepare(options)?;
+    let mut spec = supervisor::prepare(options)?;
+    spec.detached = true;
     let log = Writer::create(&spec.state_dir, &spec.name, log_max_size).map_err(|e| {
         name_taken(&spec).unwrap_or(Error::Detach("creating the container's log", e))
     })?;
@@ -134,10 +135,14 @@ fn background(spec: RunSpec, log: Writer, status: OwnedFd) -> u8 {
         }
     };
     let log_paths = container_log::Paths::new(&spec.state_dir, &spec.name);
+    let (store, name) = (Store::new(&spec.state_dir), spec.name.clone());
     let result = supervisor::start(spec, || {
         report(&mut status, 0, "");
-        // Started: the previous run's log, set aside until now, goes.
+        // Started: the previous run's log, set aside until now, goes, and
+        // its exited record with it (not refused as docker does: runs by
+        // name go on working).
         let _ = log_paths.forget_previous();
+        let _ = store.forget_exited(&name);
     });
     let (code, failed) = match result {
         Ok(code) => (code, None),

@@ -8,9 +8,10 @@
 //! (nftables batches); the `ruleset` loader compiles nft-syntax files to
 //! `nftables` batches.
 //!
-//! `state` keeps a record of each running container; `reconcile` gives back
-//! what crashed supervisors left; `control` is `ps`, `stop`, `inspect`,
-//! `logs`, `check` and `gc`, run from another process. `cni` is the same
+//! `state` keeps a record of each running container (and of each detached
+//! one that exited); `reconcile` gives back what crashed supervisors left;
+//! `control` is `ps`, `stop`, `rm`, `inspect`, `logs`, `check` and `gc`,
+//! run from another process. `cni` is the same
 //! network for container engines: a CNI plugin over the same plan and apply
 //! steps. `proxy` serves `[::1]:PORT` for ports published on IPv6, which
 //! the kernel cannot DNAT. `detach` is `run -d`:

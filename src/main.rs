@@ -73,9 +73,16 @@ fn main() -> ExitCode {
                 quiet: args.quiet,
                 json: args.json,
                 format: args.format,
+                all: args.all,
             };
             done(control::ps(&cli.global.state_dir, &options, &mut stdout()))
         }
+        Command::Rm(args) => done(control::rm(
+            &cli.global.state_dir,
+            &args.containers,
+            args.force,
+            &mut stdout(),
+        )),
         Command::Stop(args) => {
             let time = Duration::from_secs(args.time);
             done(match args.all {

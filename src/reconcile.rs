@@ -96,6 +96,12 @@ pub enum Removed {
     Files {
         path: PathBuf,
     },
+    /// The exited record of a detached container that ended.
+    Exited {
+        name: String,
+        id: String,
+        exit_code: u8,
+    },
     /// The log of a container that ended or crashed.
     Log {
         path: PathBuf,
@@ -132,6 +138,11 @@ impl fmt::Display for Removed {
             Removed::Files { path } => {
                 write!(f, "files {}: no live container has them", path.display())
             }
+            Removed::Exited {
+                name,
+                id,
+                exit_code,
+            } => write!(f, "exited record {name} ({id}): it exited {exit_code}"),
             Removed::Log { path } => {
                 write!(f, "log {}: its container is gone", path.display())
             }
@@ -418,6 +429,22 @@ impl Reconciler {
                 _ => None,
             })
             .collect();
+        // Its log goes with it (next), as a gone container's always has.
+        let exited = self.store.exited().all();
+        let all = || "the exited records".to_string();
+        for exited in done.attempt(all, exited).unwrap_or_default() {
+            if live_names.contains(exited.name.as_str()) {
+                continue;
+            }
+            let object = || format!("exited record {} ({})", exited.name, exited.id);
+            if done.attempt(object, self.store.exited().remove(&exited.name)) == Some(true) {
+                done.removed.push(Removed::Exited {
+                    name: exited.name,
+                    id: exited.id,
+                    exit_code: exited.exit_code,
+                });
+            }
+        }
         for name in container_log::names(&self.state_dir) {
             if !live_names.contains(name.as_str()) {
                 self.remove_log(&name, &mut done);

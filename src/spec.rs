@@ -139,6 +139,8 @@ pub struct RunSpec {
     /// Its limits; none: no cgroup of its own.
     pub resources: Resources,
     pub command: Vec<OsString>,
+    /// `run -d`: its end leaves an exited record (see `state::Exited`).
+    pub detached: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -329,6 +331,7 @@ impl RunSpec {
             capabilities,
             resources,
             command: options.command,
+            detached: false,
         })
     }
 

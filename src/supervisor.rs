@@ -992,6 +992,11 @@ async fn lifecycle(
     }
     let files = joined.is_none().then_some(&files);
     let oom_kills = cgroup.as_ref().and_then(Cgroup::oom_kills).unwrap_or(0);
+    // A detached container's end is shown by `ps -a` until `rm` or `gc`;
+    // one that never ran leaves nothing (its caller heard why).
+    if let (true, Ok(status)) = (spec.detached, &outcome) {
+        registration.exited_with(status.code());
+    }
     timed("teardown", || {
         teardown(
             network,

@@ -127,6 +127,8 @@ fn ps_lists_running_containers_and_json_is_a_stable_array() {
             "address6",
             "command",
             "container_pid",
+            "exit_code",
+            "finished_at",
             "id",
             "labels",
             "memory",
@@ -137,9 +139,17 @@ fn ps_lists_running_containers_and_json_is_a_stable_array() {
             "pids_limit",
             "ports",
             "started_at",
+            "status",
             "uptime_secs"
         ]
     );
+    assert_eq!(first["status"], "running");
+    assert_eq!(
+        first["exit_code"],
+        serde_json::Value::Null,
+        "until it exits"
+    );
+    assert_eq!(first["finished_at"], serde_json::Value::Null);
     assert_eq!(first["memory"], serde_json::Value::Null, "unlimited");
     assert_eq!(first["name"], "alpha");
     assert_eq!(first["pid"], alpha.id());

@@ -26,7 +26,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use self::reader::{Follow, Options as ReadOptions, read};
+pub use self::reader::{Follow, Options as ReadOptions, read, writer_state};
 pub use self::writer::Writer;
 
 /// docker's json-file default is unlimited; 10 MiB keeps a chatty

@@ -1,5 +1,7 @@
 //! `supervisor inspect`: a container's record and what the kernel holds for
-//! it right now, as JSON.
+//! it right now, as JSON; an exited container's exited record (see
+//! `state::Exited`). Each has a `state`: its status, and for the exited its
+//! exit code and when it finished.
 
 use std::fs::File;
 use std::io::Write;
@@ -14,14 +16,40 @@ use super::{Error, block_on};
 use crate::cgroup;
 use crate::firewall::{Firewall, Owned};
 use crate::netlink::{self, Netlink};
-use crate::state::{Record, Store};
+use crate::state::{Exited, Record, Store};
 use crate::values::Process;
 
 #[derive(Debug, Serialize)]
-struct Inspection<'a> {
-    #[serde(flatten)]
-    record: &'a Record,
-    live: Live,
+#[serde(untagged)]
+enum Inspection<'a> {
+    Recorded {
+        #[serde(flatten)]
+        record: &'a Record,
+        state: State,
+        live: Live,
+    },
+    Exited {
+        #[serde(flatten)]
+        exited: &'a Exited,
+        state: State,
+    },
+}
+
+/// What a target named.
+enum Found {
+    Record(Box<Record>),
+    Exited(Exited),
+}
+
+/// docker's `State`, the part of it there is.
+#[derive(Debug, Serialize)]
+struct State {
+    /// `running`, `exited`, or `dead` (its supervisor crashed: `gc`
+    /// removes it).
+    status: &'static str,
+    exit_code: Option<u8>,
+    /// Seconds since the Unix epoch.
+    finished_at: Option<u64>,
 }
 
 /// The kernel's view, read now.
@@ -70,20 +98,43 @@ pub fn inspect(state_dir: &Path, targets: &[String], out: &mut dyn Write) -> Res
         "to look into the container's namespaces and firewall",
     )?;
     let store = Store::new(state_dir);
-    let mut records = Vec::new();
+    let mut found = Vec::new();
     let mut failures = Vec::new();
     for target in targets {
         match store.find(target) {
-            Ok(Some(record)) => records.push(record),
-            Ok(None) => failures.push(Error::Unknown(target.to_string())),
+            Ok(Some(record)) => found.push(Found::Record(Box::new(record))),
+            Ok(None) => match store.exited().find(target) {
+                Ok(Some(gone)) => found.push(Found::Exited(gone)),
+                Ok(None) => failures.push(Error::Unknown(target.to_string())),
+                Err(err) => failures.push(err.into()),
+            },
             Err(err) => failures.push(err.into()),
         }
     }
+    // In the targets' order, as docker prints them.
     let mut inspections = Vec::new();
-    for record in &records {
-        match block_on(live(state_dir, record)) {
-            Ok(live) => inspections.push(Inspection { record, live }),
-            Err(err) => failures.push(err),
+    for found in &found {
+        match found {
+            Found::Record(record) => match block_on(live(state_dir, record)) {
+                Ok(live) => inspections.push(Inspection::Recorded {
+                    record,
+                    state: State {
+                        status: if record.is_stale() { "dead" } else { "running" },
+                        exit_code: None,
+                        finished_at: None,
+                    },
+                    live,
+                }),
+                Err(err) => failures.push(err),
+            },
+            Found::Exited(exited) => inspections.push(Inspection::Exited {
+                exited,
+                state: State {
+                    status: "exited",
+                    exit_code: Some(exited.exit_code),
+                    finished_at: Some(exited.finished_at),
+                },
+            }),
         }
     }
     let text = match (targets.len(), inspections.as_slice()) {

@@ -1,5 +1,6 @@
 //! `logs`: a detached container's log, found by its live record's name or,
-//! once the container is gone, by the name alone (see `container_log`).
+//! once the container is gone, by its exited record or the name alone (see
+//! `container_log`).
 
 use std::io;
 use std::path::Path;
@@ -15,14 +16,20 @@ pub fn logs(
     options: &ReadOptions,
     out: &mut dyn io::Write,
 ) -> Result<(), Error> {
-    let live = Store::new(state_dir).find(target)?;
-    let name = match &live {
-        Some(record) => record.name.as_str(),
+    let store = Store::new(state_dir);
+    let live = store.find(target)?;
+    let exited = match &live {
+        Some(_) => None,
+        None => store.exited().find(target)?,
+    };
+    let name = match (&live, &exited) {
+        (Some(record), _) => record.name.as_str(),
+        (None, Some(exited)) => exited.name.as_str(),
         // Only a container's name can name a file of the log directory.
-        None if target.contains('/') || target.starts_with('.') => {
+        (None, None) if target.contains('/') || target.starts_with('.') => {
             return Err(Error::Unknown(target.to_string()));
         }
-        None => target,
+        (None, None) => target,
     };
     let paths = Paths::new(state_dir, name);
     if !paths.exists() {

@@ -1,4 +1,4 @@
-//! Running containers seen from another process: `ps`, `stop`, `inspect`,
+//! Containers seen from another process: `ps`, `stop`, `rm`, `inspect`,
 //! `logs`, `check` and `gc`. Each finds containers through their records (see `state`);
 //! none of them trusts a pid without its start time.
 
@@ -8,6 +8,7 @@ mod inspect;
 mod kill;
 mod logs;
 mod ps;
+mod rm;
 mod stop;
 mod template;
 
@@ -21,6 +22,7 @@ pub use inspect::inspect;
 pub use kill::{kill, parse_signal};
 pub use logs::logs;
 pub use ps::{PsOptions, ps};
+pub use rm::rm;
 pub use stop::{stop, stop_all};
 
 use caps::Capability;
@@ -40,6 +42,14 @@ pub enum Error {
     Unknown(String),
     #[error("container {0} is not running")]
     NotRunning(String),
+    #[error("container {0} is running: stop it first, or rm -f")]
+    Running(String),
+    #[error("removing the log of {name}")]
+    RemoveLog {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("{0} is a CNI attachment, not a container: its engine manages it (CNI DEL removes it)")]
     Attachment(String),
     #[error("invalid --filter {0:?}: expected name=SUBSTRING, label=KEY or label=KEY=VALUE")]

@@ -1,5 +1,7 @@
-//! `supervisor ps`: the running containers, as a table, as JSON or through
-//! a template, optionally filtered by name or label.
+//! `supervisor ps`: the running containers (with `-a` also the exited ones,
+//! and the dead: records of crashed supervisors, which `gc` removes), as a
+//! table, as JSON or through a template, optionally filtered by name or
+//! label.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,7 +12,7 @@ use serde::Serialize;
 
 use super::Error;
 use super::template::{Field, Template};
-use crate::state::{Entry, PublishedPort, Record, Store};
+use crate::state::{Entry, Exited, PublishedPort, Record, Store};
 use crate::values::{Bracketed, Port, format_bytes, format_cpus};
 
 /// How `ps` prints.
@@ -24,6 +26,8 @@ pub struct PsOptions {
     pub json: bool,
     /// `--format`: `table`, `json` (one object a line) or a template.
     pub format: Option<String>,
+    /// `-a`: the exited and the dead too.
+    pub all: bool,
 }
 
 /// The `--filter`s, docker's way: a container must match one of the name
@@ -53,11 +57,10 @@ impl Filters {
         Ok(parsed)
     }
 
-    fn matches(&self, record: &Record) -> bool {
-        let name = self.names.is_empty() || self.names.iter().any(|n| record.name.contains(n));
+    fn matches(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
+        let name = self.names.is_empty() || self.names.iter().any(|n| name.contains(n));
         let labels = self.labels.iter().all(|(key, value)| {
-            record
-                .labels
+            labels
                 .get(key)
                 .is_some_and(|v| value.as_ref().is_none_or(|want| want == v))
         });
@@ -84,14 +87,24 @@ impl Format {
     }
 }
 
+/// Where a container is in its life, as `ps --json` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Running,
+    Exited,
+    /// Its supervisor crashed: its record is what `gc` removes.
+    Dead,
+}
+
 /// One container in `ps --json`: a stable shape for scripts, apart from the
 /// record's.
 #[derive(Debug, Serialize)]
 struct Row<'a> {
     name: &'a str,
     id: &'a str,
-    /// The supervisor's pid.
-    pid: u32,
+    /// The supervisor's pid; null once exited.
+    pid: Option<u32>,
     container_pid: Option<u32>,
     /// `bridge`, `none` or `container:NAME`; null for records of earlier
     /// versions.
@@ -102,7 +115,8 @@ struct Row<'a> {
     ports: &'a [PublishedPort],
     /// Seconds since the Unix epoch.
     started_at: u64,
-    uptime_secs: u64,
+    /// Null unless running.
+    uptime_secs: Option<u64>,
     command: &'a [String],
     labels: &'a BTreeMap<String, String>,
     /// `--memory` in bytes, `--cpus` in billionths, `--pids-limit`; null
@@ -110,10 +124,27 @@ struct Row<'a> {
     memory: Option<u64>,
     nano_cpus: Option<u64>,
     pids_limit: Option<u64>,
+    status: Status,
+    /// Null unless exited.
+    exit_code: Option<u8>,
+    /// Seconds since the Unix epoch; null unless exited.
+    finished_at: Option<u64>,
+    /// Seconds since it exited (for the table, not the JSON).
+    #[serde(skip)]
+    exited_secs: u64,
 }
 
 impl<'a> Row<'a> {
+    /// A record's container: running, or dead when its supervisor is.
     fn new(record: &'a Record) -> Row<'a> {
+        let status = match record.is_stale() {
+            true => Status::Dead,
+            false => Status::Running,
+        };
+        Row::with_status(record, status)
+    }
+
+    fn with_status(record: &'a Record, status: Status) -> Row<'a> {
         let limits = record
             .resources
             .as_ref()
@@ -122,19 +153,60 @@ impl<'a> Row<'a> {
         Row {
             name: &record.name,
             id: &record.id,
-            pid: record.supervisor.pid,
+            pid: Some(record.supervisor.pid),
             container_pid: record.container.map(|c| c.pid),
             network: record.network.as_deref(),
             address: record.address,
             address6: record.address6,
             ports: &record.ports,
             started_at: record.started_at,
-            uptime_secs: record.uptime(),
+            uptime_secs: (status == Status::Running).then(|| record.uptime()),
             command: &record.command,
             labels: &record.labels,
             memory: limits.memory,
             nano_cpus: limits.nano_cpus,
             pids_limit: limits.pids_limit,
+            status,
+            exit_code: None,
+            finished_at: None,
+            exited_secs: 0,
+        }
+    }
+
+    fn exited(exited: &'a Exited) -> Row<'a> {
+        Row {
+            name: &exited.name,
+            id: &exited.id,
+            pid: None,
+            container_pid: None,
+            network: None,
+            address: None,
+            address6: None,
+            ports: &[],
+            started_at: exited.started_at,
+            uptime_secs: None,
+            command: &exited.command,
+            labels: &exited.labels,
+            memory: None,
+            nano_cpus: None,
+            pids_limit: None,
+            status: Status::Exited,
+            exit_code: Some(exited.exit_code),
+            finished_at: Some(exited.finished_at),
+            exited_secs: exited.since(),
+        }
+    }
+
+    /// docker's STATUS: `Up 5m07s`, `Exited (3) 8 seconds ago`, `Dead`.
+    fn status_text(&self) -> String {
+        match (self.status, self.exit_code) {
+            (Status::Running, _) => format!("Up {}", uptime(self.uptime_secs.unwrap_or(0))),
+            (Status::Exited, code) => format!(
+                "Exited ({}) {}",
+                code.unwrap_or_default(),
+                ago(self.exited_secs)
+            ),
+            (Status::Dead, _) => "Dead".to_string(),
         }
     }
 
@@ -144,13 +216,14 @@ impl<'a> Row<'a> {
         match field {
             Field::Name => self.name.to_string(),
             Field::Id => self.id.to_string(),
-            Field::Pid => self.pid.to_string(),
+            Field::Pid => or_empty(self.pid.map(|p| p.to_string())),
             Field::ContainerPid => or_empty(self.container_pid.map(|p| p.to_string())),
             Field::Address => or_empty(self.address.map(|a| a.to_string())),
             Field::Address6 => or_empty(self.address6.map(|a| a.to_string())),
             Field::Ports => port_summary(self.ports),
-            Field::Status => format!("Up {}", uptime(self.uptime_secs)),
-            Field::Uptime => uptime(self.uptime_secs),
+            Field::Status => self.status_text(),
+            Field::ExitCode => or_empty(self.exit_code.map(|c| c.to_string())),
+            Field::Uptime => or_empty(self.uptime_secs.map(uptime)),
             Field::Command => self.command.join(" "),
             Field::Labels => self
                 .labels
@@ -166,18 +239,20 @@ impl<'a> Row<'a> {
 }
 
 /// Prints the containers whose supervisor is alive and that match the
-/// filters, in name order. Stale and corrupt records are left out, with a
-/// warning that `gc` removes them.
+/// filters, in name order; with `all` the exited and the dead too. Stale
+/// and corrupt records left out are counted in a warning that `gc`
+/// removes them.
 pub fn ps(state_dir: &Path, options: &PsOptions, out: &mut dyn Write) -> Result<(), Error> {
     let filters = Filters::parse(&options.filters)?;
     let format = Format::of(options)?;
-    let mut live = Vec::new();
+    let store = Store::new(state_dir);
+    let mut records = Vec::new();
     let mut leftovers = 0;
-    for entry in Store::new(state_dir).entries()? {
+    for entry in store.entries()? {
         match entry {
-            Entry::Record(record) if !record.is_stale() => {
-                if filters.matches(&record) {
-                    live.push(*record);
+            Entry::Record(record) if options.all || !record.is_stale() => {
+                if filters.matches(&record.name, &record.labels) {
+                    records.push(*record);
                 }
             }
             Entry::Record(_) | Entry::Corrupt { .. } => leftovers += 1,
@@ -189,11 +264,25 @@ pub fn ps(state_dir: &Path, options: &PsOptions, out: &mut dyn Write) -> Result<
             "{leftovers} record(s) of dead supervisors or unreadable: `supervisor gc` removes them"
         );
     }
-    let rows: Vec<Row> = live.iter().map(Row::new).collect();
+    let exited = match options.all {
+        // A name's new run replaces its exited record: one being replaced
+        // right now is not shown twice.
+        true => store
+            .exited()
+            .all()?
+            .into_iter()
+            .filter(|e| filters.matches(&e.name, &e.labels))
+            .filter(|e| !records.iter().any(|r| r.name == e.name))
+            .collect(),
+        false => Vec::new(),
+    };
+    let mut rows: Vec<Row> = records.iter().map(Row::new).collect();
+    rows.extend(exited.iter().map(Row::exited));
+    rows.sort_by(|a, b| a.name.cmp(b.name));
     let json = |e: serde_json::Error| Error::Output(e.into());
     let text = match format {
         _ if options.quiet => rows.iter().map(|r| format!("{}\n", r.id)).collect(),
-        Format::Table => table(&rows),
+        Format::Table => table(&rows, options.all),
         Format::Pretty => serde_json::to_string_pretty(&rows).map_err(json)? + "\n",
         Format::Lines => rows
             .iter()
@@ -211,14 +300,16 @@ pub fn ps(state_dir: &Path, options: &PsOptions, out: &mut dyn Write) -> Result<
 /// all.
 const MAX_PORT_GROUPS: usize = 4;
 
-fn table(rows: &[Row]) -> String {
-    let mut lines = vec![["NAME", "ID", "PID", "ADDRESS", "PORTS", "UPTIME"].map(String::from)];
+/// The last column is UPTIME; with `-a`, docker's STATUS.
+fn table(rows: &[Row], all: bool) -> String {
+    let last = if all { "STATUS" } else { "UPTIME" };
+    let mut lines = vec![["NAME", "ID", "PID", "ADDRESS", "PORTS", last].map(String::from)];
     for row in rows {
         let ports = port_summary(row.ports);
         lines.push([
             row.name.to_string(),
             row.id.to_string(),
-            row.pid.to_string(),
+            row.pid.map_or("-".to_string(), |p| p.to_string()),
             match (row.address, row.network) {
                 (Some(address), _) => match row.address6 {
                     Some(address6) => format!("{address},{address6}"),
@@ -233,7 +324,10 @@ fn table(rows: &[Row]) -> String {
             } else {
                 ports
             },
-            uptime(row.uptime_secs),
+            match all {
+                true => row.status_text(),
+                false => uptime(row.uptime_secs.unwrap_or(0)),
+            },
         ]);
     }
     let widths: Vec<usize> = (0..6)
@@ -319,6 +413,18 @@ fn uptime(secs: u64) -> String {
     }
 }
 
+/// docker's way of saying how long ago: `8 seconds ago`, `3 minutes ago`.
+fn ago(secs: u64) -> String {
+    let (n, unit) = match secs {
+        0..60 => (secs, "second"),
+        60..3600 => (secs / 60, "minute"),
+        3600..86400 => (secs / 3600, "hour"),
+        _ => (secs / 86400, "day"),
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    format!("{n} {unit}{plural} ago")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,7 +480,7 @@ mod tests {
         many.ports = (0..10_000)
             .map(|i| port(10_000 + 3 * i, 80 + i, Protocol::Udp))
             .collect();
-        let text = table(&[Row::new(&many)]);
+        let text = table(&[Row::new(&many)], false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[1].contains("…(+9996 more)"), "{text}");
@@ -397,7 +503,7 @@ mod tests {
             .into();
         let parse =
             |f: &[&str]| Filters::parse(&f.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        let matches = |f: &[&str]| parse(f).unwrap().matches(&web);
+        let matches = |f: &[&str]| parse(f).unwrap().matches(&web.name, &web.labels);
         assert!(matches(&[]));
         assert!(matches(&["name=eb-"]));
         assert!(matches(&["name=db", "name=web"]), "names are ORed");
@@ -413,6 +519,73 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn an_exited_row_says_its_code_and_when_and_nulls_what_it_no_longer_has() {
+        let exited = Exited {
+            name: "job".into(),
+            id: "0123456789ab".into(),
+            command: vec!["sh".into()],
+            labels: BTreeMap::new(),
+            started_at: 10,
+            finished_at: 20,
+            exit_code: 3,
+            detached: true,
+        };
+        let row = Row::exited(&exited);
+        assert!(
+            row.status_text().starts_with("Exited (3) "),
+            "{}",
+            row.status_text()
+        );
+        assert!(row.status_text().ends_with(" ago"), "{}", row.status_text());
+        assert_eq!(row.field(Field::ExitCode), "3");
+        assert_eq!(row.field(Field::Pid), "");
+        let json: serde_json::Value = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["status"], "exited");
+        assert_eq!(json["exit_code"], 3);
+        assert_eq!(json["finished_at"], 20);
+        assert_eq!(json["pid"], serde_json::Value::Null);
+        assert!(json.get("exited_secs").is_none(), "{json}");
+        let text = table(&[row], true);
+        assert!(text.lines().next().unwrap().ends_with("STATUS"), "{text}");
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("job   0123456789ab  -    -"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_running_row_has_null_exit_fields_and_a_dead_one_says_dead() {
+        let mine = Record::new("up", "aaa", Process::current().unwrap(), vec![]);
+        let row = Row::new(&mine);
+        assert_eq!(row.status_text(), "Up 0s");
+        assert_eq!(row.field(Field::ExitCode), "");
+        let json = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["status"], "running");
+        assert_eq!(json["exit_code"], serde_json::Value::Null);
+        assert_eq!(json["finished_at"], serde_json::Value::Null);
+        let mut gone = mine.clone();
+        gone.supervisor.start_time += 1;
+        assert_eq!(Row::new(&gone).status_text(), "Dead");
+        assert_eq!(
+            serde_json::to_value(Row::new(&gone)).unwrap()["status"],
+            "dead"
+        );
+    }
+
+    #[test]
+    fn ago_reads_as_docker_says_it() {
+        assert_eq!(ago(0), "0 seconds ago");
+        assert_eq!(ago(1), "1 second ago");
+        assert_eq!(ago(59), "59 seconds ago");
+        assert_eq!(ago(60), "1 minute ago");
+        assert_eq!(ago(7200), "2 hours ago");
+        assert_eq!(ago(86400 * 3), "3 days ago");
     }
 
     #[test]
@@ -451,7 +624,7 @@ mod tests {
             },
             vec![],
         );
-        let text = table(&[Row::new(&web), Row::new(&quiet)]);
+        let text = table(&[Row::new(&web), Row::new(&quiet)], false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("NAME           ID            PID   ADDRESS     PORTS"));
@@ -480,7 +653,7 @@ mod tests {
         );
         web.address = Some(Ipv4Addr::new(172, 16, 0, 2));
         web.address6 = Some("fd53:7570:6572::2".parse().unwrap());
-        let text = table(&[Row::new(&web)]);
+        let text = table(&[Row::new(&web)], false);
         assert!(
             text.lines()
                 .nth(1)

@@ -75,6 +75,17 @@ async fn stop_one(
     let record = store
         .find(target)?
         .ok_or_else(|| Error::Unknown(target.to_string()))?;
+    stop_record(state_dir, store, record, time).await
+}
+
+/// Stops `record`'s container (`time` zero: kills it at once), or cleans
+/// up after its supervisor when that one is dead; returns its name.
+pub(super) async fn stop_record(
+    state_dir: &Path,
+    store: &Store,
+    record: Record,
+    time: Duration,
+) -> Result<String, Error> {
     let name = record.name.clone();
     if record.supervisor.is_none() {
         return Err(Error::Attachment(name));
@@ -106,13 +117,16 @@ async fn stop_one(
         .await
         .is_err()
     {
-        tracing::warn!(
-            "{name} did not exit within {} s (stop --time) of SIGTERM: killing it (SIGKILL); \
+        // `rm -f` asked for no grace: nothing to warn of.
+        if !time.is_zero() {
+            tracing::warn!(
+                "{name} did not exit within {} s (stop --time) of SIGTERM: killing it (SIGKILL); \
              its command handles or ignores SIGTERM without exiting (or, run with \
              --init=false, has no handler as PID 1): make it exit on SIGTERM, or give \
              it more time with stop --time SECS",
-            time.as_secs()
-        );
+                time.as_secs()
+            );
+        }
         send(target_fd, kill).map_err(signal_error("the container"))?;
         if tokio::time::timeout(CLEANUP_GRACE, supervisor.exited())
             .await

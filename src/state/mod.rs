@@ -6,6 +6,7 @@
 //! ```text
 //! STATE_DIR/containers/.lock        flock: every write happens under it
 //! STATE_DIR/containers/NAME.json    a record (see `Record`)
+//! STATE_DIR/exited/NAME.json        a detached container that ended (see `exited`)
 //! STATE_DIR/leases/BRIDGE/ADDRESS   an address lease (see `ipam`)
 //! STATE_DIR/files/ID/               the container's /etc files (see `etc_files`)
 //! STATE_DIR/seccomp/KEY.bpf         compiled seccomp programs (see `confinement`)
@@ -22,6 +23,7 @@
 //! Knows no network: the cleanup of what a stale record held is
 //! `reconcile`'s.
 
+mod exited;
 pub mod file;
 pub mod markers;
 mod record;
@@ -29,6 +31,7 @@ mod record;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use self::exited::{Exited, ExitedDir};
 pub use self::file::{DirLock, FileError};
 pub use self::markers::{Gone, Kind, Markers, StaleMarker};
 pub use self::record::{ExecContext, Limits, PublishedPort, Record, cni_label};
@@ -71,8 +74,9 @@ pub enum Error {
 
 /// What the supervisor makes in its state directory (see the table above),
 /// and nothing else: a directory holding anything more is someone else's.
-const OURS: [&str; 9] = [
+const OURS: [&str; 10] = [
     "containers",
+    "exited",
     "joins",
     "ids",
     "leases",
@@ -200,6 +204,7 @@ pub struct Store {
     dir: PathBuf,
     joins: Markers,
     ids: Markers,
+    exited: ExitedDir,
 }
 
 impl Store {
@@ -209,7 +214,20 @@ impl Store {
             dir: state_dir.join("containers"),
             joins: Markers::joins(state_dir),
             ids: Markers::ids(state_dir),
+            exited: ExitedDir::new(state_dir),
         }
+    }
+
+    /// The exited records: written, read and removed under [`Store::lock`].
+    pub fn exited(&self) -> &ExitedDir {
+        &self.exited
+    }
+
+    /// Removes `name`'s exited record, under the lock: a new run of the
+    /// name has started, and replaces it as it replaces its log.
+    pub fn forget_exited(&self, name: &str) -> Result<bool, Error> {
+        let _lock = self.lock()?;
+        self.exited.remove(name)
     }
 
     pub fn dir(&self) -> &Path {
@@ -531,6 +549,7 @@ impl Store {
             store: self.clone(),
             record,
             removed: false,
+            exited: None,
         };
         Ok((registration, replaced))
     }
@@ -583,6 +602,8 @@ pub struct Registration {
     store: Store,
     record: Record,
     removed: bool,
+    /// What [`Registration::remove`] leaves in its place.
+    exited: Option<Exited>,
 }
 
 impl Registration {
@@ -604,14 +625,28 @@ impl Registration {
         self.removed = true;
     }
 
+    /// Has [`Registration::remove`] leave an exited record (see
+    /// `exited`) for a detached container that ended with `exit_code`.
+    pub fn exited_with(&mut self, exit_code: u8) {
+        self.exited = Some(Exited::of(&self.record, exit_code, true));
+    }
+
     /// Removes the record: the last step of a teardown. Nobody else writes
     /// a live supervisor's record, so this needs no lock; its join's
-    /// marker, if any, goes first, under the lock (see `markers`).
+    /// marker, if any, goes first, under the lock (see `markers`). An
+    /// exited record is written first, under the lock, so the name is
+    /// never without either.
     pub fn remove(mut self) -> Result<(), Error> {
         self.removed = true;
+        // One that cannot be written still lets the live record go: left,
+        // it would show a dead container.
+        let exited = self.exited.take().map_or(Ok(()), |exited| {
+            let _lock = self.store.lock()?;
+            self.store.exited.write(&exited)
+        });
         self.unmark()?;
         file::remove(&self.store.path_of(&self.record.name))?;
-        Ok(())
+        exited
     }
 
     fn unmark(&self) -> Result<(), Error> {
@@ -668,6 +703,28 @@ mod tests {
 
     fn names(records: Vec<Record>) -> Vec<String> {
         records.into_iter().map(|r| r.name).collect()
+    }
+
+    #[test]
+    fn an_exited_record_takes_the_live_ones_place_and_one_unwritable_still_lets_it_go() {
+        let store = temp_store("exited-teardown");
+        let (mut registration, _) = store.claim(mine("job", "aaa")).unwrap();
+        registration.exited_with(3);
+        registration.remove().unwrap();
+        assert!(store.get("job").is_none());
+        let exited = store.exited().get("job").expect("its exited record");
+        assert_eq!((exited.id.as_str(), exited.exit_code), ("aaa", 3));
+
+        let (mut registration, _) = store.claim(mine("blocked", "bbb")).unwrap();
+        registration.exited_with(1);
+        // A directory where its file goes: the rename fails.
+        fs::create_dir_all(store.dir().parent().unwrap().join("exited/blocked.json/x")).unwrap();
+        assert!(registration.remove().is_err());
+        assert!(
+            store.get("blocked").is_none(),
+            "the live record went all the same"
+        );
+        cleanup(&store);
     }
 
     #[test]
