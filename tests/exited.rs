@@ -149,6 +149,11 @@ fn ps_a_shows_an_exited_container_with_its_code_and_rm_removes_what_it_left() {
     assert_eq!(ok(&ns, &["logs", "done"]), "bye\n");
     assert_eq!(ok(&ns, &["logs", id]), "bye\n", "by its id too");
 
+    // docker's `stop` of a stopped container: its name, 0, nothing changed.
+    assert_eq!(ok(&ns, &["stop", "done"]), "done\n");
+    assert_eq!(row(&ps_all(&ns), "done").unwrap()["exit_code"], 3);
+    assert_eq!(ok(&ns, &["logs", "done"]), "bye\n", "its log is kept");
+
     let refused = supervisor(&ns, &["rm", "up"]);
     assert_eq!(refused.status.code(), Some(1));
     assert_eq!(

@@ -72,10 +72,14 @@ async fn stop_one(
     target: &str,
     time: Duration,
 ) -> Result<String, Error> {
-    let record = store
-        .find(target)?
-        .ok_or_else(|| Error::Unknown(target.to_string()))?;
-    stop_record(state_dir, store, record, time).await
+    match store.find(target)? {
+        Some(record) => stop_record(state_dir, store, record, time).await,
+        // Stopped already: done, as docker's `stop` says of one.
+        None => match store.exited().find(target)? {
+            Some(exited) => Ok(exited.name),
+            None => Err(Error::Unknown(target.to_string())),
+        },
+    }
 }
 
 /// Stops `record`'s container (`time` zero: kills it at once), or cleans
