@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             &cli.global.state_dir,
             &args.containers,
             args.force,
-            &mut stdout(),
+            &mut Report::default(),
         )),
         Command::Stop(args) => {
             let time = Duration::from_secs(args.time);

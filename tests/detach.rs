@@ -529,6 +529,12 @@ fn a_reader_that_leaves_early_ends_a_listing_quietly_and_never_the_work() {
             .is_empty()
             .then_some(())
     });
+    // rm too: q2's remains go after q1's name found no reader.
+    assert_eq!(
+        into_closed_pipe(&ns, &["rm", "q1", "q2"]),
+        (Some(0), String::new())
+    );
+    assert_eq!(stdout(&supervisor(&ns, &["ps", "-a", "-q"])), "");
     let (code, err) = into_closed_pipe(&ns, &["stop", "no-such"]);
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(err, "supervisor: no such container: no-such\n");
