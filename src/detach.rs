@@ -135,14 +135,12 @@ fn background(spec: RunSpec, log: Writer, status: OwnedFd) -> u8 {
         }
     };
     let log_paths = container_log::Paths::new(&spec.state_dir, &spec.name);
-    let (store, name) = (Store::new(&spec.state_dir), spec.name.clone());
     let result = supervisor::start(spec, || {
         report(&mut status, 0, "");
-        // Started: the previous run's log, set aside until now, goes, and
-        // its exited record with it (not refused as docker does: runs by
-        // name go on working).
+        // Started: the previous run's log, set aside until now, goes (its
+        // exited record goes in `supervisor`, for every run; not refused as
+        // docker does: runs by name go on working).
         let _ = log_paths.forget_previous();
-        let _ = store.forget_exited(&name);
     });
     let (code, failed) = match result {
         Ok(code) => (code, None),

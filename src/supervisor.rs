@@ -960,6 +960,9 @@ async fn lifecycle(
             }
             ready();
             // Off the startup path: the container runs meanwhile.
+            if let Err(err) = registration.forget_earlier_exited() {
+                tracing::warn!("{}", Chain(&err));
+            }
             if let (Some(net), Some(publication)) = (&network, &publication) {
                 if let Err(err) = apply::forget_udp(&net.firewall, publication, None) {
                     tracing::warn!("{}", Chain(&err));

@@ -288,8 +288,27 @@ fn a_new_run_of_an_exited_name_replaces_it_and_a_foreground_run_leaves_nothing()
         row(&ps_all(&ns), "f").is_none(),
         "it saw its code: nothing left"
     );
+    // A foreground run of an exited name replaces it too: the earlier
+    // record must not come back, with its id and code, once this one ends.
+    let over = supervisor(
+        &ns,
+        &[
+            "run",
+            "--name",
+            "r",
+            "--network",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "exit 5",
+        ],
+    );
+    assert_eq!(over.status.code(), Some(5), "{}", stderr(&over));
+    assert!(row(&ps_all(&ns), "r").is_none(), "{:?}", ps_all(&ns));
+    assert_eq!(supervisor(&ns, &["inspect", "r"]).status.code(), Some(1));
 
-    assert_eq!(ok(&ns, &["rm", "r"]), "r\n");
+    assert_eq!(ok(&ns, &["rm", "r"]), "r\n", "its log is still there");
     assert_eq!(remains(&ns), "");
     assert_no_state(&ns);
 }

@@ -627,6 +627,13 @@ impl Registration {
 
     /// Has [`Registration::remove`] leave an exited record (see
     /// `exited`) for a detached container that ended with `exit_code`.
+    /// Once the run has started (a failed start leaves it as it was): the
+    /// exited record of an earlier run of the name goes, whether this one
+    /// is detached or not, so it cannot come back when this one ends.
+    pub fn forget_earlier_exited(&self) -> Result<bool, Error> {
+        self.store.forget_exited(&self.record.name)
+    }
+
     pub fn exited_with(&mut self, exit_code: u8) {
         self.exited = Some(Exited::of(&self.record, exit_code, true));
     }
