@@ -232,8 +232,9 @@ impl Firewall {
         }
     }
 
-    /// Removes a container's elements: its ports, then its anti-spoofing
-    /// elements (see [`Firewall::unguard`]), going on past a failure.
+    /// Removes a container's elements: its ports and generation, then its
+    /// anti-spoofing elements (see [`Firewall::unguard`]), going on past a
+    /// failure.
     /// Elements already gone (a `gc` got there first) are not an error.
     pub fn unpublish(&self, publication: &Publication) -> Result<(), Error> {
         let ports = self.unpublish_ports(publication);
@@ -241,8 +242,8 @@ impl Firewall {
         ports.and(guards)
     }
 
-    /// Removes a container's published ports, every element of it but
-    /// the anti-spoofing ones, in one batch.
+    /// Removes a container's published ports and its generation, every
+    /// element of it but the anti-spoofing ones, in one batch.
     pub fn unpublish_ports(&self, publication: &Publication) -> Result<(), Error> {
         self.destroy(publication, |target| !target.is_bridge())
     }
