@@ -46,8 +46,9 @@ pub fn main() -> u8 {
     if matches!(
         std::env::var_os("CNI_COMMAND")
             .as_deref()
-            .and_then(|c| c.to_str()),
-        Some("ADD" | "DEL")
+            .and_then(|c| c.to_str())
+            .and_then(Command::parse),
+        Some(Command::Add | Command::Del)
     ) {
         crate::realtime::enter();
     }

@@ -55,7 +55,7 @@ pub enum Command {
 }
 
 impl Command {
-    fn parse(text: &str) -> Option<Command> {
+    pub(super) fn parse(text: &str) -> Option<Command> {
         Some(match text {
             "ADD" => Command::Add,
             "DEL" => Command::Del,
