@@ -531,7 +531,6 @@ mod tests {
             started_at: 10,
             finished_at: 20,
             exit_code: 3,
-            detached: true,
         };
         let row = Row::exited(&exited);
         assert!(

@@ -26,13 +26,11 @@ pub struct Exited {
     /// When its command's end was seen, in seconds since the Unix epoch.
     pub finished_at: u64,
     pub exit_code: u8,
-    /// Started by `run -d` (it has a log).
-    pub detached: bool,
 }
 
 impl Exited {
     /// What `record`'s container leaves, ended now with `exit_code`.
-    pub fn of(record: &Record, exit_code: u8, detached: bool) -> Exited {
+    pub fn of(record: &Record, exit_code: u8) -> Exited {
         Exited {
             name: record.name.clone(),
             id: record.id.clone(),
@@ -41,7 +39,6 @@ impl Exited {
             started_at: record.started_at,
             finished_at: super::record::unix_now(),
             exit_code,
-            detached,
         }
     }
 
@@ -179,9 +176,9 @@ mod tests {
         let state = crate::scratch::unique_path("exited-find");
         let dir = ExitedDir::new(&state);
         assert!(dir.all().unwrap().is_empty(), "no directory yet: none");
-        let web = Exited::of(&record("web", "0123456789ab"), 3, true);
+        let web = Exited::of(&record("web", "0123456789ab"), 3);
         dir.write(&web).unwrap();
-        dir.write(&Exited::of(&record("db", "0129999999ab"), 0, true))
+        dir.write(&Exited::of(&record("db", "0129999999ab"), 0))
             .unwrap();
         assert_eq!(dir.get("web"), Some(web.clone()));
         assert_eq!(web.exit_code, 3);

@@ -625,8 +625,6 @@ impl Registration {
         self.removed = true;
     }
 
-    /// Has [`Registration::remove`] leave an exited record (see
-    /// `exited`) for a detached container that ended with `exit_code`.
     /// Once the run has started (a failed start leaves it as it was): the
     /// exited record of an earlier run of the name goes, whether this one
     /// is detached or not, so it cannot come back when this one ends.
@@ -634,8 +632,10 @@ impl Registration {
         self.store.forget_exited(&self.record.name)
     }
 
+    /// Has [`Registration::remove`] leave an exited record (see
+    /// `exited`) for a detached container that ended with `exit_code`.
     pub fn exited_with(&mut self, exit_code: u8) {
-        self.exited = Some(Exited::of(&self.record, exit_code, true));
+        self.exited = Some(Exited::of(&self.record, exit_code));
     }
 
     /// Removes the record: the last step of a teardown. Nobody else writes
