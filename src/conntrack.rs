@@ -207,6 +207,12 @@ fn attribute(kind: u16, value: &[u8]) -> Vec<u8> {
 /// IPCTNL_MSG_CT_DELETE with no entry's tuple but a filter: the kernel
 /// deletes every entry whose `direction` tuple (CTA_TUPLE_ORIG or
 /// CTA_TUPLE_REPLY) has `address` as its source.
+///
+/// Written by hand rather than with `request`: the kernel parses CTA_FILTER
+/// strictly (NLA_F_NESTED required), and the netlink crate's only way to
+/// carry an attribute it does not name, `DefaultNla`, masks that flag off:
+/// built that way the flush is refused and the dump runs instead (seen:
+/// `forgetting_an_ipv4_addresss_connections_walks_no_table_…` failed).
 fn flush_request(address: Ipv4Addr, direction: u16) -> Vec<u8> {
     let ip = attribute(CTA_IP_V4_SRC, &address.octets());
     let tuple = attribute(
