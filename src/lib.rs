@@ -37,7 +37,7 @@
 //! owners, processes, ids) and imports nothing of ours; `error_chain` prints
 //! an error with each of its causes once; `milestones` times the lifecycle's
 //! phases and holds its fault-test pause points; `scratch` (tests only)
-//! makes unit tests' temporary directories; `realtime` makes a thread's
+//! makes unit tests' temporary directories and says when they skip for want of root; `realtime` makes a thread's
 //! short work on a container's path run before ordinary tasks.
 
 pub mod cgroup;

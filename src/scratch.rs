@@ -93,12 +93,7 @@ pub fn in_own_netns<T: Send + 'static>(
     test: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "{test}: needs root"
-        );
-        eprintln!("\n!!! SKIPPED {test}: needs root !!!\n");
+    if !root(test) {
         return None;
     }
     let thread = std::thread::spawn(|| {
@@ -110,4 +105,18 @@ pub fn in_own_netns<T: Send + 'static>(
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e)),
     )
+}
+
+/// Whether a unit test that needs root may go on: false, said loudly,
+/// without root; under CI a skip is a failure.
+pub fn root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+        "{test}: needs root"
+    );
+    eprintln!("\n!!! SKIPPED {test}: needs root !!!\n");
+    false
 }

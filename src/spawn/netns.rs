@@ -259,10 +259,7 @@ mod tests {
     /// last step (see crate::realtime).
     #[test]
     fn the_namespaces_thread_does_its_set_up_real_time() {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: needs root (CAP_SYS_ADMIN, CAP_SYS_NICE)");
-            assert!(std::env::var("CI").as_deref() != Ok("true"));
+        if !crate::scratch::root("the_namespaces_thread_does_its_set_up_real_time") {
             return;
         }
         let (netns, set_up) = NewNetns::start(crate::realtime::is_real_time).unwrap();
@@ -284,10 +281,7 @@ mod tests {
     fn the_set_up_is_done_only_once_the_namespaces_thread_has_ended() {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, Ordering};
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: needs root (CAP_SYS_ADMIN)");
-            assert!(std::env::var("CI").as_deref() != Ok("true"));
+        if !crate::scratch::root("the_set_up_is_done_only_once_the_namespaces_thread_has_ended") {
             return;
         }
         /// Dropped with the thread's locals, after its set-up was sent.
@@ -321,10 +315,7 @@ mod tests {
     /// thread still readies it (see `supervisor::lifecycle`).
     #[test]
     fn a_namespace_is_made_before_its_set_up_is_done() {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: needs root (CAP_SYS_ADMIN)");
-            assert!(std::env::var("CI").as_deref() != Ok("true"));
+        if !crate::scratch::root("a_namespace_is_made_before_its_set_up_is_done") {
             return;
         }
         let (go_on, wait) = std::sync::mpsc::channel::<()>();
