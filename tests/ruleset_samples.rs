@@ -401,3 +401,25 @@ fn errors_of_several_files_come_out_together() {
             .starts_with(&format!("{}:1:26: ", second.display()))
     );
 }
+
+/// `supervisor ruleset check rules.nft` run in the file's own directory:
+/// the file's directory is the current one, and a wildcard include there
+/// reads its matches, as when the file is named with its directory.
+#[test]
+fn a_wildcard_include_in_a_file_named_without_a_directory_reads_the_current_one() {
+    let path = scratch_file("bare-wildcard", "include \"*.inc\"\n");
+    let dir = path.parent().unwrap();
+    std::fs::write(dir.join("a.inc"), "table ip from_a {\n}\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_supervisor"))
+        .args(["ruleset", "check", "rules.nft"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (Some(0), "")
+    );
+}

@@ -31,6 +31,11 @@ impl<'b> Parser<'b> {
         };
         let path = self.dir.join(&file.text);
         let (dir, pattern) = match (path.parent(), path.file_name()) {
+            // A bare pattern in a file named without a directory has ""
+            // for its parent, which read_dir refuses: it means here.
+            (Some(dir), Some(name)) if has_wildcards(&file.text) && dir.as_os_str().is_empty() => {
+                (Path::new("."), name)
+            }
             (Some(dir), Some(name)) if has_wildcards(&file.text) => (dir, name),
             _ => {
                 if let FileKind::Directory =
