@@ -175,6 +175,8 @@ pub enum SpecError {
     WorkdirMissing(PathBuf),
     #[error("no command given")]
     NoCommand,
+    #[error("invalid command \"\": the program name is empty")]
+    EmptyProgram,
     #[error("invalid --bridge {name:?}: {reason}")]
     Bridge { name: String, reason: &'static str },
     #[error(transparent)]
@@ -296,8 +298,11 @@ impl RunSpec {
             })
             .transpose()?;
         let capabilities = identity::capabilities(&options.cap_add, &options.cap_drop)?;
-        if options.command.is_empty() {
-            return Err(SpecError::NoCommand);
+        match options.command.first() {
+            None => return Err(SpecError::NoCommand),
+            // exec(3) of "" fails only in the child, after the network is made.
+            Some(program) if program.is_empty() => return Err(SpecError::EmptyProgram),
+            Some(_) => {}
         }
         let network = network?;
         // IPv6 host addresses need the network's IPv6 (`--ipv6`).

@@ -170,3 +170,25 @@ fn a_name_shaped_like_a_container_id_is_refused_so_stop_by_id_stops_that_contain
     assert_eq!(stdout(&stop), "web\n", "{}", stderr(&stop));
     common::assert_no_state(&ns);
 }
+
+/// `run -- ''`: exec(3) of an empty name fails only in the container, once
+/// the network is made; refused first, as any other bad part of the line.
+#[test]
+fn an_empty_program_name_is_refused_naming_it_and_changes_nothing() {
+    let Some(ns) = HostNs::new("an_empty_program_name_is_refused_naming_it_and_changes_nothing")
+    else {
+        return;
+    };
+    let before = system(&ns);
+    for network in ["bridge", "none"] {
+        let line = refused(
+            &ns,
+            &["run", "--network", network, "--", ""].map(OsStr::new),
+        );
+        assert_eq!(
+            line, "supervisor: invalid command \"\": the program name is empty",
+            "--network {network}"
+        );
+    }
+    assert_eq!(system(&ns), before, "a refused run changed the system");
+}

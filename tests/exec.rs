@@ -61,9 +61,10 @@ fn exec_sees_the_containers_eth0_with_its_address_and_its_hostname() {
 }
 
 #[test]
-fn exec_exits_with_the_commands_code_and_126_or_127_naming_a_command_that_cannot_run() {
+fn exec_exits_with_the_commands_code_and_126_or_127_naming_a_command_that_cannot_run_and_125_for_an_empty_name()
+ {
     let Some(ns) = HostNs::new(
-        "exec_exits_with_the_commands_code_and_126_or_127_naming_a_command_that_cannot_run",
+        "exec_exits_with_the_commands_code_and_126_or_127_naming_a_command_that_cannot_run_and_125_for_an_empty_name",
     ) else {
         return;
     };
@@ -85,6 +86,14 @@ fn exec_exits_with_the_commands_code_and_126_or_127_naming_a_command_that_cannot
     assert_eq!(
         stderr(&out),
         "supervisor: no-such-command: command not found\n"
+    );
+    let out = exec(&ns, &["web", ""]);
+    assert_eq!(
+        (out.status.code(), stderr(&out).as_str()),
+        (
+            Some(125),
+            "supervisor: invalid command \"\": the program name is empty\n"
+        )
     );
     stop(web);
 }

@@ -50,6 +50,8 @@ pub enum ExecError {
     },
     #[error("invalid --workdir {0:?}: must be an absolute path")]
     Workdir(PathBuf),
+    #[error("invalid command \"\": the program name is empty")]
+    EmptyProgram,
     #[error("the record of {name} holds an unknown capability {capability:?}")]
     Capability { name: String, capability: String },
     #[error(transparent)]
@@ -84,6 +86,13 @@ impl ExecError {
 /// called before this process starts any other thread (see spawn::join).
 pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
     let target = &options.container;
+    if options
+        .command
+        .first()
+        .is_some_and(|program| program.is_empty())
+    {
+        return Err(ExecError::EmptyProgram);
+    }
     // The record names the process whose namespaces the command joins.
     crate::state::check_dir(state_dir)?;
     let record = Store::new(state_dir)
