@@ -24,6 +24,23 @@ pub enum EnvFileError {
     },
 }
 
+/// The most a file may hold: far more than any environment exec(3) takes
+/// (the kernel's limit on argv and envp together is a quarter of the
+/// stack's, 2 MiB by default), while `/dev/zero` or an endless pipe would
+/// otherwise be read until the OOM killer ends the supervisor.
+const MAX_BYTES: usize = 4 << 20;
+
+/// Up to one byte more than [`MAX_BYTES`] of `path`; any kind of file, as
+/// docker reads it (`--env-file <(…)` is a pipe).
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// The entries of `path`, given as `option`, in order, each as
 /// `(KEY, VALUE)`; `host` gives the value of a bare `KEY`.
 pub fn read(
@@ -31,11 +48,15 @@ pub fn read(
     path: &Path,
     host: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<(String, String)>, EnvFileError> {
-    let bytes = std::fs::read(path).map_err(|e| EnvFileError::Read {
+    let failed = |reason: String| EnvFileError::Read {
         option,
         path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let bytes = read_bounded(path).map_err(|e| failed(e.to_string()))?;
+    if bytes.len() > MAX_BYTES {
+        return Err(failed(format!("larger than {} MiB", MAX_BYTES >> 20)));
+    }
     parse(&bytes, host).map_err(|(line, reason)| EnvFileError::Line {
         option,
         path: path.to_path_buf(),

@@ -91,6 +91,31 @@ fn a_bad_env_file_line_is_refused_naming_file_and_line_and_nothing_is_created() 
     assert!(container_veths(&ns).is_empty(), "no link");
 }
 
+/// `/dev/zero` never ends: read whole, it held the supervisor until the
+/// OOM killer ended it (exit 137, nothing said); an endless file is refused
+/// naming it once it passes the size no environment could take.
+#[test]
+fn an_endless_env_or_label_file_is_refused_naming_it_and_nothing_is_created() {
+    let Some(ns) =
+        HostNs::new("an_endless_env_or_label_file_is_refused_naming_it_and_nothing_is_created")
+    else {
+        return;
+    };
+    for option in ["--env-file", "--label-file"] {
+        let out = ns.run(&args(&[option, "/dev/zero", "-p", "8080:80"], &["true"]));
+        assert_eq!(
+            (out.status.code(), stderr(&out)),
+            (
+                Some(125),
+                format!("supervisor: reading {option} /dev/zero: larger than 4 MiB\n")
+            )
+        );
+    }
+    assert_eq!(records(&ns), "", "no record");
+    assert_eq!(leases(&ns), "", "no lease");
+    assert!(container_veths(&ns).is_empty(), "no link");
+}
+
 #[test]
 fn labels_show_in_inspect_and_ps_filters_by_label_and_name() {
     let Some(ns) = HostNs::new("labels_show_in_inspect_and_ps_filters_by_label_and_name") else {
