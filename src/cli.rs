@@ -294,6 +294,22 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub detach: bool,
 
+    /// docker's -i, for its command lines: the command always reads the
+    /// caller's stdin (not with -d, whose command reads /dev/null).
+    #[arg(short, long, conflicts_with = "detach")]
+    pub interactive: bool,
+
+    /// docker's -t, for its command lines: the command gets the terminal
+    /// whenever stdin is one (not with -d, which has none).
+    #[arg(short, long, conflicts_with = "detach")]
+    pub tty: bool,
+
+    /// docker's --rm, for its command lines: a run without -d leaves
+    /// nothing when it ends (not with -d, whose exited record and log stay
+    /// until `rm` or `gc`).
+    #[arg(long, conflicts_with = "detach")]
+    pub rm: bool,
+
     /// With -d: the size at which the log moves to NAME.log.1 (one kept):
     /// bytes, or with a k, m or g suffix; at least 4k.
     #[arg(long, value_name = "SIZE", default_value = supervisor::container_log::DEFAULT_MAX_SIZE,

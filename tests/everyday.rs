@@ -116,6 +116,54 @@ fn an_endless_env_or_label_file_is_refused_naming_it_and_nothing_is_created() {
     assert!(container_veths(&ns).is_empty(), "no link");
 }
 
+/// `docker run --rm -it IMAGE CMD` is the first line a docker user types:
+/// the same flags work here, as what `run` does anyway (stdin passes
+/// through, the terminal is the command's when there is one, a foreground
+/// run leaves nothing); with `-d`, where they would mean something else,
+/// they are refused naming both, and nothing is made.
+#[test]
+fn dockers_rm_and_it_are_accepted_in_the_foreground_and_refused_with_detach() {
+    let Some(ns) =
+        HostNs::new("dockers_rm_and_it_are_accepted_in_the_foreground_and_refused_with_detach")
+    else {
+        return;
+    };
+    let mut child = ns
+        .supervisor()
+        .args(["run", "--rm", "-it", "--name", "cat", "--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    use std::io::Write;
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"typed\n").expect("write stdin");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait supervisor");
+    assert_eq!(
+        (out.status.code(), stdout(&out), stderr(&out)),
+        (Some(0), "typed\n".to_string(), String::new())
+    );
+    for flags in [&["-d", "-i"][..], &["-d", "-t"], &["--rm", "-d"]] {
+        let out = ns.run(&args(flags, &["true"]));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}: {err}");
+        assert!(
+            err.starts_with("supervisor: the argument '-")
+                && err
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .contains("cannot be used with '--"),
+            "{flags:?}: {err}"
+        );
+    }
+    assert_eq!(records(&ns), "", "no record");
+    assert_eq!(leases(&ns), "", "no lease");
+    assert!(container_veths(&ns).is_empty(), "no link");
+}
+
 #[test]
 fn labels_show_in_inspect_and_ps_filters_by_label_and_name() {
     let Some(ns) = HostNs::new("labels_show_in_inspect_and_ps_filters_by_label_and_name") else {
