@@ -142,12 +142,12 @@ impl Filesystem {
         matches!(self.root, Root::Host { .. })
     }
 
-    /// Where a path of the container's is on the host, before it starts
-    /// (for checks: the working directory, /etc/passwd).
-    pub fn host_path(&self, path: &Path) -> PathBuf {
+    /// The container's root on the host, before it starts (for reading
+    /// its files: see root_file).
+    pub fn root_dir(&self) -> &Path {
         match &self.root {
-            Root::Host { .. } => path.to_path_buf(),
-            Root::Dir(dir) => dir.join(path.strip_prefix("/").unwrap_or(path)),
+            Root::Host { .. } => Path::new("/"),
+            Root::Dir(dir) => dir,
         }
     }
 

@@ -28,7 +28,7 @@
 //! lifecycle: detach supervisor cni control
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
-//!            identity spawn seccomp netlink conntrack proxy reserve ipam
+//!            identity root_file spawn seccomp netlink conntrack proxy reserve ipam
 //!            state cgroup etc_files container_log nftables signals
 //! leaf:      milestones error_chain scratch realtime values
 //! ```
@@ -65,6 +65,7 @@ pub mod publish;
 pub mod realtime;
 pub mod reconcile;
 pub mod reserve;
+pub mod root_file;
 pub mod ruleset;
 #[cfg(test)]
 pub(crate) mod scratch;

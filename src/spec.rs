@@ -15,6 +15,7 @@ use crate::identity::{self, User};
 use crate::ipam;
 use crate::netlink::{self, Bridge};
 use crate::publish::{self, PublishError};
+use crate::root_file;
 use crate::values::{
     Address6Error, AddressError, HostIp, PortMapping, Protocol, ResourceError, Resources, Subnet,
     Subnet6, Subnet6Error, SubnetError, new_id, parse_cpus, parse_memory, parse_pids_limit,
@@ -173,6 +174,11 @@ pub enum SpecError {
     WorkdirRelative(PathBuf),
     #[error("invalid --workdir {0:?}: not an existing directory")]
     WorkdirMissing(PathBuf),
+    #[error("invalid --user {user:?}: {file}")]
+    UserFile {
+        user: String,
+        file: root_file::Error,
+    },
     #[error("no command given")]
     NoCommand,
     #[error("invalid command \"\": the program name is empty")]
@@ -290,11 +296,19 @@ impl RunSpec {
             .user
             .as_deref()
             .map(|spec| {
-                let read = |file| {
-                    std::fs::read_to_string(filesystem.host_path(std::path::Path::new(file)))
-                        .unwrap_or_default()
+                let read = |file: &str| {
+                    root_file::read(filesystem.root_dir(), std::path::Path::new(file))
+                        .map(Option::unwrap_or_default)
+                        .map_err(|file| SpecError::UserFile {
+                            user: spec.to_string(),
+                            file,
+                        })
                 };
-                identity::resolve_user(spec, &read("/etc/passwd"), &read("/etc/group"))
+                Ok::<_, SpecError>(identity::resolve_user(
+                    spec,
+                    &read("/etc/passwd")?,
+                    &read("/etc/group")?,
+                )?)
             })
             .transpose()?;
         let capabilities = identity::capabilities(&options.cap_add, &options.cap_drop)?;

@@ -619,3 +619,78 @@ fn a_volume_of_another_kind_than_its_mount_point_in_the_rootfs_is_refused_before
     assert!(!ns.sh("ip link show sv0").status.success());
     common::assert_no_state(&ns);
 }
+
+/// `-u NAME` reads the container's /etc/passwd and /etc/group from the
+/// host, before it starts (`run`) or while it runs (`exec`, through
+/// /proc/PID/root). Those files are the image's, or the container's own
+/// writing: a link to an absolute path is followed inside the container's
+/// root, never to the host's file of that name, and a FIFO (whose read
+/// would never end) is refused naming it, exit 125.
+#[test]
+fn user_files_are_read_inside_the_containers_root_never_through_a_link_to_the_hosts() {
+    let Some(ns) = HostNs::new(
+        "user_files_are_read_inside_the_containers_root_never_through_a_link_to_the_hosts",
+    ) else {
+        return;
+    };
+    let host = scratch("user-files-host");
+    let host_passwd = host.join("passwd");
+    std::fs::write(&host_passwd, "intruder:x:4242:4242::/:/bin/sh\n").unwrap();
+    let rootfs = Rootfs::new("user-links");
+    let passwd = rootfs.dir.join("etc/passwd");
+    let kept = std::fs::read(&passwd).unwrap();
+    std::fs::remove_file(&passwd).unwrap();
+    std::os::unix::fs::symlink(&host_passwd, &passwd).unwrap();
+    let run = |user: &str| {
+        ns.run(&[
+            "--network",
+            "none",
+            "--rootfs",
+            rootfs.path(),
+            "--user",
+            user,
+            "--",
+            "id",
+            "-u",
+        ])
+    };
+    let refused = |out: std::process::Output, user: &str, reason: &str| {
+        let want = format!("supervisor: invalid --user \"{user}\": {reason}\n");
+        assert_eq!((out.status.code(), stderr(&out)), (Some(125), want));
+    };
+    let unknown = "no user \"intruder\" in the container's /etc/passwd";
+    refused(run("intruder"), "intruder", unknown);
+    std::fs::remove_file(&passwd).unwrap();
+    std::fs::write(&passwd, kept).unwrap();
+    let group = rootfs.dir.join("etc/group");
+    std::fs::remove_file(&group).unwrap();
+    nix::unistd::mkfifo(&group, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let fifo = "the container's /etc/group: not a regular file";
+    refused(run("alice"), "alice", fifo);
+    std::fs::remove_file(&group).unwrap();
+    // The container itself links its /etc/passwd to the host's file.
+    let script = format!(
+        "ln -sf {} /etc/passwd && echo ready && {{ read _ || true; }}",
+        host_passwd.display()
+    );
+    let (web, _out) = ns.start(&[
+        "--network",
+        "none",
+        "--name",
+        "web",
+        "--rootfs",
+        rootfs.path(),
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let exec = ns
+        .supervisor()
+        .args(["exec", "-u", "intruder", "web", "id", "-u"])
+        .output()
+        .expect("spawn supervisor exec");
+    refused(exec, "intruder", unknown);
+    common::stop(web);
+    let _ = std::fs::remove_dir_all(host);
+}

@@ -15,6 +15,7 @@ use caps::Capability;
 use crate::cgroup;
 use crate::confinement;
 use crate::identity;
+use crate::root_file;
 use crate::spawn::{self, DEFAULT_CAPABILITIES, Ids, JoinConfig, Pidfd, SpawnError};
 use crate::spec::DEFAULT_PATH;
 use crate::state::{self, ExecContext, Record, Store};
@@ -56,6 +57,11 @@ pub enum ExecError {
     Capability { name: String, capability: String },
     #[error(transparent)]
     User(#[from] identity::Error),
+    #[error("invalid --user {user:?}: {file}")]
+    UserFile {
+        user: String,
+        file: root_file::Error,
+    },
     #[error(transparent)]
     Security(#[from] confinement::Error),
     #[error(transparent)]
@@ -136,11 +142,18 @@ fn configure(
     let user_spec = options.user.as_ref().or(context.user.as_ref());
     let user = match user_spec {
         Some(spec) => {
-            let read = |file: &str| std::fs::read_to_string(root.join(file)).unwrap_or_default();
+            let read = |file: &str| {
+                root_file::read(&root, Path::new(file))
+                    .map(Option::unwrap_or_default)
+                    .map_err(|file| ExecError::UserFile {
+                        user: spec.clone(),
+                        file,
+                    })
+            };
             Some(identity::resolve_user(
                 spec,
-                &read("etc/passwd"),
-                &read("etc/group"),
+                &read("/etc/passwd")?,
+                &read("/etc/group")?,
             )?)
         }
         None => None,
