@@ -280,7 +280,12 @@ pub struct RunArgs {
     pub publish: Vec<String>,
 
     /// Seconds between SIGTERM/SIGINT and SIGKILL.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECS",
+        allow_negative_numbers = true
+    )]
     pub stop_timeout: u64,
 
     /// Print the network plan (ip, sysctl and nft commands) and change
@@ -388,11 +393,11 @@ pub struct RunArgs {
 
     /// A memory limit: bytes with an optional b, k, m or g suffix, from 6m
     /// to 4294967295g; as much swap again where swap is accounted, as docker.
-    #[arg(short, long, value_name = "BYTES")]
+    #[arg(short, long, value_name = "BYTES", allow_negative_numbers = true)]
     pub memory: Option<String>,
 
     /// A CPU limit: how many CPUs' worth of time per 100 ms, e.g. 0.5.
-    #[arg(long, value_name = "CPUS")]
+    #[arg(long, value_name = "CPUS", allow_negative_numbers = true)]
     pub cpus: Option<String>,
 
     /// How many processes and threads the container may have (0 or -1:
@@ -514,7 +519,13 @@ pub struct PsArgs {
 #[derive(Debug, Args)]
 pub struct StopArgs {
     /// Seconds between SIGTERM and SIGKILL.
-    #[arg(short, long, default_value_t = 10, value_name = "SECS")]
+    #[arg(
+        short,
+        long,
+        default_value_t = 10,
+        value_name = "SECS",
+        allow_negative_numbers = true
+    )]
     pub time: u64,
 
     /// Every running container.
@@ -568,7 +579,7 @@ pub struct LogsArgs {
     pub follow: bool,
 
     /// Only the last N lines.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub tail: Option<usize>,
 
     /// Start each line with the time it was written (RFC 3339, UTC).

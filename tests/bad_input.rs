@@ -192,3 +192,43 @@ fn an_empty_program_name_is_refused_naming_it_and_changes_nothing() {
     }
     assert_eq!(system(&ns), before, "a refused run changed the system");
 }
+
+/// A negative number given to an option that takes a number was taken for
+/// an option of its own: "unexpected argument '-1' found", with the tip to
+/// write `-- -1`, which would make it the command. It is the option's
+/// value, refused naming the option.
+#[test]
+fn a_negative_number_is_refused_as_the_value_of_its_option() {
+    let Some(ns) = HostNs::new("a_negative_number_is_refused_as_the_value_of_its_option") else {
+        return;
+    };
+    let before = system(&ns);
+    let bad: &[(&[&str], &str)] = &[
+        (
+            &["run", "--stop-timeout", "-1", "--", "true"],
+            "supervisor: invalid value '-1' for '--stop-timeout <SECS>'",
+        ),
+        (
+            &["run", "-m", "-5", "--", "true"],
+            "supervisor: invalid --memory \"-5\"",
+        ),
+        (
+            &["run", "--cpus", "-1", "--", "true"],
+            "supervisor: invalid --cpus \"-1\"",
+        ),
+        (
+            &["stop", "-t", "-1", "web"],
+            "supervisor: invalid value '-1' for '--time <SECS>'",
+        ),
+        (
+            &["logs", "--tail", "-1", "web"],
+            "supervisor: invalid value '-1' for '--tail <N>'",
+        ),
+    ];
+    for (args, start) in bad {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let line = refused(&ns, &args);
+        assert!(line.starts_with(start), "{args:?}: {line}");
+    }
+    assert_eq!(system(&ns), before, "a refused command changed the system");
+}
