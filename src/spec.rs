@@ -144,6 +144,11 @@ pub struct RunSpec {
     pub detached: bool,
 }
 
+/// The longest `KEY=VALUE` exec(3) passes (the kernel's MAX_ARG_STRLEN,
+/// 32 pages, its NUL included): a longer one fails the exec with E2BIG,
+/// which names the command, once the network is made.
+const MAX_ENV_ENTRY: usize = 32 * 4096 - 1;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
     #[error(
@@ -179,6 +184,10 @@ pub enum SpecError {
         user: String,
         file: root_file::Error,
     },
+    #[error(
+        "invalid environment variable {key}: {bytes} bytes as KEY=VALUE, more than the kernel passes to a command ({MAX_ENV_ENTRY})"
+    )]
+    EnvTooLong { key: String, bytes: usize },
     #[error("no command given")]
     NoCommand,
     #[error("invalid command \"\": the program name is empty")]
@@ -268,6 +277,15 @@ impl RunSpec {
         }
         for entry in &options.env {
             env.extend(parse_env(entry)?);
+        }
+        if let Some((key, value)) = env
+            .iter()
+            .find(|(key, value)| key.len() + 1 + value.len() > MAX_ENV_ENTRY)
+        {
+            return Err(SpecError::EnvTooLong {
+                key: key.clone(),
+                bytes: key.len() + 1 + value.len(),
+            });
         }
         let mut labels = BTreeMap::new();
         for path in &options.label_file {
