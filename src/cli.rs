@@ -139,12 +139,13 @@ pub struct Global {
     #[arg(long, global = true, value_enum, value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
 
-    /// Where leases and container records live.
+    /// Where leases and container records live (an absolute path).
     #[arg(
         long,
         global = true,
         env = "SUPERVISOR_STATE_DIR",
-        default_value = "/run/supervisor"
+        default_value = "/run/supervisor",
+        value_parser = parse_state_dir
     )]
     pub state_dir: PathBuf,
 
@@ -644,6 +645,18 @@ pub enum NetworkArg {
     /// The network namespace of another running container (docker's
     /// `container:NAME`, for sidecars).
     Container(String),
+}
+
+/// A relative state directory is another one in each working directory:
+/// `ps`, `stop` or `gc` run from elsewhere would not see the containers,
+/// nor a `run` there their leases.
+fn parse_state_dir(value: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(value);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err("must be an absolute path (a relative one names another directory wherever the supervisor runs)".to_string())
+    }
 }
 
 fn parse_network(value: &str) -> Result<NetworkArg, String> {

@@ -232,3 +232,38 @@ fn a_negative_number_is_refused_as_the_value_of_its_option() {
     }
     assert_eq!(system(&ns), before, "a refused command changed the system");
 }
+
+/// `--state-dir run/state` was taken relative to the working directory: a
+/// `run -d` there, then `ps` or `gc` from anywhere else, saw no container,
+/// and a `run` elsewhere none of its leases. Refused for every command,
+/// from the option or the environment, and nothing made. (Relative to the
+/// namespace's root, where the commands run, it names its own /run: a
+/// regression makes nothing outside the throwaway host.)
+#[test]
+fn a_relative_state_dir_is_refused_for_every_command_and_changes_nothing() {
+    let Some(ns) =
+        HostNs::new("a_relative_state_dir_is_refused_for_every_command_and_changes_nothing")
+    else {
+        return;
+    };
+    let before = system(&ns);
+    let want = "supervisor: invalid value 'run/state' for '--state-dir <STATE_DIR>': must be an absolute path";
+    for args in [
+        &["--state-dir", "run/state", "run", "-d", "--", "true"][..],
+        &["run", "--state-dir", "run/state", "--", "true"],
+        &["ps", "--state-dir", "run/state"],
+        &["gc", "--state-dir", "run/state"],
+    ] {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let line = refused(&ns, &args);
+        assert!(line.starts_with(want), "{args:?}: {line}");
+    }
+    let out = common::run(
+        ns.supervisor()
+            .env("SUPERVISOR_STATE_DIR", "run/state")
+            .args(["run", "--", "true"]),
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with(want), "{}", stderr(&out));
+    assert_eq!(system(&ns), before, "a refused command changed the system");
+}
