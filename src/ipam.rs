@@ -157,6 +157,8 @@ pub enum Error {
 
 /// The hint naming the address last handed out (see the module comment).
 const LAST: &str = ".last";
+/// The bytes of `LAST`: the longest IPv4 address and a newline.
+const LAST_WIDTH: usize = 16;
 
 /// How many addresses after the hint are probed one by one before a read
 /// of the whole directory: enough that a subnet far from full never needs
@@ -496,18 +498,27 @@ impl LeaseDir {
 
     /// Records `addr` as the last handed out. Under the lock. Written in
     /// place: a torn write is a bad hint, which costs one scan.
+    ///
+    /// Always `LAST_WIDTH` bytes (the address padded with spaces, which
+    /// the reader trims), written over the old ones: truncating the file
+    /// first made tmpfs free its page and allocate another on every lease.
     fn set_last_handed_out(&self, addr: Ipv4Addr) -> Result<(), Error> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.dir.join(LAST);
+        let text = format!("{addr:<width$}\n", width = LAST_WIDTH - 1);
         // Never written through a link planted in its place.
         fs::File::options()
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
-            .and_then(|mut f| f.write_all(format!("{addr}\n").as_bytes()))
+            .and_then(|mut f| {
+                f.write_all(text.as_bytes())?;
+                // Only a longer file (an older or planted one) loses a tail.
+                f.set_len(LAST_WIDTH as u64)
+            })
             .map_err(FileError::at(&path))?;
         Ok(())
     }
@@ -916,6 +927,22 @@ mod tests {
             let lease = pool.lease(None, None, &holder("a")).unwrap();
             assert_eq!(lease.addr(), Ipv4Addr::from(want), "hint {hint:?}");
         }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_hint_written_over_a_longer_file_reads_as_the_new_address_alone() {
+        let dir = temp_dir("long-hint");
+        let pool = Pool::new(&dir, "sv0", subnet("10.9.0.0/24")).unwrap();
+        fs::create_dir_all(dir.join("leases/sv0")).unwrap();
+        // Longer than any hint is: an older layout's, or planted.
+        let long = "10.9.0.200\nand more than any hint holds\n";
+        fs::write(dir.join("leases/sv0/.last"), long).unwrap();
+        let lease = pool.lease(None, None, &holder("a")).unwrap();
+        assert_eq!(lease.addr(), Ipv4Addr::new(10, 9, 0, 2));
+        let leases = LeaseDir::new(&dir, "sv0").unwrap();
+        assert_eq!(leases.last_handed_out(), Some(Ipv4Addr::new(10, 9, 0, 2)));
+        drop(lease);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -22,7 +22,7 @@ use std::os::fd::AsRawFd;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use rtnetlink::packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkBuffer,
-    NetlinkMessage, NetlinkPayload,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, Parseable,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
@@ -67,6 +67,9 @@ pub(crate) struct Direct {
     /// [`Direct::await_notification`]: the kernel queues a notification
     /// when it happens, which may be before an answer it wrote later.
     notifications: Option<Vec<RouteNetlinkMessage>>,
+    /// Whether link answers are decoded for `link::Link` alone (see
+    /// `link::brief_message`): what every caller reads of them.
+    brief_links: bool,
 }
 
 impl Direct {
@@ -87,7 +90,16 @@ impl Direct {
             seq: 0,
             buf: Vec::with_capacity(64 * 1024),
             notifications: None,
+            brief_links: true,
         })
+    }
+
+    /// Decodes link answers whole, for a test that reads what else the
+    /// kernel sent.
+    #[cfg(test)]
+    pub(crate) fn with_whole_links(mut self) -> Direct {
+        self.brief_links = false;
+        self
     }
 
     /// Sends every request in one message, in order, and returns each
@@ -224,9 +236,14 @@ impl Direct {
         let mut offset = 0;
         while offset < n {
             let bytes = &self.buf[offset..n];
-            let len = NetlinkBuffer::new_checked(bytes).map_err(invalid)?.length() as usize;
-            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len])
-                .map_err(invalid)?;
+            let buffer = NetlinkBuffer::new_checked(bytes).map_err(invalid)?;
+            let len = buffer.length() as usize;
+            let msg = if self.brief_links && buffer.message_type() == RTM_NEWLINK {
+                brief_link(&bytes[..len])?
+            } else {
+                NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len])
+                    .map_err(invalid)?
+            };
             if take(msg) {
                 return Ok(true);
             }
@@ -318,6 +335,21 @@ fn ask_device(socket: &Socket, request: libc::c_ulong, name: &str) -> io::Result
         return Err(io::Error::last_os_error());
     }
     Ok(req)
+}
+
+/// rtnetlink.h's message type of a link (an answer to a lookup).
+const RTM_NEWLINK: u16 = 16;
+
+/// A link answer decoded for `link::Link` alone (see
+/// `link::brief_message`).
+fn brief_link(bytes: &[u8]) -> io::Result<NetlinkMessage<RouteNetlinkMessage>> {
+    let buffer = NetlinkBuffer::new_checked(bytes).map_err(invalid)?;
+    let header = NetlinkHeader::parse(&buffer).map_err(invalid)?;
+    let link = super::link::brief_message(buffer.payload()).map_err(invalid)?;
+    Ok(NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)),
+    ))
 }
 
 fn invalid(err: impl std::fmt::Display) -> io::Error {

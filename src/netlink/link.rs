@@ -1,6 +1,10 @@
 //! Links in general: names, lookups, bringing up.
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_core::{
+    DecodeError, NlaBuffer, NlasIterator, Parseable, ParseableParametrized,
+};
+use rtnetlink::packet_route::link::LinkHeader;
 use rtnetlink::packet_route::link::{
     InfoKind, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -112,6 +116,55 @@ impl Link {
             mac,
         }
     }
+}
+
+/// The attributes of a link message that [`Link::from_message`] reads
+/// (link.h's IFLA_*), and IFLA_INFO_KIND inside IFLA_LINKINFO.
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_MASTER: u16 = 10;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_LINK_NETNSID: u16 = 37;
+const IFLA_INFO_KIND: u16 = 1;
+/// The link header before the attributes (struct ifinfomsg).
+const LINK_HEADER_LEN: usize = 16;
+
+/// An RTM_NEWLINK message (its payload, after the netlink header) with
+/// only what [`Link::from_message`] reads: the header, the name, the
+/// hardware address, the bridge, the peer's namespace id and the kind.
+///
+/// A lookup's answer holds some forty attributes more (the kind's own
+/// data, every IPv4 and IPv6 setting of the link, its statistics) that
+/// nothing here reads, and decoding them all (each a value of its own,
+/// many allocated) took as much of a CNI ADD's CPU as the kernel's work
+/// for the three lookups it answers on the spot (perf).
+pub(super) fn brief_message(payload: &[u8]) -> Result<LinkMessage, DecodeError> {
+    let header = LinkHeader::parse(payload)?;
+    let family = header.interface_family;
+    let mut message = LinkMessage::default();
+    message.header = header;
+    let attributes = payload.get(LINK_HEADER_LEN..).unwrap_or_default();
+    for nla in NlasIterator::new(attributes) {
+        let nla = nla?;
+        match nla.kind() {
+            IFLA_ADDRESS | IFLA_IFNAME | IFLA_MASTER | IFLA_LINK_NETNSID => message
+                .attributes
+                .push(LinkAttribute::parse_with_param(&nla, family)?),
+            IFLA_LINKINFO => {
+                for info in NlasIterator::new(nla.value()) {
+                    let info: NlaBuffer<&[u8]> = info?;
+                    if info.kind() == IFLA_INFO_KIND {
+                        let kind = InfoKind::parse(&info)?;
+                        message
+                            .attributes
+                            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(kind)]));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(message)
 }
 
 /// What asks the kernel to leave a link's statistics out of its answer
@@ -235,7 +288,7 @@ mod tests {
     /// network namespace of their own; None, said loudly, without root.
     fn answers_for_lo() -> Option<Vec<LinkMessage>> {
         crate::scratch::in_own_netns("answers_for_lo", || {
-            let mut direct = Direct::open().unwrap();
+            let mut direct = Direct::open().unwrap().with_whole_links();
             let mut answers: Vec<LinkMessage> = [lookup_message(1), name_lookup_message("lo")]
                 .into_iter()
                 .flat_map(|m| direct.ask(RouteNetlinkMessage::GetLink(m), false).unwrap())
@@ -244,23 +297,30 @@ mod tests {
                     _ => None,
                 })
                 .collect();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let (connection, handle, _) = rtnetlink::new_connection().unwrap();
-                tokio::spawn(connection);
+            with_handle(async |handle| {
                 for request in [
-                    get(&handle).match_name("lo"),
-                    get(&handle).match_index(1),
-                    get(&handle),
+                    get(handle).match_name("lo"),
+                    get(handle).match_index(1),
+                    get(handle),
                 ] {
                     let got: Vec<LinkMessage> = request.execute().try_collect().await.unwrap();
                     answers.extend(got);
                 }
             });
             answers
+        })
+    }
+
+    /// Runs `work` with an rtnetlink connection, on a runtime of its own.
+    fn with_handle<T>(work: impl AsyncFnOnce(&Handle) -> T) -> T {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (connection, handle, _) = rtnetlink::new_connection().unwrap();
+            tokio::spawn(connection);
+            work(&handle).await
         })
     }
 
@@ -272,6 +332,40 @@ mod tests {
         assert_eq!(answers.len(), 5, "{answers:?}");
         assert!(answers.iter().all(|a| a.header.index == 1), "{answers:?}");
         assert!(!answers.iter().any(has_ipv6_stats), "{answers:?}");
+    }
+
+    #[test]
+    fn a_brief_link_answer_holds_everything_a_link_is_read_for() {
+        let test = "a_brief_link_answer_holds_everything_a_link_is_read_for";
+        let compared = crate::scratch::in_own_netns(test, || {
+            with_handle(async |handle| {
+                let bridge = rtnetlink::LinkBridge::new("brt0").build();
+                handle.link().add(bridge).execute().await.unwrap();
+                let index = by_name(handle, "brt0").await.unwrap().unwrap().index;
+                let veth = rtnetlink::LinkVeth::new("vt0", "vt1")
+                    .controller(index)
+                    .build();
+                handle.link().add(veth).execute().await.unwrap();
+            });
+            let mut whole = Direct::open().unwrap().with_whole_links();
+            let mut brief = Direct::open().unwrap();
+            ["lo", "brt0", "vt0", "vt1"].map(|name| {
+                let read = |direct: &mut Direct| {
+                    format!("{:?}", by_name_direct(direct, name).unwrap().unwrap())
+                };
+                (read(&mut whole), read(&mut brief))
+            })
+        });
+        let Some(compared) = compared else {
+            return;
+        };
+        for (whole, brief) in &compared {
+            assert_eq!(brief, whole);
+        }
+        // Not alike by being empty: the bridge's kind and MAC, its port's.
+        assert!(compared[1].1.contains("Some(Bridge)"), "{compared:?}");
+        assert!(compared[2].1.contains("controller: Some("), "{compared:?}");
+        assert!(compared[2].1.contains("Some(Veth)"), "{compared:?}");
     }
 
     #[test]
