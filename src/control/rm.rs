@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Error, block_on, stop};
-use crate::container_log::{Follow, Paths, writer_state};
+use crate::container_log::Paths;
 use crate::state::Store;
 
 /// Removes each of `targets` (names, ids or id prefixes) and prints its
@@ -65,13 +65,11 @@ fn remove_remains(state_dir: &Path, store: &Store, name: &str) -> Result<(), Err
         return Err(Error::Running(name.to_string()));
     }
     store.exited().remove(name)?;
-    let paths = Paths::new(state_dir, name);
-    if writer_state(&paths) == Follow::More {
-        return Ok(());
-    }
-    paths.remove().map_err(|source| Error::RemoveLog {
-        name: name.to_string(),
-        source,
-    })?;
+    Paths::new(state_dir, name)
+        .remove_unless_written(state_dir)
+        .map_err(|source| Error::RemoveLog {
+            name: name.to_string(),
+            source,
+        })?;
     Ok(())
 }
