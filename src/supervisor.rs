@@ -345,10 +345,12 @@ fn joined(spec: &RunSpec) -> Result<Option<Joined>, Error> {
     let Network::Container { target } = &spec.network else {
         return Ok(None);
     };
-    let record = Store::new(&spec.state_dir)
-        .find(target)?
-        .ok_or_else(|| Error::NoSuchContainer(target.clone()))?;
     let not_running = || Error::NotRunning(target.clone());
+    let record = Store::new(&spec.state_dir)
+        .find_any(target)?
+        .ok_or_else(|| Error::NoSuchContainer(target.clone()))?
+        .live()
+        .map_err(|_| not_running())?;
     let process = record
         .container
         .filter(|_| !record.is_stale())
