@@ -144,7 +144,8 @@ pub struct Global {
         long,
         global = true,
         env = "SUPERVISOR_STATE_DIR",
-        default_value = "/run/supervisor"
+        default_value = "/run/supervisor",
+        value_parser = supervisor::state::parse_dir
     )]
     pub state_dir: PathBuf,
 
@@ -997,6 +998,23 @@ mod tests {
         assert_eq!(kill(&["kill", "-s", "1", "a"]).containers, ["a"]);
         assert!(parse(&["kill", "-s", "NOPE", "a"]).is_err());
         assert!(parse(&["kill"]).is_err());
+    }
+
+    #[test]
+    fn a_state_dir_that_is_or_is_under_a_file_is_refused_naming_the_option() {
+        for bad in ["/dev/null", "/dev/null/state"] {
+            let err = parse(&["--state-dir", bad, "ps"]).unwrap_err().to_string();
+            assert!(
+                err.contains("--state-dir") && err.contains("/dev/null is not a directory"),
+                "{err}"
+            );
+        }
+        // One still to be made is fine: the supervisor makes it.
+        let cli = parse(&["--state-dir", "/run/no-such/state", "ps"]).unwrap();
+        assert_eq!(
+            cli.global.state_dir,
+            std::path::PathBuf::from("/run/no-such/state")
+        );
     }
 
     #[test]

@@ -107,6 +107,26 @@ const OURS: [&str; 10] = [
     "cni.lock",
 ];
 
+/// `--state-dir`'s value: a directory, or a path where one can be made.
+/// Refuses one that is, or is under, something else (a file), so that the
+/// error names the option rather than the first file a command opens
+/// there; what is missing, the supervisor makes.
+pub fn parse_dir(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    for ancestor in path.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        match fs::metadata(ancestor) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => return Err(format!("{} is not a directory", ancestor.display())),
+            // Missing, or under a file: an ancestor tells which.
+            Err(err)
+                if err.kind() == std::io::ErrorKind::NotFound
+                    || err.raw_os_error() == Some(libc::ENOTDIR) => {}
+            Err(err) => return Err(format!("{}: {err}", ancestor.display())),
+        }
+    }
+    Ok(path)
+}
+
 /// Refuses a state directory that holds anything the supervisor does not
 /// make (`--state-dir /etc`): `run` writes there and `gc` removes what it
 /// thinks stale. A missing or empty directory is fine; an earlier
