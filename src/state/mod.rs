@@ -107,6 +107,15 @@ const OURS: [&str; 10] = [
     "cni.lock",
 ];
 
+/// The refusal of a name `holder`, a live supervisor's record, has.
+fn name_taken(holder: Record) -> Error {
+    Error::NameTaken {
+        name: holder.name,
+        id: holder.id,
+        pid: holder.supervisor.pid,
+    }
+}
+
 /// `--state-dir`'s value: a directory, or a path where one can be made.
 /// Refuses one that is, or is under, something else (a file), so that the
 /// error names the option rather than the first file a command opens
@@ -565,6 +574,18 @@ impl Store {
         Ok(file::remove(path)?)
     }
 
+    /// Refuses `name` as `claim` would (a live supervisor's record has
+    /// it), changing nothing: `run --dry-run` fails as the run would.
+    pub fn check_name_free(&self, name: &str) -> Result<(), Error> {
+        if !valid_name(name) {
+            return Err(Error::BadName(name.to_string()));
+        }
+        match self.get(name) {
+            Some(holder) if !holder.is_stale() => Err(name_taken(holder)),
+            _ => Ok(()),
+        }
+    }
+
     /// Claims `record.name` for `record`, the caller's own: refused when a
     /// live supervisor's record has that name. A stale record of that name
     /// (or a corrupt file) is replaced; the stale record is returned, so
@@ -584,13 +605,7 @@ impl Store {
         let path = self.path_of(&record.name);
         let replaced = match read(&path) {
             Ok(None) => None,
-            Ok(Some(holder)) if !holder.is_stale() => {
-                return Err(Error::NameTaken {
-                    name: holder.name,
-                    id: holder.id,
-                    pid: holder.supervisor.pid,
-                });
-            }
+            Ok(Some(holder)) if !holder.is_stale() => return Err(name_taken(holder)),
             Ok(Some(stale)) => Some(stale),
             Err(problem) => {
                 tracing::warn!("replacing corrupt record {}: {problem}", path.display());
