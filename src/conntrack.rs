@@ -131,15 +131,15 @@ pub fn forget_with(
 /// for them. With an IPv6 address among them the dump serves all: the
 /// kernel's filter inverts IPv6 source addresses (6.18: a flush for
 /// fd00::2 deleted fd00::3's entries and kept its own).
-pub fn forget_addresses_with(socket: OwnedFd, addresses: &[IpAddr]) -> Result<(), Error> {
+pub fn forget_addresses_with(socket: OwnedFd, addresses: &[IpAddr]) -> Result<Forgotten, Error> {
     if addresses.is_empty() {
-        return Ok(());
+        return Ok(Forgotten::WithoutWalk);
     }
     // SAFETY: as in `forget_with`.
     let socket = unsafe { Socket::from_raw_fd(socket.into_raw_fd()) };
     if let Some(ipv4) = only_ipv4(addresses) {
         match flush_addresses(&socket, &ipv4) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Forgotten::WithoutWalk),
             Err((address, source)) if !filter_refused(&source) => {
                 return Err(Error::DeleteOf {
                     address: address.into(),
@@ -159,7 +159,7 @@ pub fn forget_addresses_with(socket: OwnedFd, addresses: &[IpAddr]) -> Result<()
         },
         |address, source| Error::DeleteOf { address, source },
     )
-    .map(drop)
+    .map(Forgotten::Walked)
 }
 
 /// `addresses` when every one is IPv4: the kernel's filter serves them.

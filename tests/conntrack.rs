@@ -172,25 +172,18 @@ fn an_address_given_back_loses_its_connections_out_and_in_and_no_one_elses() {
 /// The kernel's conntrack hash has 262,144 buckets here: a dump walks
 /// them all with bottom halves off (9-11 ms, no RCU grace period ending
 /// meanwhile) even when nothing is tracked. An IPv4 address's connections
-/// are forgotten by a flush the kernel filters itself, immediate when the
-/// namespace tracks none, in both directions; and only its own.
+/// are forgotten by a flush the kernel filters itself, in both directions;
+/// and only its own. (How long each takes, benches/conntrack.rs measures.)
 #[test]
 fn forgetting_an_ipv4_addresss_connections_walks_no_table_and_leaves_the_others() {
     common::in_fresh_netns(
         "forgetting_an_ipv4_addresss_connections_walks_no_table_and_leaves_the_others",
         || {
             let address = [IpAddr::V4(Ipv4Addr::new(172, 16, 0, 2))];
-            let fastest = (0..5)
-                .map(|_| {
-                    let started = std::time::Instant::now();
-                    forget_addresses_with(netfilter_socket(), &address).unwrap();
-                    started.elapsed()
-                })
-                .min()
-                .unwrap();
-            assert!(
-                fastest < std::time::Duration::from_millis(3),
-                "{fastest:?} with nothing tracked"
+            assert_eq!(
+                forget_addresses_with(netfilter_socket(), &address).unwrap(),
+                Forgotten::WithoutWalk,
+                "with nothing tracked"
             );
             insert(5001, 8080, "172.16.0.2"); // to it
             insert(5002, 8080, "172.16.0.3"); // to another container
@@ -199,7 +192,10 @@ fn forgetting_an_ipv4_addresss_connections_walks_no_table_and_leaves_the_others(
                  --reply-src 192.0.2.2 --reply-dst 192.0.2.1 --reply-port-src 5000 \
                  --reply-port-dst 4000 --state ESTABLISHED --timeout 100",
             ); // its own TCP connection out
-            forget_addresses_with(netfilter_socket(), &address).unwrap();
+            assert_eq!(
+                forget_addresses_with(netfilter_socket(), &address).unwrap(),
+                Forgotten::WithoutWalk
+            );
             let left = conntrack("-L");
             assert!(
                 !left.contains("sport=5001 ") && !left.contains("sport=4000 "),
@@ -224,7 +220,10 @@ fn a_dual_stack_addresss_ipv6_connections_go_and_no_one_elses() {
                 IpAddr::V4(Ipv4Addr::new(172, 16, 0, 2)),
                 "fd00::2".parse().unwrap(),
             ];
-            forget_addresses_with(netfilter_socket(), &addresses).unwrap();
+            assert_eq!(
+                forget_addresses_with(netfilter_socket(), &addresses).unwrap(),
+                Forgotten::Walked(1)
+            );
             let left = conntrack("-L -f ipv6");
             assert!(!left.contains("sport=5003 "), "{left}");
             assert!(left.contains("sport=5004 "), "{left}");
