@@ -2,7 +2,7 @@
 //! types: `main` turns them into the library's own option structs.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{ArgAction, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
@@ -650,13 +650,12 @@ pub enum NetworkArg {
 /// A relative state directory is another one in each working directory:
 /// `ps`, `stop` or `gc` run from elsewhere would not see the containers,
 /// nor a `run` there their leases.
+/// One that is, or is under, a file is refused too ([`supervisor::state::parse_dir`]).
 fn parse_state_dir(value: &str) -> Result<PathBuf, String> {
-    let path = PathBuf::from(value);
-    if path.is_absolute() {
-        Ok(path)
-    } else {
-        Err("must be an absolute path (a relative one names another directory wherever the supervisor runs)".to_string())
+    if !Path::new(value).is_absolute() {
+        return Err("must be an absolute path (a relative one names another directory wherever the supervisor runs)".to_string());
     }
+    supervisor::state::parse_dir(value)
 }
 
 fn parse_network(value: &str) -> Result<NetworkArg, String> {
@@ -1037,6 +1036,23 @@ mod tests {
         assert_eq!(kill(&["kill", "-s", "1", "a"]).containers, ["a"]);
         assert!(parse(&["kill", "-s", "NOPE", "a"]).is_err());
         assert!(parse(&["kill"]).is_err());
+    }
+
+    #[test]
+    fn a_state_dir_that_is_or_is_under_a_file_is_refused_naming_the_option() {
+        for bad in ["/dev/null", "/dev/null/state"] {
+            let err = parse(&["--state-dir", bad, "ps"]).unwrap_err().to_string();
+            assert!(
+                err.contains("--state-dir") && err.contains("/dev/null is not a directory"),
+                "{err}"
+            );
+        }
+        // One still to be made is fine: the supervisor makes it.
+        let cli = parse(&["--state-dir", "/run/no-such/state", "ps"]).unwrap();
+        assert_eq!(
+            cli.global.state_dir,
+            std::path::PathBuf::from("/run/no-such/state")
+        );
     }
 
     #[test]

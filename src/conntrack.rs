@@ -6,8 +6,10 @@
 //! its entry, and with it its old destination, for as long as it sends. So
 //! at teardown we delete every entry DNATed from one of the container's host
 //! ports to its address, and when publishing a UDP port we delete the
-//! entries of that port that were made before it was published. Both
-//! families: the dump asks for every entry, each is deleted in its own.
+//! entries of that port that were made before it was published. An IPv4
+//! container's entries the kernel deletes itself, by flushes it filters
+//! (kernel 6.11 and later); otherwise a dump asks for every entry of both
+//! families, and each is deleted in its own.
 //!
 //! An address given back loses every entry it took part in (see
 //! `forget_addresses_with`): its own connections out too, whose masquerade
@@ -60,6 +62,17 @@ fn ct_protocol(protocol: Transport) -> Protocol {
     }
 }
 
+/// How entries were forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forgotten {
+    /// With no walk of the conntrack table: the kernel deleted them itself
+    /// (a flush it filtered; it says not how many), or there was nothing
+    /// to ask for.
+    WithoutWalk,
+    /// One by one, after a dump walked the whole table: how many.
+    Walked(usize),
+}
+
 /// One tracked connection's original direction and where replies come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
@@ -74,10 +87,14 @@ struct Entry {
 
 /// Deletes the entries of connections to `ports` (host side) that were
 /// translated to one of `container`'s addresses (its IPv4 and IPv6 ones; to
-/// anywhere, or nowhere, when None). Returns how many it deleted.
-pub fn forget(ports: &[(Transport, u16)], container: Option<&[IpAddr]>) -> Result<usize, Error> {
+/// anywhere, or nowhere, when None). With IPv4 addresses alone, no walk of
+/// the table: see `forget_addresses_with` for what a walk costs.
+pub fn forget(
+    ports: &[(Transport, u16)],
+    container: Option<&[IpAddr]>,
+) -> Result<Forgotten, Error> {
     if ports.is_empty() {
-        return Ok(0);
+        return Ok(Forgotten::WithoutWalk);
     }
     forget_on(open().map_err(Error::Socket)?, ports, container)
 }
@@ -87,9 +104,9 @@ pub fn forget_with(
     socket: OwnedFd,
     ports: &[(Transport, u16)],
     container: Option<&[IpAddr]>,
-) -> Result<usize, Error> {
+) -> Result<Forgotten, Error> {
     if ports.is_empty() {
-        return Ok(0);
+        return Ok(Forgotten::WithoutWalk);
     }
     // SAFETY: the descriptor is ours (moved in), a netlink socket, and the
     // netlink_sys Socket takes over closing it.
@@ -114,22 +131,15 @@ pub fn forget_with(
 /// for them. With an IPv6 address among them the dump serves all: the
 /// kernel's filter inverts IPv6 source addresses (6.18: a flush for
 /// fd00::2 deleted fd00::3's entries and kept its own).
-pub fn forget_addresses_with(socket: OwnedFd, addresses: &[IpAddr]) -> Result<(), Error> {
+pub fn forget_addresses_with(socket: OwnedFd, addresses: &[IpAddr]) -> Result<Forgotten, Error> {
     if addresses.is_empty() {
-        return Ok(());
+        return Ok(Forgotten::WithoutWalk);
     }
     // SAFETY: as in `forget_with`.
     let socket = unsafe { Socket::from_raw_fd(socket.into_raw_fd()) };
-    let ipv4: Vec<Ipv4Addr> = addresses
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V4(a) => Some(*a),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
-    if ipv4.len() == addresses.len() {
+    if let Some(ipv4) = only_ipv4(addresses) {
         match flush_addresses(&socket, &ipv4) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Forgotten::WithoutWalk),
             Err((address, source)) if !filter_refused(&source) => {
                 return Err(Error::DeleteOf {
                     address: address.into(),
@@ -149,7 +159,18 @@ pub fn forget_addresses_with(socket: OwnedFd, addresses: &[IpAddr]) -> Result<()
         },
         |address, source| Error::DeleteOf { address, source },
     )
-    .map(drop)
+    .map(Forgotten::Walked)
+}
+
+/// `addresses` when every one is IPv4: the kernel's filter serves them.
+fn only_ipv4(addresses: &[IpAddr]) -> Option<Vec<Ipv4Addr>> {
+    addresses
+        .iter()
+        .map(|a| match a {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
 }
 
 /// Whether the kernel refused a filtered flush as such: before 6.11 a
@@ -168,14 +189,41 @@ fn filter_refused(err: &io::Error) -> bool {
 /// naming its address.
 fn flush_addresses(socket: &Socket, addresses: &[Ipv4Addr]) -> Result<(), (Ipv4Addr, io::Error)> {
     for &address in addresses {
-        for direction in [CTA_TUPLE_ORIG, CTA_TUPLE_REPLY] {
-            socket
-                .send(&flush_request(address, direction), 0)
-                .and_then(|_| receive(socket, |_| {}, false))
-                .map_err(|e| (address, e))?;
+        let source = TupleFilter::source(address);
+        for request in [
+            flush_request(Some(&source), None),
+            flush_request(None, Some(&source)),
+        ] {
+            flush(socket, &request).map_err(|e| (address, e))?;
         }
     }
     Ok(())
+}
+
+/// The kernel's own deletion of the entries a walk for `ports` and
+/// `container` deletes (see `forget_on`): for each port and address, those
+/// of the port's protocol and port in the original direction (where the
+/// client sent) and the address as the reply's source (the DNAT's
+/// target). The first refusal, naming its port.
+fn flush_ports(
+    socket: &Socket,
+    ports: &[(Transport, u16)],
+    container: &[Ipv4Addr],
+) -> Result<(), ((Transport, u16), io::Error)> {
+    for &(transport, port) in ports {
+        let destination = TupleFilter::destination_port(transport, port);
+        for &address in container {
+            let request = flush_request(Some(&destination), Some(&TupleFilter::source(address)));
+            flush(socket, &request).map_err(|e| ((transport, port), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends a flush and reads its acknowledgement.
+fn flush(socket: &Socket, request: &[u8]) -> io::Result<()> {
+    socket.send(request, 0)?;
+    receive(socket, |_| {}, false)
 }
 
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
@@ -187,11 +235,16 @@ const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_TUPLE_REPLY: u16 = 2;
 const CTA_FILTER: u16 = 25;
 const CTA_TUPLE_IP: u16 = 1;
+const CTA_TUPLE_PROTO: u16 = 2;
 const CTA_IP_V4_SRC: u16 = 1;
+const CTA_PROTO_NUM: u16 = 1;
+const CTA_PROTO_DST_PORT: u16 = 3;
 const CTA_FILTER_ORIG_FLAGS: u16 = 1;
 const CTA_FILTER_REPLY_FLAGS: u16 = 2;
-/// The filter's "source address" bit (CTA_FILTER_F_CTA_IP_SRC).
-const FILTER_IP_SRC: u32 = 1;
+/// The filter's bits (CTA_FILTER_F_*): what of a tuple it compares.
+const FILTER_IP_SRC: u32 = 1 << 0;
+const FILTER_PROTO_NUM: u32 = 1 << 3;
+const FILTER_PROTO_DST_PORT: u32 = 1 << 5;
 
 /// One netlink attribute: its header, `value`, padding to 4 bytes.
 fn attribute(kind: u16, value: &[u8]) -> Vec<u8> {
@@ -204,33 +257,70 @@ fn attribute(kind: u16, value: &[u8]) -> Vec<u8> {
     attr
 }
 
+/// What a filtered flush compares of one direction's tuple: the filter's
+/// bits, and the tuple's attributes that hold the values (nested in
+/// CTA_TUPLE_ORIG or CTA_TUPLE_REPLY).
+struct TupleFilter {
+    flags: u32,
+    attributes: Vec<u8>,
+}
+
+impl TupleFilter {
+    /// The tuple's source address is `address`.
+    fn source(address: Ipv4Addr) -> TupleFilter {
+        TupleFilter {
+            flags: FILTER_IP_SRC,
+            attributes: attribute(
+                CTA_TUPLE_IP | NLA_F_NESTED,
+                &attribute(CTA_IP_V4_SRC, &address.octets()),
+            ),
+        }
+    }
+
+    /// The tuple is `transport`'s, to port `port`.
+    fn destination_port(transport: Transport, port: u16) -> TupleFilter {
+        let number = match transport {
+            Transport::Tcp => libc::IPPROTO_TCP,
+            Transport::Udp => libc::IPPROTO_UDP,
+        };
+        let proto = [
+            attribute(CTA_PROTO_NUM, &[number as u8]),
+            attribute(CTA_PROTO_DST_PORT, &port.to_be_bytes()),
+        ]
+        .concat();
+        TupleFilter {
+            flags: FILTER_PROTO_NUM | FILTER_PROTO_DST_PORT,
+            attributes: attribute(CTA_TUPLE_PROTO | NLA_F_NESTED, &proto),
+        }
+    }
+}
+
 /// IPCTNL_MSG_CT_DELETE with no entry's tuple but a filter: the kernel
-/// deletes every entry whose `direction` tuple (CTA_TUPLE_ORIG or
-/// CTA_TUPLE_REPLY) has `address` as its source.
+/// deletes every IPv4 entry whose original tuple matches `original` and
+/// whose reply tuple matches `reply` (None: anything).
 ///
 /// Written by hand rather than with `request`: the kernel parses CTA_FILTER
 /// strictly (NLA_F_NESTED required), and the netlink crate's only way to
 /// carry an attribute it does not name, `DefaultNla`, masks that flag off:
 /// built that way the flush is refused and the dump runs instead (seen:
 /// `forgetting_an_ipv4_addresss_connections_walks_no_table_…` failed).
-fn flush_request(address: Ipv4Addr, direction: u16) -> Vec<u8> {
-    let ip = attribute(CTA_IP_V4_SRC, &address.octets());
-    let tuple = attribute(
-        direction | NLA_F_NESTED,
-        &attribute(CTA_TUPLE_IP | NLA_F_NESTED, &ip),
-    );
-    let (orig, reply) = if direction == CTA_TUPLE_ORIG {
-        (FILTER_IP_SRC, 0)
-    } else {
-        (0, FILTER_IP_SRC)
+fn flush_request(original: Option<&TupleFilter>, reply: Option<&TupleFilter>) -> Vec<u8> {
+    let tuple = |kind: u16, filter: Option<&TupleFilter>| {
+        filter.map_or_else(Vec::new, |f| attribute(kind | NLA_F_NESTED, &f.attributes))
     };
+    let tuples = [
+        tuple(CTA_TUPLE_ORIG, original),
+        tuple(CTA_TUPLE_REPLY, reply),
+    ]
+    .concat();
+    let flags = |filter: Option<&TupleFilter>| filter.map_or(0, |f| f.flags).to_ne_bytes();
     let flags = [
-        attribute(CTA_FILTER_ORIG_FLAGS, &orig.to_ne_bytes()),
-        attribute(CTA_FILTER_REPLY_FLAGS, &reply.to_ne_bytes()),
+        attribute(CTA_FILTER_ORIG_FLAGS, &flags(original)),
+        attribute(CTA_FILTER_REPLY_FLAGS, &flags(reply)),
     ]
     .concat();
     let filter = attribute(CTA_FILTER | NLA_F_NESTED, &flags);
-    let len = 16 + 4 + tuple.len() + filter.len();
+    let len = 16 + 4 + tuples.len() + filter.len();
     let mut msg = Vec::with_capacity(len);
     msg.extend_from_slice(&(len as u32).to_ne_bytes());
     msg.extend_from_slice(&(NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE).to_ne_bytes());
@@ -239,16 +329,33 @@ fn flush_request(address: Ipv4Addr, direction: u16) -> Vec<u8> {
     msg.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
     // nfgenmsg: the family, NFNETLINK_V0, resource id 0.
     msg.extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0]);
-    msg.extend_from_slice(&tuple);
+    msg.extend_from_slice(&tuples);
     msg.extend_from_slice(&filter);
     msg
 }
 
+/// The kernel's filtered flushes serve an IPv4 container (see
+/// `flush_ports`); another (an IPv6 address among its, whose filter the
+/// kernel inverts, or none: every family's entries of the ports), or a
+/// kernel that refuses the filter, gets the walk.
 fn forget_on(
     socket: Socket,
     ports: &[(Transport, u16)],
     container: Option<&[IpAddr]>,
-) -> Result<usize, Error> {
+) -> Result<Forgotten, Error> {
+    if let Some(ipv4) = container.and_then(only_ipv4) {
+        match flush_ports(&socket, ports, &ipv4) {
+            Ok(()) => return Ok(Forgotten::WithoutWalk),
+            Err(((transport, port), source)) if !filter_refused(&source) => {
+                return Err(Error::Delete {
+                    proto: transport.name(),
+                    port,
+                    source,
+                });
+            }
+            Err(_) => {}
+        }
+    }
     forget_matching(
         &socket,
         |entry| {
@@ -264,6 +371,7 @@ fn forget_on(
             source,
         },
     )
+    .map(Forgotten::Walked)
 }
 
 /// Deletes every entry `which` names a reason for (the port or address it

@@ -29,7 +29,7 @@
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity root_file spawn seccomp netlink conntrack proxy reserve ipam
-//!            state cgroup etc_files container_log nftables signals
+//!            container_log state cgroup etc_files nftables signals
 //! leaf:      milestones error_chain scratch realtime values
 //! ```
 //!

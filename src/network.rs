@@ -24,6 +24,13 @@ pub enum Error {
     Netns(#[source] io::Error),
 }
 
+/// Why no bridge can be named `name`, if none can: the kernel would
+/// refuse it for an interface, or it cannot name the bridge's lease
+/// directory. `run`, `gc` and a CNI configuration refuse such a name alike.
+pub fn bridge_name_problem(name: &str) -> Option<&'static str> {
+    netlink::ifname_problem(name).or_else(|| ipam::lease_dir_problem(name))
+}
+
 /// The host end of a container's veth: "sv-" and the start of its id, within
 /// the kernel's 15 bytes. nft/supervisor.nft's spoof guard matches "sv-*".
 pub fn host_ifname(container_id: &str) -> String {

@@ -507,11 +507,13 @@ impl Reconciler {
     }
 
     /// Removes the log of a container that is gone (ended or crashed): a
-    /// log outlives its container until `gc`.
+    /// log outlives its container until `gc`. Not one a `run -d` has
+    /// started but not yet claimed the name for.
     fn remove_log(&self, name: &str, done: &mut Collected) {
         let paths = container_log::Paths::new(&self.state_dir, name);
         let object = || format!("log {}", paths.current.display());
-        if done.attempt(object, paths.remove()) == Some(true) {
+        let removed = paths.remove_unless_written(&self.state_dir);
+        if done.attempt(object, removed) == Some(true) {
             done.removed.push(Removed::Log {
                 path: paths.current.clone(),
             });

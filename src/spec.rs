@@ -12,8 +12,7 @@ use crate::env_file::{self, EnvFileError};
 use crate::etc_files::{self, NameOptions};
 use crate::filesystem::{self, Filesystem, FilesystemOptions};
 use crate::identity::{self, User};
-use crate::ipam;
-use crate::netlink::{self, Bridge};
+use crate::netlink::Bridge;
 use crate::publish::{self, PublishError};
 use crate::root_file;
 use crate::values::{
@@ -481,7 +480,7 @@ fn network(options: &RunOptions) -> Result<Network, SpecError> {
 /// need only be a valid prefix.
 fn bridge(options: &RunOptions) -> Result<Bridge, SpecError> {
     let name = &options.bridge;
-    if let Some(reason) = netlink::ifname_problem(name).or(ipam::lease_dir_problem(name)) {
+    if let Some(reason) = crate::network::bridge_name_problem(name) {
         return Err(SpecError::Bridge {
             name: name.to_string(),
             reason,

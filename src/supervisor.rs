@@ -239,6 +239,9 @@ pub fn dry_run(options: RunOptions) -> Result<String, Error> {
     // Refused as the run would refuse it (see `prepare`), before a record
     // planted there is read as what is taken.
     state::check_dir(&spec.state_dir)?;
+    // What the run would find taken or missing before it plans.
+    Store::new(&spec.state_dir).check_name_free(&spec.name)?;
+    drop(joined(&spec)?);
     // The families a run's reservations decide (see `families`).
     spec.publish = plan::per_family(&spec.publish, families(&spec) == Families::DualStack)?;
     let (bridge, ip, ip6) = match &spec.network {
@@ -345,10 +348,12 @@ fn joined(spec: &RunSpec) -> Result<Option<Joined>, Error> {
     let Network::Container { target } = &spec.network else {
         return Ok(None);
     };
-    let record = Store::new(&spec.state_dir)
-        .find(target)?
-        .ok_or_else(|| Error::NoSuchContainer(target.clone()))?;
     let not_running = || Error::NotRunning(target.clone());
+    let record = Store::new(&spec.state_dir)
+        .find_any(target)?
+        .ok_or_else(|| Error::NoSuchContainer(target.clone()))?
+        .live()
+        .map_err(|_| not_running())?;
     let process = record
         .container
         .filter(|_| !record.is_stale())

@@ -540,3 +540,49 @@ fn a_reader_that_leaves_early_ends_a_listing_quietly_and_never_the_work() {
     assert_eq!(err, "supervisor: no such container: no-such\n");
     assert_no_state(&ns);
 }
+
+/// A `run -d` starts its log, then claims its name (its record): a log
+/// without a record may be a starting run's. `gc` and `rm` between the two
+/// leave it, and remove it once its writer is gone. The test holds the
+/// log's lock as the starting run's writer holds it.
+#[test]
+fn gc_and_rm_leave_the_log_of_a_run_d_that_has_not_yet_made_its_record() {
+    let Some(ns) =
+        HostNs::new("gc_and_rm_leave_the_log_of_a_run_d_that_has_not_yet_made_its_record")
+    else {
+        return;
+    };
+    ns.ok("mkdir -p /run/supervisor/logs && echo starting > /run/supervisor/logs/web.log");
+    // One process, the lock on its descriptor 9 (flock's command would be
+    // a second holder).
+    let mut writer = ns
+        .command("sh")
+        .args([
+            "-c",
+            "exec 9>/run/supervisor/logs/web.lock && flock -x 9 && echo ready && exec sleep 60",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn flock");
+    let _holding = common::wait_ready(&mut writer);
+    let gc = supervisor(&ns, &["gc"]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert!(!stdout(&gc).contains("web"), "{}", stdout(&gc));
+    let rm = supervisor(&ns, &["rm", "web"]);
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    assert_eq!(ns.ok("cat /run/supervisor/logs/web.log"), "starting\n");
+
+    writer.kill().expect("end the writer");
+    writer.wait().expect("reap the writer");
+    let gc = stdout(&supervisor(&ns, &["gc"]));
+    assert!(
+        gc.contains("removed log /run/supervisor/logs/web.log"),
+        "{gc}"
+    );
+    assert_eq!(
+        ns.ok("ls /run/supervisor/logs"),
+        "",
+        "no file of it is left"
+    );
+}

@@ -334,3 +334,65 @@ fn rm_leaves_a_log_a_new_run_of_the_name_is_writing() {
     assert_eq!(remains(&ns), "");
     assert_no_state(&ns);
 }
+
+/// A prefix of both a running container's id and an exited one's names
+/// neither: every command that takes either refuses it, naming both ids
+/// (docker: "multiple IDs found with provided prefix"). A whole id or a
+/// name still names its container.
+#[test]
+fn a_prefix_of_a_running_and_an_exited_containers_ids_is_refused_naming_both() {
+    let Some(ns) =
+        HostNs::new("a_prefix_of_a_running_and_an_exited_containers_ids_is_refused_naming_both")
+    else {
+        return;
+    };
+    detach(&ns, "up", &["--network", "none"], &["sleep", "100"]);
+    detach(&ns, "done", &["--network", "none"], &["true"]);
+    wait_exited(&ns, "done");
+    let up = row(&ps_all(&ns), "up").expect("up")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The exited record's id made to share up's first four characters.
+    let done = format!(
+        "{}{}",
+        &up[..4],
+        if up[4..].starts_with('0') {
+            "11111111"
+        } else {
+            "00000000"
+        }
+    );
+    let file = ns.path("/run/supervisor/exited/done.json");
+    let mut record: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    record["id"] = Value::from(done.clone());
+    std::fs::write(&file, record.to_string()).unwrap();
+
+    let prefix = &up[..4];
+    let joined = format!("container:{prefix}");
+    for args in [
+        &["inspect", prefix][..],
+        &["logs", prefix],
+        &["stop", prefix],
+        &["rm", prefix],
+        &["rm", "-f", prefix],
+        &["kill", prefix],
+        &["exec", prefix, "true"],
+        &["run", "--network", &joined, "--", "true"],
+    ] {
+        let out = supervisor(&ns, args);
+        assert!(!out.status.success(), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("matches several containers") && err.contains(&up) && err.contains(&done),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(row(&ps_all(&ns), "up").expect("up")["status"], "running");
+    let inspected: Value = serde_json::from_str(&ok(&ns, &["inspect", &up[..5]])).unwrap();
+    assert_eq!(inspected["name"], "up");
+    let inspected: Value = serde_json::from_str(&ok(&ns, &["inspect", &done])).unwrap();
+    assert_eq!(inspected["name"], "done");
+    ok(&ns, &["rm", "-f", "up", "done"]);
+    assert_no_state(&ns);
+}

@@ -925,3 +925,26 @@ fn a_finished_containers_mount_namespace_goes_soon_after_its_supervisor() {
     );
     assert_no_state(&ns);
 }
+
+/// `gc --bridge` names the bridge whose links and lease directory it
+/// sweeps: a name no bridge can have (`all`, `default`: the sysctls' own;
+/// one that cannot name a lease directory) is refused as `run` refuses it,
+/// and nothing is made.
+#[test]
+fn gc_refuses_a_bridge_name_no_bridge_can_have_as_run_does() {
+    let Some(ns) = HostNs::new("gc_refuses_a_bridge_name_no_bridge_can_have_as_run_does") else {
+        return;
+    };
+    for bad in ["all", "default", "a/b", ".x"] {
+        let out = supervisor(&ns, &["gc", "--bridge", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {}", stdout(&out));
+        let run = supervisor(&ns, &["run", "--bridge", bad, "--", "true"]);
+        assert_eq!(stderr(&out), stderr(&run), "{bad}: gc and run differ");
+        assert!(
+            stderr(&out).starts_with(&format!("supervisor: invalid --bridge {bad:?}: ")),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(ns.ok("ls -A /run"), "", "nothing made");
+}

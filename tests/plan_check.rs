@@ -226,6 +226,19 @@ fn ip_and_sysctl_run_the_other_lines_of_a_dry_run_in_its_order() {
 
 /// A dry run answers as the run would: a state directory the run refuses
 /// (another user could plant records there) is refused by the plan too.
+/// The exit code and stderr of `BEFORE --dry-run AFTER -- true`, then of
+/// the same without `--dry-run`.
+fn dry_run_and_run(ns: &HostNs, before: &[&str], after: &[&str]) -> Vec<(Option<i32>, String)> {
+    [&["--dry-run"][..], &[]]
+        .iter()
+        .map(|dry| {
+            let run = [before, dry, after].concat();
+            let out = supervisor(ns, &args(&run, &["true"]));
+            (out.status.code(), stderr(&out))
+        })
+        .collect()
+}
+
 #[test]
 fn a_dry_run_refuses_a_state_directory_every_user_can_write_as_the_run_does() {
     use std::os::unix::fs::PermissionsExt;
@@ -237,15 +250,7 @@ fn a_dry_run_refuses_a_state_directory_every_user_can_write_as_the_run_does() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let before = system(&ns);
-    let dir_arg = dir.to_str().unwrap();
-    let answers: Vec<(Option<i32>, String)> = [&["--dry-run"][..], &[]]
-        .iter()
-        .map(|dry| {
-            let run = [&["--state-dir", dir_arg, "run"][..], dry].concat();
-            let out = supervisor(&ns, &args(&run, &["true"]));
-            (out.status.code(), stderr(&out))
-        })
-        .collect();
+    let answers = dry_run_and_run(&ns, &["--state-dir", dir.to_str().unwrap(), "run"], &[]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(answers[0], answers[1], "the dry run and the run differ");
     assert_eq!(answers[0].0, Some(125), "{}", answers[0].1);
@@ -519,4 +524,30 @@ fn check_names_a_stale_marker_as_gc_removes_it_and_a_missing_id_marker_as_gc_mak
     );
     stop(web);
     assert_no_drift(&ns);
+}
+
+#[test]
+fn a_dry_run_refuses_a_name_in_use_and_a_container_network_of_no_running_container_as_the_run_does()
+{
+    let Some(ns) = HostNs::new(
+        "a_dry_run_refuses_a_name_in_use_and_a_container_network_of_no_running_container",
+    ) else {
+        return;
+    };
+    let (web, _) = start_web(&ns);
+    let before = system(&ns);
+    for options in [
+        &["--name", "web"][..],
+        &["--network", "container:nosuch"],
+        &["--name", "web", "--network", "container:web"],
+    ] {
+        let answers = dry_run_and_run(&ns, &["run"], options);
+        assert_eq!(
+            answers[0], answers[1],
+            "{options:?}: the dry run and the run differ"
+        );
+        assert_eq!(answers[0].0, Some(125), "{options:?}: {}", answers[0].1);
+    }
+    assert_eq!(system(&ns), before, "a refused run changed the system");
+    stop(web);
 }

@@ -215,6 +215,19 @@ fn exchange_and_end(ns: &HostNs, family: &Family, outside: &Outside, end: End) {
 fn peer_sends_again_after(ns: &HostNs, family: &Family, end: End, protected: bool) -> String {
     let outside = family.outside(ns);
     exchange_and_end(ns, family, &outside, end);
+    next_holder_gets(ns, family, &outside, family.host, protected)
+}
+
+/// c2 gets `IP` and waits on port 4000; the peer on `outside` sends again
+/// from its port 5000 to `peer_sends_to`, then the host sends to c2
+/// directly. The first datagram c2 gets.
+fn next_holder_gets(
+    ns: &HostNs,
+    family: &Family,
+    outside: &Outside,
+    peer_sends_to: &str,
+    protected: bool,
+) -> String {
     let c2 = Container::start(
         ns,
         &family.run_options(),
@@ -226,8 +239,7 @@ fn peer_sends_again_after(ns: &HostNs, family: &Family, end: End, protected: boo
     }
     for _ in 0..3 {
         outside.ok(&format!(
-            "echo secret-for-c1 | nc -u -w 1 -p 5000 {} 4000 || true",
-            family.host
+            "echo secret-for-c1 | nc -u -w 1 -p 5000 {peer_sends_to} 4000 || true"
         ));
     }
     ns.ok(&format!(
@@ -489,6 +501,147 @@ fn without_the_generation_rule_a_host_clients_connection_reaches_the_next_holder
     };
     assert!(
         client_sends_again(&ns, ClientAt::Host, false) > 0,
+        "the attack should succeed unprotected"
+    );
+}
+
+/// The ct mark of the UDP connection from `from` to `to`, as the host's
+/// conntrack shows it.
+fn connection_mark(ns: &HostNs, from: &str, to: &str) -> u32 {
+    let entry = ns.ok(&format!(
+        "conntrack -L -f ipv4 -p udp --orig-src {from} --orig-dst {to} 2>/dev/null"
+    ));
+    entry
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("mark="))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("one entry {from} -> {to} with a mark: {entry:?}"))
+}
+
+/// The generation of the container at `address`.
+fn generation_of(ns: &HostNs, address: &str) -> u32 {
+    let map = ns.ok("nft list map ip supervisor generations");
+    let value = map
+        .split([',', '{', '}'])
+        .find_map(|element| {
+            let (key, value) = element.split_once(':')?;
+            // `ADDRESS comment "OWNER" : GENERATION`
+            (key.split_whitespace().next() == Some(address)).then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no generation for {address}: {map}"));
+    u32::from_str_radix(value.trim_start_matches("0x"), 16)
+        .unwrap_or_else(|_| panic!("a generation: {value:?}"))
+}
+
+/// With br_netfilter on, traffic between two containers of one network
+/// passes the ip forward hook in both directions. Its connection keeps the
+/// generation of the one that opened it: a mark that followed each
+/// packet's sender would be rewritten (a conntrack write and an event) at
+/// every packet.
+#[test]
+fn a_connection_between_two_containers_of_one_network_keeps_its_openers_mark() {
+    let Some(ns) =
+        HostNs::new("a_connection_between_two_containers_of_one_network_keeps_its_openers_mark")
+    else {
+        return;
+    };
+    const SERVER: &str = "172.16.0.3";
+    let server = Container::start(
+        &ns,
+        &["--ip", SERVER],
+        "python3 -c \"import socket\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('', 4000)); s.settimeout(30)\n\
+         while True:\n    data, sender = s.recvfrom(100)\n    \
+         data == b'ask' and s.sendto(b'answer', sender)\"",
+    );
+    listening(&server, "udp", 4000);
+    ns.ok("echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables");
+    let client = Container::start(&ns, &["--ip", IP], "sleep 60");
+    // One socket's flow each time: the client's port 5000 to the server's
+    // 4000.
+    let send = |what: &str, answered: bool| {
+        let wait = if answered {
+            "print(s.recv(100).decode())"
+        } else {
+            ""
+        };
+        let out = client.sh(&format!(
+            "python3 -c \"import socket\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('', 5000))\n\
+             s.sendto(b'{what}', ('{SERVER}', 4000))\n{wait}\""
+        ));
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    };
+    let opener = generation_of(&ns, IP);
+    assert_ne!(opener, generation_of(&ns, SERVER));
+    send("tell", false);
+    assert_eq!(
+        connection_mark(&ns, IP, SERVER),
+        opener,
+        "after the opener's packet"
+    );
+    send("ask", true);
+    assert_eq!(
+        connection_mark(&ns, IP, SERVER),
+        opener,
+        "after the server's reply"
+    );
+    send("tell", false);
+    assert_eq!(
+        connection_mark(&ns, IP, SERVER),
+        opener,
+        "after the opener's next packet"
+    );
+}
+
+/// A pod of another node (CNI's noMasqueradeCidrs: the outside's network
+/// here) opens a UDP flow to c1 directly, which answers and ends; then as
+/// `next_holder_gets`, the peer sending again on its flow.
+fn routed_peer_sends_again(ns: &HostNs, protected: bool) -> String {
+    let outside = ns.outside();
+    let mut c1 = Container::start(
+        ns,
+        &V4.run_options(),
+        &V4.on_port_4000(
+            "_, sender = s.recvfrom(100); s.sendto(b'answer', sender)\n\
+             print('answered', flush=True)",
+        ),
+    );
+    listening(&c1, "udp", 4000);
+    ns.ok("nft add element ip supervisor no_masquerade { 192.0.2.0/24 }");
+    let answer = outside.ok(&format!(
+        "echo question | nc -u -w 1 -p 5000 {IP} 4000 || true"
+    ));
+    assert_eq!(answer.trim(), "answer");
+    assert_eq!(c1.line(), "answered");
+    c1.stop();
+    address_given_back(ns);
+    next_holder_gets(ns, &V4, &outside, IP, protected)
+}
+
+#[test]
+fn a_routed_peers_flow_into_a_container_never_reaches_the_next_holder_of_its_address() {
+    let Some(ns) = HostNs::new(
+        "a_routed_peers_flow_into_a_container_never_reaches_the_next_holder_of_its_address",
+    ) else {
+        return;
+    };
+    let got = routed_peer_sends_again(&ns, true);
+    assert!(!got.contains("secret-for-c1"), "c2 got c1's peer: {got}");
+    assert_eq!(got, "from-the-host");
+}
+
+#[test]
+fn without_the_generation_rule_a_routed_peers_flow_reaches_the_next_holder() {
+    let Some(ns) =
+        HostNs::new("without_the_generation_rule_a_routed_peers_flow_reaches_the_next_holder")
+    else {
+        return;
+    };
+    let got = routed_peer_sends_again(&ns, false);
+    assert_eq!(
+        got, "secret-for-c1",
         "the attack should succeed unprotected"
     );
 }

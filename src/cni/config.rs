@@ -105,9 +105,7 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
         ));
     }
     let bridge = string(doc, "bridge")?.unwrap_or(DEFAULT_BRIDGE).to_string();
-    if let Some(why) =
-        crate::netlink::ifname_problem(&bridge).or_else(|| crate::ipam::lease_dir_problem(&bridge))
-    {
+    if let Some(why) = crate::network::bridge_name_problem(&bridge) {
         return Err(invalid("bridge", format!("{bridge:?}: {why}")));
     }
     let subnet = string(doc, "subnet")?

@@ -8,6 +8,7 @@
 //! STATE_DIR/logs/NAME.lock     flock held by the writer while it lives
 //! STATE_DIR/logs/NAME.log.old, NAME.log.1.old
 //!                              the previous run's log while a new run starts
+//! STATE_DIR/logs/.lock         flock held while a log starts or is removed
 //! ```
 //!
 //! Named by the container's name, not its id, so `logs NAME` works after the
@@ -17,6 +18,13 @@
 //! caller printed why) and puts the previous run's back. The writer's lock
 //! tells a reader following the log when no more can come, whether the
 //! supervisor ended or crashed.
+//!
+//! A `run -d` starts its log before it claims its name, so a log without a
+//! record may be a starting run's: `gc` and `rm` remove one only when no
+//! writer holds its lock (`Paths::remove_unless_written`), and a start and
+//! such a removal take the directory's lock, so neither comes between the
+//! other's check and its files. A start meeting a removal waits for it: it
+//! never fails for it.
 
 mod reader;
 mod time;
@@ -111,11 +119,32 @@ impl Paths {
         ])
     }
 
+    /// Removes every file, as `remove`, unless a writer holds the log's
+    /// lock (a run that started it and lives, or is starting: it claims its
+    /// name only after); true when there was a file and it went. Under the
+    /// directory's lock, with the writer's lock taken as a writer takes it,
+    /// so that no run starts this log between the check and the removal.
+    pub fn remove_unless_written(&self, state_dir: &Path) -> io::Result<bool> {
+        let _starts = starts_lock(state_dir)?;
+        match writer::lock(self) {
+            Ok(_writer) => self.remove(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The previous run's log goes: this one has started.
     pub fn forget_previous(&self) -> io::Result<bool> {
         let [(_, old_current), (_, old_rotated)] = &self.previous;
         remove_all([old_current, old_rotated])
     }
+}
+
+/// The lock of the logs directory, held while a log starts
+/// (`Writer::create`) or is removed unless written: short, so a start
+/// waits for a removal rather than find its writer's lock taken.
+fn starts_lock(state_dir: &Path) -> io::Result<crate::state::file::DirLock> {
+    crate::state::file::lock(&dir(state_dir)).map_err(|e| io::Error::new(e.source.kind(), e))
 }
 
 /// Removes the files that are there; true when there was one.
@@ -139,6 +168,8 @@ pub fn names(state_dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = entries
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
+        // `.lock` is the directory's, no container's.
+        .filter(|f| !f.starts_with('.'))
         .filter_map(|f| {
             let f = f.strip_suffix(".old").unwrap_or(&f);
             let stem = f.strip_suffix(".log.1").or(f.strip_suffix(".log"));
@@ -153,6 +184,57 @@ pub fn names(state_dir: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// True once a process waits for a lock on `path` (/proc/locks shows
+    /// waiters as `->` lines naming the file's inode).
+    fn someone_waits_for(path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(inode) = fs::metadata(path).map(|m| m.ino()) else {
+            return false;
+        };
+        let locks = fs::read_to_string("/proc/locks").unwrap_or_default();
+        locks.lines().any(|l| {
+            l.contains("->")
+                && l.split_whitespace()
+                    .any(|w| w.rsplit(':').next() == Some(&inode.to_string()))
+        })
+    }
+
+    #[test]
+    fn a_log_starting_during_a_removal_waits_for_it_then_starts() {
+        let state = crate::scratch::Scratch::new("log-start-during-removal");
+        let paths = Paths::new(&state, "c");
+        // A removal between its check and its files, as
+        // `remove_unless_written` holds them.
+        let starts = starts_lock(&state).unwrap();
+        let checked = writer::lock(&paths).unwrap();
+        let state_dir = state.path().to_path_buf();
+        let start = std::thread::spawn(move || {
+            let mut log = Writer::create(&state_dir, "c", 1 << 20)?;
+            log.write(b"started\n")?;
+            Ok::<_, io::Error>(log)
+        });
+        let waits = (0..1000).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            someone_waits_for(&dir(&state).join(".lock"))
+        });
+        assert!(waits, "the start did not wait for the removal");
+        paths.remove().unwrap();
+        drop((checked, starts));
+        let log = start.join().unwrap().expect("the start, after the removal");
+        assert!(
+            fs::read_to_string(&paths.current)
+                .unwrap()
+                .ends_with(" started\n")
+        );
+        assert!(
+            !paths.remove_unless_written(&state).unwrap(),
+            "it is written"
+        );
+        drop(log);
+        assert!(paths.remove_unless_written(&state).unwrap());
+        assert!(!paths.exists());
+    }
 
     #[test]
     fn sizes_take_docker_suffixes() {

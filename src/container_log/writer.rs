@@ -33,8 +33,16 @@ impl Writer {
     /// log is set aside until `Paths::forget_previous` or `discard`.
     pub fn create(state_dir: &Path, name: &str, max_size: u64) -> io::Result<Writer> {
         let paths = Paths::new(state_dir, name);
-        fs::create_dir_all(super::dir(state_dir))?;
-        let lock = lock(&paths, name)?;
+        // Until the log is this run's: a removal checking for a writer
+        // never sees it half started.
+        let _starts = super::starts_lock(state_dir)?;
+        let lock = lock(&paths).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => io::Error::new(
+                e.kind(),
+                format!("the log of {name} is being written by another supervisor"),
+            ),
+            _ => e,
+        })?;
         let mut previous = false;
         for (file, aside) in &paths.previous {
             // An aside left by a start that crashed is older still.
@@ -156,18 +164,14 @@ impl Writer {
     }
 }
 
-/// Takes the exclusive lock of `name`'s log. The lock file a discarding
-/// writer unlinks may be the one another opened just before: a lock on it
-/// guards nothing, so take the one at the path again.
-fn lock(paths: &Paths, name: &str) -> io::Result<Flock<File>> {
+/// Takes the exclusive lock of a log (WouldBlock: a writer holds it). The
+/// lock file a discarding writer unlinks may be the one another opened just
+/// before: a lock on it guards nothing, so take the one at the path again.
+pub(super) fn lock(paths: &Paths) -> io::Result<Flock<File>> {
     loop {
         let file = File::create(&paths.lock)?;
-        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-            io::Error::new(
-                io::Error::from(errno).kind(),
-                format!("the log of {name} is being written by another supervisor"),
-            )
-        })?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, errno)| io::Error::from(errno))?;
         let held = lock.metadata()?;
         match fs::metadata(&paths.lock) {
             Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => return Ok(lock),
@@ -262,7 +266,7 @@ mod tests {
         let mut w = Writer::create(&dir, "c", 100).unwrap();
         w.write(&[b'x'; 300]).unwrap();
         w.discard().unwrap();
-        let left: Vec<_> = fs::read_dir(super::super::dir(&dir)).unwrap().collect();
+        let left = files(&dir);
         assert!(left.is_empty(), "{left:?}");
         Writer::create(&dir, "c", 100).expect("the name is free again");
     }
@@ -295,11 +299,17 @@ mod tests {
         paths.forget_previous().unwrap();
         assert!(lines(&paths.current)[0].ends_with(" started"));
         assert!(!paths.rotated.exists());
-        let names: Vec<String> = fs::read_dir(super::super::dir(&dir))
+        let names = files(&dir);
+        assert_eq!(names.len(), 2, "the log and its lock: {names:?}");
+    }
+
+    /// The files of the logs directory but its own lock.
+    fn files(state_dir: &Path) -> Vec<String> {
+        fs::read_dir(super::super::dir(state_dir))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(names.len(), 2, "the log and its lock: {names:?}");
+            .filter(|name| name != ".lock")
+            .collect()
     }
 
     fn tempdir(what: &str) -> crate::scratch::Scratch {

@@ -102,8 +102,10 @@ pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
     // The record names the process whose namespaces the command joins.
     crate::state::check_dir(state_dir)?;
     let record = Store::new(state_dir)
-        .find(target)?
-        .ok_or_else(|| ExecError::Unknown(target.clone()))?;
+        .find_any(target)?
+        .ok_or_else(|| ExecError::Unknown(target.clone()))?
+        .live()
+        .map_err(ExecError::NotRunning)?;
     let name = record.name.clone();
     if record.supervisor.is_none() {
         return Err(ExecError::Attachment(name));

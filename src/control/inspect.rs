@@ -16,7 +16,7 @@ use super::{Error, block_on};
 use crate::cgroup;
 use crate::firewall::{Firewall, Owned};
 use crate::netlink::{self, Netlink};
-use crate::state::{Exited, Record, Store};
+use crate::state::{Exited, Found, Record, Store};
 use crate::values::Process;
 
 #[derive(Debug, Serialize)]
@@ -33,12 +33,6 @@ enum Inspection<'a> {
         exited: &'a Exited,
         state: State,
     },
-}
-
-/// What a target named.
-enum Found {
-    Record(Box<Record>),
-    Exited(Exited),
 }
 
 /// docker's `State`, the part of it there is.
@@ -101,13 +95,9 @@ pub fn inspect(state_dir: &Path, targets: &[String], out: &mut dyn Write) -> Res
     let mut found = Vec::new();
     let mut failures = Vec::new();
     for target in targets {
-        match store.find(target) {
-            Ok(Some(record)) => found.push(Found::Record(Box::new(record))),
-            Ok(None) => match store.exited().find(target) {
-                Ok(Some(gone)) => found.push(Found::Exited(gone)),
-                Ok(None) => failures.push(Error::Unknown(target.to_string())),
-                Err(err) => failures.push(err.into()),
-            },
+        match store.find_any(target) {
+            Ok(Some(named)) => found.push(named),
+            Ok(None) => failures.push(Error::Unknown(target.to_string())),
             Err(err) => failures.push(err.into()),
         }
     }
@@ -115,7 +105,7 @@ pub fn inspect(state_dir: &Path, targets: &[String], out: &mut dyn Write) -> Res
     let mut inspections = Vec::new();
     for found in &found {
         match found {
-            Found::Record(record) => match block_on(live(state_dir, record)) {
+            Found::Live(record) => match block_on(live(state_dir, record)) {
                 Ok(live) => inspections.push(Inspection::Recorded {
                     record,
                     state: State {

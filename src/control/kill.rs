@@ -66,8 +66,10 @@ pub fn kill(
 
 fn kill_one(store: &Store, target: &str, signal: i32) -> Result<(), Error> {
     let record = store
-        .find(target)?
-        .ok_or_else(|| Error::Unknown(target.to_string()))?;
+        .find_any(target)?
+        .ok_or_else(|| Error::Unknown(target.to_string()))?
+        .live()
+        .map_err(Error::NotRunning)?;
     if record.supervisor.is_none() {
         return Err(Error::Attachment(record.name));
     }

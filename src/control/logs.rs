@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::Error;
 use crate::container_log::{self, Paths, ReadOptions};
-use crate::state::Store;
+use crate::state::{Found, Store};
 
 /// Prints the log of `target` (a name, id or id prefix) as `options` say.
 pub fn logs(
@@ -17,25 +17,21 @@ pub fn logs(
     out: &mut dyn io::Write,
 ) -> Result<(), Error> {
     let store = Store::new(state_dir);
-    let live = store.find(target)?;
-    let exited = match &live {
-        Some(_) => None,
-        None => store.exited().find(target)?,
-    };
-    let name = match (&live, &exited) {
-        (Some(record), _) => record.name.as_str(),
-        (None, Some(exited)) => exited.name.as_str(),
+    let found = store.find_any(target)?;
+    let name = match &found {
+        Some(Found::Live(record)) => record.name.as_str(),
+        Some(Found::Exited(exited)) => exited.name.as_str(),
         // Only a container's name can name a file of the log directory.
-        (None, None) if target.contains('/') || target.starts_with('.') => {
+        None if target.contains('/') || target.starts_with('.') => {
             return Err(Error::Unknown(target.to_string()));
         }
-        (None, None) => target,
+        None => target,
     };
     let paths = Paths::new(state_dir, name);
     if !paths.exists() {
-        return Err(match live {
-            Some(_) => Error::NoLog(name.to_string()),
-            None => Error::Unknown(target.to_string()),
+        return Err(match found {
+            Some(Found::Live(_)) => Error::NoLog(name.to_string()),
+            _ => Error::Unknown(target.to_string()),
         });
     }
     container_log::read(&paths, options, out).map_err(Error::Output)

@@ -87,6 +87,8 @@ pub enum Error {
     Subnet(#[from] SubnetError),
     #[error(transparent)]
     Lease(#[from] ipam::Error),
+    #[error("invalid --bridge {name:?}: {reason}")]
+    Bridge { name: String, reason: &'static str },
     #[error("starting the async runtime")]
     Runtime(#[source] io::Error),
     #[error("writing the output")]
@@ -151,13 +153,19 @@ pub fn gc(
     subnet: &str,
     out: &mut dyn io::Write,
 ) -> Result<(), Error> {
+    if let Some(reason) = crate::network::bridge_name_problem(bridge) {
+        return Err(Error::Bridge {
+            name: bridge.to_string(),
+            reason,
+        });
+    }
+    let subnet: Subnet = subnet.parse()?;
     require(
         "gc",
         &[Capability::CAP_NET_ADMIN],
         "to remove links and firewall elements",
     )?;
     crate::state::check_dir(state_dir)?;
-    let subnet: Subnet = subnet.parse()?;
     let pool = Pool::new(state_dir, bridge, subnet)?;
     let collected = block_on(async { Ok(Reconciler::new(state_dir)?.gc(&pool).await?) })?;
     for what in &collected.removed {

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Error, block_on, stop};
-use crate::container_log::{Follow, Paths, writer_state};
-use crate::state::Store;
+use crate::container_log::Paths;
+use crate::state::{Found, Store};
 
 /// Removes each of `targets` (names, ids or id prefixes) and prints its
 /// name. Every target is tried; the failures are returned together.
@@ -33,24 +33,25 @@ pub fn rm(
 }
 
 fn rm_one(state_dir: &Path, store: &Store, target: &str, force: bool) -> Result<String, Error> {
-    let name = if let Some(record) = store.find(target)? {
-        if record.supervisor.is_none() {
-            return Err(Error::Attachment(record.name));
+    let name = match store.find_any(target)? {
+        Some(Found::Live(record)) => {
+            if record.supervisor.is_none() {
+                return Err(Error::Attachment(record.name));
+            }
+            if !record.is_stale() && !force {
+                return Err(Error::Running(record.name));
+            }
+            block_on(stop::stop_record(state_dir, store, *record, Duration::ZERO))?
         }
-        if !record.is_stale() && !force {
-            return Err(Error::Running(record.name));
+        Some(Found::Exited(exited)) => exited.name,
+        None if !target.contains('/')
+            && !target.starts_with('.')
+            && Paths::new(state_dir, target).exists() =>
+        {
+            // A log without an exited record: an earlier version's.
+            target.to_string()
         }
-        block_on(stop::stop_record(state_dir, store, record, Duration::ZERO))?
-    } else if let Some(exited) = store.exited().find(target)? {
-        exited.name
-    } else if !target.contains('/')
-        && !target.starts_with('.')
-        && Paths::new(state_dir, target).exists()
-    {
-        // A log without an exited record: an earlier version's.
-        target.to_string()
-    } else {
-        return Err(Error::Unknown(target.to_string()));
+        None => return Err(Error::Unknown(target.to_string())),
     };
     remove_remains(state_dir, store, &name)?;
     Ok(name)
@@ -65,13 +66,11 @@ fn remove_remains(state_dir: &Path, store: &Store, name: &str) -> Result<(), Err
         return Err(Error::Running(name.to_string()));
     }
     store.exited().remove(name)?;
-    let paths = Paths::new(state_dir, name);
-    if writer_state(&paths) == Follow::More {
-        return Ok(());
-    }
-    paths.remove().map_err(|source| Error::RemoveLog {
-        name: name.to_string(),
-        source,
-    })?;
+    Paths::new(state_dir, name)
+        .remove_unless_written(state_dir)
+        .map_err(|source| Error::RemoveLog {
+            name: name.to_string(),
+            source,
+        })?;
     Ok(())
 }

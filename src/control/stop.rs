@@ -10,7 +10,7 @@ use caps::Capability;
 use super::{Error, block_on, complete};
 use crate::reconcile::Reconciler;
 use crate::spawn::Pidfd;
-use crate::state::{Entry, Record, Store};
+use crate::state::{Entry, Found, Record, Store};
 
 /// How long a supervisor gets to clean up after its container was killed,
 /// before it is deemed hung, killed, and cleaned up after. Only a stopped
@@ -72,13 +72,11 @@ async fn stop_one(
     target: &str,
     time: Duration,
 ) -> Result<String, Error> {
-    match store.find(target)? {
-        Some(record) => stop_record(state_dir, store, record, time).await,
+    match store.find_any(target)? {
+        Some(Found::Live(record)) => stop_record(state_dir, store, *record, time).await,
         // Stopped already: done, as docker's `stop` says of one.
-        None => match store.exited().find(target)? {
-            Some(exited) => Ok(exited.name),
-            None => Err(Error::Unknown(target.to_string())),
-        },
+        Some(Found::Exited(exited)) => Ok(exited.name),
+        None => Err(Error::Unknown(target.to_string())),
     }
 }
 

@@ -134,8 +134,10 @@ pub fn publish_mappings(
 /// sending keeps its entry: one made before the port was published bypasses
 /// the DNAT, one made for a container that is gone keeps pointing at it.
 /// TCP clients open new connections, so their entries are left to expire.
-/// Only UDP, because the kernel's dump walks its whole conntrack hash table,
-/// about 10 ms on a host with 24 GiB.
+/// Only UDP: a dual-stack container's entries, or all of a port's, still
+/// take a dump, which walks the whole conntrack hash table (about 10 ms on
+/// a host with 24 GiB); an IPv4 container's go by flushes the kernel
+/// filters itself.
 pub fn forget_udp(
     firewall: &Firewall,
     publication: &Publication,

@@ -286,6 +286,8 @@ pub enum DataType {
     CtState,
     /// `ct_status`: bitmask, 4 bytes, host order.
     CtStatus,
+    /// `ct_dir` (`ct direction`): original 0, reply 1; 1 byte.
+    CtDir,
     /// `tcp_flag`: bitmask, 1 byte.
     TcpFlag,
     /// `fib_addrtype`: an RTN_* number, 4 bytes, host order.
@@ -342,6 +344,7 @@ impl DataType {
             DataType::NfProto => "nf_proto",
             DataType::CtState => "ct_state",
             DataType::CtStatus => "ct_status",
+            DataType::CtDir => "ct_dir",
             DataType::TcpFlag => "tcp_flag",
             DataType::FibAddrType => "fib_addrtype",
             DataType::Verdict => "verdict",
@@ -377,6 +380,7 @@ impl DataType {
             DataType::Mark => 19,
             DataType::IfaceIndex => 20,
             DataType::CtState => 26,
+            DataType::CtDir => 27,
             DataType::CtStatus => 28,
             DataType::FibAddrType => 38,
             DataType::Ifname => 41,
@@ -413,6 +417,7 @@ impl DataType {
             | DataType::IgmpType
             | DataType::IcmpType
             | DataType::IcmpCode
+            | DataType::CtDir
             | DataType::Ip6Ecn
             | DataType::Ip6Version => 1,
             DataType::Ip6Flowlabel => 3,
@@ -477,6 +482,8 @@ pub enum Scalar {
     /// ct_status bits: expected 1, seen-reply 2, assured 4, confirmed 8,
     /// snat 16, dnat 32, dying 512. A comma list is their OR.
     CtStatus(u32),
+    /// ct_dir: original 0, reply 1.
+    CtDir(u8),
     /// tcp_flag bits: fin 1, syn 2, rst 4, psh 8, ack 16, urg 32, ecn 64,
     /// cwr 128. A comma or `|` list is their OR.
     TcpFlags(u8),
@@ -523,6 +530,7 @@ impl Scalar {
             Scalar::NfProto(_) => DataType::NfProto,
             Scalar::CtState(_) => DataType::CtState,
             Scalar::CtStatus(_) => DataType::CtStatus,
+            Scalar::CtDir(_) => DataType::CtDir,
             Scalar::TcpFlags(_) => DataType::TcpFlag,
             Scalar::FibAddrType(_) => DataType::FibAddrType,
             Scalar::EtherAddr(_) => DataType::EtherAddr,
@@ -756,6 +764,8 @@ pub enum Selector {
     ThDport,
     CtState,
     CtStatus,
+    /// `ct direction`: which way the packet goes on its connection.
+    CtDirection,
     CtMark,
     /// `fib saddr|daddr [. iif|oif|mark] type`.
     Fib(Fib),
@@ -798,6 +808,7 @@ impl Selector {
             Selector::TcpFlags => DataType::TcpFlag,
             Selector::CtState => DataType::CtState,
             Selector::CtStatus => DataType::CtStatus,
+            Selector::CtDirection => DataType::CtDir,
             Selector::Fib(_) => DataType::FibAddrType,
             Selector::MetaProtocol | Selector::EtherType | Selector::ArpPtype => {
                 DataType::EtherType

@@ -88,6 +88,9 @@ pub const CT_STATUSES: &[(&str, u32)] = &[
     ("dying", 512),
 ];
 
+/// `ct direction` values (IP_CT_DIR_*).
+pub const CT_DIRECTIONS: &[(&str, u8)] = &[("original", 0), ("reply", 1)];
+
 /// `tcp flags` bits.
 pub const TCP_FLAGS: &[(&str, u32)] = &[
     ("fin", 0x01),

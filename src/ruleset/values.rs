@@ -217,6 +217,7 @@ pub fn expected(ty: DataType) -> &'static str {
         DataType::NfProto => "ipv4 or ipv6",
         DataType::CtState => "a ct state",
         DataType::CtStatus => "a ct status",
+        DataType::CtDir => "a ct direction",
         DataType::TcpFlag => "a tcp flag",
         DataType::FibAddrType => "a fib address type",
         DataType::Verdict => "a verdict",
@@ -405,6 +406,10 @@ pub fn scalar(expr: &Expr, ty: DataType) -> Result<Scalar> {
         DataType::Icmpv6Code => match number_at_most(expr, ty, u8::MAX.into())? {
             Some(n) => Scalar::Icmpv6Code(n as u8),
             None => Scalar::Icmpv6Code(named(expr, ty, symbols::ICMPV6_CODES)?),
+        },
+        DataType::CtDir => match number_at_most(expr, ty, u8::MAX.into())? {
+            Some(n) => Scalar::CtDir(n as u8),
+            None => Scalar::CtDir(named(expr, ty, symbols::CT_DIRECTIONS)?),
         },
         DataType::IgmpType => match number_at_most(expr, ty, u8::MAX.into())? {
             Some(n) => Scalar::IgmpType(n as u8),

@@ -38,6 +38,26 @@ pub use self::record::{ExecContext, Limits, PublishedPort, Record, cni_label};
 
 const SUFFIX: &str = ".json";
 
+/// What a target names (see `Store::find_any`).
+#[derive(Debug)]
+pub enum Found {
+    /// A running container's record, or a dead one's (its supervisor
+    /// crashed).
+    Live(Box<Record>),
+    Exited(Exited),
+}
+
+impl Found {
+    /// The running (or dead) container's record, or the exited one's name
+    /// (for "not running").
+    pub fn live(self) -> Result<Record, String> {
+        match self {
+            Found::Live(record) => Ok(*record),
+            Found::Exited(exited) => Err(exited.name),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
@@ -86,6 +106,35 @@ const OURS: [&str; 10] = [
     "firewall.lock",
     "cni.lock",
 ];
+
+/// The refusal of a name `holder`, a live supervisor's record, has.
+fn name_taken(holder: Record) -> Error {
+    Error::NameTaken {
+        name: holder.name,
+        id: holder.id,
+        pid: holder.supervisor.pid,
+    }
+}
+
+/// `--state-dir`'s value: a directory, or a path where one can be made.
+/// Refuses one that is, or is under, something else (a file), so that the
+/// error names the option rather than the first file a command opens
+/// there; what is missing, the supervisor makes.
+pub fn parse_dir(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    for ancestor in path.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        match fs::metadata(ancestor) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => return Err(format!("{} is not a directory", ancestor.display())),
+            // Missing, or under a file: an ancestor tells which.
+            Err(err)
+                if err.kind() == std::io::ErrorKind::NotFound
+                    || err.raw_os_error() == Some(libc::ENOTDIR) => {}
+            Err(err) => return Err(format!("{}: {err}", ancestor.display())),
+        }
+    }
+    Ok(path)
+}
 
 /// Refuses a state directory that holds anything the supervisor does not
 /// make (`--state-dir /etc`): `run` writes there and `gc` removes what it
@@ -424,6 +473,37 @@ impl Store {
         }
     }
 
+    /// The container `target` names, running (or dead) or exited: as
+    /// `find` and `ExitedDir::find` each, and a prefix of ids of both kinds
+    /// is refused too, naming them all (docker: "multiple IDs found with
+    /// provided prefix"), rather than the running one winning silently. A
+    /// name or a whole id names its container whatever else it prefixes.
+    pub fn find_any(&self, target: &str) -> Result<Option<Found>, Error> {
+        let live = self.find(target)?;
+        let named = |name: &str, id: &str| name == target || id == target;
+        if live.as_ref().is_some_and(|r| named(&r.name, &r.id)) {
+            return Ok(live.map(|r| Found::Live(Box::new(r))));
+        }
+        let exited = match self.exited().find(target) {
+            Err(Error::Ambiguous { target, mut ids }) => {
+                ids.extend(live.map(|r| r.id));
+                return Err(Error::Ambiguous { target, ids });
+            }
+            found => found?,
+        };
+        Ok(match (live, exited) {
+            (Some(live), Some(exited)) if !named(&exited.name, &exited.id) => {
+                return Err(Error::Ambiguous {
+                    target: target.to_string(),
+                    ids: vec![live.id, exited.id],
+                });
+            }
+            (_, Some(exited)) => Some(Found::Exited(exited)),
+            (Some(live), None) => Some(Found::Live(Box::new(live))),
+            (None, None) => None,
+        })
+    }
+
     /// The records with the id `id`, in name order, found by its markers
     /// alone (see `markers`): a CNI ADD that finds its host link taken
     /// asks whose it is, and must not read every record.
@@ -494,6 +574,18 @@ impl Store {
         Ok(file::remove(path)?)
     }
 
+    /// Refuses `name` as `claim` would (a live supervisor's record has
+    /// it), changing nothing: `run --dry-run` fails as the run would.
+    pub fn check_name_free(&self, name: &str) -> Result<(), Error> {
+        if !valid_name(name) {
+            return Err(Error::BadName(name.to_string()));
+        }
+        match self.get(name) {
+            Some(holder) if !holder.is_stale() => Err(name_taken(holder)),
+            _ => Ok(()),
+        }
+    }
+
     /// Claims `record.name` for `record`, the caller's own: refused when a
     /// live supervisor's record has that name. A stale record of that name
     /// (or a corrupt file) is replaced; the stale record is returned, so
@@ -513,13 +605,7 @@ impl Store {
         let path = self.path_of(&record.name);
         let replaced = match read(&path) {
             Ok(None) => None,
-            Ok(Some(holder)) if !holder.is_stale() => {
-                return Err(Error::NameTaken {
-                    name: holder.name,
-                    id: holder.id,
-                    pid: holder.supervisor.pid,
-                });
-            }
+            Ok(Some(holder)) if !holder.is_stale() => return Err(name_taken(holder)),
             Ok(Some(stale)) => Some(stale),
             Err(problem) => {
                 tracing::warn!("replacing corrupt record {}: {problem}", path.display());
@@ -1071,6 +1157,44 @@ mod tests {
         assert!(store.find("zzz").unwrap().is_none());
         assert!(matches!(store.find("../x"), Err(Error::BadTarget(_))));
         drop((a, b));
+        cleanup(&store);
+    }
+
+    #[test]
+    fn a_prefix_of_a_live_and_an_exited_id_is_ambiguous_but_a_name_or_whole_id_is_not() {
+        let store = temp_store("find-any");
+        let (up, _) = store.claim(mine("up", "abc123")).unwrap();
+        {
+            let _lock = store.lock().unwrap();
+            store
+                .exited()
+                .write(&Exited::of(&mine("done", "abd456"), 0))
+                .unwrap();
+            store
+                .exited()
+                .write(&Exited::of(&mine("old", "abd789"), 0))
+                .unwrap();
+        }
+        let ids = |target| match store.find_any(target) {
+            Err(Error::Ambiguous { mut ids, .. }) => {
+                ids.sort();
+                ids
+            }
+            other => panic!("{target}: {other:?}"),
+        };
+        assert_eq!(ids("ab"), ["abc123", "abd456", "abd789"]);
+        assert_eq!(ids("abd"), ["abd456", "abd789"]);
+        let name = |target| match store.find_any(target).unwrap() {
+            Some(Found::Live(record)) => record.name,
+            Some(Found::Exited(exited)) => exited.name,
+            None => String::new(),
+        };
+        assert_eq!(name("abc"), "up");
+        assert_eq!(name("abd4"), "done");
+        assert_eq!(name("done"), "done");
+        assert_eq!(name("abc123"), "up");
+        assert_eq!(name("zzz"), "");
+        drop(up);
         cleanup(&store);
     }
 

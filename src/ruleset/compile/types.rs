@@ -42,6 +42,7 @@ pub(super) fn type_byteorder(ty: DataType) -> u32 {
         | DataType::IgmpType
         | DataType::IcmpType
         | DataType::IcmpCode
+        | DataType::CtDir
         | DataType::Ip6Ecn
         | DataType::Ip6Version => BYTEORDER_INVALID,
     }
@@ -88,7 +89,8 @@ pub(super) fn scalar_bytes(scalar: &Scalar) -> Result<Vec<u8>, String> {
         | Scalar::Icmpv6Code(v)
         | Scalar::IgmpType(v)
         | Scalar::IcmpType(v)
-        | Scalar::IcmpCode(v) => vec![*v],
+        | Scalar::IcmpCode(v)
+        | Scalar::CtDir(v) => vec![*v],
         Scalar::Int32(v) => v.to_be_bytes().to_vec(),
         // Sub-byte fields sit where the header has them, as nft shifts
         // values to compare them with the masked load.
@@ -430,6 +432,7 @@ fn ct_key(sel: Selector) -> Option<CtKey> {
     Some(match sel {
         Selector::CtState => CtKey::State,
         Selector::CtStatus => CtKey::Status,
+        Selector::CtDirection => CtKey::Direction,
         Selector::CtMark => CtKey::Mark,
         _ => return None,
     })

@@ -91,6 +91,7 @@ impl<'b> Parser<'b> {
             "ct" => &[
                 ("state", Selector::CtState),
                 ("status", Selector::CtStatus),
+                ("direction", Selector::CtDirection),
                 ("mark", Selector::CtMark),
             ],
             _ => return Ok(None),
