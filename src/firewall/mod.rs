@@ -200,7 +200,7 @@ impl Firewall {
                 .collect();
             let range = batch.add_elements(&set_ref(target), &elements, Mode::Create)?;
             for (item, (_, e)) in range.zip(group) {
-                batch.label(item, e.label.clone());
+                batch.label(item, e.label.as_str());
                 items.push((item, e));
             }
         }

@@ -195,9 +195,70 @@ pub struct PlannedElement {
     pub key: Vec<u8>,
     pub data: Option<Vec<u8>>,
     /// The element as nft would print it, for messages.
-    pub label: String,
+    pub label: ElementLabel,
     /// The port this element publishes, if any (not the guards).
     pub port: Option<Port>,
+}
+
+/// An element as nft prints it, `KEY` or `KEY : DATA`, with where its key
+/// ends: `--dry-run` writes a map element's comment between the two.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ElementLabel {
+    text: String,
+    key_end: usize,
+}
+
+impl ElementLabel {
+    /// A set element's label: its key alone.
+    fn of_key(key: String) -> ElementLabel {
+        ElementLabel {
+            key_end: key.len(),
+            text: key,
+        }
+    }
+
+    /// A map element's label: `KEY : DATA`.
+    fn of_map(key: String, data: impl std::fmt::Display) -> ElementLabel {
+        ElementLabel {
+            key_end: key.len(),
+            text: format!("{key} : {data}"),
+        }
+    }
+
+    /// `KEY` or `KEY : DATA`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The key part.
+    pub fn key(&self) -> &str {
+        &self.text[..self.key_end]
+    }
+
+    /// The data part of a map element.
+    pub fn data(&self) -> Option<&str> {
+        self.text[self.key_end..].strip_prefix(" : ")
+    }
+}
+
+impl std::fmt::Display for ElementLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The text alone: messages and failed assertions show a label as nft
+/// would print the element.
+impl std::fmt::Debug for ElementLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.text.fmt(f)
+    }
+}
+
+impl PartialEq<&str> for ElementLabel {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
 }
 
 impl Publication {
@@ -216,14 +277,19 @@ impl Publication {
                     target: Target::SpoofGuard,
                     key: concat(&[&veth, &self.address.octets(), &mac]),
                     data: None,
-                    label: format!("\"{}\" . {} . {}", self.veth, self.address, Mac(mac)),
+                    label: ElementLabel::of_key(format!(
+                        "\"{}\" . {} . {}",
+                        self.veth,
+                        self.address,
+                        Mac(mac)
+                    )),
                     port: None,
                 },
                 PlannedElement {
                     target: Target::MacGuard,
                     key: concat(&[&veth, &mac]),
                     data: None,
-                    label: format!("\"{}\" . {}", self.veth, Mac(mac)),
+                    label: ElementLabel::of_key(format!("\"{}\" . {}", self.veth, Mac(mac))),
                     port: None,
                 },
             ]
@@ -234,7 +300,11 @@ impl Publication {
                     target: Target::SpoofGuard6,
                     key: concat(&[&veth, &addr.octets(), &mac]),
                     data: None,
-                    label: format!("\"{}\" . {addr} . {}", self.veth, Mac(mac)),
+                    label: ElementLabel::of_key(format!(
+                        "\"{}\" . {addr} . {}",
+                        self.veth,
+                        Mac(mac)
+                    )),
                     port: None,
                 });
             }
@@ -264,7 +334,10 @@ impl Publication {
                 target,
                 key,
                 data: Some(data),
-                label: format!("{label} : {} . {}", self.address, port.container_port),
+                label: ElementLabel::of_map(
+                    label,
+                    format_args!("{} . {}", self.address, port.container_port),
+                ),
                 port: Some(*port),
             });
         }
@@ -293,14 +366,14 @@ impl Publication {
                 target: map,
                 key: octets.clone(),
                 data: Some(mark.to_vec()),
-                label: format!("{address} : {generation}"),
+                label: ElementLabel::of_map(address.to_string(), generation),
                 port: None,
             });
             out.push(PlannedElement {
                 target: set,
                 key: concat(&[&octets, &mark]),
                 data: None,
-                label: format!("{address} . {generation}"),
+                label: ElementLabel::of_key(format!("{address} . {generation}")),
                 port: None,
             });
         }
@@ -327,7 +400,10 @@ impl Publication {
             target,
             key,
             data: Some(data),
-            label: format!("{label} : {address6} . {}", port.container_port),
+            label: ElementLabel::of_map(
+                label,
+                format_args!("{address6} . {}", port.container_port),
+            ),
             port: Some(*port),
         })
     }

@@ -163,16 +163,17 @@ impl ContainerPart {
         let comment = self.publication.owner.comment();
         for element in self.publication.elements() {
             // nft takes a map element's comment after its key, before the
-            // colon: `KEY comment "…" : DATA`. The label is `KEY : DATA`.
-            let (key, data) = match (&element.data, element.label.split_once(" : ")) {
-                (Some(_), Some((key, data))) => (key, format!(" : {data}")),
-                _ => (element.label.as_str(), String::new()),
-            };
-            writeln!(
+            // colon: `KEY comment "…" : DATA`.
+            write!(
                 f,
-                "add element {} {{ {key} comment \"{comment}\"{data} }}",
+                "add element {} {{ {} comment \"{comment}\"",
                 set_name(element.target),
+                element.label.key(),
             )?;
+            if let Some(data) = element.label.data() {
+                write!(f, " : {data}")?;
+            }
+            writeln!(f, " }}")?;
         }
         Ok(())
     }

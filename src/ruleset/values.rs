@@ -328,8 +328,32 @@ fn ifname(expr: &Expr, ty: DataType) -> Result<Ifname> {
     })
 }
 
-/// One scalar of type `ty`.
+const U8: u64 = u8::MAX as u64;
+const U16: u64 = u16::MAX as u64;
+const U32: u64 = u32::MAX as u64;
+
+/// The names of a type that has none: it takes numbers only.
+const NO_NAMES: &[(&str, u64)] = &[];
+
+/// A number up to `max`, or a name from `names`; anything else (with
+/// `NO_NAMES`, a word too) is a type mismatch.
+fn number_or_name<T: Copy + Into<u64>>(
+    expr: &Expr,
+    ty: DataType,
+    max: u64,
+    names: &[(&str, T)],
+) -> Result<u64> {
+    match number_at_most(expr, ty, max)? {
+        Some(n) => Ok(n),
+        None if names.is_empty() => Err(mismatch(expr, ty)),
+        None => Ok(named(expr, ty, names)?.into()),
+    }
+}
+
+/// One scalar of type `ty`. The casts cannot truncate: a number is at most
+/// the type's maximum, and a name's value fits its type.
 pub fn scalar(expr: &Expr, ty: DataType) -> Result<Scalar> {
+    use symbols::*;
     Ok(match ty {
         DataType::Ipv4Addr => match expr {
             Expr::Ipv4(a, _) => Scalar::Ipv4(*a),
@@ -339,98 +363,43 @@ pub fn scalar(expr: &Expr, ty: DataType) -> Result<Scalar> {
             Expr::Ipv6(a, _) => Scalar::Ipv6(*a),
             _ => return Err(mismatch(expr, ty)),
         },
-        DataType::InetService => match number_at_most(expr, ty, u16::MAX.into())? {
-            Some(n) => Scalar::Service(n as u16),
-            None => Scalar::Service(named(expr, ty, symbols::SERVICES)?),
-        },
-        DataType::InetProto => match number_at_most(expr, ty, u8::MAX.into())? {
-            Some(n) => Scalar::Proto(n as u8),
-            None => Scalar::Proto(named(expr, ty, symbols::PROTOCOLS)?),
-        },
-        DataType::Mark => match number_at_most(expr, ty, u32::MAX.into())? {
-            Some(n) => Scalar::Mark(n as u32),
-            None => return Err(mismatch(expr, ty)),
-        },
+        DataType::InetService => Scalar::Service(number_or_name(expr, ty, U16, SERVICES)? as u16),
+        DataType::InetProto => Scalar::Proto(number_or_name(expr, ty, U8, PROTOCOLS)? as u8),
+        DataType::Mark => Scalar::Mark(number_or_name(expr, ty, U32, NO_NAMES)? as u32),
         DataType::Ifname => Scalar::Ifname(ifname(expr, ty)?),
         DataType::IfaceIndex => Scalar::Iface(ifname(expr, ty)?.name),
-        DataType::NfProto => Scalar::NfProto(named(expr, ty, symbols::NF_PROTOS)? as u8),
-        DataType::CtState => match number_at_most(expr, ty, u32::MAX.into())? {
-            Some(n) => Scalar::CtState(n as u32),
-            None => Scalar::CtState(named(expr, ty, symbols::CT_STATES)?),
-        },
-        DataType::CtStatus => match number_at_most(expr, ty, u32::MAX.into())? {
-            Some(n) => Scalar::CtStatus(n as u32),
-            None => Scalar::CtStatus(named(expr, ty, symbols::CT_STATUSES)?),
-        },
-        DataType::TcpFlag => match number_at_most(expr, ty, u8::MAX.into())? {
-            Some(n) => Scalar::TcpFlags(n as u8),
-            None => Scalar::TcpFlags(named(expr, ty, symbols::TCP_FLAGS)? as u8),
-        },
-        DataType::FibAddrType => Scalar::FibAddrType(named(expr, ty, symbols::FIB_ADDR_TYPES)?),
+        DataType::NfProto => Scalar::NfProto(named(expr, ty, NF_PROTOS)? as u8),
+        DataType::CtState => Scalar::CtState(number_or_name(expr, ty, U32, CT_STATES)? as u32),
+        DataType::CtStatus => Scalar::CtStatus(number_or_name(expr, ty, U32, CT_STATUSES)? as u32),
+        DataType::CtDir => Scalar::CtDir(number_or_name(expr, ty, U8, CT_DIRECTIONS)? as u8),
+        DataType::TcpFlag => Scalar::TcpFlags(number_or_name(expr, ty, U8, TCP_FLAGS)? as u8),
+        DataType::FibAddrType => Scalar::FibAddrType(named(expr, ty, FIB_ADDR_TYPES)?),
         DataType::EtherAddr => match expr {
             Expr::EtherAddr(a, _) => Scalar::EtherAddr(*a),
             _ => return Err(mismatch(expr, ty)),
         },
-        DataType::EtherType => match number_at_most(expr, ty, u16::MAX.into())? {
-            Some(n) => Scalar::EtherType(n as u16),
-            None => Scalar::EtherType(named(expr, ty, symbols::ETHER_TYPES)?),
-        },
-        DataType::ArpOp => match number_at_most(expr, ty, u16::MAX.into())? {
-            Some(n) => Scalar::ArpOp(n as u16),
-            None => Scalar::ArpOp(named(expr, ty, symbols::ARP_OPS)?),
-        },
-        DataType::Integer8 => match number_at_most(expr, ty, u8::MAX.into())? {
-            Some(n) => Scalar::Int8(n as u8),
-            None => return Err(mismatch(expr, ty)),
-        },
-        DataType::Integer16 => match number_at_most(expr, ty, u16::MAX.into())? {
-            Some(n) => Scalar::Int16(n as u16),
-            None => return Err(mismatch(expr, ty)),
-        },
-        DataType::Integer32 => match number_at_most(expr, ty, u32::MAX.into())? {
-            Some(n) => Scalar::Int32(n as u32),
-            None => return Err(mismatch(expr, ty)),
-        },
-        DataType::Ip6Version => match number_at_most(expr, ty, 0xf)? {
-            Some(n) => Scalar::Ip6Version(n as u8),
-            None => return Err(mismatch(expr, ty)),
-        },
-        DataType::Ip6Flowlabel => match number_at_most(expr, ty, 0xf_ffff)? {
-            Some(n) => Scalar::Ip6Flowlabel(n as u32),
-            None => return Err(mismatch(expr, ty)),
-        },
-        DataType::Icmpv6Type => match number_at_most(expr, ty, u8::MAX.into())? {
-            Some(n) => Scalar::Icmpv6Type(n as u8),
-            None => Scalar::Icmpv6Type(named(expr, ty, symbols::ICMPV6_TYPES)?),
-        },
-        DataType::Icmpv6Code => match number_at_most(expr, ty, u8::MAX.into())? {
-            Some(n) => Scalar::Icmpv6Code(n as u8),
-            None => Scalar::Icmpv6Code(named(expr, ty, symbols::ICMPV6_CODES)?),
-        },
-        DataType::CtDir => match number_at_most(expr, ty, u8::MAX.into())? {
-            Some(n) => Scalar::CtDir(n as u8),
-            None => Scalar::CtDir(named(expr, ty, symbols::CT_DIRECTIONS)?),
-        },
-        DataType::IgmpType => match number_at_most(expr, ty, u8::MAX.into())? {
-            Some(n) => Scalar::IgmpType(n as u8),
-            None => Scalar::IgmpType(named(expr, ty, symbols::IGMP_TYPES)?),
-        },
-        DataType::IcmpType => match number_at_most(expr, ty, u8::MAX.into())? {
-            Some(n) => Scalar::IcmpType(n as u8),
-            None => Scalar::IcmpType(named(expr, ty, symbols::ICMP_TYPES)?),
-        },
-        DataType::IcmpCode => match number_at_most(expr, ty, u8::MAX.into())? {
-            Some(n) => Scalar::IcmpCode(n as u8),
-            None => Scalar::IcmpCode(named(expr, ty, symbols::ICMP_CODES)?),
-        },
-        DataType::Ip6Dscp => match number_at_most(expr, ty, 0x3f)? {
-            Some(n) => Scalar::Ip6Dscp(n as u8),
-            None => Scalar::Ip6Dscp(named(expr, ty, symbols::DSCP)?),
-        },
-        DataType::Ip6Ecn => match number_at_most(expr, ty, 3)? {
-            Some(n) => Scalar::Ip6Ecn(n as u8),
-            None => Scalar::Ip6Ecn(named(expr, ty, symbols::ECN)?),
-        },
+        DataType::EtherType => {
+            Scalar::EtherType(number_or_name(expr, ty, U16, ETHER_TYPES)? as u16)
+        }
+        DataType::ArpOp => Scalar::ArpOp(number_or_name(expr, ty, U16, ARP_OPS)? as u16),
+        DataType::Integer8 => Scalar::Int8(number_or_name(expr, ty, U8, NO_NAMES)? as u8),
+        DataType::Integer16 => Scalar::Int16(number_or_name(expr, ty, U16, NO_NAMES)? as u16),
+        DataType::Integer32 => Scalar::Int32(number_or_name(expr, ty, U32, NO_NAMES)? as u32),
+        DataType::Ip6Version => Scalar::Ip6Version(number_or_name(expr, ty, 0xf, NO_NAMES)? as u8),
+        DataType::Ip6Flowlabel => {
+            Scalar::Ip6Flowlabel(number_or_name(expr, ty, 0xf_ffff, NO_NAMES)? as u32)
+        }
+        DataType::Icmpv6Type => {
+            Scalar::Icmpv6Type(number_or_name(expr, ty, U8, ICMPV6_TYPES)? as u8)
+        }
+        DataType::Icmpv6Code => {
+            Scalar::Icmpv6Code(number_or_name(expr, ty, U8, ICMPV6_CODES)? as u8)
+        }
+        DataType::IgmpType => Scalar::IgmpType(number_or_name(expr, ty, U8, IGMP_TYPES)? as u8),
+        DataType::IcmpType => Scalar::IcmpType(number_or_name(expr, ty, U8, ICMP_TYPES)? as u8),
+        DataType::IcmpCode => Scalar::IcmpCode(number_or_name(expr, ty, U8, ICMP_CODES)? as u8),
+        DataType::Ip6Dscp => Scalar::Ip6Dscp(number_or_name(expr, ty, 0x3f, DSCP)? as u8),
+        DataType::Ip6Ecn => Scalar::Ip6Ecn(number_or_name(expr, ty, 3, ECN)? as u8),
         DataType::Verdict => return Err(mismatch(expr, ty)),
     })
 }

@@ -1,7 +1,7 @@
 //! Matches: the selectors of a key (and the protocol context they give the
 //! rule), the value they are compared with, masks and verdict maps.
 
-use super::sets::{check_key_types, no_overlaps};
+use super::sets::check_key_types;
 use super::*;
 
 impl Checker {
@@ -346,38 +346,15 @@ impl Checker {
     ) -> Result<VerdictMap> {
         let types = self.key_types(ctx, key)?;
         let map = match self.scopes.expand(map)? {
-            Expr::Set(elems, _) => {
-                let mut elements = Vec::with_capacity(elems.len());
-                let mut jumps = Vec::new();
-                for elem in &elems {
-                    elements.push(self.element(
-                        ctx.table,
-                        elem,
-                        &types,
-                        Some(&MapData::Verdict),
-                        &mut jumps,
-                    )?);
-                }
-                for jump in jumps {
-                    self.edge(ctx, Edge::Chain(jump));
-                }
-                no_overlaps(&mut Disjoint::default(), &elements)?;
-                MapSource::Anonymous(elements)
-            }
+            Expr::Set(elems, _) => self.anonymous_map(ctx, &elems, &types, &MapData::Verdict)?,
             Expr::SetRef(name) => {
-                let info = self.set_info(ctx.table, &name)?;
-                if info.data != Some(MapData::Verdict) {
-                    return Err(Error::new(
-                        name.span.clone(),
-                        format!("@{} is not a verdict map (type ... : verdict)", name.text),
-                    ));
-                }
-                check_key_types(&name, &info.key, &types)?;
-                self.edge(ctx, Edge::Vmap(name.text.clone()));
-                MapSource::Named(SetRef {
-                    name: name.text,
-                    span: name.span,
-                })
+                let vmap = Edge::Vmap(name.text.clone());
+                let verdicts =
+                    |data: Option<&MapData>| (data == Some(&MapData::Verdict)).then_some(());
+                let needs = "is not a verdict map (type ... : verdict)";
+                let (map, ()) = self.named_map(ctx.table, name, &types, verdicts, needs)?;
+                self.edge(ctx, vmap);
+                map
             }
             other => return Err(not_a_map(&other)),
         };

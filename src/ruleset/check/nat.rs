@@ -2,7 +2,6 @@
 //! addresses, ports and flags, and `dnat to KEY map { ... }`.
 
 use super::matches::not_a_map;
-use super::sets::{check_key_types, no_overlaps};
 use super::*;
 
 impl Checker {
@@ -169,43 +168,21 @@ impl Checker {
                     _ => vec![addr_type],
                 };
                 let map_data = MapData::Values(data.clone());
-                let mut elements = Vec::with_capacity(elems.len());
-                for elem in &elems {
-                    elements.push(self.element(
-                        ctx.table,
-                        elem,
-                        &types,
-                        Some(&map_data),
-                        &mut Vec::new(),
-                    )?);
-                }
-                no_overlaps(&mut Disjoint::default(), &elements)?;
-                (MapSource::Anonymous(elements), data)
+                (self.anonymous_map(ctx, &elems, &types, &map_data)?, data)
             }
             Expr::SetRef(name) => {
-                let info = self.set_info(ctx.table, &name)?;
-                let data = match &info.data {
-                    Some(MapData::Values(d)) if *d == [addr_type] || *d == with_port => d.clone(),
-                    _ => {
-                        return Err(Error::new(
-                            name.span.clone(),
-                            format!(
-                                "@{} must map to {} or {}",
-                                name.text,
-                                addr_type.name(),
-                                values::type_names(&with_port)
-                            ),
-                        ));
+                let addresses = |data: Option<&MapData>| match data {
+                    Some(MapData::Values(d)) if *d == [addr_type] || *d == with_port => {
+                        Some(d.clone())
                     }
+                    _ => None,
                 };
-                check_key_types(&name, &info.key, &types)?;
-                (
-                    MapSource::Named(SetRef {
-                        name: name.text,
-                        span: name.span,
-                    }),
-                    data,
-                )
+                let needs = format!(
+                    "must map to {} or {}",
+                    addr_type.name(),
+                    values::type_names(&with_port)
+                );
+                self.named_map(ctx.table, name, &types, addresses, &needs)?
             }
             other => return Err(not_a_map(&other)),
         };
@@ -300,6 +277,24 @@ mod tests {
             check_error(&prerouting("dnat to :80")),
             "t.nft:4:10: dnat without an address is not supported by this loader"
         );
+    }
+
+    #[test]
+    fn a_named_dnat_map_must_map_to_addresses_and_take_the_rules_key() {
+        let with_map = |map_type: &str| {
+            format!(
+                "table ip t {{\nmap m {{ type {map_type}; }}\nchain c {{\ntype nat hook prerouting priority dstnat\ntcp dport 80 dnat to tcp dport map @m\n}}\n}}\n"
+            )
+        };
+        assert_eq!(
+            check_error(&with_map("inet_service : mark")),
+            "t.nft:5:36: @m must map to ipv4_addr or ipv4_addr . inet_service"
+        );
+        assert_eq!(
+            check_error(&with_map("ipv4_addr : ipv4_addr")),
+            "t.nft:5:36: @m has type ipv4_addr, but the key is inet_service"
+        );
+        check_ok(&with_map("inet_service : ipv4_addr . inet_service"));
     }
 
     #[test]

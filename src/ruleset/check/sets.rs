@@ -191,6 +191,55 @@ impl Checker {
             })
     }
 
+    /// `@name` as the map of a statement (`KEY map @name`, `KEY vmap
+    /// @name`): declared in table `id` with the key's types and data that
+    /// `fits` accepts, handing back what it makes of the data; otherwise
+    /// the error `@name {needs}`.
+    pub(super) fn named_map<T>(
+        &self,
+        id: &TableId,
+        name: Name,
+        key: &[DataType],
+        fits: impl FnOnce(Option<&MapData>) -> Option<T>,
+        needs: &str,
+    ) -> Result<(MapSource, T)> {
+        let info = self.set_info(id, &name)?;
+        let Some(data) = fits(info.data.as_ref()) else {
+            return Err(Error::new(
+                name.span.clone(),
+                format!("@{} {needs}", name.text),
+            ));
+        };
+        check_key_types(&name, &info.key, key)?;
+        let source = MapSource::Named(SetRef {
+            name: name.text,
+            span: name.span,
+        });
+        Ok((source, data))
+    }
+
+    /// `{ KEY : DATA, ... }` as the map of a statement: its elements, which
+    /// may not overlap; the chains its verdicts jump to become the rule's
+    /// chain's edges.
+    pub(super) fn anonymous_map(
+        &mut self,
+        ctx: &RuleCtx,
+        elems: &[syntax::SetElem],
+        key: &[DataType],
+        data: &MapData,
+    ) -> Result<MapSource> {
+        let mut elements = Vec::with_capacity(elems.len());
+        let mut jumps = Vec::new();
+        for elem in elems {
+            elements.push(self.element(ctx.table, elem, key, Some(data), &mut jumps)?);
+        }
+        for jump in jumps {
+            self.edge(ctx, Edge::Chain(jump));
+        }
+        no_overlaps(&mut Disjoint::default(), &elements)?;
+        Ok(MapSource::Anonymous(elements))
+    }
+
     /// One element `KEY [comment] [: DATA]` of a set (no `data` type) or map.
     pub(super) fn element(
         &self,

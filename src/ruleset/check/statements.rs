@@ -3,7 +3,6 @@
 
 use super::declarations::{check_comment, describe_table};
 use super::matches::{not_a_map, unreachable_mark};
-use super::sets::check_key_types;
 use super::*;
 
 /// The kernel's limit on log prefixes, without the terminating NUL.
@@ -212,20 +211,14 @@ impl Checker {
             }
             other => return Err(not_a_map(&other)),
         };
-        let info = self.set_info(ctx.table, &name)?;
-        if info.data != Some(MapData::Values(vec![DataType::Mark])) {
-            return Err(Error::new(
-                name.span.clone(),
-                format!("@{} must map to mark", name.text),
-            ));
-        }
-        check_key_types(&name, &info.key, &types)?;
+        let marks = |data: Option<&MapData>| match data {
+            Some(MapData::Values(d)) if *d == [DataType::Mark] => Some(()),
+            _ => None,
+        };
+        let (map, ()) = self.named_map(ctx.table, name, &types, marks, "must map to mark")?;
         Ok(MarkValue::Map {
             key: key.iter().map(|k| k.selector).collect(),
-            map: MapSource::Named(SetRef {
-                name: name.text,
-                span: name.span,
-            }),
+            map,
         })
     }
 
