@@ -13,17 +13,16 @@
 //! to `plan::apply`, which reclaims or re-plans.
 
 mod base;
+mod lock;
 mod network;
 mod owned;
 mod plan;
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 
 use crate::nftables::{self, Batch, Element, Mode, SetRef, Socket, Udata};
 use crate::values::{Owner, PortTaken, Protocol};
@@ -63,7 +62,7 @@ pub struct Firewall {
     socket: Socket,
     /// Element changes hold it shared, a table replacement exclusive, so a
     /// replacement never drops an element added while it ran.
-    lock_path: PathBuf,
+    lock: lock::LockFile,
 }
 
 impl Firewall {
@@ -71,7 +70,7 @@ impl Firewall {
     pub fn open(state_dir: &Path) -> Result<Firewall, Error> {
         Ok(Firewall {
             socket: Socket::open()?,
-            lock_path: state_dir.join("firewall.lock"),
+            lock: lock::LockFile::new(state_dir.join("firewall.lock")),
         })
     }
 
@@ -99,37 +98,11 @@ impl Firewall {
         self.socket.close_detached_with(also, after_exit);
     }
 
-    fn lock(&self, exclusive: bool) -> Result<Flock<File>, Error> {
-        let fail = |source| Error::Lock {
-            path: self.lock_path.clone(),
+    fn lock(&self, exclusive: bool) -> Result<lock::Held<'_>, Error> {
+        self.lock.hold(exclusive).map_err(|source| Error::Lock {
+            path: self.lock.path().to_path_buf(),
             source,
-        };
-        let open = || {
-            File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&self.lock_path)
-        };
-        // The directory is made only when missing: ensured before every
-        // open, it cost a statx and a failed mkdir at each batch, two to
-        // four a run (about 8 us each, traced).
-        let file = match open() {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = self.lock_path.parent() {
-                    std::fs::create_dir_all(dir).map_err(fail)?;
-                }
-                open()
-            }
-            opened => opened,
-        }
-        .map_err(fail)?;
-        let arg = if exclusive {
-            FlockArg::LockExclusive
-        } else {
-            FlockArg::LockShared
-        };
-        Flock::lock(file, arg).map_err(|(_, errno)| fail(errno.into()))
+        })
     }
 
     /// Adds a container's elements in one batch. A host port already
