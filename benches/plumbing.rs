@@ -10,8 +10,22 @@
 //! - `plumbing/raw_netlink`: the floor: the plumbing's requests over
 //!   blocking netlink-sys sockets from one thread, no tokio, no rtnetlink
 //!   I/O: veth, eth0's IPv6 sysctls (IPv4 only: IPv6 off), lo and eth0 up,
-//!   address, default route, hairpin. It neither waits for the port nor
-//!   sets the churn entries.
+//!   address, default route, hairpin, and what a container reachable at
+//!   once needs, also right after a restart on the same address, which
+//!   any tool promising that must do too (each measured missing, see
+//!   `netlink::plumb`): inside, the neighbour entry of the gateway (else
+//!   the container's first ARP request meets its spoof guard, not yet
+//!   there, and it asks again a second later); on the host, the lookup of
+//!   the port (it runs the link watcher, so the port forwards at once),
+//!   of the bridge (its queueing discipline back after its last port
+//!   went), the bridge's forwarding entry and the host's neighbour entry
+//!   of the container (the old container's port and an INCOMPLETE entry
+//!   hold its traffic otherwise); with IPv6, the same for the IPv6
+//!   gateway and address, and the wait for the address's local route
+//!   (before it, a SYN to the container is dropped in its namespace). Not
+//!   the supervisor's work for a bridge of a thousand ports (no IPv6
+//!   address and no multicast route on the host end): a single container
+//!   reaches the same state without it.
 //! - `network_ready/supervisor`: plumb, then the firewall's publish batch
 //!   (the container's spoof-guard entry and one published port), as `run`.
 //! - `network_ready/raw floor`: the raw plumbing, then the same two
@@ -475,11 +489,12 @@ fn us(d: Duration) -> f64 {
 /// socket(), setns back.
 mod raw {
     use std::io;
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
     use rtnetlink::packet_core::{
-        NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+        NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+        NetlinkPayload,
     };
     use rtnetlink::packet_route::RouteNetlinkMessage;
     use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
@@ -494,11 +509,17 @@ mod raw {
 
     use super::{CloneFlags, setns};
     use supervisor::netlink::sysctl::Setting;
-    use supervisor::netlink::{ContainerLink, mac_for};
+    use supervisor::netlink::{
+        ContainerLink, forwarding_message, is_local_route_of, mac_for, neighbour_message,
+    };
 
     pub struct Socket {
         inner: rtnetlink::sys::Socket,
         seq: u32,
+        /// The IPv6 address whose local route this socket awaits (see
+        /// [`Socket::await_local_route`]), and whether its notification
+        /// came.
+        awaited: Option<(Ipv6Addr, bool)>,
     }
 
     impl Socket {
@@ -506,7 +527,61 @@ mod raw {
             Ok(Socket {
                 inner: rtnetlink::sys::Socket::new(NETLINK_ROUTE)?,
                 seq: 0,
+                awaited: None,
             })
+        }
+
+        /// The index of link `name` (SIOCGIFINDEX, as `if_nametoindex`).
+        fn index_of(&self, name: &str) -> io::Result<u32> {
+            // SAFETY: ifreq is plain data, valid all zero.
+            let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+            for (to, from) in req.ifr_name.iter_mut().zip(name.bytes().take(15)) {
+                *to = from as libc::c_char;
+            }
+            // SAFETY: req is a valid ifreq for the call, which fills its
+            // index.
+            if unsafe { libc::ioctl(self.inner.as_raw_fd(), libc::SIOCGIFINDEX, &mut req) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: SIOCGIFINDEX filled the union's index.
+            Ok(unsafe { req.ifr_ifru.ifru_ifindex } as u32)
+        }
+
+        /// From now on, notes the notification of `address6`'s local
+        /// route, which the kernel inserts after the request adding the
+        /// address has been answered.
+        fn listen_for_local_route(&mut self, address6: Ipv6Addr) -> io::Result<()> {
+            self.inner.add_membership(libc::RTNLGRP_IPV6_ROUTE)?;
+            self.awaited = Some((address6, false));
+            Ok(())
+        }
+
+        /// Reads notifications until the awaited local route came.
+        fn await_local_route(&mut self) -> io::Result<()> {
+            let mut buf = vec![0u8; 8192];
+            while matches!(self.awaited, Some((_, false))) {
+                let n = self.inner.recv(&mut &mut buf[..], 0)?;
+                self.note(&buf[..n]);
+            }
+            Ok(())
+        }
+
+        /// Notes the notifications among `datagram`'s messages.
+        fn note(&mut self, datagram: &[u8]) {
+            let mut rest = datagram;
+            while rest.len() >= 16 {
+                let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                let seq = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
+                if seq == 0
+                    && let Some((address6, came)) = self.awaited.as_mut()
+                    && let Ok(msg) =
+                        NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len])
+                    && let NetlinkPayload::InnerMessage(notification) = msg.payload
+                {
+                    *came |= is_local_route_of(&notification, *address6);
+                }
+                rest = &rest[len.clamp(16, rest.len())..];
+            }
         }
 
         /// Sends every request, then reads one answer per request; returns
@@ -535,9 +610,16 @@ mod raw {
                 if n < 0 {
                     return Err(io::Error::last_os_error());
                 }
+                self.note(&buf[..n as usize]);
                 let mut rest = &buf[..n as usize];
                 while rest.len() >= 16 {
                     let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                    let seq = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
+                    if seq == 0 {
+                        // A notification, not an answer.
+                        rest = &rest[len.clamp(16, rest.len())..];
+                        continue;
+                    }
                     let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len])
                         .map_err(|e| io::Error::other(e.to_string()))?;
                     match msg.payload {
@@ -557,6 +639,27 @@ mod raw {
 
     const ACKED: u16 = NLM_F_REQUEST | NLM_F_ACK;
     const CREATE: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    const REPLACE: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+
+    /// The neighbour entry for `address` on link `index`, at `mac`, as
+    /// the supervisor sets it.
+    fn neighbour_entry(index: u32, address: IpAddr, mac: [u8; 6]) -> (RouteNetlinkMessage, u16) {
+        let entry = neighbour_message(index, address, mac);
+        (RouteNetlinkMessage::NewNeighbour(entry), REPLACE)
+    }
+
+    /// The bridge's forwarding entry for `mac` on port `port`.
+    fn forwarding_entry(port: u32, mac: [u8; 6]) -> (RouteNetlinkMessage, u16) {
+        let entry = forwarding_message(port, mac);
+        (RouteNetlinkMessage::NewNeighbour(entry), REPLACE)
+    }
+
+    /// The lookup of link `index`.
+    fn lookup(index: u32) -> (RouteNetlinkMessage, u16) {
+        let mut get = LinkMessage::default();
+        get.header.index = index;
+        (RouteNetlinkMessage::GetLink(get), NLM_F_REQUEST)
+    }
 
     /// A fresh network namespace made ready as `run`'s netns thread makes
     /// it (lo up, eth0's IPv6 settings as its defaults), and a socket
@@ -674,12 +777,18 @@ mod raw {
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(spec.subnet.gateway())
             .build();
+        let mac = mac_for(spec.address);
+        let bridge_mac = spec
+            .bridge_mac
+            .ok_or_else(|| io::Error::other("no bridge MAC"))?;
         let mut requests = vec![
             (RouteNetlinkMessage::NewLink(up), ACKED),
             (RouteNetlinkMessage::NewAddress(addr), CREATE),
             (RouteNetlinkMessage::NewRoute(route), CREATE),
+            neighbour_entry(eth0, IpAddr::V4(spec.subnet.gateway()), bridge_mac),
         ];
         if let Some((address6, subnet6)) = spec.ipv6 {
+            inside.listen_for_local_route(address6)?;
             let mut addr6 = AddressMessageBuilder::<Ipv6Addr>::new()
                 .index(eth0)
                 .address(address6, subnet6.prefix_len())
@@ -695,18 +804,33 @@ mod raw {
             requests.extend([
                 (RouteNetlinkMessage::NewAddress(addr6), CREATE),
                 (RouteNetlinkMessage::NewRoute(route6), CREATE),
+                neighbour_entry(eth0, IpAddr::V6(subnet6.gateway()), bridge_mac),
             ]);
         }
         inside.exchange(requests)?;
-        drop(inside);
 
         let hairpin = LinkMessageBuilder::<LinkBridgePort>::default()
             .name(spec.host_ifname.clone())
             .set_port_kind(InfoPortKind::Bridge)
             .hairpin(true)
             .build();
-        host.exchange(vec![(RouteNetlinkMessage::NewLink(hairpin), ACKED)])?;
-        Ok(())
+        let port = host.index_of(&spec.host_ifname)?;
+        let mut requests = vec![
+            lookup(port),
+            lookup(spec.bridge_index),
+            (RouteNetlinkMessage::NewLink(hairpin), ACKED),
+            forwarding_entry(port, mac),
+            neighbour_entry(spec.bridge_index, IpAddr::V4(spec.address), mac),
+        ];
+        if let Some((address6, _)) = spec.ipv6 {
+            requests.push(neighbour_entry(
+                spec.bridge_index,
+                IpAddr::V6(address6),
+                mac,
+            ));
+        }
+        host.exchange(requests)?;
+        inside.await_local_route()
     }
 }
 

@@ -158,6 +158,28 @@ fn publishing_a_taken_port_fails_whole_naming_its_holder() {
 }
 
 #[test]
+fn a_refused_element_that_is_no_port_is_named_as_nft_prints_it() {
+    common::in_fresh_netns(
+        "a_refused_element_that_is_no_port_is_named_as_nft_prints_it",
+        || {
+            load_base();
+            let fw = Firewall::open(&state_dir()).unwrap();
+            fw.publish(&container("web", 2, &[(8080, 8000, Protocol::Tcp)]))
+                .unwrap();
+            // The same veth and address: its guards are taken, its port is not.
+            let again = container("web", 2, &[(9090, 8000, Protocol::Tcp)]);
+            let err = fw.publish(&again).unwrap_err().to_string();
+            assert!(
+                err.contains(
+                    r#"add element to set bridge supervisor spoof_guard: "sv-web" . 172.16.0.2 . 02:42:ac:10:00:02: File exists"#
+                ),
+                "{err}"
+            );
+        },
+    );
+}
+
+#[test]
 fn the_same_port_number_over_udp_is_a_different_port() {
     common::in_fresh_netns("the_same_port_number_over_udp_is_a_different_port", || {
         load_base();

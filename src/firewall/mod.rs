@@ -13,17 +13,16 @@
 //! to `plan::apply`, which reclaims or re-plans.
 
 mod base;
+mod lock;
 mod network;
 mod owned;
 mod plan;
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 
 use crate::nftables::{self, Batch, Element, Mode, SetRef, Socket, Udata};
 use crate::values::{Owner, PortTaken, Protocol};
@@ -63,7 +62,7 @@ pub struct Firewall {
     socket: Socket,
     /// Element changes hold it shared, a table replacement exclusive, so a
     /// replacement never drops an element added while it ran.
-    lock_path: PathBuf,
+    lock: lock::LockFile,
 }
 
 impl Firewall {
@@ -71,7 +70,7 @@ impl Firewall {
     pub fn open(state_dir: &Path) -> Result<Firewall, Error> {
         Ok(Firewall {
             socket: Socket::open()?,
-            lock_path: state_dir.join("firewall.lock"),
+            lock: lock::LockFile::new(state_dir.join("firewall.lock")),
         })
     }
 
@@ -99,37 +98,11 @@ impl Firewall {
         self.socket.close_detached_with(also, after_exit);
     }
 
-    fn lock(&self, exclusive: bool) -> Result<Flock<File>, Error> {
-        let fail = |source| Error::Lock {
-            path: self.lock_path.clone(),
+    fn lock(&self, exclusive: bool) -> Result<lock::Held<'_>, Error> {
+        self.lock.hold(exclusive).map_err(|source| Error::Lock {
+            path: self.lock.path().to_path_buf(),
             source,
-        };
-        let open = || {
-            File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&self.lock_path)
-        };
-        // The directory is made only when missing: ensured before every
-        // open, it cost a statx and a failed mkdir at each batch, two to
-        // four a run (about 8 us each, traced).
-        let file = match open() {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = self.lock_path.parent() {
-                    std::fs::create_dir_all(dir).map_err(fail)?;
-                }
-                open()
-            }
-            opened => opened,
-        }
-        .map_err(fail)?;
-        let arg = if exclusive {
-            FlockArg::LockExclusive
-        } else {
-            FlockArg::LockShared
-        };
-        Flock::lock(file, arg).map_err(|(_, errno)| fail(errno.into()))
+        })
     }
 
     /// Adds a container's elements in one batch. A host port already
@@ -174,22 +147,30 @@ impl Firewall {
         publications: &[Publication],
         network: &PendingNetwork,
     ) -> Result<(), Error> {
+        // Unlabelled: an element's label (as nft prints it) is for a
+        // refusal's message, and formatting them cost a tenth of the batch
+        // (perf); a refusal gets them then (see `labelled`).
         let planned: Vec<(CString, plan::PlannedElement)> = publications
             .iter()
             .flat_map(|p| {
                 let comment = CString::new(p.owner.comment()).unwrap_or_default();
-                p.elements().into_iter().map(move |e| (comment.clone(), e))
+                p.unlabelled_elements()
+                    .into_iter()
+                    .map(move |e| (comment.clone(), e))
             })
             .collect();
         let mut batch = Batch::new();
         for (target, elements) in network.elements() {
             batch.add_elements(&set_ref(*target), elements, Mode::Add)?;
         }
-        let mut items = Vec::new();
-        for (target, group) in grouped(&planned, |(_, e)| e.target) {
+        // Each batch item of ours, and where its element is in `planned`.
+        let mut items: Vec<(usize, usize)> = Vec::new();
+        let indices: Vec<usize> = (0..planned.len()).collect();
+        for (target, group) in grouped(&indices, |&i| planned[i].1.target) {
             let elements: Vec<Element> = group
                 .iter()
-                .map(|(comment, e)| {
+                .map(|&&i| {
+                    let (comment, e) = &planned[i];
                     let mut element = match &e.data {
                         Some(data) => Element::with_data(e.key.clone(), data.clone()),
                         None => Element::new(e.key.clone()),
@@ -199,34 +180,38 @@ impl Firewall {
                 })
                 .collect();
             let range = batch.add_elements(&set_ref(target), &elements, Mode::Create)?;
-            for (item, (_, e)) in range.zip(group) {
-                batch.label(item, e.label.as_str());
-                items.push((item, e));
-            }
+            items.extend(range.zip(group.into_iter().copied()));
         }
         let _lock = self.lock(false)?;
         match self.socket.send(batch) {
             Ok(()) => Ok(()),
-            Err(nftables::Error::Refused(refusals)) => {
+            Err(nftables::Error::Refused(mut refusals)) => {
+                let planned_of = |item: Option<usize>| {
+                    let item = item?;
+                    items.iter().find(|(i, _)| *i == item).map(|&(_, at)| at)
+                };
                 let taken = refusals.iter().find_map(|r| {
-                    let item = r.item?;
-                    let (_, e) = items.iter().find(|(i, _)| *i == item)?;
+                    let e = &planned[planned_of(r.item)?].1;
                     (r.errno == Errno::EEXIST)
                         .then_some(e)?
                         .port
                         .map(|p| (e, p))
                 });
-                match taken {
-                    Some((e, port)) => {
-                        let (holder, owner) = self.holder(e.target, &e.key);
-                        Err(Error::PortTaken(PortTaken {
-                            port,
-                            holder,
-                            owner,
-                        }))
-                    }
-                    None => Err(nftables::Error::Refused(refusals).into()),
+                if let Some((e, port)) = taken {
+                    let (holder, owner) = self.holder(e.target, &e.key);
+                    return Err(Error::PortTaken(PortTaken {
+                        port,
+                        holder,
+                        owner,
+                    }));
                 }
+                let labelled = labelled(publications);
+                for refusal in &mut refusals {
+                    if let Some(e) = planned_of(refusal.item).and_then(|at| labelled.get(at)) {
+                        refusal.what = format!("{}: {}", refusal.what, e.label);
+                    }
+                }
+                Err(nftables::Error::Refused(refusals).into())
             }
             Err(e) => Err(e.into()),
         }
@@ -303,6 +288,15 @@ impl Firewall {
 
 /// Planned elements grouped by target, in a fixed order: one element
 /// message per set.
+/// The elements of `publications`, labelled, in the order of
+/// `Publication::unlabelled_elements`.
+fn labelled(publications: &[Publication]) -> Vec<plan::PlannedElement> {
+    publications
+        .iter()
+        .flat_map(Publication::elements)
+        .collect()
+}
+
 fn grouped<T>(planned: &[T], target: impl Fn(&T) -> Target) -> BTreeMap<Target, Vec<&T>> {
     let mut groups: BTreeMap<Target, Vec<&T>> = BTreeMap::new();
     for e in planned {

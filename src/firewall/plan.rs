@@ -202,7 +202,7 @@ pub struct PlannedElement {
 
 /// An element as nft prints it, `KEY` or `KEY : DATA`, with where its key
 /// ends: `--dry-run` writes a map element's comment between the two.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ElementLabel {
     text: String,
     key_end: usize,
@@ -267,6 +267,16 @@ impl Publication {
     /// its ports. Its MAC is the one derived from its address (see
     /// `netlink::mac_for`).
     pub fn elements(&self) -> Vec<PlannedElement> {
+        self.planned(true)
+    }
+
+    /// [`Publication::elements`] with empty labels, in the same order: for
+    /// the batch, which shows labels only when the kernel refuses one.
+    pub fn unlabelled_elements(&self) -> Vec<PlannedElement> {
+        self.planned(false)
+    }
+
+    fn planned(&self, labelled: bool) -> Vec<PlannedElement> {
         let mac = mac_for(self.address);
         let veth = ifname(&self.veth);
         let mut guards = if self.veth.is_empty() {
@@ -277,19 +287,23 @@ impl Publication {
                     target: Target::SpoofGuard,
                     key: concat(&[&veth, &self.address.octets(), &mac]),
                     data: None,
-                    label: ElementLabel::of_key(format!(
-                        "\"{}\" . {} . {}",
-                        self.veth,
-                        self.address,
-                        Mac(mac)
-                    )),
+                    label: label(labelled, || {
+                        ElementLabel::of_key(format!(
+                            "\"{}\" . {} . {}",
+                            self.veth,
+                            self.address,
+                            Mac(mac)
+                        ))
+                    }),
                     port: None,
                 },
                 PlannedElement {
                     target: Target::MacGuard,
                     key: concat(&[&veth, &mac]),
                     data: None,
-                    label: ElementLabel::of_key(format!("\"{}\" . {}", self.veth, Mac(mac))),
+                    label: label(labelled, || {
+                        ElementLabel::of_key(format!("\"{}\" . {}", self.veth, Mac(mac)))
+                    }),
                     port: None,
                 },
             ]
@@ -300,33 +314,29 @@ impl Publication {
                     target: Target::SpoofGuard6,
                     key: concat(&[&veth, &addr.octets(), &mac]),
                     data: None,
-                    label: ElementLabel::of_key(format!(
-                        "\"{}\" . {addr} . {}",
-                        self.veth,
-                        Mac(mac)
-                    )),
+                    label: label(labelled, || {
+                        ElementLabel::of_key(format!("\"{}\" . {addr} . {}", self.veth, Mac(mac)))
+                    }),
                     port: None,
                 });
             }
         }
         let mut out = guards;
-        out.extend(self.generation_elements());
+        out.extend(self.generation_elements(labelled));
         for port in &self.ports {
             if port.host_ip.is_ipv6() {
-                out.extend(self.element6(port));
+                out.extend(self.element6(port, labelled));
                 continue;
             }
             let data = addr_port(self.address, port.container_port);
-            let (target, key, label) = match port.host_ip {
+            let (target, key) = match port.host_ip {
                 HostIp::AnyV4 => (
                     Target::Ports(port.protocol),
                     port.host_port.to_be_bytes().to_vec(),
-                    format!("{}", port.host_port),
                 ),
                 HostIp::V4(ip) => (
                     Target::AddrPorts(port.protocol),
                     addr_port(ip, port.host_port),
-                    format!("{ip} . {}", port.host_port),
                 ),
                 HostIp::AnyV6 | HostIp::V6(_) => continue,
             };
@@ -334,10 +344,12 @@ impl Publication {
                 target,
                 key,
                 data: Some(data),
-                label: ElementLabel::of_map(
-                    label,
-                    format_args!("{} . {}", self.address, port.container_port),
-                ),
+                label: label(labelled, || {
+                    ElementLabel::of_map(
+                        host_key(port),
+                        format_args!("{} . {}", self.address, port.container_port),
+                    )
+                }),
                 port: Some(*port),
             });
         }
@@ -346,7 +358,7 @@ impl Publication {
 
     /// Its generation by each of its addresses (a map element) and with
     /// each (a set element): none without a generation.
-    fn generation_elements(&self) -> Vec<PlannedElement> {
+    fn generation_elements(&self, labelled: bool) -> Vec<PlannedElement> {
         let Some(generation) = self.generation else {
             return Vec::new();
         };
@@ -366,14 +378,18 @@ impl Publication {
                 target: map,
                 key: octets.clone(),
                 data: Some(mark.to_vec()),
-                label: ElementLabel::of_map(address.to_string(), generation),
+                label: label(labelled, || {
+                    ElementLabel::of_map(address.to_string(), generation)
+                }),
                 port: None,
             });
             out.push(PlannedElement {
                 target: set,
                 key: concat(&[&octets, &mark]),
                 data: None,
-                label: ElementLabel::of_key(format!("{address} . {generation}")),
+                label: label(labelled, || {
+                    ElementLabel::of_key(format!("{address} . {generation}"))
+                }),
                 port: None,
             });
         }
@@ -381,31 +397,50 @@ impl Publication {
     }
 
     /// The element of an IPv6 port; none without an IPv6 address.
-    fn element6(&self, port: &Port) -> Option<PlannedElement> {
+    fn element6(&self, port: &Port, labelled: bool) -> Option<PlannedElement> {
         let address6 = self.address6?;
         let data = addr6_port(address6, port.container_port);
-        let (target, key, label) = match port.host_ip {
+        let (target, key) = match port.host_ip {
             HostIp::V6(ip) => (
                 Target::AddrPorts6(port.protocol),
                 addr6_port(ip, port.host_port),
-                format!("{ip} . {}", port.host_port),
             ),
             _ => (
                 Target::Ports6(port.protocol),
                 port.host_port.to_be_bytes().to_vec(),
-                format!("{}", port.host_port),
             ),
         };
         Some(PlannedElement {
             target,
             key,
             data: Some(data),
-            label: ElementLabel::of_map(
-                label,
-                format_args!("{address6} . {}", port.container_port),
-            ),
+            label: label(labelled, || {
+                ElementLabel::of_map(
+                    host_key(port),
+                    format_args!("{address6} . {}", port.container_port),
+                )
+            }),
             port: Some(*port),
         })
+    }
+}
+
+/// An element's label, as nft prints it, when `labelled`; else empty.
+fn label(labelled: bool, make: impl FnOnce() -> ElementLabel) -> ElementLabel {
+    if labelled {
+        make()
+    } else {
+        ElementLabel::default()
+    }
+}
+
+/// A port map element's key as nft prints it: the host port, after the
+/// host address when the port is published on one.
+fn host_key(port: &Port) -> String {
+    match port.host_ip {
+        HostIp::V4(ip) => format!("{ip} . {}", port.host_port),
+        HostIp::V6(ip) => format!("{ip} . {}", port.host_port),
+        HostIp::AnyV4 | HostIp::AnyV6 => format!("{}", port.host_port),
     }
 }
 
@@ -458,6 +493,30 @@ pub(super) mod tests {
                 },
             ],
             generation: None,
+        }
+    }
+
+    #[test]
+    fn unlabelled_elements_are_the_elements_with_empty_labels() {
+        let mut dual = web();
+        dual.address6 = Some("fd00::2".parse().unwrap());
+        dual.generation = Generation::new(7);
+        dual.ports.push(Port {
+            host_ip: HostIp::AnyV6,
+            host_port: 8443,
+            container_port: 443,
+            protocol: Protocol::Tcp,
+        });
+        let labelled = dual.elements();
+        let bare = dual.unlabelled_elements();
+        assert_eq!(labelled.len(), bare.len());
+        for (l, b) in labelled.iter().zip(&bare) {
+            assert!(
+                !l.label.as_str().is_empty() && b.label.as_str().is_empty(),
+                "{l:?} {b:?}"
+            );
+            let plain = |e: &PlannedElement| (e.target, e.key.clone(), e.data.clone(), e.port);
+            assert_eq!(plain(l), plain(b));
         }
     }
 

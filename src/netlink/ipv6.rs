@@ -47,7 +47,7 @@ pub(crate) fn address_message(index: u32, addr: Ipv6Addr, prefix_len: u8) -> Add
 /// whose work item completes it). Until then, a packet for the address is
 /// forwarded, and dropped as the container does not forward
 /// (`ip6_forward`, IP_INADDRERRORS).
-pub(crate) fn is_local_route_of(message: &RouteNetlinkMessage, addr: Ipv6Addr) -> bool {
+pub fn is_local_route_of(message: &RouteNetlinkMessage, addr: Ipv6Addr) -> bool {
     let RouteNetlinkMessage::NewRoute(route) = message else {
         return false;
     };

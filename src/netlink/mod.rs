@@ -31,7 +31,10 @@ use direct::Direct;
 pub use address::mac_for;
 pub use bridge::{Bridge, Ensured, ensure_bridge, ensure_bridge_made};
 pub use detached::{removal_request, remove_if_peer_lives, remove_link_detached, remove_link_now};
-pub use ipv6::{add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in, link_local_for};
+pub use ipv6::{
+    add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in, is_local_route_of,
+    link_local_for,
+};
 pub use lent::{DIR as LENT_DIR, repair as repair_lent};
 pub use link::{check_ifname, ifname_problem};
 pub use neighbours::forget_neighbours_on;
@@ -41,7 +44,7 @@ pub use prepared::{PreparedNetns, loopback_up_here};
 pub use query::{
     InterfaceAddress, LinkState, addresses_in, bridge_ports, hardware_address, link_state,
 };
-pub use veth::{remove_link, wait_forwarding};
+pub use veth::{forwarding_message, neighbour_message, remove_link, wait_forwarding};
 
 /// A netlink connection in the supervisor's own (host) network namespace:
 /// a plain socket for the bridge check and the plumbing's pipelined

@@ -144,11 +144,7 @@ pub async fn remove_link(nl: &Netlink, name: &str) -> Result<(), Error> {
 /// confirms or corrects it as it does an unflagged one (measured: STALE,
 /// DELAY, REACHABLE; a wrong MAC FAILED, then the right one); a PERMANENT
 /// entry, the other kind exempt, the traffic never updates.
-pub(crate) fn neighbour_message(
-    bridge_index: u32,
-    address: IpAddr,
-    mac: [u8; 6],
-) -> NeighbourMessage {
+pub fn neighbour_message(bridge_index: u32, address: IpAddr, mac: [u8; 6]) -> NeighbourMessage {
     let mut message = super::neighbours::entry_message(bridge_index, address);
     message.header.state = NeighbourState::Stale;
     message.header.flags = NeighbourFlags::ExtLearned;
@@ -168,7 +164,7 @@ pub(crate) fn neighbour_message(
 /// Until the new container sends a frame, the bridge sends its traffic to
 /// the old port, where it vanishes. The entry is a dynamic one, as if
 /// learned: it ages and moves like any other.
-pub(crate) fn forwarding_message(port: u32, mac: [u8; 6]) -> NeighbourMessage {
+pub fn forwarding_message(port: u32, mac: [u8; 6]) -> NeighbourMessage {
     let mut message = NeighbourMessage::default();
     message.header.family = AddressFamily::Bridge;
     message.header.ifindex = port;

@@ -12,7 +12,7 @@ use nix::sys::socket::{
 };
 
 use super::Family;
-use super::batch::Batch;
+use super::batch::{self, Batch};
 use super::expr::Verdict;
 use super::nla::{self, NLMSG_DONE, NLMSG_ERROR};
 use super::object::{ElemData, Element, SetRef, Udata};
@@ -136,9 +136,10 @@ impl Socket {
         })
     }
 
-    /// Sends the batch as one transaction and checks the ack of every
-    /// message. On refusal nothing of the batch is applied, and the error
-    /// lists every refused item.
+    /// Sends the batch as one transaction and checks that the kernel
+    /// committed it (its end's ack, or every message's ack where the kernel
+    /// acks no batch end). On refusal nothing of the batch is applied, and
+    /// the error lists every refused item.
     pub fn send(&self, batch: Batch) -> Result<(), Error> {
         let batch = batch.finalize()?;
         let pages: Vec<&[u8]> = batch.batch.iter().collect();
@@ -179,10 +180,18 @@ impl Socket {
         )
         .map_err(io("send the nftables batch"))?;
 
+        // With the batch's end acked (see `batch::ends_acked`), its ack,
+        // the kernel's last answer, queued only once the transaction is
+        // committed, says all is done: the acks wanted are the begin's and
+        // the end's, and reading stops at the end's rather than at an
+        // empty queue. Else every message's ack, until the queue is empty.
+        let end = batch::ends_acked().then(|| seqs.end.wrapping_sub(1));
+        let wanted = if end.is_some() { 2 } else { expected };
+        let mut committed = false;
         let mut acked = 0;
         let mut refusals = Vec::new();
         let mut buf = Vec::with_capacity(max_message_size());
-        loop {
+        while !committed {
             let n = match receive(&self.fd, &mut buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => n,
                 Err(Errno::EAGAIN) => break,
@@ -191,7 +200,7 @@ impl Socket {
                 Err(Errno::ENOBUFS) => {
                     return Err(Error::MissingAcks {
                         got: acked,
-                        expected,
+                        expected: wanted,
                     });
                 }
                 Err(e) => {
@@ -219,16 +228,18 @@ impl Socket {
                         errno: Errno::from_raw(ack.errno),
                         message: ack.message,
                     });
+                } else if Some(ack.seq) == end {
+                    committed = true;
                 }
             }
         }
         if !refusals.is_empty() {
             return Err(Error::Refused(refusals));
         }
-        if acked < expected {
+        if acked < wanted || (end.is_some() && !committed) {
             return Err(Error::MissingAcks {
                 got: acked,
-                expected,
+                expected: wanted,
             });
         }
         Ok(())
