@@ -90,6 +90,39 @@ fn string<'a>(doc: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str
     }
 }
 
+/// The plugin name engines run this binary by (`CNI_PATH/supervisor`).
+pub const PLUGIN_TYPE: &str = "supervisor";
+
+/// Whether `doc` is one plugin's configuration, and that plugin is us:
+/// `type` is `supervisor`, or `program`, the file name we were run as
+/// (installed under another name). A conflist (`plugins`) is the engine's
+/// to read: taken as ours, its plugins' keys went unread and every default
+/// was used. Keys we do not know are left alone, as the reference plugins
+/// leave them.
+pub fn check_entry(doc: &Map<String, Value>, program: Option<&str>) -> Result<(), CniError> {
+    if doc.contains_key("plugins") {
+        return Err(invalid(
+            "plugins",
+            "this is a conflist, which an engine reads from its configuration directory \
+             (e.g. /etc/cni/net.d) and hands one plugin's entry at a time: install it there, \
+             or give one entry of \"plugins\" with the list's name and cniVersion",
+        ));
+    }
+    match string(doc, "type")? {
+        None => Err(invalid(
+            "type",
+            format!(
+                "is missing: a plugin's configuration names its plugin, \"type\":\"{PLUGIN_TYPE}\""
+            ),
+        )),
+        Some(kind) if kind == PLUGIN_TYPE || Some(kind) == program => Ok(()),
+        Some(kind) => Err(invalid(
+            "type",
+            format!("{kind:?} is another plugin; this one is {PLUGIN_TYPE:?}"),
+        )),
+    }
+}
+
 /// Checks every field we use; `env_state_dir` is `$SUPERVISOR_STATE_DIR`.
 pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Config, CniError> {
     let cni_version = string(doc, "cniVersion")?
@@ -449,6 +482,15 @@ mod tests {
             assert_eq!(err.code, 7, "{json}");
             assert!(err.msg.starts_with(&format!("{field}:")), "{}", err.msg);
         }
+    }
+
+    #[test]
+    fn a_plugin_installed_under_another_name_answers_to_that_type_too() {
+        let doc = decode(br#"{"cniVersion":"1.0.0","name":"n","type":"sv-net"}"#).unwrap();
+        assert!(check_entry(&doc, Some("sv-net")).is_ok());
+        let err = check_entry(&doc, Some("supervisor")).unwrap_err();
+        assert_eq!(err.code, 7);
+        assert!(err.msg.starts_with("type: \"sv-net\""), "{}", err.msg);
     }
 
     #[test]
