@@ -193,44 +193,62 @@ fn an_empty_program_name_is_refused_naming_it_and_changes_nothing() {
     assert_eq!(system(&ns), before, "a refused run changed the system");
 }
 
-/// A negative number given to an option that takes a number was taken for
-/// an option of its own: "unexpected argument '-1' found", with the tip to
-/// write `-- -1`, which would make it the command. It is the option's
-/// value, refused naming the option.
+/// A value starting with '-' (a negative number, or `-1:80`) given to an
+/// option was taken for an option of its own: "unexpected argument '-1'
+/// found", with the tip to write `-- -1`, which would make it the command.
+/// It is the option's value, refused naming the option.
 #[test]
-fn a_negative_number_is_refused_as_the_value_of_its_option() {
-    let Some(ns) = HostNs::new("a_negative_number_is_refused_as_the_value_of_its_option") else {
+fn a_value_starting_with_a_dash_is_refused_as_the_value_of_its_option() {
+    let Some(ns) =
+        HostNs::new("a_value_starting_with_a_dash_is_refused_as_the_value_of_its_option")
+    else {
         return;
     };
     let before = system(&ns);
-    let bad: &[(&[&str], &str)] = &[
+    // The arguments (split at spaces), and how the refusal starts.
+    let bad = [
         (
-            &["run", "--stop-timeout", "-1", "--", "true"],
-            "supervisor: invalid value '-1' for '--stop-timeout <SECS>'",
+            "run --stop-timeout -1 -- true",
+            "invalid value '-1' for '--stop-timeout <SECS>'",
+        ),
+        ("run -m -5 -- true", "invalid --memory \"-5\""),
+        ("run --cpus -1 -- true", "invalid --cpus \"-1\""),
+        ("stop -t -1 web", "invalid value '-1' for '--time <SECS>'"),
+        ("logs --tail -1 web", "invalid value '-1' for '--tail <N>'"),
+        ("run -u -1 -- true", "invalid --user \"-1\""),
+        ("run --user -1:0 -- true", "invalid --user \"-1:0\""),
+        ("run -p -1:80 -- true", "invalid --publish \"-1:80\""),
+        ("run -p -5 -- true", "invalid --publish \"-5\""),
+        (
+            "run -d --log-max-size -1 -- true",
+            "invalid value '-1' for '--log-max-size <SIZE>'",
         ),
         (
-            &["run", "-m", "-5", "--", "true"],
-            "supervisor: invalid --memory \"-5\"",
-        ),
-        (
-            &["run", "--cpus", "-1", "--", "true"],
-            "supervisor: invalid --cpus \"-1\"",
-        ),
-        (
-            &["stop", "-t", "-1", "web"],
-            "supervisor: invalid value '-1' for '--time <SECS>'",
-        ),
-        (
-            &["logs", "--tail", "-1", "web"],
-            "supervisor: invalid value '-1' for '--tail <N>'",
+            "kill -s -9 web",
+            "invalid value '-9' for '--signal <SIGNAL>'",
         ),
     ];
     for (args, start) in bad {
-        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let args: Vec<&OsStr> = args.split(' ').map(OsStr::new).collect();
         let line = refused(&ns, &args);
-        assert!(line.starts_with(start), "{args:?}: {line}");
+        assert!(
+            line.starts_with(&format!("supervisor: {start}")),
+            "{args:?}: {line}"
+        );
     }
     assert_eq!(system(&ns), before, "a refused command changed the system");
+    // exec's --user is looked up in the container's own files.
+    let started = ns.run(&["-d", "--name", "web", "--", "sleep", "1000"]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let out = common::run(ns.supervisor().args(["exec", "-u", "-1", "web", "true"]));
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let line = stderr(&out);
+    assert!(
+        line.starts_with("supervisor: invalid --user \"-1\""),
+        "{line}"
+    );
+    let stopped = common::run(ns.supervisor().args(["stop", "-t", "0", "web"]));
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
 }
 
 /// `--state-dir run/state` was taken relative to the working directory: a
