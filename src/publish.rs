@@ -8,10 +8,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::values::{HostIp, PortMapping, Protocol};
+use crate::values::{HostIp, PortMapping, Protocol, quoted};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid --publish {spec:?}: {reason}")]
+#[error("invalid --publish {}: {reason}", quoted(.spec))]
 pub struct PublishError {
     pub spec: String,
     pub reason: String,
@@ -26,7 +26,12 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
     let (ports, protocol) = match spec.rsplit_once('/') {
         Some((ports, "tcp")) => (ports, Protocol::Tcp),
         Some((ports, "udp")) => (ports, Protocol::Udp),
-        Some((_, other)) => return Err(fail(format!("unknown protocol {other:?} (tcp or udp)"))),
+        Some((_, other)) => {
+            return Err(fail(format!(
+                "unknown protocol {} (tcp or udp)",
+                quoted(other)
+            )));
+        }
         None => (spec, Protocol::Tcp),
     };
     let expected = || fail("expected [HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp]".into());
@@ -52,7 +57,7 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
             [ip, host, container] => {
                 let ip: Ipv4Addr = ip
                     .parse()
-                    .map_err(|_| fail(format!("bad host address {ip:?}")))?;
+                    .map_err(|_| fail(format!("bad host address {}", quoted(ip))))?;
                 (Some(HostIp::from_ip(ip.into())), *host, *container)
             }
             _ if ports.parse::<IpAddr>().is_ok() || ports.matches(':').count() > 3 => {
@@ -148,13 +153,13 @@ fn range(text: &str) -> Result<(u16, u16), String> {
 /// docker refuses.
 fn port(text: &str) -> Result<u16, String> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("bad port {text:?}"));
+        return Err(format!("bad port {}", quoted(text)));
     }
     match text.parse::<u32>() {
         Ok(0) => Err("port 0 is not a port".into()),
         Ok(n) if n <= 65535 => Ok(n as u16),
         Ok(n) => Err(format!("port {n} is above 65535")),
-        Err(_) => Err(format!("bad port {text:?}")),
+        Err(_) => Err(format!("bad port {}", quoted(text))),
     }
 }
 
@@ -283,7 +288,10 @@ mod tests {
             let err = parse_for(spec, false).unwrap_err();
             assert_eq!(
                 err.to_string(),
-                format!("invalid --publish {spec:?}: an IPv6 host address needs --ipv6")
+                format!(
+                    "invalid --publish {}: an IPv6 host address needs --ipv6",
+                    quoted(spec)
+                )
             );
             assert!(parse_for(spec, true).is_ok());
         }

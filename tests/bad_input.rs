@@ -81,7 +81,10 @@ fn hostile_names_labels_env_and_hostnames_are_refused_naming_them_and_change_not
         (
             "--name",
             long_name.as_bytes(),
-            format!("invalid container name \"{long_name}\""),
+            format!(
+                "invalid container name \"{}\"… (300 bytes)",
+                &long_name[..64]
+            ),
         ),
         ("--name", b"..", "invalid container name \"..\"".into()),
         ("--name", b"-", "invalid container name \"-\"".into()),
@@ -284,4 +287,62 @@ fn a_relative_state_dir_is_refused_for_every_command_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     assert!(stderr(&out).starts_with(want), "{}", stderr(&out));
     assert_eq!(system(&ns), before, "a refused command changed the system");
+}
+
+/// A 10,000-byte --name was repeated whole: a 10 KB error line. Every
+/// refusal quotes a long value shortened, its first 64 characters and its
+/// length, clap's own refusals too.
+#[test]
+fn a_long_bad_value_is_quoted_shortened_with_its_length() {
+    let Some(ns) = HostNs::new("a_long_bad_value_is_quoted_shortened_with_its_length") else {
+        return;
+    };
+    let before = system(&ns);
+    let long = "9".repeat(10_000);
+    let first = &long[..64];
+    let cases: &[(&str, &str)] = &[
+        ("--name", "invalid container name"),
+        ("--hostname", "invalid hostname"),
+        ("-p", "invalid --publish"),
+        ("-u", "invalid --user"),
+        ("--memory", "invalid --memory"),
+        ("--stop-timeout", "invalid value"),
+    ];
+    for (option, start) in cases {
+        let line = refused(
+            &ns,
+            &[
+                OsStr::new("run"),
+                OsStr::new(option),
+                OsStr::new(&long),
+                OsStr::new("true"),
+            ],
+        );
+        assert!(
+            line.len() < 400,
+            "{option}: {} bytes: {line:.200}",
+            line.len()
+        );
+        assert!(
+            line.starts_with(&format!("supervisor: {start}")),
+            "{option}: {line}"
+        );
+        assert!(line.contains(first), "{option}: {line}");
+        assert!(line.contains("… (10000 bytes)"), "{option}: {line}");
+    }
+    // Short ones are quoted whole, as before.
+    let line = refused(
+        &ns,
+        &[
+            OsStr::new("run"),
+            OsStr::new("--name"),
+            OsStr::new("a/b"),
+            OsStr::new("true"),
+        ],
+    );
+    assert!(
+        line.starts_with("supervisor: invalid container name \"a/b\": "),
+        "{line}"
+    );
+    assert_eq!(system(&ns), before, "a refused run changed the system");
 }

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::protocol::{CniError, code};
-use crate::values::{DEFAULT_SUBNET6, HostIp, Port, Protocol, Subnet, Subnet6};
+use crate::values::{DEFAULT_SUBNET6, HostIp, Port, Protocol, Subnet, Subnet6, quoted};
 
 pub const DEFAULT_BRIDGE: &str = "sv0";
 pub const DEFAULT_SUBNET: &str = "172.16.0.0/24";
@@ -118,7 +118,10 @@ pub fn check_entry(doc: &Map<String, Value>, program: Option<&str>) -> Result<()
         Some(kind) if kind == PLUGIN_TYPE || Some(kind) == program => Ok(()),
         Some(kind) => Err(invalid(
             "type",
-            format!("{kind:?} is another plugin; this one is {PLUGIN_TYPE:?}"),
+            format!(
+                "{} is another plugin; this one is {PLUGIN_TYPE:?}",
+                quoted(kind)
+            ),
         )),
     }
 }
@@ -134,14 +137,17 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
     if !network_name_ok(&name) {
         return Err(invalid(
             "name",
-            format!("{name:?} may hold only letters, digits, '_', '.' and '-'"),
+            format!(
+                "{} may hold only letters, digits, '_', '.' and '-'",
+                quoted(&name)
+            ),
         ));
     }
     let bridge = string(doc, "bridge")?.unwrap_or(DEFAULT_BRIDGE).to_string();
     if let Some(why) =
         crate::netlink::ifname_problem(&bridge).or_else(|| crate::ipam::lease_dir_problem(&bridge))
     {
-        return Err(invalid("bridge", format!("{bridge:?}: {why}")));
+        return Err(invalid("bridge", format!("{}: {why}", quoted(&bridge))));
     }
     let subnet = string(doc, "subnet")?
         .unwrap_or(DEFAULT_SUBNET)
@@ -166,7 +172,7 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
                 let text = item
                     .as_str()
                     .ok_or_else(|| invalid(&field, "must be a string"))?;
-                let bad = |why| invalid(&field, format!("{text:?}: {why}"));
+                let bad = |why| invalid(&field, format!("{}: {why}", quoted(text)));
                 if text.contains(':') {
                     no_masquerade6.push(cidr6(text).map_err(bad)?);
                 } else {
@@ -349,7 +355,7 @@ fn port_mappings(items: &[Value], ipv6: bool) -> Result<Vec<Port>, CniError> {
             Some(p) => {
                 return Err(invalid(
                     &field("protocol"),
-                    format!("{p:?} is not tcp or udp"),
+                    format!("{} is not tcp or udp", quoted(p)),
                 ));
             }
         };
@@ -371,7 +377,7 @@ fn port_mappings(items: &[Value], ipv6: bool) -> Result<Vec<Port>, CniError> {
                 Err(_) => {
                     return Err(invalid(
                         &field("hostIP"),
-                        format!("{ip:?} is not an IP address"),
+                        format!("{} is not an IP address", quoted(ip)),
                     ));
                 }
             },
@@ -481,6 +487,21 @@ mod tests {
             let err = parsed(json).unwrap_err();
             assert_eq!(err.code, 7, "{json}");
             assert!(err.msg.starts_with(&format!("{field}:")), "{}", err.msg);
+        }
+    }
+
+    #[test]
+    fn a_long_bad_value_is_quoted_shortened_with_its_length() {
+        let long = "ä".repeat(5_000);
+        for key in ["name", "bridge", "subnet"] {
+            let json = format!(r#"{{"cniVersion":"1.0.0","name":"n","{key}":"{long}"}}"#);
+            let err = parsed(&json).unwrap_err();
+            assert!(err.msg.len() < 400, "{key}: {:.200}", err.msg);
+            assert!(
+                err.msg.contains("… (10000 bytes)"),
+                "{key}: {:.200}",
+                err.msg
+            );
         }
     }
 

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::values::quoted;
+
 /// The versions this plugin answers for, oldest first. 0.4.0 is the last
 /// before 1.0.0 (results then carry `version` in `ips`); GC and STATUS are
 /// 1.1.0's.
@@ -163,7 +165,10 @@ pub fn invocation(env: &BTreeMap<String, String>) -> Result<Invocation, CniError
     let command = Command::parse(&command).ok_or_else(|| {
         bad(
             "CNI_COMMAND",
-            &format!("{command:?} is not one of ADD, DEL, CHECK, VERSION, GC, STATUS"),
+            &format!(
+                "{} is not one of ADD, DEL, CHECK, VERSION, GC, STATUS",
+                quoted(&command)
+            ),
         )
     })?;
     let mut invocation = Invocation {
@@ -179,19 +184,13 @@ pub fn invocation(env: &BTreeMap<String, String>) -> Result<Invocation, CniError
     }
     let id = required("CNI_CONTAINERID")?;
     if let Some(why) = container_id_problem(&id) {
-        // A huge id is not echoed back whole.
-        let shown = if id.len() > CONTAINER_ID_MAX {
-            format!("of {} bytes", id.len())
-        } else {
-            format!("{id:?}")
-        };
-        return Err(bad("CNI_CONTAINERID", &format!("{shown} {why}")));
+        return Err(bad("CNI_CONTAINERID", &format!("{} {why}", quoted(&id))));
     }
     let ifname = required("CNI_IFNAME")?;
     if let Some(why) = crate::netlink::ifname_problem(&ifname) {
         return Err(bad(
             "CNI_IFNAME",
-            &format!("{ifname:?} is not an interface name: {why}"),
+            &format!("{} is not an interface name: {why}", quoted(&ifname)),
         ));
     }
     if command != Command::Del && invocation.netns.is_none() {
@@ -240,7 +239,8 @@ pub fn check_version(version: &str) -> Result<(), CniError> {
         Err(CniError::new(
             code::VERSION,
             format!(
-                "cniVersion {version:?} is not supported (supported: {})",
+                "cniVersion {} is not supported (supported: {})",
+                quoted(version),
                 SUPPORTED.join(", ")
             ),
         ))
