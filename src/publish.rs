@@ -69,12 +69,22 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
         }
     };
     let container = range(container).map_err(fail)?;
+    let host_text = host;
     let host = if host.is_empty() {
         None
     } else {
         Some(range(host).map_err(fail)?)
     };
     match host {
+        // docker's "first free port of the range": refused until a pick
+        // within a range is something the reservations can do.
+        Some(host) if host.0 != host.1 && container.0 == container.1 => Err(fail(format!(
+            "a host port range for one container port (docker publishes on the first free \
+             port of it) is not supported: give one host port ({}), or none to have a free \
+             one picked ({})",
+            spec.replacen(host_text, &host.0.to_string(), 1),
+            spec.replacen(host_text, "", 1),
+        ))),
         None if container.0 != container.1 => Err(fail(
             "a container port range needs a host port range of the same length".into(),
         )),
@@ -203,6 +213,7 @@ mod tests {
     fn container_port_alone_picks_the_host_port() {
         assert_eq!(one("8000").host_port, None);
         assert_eq!(one("127.0.0.1::8000").host_port, None);
+        assert_eq!(one(":8000").host_port, None);
         assert_eq!(
             one("127.0.0.1::8000").host_ip,
             Some(HostIp::V4(Ipv4Addr::LOCALHOST))
@@ -226,6 +237,10 @@ mod tests {
             ("0:80", "port 0"),
             ("70000:80", "above 65535"),
             ("8000-8010:9000-9005", "differ in length"),
+            (
+                "127.0.0.1:8000-8002:9000/udp",
+                "(127.0.0.1:8000:9000/udp), or none to have a free one picked (127.0.0.1::9000/udp)",
+            ),
             ("9000-9005", "same length"),
             ("8010-8000:9010-9000", "backwards"),
             ("1.2.3:80:80", "bad host address"),
