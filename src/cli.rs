@@ -277,7 +277,12 @@ pub struct RunArgs {
 
     /// Publish a port, as docker does: [HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp],
     /// ranges like 8000-8010:9000-9010; repeatable.
-    #[arg(short, long = "publish", value_name = "SPEC")]
+    #[arg(
+        short,
+        long = "publish",
+        value_name = "SPEC",
+        allow_hyphen_values = true
+    )]
     pub publish: Vec<String>,
 
     /// Seconds between SIGTERM/SIGINT and SIGKILL.
@@ -319,7 +324,8 @@ pub struct RunArgs {
     /// With -d: the size at which the log moves to NAME.log.1 (one kept):
     /// bytes, or with a k, m or g suffix; at least 4k.
     #[arg(long, value_name = "SIZE", default_value = supervisor::container_log::DEFAULT_MAX_SIZE,
-          value_parser = supervisor::container_log::parse_size, requires = "detach")]
+          value_parser = supervisor::container_log::parse_size, requires = "detach",
+          allow_negative_numbers = true)]
     pub log_max_size: u64,
 
     /// PID 1 is a minimal init that forwards signals to the command and
@@ -381,7 +387,7 @@ pub struct RunArgs {
 
     /// Run the command as UID[:GID] or NAME[:GROUP], names from the
     /// container's own /etc/passwd and /etc/group.
-    #[arg(short, long, value_name = "USER[:GROUP]")]
+    #[arg(short, long, value_name = "USER[:GROUP]", allow_hyphen_values = true)]
     pub user: Option<String>,
 
     /// Add a capability to docker's default set (NET_ADMIN, ALL…); repeatable.
@@ -564,6 +570,7 @@ pub struct KillArgs {
         long,
         default_value = "KILL",
         value_name = "SIGNAL",
+        allow_negative_numbers = true,
         value_parser = supervisor::control::parse_signal
     )]
     pub signal: i32,
@@ -612,7 +619,7 @@ pub struct ExecArgs {
 
     /// Run as UID[:GID] or NAME[:GROUP] from the container's /etc/passwd
     /// (default: the container's user).
-    #[arg(short, long, value_name = "USER[:GROUP]")]
+    #[arg(short, long, value_name = "USER[:GROUP]", allow_hyphen_values = true)]
     pub user: Option<String>,
 
     /// A container by name, id or id prefix.

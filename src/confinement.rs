@@ -14,6 +14,7 @@ use crate::seccomp::{self, Profile, Target};
 use caps::Capability;
 
 use crate::spawn::SeccompFilter;
+use crate::values::quoted;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seccomp {
@@ -45,7 +46,8 @@ impl Default for Security {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     #[error(
-        "invalid --security-opt {0:?}: expected seccomp=unconfined, seccomp=FILE, systempaths=unconfined or no-new-privileges"
+        "invalid --security-opt {}: expected seccomp=unconfined, seccomp=FILE, systempaths=unconfined or no-new-privileges",
+        quoted(.0)
     )]
     Option(String),
     #[error("invalid --security-opt seccomp={file}: {message}")]

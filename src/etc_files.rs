@@ -15,6 +15,7 @@
 //! is replaced by resolved's upstream list, as docker does. `--dns`,
 //! `--dns-search` and `--dns-option` replace the corresponding lines.
 
+use crate::values::quoted;
 use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -43,13 +44,13 @@ pub struct NameOptions {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OptionError {
-    #[error("invalid --add-host {0:?}: expected NAME:IP (or NAME=IP), like db:172.16.0.9")]
+    #[error("invalid --add-host {}: expected NAME:IP (or NAME=IP), like db:172.16.0.9", quoted(.0))]
     AddHost(String),
-    #[error("invalid --dns {0:?}: not an IP address")]
+    #[error("invalid --dns {}: not an IP address", quoted(.0))]
     Dns(String),
-    #[error("invalid --dns-search {0:?}: expected a domain name")]
+    #[error("invalid --dns-search {}: expected a domain name", quoted(.0))]
     DnsSearch(String),
-    #[error("invalid --dns-option {0:?}: expected one resolv.conf option, like ndots:2")]
+    #[error("invalid --dns-option {}: expected one resolv.conf option, like ndots:2", quoted(.0))]
     DnsOption(String),
 }
 

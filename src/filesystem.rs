@@ -14,6 +14,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use crate::spawn::MountPlan;
+use crate::values::quoted;
 
 /// Where the container's root comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,9 +80,9 @@ pub enum Error {
     RwHostWithRootfs,
     #[error("--rw-host and --read-only exclude each other")]
     RwHostReadOnly,
-    #[error("invalid --volume {spec:?}: {reason}")]
+    #[error("invalid --volume {}: {reason}", quoted(.spec))]
     Volume { spec: String, reason: String },
-    #[error("invalid --tmpfs {spec:?}: {reason}")]
+    #[error("invalid --tmpfs {}: {reason}", quoted(.spec))]
     Tmpfs { spec: String, reason: String },
 }
 
@@ -160,7 +161,12 @@ impl Filesystem {
         let read_only = match parts.next() {
             None | Some("rw") => false,
             Some("ro") => true,
-            Some(other) => return Err(format!("unknown option {other:?}: expected ro or rw")),
+            Some(other) => {
+                return Err(format!(
+                    "unknown option {}: expected ro or rw",
+                    quoted(other)
+                ));
+            }
         };
         if parts.next().is_some() {
             return Err("expected HOST:CTR[:ro|rw]".into());
@@ -195,7 +201,7 @@ impl Filesystem {
             }
             let value = option.split_once('=').map_or("", |(_, v)| v);
             if !tmpfs_value_is_valid(key, value) {
-                return Err(format!("{option:?}: {}", tmpfs_value_expected(key)));
+                return Err(format!("{}: {}", quoted(option), tmpfs_value_expected(key)));
             }
             data.push(option.to_string());
         }

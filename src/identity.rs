@@ -6,6 +6,7 @@
 use caps::Capability;
 
 use crate::spawn::DEFAULT_CAPABILITIES;
+use crate::values::quoted;
 
 /// The user the command runs as, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,9 +21,12 @@ pub struct User {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
-    #[error("invalid --user {spec:?}: {reason}")]
+    #[error("invalid --user {}: {reason}", quoted(.spec))]
     User { spec: String, reason: String },
-    #[error("invalid --cap-{op} {name:?}: not a capability (like NET_ADMIN, CAP_SYS_TIME or ALL)")]
+    #[error(
+        "invalid --cap-{op} {}: not a capability (like NET_ADMIN, CAP_SYS_TIME or ALL)",
+        quoted(.name)
+    )]
     Capability { op: &'static str, name: String },
 }
 
@@ -77,7 +81,12 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User, Error
         Err(_) => Some(
             passwd_entries(passwd)
                 .find(|e| e.0 == user)
-                .ok_or_else(|| bad(format!("no user {user:?} in the container's /etc/passwd")))?,
+                .ok_or_else(|| {
+                    bad(format!(
+                        "no user {} in the container's /etc/passwd",
+                        quoted(user)
+                    ))
+                })?,
         ),
     };
     let uid = user.parse::<u32>().ok().or(entry.map(|e| e.1)).unwrap_or(0);
@@ -88,7 +97,12 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User, Error
             Err(_) => group_entries(group)
                 .find(|e| e.0 == g)
                 .map(|e| e.1)
-                .ok_or_else(|| bad(format!("no group {g:?} in the container's /etc/group")))?,
+                .ok_or_else(|| {
+                    bad(format!(
+                        "no group {} in the container's /etc/group",
+                        quoted(g)
+                    ))
+                })?,
         },
     };
     // (uid_t)-1 is the kernel's "leave unchanged" to setresuid/setresgid:

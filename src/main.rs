@@ -369,7 +369,7 @@ fn ruleset_command(command: RulesetCommand) -> ExitCode {
 
 /// Help and version go to stdout with exit 0; every other parse error is
 /// clap's whole message, one line per paragraph, exit 125.
-fn usage_error(err: clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
+fn usage_error(mut err: clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
     use clap::error::ErrorKind;
     match err.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
@@ -377,6 +377,7 @@ fn usage_error(err: clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
+            usage::shorten_values(&mut err);
             let mut lines = usage::lines(&err.to_string());
             if err.kind() == ErrorKind::InvalidUtf8
                 && let Some(which) = usage::not_utf8(args)

@@ -8,10 +8,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::values::{HostIp, PortMapping, Protocol};
+use crate::values::{HostIp, PortMapping, Protocol, quoted};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid --publish {spec:?}: {reason}")]
+#[error("invalid --publish {}: {reason}", quoted(.spec))]
 pub struct PublishError {
     pub spec: String,
     pub reason: String,
@@ -26,7 +26,12 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
     let (ports, protocol) = match spec.rsplit_once('/') {
         Some((ports, "tcp")) => (ports, Protocol::Tcp),
         Some((ports, "udp")) => (ports, Protocol::Udp),
-        Some((_, other)) => return Err(fail(format!("unknown protocol {other:?} (tcp or udp)"))),
+        Some((_, other)) => {
+            return Err(fail(format!(
+                "unknown protocol {} (tcp or udp)",
+                quoted(other)
+            )));
+        }
         None => (spec, Protocol::Tcp),
     };
     let expected = || fail("expected [HOSTIP:][HOSTPORT:]CTRPORT[/tcp|/udp]".into());
@@ -52,7 +57,7 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
             [ip, host, container] => {
                 let ip: Ipv4Addr = ip
                     .parse()
-                    .map_err(|_| fail(format!("bad host address {ip:?}")))?;
+                    .map_err(|_| fail(format!("bad host address {}", quoted(ip))))?;
                 (Some(HostIp::from_ip(ip.into())), *host, *container)
             }
             _ if ports.parse::<IpAddr>().is_ok() || ports.matches(':').count() > 3 => {
@@ -64,12 +69,22 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
         }
     };
     let container = range(container).map_err(fail)?;
+    let host_text = host;
     let host = if host.is_empty() {
         None
     } else {
         Some(range(host).map_err(fail)?)
     };
     match host {
+        // docker's "first free port of the range": refused until a pick
+        // within a range is something the reservations can do.
+        Some(host) if host.0 != host.1 && container.0 == container.1 => Err(fail(format!(
+            "a host port range for one container port (docker publishes on the first free \
+             port of it) is not supported: give one host port ({}), or none to have a free \
+             one picked ({})",
+            spec.replacen(host_text, &host.0.to_string(), 1),
+            spec.replacen(host_text, "", 1),
+        ))),
         None if container.0 != container.1 => Err(fail(
             "a container port range needs a host port range of the same length".into(),
         )),
@@ -148,13 +163,13 @@ fn range(text: &str) -> Result<(u16, u16), String> {
 /// docker refuses.
 fn port(text: &str) -> Result<u16, String> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("bad port {text:?}"));
+        return Err(format!("bad port {}", quoted(text)));
     }
     match text.parse::<u32>() {
         Ok(0) => Err("port 0 is not a port".into()),
         Ok(n) if n <= 65535 => Ok(n as u16),
         Ok(n) => Err(format!("port {n} is above 65535")),
-        Err(_) => Err(format!("bad port {text:?}")),
+        Err(_) => Err(format!("bad port {}", quoted(text))),
     }
 }
 
@@ -198,6 +213,7 @@ mod tests {
     fn container_port_alone_picks_the_host_port() {
         assert_eq!(one("8000").host_port, None);
         assert_eq!(one("127.0.0.1::8000").host_port, None);
+        assert_eq!(one(":8000").host_port, None);
         assert_eq!(
             one("127.0.0.1::8000").host_ip,
             Some(HostIp::V4(Ipv4Addr::LOCALHOST))
@@ -221,6 +237,10 @@ mod tests {
             ("0:80", "port 0"),
             ("70000:80", "above 65535"),
             ("8000-8010:9000-9005", "differ in length"),
+            (
+                "127.0.0.1:8000-8002:9000/udp",
+                "(127.0.0.1:8000:9000/udp), or none to have a free one picked (127.0.0.1::9000/udp)",
+            ),
             ("9000-9005", "same length"),
             ("8010-8000:9010-9000", "backwards"),
             ("1.2.3:80:80", "bad host address"),
@@ -283,7 +303,10 @@ mod tests {
             let err = parse_for(spec, false).unwrap_err();
             assert_eq!(
                 err.to_string(),
-                format!("invalid --publish {spec:?}: an IPv6 host address needs --ipv6")
+                format!(
+                    "invalid --publish {}: an IPv6 host address needs --ipv6",
+                    quoted(spec)
+                )
             );
             assert!(parse_for(spec, true).is_ok());
         }

@@ -15,6 +15,7 @@ use crate::identity::{self, User};
 use crate::netlink::Bridge;
 use crate::publish::{self, PublishError};
 use crate::root_file;
+use crate::values::quoted;
 use crate::values::{
     Address6Error, AddressError, HostIp, PortMapping, Protocol, ResourceError, Resources, Subnet,
     Subnet6, Subnet6Error, SubnetError, new_id, parse_cpus, parse_memory, parse_pids_limit,
@@ -151,34 +152,38 @@ const MAX_ENV_ENTRY: usize = 32 * 4096 - 1;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
     #[error(
-        "invalid container name {0:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64 characters"
+        "invalid container name {}: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64 characters",
+        quoted(.0)
     )]
     Name(String),
     #[error(
-        "invalid container name {0:?}: 12 hex digits, the form of a container id: stop, kill and inspect of that id would find this container instead"
+        "invalid container name {}: 12 hex digits, the form of a container id: stop, kill and inspect of that id would find this container instead",
+        quoted(.0)
     )]
     NameLikeId(String),
     #[error(
-        "invalid hostname {0:?}: labels of letters, digits and '-' (not first or last), 1 to 63 characters each, joined by '.', at most 64 characters in all"
+        "invalid hostname {}: labels of letters, digits and '-' (not first or last), 1 to 63 characters each, joined by '.', at most 64 characters in all",
+        quoted(.0)
     )]
     Hostname(String),
     #[error(
-        "invalid --env {0:?}: expected KEY=VALUE or KEY, with a non-empty KEY without '=' or NUL"
+        "invalid --env {}: expected KEY=VALUE or KEY, with a non-empty KEY without '=' or NUL",
+        quoted(.0)
     )]
     Env(String),
     #[error(transparent)]
     EnvFile(#[from] EnvFileError),
-    #[error("invalid --label {0:?}: expected KEY=VALUE or KEY, with a non-empty KEY")]
+    #[error("invalid --label {}: expected KEY=VALUE or KEY, with a non-empty KEY", quoted(.0))]
     Label(String),
-    #[error("invalid --label {0:?}: {CONTROL}")]
+    #[error("invalid --label {}: {CONTROL}", quoted(.0))]
     LabelControl(String),
-    #[error("invalid --label-file {}: the label {key:?} {CONTROL}", path.display())]
+    #[error("invalid --label-file {}: the label {} {CONTROL}", path.display(), quoted(.key))]
     LabelFileControl { path: PathBuf, key: String },
-    #[error("invalid --workdir {0:?}: must be an absolute path")]
+    #[error("invalid --workdir {}: must be an absolute path", quoted(.0))]
     WorkdirRelative(PathBuf),
-    #[error("invalid --workdir {0:?}: not an existing directory")]
+    #[error("invalid --workdir {}: not an existing directory", quoted(.0))]
     WorkdirMissing(PathBuf),
-    #[error("invalid --user {user:?}: {file}")]
+    #[error("invalid --user {}: {file}", quoted(.user))]
     UserFile {
         user: String,
         file: root_file::Error,
@@ -191,7 +196,7 @@ pub enum SpecError {
     NoCommand,
     #[error("invalid command \"\": the program name is empty")]
     EmptyProgram,
-    #[error("invalid --bridge {name:?}: {reason}")]
+    #[error("invalid --bridge {}: {reason}", quoted(.name))]
     Bridge { name: String, reason: &'static str },
     #[error(transparent)]
     Subnet(#[from] SubnetError),

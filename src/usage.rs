@@ -7,8 +7,11 @@
 //! line. Keeping only the first line loses the names, the tip and the
 //! values; joining each paragraph keeps every sentence whole and greppable.
 
+use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+
+use supervisor::values::quoted;
 
 /// The lines to print on stderr for clap's rendered error `text`.
 pub fn lines(text: &str) -> Vec<String> {
@@ -37,6 +40,23 @@ pub fn lines(text: &str) -> Vec<String> {
     lines
 }
 
+/// Shortens the values clap's `err` quotes (a bad value, an unexpected
+/// argument) as every other refusal quotes them: a 10,000-digit
+/// `--stop-timeout` made a 10 KB line.
+pub fn shorten_values(err: &mut clap::Error) {
+    use clap::error::{ContextKind, ContextValue};
+    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
+        let short = match err.get(kind) {
+            Some(ContextValue::String(text)) => match supervisor::values::shortened(text) {
+                Cow::Owned(short) => short,
+                Cow::Borrowed(_) => continue,
+            },
+            _ => continue,
+        };
+        err.insert(kind, ContextValue::String(short));
+    }
+}
+
 /// The first of `args` (the program's name first) that is not UTF-8,
 /// named with the option it is the value of: clap says only "invalid UTF-8
 /// was detected in one or more arguments", which leaves the user to find
@@ -55,11 +75,14 @@ pub fn not_utf8(args: &[OsString]) -> Option<String> {
     };
     Some(match option {
         Some((option, value)) => format!(
-            "invalid {} {:?}: not UTF-8",
+            "invalid {} {}: not UTF-8",
             String::from_utf8_lossy(option),
-            OsStr::from_bytes(value)
+            quoted(OsStr::from_bytes(value))
         ),
-        None => format!("invalid argument {:?}: not UTF-8", OsStr::from_bytes(arg)),
+        None => format!(
+            "invalid argument {}: not UTF-8",
+            quoted(OsStr::from_bytes(arg))
+        ),
     })
 }
 

@@ -81,7 +81,10 @@ fn hostile_names_labels_env_and_hostnames_are_refused_naming_them_and_change_not
         (
             "--name",
             long_name.as_bytes(),
-            format!("invalid container name \"{long_name}\""),
+            format!(
+                "invalid container name \"{}\"… (300 bytes)",
+                &long_name[..64]
+            ),
         ),
         ("--name", b"..", "invalid container name \"..\"".into()),
         ("--name", b"-", "invalid container name \"-\"".into()),
@@ -193,44 +196,62 @@ fn an_empty_program_name_is_refused_naming_it_and_changes_nothing() {
     assert_eq!(system(&ns), before, "a refused run changed the system");
 }
 
-/// A negative number given to an option that takes a number was taken for
-/// an option of its own: "unexpected argument '-1' found", with the tip to
-/// write `-- -1`, which would make it the command. It is the option's
-/// value, refused naming the option.
+/// A value starting with '-' (a negative number, or `-1:80`) given to an
+/// option was taken for an option of its own: "unexpected argument '-1'
+/// found", with the tip to write `-- -1`, which would make it the command.
+/// It is the option's value, refused naming the option.
 #[test]
-fn a_negative_number_is_refused_as_the_value_of_its_option() {
-    let Some(ns) = HostNs::new("a_negative_number_is_refused_as_the_value_of_its_option") else {
+fn a_value_starting_with_a_dash_is_refused_as_the_value_of_its_option() {
+    let Some(ns) =
+        HostNs::new("a_value_starting_with_a_dash_is_refused_as_the_value_of_its_option")
+    else {
         return;
     };
     let before = system(&ns);
-    let bad: &[(&[&str], &str)] = &[
+    // The arguments (split at spaces), and how the refusal starts.
+    let bad = [
         (
-            &["run", "--stop-timeout", "-1", "--", "true"],
-            "supervisor: invalid value '-1' for '--stop-timeout <SECS>'",
+            "run --stop-timeout -1 -- true",
+            "invalid value '-1' for '--stop-timeout <SECS>'",
+        ),
+        ("run -m -5 -- true", "invalid --memory \"-5\""),
+        ("run --cpus -1 -- true", "invalid --cpus \"-1\""),
+        ("stop -t -1 web", "invalid value '-1' for '--time <SECS>'"),
+        ("logs --tail -1 web", "invalid value '-1' for '--tail <N>'"),
+        ("run -u -1 -- true", "invalid --user \"-1\""),
+        ("run --user -1:0 -- true", "invalid --user \"-1:0\""),
+        ("run -p -1:80 -- true", "invalid --publish \"-1:80\""),
+        ("run -p -5 -- true", "invalid --publish \"-5\""),
+        (
+            "run -d --log-max-size -1 -- true",
+            "invalid value '-1' for '--log-max-size <SIZE>'",
         ),
         (
-            &["run", "-m", "-5", "--", "true"],
-            "supervisor: invalid --memory \"-5\"",
-        ),
-        (
-            &["run", "--cpus", "-1", "--", "true"],
-            "supervisor: invalid --cpus \"-1\"",
-        ),
-        (
-            &["stop", "-t", "-1", "web"],
-            "supervisor: invalid value '-1' for '--time <SECS>'",
-        ),
-        (
-            &["logs", "--tail", "-1", "web"],
-            "supervisor: invalid value '-1' for '--tail <N>'",
+            "kill -s -9 web",
+            "invalid value '-9' for '--signal <SIGNAL>'",
         ),
     ];
     for (args, start) in bad {
-        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let args: Vec<&OsStr> = args.split(' ').map(OsStr::new).collect();
         let line = refused(&ns, &args);
-        assert!(line.starts_with(start), "{args:?}: {line}");
+        assert!(
+            line.starts_with(&format!("supervisor: {start}")),
+            "{args:?}: {line}"
+        );
     }
     assert_eq!(system(&ns), before, "a refused command changed the system");
+    // exec's --user is looked up in the container's own files.
+    let started = ns.run(&["-d", "--name", "web", "--", "sleep", "1000"]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let out = common::run(ns.supervisor().args(["exec", "-u", "-1", "web", "true"]));
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let line = stderr(&out);
+    assert!(
+        line.starts_with("supervisor: invalid --user \"-1\""),
+        "{line}"
+    );
+    let stopped = common::run(ns.supervisor().args(["stop", "-t", "0", "web"]));
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
 }
 
 /// `--state-dir run/state` was taken relative to the working directory: a
@@ -266,4 +287,62 @@ fn a_relative_state_dir_is_refused_for_every_command_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     assert!(stderr(&out).starts_with(want), "{}", stderr(&out));
     assert_eq!(system(&ns), before, "a refused command changed the system");
+}
+
+/// A 10,000-byte --name was repeated whole: a 10 KB error line. Every
+/// refusal quotes a long value shortened, its first 64 characters and its
+/// length, clap's own refusals too.
+#[test]
+fn a_long_bad_value_is_quoted_shortened_with_its_length() {
+    let Some(ns) = HostNs::new("a_long_bad_value_is_quoted_shortened_with_its_length") else {
+        return;
+    };
+    let before = system(&ns);
+    let long = "9".repeat(10_000);
+    let first = &long[..64];
+    let cases: &[(&str, &str)] = &[
+        ("--name", "invalid container name"),
+        ("--hostname", "invalid hostname"),
+        ("-p", "invalid --publish"),
+        ("-u", "invalid --user"),
+        ("--memory", "invalid --memory"),
+        ("--stop-timeout", "invalid value"),
+    ];
+    for (option, start) in cases {
+        let line = refused(
+            &ns,
+            &[
+                OsStr::new("run"),
+                OsStr::new(option),
+                OsStr::new(&long),
+                OsStr::new("true"),
+            ],
+        );
+        assert!(
+            line.len() < 400,
+            "{option}: {} bytes: {line:.200}",
+            line.len()
+        );
+        assert!(
+            line.starts_with(&format!("supervisor: {start}")),
+            "{option}: {line}"
+        );
+        assert!(line.contains(first), "{option}: {line}");
+        assert!(line.contains("… (10000 bytes)"), "{option}: {line}");
+    }
+    // Short ones are quoted whole, as before.
+    let line = refused(
+        &ns,
+        &[
+            OsStr::new("run"),
+            OsStr::new("--name"),
+            OsStr::new("a/b"),
+            OsStr::new("true"),
+        ],
+    );
+    assert!(
+        line.starts_with("supervisor: invalid container name \"a/b\": "),
+        "{line}"
+    );
+    assert_eq!(system(&ns), before, "a refused run changed the system");
 }

@@ -316,6 +316,19 @@ fn a_bad_environment_is_code_4_naming_the_variable() {
         assert_eq!(code, 4, "{env:?}: {msg}");
         assert!(msg.contains(variable), "{env:?}: {msg}");
     }
+    // Set but empty is told apart from not set.
+    for variable in ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_NETNS"] {
+        let mut env = vec![
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", "/run/netns/c1"),
+        ];
+        env.retain(|(k, _)| *k != variable);
+        env.push((variable, ""));
+        let (code, msg) = plugin(&ns, &env, &conf).error();
+        assert_eq!((code, msg), (4, format!("{variable} is empty")));
+    }
     let (code, msg) = call(&ns, "ADD", "no-such-netns", &conf).error();
     assert_eq!(code, 4, "{msg}");
     assert!(msg.contains("CNI_NETNS"), "{msg}");
@@ -354,6 +367,50 @@ fn bad_json_is_code_6_a_bad_field_code_7_naming_it_and_an_unknown_version_code_1
     // VERSION answers whatever it is asked with.
     let info = call(&ns, "VERSION", "c1", &conf("0.2.0", json!({}))).ok();
     assert_eq!(info["supportedVersions"], json!(VERSIONS));
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_conflist_or_a_config_not_of_type_supervisor_is_code_7_naming_the_key_and_changes_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_conflist_or_a_config_not_of_type_supervisor_is_code_7_naming_the_key_and_changes_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // The conflist an engine reads from its directory, given as is: its
+    // plugin's bridge and subnet were ignored for every default.
+    let conflist = json!({"cniVersion": "1.0.0", "name": "sv", "plugins": [
+        {"type": "supervisor", "bridge": "sv9", "subnet": "10.88.7.0/24"}]});
+    let mut without_type: Value = serde_json::from_str(&conf("1.0.0", json!({}))).unwrap();
+    without_type.as_object_mut().unwrap().remove("type");
+    let cases = [
+        (conflist.to_string(), "plugins:", "directory"),
+        (without_type.to_string(), "type:", "missing"),
+        (
+            conf("1.0.0", json!({"type": "bridge"})),
+            "type:",
+            "\"bridge\"",
+        ),
+    ];
+    for command in ["ADD", "CHECK", "DEL"] {
+        for (doc, key, why) in &cases {
+            let (code, msg) = call(&ns, command, "c1", doc).error();
+            assert_eq!(code, 7, "{command} {doc}: {msg}");
+            assert!(msg.starts_with(key), "{command} {doc}: {msg}");
+            assert!(msg.contains(why), "{command} {doc}: {msg}");
+        }
+    }
+    assert!(
+        !ns.ok("ip -br link").contains("sv0"),
+        "{}",
+        ns.ok("ip -br link")
+    );
+    assert_nothing_left(&ns);
+    // Keys we do not know are ignored, as the reference plugins ignore them.
+    let unknown = conf("1.0.0", json!({"isGateway": true, "ipam": {}, "mtu": 1400}));
+    call(&ns, "ADD", "c1", &unknown).ok();
+    assert_eq!(call(&ns, "DEL", "c1", &unknown).ok(), Value::Null);
     assert_nothing_left(&ns);
 }
 

@@ -387,6 +387,30 @@ fn a_bridge_serving_another_subnet6_is_refused_naming_its_address() {
     assert!(ns.run(&["true"]).status.success());
 }
 
+#[test]
+fn a_new_bridge_on_the_subnet6_another_bridge_holds_is_refused_naming_subnet6() {
+    let Some(ns) =
+        HostNs::new("a_new_bridge_on_the_subnet6_another_bridge_holds_is_refused_naming_subnet6")
+    else {
+        return;
+    };
+    assert!(run6(&ns, &["true"]).status.success());
+    // Another bridge and subnet, but the default subnet6 again: "choose
+    // another subnet" read as wrong, the user had.
+    let out = run6(
+        &ns,
+        &["--bridge", "sv1", "--subnet", "172.17.0.0/24", "true"],
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        stderr(&out).trim(),
+        "supervisor: subnet6 fd53:7570:6572::/64 overlaps the route fd53:7570:6572::/64 on sv0; \
+         choose another subnet6 (--subnet6)"
+    );
+    assert!(!ns.ok("ip -br link").contains("sv1"));
+    assert_eq!(leases(&ns).trim(), "");
+}
+
 // Publishing on IPv6. The outside machine gets 2001:db8::2/64 (a
 // documentation prefix) beside its IPv4 address, the host's uplink
 // 2001:db8::1/64.

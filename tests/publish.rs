@@ -426,6 +426,14 @@ fn bad_publish_specs_are_one_line_exit_125_and_create_nothing() {
         (&["0:80"][..], "\"0:80\""),
         (&["70000:80"], "\"70000:80\""),
         (&["8000-8010:9000-9005"], "\"8000-8010:9000-9005\""),
+        // docker publishes on the first free port of the range: refused,
+        // saying so, rather than as ranges of different lengths.
+        (
+            &["8000-8002:9000"],
+            "invalid --publish \"8000-8002:9000\": a host port range for one container port \
+             (docker publishes on the first free port of it) is not supported: give one host \
+             port (8000:9000), or none to have a free one picked (:9000)",
+        ),
         (&["1.2.3:80:80"], "\"1.2.3:80:80\""),
         (&["80:80/sctp"], "\"80:80/sctp\""),
         (

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::protocol::{CniError, code};
-use crate::values::{DEFAULT_SUBNET6, HostIp, Port, Protocol, Subnet, Subnet6};
+use crate::values::{DEFAULT_SUBNET6, HostIp, Port, Protocol, Subnet, Subnet6, quoted};
 
 pub const DEFAULT_BRIDGE: &str = "sv0";
 pub const DEFAULT_SUBNET: &str = "172.16.0.0/24";
@@ -90,6 +90,42 @@ fn string<'a>(doc: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str
     }
 }
 
+/// The plugin name engines run this binary by (`CNI_PATH/supervisor`).
+pub const PLUGIN_TYPE: &str = "supervisor";
+
+/// Whether `doc` is one plugin's configuration, and that plugin is us:
+/// `type` is `supervisor`, or `program`, the file name we were run as
+/// (installed under another name). A conflist (`plugins`) is the engine's
+/// to read: taken as ours, its plugins' keys went unread and every default
+/// was used. Keys we do not know are left alone, as the reference plugins
+/// leave them.
+pub fn check_entry(doc: &Map<String, Value>, program: Option<&str>) -> Result<(), CniError> {
+    if doc.contains_key("plugins") {
+        return Err(invalid(
+            "plugins",
+            "this is a conflist, which an engine reads from its configuration directory \
+             (e.g. /etc/cni/net.d) and hands one plugin's entry at a time: install it there, \
+             or give one entry of \"plugins\" with the list's name and cniVersion",
+        ));
+    }
+    match string(doc, "type")? {
+        None => Err(invalid(
+            "type",
+            format!(
+                "is missing: a plugin's configuration names its plugin, \"type\":\"{PLUGIN_TYPE}\""
+            ),
+        )),
+        Some(kind) if kind == PLUGIN_TYPE || Some(kind) == program => Ok(()),
+        Some(kind) => Err(invalid(
+            "type",
+            format!(
+                "{} is another plugin; this one is {PLUGIN_TYPE:?}",
+                quoted(kind)
+            ),
+        )),
+    }
+}
+
 /// Checks every field we use; `env_state_dir` is `$SUPERVISOR_STATE_DIR`.
 pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Config, CniError> {
     let cni_version = string(doc, "cniVersion")?
@@ -101,12 +137,15 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
     if !network_name_ok(&name) {
         return Err(invalid(
             "name",
-            format!("{name:?} may hold only letters, digits, '_', '.' and '-'"),
+            format!(
+                "{} may hold only letters, digits, '_', '.' and '-'",
+                quoted(&name)
+            ),
         ));
     }
     let bridge = string(doc, "bridge")?.unwrap_or(DEFAULT_BRIDGE).to_string();
     if let Some(why) = crate::network::bridge_name_problem(&bridge) {
-        return Err(invalid("bridge", format!("{bridge:?}: {why}")));
+        return Err(invalid("bridge", format!("{}: {why}", quoted(&bridge))));
     }
     let subnet = string(doc, "subnet")?
         .unwrap_or(DEFAULT_SUBNET)
@@ -131,7 +170,7 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
                 let text = item
                     .as_str()
                     .ok_or_else(|| invalid(&field, "must be a string"))?;
-                let bad = |why| invalid(&field, format!("{text:?}: {why}"));
+                let bad = |why| invalid(&field, format!("{}: {why}", quoted(text)));
                 if text.contains(':') {
                     no_masquerade6.push(cidr6(text).map_err(bad)?);
                 } else {
@@ -314,7 +353,7 @@ fn port_mappings(items: &[Value], ipv6: bool) -> Result<Vec<Port>, CniError> {
             Some(p) => {
                 return Err(invalid(
                     &field("protocol"),
-                    format!("{p:?} is not tcp or udp"),
+                    format!("{} is not tcp or udp", quoted(p)),
                 ));
             }
         };
@@ -336,7 +375,7 @@ fn port_mappings(items: &[Value], ipv6: bool) -> Result<Vec<Port>, CniError> {
                 Err(_) => {
                     return Err(invalid(
                         &field("hostIP"),
-                        format!("{ip:?} is not an IP address"),
+                        format!("{} is not an IP address", quoted(ip)),
                     ));
                 }
             },
@@ -447,6 +486,30 @@ mod tests {
             assert_eq!(err.code, 7, "{json}");
             assert!(err.msg.starts_with(&format!("{field}:")), "{}", err.msg);
         }
+    }
+
+    #[test]
+    fn a_long_bad_value_is_quoted_shortened_with_its_length() {
+        let long = "ä".repeat(5_000);
+        for key in ["name", "bridge", "subnet"] {
+            let json = format!(r#"{{"cniVersion":"1.0.0","name":"n","{key}":"{long}"}}"#);
+            let err = parsed(&json).unwrap_err();
+            assert!(err.msg.len() < 400, "{key}: {:.200}", err.msg);
+            assert!(
+                err.msg.contains("… (10000 bytes)"),
+                "{key}: {:.200}",
+                err.msg
+            );
+        }
+    }
+
+    #[test]
+    fn a_plugin_installed_under_another_name_answers_to_that_type_too() {
+        let doc = decode(br#"{"cniVersion":"1.0.0","name":"n","type":"sv-net"}"#).unwrap();
+        assert!(check_entry(&doc, Some("sv-net")).is_ok());
+        let err = check_entry(&doc, Some("supervisor")).unwrap_err();
+        assert_eq!(err.code, 7);
+        assert!(err.msg.starts_with("type: \"sv-net\""), "{}", err.msg);
     }
 
     #[test]

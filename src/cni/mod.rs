@@ -165,6 +165,12 @@ fn run(
     if let Some(version) = config::version_of(&doc) {
         protocol::check_version(version)?;
     }
+    let program = std::env::args_os().next().map(std::path::PathBuf::from);
+    let program = program
+        .as_deref()
+        .and_then(std::path::Path::file_name)
+        .and_then(std::ffi::OsStr::to_str);
+    config::check_entry(&doc, program)?;
     let config = config::parse(&doc, env.get("SUPERVISOR_STATE_DIR").map(String::as_str))?;
     if matches!(invocation.command, Command::Gc | Command::Status)
         && !protocol::at_least(&config.cni_version, "1.1.0")

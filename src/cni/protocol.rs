@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::values::quoted;
+
 /// The versions this plugin answers for, oldest first. 0.4.0 is the last
 /// before 1.0.0 (results then carry `version` in `ips`); GC and STATUS are
 /// 1.1.0's.
@@ -153,11 +155,20 @@ impl CniError {
 pub fn invocation(env: &BTreeMap<String, String>) -> Result<Invocation, CniError> {
     let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
     let bad = |name: &str, why: &str| CniError::new(code::ENV, format!("{name} {why}"));
-    let command = get("CNI_COMMAND").ok_or_else(|| bad("CNI_COMMAND", "is not set"))?;
+    // Set but empty is a different mistake of the caller than not set.
+    let absent = |name: &str| match env.get(name) {
+        None => bad(name, "is not set"),
+        Some(_) => bad(name, "is empty"),
+    };
+    let required = |name: &str| get(name).ok_or_else(|| absent(name));
+    let command = required("CNI_COMMAND")?;
     let command = Command::parse(&command).ok_or_else(|| {
         bad(
             "CNI_COMMAND",
-            &format!("{command:?} is not one of ADD, DEL, CHECK, VERSION, GC, STATUS"),
+            &format!(
+                "{} is not one of ADD, DEL, CHECK, VERSION, GC, STATUS",
+                quoted(&command)
+            ),
         )
     })?;
     let mut invocation = Invocation {
@@ -171,25 +182,19 @@ pub fn invocation(env: &BTreeMap<String, String>) -> Result<Invocation, CniError
     if !command.is_per_container() {
         return Ok(invocation);
     }
-    let id = get("CNI_CONTAINERID").ok_or_else(|| bad("CNI_CONTAINERID", "is not set"))?;
+    let id = required("CNI_CONTAINERID")?;
     if let Some(why) = container_id_problem(&id) {
-        // A huge id is not echoed back whole.
-        let shown = if id.len() > CONTAINER_ID_MAX {
-            format!("of {} bytes", id.len())
-        } else {
-            format!("{id:?}")
-        };
-        return Err(bad("CNI_CONTAINERID", &format!("{shown} {why}")));
+        return Err(bad("CNI_CONTAINERID", &format!("{} {why}", quoted(&id))));
     }
-    let ifname = get("CNI_IFNAME").ok_or_else(|| bad("CNI_IFNAME", "is not set"))?;
+    let ifname = required("CNI_IFNAME")?;
     if let Some(why) = crate::netlink::ifname_problem(&ifname) {
         return Err(bad(
             "CNI_IFNAME",
-            &format!("{ifname:?} is not an interface name: {why}"),
+            &format!("{} is not an interface name: {why}", quoted(&ifname)),
         ));
     }
     if command != Command::Del && invocation.netns.is_none() {
-        return Err(bad("CNI_NETNS", "is not set"));
+        return Err(absent("CNI_NETNS"));
     }
     invocation.container_id = id;
     invocation.ifname = ifname;
@@ -234,7 +239,8 @@ pub fn check_version(version: &str) -> Result<(), CniError> {
         Err(CniError::new(
             code::VERSION,
             format!(
-                "cniVersion {version:?} is not supported (supported: {})",
+                "cniVersion {} is not supported (supported: {})",
+                quoted(version),
                 SUPPORTED.join(", ")
             ),
         ))

@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 pub use self::reader::{Follow, Options as ReadOptions, read, writer_state};
 pub use self::writer::Writer;
+use crate::values::quoted;
 
 /// docker's json-file default is unlimited; 10 MiB keeps a chatty
 /// container from filling /run (a tmpfs).
@@ -47,14 +48,18 @@ pub const MIN_MAX_SIZE: u64 = 4 << 10;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SizeError {
-    #[error("invalid size {0:?}: a number of bytes with an optional k, m or g suffix, e.g. 10m")]
+    #[error(
+        "invalid size {}: a number of bytes with an optional k, m or g suffix, e.g. 10m",
+        quoted(.0)
+    )]
     Syntax(String),
     #[error(
-        "invalid size {0:?}: at least 4k, room for a few timestamped lines (10m is the default)"
+        "invalid size {}: at least 4k, room for a few timestamped lines (10m is the default)",
+        quoted(.0)
     )]
     TooSmall(String),
     /// A file cannot grow past an `off_t`: the log would never move.
-    #[error("invalid size {0:?}: more than a file can hold")]
+    #[error("invalid size {}: more than a file can hold", quoted(.0))]
     TooLarge(String),
 }
 

@@ -19,6 +19,7 @@ use crate::root_file;
 use crate::spawn::{self, DEFAULT_CAPABILITIES, Ids, JoinConfig, Pidfd, SpawnError};
 use crate::spec::DEFAULT_PATH;
 use crate::state::{self, ExecContext, Record, Store};
+use crate::values::quoted;
 
 /// `exec`'s options as the user gave them.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +50,7 @@ pub enum ExecError {
         #[source]
         source: io::Error,
     },
-    #[error("invalid --workdir {0:?}: must be an absolute path")]
+    #[error("invalid --workdir {}: must be an absolute path", quoted(.0))]
     Workdir(PathBuf),
     #[error("invalid command \"\": the program name is empty")]
     EmptyProgram,
@@ -57,7 +58,7 @@ pub enum ExecError {
     Capability { name: String, capability: String },
     #[error(transparent)]
     User(#[from] identity::Error),
-    #[error("invalid --user {user:?}: {file}")]
+    #[error("invalid --user {}: {file}", quoted(.user))]
     UserFile {
         user: String,
         file: root_file::Error,

@@ -34,6 +34,7 @@ use crate::netlink;
 use crate::reconcile::{self, Reconciler};
 use crate::spawn::{capability_names as names, missing_capabilities};
 use crate::state;
+use crate::values::quoted;
 use crate::values::{Subnet, SubnetError};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +53,10 @@ pub enum Error {
     },
     #[error("{0} is a CNI attachment, not a container: its engine manages it (CNI DEL removes it)")]
     Attachment(String),
-    #[error("invalid --filter {0:?}: expected name=SUBSTRING, label=KEY or label=KEY=VALUE")]
+    #[error(
+        "invalid --filter {}: expected name=SUBSTRING, label=KEY or label=KEY=VALUE",
+        quoted(.0)
+    )]
     Filter(String),
     #[error(transparent)]
     Template(#[from] template::TemplateError),

@@ -4,6 +4,8 @@
 //! header. Anything else between braces is refused naming it, rather than
 //! printed as if it were text.
 
+use crate::values::quoted;
+
 /// A field `ps` has for each container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -61,7 +63,8 @@ pub struct Template {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TemplateError {
     #[error(
-        "unknown field {0:?} in --format: ps has {fields}, and .Label \"KEY\"",
+        "unknown field {} in --format: ps has {fields}, and .Label \"KEY\"",
+        quoted(.0),
         fields = FIELDS.iter().map(|(n, _)| format!(".{n}")).collect::<Vec<_>>().join(", ")
     )]
     UnknownField(String),

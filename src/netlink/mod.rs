@@ -129,7 +129,13 @@ pub enum Error {
     },
     #[error("{name} exists and is not a bridge (it is a {kind} link)")]
     NotABridge { name: String, kind: String },
-    #[error("subnet {subnet} overlaps the route {route} on {interface}; choose another subnet")]
+    // An IPv6 subnet is named as its option: a user who chose another
+    // bridge and subnet (IPv4) read "choose another subnet" as done.
+    #[error(
+        "{} {subnet} overlaps the route {route} on {interface}; choose another {}",
+        if subnet.contains(':') { "subnet6" } else { "subnet" },
+        if subnet.contains(':') { "subnet6 (--subnet6)" } else { "subnet" }
+    )]
     SubnetOverlap {
         subnet: String,
         route: String,

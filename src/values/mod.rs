@@ -1,6 +1,6 @@
 //! The values every layer shares: subnets and addresses, ports and their
-//! protocols, who owns what (containers and processes), random ids, and the
-//! resources a container may use.
+//! protocols, who owns what (containers and processes), random ids, the
+//! resources a container may use, and how an error quotes a value.
 //!
 //! The bottom layer: imports nothing of this crate, so any module may use
 //! it without pulling in another's machinery.
@@ -8,6 +8,7 @@
 mod owner;
 mod port;
 mod process;
+mod quoted;
 mod random;
 mod resources;
 mod subnet;
@@ -16,6 +17,7 @@ mod subnet6;
 pub use owner::Owner;
 pub use port::{Bracketed, HostIp, Port, PortMapping, PortTaken, Protocol};
 pub use process::Process;
+pub use quoted::{Quoted, quoted, shortened};
 pub use random::{Generation, new_id, random_u64};
 pub use resources::{
     CPU_PERIOD_US, MIN_MEMORY, ResourceError, Resources, format_bytes, format_cpus, parse_bytes,

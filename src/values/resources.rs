@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::quoted::quoted;
+
 /// docker's smallest `--memory`: less cannot even start most programs.
 pub const MIN_MEMORY: u64 = 6 << 20;
 
@@ -35,14 +37,15 @@ pub struct Resources {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourceError {
     #[error(
-        "invalid --memory {0:?}: a number of bytes with an optional b, k, m or g suffix, from 6m to 4294967295g"
+        "invalid --memory {}: a number of bytes with an optional b, k, m or g suffix, from 6m to 4294967295g",
+        quoted(.0)
     )]
     Memory(String),
-    #[error("invalid --cpus {0:?}: a decimal number of CPUs from 0.01, e.g. 0.5")]
+    #[error("invalid --cpus {}: a decimal number of CPUs from 0.01, e.g. 0.5", quoted(.0))]
     Cpus(String),
-    #[error("invalid --cpus {text:?}: this machine has {available} CPUs")]
+    #[error("invalid --cpus {}: this machine has {available} CPUs", quoted(.text))]
     TooManyCpus { text: String, available: u64 },
-    #[error("invalid --pids-limit {0:?}: an integer up to 4194304, 0 or -1 for no limit")]
+    #[error("invalid --pids-limit {}: an integer up to 4194304, 0 or -1 for no limit", quoted(.0))]
     Pids(String),
 }
 

@@ -4,6 +4,8 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
+use super::quoted::quoted;
+
 /// An IPv4 subnet for containers: the network address and prefix length.
 /// The first address is the gateway (the bridge's address); the network and
 /// broadcast addresses are never leased.
@@ -16,20 +18,25 @@ pub struct Subnet {
 /// Why a `--subnet` value is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SubnetError {
-    #[error("invalid subnet {0:?}: expected an IPv4 network like 172.16.0.0/24")]
+    #[error("invalid subnet {}: expected an IPv4 network like 172.16.0.0/24", quoted(.0))]
     Syntax(String),
     #[error(
-        "invalid subnet {text:?}: prefix /{prefix_len} leaves no container addresses (use /1 to /30)"
+        "invalid subnet {}: prefix /{prefix_len} leaves no container addresses (use /1 to /30)",
+        quoted(.text)
     )]
     PrefixLength { text: String, prefix_len: u8 },
-    #[error("invalid subnet {text:?}: host bits set, did you mean {network}/{prefix_len}?")]
+    #[error(
+        "invalid subnet {}: host bits set, did you mean {network}/{prefix_len}?",
+        quoted(.text)
+    )]
     HostBits {
         text: String,
         network: Ipv4Addr,
         prefix_len: u8,
     },
     #[error(
-        "invalid subnet {text:?}: overlaps {range} ({what}), which a container network cannot use; choose a private range such as 172.16.0.0/24 or 10.88.0.0/24"
+        "invalid subnet {}: overlaps {range} ({what}), which a container network cannot use; choose a private range such as 172.16.0.0/24 or 10.88.0.0/24",
+        quoted(.text)
     )]
     Unusable {
         text: String,
@@ -67,7 +74,7 @@ const UNUSABLE: [(Ipv4Addr, u8, &str, &str); 5] = [
 /// Why an address cannot be pinned with `--ip`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AddressError {
-    #[error("{0:?} is not an IPv4 address (like 172.16.0.30)")]
+    #[error("{} is not an IPv4 address (like 172.16.0.30)", quoted(.0))]
     Syntax(String),
     #[error("address {addr} is outside the subnet {subnet}")]
     OutsideSubnet { addr: Ipv4Addr, subnet: Subnet },

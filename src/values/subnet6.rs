@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use super::Subnet;
+use super::quoted::quoted;
 
 /// An IPv6 subnet for containers: the network prefix and its length. Its
 /// first address (`::1` of the prefix) is the gateway, the bridge's
@@ -28,18 +29,22 @@ const PREFIX_LENGTHS: std::ops::RangeInclusive<u8> = 64..=120;
 /// Why a `--subnet6` value is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Subnet6Error {
-    #[error("invalid --subnet6 {0:?}: expected an IPv6 prefix like fd53:7570:6572::/64")]
+    #[error("invalid --subnet6 {}: expected an IPv6 prefix like fd53:7570:6572::/64", quoted(.0))]
     Syntax(String),
-    #[error("invalid --subnet6 {text:?}: prefix length /{prefix_len}, use /64 to /120")]
+    #[error("invalid --subnet6 {}: prefix length /{prefix_len}, use /64 to /120", quoted(.text))]
     PrefixLength { text: String, prefix_len: u8 },
-    #[error("invalid --subnet6 {text:?}: host bits set, did you mean {network}/{prefix_len}?")]
+    #[error(
+        "invalid --subnet6 {}: host bits set, did you mean {network}/{prefix_len}?",
+        quoted(.text)
+    )]
     HostBits {
         text: String,
         network: Ipv6Addr,
         prefix_len: u8,
     },
     #[error(
-        "invalid --subnet6 {text:?}: inside {range} ({what}), which a container network cannot use; choose a unique local prefix such as fd53:7570:6572::/64"
+        "invalid --subnet6 {}: inside {range} ({what}), which a container network cannot use; choose a unique local prefix such as fd53:7570:6572::/64",
+        quoted(.text)
     )]
     Unusable {
         text: String,
@@ -86,7 +91,7 @@ const UNUSABLE: [(Ipv6Addr, u8, &str, &str); 5] = [
 /// Why an address cannot be pinned with `--ip6`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Address6Error {
-    #[error("{0:?} is not an IPv6 address (like fd53:7570:6572::30)")]
+    #[error("{} is not an IPv6 address (like fd53:7570:6572::30)", quoted(.0))]
     Syntax(String),
     #[error("address {addr} is outside the subnet {subnet}")]
     OutsideSubnet { addr: Ipv6Addr, subnet: Subnet6 },
