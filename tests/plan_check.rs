@@ -224,8 +224,6 @@ fn ip_and_sysctl_run_the_other_lines_of_a_dry_run_in_its_order() {
     }
 }
 
-/// A dry run answers as the run would: a state directory the run refuses
-/// (another user could plant records there) is refused by the plan too.
 /// The exit code and stderr of `BEFORE --dry-run AFTER -- true`, then of
 /// the same without `--dry-run`.
 fn dry_run_and_run(ns: &HostNs, before: &[&str], after: &[&str]) -> Vec<(Option<i32>, String)> {
@@ -239,6 +237,8 @@ fn dry_run_and_run(ns: &HostNs, before: &[&str], after: &[&str]) -> Vec<(Option<
         .collect()
 }
 
+/// A dry run answers as the run would: a state directory the run refuses
+/// (another user could plant records there) is refused by the plan too.
 #[test]
 fn a_dry_run_refuses_a_state_directory_every_user_can_write_as_the_run_does() {
     use std::os::unix::fs::PermissionsExt;

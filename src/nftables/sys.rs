@@ -547,8 +547,10 @@ pub(super) fn request(
     body: impl Fn(&mut Message<'_>),
 ) -> Result<Vec<u8>, String> {
     // u32 elements make the buffer aligned for `nlmsghdr`. Room, not
-    // zeroes: libmnl writes every byte of the message up to its length
-    // (headers, attributes, their padding), and nothing past it is read.
+    // zeroes: our libmnl (mnl-sys/mnl.c, which zeroes headers and
+    // attribute padding, as Debian's libmnl 1.0.4 does not) and libnftnl
+    // write every byte of the message up to its length, and nothing past
+    // it is read.
     // Zeroed, the 68 KB for a request of a hundred bytes were 17 freshly
     // faulted pages and a memset on every CNI ADD (its version lookup).
     let capacity = max_message_size();
