@@ -314,3 +314,20 @@ fn exec_installs_the_program_run_compiled_and_compiles_it_again_when_that_is_gon
     );
     stop(web);
 }
+
+#[test]
+fn exec_on_the_users_terminal_cannot_type_into_it() {
+    let Some(ns) = HostNs::new("exec_on_the_users_terminal_cannot_type_into_it") else {
+        return;
+    };
+    let (web, _out) = ns.start(&run_args(&["--name", "web"]));
+    // With -t or without, the terminal exec runs on is the user's.
+    for tty in [&["-it"][..], &["-i"][..]] {
+        let mut cmd = ns.supervisor();
+        let script = common::terminal::TYPE_INTO_THE_TERMINAL;
+        cmd.arg("exec").args(tty).args(["web", "sh", "-c", script]);
+        let seen = common::terminal::Terminal::start(cmd).output_at_the_end();
+        assert!(seen.contains("typing refused"), "{tty:?}: {seen:?}");
+    }
+    stop(web);
+}

@@ -170,6 +170,11 @@ unsafe fn command(plan: &Plan) -> ! {
             Stage::NoNewPrivs,
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
         );
+        child::check(
+            plan.report,
+            Stage::Seccomp,
+            super::seccomp::install_terminal_guard(),
+        );
         if let Some(filter) = plan.seccomp {
             child::check(plan.report, Stage::Seccomp, filter.install());
         }
