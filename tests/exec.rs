@@ -331,3 +331,46 @@ fn exec_on_the_users_terminal_cannot_type_into_it() {
     }
     stop(web);
 }
+
+/// Watches the container's processes for one whose executable is the
+/// supervisor's (an exec on its way in, before its command's exec) and
+/// opens it, as the runc exploit (CVE-2019-5736) did to overwrite the
+/// host's binary once it exits; prints "caught PATH", or "never" once
+/// /tmp/done exists.
+const WATCH_FOR_THE_SUPERVISORS_BINARY: &str = r#"
+import os
+print("ready", flush=True)
+while not os.path.exists("/tmp/done"):
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) in (1, os.getpid()):
+            continue
+        try:
+            fd = os.open(f"/proc/{p}/exe", os.O_RDONLY)
+        except OSError:
+            continue
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        os.close(fd)
+        if "supervisor" in target:
+            print("caught", target, flush=True)
+            raise SystemExit
+print("never", flush=True)
+"#;
+
+#[test]
+fn a_container_never_reaches_the_supervisors_binary_through_an_exec_on_its_way_in() {
+    let Some(ns) = HostNs::new(
+        "a_container_never_reaches_the_supervisors_binary_through_an_exec_on_its_way_in",
+    ) else {
+        return;
+    };
+    let watch = ["python3", "-c", WATCH_FOR_THE_SUPERVISORS_BINARY];
+    let (web, mut out) = ns.start(&[&["--name", "web", "--"][..], &watch].concat());
+    for _ in 0..200 {
+        exec(&ns, &["web", "true"]);
+    }
+    exec(&ns, &["web", "touch", "/tmp/done"]);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest, "never\n");
+    stop(web);
+}
