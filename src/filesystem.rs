@@ -550,16 +550,16 @@ fn resolve_inside(root: &Path, path: &Path) -> io::Result<(PathBuf, PathBuf)> {
                 }
             }
             Ok(_) => resolved = next,
+            // The rest is made, plain names below a missing one; `..`
+            // there is no path (the kernel's ENOENT). Taken as a step back,
+            // the names after it were never resolved: `gone/../out` with
+            // `out` a link to a host directory had a file made, or an
+            // existing one emptied, on the host.
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                let mut rest = PathBuf::from(name);
-                for name in pending {
-                    if name == ".." {
-                        rest.pop();
-                    } else {
-                        rest.push(name);
-                    }
+                if pending.iter().any(|name| name == "..") {
+                    return Err(err);
                 }
-                return Ok((resolved, rest));
+                return Ok((resolved, std::iter::once(name).chain(pending).collect()));
             }
             Err(err) => return Err(err),
         }
@@ -853,5 +853,27 @@ mod tests {
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
         let err = make_inside(&root, Path::new("/loop/x"), true).unwrap_err();
         assert!(err.to_string().contains("symbolic links"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_directory_then_up_is_no_path_and_nothing_is_made() {
+        let host = crate::scratch::Scratch::new("fs-up-host");
+        fs::write(host.join("hosts"), "precious\n").unwrap();
+        let scratch = crate::scratch::Scratch::new("fs-up");
+        let root = fs::canonicalize(scratch.path()).unwrap();
+        std::os::unix::fs::symlink(host.path(), root.join("out")).unwrap();
+        std::os::unix::fs::symlink("gone/../out", root.join("etc")).unwrap();
+        for (path, dir) in [("/etc/hosts", false), ("/etc/made", true)] {
+            let err = make_inside(&root, Path::new(path), dir).unwrap_err();
+            assert_eq!(err.path, root.join(&path[1..]));
+            assert!(err.reason.contains("No such file"), "{err}");
+        }
+        let err = make_inside(&root, Path::new("/gone/../x"), true).unwrap_err();
+        assert!(err.reason.contains("No such file"), "{err}");
+        assert_eq!(
+            fs::read_to_string(host.join("hosts")).unwrap(),
+            "precious\n"
+        );
+        assert!(!host.join("made").exists() && !root.join("x").exists());
     }
 }

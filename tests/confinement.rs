@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::terminal::TYPE_INTO_THE_TERMINAL;
 use common::{HostNs, stderr, stdout};
 
 /// `sh -c SCRIPT` in a container without network, with extra run options.
@@ -284,4 +285,25 @@ fn sys_shows_the_containers_own_interfaces() {
     // mounted it (the machine's) leak in, not the container's.
     let leaked = sh(&ns, &["--security-opt", "systempaths=unconfined"], list);
     assert_ne!(leaked, "lo ");
+}
+
+#[test]
+fn a_container_on_the_users_terminal_cannot_type_into_it_even_unconfined() {
+    let Some(ns) =
+        HostNs::new("a_container_on_the_users_terminal_cannot_type_into_it_even_unconfined")
+    else {
+        return;
+    };
+    for options in [&[][..], &["--security-opt", UNCONFINED][..]] {
+        let mut cmd = ns.supervisor();
+        cmd.args(["run", "--network", "none"]).args(options).args([
+            "--",
+            "sh",
+            "-c",
+            TYPE_INTO_THE_TERMINAL,
+        ]);
+        // Run from a shell on a terminal: the container gets that terminal.
+        let seen = common::terminal::Terminal::start(cmd).output_at_the_end();
+        assert!(seen.contains("typing refused"), "{options:?}: {seen:?}");
+    }
 }

@@ -314,3 +314,63 @@ fn exec_installs_the_program_run_compiled_and_compiles_it_again_when_that_is_gon
     );
     stop(web);
 }
+
+#[test]
+fn exec_on_the_users_terminal_cannot_type_into_it() {
+    let Some(ns) = HostNs::new("exec_on_the_users_terminal_cannot_type_into_it") else {
+        return;
+    };
+    let (web, _out) = ns.start(&run_args(&["--name", "web"]));
+    // With -t or without, the terminal exec runs on is the user's.
+    for tty in [&["-it"][..], &["-i"][..]] {
+        let mut cmd = ns.supervisor();
+        let script = common::terminal::TYPE_INTO_THE_TERMINAL;
+        cmd.arg("exec").args(tty).args(["web", "sh", "-c", script]);
+        let seen = common::terminal::Terminal::start(cmd).output_at_the_end();
+        assert!(seen.contains("typing refused"), "{tty:?}: {seen:?}");
+    }
+    stop(web);
+}
+
+/// Watches the container's processes for one whose executable is the
+/// supervisor's (an exec on its way in, before its command's exec) and
+/// opens it, as the runc exploit (CVE-2019-5736) did to overwrite the
+/// host's binary once it exits; prints "caught PATH", or "never" once
+/// /tmp/done exists.
+const WATCH_FOR_THE_SUPERVISORS_BINARY: &str = r#"
+import os
+print("ready", flush=True)
+while not os.path.exists("/tmp/done"):
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) in (1, os.getpid()):
+            continue
+        try:
+            fd = os.open(f"/proc/{p}/exe", os.O_RDONLY)
+        except OSError:
+            continue
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        os.close(fd)
+        if "supervisor" in target:
+            print("caught", target, flush=True)
+            raise SystemExit
+print("never", flush=True)
+"#;
+
+#[test]
+fn a_container_never_reaches_the_supervisors_binary_through_an_exec_on_its_way_in() {
+    let Some(ns) = HostNs::new(
+        "a_container_never_reaches_the_supervisors_binary_through_an_exec_on_its_way_in",
+    ) else {
+        return;
+    };
+    let watch = ["python3", "-c", WATCH_FOR_THE_SUPERVISORS_BINARY];
+    let (web, mut out) = ns.start(&[&["--name", "web", "--"][..], &watch].concat());
+    for _ in 0..200 {
+        exec(&ns, &["web", "true"]);
+    }
+    exec(&ns, &["web", "touch", "/tmp/done"]);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest, "never\n");
+    stop(web);
+}

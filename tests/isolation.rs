@@ -694,3 +694,46 @@ fn user_files_are_read_inside_the_containers_root_never_through_a_link_to_the_ho
     common::stop(web);
     let _ = std::fs::remove_dir_all(host);
 }
+
+#[test]
+fn a_rootfs_link_through_a_missing_directory_and_up_never_has_a_host_file_made_or_emptied() {
+    let Some(ns) = HostNs::new(
+        "a_rootfs_link_through_a_missing_directory_and_up_never_has_a_host_file_made_or_emptied",
+    ) else {
+        return;
+    };
+    let host = scratch("link-up-host");
+    std::fs::write(host.join("resolv.conf"), "precious\n").unwrap();
+    // `gone/..` is no path (the kernel says ENOENT); taken as nothing, it
+    // led to `out`, which leads to the host.
+    let rootfs = Rootfs::new("link-up");
+    std::os::unix::fs::symlink(&host, rootfs.dir.join("out")).unwrap();
+    std::os::unix::fs::symlink(
+        "../gone/../out/resolv.conf",
+        rootfs.dir.join("etc/resolv.conf"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("gone/../out/made", rootfs.dir.join("work")).unwrap();
+    for options in [&["--dns", "192.0.2.53"][..], &["-w", "/work/dir"][..]] {
+        let out = ns.run(
+            &[
+                &["--network", "none", "--rootfs", rootfs.path()],
+                options,
+                &["--", "true"],
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            std::fs::read_to_string(host.join("resolv.conf")).unwrap(),
+            "precious\n"
+        );
+        assert!(!host.join("made").exists(), "{options:?}");
+        assert_eq!(
+            out.status.code(),
+            Some(125),
+            "{options:?}: {}",
+            stderr(&out)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&host);
+}

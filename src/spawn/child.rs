@@ -239,6 +239,11 @@ pub fn run(plan: &ChildPlan) -> ! {
         // the init nor the command is ever real-time (nor, cloned by an
         // ordinary init, anything the command starts).
         check(report, Stage::Scheduling, crate::realtime::leave());
+        check(
+            report,
+            Stage::Seccomp,
+            super::seccomp::install_terminal_guard(),
+        );
         if let Some(filter) = plan.seccomp {
             check(report, Stage::Seccomp, filter.install());
         }

@@ -146,6 +146,18 @@ unsafe fn command(plan: &Plan) -> ! {
     // SAFETY: async-signal-safe syscalls on memory prepared before fork;
     // nothing allocates, locks or logs.
     unsafe {
+        // Until its exec this is a copy of the supervisor in the container's
+        // pid namespace: once its capabilities are the container's, root
+        // there could open /proc/PID/exe (the host's supervisor binary, to
+        // write it once we exit: runc's CVE-2019-5736) and read its memory
+        // (the caller's environment). Not dumpable, it needs
+        // CAP_SYS_PTRACE; the exec makes the command dumpable again. A
+        // failure here is as one of drop_capabilities.
+        child::check(
+            plan.report,
+            Stage::Capabilities,
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0),
+        );
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
         // First, so the limits hold for everything it does.
         child::join_cgroup(plan.report, plan.cgroup_procs);
@@ -169,6 +181,11 @@ unsafe fn command(plan: &Plan) -> ! {
             plan.report,
             Stage::NoNewPrivs,
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+        );
+        child::check(
+            plan.report,
+            Stage::Seccomp,
+            super::seccomp::install_terminal_guard(),
         );
         if let Some(filter) = plan.seccomp {
             child::check(plan.report, Stage::Seccomp, filter.install());

@@ -13,6 +13,14 @@ pub struct Terminal {
     pub master: std::fs::File,
 }
 
+/// A shell command that pushes "id\n" into the input of the terminal on
+/// its stdin (TIOCSTI), as a container would to have the user's shell run a
+/// command of its choosing once it ends; prints "typing ok" or "typing
+/// refused".
+pub const TYPE_INTO_THE_TERMINAL: &str = "python3 -c 'import fcntl, termios
+for c in b\"id\\n\": fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))' 2>/dev/null \
+&& echo 'typing ok' || echo 'typing refused'";
+
 impl Terminal {
     pub fn start(mut cmd: Command) -> Terminal {
         let pty = nix::pty::openpty(None, None).expect("openpty");
@@ -66,6 +74,15 @@ impl Terminal {
             assert!(n > 0, "pty closed before {needle:?}; saw {seen:?}");
             seen.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
+    }
+
+    /// Everything the terminal showed, once the supervisor has ended and
+    /// with it the terminal's last user (the master then reads EIO).
+    pub fn output_at_the_end(&mut self) -> String {
+        let _ = self.child.wait();
+        let mut seen = Vec::new();
+        let _ = self.master.read_to_end(&mut seen);
+        String::from_utf8_lossy(&seen).into_owned()
     }
 
     /// The terminal's foreground process group, as the host sees it.
