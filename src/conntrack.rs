@@ -137,20 +137,11 @@ pub fn forget_addresses_with(socket: OwnedFd, addresses: &[IpAddr]) -> Result<Fo
     }
     // SAFETY: as in `forget_with`.
     let socket = unsafe { Socket::from_raw_fd(socket.into_raw_fd()) };
-    if let Some(ipv4) = only_ipv4(addresses) {
-        match flush_addresses(&socket, &ipv4) {
-            Ok(()) => return Ok(Forgotten::WithoutWalk),
-            Err((address, source)) if !filter_refused(&source) => {
-                return Err(Error::DeleteOf {
-                    address: address.into(),
-                    source,
-                });
-            }
-            Err(_) => {}
-        }
-    }
-    forget_matching(
+    let flushed = only_ipv4(addresses)
+        .map(|ipv4| flush_addresses(&socket, &ipv4).map_err(|(a, e)| (IpAddr::from(a), e)));
+    flush_or_walk(
         &socket,
+        flushed,
         |entry| {
             addresses
                 .iter()
@@ -159,7 +150,6 @@ pub fn forget_addresses_with(socket: OwnedFd, addresses: &[IpAddr]) -> Result<Fo
         },
         |address, source| Error::DeleteOf { address, source },
     )
-    .map(Forgotten::Walked)
 }
 
 /// `addresses` when every one is IPv4: the kernel's filter serves them.
@@ -343,21 +333,12 @@ fn forget_on(
     ports: &[(Transport, u16)],
     container: Option<&[IpAddr]>,
 ) -> Result<Forgotten, Error> {
-    if let Some(ipv4) = container.and_then(only_ipv4) {
-        match flush_ports(&socket, ports, &ipv4) {
-            Ok(()) => return Ok(Forgotten::WithoutWalk),
-            Err(((transport, port), source)) if !filter_refused(&source) => {
-                return Err(Error::Delete {
-                    proto: transport.name(),
-                    port,
-                    source,
-                });
-            }
-            Err(_) => {}
-        }
-    }
-    forget_matching(
+    let flushed = container
+        .and_then(only_ipv4)
+        .map(|ipv4| flush_ports(&socket, ports, &ipv4));
+    flush_or_walk(
         &socket,
+        flushed,
         |entry| {
             ports.iter().copied().find(|(t, p)| {
                 entry.protocol == Some(ct_protocol(*t))
@@ -371,7 +352,25 @@ fn forget_on(
             source,
         },
     )
-    .map(Forgotten::Walked)
+}
+
+/// What `flushed` (the kernel's filtered flush, when one was sent) did, or
+/// when there was none or the kernel refused its filter, the walk deleting
+/// what `which` names. A flush failing otherwise is `failed` of its reason.
+fn flush_or_walk<K>(
+    socket: &Socket,
+    flushed: Option<Result<(), (K, io::Error)>>,
+    which: impl Fn(&Entry) -> Option<K>,
+    failed: impl Fn(K, io::Error) -> Error,
+) -> Result<Forgotten, Error> {
+    match flushed {
+        Some(Ok(())) => return Ok(Forgotten::WithoutWalk),
+        Some(Err((reason, source))) if !filter_refused(&source) => {
+            return Err(failed(reason, source));
+        }
+        _ => {}
+    }
+    forget_matching(socket, which, failed).map(Forgotten::Walked)
 }
 
 /// Deletes every entry `which` names a reason for (the port or address it

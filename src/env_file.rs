@@ -30,17 +30,6 @@ pub enum EnvFileError {
 /// otherwise be read until the OOM killer ends the supervisor.
 const MAX_BYTES: usize = 4 << 20;
 
-/// Up to one byte more than [`MAX_BYTES`] of `path`; any kind of file, as
-/// docker reads it (`--env-file <(…)` is a pipe).
-fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
 /// The entries of `path`, given as `option`, in order, each as
 /// `(KEY, VALUE)`; `host` gives the value of a bare `KEY`.
 pub fn read(
@@ -53,10 +42,10 @@ pub fn read(
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = read_bounded(path).map_err(|e| failed(e.to_string()))?;
-    if bytes.len() > MAX_BYTES {
-        return Err(failed(format!("larger than {} MiB", MAX_BYTES >> 20)));
-    }
+    // Any kind of file, as docker reads it (`--env-file <(…)` is a pipe).
+    let bytes = std::fs::File::open(path)
+        .and_then(|file| crate::regular_file::read_at_most(file, MAX_BYTES))
+        .map_err(|e| failed(e.to_string()))?;
     parse(&bytes, host).map_err(|(line, reason)| EnvFileError::Line {
         option,
         path: path.to_path_buf(),

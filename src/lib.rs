@@ -30,7 +30,7 @@
 //! apply:     reconcile network firewall ruleset confinement filesystem
 //!            identity root_file spawn seccomp netlink conntrack proxy reserve ipam
 //!            container_log state cgroup etc_files nftables signals
-//! leaf:      milestones error_chain scratch realtime values
+//! leaf:      milestones error_chain scratch realtime regular_file values
 //! ```
 //!
 //! `values` holds what every layer shares (subnets, ports and protocols,
@@ -38,7 +38,9 @@
 //! an error with each of its causes once; `milestones` times the lifecycle's
 //! phases and holds its fault-test pause points; `scratch` (tests only)
 //! makes unit tests' temporary directories and says when they skip for want of root; `realtime` makes a thread's
-//! short work on a container's path run before ordinary tasks.
+//! short work on a container's path run before ordinary tasks;
+//! `regular_file` reads a file that must be a regular one without opening
+//! anything else, and bounds a read.
 
 pub mod cgroup;
 pub mod cni;
@@ -64,6 +66,7 @@ pub mod proxy;
 pub mod publish;
 pub mod realtime;
 pub mod reconcile;
+pub mod regular_file;
 pub mod reserve;
 pub mod root_file;
 pub mod ruleset;

@@ -5,13 +5,16 @@
 //! on trust: its symbolic links resolve inside it (openat2's
 //! `RESOLVE_IN_ROOT`: `/etc/passwd -> /etc/shadow` is the root's shadow,
 //! never the host's, and no `..` climbs out), only a regular file is read
-//! (a FIFO would hang the read for ever), and at most [`MAX_BYTES`] of it.
+//! (a FIFO would hang the read for ever, a device may act on its open),
+//! never opening anything else, and at most [`MAX_BYTES`] of it.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+
+use crate::regular_file;
 
 /// Far more than any passwd or group file holds.
 pub const MAX_BYTES: usize = 4 << 20;
@@ -37,29 +40,16 @@ pub fn read(root: &Path, path: &Path) -> Result<Option<String>, Error> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(failed(err.to_string())),
     };
-    let file = std::fs::File::from(file);
-    let kind = file
-        .metadata()
-        .map_err(|e| failed(e.to_string()))?
-        .file_type();
-    if !kind.is_file() {
-        return Err(failed("not a regular file".into()));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
+    let bytes = regular_file::reopen(file)
+        .and_then(|file| regular_file::read_at_most(file, MAX_BYTES))
         .map_err(|e| failed(e.to_string()))?;
-    if bytes.len() > MAX_BYTES {
-        return Err(failed(format!("larger than {} MiB", MAX_BYTES >> 20)));
-    }
     String::from_utf8(bytes)
         .map(Some)
         .map_err(|_| failed("not valid UTF-8".into()))
 }
 
-/// `path` opened for reading with `root` as `/` for every step of its
-/// resolution; non-blocking, so that a FIFO there cannot make the open
-/// wait (the caller refuses anything but a regular file).
+/// `path` located (`O_PATH`: nothing opened yet, see [`regular_file`])
+/// with `root` as `/` for every step of its resolution.
 fn open_inside(root: &Path, path: &Path) -> io::Result<std::os::fd::OwnedFd> {
     let dir = std::fs::OpenOptions::new()
         .read(true)
@@ -67,7 +57,7 @@ fn open_inside(root: &Path, path: &Path) -> io::Result<std::os::fd::OwnedFd> {
         .open(root)?;
     let relative = path.strip_prefix("/").unwrap_or(path);
     let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY)
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     Ok(nix::fcntl::openat2(&dir, relative, how)?)
 }
@@ -93,6 +83,38 @@ mod tests {
         assert_eq!(
             read(&root, Path::new("/etc/group")).unwrap().as_deref(),
             Some("box\n")
+        );
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_is_refused_without_being_opened() {
+        let root = Scratch::new("root-file-never-opened");
+        std::fs::create_dir(root.join("etc")).unwrap();
+        let opened = crate::scratch::opens_fifo(&root.join("etc/group"), || {
+            assert_eq!(
+                read(&root, Path::new("/etc/group"))
+                    .unwrap_err()
+                    .to_string(),
+                "the container's /etc/group: not a regular file"
+            );
+        });
+        assert!(!opened, "the FIFO was opened before it was refused");
+        if !crate::scratch::root("a_fifo_or_a_device_is_refused_without_being_opened") {
+            return;
+        }
+        // /dev/null's numbers: harmless should it be opened after all.
+        nix::sys::stat::mknod(
+            &root.join("etc/passwd"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::S_IRUSR,
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
+        assert_eq!(
+            read(&root, Path::new("/etc/passwd"))
+                .unwrap_err()
+                .to_string(),
+            "the container's /etc/passwd: not a regular file"
         );
     }
 

@@ -127,11 +127,15 @@ impl Paths {
     /// Removes every file, as `remove`, unless a writer holds the log's
     /// lock (a run that started it and lives, or is starting: it claims its
     /// name only after); true when there was a file and it went. Under the
-    /// directory's lock, with the writer's lock taken as a writer takes it,
-    /// so that no run starts this log between the check and the removal.
+    /// directory's lock, with the writer's lock taken exclusive as a writer
+    /// holds it, so that no run starts this log between the check and the
+    /// removal. Makes nothing: no logs directory or no lock file, no writer.
     pub fn remove_unless_written(&self, state_dir: &Path) -> io::Result<bool> {
+        if !dir(state_dir).exists() {
+            return Ok(false);
+        }
         let _starts = starts_lock(state_dir)?;
-        match writer::lock(self) {
+        match writer::lock_if_there(self) {
             Ok(_writer) => self.remove(),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Err(e) => Err(e),
@@ -239,6 +243,37 @@ mod tests {
         drop(log);
         assert!(paths.remove_unless_written(&state).unwrap());
         assert!(!paths.exists());
+    }
+
+    #[test]
+    fn a_reader_polling_the_log_does_not_keep_it_from_removal() {
+        use nix::fcntl::{Flock, FlockArg};
+        let state = crate::scratch::Scratch::new("log-removal-reader");
+        let paths = Paths::new(&state, "c");
+        let mut log = Writer::create(&state, "c", 1 << 20).unwrap();
+        log.write(b"done\n").unwrap();
+        drop(log);
+        // `logs -f` at a poll: a shared lock, let go at once (here 20 ms).
+        let reading = fs::File::open(&paths.lock).unwrap();
+        let reading = Flock::lock(reading, FlockArg::LockSharedNonblock).unwrap();
+        let poll = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            drop(reading);
+        });
+        assert!(paths.remove_unless_written(&state).unwrap(), "kept");
+        assert!(!paths.exists());
+        poll.join().unwrap();
+    }
+
+    #[test]
+    fn removing_a_log_that_never_was_makes_nothing() {
+        let state = crate::scratch::Scratch::new("log-removal-none");
+        let paths = Paths::new(&state, "c");
+        assert!(!paths.remove_unless_written(&state).unwrap());
+        assert!(!dir(&state).exists(), "made the logs directory");
+        fs::create_dir(dir(&state)).unwrap();
+        assert!(!paths.remove_unless_written(&state).unwrap());
+        assert!(!paths.lock.exists(), "made the lock file");
     }
 
     #[test]

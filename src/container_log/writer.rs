@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::thread::JoinHandle;
 
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::SigSet;
 
@@ -172,13 +173,46 @@ pub(super) fn lock(paths: &Paths) -> io::Result<Flock<File>> {
         let file = File::create(&paths.lock)?;
         let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
             .map_err(|(_, errno)| io::Error::from(errno))?;
-        let held = lock.metadata()?;
-        match fs::metadata(&paths.lock) {
-            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => return Ok(lock),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        if still_at_path(&lock, paths)? {
+            return Ok(lock);
         }
+    }
+}
+
+/// How many times, 5 ms apart, a log's lock found taken is tried again
+/// before it is called a writer's: a reader following the log (`logs -f`)
+/// takes it shared for a moment at each poll, a writer for its whole life.
+const TRIES: u32 = 10;
+
+/// [`lock`] on a log's lock file that is there, never making it: None when
+/// there is none (so no writer either). WouldBlock when a writer holds it.
+pub(super) fn lock_if_there(paths: &Paths) -> io::Result<Option<Flock<File>>> {
+    let mut tries = 1;
+    loop {
+        let file = match File::open(&paths.lock) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            file => file?,
+        };
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) if still_at_path(&lock, paths)? => return Ok(Some(lock)),
+            Ok(_) => {}
+            Err((_, Errno::EWOULDBLOCK)) if tries < TRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err((_, errno)) => return Err(errno.into()),
+        }
+    }
+}
+
+/// True when `lock` is on the file at the lock's path still: one a
+/// discarding writer unlinked guards nothing.
+fn still_at_path(lock: &Flock<File>, paths: &Paths) -> io::Result<bool> {
+    let held = lock.metadata()?;
+    match fs::metadata(&paths.lock) {
+        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

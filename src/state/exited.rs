@@ -119,27 +119,12 @@ impl ExitedDir {
         Ok(all)
     }
 
-    /// The exited record `target` names: its name, its id or a prefix of
-    /// one id. Refuses a prefix of several.
-    pub fn find(&self, target: &str) -> Result<Option<Exited>, Error> {
-        if let Some(exited) = self.get(target) {
-            return Ok(Some(exited));
-        }
-        let mut matches: Vec<Exited> = self
-            .all()?
-            .into_iter()
-            .filter(|e| e.id.starts_with(target))
-            .collect();
-        if let Some(exact) = matches.iter().position(|e| e.id == target) {
-            return Ok(Some(matches.swap_remove(exact)));
-        }
-        match matches.len() {
-            0 | 1 => Ok(matches.pop()),
-            _ => Err(Error::Ambiguous {
-                target: target.to_string(),
-                ids: matches.into_iter().map(|e| e.id).collect(),
-            }),
-        }
+    /// The exited records whose ids start with `prefix`, in name order
+    /// (`Store::find_any` weighs them with the live ones).
+    pub fn prefixed(&self, prefix: &str) -> Result<Vec<Exited>, Error> {
+        let mut all = self.all()?;
+        all.retain(|e| e.id.starts_with(prefix));
+        Ok(all)
     }
 
     /// Removes `name`'s exited record; true when there was one. The caller
@@ -172,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn an_exited_record_is_found_by_name_id_or_prefix_and_removed() {
+    fn an_exited_record_is_found_by_name_or_id_prefix_and_removed() {
         let state = crate::scratch::unique_path("exited-find");
         let dir = ExitedDir::new(&state);
         assert!(dir.all().unwrap().is_empty(), "no directory yet: none");
@@ -183,13 +168,16 @@ mod tests {
         assert_eq!(dir.get("web"), Some(web.clone()));
         assert_eq!(web.exit_code, 3);
         assert_eq!(web.labels["tier"], "front");
-        assert_eq!(dir.find("01234").unwrap(), Some(web.clone()));
-        assert_eq!(dir.find("0123456789ab").unwrap(), Some(web.clone()));
-        assert!(matches!(
-            dir.find("012"),
-            Err(Error::Ambiguous { ids, .. }) if ids.len() == 2
-        ));
-        assert_eq!(dir.find("nothing").unwrap(), None);
+        let ids = |prefix| -> Vec<String> {
+            dir.prefixed(prefix)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect()
+        };
+        assert_eq!(ids("01234"), ["0123456789ab"]);
+        assert_eq!(ids("012"), ["0129999999ab", "0123456789ab"]);
+        assert!(ids("nothing").is_empty());
         let names: Vec<String> = dir.all().unwrap().into_iter().map(|e| e.name).collect();
         assert_eq!(names, ["db", "web"]);
         assert!(dir.remove("web").unwrap());

@@ -108,16 +108,12 @@ fn temporary_name(name: &str) -> String {
 /// of ours is read through one): opening what it points at is already an
 /// effect (a FIFO's writer goes on, a device may act on its open).
 pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
-    // Non-blocking, so that opening a FIFO with no writer returns at once.
-    let mut file = File::options()
+    let located = File::options()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    crate::regular_file::reopen(located.into())?.read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
@@ -210,6 +206,18 @@ mod tests {
         fs::write(dir.join("plain"), "text").unwrap();
         std::os::unix::fs::symlink(dir.join("plain"), dir.join("to-plain")).unwrap();
         assert!(read_regular(&dir.join("to-plain")).is_err(), "followed");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_being_opened() {
+        let dir = crate::scratch::unique_path("file-fifo-unopened");
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("web.json");
+        let opened = crate::scratch::opens_fifo(&fifo, || {
+            assert!(read_regular(&fifo).is_err());
+        });
+        assert!(!opened, "the read opened the FIFO before refusing it");
         fs::remove_dir_all(&dir).unwrap();
     }
 

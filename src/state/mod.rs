@@ -448,22 +448,27 @@ impl Store {
         if let Some(record) = self.with_id(target)?.into_iter().next() {
             return Ok(Some(record));
         }
-        let ids: Vec<String> = self
-            .ids
-            .keys()?
-            .into_iter()
-            .filter(|id| id.starts_with(target))
-            .collect();
-        let mut matches = match &ids[..] {
-            [] => Vec::new(),
-            [id] => self.with_id(id)?,
-            _ => {
-                return Err(Error::Ambiguous {
-                    target: target.to_string(),
-                    ids,
-                });
-            }
-        };
+        match &self.ids_prefixed(target)?[..] {
+            [] => Ok(None),
+            [id] => self.only_of_id(target, id),
+            ids => Err(Error::Ambiguous {
+                target: target.to_string(),
+                ids: ids.to_vec(),
+            }),
+        }
+    }
+
+    /// The live ids `prefix` starts.
+    fn ids_prefixed(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let mut ids = self.ids.keys()?;
+        ids.retain(|id| id.starts_with(prefix));
+        Ok(ids)
+    }
+
+    /// The one record of `id`, which `target` prefixes; two records
+    /// claiming one id are ambiguous too.
+    fn only_of_id(&self, target: &str, id: &str) -> Result<Option<Record>, Error> {
+        let mut matches = self.with_id(id)?;
         match matches.len() {
             0 | 1 => Ok(matches.pop()),
             _ => Err(Error::Ambiguous {
@@ -473,35 +478,46 @@ impl Store {
         }
     }
 
-    /// The container `target` names, running (or dead) or exited: as
-    /// `find` and `ExitedDir::find` each, and a prefix of ids of both kinds
-    /// is refused too, naming them all (docker: "multiple IDs found with
-    /// provided prefix"), rather than the running one winning silently. A
-    /// name or a whole id names its container whatever else it prefixes.
+    /// The container `target` names, running (or dead) or exited. A name
+    /// or a whole id names its container whatever else it prefixes: a
+    /// live name, an exited name, a live id, an exited id, in that order.
+    /// Only then is it a prefix, of ids of both kinds: one of several is
+    /// refused naming them all (docker: "multiple IDs found with provided
+    /// prefix"), rather than the running one winning silently.
     pub fn find_any(&self, target: &str) -> Result<Option<Found>, Error> {
-        let live = self.find(target)?;
-        let named = |name: &str, id: &str| name == target || id == target;
-        if live.as_ref().is_some_and(|r| named(&r.name, &r.id)) {
-            return Ok(live.map(|r| Found::Live(Box::new(r))));
+        if !valid_target(target) {
+            return Err(Error::BadTarget(target.to_string()));
         }
-        let exited = match self.exited().find(target) {
-            Err(Error::Ambiguous { target, mut ids }) => {
-                ids.extend(live.map(|r| r.id));
-                return Err(Error::Ambiguous { target, ids });
-            }
-            found => found?,
-        };
-        Ok(match (live, exited) {
-            (Some(live), Some(exited)) if !named(&exited.name, &exited.id) => {
-                return Err(Error::Ambiguous {
-                    target: target.to_string(),
-                    ids: vec![live.id, exited.id],
-                });
-            }
-            (_, Some(exited)) => Some(Found::Exited(exited)),
-            (Some(live), None) => Some(Found::Live(Box::new(live))),
-            (None, None) => None,
-        })
+        let live = |record: Record| Ok(Some(Found::Live(Box::new(record))));
+        if let Some(record) = self.get(target) {
+            return live(record);
+        }
+        let exited = self.exited();
+        if let Some(record) = exited.get(target) {
+            return Ok(Some(Found::Exited(record)));
+        }
+        if let Some(record) = self.with_id(target)?.into_iter().next() {
+            return live(record);
+        }
+        let mut prefixed = exited.prefixed(target)?;
+        if let Some(whole) = prefixed.iter().position(|e| e.id == target) {
+            return Ok(Some(Found::Exited(prefixed.swap_remove(whole))));
+        }
+        let live_ids = self.ids_prefixed(target)?;
+        match (&live_ids[..], prefixed.len()) {
+            ([], 0) => Ok(None),
+            ([], 1) => Ok(prefixed.pop().map(Found::Exited)),
+            ([id], 0) => Ok(self
+                .only_of_id(target, id)?
+                .map(|r| Found::Live(Box::new(r)))),
+            _ => Err(Error::Ambiguous {
+                target: target.to_string(),
+                ids: live_ids
+                    .into_iter()
+                    .chain(prefixed.into_iter().map(|e| e.id))
+                    .collect(),
+            }),
+        }
     }
 
     /// The records with the id `id`, in name order, found by its markers
@@ -767,6 +783,17 @@ mod tests {
 
     fn temp_store(test: &str) -> Store {
         Store::new(&crate::scratch::unique_path(&format!("state-{test}")))
+    }
+
+    /// Exited records of these names and ids.
+    fn write_exited(store: &Store, exited: &[(&str, &str)]) {
+        let _lock = store.lock().unwrap();
+        for (name, id) in exited {
+            store
+                .exited()
+                .write(&Exited::of(&mine(name, id), 0))
+                .unwrap();
+        }
     }
 
     fn mine(name: &str, id: &str) -> Record {
@@ -1164,17 +1191,7 @@ mod tests {
     fn a_prefix_of_a_live_and_an_exited_id_is_ambiguous_but_a_name_or_whole_id_is_not() {
         let store = temp_store("find-any");
         let (up, _) = store.claim(mine("up", "abc123")).unwrap();
-        {
-            let _lock = store.lock().unwrap();
-            store
-                .exited()
-                .write(&Exited::of(&mine("done", "abd456"), 0))
-                .unwrap();
-            store
-                .exited()
-                .write(&Exited::of(&mine("old", "abd789"), 0))
-                .unwrap();
-        }
+        write_exited(&store, &[("done", "abd456"), ("old", "abd789")]);
         let ids = |target| match store.find_any(target) {
             Err(Error::Ambiguous { mut ids, .. }) => {
                 ids.sort();
@@ -1195,6 +1212,26 @@ mod tests {
         assert_eq!(name("abc123"), "up");
         assert_eq!(name("zzz"), "");
         drop(up);
+        cleanup(&store);
+    }
+
+    #[test]
+    fn an_exited_name_or_whole_id_wins_over_an_ambiguous_prefix_of_running_ids() {
+        let store = temp_store("find-any-exact");
+        let (one, _) = store.claim(mine("one", "a1")).unwrap();
+        let (two, _) = store.claim(mine("two", "a2")).unwrap();
+        write_exited(&store, &[("a", "b9"), ("c", "a")]);
+        let exited = |target| match store.find_any(target) {
+            Ok(Some(Found::Exited(exited))) => exited.id,
+            other => panic!("{target}: {other:?}"),
+        };
+        assert_eq!(exited("a"), "b9", "the exited name first");
+        {
+            let _lock = store.lock().unwrap();
+            store.exited().remove("a").unwrap();
+        }
+        assert_eq!(exited("a"), "a", "then the exited whole id");
+        drop((one, two));
         cleanup(&store);
     }
 
