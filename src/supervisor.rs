@@ -471,7 +471,7 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     };
     phase(&format!("base ruleset ({base}) and network"), t);
     if network.is_empty() {
-        tracing::info!("loaded the supervisor's nftables tables");
+        tracing::info!("the supervisor's nftables tables and the network's elements are in");
     }
     Ok(Some(BridgeNet {
         attachment,

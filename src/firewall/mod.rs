@@ -125,7 +125,10 @@ impl Firewall {
     /// ADD). A port taken refuses both. Any other refusal (a stale
     /// network's subnet overlapping this one, say) goes the way of
     /// [`Firewall::ensure_network`], which takes out what is stale and
-    /// tries again, then the elements are published alone.
+    /// tries again, then the elements are published alone. Only a refusal:
+    /// after any other failure (acks lost, the lock) the batch may have been
+    /// committed, and publishing again would find the container's own
+    /// elements and take it for the holder of its ports.
     pub fn publish_with(
         &self,
         publication: &Publication,
@@ -134,7 +137,7 @@ impl Firewall {
         let publications = std::slice::from_ref(publication);
         match self.publish_batch(publications, network) {
             Err(err @ Error::PortTaken(_)) => Err(err),
-            Err(_) if !network.is_empty() => {
+            Err(Error::Kernel(nftables::Error::Refused(_))) if !network.is_empty() => {
                 network.ensure(self)?;
                 self.publish_all(publications)
             }
@@ -249,7 +252,7 @@ impl Firewall {
     /// Removes the elements of `publication` in the targets `which` takes,
     /// in one batch.
     fn destroy(&self, publication: &Publication, which: fn(Target) -> bool) -> Result<(), Error> {
-        let planned = publication.elements();
+        let planned = publication.unlabelled_elements();
         let mut batch = Batch::new();
         for (target, group) in grouped(&planned, |e| e.target) {
             if !which(target) {

@@ -180,18 +180,22 @@ impl Socket {
         )
         .map_err(io("send the nftables batch"))?;
 
-        // With the batch's end acked (see `batch::ends_acked`), its ack,
-        // the kernel's last answer, queued only once the transaction is
-        // committed, says all is done: the acks wanted are the begin's and
-        // the end's, and reading stops at the end's rather than at an
-        // empty queue. Else every message's ack, until the queue is empty.
+        // With the batch's end acked (see `batch::ends_acked`), only the
+        // begin and the end ask for an ack, and the end's, queued once the
+        // transaction is committed, says all is done; a refused message is
+        // answered whether or not it asked. Else every message's ack. Either
+        // way the queue is read until it is empty (the kernel answers a
+        // batch before sendmsg returns): when it replays a batch (a module
+        // loaded on the way, a check failed at commit) it may skip the
+        // begin's ack, or ack the end before naming a refused message, so
+        // neither a count of acks nor the end's ack alone is the answer.
         let end = batch::ends_acked().then(|| seqs.end.wrapping_sub(1));
         let wanted = if end.is_some() { 2 } else { expected };
         let mut committed = false;
         let mut acked = 0;
         let mut refusals = Vec::new();
         let mut buf = Vec::with_capacity(max_message_size());
-        while !committed {
+        loop {
             let n = match receive(&self.fd, &mut buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => n,
                 Err(Errno::EAGAIN) => break,
@@ -236,7 +240,11 @@ impl Socket {
         if !refusals.is_empty() {
             return Err(Error::Refused(refusals));
         }
-        if acked < wanted || (end.is_some() && !committed) {
+        let answered = match end {
+            Some(_) => committed,
+            None => acked >= wanted,
+        };
+        if !answered {
             return Err(Error::MissingAcks {
                 got: acked,
                 expected: wanted,
