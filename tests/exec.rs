@@ -338,9 +338,10 @@ fn exec_on_the_users_terminal_cannot_type_into_it() {
 /// host's binary once it exits; prints "caught PATH", or "never" once
 /// /tmp/done exists.
 const WATCH_FOR_THE_SUPERVISORS_BINARY: &str = r#"
-import os
+import os, sys
+done = sys.argv[1] if len(sys.argv) > 1 else "/tmp/done"
 print("ready", flush=True)
-while not os.path.exists("/tmp/done"):
+while not os.path.exists(done):
     for p in os.listdir("/proc"):
         if not p.isdigit() or int(p) in (1, os.getpid()):
             continue
@@ -373,4 +374,34 @@ fn a_container_never_reaches_the_supervisors_binary_through_an_exec_on_its_way_i
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     assert_eq!(rest, "never\n");
     stop(web);
+}
+
+#[test]
+fn a_container_run_without_its_init_never_exposes_the_supervisors_binary_before_its_exec() {
+    let Some(ns) = HostNs::new(
+        "a_container_run_without_its_init_never_exposes_the_supervisors_binary_before_its_exec",
+    ) else {
+        return;
+    };
+    // Every capability but CAP_SYS_PTRACE: at least the container's, so
+    // only a PID 1 that is not dumpable keeps it out (as it keeps out root
+    // in the container, or an exec on its way in, once its pid is known).
+    let mut watcher = ns
+        .command("setpriv")
+        .args(["--bounding-set", "-sys_ptrace", "--", "python3", "-c"])
+        .args([WATCH_FOR_THE_SUPERVISORS_BINARY, "/run/done"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn watcher");
+    let mut out = common::wait_ready(&mut watcher);
+    for _ in 0..100 {
+        let run = ns.run(&["--init=false", "--", "true"]);
+        assert!(run.status.success(), "{}", stderr(&run));
+    }
+    ns.ok("touch /run/done");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest, "never\n");
+    assert!(watcher.wait().unwrap().success());
 }

@@ -245,24 +245,39 @@ mod tests {
         assert!(!paths.exists());
     }
 
-    #[test]
-    fn a_reader_polling_the_log_does_not_keep_it_from_removal() {
+    /// A finished log of "c" in `state`, and `logs -f` at a poll of it: a
+    /// shared lock on it, let go at once (here after 20 ms).
+    fn polled_old_log(state: &Path) -> (Paths, std::thread::JoinHandle<()>) {
         use nix::fcntl::{Flock, FlockArg};
-        let state = crate::scratch::Scratch::new("log-removal-reader");
-        let paths = Paths::new(&state, "c");
-        let mut log = Writer::create(&state, "c", 1 << 20).unwrap();
-        log.write(b"done\n").unwrap();
+        let paths = Paths::new(state, "c");
+        let mut log = Writer::create(state, "c", 1 << 20).unwrap();
+        log.write(b"old\n").unwrap();
         drop(log);
-        // `logs -f` at a poll: a shared lock, let go at once (here 20 ms).
         let reading = fs::File::open(&paths.lock).unwrap();
         let reading = Flock::lock(reading, FlockArg::LockSharedNonblock).unwrap();
         let poll = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(20));
             drop(reading);
         });
+        (paths, poll)
+    }
+
+    #[test]
+    fn a_reader_polling_the_log_does_not_keep_it_from_removal() {
+        let state = crate::scratch::Scratch::new("log-removal-reader");
+        let (paths, poll) = polled_old_log(&state);
         assert!(paths.remove_unless_written(&state).unwrap(), "kept");
         assert!(!paths.exists());
         poll.join().unwrap();
+    }
+
+    #[test]
+    fn a_run_starting_on_a_readers_poll_of_the_old_log_still_writes_it() {
+        let state = crate::scratch::Scratch::new("log-start-reader");
+        let (_, poll) = polled_old_log(&state);
+        let started = Writer::create(&state, "c", 1 << 20);
+        poll.join().unwrap();
+        started.unwrap();
     }
 
     #[test]

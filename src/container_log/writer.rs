@@ -8,7 +8,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::thread::JoinHandle;
 
-use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::SigSet;
 
@@ -169,14 +168,34 @@ impl Writer {
 /// lock file a discarding writer unlinks may be the one another opened just
 /// before: a lock on it guards nothing, so take the one at the path again.
 pub(super) fn lock(paths: &Paths) -> io::Result<Flock<File>> {
-    loop {
-        let file = File::create(&paths.lock)?;
-        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, errno)| io::Error::from(errno))?;
-        if still_at_path(&lock, paths)? {
-            return Ok(lock);
+    past_readers(|| {
+        loop {
+            let file = File::create(&paths.lock)?;
+            let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+                .map_err(|(_, errno)| io::Error::from(errno))?;
+            if still_at_path(&lock, paths)? {
+                return Ok(lock);
+            }
         }
-    }
+    })
+}
+
+/// [`lock`] on a log's lock file that is there, never making it: None when
+/// there is none (so no writer either). WouldBlock when a writer holds it.
+pub(super) fn lock_if_there(paths: &Paths) -> io::Result<Option<Flock<File>>> {
+    past_readers(|| {
+        loop {
+            let file = match File::open(&paths.lock) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                file => file?,
+            };
+            let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+                .map_err(|(_, errno)| io::Error::from(errno))?;
+            if still_at_path(&lock, paths)? {
+                return Ok(Some(lock));
+            }
+        }
+    })
 }
 
 /// How many times, 5 ms apart, a log's lock found taken is tried again
@@ -184,23 +203,23 @@ pub(super) fn lock(paths: &Paths) -> io::Result<Flock<File>> {
 /// takes it shared for a moment at each poll, a writer for its whole life.
 const TRIES: u32 = 10;
 
-/// [`lock`] on a log's lock file that is there, never making it: None when
-/// there is none (so no writer either). WouldBlock when a writer holds it.
-pub(super) fn lock_if_there(paths: &Paths) -> io::Result<Option<Flock<File>>> {
+/// `try_lock` again while it finds the lock taken (WouldBlock), up to
+/// [`TRIES`] times: a reader's poll ends within them, a writer's life not.
+///
+/// The callers sleep holding the logs directory's start lock (and `rm` the
+/// store's lock), so other starts and removals wait with them. Acceptable:
+/// a reader holds its lock for the microseconds of a poll's read, so a
+/// retry is rare and one 5 ms sleep long; the full 45 ms is paid only when
+/// a writer holds the log, and that ends in an error anyway.
+fn past_readers<T>(mut try_lock: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     let mut tries = 1;
     loop {
-        let file = match File::open(&paths.lock) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            file => file?,
-        };
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) if still_at_path(&lock, paths)? => return Ok(Some(lock)),
-            Ok(_) => {}
-            Err((_, Errno::EWOULDBLOCK)) if tries < TRIES => {
+        match try_lock() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && tries < TRIES => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            Err((_, errno)) => return Err(errno.into()),
+            done => return done,
         }
     }
 }

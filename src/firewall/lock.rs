@@ -10,29 +10,35 @@
 //!
 //! The lock is the file's: the supervisor never removes or replaces it, so
 //! the file kept open is the one every other supervisor opens by its path.
+//! Someone else may (the file unlinked, the state directory made anew
+//! while a `run -d` lives): a lock on the file kept open would then exclude
+//! nobody, so each hold checks, once locked, that the file is still the
+//! path's (an fstat and a stat, far less than the open and close it
+//! saves), and opens the path again when it is not.
 
-use std::cell::OnceCell;
+use std::cell::{Ref, RefCell};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// The lock file of a state directory, opened once.
+/// The lock file of a state directory, opened once while it stays there.
 #[derive(Debug)]
 pub(super) struct LockFile {
     path: PathBuf,
-    file: OnceCell<File>,
+    file: RefCell<Option<File>>,
 }
 
 /// The lock, held until dropped.
-pub(super) struct Held<'a>(&'a File);
+pub(super) struct Held<'a>(Ref<'a, File>);
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         // Closing the file would release it too, but the file stays open
         // for the next batch. Nothing to do on failure: the lock goes with
         // the descriptor at exit at the latest.
-        let _ = flock(self.0, libc::LOCK_UN);
+        let _ = flock(&self.0, libc::LOCK_UN);
     }
 }
 
@@ -40,7 +46,7 @@ impl LockFile {
     pub(super) fn new(path: PathBuf) -> LockFile {
         LockFile {
             path,
-            file: OnceCell::new(),
+            file: RefCell::new(None),
         }
     }
 
@@ -48,22 +54,45 @@ impl LockFile {
         &self.path
     }
 
-    /// Waits for the lock, shared or `exclusive`.
+    /// Waits for the lock, shared or `exclusive`, on the file at the path.
+    /// One hold at a time, as ever: a second flock on the same open file
+    /// would convert the first, and a stale file is replaced only when no
+    /// hold borrows it.
     pub(super) fn hold(&self, exclusive: bool) -> io::Result<Held<'_>> {
-        let file = match self.file.get() {
-            Some(file) => file,
-            None => {
-                let file = self.open()?;
-                self.file.get_or_init(|| file)
-            }
-        };
         let operation = if exclusive {
             libc::LOCK_EX
         } else {
             libc::LOCK_SH
         };
-        flock(file, operation)?;
-        Ok(Held(file))
+        loop {
+            let held = match Ref::filter_map(self.file.borrow(), Option::as_ref) {
+                Ok(file) => Held(file),
+                Err(none) => {
+                    drop(none);
+                    let file = self.open()?;
+                    *self.file.borrow_mut() = Some(file);
+                    continue;
+                }
+            };
+            flock(&held.0, operation)?;
+            // Checked once locked, not before: a path replaced while we
+            // waited is seen too.
+            if self.still_at_path(&held.0)? {
+                return Ok(held);
+            }
+            drop(held);
+            *self.file.borrow_mut() = None;
+        }
+    }
+
+    /// True when `file` is the one at the path (the same device and inode).
+    fn still_at_path(&self, file: &File) -> io::Result<bool> {
+        let held = file.metadata()?;
+        match std::fs::metadata(&self.path) {
+            Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn open(&self) -> io::Result<File> {
@@ -134,9 +163,28 @@ mod tests {
         let path = scratch_path("once");
         let ours = LockFile::new(path.clone());
         let first = ours.hold(true).unwrap().0.as_raw_fd();
-        assert_eq!(ours.file.get().map(AsRawFd::as_raw_fd), Some(first));
+        assert_eq!(
+            ours.file.borrow().as_ref().map(AsRawFd::as_raw_fd),
+            Some(first)
+        );
         let second = ours.hold(false).unwrap().0.as_raw_fd();
         assert_eq!(first, second);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_lock_file_unlinked_and_made_anew_is_the_one_locked_at_the_next_hold() {
+        let path = scratch_path("anew");
+        let ours = LockFile::new(path.clone());
+        drop(ours.hold(false).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        File::create(&path).unwrap();
+        let held = ours.hold(true).unwrap();
+        let other = File::open(&path).unwrap();
+        // SAFETY: `other` is open for the call.
+        let taken = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+        assert_eq!(taken, -1, "the file now at the path was not locked");
+        drop(held);
         std::fs::remove_file(&path).unwrap();
     }
 }

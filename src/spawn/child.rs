@@ -156,6 +156,19 @@ pub fn run(plan: &ChildPlan) -> ! {
     // memory the parent prepared before clone3 and keeps alive (our copy of
     // it, in fact); nothing allocates or takes a lock.
     unsafe {
+        // Until its exec this is a copy of the supervisor, and from
+        // drop_capabilities on it has the container's capabilities while its
+        // pid is recorded: an exec into the container could open /proc/1/exe
+        // (the host's supervisor binary: runc's CVE-2019-5736) or read our
+        // memory (the host's environment) before the release. Not dumpable,
+        // that needs CAP_SYS_PTRACE; the exec makes the command dumpable
+        // again, and the init's command shares this mm until its own exec.
+        // A failure here is as one of drop_capabilities.
+        check(
+            report,
+            Stage::Capabilities,
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0),
+        );
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
         join_cgroup(report, plan.cgroup_join);
         // Its set-up is on the container's path, as the supervisor's thread
