@@ -4,7 +4,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::thread::JoinHandle;
 
@@ -173,7 +172,7 @@ pub(super) fn lock(paths: &Paths) -> io::Result<Flock<File>> {
             let file = File::create(&paths.lock)?;
             let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
                 .map_err(|(_, errno)| io::Error::from(errno))?;
-            if still_at_path(&lock, paths)? {
+            if crate::state::file::is_at(&lock, &paths.lock)? {
                 return Ok(lock);
             }
         }
@@ -191,7 +190,7 @@ pub(super) fn lock_if_there(paths: &Paths) -> io::Result<Option<Flock<File>>> {
             };
             let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
                 .map_err(|(_, errno)| io::Error::from(errno))?;
-            if still_at_path(&lock, paths)? {
+            if crate::state::file::is_at(&lock, &paths.lock)? {
                 return Ok(Some(lock));
             }
         }
@@ -221,17 +220,6 @@ fn past_readers<T>(mut try_lock: impl FnMut() -> io::Result<T>) -> io::Result<T>
             }
             done => return done,
         }
-    }
-}
-
-/// True when `lock` is on the file at the lock's path still: one a
-/// discarding writer unlinked guards nothing.
-fn still_at_path(lock: &Flock<File>, paths: &Paths) -> io::Result<bool> {
-    let held = lock.metadata()?;
-    match fs::metadata(&paths.lock) {
-        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
     }
 }
 

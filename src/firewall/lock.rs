@@ -20,8 +20,9 @@ use std::cell::{Ref, RefCell};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use crate::state::file;
 
 /// The lock file of a state directory, opened once while it stays there.
 #[derive(Debug)]
@@ -77,21 +78,11 @@ impl LockFile {
             flock(&held.0, operation)?;
             // Checked once locked, not before: a path replaced while we
             // waited is seen too.
-            if self.still_at_path(&held.0)? {
+            if file::is_at(&held.0, &self.path)? {
                 return Ok(held);
             }
             drop(held);
             *self.file.borrow_mut() = None;
-        }
-    }
-
-    /// True when `file` is the one at the path (the same device and inode).
-    fn still_at_path(&self, file: &File) -> io::Result<bool> {
-        let held = file.metadata()?;
-        match std::fs::metadata(&self.path) {
-            Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
         }
     }
 

@@ -119,6 +119,19 @@ pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
 
 /// True for the temporaries of [`write_atomic`]: one left behind was being
 /// written when its writer died.
+/// Whether `file` is still the one at `path` (the same device and inode):
+/// a lock taken on a file unlinked or replaced since it was opened
+/// excludes no one who opens the path now.
+pub fn is_at(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file.metadata()?;
+    match fs::metadata(path) {
+        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 pub fn is_temporary(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
 }
