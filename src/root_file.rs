@@ -28,6 +28,28 @@ pub struct Error {
     pub reason: String,
 }
 
+/// A user file of the container's that cannot be read, for `--user SPEC`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid --user {}: {file}", crate::values::quoted(.user))]
+pub struct UserFilesError {
+    pub user: String,
+    pub file: Error,
+}
+
+/// The container's `/etc/passwd` and `/etc/group` inside `root`, to resolve
+/// `--user user` (`run -u`, `exec -u`) by; a missing one reads as empty.
+pub fn user_files(root: &Path, user: &str) -> Result<(String, String), UserFilesError> {
+    let read = |file: &str| {
+        read(root, Path::new(file))
+            .map(Option::unwrap_or_default)
+            .map_err(|file| UserFilesError {
+                user: user.to_string(),
+                file,
+            })
+    };
+    Ok((read("/etc/passwd")?, read("/etc/group")?))
+}
+
 /// The text of `path` (as the container names it) inside `root`; `None`
 /// when there is no such file.
 pub fn read(root: &Path, path: &Path) -> Result<Option<String>, Error> {

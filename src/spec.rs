@@ -183,11 +183,8 @@ pub enum SpecError {
     WorkdirRelative(PathBuf),
     #[error("invalid --workdir {}: not an existing directory", quoted(.0))]
     WorkdirMissing(PathBuf),
-    #[error("invalid --user {}: {file}", quoted(.user))]
-    UserFile {
-        user: String,
-        file: root_file::Error,
-    },
+    #[error(transparent)]
+    UserFile(#[from] root_file::UserFilesError),
     #[error(
         "invalid environment variable {key}: {bytes} bytes as KEY=VALUE, more than the kernel passes to a command ({MAX_ENV_ENTRY})"
     )]
@@ -318,19 +315,8 @@ impl RunSpec {
             .user
             .as_deref()
             .map(|spec| {
-                let read = |file: &str| {
-                    root_file::read(filesystem.root_dir(), std::path::Path::new(file))
-                        .map(Option::unwrap_or_default)
-                        .map_err(|file| SpecError::UserFile {
-                            user: spec.to_string(),
-                            file,
-                        })
-                };
-                Ok::<_, SpecError>(identity::resolve_user(
-                    spec,
-                    &read("/etc/passwd")?,
-                    &read("/etc/group")?,
-                )?)
+                let (passwd, group) = root_file::user_files(filesystem.root_dir(), spec)?;
+                Ok::<_, SpecError>(identity::resolve_user(spec, &passwd, &group)?)
             })
             .transpose()?;
         let capabilities = identity::capabilities(&options.cap_add, &options.cap_drop)?;

@@ -58,11 +58,8 @@ pub enum ExecError {
     Capability { name: String, capability: String },
     #[error(transparent)]
     User(#[from] identity::Error),
-    #[error("invalid --user {}: {file}", quoted(.user))]
-    UserFile {
-        user: String,
-        file: root_file::Error,
-    },
+    #[error(transparent)]
+    UserFile(#[from] root_file::UserFilesError),
     #[error(transparent)]
     Security(#[from] confinement::Error),
     #[error(transparent)]
@@ -145,19 +142,8 @@ fn configure(
     let user_spec = options.user.as_ref().or(context.user.as_ref());
     let user = match user_spec {
         Some(spec) => {
-            let read = |file: &str| {
-                root_file::read(&root, Path::new(file))
-                    .map(Option::unwrap_or_default)
-                    .map_err(|file| ExecError::UserFile {
-                        user: spec.clone(),
-                        file,
-                    })
-            };
-            Some(identity::resolve_user(
-                spec,
-                &read("/etc/passwd")?,
-                &read("/etc/group")?,
-            )?)
+            let (passwd, group) = root_file::user_files(&root, spec)?;
+            Some(identity::resolve_user(spec, &passwd, &group)?)
         }
         None => None,
     };
