@@ -292,10 +292,19 @@ fn two_concurrent_runs_publishing_one_port_one_wins_the_other_exits_125_naming_i
     );
     let winner = ["first", "second"][1 - loser];
     assert!(err.contains(&format!("container {winner} (")), "{err}");
-    let list: Value = serde_json::from_str(&stdout(&supervisor(&ns, &["ps", "--json"]))).unwrap();
+    // The loser fails at the winner's reservation of the port, which can
+    // come before the winner has published it and completed its record.
+    let list = eventually(
+        "the winner's record shows its port",
+        Duration::from_secs(10),
+        || {
+            let list: Value =
+                serde_json::from_str(&stdout(&supervisor(&ns, &["ps", "--json"]))).unwrap();
+            (list[0]["ports"][0]["host_port"] == 8080).then_some(list)
+        },
+    );
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list[0]["name"], winner);
-    assert_eq!(list[0]["ports"][0]["host_port"], 8080);
     let out = supervisor(&ns, &["stop", "-t", "0", winner]);
     assert!(out.status.success(), "{}", stderr(&out));
     for run in &mut runs {
