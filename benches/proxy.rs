@@ -20,12 +20,35 @@
 //! least 80% of direct, setup at most 2x), and the load average before and
 //! after.
 //!
-//! The client, and so the direct connection and the client's hop to the
-//! proxy, use the host's default congestion control, as a user's client
-//! would; the proxy's own hops run reno (src/proxy/tcp.rs). Where that
-//! default paces (BBR, this machine's) it slows the direct connection too,
-//! so the gate follows again with both namespaces' default set to reno,
-//! for reference only: the proxy's cost where nothing is paced.
+//! The gate runs once for each congestion control a host commonly
+//! defaults to: bbr (which paces), cubic and reno (which do not). The
+//! client, and so the direct connection and the client's hop to the proxy,
+//! and the server run it, as a user's client and server on such a host
+//! would; the proxy's own hops run reno whatever the host's default
+//! (src/proxy/tcp.rs). It is set on each socket, not as a namespace's
+//! default: a namespace other than the machine's may only default to an
+//! algorithm of net.ipv4.tcp_allowed_congestion_control (reno and bbr on
+//! the machine this was written on, which has cubic), while a socket of a
+//! process with CAP_NET_ADMIN may pick any the kernel has. One the kernel
+//! lacks is reported and its gate skipped.
+//!
+//! Under bbr the direct connection is paced and the proxy's hops are not,
+//! so the proxy matches it. Under cubic and reno nothing is paced, and the
+//! gate shows what the proxy's extra hop costs; the `cost` section after
+//! the gates says why: CPU time per MiB of the whole exchange, and of the
+//! proxy's thread, on each path. On two vCPUs shared with other work an
+//! exchange is as good as serial (elapsed time within a few percent of CPU
+//! time in the cheap runs), so the ratio to direct is the ratio of CPU
+//! times: 175 us per MiB direct against 310 through the proxy. 120 of them
+//! are the proxy's thread, almost all of it (perf) under the kernel's TCP
+//! transmit of the second hop: bridge, veth, and the server's receive,
+//! which runs in the sender's context. Client and server spend together
+//! about what they spend direct (190 against 175): the loopback hop costs
+//! the client about what the bridge hop costs it direct. Variants that changed none of this, tried
+//! with paired gates (2026-12-07, docs/performance.md): other pipe sizes,
+//! SPLICE_F_MORE, forced socket buffers, Nagle, cubic on the proxy's hops,
+//! pinning or renicing its thread, its upstream socket in the container's
+//! namespace.
 //!
 //! The same figures with the server on `[::1]` in the host's namespace
 //! follow, for reference only: there the direct path is one loopback hop
@@ -38,12 +61,19 @@
 //! Needs root for the namespaces (`src/bench/sandbox.rs`) and `ip`; without
 //! root it says so and exits.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use nix::sys::socket::{
+    AddressFamily, SockFlag, SockType, SockaddrIn6, setsockopt, socket, sockopt,
+};
+use nix::unistd::Pid;
 use supervisor::proxy::{Forward, Limits, Proxy, TcpRelay};
 use supervisor::values::Protocol;
 
@@ -88,22 +118,20 @@ fn container_network() {
     ));
 }
 
-/// The default congestion control of the bench's host namespace and of the
-/// container's: reno (see `main`).
-fn unpaced_default() {
-    const SYSCTL: &str = "/proc/sys/net/ipv4/tcp_congestion_control";
-    std::fs::write(SYSCTL, "reno").expect("host's default congestion control");
-    let status = Command::new("ip")
-        .args(["netns", "exec", NETNS, "sh", "-c"])
-        .arg(format!("echo reno > {SYSCTL}"))
-        .status()
-        .expect("running ip netns exec");
-    assert!(status.success(), "container's default congestion control");
+/// The congestion controls the gate runs under, a common host default
+/// each: bbr paces, cubic and reno do not.
+const CONGESTION_CONTROLS: [&str; 3] = ["bbr", "cubic", "reno"];
+
+/// Sets `algorithm` on a socket; on a listener, for the connections it
+/// accepts.
+fn congestion(socket: &impl AsFd, algorithm: &str) -> nix::Result<()> {
+    setsockopt(socket, sockopt::TcpCongestion, &OsString::from(algorithm))
 }
 
 /// Each message is a 4-byte length and that many bytes; the server answers
-/// each with one byte. In the container's namespace when `in_container`.
-fn server(in_container: bool) -> SocketAddr {
+/// each with one byte. In the container's namespace when `in_container`;
+/// its connections run `algorithm` (None: the namespace's default).
+fn server(in_container: bool, algorithm: Option<&'static str>) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let bind = if in_container {
@@ -114,6 +142,9 @@ fn server(in_container: bool) -> SocketAddr {
             Ipv6Addr::LOCALHOST
         };
         let listener = TcpListener::bind((bind, 0)).expect("server listener");
+        if let Some(algorithm) = algorithm {
+            congestion(&listener, algorithm).expect("server's congestion control");
+        }
         tx.send(listener.local_addr().expect("server address"))
             .expect("hand over the address");
         for stream in listener.incoming() {
@@ -139,9 +170,12 @@ fn server(in_container: bool) -> SocketAddr {
     rx.recv().expect("server address")
 }
 
-fn proxy(target: SocketAddr, how: TcpRelay) -> SocketAddr {
+/// A proxy to `target` on a thread of its own: its address and the
+/// thread's id.
+fn proxy(target: SocketAddr, how: TcpRelay) -> (SocketAddr, Pid) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let thread = nix::unistd::gettid();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -154,15 +188,35 @@ fn proxy(target: SocketAddr, how: TcpRelay) -> SocketAddr {
             let proxy = Proxy::start_with(Forward::loopback6(Protocol::Tcp, 0, target), limits)
                 .await
                 .expect("proxy");
-            tx.send(proxy.local_addr()).expect("hand over the address");
+            tx.send((proxy.local_addr(), thread))
+                .expect("hand over the address");
             std::future::pending::<()>().await;
         });
     });
     rx.recv().expect("proxy address")
 }
 
-fn connect(to: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(to).expect("connect");
+/// A client's connection, running `algorithm` from its handshake on (None:
+/// the namespace's default).
+fn connect(to: SocketAddr, algorithm: Option<&str>) -> TcpStream {
+    let stream = match algorithm {
+        None => TcpStream::connect(to).expect("connect"),
+        Some(algorithm) => {
+            let SocketAddr::V6(to) = to else {
+                unreachable!("every path is IPv6")
+            };
+            let socket = socket(
+                AddressFamily::Inet6,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .expect("client socket");
+            congestion(&socket, algorithm).expect("client's congestion control");
+            nix::sys::socket::connect(socket.as_raw_fd(), &SockaddrIn6::from(to)).expect("connect");
+            TcpStream::from(socket)
+        }
+    };
     stream.set_nodelay(true).expect("nodelay");
     stream
 }
@@ -177,8 +231,8 @@ fn exchange(stream: &mut TcpStream, payload: &[u8]) {
     stream.read_exact(&mut ack).expect("acknowledgement");
 }
 
-fn setup(to: SocketAddr) {
-    let mut stream = connect(to);
+fn setup(to: SocketAddr, algorithm: Option<&str>) {
+    let mut stream = connect(to, algorithm);
     exchange(&mut stream, b"x");
 }
 
@@ -211,7 +265,7 @@ fn load() -> String {
 /// times; its ratio to direct is the median of the per-cycle ratios, so a
 /// burst of load from elsewhere, which lasts longer than a cycle, weighs on
 /// both sides of each ratio alike.
-fn gate(title: &str, paths: &[(&str, SocketAddr)], rounds: usize) {
+fn gate(title: &str, paths: &[Path], algorithm: Option<&str>, rounds: usize) {
     const CYCLES: usize = 20;
     let payload = vec![0x5au8; MIB];
     let before = load();
@@ -219,7 +273,10 @@ fn gate(title: &str, paths: &[(&str, SocketAddr)], rounds: usize) {
     let mut mib = vec![Vec::new(); n];
     let mut setups = vec![Vec::new(); n];
     for _ in 0..rounds {
-        let mut streams: Vec<TcpStream> = paths.iter().map(|(_, to)| connect(*to)).collect();
+        let mut streams: Vec<TcpStream> = paths
+            .iter()
+            .map(|path| connect(path.to, algorithm))
+            .collect();
         for stream in &mut streams {
             for _ in 0..5 {
                 exchange(stream, &payload);
@@ -234,7 +291,7 @@ fn gate(title: &str, paths: &[(&str, SocketAddr)], rounds: usize) {
             }
             for _ in 0..2 {
                 for &i in &order {
-                    setups[i].push(timed(1, || setup(paths[i].1)));
+                    setups[i].push(timed(1, || setup(paths[i].to, algorithm)));
                 }
             }
         }
@@ -254,7 +311,7 @@ fn gate(title: &str, paths: &[(&str, SocketAddr)], rounds: usize) {
         r[r.len() / 2]
     };
     let best = |runs: &[Duration]| runs.iter().copied().min().unwrap_or_default();
-    for (i, (name, _)) in paths.iter().enumerate() {
+    for (i, Path { name, .. }) in paths.iter().enumerate() {
         let (m, b) = (median(mib[i].clone()), best(&mib[i]));
         let sm = median(setups[i].clone());
         println!(
@@ -270,18 +327,146 @@ fn gate(title: &str, paths: &[(&str, SocketAddr)], rounds: usize) {
     }
 }
 
+/// One way to the server: direct, or through a proxy on its thread.
+#[derive(Clone, Copy)]
+struct Path {
+    name: &'static str,
+    to: SocketAddr,
+    proxy_thread: Option<Pid>,
+}
+
+/// Direct to `server`, and through a proxy that splices and one that
+/// copies.
+fn three_paths(server: SocketAddr) -> [Path; 3] {
+    let proxied = |name, how| {
+        let (to, thread) = proxy(server, how);
+        Path {
+            name,
+            to,
+            proxy_thread: Some(thread),
+        }
+    };
+    [
+        Path {
+            name: "direct",
+            to: server,
+            proxy_thread: None,
+        },
+        proxied("splice", TcpRelay::Splice),
+        proxied("copy", TcpRelay::Copy),
+    ]
+}
+
+/// Nanoseconds on a CPU of each of this process's threads, by thread id.
+fn cpu_times() -> BTreeMap<String, u64> {
+    let mut times = BTreeMap::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        if let Some(ns) = schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+        {
+            times.insert(task.file_name().to_string_lossy().into_owned(), ns);
+        }
+    }
+    times
+}
+
+/// CPU time the threads alive at both ends spent in between (threads that
+/// ended or started meanwhile are left out: none of the section's do).
+fn spent(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Duration {
+    let ns = after
+        .iter()
+        .filter_map(|(tid, end)| before.get(tid).map(|start| end.saturating_sub(*start)))
+        .sum();
+    Duration::from_nanos(ns)
+}
+
+fn thread_time(times: &BTreeMap<String, u64>, thread: Option<Pid>) -> u64 {
+    thread
+        .and_then(|tid| times.get(&tid.to_string()).copied())
+        .unwrap_or_default()
+}
+
+/// One run of [`cost`], per MiB: CPU time of the whole exchange, of it
+/// the proxy's thread's, and wall-clock time.
+#[derive(Clone, Copy)]
+struct Cost {
+    total: Duration,
+    proxy: Duration,
+    wall: Duration,
+}
+
+/// What each path costs: the CPU time of the whole exchange (client,
+/// proxy, server, and the kernel's work in their name) and of the proxy's
+/// thread, per MiB, over `MIBS` back-to-back transfers on a fresh
+/// connection, `RUNS` times, the paths alternated. A connection's cost
+/// depends on where the scheduler puts its threads: on this two-vCPU VM
+/// runs fall into a cheap mode (all on one CPU, the data still in its
+/// cache; wall-clock time close to CPU time) and one about 2.5 times
+/// dearer, so the report gives the median run and the cheapest.
+fn cost(paths: &[Path], algorithm: &str) {
+    const MIBS: u32 = 50;
+    const RUNS: usize = 21;
+    let payload = vec![0x5au8; MIB];
+    let before = load();
+    let mut runs = vec![Vec::new(); paths.len()];
+    for _ in 0..RUNS {
+        for (i, path) in paths.iter().enumerate() {
+            let mut stream = connect(path.to, Some(algorithm));
+            for _ in 0..5 {
+                exchange(&mut stream, &payload);
+            }
+            let (start, started) = (cpu_times(), Instant::now());
+            for _ in 0..MIBS {
+                exchange(&mut stream, &payload);
+            }
+            let wall = started.elapsed() / MIBS;
+            let end = cpu_times();
+            let thread = thread_time(&end, path.proxy_thread)
+                .saturating_sub(thread_time(&start, path.proxy_thread));
+            runs[i].push(Cost {
+                total: spent(&start, &end) / MIBS,
+                proxy: Duration::from_nanos(thread) / MIBS,
+                wall,
+            });
+        }
+    }
+    println!(
+        "cost per MiB, client and server on {algorithm} ({RUNS} runs of {MIBS} MiB; \
+         load average {before} before, {} after):",
+        load()
+    );
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    for (path, mut runs) in paths.iter().zip(runs) {
+        runs.sort_by_key(|run| run.total);
+        let (cheapest, middle) = (runs[0], runs[runs.len() / 2]);
+        println!(
+            "{:>8}: {:.0} us of CPU (proxy's thread {:.0}), {:.0} us elapsed in the median run; \
+             {:.0} us of CPU (proxy's thread {:.0}), {:.0} us elapsed in the cheapest",
+            path.name,
+            us(middle.total),
+            us(middle.proxy),
+            us(middle.wall),
+            us(cheapest.total),
+            us(cheapest.proxy),
+            us(cheapest.wall),
+        );
+    }
+}
+
 fn main() {
     if let Err(err) = sandbox::enter() {
         eprintln!("benches/proxy: {err}; skipped");
         return;
     }
     container_network();
-    let direct = server(true);
-    let paths = [
-        ("direct", direct),
-        ("splice", proxy(direct, TcpRelay::Splice)),
-        ("copy", proxy(direct, TcpRelay::Copy)),
-    ];
+    let paths = three_paths(server(true, None));
     let payload = vec![0x5au8; MIB];
     let mut c = Criterion::default()
         .configure_from_args()
@@ -289,44 +474,54 @@ fn main() {
     {
         let mut group = c.benchmark_group("proxy_1mib");
         group.throughput(criterion::Throughput::Bytes(MIB as u64));
-        for (name, to) in paths {
-            let mut stream = connect(to);
-            group.bench_function(name, |b| b.iter(|| exchange(&mut stream, &payload)));
+        for path in paths {
+            let mut stream = connect(path.to, None);
+            group.bench_function(path.name, |b| b.iter(|| exchange(&mut stream, &payload)));
         }
         group.finish();
     }
     {
         let mut group = c.benchmark_group("proxy_setup");
-        for (name, to) in paths {
-            group.bench_function(name, |b| b.iter(|| setup(to)));
+        for path in paths {
+            group.bench_function(path.name, |b| b.iter(|| setup(path.to, None)));
         }
         group.finish();
     }
     c.final_summary();
 
-    gate("server in a container's namespace (the gate)", &paths, 15);
-    // For reference: the same on a host whose default congestion control
-    // does not pace (CUBIC, Debian's default), where the direct connection
-    // is not paced either. Reno stands in for it: a namespace other than
-    // the machine's may only pick an algorithm of
-    // net.ipv4.tcp_allowed_congestion_control, which always has reno; on
-    // these lossless hops the two behave alike. Fresh connections take the
-    // new default.
-    unpaced_default();
-    gate(
-        "the same, both namespaces' default congestion control reno (reference only)",
-        &paths,
-        10,
-    );
-    let local = server(false);
-    let loopback = [
-        ("direct", local),
-        ("splice", proxy(local, TcpRelay::Splice)),
-        ("copy", proxy(local, TcpRelay::Copy)),
-    ];
+    let mut unpaced = None;
+    for algorithm in CONGESTION_CONTROLS {
+        let probe = socket(
+            AddressFamily::Inet6,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        if let Err(err) = congestion(&probe, algorithm) {
+            println!("{algorithm}: not available here ({err}); its gate skipped");
+            continue;
+        }
+        let paths = three_paths(server(true, Some(algorithm)));
+        gate(
+            &format!(
+                "the gate, client and server on {algorithm}, server in a container's namespace"
+            ),
+            &paths,
+            Some(algorithm),
+            15,
+        );
+        if algorithm != "bbr" {
+            unpaced = Some((algorithm, paths));
+        }
+    }
+    if let Some((algorithm, paths)) = unpaced {
+        cost(&paths, algorithm);
+    }
     gate(
         "server on [::1] in the host's namespace (reference only)",
-        &loopback,
+        &three_paths(server(false, None)),
+        None,
         8,
     );
 }

@@ -11,10 +11,15 @@
 //! measured fires, and the proxy's hops would add their pacing delays to
 //! the client's. Paced, 1 MiB through the proxy took 61-81% of a direct
 //! connection's rate; unpaced, 87-102% (benches/proxy.rs, eight runs each,
-//! alternated, load average 4.5 to 7). Where nothing paces (a host
-//! defaulting to CUBIC) the proxied exchange takes about 800 us of CPU per
-//! MiB against 500 direct, mostly the second hop's TCP work, and 64-73% of
-//! direct's rate (the bench's reference section).
+//! alternated, load average 4.5 to 7). Checked again (load average 6 to
+//! 8), the client and server on reno, then on bbr: the proxy's hops on the
+//! host's default (bbr) reached 41-45% and 71-72% of direct, on reno 63-68%
+//! and 97-101%; cubic on its hops did as reno (62-66% with the client and
+//! server on reno or cubic). Where nothing paces (a host
+//! defaulting to cubic or reno) the proxied exchange costs about 310 us of
+//! CPU per MiB against 175 direct, 120 of them the proxy's thread sending
+//! on the second hop, and reaches 53-65% of direct's rate (the bench's
+//! cubic and reno gates and its `cost` section).
 
 use std::ffi::OsString;
 use std::io;
