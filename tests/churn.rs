@@ -531,6 +531,16 @@ fn a_syn_to_an_ended_container_whose_elements_are_not_yet_removed_is_refused() {
 /// SYN that reaches it is reset, and three clients attempt without pause
 /// (no listener's backlog to overflow): with one batch, 2 of 40 stops lost
 /// a SYN in each of two runs; with two, none in three runs.
+///
+/// Two windows more. A SYN marked with the container's generation just
+/// before the first batch's commit and checked against the live
+/// generations just after was dropped by the generation chain (its drop
+/// counter 1, see nft/supervisor.nft): about one stop in 400 on a loaded
+/// machine, 2 of 12 runs here failed. And a reset stalled mid-way through
+/// the bridge's hooks was freed when the pair it came in by was deleted
+/// under it (see `nftables::AfterExit`): one stop in about 2,000. With
+/// neither, 45 loaded runs of this test in a row and 4,000 stops in a
+/// longer variant lost none.
 #[test]
 fn a_stopping_container_refuses_every_syn_even_those_racing_its_unpublishing() {
     let Some(ns) =

@@ -278,14 +278,15 @@ impl Socket {
     /// within one tick happen together, and only the first waits for a
     /// grace period (the next ones find the work flushed).
     ///
-    /// Before its wait for the tick, the child waits for a grace period of
-    /// its own (membarrier), holding nothing: its release then comes at
-    /// least a grace period after our last commit, whose frees are done by
-    /// then. A restart runs the next supervisor's batches within a few ms
-    /// of our exit; a tick in that window found our unpublish's frees
-    /// pending and held the next run's batches for them (4-26 ms, 17
-    /// restarts in 360). Under churn, others' commits keep the work busy and
-    /// the first release of a tick still waits for it.
+    /// Before its wait for the tick (and its `AfterExit` work), the child
+    /// waits for a grace period of its own (membarrier), holding nothing:
+    /// its release then comes at least a grace period after our last
+    /// commit, whose frees are done by then. A restart runs the next
+    /// supervisor's batches within a few ms of our exit; a tick in that
+    /// window found our unpublish's frees pending and held the next run's
+    /// batches for them (4-26 ms, 17 restarts in 360). Under churn, others'
+    /// commits keep the work busy and the first release of a tick still
+    /// waits for it.
     ///
     /// The child shares our memory (CLONE_VM, on a small stack of its own)
     /// rather than a copy of it: a fork cost 0.15 ms of the teardown in
@@ -687,10 +688,25 @@ const HOLDER_STACK: usize = 16 * 1024;
 const HOLDER_START_PRIORITY: libc::c_int = 1;
 
 /// Work for a socket's holder once this process has exited (see
-/// `Socket::close_detached_with`): `run(&data)`, first thing. For what
-/// must follow our exit closely but would slow it down: a link's removal
-/// waits for RCU grace periods. Not later, at the holder's tick: a
-/// lingering pair deleted then fell into a later restart's plumbing, and
+/// `Socket::close_detached_with`): `run(&data)`, first thing once a grace
+/// period has passed since our exit. For what must follow our exit closely
+/// but would slow it down: a link's removal waits for RCU grace periods.
+///
+/// The grace period first, because packets still cross a container's pair
+/// after its supervisor's exit: a SYN forwarded to it before its ports
+/// went is answered with a reset, and a reset that was mid-way through the
+/// bridge's netfilter hooks, its CPU stalled there for 4.7 ms, was freed
+/// when it came out (kfree_skb in br_nf_pre_routing_finish: its input port
+/// was no longer found by its index), the pair deleted by this work
+/// meanwhile, 1.5 ms after the reset was sent: the client heard nothing
+/// (once in about 2,000 stops of tests/churn.rs's stopping container,
+/// loaded, traced). A packet's pass through the receive path is one RCU
+/// read-side section, which the grace period waits for (a packet queued on
+/// a CPU's backlog between two passes is not waited for); the kernel's own
+/// removal of a namespace nobody holds waits for one too.
+///
+/// Not later, at the holder's tick: a lingering pair deleted then fell
+/// into a later restart's plumbing, and
 /// 4 of 16 runs of tests/churn.rs had a restart go dark for a second (3
 /// of 16 with the pair set down first thing and deleted at the tick),
 /// against none of 14 with main's supervisor and none of 14 with the
@@ -729,8 +745,8 @@ struct Held {
 /// The holder of a detached socket: closes every other descriptor it got
 /// a copy of and makes itself an ordinary task again (see
 /// `close_detached_with`), waits for our pidfd to turn readable (our
-/// exit), does its [`AfterExit`] work, closes `also`, waits for a grace
-/// period, then for the next tick, closes the socket and exits. Its own
+/// exit) and for a grace period, does its [`AfterExit`] work, closes
+/// `also`, waits for the next tick, closes the socket and exits. Its own
 /// syscalls cannot fail (the AfterExit work's may, after our exit: see
 /// there): the ranges
 /// closed hold descriptors or nothing, any task may make itself
@@ -772,6 +788,8 @@ extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
         libc::poll(&mut exited, 1, -1);
         // Again, in case our parent made us real-time only after the first.
         libc::sched_setscheduler(0, libc::SCHED_OTHER, &ordinary);
+        // Before the work: see AfterExit.
+        wait_for_a_grace_period(held.grace_period);
         if let Some(run) = held.after_exit {
             run(std::slice::from_raw_parts(
                 held.after_exit_data,
@@ -781,7 +799,7 @@ extern "C" fn hold(held: *mut libc::c_void) -> libc::c_int {
         for &fd in held.also.iter().filter(|&&fd| fd >= 0) {
             libc::close(fd);
         }
-        wait_to_release(held.grace_period);
+        sleep_until_close_tick();
         libc::close(held.socket);
         libc::_exit(0)
     }
@@ -801,15 +819,21 @@ pub fn release_on_tick(sockets: Vec<OwnedFd>) {
     drop(sockets);
 }
 
-/// A holder's wait before its release: a grace period of its own (when
-/// `grace_period`: membarrier's command was checked, so the call only
-/// waits), then the next tick. Async-signal-safe, allocation-free.
+/// A holder's wait before its release: a grace period of its own, then
+/// the next tick. Async-signal-safe, allocation-free.
 fn wait_to_release(grace_period: bool) {
+    wait_for_a_grace_period(grace_period);
+    sleep_until_close_tick();
+}
+
+/// An RCU grace period of our own, when `grace_period` (membarrier's
+/// command was checked, so the call only waits). Async-signal-safe,
+/// allocation-free.
+fn wait_for_a_grace_period(grace_period: bool) {
     if grace_period {
         // SAFETY: membarrier takes no pointers; its command was checked.
         unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
     }
-    sleep_until_close_tick();
 }
 
 /// membarrier's commands (linux/membarrier.h; libc has no constants).
