@@ -207,10 +207,10 @@ impl OwnNetns {
 /// `start`, with signals blocked and the network namespace begun.
 ///
 /// This thread is real-time (see crate::realtime) from the start of the run
-/// until the container's command runs, then ordinary again: on a busy
-/// machine the container, once cloned, and every other task took turns
-/// with it on the path to the command's start. Nothing it clones is
-/// real-time.
+/// until the container's command runs, then ordinary again until the
+/// command has ended, and real-time for the teardown: on a busy machine
+/// the container, once cloned, and every other task took turns with it on
+/// the path to the command's start. Nothing it clones is real-time.
 fn start_with(
     spec: RunSpec,
     blocked: signals::Blocked,
@@ -225,8 +225,8 @@ fn start_with(
         let signals = blocked.into_async().map_err(Error::Signals)?;
         lifecycle(spec, netns, signals, ready).await
     });
-    // Left already unless the run ended before its command started. Going
-    // back to ordinary cannot fail.
+    // Ordinary for what only `bench` reads. Going back to ordinary cannot
+    // fail.
     let _ = realtime::leave();
     log_peak_rss();
     result
@@ -1017,6 +1017,9 @@ async fn lifecycle(
             Err(err.into())
         }
     };
+    // The rest is the path to our exit, which whoever ran us waits for:
+    // short, bounded work, real-time as the path to the start was.
+    realtime::enter();
     if terminal {
         spawn::reclaim_terminal();
     }
