@@ -1,6 +1,8 @@
 //! Real-time scheduling for the short, bounded work on a container's path
-//! to its start, so that another runnable task on its CPU does not put it
-//! off.
+//! to its start, and on `run`'s from the container's end to its own exit
+//! (the teardown), so that another runnable task on its CPU does not put
+//! it off. Not in between: the supervisor then only waits, or relays a
+//! `[::1]` proxy's traffic, which must not starve ordinary tasks.
 //!
 //! On this 2-core machine a start has three tasks of its own (the
 //! supervisor's thread, the network namespace's thread, the container

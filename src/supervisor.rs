@@ -207,10 +207,10 @@ impl OwnNetns {
 /// `start`, with signals blocked and the network namespace begun.
 ///
 /// This thread is real-time (see crate::realtime) from the start of the run
-/// until the container's command runs, then ordinary again: on a busy
-/// machine the container, once cloned, and every other task took turns
-/// with it on the path to the command's start. Nothing it clones is
-/// real-time.
+/// until the container's command runs, then ordinary again until the
+/// command has ended, and real-time for the teardown: on a busy machine
+/// the container, once cloned, and every other task took turns with it on
+/// the path to the command's start. Nothing it clones is real-time.
 fn start_with(
     spec: RunSpec,
     blocked: signals::Blocked,
@@ -225,8 +225,8 @@ fn start_with(
         let signals = blocked.into_async().map_err(Error::Signals)?;
         lifecycle(spec, netns, signals, ready).await
     });
-    // Left already unless the run ended before its command started. Going
-    // back to ordinary cannot fail.
+    // Ordinary for what only `bench` reads. Going back to ordinary cannot
+    // fail.
     let _ = realtime::leave();
     log_peak_rss();
     result
@@ -557,9 +557,12 @@ impl BridgeNet {
     /// Deletes the veth pair when containers that joined this one's network
     /// still run: their processes keep the namespace, and with it the pair
     /// and the address, alive after ours is gone. They are left with lo,
-    /// as docker leaves them. Read after the container's exit: one that
-    /// joined before it saw a live namespace, so its record and marker
-    /// are there (both are written before its clone3). Read from this
+    /// as docker leaves them. Read after the container's command has
+    /// exited: one that joined before saw a live namespace, so its record
+    /// and marker are there (both are written before its clone3). One that
+    /// joins while the init exits still finds the namespace, and is not
+    /// read: the pair's removal after our exit (see `Attachment::removal`)
+    /// is then what takes it out of that namespace. Read from this
     /// container's markers alone (see `state::joins`), so it costs the same
     /// however many containers run.
     async fn unplug_if_shared(&self, spec: &RunSpec) {
@@ -579,27 +582,28 @@ impl BridgeNet {
         phase("veth deleted (shared network)", t);
     }
 
-    /// Takes the container's ports out in one batch, forgets their
-    /// connections, gives the address back, and only then takes its
-    /// anti-spoofing elements out (see `Firewall::unguard`). Goes on past
-    /// each failure. Returns the firewall, for the caller to close once
-    /// the host ports are given back (see `teardown`), with the veth
-    /// pair's removal for its holder to do once we have exited (see
+    /// Takes the container's ports out in one batch and forgets their
+    /// connections, going on past a failure; `release` does the rest.
+    fn unpublish(&self, publication: &Publication, left: &mut Leftovers) {
+        let t = Instant::now();
+        let unpublished = self.firewall.unpublish_ports(publication);
+        left.check(|| "removing its published ports".into(), unpublished);
+        phase("unpublish batch", t);
+        let forgotten = apply::forget_udp(&self.firewall, publication, Some(publication.address));
+        left.check(|| "forgetting its UDP connections".into(), forgotten);
+    }
+
+    /// After `unpublish`: gives the address back, and only then takes the
+    /// container's anti-spoofing elements out (see `Firewall::unguard`).
+    /// Goes on past each failure. Returns the firewall, for the caller to
+    /// close once the host ports are given back (see `teardown`), with the
+    /// veth pair's removal for its holder to do once we have exited (see
     /// `Attachment::removal`).
-    fn teardown(
+    fn release(
         self,
         publication: Option<Publication>,
         left: &mut Leftovers,
     ) -> (Firewall, Option<AfterExit>) {
-        if let Some(publication) = &publication {
-            let t = Instant::now();
-            let unpublished = self.firewall.unpublish_ports(publication);
-            left.check(|| "removing its published ports".into(), unpublished);
-            phase("unpublish batch", t);
-            let forgotten =
-                apply::forget_udp(&self.firewall, publication, Some(publication.address));
-            left.check(|| "forgetting its UDP connections".into(), forgotten);
-        }
         let t = Instant::now();
         let address = self.attachment.address();
         let removal = self.attachment.removal().map(|data| AfterExit {
@@ -938,7 +942,8 @@ async fn lifecycle(
             }
             if let (Some(net), Some(publication)) = (network, publication) {
                 let mut left = Leftovers::default();
-                let (firewall, removal) = net.teardown(Some(publication), &mut left);
+                net.unpublish(&publication, &mut left);
+                let (firewall, removal) = net.release(Some(publication), &mut left);
                 drop(reservations);
                 firewall.close_with(Vec::new(), removal);
                 left.report();
@@ -974,6 +979,8 @@ async fn lifecycle(
     let outcome = match released {
         Ok(()) => {
             phase("startup", started);
+            // First, while a short command surely still runs.
+            let command = container.command();
             // Before `ready`, so `run -d` still prints it where the user
             // sees it.
             if let Some(net) = &network {
@@ -994,9 +1001,15 @@ async fn lifecycle(
                 slow_closes.extend(netlink::procfs::to_close());
             }
             pause_at("running");
-            supervise(&container, &mut signals, spec.stop_timeout, spec.init)
-                .await
-                .map_err(Error::Wait)
+            supervise(
+                &container,
+                command.as_ref(),
+                &mut signals,
+                spec.stop_timeout,
+                spec.init,
+            )
+            .await
+            .map_err(Error::Wait)
         }
         Err(err) => {
             // The child has exited with 125/126/127: reap it.
@@ -1004,6 +1017,9 @@ async fn lifecycle(
             Err(err.into())
         }
     };
+    // The rest is the path to our exit, which whoever ran us waits for:
+    // short, bounded work, real-time as the path to the start was.
+    realtime::enter();
     if terminal {
         spawn::reclaim_terminal();
     }
@@ -1011,28 +1027,39 @@ async fn lifecycle(
     // Its sockets are the reservations' too: the ports stay held until
     // teardown gives them back.
     proxies.shutdown().await;
+    // While the init reaps the command and exits, when the command's exit
+    // came first (see `Container::command`): all but the cgroup and the
+    // record needs only the command gone. The init's exit (0.1 ms, the
+    // kernel tearing down its copy of our memory) runs meanwhile, where
+    // it would otherwise come before all of it.
     if let Some(net) = &network {
         net.unplug_if_shared(&spec).await;
     }
     let files = joined.is_none().then_some(&files);
+    let mut left = timed("teardown", || {
+        teardown(network, publication, slow_closes, files, reservations)
+    });
+    let outcome = match outcome {
+        Ok(Ended::Reaped(status)) => Ok(status),
+        Ok(Ended::CommandExited) => container.pidfd().wait().await.map_err(Error::Wait),
+        Err(err) => Err(err),
+    };
     let oom_kills = cgroup.as_ref().and_then(Cgroup::oom_kills).unwrap_or(0);
     // A detached container's end is shown by `ps -a` until `rm` or `gc`;
     // one that never ran leaves nothing (its caller heard why).
     if let (true, Ok(status)) = (spec.detached, &outcome) {
         registration.exited_with(status.code());
     }
-    timed("teardown", || {
-        teardown(
-            network,
-            publication,
-            slow_closes,
-            files,
-            reservations,
-            cgroup,
-            registration,
-        )
-    })
-    .report();
+    // Its processes are gone: the container's PID 1 has been reaped, and
+    // every other process of its pid namespace went before it.
+    if let Some(cgroup) = cgroup {
+        let paths = cgroup.paths().to_vec();
+        let removed = cgroup.remove();
+        left.check(|| format!("removing its cgroup {paths:?}"), removed);
+    }
+    // Last: until it is gone, the record explains what is left.
+    left.check(|| "removing its record".into(), registration.remove());
+    left.report();
     let status = outcome?;
     tracing::debug!(?status, "container exited");
     if oom_kills > 0 {
@@ -1092,29 +1119,23 @@ fn out_of_memory(spec: &RunSpec, status: ExitStatus, kills: u64) -> String {
     }
 }
 
-/// Gives back everything the run holds, in order, going on past each
-/// failure; returns the failures.
+/// Gives back what the run holds but its cgroup and record, in order,
+/// going on past each failure; returns the failures.
 fn teardown(
     network: Option<BridgeNet>,
     publication: Option<Publication>,
     slow_closes: Vec<OwnedFd>,
     files: Option<&EtcFiles>,
     reservations: Reservations,
-    cgroup: Option<Cgroup>,
-    registration: Registration,
 ) -> Leftovers {
     let mut left = Leftovers::default();
-    // Its processes are gone: the container's PID 1 has been reaped, and
-    // every other process of its pid namespace went before it.
-    if let Some(cgroup) = cgroup {
-        let paths = cgroup.paths().to_vec();
-        let removed = cgroup.remove();
-        left.check(|| format!("removing its cgroup {paths:?}"), removed);
-    }
     // The veth pair goes with the container's namespace, which the network
     // holds until its elements are gone, or after our exit (see
     // `Attachment::removal`) when something else still holds it.
-    let firewall = network.map(|net| net.teardown(publication, &mut left));
+    if let (Some(net), Some(publication)) = (&network, &publication) {
+        net.unpublish(publication, &mut left);
+    }
+    let firewall = network.map(|net| net.release(publication, &mut left));
     if let Some(files) = files {
         let removed = files.remove();
         left.check(|| format!("removing {}", files.dir().display()), removed);
@@ -1128,29 +1149,47 @@ fn teardown(
         firewall.close_with(slow_closes, removal);
     }
     pause_at("released");
-    // Last: until it is gone, the record explains what is left.
-    left.check(|| "removing its record".into(), registration.remove());
     left
 }
 
-/// Waits for the container to exit, forwarding signals. SIGINT and SIGTERM
+/// How `supervise` saw the container end.
+enum Ended {
+    /// Its PID 1 exited, and was reaped.
+    Reaped(ExitStatus),
+    /// The init's command exited (see `Container::command`): the init
+    /// reaps it and exits with its status, which its pidfd gives.
+    CommandExited,
+}
+
+/// Waits for the container to end, forwarding signals. SIGINT and SIGTERM
 /// start the stop timeout, after which the container is killed: its
 /// command may handle or ignore them (and without the init, as PID 1, it
 /// ignores any it has no handler for). A second one kills at once.
 async fn supervise(
     container: &Container,
+    command: Option<&Pidfd>,
     signals: &mut Signals,
     stop_timeout: Duration,
     init: bool,
-) -> io::Result<ExitStatus> {
+) -> io::Result<Ended> {
     let pidfd = container.pidfd();
     let exit = pidfd.wait();
     tokio::pin!(exit);
+    // Without the command's pidfd, or when it cannot be waited on, the
+    // init's exit alone ends the wait.
+    let command_exit = async {
+        match command {
+            Some(command) if command.exited().await.is_ok() => {}
+            _ => std::future::pending().await,
+        }
+    };
+    tokio::pin!(command_exit);
     let mut kill_at: Option<Pin<Box<Sleep>>> = None;
     let mut stopped_by = libc::SIGTERM;
     loop {
         tokio::select! {
-            status = &mut exit => return status,
+            status = &mut exit => return status.map(Ended::Reaped),
+            () = &mut command_exit => return Ok(Ended::CommandExited),
             signal = signals.recv() => {
                 let signal = signal?;
                 let stop = signal == libc::SIGINT || signal == libc::SIGTERM;

@@ -207,6 +207,33 @@ fn the_init_exits_with_the_commands_code_or_128_plus_its_signal() {
     assert_eq!(out.status.code(), Some(137));
 }
 
+/// The teardown begins as the command exits, while the init reaps it and
+/// exits in turn: never while the command runs, whatever its children do
+/// (one ends at once, an orphan the init adopts ends later), and all of it
+/// is done, the init reaped and its code known, when `run` returns.
+#[test]
+fn a_container_keeps_its_ports_while_its_command_runs_and_gives_all_back_before_run_returns() {
+    let Some(ns) = HostNs::new(
+        "a_container_keeps_its_ports_while_its_command_runs_and_gives_all_back_before_run_returns",
+    ) else {
+        return;
+    };
+    for init in ["--init=true", "--init=false"] {
+        let script = "true & (sleep 0.1 &); echo ready; read _ || true; exit 5";
+        let (mut supervisor, _out) = ns.start(&[init, "-p", "8080:8000", "--", "sh", "-c", script]);
+        let published = common::elements(&ns);
+        assert!(published > 0, "{init}: nothing published while it runs");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(common::elements(&ns), published, "{init}");
+        drop(supervisor.stdin.take());
+        let status = wait_at_most(&mut supervisor, Duration::from_secs(10));
+        assert_eq!(status.code(), Some(5), "{init}");
+        assert_eq!(common::records(&ns), "", "{init}: records left");
+        assert_eq!(common::elements(&ns), 0, "{init}: elements left");
+    }
+    common::assert_no_state(&ns);
+}
+
 #[test]
 fn a_command_ignoring_sigterm_is_killed_after_the_stop_timeout_with_a_warning_saying_why() {
     let Some(ns) = HostNs::new(
