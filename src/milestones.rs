@@ -27,6 +27,10 @@
 //! same point in the work a CNI DEL leaves for after its answer (see
 //! `cni::forget`), before its connections are forgotten.
 //!
+//! And while a container's root is prepared, before the network: `mount-point`,
+//! a missing mount point in a `--rootfs` is found missing, not yet made
+//! (where another process could swap what holds it for a symbolic link).
+//!
 //! And in a CNI ADD: `lent`, the engine namespace's IPv6 defaults are lent
 //! (see `netlink::lent`), its interface not yet made.
 //!
