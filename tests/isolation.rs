@@ -888,3 +888,59 @@ fn a_mount_point_swapped_for_a_link_after_it_was_made_has_the_volume_mounted_on_
     let _ = std::fs::remove_dir_all(&host);
     let _ = std::fs::remove_dir_all(&shared);
 }
+
+/// /dev swapped for a link to the host once the child has mounted its
+/// tmpfs there (held at `dev-mounted` on a FIFO), before it fills it: the
+/// device nodes, directories and links go in that tmpfs, never on the host.
+#[test]
+fn a_dev_swapped_for_a_link_to_the_host_once_its_tmpfs_is_mounted_has_nothing_made_on_the_host() {
+    let Some(ns) = HostNs::new(
+        "a_dev_swapped_for_a_link_to_the_host_once_its_tmpfs_is_mounted_has_nothing_made_on_the_host",
+    ) else {
+        return;
+    };
+    let host = scratch("dev-race-host");
+    let fifo = scratch("dev-race-fifo").join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let rootfs = rootfs_with_mount_points("dev-race");
+    let mut supervisor = ns
+        .supervisor()
+        .env(
+            "SUPERVISOR_TEST_PAUSE_AT",
+            format!("dev-mounted:{}", fifo.display()),
+        )
+        .args(["run", "--network", "none", "--rootfs", rootfs.path()])
+        .args(["--", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    // Opens once the child is there (ENXIO before): it waits until this
+    // is closed.
+    let held = common::eventually(
+        "the container's child at dev-mounted",
+        Duration::from_secs(30),
+        || {
+            use std::os::unix::fs::OpenOptionsExt;
+            let open = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo);
+            if open.is_err() && supervisor.try_wait().expect("try_wait").is_some() {
+                panic!("the supervisor ended before dev-mounted");
+            }
+            open.ok()
+        },
+    );
+    swap_for_link(&rootfs.dir.join("dev"), &host);
+    drop(held);
+    let out = supervisor.wait_with_output().expect("the supervisor's end");
+    let on_host: Vec<_> = std::fs::read_dir(&host)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(on_host.is_empty(), "{on_host:?}: {}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&host);
+    let _ = std::fs::remove_dir_all(fifo.parent().unwrap());
+}

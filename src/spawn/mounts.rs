@@ -84,10 +84,20 @@ enum Step {
     },
     /// The tmpfs of /dev: the one mount where device nodes work, made
     /// read-only once its nodes are in (`ReadOnlyMount`), so no other can
-    /// be made there.
-    DevTmpfs(Target),
-    /// That mount alone read-only.
-    ReadOnlyMount(CString),
+    /// be made there. Made detached (fsopen, fsmount), moved onto `target`
+    /// and held in slot `slot`: what goes in it is made below that handle,
+    /// never through a path another writer of the rootfs could redirect
+    /// (`/dev` swapped for a link once our tmpfs is on it).
+    DevTmpfs {
+        target: Target,
+        slot: usize,
+    },
+    /// The mount held in slot `slot` (`path`) alone read-only; the slot is
+    /// closed.
+    ReadOnlyMount {
+        path: CString,
+        slot: usize,
+    },
     /// A recursive clone of `source` moved onto `target`, read-only or
     /// writable whatever the source's own mount is.
     Volume {
@@ -114,23 +124,26 @@ enum Step {
         target: Target,
         data: CString,
     },
-    Dir(CString),
+    Dir(Target),
     /// An empty file, a mount point for a file.
     File(CString),
     /// A character device node, mode 0666.
     CharDevice {
-        path: CString,
+        path: Target,
         major: u32,
         minor: u32,
     },
     Symlink {
         target: CString,
-        link: CString,
+        link: Target,
     },
     /// A devpts instance of the container's own.
-    Devpts(CString),
+    Devpts(Target),
     /// Into DIR with pivot_root; the old root is detached and gone.
     PivotRoot(CString),
+    /// The child waits for the FIFO's writer to close it, for a fault
+    /// test (see `milestones`).
+    Wait(CString),
     ReadOnly(CString),
     /// A file: /dev/null over it (over a directory after all, as `MaskDir`).
     Mask(CString),
@@ -188,19 +201,26 @@ impl Target {
         Target { path, inside: None }
     }
 
+    /// NAME in the mount this target gets, held in slot SLOT: made and
+    /// opened below that handle.
+    fn held(&self, slot: usize, name: &str) -> Target {
+        Target {
+            path: join(&self.path, name),
+            inside: Some(Inside {
+                root: slot,
+                path: CString::new(name).unwrap_or_default(),
+                object: None,
+            }),
+        }
+    }
+
     /// NAME below this target, unchecked: inside a mount the plan made.
     fn below(&self, name: &str) -> Target {
-        let join = |p: &CStr| {
-            let mut bytes = p.to_bytes().to_vec();
-            bytes.push(b'/');
-            bytes.extend_from_slice(name.as_bytes());
-            CString::new(bytes).unwrap_or_default()
-        };
         Target {
-            path: join(&self.path),
+            path: join(&self.path, name),
             inside: self.inside.as_ref().map(|inside| Inside {
                 root: inside.root,
-                path: join(&inside.path),
+                path: join(&inside.path, name),
                 object: None,
             }),
         }
@@ -294,6 +314,7 @@ impl MountPlan {
         let covered = self.steps.iter().any(|step| {
             step.target()
                 .and_then(|t| t.inside.as_ref())
+                .filter(|earlier| Some(earlier.root) == self.root)
                 .is_some_and(|earlier| {
                     let (earlier, path) = (earlier.path.to_bytes(), path.to_bytes());
                     path.strip_prefix(earlier)
@@ -366,10 +387,10 @@ impl MountPlan {
             .collect();
         parents.reverse();
         for parent in parents {
-            self.steps.push(Step::Dir(c(parent)?));
+            self.steps.push(Step::Dir(Target::path(parent)?));
         }
         self.steps.push(if dir {
-            Step::Dir(c(path)?)
+            Step::Dir(Target::path(path)?)
         } else {
             Step::File(c(path)?)
         });
@@ -395,8 +416,17 @@ impl MountPlan {
     /// character devices (made, never bound from the host), a devpts of the
     /// container's own, /dev/shm and the standard symlinks. No host device.
     pub fn dev(&mut self, target: Target) {
-        let dev = |name: &str| target.below(name).path;
-        self.steps.push(Step::DevTmpfs(target.clone()));
+        let slot = self.slot();
+        let dev = |name: &str| target.held(slot, name);
+        self.steps.push(Step::DevTmpfs {
+            target: target.clone(),
+            slot,
+        });
+        if let Some(fifo) = crate::milestones::child_pause_at("dev-mounted") {
+            self.steps.push(Step::Wait(
+                Target::path(&fifo).map(|t| t.path).unwrap_or_default(),
+            ));
+        }
         for (name, major, minor) in DEVICES {
             self.steps.push(Step::CharDevice {
                 path: dev(name),
@@ -408,7 +438,7 @@ impl MountPlan {
         self.steps.push(Step::Devpts(dev("pts")));
         self.steps.push(Step::Dir(dev("shm")));
         self.steps.push(Step::Tmpfs {
-            target: Target::at(dev("shm")),
+            target: dev("shm"),
             data: c"mode=1777,size=65536k".to_owned(),
         });
         for (name, target) in DEV_LINKS {
@@ -417,7 +447,10 @@ impl MountPlan {
                 link: dev(name),
             });
         }
-        self.steps.push(Step::ReadOnlyMount(target.path));
+        self.steps.push(Step::ReadOnlyMount {
+            path: target.path,
+            slot,
+        });
     }
 
     /// Binds `source` over `target` in the container. Fails on a NUL byte.
@@ -452,8 +485,12 @@ impl MountPlan {
             Some(Step::BindSelf { root, .. }) => {
                 format!("binding {} onto itself", root.to_string_lossy())
             }
-            Some(Step::DevTmpfs(p)) => format!("mounting a tmpfs on {}", p.path.to_string_lossy()),
-            Some(Step::ReadOnlyMount(p)) => format!("making {} read-only", p.to_string_lossy()),
+            Some(Step::DevTmpfs { target, .. }) => {
+                format!("mounting a tmpfs on {}", target.path.to_string_lossy())
+            }
+            Some(Step::ReadOnlyMount { path, .. }) => {
+                format!("making {} read-only", path.to_string_lossy())
+            }
             Some(Step::CloneVolume { source, .. }) => {
                 format!("cloning the volume {}", source.to_string_lossy())
             }
@@ -474,16 +511,17 @@ impl MountPlan {
             Some(Step::Tmpfs { target, .. }) => {
                 format!("mounting a tmpfs on {}", target.path.to_string_lossy())
             }
-            Some(Step::Dir(p)) => format!("making the directory {}", p.to_string_lossy()),
+            Some(Step::Dir(p)) => format!("making the directory {}", p.path.to_string_lossy()),
             Some(Step::File(p)) => format!("making the file {}", p.to_string_lossy()),
             Some(Step::CharDevice { path, .. }) => {
-                format!("making the device {}", path.to_string_lossy())
+                format!("making the device {}", path.path.to_string_lossy())
             }
             Some(Step::Symlink { link, .. }) => {
-                format!("making the symlink {}", link.to_string_lossy())
+                format!("making the symlink {}", link.path.to_string_lossy())
             }
-            Some(Step::Devpts(p)) => format!("mounting devpts on {}", p.to_string_lossy()),
+            Some(Step::Devpts(p)) => format!("mounting devpts on {}", p.path.to_string_lossy()),
             Some(Step::PivotRoot(p)) => format!("pivoting the root to {}", p.to_string_lossy()),
+            Some(Step::Wait(_)) => "stopping for a fault test".into(),
             Some(Step::Bind { source, target }) => format!(
                 "binding {} over {}",
                 source.to_string_lossy(),
@@ -554,6 +592,19 @@ impl MountPlan {
             fd,
             buf: fd_path(fd),
         })
+    }
+
+    /// TARGET as a directory's descriptor and a name below it, for the
+    /// `*at` syscalls that make things: the held mount's and the name in
+    /// it, or the host's path as it is.
+    fn below<'a>(&self, target: &'a Target) -> (libc::c_int, &'a CStr) {
+        match &target.inside {
+            Some(inside) => (
+                self.trees.0[inside.root].load(Ordering::Relaxed),
+                &inside.path,
+            ),
+            None => (libc::AT_FDCWD, &target.path),
+        }
     }
 
     /// OP on TARGET's path (through its descriptor inside the root).
@@ -636,17 +687,20 @@ impl MountPlan {
                             ret => ret,
                         }
                     }
-                    Step::DevTmpfs(target) => self.on(target, |target| {
-                        libc::mount(
-                            c"tmpfs".as_ptr(),
-                            target.as_ptr(),
-                            c"tmpfs".as_ptr(),
-                            libc::MS_NOSUID | libc::MS_NOEXEC,
-                            c"mode=755,size=65536k".as_ptr().cast(),
-                        )
-                    }),
-                    Step::ReadOnlyMount(target) => {
-                        set_attr(libc::AT_FDCWD, target, 0, MOUNT_ATTR_RDONLY, 0)
+                    Step::DevTmpfs { target, slot } => match dev_tmpfs() {
+                        tmpfs if tmpfs < 0 => -1,
+                        tmpfs => match self.open(target).map(|t| attach(tmpfs, t.at())) {
+                            Some(0) => self.hold(*slot, tmpfs),
+                            _ => close_keeping_errno(tmpfs),
+                        },
+                    },
+                    Step::ReadOnlyMount { slot, .. } => {
+                        let mount = self.trees.0[*slot].swap(-1, Ordering::Relaxed);
+                        let flags = libc::AT_EMPTY_PATH as libc::c_uint;
+                        match set_attr(mount, c"", flags, MOUNT_ATTR_RDONLY, 0) {
+                            0 => libc::close(mount),
+                            _ => close_keeping_errno(mount),
+                        }
                     }
                     Step::Volume {
                         source,
@@ -677,10 +731,13 @@ impl MountPlan {
                             data.as_ptr().cast(),
                         )
                     }),
-                    Step::Dir(path) => match libc::mkdir(path.as_ptr(), 0o755) {
-                        -1 if errno() == libc::EEXIST => 0,
-                        ret => ret,
-                    },
+                    Step::Dir(path) => {
+                        let (dir, name) = self.below(path);
+                        match libc::mkdirat(dir, name.as_ptr(), 0o755) {
+                            -1 if errno() == libc::EEXIST => 0,
+                            ret => ret,
+                        }
+                    }
                     Step::File(path) => {
                         let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC;
                         match libc::open(path.as_ptr(), flags, 0o644) {
@@ -689,24 +746,41 @@ impl MountPlan {
                         }
                     }
                     Step::CharDevice { path, major, minor } => {
-                        match libc::mknod(
-                            path.as_ptr(),
+                        let (dir, name) = self.below(path);
+                        match libc::mknodat(
+                            dir,
+                            name.as_ptr(),
                             libc::S_IFCHR,
                             libc::makedev(*major, *minor),
                         ) {
                             // Not in mknod: the umask would take bits away.
-                            0 => libc::chmod(path.as_ptr(), 0o666),
+                            0 => libc::fchmodat(dir, name.as_ptr(), 0o666, 0),
                             ret => ret,
                         }
                     }
-                    Step::Symlink { target, link } => libc::symlink(target.as_ptr(), link.as_ptr()),
-                    Step::Devpts(target) => libc::mount(
-                        c"devpts".as_ptr(),
-                        target.as_ptr(),
-                        c"devpts".as_ptr(),
-                        libc::MS_NOSUID | libc::MS_NOEXEC,
-                        c"newinstance,ptmxmode=0666,mode=0620,gid=5".as_ptr().cast(),
-                    ),
+                    Step::Symlink { target, link } => {
+                        let (dir, name) = self.below(link);
+                        libc::symlinkat(target.as_ptr(), dir, name.as_ptr())
+                    }
+                    Step::Devpts(target) => self.on(target, |target| {
+                        libc::mount(
+                            c"devpts".as_ptr(),
+                            target.as_ptr(),
+                            c"devpts".as_ptr(),
+                            libc::MS_NOSUID | libc::MS_NOEXEC,
+                            c"newinstance,ptmxmode=0666,mode=0620,gid=5".as_ptr().cast(),
+                        )
+                    }),
+                    Step::Wait(fifo) => {
+                        match libc::open(fifo.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) {
+                            -1 => -1,
+                            fd => {
+                                let mut byte = 0u8;
+                                while libc::read(fd, (&raw mut byte).cast(), 1) > 0 {}
+                                libc::close(fd)
+                            }
+                        }
+                    }
                     Step::PivotRoot(root) => {
                         // The old root goes: so does its handle.
                         if let Some(slot) = self.root {
@@ -736,7 +810,7 @@ impl Step {
     fn target(&self) -> Option<&Target> {
         match self {
             Step::Proc(target)
-            | Step::DevTmpfs(target)
+            | Step::DevTmpfs { target, .. }
             | Step::Volume { target, .. }
             | Step::Tmpfs { target, .. }
             | Step::Sysfs { sys: target, .. }
@@ -890,6 +964,14 @@ const DEV_LINKS: [(&str, &CStr); 5] = [
     ("stdout", c"/proc/self/fd/1"),
     ("stderr", c"/proc/self/fd/2"),
 ];
+
+/// DIR/NAME; `name` is ours, without a NUL byte.
+fn join(dir: &CStr, name: &str) -> CString {
+    let mut path = dir.to_bytes().to_vec();
+    path.push(b'/');
+    path.extend_from_slice(name.as_bytes());
+    CString::new(path).unwrap_or_default()
+}
 
 fn c(p: &Path) -> Result<CString, String> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| p.display().to_string())
@@ -1094,19 +1176,63 @@ unsafe fn clone_tree(source: &CStr, read_only: bool) -> libc::c_int {
     }
 }
 
-/// The detached TREE moved onto TARGET; the fd is closed either way.
-unsafe fn move_tree(tree: libc::c_int, (dirfd, target, flags): At) -> libc::c_int {
+/// The detached TREE moved onto AT; the fd stays open.
+unsafe fn attach(tree: libc::c_int, (dirfd, target, flags): At) -> libc::c_int {
     // SAFETY: move_mount of an fd we own onto a NUL-terminated path.
     unsafe {
-        let ret = libc::syscall(
+        libc::syscall(
             libc::SYS_move_mount,
             tree,
             c"".as_ptr(),
             dirfd,
             target.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH | flags,
-        );
-        if ret < 0 {
+        ) as libc::c_int
+    }
+}
+
+/// /dev's tmpfs, detached: its mount's descriptor, or -1.
+unsafe fn dev_tmpfs() -> libc::c_int {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: fsopen/fsconfig/fsmount on NUL-terminated strings; the
+    // context's fd is closed on every path.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) as libc::c_int;
+        if fs < 0 {
+            return -1;
+        }
+        for (key, value) in [
+            (c"source", c"tmpfs"),
+            (c"mode", c"755"),
+            (c"size", c"65536k"),
+        ] {
+            let set = (FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr());
+            if libc::syscall(libc::SYS_fsconfig, fs, set.0, set.1, set.2, 0) < 0 {
+                return close_keeping_errno(fs);
+            }
+        }
+        let null = std::ptr::null::<libc::c_char>();
+        if libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0) < 0 {
+            return close_keeping_errno(fs);
+        }
+        let flags = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+        let mount = libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, flags) as libc::c_int;
+        if mount < 0 {
+            return close_keeping_errno(fs);
+        }
+        libc::close(fs);
+        mount
+    }
+}
+
+/// The detached TREE moved onto TARGET; the fd is closed either way.
+unsafe fn move_tree(tree: libc::c_int, at: At) -> libc::c_int {
+    // SAFETY: our own fd, attached then closed once.
+    unsafe {
+        if attach(tree, at) < 0 {
             return close_keeping_errno(tree);
         }
         libc::close(tree);
