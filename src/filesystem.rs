@@ -10,10 +10,10 @@
 //! host's files. `--rw-host` keeps the old, writable view.
 
 use std::fs;
-use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use crate::spawn::MountPlan;
+use crate::root_path;
+use crate::spawn::{MountPlan, Target};
 use crate::values::quoted;
 
 /// Where the container's root comes from.
@@ -278,7 +278,8 @@ impl Filesystem {
         match &self.root {
             Root::Host { writable: true } => {
                 for (source, target) in etc {
-                    plan.bind(&source, &target).map_err(nul)?;
+                    plan.bind(&source, Target::path(&target).map_err(nul)?)
+                        .map_err(nul)?;
                 }
                 self.host_mounts(&mut plan, system_paths, &[])?;
             }
@@ -293,7 +294,8 @@ impl Filesystem {
                 // Writable, as docker's, over the sealed tree; from under
                 // /run, so before /run is covered.
                 for (source, target) in etc {
-                    plan.volume(&source, &target, false).map_err(nul)?;
+                    let target = Target::path(&target).map_err(nul)?;
+                    plan.volume(&source, target, false).map_err(nul)?;
                 }
                 // Under /run (the default) the tmpfs below hides it too.
                 if private_tmpfs(state_dir).is_none() && state_dir.is_dir() {
@@ -304,24 +306,30 @@ impl Filesystem {
                     plan.hide(&state_dir).map_err(nul)?;
                 }
                 for (dir, mode) in PRIVATE_TMPFS {
-                    plan.tmpfs(Path::new(dir), mode).map_err(nul)?;
+                    plan.tmpfs(Target::path(Path::new(dir)).map_err(nul)?, mode)
+                        .map_err(nul)?;
                 }
-                plan.dev(Path::new("/"));
+                plan.dev(Target::path(Path::new("/dev")).map_err(nul)?);
                 self.host_mounts(&mut plan, system_paths, &slots)?;
             }
             Root::Dir(root) => {
+                let handle = root_path::Root::open(root).map_err(|e| PrepareError {
+                    path: root.clone(),
+                    reason: e.to_string(),
+                })?;
                 plan.bind_root(root).map_err(nul)?;
-                for dir in ["proc", "dev", "sys"] {
-                    make_inside(root, Path::new(dir), true)?;
-                }
-                self.user_mounts(&mut plan, root, &[])?;
-                make_inside(root, workdir, true)?;
-                plan.proc(root);
-                plan.dev(root);
-                plan.sysfs(root);
+                let [proc, dev, sys] = ["proc", "dev", "sys"]
+                    .map(|dir| make_inside(&handle, root, Path::new(dir), true));
+                let (proc, dev, sys) = (proc?, dev?, sys?);
+                self.user_mounts(&mut plan, Some((root, &handle)), &[])?;
+                make_inside(&handle, root, workdir, true)?;
+                plan.proc(plan.inside(root, &proc).map_err(nul)?);
+                plan.dev(plan.inside(root, &dev).map_err(nul)?);
+                plan.sysfs(plan.inside(root, &sys).map_err(nul)?);
                 for (source, target) in etc {
-                    let target = make_inside(root, &target, false)?;
-                    plan.bind(&source, &target).map_err(nul)?;
+                    let target = make_inside(&handle, root, &target, false)?;
+                    plan.bind(&source, plan.inside(root, &target).map_err(nul)?)
+                        .map_err(nul)?;
                 }
                 plan.pivot_root(root).map_err(nul)?;
                 if system_paths {
@@ -344,8 +352,13 @@ impl Filesystem {
         system_paths: bool,
         slots: &[usize],
     ) -> Result<(), PrepareError> {
-        self.user_mounts(plan, Path::new("/"), slots)?;
-        plan.proc(Path::new("/"));
+        self.user_mounts(plan, None, slots)?;
+        plan.proc(
+            Target::path(Path::new("/proc")).map_err(|path| PrepareError {
+                path: path.into(),
+                reason: "contains a NUL byte".into(),
+            })?,
+        );
         if system_paths {
             plan.protect_kernel(true);
         }
@@ -353,26 +366,28 @@ impl Filesystem {
     }
 
     /// Volumes (moved from `slots` when cloned early), then tmpfs mounts,
-    /// under ROOT.
+    /// on the host's tree or in a root of the container's own (its path
+    /// and handle).
     fn user_mounts(
         &self,
         plan: &mut MountPlan,
-        root: &Path,
+        root: Option<(&Path, &root_path::Root)>,
         slots: &[usize],
     ) -> Result<(), PrepareError> {
         let nul = |path: String| PrepareError {
             path: path.into(),
             reason: "contains a NUL byte".into(),
         };
-        let mut inside = |target: &Path, dir: bool| match &self.root {
-            Root::Host { writable: false } => {
-                if let Some(tmpfs) = private_tmpfs(target) {
+        let mut inside = |target: &Path, dir: bool| match root {
+            Some((root, handle)) => Ok(Made::Inside(make_inside(handle, root, target, dir)?)),
+            None => {
+                if let (Root::Host { writable: false }, Some(tmpfs)) =
+                    (&self.root, private_tmpfs(target))
+                {
                     plan.mount_point(tmpfs, target, dir).map_err(nul)?;
                 }
-                Ok(target.to_path_buf())
+                Ok(Made::Host(target.to_path_buf()))
             }
-            Root::Host { .. } => Ok(target.to_path_buf()),
-            Root::Dir(_) => make_inside(root, target, dir),
         };
         let mut targets = vec![];
         for v in &self.volumes {
@@ -381,15 +396,27 @@ impl Filesystem {
         for t in &self.tmpfs {
             targets.push(inside(&t.target, true)?);
         }
+        // Each target once the mounts planned before it are: one below
+        // another's is not checked to be what was made (see `inside`).
+        let target = |plan: &MountPlan, made: &Made| match (made, root) {
+            (Made::Inside(found), Some((root, _))) => plan.inside(root, found),
+            (Made::Host(path), _) | (Made::Inside(root_path::Found { path, .. }), None) => {
+                Target::path(path)
+            }
+        };
         let (volumes, tmpfs) = targets.split_at(self.volumes.len());
-        for (i, (v, target)) in self.volumes.iter().zip(volumes).enumerate() {
+        for (i, (v, made)) in self.volumes.iter().zip(volumes).enumerate() {
             match slots.get(i) {
-                Some(&slot) => plan.move_volume(slot, &v.source, target),
-                None => plan.volume(&v.source, target, v.read_only),
+                Some(&slot) => plan.move_volume(slot, &v.source, &v.target),
+                None => {
+                    let target = target(plan, made).map_err(nul)?;
+                    plan.volume(&v.source, target, v.read_only)
+                }
             }
             .map_err(nul)?;
         }
-        for (t, target) in self.tmpfs.iter().zip(tmpfs) {
+        for (t, made) in self.tmpfs.iter().zip(tmpfs) {
+            let target = target(plan, made).map_err(nul)?;
             plan.tmpfs(target, &t.data).map_err(nul)?;
         }
         Ok(())
@@ -440,18 +467,29 @@ fn tmpfs_value_expected(key: &str) -> &'static str {
 /// the child, after the container's network and record were made.
 fn check_in_rootfs(root: &Path, target: &Path, dir: bool) -> Result<(), String> {
     let kind = |dir| if dir { "directory" } else { "file" };
-    let (existing, rest) =
-        resolve_inside(root, target).map_err(|e| format!("{}: {e}", target.display()))?;
-    match fs::metadata(&existing) {
-        Ok(meta) if rest.as_os_str().is_empty() && meta.is_dir() != dir => Err(format!(
+    let there = root_path::Root::open(root)
+        .and_then(|root| root.stat(target))
+        .map_err(|e| format!("{}: {e}", target.display()))?;
+    match there {
+        Some(stat) if is_dir(&stat) != dir => Err(format!(
             "{} is a {} in the rootfs, and the source a {}",
             target.display(),
-            kind(meta.is_dir()),
+            kind(is_dir(&stat)),
             kind(dir)
         )),
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!("{}: {e}", target.display())),
+        _ => Ok(()),
     }
+}
+
+/// A mount point: on the host's tree, or made (or found) in a root of the
+/// container's own.
+enum Made {
+    Host(PathBuf),
+    Inside(root_path::Found),
+}
+
+fn is_dir(stat: &nix::sys::stat::FileStat) -> bool {
+    stat.st_mode & libc::S_IFMT == libc::S_IFDIR
 }
 
 /// The private tmpfs over the sealed host that holds `path`, if any.
@@ -479,92 +517,20 @@ fn rootfs(dir: &Path) -> Result<PathBuf, Error> {
     Ok(canonical)
 }
 
-/// ROOT/PATH, made (a directory, or an empty file) when missing. Symlinks
-/// on the way are followed inside ROOT, as runc does: the supervisor never
-/// creates anything on the host where a rootfs's symlink points, and a
-/// dangling one (an image's /etc/resolv.conf -> ../run/systemd/resolve/…)
-/// gets its target made, for our file to be bound there.
-fn make_inside(root: &Path, path: &Path, dir: bool) -> Result<PathBuf, PrepareError> {
-    let at = |reason: String| PrepareError {
+/// PATH inside the container's root (ROOT, held as HANDLE) made when
+/// missing, through handles (see `root_path`): the supervisor never creates
+/// anything on the host, where a symlink of the rootfs points or one
+/// swapped in while it works.
+fn make_inside(
+    handle: &root_path::Root,
+    root: &Path,
+    path: &Path,
+    dir: bool,
+) -> Result<root_path::Found, PrepareError> {
+    handle.make(path, dir).map_err(|e| PrepareError {
         path: root.join(path.strip_prefix("/").unwrap_or(path)),
-        reason,
-    };
-    let (existing, rest) = resolve_inside(root, path).map_err(|e| at(e.to_string()))?;
-    if rest.as_os_str().is_empty() {
-        return Ok(existing);
-    }
-    let target = existing.join(rest);
-    let made: io::Result<()> = if dir {
-        fs::create_dir_all(&target)
-    } else {
-        target
-            .parent()
-            .map_or(Ok(()), fs::create_dir_all)
-            .and_then(|()| fs::File::create(&target).map(drop))
-    };
-    made.map_err(|e| at(e.to_string()))?;
-    Ok(target)
-}
-
-/// Symlinks one path may go through: the kernel's own limit (MAXSYMLINKS).
-const MAX_SYMLINKS: usize = 40;
-
-/// PATH inside ROOT as if ROOT were `/`, resolved: its longest existing
-/// part (every symlink in it followed, an absolute target from ROOT, `..`
-/// never above ROOT) and the missing rest (plain names).
-fn resolve_inside(root: &Path, path: &Path) -> io::Result<(PathBuf, PathBuf)> {
-    use std::collections::VecDeque;
-    use std::ffi::OsString;
-    let names = |p: &Path| -> Vec<OsString> {
-        p.components()
-            .filter_map(|c| match c {
-                Component::Normal(name) => Some(name.to_os_string()),
-                Component::ParentDir => Some("..".into()),
-                _ => None,
-            })
-            .collect()
-    };
-    let mut pending: VecDeque<OsString> = names(path).into();
-    let mut resolved = root.to_path_buf();
-    let mut links = 0;
-    while let Some(name) = pending.pop_front() {
-        if name == ".." {
-            if resolved != root {
-                resolved.pop();
-            }
-            continue;
-        }
-        let next = resolved.join(&name);
-        match fs::symlink_metadata(&next) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
-                }
-                let target = fs::read_link(&next)?;
-                if target.is_absolute() {
-                    resolved = root.to_path_buf();
-                }
-                for name in names(&target).into_iter().rev() {
-                    pending.push_front(name);
-                }
-            }
-            Ok(_) => resolved = next,
-            // The rest is made, plain names below a missing one; `..`
-            // there is no path (the kernel's ENOENT). Taken as a step back,
-            // the names after it were never resolved: `gone/../out` with
-            // `out` a link to a host directory had a file made, or an
-            // existing one emptied, on the host.
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                if pending.iter().any(|name| name == "..") {
-                    return Err(err);
-                }
-                return Ok((resolved, std::iter::once(name).chain(pending).collect()));
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    Ok((resolved, PathBuf::new()))
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -823,22 +789,28 @@ mod tests {
         assert!(!s.iter().any(|s| s.starts_with("mounting a tmpfs on /run")));
     }
 
+    /// ROOT/PATH as made, through a handle of ROOT.
+    fn made_inside(root: &Path, path: &Path, dir: bool) -> Result<PathBuf, PrepareError> {
+        let handle = root_path::Root::open(root).unwrap();
+        make_inside(&handle, root, path, dir).map(|found| root.join(found.path))
+    }
+
     #[test]
     fn mount_points_are_made_inside_the_root_following_symlinks_there_never_out() {
         let scratch = crate::scratch::Scratch::new("fs");
         let root = fs::canonicalize(scratch.path()).unwrap();
-        let made = make_inside(&root, Path::new("/etc/hosts"), false).unwrap();
+        let made = made_inside(&root, Path::new("/etc/hosts"), false).unwrap();
         assert_eq!(made, root.join("etc/hosts"));
         assert!(made.is_file());
-        let again = make_inside(&root, Path::new("/etc/hosts"), false).unwrap();
+        let again = made_inside(&root, Path::new("/etc/hosts"), false).unwrap();
         assert_eq!(again, made);
         // Symlinks resolve inside the root, absolute or relative, and
         // `..` stops at it: nothing is made on the host.
         std::os::unix::fs::symlink("/etc", root.join("out")).unwrap();
-        let made = make_inside(&root, Path::new("/out/sv-nope"), true).unwrap();
+        let made = made_inside(&root, Path::new("/out/sv-nope"), true).unwrap();
         assert_eq!(made, root.join("etc/sv-nope"));
         std::os::unix::fs::symlink("../../../../tmp", root.join("up")).unwrap();
-        let made = make_inside(&root, Path::new("/up/sv-nope"), true).unwrap();
+        let made = made_inside(&root, Path::new("/up/sv-nope"), true).unwrap();
         assert_eq!(made, root.join("tmp/sv-nope"));
         assert!(!Path::new("/etc/sv-nope").exists() && !Path::new("/tmp/sv-nope").exists());
         // A dangling relative symlink gets its target made.
@@ -847,11 +819,11 @@ mod tests {
             root.join("etc/resolv.conf"),
         )
         .unwrap();
-        let made = make_inside(&root, Path::new("/etc/resolv.conf"), false).unwrap();
+        let made = made_inside(&root, Path::new("/etc/resolv.conf"), false).unwrap();
         assert_eq!(made, root.join("run/systemd/resolve/stub-resolv.conf"));
         assert!(made.is_file());
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
-        let err = make_inside(&root, Path::new("/loop/x"), true).unwrap_err();
+        let err = made_inside(&root, Path::new("/loop/x"), true).unwrap_err();
         assert!(err.to_string().contains("symbolic links"), "{err}");
     }
 
@@ -864,11 +836,11 @@ mod tests {
         std::os::unix::fs::symlink(host.path(), root.join("out")).unwrap();
         std::os::unix::fs::symlink("gone/../out", root.join("etc")).unwrap();
         for (path, dir) in [("/etc/hosts", false), ("/etc/made", true)] {
-            let err = make_inside(&root, Path::new(path), dir).unwrap_err();
+            let err = made_inside(&root, Path::new(path), dir).unwrap_err();
             assert_eq!(err.path, root.join(&path[1..]));
             assert!(err.reason.contains("No such file"), "{err}");
         }
-        let err = make_inside(&root, Path::new("/gone/../x"), true).unwrap_err();
+        let err = made_inside(&root, Path::new("/gone/../x"), true).unwrap_err();
         assert!(err.reason.contains("No such file"), "{err}");
         assert_eq!(
             fs::read_to_string(host.join("hosts")).unwrap(),

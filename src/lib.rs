@@ -28,7 +28,7 @@
 //! lifecycle: detach supervisor cni control
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
-//!            identity root_file spawn seccomp netlink conntrack proxy reserve ipam
+//!            identity root_file spawn root_path seccomp netlink conntrack proxy reserve ipam
 //!            container_log state cgroup etc_files nftables signals
 //! leaf:      milestones error_chain scratch realtime regular_file values
 //! ```
@@ -69,6 +69,7 @@ pub mod reconcile;
 pub mod regular_file;
 pub mod reserve;
 pub mod root_file;
+pub mod root_path;
 pub mod ruleset;
 #[cfg(test)]
 pub(crate) mod scratch;

@@ -27,6 +27,16 @@
 //! same point in the work a CNI DEL leaves for after its answer (see
 //! `cni::forget`), before its connections are forgotten.
 //!
+//! And while a container's root is prepared, before the network: `mount-point`,
+//! a missing mount point in a `--rootfs` is found missing, not yet made
+//! (where another process could swap what holds it for a symbolic link).
+//! And in the container's child, which cannot stop itself (SIGSTOP is
+//! lost on the PID 1 of a namespace) nor read the environment: with
+//! `SUPERVISOR_TEST_PAUSE_AT=POINT:FIFO`, it opens FIFO and reads it to its
+//! end, so a test holds it there by opening the FIFO for writing (which
+//! returns once the child is there) and lets it go by closing it. Point:
+//! `dev-mounted`, /dev's tmpfs is mounted, nothing made in it yet.
+//!
 //! And in a CNI ADD: `lent`, the engine namespace's IPv6 defaults are lent
 //! (see `netlink::lent`), its interface not yet made.
 //!
@@ -56,6 +66,15 @@ pub async fn timed_async<T>(name: &str, step: impl Future<Output = T>) -> T {
     let value = step.await;
     phase(name, t);
     value
+}
+
+/// The FIFO the container's child waits on at `point`, when the test hook
+/// names it (`POINT:FIFO`).
+pub fn child_pause_at(point: &str) -> Option<std::path::PathBuf> {
+    let hook = std::env::var_os(PAUSE_AT)?;
+    let hook = hook.to_str()?;
+    let (at, fifo) = hook.split_once(':')?;
+    (at == point).then(|| fifo.into())
 }
 
 /// Stops the process here when the test hook names `point`.

@@ -8,6 +8,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use common::{HostNs, stderr};
 
@@ -736,4 +738,209 @@ fn a_rootfs_link_through_a_missing_directory_and_up_never_has_a_host_file_made_o
         );
     }
     let _ = std::fs::remove_dir_all(&host);
+}
+
+/// A rootfs whose every mount point is there but those the test leaves
+/// out: the supervisor then stops at `mount-point` only for them.
+fn rootfs_with_mount_points(test: &str) -> Rootfs {
+    let rootfs = Rootfs::new(test);
+    for dir in ["proc", "dev", "sys", "mnt"] {
+        std::fs::create_dir(rootfs.dir.join(dir)).unwrap();
+    }
+    for file in ["hosts", "hostname", "resolv.conf"] {
+        std::fs::write(rootfs.dir.join("etc").join(file), "").unwrap();
+    }
+    rootfs
+}
+
+/// `supervisor run ARGS…`, stopped at the fault point `point` while `swap`
+/// runs, then to its end.
+fn run_swapping_at(ns: &HostNs, point: &str, args: &[&str], swap: impl FnOnce()) -> Output {
+    let mut child = ns
+        .supervisor()
+        .env("SUPERVISOR_TEST_PAUSE_AT", point)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    let pid = child.id();
+    common::eventually(
+        &format!("the supervisor stopping at {point}"),
+        Duration::from_secs(30),
+        || {
+            if child.try_wait().expect("try_wait").is_some() {
+                panic!("{args:?} ended before {point}");
+            }
+            (common::process_state(pid) == Some('T')).then_some(())
+        },
+    );
+    swap();
+    // Every other mount point missing since the swap stops it again.
+    common::eventually(
+        &format!("the supervisor going on from {point}"),
+        Duration::from_secs(30),
+        || {
+            // SAFETY: kill on our own child's pid, not yet reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+            std::thread::sleep(Duration::from_millis(10));
+            child.try_wait().expect("try_wait")
+        },
+    );
+    child.wait_with_output().expect("the supervisor's end")
+}
+
+/// What another writer of the rootfs does: `dir` moved aside, a symbolic
+/// link to `link` in its place.
+fn swap_for_link(dir: &Path, link: &Path) {
+    std::fs::rename(dir, dir.with_extension("old")).unwrap();
+    std::os::unix::fs::symlink(link, dir).unwrap();
+}
+
+/// runc's CVE-2021-30465 class: the supervisor is held (a fault point)
+/// between finding a mount point missing and making it, while the
+/// directory that holds it is swapped for a link to the host.
+#[test]
+fn a_rootfs_directory_swapped_for_a_link_to_the_host_while_a_mount_point_is_made_has_nothing_made_there()
+ {
+    let Some(ns) = HostNs::new(
+        "a_rootfs_directory_swapped_for_a_link_to_the_host_while_a_mount_point_is_made_has_nothing_made_there",
+    ) else {
+        return;
+    };
+    let host = scratch("race-host");
+    std::fs::write(host.join("hosts"), "precious\n").unwrap();
+    let shared = scratch("race-shared");
+    let volume = format!("{}:/mnt/volume", shared.display());
+    let cases: [(&str, &[&str], &str); 3] = [
+        ("mnt", &["-v", &volume], "volume"),
+        ("mnt", &["--tmpfs", "/mnt/tmpfs"], "tmpfs"),
+        ("etc", &[], "hosts"),
+    ];
+    for (dir, options, made) in cases {
+        let rootfs = rootfs_with_mount_points(&format!("race-{made}"));
+        if made == "hosts" {
+            std::fs::remove_file(rootfs.dir.join("etc/hosts")).unwrap();
+        }
+        let args = [
+            &["--network", "none", "--rootfs", rootfs.path()][..],
+            options,
+            &["--", "true"],
+        ]
+        .concat();
+        let out = run_swapping_at(&ns, "mount-point", &args, || {
+            swap_for_link(&rootfs.dir.join(dir), &host)
+        });
+        let on_host: Vec<_> = std::fs::read_dir(&host)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(on_host, ["hosts"], "{made}: {}", stderr(&out));
+        assert_eq!(
+            std::fs::read_to_string(host.join("hosts")).unwrap(),
+            "precious\n",
+            "{made}: {}",
+            stderr(&out)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&host);
+    let _ = std::fs::remove_dir_all(&shared);
+}
+
+/// The same swap after the mount point was made, before the container's
+/// mounts: the volume is mounted on what was made, or not at all, never
+/// where the link leads, on the host or elsewhere in the rootfs.
+#[test]
+fn a_mount_point_swapped_for_a_link_after_it_was_made_has_the_volume_mounted_on_it_or_nowhere() {
+    let Some(ns) = HostNs::new(
+        "a_mount_point_swapped_for_a_link_after_it_was_made_has_the_volume_mounted_on_it_or_nowhere",
+    ) else {
+        return;
+    };
+    let host = scratch("late-race-host");
+    std::fs::create_dir(host.join("volume")).unwrap();
+    let shared = scratch("late-race-shared");
+    std::fs::write(shared.join("shared"), "shared\n").unwrap();
+    let volume = format!("{}:/mnt/volume", shared.display());
+    for (case, link) in [("host", host.clone()), ("decoy", PathBuf::from("decoy"))] {
+        let rootfs = rootfs_with_mount_points(&format!("late-race-{case}"));
+        std::fs::create_dir_all(rootfs.dir.join("decoy/volume")).unwrap();
+        let args = [
+            "--network",
+            "none",
+            "--rootfs",
+            rootfs.path(),
+            "-v",
+            &volume,
+            "--",
+            "cat",
+            "/mnt.old/volume/shared",
+        ];
+        let out = run_swapping_at(&ns, "registered", &args, || {
+            swap_for_link(&rootfs.dir.join("mnt"), &link)
+        });
+        let refused = out.status.code() == Some(125) && stderr(&out).contains("mnt/volume");
+        let on_it = out.status.success() && common::stdout(&out) == "shared\n";
+        assert!(refused || on_it, "{case}: {}: {}", out.status, stderr(&out));
+    }
+    let _ = std::fs::remove_dir_all(&host);
+    let _ = std::fs::remove_dir_all(&shared);
+}
+
+/// /dev swapped for a link to the host once the child has mounted its
+/// tmpfs there (held at `dev-mounted` on a FIFO), before it fills it: the
+/// device nodes, directories and links go in that tmpfs, never on the host.
+#[test]
+fn a_dev_swapped_for_a_link_to_the_host_once_its_tmpfs_is_mounted_has_nothing_made_on_the_host() {
+    let Some(ns) = HostNs::new(
+        "a_dev_swapped_for_a_link_to_the_host_once_its_tmpfs_is_mounted_has_nothing_made_on_the_host",
+    ) else {
+        return;
+    };
+    let host = scratch("dev-race-host");
+    let fifo = scratch("dev-race-fifo").join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let rootfs = rootfs_with_mount_points("dev-race");
+    let mut supervisor = ns
+        .supervisor()
+        .env(
+            "SUPERVISOR_TEST_PAUSE_AT",
+            format!("dev-mounted:{}", fifo.display()),
+        )
+        .args(["run", "--network", "none", "--rootfs", rootfs.path()])
+        .args(["--", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    // Opens once the child is there (ENXIO before): it waits until this
+    // is closed.
+    let held = common::eventually(
+        "the container's child at dev-mounted",
+        Duration::from_secs(30),
+        || {
+            use std::os::unix::fs::OpenOptionsExt;
+            let open = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo);
+            if open.is_err() && supervisor.try_wait().expect("try_wait").is_some() {
+                panic!("the supervisor ended before dev-mounted");
+            }
+            open.ok()
+        },
+    );
+    swap_for_link(&rootfs.dir.join("dev"), &host);
+    drop(held);
+    let out = supervisor.wait_with_output().expect("the supervisor's end");
+    let on_host: Vec<_> = std::fs::read_dir(&host)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(on_host.is_empty(), "{on_host:?}: {}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&host);
+    let _ = std::fs::remove_dir_all(fifo.parent().unwrap());
 }

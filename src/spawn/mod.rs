@@ -35,7 +35,7 @@ pub use self::child::Stage;
 use self::child::{ChildPlan, REPORT_LEN};
 use self::clone3::{Forked, clone3};
 pub use self::join::{JoinConfig, run_inside};
-pub use self::mounts::MountPlan;
+pub use self::mounts::{MountPlan, Target};
 pub use self::netns::{NewNetns, SetUp};
 pub use self::pidfd::{ExitStatus, Pidfd};
 pub use self::seccomp::Filter as SeccompFilter;
@@ -469,7 +469,7 @@ impl Container {
             Some(Stage::Exec) => SpawnError::NotExecutable { command, source },
             Some(Stage::Mounts) => SpawnError::Mount {
                 what: self.mounts.describe(detail as usize),
-                source,
+                source: MountPlan::cause(errno),
             },
             Some(stage) => SpawnError::Setup { stage, source },
             None => SpawnError::Release(source),

@@ -16,6 +16,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use crate::root_path::Found;
+
 /// /proc entries made read-only: bound over themselves, remounted read-only.
 pub const READ_ONLY: [&CStr; 5] = [
     c"/proc/bus",
@@ -67,26 +69,40 @@ pub struct Failed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
     /// A fresh proc for the container's pid namespace.
-    Proc(CString),
+    Proc(Target),
     /// The host's whole tree, recursively: read-only, no devices, no setuid.
     SealHost,
     /// The container's root alone (not what is mounted under it) read-only.
     ReadOnlyRoot,
     /// DIR bound onto itself, so that it is a mount pivot_root can take,
     /// without devices or setuid: a node made with CAP_MKNOD anywhere in
-    /// it would otherwise open the host's disks.
-    BindSelf(CString),
+    /// it would otherwise open the host's disks. The bind is then held open
+    /// in slot `slot`, the root the targets inside it are opened from.
+    BindSelf {
+        root: CString,
+        slot: usize,
+    },
     /// The tmpfs of /dev: the one mount where device nodes work, made
     /// read-only once its nodes are in (`ReadOnlyMount`), so no other can
-    /// be made there.
-    DevTmpfs(CString),
-    /// That mount alone read-only.
-    ReadOnlyMount(CString),
+    /// be made there. Made detached (fsopen, fsmount), moved onto `target`
+    /// and held in slot `slot`: what goes in it is made below that handle,
+    /// never through a path another writer of the rootfs could redirect
+    /// (`/dev` swapped for a link once our tmpfs is on it).
+    DevTmpfs {
+        target: Target,
+        slot: usize,
+    },
+    /// The mount held in slot `slot` (`path`) alone read-only; the slot is
+    /// closed.
+    ReadOnlyMount {
+        path: CString,
+        slot: usize,
+    },
     /// A recursive clone of `source` moved onto `target`, read-only or
     /// writable whatever the source's own mount is.
     Volume {
         source: CString,
-        target: CString,
+        target: Target,
         read_only: bool,
     },
     /// The clone a `Volume` makes, taken early and kept as a file
@@ -105,26 +121,29 @@ enum Step {
     },
     /// A writable tmpfs without devices or setuid, with mount data.
     Tmpfs {
-        target: CString,
+        target: Target,
         data: CString,
     },
-    Dir(CString),
+    Dir(Target),
     /// An empty file, a mount point for a file.
     File(CString),
     /// A character device node, mode 0666.
     CharDevice {
-        path: CString,
+        path: Target,
         major: u32,
         minor: u32,
     },
     Symlink {
         target: CString,
-        link: CString,
+        link: Target,
     },
     /// A devpts instance of the container's own.
-    Devpts(CString),
+    Devpts(Target),
     /// Into DIR with pivot_root; the old root is detached and gone.
     PivotRoot(CString),
+    /// The child waits for the FIFO's writer to close it, for a fault
+    /// test (see `milestones`).
+    Wait(CString),
     ReadOnly(CString),
     /// A file: /dev/null over it (over a directory after all, as `MaskDir`).
     Mask(CString),
@@ -134,15 +153,78 @@ enum Step {
     /// A fresh read-only sysfs on `sys` with the host's cgroup tree,
     /// read-only, on `cgroup` (inside it).
     Sysfs {
-        sys: CString,
-        cgroup: CString,
+        sys: Target,
+        cgroup: Target,
     },
     /// A file of ours bound over a path of the host's tree (/etc/hosts…),
     /// in the container's mount namespace only.
     Bind {
         source: CString,
-        target: CString,
+        target: Target,
     },
+}
+
+/// Where a mount goes: a path of the host's, or a path inside the
+/// container's own root, which anything else writing there may change
+/// under us (see `root_path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The host's path: mounted on as it is without `inside`, and named by
+    /// errors either way.
+    path: CString,
+    inside: Option<Inside>,
+}
+
+/// A target opened in the child (its mount namespace is not the parent's)
+/// from the held root, every link resolved inside it by the kernel
+/// (RESOLVE_IN_ROOT), and mounted on through that descriptor: whatever is
+/// swapped in meanwhile, never a host path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inside {
+    /// The slot holding the root's descriptor.
+    root: usize,
+    /// Relative to the root, resolved by the parent: no link in it then.
+    path: CString,
+    /// The device and inode the parent made or found there, which the
+    /// object opened must have; `None` below an earlier mount of the plan,
+    /// whose own the child finds there.
+    object: Option<(u64, u64)>,
+}
+
+impl Target {
+    /// A path of the host's (or of a tmpfs the child mounted), as it is.
+    pub fn path(path: &Path) -> Result<Target, String> {
+        Ok(Target::at(c(path)?))
+    }
+
+    fn at(path: CString) -> Target {
+        Target { path, inside: None }
+    }
+
+    /// NAME in the mount this target gets, held in slot SLOT: made and
+    /// opened below that handle.
+    fn held(&self, slot: usize, name: &str) -> Target {
+        Target {
+            path: join(&self.path, name),
+            inside: Some(Inside {
+                root: slot,
+                path: CString::new(name).unwrap_or_default(),
+                object: None,
+            }),
+        }
+    }
+
+    /// NAME below this target, unchecked: inside a mount the plan made.
+    fn below(&self, name: &str) -> Target {
+        Target {
+            path: join(&self.path, name),
+            inside: self.inside.as_ref().map(|inside| Inside {
+                root: inside.root,
+                path: join(&inside.path, name),
+                object: None,
+            }),
+        }
+    }
 }
 
 /// Every mount step, in order. Built before clone3; `apply` allocates nothing.
@@ -150,10 +232,13 @@ enum Step {
 pub struct MountPlan {
     steps: Vec<Step>,
     trees: Trees,
+    /// The slot of the container's own root, once bound onto itself.
+    root: Option<usize>,
 }
 
-/// The file descriptors of the volumes cloned early, one slot each, made
-/// before clone3 so the child only stores into them.
+/// The file descriptors the child keeps from one step to a later one (the
+/// volumes cloned early, the container's root), one slot each, made before
+/// clone3 so the child only stores into them.
 #[derive(Debug, Default)]
 struct Trees(Vec<AtomicI32>);
 
@@ -182,22 +267,20 @@ impl MountPlan {
             .extend(READ_ONLY.iter().map(|p| Step::ReadOnly((*p).to_owned())));
         self.steps.extend(masked(b"/proc/"));
         if with_sysfs {
-            self.sysfs(Path::new("/"));
+            self.sysfs(Target::at(c"/sys".to_owned()));
         }
         self.steps.extend(masked(b"/sys/"));
     }
 
     /// A fresh read-only sysfs on ROOT/sys, with the host's cgroup tree.
-    pub fn sysfs(&mut self, root: &Path) {
-        self.steps.push(Step::Sysfs {
-            sys: under(root, "sys"),
-            cgroup: under(root, "sys/fs/cgroup"),
-        });
+    pub fn sysfs(&mut self, sys: Target) {
+        let cgroup = sys.below("fs/cgroup");
+        self.steps.push(Step::Sysfs { sys, cgroup });
     }
 
-    /// A fresh /proc at ROOT/proc.
-    pub fn proc(&mut self, root: &Path) {
-        self.steps.push(Step::Proc(under(root, "proc")));
+    /// A fresh proc on TARGET.
+    pub fn proc(&mut self, target: Target) {
+        self.steps.push(Step::Proc(target));
     }
 
     /// The host's tree read-only, recursively, without devices or setuid:
@@ -214,8 +297,44 @@ impl MountPlan {
     /// Binds DIR onto itself; then everything mounted under it goes along
     /// into pivot_root.
     pub fn bind_root(&mut self, root: &Path) -> Result<(), String> {
-        self.steps.push(Step::BindSelf(c(root)?));
+        let slot = self.slot();
+        self.steps.push(Step::BindSelf {
+            root: c(root)?,
+            slot,
+        });
+        self.root = Some(slot);
         Ok(())
+    }
+
+    /// What was FOUND (or made) inside the root ROOT, bound by `bind_root`,
+    /// as a target: checked to be that object unless a mount planned
+    /// before covers it.
+    pub fn inside(&self, root: &Path, found: &Found) -> Result<Target, String> {
+        let path = c(&found.path)?;
+        let covered = self.steps.iter().any(|step| {
+            step.target()
+                .and_then(|t| t.inside.as_ref())
+                .filter(|earlier| Some(earlier.root) == self.root)
+                .is_some_and(|earlier| {
+                    let (earlier, path) = (earlier.path.to_bytes(), path.to_bytes());
+                    path.strip_prefix(earlier)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+                })
+        });
+        Ok(Target {
+            path: c(&root.join(&found.path))?,
+            inside: Some(Inside {
+                root: self.root.ok_or_else(|| root.display().to_string())?,
+                path,
+                object: (!covered).then_some((found.dev, found.ino)),
+            }),
+        })
+    }
+
+    /// A new slot for a descriptor the child keeps.
+    fn slot(&mut self) -> usize {
+        self.trees.0.push(AtomicI32::new(-1));
+        self.trees.0.len() - 1
     }
 
     /// pivot_root into DIR; the old root is detached.
@@ -225,10 +344,10 @@ impl MountPlan {
     }
 
     /// A volume: a recursive bind of `source` on `target`.
-    pub fn volume(&mut self, source: &Path, target: &Path, read_only: bool) -> Result<(), String> {
+    pub fn volume(&mut self, source: &Path, target: Target, read_only: bool) -> Result<(), String> {
         self.steps.push(Step::Volume {
             source: c(source)?,
-            target: c(target)?,
+            target,
             read_only,
         });
         Ok(())
@@ -238,13 +357,13 @@ impl MountPlan {
     /// by `move_volume` with the slot returned, after mounts that would
     /// cover the source.
     pub fn clone_volume(&mut self, source: &Path, read_only: bool) -> Result<usize, String> {
-        let slot = self.trees.0.len();
+        let source = c(source)?;
+        let slot = self.slot();
         self.steps.push(Step::CloneVolume {
-            source: c(source)?,
+            source,
             read_only,
             slot,
         });
-        self.trees.0.push(AtomicI32::new(-1));
         Ok(slot)
     }
 
@@ -268,10 +387,10 @@ impl MountPlan {
             .collect();
         parents.reverse();
         for parent in parents {
-            self.steps.push(Step::Dir(c(parent)?));
+            self.steps.push(Step::Dir(Target::path(parent)?));
         }
         self.steps.push(if dir {
-            Step::Dir(c(path)?)
+            Step::Dir(Target::path(path)?)
         } else {
             Step::File(c(path)?)
         });
@@ -285,9 +404,9 @@ impl MountPlan {
     }
 
     /// A writable tmpfs on `target`; `data` is tmpfs's options (size=…).
-    pub fn tmpfs(&mut self, target: &Path, data: &str) -> Result<(), String> {
+    pub fn tmpfs(&mut self, target: Target, data: &str) -> Result<(), String> {
         self.steps.push(Step::Tmpfs {
-            target: c(target)?,
+            target,
             data: CString::new(data).map_err(|_| data.to_string())?,
         });
         Ok(())
@@ -296,9 +415,18 @@ impl MountPlan {
     /// docker's minimal /dev at ROOT/dev: a tmpfs with the six usual
     /// character devices (made, never bound from the host), a devpts of the
     /// container's own, /dev/shm and the standard symlinks. No host device.
-    pub fn dev(&mut self, root: &Path) {
-        let dev = |name: &str| under(root, &format!("dev/{name}"));
-        self.steps.push(Step::DevTmpfs(under(root, "dev")));
+    pub fn dev(&mut self, target: Target) {
+        let slot = self.slot();
+        let dev = |name: &str| target.held(slot, name);
+        self.steps.push(Step::DevTmpfs {
+            target: target.clone(),
+            slot,
+        });
+        if let Some(fifo) = crate::milestones::child_pause_at("dev-mounted") {
+            self.steps.push(Step::Wait(
+                Target::path(&fifo).map(|t| t.path).unwrap_or_default(),
+            ));
+        }
         for (name, major, minor) in DEVICES {
             self.steps.push(Step::CharDevice {
                 path: dev(name),
@@ -319,14 +447,17 @@ impl MountPlan {
                 link: dev(name),
             });
         }
-        self.steps.push(Step::ReadOnlyMount(under(root, "dev")));
+        self.steps.push(Step::ReadOnlyMount {
+            path: target.path,
+            slot,
+        });
     }
 
     /// Binds `source` over `target` in the container. Fails on a NUL byte.
-    pub fn bind(&mut self, source: &Path, target: &Path) -> Result<(), String> {
+    pub fn bind(&mut self, source: &Path, target: Target) -> Result<(), String> {
         self.steps.push(Step::Bind {
             source: c(source)?,
-            target: c(target)?,
+            target,
         });
         Ok(())
     }
@@ -346,18 +477,31 @@ impl MountPlan {
             Some(Step::Mask(p) | Step::MaskDir(p)) => format!("masking {}", p.to_string_lossy()),
             Some(Step::Sysfs { sys, .. }) => format!(
                 "mounting a read-only {} with a read-only cgroup tree",
-                sys.to_string_lossy()
+                sys.path.to_string_lossy()
             ),
-            Some(Step::Proc(p)) => format!("mounting proc on {}", p.to_string_lossy()),
+            Some(Step::Proc(p)) => format!("mounting proc on {}", p.path.to_string_lossy()),
             Some(Step::SealHost) => "making the host's filesystem read-only".into(),
             Some(Step::ReadOnlyRoot) => "making the root read-only".into(),
-            Some(Step::BindSelf(p)) => format!("binding {} onto itself", p.to_string_lossy()),
-            Some(Step::DevTmpfs(p)) => format!("mounting a tmpfs on {}", p.to_string_lossy()),
-            Some(Step::ReadOnlyMount(p)) => format!("making {} read-only", p.to_string_lossy()),
+            Some(Step::BindSelf { root, .. }) => {
+                format!("binding {} onto itself", root.to_string_lossy())
+            }
+            Some(Step::DevTmpfs { target, .. }) => {
+                format!("mounting a tmpfs on {}", target.path.to_string_lossy())
+            }
+            Some(Step::ReadOnlyMount { path, .. }) => {
+                format!("making {} read-only", path.to_string_lossy())
+            }
             Some(Step::CloneVolume { source, .. }) => {
                 format!("cloning the volume {}", source.to_string_lossy())
             }
-            Some(Step::Volume { source, target, .. } | Step::MoveVolume { source, target, .. }) => {
+            Some(
+                Step::Volume {
+                    source,
+                    target: Target { path: target, .. },
+                    ..
+                }
+                | Step::MoveVolume { source, target, .. },
+            ) => {
                 format!(
                     "mounting the volume {} on {}",
                     source.to_string_lossy(),
@@ -365,22 +509,23 @@ impl MountPlan {
                 )
             }
             Some(Step::Tmpfs { target, .. }) => {
-                format!("mounting a tmpfs on {}", target.to_string_lossy())
+                format!("mounting a tmpfs on {}", target.path.to_string_lossy())
             }
-            Some(Step::Dir(p)) => format!("making the directory {}", p.to_string_lossy()),
+            Some(Step::Dir(p)) => format!("making the directory {}", p.path.to_string_lossy()),
             Some(Step::File(p)) => format!("making the file {}", p.to_string_lossy()),
             Some(Step::CharDevice { path, .. }) => {
-                format!("making the device {}", path.to_string_lossy())
+                format!("making the device {}", path.path.to_string_lossy())
             }
             Some(Step::Symlink { link, .. }) => {
-                format!("making the symlink {}", link.to_string_lossy())
+                format!("making the symlink {}", link.path.to_string_lossy())
             }
-            Some(Step::Devpts(p)) => format!("mounting devpts on {}", p.to_string_lossy()),
+            Some(Step::Devpts(p)) => format!("mounting devpts on {}", p.path.to_string_lossy()),
             Some(Step::PivotRoot(p)) => format!("pivoting the root to {}", p.to_string_lossy()),
+            Some(Step::Wait(_)) => "stopping for a fault test".into(),
             Some(Step::Bind { source, target }) => format!(
                 "binding {} over {}",
                 source.to_string_lossy(),
-                target.to_string_lossy()
+                target.path.to_string_lossy()
             ),
             None => "mounting".into(),
         }
@@ -417,6 +562,73 @@ impl MountPlan {
         unsafe { self.apply_steps(self.network_from()..self.steps.len()) }
     }
 
+    /// Keeps FD (or fails with -1 as it is) in SLOT for a later step.
+    fn hold(&self, slot: usize, fd: libc::c_int) -> libc::c_int {
+        if fd < 0 {
+            return -1;
+        }
+        self.trees.0[slot].store(fd, Ordering::Relaxed);
+        0
+    }
+
+    /// TARGET opened for one step; `None` (errno set) when it cannot be,
+    /// or is not the object the parent made or found.
+    ///
+    /// # Safety
+    /// As `apply_steps`.
+    unsafe fn open<'a>(&self, target: &'a Target) -> Option<Opened<'a>> {
+        let Some(inside) = &target.inside else {
+            return Some(Opened {
+                path: Some(&target.path),
+                fd: -1,
+                buf: [0; FD_PATH_LEN],
+            });
+        };
+        let root = self.trees.0[inside.root].load(Ordering::Relaxed);
+        // SAFETY: see the function's contract.
+        let fd = unsafe { open_inside(root, inside) };
+        (fd >= 0).then_some(Opened {
+            path: None,
+            fd,
+            buf: fd_path(fd),
+        })
+    }
+
+    /// TARGET as a directory's descriptor and a name below it, for the
+    /// `*at` syscalls that make things: the held mount's and the name in
+    /// it, or the host's path as it is.
+    fn below<'a>(&self, target: &'a Target) -> (libc::c_int, &'a CStr) {
+        match &target.inside {
+            Some(inside) => (
+                self.trees.0[inside.root].load(Ordering::Relaxed),
+                &inside.path,
+            ),
+            None => (libc::AT_FDCWD, &target.path),
+        }
+    }
+
+    /// OP on TARGET's path (through its descriptor inside the root).
+    ///
+    /// # Safety
+    /// As `apply_steps`.
+    unsafe fn on(&self, target: &Target, op: impl FnOnce(&CStr) -> libc::c_int) -> libc::c_int {
+        // SAFETY: see the function's contract.
+        match unsafe { self.open(target) } {
+            Some(opened) => op(opened.path()),
+            None => -1,
+        }
+    }
+
+    /// The error a step failed with, as the parent tells it.
+    pub fn cause(errno: libc::c_int) -> std::io::Error {
+        match errno {
+            CHANGED => std::io::Error::other(
+                "the mount point is not what was made or found there before the container started (a symbolic link swapped in by another writer of the root?)",
+            ),
+            errno => std::io::Error::from_raw_os_error(errno),
+        }
+    }
+
     /// Runs steps `range`. Kernel paths (/proc, /sys) missing on this
     /// kernel are skipped, as runc does; anything else missing fails.
     ///
@@ -437,11 +649,21 @@ impl MountPlan {
                     Step::ReadOnly(path) => read_only(path),
                     Step::Mask(path) => mask(path),
                     Step::MaskDir(path) => mask_dir(path),
-                    Step::Sysfs { sys, cgroup } => sysfs(sys, cgroup),
-                    Step::Bind { source, target } => mount(source, target, None, libc::MS_BIND),
-                    Step::Proc(target) => {
-                        mount(c"proc", target, Some(c"proc"), NOSUID_NODEV_NOEXEC)
+                    Step::Sysfs { sys, cgroup } => {
+                        // The cgroup tree's target is inside the fresh sysfs:
+                        // opened once that is mounted.
+                        let onto_cgroup = |tree| match self.open(cgroup) {
+                            Some(cgroup) => move_tree(tree, cgroup.at()),
+                            None => close_keeping_errno(tree),
+                        };
+                        self.on(sys, |sys| sysfs(sys, onto_cgroup))
                     }
+                    Step::Bind { source, target } => {
+                        self.on(target, |target| mount(source, target, None, libc::MS_BIND))
+                    }
+                    Step::Proc(target) => self.on(target, |target| {
+                        mount(c"proc", target, Some(c"proc"), NOSUID_NODEV_NOEXEC)
+                    }),
                     Step::SealHost => set_attr(
                         libc::AT_FDCWD,
                         c"/",
@@ -450,27 +672,35 @@ impl MountPlan {
                         0,
                     ),
                     Step::ReadOnlyRoot => set_attr(libc::AT_FDCWD, c"/", 0, MOUNT_ATTR_RDONLY, 0),
-                    Step::BindSelf(root) => {
+                    Step::BindSelf { root, slot } => {
                         match mount(root, root, None, libc::MS_BIND | libc::MS_REC) {
-                            0 => set_attr(
+                            0 => match set_attr(
                                 libc::AT_FDCWD,
                                 root,
                                 libc::AT_RECURSIVE as libc::c_uint,
                                 MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID,
                                 0,
-                            ),
+                            ) {
+                                0 => self.hold(*slot, open_path(root)),
+                                ret => ret,
+                            },
                             ret => ret,
                         }
                     }
-                    Step::DevTmpfs(target) => libc::mount(
-                        c"tmpfs".as_ptr(),
-                        target.as_ptr(),
-                        c"tmpfs".as_ptr(),
-                        libc::MS_NOSUID | libc::MS_NOEXEC,
-                        c"mode=755,size=65536k".as_ptr().cast(),
-                    ),
-                    Step::ReadOnlyMount(target) => {
-                        set_attr(libc::AT_FDCWD, target, 0, MOUNT_ATTR_RDONLY, 0)
+                    Step::DevTmpfs { target, slot } => match dev_tmpfs() {
+                        tmpfs if tmpfs < 0 => -1,
+                        tmpfs => match self.open(target).map(|t| attach(tmpfs, t.at())) {
+                            Some(0) => self.hold(*slot, tmpfs),
+                            _ => close_keeping_errno(tmpfs),
+                        },
+                    },
+                    Step::ReadOnlyMount { slot, .. } => {
+                        let mount = self.trees.0[*slot].swap(-1, Ordering::Relaxed);
+                        let flags = libc::AT_EMPTY_PATH as libc::c_uint;
+                        match set_attr(mount, c"", flags, MOUNT_ATTR_RDONLY, 0) {
+                            0 => libc::close(mount),
+                            _ => close_keeping_errno(mount),
+                        }
                     }
                     Step::Volume {
                         source,
@@ -478,33 +708,36 @@ impl MountPlan {
                         read_only,
                     } => match clone_tree(source, *read_only) {
                         tree if tree < 0 => -1,
-                        tree => move_tree(tree, target),
+                        tree => match self.open(target) {
+                            Some(target) => move_tree(tree, target.at()),
+                            None => close_keeping_errno(tree),
+                        },
                     },
                     Step::CloneVolume {
                         source,
                         read_only,
                         slot,
-                    } => match clone_tree(source, *read_only) {
-                        tree if tree < 0 => -1,
-                        tree => {
-                            self.trees.0[*slot].store(tree, Ordering::Relaxed);
-                            0
-                        }
-                    },
+                    } => self.hold(*slot, clone_tree(source, *read_only)),
                     Step::MoveVolume { target, slot, .. } => {
-                        move_tree(self.trees.0[*slot].swap(-1, Ordering::Relaxed), target)
+                        let tree = self.trees.0[*slot].swap(-1, Ordering::Relaxed);
+                        move_tree(tree, (libc::AT_FDCWD, target, 0))
                     }
-                    Step::Tmpfs { target, data } => libc::mount(
-                        c"tmpfs".as_ptr(),
-                        target.as_ptr(),
-                        c"tmpfs".as_ptr(),
-                        libc::MS_NOSUID | libc::MS_NODEV,
-                        data.as_ptr().cast(),
-                    ),
-                    Step::Dir(path) => match libc::mkdir(path.as_ptr(), 0o755) {
-                        -1 if errno() == libc::EEXIST => 0,
-                        ret => ret,
-                    },
+                    Step::Tmpfs { target, data } => self.on(target, |target| {
+                        libc::mount(
+                            c"tmpfs".as_ptr(),
+                            target.as_ptr(),
+                            c"tmpfs".as_ptr(),
+                            libc::MS_NOSUID | libc::MS_NODEV,
+                            data.as_ptr().cast(),
+                        )
+                    }),
+                    Step::Dir(path) => {
+                        let (dir, name) = self.below(path);
+                        match libc::mkdirat(dir, name.as_ptr(), 0o755) {
+                            -1 if errno() == libc::EEXIST => 0,
+                            ret => ret,
+                        }
+                    }
                     Step::File(path) => {
                         let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC;
                         match libc::open(path.as_ptr(), flags, 0o644) {
@@ -513,25 +746,48 @@ impl MountPlan {
                         }
                     }
                     Step::CharDevice { path, major, minor } => {
-                        match libc::mknod(
-                            path.as_ptr(),
+                        let (dir, name) = self.below(path);
+                        match libc::mknodat(
+                            dir,
+                            name.as_ptr(),
                             libc::S_IFCHR,
                             libc::makedev(*major, *minor),
                         ) {
                             // Not in mknod: the umask would take bits away.
-                            0 => libc::chmod(path.as_ptr(), 0o666),
+                            0 => libc::fchmodat(dir, name.as_ptr(), 0o666, 0),
                             ret => ret,
                         }
                     }
-                    Step::Symlink { target, link } => libc::symlink(target.as_ptr(), link.as_ptr()),
-                    Step::Devpts(target) => libc::mount(
-                        c"devpts".as_ptr(),
-                        target.as_ptr(),
-                        c"devpts".as_ptr(),
-                        libc::MS_NOSUID | libc::MS_NOEXEC,
-                        c"newinstance,ptmxmode=0666,mode=0620,gid=5".as_ptr().cast(),
-                    ),
-                    Step::PivotRoot(root) => pivot_root(root),
+                    Step::Symlink { target, link } => {
+                        let (dir, name) = self.below(link);
+                        libc::symlinkat(target.as_ptr(), dir, name.as_ptr())
+                    }
+                    Step::Devpts(target) => self.on(target, |target| {
+                        libc::mount(
+                            c"devpts".as_ptr(),
+                            target.as_ptr(),
+                            c"devpts".as_ptr(),
+                            libc::MS_NOSUID | libc::MS_NOEXEC,
+                            c"newinstance,ptmxmode=0666,mode=0620,gid=5".as_ptr().cast(),
+                        )
+                    }),
+                    Step::Wait(fifo) => {
+                        match libc::open(fifo.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) {
+                            -1 => -1,
+                            fd => {
+                                let mut byte = 0u8;
+                                while libc::read(fd, (&raw mut byte).cast(), 1) > 0 {}
+                                libc::close(fd)
+                            }
+                        }
+                    }
+                    Step::PivotRoot(root) => {
+                        // The old root goes: so does its handle.
+                        if let Some(slot) = self.root {
+                            close_keeping_errno(self.trees.0[slot].swap(-1, Ordering::Relaxed));
+                        }
+                        pivot_root(root)
+                    }
                 }
             };
             if ret < 0 {
@@ -546,6 +802,148 @@ impl MountPlan {
             }
         }
         Ok(())
+    }
+}
+
+impl Step {
+    /// Where it mounts, when that is a `Target`.
+    fn target(&self) -> Option<&Target> {
+        match self {
+            Step::Proc(target)
+            | Step::DevTmpfs { target, .. }
+            | Step::Volume { target, .. }
+            | Step::Tmpfs { target, .. }
+            | Step::Sysfs { sys: target, .. }
+            | Step::Bind { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+}
+
+/// The errno of a target that is not the object the parent made or found
+/// there: told apart by `MountPlan::cause`.
+const CHANGED: libc::c_int = libc::ESTALE;
+
+/// `/proc/self/fd/` and an fd's digits, NUL-terminated.
+const FD_PATH_LEN: usize = 32;
+
+/// A target's path for one step: the host's, or its descriptor's
+/// (`/proc/self/fd/N`: mount(2) onto it mounts on that very object), the
+/// descriptor closed on drop.
+struct Opened<'a> {
+    path: Option<&'a CStr>,
+    fd: libc::c_int,
+    buf: [u8; FD_PATH_LEN],
+}
+
+/// Where a `*at` syscall goes: a directory's descriptor, a path below it,
+/// and the flag for an empty path (the descriptor's own object).
+type At<'a> = (libc::c_int, &'a CStr, libc::c_uint);
+
+impl Opened<'_> {
+    /// For move_mount: the descriptor itself (magic links are not followed
+    /// there).
+    fn at(&self) -> At<'_> {
+        match self.path {
+            Some(path) => (libc::AT_FDCWD, path, 0),
+            None => (self.fd, c"", libc::MOVE_MOUNT_T_EMPTY_PATH),
+        }
+    }
+
+    /// For mount(2), which follows `/proc/self/fd/N` to its object.
+    fn path(&self) -> &CStr {
+        self.path
+            .unwrap_or_else(|| CStr::from_bytes_until_nul(&self.buf).unwrap_or_default())
+    }
+}
+
+impl Drop for Opened<'_> {
+    fn drop(&mut self) {
+        if self.fd >= 0 {
+            // SAFETY: the descriptor `open` opened, closed once.
+            unsafe { close_keeping_errno(self.fd) };
+        }
+    }
+}
+
+/// `/proc/self/fd/FD`, formatted without allocating (in the child).
+fn fd_path(fd: libc::c_int) -> [u8; FD_PATH_LEN] {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    let mut buf = [0; FD_PATH_LEN];
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let mut n = fd.unsigned_abs();
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let end = PREFIX.len() + digits.len() - start;
+    buf[PREFIX.len()..end].copy_from_slice(&digits[start..]);
+    buf
+}
+
+/// openat2's `struct open_how`.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// PATH opened as a handle (`O_PATH`), or -1.
+unsafe fn open_path(path: &CStr) -> libc::c_int {
+    // SAFETY: open on a NUL-terminated path.
+    unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    }
+}
+
+/// INSIDE opened from the handle ROOT, every link in it resolved inside
+/// the root; -1 (errno `CHANGED`) when it is not the object expected.
+unsafe fn open_inside(root: libc::c_int, inside: &Inside) -> libc::c_int {
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: openat2 with a NUL-terminated path and a stack open_how of
+    // the size given; fstat into a stack buffer; the fd is ours to close.
+    unsafe {
+        let fd = libc::syscall(
+            libc::SYS_openat2,
+            root,
+            inside.path.as_ptr(),
+            &how,
+            std::mem::size_of::<OpenHow>(),
+        ) as libc::c_int;
+        let Some((dev, ino)) = inside.object else {
+            return fd;
+        };
+        if fd < 0 {
+            return -1;
+        }
+        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        if libc::fstat(fd, stat.as_mut_ptr()) < 0 {
+            return close_keeping_errno(fd);
+        }
+        let stat = stat.assume_init();
+        if (stat.st_dev, stat.st_ino) != (dev, ino) {
+            libc::close(fd);
+            *libc::__errno_location() = CHANGED;
+            return -1;
+        }
+        fd
     }
 }
 
@@ -567,14 +965,16 @@ const DEV_LINKS: [(&str, &CStr); 5] = [
     ("stderr", c"/proc/self/fd/2"),
 ];
 
-fn c(p: &Path) -> Result<CString, String> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| p.display().to_string())
+/// DIR/NAME; `name` is ours, without a NUL byte.
+fn join(dir: &CStr, name: &str) -> CString {
+    let mut path = dir.to_bytes().to_vec();
+    path.push(b'/');
+    path.extend_from_slice(name.as_bytes());
+    CString::new(path).unwrap_or_default()
 }
 
-/// ROOT/rel as a C string; `rel` is ours, `root` was checked for NUL bytes
-/// by whoever made the plan (a NUL gives an empty path, which fails).
-fn under(root: &Path, rel: &str) -> CString {
-    c(&root.join(rel)).unwrap_or_default()
+fn c(p: &Path) -> Result<CString, String> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| p.display().to_string())
 }
 
 unsafe fn mount(
@@ -670,7 +1070,7 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 /// hierarchy under it, on a hybrid host) cloned before /sys is covered,
 /// made read-only recursively, and moved onto the new /sys/fs/cgroup. The
 /// new sysfs belongs to the caller's network namespace: the container's.
-unsafe fn sysfs(sys: &CStr, cgroup: &CStr) -> libc::c_int {
+unsafe fn sysfs(sys: &CStr, onto_cgroup: impl FnOnce(libc::c_int) -> libc::c_int) -> libc::c_int {
     // SAFETY: open_tree/mount_setattr/move_mount on NUL-terminated paths and
     // a stack MountAttr; the tree fd is closed on every path.
     unsafe {
@@ -715,19 +1115,7 @@ unsafe fn sysfs(sys: &CStr, cgroup: &CStr) -> libc::c_int {
                 ret
             };
         }
-        let ret = libc::syscall(
-            libc::SYS_move_mount,
-            tree,
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            cgroup.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        );
-        if ret < 0 {
-            return close_keeping_errno(tree);
-        }
-        libc::close(tree);
-        0
+        onto_cgroup(tree)
     }
 }
 
@@ -788,19 +1176,63 @@ unsafe fn clone_tree(source: &CStr, read_only: bool) -> libc::c_int {
     }
 }
 
-/// The detached TREE moved onto TARGET; the fd is closed either way.
-unsafe fn move_tree(tree: libc::c_int, target: &CStr) -> libc::c_int {
+/// The detached TREE moved onto AT; the fd stays open.
+unsafe fn attach(tree: libc::c_int, (dirfd, target, flags): At) -> libc::c_int {
     // SAFETY: move_mount of an fd we own onto a NUL-terminated path.
     unsafe {
-        let ret = libc::syscall(
+        libc::syscall(
             libc::SYS_move_mount,
             tree,
             c"".as_ptr(),
-            libc::AT_FDCWD,
+            dirfd,
             target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        );
-        if ret < 0 {
+            MOVE_MOUNT_F_EMPTY_PATH | flags,
+        ) as libc::c_int
+    }
+}
+
+/// /dev's tmpfs, detached: its mount's descriptor, or -1.
+unsafe fn dev_tmpfs() -> libc::c_int {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: fsopen/fsconfig/fsmount on NUL-terminated strings; the
+    // context's fd is closed on every path.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) as libc::c_int;
+        if fs < 0 {
+            return -1;
+        }
+        for (key, value) in [
+            (c"source", c"tmpfs"),
+            (c"mode", c"755"),
+            (c"size", c"65536k"),
+        ] {
+            let set = (FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr());
+            if libc::syscall(libc::SYS_fsconfig, fs, set.0, set.1, set.2, 0) < 0 {
+                return close_keeping_errno(fs);
+            }
+        }
+        let null = std::ptr::null::<libc::c_char>();
+        if libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0) < 0 {
+            return close_keeping_errno(fs);
+        }
+        let flags = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+        let mount = libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, flags) as libc::c_int;
+        if mount < 0 {
+            return close_keeping_errno(fs);
+        }
+        libc::close(fs);
+        mount
+    }
+}
+
+/// The detached TREE moved onto TARGET; the fd is closed either way.
+unsafe fn move_tree(tree: libc::c_int, at: At) -> libc::c_int {
+    // SAFETY: our own fd, attached then closed once.
+    unsafe {
+        if attach(tree, at) < 0 {
             return close_keeping_errno(tree);
         }
         libc::close(tree);
@@ -877,7 +1309,7 @@ mod tests {
     #[test]
     fn only_the_fresh_sysfs_and_what_follows_it_wait_for_the_network_namespace() {
         let mut plan = MountPlan::default();
-        plan.proc(Path::new("/"));
+        plan.proc(Target::at(c"/proc".to_owned()));
         assert_eq!(plan.network_from(), plan.len(), "nothing needs it");
         plan.protect_kernel(true);
         let from = plan.network_from();
@@ -890,12 +1322,21 @@ mod tests {
     }
 
     #[test]
+    fn a_descriptors_path_is_formatted_without_allocating() {
+        for fd in [0, 7, 42, 1_000_000, i32::MAX] {
+            let buf = fd_path(fd);
+            let path = CStr::from_bytes_until_nul(&buf).unwrap();
+            assert_eq!(path.to_str().unwrap(), format!("/proc/self/fd/{fd}"));
+        }
+    }
+
+    #[test]
     fn a_bind_with_a_nul_byte_is_refused() {
         let mut plan = MountPlan::default();
         let bad = Path::new(std::ffi::OsStr::from_bytes(b"/a\0b"));
-        assert!(plan.bind(bad, Path::new("/etc/hosts")).is_err());
-        plan.bind(Path::new("/run/x/hosts"), Path::new("/etc/hosts"))
-            .unwrap();
+        let hosts = || Target::path(Path::new("/etc/hosts")).unwrap();
+        assert!(plan.bind(bad, hosts()).is_err());
+        plan.bind(Path::new("/run/x/hosts"), hosts()).unwrap();
         assert_eq!(plan.describe(0), "binding /run/x/hosts over /etc/hosts");
     }
 }
