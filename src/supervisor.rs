@@ -593,8 +593,9 @@ impl BridgeNet {
         left.check(|| "forgetting its UDP connections".into(), forgotten);
     }
 
-    /// After `unpublish`: gives the address back, and only then takes the
-    /// container's anti-spoofing elements out (see `Firewall::unguard`).
+    /// After `unpublish`: takes the container's generation out of the live
+    /// ones (see `Firewall::unlive`), then gives the address back, and only
+    /// then takes its anti-spoofing elements out (see `Firewall::unguard`).
     /// Goes on past each failure. Returns the firewall, for the caller to
     /// close once the host ports are given back (see `teardown`), with the
     /// veth pair's removal for its holder to do once we have exited (see
@@ -604,6 +605,12 @@ impl BridgeNet {
         publication: Option<Publication>,
         left: &mut Leftovers,
     ) -> (Firewall, Option<AfterExit>) {
+        if let Some(publication) = &publication {
+            let t = Instant::now();
+            let unlived = self.firewall.unlive(publication);
+            left.check(|| "removing its live generation".into(), unlived);
+            phase("unlive batch", t);
+        }
         let t = Instant::now();
         let address = self.attachment.address();
         let removal = self.attachment.removal().map(|data| AfterExit {

@@ -549,6 +549,46 @@ fn a_stopping_container_refuses_every_syn_even_those_racing_its_unpublishing() {
         return;
     };
     let out = ns.outside();
+    let (losing, rounds, report) = stops_probed_from(&ns, &out.netns_path());
+    assert_eq!(
+        losing, 0,
+        "{losing} of {rounds} stops lost a SYN:\n{report}"
+    );
+}
+
+/// As `a_stopping_container_refuses_every_syn_even_those_racing_its_unpublishing`,
+/// from another container of the network through the host's address (a
+/// hairpin): the stopping container's reset goes back into the bridge, so
+/// through the generation chain, where it passes only while the stopping
+/// container's generation is live. Its `@live` element went in the batch
+/// that took its `@generations` element: a SYN marked just before that
+/// batch's commit had its reset dropped just after. So 5 of 7 runs here
+/// failed (1 to 5 stops of 40 lost a SYN, loaded or not); with `@live` in
+/// a batch of its own after it, 18 runs of 18 (14 loaded) lost none.
+#[test]
+fn a_stopping_container_refuses_every_syn_from_another_container_through_the_host() {
+    let Some(ns) = HostNs::new(
+        "a_stopping_container_refuses_every_syn_from_another_container_through_the_host",
+    ) else {
+        return;
+    };
+    // The host's address, for the hairpin.
+    let _out = ns.outside();
+    let client = Container::on(&ns, &SV0, &["--name", "client", "--ip", &SV0.ip(3)], "true");
+    let (losing, rounds, report) = stops_probed_from(&ns, &format!("/proc/{}/ns/net", client.pid));
+    client.stop();
+    assert_eq!(
+        losing, 0,
+        "{losing} of {rounds} stops lost a SYN:\n{report}"
+    );
+}
+
+/// Starts and stops a container with nothing listening on its published
+/// port 8080 (so every SYN that reaches it is reset), 40 times, while three
+/// clients in `netns` attempt 192.0.2.1:8080 without pause (no listener's
+/// backlog to overflow). How many stops lost a SYN, of how many, and each
+/// round's attempts.
+fn stops_probed_from(ns: &HostNs, netns: &str) -> (usize, usize, String) {
     let ip = SV0.ip(2);
     let addr: SocketAddr = "192.0.2.1:8080".parse().expect("an address");
     let rounds = 40;
@@ -556,9 +596,9 @@ fn a_stopping_container_refuses_every_syn_even_those_racing_its_unpublishing() {
     let mut losing = 0;
     for round in 0..rounds {
         let args = ["--name", "closed", "--ip", &ip, "-p", "8080:8000"];
-        let container = Container::on(&ns, &SV0, &args, "true");
+        let container = Container::on(ns, &SV0, &args, "true");
         let probers: Vec<Prober> = (0..3)
-            .map(|_| Prober::start_every(out.netns_path(), addr, Duration::ZERO, PATIENT_TIMEOUT))
+            .map(|_| Prober::start_every(netns.to_string(), addr, Duration::ZERO, PATIENT_TIMEOUT))
             .collect();
         std::thread::sleep(Duration::from_millis(5));
         let stopping = Instant::now();
@@ -581,10 +621,7 @@ fn a_stopping_container_refuses_every_syn_even_those_racing_its_unpublishing() {
             ms(stopped),
         ));
     }
-    assert_eq!(
-        losing, 0,
-        "{losing} of {rounds} stops lost a SYN:\n{report}"
-    );
+    (losing, rounds, report)
 }
 
 /// Sleeps until 2 ms past the next multiple of the supervisors' close tick

@@ -221,19 +221,38 @@ impl Firewall {
     }
 
     /// Removes a container's elements: its ports and generation, then its
+    /// generation's `live` element (see [`Firewall::unlive`]), then its
     /// anti-spoofing elements (see [`Firewall::unguard`]), going on past a
     /// failure.
     /// Elements already gone (a `gc` got there first) are not an error.
     pub fn unpublish(&self, publication: &Publication) -> Result<(), Error> {
         let ports = self.unpublish_ports(publication);
+        let live = self.unlive(publication);
         let guards = self.unguard(publication);
-        ports.and(guards)
+        ports.and(live).and(guards)
     }
 
-    /// Removes a container's published ports and its generation, every
-    /// element of it but the anti-spoofing ones, in one batch.
+    /// Removes a container's published ports and its generation (the
+    /// `generations` map's elements: no new connection is marked with it),
+    /// in one batch.
     pub fn unpublish_ports(&self, publication: &Publication) -> Result<(), Error> {
-        self.destroy(publication, |target| !target.is_bridge())
+        self.destroy(publication, |target| {
+            !target.is_bridge() && !target.is_live()
+        })
+    }
+
+    /// Removes a container's `live` elements, in a batch after its ports',
+    /// never with them: a SYN from another container reaching it through
+    /// the host (a hairpin) and marked with its generation just before its
+    /// ports went is reset by its kernel just after, and that reset, going
+    /// back into a bridge, passes the generation chain only while the
+    /// generation is live (it was dropped there, kfree_skb reason
+    /// NETFILTER_DROP: the client waited a second). Must be done before the
+    /// address is given back: until then no other container can hold the
+    /// address, so a flow of the old generation still passing can only
+    /// reach the stopping container; after, the next holder would get it.
+    pub fn unlive(&self, publication: &Publication) -> Result<(), Error> {
+        self.destroy(publication, Target::is_live)
     }
 
     /// Removes a container's anti-spoofing elements, in a batch after its

@@ -114,6 +114,11 @@ impl Target {
         }
     }
 
+    /// Whether it is a `live` set (address . generation).
+    pub fn is_live(self) -> bool {
+        matches!(self, Target::Live | Target::Live6)
+    }
+
     /// Whether it is a map (port maps, generations) or a plain set.
     pub fn is_map(self) -> bool {
         matches!(
