@@ -458,8 +458,8 @@ pub struct BenchArgs {
     pub no_reference: bool,
 
     /// Time this supervisor binary instead of this one, as `run` or with
-    /// --cni as the plugin (e.g. an earlier build, measured by the same
-    /// bench, alternately with this).
+    /// --cni as the plugin (e.g. an earlier build, timed by the same bench:
+    /// to compare, run the bench with and without it in turn).
     #[arg(long, visible_alias = "plugin", value_name = "FILE")]
     pub binary: Option<PathBuf>,
 
