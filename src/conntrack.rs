@@ -419,9 +419,14 @@ fn receive(
     mut each: impl FnMut(NetfilterMessage),
     until_done: bool,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
+    // Never zeroed: `recv` writes into the spare capacity and sets the
+    // length to what it wrote (as `netlink::direct` reads), where
+    // `vec![0; 64 KiB]` cost a zeroing of all of it per reply.
+    let mut buf = Vec::with_capacity(64 * 1024);
     loop {
-        let n = socket.recv(&mut &mut buf[..], 0)?;
+        buf.clear();
+        socket.recv(&mut buf, 0)?;
+        let n = buf.len();
         let mut offset = 0;
         while offset < n {
             let bytes = &buf[offset..n];

@@ -1,6 +1,8 @@
 //! `-p/--publish` in docker's syntax, parsed and checked before anything is
 //! created: `[HOSTIP:][HOSTPORT:]CTRPORT[/PROTO]`, with equal-length ranges
-//! (`8000-8010:9000-9010`) expanding to one mapping per port. An IPv6 host
+//! (`8000-8010:9000-9010`) expanding to one mapping per port, and a host
+//! range for one container port (`8000-8010:80`) published on the first
+//! free port of it, as docker and podman do. An IPv6 host
 //! address is in brackets (`[::]:8080:80`, `[2001:db8::1]:8080:80`), as
 //! docker and netavark write it; `0.0.0.0` is every IPv4 address only, `[::]`
 //! every IPv6 address only, and no address every address of each family
@@ -69,41 +71,37 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
         }
     };
     let container = range(container).map_err(fail)?;
-    let host_text = host;
     let host = if host.is_empty() {
         None
     } else {
         Some(range(host).map_err(fail)?)
     };
+    let one = |host_port, host_range| PortMapping {
+        host_ip,
+        host_port,
+        host_range,
+        container_port: container.0,
+        protocol,
+    };
     match host {
-        // docker's "first free port of the range": refused until a pick
-        // within a range is something the reservations can do.
-        Some(host) if host.0 != host.1 && container.0 == container.1 => Err(fail(format!(
-            "a host port range for one container port (docker publishes on the first free \
-             port of it) is not supported: give one host port ({}), or none to have a free \
-             one picked ({})",
-            spec.replacen(host_text, &host.0.to_string(), 1),
-            spec.replacen(host_text, "", 1),
-        ))),
+        // docker's and podman's choice: the first free port of the range
+        // (see `reserve`).
+        Some(host) if host.0 != host.1 && container.0 == container.1 => {
+            Ok(vec![one(None, Some(host))])
+        }
         None if container.0 != container.1 => Err(fail(
             "a container port range needs a host port range of the same length".into(),
         )),
-        None => Ok(vec![PortMapping {
-            host_ip,
-            host_port: None,
-            container_port: container.0,
-            protocol,
-        }]),
+        None => Ok(vec![one(None, None)]),
         Some(host) if host.1 - host.0 != container.1 - container.0 => Err(fail(format!(
             "host range {}-{} and container range {}-{} differ in length",
             host.0, host.1, container.0, container.1
         ))),
         Some(host) => Ok((0..=container.1 - container.0)
             .map(|i| PortMapping {
-                host_ip,
                 host_port: Some(host.0 + i),
                 container_port: container.0 + i,
-                protocol,
+                ..one(None, None)
             })
             .collect()),
     }
@@ -190,6 +188,7 @@ mod tests {
             PortMapping {
                 host_ip: None,
                 host_port: Some(8080),
+                host_range: None,
                 container_port: 8000,
                 protocol: Protocol::Tcp
             }
@@ -232,17 +231,48 @@ mod tests {
     }
 
     #[test]
+    fn a_host_range_for_one_container_port_is_one_mapping_picked_in_the_range() {
+        for (spec, host_ip, protocol) in [
+            ("8000-8002:9000", None, Protocol::Tcp),
+            (
+                "127.0.0.1:8000-8002:9000/udp",
+                Some(HostIp::V4(Ipv4Addr::LOCALHOST)),
+                Protocol::Udp,
+            ),
+            ("[::]:8000-8002:9000", Some(HostIp::AnyV6), Protocol::Tcp),
+        ] {
+            assert_eq!(
+                one(spec),
+                PortMapping {
+                    host_ip,
+                    host_port: None,
+                    host_range: Some((8000, 8002)),
+                    container_port: 9000,
+                    protocol,
+                },
+                "{spec}"
+            );
+        }
+        assert_eq!(one("8000-8002:9000").to_string(), "8000-8002->9000/tcp");
+        assert_eq!(
+            one("127.0.0.1:8000-8002:9000/udp").to_string(),
+            "127.0.0.1:8000-8002->9000/udp"
+        );
+        // A range of one port is that port.
+        assert_eq!(one("8000-8000:9000").host_port, Some(8000));
+        assert_eq!(one("8000-8000:9000").host_range, None);
+    }
+
+    #[test]
     fn bad_specs_are_named_with_the_reason() {
         for (spec, reason) in [
             ("0:80", "port 0"),
             ("70000:80", "above 65535"),
             ("8000-8010:9000-9005", "differ in length"),
-            (
-                "127.0.0.1:8000-8002:9000/udp",
-                "(127.0.0.1:8000:9000/udp), or none to have a free one picked (127.0.0.1::9000/udp)",
-            ),
             ("9000-9005", "same length"),
             ("8010-8000:9010-9000", "backwards"),
+            ("8010-8000:9000", "backwards"),
+            ("8000-70000:9000", "above 65535"),
             ("1.2.3:80:80", "bad host address"),
             ("80:80/sctp", "unknown protocol"),
             ("[::1", "closing \"]\""),

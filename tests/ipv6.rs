@@ -840,3 +840,30 @@ fn a_udp_client_that_keeps_sending_over_ipv6_reaches_the_next_container_on_that_
         c.stop();
     }
 }
+
+#[test]
+fn a_host_range_is_published_on_its_first_port_free_on_each_family_it_takes() {
+    let Some(ns) = HostNs::new("a_host_range_is_published_on_its_first_port_free_on_each_family")
+    else {
+        return;
+    };
+    // 8000 is taken on IPv4 alone.
+    let _nc = Background::start(ns.command("timeout"), "nc -4 -n -lk -p 8000 </dev/null");
+    eventually("the host listener", Duration::from_secs(10), || {
+        (ns.ok("ss -Hlnt 'sport = :8000'").lines().count() == 1).then_some(())
+    });
+    let web = web6(&ns, "web", &["8000-8002:8000", "[::]:8000-8002:8000"]);
+    for (addr, port) in [("127.0.0.1", 8001), ("::1", 8001), ("::1", 8000)] {
+        answers(&format!("host -> [{addr}]:{port}"), "from-web", || {
+            ask(host(&ns), addr, port)
+        });
+    }
+    let err = web.stop();
+    for line in [
+        "supervisor: published 0.0.0.0:8001->8000/tcp",
+        "supervisor: published [::]:8001->8000/tcp",
+        "supervisor: published [::]:8000->8000/tcp",
+    ] {
+        assert!(err.lines().any(|l| l == line), "{line}: {err}");
+    }
+}

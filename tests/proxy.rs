@@ -466,6 +466,7 @@ fn loopback6_reaches_the_container_through_the_proxy_and_other_host_addresses_th
             let on_every_ipv6_address = |protocol| PortMapping {
                 host_ip: Some(HostIp::AnyV6),
                 host_port: None,
+                host_range: None,
                 container_port: CONTAINER_PORT,
                 protocol,
             };

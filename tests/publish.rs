@@ -426,13 +426,9 @@ fn bad_publish_specs_are_one_line_exit_125_and_create_nothing() {
         (&["0:80"][..], "\"0:80\""),
         (&["70000:80"], "\"70000:80\""),
         (&["8000-8010:9000-9005"], "\"8000-8010:9000-9005\""),
-        // docker publishes on the first free port of the range: refused,
-        // saying so, rather than as ranges of different lengths.
         (
-            &["8000-8002:9000"],
-            "invalid --publish \"8000-8002:9000\": a host port range for one container port \
-             (docker publishes on the first free port of it) is not supported: give one host \
-             port (8000:9000), or none to have a free one picked (:9000)",
+            &["8002-8000:9000"],
+            "invalid --publish \"8002-8000:9000\": range 8002-8000 runs backwards",
         ),
         (&["1.2.3:80:80"], "\"1.2.3:80:80\""),
         (&["80:80/sctp"], "\"80:80/sctp\""),
@@ -858,4 +854,145 @@ fn a_published_port_is_free_for_a_host_program_as_soon_as_run_returns() {
             "round {round}: 8080 given back"
         );
     }
+}
+
+/// A host program listening on TCP `port` on every address (`nc -l`), and
+/// its pid, once it listens.
+fn host_listens(ns: &HostNs, port: u16) -> (Background, String) {
+    let nc = Background::start(
+        ns.command("timeout"),
+        &format!("nc -n -lk -p {port} </dev/null"),
+    );
+    let pid = common::eventually("the host listener", Duration::from_secs(10), || {
+        let listening = ns.ok(&format!("ss -Hlntp 'sport = :{port}'"));
+        let pid = listening.split("pid=").nth(1)?.split(',').next()?;
+        Some(pid.to_string())
+    });
+    (nc, pid)
+}
+
+/// Ends a run started by `spawn_run`, which must succeed.
+fn end(mut run: Child) {
+    drop(run.stdin.take());
+    assert!(run.wait().unwrap().success());
+}
+
+/// The host port of the next "supervisor: published ADDR:PORT->…" line of
+/// a run's stderr, on `addr` (`0.0.0.0`, `127.0.0.1`, `[::]`).
+fn published_on(err: &mut impl BufRead, addr: &str) -> u16 {
+    let mut line = String::new();
+    err.read_line(&mut line).expect("read stderr");
+    line.trim()
+        .strip_prefix(&format!("supervisor: published {addr}:"))
+        .and_then(|rest| rest.split_once("->"))
+        .and_then(|(port, _)| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port published on {addr} in {line:?}"))
+}
+
+#[test]
+fn a_host_range_publishes_on_its_first_free_port_shown_by_ps_and_inspect() {
+    let Some(ns) = HostNs::new("a_host_range_publishes_on_its_first_free_port") else {
+        return;
+    };
+    let _nc = host_listens(&ns, 8000);
+    let script = format!("{} & echo ready; read _ || true", serve_tcp("web", 8000));
+    let mut web = spawn_run(
+        &ns,
+        &[
+            "--name",
+            "web",
+            "--ip",
+            "172.16.0.2",
+            "-p",
+            "8000-8002:8000",
+            "-p",
+            "53-54:53/udp",
+        ],
+        &script,
+    );
+    let mut err = BufReader::new(web.stderr.take().unwrap());
+    assert_eq!(
+        published_on(&mut err, "0.0.0.0"),
+        8001,
+        "8000 is the host's"
+    );
+    assert_eq!(published_on(&mut err, "0.0.0.0"), 53, "UDP is free");
+    let _out = common::wait_ready(&mut web);
+    answers("the first free port of the range", "from-web", || {
+        ask(host(&ns), "127.0.0.1", 8001)
+    });
+    // One address: the first port free there.
+    let mut api = spawn_run(
+        &ns,
+        &["--ip", "172.16.0.3", "-p", "127.0.0.1:8000-8002:8000"],
+        &script,
+    );
+    let mut api_err = BufReader::new(api.stderr.take().unwrap());
+    assert_eq!(published_on(&mut api_err, "127.0.0.1"), 8002);
+    let _api_out = common::wait_ready(&mut api);
+    let ps = ns.ok(&format!("{} ps", common::SUPERVISOR));
+    assert!(ps.contains("0.0.0.0:8001->8000/tcp"), "{ps}");
+    assert!(ps.contains("127.0.0.1:8002->8000/tcp"), "{ps}");
+    let inspect = ns.ok(&format!("{} inspect web", common::SUPERVISOR));
+    let view: serde_json::Value = serde_json::from_str(&inspect).expect("inspect's JSON");
+    assert_eq!(view["ports"][0]["host_port"], 8001, "{inspect}");
+    end(web);
+    end(api);
+}
+
+#[test]
+fn concurrent_runs_with_one_host_range_get_distinct_ports_and_the_next_is_refused_naming_holders() {
+    let Some(ns) = HostNs::new("concurrent_runs_with_one_host_range_get_distinct_ports") else {
+        return;
+    };
+    let (_nc, nc) = host_listens(&ns, 8000);
+    let mut runs: Vec<Child> = (0..4)
+        .map(|_| spawn_run(&ns, &["-p", "8000-8004:9000"], "echo ready; read _ || true"))
+        .collect();
+    let mut picked = std::collections::BTreeSet::new();
+    for run in &mut runs {
+        let port = published_on(&mut BufReader::new(run.stderr.take().unwrap()), "0.0.0.0");
+        assert!(picked.insert(port), "{port}: picked twice");
+        common::wait_ready(run);
+    }
+    assert_eq!(
+        picked.into_iter().collect::<Vec<_>>(),
+        [8001, 8002, 8003, 8004]
+    );
+    let before = ns.ok("nft list ruleset; ip -br link");
+    let err = refused_run(&ns, &["-p", "8000-8004:9000"]);
+    assert!(
+        err.starts_with(&format!(
+            "supervisor: cannot publish 8000-8004->9000/tcp: every host port of 8000-8004/tcp \
+             is in use: 8000/tcp by process {nc} (nc), 8001/tcp by container "
+        )) && err.trim_end().ends_with(", and 2 more"),
+        "{err}"
+    );
+    assert_eq!(ns.ok("nft list ruleset; ip -br link"), before);
+    runs.into_iter().for_each(end);
+}
+
+#[test]
+fn a_dry_run_with_a_host_range_plans_its_first_port_not_published() {
+    let Some(ns) = HostNs::new("a_dry_run_with_a_host_range_plans_its_first_port") else {
+        return;
+    };
+    let web = Container::web(&ns, &SV0, "web", "172.16.0.2", &["8000:8000"]);
+    let out = ns.run(&[
+        "--dry-run",
+        "-p",
+        "8000-8002:80",
+        "-p",
+        "127.0.0.1:9000-9001:53/udp",
+        "--",
+        "true",
+    ]);
+    let plan = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(plan.contains("tcp_ports { 8001 comment"), "{plan}");
+    assert!(
+        plan.contains("udp_addr_ports { 127.0.0.1 . 9000 comment"),
+        "{plan}"
+    );
+    web.stop();
 }

@@ -24,6 +24,7 @@ fn mapping(host_ip: Option<HostIp>, host_port: Option<u16>, protocol: Protocol) 
     PortMapping {
         host_ip,
         host_port,
+        host_range: None,
         container_port: 80,
         protocol,
     }
@@ -384,6 +385,108 @@ fn a_port_picked_for_both_families_is_picked_again_for_both() {
             program_binds((Ipv4Addr::UNSPECIFIED, old).into(), Protocol::Tcp, false).unwrap();
             program_binds((Ipv6Addr::UNSPECIFIED, old).into(), Protocol::Tcp, false).unwrap();
             assert!(!held.repick(Protocol::Udp, new).unwrap());
+        },
+    );
+}
+
+fn in_range(host_ip: Option<HostIp>, first: u16, last: u16, protocol: Protocol) -> PortMapping {
+    PortMapping {
+        host_range: Some((first, last)),
+        ..mapping(host_ip, None, protocol)
+    }
+}
+
+#[test]
+fn a_host_range_takes_its_first_port_free_on_every_family_and_is_picked_again_within_it() {
+    in_fresh_netns(
+        "a_host_range_takes_its_first_port_free_on_every_family_and_is_picked_again_within_it",
+        || {
+            for protocol in [Protocol::Tcp, Protocol::Udp] {
+                // 8000 taken on IPv6 only: a mapping on both families skips it.
+                let _v6 =
+                    program_binds((Ipv6Addr::UNSPECIFIED, 8000).into(), protocol, false).unwrap();
+                let asked = per_family(&[in_range(None, 8000, 8003, protocol)], true).unwrap();
+                let mut held = take(&asked, Families::DualStack).unwrap();
+                let ports: Vec<_> = held.mappings().iter().map(|m| m.host_port).collect();
+                assert_eq!(ports, [Some(8001), Some(8001)], "{protocol}");
+                assert_eq!(held.picked(), [true, true]);
+                // IPv4 alone takes 8000; an address takes its own.
+                let v4 = take(&[in_range(None, 8000, 8003, protocol)], Families::Ipv4).unwrap();
+                assert_eq!(v4.mappings()[0].host_port, Some(8000), "{protocol}");
+                let local = in_range(Some(HostIp::V4(Ipv4Addr::LOCALHOST)), 8000, 8003, protocol);
+                let on_local = take(&[local], Families::DualStack).unwrap();
+                assert_eq!(on_local.mappings()[0].host_port, Some(8002), "{protocol}");
+                // Picked again (an element without a socket on 8001): the
+                // next free one of the range, on both families.
+                assert!(held.repick(protocol, 8001).unwrap());
+                let ports: Vec<_> = held.mappings().iter().map(|m| m.host_port).collect();
+                assert_eq!(ports, [Some(8003), Some(8003)], "{protocol}");
+                assert!(
+                    held.mappings()
+                        .iter()
+                        .all(|m| m.host_range == Some((8000, 8003)))
+                );
+            }
+        },
+    );
+}
+
+#[test]
+fn a_given_port_is_reserved_before_a_range_that_has_it() {
+    in_fresh_netns(
+        "a_given_port_is_reserved_before_a_range_that_has_it",
+        || {
+            let asked = [
+                in_range(None, 8000, 8001, Protocol::Tcp),
+                mapping(None, Some(8000), Protocol::Tcp),
+            ];
+            let held = take(&asked, Families::Ipv4).unwrap();
+            let ports: Vec<_> = held.mappings().iter().map(|m| m.host_port).collect();
+            assert_eq!(ports, [Some(8001), Some(8000)], "in the order asked");
+            assert_eq!(held.picked(), [true, false]);
+        },
+    );
+}
+
+#[test]
+fn a_range_with_every_port_taken_is_refused_naming_it_and_the_first_holders() {
+    in_fresh_netns(
+        "a_range_with_every_port_taken_is_refused_naming_it_and_the_first_holders",
+        || {
+            let pid = std::process::id();
+            let _taken: Vec<TcpListener> = (8000..=8004)
+                .map(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap())
+                .collect();
+            let asked = in_range(None, 8000, 8004, Protocol::Tcp);
+            let named = |p| (p == pid).then(|| "container web".to_string());
+            for err in [
+                Reservations::take(&[asked], Families::Ipv4, &named).unwrap_err(),
+                Reservations::check(&[asked], Families::Ipv4, &named).unwrap_err(),
+            ] {
+                assert_eq!(
+                    err.to_string(),
+                    "cannot publish 8000-8004->80/tcp: every host port of 8000-8004/tcp is in \
+                     use: 8000/tcp by container web, 8001/tcp by container web, 8002/tcp by \
+                     container web, and 2 more"
+                );
+            }
+            let on_local = in_range(
+                Some(HostIp::V4(Ipv4Addr::LOCALHOST)),
+                8003,
+                8004,
+                Protocol::Tcp,
+            );
+            let err = take(&[on_local], Families::Ipv4).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "cannot publish 127.0.0.1:8003-8004->80/tcp: every host port of \
+                     127.0.0.1:8003-8004/tcp is in use: 127.0.0.1:8003/tcp by process {pid} ("
+                )),
+                "{err}"
+            );
+            // UDP is another keyspace.
+            let udp = take(&[in_range(None, 8000, 8004, Protocol::Udp)], Families::Ipv4).unwrap();
+            assert_eq!(udp.mappings()[0].host_port, Some(8000));
         },
     );
 }

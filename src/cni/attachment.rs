@@ -148,6 +148,8 @@ pub fn check_ports(config: &Config) -> Result<(), CniError> {
         .map(|p| PortMapping {
             host_ip: Some(p.host_ip),
             host_port: Some(p.host_port),
+            // CNI's portMappings have one hostPort each: no range.
+            host_range: None,
             container_port: p.container_port,
             protocol: p.protocol,
         })

@@ -60,14 +60,30 @@ pub async fn ensure_bridge_made(nl: &Netlink, bridge: &Bridge) -> Result<Ensured
     // added since the bridge was made (a VPN's, say), sends part of the
     // subnet elsewhere, and every run then refuses the subnet as the first
     // one would have.
+    //
+    // Two round trips, not three: the link lookup and the route dump go in
+    // one message. The address dump cannot join them: it needs the link's
+    // index (a dump is filtered by index, never by name), and the kernel
+    // refuses a dump behind another in one message (EBUSY) when the first
+    // takes more than one datagram. An index read before (SIOCGIFINDEX)
+    // would let it go first, but a bridge with many addresses would then
+    // make the route dump fail, and a bridge made again in between would
+    // be checked by another's addresses: each needs a retry, for one round
+    // trip of a few microseconds.
     let (existing, all_addresses, routes) = {
         let mut direct = nl.direct();
-        let existing = link::by_name_direct(&mut direct, &bridge.name)?;
+        let [existing, routes] = direct
+            .ask_all([
+                (link::lookup_by_name(&bridge.name), false),
+                (route::dump_request(ipv6), true),
+            ])
+            .map_err(Error::direct("looking up link", &bridge.name))?;
+        let existing = link::from_lookup(existing, &bridge.name)?;
+        let routes = route::from_dump(routes)?;
         let all_addresses = match &existing {
             Some(link) => address::on_link(&mut direct, link.index, ipv6)?,
             None => Vec::new(),
         };
-        let routes = route::routes(&mut direct, ipv6)?;
         (existing, all_addresses, routes)
     };
     check_overlap(nl, bridge, &routes, existing.as_ref().map(|l| l.index)).await?;

@@ -114,18 +114,11 @@ impl Direct {
     ) -> io::Result<Vec<io::Result<Option<RouteNetlinkMessage>>>> {
         let first = self.seq + 1;
         let count = requests.len();
-        let mut out = Vec::new();
-        for (message, change) in requests {
-            self.seq += 1;
-            let mut request = NetlinkMessage::from(message);
-            request.header.flags = change.map_or(NLM_F_REQUEST, Change::flags);
-            request.header.sequence_number = self.seq;
-            request.finalize();
-            let start = out.len();
-            out.resize(start + request.buffer_len(), 0);
-            request.serialize(&mut out[start..]);
-        }
-        self.socket.send(&out, 0)?;
+        self.send_all(
+            requests
+                .into_iter()
+                .map(|(message, change)| (message, change.map_or(NLM_F_REQUEST, Change::flags))),
+        )?;
         let mut outcomes: Vec<Option<io::Result<Option<RouteNetlinkMessage>>>> =
             (0..count).map(|_| None).collect();
         let mut pending = count;
@@ -164,6 +157,27 @@ impl Direct {
         self.notifications = notifications;
         received?;
         Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Sends every message, with its flags and the next sequence numbers,
+    /// in one datagram.
+    fn send_all(
+        &mut self,
+        messages: impl Iterator<Item = (RouteNetlinkMessage, u16)>,
+    ) -> io::Result<()> {
+        let mut out = Vec::new();
+        for (message, flags) in messages {
+            self.seq += 1;
+            let mut request = NetlinkMessage::from(message);
+            request.header.flags = flags;
+            request.header.sequence_number = self.seq;
+            request.finalize();
+            let start = out.len();
+            out.resize(start + request.buffer_len(), 0);
+            request.serialize(&mut out[start..]);
+        }
+        self.socket.send(&out, 0)?;
+        Ok(())
     }
 
     /// Has the kernel send this socket its notifications of multicast
@@ -281,38 +295,64 @@ impl Direct {
         message: RouteNetlinkMessage,
         dump: bool,
     ) -> io::Result<Vec<RouteNetlinkMessage>> {
-        self.seq += 1;
-        let mut request = NetlinkMessage::from(message);
-        request.header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 };
-        request.header.sequence_number = self.seq;
-        request.finalize();
-        let mut buf = vec![0; request.buffer_len()];
-        request.serialize(&mut buf);
-        self.socket.send(&buf, 0)?;
-        let seq = self.seq;
-        let mut answers = Vec::new();
-        let mut outcome = Ok(());
+        let [answers] = self.ask_all([(message, dump)])?;
+        answers
+    }
+
+    /// [`Direct::ask`] for several requests in one message, one round trip:
+    /// each one's answers, in order. Only the last may be a dump: a dump
+    /// whose answer takes more than one datagram is still running when the
+    /// next request is read, and the kernel refuses a dump behind it
+    /// (EBUSY).
+    pub(crate) fn ask_all<const N: usize>(
+        &mut self,
+        requests: [(RouteNetlinkMessage, bool); N],
+    ) -> io::Result<[io::Result<Vec<RouteNetlinkMessage>>; N]> {
+        let first = self.seq + 1;
+        let dumps = requests.each_ref().map(|(_, dump)| *dump);
+        self.send_all(
+            requests.into_iter().map(|(message, dump)| {
+                (message, NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 })
+            }),
+        )?;
+        let mut answers: [Vec<RouteNetlinkMessage>; N] = std::array::from_fn(|_| Vec::new());
+        let mut outcomes: [Option<io::Result<()>>; N] = std::array::from_fn(|_| None);
+        let mut pending = N;
         self.receive(|msg| {
-            // A stale answer to an earlier request, cut short by an error.
-            if msg.header.sequence_number != seq {
+            // Anything else is a stale answer to an earlier request, cut
+            // short by an error.
+            let Some(i) = msg
+                .header
+                .sequence_number
+                .checked_sub(first)
+                .map(|i| i as usize)
+                .filter(|&i| outcomes.get(i).is_some_and(Option::is_none))
+            else {
                 return false;
-            }
-            match msg.payload {
-                NetlinkPayload::Done(_) => true,
-                NetlinkPayload::Error(err) => {
-                    if let Some(code) = err.code {
-                        outcome = Err(io::Error::from_raw_os_error(-code.get()));
-                    }
-                    true
-                }
+            };
+            let outcome = match msg.payload {
+                NetlinkPayload::Done(_) => Some(Ok(())),
+                NetlinkPayload::Error(err) => Some(match err.code {
+                    None => Ok(()),
+                    Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                }),
                 NetlinkPayload::InnerMessage(inner) => {
-                    answers.push(inner);
-                    !dump
+                    answers[i].push(inner);
+                    (!dumps[i]).then_some(Ok(()))
                 }
-                _ => false,
+                _ => None,
+            };
+            if outcome.is_some() {
+                outcomes[i] = outcome;
+                pending -= 1;
             }
+            pending == 0
         })?;
-        outcome.map(|()| answers)
+        let mut answers = answers.into_iter();
+        Ok(outcomes.map(|outcome| {
+            let answers = answers.next().unwrap_or_default();
+            outcome.unwrap_or(Ok(())).map(|()| answers)
+        }))
     }
 }
 

@@ -11,6 +11,7 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{Handle, LinkGetRequest, LinkUnspec};
 
+#[cfg(test)]
 use super::direct::Direct;
 use super::{Error, is_errno};
 
@@ -211,11 +212,27 @@ pub(crate) async fn by_name(handle: &Handle, name: &str) -> Result<Option<Link>,
 }
 
 /// [`by_name`], answered on the spot (see `direct`).
-pub(crate) fn by_name_direct(direct: &mut Direct, name: &str) -> Result<Option<Link>, Error> {
-    match direct.ask(
-        RouteNetlinkMessage::GetLink(name_lookup_message(name)),
-        false,
-    ) {
+#[cfg(test)]
+pub(crate) fn by_name_direct(
+    direct: &mut super::direct::Direct,
+    name: &str,
+) -> Result<Option<Link>, Error> {
+    let answers = direct.ask(lookup_by_name(name), false);
+    from_lookup(answers, name)
+}
+
+/// The lookup of link `name`, to be answered on the spot (see `direct`
+/// and `Direct::ask_all`).
+pub(crate) fn lookup_by_name(name: &str) -> RouteNetlinkMessage {
+    RouteNetlinkMessage::GetLink(name_lookup_message(name))
+}
+
+/// The link the answers to [`lookup_by_name`] describe.
+pub(crate) fn from_lookup(
+    answers: std::io::Result<Vec<RouteNetlinkMessage>>,
+    name: &str,
+) -> Result<Option<Link>, Error> {
+    match answers {
         Ok(answers) => Ok(answers.into_iter().find_map(|answer| match answer {
             RouteNetlinkMessage::NewLink(msg) => Some(Link::from_message(msg)),
             _ => None,
@@ -366,6 +383,48 @@ mod tests {
         assert!(compared[1].1.contains("Some(Bridge)"), "{compared:?}");
         assert!(compared[2].1.contains("controller: Some("), "{compared:?}");
         assert!(compared[2].1.contains("Some(Veth)"), "{compared:?}");
+    }
+
+    #[test]
+    fn a_lookup_and_a_dump_asked_together_each_get_their_own_answers() {
+        let test = "a_lookup_and_a_dump_asked_together_each_get_their_own_answers";
+        let answered = crate::scratch::in_own_netns(test, || {
+            // lo up: its local routes are something to dump.
+            let up = std::process::Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status();
+            assert!(up.is_ok_and(|s| s.success()), "ip link set lo up");
+            let mut direct = Direct::open().unwrap();
+            let [missing, routes] = direct
+                .ask_all([
+                    (lookup_by_name("nosuch0"), false),
+                    (super::super::route::dump_request(false), true),
+                ])
+                .unwrap();
+            let [lo, again] = direct
+                .ask_all([
+                    (lookup_by_name("lo"), false),
+                    (super::super::route::dump_request(false), true),
+                ])
+                .unwrap();
+            (
+                from_lookup(missing, "nosuch0").unwrap().map(|l| l.index),
+                super::super::route::from_dump(routes).unwrap().len(),
+                from_lookup(lo, "lo").unwrap().map(|l| l.index),
+                super::super::route::from_dump(again).unwrap().len(),
+                // The socket is left with nothing unread: the next ask
+                // gets its own answer.
+                by_name_direct(&mut direct, "lo").unwrap().map(|l| l.index),
+            )
+        });
+        let Some((missing, routes, lo, again, next)) = answered else {
+            return;
+        };
+        assert_eq!(missing, None, "ENODEV is the lookup's alone");
+        assert!(routes > 0, "lo's local routes");
+        assert_eq!(routes, again);
+        assert_eq!(lo, Some(1));
+        assert_eq!(next, Some(1));
     }
 
     #[test]

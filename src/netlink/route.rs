@@ -7,7 +7,6 @@ use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage}
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::Error;
-use super::direct::Direct;
 
 use crate::values::{Subnet, Subnet6};
 
@@ -48,9 +47,10 @@ pub(crate) fn first_overlap6(
         .find_map(|route| overlap6(route, subnet, except))
 }
 
-/// Every IPv4 route of every table, and with `ipv6` every IPv6 one too,
-/// in the same request, answered on the spot (see `direct`).
-pub(crate) fn routes(direct: &mut Direct, ipv6: bool) -> Result<Vec<RouteMessage>, Error> {
+/// The request for every IPv4 route of every table, and with `ipv6` every
+/// IPv6 one too, to be answered on the spot (see `direct` and
+/// `Direct::ask_all`).
+pub(crate) fn dump_request(ipv6: bool) -> RouteNetlinkMessage {
     // All zero but the family: with strict checking a table, protocol or
     // type in the header would filter the dump.
     let mut message = RouteMessage::default();
@@ -58,9 +58,14 @@ pub(crate) fn routes(direct: &mut Direct, ipv6: bool) -> Result<Vec<RouteMessage
         true => AddressFamily::Unspec,
         false => AddressFamily::Inet,
     };
-    let answers = direct
-        .ask(RouteNetlinkMessage::GetRoute(message), true)
-        .map_err(Error::direct("listing", "routes"))?;
+    RouteNetlinkMessage::GetRoute(message)
+}
+
+/// The routes among the answers to [`dump_request`].
+pub(crate) fn from_dump(
+    answers: std::io::Result<Vec<RouteNetlinkMessage>>,
+) -> Result<Vec<RouteMessage>, Error> {
+    let answers = answers.map_err(Error::direct("listing", "routes"))?;
     Ok(answers
         .into_iter()
         .filter_map(|answer| match answer {

@@ -277,7 +277,9 @@ fn address6(
 
 /// Every host port decided: given ones as they are, missing ones from the
 /// ephemeral range, the first not published at or after the snapshot's
-/// starting point (random in a real snapshot, so racing dry runs differ).
+/// starting point (random in a real snapshot, so racing dry runs differ),
+/// or from their own range, the first not published; one mapping split per
+/// family gets one port for both (as `reserve` gives it).
 pub fn ports(mappings: &[PortMapping], snapshot: &Snapshot) -> Result<Vec<Port>, NoFreePort> {
     let (low, high) = snapshot.ephemeral;
     let mut taken: Vec<(Protocol, u16)> = snapshot
@@ -291,29 +293,42 @@ pub fn ports(mappings: &[PortMapping], snapshot: &Snapshot) -> Result<Vec<Port>,
             .filter_map(|m| Some((m.protocol, m.host_port?))),
     );
     let span = u64::from(high.saturating_sub(low)) + 1;
-    mappings
-        .iter()
-        .map(|m| {
-            let host_port = match m.host_port {
-                Some(port) => port,
-                None => {
-                    let start = snapshot.pick_from % span;
-                    let port = (0..span)
-                        .map(|i| low + ((start + i) % span) as u16)
-                        .find(|p| !taken.contains(&(m.protocol, *p)))
-                        .ok_or(NoFreePort(m.protocol))?;
-                    taken.push((m.protocol, port));
-                    port
-                }
-            };
-            Ok(Port {
-                host_ip: m.host_ip.unwrap_or(HostIp::AnyV4),
-                host_port,
-                container_port: m.container_port,
-                protocol: m.protocol,
-            })
-        })
-        .collect()
+    let mut decided: Vec<Port> = Vec::with_capacity(mappings.len());
+    for (i, m) in mappings.iter().enumerate() {
+        let twin = i
+            .checked_sub(1)
+            .and_then(|j| Some((mappings.get(j)?, decided.get(j)?)))
+            .filter(|(v4, _)| v4.is_split_pair(m));
+        let host_port = match (m.host_port, m.host_range, twin) {
+            (Some(port), _, _) => port,
+            (None, _, Some((_, v4))) => v4.host_port,
+            (None, Some((first, last)), None) => {
+                // Every one published: its first, which `check_elements`
+                // then refuses naming the holder.
+                let port = (first..=last)
+                    .find(|p| !taken.contains(&(m.protocol, *p)))
+                    .unwrap_or(first);
+                taken.push((m.protocol, port));
+                port
+            }
+            (None, None, None) => {
+                let start = snapshot.pick_from % span;
+                let port = (0..span)
+                    .map(|i| low + ((start + i) % span) as u16)
+                    .find(|p| !taken.contains(&(m.protocol, *p)))
+                    .ok_or(NoFreePort(m.protocol))?;
+                taken.push((m.protocol, port));
+                port
+            }
+        };
+        decided.push(Port {
+            host_ip: m.host_ip.unwrap_or(HostIp::AnyV4),
+            host_port,
+            container_port: m.container_port,
+            protocol: m.protocol,
+        });
+    }
+    Ok(decided)
 }
 
 /// The first of `publication`'s port elements the snapshot already has,

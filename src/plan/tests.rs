@@ -443,3 +443,43 @@ fn a_host_port_published_on_one_ipv6_address_is_not_picked() {
     let ports = ports(&parse("8000").unwrap(), &snapshot).unwrap();
     assert_eq!(ports[0].host_port, 40001);
 }
+
+#[test]
+fn a_host_range_picks_its_first_port_not_published_and_names_a_holder_when_none_is_left() {
+    let published = |port: u16| Owned {
+        target: Target::Ports(Protocol::Tcp),
+        key: port.to_be_bytes().to_vec(),
+        owner: Some(holder("db", "aaaa")),
+    };
+    let snapshot = Snapshot {
+        published: vec![published(8000)],
+        ..Snapshot::default()
+    };
+    let ports = ports(&parse("8000-8002:80").unwrap(), &snapshot).unwrap();
+    assert_eq!(ports[0].host_port, 8001);
+    let full = Snapshot {
+        published: vec![published(8000), published(8001)],
+        ..Snapshot::default()
+    };
+    let err = plan(&request(&["8000-8001:80"]), &full).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "port 0.0.0.0:8000->80/tcp is already published by container db (aaaa)"
+    );
+}
+
+#[test]
+fn a_picked_port_split_per_family_is_one_port_on_both() {
+    let both = per_family(&parse("8000-8002:80").unwrap(), true).unwrap();
+    let snapshot = Snapshot {
+        ephemeral: (40000, 40009),
+        ..Snapshot::default()
+    };
+    let ports = ports(&both, &snapshot).unwrap();
+    assert_eq!(ports[0].host_port, 8000);
+    assert_eq!(ports[1].host_port, 8000);
+    assert_eq!(ports[1].host_ip, HostIp::AnyV6);
+    let both = per_family(&parse("80").unwrap(), true).unwrap();
+    let picked = super::ports(&both, &snapshot).unwrap();
+    assert_eq!(picked[0].host_port, picked[1].host_port);
+}

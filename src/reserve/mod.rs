@@ -60,6 +60,15 @@ pub enum Error {
         port: String,
         holder: String,
     },
+    #[error("cannot publish {mapping}: every host port of {range} is in use: {holders}")]
+    RangeInUse {
+        /// As the user asked for it.
+        mapping: PortMapping,
+        /// `[ADDR:]FIRST-LAST/PROTO`.
+        range: String,
+        /// The first few ports with their holders, and how many more.
+        holders: String,
+    },
     #[error(
         "cannot publish {mapping}: {addr} is not an address of this host (publish on one of its addresses, or on all of them without an address)"
     )]
@@ -142,13 +151,13 @@ impl Reservations {
         name_of: NameOf,
     ) -> Result<Reservations, Error> {
         raise_file_limit(sockets_for(mappings, families))?;
-        let mut reservations = Reservations::default();
+        let mut groups = Vec::new();
         let mut index = 0;
         while let Some(asked) = mappings.get(index) {
             // An unqualified port already split per family (as
             // `plan::per_family` gives it) is one pick for both too.
             let (one, families, step) = match mappings.get(index + 1) {
-                Some(next) if is_split_pair(asked, next) => {
+                Some(next) if asked.is_split_pair(next) => {
                     let one = PortMapping {
                         host_ip: None,
                         ..*asked
@@ -157,16 +166,24 @@ impl Reservations {
                 }
                 _ => (*asked, families, 1),
             };
-            for (mapping, socket) in reserve(&one, families, Use::Keep, name_of)? {
+            groups.push((index, one, families));
+            index += step;
+        }
+        // Given ports before ranges: `-p 8000-8001:80 -p 8000:81` is 8001
+        // and 8000, not 8000 and a refusal naming ourselves.
+        groups.sort_by_key(|(_, one, _)| one.host_port.is_none() && one.host_range.is_some());
+        let mut reservations = Reservations::default();
+        for (index, one, families) in groups {
+            for (mapping, socket) in reserve(&one, families, Use::Keep, Some(name_of))? {
                 reservations.held.push(Held {
                     mapping,
-                    picked: asked.host_port.is_none(),
+                    picked: one.host_port.is_none(),
                     asked: index,
                     socket,
                 });
             }
-            index += step;
         }
+        reservations.held.sort_by_key(|h| h.asked);
         Ok(reservations)
     }
 
@@ -179,13 +196,16 @@ impl Reservations {
         families: Families,
         name_of: NameOf,
     ) -> Result<(), Error> {
-        let given: Vec<&PortMapping> = mappings.iter().filter(|m| m.host_port.is_some()).collect();
+        let given: Vec<&PortMapping> = mappings
+            .iter()
+            .filter(|m| m.host_port.is_some() || m.host_range.is_some())
+            .collect();
         raise_file_limit(given.iter().map(|m| sockets_for(&[**m], families)).sum())?;
         for mapping in given {
             // Once more after a refusal: the holder may have been another
             // supervisor's check, whose socket lives for microseconds.
-            if reserve(mapping, families, Use::Check, name_of).is_err() {
-                reserve(mapping, families, Use::Check, name_of)?;
+            if reserve(mapping, families, Use::Check, Some(name_of)).is_err() {
+                reserve(mapping, families, Use::Check, Some(name_of))?;
             }
         }
         Ok(())
@@ -245,25 +265,13 @@ impl Reservations {
             },
             ..found.mapping
         };
-        let new = reserve(&asked, Families::DualStack, Use::Keep, &|_| None)?;
+        let new = reserve(&asked, Families::DualStack, Use::Keep, Some(&|_| None))?;
         for (i, (mapping, socket)) in same.into_iter().zip(new) {
             self.held[i].mapping = mapping;
             self.held[i].socket = socket;
         }
         Ok(true)
     }
-}
-
-/// Whether `v4` and `v6` are one picked port split per family: the same
-/// mapping, on every IPv4 address, then on every IPv6 address.
-fn is_split_pair(v4: &PortMapping, v6: &PortMapping) -> bool {
-    v4.host_port.is_none()
-        && v4.host_ip == Some(HostIp::AnyV4)
-        && *v6
-            == PortMapping {
-                host_ip: Some(HostIp::AnyV6),
-                ..*v4
-            }
 }
 
 /// Whether a reservation on `host_ip` is the `[::1]` proxy's socket: every
@@ -295,15 +303,23 @@ enum Use {
 /// How many times a port picked on IPv4 but taken on IPv6 is picked again.
 const PAIR_TRIES: usize = 64;
 
+/// How many taken ports of a range have their holder named: each is a
+/// sock_diag dump and a walk of `/proc`.
+const NAMED: usize = 3;
+
 /// The sockets `asked` takes: one for a host address, one per family of
 /// `families` without one (then on one port: a picked one is picked on
-/// IPv4, then bound on IPv6, and picked again if IPv6 has it taken).
+/// IPv4, then bound on IPv6, and picked again if IPv6 has it taken). A
+/// port taken is named by its holder unless `name_of` is None.
 fn reserve(
     asked: &PortMapping,
     families: Families,
     how: Use,
-    name_of: NameOf,
+    name_of: Option<NameOf>,
 ) -> Result<Vec<(PortMapping, OwnedFd)>, Error> {
+    if let (None, Some(range)) = (asked.host_port, asked.host_range) {
+        return reserve_in(range, asked, families, how, name_of);
+    }
     let on = |host_ip| PortMapping {
         host_ip: Some(host_ip),
         ..*asked
@@ -344,6 +360,48 @@ fn reserve(
     }
 }
 
+/// The sockets of the first port of `range`, first to last, that is free
+/// on every family `asked` takes (docker's `-p 8000-8010:80`): the kernel
+/// arbitrates each bind, so racing supervisors get different ports. Every
+/// port taken: the range is the error, with the holders of the first few.
+fn reserve_in(
+    (first, last): (u16, u16),
+    asked: &PortMapping,
+    families: Families,
+    how: Use,
+    name_of: Option<NameOf>,
+) -> Result<Vec<(PortMapping, OwnedFd)>, Error> {
+    let mut named = Vec::new();
+    let mut unnamed = 0;
+    for port in first..=last {
+        let given = PortMapping {
+            host_port: Some(port),
+            ..*asked
+        };
+        let naming = name_of.filter(|_| named.len() < NAMED);
+        match reserve(&given, families, how, naming) {
+            Err(Error::InUse { port, holder, .. }) if naming.is_some() => {
+                named.push(format!("{port} by {holder}"));
+            }
+            Err(Error::InUse { .. }) => unnamed += 1,
+            held => return held,
+        }
+    }
+    let mut holders = named.join(", ");
+    if unnamed > 0 {
+        holders.push_str(&format!(", and {unnamed} more"));
+    }
+    Err(Error::RangeInUse {
+        mapping: *asked,
+        range: port_label(
+            asked.host_ip.unwrap_or(HostIp::AnyV4),
+            format_args!("{first}-{last}"),
+            asked.protocol,
+        ),
+        holders,
+    })
+}
+
 /// Binds a socket for `mapping`'s host port on its host address (port 0:
 /// the kernel picks); returns the mapping with its host port and the
 /// socket. `asked` is the mapping as the user gave it, for errors.
@@ -351,7 +409,7 @@ fn bind_port(
     mapping: &PortMapping,
     asked: &PortMapping,
     how: Use,
-    name_of: NameOf,
+    name_of: Option<NameOf>,
 ) -> Result<(PortMapping, OwnedFd), Error> {
     let host_ip = mapping.host_ip.unwrap_or(HostIp::AnyV4);
     let port = mapping.host_port.unwrap_or(0);
@@ -365,16 +423,25 @@ fn bind_port(
 }
 
 /// Why `mapping` could not be bound, its holder named when it is taken.
-fn bind_error(errno: Errno, mapping: &PortMapping, asked: &PortMapping, name_of: NameOf) -> Error {
+fn bind_error(
+    errno: Errno,
+    mapping: &PortMapping,
+    asked: &PortMapping,
+    name_of: Option<NameOf>,
+) -> Error {
     let host_ip = mapping.host_ip.unwrap_or(HostIp::AnyV4);
     let port = mapping.host_port.unwrap_or(0);
     let label = || port_label(host_ip, port, mapping.protocol);
     match errno {
         Errno::EADDRINUSE if port == 0 => Error::NoFreePort(mapping.protocol),
         Errno::EADDRINUSE => {
-            let holder = match holder::find(host_ip, port, mapping.protocol) {
-                Some(holder) => name_of(holder.pid).unwrap_or_else(|| holder.to_string()),
-                None => "another socket (its process was not found)".to_string(),
+            let holder = match name_of {
+                // Only a range's ports past its first few: never shown.
+                None => String::new(),
+                Some(name_of) => match holder::find(host_ip, port, mapping.protocol) {
+                    Some(holder) => name_of(holder.pid).unwrap_or_else(|| holder.to_string()),
+                    None => "another socket (its process was not found)".to_string(),
+                },
             };
             Error::InUse {
                 mapping: *asked,
@@ -447,7 +514,7 @@ fn bind_socket(
 
 /// `8080/tcp` on every IPv4 address, `[::]:8080/tcp` on every IPv6
 /// address, `127.0.0.1:8080/tcp`, `[::1]:8080/tcp`.
-fn port_label(host_ip: HostIp, port: u16, protocol: Protocol) -> String {
+fn port_label(host_ip: HostIp, port: impl fmt::Display, protocol: Protocol) -> String {
     match host_ip {
         HostIp::AnyV4 => format!("{port}/{protocol}"),
         ip => format!("{}:{port}/{protocol}", Bracketed(ip)),

@@ -108,8 +108,12 @@ pub struct PortMapping {
     /// None: every address of the host, of every family the network has
     /// (the plan decides one `Port` per family; see `Port::host_ip`).
     pub host_ip: Option<HostIp>,
-    /// None: pick a free one.
+    /// None: pick a free one (within `host_range` when it has one).
     pub host_port: Option<u16>,
+    /// `8000-8010:80`: the first port of these, first to last, that is
+    /// free (docker's and podman's choice), kept once `host_port` is
+    /// decided so a port picked again is picked in the range too.
+    pub host_range: Option<(u16, u16)>,
     pub container_port: u16,
     pub protocol: Protocol,
 }
@@ -119,11 +123,27 @@ impl fmt::Display for PortMapping {
         if let Some(ip) = self.host_ip {
             write!(f, "{}:", Bracketed(ip))?;
         }
-        match self.host_port {
-            Some(port) => write!(f, "{port}")?,
-            None => f.write_str("?")?,
+        match (self.host_port, self.host_range) {
+            (Some(port), _) => write!(f, "{port}")?,
+            (None, Some((first, last))) => write!(f, "{first}-{last}")?,
+            (None, None) => f.write_str("?")?,
         }
         write!(f, "->{}/{}", self.container_port, self.protocol)
+    }
+}
+
+impl PortMapping {
+    /// Whether `self` and `v6` are one picked port split per family (see
+    /// `plan::per_family`): the same mapping, on every IPv4 address, then
+    /// on every IPv6 address. Both get the same host port.
+    pub fn is_split_pair(&self, v6: &PortMapping) -> bool {
+        self.host_port.is_none()
+            && self.host_ip == Some(HostIp::AnyV4)
+            && *v6
+                == PortMapping {
+                    host_ip: Some(HostIp::AnyV6),
+                    ..*self
+                }
     }
 }
 
