@@ -174,6 +174,19 @@ fn killing_the_container_makes_its_supervisor_clean_up_and_exit_137() {
             serde_json::from_str(&stdout(&supervisor(&ns, &["ps", "--json"]))).ok()?;
         list.get(0)?.get("container_pid")?.as_u64()
     });
+    // The record names the container before its release: killed then, it
+    // never ran its command and the run fails 125 (see the test above).
+    // Killed once its command runs, as PID 1 or under the init.
+    let runs_sleep = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    };
+    eventually("the command running", Duration::from_secs(30), || {
+        let children =
+            std::fs::read_to_string(format!("/proc/{container}/task/{container}/children"))
+                .unwrap_or_default();
+        (runs_sleep(&container.to_string()) || children.split_whitespace().any(runs_sleep))
+            .then_some(())
+    });
     ns.ok(&format!("kill -9 {container}"));
     let status = child.wait().expect("wait supervisor");
     assert_eq!(status.code(), Some(137));
