@@ -13,12 +13,14 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
+use std::thread::JoinHandle;
 
 use nix::fcntl::OFlag;
 use nix::unistd::{ForkResult, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, setsid};
 
 use crate::container_log::{self, Writer};
 use crate::error_chain::Chain;
+use crate::milestones::pause_at;
 use crate::spec::{RunOptions, RunSpec};
 use crate::state::{self, Store};
 use crate::supervisor::{self, Error};
@@ -135,13 +137,18 @@ fn background(spec: RunSpec, log: Writer, status: OwnedFd) -> u8 {
         }
     };
     let log_paths = container_log::Paths::new(&spec.state_dir, &spec.name);
-    let result = supervisor::start(spec, || {
+    let mut pump = Some(pump);
+    let started = || {
         report(&mut status, 0, "");
         // Started: the previous run's log, set aside until now, goes (its
         // exited record goes in `supervisor`, for every run; not refused as
         // docker does: runs by name go on working).
         let _ = log_paths.forget_previous();
-    });
+    };
+    // Ended: the log is whole before the exited record says so, and its
+    // writer goes with the record (see `supervisor::lifecycle`).
+    let ended = || pump.take().map(end_log);
+    let result = supervisor::start(spec, started, ended);
     let (code, failed) = match result {
         Ok(code) => (code, None),
         Err(err) => {
@@ -150,25 +157,32 @@ fn background(spec: RunSpec, log: Writer, status: OwnedFd) -> u8 {
             (err.exit_code(), Some(message))
         }
     };
-    // The pump reads to the end once the last copy of the pipe is closed:
-    // the container's are gone with it, these are the last.
-    if let Ok(null) = File::options().write(true).open("/dev/null") {
-        let _ = dup2_stdout(&null);
-        let _ = dup2_stderr(&null);
-    }
-    let log = pump.join();
+    // Unless `ended` has ended it.
+    let log = pump.map(end_log);
     if let Some(message) = failed {
         // Not started: its log goes before the caller hears, so the caller
         // returns to a state directory as it was. The writer still holds
         // the lock, so a new run of the same name keeps its own files.
         if status.is_some() {
-            if let Ok(log) = log {
+            if let Some(Ok(log)) = log {
                 let _ = log.discard();
             }
         }
         report(&mut status, code, &message);
     }
     code
+}
+
+/// Waits for the log's pump to write the last of the output: it reads to
+/// the end once the last copy of the pipe is closed; the container's are
+/// gone with it, these are the last. Gives the writer back, its lock held.
+fn end_log(pump: JoinHandle<Writer>) -> std::thread::Result<Writer> {
+    pause_at("log ending");
+    if let Ok(null) = File::options().write(true).open("/dev/null") {
+        let _ = dup2_stdout(&null);
+        let _ = dup2_stderr(&null);
+    }
+    pump.join()
 }
 
 /// Leaves the caller's session and terminal; stdin from /dev/null, stdout

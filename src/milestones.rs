@@ -20,7 +20,9 @@
 //! - `running`: the container runs its command;
 //! - `exited`: the container has exited, nothing is torn down yet;
 //! - `released`: elements and lease are given back, the record not yet
-//!   removed.
+//!   removed;
+//! - `log ending` (`run -d`): the container has ended, its log's pump
+//!   not yet told to write the last of its output.
 //!
 //! In `gc` (or a run giving back a dead supervisor's remains): `unlinked`,
 //! a dead container's veth is deleted, its lease not yet given back. The

@@ -127,7 +127,7 @@ pub fn run(options: RunOptions) -> Result<u8, Error> {
         Some(begun) if asked == wanted => Some(begun),
         _ => realtime::cloning_real_time(|| wanted.and_then(OwnNetns::begin)),
     };
-    start_with(spec, blocked, netns, || {})
+    start_with(spec, blocked, netns, || {}, || {})
 }
 
 /// What `run` checks before it creates anything: the options, the
@@ -145,15 +145,22 @@ pub fn prepare(options: RunOptions) -> Result<RunSpec, Error> {
 }
 
 /// Runs a prepared container to its end; calls `ready` once its command
-/// has started with its ports published (`run -d` returns then).
-pub fn start(spec: RunSpec, ready: impl FnOnce()) -> Result<u8, Error> {
+/// has started with its ports published (`run -d` returns then), and
+/// `ended` once it has ended and everything it held is given back, before
+/// its record goes; what `ended` returns is dropped with the record's
+/// removal (see `lifecycle`).
+pub fn start<H>(
+    spec: RunSpec,
+    ready: impl FnOnce(),
+    ended: impl FnOnce() -> H,
+) -> Result<u8, Error> {
     realtime::enter();
     // Before any thread but the log pump of `run -d` (which blocks every
     // signal) exists, so every thread inherits the mask.
     let blocked = signals::block().map_err(Error::Signals)?;
     let netns =
         realtime::cloning_real_time(|| OwnNetns::of(&spec.network).and_then(OwnNetns::begin));
-    start_with(spec, blocked, netns, ready)
+    start_with(spec, blocked, netns, ready, ended)
 }
 
 /// What a container's own network namespace is readied for: lo, and on a
@@ -211,11 +218,12 @@ impl OwnNetns {
 /// command has ended, and real-time for the teardown: on a busy machine
 /// the container, once cloned, and every other task took turns with it on
 /// the path to the command's start. Nothing it clones is real-time.
-fn start_with(
+fn start_with<H>(
     spec: RunSpec,
     blocked: signals::Blocked,
     netns: Option<(NewNetns, Prepared)>,
     ready: impl FnOnce(),
+    ended: impl FnOnce() -> H,
 ) -> Result<u8, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -223,7 +231,7 @@ fn start_with(
         .map_err(Error::Runtime)?;
     let result = runtime.block_on(async {
         let signals = blocked.into_async().map_err(Error::Signals)?;
-        lifecycle(spec, netns, signals, ready).await
+        lifecycle(spec, netns, signals, ready, ended).await
     });
     // Ordinary for what only `bench` reads. Going back to ordinary cannot
     // fail.
@@ -745,11 +753,12 @@ fn record_container(
 /// What the thread making a container's network namespace did in it.
 type Prepared = SetUp<Result<Option<PreparedNetns>, netlink::Error>>;
 
-async fn lifecycle(
+async fn lifecycle<H>(
     mut spec: RunSpec,
     netns: Option<(NewNetns, Prepared)>,
     mut signals: Signals,
     ready: impl FnOnce(),
+    ended: impl FnOnce() -> H,
 ) -> Result<u8, Error> {
     let started = Instant::now();
     let (netns, prepared) = netns.unzip();
@@ -1064,15 +1073,38 @@ async fn lifecycle(
         let removed = cgroup.remove();
         left.check(|| format!("removing its cgroup {paths:?}"), removed);
     }
-    // Last: until it is gone, the record explains what is left.
-    left.check(|| "removing its record".into(), registration.remove());
     left.report();
-    let status = outcome?;
+    let status = match outcome {
+        Ok(status) => status,
+        Err(err) => {
+            remove_record(registration, ());
+            return Err(err);
+        }
+    };
     tracing::debug!(?status, "container exited");
     if oom_kills > 0 {
         tracing::warn!("{}", out_of_memory(&spec, status, oom_kills));
     }
+    // Before the record goes: a detached container's exited record, which
+    // replaces it, says its log is whole (`logs` then shows all its
+    // output), so `run -d` writes the last of its log here; its writer,
+    // whose lock says that someone still writes it (`rm` and `gc` leave
+    // such a log, `logs -f` follows it), goes with the record (see
+    // `Registration::remove_releasing`). What is said after goes nowhere.
+    let held = ended();
+    remove_record(registration, held);
     Ok(status.code())
+}
+
+/// The last step of a teardown: until it is gone, the record explains
+/// what is left. `held` goes with it.
+fn remove_record<H>(registration: Registration, held: H) {
+    if let Err(err) = registration.remove_releasing(held) {
+        eprint_line(format_args!(
+            "supervisor: teardown: removing its record: {}",
+            Chain(&err)
+        ));
+    }
 }
 
 /// What the network namespace's thread readied in it (see `start`).

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::container::until_listening;
 use common::terminal::TYPE_INTO_THE_TERMINAL;
 use common::{HostNs, stderr, stdout};
 
@@ -137,10 +138,13 @@ fn ordinary_programs_run_under_the_default_profile() {
     };
     // fork/clone (sh, a pipeline), threads and clone3's ENOSYS fallback
     // (perl's fork), files, sockets, init's own fork.
-    let script = "mkdir /tmp/sv-x$$ && rmdir /tmp/sv-x$$ && echo a | cat \
-        && perl -e 'my $p = fork; if ($p == 0) { exit 3 } waitpid($p, 0); print $? >> 8, \"\\n\"' \
-        && (nc -l -p 7000 & sleep 0.2; echo ping | nc -N 127.0.0.1 7000)";
-    assert_eq!(sh(&ns, &[], script), "a\n3\nping\n");
+    let script = format!(
+        "mkdir /tmp/sv-x$$ && rmdir /tmp/sv-x$$ && echo a | cat \
+         && perl -e 'my $p = fork; if ($p == 0) {{ exit 3 }} waitpid($p, 0); print $? >> 8, \"\\n\"' \
+         && (nc -l -p 7000 & {}; echo ping | nc -N 127.0.0.1 7000)",
+        until_listening(7000)
+    );
+    assert_eq!(sh(&ns, &[], &script), "a\n3\nping\n");
     assert_eq!(sh(&ns, &["--init"], "echo under init"), "under init\n");
 }
 

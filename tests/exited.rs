@@ -322,10 +322,17 @@ fn rm_leaves_a_log_a_new_run_of_the_name_is_writing() {
     wait_exited(&ns, "w");
     // A `run -d --name w` between its log's start and its claim of the
     // name: the log's lock is held by a writer, no record is live yet.
-    let lock = std::fs::File::open(ns.path("/run/supervisor/logs/w.lock")).unwrap();
-    let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|(_, errno)| errno)
-        .expect("the ended writer's lock is free");
+    // Its writer lets go of it with the record's replacement, under the
+    // store's lock (which `rm` takes, not this): just after `ps -a` shows
+    // it exited.
+    let held = eventually(
+        "the ended writer's lock free",
+        Duration::from_secs(10),
+        || {
+            let lock = std::fs::File::open(ns.path("/run/supervisor/logs/w.lock")).unwrap();
+            nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
+        },
+    );
     assert_eq!(ok(&ns, &["rm", "w"]), "w\n");
     assert_eq!(remains(&ns), "w.lock\nw.log\n", "the writer's log stays");
     assert!(row(&ps_all(&ns), "w").is_none(), "the exited record went");
@@ -394,5 +401,61 @@ fn a_prefix_of_a_running_and_an_exited_containers_ids_is_refused_naming_both() {
     let inspected: Value = serde_json::from_str(&ok(&ns, &["inspect", &done])).unwrap();
     assert_eq!(inspected["name"], "done");
     ok(&ns, &["rm", "-f", "up", "done"]);
+    assert_no_state(&ns);
+}
+
+/// The pid of the process stopped at fault point `point` (see
+/// src/milestones.rs), once it has stopped there.
+fn stopped_at(point: &str) -> u32 {
+    let wanted = format!("{}={point}", "SUPERVISOR_TEST_PAUSE_AT");
+    let paused = |pid: &u32| {
+        common::process_state(*pid) == Some('T')
+            && std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == wanted.as_bytes()))
+    };
+    eventually(
+        &format!("a supervisor stopped at {point}"),
+        Duration::from_secs(10),
+        || {
+            std::fs::read_dir("/proc")
+                .expect("/proc")
+                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+                .find(paused)
+        },
+    )
+}
+
+/// `ps -a` shows a detached container exited once its log is whole and its
+/// writer gone, as the record it replaces said until then: whoever sees it
+/// exited (a script polling `ps -a`) finds all its output in `logs`, and
+/// `rm` or `gc` removes its log (a log whose writer lives is a new run's,
+/// and stays).
+#[test]
+fn a_detached_container_shows_as_exited_only_once_its_log_is_whole_and_closed() {
+    let Some(ns) =
+        HostNs::new("a_detached_container_shows_as_exited_only_once_its_log_is_whole_and_closed")
+    else {
+        return;
+    };
+    let out = common::run(
+        ns.supervisor()
+            .env("SUPERVISOR_TEST_PAUSE_AT", "log ending")
+            .args(["run", "-d", "--name", "done", "--network", "none"])
+            .args(["--", "sh", "-c", "echo bye"]),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let supervisor = stopped_at("log ending");
+    let rows = ps_all(&ns);
+    // Let go before asserting, so that a failure leaves nothing stopped.
+    ns.ok(&format!("kill -CONT {supervisor}"));
+    let shown = row(&rows, "done").expect("done is listed");
+    assert_eq!(
+        shown["status"], "running",
+        "shown exited while its log is still written: {shown}"
+    );
+    wait_exited(&ns, "done");
+    assert_eq!(ok(&ns, &["logs", "done"]), "bye\n");
+    assert_eq!(ok(&ns, &["rm", "done"]), "done\n");
+    assert_eq!(remains(&ns), "", "rm removed its log");
     assert_no_state(&ns);
 }

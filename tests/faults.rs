@@ -138,14 +138,22 @@ fn a_container_killed_before_its_release_is_one_line_naming_its_end_and_leaves_n
         eventually("the supervisor stopping", Duration::from_secs(30), || {
             (common::process_state(pid) == Some('T')).then_some(())
         });
-        // Until the init is a zombie (killed, or gone after its command):
-        // a kill returns once the signal is sent, and a command that has
-        // not yet died when the supervisor goes on still holds the release
-        // channel, so the release byte is taken and its death reads as the
-        // command's own exit (137).
+        // Once the init has forked its command: the supervisor's pause says
+        // nothing of the container, which sets itself up meanwhile (a kill
+        // of no command, on a busy machine, left the init waiting for its
+        // release for good). Until the init is a zombie (killed, or gone
+        // after its command): a kill returns once the signal is sent, and a
+        // command that has not yet died when the supervisor goes on still
+        // holds the release channel, so the release byte is taken and its
+        // death reads as the command's own exit (137). Each wait fails
+        // after 30 s rather than hang.
         ns.ok(&format!(
-            "init=$(cat /proc/{pid}/task/*/children | tr -d ' '); kill -9 {victim}; \
-             while [ \"$(awk '{{print $3}}' /proc/$init/stat)\" != Z ]; do sleep 0.01; done"
+            "init=$(cat /proc/{pid}/task/*/children | tr -d ' '); i=0; \
+             until [ -n \"$(cat /proc/$init/task/*/children)\" ]; do \
+               i=$((i+1)); [ $i -lt 3000 ] || exit 9; sleep 0.01; done; \
+             kill -9 {victim}; \
+             while [ \"$(awk '{{print $3}}' /proc/$init/stat)\" != Z ]; do \
+               i=$((i+1)); [ $i -lt 6000 ] || exit 9; sleep 0.01; done"
         ));
         ns.ok(&format!("kill -CONT {pid}"));
         let out = child.wait_with_output().expect("wait supervisor");
@@ -173,6 +181,19 @@ fn killing_the_container_makes_its_supervisor_clean_up_and_exit_137() {
         let list: Value =
             serde_json::from_str(&stdout(&supervisor(&ns, &["ps", "--json"]))).ok()?;
         list.get(0)?.get("container_pid")?.as_u64()
+    });
+    // The record names the container before its release: killed then, it
+    // never ran its command and the run fails 125 (see the test above).
+    // Killed once its command runs, as PID 1 or under the init.
+    let runs_sleep = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    };
+    eventually("the command running", Duration::from_secs(30), || {
+        let children =
+            std::fs::read_to_string(format!("/proc/{container}/task/{container}/children"))
+                .unwrap_or_default();
+        (runs_sleep(&container.to_string()) || children.split_whitespace().any(runs_sleep))
+            .then_some(())
     });
     ns.ok(&format!("kill -9 {container}"));
     let status = child.wait().expect("wait supervisor");

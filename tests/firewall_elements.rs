@@ -42,13 +42,14 @@ fn age_the_base() {
     nft(&["add", "element", "ip", "supervisor", "version", "{ 0x1 }"]);
 }
 
-/// A state directory of the test's own (the firewall keeps its lock there).
+/// A state directory of the test's own (the firewall keeps its lock there):
+/// its thread's, under one of this run's. Not named by the pid alone: each
+/// run of the suite starts in a pid namespace of its own, where pids
+/// repeat, and an earlier run's directories stay.
 fn state_dir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "firewall-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
+    static RUN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(|| common::unique_temp_path("firewall"));
+    let dir = run.join(format!("{:?}", std::thread::current().id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

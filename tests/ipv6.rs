@@ -8,9 +8,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::container::{
-    Background, Container, answers, ask, connects, host, inside, outside, refused,
+    Background, Container, answers, ask, connects, host, inside, outside, refused, until_listening,
 };
-use common::{HostNs, eventually, leases, stderr, stdout, wait_for_no_veth};
+use common::{HostNs, leases, stderr, stdout, wait_for_no_veth};
 
 const GATEWAY6: &str = "fd53:7570:6572::1";
 
@@ -196,7 +196,7 @@ fn an_ipv6_address_is_usable_as_soon_as_the_command_starts() {
         ns.command("timeout")
             .args(["5", "nc", "-n", "-l", "-s", GATEWAY6, "-p", "9000"]),
     );
-    std::thread::sleep(Duration::from_millis(200));
+    ns.ok(&until_listening(9000));
     // The command's very first acts: show its address, then bind it and
     // connect from it. A tentative address (DAD) refuses both with
     // EADDRNOTAVAIL; an address added without IFA_F_NODAD would have made
@@ -234,42 +234,24 @@ fn two_dual_stack_containers_talk_over_ipv6() {
     let Some(ns) = HostNs::new("two_dual_stack_containers_talk_over_ipv6") else {
         return;
     };
-    let (_server, _out) = start6(
+    // The server answers every connection: see `serve_tcp`.
+    let server = Container::start(
         &ns,
-        &[
-            "--name",
-            "server",
-            "--ip6",
-            "fd53:7570:6572::abc",
-            "--",
-            "sh",
-            "-c",
-            "echo ready; echo answer-from-server | nc -6 -n -l -p 8000 >/dev/null",
-        ],
+        &["--ipv6", "--name", "server", "--ip6", "fd53:7570:6572::abc"],
+        "while :; do echo from-server | nc -6 -n -l -p 8000 -N >/dev/null 2>&1; done",
     );
-    let answer = eventually(
+    answers(
         "the client reads the server's answer over IPv6",
-        Duration::from_secs(10),
+        "from-server",
         || {
-            let out = run6(
-                &ns,
-                &[
-                    "--name",
-                    "client",
-                    "nc",
-                    "-n",
-                    "-N",
-                    "-w",
-                    "2",
-                    "fd53:7570:6572::abc",
-                    "8000",
-                ],
-            );
-            let text = stdout(&out);
-            text.contains("answer-from-server").then_some(text)
+            ask(
+                |script| run6(&ns, &["--name", "client", "sh", "-c", script]),
+                "fd53:7570:6572::abc",
+                8000,
+            )
         },
     );
-    assert!(answer.contains("answer-from-server"));
+    server.stop();
 }
 
 #[test]
@@ -669,7 +651,10 @@ fn a_pinned_ipv6_address_reused_by_another_container_is_reached_at_once() {
     // host's neighbour entry still names the first one's MAC unless the
     // supervisor sets it.
     let second = serve("172.16.0.11", "second");
-    std::thread::sleep(Duration::from_millis(100));
+    // Asked once, as soon as it listens: a retry would outlast a stale
+    // neighbour entry.
+    let listening = second.sh(&until_listening(8000));
+    assert!(listening.status.success(), "the second server listens");
     let got = ask(host(&ns), pinned, 8000);
     assert_eq!(got, "from-second", "{}", ns.ok("ip -6 neigh show dev sv0"));
     second.stop();

@@ -720,10 +720,18 @@ fn a_container_cannot_reach_the_hosts_ipv6_loopback_through_the_gateway_even_wit
         let arrives = |dest: &str| {
             let mut listener =
                 Background::start(&lab.host, &format!("nc -6 -u -n -l -p 7001 -s {dest} -W 1"));
-            std::thread::sleep(Duration::from_millis(200));
+            sh_in(&lab.host, &common::container::until_bound_udp(7001));
             send_raw_udp(&web.path(), gateway_mac, &web.address6(), dest, 7001);
-            std::thread::sleep(Duration::from_millis(300));
-            listener.0.try_wait().unwrap().is_some()
+            // A datagram that arrives ends the listener at once; a dropped
+            // one never does, and waits out the whole time.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while listener.0.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            true
         };
         // The frame is sound: to the gateway's own address it arrives.
         assert!(arrives(&format!("{PREFIX}::1")), "the control datagram");

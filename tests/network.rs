@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use nix::sched::{CloneFlags, setns};
 
-use common::container::{Container, SV0};
+use common::container::{Background, Container, SV0, answers, ask, serve_tcp};
 use common::{
     HostNs, container_veths, eth0_address, eventually, leases, neighbour_entries, stderr, stdout,
     stop, wait_for_no_veth,
@@ -58,36 +58,24 @@ fn two_containers_on_the_bridge_talk_by_address() {
     let Some(ns) = HostNs::new("two_containers_on_the_bridge_talk_by_address") else {
         return;
     };
-    let (server, _out) = ns.start(&[
-        "--name",
-        "server",
-        "--ip",
-        "172.16.0.10",
-        "--",
-        "sh",
-        "-c",
-        "echo ready; echo answer-from-server | nc -l -p 8000 >/dev/null",
-    ]);
-    let answer = eventually(
+    // The server answers every connection: see `serve_tcp`.
+    let server = Container::start(
+        &ns,
+        &["--name", "server", "--ip", "172.16.0.10"],
+        &serve_tcp("server", 8000),
+    );
+    answers(
         "the client reads the server's answer",
-        Duration::from_secs(10),
+        "from-server",
         || {
-            let out = ns.run(&[
-                "--name",
-                "client",
-                "nc",
-                "-N",
-                "-w",
-                "2",
+            ask(
+                |script| ns.run(&["--name", "client", "sh", "-c", script]),
                 "172.16.0.10",
-                "8000",
-            ]);
-            let text = stdout(&out);
-            (out.status.success() && !text.is_empty()).then_some(text)
+                8000,
+            )
         },
     );
-    assert_eq!(answer.trim(), "answer-from-server");
-    stop(server);
+    server.stop();
 }
 
 #[test]
@@ -95,25 +83,14 @@ fn a_container_reaches_the_gateway() {
     let Some(ns) = HostNs::new("a_container_reaches_the_gateway") else {
         return;
     };
-    // A host service on every address, the bridge's included.
-    let mut host_server = ns
-        .command("sh")
-        .args(["-c", "echo from-the-host | nc -l -p 7000 >/dev/null"])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("host listener");
-    let answer = eventually(
+    // A host service on every address, the bridge's included, answering
+    // every connection: see `serve_tcp`.
+    let _host_server = Background::start(ns.command("timeout"), &serve_tcp("the-host", 7000));
+    answers(
         "the container reads the host's answer",
-        Duration::from_secs(10),
-        || {
-            let out = ns.run(&["nc", "-N", "-w", "2", "172.16.0.1", "7000"]);
-            let text = stdout(&out);
-            (out.status.success() && !text.is_empty()).then_some(text)
-        },
+        "from-the-host",
+        || ask(|script| ns.run(&["sh", "-c", script]), "172.16.0.1", 7000),
     );
-    assert_eq!(answer.trim(), "from-the-host");
-    let _ = host_server.kill();
-    let _ = host_server.wait();
 }
 
 #[test]

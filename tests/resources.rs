@@ -331,6 +331,19 @@ fn gc_removes_a_crashed_supervisors_cgroup_and_log() {
         Duration::from_secs(5),
         || matches!(common::process_state(init), None | Some('Z')).then_some(()),
     );
+    // The container goes with the supervisor's main thread; the log's lock
+    // with its last thread (the log's pump), which `gc` waits for only
+    // briefly before it takes the log for a starting run's.
+    eventually(
+        "the crashed supervisor's log lock free",
+        Duration::from_secs(5),
+        || {
+            ns.sh("flock -n -s /run/supervisor/logs/c.lock true")
+                .status
+                .success()
+                .then_some(())
+        },
+    );
     for path in &paths {
         assert!(path.is_dir(), "a crash leaves {}", path.display());
     }

@@ -9,6 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::container::until_listening;
 use common::{HostNs, stderr, stdout, wait_ready};
 
 /// Runs `supervisor run --network none ARGS…` in `ns` and returns its output.
@@ -433,14 +434,11 @@ fn network_none_has_only_lo_and_it_is_up() {
         &["cat", "/sys/class/net/lo/operstate", "/proc/net/if_inet6"],
     );
     assert!(out.status.success());
-    let out = run(
-        &ns,
-        &[
-            "sh",
-            "-c",
-            "nc -l -p 7000 & sleep 0.2; echo ping | nc -N 127.0.0.1 7000",
-        ],
+    let script = format!(
+        "nc -l -p 7000 & {}; echo ping | nc -N 127.0.0.1 7000",
+        until_listening(7000)
     );
+    let out = run(&ns, &["sh", "-c", &script]);
     assert_eq!(
         stdout(&out).trim(),
         "ping",
@@ -613,14 +611,12 @@ fn process_state(pid: impl std::fmt::Display) -> Option<char> {
     stat.rsplit(')').next()?.trim_start().chars().next()
 }
 
-/// Zombie children of the container's PID 1, as the host sees them.
-fn zombies_under(pid1: u32) -> usize {
+/// The states of the children of the container's PID 1, as the host sees
+/// them.
+fn children_of(pid1: u32) -> Vec<Option<char>> {
     let children =
         std::fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children")).unwrap_or_default();
-    children
-        .split_whitespace()
-        .filter(|c| process_state(c) == Some('Z'))
-        .count()
+    children.split_whitespace().map(process_state).collect()
 }
 
 #[test]
@@ -629,18 +625,28 @@ fn init_reaps_an_orphaned_grandchild() {
         return;
     };
     // The inner sh exits at once, orphaning `sleep 0.1`, which re-parents to
-    // PID 1 and exits. `exec sleep` makes sure the command never reaps it.
+    // PID 1 (before "ready") and exits. `exec sleep` makes sure the command
+    // never reaps it. Without init it stays a zombie under PID 1, the
+    // command itself; init reaps it, and keeps only the command as its
+    // child. Waited for: the orphan's 0.1 s can take longer on a busy
+    // machine.
     let script = "sh -c 'sleep 0.1 &'; echo ready; exec sleep 100";
-    for (init, expected_zombies) in [("--init=false", 1), ("--init=true", 0)] {
+    type End = fn(&[Option<char>]) -> bool;
+    let zombie: End = |children| children == [Some('Z')];
+    let reaped: End = |children| children.len() == 1 && children[0] != Some('Z');
+    for (init, end) in [("--init=false", zombie), ("--init=true", reaped)] {
         let mut args = vec![init];
         args.extend(["sh", "-c", script]);
         let (mut child, _out) = start(&ns, &args);
         let pid1 = container_pid(child.id());
-        std::thread::sleep(Duration::from_millis(500));
-        let zombies = zombies_under(pid1);
-        signal(container_pid(child.id()), libc::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !end(&children_of(pid1)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let children = children_of(pid1);
+        signal(pid1, libc::SIGKILL);
         child.wait().unwrap();
-        assert_eq!(zombies, expected_zombies, "init={init}");
+        assert!(end(&children), "init={init}: PID 1's children {children:?}");
     }
 }
 

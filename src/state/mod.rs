@@ -745,17 +745,45 @@ impl Registration {
     /// marker, if any, goes first, under the lock (see `markers`). An
     /// exited record is written first, under the lock, so the name is
     /// never without either.
-    pub fn remove(mut self) -> Result<(), Error> {
+    pub fn remove(self) -> Result<(), Error> {
+        self.remove_releasing(())
+    }
+
+    /// [`Registration::remove`], letting go of `held` last. An exited
+    /// record replaces the live one under the lock, and `held` goes before
+    /// the lock: whoever takes the lock (`rm`, `gc`) and finds the exited
+    /// record finds `held` gone too, and whoever waits for `held` to go
+    /// finds the exited record and no live one (`run -d` holds its log's
+    /// writer, whose lock `rm` and `gc` take for a new run's, and whose
+    /// end `logs -f` waits for).
+    pub fn remove_releasing<T>(mut self, held: T) -> Result<(), Error> {
         self.removed = true;
+        let Some(exited) = self.exited.take() else {
+            self.unmark()?;
+            file::remove(&self.store.path_of(&self.record.name))?;
+            drop(held);
+            return Ok(());
+        };
         // One that cannot be written still lets the live record go: left,
         // it would show a dead container.
-        let exited = self.exited.take().map_or(Ok(()), |exited| {
-            let _lock = self.store.lock()?;
-            self.store.exited.write(&exited)
+        let (lock, written) = match self.store.lock() {
+            Ok(lock) => {
+                let written = self.store.exited.write(&exited);
+                (Some(lock), written)
+            }
+            Err(err) => (None, Err(err)),
+        };
+        let unmarked = match lock {
+            Some(_) => self.store.unmark(&self.record),
+            None => self.unmark(),
+        };
+        let removed = unmarked.and_then(|()| {
+            file::remove(&self.store.path_of(&self.record.name))?;
+            Ok(())
         });
-        self.unmark()?;
-        file::remove(&self.store.path_of(&self.record.name))?;
-        exited
+        drop(held);
+        drop(lock);
+        removed.and(written)
     }
 
     fn unmark(&self) -> Result<(), Error> {
@@ -843,6 +871,36 @@ mod tests {
         assert!(
             store.get("blocked").is_none(),
             "the live record went all the same"
+        );
+        cleanup(&store);
+    }
+
+    /// What `remove_releasing` lets go of: when it goes, the exited record
+    /// has replaced the live one and the store's lock is still held.
+    struct Held<'a>(&'a Store, &'a std::cell::Cell<Option<(bool, bool, bool)>>);
+
+    impl Drop for Held<'_> {
+        fn drop(&mut self) {
+            let lock = fs::File::open(self.0.dir().join(".lock")).unwrap();
+            let locked =
+                nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err();
+            let exited = self.0.exited().get("job").is_some();
+            self.1
+                .set(Some((exited, self.0.get("job").is_none(), locked)));
+        }
+    }
+
+    #[test]
+    fn what_an_exited_record_releases_goes_after_the_live_record_under_the_lock() {
+        let store = temp_store("exited-releasing");
+        let (mut registration, _) = store.claim(mine("job", "aaa")).unwrap();
+        registration.exited_with(3);
+        let seen = std::cell::Cell::new(None);
+        registration.remove_releasing(Held(&store, &seen)).unwrap();
+        assert_eq!(
+            seen.get(),
+            Some((true, true, true)),
+            "(exited record there, live one gone, store locked)"
         );
         cleanup(&store);
     }

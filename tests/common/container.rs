@@ -129,9 +129,34 @@ impl Drop for Background {
     }
 }
 
-/// Serves `from-NAME` to every TCP connection on `port`.
+/// Serves `from-NAME` to every TCP connection on `port`. Never once only:
+/// a client can connect before `echo` has written into nc's stdin, and
+/// nc then ends, nothing sent, at the client's shutdown (`nc -N`); a
+/// client retrying (the server may not listen yet) would then find no
+/// server for good.
 pub fn serve_tcp(name: &str, port: u16) -> String {
     format!("while :; do echo from-{name} | nc -n -l -p {port} -N >/dev/null 2>&1; done")
+}
+
+/// A shell command that waits until something listens on TCP `port` in
+/// its network namespace, for at most 10 s (then it fails): what a client
+/// started after a server's `&` waits for, where a sleep only guesses.
+pub fn until_listening(port: u16) -> String {
+    until_bound("tcp", port, "0A")
+}
+
+/// [`until_listening`] for a UDP socket bound to `port`.
+pub fn until_bound_udp(port: u16) -> String {
+    until_bound("udp", port, "07")
+}
+
+/// Waits for a socket on local `port` in `state` (the kernel's TCP_*
+/// number, hex) with no peer, in /proc/net/TABLE or TABLE6.
+fn until_bound(table: &str, port: u16, state: &str) -> String {
+    format!(
+        "i=0; until grep -qE ':{port:04X} [0:]+ {state} ' /proc/net/{table} /proc/net/{table}6 2>/dev/null; \
+         do i=$((i+1)); [ $i -lt 1000 ] || exit 9; sleep 0.01; done"
+    )
 }
 
 /// Asks `addr:port` over TCP from a shell runner; the reply, or "" when
