@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::container::{
     Background, Container, answers, ask, connects, host, inside, outside, refused, until_listening,
 };
-use common::{HostNs, leases, stderr, stdout, wait_for_no_veth};
+use common::{HostNs, eventually, leases, stderr, stdout, wait_for_no_veth};
 
 const GATEWAY6: &str = "fd53:7570:6572::1";
 
