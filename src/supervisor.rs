@@ -565,12 +565,9 @@ impl BridgeNet {
     /// Deletes the veth pair when containers that joined this one's network
     /// still run: their processes keep the namespace, and with it the pair
     /// and the address, alive after ours is gone. They are left with lo,
-    /// as docker leaves them. Read after the container's command has
-    /// exited: one that joined before saw a live namespace, so its record
-    /// and marker are there (both are written before its clone3). One that
-    /// joins while the init exits still finds the namespace, and is not
-    /// read: the pair's removal after our exit (see `Attachment::removal`)
-    /// is then what takes it out of that namespace. Read from this
+    /// as docker leaves them. Read after the container's exit: one that
+    /// joined before it saw a live namespace, so its record and marker
+    /// are there (both are written before its clone3). Read from this
     /// container's markers alone (see `state::joins`), so it costs the same
     /// however many containers run.
     async fn unplug_if_shared(&self, spec: &RunSpec) {
@@ -995,8 +992,6 @@ async fn lifecycle<H>(
     let outcome = match released {
         Ok(()) => {
             phase("startup", started);
-            // First, while a short command surely still runs.
-            let command = container.command();
             // Before `ready`, so `run -d` still prints it where the user
             // sees it.
             if let Some(net) = &network {
@@ -1017,15 +1012,9 @@ async fn lifecycle<H>(
                 slow_closes.extend(netlink::procfs::to_close());
             }
             pause_at("running");
-            supervise(
-                &container,
-                command.as_ref(),
-                &mut signals,
-                spec.stop_timeout,
-                spec.init,
-            )
-            .await
-            .map_err(Error::Wait)
+            supervise(&container, &mut signals, spec.stop_timeout, spec.init)
+                .await
+                .map_err(Error::Wait)
         }
         Err(err) => {
             // The child has exited with 125/126/127: reap it.
@@ -1043,11 +1032,6 @@ async fn lifecycle<H>(
     // Its sockets are the reservations' too: the ports stay held until
     // teardown gives them back.
     proxies.shutdown().await;
-    // While the init reaps the command and exits, when the command's exit
-    // came first (see `Container::command`): all but the cgroup and the
-    // record needs only the command gone. The init's exit (0.1 ms, the
-    // kernel tearing down its copy of our memory) runs meanwhile, where
-    // it would otherwise come before all of it.
     if let Some(net) = &network {
         net.unplug_if_shared(&spec).await;
     }
@@ -1055,11 +1039,6 @@ async fn lifecycle<H>(
     let mut left = timed("teardown", || {
         teardown(network, publication, slow_closes, files, reservations)
     });
-    let outcome = match outcome {
-        Ok(Ended::Reaped(status)) => Ok(status),
-        Ok(Ended::CommandExited) => container.pidfd().wait().await.map_err(Error::Wait),
-        Err(err) => Err(err),
-    };
     let oom_kills = cgroup.as_ref().and_then(Cgroup::oom_kills).unwrap_or(0);
     // A detached container's end is shown by `ps -a` until `rm` or `gc`;
     // one that never ran leaves nothing (its caller heard why).
@@ -1191,44 +1170,24 @@ fn teardown(
     left
 }
 
-/// How `supervise` saw the container end.
-enum Ended {
-    /// Its PID 1 exited, and was reaped.
-    Reaped(ExitStatus),
-    /// The init's command exited (see `Container::command`): the init
-    /// reaps it and exits with its status, which its pidfd gives.
-    CommandExited,
-}
-
 /// Waits for the container to end, forwarding signals. SIGINT and SIGTERM
 /// start the stop timeout, after which the container is killed: its
 /// command may handle or ignore them (and without the init, as PID 1, it
 /// ignores any it has no handler for). A second one kills at once.
 async fn supervise(
     container: &Container,
-    command: Option<&Pidfd>,
     signals: &mut Signals,
     stop_timeout: Duration,
     init: bool,
-) -> io::Result<Ended> {
+) -> io::Result<ExitStatus> {
     let pidfd = container.pidfd();
     let exit = pidfd.wait();
     tokio::pin!(exit);
-    // Without the command's pidfd, or when it cannot be waited on, the
-    // init's exit alone ends the wait.
-    let command_exit = async {
-        match command {
-            Some(command) if command.exited().await.is_ok() => {}
-            _ => std::future::pending().await,
-        }
-    };
-    tokio::pin!(command_exit);
     let mut kill_at: Option<Pin<Box<Sleep>>> = None;
     let mut stopped_by = libc::SIGTERM;
     loop {
         tokio::select! {
-            status = &mut exit => return status.map(Ended::Reaped),
-            () = &mut command_exit => return Ok(Ended::CommandExited),
+            status = &mut exit => return status,
             signal = signals.recv() => {
                 let signal = signal?;
                 let stop = signal == libc::SIGINT || signal == libc::SIGTERM;

@@ -267,8 +267,6 @@ pub struct Container {
     /// then kept for `netns` until `release`.
     netns: Netns,
     report: Option<OwnedFd>,
-    /// Whether PID 1 is our init, with the command its child.
-    init: bool,
     command: String,
     /// To name the mount that failed.
     mounts: MountPlan,
@@ -351,7 +349,6 @@ impl Container {
                     setting_up: false,
                     netns,
                     report: Some(report_read),
-                    init: config.init,
                     command: config.command[0].to_string_lossy().into_owned(),
                     mounts: config.confinement.mounts.clone(),
                 };
@@ -474,35 +471,6 @@ impl Container {
             Some(stage) => SpawnError::Setup { stage, source },
             None => SpawnError::Release(source),
         })
-    }
-
-    /// The init's command, not reaped yet: its pidfd turns readable when
-    /// it exits (see `Pidfd::exited`), as the init's wait does, before the
-    /// init has reaped it and exited in turn. The init's exit (the kernel
-    /// tears down its copy of our memory, 0.1 ms) then runs beside the
-    /// caller's teardown, rather than before it. None without the init,
-    /// once the init has reaped the command, or without /proc's
-    /// `children` (CONFIG_PROC_CHILDREN) or PIDFD_GET_INFO (Linux 6.13):
-    /// the init's exit is the end then.
-    ///
-    /// The command is the init's first child, first in the list: the
-    /// orphans the init adopts come after it. Only a command already
-    /// reaped could leave one of them first, or its pid to a newcomer;
-    /// either way the container is ending by then, which is all its exit
-    /// may say.
-    pub fn command(&self) -> Option<Pidfd> {
-        if !self.init {
-            return None;
-        }
-        let path = format!("/proc/{0}/task/{0}/children", self.pid);
-        let mut first = [0u8; 32];
-        let read = std::fs::File::open(path).and_then(|mut f| io::Read::read(&mut f, &mut first));
-        let text = std::str::from_utf8(&first[..read.ok()?]).ok()?;
-        let pid = text.split_whitespace().next()?.parse().ok()?;
-        let command = Pidfd::open(pid).ok()?;
-        // Only our init's child, should this /proc be another pid
-        // namespace's: a stranger's exit must never end the container.
-        (command.parent() == Some(self.pid)).then_some(command)
     }
 
     /// Kills a container that never got released (setup failed) and reaps it.

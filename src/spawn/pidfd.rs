@@ -94,39 +94,6 @@ impl Pidfd {
         Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
     }
 
-    /// The pid of the process's parent, in our pid namespace
-    /// (PIDFD_GET_INFO, Linux 6.13); None when the kernel cannot say, or
-    /// the process is gone (reaped).
-    pub fn parent(&self) -> Option<libc::pid_t> {
-        /// struct pidfd_info as of Linux 6.13 (PIDFD_INFO_SIZE_VER0): the
-        /// kernel fills what both it and we know of.
-        #[repr(C)]
-        #[derive(Default)]
-        struct PidfdInfo {
-            mask: u64,
-            cgroupid: u64,
-            pid: u32,
-            tgid: u32,
-            ppid: u32,
-            ids: [u32; 8],
-            spare: u32,
-        }
-        const PIDFD_INFO_PID: u64 = 1;
-        // _IOWR(PIDFS_IOCTL_MAGIC, 11, struct pidfd_info) from <linux/pidfd.h>.
-        const PIDFD_GET_INFO: libc::c_ulong =
-            0xc000_ff0b | ((std::mem::size_of::<PidfdInfo>() as libc::c_ulong) << 16);
-        let mut info = PidfdInfo {
-            mask: PIDFD_INFO_PID,
-            ..PidfdInfo::default()
-        };
-        // SAFETY: the ioctl writes at most the size its number encodes, the
-        // size of `info`, which lives on our stack through the call.
-        let ret = unsafe { libc::ioctl(self.fd.as_raw_fd(), PIDFD_GET_INFO as _, &mut info) };
-        (ret == 0 && info.mask & PIDFD_INFO_PID != 0)
-            .then(|| libc::pid_t::try_from(info.ppid).ok())
-            .flatten()
-    }
-
     /// Waits until the process exits (the pidfd turns readable), then reaps it.
     pub async fn wait(&self) -> io::Result<ExitStatus> {
         let async_fd = self.registered()?;
@@ -205,22 +172,6 @@ mod tests {
         let process = Process::of(child.id()).unwrap();
         child.wait().unwrap();
         assert!(Pidfd::of(&process).unwrap().is_none());
-    }
-
-    #[test]
-    fn a_pidfd_names_its_processs_parent() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("10")
-            .spawn()
-            .unwrap();
-        let pidfd = Pidfd::open(child.id() as libc::pid_t).unwrap();
-        let parent = pidfd.parent();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        // SAFETY: getpid cannot fail.
-        assert_eq!(parent, Some(unsafe { libc::getpid() }));
-        // Reaped, it has none to name.
-        assert_eq!(pidfd.parent(), None);
     }
 
     #[test]
