@@ -426,6 +426,11 @@ fn a_host_range_takes_its_first_port_free_on_every_family_and_is_picked_again_wi
                         .iter()
                         .all(|m| m.host_range == Some((8000, 8003)))
                 );
+                // Picked again on the range's last port: none left after
+                // it, and never back to 8001, free of sockets again but
+                // rejected before (it would alternate until the attempts
+                // ran out).
+                assert!(!held.repick(protocol, 8003).unwrap());
             }
         },
     );

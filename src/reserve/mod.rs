@@ -255,6 +255,15 @@ impl Reservations {
         let same: Vec<usize> = (0..self.held.len())
             .filter(|&i| self.held[i].asked == group)
             .collect();
+        // A range goes on after the rejected port: every port before it
+        // was held when it was picked, and the sockets of ports rejected
+        // earlier are gone, so starting over would pick one of them again.
+        let range = found.mapping.host_range;
+        let after = match range {
+            Some((_, last)) if port < last => Some((port + 1, last)),
+            Some(_) => return Ok(false),
+            None => None,
+        };
         let asked = PortMapping {
             host_port: None,
             // Both families from one mapping: a pair again.
@@ -263,11 +272,15 @@ impl Reservations {
             } else {
                 found.mapping.host_ip
             },
+            host_range: after,
             ..found.mapping
         };
         let new = reserve(&asked, Families::DualStack, Use::Keep, Some(&|_| None))?;
         for (i, (mapping, socket)) in same.into_iter().zip(new) {
-            self.held[i].mapping = mapping;
+            self.held[i].mapping = PortMapping {
+                host_range: range,
+                ..mapping
+            };
             self.held[i].socket = socket;
         }
         Ok(true)
