@@ -588,29 +588,26 @@ impl BridgeNet {
     }
 
     /// Takes the container's ports out in one batch and forgets their
-    /// connections, going on past a failure; `release` does the rest.
-    fn unpublish(&self, publication: &Publication, left: &mut Leftovers) {
-        let t = Instant::now();
-        let unpublished = self.firewall.unpublish_ports(publication);
-        left.check(|| "removing its published ports".into(), unpublished);
-        phase("unpublish batch", t);
-        let forgotten = apply::forget_udp(&self.firewall, publication, Some(publication.address));
-        left.check(|| "forgetting its UDP connections".into(), forgotten);
-    }
-
-    /// After `unpublish`: takes the container's generation out of the live
-    /// ones (see `Firewall::unlive`), then gives the address back, and only
-    /// then takes its anti-spoofing elements out (see `Firewall::unguard`).
+    /// connections, then takes its generation out of the live ones (see
+    /// `Firewall::unlive`), then gives the address back, and only then
+    /// takes its anti-spoofing elements out (see `Firewall::unguard`).
     /// Goes on past each failure. Returns the firewall, for the caller to
     /// close once the host ports are given back (see `teardown`), with the
     /// veth pair's removal for its holder to do once we have exited (see
     /// `Attachment::removal`).
-    fn release(
+    fn teardown(
         self,
         publication: Option<Publication>,
         left: &mut Leftovers,
     ) -> (Firewall, Option<AfterExit>) {
         if let Some(publication) = &publication {
+            let t = Instant::now();
+            let unpublished = self.firewall.unpublish_ports(publication);
+            left.check(|| "removing its published ports".into(), unpublished);
+            phase("unpublish batch", t);
+            let forgotten =
+                apply::forget_udp(&self.firewall, publication, Some(publication.address));
+            left.check(|| "forgetting its UDP connections".into(), forgotten);
             let t = Instant::now();
             let unlived = self.firewall.unlive(publication);
             left.check(|| "removing its live generation".into(), unlived);
@@ -955,8 +952,7 @@ async fn lifecycle<H>(
             }
             if let (Some(net), Some(publication)) = (network, publication) {
                 let mut left = Leftovers::default();
-                net.unpublish(&publication, &mut left);
-                let (firewall, removal) = net.release(Some(publication), &mut left);
+                let (firewall, removal) = net.teardown(Some(publication), &mut left);
                 drop(reservations);
                 firewall.close_with(Vec::new(), removal);
                 left.report();
@@ -1036,23 +1032,23 @@ async fn lifecycle<H>(
         net.unplug_if_shared(&spec).await;
     }
     let files = joined.is_none().then_some(&files);
-    let mut left = timed("teardown", || {
-        teardown(network, publication, slow_closes, files, reservations)
-    });
     let oom_kills = cgroup.as_ref().and_then(Cgroup::oom_kills).unwrap_or(0);
     // A detached container's end is shown by `ps -a` until `rm` or `gc`;
     // one that never ran leaves nothing (its caller heard why).
     if let (true, Ok(status)) = (spec.detached, &outcome) {
         registration.exited_with(status.code());
     }
-    // Its processes are gone: the container's PID 1 has been reaped, and
-    // every other process of its pid namespace went before it.
-    if let Some(cgroup) = cgroup {
-        let paths = cgroup.paths().to_vec();
-        let removed = cgroup.remove();
-        left.check(|| format!("removing its cgroup {paths:?}"), removed);
-    }
-    left.report();
+    timed("teardown", || {
+        teardown(
+            network,
+            publication,
+            slow_closes,
+            files,
+            reservations,
+            cgroup,
+        )
+    })
+    .report();
     let status = match outcome {
         Ok(status) => status,
         Err(err) => {
@@ -1137,23 +1133,28 @@ fn out_of_memory(spec: &RunSpec, status: ExitStatus, kills: u64) -> String {
     }
 }
 
-/// Gives back what the run holds but its cgroup and record, in order,
-/// going on past each failure; returns the failures.
+/// Gives back everything the run holds but its record, in order, going on
+/// past each failure; returns the failures.
 fn teardown(
     network: Option<BridgeNet>,
     publication: Option<Publication>,
     slow_closes: Vec<OwnedFd>,
     files: Option<&EtcFiles>,
     reservations: Reservations,
+    cgroup: Option<Cgroup>,
 ) -> Leftovers {
     let mut left = Leftovers::default();
+    // Its processes are gone: the container's PID 1 has been reaped, and
+    // every other process of its pid namespace went before it.
+    if let Some(cgroup) = cgroup {
+        let paths = cgroup.paths().to_vec();
+        let removed = cgroup.remove();
+        left.check(|| format!("removing its cgroup {paths:?}"), removed);
+    }
     // The veth pair goes with the container's namespace, which the network
     // holds until its elements are gone, or after our exit (see
     // `Attachment::removal`) when something else still holds it.
-    if let (Some(net), Some(publication)) = (&network, &publication) {
-        net.unpublish(publication, &mut left);
-    }
-    let firewall = network.map(|net| net.release(publication, &mut left));
+    let firewall = network.map(|net| net.teardown(publication, &mut left));
     if let Some(files) = files {
         let removed = files.remove();
         left.check(|| format!("removing {}", files.dir().display()), removed);
