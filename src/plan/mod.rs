@@ -295,13 +295,13 @@ pub fn ports(mappings: &[PortMapping], snapshot: &Snapshot) -> Result<Vec<Port>,
     let span = u64::from(high.saturating_sub(low)) + 1;
     let mut decided: Vec<Port> = Vec::with_capacity(mappings.len());
     for (i, m) in mappings.iter().enumerate() {
+        // The IPv6 half of a mapping split per family: the IPv4 half's port.
         let twin = i
             .checked_sub(1)
-            .and_then(|j| Some((mappings.get(j)?, decided.get(j)?)))
-            .filter(|(v4, _)| v4.is_split_pair(m));
+            .filter(|&j| mappings[j].is_split_pair(m))
+            .map(|j| decided[j].host_port);
         let host_port = match (m.host_port, m.host_range, twin) {
-            (Some(port), _, _) => port,
-            (None, _, Some((_, v4))) => v4.host_port,
+            (Some(port), _, _) | (None, _, Some(port)) => port,
             (None, Some((first, last)), None) => {
                 // Every one published: its first, which `check_elements`
                 // then refuses naming the holder.
