@@ -11,8 +11,6 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{Handle, LinkGetRequest, LinkUnspec};
 
-#[cfg(test)]
-use super::direct::Direct;
 use super::{Error, is_errno};
 
 /// The kernel's limit: IFNAMSIZ less the terminating NUL.
@@ -211,16 +209,6 @@ pub(crate) async fn by_name(handle: &Handle, name: &str) -> Result<Option<Link>,
     )
 }
 
-/// [`by_name`], answered on the spot (see `direct`).
-#[cfg(test)]
-pub(crate) fn by_name_direct(
-    direct: &mut super::direct::Direct,
-    name: &str,
-) -> Result<Option<Link>, Error> {
-    let answers = direct.ask(lookup_by_name(name), false);
-    from_lookup(answers, name)
-}
-
 /// The lookup of link `name`, to be answered on the spot (see `direct`
 /// and `Direct::ask_all`).
 pub(crate) fn lookup_by_name(name: &str) -> RouteNetlinkMessage {
@@ -284,8 +272,14 @@ pub(crate) async fn set_up(handle: &Handle, index: u32, name: &str) -> Result<()
 
 #[cfg(test)]
 mod tests {
+    use super::super::direct::Direct;
     use super::*;
     use rtnetlink::packet_route::link::{AfSpecInet6, AfSpecUnspec};
+
+    /// [`by_name`], answered on the spot (see `direct`).
+    fn by_name_direct(direct: &mut Direct, name: &str) -> Result<Option<Link>, Error> {
+        from_lookup(direct.ask(lookup_by_name(name), false), name)
+    }
 
     /// Whether `message` carries the link's IPv6 counters, the statistics
     /// a mask of RTEXT_FILTER_SKIP_STATS leaves out on every kernel.
