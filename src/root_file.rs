@@ -12,9 +12,7 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
-
-use crate::regular_file;
+use crate::{regular_file, root_path};
 
 /// Far more than any passwd or group file holds.
 pub const MAX_BYTES: usize = 4 << 20;
@@ -77,11 +75,7 @@ fn open_inside(root: &Path, path: &Path) -> io::Result<std::os::fd::OwnedFd> {
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
         .open(root)?;
-    let relative = path.strip_prefix("/").unwrap_or(path);
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    Ok(nix::fcntl::openat2(&dir, relative, how)?)
+    Ok(root_path::locate(std::os::fd::AsFd::as_fd(&dir), path)?)
 }
 
 #[cfg(test)]

@@ -114,15 +114,7 @@ impl Root {
     /// PATH (resolved) opened again from the root, by the kernel, with
     /// every link resolved inside the root as the child does.
     fn reopen(&self, path: &Path) -> nix::Result<OwnedFd> {
-        let path = if path.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            path
-        };
-        let how = OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        nix::fcntl::openat2(&self.dir, path, how)
+        locate(self.dir.as_fd(), path)
     }
 
     /// PATH resolved inside the root as the kernel would with the root as
@@ -174,6 +166,22 @@ impl Root {
 }
 
 /// The handle of the last name HELD, the root's when none is.
+/// `path` located (`O_PATH`: nothing opened) by the kernel with `root`
+/// as `/` for every step of its resolution: links resolved inside it,
+/// `..` never above it, no magic links. The empty path is the root.
+pub fn locate(root: BorrowedFd, path: &Path) -> nix::Result<OwnedFd> {
+    let relative = path.strip_prefix("/").unwrap_or(path);
+    let relative = if relative.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        relative
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    nix::fcntl::openat2(root, relative, how)
+}
+
 fn last<'a>(held: &'a [(OsString, OwnedFd)], root: &'a OwnedFd) -> BorrowedFd<'a> {
     held.last().map_or(root.as_fd(), |(_, fd)| fd.as_fd())
 }
