@@ -271,10 +271,6 @@ impl Filesystem {
         etc: impl Iterator<Item = (PathBuf, PathBuf)>,
     ) -> Result<MountPlan, PrepareError> {
         let mut plan = MountPlan::default();
-        let nul = |path: String| PrepareError {
-            path: path.into(),
-            reason: "contains a NUL byte".into(),
-        };
         match &self.root {
             Root::Host { writable: true } => {
                 for (source, target) in etc {
@@ -353,12 +349,7 @@ impl Filesystem {
         slots: &[usize],
     ) -> Result<(), PrepareError> {
         self.user_mounts(plan, None, slots)?;
-        plan.proc(
-            Target::path(Path::new("/proc")).map_err(|path| PrepareError {
-                path: path.into(),
-                reason: "contains a NUL byte".into(),
-            })?,
-        );
+        plan.proc(Target::path(Path::new("/proc")).map_err(nul)?);
         if system_paths {
             plan.protect_kernel(true);
         }
@@ -374,10 +365,6 @@ impl Filesystem {
         root: Option<(&Path, &root_path::Root)>,
         slots: &[usize],
     ) -> Result<(), PrepareError> {
-        let nul = |path: String| PrepareError {
-            path: path.into(),
-            reason: "contains a NUL byte".into(),
-        };
         let mut inside = |target: &Path, dir: bool| match root {
             Some((root, handle)) => Ok(Made::Inside(make_inside(handle, root, target, dir)?)),
             None => {
@@ -478,6 +465,14 @@ fn check_in_rootfs(root: &Path, target: &Path, dir: bool) -> Result<(), String> 
             kind(dir)
         )),
         _ => Ok(()),
+    }
+}
+
+/// A path the mount plan cannot take, named.
+fn nul(path: String) -> PrepareError {
+    PrepareError {
+        path: path.into(),
+        reason: "contains a NUL byte".into(),
     }
 }
 
