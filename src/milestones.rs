@@ -36,8 +36,11 @@
 //! lost on the PID 1 of a namespace) nor read the environment: with
 //! `SUPERVISOR_TEST_PAUSE_AT=POINT:FIFO`, it opens FIFO and reads it to its
 //! end, so a test holds it there by opening the FIFO for writing (which
-//! returns once the child is there) and lets it go by closing it. Point:
-//! `dev-mounted`, /dev's tmpfs is mounted, nothing made in it yet.
+//! returns once the child is there) and lets it go by closing it. Points:
+//! `root-bound`, a `--rootfs` is bound onto itself, nothing mounted in it
+//! yet; `proc-mounted`, the fresh proc is mounted, not yet protected;
+//! `dev-mounted`, /dev's tmpfs is mounted, nothing made in it yet;
+//! `sys-mounted`, the fresh sysfs is mounted, not yet masked.
 //!
 //! And in a CNI ADD: `lent`, the engine namespace's IPv6 defaults are lent
 //! (see `netlink::lent`), its interface not yet made.

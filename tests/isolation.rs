@@ -889,6 +889,49 @@ fn a_mount_point_swapped_for_a_link_after_it_was_made_has_the_volume_mounted_on_
     let _ = std::fs::remove_dir_all(&shared);
 }
 
+/// `supervisor run ARGS…` whose container's child is held at the child's
+/// fault point `point` (on a FIFO: it cannot stop itself) while `swap`
+/// runs, then to its end.
+fn run_holding_child_at(ns: &HostNs, point: &str, args: &[&str], swap: impl FnOnce()) -> Output {
+    let fifo = scratch(&format!("{point}-fifo")).join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let mut supervisor = ns
+        .supervisor()
+        .env(
+            "SUPERVISOR_TEST_PAUSE_AT",
+            format!("{point}:{}", fifo.display()),
+        )
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    // Opens once the child is there (ENXIO before): it waits until this
+    // is closed.
+    let held = common::eventually(
+        &format!("the container's child at {point}"),
+        Duration::from_secs(30),
+        || {
+            use std::os::unix::fs::OpenOptionsExt;
+            let open = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo);
+            if open.is_err() && supervisor.try_wait().expect("try_wait").is_some() {
+                panic!("the supervisor ended before {point}");
+            }
+            open.ok()
+        },
+    );
+    swap();
+    drop(held);
+    let out = supervisor.wait_with_output().expect("the supervisor's end");
+    let _ = std::fs::remove_dir_all(fifo.parent().unwrap());
+    out
+}
+
 /// /dev swapped for a link to the host once the child has mounted its
 /// tmpfs there (held at `dev-mounted` on a FIFO), before it fills it: the
 /// device nodes, directories and links go in that tmpfs, never on the host.
@@ -900,47 +943,125 @@ fn a_dev_swapped_for_a_link_to_the_host_once_its_tmpfs_is_mounted_has_nothing_ma
         return;
     };
     let host = scratch("dev-race-host");
-    let fifo = scratch("dev-race-fifo").join("fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
     let rootfs = rootfs_with_mount_points("dev-race");
-    let mut supervisor = ns
-        .supervisor()
-        .env(
-            "SUPERVISOR_TEST_PAUSE_AT",
-            format!("dev-mounted:{}", fifo.display()),
-        )
-        .args(["run", "--network", "none", "--rootfs", rootfs.path()])
-        .args(["--", "true"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn supervisor");
-    // Opens once the child is there (ENXIO before): it waits until this
-    // is closed.
-    let held = common::eventually(
-        "the container's child at dev-mounted",
-        Duration::from_secs(30),
-        || {
-            use std::os::unix::fs::OpenOptionsExt;
-            let open = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&fifo);
-            if open.is_err() && supervisor.try_wait().expect("try_wait").is_some() {
-                panic!("the supervisor ended before dev-mounted");
-            }
-            open.ok()
-        },
-    );
-    swap_for_link(&rootfs.dir.join("dev"), &host);
-    drop(held);
-    let out = supervisor.wait_with_output().expect("the supervisor's end");
+    let args = ["--network", "none", "--rootfs", rootfs.path(), "--", "true"];
+    let out = run_holding_child_at(&ns, "dev-mounted", &args, || {
+        swap_for_link(&rootfs.dir.join("dev"), &host)
+    });
     let on_host: Vec<_> = std::fs::read_dir(&host)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(on_host.is_empty(), "{on_host:?}: {}", stderr(&out));
     let _ = std::fs::remove_dir_all(&host);
-    let _ = std::fs::remove_dir_all(fifo.parent().unwrap());
+}
+
+/// What `script` prints in a container of `rootfs` without network, its
+/// child held at `point` while `swap` runs; its status and stderr when it
+/// fails.
+fn sh_held_at(
+    ns: &HostNs,
+    point: &str,
+    rootfs: &Rootfs,
+    script: &str,
+    swap: impl FnOnce(),
+) -> String {
+    let args = [
+        "--network",
+        "none",
+        "--rootfs",
+        rootfs.path(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    let out = run_holding_child_at(ns, point, &args, swap);
+    if out.status.success() {
+        common::stdout(&out)
+    } else {
+        format!("{}: {}", out.status, stderr(&out))
+    }
+}
+
+/// What another writer of the rootfs does once a kernel filesystem is
+/// mounted on `dir`: `dir` moved aside (the mount goes along), a plain
+/// directory with plain `names` in its place, for the protections to land
+/// on if they went by path.
+fn move_aside_for_decoy(dir: &Path, names: &[&str]) {
+    std::fs::rename(dir, dir.with_extension("old")).unwrap();
+    for name in names {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+    }
+}
+
+/// The container's procfs moved aside once mounted (held at
+/// `proc-mounted`), a decoy `proc/sys` in its place: docker's protections
+/// still land on the procfs the child mounted, wherever it now is. Its
+/// `sys` is read-only (opened for appending, never written: a sysctl of
+/// the container's own UTS namespace all the same) and its `interrupts`
+/// masked.
+#[test]
+fn a_proc_moved_aside_once_mounted_keeps_its_sys_read_only_and_its_masks() {
+    let Some(ns) =
+        HostNs::new("a_proc_moved_aside_once_mounted_keeps_its_sys_read_only_and_its_masks")
+    else {
+        return;
+    };
+    let rootfs = rootfs_with_mount_points("proc-race");
+    let script = "(exec 3>>/proc.old/sys/kernel/hostname) 2>/dev/null \
+        && echo 'sys writable' || echo 'sys read-only'
+        echo \"interrupts: $(wc -c </proc.old/interrupts) bytes\"";
+    let out = sh_held_at(&ns, "proc-mounted", &rootfs, script, || {
+        move_aside_for_decoy(&rootfs.dir.join("proc"), &["sys"])
+    });
+    assert_eq!(out, "sys read-only\ninterrupts: 0 bytes\n");
+}
+
+/// The same for the fresh sysfs (held at `sys-mounted`, a decoy
+/// `sys/firmware` in its place): its `firmware` is masked, an empty
+/// directory, wherever it now is.
+#[test]
+fn a_sys_moved_aside_once_mounted_keeps_its_masks() {
+    let Some(ns) = HostNs::new("a_sys_moved_aside_once_mounted_keeps_its_masks") else {
+        return;
+    };
+    let rootfs = rootfs_with_mount_points("sys-race");
+    let script = "echo \"firmware: $(ls -A /sys.old/firmware | wc -l) entries\"";
+    let out = sh_held_at(&ns, "sys-mounted", &rootfs, script, || {
+        move_aside_for_decoy(&rootfs.dir.join("sys"), &["firmware", "fs/cgroup"])
+    });
+    assert_eq!(out, "firmware: 0 entries\n");
+}
+
+/// The rootfs swapped for a link to a mount of the host's once the child
+/// has bound it onto itself (held at `root-bound`): the container's root
+/// is still that bind, entered through its handle, never where the link
+/// leads (a pivot_root by path went there, and failed: EBUSY).
+#[test]
+fn a_rootfs_swapped_for_a_link_to_a_host_mount_once_bound_is_still_the_containers_root() {
+    let Some(ns) = HostNs::new(
+        "a_rootfs_swapped_for_a_link_to_a_host_mount_once_bound_is_still_the_containers_root",
+    ) else {
+        return;
+    };
+    let host = scratch("root-race-host");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &host,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    std::fs::write(host.join("host-mount"), "").unwrap();
+    let rootfs = rootfs_with_mount_points("root-race");
+    let script = "test -e /bin/busybox && test ! -e /host-mount && echo 'its own root'";
+    let out = sh_held_at(&ns, "root-bound", &rootfs, script, || {
+        swap_for_link(&rootfs.dir, &host)
+    });
+    let _ = nix::mount::umount2(&host, nix::mount::MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_dir_all(&host);
+    let _ = std::fs::remove_dir_all(rootfs.dir.with_extension("old"));
+    assert_eq!(out, "its own root\n");
 }

@@ -10,6 +10,10 @@
 //! so /sys/class/net lists its own interfaces, with the host's cgroup tree
 //! read-only under it. Without this, root in the container writes
 //! /proc/sys/kernel/core_pattern, which the host's kernel runs as root.
+//! So each protection goes through the handle of the proc or sysfs the
+//! child mounted, never through a path: in a `--rootfs`, another writer
+//! can move the directory a mount is on (the mount goes along) and put a
+//! decoy in its place.
 
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
@@ -18,41 +22,81 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::root_path::Found;
 
-/// /proc entries made read-only: bound over themselves, remounted read-only.
-pub const READ_ONLY: [&CStr; 5] = [
-    c"/proc/bus",
-    c"/proc/fs",
-    c"/proc/irq",
-    c"/proc/sys",
-    c"/proc/sysrq-trigger",
+/// Below the fresh proc, made read-only: a clone of each, read-only,
+/// moved over it.
+const PROC_READ_ONLY: [KernelPath; 5] = [
+    always(c"bus"),
+    always(c"fs"),
+    // The generic IRQ code's, which every architecture now uses.
+    always(c"irq"),
+    // CONFIG_PROC_SYSCTL: a kernel without it is refused, not guessed at.
+    always(c"sys"),
+    // CONFIG_MAGIC_SYSRQ (the firecracker kernels have none).
+    if_configured(c"sysrq-trigger"),
 ];
 
-/// Entries masked: /dev/null over a file, an empty read-only tmpfs over a
-/// directory. Those under /sys are masked after the fresh sysfs is mounted.
-/// Whether each is a directory is the kernel's, the same everywhere: told
-/// here rather than by a stat of each before clone3 (the run waits for
-/// those), and should a kernel disagree, each mask falls back to the other
-/// kind (`mask`, `mask_dir`).
-pub const MASKED: [(&CStr, Kind); 12] = [
-    (c"/proc/asound", Kind::Dir),
-    (c"/proc/acpi", Kind::Dir),
-    (c"/proc/interrupts", Kind::File),
-    (c"/proc/kcore", Kind::File),
-    (c"/proc/keys", Kind::File),
-    (c"/proc/latency_stats", Kind::File),
-    (c"/proc/timer_list", Kind::File),
-    (c"/proc/timer_stats", Kind::File),
-    (c"/proc/sched_debug", Kind::File),
-    (c"/proc/scsi", Kind::Dir),
-    (c"/sys/firmware", Kind::Dir),
-    (c"/sys/devices/virtual/powercap", Kind::Dir),
+/// Below the fresh proc, masked: /dev/null over a file, an empty read-only
+/// tmpfs over a directory.
+const PROC_MASKED: [KernelPath; 10] = [
+    // CONFIG_SND_PROC_FS.
+    if_configured(c"asound"),
+    // CONFIG_ACPI.
+    if_configured(c"acpi"),
+    always(c"interrupts"),
+    // CONFIG_PROC_KCORE.
+    if_configured(c"kcore"),
+    // CONFIG_KEYS.
+    if_configured(c"keys"),
+    // CONFIG_LATENCYTOP.
+    if_configured(c"latency_stats"),
+    // With the clockevents' code, config-dependent on some architectures.
+    if_configured(c"timer_list"),
+    // Gone since Linux 4.11, masked for the older kernels docker knew.
+    if_configured(c"timer_stats"),
+    // Moved to debugfs in Linux 5.13: the same.
+    if_configured(c"sched_debug"),
+    // CONFIG_SCSI_PROC_FS.
+    if_configured(c"scsi"),
 ];
 
-/// What a masked path is.
+/// Below the fresh sysfs, masked.
+const SYS_MASKED: [KernelPath; 2] = [
+    // The driver core's, on every kernel.
+    always(c"firmware"),
+    // CONFIG_POWERCAP.
+    if_configured(c"devices/virtual/powercap"),
+];
+
+/// A path below a kernel filesystem the child mounted: what the kernel
+/// alone puts there, found below that mount's handle and nowhere else.
+/// Missing is a failure unless a kernel's configuration can leave it out:
+/// then there is nothing to protect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    File,
-    Dir,
+struct KernelPath {
+    name: &'static CStr,
+    optional: bool,
+}
+
+const fn always(name: &'static CStr) -> KernelPath {
+    KernelPath {
+        name,
+        optional: false,
+    }
+}
+
+const fn if_configured(name: &'static CStr) -> KernelPath {
+    KernelPath {
+        name,
+        optional: true,
+    }
+}
+
+/// What a protection of a kernel path does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protect {
+    ReadOnly,
+    /// /dev/null over a file, an empty read-only tmpfs over a directory.
+    Mask,
 }
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -68,16 +112,25 @@ pub struct Failed {
 /// One mount the child performs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
-    /// A fresh proc for the container's pid namespace.
-    Proc(Target),
+    /// A fresh proc for the container's pid namespace, made detached
+    /// (fsopen, fsmount), moved onto `target` and held in slot `slot`: its
+    /// protections (`Kernel`) go below that handle, on this very procfs
+    /// wherever another writer of the rootfs has moved the directory it is
+    /// on (with it) and whatever it has put in its place.
+    Proc {
+        target: Target,
+        slot: usize,
+    },
     /// The host's whole tree, recursively: read-only, no devices, no setuid.
     SealHost,
     /// The container's root alone (not what is mounted under it) read-only.
     ReadOnlyRoot,
     /// DIR bound onto itself, so that it is a mount pivot_root can take,
     /// without devices or setuid: a node made with CAP_MKNOD anywhere in
-    /// it would otherwise open the host's disks. The bind is then held open
-    /// in slot `slot`, the root the targets inside it are opened from.
+    /// it would otherwise open the host's disks. DIR is opened once; the
+    /// bind is a clone of that handle's tree, moved onto it and held in
+    /// slot `slot`: the root the targets inside it are opened from, and
+    /// the one `PivotRoot` enters, whatever is renamed meanwhile.
     BindSelf {
         root: CString,
         slot: usize,
@@ -93,7 +146,7 @@ enum Step {
         slot: usize,
     },
     /// The mount held in slot `slot` (`path`) alone read-only; the slot is
-    /// closed.
+    /// kept, the source of the masks' /dev/null.
     ReadOnlyMount {
         path: CString,
         slot: usize,
@@ -139,22 +192,28 @@ enum Step {
     },
     /// A devpts instance of the container's own.
     Devpts(Target),
-    /// Into DIR with pivot_root; the old root is detached and gone.
+    /// Into DIR (the bind held by `BindSelf`, entered through its handle)
+    /// with pivot_root; the old root is detached and gone.
     PivotRoot(CString),
     /// The child waits for the FIFO's writer to close it, for a fault
     /// test (see `milestones`).
     Wait(CString),
-    ReadOnly(CString),
-    /// A file: /dev/null over it (over a directory after all, as `MaskDir`).
-    Mask(CString),
-    /// A directory: an empty read-only tmpfs (over a file after all, as
-    /// `Mask`).
-    MaskDir(CString),
-    /// A fresh read-only sysfs on `sys` with the host's cgroup tree,
-    /// read-only, on `cgroup` (inside it).
+    /// One of docker's protections of `path`, below the kernel filesystem
+    /// held in slot `slot` (the fresh proc's or sysfs's), seen at `under`.
+    Kernel {
+        slot: usize,
+        under: &'static str,
+        path: KernelPath,
+        protect: Protect,
+    },
+    /// An empty read-only tmpfs over a directory of the host's tree.
+    Hide(CString),
+    /// A fresh read-only sysfs on `sys`, made detached and held in slot
+    /// `slot` as the proc is, with the host's cgroup tree, read-only, on
+    /// its fs/cgroup.
     Sysfs {
         sys: Target,
-        cgroup: Target,
+        slot: usize,
     },
     /// A file of ours bound over a path of the host's tree (/etc/hosts…),
     /// in the container's mount namespace only.
@@ -213,18 +272,6 @@ impl Target {
             }),
         }
     }
-
-    /// NAME below this target, unchecked: inside a mount the plan made.
-    fn below(&self, name: &str) -> Target {
-        Target {
-            path: join(&self.path, name),
-            inside: self.inside.as_ref().map(|inside| Inside {
-                root: inside.root,
-                path: join(&inside.path, name),
-                object: None,
-            }),
-        }
-    }
 }
 
 /// Every mount step, in order. Built before clone3; `apply` allocates nothing.
@@ -234,6 +281,11 @@ pub struct MountPlan {
     trees: Trees,
     /// The slot of the container's own root, once bound onto itself.
     root: Option<usize>,
+    /// The slots of the fresh proc and sysfs, once planned.
+    proc: Option<usize>,
+    sys: Option<usize>,
+    /// The slot of /dev's tmpfs, once planned: the masks' /dev/null.
+    null: Option<usize>,
 }
 
 /// The file descriptors the child keeps from one step to a later one (the
@@ -249,38 +301,56 @@ impl Clone for Trees {
 }
 
 impl MountPlan {
-    /// docker's protections for /proc and /sys; the fresh /sys too when
-    /// `with_sysfs` (a container with a root of its own gets it earlier,
-    /// from `sysfs`, before pivot_root).
+    /// docker's protections for /proc and /sys, below the handles of the
+    /// fresh proc and sysfs; the fresh /sys too when `with_sysfs` (a
+    /// container with a root of its own gets it earlier, from `sysfs`,
+    /// before pivot_root). Planned before `proc` (never, by
+    /// `Filesystem::plan`), they would be below a slot never filled: they
+    /// fail (EBADF), nothing is left unprotected without a word.
     pub fn protect_kernel(&mut self, with_sysfs: bool) {
-        fn masked(prefix: &'static [u8]) -> impl Iterator<Item = Step> {
-            MASKED
-                .iter()
-                .filter(move |(p, _)| p.to_bytes().starts_with(prefix))
-                .map(|&(p, kind)| match kind {
-                    // Told apart: a failed bind costs the child 0.1 ms.
-                    Kind::Dir => Step::MaskDir(p.to_owned()),
-                    Kind::File => Step::Mask(p.to_owned()),
-                })
-        }
-        self.steps
-            .extend(READ_ONLY.iter().map(|p| Step::ReadOnly((*p).to_owned())));
-        self.steps.extend(masked(b"/proc/"));
+        let proc = self.proc.unwrap_or_else(|| self.slot());
+        self.protect(proc, "/proc", &PROC_READ_ONLY, Protect::ReadOnly);
+        self.protect(proc, "/proc", &PROC_MASKED, Protect::Mask);
         if with_sysfs {
             self.sysfs(Target::at(c"/sys".to_owned()));
         }
-        self.steps.extend(masked(b"/sys/"));
+        let sys = self.sys.unwrap_or_else(|| self.slot());
+        self.protect(sys, "/sys", &SYS_MASKED, Protect::Mask);
+    }
+
+    fn protect(&mut self, slot: usize, under: &'static str, paths: &[KernelPath], how: Protect) {
+        self.steps.extend(paths.iter().map(|&path| Step::Kernel {
+            slot,
+            under,
+            path,
+            protect: how,
+        }));
     }
 
     /// A fresh read-only sysfs on ROOT/sys, with the host's cgroup tree.
     pub fn sysfs(&mut self, sys: Target) {
-        let cgroup = sys.below("fs/cgroup");
-        self.steps.push(Step::Sysfs { sys, cgroup });
+        let slot = self.slot();
+        self.sys = Some(slot);
+        self.steps.push(Step::Sysfs { sys, slot });
+        self.held_at("sys-mounted");
     }
 
     /// A fresh proc on TARGET.
     pub fn proc(&mut self, target: Target) {
-        self.steps.push(Step::Proc(target));
+        let slot = self.slot();
+        self.proc = Some(slot);
+        self.steps.push(Step::Proc { target, slot });
+        self.held_at("proc-mounted");
+    }
+
+    /// The child held here when a fault test names `point` (see
+    /// `milestones`).
+    fn held_at(&mut self, point: &str) {
+        if let Some(fifo) = crate::milestones::child_pause_at(point) {
+            self.steps.push(Step::Wait(
+                Target::path(&fifo).map(|t| t.path).unwrap_or_default(),
+            ));
+        }
     }
 
     /// The host's tree read-only, recursively, without devices or setuid:
@@ -303,6 +373,7 @@ impl MountPlan {
             slot,
         });
         self.root = Some(slot);
+        self.held_at("root-bound");
         Ok(())
     }
 
@@ -399,7 +470,7 @@ impl MountPlan {
 
     /// An empty read-only tmpfs over the directory `path`.
     pub fn hide(&mut self, path: &Path) -> Result<(), String> {
-        self.steps.push(Step::MaskDir(c(path)?));
+        self.steps.push(Step::Hide(c(path)?));
         Ok(())
     }
 
@@ -417,16 +488,13 @@ impl MountPlan {
     /// container's own, /dev/shm and the standard symlinks. No host device.
     pub fn dev(&mut self, target: Target) {
         let slot = self.slot();
+        self.null = Some(slot);
         let dev = |name: &str| target.held(slot, name);
         self.steps.push(Step::DevTmpfs {
             target: target.clone(),
             slot,
         });
-        if let Some(fifo) = crate::milestones::child_pause_at("dev-mounted") {
-            self.steps.push(Step::Wait(
-                Target::path(&fifo).map(|t| t.path).unwrap_or_default(),
-            ));
-        }
+        self.held_at("dev-mounted");
         for (name, major, minor) in DEVICES {
             self.steps.push(Step::CharDevice {
                 path: dev(name),
@@ -473,13 +541,26 @@ impl MountPlan {
     /// What step `index` does, for an error message.
     pub fn describe(&self, index: usize) -> String {
         match self.steps.get(index) {
-            Some(Step::ReadOnly(p)) => format!("making {} read-only", p.to_string_lossy()),
-            Some(Step::Mask(p) | Step::MaskDir(p)) => format!("masking {}", p.to_string_lossy()),
+            Some(Step::Kernel {
+                under,
+                path,
+                protect,
+                ..
+            }) => {
+                let path = format!("{under}/{}", path.name.to_string_lossy());
+                match protect {
+                    Protect::ReadOnly => format!("making {path} read-only"),
+                    Protect::Mask => format!("masking {path}"),
+                }
+            }
+            Some(Step::Hide(p)) => format!("masking {}", p.to_string_lossy()),
             Some(Step::Sysfs { sys, .. }) => format!(
                 "mounting a read-only {} with a read-only cgroup tree",
                 sys.path.to_string_lossy()
             ),
-            Some(Step::Proc(p)) => format!("mounting proc on {}", p.path.to_string_lossy()),
+            Some(Step::Proc { target, .. }) => {
+                format!("mounting proc on {}", target.path.to_string_lossy())
+            }
             Some(Step::SealHost) => "making the host's filesystem read-only".into(),
             Some(Step::ReadOnlyRoot) => "making the root read-only".into(),
             Some(Step::BindSelf { root, .. }) => {
@@ -562,6 +643,29 @@ impl MountPlan {
         unsafe { self.apply_steps(self.network_from()..self.steps.len()) }
     }
 
+    /// The descriptor held in SLOT (-1 before it is).
+    fn held(&self, slot: usize) -> libc::c_int {
+        self.trees.0[slot].load(Ordering::Relaxed)
+    }
+
+    /// The detached MOUNT (or -1, errno set) moved onto TARGET and held in
+    /// SLOT; closed when it cannot be.
+    ///
+    /// # Safety
+    /// As `apply_steps`.
+    unsafe fn attach_held(&self, mount: libc::c_int, target: &Target, slot: usize) -> libc::c_int {
+        if mount < 0 {
+            return -1;
+        }
+        // SAFETY: see the function's contract; MOUNT is ours.
+        unsafe {
+            match self.open(target).map(|t| attach(mount, t.at())) {
+                Some(0) => self.hold(slot, mount),
+                _ => close_keeping_errno(mount),
+            }
+        }
+    }
+
     /// Keeps FD (or fails with -1 as it is) in SLOT for a later step.
     fn hold(&self, slot: usize, fd: libc::c_int) -> libc::c_int {
         if fd < 0 {
@@ -629,8 +733,9 @@ impl MountPlan {
         }
     }
 
-    /// Runs steps `range`. Kernel paths (/proc, /sys) missing on this
-    /// kernel are skipped, as runc does; anything else missing fails.
+    /// Runs steps `range`. Kernel paths a kernel's configuration can leave
+    /// out are skipped when missing, as runc does (see `KernelPath`);
+    /// anything else missing fails.
     ///
     /// # Safety
     /// Only raw mount syscalls on the plan's own CStrings: safe between
@@ -646,24 +751,42 @@ impl MountPlan {
             // SAFETY: see the function's contract.
             let ret = unsafe {
                 match s {
-                    Step::ReadOnly(path) => read_only(path),
-                    Step::Mask(path) => mask(path),
-                    Step::MaskDir(path) => mask_dir(path),
-                    Step::Sysfs { sys, cgroup } => {
-                        // The cgroup tree's target is inside the fresh sysfs:
-                        // opened once that is mounted.
-                        let onto_cgroup = |tree| match self.open(cgroup) {
-                            Some(cgroup) => move_tree(tree, cgroup.at()),
-                            None => close_keeping_errno(tree),
-                        };
-                        self.on(sys, |sys| sysfs(sys, onto_cgroup))
+                    Step::Kernel {
+                        slot,
+                        path,
+                        protect,
+                        ..
+                    } => {
+                        let null = self.null.map_or(-1, |null| self.held(null));
+                        protect_below(self.held(*slot), *path, *protect, null)
+                    }
+                    Step::Hide(path) => empty_tmpfs(path),
+                    Step::Sysfs { sys, slot } => {
+                        // Cloned before the fresh sysfs covers it: the host's.
+                        let cgroup = cgroup_tree();
+                        if cgroup < 0 && errno() != libc::ENOENT {
+                            -1
+                        } else {
+                            let attrs = MOUNT_ATTR_RDONLY | NOSUID_NODEV_NOEXEC_ATTR;
+                            let sysfs = fresh(c"sysfs", &[(c"source", c"sysfs")], attrs);
+                            match self.attach_held(sysfs, sys, *slot) {
+                                0 if cgroup >= 0 => {
+                                    move_below(cgroup, open_beneath(sysfs, c"fs/cgroup"))
+                                }
+                                0 => 0,
+                                _ if cgroup >= 0 => close_keeping_errno(cgroup),
+                                _ => -1,
+                            }
+                        }
                     }
                     Step::Bind { source, target } => {
                         self.on(target, |target| mount(source, target, None, libc::MS_BIND))
                     }
-                    Step::Proc(target) => self.on(target, |target| {
-                        mount(c"proc", target, Some(c"proc"), NOSUID_NODEV_NOEXEC)
-                    }),
+                    Step::Proc { target, slot } => {
+                        let attrs = NOSUID_NODEV_NOEXEC_ATTR;
+                        let proc = fresh(c"proc", &[(c"source", c"proc")], attrs);
+                        self.attach_held(proc, target, *slot)
+                    }
                     Step::SealHost => set_attr(
                         libc::AT_FDCWD,
                         c"/",
@@ -672,35 +795,19 @@ impl MountPlan {
                         0,
                     ),
                     Step::ReadOnlyRoot => set_attr(libc::AT_FDCWD, c"/", 0, MOUNT_ATTR_RDONLY, 0),
-                    Step::BindSelf { root, slot } => {
-                        match mount(root, root, None, libc::MS_BIND | libc::MS_REC) {
-                            0 => match set_attr(
-                                libc::AT_FDCWD,
-                                root,
-                                libc::AT_RECURSIVE as libc::c_uint,
-                                MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID,
-                                0,
-                            ) {
-                                0 => self.hold(*slot, open_path(root)),
-                                ret => ret,
-                            },
-                            ret => ret,
-                        }
+                    Step::BindSelf { root, slot } => self.hold(*slot, bind_self(root)),
+                    Step::DevTmpfs { target, slot } => {
+                        let options = [
+                            (c"source", c"tmpfs"),
+                            (c"mode", c"755"),
+                            (c"size", c"65536k"),
+                        ];
+                        let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+                        self.attach_held(fresh(c"tmpfs", &options, attrs), target, *slot)
                     }
-                    Step::DevTmpfs { target, slot } => match dev_tmpfs() {
-                        tmpfs if tmpfs < 0 => -1,
-                        tmpfs => match self.open(target).map(|t| attach(tmpfs, t.at())) {
-                            Some(0) => self.hold(*slot, tmpfs),
-                            _ => close_keeping_errno(tmpfs),
-                        },
-                    },
                     Step::ReadOnlyMount { slot, .. } => {
-                        let mount = self.trees.0[*slot].swap(-1, Ordering::Relaxed);
                         let flags = libc::AT_EMPTY_PATH as libc::c_uint;
-                        match set_attr(mount, c"", flags, MOUNT_ATTR_RDONLY, 0) {
-                            0 => libc::close(mount),
-                            _ => close_keeping_errno(mount),
-                        }
+                        set_attr(self.held(*slot), c"", flags, MOUNT_ATTR_RDONLY, 0)
                     }
                     Step::Volume {
                         source,
@@ -781,24 +888,19 @@ impl MountPlan {
                             }
                         }
                     }
-                    Step::PivotRoot(root) => {
-                        // The old root goes: so does its handle.
-                        if let Some(slot) = self.root {
-                            close_keeping_errno(self.trees.0[slot].swap(-1, Ordering::Relaxed));
-                        }
+                    Step::PivotRoot(_) => {
+                        let root = self
+                            .root
+                            .map_or(-1, |slot| self.trees.0[slot].swap(-1, Ordering::Relaxed));
                         pivot_root(root)
                     }
                 }
             };
             if ret < 0 {
-                let errno = errno();
-                let kernel_path = matches!(
-                    s,
-                    Step::ReadOnly(_) | Step::Mask(_) | Step::MaskDir(_) | Step::Sysfs { .. }
-                );
-                if !(kernel_path && errno == libc::ENOENT) {
-                    return Err(Failed { step, errno });
-                }
+                return Err(Failed {
+                    step,
+                    errno: errno(),
+                });
             }
         }
         Ok(())
@@ -809,7 +911,7 @@ impl Step {
     /// Where it mounts, when that is a `Target`.
     fn target(&self) -> Option<&Target> {
         match self {
-            Step::Proc(target)
+            Step::Proc { target, .. }
             | Step::DevTmpfs { target, .. }
             | Step::Volume { target, .. }
             | Step::Tmpfs { target, .. }
@@ -821,8 +923,10 @@ impl Step {
 }
 
 /// The errno of a target that is not the object the parent made or found
-/// there: told apart by `MountPlan::cause`.
-const CHANGED: libc::c_int = libc::ESTALE;
+/// there: told apart by `MountPlan::cause`. Above the kernel's MAX_ERRNO
+/// (4095), so no errno a syscall sets (a real ESTALE from a network
+/// filesystem under the rootfs) reads as it.
+const CHANGED: libc::c_int = 4096 + 1;
 
 /// `/proc/self/fd/` and an fd's digits, NUL-terminated.
 const FD_PATH_LEN: usize = 32;
@@ -895,17 +999,32 @@ struct OpenHow {
     resolve: u64,
 }
 
+const RESOLVE_NO_XDEV: u64 = 0x01;
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 
-/// PATH opened as a handle (`O_PATH`), or -1.
-unsafe fn open_path(path: &CStr) -> libc::c_int {
-    // SAFETY: open on a NUL-terminated path.
+/// NAME located (`O_PATH`) below MOUNT, a kernel filesystem's mount, by
+/// the kernel without leaving it: no `..` above it, no symbolic link, no
+/// other mount on the way. Nothing else writes there: what is found is
+/// the kernel's own. -1 when it cannot be.
+unsafe fn open_beneath(mount: libc::c_int, name: &CStr) -> libc::c_int {
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV,
+    };
+    // SAFETY: openat2 with a NUL-terminated path and a stack open_how of
+    // the size given.
     unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
+        libc::syscall(
+            libc::SYS_openat2,
+            mount,
+            name.as_ptr(),
+            &how,
+            std::mem::size_of::<OpenHow>(),
+        ) as libc::c_int
     }
 }
 
@@ -995,50 +1114,7 @@ unsafe fn mount(
     }
 }
 
-/// Bind over itself, then remount the bind read-only (a bind mount takes
-/// its flags only on remount).
-unsafe fn read_only(path: &CStr) -> libc::c_int {
-    // SAFETY: see mount().
-    unsafe {
-        let ret = mount(path, path, None, libc::MS_BIND | libc::MS_REC);
-        if ret < 0 {
-            return ret;
-        }
-        mount(
-            path,
-            path,
-            None,
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
-        )
-    }
-}
-
-/// /dev/null over a file; over a directory that bind fails with ENOTDIR and
-/// an empty read-only tmpfs goes there instead (no stat needed).
-unsafe fn mask(path: &CStr) -> libc::c_int {
-    // SAFETY: see mount().
-    unsafe {
-        let ret = mount(c"/dev/null", path, None, libc::MS_BIND);
-        if ret == 0 || errno() != libc::ENOTDIR {
-            return ret;
-        }
-        empty_tmpfs(path)
-    }
-}
-
-/// An empty read-only tmpfs over a directory; over a file that mount fails
-/// with ENOTDIR and /dev/null goes there instead.
-unsafe fn mask_dir(path: &CStr) -> libc::c_int {
-    // SAFETY: see mount().
-    unsafe {
-        let ret = empty_tmpfs(path);
-        if ret == 0 || errno() != libc::ENOTDIR {
-            return ret;
-        }
-        mount(c"/dev/null", path, None, libc::MS_BIND)
-    }
-}
-
+/// An empty read-only tmpfs over the directory PATH of the host's tree.
 unsafe fn empty_tmpfs(path: &CStr) -> libc::c_int {
     // SAFETY: see mount().
     unsafe {
@@ -1063,59 +1139,21 @@ const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
 const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const NOSUID_NODEV_NOEXEC_ATTR: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
-/// A fresh sysfs, read-only, on /sys; the host's cgroup tree (every
-/// hierarchy under it, on a hybrid host) cloned before /sys is covered,
-/// made read-only recursively, and moved onto the new /sys/fs/cgroup. The
-/// new sysfs belongs to the caller's network namespace: the container's.
-unsafe fn sysfs(sys: &CStr, onto_cgroup: impl FnOnce(libc::c_int) -> libc::c_int) -> libc::c_int {
-    // SAFETY: open_tree/mount_setattr/move_mount on NUL-terminated paths and
-    // a stack MountAttr; the tree fd is closed on every path.
+/// The host's cgroup tree (every hierarchy under it, on a hybrid host),
+/// cloned recursively and made read-only, for the fresh sysfs's
+/// fs/cgroup; -1 when it cannot be (ENOENT: the host has none).
+unsafe fn cgroup_tree() -> libc::c_int {
+    // SAFETY: see clone_at().
     unsafe {
-        let tree = libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c"/sys/fs/cgroup".as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint,
-        ) as libc::c_int;
-        if tree >= 0 {
-            let attr = MountAttr {
-                attr_set: MOUNT_ATTR_RDONLY
-                    | MOUNT_ATTR_NOSUID
-                    | MOUNT_ATTR_NODEV
-                    | MOUNT_ATTR_NOEXEC,
-                attr_clr: 0,
-                propagation: 0,
-                userns_fd: 0,
-            };
-            let ret = libc::syscall(
-                libc::SYS_mount_setattr,
-                tree,
-                c"".as_ptr(),
-                (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
-                &attr,
-                std::mem::size_of::<MountAttr>(),
-            );
-            if ret < 0 {
-                return close_keeping_errno(tree);
-            }
-        }
-        let ret = mount(
-            c"sysfs",
-            sys,
-            Some(c"sysfs"),
-            libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
-        );
-        if ret < 0 || tree < 0 {
-            return if tree >= 0 {
-                close_keeping_errno(tree)
-            } else {
-                ret
-            };
-        }
-        onto_cgroup(tree)
+        clone_at(
+            (libc::AT_FDCWD, c"/sys/fs/cgroup", 0),
+            MOUNT_ATTR_RDONLY | NOSUID_NODEV_NOEXEC_ATTR,
+            0,
+        )
     }
 }
 
@@ -1151,25 +1189,34 @@ unsafe fn set_attr(
 /// whole (a bind whose flags are ours, not those of the mount it came
 /// from: the sealed host's are read-only); its fd, or -1.
 unsafe fn clone_tree(source: &CStr, read_only: bool) -> libc::c_int {
+    let (set, clear) = if read_only {
+        (MOUNT_ATTR_RDONLY, 0)
+    } else {
+        (0, MOUNT_ATTR_RDONLY)
+    };
+    // SAFETY: see clone_at().
+    unsafe { clone_at((libc::AT_FDCWD, source, 0), set | MOUNT_ATTR_NODEV, clear) }
+}
+
+/// A detached recursive clone of the tree at AT (its flag: AT_EMPTY_PATH
+/// for the descriptor's own), every mount in it setting SET and clearing
+/// CLEAR (MOUNT_ATTR_*); its fd, or -1.
+unsafe fn clone_at((dirfd, path, flags): At, set: u64, clear: u64) -> libc::c_int {
+    let flags = flags | OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
     // SAFETY: open_tree/mount_setattr on a NUL-terminated path; the tree
     // fd is closed when it fails.
     unsafe {
         let tree = libc::syscall(
             libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            source.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint,
+            dirfd,
+            path.as_ptr(),
+            flags | libc::AT_RECURSIVE as libc::c_uint,
         ) as libc::c_int;
         if tree < 0 {
             return -1;
         }
-        let (set, clear) = if read_only {
-            (MOUNT_ATTR_RDONLY, 0)
-        } else {
-            (0, MOUNT_ATTR_RDONLY)
-        };
         let flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
-        if set_attr(tree, c"", flags, set | MOUNT_ATTR_NODEV, clear) < 0 {
+        if set_attr(tree, c"", flags, set, clear) < 0 {
             return close_keeping_errno(tree);
         }
         tree
@@ -1191,8 +1238,11 @@ unsafe fn attach(tree: libc::c_int, (dirfd, target, flags): At) -> libc::c_int {
     }
 }
 
-/// /dev's tmpfs, detached: its mount's descriptor, or -1.
-unsafe fn dev_tmpfs() -> libc::c_int {
+/// A new filesystem FSTYPE with OPTIONS (key, value), mounted detached
+/// with ATTRS (MOUNT_ATTR_*): its mount's descriptor, or -1. Its user
+/// namespace, pid namespace (proc) and network namespace (sysfs) are the
+/// caller's.
+unsafe fn fresh(fstype: &CStr, options: &[(&CStr, &CStr)], attrs: u64) -> libc::c_int {
     const FSOPEN_CLOEXEC: libc::c_uint = 1;
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
@@ -1200,15 +1250,11 @@ unsafe fn dev_tmpfs() -> libc::c_int {
     // SAFETY: fsopen/fsconfig/fsmount on NUL-terminated strings; the
     // context's fd is closed on every path.
     unsafe {
-        let fs = libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) as libc::c_int;
+        let fs = libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) as libc::c_int;
         if fs < 0 {
             return -1;
         }
-        for (key, value) in [
-            (c"source", c"tmpfs"),
-            (c"mode", c"755"),
-            (c"size", c"65536k"),
-        ] {
+        for (key, value) in options {
             let set = (FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr());
             if libc::syscall(libc::SYS_fsconfig, fs, set.0, set.1, set.2, 0) < 0 {
                 return close_keeping_errno(fs);
@@ -1218,13 +1264,115 @@ unsafe fn dev_tmpfs() -> libc::c_int {
         if libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0) < 0 {
             return close_keeping_errno(fs);
         }
-        let flags = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
-        let mount = libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, flags) as libc::c_int;
+        let mount = libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) as libc::c_int;
         if mount < 0 {
             return close_keeping_errno(fs);
         }
         libc::close(fs);
         mount
+    }
+}
+
+/// Docker's protection HOW of PATH below MOUNT (the fresh proc's or
+/// sysfs's): a read-only clone of it, or a mask, moved over it through
+/// its handle. 0 when it is missing and a kernel may lack it. NULL is
+/// our /dev's tmpfs, holding the masks' `null` (-1: the host's /dev/null).
+unsafe fn protect_below(
+    mount: libc::c_int,
+    path: KernelPath,
+    how: Protect,
+    null: libc::c_int,
+) -> libc::c_int {
+    // SAFETY: our own descriptors, each closed once; see the callees.
+    unsafe {
+        let target = open_beneath(mount, path.name);
+        if target < 0 {
+            return if path.optional && errno() == libc::ENOENT {
+                0
+            } else {
+                -1
+            };
+        }
+        let tree = match how {
+            Protect::ReadOnly => clone_at(
+                (target, c"", libc::AT_EMPTY_PATH as libc::c_uint),
+                MOUNT_ATTR_RDONLY | NOSUID_NODEV_NOEXEC_ATTR,
+                0,
+            ),
+            Protect::Mask => mask(target, null),
+        };
+        if tree < 0 {
+            return close_keeping_errno(target);
+        }
+        move_below(tree, target)
+    }
+}
+
+/// What masks TARGET: an empty read-only tmpfs over a directory, a clone
+/// of /dev/null (`null` below NULL, or the host's) over anything else.
+/// Told by the object's kind, not by the path's: that is the kernel's.
+unsafe fn mask(target: libc::c_int, null: libc::c_int) -> libc::c_int {
+    // SAFETY: fstat into a stack buffer; see fresh() and clone_at().
+    unsafe {
+        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        if libc::fstat(target, stat.as_mut_ptr()) < 0 {
+            return -1;
+        }
+        if stat.assume_init().st_mode & libc::S_IFMT == libc::S_IFDIR {
+            let attrs = MOUNT_ATTR_RDONLY | NOSUID_NODEV_NOEXEC_ATTR;
+            return fresh(c"tmpfs", &[(c"source", c"tmpfs")], attrs);
+        }
+        let source = if null < 0 {
+            (libc::AT_FDCWD, c"/dev/null")
+        } else {
+            (null, c"null")
+        };
+        libc::syscall(
+            libc::SYS_open_tree,
+            source.0,
+            source.1.as_ptr(),
+            OPEN_TREE_CLONE | (libc::O_CLOEXEC | libc::AT_SYMLINK_NOFOLLOW) as libc::c_uint,
+        ) as libc::c_int
+    }
+}
+
+/// The detached TREE moved onto TARGET, a located object's descriptor;
+/// both closed either way. -1 when TARGET is (errno set by its opening).
+unsafe fn move_below(tree: libc::c_int, target: libc::c_int) -> libc::c_int {
+    // SAFETY: our own descriptors, each closed once.
+    unsafe {
+        if target < 0 {
+            return close_keeping_errno(tree);
+        }
+        let ret = move_tree(tree, (target, c"", libc::MOVE_MOUNT_T_EMPTY_PATH));
+        close_keeping_errno(target);
+        ret
+    }
+}
+
+/// ROOT opened once (no symbolic link at its end: it is canonical), a
+/// recursive clone of its tree without devices or setuid moved onto it:
+/// that mount's descriptor, or -1.
+unsafe fn bind_self(root: &CStr) -> libc::c_int {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: open on a NUL-terminated path; our own descriptors, each
+    // closed once; see clone_at().
+    unsafe {
+        let dir = libc::open(root.as_ptr(), flags);
+        if dir < 0 {
+            return -1;
+        }
+        let at = (dir, c"", libc::AT_EMPTY_PATH as libc::c_uint);
+        let tree = clone_at(at, MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID, 0);
+        if tree < 0 {
+            return close_keeping_errno(dir);
+        }
+        let ret = attach(tree, (dir, c"", libc::MOVE_MOUNT_T_EMPTY_PATH));
+        close_keeping_errno(dir);
+        if ret < 0 {
+            return close_keeping_errno(tree);
+        }
+        tree
     }
 }
 
@@ -1240,15 +1388,18 @@ unsafe fn move_tree(tree: libc::c_int, at: At) -> libc::c_int {
     }
 }
 
-/// runc's pivot_root(".", "."): the old root ends up stacked on the new
-/// one, and unmounting "." with MNT_DETACH takes it away, with everything
-/// under it, leaving no directory behind in DIR that could reach it.
-unsafe fn pivot_root(root: &CStr) -> libc::c_int {
-    // SAFETY: chdir/pivot_root/umount2 on NUL-terminated paths.
+/// runc's pivot_root(".", "."), into ROOT (the held bind's descriptor,
+/// closed here): the old root ends up stacked on the new one, and
+/// unmounting "." with MNT_DETACH takes it away, with everything under
+/// it, leaving no directory behind that could reach it.
+unsafe fn pivot_root(root: libc::c_int) -> libc::c_int {
+    // SAFETY: fchdir into our own descriptor, closed once; pivot_root and
+    // umount2 on NUL-terminated paths.
     unsafe {
-        if libc::chdir(root.as_ptr()) < 0 {
-            return -1;
+        if libc::fchdir(root) < 0 {
+            return close_keeping_errno(root);
         }
+        libc::close(root);
         if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) < 0 {
             return -1;
         }
@@ -1278,30 +1429,67 @@ fn errno() -> libc::c_int {
 mod tests {
     use super::*;
 
+    /// The protections of each kernel filesystem, below its own handle.
+    fn protected_below(plan: &MountPlan, under: &str) -> Vec<usize> {
+        plan.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Kernel { slot, under: u, .. } if *u == under => Some(*slot),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn proc_is_protected_before_sys_is_replaced_and_sys_masks_come_after() {
+    fn proc_is_protected_below_its_own_mount_and_sys_below_the_fresh_sysfs_after_it() {
         let mut plan = MountPlan::default();
+        plan.proc(Target::at(c"/proc".to_owned()));
         plan.protect_kernel(true);
+        let (proc, sys) = (plan.proc.unwrap(), plan.sys.unwrap());
+        assert_ne!(proc, sys);
+        let proc_steps = protected_below(&plan, "/proc");
+        assert_eq!(proc_steps.len(), PROC_READ_ONLY.len() + PROC_MASKED.len());
+        assert!(proc_steps.iter().all(|&slot| slot == proc));
+        assert_eq!(protected_below(&plan, "/sys"), [sys; SYS_MASKED.len()]);
         let sysfs = plan
             .steps
             .iter()
             .position(|s| matches!(s, Step::Sysfs { .. }))
             .unwrap();
         for (i, step) in plan.steps.iter().enumerate() {
-            if let Step::ReadOnly(p) | Step::Mask(p) | Step::MaskDir(p) = step {
-                let under_sys = p.to_bytes().starts_with(b"/sys/");
-                assert_eq!(under_sys, i > sysfs, "{p:?}");
+            if let Step::Kernel { under, .. } = step {
+                assert_eq!(*under == "/sys", i > sysfs, "{}", plan.describe(i));
             }
         }
-        assert!(plan.describe(0).contains("/proc/bus"));
+        assert!(
+            plan.describe(1).contains("/proc/bus"),
+            "{}",
+            plan.describe(1)
+        );
     }
 
     #[test]
-    fn the_masked_paths_are_the_kinds_this_kernel_has() {
-        for (path, kind) in MASKED {
-            let path = Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
-            if let Ok(meta) = std::fs::metadata(path) {
-                assert_eq!(meta.is_dir(), kind == Kind::Dir, "{}", path.display());
+    fn protections_planned_without_a_proc_are_below_a_slot_never_filled() {
+        let mut plan = MountPlan::default();
+        plan.protect_kernel(true);
+        let [slot, ..] = protected_below(&plan, "/proc")[..] else {
+            panic!("no protection of /proc");
+        };
+        assert_eq!(plan.held(slot), -1);
+        assert!(plan.steps.iter().all(|s| !matches!(s, Step::Proc { .. })));
+    }
+
+    #[test]
+    fn every_kernel_path_not_left_out_by_a_configuration_is_on_this_kernel() {
+        let tables = [
+            ("/proc", &PROC_READ_ONLY[..]),
+            ("/proc", &PROC_MASKED[..]),
+            ("/sys", &SYS_MASKED[..]),
+        ];
+        for (under, paths) in tables {
+            for path in paths.iter().filter(|p| !p.optional) {
+                let path = format!("{under}/{}", path.name.to_str().unwrap());
+                assert!(Path::new(&path).exists(), "{path}");
             }
         }
     }
