@@ -24,7 +24,7 @@
 //! `crate::` path against it, so add a new module here first):
 //!
 //! ```text
-//! edge:      main usage cli bench reader_gone
+//! edge:      main usage cli bench reader_gone entry
 //! lifecycle: detach supervisor cni control
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem

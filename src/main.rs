@@ -2,14 +2,18 @@
 //! Parses the command line, sets up logging, dispatches, and maps errors to
 //! exit codes (docker's: 125 when the supervisor itself failed).
 
+// Entered without Rust's start-up: see `entry`. Unit tests keep the
+// harness's own `main`.
+#![cfg_attr(not(test), no_main)]
+
 mod bench;
 mod cli;
+mod entry;
 mod reader_gone;
 mod usage;
 
 use std::io::{Write, stdout};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use supervisor::container_log::ReadOptions;
@@ -22,7 +26,17 @@ use supervisor::{control, ruleset};
 use crate::cli::{BenchArgs, Cli, Command, LogLevel, NetworkArg, RulesetCommand, RunArgs};
 use crate::reader_gone::{Report, reader_left};
 
-fn main() -> ExitCode {
+/// The C library's call to the program (see `entry`).
+// SAFETY: with `no_main`, no other symbol is named `main`; the C library
+// calls it once, with the arguments std reads on its own. (A unit test
+// build has the harness's `main`, and this one, unexported, unused.)
+#[cfg_attr(not(test), unsafe(no_mangle))]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    entry::run(dispatch)
+}
+
+/// Parses, dispatches, and gives the process's exit code.
+fn dispatch() -> u8 {
     // An engine runs us as a CNI plugin: its protocol, not our command line.
     if std::env::var_os("CNI_COMMAND").is_some()
         || std::env::args_os().nth(1).is_some_and(|a| a == "cni")
@@ -31,7 +45,7 @@ fn main() -> ExitCode {
         if std::env::var_os("RUST_LOG").is_some() {
             init_logging(0, None);
         }
-        return ExitCode::from(supervisor::cni::main());
+        return supervisor::cni::main();
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::parse_args(args.clone()) {
@@ -49,11 +63,11 @@ fn main() -> ExitCode {
             };
             // print! would panic (101) on a closed pipe: `--dry-run | head`.
             match write!(stdout().lock(), "{plan}").and_then(|()| stdout().flush()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) if reader_left(&err) => ExitCode::SUCCESS,
+                Ok(()) => 0,
+                Err(err) if reader_left(&err) => 0,
                 Err(err) => {
                     eprint_line(format_args!("supervisor: writing the plan: {err}"));
-                    ExitCode::from(125)
+                    125
                 }
             }
         }
@@ -141,12 +155,12 @@ fn main() -> ExitCode {
             &mut Report::default(),
         )),
         Command::Check => match control::check(&cli.global.state_dir, &mut Report::default()) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
+            Ok(true) => 0,
+            Ok(false) => 1,
             Err(err) => done(Err(err)),
         },
         Command::Ruleset(command) => ruleset_command(command),
-        Command::Cni => ExitCode::from(supervisor::cni::main()),
+        Command::Cni => supervisor::cni::main(),
     }
 }
 
@@ -214,7 +228,7 @@ fn run_options(args: RunArgs, net: NetworkOptions, state_dir: PathBuf) -> RunOpt
 }
 
 /// `bench`: runs containers with this very binary, or `--binary`.
-fn bench(args: BenchArgs) -> ExitCode {
+fn bench(args: BenchArgs) -> u8 {
     let supervisor = args.binary.unwrap_or_else(|| {
         std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
     });
@@ -253,16 +267,16 @@ fn bench(args: BenchArgs) -> ExitCode {
 }
 
 /// `run -d`: the name on stdout and 0 once it runs; else as `run`.
-fn detached(result: Result<Outcome, supervisor::supervisor::Error>) -> ExitCode {
+fn detached(result: Result<Outcome, supervisor::supervisor::Error>) -> u8 {
     match result {
         Ok(Outcome::Started(name)) => {
             // The container runs whether or not the caller still reads.
             let _ = writeln!(stdout(), "{name}");
-            ExitCode::SUCCESS
+            0
         }
         Ok(Outcome::Failed { code, message }) => {
             eprint_line(format_args!("supervisor: {message}"));
-            ExitCode::from(code)
+            code
         }
         Err(err) => exit(Err(err), |e| e.exit_code()),
     }
@@ -270,7 +284,7 @@ fn detached(result: Result<Outcome, supervisor::supervisor::Error>) -> ExitCode 
 
 /// 0 for a command other than `run`, or when stdout's reader has gone;
 /// on failure one line on stderr and 1.
-fn done(result: Result<(), control::Error>) -> ExitCode {
+fn done(result: Result<(), control::Error>) -> u8 {
     let result = match result {
         Err(control::Error::Output(err)) if reader_left(&err) => Ok(()),
         other => other,
@@ -279,12 +293,12 @@ fn done(result: Result<(), control::Error>) -> ExitCode {
 }
 
 /// The code on success; on failure one line on stderr and the error's code.
-fn exit<E: std::error::Error>(result: Result<u8, E>, code: impl Fn(&E) -> u8) -> ExitCode {
+fn exit<E: std::error::Error>(result: Result<u8, E>, code: impl Fn(&E) -> u8) -> u8 {
     match result {
-        Ok(status) => ExitCode::from(status),
+        Ok(status) => status,
         Err(err) => {
             eprint_line(format_args!("supervisor: {}", Chain(&err)));
-            ExitCode::from(code(&err))
+            code(&err)
         }
     }
 }
@@ -341,7 +355,7 @@ fn init_logging(verbose: u8, level: Option<LogLevel>) {
 
 /// `ruleset check|load`: exit 0 when every file is valid (and loaded), 1
 /// otherwise, with one `FILE:LINE:COL: message` line per error.
-fn ruleset_command(command: RulesetCommand) -> ExitCode {
+fn ruleset_command(command: RulesetCommand) -> u8 {
     let (args, load) = match command {
         RulesetCommand::Check(args) => (args, false),
         RulesetCommand::Load(args) => (args, true),
@@ -359,22 +373,22 @@ fn ruleset_command(command: RulesetCommand) -> ExitCode {
             }
         });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(err) => {
             eprint_line(Chain(&err));
-            ExitCode::from(1)
+            1
         }
     }
 }
 
 /// Help and version go to stdout with exit 0; every other parse error is
 /// clap's whole message, one line per paragraph, exit 125.
-fn usage_error(mut err: clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
+fn usage_error(mut err: clap::Error, args: &[std::ffi::OsString]) -> u8 {
     use clap::error::ErrorKind;
     match err.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = err.print();
-            ExitCode::SUCCESS
+            0
         }
         _ => {
             usage::shorten_values(&mut err);
@@ -387,7 +401,7 @@ fn usage_error(mut err: clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
             for line in lines {
                 eprint_line(line);
             }
-            ExitCode::from(125)
+            125
         }
     }
 }

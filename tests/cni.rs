@@ -1306,6 +1306,54 @@ fn del_and_check_of_an_unknown_attachment_read_no_other_record() {
     assert_nothing_left(&ns);
 }
 
+/// A plugin started with stdout closed (a shell's `>&-`) has /dev/null
+/// there: a closed standard descriptor is opened on /dev/null before
+/// anything else is opened, else the first file or socket the process
+/// opens takes its number, and what is meant for stdout goes into it.
+#[test]
+fn a_plugin_started_with_stdout_closed_has_dev_null_there_not_a_file_of_its_own() {
+    use std::os::unix::process::CommandExt;
+    let Some(ns) = HostNs::new("plugin_started_with_stdout_closed") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let mut cmd = ns.supervisor();
+    cmd.env_remove("SUPERVISOR_STATE_DIR")
+        .envs([
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_NETNS", "/run/netns/c1"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", "/usr/lib/cni"),
+            ("SUPERVISOR_TEST_PAUSE_AT", "lent"),
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: close() is async-signal-safe; the child execs right after.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(1);
+            Ok(())
+        })
+    };
+    let conf = conf("1.0.0", json!({}));
+    let mut child = cmd.spawn().expect("spawn the plugin");
+    feed(&mut child, &conf);
+    assert!(stops(&mut child, Duration::from_secs(10)), "no pause");
+    let stdout = std::fs::read_link(format!("/proc/{}/fd/1", child.id()));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    let out = child.wait_with_output().expect("wait for the plugin");
+    assert_eq!(
+        stdout.ok(),
+        Some(std::path::PathBuf::from("/dev/null")),
+        "stdout"
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
 #[test]
 fn del_after_the_netns_is_gone_succeeds_and_cleans_up_everything() {
     let Some(ns) = HostNs::new("del_after_the_netns_is_gone_succeeds_and_cleans_up_everything")
