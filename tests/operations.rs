@@ -288,14 +288,11 @@ fn stop_ends_a_plain_command_without_waiting_out_the_grace_period() {
         "-c",
         "echo ready; exec sleep 100",
     ]);
-    let started = std::time::Instant::now();
     let out = supervisor(&ns, &["stop", "--time", "30", "plain"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
-        "stop waited {:?}",
-        started.elapsed()
-    );
+    // Waiting out the grace period would end in its SIGKILL: 137, and
+    // stop's warning that the container did not exit within it.
+    assert!(!stderr(&out).contains("did not exit"), "{}", stderr(&out));
     let mut plain = plain;
     assert_eq!(plain.wait().unwrap().code(), Some(143), "killed by SIGTERM");
     assert_no_state(&ns);

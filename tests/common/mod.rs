@@ -402,6 +402,16 @@ pub fn close_tick_phase() -> (Duration, Duration) {
     )
 }
 
+/// The packets of the first counter in `listing` (what `nft list` prints).
+pub fn counted_packets(listing: &str) -> u64 {
+    listing
+        .split_whitespace()
+        .skip_while(|word| *word != "packets")
+        .nth(1)
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no counter: {listing}"))
+}
+
 /// Retries `attempt` until it returns Some, for at most `limit`: a deadline
 /// to fail instead of hanging, never a timing claim.
 pub fn eventually<T>(what: &str, limit: Duration, mut attempt: impl FnMut() -> Option<T>) -> T {
