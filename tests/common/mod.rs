@@ -402,6 +402,42 @@ pub fn close_tick_phase() -> (Duration, Duration) {
     )
 }
 
+/// How many netfilter netlink sockets of processes are open in the
+/// namespace of `ns` (the kernel's own has port id 0): the supervisors'
+/// and plugins', and their holders' until the close tick.
+pub fn netfilter_sockets(ns: &HostNs) -> usize {
+    const NETLINK_NETFILTER: &str = "12";
+    ns.ok("cat /proc/net/netlink")
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.get(1) == Some(&NETLINK_NETFILTER) && f.get(2) != Some(&"0"))
+        .count()
+}
+
+/// What `round` returns when it ran within one close tick of the
+/// supervisors' (see `supervisor::nftables::CLOSE_TICK`): each try starts
+/// once every netfilter socket of `ns` is released, just past a tick, and
+/// is conclusive when it ends before the next; at most 5 tries. Timing
+/// here only tells which try to keep.
+pub fn within_a_close_tick<T>(ns: &HostNs, mut round: impl FnMut() -> T) -> T {
+    let tick = supervisor::nftables::CLOSE_TICK;
+    for _ in 0..5 {
+        eventually("the netfilter sockets released", tick * 3, || {
+            (netfilter_sockets(ns) == 0).then_some(())
+        });
+        let (_, until_tick) = close_tick_phase();
+        std::thread::sleep(until_tick + Duration::from_millis(5));
+        let started = Instant::now();
+        let value = round();
+        let (since_tick, _) = close_tick_phase();
+        if started.elapsed() <= since_tick {
+            return value;
+        }
+    }
+    panic!("no round of 5 ended within a close tick");
+}
+
 /// The packets of the first counter in `listing` (what `nft list` prints).
 pub fn counted_packets(listing: &str) -> u64 {
     listing
