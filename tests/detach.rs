@@ -7,13 +7,8 @@ mod common;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{HostNs, assert_no_state, eventually, records, stderr, stdout};
+use common::{HostNs, assert_no_state, eventually, records, stderr, stdout, supervisor};
 use serde_json::Value;
-
-/// Runs `supervisor ARGS…` (any subcommand) in `ns`.
-fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
-    common::run(ns.supervisor().args(args))
-}
 
 /// `supervisor logs ARGS…`'s stdout; it must succeed.
 fn logs(ns: &HostNs, args: &[&str]) -> String {
@@ -35,9 +30,9 @@ fn detach(ns: &HostNs, options: &[&str], command: &[&str]) -> Output {
 
 /// The pid of container `name`'s supervisor, from its record.
 fn supervisor_pid(ns: &HostNs, name: &str) -> u64 {
-    let text = ns.ok(&format!("cat /run/supervisor/containers/{name}.json"));
-    let record: Value = serde_json::from_str(&text).expect("a record is JSON");
-    record["supervisor"]["pid"].as_u64().expect("a pid")
+    common::record(ns, name)["supervisor"]["pid"]
+        .as_u64()
+        .expect("a pid")
 }
 
 /// True when `line` is `TIMESTAMP TEXT` with an RFC 3339 UTC timestamp.

@@ -493,6 +493,12 @@ pub fn records(ns: &HostNs) -> String {
     ns.ok("ls -A /run/supervisor/containers 2>/dev/null | grep -v '^.lock$' || true")
 }
 
+/// The record file of container `name`, parsed.
+pub fn record(ns: &HostNs, name: &str) -> serde_json::Value {
+    let text = ns.ok(&format!("cat /run/supervisor/containers/{name}.json"));
+    serde_json::from_str(&text).expect("a record is JSON")
+}
+
 /// Starts `supervisor run ARGS…` with the fault hook set to `phase` (see
 /// src/fault.rs), waits until the supervisor has stopped itself there, and
 /// kills it with SIGKILL: a crash at exactly that point.
@@ -643,6 +649,23 @@ pub fn eth0_address(ns: &HostNs, options: &[&str]) -> String {
 /// The lease files of bridge sv0, one a line.
 pub fn leases(ns: &HostNs) -> String {
     ns.ok("ls /run/supervisor/leases/sv0 2>/dev/null || true")
+}
+
+/// A command that prints "ready" and runs until its stdin closes (see
+/// [`HostNs::start`]).
+pub const UNTIL_STDIN_CLOSES: &[&str] = &["sh", "-c", "echo ready; read _ || true"];
+
+/// `run`'s arguments: `options`, then `--` and `command`.
+pub fn args<'a>(options: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
+    let mut all = options.to_vec();
+    all.push("--");
+    all.extend_from_slice(command);
+    all
+}
+
+/// Runs `supervisor ARGS…` (any subcommand) in `ns`, stdin closed.
+pub fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
+    run(ns.supervisor().args(args))
 }
 
 /// Runs `cmd` and returns its output with stdin closed.
