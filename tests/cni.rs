@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    HostNs, container_veths, elements, eventually, leases, neighbour_entries, records, stderr,
+    HostNs, container_veths, elements, eventually, leases, neighbour_entries, netfilter_sockets,
+    records, stderr,
 };
 use serde_json::{Value, json};
 
@@ -1058,19 +1059,6 @@ fn del_without_ports_deletes_the_veth_before_giving_back_its_address() {
     assert_nothing_left(&ns);
 }
 
-/// How many netfilter netlink sockets of processes are open in the
-/// namespace of `ns` (the kernel's own has port id 0): the plugin's, as
-/// nothing else of the test's is running.
-fn netfilter_sockets(ns: &HostNs) -> usize {
-    const NETLINK_NETFILTER: &str = "12";
-    ns.ok("cat /proc/net/netlink")
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|f| f.get(1) == Some(&NETLINK_NETFILTER) && f.get(2) != Some(&"0"))
-        .count()
-}
-
 /// Releasing a netfilter socket holds nf_tables' commit lock for a grace
 /// period, and a veth's creation takes that lock with RTNL held: an ADD
 /// meeting a release waits 10-30 ms. So the sockets of ADDs (their
@@ -1090,19 +1078,11 @@ fn back_to_back_adds_and_dels_release_their_netfilter_sockets_together_on_the_cl
         netns_add(&ns, &format!("c{i}"));
     }
     let tick = supervisor::nftables::CLOSE_TICK;
-    // The bridge and the tables, made once; then what was released.
+    // The bridge and the tables, made once.
     let conf0 = conf("1.0.0", publishing(8080, 8000));
     call(&ns, "ADD", "c0", &conf0).ok();
     call(&ns, "DEL", "c0", &conf0).ok();
-    eventually("the first pair's sockets released", tick * 3, || {
-        (netfilter_sockets(&ns) == 0).then_some(())
-    });
-    // A round is conclusive when it ends before the tick after its start.
-    let mut report = String::new();
-    for attempt in 0..5 {
-        let (_, until_tick) = common::close_tick_phase();
-        std::thread::sleep(until_tick + Duration::from_millis(5));
-        let started = std::time::Instant::now();
+    let open = common::within_a_close_tick(&ns, || {
         for i in 0..pairs {
             let conf = conf("1.0.0", publishing(9000 + i as u16, 8000));
             call(&ns, "ADD", &format!("c{i}"), &conf).ok();
@@ -1111,27 +1091,17 @@ fn back_to_back_adds_and_dels_release_their_netfilter_sockets_together_on_the_cl
         eventually("the addresses given back", tick * 3, || {
             leases(&ns).is_empty().then_some(())
         });
-        let open = netfilter_sockets(&ns);
-        let (since_tick, _) = common::close_tick_phase();
-        if since_tick < started.elapsed() {
-            report.push_str(&format!("round {attempt} outlasted a tick\n"));
-            eventually("the sockets released", tick * 3, || {
-                (netfilter_sockets(&ns) == 0).then_some(())
-            });
-            continue;
-        }
-        assert_eq!(
-            open,
-            2 * pairs,
-            "one socket per ADD and per DEL open until the tick:\n{report}"
-        );
-        eventually("the sockets released at the tick", tick * 3, || {
-            (netfilter_sockets(&ns) == 0).then_some(())
-        });
-        assert_nothing_left(&ns);
-        return;
-    }
-    panic!("no round ended within a tick:\n{report}");
+        netfilter_sockets(&ns)
+    });
+    assert_eq!(
+        open,
+        2 * pairs,
+        "one socket per ADD and per DEL open until the tick"
+    );
+    eventually("the sockets released at the tick", tick * 3, || {
+        (netfilter_sockets(&ns) == 0).then_some(())
+    });
+    assert_nothing_left(&ns);
 }
 
 /// The scheduling policy of process `pid` (SCHED_OTHER, SCHED_FIFO, ...).

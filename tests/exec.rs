@@ -5,10 +5,7 @@ mod common;
 
 use std::process::{Output, Stdio};
 
-use common::{HostNs, crash_at, stderr, stdout, stop};
-
-/// A command that prints "ready" and runs until its stdin closes.
-const UNTIL_STDIN_CLOSES: &[&str] = &["sh", "-c", "echo ready; read _ || true"];
+use common::{HostNs, UNTIL_STDIN_CLOSES, crash_at, stderr, stdout, stop};
 
 fn run_args<'a>(options: &[&'a str]) -> Vec<&'a str> {
     let mut all = options.to_vec();

@@ -6,16 +6,10 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::Duration;
 
-use common::{HostNs, assert_no_state, eventually, records, stderr, stdout};
+use common::{HostNs, assert_no_state, eventually, records, stderr, stdout, supervisor};
 use serde_json::Value;
-
-/// Runs `supervisor ARGS…` (any subcommand) in `ns`.
-fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
-    common::run(ns.supervisor().args(args))
-}
 
 /// `supervisor ARGS…`'s stdout; it must succeed.
 fn ok(ns: &HostNs, args: &[&str]) -> String {

@@ -7,12 +7,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
     HostNs, assert_no_state, background, container_veths, crash_at, elements, eth0_address,
-    eventually, leases, records, stderr, stdout, wait_for_no_veth,
+    eventually, leases, records, stderr, stdout, supervisor, wait_for_no_veth,
 };
 use serde_json::Value;
 
@@ -29,10 +29,6 @@ const PHASES: [(&str, &[&str]); 8] = [
     ("exited", &["true"]),
     ("released", &["true"]),
 ];
-
-fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
-    common::run(ns.supervisor().args(args))
-}
 
 fn count(lines: &str) -> usize {
     lines.lines().count()

@@ -27,6 +27,25 @@ fn host(test: &str, resolv: &str, upstream: Option<&str>) -> Option<HostNs> {
     Some(ns)
 }
 
+/// Counts the DNS queries any container sends, as they come into the
+/// bridge by its port: the unreachable server never answers, so a name
+/// looked up there is a wait on the resolver's timeout.
+const DNS_SPY: &str = "table bridge dns_spy {
+    chain prerouting {
+        type filter hook prerouting priority -400; policy accept;
+        iifname \"sv-*\" meta l4proto { tcp, udp } th dport 53 counter
+    }
+}";
+
+fn spy_on_dns(ns: &HostNs) {
+    ns.ok(&format!("nft -f - <<'EOF'\n{DNS_SPY}\nEOF"));
+}
+
+/// The DNS queries counted since `spy_on_dns`.
+fn dns_queries(ns: &HostNs) -> u64 {
+    common::counted_packets(&ns.ok("nft list chain bridge dns_spy prerouting"))
+}
+
 fn ok(out: &Output) -> String {
     assert!(out.status.success(), "{}: {}", out.status, stderr(out));
     stdout(out)
@@ -43,24 +62,23 @@ fn the_hostname_resolves_at_once_to_the_containers_address_without_dns() {
     ) else {
         return;
     };
-    let script = "a=$(date +%s%N); getent hosts $(hostname) || echo 'not found'; b=$(date +%s%N); \
-                  echo $(( (b - a) / 1000000 )); ip -4 -o addr show eth0 | awk '{print $4}'";
-    let started = std::time::Instant::now();
+    spy_on_dns(&ns);
+    // IPv4 alone: `getent hosts` asks for an IPv6 address first, which
+    // the container does not have (nor in docker), and that goes to DNS
+    // whatever /etc/hosts says.
+    let script = "getent ahostsv4 $(hostname) | head -n 1; \
+                  ip -4 -o addr show eth0 | awk '{print $4}'";
     let out = ok(&ns.run(&["--name", "web", "--", "sh", "-c", script]));
-    let whole = started.elapsed();
+    // A query to the unreachable nameserver would wait out the resolver's
+    // 5 s timeout.
+    assert_eq!(dns_queries(&ns), 0, "DNS queries for the hostname: {out}");
     let lines: Vec<&str> = out.lines().collect();
-    let address = lines[2].split('/').next().unwrap();
+    let address = lines[1].split('/').next().unwrap();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        [address, "web"],
+        [address, "STREAM", "web"],
         "{out}"
     );
-    // A query to the unreachable nameserver would wait out the resolver's
-    // 5 s timeout: a bound well under it tells the two apart, and leaves a
-    // loaded 2-core machine room to start getent.
-    let ms: u64 = lines[1].parse().unwrap();
-    assert!(ms < 1000, "getent took {ms} ms");
-    assert!(whole.as_secs() < 3, "the whole run took {whole:?}");
     // Without a network the hostname is 127.0.0.1's, as in docker.
     let out = ok(&ns.run(&[
         "--network",
@@ -231,17 +249,19 @@ fn a_python_web_server_answers_without_waiting_for_dns() {
         );
         return;
     }
+    spy_on_dns(&ns);
     // http.server looks up its own name before it serves: 5 s of DNS
     // timeouts when the host's /etc/hosts does not know the container.
+    // The attempts' bound (30 s) is a hang guard.
     let script = "cd /tmp && python3 -m http.server 8000 >/dev/null 2>&1 & \
-        s=$(date +%s%N); \
-        for i in $(seq 100); do \
-          printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -N 127.0.0.1 8000 2>/dev/null | head -n 1 | grep -q 200 && break; \
+        for i in $(seq 600); do \
+          printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -N 127.0.0.1 8000 2>/dev/null | head -n 1 | grep -q 200 \
+            && echo answered && break; \
           sleep 0.05; \
         done; \
-        e=$(date +%s%N); kill $! 2>/dev/null; echo $(( (e - s) / 1000000 ))";
+        kill $! 2>/dev/null";
     // On the bridge: DNS packets leave for a server that never answers.
     let out = ok(&ns.run(&["--", "sh", "-c", script]));
-    let ms: u64 = out.trim().parse().expect("milliseconds");
-    assert!(ms < 3000, "the first answer took {ms} ms");
+    assert_eq!(out, "answered\n");
+    assert_eq!(dns_queries(&ns), 0, "DNS queries of the web server");
 }

@@ -6,21 +6,10 @@ mod common;
 use std::process::{Output, Stdio};
 
 use common::{
-    HostNs, assert_no_state, container_veths, crash_at, elements, eth0_address, leases, records,
-    stderr, stdout, stop, wait_for_no_veth,
+    HostNs, UNTIL_STDIN_CLOSES, args, assert_no_state, container_veths, crash_at, elements,
+    eth0_address, leases, record, records, stderr, stdout, stop, supervisor, wait_for_no_veth,
 };
 use serde_json::Value;
-
-/// Runs `supervisor ARGS…` (any subcommand) in `ns`.
-fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
-    common::run(ns.supervisor().args(args))
-}
-
-/// The record file of container `name`, parsed.
-fn record(ns: &HostNs, name: &str) -> Value {
-    let text = ns.ok(&format!("cat /run/supervisor/containers/{name}.json"));
-    serde_json::from_str(&text).expect("a record is JSON")
-}
 
 /// Field 22 of /proc/PID/stat: when `pid` started, which a record keeps
 /// to tell its supervisor from a later process with its pid.
@@ -39,16 +28,6 @@ fn start_time(pid: u32) -> u64 {
 fn json(out: &Output) -> Value {
     assert!(out.status.success(), "{}", stderr(out));
     serde_json::from_str(&stdout(out)).expect("JSON output")
-}
-
-/// A command that prints "ready" and runs until its stdin closes.
-const UNTIL_STDIN_CLOSES: &[&str] = &["sh", "-c", "echo ready; read _ || true"];
-
-fn args<'a>(options: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
-    let mut all = options.to_vec();
-    all.push("--");
-    all.extend_from_slice(command);
-    all
 }
 
 #[test]
@@ -288,14 +267,11 @@ fn stop_ends_a_plain_command_without_waiting_out_the_grace_period() {
         "-c",
         "echo ready; exec sleep 100",
     ]);
-    let started = std::time::Instant::now();
     let out = supervisor(&ns, &["stop", "--time", "30", "plain"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
-        "stop waited {:?}",
-        started.elapsed()
-    );
+    // Waiting out the grace period would end in its SIGKILL: 137, and
+    // stop's warning that the container did not exit within it.
+    assert!(!stderr(&out).contains("did not exit"), "{}", stderr(&out));
     let mut plain = plain;
     assert_eq!(plain.wait().unwrap().code(), Some(143), "killed by SIGTERM");
     assert_no_state(&ns);

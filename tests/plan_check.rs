@@ -5,9 +5,8 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::process::Output;
 
-use common::{HostNs, assert_no_drift, stderr, stdout, stop};
+use common::{HostNs, UNTIL_STDIN_CLOSES, args, assert_no_drift, stderr, stdout, stop, supervisor};
 use serde_json::Value;
 use supervisor::firewall::Owned;
 use supervisor::plan::{self, Request, Snapshot};
@@ -23,20 +22,6 @@ const TWO_PORTS: &[&str] = &[
     "-p",
     "127.0.0.1:9090:90/udp",
 ];
-
-/// A command that prints "ready" and runs until its stdin closes.
-const UNTIL_STDIN_CLOSES: &[&str] = &["sh", "-c", "echo ready; read _ || true"];
-
-fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
-    common::run(ns.supervisor().args(args))
-}
-
-fn args<'a>(options: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
-    let mut all = options.to_vec();
-    all.push("--");
-    all.extend_from_slice(command);
-    all
-}
 
 fn inspect(ns: &HostNs, name: &str) -> Value {
     let out = supervisor(ns, &["inspect", name]);

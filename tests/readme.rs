@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::terminal::Terminal;
 use common::{HostNs, SUPERVISOR, eventually, stderr, stdout};
@@ -84,13 +84,15 @@ fn ctrl_c_on_a_terminal_ends_the_quick_start_at_once_with_130_and_leaves_nothing
         return;
     };
     let (mut term, _) = quick_start_on_a_terminal(&ns);
-    let pressed = Instant::now();
     term.type_in(b"\x03");
-    let code = exit_code_within(&mut term, Duration::from_secs(10));
-    let took = pressed.elapsed();
-    assert_eq!(code, Some(130), "killed by SIGINT");
-    // Not the 10 s stop timeout: half of it leaves a loaded machine room.
-    assert!(took < Duration::from_secs(5), "Ctrl-C took {took:?}");
+    // A hang guard, past the 10 s stop timeout: 130 is nc's own death by
+    // the SIGINT, where waiting out the timeout would end in its SIGKILL.
+    let code = exit_code_within(&mut term, Duration::from_secs(30));
+    assert_eq!(
+        code,
+        Some(130),
+        "killed by SIGINT, not after the stop timeout"
+    );
     assert_nothing_left(&ns);
 }
 

@@ -11,18 +11,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
 
-use common::{HostNs, assert_no_state, eventually, stderr, stdout};
+use common::{HostNs, assert_no_state, eventually, stderr, stdout, supervisor};
 use serde_json::Value;
 
 /// Allocates and touches 200 MiB.
 const ALLOCATE: &str = "b = b'x' * (200 << 20); print('allocated', len(b))";
-
-fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
-    common::run(ns.supervisor().args(args))
-}
 
 /// `run -d --name NAME OPTIONS -- COMMAND…`, which must succeed.
 fn detach(ns: &HostNs, name: &str, options: &[&str], command: &[&str]) {

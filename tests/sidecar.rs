@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::process::Output;
-
 use common::container::{Container, answers, ask, outside, serve_tcp};
 use common::{
     HostNs, assert_no_drift, assert_no_state, container_veths, crash_at, elements, leases, records,
-    stderr, stdout,
+    stderr, stdout, supervisor,
 };
 
 /// Until something answers on 127.0.0.1:8000 (the target's server may
@@ -17,10 +15,6 @@ use common::{
 const ASK_LOOPBACK: &str = "for i in $(seq 100); do \
      r=$(timeout 3 nc -n -N -w2 127.0.0.1 8000 </dev/null) && [ -n \"$r\" ] && break; \
      sleep 0.05; done; echo \"$r\"";
-
-fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
-    common::run(ns.supervisor().args(args))
-}
 
 #[test]
 fn a_sidecar_reaches_its_targets_service_on_loopback_and_sees_its_eth0_address_and_hostname() {

@@ -159,15 +159,11 @@ fn sigterm_ends_a_plain_command_at_once_unless_it_is_pid_1() {
     let mut args = vec!["--stop-timeout", "600"];
     args.extend(plain);
     let (mut child, _out) = start(&ns, &args);
-    let sent = Instant::now();
     signal(child.id(), libc::SIGTERM);
-    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    // Not at once, it would wait out the 600 s stop timeout: the wait's
+    // bound is a hang guard, and 143 says the SIGTERM itself ended it.
+    let status = wait_at_most(&mut child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(143), "killed by the SIGTERM itself");
-    assert!(
-        sent.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        sent.elapsed()
-    );
     // As PID 1, sleep ignores SIGTERM: only the stop timeout's SIGKILL ends it.
     let mut args = vec!["--init=false", "--stop-timeout", "1"];
     args.extend(plain);

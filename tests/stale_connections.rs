@@ -441,13 +441,7 @@ fn client_sends_again(ns: &HostNs, from: ClientAt, protected: bool) -> u64 {
     // The client's segment, and its retransmissions when nothing answers.
     std::thread::sleep(Duration::from_millis(1500));
     let chain = c2.sh("nft list chain ip count in");
-    let chain = String::from_utf8_lossy(&chain.stdout).into_owned();
-    chain
-        .split_whitespace()
-        .skip_while(|w| *w != "packets")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no counter: {chain}"))
+    common::counted_packets(&String::from_utf8_lossy(&chain.stdout))
 }
 
 #[test]

@@ -8,15 +8,12 @@
 
 use std::io;
 
-use super::link::ifname_problem;
+use super::link::{IFLA_IFNAME, IFLA_LINK_NETNSID, RTM_NEWLINK, ifname_problem};
 
-const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
-const IFLA_IFNAME: u16 = 3;
-const IFLA_LINK_NETNSID: u16 = 37;
 /// The type bits of an attribute's type (linux/netlink.h: NLA_TYPE_MASK).
 const NLA_TYPE_MASK: u16 = 0x3fff;
 

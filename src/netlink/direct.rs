@@ -63,7 +63,7 @@ pub(crate) struct Direct {
     /// capacity.
     buf: Vec<u8>,
     /// Once the socket has joined a multicast group ([`Direct::join`]),
-    /// the notifications that came among the answers of a pipeline, for
+    /// the notifications that came among the answers to requests, for
     /// [`Direct::await_notification`]: the kernel queues a notification
     /// when it happens, which may be before an answer it wrote later.
     notifications: Option<Vec<RouteNetlinkMessage>>,
@@ -112,16 +112,34 @@ impl Direct {
         &mut self,
         requests: Vec<Request>,
     ) -> io::Result<Vec<io::Result<Option<RouteNetlinkMessage>>>> {
-        let first = self.seq + 1;
-        let count = requests.len();
-        self.send_all(
+        let outcomes = self.exchange(
             requests
                 .into_iter()
                 .map(|(message, change)| (message, change.map_or(NLM_F_REQUEST, Change::flags))),
         )?;
-        let mut outcomes: Vec<Option<io::Result<Option<RouteNetlinkMessage>>>> =
-            (0..count).map(|_| None).collect();
-        let mut pending = count;
+        // A lookup's answer is one message; a change's, none.
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.map(|answers| answers.into_iter().next()))
+            .collect())
+    }
+
+    /// Sends every message, with its flags, in one datagram, and reads
+    /// until each has its outcome: its answers (of a dump, every one
+    /// until DONE) or the kernel's error, in the order sent.
+    fn exchange(
+        &mut self,
+        requests: impl ExactSizeIterator<Item = (RouteNetlinkMessage, u16)>,
+    ) -> io::Result<Vec<io::Result<Vec<RouteNetlinkMessage>>>> {
+        let first = self.seq + 1;
+        let mut dumps = Vec::with_capacity(requests.len());
+        self.send_all(requests.map(|(message, flags)| {
+            dumps.push(flags & NLM_F_DUMP != 0);
+            (message, flags)
+        }))?;
+        let mut answers: Vec<Vec<RouteNetlinkMessage>> = dumps.iter().map(|_| Vec::new()).collect();
+        let mut outcomes: Vec<Option<io::Result<()>>> = dumps.iter().map(|_| None).collect();
+        let mut pending = dumps.len();
         let mut notifications = self.notifications.take();
         let received = self.receive(|msg| {
             if msg.header.sequence_number == 0
@@ -131,32 +149,42 @@ impl Direct {
                 kept.push(inner);
                 return false;
             }
-            let slot = msg
+            // Anything else is a stale answer to an earlier request, cut
+            // short by an error.
+            let Some(i) = msg
                 .header
                 .sequence_number
                 .checked_sub(first)
-                .and_then(|i| outcomes.get_mut(i as usize))
-                .filter(|slot| slot.is_none());
-            // Anything else is a stale answer to an earlier request.
-            if let Some(slot) = slot {
-                let outcome = match msg.payload {
-                    NetlinkPayload::Error(err) => match err.code {
-                        None => Some(Ok(None)),
-                        Some(code) => Some(Err(io::Error::from_raw_os_error(-code.get()))),
-                    },
-                    NetlinkPayload::InnerMessage(inner) => Some(Ok(Some(inner))),
-                    _ => None,
-                };
-                if outcome.is_some() {
-                    *slot = outcome;
-                    pending -= 1;
+                .map(|i| i as usize)
+                .filter(|&i| outcomes.get(i).is_some_and(Option::is_none))
+            else {
+                return false;
+            };
+            let outcome = match msg.payload {
+                NetlinkPayload::Done(_) => Some(Ok(())),
+                NetlinkPayload::Error(err) => Some(match err.code {
+                    None => Ok(()),
+                    Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                }),
+                NetlinkPayload::InnerMessage(inner) => {
+                    answers[i].push(inner);
+                    (!dumps[i]).then_some(Ok(()))
                 }
+                _ => None,
+            };
+            if outcome.is_some() {
+                outcomes[i] = outcome;
+                pending -= 1;
             }
             pending == 0
         });
         self.notifications = notifications;
         received?;
-        Ok(outcomes.into_iter().flatten().collect())
+        Ok(outcomes
+            .into_iter()
+            .zip(answers)
+            .map(|(outcome, answers)| outcome.unwrap_or(Ok(())).map(|()| answers))
+            .collect())
     }
 
     /// Sends every message, with its flags and the next sequence numbers,
@@ -252,7 +280,7 @@ impl Direct {
             let bytes = &self.buf[offset..n];
             let buffer = NetlinkBuffer::new_checked(bytes).map_err(invalid)?;
             let len = buffer.length() as usize;
-            let msg = if self.brief_links && buffer.message_type() == RTM_NEWLINK {
+            let msg = if self.brief_links && buffer.message_type() == super::link::RTM_NEWLINK {
                 brief_link(&bytes[..len])?
             } else {
                 NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len])
@@ -308,50 +336,14 @@ impl Direct {
         &mut self,
         requests: [(RouteNetlinkMessage, bool); N],
     ) -> io::Result<[io::Result<Vec<RouteNetlinkMessage>>; N]> {
-        let first = self.seq + 1;
-        let dumps = requests.each_ref().map(|(_, dump)| *dump);
-        self.send_all(
-            requests.into_iter().map(|(message, dump)| {
+        let mut outcomes = self
+            .exchange(requests.into_iter().map(|(message, dump)| {
                 (message, NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 })
-            }),
-        )?;
-        let mut answers: [Vec<RouteNetlinkMessage>; N] = std::array::from_fn(|_| Vec::new());
-        let mut outcomes: [Option<io::Result<()>>; N] = std::array::from_fn(|_| None);
-        let mut pending = N;
-        self.receive(|msg| {
-            // Anything else is a stale answer to an earlier request, cut
-            // short by an error.
-            let Some(i) = msg
-                .header
-                .sequence_number
-                .checked_sub(first)
-                .map(|i| i as usize)
-                .filter(|&i| outcomes.get(i).is_some_and(Option::is_none))
-            else {
-                return false;
-            };
-            let outcome = match msg.payload {
-                NetlinkPayload::Done(_) => Some(Ok(())),
-                NetlinkPayload::Error(err) => Some(match err.code {
-                    None => Ok(()),
-                    Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
-                }),
-                NetlinkPayload::InnerMessage(inner) => {
-                    answers[i].push(inner);
-                    (!dumps[i]).then_some(Ok(()))
-                }
-                _ => None,
-            };
-            if outcome.is_some() {
-                outcomes[i] = outcome;
-                pending -= 1;
-            }
-            pending == 0
-        })?;
-        let mut answers = answers.into_iter();
-        Ok(outcomes.map(|outcome| {
-            let answers = answers.next().unwrap_or_default();
-            outcome.unwrap_or(Ok(())).map(|()| answers)
+            }))?
+            .into_iter();
+        // `exchange` gives one outcome a request.
+        Ok(std::array::from_fn(|_| {
+            outcomes.next().unwrap_or(Ok(Vec::new()))
         }))
     }
 }
@@ -376,9 +368,6 @@ fn ask_device(socket: &Socket, request: libc::c_ulong, name: &str) -> io::Result
     }
     Ok(req)
 }
-
-/// rtnetlink.h's message type of a link (an answer to a lookup).
-const RTM_NEWLINK: u16 = 16;
 
 /// A link answer decoded for `link::Link` alone (see
 /// `link::brief_message`).

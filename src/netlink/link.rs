@@ -117,13 +117,15 @@ impl Link {
     }
 }
 
+/// rtnetlink.h's message type of a link (an answer to a lookup).
+pub(super) const RTM_NEWLINK: u16 = 16;
 /// The attributes of a link message that [`Link::from_message`] reads
 /// (link.h's IFLA_*), and IFLA_INFO_KIND inside IFLA_LINKINFO.
 const IFLA_ADDRESS: u16 = 1;
-const IFLA_IFNAME: u16 = 3;
+pub(super) const IFLA_IFNAME: u16 = 3;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
-const IFLA_LINK_NETNSID: u16 = 37;
+pub(super) const IFLA_LINK_NETNSID: u16 = 37;
 const IFLA_INFO_KIND: u16 = 1;
 /// The link header before the attributes (struct ifinfomsg).
 const LINK_HEADER_LEN: usize = 16;

@@ -162,12 +162,8 @@ impl Error {
         action: &'static str,
         object: impl Into<String>,
     ) -> impl FnOnce(rtnetlink::Error) -> Error {
-        let object = object.into();
-        move |err| Error::Request {
-            action,
-            object,
-            source: io_error(err),
-        }
+        let direct = Error::direct(action, object);
+        move |err| direct(io_error(err))
     }
 
     /// [`Error::request`] for a request answered on the spot (see `direct`).

@@ -130,16 +130,16 @@ fn overlap_where(
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use rtnetlink::RouteMessageBuilder;
     use rtnetlink::packet_route::route::RouteHeader;
 
     use super::*;
 
-    fn route(dst: [u8; 4], len: u8, table: u8, oif: Option<u32>) -> RouteMessage {
-        let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(Ipv4Addr::from(dst), len)
+    /// A route to `dst` (IPv4 or IPv6) in `table`, on link `oif`.
+    fn route(dst: impl Into<IpAddr>, len: u8, table: u8, oif: Option<u32>) -> RouteMessage {
+        let mut builder = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst.into(), len)
+            .unwrap()
             .table_id(u32::from(table));
         if let Some(oif) = oif {
             builder = builder.output_interface(oif);
@@ -172,13 +172,7 @@ mod tests {
     }
 
     fn route6(dst: &str, len: u8, table: u8, oif: Option<u32>) -> RouteMessage {
-        let mut builder = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-            .destination_prefix(dst.parse().unwrap(), len)
-            .table_id(u32::from(table));
-        if let Some(oif) = oif {
-            builder = builder.output_interface(oif);
-        }
-        builder.build()
+        route(dst.parse::<std::net::Ipv6Addr>().unwrap(), len, table, oif)
     }
 
     #[test]

@@ -402,6 +402,52 @@ pub fn close_tick_phase() -> (Duration, Duration) {
     )
 }
 
+/// How many netfilter netlink sockets of processes are open in the
+/// namespace of `ns` (the kernel's own has port id 0): the supervisors'
+/// and plugins', and their holders' until the close tick.
+pub fn netfilter_sockets(ns: &HostNs) -> usize {
+    const NETLINK_NETFILTER: &str = "12";
+    ns.ok("cat /proc/net/netlink")
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.get(1) == Some(&NETLINK_NETFILTER) && f.get(2) != Some(&"0"))
+        .count()
+}
+
+/// What `round` returns when it ran within one close tick of the
+/// supervisors' (see `supervisor::nftables::CLOSE_TICK`): each try starts
+/// once every netfilter socket of `ns` is released, just past a tick, and
+/// is conclusive when it ends before the next; at most 5 tries. Timing
+/// here only tells which try to keep.
+pub fn within_a_close_tick<T>(ns: &HostNs, mut round: impl FnMut() -> T) -> T {
+    let tick = supervisor::nftables::CLOSE_TICK;
+    for _ in 0..5 {
+        eventually("the netfilter sockets released", tick * 3, || {
+            (netfilter_sockets(ns) == 0).then_some(())
+        });
+        let (_, until_tick) = close_tick_phase();
+        std::thread::sleep(until_tick + Duration::from_millis(5));
+        let started = Instant::now();
+        let value = round();
+        let (since_tick, _) = close_tick_phase();
+        if started.elapsed() <= since_tick {
+            return value;
+        }
+    }
+    panic!("no round of 5 ended within a close tick");
+}
+
+/// The packets of the first counter in `listing` (what `nft list` prints).
+pub fn counted_packets(listing: &str) -> u64 {
+    listing
+        .split_whitespace()
+        .skip_while(|word| *word != "packets")
+        .nth(1)
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no counter: {listing}"))
+}
+
 /// Retries `attempt` until it returns Some, for at most `limit`: a deadline
 /// to fail instead of hanging, never a timing claim.
 pub fn eventually<T>(what: &str, limit: Duration, mut attempt: impl FnMut() -> Option<T>) -> T {
@@ -445,6 +491,12 @@ pub fn wait_for_no_veth(ns: &HostNs) {
 /// The record files, one a line.
 pub fn records(ns: &HostNs) -> String {
     ns.ok("ls -A /run/supervisor/containers 2>/dev/null | grep -v '^.lock$' || true")
+}
+
+/// The record file of container `name`, parsed.
+pub fn record(ns: &HostNs, name: &str) -> serde_json::Value {
+    let text = ns.ok(&format!("cat /run/supervisor/containers/{name}.json"));
+    serde_json::from_str(&text).expect("a record is JSON")
 }
 
 /// Starts `supervisor run ARGS…` with the fault hook set to `phase` (see
@@ -597,6 +649,23 @@ pub fn eth0_address(ns: &HostNs, options: &[&str]) -> String {
 /// The lease files of bridge sv0, one a line.
 pub fn leases(ns: &HostNs) -> String {
     ns.ok("ls /run/supervisor/leases/sv0 2>/dev/null || true")
+}
+
+/// A command that prints "ready" and runs until its stdin closes (see
+/// [`HostNs::start`]).
+pub const UNTIL_STDIN_CLOSES: &[&str] = &["sh", "-c", "echo ready; read _ || true"];
+
+/// `run`'s arguments: `options`, then `--` and `command`.
+pub fn args<'a>(options: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
+    let mut all = options.to_vec();
+    all.push("--");
+    all.extend_from_slice(command);
+    all
+}
+
+/// Runs `supervisor ARGS…` (any subcommand) in `ns`, stdin closed.
+pub fn supervisor(ns: &HostNs, args: &[&str]) -> Output {
+    run(ns.supervisor().args(args))
 }
 
 /// Runs `cmd` and returns its output with stdin closed.
