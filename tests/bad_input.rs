@@ -43,6 +43,8 @@ fn bad_global_network_options_are_refused_in_every_network_mode_and_change_nothi
         (&["--bridge", "a/b"], "invalid --bridge \"a/b\""),
         (&["--bridge", "a b"], "invalid --bridge \"a b\""),
         (&["--bridge", "all"], "invalid --bridge \"all\""),
+        // The kernel would make br0 of it (a template), left behind.
+        (&["--bridge", "br%d"], "invalid --bridge \"br%d\""),
         (
             &["--ipv6", "--subnet6", "fd00::/129"],
             "invalid --subnet6 \"fd00::/129\"",

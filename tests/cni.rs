@@ -1539,6 +1539,33 @@ fn a_bridge_name_that_is_another_kind_of_link_is_an_invalid_config_and_creates_n
     assert_eq!(records(&ns), "");
 }
 
+/// The kernel reads a '%' in a new link's name as a template for a free
+/// one: `br%d` made a bridge `br0` that the failed ADD (which looked for
+/// `br%d`) left behind, and `eth%d` a veth it could not find inside.
+#[test]
+fn a_bridge_or_interface_name_with_a_percent_sign_is_refused_naming_it_and_creates_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_bridge_or_interface_name_with_a_percent_sign_is_refused_naming_it_and_creates_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let links = || (ns.ok("ip -br link"), ns.ok("ip -n c1 -br link"));
+    let before = links();
+    let conf_bridge = conf("1.0.0", json!({"bridge": "br%d", "subnet": "10.77.0.0/24"}));
+    let (code, msg) = call(&ns, "ADD", "c1", &conf_bridge).error();
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.starts_with("bridge: \"br%d\": "), "{msg}");
+    assert!(msg.contains('%'), "{msg}");
+    assert_eq!(links(), before);
+    let plain = conf("1.0.0", json!({}));
+    let (code, msg) = call_into(&ns, "ADD", "c1", "/run/netns/c1", "eth%d", &plain).error();
+    assert_eq!(code, 4, "{msg}");
+    assert!(msg.starts_with("CNI_IFNAME \"eth%d\" "), "{msg}");
+    assert_eq!(links(), before);
+    assert_nothing_left(&ns);
+}
+
 #[test]
 fn a_failed_add_leaves_nothing_behind() {
     let Some(ns) = HostNs::new("a_failed_add_leaves_nothing_behind") else {
