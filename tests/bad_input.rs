@@ -348,3 +348,60 @@ fn a_long_bad_value_is_quoted_shortened_with_its_length() {
     );
     assert_eq!(system(&ns), before, "a refused run changed the system");
 }
+
+/// `run --env-file FIFO` waits for the FIFO's writer (`--env-file <(…)`
+/// is a pipe, read as docker reads it), and waited with the signals `run`
+/// forwards blocked: Ctrl-C and SIGTERM did nothing, only SIGKILL ended
+/// it. Nothing is made yet: they end it as they end any command.
+#[test]
+fn a_run_waiting_for_its_env_file_ends_on_sigint_or_sigterm_and_changes_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let Some(ns) =
+        HostNs::new("a_run_waiting_for_its_env_file_ends_on_sigint_or_sigterm_and_changes_nothing")
+    else {
+        return;
+    };
+    ns.ok("mkfifo /run/env.fifo");
+    let before = system(&ns);
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let mut child = ns
+            .supervisor()
+            .args(["run", "--env-file", "/run/env.fifo", "--", "true"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn supervisor");
+        // nsenter execs the supervisor: the child is it.
+        let pid = child.id();
+        common::eventually(
+            "run waits for the FIFO's writer",
+            Duration::from_secs(10),
+            || {
+                std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+                    .ok()
+                    .filter(|wchan| wchan == "wait_for_partner")
+            },
+        );
+        // SAFETY: kill on our own child's pid, which we have not reaped.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0);
+        let waited = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break Some(status);
+            }
+            if waited.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(
+            status.and_then(|s| s.signal()),
+            Some(signal),
+            "run --env-file FIFO went on waiting after signal {signal}: {status:?}"
+        );
+    }
+    assert_eq!(system(&ns), before, "an interrupted run changed the system");
+}
