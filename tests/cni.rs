@@ -1614,6 +1614,35 @@ fn an_add_into_a_namespace_another_attachment_routes_names_the_route_not_the_int
     assert_nothing_left(&ns);
 }
 
+/// A `stateDir` that is a file, or under one, was answered "stateDir:
+/// /dev/null", the path alone, as if it were the reason.
+#[test]
+fn a_state_dir_that_is_a_file_or_under_one_is_code_7_saying_so_for_add_and_del() {
+    let Some(ns) =
+        HostNs::new("a_state_dir_that_is_a_file_or_under_one_is_code_7_saying_so_for_add_and_del")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    ns.ok("touch /run/file");
+    for (dir, why) in [
+        ("/dev/null", "/dev/null is not a directory"),
+        ("/run/file/state", "/run/file is not a directory"),
+    ] {
+        let conf = conf("1.0.0", json!({"stateDir": dir}));
+        for command in ["ADD", "DEL"] {
+            let (code, msg) = call(&ns, command, "c1", &conf).error();
+            assert_eq!(
+                (code, msg.as_str()),
+                (7, format!("stateDir: {why}").as_str()),
+                "{command}"
+            );
+        }
+    }
+    assert_eq!(ns.ok("ip -br link | grep -c sv || true"), "0\n");
+    assert_nothing_left(&ns);
+}
+
 #[test]
 fn a_state_directory_another_user_can_write_is_refused_so_a_planted_record_deletes_nothing() {
     let Some(ns) = HostNs::new(

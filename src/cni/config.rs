@@ -160,6 +160,10 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
     if !state_dir.is_absolute() {
         return Err(invalid("stateDir", "must be an absolute path"));
     }
+    // As `--state-dir` is checked: one that is, or is under, a file is
+    // refused saying so, not by the first file a command opens there.
+    crate::state::parse_dir(&state_dir.to_string_lossy())
+        .map_err(|why| invalid("stateDir", why))?;
     let mut no_masquerade = Vec::new();
     let mut no_masquerade6 = Vec::new();
     match doc.get("noMasqueradeCidrs") {
