@@ -45,6 +45,9 @@ fn bad_global_network_options_are_refused_in_every_network_mode_and_change_nothi
         (&["--bridge", "all"], "invalid --bridge \"all\""),
         // The kernel would make br0 of it (a template), left behind.
         (&["--bridge", "br%d"], "invalid --bridge \"br%d\""),
+        // The name of a container's host link, which a run or ADD whose
+        // link it names would take for its own leftover and delete.
+        (&["--bridge", "sv-abc"], "invalid --bridge \"sv-abc\""),
         (
             &["--ipv6", "--subnet6", "fd00::/129"],
             "invalid --subnet6 \"fd00::/129\"",

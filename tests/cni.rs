@@ -1609,6 +1609,30 @@ fn a_bridge_or_interface_name_with_a_percent_sign_is_refused_naming_it_and_creat
     assert_nothing_left(&ns);
 }
 
+/// Host links are named `sv-` and the attachment's id: an ADD whose link
+/// name was taken by a bridge of that name (with no record of that id)
+/// took it for its own leftover and deleted it, and with it every other
+/// container's link on it.
+#[test]
+fn a_bridge_named_like_a_host_link_is_refused_and_no_add_deletes_it() {
+    let Some(ns) = HostNs::new("a_bridge_named_like_a_host_link_is_refused_and_no_add_deletes_it")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // c1:eth0's id, which names its host link.
+    let bridge = "sv-f53f02b3bfe9";
+    ns.ok(&format!("ip link add {bridge} type bridge"));
+    let before = ns.ok("ip -br link");
+    let conf = conf("1.0.0", json!({"bridge": bridge, "subnet": "10.77.0.0/24"}));
+    let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.starts_with(&format!("bridge: \"{bridge}\": ")), "{msg}");
+    assert_eq!(ns.ok("ip -br link"), before);
+    // Its "sv-" name reads as a container's link: no veth check.
+    common::assert_no_state(&ns);
+}
+
 #[test]
 fn a_failed_add_leaves_nothing_behind() {
     let Some(ns) = HostNs::new("a_failed_add_leaves_nothing_behind") else {
