@@ -408,3 +408,36 @@ fn a_run_waiting_for_its_env_file_ends_on_sigint_or_sigterm_and_changes_nothing(
     }
     assert_eq!(system(&ns), before, "an interrupted run changed the system");
 }
+
+/// `run -e =x` is refused naming it; `exec -e =x` gave the command an
+/// environment entry without a name.
+#[test]
+fn exec_refuses_an_env_entry_without_a_name_as_run_does() {
+    let Some(ns) = HostNs::new("exec_refuses_an_env_entry_without_a_name_as_run_does") else {
+        return;
+    };
+    let started = ns.run(&[
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "web",
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    for entry in ["=x", "", "=", "==x"] {
+        let out = common::run(ns.supervisor().args(["exec", "-e", entry, "web", "env"]));
+        assert_eq!(out.status.code(), Some(125), "{entry:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).starts_with(&format!("supervisor: invalid --env \"{entry}\": ")),
+            "{entry:?}: {}",
+            stderr(&out)
+        );
+    }
+    let out = common::run(ns.supervisor().args(["exec", "-e", "A==x", "web", "env"]));
+    assert!(stdout(&out).contains("A==x\n"), "{}", stderr(&out));
+    let stopped = common::run(ns.supervisor().args(["stop", "-t", "0", "web"]));
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+}
