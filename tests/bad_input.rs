@@ -441,3 +441,35 @@ fn exec_refuses_an_env_entry_without_a_name_as_run_does() {
     let stopped = common::run(ns.supervisor().args(["stop", "-t", "0", "web"]));
     assert!(stopped.status.success(), "{}", stderr(&stopped));
 }
+
+/// The kernel binds a socket to a multicast or broadcast address, so the
+/// host port's check passed and the run went on, publishing a port no
+/// connection ever reaches (none to such an address is local to the host).
+#[test]
+fn a_port_published_on_a_multicast_or_broadcast_address_is_refused_and_changes_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_port_published_on_a_multicast_or_broadcast_address_is_refused_and_changes_nothing",
+    ) else {
+        return;
+    };
+    let before = system(&ns);
+    for (options, addr) in [
+        (&["-p", "224.0.0.1:8080:80"][..], "224.0.0.1"),
+        (&["-p", "255.255.255.255:8080:80/udp"], "255.255.255.255"),
+        (&["--ipv6", "-p", "[ff02::1]:8080:80"], "ff02::1"),
+    ] {
+        let args: Vec<&OsStr> = ["run"]
+            .iter()
+            .chain(options)
+            .chain(&["--", "true"])
+            .map(OsStr::new)
+            .collect();
+        let line = refused(&ns, &args);
+        assert!(
+            line.starts_with("supervisor: cannot publish ")
+                && line.contains(&format!("{addr} is not an address of this host")),
+            "{options:?}: {line}"
+        );
+    }
+    assert_eq!(system(&ns), before, "a refused run changed the system");
+}

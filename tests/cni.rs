@@ -1511,6 +1511,32 @@ fn a_port_another_attachment_publishes_fails_add_after_plumbing_and_leaves_nothi
 }
 
 #[test]
+fn a_host_ip_that_is_a_multicast_or_broadcast_address_is_code_7_and_leaves_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_host_ip_that_is_a_multicast_or_broadcast_address_is_code_7_and_leaves_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    for addr in ["224.0.0.1", "255.255.255.255"] {
+        let conf = conf(
+            "1.0.0",
+            json!({"runtimeConfig": {"portMappings": [
+                {"hostPort": 8080, "containerPort": 80, "hostIP": addr}]}}),
+        );
+        let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(
+            msg.starts_with("runtimeConfig.portMappings: ")
+                && msg.contains(&format!("{addr} is not an address of this host")),
+            "{msg}"
+        );
+        assert_nothing_left(&ns);
+        assert_eq!(tcp_ports(&ns), "");
+    }
+}
+
+#[test]
 fn a_port_a_host_service_listens_on_fails_add_with_code_100() {
     let Some(ns) = HostNs::new("a_port_a_host_service_listens_on_fails_add_with_code_100") else {
         return;
