@@ -42,10 +42,14 @@ pub fn read(
         path: path.to_path_buf(),
         reason,
     };
-    // Any kind of file, as docker reads it (`--env-file <(…)` is a pipe).
-    let bytes = std::fs::File::open(path)
-        .and_then(|file| crate::regular_file::read_at_most(file, MAX_BYTES))
-        .map_err(|e| failed(e.to_string()))?;
+    // Any kind of file, as docker reads it (`--env-file <(…)` is a pipe):
+    // a FIFO waits for its writer, which may never come, and `run` reads
+    // it with the signals it forwards blocked.
+    let bytes = crate::signals::ending_unblocked(|| {
+        std::fs::File::open(path)
+            .and_then(|file| crate::regular_file::read_at_most(file, MAX_BYTES))
+    })
+    .map_err(|e| failed(e.to_string()))?;
     parse(&bytes, host).map_err(|(line, reason)| EnvFileError::Line {
         option,
         path: path.to_path_buf(),

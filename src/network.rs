@@ -28,14 +28,25 @@ pub enum Error {
 /// refuse it for an interface, or it cannot name the bridge's lease
 /// directory. `run`, `gc` and a CNI configuration refuse such a name alike.
 pub fn bridge_name_problem(name: &str) -> Option<&'static str> {
-    netlink::ifname_problem(name).or_else(|| ipam::lease_dir_problem(name))
+    netlink::ifname_problem(name)
+        .or_else(|| ipam::lease_dir_problem(name))
+        .or_else(|| {
+            // A container whose host link it named would take the bridge
+            // for its own leftover link and delete it; the firewall's
+            // guards match every "sv-*" link as a container's.
+            name.starts_with(HOST_LINK_PREFIX)
+                .then_some("starts with \"sv-\", which names the containers' host links")
+        })
 }
+
+/// What every container's host link is named with (see `host_ifname`).
+const HOST_LINK_PREFIX: &str = "sv-";
 
 /// The host end of a container's veth: "sv-" and the start of its id, within
 /// the kernel's 15 bytes. nft/supervisor.nft's spoof guard matches "sv-*".
 pub fn host_ifname(container_id: &str) -> String {
     let id: String = container_id.chars().take(12).collect();
-    format!("sv-{id}")
+    format!("{HOST_LINK_PREFIX}{id}")
 }
 
 /// The network of one container, between `prepare` and `release`.

@@ -7,7 +7,7 @@
 
 use std::io;
 
-use nix::sys::signal::{SigHandler, SigSet, Signal, signal};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use tokio::io::unix::AsyncFd;
 
@@ -21,6 +21,35 @@ pub const FORWARDED: [Signal; 7] = [
     Signal::SIGUSR2,
     Signal::SIGWINCH,
 ];
+
+/// The forwarded signals whose default action ends the process.
+const ENDING: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// Runs `wait` with the signals that end a process unblocked in this
+/// thread, then blocks again what was blocked: for a wait on the user's
+/// input before anything is made (an `--env-file` FIFO waits for its
+/// writer), which Ctrl-C or SIGTERM must end as they end any command.
+/// `block` left their action the default one, and the other threads block
+/// them: this one takes them and the process ends, with nothing of it
+/// outliving it yet (one queued since `block` ends it at once).
+pub fn ending_unblocked<T>(wait: impl FnOnce() -> T) -> T {
+    let mut ending = SigSet::empty();
+    for sig in ENDING {
+        ending.add(sig);
+    }
+    let Ok(was) = ending.thread_swap_mask(SigmaskHow::SIG_UNBLOCK) else {
+        return wait();
+    };
+    let result = wait();
+    // A mask read back from the kernel is set again without error.
+    let _ = was.thread_set_mask();
+    result
+}
 
 /// The forwarded signals, blocked and waiting on a signalfd.
 pub struct Blocked {

@@ -605,8 +605,8 @@ fn valid_hostname(hostname: String) -> Result<String, SpecError> {
 }
 
 /// `K=V` as given; `K` alone takes the supervisor's value, and is dropped
-/// when unset (as docker does).
-fn parse_env(entry: &str) -> Result<Option<(String, String)>, SpecError> {
+/// when unset (as docker does). `exec -e` takes the same.
+pub(crate) fn parse_env(entry: &str) -> Result<Option<(String, String)>, SpecError> {
     let bad = || SpecError::Env(entry.to_string());
     if entry.contains('\0') {
         return Err(bad());

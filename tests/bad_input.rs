@@ -43,6 +43,11 @@ fn bad_global_network_options_are_refused_in_every_network_mode_and_change_nothi
         (&["--bridge", "a/b"], "invalid --bridge \"a/b\""),
         (&["--bridge", "a b"], "invalid --bridge \"a b\""),
         (&["--bridge", "all"], "invalid --bridge \"all\""),
+        // The kernel would make br0 of it (a template), left behind.
+        (&["--bridge", "br%d"], "invalid --bridge \"br%d\""),
+        // The name of a container's host link, which a run or ADD whose
+        // link it names would take for its own leftover and delete.
+        (&["--bridge", "sv-abc"], "invalid --bridge \"sv-abc\""),
         (
             &["--ipv6", "--subnet6", "fd00::/129"],
             "invalid --subnet6 \"fd00::/129\"",
@@ -344,5 +349,127 @@ fn a_long_bad_value_is_quoted_shortened_with_its_length() {
         line.starts_with("supervisor: invalid container name \"a/b\": "),
         "{line}"
     );
+    assert_eq!(system(&ns), before, "a refused run changed the system");
+}
+
+/// `run --env-file FIFO` waits for the FIFO's writer (`--env-file <(…)`
+/// is a pipe, read as docker reads it), and waited with the signals `run`
+/// forwards blocked: Ctrl-C and SIGTERM did nothing, only SIGKILL ended
+/// it. Nothing is made yet: they end it as they end any command.
+#[test]
+fn a_run_waiting_for_its_env_file_ends_on_sigint_or_sigterm_and_changes_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let Some(ns) =
+        HostNs::new("a_run_waiting_for_its_env_file_ends_on_sigint_or_sigterm_and_changes_nothing")
+    else {
+        return;
+    };
+    ns.ok("mkfifo /run/env.fifo");
+    let before = system(&ns);
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let mut child = ns
+            .supervisor()
+            .args(["run", "--env-file", "/run/env.fifo", "--", "true"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn supervisor");
+        // nsenter execs the supervisor: the child is it.
+        let pid = child.id();
+        common::eventually(
+            "run waits for the FIFO's writer",
+            Duration::from_secs(10),
+            || {
+                std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+                    .ok()
+                    .filter(|wchan| wchan == "wait_for_partner")
+            },
+        );
+        // SAFETY: kill on our own child's pid, which we have not reaped.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0);
+        let waited = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break Some(status);
+            }
+            if waited.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(
+            status.and_then(|s| s.signal()),
+            Some(signal),
+            "run --env-file FIFO went on waiting after signal {signal}: {status:?}"
+        );
+    }
+    assert_eq!(system(&ns), before, "an interrupted run changed the system");
+}
+
+/// `run -e =x` is refused naming it; `exec -e =x` gave the command an
+/// environment entry without a name.
+#[test]
+fn exec_refuses_an_env_entry_without_a_name_as_run_does() {
+    let Some(ns) = HostNs::new("exec_refuses_an_env_entry_without_a_name_as_run_does") else {
+        return;
+    };
+    let started = ns.run(&[
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "web",
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    for entry in ["=x", "", "=", "==x"] {
+        let out = common::run(ns.supervisor().args(["exec", "-e", entry, "web", "env"]));
+        assert_eq!(out.status.code(), Some(125), "{entry:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).starts_with(&format!("supervisor: invalid --env \"{entry}\": ")),
+            "{entry:?}: {}",
+            stderr(&out)
+        );
+    }
+    let out = common::run(ns.supervisor().args(["exec", "-e", "A==x", "web", "env"]));
+    assert!(stdout(&out).contains("A==x\n"), "{}", stderr(&out));
+    let stopped = common::run(ns.supervisor().args(["stop", "-t", "0", "web"]));
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+}
+
+/// The kernel binds a socket to a multicast or broadcast address, so the
+/// host port's check passed and the run went on, publishing a port no
+/// connection ever reaches (none to such an address is local to the host).
+#[test]
+fn a_port_published_on_a_multicast_or_broadcast_address_is_refused_and_changes_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_port_published_on_a_multicast_or_broadcast_address_is_refused_and_changes_nothing",
+    ) else {
+        return;
+    };
+    let before = system(&ns);
+    for (options, addr) in [
+        (&["-p", "224.0.0.1:8080:80"][..], "224.0.0.1"),
+        (&["-p", "255.255.255.255:8080:80/udp"], "255.255.255.255"),
+        (&["--ipv6", "-p", "[ff02::1]:8080:80"], "ff02::1"),
+    ] {
+        let args: Vec<&OsStr> = ["run"]
+            .iter()
+            .chain(options)
+            .chain(&["--", "true"])
+            .map(OsStr::new)
+            .collect();
+        let line = refused(&ns, &args);
+        assert!(
+            line.starts_with("supervisor: cannot publish ")
+                && line.contains(&format!("{addr} is not an address of this host")),
+            "{options:?}: {line}"
+        );
+    }
     assert_eq!(system(&ns), before, "a refused run changed the system");
 }

@@ -554,6 +554,49 @@ fn an_add_whose_id_another_attachment_has_is_refused_and_leaves_its_link_alone()
     assert_eq!(records(&ns).trim(), "zz:eth0.json");
 }
 
+/// A configuration as full of distinct port mappings as its 4 MiB allow
+/// (about 100,000, each on both families): each was checked against every
+/// one before it, 15 s of a real-time ADD on an optimized build, and as
+/// long again for DEL, which checks the same configuration.
+#[test]
+fn the_most_port_mappings_a_configuration_holds_are_answered_for_add_and_del_without_hanging() {
+    let Some(ns) = HostNs::new(
+        "the_most_port_mappings_a_configuration_holds_are_answered_for_add_and_del_without_hanging",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let limit = 4 << 20;
+    let mut mappings = Vec::new();
+    let mut size = conf(
+        "1.0.0",
+        json!({"ipv6": true, "runtimeConfig": {"portMappings": []}}),
+    )
+    .len();
+    'full: for protocol in ["tcp", "udp"] {
+        for port in 1..=u16::MAX {
+            let mapping = json!({"hostPort": port, "containerPort": 80, "protocol": protocol});
+            size += mapping.to_string().len() + 1;
+            if size > limit {
+                break 'full;
+            }
+            mappings.push(mapping);
+        }
+    }
+    assert!(mappings.len() > 65_535, "{}", mappings.len());
+    let full = conf(
+        "1.0.0",
+        json!({"ipv6": true, "runtimeConfig": {"portMappings": mappings}}),
+    );
+    assert!(full.len() <= limit, "{}", full.len());
+    // More sockets than the open files allowed: refused, naming the limit.
+    let (code, msg) = call(&ns, "ADD", "c1", &full).error();
+    assert_eq!(code, 110, "{msg}");
+    assert!(msg.contains("open files"), "{msg}");
+    assert_eq!(call(&ns, "DEL", "c1", &full).ok(), Value::Null);
+    assert_nothing_left(&ns);
+}
+
 #[test]
 fn a_second_add_for_the_same_container_and_interface_is_refused_and_changes_nothing() {
     let Some(ns) = HostNs::new(
@@ -1486,6 +1529,32 @@ fn a_port_another_attachment_publishes_fails_add_after_plumbing_and_leaves_nothi
 }
 
 #[test]
+fn a_host_ip_that_is_a_multicast_or_broadcast_address_is_code_7_and_leaves_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_host_ip_that_is_a_multicast_or_broadcast_address_is_code_7_and_leaves_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    for addr in ["224.0.0.1", "255.255.255.255"] {
+        let conf = conf(
+            "1.0.0",
+            json!({"runtimeConfig": {"portMappings": [
+                {"hostPort": 8080, "containerPort": 80, "hostIP": addr}]}}),
+        );
+        let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(
+            msg.starts_with("runtimeConfig.portMappings: ")
+                && msg.contains(&format!("{addr} is not an address of this host")),
+            "{msg}"
+        );
+        assert_nothing_left(&ns);
+        assert_eq!(tcp_ports(&ns), "");
+    }
+}
+
+#[test]
 fn a_port_a_host_service_listens_on_fails_add_with_code_100() {
     let Some(ns) = HostNs::new("a_port_a_host_service_listens_on_fails_add_with_code_100") else {
         return;
@@ -1557,6 +1626,57 @@ fn a_bridge_name_that_is_another_kind_of_link_is_an_invalid_config_and_creates_n
     assert_eq!(records(&ns), "");
 }
 
+/// The kernel reads a '%' in a new link's name as a template for a free
+/// one: `br%d` made a bridge `br0` that the failed ADD (which looked for
+/// `br%d`) left behind, and `eth%d` a veth it could not find inside.
+#[test]
+fn a_bridge_or_interface_name_with_a_percent_sign_is_refused_naming_it_and_creates_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_bridge_or_interface_name_with_a_percent_sign_is_refused_naming_it_and_creates_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let links = || (ns.ok("ip -br link"), ns.ok("ip -n c1 -br link"));
+    let before = links();
+    let conf_bridge = conf("1.0.0", json!({"bridge": "br%d", "subnet": "10.77.0.0/24"}));
+    let (code, msg) = call(&ns, "ADD", "c1", &conf_bridge).error();
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.starts_with("bridge: \"br%d\": "), "{msg}");
+    assert!(msg.contains('%'), "{msg}");
+    assert_eq!(links(), before);
+    let plain = conf("1.0.0", json!({}));
+    let (code, msg) = call_into(&ns, "ADD", "c1", "/run/netns/c1", "eth%d", &plain).error();
+    assert_eq!(code, 4, "{msg}");
+    assert!(msg.starts_with("CNI_IFNAME \"eth%d\" "), "{msg}");
+    assert_eq!(links(), before);
+    assert_nothing_left(&ns);
+}
+
+/// Host links are named `sv-` and the attachment's id: an ADD whose link
+/// name was taken by a bridge of that name (with no record of that id)
+/// took it for its own leftover and deleted it, and with it every other
+/// container's link on it.
+#[test]
+fn a_bridge_named_like_a_host_link_is_refused_and_no_add_deletes_it() {
+    let Some(ns) = HostNs::new("a_bridge_named_like_a_host_link_is_refused_and_no_add_deletes_it")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // c1:eth0's id, which names its host link.
+    let bridge = "sv-f53f02b3bfe9";
+    ns.ok(&format!("ip link add {bridge} type bridge"));
+    let before = ns.ok("ip -br link");
+    let conf = conf("1.0.0", json!({"bridge": bridge, "subnet": "10.77.0.0/24"}));
+    let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.starts_with(&format!("bridge: \"{bridge}\": ")), "{msg}");
+    assert_eq!(ns.ok("ip -br link"), before);
+    // Its "sv-" name reads as a container's link: no veth check.
+    common::assert_no_state(&ns);
+}
+
 #[test]
 fn a_failed_add_leaves_nothing_behind() {
     let Some(ns) = HostNs::new("a_failed_add_leaves_nothing_behind") else {
@@ -1602,6 +1722,35 @@ fn an_add_into_a_namespace_another_attachment_routes_names_the_route_not_the_int
         before
     );
     call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+/// A `stateDir` that is a file, or under one, was answered "stateDir:
+/// /dev/null", the path alone, as if it were the reason.
+#[test]
+fn a_state_dir_that_is_a_file_or_under_one_is_code_7_saying_so_for_add_and_del() {
+    let Some(ns) =
+        HostNs::new("a_state_dir_that_is_a_file_or_under_one_is_code_7_saying_so_for_add_and_del")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    ns.ok("touch /run/file");
+    for (dir, why) in [
+        ("/dev/null", "/dev/null is not a directory"),
+        ("/run/file/state", "/run/file is not a directory"),
+    ] {
+        let conf = conf("1.0.0", json!({"stateDir": dir}));
+        for command in ["ADD", "DEL"] {
+            let (code, msg) = call(&ns, command, "c1", &conf).error();
+            assert_eq!(
+                (code, msg.as_str()),
+                (7, format!("stateDir: {why}").as_str()),
+                "{command}"
+            );
+        }
+    }
+    assert_eq!(ns.ok("ip -br link | grep -c sv || true"), "0\n");
     assert_nothing_left(&ns);
 }
 

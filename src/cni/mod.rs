@@ -228,8 +228,10 @@ async fn command(
         Command::Add | Command::Del | Command::Check | Command::Gc => {
             // As `run` does: one someone else can write plants records
             // that name what DEL and GC delete.
-            crate::state::check_dir(&config.state_dir)
-                .map_err(|err| CniError::new(code::CONFIG, format!("stateDir: {err}")))?;
+            crate::state::check_dir(&config.state_dir).map_err(|err| {
+                let err = crate::error_chain::Chain(&err);
+                CniError::new(code::CONFIG, format!("stateDir: {err}"))
+            })?;
             Some(serialize(&config.state_dir)?)
         }
         Command::Version | Command::Status => None,

@@ -56,6 +56,9 @@ pub enum ExecError {
     EmptyProgram,
     #[error("the record of {name} holds an unknown capability {capability:?}")]
     Capability { name: String, capability: String },
+    /// A bad `-e`, refused as `run -e` refuses it.
+    #[error(transparent)]
+    Env(#[from] crate::spec::SpecError),
     #[error(transparent)]
     User(#[from] identity::Error),
     #[error(transparent)]
@@ -156,13 +159,8 @@ fn configure(
         set(&mut env, "TERM", term);
     }
     for entry in &options.env {
-        match entry.split_once('=') {
-            Some((key, value)) => set(&mut env, key, value.to_string()),
-            None => {
-                if let Ok(value) = std::env::var(entry) {
-                    set(&mut env, entry, value);
-                }
-            }
+        if let Some((key, value)) = crate::spec::parse_env(entry)? {
+            set(&mut env, &key, value);
         }
     }
     let workdir = match &options.workdir {

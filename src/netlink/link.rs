@@ -34,6 +34,12 @@ pub fn ifname_problem(name: &str) -> Option<&'static str> {
         .any(|b| b == b'/' || b == b':' || kernel_isspace(b) || b == 0)
     {
         Some("contains '/', ':', a space or a NUL")
+    } else if name.contains('%') {
+        // The kernel takes a name with '%' for a template and makes the
+        // link under the first free name it gives (`br%d`: br0), or refuses
+        // it (EINVAL): either way no link of that name, and one made under
+        // another name would be left behind by whoever looks for this one.
+        Some("contains '%', which the kernel takes for a template of a free name (br%d makes br0)")
     } else if name.bytes().any(|b| b.is_ascii_control()) {
         // The kernel takes them; every message naming the link would carry
         // them to a terminal or a log (an ESC starts an escape sequence).
@@ -452,6 +458,8 @@ mod tests {
             "br\u{e0}",
             "br\x1b[2J",
             "br\x7f",
+            "br%d",
+            "eth%",
         ] {
             assert!(check_ifname(bad).is_err(), "{bad:?}");
         }

@@ -37,7 +37,7 @@ mod holder;
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -481,6 +481,14 @@ fn bind_socket(
     protocol: Protocol,
     how: Use,
 ) -> Result<(u16, OwnedFd), Errno> {
+    // The kernel binds a socket to a multicast or broadcast address (a
+    // receiver's), but no connection to one is local to the host's `fib`:
+    // the published port would never be reached. Not an address of this
+    // host to publish on.
+    let unreachable = |ip: IpAddr| ip.is_multicast() || ip == IpAddr::V4(Ipv4Addr::BROADCAST);
+    if host_ip.specific().is_some_and(unreachable) {
+        return Err(Errno::EADDRNOTAVAIL);
+    }
     let kind = match protocol {
         Protocol::Tcp => SockType::Stream,
         Protocol::Udp => SockType::Datagram,
