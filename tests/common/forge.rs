@@ -3,19 +3,14 @@
 //! and switching a guard rule of the bridge table off to show the attack
 //! succeeding without it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::HostNs;
 
 /// The python the forging scripts run under.
 pub fn python() -> &'static str {
-    let python = "/usr/bin/python3";
-    assert!(
-        Path::new(python).exists(),
-        "{python} is needed to forge frames (Debian package python3)"
-    );
-    python
+    super::python3("forging frames")
 }
 
 /// Writes `text` as a script named after `name` where containers (which

@@ -15,6 +15,7 @@ pub mod container;
 pub mod forge;
 pub mod netns;
 pub mod podman;
+pub mod syn;
 pub mod terminal;
 
 use std::io::{BufRead, BufReader, Write};
@@ -35,6 +36,17 @@ pub fn privileged(test: &str) -> bool {
     }
     eprintln!("\n!!! SKIPPED {test}: needs root (run the suite with scripts/test as root) !!!\n");
     false
+}
+
+/// The python3 that `what` runs (Debian package python3, which
+/// scripts/deps installs): without it the test fails, it never skips.
+pub fn python3(what: &str) -> &'static str {
+    let python = "/usr/bin/python3";
+    assert!(
+        std::path::Path::new(python).exists(),
+        "{python} is needed for {what} (Debian package python3; scripts/deps installs it)"
+    );
+    python
 }
 
 /// What `supervisor::spawn::Container` needs to run /bin/true under its
