@@ -1034,10 +1034,39 @@ fn a_sys_moved_aside_once_mounted_keeps_its_masks() {
     assert_eq!(out, "firmware: 0 entries\n");
 }
 
+/// A tmpfs mounted in a `HostNs`'s own mount namespace (the supervisor's,
+/// which never sees what the test process mounts after it was made),
+/// unmounted there on drop, panic or not.
+struct HostMount<'a> {
+    ns: &'a HostNs,
+    dir: PathBuf,
+}
+
+impl<'a> HostMount<'a> {
+    /// A tmpfs on `dir` in `ns`, with a copy of `contents` in it.
+    fn tmpfs_with_copy_of(ns: &'a HostNs, dir: PathBuf, contents: &Path) -> HostMount<'a> {
+        let mount = HostMount { ns, dir };
+        mount.ns.ok(&format!(
+            "mount -t tmpfs tmpfs '{dir}' && cp -a '{contents}/.' '{dir}/'",
+            dir = mount.dir.display(),
+            contents = contents.display()
+        ));
+        mount
+    }
+}
+
+impl Drop for HostMount<'_> {
+    fn drop(&mut self) {
+        let _ = self.ns.sh(&format!("umount -l '{}'", self.dir.display()));
+    }
+}
+
 /// The rootfs swapped for a link to a mount of the host's once the child
 /// has bound it onto itself (held at `root-bound`): the container's root
 /// is still that bind, entered through its handle, never where the link
-/// leads (a pivot_root by path went there, and failed: EBUSY).
+/// leads. The host's mount (in the supervisor's own mount namespace) is a
+/// whole root of its own, marked `host-mount`: a pivot_root by path would
+/// run the container there.
 #[test]
 fn a_rootfs_swapped_for_a_link_to_a_host_mount_once_bound_is_still_the_containers_root() {
     let Some(ns) = HostNs::new(
@@ -1045,23 +1074,17 @@ fn a_rootfs_swapped_for_a_link_to_a_host_mount_once_bound_is_still_the_container
     ) else {
         return;
     };
-    let host = scratch("root-race-host");
-    nix::mount::mount(
-        Some("tmpfs"),
-        &host,
-        Some("tmpfs"),
-        nix::mount::MsFlags::empty(),
-        None::<&str>,
-    )
-    .unwrap();
-    std::fs::write(host.join("host-mount"), "").unwrap();
     let rootfs = rootfs_with_mount_points("root-race");
-    let script = "test -e /bin/busybox && test ! -e /host-mount && echo 'its own root'";
+    let host = HostMount::tmpfs_with_copy_of(&ns, scratch("root-race-host"), &rootfs.dir);
+    ns.ok(&format!("touch '{}/host-mount'", host.dir.display()));
+    let script = "if test -e /host-mount; then echo 'the host mount'
+        elif test -e /bin/busybox; then echo 'its own root'; fi";
     let out = sh_held_at(&ns, "root-bound", &rootfs, script, || {
-        swap_for_link(&rootfs.dir, &host)
+        swap_for_link(&rootfs.dir, &host.dir)
     });
-    let _ = nix::mount::umount2(&host, nix::mount::MntFlags::MNT_DETACH);
-    let _ = std::fs::remove_dir_all(&host);
+    let host_dir = host.dir.clone();
+    drop(host);
+    let _ = std::fs::remove_dir_all(&host_dir);
     let _ = std::fs::remove_dir_all(rootfs.dir.with_extension("old"));
     assert_eq!(out, "its own root\n");
 }
