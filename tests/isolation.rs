@@ -1020,14 +1020,17 @@ fn a_proc_moved_aside_once_mounted_keeps_its_sys_read_only_and_its_masks() {
 
 /// The same for the fresh sysfs (held at `sys-mounted`, a decoy
 /// `sys/firmware` in its place): its `firmware` is masked, an empty
-/// directory, wherever it now is.
+/// directory, wherever it now is. `/sys.old` is checked to be the sysfs,
+/// and its `firmware` a directory: an `ls` that fails counts no entries.
 #[test]
 fn a_sys_moved_aside_once_mounted_keeps_its_masks() {
     let Some(ns) = HostNs::new("a_sys_moved_aside_once_mounted_keeps_its_masks") else {
         return;
     };
     let rootfs = rootfs_with_mount_points("sys-race");
-    let script = "echo \"firmware: $(ls -A /sys.old/firmware | wc -l) entries\"";
+    let script = "test -d /sys.old/kernel || echo '/sys.old is not the sysfs'
+        test -d /sys.old/firmware || echo '/sys.old/firmware is not a directory'
+        echo \"firmware: $(ls -A /sys.old/firmware | wc -l) entries\"";
     let out = sh_held_at(&ns, "sys-mounted", &rootfs, script, || {
         move_aside_for_decoy(&rootfs.dir.join("sys"), &["firmware", "fs/cgroup"])
     });
