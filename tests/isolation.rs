@@ -999,8 +999,8 @@ fn move_aside_for_decoy(dir: &Path, names: &[&str]) {
 /// `proc-mounted`), a decoy `proc/sys` in its place: docker's protections
 /// still land on the procfs the child mounted, wherever it now is. Its
 /// `sys` is read-only (opened for appending, never written: a sysctl of
-/// the container's own UTS namespace all the same) and its `interrupts`
-/// masked.
+/// the container's own UTS namespace all the same; refused with EROFS,
+/// not any failure, ENOENT included) and its `interrupts` masked.
 #[test]
 fn a_proc_moved_aside_once_mounted_keeps_its_sys_read_only_and_its_masks() {
     let Some(ns) =
@@ -1009,8 +1009,14 @@ fn a_proc_moved_aside_once_mounted_keeps_its_sys_read_only_and_its_masks() {
         return;
     };
     let rootfs = rootfs_with_mount_points("proc-race");
-    let script = "(exec 3>>/proc.old/sys/kernel/hostname) 2>/dev/null \
-        && echo 'sys writable' || echo 'sys read-only'
+    let script = "if failed=$( (exec 3>>/proc.old/sys/kernel/hostname) 2>&1 ); then
+            echo 'sys writable'
+        else
+            case $failed in
+                *'Read-only file system'*) echo 'sys read-only' ;;
+                *) echo \"sys not opened: $failed\" ;;
+            esac
+        fi
         echo \"interrupts: $(wc -c </proc.old/interrupts) bytes\"";
     let out = sh_held_at(&ns, "proc-mounted", &rootfs, script, || {
         move_aside_for_decoy(&rootfs.dir.join("proc"), &["sys"])
