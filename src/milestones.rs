@@ -40,7 +40,9 @@
 //! `root-bound`, a `--rootfs` is bound onto itself, nothing mounted in it
 //! yet; `proc-mounted`, the fresh proc is mounted, not yet protected;
 //! `dev-mounted`, /dev's tmpfs is mounted, nothing made in it yet;
-//! `sys-mounted`, the fresh sysfs is mounted, not yet masked.
+//! `sys-mounted`, the fresh sysfs is mounted, not yet masked;
+//! `root-entered`, the child is in the `--rootfs` (pivot_root done, its
+//! proc and sysfs checked to be there), /proc and /sys not yet protected.
 //!
 //! And in a CNI ADD: `lent`, the engine namespace's IPv6 defaults are lent
 //! (see `netlink::lent`), its interface not yet made.

@@ -1367,6 +1367,38 @@ fn a_plugin_started_with_stdout_closed_has_dev_null_there_not_a_file_of_its_own(
     assert_nothing_left(&ns);
 }
 
+/// A plugin started with stderr closed and no descriptor left for
+/// /dev/null (RLIMIT_NOFILE 2, below the three standard ones: poll fails
+/// with EINVAL, each descriptor is asked in turn) exits 125 at once,
+/// printing nothing, instead of carrying on with a closed stderr whose
+/// number the first file it opens would take.
+#[test]
+fn a_plugin_whose_closed_stderr_cannot_be_opened_on_dev_null_exits_125_printing_nothing() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(common::SUPERVISOR);
+    cmd.env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    // SAFETY: close() and setrlimit() are async-signal-safe; the child
+    // execs right after.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(2);
+            let two = libc::rlimit {
+                rlim_cur: 2,
+                rlim_max: 2,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &two) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let out = cmd.output().expect("run the plugin");
+    assert_eq!(out.status.code(), Some(125), "{:?}", out);
+    assert_eq!(common::stdout(&out), "");
+}
+
 #[test]
 fn del_after_the_netns_is_gone_succeeds_and_cleans_up_everything() {
     let Some(ns) = HostNs::new("del_after_the_netns_is_gone_succeeds_and_cleans_up_everything")

@@ -956,6 +956,20 @@ fn a_dev_swapped_for_a_link_to_the_host_once_its_tmpfs_is_mounted_has_nothing_ma
     let _ = std::fs::remove_dir_all(&host);
 }
 
+/// `command` run in a container of `rootfs` without network, its child
+/// held at `point` while `swap` runs.
+fn command_held_at(
+    ns: &HostNs,
+    point: &str,
+    rootfs: &Rootfs,
+    command: &[&str],
+    swap: impl FnOnce(),
+) -> Output {
+    let mut args = vec!["--network", "none", "--rootfs", rootfs.path(), "--"];
+    args.extend_from_slice(command);
+    run_holding_child_at(ns, point, &args, swap)
+}
+
 /// What `script` prints in a container of `rootfs` without network, its
 /// child held at `point` while `swap` runs; its status and stderr when it
 /// fails.
@@ -966,17 +980,7 @@ fn sh_held_at(
     script: &str,
     swap: impl FnOnce(),
 ) -> String {
-    let args = [
-        "--network",
-        "none",
-        "--rootfs",
-        rootfs.path(),
-        "--",
-        "sh",
-        "-c",
-        script,
-    ];
-    let out = run_holding_child_at(ns, point, &args, swap);
+    let out = command_held_at(ns, point, rootfs, &["sh", "-c", script], swap);
     if out.status.success() {
         common::stdout(&out)
     } else {
@@ -990,54 +994,128 @@ fn sh_held_at(
 /// on if they went by path.
 fn move_aside_for_decoy(dir: &Path, names: &[&str]) {
     std::fs::rename(dir, dir.with_extension("old")).unwrap();
+    std::fs::create_dir(dir).unwrap();
     for name in names {
         std::fs::create_dir_all(dir.join(name)).unwrap();
     }
 }
 
-/// The container's procfs moved aside once mounted (held at
-/// `proc-mounted`), a decoy `proc/sys` in its place: docker's protections
+/// The container's procfs moved aside once the child has entered its root
+/// (held at `root-entered`: after pivot_root and its check, before the
+/// protections), a decoy `proc/sys` in its place: docker's protections
 /// still land on the procfs the child mounted, wherever it now is. Its
 /// `sys` is read-only (opened for appending, never written: a sysctl of
-/// the container's own UTS namespace all the same) and its `interrupts`
-/// masked.
+/// the container's own UTS namespace all the same; refused with EROFS,
+/// not any failure, ENOENT included) and its `interrupts` masked.
 #[test]
-fn a_proc_moved_aside_once_mounted_keeps_its_sys_read_only_and_its_masks() {
-    let Some(ns) =
-        HostNs::new("a_proc_moved_aside_once_mounted_keeps_its_sys_read_only_and_its_masks")
-    else {
+fn a_proc_moved_aside_once_the_root_is_entered_keeps_its_sys_read_only_and_its_masks() {
+    let Some(ns) = HostNs::new(
+        "a_proc_moved_aside_once_the_root_is_entered_keeps_its_sys_read_only_and_its_masks",
+    ) else {
         return;
     };
     let rootfs = rootfs_with_mount_points("proc-race");
-    let script = "(exec 3>>/proc.old/sys/kernel/hostname) 2>/dev/null \
-        && echo 'sys writable' || echo 'sys read-only'
+    let script = "if failed=$( (exec 3>>/proc.old/sys/kernel/hostname) 2>&1 ); then
+            echo 'sys writable'
+        else
+            case $failed in
+                *'Read-only file system'*) echo 'sys read-only' ;;
+                *) echo \"sys not opened: $failed\" ;;
+            esac
+        fi
         echo \"interrupts: $(wc -c </proc.old/interrupts) bytes\"";
-    let out = sh_held_at(&ns, "proc-mounted", &rootfs, script, || {
+    let out = sh_held_at(&ns, "root-entered", &rootfs, script, || {
         move_aside_for_decoy(&rootfs.dir.join("proc"), &["sys"])
     });
     assert_eq!(out, "sys read-only\ninterrupts: 0 bytes\n");
 }
 
-/// The same for the fresh sysfs (held at `sys-mounted`, a decoy
-/// `sys/firmware` in its place): its `firmware` is masked, an empty
-/// directory, wherever it now is.
+/// The same for the fresh sysfs (a decoy `sys/firmware` in its place):
+/// its `firmware` is masked, an empty directory, wherever it now is.
+/// `/sys.old` is checked to be the sysfs, and its `firmware` a directory:
+/// an `ls` that fails counts no entries.
 #[test]
-fn a_sys_moved_aside_once_mounted_keeps_its_masks() {
-    let Some(ns) = HostNs::new("a_sys_moved_aside_once_mounted_keeps_its_masks") else {
+fn a_sys_moved_aside_once_the_root_is_entered_keeps_its_masks() {
+    let Some(ns) = HostNs::new("a_sys_moved_aside_once_the_root_is_entered_keeps_its_masks") else {
         return;
     };
     let rootfs = rootfs_with_mount_points("sys-race");
-    let script = "echo \"firmware: $(ls -A /sys.old/firmware | wc -l) entries\"";
-    let out = sh_held_at(&ns, "sys-mounted", &rootfs, script, || {
+    let script = "test -d /sys.old/kernel || echo '/sys.old is not the sysfs'
+        test -d /sys.old/firmware || echo '/sys.old/firmware is not a directory'
+        echo \"firmware: $(ls -A /sys.old/firmware | wc -l) entries\"";
+    let out = sh_held_at(&ns, "root-entered", &rootfs, script, || {
         move_aside_for_decoy(&rootfs.dir.join("sys"), &["firmware", "fs/cgroup"])
     });
     assert_eq!(out, "firmware: 0 entries\n");
 }
 
+/// The container's procfs, then its sysfs, moved aside once mounted (held
+/// at `proc-mounted`, `sys-mounted`), a plain directory in its place: the
+/// run fails (125) once the child has entered the root, before the
+/// command, naming the path that is not the container's kernel
+/// filesystem. Protected below its handle or not, a /proc without a
+/// procfs and the procfs at another path is no container to run.
+#[test]
+fn a_kernel_filesystem_moved_aside_before_the_root_is_entered_fails_the_run() {
+    let Some(ns) =
+        HostNs::new("a_kernel_filesystem_moved_aside_before_the_root_is_entered_fails_the_run")
+    else {
+        return;
+    };
+    for (point, dir, kind) in [
+        ("proc-mounted", "proc", "proc"),
+        ("sys-mounted", "sys", "sysfs"),
+    ] {
+        let rootfs = rootfs_with_mount_points(&format!("{dir}-aside"));
+        let out = command_held_at(&ns, point, &rootfs, &["echo", "ran"], || {
+            move_aside_for_decoy(&rootfs.dir.join(dir), &[])
+        });
+        let expected = format!(
+            "/{dir} is the {kind} mounted for the container: it is not (moved aside by another writer of the root?)"
+        );
+        assert_eq!(out.status.code(), Some(125), "{point}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&expected),
+            "{point}: {}",
+            stderr(&out)
+        );
+        assert_eq!(common::stdout(&out), "", "{point}");
+    }
+}
+
+/// A tmpfs mounted in a `HostNs`'s own mount namespace (the supervisor's,
+/// which never sees what the test process mounts after it was made),
+/// unmounted there on drop, panic or not.
+struct HostMount<'a> {
+    ns: &'a HostNs,
+    dir: PathBuf,
+}
+
+impl<'a> HostMount<'a> {
+    /// A tmpfs on `dir` in `ns`, with a copy of `contents` in it.
+    fn tmpfs_with_copy_of(ns: &'a HostNs, dir: PathBuf, contents: &Path) -> HostMount<'a> {
+        let mount = HostMount { ns, dir };
+        mount.ns.ok(&format!(
+            "mount -t tmpfs tmpfs '{dir}' && cp -a '{contents}/.' '{dir}/'",
+            dir = mount.dir.display(),
+            contents = contents.display()
+        ));
+        mount
+    }
+}
+
+impl Drop for HostMount<'_> {
+    fn drop(&mut self) {
+        let _ = self.ns.sh(&format!("umount -l '{}'", self.dir.display()));
+    }
+}
+
 /// The rootfs swapped for a link to a mount of the host's once the child
 /// has bound it onto itself (held at `root-bound`): the container's root
 /// is still that bind, entered through its handle, never where the link
-/// leads (a pivot_root by path went there, and failed: EBUSY).
+/// leads. The host's mount (in the supervisor's own mount namespace) is a
+/// whole root of its own, marked `host-mount`: a pivot_root by path would
+/// run the container there.
 #[test]
 fn a_rootfs_swapped_for_a_link_to_a_host_mount_once_bound_is_still_the_containers_root() {
     let Some(ns) = HostNs::new(
@@ -1045,23 +1123,17 @@ fn a_rootfs_swapped_for_a_link_to_a_host_mount_once_bound_is_still_the_container
     ) else {
         return;
     };
-    let host = scratch("root-race-host");
-    nix::mount::mount(
-        Some("tmpfs"),
-        &host,
-        Some("tmpfs"),
-        nix::mount::MsFlags::empty(),
-        None::<&str>,
-    )
-    .unwrap();
-    std::fs::write(host.join("host-mount"), "").unwrap();
     let rootfs = rootfs_with_mount_points("root-race");
-    let script = "test -e /bin/busybox && test ! -e /host-mount && echo 'its own root'";
+    let host = HostMount::tmpfs_with_copy_of(&ns, scratch("root-race-host"), &rootfs.dir);
+    ns.ok(&format!("touch '{}/host-mount'", host.dir.display()));
+    let script = "if test -e /host-mount; then echo 'the host mount'
+        elif test -e /bin/busybox; then echo 'its own root'; fi";
     let out = sh_held_at(&ns, "root-bound", &rootfs, script, || {
-        swap_for_link(&rootfs.dir, &host)
+        swap_for_link(&rootfs.dir, &host.dir)
     });
-    let _ = nix::mount::umount2(&host, nix::mount::MntFlags::MNT_DETACH);
-    let _ = std::fs::remove_dir_all(&host);
+    let host_dir = host.dir.clone();
+    drop(host);
+    let _ = std::fs::remove_dir_all(&host_dir);
     let _ = std::fs::remove_dir_all(rootfs.dir.with_extension("old"));
     assert_eq!(out, "its own root\n");
 }

@@ -195,9 +195,31 @@ enum Step {
     /// Into DIR (the bind held by `BindSelf`, entered through its handle)
     /// with pivot_root; the old root is detached and gone.
     PivotRoot(CString),
+    /// After `PivotRoot`: the mount at `path` in the new root must be the
+    /// one held in slot `slot` (the fresh proc or sysfs, `kind`), or the
+    /// child fails (errno `NOT_HELD`). Another writer of the rootfs can
+    /// move the directory our mount is on aside (the mount goes along) and
+    /// put a plain one in its place: the protections still follow the
+    /// handle, but a container whose /proc is no procfs, with the procfs at
+    /// some other path, is not one to run.
+    Holds {
+        path: CString,
+        kind: &'static str,
+        slot: usize,
+    },
     /// The child waits for the FIFO's writer to close it, for a fault
-    /// test (see `milestones`).
-    Wait(CString),
+    /// test (see `milestones`): `fifo` below the directory held in slot
+    /// `dir` (opened by `HoldDir` before pivot_root leaves the host's
+    /// paths behind), or the host's path as it is.
+    Wait {
+        dir: Option<usize>,
+        fifo: CString,
+    },
+    /// The directory `path` opened (O_PATH) and held in slot `slot`.
+    HoldDir {
+        path: CString,
+        slot: usize,
+    },
     /// One of docker's protections of `path`, below the kernel filesystem
     /// held in slot `slot` (the fresh proc's or sysfs's), seen at `under`.
     Kernel {
@@ -347,9 +369,10 @@ impl MountPlan {
     /// `milestones`).
     fn held_at(&mut self, point: &str) {
         if let Some(fifo) = crate::milestones::child_pause_at(point) {
-            self.steps.push(Step::Wait(
-                Target::path(&fifo).map(|t| t.path).unwrap_or_default(),
-            ));
+            self.steps.push(Step::Wait {
+                dir: None,
+                fifo: Target::path(&fifo).map(|t| t.path).unwrap_or_default(),
+            });
         }
     }
 
@@ -408,9 +431,50 @@ impl MountPlan {
         self.trees.0.len() - 1
     }
 
-    /// pivot_root into DIR; the old root is detached.
+    /// pivot_root into DIR; the old root is detached. Then the fresh proc
+    /// and sysfs planned inside DIR must be where they were mounted.
     pub fn pivot_root(&mut self, root: &Path) -> Result<(), String> {
+        let pause = crate::milestones::child_pause_at("root-entered");
+        let pause = match pause
+            .as_deref()
+            .and_then(|f| Some((f.parent()?, f.file_name()?)))
+        {
+            Some((dir, name)) => {
+                let slot = self.slot();
+                self.steps.push(Step::HoldDir {
+                    path: c(dir)?,
+                    slot,
+                });
+                Some((slot, c(Path::new(name))?))
+            }
+            None => None,
+        };
         self.steps.push(Step::PivotRoot(c(root)?));
+        let checks: Vec<Step> = self
+            .steps
+            .iter()
+            .filter_map(|step| {
+                let (target, kind, slot) = match step {
+                    Step::Proc { target, slot } => (target, "proc", *slot),
+                    Step::Sysfs { sys, slot } => (sys, "sysfs", *slot),
+                    _ => return None,
+                };
+                let inside = target.inside.as_ref()?;
+                let path = [b"/", inside.path.to_bytes()].concat();
+                Some(Step::Holds {
+                    path: CString::new(path).ok()?,
+                    kind,
+                    slot,
+                })
+            })
+            .collect();
+        self.steps.extend(checks);
+        if let Some((slot, fifo)) = pause {
+            self.steps.push(Step::Wait {
+                dir: Some(slot),
+                fifo,
+            });
+        }
         Ok(())
     }
 
@@ -602,7 +666,11 @@ impl MountPlan {
             }
             Some(Step::Devpts(p)) => format!("mounting devpts on {}", p.path.to_string_lossy()),
             Some(Step::PivotRoot(p)) => format!("pivoting the root to {}", p.to_string_lossy()),
-            Some(Step::Wait(_)) => "stopping for a fault test".into(),
+            Some(Step::Holds { path, kind, .. }) => format!(
+                "checking that {} is the {kind} mounted for the container",
+                path.to_string_lossy()
+            ),
+            Some(Step::Wait { .. } | Step::HoldDir { .. }) => "stopping for a fault test".into(),
             Some(Step::Bind { source, target }) => format!(
                 "binding {} over {}",
                 source.to_string_lossy(),
@@ -729,6 +797,9 @@ impl MountPlan {
             CHANGED => std::io::Error::other(
                 "the mount point is not what was made or found there before the container started (a symbolic link swapped in by another writer of the root?)",
             ),
+            NOT_HELD => {
+                std::io::Error::other("it is not (moved aside by another writer of the root?)")
+            }
             errno => std::io::Error::from_raw_os_error(errno),
         }
     }
@@ -878,8 +949,14 @@ impl MountPlan {
                             c"newinstance,ptmxmode=0666,mode=0620,gid=5".as_ptr().cast(),
                         )
                     }),
-                    Step::Wait(fifo) => {
-                        match libc::open(fifo.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) {
+                    Step::HoldDir { path, slot } => {
+                        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+                        self.hold(*slot, libc::open(path.as_ptr(), flags))
+                    }
+                    Step::Wait { dir, fifo } => {
+                        let dir = dir.map_or(libc::AT_FDCWD, |slot| self.held(slot));
+                        let flags = libc::O_RDONLY | libc::O_CLOEXEC;
+                        match libc::openat(dir, fifo.as_ptr(), flags) {
                             -1 => -1,
                             fd => {
                                 let mut byte = 0u8;
@@ -888,6 +965,7 @@ impl MountPlan {
                             }
                         }
                     }
+                    Step::Holds { path, slot, .. } => same_mount(self.held(*slot), path),
                     Step::PivotRoot(_) => {
                         let root = self
                             .root
@@ -927,6 +1005,10 @@ impl Step {
 /// (4095), so no errno a syscall sets (a real ESTALE from a network
 /// filesystem under the rootfs) reads as it.
 const CHANGED: libc::c_int = 4096 + 1;
+
+/// The errno of a path that is not the mount held for it (`Step::Holds`),
+/// told apart by `MountPlan::cause` as `CHANGED` is.
+const NOT_HELD: libc::c_int = 4096 + 2;
 
 /// `/proc/self/fd/` and an fd's digits, NUL-terminated.
 const FD_PATH_LEN: usize = 32;
@@ -1410,6 +1492,54 @@ unsafe fn pivot_root(root: libc::c_int) -> libc::c_int {
     }
 }
 
+/// 0 when PATH (its last component not followed) is on the mount MOUNT,
+/// a held mount's descriptor; -1 otherwise, errno `NOT_HELD` when it is
+/// on another. Compared by mount id, which no other mount has while MOUNT
+/// holds it: nothing the other writer can make is on our procfs or sysfs.
+fn same_mount(mount: libc::c_int, path: &CStr) -> libc::c_int {
+    match (
+        mount_id(mount, c"", libc::AT_EMPTY_PATH),
+        mount_id(libc::AT_FDCWD, path, 0),
+    ) {
+        (Some(held), Some(there)) if held == there => 0,
+        (Some(_), Some(_)) => {
+            // SAFETY: __errno_location returns this thread's errno slot.
+            unsafe { *libc::__errno_location() = NOT_HELD };
+            -1
+        }
+        _ => -1,
+    }
+}
+
+/// The id of the mount PATH below DIRFD is on (statx's, into a stack
+/// buffer), its last component not followed; `None`, errno set, when it
+/// cannot be had.
+fn mount_id(dirfd: libc::c_int, path: &CStr, flags: libc::c_int) -> Option<u64> {
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    let flags = flags | libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT;
+    // SAFETY: a NUL-terminated path and a statx buffer on our stack.
+    let ret = unsafe {
+        libc::statx(
+            dirfd,
+            path.as_ptr(),
+            flags,
+            libc::STATX_MNT_ID,
+            stx.as_mut_ptr(),
+        )
+    };
+    if ret < 0 {
+        return None;
+    }
+    // SAFETY: statx succeeded and filled it (zeroed before).
+    let stx = unsafe { stx.assume_init() };
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        // SAFETY: as in same_mount.
+        unsafe { *libc::__errno_location() = libc::EOPNOTSUPP };
+        return None;
+    }
+    Some(stx.stx_mnt_id)
+}
+
 unsafe fn close_keeping_errno(fd: libc::c_int) -> libc::c_int {
     let saved = errno();
     // SAFETY: closing our own descriptor; errno restored for the caller.
@@ -1506,6 +1636,36 @@ mod tests {
             plan.steps[..from]
                 .iter()
                 .all(|s| !matches!(s, Step::Sysfs { .. }))
+        );
+    }
+
+    #[test]
+    fn the_proc_and_sysfs_made_inside_a_root_are_checked_right_after_the_pivot() {
+        let mut plan = MountPlan::default();
+        plan.bind_root(Path::new("/r")).unwrap();
+        let root = plan.root.unwrap();
+        let inside = |name: &str| Target::at(c"/r".to_owned()).held(root, name);
+        plan.proc(inside("proc"));
+        plan.sysfs(inside("sys"));
+        plan.pivot_root(Path::new("/r")).unwrap();
+        let pivot = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::PivotRoot(_)))
+            .unwrap();
+        let checks: Vec<String> = (pivot + 1..plan.len()).map(|i| plan.describe(i)).collect();
+        assert_eq!(
+            checks,
+            [
+                "checking that /proc is the proc mounted for the container",
+                "checking that /sys is the sysfs mounted for the container",
+            ]
+        );
+        assert!(
+            matches!(plan.steps[pivot + 1], Step::Holds { slot, .. } if Some(slot) == plan.proc)
+        );
+        assert!(
+            matches!(plan.steps[pivot + 2], Step::Holds { slot, .. } if Some(slot) == plan.sys)
         );
     }
 
