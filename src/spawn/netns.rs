@@ -156,8 +156,9 @@ pub(super) fn send_with_fds(socket: BorrowedFd<'_>, fds: &[BorrowedFd<'_>]) -> i
     };
     let mut control = ControlBuffer::default();
     // SAFETY: msghdr, iovec and the control buffer are ours and alive for
-    // the call; the CMSG_* macros stay inside the control buffer, whose
-    // length CMSG_SPACE(sizeof(int)) they were given.
+    // the call; the CMSG_* macros and the descriptors written after
+    // CMSG_DATA stay inside the control buffer, whose length, the
+    // CMSG_SPACE of at most MAX_FDS descriptors, they were given.
     let sent = unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
@@ -224,7 +225,8 @@ pub(super) unsafe fn receive_fds(socket: libc::c_int) -> Result<Received, libc::
         iov_len: 1,
     };
     let mut control = ControlBuffer([0; 4]);
-    // SAFETY: as send_with_fd, on this stack frame's buffers.
+    // SAFETY: as send_with_fds, on this stack frame's buffers; the
+    // descriptors read are those cmsg_len says the kernel wrote.
     unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
