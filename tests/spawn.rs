@@ -323,9 +323,9 @@ fn other_signals_are_forwarded() {
     assert_eq!(status.code(), Some(0));
 }
 
-/// The IPC namespace comes with the network namespace made apart (see
-/// spawn::netns), not from clone3: the init (which `exec` joins) and the
-/// command are in it, and it is neither the host's nor another container's.
+/// The IPC namespace is the child's own making (see spawn::child), not
+/// clone3's: the init (which `exec` joins) and the command are in it, and
+/// it is neither the host's nor another container's.
 #[test]
 fn a_containers_init_and_command_share_an_ipc_namespace_of_their_own() {
     let Some(ns) = HostNs::new("a_containers_init_and_command_share_an_ipc_namespace_of_their_own")

@@ -36,7 +36,7 @@ pub enum Stage {
     Cgroup,
     EnterNetwork,
     Scheduling,
-    EnterIpc,
+    Ipc,
 }
 
 impl Stage {
@@ -58,7 +58,7 @@ impl Stage {
             Cgroup,
             EnterNetwork,
             Scheduling,
-            EnterIpc,
+            Ipc,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -81,7 +81,7 @@ impl Stage {
             Stage::Cgroup => "joining the container's cgroup",
             Stage::EnterNetwork => "entering its network namespace",
             Stage::Scheduling => "making its scheduling ordinary",
-            Stage::EnterIpc => "entering its IPC namespace",
+            Stage::Ipc => "making its IPC namespace",
         }
     }
 }
@@ -181,6 +181,11 @@ pub fn run(plan: &ChildPlan) -> ! {
         // then refuses this too: it stays ordinary).
         crate::realtime::enter_alone();
         libc::close(plan.release_write);
+        // Its IPC namespace, here rather than in clone3: there it cost the
+        // supervisor's thread 60 us on the way to the plumbing (its sysctl
+        // tables and mqueue instance, perf), which this set-up, done while
+        // that thread plumbs, had time for.
+        check(report, Stage::Ipc, libc::unshare(libc::CLONE_NEWIPC));
         check(
             report,
             Stage::MountPrivate,
@@ -287,30 +292,19 @@ pub fn run(plan: &ChildPlan) -> ! {
 }
 
 /// Waits for the first release byte and enters the network namespace
-/// that comes with it, and the IPC namespace that comes after it, or
-/// makes one of its own when none came (see netns.rs); exits quietly on
-/// EOF, as `wait_for_release`.
+/// that comes with it; exits quietly on EOF, as `wait_for_release`.
 unsafe fn enter_received_netns(report: RawFd, release: RawFd) {
-    // SAFETY: receive_fds, setns, unshare, close and _exit are raw
-    // syscalls on stack data and descriptors of ours; check/fail are
-    // async-signal-safe.
+    // SAFETY: receive_fd, setns, close and _exit are raw syscalls on stack
+    // data and descriptors of ours; check/fail are async-signal-safe.
     unsafe {
-        match super::netns::receive_fds(release) {
-            Ok(Received::Fds(netns, ipc)) => {
+        match super::netns::receive_fd(release) {
+            Ok(Received::Fd(netns)) => {
                 check(
                     report,
                     Stage::EnterNetwork,
                     libc::setns(netns, libc::CLONE_NEWNET),
                 );
                 libc::close(netns);
-                let entered = match ipc {
-                    -1 => libc::unshare(libc::CLONE_NEWIPC),
-                    ipc => libc::setns(ipc, libc::CLONE_NEWIPC),
-                };
-                check(report, Stage::EnterIpc, entered);
-                if ipc != -1 {
-                    libc::close(ipc);
-                }
             }
             // The parent released us without the namespace: never run in
             // the supervisor's.

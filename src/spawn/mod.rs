@@ -330,12 +330,11 @@ impl Container {
                 .as_ref()
                 .map_or((-1, -1), |(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
         };
+        // The IPC namespace is the child's own making (see child::run).
         let namespaces = match (&config.join_network, &netns) {
             (None, Netns::Child) => clone3::NAMESPACES,
-            (Some(_), _) => clone3::NAMESPACES & !(libc::CLONE_NEWNET as u64),
-            // Both come with the first byte (see netns.rs).
-            (None, _) => clone3::NAMESPACES & !((libc::CLONE_NEWNET | libc::CLONE_NEWIPC) as u64),
-        };
+            _ => clone3::NAMESPACES & !(libc::CLONE_NEWNET as u64),
+        } & !(libc::CLONE_NEWIPC as u64);
         // SAFETY: the child runs only child::run, which is async-signal-safe
         // and reads nothing but `plan` and `prepared`, both built above.
         match unsafe { clone3(namespaces, config.cgroup) }.map_err(SpawnError::Clone)? {
@@ -403,24 +402,15 @@ impl Container {
         if self.setting_up {
             return Ok(());
         }
-        let mut ipc = None;
         self.netns = match std::mem::replace(&mut self.netns, Netns::Failed) {
-            Netns::Pending(mut made) => {
-                ipc = made.ipc().await;
-                Netns::Ready(made.ready().await.map_err(SpawnError::Netns)?)
-            }
+            Netns::Pending(made) => Netns::Ready(made.ready().await.map_err(SpawnError::Netns)?),
             other => other,
         };
         if let Some(fd) = &self.release {
             // A failed send means the child is gone: its report, if any,
             // is read at release.
             let _ = match &self.netns {
-                Netns::Ready(netns) => {
-                    let fds: Vec<BorrowedFd<'_>> = std::iter::once(netns.as_fd())
-                        .chain(ipc.as_ref().map(AsFd::as_fd))
-                        .collect();
-                    netns::send_with_fds(fd.as_fd(), &fds)
-                }
+                Netns::Ready(netns) => netns::send_with_fd(fd.as_fd(), netns.as_fd()),
                 _ => nix::unistd::write(fd, &[1])
                     .map(drop)
                     .map_err(io::Error::from),

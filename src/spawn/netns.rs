@@ -12,28 +12,15 @@
 //! existed. The same thread then readies the namespace from inside (the
 //! caller's set-up: lo up, and the defaults its interfaces inherit) while
 //! the container sets itself up, and hands back what that gave.
-//!
-//! The container's IPC namespace is made there too, once the network
-//! namespace is on its way: clone3 spent 60 us of the supervisor's thread
-//! on it (its sysctl tables and mqueue instance, perf), which the thread
-//! does while that clone3 runs. It goes to the child with the network
-//! namespace; a child that gets none (the thread could not make it)
-//! unshares one itself.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-
-use nix::fcntl::OFlag;
-use nix::sched::CloneFlags;
-use nix::sys::stat::Mode;
 
 /// A network namespace being made; `ready` gives its descriptor.
 pub struct NewNetns {
     made: tokio::sync::oneshot::Receiver<io::Result<OwnedFd>>,
     /// What came, once `made` was waited for.
     came: Option<io::Result<OwnedFd>>,
-    /// The IPC namespace, made after the network's (see the module).
-    ipc: tokio::sync::oneshot::Receiver<io::Result<OwnedFd>>,
 }
 
 /// What the namespace's thread did in it once its descriptor was on its
@@ -57,7 +44,6 @@ impl NewNetns {
         then: impl FnOnce() -> T + Send + 'static,
     ) -> io::Result<(NewNetns, SetUp<T>)> {
         let (tx, made) = tokio::sync::oneshot::channel();
-        let (ipc_tx, ipc) = tokio::sync::oneshot::channel();
         let (set_up, done) = tokio::sync::oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("netns".into())
@@ -67,22 +53,15 @@ impl NewNetns {
                 // no ordinary task, the container being set up among them,
                 // is to put it off (see crate::realtime).
                 crate::realtime::enter();
-                let made = make(CloneFlags::CLONE_NEWNET, c"/proc/thread-self/ns/net");
+                let made = make();
                 let ok = made.is_ok();
                 // Nobody waiting any more (the run failed before it needed
                 // the namespace) drops it here, and it needs no set-up.
                 if tx.send(made).is_ok() && ok {
-                    let _ =
-                        ipc_tx.send(make(CloneFlags::CLONE_NEWIPC, c"/proc/thread-self/ns/ipc"));
                     let _ = set_up.send(then());
                 }
             })?;
-        let netns = NewNetns {
-            made,
-            came: None,
-            ipc,
-        };
-        Ok((netns, SetUp { done, thread }))
+        Ok((NewNetns { made, came: None }, SetUp { done, thread }))
     }
 
     /// Waits until the namespace is made (or could not be), while its
@@ -98,12 +77,6 @@ impl NewNetns {
     pub async fn ready(mut self) -> io::Result<OwnedFd> {
         self.made().await;
         self.came.unwrap_or_else(|| Err(ended_without_one()))
-    }
-
-    /// The IPC namespace made after the network's; None when it could not
-    /// be (the child then makes its own).
-    pub async fn ipc(&mut self) -> Option<OwnedFd> {
-        (&mut self.ipc).await.ok()?.ok()
     }
 }
 
@@ -132,23 +105,16 @@ impl<T> SetUp<T> {
     }
 }
 
-/// Moves this thread into a new namespace of the kind `flags` names and
-/// opens it at `path` (this thread's). The descriptor keeps the namespace
-/// once the thread is gone.
-fn make(flags: CloneFlags, path: &std::ffi::CStr) -> io::Result<OwnedFd> {
-    nix::sched::unshare(flags)?;
-    let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-    Ok(fd)
+/// Moves this thread into a new network namespace and opens it. The
+/// descriptor keeps the namespace once the thread is gone.
+fn make() -> io::Result<OwnedFd> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+    Ok(std::fs::File::open("/proc/thread-self/ns/net")?.into())
 }
 
-/// The most descriptors a byte on the release channel carries: the
-/// network namespace and the IPC one.
-pub(super) const MAX_FDS: usize = 2;
-
-/// Sends one byte and, with it, `fds` (SCM_RIGHTS, at most [`MAX_FDS`])
-/// over the unix socket `socket`.
-pub(super) fn send_with_fds(socket: BorrowedFd<'_>, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    let fds = &fds[..fds.len().min(MAX_FDS)];
+/// Sends one byte and, with it, `fd` (SCM_RIGHTS) over the unix socket
+/// `socket`.
+pub(super) fn send_with_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
     let byte = [1u8];
     let mut iov = libc::iovec {
         iov_base: byte.as_ptr() as *mut libc::c_void,
@@ -156,23 +122,19 @@ pub(super) fn send_with_fds(socket: BorrowedFd<'_>, fds: &[BorrowedFd<'_>]) -> i
     };
     let mut control = ControlBuffer::default();
     // SAFETY: msghdr, iovec and the control buffer are ours and alive for
-    // the call; the CMSG_* macros and the descriptors written after
-    // CMSG_DATA stay inside the control buffer, whose length, the
-    // CMSG_SPACE of at most MAX_FDS descriptors, they were given.
+    // the call; the CMSG_* macros stay inside the control buffer, whose
+    // length CMSG_SPACE(sizeof(int)) they were given.
     let sent = unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.0.as_mut_ptr().cast();
-        msg.msg_controllen = control_len(fds.len());
+        msg.msg_controllen = control_len();
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(payload_len(fds.len())) as _;
-        let data = libc::CMSG_DATA(cmsg).cast::<libc::c_int>();
-        for (i, fd) in fds.iter().enumerate() {
-            std::ptr::write_unaligned(data.add(i), fd.as_raw_fd());
-        }
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), fd.as_raw_fd());
         libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
     };
     match sent {
@@ -182,57 +144,48 @@ pub(super) fn send_with_fds(socket: BorrowedFd<'_>, fds: &[BorrowedFd<'_>]) -> i
     }
 }
 
-/// Room for the control message of [`MAX_FDS`] descriptors, aligned for
-/// cmsghdr.
+/// Room for one descriptor's control message, aligned for cmsghdr.
 #[derive(Default)]
 #[repr(C)]
 pub(super) struct ControlBuffer([u64; 4]);
 
-/// The bytes of `count` descriptors.
-fn payload_len(count: usize) -> u32 {
-    (count * std::mem::size_of::<libc::c_int>()) as u32
-}
-
-/// CMSG_SPACE of `count` descriptors: 24 on 64-bit Linux for two, within
-/// ControlBuffer.
-pub(super) fn control_len(count: usize) -> usize {
+/// CMSG_SPACE(sizeof(int)): 24 on 64-bit Linux, within ControlBuffer.
+pub(super) fn control_len() -> usize {
     // SAFETY: CMSG_SPACE only computes a length.
-    unsafe { libc::CMSG_SPACE(payload_len(count)) as usize }
+    unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize }
 }
 
 /// What came with a byte on the release channel.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Received {
-    /// One or two descriptors, new in this process (CLOEXEC): the first,
-    /// and the second or -1.
-    Fds(libc::c_int, libc::c_int),
+    /// A descriptor, new in this process (CLOEXEC).
+    Fd(libc::c_int),
     /// A byte alone.
     Byte,
     /// Nothing: the other end is closed.
     Eof,
 }
 
-/// Reads one byte from the unix socket `socket` and the descriptors sent
+/// Reads one byte from the unix socket `socket` and the descriptor sent
 /// with it, as the child does: raw syscalls on stack memory only, no
 /// allocation. Err(errno) when recvmsg failed.
 ///
 /// # Safety
 /// Async-signal-safe; `socket` must be a descriptor of this process.
-pub(super) unsafe fn receive_fds(socket: libc::c_int) -> Result<Received, libc::c_int> {
+pub(super) unsafe fn receive_fd(socket: libc::c_int) -> Result<Received, libc::c_int> {
     let mut byte = 0u8;
     let mut iov = libc::iovec {
         iov_base: (&mut byte as *mut u8).cast(),
         iov_len: 1,
     };
     let mut control = ControlBuffer([0; 4]);
-    // SAFETY: as send_with_fds, on this stack frame's buffers; the
-    // descriptors read are those cmsg_len says the kernel wrote.
+    // SAFETY: as send_with_fd, on this stack frame's buffers.
     unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.0.as_mut_ptr().cast();
-        msg.msg_controllen = control_len(MAX_FDS);
+        msg.msg_controllen = control_len();
         let n = loop {
             let n = libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC);
             if n >= 0 || super::child::errno() != libc::EINTR {
@@ -252,14 +205,9 @@ pub(super) unsafe fn receive_fds(socket: libc::c_int) -> Result<Received, libc::
         {
             return Ok(Received::Byte);
         }
-        let data = libc::CMSG_DATA(cmsg).cast::<libc::c_int>();
-        let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
-            / std::mem::size_of::<libc::c_int>();
-        let second = match count {
-            2.. => std::ptr::read_unaligned(data.add(1)),
-            _ => -1,
-        };
-        Ok(Received::Fds(std::ptr::read_unaligned(data), second))
+        Ok(Received::Fd(std::ptr::read_unaligned(
+            libc::CMSG_DATA(cmsg).cast::<libc::c_int>(),
+        )))
     }
 }
 
@@ -292,10 +240,10 @@ mod tests {
     fn a_descriptor_sent_with_a_byte_arrives_as_a_new_cloexec_descriptor() {
         let (a, b) = socket_pair().unwrap();
         let file = std::fs::File::open("/dev/null").unwrap();
-        send_with_fds(a.as_fd(), &[file.as_fd()]).unwrap();
+        send_with_fd(a.as_fd(), file.as_fd()).unwrap();
         // SAFETY: b is ours.
-        let Ok(Received::Fds(got, -1)) = (unsafe { receive_fds(b.as_raw_fd()) }) else {
-            panic!("no descriptor, or two");
+        let Ok(Received::Fd(got)) = (unsafe { receive_fd(b.as_raw_fd()) }) else {
+            panic!("no descriptor");
         };
         // SAFETY: the descriptor was just received; we own it.
         let got = unsafe { OwnedFd::from_raw_fd(got) };
@@ -388,55 +336,13 @@ mod tests {
     }
 
     #[test]
-    fn two_descriptors_sent_with_a_byte_arrive_in_their_order() {
-        let (a, b) = socket_pair().unwrap();
-        let null = std::fs::File::open("/dev/null").unwrap();
-        let zero = std::fs::File::open("/dev/zero").unwrap();
-        send_with_fds(a.as_fd(), &[null.as_fd(), zero.as_fd()]).unwrap();
-        // SAFETY: b is ours.
-        let Ok(Received::Fds(first, second)) = (unsafe { receive_fds(b.as_raw_fd()) }) else {
-            panic!("no descriptors");
-        };
-        // SAFETY: both were just received; we own them.
-        let (first, second) =
-            unsafe { (OwnedFd::from_raw_fd(first), OwnedFd::from_raw_fd(second)) };
-        let target =
-            |fd: &OwnedFd| std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
-        assert_eq!(target(&first), std::path::Path::new("/dev/null"));
-        assert_eq!(target(&second), std::path::Path::new("/dev/zero"));
-    }
-
-    /// clone3 no longer makes it when the network namespace is made
-    /// apart: the container gets this one (see the module).
-    #[test]
-    fn an_ipc_namespace_of_its_own_comes_after_the_network_namespace() {
-        if !crate::scratch::root("an_ipc_namespace_of_its_own_comes_after_the_network_namespace") {
-            return;
-        }
-        let (mut netns, set_up) = NewNetns::start(|| ()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let ipc = runtime.block_on(async {
-            let ipc = netns.ipc().await.expect("an IPC namespace");
-            netns.ready().await.unwrap();
-            set_up.done().await;
-            ipc
-        });
-        let ns = |path: String| std::fs::read_link(path).unwrap();
-        let made = ns(format!("/proc/self/fd/{}", ipc.as_raw_fd()));
-        assert!(made.to_string_lossy().starts_with("ipc:["), "{made:?}");
-        assert_ne!(made, ns("/proc/self/ns/ipc".to_string()));
-    }
-
-    #[test]
     fn a_plain_byte_and_a_closed_end_are_told_apart() {
         let (a, b) = socket_pair().unwrap();
         nix::unistd::write(&a, &[1]).unwrap();
         // SAFETY: b is ours.
-        assert_eq!(unsafe { receive_fds(b.as_raw_fd()) }, Ok(Received::Byte));
+        assert_eq!(unsafe { receive_fd(b.as_raw_fd()) }, Ok(Received::Byte));
         drop(a);
         // SAFETY: b is ours.
-        assert_eq!(unsafe { receive_fds(b.as_raw_fd()) }, Ok(Received::Eof));
+        assert_eq!(unsafe { receive_fd(b.as_raw_fd()) }, Ok(Received::Eof));
     }
 }
