@@ -160,7 +160,11 @@ pub fn start<H>(
     let blocked = signals::block().map_err(Error::Signals)?;
     let netns =
         realtime::cloning_real_time(|| OwnNetns::of(&spec.network).and_then(OwnNetns::begin));
-    start_with(spec, blocked, netns, ready, ended)
+    let result = start_with(spec, blocked, netns, ready, ended);
+    // `run -d`'s process goes on (its log's last writes). Going back to
+    // ordinary cannot fail.
+    let _ = realtime::leave();
+    result
 }
 
 /// What a container's own network namespace is readied for: lo, and on a
@@ -215,9 +219,13 @@ impl OwnNetns {
 ///
 /// This thread is real-time (see crate::realtime) from the start of the run
 /// until the container's command runs, then ordinary again until the
-/// command has ended, and real-time for the teardown: on a busy machine
-/// the container, once cloned, and every other task took turns with it on
-/// the path to the command's start. Nothing it clones is real-time.
+/// command has ended, and real-time for the teardown and what is left of
+/// `run` until its exit, which whoever ran it waits for: on a busy
+/// machine the container, once cloned, and every other task took turns
+/// with it on the path to the command's start, and an ordinary task
+/// (a kernel thread's expedited grace period, another build) took the CPU
+/// from its last steps to its exit (perf sched). Nothing it clones for the
+/// container's command is real-time.
 fn start_with<H>(
     spec: RunSpec,
     blocked: signals::Blocked,
@@ -233,9 +241,6 @@ fn start_with<H>(
         let signals = blocked.into_async().map_err(Error::Signals)?;
         lifecycle(spec, netns, signals, ready, ended).await
     });
-    // Ordinary for what only `bench` reads. Going back to ordinary cannot
-    // fail.
-    let _ = realtime::leave();
     log_peak_rss();
     result
 }
@@ -844,6 +849,13 @@ async fn lifecycle<H>(
     let mut netns = netns;
     let cloned = timed_async("network prepared, clone3", async {
         let network = prepare_network(&spec).await?;
+        // Once the address is known, while the namespace's thread is still
+        // at work as often as not (the wait for it was 40 us at the median,
+        // as long as this write): after the clone, they were on the way to
+        // the plumbing.
+        if joined.is_none() {
+            write_files(&spec, &files, network.as_ref())?;
+        }
         if let Some(netns) = &mut netns {
             netns.made().await;
         }
@@ -905,26 +917,10 @@ async fn lifecycle<H>(
             return Err(err);
         }
     };
-    let address = network.as_ref().map(|net| net.attachment.address());
     let address6 = network
         .as_ref()
         .and_then(|net| net.attachment.ipv6())
         .map(|(address6, _)| address6);
-    let written = match joined {
-        Some(_) => Ok(None),
-        None => timed("etc files", || {
-            files.write(&spec.hostname, &spec.name, address, address6, &spec.names)
-        }),
-    };
-    match written {
-        Ok(Some(warning)) => tracing::warn!("{warning}"),
-        Ok(None) => {}
-        Err(err) => {
-            container.abort().await;
-            forget_files();
-            return Err(err.into());
-        }
-    }
     let publication = match &mut network {
         Some(net) => match net
             .connect(&spec, &container, &mut reservations, prepared)
@@ -1080,6 +1076,21 @@ fn remove_record<H>(registration: Registration, held: H) {
             Chain(&err)
         ));
     }
+}
+
+/// Fills in the container's /etc files (see `EtcFiles`) with its address.
+fn write_files(spec: &RunSpec, files: &EtcFiles, network: Option<&BridgeNet>) -> Result<(), Error> {
+    let address = network.map(|net| net.attachment.address());
+    let address6 = network
+        .and_then(|net| net.attachment.ipv6())
+        .map(|(address6, _)| address6);
+    let written = timed("etc files", || {
+        files.write(&spec.hostname, &spec.name, address, address6, &spec.names)
+    })?;
+    if let Some(warning) = written {
+        tracing::warn!("{warning}");
+    }
+    Ok(())
 }
 
 /// What the network namespace's thread readied in it (see `start`).

@@ -319,6 +319,34 @@ fn other_signals_are_forwarded() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// The IPC namespace is the child's own making (see spawn::child), not
+/// clone3's: the init (which `exec` joins) and the command are in it, and
+/// it is neither the host's nor another container's.
+#[test]
+fn a_containers_init_and_command_share_an_ipc_namespace_of_their_own() {
+    let Some(ns) = HostNs::new("a_containers_init_and_command_share_an_ipc_namespace_of_their_own")
+    else {
+        return;
+    };
+    let script = "echo ready; readlink /proc/self/ns/ipc; read x || true";
+    let mut seen = Vec::new();
+    for network in ["bridge", "none"] {
+        let (mut child, mut out) = ns.start(&["--network", network, "--", "sh", "-c", script]);
+        let mut command = String::new();
+        out.read_line(&mut command)
+            .expect("the command's namespace");
+        let supervisor = child.id();
+        let ipc = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/ipc")).unwrap();
+        let init = ipc(container_pid(supervisor));
+        assert_eq!(command.trim(), init.to_string_lossy(), "{network}");
+        assert_ne!(init, ipc(supervisor), "{network}: the host's");
+        seen.push(init);
+        drop(child.stdin.take());
+        assert!(wait_at_most(&mut child, Duration::from_secs(30)).success());
+    }
+    assert_ne!(seen[0], seen[1], "two containers, one IPC namespace");
+}
+
 #[test]
 fn the_command_is_pid_1_only_with_init_false() {
     let Some(ns) = HostNs::new("the_command_is_pid_1_only_with_init_false") else {

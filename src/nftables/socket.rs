@@ -353,19 +353,33 @@ impl Socket {
             .cast::<u8>()
             .wrapping_add(stack.capacity() * std::mem::size_of::<Held>());
         let top = top.wrapping_sub(top as usize % 16);
+        // Its first step closes its copies of our other descriptors, our
+        // stdout and stderr among them, whose readers (a shell, `bench`, a
+        // container engine reading a CNI result) wait for their EOF. Left
+        // to the scheduler, a busy CPU ran that step milliseconds after our
+        // exit as often as not; real-time until that step is done (it then
+        // makes itself ordinary again), it runs at once. Without the
+        // privilege, as it was. Born real-time when we are (`run`'s
+        // teardown): setting its policy after the clone cost our exit path
+        // 15 us more (a call on another CPU's task, traced).
+        let real_time = crate::realtime::is_real_time();
         // SAFETY: clone runs `hold` in a new process sharing our memory, on
         // the stack above, which nothing else uses or frees. `hold` makes
         // only syscalls that cannot fail (see there) on the descriptors
         // written at the stack's base before the clone and never written
         // again: it never writes errno, which it would share with this
         // thread (no TLS of its own), nor any other memory of ours.
-        let pid = unsafe {
+        let clone = || unsafe {
             libc::clone(
                 hold,
                 top.cast(),
                 libc::CLONE_VM | libc::SIGCHLD,
                 held.cast(),
             )
+        };
+        let pid = match real_time {
+            true => crate::realtime::cloning_real_time(clone),
+            false => clone(),
         };
         if pid < 0 {
             if let Some(run) = after_exit {
@@ -374,18 +388,13 @@ impl Socket {
             }
             return; // Plain close on drop.
         }
-        // Its first step closes its copies of our other descriptors, our
-        // stdout and stderr among them, whose readers (a shell, `bench`, a
-        // container engine reading a CNI result) wait for their EOF. Left
-        // to the scheduler, a busy CPU ran that step milliseconds after our
-        // exit as often as not; real-time until that step is done (it then
-        // makes itself ordinary again), it runs at once. Without the
-        // privilege, as it was.
-        let param = libc::sched_param {
-            sched_priority: HOLDER_START_PRIORITY,
-        };
-        // SAFETY: sched_setscheduler on our own child, with stack data.
-        unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) };
+        if !real_time {
+            let param = libc::sched_param {
+                sched_priority: HOLDER_START_PRIORITY,
+            };
+            // SAFETY: sched_setscheduler on our own child, with stack data.
+            unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) };
+        }
         // Ours is not the last reference now, and the holder has its own
         // copy of the pidfd.
         drop(self);

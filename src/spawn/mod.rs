@@ -330,10 +330,11 @@ impl Container {
                 .as_ref()
                 .map_or((-1, -1), |(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
         };
+        // The IPC namespace is the child's own making (see child::run).
         let namespaces = match (&config.join_network, &netns) {
             (None, Netns::Child) => clone3::NAMESPACES,
             _ => clone3::NAMESPACES & !(libc::CLONE_NEWNET as u64),
-        };
+        } & !(libc::CLONE_NEWIPC as u64);
         // SAFETY: the child runs only child::run, which is async-signal-safe
         // and reads nothing but `plan` and `prepared`, both built above.
         match unsafe { clone3(namespaces, config.cgroup) }.map_err(SpawnError::Clone)? {
