@@ -2450,3 +2450,34 @@ fn a_port_another_attachment_publishes_on_ipv6_only_fails_a_dual_stack_add_and_l
     call(&ns, "DEL", "c1", &on_ipv6).ok();
     assert_nothing_left(&ns);
 }
+
+#[test]
+fn a_no_masquerade_cidr_of_every_address_is_code_7_naming_it_and_changes_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_no_masquerade_cidr_of_every_address_is_code_7_naming_it_and_changes_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // As a source it would let every address open connections into the
+    // bridges, not only a cluster's pods.
+    for every in ["0.0.0.0/0", "::/0"] {
+        let conf = conf(
+            "1.0.0",
+            json!({"noMasqueradeCidrs": ["10.244.0.0/16", every]}),
+        );
+        let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(
+            msg.starts_with(&format!("noMasqueradeCidrs[1]: \"{every}\"")),
+            "{msg}"
+        );
+        assert_nothing_left(&ns);
+        assert_eq!(
+            ns.ok("nft list tables 2>/dev/null | grep -c supervisor || true")
+                .trim(),
+            "0",
+            "no table made"
+        );
+    }
+}

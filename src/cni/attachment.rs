@@ -312,6 +312,9 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         if attachment.made_bridge() {
             firewall.remove_other_subnets(&network.bridge, &network.subnet, subnet6)?;
         }
+        // The network's, as the bridge is (tagged with it, gone with it):
+        // an ADD failing after this leaves them for the network's next ADD,
+        // whose configuration names them too.
         firewall.ensure_no_masquerade(
             &network.bridge,
             &config.no_masquerade,

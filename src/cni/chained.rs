@@ -192,6 +192,9 @@ pub async fn add(
         firewall
             .ensure_network(bridge, &subnet, subnet6)
             .map_err(|e| system("firewall", &e))?;
+        // The network's, as the bridge is (tagged with it, gone with it):
+        // an ADD failing after this leaves them for the network's next ADD,
+        // whose configuration names them too.
         firewall
             .ensure_no_masquerade(bridge, &config.no_masquerade, &config.no_masquerade6)
             .map_err(|e| system("firewall", &e))?;

@@ -176,10 +176,23 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
                     .as_str()
                     .ok_or_else(|| invalid(&field, "must be a string"))?;
                 let bad = |why| invalid(&field, format!("{}: {why}", quoted(text)));
-                if text.contains(':') {
-                    no_masquerade6.push(cidr6(text).map_err(bad)?);
+                let prefix_len = if text.contains(':') {
+                    let network = cidr6(text).map_err(bad)?;
+                    no_masquerade6.push(network);
+                    network.1
                 } else {
-                    no_masquerade.push(cidr(text).map_err(bad)?);
+                    let network = cidr(text).map_err(bad)?;
+                    no_masquerade.push(network);
+                    network.1
+                };
+                if prefix_len == 0 {
+                    // The set is also the sources whose new connections
+                    // the bridges accept: every address, from anywhere.
+                    return Err(bad(
+                        "a zero-length prefix is every address, which could then \
+                         open connections to every container; give the cluster's pod range"
+                            .to_string(),
+                    ));
                 }
             }
         }
