@@ -2481,3 +2481,31 @@ fn a_no_masquerade_cidr_of_every_address_is_code_7_naming_it_and_changes_nothing
         );
     }
 }
+
+#[test]
+fn a_network_name_over_255_bytes_or_with_a_control_character_is_code_7_and_changes_nothing() {
+    let Some(ns) =
+        HostNs::new("a_network_name_over_255_bytes_or_with_a_control_character_is_code_7")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    for name in [
+        "n".repeat(256),
+        "n".repeat((4 << 20) - 1000),
+        "ne\u{7}t".to_string(),
+    ] {
+        let mut doc: Value = serde_json::from_str(&conf("1.0.0", json!({}))).unwrap();
+        doc["name"] = json!(name);
+        let (code, msg) = call(&ns, "ADD", "c1", &doc.to_string()).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(msg.starts_with("name: "), "{msg}");
+        assert!(msg.len() < 400, "{:.200}", msg);
+        assert_nothing_left(&ns);
+    }
+    let mut doc: Value = serde_json::from_str(&conf("1.0.0", json!({}))).unwrap();
+    doc["name"] = json!("n".repeat(255));
+    call(&ns, "ADD", "c1", &doc.to_string()).ok();
+    call(&ns, "DEL", "c1", &doc.to_string()).ok();
+    assert_nothing_left(&ns);
+}

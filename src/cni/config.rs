@@ -135,6 +135,14 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
     let name = string(doc, "name")?
         .ok_or_else(|| invalid("name", "is missing"))?
         .to_string();
+    if name.len() > NAME_MAX {
+        // It lands in the record, in `ps` and in the engine's cache file
+        // names: an unbounded one (a document holds nearly 4 MiB) is no name.
+        return Err(invalid(
+            "name",
+            format!("{} is longer than {NAME_MAX} bytes", quoted(&name)),
+        ));
+    }
     if !network_name_ok(&name) {
         return Err(invalid(
             "name",
@@ -283,6 +291,10 @@ fn subnet6(doc: &Map<String, Value>, subnet: Subnet) -> Result<Option<Subnet6>, 
     }
     Ok(Some(subnet6))
 }
+
+/// The longest network name, in bytes: a file name's limit, which the
+/// spec sets none below.
+const NAME_MAX: usize = 255;
 
 /// The spec's network names: letters, digits, then also `_`, `.`, `-`.
 fn network_name_ok(name: &str) -> bool {
