@@ -2509,3 +2509,90 @@ fn a_network_name_over_255_bytes_or_with_a_control_character_is_code_7_and_chang
     call(&ns, "DEL", "c1", &doc.to_string()).ok();
     assert_nothing_left(&ns);
 }
+
+/// A link with 10.99.0.1/24 and fd99::1/64: addresses of the host.
+fn host_addresses(ns: &HostNs) {
+    ns.ok(
+        "ip link add d0 type veth peer name d1 && ip addr add 10.99.0.1/24 dev d0 \
+           && ip -6 addr add fd99::1/64 dev d0 nodad && ip link set d1 up && ip link set d0 up",
+    );
+}
+
+/// Our configuration chained after a plugin whose result gave `ips`.
+fn chained_conf(ips: Value, host_ip: &str) -> String {
+    let mut doc: Value = serde_json::from_str(&conf(
+        "1.0.0",
+        json!({"runtimeConfig": {"portMappings": [
+            {"hostPort": 8080, "containerPort": 80, "hostIP": host_ip}]}}),
+    ))
+    .unwrap();
+    doc["prevResult"] = json!({"cniVersion": "1.0.0", "ips": ips});
+    doc.to_string()
+}
+
+#[test]
+fn a_prev_result_address_of_the_host_itself_is_code_7_naming_it_and_leaves_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_prev_result_address_of_the_host_itself_is_code_7_naming_it_and_leaves_nothing",
+    ) else {
+        return;
+    };
+    host_addresses(&ns);
+    netns_add(&ns, "c1");
+    // The element would forward a host port to the host itself.
+    for (ips, field) in [
+        (json!([{"address": "10.99.0.1/24"}]), "prevResult.ips[0]"),
+        (
+            json!([{"address": "10.22.0.5/16"}, {"address": "fd99::1/64"}]),
+            "prevResult.ips[1]",
+        ),
+    ] {
+        let (code, msg) = call(&ns, "ADD", "c1", &chained_conf(ips, "")).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(msg.starts_with(&format!("{field}: ")), "{msg}");
+        assert!(msg.contains("of this host"), "{msg}");
+        assert_nothing_left(&ns);
+        assert_eq!(tcp_ports(&ns), "");
+    }
+    // An address the host does not have is published to.
+    let conf = chained_conf(json!([{"address": "10.22.0.5/16"}]), "");
+    call(&ns, "ADD", "c1", &conf).ok();
+    assert!(
+        tcp_ports(&ns).contains("10.22.0.5 . 80"),
+        "{}",
+        tcp_ports(&ns)
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_host_ip_that_is_a_subnets_directed_broadcast_is_code_7_naming_it_and_leaves_nothing() {
+    let Some(ns) =
+        HostNs::new("a_host_ip_that_is_a_subnets_directed_broadcast_is_code_7_naming_it")
+    else {
+        return;
+    };
+    host_addresses(&ns);
+    netns_add(&ns, "c1");
+    let ours = conf(
+        "1.0.0",
+        json!({"runtimeConfig": {"portMappings": [
+            {"hostPort": 8081, "containerPort": 80},
+            {"hostPort": 8080, "containerPort": 80, "hostIP": "10.99.0.255"}]}}),
+    );
+    let chained = chained_conf(json!([{"address": "10.22.0.5/16"}]), "10.99.0.255");
+    for (conf, field) in [
+        (ours, "runtimeConfig.portMappings[1].hostIP"),
+        (chained, "runtimeConfig.portMappings[0].hostIP"),
+    ] {
+        let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(
+            msg.starts_with(&format!("{field}: \"10.99.0.255\" is a broadcast address")),
+            "{msg}"
+        );
+        assert_nothing_left(&ns);
+        assert_eq!(tcp_ports(&ns), "");
+    }
+}

@@ -275,6 +275,9 @@ pub fn repair_lent(invocation: &Invocation) {
 pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, CniError> {
     let netns = open_netns(invocation)?;
     timed("port check", || check_ports(config))?;
+    timed("host addresses' routes", || {
+        super::routed::check(config, &[])
+    })?;
     let owner = owner(&invocation.container_id, &invocation.ifname);
     let mut registration = timed("record", || {
         claim(invocation, config, false, Some(&config.bridge))

@@ -53,6 +53,9 @@ pub struct Config {
     pub no_masquerade6: Vec<(Ipv6Addr, u8)>,
     /// `runtimeConfig.portMappings`, every host port given.
     pub ports: Vec<Port>,
+    /// The host addresses of `ports` given as one (not `0.0.0.0`, `::` or
+    /// none), each with its mapping's place in `portMappings`.
+    pub host_ips: HostIps,
     /// The previous plugin's result, when chained.
     pub prev_result: Option<Value>,
     /// `cni.dev/valid-attachments` (GC): container id, interface.
@@ -211,8 +214,8 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
         Some(Value::Object(map)) => Some(map),
         Some(_) => return Err(invalid("runtimeConfig", "must be an object")),
     };
-    let ports = match runtime.and_then(|r| r.get("portMappings")) {
-        None | Some(Value::Null) => Vec::new(),
+    let (ports, host_ips) = match runtime.and_then(|r| r.get("portMappings")) {
+        None | Some(Value::Null) => (Vec::new(), Vec::new()),
         Some(Value::Array(items)) => {
             // Chained, the previous plugin's result says the families.
             let ipv6 = match doc.get("prevResult") {
@@ -256,6 +259,7 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
         no_masquerade,
         no_masquerade6,
         ports,
+        host_ips,
         prev_result,
         valid_attachments,
     })
@@ -346,6 +350,9 @@ fn cidr6(text: &str) -> Result<(Ipv6Addr, u8), String> {
     Ok((addr, len))
 }
 
+/// Host addresses given, each with its mapping's place in the list.
+pub type HostIps = Vec<(usize, IpAddr)>;
+
 /// `runtimeConfig.portMappings`, as the `portMappings` capability gives
 /// them, each on the families it is published on: one without `hostIP` on
 /// both when the network has IPv6 (`ipv6`), netavark's rule. Without IPv6
@@ -354,8 +361,9 @@ fn cidr6(text: &str) -> Result<(Ipv6Addr, u8), String> {
 /// address of that family. `::1` is refused: the kernel cannot forward
 /// connections from it, and no process of ours lives on to serve it as
 /// `run`'s does.
-fn port_mappings(items: &[Value], ipv6: bool) -> Result<Vec<Port>, CniError> {
+fn port_mappings(items: &[Value], ipv6: bool) -> Result<(Vec<Port>, HostIps), CniError> {
     let mut ports: Vec<Port> = Vec::new();
+    let mut host_ips = Vec::new();
     // Each published host port's place in `ports`: the earlier mapping of
     // a host port found by a lookup, not by a walk of every one before (a
     // 4 MiB list holds over 100,000 mappings: walked, 4 s of a real-time
@@ -406,7 +414,13 @@ fn port_mappings(items: &[Value], ipv6: bool) -> Result<Vec<Port>, CniError> {
                         ),
                     ));
                 }
-                Ok(ip) => vec![HostIp::from_ip(ip)],
+                Ok(ip) => {
+                    let host_ip = HostIp::from_ip(ip);
+                    if host_ip.specific().is_some() {
+                        host_ips.push((i, ip));
+                    }
+                    vec![host_ip]
+                }
                 Err(_) => {
                     return Err(invalid(
                         &field("hostIP"),
@@ -442,7 +456,7 @@ fn port_mappings(items: &[Value], ipv6: bool) -> Result<Vec<Port>, CniError> {
             }
         }
     }
-    Ok(ports)
+    Ok((ports, host_ips))
 }
 
 #[cfg(test)]
