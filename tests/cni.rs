@@ -2482,3 +2482,149 @@ fn a_port_another_attachment_publishes_on_ipv6_only_fails_a_dual_stack_add_and_l
     call(&ns, "DEL", "c1", &on_ipv6).ok();
     assert_nothing_left(&ns);
 }
+
+#[test]
+fn a_no_masquerade_cidr_of_every_address_is_code_7_naming_it_and_changes_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_no_masquerade_cidr_of_every_address_is_code_7_naming_it_and_changes_nothing",
+    ) else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // As a source it would let every address open connections into the
+    // bridges, not only a cluster's pods.
+    for every in ["0.0.0.0/0", "::/0"] {
+        let conf = conf(
+            "1.0.0",
+            json!({"noMasqueradeCidrs": ["10.244.0.0/16", every]}),
+        );
+        let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(
+            msg.starts_with(&format!("noMasqueradeCidrs[1]: \"{every}\"")),
+            "{msg}"
+        );
+        assert_nothing_left(&ns);
+        assert_eq!(
+            ns.ok("nft list tables 2>/dev/null | grep -c supervisor || true")
+                .trim(),
+            "0",
+            "no table made"
+        );
+    }
+}
+
+#[test]
+fn a_network_name_over_255_bytes_or_with_a_control_character_is_code_7_and_changes_nothing() {
+    let Some(ns) =
+        HostNs::new("a_network_name_over_255_bytes_or_with_a_control_character_is_code_7")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    for name in [
+        "n".repeat(256),
+        "n".repeat((4 << 20) - 1000),
+        "ne\u{7}t".to_string(),
+    ] {
+        let mut doc: Value = serde_json::from_str(&conf("1.0.0", json!({}))).unwrap();
+        doc["name"] = json!(name);
+        let (code, msg) = call(&ns, "ADD", "c1", &doc.to_string()).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(msg.starts_with("name: "), "{msg}");
+        assert!(msg.len() < 400, "{:.200}", msg);
+        assert_nothing_left(&ns);
+    }
+    let mut doc: Value = serde_json::from_str(&conf("1.0.0", json!({}))).unwrap();
+    doc["name"] = json!("n".repeat(255));
+    call(&ns, "ADD", "c1", &doc.to_string()).ok();
+    call(&ns, "DEL", "c1", &doc.to_string()).ok();
+    assert_nothing_left(&ns);
+}
+
+/// A link with 10.99.0.1/24 and fd99::1/64: addresses of the host.
+fn host_addresses(ns: &HostNs) {
+    ns.ok(
+        "ip link add d0 type veth peer name d1 && ip addr add 10.99.0.1/24 dev d0 \
+           && ip -6 addr add fd99::1/64 dev d0 nodad && ip link set d1 up && ip link set d0 up",
+    );
+}
+
+/// Our configuration chained after a plugin whose result gave `ips`.
+fn chained_conf(ips: Value, host_ip: &str) -> String {
+    let mut doc: Value = serde_json::from_str(&conf(
+        "1.0.0",
+        json!({"runtimeConfig": {"portMappings": [
+            {"hostPort": 8080, "containerPort": 80, "hostIP": host_ip}]}}),
+    ))
+    .unwrap();
+    doc["prevResult"] = json!({"cniVersion": "1.0.0", "ips": ips});
+    doc.to_string()
+}
+
+#[test]
+fn a_prev_result_address_of_the_host_itself_is_code_7_naming_it_and_leaves_nothing() {
+    let Some(ns) = HostNs::new(
+        "a_prev_result_address_of_the_host_itself_is_code_7_naming_it_and_leaves_nothing",
+    ) else {
+        return;
+    };
+    host_addresses(&ns);
+    netns_add(&ns, "c1");
+    // The element would forward a host port to the host itself.
+    for (ips, field) in [
+        (json!([{"address": "10.99.0.1/24"}]), "prevResult.ips[0]"),
+        (
+            json!([{"address": "10.22.0.5/16"}, {"address": "fd99::1/64"}]),
+            "prevResult.ips[1]",
+        ),
+    ] {
+        let (code, msg) = call(&ns, "ADD", "c1", &chained_conf(ips, "")).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(msg.starts_with(&format!("{field}: ")), "{msg}");
+        assert!(msg.contains("of this host"), "{msg}");
+        assert_nothing_left(&ns);
+        assert_eq!(tcp_ports(&ns), "");
+    }
+    // An address the host does not have is published to.
+    let conf = chained_conf(json!([{"address": "10.22.0.5/16"}]), "");
+    call(&ns, "ADD", "c1", &conf).ok();
+    assert!(
+        tcp_ports(&ns).contains("10.22.0.5 . 80"),
+        "{}",
+        tcp_ports(&ns)
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_host_ip_that_is_a_subnets_directed_broadcast_is_code_7_naming_it_and_leaves_nothing() {
+    let Some(ns) =
+        HostNs::new("a_host_ip_that_is_a_subnets_directed_broadcast_is_code_7_naming_it")
+    else {
+        return;
+    };
+    host_addresses(&ns);
+    netns_add(&ns, "c1");
+    let ours = conf(
+        "1.0.0",
+        json!({"runtimeConfig": {"portMappings": [
+            {"hostPort": 8081, "containerPort": 80},
+            {"hostPort": 8080, "containerPort": 80, "hostIP": "10.99.0.255"}]}}),
+    );
+    let chained = chained_conf(json!([{"address": "10.22.0.5/16"}]), "10.99.0.255");
+    for (conf, field) in [
+        (ours, "runtimeConfig.portMappings[1].hostIP"),
+        (chained, "runtimeConfig.portMappings[0].hostIP"),
+    ] {
+        let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(
+            msg.starts_with(&format!("{field}: \"10.99.0.255\" is a broadcast address")),
+            "{msg}"
+        );
+        assert_nothing_left(&ns);
+        assert_eq!(tcp_ports(&ns), "");
+    }
+}

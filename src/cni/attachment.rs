@@ -275,6 +275,9 @@ pub fn repair_lent(invocation: &Invocation) {
 pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, CniError> {
     let netns = open_netns(invocation)?;
     timed("port check", || check_ports(config))?;
+    timed("host addresses' routes", || {
+        super::routed::check(config, &[])
+    })?;
     let owner = owner(&invocation.container_id, &invocation.ifname);
     let mut registration = timed("record", || {
         claim(invocation, config, false, Some(&config.bridge))
@@ -312,6 +315,9 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         if attachment.made_bridge() {
             firewall.remove_other_subnets(&network.bridge, &network.subnet, subnet6)?;
         }
+        // The network's, as the bridge is (tagged with it, gone with it):
+        // an ADD failing after this leaves them for the network's next ADD,
+        // whose configuration names them too.
         firewall.ensure_no_masquerade(
             &network.bridge,
             &config.no_masquerade,

@@ -14,13 +14,14 @@ use serde_json::Value;
 use super::attachment::{self, system};
 use super::config::Config;
 use super::protocol::{CniError, Invocation, code};
+use super::routed;
 use crate::firewall::{self, Firewall, Publication};
 use crate::netlink::Netlink;
 use crate::netlink::sysctl::Setting;
 use crate::plan::apply;
 use crate::reserve::Reservations;
 use crate::values::Subnet;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What we take from `prevResult`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,9 @@ pub struct Previous {
     /// Its IPv6 address and prefix length, when the previous plugin gave
     /// it one (dual stack): ports are published on IPv6 to it.
     pub ipv6: Option<(Ipv6Addr, u8)>,
+    /// The places of `address` and of the IPv6 one in `prevResult.ips`.
+    pub address_at: usize,
+    pub ipv6_at: Option<usize>,
     /// The host bridge of the previous plugin, if one is named.
     pub bridge: Option<String>,
 }
@@ -56,7 +60,7 @@ pub fn previous(prev: &Value, is_bridge: impl Fn(&str) -> bool) -> Result<Previo
         .ok_or_else(|| invalid("has no ips"))?;
     let ipv6 = match first_address::<Ipv6Addr>(ips, 128)? {
         // As for IPv4: ports are published to it.
-        Some((text, address, _))
+        Some((_, text, address, _))
             if address.is_loopback()
                 || address.is_unspecified()
                 || address.is_multicast()
@@ -66,9 +70,9 @@ pub fn previous(prev: &Value, is_bridge: impl Fn(&str) -> bool) -> Result<Previo
                 "{text:?} is not an address a container can have"
             )));
         }
-        found => found.map(|(_, address, prefix_len)| (address, prefix_len)),
+        found => found.map(|(at, _, address, prefix_len)| (at, address, prefix_len)),
     };
-    let (text, address, prefix_len) =
+    let (address_at, text, address, prefix_len) =
         first_address::<Ipv4Addr>(ips, 32)?.ok_or_else(|| invalid("has no IPv4 address in ips"))?;
     // Ports are published to this address: one of the host's own ranges
     // would send outside traffic to the host's loopback services.
@@ -97,25 +101,25 @@ pub fn previous(prev: &Value, is_bridge: impl Fn(&str) -> bool) -> Result<Previo
     Ok(Previous {
         address,
         prefix_len,
-        ipv6,
+        ipv6: ipv6.map(|(_, address, prefix_len)| (address, prefix_len)),
+        address_at,
+        ipv6_at: ipv6.map(|(at, ..)| at),
         bridge,
     })
 }
 
-/// The first address of family `A` in `ips`, as written, with its prefix
-/// length (at most `max_len`, else code 7 naming it).
+/// The first address of family `A` in `ips`: its place, as written, and
+/// with its prefix length (at most `max_len`, else code 7 naming it).
 fn first_address<A: std::str::FromStr>(
     ips: &[Value],
     max_len: u8,
-) -> Result<Option<(&str, A, u8)>, CniError> {
-    let found = ips
-        .iter()
-        .filter_map(|ip| ip.get("address")?.as_str())
-        .find_map(|text| {
-            let (addr, len) = text.split_once('/')?;
-            Some((text, addr.parse::<A>().ok()?, len))
-        });
-    let Some((text, address, len)) = found else {
+) -> Result<Option<(usize, &str, A, u8)>, CniError> {
+    let found = ips.iter().enumerate().find_map(|(at, ip)| {
+        let text = ip.get("address")?.as_str()?;
+        let (addr, len) = text.split_once('/')?;
+        Some((at, text, addr.parse::<A>().ok()?, len))
+    });
+    let Some((at, text, address, len)) = found else {
         return Ok(None);
     };
     let prefix_len = len
@@ -128,7 +132,7 @@ fn first_address<A: std::str::FromStr>(
                 format!("prevResult: {text:?}: the prefix length must be 0 to {max_len}"),
             )
         })?;
-    Ok(Some((text, address, prefix_len)))
+    Ok(Some((at, text, address, prefix_len)))
 }
 
 /// The names of `prevResult`'s host-side interfaces that are bridges in
@@ -166,6 +170,11 @@ pub async fn add(
     let bridges = bridges(prev).await?;
     let previous = previous(prev, |name| bridges.iter().any(|b| b == name))?;
     attachment::check_ports(config)?;
+    let mut addresses = vec![(previous.address_at, IpAddr::V4(previous.address))];
+    if let (Some(at), Some((address, _))) = (previous.ipv6_at, previous.ipv6) {
+        addresses.push((at, IpAddr::V6(address)));
+    }
+    routed::check(config, &addresses)?;
     let mut registration = attachment::claim(invocation, config, true, None)?;
     let firewall = Firewall::open(&config.state_dir).map_err(|e| system("firewall", &e))?;
     let subnet = previous.bridge.as_ref().and_then(|bridge| {
@@ -192,6 +201,9 @@ pub async fn add(
         firewall
             .ensure_network(bridge, &subnet, subnet6)
             .map_err(|e| system("firewall", &e))?;
+        // The network's, as the bridge is (tagged with it, gone with it):
+        // an ADD failing after this leaves them for the network's next ADD,
+        // whose configuration names them too.
         firewall
             .ensure_no_masquerade(bridge, &config.no_masquerade, &config.no_masquerade6)
             .map_err(|e| system("firewall", &e))?;

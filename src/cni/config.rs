@@ -53,6 +53,9 @@ pub struct Config {
     pub no_masquerade6: Vec<(Ipv6Addr, u8)>,
     /// `runtimeConfig.portMappings`, every host port given.
     pub ports: Vec<Port>,
+    /// The host addresses of `ports` given as one (not `0.0.0.0`, `::` or
+    /// none), each with its mapping's place in `portMappings`.
+    pub host_ips: HostIps,
     /// The previous plugin's result, when chained.
     pub prev_result: Option<Value>,
     /// `cni.dev/valid-attachments` (GC): container id, interface.
@@ -135,6 +138,14 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
     let name = string(doc, "name")?
         .ok_or_else(|| invalid("name", "is missing"))?
         .to_string();
+    if name.len() > NAME_MAX {
+        // It lands in the record, in `ps` and in the engine's cache file
+        // names: an unbounded one (a document holds nearly 4 MiB) is no name.
+        return Err(invalid(
+            "name",
+            format!("{} is longer than {NAME_MAX} bytes", quoted(&name)),
+        ));
+    }
     if !network_name_ok(&name) {
         return Err(invalid(
             "name",
@@ -176,10 +187,23 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
                     .as_str()
                     .ok_or_else(|| invalid(&field, "must be a string"))?;
                 let bad = |why| invalid(&field, format!("{}: {why}", quoted(text)));
-                if text.contains(':') {
-                    no_masquerade6.push(cidr6(text).map_err(bad)?);
+                let prefix_len = if text.contains(':') {
+                    let network = cidr6(text).map_err(bad)?;
+                    no_masquerade6.push(network);
+                    network.1
                 } else {
-                    no_masquerade.push(cidr(text).map_err(bad)?);
+                    let network = cidr(text).map_err(bad)?;
+                    no_masquerade.push(network);
+                    network.1
+                };
+                if prefix_len == 0 {
+                    // The set is also the sources whose new connections
+                    // the bridges accept: every address, from anywhere.
+                    return Err(bad(
+                        "a zero-length prefix is every address, which could then \
+                         open connections to every container; give the cluster's pod range"
+                            .to_string(),
+                    ));
                 }
             }
         }
@@ -190,8 +214,8 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
         Some(Value::Object(map)) => Some(map),
         Some(_) => return Err(invalid("runtimeConfig", "must be an object")),
     };
-    let ports = match runtime.and_then(|r| r.get("portMappings")) {
-        None | Some(Value::Null) => Vec::new(),
+    let (ports, host_ips) = match runtime.and_then(|r| r.get("portMappings")) {
+        None | Some(Value::Null) => (Vec::new(), Vec::new()),
         Some(Value::Array(items)) => {
             // Chained, the previous plugin's result says the families.
             let ipv6 = match doc.get("prevResult") {
@@ -235,6 +259,7 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
         no_masquerade,
         no_masquerade6,
         ports,
+        host_ips,
         prev_result,
         valid_attachments,
     })
@@ -270,6 +295,10 @@ fn subnet6(doc: &Map<String, Value>, subnet: Subnet) -> Result<Option<Subnet6>, 
     }
     Ok(Some(subnet6))
 }
+
+/// The longest network name, in bytes: a file name's limit, which the
+/// spec sets none below.
+const NAME_MAX: usize = 255;
 
 /// The spec's network names: letters, digits, then also `_`, `.`, `-`.
 fn network_name_ok(name: &str) -> bool {
@@ -321,6 +350,9 @@ fn cidr6(text: &str) -> Result<(Ipv6Addr, u8), String> {
     Ok((addr, len))
 }
 
+/// Host addresses given, each with its mapping's place in the list.
+pub type HostIps = Vec<(usize, IpAddr)>;
+
 /// `runtimeConfig.portMappings`, as the `portMappings` capability gives
 /// them, each on the families it is published on: one without `hostIP` on
 /// both when the network has IPv6 (`ipv6`), netavark's rule. Without IPv6
@@ -329,8 +361,9 @@ fn cidr6(text: &str) -> Result<(Ipv6Addr, u8), String> {
 /// address of that family. `::1` is refused: the kernel cannot forward
 /// connections from it, and no process of ours lives on to serve it as
 /// `run`'s does.
-fn port_mappings(items: &[Value], ipv6: bool) -> Result<Vec<Port>, CniError> {
+fn port_mappings(items: &[Value], ipv6: bool) -> Result<(Vec<Port>, HostIps), CniError> {
     let mut ports: Vec<Port> = Vec::new();
+    let mut host_ips = Vec::new();
     // Each published host port's place in `ports`: the earlier mapping of
     // a host port found by a lookup, not by a walk of every one before (a
     // 4 MiB list holds over 100,000 mappings: walked, 4 s of a real-time
@@ -381,7 +414,13 @@ fn port_mappings(items: &[Value], ipv6: bool) -> Result<Vec<Port>, CniError> {
                         ),
                     ));
                 }
-                Ok(ip) => vec![HostIp::from_ip(ip)],
+                Ok(ip) => {
+                    let host_ip = HostIp::from_ip(ip);
+                    if host_ip.specific().is_some() {
+                        host_ips.push((i, ip));
+                    }
+                    vec![host_ip]
+                }
                 Err(_) => {
                     return Err(invalid(
                         &field("hostIP"),
@@ -417,7 +456,7 @@ fn port_mappings(items: &[Value], ipv6: bool) -> Result<Vec<Port>, CniError> {
             }
         }
     }
-    Ok(ports)
+    Ok((ports, host_ips))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod config;
 mod forget;
 pub mod protocol;
 mod result;
+mod routed;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -2,11 +2,12 @@
 
 use std::net::IpAddr;
 
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::Error;
+use super::direct::Direct;
 
 use crate::values::{Subnet, Subnet6};
 
@@ -73,6 +74,70 @@ pub(crate) fn from_dump(
             _ => None,
         })
         .collect())
+}
+
+/// What the kernel's routes make of an address: one of the host's own
+/// (`local`), a broadcast one (`broadcast`), or another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    Local,
+    Broadcast,
+    Other,
+}
+
+/// The kind of each of `addresses`, as `ip route get` tells it, in one
+/// message and one round trip: the route type is what the kernel decides
+/// by, where a bind test is fooled (`ip_nonlocal_bind` binds any address,
+/// and a directed broadcast one binds too). One the kernel has no route
+/// to is another.
+pub fn address_kinds(addresses: &[IpAddr]) -> Result<Vec<AddressKind>, Error> {
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut direct = Direct::open().map_err(Error::Socket)?;
+    let outcomes = direct
+        .pipeline(addresses.iter().map(|&a| (get_request(a), None)).collect())
+        .map_err(Error::direct("looking up routes to", "addresses"))?;
+    addresses
+        .iter()
+        .zip(outcomes)
+        .map(|(address, outcome)| match outcome {
+            Ok(Some(RouteNetlinkMessage::NewRoute(route))) => Ok(match route.header.kind {
+                RouteType::Local => AddressKind::Local,
+                RouteType::Broadcast => AddressKind::Broadcast,
+                _ => AddressKind::Other,
+            }),
+            Ok(_) => Ok(AddressKind::Other),
+            Err(err)
+                if matches!(
+                    err.raw_os_error(),
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
+                ) =>
+            {
+                Ok(AddressKind::Other)
+            }
+            Err(err) => Err(Error::direct(
+                "looking up the route to",
+                address.to_string(),
+            )(err)),
+        })
+        .collect()
+}
+
+/// RTM_GETROUTE for one address; every other field zero, as strict
+/// checking wants.
+fn get_request(address: IpAddr) -> RouteNetlinkMessage {
+    let mut message = RouteMessage::default();
+    let (family, len, destination) = match address {
+        IpAddr::V4(a) => (AddressFamily::Inet, 32, RouteAddress::Inet(a)),
+        IpAddr::V6(a) => (AddressFamily::Inet6, 128, RouteAddress::Inet6(a)),
+    };
+    message.header.address_family = family;
+    message.header.destination_prefix_length = len;
+    message
+        .attributes
+        .push(RouteAttribute::Destination(destination));
+    RouteNetlinkMessage::GetRoute(message)
 }
 
 /// The destination, its prefix length and the output interface of a route
