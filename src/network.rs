@@ -26,17 +26,23 @@ pub enum Error {
 
 /// Why no bridge can be named `name`, if none can: the kernel would
 /// refuse it for an interface, or it cannot name the bridge's lease
-/// directory. `run`, `gc` and a CNI configuration refuse such a name alike.
+/// directory. Every use of a bridge name refuses such a name alike.
 pub fn bridge_name_problem(name: &str) -> Option<&'static str> {
-    netlink::ifname_problem(name)
-        .or_else(|| ipam::lease_dir_problem(name))
-        .or_else(|| {
-            // A container whose host link it named would take the bridge
-            // for its own leftover link and delete it; the firewall's
-            // guards match every "sv-*" link as a container's.
-            name.starts_with(HOST_LINK_PREFIX)
-                .then_some("starts with \"sv-\", which names the containers' host links")
-        })
+    netlink::ifname_problem(name).or_else(|| ipam::lease_dir_problem(name))
+}
+
+/// Why no bridge may be made or joined under `name`, if none may: what
+/// `bridge_name_problem` says, or the host links' prefix. Asked by what
+/// makes an attachment (`run`, CNI ADD) only: a container whose host link
+/// it named would take the bridge for its own leftover link and delete it,
+/// and the firewall's guards match every "sv-*" link as a container's. A
+/// DEL or `gc` on such a bridge, made before the prefix was refused, still
+/// cleans up.
+pub fn new_bridge_name_problem(name: &str) -> Option<&'static str> {
+    bridge_name_problem(name).or_else(|| {
+        name.starts_with(HOST_LINK_PREFIX)
+            .then_some("starts with \"sv-\", which names the containers' host links")
+    })
 }
 
 /// What every container's host link is named with (see `host_ifname`).

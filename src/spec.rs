@@ -471,7 +471,7 @@ fn network(options: &RunOptions) -> Result<Network, SpecError> {
 /// need only be a valid prefix.
 fn bridge(options: &RunOptions) -> Result<Bridge, SpecError> {
     let name = &options.bridge;
-    if let Some(reason) = crate::network::bridge_name_problem(name) {
+    if let Some(reason) = crate::network::new_bridge_name_problem(name) {
         return Err(SpecError::Bridge {
             name: name.to_string(),
             reason,

@@ -1709,6 +1709,28 @@ fn a_bridge_named_like_a_host_link_is_refused_and_no_add_deletes_it() {
     common::assert_no_state(&ns);
 }
 
+/// The prefix is refused to what makes an attachment only: a bridge of
+/// that name made before it was (or by hand) keeps its DEL and GC, which an
+/// engine retries forever when refused, leaving every attachment on it.
+#[test]
+fn a_del_and_gc_on_a_bridge_named_with_the_host_links_prefix_still_clean_up() {
+    let Some(ns) =
+        HostNs::new("a_del_and_gc_on_a_bridge_named_with_the_host_links_prefix_still_clean_up")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = conf(
+        "1.1.0",
+        json!({"bridge": "sv-lan", "subnet": "10.77.0.0/24"}),
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+    call(&ns, "GC", "", &conf).ok();
+    let (code, msg) = call(&ns, "ADD", "c1", &conf).error();
+    assert_eq!(code, 7, "{msg}");
+    common::assert_no_state(&ns);
+}
+
 #[test]
 fn a_failed_add_leaves_nothing_behind() {
     let Some(ns) = HostNs::new("a_failed_add_leaves_nothing_behind") else {

@@ -173,6 +173,17 @@ fn run(
         .and_then(std::ffi::OsStr::to_str);
     config::check_entry(&doc, program)?;
     let config = config::parse(&doc, env.get("SUPERVISOR_STATE_DIR").map(String::as_str))?;
+    if matches!(invocation.command, Command::Add) {
+        // Only what makes an attachment refuses the host links' prefix: a
+        // DEL, CHECK or GC on such a bridge, made before it was refused,
+        // still cleans up.
+        if let Some(why) = crate::network::new_bridge_name_problem(&config.bridge) {
+            return Err(CniError::new(
+                code::CONFIG,
+                format!("bridge: {:?}: {why}", config.bridge),
+            ));
+        }
+    }
     if matches!(invocation.command, Command::Gc | Command::Status)
         && !protocol::at_least(&config.cni_version, "1.1.0")
     {
