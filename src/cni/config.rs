@@ -404,6 +404,14 @@ fn port_mappings(items: &[Value], ipv6: bool) -> Result<(Vec<Port>, HostIps), Cn
             None | Some("") if ipv6 => vec![HostIp::AnyV4, HostIp::AnyV6],
             None | Some("") => vec![HostIp::AnyV4],
             Some(ip) => match ip.parse::<IpAddr>() {
+                Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+                    // An IPv6 socket that is IPv6 only cannot bind it: a
+                    // system error later, where this is the config's.
+                    return Err(invalid(
+                        &field("hostIP"),
+                        format!("{ip:?} is an IPv4-mapped address: write the IPv4 address"),
+                    ));
+                }
                 Ok(IpAddr::V6(_)) if !ipv6 => continue,
                 Ok(IpAddr::V6(v6)) if v6.is_loopback() => {
                     return Err(invalid(
@@ -697,6 +705,11 @@ mod tests {
                 r#""ipv6":true,"runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"hostIP":"::1"}]}"#,
                 "runtimeConfig.portMappings[0].hostIP",
                 "::1",
+            ),
+            (
+                r#""ipv6":true,"runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"hostIP":"::ffff:224.0.0.1"}]}"#,
+                "runtimeConfig.portMappings[0].hostIP",
+                "IPv4-mapped",
             ),
         ];
         for (fields, field, why) in cases {
