@@ -735,6 +735,8 @@ fn record_container(
     let recorded = process.map_err(Error::Proc).and_then(|process| {
         Ok(registration.update(|record| {
             record.container = Some(process);
+            // Until `released` (see `Record::starting`).
+            record.starting = true;
             if let Some(publication) = publication {
                 record.address = Some(publication.address);
                 record.address6 = address6;
@@ -745,6 +747,16 @@ fn record_container(
         })?)
     });
     if let Err(err) = recorded {
+        tracing::warn!("completing the record: {}", Chain(&err));
+    }
+}
+
+/// The record says the command was released: `exec` may join it now.
+fn released_to_exec(registration: &mut Registration) {
+    if !registration.record().starting {
+        return;
+    }
+    if let Err(err) = registration.update(|record| record.starting = false) {
         tracing::warn!("completing the record: {}", Chain(&err));
     }
 }
@@ -990,7 +1002,10 @@ async fn lifecycle<H>(
                 net.warn_of_forward_drops(&spec);
             }
             ready();
-            // Off the startup path: the container runs meanwhile.
+            // Off the startup path: the container runs meanwhile. First
+            // what lets `exec` in, which waits a moment for it (see
+            // control::exec).
+            released_to_exec(&mut registration);
             if let Err(err) = registration.forget_earlier_exited() {
                 tracing::warn!("{}", Chain(&err));
             }

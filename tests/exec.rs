@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use common::{HostNs, UNTIL_STDIN_CLOSES, crash_at, stderr, stdout, stop};
 
@@ -401,4 +402,83 @@ fn a_container_run_without_its_init_never_exposes_the_supervisors_binary_before_
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     assert_eq!(rest, "never\n");
     assert!(watcher.wait().unwrap().success());
+}
+
+#[test]
+fn exec_refuses_a_container_still_starting_and_never_runs_in_the_hosts_tree() {
+    let Some(ns) =
+        HostNs::new("exec_refuses_a_container_still_starting_and_never_runs_in_the_hosts_tree")
+    else {
+        return;
+    };
+    // A rootfs without the directory it is made in: a command that finds
+    // that directory runs in the host's tree, not the container's.
+    let rootfs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("exec-starting-rootfs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&rootfs);
+    std::fs::create_dir_all(rootfs.join("bin")).expect("the rootfs's bin");
+    std::fs::create_dir_all(rootfs.join("etc")).expect("the rootfs's etc");
+    common::copy_executable("/bin/busybox", &rootfs.join("bin/busybox"));
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).expect("bin/sh");
+    let root = rootfs.to_str().expect("a UTF-8 path");
+    // Its child held before it pivots into the rootfs (a FIFO: it cannot
+    // stop itself), while its record already names its process.
+    let fifo = rootfs.with_extension("fifo");
+    let _ = std::fs::remove_file(&fifo);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let mut starting = ns
+        .supervisor()
+        .env(
+            "SUPERVISOR_TEST_PAUSE_AT",
+            format!("root-bound:{}", fifo.display()),
+        )
+        .args(["run", "--name", "web", "--rootfs", root, "--"])
+        .args(UNTIL_STDIN_CLOSES)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor");
+    let held = common::eventually("the child at root-bound", Duration::from_secs(30), || {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .ok()
+    });
+    common::eventually("its process recorded", Duration::from_secs(30), || {
+        let ps = stdout(&common::supervisor(&ns, &["ps", "--json"]));
+        let list: serde_json::Value = serde_json::from_str(&ps).ok()?;
+        list.get(0)?.get("container_pid")?.as_u64()
+    });
+    let script = format!("test -e {root} && echo in the host\\'s tree");
+    let out = exec(&ns, &["web", "sh", "-c", &script]);
+    assert_eq!(
+        (out.status.code(), stdout(&out), stderr(&out)),
+        (
+            Some(125),
+            String::new(),
+            "supervisor: web is still starting\n".to_string()
+        )
+    );
+    // Released, the same exec runs in the container's tree.
+    drop(held);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(starting.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("the container's first line");
+    assert_eq!(line, "ready\n");
+    let out = exec(&ns, &["web", "sh", "-c", &format!("{script}; true")]);
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (Some(0), String::new()),
+        "{}",
+        stderr(&out)
+    );
+    stop(starting);
+    let _ = std::fs::remove_dir_all(&rootfs);
+    let _ = std::fs::remove_file(&fifo);
 }

@@ -9,6 +9,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use caps::Capability;
 
@@ -20,6 +21,16 @@ use crate::spawn::{self, DEFAULT_CAPABILITIES, Ids, JoinConfig, Pidfd, SpawnErro
 use crate::spec::DEFAULT_PATH;
 use crate::state::{self, ExecContext, Record, Store};
 use crate::values::quoted;
+
+/// How long `exec` waits for a container's command to be released before
+/// it refuses it as still starting. Until then its process sets up its
+/// mount and IPC namespaces (the host's tree, unsealed, at first), which a
+/// command must never join. `run -d` returns at the release, and the record
+/// says so a moment later: the wait covers that moment, so that `run -d`
+/// then `exec` never fails; a container held longer in its setup is refused
+/// (docker's `exec` refuses a container not yet running).
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
+const RELEASE_POLL: Duration = Duration::from_millis(5);
 
 /// `exec`'s options as the user gave them.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +51,8 @@ pub enum ExecError {
     Unknown(String),
     #[error("container {0} is not running")]
     NotRunning(String),
+    #[error("{0} is still starting")]
+    Starting(String),
     #[error("{0} is a CNI attachment, not a container: its engine manages it (CNI DEL removes it)")]
     Attachment(String),
     #[error("exec into {name} needs root (CAP_SYS_ADMIN, to join its namespaces)")]
@@ -102,19 +115,30 @@ pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
     }
     // The record names the process whose namespaces the command joins.
     crate::state::check_dir(state_dir)?;
-    let record = Store::new(state_dir)
-        .find_any(target)?
-        .ok_or_else(|| ExecError::Unknown(target.clone()))?
-        .live()
-        .map_err(ExecError::NotRunning)?;
+    let store = Store::new(state_dir);
+    let started = Instant::now();
+    let record = loop {
+        let record = store
+            .find_any(target)?
+            .ok_or_else(|| ExecError::Unknown(target.clone()))?
+            .live()
+            .map_err(ExecError::NotRunning)?;
+        if record.supervisor.is_none() {
+            return Err(ExecError::Attachment(record.name));
+        }
+        if record.is_stale() || record.container.is_none() {
+            return Err(ExecError::NotRunning(record.name));
+        }
+        if !record.starting {
+            break record;
+        }
+        if started.elapsed() >= RELEASE_WAIT {
+            return Err(ExecError::Starting(record.name));
+        }
+        std::thread::sleep(RELEASE_POLL);
+    };
     let name = record.name.clone();
-    if record.supervisor.is_none() {
-        return Err(ExecError::Attachment(name));
-    }
     let not_running = || ExecError::NotRunning(name.clone());
-    if record.is_stale() {
-        return Err(not_running());
-    }
     let process = record.container.ok_or_else(not_running)?;
     let pidfd = Pidfd::of(&process)
         .map_err(|source| ExecError::Proc {

@@ -33,6 +33,13 @@ pub struct Record {
     /// The container's first process, once it is created and plumbed.
     #[serde(default)]
     pub container: Option<Process>,
+    /// True from the recording of `container` until its command is
+    /// released: until then its process sets up its mount and IPC
+    /// namespaces (the host's tree, unsealed, at first), which `exec` must
+    /// not join. Written only while true: records of earlier versions, and
+    /// of every container running, have none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub starting: bool,
     /// The bridge of the container's network; None with `--network none`.
     #[serde(default)]
     pub bridge: Option<String>,
@@ -186,6 +193,7 @@ impl Record {
             id: id.to_string(),
             supervisor,
             container: None,
+            starting: false,
             bridge: None,
             network: None,
             joined: None,
