@@ -590,9 +590,34 @@ fn the_most_port_mappings_a_configuration_holds_are_answered_for_add_and_del_wit
     );
     assert!(full.len() <= limit, "{}", full.len());
     // More sockets than the open files allowed: refused, naming the limit.
-    let (code, msg) = call(&ns, "ADD", "c1", &full).error();
+    // The plugin's limit is set here, at or below any machine's (lowering
+    // needs no privilege): under the machine's own, 524,288 under systemd,
+    // ADD would bind them all.
+    let mut add = ns.supervisor();
+    add.envs([
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "c1"),
+        ("CNI_NETNS", "/run/netns/c1"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/usr/lib/cni"),
+    ]);
+    // SAFETY: setrlimit() is async-signal-safe; the child execs right after.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut add, || {
+            let limit = libc::rlimit {
+                rlim_cur: 1024,
+                rlim_max: 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let (code, msg) = answer(add, &full).error();
     assert_eq!(code, 110, "{msg}");
     assert!(msg.contains("open files"), "{msg}");
+    assert!(msg.contains("the limit is 1024"), "{msg}");
     assert_eq!(call(&ns, "DEL", "c1", &full).ok(), Value::Null);
     assert_nothing_left(&ns);
 }
