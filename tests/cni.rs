@@ -590,9 +590,34 @@ fn the_most_port_mappings_a_configuration_holds_are_answered_for_add_and_del_wit
     );
     assert!(full.len() <= limit, "{}", full.len());
     // More sockets than the open files allowed: refused, naming the limit.
-    let (code, msg) = call(&ns, "ADD", "c1", &full).error();
+    // The plugin's limit is set here, at or below any machine's (lowering
+    // needs no privilege): under the machine's own, 524,288 under systemd,
+    // ADD would bind them all.
+    let mut add = ns.supervisor();
+    add.envs([
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "c1"),
+        ("CNI_NETNS", "/run/netns/c1"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/usr/lib/cni"),
+    ]);
+    // SAFETY: setrlimit() is async-signal-safe; the child execs right after.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut add, || {
+            let limit = libc::rlimit {
+                rlim_cur: 1024,
+                rlim_max: 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let (code, msg) = answer(add, &full).error();
     assert_eq!(code, 110, "{msg}");
     assert!(msg.contains("open files"), "{msg}");
+    assert!(msg.contains("the limit is 1024"), "{msg}");
     assert_eq!(call(&ns, "DEL", "c1", &full).ok(), Value::Null);
     assert_nothing_left(&ns);
 }
@@ -868,8 +893,29 @@ fn two_lenders_of_one_namespaces_ipv6_defaults_take_turns_whatever_their_state_d
     assert_ne!(ipv6_defaults(&ns, "c1"), before, "the first lent nothing");
     let mut second = add_paused(&ns, "c1", "/run/netns/c1", "eth1", &other_network(), "lent");
     // Lending meanwhile, it would take the first's lent values for the
-    // engine's, and give them back last.
-    let overlapped = stops(&mut second, Duration::from_millis(500));
+    // engine's, and give them back last. Which comes first: its stop at
+    // its lend, or its wait for the lock on the namespace's inode (a
+    // waiter's line in /proc/locks has `->`: `1: -> FLOCK ADVISORY WRITE
+    // PID DEV:INODE ...`).
+    let inode = format!(":{}", ns.ok("stat -L -c %i /run/netns/c1").trim());
+    let pid = second.id().to_string();
+    let overlapped = eventually(
+        "the second lending or waiting for the first",
+        Duration::from_secs(30),
+        || {
+            if common::process_state(second.id()) == Some('T') {
+                return Some(true);
+            }
+            let locks = std::fs::read_to_string("/proc/locks").expect("read /proc/locks");
+            let waits = locks.lines().any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields.get(1) == Some(&"->")
+                    && fields.get(5) == Some(&pid.as_str())
+                    && fields.get(6).is_some_and(|at| at.ends_with(&inode))
+            });
+            waits.then_some(false)
+        },
+    );
     resume(first).unwrap();
     assert!(
         stops(&mut second, Duration::from_secs(30)),

@@ -100,11 +100,13 @@ fn run_d_returns_the_name_while_it_runs_and_logs_show_follow_and_tail_its_output
     );
     let stopped = supervisor(&ns, &["stop", "web"]);
     assert!(stopped.status.success(), "{}", stderr(&stopped));
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // A hang guard, not a speed verdict: logs -f ends when the container
+    // does, and this fails only one that never does.
+    let deadline = Instant::now() + Duration::from_secs(30);
     while follower.try_wait().unwrap().is_none() {
         assert!(
             Instant::now() < deadline,
-            "logs -f ends when the container does"
+            "logs -f ends when the container does (still following 30 s after its stop)"
         );
         std::thread::sleep(Duration::from_millis(20));
     }

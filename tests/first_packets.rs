@@ -7,11 +7,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::HostNs;
+use common::syn::Outcome;
 use nix::sched::{CloneFlags, setns};
 
 /// The bridge's MAC (derived from its address, 172.16.0.1).
@@ -62,24 +63,23 @@ impl Drop for Linked {
     }
 }
 
-/// Whether connecting from namespace `netns` to `addr` is answered,
-/// attempting again at once after each refusal (the server may not listen
-/// yet), within `limit`: a hang guard.
-fn connects(netns: String, addr: SocketAddr, limit: Duration) -> bool {
+/// The first outcome other than a refusal of connecting from namespace
+/// `netns` to `addr`: Answered, or Lost if the kernel sent the SYN again
+/// (see [`common::syn`]). Attempts again at once after each refusal (the
+/// server may not listen yet), for up to 30 s: a hang guard.
+fn first_answer(netns: String, addr: SocketAddr) -> Outcome {
     std::thread::spawn(move || {
         let ns = std::fs::File::open(&netns).expect("open the outside's netns");
         setns(ns, CloneFlags::CLONE_NEWNET).expect("setns into the outside");
-        let start = Instant::now();
-        while let Some(left) = limit.checked_sub(start.elapsed()) {
-            match TcpStream::connect_timeout(&addr, left) {
-                Ok(_) => return true,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+        let guard = Instant::now() + Duration::from_secs(30);
+        loop {
+            match common::syn::attempt(addr) {
+                Outcome::Refused if Instant::now() < guard => {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Err(_) => return false,
+                outcome => return outcome,
             }
         }
-        false
     })
     .join()
     .expect("the connecting thread")
@@ -127,13 +127,12 @@ fn answers_its_gateway_at_once(
         "the container's entry for its gateway before its guard is in: {entry}"
     );
     linked.publish();
-    assert!(
-        connects(
-            outside,
-            published.parse().expect("an address"),
-            Duration::from_secs(30),
-        ),
-        "no connection to {published}"
+    // Its first SYN answered: no retransmit, a second later.
+    let addr = published.parse().expect("an address");
+    assert_eq!(
+        first_answer(outside, addr),
+        Outcome::Answered,
+        "the first connection to {published}"
     );
     let asked = ns.ok("nft list counter bridge asked solicitations");
     assert_eq!(

@@ -49,6 +49,12 @@ impl Change {
     }
 }
 
+/// Whether a request's answers run until DONE. NLM_F_DUMP is two bits
+/// (ROOT | MATCH), which a change's REPLACE and EXCL share: a dump has both.
+fn is_dump(flags: u16) -> bool {
+    flags & NLM_F_DUMP == NLM_F_DUMP
+}
+
 /// One request of a [`Direct::pipeline`]: a change, acknowledged, or a
 /// lookup (`Change` None), answered with one message.
 pub(crate) type Request = (RouteNetlinkMessage, Option<Change>);
@@ -134,7 +140,7 @@ impl Direct {
         let first = self.seq + 1;
         let mut dumps = Vec::with_capacity(requests.len());
         self.send_all(requests.map(|(message, flags)| {
-            dumps.push(flags & NLM_F_DUMP != 0);
+            dumps.push(is_dump(flags));
             (message, flags)
         }))?;
         let mut answers: Vec<Vec<RouteNetlinkMessage>> = dumps.iter().map(|_| Vec::new()).collect();
@@ -383,4 +389,22 @@ fn brief_link(bytes: &[u8]) -> io::Result<NetlinkMessage<RouteNetlinkMessage>> {
 
 fn invalid(err: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_that_creates_or_replaces_is_not_a_dump() {
+        assert!(!is_dump(Change::Create.flags()));
+        assert!(!is_dump(Change::Replace.flags()));
+        assert!(!is_dump(Change::Modify.flags()));
+    }
+
+    #[test]
+    fn a_lookup_with_dump_is_a_dump() {
+        assert!(is_dump(NLM_F_REQUEST | NLM_F_DUMP));
+        assert!(!is_dump(NLM_F_REQUEST));
+    }
 }
