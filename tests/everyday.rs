@@ -444,7 +444,12 @@ fn kill_refuses_a_recorded_pid_whose_start_time_is_not_the_containers() {
         UNTIL_STDIN_CLOSES,
     ));
     let path = format!("/proc/{}/root/run/supervisor/containers/web.json", ns.pid());
-    let mut record: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // Once released: the supervisor writes the record again then (the
+    // `starting` mark goes), which would undo an edit made before.
+    let mut record: Value = common::eventually("web released", Duration::from_secs(30), || {
+        let record: Value = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+        record.get("starting").is_none().then_some(record)
+    });
     let start_time = record["container"]["start_time"]
         .as_u64()
         .expect("a container");
