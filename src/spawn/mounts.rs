@@ -1073,19 +1073,14 @@ fn fd_path(fd: libc::c_int) -> [u8; FD_PATH_LEN] {
     buf
 }
 
-/// openat2's `struct open_how`.
+/// openat2's `struct open_how` (libc's cannot be built by a struct
+/// expression: it is non-exhaustive).
 #[repr(C)]
 struct OpenHow {
     flags: u64,
     mode: u64,
     resolve: u64,
 }
-
-const RESOLVE_NO_XDEV: u64 = 0x01;
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-const RESOLVE_BENEATH: u64 = 0x08;
-const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// NAME located (`O_PATH`) below MOUNT, a kernel filesystem's mount, by
 /// the kernel without leaving it: no `..` above it, no symbolic link, no
@@ -1095,7 +1090,7 @@ unsafe fn open_beneath(mount: libc::c_int, name: &CStr) -> libc::c_int {
     let how = OpenHow {
         flags: (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
         mode: 0,
-        resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV,
+        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV,
     };
     // SAFETY: openat2 with a NUL-terminated path and a stack open_how of
     // the size given.
@@ -1116,7 +1111,7 @@ unsafe fn open_inside(root: libc::c_int, inside: &Inside) -> libc::c_int {
     let how = OpenHow {
         flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
         mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
     };
     // SAFETY: openat2 with a NUL-terminated path and a stack open_how of
     // the size given; fstat into a stack buffer; the fd is ours to close.
