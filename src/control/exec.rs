@@ -117,7 +117,7 @@ pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
     crate::state::check_dir(state_dir)?;
     let store = Store::new(state_dir);
     let started = Instant::now();
-    let record = loop {
+    let (record, process) = loop {
         let record = store
             .find_any(target)?
             .ok_or_else(|| ExecError::Unknown(target.clone()))?
@@ -126,11 +126,12 @@ pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
         if record.supervisor.is_none() {
             return Err(ExecError::Attachment(record.name));
         }
-        if record.is_stale() || record.container.is_none() {
-            return Err(ExecError::NotRunning(record.name));
-        }
+        let process = match record.container {
+            Some(process) if !record.is_stale() => process,
+            _ => return Err(ExecError::NotRunning(record.name)),
+        };
         if !record.starting {
-            break record;
+            break (record, process);
         }
         if started.elapsed() >= RELEASE_WAIT {
             return Err(ExecError::Starting(record.name));
@@ -139,7 +140,6 @@ pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
     };
     let name = record.name.clone();
     let not_running = || ExecError::NotRunning(name.clone());
-    let process = record.container.ok_or_else(not_running)?;
     let pidfd = Pidfd::of(&process)
         .map_err(|source| ExecError::Proc {
             name: name.clone(),
