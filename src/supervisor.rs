@@ -494,6 +494,11 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
 }
 
 impl BridgeNet {
+    /// The container's IPv6 address, with `--ipv6`.
+    fn address6(&self) -> Option<std::net::Ipv6Addr> {
+        self.attachment.ipv6().map(|(address6, _)| address6)
+    }
+
     /// Warns of other tables whose forward chain drops by default: a
     /// warning only, so it is read once the container runs, off the path
     /// to its start.
@@ -929,10 +934,7 @@ async fn lifecycle<H>(
             return Err(err);
         }
     };
-    let address6 = network
-        .as_ref()
-        .and_then(|net| net.attachment.ipv6())
-        .map(|(address6, _)| address6);
+    let address6 = network.as_ref().and_then(BridgeNet::address6);
     let publication = match &mut network {
         Some(net) => match net
             .connect(&spec, &container, &mut reservations, prepared)
@@ -1096,9 +1098,7 @@ fn remove_record<H>(registration: Registration, held: H) {
 /// Fills in the container's /etc files (see `EtcFiles`) with its address.
 fn write_files(spec: &RunSpec, files: &EtcFiles, network: Option<&BridgeNet>) -> Result<(), Error> {
     let address = network.map(|net| net.attachment.address());
-    let address6 = network
-        .and_then(|net| net.attachment.ipv6())
-        .map(|(address6, _)| address6);
+    let address6 = network.and_then(BridgeNet::address6);
     let written = timed("etc files", || {
         files.write(&spec.hostname, &spec.name, address, address6, &spec.names)
     })?;
