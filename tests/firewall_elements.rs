@@ -46,9 +46,21 @@ fn age_the_base() {
 /// its thread's, under one of this run's. Not named by the pid alone: each
 /// run of the suite starts in a pid namespace of its own, where pids
 /// repeat, and an earlier run's directories stay.
+/// The run's directory goes when the test binary exits (libtest exits
+/// through `exit`, passed or failed): each run left one in /tmp before.
 fn state_dir() -> std::path::PathBuf {
     static RUN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    let run = RUN.get_or_init(|| common::unique_temp_path("firewall"));
+    extern "C" fn remove_run() {
+        if let Some(run) = RUN.get() {
+            let _ = std::fs::remove_dir_all(run);
+        }
+    }
+    let run = RUN.get_or_init(|| {
+        // SAFETY: `remove_run` is a plain function that only reads a
+        // static once it is set; registering it has no other effect.
+        unsafe { libc::atexit(remove_run) };
+        common::unique_temp_path("firewall")
+    });
     let dir = run.join(format!("{:?}", std::thread::current().id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
