@@ -713,6 +713,7 @@ fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
 /// Refuses a host port someone holds before anything is created.
 fn check_ports(spec: &RunSpec) -> Result<(), Error> {
     let t = Instant::now();
+    Reservations::refuse_broadcast(&spec.publish)?;
     Reservations::check(&spec.publish, families(spec), &|pid| {
         container_of(spec, pid)
     })?;

@@ -442,9 +442,10 @@ fn exec_refuses_an_env_entry_without_a_name_as_run_does() {
     assert!(stopped.status.success(), "{}", stderr(&stopped));
 }
 
-/// The kernel binds a socket to a multicast or broadcast address, so the
-/// host port's check passed and the run went on, publishing a port no
-/// connection ever reaches (none to such an address is local to the host).
+/// The kernel binds a socket to a multicast or broadcast address (a
+/// subnet's directed broadcast too), so the host port's check passed and
+/// the run went on, publishing a port no connection ever reaches (none to
+/// such an address is local to the host).
 #[test]
 fn a_port_published_on_a_multicast_or_broadcast_address_is_refused_and_changes_nothing() {
     let Some(ns) = HostNs::new(
@@ -452,9 +453,16 @@ fn a_port_published_on_a_multicast_or_broadcast_address_is_refused_and_changes_n
     ) else {
         return;
     };
+    // A subnet of the host's, whose directed broadcast address binds too.
+    ns.ok("ip link add b0 type veth peer name b1 && ip addr add 10.99.0.1/24 dev b0 && ip link set b1 up && ip link set b0 up");
     let before = system(&ns);
     for (options, addr) in [
         (&["-p", "224.0.0.1:8080:80"][..], "224.0.0.1"),
+        (&["-p", "10.99.0.255:8080:80"], "10.99.0.255"),
+        (
+            &["-p", "127.0.0.1:8081:80", "-p", "10.99.0.255:8080:80/udp"],
+            "10.99.0.255",
+        ),
         (&["-p", "255.255.255.255:8080:80/udp"], "255.255.255.255"),
         (&["--ipv6", "-p", "[ff02::1]:8080:80"], "ff02::1"),
     ] {
