@@ -452,6 +452,13 @@ fn exec_refuses_a_container_still_starting_and_never_runs_in_the_hosts_tree() {
         let list: serde_json::Value = serde_json::from_str(&ps).ok()?;
         list.get(0)?.get("container_pid")?.as_u64()
     });
+    let ps = stdout(&common::supervisor(&ns, &["ps", "--json"]));
+    assert!(ps.contains(r#""status": "starting""#), "{ps}");
+    let ps = stdout(&common::supervisor(
+        &ns,
+        &["ps", "-a", "--format", "{{.Status}}"],
+    ));
+    assert_eq!(ps, "Starting\n");
     let script = format!("test -e {root} && echo in the host\\'s tree");
     let out = exec(&ns, &["web", "sh", "-c", &script]);
     assert_eq!(
@@ -471,6 +478,10 @@ fn exec_refuses_a_container_still_starting_and_never_runs_in_the_hosts_tree() {
     )
     .expect("the container's first line");
     assert_eq!(line, "ready\n");
+    common::eventually("ps saying it runs", Duration::from_secs(30), || {
+        let ps = stdout(&common::supervisor(&ns, &["ps", "--json"]));
+        ps.contains(r#""status": "running""#).then_some(())
+    });
     let out = exec(&ns, &["web", "sh", "-c", &format!("{script}; true")]);
     assert_eq!(
         (out.status.code(), stdout(&out)),

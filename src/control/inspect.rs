@@ -109,7 +109,11 @@ pub fn inspect(state_dir: &Path, targets: &[String], out: &mut dyn Write) -> Res
                 Ok(live) => inspections.push(Inspection::Recorded {
                     record,
                     state: State {
-                        status: if record.is_stale() { "dead" } else { "running" },
+                        status: match (record.is_stale(), record.starting) {
+                            (true, _) => "dead",
+                            (false, true) => "starting",
+                            (false, false) => "running",
+                        },
                         exit_code: None,
                         finished_at: None,
                     },

@@ -91,6 +91,9 @@ impl Format {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Status {
+    /// Its supervisor is still setting it up: its command has not been
+    /// released yet (`exec` waits for it; see control::exec).
+    Starting,
     Running,
     Exited,
     /// Its supervisor crashed: its record is what `gc` removes.
@@ -137,9 +140,10 @@ struct Row<'a> {
 impl<'a> Row<'a> {
     /// A record's container: running, or dead when its supervisor is.
     fn new(record: &'a Record) -> Row<'a> {
-        let status = match record.is_stale() {
-            true => Status::Dead,
-            false => Status::Running,
+        let status = match (record.is_stale(), record.starting) {
+            (true, _) => Status::Dead,
+            (false, true) => Status::Starting,
+            (false, false) => Status::Running,
         };
         Row::with_status(record, status)
     }
@@ -197,9 +201,11 @@ impl<'a> Row<'a> {
         }
     }
 
-    /// docker's STATUS: `Up 5m07s`, `Exited (3) 8 seconds ago`, `Dead`.
+    /// docker's STATUS: `Up 5m07s`, `Exited (3) 8 seconds ago`, `Dead`;
+    /// `Starting` for the milliseconds before its command runs.
     fn status_text(&self) -> String {
         match (self.status, self.exit_code) {
+            (Status::Starting, _) => "Starting".to_string(),
             (Status::Running, _) => format!("Up {}", uptime(self.uptime_secs.unwrap_or(0))),
             (Status::Exited, code) => format!(
                 "Exited ({}) {}",
@@ -575,6 +581,18 @@ mod tests {
             serde_json::to_value(Row::new(&gone)).unwrap()["status"],
             "dead"
         );
+    }
+
+    #[test]
+    fn a_row_whose_command_is_not_released_yet_says_starting() {
+        let mut starting = Record::new("up", "aaa", Process::current().unwrap(), vec![]);
+        starting.starting = true;
+        let row = Row::new(&starting);
+        assert_eq!(row.status_text(), "Starting");
+        assert_eq!(row.field(Field::Uptime), "");
+        assert_eq!(serde_json::to_value(&row).unwrap()["status"], "starting");
+        starting.supervisor.start_time += 1;
+        assert_eq!(Row::new(&starting).status_text(), "Dead");
     }
 
     #[test]
