@@ -454,9 +454,25 @@ fn tmpfs_value_expected(key: &str) -> &'static str {
 /// the child, after the container's network and record were made.
 fn check_in_rootfs(root: &Path, target: &Path, dir: bool) -> Result<(), String> {
     let kind = |dir| if dir { "directory" } else { "file" };
-    let there = root_path::Root::open(root)
-        .and_then(|root| root.stat(target))
-        .map_err(|e| format!("{}: {e}", target.display()))?;
+    let named = |e: std::io::Error| format!("{}: {e}", target.display());
+    let root = root_path::Root::open(root).map_err(named)?;
+    let there = root.stat(target).map_err(named)?;
+    // A link to the root (`/link -> /`, `/up -> ../..`) is followed inside
+    // it, to the root itself: the mount would cover the whole tree the
+    // container is about to enter, which the child then failed on with a
+    // bare ENOENT.
+    let top = root.stat(Path::new("/")).map_err(named)?;
+    let same = |a: &nix::sys::stat::FileStat, b: &nix::sys::stat::FileStat| {
+        (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    };
+    if let (Some(there), Some(top)) = (&there, &top)
+        && same(there, top)
+    {
+        return Err(format!(
+            "{}: a link in the rootfs to its root, where nothing can be mounted",
+            target.display()
+        ));
+    }
     match there {
         Some(stat) if is_dir(&stat) != dir => Err(format!(
             "{} is a {} in the rootfs, and the source a {}",

@@ -622,6 +622,38 @@ fn a_volume_of_another_kind_than_its_mount_point_in_the_rootfs_is_refused_before
     common::assert_no_state(&ns);
 }
 
+/// A link in the rootfs to its root (`/link -> /`, `/up -> ../..`) is
+/// followed inside it, so a mount there would cover the whole tree the
+/// container enters: the child failed on it with a bare "No such file or
+/// directory" naming the rootfs.
+#[test]
+fn a_mount_on_a_link_to_the_rootfs_root_is_refused_naming_it_before_anything_is_made() {
+    let Some(ns) = HostNs::new(
+        "a_mount_on_a_link_to_the_rootfs_root_is_refused_naming_it_before_anything_is_made",
+    ) else {
+        return;
+    };
+    let rootfs = Rootfs::new("link-to-root");
+    std::os::unix::fs::symlink("/", rootfs.dir.join("link")).unwrap();
+    std::os::unix::fs::symlink("../..", rootfs.dir.join("up")).unwrap();
+    let volume = format!("{}:/link", rootfs.dir.join("bin").display());
+    for (option, value, target) in [("-v", volume.as_str(), "/link"), ("--tmpfs", "/up", "/up")] {
+        let out = ns.run(&["--rootfs", rootfs.path(), option, value, "--", "true"]);
+        assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+        let kind = if option == "-v" { "volume" } else { "tmpfs" };
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "supervisor: invalid --{kind} {value:?}: {target}: a link in the rootfs to its \
+                 root, where nothing can be mounted\n"
+            )
+        );
+    }
+    assert_eq!(common::container_veths(&ns), Vec::<String>::new());
+    assert!(!ns.sh("ip link show sv0").status.success());
+    common::assert_no_state(&ns);
+}
+
 /// `-u NAME` reads the container's /etc/passwd and /etc/group from the
 /// host, before it starts (`run`) or while it runs (`exec`, through
 /// /proc/PID/root). Those files are the image's, or the container's own
