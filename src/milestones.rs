@@ -19,6 +19,9 @@
 //! - `recorded`: the record is complete, the container not released;
 //! - `running`: the container runs its command;
 //! - `exited`: the container has exited, nothing is torn down yet;
+//! - `unlived`: its ports and generation are unpublished and the
+//!   generation is no longer live, its address and anti-spoofing elements
+//!   not yet given back;
 //! - `released`: elements and lease are given back, the record not yet
 //!   removed;
 //! - `log ending` (`run -d`): the container has ended, its log's pump

@@ -622,6 +622,7 @@ impl BridgeNet {
             let unlived = self.firewall.unlive(publication);
             left.check(|| "removing its live generation".into(), unlived);
             phase("unlive batch", t);
+            pause_at("unlived");
         }
         let t = Instant::now();
         let address = self.attachment.address();

@@ -345,7 +345,8 @@ fn the_next_holder_sending_again_on_its_predecessors_flow_gets_its_replies() {
     assert_eq!(got, "reply-for-c2");
 }
 
-/// A client connected to c1's published port, kept open.
+/// A client connected to c1's published port, kept open, until it sends on
+/// it or resets it.
 struct Client {
     child: Child,
     lines: BufReader<std::process::ChildStdout>,
@@ -356,12 +357,16 @@ impl Client {
     /// on the client's machine).
     fn connect(mut python: Command, address: &str) -> Client {
         let script = format!(
-            "import socket, sys\n\
+            "import socket, struct, sys\n\
              s = socket.create_connection(('{address}', 8080), timeout=5)\n\
              print('connected', flush=True)\n\
-             sys.stdin.readline()\n\
-             s.sendall(b'secret-for-c1\\n')\n\
-             print('sent', flush=True)\n\
+             if sys.stdin.readline().strip() == 'reset':\n\
+             \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n\
+             \x20   s.close()\n\
+             \x20   print('reset', flush=True)\n\
+             else:\n\
+             \x20   s.sendall(b'secret-for-c1\\n')\n\
+             \x20   print('sent', flush=True)\n\
              sys.stdin.readline()\n"
         );
         let mut child = python
@@ -377,16 +382,21 @@ impl Client {
         Client { child, lines }
     }
 
-    /// Sends on the connection, which still exists in conntrack.
-    fn send(&mut self) {
+    /// Sends on the connection, which still exists in conntrack, or
+    /// resets it (SO_LINGER 0): one segment either way.
+    fn send(&mut self, sends: Sends) {
+        let (tell, done): (&[u8], &str) = match sends {
+            Sends::Data => (b"\n", "sent"),
+            Sends::Reset => (b"reset\n", "reset"),
+        };
         let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin.write_all(b"\n").expect("tell the client");
+        stdin.write_all(tell).expect("tell the client");
         stdin.flush().expect("tell the client");
         let mut line = String::new();
         self.lines
             .read_line(&mut line)
             .expect("the client's answer");
-        assert_eq!(line.trim(), "sent");
+        assert_eq!(line.trim(), done);
     }
 }
 
@@ -395,6 +405,17 @@ impl Drop for Client {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What the client sends on its connection once c1 has ended.
+#[derive(Clone, Copy, PartialEq)]
+enum Sends {
+    Data,
+    /// A reset: the generation chain lets a dead generation's resets pass
+    /// in a connection's reply direction alone (see
+    /// churn::a_stopping_containers_reset_reaches_its_client_in_another_container_after_its_generation_went),
+    /// never a client's, which goes to the container's address.
+    Reset,
 }
 
 /// Where the client of a published port is.
@@ -408,9 +429,9 @@ enum ClientAt {
 
 /// c1 publishes 8080 to its port 8000, where it accepts a connection from
 /// a client, and ends; c2 gets its address and publishes nothing; the
-/// client sends again on its connection. The packets to port 8000 that
-/// arrive in c2's namespace.
-fn client_sends_again(ns: &HostNs, from: ClientAt, protected: bool) -> u64 {
+/// client sends again on its connection (`sends`). The packets to port
+/// 8000 that arrive in c2's namespace.
+fn client_sends_again(ns: &HostNs, from: ClientAt, sends: Sends, protected: bool) -> u64 {
     let outside = ns.outside();
     let mut c1 = Container::start(
         ns,
@@ -437,7 +458,7 @@ fn client_sends_again(ns: &HostNs, from: ClientAt, protected: bool) -> u64 {
     if !protected {
         without_generations(ns, "ip");
     }
-    client.send();
+    client.send(sends);
     // The client's segment, and its retransmissions when nothing answers.
     std::thread::sleep(Duration::from_millis(1500));
     let chain = c2.sh("nft list chain ip count in");
@@ -453,7 +474,7 @@ fn an_outside_clients_connection_to_a_published_port_never_reaches_the_next_hold
         return;
     };
     assert_eq!(
-        client_sends_again(&ns, ClientAt::Outside, true),
+        client_sends_again(&ns, ClientAt::Outside, Sends::Data, true),
         0,
         "packets reached c2"
     );
@@ -467,8 +488,22 @@ fn without_the_generation_rule_an_outside_clients_connection_reaches_the_next_ho
         return;
     };
     assert!(
-        client_sends_again(&ns, ClientAt::Outside, false) > 0,
+        client_sends_again(&ns, ClientAt::Outside, Sends::Data, false) > 0,
         "the attack should succeed unprotected"
+    );
+}
+
+#[test]
+fn an_outside_clients_reset_of_its_connection_to_a_published_port_never_reaches_the_next_holder() {
+    let Some(ns) = HostNs::new(
+        "an_outside_clients_reset_of_its_connection_to_a_published_port_never_reaches_the_next_holder",
+    ) else {
+        return;
+    };
+    assert_eq!(
+        client_sends_again(&ns, ClientAt::Outside, Sends::Reset, true),
+        0,
+        "the reset reached c2"
     );
 }
 
@@ -480,7 +515,7 @@ fn a_host_clients_connection_to_a_published_port_never_reaches_the_next_holder_o
         return;
     };
     assert_eq!(
-        client_sends_again(&ns, ClientAt::Host, true),
+        client_sends_again(&ns, ClientAt::Host, Sends::Data, true),
         0,
         "packets reached c2"
     );
@@ -494,7 +529,7 @@ fn without_the_generation_rule_a_host_clients_connection_reaches_the_next_holder
         return;
     };
     assert!(
-        client_sends_again(&ns, ClientAt::Host, false) > 0,
+        client_sends_again(&ns, ClientAt::Host, Sends::Data, false) > 0,
         "the attack should succeed unprotected"
     );
 }
