@@ -129,7 +129,7 @@ pub(super) const RTM_NEWLINK: u16 = 16;
 /// (link.h's IFLA_*), and IFLA_INFO_KIND inside IFLA_LINKINFO.
 const IFLA_ADDRESS: u16 = 1;
 pub(super) const IFLA_IFNAME: u16 = 3;
-const IFLA_MASTER: u16 = 10;
+pub(super) const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
 pub(super) const IFLA_LINK_NETNSID: u16 = 37;
 const IFLA_INFO_KIND: u16 = 1;
