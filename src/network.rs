@@ -22,7 +22,16 @@ pub enum Error {
     Netlink(#[from] netlink::Error),
     #[error("opening the container's network namespace")]
     Netns(#[source] io::Error),
+    #[error(
+        "bridge {bridge} has {BRIDGE_MAX_PORTS} ports already, the most a Linux bridge \
+         takes: put more containers on another bridge (another network)"
+    )]
+    BridgeFull { bridge: String },
 }
+
+/// The ports a Linux bridge takes (net/bridge/br_private.h: BR_MAX_PORTS
+/// 1024, port numbers from 1): one more is refused EXFULL.
+const BRIDGE_MAX_PORTS: u32 = 1023;
 
 /// Why no bridge can be named `name`, if none can: the kernel would
 /// refuse it for an interface, or it cannot name the bridge's lease
@@ -71,6 +80,8 @@ pub struct Attachment {
     host_index: Option<u32>,
     /// Whether `prepare` made the bridge (see `netlink::ensure_bridge_made`).
     made_bridge: bool,
+    /// For naming it when it is full (see `Error::BridgeFull`).
+    bridge: String,
 }
 
 /// Makes sure the bridge is there, then takes the address lease (`ip`, or
@@ -117,6 +128,7 @@ pub async fn prepare(
         netns: None,
         host_index: None,
         made_bridge: ensured.made,
+        bridge: bridge.name.clone(),
     })
 }
 
@@ -179,7 +191,9 @@ impl Attachment {
         self.neighbours.plumbed = Some(link.clone());
         match prepared {
             Some(prepared) => {
-                let plumbed = netlink::plumb_prepared(&self.nl, link, netns, prepared).await?;
+                let plumbed = netlink::plumb_prepared(&self.nl, link, netns, prepared)
+                    .await
+                    .map_err(|e| self.named(e))?;
                 self.host_index = Some(plumbed.host_index);
                 Ok(log_plumb(link, plumbed))
             }
@@ -197,9 +211,26 @@ impl Attachment {
         self.neighbours.plumbed = Some(link.clone());
         // Returns once the bridge port forwards: before the container runs
         // or anything is published to it.
-        let plumbed = netlink::plumb(&self.nl, link, netns).await?;
+        let plumbed = netlink::plumb(&self.nl, link, netns)
+            .await
+            .map_err(|e| self.named(e))?;
         self.host_index = Some(plumbed.host_index);
         Ok(log_plumb(link, plumbed))
+    }
+
+    /// A plumbing failure, the bridge named when it was full: the kernel
+    /// says only "Exchange full" about the veth.
+    fn named(&self, err: netlink::Error) -> Error {
+        match err {
+            netlink::Error::Request {
+                action: "creating veth",
+                source,
+                ..
+            } if source.raw_os_error() == Some(libc::EXFULL) => Error::BridgeFull {
+                bridge: self.bridge.clone(),
+            },
+            err => Error::Netlink(err),
+        }
     }
 
     /// Deletes the veth pair now, for when the container's network

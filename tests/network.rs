@@ -390,6 +390,31 @@ fn another_tables_forward_chain_with_policy_drop_is_warned_of_naming_the_bridge(
     );
 }
 
+/// A Linux bridge takes 1,023 ports; the kernel refuses one more with
+/// EXFULL, which the user read as "creating veth sv-…: Exchange full".
+#[test]
+fn a_full_bridge_is_refused_naming_it_and_its_limit_and_leaves_nothing() {
+    let Some(ns) =
+        HostNs::new("a_full_bridge_is_refused_naming_it_and_its_limit_and_leaves_nothing")
+    else {
+        return;
+    };
+    assert!(ns.run(&["true"]).status.success());
+    ns.ok(
+        "for i in $(seq 1 1023); do echo \"link add p$i master sv0 type veth peer name q$i\"; \
+         done | ip -batch -",
+    );
+    let out = ns.run(&["-p", "8080:80", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        stderr(&out),
+        "supervisor: bridge sv0 has 1023 ports already, the most a Linux bridge takes: put \
+         more containers on another bridge (another network)\n"
+    );
+    assert_eq!(container_veths(&ns), Vec::<String>::new());
+    assert_eq!(leases(&ns).trim(), "", "the lease is given back");
+}
+
 #[test]
 fn network_none_keeps_only_lo_and_creates_no_bridge() {
     let Some(ns) = HostNs::new("network_none_keeps_only_lo_and_creates_no_bridge") else {
