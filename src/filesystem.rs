@@ -315,7 +315,7 @@ impl Filesystem {
                 })?;
                 plan.bind_root(root).map_err(nul)?;
                 let [proc, dev, sys] = ["proc", "dev", "sys"]
-                    .map(|dir| make_inside(&handle, root, Path::new(dir), true));
+                    .map(|dir| mount_point_inside(&handle, root, Path::new(dir), true));
                 let (proc, dev, sys) = (proc?, dev?, sys?);
                 self.user_mounts(&mut plan, Some((root, &handle)), &[])?;
                 make_inside(&handle, root, workdir, true)?;
@@ -323,7 +323,7 @@ impl Filesystem {
                 plan.dev(plan.inside(root, &dev).map_err(nul)?);
                 plan.sysfs(plan.inside(root, &sys).map_err(nul)?);
                 for (source, target) in etc {
-                    let target = make_inside(&handle, root, &target, false)?;
+                    let target = mount_point_inside(&handle, root, &target, false)?;
                     plan.bind(&source, plan.inside(root, &target).map_err(nul)?)
                         .map_err(nul)?;
                 }
@@ -366,7 +366,9 @@ impl Filesystem {
         slots: &[usize],
     ) -> Result<(), PrepareError> {
         let mut inside = |target: &Path, dir: bool| match root {
-            Some((root, handle)) => Ok(Made::Inside(make_inside(handle, root, target, dir)?)),
+            Some((root, handle)) => {
+                Ok(Made::Inside(mount_point_inside(handle, root, target, dir)?))
+            }
             None => {
                 if let (Root::Host { writable: false }, Some(tmpfs)) =
                     (&self.root, private_tmpfs(target))
@@ -456,23 +458,10 @@ fn check_in_rootfs(root: &Path, target: &Path, dir: bool) -> Result<(), String> 
     let kind = |dir| if dir { "directory" } else { "file" };
     let named = |e: std::io::Error| format!("{}: {e}", target.display());
     let root = root_path::Root::open(root).map_err(named)?;
-    let there = root.stat(target).map_err(named)?;
-    // A link to the root (`/link -> /`, `/up -> ../..`) is followed inside
-    // it, to the root itself: the mount would cover the whole tree the
-    // container is about to enter, which the child then failed on with a
-    // bare ENOENT.
-    let top = root.stat(Path::new("/")).map_err(named)?;
-    let same = |a: &nix::sys::stat::FileStat, b: &nix::sys::stat::FileStat| {
-        (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-    };
-    if let (Some(there), Some(top)) = (&there, &top)
-        && same(there, top)
-    {
-        return Err(format!(
-            "{}: a link in the rootfs to its root, where nothing can be mounted",
-            target.display()
-        ));
+    if root.resolves_to_root(target).map_err(named)? {
+        return Err(format!("{}: {LINK_TO_ROOT}", target.display()));
     }
+    let there = root.stat(target).map_err(named)?;
     match there {
         Some(stat) if is_dir(&stat) != dir => Err(format!(
             "{} is a {} in the rootfs, and the source a {}",
@@ -528,6 +517,26 @@ fn rootfs(dir: &Path) -> Result<PathBuf, Error> {
     Ok(canonical)
 }
 
+/// A mount point that resolves to the root: a mount there would cover the
+/// whole tree the container is about to enter, which the child then failed
+/// on with a bare ENOENT.
+const LINK_TO_ROOT: &str = "a link in the rootfs to its root, where nothing can be mounted";
+
+/// [`make_inside`] for a mount point: refused when it is the root itself
+/// (see [`LINK_TO_ROOT`]; an image's `/etc/hosts -> /`, say).
+fn mount_point_inside(
+    handle: &root_path::Root,
+    root: &Path,
+    path: &Path,
+    dir: bool,
+) -> Result<root_path::Found, PrepareError> {
+    let found = make_inside(handle, root, path, dir)?;
+    if found.is_root() {
+        return Err(inside_error(root, path, LINK_TO_ROOT.into()));
+    }
+    Ok(found)
+}
+
 /// PATH inside the container's root (ROOT, held as HANDLE) made when
 /// missing, through handles (see `root_path`): the supervisor never creates
 /// anything on the host, where a symlink of the rootfs points or one
@@ -538,10 +547,17 @@ fn make_inside(
     path: &Path,
     dir: bool,
 ) -> Result<root_path::Found, PrepareError> {
-    handle.make(path, dir).map_err(|e| PrepareError {
+    handle
+        .make(path, dir)
+        .map_err(|e| inside_error(root, path, e.to_string()))
+}
+
+/// Preparing `path` (as the container names it) in `root` failed.
+fn inside_error(root: &Path, path: &Path, reason: String) -> PrepareError {
+    PrepareError {
         path: root.join(path.strip_prefix("/").unwrap_or(path)),
-        reason: e.to_string(),
-    })
+        reason,
+    }
 }
 
 #[cfg(test)]

@@ -49,6 +49,13 @@ pub struct Found {
     pub ino: u64,
 }
 
+impl Found {
+    /// Whether this is the root itself (see [`Root::resolves_to_root`]).
+    pub fn is_root(&self) -> bool {
+        self.path.as_os_str().is_empty()
+    }
+}
+
 /// The longest existing part of a path, each name with its handle, and
 /// the missing rest (plain names).
 struct Walk {
@@ -63,6 +70,15 @@ impl Root {
             .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
             .open(dir)?;
         Ok(Root { dir: dir.into() })
+    }
+
+    /// Whether PATH (as the container names it) resolves to the root
+    /// itself, through links (`/link -> /`, `/up -> ../..`): nothing can
+    /// be mounted there. A mount of the root's directory elsewhere (a bind
+    /// on `/mnt`) is another place, not the root.
+    pub fn resolves_to_root(&self, path: &Path) -> io::Result<bool> {
+        let walk = self.walk(path)?;
+        Ok(walk.held.is_empty() && walk.rest.is_empty())
     }
 
     /// What is at PATH (as the container names it), `None` when missing.

@@ -649,9 +649,29 @@ fn a_mount_on_a_link_to_the_rootfs_root_is_refused_naming_it_before_anything_is_
             )
         );
     }
+    // An image's file of ours (/etc/hosts…) linked to its root.
+    std::os::unix::fs::symlink("/", rootfs.dir.join("etc/hosts")).unwrap();
+    let out = ns.run(&["--rootfs", rootfs.path(), "--", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "supervisor: preparing {}/etc/hosts: a link in the rootfs to its root, where nothing \
+             can be mounted\n",
+            rootfs.path()
+        )
+    );
     assert_eq!(common::container_veths(&ns), Vec::<String>::new());
     assert!(!ns.sh("ip link show sv0").status.success());
     common::assert_no_state(&ns);
+    // The rootfs's own directory bound on /mnt (in the test host's mount
+    // namespace) is another place than its root: a mount there is fine.
+    std::fs::remove_file(rootfs.dir.join("etc/hosts")).unwrap();
+    std::fs::create_dir(rootfs.dir.join("mnt")).unwrap();
+    ns.ok(&format!("mount --bind {0} {0}/mnt", rootfs.path()));
+    let volume = format!("{}:/mnt", rootfs.dir.join("bin").display());
+    let out = ns.run(&["--rootfs", rootfs.path(), "-v", &volume, "--", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// `-u NAME` reads the container's /etc/passwd and /etc/group from the
