@@ -1000,16 +1000,17 @@ async fn lifecycle<H>(
     let outcome = match released {
         Ok(()) => {
             phase("startup", started);
+            // Off the startup path (the container runs meanwhile), but
+            // before `ready`: what lets `exec` in, which waits a moment
+            // for it (see control::exec), and makes `ps` say it runs, as
+            // it should once `run -d` has returned.
+            released_to_exec(&mut registration);
             // Before `ready`, so `run -d` still prints it where the user
             // sees it.
             if let Some(net) = &network {
                 net.warn_of_forward_drops(&spec);
             }
             ready();
-            // Off the startup path: the container runs meanwhile. First
-            // what lets `exec` in, which waits a moment for it (see
-            // control::exec).
-            released_to_exec(&mut registration);
             if let Err(err) = registration.forget_earlier_exited() {
                 tracing::warn!("{}", Chain(&err));
             }

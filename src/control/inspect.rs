@@ -109,7 +109,7 @@ pub fn inspect(state_dir: &Path, targets: &[String], out: &mut dyn Write) -> Res
                 Ok(live) => inspections.push(Inspection::Recorded {
                     record,
                     state: State {
-                        status: match (record.is_stale(), record.starting) {
+                        status: match (record.is_stale(), record.is_starting()) {
                             (true, _) => "dead",
                             (false, true) => "starting",
                             (false, false) => "running",

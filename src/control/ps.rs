@@ -138,9 +138,10 @@ struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
-    /// A record's container: running, or dead when its supervisor is.
+    /// A record's container: starting, running, or dead when its
+    /// supervisor is.
     fn new(record: &'a Record) -> Row<'a> {
-        let status = match (record.is_stale(), record.starting) {
+        let status = match (record.is_stale(), record.is_starting()) {
             (true, _) => Status::Dead,
             (false, true) => Status::Starting,
             (false, false) => Status::Running,
@@ -566,7 +567,8 @@ mod tests {
 
     #[test]
     fn a_running_row_has_null_exit_fields_and_a_dead_one_says_dead() {
-        let mine = Record::new("up", "aaa", Process::current().unwrap(), vec![]);
+        let mut mine = Record::new("up", "aaa", Process::current().unwrap(), vec![]);
+        mine.container = Some(Process::current().unwrap());
         let row = Row::new(&mine);
         assert_eq!(row.status_text(), "Up 0s");
         assert_eq!(row.field(Field::ExitCode), "");
@@ -585,7 +587,15 @@ mod tests {
 
     #[test]
     fn a_row_whose_command_is_not_released_yet_says_starting() {
+        // Recorded before its container is cloned: no process yet.
         let mut starting = Record::new("up", "aaa", Process::current().unwrap(), vec![]);
+        assert!(starting.container.is_none());
+        assert_eq!(Row::new(&starting).status_text(), "Starting");
+        // A CNI attachment's record, held by no process, has none either.
+        let attachment = Record::new("c1-eth0", "bbb", Process::UNTIL_RELEASED, vec![]);
+        assert_eq!(Row::new(&attachment).status_text(), "Up 0s");
+        // Cloned and recorded, not released yet.
+        starting.container = Some(Process::current().unwrap());
         starting.starting = true;
         let row = Row::new(&starting);
         assert_eq!(row.status_text(), "Starting");

@@ -216,6 +216,14 @@ impl Record {
         !self.supervisor.is_alive()
     }
 
+    /// Whether its supervisor is still setting the container up: from
+    /// the record's first write (no container process yet) until the
+    /// command is released (`starting`). A CNI attachment's record, held
+    /// by no process, never is.
+    pub fn is_starting(&self) -> bool {
+        !self.supervisor.is_none() && (self.container.is_none() || self.starting)
+    }
+
     /// Seconds since the supervisor started.
     pub fn uptime(&self) -> u64 {
         unix_now().saturating_sub(self.started_at)
