@@ -442,6 +442,27 @@ fn exec_refuses_an_env_entry_without_a_name_as_run_does() {
     assert!(stopped.status.success(), "{}", stderr(&stopped));
 }
 
+/// With `ip_nonlocal_bind` an address that is not the host's binds, and
+/// its publishing is the admin's choice: the route lookup that refuses a
+/// broadcast address must not refuse it when the kernel has no route to
+/// give (`prohibit`: EACCES, `blackhole`: EINVAL), as it did.
+#[test]
+fn a_nonlocal_address_the_kernel_has_no_route_to_still_publishes_with_nonlocal_bind() {
+    let Some(ns) = HostNs::new(
+        "a_nonlocal_address_the_kernel_has_no_route_to_still_publishes_with_nonlocal_bind",
+    ) else {
+        return;
+    };
+    ns.ok(
+        "sysctl -qw net.ipv4.ip_nonlocal_bind=1 && ip route add prohibit 203.0.113.0/24 \
+         && ip route add blackhole 198.51.100.0/24",
+    );
+    for mapping in ["203.0.113.5:8080:80", "198.51.100.5:8080:80"] {
+        let out = ns.run(&["-p", mapping, "true"]);
+        assert!(out.status.success(), "{mapping}: {}", stderr(&out));
+    }
+}
+
 /// The kernel binds a socket to a multicast or broadcast address (a
 /// subnet's directed broadcast too), so the host port's check passed and
 /// the run went on, publishing a port no connection ever reaches (none to
@@ -459,6 +480,7 @@ fn a_port_published_on_a_multicast_or_broadcast_address_is_refused_and_changes_n
     for (options, addr) in [
         (&["-p", "224.0.0.1:8080:80"][..], "224.0.0.1"),
         (&["-p", "10.99.0.255:8080:80"], "10.99.0.255"),
+        (&["-p", "127.255.255.255:8080:80"], "127.255.255.255"),
         (
             &["-p", "127.0.0.1:8081:80", "-p", "10.99.0.255:8080:80/udp"],
             "10.99.0.255",

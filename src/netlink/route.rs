@@ -89,7 +89,7 @@ pub enum AddressKind {
 /// message and one round trip: the route type is what the kernel decides
 /// by, where a bind test is fooled (`ip_nonlocal_bind` binds any address,
 /// and a directed broadcast one binds too). One the kernel has no route
-/// to is another.
+/// to, for whatever reason, is another.
 pub fn address_kinds(addresses: &[IpAddr]) -> Result<Vec<AddressKind>, Error> {
     if addresses.is_empty() {
         return Ok(Vec::new());
@@ -98,30 +98,20 @@ pub fn address_kinds(addresses: &[IpAddr]) -> Result<Vec<AddressKind>, Error> {
     let outcomes = direct
         .pipeline(addresses.iter().map(|&a| (get_request(a), None)).collect())
         .map_err(Error::direct("looking up routes to", "addresses"))?;
-    addresses
-        .iter()
-        .zip(outcomes)
-        .map(|(address, outcome)| match outcome {
-            Ok(Some(RouteNetlinkMessage::NewRoute(route))) => Ok(match route.header.kind {
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(Some(RouteNetlinkMessage::NewRoute(route))) => match route.header.kind {
                 RouteType::Local => AddressKind::Local,
                 RouteType::Broadcast => AddressKind::Broadcast,
                 _ => AddressKind::Other,
-            }),
-            Ok(_) => Ok(AddressKind::Other),
-            Err(err)
-                if matches!(
-                    err.raw_os_error(),
-                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
-                ) =>
-            {
-                Ok(AddressKind::Other)
-            }
-            Err(err) => Err(Error::direct(
-                "looking up the route to",
-                address.to_string(),
-            )(err)),
+            },
+            // No route (unreachable, `prohibit`: EACCES, `blackhole`:
+            // EINVAL, …): not the host's, whatever the reason; whoever asks
+            // lets the bind decide, as without the lookup.
+            _ => AddressKind::Other,
         })
-        .collect()
+        .collect())
 }
 
 /// RTM_GETROUTE for one address; every other field zero, as strict

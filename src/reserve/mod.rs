@@ -219,13 +219,15 @@ impl Reservations {
     /// but no connection to it is local to the host, so the port would
     /// never be reached. Only the kernel's routes tell it (`bind_socket`
     /// refuses what the address alone shows); one lookup for all, none
-    /// when no mapping names an address (the CNI plugin asks with its
-    /// other addresses: see cni::routed).
+    /// when no mapping names an address other than 127.0.0.1 (the CNI
+    /// plugin asks with its other addresses: see cni::routed).
     pub fn refuse_broadcast(mappings: &[PortMapping]) -> Result<(), Error> {
         let named: Vec<(&PortMapping, IpAddr)> = mappings
             .iter()
             .filter_map(|m| Some((m, m.host_ip?.specific()?)))
-            .filter(|(_, ip)| ip.is_ipv4() && !ip.is_loopback())
+            // 127.0.0.1 is the host's for certain; 127.255.255.255 is lo's
+            // broadcast address.
+            .filter(|(_, ip)| ip.is_ipv4() && *ip != IpAddr::V4(Ipv4Addr::LOCALHOST))
             .collect();
         if named.is_empty() {
             return Ok(());
