@@ -903,37 +903,7 @@ fn loopback6_from_the_hooked_cgroup_reaches_the_container_with_the_clients_own_p
         return;
     };
     let cgroup = TestCgroup::new("e2e-hook");
-    let web = Container::start(
-        &ns,
-        &[
-            "--ipv6",
-            "--loopback6-cgroup",
-            &cgroup.arg(),
-            "--ip",
-            "172.16.0.2",
-            "-p",
-            "8080:8000",
-        ],
-        &server_reporting_the_client(8000),
-    );
-    let supervisor = web.supervisor.id();
-    // Set up once the command runs: until then, the relay.
-    let ids = eventually(
-        "the hook's map, program and link",
-        Duration::from_secs(10),
-        || {
-            let ids = bpf_ids(supervisor);
-            (ids.len() == 3).then_some(ids)
-        },
-    );
-    let kinds: Vec<&str> = ids.iter().map(|(kind, _)| kind.as_str()).collect();
-    assert_eq!(kinds, ["link", "map", "prog"]);
-    let attached = |cgroup: &TestCgroup| {
-        let dir = std::fs::File::open(cgroup.path()).unwrap();
-        prog_query(dir.as_fd(), CGROUP_INET6_CONNECT).unwrap()
-    };
-    let prog = ids.iter().find(|(kind, _)| kind == "prog").unwrap().1;
-    assert_eq!(attached(&cgroup), [prog]);
+    let (web, ids) = hooked_web(&ns, &cgroup);
 
     let in_cgroup = |bind| seen(&ns.ok(&format!("{}{}", cgroup.enter(), client(8080, bind))));
     // The server may still be starting.
@@ -959,7 +929,68 @@ fn loopback6_from_the_hooked_cgroup_reaches_the_container_with_the_clients_own_p
     );
 
     web.stop();
-    for (kind, id) in &ids {
+    assert_all_gone(&ids, &cgroup);
+}
+
+#[test]
+fn a_killed_supervisor_leaves_no_hook_program_map_or_link() {
+    let Some(ns) = HostNs::new("a_killed_supervisor_leaves_no_hook_program_map_or_link") else {
+        return;
+    };
+    let cgroup = TestCgroup::new("e2e-hook-killed");
+    let (mut web, ids) = hooked_web(&ns, &cgroup);
+    web.supervisor.kill().expect("SIGKILL the supervisor");
+    web.supervisor.wait().expect("reap the supervisor");
+    assert_all_gone(&ids, &cgroup);
+    eventually("the container gone", Duration::from_secs(10), || {
+        matches!(common::process_state(web.pid), None | Some('Z')).then_some(())
+    });
+}
+
+/// A container at `WEB6` publishing 8080:8000, its server reporting its
+/// clients, hooked on `cgroup`; and the ids of the hook's link, map and
+/// program once its supervisor holds them.
+fn hooked_web(ns: &HostNs, cgroup: &TestCgroup) -> (Container, Vec<(String, u32)>) {
+    let web = Container::start(
+        ns,
+        &[
+            "--ipv6",
+            "--loopback6-cgroup",
+            &cgroup.arg(),
+            "--ip",
+            "172.16.0.2",
+            "-p",
+            "8080:8000",
+        ],
+        &server_reporting_the_client(8000),
+    );
+    let supervisor = web.supervisor.id();
+    // Set up once the command runs: until then, the relay.
+    let ids = eventually(
+        "the hook's map, program and link",
+        Duration::from_secs(10),
+        || {
+            let ids = bpf_ids(supervisor);
+            (ids.len() == 3).then_some(ids)
+        },
+    );
+    let kinds: Vec<&str> = ids.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["link", "map", "prog"]);
+    let prog = ids.iter().find(|(kind, _)| kind == "prog").unwrap().1;
+    assert_eq!(attached(cgroup), [prog]);
+    (web, ids)
+}
+
+/// The programs attached to `cgroup` for connect6.
+fn attached(cgroup: &TestCgroup) -> Vec<u32> {
+    let dir = std::fs::File::open(cgroup.path()).unwrap();
+    prog_query(dir.as_fd(), CGROUP_INET6_CONNECT).unwrap()
+}
+
+/// Each of `ids` names nothing any more, and nothing is attached to
+/// `cgroup`: the kernel frees them a moment after their last fd closes.
+fn assert_all_gone(ids: &[(String, u32)], cgroup: &TestCgroup) {
+    for (kind, id) in ids {
         eventually(
             &format!("{kind} {id} gone"),
             Duration::from_secs(5),
@@ -969,7 +1000,7 @@ fn loopback6_from_the_hooked_cgroup_reaches_the_container_with_the_clients_own_p
             },
         );
     }
-    assert_eq!(attached(&cgroup), Vec::<u32>::new());
+    assert_eq!(attached(cgroup), Vec::<u32>::new());
 }
 
 #[test]
