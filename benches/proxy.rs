@@ -5,6 +5,11 @@
 //! client and the same server serve every path:
 //!
 //! - `direct`: the host connects to `[fd53:7570:6572::2]:port` itself.
+//! - `hooked`: the host connects to `[::1]:H`, and the `[::1]` connect hook
+//!   (`proxy::connect6`, attached to a cgroup2 directory of the bench's own,
+//!   which the bench process joins for its run) rewrites that into a
+//!   connection to the same address: what `run` gives `[::1]:PORT` for the
+//!   processes of `--loopback6-cgroup`.
 //! - `splice`, `copy`: the host connects to `[::1]:P`, and the proxy relays
 //!   to the same address (splice(2), or tokio's copy_bidirectional).
 //!
@@ -64,8 +69,9 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -74,6 +80,7 @@ use nix::sys::socket::{
     AddressFamily, SockFlag, SockType, SockaddrIn6, setsockopt, socket, sockopt,
 };
 use nix::unistd::Pid;
+use supervisor::proxy::connect6::{self, Entry, Hook};
 use supervisor::proxy::{Forward, Limits, Proxy, TcpRelay};
 use supervisor::values::Protocol;
 
@@ -335,9 +342,10 @@ struct Path {
     proxy_thread: Option<Pid>,
 }
 
-/// Direct to `server`, and through a proxy that splices and one that
-/// copies.
-fn three_paths(server: SocketAddr) -> [Path; 3] {
+/// Direct to `server`, rewritten by the hook (when `hooks` has a cgroup),
+/// and through a proxy that splices and one that copies. The hook and
+/// the socket holding its port go into `hooks`, alive as long as it.
+fn all_paths(server: SocketAddr, hooks: &mut Hooks) -> Vec<Path> {
     let proxied = |name, how| {
         let (to, thread) = proxy(server, how);
         Path {
@@ -346,15 +354,102 @@ fn three_paths(server: SocketAddr) -> [Path; 3] {
             proxy_thread: Some(thread),
         }
     };
-    [
-        Path {
-            name: "direct",
-            to: server,
+    let direct = Path {
+        name: "direct",
+        to: server,
+        proxy_thread: None,
+    };
+    let mut paths = vec![direct];
+    if let Some(to) = hooks.hook(server) {
+        paths.push(Path {
+            name: "hooked",
+            to,
             proxy_thread: None,
-        },
-        proxied("splice", TcpRelay::Splice),
-        proxied("copy", TcpRelay::Copy),
-    ]
+        });
+    }
+    paths.push(proxied("splice", TcpRelay::Splice));
+    paths.push(proxied("copy", TcpRelay::Copy));
+    paths
+}
+
+/// The bench's own cgroup2 directory, which the bench process joins (a
+/// socket belongs to the cgroup of the process that made it), and the
+/// hooks attached there. Never the hierarchy's root, which is the whole
+/// machine's. Dropped, the hooks go, the process returns to its cgroup,
+/// and the directory is removed.
+struct Hooks {
+    cgroup: Option<(PathBuf, PathBuf)>,
+    hooks: Vec<(Hook, TcpListener)>,
+}
+
+impl Hooks {
+    fn join() -> Hooks {
+        let joined = (|| -> Result<(PathBuf, PathBuf), String> {
+            let root = connect6::cgroup2_root().map_err(|e| e.to_string())?;
+            let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
+            let home = own
+                .lines()
+                .find_map(|line| line.strip_prefix("0::"))
+                .map(|path| root.join(path.trim_start_matches('/')))
+                .ok_or("no cgroup2 line in /proc/self/cgroup")?;
+            let dir = root.join(format!("sv-bench-proxy-{}", std::process::id()));
+            std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let pid = std::process::id().to_string();
+            if let Err(e) = std::fs::write(dir.join("cgroup.procs"), &pid) {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(format!("joining {}: {e}", dir.display()));
+            }
+            Ok((dir, home))
+        })();
+        let cgroup = joined
+            .map_err(|err| println!("the hooked path is left out: {err}"))
+            .ok();
+        Hooks {
+            cgroup,
+            hooks: Vec::new(),
+        }
+    }
+
+    /// `[::1]:H` (a port held by a listener of its own, as a reservation
+    /// holds a published one) rewritten to `server`.
+    fn hook(&mut self, server: SocketAddr) -> Option<SocketAddr> {
+        let (dir, _) = self.cgroup.as_ref()?;
+        let SocketAddr::V6(target) = server else {
+            return None;
+        };
+        let held = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).expect("a port to hook");
+        let at = held.local_addr().expect("the hooked port");
+        let cookie = connect6::netns_cookie(held.as_fd()).expect("the namespace's cookie");
+        let entry = Entry {
+            host_port: at.port(),
+            target: SocketAddrV6::new(*target.ip(), target.port(), 0, 0),
+        };
+        match Hook::attach(dir, cookie, &[entry]) {
+            Ok(hook) => {
+                self.hooks.push((hook, held));
+                Some(at)
+            }
+            Err(err) => {
+                println!("the hooked path is left out: {err}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Hooks {
+    fn drop(&mut self) {
+        self.hooks.clear();
+        if let Some((dir, home)) = &self.cgroup {
+            let pid = std::process::id().to_string();
+            if let Err(e) = std::fs::write(home.join("cgroup.procs"), pid) {
+                println!("returning to {}: {e}", home.display());
+            }
+            if let Err(e) = std::fs::remove_dir(dir) {
+                println!("removing {}: {e}", dir.display());
+            }
+        }
+    }
 }
 
 /// Nanoseconds on a CPU of each of this process's threads, by thread id.
@@ -466,7 +561,9 @@ fn main() {
         return;
     }
     container_network();
-    let paths = three_paths(server(true, None));
+    // Before any socket: a socket is of its maker's cgroup for good.
+    let mut hooks = Hooks::join();
+    let paths = all_paths(server(true, None), &mut hooks);
     let payload = vec![0x5au8; MIB];
     let mut c = Criterion::default()
         .configure_from_args()
@@ -474,7 +571,7 @@ fn main() {
     {
         let mut group = c.benchmark_group("proxy_1mib");
         group.throughput(criterion::Throughput::Bytes(MIB as u64));
-        for path in paths {
+        for path in &paths {
             let mut stream = connect(path.to, None);
             group.bench_function(path.name, |b| b.iter(|| exchange(&mut stream, &payload)));
         }
@@ -482,7 +579,7 @@ fn main() {
     }
     {
         let mut group = c.benchmark_group("proxy_setup");
-        for path in paths {
+        for path in &paths {
             group.bench_function(path.name, |b| b.iter(|| setup(path.to, None)));
         }
         group.finish();
@@ -502,7 +599,7 @@ fn main() {
             println!("{algorithm}: not available here ({err}); its gate skipped");
             continue;
         }
-        let paths = three_paths(server(true, Some(algorithm)));
+        let paths = all_paths(server(true, Some(algorithm)), &mut hooks);
         gate(
             &format!(
                 "the gate, client and server on {algorithm}, server in a container's namespace"
@@ -520,7 +617,13 @@ fn main() {
     }
     gate(
         "server on [::1] in the host's namespace (reference only)",
-        &three_paths(server(false, None)),
+        &all_paths(
+            server(false, None),
+            &mut Hooks {
+                cgroup: None,
+                hooks: Vec::new(),
+            },
+        ),
         None,
         8,
     );

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use clap::{ArgAction, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+use supervisor::values::Loopback6Cgroup;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -183,6 +184,19 @@ pub struct Global {
         value_name = "CIDR"
     )]
     pub subnet6: String,
+
+    /// Which processes reach a container's `[::1]:PORT` (TCP) straight,
+    /// through a connect hook in the kernel, rather than through the
+    /// supervisor's relay: those of this cgroup2 directory and below it, or
+    /// none (the relay for all). Default: the cgroup2 root, every process.
+    #[arg(
+        long,
+        global = true,
+        env = "SUPERVISOR_LOOPBACK6_CGROUP",
+        value_name = "PATH",
+        value_parser = parse_loopback6_cgroup
+    )]
+    pub loopback6_cgroup: Option<Loopback6Cgroup>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -663,6 +677,10 @@ fn parse_state_dir(value: &str) -> Result<PathBuf, String> {
         return Err("must be an absolute path (a relative one names another directory wherever the supervisor runs)".to_string());
     }
     supervisor::state::parse_dir(value)
+}
+
+fn parse_loopback6_cgroup(value: &str) -> Result<Loopback6Cgroup, String> {
+    value.parse()
 }
 
 fn parse_network(value: &str) -> Result<NetworkArg, String> {

@@ -28,9 +28,9 @@
 //! lifecycle: detach supervisor cni control
 //! plan:      plan spec publish env_file
 //! apply:     reconcile network firewall ruleset confinement filesystem
-//!            identity root_file spawn root_path seccomp netlink conntrack proxy reserve ipam
+//!            identity root_file spawn root_path seccomp netlink conntrack proxy ebpf reserve ipam
 //!            container_log state cgroup etc_files nftables signals
-//! leaf:      milestones error_chain scratch realtime regular_file values
+//! leaf:      milestones error_chain scratch realtime regular_file netns_cookie values
 //! ```
 //!
 //! `values` holds what every layer shares (subnets, ports and protocols,
@@ -49,6 +49,7 @@ pub mod conntrack;
 pub mod container_log;
 pub mod control;
 pub mod detach;
+pub mod ebpf;
 pub mod env_file;
 pub mod error_chain;
 pub mod etc_files;
@@ -59,6 +60,7 @@ pub mod ipam;
 #[doc(hidden)]
 pub mod milestones;
 pub mod netlink;
+pub mod netns_cookie;
 pub mod network;
 pub mod nftables;
 pub mod plan;

@@ -21,6 +21,7 @@ use supervisor::detach::Outcome;
 use supervisor::error_chain::{Chain, eprint_line};
 use supervisor::filesystem::FilesystemOptions;
 use supervisor::spec::{NetworkMode, RunOptions};
+use supervisor::values::Loopback6Cgroup;
 use supervisor::{control, ruleset};
 
 use crate::cli::{BenchArgs, Cli, Command, LogLevel, NetworkArg, RulesetCommand, RunArgs};
@@ -170,6 +171,7 @@ struct NetworkOptions {
     subnet: String,
     ipv6: bool,
     subnet6: String,
+    loopback6_cgroup: Loopback6Cgroup,
 }
 
 fn network_options(cli: &Cli) -> NetworkOptions {
@@ -178,6 +180,7 @@ fn network_options(cli: &Cli) -> NetworkOptions {
         subnet: cli.global.subnet.clone(),
         ipv6: cli.global.ipv6,
         subnet6: cli.global.subnet6.clone(),
+        loopback6_cgroup: cli.global.loopback6_cgroup.clone().unwrap_or_default(),
     }
 }
 
@@ -199,6 +202,7 @@ fn run_options(args: RunArgs, net: NetworkOptions, state_dir: PathBuf) -> RunOpt
         subnet: net.subnet,
         ipv6: net.ipv6,
         subnet6: net.subnet6,
+        loopback6_cgroup: net.loopback6_cgroup,
         ip: args.ip,
         ip6: args.ip6,
         publish: args.publish,

@@ -17,8 +17,9 @@ use crate::publish::{self, PublishError};
 use crate::root_file;
 use crate::values::quoted;
 use crate::values::{
-    Address6Error, AddressError, HostIp, PortMapping, Protocol, ResourceError, Resources, Subnet,
-    Subnet6, Subnet6Error, SubnetError, new_id, parse_cpus, parse_memory, parse_pids_limit,
+    Address6Error, AddressError, HostIp, Loopback6Cgroup, PortMapping, Protocol, ResourceError,
+    Resources, Subnet, Subnet6, Subnet6Error, SubnetError, new_id, parse_cpus, parse_memory,
+    parse_pids_limit,
 };
 
 /// docker's default PATH for containers.
@@ -68,6 +69,8 @@ pub struct RunOptions {
     pub ipv6: bool,
     pub subnet6: String,
     pub ip6: Option<String>,
+    /// `--loopback6-cgroup`: whose `[::1]` connects the hook rewrites.
+    pub loopback6_cgroup: Loopback6Cgroup,
     /// `--publish` values, docker's syntax.
     pub publish: Vec<String>,
     /// Where leases and records live.
@@ -127,6 +130,8 @@ pub struct RunSpec {
     pub network: Network,
     /// Published ports, one per host port (ranges expanded).
     pub publish: Vec<PortMapping>,
+    /// Whose connects to `[::1]:PORT` go straight to the container.
+    pub loopback6_cgroup: Loopback6Cgroup,
     pub state_dir: PathBuf,
     pub stop_timeout: Duration,
     pub init: bool,
@@ -348,6 +353,7 @@ impl RunSpec {
             workdir,
             network,
             publish,
+            loopback6_cgroup: options.loopback6_cgroup,
             state_dir: options.state_dir,
             stop_timeout: options.stop_timeout,
             init: options.init,
@@ -639,6 +645,7 @@ mod tests {
             ipv6: false,
             subnet6: crate::values::DEFAULT_SUBNET6.into(),
             ip6: None,
+            loopback6_cgroup: Loopback6Cgroup::None,
             publish: vec![],
             state_dir: "/run/supervisor".into(),
             stop_timeout: Duration::from_secs(10),

@@ -697,6 +697,31 @@ async fn start_proxies(
     Ok(proxies)
 }
 
+/// The `[::1]` connect hook for the TCP ports the relay serves (see
+/// `proxy::connect6`): set up once the command runs, so its load (the
+/// verifier's work) is on no start's path; the relay serves meanwhile,
+/// and for good when the hook cannot be had, said at debug only: the
+/// relay is the path that always works.
+fn hook_loopback6(
+    spec: &RunSpec,
+    reservations: &Reservations,
+    address6: Option<std::net::Ipv6Addr>,
+) -> Option<proxy::Hook> {
+    let t = Instant::now();
+    match proxy::hook_all(reservations, address6?, &spec.loopback6_cgroup) {
+        Ok(hook) => {
+            if hook.is_some() {
+                phase("[::1] connect hook", t);
+            }
+            hook
+        }
+        Err(err) => {
+            tracing::debug!("{}; [::1] stays relayed", Chain(&err));
+            None
+        }
+    }
+}
+
 /// Holds the host port of every `--publish` mapping (see `reserve`); a
 /// port held by another container's supervisor is named as that container.
 fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
@@ -997,6 +1022,7 @@ async fn lifecycle<H>(
     let released = timed_async("release to exec", container.release()).await;
     // The command runs, or will not: the rest is no start's path.
     let _ = realtime::leave();
+    let mut hook = None;
     let outcome = match released {
         Ok(()) => {
             phase("startup", started);
@@ -1019,6 +1045,7 @@ async fn lifecycle<H>(
                     tracing::warn!("{}", Chain(&err));
                 }
             }
+            hook = hook_loopback6(&spec, &reservations, address6);
             // Kept to the end, then left to the holder (see above).
             if network.is_some() {
                 slow_closes.extend(netlink::procfs::to_close());
@@ -1041,6 +1068,12 @@ async fn lifecycle<H>(
         spawn::reclaim_terminal();
     }
     pause_at("exited");
+    // Its program, map and link go with their descriptors, before the
+    // ports are unpublished: a connect from now on takes the relay, which
+    // ends next.
+    if let Some(hook) = hook {
+        timed("[::1] connect hook detached", || drop(hook));
+    }
     // Its sockets are the reservations' too: the ports stay held until
     // teardown gives them back.
     proxies.shutdown().await;

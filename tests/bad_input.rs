@@ -284,13 +284,55 @@ fn a_relative_state_dir_is_refused_for_every_command_and_changes_nothing() {
         let line = refused(&ns, &args);
         assert!(line.starts_with(want), "{args:?}: {line}");
     }
-    let out = common::run(
-        ns.supervisor()
-            .env("SUPERVISOR_STATE_DIR", "run/state")
-            .args(["run", "--", "true"]),
+    refused_from_the_environment(
+        &ns,
+        ("SUPERVISOR_STATE_DIR", "run/state"),
+        &["run", "--", "true"],
+        want,
     );
+    assert_eq!(system(&ns), before, "a refused command changed the system");
+}
+
+/// `args` with `variable` set to a bad value exit 125 saying `want`.
+fn refused_from_the_environment(ns: &HostNs, variable: (&str, &str), args: &[&str], want: &str) {
+    let out = common::run(ns.supervisor().env(variable.0, variable.1).args(args));
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     assert!(stderr(&out).starts_with(want), "{}", stderr(&out));
+}
+
+/// `--loopback6-cgroup` takes an absolute path or `none`: anything else
+/// is refused naming the value, from the option or the environment, and
+/// nothing made.
+#[test]
+fn a_loopback6_cgroup_neither_absolute_nor_none_is_refused_and_changes_nothing() {
+    let Some(ns) =
+        HostNs::new("a_loopback6_cgroup_neither_absolute_nor_none_is_refused_and_changes_nothing")
+    else {
+        return;
+    };
+    let before = system(&ns);
+    let want = "supervisor: invalid value 'unified' for '--loopback6-cgroup <PATH>': expected an absolute path to a cgroup2 directory, or none";
+    let args: Vec<&OsStr> = [
+        "--loopback6-cgroup",
+        "unified",
+        "--ipv6",
+        "run",
+        "-p",
+        "8080:80",
+        "--",
+        "true",
+    ]
+    .iter()
+    .map(OsStr::new)
+    .collect();
+    let line = refused(&ns, &args);
+    assert!(line.starts_with(want), "{line}");
+    refused_from_the_environment(
+        &ns,
+        ("SUPERVISOR_LOOPBACK6_CGROUP", "unified"),
+        &["--ipv6", "run", "-p", "8080:80", "--", "true"],
+        want,
+    );
     assert_eq!(system(&ns), before, "a refused command changed the system");
 }
 

@@ -10,7 +10,12 @@ use std::time::Duration;
 use common::container::{
     Background, Container, answers, ask, connects, host, inside, outside, refused, until_listening,
 };
+use common::loopback6::{
+    TestCgroup, assert_direct, assert_relayed, client, seen, server_reporting_the_client,
+};
 use common::{HostNs, eventually, leases, stderr, stdout, wait_for_no_veth};
+use std::os::fd::AsFd;
+use supervisor::ebpf::sys::{CGROUP_INET6_CONNECT, Object, fd_by_id, prog_query};
 
 const GATEWAY6: &str = "fd53:7570:6572::1";
 
@@ -851,4 +856,171 @@ fn a_host_range_is_published_on_its_first_port_free_on_each_family_it_takes() {
     ] {
         assert!(err.lines().any(|l| l == line), "{line}: {err}");
     }
+}
+
+// `[::1]` through the kernel: the connect hook (`--loopback6-cgroup`).
+
+/// The ids of the BPF objects process `pid` holds, by kind (`prog_id`,
+/// `map_id`, `link_id`), from its /proc/PID/fdinfo.
+fn bpf_ids(pid: u32) -> Vec<(String, u32)> {
+    let mut ids = Vec::new();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return ids;
+    };
+    for fd in fds.flatten() {
+        let info = std::fs::read_to_string(fd.path()).unwrap_or_default();
+        // A link's fdinfo names its program too: the kind its own type says.
+        let own = ["link", "prog", "map"]
+            .into_iter()
+            .find(|kind| info.contains(&format!("{kind}_type:")));
+        let Some(kind) = own else { continue };
+        let key = format!("{kind}_id:");
+        if let Some(id) = info
+            .lines()
+            .find_map(|line| line.strip_prefix(&key))
+            .and_then(|id| id.trim().parse().ok())
+        {
+            ids.push((kind.to_string(), id));
+        }
+    }
+    ids.sort();
+    ids
+}
+
+fn object_of(kind: &str) -> Object {
+    match kind {
+        "prog" => Object::Prog,
+        "map" => Object::Map,
+        _ => Object::Link,
+    }
+}
+
+#[test]
+fn loopback6_from_the_hooked_cgroup_reaches_the_container_with_the_clients_own_port_and_nothing_stays()
+ {
+    let test = "loopback6_from_the_hooked_cgroup_reaches_the_container_with_the_clients_own_port_and_nothing_stays";
+    let Some(ns) = HostNs::new(test) else {
+        return;
+    };
+    let cgroup = TestCgroup::new("e2e-hook");
+    let (web, ids) = hooked_web(&ns, &cgroup);
+
+    let in_cgroup = |bind| seen(&ns.ok(&format!("{}{}", cgroup.enter(), client(8080, bind))));
+    // The server may still be starting.
+    let direct = eventually("an answer on [::1]:8080", Duration::from_secs(10), || {
+        let out = ns.sh(&format!("{}{}", cgroup.enter(), client(8080, false)));
+        out.status.success().then(|| seen(&stdout(&out)))
+    });
+    assert_direct(&direct, &format!("[{WEB6}]:8000"), "in the hooked cgroup");
+    assert_relayed(
+        &seen(&ns.ok(&client(8080, false))),
+        8080,
+        "outside the cgroup",
+    );
+    assert_relayed(&in_cgroup(true), 8080, "bound to ::1");
+    // The container's own [::1]:8080, from a process of the cgroup in its
+    // namespace: its own loopback, where nothing listens on 8080.
+    let own = web.sh(&format!("{}{}", cgroup.enter(), client(8080, false)));
+    assert!(!own.status.success(), "{}", stdout(&own));
+    assert!(
+        stderr(&own).contains("ConnectionRefused"),
+        "{}",
+        stderr(&own)
+    );
+
+    web.stop();
+    assert_all_gone(&ids, &cgroup);
+}
+
+#[test]
+fn a_killed_supervisor_leaves_no_hook_program_map_or_link() {
+    let Some(ns) = HostNs::new("a_killed_supervisor_leaves_no_hook_program_map_or_link") else {
+        return;
+    };
+    let cgroup = TestCgroup::new("e2e-hook-killed");
+    let (mut web, ids) = hooked_web(&ns, &cgroup);
+    web.supervisor.kill().expect("SIGKILL the supervisor");
+    web.supervisor.wait().expect("reap the supervisor");
+    assert_all_gone(&ids, &cgroup);
+    eventually("the container gone", Duration::from_secs(10), || {
+        matches!(common::process_state(web.pid), None | Some('Z')).then_some(())
+    });
+}
+
+/// A container at `WEB6` publishing 8080:8000, its server reporting its
+/// clients, hooked on `cgroup`; and the ids of the hook's link, map and
+/// program once its supervisor holds them.
+fn hooked_web(ns: &HostNs, cgroup: &TestCgroup) -> (Container, Vec<(String, u32)>) {
+    let web = Container::start(
+        ns,
+        &[
+            "--ipv6",
+            "--loopback6-cgroup",
+            &cgroup.arg(),
+            "--ip",
+            "172.16.0.2",
+            "-p",
+            "8080:8000",
+        ],
+        &server_reporting_the_client(8000),
+    );
+    let supervisor = web.supervisor.id();
+    // Set up once the command runs: until then, the relay.
+    let ids = eventually(
+        "the hook's map, program and link",
+        Duration::from_secs(10),
+        || {
+            let ids = bpf_ids(supervisor);
+            (ids.len() == 3).then_some(ids)
+        },
+    );
+    let kinds: Vec<&str> = ids.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["link", "map", "prog"]);
+    let prog = ids.iter().find(|(kind, _)| kind == "prog").unwrap().1;
+    assert_eq!(attached(cgroup), [prog]);
+    (web, ids)
+}
+
+/// The programs attached to `cgroup` for connect6.
+fn attached(cgroup: &TestCgroup) -> Vec<u32> {
+    let dir = std::fs::File::open(cgroup.path()).unwrap();
+    prog_query(dir.as_fd(), CGROUP_INET6_CONNECT).unwrap()
+}
+
+/// Each of `ids` names nothing any more, and nothing is attached to
+/// `cgroup`: the kernel frees them a moment after their last fd closes.
+fn assert_all_gone(ids: &[(String, u32)], cgroup: &TestCgroup) {
+    for (kind, id) in ids {
+        eventually(
+            &format!("{kind} {id} gone"),
+            Duration::from_secs(5),
+            || match fd_by_id(object_of(kind), *id) {
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Some(()),
+                _ => None,
+            },
+        );
+    }
+    assert_eq!(attached(cgroup), Vec::<u32>::new());
+}
+
+#[test]
+fn with_loopback6_cgroup_none_every_client_of_loopback6_is_relayed() {
+    let Some(ns) = HostNs::new("with_loopback6_cgroup_none_every_client_of_loopback6_is_relayed")
+    else {
+        return;
+    };
+    let cgroup = TestCgroup::new("e2e-none");
+    let web = Container::start(
+        &ns,
+        &["--ipv6", "--loopback6-cgroup", "none", "-p", "8080:8000"],
+        &server_reporting_the_client(8000),
+    );
+    let supervisor = web.supervisor.id();
+    let answered = eventually("an answer on [::1]:8080", Duration::from_secs(10), || {
+        let out = ns.sh(&format!("{}{}", cgroup.enter(), client(8080, false)));
+        out.status.success().then(|| seen(&stdout(&out)))
+    });
+    assert_eq!(answered.peer, "[::1]:8080", "{answered:?}");
+    assert_eq!(bpf_ids(supervisor), []);
+    web.stop();
 }

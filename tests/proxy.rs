@@ -9,11 +9,12 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
+use common::loopback6::{Seen, TestCgroup, assert_direct, assert_relayed, client, seen};
 use common::netns::{async_in_fresh_netns, fd_path, new_netns, sh_in, this_thread_netns};
 use supervisor::error_chain::Chain;
 use supervisor::proxy::{self, Forward, Limits, Proxies, Proxy, TcpRelay};
 use supervisor::reserve::{Families, Reservations};
-use supervisor::values::{HostIp, PortMapping, Protocol};
+use supervisor::values::{HostIp, Loopback6Cgroup, PortMapping, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -504,4 +505,128 @@ fn loopback6_reaches_the_container_through_the_proxy_and_other_host_addresses_th
             drop(held);
         },
     );
+}
+
+/// A TCP server in `ctr` on `port` that answers each client with the
+/// address and port it came from, `ADDR PORT`.
+fn server_reporting_address_and_port(ctr: &OwnedFd, port: u16) {
+    serve_in(ctr, port, |peer| format!("{} {}", peer.ip(), peer.port()));
+}
+
+/// A TCP server in `ctr` on `port` answering `answer(client)` and closing.
+fn serve_in(ctr: &OwnedFd, port: u16, answer: fn(SocketAddr) -> String) {
+    let ctr = ctr.try_clone().unwrap();
+    let (ready, is_ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        nix::sched::setns(ctr, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let tcp = std::net::TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).unwrap();
+        ready.send(()).unwrap();
+        for stream in tcp.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let said = answer(stream.peer_addr().unwrap());
+            let _ = std::io::Write::write_all(&mut stream, said.as_bytes());
+        }
+    });
+    is_ready.recv().unwrap();
+}
+
+/// What a client process sees connecting to `[::1]:port` from the
+/// namespace at `netns` (see `common::loopback6::client`), after `prefix`
+/// (a shell prefix, e.g. entering a cgroup); on a thread of its own: the
+/// relay serves on the test's.
+async fn client_of_loopback6(netns: &str, prefix: &str, port: u16, bind_loopback: bool) -> Seen {
+    let (netns, script) = (
+        netns.to_string(),
+        format!("{prefix}{}", client(port, bind_loopback)),
+    );
+    tokio::task::spawn_blocking(move || seen(&sh_in(&netns, &script)))
+        .await
+        .unwrap()
+}
+
+/// The container as a client of the hook sees it as its peer.
+fn container_peer() -> String {
+    format!("[{CONTAINER6}]:{CONTAINER_PORT}")
+}
+
+/// The hook on `cgroup` for `held`'s TCP port.
+fn hook_on(held: &Reservations, cgroup: &TestCgroup) -> proxy::Hook {
+    let hooked = Loopback6Cgroup::At(cgroup.path().to_path_buf());
+    proxy::hook_all(held, CONTAINER6, &hooked)
+        .unwrap_or_else(|e| panic!("{}", Chain(&e)))
+        .expect("a TCP port to hook")
+}
+
+/// A cgroup of the test's own (named `name`), the container with its
+/// server reporting its clients, and one TCP port reserved for it.
+fn relayed_container(name: &str) -> (TestCgroup, OwnedFd, Reservations, u16) {
+    let cgroup = TestCgroup::new(name);
+    let ctr = container_behind_a_bridge();
+    server_reporting_address_and_port(&ctr, CONTAINER_PORT);
+    let (held, port) = one_tcp_port();
+    (cgroup, ctr, held, port)
+}
+
+/// One TCP port reserved on every IPv6 address for `CONTAINER_PORT`.
+fn one_tcp_port() -> (Reservations, u16) {
+    let held = Reservations::take(
+        &[PortMapping {
+            host_ip: Some(HostIp::AnyV6),
+            host_port: None,
+            host_range: None,
+            container_port: CONTAINER_PORT,
+            protocol: Protocol::Tcp,
+        }],
+        Families::DualStack,
+        &|_| None,
+    )
+    .unwrap();
+    let port = held.mappings()[0].host_port.unwrap();
+    (held, port)
+}
+
+#[test]
+fn loopback6_from_the_hooked_cgroup_goes_straight_to_the_container_and_elsewhere_through_the_relay()
+{
+    let test = "loopback6_from_the_hooked_cgroup_goes_straight_to_the_container_and_elsewhere_through_the_relay";
+    async_in_fresh_netns(test, || async {
+        let (cgroup, _ctr, held, port) = relayed_container("hooked-direct");
+        let proxies = proxy::start_all(&held, CONTAINER6).await.unwrap();
+        let hook = hook_on(&held, &cgroup);
+        let host = this_thread_netns();
+        // In the cgroup: its own connection reaches the container.
+        let seen = client_of_loopback6(&host, &cgroup.enter(), port, false).await;
+        assert_direct(&seen, &container_peer(), "in the hooked cgroup");
+        // Outside it, and bound to ::1 in it: the relay.
+        let seen = client_of_loopback6(&host, "", port, false).await;
+        assert_relayed(&seen, port, "outside the hooked cgroup");
+        let seen = client_of_loopback6(&host, &cgroup.enter(), port, true).await;
+        assert_relayed(&seen, port, "bound to ::1 in the hooked cgroup");
+        // Dropped: the relay for everyone.
+        drop(hook);
+        let seen = client_of_loopback6(&host, &cgroup.enter(), port, false).await;
+        assert_relayed(&seen, port, "in the cgroup once the hook is dropped");
+        assert!(
+            proxy::hook_all(&held, CONTAINER6, &Loopback6Cgroup::None)
+                .unwrap()
+                .is_none()
+        );
+        proxies.shutdown().await;
+    });
+}
+
+#[test]
+fn a_process_of_the_hooked_cgroup_in_another_network_namespace_keeps_its_own_loopback() {
+    let test = "a_process_of_the_hooked_cgroup_in_another_network_namespace_keeps_its_own_loopback";
+    async_in_fresh_netns(test, || async {
+        let (cgroup, ctr, held, port) = relayed_container("hooked-other-netns");
+        // The container serves the host port's number on its own loopback.
+        serve_in(&ctr, port, |_| "its own".to_string());
+        let proxies = proxy::start_all(&held, CONTAINER6).await.unwrap();
+        let _hook = hook_on(&held, &cgroup);
+        let seen = client_of_loopback6(&fd_path(&ctr), &cgroup.enter(), port, false).await;
+        assert_eq!(seen.peer, format!("[::1]:{port}"), "{seen:?}");
+        assert_eq!(seen.answer, "its own", "{seen:?}");
+        proxies.shutdown().await;
+    });
 }

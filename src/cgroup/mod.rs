@@ -132,6 +132,53 @@ impl Hierarchy {
     }
 }
 
+/// Where the cgroup2 hierarchy is mounted, as /proc/self/mountinfo says
+/// (`/sys/fs/cgroup` on a v2 host, `/sys/fs/cgroup/unified` on a hybrid
+/// one); None when nothing mounts it.
+pub fn cgroup2_mount() -> io::Result<Option<PathBuf>> {
+    Ok(cgroup2_in_mountinfo(&fs::read_to_string(
+        "/proc/self/mountinfo",
+    )?))
+}
+
+/// The first cgroup2 mount point of `mountinfo`: the fifth field, its
+/// spaces and other specials escaped as octal (`\040`), of a line whose
+/// filesystem type (the first field after ` - `) is `cgroup2`.
+fn cgroup2_in_mountinfo(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (mount, fs) = line.split_once(" - ")?;
+        if fs.split(' ').next() != Some("cgroup2") {
+            return None;
+        }
+        mount.split(' ').nth(4).map(unescape_octal)
+    })
+}
+
+fn unescape_octal(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let code = bytes
+            .get(at + 1..at + 4)
+            .filter(|_| bytes[at] == b'\\')
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .and_then(|digits| u8::from_str_radix(digits, 8).ok());
+        match code {
+            Some(byte) => {
+                out.push(byte);
+                at += 4;
+            }
+            None => {
+                out.push(bytes[at]);
+                at += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
 /// A container's cgroup before it is created: its paths, for the record.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -447,5 +494,25 @@ mod tests {
         fs::write(&path, "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n").unwrap();
         assert_eq!(keyed(&path, "oom_kill"), Some(3));
         assert_eq!(keyed(&path, "oom"), None);
+    }
+
+    #[test]
+    fn the_cgroup2_mount_is_read_from_mountinfo_unescaped() {
+        let hybrid = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+                      40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
+                      41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup2_in_mountinfo(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let spaced = "41 31 0:38 / /mnt/my\\040cgroups rw shared:9 - cgroup2 none rw\n";
+        assert_eq!(
+            cgroup2_in_mountinfo(spaced),
+            Some(PathBuf::from("/mnt/my cgroups"))
+        );
+        assert_eq!(
+            cgroup2_in_mountinfo(&hybrid.replace("cgroup2", "cgroup")),
+            None
+        );
     }
 }

@@ -178,7 +178,7 @@ pub fn repair(dir: &Path, open: impl FnOnce() -> Option<OwnedFd>) -> Result<bool
             None,
         )
         .map_err(|errno| Error::LendLock(errno.into()))?;
-        let cookie = netns_cookie(socket.as_fd()).map_err(Error::LendLock)?;
+        let cookie = crate::netns_cookie::of_socket(socket.as_fd()).map_err(Error::LendLock)?;
         if fs::symlink_metadata(dir.join(cookie.to_string())).is_err() {
             return Ok(false);
         }
@@ -192,28 +192,4 @@ pub fn repair(dir: &Path, open: impl FnOnce() -> Option<OwnedFd>) -> Result<bool
 /// Whether `dir` holds any record (a lend under way, or one left).
 fn any_record(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
-}
-
-/// The cookie of the network namespace of the socket `socket`: unique
-/// while the system runs, never reused (an nsfs inode number is).
-pub(crate) fn netns_cookie(socket: BorrowedFd<'_>) -> io::Result<u64> {
-    use std::os::fd::AsRawFd;
-    let mut cookie: u64 = 0;
-    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-    // SAFETY: `cookie` and `len` outlive the call and `len` is the size of
-    // `cookie`, which the kernel fills with at most that many bytes.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_NETNS_COOKIE,
-            (&mut cookie as *mut u64).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(cookie)
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }

@@ -310,7 +310,7 @@ fn open_inside(
 ) -> Result<(Direct, LentDefaults), Error> {
     netns::within(netns, || {
         let socket = Direct::open().map_err(Error::NetnsSocket)?;
-        let cookie = lent::netns_cookie(socket.as_fd()).map_err(Error::LendLock)?;
+        let cookie = crate::netns_cookie::of_socket(socket.as_fd()).map_err(Error::LendLock)?;
         let dir = std::path::Path::new(lent::DIR);
         let lent = sysctl::with_private_proc(|proc| {
             LentDefaults::here(spec.ipv6.is_some(), proc, netns, cookie, dir)

@@ -22,16 +22,24 @@
 //! other path (other host addresses, outside clients, other containers) is
 //! DNAT in the kernel and keeps it.
 //!
+//! For TCP the relay is the fallback: [`hook_all`] attaches a [`connect6`]
+//! hook that makes a client's `connect()` to `[::1]:PORT` a connection to
+//! the container itself, for the processes of one cgroup in the
+//! supervisor's network namespace (no second hop, the client's port kept).
+//! The relay still serves UDP, every other client, and everyone when the
+//! hook cannot be had.
+//!
 //! The owner stops the proxies with [`Proxies::shutdown`] or by dropping
 //! them; either way the serving task, and every connection and flow, end
 //! (the listening socket stays open while the reservation holds it).
 
+pub mod connect6;
 mod splice;
 mod tcp;
 mod udp;
 
 use std::io;
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
@@ -39,7 +47,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::reserve::Reservations;
-use crate::values::Protocol;
+use crate::values::{Loopback6Cgroup, Protocol};
+
+pub use connect6::Hook;
 
 /// How a TCP connection's bytes cross the proxy. Both are kept so
 /// benches/proxy.rs can compare them on the machine at hand.
@@ -291,4 +301,40 @@ pub async fn start_all(reservations: &Reservations, container: Ipv6Addr) -> Resu
         started.proxies.push(proxy);
     }
     Ok(started)
+}
+
+/// The kernel's path for the TCP ports [`start_all`] serves: a
+/// [`connect6`] hook on `cgroup` rewriting a connect to `[::1]:PORT` into
+/// one to `[container]:port`, for the processes of that cgroup in the
+/// supervisor's network namespace; the relay stays for everyone else, and
+/// for UDP. None when there is no TCP port to serve or `cgroup` is
+/// [`Loopback6Cgroup::None`].
+pub fn hook_all(
+    reservations: &Reservations,
+    container: Ipv6Addr,
+    cgroup: &Loopback6Cgroup,
+) -> Result<Option<Hook>, connect6::Error> {
+    let tcp: Vec<_> = reservations
+        .proxied()
+        .into_iter()
+        .filter(|served| served.protocol == Protocol::Tcp)
+        .collect();
+    let Some(first) = tcp.first() else {
+        return Ok(None);
+    };
+    let cgroup = match cgroup {
+        Loopback6Cgroup::None => return Ok(None),
+        Loopback6Cgroup::At(path) => path.clone(),
+        Loopback6Cgroup::Root => connect6::cgroup2_root()?,
+    };
+    // The reservation's socket is in the supervisor's namespace.
+    let cookie = connect6::netns_cookie(first.socket)?;
+    let entries: Vec<connect6::Entry> = tcp
+        .iter()
+        .map(|served| connect6::Entry {
+            host_port: served.host_port,
+            target: SocketAddrV6::new(container, served.container_port, 0, 0),
+        })
+        .collect();
+    Hook::attach(&cgroup, cookie, &entries).map(Some)
 }

@@ -5,6 +5,7 @@
 //! The bottom layer: imports nothing of this crate, so any module may use
 //! it without pulling in another's machinery.
 
+mod loopback6;
 mod owner;
 mod port;
 mod process;
@@ -14,6 +15,7 @@ mod resources;
 mod subnet;
 mod subnet6;
 
+pub use loopback6::Loopback6Cgroup;
 pub use owner::Owner;
 pub use port::{Bracketed, HostIp, Port, PortMapping, PortTaken, Protocol};
 pub use process::Process;

@@ -13,6 +13,7 @@
 
 pub mod container;
 pub mod forge;
+pub mod loopback6;
 pub mod netns;
 pub mod podman;
 pub mod syn;
@@ -214,6 +215,9 @@ impl HostNs {
     pub fn supervisor(&self) -> Command {
         let mut cmd = self.command(SUPERVISOR);
         cmd.env_remove("RUST_LOG");
+        // Never the machine's cgroup2 root: a test that hooks `[::1]`
+        // passes a cgroup of its own (common::cgroup2).
+        cmd.env("SUPERVISOR_LOOPBACK6_CGROUP", "none");
         cmd
     }
 
