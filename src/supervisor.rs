@@ -4,6 +4,7 @@
 //! `dry_run` prints the plan instead.
 
 use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use crate::spawn::{
 };
 use crate::spec::{Network, NetworkMode, RunOptions, RunSpec, SpecError};
 use crate::state::{self, ExecContext, Limits, Record, Registration, Store};
-use crate::values::{Generation, Owner, Process};
+use crate::values::{Generation, Owner, PortMapping, Process};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -739,12 +740,46 @@ fn reserve_ports(spec: &RunSpec) -> Result<Reservations, Error> {
 /// Refuses a host port someone holds before anything is created.
 fn check_ports(spec: &RunSpec) -> Result<(), Error> {
     let t = Instant::now();
-    Reservations::refuse_broadcast(&spec.publish)?;
+    refuse_broadcast(&spec.publish)?;
     Reservations::check(&spec.publish, families(spec), &|pid| {
         container_of(spec, pid)
     })?;
     phase("port check", t);
     Ok(())
+}
+
+/// Refuses a mapping on an IPv4 address the kernel routes as a subnet's
+/// directed broadcast: it binds (so the port's check passes), but no
+/// connection to it is local to the host, so the port would never be
+/// reached. Only the kernel's routes tell it (`reserve` refuses what the
+/// address alone shows); one lookup for all, none when no mapping names an
+/// address other than 127.0.0.1 (the CNI plugin asks with its other
+/// addresses: see cni::routed).
+fn refuse_broadcast(mappings: &[PortMapping]) -> Result<(), Error> {
+    let named: Vec<(&PortMapping, IpAddr)> = mappings
+        .iter()
+        .filter_map(|m| Some((m, m.host_ip?.specific()?)))
+        // 127.0.0.1 is the host's for certain; 127.255.255.255 is lo's
+        // broadcast address.
+        .filter(|(_, ip)| ip.is_ipv4() && *ip != IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let addresses: Vec<IpAddr> = named.iter().map(|&(_, ip)| ip).collect();
+    let kinds = netlink::address_kinds(&addresses).map_err(network::Error::from)?;
+    match named
+        .iter()
+        .zip(kinds)
+        .find(|(_, kind)| *kind == netlink::AddressKind::Broadcast)
+    {
+        Some((&(mapping, addr), _)) => Err(reserve::Error::NotLocal {
+            mapping: *mapping,
+            addr,
+        }
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// The container whose live supervisor is `pid`, for messages.

@@ -48,7 +48,6 @@ use nix::sys::socket::{
 
 pub use holder::{Holder, find as find_holder};
 
-use crate::netlink::{self, AddressKind};
 use crate::values::{Bracketed, HostIp, PortMapping, Protocol};
 
 #[derive(Debug, thiserror::Error)]
@@ -92,8 +91,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("looking up the kind of the publishing addresses")]
-    Routes(#[source] netlink::Error),
 }
 
 /// The families a mapping without a host address is published on: IPv4
@@ -212,39 +209,6 @@ impl Reservations {
             }
         }
         Ok(())
-    }
-
-    /// Refuses a mapping on an IPv4 address the kernel routes as a
-    /// subnet's directed broadcast: it binds (so the port's check passes),
-    /// but no connection to it is local to the host, so the port would
-    /// never be reached. Only the kernel's routes tell it (`bind_socket`
-    /// refuses what the address alone shows); one lookup for all, none
-    /// when no mapping names an address other than 127.0.0.1 (the CNI
-    /// plugin asks with its other addresses: see cni::routed).
-    pub fn refuse_broadcast(mappings: &[PortMapping]) -> Result<(), Error> {
-        let named: Vec<(&PortMapping, IpAddr)> = mappings
-            .iter()
-            .filter_map(|m| Some((m, m.host_ip?.specific()?)))
-            // 127.0.0.1 is the host's for certain; 127.255.255.255 is lo's
-            // broadcast address.
-            .filter(|(_, ip)| ip.is_ipv4() && *ip != IpAddr::V4(Ipv4Addr::LOCALHOST))
-            .collect();
-        if named.is_empty() {
-            return Ok(());
-        }
-        let addresses: Vec<IpAddr> = named.iter().map(|&(_, ip)| ip).collect();
-        let kinds = netlink::address_kinds(&addresses).map_err(Error::Routes)?;
-        match named
-            .iter()
-            .zip(kinds)
-            .find(|(_, kind)| *kind == AddressKind::Broadcast)
-        {
-            Some((&(mapping, addr), _)) => Err(Error::NotLocal {
-                mapping: *mapping,
-                addr,
-            }),
-            None => Ok(()),
-        }
     }
 
     /// The reservations the `[::1]` proxy serves from their own socket:
