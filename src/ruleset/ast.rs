@@ -767,6 +767,9 @@ pub enum Selector {
     /// `ct direction`: which way the packet goes on its connection.
     CtDirection,
     CtMark,
+    /// `ct original|reply ip|ip6 saddr|daddr`: an address of the
+    /// connection's tuple in one direction, whatever NAT did to the packet.
+    CtAddr(CtAddr),
     /// `fib saddr|daddr [. iif|oif|mark] type`.
     Fib(Fib),
     /// `meta protocol`: the frame's ethertype (skb->protocol).
@@ -810,6 +813,8 @@ impl Selector {
             Selector::CtStatus => DataType::CtStatus,
             Selector::CtDirection => DataType::CtDir,
             Selector::Fib(_) => DataType::FibAddrType,
+            Selector::CtAddr(CtAddr { ipv6: false, .. }) => DataType::Ipv4Addr,
+            Selector::CtAddr(CtAddr { ipv6: true, .. }) => DataType::Ipv6Addr,
             Selector::MetaProtocol | Selector::EtherType | Selector::ArpPtype => {
                 DataType::EtherType
             }
@@ -864,6 +869,17 @@ impl Selector {
             _ => None,
         }
     }
+}
+
+/// Which address `ct original|reply ip|ip6 saddr|daddr` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CtAddr {
+    /// `reply` (true) or `original` (false).
+    pub reply: bool,
+    /// `ip6` (true) or `ip` (false).
+    pub ipv6: bool,
+    /// `saddr` (true) or `daddr` (false).
+    pub saddr: bool,
 }
 
 /// `fib` lookup flags; the result is always `type` (fib_addrtype).

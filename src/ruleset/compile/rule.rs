@@ -235,6 +235,30 @@ impl<'a> Ctx<'a, '_> {
     }
 
     fn require(&mut self, dep: Dep, span: &Span) -> Result<(), Error> {
+        if self.admit(dep, span)? {
+            self.out.push(Lowered::Expression(
+                dependency_exprs(dep, self.family).to_vec(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Ctx::require`] for a reject's protocol: nft puts that check at the
+    /// start of the rule, not before the reject.
+    fn require_first(&mut self, dep: Dep, span: &Span) -> Result<(), Error> {
+        if self.admit(dep, span)? {
+            self.out.insert(
+                0,
+                Lowered::Expression(dependency_exprs(dep, self.family).to_vec()),
+            );
+        }
+        Ok(())
+    }
+
+    /// Records that the rule depends on `dep`: whether its check is still
+    /// to be made (false: the rule established it already), or an error if
+    /// the rule established another protocol.
+    fn admit(&mut self, dep: Dep, span: &Span) -> Result<bool, Error> {
         let conflict = |was: Dep| {
             Error::new(
                 span.clone(),
@@ -247,13 +271,13 @@ impl<'a> Ctx<'a, '_> {
         };
         match dep {
             Dep::NfProto(wanted) => match self.nfproto {
-                Some(known) if known == wanted => return Ok(()),
+                Some(known) if known == wanted => return Ok(false),
                 Some(known) => return Err(conflict(Dep::NfProto(known))),
                 None => self.nfproto = Some(wanted),
             },
             Dep::L4Proto(wanted) => match self.l4protos.as_slice() {
                 [] => self.l4protos.push(wanted),
-                [known] if *known == wanted => return Ok(()),
+                [known] if *known == wanted => return Ok(false),
                 [known] => return Err(conflict(Dep::L4Proto(*known))),
                 several => {
                     let other = several
@@ -265,10 +289,7 @@ impl<'a> Ctx<'a, '_> {
                 }
             },
         }
-        self.out.push(Lowered::Expression(
-            dependency_exprs(dep, self.family).to_vec(),
-        ));
-        Ok(())
+        Ok(true)
     }
 
     /// Loads a (possibly concatenated) key into consecutive registers from
@@ -692,15 +713,15 @@ impl<'a> Ctx<'a, '_> {
                         "you cannot use tcp reset with this protocol",
                     ));
                 }
-                self.require(Dep::L4Proto(6), span)?;
+                self.require_first(Dep::L4Proto(6), span)?;
                 (TCP_RST, 0)
             }
             Reject::Icmp(code) => {
-                self.require(Dep::NfProto(NFPROTO_IPV4), span)?;
+                self.require_first(Dep::NfProto(NFPROTO_IPV4), span)?;
                 (ICMP_UNREACH, code)
             }
             Reject::Icmpv6(code) => {
-                self.require(Dep::NfProto(NFPROTO_IPV6), span)?;
+                self.require_first(Dep::NfProto(NFPROTO_IPV6), span)?;
                 (ICMP_UNREACH, code)
             }
             Reject::Icmpx(code) => (ICMPX_UNREACH, code),

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use crate::nftables::{CtKey, Expr, MetaKey, PayloadBase, Reg, Udata, fib_flags};
 
-use super::super::ast::{DataType, Family, Scalar, Selector, Value};
+use super::super::ast::{CtAddr, DataType, Family, Scalar, Selector, Value};
 
 /// nft's `enum byteorder`, as recorded in set user data.
 pub(super) const BYTEORDER_INVALID: u32 = 0;
@@ -438,6 +438,16 @@ fn ct_key(sel: Selector) -> Option<CtKey> {
     })
 }
 
+/// The ct key of `ct original|reply ip|ip6 saddr|daddr`.
+fn ct_addr_key(addr: CtAddr) -> CtKey {
+    match (addr.ipv6, addr.saddr) {
+        (false, true) => CtKey::SrcIp,
+        (false, false) => CtKey::DstIp,
+        (true, true) => CtKey::SrcIp6,
+        (true, false) => CtKey::DstIp6,
+    }
+}
+
 fn fib_input_flags(fib: &super::super::ast::Fib) -> u32 {
     let mut flags = if fib.saddr {
         fib_flags::SADDR
@@ -477,6 +487,11 @@ pub(super) fn load(sel: Selector, dreg: Reg) -> Expr {
         };
     }
     match sel {
+        Selector::CtAddr(addr) => Expr::Ct {
+            key: ct_addr_key(addr),
+            dir: Some(u8::from(addr.reply)),
+            dreg,
+        },
         Selector::Fib(fib) => Expr::Fib {
             flags: fib_input_flags(&fib),
             result: crate::nftables::FibResult::AddrType,
@@ -492,7 +507,7 @@ pub(super) fn load(sel: Selector, dreg: Reg) -> Expr {
 
 /// The byte order of what `sel` loads (nft's expression byte order).
 pub(super) fn selector_byteorder(sel: Selector) -> u32 {
-    if payload(sel).is_some() || sel == Selector::MetaProtocol {
+    if payload(sel).is_some() || matches!(sel, Selector::MetaProtocol | Selector::CtAddr(_)) {
         BYTEORDER_BIG
     } else {
         BYTEORDER_HOST
@@ -538,6 +553,7 @@ pub(super) fn typeof_record(sel: Selector) -> (u32, Udata) {
         data.put_u32(1, u32::MAX);
         return (EXPR_CT, data);
     }
+
     if let Selector::Fib(fib) = sel {
         data.put_u32(0, crate::nftables::FibResult::AddrType as u32);
         data.put_u32(1, fib_input_flags(&fib));

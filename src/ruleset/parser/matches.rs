@@ -102,6 +102,13 @@ impl<'b> Parser<'b> {
             Tok::Word(w) => w.clone(),
             _ => return Err(self.unexpected(&format!("a field of '{first}'"))),
         };
+        if first == "ct" && matches!(field.as_str(), "original" | "reply") {
+            self.advance();
+            return Ok(Some(Key {
+                selector: self.ct_addr(field == "reply")?,
+                span,
+            }));
+        }
         match fields.iter().find(|(name, _)| *name == field) {
             Some((_, selector))
                 if first == "arp" && matches!(field.as_str(), "saddr" | "daddr") =>
@@ -136,6 +143,29 @@ impl<'b> Parser<'b> {
                 }))
             }
             None => Err(unknown_field(&first, &field, field_span, fields)),
+        }
+    }
+
+    /// After `ct original|reply`: `ip|ip6 saddr|daddr`.
+    fn ct_addr(&mut self, reply: bool) -> Result<Selector> {
+        let ipv6 = self.one_of("'ip' or 'ip6'", &[("ip", false), ("ip6", true)])?;
+        let saddr = self.one_of("'saddr' or 'daddr'", &[("saddr", true), ("daddr", false)])?;
+        Ok(Selector::CtAddr(CtAddr { reply, ipv6, saddr }))
+    }
+
+    /// The value of the word here among `choices`, or a syntax error
+    /// naming what was `expecting`.
+    fn one_of<T: Copy>(&mut self, expecting: &str, choices: &[(&str, T)]) -> Result<T> {
+        let word = self.word(expecting)?;
+        match choices.iter().find(|(name, _)| *name == word.text) {
+            Some((_, value)) => Ok(*value),
+            None => Err(Error::new(
+                word.span,
+                format!(
+                    "syntax error, unexpected '{}', expecting {expecting}",
+                    word.text
+                ),
+            )),
         }
     }
 
@@ -376,6 +406,28 @@ mod tests {
         assert_eq!(
             parse_error(&in_input_chain("tcp dprot 22")),
             "t.nft:4:5: syntax error, unexpected 'dprot': 'tcp' has no field 'dprot'; did you mean 'tcp dport'?"
+        );
+    }
+
+    #[test]
+    fn a_ct_tuple_address_names_its_direction_family_and_end() {
+        let kinds = stmts("ct reply ip6 saddr fd00::2");
+        let want = Selector::CtAddr(CtAddr {
+            reply: true,
+            ipv6: true,
+            saddr: true,
+        });
+        assert!(
+            matches!(&kinds[0], StmtKind::Match { key, .. } if key[0].selector == want),
+            "{kinds:?}"
+        );
+    }
+
+    #[test]
+    fn a_ct_tuple_address_of_no_family_is_refused_at_the_word() {
+        assert_eq!(
+            parse_error(&in_input_chain("ct original inet saddr 10.0.0.1")),
+            "t.nft:4:13: syntax error, unexpected 'inet', expecting 'ip' or 'ip6'"
         );
     }
 }

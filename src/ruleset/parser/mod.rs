@@ -27,7 +27,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::ast::{Family, Fib, MatchOp, Placement, Selector, Span};
+use super::ast::{CtAddr, Family, Fib, MatchOp, Placement, Selector, Span};
 use super::error::{Error, MAX_ERRORS};
 use super::keywords::is_reserved;
 use super::lexer::{MAX_FILE_BYTES, Tok, Token, tokenize};
