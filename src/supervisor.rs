@@ -34,7 +34,7 @@ use crate::spawn::{
 };
 use crate::spec::{Network, NetworkMode, RunOptions, RunSpec, SpecError};
 use crate::state::{self, ExecContext, Limits, Record, Registration, Store};
-use crate::values::{Generation, Owner, PortMapping, Process};
+use crate::values::{Generation, Loopback6Cgroup, Owner, PortMapping, Process};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -715,6 +715,13 @@ fn hook_loopback6(
                 phase("[::1] connect hook", t);
             }
             hook
+        }
+        // A cgroup the user named, or a full one, is said: its `[::1]`
+        // clients see the relay's peer address, not the container's. The
+        // default's absence (no cgroup2) is the relay's ordinary case.
+        Err(err) if err.is_full() || matches!(spec.loopback6_cgroup, Loopback6Cgroup::At(_)) => {
+            tracing::warn!("{}; [::1] stays relayed", Chain(&err));
+            None
         }
         Err(err) => {
             tracing::debug!("{}; [::1] stays relayed", Chain(&err));

@@ -300,9 +300,9 @@ fn refused_from_the_environment(ns: &HostNs, variable: (&str, &str), args: &[&st
     assert!(stderr(&out).starts_with(want), "{}", stderr(&out));
 }
 
-/// `--loopback6-cgroup` takes an absolute path or `none`: anything else
-/// is refused naming the value, from the option or the environment, and
-/// nothing made.
+/// `--loopback6-cgroup` takes an absolute path to a cgroup2 directory or
+/// `none`: anything else is refused naming the value, from the option or
+/// the environment, and nothing made.
 #[test]
 fn a_loopback6_cgroup_neither_absolute_nor_none_is_refused_and_changes_nothing() {
     let Some(ns) =
@@ -312,20 +312,21 @@ fn a_loopback6_cgroup_neither_absolute_nor_none_is_refused_and_changes_nothing()
     };
     let before = system(&ns);
     let want = "supervisor: invalid value 'unified' for '--loopback6-cgroup <PATH>': expected an absolute path to a cgroup2 directory, or none";
-    let args: Vec<&OsStr> = [
-        "--loopback6-cgroup",
-        "unified",
-        "--ipv6",
-        "run",
-        "-p",
-        "8080:80",
-        "--",
-        "true",
-    ]
-    .iter()
-    .map(OsStr::new)
-    .collect();
-    let line = refused(&ns, &args);
+    let run_with = |path: &str| {
+        let words = [
+            "--loopback6-cgroup",
+            path,
+            "--ipv6",
+            "run",
+            "-p",
+            "8080:80",
+            "--",
+            "true",
+        ];
+        let args: Vec<&OsStr> = words.iter().map(OsStr::new).collect();
+        refused(&ns, &args)
+    };
+    let line = run_with("unified");
     assert!(line.starts_with(want), "{line}");
     refused_from_the_environment(
         &ns,
@@ -333,6 +334,21 @@ fn a_loopback6_cgroup_neither_absolute_nor_none_is_refused_and_changes_nothing()
         &["--ipv6", "run", "-p", "8080:80", "--", "true"],
         want,
     );
+    // A path that is no cgroup2 directory (missing, a file, a FIFO, a
+    // cgroup1 hierarchy's) was taken, and the hook failed after the start
+    // without a word (a FIFO: the supervisor hung on its open).
+    let fifo = common::unique_temp_path("not-a-cgroup-fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let fifo = fifo.to_str().unwrap().to_string();
+    for path in ["/nonexistent", "/etc/passwd", fifo.as_str(), "/proc"] {
+        let line = run_with(path);
+        let want = format!(
+            "supervisor: invalid value '{path}' for '--loopback6-cgroup <PATH>': {path} is not a \
+             cgroup2 directory"
+        );
+        assert!(line.starts_with(&want), "{line}");
+    }
+    let _ = std::fs::remove_file(&fifo);
     assert_eq!(system(&ns), before, "a refused command changed the system");
 }
 

@@ -9,7 +9,9 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use common::loopback6::{Seen, TestCgroup, assert_direct, assert_relayed, client, seen};
+use common::loopback6::{
+    Seen, TestCgroup, assert_direct, assert_relayed, client, client_bound_to_lo, seen, udp_sender,
+};
 use common::netns::{async_in_fresh_netns, fd_path, new_netns, sh_in, this_thread_netns};
 use supervisor::error_chain::Chain;
 use supervisor::proxy::{self, Forward, Limits, Proxies, Proxy, TcpRelay};
@@ -611,6 +613,44 @@ fn loopback6_from_the_hooked_cgroup_goes_straight_to_the_container_and_elsewhere
                 .unwrap()
                 .is_none()
         );
+        proxies.shutdown().await;
+    });
+}
+
+/// The hook rewrites unbound TCP only: a socket bound to a device (`curl
+/// --interface lo`, a VRF) could not leave by the bridge, and was left
+/// unreachable (ENETUNREACH) where the relay answers; a UDP datagram to
+/// `[::1]:PORT` is the relay's (or here, a host socket's), never the
+/// container's.
+#[test]
+fn the_hook_leaves_a_socket_bound_to_a_device_and_udp_to_loopback6_alone() {
+    let test = "the_hook_leaves_a_socket_bound_to_a_device_and_udp_to_loopback6_alone";
+    async_in_fresh_netns(test, || async {
+        let (cgroup, _ctr, held, port) = relayed_container("hooked-bound-device");
+        let proxies = proxy::start_all(&held, CONTAINER6).await.unwrap();
+        let _hook = hook_on(&held, &cgroup);
+        let host = this_thread_netns();
+        let script = format!("{}{}", cgroup.enter(), client_bound_to_lo(port));
+        let out = {
+            let host = host.clone();
+            tokio::task::spawn_blocking(move || sh_in(&host, &script))
+                .await
+                .unwrap()
+        };
+        assert_relayed(&seen(&out), port, "bound to lo in the hooked cgroup");
+        // A UDP socket of the host on [::1]:PORT (the hook's port is TCP's).
+        let udp = std::net::UdpSocket::bind((Ipv6Addr::LOCALHOST, port)).unwrap();
+        udp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let script = format!("{}{}", cgroup.enter(), udp_sender(port));
+        tokio::task::spawn_blocking(move || sh_in(&host, &script))
+            .await
+            .unwrap();
+        let mut got = [0u8; 16];
+        let n = udp
+            .recv(&mut got)
+            .expect("the datagram at [::1], not rewritten");
+        assert_eq!(&got[..n], b"hello");
         proxies.shutdown().await;
     });
 }

@@ -149,8 +149,12 @@ pub fn hash_map(
     unsafe { bpf(MAP_CREATE, &mut attr) }.map(owned)
 }
 
-/// Sets `key` to `value` in `map` (sizes as the map's).
-pub fn map_update(map: BorrowedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+/// Sets `key` to `value` in `map`.
+///
+/// # Safety
+/// `key` and `value` must be exactly the map's key and value sizes: the
+/// kernel reads that many bytes from each.
+pub unsafe fn map_update(map: BorrowedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
     let mut attr = MapElem {
         map_fd: map.as_raw_fd() as u32,
         _pad: 0,
@@ -159,7 +163,8 @@ pub fn map_update(map: BorrowedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
         flags: 0,
     };
     // SAFETY: BPF_MAP_UPDATE_ELEM's layout; the kernel reads the map's key
-    // and value sizes from `key` and `value`, which the caller sized so.
+    // and value sizes from `key` and `value`, which the caller guarantees
+    // (this function's contract).
     unsafe { bpf(MAP_UPDATE_ELEM, &mut attr) }.map(drop)
 }
 
@@ -180,7 +185,14 @@ pub fn prog_load(
         license: license.as_ptr() as u64,
         log_level: u32::from(!log.is_empty()),
         log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
+        // Null when there is no log: an empty slice's dangling pointer
+        // with a size of 0 is refused (EINVAL), which made every load a
+        // second one, with a log.
+        log_buf: if log.is_empty() {
+            0
+        } else {
+            log.as_mut_ptr() as u64
+        },
         kern_version: 0,
         prog_flags: 0,
         prog_name: name(prog_name),

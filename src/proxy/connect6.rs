@@ -36,6 +36,7 @@ use std::ffi::CStr;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::ebpf::insn::{Insn, Program, R0, R1, R2, R3, R6, R10};
@@ -51,7 +52,8 @@ mod ctx {
     pub const SK: i16 = 64;
 }
 
-/// `struct bpf_sock`'s bound address.
+/// `struct bpf_sock`'s bound device and address.
+const SOCK_BOUND_DEV_IF: i16 = 0;
 const SOCK_SRC_IP6: i16 = 28;
 
 const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
@@ -131,6 +133,20 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "cgroup {} has the most connect programs the kernel takes (64: one per running \
+         container with IPv6 ports, and any of others)",
+        path.display()
+    )]
+    Full { path: PathBuf },
+}
+
+impl Error {
+    /// Whether the hook could not be had for the cgroup being full, which
+    /// users would otherwise meet only as another peer address.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Error::Full { .. })
+    }
 }
 
 fn verifier(log: &str) -> String {
@@ -156,26 +172,40 @@ impl Hook {
     /// `cgroup`'s processes whose socket is in the namespace of cookie
     /// `netns_cookie` (see [`netns_cookie`]).
     pub fn attach(cgroup: &Path, netns_cookie: u64, entries: &[Entry]) -> Result<Hook, Error> {
-        let dir = std::fs::File::open(cgroup).map_err(|source| Error::Cgroup {
-            path: cgroup.to_path_buf(),
-            source,
-        })?;
+        // A directory or nothing: a FIFO given as the option would block
+        // the open, and with it the supervisor, for good.
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(cgroup)
+            .map_err(|source| Error::Cgroup {
+                path: cgroup.to_path_buf(),
+                source,
+            })?;
         let max_entries = u32::try_from(entries.len().max(1)).unwrap_or(u32::MAX);
         let map =
             sys::hash_map("sv_loopback6", KEY_SIZE, VALUE_SIZE, max_entries).map_err(Error::Map)?;
         for entry in entries {
-            sys::map_update(map.as_fd(), &entry.key(), &entry.value()).map_err(|source| {
-                Error::Entry {
+            // SAFETY: `key` and `value` are arrays of the map's KEY_SIZE and
+            // VALUE_SIZE, with which `hash_map` made it.
+            unsafe { sys::map_update(map.as_fd(), &entry.key(), &entry.value()) }.map_err(
+                |source| Error::Entry {
                     port: entry.host_port,
                     source,
-                }
-            })?;
+                },
+            )?;
         }
         let prog = load(&program(map.as_raw_fd(), netns_cookie))?;
         let link = sys::link_create(prog.as_fd(), dir.as_fd(), sys::CGROUP_INET6_CONNECT).map_err(
-            |source| Error::Attach {
-                path: cgroup.to_path_buf(),
-                source,
+            |source| match source.raw_os_error() {
+                // BPF_CGROUP_MAX_PROGS
+                Some(libc::E2BIG) => Error::Full {
+                    path: cgroup.to_path_buf(),
+                },
+                _ => Error::Attach {
+                    path: cgroup.to_path_buf(),
+                    source,
+                },
             },
         )?;
         Ok(Hook {
@@ -239,8 +269,11 @@ fn program(map_fd: i32, netns_cookie: u64) -> Vec<Insn> {
         p.load32(R2, R6, ctx::USER_IP6 + 4 * word as i16)
             .jne_imm(R2, expected as i32, allow);
     }
-    // Bound to no address.
+    // Bound to no device (SO_BINDTODEVICE "lo", a VRF: the rewritten
+    // connection could not leave by the bridge, where the relay's can) and
+    // to no address.
     p.load64(R2, R6, ctx::SK);
+    p.load32(R3, R2, SOCK_BOUND_DEV_IF).jne_imm(R3, 0, allow);
     for word in 0..4 {
         p.load32(R3, R2, SOCK_SRC_IP6 + 4 * word)
             .jne_imm(R3, 0, allow);

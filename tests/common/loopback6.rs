@@ -68,11 +68,25 @@ pub struct Seen {
 /// connects to `[::1]:port`, bound to `::1` first when `bind_loopback`,
 /// and prints what [`seen`] reads.
 pub fn client(port: u16, bind_loopback: bool) -> String {
+    client_as(port, if bind_loopback { "bind" } else { "any" })
+}
+
+/// [`client`] with its socket bound to the device `lo` (SO_BINDTODEVICE),
+/// not to an address.
+pub fn client_bound_to_lo(port: u16) -> String {
+    client_as(port, "device")
+}
+
+/// [`client`], its socket bound as `how` says: `bind` (to ::1), `device`
+/// (to lo) or `any`.
+fn client_as(port: u16, how: &str) -> String {
     const CLIENT: &str = r#"
 import socket, sys
 s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 if sys.argv[2] == "bind":
     s.bind(("::1", 0))
+if sys.argv[2] == "device":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
 s.settimeout(5)
 s.connect(("::1", int(sys.argv[1])))
 peer = s.getpeername()
@@ -85,8 +99,20 @@ while True:
 print("%d|[%s]:%d|%s" % (s.getsockname()[1], peer[0], peer[1], data.decode()))
 "#;
     let python = super::python3("the [::1] client");
-    let bind = if bind_loopback { "bind" } else { "any" };
-    format!("exec {python} -c '{CLIENT}' {port} {bind}")
+    format!("exec {python} -c '{CLIENT}' {port} {how}")
+}
+
+/// A shell command that sends "hello" from a UDP socket connected to
+/// `[::1]:port` (a `TestCgroup::enter` prefix before it, or none).
+pub fn udp_sender(port: u16) -> String {
+    const SENDER: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.connect(("::1", int(sys.argv[1])))
+s.send(b"hello")
+"#;
+    let python = super::python3("the [::1] UDP sender");
+    format!("exec {python} -c '{SENDER}' {port}")
 }
 
 /// What [`client`] printed.
