@@ -855,6 +855,56 @@ fn a_syn_the_host_sent_again_on_a_stopped_containers_connection_is_refused() {
     );
 }
 
+/// The refusal is for the supervisor's own connections: another
+/// program's port forward that marks its connections (connmark for
+/// policy routing, say) keeps its retransmitted SYN, where the rule that
+/// matched any DNATed connection with a mark reset it.
+#[test]
+fn another_programs_marked_port_forward_keeps_its_retransmitted_syn() {
+    let Some(ns) = HostNs::new("another_programs_marked_port_forward_keeps_its_retransmitted_syn")
+    else {
+        return;
+    };
+    // The supervisor's tables, as a container leaves them.
+    assert!(ns.run(&["-p", "8080:80", "true"]).status.success());
+    let python = common::python3("the other program's client");
+    ns.ok(&format!(
+        r#"set -e
+ip netns add fwd-srv
+ip link add fwd0 type veth peer name fwd1 netns fwd-srv
+ip addr add 10.98.0.1/24 dev fwd0 && ip link set fwd0 up
+ip -n fwd-srv addr add 10.98.0.2/24 dev fwd1 && ip -n fwd-srv link set fwd1 up
+ip -n fwd-srv link set lo up
+ip route add 198.51.100.0/24 dev fwd0
+nft -f - <<'N'
+table ip other {{
+  chain out {{ type nat hook output priority -100; policy accept; ip daddr 198.51.100.7 tcp dport 80 dnat to 10.98.0.2:8000; }}
+  chain tag {{ type filter hook output priority 0; policy accept; ct state new ct mark set 0x10; }}
+}}
+N
+ip netns exec fwd-srv nft 'add table inet lose; add chain inet lose in {{ type filter hook input priority 0; }}; add rule inet lose in tcp flags syn drop'
+ip netns exec fwd-srv {python} -c 'import socket,time;s=socket.socket();s.bind(("0.0.0.0",8000));s.listen();time.sleep(3)' &
+sleep 0.3
+( sleep 0.5; ip netns exec fwd-srv nft delete table inet lose ) &
+{python} -c '
+import socket
+s = socket.socket(); s.settimeout(5)
+try:
+    s.connect(("198.51.100.7", 80)); print("connected")
+except Exception as e:
+    print(repr(e))
+' > /run/fwd-outcome
+wait
+ip netns del fwd-srv"#
+    ));
+    let outcome = ns.ok("cat /run/fwd-outcome");
+    assert_eq!(
+        outcome.trim(),
+        "connected",
+        "the first SYN dropped, the second must pass"
+    );
+}
+
 /// Where a client is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ClientIn {
