@@ -38,6 +38,9 @@ pub struct Supervisor {
     pub bridge: String,
     pub subnet: String,
     pub publish: bool,
+    /// Dual stack (`--ipv6`), with this `--loopback6-cgroup`: never left
+    /// to `run`'s default, the cgroup2 root (see `hook_cgroup`).
+    pub dual_stack: Option<String>,
 }
 
 impl Supervisor {
@@ -46,13 +49,18 @@ impl Supervisor {
         (PORT_BASE + index % PORT_SPAN) as u16
     }
 
-    /// `supervisor --verbose … run [-p PORT:8000] -- /bin/true`.
+    /// `supervisor --verbose … [--ipv6 --loopback6-cgroup CGROUP] run
+    /// [-p PORT:8000] -- /bin/true`.
     pub fn command(&self, index: usize) -> Command {
         let mut cmd = Command::new(&self.exe);
         cmd.arg("--verbose")
             .arg("--state-dir")
             .arg(&self.state_dir)
-            .args(["--bridge", &self.bridge, "--subnet", &self.subnet, "run"]);
+            .args(["--bridge", &self.bridge, "--subnet", &self.subnet]);
+        if let Some(cgroup) = &self.dual_stack {
+            cmd.args(["--ipv6", "--loopback6-cgroup", cgroup]);
+        }
+        cmd.arg("run");
         if self.publish {
             cmd.args(["-p", &format!("{}:8000", Self::host_port(index))]);
         }
@@ -295,6 +303,7 @@ pub(super) mod tests {
             bridge: "br".into(),
             subnet: "10.0.0.0/24".into(),
             publish: false,
+            dual_stack: None,
         }
     }
 
