@@ -343,6 +343,30 @@ pub(super) mod tests {
         assert_eq!(sample.max_rss_kib, Some(1234));
     }
 
+    /// `run`'s default hooks the cgroup2 root: a dual-stack run always
+    /// names the bench's own cgroup, before `run` (a global option).
+    #[test]
+    fn a_dual_stack_run_names_its_hook_cgroup() {
+        let mut supervisor = fake_supervisor("bench-args", "true");
+        std::fs::remove_file(&supervisor.exe).unwrap();
+        supervisor.publish = true;
+        let args = |s: &Supervisor| -> Vec<String> {
+            s.command(0)
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert!(!args(&supervisor).contains(&"--ipv6".to_string()));
+        supervisor.dual_stack = Some("/sys/fs/cgroup/bench-own".into());
+        let args = args(&supervisor).join(" ");
+        assert!(
+            args.contains(
+                "--ipv6 --loopback6-cgroup /sys/fs/cgroup/bench-own run -p 10000:8000 -- /bin/true"
+            ),
+            "{args}"
+        );
+    }
+
     #[test]
     fn ports_stay_clear_of_the_pre_published_ones() {
         assert_eq!(Supervisor::host_port(0), 10_000);
