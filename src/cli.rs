@@ -449,7 +449,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub pause: u64,
 
-    /// Each container publishes one port (-p HOSTPORT:8000).
+    /// Each container publishes one port (-p HOSTPORT:8000). With the
+    /// global --ipv6: dual stack too, alternated with IPv4 container by
+    /// container, and their ratio (its [::1] hook on a cgroup2 directory of
+    /// the bench's own, never the root).
     #[arg(long)]
     pub publish: bool,
 

@@ -81,7 +81,7 @@ fn dispatch() -> u8 {
             let options = run_options(*args, net, cli.global.state_dir);
             exit(supervisor::supervisor::run(options), |e| e.exit_code())
         }
-        Command::Bench(args) => bench(args),
+        Command::Bench(args) => bench(args, cli.global.ipv6),
         Command::Ps(args) => {
             let options = control::PsOptions {
                 filters: args.filter,
@@ -231,11 +231,17 @@ fn run_options(args: RunArgs, net: NetworkOptions, state_dir: PathBuf) -> RunOpt
     }
 }
 
-/// `bench`: runs containers with this very binary, or `--binary`.
-fn bench(args: BenchArgs) -> u8 {
+/// `bench`: runs containers with this very binary, or `--binary`; `ipv6`
+/// (the global `--ipv6`) also dual stack, alternated with IPv4.
+fn bench(args: BenchArgs, ipv6: bool) -> u8 {
     let supervisor = args.binary.unwrap_or_else(|| {
         std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
     });
+    if args.cni && ipv6 {
+        let refused =
+            bench::Error::Option("--ipv6 with --cni: the CNI bench has no dual stack".into());
+        return exit(Err(refused), bench::Error::exit_code);
+    }
     if args.cni {
         let attached = if args.scale.is_empty() {
             vec![0, 100]
@@ -259,6 +265,7 @@ fn bench(args: BenchArgs) -> u8 {
         pause: Duration::from_millis(args.pause),
         publish: args.publish,
         baseline: args.baseline,
+        ipv6,
         scale: args.scale,
         restart_same_port: args.restart_same_port,
         process_start: args.process_start,

@@ -218,6 +218,79 @@ fn bench_with_published_ports_compares_with_the_naive_baseline_and_scale() {
 }
 
 #[test]
+fn bench_ipv6_alternates_dual_stack_with_ipv4_and_hooks_a_cgroup_of_its_own() {
+    let test = "bench_ipv6_alternates_dual_stack_with_ipv4_and_hooks_a_cgroup_of_its_own";
+    let Some(host) = HostNs::new(test) else {
+        return;
+    };
+    let scratch = Scratch::new(test);
+    let files = format!(
+        "--json {} --csv {}",
+        scratch.path("out.json"),
+        scratch.path("out.csv")
+    );
+    let args = format!("--containers 3 --publish --ipv6 {files}");
+    let table = bench(&host, &args.split(' ').collect::<Vec<_>>());
+    assert!(
+        table.starts_with("supervisor bench --containers 3 --concurrency 1 --publish --ipv6"),
+        "{table}"
+    );
+    let ipv4 = rows(&table, "supervisor, IPv4");
+    let dual = rows(&table, "supervisor, dual stack");
+    assert!(ipv4.iter().any(|(n, _)| n == "network ready"), "{table}");
+    assert!(!ipv4.iter().any(|(n, _)| n.starts_with("[::1]")), "{table}");
+    assert!(dual.iter().any(|(n, _)| n == "[::1] proxies"), "{table}");
+    assert!(
+        table.contains(
+            "supervisor, dual stack / supervisor, IPv4, same run, alternated, at p50: until exec "
+        ),
+        "{table}"
+    );
+    let root = supervisor::cgroup::cgroup2_mount()
+        .expect("mountinfo")
+        .expect("a cgroup2 hierarchy is mounted");
+    let note = table
+        .lines()
+        .find(|l| l.starts_with("note: dual stack: the [::1] connect hook attached to "))
+        .unwrap_or_else(|| panic!("no note of the hook's cgroup:\n{table}"));
+    let dir = note["note: dual stack: the [::1] connect hook attached to ".len()..]
+        .split(' ')
+        .next()
+        .map(PathBuf::from)
+        .expect("a directory");
+    // Never the root (every process of the machine), and gone at the end.
+    assert_eq!(dir.parent(), Some(root.as_path()), "{note}");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+
+    let json = scratch.read("out.json");
+    assert_eq!(json.matches("\"dual_stack\": true").count(), 1, "{json}");
+    assert_eq!(json.matches("\"end_to_end_us\": ").count(), 6, "{json}");
+    assert_eq!(
+        json.matches("\"over\": \"supervisor, IPv4\"").count(),
+        3,
+        "{json}"
+    );
+    let csv = scratch.read("out.csv");
+    assert_eq!(
+        csv.lines().filter(|l| l.ends_with(",ratio")).count(),
+        3,
+        "{csv}"
+    );
+}
+
+#[test]
+fn bench_ipv6_without_publish_is_refused_before_doing_anything() {
+    let out = run(std::process::Command::new(common::SUPERVISOR).args([
+        "bench",
+        "--ipv6",
+        "--containers",
+        "1",
+    ]));
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--publish"), "{}", stderr(&out));
+}
+
+#[test]
 fn bench_refuses_bad_counts_before_doing_anything() {
     let out =
         run(std::process::Command::new(common::SUPERVISOR).args(["bench", "--containers", "0"]));

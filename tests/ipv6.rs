@@ -1003,6 +1003,36 @@ fn assert_all_gone(ids: &[(String, u32)], cgroup: &TestCgroup) {
     assert_eq!(attached(cgroup), Vec::<u32>::new());
 }
 
+/// The hook is set up once the command has run a few milliseconds: one
+/// that ends at once never pays its set-up and removal (0.4-0.7 ms its
+/// exit waited for). Five runs, so that one stalled past the delay by a
+/// loaded machine cannot fail the test: all five hooked is the inline
+/// set-up.
+#[test]
+fn a_command_that_ends_at_once_never_sets_the_connect_hook_up() {
+    let Some(ns) = HostNs::new("a_command_that_ends_at_once_never_sets_the_connect_hook_up") else {
+        return;
+    };
+    let cgroup = TestCgroup::new("e2e-at-once");
+    let hooked = (0..5)
+        .filter(|_| {
+            let out = ns.run(&[
+                "--verbose",
+                "--ipv6",
+                "--loopback6-cgroup",
+                &cgroup.arg(),
+                "-p",
+                "8080:8000",
+                "true",
+            ]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert!(stderr(&out).contains("[::1] proxies"), "{}", stderr(&out));
+            stderr(&out).contains("[::1] connect hook")
+        })
+        .count();
+    assert!(hooked < 5, "every run of `true` set the hook up");
+}
+
 #[test]
 fn with_loopback6_cgroup_none_every_client_of_loopback6_is_relayed() {
     let Some(ns) = HostNs::new("with_loopback6_cgroup_none_every_client_of_loopback6_is_relayed")

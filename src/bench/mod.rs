@@ -6,7 +6,9 @@
 //! `runner` runs `supervisor run` containers C at a time, `baseline` the
 //! naive approach, `scale` pre-publishes ports, `phases` reads `-v` logs,
 //! `stats` computes percentiles, `report` renders the table, JSON and CSV,
-//! `plot` the SVG, and `progress` the bar on a terminal. `cni` is the CNI
+//! `plot` the SVG, and `progress` the bar on a terminal. `dual_stack`
+//! alternates `--ipv6` runs with IPv4 ones, their connect hook on the
+//! cgroup `hook_cgroup` makes. `cni` is the CNI
 //! plugin's bench (`--cni`), driving networks through `cni_engine` in
 //! namespaces from `named_netns`.
 //!
@@ -21,6 +23,8 @@
 pub mod baseline;
 pub mod cni;
 pub mod cni_engine;
+mod dual_stack;
+mod hook_cgroup;
 mod named_netns;
 pub mod phases;
 mod plot;
@@ -48,6 +52,10 @@ pub use runner::Supervisor;
 /// concurrency finds addresses).
 pub const BRIDGE: &str = "sv0";
 pub const SUBNET: &str = "172.16.0.0/16";
+/// `--ipv6`'s dual-stack bridge and its IPv4 subnet (its IPv6 one is
+/// `run`'s default).
+pub const BRIDGE6: &str = "sv6";
+pub const SUBNET_OF_BRIDGE6: &str = "172.17.0.0/16";
 /// Leases, records and the firewall lock, in the bench's private /run.
 pub const STATE_DIR: &str = "/run/supervisor-bench";
 /// The phase from starting the first command until the container's own
@@ -111,6 +119,8 @@ pub struct Options {
     pub publish: bool,
     /// Also measure the naive approach.
     pub baseline: bool,
+    /// Measure dual stack beside IPv4, alternated.
+    pub ipv6: bool,
     /// Ports already published: one configuration per value.
     pub scale: Vec<usize>,
     /// Also measure a service restarted on the same port and address.
@@ -134,6 +144,9 @@ impl Options {
         }
         if self.publish {
             line.push_str(" --publish");
+        }
+        if self.ipv6 {
+            line.push_str(" --ipv6");
         }
         if self.baseline {
             line.push_str(" --baseline");
@@ -169,6 +182,17 @@ impl Options {
                 "--concurrency must be between 1 and {}",
                 runner::MAX_CONCURRENCY
             )));
+        }
+        if self.ipv6 && !self.publish {
+            return Err(Error::Option(
+                "--ipv6 needs --publish: it times `run -p` dual stack against IPv4".into(),
+            ));
+        }
+        if self.ipv6 && !self.scale.is_empty() {
+            return Err(Error::Option(
+                "--ipv6 with --scale: dual stack is compared with IPv4 at no port pre-published"
+                    .into(),
+            ));
         }
         if let Some(&n) = self.scale.iter().find(|&&n| n > scale::MAX) {
             return Err(Error::Option(format!(
@@ -208,6 +232,8 @@ pub struct Configuration {
     pub baseline: bool,
     /// Ports already published while these containers ran.
     pub published_before: usize,
+    /// `--ipv6`'s dual-stack runs, alternated with the IPv4 ones.
+    pub dual_stack: bool,
     /// The time spent running containers: the wall time less `--pause`.
     pub busy: Duration,
     pub samples: Vec<Sample>,
@@ -359,6 +385,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
         bridge: BRIDGE.into(),
         subnet: SUBNET.into(),
         publish: options.publishes(),
+        dual_stack: None,
     };
     // The baseline first, before anything is pre-published: every `nft`
     // command loads the whole ruleset, and it should find what the
@@ -379,7 +406,17 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
         }
     }
     let mut configurations = Vec::new();
-    if options.scale.is_empty() {
+    if options.ipv6 {
+        let cgroup = hook_cgroup::HookCgroup::make();
+        notes.push(cgroup.note());
+        let dual = Supervisor {
+            bridge: BRIDGE6.into(),
+            subnet: SUBNET_OF_BRIDGE6.into(),
+            dual_stack: Some(cgroup.argument()),
+            ..supervisor.clone()
+        };
+        configurations.extend(dual_stack::measure(&supervisor, &dual, options)?);
+    } else if options.scale.is_empty() {
         configurations.push(measure("supervisor", false, 0, options, |i| {
             supervisor.run_one(i)
         })?);
@@ -463,6 +500,7 @@ fn measure(
         name: name.to_string(),
         baseline,
         published_before,
+        dual_stack: false,
         busy,
         samples,
     })
@@ -498,6 +536,7 @@ fn restarts(supervisor: &Supervisor, options: &Options) -> Result<(Configuration
             name: name.to_string(),
             baseline: false,
             published_before: 0,
+            dual_stack: false,
             busy: started
                 .elapsed()
                 .saturating_sub(options.pause * options.containers as u32),
@@ -534,6 +573,7 @@ mod tests {
             pause: Duration::ZERO,
             publish: false,
             baseline: false,
+            ipv6: false,
             scale: vec![],
             restart_same_port: false,
             process_start: false,
@@ -552,6 +592,7 @@ mod tests {
         );
         o.publish = true;
         o.baseline = true;
+        o.ipv6 = true;
         o.scale = vec![0, 100];
         o.restart_same_port = true;
         o.process_start = true;
@@ -559,8 +600,8 @@ mod tests {
         o.pause = Duration::from_millis(50);
         assert_eq!(
             o.command_line(),
-            "supervisor bench --containers 100 --concurrency 1 --pause 50 --publish --baseline \
-             --restart-same-port --process-start --scale 0,100 --json out.json"
+            "supervisor bench --containers 100 --concurrency 1 --pause 50 --publish --ipv6 \
+             --baseline --restart-same-port --process-start --scale 0,100 --json out.json"
         );
     }
 
@@ -574,6 +615,17 @@ mod tests {
         assert!(matches!(o.check(), Err(Error::Option(_))));
         let mut o = options();
         o.scale = vec![0, scale::MAX + 1];
+        assert!(matches!(o.check(), Err(Error::Option(m)) if m.contains("--scale")));
+    }
+
+    #[test]
+    fn ipv6_needs_publish_and_no_scale() {
+        let mut o = options();
+        o.ipv6 = true;
+        assert!(matches!(o.check(), Err(Error::Option(m)) if m.contains("--publish")));
+        o.publish = true;
+        assert!(o.check().is_ok());
+        o.scale = vec![0];
         assert!(matches!(o.check(), Err(Error::Option(m)) if m.contains("--scale")));
     }
 

@@ -60,6 +60,7 @@ pub fn measure(supervisor: &Path, count: usize) -> Result<[Configuration; 3], St
         // Not the naive baseline the report compares the supervisor with.
         baseline: false,
         published_before: 0,
+        dual_stack: false,
         busy: busy[i],
         samples,
     };

@@ -97,6 +97,17 @@ pub fn table(report: &Report) -> String {
         let _ = writeln!(out);
         let _ = writeln!(out, "{line}");
     }
+    if let Some(DualStackRatios { dual, ipv4, ratios }) = dual_stack_ratios(report) {
+        let _ = writeln!(out);
+        let mut line = format!(
+            "{} / {}, same run, alternated, at p50:",
+            dual.name, ipv4.name
+        );
+        for (i, (phase, r)) in ratios.iter().enumerate() {
+            let _ = write!(line, "{} {phase} {r:.2}x", if i > 0 { ";" } else { "" });
+        }
+        let _ = writeln!(out, "{line}");
+    }
     let scale = scale_table(report);
     if !scale.is_empty() {
         let _ = writeln!(out);
@@ -145,13 +156,50 @@ fn baseline_ratios(report: &Report) -> Option<String> {
     Some(line)
 }
 
+/// The phases issue 14 names, dual stack over IPv4 at p50.
+const DUAL_STACK_PHASES: [&str; 3] = [UNTIL_EXEC, "network ready", "end to end"];
+
+/// `--ipv6`'s comparison.
+struct DualStackRatios<'a> {
+    dual: &'a Configuration,
+    ipv4: &'a Configuration,
+    /// Dual stack over IPv4 at p50, per phase both have.
+    ratios: Vec<(&'static str, f64)>,
+}
+
+/// `--ipv6`: the dual-stack configuration, the IPv4 one measured with it
+/// (the other supervisor configuration with no port pre-published), and
+/// the ratios of `DUAL_STACK_PHASES` at p50 that both have.
+fn dual_stack_ratios(report: &Report) -> Option<DualStackRatios<'_>> {
+    let dual = report.configurations.iter().find(|c| c.dual_stack)?;
+    let ipv4 = report
+        .configurations
+        .iter()
+        .find(|c| !c.baseline && !c.dual_stack && c.published_before == 0)?;
+    let values = |c: &Configuration, phase: &str| {
+        if phase == "end to end" {
+            c.end_to_end()
+        } else {
+            c.phase(phase)
+        }
+    };
+    let ratios = DUAL_STACK_PHASES
+        .iter()
+        .filter_map(|&phase| {
+            let (a, b) = (p50(&values(dual, phase))?, p50(&values(ipv4, phase))?);
+            Some((phase, ratio(a, b)?))
+        })
+        .collect();
+    Some(DualStackRatios { dual, ipv4, ratios })
+}
+
 /// Setup time against ports already published, when more than one count
 /// was measured; the last column compares each to the first.
 fn scale_table(report: &Report) -> String {
     let points: Vec<&Configuration> = report
         .configurations
         .iter()
-        .filter(|c| !c.baseline)
+        .filter(|c| !c.baseline && !c.dual_stack)
         .collect();
     if points.len() < 2 {
         return String::new();
@@ -231,7 +279,7 @@ pub fn json(report: &Report) -> String {
         out,
         "{{\n  \"command\": {},\n  \"machine\": {{\"cpus\": {}, \"kernel\": {}, \"load_average\": {}}},\n  \
          \"containers\": {},\n  \"concurrency\": {},\n  \"pause_ms\": {},\n  \"publish\": {},\n  \"notes\": [{}],\n  \
-         \"configurations\": [",
+         \"ratios\": [{}],\n  \"configurations\": [",
         string(&report.command),
         m.cpus,
         string(&m.kernel),
@@ -245,17 +293,19 @@ pub fn json(report: &Report) -> String {
             .iter()
             .map(|n| string(n))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        json_ratios(report)
     );
     for (i, c) in report.configurations.iter().enumerate() {
         let _ = write!(
             out,
             "{}\n    {{\n      \"name\": {},\n      \"baseline\": {},\n      \"published_before\": {},\n      \
-             \"busy_us\": {},\n      \"containers_per_second\": {:.3},\n      \"samples\": [",
+             \"dual_stack\": {},\n      \"busy_us\": {},\n      \"containers_per_second\": {:.3},\n      \"samples\": [",
             if i > 0 { "," } else { "" },
             string(&c.name),
             c.baseline,
             c.published_before,
+            c.dual_stack,
             micros(c.busy),
             c.per_second()
         );
@@ -282,6 +332,26 @@ pub fn json(report: &Report) -> String {
     out
 }
 
+/// `--ipv6`'s ratios as JSON objects: which configuration over which, the
+/// phase, the statistic and the ratio.
+fn json_ratios(report: &Report) -> String {
+    let Some(DualStackRatios { dual, ipv4, ratios }) = dual_stack_ratios(report) else {
+        return String::new();
+    };
+    ratios
+        .iter()
+        .map(|(phase, r)| {
+            format!(
+                "{{\"of\": {}, \"over\": {}, \"phase\": {}, \"at\": \"p50\", \"ratio\": {r:.3}}}",
+                string(&dual.name),
+                string(&ipv4.name),
+                string(phase)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A CSV field, quoted when it must be.
 fn field(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
@@ -295,6 +365,13 @@ fn field(text: &str) -> String {
 /// the end-to-end time and the peak RSS of each container.
 pub fn csv(report: &Report) -> String {
     let mut out = String::from("configuration,published_before,container,metric,value,unit\n");
+    // `--ipv6`'s ratios: a row per phase, of no one container.
+    if let Some(DualStackRatios { dual, ipv4, ratios }) = dual_stack_ratios(report) {
+        let name = field(&format!("{} / {}", dual.name, ipv4.name));
+        for (phase, r) in ratios {
+            let _ = writeln!(out, "{name},0,,{} p50,{r:.3},ratio", field(phase));
+        }
+    }
     for c in &report.configurations {
         let name = field(&c.name);
         for s in &c.samples {
@@ -345,6 +422,7 @@ pub(crate) mod tests {
             name: name.into(),
             baseline,
             published_before,
+            dual_stack: false,
             busy: us(scale * 10_000),
             samples,
         }
@@ -433,6 +511,53 @@ pub(crate) mod tests {
         let opens = j.matches(['{', '[']).count();
         let closes = j.matches(['}', ']']).count();
         assert_eq!(opens, closes);
+    }
+
+    /// `--ipv6`'s report: the IPv4 configuration and the dual-stack one,
+    /// 1.25 times as long.
+    fn dual_stack_report() -> Report {
+        let mut r = report();
+        let ipv4 = config("supervisor, IPv4", false, 0, 4);
+        let mut dual = config("supervisor, dual stack", false, 0, 5);
+        dual.dual_stack = true;
+        r.configurations = vec![ipv4, dual];
+        r
+    }
+
+    #[test]
+    fn dual_stack_is_compared_with_ipv4_in_the_table_json_and_csv() {
+        let t = table(&dual_stack_report());
+        assert!(
+            t.contains(
+                "supervisor, dual stack / supervisor, IPv4, same run, alternated, at p50: \
+                 until exec 1.25x; network ready 1.25x; end to end 1.25x"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("ports published"), "not a scale:\n{t}");
+        let j = json(&dual_stack_report());
+        assert!(
+            j.contains(
+                "{\"of\": \"supervisor, dual stack\", \"over\": \"supervisor, IPv4\", \
+                 \"phase\": \"end to end\", \"at\": \"p50\", \"ratio\": 1.250}"
+            ),
+            "{j}"
+        );
+        assert_eq!(j.matches("\"dual_stack\": true").count(), 1, "{j}");
+        let c = csv(&dual_stack_report());
+        let ratios: Vec<&str> = c.lines().filter(|l| l.ends_with(",ratio")).collect();
+        assert_eq!(
+            ratios,
+            [
+                "\"supervisor, dual stack / supervisor, IPv4\",0,,until exec p50,1.250,ratio",
+                "\"supervisor, dual stack / supervisor, IPv4\",0,,network ready p50,1.250,ratio",
+                "\"supervisor, dual stack / supervisor, IPv4\",0,,end to end p50,1.250,ratio",
+            ]
+        );
+        // Without --ipv6, none of it.
+        assert!(!table(&report()).contains("alternated"));
+        assert!(json(&report()).contains("\"ratios\": [],"));
+        assert!(!csv(&report()).contains(",ratio"));
     }
 
     #[test]

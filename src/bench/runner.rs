@@ -38,6 +38,9 @@ pub struct Supervisor {
     pub bridge: String,
     pub subnet: String,
     pub publish: bool,
+    /// Dual stack (`--ipv6`), with this `--loopback6-cgroup`: never left
+    /// to `run`'s default, the cgroup2 root (see `hook_cgroup`).
+    pub dual_stack: Option<String>,
 }
 
 impl Supervisor {
@@ -46,13 +49,18 @@ impl Supervisor {
         (PORT_BASE + index % PORT_SPAN) as u16
     }
 
-    /// `supervisor --verbose … run [-p PORT:8000] -- /bin/true`.
+    /// `supervisor --verbose … [--ipv6 --loopback6-cgroup CGROUP] run
+    /// [-p PORT:8000] -- /bin/true`.
     pub fn command(&self, index: usize) -> Command {
         let mut cmd = Command::new(&self.exe);
         cmd.arg("--verbose")
             .arg("--state-dir")
             .arg(&self.state_dir)
-            .args(["--bridge", &self.bridge, "--subnet", &self.subnet, "run"]);
+            .args(["--bridge", &self.bridge, "--subnet", &self.subnet]);
+        if let Some(cgroup) = &self.dual_stack {
+            cmd.args(["--ipv6", "--loopback6-cgroup", cgroup]);
+        }
+        cmd.arg("run");
         if self.publish {
             cmd.args(["-p", &format!("{}:8000", Self::host_port(index))]);
         }
@@ -295,6 +303,7 @@ pub(super) mod tests {
             bridge: "br".into(),
             subnet: "10.0.0.0/24".into(),
             publish: false,
+            dual_stack: None,
         }
     }
 
@@ -332,6 +341,30 @@ pub(super) mod tests {
         assert!(took < Duration::from_secs(5), "{took:?}");
         assert_eq!(sample.phases, vec![("clone3".to_string(), us(792))]);
         assert_eq!(sample.max_rss_kib, Some(1234));
+    }
+
+    /// `run`'s default hooks the cgroup2 root: a dual-stack run always
+    /// names the bench's own cgroup, before `run` (a global option).
+    #[test]
+    fn a_dual_stack_run_names_its_hook_cgroup() {
+        let mut supervisor = fake_supervisor("bench-args", "true");
+        std::fs::remove_file(&supervisor.exe).unwrap();
+        supervisor.publish = true;
+        let args = |s: &Supervisor| -> Vec<String> {
+            s.command(0)
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert!(!args(&supervisor).contains(&"--ipv6".to_string()));
+        supervisor.dual_stack = Some("/sys/fs/cgroup/bench-own".into());
+        let args = args(&supervisor).join(" ");
+        assert!(
+            args.contains(
+                "--ipv6 --loopback6-cgroup /sys/fs/cgroup/bench-own run -p 10000:8000 -- /bin/true"
+            ),
+            "{args}"
+        );
     }
 
     #[test]
