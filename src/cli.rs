@@ -682,18 +682,8 @@ fn parse_state_dir(value: &str) -> Result<PathBuf, String> {
     supervisor::state::parse_dir(value)
 }
 
-/// A path must be a cgroup2 directory: attached elsewhere the hook fails
-/// after the container has started, where a mistyped path went unsaid.
 fn parse_loopback6_cgroup(value: &str) -> Result<Loopback6Cgroup, String> {
-    let parsed: Loopback6Cgroup = value.parse()?;
-    if let Loopback6Cgroup::At(path) = &parsed {
-        let is_cgroup2 = nix::sys::statfs::statfs(path)
-            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
-        if !is_cgroup2 || !path.is_dir() {
-            return Err(format!("{} is not a cgroup2 directory", path.display()));
-        }
-    }
-    Ok(parsed)
+    value.parse()
 }
 
 fn parse_network(value: &str) -> Result<NetworkArg, String> {

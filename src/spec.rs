@@ -156,6 +156,8 @@ const MAX_ENV_ENTRY: usize = 32 * 4096 - 1;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
+    #[error("invalid --loopback6-cgroup {}: not a cgroup2 directory", .0.display())]
+    Loopback6Cgroup(PathBuf),
     #[error(
         "invalid container name {}: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64 characters",
         quoted(.0)
@@ -353,7 +355,7 @@ impl RunSpec {
             workdir,
             network,
             publish,
-            loopback6_cgroup: options.loopback6_cgroup,
+            loopback6_cgroup: loopback6_cgroup(options.loopback6_cgroup)?,
             state_dir: options.state_dir,
             stop_timeout: options.stop_timeout,
             init: options.init,
@@ -623,6 +625,22 @@ pub(crate) fn parse_env(entry: &str) -> Result<Option<(String, String)>, SpecErr
         None if entry.is_empty() => Err(bad()),
         None => Ok(std::env::var(entry).ok().map(|v| (entry.to_string(), v))),
     }
+}
+
+/// A cgroup named for the `[::1]` hook must be a cgroup2 directory:
+/// attached elsewhere the hook fails after the start, where a mistyped
+/// path went unsaid (and a FIFO hung the supervisor on its open). Checked
+/// for `run` only: the option is global, and a stale value in the
+/// environment must not stop `ps`, `stop` or `gc`.
+fn loopback6_cgroup(cgroup: Loopback6Cgroup) -> Result<Loopback6Cgroup, SpecError> {
+    if let Loopback6Cgroup::At(path) = &cgroup {
+        let is_cgroup2 = nix::sys::statfs::statfs(path)
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+        if !is_cgroup2 || !path.is_dir() {
+            return Err(SpecError::Loopback6Cgroup(path.clone()));
+        }
+    }
+    Ok(cgroup)
 }
 
 #[cfg(test)]
