@@ -398,6 +398,9 @@ async fn register(
     let command = spec.command.iter();
     let command = command.map(|a| a.to_string_lossy().into_owned()).collect();
     let mut record = Record::new(&spec.name, &spec.id, me, command);
+    // Until `released_to_exec` (see `Record::starting`): set from the first
+    // write, so `ps` says so from there, whatever later writes fail.
+    record.starting = true;
     record.labels = spec.labels.clone();
     record.hostname = Some(spec.hostname.clone());
     record.network = Some(match &spec.network {
@@ -812,8 +815,6 @@ fn record_container(
     let recorded = process.map_err(Error::Proc).and_then(|process| {
         Ok(registration.update(|record| {
             record.container = Some(process);
-            // Until `released` (see `Record::starting`).
-            record.starting = true;
             if let Some(publication) = publication {
                 record.address = Some(publication.address);
                 record.address6 = address6;

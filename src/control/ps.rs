@@ -567,8 +567,7 @@ mod tests {
 
     #[test]
     fn a_running_row_has_null_exit_fields_and_a_dead_one_says_dead() {
-        let mut mine = Record::new("up", "aaa", Process::current().unwrap(), vec![]);
-        mine.container = Some(Process::current().unwrap());
+        let mine = Record::new("up", "aaa", Process::current().unwrap(), vec![]);
         let row = Row::new(&mine);
         assert_eq!(row.status_text(), "Up 0s");
         assert_eq!(row.field(Field::ExitCode), "");
@@ -587,8 +586,9 @@ mod tests {
 
     #[test]
     fn a_row_whose_command_is_not_released_yet_says_starting() {
-        // Recorded before its container is cloned: no process yet.
+        // Recorded by `run` before its container is cloned: no process yet.
         let mut starting = Record::new("up", "aaa", Process::current().unwrap(), vec![]);
+        starting.starting = true;
         assert!(starting.container.is_none());
         assert_eq!(Row::new(&starting).status_text(), "Starting");
         // A CNI attachment's record, held by no process, has none either.
@@ -596,7 +596,6 @@ mod tests {
         assert_eq!(Row::new(&attachment).status_text(), "Up 0s");
         // Cloned and recorded, not released yet.
         starting.container = Some(Process::current().unwrap());
-        starting.starting = true;
         let row = Row::new(&starting);
         assert_eq!(row.status_text(), "Starting");
         assert_eq!(row.field(Field::Uptime), "");

@@ -33,8 +33,9 @@ pub struct Record {
     /// The container's first process, once it is created and plumbed.
     #[serde(default)]
     pub container: Option<Process>,
-    /// True from the recording of `container` until its command is
-    /// released: until then its process sets up its mount and IPC
+    /// True from the record's first write by `run` until its command is
+    /// released: until then its process (once `container` names it) sets
+    /// up its mount and IPC
     /// namespaces (the host's tree, unsealed, at first), which `exec` must
     /// not join. Written only while true: records of earlier versions, and
     /// of every container running, have none.
@@ -216,12 +217,12 @@ impl Record {
         !self.supervisor.is_alive()
     }
 
-    /// Whether its supervisor is still setting the container up: from
-    /// the record's first write (no container process yet) until the
-    /// command is released (`starting`). A CNI attachment's record, held
-    /// by no process, never is.
+    /// Whether its supervisor is still setting the container up (`run`
+    /// marks its record `starting` from the first write until the command
+    /// is released). A CNI attachment's record, held by no process, never
+    /// is.
     pub fn is_starting(&self) -> bool {
-        !self.supervisor.is_none() && (self.container.is_none() || self.starting)
+        !self.supervisor.is_none() && self.starting
     }
 
     /// Seconds since the supervisor started.
