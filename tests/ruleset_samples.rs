@@ -225,6 +225,38 @@ fn a_later_protocol_match_is_no_conflict_but_a_later_transport_match_is() {
     }
 }
 
+/// A conntrack address of the IP version the table or the rule excludes
+/// could never match: nft refuses it, and so do we (it loaded, a rule that
+/// silently never matched).
+#[test]
+fn a_conntrack_address_of_the_other_ip_version_is_a_conflict() {
+    let rule = |family: &str, rule: &str| {
+        let text = format!("table {family} t {{\n\tchain c {{\n\t\t{rule}\n\t}}\n}}\n");
+        ruleset::load_str("t.nft", &text, Path::new("."), &[])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let conflict = |at: &str, was: &str, wanted: &str| {
+        Err(format!(
+            "t.nft:3:{at}: conflicting protocols specified: {was} vs. {wanted}"
+        ))
+    };
+    assert_eq!(
+        rule("ip6", "ct original ip saddr 10.0.0.1 accept"),
+        conflict("3", "ip6", "ip")
+    );
+    assert_eq!(
+        rule("ip", "ct reply ip6 saddr ::1 accept"),
+        conflict("3", "ip", "ip6")
+    );
+    assert_eq!(
+        rule("inet", "ip saddr 1.2.3.4 ct reply ip6 saddr ::1 accept"),
+        conflict("20", "ip", "ip6")
+    );
+    assert_eq!(rule("inet", "ct reply ip6 saddr ::1 accept"), Ok(()));
+    assert_eq!(rule("ip6", "ct reply ip6 saddr ::1 accept"), Ok(()));
+}
+
 #[test]
 fn a_table_block_expands_like_nft_table_then_chains_then_sets_then_rules() {
     let text = "table inet t {\n\

@@ -46,6 +46,18 @@ impl Checker {
                 Some(other @ (L3::Ip | L3::Arp)) => return Err(conflict(l3_name(other), "ip6")),
                 _ => ctx.l3 = Some(L3::Ip6),
             },
+            // A conntrack address names its IP version and needs no check
+            // of it, but one the table or the rule excludes could never
+            // match: nft refuses it (and it loaded, silently dead).
+            S::CtAddr(addr) => {
+                let (wanted, excluded): (&str, &[L3]) = match addr.ipv6 {
+                    false => ("ip", &[L3::Ip6, L3::Arp]),
+                    true => ("ip6", &[L3::Ip, L3::Arp]),
+                };
+                if let Some(other) = ctx.l3.filter(|l3| excluded.contains(l3)) {
+                    return Err(conflict(l3_name(other), wanted));
+                }
+            }
             // nft drops `meta protocol ip` in an ip table as implied by the
             // family, but keeps `meta protocol { ip, arp }`: too subtle to
             // mirror for a match that tells nothing there.
