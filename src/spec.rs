@@ -634,9 +634,7 @@ pub(crate) fn parse_env(entry: &str) -> Result<Option<(String, String)>, SpecErr
 /// environment must not stop `ps`, `stop` or `gc`.
 fn loopback6_cgroup(cgroup: Loopback6Cgroup) -> Result<Loopback6Cgroup, SpecError> {
     if let Loopback6Cgroup::At(path) = &cgroup {
-        let is_cgroup2 = nix::sys::statfs::statfs(path)
-            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
-        if !is_cgroup2 || !path.is_dir() {
+        if !crate::cgroup::is_cgroup2_dir(path) {
             return Err(SpecError::Loopback6Cgroup(path.clone()));
         }
     }

@@ -439,6 +439,11 @@ fn keyed(path: &Path, key: &str) -> Option<u64> {
     })
 }
 
+/// Whether `path` is a directory of a cgroup2 hierarchy.
+pub fn is_cgroup2_dir(path: &Path) -> bool {
+    fs_magic(path) == Some(CGROUP2_SUPER_MAGIC) && path.is_dir()
+}
+
 /// The filesystem type of `path`; None when it is not there.
 fn fs_magic(path: &Path) -> Option<i64> {
     nix::sys::statfs::statfs(path)
