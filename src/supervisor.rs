@@ -705,10 +705,10 @@ async fn start_proxies(
 const HOOK_AFTER: Duration = Duration::from_millis(5);
 
 /// The `[::1]` connect hook for the TCP ports the relay serves (see
-/// `proxy::connect6`): set up once the command runs, so its load (the
-/// verifier's work) is on no start's path; the relay serves meanwhile,
-/// and for good when the hook cannot be had, said at debug only: the
-/// relay is the path that always works.
+/// `proxy::connect6`): set up once the command has run `HOOK_AFTER`, so
+/// its load (the verifier's work) is on no start's path; the relay serves
+/// meanwhile, and for good when the hook cannot be had: the relay is the
+/// path that always works.
 fn hook_loopback6(
     spec: &RunSpec,
     reservations: &Reservations,
