@@ -294,12 +294,21 @@ impl<'a> Ctx<'a, '_> {
 
     /// Loads a (possibly concatenated) key into consecutive registers from
     /// `base`, each part at the next 4-byte word.
-    fn load_key(key: &[Selector], base: Reg) -> Vec<Expr> {
+    ///
+    /// For an interval lookup, each host-order number is converted to
+    /// network order in its register (nft's `byteorder hton`), as the set
+    /// holds it: a concatenation's were not, and no range of theirs ever
+    /// matched.
+    fn load_key(key: &[Selector], base: Reg, interval: bool) -> Vec<Expr> {
         let mut words = 0;
         key.iter()
             .flat_map(|sel| {
-                let exprs = load_masked(*sel, base.word(words));
-                words += (sel.data_type().byte_len() as u32).div_ceil(4);
+                let (reg, ty) = (base.word(words), sel.data_type());
+                let mut exprs = load_masked(*sel, reg);
+                if interval && is_host_number(ty) {
+                    exprs.push(hton(ty, reg));
+                }
+                words += (ty.byte_len() as u32).div_ceil(4);
                 exprs
             })
             .collect()
@@ -311,8 +320,7 @@ impl<'a> Ctx<'a, '_> {
         match &m.rhs {
             Rhs::Named(set_ref) => {
                 let declared = self.declared(&set_ref.name, &set_ref.span)?;
-                let mut exprs = Self::load_key(&m.key, Reg::R1);
-                exprs.extend(hton_for_intervals(&m.key, declared.interval));
+                let mut exprs = Self::load_key(&m.key, Reg::R1, declared.interval);
                 exprs.push(Expr::Lookup {
                     set: declared.name.clone(),
                     set_id: Some(declared.id),
@@ -328,8 +336,7 @@ impl<'a> Ctx<'a, '_> {
             Rhs::Set(elements) => {
                 let interval = needs_interval(elements);
                 let (name, id) = self.anon_set(&m.key, elements, None, span)?;
-                let mut exprs = Self::load_key(&m.key, Reg::R1);
-                exprs.extend(hton_for_intervals(&m.key, interval));
+                let mut exprs = Self::load_key(&m.key, Reg::R1, interval);
                 exprs.push(Expr::Lookup {
                     set: name,
                     set_id: Some(id),
@@ -438,7 +445,7 @@ impl<'a> Ctx<'a, '_> {
                 let (low, high) = bounds(value).map_err(at)?;
                 let mut exprs = load_masked(sel, Reg::R1);
                 if is_host_number(ty) {
-                    exprs.push(hton(ty));
+                    exprs.push(hton(ty, Reg::R1));
                 }
                 if op == CmpOp::Eq {
                     exprs.push(Expr::Cmp {
@@ -661,8 +668,7 @@ impl<'a> Ctx<'a, '_> {
         };
         // A data lookup loads its key into the data register, as nft does.
         let sreg = if dreg == Reg::VERDICT { Reg::R1 } else { dreg };
-        let mut exprs = Self::load_key(key, sreg);
-        exprs.extend(hton_for_intervals(key, interval));
+        let mut exprs = Self::load_key(key, sreg, interval);
         exprs.push(Expr::Lookup {
             set,
             set_id: Some(set_id),
@@ -824,22 +830,14 @@ fn ip_bytes(addr: &std::net::IpAddr) -> Vec<u8> {
     }
 }
 
-fn hton(ty: DataType) -> Expr {
+fn hton(ty: DataType, reg: Reg) -> Expr {
     let len = ty.byte_len() as u32;
     Expr::Byteorder {
-        sreg: Reg::R1,
-        dreg: Reg::R1,
+        sreg: reg,
+        dreg: reg,
         to_network: true,
         len,
         size: len,
-    }
-}
-
-/// Interval lookups on a host-order number compare in network order.
-fn hton_for_intervals(key: &[Selector], interval: bool) -> Option<Expr> {
-    match key {
-        [one] if interval && is_host_number(one.data_type()) => Some(hton(one.data_type())),
-        _ => None,
     }
 }
 
