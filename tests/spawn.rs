@@ -930,13 +930,17 @@ fn a_container_is_under_its_seccomp_filter_before_its_network_is_plumbed() {
         let line = status.lines().find(|l| l.starts_with(name))?;
         Some(line[name.len()..].trim().to_string())
     };
+    // Its filters, then its name: the terminal guard's filter is in before
+    // the main one and the init's name, so "Seccomp: 2" alone was read
+    // once with the name still the supervisor's (a full suite's run).
     let confined = common::eventually(
-        "the container installing its filter",
+        "the container installing its filters and becoming the init",
         Duration::from_secs(10),
         || {
             let status = std::fs::read_to_string(format!("/proc/{container}/status")).ok()?;
             let seccomp = field(&status, "Seccomp:")?;
-            (seccomp == "2").then_some(status)
+            let name = field(&status, "Name:")?;
+            (seccomp == "2" && name == "supervisor-init").then_some(status)
         },
     );
     let blocked = field(&confined, "SigBlk:").expect("SigBlk");
