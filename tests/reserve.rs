@@ -34,13 +34,13 @@ fn take(mappings: &[PortMapping], families: Families) -> Result<Reservations, Er
     Reservations::take(mappings, families, &|_| None)
 }
 
-/// Takes `asked` on both families, once a socket just closed is gone: a
+/// Takes `asked` on `families`, once a socket just closed is gone: a
 /// test running beside this one (same process) that forks a command
 /// copies every descriptor into its child until the child execs, ours too.
-fn take_once_closed(asked: &[PortMapping]) -> Reservations {
+fn take_once_closed(asked: &[PortMapping], families: Families) -> Reservations {
     let mut tries = 0;
     loop {
-        match take(asked, Families::DualStack) {
+        match take(asked, families) {
             Ok(held) => return held,
             Err(Error::InUse { .. }) if tries < 50 => {
                 tries += 1;
@@ -78,6 +78,24 @@ fn program_binds(addr: SocketAddr, protocol: Protocol, reuse: bool) -> nix::Resu
     setsockopt(&socket, sockopt::ReuseAddr, &reuse)?;
     nix::sys::socket::bind(socket.as_raw_fd(), &SockaddrStorage::from(addr))?;
     Ok(socket)
+}
+
+/// A socket of `protocol` bound to `addr` (as `program_binds`, without
+/// SO_REUSEADDR), once a socket we just closed on it is gone: a command
+/// forked by a test beside this one (same process) has copies of our
+/// descriptors until it execs.
+fn binds_once_closed(addr: SocketAddr, protocol: Protocol) -> OwnedFd {
+    let mut tries = 0;
+    loop {
+        match program_binds(addr, protocol, false) {
+            Ok(socket) => return socket,
+            Err(nix::errno::Errno::EADDRINUSE) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => panic!("{addr} {protocol}: {err}"),
+        }
+    }
 }
 
 #[test]
@@ -141,7 +159,7 @@ fn a_port_on_one_ipv6_address_and_on_every_one_refuse_each_other_naming_the_hold
                 "{err}"
             );
             drop(first);
-            let _every = take_once_closed(&[on(HostIp::AnyV6)]);
+            let _every = take_once_closed(&[on(HostIp::AnyV6)], Families::DualStack);
             let err = take(&[on(LOCALHOST6)], Families::DualStack).unwrap_err();
             assert!(
                 err.to_string().contains(&format!(
@@ -188,12 +206,12 @@ fn a_port_published_without_an_address_is_reserved_on_both_families_when_dual_st
             );
             drop(held);
             // IPv4 alone without IPv6 on the network: IPv6's port stays free.
-            let held = take(&asked, Families::Ipv4).unwrap();
+            let held = take_once_closed(&asked, Families::Ipv4);
             assert_eq!(
                 held.mappings(),
                 [mapping(Some(HostIp::AnyV4), Some(port), Protocol::Tcp)]
             );
-            program_binds((Ipv6Addr::UNSPECIFIED, port).into(), Protocol::Tcp, false).unwrap();
+            binds_once_closed((Ipv6Addr::UNSPECIFIED, port).into(), Protocol::Tcp);
         },
     );
 }
@@ -244,16 +262,7 @@ fn a_port_picked_for_both_families_is_the_same_on_both_and_skips_ports_ipv6_has_
             assert!(matches!(err, Error::NoFreePortPair(Protocol::Tcp)), "{err}");
             drop(last);
             for p in 40000..=40009 {
-                // After a moment: a command forked by a test beside this one
-                // has copies of our descriptors until it execs.
-                let free = (0..50).any(|_| {
-                    let bound = TcpListener::bind((Ipv4Addr::UNSPECIFIED, p)).is_ok();
-                    if !bound {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                    }
-                    bound
-                });
-                assert!(free, "IPv4 port {p} is free again");
+                binds_once_closed((Ipv4Addr::UNSPECIFIED, p).into(), Protocol::Tcp);
             }
         },
     );
@@ -311,7 +320,7 @@ fn a_restarted_supervisor_reserves_its_ipv6_port_again_while_the_proxys_connecti
                 !String::from_utf8_lossy(&time_wait.stdout).trim().is_empty(),
                 "the proxy's side of the connection is in TIME_WAIT"
             );
-            take_once_closed(&asked);
+            take_once_closed(&asked, Families::DualStack);
         },
     );
 }
@@ -382,8 +391,8 @@ fn a_port_picked_for_both_families_is_picked_again_for_both() {
             // The one on ::1 alone was not touched.
             assert_eq!(after[2], before[2]);
             // The old port is free again on both families.
-            program_binds((Ipv4Addr::UNSPECIFIED, old).into(), Protocol::Tcp, false).unwrap();
-            program_binds((Ipv6Addr::UNSPECIFIED, old).into(), Protocol::Tcp, false).unwrap();
+            binds_once_closed((Ipv4Addr::UNSPECIFIED, old).into(), Protocol::Tcp);
+            binds_once_closed((Ipv6Addr::UNSPECIFIED, old).into(), Protocol::Tcp);
             assert!(!held.repick(Protocol::Udp, new).unwrap());
         },
     );
