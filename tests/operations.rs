@@ -316,6 +316,11 @@ fn commands_that_need_root_say_which_privilege_is_missing_and_change_nothing() {
             "supervisor: gc needs CAP_NET_ADMIN to remove links and firewall elements: \
              run it as root\n",
         ),
+        (
+            &["rm", "-f", "web"],
+            "supervisor: rm needs CAP_KILL to stop containers, which run as root, and remove \
+             what they leave: run it as root\n",
+        ),
     ] {
         let out = as_nobody(args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
