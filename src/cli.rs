@@ -128,8 +128,11 @@ fn names_option(word: &OsString, name: &str) -> bool {
 }
 
 // The options every subcommand takes, before or after its name. (No doc
-// comment: clap would take it for the program's about.)
+// comment: clap would take it for the program's about.) Under a heading of
+// their own: clap interleaves a global with a subcommand's own options in
+// `--help` otherwise (ps: --json, --verbose, --filter, --log-level…).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// More logs on stderr: each lifecycle phase with its duration; twice,
     /// everything (as --log-level debug / trace).
@@ -1117,5 +1120,35 @@ mod tests {
         assert_eq!(run.command, ["true"]);
         assert!(parse(&["-v", "run", "true"]).is_err());
         assert!(parse(&["ps", "-v"]).is_err());
+    }
+
+    #[test]
+    fn a_subcommands_help_lists_its_own_options_before_the_global_ones() {
+        use clap::CommandFactory;
+        for (name, own) in [
+            ("ps", "--quiet"),
+            ("run", "--publish"),
+            ("exec", "--workdir"),
+        ] {
+            let mut cli = Cli::command();
+            cli.build();
+            let sub = cli.find_subcommand_mut(name).expect("the subcommand");
+            let help = sub.render_long_help().to_string();
+            let at = |text: &str| {
+                help.find(text)
+                    .unwrap_or_else(|| panic!("{text} in\n{help}"))
+            };
+            let heading = at("\nGlobal options:\n");
+            assert!(
+                at(own) < heading,
+                "{name}: {own} after the heading:\n{help}"
+            );
+            for global in ["--verbose", "--state-dir", "--bridge", "--loopback6-cgroup"] {
+                assert!(
+                    at(global) > heading,
+                    "{name}: {global} among its own:\n{help}"
+                );
+            }
+        }
     }
 }

@@ -403,6 +403,7 @@ fn usage_error(mut err: clap::Error, args: &[std::ffi::OsString]) -> u8 {
         }
         _ => {
             usage::shorten_values(&mut err);
+            usage::drop_environment_globals(&mut err, args);
             let mut lines = usage::lines(&err.to_string());
             if err.kind() == ErrorKind::InvalidUtf8
                 && let Some(which) = usage::not_utf8(args)

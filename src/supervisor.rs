@@ -135,8 +135,10 @@ pub fn run(options: RunOptions) -> Result<u8, Error> {
 /// privileges, the host ports.
 pub fn prepare(options: RunOptions) -> Result<RunSpec, Error> {
     let spec = RunSpec::new(options)?;
-    state::check_dir(&spec.state_dir)?;
+    // Before the state directory's check, which refuses root's directory
+    // to another user: one who forgot sudo is told so.
     preflight()?;
+    state::check_dir(&spec.state_dir)?;
     let not_held = spawn::capabilities_not_held(&spec.capabilities);
     if !not_held.is_empty() {
         return Err(Error::CapabilitiesNotHeld(not_held));

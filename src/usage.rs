@@ -57,6 +57,62 @@ pub fn shorten_values(err: &mut clap::Error) {
     }
 }
 
+/// Takes out of `err`'s usage line the global options clap put there only
+/// because their environment variable is set: it counts a value from the
+/// environment as given, so with `SUPERVISOR_LOOPBACK6_CGROUP=none` every
+/// usage line showed `--loopback6-cgroup <PATH>`, as if it were required.
+/// One typed in `args` (the program's name first) stays.
+pub fn drop_environment_globals(err: &mut clap::Error, args: &[OsString]) {
+    use clap::Args;
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::StyledStr(usage)) = err.get(ContextKind::Usage) else {
+        return;
+    };
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let typed = |option: &str| {
+        args[..end].iter().any(|a| {
+            let a = a.as_bytes();
+            a == option.as_bytes()
+                || a.strip_prefix(option.as_bytes())
+                    .is_some_and(|rest| rest.starts_with(b"="))
+        })
+    };
+    let globals = crate::cli::Global::augment_args(clap::Command::new("supervisor"));
+    let untyped: Vec<(String, bool)> = globals
+        .get_arguments()
+        .filter(|a| a.get_env().is_some())
+        .filter_map(|a| {
+            Some((
+                format!("--{}", a.get_long()?),
+                a.get_action().takes_values(),
+            ))
+        })
+        .filter(|(option, _)| !typed(option))
+        .collect();
+    let text = usage.to_string();
+    let kept: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let mut words = line.split_whitespace();
+            let mut out = Vec::new();
+            while let Some(word) = words.next() {
+                match untyped.iter().find(|(option, _)| option == word) {
+                    // Its value's name (`<PATH>`) goes with it.
+                    Some((_, true)) => drop(words.next()),
+                    Some((_, false)) => {}
+                    None => out.push(word),
+                }
+            }
+            format!("{indent}{}", out.join(" "))
+        })
+        .collect();
+    let kept = kept.join("\n");
+    if kept != text {
+        err.insert(ContextKind::Usage, ContextValue::StyledStr(kept.into()));
+    }
+}
+
 /// The first of `args` (the program's name first) that is not UTF-8,
 /// named with the option it is the value of: clap says only "invalid UTF-8
 /// was detected in one or more arguments", which leaves the user to find

@@ -568,3 +568,54 @@ fn a_port_published_on_a_multicast_or_broadcast_address_is_refused_and_changes_n
     }
     assert_eq!(system(&ns), before, "a refused run changed the system");
 }
+
+/// A usage error's `Usage:` line shows what the user typed, not the global
+/// options whose environment variables are set (clap counts a value from
+/// the environment as given): with SUPERVISOR_LOOPBACK6_CGROUP=none, the
+/// setting the README suggests in a throwaway namespace, `exec web` showed
+/// `Usage: supervisor exec --loopback6-cgroup <PATH> <NAME|ID> <CMD>...`,
+/// as if the option were required. Refused before anything is touched:
+/// no namespace needed.
+#[test]
+fn a_usage_line_leaves_out_the_global_options_set_only_in_the_environment() {
+    let usage = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = std::process::Command::new(common::SUPERVISOR);
+        cmd.env_remove("SUPERVISOR_LOOPBACK6_CGROUP");
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let out = common::run(cmd.args(args));
+        assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+        let err = stderr(&out);
+        let line = err.lines().find(|l| l.starts_with("Usage: "));
+        line.unwrap_or_else(|| panic!("no usage line: {err}"))
+            .to_string()
+    };
+    let set = [
+        ("SUPERVISOR_LOOPBACK6_CGROUP", "none"),
+        ("SUPERVISOR_BRIDGE", "sv9"),
+        ("SUPERVISOR_IPV6", "1"),
+        ("SUPERVISOR_STATE_DIR", "/run/sv9"),
+    ];
+    assert_eq!(
+        usage(&set, &["exec", "web"]),
+        "Usage: supervisor exec <NAME|ID> <CMD>..."
+    );
+    assert_eq!(
+        usage(&set, &["stop"]),
+        "Usage: supervisor stop <NAME|ID>..."
+    );
+    assert_eq!(
+        usage(&set, &["run", "-d"]),
+        "Usage: supervisor run --detach <CMD>..."
+    );
+    // Typed, an option stays, whatever its variable.
+    assert_eq!(
+        usage(&set, &["--bridge", "b", "--ipv6", "stop"]),
+        "Usage: supervisor stop --bridge <BRIDGE> --ipv6 <NAME|ID>..."
+    );
+    assert_eq!(
+        usage(&set, &["stop", "--bridge=b"]),
+        "Usage: supervisor stop --bridge <BRIDGE> <NAME|ID>..."
+    );
+}

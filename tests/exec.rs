@@ -116,6 +116,16 @@ fn exec_takes_the_containers_env_and_env_workdir_and_user_options() {
     let out = exec(&ns, &["-u", "no-such-user", "web", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("no-such-user"), "{}", stderr(&out));
+    // A directory the container lacks is named, on one line.
+    let out = exec(&ns, &["-w", "/no/such/dir", "web", "true"]);
+    assert_eq!(
+        (out.status.code(), stderr(&out).as_str()),
+        (
+            Some(125),
+            "supervisor: container setup failed while changing to the working directory \
+             \"/no/such/dir\": No such file or directory (os error 2)\n"
+        )
+    );
     stop(web);
 }
 

@@ -316,6 +316,11 @@ fn commands_that_need_root_say_which_privilege_is_missing_and_change_nothing() {
             "supervisor: gc needs CAP_NET_ADMIN to remove links and firewall elements: \
              run it as root\n",
         ),
+        (
+            &["rm", "-f", "web"],
+            "supervisor: rm needs CAP_KILL to stop containers, which run as root, and remove \
+             what they leave: run it as root\n",
+        ),
     ] {
         let out = as_nobody(args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -339,6 +344,26 @@ fn commands_that_need_root_say_which_privilege_is_missing_and_change_nothing() {
     assert!(check.status.success(), "{}", stderr(&check));
     // Reading is open to anyone, as the records are.
     assert!(as_nobody(&["ps"]).status.success());
+    // A user who forgot sudo where root's state directory exists is told
+    // that, not that the directory is root's (exit 125: their own error).
+    for (args, message) in [
+        (
+            &["run", "--", "true"][..],
+            "supervisor: missing capabilities CAP_SYS_ADMIN, CAP_SETPCAP, CAP_NET_ADMIN: \
+             run as root\n",
+        ),
+        (
+            &["exec", "web", "true"],
+            "supervisor: exec into web needs root (CAP_SYS_ADMIN, to join its namespaces)\n",
+        ),
+    ] {
+        let out = as_nobody(args);
+        assert_eq!(
+            (out.status.code(), stderr(&out).as_str()),
+            (Some(125), message),
+            "{args:?}"
+        );
+    }
     assert_eq!(records(&ns), "web.json\n");
     stop(web);
 }

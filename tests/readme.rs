@@ -255,3 +255,58 @@ fn the_readmes_ruleset_check_of_the_base_ruleset_passes_as_written() {
         .expect("supervisor runs");
     assert!(out.status.success(), "{args:?}: {}", stderr(&out));
 }
+
+/// The README's CNI install line (without `sudo`, from the binary under
+/// test) and its hand-driven ADD and DEL block, as a new user pastes them.
+fn cni_example() -> (String, Vec<String>) {
+    let readme = include_str!("../README.md");
+    let blocks: Vec<&str> = readme.split("```").skip(1).step_by(2).collect();
+    let install = blocks
+        .iter()
+        .flat_map(|block| block.lines())
+        .find(|line| line.contains("install ") && line.contains("/opt/cni/bin/"))
+        .expect("the README shows how to install the plugin");
+    let install = install.split(" #").next().unwrap_or("").trim();
+    let install = install.trim_start_matches("sudo ").replace(
+        "target/x86_64-unknown-linux-gnu/release/supervisor",
+        SUPERVISOR,
+    );
+    let block = blocks
+        .iter()
+        .find(|block| block.contains("CNI_COMMAND=ADD"))
+        .expect("the README drives the plugin by hand");
+    let lines = block
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(String::from)
+        .collect();
+    (install, lines)
+}
+
+#[test]
+fn the_readmes_cni_install_and_hand_driven_add_and_del_work_as_written_after_the_quick_start() {
+    let Some(ns) = HostNs::new(
+        "the_readmes_cni_install_and_hand_driven_add_and_del_work_as_written_after_the_quick_start",
+    ) else {
+        return;
+    };
+    // The quick start's run leaves the bridge sv0 (172.16.0.1/24).
+    let out = ns.run(&["--", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A fresh /opt, this host's own, with no cni/bin in it: as on a
+    // machine that never had a plugin there.
+    ns.ok("mount -t tmpfs -o mode=755 tmpfs /opt");
+    let (install, lines) = cni_example();
+    ns.ok(&install);
+    let script = format!("set -e\n{}", lines.join("\n"));
+    let shown = ns.ok(&script);
+    assert!(
+        shown.contains(r#""ips":[{"address":"10.88.7.2/24","gateway":"10.88.7.1""#),
+        "the ADD's result: {shown}"
+    );
+    // DEL answered once the attachment's record was gone.
+    let out = ns.supervisor().args(["ps", "-aq"]).output().expect("ps");
+    assert_eq!((stdout(&out), stderr(&out)), (String::new(), String::new()));
+}

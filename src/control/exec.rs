@@ -113,6 +113,13 @@ pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
     {
         return Err(ExecError::EmptyProgram);
     }
+    // Before the state directory's check, which refuses root's directory
+    // to another user: one who forgot sudo is told so.
+    if !spawn::missing_capabilities(&[Capability::CAP_SYS_ADMIN]).is_empty() {
+        return Err(ExecError::Privileges {
+            name: target.clone(),
+        });
+    }
     // The record names the process whose namespaces the command joins.
     crate::state::check_dir(state_dir)?;
     let store = Store::new(state_dir);
@@ -146,9 +153,6 @@ pub fn exec(state_dir: &Path, options: &ExecOptions) -> Result<u8, ExecError> {
             source,
         })?
         .ok_or_else(not_running)?;
-    if !spawn::missing_capabilities(&[Capability::CAP_SYS_ADMIN]).is_empty() {
-        return Err(ExecError::Privileges { name });
-    }
     let mut config = configure(state_dir, &record, process.pid, options)?;
     // Limited as the container is: its cgroup's files, open until the end.
     let paths = record.resources.as_ref().map_or(&[][..], |l| &l.cgroup[..]);

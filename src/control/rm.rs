@@ -7,6 +7,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+use caps::Capability;
+
 use super::{Error, block_on, stop};
 use crate::container_log::Paths;
 use crate::state::{Found, Store};
@@ -19,6 +21,14 @@ pub fn rm(
     force: bool,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
+    // As `stop` (which `-f` and a dead container take), before the state
+    // directory's check: that one would tell a user who forgot sudo only
+    // that root's directory is not theirs.
+    super::require(
+        "rm",
+        &[Capability::CAP_KILL],
+        "to stop containers, which run as root, and remove what they leave",
+    )?;
     // A record names the process `-f` signals (see `stop`).
     crate::state::check_dir(state_dir)?;
     let store = Store::new(state_dir);

@@ -109,7 +109,7 @@ pub fn run_inside(container: &Pidfd, config: &JoinConfig) -> Result<ExitStatus, 
         super::reclaim_terminal();
     }
     match report {
-        Some((stage, errno)) => Err(failure(stage, errno, &config.command[0])),
+        Some((stage, errno)) => Err(failure(stage, errno, config)),
         None => status,
     }
 }
@@ -215,10 +215,14 @@ fn read_report(fd: OwnedFd) -> Option<(u32, i32)> {
     Some((stage, errno))
 }
 
-fn failure(stage: u32, errno: i32, command: &std::ffi::OsStr) -> SpawnError {
+fn failure(stage: u32, errno: i32, config: &JoinConfig) -> SpawnError {
     let source = io::Error::from_raw_os_error(errno);
-    let command = command.to_string_lossy().into_owned();
+    let command = config.command[0].to_string_lossy().into_owned();
     match Stage::from_u32(stage) {
+        Some(Stage::Workdir) => SpawnError::Workdir {
+            dir: config.workdir.clone(),
+            source,
+        },
         Some(Stage::Exec) if errno == libc::ENOENT => SpawnError::NotFound { command },
         Some(Stage::Exec) => SpawnError::NotExecutable { command, source },
         Some(stage) => SpawnError::Setup { stage, source },

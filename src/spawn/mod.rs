@@ -39,6 +39,7 @@ pub use self::mounts::{MountPlan, Target};
 pub use self::netns::{NewNetns, SetUp};
 pub use self::pidfd::{ExitStatus, Pidfd};
 pub use self::seccomp::Filter as SeccompFilter;
+use crate::values::quoted;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -71,6 +72,14 @@ pub enum SpawnError {
     #[error("container setup failed while {}", stage.describe())]
     Setup {
         stage: Stage,
+        #[source]
+        source: io::Error,
+    },
+    /// `exec`'s command could not enter its working directory (`-w`'s,
+    /// or the container's): named, as `run -w` names one it refuses.
+    #[error("container setup failed while changing to the working directory {}", quoted(.dir))]
+    Workdir {
+        dir: PathBuf,
         #[source]
         source: io::Error,
     },

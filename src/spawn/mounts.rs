@@ -1508,13 +1508,16 @@ fn same_mount(mount: libc::c_int, path: &CStr) -> libc::c_int {
 
 /// The id of the mount PATH below DIRFD is on (statx's, into a stack
 /// buffer), its last component not followed; `None`, errno set, when it
-/// cannot be had.
+/// cannot be had. The system call, not glibc's `statx`: std links that one
+/// weakly, and with LTO ours became weak too, so the static release binary
+/// had no statx and called address 0 (`run --rootfs` died of SIGSEGV).
 fn mount_id(dirfd: libc::c_int, path: &CStr, flags: libc::c_int) -> Option<u64> {
     let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
     let flags = flags | libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT;
     // SAFETY: a NUL-terminated path and a statx buffer on our stack.
     let ret = unsafe {
-        libc::statx(
+        libc::syscall(
+            libc::SYS_statx,
             dirfd,
             path.as_ptr(),
             flags,
