@@ -2696,3 +2696,57 @@ fn a_host_ip_that_is_a_subnets_directed_broadcast_is_code_7_naming_it_and_leaves
         assert_eq!(tcp_ports(&ns), "");
     }
 }
+
+#[test]
+fn a_prev_result_address_on_a_bridge_of_ours_is_code_7_naming_it_and_publishes_nothing() {
+    let Some(ns) = HostNs::new("a_prev_result_address_on_a_bridge_of_ours_is_code_7") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    // c1 is ours, on sv0, and publishes nothing: 10.88.7.2.
+    let ours = conf("1.0.0", json!({}));
+    let add = call(&ns, "ADD", "c1", &ours).ok();
+    assert_eq!(add["ips"][0]["address"], "10.88.7.2/24", "{add}");
+    let before = held(&ns);
+    // A previous plugin's result naming c1's address (or a free one of
+    // sv0's subnet, the next container's) would publish host port 8080 to
+    // a port c1 never published; one naming sv0 as its bridge would make
+    // sv0's network sets its own subnet's.
+    for (ips, interfaces, field) in [
+        (
+            json!([{"address": "10.88.7.2/24"}]),
+            json!([]),
+            "prevResult.ips[0]",
+        ),
+        (
+            json!([{"address": "fd00:22::5/64"}, {"address": "10.88.7.77/24"}]),
+            json!([]),
+            "prevResult.ips[1]",
+        ),
+        (
+            json!([{"address": "10.22.0.5/16"}]),
+            json!([{"name": "sv0"}]),
+            "prevResult.interfaces",
+        ),
+    ] {
+        let mut doc: Value = serde_json::from_str(&chained_conf(ips, "")).unwrap();
+        doc["prevResult"]["interfaces"] = interfaces;
+        let (code, msg) = call(&ns, "ADD", "c2", &doc.to_string()).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(msg.starts_with(&format!("{field}: ")), "{msg}");
+        assert!(msg.contains("sv0"), "{msg}");
+        assert_eq!(held(&ns), before, "{msg}");
+    }
+    // Whose address it is, when it is held.
+    let (_, msg) = call(
+        &ns,
+        "ADD",
+        "c2",
+        &chained_conf(json!([{"address": "10.88.7.2/24"}]), ""),
+    )
+    .error();
+    assert!(msg.contains("c1:eth0"), "{msg}");
+    call(&ns, "DEL", "c1", &ours).ok();
+    assert_nothing_left(&ns);
+}

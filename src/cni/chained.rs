@@ -169,6 +169,20 @@ pub async fn add(
 ) -> Result<Value, CniError> {
     let bridges = bridges(prev).await?;
     let previous = previous(prev, |name| bridges.iter().any(|b| b == name))?;
+    if let Some(bridge) = previous
+        .bridge
+        .as_deref()
+        .filter(|b| routed::is_ours(config, b))
+    {
+        // Its network sets would take the previous plugin's subnet.
+        return Err(CniError::new(
+            code::CONFIG,
+            format!(
+                "prevResult.interfaces: {bridge} is a bridge of this plugin's own networks, \
+                 not the previous plugin's"
+            ),
+        ));
+    }
     attachment::check_ports(config)?;
     let mut addresses = vec![(previous.address_at, IpAddr::V4(previous.address))];
     if let (Some(at), Some((address, _))) = (previous.ipv6_at, previous.ipv6) {

@@ -95,21 +95,65 @@ pub fn address_kinds(addresses: &[IpAddr]) -> Result<Vec<AddressKind>, Error> {
         return Ok(Vec::new());
     }
     let mut direct = Direct::open().map_err(Error::Socket)?;
+    Ok(lookup(&mut direct, addresses)?
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect())
+}
+
+/// Where the kernel sends an address: its kind, and the name of the link
+/// its route goes out of (None without a route, or for a route through
+/// no link: blackhole, multipath).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedTo {
+    pub kind: AddressKind,
+    pub link: Option<String>,
+}
+
+/// [`address_kinds`] with each route's link named: one more ioctl per
+/// address routed through a link (SIOCGIFNAME, no message to build).
+pub fn address_routes(addresses: &[IpAddr]) -> Result<Vec<RoutedTo>, Error> {
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut direct = Direct::open().map_err(Error::Socket)?;
+    Ok(lookup(&mut direct, addresses)?
+        .into_iter()
+        .map(|(kind, oif)| RoutedTo {
+            kind,
+            // Gone since the answer: it leads nowhere now.
+            link: oif.and_then(|index| direct.name_of(index).ok()),
+        })
+        .collect())
+}
+
+/// Each address's route type and output link index, asked on `direct`.
+fn lookup(
+    direct: &mut Direct,
+    addresses: &[IpAddr],
+) -> Result<Vec<(AddressKind, Option<u32>)>, Error> {
     let outcomes = direct
         .pipeline(addresses.iter().map(|&a| (get_request(a), None)).collect())
         .map_err(Error::direct("looking up routes to", "addresses"))?;
     Ok(outcomes
         .into_iter()
         .map(|outcome| match outcome {
-            Ok(Some(RouteNetlinkMessage::NewRoute(route))) => match route.header.kind {
-                RouteType::Local => AddressKind::Local,
-                RouteType::Broadcast => AddressKind::Broadcast,
-                _ => AddressKind::Other,
-            },
+            Ok(Some(RouteNetlinkMessage::NewRoute(route))) => {
+                let kind = match route.header.kind {
+                    RouteType::Local => AddressKind::Local,
+                    RouteType::Broadcast => AddressKind::Broadcast,
+                    _ => AddressKind::Other,
+                };
+                let oif = route.attributes.iter().find_map(|attr| match attr {
+                    RouteAttribute::Oif(index) => Some(*index),
+                    _ => None,
+                });
+                (kind, oif)
+            }
             // No route (unreachable, `prohibit`: EACCES, `blackhole`:
             // EINVAL, …): not the host's, whatever the reason; whoever asks
             // lets the bind decide, as without the lookup.
-            _ => AddressKind::Other,
+            _ => (AddressKind::Other, None),
         })
         .collect())
 }
