@@ -2750,3 +2750,32 @@ fn a_prev_result_address_on_a_bridge_of_ours_is_code_7_naming_it_and_publishes_n
     call(&ns, "DEL", "c1", &ours).ok();
     assert_nothing_left(&ns);
 }
+
+#[test]
+fn a_del_or_check_for_another_network_leaves_an_attachment_of_this_one_alone() {
+    let Some(ns) = HostNs::new("a_del_or_check_for_another_network_leaves_an_attachment_alone")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let net1 = conf("1.0.0", publishing(8080, 80));
+    call(&ns, "ADD", "c1", &net1).ok();
+    let before = held(&ns);
+    // An engine attaching c1 to a second network under the same interface
+    // name is refused, and then cleans up after the failed ADD as engines
+    // do: that DEL is net2's, and c1 has nothing of net2.
+    let net2 = conf(
+        "1.0.0",
+        json!({"name": "net2", "bridge": "sv1", "subnet": "10.88.8.0/24"}),
+    );
+    let (code, _) = call(&ns, "ADD", "c1", &net2).error();
+    assert_eq!(code, 101);
+    let (code, msg) = call(&ns, "CHECK", "c1", &net2).error();
+    assert_eq!(code, 103, "{msg}");
+    assert!(msg.contains("net2"), "{msg}");
+    assert_eq!(call(&ns, "DEL", "c1", &net2).ok(), Value::Null);
+    assert_eq!(held(&ns), before);
+    call(&ns, "CHECK", "c1", &net1).ok();
+    call(&ns, "DEL", "c1", &net1).ok();
+    assert_nothing_left(&ns);
+}

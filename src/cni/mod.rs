@@ -260,6 +260,7 @@ async fn command(
             attachment::repair_lent(invocation);
             let found = attachment::find(
                 &config.state_dir,
+                &config.name,
                 &invocation.container_id,
                 &invocation.ifname,
             );
@@ -276,6 +277,7 @@ async fn command(
             attachment::repair_lent(invocation);
             let record = attachment::find(
                 &config.state_dir,
+                &config.name,
                 &invocation.container_id,
                 &invocation.ifname,
             )
