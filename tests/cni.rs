@@ -2779,3 +2779,80 @@ fn a_del_or_check_for_another_network_leaves_an_attachment_of_this_one_alone() {
     call(&ns, "DEL", "c1", &net1).ok();
     assert_nothing_left(&ns);
 }
+
+#[test]
+fn no_masquerade_cidrs_open_and_exempt_only_the_network_that_names_them_and_go_with_its_bridge() {
+    let Some(ns) = HostNs::new("no_masquerade_cidrs_open_only_the_network_that_names_them") else {
+        return;
+    };
+    let outside = ns.outside();
+    // c1 on a cluster network naming the outside's range, c2 on another
+    // network naming nothing: neither publishes a port.
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let cluster = conf(
+        "1.0.0",
+        json!({"name": "cluster", "bridge": "sv1", "subnet": "10.88.8.0/24",
+               "noMasqueradeCidrs": ["192.0.2.0/24"]}),
+    );
+    call(&ns, "ADD", "c1", &cluster).ok();
+    let other = conf("1.0.0", json!({}));
+    call(&ns, "ADD", "c2", &other).ok();
+    let mut one = serve(&ns, "c1", 80, "one");
+    let mut two = serve(&ns, "c2", 80, "two");
+    let from_outside = |address: &str| {
+        String::from_utf8_lossy(
+            &outside
+                .sh(&format!("busybox nc -w 2 {address} 80 </dev/null"))
+                .stdout,
+        )
+        .into_owned()
+    };
+    reaches(
+        "c1 from the cluster's range",
+        || from_outside("10.88.8.2"),
+        "one",
+    );
+    // Another network's container is not the cluster's to reach.
+    let answer = from_outside("10.88.7.2");
+    assert!(!answer.contains("two"), "c2 reached from outside: {answer}");
+    // Nor does it go to the cluster's range with its own address.
+    let mut server = outside
+        .command("busybox")
+        .args(["nc", "-ll", "-p", "9000", "-e", "echo", "pong"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("listener outside");
+    reaches(
+        "the outside from c2",
+        || {
+            String::from_utf8_lossy(
+                &ns.sh("ip netns exec c2 busybox nc -w 2 192.0.2.2 9000 </dev/null")
+                    .stdout,
+            )
+            .into_owned()
+        },
+        "pong",
+    );
+    let entries = ns.ok("conntrack -L -p tcp --dport 9000 2>/dev/null");
+    assert!(
+        entries.contains("dst=192.0.2.1 sport=9000"),
+        "c2 masqueraded: {entries}"
+    );
+    for child in [&mut one, &mut two, &mut server] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // The cluster network's range goes with its bridge.
+    call(&ns, "DEL", "c1", &cluster).ok();
+    call(&ns, "DEL", "c2", &other).ok();
+    ns.ok("ip link del sv1");
+    let gc = common::supervisor(&ns, &["gc"]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let said = common::stdout(&gc);
+    assert!(said.contains("unmasqueraded 192.0.2.0/24"), "{said}");
+    let left = ns.ok("nft list set ip supervisor no_masquerade");
+    assert!(!left.contains("192.0.2.0"), "{left}");
+    assert_nothing_left(&ns);
+}
