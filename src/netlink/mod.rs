@@ -143,6 +143,16 @@ pub enum Error {
         interface: String,
     },
     #[error(
+        "{} {subnet} holds {address}, an address of this host on {interface}; choose another {}",
+        if subnet.contains(':') { "subnet6" } else { "subnet" },
+        if subnet.contains(':') { "subnet6 (--subnet6)" } else { "subnet" }
+    )]
+    SubnetHoldsHostAddress {
+        subnet: String,
+        address: std::net::IpAddr,
+        interface: String,
+    },
+    #[error(
         "bridge {bridge} has address {existing}, not {wanted}; choose the matching subnet or another bridge"
     )]
     BridgeAddress {

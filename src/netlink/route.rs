@@ -48,6 +48,27 @@ pub(crate) fn first_overlap6(
         .find_map(|route| overlap6(route, subnet, except))
 }
 
+/// The first address of the host's own (a `local` route, in the `local`
+/// table) inside `contains`, on a link other than `except` (the bridge,
+/// whose gateway it is): a container given it could not be reached, and
+/// its published ports would lead to the host's own services. With its
+/// link's index.
+pub(crate) fn first_host_address(
+    routes: &[RouteMessage],
+    contains: impl Fn(IpAddr) -> bool,
+    except: Option<u32>,
+) -> Option<(IpAddr, Option<u32>)> {
+    routes.iter().find_map(|route| {
+        let header = &route.header;
+        if header.table != RT_TABLE_LOCAL || header.kind != RouteType::Local {
+            return None;
+        }
+        let (destination, oif) = destination_and_oif(route);
+        let destination = destination?;
+        (!(oif.is_some() && oif == except) && contains(destination)).then_some((destination, oif))
+    })
+}
+
 /// The request for every IPv4 route of every table, and with `ipv6` every
 /// IPv6 one too, to be answered on the spot (see `direct` and
 /// `Direct::ask_all`).
@@ -181,6 +202,12 @@ fn destination(route: &RouteMessage) -> Option<(IpAddr, u8, Option<u32>)> {
     if header.destination_prefix_length == 0 || header.table == RT_TABLE_LOCAL {
         return None;
     }
+    let (destination, oif) = destination_and_oif(route);
+    Some((destination?, header.destination_prefix_length, oif))
+}
+
+/// A route's destination address and output link, as far as it has them.
+fn destination_and_oif(route: &RouteMessage) -> (Option<IpAddr>, Option<u32>) {
     let mut destination = None;
     let mut oif = None;
     for attr in &route.attributes {
@@ -195,7 +222,7 @@ fn destination(route: &RouteMessage) -> Option<(IpAddr, u8, Option<u32>)> {
             _ => {}
         }
     }
-    Some((destination?, header.destination_prefix_length, oif))
+    (destination, oif)
 }
 
 fn overlap(route: &RouteMessage, subnet: Subnet, except: Option<u32>) -> Option<Overlap> {
@@ -268,6 +295,36 @@ mod tests {
             .is_none()
         );
         assert!(overlap(&route([0, 0, 0, 0], 0, main, Some(7)), subnet, None).is_none());
+    }
+
+    #[test]
+    fn a_host_address_in_the_subnet_on_another_link_is_found() {
+        let subnet: Subnet = "172.16.0.0/24".parse().unwrap();
+        let contains = |address: IpAddr| match address {
+            IpAddr::V4(address) => subnet.contains(address),
+            IpAddr::V6(_) => false,
+        };
+        let local = |dst: [u8; 4], oif| {
+            let mut route = route(dst, 32, RT_TABLE_LOCAL, Some(oif));
+            route.header.kind = RouteType::Local;
+            route
+        };
+        let mut broadcast = local([172, 16, 0, 255], 7);
+        broadcast.header.kind = RouteType::Broadcast;
+        // The bridge's own gateway, a broadcast route, another subnet's.
+        let fine = [
+            local([172, 16, 0, 1], 3),
+            broadcast,
+            local([10, 0, 0, 2], 7),
+        ];
+        assert_eq!(first_host_address(&fine, contains, Some(3)), None);
+        let vip = [local([172, 16, 0, 2], 7)];
+        assert_eq!(
+            first_host_address(&vip, contains, Some(3)),
+            Some((IpAddr::from([172, 16, 0, 2]), Some(7)))
+        );
+        // Before the bridge exists, any link's.
+        assert!(first_host_address(&fine[..1], contains, None).is_some());
     }
 
     fn route6(dst: &str, len: u8, table: u8, oif: Option<u32>) -> RouteMessage {
