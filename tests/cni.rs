@@ -2856,3 +2856,42 @@ fn no_masquerade_cidrs_open_and_exempt_only_the_network_that_names_them_and_go_w
     assert!(!left.contains("192.0.2.0"), "{left}");
     assert_nothing_left(&ns);
 }
+
+#[test]
+fn a_state_directory_through_another_users_link_is_refused_and_status_is_not_ready_making_nothing()
+{
+    let Some(ns) = HostNs::new("a_state_directory_through_another_users_link_is_refused") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // /run/shared is every user's, as /tmp; another user's link there
+    // leads to a directory of root's, and can be pointed anywhere whenever
+    // it likes.
+    ns.ok(
+        "mkdir -m 1777 /run/shared && mkdir /run/roots && ln -s /run/roots /run/shared/link \
+         && chown -h 65534 /run/shared/link",
+    );
+    let conf = |command: &str| {
+        let version = if command == "STATUS" {
+            "1.1.0"
+        } else {
+            "1.0.0"
+        };
+        conf(version, json!({"stateDir": "/run/shared/link/sv/state"}))
+    };
+    let why = "stateDir: /run/shared/link: owned by uid 65534 in /run/shared, which every \
+               user can write (mode 1777): it could put another in its place; a state \
+               directory and what it holds must be writable by their owner, who runs the \
+               supervisor, alone";
+    let (code, msg) = call(&ns, "ADD", "c1", &conf("ADD")).error();
+    assert_eq!((code, msg.as_str()), (7, why));
+    let (code, msg) = call(&ns, "STATUS", "", &conf("STATUS")).error();
+    assert_eq!(code, 50, "{msg}");
+    assert!(msg.ends_with(why.trim_start_matches("stateDir: ")), "{msg}");
+    assert_eq!(
+        ns.ok("ls -A /run/roots"),
+        "",
+        "STATUS made a directory there"
+    );
+    assert_nothing_left(&ns);
+}

@@ -317,6 +317,12 @@ async fn command(
             failed.map_or(Ok(String::new()), Err)
         }
         Command::Status => {
+            // Not ready where ADD would refuse the directory, and nothing
+            // made where another user could lead it.
+            crate::state::check_dir(&config.state_dir).map_err(|err| {
+                let err = crate::error_chain::Chain(&err);
+                CniError::new(50, format!("the state directory cannot be used: {err}"))
+            })?;
             std::fs::create_dir_all(&config.state_dir).map_err(|err| {
                 CniError::new(
                     50,
