@@ -2895,3 +2895,44 @@ fn a_state_directory_through_another_users_link_is_refused_and_status_is_not_rea
     );
     assert_nothing_left(&ns);
 }
+
+#[test]
+fn a_prev_result_prefix_wider_than_its_bridges_network_is_code_7_naming_the_route_it_covers() {
+    let Some(ns) = HostNs::new("a_prev_result_prefix_wider_than_its_bridges_network_is_code_7")
+    else {
+        return;
+    };
+    host_addresses(&ns);
+    // The previous plugin's bridge and network, as the reference bridge
+    // plugin makes them.
+    ns.ok(
+        "ip link add cni0 type bridge && ip addr add 10.22.0.1/16 dev cni0 && ip link set cni0 up",
+    );
+    netns_add(&ns, "c1");
+    let chained = |address: &str| {
+        let mut doc: Value =
+            serde_json::from_str(&chained_conf(json!([{"address": address}]), "")).unwrap();
+        doc["prevResult"]["interfaces"] = json!([{"name": "cni0"}]);
+        doc.to_string()
+    };
+    // A /8 would make 10.0.0.0/8 cni0's network in our sets: the host's
+    // traffic from 10.99.0.0/24 (d0's) masqueraded as a container's.
+    let (code, msg) = call(&ns, "ADD", "c1", &chained("10.22.0.5/8")).error();
+    assert_eq!(code, 7, "{msg}");
+    assert_eq!(
+        msg,
+        "prevResult.ips[0]: \"10.22.0.5/8\" makes 10.0.0.0/8 the network of cni0, which \
+         overlaps the route 10.99.0.0/24 on d0: not the previous plugin's network alone"
+    );
+    let subnets = ns.ok("nft list set ip supervisor subnets 2>/dev/null || true");
+    assert!(!subnets.contains("10.0.0.0/8"), "{subnets}");
+    assert_eq!(records(&ns), "");
+    let conf = chained("10.22.0.5/16");
+    call(&ns, "ADD", "c1", &conf).ok();
+    let subnets = ns.ok("nft list set ip supervisor subnets");
+    assert!(
+        subnets.contains("10.22.0.0/16 comment \"cni0\""),
+        "{subnets}"
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+}

@@ -44,7 +44,9 @@ pub use prepared::{PreparedNetns, loopback_up_here};
 pub use query::{
     InterfaceAddress, LinkState, addresses_in, bridge_ports, hardware_address, link_state,
 };
-pub use route::{AddressKind, RoutedTo, address_kinds, address_routes};
+pub use route::{
+    AddressKind, RouteOverlap, RoutedTo, address_kinds, address_routes, overlap_beside,
+};
 pub use veth::{forwarding_message, neighbour_message, remove_link, wait_forwarding};
 
 /// A netlink connection in the supervisor's own (host) network namespace:

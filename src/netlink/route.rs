@@ -69,6 +69,45 @@ pub(crate) fn first_host_address(
     })
 }
 
+/// A route on a link other than `bridge` that overlaps `subnet` (or
+/// `subnet6`), as [`first_overlap`] finds it, with the subnet it overlaps
+/// and its link named: for a network another program made (a chained CNI
+/// plugin's), whose subnet comes from that program's word. One dump, on a
+/// socket of its own.
+pub fn overlap_beside(
+    bridge: &str,
+    subnet: Subnet,
+    subnet6: Option<Subnet6>,
+) -> Result<Option<RouteOverlap>, Error> {
+    let mut direct = Direct::open().map_err(Error::Socket)?;
+    let routes = from_dump(direct.ask(dump_request(subnet6.is_some()), true))?;
+    let except = direct.index_of(bridge).ok();
+    let found = first_overlap(&routes, subnet, except)
+        .map(|found| (subnet.to_string(), found))
+        .or_else(|| {
+            let subnet6 = subnet6?;
+            first_overlap6(&routes, subnet6, except).map(|found| (subnet6.to_string(), found))
+        });
+    Ok(found.map(|(subnet, found)| RouteOverlap {
+        subnet,
+        route: format!("{}/{}", found.destination, found.prefix_len),
+        interface: match found.oif {
+            Some(index) => direct
+                .name_of(index)
+                .unwrap_or_else(|_| format!("interface #{index}")),
+            None => "no interface (blackhole or multipath route)".to_string(),
+        },
+    }))
+}
+
+/// What [`overlap_beside`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteOverlap {
+    pub subnet: String,
+    pub route: String,
+    pub interface: String,
+}
+
 /// The request for every IPv4 route of every table, and with `ipv6` every
 /// IPv6 one too, to be answered on the spot (see `direct` and
 /// `Direct::ask_all`).
