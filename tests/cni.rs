@@ -2936,3 +2936,43 @@ fn a_prev_result_prefix_wider_than_its_bridges_network_is_code_7_naming_the_rout
     );
     call(&ns, "DEL", "c1", &conf).ok();
 }
+
+#[test]
+fn another_state_directorys_attachment_keeps_its_elements_through_gc_check_and_a_runs_port() {
+    let Some(ns) = HostNs::new("another_state_directorys_attachment_keeps_its_elements") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // A CNI network with a state directory of its own, beside run's.
+    let theirs = conf(
+        "1.0.0",
+        json!({"stateDir": "/run/cni", "bridge": "sv1", "subnet": "10.88.8.0/24",
+               "runtimeConfig": {"portMappings": [
+                   {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}}),
+    );
+    call(&ns, "ADD", "c1", &theirs).ok();
+    let held = || ns.ok("nft list ruleset | grep -c 'comment \"c1:eth0 ' || true");
+    assert_eq!(
+        held().trim(),
+        "5",
+        "its port, two guards, its generation (two)"
+    );
+    // gc and check of run's state directory: c1 is none of theirs.
+    let gc = common::supervisor(&ns, &["gc"]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert_eq!(common::stdout(&gc), "");
+    assert_eq!(held().trim(), "5", "gc took them");
+    let check = common::supervisor(&ns, &["check"]);
+    assert!(
+        !common::stdout(&check).contains("c1:eth0"),
+        "{}",
+        common::stdout(&check)
+    );
+    // Nor may a run take its port (it holds no socket) by removing them.
+    let out = ns.run(&["-p", "8080:80", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("c1:eth0"), "{}", stderr(&out));
+    assert_eq!(held().trim(), "5", "run took them");
+    call(&ns, "DEL", "c1", &theirs).ok();
+    assert_eq!(held().trim(), "0");
+}
