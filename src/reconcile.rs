@@ -13,7 +13,8 @@
 //! lease names its holder's id and supervisor; a link is `sv-` and its
 //! container's id; an element's comment is `NAME ID`. A lease is given back
 //! when its supervisor is dead; a link or an element when no live record
-//! has its id. A run writes its record before it creates anything and
+//! has its id (an element, only when this state directory knows the id:
+//! see `known_ids`). A run writes its record before it creates anything and
 //! removes it after everything else, and `gc` holds the records lock while
 //! it lists links and elements and deletes the unexplained ones, so it
 //! never takes a starting container's.
@@ -33,6 +34,34 @@ use crate::netlink::{self, Netlink};
 use crate::network::host_ifname;
 use crate::state::{self, Entry, Record, Registration, StaleMarker, Store, file};
 use crate::values::Owner;
+
+/// The container ids `state_dir` knows: of its records (stale ones too),
+/// its id markers, its containers' /etc files and its leases' holders. A
+/// firewall element whose owner is none of them belongs to another state
+/// directory (a CNI network's own `stateDir`, a run with `--state-dir`),
+/// whose containers' records are not here: no live record here says
+/// nothing of it, and its elements are not this directory's to remove.
+pub fn known_ids(state_dir: &Path, entries: &[Entry]) -> BTreeSet<String> {
+    let mut known: BTreeSet<String> = entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Entry::Record(record) => Some(record.id.clone()),
+            _ => None,
+        })
+        .collect();
+    known.extend(file::names(&state_dir.join("ids")).unwrap_or_default());
+    known.extend(etc_files::ids(state_dir));
+    let leases = state_dir.join("leases");
+    for bridge in file::names(&leases).unwrap_or_default() {
+        let held = LeaseDir::new(state_dir, &bridge).and_then(|dir| dir.leases());
+        known.extend(
+            held.unwrap_or_default()
+                .into_iter()
+                .filter_map(|(_, holder)| Some(holder?.id)),
+        );
+    }
+    known
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -359,7 +388,11 @@ impl Reconciler {
         let mut done = Collected::default();
         // Veths that could not be deleted: their leases stay held.
         let mut spared: BTreeSet<String> = BTreeSet::new();
-        self.remove_elements_of(|owner| !live.contains(owner.id.as_str()), &mut done);
+        let known = known_ids(&self.state_dir, &entries);
+        self.remove_elements_of(
+            |owner| !live.contains(owner.id.as_str()) && known.contains(&owner.id),
+            &mut done,
+        );
         let gone = self
             .firewall
             .remove_gone_networks(firewall::interface_exists);
@@ -625,6 +658,9 @@ pub async fn reclaim_port(state_dir: &Path, holder: &Owner) -> bool {
                 true => Ok(Some(reconciler.remove_stale(&record).await)),
                 false => Ok(None),
             },
+            // Another state directory's: its live container, for all
+            // this one knows (see known_ids).
+            _ if !known_ids(&reconciler.state_dir, &[]).contains(&holder.id) => Ok(None),
             // A run's record outlives its elements: without one, their
             // supervisor died.
             _ => {

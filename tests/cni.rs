@@ -2696,3 +2696,283 @@ fn a_host_ip_that_is_a_subnets_directed_broadcast_is_code_7_naming_it_and_leaves
         assert_eq!(tcp_ports(&ns), "");
     }
 }
+
+#[test]
+fn a_prev_result_address_on_a_bridge_of_ours_is_code_7_naming_it_and_publishes_nothing() {
+    let Some(ns) = HostNs::new("a_prev_result_address_on_a_bridge_of_ours_is_code_7") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    // c1 is ours, on sv0, and publishes nothing: 10.88.7.2.
+    let ours = conf("1.0.0", json!({}));
+    let add = call(&ns, "ADD", "c1", &ours).ok();
+    assert_eq!(add["ips"][0]["address"], "10.88.7.2/24", "{add}");
+    let before = held(&ns);
+    // A previous plugin's result naming c1's address (or a free one of
+    // sv0's subnet, the next container's) would publish host port 8080 to
+    // a port c1 never published; one naming sv0 as its bridge would make
+    // sv0's network sets its own subnet's.
+    for (ips, interfaces, field) in [
+        (
+            json!([{"address": "10.88.7.2/24"}]),
+            json!([]),
+            "prevResult.ips[0]",
+        ),
+        (
+            json!([{"address": "fd00:22::5/64"}, {"address": "10.88.7.77/24"}]),
+            json!([]),
+            "prevResult.ips[1]",
+        ),
+        (
+            json!([{"address": "10.22.0.5/16"}]),
+            json!([{"name": "sv0"}]),
+            "prevResult.interfaces",
+        ),
+    ] {
+        let mut doc: Value = serde_json::from_str(&chained_conf(ips, "")).unwrap();
+        doc["prevResult"]["interfaces"] = interfaces;
+        let (code, msg) = call(&ns, "ADD", "c2", &doc.to_string()).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(msg.starts_with(&format!("{field}: ")), "{msg}");
+        assert!(msg.contains("sv0"), "{msg}");
+        assert_eq!(held(&ns), before, "{msg}");
+    }
+    // Whose address it is, when it is held.
+    let (_, msg) = call(
+        &ns,
+        "ADD",
+        "c2",
+        &chained_conf(json!([{"address": "10.88.7.2/24"}]), ""),
+    )
+    .error();
+    assert!(msg.contains("c1:eth0"), "{msg}");
+    call(&ns, "DEL", "c1", &ours).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_del_or_check_for_another_network_leaves_an_attachment_of_this_one_alone() {
+    let Some(ns) = HostNs::new("a_del_or_check_for_another_network_leaves_an_attachment_alone")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let net1 = conf("1.0.0", publishing(8080, 80));
+    call(&ns, "ADD", "c1", &net1).ok();
+    let before = held(&ns);
+    // An engine attaching c1 to a second network under the same interface
+    // name is refused, and then cleans up after the failed ADD as engines
+    // do: that DEL is net2's, and c1 has nothing of net2.
+    let net2 = conf(
+        "1.0.0",
+        json!({"name": "net2", "bridge": "sv1", "subnet": "10.88.8.0/24"}),
+    );
+    let (code, _) = call(&ns, "ADD", "c1", &net2).error();
+    assert_eq!(code, 101);
+    let (code, msg) = call(&ns, "CHECK", "c1", &net2).error();
+    assert_eq!(code, 103, "{msg}");
+    assert!(msg.contains("net2"), "{msg}");
+    assert_eq!(call(&ns, "DEL", "c1", &net2).ok(), Value::Null);
+    assert_eq!(held(&ns), before);
+    call(&ns, "CHECK", "c1", &net1).ok();
+    call(&ns, "DEL", "c1", &net1).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn no_masquerade_cidrs_open_and_exempt_only_the_network_that_names_them_and_go_with_its_bridge() {
+    let Some(ns) = HostNs::new("no_masquerade_cidrs_open_only_the_network_that_names_them") else {
+        return;
+    };
+    let outside = ns.outside();
+    // c1 on a cluster network naming the outside's range, c2 on another
+    // network naming nothing: neither publishes a port.
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let cluster = conf(
+        "1.0.0",
+        json!({"name": "cluster", "bridge": "sv1", "subnet": "10.88.8.0/24",
+               "noMasqueradeCidrs": ["192.0.2.0/24"]}),
+    );
+    call(&ns, "ADD", "c1", &cluster).ok();
+    let other = conf("1.0.0", json!({}));
+    call(&ns, "ADD", "c2", &other).ok();
+    let mut one = serve(&ns, "c1", 80, "one");
+    let mut two = serve(&ns, "c2", 80, "two");
+    let from_outside = |address: &str| {
+        String::from_utf8_lossy(
+            &outside
+                .sh(&format!("busybox nc -w 2 {address} 80 </dev/null"))
+                .stdout,
+        )
+        .into_owned()
+    };
+    reaches(
+        "c1 from the cluster's range",
+        || from_outside("10.88.8.2"),
+        "one",
+    );
+    // Another network's container is not the cluster's to reach.
+    let answer = from_outside("10.88.7.2");
+    assert!(!answer.contains("two"), "c2 reached from outside: {answer}");
+    // Nor does it go to the cluster's range with its own address.
+    let mut server = outside
+        .command("busybox")
+        .args(["nc", "-ll", "-p", "9000", "-e", "echo", "pong"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("listener outside");
+    reaches(
+        "the outside from c2",
+        || {
+            String::from_utf8_lossy(
+                &ns.sh("ip netns exec c2 busybox nc -w 2 192.0.2.2 9000 </dev/null")
+                    .stdout,
+            )
+            .into_owned()
+        },
+        "pong",
+    );
+    let entries = ns.ok("conntrack -L -p tcp --dport 9000 2>/dev/null");
+    assert!(
+        entries.contains("dst=192.0.2.1 sport=9000"),
+        "c2 masqueraded: {entries}"
+    );
+    for child in [&mut one, &mut two, &mut server] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // The cluster network's range goes with its bridge.
+    call(&ns, "DEL", "c1", &cluster).ok();
+    call(&ns, "DEL", "c2", &other).ok();
+    ns.ok("ip link del sv1");
+    let gc = common::supervisor(&ns, &["gc"]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let said = common::stdout(&gc);
+    assert!(said.contains("unmasqueraded 192.0.2.0/24"), "{said}");
+    let left = ns.ok("nft list set ip supervisor no_masquerade");
+    assert!(!left.contains("192.0.2.0"), "{left}");
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_state_directory_through_another_users_link_is_refused_and_status_is_not_ready_making_nothing()
+{
+    let Some(ns) = HostNs::new("a_state_directory_through_another_users_link_is_refused") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // /run/shared is every user's, as /tmp; another user's link there
+    // leads to a directory of root's, and can be pointed anywhere whenever
+    // it likes.
+    ns.ok(
+        "mkdir -m 1777 /run/shared && mkdir /run/roots && ln -s /run/roots /run/shared/link \
+         && chown -h 65534 /run/shared/link",
+    );
+    let conf = |command: &str| {
+        let version = if command == "STATUS" {
+            "1.1.0"
+        } else {
+            "1.0.0"
+        };
+        conf(version, json!({"stateDir": "/run/shared/link/sv/state"}))
+    };
+    let why = "stateDir: /run/shared/link: owned by uid 65534 in /run/shared, which every \
+               user can write (mode 1777): it could put another in its place; a state \
+               directory and what it holds must be writable by their owner, who runs the \
+               supervisor, alone";
+    let (code, msg) = call(&ns, "ADD", "c1", &conf("ADD")).error();
+    assert_eq!((code, msg.as_str()), (7, why));
+    let (code, msg) = call(&ns, "STATUS", "", &conf("STATUS")).error();
+    assert_eq!(code, 50, "{msg}");
+    assert!(msg.ends_with(why.trim_start_matches("stateDir: ")), "{msg}");
+    assert_eq!(
+        ns.ok("ls -A /run/roots"),
+        "",
+        "STATUS made a directory there"
+    );
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_prev_result_prefix_wider_than_its_bridges_network_is_code_7_naming_the_route_it_covers() {
+    let Some(ns) = HostNs::new("a_prev_result_prefix_wider_than_its_bridges_network_is_code_7")
+    else {
+        return;
+    };
+    host_addresses(&ns);
+    // The previous plugin's bridge and network, as the reference bridge
+    // plugin makes them.
+    ns.ok(
+        "ip link add cni0 type bridge && ip addr add 10.22.0.1/16 dev cni0 && ip link set cni0 up",
+    );
+    netns_add(&ns, "c1");
+    let chained = |address: &str| {
+        let mut doc: Value =
+            serde_json::from_str(&chained_conf(json!([{"address": address}]), "")).unwrap();
+        doc["prevResult"]["interfaces"] = json!([{"name": "cni0"}]);
+        doc.to_string()
+    };
+    // A /8 would make 10.0.0.0/8 cni0's network in our sets: the host's
+    // traffic from 10.99.0.0/24 (d0's) masqueraded as a container's.
+    let (code, msg) = call(&ns, "ADD", "c1", &chained("10.22.0.5/8")).error();
+    assert_eq!(code, 7, "{msg}");
+    assert_eq!(
+        msg,
+        "prevResult.ips[0]: \"10.22.0.5/8\" makes 10.0.0.0/8 the network of cni0, which \
+         overlaps the route 10.99.0.0/24 on d0: not the previous plugin's network alone"
+    );
+    let subnets = ns.ok("nft list set ip supervisor subnets 2>/dev/null || true");
+    assert!(!subnets.contains("10.0.0.0/8"), "{subnets}");
+    assert_eq!(records(&ns), "");
+    let conf = chained("10.22.0.5/16");
+    call(&ns, "ADD", "c1", &conf).ok();
+    let subnets = ns.ok("nft list set ip supervisor subnets");
+    assert!(
+        subnets.contains("10.22.0.0/16 comment \"cni0\""),
+        "{subnets}"
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+}
+
+#[test]
+fn another_state_directorys_attachment_keeps_its_elements_through_gc_check_and_a_runs_port() {
+    let Some(ns) = HostNs::new("another_state_directorys_attachment_keeps_its_elements") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    // A CNI network with a state directory of its own, beside run's.
+    let theirs = conf(
+        "1.0.0",
+        json!({"stateDir": "/run/cni", "bridge": "sv1", "subnet": "10.88.8.0/24",
+               "runtimeConfig": {"portMappings": [
+                   {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}}),
+    );
+    call(&ns, "ADD", "c1", &theirs).ok();
+    let held = || ns.ok("nft list ruleset | grep -c 'comment \"c1:eth0 ' || true");
+    assert_eq!(
+        held().trim(),
+        "5",
+        "its port, two guards, its generation (two)"
+    );
+    // gc and check of run's state directory: c1 is none of theirs.
+    let gc = common::supervisor(&ns, &["gc"]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert_eq!(common::stdout(&gc), "");
+    assert_eq!(held().trim(), "5", "gc took them");
+    let check = common::supervisor(&ns, &["check"]);
+    assert!(
+        !common::stdout(&check).contains("c1:eth0"),
+        "{}",
+        common::stdout(&check)
+    );
+    // Nor may a run take its port (it holds no socket) by removing them.
+    let out = ns.run(&["-p", "8080:80", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("c1:eth0"), "{}", stderr(&out));
+    assert_eq!(held().trim(), "5", "run took them");
+    call(&ns, "DEL", "c1", &theirs).ok();
+    assert_eq!(held().trim(), "0");
+}

@@ -649,3 +649,48 @@ fn a_pending_network_overlapping_a_gone_bridges_subnet_replaces_it_and_publishes
         },
     );
 }
+
+/// An older version's tables, whose `no_masquerade` sets held address
+/// intervals for every bridge at once, each tagged by its comment.
+const SHARED_NO_MASQUERADE: &str = r#"
+table ip supervisor {
+	set version { type mark; elements = { 0x1 } }
+	set no_masquerade {
+		type ipv4_addr
+		flags interval
+		elements = { 10.244.0.0/16 comment "cni0", 192.0.2.0/24 comment "sv1" }
+	}
+}
+table ip6 supervisor {
+	set no_masquerade6 {
+		type ipv6_addr
+		flags interval
+		elements = { fd00:10::/56 comment "cni0" }
+	}
+}
+"#;
+
+#[test]
+fn an_older_versions_shared_no_masquerade_ranges_come_back_keyed_by_their_bridge() {
+    common::in_fresh_netns(
+        "an_older_versions_shared_no_masquerade_ranges_come_back_keyed_by_their_bridge",
+        || {
+            let file = common::unique_temp_path("no-masquerade.nft");
+            std::fs::write(&file, SHARED_NO_MASQUERADE).unwrap();
+            nft(&["-f", &file.to_string_lossy()]);
+            let _ = std::fs::remove_file(&file);
+            let fw = Firewall::open(&state_dir()).unwrap();
+            assert_eq!(fw.ensure_base().unwrap(), Base::Replaced);
+            let v4 = nft(&["list", "set", "ip", "supervisor", "no_masquerade"]);
+            for element in [
+                r#""cni0" . 10.244.0.0/16 comment "cni0""#,
+                r#""sv1" . 192.0.2.0/24 comment "sv1""#,
+            ] {
+                assert!(v4.contains(element), "{element}: {v4}");
+            }
+            let v6 = nft(&["list", "set", "ip6", "supervisor", "no_masquerade6"]);
+            let element = r#""cni0" . fd00:10::/56 comment "cni0""#;
+            assert!(v6.contains(element), "{element}: {v6}");
+        },
+    );
+}

@@ -374,6 +374,42 @@ fn a_subnet_overlapping_a_host_route_is_refused_naming_the_interface() {
 }
 
 #[test]
+fn a_subnet_holding_an_address_of_the_host_on_another_interface_is_refused_naming_it() {
+    let Some(ns) = HostNs::new("a_subnet_holding_an_address_of_the_host_is_refused_naming_it")
+    else {
+        return;
+    };
+    // A virtual address of the host's (keepalived's, kube-ipvs0's): it
+    // routes nothing, but a container given it could not be reached, and
+    // its published ports would lead to the host's own services.
+    ns.ok("ip link add vip0 type bridge && ip link set vip0 up \
+         && ip addr add 172.16.0.2/32 dev vip0 \
+         && ip -6 addr add fd53:7570:6572::7/128 dev vip0 nodad noprefixroute");
+    let out = ns.run(&["-p", "8080:22", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "supervisor: subnet 172.16.0.0/24 holds 172.16.0.2, an address of this host on vip0; \
+         choose another subnet"
+    );
+    assert!(!ns.ok("ip -br link").contains("sv0"));
+    assert_eq!(
+        leases(&ns).trim(),
+        "",
+        "the lease taken first is given back"
+    );
+    let out = ns.run(&["--ipv6", "--subnet", "10.77.0.0/24", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "supervisor: subnet6 fd53:7570:6572::/64 holds fd53:7570:6572::7, an address of this \
+         host on vip0; choose another subnet6 (--subnet6)"
+    );
+    let eth0 = eth0_address(&ns, &["--subnet", "10.77.0.0/24"]);
+    assert!(eth0.contains("10.77.0.2/24"), "{eth0}");
+}
+
+#[test]
 fn another_tables_forward_chain_with_policy_drop_is_warned_of_naming_the_bridge() {
     let Some(ns) = HostNs::new("another_tables_forward_chain_with_policy_drop_is_warned_of") else {
         return;

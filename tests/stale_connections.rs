@@ -638,7 +638,7 @@ fn routed_peer_sends_again(ns: &HostNs, protected: bool) -> String {
         ),
     );
     listening(&c1, "udp", 4000);
-    ns.ok("nft add element ip supervisor no_masquerade { 192.0.2.0/24 }");
+    ns.ok(r#"nft add element ip supervisor no_masquerade { "sv0" . 192.0.2.0/24 }"#);
     let answer = outside.ok(&format!(
         "echo question | nc -u -w 1 -p 5000 {IP} 4000 || true"
     ));

@@ -469,13 +469,18 @@ fn id_holder(state_dir: &Path, owner: &Owner) -> Result<Option<Record>, CniError
     Ok(records.into_iter().find(|r| r.name != owner.name))
 }
 
-/// The attachment's record, if there is one: its own file, read alone
-/// (see `Store::get`), whatever other records there are.
-pub fn find(state_dir: &Path, container_id: &str, ifname: &str) -> Option<Record> {
+/// The attachment's record on network `network`, if there is one: its
+/// own file, read alone (see `Store::get`), whatever other records there
+/// are. The container's attachment with this interface on another network
+/// is not this network's to delete or check: an engine whose ADD to a
+/// second network was refused (the interface taken) cleans up with that
+/// network's DEL, which took the first network's attachment away.
+pub fn find(state_dir: &Path, network: &str, container_id: &str, ifname: &str) -> Option<Record> {
     let owner = owner(container_id, ifname);
-    Store::new(state_dir)
-        .get(&owner.name)
-        .filter(|record| record.id == owner.id)
+    Store::new(state_dir).get(&owner.name).filter(|record| {
+        record.id == owner.id
+            && record.labels.get(LABEL_NETWORK).map(String::as_str) == Some(network)
+    })
 }
 
 /// What a record says the attachment published.

@@ -169,6 +169,20 @@ pub async fn add(
 ) -> Result<Value, CniError> {
     let bridges = bridges(prev).await?;
     let previous = previous(prev, |name| bridges.iter().any(|b| b == name))?;
+    if let Some(bridge) = previous
+        .bridge
+        .as_deref()
+        .filter(|b| routed::is_ours(config, b))
+    {
+        // Its network sets would take the previous plugin's subnet.
+        return Err(CniError::new(
+            code::CONFIG,
+            format!(
+                "prevResult.interfaces: {bridge} is a bridge of this plugin's own networks, \
+                 not the previous plugin's"
+            ),
+        ));
+    }
     attachment::check_ports(config)?;
     let mut addresses = vec![(previous.address_at, IpAddr::V4(previous.address))];
     if let (Some(at), Some((address, _))) = (previous.ipv6_at, previous.ipv6) {
@@ -191,6 +205,7 @@ pub async fn add(
             let host_bits = u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
             (Ipv6Addr::from(u128::from(address) & !host_bits), prefix_len)
         });
+        check_network(prev, &previous, bridge, subnet, subnet6)?;
         let mut settings = vec![Setting::ip_forward(), Setting::route_localnet(bridge)];
         if subnet6.is_some() {
             settings.push(Setting::ipv6_forwarding());
@@ -250,6 +265,39 @@ pub async fn add(
     let mut result = prev.clone();
     result["cniVersion"] = Value::String(config.cni_version.clone());
     Ok(result)
+}
+
+/// Refuses (code 7, naming the address) a network of the previous
+/// plugin's bridge that reaches past it: its subnet, from the address's
+/// prefix, overlapping a route on another link. Our sets would make that
+/// other network's traffic the bridge's: masqueraded as a container's
+/// when it leaves, and judged by the container rules.
+fn check_network(
+    prev: &Value,
+    previous: &Previous,
+    bridge: &str,
+    subnet: Subnet,
+    subnet6: Option<(Ipv6Addr, u8)>,
+) -> Result<(), CniError> {
+    let subnet6 = subnet6.and_then(|(network, len)| crate::values::Subnet6::new(network, len).ok());
+    let found = crate::netlink::overlap_beside(bridge, subnet, subnet6)
+        .map_err(|e| system("routes", &e))?;
+    let Some(found) = found else {
+        return Ok(());
+    };
+    let at = match found.subnet.contains(':') {
+        true => previous.ipv6_at.unwrap_or(previous.address_at),
+        false => previous.address_at,
+    };
+    let text = prev["ips"][at]["address"].as_str().unwrap_or_default();
+    Err(CniError::new(
+        code::CONFIG,
+        format!(
+            "prevResult.ips[{at}]: {text:?} makes {} the network of {bridge}, which overlaps the \
+             route {} on {}: not the previous plugin's network alone",
+            found.subnet, found.route, found.interface
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -260,6 +260,7 @@ async fn command(
             attachment::repair_lent(invocation);
             let found = attachment::find(
                 &config.state_dir,
+                &config.name,
                 &invocation.container_id,
                 &invocation.ifname,
             );
@@ -276,6 +277,7 @@ async fn command(
             attachment::repair_lent(invocation);
             let record = attachment::find(
                 &config.state_dir,
+                &config.name,
                 &invocation.container_id,
                 &invocation.ifname,
             )
@@ -315,6 +317,12 @@ async fn command(
             failed.map_or(Ok(String::new()), Err)
         }
         Command::Status => {
+            // Not ready where ADD would refuse the directory, and nothing
+            // made where another user could lead it.
+            crate::state::check_dir(&config.state_dir).map_err(|err| {
+                let err = crate::error_chain::Chain(&err);
+                CniError::new(50, format!("the state directory cannot be used: {err}"))
+            })?;
             std::fs::create_dir_all(&config.state_dir).map_err(|err| {
                 CniError::new(
                     50,

@@ -3,7 +3,11 @@
 //! port check passes) but no connection reaches it, and a chained
 //! plugin's container address that is one of the host's own would make
 //! an element forwarding a host port to the host itself. The route type
-//! tells both, where a bind test is fooled by `ip_nonlocal_bind`.
+//! tells both, where a bind test is fooled by `ip_nonlocal_bind`. A
+//! container address the kernel routes through a bridge of ours (one with
+//! a lease directory here) is not the previous plugin's either: it is, or
+//! will be, a `run` container's or an attachment's, whose ports its
+//! element would publish behind its back.
 //!
 //! One netlink message for all of them, answered on the spot (a socket,
 //! one `sendmsg`, one `recv`: tens of microseconds), and none when the
@@ -14,7 +18,8 @@ use std::net::IpAddr;
 use super::attachment::system;
 use super::config::Config;
 use super::protocol::{CniError, code};
-use crate::netlink::{AddressKind, address_kinds};
+use crate::ipam::LeaseDir;
+use crate::netlink::{AddressKind, RoutedTo, address_routes};
 
 /// Refuses (code 7, naming the field) a `hostIP` the kernel routes as a
 /// broadcast address, and any of `previous`, the chained plugin's
@@ -26,10 +31,21 @@ pub fn check(config: &Config, previous: &[(usize, IpAddr)]) -> Result<(), CniErr
         .chain(&config.host_ips)
         .map(|&(_, address)| address)
         .collect();
-    let kinds = address_kinds(&addresses).map_err(|e| system("routes", &e))?;
-    let (previous_kinds, host_ip_kinds) = kinds.split_at(previous.len());
-    for (&(at, address), kind) in previous.iter().zip(previous_kinds) {
-        if *kind == AddressKind::Local {
+    let routes = address_routes(&addresses).map_err(|e| system("routes", &e))?;
+    let (previous_routes, host_ip_routes) = routes.split_at(previous.len());
+    for (&(at, address), route) in previous.iter().zip(previous_routes) {
+        if let Some(bridge) = ours(config, route) {
+            return Err(CniError::new(
+                code::CONFIG,
+                format!(
+                    "prevResult.ips[{at}]: {address} is on bridge {bridge}, whose addresses \
+                     this plugin hands out{}: not the previous plugin's container's, its \
+                     ports would be published to another",
+                    holder(config, bridge, address)
+                ),
+            ));
+        }
+        if route.kind == AddressKind::Local {
             return Err(CniError::new(
                 code::CONFIG,
                 format!(
@@ -39,8 +55,8 @@ pub fn check(config: &Config, previous: &[(usize, IpAddr)]) -> Result<(), CniErr
             ));
         }
     }
-    for (&(at, address), kind) in config.host_ips.iter().zip(host_ip_kinds) {
-        if *kind == AddressKind::Broadcast {
+    for (&(at, address), route) in config.host_ips.iter().zip(host_ip_routes) {
+        if route.kind == AddressKind::Broadcast {
             return Err(CniError::new(
                 code::CONFIG,
                 format!(
@@ -51,4 +67,35 @@ pub fn check(config: &Config, previous: &[(usize, IpAddr)]) -> Result<(), CniErr
         }
     }
     Ok(())
+}
+
+/// Whether `bridge` is one of ours: a bridge whose addresses `run` and
+/// the main plugin lease from `config`'s state directory.
+pub fn is_ours(config: &Config, bridge: &str) -> bool {
+    LeaseDir::new(&config.state_dir, bridge).is_ok_and(|leases| leases.dir().is_dir())
+}
+
+/// The bridge of ours `route` goes out of, if it does.
+fn ours<'a>(config: &Config, route: &'a RoutedTo) -> Option<&'a str> {
+    route
+        .link
+        .as_deref()
+        .filter(|&bridge| is_ours(config, bridge))
+}
+
+/// ` (leased to NAME ID)` when `address` is an IPv4 address leased on
+/// `bridge`, for the message.
+fn holder(config: &Config, bridge: &str, address: IpAddr) -> String {
+    let IpAddr::V4(address) = address else {
+        return String::new();
+    };
+    let leases = LeaseDir::new(&config.state_dir, bridge).and_then(|dir| dir.leases());
+    leases
+        .ok()
+        .into_iter()
+        .flatten()
+        .find(|(leased, _)| *leased == address)
+        .and_then(|(_, holder)| holder)
+        .map(|holder| format!(" (leased to {} {})", holder.name, holder.id))
+        .unwrap_or_default()
 }

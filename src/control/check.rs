@@ -60,6 +60,9 @@ struct Facts {
     markers: Vec<StaleMarker>,
     /// Live records whose id has no marker: (name, id).
     unmarked: Vec<(String, String)>,
+    /// The ids this state directory knows (see `reconcile::known_ids`):
+    /// an element of an owner outside them is another state directory's.
+    known: BTreeSet<String>,
 }
 
 /// Prints every drift found; Ok(true) when there is none.
@@ -147,6 +150,7 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
             }
         }
     }
+    facts.known = crate::reconcile::known_ids(state_dir, &store.entries()?);
     let firewall = Firewall::open(state_dir)?;
     facts.elements = firewall.owned_elements()?;
     firewall.close();
@@ -210,6 +214,7 @@ fn findings(facts: &Facts) -> Vec<String> {
     for element in &facts.elements {
         if let Some(owner) = &element.owner
             && !is_live(&owner.id)
+            && facts.known.contains(&owner.id)
         {
             found.push(format!(
                 "element {element}: its owner {owner} is no live container"
@@ -351,6 +356,7 @@ mod tests {
                     owner: Some(owner.clone()),
                 })
                 .collect(),
+            known: BTreeSet::from(["0123456789ab".to_string()]),
             ..Facts::default()
         }
     }
@@ -442,6 +448,11 @@ mod tests {
         assert!(found[3].starts_with("element spoof_guard"), "{found:?}");
         assert!(found[3].ends_with("its owner web (0123456789ab) is no live container"));
         assert_eq!(found.len(), 5);
+        // Elements of an owner this state directory knows nothing of are
+        // another state directory's: not named, as gc leaves them.
+        facts.known.clear();
+        let found = findings(&facts);
+        assert!(!found.iter().any(|f| f.starts_with("element")), "{found:?}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::path::Path;
 use nix::errno::Errno;
 
 use crate::netlink::mac_for;
-use crate::nftables::{Element, Family, Mode, concat};
+use crate::nftables::{ELEM_INTERVAL_END, Element, Family, Mode, concat};
 use crate::ruleset::{self, Define, compile::Compiled};
 
 use super::{Error, Firewall, Target, set_ref};
@@ -65,6 +65,11 @@ const fn fnv1a(bytes: &[u8]) -> u32 {
 /// too, and `mac_guard` did not exist. A live container's guard must come
 /// back in the new shape, or the new rules would drop all it sends.
 fn in_this_layout(mut survivors: Vec<(Target, Vec<Element>)>) -> Vec<(Target, Vec<Element>)> {
+    for (target, elements) in &mut survivors {
+        if matches!(target, Target::NoMasquerade | Target::NoMasquerade6) {
+            *elements = keyed_by_bridge(std::mem::take(elements));
+        }
+    }
     let mut macs = Vec::new();
     for (target, elements) in &mut survivors {
         if *target != Target::SpoofGuard {
@@ -90,6 +95,60 @@ fn in_this_layout(mut survivors: Vec<(Target, Vec<Element>)>) -> Vec<(Target, Ve
         }
     }
     survivors
+}
+
+/// `no_masquerade` (or `no_masquerade6`) elements of tables an older
+/// version loaded, in this version's layout: the set held address
+/// intervals for every bridge at once (a start with the bridge as its
+/// comment, an end element one past its last address), it holds `bridge .
+/// first-last` now. Each range goes on for the bridge of its comment;
+/// one without a comment names no bridge and is left out. Elements in
+/// this layout already (a key end of their own) stay as they are.
+fn keyed_by_bridge(mut elements: Vec<Element>) -> Vec<Element> {
+    if elements.iter().all(|e| e.key_end.is_some()) {
+        return elements;
+    }
+    elements.sort_by(|a, b| a.key.cmp(&b.key));
+    let number = |key: &[u8]| -> Option<u128> {
+        match key.len() {
+            4 => Some(u128::from(u32::from_be_bytes(key.try_into().ok()?))),
+            16 => Some(u128::from_be_bytes(key.try_into().ok()?)),
+            _ => None,
+        }
+    };
+    let mut ranges: Vec<(String, (u128, u128), usize)> = Vec::new();
+    for (i, start) in elements.iter().enumerate() {
+        if start.flags & ELEM_INTERVAL_END != 0 {
+            continue;
+        }
+        let Some(bridge) = start.udata.as_ref().and_then(|u| u.comment_text()) else {
+            continue;
+        };
+        let Some(first) = number(&start.key) else {
+            continue;
+        };
+        let top = match start.key.len() {
+            4 => u128::from(u32::MAX),
+            _ => u128::MAX,
+        };
+        // The next end element above it closes it; none: open to the top.
+        let last = elements[i + 1..]
+            .iter()
+            .find(|e| e.flags & ELEM_INTERVAL_END != 0 && e.key > start.key)
+            .and_then(|end| number(&end.key))
+            .map_or(top, |end| end.wrapping_sub(1));
+        ranges.push((bridge, (first, last), start.key.len()));
+    }
+    ranges
+        .into_iter()
+        .flat_map(|(bridge, range, len)| {
+            let bytes: fn(u128) -> Vec<u8> = match len {
+                4 => |v| (v as u32).to_be_bytes().to_vec(),
+                _ => |v| v.to_be_bytes().to_vec(),
+            };
+            super::network::bridge_ranges(&bridge, &[range], bytes)
+        })
+        .collect()
 }
 
 impl Firewall {
@@ -216,6 +275,68 @@ impl Firewall {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_older_versions_no_masquerade_intervals_come_back_keyed_by_their_bridge() {
+        use crate::nftables::Udata;
+        let start = |key: Vec<u8>, bridge: &str| Element {
+            udata: Some(Udata::comment(&std::ffi::CString::new(bridge).unwrap())),
+            ..Element::new(key)
+        };
+        let end = |key: Vec<u8>| Element {
+            flags: ELEM_INTERVAL_END,
+            ..Element::new(key)
+        };
+        // As the kernel dumped them: any order, nft's leading end element.
+        let old = vec![
+            end(vec![192, 0, 3, 0]),
+            start(vec![10, 244, 0, 0], "cni0"),
+            end(vec![0, 0, 0, 0]),
+            start(vec![192, 0, 2, 0], "sv1"),
+            end(vec![10, 245, 0, 0]),
+            Element::new(vec![172, 20, 0, 0]),
+        ];
+        let new = in_this_layout(vec![(Target::NoMasquerade, old)]);
+        let expected = [
+            super::super::network::no_masquerade_elements(
+                "cni0",
+                &[(Ipv4Addr::new(10, 244, 0, 0), 16)],
+            ),
+            super::super::network::no_masquerade_elements(
+                "sv1",
+                &[(Ipv4Addr::new(192, 0, 2, 0), 24)],
+            ),
+        ]
+        .concat();
+        assert_eq!(new, [(Target::NoMasquerade, expected.clone())]);
+        // Already in this layout: as it was.
+        let again = in_this_layout(vec![(Target::NoMasquerade, expected.clone())]);
+        assert_eq!(again, [(Target::NoMasquerade, expected)]);
+        let six = vec![
+            end(vec![0; 16]),
+            end("fd00:11::"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()
+                .to_vec()),
+            start(
+                "fd00:10::"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets()
+                    .to_vec(),
+                "cni0",
+            ),
+        ];
+        let new = in_this_layout(vec![(Target::NoMasquerade6, six)]);
+        assert_eq!(
+            new[0].1,
+            super::super::network::no_masquerade_elements6(
+                "cni0",
+                &[("fd00:10::".parse().unwrap(), 32)]
+            )
+        );
+    }
 
     #[test]
     fn the_version_is_the_files_fnv1a_hash_made_at_build_time() {

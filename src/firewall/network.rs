@@ -116,36 +116,57 @@ fn interval(bridge: &str, first: Ipv4Addr, last: Ipv4Addr) -> Vec<Element> {
 }
 
 /// The `no_masquerade` elements for `cidrs` (network, prefix length),
-/// asked for by the network of `bridge`.
+/// asked for by the network of `bridge`: `bridge . first-last` each (a
+/// concatenation's interval, a key and its end), with the bridge as the
+/// comment too, as nft prints whose it is. A range inside another of the
+/// same list is left out: the kernel refuses overlapping intervals.
 pub fn no_masquerade_elements(bridge: &str, cidrs: &[(Ipv4Addr, u8)]) -> Vec<Element> {
-    once_each(cidrs.iter().map(|&(network, prefix_len)| {
-        let host_bits = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
-        interval(
-            bridge,
-            network,
-            Ipv4Addr::from(u32::from(network) | host_bits),
-        )
-    }))
+    let ranges: Vec<(u128, u128)> = cidrs
+        .iter()
+        .map(|&(network, prefix_len)| {
+            let host_bits = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+            let first = u32::from(network) & !host_bits;
+            (u128::from(first), u128::from(first | host_bits))
+        })
+        .collect();
+    bridge_ranges(bridge, &ranges, |v| (v as u32).to_be_bytes().to_vec())
 }
 
 /// The `no_masquerade6` elements for IPv6 `cidrs`, as `no_masquerade_elements`.
 pub fn no_masquerade_elements6(bridge: &str, cidrs: &[(Ipv6Addr, u8)]) -> Vec<Element> {
-    once_each(cidrs.iter().map(|&cidr| prefix_interval6(bridge, cidr)))
+    let ranges: Vec<(u128, u128)> = cidrs
+        .iter()
+        .map(|&(network, prefix_len)| {
+            let host_bits = u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+            let first = u128::from(network) & !host_bits;
+            (first, first | host_bits)
+        })
+        .collect();
+    bridge_ranges(bridge, &ranges, |v| v.to_be_bytes().to_vec())
 }
 
-/// The intervals' elements, nft's leading end element once per batch, not
-/// per interval.
-fn once_each(intervals: impl Iterator<Item = Vec<Element>>) -> Vec<Element> {
-    let mut elements: Vec<Element> = Vec::new();
-    for element in intervals.flatten() {
-        if !elements
-            .iter()
-            .any(|e| e.key == element.key && e.flags == element.flags)
-        {
-            elements.push(element);
-        }
-    }
-    elements
+/// `bridge . first-last` for each of `ranges` not inside another (nor a
+/// repeat of an earlier one), the addresses laid out by `bytes`.
+pub(super) fn bridge_ranges(
+    bridge: &str,
+    ranges: &[(u128, u128)],
+    bytes: fn(u128) -> Vec<u8>,
+) -> Vec<Element> {
+    let name = ifname(bridge);
+    ranges
+        .iter()
+        .enumerate()
+        .filter(|&(i, &(first, last))| {
+            !ranges.iter().enumerate().any(|(j, &(f, l))| {
+                j != i && f <= first && last <= l && ((f, l) != (first, last) || j < i)
+            })
+        })
+        .map(|(_, &(first, last))| Element {
+            key_end: Some(concat(&[&name, &bytes(last)])),
+            udata: Some(Udata::comment(&comment(bridge))),
+            ..Element::new(concat(&[&name, &bytes(first)]))
+        })
+        .collect()
 }
 
 fn interval_end(addr: Ipv4Addr) -> Element {
@@ -480,6 +501,25 @@ impl Firewall {
                 }),
             }
         }
+        // A gone bridge's unmasqueraded ranges, whatever its other sets
+        // hold: its name leads their keys.
+        for target in [Target::NoMasquerade, Target::NoMasquerade6] {
+            for element in of(target) {
+                let name = ifname_of(&element.key);
+                if name.is_empty() || exists(&name) {
+                    continue;
+                }
+                let label = format!("unmasqueraded {}", no_masquerade_label(element));
+                match gone.iter_mut().find(|g| g.bridge == name) {
+                    Some(network) => network.subnets.push(label),
+                    None => gone.push(GoneNetwork {
+                        bridge: name,
+                        subnets: vec![label],
+                    }),
+                }
+                doomed.push((target, element.clone()));
+            }
+        }
         if doomed.is_empty() {
             return Ok(gone);
         }
@@ -496,6 +536,42 @@ impl Firewall {
         }
         self.socket.send(batch)?;
         Ok(gone)
+    }
+}
+
+/// The interface name leading a key (`ifname`, NUL-padded to 16 bytes).
+fn ifname_of(key: &[u8]) -> String {
+    let field = key.get(..16.min(key.len())).unwrap_or_default();
+    String::from_utf8_lossy(field)
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+/// `192.0.2.0/24` (`FIRST-LAST` when it is no prefix) from a
+/// `no_masquerade` or `no_masquerade6` element: `bridge . first-last`.
+pub(super) fn no_masquerade_label(element: &Element) -> String {
+    let number = |key: &[u8]| -> Option<(u128, u32)> {
+        match key.get(16..)? {
+            b if b.len() == 4 => Some((u128::from(u32::from_be_bytes(b.try_into().ok()?)), 32)),
+            b if b.len() == 16 => Some((u128::from_be_bytes(b.try_into().ok()?), 128)),
+            _ => None,
+        }
+    };
+    let end = element.key_end.as_deref().unwrap_or(&element.key);
+    let (Some((first, bits)), Some((last, _))) = (number(&element.key), number(end)) else {
+        return format!("{:02x?}", element.key);
+    };
+    let show = |v: u128| match bits {
+        32 => Ipv4Addr::from(v as u32).to_string(),
+        _ => Ipv6Addr::from(v).to_string(),
+    };
+    let size = last.wrapping_sub(first).wrapping_add(1);
+    if size.is_power_of_two() && first & (size - 1) == 0 {
+        format!("{}/{}", show(first), bits - size.trailing_zeros())
+    } else if size == 0 && bits == 128 {
+        format!("{}/0", show(first))
+    } else {
+        format!("{}-{}", show(first), show(last))
     }
 }
 
@@ -582,60 +658,66 @@ fn interval_label6(start: &[u8], end: Option<&[u8]>) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn no_masquerade_ranges_are_intervals_led_once_by_nfts_end_element() {
-        let cidrs = [
-            (Ipv4Addr::new(10, 244, 0, 0), 16),
-            (Ipv4Addr::new(192, 0, 2, 0), 24),
-        ];
-        let keys: Vec<(Vec<u8>, u32)> = no_masquerade_elements("sv0", &cidrs)
-            .into_iter()
-            .map(|e| (e.key, e.flags))
-            .collect();
-        let end = ELEM_INTERVAL_END;
-        assert_eq!(
-            keys,
-            [
-                (vec![0, 0, 0, 0], end),
-                (vec![10, 244, 0, 0], 0),
-                (vec![10, 245, 0, 0], end),
-                (vec![192, 0, 2, 0], 0),
-                (vec![192, 0, 3, 0], end),
-            ]
-        );
-        let everything = no_masquerade_elements("sv0", &[(Ipv4Addr::UNSPECIFIED, 0)]);
-        assert_eq!(everything.len(), 1, "an open interval, no end element");
+    /// An element's key and key end as `(bridge, first, last)`.
+    fn ranges(elements: &[Element]) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        elements
+            .iter()
+            .map(|e| {
+                let end = e.key_end.clone().expect("a key end");
+                assert_eq!(e.key[..16], end[..16], "one bridge at both ends");
+                (ifname_of(&e.key), e.key[16..].to_vec(), end[16..].to_vec())
+            })
+            .collect()
     }
 
     #[test]
-    fn ipv6_no_masquerade_ranges_are_intervals_led_once_by_nfts_end_element() {
+    fn no_masquerade_ranges_are_the_bridge_and_each_range_nested_ones_left_out() {
         let cidrs = [
-            ("fd00:10::".parse().unwrap(), 32),
-            ("2001:db8::".parse().unwrap(), 64),
+            (Ipv4Addr::new(10, 244, 0, 0), 16),
+            (Ipv4Addr::new(192, 0, 2, 0), 24),
+            (Ipv4Addr::new(10, 244, 7, 0), 24),
+            (Ipv4Addr::new(192, 0, 2, 0), 24),
         ];
-        let keys: Vec<(Ipv6Addr, u32)> = no_masquerade_elements6("sv0", &cidrs)
-            .into_iter()
-            .map(|e| {
-                (
-                    Ipv6Addr::from(<[u8; 16]>::try_from(e.key).unwrap()),
-                    e.flags,
-                )
-            })
-            .collect();
-        let end = ELEM_INTERVAL_END;
-        let at = |text: &str| text.parse::<Ipv6Addr>().unwrap();
+        let elements = no_masquerade_elements("sv0", &cidrs);
         assert_eq!(
-            keys,
+            ranges(&elements),
             [
-                (Ipv6Addr::UNSPECIFIED, end),
-                (at("fd00:10::"), 0),
-                (at("fd00:11::"), end),
-                (at("2001:db8::"), 0),
-                (at("2001:db8:0:1::"), end),
+                ("sv0".into(), vec![10, 244, 0, 0], vec![10, 244, 255, 255]),
+                ("sv0".into(), vec![192, 0, 2, 0], vec![192, 0, 2, 255]),
             ]
         );
+        assert!(elements.iter().all(|e| e.flags == 0));
+        let comment = elements[0].udata.as_ref().and_then(Udata::comment_text);
+        assert_eq!(comment.as_deref(), Some("sv0"));
+        assert_eq!(no_masquerade_label(&elements[0]), "10.244.0.0/16");
+        let everything = no_masquerade_elements("sv0", &[(Ipv4Addr::UNSPECIFIED, 0)]);
+        assert_eq!(no_masquerade_label(&everything[0]), "0.0.0.0/0");
+    }
+
+    #[test]
+    fn ipv6_no_masquerade_ranges_are_the_bridge_and_each_range() {
+        let at = |text: &str| text.parse::<Ipv6Addr>().unwrap();
+        let cidrs = [(at("fd00:10::"), 32), (at("2001:db8::"), 64)];
+        let elements = no_masquerade_elements6("cni0", &cidrs);
+        let bytes = |text: &str| at(text).octets().to_vec();
+        assert_eq!(
+            ranges(&elements),
+            [
+                (
+                    "cni0".into(),
+                    bytes("fd00:10::"),
+                    bytes("fd00:10:ffff:ffff:ffff:ffff:ffff:ffff")
+                ),
+                (
+                    "cni0".into(),
+                    bytes("2001:db8::"),
+                    bytes("2001:db8::ffff:ffff:ffff:ffff")
+                ),
+            ]
+        );
+        assert_eq!(no_masquerade_label(&elements[1]), "2001:db8::/64");
         let everything = no_masquerade_elements6("sv0", &[(Ipv6Addr::UNSPECIFIED, 0)]);
-        assert_eq!(everything.len(), 1, "an open interval, no end element");
+        assert_eq!(no_masquerade_label(&everything[0]), "::/0");
     }
 
     #[test]

@@ -138,7 +138,16 @@ impl fmt::Display for Owned {
                 (Some(addr), Some(port)) => write!(f, "{name} {addr} . {port}"),
                 _ => write!(f, "{name} {key:02x?}"),
             },
-            Target::Subnets6 | Target::NoMasquerade6 => match addr6(0) {
+            // Its key alone: `bridge . first` (the end is the key's end).
+            Target::NoMasquerade => match addr(16) {
+                Some(addr) => write!(f, "{name} \"{}\" . {addr}", ifname_at(key, 0)),
+                None => write!(f, "{name} {key:02x?}"),
+            },
+            Target::NoMasquerade6 => match addr6(16) {
+                Some(addr) => write!(f, "{name} \"{}\" . {addr}", ifname_at(key, 0)),
+                None => write!(f, "{name} {key:02x?}"),
+            },
+            Target::Subnets6 => match addr6(0) {
                 Some(addr) => write!(f, "{name} {addr}"),
                 None => write!(f, "{name} {key:02x?}"),
             },
@@ -148,7 +157,7 @@ impl fmt::Display for Owned {
                 }
                 _ => write!(f, "{name} {key:02x?}"),
             },
-            Target::Subnets | Target::NoMasquerade => match addr(0) {
+            Target::Subnets => match addr(0) {
                 Some(addr) => write!(f, "{name} {addr}"),
                 None => write!(f, "{name} {key:02x?}"),
             },

@@ -240,19 +240,51 @@ async fn check_overlap(
         route::first_overlap6(routes, subnet6, bridge_index)
             .map(|found| (subnet6.to_string(), found))
     };
-    let Some((subnet, found)) = v4.or_else(v6) else {
-        return Ok(());
+    if let Some((subnet, found)) = v4.or_else(v6) {
+        return Err(Error::SubnetOverlap {
+            subnet,
+            route: format!("{}/{}", found.destination, found.prefix_len),
+            interface: interface_name(nl, found.oif).await?,
+        });
+    }
+    let host4 = route::first_host_address(
+        routes,
+        |address| match address {
+            IpAddr::V4(address) => bridge.subnet.contains(address),
+            IpAddr::V6(_) => false,
+        },
+        bridge_index,
+    )
+    .map(|found| (bridge.subnet.to_string(), found));
+    let host6 = || {
+        let subnet6 = bridge.subnet6?;
+        route::first_host_address(
+            routes,
+            |address| match address {
+                IpAddr::V6(address) => subnet6.contains(address),
+                IpAddr::V4(_) => false,
+            },
+            bridge_index,
+        )
+        .map(|found| (subnet6.to_string(), found))
     };
-    let interface = match found.oif {
+    if let Some((subnet, (address, oif))) = host4.or_else(host6) {
+        return Err(Error::SubnetHoldsHostAddress {
+            subnet,
+            address,
+            interface: interface_name(nl, oif).await?,
+        });
+    }
+    Ok(())
+}
+
+/// The name of link `oif` of a route, for a message.
+async fn interface_name(nl: &Netlink, oif: Option<u32>) -> Result<String, Error> {
+    Ok(match oif {
         Some(index) => match link::by_index(nl.handle()?, index).await? {
             Some(l) => l.name,
             None => format!("interface #{index}"),
         },
         None => "no interface (blackhole or multipath route)".to_string(),
-    };
-    Err(Error::SubnetOverlap {
-        subnet,
-        route: format!("{}/{}", found.destination, found.prefix_len),
-        interface,
     })
 }

@@ -311,6 +311,28 @@ impl Direct {
         Ok(unsafe { req.ifr_ifru.ifru_ifindex } as u32)
     }
 
+    /// The name of link `index` in the socket's namespace (SIOCGIFNAME,
+    /// as [`Direct::index_of`]).
+    pub(crate) fn name_of(&self, index: u32) -> io::Result<String> {
+        // SAFETY: ifreq is plain data, valid zeroed.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        req.ifr_ifru.ifru_ifindex = index as libc::c_int;
+        // SAFETY: the socket is open for the call and `req` a valid ifreq
+        // holding the index, which the kernel answers with the name
+        // (NUL-terminated, within ifr_name), as in ask_device.
+        let ret = unsafe { libc::ioctl(self.socket.as_raw_fd(), libc::SIOCGIFNAME, &mut req) };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let name: Vec<u8> = req
+            .ifr_name
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8(name).map_err(invalid)
+    }
+
     /// The hardware address of link `name` in the calling thread's
     /// namespace (SIOCGIFHWADDR, as [`Direct::index_of`]: no RTNL, no
     /// message, no connection), on a socket of its own.

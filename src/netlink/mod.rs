@@ -44,7 +44,9 @@ pub use prepared::{PreparedNetns, loopback_up_here};
 pub use query::{
     InterfaceAddress, LinkState, addresses_in, bridge_ports, hardware_address, link_state,
 };
-pub use route::{AddressKind, address_kinds};
+pub use route::{
+    AddressKind, RouteOverlap, RoutedTo, address_kinds, address_routes, overlap_beside,
+};
 pub use veth::{forwarding_message, neighbour_message, remove_link, wait_forwarding};
 
 /// A netlink connection in the supervisor's own (host) network namespace:
@@ -140,6 +142,16 @@ pub enum Error {
     SubnetOverlap {
         subnet: String,
         route: String,
+        interface: String,
+    },
+    #[error(
+        "{} {subnet} holds {address}, an address of this host on {interface}; choose another {}",
+        if subnet.contains(':') { "subnet6" } else { "subnet" },
+        if subnet.contains(':') { "subnet6 (--subnet6)" } else { "subnet" }
+    )]
+    SubnetHoldsHostAddress {
+        subnet: String,
+        address: std::net::IpAddr,
         interface: String,
     },
     #[error(

@@ -48,6 +48,66 @@ pub(crate) fn first_overlap6(
         .find_map(|route| overlap6(route, subnet, except))
 }
 
+/// The first address of the host's own (a `local` route, in the `local`
+/// table) inside `contains`, on a link other than `except` (the bridge,
+/// whose gateway it is): a container given it could not be reached, and
+/// its published ports would lead to the host's own services. With its
+/// link's index.
+pub(crate) fn first_host_address(
+    routes: &[RouteMessage],
+    contains: impl Fn(IpAddr) -> bool,
+    except: Option<u32>,
+) -> Option<(IpAddr, Option<u32>)> {
+    routes.iter().find_map(|route| {
+        let header = &route.header;
+        if header.table != RT_TABLE_LOCAL || header.kind != RouteType::Local {
+            return None;
+        }
+        let (destination, oif) = destination_and_oif(route);
+        let destination = destination?;
+        (!(oif.is_some() && oif == except) && contains(destination)).then_some((destination, oif))
+    })
+}
+
+/// A route on a link other than `bridge` that overlaps `subnet` (or
+/// `subnet6`), as [`first_overlap`] finds it, with the subnet it overlaps
+/// and its link named: for a network another program made (a chained CNI
+/// plugin's), whose subnet comes from that program's word. One dump, on a
+/// socket of its own.
+pub fn overlap_beside(
+    bridge: &str,
+    subnet: Subnet,
+    subnet6: Option<Subnet6>,
+) -> Result<Option<RouteOverlap>, Error> {
+    let mut direct = Direct::open().map_err(Error::Socket)?;
+    let routes = from_dump(direct.ask(dump_request(subnet6.is_some()), true))?;
+    let except = direct.index_of(bridge).ok();
+    let found = first_overlap(&routes, subnet, except)
+        .map(|found| (subnet.to_string(), found))
+        .or_else(|| {
+            let subnet6 = subnet6?;
+            first_overlap6(&routes, subnet6, except).map(|found| (subnet6.to_string(), found))
+        });
+    Ok(found.map(|(subnet, found)| RouteOverlap {
+        subnet,
+        route: format!("{}/{}", found.destination, found.prefix_len),
+        interface: match found.oif {
+            Some(index) => direct
+                .name_of(index)
+                .unwrap_or_else(|_| format!("interface #{index}")),
+            None => "no interface (blackhole or multipath route)".to_string(),
+        },
+    }))
+}
+
+/// What [`overlap_beside`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteOverlap {
+    pub subnet: String,
+    pub route: String,
+    pub interface: String,
+}
+
 /// The request for every IPv4 route of every table, and with `ipv6` every
 /// IPv6 one too, to be answered on the spot (see `direct` and
 /// `Direct::ask_all`).
@@ -95,21 +155,65 @@ pub fn address_kinds(addresses: &[IpAddr]) -> Result<Vec<AddressKind>, Error> {
         return Ok(Vec::new());
     }
     let mut direct = Direct::open().map_err(Error::Socket)?;
+    Ok(lookup(&mut direct, addresses)?
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect())
+}
+
+/// Where the kernel sends an address: its kind, and the name of the link
+/// its route goes out of (None without a route, or for a route through
+/// no link: blackhole, multipath).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedTo {
+    pub kind: AddressKind,
+    pub link: Option<String>,
+}
+
+/// [`address_kinds`] with each route's link named: one more ioctl per
+/// address routed through a link (SIOCGIFNAME, no message to build).
+pub fn address_routes(addresses: &[IpAddr]) -> Result<Vec<RoutedTo>, Error> {
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut direct = Direct::open().map_err(Error::Socket)?;
+    Ok(lookup(&mut direct, addresses)?
+        .into_iter()
+        .map(|(kind, oif)| RoutedTo {
+            kind,
+            // Gone since the answer: it leads nowhere now.
+            link: oif.and_then(|index| direct.name_of(index).ok()),
+        })
+        .collect())
+}
+
+/// Each address's route type and output link index, asked on `direct`.
+fn lookup(
+    direct: &mut Direct,
+    addresses: &[IpAddr],
+) -> Result<Vec<(AddressKind, Option<u32>)>, Error> {
     let outcomes = direct
         .pipeline(addresses.iter().map(|&a| (get_request(a), None)).collect())
         .map_err(Error::direct("looking up routes to", "addresses"))?;
     Ok(outcomes
         .into_iter()
         .map(|outcome| match outcome {
-            Ok(Some(RouteNetlinkMessage::NewRoute(route))) => match route.header.kind {
-                RouteType::Local => AddressKind::Local,
-                RouteType::Broadcast => AddressKind::Broadcast,
-                _ => AddressKind::Other,
-            },
+            Ok(Some(RouteNetlinkMessage::NewRoute(route))) => {
+                let kind = match route.header.kind {
+                    RouteType::Local => AddressKind::Local,
+                    RouteType::Broadcast => AddressKind::Broadcast,
+                    _ => AddressKind::Other,
+                };
+                let oif = route.attributes.iter().find_map(|attr| match attr {
+                    RouteAttribute::Oif(index) => Some(*index),
+                    _ => None,
+                });
+                (kind, oif)
+            }
             // No route (unreachable, `prohibit`: EACCES, `blackhole`:
             // EINVAL, …): not the host's, whatever the reason; whoever asks
             // lets the bind decide, as without the lookup.
-            _ => AddressKind::Other,
+            _ => (AddressKind::Other, None),
         })
         .collect())
 }
@@ -137,6 +241,12 @@ fn destination(route: &RouteMessage) -> Option<(IpAddr, u8, Option<u32>)> {
     if header.destination_prefix_length == 0 || header.table == RT_TABLE_LOCAL {
         return None;
     }
+    let (destination, oif) = destination_and_oif(route);
+    Some((destination?, header.destination_prefix_length, oif))
+}
+
+/// A route's destination address and output link, as far as it has them.
+fn destination_and_oif(route: &RouteMessage) -> (Option<IpAddr>, Option<u32>) {
     let mut destination = None;
     let mut oif = None;
     for attr in &route.attributes {
@@ -151,7 +261,7 @@ fn destination(route: &RouteMessage) -> Option<(IpAddr, u8, Option<u32>)> {
             _ => {}
         }
     }
-    Some((destination?, header.destination_prefix_length, oif))
+    (destination, oif)
 }
 
 fn overlap(route: &RouteMessage, subnet: Subnet, except: Option<u32>) -> Option<Overlap> {
@@ -224,6 +334,36 @@ mod tests {
             .is_none()
         );
         assert!(overlap(&route([0, 0, 0, 0], 0, main, Some(7)), subnet, None).is_none());
+    }
+
+    #[test]
+    fn a_host_address_in_the_subnet_on_another_link_is_found() {
+        let subnet: Subnet = "172.16.0.0/24".parse().unwrap();
+        let contains = |address: IpAddr| match address {
+            IpAddr::V4(address) => subnet.contains(address),
+            IpAddr::V6(_) => false,
+        };
+        let local = |dst: [u8; 4], oif| {
+            let mut route = route(dst, 32, RT_TABLE_LOCAL, Some(oif));
+            route.header.kind = RouteType::Local;
+            route
+        };
+        let mut broadcast = local([172, 16, 0, 255], 7);
+        broadcast.header.kind = RouteType::Broadcast;
+        // The bridge's own gateway, a broadcast route, another subnet's.
+        let fine = [
+            local([172, 16, 0, 1], 3),
+            broadcast,
+            local([10, 0, 0, 2], 7),
+        ];
+        assert_eq!(first_host_address(&fine, contains, Some(3)), None);
+        let vip = [local([172, 16, 0, 2], 7)];
+        assert_eq!(
+            first_host_address(&vip, contains, Some(3)),
+            Some((IpAddr::from([172, 16, 0, 2]), Some(7)))
+        );
+        // Before the bridge exists, any link's.
+        assert!(first_host_address(&fine[..1], contains, None).is_some());
     }
 
     fn route6(dst: &str, len: u8, table: u8, oif: Option<u32>) -> RouteMessage {

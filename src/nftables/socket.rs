@@ -899,6 +899,29 @@ fn sleep_until_close_tick() {
 mod tests {
     use super::*;
 
+    /// One attribute: length, type, payload, padding.
+    fn attribute(ty: u16, payload: &[u8]) -> Vec<u8> {
+        let mut out = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
+        out.extend_from_slice(&ty.to_ne_bytes());
+        out.extend_from_slice(payload);
+        out.resize(out.len().div_ceil(4) * 4, 0);
+        out
+    }
+
+    #[test]
+    fn a_dumped_elements_key_end_is_read_from_the_kernels_attribute() {
+        // As the kernel dumped `"cni9" . 10.99.0.0/16` (6.18): the key end
+        // is attribute 10 (NFTA_SET_ELEM_OBJREF is 9), nested, as the key.
+        const NESTED: u16 = 0x8000;
+        let key = attribute(NFTA_DATA_VALUE, &[10, 99, 0, 0]);
+        let end = attribute(NFTA_DATA_VALUE, &[10, 99, 255, 255]);
+        let mut attrs = attribute(NFTA_SET_ELEM_KEY | NESTED, &key);
+        attrs.extend(attribute(10 | NESTED, &end));
+        let element = parse_element(&attrs);
+        assert_eq!(element.key, [10, 99, 0, 0]);
+        assert_eq!(element.key_end.as_deref(), Some(&[10, 99, 255, 255][..]));
+    }
+
     /// The calling thread's minor page faults so far.
     fn page_faults() -> libc::c_long {
         let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();

@@ -177,40 +177,110 @@ pub fn check_dir(state_dir: &Path) -> Result<(), Error> {
 /// ours between this check and its use: one not made yet in a directory
 /// every user can write (`/tmp/sv`: whoever makes it first owns it), or
 /// one in such a directory without the sticky bit (it can be renamed away
-/// and another put there).
+/// and another put there). The same for every step of the way to it, links
+/// followed: a directory or symbolic link on the way that is another
+/// user's under the sticky bit (`/tmp/link/sv`, the link repointed at
+/// will), or in a directory another user owns, can be replaced too.
 fn check_parent(state_dir: &Path) -> Result<(), Error> {
+    use std::collections::VecDeque;
     use std::os::unix::fs::MetadataExt;
-    let parent = match state_dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        Some(_) => Path::new("."),
-        None => return Ok(()),
+    use std::path::Component;
+    let me = nix::unistd::geteuid().as_raw();
+    let trusted = |uid: u32| uid == 0 || uid == me;
+    // Where the walk is: a directory every step to which was checked.
+    let mut at = match state_dir.is_absolute() {
+        true => PathBuf::from("/"),
+        false => PathBuf::from("."),
     };
-    let meta = fs::metadata(parent).map_err(FileError::at(parent))?;
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o002 == 0 {
-        return Ok(());
+    // Each step a name, or None for `..`.
+    let steps_of = |path: &Path| -> Vec<Option<std::ffi::OsString>> {
+        path.components()
+            .filter_map(|step| match step {
+                Component::Normal(name) => Some(Some(name.to_os_string())),
+                Component::ParentDir => Some(None),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+            })
+            .collect()
+    };
+    let mut steps: VecDeque<Option<std::ffi::OsString>> = steps_of(state_dir).into();
+    // As the kernel's limit on links followed in one lookup.
+    let mut links_left = 40;
+    while let Some(step) = steps.pop_front() {
+        let Some(name) = step else {
+            at.pop();
+            continue;
+        };
+        let path = at.join(&name);
+        let parent = fs::metadata(&at).map_err(FileError::at(&at))?;
+        let mode = parent.mode() & 0o7777;
+        if !trusted(parent.uid()) {
+            return Err(Error::NotOurs {
+                path: at,
+                why: format!(
+                    "owned by uid {}, not {me}: {} could be renamed away and another put in its place",
+                    parent.uid(),
+                    path.display()
+                ),
+            });
+        }
+        let meta = match fs::symlink_metadata(&path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                if mode & 0o002 != 0 {
+                    return Err(Error::NotOurs {
+                        path: at,
+                        why: format!(
+                            "writable by every user (mode {mode:o}), and {} is not made yet: another user could make it first",
+                            path.display()
+                        ),
+                    });
+                }
+                // What is missing from here on is made by us, in ours.
+                return Ok(());
+            }
+            other => other.map_err(FileError::at(&path))?,
+        };
+        if mode & 0o002 != 0 {
+            if mode & 0o1000 == 0 {
+                return Err(Error::NotOurs {
+                    path: at,
+                    why: format!(
+                        "writable by every user (mode {mode:o}) without the sticky bit: {} could be renamed away and another put in its place",
+                        path.display()
+                    ),
+                });
+            }
+            // The directory itself, another user's, is refused below
+            // (not_ours) as anywhere else.
+            let last = steps.is_empty() && !meta.file_type().is_symlink();
+            if !trusted(meta.uid()) && !last {
+                return Err(Error::NotOurs {
+                    why: format!(
+                        "owned by uid {} in {}, which every user can write (mode {mode:o}): it could put another in its place",
+                        meta.uid(),
+                        at.display()
+                    ),
+                    path,
+                });
+            }
+        }
+        if meta.file_type().is_symlink() {
+            links_left -= 1;
+            let target = fs::read_link(&path).map_err(FileError::at(&path))?;
+            if links_left == 0 {
+                let source = std::io::Error::from_raw_os_error(libc::ELOOP);
+                return Err(FileError::at(&path)(source).into());
+            }
+            if target.is_absolute() {
+                at = PathBuf::from("/");
+            }
+            for step in steps_of(&target).into_iter().rev() {
+                steps.push_front(step);
+            }
+        } else {
+            at = path;
+        }
     }
-    let missing = matches!(
-        fs::symlink_metadata(state_dir),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound
-    );
-    let why = if missing {
-        format!(
-            "writable by every user (mode {mode:o}), and {} is not made yet: another user could make it first",
-            state_dir.display()
-        )
-    } else if mode & 0o1000 == 0 {
-        format!(
-            "writable by every user (mode {mode:o}) without the sticky bit: {} could be renamed away and another put in its place",
-            state_dir.display()
-        )
-    } else {
-        return Ok(());
-    };
-    Err(Error::NotOurs {
-        path: parent.to_path_buf(),
-        why,
-    })
+    Ok(())
 }
 
 /// Why a file of the state directory may be written by someone other
@@ -1397,6 +1467,48 @@ mod tests {
         assert!(refused(0o1777).is_none(), "ours, under the sticky bit");
         let why = refused(0o777).expect("renamed away and replaced");
         assert!(why.contains("without the sticky bit"), "{why}");
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::remove_dir_all(&shared).unwrap();
+    }
+
+    #[test]
+    fn a_state_directory_reached_through_what_another_user_can_change_is_refused_naming_it() {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let nobody = Some(nix::unistd::Uid::from_raw(65534));
+        // /tmp as it is: every user's, sticky; a directory of ours there.
+        let shared = crate::scratch::unique_path("state-ancestors");
+        fs::create_dir_all(shared.join("ours/sv")).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        let refused = |state: &Path| match check_dir(state) {
+            Err(Error::NotOurs { path, why }) => Some((path, why)),
+            Ok(()) => None,
+            Err(other) => panic!("{other}"),
+        };
+        assert_eq!(refused(&shared.join("ours/sv")), None);
+        // Another user's link there, to a directory of ours: it can point
+        // it elsewhere whenever it likes.
+        let link = shared.join("link");
+        std::os::unix::fs::symlink(shared.join("ours"), &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+        let (path, why) = refused(&link.join("sv")).expect("through another user's link");
+        assert_eq!(path, link);
+        assert_eq!(
+            why,
+            format!(
+                "owned by uid 65534 in {}, which every user can write (mode 1777): it could put another in its place",
+                shared.display()
+            )
+        );
+        // Another user's directory on the way.
+        let theirs = shared.join("theirs");
+        fs::create_dir_all(theirs.join("sv")).unwrap();
+        nix::unistd::chown(&theirs, nobody, None).unwrap();
+        let (path, why) = refused(&theirs.join("sv")).expect("under another user's directory");
+        assert_eq!(path, theirs);
+        assert!(why.starts_with("owned by uid 65534"), "{why}");
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
         fs::remove_dir_all(&shared).unwrap();
     }
