@@ -1189,3 +1189,56 @@ fn a_rootfs_swapped_for_a_link_to_a_host_mount_once_bound_is_still_the_container
     let _ = std::fs::remove_dir_all(rootfs.dir.with_extension("old"));
     assert_eq!(out, "its own root\n");
 }
+
+/// The release binary next to the debug one the tests run, built by
+/// scripts/test, when it is no older than the debug one. None (a loud skip)
+/// outside CI when it is missing or stale; under CI that is a failure.
+fn release_binary() -> Option<PathBuf> {
+    let debug = Path::new(common::SUPERVISOR);
+    let release = debug.parent()?.parent()?.join("release/supervisor");
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let fresh = matches!((modified(&release), modified(debug)), (Some(r), Some(d)) if r >= d);
+    if fresh {
+        return Some(release);
+    }
+    let why = format!(
+        "{} is missing or older than the debug build: scripts/test builds it",
+        release.display()
+    );
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{why}");
+    }
+    eprintln!("\n!!! SKIPPED the release build's test: {why} !!!\n");
+    None
+}
+
+/// The release profile links differently (fat LTO, one codegen unit): a
+/// `libc::statx` call of ours became a weak reference there, left at
+/// address 0 by the static link, and every `run --rootfs` of the release
+/// build died of SIGSEGV after pivot_root while the debug build, which the
+/// other tests run, was fine. So the binary users install runs one
+/// container through the whole path: its own root, its network, its exit.
+#[test]
+fn the_release_build_runs_a_container_in_its_own_root_filesystem() {
+    let Some(ns) = HostNs::new("the_release_build_runs_a_container_in_its_own_root_filesystem")
+    else {
+        return;
+    };
+    let Some(release) = release_binary() else {
+        return;
+    };
+    let rootfs = Rootfs::new("release");
+    let out = ns
+        .command(release.to_str().unwrap())
+        .env("SUPERVISOR_LOOPBACK6_CGROUP", "none")
+        .args(["run", "-p", "8080:8000", "--rootfs", rootfs.path(), "--"])
+        .args([
+            "sh",
+            "-c",
+            "cat /etc/hostname >/dev/null && ip -4 addr show eth0 | grep -q inet && exit 7",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+}
