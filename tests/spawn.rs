@@ -849,7 +849,17 @@ fn an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code() 
     ]);
     let mut term = common::terminal::Terminal::start(cmd);
     term.type_in(b"sleep 100\n");
-    std::thread::sleep(Duration::from_millis(300));
+    // Ctrl-C once `sleep` is the terminal's foreground job, as a user
+    // sees it run: sooner, it can reach the terminal before the shell has
+    // taken it, and the run ends (a fixed 300 ms stood for the wait).
+    common::eventually(
+        "sleep in the terminal's foreground",
+        Duration::from_secs(10),
+        || {
+            let comm = std::fs::read_to_string(format!("/proc/{}/comm", term.foreground())).ok()?;
+            (comm.trim() == "sleep").then_some(())
+        },
+    );
     term.type_in(b"\x03");
     term.type_in(b"echo alive $((40+2))\n");
     term.expect("alive 42");
