@@ -868,6 +868,12 @@ fn another_programs_marked_port_forward_keeps_its_retransmitted_syn() {
     // The supervisor's tables, as a container leaves them.
     assert!(ns.run(&["-p", "8080:80", "true"]).status.success());
     let python = common::python3("the other program's client");
+    // The server listens before the client starts, until the end; the
+    // drop rule goes once it has dropped the first SYN, so the second is
+    // the one that must pass (it comes a second later, then two more):
+    // where fixed sleeps stood for both, a loaded machine could start
+    // the server after the second SYN (a reset: ConnectionRefusedError),
+    // or lift the rule before the first.
     ns.ok(&format!(
         r#"set -e
 ip netns add fwd-srv
@@ -882,20 +888,28 @@ table ip other {{
   chain tag {{ type filter hook output priority 0; policy accept; ct state new ct mark set 0x10; }}
 }}
 N
-ip netns exec fwd-srv nft 'add table inet lose; add chain inet lose in {{ type filter hook input priority 0; }}; add rule inet lose in tcp flags syn drop'
-ip netns exec fwd-srv {python} -c 'import socket,time;s=socket.socket();s.bind(("0.0.0.0",8000));s.listen();time.sleep(3)' &
-sleep 0.3
-( sleep 0.5; ip netns exec fwd-srv nft delete table inet lose ) &
+ip netns exec fwd-srv nft 'add table inet lose; add chain inet lose in {{ type filter hook input priority 0; }}; add rule inet lose in tcp flags syn counter drop'
+ip netns exec fwd-srv {python} -c 'import socket,time;s=socket.socket();s.bind(("0.0.0.0",8000));s.listen();time.sleep(60)' &
+server=$!
+ip netns exec fwd-srv sh -s <<'W'
+{listening}
+W
+( i=0; until ip netns exec fwd-srv nft list chain inet lose in | grep -q 'packets [1-9]'; do
+    i=$((i+1)); [ $i -lt 1000 ] || exit 9; sleep 0.01; done
+  ip netns exec fwd-srv nft delete table inet lose ) &
+lifted=$!
 {python} -c '
 import socket
-s = socket.socket(); s.settimeout(5)
+s = socket.socket(); s.settimeout(10)
 try:
     s.connect(("198.51.100.7", 80)); print("connected")
 except Exception as e:
     print(repr(e))
 ' > /run/fwd-outcome
-wait
-ip netns del fwd-srv"#
+kill $server
+wait $lifted
+ip netns del fwd-srv"#,
+        listening = common::container::until_listening(8000)
     ));
     let outcome = ns.ok("cat /run/fwd-outcome");
     assert_eq!(

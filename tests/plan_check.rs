@@ -5,6 +5,7 @@
 mod common;
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use common::{HostNs, UNTIL_STDIN_CLOSES, args, assert_no_drift, stderr, stdout, stop, supervisor};
 use serde_json::Value;
@@ -27,6 +28,20 @@ fn inspect(ns: &HostNs, name: &str) -> Value {
     let out = supervisor(ns, &["inspect", name]);
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_str(&stdout(&out)).expect("JSON")
+}
+
+/// [`system`] once the host's addresses have settled, for the state a
+/// test compares with later: a bridge made a moment before has its
+/// link-local address `tentative` (duplicate address detection) for about
+/// a second, and a later snapshot would differ by that word alone (once
+/// in a full suite's run on a loaded machine, where the test took longer).
+fn settled_system(ns: &HostNs) -> String {
+    common::eventually(
+        "no tentative address (duplicate address detection done)",
+        Duration::from_secs(30),
+        || (!ns.ok("ip addr").contains("tentative")).then_some(()),
+    );
+    system(ns)
 }
 
 /// Everything a run could change: the ruleset, links, addresses, routes,
@@ -75,7 +90,7 @@ fn a_dry_run_prints_the_plan_and_changes_nothing() {
     let Some(ns) = HostNs::new("a_dry_run_prints_the_plan_and_changes_nothing") else {
         return;
     };
-    let before = system(&ns);
+    let before = settled_system(&ns);
     let out = supervisor(
         &ns,
         &args(&[&["run", "--dry-run"], TWO_PORTS].concat(), &["true"]),
@@ -234,7 +249,7 @@ fn a_dry_run_refuses_a_state_directory_every_user_can_write_as_the_run_does() {
     let dir = common::unique_temp_path(test);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let before = system(&ns);
+    let before = settled_system(&ns);
     let answers = dry_run_and_run(&ns, &["--state-dir", dir.to_str().unwrap(), "run"], &[]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(answers[0], answers[1], "the dry run and the run differ");
@@ -254,7 +269,7 @@ fn a_dry_run_beside_a_running_container_plans_around_what_it_holds() {
         return;
     };
     let (web, id) = start_web(&ns);
-    let before = system(&ns);
+    let before = settled_system(&ns);
     let out = supervisor(
         &ns,
         &args(&["run", "--dry-run", "-p", "8081:8000"], &["true"]),
@@ -369,7 +384,7 @@ fn check_names_an_element_and_a_link_deleted_behind_the_supervisors_back() {
     let (web, id) = start_web(&ns);
     assert_no_drift(&ns);
     ns.ok("nft delete element ip supervisor tcp_ports '{ 8080 }'");
-    let before = system(&ns);
+    let before = settled_system(&ns);
     let out = supervisor(&ns, &["check"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
@@ -520,7 +535,7 @@ fn a_dry_run_refuses_a_name_in_use_and_a_container_network_of_no_running_contain
         return;
     };
     let (web, _) = start_web(&ns);
-    let before = system(&ns);
+    let before = settled_system(&ns);
     for options in [
         &["--name", "web"][..],
         &["--network", "container:nosuch"],

@@ -9,6 +9,7 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
+use common::closed::forked_copies_gone;
 use common::loopback6::{
     Seen, TestCgroup, assert_direct, assert_relayed, client, client_bound_to_lo, seen, udp_sender,
 };
@@ -137,6 +138,11 @@ fn both_hops_of_a_relayed_tcp_connection_run_reno_whatever_the_hosts_default() {
                     let at = proxy.local_addr();
                     let _client = TcpStream::connect(at).await.unwrap();
                     let (_held, _) = target_listener.accept().await.unwrap();
+                    // The last round's connection to the target (the same
+                    // port) is closed, not established, once no command
+                    // forked beside this test holds a copy of it (see
+                    // `common::closed`).
+                    forked_copies_gone();
                     // The proxy's side of the client's connection, and its
                     // own connection to the target.
                     let hops = format!("( sport = :{} or dport = :{} )", at.port(), target.port());
@@ -291,6 +297,9 @@ fn shutting_the_proxy_down_closes_its_listener_and_every_connection() {
                     matches!(read, Ok(0) | Err(_)),
                     "closed ({how:?}, drop: {stop_by_drop}): {read:?}"
                 );
+                // Once a command forked beside this test no longer holds a
+                // copy of the listener (see `common::closed`).
+                forked_copies_gone();
                 let again = TcpStream::connect(at).await;
                 assert!(
                     again.is_err(),
@@ -304,6 +313,7 @@ fn shutting_the_proxy_down_closes_its_listener_and_every_connection() {
             let client = UdpSocket::bind((LOCALHOST6, 0)).await.unwrap();
             assert!(ask(&client, at, "x").await.is_some());
             proxy.shutdown().await;
+            forked_copies_gone();
             UdpSocket::bind(at)
                 .await
                 .expect("the UDP port is free again");
@@ -330,16 +340,17 @@ fn a_port_in_use_is_an_error_naming_the_port_and_starts_nothing() {
                 )
             );
             // Several at once: the one that cannot bind undoes the others.
-            let free = {
-                let probe = TcpListener::bind((LOCALHOST6, 0)).await.unwrap();
-                probe.local_addr().unwrap().port()
-            };
+            // Any port is free in the test's own namespace; not one a probe
+            // socket had, which a command forked beside this test would
+            // hold until it execs (see `common::closed`).
+            let free = common::unique_port();
             let forwards = [
                 Forward::loopback6(Protocol::Tcp, free, target),
                 Forward::loopback6(Protocol::Tcp, port, target),
             ];
             let err = Proxies::start(&forwards).await.unwrap_err();
             assert!(err.to_string().contains(&format!("port {port}")), "{err}");
+            forked_copies_gone();
             TcpListener::bind((LOCALHOST6, free))
                 .await
                 .expect("the first proxy was shut down again");

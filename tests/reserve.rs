@@ -11,6 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Command;
 
+use common::closed::forked_copies_gone;
 use common::in_fresh_netns;
 use common::netns::async_in_fresh_netns;
 use supervisor::plan::per_family;
@@ -36,25 +37,19 @@ fn take(mappings: &[PortMapping], families: Families) -> Result<Reservations, Er
 
 /// Takes `asked` on `families`, once a socket just closed is gone: a
 /// test running beside this one (same process) that forks a command
-/// copies every descriptor into its child until the child execs, ours too.
+/// copies every descriptor into its child until the child execs, ours too
+/// (see `common::closed`).
 fn take_once_closed(asked: &[PortMapping], families: Families) -> Reservations {
-    let mut tries = 0;
-    loop {
-        match take(asked, families) {
-            Ok(held) => return held,
-            Err(Error::InUse { .. }) if tries < 50 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(err) => panic!("{err}"),
-        }
-    }
+    forked_copies_gone();
+    take(asked, families).unwrap()
 }
 
-/// A port free on both families now.
+/// A port free on both families: any, in a namespace of the test's own
+/// with nothing but what the test binds; not one a probe socket had
+/// (bound to port 0 and closed), which a command forked beside this test
+/// would hold until it execs.
 fn free_port() -> u16 {
-    let probe = TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap();
-    probe.local_addr().unwrap().port()
+    common::unique_port()
 }
 
 /// A socket of `protocol` bound to `addr`, with SO_REUSEADDR when `reuse`,
@@ -83,19 +78,10 @@ fn program_binds(addr: SocketAddr, protocol: Protocol, reuse: bool) -> nix::Resu
 /// A socket of `protocol` bound to `addr` (as `program_binds`, without
 /// SO_REUSEADDR), once a socket we just closed on it is gone: a command
 /// forked by a test beside this one (same process) has copies of our
-/// descriptors until it execs.
+/// descriptors until it execs (see `common::closed`).
 fn binds_once_closed(addr: SocketAddr, protocol: Protocol) -> OwnedFd {
-    let mut tries = 0;
-    loop {
-        match program_binds(addr, protocol, false) {
-            Ok(socket) => return socket,
-            Err(nix::errno::Errno::EADDRINUSE) if tries < 50 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(err) => panic!("{addr} {protocol}: {err}"),
-        }
-    }
+    forked_copies_gone();
+    program_binds(addr, protocol, false).unwrap_or_else(|e| panic!("{addr} {protocol}: {e}"))
 }
 
 #[test]
@@ -247,7 +233,9 @@ fn a_port_picked_for_both_families_is_the_same_on_both_and_skips_ports_ipv6_has_
             let unqualified = [mapping(None, None, Protocol::Tcp)];
             let split = per_family(&unqualified, true).unwrap();
             for asked in [&unqualified[..], &split, &unqualified, &split] {
-                let held = take(asked, Families::DualStack).unwrap();
+                // 40004 on IPv4 was the last round's, or a socket a pick
+                // tried and closed.
+                let held = take_once_closed(asked, Families::DualStack);
                 assert_eq!(
                     held.mappings(),
                     [
@@ -256,8 +244,9 @@ fn a_port_picked_for_both_families_is_the_same_on_both_and_skips_ports_ipv6_has_
                     ]
                 );
             }
-            // The last one taken too: no pair is left, and nothing stays held.
-            let last = program_binds(v6(40004), Protocol::Tcp, false).unwrap();
+            // The last one taken too (once the last round's is gone): no
+            // pair is left, and nothing stays held.
+            let last = binds_once_closed(v6(40004), Protocol::Tcp);
             let err = take(&[mapping(None, None, Protocol::Tcp)], Families::DualStack).unwrap_err();
             assert!(matches!(err, Error::NoFreePortPair(Protocol::Tcp)), "{err}");
             drop(last);
@@ -307,6 +296,11 @@ fn a_restarted_supervisor_reserves_its_ipv6_port_again_while_the_proxys_connecti
             assert_eq!(reply, "hello");
             proxies.shutdown().await;
             drop(held);
+            // The client's close sends its FIN, which puts the proxy's side
+            // in TIME_WAIT, only once a command forked beside this test no
+            // longer holds a copy of the client's socket (see
+            // `common::closed`); on loopback, within the last close.
+            forked_copies_gone();
             let time_wait = Command::new("ss")
                 .args([
                     "-Htan",
@@ -419,8 +413,9 @@ fn a_host_range_takes_its_first_port_free_on_every_family_and_is_picked_again_wi
                 let ports: Vec<_> = held.mappings().iter().map(|m| m.host_port).collect();
                 assert_eq!(ports, [Some(8001), Some(8001)], "{protocol}");
                 assert_eq!(held.picked(), [true, true]);
-                // IPv4 alone takes 8000; an address takes its own.
-                let v4 = take(&[in_range(None, 8000, 8003, protocol)], Families::Ipv4).unwrap();
+                // IPv4 alone takes 8000, once the socket the pick above
+                // tried on it and closed is gone; an address takes its own.
+                let v4 = take_once_closed(&[in_range(None, 8000, 8003, protocol)], Families::Ipv4);
                 assert_eq!(v4.mappings()[0].host_port, Some(8000), "{protocol}");
                 let local = in_range(Some(HostIp::V4(Ipv4Addr::LOCALHOST)), 8000, 8003, protocol);
                 let on_local = take(&[local], Families::DualStack).unwrap();

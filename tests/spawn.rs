@@ -289,9 +289,24 @@ fn a_second_sigint_kills_at_once() {
     let Some(ns) = HostNs::new("a_second_sigint_kills_at_once") else {
         return;
     };
-    let script = "trap '' INT TERM; echo ready; while :; do sleep 0.05; done";
-    let (mut child, _out) = start(&ns, &["--stop-timeout", "600", "sh", "-c", script]);
+    // Says each SIGINT it gets, and goes on.
+    let script = "trap 'echo got-int' INT; trap '' TERM; echo ready; while :; do sleep 0.05; done";
+    let (mut child, out) = start(&ns, &["--stop-timeout", "600", "sh", "-c", script]);
+    let (said, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if said.send(line).is_err() {
+                break;
+            }
+        }
+    });
     signal(child.id(), libc::SIGINT);
+    // The second once the supervisor has taken the first (and forwarded
+    // it): both pending at once in its signalfd are one.
+    let line = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the container's line within 10 s");
+    assert_eq!(line, "got-int", "the first SIGINT forwarded");
     std::thread::sleep(Duration::from_millis(100));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -849,7 +864,17 @@ fn an_interactive_shell_on_a_terminal_survives_ctrl_c_and_exits_with_its_code() 
     ]);
     let mut term = common::terminal::Terminal::start(cmd);
     term.type_in(b"sleep 100\n");
-    std::thread::sleep(Duration::from_millis(300));
+    // Ctrl-C once `sleep` is the terminal's foreground job, as a user
+    // sees it run: sooner, it can reach the terminal before the shell has
+    // taken it, and the run ends (a fixed 300 ms stood for the wait).
+    common::eventually(
+        "sleep in the terminal's foreground",
+        Duration::from_secs(10),
+        || {
+            let comm = std::fs::read_to_string(format!("/proc/{}/comm", term.foreground())).ok()?;
+            (comm.trim() == "sleep").then_some(())
+        },
+    );
     term.type_in(b"\x03");
     term.type_in(b"echo alive $((40+2))\n");
     term.expect("alive 42");

@@ -2,8 +2,10 @@
 //! test's own (`--loopback6-cgroup`), never the hierarchy's root, which is
 //! the whole machine's; and a client process telling what it saw.
 //!
-//! cgroupfs is not namespaced here, so a cgroup's name carries the test
-//! process's pid and the test's name; it is removed when dropped.
+//! cgroupfs is not namespaced here, so a cgroup's name is one no other
+//! test uses, in this run or a concurrent one (see
+//! `common::unique_temp_path`: pids repeat across runs, each in a pid
+//! namespace of its own); it is removed when dropped.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,7 +19,10 @@ impl TestCgroup {
         let root = supervisor::cgroup::cgroup2_mount()
             .expect("read /proc/self/mountinfo")
             .expect("a cgroup2 hierarchy is mounted");
-        let mut name = format!("sv-test-{}-{test}", std::process::id());
+        // The unique part first: the test's name may be cut.
+        let unique = super::unique_temp_path("test");
+        let unique = unique.file_name().expect("a file name").to_string_lossy();
+        let mut name = format!("{unique}-{test}");
         name.truncate(200);
         let path = root.join(name);
         std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));

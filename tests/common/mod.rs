@@ -11,6 +11,7 @@
 //! failure.
 #![allow(dead_code)]
 
+pub mod closed;
 pub mod container;
 pub mod forge;
 pub mod loopback6;
