@@ -226,12 +226,7 @@ fn source_seen(from: &Node, to: &Node, to_address: &str, port: u16) -> String {
     connects("pod -> pod", || {
         from.pod_sh(&format!("echo hi | nc -n -N -w2 {to_address} {port}"))
     });
-    let seen = stdout(&listener.wait_with_output().expect("listener"));
-    seen.trim()
-        .strip_prefix("Connection received on ")
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("no connection seen: {seen:?}"))
-        .to_string()
+    common::connection_source(&stdout(&listener.wait_with_output().expect("listener")))
 }
 
 #[test]

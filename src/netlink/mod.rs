@@ -20,6 +20,7 @@ mod prepared;
 pub mod procfs;
 mod query;
 mod route;
+mod routed;
 pub mod sysctl;
 mod veth;
 
@@ -44,7 +45,8 @@ pub use prepared::{PreparedNetns, loopback_up_here};
 pub use query::{
     InterfaceAddress, LinkState, addresses_in, bridge_ports, hardware_address, link_state,
 };
-pub use route::{AddressKind, address_kinds};
+pub use route::{AddressKind, address_kinds, route_interface};
+pub use routed::HOST_MAC;
 pub use veth::{forwarding_message, neighbour_message, remove_link, wait_forwarding};
 
 /// A netlink connection in the supervisor's own (host) network namespace:
