@@ -107,11 +107,19 @@ pub async fn prepare(
     // The bridge first: a name that is no bridge (`lo`) is refused before
     // its lease directory is made.
     let nl = Netlink::connect()?;
-    let ensured = timed_async("bridge", netlink::ensure_bridge_made(&nl, bridge)).await?;
+    let ensured = if routed {
+        timed_async("bridge", netlink::ensure_bridge_routed(&nl, bridge)).await?
+    } else {
+        timed_async("bridge", netlink::ensure_bridge_made(&nl, bridge)).await?
+    };
     let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?
         .with_subnet6(bridge.subnet6)
         .with_routed(routed);
     let lease = timed("lease", || pool.lease(ip, ip6, holder))?;
+    if routed {
+        // Dropped on failure, the lease is given back.
+        netlink::check_routed_address(&nl, bridge, ensured.index, lease.addr()).await?;
+    }
     timed("sysctls", || {
         sysctls.iter().try_for_each(|s| s.apply_on_host().map(drop))
     })?;

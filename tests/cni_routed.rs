@@ -9,8 +9,8 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::cni::{assert_nothing_left, call, conf, netns_add, publishing, reaches, serve};
-use common::{HostNs, container_veths, eventually, leases, records, stdout};
+use common::cni::{call, conf, netns_add, publishing, reaches, serve};
+use common::{HostNs, container_veths, eventually, records, stdout};
 use serde_json::{Value, json};
 
 /// A routed network's configuration (bridge rtd0, 10.77.0.0/24), with
@@ -21,6 +21,21 @@ fn routed(extra: Value) -> String {
         doc.extend(extra.clone());
     }
     conf("1.0.0", doc)
+}
+
+/// The leases of the routed network's bridge (rtd0), one a line.
+fn leases(ns: &HostNs) -> String {
+    ns.ok("ls /run/supervisor/leases/rtd0 2>/dev/null || true")
+}
+
+/// No record, lease (sv0's or rtd0's), element or container veth is left,
+/// and `supervisor check` finds nothing (see tests/common/cni).
+fn assert_nothing_left(ns: &HostNs) {
+    common::cni::assert_nothing_left(ns);
+    // A DEL gives its address back in the background (src/cni/forget.rs).
+    eventually("rtd0's leases given back", Duration::from_secs(10), || {
+        leases(ns).is_empty().then_some(())
+    });
 }
 
 /// The host end of container `id`'s attachment, from its ADD result.
@@ -446,5 +461,40 @@ fn check_names_a_routed_attachments_missing_host_end_or_route() {
     assert_eq!(code, 104, "{msg}");
     assert!(msg.contains(&format!("link {host}")), "{msg}");
     call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_route_taking_part_of_a_routed_subnet_after_its_bridge_was_made_refuses_the_addresses_it_takes()
+{
+    let Some(ns) = HostNs::new("a_route_taking_part_of_a_routed_subnet_refuses_its_addresses")
+    else {
+        return;
+    };
+    let _outside = ns.outside();
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let conf = routed(json!({}));
+    call(&ns, "ADD", "c1", &conf).ok();
+    // A VPN's, say: 10.77.0.0/26 out of another link, more specific than
+    // the subnet's own route on the bridge. The bridge exists, so no ADD
+    // reads every route any more: the next address is checked alone.
+    ns.ok("ip route add 10.77.0.0/26 dev uplink");
+    let (code, msg) = call(&ns, "ADD", "c2", &conf).error();
+    assert!(code >= 100, "{code}: {msg}");
+    assert!(
+        msg.contains("subnet 10.77.0.0/24 overlaps the route to 10.77.0.3 on uplink"),
+        "{msg}"
+    );
+    assert_eq!(container_veths(&ns).len(), 1, "{}", ns.ok("ip -br link"));
+    // Its lease went back with it (the next ADD takes the next address,
+    // round robin); outside that route, addresses are fine.
+    assert_eq!(leases(&ns).lines().count(), 1, "{}", leases(&ns));
+    ns.ok("ip route del 10.77.0.0/26 dev uplink && ip route add 10.77.0.0/31 dev uplink");
+    let result = call(&ns, "ADD", "c2", &conf).ok();
+    assert_eq!(result["ips"][0]["address"], "10.77.0.4/32", "{result}");
+    ns.ok("ip route del 10.77.0.0/31 dev uplink");
+    call(&ns, "DEL", "c1", &conf).ok();
+    call(&ns, "DEL", "c2", &conf).ok();
     assert_nothing_left(&ns);
 }

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -116,17 +116,31 @@ pub fn address_kinds(addresses: &[IpAddr]) -> Result<Vec<AddressKind>, Error> {
         .collect())
 }
 
-/// The interface the host routes `address` out of, as `ip route get`
-/// says; None when it has no route to it.
+/// The interface of the route the host's table matches for `address`
+/// (see [`matched_route`]); None when none matches.
 pub fn route_interface(address: Ipv4Addr) -> Result<Option<u32>, Error> {
     let mut direct = Direct::open().map_err(Error::Socket)?;
-    let answer = direct.ask(get_request(IpAddr::V4(address)), false);
-    match answer {
+    Ok(matched_route(&mut direct, address)?.and_then(|(_, oif)| oif))
+}
+
+/// The route the host's table matches for `address` (RTM_F_FIB_MATCH:
+/// the entry itself, not the route resolved for one packet): its prefix
+/// length and output interface; None when none matches.
+pub(crate) fn matched_route(
+    direct: &mut Direct,
+    address: Ipv4Addr,
+) -> Result<Option<(u8, Option<u32>)>, Error> {
+    let mut request = get_message(IpAddr::V4(address));
+    request.header.flags = RouteFlags::FibMatch;
+    match direct.ask(RouteNetlinkMessage::GetRoute(request), false) {
         Ok(answers) => Ok(answers.into_iter().find_map(|answer| match answer {
-            RouteNetlinkMessage::NewRoute(route) => route.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Oif(index) => Some(*index),
-                _ => None,
-            }),
+            RouteNetlinkMessage::NewRoute(route) => Some((
+                route.header.destination_prefix_length,
+                route.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(index) => Some(*index),
+                    _ => None,
+                }),
+            )),
             _ => None,
         })),
         Err(err)
@@ -147,6 +161,11 @@ pub fn route_interface(address: Ipv4Addr) -> Result<Option<u32>, Error> {
 /// RTM_GETROUTE for one address; every other field zero, as strict
 /// checking wants.
 fn get_request(address: IpAddr) -> RouteNetlinkMessage {
+    RouteNetlinkMessage::GetRoute(get_message(address))
+}
+
+/// [`get_request`]'s message.
+fn get_message(address: IpAddr) -> RouteMessage {
     let mut message = RouteMessage::default();
     let (family, len, destination) = match address {
         IpAddr::V4(a) => (AddressFamily::Inet, 32, RouteAddress::Inet(a)),
@@ -157,7 +176,7 @@ fn get_request(address: IpAddr) -> RouteNetlinkMessage {
     message
         .attributes
         .push(RouteAttribute::Destination(destination));
-    RouteNetlinkMessage::GetRoute(message)
+    message
 }
 
 /// The destination, its prefix length and the output interface of a route
