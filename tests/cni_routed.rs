@@ -146,6 +146,9 @@ fn add_makes_a_routed_veth_with_a_32_and_answers_it_and_del_leaves_nothing() {
         ns.ok("nft list set bridge supervisor mac_guard")
     );
     assert_eq!(call(&ns, "CHECK", "c1", &conf).ok(), Value::Null);
+    // `supervisor check` finds the attachment whole: its link on no
+    // bridge, its lease, its sources element.
+    common::assert_no_drift(&ns);
     assert_eq!(call(&ns, "DEL", "c1", &conf).ok(), Value::Null);
     eventually("the host end gone", Duration::from_secs(10), || {
         container_veths(&ns).is_empty().then_some(())

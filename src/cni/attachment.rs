@@ -693,7 +693,7 @@ pub async fn check(
 }
 
 /// A routed attachment's host route: its address routed out of its host
-/// link `veth` (index `index`), else code 111 naming what is wrong.
+/// link `veth` (index `index`), else 104 (broken) naming what is gone.
 fn check_route(veth: &str, index: u32, address: Option<Ipv4Addr>) -> Result<(), CniError> {
     let Some(address) = address else {
         return Ok(());
