@@ -501,3 +501,50 @@ fn a_route_taking_part_of_a_routed_subnet_after_its_bridge_was_made_refuses_the_
     call(&ns, "DEL", "c2", &conf).ok();
     assert_nothing_left(&ns);
 }
+
+#[test]
+fn gc_removes_routed_attachments_not_in_valid_attachments_with_their_routes_and_sources() {
+    let Some(ns) = HostNs::new("gc_removes_routed_attachments_not_in_valid_attachments") else {
+        return;
+    };
+    let versioned = |extra: Value| {
+        let mut doc: Value = serde_json::from_str(&routed(extra)).expect("JSON");
+        doc["cniVersion"] = json!("1.1.0");
+        doc.to_string()
+    };
+    for id in ["c1", "c2"] {
+        netns_add(&ns, id);
+        call(&ns, "ADD", id, &versioned(json!({}))).ok();
+    }
+    let gc =
+        versioned(json!({"cni.dev/valid-attachments": [{"containerID": "c2", "ifname": "eth0"}]}));
+    assert_eq!(call(&ns, "GC", "", &gc).ok(), Value::Null);
+    assert_eq!(records(&ns).trim(), "c2:eth0.json");
+    let sources = ns.ok("nft list set ip supervisor sources");
+    assert!(
+        !sources.contains("10.77.0.2") && sources.contains("10.77.0.3"),
+        "{sources}"
+    );
+    // The link, and its route with it, go after the answer.
+    eventually(
+        "only c2's lease, link and route",
+        Duration::from_secs(10),
+        || {
+            (leases(&ns).trim() == "10.77.0.3"
+                && container_veths(&ns).len() == 1
+                && ns.ok("ip route show proto static").lines().count() == 1)
+                .then_some(())
+        },
+    );
+    assert!(
+        ns.ok("ip route show proto static")
+            .starts_with("10.77.0.3 "),
+        "{}",
+        ns.ok("ip route")
+    );
+    // Again: nothing more to do.
+    assert_eq!(call(&ns, "GC", "", &gc).ok(), Value::Null);
+    call(&ns, "DEL", "c2", &gc).ok();
+    assert_nothing_left(&ns);
+    assert_eq!(ns.ok("ip route show proto static"), "");
+}
