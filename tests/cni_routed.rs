@@ -548,3 +548,43 @@ fn gc_removes_routed_attachments_not_in_valid_attachments_with_their_routes_and_
     assert_nothing_left(&ns);
     assert_eq!(ns.ok("ip route show proto static"), "");
 }
+
+#[test]
+fn a_routed_networks_elements_outlive_a_reload_of_the_tables_and_go_with_its_bridge() {
+    let Some(ns) = HostNs::new("a_routed_networks_elements_outlive_a_reload_of_the_tables") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let conf = routed(json!({}));
+    let host = host_end(&call(&ns, "ADD", "c1", &conf).ok());
+    // Tables another version loaded: the next ADD loads them anew,
+    // keeping every network's and container's elements.
+    ns.ok("nft flush set ip supervisor version && nft add element ip supervisor version '{ 0x1 }'");
+    call(&ns, "ADD", "c2", &conf).ok();
+    assert!(
+        !ns.ok("nft list set ip supervisor version")
+            .contains("0x00000001"),
+        "the tables were not reloaded"
+    );
+    let sources = ns.ok("nft list set ip supervisor sources");
+    assert!(
+        sources.contains(&format!("\"{host}\" . 10.77.0.2")),
+        "{sources}"
+    );
+    let pairs = ns.ok("nft list set ip supervisor routed_subnets");
+    assert!(pairs.contains("10.77.0.0/24 . 10.77.0.0/24"), "{pairs}");
+    assert_eq!(source_seen(&ns, "c1", "c2", "10.77.0.3", 8000), "10.77.0.2");
+    call(&ns, "DEL", "c1", &conf).ok();
+    call(&ns, "DEL", "c2", &conf).ok();
+    assert_nothing_left(&ns);
+    // `gc` takes a gone bridge's network out, its pair with it.
+    ns.ok("ip link del rtd0");
+    assert!(common::run(ns.supervisor().arg("gc")).status.success());
+    assert!(
+        !ns.ok("nft list set ip supervisor routed_subnets")
+            .contains("10.77.0.0"),
+        "{}",
+        ns.ok("nft list set ip supervisor routed_subnets")
+    );
+}
