@@ -237,6 +237,7 @@ impl Bench {
                 address,
                 subnet,
                 ipv6: Some((address6, subnet6)),
+                routed: false,
             };
         }
         ContainerLink {
@@ -247,6 +248,7 @@ impl Bench {
             address: Ipv4Addr::new(172, 31, 0, 2),
             subnet: self.subnet,
             ipv6: None,
+            routed: false,
         }
     }
 
@@ -294,6 +296,7 @@ impl Bench {
             veth: spec.host_ifname.clone(),
             ports,
             generation: Some(supervisor::values::Generation::random()),
+            routed: false,
         }
     }
 

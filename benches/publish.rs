@@ -44,6 +44,7 @@ fn container() -> Publication {
         }],
         // A container's batch holds its generation too.
         generation: supervisor::values::Generation::new(0x8f3a_0c11),
+        routed: false,
     }
 }
 

@@ -477,6 +477,12 @@ pub struct BenchArgs {
     #[arg(long, requires = "cni")]
     pub no_reference: bool,
 
+    /// With --cni: the mode of our network, "bridge" (the default: every
+    /// container a port of one bridge) or "routed" (a routed veth each,
+    /// no bridge port; see the README's Kubernetes conflist).
+    #[arg(long, requires = "cni", value_name = "MODE", value_parser = ["bridge", "routed"], default_value = "bridge")]
+    pub cni_mode: String,
+
     /// Time this supervisor binary instead of this one, as `run` or with
     /// --cni as the plugin (e.g. an earlier build, timed by the same bench:
     /// to compare, run the bench with and without it in turn).

@@ -151,12 +151,24 @@ pub enum Error {
     BadHolder { field: &'static str, value: String },
     #[error("bridge name {0:?} cannot name a lease directory")]
     BadBridge(String),
+    #[error(
+        "bridge {bridge} serves a {serves}-mode network (its leases are held), so it cannot \
+         serve a {asked}-mode one: give the network another bridge"
+    )]
+    ModeTaken {
+        bridge: String,
+        serves: &'static str,
+        asked: &'static str,
+    },
     #[error(transparent)]
     File(#[from] FileError),
 }
 
 /// The hint naming the address last handed out (see the module comment).
 const LAST: &str = ".last";
+/// Present while the bridge's leases are a routed network's (CNI "mode":
+/// "routed"); absent, a bridge-mode one's (`run`'s, CNI's default).
+const ROUTED: &str = ".routed";
 /// The bytes of `LAST`: the longest IPv4 address and a newline.
 const LAST_WIDTH: usize = 16;
 
@@ -179,6 +191,8 @@ pub struct Pool {
     leases: LeaseDir,
     subnet: Subnet,
     subnet6: Option<Subnet6>,
+    /// Whether its leases are a routed network's (see `ROUTED`).
+    routed: bool,
 }
 
 /// A leased address, and its IPv6 address on a dual-stack bridge. Release
@@ -539,7 +553,16 @@ impl Pool {
             leases: LeaseDir::new(state_dir, bridge)?,
             subnet,
             subnet6: None,
+            routed: false,
         })
+    }
+
+    /// The same pool for a routed network (`routed`) or a bridge-mode one
+    /// (the default): a lease is refused while the bridge's other leases
+    /// are the other mode's (see `Pool::claim_mode`).
+    pub fn with_routed(mut self, routed: bool) -> Pool {
+        self.routed = routed;
+        self
     }
 
     /// The same pool on a dual-stack bridge: each lease holds an IPv6
@@ -591,6 +614,7 @@ impl Pool {
         }
         let mut record = holder.to_record()?;
         let _lock = self.leases.lock()?;
+        self.claim_mode()?;
         let (addr, mut reclaimed) = match want {
             Some(addr) => match self.leases.holder_of(addr) {
                 Held::Free => (addr, None),
@@ -648,6 +672,39 @@ impl Pool {
             reclaimed,
             released: false,
         })
+    }
+
+    /// Refuses a lease of one mode (routed or bridge) while the bridge
+    /// holds leases of the other; with none held, marks the directory as
+    /// this mode's. Under the directory's lock, the one every lease is
+    /// taken under, so two first attachments of different modes (a `run`
+    /// and a routed ADD, which no CNI lock orders) cannot both win: that is
+    /// why the mark is here and not in the firewall's elements. One stat
+    /// when the mode is the bridge's already.
+    fn claim_mode(&self) -> Result<(), Error> {
+        let mark = self.dir().join(ROUTED);
+        let marked = match std::fs::symlink_metadata(&mark) {
+            Ok(_) => true,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+            Err(err) => return Err(FileError::at(&mark)(err).into()),
+        };
+        if marked == self.routed {
+            return Ok(());
+        }
+        let mode = |routed: bool| if routed { "routed" } else { "bridge" };
+        if !self.leases.leased_addresses()?.is_empty() {
+            return Err(Error::ModeTaken {
+                bridge: self.leases.bridge.clone(),
+                serves: mode(marked),
+                asked: mode(self.routed),
+            });
+        }
+        if self.routed {
+            file::write_atomic(self.dir(), ROUTED, b"")?;
+        } else {
+            file::remove(&mark)?;
+        }
+        Ok(())
     }
 
     /// Removes every lease that no live supervisor holds: unreadable ones,
@@ -843,6 +900,50 @@ mod tests {
         let h = Holder::this_process("c", "id").unwrap();
         assert_eq!(h.process.pid, std::process::id());
         assert!(h.process.start_time > 0);
+    }
+
+    #[test]
+    fn a_bridge_serves_one_mode_while_it_holds_leases_then_either() {
+        let dir = temp_dir("modes");
+        let bridge = Pool::new(&dir, "sv0", subnet("172.16.0.0/24")).unwrap();
+        let routed = bridge.clone().with_routed(true);
+        let a = bridge.lease(None, None, &holder("a")).unwrap();
+        let err = routed.lease(None, None, &holder("r")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bridge sv0 serves a bridge-mode network (its leases are held), so it cannot \
+             serve a routed-mode one: give the network another bridge"
+        );
+        a.release().unwrap();
+        let r = routed.lease(None, None, &holder("r")).unwrap();
+        assert!(bridge.dir().join(ROUTED).exists());
+        let err = bridge.lease(None, None, &holder("b")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::ModeTaken {
+                    serves: "routed",
+                    asked: "bridge",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Another routed lease passes the mark; once none is held, the
+        // bridge mode takes the directory back.
+        routed
+            .lease(None, None, &holder("r2"))
+            .unwrap()
+            .release()
+            .unwrap();
+        r.release().unwrap();
+        bridge
+            .lease(None, None, &holder("b"))
+            .unwrap()
+            .release()
+            .unwrap();
+        assert!(!bridge.dir().join(ROUTED).exists());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

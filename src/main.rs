@@ -254,6 +254,7 @@ fn bench(args: BenchArgs, ipv6: bool) -> u8 {
             attached,
             pause: Duration::from_millis(args.pause),
             reference: !args.no_reference,
+            routed: args.cni_mode == "routed",
         };
         let result = bench::cni::run(&options, &mut Report::default()).map(|()| 0);
         return exit(result, bench::Error::exit_code);

@@ -91,6 +91,10 @@ pub struct Attachment {
 /// bridge leaves no lease directory behind; a taken address is refused
 /// after clone3, which the run path polls first, and its child is then
 /// ended before it runs anything.
+///
+/// `routed`: a CNI attachment in routed mode (see `netlink::routed`); the
+/// bridge then only holds the gateway's address, and the lease is refused
+/// while the bridge serves bridge-mode containers (see `ipam::Pool::with_routed`).
 pub async fn prepare(
     bridge: &Bridge,
     ip: Option<Ipv4Addr>,
@@ -98,13 +102,24 @@ pub async fn prepare(
     state_dir: &Path,
     holder: &Holder,
     sysctls: &[Setting],
+    routed: bool,
 ) -> Result<Attachment, Error> {
     // The bridge first: a name that is no bridge (`lo`) is refused before
     // its lease directory is made.
     let nl = Netlink::connect()?;
-    let ensured = timed_async("bridge", netlink::ensure_bridge_made(&nl, bridge)).await?;
-    let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?.with_subnet6(bridge.subnet6);
+    let ensured = if routed {
+        timed_async("bridge", netlink::ensure_bridge_routed(&nl, bridge)).await?
+    } else {
+        timed_async("bridge", netlink::ensure_bridge_made(&nl, bridge)).await?
+    };
+    let pool = Pool::new(state_dir, &bridge.name, bridge.subnet)?
+        .with_subnet6(bridge.subnet6)
+        .with_routed(routed);
     let lease = timed("lease", || pool.lease(ip, ip6, holder))?;
+    if routed {
+        // Dropped on failure, the lease is given back.
+        netlink::check_routed_address(&nl, bridge, ensured.index, lease.addr()).await?;
+    }
     timed("sysctls", || {
         sysctls.iter().try_for_each(|s| s.apply_on_host().map(drop))
     })?;
@@ -116,6 +131,7 @@ pub async fn prepare(
         address: lease.addr(),
         subnet: bridge.subnet,
         ipv6: lease.addr6().zip(bridge.subnet6),
+        routed,
     };
     Ok(Attachment {
         neighbours: Neighbours {

@@ -468,7 +468,8 @@ async fn prepare_network(spec: &RunSpec) -> Result<Option<BridgeNet>, Error> {
     );
     let owner = owner_of(spec);
     let holder = Holder::this_process(&owner.name, &owner.id).map_err(network::Error::Lease)?;
-    let attachment = apply::lease(&part, bridge, *ip, *ip6, &spec.state_dir, &holder).await?;
+    let attachment =
+        apply::lease(&part, bridge, *ip, *ip6, &spec.state_dir, &holder, false).await?;
     let t = Instant::now();
     let firewall = Firewall::open(&spec.state_dir)?;
     // After the bridge: a network's elements stay while its bridge exists.

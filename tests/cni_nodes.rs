@@ -43,10 +43,10 @@ fn subnet6(n: u8) -> String {
     format!("fd00:10:244:{n}::/64")
 }
 
-/// The README's conflist for a Kubernetes node, for node `n`: its subnet
-/// the node's, and without `noMasqueradeCidrs` for the control; with
-/// `dual_stack` also the node's subnet6 and the cluster's IPv6 range exempt
-/// from masquerading.
+/// The README's conflist for a Kubernetes node (routed mode), for node
+/// `n`: its subnet the node's, and without `noMasqueradeCidrs` for the
+/// control; with `dual_stack` also the node's subnet6 and the cluster's
+/// IPv6 range exempt from masquerading, in bridge mode.
 fn conflist(n: u8, no_masquerade: bool, dual_stack: bool) -> String {
     let readme = include_str!("../README.md");
     let json = readme
@@ -66,8 +66,11 @@ fn conflist(n: u8, no_masquerade: bool, dual_stack: bool) -> String {
         serde_json::json!([CLUSTER_CIDR]),
         "the README's cluster range"
     );
+    assert_eq!(plugin["mode"], "routed", "the README's mode");
     plugin.insert("subnet".into(), format!("10.244.{n}.0/24").into());
     if dual_stack {
+        // Routed mode is IPv4 only: a dual-stack node is in bridge mode.
+        plugin.remove("mode");
         plugin.insert("subnet6".into(), subnet6(n).into());
         plugin.insert(
             "noMasqueradeCidrs".into(),
@@ -226,12 +229,7 @@ fn source_seen(from: &Node, to: &Node, to_address: &str, port: u16) -> String {
     connects("pod -> pod", || {
         from.pod_sh(&format!("echo hi | nc -n -N -w2 {to_address} {port}"))
     });
-    let seen = stdout(&listener.wait_with_output().expect("listener"));
-    seen.trim()
-        .strip_prefix("Connection received on ")
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("no connection seen: {seen:?}"))
-        .to_string()
+    common::connection_source(&stdout(&listener.wait_with_output().expect("listener")))
 }
 
 #[test]

@@ -89,6 +89,7 @@ fn container(owner: &str, last: u8, ports: &[(u16, u16, Protocol)]) -> Publicati
             })
             .collect(),
         generation: None,
+        routed: false,
     }
 }
 

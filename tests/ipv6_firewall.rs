@@ -111,6 +111,7 @@ impl Lab {
             veth,
             ports: ports.to_vec(),
             generation: Some(Generation::random()),
+            routed: false,
         };
         self.fw.publish(&publication).unwrap();
         Box6 { netns, publication }
@@ -548,6 +549,7 @@ fn ipv6_elements_added_through_the_firewall_are_what_nft_adds() {
                 },
             ],
             generation: Generation::new(0x8f3a_0c11),
+            routed: false,
         })
         .unwrap();
     });

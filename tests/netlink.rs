@@ -39,6 +39,7 @@ async fn plumbed(nl: &Netlink, host_ifname: &str, address: Ipv4Addr) -> std::os:
         address,
         subnet: sv0().subnet,
         ipv6: None,
+        routed: false,
     };
     let keep = netns.try_clone().unwrap();
     netlink::plumb(nl, &spec, netns).await.unwrap();
@@ -355,6 +356,7 @@ fn plumbing_returns_with_the_bridge_port_forwarding() {
                     address: Ipv4Addr::new(172, 16, 0, 100 + i),
                     subnet: sv0().subnet,
                     ipv6: None,
+                    routed: false,
                 };
                 netlink::plumb(&nl, &spec, netns).await.unwrap();
                 // The watcher enables the bridge port as it marks the
@@ -403,6 +405,7 @@ fn a_bad_host_interface_name_creates_nothing() {
             address: Ipv4Addr::new(172, 16, 0, 2),
             subnet: sv0().subnet,
             ipv6: None,
+            routed: false,
         };
         let err = netlink::plumb(&nl, &spec, netns.try_clone().unwrap())
             .await
@@ -428,6 +431,7 @@ fn a_taken_host_interface_name_is_reported_by_name() {
                 address: Ipv4Addr::new(172, 16, 0, 3),
                 subnet: sv0().subnet,
                 ipv6: None,
+                routed: false,
             };
             let err = netlink::plumb(&nl, &spec, new_netns()).await.unwrap_err();
             assert!(

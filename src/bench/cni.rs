@@ -45,6 +45,8 @@ pub struct Options {
     pub pause: Duration,
     /// Whether the reference chain is measured too (first).
     pub reference: bool,
+    /// Whether our network is in routed mode (`"mode": "routed"`).
+    pub routed: bool,
 }
 
 impl Options {
@@ -59,8 +61,13 @@ impl Options {
         } else {
             " --no-reference"
         };
+        let mode = if self.routed {
+            " --cni-mode routed"
+        } else {
+            ""
+        };
         format!(
-            "supervisor bench --cni{reference} --containers {}{pause} --scale {}",
+            "supervisor bench --cni{reference}{mode} --containers {}{pause} --scale {}",
             self.samples,
             levels.join(",")
         )
@@ -91,8 +98,14 @@ pub struct Configuration {
 /// Where the reference chain is in [`conflists`].
 const REFERENCE: usize = 0;
 
-/// The two networks measured, each on its own bridge and /16.
-fn conflists() -> [(&'static str, String); 2] {
+/// The two networks measured, each on its own bridge and /16; ours in
+/// routed mode with `routed`.
+fn conflists(routed: bool) -> [(&'static str, String); 2] {
+    let (name, mode) = if routed {
+        ("supervisor (routed)", r#""mode":"routed","#)
+    } else {
+        ("supervisor", "")
+    };
     let host_local = Path::new(STATE_DIR).join("host-local");
     let state = Path::new(STATE_DIR).join("cni");
     [
@@ -108,10 +121,10 @@ fn conflists() -> [(&'static str, String); 2] {
             ),
         ),
         (
-            "supervisor",
+            name,
             format!(
                 r#"{{"cniVersion":"1.0.0","name":"benchours","plugins":[
-                {{"type":"supervisor","bridge":"svcni0","subnet":"10.98.0.0/16","stateDir":"{}",
+                {{"type":"supervisor",{mode}"bridge":"svcni0","subnet":"10.98.0.0/16","stateDir":"{}",
                   "capabilities":{{"portMappings":true}}}}]}}"#,
                 state.display()
             ),
@@ -170,7 +183,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<(), Error> {
     let mut notes = Vec::new();
     // Kept to the end: see the module comment.
     let mut attached: Vec<NamedNetns> = Vec::new();
-    for (chain, (name, conflist)) in conflists().into_iter().enumerate() {
+    for (chain, (name, conflist)) in conflists(options.routed).into_iter().enumerate() {
         if chain == REFERENCE && !options.reference {
             continue;
         }
@@ -299,6 +312,7 @@ mod tests {
             attached: vec![0, 100],
             pause: Duration::ZERO,
             reference: true,
+            routed: false,
         };
         let machine = Machine {
             cpus: 2,
@@ -341,6 +355,7 @@ mod tests {
             attached: vec![0],
             pause: Duration::ZERO,
             reference: true,
+            routed: false,
         };
         assert!(matches!(o.check(), Err(Error::Option(_))));
         o.samples = 1;

@@ -38,6 +38,7 @@ pub fn filler(index: usize, subnet: &Subnet) -> Publication {
         }],
         // Addresses repeat: none, or they would collide.
         generation: None,
+        routed: false,
     }
 }
 

@@ -40,7 +40,7 @@ use crate::values::{Generation, Owner, Port, PortMapping, Process};
 
 pub use crate::state::cni_label::{
     CHAINED as LABEL_CHAINED, CONTAINER as LABEL_CONTAINER, IFNAME as LABEL_IFNAME,
-    NETNS as LABEL_NETNS, NETWORK as LABEL_NETWORK,
+    MODE as LABEL_MODE, NETNS as LABEL_NETNS, NETWORK as LABEL_NETWORK, ROUTED as MODE_ROUTED,
 };
 
 /// Whose an attachment's record, lease and elements are.
@@ -130,6 +130,9 @@ fn from_network(err: network::Error) -> CniError {
         network::Error::Lease(err @ ipam::Error::Exhausted { .. }) => {
             CniError::new(code::NO_ADDRESS, err.to_string())
         }
+        network::Error::Lease(err @ ipam::Error::ModeTaken { .. }) => {
+            CniError::new(code::CONFIG, format!("mode: {err}"))
+        }
         network::Error::Netlink(err @ netlink::Error::NotABridge { .. }) => {
             CniError::new(code::CONFIG, format!("bridge: {err}"))
         }
@@ -186,6 +189,8 @@ pub fn claim(
     }
     if chained {
         labels.insert(LABEL_CHAINED.to_string(), "true".to_string());
+    } else if config.routed {
+        labels.insert(LABEL_MODE.to_string(), MODE_ROUTED.to_string());
     }
     record.labels = labels;
     record.bridge = bridge.map(str::to_string);
@@ -302,7 +307,15 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
     };
     let mut attachment = timed_async(
         "lease, bridge, sysctls",
-        apply::lease(&network, &bridge, None, None, &config.state_dir, &holder),
+        apply::lease(
+            &network,
+            &bridge,
+            None,
+            None,
+            &config.state_dir,
+            &holder,
+            config.routed,
+        ),
     )
     .await
     .map_err(from_network)?;
@@ -311,7 +324,11 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         let subnet6 = network.subnet6.map(|s| (s.network(), s.prefix_len()));
         // The network's elements, when the tables hold them already or
         // not, go with the container's (see `Firewall::publish_with`).
-        let pending = firewall.ensure_base_for(&network.bridge, &network.subnet, subnet6)?;
+        let pending = if config.routed {
+            firewall.ensure_base_for_routed(&network.bridge, &network.subnet)?
+        } else {
+            firewall.ensure_base_for(&network.bridge, &network.subnet, subnet6)?
+        };
         if attachment.made_bridge() {
             firewall.remove_other_subnets(&network.bridge, &network.subnet, subnet6)?;
         }
@@ -335,6 +352,11 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         Some(Generation::random()),
     );
     part.ifname = invocation.ifname.clone();
+    if config.routed {
+        // Its own address alone is on-link: everything goes via the host.
+        part.prefix_len = 32;
+        part.publication.routed = true;
+    }
     let link = part.link(
         attachment.bridge_index(),
         attachment.bridge_mac(),
@@ -403,7 +425,22 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         Ok(publication) => publication,
         Err(err) => return Err(undo_link(from_apply(err)).await),
     };
-    let host = timed("host veth", || netlink::hardware_address(&link.host_ifname));
+    if config.routed {
+        if let Err(err) =
+            firewall.routed_no_masquerade(&link.host_ifname, &config.no_masquerade, true)
+        {
+            if let Err(undo) = firewall.unpublish(&publication) {
+                tracing::warn!("undoing a failed ADD: {}", Chain(&undo));
+            }
+            return Err(undo_link(from_firewall(err)).await);
+        }
+    }
+    let host = if config.routed {
+        // Every routed host end's, set as it was made.
+        Ok(Some(netlink::HOST_MAC.to_vec()))
+    } else {
+        timed("host veth", || netlink::hardware_address(&link.host_ifname))
+    };
     let recorded = registration.update(|record| {
         record.address = Some(publication.address);
         record.address6 = publication.address6;
@@ -495,6 +532,7 @@ fn publication_of(record: &Record) -> Option<Publication> {
         veth: record.veth.clone().unwrap_or_default(),
         ports: record.ports.iter().map(|&p| Port::from(p)).collect(),
         generation: record.generation.and_then(Generation::new),
+        routed: record.is_routed(),
     })
 }
 
@@ -504,7 +542,15 @@ fn publication_of(record: &Record) -> Option<Publication> {
 /// nothing of it left) and then its lease in the returned work, for after
 /// the answer (see `forget`). Goes on past each failure; the record stays when one failed,
 /// so a DEL again finishes the job.
-pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniError>) {
+///
+/// `no_masquerade`: the network's ranges, which a routed attachment's veth
+/// keys (see `Firewall::routed_no_masquerade`); a range the configuration
+/// no longer names goes with the veth, in `supervisor gc`.
+pub fn remove(
+    state_dir: &Path,
+    record: &Record,
+    no_masquerade: &[(Ipv4Addr, u8)],
+) -> (Background, Result<(), CniError>) {
     let mut later = Background::default();
     let mut failed: Vec<CniError> = Vec::new();
     let mut socket = None;
@@ -514,6 +560,13 @@ pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniE
             Ok(firewall) => {
                 if let Err(err) = timed("unpublish batch", || firewall.unpublish(&publication)) {
                     failed.push(system("removing its elements", &err));
+                }
+                if publication.routed && !publication.veth.is_empty() {
+                    let unmasqueraded =
+                        firewall.routed_no_masquerade(&publication.veth, no_masquerade, false);
+                    if let Err(err) = unmasqueraded {
+                        failed.push(system("removing its unmasqueraded ranges", &err));
+                    }
                 }
                 ports = publication
                     .ports
@@ -619,8 +672,18 @@ pub async fn check(
 ) -> Result<(), CniError> {
     let broken = |what: String| CniError::new(code::BROKEN, what);
     let nl = Netlink::connect().map_err(|err| system("netlink", &err))?;
+    let routed = record.is_routed();
     if let Some(veth) = &record.veth {
         match netlink::link_state(&nl, veth).await {
+            Ok(Some(state)) if routed && state.bridge.is_none() => {
+                check_route(veth, state.index, record.address)?;
+            }
+            Ok(Some(state)) if routed => {
+                return Err(broken(format!(
+                    "link {veth} is on bridge {}, where a routed attachment's is on none",
+                    state.bridge.as_deref().unwrap_or_default()
+                )));
+            }
             Ok(Some(state)) if state.bridge.as_deref() == Some(config.bridge.as_str()) => {}
             Ok(Some(state)) => {
                 return Err(broken(format!(
@@ -657,6 +720,24 @@ pub async fn check(
         }
     }
     check_elements(config, record)
+}
+
+/// A routed attachment's host route: its address routed out of its host
+/// link `veth` (index `index`), else 104 (broken) naming what is gone.
+fn check_route(veth: &str, index: u32, address: Option<Ipv4Addr>) -> Result<(), CniError> {
+    let Some(address) = address else {
+        return Ok(());
+    };
+    match netlink::route_interface(address) {
+        Ok(Some(oif)) if oif == index => Ok(()),
+        Ok(_) => Err(CniError::new(
+            code::BROKEN,
+            format!(
+                "route {address}/32 via link {veth} (the host's route to the container) is gone"
+            ),
+        )),
+        Err(err) => Err(system("reading the host's route", &err)),
+    }
 }
 
 /// Every element the record says it published is in the kernel, looked

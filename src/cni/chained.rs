@@ -235,6 +235,7 @@ pub async fn add(
         veth: String::new(),
         ports: config.ports.clone(),
         generation: None,
+        routed: false,
     };
     let publication = apply::publish(
         &firewall,

@@ -18,6 +18,11 @@
 //! takes networks of either family, and a port mapping without `hostIP` is
 //! published on both families (`0.0.0.0` or `::` one only, as netavark).
 //!
+//! `"mode": "routed"` (the default is `"bridge"`) gives each container a
+//! routed veth of its own, on no bridge: its address a `/32`, the host
+//! routing to it, the bridge holding only the gateway's address (see
+//! `netlink::routed`). IPv4 only for now. A chained attachment has no mode.
+//!
 //! `stateDir` defaults to `$SUPERVISOR_STATE_DIR`, else `/run/supervisor`,
 //! so a plugin and `run` with the same settings share leases and records.
 //! With a `prevResult` the plugin is chained after another that made the
@@ -45,6 +50,8 @@ pub struct Config {
     pub subnet: Subnet,
     /// Dual stack: the IPv6 subnet (`subnet6`, or `ipv6: true`).
     pub subnet6: Option<Subnet6>,
+    /// `"mode": "routed"`: a routed veth per container, no bridge port.
+    pub routed: bool,
     pub state_dir: PathBuf,
     /// Destinations the subnet's traffic reaches with its own source
     /// address (a cluster's pod range): network, prefix length.
@@ -164,6 +171,27 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
         .parse::<Subnet>()
         .map_err(|err| invalid("subnet", err))?;
     let subnet6 = subnet6(doc, subnet)?;
+    let routed = match string(doc, "mode")? {
+        None | Some("bridge") => false,
+        Some("routed") => true,
+        Some(other) => {
+            return Err(invalid(
+                "mode",
+                format!("{} is no mode: \"bridge\" or \"routed\"", quoted(other)),
+            ));
+        }
+    };
+    if routed && subnet6.is_some() {
+        let field = if doc.contains_key("subnet6") {
+            "subnet6"
+        } else {
+            "ipv6"
+        };
+        return Err(invalid(
+            field,
+            "routed mode is IPv4 only for now: leave IPv6 out, or use \"mode\": \"bridge\"",
+        ));
+    }
     let state_dir = PathBuf::from(
         string(doc, "stateDir")?
             .or(env_state_dir.filter(|d| !d.is_empty()))
@@ -255,6 +283,7 @@ pub fn parse(doc: &Map<String, Value>, env_state_dir: Option<&str>) -> Result<Co
         bridge,
         subnet,
         subnet6,
+        routed,
         state_dir,
         no_masquerade,
         no_masquerade6,
@@ -473,6 +502,37 @@ mod tests {
 
     fn parsed(json: &str) -> Result<Config, CniError> {
         parse(&decode(json.as_bytes())?, None)
+    }
+
+    #[test]
+    fn mode_is_bridge_by_default_routed_when_asked_and_routed_is_ipv4_only() {
+        let doc = |extra: &str| format!(r#"{{"cniVersion":"1.0.0","name":"n"{extra}}}"#);
+        assert!(!parsed(&doc("")).unwrap().routed);
+        assert!(!parsed(&doc(r#","mode":"bridge""#)).unwrap().routed);
+        assert!(parsed(&doc(r#","mode":"routed""#)).unwrap().routed);
+        assert!(
+            parsed(&doc(r#","mode":"routed","ipv6":false"#))
+                .unwrap()
+                .routed
+        );
+        let err = parsed(&doc(r#","mode":"l3""#)).unwrap_err();
+        assert_eq!(
+            (err.code, err.msg.as_str()),
+            (7, r#"mode: "l3" is no mode: "bridge" or "routed""#)
+        );
+        for (extra, field) in [
+            (r#","mode":"routed","ipv6":true"#, "ipv6"),
+            (r#","mode":"routed","subnet6":"fd00:7::/64""#, "subnet6"),
+        ] {
+            let err = parsed(&doc(extra)).unwrap_err();
+            assert_eq!(err.code, 7);
+            assert!(
+                err.msg
+                    .starts_with(&format!("{field}: routed mode is IPv4 only")),
+                "{}",
+                err.msg
+            );
+        }
     }
 
     #[test]

@@ -266,7 +266,7 @@ async fn command(
             );
             if let Some(record) = found {
                 let (work, removed) = crate::milestones::timed("DEL", || {
-                    attachment::remove(&config.state_dir, &record)
+                    attachment::remove(&config.state_dir, &record, &config.no_masquerade)
                 });
                 later.extend(work);
                 removed?;
@@ -307,7 +307,8 @@ async fn command(
                     .iter()
                     .any(|(c, i)| Some(c) == container && Some(i) == ifname);
                 if !valid {
-                    let (work, removed) = attachment::remove(&config.state_dir, &record);
+                    let (work, removed) =
+                        attachment::remove(&config.state_dir, &record, &config.no_masquerade);
                     later.extend(work);
                     if let Err(err) = removed {
                         failed.get_or_insert(err);

@@ -257,8 +257,14 @@ fn missing(seen: &Seen, facts: &Facts) -> Vec<String> {
             "lease {address} (bridge {bridge}) of {who}: missing"
         )),
     }
+    let routed = r.is_routed();
     match &seen.link {
         None => found.push(format!("link {veth} of {who}: missing")),
+        Some(link) if routed => {
+            if let Some(other) = &link.bridge {
+                found.push(format!("link {veth} of {who}: on bridge {other}, routed"));
+            }
+        }
         Some(link) if link.bridge.as_deref() != Some(bridge.as_str()) => {
             found.push(format!("link {veth} of {who}: not on bridge {bridge}"))
         }
@@ -274,6 +280,7 @@ fn missing(seen: &Seen, facts: &Facts) -> Vec<String> {
         veth: veth.clone(),
         ports: r.ports.iter().map(|&p| Port::from(p)).collect(),
         generation: r.generation.and_then(Generation::new),
+        routed,
     };
     let held: Vec<&Owned> = elements_of(&facts.elements, &r.id).collect();
     for element in publication.elements() {
@@ -337,6 +344,7 @@ mod tests {
             veth: "sv-0123456789ab".into(),
             ports,
             generation: None,
+            routed: false,
         };
         Facts {
             records: vec![seen],

@@ -237,7 +237,7 @@ impl Firewall {
     /// in one batch.
     pub fn unpublish_ports(&self, publication: &Publication) -> Result<(), Error> {
         self.destroy(publication, |target| {
-            !target.is_bridge() && !target.is_live()
+            !target.is_guard() && !target.is_live()
         })
     }
 
@@ -265,7 +265,7 @@ impl Firewall {
     /// microseconds; the later the guards go, the surer the pass is over
     /// (`run` gives the address back in between).
     pub fn unguard(&self, publication: &Publication) -> Result<(), Error> {
-        self.destroy(publication, Target::is_bridge)
+        self.destroy(publication, Target::is_guard)
     }
 
     /// Removes the elements of `publication` in the targets `which` takes,

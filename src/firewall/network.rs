@@ -42,6 +42,21 @@ pub fn network_elements(bridge: &str, subnet: &Subnet) -> Vec<(Target, Vec<Eleme
     ]
 }
 
+/// A routed network's own element beside `network_elements`': its subnet
+/// as the pair `S . S` in `routed_subnets`, one element whose key is the
+/// pair of first addresses and whose end key (inclusive) the pair of last
+/// ones, as nft adds a concatenated interval, with the bridge's name as its
+/// comment so a stale one is found as a subnet is.
+pub fn routed_network_elements(bridge: &str, subnet: &Subnet) -> Vec<(Target, Vec<Element>)> {
+    let (first, last) = (subnet.network().octets(), subnet.broadcast().octets());
+    let element = Element {
+        key_end: Some(concat(&[&last, &last])),
+        udata: Some(Udata::comment(&comment(bridge))),
+        ..Element::new(concat(&[&first, &first]))
+    };
+    vec![(Target::RoutedSubnets, vec![element])]
+}
+
 /// A network's IPv6 elements in the ip6 table, as `network_elements`:
 /// `subnet6` is (network address, prefix length).
 pub fn network_elements6(bridge: &str, subnet6: (Ipv6Addr, u8)) -> Vec<(Target, Vec<Element>)> {
@@ -199,10 +214,19 @@ impl Firewall {
         subnet: &Subnet,
         subnet6: Option<(Ipv6Addr, u8)>,
     ) -> Result<Base, Error> {
-        let mut elements = network_elements(bridge, subnet);
-        if let Some(subnet6) = subnet6 {
-            elements.extend(network_elements6(bridge, subnet6));
-        }
+        self.ensure_network_of(bridge, subnet, subnet6, false)
+    }
+
+    /// [`Firewall::ensure_network`] of a network in either mode: a routed
+    /// one (`routed`) has its `routed_subnets` pair too.
+    fn ensure_network_of(
+        &self,
+        bridge: &str,
+        subnet: &Subnet,
+        subnet6: Option<(Ipv6Addr, u8)>,
+        routed: bool,
+    ) -> Result<Base, Error> {
+        let elements = PendingNetwork::new(bridge, subnet, subnet6, routed).elements;
         let ensure = || {
             let base = self.load_base(&elements)?;
             if base == Base::Current {
@@ -239,12 +263,25 @@ impl Firewall {
         subnet: &Subnet,
         subnet6: Option<(Ipv6Addr, u8)>,
     ) -> Result<PendingNetwork, Error> {
-        let pending = PendingNetwork::new(bridge, subnet, subnet6);
+        self.ensure_base_of(PendingNetwork::new(bridge, subnet, subnet6, false))
+    }
+
+    /// [`Firewall::ensure_base_for`] a routed network (IPv4 only): its
+    /// elements with its `routed_subnets` pair.
+    pub fn ensure_base_for_routed(
+        &self,
+        bridge: &str,
+        subnet: &Subnet,
+    ) -> Result<PendingNetwork, Error> {
+        self.ensure_base_of(PendingNetwork::new(bridge, subnet, None, true))
+    }
+
+    fn ensure_base_of(&self, pending: PendingNetwork) -> Result<PendingNetwork, Error> {
         match self.load_base(&pending.elements) {
             Ok(Base::Current) => Ok(pending),
             Ok(_) => Ok(PendingNetwork::default()),
             Err(_) => {
-                self.ensure_network(bridge, subnet, subnet6)?;
+                pending.ensure(self)?;
                 Ok(PendingNetwork::default())
             }
         }
@@ -303,6 +340,33 @@ impl Firewall {
         Ok(())
     }
 
+    /// Adds (`add`) or removes a routed attachment's unmasqueraded ranges,
+    /// keyed by its host veth `veth`: its packets are seen on that veth, not
+    /// on a bridge (see nft/supervisor.nft, chain postrouting). One element
+    /// per range, its own, so neither needs a read of the set, which grows
+    /// with the attachments; a removal of one already gone is no error.
+    pub fn routed_no_masquerade(
+        &self,
+        veth: &str,
+        cidrs: &[(Ipv4Addr, u8)],
+        add: bool,
+    ) -> Result<(), Error> {
+        let elements = no_masquerade_elements(veth, cidrs);
+        if elements.is_empty() {
+            return Ok(());
+        }
+        let set = set_ref(Target::NoMasquerade);
+        let mut batch = Batch::new();
+        if add {
+            batch.add_elements(&set, &elements, Mode::Add)?;
+        } else {
+            batch.destroy_elements(&set, &elements)?;
+        }
+        let _lock = self.lock(false)?;
+        self.socket.send(batch)?;
+        Ok(())
+    }
+
     /// Adds the elements of the network of `bridge` and `subnet`, in one
     /// batch; those already there stay as they are. A subnet overlapping
     /// another network's is refused by the kernel.
@@ -330,17 +394,26 @@ pub struct PendingNetwork {
     elements: Vec<(Target, Vec<Element>)>,
 }
 
-/// A network's bridge, subnet and IPv6 subnet (network, prefix length).
-type NetworkOf = (String, Subnet, Option<(Ipv6Addr, u8)>);
+/// A network's bridge, subnet, IPv6 subnet (network, prefix length), and
+/// whether it is routed.
+type NetworkOf = (String, Subnet, Option<(Ipv6Addr, u8)>, bool);
 
 impl PendingNetwork {
-    fn new(bridge: &str, subnet: &Subnet, subnet6: Option<(Ipv6Addr, u8)>) -> PendingNetwork {
+    fn new(
+        bridge: &str,
+        subnet: &Subnet,
+        subnet6: Option<(Ipv6Addr, u8)>,
+        routed: bool,
+    ) -> PendingNetwork {
         let mut elements = network_elements(bridge, subnet);
         if let Some(subnet6) = subnet6 {
             elements.extend(network_elements6(bridge, subnet6));
         }
+        if routed {
+            elements.extend(routed_network_elements(bridge, subnet));
+        }
         PendingNetwork {
-            network: Some((bridge.to_string(), *subnet, subnet6)),
+            network: Some((bridge.to_string(), *subnet, subnet6, routed)),
             elements,
         }
     }
@@ -357,8 +430,8 @@ impl PendingNetwork {
     /// [`Firewall::ensure_network`] adds them.
     pub(super) fn ensure(&self, firewall: &Firewall) -> Result<(), Error> {
         match &self.network {
-            Some((bridge, subnet, subnet6)) => firewall
-                .ensure_network(bridge, subnet, *subnet6)
+            Some((bridge, subnet, subnet6, routed)) => firewall
+                .ensure_network_of(bridge, subnet, *subnet6, *routed)
                 .map(|_| ()),
             None => Ok(()),
         }
@@ -520,6 +593,36 @@ impl Firewall {
                 doomed.push((target, element.clone()));
             }
         }
+        // A routed network's pair goes with its bridge, or when its bridge
+        // now serves another subnet (or none routed: a pair of another
+        // subnet than the current one's).
+        for pair in of(Target::RoutedSubnets) {
+            let Some(name) = pair.udata.as_ref().and_then(|u| u.comment_text()) else {
+                continue;
+            };
+            let stale = if exists(&name) {
+                current.is_some_and(|c| {
+                    c.bridge == name
+                        && pair.key
+                            != concat(&[&c.subnet.network().octets(), &c.subnet.network().octets()])
+                })
+            } else {
+                true
+            };
+            if stale {
+                let element = Element {
+                    key_end: pair.key_end.clone(),
+                    ..Element::new(pair.key.clone())
+                };
+                doomed.push((Target::RoutedSubnets, element));
+                if !gone.iter().any(|g| g.bridge == name) {
+                    gone.push(GoneNetwork {
+                        bridge: name,
+                        subnets: Vec::new(),
+                    });
+                }
+            }
+        }
         if doomed.is_empty() {
             return Ok(gone);
         }
@@ -668,6 +771,33 @@ mod tests {
                 (ifname_of(&e.key), e.key[16..].to_vec(), end[16..].to_vec())
             })
             .collect()
+    }
+
+    #[test]
+    fn a_routed_networks_pair_is_one_concatenated_interval_named_by_its_bridge() {
+        let subnet: Subnet = "10.77.0.0/24".parse().unwrap();
+        let elements = routed_network_elements("rt0", &subnet);
+        assert_eq!(elements.len(), 1);
+        let (target, pair) = &elements[0];
+        assert_eq!(*target, Target::RoutedSubnets);
+        assert_eq!(
+            pair.len(),
+            1,
+            "no interval end elements: the end is key_end"
+        );
+        assert_eq!(pair[0].key, [10, 77, 0, 0, 10, 77, 0, 0]);
+        assert_eq!(
+            pair[0].key_end.as_deref(),
+            Some(&[10, 77, 0, 255, 10, 77, 0, 255][..])
+        );
+        assert_eq!(
+            pair[0]
+                .udata
+                .as_ref()
+                .and_then(|u| u.comment_text())
+                .as_deref(),
+            Some("rt0")
+        );
     }
 
     #[test]

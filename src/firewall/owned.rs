@@ -195,6 +195,14 @@ impl fmt::Display for Owned {
                 _ => write!(f, "{name} {key:02x?}"),
             },
             Target::Version => write!(f, "{name} {key:02x?}"),
+            Target::RoutedSubnets => match (addr(0), addr(4)) {
+                (Some(a), Some(b)) => write!(f, "{name} {a} . {b}"),
+                _ => write!(f, "{name} {key:02x?}"),
+            },
+            Target::Sources => match addr(16) {
+                Some(addr) => write!(f, "{name} \"{}\" . {addr}", ifname_at(key, 0)),
+                None => write!(f, "{name} {key:02x?}"),
+            },
         }
     }
 }

@@ -59,6 +59,12 @@ pub enum Target {
     Generations6,
     /// `ip6 supervisor live`: as `Live`, for IPv6.
     Live6,
+    /// `ip supervisor routed_subnets`: a routed network's subnet as the
+    /// pair `S . S`, an interval (concatenated).
+    RoutedSubnets,
+    /// `ip supervisor sources`: a routed container's host veth . its
+    /// address, the one source it may send from.
+    Sources,
 }
 
 impl Target {
@@ -87,6 +93,8 @@ impl Target {
             Target::NoMasquerade6 => "no_masquerade6",
             Target::Generations | Target::Generations6 => "generations",
             Target::Live | Target::Live6 => "live",
+            Target::RoutedSubnets => "routed_subnets",
+            Target::Sources => "sources",
         }
     }
 
@@ -112,6 +120,12 @@ impl Target {
             | Target::Live6 => Family::Ip6,
             _ => Family::Ip,
         }
+    }
+
+    /// Whether it is one of a container's anti-spoofing sets: the bridge
+    /// table's guards, or a routed container's `sources`.
+    pub fn is_guard(self) -> bool {
+        self.is_bridge() || self == Target::Sources
     }
 
     /// Whether it is a `live` set (address . generation).
@@ -141,7 +155,7 @@ impl Target {
     }
 
     /// Every per-container target, in a fixed order.
-    pub const ALL: [Target; 15] = [
+    pub const ALL: [Target; 16] = [
         Target::Ports(Protocol::Tcp),
         Target::Ports(Protocol::Udp),
         Target::AddrPorts(Protocol::Tcp),
@@ -157,10 +171,11 @@ impl Target {
         Target::Live,
         Target::Generations6,
         Target::Live6,
+        Target::Sources,
     ];
 
     /// Every per-network target.
-    pub const NETWORK: [Target; 8] = [
+    pub const NETWORK: [Target; 9] = [
         Target::Bridges,
         Target::SameBridge,
         Target::Subnets,
@@ -169,6 +184,7 @@ impl Target {
         Target::SameBridge6,
         Target::Subnets6,
         Target::NoMasquerade6,
+        Target::RoutedSubnets,
     ];
 }
 
@@ -191,6 +207,10 @@ pub struct Publication {
     /// attachment, whose interface and traffic are another plugin's, or a
     /// container recorded by an earlier version).
     pub generation: Option<Generation>,
+    /// Whether its veth is routed (a CNI attachment in routed mode), not a
+    /// bridge port: its guard is then its `sources` element, in the ip
+    /// table, and it has no IPv6.
+    pub routed: bool,
 }
 
 /// One element to add or delete.
@@ -286,6 +306,16 @@ impl Publication {
         let veth = ifname(&self.veth);
         let mut guards = if self.veth.is_empty() {
             Vec::new()
+        } else if self.routed {
+            vec![PlannedElement {
+                target: Target::Sources,
+                key: concat(&[&veth, &self.address.octets()]),
+                data: None,
+                label: label(labelled, || {
+                    ElementLabel::of_key(format!("\"{}\" . {}", self.veth, self.address))
+                }),
+                port: None,
+            }]
         } else {
             vec![
                 PlannedElement {
@@ -313,7 +343,7 @@ impl Publication {
                 },
             ]
         };
-        if let (Some(address6), false) = (self.address6, self.veth.is_empty()) {
+        if let (Some(address6), false) = (self.address6, self.veth.is_empty() || self.routed) {
             for addr in [address6, link_local_for(mac)] {
                 guards.push(PlannedElement {
                     target: Target::SpoofGuard6,
@@ -498,7 +528,26 @@ pub(super) mod tests {
                 },
             ],
             generation: None,
+            routed: false,
         }
+    }
+
+    #[test]
+    fn a_routed_container_is_guarded_by_its_sources_element_alone_and_has_no_ipv6() {
+        let mut routed = web();
+        routed.routed = true;
+        routed.address6 = Some("fd00::2".parse().unwrap());
+        let elements = routed.elements();
+        let guards: Vec<_> = elements.iter().filter(|e| e.target.is_guard()).collect();
+        assert_eq!(guards.len(), 1, "{elements:?}");
+        assert_eq!(guards[0].target, Target::Sources);
+        assert_eq!(guards[0].label, "\"sv-0123456789ab\" . 172.16.0.2");
+        assert_eq!(
+            guards[0].key,
+            concat(&[&ifname("sv-0123456789ab"), &[172, 16, 0, 2]])
+        );
+        assert!(elements.iter().all(|e| !e.target.is_bridge()));
+        assert_eq!(elements[0].target, Target::Sources, "the guard first");
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod prepared;
 pub mod procfs;
 mod query;
 mod route;
+mod routed;
 pub mod sysctl;
 mod veth;
 
@@ -29,7 +30,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use direct::Direct;
 
 pub use address::mac_for;
-pub use bridge::{Bridge, Ensured, ensure_bridge, ensure_bridge_made};
+pub use bridge::{
+    Bridge, Ensured, check_routed_address, ensure_bridge, ensure_bridge_made, ensure_bridge_routed,
+};
 pub use detached::{removal_request, remove_if_peer_lives, remove_link_detached, remove_link_now};
 pub use ipv6::{
     add_ipv6_address, add_ipv6_address_in, add_ipv6_default_route_in, is_local_route_of,
@@ -46,7 +49,9 @@ pub use query::{
 };
 pub use route::{
     AddressKind, RouteOverlap, RoutedTo, address_kinds, address_routes, overlap_beside,
+    route_interface,
 };
+pub use routed::HOST_MAC;
 pub use veth::{forwarding_message, neighbour_message, remove_link, wait_forwarding};
 
 /// A netlink connection in the supervisor's own (host) network namespace:

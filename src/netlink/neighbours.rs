@@ -26,6 +26,10 @@ impl Netlink {
     /// Deletes the entries `link`'s plumbing set (on its bridge, for its
     /// addresses) that still point at its MAC; how many went.
     pub fn forget_neighbours(&self, link: &ContainerLink) -> Result<usize, Error> {
+        if link.routed {
+            // On the host end, gone with it (see `routed`).
+            return Ok(0);
+        }
         let v6 = link.ipv6.map(|(address, _)| address);
         forget(&mut self.direct(), link.bridge_index, link.address, v6)
     }

@@ -67,6 +67,9 @@ pub struct ContainerLink {
     /// The IPv6 address and the bridge's subnet6, when it is dual stack;
     /// None: IPv6 is off on the peer.
     pub ipv6: Option<(Ipv6Addr, Subnet6)>,
+    /// Routed mode (see `routed`): the host end on no bridge (`bridge_index`
+    /// and `bridge_mac` unused), a `/32` route to the container on it.
+    pub routed: bool,
 }
 
 /// What [`plumb`] made: the host end's interface index, and where the
@@ -91,6 +94,19 @@ pub struct PlumbTimings {
     /// container's forwarding and neighbour entries.
     pub host: Duration,
     pub total: Duration,
+}
+
+impl PlumbTimings {
+    /// From the times since the start at which the pair was made, the
+    /// inside done, and all done.
+    pub(super) fn at(veth: Duration, inside: Duration, total: Duration) -> PlumbTimings {
+        PlumbTimings {
+            veth,
+            inside: inside - veth,
+            host: total - inside,
+            total,
+        }
+    }
 }
 
 /// Plumbs the container whose network namespace is `netns`: the veth pair
@@ -138,6 +154,9 @@ async fn plumb_in(
 ) -> Result<Plumbed, Error> {
     link::check_ifname(&spec.host_ifname)?;
     link::check_ifname(&spec.peer)?;
+    if spec.routed {
+        return super::routed::plumb(nl, spec, netns, prepared).await;
+    }
     let (timings, port) = plumb_now(nl, spec, netns, prepared)?;
     let plumbed = Plumbed {
         host_index: port.index(),
@@ -259,21 +278,7 @@ fn plumb_now(
         ("turning off IPv6 addresses on", name.clone()),
         ("bringing up", name.clone()),
     ];
-    let (socket, lent) = match prepared {
-        Some(prepared) => (prepared.inside, None),
-        None => open_inside(spec, netns.as_fd()).map(|(s, lent)| (s, Some(lent)))?,
-    };
-    crate::milestones::pause_at("lent");
-    let created = host
-        .pipeline(requests)
-        .map_err(Error::direct("creating veth", name))
-        .and_then(|mut outcomes| {
-            forgive_no_ipv6(&mut outcomes[1]);
-            first_failure(outcomes, contexts)
-        });
-    let given_back = lent.map_or(Ok(()), LentDefaults::give_back);
-    created?;
-    given_back?;
+    let socket = create_pair(&mut host, spec, netns.as_fd(), prepared, requests, contexts)?;
     let veth = start.elapsed();
     let mut socket = inside(socket, spec, mac)?;
     drop(netns);
@@ -285,13 +290,39 @@ fn plumb_now(
         await_local_route(&mut socket, address6)?;
     }
     let total = start.elapsed();
-    let timings = PlumbTimings {
-        veth,
-        inside: inside - veth,
-        host: total - inside,
-        total,
-    };
+    let timings = PlumbTimings::at(veth, inside, total);
     Ok((timings, port))
+}
+
+/// Sends `requests` (`contexts` in their order), which create the pair and
+/// set up its host end, the second one its IPv6 settings; returns the
+/// socket inside the container's namespace `netns`, the one `prepared`
+/// brought or one opened with its IPv6 defaults lent for the peer's
+/// creation (given back once it exists).
+pub(super) fn create_pair(
+    host: &mut Direct,
+    spec: &ContainerLink,
+    netns: BorrowedFd<'_>,
+    prepared: Option<PreparedNetns>,
+    requests: Vec<Request>,
+    contexts: Vec<(&'static str, String)>,
+) -> Result<Direct, Error> {
+    let (socket, lent) = match prepared {
+        Some(prepared) => (prepared.inside, None),
+        None => open_inside(spec, netns).map(|(s, lent)| (s, Some(lent)))?,
+    };
+    crate::milestones::pause_at("lent");
+    let created = host
+        .pipeline(requests)
+        .map_err(Error::direct("creating veth", &spec.host_ifname))
+        .and_then(|mut outcomes| {
+            forgive_no_ipv6(&mut outcomes[1]);
+            first_failure(outcomes, contexts)
+        });
+    let given_back = lent.map_or(Ok(()), LentDefaults::give_back);
+    created?;
+    given_back?;
+    Ok(socket)
 }
 
 /// A socket inside the container's namespace `netns` (an engine's), and
@@ -352,11 +383,7 @@ fn open_inside(
 /// the retransmit (tests/first_packets.rs).
 fn inside(mut inside: Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Direct, Error> {
     let peer = &spec.peer;
-    let index = inside.index_of(peer).map_err(|source| Error::Request {
-        action: "finding",
-        object: format!("{peer} in the container"),
-        source,
-    })?;
+    let index = peer_index(&inside, peer)?;
     let (address, prefix_len) = (spec.address, spec.subnet.prefix_len());
     let gateway = spec.subnet.gateway();
     // Handled in this order: the route needs the peer up and addressed.
@@ -473,6 +500,16 @@ fn inside(mut inside: Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Dire
     ))?;
     first_failure(outcomes, contexts)?;
     Ok(inside)
+}
+
+/// The index of the container's end `peer`, over the socket `inside` its
+/// namespace.
+pub(super) fn peer_index(inside: &Direct, peer: &str) -> Result<u32, Error> {
+    inside.index_of(peer).map_err(|source| Error::Request {
+        action: "finding",
+        object: format!("{peer} in the container"),
+        source,
+    })
 }
 
 /// Waits until the container's IPv6 address `address6` has its local
@@ -612,7 +649,7 @@ fn host_side(host: &mut Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Po
 /// The request deleting the IPv6 multicast route (ff00::/8, table local)
 /// that a link with IPv6 on and no address of its own still gets when its
 /// carrier comes (see the module's opening comment).
-fn no_multicast_route(port: u32) -> Request {
+pub(super) fn no_multicast_route(port: u32) -> Request {
     (
         RouteNetlinkMessage::DelRoute(ipv6::multicast_route_message(port)),
         Some(Change::Modify),
@@ -621,7 +658,7 @@ fn no_multicast_route(port: u32) -> Request {
 
 /// A route to delete that is not there (ESRCH) counts as deleted, as
 /// does any IPv6 request on a kernel without IPv6 (EAFNOSUPPORT).
-fn forgive_no_route(outcome: &mut std::io::Result<Option<RouteNetlinkMessage>>) {
+pub(super) fn forgive_no_route(outcome: &mut std::io::Result<Option<RouteNetlinkMessage>>) {
     if matches!(outcome, Err(err) if err.raw_os_error() == Some(libc::ESRCH)) {
         *outcome = Ok(None);
     }
@@ -638,7 +675,7 @@ fn forgive_no_ipv6(outcome: &mut std::io::Result<Option<RouteNetlinkMessage>>) {
 
 /// The first failed request's error, named by its context (`contexts`, in
 /// the order of the requests).
-fn first_failure(
+pub(super) fn first_failure(
     outcomes: Vec<std::io::Result<Option<RouteNetlinkMessage>>>,
     contexts: Vec<(&'static str, String)>,
 ) -> Result<(), Error> {

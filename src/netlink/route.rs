@@ -1,8 +1,10 @@
 //! The host routes a new subnet (IPv4 or IPv6) must not overlap.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -218,9 +220,56 @@ fn lookup(
         .collect())
 }
 
+/// The interface of the route the host's table matches for `address`
+/// (see [`matched_route`]); None when none matches.
+pub fn route_interface(address: Ipv4Addr) -> Result<Option<u32>, Error> {
+    let mut direct = Direct::open().map_err(Error::Socket)?;
+    Ok(matched_route(&mut direct, address)?.and_then(|(_, oif)| oif))
+}
+
+/// The route the host's table matches for `address` (RTM_F_FIB_MATCH:
+/// the entry itself, not the route resolved for one packet): its prefix
+/// length and output interface; None when none matches.
+pub(crate) fn matched_route(
+    direct: &mut Direct,
+    address: Ipv4Addr,
+) -> Result<Option<(u8, Option<u32>)>, Error> {
+    let mut request = get_message(IpAddr::V4(address));
+    request.header.flags = RouteFlags::FibMatch;
+    match direct.ask(RouteNetlinkMessage::GetRoute(request), false) {
+        Ok(answers) => Ok(answers.into_iter().find_map(|answer| match answer {
+            RouteNetlinkMessage::NewRoute(route) => Some((
+                route.header.destination_prefix_length,
+                route.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(index) => Some(*index),
+                    _ => None,
+                }),
+            )),
+            _ => None,
+        })),
+        Err(err)
+            if matches!(
+                err.raw_os_error(),
+                Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(Error::direct(
+            "looking up the route to",
+            address.to_string(),
+        )(err)),
+    }
+}
+
 /// RTM_GETROUTE for one address; every other field zero, as strict
 /// checking wants.
 fn get_request(address: IpAddr) -> RouteNetlinkMessage {
+    RouteNetlinkMessage::GetRoute(get_message(address))
+}
+
+/// [`get_request`]'s message.
+fn get_message(address: IpAddr) -> RouteMessage {
     let mut message = RouteMessage::default();
     let (family, len, destination) = match address {
         IpAddr::V4(a) => (AddressFamily::Inet, 32, RouteAddress::Inet(a)),
@@ -231,7 +280,7 @@ fn get_request(address: IpAddr) -> RouteNetlinkMessage {
     message
         .attributes
         .push(RouteAttribute::Destination(destination));
-    RouteNetlinkMessage::GetRoute(message)
+    message
 }
 
 /// The destination, its prefix length and the output interface of a route
@@ -265,6 +314,9 @@ fn destination_and_oif(route: &RouteMessage) -> (Option<IpAddr>, Option<u32>) {
 }
 
 fn overlap(route: &RouteMessage, subnet: Subnet, except: Option<u32>) -> Option<Overlap> {
+    if is_routed_container(route, subnet) {
+        return None;
+    }
     overlap_where(route, except, |destination, prefix_len| match destination {
         IpAddr::V4(addr) => subnet.overlaps(addr, prefix_len),
         IpAddr::V6(_) => false,
@@ -276,6 +328,25 @@ fn overlap6(route: &RouteMessage, subnet: Subnet6, except: Option<u32>) -> Optio
         IpAddr::V6(addr) => subnet.overlaps(addr, prefix_len),
         IpAddr::V4(_) => false,
     })
+}
+
+/// Whether `route` is a routed container's of `subnet` (see
+/// `super::routed::host_route`): a `/32` of the subnet, scope link, from
+/// the subnet's gateway, static. The subnet is its network's, on the same
+/// bridge: no overlap.
+fn is_routed_container(route: &RouteMessage, subnet: Subnet) -> bool {
+    let header = &route.header;
+    let from_gateway = route.attributes.iter().any(
+        |a| matches!(a, RouteAttribute::PrefSource(RouteAddress::Inet(src)) if *src == subnet.gateway()),
+    );
+    let in_subnet = route.attributes.iter().any(
+        |a| matches!(a, RouteAttribute::Destination(RouteAddress::Inet(dst)) if subnet.overlaps(*dst, 32)),
+    );
+    header.destination_prefix_length == 32
+        && header.scope == RouteScope::Link
+        && header.protocol == RouteProtocol::Static
+        && from_gateway
+        && in_subnet
 }
 
 /// The route as an overlap when `overlaps` says its destination is one

@@ -42,6 +42,19 @@ pub(crate) fn create_message(
     peer_mac: [u8; 6],
     netns: BorrowedFd<'_>,
 ) -> LinkMessage {
+    create_message_on(host, Some(bridge_index), None, peer, peer_mac, netns)
+}
+
+/// [`create_message`] with the host end on bridge `bridge_index` or on
+/// none, and with the MAC `host_mac` or one the kernel picks.
+pub(crate) fn create_message_on(
+    host: &str,
+    bridge_index: Option<u32>,
+    host_mac: Option<[u8; 6]>,
+    peer: &str,
+    peer_mac: [u8; 6],
+    netns: BorrowedFd<'_>,
+) -> LinkMessage {
     let peer_message = LinkMessageBuilder::<LinkUnspec>::new()
         .name(peer)
         .address(peer_mac.to_vec())
@@ -49,9 +62,14 @@ pub(crate) fn create_message(
         .append_extra_attribute(LinkAttribute::NumTxQueues(QUEUES))
         .append_extra_attribute(LinkAttribute::NumRxQueues(QUEUES))
         .build();
-    LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-        .name(host)
-        .controller(bridge_index)
+    let mut builder = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(host);
+    if let Some(bridge_index) = bridge_index {
+        builder = builder.controller(bridge_index);
+    }
+    if let Some(mac) = host_mac {
+        builder = builder.address(mac.to_vec());
+    }
+    builder
         .append_extra_attribute(LinkAttribute::NumTxQueues(QUEUES))
         .append_extra_attribute(LinkAttribute::NumRxQueues(QUEUES))
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))

@@ -43,8 +43,10 @@ pub async fn lease(
     ip6: Option<Ipv6Addr>,
     state_dir: &Path,
     holder: &Holder,
+    routed: bool,
 ) -> Result<Attachment, network::Error> {
-    let attachment = network::prepare(bridge, ip, ip6, state_dir, holder, &network.sysctls).await?;
+    let attachment =
+        network::prepare(bridge, ip, ip6, state_dir, holder, &network.sysctls, routed).await?;
     if let Some(dead) = attachment.reclaimed() {
         reconcile::reclaimed_address(state_dir, &bridge.name, dead).await;
     }
@@ -122,6 +124,7 @@ pub fn publish_mappings(
         veth: veth.to_string(),
         ports,
         generation: Some(Generation::random()),
+        routed: false,
     };
     firewall.publish(&publication)?;
     Ok(publication)

@@ -108,6 +108,7 @@ impl ContainerPart {
             address: self.address,
             subnet,
             ipv6: self.ipv6,
+            routed: self.publication.routed,
         }
     }
 }
@@ -202,6 +203,7 @@ pub fn container_part(
             veth: host_ifname.clone(),
             ports,
             generation,
+            routed: false,
         },
         host_ifname,
         ifname: PEER.to_string(),

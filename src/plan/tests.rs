@@ -144,6 +144,7 @@ fn a_plan_is_the_lowest_free_address_its_veth_and_one_element_per_port() {
                     },
                 ],
                 generation: None,
+                routed: false,
             },
         },
     };

@@ -19,6 +19,9 @@ pub mod cni_label {
     pub const NETWORK: &str = "cni.network";
     /// Present on an attachment chained after another plugin.
     pub const CHAINED: &str = "cni.chained";
+    /// The attachment's mode when it is not the bridge's: `ROUTED`.
+    pub const MODE: &str = "cni.mode";
+    pub const ROUTED: &str = "routed";
 }
 
 /// What a running container holds, and who supervises it. Written by its
@@ -186,6 +189,12 @@ mod protocol {
 }
 
 impl Record {
+    /// Whether it is a CNI attachment in routed mode: its host link is on
+    /// no bridge, its guard is a `sources` element.
+    pub fn is_routed(&self) -> bool {
+        self.labels.get(cni_label::MODE).map(String::as_str) == Some(cni_label::ROUTED)
+    }
+
     /// The record of a supervisor starting now: who it is and what it runs;
     /// the network and the container are filled in as they come.
     pub fn new(name: &str, id: &str, supervisor: Process, command: Vec<String>) -> Record {

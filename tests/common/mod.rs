@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod closed;
+pub mod cni;
 pub mod container;
 pub mod forge;
 pub mod loopback6;
@@ -503,6 +504,16 @@ pub fn wait_for_no_veth(ns: &HostNs) {
     eventually("container veths gone", Duration::from_secs(10), || {
         container_veths(ns).is_empty().then_some(())
     });
+}
+
+/// The address of the peer in a listening `nc -n -v -l`'s output
+/// ("Connection received on ADDRESS PORT").
+pub fn connection_source(seen: &str) -> String {
+    seen.trim()
+        .strip_prefix("Connection received on ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no connection seen: {seen:?}"))
+        .to_string()
 }
 
 /// The record files, one a line.
