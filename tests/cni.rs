@@ -2709,11 +2709,17 @@ fn a_prev_result_address_on_a_bridge_of_ours_is_code_7_naming_it_and_publishes_n
     let add = call(&ns, "ADD", "c1", &ours).ok();
     assert_eq!(add["ips"][0]["address"], "10.88.7.2/24", "{add}");
     let before = held(&ns);
+    let subnets = || ns.ok("nft list set ip supervisor subnets");
+    let subnets_before = subnets();
+    // The tables are every state directory's: a chained network of a
+    // state directory of its own (no lease directory of sv0's there) must
+    // see sv0 as ours all the same.
+    ns.ok("mkdir -m 755 /run/other");
     // A previous plugin's result naming c1's address (or a free one of
     // sv0's subnet, the next container's) would publish host port 8080 to
     // a port c1 never published; one naming sv0 as its bridge would make
     // sv0's network sets its own subnet's.
-    for (ips, interfaces, field) in [
+    let cases = [
         (
             json!([{"address": "10.88.7.2/24"}]),
             json!([]),
@@ -2729,14 +2735,22 @@ fn a_prev_result_address_on_a_bridge_of_ours_is_code_7_naming_it_and_publishes_n
             json!([{"name": "sv0"}]),
             "prevResult.interfaces",
         ),
-    ] {
+    ];
+    for (state_dir, (ips, interfaces, field)) in [None, Some("/run/other")]
+        .into_iter()
+        .flat_map(|dir| cases.clone().into_iter().map(move |case| (dir, case)))
+    {
         let mut doc: Value = serde_json::from_str(&chained_conf(ips, "")).unwrap();
         doc["prevResult"]["interfaces"] = interfaces;
+        if let Some(dir) = state_dir {
+            doc["stateDir"] = json!(dir);
+        }
         let (code, msg) = call(&ns, "ADD", "c2", &doc.to_string()).error();
-        assert_eq!(code, 7, "{msg}");
+        assert_eq!(code, 7, "{state_dir:?}: {msg}");
         assert!(msg.starts_with(&format!("{field}: ")), "{msg}");
         assert!(msg.contains("sv0"), "{msg}");
-        assert_eq!(held(&ns), before, "{msg}");
+        assert_eq!(held(&ns), before, "{state_dir:?}: {msg}");
+        assert_eq!(subnets(), subnets_before, "{state_dir:?}: {msg}");
     }
     // Whose address it is, when it is held.
     let (_, msg) = call(

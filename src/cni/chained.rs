@@ -169,11 +169,11 @@ pub async fn add(
 ) -> Result<Value, CniError> {
     let bridges = bridges(prev).await?;
     let previous = previous(prev, |name| bridges.iter().any(|b| b == name))?;
-    if let Some(bridge) = previous
-        .bridge
-        .as_deref()
-        .filter(|b| routed::is_ours(config, b))
-    {
+    let ours = match previous.bridge.as_deref() {
+        Some(bridge) if routed::is_ours(config, bridge)? => Some(bridge),
+        _ => None,
+    };
+    if let Some(bridge) = ours {
         // Its network sets would take the previous plugin's subnet.
         return Err(CniError::new(
             code::CONFIG,

@@ -43,6 +43,7 @@ pub use plumb::{ContainerLink, PEER, PlumbTimings, Plumbed, plumb, plumb_prepare
 pub use prepared::{PreparedNetns, loopback_up_here};
 pub use query::{
     InterfaceAddress, LinkState, addresses_in, bridge_ports, hardware_address, link_state,
+    made_as_ours,
 };
 pub use route::{
     AddressKind, RouteOverlap, RoutedTo, address_kinds, address_routes, overlap_beside,
