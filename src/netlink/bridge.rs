@@ -249,8 +249,8 @@ async fn check_overlap(
     }
     let host4 = route::first_host_address(
         routes,
-        |address| match address {
-            IpAddr::V4(address) => bridge.subnet.contains(address),
+        |address, prefix_len| match address {
+            IpAddr::V4(address) => bridge.subnet.overlaps(address, prefix_len),
             IpAddr::V6(_) => false,
         },
         bridge_index,
@@ -260,22 +260,33 @@ async fn check_overlap(
         let subnet6 = bridge.subnet6?;
         route::first_host_address(
             routes,
-            |address| match address {
-                IpAddr::V6(address) => subnet6.contains(address),
+            |address, prefix_len| match address {
+                IpAddr::V6(address) => subnet6.overlaps(address, prefix_len),
                 IpAddr::V4(_) => false,
             },
             bridge_index,
         )
         .map(|found| (subnet6.to_string(), found))
     };
-    if let Some((subnet, (address, oif))) = host4.or_else(host6) {
+    if let Some((subnet, found)) = host4.or_else(host6) {
         return Err(Error::SubnetHoldsHostAddress {
             subnet,
-            address,
-            interface: interface_name(nl, oif).await?,
+            held: host_address_text(&found),
+            interface: interface_name(nl, found.oif).await?,
         });
     }
     Ok(())
+}
+
+/// How a subnet meets the host's address or range `found`, for a message.
+fn host_address_text(found: &route::HostAddress) -> String {
+    match found.is_single() {
+        true => format!("holds {}, an address of this host", found.address),
+        false => format!(
+            "overlaps {}/{}, addresses of this host (a local route)",
+            found.address, found.prefix_len
+        ),
+    }
 }
 
 /// The name of link `oif` of a route, for a message.

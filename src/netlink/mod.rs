@@ -145,14 +145,16 @@ pub enum Error {
         route: String,
         interface: String,
     },
+    /// `held`: "holds ADDRESS, an address of this host" or, for a range
+    /// of them, "overlaps RANGE, addresses of this host (a local route)".
     #[error(
-        "{} {subnet} holds {address}, an address of this host on {interface}; choose another {}",
+        "{} {subnet} {held} on {interface}; choose another {}",
         if subnet.contains(':') { "subnet6" } else { "subnet" },
         if subnet.contains(':') { "subnet6 (--subnet6)" } else { "subnet" }
     )]
     SubnetHoldsHostAddress {
         subnet: String,
-        address: std::net::IpAddr,
+        held: String,
         interface: String,
     },
     #[error(
