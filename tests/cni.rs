@@ -2952,6 +2952,37 @@ fn a_prev_result_prefix_wider_than_its_bridges_network_is_code_7_naming_the_rout
 }
 
 #[test]
+fn a_prev_result_prefix_covering_an_address_of_the_host_is_code_7_naming_it() {
+    let Some(ns) = HostNs::new("a_prev_result_prefix_covering_an_address_of_the_host") else {
+        return;
+    };
+    // A virtual address of the host's (no prefix route: the route check
+    // sees nothing), and the previous plugin's bridge and network.
+    ns.ok(
+        "ip link add vip0 type bridge && ip link set vip0 up && ip addr add 10.1.2.3/32 dev vip0 \
+         && ip link add cni0 type bridge && ip addr add 10.22.0.1/16 dev cni0 \
+         && ip link set cni0 up",
+    );
+    netns_add(&ns, "c1");
+    let mut doc: Value =
+        serde_json::from_str(&chained_conf(json!([{"address": "10.22.0.5/8"}]), "")).unwrap();
+    doc["prevResult"]["interfaces"] = json!([{"name": "cni0"}]);
+    // 10.0.0.0/8 in our sets would masquerade the host's own traffic from
+    // 10.1.2.3 as a container's.
+    let (code, msg) = call(&ns, "ADD", "c1", &doc.to_string()).error();
+    assert_eq!(code, 7, "{msg}");
+    assert_eq!(
+        msg,
+        "prevResult.ips[0]: \"10.22.0.5/8\" makes 10.0.0.0/8 the network of cni0, which \
+         holds 10.1.2.3, an address of this host on vip0: not the previous plugin's network alone"
+    );
+    let subnets = ns.ok("nft list set ip supervisor subnets 2>/dev/null || true");
+    assert!(!subnets.contains("10.0.0.0/8"), "{subnets}");
+    assert_eq!(records(&ns), "");
+    assert_eq!(tcp_ports(&ns), "");
+}
+
+#[test]
 fn another_state_directorys_attachment_keeps_its_elements_through_gc_check_and_a_runs_port() {
     let Some(ns) = HostNs::new("another_state_directorys_attachment_keeps_its_elements") else {
         return;

@@ -269,7 +269,8 @@ pub async fn add(
 
 /// Refuses (code 7, naming the address) a network of the previous
 /// plugin's bridge that reaches past it: its subnet, from the address's
-/// prefix, overlapping a route on another link. Our sets would make that
+/// prefix, overlapping a route on another link or an address of the
+/// host's there. Our sets would make that
 /// other network's traffic the bridge's: masqueraded as a container's
 /// when it leaves, and judged by the container rules.
 fn check_network(
@@ -293,9 +294,9 @@ fn check_network(
     Err(CniError::new(
         code::CONFIG,
         format!(
-            "prevResult.ips[{at}]: {text:?} makes {} the network of {bridge}, which overlaps the \
-             route {} on {}: not the previous plugin's network alone",
-            found.subnet, found.route, found.interface
+            "prevResult.ips[{at}]: {text:?} makes {} the network of {bridge}, which {} on {}: \
+             not the previous plugin's network alone",
+            found.subnet, found.meets, found.interface
         ),
     ))
 }

@@ -271,22 +271,11 @@ async fn check_overlap(
     if let Some((subnet, found)) = host4.or_else(host6) {
         return Err(Error::SubnetHoldsHostAddress {
             subnet,
-            held: host_address_text(&found),
+            held: found.describe(),
             interface: interface_name(nl, found.oif).await?,
         });
     }
     Ok(())
-}
-
-/// How a subnet meets the host's address or range `found`, for a message.
-fn host_address_text(found: &route::HostAddress) -> String {
-    match found.is_single() {
-        true => format!("holds {}, an address of this host", found.address),
-        false => format!(
-            "overlaps {}/{}, addresses of this host (a local route)",
-            found.address, found.prefix_len
-        ),
-    }
 }
 
 /// The name of link `oif` of a route, for a message.

@@ -89,6 +89,19 @@ pub(crate) struct HostAddress {
 }
 
 impl HostAddress {
+    /// How a subnet meets it, for a message: "holds ADDRESS, an address
+    /// of this host", or for a range "overlaps RANGE, addresses of this
+    /// host (a local route)".
+    pub(crate) fn describe(&self) -> String {
+        match self.is_single() {
+            true => format!("holds {}, an address of this host", self.address),
+            false => format!(
+                "overlaps {}/{}, addresses of this host (a local route)",
+                self.address, self.prefix_len
+            ),
+        }
+    }
+
     /// Whether it is one address, not a range.
     pub(crate) fn is_single(&self) -> bool {
         self.prefix_len
@@ -100,10 +113,12 @@ impl HostAddress {
 }
 
 /// A route on a link other than `bridge` that overlaps `subnet` (or
-/// `subnet6`), as [`first_overlap`] finds it, with the subnet it overlaps
-/// and its link named: for a network another program made (a chained CNI
-/// plugin's), whose subnet comes from that program's word. One dump, on a
-/// socket of its own.
+/// `subnet6`), as [`first_overlap`] finds it, or else an address of the
+/// host's (or a range of them) on such a link that the subnet shares, as
+/// [`first_host_address`] finds it (a `/32` of keepalived's has no prefix
+/// route to overlap): with the subnet it meets and its link named. For a
+/// network another program made (a chained CNI plugin's), whose subnet
+/// comes from that program's word. One dump, on a socket of its own.
 pub fn overlap_beside(
     bridge: &str,
     subnet: Subnet,
@@ -112,16 +127,42 @@ pub fn overlap_beside(
     let mut direct = Direct::open().map_err(Error::Socket)?;
     let routes = from_dump(direct.ask(dump_request(subnet6.is_some()), true))?;
     let except = direct.index_of(bridge).ok();
+    let route = |(subnet, found): (String, Overlap)| {
+        let meets = format!(
+            "overlaps the route {}/{}",
+            found.destination, found.prefix_len
+        );
+        (subnet, meets, found.oif)
+    };
+    let host = |(subnet, found): (String, HostAddress)| (subnet, found.describe(), found.oif);
     let found = first_overlap(&routes, subnet, except)
-        .map(|found| (subnet.to_string(), found))
+        .map(|found| route((subnet.to_string(), found)))
         .or_else(|| {
             let subnet6 = subnet6?;
-            first_overlap6(&routes, subnet6, except).map(|found| (subnet6.to_string(), found))
+            first_overlap6(&routes, subnet6, except)
+                .map(|found| route((subnet6.to_string(), found)))
+        })
+        .or_else(|| {
+            let overlaps = |address, prefix_len| match address {
+                IpAddr::V4(address) => subnet.overlaps(address, prefix_len),
+                IpAddr::V6(_) => false,
+            };
+            first_host_address(&routes, overlaps, except)
+                .map(|found| host((subnet.to_string(), found)))
+        })
+        .or_else(|| {
+            let subnet6 = subnet6?;
+            let overlaps = |address, prefix_len| match address {
+                IpAddr::V6(address) => subnet6.overlaps(address, prefix_len),
+                IpAddr::V4(_) => false,
+            };
+            first_host_address(&routes, overlaps, except)
+                .map(|found| host((subnet6.to_string(), found)))
         });
-    Ok(found.map(|(subnet, found)| RouteOverlap {
+    Ok(found.map(|(subnet, meets, oif)| RouteOverlap {
         subnet,
-        route: format!("{}/{}", found.destination, found.prefix_len),
-        interface: match found.oif {
+        meets,
+        interface: match oif {
             Some(index) => direct
                 .name_of(index)
                 .unwrap_or_else(|_| format!("interface #{index}")),
@@ -130,11 +171,13 @@ pub fn overlap_beside(
     }))
 }
 
-/// What [`overlap_beside`] found.
+/// What [`overlap_beside`] found: the subnet, how it meets the route or
+/// the host's address ("overlaps the route 10.0.0.0/8", "holds 10.1.2.3,
+/// an address of this host"), and the link that has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteOverlap {
     pub subnet: String,
-    pub route: String,
+    pub meets: String,
     pub interface: String,
 }
 
