@@ -2872,6 +2872,62 @@ fn no_masquerade_cidrs_open_and_exempt_only_the_network_that_names_them_and_go_w
 }
 
 #[test]
+fn no_masquerade_cidrs_nested_across_adds_on_one_bridge_keep_their_union() {
+    let Some(ns) = HostNs::new("no_masquerade_cidrs_nested_across_adds_on_one_bridge") else {
+        return;
+    };
+    let set = || {
+        let listed = ns.ok("nft list set ip supervisor no_masquerade");
+        let mut held: Vec<String> = listed
+            .split(['{', ',', '}'])
+            .map(str::trim)
+            .filter(|e| e.starts_with('"'))
+            .map(|e| e.split(" comment").next().unwrap_or(e).to_string())
+            .collect();
+        held.sort();
+        held
+    };
+    // One network (its bridge sv0) whose configuration changed between
+    // ADDs: each asks for a range nested in, or holding, one asked before.
+    let asked = |cidrs: Value| conf("1.0.0", json!({ "noMasqueradeCidrs": cidrs }));
+    let steps = [
+        (
+            "c1",
+            json!(["10.99.0.0/16"]),
+            vec!["\"sv0\" . 10.99.0.0/16"],
+        ),
+        ("c2", json!(["10.0.0.0/8"]), vec!["\"sv0\" . 10.0.0.0/8"]),
+        ("c3", json!(["10.99.0.0/24"]), vec!["\"sv0\" . 10.0.0.0/8"]),
+        (
+            "c4",
+            json!(["192.0.2.0/25", "192.0.2.0/24"]),
+            vec!["\"sv0\" . 10.0.0.0/8", "\"sv0\" . 192.0.2.0/24"],
+        ),
+    ];
+    for (name, cidrs, held) in &steps {
+        netns_add(&ns, name);
+        call(&ns, "ADD", name, &asked(cidrs.clone())).ok();
+        assert_eq!(&set(), held, "after {name}'s ADD asking {cidrs}");
+    }
+    // A range put there by hand, overlapping an asked one partly: the
+    // kernel's refusal names the range and the bridge.
+    ns.ok("nft add element ip supervisor no_masquerade '{ \"sv0\" . 172.15.0.0-172.16.0.255 }'");
+    netns_add(&ns, "c5");
+    let (code, msg) = call(&ns, "ADD", "c5", &asked(json!(["172.16.0.0/16"]))).error();
+    assert_eq!(code, 110, "{msg}");
+    assert!(
+        msg.contains("172.16.0.0/16") && msg.contains("bridge sv0"),
+        "{msg}"
+    );
+    ns.ok("nft delete element ip supervisor no_masquerade '{ \"sv0\" . 172.15.0.0-172.16.0.255 }'");
+    call(&ns, "DEL", "c5", &asked(json!(["172.16.0.0/16"]))).ok();
+    for (name, cidrs, _) in steps {
+        call(&ns, "DEL", name, &asked(cidrs)).ok();
+    }
+    assert_nothing_left(&ns);
+}
+
+#[test]
 fn a_state_directory_through_another_users_link_is_refused_and_status_is_not_ready_making_nothing()
 {
     let Some(ns) = HostNs::new("a_state_directory_through_another_users_link_is_refused") else {
