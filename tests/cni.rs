@@ -2524,11 +2524,17 @@ fn a_prev_result_address_on_a_bridge_of_ours_is_code_7_naming_it_and_publishes_n
     let add = call(&ns, "ADD", "c1", &ours).ok();
     assert_eq!(add["ips"][0]["address"], "10.88.7.2/24", "{add}");
     let before = held(&ns);
+    let subnets = || ns.ok("nft list set ip supervisor subnets");
+    let subnets_before = subnets();
+    // The tables are every state directory's: a chained network of a
+    // state directory of its own (no lease directory of sv0's there) must
+    // see sv0 as ours all the same.
+    ns.ok("mkdir -m 755 /run/other");
     // A previous plugin's result naming c1's address (or a free one of
     // sv0's subnet, the next container's) would publish host port 8080 to
     // a port c1 never published; one naming sv0 as its bridge would make
     // sv0's network sets its own subnet's.
-    for (ips, interfaces, field) in [
+    let cases = [
         (
             json!([{"address": "10.88.7.2/24"}]),
             json!([]),
@@ -2544,14 +2550,22 @@ fn a_prev_result_address_on_a_bridge_of_ours_is_code_7_naming_it_and_publishes_n
             json!([{"name": "sv0"}]),
             "prevResult.interfaces",
         ),
-    ] {
+    ];
+    for (state_dir, (ips, interfaces, field)) in [None, Some("/run/other")]
+        .into_iter()
+        .flat_map(|dir| cases.clone().into_iter().map(move |case| (dir, case)))
+    {
         let mut doc: Value = serde_json::from_str(&chained_conf(ips, "")).unwrap();
         doc["prevResult"]["interfaces"] = interfaces;
+        if let Some(dir) = state_dir {
+            doc["stateDir"] = json!(dir);
+        }
         let (code, msg) = call(&ns, "ADD", "c2", &doc.to_string()).error();
-        assert_eq!(code, 7, "{msg}");
+        assert_eq!(code, 7, "{state_dir:?}: {msg}");
         assert!(msg.starts_with(&format!("{field}: ")), "{msg}");
         assert!(msg.contains("sv0"), "{msg}");
-        assert_eq!(held(&ns), before, "{msg}");
+        assert_eq!(held(&ns), before, "{state_dir:?}: {msg}");
+        assert_eq!(subnets(), subnets_before, "{state_dir:?}: {msg}");
     }
     // Whose address it is, when it is held.
     let (_, msg) = call(
@@ -2588,7 +2602,22 @@ fn a_del_or_check_for_another_network_leaves_an_attachment_of_this_one_alone() {
     let (code, msg) = call(&ns, "CHECK", "c1", &net2).error();
     assert_eq!(code, 103, "{msg}");
     assert!(msg.contains("net2"), "{msg}");
-    assert_eq!(call(&ns, "DEL", "c1", &net2).ok(), Value::Null);
+    // Left alone, and said so (on stderr, where an engine logs it).
+    let del = call_with(
+        &ns,
+        "DEL",
+        "c1",
+        "/run/netns/c1",
+        "eth0",
+        &net2,
+        &[("RUST_LOG", "warn")],
+    );
+    assert!(
+        del.stderr
+            .contains("c1 has attachment eth0 on network net1, not net2: left as it is"),
+        "{del:?}"
+    );
+    assert_eq!(del.ok(), Value::Null);
     assert_eq!(held(&ns), before);
     call(&ns, "CHECK", "c1", &net1).ok();
     call(&ns, "DEL", "c1", &net1).ok();
@@ -2673,6 +2702,62 @@ fn no_masquerade_cidrs_open_and_exempt_only_the_network_that_names_them_and_go_w
 }
 
 #[test]
+fn no_masquerade_cidrs_nested_across_adds_on_one_bridge_keep_their_union() {
+    let Some(ns) = HostNs::new("no_masquerade_cidrs_nested_across_adds_on_one_bridge") else {
+        return;
+    };
+    let set = || {
+        let listed = ns.ok("nft list set ip supervisor no_masquerade");
+        let mut held: Vec<String> = listed
+            .split(['{', ',', '}'])
+            .map(str::trim)
+            .filter(|e| e.starts_with('"'))
+            .map(|e| e.split(" comment").next().unwrap_or(e).to_string())
+            .collect();
+        held.sort();
+        held
+    };
+    // One network (its bridge sv0) whose configuration changed between
+    // ADDs: each asks for a range nested in, or holding, one asked before.
+    let asked = |cidrs: Value| conf("1.0.0", json!({ "noMasqueradeCidrs": cidrs }));
+    let steps = [
+        (
+            "c1",
+            json!(["10.99.0.0/16"]),
+            vec!["\"sv0\" . 10.99.0.0/16"],
+        ),
+        ("c2", json!(["10.0.0.0/8"]), vec!["\"sv0\" . 10.0.0.0/8"]),
+        ("c3", json!(["10.99.0.0/24"]), vec!["\"sv0\" . 10.0.0.0/8"]),
+        (
+            "c4",
+            json!(["192.0.2.0/25", "192.0.2.0/24"]),
+            vec!["\"sv0\" . 10.0.0.0/8", "\"sv0\" . 192.0.2.0/24"],
+        ),
+    ];
+    for (name, cidrs, held) in &steps {
+        netns_add(&ns, name);
+        call(&ns, "ADD", name, &asked(cidrs.clone())).ok();
+        assert_eq!(&set(), held, "after {name}'s ADD asking {cidrs}");
+    }
+    // A range put there by hand, overlapping an asked one partly: the
+    // kernel's refusal names the range and the bridge.
+    ns.ok("nft add element ip supervisor no_masquerade '{ \"sv0\" . 172.15.0.0-172.16.0.255 }'");
+    netns_add(&ns, "c5");
+    let (code, msg) = call(&ns, "ADD", "c5", &asked(json!(["172.16.0.0/16"]))).error();
+    assert_eq!(code, 110, "{msg}");
+    assert!(
+        msg.contains("172.16.0.0/16") && msg.contains("bridge sv0"),
+        "{msg}"
+    );
+    ns.ok("nft delete element ip supervisor no_masquerade '{ \"sv0\" . 172.15.0.0-172.16.0.255 }'");
+    call(&ns, "DEL", "c5", &asked(json!(["172.16.0.0/16"]))).ok();
+    for (name, cidrs, _) in steps {
+        call(&ns, "DEL", name, &asked(cidrs)).ok();
+    }
+    assert_nothing_left(&ns);
+}
+
+#[test]
 fn a_state_directory_through_another_users_link_is_refused_and_status_is_not_ready_making_nothing()
 {
     let Some(ns) = HostNs::new("a_state_directory_through_another_users_link_is_refused") else {
@@ -2750,6 +2835,37 @@ fn a_prev_result_prefix_wider_than_its_bridges_network_is_code_7_naming_the_rout
         "{subnets}"
     );
     call(&ns, "DEL", "c1", &conf).ok();
+}
+
+#[test]
+fn a_prev_result_prefix_covering_an_address_of_the_host_is_code_7_naming_it() {
+    let Some(ns) = HostNs::new("a_prev_result_prefix_covering_an_address_of_the_host") else {
+        return;
+    };
+    // A virtual address of the host's (no prefix route: the route check
+    // sees nothing), and the previous plugin's bridge and network.
+    ns.ok(
+        "ip link add vip0 type bridge && ip link set vip0 up && ip addr add 10.1.2.3/32 dev vip0 \
+         && ip link add cni0 type bridge && ip addr add 10.22.0.1/16 dev cni0 \
+         && ip link set cni0 up",
+    );
+    netns_add(&ns, "c1");
+    let mut doc: Value =
+        serde_json::from_str(&chained_conf(json!([{"address": "10.22.0.5/8"}]), "")).unwrap();
+    doc["prevResult"]["interfaces"] = json!([{"name": "cni0"}]);
+    // 10.0.0.0/8 in our sets would masquerade the host's own traffic from
+    // 10.1.2.3 as a container's.
+    let (code, msg) = call(&ns, "ADD", "c1", &doc.to_string()).error();
+    assert_eq!(code, 7, "{msg}");
+    assert_eq!(
+        msg,
+        "prevResult.ips[0]: \"10.22.0.5/8\" makes 10.0.0.0/8 the network of cni0, which \
+         holds 10.1.2.3, an address of this host on vip0: not the previous plugin's network alone"
+    );
+    let subnets = ns.ok("nft list set ip supervisor subnets 2>/dev/null || true");
+    assert!(!subnets.contains("10.0.0.0/8"), "{subnets}");
+    assert_eq!(records(&ns), "");
+    assert_eq!(tcp_ports(&ns), "");
 }
 
 #[test]

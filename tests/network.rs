@@ -410,6 +410,34 @@ fn a_subnet_holding_an_address_of_the_host_on_another_interface_is_refused_namin
 }
 
 #[test]
+fn a_local_route_of_a_range_overlapping_the_subnet_is_refused_naming_its_interface() {
+    let Some(ns) = HostNs::new("a_local_route_of_a_range_overlapping_the_subnet_is_refused") else {
+        return;
+    };
+    // AnyIP: every address of the range is the host's own, though the
+    // route's destination (its first address) is outside the subnet.
+    ns.ok("ip route add local 172.16.0.0/16 dev lo table local \
+         && ip -6 route add local fd53:7570::/32 dev lo table local");
+    let out = ns.run(&["--subnet", "172.16.5.0/24", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "supervisor: subnet 172.16.5.0/24 overlaps 172.16.0.0/16, addresses of this host \
+         (a local route) on lo; choose another subnet"
+    );
+    assert!(!ns.ok("ip -br link").contains("sv0"));
+    let out = ns.run(&["--ipv6", "--subnet", "10.77.0.0/24", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "supervisor: subnet6 fd53:7570:6572::/64 overlaps fd53:7570::/32, addresses of this \
+         host (a local route) on lo; choose another subnet6 (--subnet6)"
+    );
+    let eth0 = eth0_address(&ns, &["--subnet", "10.77.0.0/24"]);
+    assert!(eth0.contains("10.77.0.2/24"), "{eth0}");
+}
+
+#[test]
 fn another_tables_forward_chain_with_policy_drop_is_warned_of_naming_the_bridge() {
     let Some(ns) = HostNs::new("another_tables_forward_chain_with_policy_drop_is_warned_of") else {
         return;

@@ -335,11 +335,16 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
         // The network's, as the bridge is (tagged with it, gone with it):
         // an ADD failing after this leaves them for the network's next ADD,
         // whose configuration names them too.
-        firewall.ensure_no_masquerade(
-            &network.bridge,
-            &config.no_masquerade,
-            &config.no_masquerade6,
-        )?;
+        // A routed network's are its attachments' (see
+        // `Firewall::routed_no_masquerade`): none of its packets is seen
+        // on its bridge.
+        if !config.routed {
+            firewall.ensure_no_masquerade(
+                &network.bridge,
+                &config.no_masquerade,
+                &config.no_masquerade6,
+            )?;
+        }
         Ok((firewall, pending))
     })
     .map_err(from_firewall)?;
@@ -513,11 +518,30 @@ fn id_holder(state_dir: &Path, owner: &Owner) -> Result<Option<Record>, CniError
 /// second network was refused (the interface taken) cleans up with that
 /// network's DEL, which took the first network's attachment away.
 pub fn find(state_dir: &Path, network: &str, container_id: &str, ifname: &str) -> Option<Record> {
+    find_any(state_dir, container_id, ifname)
+        .filter(|record| record.labels.get(LABEL_NETWORK).map(String::as_str) == Some(network))
+}
+
+/// The network of the container's attachment `ifname` when it is recorded
+/// on one other than `network` (see `find`): that network's DEL leaves it,
+/// and an engine's log should say why the attachment outlived it.
+pub fn other_network(
+    state_dir: &Path,
+    network: &str,
+    container_id: &str,
+    ifname: &str,
+) -> Option<String> {
+    find_any(state_dir, container_id, ifname)
+        .and_then(|record| record.labels.get(LABEL_NETWORK).cloned())
+        .filter(|recorded| recorded != network)
+}
+
+/// The attachment's record on whatever network.
+fn find_any(state_dir: &Path, container_id: &str, ifname: &str) -> Option<Record> {
     let owner = owner(container_id, ifname);
-    Store::new(state_dir).get(&owner.name).filter(|record| {
-        record.id == owner.id
-            && record.labels.get(LABEL_NETWORK).map(String::as_str) == Some(network)
-    })
+    Store::new(state_dir)
+        .get(&owner.name)
+        .filter(|record| record.id == owner.id)
 }
 
 /// What a record says the attachment published.

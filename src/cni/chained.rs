@@ -169,11 +169,11 @@ pub async fn add(
 ) -> Result<Value, CniError> {
     let bridges = bridges(prev).await?;
     let previous = previous(prev, |name| bridges.iter().any(|b| b == name))?;
-    if let Some(bridge) = previous
-        .bridge
-        .as_deref()
-        .filter(|b| routed::is_ours(config, b))
-    {
+    let ours = match previous.bridge.as_deref() {
+        Some(bridge) if routed::is_ours(config, bridge)? => Some(bridge),
+        _ => None,
+    };
+    if let Some(bridge) = ours {
         // Its network sets would take the previous plugin's subnet.
         return Err(CniError::new(
             code::CONFIG,
@@ -270,7 +270,8 @@ pub async fn add(
 
 /// Refuses (code 7, naming the address) a network of the previous
 /// plugin's bridge that reaches past it: its subnet, from the address's
-/// prefix, overlapping a route on another link. Our sets would make that
+/// prefix, overlapping a route on another link or an address of the
+/// host's there. Our sets would make that
 /// other network's traffic the bridge's: masqueraded as a container's
 /// when it leaves, and judged by the container rules.
 fn check_network(
@@ -294,9 +295,9 @@ fn check_network(
     Err(CniError::new(
         code::CONFIG,
         format!(
-            "prevResult.ips[{at}]: {text:?} makes {} the network of {bridge}, which overlaps the \
-             route {} on {}: not the previous plugin's network alone",
-            found.subnet, found.route, found.interface
+            "prevResult.ips[{at}]: {text:?} makes {} the network of {bridge}, which {} on {}: \
+             not the previous plugin's network alone",
+            found.subnet, found.meets, found.interface
         ),
     ))
 }

@@ -264,12 +264,31 @@ async fn command(
                 &invocation.container_id,
                 &invocation.ifname,
             );
-            if let Some(record) = found {
-                let (work, removed) = crate::milestones::timed("DEL", || {
-                    attachment::remove(&config.state_dir, &record, &config.no_masquerade)
-                });
-                later.extend(work);
-                removed?;
+            match found {
+                Some(record) => {
+                    let (work, removed) = crate::milestones::timed("DEL", || {
+                        attachment::remove(&config.state_dir, &record, &config.no_masquerade)
+                    });
+                    later.extend(work);
+                    removed?;
+                }
+                None => {
+                    let other = attachment::other_network(
+                        &config.state_dir,
+                        &config.name,
+                        &invocation.container_id,
+                        &invocation.ifname,
+                    );
+                    if let Some(other) = other {
+                        tracing::warn!(
+                            "DEL: container {} has attachment {} on network {other}, not {}: \
+                             left as it is",
+                            invocation.container_id,
+                            invocation.ifname,
+                            config.name
+                        );
+                    }
+                }
             }
             Ok(String::new())
         }

@@ -5,7 +5,7 @@
 //! an element forwarding a host port to the host itself. The route type
 //! tells both, where a bind test is fooled by `ip_nonlocal_bind`. A
 //! container address the kernel routes through a bridge of ours (one with
-//! a lease directory here) is not the previous plugin's either: it is, or
+//! a lease directory here, or bearing the mark of one we made) is not the previous plugin's either: it is, or
 //! will be, a `run` container's or an attachment's, whose ports its
 //! element would publish behind its back.
 //!
@@ -34,7 +34,7 @@ pub fn check(config: &Config, previous: &[(usize, IpAddr)]) -> Result<(), CniErr
     let routes = address_routes(&addresses).map_err(|e| system("routes", &e))?;
     let (previous_routes, host_ip_routes) = routes.split_at(previous.len());
     for (&(at, address), route) in previous.iter().zip(previous_routes) {
-        if let Some(bridge) = ours(config, route) {
+        if let Some(bridge) = ours(config, route)? {
             return Err(CniError::new(
                 code::CONFIG,
                 format!(
@@ -70,17 +70,23 @@ pub fn check(config: &Config, previous: &[(usize, IpAddr)]) -> Result<(), CniErr
 }
 
 /// Whether `bridge` is one of ours: a bridge whose addresses `run` and
-/// the main plugin lease from `config`'s state directory.
-pub fn is_ours(config: &Config, bridge: &str) -> bool {
-    LeaseDir::new(&config.state_dir, bridge).is_ok_and(|leases| leases.dir().is_dir())
+/// the main plugin lease from `config`'s state directory, or from any
+/// other: the tables are every state directory's, so a chained network
+/// naming a state directory of its own must not take another's bridge for
+/// the previous plugin's. The link tells (see `made_as_ours`).
+pub fn is_ours(config: &Config, bridge: &str) -> Result<bool, CniError> {
+    if LeaseDir::new(&config.state_dir, bridge).is_ok_and(|leases| leases.dir().is_dir()) {
+        return Ok(true);
+    }
+    crate::netlink::made_as_ours(bridge).map_err(|e| system("links", &e))
 }
 
 /// The bridge of ours `route` goes out of, if it does.
-fn ours<'a>(config: &Config, route: &'a RoutedTo) -> Option<&'a str> {
-    route
-        .link
-        .as_deref()
-        .filter(|&bridge| is_ours(config, bridge))
+fn ours<'a>(config: &Config, route: &'a RoutedTo) -> Result<Option<&'a str>, CniError> {
+    match route.link.as_deref() {
+        Some(bridge) if is_ours(config, bridge)? => Ok(Some(bridge)),
+        _ => Ok(None),
+    }
 }
 
 /// ` (leased to NAME ID)` when `address` is an IPv4 address leased on

@@ -47,6 +47,13 @@ pub enum Error {
     Ruleset(#[source] crate::ruleset::Error),
     #[error("loading the base ruleset nft/supervisor.nft")]
     Load(#[source] crate::ruleset::ApplyError),
+    /// The kernel refused a bridge's unmasqueraded range as overlapping
+    /// one held: one not nested in it (put there by hand, say).
+    #[error(
+        "noMasqueradeCidrs {ranges} of the network of bridge {bridge} overlap a range it \
+         holds in no_masquerade without holding it or lying inside it"
+    )]
+    NoMasqueradeOverlap { bridge: String, ranges: String },
     #[error("the firewall lock {path}")]
     Lock {
         path: PathBuf,

@@ -12,6 +12,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use crate::nftables::{Batch, ELEM_INTERVAL_END, Element, Mode, Udata, concat, ifname};
 use crate::values::Subnet;
 
+use nix::errno::Errno;
+
 use super::{Base, Error, Firewall, Target, set_ref};
 
 /// Whether interface `name` exists in this network namespace: an ioctl,
@@ -135,29 +137,95 @@ fn interval(bridge: &str, first: Ipv4Addr, last: Ipv4Addr) -> Vec<Element> {
 /// concatenation's interval, a key and its end), with the bridge as the
 /// comment too, as nft prints whose it is. A range inside another of the
 /// same list is left out: the kernel refuses overlapping intervals.
-pub fn no_masquerade_elements(bridge: &str, cidrs: &[(Ipv4Addr, u8)]) -> Vec<Element> {
-    let ranges: Vec<(u128, u128)> = cidrs
+/// `ensure_no_masquerade` merges a bridge's with what the set holds; a
+/// routed attachment's veth has its own (`Firewall::routed_no_masquerade`).
+pub(super) fn no_masquerade_elements(bridge: &str, cidrs: &[(Ipv4Addr, u8)]) -> Vec<Element> {
+    bridge_ranges(bridge, &ranges4(cidrs), bytes4)
+}
+
+/// The `no_masquerade6` elements for IPv6 `cidrs`, as `no_masquerade_elements`.
+#[cfg(test)]
+pub(super) fn no_masquerade_elements6(bridge: &str, cidrs: &[(Ipv6Addr, u8)]) -> Vec<Element> {
+    bridge_ranges(bridge, &ranges6(cidrs), bytes6)
+}
+
+/// IPv4 `cidrs` as (first, last) address ranges.
+fn ranges4(cidrs: &[(Ipv4Addr, u8)]) -> Vec<(u128, u128)> {
+    cidrs
         .iter()
         .map(|&(network, prefix_len)| {
             let host_bits = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
             let first = u32::from(network) & !host_bits;
             (u128::from(first), u128::from(first | host_bits))
         })
-        .collect();
-    bridge_ranges(bridge, &ranges, |v| (v as u32).to_be_bytes().to_vec())
+        .collect()
 }
 
-/// The `no_masquerade6` elements for IPv6 `cidrs`, as `no_masquerade_elements`.
-pub fn no_masquerade_elements6(bridge: &str, cidrs: &[(Ipv6Addr, u8)]) -> Vec<Element> {
-    let ranges: Vec<(u128, u128)> = cidrs
+/// IPv6 `cidrs` as (first, last) address ranges.
+fn ranges6(cidrs: &[(Ipv6Addr, u8)]) -> Vec<(u128, u128)> {
+    cidrs
         .iter()
         .map(|&(network, prefix_len)| {
             let host_bits = u128::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
             let first = u128::from(network) & !host_bits;
             (first, first | host_bits)
         })
+        .collect()
+}
+
+fn bytes4(v: u128) -> Vec<u8> {
+    (v as u32).to_be_bytes().to_vec()
+}
+
+fn bytes6(v: u128) -> Vec<u8> {
+    v.to_be_bytes().to_vec()
+}
+
+/// The (first, last) range of a `no_masquerade` or `no_masquerade6`
+/// element (`bridge . first-last`), None for a key of another layout.
+fn element_range(element: &Element) -> Option<(u128, u128)> {
+    let number = |key: &[u8]| -> Option<u128> {
+        match key.get(16..)? {
+            b if b.len() == 4 => Some(u128::from(u32::from_be_bytes(b.try_into().ok()?))),
+            b if b.len() == 16 => Some(u128::from_be_bytes(b.try_into().ok()?)),
+            _ => None,
+        }
+    };
+    let end = element.key_end.as_deref().unwrap_or(&element.key);
+    Some((number(&element.key)?, number(end)?))
+}
+
+/// How a bridge's ranges held (`existing`) become their union with
+/// `wanted`: the wanted ranges to add (those inside no range held nor
+/// another wanted one) and the places in `existing` of the ranges to take
+/// out, inside one added. The kernel refuses an interval overlapping
+/// another, so a nested one never goes in beside its holder. CIDRs nest or
+/// are apart; a range held that overlaps an added one partly (put there by
+/// hand) is left, and the kernel's refusal says so.
+pub(super) fn merge_ranges(
+    existing: &[(u128, u128)],
+    wanted: &[(u128, u128)],
+) -> (Vec<(u128, u128)>, Vec<usize>) {
+    let inside = |(first, last): (u128, u128), (f, l): (u128, u128)| f <= first && last <= l;
+    let add: Vec<(u128, u128)> = wanted
+        .iter()
+        .enumerate()
+        .filter(|&(i, &range)| {
+            !existing.iter().any(|&held| inside(range, held))
+                && !wanted
+                    .iter()
+                    .enumerate()
+                    .any(|(j, &other)| j != i && inside(range, other) && (other != range || j < i))
+        })
+        .map(|(_, &range)| range)
         .collect();
-    bridge_ranges(bridge, &ranges, |v| v.to_be_bytes().to_vec())
+    let remove = existing
+        .iter()
+        .enumerate()
+        .filter(|&(_, &held)| add.iter().any(|&range| inside(held, range)))
+        .map(|(at, _)| at)
+        .collect();
+    (add, remove)
 }
 
 /// `bridge . first-last` for each of `ranges` not inside another (nor a
@@ -313,6 +381,14 @@ impl Firewall {
     /// there stay. Like a network's own elements they stay with the tables:
     /// the tables are shared, and another network may have asked for them.
     ///
+    /// The bridge's ranges become the union of those held and those asked
+    /// for: one inside a range held is left out, and a range held inside
+    /// one added goes in the same batch (the kernel refuses overlapping
+    /// intervals: an ADD asking for 10.99.0.0/24 after one that asked for
+    /// 10.0.0.0/8 failed, and so did every later one). The read and the
+    /// batch go under the exclusive lock, so two ADDs of this state
+    /// directory never merge with the same stale view.
+    ///
     /// `cidrs6` go into the ip6 table's `no_masquerade6`, in the same batch.
     pub fn ensure_no_masquerade(
         &self,
@@ -323,21 +399,72 @@ impl Firewall {
         if cidrs.is_empty() && cidrs6.is_empty() {
             return Ok(());
         }
+        let key = ifname(bridge);
+        let _lock = self.lock(true)?;
         let mut batch = Batch::new();
-        for (target, elements) in [
-            (Target::NoMasquerade, no_masquerade_elements(bridge, cidrs)),
+        let mut added = Vec::new();
+        for (target, wanted, bytes) in [
             (
-                Target::NoMasquerade6,
-                no_masquerade_elements6(bridge, cidrs6),
+                Target::NoMasquerade,
+                ranges4(cidrs),
+                bytes4 as fn(u128) -> Vec<u8>,
             ),
+            (Target::NoMasquerade6, ranges6(cidrs6), bytes6),
         ] {
+            if wanted.is_empty() {
+                continue;
+            }
+            let held: Vec<(Element, (u128, u128))> = self
+                .all_elements(&[target])?
+                .into_iter()
+                .flat_map(|(_, elements)| elements)
+                .filter(|e| e.key.get(..16) == Some(&key[..]))
+                .filter_map(|e| element_range(&e).map(|range| (e, range)))
+                .collect();
+            let ranges: Vec<(u128, u128)> = held.iter().map(|(_, range)| *range).collect();
+            let (add, remove) = merge_ranges(&ranges, &wanted);
+            let doomed: Vec<Element> = remove
+                .iter()
+                .map(|&at| Element {
+                    key_end: held[at].0.key_end.clone(),
+                    ..Element::new(held[at].0.key.clone())
+                })
+                .collect();
+            if !doomed.is_empty() {
+                batch.destroy_elements(&set_ref(target), &doomed)?;
+            }
+            let elements = bridge_ranges(bridge, &add, bytes);
             if !elements.is_empty() {
-                batch.add_elements(&set_ref(target), &elements, Mode::Add)?;
+                let items = batch.add_elements(&set_ref(target), &elements, Mode::Add)?;
+                added.extend(items.zip(elements));
             }
         }
-        let _lock = self.lock(false)?;
-        self.socket.send(batch)?;
-        Ok(())
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.socket.send(batch) {
+            Err(crate::nftables::Error::Refused(refusals))
+                if refusals.iter().any(|r| r.errno == Errno::EEXIST) =>
+            {
+                // The item named, or (a message of many elements refused
+                // as one) every range added.
+                let named: Vec<String> = refusals
+                    .iter()
+                    .filter(|r| r.errno == Errno::EEXIST && r.exact)
+                    .filter_map(|r| added.iter().find(|(item, _)| Some(*item) == r.item))
+                    .map(|(_, e)| no_masquerade_label(e))
+                    .collect();
+                let ranges = match named.is_empty() {
+                    true => added.iter().map(|(_, e)| no_masquerade_label(e)).collect(),
+                    false => named,
+                };
+                Err(Error::NoMasqueradeOverlap {
+                    bridge: bridge.to_string(),
+                    ranges: ranges.join(", "),
+                })
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Adds (`add`) or removes a routed attachment's unmasqueraded ranges,
@@ -760,6 +887,39 @@ fn interval_label6(start: &[u8], end: Option<&[u8]>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_ranges_keep_the_union_without_nesting() {
+        let cidr = |text: &str| {
+            let (network, len) = text.split_once('/').unwrap();
+            ranges4(&[(network.parse().unwrap(), len.parse().unwrap())])[0]
+        };
+        let [wide, mid, narrow, apart] =
+            ["10.0.0.0/8", "10.99.0.0/16", "10.99.0.0/24", "192.0.2.0/24"].map(cidr);
+        // Inside one held: nothing to do.
+        assert_eq!(merge_ranges(&[mid], &[narrow]), (vec![], vec![]));
+        assert_eq!(merge_ranges(&[mid], &[mid]), (vec![], vec![]));
+        // Holding ones held: added, and they go.
+        assert_eq!(
+            merge_ranges(&[narrow, apart, mid], &[wide]),
+            (vec![wide], vec![0, 2])
+        );
+        // Nested or repeated within the list, apart from what is held.
+        assert_eq!(
+            merge_ranges(&[wide], &[apart, narrow, apart]),
+            (vec![apart], vec![])
+        );
+        assert_eq!(merge_ranges(&[], &[narrow, wide]), (vec![wide], vec![]));
+        // IPv6 alike.
+        let six = |text: &str| {
+            let (network, len) = text.split_once('/').unwrap();
+            ranges6(&[(network.parse().unwrap(), len.parse().unwrap())])[0]
+        };
+        assert_eq!(
+            merge_ranges(&[six("fd00:10::/64")], &[six("fd00::/16")]),
+            (vec![six("fd00::/16")], vec![0])
+        );
+    }
 
     /// An element's key and key end as `(bridge, first, last)`.
     fn ranges(elements: &[Element]) -> Vec<(String, Vec<u8>, Vec<u8>)> {

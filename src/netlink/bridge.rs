@@ -312,8 +312,8 @@ async fn check_overlap(
     }
     let host4 = route::first_host_address(
         routes,
-        |address| match address {
-            IpAddr::V4(address) => bridge.subnet.contains(address),
+        |address, prefix_len| match address {
+            IpAddr::V4(address) => bridge.subnet.overlaps(address, prefix_len),
             IpAddr::V6(_) => false,
         },
         bridge_index,
@@ -323,19 +323,19 @@ async fn check_overlap(
         let subnet6 = bridge.subnet6?;
         route::first_host_address(
             routes,
-            |address| match address {
-                IpAddr::V6(address) => subnet6.contains(address),
+            |address, prefix_len| match address {
+                IpAddr::V6(address) => subnet6.overlaps(address, prefix_len),
                 IpAddr::V4(_) => false,
             },
             bridge_index,
         )
         .map(|found| (subnet6.to_string(), found))
     };
-    if let Some((subnet, (address, oif))) = host4.or_else(host6) {
+    if let Some((subnet, found)) = host4.or_else(host6) {
         return Err(Error::SubnetHoldsHostAddress {
             subnet,
-            address,
-            interface: interface_name(nl, oif).await?,
+            held: found.describe(),
+            interface: interface_name(nl, found.oif).await?,
         });
     }
     Ok(())

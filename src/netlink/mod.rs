@@ -46,6 +46,7 @@ pub use plumb::{ContainerLink, PEER, PlumbTimings, Plumbed, plumb, plumb_prepare
 pub use prepared::{PreparedNetns, loopback_up_here};
 pub use query::{
     InterfaceAddress, LinkState, addresses_in, bridge_ports, hardware_address, link_state,
+    made_as_ours,
 };
 pub use route::{
     AddressKind, RouteOverlap, RoutedTo, address_kinds, address_routes, overlap_beside,
@@ -149,14 +150,16 @@ pub enum Error {
         route: String,
         interface: String,
     },
+    /// `held`: "holds ADDRESS, an address of this host" or, for a range
+    /// of them, "overlaps RANGE, addresses of this host (a local route)".
     #[error(
-        "{} {subnet} holds {address}, an address of this host on {interface}; choose another {}",
+        "{} {subnet} {held} on {interface}; choose another {}",
         if subnet.contains(':') { "subnet6" } else { "subnet" },
         if subnet.contains(':') { "subnet6 (--subnet6)" } else { "subnet" }
     )]
     SubnetHoldsHostAddress {
         subnet: String,
-        address: std::net::IpAddr,
+        held: String,
         interface: String,
     },
     #[error(

@@ -54,6 +54,34 @@ pub fn hardware_address(name: &str) -> Result<Option<Vec<u8>>, Error> {
     }
 }
 
+/// Whether link `name` bears the mark of a bridge `run` or the main CNI
+/// plugin made: its MAC is the one they give it, 02:42 and the four bytes
+/// of its gateway address (see `mac_for`), and it holds that address. The
+/// mark is on the link, so every state directory sees it, where a lease
+/// directory is one state directory's alone; a bridge made by others
+/// (the reference plugin's, whose MAC is the kernel's random one or its
+/// first port's) has it not. False when there is no such link.
+/// Two requests on a socket of its own: an ioctl and one address dump.
+pub fn made_as_ours(name: &str) -> Result<bool, Error> {
+    let mac = match hardware_address(name)? {
+        Some(mac) => mac,
+        None => return Ok(false),
+    };
+    let [0x02, 0x42, a, b, c, d] = mac[..] else {
+        return Ok(false);
+    };
+    let gateway = IpAddr::from([a, b, c, d]);
+    let mut direct = super::direct::Direct::open().map_err(Error::Socket)?;
+    let index = match direct.index_of(name) {
+        Ok(index) => index,
+        Err(err) if err.raw_os_error() == Some(libc::ENODEV) => return Ok(false),
+        Err(err) => return Err(Error::direct("looking up link", name)(err)),
+    };
+    Ok(address::on_link(&mut direct, index, false)?
+        .iter()
+        .any(|found| found.index == index && found.addr == gateway))
+}
+
 /// How long a container's veth may outlive it: the kernel deletes the pair
 /// with the container's network namespace, milliseconds after the exit
 /// (more under load; a namespace's last reference can be a socket freed

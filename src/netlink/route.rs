@@ -50,16 +50,19 @@ pub(crate) fn first_overlap6(
         .find_map(|route| overlap6(route, subnet, except))
 }
 
-/// The first address of the host's own (a `local` route, in the `local`
-/// table) inside `contains`, on a link other than `except` (the bridge,
-/// whose gateway it is): a container given it could not be reached, and
-/// its published ports would lead to the host's own services. With its
-/// link's index.
+/// The first of the host's own addresses (a `local` route, in the `local`
+/// table) that `overlaps` says share addresses with a subnet, on a link
+/// other than `except` (the bridge, whose gateway it is): a container
+/// given one could not be reached, and its published ports would lead to
+/// the host's own services. A local route may cover a whole range (AnyIP:
+/// `ip route add local 172.16.0.0/16 dev lo`), whose first address can lie
+/// outside a subnet inside it: `overlaps` is given the route's prefix
+/// length too. With that length and its link's index.
 pub(crate) fn first_host_address(
     routes: &[RouteMessage],
-    contains: impl Fn(IpAddr) -> bool,
+    overlaps: impl Fn(IpAddr, u8) -> bool,
     except: Option<u32>,
-) -> Option<(IpAddr, Option<u32>)> {
+) -> Option<HostAddress> {
     routes.iter().find_map(|route| {
         let header = &route.header;
         if header.table != RT_TABLE_LOCAL || header.kind != RouteType::Local {
@@ -67,15 +70,57 @@ pub(crate) fn first_host_address(
         }
         let (destination, oif) = destination_and_oif(route);
         let destination = destination?;
-        (!(oif.is_some() && oif == except) && contains(destination)).then_some((destination, oif))
+        let prefix_len = header.destination_prefix_length;
+        (!(oif.is_some() && oif == except) && overlaps(destination, prefix_len)).then_some(
+            HostAddress {
+                address: destination,
+                prefix_len,
+                oif,
+            },
+        )
     })
 }
 
+/// What [`first_host_address`] found: an address of the host's, or a
+/// range of them, and its link's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HostAddress {
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    pub oif: Option<u32>,
+}
+
+impl HostAddress {
+    /// How a subnet meets it, for a message: "holds ADDRESS, an address
+    /// of this host", or for a range "overlaps RANGE, addresses of this
+    /// host (a local route)".
+    pub(crate) fn describe(&self) -> String {
+        match self.is_single() {
+            true => format!("holds {}, an address of this host", self.address),
+            false => format!(
+                "overlaps {}/{}, addresses of this host (a local route)",
+                self.address, self.prefix_len
+            ),
+        }
+    }
+
+    /// Whether it is one address, not a range.
+    pub(crate) fn is_single(&self) -> bool {
+        self.prefix_len
+            == match self.address {
+                IpAddr::V4(_) => 32,
+                IpAddr::V6(_) => 128,
+            }
+    }
+}
+
 /// A route on a link other than `bridge` that overlaps `subnet` (or
-/// `subnet6`), as [`first_overlap`] finds it, with the subnet it overlaps
-/// and its link named: for a network another program made (a chained CNI
-/// plugin's), whose subnet comes from that program's word. One dump, on a
-/// socket of its own.
+/// `subnet6`), as [`first_overlap`] finds it, or else an address of the
+/// host's (or a range of them) on such a link that the subnet shares, as
+/// [`first_host_address`] finds it (a `/32` of keepalived's has no prefix
+/// route to overlap): with the subnet it meets and its link named. For a
+/// network another program made (a chained CNI plugin's), whose subnet
+/// comes from that program's word. One dump, on a socket of its own.
 pub fn overlap_beside(
     bridge: &str,
     subnet: Subnet,
@@ -84,16 +129,42 @@ pub fn overlap_beside(
     let mut direct = Direct::open().map_err(Error::Socket)?;
     let routes = from_dump(direct.ask(dump_request(subnet6.is_some()), true))?;
     let except = direct.index_of(bridge).ok();
+    let route = |(subnet, found): (String, Overlap)| {
+        let meets = format!(
+            "overlaps the route {}/{}",
+            found.destination, found.prefix_len
+        );
+        (subnet, meets, found.oif)
+    };
+    let host = |(subnet, found): (String, HostAddress)| (subnet, found.describe(), found.oif);
     let found = first_overlap(&routes, subnet, except)
-        .map(|found| (subnet.to_string(), found))
+        .map(|found| route((subnet.to_string(), found)))
         .or_else(|| {
             let subnet6 = subnet6?;
-            first_overlap6(&routes, subnet6, except).map(|found| (subnet6.to_string(), found))
+            first_overlap6(&routes, subnet6, except)
+                .map(|found| route((subnet6.to_string(), found)))
+        })
+        .or_else(|| {
+            let overlaps = |address, prefix_len| match address {
+                IpAddr::V4(address) => subnet.overlaps(address, prefix_len),
+                IpAddr::V6(_) => false,
+            };
+            first_host_address(&routes, overlaps, except)
+                .map(|found| host((subnet.to_string(), found)))
+        })
+        .or_else(|| {
+            let subnet6 = subnet6?;
+            let overlaps = |address, prefix_len| match address {
+                IpAddr::V6(address) => subnet6.overlaps(address, prefix_len),
+                IpAddr::V4(_) => false,
+            };
+            first_host_address(&routes, overlaps, except)
+                .map(|found| host((subnet6.to_string(), found)))
         });
-    Ok(found.map(|(subnet, found)| RouteOverlap {
+    Ok(found.map(|(subnet, meets, oif)| RouteOverlap {
         subnet,
-        route: format!("{}/{}", found.destination, found.prefix_len),
-        interface: match found.oif {
+        meets,
+        interface: match oif {
             Some(index) => direct
                 .name_of(index)
                 .unwrap_or_else(|_| format!("interface #{index}")),
@@ -102,11 +173,13 @@ pub fn overlap_beside(
     }))
 }
 
-/// What [`overlap_beside`] found.
+/// What [`overlap_beside`] found: the subnet, how it meets the route or
+/// the host's address ("overlaps the route 10.0.0.0/8", "holds 10.1.2.3,
+/// an address of this host"), and the link that has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteOverlap {
     pub subnet: String,
-    pub route: String,
+    pub meets: String,
     pub interface: String,
 }
 
@@ -410,15 +483,16 @@ mod tests {
     #[test]
     fn a_host_address_in_the_subnet_on_another_link_is_found() {
         let subnet: Subnet = "172.16.0.0/24".parse().unwrap();
-        let contains = |address: IpAddr| match address {
-            IpAddr::V4(address) => subnet.contains(address),
+        let contains = |address: IpAddr, prefix_len| match address {
+            IpAddr::V4(address) => subnet.overlaps(address, prefix_len),
             IpAddr::V6(_) => false,
         };
-        let local = |dst: [u8; 4], oif| {
-            let mut route = route(dst, 32, RT_TABLE_LOCAL, Some(oif));
+        let local_range = |dst: [u8; 4], len, oif| {
+            let mut route = route(dst, len, RT_TABLE_LOCAL, Some(oif));
             route.header.kind = RouteType::Local;
             route
         };
+        let local = |dst: [u8; 4], oif| local_range(dst, 32, oif);
         let mut broadcast = local([172, 16, 0, 255], 7);
         broadcast.header.kind = RouteType::Broadcast;
         // The bridge's own gateway, a broadcast route, another subnet's.
@@ -429,12 +503,28 @@ mod tests {
         ];
         assert_eq!(first_host_address(&fine, contains, Some(3)), None);
         let vip = [local([172, 16, 0, 2], 7)];
+        let found = first_host_address(&vip, contains, Some(3)).unwrap();
         assert_eq!(
-            first_host_address(&vip, contains, Some(3)),
-            Some((IpAddr::from([172, 16, 0, 2]), Some(7)))
+            (found.address, found.prefix_len, found.oif),
+            (IpAddr::from([172, 16, 0, 2]), 32, Some(7))
         );
+        assert!(found.is_single());
         // Before the bridge exists, any link's.
         assert!(first_host_address(&fine[..1], contains, None).is_some());
+        // A range of the host's holding the subnet, its first address
+        // outside it (AnyIP on lo), and one inside the subnet.
+        for (dst, len) in [
+            ([172, 16, 0, 0], 16),
+            ([172, 0, 0, 0], 8),
+            ([172, 16, 0, 128], 25),
+        ] {
+            let found = first_host_address(&[local_range(dst, len, 1)], contains, Some(3));
+            let found = found.unwrap_or_else(|| panic!("{dst:?}/{len}"));
+            assert_eq!((found.prefix_len, found.oif), (len, Some(1)));
+            assert!(!found.is_single());
+        }
+        let beside = [local_range([172, 17, 0, 0], 16, 1)];
+        assert_eq!(first_host_address(&beside, contains, Some(3)), None);
     }
 
     fn route6(dst: &str, len: u8, table: u8, oif: Option<u32>) -> RouteMessage {
