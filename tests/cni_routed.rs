@@ -588,3 +588,27 @@ fn a_routed_networks_elements_outlive_a_reload_of_the_tables_and_go_with_its_bri
         ns.ok("nft list set ip supervisor routed_subnets")
     );
 }
+
+#[test]
+fn a_routed_attachments_unmasqueraded_ranges_are_keyed_by_its_host_end_and_go_with_its_del() {
+    let Some(ns) = HostNs::new("a_routed_attachments_unmasqueraded_ranges_go_with_its_del") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = routed(json!({"noMasqueradeCidrs": ["10.244.0.0/16"]}));
+    let result = call(&ns, "ADD", "c1", &conf).ok();
+    let host = host_end(&result);
+    // Its packets are seen on its host end, never on rtd0: a range keyed
+    // by the bridge would match none of them.
+    let set = || ns.ok("nft list set ip supervisor no_masquerade");
+    let listed = set();
+    assert!(
+        listed.contains(&format!("\"{host}\" . 10.244.0.0/16")),
+        "{listed}"
+    );
+    assert!(!listed.contains("\"rtd0\""), "{listed}");
+    assert_eq!(call(&ns, "DEL", "c1", &conf).ok(), Value::Null);
+    let listed = set();
+    assert!(!listed.contains("10.244.0.0/16"), "{listed}");
+    assert_nothing_left(&ns);
+}
