@@ -9,7 +9,7 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use common::closed::forked_copies_gone;
+use common::closed::{self, Table};
 use common::loopback6::{
     Seen, TestCgroup, assert_direct, assert_relayed, client, client_bound_to_lo, seen, udp_sender,
 };
@@ -119,30 +119,33 @@ fn both_hops_of_a_relayed_tcp_connection_run_reno_whatever_the_hosts_default() {
                 eprintln!("the host's default is reno already: nothing to tell apart");
                 return;
             }
-            let target_listener = TcpListener::bind((LOCALHOST6, 0)).await.unwrap();
-            let target = target_listener.local_addr().unwrap();
+            // Every round's target listener, kept open so that each round's
+            // is on a port of its own: a connection of an earlier round, on
+            // its way to closing (or still open, while a command forked
+            // beside this test holds a copy of its socket until it execs),
+            // never matches a later round's filter. The proxy's port is
+            // fresh too: bind(2) picks port 0 among ports no socket is on.
+            let mut targets = Vec::new();
             for how in RELAYS {
                 // Both ways a proxy starts: binding, and from a reservation's socket.
-                let reserved = std::net::TcpListener::bind((LOCALHOST6, 0)).unwrap();
-                let proxies = [
-                    proxy_to(Protocol::Tcp, target, relaying(how)).await,
-                    Proxy::serve(
-                        OwnedFd::from(reserved),
-                        Protocol::Tcp,
-                        target,
-                        relaying(how),
-                    )
-                    .unwrap(),
-                ];
-                for proxy in proxies {
+                for from_reservation in [false, true] {
+                    let target_listener = TcpListener::bind((LOCALHOST6, 0)).await.unwrap();
+                    let target = target_listener.local_addr().unwrap();
+                    let proxy = if from_reservation {
+                        let reserved = std::net::TcpListener::bind((LOCALHOST6, 0)).unwrap();
+                        Proxy::serve(
+                            OwnedFd::from(reserved),
+                            Protocol::Tcp,
+                            target,
+                            relaying(how),
+                        )
+                        .unwrap()
+                    } else {
+                        proxy_to(Protocol::Tcp, target, relaying(how)).await
+                    };
                     let at = proxy.local_addr();
                     let _client = TcpStream::connect(at).await.unwrap();
                     let (_held, _) = target_listener.accept().await.unwrap();
-                    // The last round's connection to the target (the same
-                    // port) is closed, not established, once no command
-                    // forked beside this test holds a copy of it (see
-                    // `common::closed`).
-                    forked_copies_gone();
                     // The proxy's side of the client's connection, and its
                     // own connection to the target.
                     let hops = format!("( sport = :{} or dport = :{} )", at.port(), target.port());
@@ -158,6 +161,7 @@ fn both_hops_of_a_relayed_tcp_connection_run_reno_whatever_the_hosts_default() {
                         "{how:?}, serving {at}"
                     );
                     proxy.shutdown().await;
+                    targets.push(target_listener);
                 }
             }
         },
@@ -297,9 +301,10 @@ fn shutting_the_proxy_down_closes_its_listener_and_every_connection() {
                     matches!(read, Ok(0) | Err(_)),
                     "closed ({how:?}, drop: {stop_by_drop}): {read:?}"
                 );
-                // Once a command forked beside this test no longer holds a
-                // copy of the listener (see `common::closed`).
-                forked_copies_gone();
+                // Once the kernel has let the listener go: a command forked
+                // beside this test may hold a copy until its exec is done
+                // (see `common::closed`).
+                closed::not_listening(Table::Tcp6, at.port());
                 let again = TcpStream::connect(at).await;
                 assert!(
                     again.is_err(),
@@ -313,7 +318,7 @@ fn shutting_the_proxy_down_closes_its_listener_and_every_connection() {
             let client = UdpSocket::bind((LOCALHOST6, 0)).await.unwrap();
             assert!(ask(&client, at, "x").await.is_some());
             proxy.shutdown().await;
-            forked_copies_gone();
+            closed::unbound(Table::Udp6, [at.port()]);
             UdpSocket::bind(at)
                 .await
                 .expect("the UDP port is free again");
@@ -350,7 +355,7 @@ fn a_port_in_use_is_an_error_naming_the_port_and_starts_nothing() {
             ];
             let err = Proxies::start(&forwards).await.unwrap_err();
             assert!(err.to_string().contains(&format!("port {port}")), "{err}");
-            forked_copies_gone();
+            closed::unbound(Table::Tcp6, [free]);
             TcpListener::bind((LOCALHOST6, free))
                 .await
                 .expect("the first proxy was shut down again");

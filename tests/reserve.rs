@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Command;
 
-use common::closed::forked_copies_gone;
+use common::closed::{self, Table};
 use common::in_fresh_netns;
 use common::netns::async_in_fresh_netns;
 use supervisor::plan::per_family;
@@ -33,15 +33,6 @@ fn mapping(host_ip: Option<HostIp>, host_port: Option<u16>, protocol: Protocol) 
 
 fn take(mappings: &[PortMapping], families: Families) -> Result<Reservations, Error> {
     Reservations::take(mappings, families, &|_| None)
-}
-
-/// Takes `asked` on `families`, once a socket just closed is gone: a
-/// test running beside this one (same process) that forks a command
-/// copies every descriptor into its child until the child execs, ours too
-/// (see `common::closed`).
-fn take_once_closed(asked: &[PortMapping], families: Families) -> Reservations {
-    forked_copies_gone();
-    take(asked, families).unwrap()
 }
 
 /// A port free on both families: any, in a namespace of the test's own
@@ -75,12 +66,23 @@ fn program_binds(addr: SocketAddr, protocol: Protocol, reuse: bool) -> nix::Resu
     Ok(socket)
 }
 
+/// The kernel's table of `protocol`'s sockets on `family`'s addresses.
+fn table(protocol: Protocol, ipv6: bool) -> Table {
+    match (protocol, ipv6) {
+        (Protocol::Tcp, false) => Table::Tcp,
+        (Protocol::Tcp, true) => Table::Tcp6,
+        (Protocol::Udp, false) => Table::Udp,
+        (Protocol::Udp, true) => Table::Udp6,
+    }
+}
+
 /// A socket of `protocol` bound to `addr` (as `program_binds`, without
-/// SO_REUSEADDR), once a socket we just closed on it is gone: a command
-/// forked by a test beside this one (same process) has copies of our
-/// descriptors until it execs (see `common::closed`).
+/// SO_REUSEADDR), once the kernel lists no socket on its family and port
+/// left: one we just closed there may be held a little longer by a
+/// command forked beside this test (same process), until its exec is
+/// done (see `common::closed`).
 fn binds_once_closed(addr: SocketAddr, protocol: Protocol) -> OwnedFd {
-    forked_copies_gone();
+    closed::unbound(table(protocol, addr.is_ipv6()), [addr.port()]);
     program_binds(addr, protocol, false).unwrap_or_else(|e| panic!("{addr} {protocol}: {e}"))
 }
 
@@ -145,7 +147,9 @@ fn a_port_on_one_ipv6_address_and_on_every_one_refuse_each_other_naming_the_hold
                 "{err}"
             );
             drop(first);
-            let _every = take_once_closed(&[on(HostIp::AnyV6)], Families::DualStack);
+            // Once the kernel has let [::1]'s socket go (see `common::closed`).
+            closed::unbound(Table::Tcp6, [port]);
+            let _every = take(&[on(HostIp::AnyV6)], Families::DualStack).unwrap();
             let err = take(&[on(LOCALHOST6)], Families::DualStack).unwrap_err();
             assert!(
                 err.to_string().contains(&format!(
@@ -191,8 +195,10 @@ fn a_port_published_without_an_address_is_reserved_on_both_families_when_dual_st
                 ]
             );
             drop(held);
-            // IPv4 alone without IPv6 on the network: IPv6's port stays free.
-            let held = take_once_closed(&asked, Families::Ipv4);
+            // IPv4 alone without IPv6 on the network: IPv6's port stays
+            // free (once the kernel has let IPv4's socket go).
+            closed::unbound(Table::Tcp, [port]);
+            let held = take(&asked, Families::Ipv4).unwrap();
             assert_eq!(
                 held.mappings(),
                 [mapping(Some(HostIp::AnyV4), Some(port), Protocol::Tcp)]
@@ -233,9 +239,12 @@ fn a_port_picked_for_both_families_is_the_same_on_both_and_skips_ports_ipv6_has_
             let unqualified = [mapping(None, None, Protocol::Tcp)];
             let split = per_family(&unqualified, true).unwrap();
             for asked in [&unqualified[..], &split, &unqualified, &split] {
-                // 40004 on IPv4 was the last round's, or a socket a pick
-                // tried and closed.
-                let held = take_once_closed(asked, Families::DualStack);
+                // 40004 was the last round's on both families, and any
+                // port on IPv4 may have been a socket a pick tried and
+                // closed: once the kernel has let them go.
+                closed::unbound(Table::Tcp, 40000..=40009);
+                closed::unbound(Table::Tcp6, [40004]);
+                let held = take(asked, Families::DualStack).unwrap();
                 assert_eq!(
                     held.mappings(),
                     [
@@ -296,25 +305,16 @@ fn a_restarted_supervisor_reserves_its_ipv6_port_again_while_the_proxys_connecti
             assert_eq!(reply, "hello");
             proxies.shutdown().await;
             drop(held);
-            // The client's close sends its FIN, which puts the proxy's side
-            // in TIME_WAIT, only once a command forked beside this test no
-            // longer holds a copy of the client's socket (see
-            // `common::closed`); on loopback, within the last close.
-            forked_copies_gone();
-            let time_wait = Command::new("ss")
-                .args([
-                    "-Htan",
-                    "state",
-                    "time-wait",
-                    &format!("( sport = :{port} )"),
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                !String::from_utf8_lossy(&time_wait.stdout).trim().is_empty(),
-                "the proxy's side of the connection is in TIME_WAIT"
-            );
-            take_once_closed(&asked, Families::DualStack);
+            // The proxy's side of the connection is in TIME_WAIT. The
+            // client's close sends the FIN that puts it there only once a
+            // command forked beside this test no longer holds a copy of
+            // the client's socket (see `common::closed`); on loopback,
+            // within that last close.
+            closed::in_time_wait(Table::Tcp6, port);
+            // The listener the proxy closed is gone, the TIME_WAIT stays:
+            // the reservation is taken again beside it.
+            closed::unbound(Table::Tcp6, [port]);
+            take(&asked, Families::DualStack).unwrap();
         },
     );
 }
@@ -413,9 +413,11 @@ fn a_host_range_takes_its_first_port_free_on_every_family_and_is_picked_again_wi
                 let ports: Vec<_> = held.mappings().iter().map(|m| m.host_port).collect();
                 assert_eq!(ports, [Some(8001), Some(8001)], "{protocol}");
                 assert_eq!(held.picked(), [true, true]);
-                // IPv4 alone takes 8000, once the socket the pick above
-                // tried on it and closed is gone; an address takes its own.
-                let v4 = take_once_closed(&[in_range(None, 8000, 8003, protocol)], Families::Ipv4);
+                // IPv4 alone takes 8000, once the kernel has let go the
+                // socket the pick above tried on it and closed; an
+                // address takes its own.
+                closed::unbound(table(protocol, false), [8000]);
+                let v4 = take(&[in_range(None, 8000, 8003, protocol)], Families::Ipv4).unwrap();
                 assert_eq!(v4.mappings()[0].host_port, Some(8000), "{protocol}");
                 let local = in_range(Some(HostIp::V4(Ipv4Addr::LOCALHOST)), 8000, 8003, protocol);
                 let on_local = take(&[local], Families::DualStack).unwrap();

@@ -2,7 +2,10 @@
 //! sock_diag netlink (NETLINK_SOCK_DIAG, an inet_diag dump per family),
 //! then the process that has one of them open, through the socket's inode
 //! in `/proc/*/fd`. Only for an error message: a failure here just leaves
-//! the holder unnamed.
+//! the holder unnamed. The dump itself is public (`sockets`): unlike
+//! `/proc/net/tcp`, which lists only listening and connected sockets, it
+//! has a TCP socket that is only bound (a reservation), and tests wait on
+//! it for a port to be let go.
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -32,15 +35,20 @@ const MSG_LEN: usize = 72;
 /// The attribute the kernel adds to every IPv6 socket of a dump.
 const INET_DIAG_SKV6ONLY: u16 = 11;
 
-/// One socket of the dump: its local address and port, and its inode.
+/// One socket of the dump: its local address and port, its inode and
+/// its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Bound {
+pub struct Bound {
     /// IPv4, or IPv6 (then `::` and v4-mapped addresses matter to IPv4).
-    local: IpAddr,
-    port: u16,
-    inode: u32,
+    pub local: IpAddr,
+    pub port: u16,
+    /// 0 for a socket no descriptor has (TIME_WAIT).
+    pub inode: u32,
     /// IPV6_V6ONLY: an IPv6 socket on `::` that takes no IPv4 port.
-    v6only: bool,
+    pub v6only: bool,
+    /// The kernel's state number (include/net/tcp_states.h): 6 TIME_WAIT,
+    /// 10 LISTEN, 13 a TCP socket only bound; 7 an unconnected UDP one.
+    pub state: u8,
 }
 
 /// Whether a bind of `port` on `host_ip` conflicts with `bound`, as the
@@ -84,6 +92,15 @@ pub fn find(host_ip: HostIp, port: u16, protocol: Protocol) -> Option<Holder> {
         }
     }
     inodes.into_iter().find_map(owner_of)
+}
+
+/// Every socket of `protocol`, both families, in the calling thread's
+/// network namespace, whatever its state: a TCP socket only bound too
+/// (Linux 6.8 and later; before, the kernel leaves those out).
+pub fn sockets(protocol: Protocol) -> std::io::Result<Vec<Bound>> {
+    let mut sockets = dump(libc::AF_INET as u8, protocol)?;
+    sockets.extend(dump(libc::AF_INET6 as u8, protocol)?);
+    Ok(sockets)
 }
 
 /// Every socket of `family` and `protocol` in this network namespace.
@@ -163,6 +180,7 @@ fn parse(msg: &[u8]) -> Option<Bound> {
         inode,
         v6only: attribute(&msg[MSG_LEN..], INET_DIAG_SKV6ONLY)
             .is_some_and(|v| v.first() == Some(&1)),
+        state: header[1],
     })
 }
 
@@ -251,6 +269,7 @@ mod tests {
             port: 8080,
             inode: 7,
             v6only,
+            state: 0,
         }
     }
 

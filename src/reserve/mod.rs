@@ -46,7 +46,7 @@ use nix::sys::socket::{
     setsockopt, socket, sockopt,
 };
 
-pub use holder::{Holder, find as find_holder};
+pub use holder::{Bound, Holder, find as find_holder, sockets};
 
 use crate::values::{Bracketed, HostIp, PortMapping, Protocol};
 
