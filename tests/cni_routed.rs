@@ -612,3 +612,40 @@ fn a_routed_attachments_unmasqueraded_ranges_are_keyed_by_its_host_end_and_go_wi
     assert!(!listed.contains("10.244.0.0/16"), "{listed}");
     assert_nothing_left(&ns);
 }
+
+#[test]
+fn a_routed_container_cannot_fill_the_hosts_neighbour_table_with_forged_arp_requests() {
+    let Some(ns) = HostNs::new("a_routed_container_cannot_fill_the_hosts_neighbour_table") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    let conf = routed(json!({}));
+    let host = host_end(&call(&ns, "ADD", "c1", &conf).ok());
+    // As in the spoofing test: no reverse-path filter, which would drop
+    // these requests too, so only what the plugin set decides.
+    ns.ok(&format!(
+        "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.{host}.rp_filter=0"
+    ));
+    // ARP requests for the gateway, each from a forged sender address
+    // (198.18.0.x): answered, each left a neighbour entry on the host end,
+    // and enough of them fill the table every namespace shares.
+    let forge = "import socket, struct\n\
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
+        s.bind(('eth0', 0))\n\
+        me = bytes.fromhex(open('/sys/class/net/eth0/address').read().strip().replace(':', ''))\n\
+        for i in range(1, 51):\n\
+        \x20   arp = struct.pack('!HHBBH', 1, 0x0800, 6, 4, 1) + me + bytes([198, 18, 0, i]) + bytes(6) + bytes([10, 77, 0, 1])\n\
+        \x20   s.send(b'\\xff' * 6 + me + b'\\x08\\x06' + arp)\n";
+    let python = common::python3("forged ARP requests");
+    let sent = ns
+        .command("ip")
+        .args(["netns", "exec", "c1", python, "-c", forge])
+        .output()
+        .expect("python3");
+    assert!(sent.status.success(), "{}", common::stderr(&sent));
+    std::thread::sleep(Duration::from_millis(200));
+    let neighbours = ns.ok(&format!("ip -4 neigh show dev {host}"));
+    assert!(!neighbours.contains("198.18."), "{neighbours}");
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}

@@ -40,10 +40,19 @@ use super::{ContainerLink, Error, Netlink, PreparedNetns, address, link, veth};
 /// exists, and ADD's result names it without asking the kernel.
 pub const HOST_MAC: [u8; 6] = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
 
-/// IFLA_INET_CONF, and its IPV4_DEVCONF_ROUTE_LOCALNET (include/uapi/
-/// linux/ip.h): not in the crate's request types.
+/// IFLA_INET_CONF, and its IPV4_DEVCONF_ARP_IGNORE and
+/// IPV4_DEVCONF_ROUTE_LOCALNET (include/uapi/linux/ip.h): not in the
+/// crate's request types.
 const IFLA_INET_CONF: u16 = 1;
+const IPV4_DEVCONF_ARP_IGNORE: u16 = 19;
 const IPV4_DEVCONF_ROUTE_LOCALNET: u16 = 26;
+/// `arp_ignore` 8: answer no ARP request on the host end. The host makes
+/// a neighbour entry for the sender of each request it answers, and a
+/// container sending requests from forged addresses filled the table every
+/// namespace of the machine shares (gc_thresh3, 1,024 entries: "neighbor
+/// table overflow"), where bridge mode's ARP guard drops them. The
+/// container needs no answer: its gateway's entry is PERMANENT.
+const ARP_IGNORE_ALL: u32 = 8;
 
 /// Plumbs `spec` (a routed one) into `netns`, as the module says; closes
 /// the namespace before returning.
@@ -129,11 +138,18 @@ fn plumb_now(
 /// packet from 127.0.0.0/8 leaves by a link only with it (the bridge has
 /// it in bridge mode). Refused in the creating request (EAFNOSUPPORT, as
 /// the IPv6 part is), taken in the next (the probe read 1 back).
+///
+/// `arp_ignore` goes with it (see [`ARP_IGNORE_ALL`]).
 fn route_localnet() -> AfSpecUnspec {
-    let mut conf = Vec::with_capacity(8);
-    conf.extend_from_slice(&8u16.to_ne_bytes());
-    conf.extend_from_slice(&IPV4_DEVCONF_ROUTE_LOCALNET.to_ne_bytes());
-    conf.extend_from_slice(&1u32.to_ne_bytes());
+    let mut conf = Vec::with_capacity(16);
+    for (setting, value) in [
+        (IPV4_DEVCONF_ROUTE_LOCALNET, 1u32),
+        (IPV4_DEVCONF_ARP_IGNORE, ARP_IGNORE_ALL),
+    ] {
+        conf.extend_from_slice(&8u16.to_ne_bytes());
+        conf.extend_from_slice(&setting.to_ne_bytes());
+        conf.extend_from_slice(&value.to_ne_bytes());
+    }
     AfSpecUnspec::Inet(vec![AfSpecInet::Other(DefaultNla::new(
         IFLA_INET_CONF,
         conf,
