@@ -649,3 +649,30 @@ fn a_routed_container_cannot_fill_the_hosts_neighbour_table_with_forged_arp_requ
     call(&ns, "DEL", "c1", &conf).ok();
     assert_nothing_left(&ns);
 }
+
+#[test]
+fn a_local_range_taking_a_routed_subnets_addresses_after_its_bridge_was_made_refuses_them() {
+    let Some(ns) = HostNs::new("a_local_range_taking_a_routed_subnets_addresses_refuses_them")
+    else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let conf = routed(json!({}));
+    call(&ns, "ADD", "c1", &conf).ok();
+    // AnyIP over the subnet, wider than it; with a policy rule (a VPN's,
+    // say) the local table is looked up first, and the host takes every
+    // address of the range as its own, the subnet's next ones included.
+    ns.ok("ip rule add pref 100 to 192.0.2.0/24 lookup main \
+         && ip route add local 10.77.0.0/16 dev lo");
+    let (code, msg) = call(&ns, "ADD", "c2", &conf).error();
+    assert!(code >= 100, "{code}: {msg}");
+    assert!(
+        msg.contains("10.77.0.0/24") && msg.contains("on lo"),
+        "{msg}"
+    );
+    assert_eq!(container_veths(&ns).len(), 1, "{}", ns.ok("ip -br link"));
+    ns.ok("ip route del local 10.77.0.0/16 dev lo && ip rule del pref 100");
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}

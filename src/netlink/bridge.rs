@@ -197,11 +197,16 @@ pub async fn check_routed_address(
     address: Ipv4Addr,
 ) -> Result<(), Error> {
     let matched = route::matched_route(&mut nl.direct(), address)?;
+    // A local route wins whatever its length: with any policy rule the
+    // local table is looked up before the main one, so an AnyIP range
+    // (`local 172.16.0.0/16 dev lo`) takes the address from the subnet's
+    // /24 and its /32s (the host would answer for the container).
     let oif = match matched {
-        Some((prefix_len, oif))
-            if oif != Some(bridge_index) && prefix_len >= bridge.subnet.prefix_len() =>
+        Some(m)
+            if m.oif != Some(bridge_index)
+                && (m.local || m.prefix_len >= bridge.subnet.prefix_len()) =>
         {
-            oif
+            m.oif
         }
         _ => return Ok(()),
     };

@@ -297,7 +297,18 @@ fn lookup(
 /// (see [`matched_route`]); None when none matches.
 pub fn route_interface(address: Ipv4Addr) -> Result<Option<u32>, Error> {
     let mut direct = Direct::open().map_err(Error::Socket)?;
-    Ok(matched_route(&mut direct, address)?.and_then(|(_, oif)| oif))
+    Ok(matched_route(&mut direct, address)?.and_then(|matched| matched.oif))
+}
+
+/// The route the kernel's lookup of an address settled on (see
+/// [`matched_route`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MatchedRoute {
+    pub prefix_len: u8,
+    /// None: a blackhole or multipath route.
+    pub oif: Option<u32>,
+    /// A route of type local: the address is the host's own.
+    pub local: bool,
 }
 
 /// The route the host's table matches for `address` (RTM_F_FIB_MATCH:
@@ -306,18 +317,19 @@ pub fn route_interface(address: Ipv4Addr) -> Result<Option<u32>, Error> {
 pub(crate) fn matched_route(
     direct: &mut Direct,
     address: Ipv4Addr,
-) -> Result<Option<(u8, Option<u32>)>, Error> {
+) -> Result<Option<MatchedRoute>, Error> {
     let mut request = get_message(IpAddr::V4(address));
     request.header.flags = RouteFlags::FibMatch;
     match direct.ask(RouteNetlinkMessage::GetRoute(request), false) {
         Ok(answers) => Ok(answers.into_iter().find_map(|answer| match answer {
-            RouteNetlinkMessage::NewRoute(route) => Some((
-                route.header.destination_prefix_length,
-                route.attributes.iter().find_map(|a| match a {
+            RouteNetlinkMessage::NewRoute(route) => Some(MatchedRoute {
+                prefix_len: route.header.destination_prefix_length,
+                oif: route.attributes.iter().find_map(|a| match a {
                     RouteAttribute::Oif(index) => Some(*index),
                     _ => None,
                 }),
-            )),
+                local: route.header.kind == RouteType::Local,
+            }),
             _ => None,
         })),
         Err(err)
