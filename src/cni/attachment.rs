@@ -40,7 +40,8 @@ use crate::values::{Generation, Owner, Port, PortMapping, Process};
 
 pub use crate::state::cni_label::{
     CHAINED as LABEL_CHAINED, CONTAINER as LABEL_CONTAINER, IFNAME as LABEL_IFNAME,
-    MODE as LABEL_MODE, NETNS as LABEL_NETNS, NETWORK as LABEL_NETWORK, ROUTED as MODE_ROUTED,
+    MODE as LABEL_MODE, NETNS as LABEL_NETNS, NETWORK as LABEL_NETWORK,
+    NO_MASQUERADE as LABEL_NO_MASQUERADE, ROUTED as MODE_ROUTED,
 };
 
 /// Whose an attachment's record, lease and elements are.
@@ -191,6 +192,14 @@ pub fn claim(
         labels.insert(LABEL_CHAINED.to_string(), "true".to_string());
     } else if config.routed {
         labels.insert(LABEL_MODE.to_string(), MODE_ROUTED.to_string());
+        if !config.no_masquerade.is_empty() {
+            let ranges: Vec<String> = config
+                .no_masquerade
+                .iter()
+                .map(|(network, len)| format!("{network}/{len}"))
+                .collect();
+            labels.insert(LABEL_NO_MASQUERADE.to_string(), ranges.join(","));
+        }
     }
     record.labels = labels;
     record.bridge = bridge.map(str::to_string);
@@ -467,6 +476,12 @@ pub async fn add(invocation: &Invocation, config: &Config) -> Result<Outcome, Cn
             if let Err(undo) = firewall.unpublish(&publication) {
                 tracing::warn!("undoing a failed ADD: {}", Chain(&undo));
             }
+            if config.routed {
+                let ranges = &config.no_masquerade;
+                if let Err(undo) = firewall.routed_no_masquerade(&link.host_ifname, ranges, false) {
+                    tracing::warn!("undoing a failed ADD: {}", Chain(&undo));
+                }
+            }
             return Err(undo_link(err).await);
         }
     };
@@ -544,6 +559,21 @@ fn find_any(state_dir: &Path, container_id: &str, ifname: &str) -> Option<Record
         .filter(|record| record.id == owner.id)
 }
 
+/// The unmasqueraded ranges a routed attachment's ADD added, as its
+/// record says; None for a record without them (an earlier version's).
+fn recorded_no_masquerade(record: &Record) -> Option<Vec<(Ipv4Addr, u8)>> {
+    let ranges = record.labels.get(LABEL_NO_MASQUERADE)?;
+    Some(
+        ranges
+            .split(',')
+            .filter_map(|range| {
+                let (network, len) = range.split_once('/')?;
+                Some((network.parse().ok()?, len.parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
 /// What a record says the attachment published.
 fn publication_of(record: &Record) -> Option<Publication> {
     Some(Publication {
@@ -586,8 +616,10 @@ pub fn remove(
                     failed.push(system("removing its elements", &err));
                 }
                 if publication.routed && !publication.veth.is_empty() {
+                    let added = recorded_no_masquerade(record);
+                    let ranges = added.as_deref().unwrap_or(no_masquerade);
                     let unmasqueraded =
-                        firewall.routed_no_masquerade(&publication.veth, no_masquerade, false);
+                        firewall.routed_no_masquerade(&publication.veth, ranges, false);
                     if let Err(err) = unmasqueraded {
                         failed.push(system("removing its unmasqueraded ranges", &err));
                     }

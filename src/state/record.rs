@@ -22,6 +22,10 @@ pub mod cni_label {
     /// The attachment's mode when it is not the bridge's: `ROUTED`.
     pub const MODE: &str = "cni.mode";
     pub const ROUTED: &str = "routed";
+    /// A routed attachment's noMasqueradeCidrs as its ADD added them
+    /// (`10.244.0.0/16,192.0.2.0/24`): its DEL removes these, whatever the
+    /// configuration says by then.
+    pub const NO_MASQUERADE: &str = "cni.noMasquerade";
 }
 
 /// What a running container holds, and who supervises it. Written by its
