@@ -560,18 +560,19 @@ fn find_any(state_dir: &Path, container_id: &str, ifname: &str) -> Option<Record
 }
 
 /// The unmasqueraded ranges a routed attachment's ADD added, as its
-/// record says; None for a record without them (an earlier version's).
-fn recorded_no_masquerade(record: &Record) -> Option<Vec<(Ipv4Addr, u8)>> {
-    let ranges = record.labels.get(LABEL_NO_MASQUERADE)?;
-    Some(
-        ranges
-            .split(',')
-            .filter_map(|range| {
-                let (network, len) = range.split_once('/')?;
-                Some((network.parse().ok()?, len.parse().ok()?))
-            })
-            .collect(),
-    )
+/// record says (none without the label: routed mode and the label came
+/// together).
+fn recorded_no_masquerade(record: &Record) -> Vec<(Ipv4Addr, u8)> {
+    let Some(ranges) = record.labels.get(LABEL_NO_MASQUERADE) else {
+        return Vec::new();
+    };
+    ranges
+        .split(',')
+        .filter_map(|range| {
+            let (network, len) = range.split_once('/')?;
+            Some((network.parse().ok()?, len.parse().ok()?))
+        })
+        .collect()
 }
 
 /// What a record says the attachment published.
@@ -596,15 +597,9 @@ fn publication_of(record: &Record) -> Option<Publication> {
 /// nothing of it left) and then its lease in the returned work, for after
 /// the answer (see `forget`). Goes on past each failure; the record stays when one failed,
 /// so a DEL again finishes the job.
-///
-/// `no_masquerade`: the network's ranges, which a routed attachment's veth
-/// keys (see `Firewall::routed_no_masquerade`); a range the configuration
-/// no longer names goes with the veth, in `supervisor gc`.
-pub fn remove(
-    state_dir: &Path,
-    record: &Record,
-    no_masquerade: &[(Ipv4Addr, u8)],
-) -> (Background, Result<(), CniError>) {
+/// A routed attachment's unmasqueraded ranges go too, as its record names
+/// them (see `Firewall::routed_no_masquerade`).
+pub fn remove(state_dir: &Path, record: &Record) -> (Background, Result<(), CniError>) {
     let mut later = Background::default();
     let mut failed: Vec<CniError> = Vec::new();
     let mut socket = None;
@@ -616,10 +611,9 @@ pub fn remove(
                     failed.push(system("removing its elements", &err));
                 }
                 if publication.routed && !publication.veth.is_empty() {
-                    let added = recorded_no_masquerade(record);
-                    let ranges = added.as_deref().unwrap_or(no_masquerade);
+                    let ranges = recorded_no_masquerade(record);
                     let unmasqueraded =
-                        firewall.routed_no_masquerade(&publication.veth, ranges, false);
+                        firewall.routed_no_masquerade(&publication.veth, &ranges, false);
                     if let Err(err) = unmasqueraded {
                         failed.push(system("removing its unmasqueraded ranges", &err));
                     }

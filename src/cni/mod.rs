@@ -267,7 +267,7 @@ async fn command(
             match found {
                 Some(record) => {
                     let (work, removed) = crate::milestones::timed("DEL", || {
-                        attachment::remove(&config.state_dir, &record, &config.no_masquerade)
+                        attachment::remove(&config.state_dir, &record)
                     });
                     later.extend(work);
                     removed?;
@@ -326,8 +326,7 @@ async fn command(
                     .iter()
                     .any(|(c, i)| Some(c) == container && Some(i) == ifname);
                 if !valid {
-                    let (work, removed) =
-                        attachment::remove(&config.state_dir, &record, &config.no_masquerade);
+                    let (work, removed) = attachment::remove(&config.state_dir, &record);
                     later.extend(work);
                     if let Err(err) = removed {
                         failed.get_or_insert(err);
