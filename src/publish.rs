@@ -107,9 +107,10 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, PublishError> {
     }
 }
 
-/// The address between `[` and `]`: IPv6 only, without a zone (a port
-/// is published on the host's addresses, not on one link's), and not an
-/// IPv4-mapped address (that is IPv4: written without brackets).
+/// The address between `[` and `]`: IPv6 only, without a zone and not
+/// link-local (a port is published on the host's addresses, not on one
+/// link's), and not an IPv4-mapped address (that is IPv4: written without
+/// brackets).
 fn ipv6_host(text: &str) -> Result<Ipv6Addr, String> {
     if text.contains('%') {
         return Err(format!(
@@ -120,6 +121,12 @@ fn ipv6_host(text: &str) -> Result<Ipv6Addr, String> {
         Ok(IpAddr::V6(ip)) if ip.to_ipv4_mapped().is_some() => Err(format!(
             "[{text}] is an IPv4-mapped address: write {} without brackets",
             ip.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED)
+        )),
+        // Without its zone the kernel refuses to bind it (EINVAL), and with
+        // one it names a single link; link-local destinations are never
+        // DNATed (see the ip6 table), so nothing could reach the container.
+        Ok(IpAddr::V6(ip)) if ip.is_unicast_link_local() => Err(format!(
+            "[{text}] is a link-local address, which is no host address to publish on: use a global or unique local one"
         )),
         Ok(IpAddr::V6(ip)) => Ok(ip),
         Ok(IpAddr::V4(_)) => Err(format!(
@@ -285,6 +292,11 @@ mod tests {
             ),
             ("[fe80::1%eth0]:80:80", "zone ids"),
             ("[fe80::1%25eth0]:80:80", "zone ids"),
+            (
+                "[fe80::1]:80:80",
+                "[fe80::1] is a link-local address, which is no host address",
+            ),
+            ("[febf::1]:80:80", "[febf::1] is a link-local address"),
             ("[::g]:80:80", "bad IPv6 host address [::g]"),
             ("::1:80:80", "goes in brackets"),
             ("2001:db8::1:80:80", "goes in brackets"),

@@ -353,6 +353,37 @@ fn bad_ipv6_options_change_nothing_and_name_the_value() {
     );
 }
 
+/// The IPv6 twin of publish.rs's
+/// `publishing_on_an_address_that_is_not_the_hosts_is_refused`, with a
+/// link-local address besides (unbindable without a zone, never DNATed).
+#[test]
+fn publishing_on_an_ipv6_address_not_the_hosts_or_link_local_is_refused_and_makes_nothing() {
+    let Some(ns) = HostNs::new(
+        "publishing_on_an_ipv6_address_not_the_hosts_or_link_local_is_refused_and_makes_nothing",
+    ) else {
+        return;
+    };
+    let before = ns.ok("ls -A /run; ip -br link");
+    for (spec, message) in [
+        (
+            "[2001:db8::99]:8080:80",
+            "supervisor: cannot publish [2001:db8::99]:8080->80/tcp: 2001:db8::99 is not an \
+             address of this host (publish on one of its addresses, or on all of them without an \
+             address)",
+        ),
+        (
+            "[fe80::1]:8080:80",
+            "supervisor: invalid --publish \"[fe80::1]:8080:80\": [fe80::1] is a link-local \
+             address, which is no host address to publish on: use a global or unique local one",
+        ),
+    ] {
+        let out = run6(&ns, &["-p", spec, "true"]);
+        assert_eq!(out.status.code(), Some(125), "{spec}");
+        assert_eq!(stderr(&out).trim_end(), message);
+    }
+    assert_eq!(ns.ok("ls -A /run; ip -br link"), before);
+}
+
 #[test]
 fn a_bridge_serving_another_subnet6_is_refused_naming_its_address() {
     let Some(ns) = HostNs::new("a_bridge_serving_another_subnet6_is_refused_naming_its_address")

@@ -683,6 +683,105 @@ fn echo_passes_out_and_within_the_network_and_from_outside_is_a_new_connection_d
     });
 }
 
+/// Polls, for at most 10 s, until `netns`'s route to `dest` has a learnt
+/// path MTU; the route as `ip -6 route get` prints it.
+fn until_path_mtu(netns: &str, dest: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let route = sh_in(netns, &format!("ip -6 route get {dest}"));
+        if route.contains("mtu ") || Instant::now() > deadline {
+            return route;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends from `netns` to `dest` an ICMPv6 packet-too-big (MTU 1280)
+/// quoting an echo request from `dest` to `quoted`: a router on the way to
+/// `quoted` telling `dest` to send smaller packets. No echo was ever sent,
+/// so no conntrack entry relates it.
+fn send_packet_too_big(netns: &str, dest: &str, quoted: &str) {
+    let script = format!(
+        r#"
+import socket, struct
+src = socket.inet_pton(socket.AF_INET6, "{dest}")
+dst = socket.inet_pton(socket.AF_INET6, "{quoted}")
+echo = struct.pack("!BBHHH", 128, 0, 0, 7, 1) + b"x" * 1400
+inner = struct.pack("!IHBB", 0x60000000, len(echo), 58, 64) + src + dst + echo
+ptb = struct.pack("!BBHI", 2, 0, 0, 1280) + inner[:1232]
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+for _ in range(3): s.sendto(ptb, ("{dest}", 0))
+"#
+    );
+    sh_in(netns, &format!("python3 -c '{script}'"));
+}
+
+#[test]
+fn a_packet_too_big_without_a_conntrack_entry_reaches_the_container() {
+    common::in_fresh_netns("ipv6_packet_too_big", || {
+        let lab = Lab::new("ptb");
+        let web = lab.container("web", 2, &[]);
+        sh_in(
+            &lab.outside(),
+            &format!("ip -6 route add {PREFIX}::/64 via {HOST}"),
+        );
+        // Path MTU discovery has nothing else: were it dropped, the
+        // container would keep sending 1500-byte packets into a black hole.
+        let far = "2001:db8:99::9";
+        assert!(
+            !sh_in(&web.path(), &format!("ip -6 route get {far}")).contains("mtu "),
+            "no path MTU before"
+        );
+        send_packet_too_big(&lab.outside(), &web.address6(), far);
+        let route = until_path_mtu(&web.path(), far);
+        assert!(route.contains("mtu 1280"), "{route}");
+    });
+}
+
+#[test]
+fn a_container_sends_through_nat66_over_a_path_narrower_than_its_link() {
+    common::in_fresh_netns("ipv6_narrow_path", || {
+        let lab = Lab::new("narrow");
+        let web = lab.container("web", 2, &[]);
+        // outside routes to a far namespace over a 1280-byte link; every
+        // end has 1500, so TCP's MSS does not hide the narrow hop: only
+        // outside's packet-too-big, sent to the host's address (NAT66) and
+        // related back to the container, can.
+        let far = new_netns();
+        sh_in(
+            &lab.outside(),
+            &format!(
+                "sysctl -qw net.ipv6.conf.all.forwarding=1 \
+                 && ip link add eth1 mtu 1280 type veth peer name eth0 netns {far} \
+                 && ip -6 addr add 2001:db8:1::1/64 dev eth1 nodad && ip link set eth1 up",
+                far = fd_path(&far)
+            ),
+        );
+        sh_in(
+            &fd_path(&far),
+            "ip link set lo up && ip -6 addr add 2001:db8:1::2/64 dev eth0 nodad \
+             && ip link set eth0 up && ip -6 route add default via 2001:db8:1::1",
+        );
+        sh_in(
+            &lab.host,
+            &format!("ip -6 route add 2001:db8:1::/64 via {OUTSIDE}"),
+        );
+        let sink = Background::start(
+            &fd_path(&far),
+            "echo received=$(nc -6 -n -l -p 9000 | wc -c)",
+        );
+        sh_in(&fd_path(&far), &common::container::until_listening(9000));
+        sh_in(
+            &web.path(),
+            "head -c 200000 /dev/zero | timeout 20 nc -6 -n -N 2001:db8:1::2 9000",
+        );
+        let received = sink.wait_for("received=");
+        assert_eq!(received.trim(), "received=200000");
+        let route = until_path_mtu(&web.path(), "2001:db8:1::2");
+        assert!(route.contains("mtu 1280"), "{route}");
+    });
+}
+
 /// Sends, from `netns`'s eth0 as a raw frame to the gateway's MAC, a UDP
 /// datagram from `source` to [`dest`]:`port`: with `::1`, what a container
 /// would send to reach the host's loopback services through the gateway.

@@ -128,7 +128,7 @@ fn every_sample_leaves_the_kernel_as_nft_leaves_it() {
     );
 }
 
-/// nft/supervisor.nft (an ip table and a bridge table) with the define the
+/// nft/supervisor.nft (its ip, ip6 and bridge tables) with the define the
 /// supervisor fills in, loaded by nft and by our loader; then as `run`
 /// leaves it, its network's elements added, which must be what nft's
 /// `add element` gives (the subnet an interval, its comment the bridge).

@@ -442,6 +442,17 @@ fn port_mappings(items: &[Value], ipv6: bool) -> Result<(Vec<Port>, HostIps), Cn
                     ));
                 }
                 Ok(IpAddr::V6(_)) if !ipv6 => continue,
+                Ok(IpAddr::V6(v6)) if v6.is_unicast_link_local() => {
+                    // Unbindable without a zone, and never DNATed (see the
+                    // ip6 table): as `run -p`.
+                    return Err(invalid(
+                        &field("hostIP"),
+                        format!(
+                            "{ip:?} is a link-local address, which is no host address to publish \
+                             on: use a global or unique local one"
+                        ),
+                    ));
+                }
                 Ok(IpAddr::V6(v6)) if v6.is_loopback() => {
                     return Err(invalid(
                         &field("hostIP"),
@@ -770,6 +781,11 @@ mod tests {
                 r#""ipv6":true,"runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"hostIP":"::ffff:224.0.0.1"}]}"#,
                 "runtimeConfig.portMappings[0].hostIP",
                 "IPv4-mapped",
+            ),
+            (
+                r#""ipv6":true,"runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"hostIP":"fe80::1"}]}"#,
+                "runtimeConfig.portMappings[0].hostIP",
+                "\"fe80::1\" is a link-local address",
             ),
         ];
         for (fields, field, why) in cases {
