@@ -782,15 +782,20 @@ fn a_container_sends_through_nat66_over_a_path_narrower_than_its_link() {
     });
 }
 
-/// Sends, from `netns`'s eth0 as a raw frame to the gateway's MAC, a UDP
-/// datagram from `source` to [`dest`]:`port`: with `::1`, what a container
-/// would send to reach the host's loopback services through the gateway.
-fn send_raw_udp(netns: &str, gateway_mac: &str, source: &str, dest: &str, port: u16) {
+/// Sends, from `netns`'s eth0 (container 2's MAC) as raw frames to the
+/// gateway's MAC, a UDP datagram from `source` to each of `dests`, port
+/// `port`: with `::1`, what a container would send to reach the host's
+/// loopback services through the gateway.
+fn send_raw_udp(netns: &str, gateway_mac: &str, source: &str, dests: &[&str], port: u16) {
+    let dests = dests
+        .iter()
+        .map(|d| format!("\"{d}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let script = format!(
         r#"
 import socket, struct
 src = socket.inet_pton(socket.AF_INET6, "{source}")
-dst = socket.inet_pton(socket.AF_INET6, "{dest}")
 payload = b"hello-loopback"
 udp_len = 8 + len(payload)
 def csum(data):
@@ -798,14 +803,16 @@ def csum(data):
     s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
     while s >> 16: s = (s & 0xffff) + (s >> 16)
     return (~s) & 0xffff or 0xffff
-pseudo = src + dst + struct.pack("!I3xB", udp_len, 17)
-udp = struct.pack("!HHHH", 40000, {port}, udp_len, 0) + payload
-udp = udp[:6] + struct.pack("!H", csum(pseudo + udp)) + udp[8:]
-ip6 = struct.pack("!IHBB", 0x60000000, udp_len, 17, 64) + src + dst
-eth = bytes.fromhex("{gateway_mac}".replace(":", "")) + bytes.fromhex("0242ac100002") + b"\x86\xdd"
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind(("eth0", 0))
-for _ in range(3): s.send(eth + ip6 + udp)
+for dest in [{dests}]:
+    dst = socket.inet_pton(socket.AF_INET6, dest)
+    pseudo = src + dst + struct.pack("!I3xB", udp_len, 17)
+    udp = struct.pack("!HHHH", 40000, {port}, udp_len, 0) + payload
+    udp = udp[:6] + struct.pack("!H", csum(pseudo + udp)) + udp[8:]
+    ip6 = struct.pack("!IHBB", 0x60000000, udp_len, 17, 64) + src + dst
+    eth = bytes.fromhex("{gateway_mac}".replace(":", "")) + bytes.fromhex("0242ac100002") + b"\x86\xdd"
+    for _ in range(3): s.send(eth + ip6 + udp)
 "#
     );
     sh_in(netns, &format!("python3 -c '{script}'"));
@@ -825,28 +832,55 @@ while True:
     if dest == "fd53:7570:6572::1": break
 "#;
 
+/// The sv0 bridge's MAC, the gateway's.
+fn gateway_mac(lab: &Lab) -> String {
+    let listing = sh_in(&lab.host, "ip -br link show sv0 | awk '{print $3}'");
+    listing.trim().to_string()
+}
+
+/// Sends `dests` a datagram each from `sender` (container 2) through the
+/// gateway, then a control datagram to the gateway's own address by the
+/// same path; returns the destinations of what reached the host's
+/// sockets, once the control datagram has: whatever the host was to do
+/// with the datagrams before it, it has done (judged by that, not by how
+/// long nothing came).
+fn through_the_gateway(lab: &Lab, sender: &Box6, dests: &[&str]) -> Vec<String> {
+    let gateway_mac = gateway_mac(lab);
+    let control = format!("{PREFIX}::1");
+    let listener = Background::start(&lab.host, &format!("python3 -c '{DESTINATIONS}'"));
+    sh_in(&lab.host, &common::container::until_bound_udp(7001));
+    send_raw_udp(
+        &sender.path(),
+        &gateway_mac,
+        &sender.address6(),
+        dests,
+        7001,
+    );
+    send_raw_udp(
+        &sender.path(),
+        &gateway_mac,
+        &sender.address6(),
+        &[&control],
+        7001,
+    );
+    let seen = listener.wait_for(&control);
+    let seen: Vec<String> = seen.lines().map(str::to_string).collect();
+    assert!(
+        seen.contains(&control),
+        "the control datagram did not arrive: {seen:?}"
+    );
+    seen
+}
+
 #[test]
 fn a_container_cannot_reach_the_hosts_ipv6_loopback_through_the_gateway_even_without_the_guard() {
     common::in_fresh_netns("ipv6_loopback_guard", || {
         let lab = Lab::new("loopback");
         let web = lab.container("web", 2, &[]);
-        let gateway_mac = sh_in(&lab.host, "ip -br link show sv0 | awk '{print $3}'");
-        let gateway_mac = gateway_mac.trim();
-        // Whether a datagram to `dest` arrives, judged once a control
-        // datagram to the gateway's address, sent after it by the same
-        // path, has: not by how long nothing came.
-        let control = format!("{PREFIX}::1");
         let arrives = |dest: &str| {
-            let listener = Background::start(&lab.host, &format!("python3 -c '{DESTINATIONS}'"));
-            sh_in(&lab.host, &common::container::until_bound_udp(7001));
-            send_raw_udp(&web.path(), gateway_mac, &web.address6(), dest, 7001);
-            send_raw_udp(&web.path(), gateway_mac, &web.address6(), &control, 7001);
-            let seen = listener.wait_for(&control);
-            assert!(
-                seen.lines().any(|line| line == control),
-                "the control datagram did not arrive: {seen:?}"
-            );
-            seen.lines().any(|line| line == dest)
+            through_the_gateway(&lab, &web, &[dest])
+                .iter()
+                .any(|d| d == dest)
         };
         // The frame is sound: to the gateway's own address it arrives.
         assert!(arrives(&format!("{PREFIX}::1")), "the control datagram");
@@ -861,6 +895,66 @@ fn a_container_cannot_reach_the_hosts_ipv6_loopback_through_the_gateway_even_wit
             "[::1] reached from a container (guard off)"
         );
     });
+}
+
+/// The host's neighbour entries on sv0 (any state), one a line.
+fn host_neighbours(lab: &Lab) -> String {
+    sh_in(&lab.host, "ip -6 neigh show dev sv0")
+}
+
+/// Neighbour table exhaustion, IPv6's form: a /64 holds more addresses than
+/// the kernel's neighbour table has room for (gc_thresh3, 1,024 entries,
+/// one table for every namespace of the machine), and a container that
+/// has the host route a datagram to each of many addresses of its subnet
+/// (raw frames to the gateway's MAC: CAP_NET_RAW) has it make an entry for
+/// each, INCOMPLETE for seconds, until no entry can be made anywhere on the
+/// machine ("neighbor table overflow"). A few dozen show it, far from the
+/// limit: the table is the machine's.
+#[test]
+fn a_container_cannot_make_the_host_resolve_addresses_that_no_container_holds() {
+    common::in_fresh_netns("ipv6_neighbour_exhaustion", || {
+        let lab = Lab::new("neighbours");
+        let evil = lab.container("evil", 2, &[]);
+        let web = lab.container("web", 3, &[]);
+        let _server = serve(&web.path(), "web", 8000);
+        let unheld = |round: u32| -> Vec<String> {
+            (0..24u32)
+                .map(|i| format!("{PREFIX}::{round:x}:dead:{i:x}"))
+                .chain((0..8u32).map(|i| format!("fe80::{round:x}:dead:{i:x}")))
+                .collect()
+        };
+        let resolved = |round: u32| -> usize {
+            let dests = unheld(round);
+            let dests: Vec<&str> = dests.iter().map(String::as_str).collect();
+            through_the_gateway(&lab, &evil, &dests);
+            let neighbours = host_neighbours(&lab);
+            let marker = format!(":{round:x}:dead:");
+            neighbours.lines().filter(|l| l.contains(&marker)).count()
+        };
+        assert_eq!(
+            resolved(1),
+            0,
+            "the host resolved: {}",
+            host_neighbours(&lab)
+        );
+        answers(
+            "evil -> web",
+            &evil.path(),
+            &web.address6(),
+            8000,
+            "from-web",
+        );
+        // The attack, with the rule off.
+        nft_delete_rule("ip6 supervisor guard", "@generations");
+        nft_delete_rule("ip6 supervisor guard", "fe80::/10");
+        assert!(resolved(2) > 0, "without the rule the host resolves them");
+    });
+}
+
+/// Deletes the rule of `chain` (`FAMILY TABLE CHAIN`) containing `text`:
+/// the protection switched off.
+fn nft_delete_rule(chain: &str, text: &str) {
+    common::forge::delete_rule(|script| sh_in(&this_thread_netns(), script), chain, text);
 }
 
 #[test]

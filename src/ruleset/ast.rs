@@ -282,6 +282,9 @@ pub enum DataType {
     IfaceIndex,
     /// `nf_proto` (`meta nfproto`): 1 byte.
     NfProto,
+    /// `pkt_type` (`meta pkttype`): host 0, broadcast 1, multicast 2,
+    /// other 3 (PACKET_*); 1 byte.
+    PktType,
     /// `ct_state`: bitmask, 4 bytes, host order.
     CtState,
     /// `ct_status`: bitmask, 4 bytes, host order.
@@ -342,6 +345,7 @@ impl DataType {
             DataType::Mark => "mark",
             DataType::IfaceIndex => "iface_index",
             DataType::NfProto => "nf_proto",
+            DataType::PktType => "pkt_type",
             DataType::CtState => "ct_state",
             DataType::CtStatus => "ct_status",
             DataType::CtDir => "ct_dir",
@@ -372,6 +376,7 @@ impl DataType {
         match self {
             DataType::Verdict => 1,
             DataType::NfProto => 2,
+            DataType::PktType => 31,
             DataType::Ipv4Addr => 7,
             DataType::Ipv6Addr => 8,
             DataType::InetProto => 12,
@@ -410,6 +415,7 @@ impl DataType {
             DataType::InetService => 2,
             DataType::InetProto
             | DataType::NfProto
+            | DataType::PktType
             | DataType::TcpFlag
             | DataType::Integer8
             | DataType::Icmpv6Type
@@ -476,6 +482,8 @@ pub enum Scalar {
     Mark(u32),
     /// nf_proto: `ipv4` is 2, `ipv6` 10.
     NfProto(u8),
+    /// pkt_type: host 0, broadcast 1, multicast 2, other 3.
+    PktType(u8),
     /// ct_state bits: invalid 1, established 2, related 4, new 8,
     /// untracked 64. A comma list (`established,related`) is their OR.
     CtState(u32),
@@ -528,6 +536,7 @@ impl Scalar {
             Scalar::Iface(_) => DataType::IfaceIndex,
             Scalar::Mark(_) => DataType::Mark,
             Scalar::NfProto(_) => DataType::NfProto,
+            Scalar::PktType(_) => DataType::PktType,
             Scalar::CtState(_) => DataType::CtState,
             Scalar::CtStatus(_) => DataType::CtStatus,
             Scalar::CtDir(_) => DataType::CtDir,
@@ -718,6 +727,8 @@ pub enum Selector {
     MetaMark,
     /// `meta nfproto` (inet tables).
     MetaNfproto,
+    /// `meta pkttype`: whom the frame was addressed to.
+    MetaPkttype,
     /// `ip saddr`.
     IpSaddr,
     /// `ip daddr`.
@@ -800,6 +811,7 @@ impl Selector {
             Selector::MetaL4proto | Selector::IpProtocol => DataType::InetProto,
             Selector::MetaMark | Selector::CtMark => DataType::Mark,
             Selector::MetaNfproto => DataType::NfProto,
+            Selector::MetaPkttype => DataType::PktType,
             Selector::IpSaddr | Selector::IpDaddr => DataType::Ipv4Addr,
             Selector::Ip6Saddr | Selector::Ip6Daddr => DataType::Ipv6Addr,
             Selector::TcpSport

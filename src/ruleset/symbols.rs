@@ -119,6 +119,15 @@ pub const FIB_ADDR_TYPES: &[(&str, u32)] = &[
 /// `meta nfproto` values (NFPROTO_*).
 pub const NF_PROTOS: &[(&str, u32)] = &[("ipv4", 2), ("ipv6", 10)];
 
+/// `meta pkttype` names (PACKET_*); nft prints 0 as `host`.
+pub const PKT_TYPES: &[(&str, u32)] = &[
+    ("host", 0),
+    ("unicast", 0),
+    ("broadcast", 1),
+    ("multicast", 2),
+    ("other", 3),
+];
+
 /// `ether type` / `meta protocol` / `arp ptype` names (ETH_P_*).
 pub const ETHER_TYPES: &[(&str, u16)] = &[
     ("ip", 0x0800),

@@ -32,14 +32,18 @@ pub fn script(name: &str, text: &str) -> PathBuf {
 /// Deletes the rule of the bridge table's prerouting chain containing
 /// `text`: the protection switched off.
 pub fn delete_guard_rule(ns: &HostNs, text: &str) {
-    let chain = ns.ok("nft -a list chain bridge supervisor prerouting");
-    let handle = chain
+    delete_rule(|script| ns.ok(script), "bridge supervisor prerouting", text);
+}
+
+/// Deletes the rule of `chain` (`FAMILY TABLE CHAIN`) containing `text`,
+/// through `sh` (a shell in the host's namespace, returning its output).
+pub fn delete_rule(sh: impl Fn(&str) -> String, chain: &str, text: &str) {
+    let listing = sh(&format!("nft -a list chain {chain}"));
+    let handle = listing
         .lines()
         .find(|l| l.contains(text))
         .and_then(|l| l.rsplit_once("# handle "))
         .map(|(_, h)| h.trim().to_string())
-        .unwrap_or_else(|| panic!("no rule with {text:?}: {chain}"));
-    ns.ok(&format!(
-        "nft delete rule bridge supervisor prerouting handle {handle}"
-    ));
+        .unwrap_or_else(|| panic!("no rule with {text:?}: {listing}"));
+    sh(&format!("nft delete rule {chain} handle {handle}"));
 }

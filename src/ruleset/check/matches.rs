@@ -332,13 +332,9 @@ impl Checker {
                 }))
             }
             Expr::SetRef(name) => {
+                // A map's keys are a set too (the kernel looks a named
+                // map up without its data; nft allows it).
                 let info = self.set_info(ctx.table, name)?;
-                if info.data.is_some() {
-                    return Err(Error::new(
-                        name.span.clone(),
-                        format!("@{} is a map: use it with 'vmap' or 'map'", name.text),
-                    ));
-                }
                 check_key_types(name, &info.key, types)?;
                 Ok(Rhs::Named(SetRef {
                     name: name.text.clone(),

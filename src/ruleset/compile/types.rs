@@ -36,6 +36,7 @@ pub(super) fn type_byteorder(ty: DataType) -> u32 {
         DataType::Integer8
         | DataType::InetProto
         | DataType::NfProto
+        | DataType::PktType
         | DataType::Verdict
         | DataType::Icmpv6Type
         | DataType::Icmpv6Code
@@ -70,7 +71,9 @@ pub(super) fn scalar_bytes(scalar: &Scalar) -> Result<Vec<u8>, String> {
         Scalar::Ipv4(a) => a.octets().to_vec(),
         Scalar::Ipv6(a) => a.octets().to_vec(),
         Scalar::Service(p) => p.to_be_bytes().to_vec(),
-        Scalar::Proto(p) | Scalar::NfProto(p) | Scalar::TcpFlags(p) => vec![*p],
+        Scalar::Proto(p) | Scalar::NfProto(p) | Scalar::PktType(p) | Scalar::TcpFlags(p) => {
+            vec![*p]
+        }
         Scalar::Ifname(name) => {
             let mut bytes = name.name.as_bytes().to_vec();
             if !name.wildcard {
@@ -423,6 +426,7 @@ fn meta_key(sel: Selector) -> Option<MetaKey> {
         Selector::MetaL4proto => MetaKey::L4Proto,
         Selector::MetaMark => MetaKey::Mark,
         Selector::MetaNfproto => MetaKey::NfProto,
+        Selector::MetaPkttype => MetaKey::PktType,
         Selector::MetaProtocol => MetaKey::Protocol,
         _ => return None,
     })

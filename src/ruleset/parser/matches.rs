@@ -38,6 +38,7 @@ impl<'b> Parser<'b> {
                 ("l4proto", Selector::MetaL4proto),
                 ("mark", Selector::MetaMark),
                 ("nfproto", Selector::MetaNfproto),
+                ("pkttype", Selector::MetaPkttype),
                 ("protocol", Selector::MetaProtocol),
             ],
             "ether" => &[
