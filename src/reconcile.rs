@@ -368,8 +368,10 @@ impl Reconciler {
     /// Everything of ours that no live supervisor explains: firewall
     /// elements (in one batch), the elements of networks whose bridge is
     /// gone, stale records with their leases and veths,
-    /// corrupt and unfinished record files, container veths on `pool`'s
-    /// bridge without a live record, and every lease whose holder is dead
+    /// corrupt and unfinished record files, container veths of `pool`'s
+    /// bridge without a live record (its ports, and the host ends of its
+    /// routed containers: see `netlink::container_links`), and every lease
+    /// whose holder is dead
     /// or unreadable. Returns what it removed, and the live leases it kept
     /// although they are outside `pool`'s subnet: a live holder's lease is
     /// never removed, whatever subnet `gc` was given.
@@ -486,8 +488,8 @@ impl Reconciler {
         let live_links: BTreeSet<String> = live.iter().map(|id| host_ifname(id)).collect();
         let bridge = pool.lease_dir().bridge();
         let explained = |name: &str| !name.starts_with("sv-") || live_links.contains(name);
-        let ports = netlink::bridge_ports(&self.nl, bridge, explained).await;
-        let links = || format!("the links on bridge {bridge}");
+        let ports = netlink::container_links(&self.nl, bridge, explained).await;
+        let links = || format!("the container links of bridge {bridge}");
         for name in done.attempt(links, ports).unwrap_or_default() {
             if name.starts_with("sv-")
                 && !live_links.contains(&name)
