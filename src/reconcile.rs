@@ -649,6 +649,14 @@ pub async fn reclaimed_address(state_dir: &Path, bridge: &str, dead: &Holder) {
     report(removed.await);
 }
 
+/// Whether `owner` is a container of `state_dir`, live or not: its record
+/// there, or an id the directory knows (see `known_ids`).
+pub fn knows(state_dir: &Path, owner: &Owner) -> bool {
+    let recorded = Store::new(state_dir).find(&owner.name);
+    matches!(recorded, Ok(Some(record)) if record.id == owner.id)
+        || known_ids(state_dir, &[]).contains(&owner.id)
+}
+
 /// When `run` finds a port published by `holder`: true when the holder is
 /// a dead supervisor and what it held has been given back, so the run can
 /// publish again; false when it is alive (or that cannot be told).
