@@ -368,8 +368,10 @@ impl Reconciler {
     /// Everything of ours that no live supervisor explains: firewall
     /// elements (in one batch), the elements of networks whose bridge is
     /// gone, stale records with their leases and veths,
-    /// corrupt and unfinished record files, container veths on `pool`'s
-    /// bridge without a live record, and every lease whose holder is dead
+    /// corrupt and unfinished record files, container veths of `pool`'s
+    /// bridge without a live record (its ports, and the host ends of its
+    /// routed containers: see `netlink::container_links`), and every lease
+    /// whose holder is dead
     /// or unreadable. Returns what it removed, and the live leases it kept
     /// although they are outside `pool`'s subnet: a live holder's lease is
     /// never removed, whatever subnet `gc` was given.
@@ -486,8 +488,8 @@ impl Reconciler {
         let live_links: BTreeSet<String> = live.iter().map(|id| host_ifname(id)).collect();
         let bridge = pool.lease_dir().bridge();
         let explained = |name: &str| !name.starts_with("sv-") || live_links.contains(name);
-        let ports = netlink::bridge_ports(&self.nl, bridge, explained).await;
-        let links = || format!("the links on bridge {bridge}");
+        let ports = netlink::container_links(&self.nl, bridge, explained).await;
+        let links = || format!("the container links of bridge {bridge}");
         for name in done.attempt(links, ports).unwrap_or_default() {
             if name.starts_with("sv-")
                 && !live_links.contains(&name)
@@ -645,6 +647,14 @@ pub async fn reclaimed_address(state_dir: &Path, bridge: &str, dead: &Holder) {
         }
     };
     report(removed.await);
+}
+
+/// Whether `owner` is a container of `state_dir`, live or not: its record
+/// there, or an id the directory knows (see `known_ids`).
+pub fn knows(state_dir: &Path, owner: &Owner) -> bool {
+    let recorded = Store::new(state_dir).find(&owner.name);
+    matches!(recorded, Ok(Some(record)) if record.id == owner.id)
+        || known_ids(state_dir, &[]).contains(&owner.id)
 }
 
 /// When `run` finds a port published by `holder`: true when the holder is

@@ -59,6 +59,13 @@ pub enum Error {
     Firewall(#[from] firewall::Error),
     #[error(transparent)]
     Reserve(#[from] reserve::Error),
+    /// Named with its bridge where the run knows it (see `connect`).
+    #[error("{}", .bridge.as_deref().map_or("the bridge".to_string(), |b| format!("bridge {b}")))]
+    AddressTaken {
+        bridge: Option<String>,
+        #[source]
+        source: Box<apply::Error>,
+    },
     #[error(transparent)]
     State(#[from] state::Error),
     #[error("reading /proc for the record")]
@@ -90,6 +97,10 @@ impl From<apply::Error> for Error {
         match err {
             apply::Error::Firewall(err) => Error::Firewall(err),
             apply::Error::Reserve(err) => Error::Reserve(err),
+            err @ apply::Error::AddressTaken { .. } => Error::AddressTaken {
+                bridge: None,
+                source: Box::new(err),
+            },
         }
     }
 }
@@ -569,7 +580,16 @@ impl BridgeNet {
             reservations,
             &self.network,
         )
-        .await?;
+        .await
+        .map_err(|err| match (err, &spec.network) {
+            (source @ apply::Error::AddressTaken { .. }, Network::Bridge { bridge, .. }) => {
+                Error::AddressTaken {
+                    bridge: Some(bridge.name.clone()),
+                    source: Box::new(source),
+                }
+            }
+            (err, _) => Error::from(err),
+        })?;
         phase("publish batch", t);
         for (port, picked) in publication.ports.iter().zip(reservations.picked()) {
             if picked {

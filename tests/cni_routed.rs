@@ -680,3 +680,50 @@ fn a_local_range_taking_a_routed_subnets_addresses_after_its_bridge_was_made_ref
     call(&ns, "DEL", "c1", &conf).ok();
     assert_nothing_left(&ns);
 }
+
+#[test]
+fn gc_removes_a_routed_host_end_no_record_explains_and_leaves_a_users_sv_links() {
+    let Some(ns) = HostNs::new("gc_removes_a_routed_host_end_no_record_explains") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let conf = routed(json!({}));
+    let left = host_end(&call(&ns, "ADD", "c1", &conf).ok());
+    let live = host_end(&call(&ns, "ADD", "c2", &conf).ok());
+    // c1's plugin gone with no record written: its link is all that is left.
+    ns.ok("rm /run/supervisor/containers/c1:eth0.json /run/supervisor/leases/rtd0/10.77.0.2");
+    // A user's links named as ours: veths, one with the routed MAC but no
+    // route of the network, one with such a route but another MAC.
+    ns.ok(
+        "ip link add sv-user0 address ee:ee:ee:ee:ee:ee type veth peer name user0p \
+         && ip link set sv-user0 up \
+         && ip link add sv-user1 type veth peer name user1p \
+         && ip link set sv-user1 up \
+         && ip route add 10.77.0.9/32 dev sv-user1 scope link src 10.77.0.1 proto static",
+    );
+    let check = common::run(ns.supervisor().arg("check"));
+    assert!(
+        stdout(&check).contains(&format!(
+            "link {left} (bridge rtd0): no live container has it"
+        )),
+        "{}",
+        stdout(&check)
+    );
+    let gc = common::supervisor(&ns, &["gc", "--bridge", "rtd0", "--subnet", "10.77.0.0/24"]);
+    assert!(gc.status.success(), "{gc:?}");
+    assert!(
+        stdout(&gc).contains(&format!("removed link {left}")),
+        "{}",
+        stdout(&gc)
+    );
+    let links = ns.ok("ip -br link");
+    assert!(!links.contains(&left), "{links}");
+    for kept in [live.as_str(), "sv-user0", "sv-user1"] {
+        assert!(links.contains(kept), "{kept} removed:\n{links}");
+    }
+    ns.ok("ip link del sv-user0 && ip link del sv-user1");
+    call(&ns, "DEL", "c2", &conf).ok();
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}

@@ -384,3 +384,24 @@ fn ctrl_c_to_a_supervisor_whose_command_ignores_it_kills_after_the_stop_timeout(
     assert_no_state(&ns);
     wait_for_no_veth(&ns);
 }
+
+#[test]
+fn an_address_whose_dead_holders_elements_outlived_its_lease_is_taken_back_by_the_next_run() {
+    let Some(ns) = HostNs::new("an_address_whose_dead_holders_elements_outlived_its_lease") else {
+        return;
+    };
+    crash_at(&ns, "running", &["--name", "dead", "--", "sleep", "100"]);
+    // Its lease gone (by hand), its record and elements still there.
+    ns.ok("rm /run/supervisor/leases/sv0/172.16.0.2");
+    let out = ns.run(&[
+        "--ip",
+        "172.16.0.2",
+        "--",
+        "sh",
+        "-c",
+        "ip -4 -o addr show dev eth0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("172.16.0.2/"), "{}", stdout(&out));
+    assert_eq!(records(&ns), "");
+}

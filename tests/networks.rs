@@ -261,3 +261,42 @@ fn a_bridge_made_again_with_a_disjoint_subnet_takes_out_its_old_one_alone() {
         "{subnets}"
     );
 }
+
+#[test]
+fn a_second_state_directory_on_a_bridge_in_use_is_refused_naming_both_and_leaves_the_first_alone() {
+    let Some(ns) = HostNs::new("a_second_state_directory_on_a_bridge_in_use_is_refused") else {
+        return;
+    };
+    let web = web_on(&ns, &SV0, "first", 8080);
+    // Its own leases say nothing of the first's: it leases .2 too.
+    let out = ns
+        .supervisor()
+        .args(["--state-dir", "/run/other", "run", "--", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn supervisor");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for part in [
+        "bridge sv0",
+        "172.16.0.2",
+        "container first (",
+        "another state directory",
+    ] {
+        assert!(err.contains(part), "{part:?} not in {err}");
+    }
+    // Nothing of the refused run is left, and the first still answers.
+    assert_eq!(
+        ns.ok("ls /run/other/containers /run/other/leases/sv0 | grep -v -e : -e '^$' || true"),
+        ""
+    );
+    assert_eq!(common::container_veths(&ns).len(), 1);
+    answers("host -> first", "from-first", || {
+        ask(common::container::host(&ns), "172.16.0.2", 8000)
+    });
+    answers("host -> first's published port", "from-first", || {
+        ask(common::container::host(&ns), "127.0.0.1", 8080)
+    });
+    web.stop();
+}

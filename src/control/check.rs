@@ -144,7 +144,7 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
         .collect();
     let explained = |name: &str| !name.starts_with("sv-") || live.contains(name);
     for bridge in bridges {
-        for name in netlink::bridge_ports(&nl, &bridge, explained).await? {
+        for name in netlink::container_links(&nl, &bridge, explained).await? {
             if name.starts_with("sv-") {
                 facts.ports.push((bridge.clone(), name));
             }

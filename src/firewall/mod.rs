@@ -20,6 +20,7 @@ mod plan;
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -41,6 +42,15 @@ pub const TABLE: &CStr = c"supervisor";
 pub enum Error {
     #[error(transparent)]
     PortTaken(PortTaken),
+    /// A container's address has a `generations` element already: another
+    /// container holds it, whose lease is not in the lease directory that
+    /// gave it to this one (another state directory's, on the same bridge).
+    #[error("address {address} is in use by {holder}")]
+    AddressTaken {
+        address: IpAddr,
+        holder: String,
+        owner: Option<Owner>,
+    },
     #[error("no free host port left for {0}")]
     NoFreePort(Protocol),
     #[error("the base ruleset nft/supervisor.nft")]
@@ -143,7 +153,7 @@ impl Firewall {
     ) -> Result<(), Error> {
         let publications = std::slice::from_ref(publication);
         match self.publish_batch(publications, network) {
-            Err(err @ Error::PortTaken(_)) => Err(err),
+            Err(err @ (Error::PortTaken(_) | Error::AddressTaken { .. })) => Err(err),
             Err(Error::Kernel(nftables::Error::Refused(_))) if !network.is_empty() => {
                 network.ensure(self)?;
                 self.publish_all(publications)
@@ -214,6 +224,29 @@ impl Firewall {
                         holder,
                         owner,
                     }));
+                }
+                // An address is keyed alone in `generations`: held there,
+                // it is another container's.
+                let held = refusals.iter().find_map(|r| {
+                    let e = &planned[planned_of(r.item)?].1;
+                    let address = match (e.target, e.key.len()) {
+                        (Target::Generations, 4) => {
+                            IpAddr::from(<[u8; 4]>::try_from(&e.key[..]).ok()?)
+                        }
+                        (Target::Generations6, 16) => {
+                            IpAddr::from(<[u8; 16]>::try_from(&e.key[..]).ok()?)
+                        }
+                        _ => return None,
+                    };
+                    (r.errno == Errno::EEXIST).then_some((e, address))
+                });
+                if let Some((e, address)) = held {
+                    let (holder, owner) = self.holder(e.target, &e.key);
+                    return Err(Error::AddressTaken {
+                        address,
+                        holder,
+                        owner,
+                    });
                 }
                 let labelled = labelled(publications);
                 for refusal in &mut refusals {

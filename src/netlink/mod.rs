@@ -45,7 +45,7 @@ pub use netns::{namespace_type, socket_in};
 pub use plumb::{ContainerLink, PEER, PlumbTimings, Plumbed, plumb, plumb_prepared};
 pub use prepared::{PreparedNetns, loopback_up_here};
 pub use query::{
-    InterfaceAddress, LinkState, addresses_in, bridge_ports, hardware_address, link_state,
+    InterfaceAddress, LinkState, addresses_in, container_links, hardware_address, link_state,
     made_as_ours,
 };
 pub use route::{

@@ -5,7 +5,11 @@ use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use super::netns::{socket_in, with_connection};
-use super::{Error, Netlink, address, link};
+use rtnetlink::packet_route::link::InfoKind;
+
+use super::routed::HOST_MAC;
+use super::{Error, Netlink, address, link, route};
+use crate::values::Subnet;
 
 /// A link as `inspect` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,38 +93,86 @@ pub fn made_as_ours(name: &str) -> Result<bool, Error> {
 /// live before that).
 const DYING_GRACE: Duration = Duration::from_millis(500);
 
-/// The names of the links attached to bridge `bridge`; none when there is
-/// no such bridge. `check` and `gc` judge what no live container explains
-/// (`explained`): a container that just ended leaves its veth for a few
-/// milliseconds, no one's leftover, so while any link is unexplained the
-/// scan is repeated until it is gone or DYING_GRACE has passed. A veth
-/// whose peer's namespace id the kernel has already taken back (-1) is
-/// being deleted and left out at once.
-pub async fn bridge_ports(
+/// The names of the links of bridge `bridge`'s network: its ports (bridge
+/// mode), and the host ends of its routed containers (CNI routed mode),
+/// which are on no bridge: a veth with the routed host end's MAC
+/// ([`HOST_MAC`]) that a routed container's route of the bridge's subnet
+/// goes out of (`X/32 scope link src GATEWAY`, see `routed::host_route`),
+/// the gateway being an address the bridge holds. The MAC says the link
+/// is a routed host end, the route whose network it serves: another
+/// network's (another state directory's) is not listed. None when there
+/// is no such bridge.
+///
+/// `check` and `gc` judge what no live container explains (`explained`):
+/// a container that just ended leaves its veth for a few milliseconds, no
+/// one's leftover, so while any link is unexplained the scan is repeated
+/// until it is gone or DYING_GRACE has passed. A veth whose peer's
+/// namespace id the kernel has already taken back (-1) is being deleted
+/// and left out at once.
+pub async fn container_links(
     nl: &Netlink,
     bridge: &str,
     explained: impl Fn(&str) -> bool,
 ) -> Result<Vec<String>, Error> {
     let deadline = Instant::now() + DYING_GRACE;
     loop {
-        let ports = scan_ports(nl, bridge).await?;
-        if ports.iter().all(|p| explained(p)) || Instant::now() >= deadline {
-            return Ok(ports);
+        let links = scan_links(nl, bridge).await?;
+        if links.iter().all(|p| explained(p)) || Instant::now() >= deadline {
+            return Ok(links);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
-async fn scan_ports(nl: &Netlink, bridge: &str) -> Result<Vec<String>, Error> {
+async fn scan_links(nl: &Netlink, bridge: &str) -> Result<Vec<String>, Error> {
     let links = link::all(nl.handle()?).await?;
     let Some(index) = links.iter().find(|l| l.name == bridge).map(|l| l.index) else {
         return Ok(Vec::new());
     };
-    Ok(links
+    let (ports, others): (Vec<link::Link>, Vec<link::Link>) = links
         .into_iter()
-        .filter(|l| l.controller == Some(index) && l.peer_netns.is_none_or(|id| id >= 0))
-        .map(|l| l.name)
-        .collect())
+        .filter(|l| l.peer_netns.is_none_or(|id| id >= 0))
+        .partition(|l| l.controller == Some(index));
+    let routed: Vec<link::Link> = others
+        .into_iter()
+        .filter(|l| {
+            l.controller.is_none() && l.kind == Some(InfoKind::Veth) && l.mac[..] == HOST_MAC
+        })
+        .collect();
+    let mut names: Vec<String> = ports.into_iter().map(|l| l.name).collect();
+    if routed.is_empty() {
+        return Ok(names);
+    }
+    let mut direct = nl.direct();
+    let subnets: Vec<Subnet> = address::on_link(&mut direct, index, false)?
+        .iter()
+        .filter_map(|a| served_subnet(a.addr, a.prefix_len))
+        .collect();
+    let routes = route::from_dump(direct.ask(route::dump_request(false), true))?;
+    drop(direct);
+    let served = |l: &link::Link| {
+        routes.iter().any(|r| {
+            route::destination_and_oif(r).1 == Some(l.index)
+                && subnets.iter().any(|&s| route::is_routed_container(r, s))
+        })
+    };
+    names.extend(routed.into_iter().filter(served).map(|l| l.name));
+    Ok(names)
+}
+
+/// The subnet whose gateway a bridge's address `addr/prefix_len` is, if
+/// it is one.
+fn served_subnet(addr: IpAddr, prefix_len: u8) -> Option<Subnet> {
+    let IpAddr::V4(addr) = addr else {
+        return None;
+    };
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(prefix_len))
+        .unwrap_or(0);
+    let network = std::net::Ipv4Addr::from(addr.to_bits() & mask);
+    Subnet::new(network, prefix_len)
+        .ok()
+        .filter(|s| s.gateway() == addr)
 }
 
 /// An address on an interface.

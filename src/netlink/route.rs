@@ -380,7 +380,7 @@ fn destination(route: &RouteMessage) -> Option<(IpAddr, u8, Option<u32>)> {
 }
 
 /// A route's destination address and output link, as far as it has them.
-fn destination_and_oif(route: &RouteMessage) -> (Option<IpAddr>, Option<u32>) {
+pub(crate) fn destination_and_oif(route: &RouteMessage) -> (Option<IpAddr>, Option<u32>) {
     let mut destination = None;
     let mut oif = None;
     for attr in &route.attributes {
@@ -419,7 +419,7 @@ fn overlap6(route: &RouteMessage, subnet: Subnet6, except: Option<u32>) -> Optio
 /// `super::routed::host_route`): a `/32` of the subnet, scope link, from
 /// the subnet's gateway, static. The subnet is its network's, on the same
 /// bridge: no overlap.
-fn is_routed_container(route: &RouteMessage, subnet: Subnet) -> bool {
+pub(crate) fn is_routed_container(route: &RouteMessage, subnet: Subnet) -> bool {
     let header = &route.header;
     let from_gateway = route.attributes.iter().any(
         |a| matches!(a, RouteAttribute::PrefSource(RouteAddress::Inet(src)) if *src == subnet.gateway()),

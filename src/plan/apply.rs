@@ -6,8 +6,8 @@
 //! made again; a port we picked is picked again; a live holder is the
 //! error. Bounded, so two supervisors can never chase each other forever.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{NetworkPart, Snapshot};
@@ -27,6 +27,28 @@ pub enum Error {
     Firewall(#[from] firewall::Error),
     #[error(transparent)]
     Reserve(#[from] reserve::Error),
+    /// The address its lease directory gave the container is another's,
+    /// live: a container of another state directory on the same bridge
+    /// (each state directory leases its addresses alone), or one whose
+    /// lease was taken from under it.
+    #[error(
+        "address {address} is in use by {holder}, {}",
+        if *.foreign {
+            format!(
+                "of another state directory than {}: two state directories lease addresses on \
+                 one bridge; give each a bridge of its own",
+                .state_dir.display()
+            )
+        } else {
+            "whose lease is gone".to_string()
+        }
+    )]
+    AddressTaken {
+        address: IpAddr,
+        holder: String,
+        state_dir: PathBuf,
+        foreign: bool,
+    },
 }
 
 /// How many times the elements are planned and sent before a refusal is
@@ -80,6 +102,28 @@ pub async fn publish_with(
         let taken = match firewall.publish_with(publication, network) {
             Ok(()) => return Ok(publication.clone()),
             Err(firewall::Error::PortTaken(taken)) => taken,
+            Err(firewall::Error::AddressTaken {
+                address,
+                holder,
+                owner,
+            }) => {
+                // A dead supervisor's elements (this state directory's)
+                // go, and the same plan is tried again.
+                if let Some(owner) = &owner
+                    && attempt < ATTEMPTS
+                    && reconcile::reclaim_port(state_dir, owner).await
+                {
+                    attempt += 1;
+                    continue;
+                }
+                let foreign = owner.is_none_or(|owner| !reconcile::knows(state_dir, &owner));
+                return Err(Error::AddressTaken {
+                    address,
+                    holder,
+                    state_dir: state_dir.to_path_buf(),
+                    foreign,
+                });
+            }
             Err(err) => return Err(err.into()),
         };
         if attempt == ATTEMPTS {
