@@ -266,6 +266,9 @@ pub fn dry_run(options: RunOptions) -> Result<String, Error> {
     // Refused as the run would refuse it (see `prepare`), before a record
     // planted there is read as what is taken.
     state::check_dir(&spec.state_dir)?;
+    // A host port someone holds, in the run's words (see `prepare`): its
+    // sockets are bound and closed at once, none is kept.
+    check_ports(&spec)?;
     // What the run would find taken or missing before it plans.
     Store::new(&spec.state_dir).check_name_free(&spec.name)?;
     drop(joined(&spec)?);

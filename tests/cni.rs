@@ -1367,18 +1367,7 @@ fn a_port_a_run_container_publishes_fails_add_with_code_100_naming_it_and_leaves
     ) else {
         return;
     };
-    let (web, _out) = ns.start(&[
-        "--name",
-        "web",
-        "--subnet",
-        "10.88.7.0/24",
-        "--publish",
-        "8080:8000",
-        "--",
-        "sh",
-        "-c",
-        "echo ready; read _ || true",
-    ]);
+    let (web, _out) = run_publishing_8080(&ns);
     let run_state = held(&ns);
     netns_add(&ns, "c1");
     let conf = conf("1.0.0", publishing(8080, 8000));
@@ -1393,6 +1382,76 @@ fn a_port_a_run_container_publishes_fails_add_with_code_100_naming_it_and_leaves
     );
     common::stop(web);
     assert_nothing_left(&ns);
+}
+
+/// A `run` container `web` publishing 8080 on the default test subnet.
+fn run_publishing_8080(ns: &HostNs) -> (Child, std::io::BufReader<std::process::ChildStdout>) {
+    ns.start(&[
+        "--name",
+        "web",
+        "--subnet",
+        "10.88.7.0/24",
+        "--publish",
+        "8080:8000",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; read _ || true",
+    ])
+}
+
+/// [`run_publishing_8080`] whose supervisor was killed (SIGKILL): its
+/// element stays, nobody holds it.
+fn crashed_run_publishing_8080(ns: &HostNs) {
+    let (mut web, _out) = run_publishing_8080(ns);
+    web.kill().expect("SIGKILL the supervisor");
+    web.wait().expect("reap the supervisor");
+    assert!(
+        tcp_ports(ns).contains("8080 comment \"web"),
+        "{}",
+        tcp_ports(ns)
+    );
+}
+
+#[test]
+fn an_add_publishes_its_ports_after_taking_one_back_from_a_crashed_run_container() {
+    let Some(ns) = HostNs::new("an_add_publishes_its_ports_after_taking_one_back_from_a_crashed")
+    else {
+        return;
+    };
+    crashed_run_publishing_8080(&ns);
+    netns_add(&ns, "c1");
+    let conf = conf("1.0.0", publishing(8080, 8000));
+    call(&ns, "ADD", "c1", &conf).ok();
+    let ports = tcp_ports(&ns);
+    assert!(ports.contains("8080 comment \"c1:eth0"), "{ports}");
+    assert!(!ports.contains("web"), "{ports}");
+    let record = ns.ok(&format!("{} inspect c1:eth0", common::SUPERVISOR));
+    assert!(
+        record.contains("8080"),
+        "the record names the port: {record}"
+    );
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_nothing_left(&ns);
+}
+
+#[test]
+fn a_chained_add_publishes_its_ports_after_taking_one_back_from_a_crashed_run_container() {
+    let Some(ns) = HostNs::new("a_chained_add_publishes_its_ports_after_taking_one_back") else {
+        return;
+    };
+    crashed_run_publishing_8080(&ns);
+    netns_add(&ns, "c1");
+    let conf = chained_conf(json!([{"address": "10.22.0.5/16"}]), "");
+    call(&ns, "ADD", "c1", &conf).ok();
+    let ports = tcp_ports(&ns);
+    assert!(
+        ports.contains("8080 comment \"c1:eth0") && ports.contains("10.22.0.5 . 80"),
+        "{ports}"
+    );
+    assert!(!ports.contains("web"), "{ports}");
+    call(&ns, "DEL", "c1", &conf).ok();
+    assert_eq!(tcp_ports(&ns), "");
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use common::container::Background;
 use common::{HostNs, UNTIL_STDIN_CLOSES, args, assert_no_drift, stderr, stdout, stop, supervisor};
 use serde_json::Value;
 use supervisor::firewall::Owned;
@@ -282,19 +283,45 @@ fn a_dry_run_beside_a_running_container_plans_around_what_it_holds() {
         "the bridge exists: {plan}"
     );
     assert!(!plan.contains("nft -f"), "the tables are loaded: {plan}");
-    let out = supervisor(
-        &ns,
-        &args(&["run", "--dry-run", "-p", "8080:80"], &["true"]),
-    );
-    assert_eq!(out.status.code(), Some(125), "{}", stdout(&out));
-    assert_eq!(
-        stderr(&out),
-        format!(
-            "supervisor: port 0.0.0.0:8080->80/tcp is already published by container web ({id})\n"
-        )
+    // Refused as the run refuses it, in its words.
+    let answers = dry_run_and_run(&ns, &["run"], &["-p", "8080:80"]);
+    assert_eq!(answers[0], answers[1], "the dry run and the run differ");
+    assert_eq!(answers[0].0, Some(125), "{}", answers[0].1);
+    assert!(
+        answers[0].1.starts_with(&format!(
+            "supervisor: cannot publish 8080->80/tcp: host port 8080/tcp is in use by container web ({id}"
+        )),
+        "{}",
+        answers[0].1
     );
     assert_eq!(system(&ns), before, "a dry run changed the system");
     stop(web);
+}
+
+#[test]
+fn a_dry_run_refuses_a_port_a_host_program_holds_as_the_run_does() {
+    let Some(ns) = HostNs::new("a_dry_run_refuses_a_port_a_host_program_holds_as_the_run_does")
+    else {
+        return;
+    };
+    let _tcp = Background::start(ns.command("timeout"), "nc -n -lk -p 9090 </dev/null");
+    common::eventually("the host listener", Duration::from_secs(10), || {
+        ns.ok("ss -Hlnt 'sport = :9090'")
+            .contains("9090")
+            .then_some(())
+    });
+    let before = settled_system(&ns);
+    let answers = dry_run_and_run(&ns, &["run"], &["-p", "9090:80"]);
+    assert_eq!(answers[0], answers[1], "the dry run and the run differ");
+    assert_eq!(answers[0].0, Some(125), "{}", answers[0].1);
+    assert!(
+        answers[0].1.starts_with(
+            "supervisor: cannot publish 9090->80/tcp: host port 9090/tcp is in use by process "
+        ),
+        "{}",
+        answers[0].1
+    );
+    assert_eq!(system(&ns), before, "a dry run changed the system");
 }
 
 #[test]

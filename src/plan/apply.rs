@@ -130,14 +130,17 @@ pub async fn publish_with(
             return Err(firewall::Error::PortTaken(taken).into());
         }
         attempt += 1;
-        let again = match &taken.owner {
-            Some(holder) if reconcile::reclaim_port(state_dir, holder).await => true,
-            _ => reservations.repick(taken.port.protocol, taken.port.host_port)?,
-        };
-        if !again {
-            return Err(firewall::Error::PortTaken(taken).into());
+        match &taken.owner {
+            // The port is free again: the same ports are tried again. A
+            // CNI ADD has no reservations to rebuild them from.
+            Some(holder) if reconcile::reclaim_port(state_dir, holder).await => {}
+            _ => {
+                if !reservations.repick(taken.port.protocol, taken.port.host_port)? {
+                    return Err(firewall::Error::PortTaken(taken).into());
+                }
+                publication.ports = ports(reservations)?;
+            }
         }
-        publication.ports = ports(reservations)?;
     }
 }
 
