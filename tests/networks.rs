@@ -6,6 +6,7 @@
 mod common;
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use common::container::{
     Container, Net, SV0, SV1, SV2, answers, ask, connects, inside, outside, refused,
@@ -291,7 +292,13 @@ fn a_second_state_directory_on_a_bridge_in_use_is_refused_naming_both_and_leaves
         ns.ok("ls /run/other/containers /run/other/leases/sv0 | grep -v -e : -e '^$' || true"),
         ""
     );
-    assert_eq!(common::container_veths(&ns).len(), 1);
+    // The refused container's veth goes with its namespace, which the
+    // kernel tears down in the background.
+    common::eventually(
+        "the refused container's veth gone",
+        Duration::from_secs(10),
+        || (common::container_veths(&ns).len() == 1).then_some(()),
+    );
     answers("host -> first", "from-first", || {
         ask(common::container::host(&ns), "172.16.0.2", 8000)
     });
