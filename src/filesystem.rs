@@ -262,13 +262,18 @@ impl Filesystem {
     /// and docker's /proc and /sys protections when `system_paths`. With a
     /// root of our own, the mount points missing in it are made here, and
     /// the working directory. The supervisor's `state_dir` is hidden from a
-    /// container on the read-only host wherever it is.
+    /// container on the read-only host wherever it is. `terminal`: the
+    /// path of the caller's terminal on stdin, bound on the container's
+    /// /dev/console as runc does, and the command's stdio opened through it
+    /// (see `MountPlan::terminal`); the host's /dev, under `--rw-host`,
+    /// has it already.
     pub fn plan(
         &self,
         system_paths: bool,
         workdir: &Path,
         state_dir: &Path,
         etc: impl Iterator<Item = (PathBuf, PathBuf)>,
+        terminal: Option<&Path>,
     ) -> Result<MountPlan, PrepareError> {
         let mut plan = MountPlan::default();
         match &self.root {
@@ -287,6 +292,9 @@ impl Filesystem {
                 for v in &self.volumes {
                     slots.push(plan.clone_volume(&v.source, v.read_only).map_err(nul)?);
                 }
+                // Before our /dev covers the host's.
+                let console = terminal.map(|tty| plan.terminal(tty)).transpose();
+                let console = console.map_err(nul)?;
                 // Writable, as docker's, over the sealed tree; from under
                 // /run, so before /run is covered.
                 for (source, target) in etc {
@@ -305,7 +313,7 @@ impl Filesystem {
                     plan.tmpfs(Target::path(Path::new(dir)).map_err(nul)?, mode)
                         .map_err(nul)?;
                 }
-                plan.dev(Target::path(Path::new("/dev")).map_err(nul)?);
+                plan.dev(Target::path(Path::new("/dev")).map_err(nul)?, console);
                 self.host_mounts(&mut plan, system_paths, &slots)?;
             }
             Root::Dir(root) => {
@@ -314,13 +322,16 @@ impl Filesystem {
                     reason: e.to_string(),
                 })?;
                 plan.bind_root(root).map_err(nul)?;
+                // While the host's tree is there to clone it from.
+                let console = terminal.map(|tty| plan.terminal(tty)).transpose();
+                let console = console.map_err(nul)?;
                 let [proc, dev, sys] = ["proc", "dev", "sys"]
                     .map(|dir| mount_point_inside(&handle, root, Path::new(dir), true));
                 let (proc, dev, sys) = (proc?, dev?, sys?);
                 self.user_mounts(&mut plan, Some((root, &handle)), &[])?;
                 make_inside(&handle, root, workdir, true)?;
                 plan.proc(plan.inside(root, &proc).map_err(nul)?);
-                plan.dev(plan.inside(root, &dev).map_err(nul)?);
+                plan.dev(plan.inside(root, &dev).map_err(nul)?, console);
                 plan.sysfs(plan.inside(root, &sys).map_err(nul)?);
                 for (source, target) in etc {
                     let target = mount_point_inside(&handle, root, &target, false)?;
@@ -767,6 +778,7 @@ mod tests {
                 Path::new("/work"),
                 Path::new("/run/sv"),
                 etc.into_iter(),
+                None,
             )
             .unwrap();
         let s = steps(&plan);
@@ -795,6 +807,7 @@ mod tests {
                 Path::new("/"),
                 Path::new("/run/sv"),
                 etc.clone().into_iter(),
+                None,
             )
             .unwrap();
         let s = steps(&plan);
@@ -806,8 +819,14 @@ mod tests {
         );
         let rw = parse(|o| o.rw_host = true).unwrap();
         let s = steps(
-            &rw.plan(true, Path::new("/"), Path::new("/run/sv"), etc.into_iter())
-                .unwrap(),
+            &rw.plan(
+                true,
+                Path::new("/"),
+                Path::new("/run/sv"),
+                etc.into_iter(),
+                None,
+            )
+            .unwrap(),
         );
         assert!(
             !s.iter()

@@ -891,11 +891,13 @@ async fn lifecycle<H>(
             "--rw-host: the container can write the host's filesystem and reach the supervisor's state"
         );
     }
+    let tty = terminal.then(spawn::terminal_path).flatten();
     let mounts = spec.filesystem.plan(
         spec.security.system_paths,
         &spec.workdir,
         &spec.state_dir,
         files.binds(),
+        tty.as_deref(),
     )?;
     let seccomp = timed("seccomp program", || {
         spec.security

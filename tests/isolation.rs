@@ -1243,3 +1243,33 @@ fn the_release_build_runs_a_container_in_its_own_root_filesystem() {
         .unwrap();
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
 }
+
+#[test]
+fn on_a_terminal_the_command_finds_its_terminal_at_dev_console_with_or_without_a_rootfs() {
+    let Some(ns) = HostNs::new("on_a_terminal_the_command_finds_its_terminal_at_dev_console")
+    else {
+        return;
+    };
+    let rootfs = Rootfs::new("console");
+    // stdin, stdout and stderr on the terminal: `tty` names it by stdin,
+    // and each is opened through /dev/console, the same terminal.
+    let script = "tty; for fd in 0 1 2; do readlink /proc/self/fd/$fd; done; \
+                  test /dev/console -ef /proc/self/fd/0 && echo same; echo x > /dev/console";
+    for options in [vec![], vec!["--rootfs", rootfs.path()]] {
+        let mut cmd = ns.supervisor();
+        cmd.args(["run", "--network", "none"])
+            .args(&options)
+            .args(["--", "sh", "-c", script]);
+        let mut term = common::terminal::Terminal::start(cmd);
+        let seen = term.output_at_the_end().replace('\r', "");
+        assert_eq!(
+            term.child.wait().expect("the supervisor's status").code(),
+            Some(0),
+            "{options:?}: {seen}"
+        );
+        assert_eq!(
+            seen, "/dev/console\n/dev/console\n/dev/console\n/dev/console\nsame\nx\n",
+            "{options:?}"
+        );
+    }
+}

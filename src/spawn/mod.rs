@@ -528,6 +528,19 @@ pub fn reclaim_terminal() {
     }
 }
 
+/// The path of the terminal on stdin in our mount namespace, when it leads
+/// to that very terminal: the container's /dev/console is bound from it
+/// (see `MountPlan::terminal`). None for anything else on stdin, or a
+/// terminal whose path is not ours to follow (another namespace's pty).
+pub fn terminal_path() -> Option<PathBuf> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let stdin = std::fs::metadata("/proc/self/fd/0").ok()?;
+    let path = std::fs::read_link("/proc/self/fd/0").ok()?;
+    let found = std::fs::metadata(&path).ok()?;
+    let same = |m: &std::fs::Metadata| (m.dev(), m.ino(), m.rdev());
+    (stdin.file_type().is_char_device() && same(&stdin) == same(&found)).then_some(path)
+}
+
 /// True when stdin is a terminal whose foreground group is ours: then the
 /// container should get the terminal, as a shell gives it to a job.
 pub fn terminal_is_ours() -> bool {

@@ -192,6 +192,27 @@ enum Step {
     },
     /// A devpts instance of the container's own.
     Devpts(Target),
+    /// The caller's terminal `source` (a pty slave of the host's devpts,
+    /// the container's stdin), cloned alone and held in slot `slot`, before
+    /// our /dev covers the host's: runc's /dev/console, bound in `dev`.
+    /// Not nodev, unlike a volume (nor the sealed host): it is a device
+    /// to open.
+    CloneTerminal {
+        source: CString,
+        slot: usize,
+    },
+    /// An empty file made below a held mount: a mount point for a file.
+    FileBelow(Target),
+    /// The clone held in slot `slot` moved onto `target`.
+    MoveHeld {
+        slot: usize,
+        target: Target,
+    },
+    /// Stdin, stdout and stderr, each that is the terminal bound on
+    /// `console` (its device), opened again through it: the command's
+    /// terminal then has a name inside (`tty` says `/dev/console`), where
+    /// the caller's own path does not exist.
+    Console(Target),
     /// Into DIR (the bind held by `BindSelf`, entered through its handle)
     /// with pivot_root; the old root is detached and gone.
     PivotRoot(CString),
@@ -550,7 +571,7 @@ impl MountPlan {
     /// docker's minimal /dev at ROOT/dev: a tmpfs with the six usual
     /// character devices (made, never bound from the host), a devpts of the
     /// container's own, /dev/shm and the standard symlinks. No host device.
-    pub fn dev(&mut self, target: Target) {
+    pub fn dev(&mut self, target: Target, console: Option<usize>) {
         let slot = self.slot();
         self.null = Some(slot);
         let dev = |name: &str| target.held(slot, name);
@@ -564,6 +585,13 @@ impl MountPlan {
                 path: dev(name),
                 major,
                 minor,
+            });
+        }
+        if let Some(terminal) = console {
+            self.steps.push(Step::FileBelow(dev("console")));
+            self.steps.push(Step::MoveHeld {
+                slot: terminal,
+                target: dev("console"),
             });
         }
         self.steps.push(Step::Dir(dev("pts")));
@@ -580,9 +608,24 @@ impl MountPlan {
             });
         }
         self.steps.push(Step::ReadOnlyMount {
-            path: target.path,
+            path: target.path.clone(),
             slot,
         });
+        if console.is_some() {
+            self.steps.push(Step::Console(dev("console")));
+        }
+    }
+
+    /// The caller's terminal at `tty` (its path in our mount namespace),
+    /// cloned before anything covers it; `dev` binds it on /dev/console
+    /// with the slot returned, and gives it to the command's stdio.
+    pub fn terminal(&mut self, tty: &Path) -> Result<usize, String> {
+        let slot = self.slot();
+        self.steps.push(Step::CloneTerminal {
+            source: c(tty)?,
+            slot,
+        });
+        Ok(slot)
     }
 
     /// Binds `source` over `target` in the container. Fails on a NUL byte.
@@ -665,6 +708,16 @@ impl MountPlan {
                 format!("making the symlink {}", link.path.to_string_lossy())
             }
             Some(Step::Devpts(p)) => format!("mounting devpts on {}", p.path.to_string_lossy()),
+            Some(Step::CloneTerminal { source, .. }) => {
+                format!("cloning the terminal {}", source.to_string_lossy())
+            }
+            Some(Step::FileBelow(p)) => format!("making {}", p.path.to_string_lossy()),
+            Some(Step::MoveHeld { target, .. }) => {
+                format!("binding the terminal on {}", target.path.to_string_lossy())
+            }
+            Some(Step::Console(p)) => {
+                format!("opening the terminal at {}", p.path.to_string_lossy())
+            }
             Some(Step::PivotRoot(p)) => format!("pivoting the root to {}", p.to_string_lossy()),
             Some(Step::Holds { path, kind, .. }) => format!(
                 "checking that {} is the {kind} mounted for the container",
@@ -949,6 +1002,33 @@ impl MountPlan {
                             c"newinstance,ptmxmode=0666,mode=0620,gid=5".as_ptr().cast(),
                         )
                     }),
+                    Step::CloneTerminal { source, slot } => {
+                        // The sealed host's mounts are nodev.
+                        let set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+                        let clear = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV;
+                        let at = (libc::AT_FDCWD, source.as_c_str(), 0);
+                        self.hold(*slot, clone_at(at, set, clear))
+                    }
+                    Step::FileBelow(path) => {
+                        let (dir, name) = self.below(path);
+                        let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC;
+                        match libc::openat(dir, name.as_ptr(), flags, 0o600) {
+                            -1 => -1,
+                            fd => libc::close(fd),
+                        }
+                    }
+                    Step::MoveHeld { slot, target } => {
+                        let tree = self.trees.0[*slot].swap(-1, Ordering::Relaxed);
+                        match self.open(target) {
+                            Some(target) if tree >= 0 => move_tree(tree, target.at()),
+                            _ if tree >= 0 => close_keeping_errno(tree),
+                            _ => -1,
+                        }
+                    }
+                    Step::Console(path) => {
+                        let (dir, name) = self.below(path);
+                        stdio_through(dir, name)
+                    }
                     Step::HoldDir { path, slot } => {
                         let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
                         self.hold(*slot, libc::open(path.as_ptr(), flags))
@@ -1450,6 +1530,43 @@ unsafe fn bind_self(root: &CStr) -> libc::c_int {
             return close_keeping_errno(tree);
         }
         tree
+    }
+}
+
+/// Stdin, stdout and stderr, each that is the terminal at NAME below DIR
+/// (the same device), replaced by the terminal opened there: the command
+/// finds its terminal's name by its descriptors' paths (`ttyname`).
+unsafe fn stdio_through(dir: libc::c_int, name: &CStr) -> libc::c_int {
+    // SAFETY: openat on a NUL-terminated name, fstat into stack buffers,
+    // dup2 and close on descriptors of ours.
+    unsafe {
+        let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+        let console = libc::openat(dir, name.as_ptr(), flags);
+        if console < 0 {
+            return -1;
+        }
+        let Some(device) = char_device(console) else {
+            return close_keeping_errno(console);
+        };
+        for fd in 0..3 {
+            if char_device(fd) == Some(device) && libc::dup2(console, fd) < 0 {
+                return close_keeping_errno(console);
+            }
+        }
+        libc::close(console)
+    }
+}
+
+/// The device number of FD when it is a character device.
+unsafe fn char_device(fd: libc::c_int) -> Option<libc::dev_t> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat into a stack buffer, read only when it succeeded.
+    unsafe {
+        if libc::fstat(fd, stat.as_mut_ptr()) < 0 {
+            return None;
+        }
+        let stat = stat.assume_init();
+        (stat.st_mode & libc::S_IFMT == libc::S_IFCHR).then_some(stat.st_rdev)
     }
 }
 
