@@ -1273,3 +1273,57 @@ fn on_a_terminal_the_command_finds_its_terminal_at_dev_console_with_or_without_a
         );
     }
 }
+
+#[test]
+fn a_pty_master_on_stdin_is_input_like_any_other_and_is_not_bound_as_the_console() {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    let Some(ns) = HostNs::new("a_pty_master_on_stdin_is_input_like_any_other") else {
+        return;
+    };
+    // A program driving us through a pty's master side, the slave being
+    // its session's terminal (so the terminal's foreground group is ours):
+    // binding the master's /dev/ptmx as the console would give the command
+    // a new, unconnected terminal, and the run failed.
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
+    let mut cmd = ns.supervisor();
+    cmd.args(["run", "--network", "none", "--", "sh", "-c"])
+        .arg("tty; read x; echo got $x")
+        .stdin(pty.master.try_clone().expect("dup the master"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid and ioctl in the forked child before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn the supervisor");
+    let mut typed = std::fs::File::from(pty.slave);
+    typed.write_all(b"abc\n").expect("type on the slave");
+    let status = common::eventually("the supervisor's exit", Duration::from_secs(30), || {
+        child.try_wait().expect("try_wait")
+    });
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{out}{err}");
+    // The slave's output processing turns the typed newline into \r\n.
+    assert_eq!(out.replace('\r', ""), "not a tty\ngot abc\n");
+}

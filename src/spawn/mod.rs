@@ -531,14 +531,31 @@ pub fn reclaim_terminal() {
 /// The path of the terminal on stdin in our mount namespace, when it leads
 /// to that very terminal: the container's /dev/console is bound from it
 /// (see `MountPlan::terminal`). None for anything else on stdin, or a
-/// terminal whose path is not ours to follow (another namespace's pty).
+/// terminal whose path is not ours to follow (another namespace's pty),
+/// and for a pty's master side: `/dev/ptmx` bound there opens a new,
+/// unconnected master, which is not the caller's terminal at all.
 pub fn terminal_path() -> Option<PathBuf> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let stdin = std::fs::metadata("/proc/self/fd/0").ok()?;
+    if is_pty_master(&stdin) {
+        return None;
+    }
     let path = std::fs::read_link("/proc/self/fd/0").ok()?;
     let found = std::fs::metadata(&path).ok()?;
     let same = |m: &std::fs::Metadata| (m.dev(), m.ino(), m.rdev());
     (stdin.file_type().is_char_device() && same(&stdin) == same(&found)).then_some(path)
+}
+
+/// Whether stdin is the master side of a pseudo-terminal: one opened from
+/// /dev/ptmx or devpts's own ptmx (both answer TIOCGPTN, which no slave
+/// does), or a BSD-style master (major 2).
+fn is_pty_master(stdin: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mut index: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int to the pointer given, a
+    // local that outlives the call; on anything but a master it fails.
+    let master = unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCGPTN, &mut index) } == 0;
+    master || libc::major(stdin.rdev()) == 2
 }
 
 /// True when stdin is a terminal whose foreground group is ours: then the
