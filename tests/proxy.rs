@@ -262,6 +262,92 @@ fn an_idle_udp_flow_ends_and_a_client_past_the_limit_is_dropped() {
     );
 }
 
+/// A TCP target that reports each connection it accepts, reads it until
+/// the client's half-close, then answers `served` and closes.
+async fn counting_target() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    let listener = TcpListener::bind((LOCALHOST6, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted, seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let _ = accepted.send(());
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                let _ = stream.read_to_end(&mut all).await;
+                let _ = stream.write_all(b"served").await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// What `at` answers a client that sends one byte and half-closes: "" when
+/// it closes the connection unserved.
+async fn answer(at: SocketAddr) -> String {
+    let mut client = TcpStream::connect(at).await.unwrap();
+    let _ = client.write_all(b"x").await;
+    let _ = client.shutdown().await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut got)).await;
+    assert!(
+        read.is_ok(),
+        "a client past the limit is closed, not left hanging"
+    );
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A local user flooding `[::1]:PORT` (bound to `::1` first, so the
+/// connect hook leaves it to the relay) held a descriptor six each in the
+/// supervisor for as long as the container kept its end: 200 clients held
+/// a supervisor at its limit of 300, spinning on accept, every new UDP
+/// flow refused. A client past the limit is closed at once, and the
+/// clients within it are served.
+#[test]
+fn a_tcp_client_past_the_proxys_limit_is_closed_at_once_and_its_place_freed_by_one_ending() {
+    async_in_fresh_netns(
+        "a_tcp_client_past_the_proxys_limit_is_closed_at_once_and_its_place_freed_by_one_ending",
+        || async {
+            for how in RELAYS {
+                let (target, mut accepted) = counting_target().await;
+                let limits = Limits {
+                    tcp_max_connections: 3,
+                    ..relaying(how)
+                };
+                let proxy = proxy_to(Protocol::Tcp, target, limits).await;
+                let at = proxy.local_addr();
+                let mut held = Vec::new();
+                for _ in 0..3 {
+                    held.push(TcpStream::connect(at).await.unwrap());
+                    accepted.recv().await.unwrap();
+                }
+                assert_eq!(
+                    answer(at).await,
+                    "",
+                    "the fourth client is closed ({how:?})"
+                );
+                assert!(
+                    accepted.try_recv().is_err(),
+                    "the fourth client reached the target ({how:?})"
+                );
+                // One held client ends: its relay ends once the target has
+                // closed its end too, and the place is free again.
+                drop(held.remove(0));
+                let mut served = false;
+                for _ in 0..100 {
+                    if answer(at).await == "served" {
+                        served = true;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                assert!(served, "a client is served once a place is free ({how:?})");
+                proxy.shutdown().await;
+            }
+        },
+    );
+}
+
 #[test]
 fn shutting_the_proxy_down_closes_its_listener_and_every_connection() {
     async_in_fresh_netns(

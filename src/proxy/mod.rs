@@ -61,10 +61,22 @@ pub enum TcpRelay {
     Copy,
 }
 
-/// How a proxy relays, and what it allows its UDP clients.
+/// How a proxy relays, and what it allows its clients.
+///
+/// Anyone on the host may connect to `[::1]:PORT` (a socket bound to
+/// `::1` first takes the relay even where the connect hook is), and each
+/// relayed connection holds [`FILES_PER_CONNECTION`] of the supervisor's
+/// descriptors for as long as the container keeps its end open. Unbounded,
+/// 200 clients held a supervisor at its limit of 300 descriptors: it spun
+/// on a failing accept (half a core), no UDP flow could open, and anything
+/// else it had to open failed. So both kinds of client are bounded, within
+/// the supervisor's descriptors ([`Limits::within`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub tcp_relay: TcpRelay,
+    /// TCP connections relayed at once; one more is closed as soon as it
+    /// is accepted.
+    pub tcp_max_connections: usize,
     /// How long a flow lives without a datagram either way.
     pub udp_idle: Duration,
     /// Clients at once; a datagram from one more is dropped, as a full
@@ -76,13 +88,35 @@ impl Default for Limits {
     /// Splice: about as fast as copying when the machine is idle, but the
     /// proxy spends roughly half the CPU time per byte (~180-300 us per MiB
     /// against ~520 us, benches/proxy.rs), which is what a busy host
-    /// notices; 60 s idle (conntrack keeps unreplied UDP 30 s, replied
-    /// 120 s), 4096 clients.
+    /// notices; 1024 TCP connections; 60 s idle (conntrack keeps
+    /// unreplied UDP 30 s, replied 120 s), 4096 UDP clients.
     fn default() -> Limits {
         Limits {
             tcp_relay: TcpRelay::Splice,
+            tcp_max_connections: 1024,
             udp_idle: Duration::from_secs(60),
             udp_max_flows: 4096,
+        }
+    }
+}
+
+/// Descriptors one relayed TCP connection holds: the client's socket, its
+/// own to the container, and when spliced a pipe (two ends) each way. A
+/// UDP flow holds one, its socket to the container.
+pub const FILES_PER_CONNECTION: u64 = 6;
+
+impl Limits {
+    /// The defaults, shrunk so that `proxies` proxies at their limits hold
+    /// no more than `files` descriptors between them (at least one client
+    /// each).
+    pub fn within(files: u64, proxies: usize) -> Limits {
+        let share = files / (proxies.max(1) as u64);
+        let fit = |count: u64, most: usize| usize::try_from(count).unwrap_or(most).clamp(1, most);
+        let default = Limits::default();
+        Limits {
+            tcp_max_connections: fit(share / FILES_PER_CONNECTION, default.tcp_max_connections),
+            udp_max_flows: fit(share, default.udp_max_flows),
+            ..default
         }
     }
 }
@@ -202,12 +236,9 @@ impl Proxy {
     fn spawn(forward: Forward, serving: Serving, limits: Limits) -> Proxy {
         let (stop, stopped) = oneshot::channel();
         let task = match serving {
-            Serving::Tcp(listener) => tokio::spawn(tcp::serve(
-                listener,
-                forward.target,
-                limits.tcp_relay,
-                stopped,
-            )),
+            Serving::Tcp(listener) => {
+                tokio::spawn(tcp::serve(listener, forward.target, limits, stopped))
+            }
             Serving::Udp(socket) => {
                 tokio::spawn(udp::serve(socket, forward.target, limits, stopped))
             }
@@ -286,7 +317,12 @@ impl Proxies {
 /// None start when one fails.
 pub async fn start_all(reservations: &Reservations, container: Ipv6Addr) -> Result<Proxies, Error> {
     let mut started = Proxies::default();
-    for served in reservations.proxied() {
+    let proxied = reservations.proxied();
+    if proxied.is_empty() {
+        return Ok(started);
+    }
+    let limits = Limits::within(reservations.room_for_relays(), proxied.len());
+    for served in proxied {
         let reserved = |source| Error::Reserved {
             port: served.host_port,
             protocol: served.protocol,
@@ -296,7 +332,7 @@ pub async fn start_all(reservations: &Reservations, container: Ipv6Addr) -> Resu
         let proxy = served
             .socket
             .try_clone_to_owned()
-            .and_then(|socket| Proxy::serve(socket, served.protocol, target, Limits::default()))
+            .and_then(|socket| Proxy::serve(socket, served.protocol, target, limits))
             .map_err(reserved)?;
         started.proxies.push(proxy);
     }
@@ -337,4 +373,22 @@ pub fn hook_all(
         })
         .collect();
     Hook::attach(&cgroup, cookie, &entries).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_share_the_descriptors_left_between_the_proxies() {
+        // 1,024 left for two proxies: 512 each, 85 TCP connections or
+        // 512 UDP flows.
+        let limits = Limits::within(1024, 2);
+        assert_eq!(limits.tcp_max_connections, 85);
+        assert_eq!(limits.udp_max_flows, 512);
+        // Plenty: the defaults; none: one client each still.
+        assert_eq!(Limits::within(1 << 20, 1), Limits::default());
+        let none = Limits::within(0, 3);
+        assert_eq!((none.tcp_max_connections, none.udp_max_flows), (1, 1));
+    }
 }

@@ -31,7 +31,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use super::TcpRelay;
+use super::{Limits, TcpRelay};
 
 /// Bytes each direction reads at a time: tokio's default is 8 KiB, which
 /// takes 128 reads and writes for a 1 MiB transfer; this takes a few.
@@ -65,12 +65,19 @@ pub(super) fn from_socket(socket: OwnedFd) -> io::Result<TcpListener> {
     TcpListener::from_std(listener)
 }
 
+/// How long accepting pauses when the process or the machine is out of
+/// descriptors or memory: the connection waiting keeps the listener
+/// readable, and retrying at once spun the supervisor's thread.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Accepts until told to stop; then the listener and every connection
-/// close (the connections' tasks are aborted with the set).
+/// close (the connections' tasks are aborted with the set). A client past
+/// `limits.tcp_max_connections` is closed as soon as it is accepted: left
+/// in the backlog it would keep the listener readable.
 pub(super) async fn serve(
     listener: TcpListener,
     target: SocketAddr,
-    how: TcpRelay,
+    limits: Limits,
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut connections = JoinSet::new();
@@ -80,13 +87,29 @@ pub(super) async fn serve(
             Some(_) = connections.join_next() => {}
             accepted = listener.accept() => match accepted {
                 Ok((client, _)) => {
-                    connections.spawn(relay(client, target, how));
+                    while connections.try_join_next().is_some() {}
+                    if connections.len() >= limits.tcp_max_connections {
+                        tracing::debug!(
+                            limit = limits.tcp_max_connections,
+                            "[::1] proxy full: closing a new connection"
+                        );
+                        continue;
+                    }
+                    connections.spawn(relay(client, target, limits.tcp_relay));
                 }
                 Err(err) => {
                     // Out of fds, or the peer gone before accept: neither
                     // ends the proxy.
                     tracing::debug!(%err, "accepting on the [::1] proxy");
-                    tokio::task::yield_now().await;
+                    if matches!(
+                        err.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) {
+                        tokio::select! {
+                            _ = &mut stop => break,
+                            () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                        }
+                    }
                 }
             },
         }

@@ -228,6 +228,21 @@ impl Reservations {
             .collect()
     }
 
+    /// Descriptors the `[::1]` relays of these reservations may hold
+    /// between them (see `proxy::Limits::within`): the soft limit, raised
+    /// to the hard one first when it can be (the relays are what needs
+    /// room, and nothing of ours uses select(2)), less a socket per
+    /// reservation and the supervisor's own spare.
+    pub fn room_for_relays(&self) -> u64 {
+        let (soft, hard) = file_limit();
+        let soft = if soft < hard && set_file_limit(hard, hard).is_ok() {
+            hard
+        } else {
+            soft
+        };
+        soft.saturating_sub(SPARE + self.held.len() as u64)
+    }
+
     /// Whether each mapping, in the order of `mappings`, had its host port
     /// picked rather than given (`run` announces those).
     pub fn picked(&self) -> Vec<bool> {
@@ -542,11 +557,13 @@ fn port_label(host_ip: HostIp, port: impl fmt::Display, protocol: Protocol) -> S
     }
 }
 
+/// Descriptors the supervisor keeps for itself beside its ports' sockets.
+const SPARE: u64 = 256;
+
 /// Makes room for one descriptor per port, and some to spare: the soft
 /// limit goes up to the hard one when needed. Only the supervisor's: the
 /// container was cloned before and keeps its own.
 fn raise_file_limit(ports: usize) -> Result<(), Error> {
-    const SPARE: u64 = 256;
     let wanted = ports as u64 + SPARE;
     let (soft, hard) = file_limit();
     if wanted <= soft {
