@@ -1086,3 +1086,49 @@ fn with_loopback6_cgroup_none_every_client_of_loopback6_is_relayed() {
     assert_eq!(bpf_ids(supervisor), []);
     web.stop();
 }
+
+/// A container's forged neighbour advertisement for the gateway (override
+/// set, the gateway's address as its target, its own MAC), sent to another
+/// container from its own address: the ARP guard stops IPv4's form (a
+/// forged ARP reply), but the bridge cannot read an advertisement's target
+/// (nft 1.0.6). On main the victim's entry for the gateway moved to the
+/// forger's MAC, and its IPv6 traffic out of the network went to the
+/// forger's port, dropped there: cut off for as long as the forger kept
+/// sending. The gateway's entry in a container is PERMANENT, which no
+/// advertisement moves.
+#[test]
+fn a_forged_advertisement_for_the_gateway_does_not_move_another_containers_gateway_entry() {
+    let Some(ns) = HostNs::new(
+        "a_forged_advertisement_for_the_gateway_does_not_move_another_containers_gateway_entry",
+    ) else {
+        return;
+    };
+    let _outside = ns.outside6();
+    let victim = Container::start(&ns, &["--ipv6", "--ip", "172.16.0.12"], "sleep 600");
+    let evil = Container::start(&ns, &["--ipv6", "--ip", "172.16.0.13"], "sleep 600");
+    let forge = format!(
+        r#"
+import socket, struct
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+na = struct.pack("!BBHI", 136, 0, 0, 0x20000000) + socket.inet_pton(socket.AF_INET6, "{GATEWAY6}")
+na += bytes([2, 1]) + bytes.fromhex("0242ac10000d")
+for _ in range(3): s.sendto(na, ("fd53:7570:6572::c", 0))
+"#
+    );
+    let sent = evil.sh(&format!("python3 -c '{forge}'"));
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    // A round trip with the forger after it: the victim has taken in
+    // what the forger sent before.
+    let back = victim.sh("busybox ping -c1 -W2 fd53:7570:6572::d >/dev/null");
+    assert!(back.status.success(), "victim -> evil");
+    let entry = stdout(&victim.sh(&format!("ip -6 neigh show {GATEWAY6}")));
+    assert!(
+        entry.contains("02:42:ac:10:00:01") && entry.contains("PERMANENT"),
+        "the victim's gateway entry: {entry}"
+    );
+    let out = victim.sh(&format!("busybox ping -c1 -W2 {OUTSIDE6} >/dev/null"));
+    assert!(out.status.success(), "victim -> outside");
+    victim.stop();
+    evil.stop();
+}

@@ -38,6 +38,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::neighbour::{NeighbourFlags, NeighbourState};
 use rtnetlink::{AddressMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use super::direct::{Change, Direct, Request};
@@ -461,7 +462,7 @@ fn inside(mut inside: Direct, spec: &ContainerLink, mac: [u8; 6]) -> Result<Dire
         // resolves (not the bridge's link-local address).
         if let Some(bridge_mac) = spec.bridge_mac {
             let gateway6 = subnet6.gateway();
-            requests.push(gateway_entry(index, IpAddr::V6(gateway6), bridge_mac));
+            requests.push(gateway6_entry(index, gateway6, bridge_mac));
             contexts.push(("setting the neighbour entry of", gateway6.to_string()));
         }
     }
@@ -552,6 +553,27 @@ const LOCAL_ROUTE_BOUND: Duration = Duration::from_secs(2);
 fn gateway_entry(index: u32, address: IpAddr, bridge_mac: [u8; 6]) -> Request {
     (
         RouteNetlinkMessage::NewNeighbour(veth::neighbour_message(index, address, bridge_mac)),
+        Some(Change::Replace),
+    )
+}
+
+/// The container's neighbour entry for its IPv6 gateway, PERMANENT: a
+/// neighbour advertisement from another container, for the gateway's
+/// address with the override flag and that container's MAC, moved a
+/// STALE one, and the container's traffic out of the network went to
+/// that container's port, dropped there (the bridge's postrouting guard):
+/// cut off as long as the forger kept sending. IPv4's form, a forged ARP
+/// reply, meets the ARP guard; the bridge cannot check an advertisement's
+/// target (nft 1.0.6), and no advertisement moves a PERMANENT entry. The
+/// bridge's MAC follows from its gateway address and stays while a port
+/// of it does. Exempt from the neighbour table's limit, as the STALE
+/// entry's external flag was.
+fn gateway6_entry(index: u32, address: Ipv6Addr, bridge_mac: [u8; 6]) -> Request {
+    let mut message = veth::neighbour_message(index, IpAddr::V6(address), bridge_mac);
+    message.header.state = NeighbourState::Permanent;
+    message.header.flags = NeighbourFlags::empty();
+    (
+        RouteNetlinkMessage::NewNeighbour(message),
         Some(Change::Replace),
     )
 }
