@@ -727,3 +727,56 @@ fn gc_removes_a_routed_host_end_no_record_explains_and_leaves_a_users_sv_links()
     call(&ns, "DEL", "c1", &conf).ok();
     assert_nothing_left(&ns);
 }
+
+#[test]
+fn a_routed_container_cannot_have_the_host_resolve_addresses_of_its_subnet_no_container_holds() {
+    let Some(ns) = HostNs::new("a_routed_container_cannot_have_the_host_resolve_addresses") else {
+        return;
+    };
+    netns_add(&ns, "c1");
+    netns_add(&ns, "c2");
+    let conf = routed(json!({}));
+    call(&ns, "ADD", "c1", &conf).ok();
+    call(&ns, "ADD", "c2", &conf).ok();
+    // Its only neighbour is its gateway: every datagram goes to the host,
+    // which would route one for an address nobody holds onto the bridge
+    // (no port) and make a neighbour entry for it there, in the table
+    // every namespace of the machine shares; the forward chain drops what
+    // no rule lets onto a bridge first. A few show it.
+    let send = |first: u8| {
+        let script = format!(
+            "import socket\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             for i in range({first}, {first} + 16): s.sendto(b'x', ('10.77.0.%d' % i, 9))\n"
+        );
+        let python = common::python3("datagrams to unheld addresses");
+        let sent = ns
+            .command("ip")
+            .args(["netns", "exec", "c1", python, "-c", &script])
+            .output()
+            .expect("python3");
+        assert!(sent.status.success(), "{}", common::stderr(&sent));
+        std::thread::sleep(Duration::from_millis(200));
+        ns.ok("ip -4 neigh show dev rtd0")
+            .lines()
+            .filter(|l| {
+                l.split('.')
+                    .nth(3)
+                    .and_then(|h| h.split(' ').next()?.parse::<u8>().ok())
+                    .is_some_and(|h| (first..first + 16).contains(&h))
+            })
+            .count()
+    };
+    assert_eq!(send(100), 0, "{}", ns.ok("ip -4 neigh show dev rtd0"));
+    // A held address is still reached: c2 answers c1.
+    assert_eq!(source_seen(&ns, "c1", "c2", "10.77.0.3", 8000), "10.77.0.2");
+    // The attack, with the rule off.
+    common::forge::delete_rule(
+        |script| ns.ok(script),
+        "ip supervisor forward",
+        "oifname @bridges drop",
+    );
+    assert!(send(150) > 0, "without the rule the host resolves them");
+    call(&ns, "DEL", "c1", &conf).ok();
+    call(&ns, "DEL", "c2", &conf).ok();
+}
