@@ -14,6 +14,7 @@ use caps::Capability;
 use tokio::time::Sleep;
 
 use crate::cgroup::{self, Cgroup};
+use crate::container_log;
 use crate::error_chain::{Chain, eprint_line};
 use crate::etc_files::{self, EtcFiles};
 use crate::firewall::{self, Firewall, PendingNetwork, Publication};
@@ -1113,6 +1114,15 @@ async fn lifecycle<H>(
             ready();
             if let Err(err) = registration.forget_earlier_exited() {
                 tracing::warn!("{}", Chain(&err));
+            }
+            // A detached run replaced the name's log as it started (see
+            // `detach`); in the foreground the earlier run's log goes with
+            // its record, or `logs` would show what `ps -a` does not.
+            if !spec.detached {
+                let log = container_log::Paths::new(&spec.state_dir, &spec.name);
+                if let Err(err) = log.remove_unless_written(&spec.state_dir) {
+                    tracing::warn!("removing the log of an earlier {}: {err}", spec.name);
+                }
             }
             if let (Some(net), Some(publication)) = (&network, &publication) {
                 if let Err(err) = apply::forget_udp(&net.firewall, publication, None) {

@@ -301,8 +301,38 @@ fn a_new_run_of_an_exited_name_replaces_it_and_a_foreground_run_leaves_nothing()
     assert_eq!(over.status.code(), Some(5), "{}", stderr(&over));
     assert!(row(&ps_all(&ns), "r").is_none(), "{:?}", ps_all(&ns));
     assert_eq!(supervisor(&ns, &["inspect", "r"]).status.code(), Some(1));
+    // Its log went with its record: no `logs r` of a container `ps -a`
+    // does not show, nothing for `check` or `gc`.
+    assert_eq!(supervisor(&ns, &["logs", "r"]).status.code(), Some(1));
+    assert_eq!(remains(&ns), "");
+    assert_eq!(ok(&ns, &["check"]), "");
+    assert_no_state(&ns);
+}
 
-    assert_eq!(ok(&ns, &["rm", "r"]), "r\n", "its log is still there");
+#[test]
+fn check_names_a_log_no_record_explains_and_gc_removes_it() {
+    let Some(ns) = HostNs::new("check_names_a_log_no_record_explains_and_gc_removes_it") else {
+        return;
+    };
+    detach(&ns, "e", &["--network", "none"], &["sh", "-c", "echo out"]);
+    wait_exited(&ns, "e");
+    assert_eq!(
+        ok(&ns, &["check"]),
+        "",
+        "an exited container's log is its own"
+    );
+    ns.ok("rm /run/supervisor/exited/e.json");
+    let out = supervisor(&ns, &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "log /run/supervisor/logs/e.log: no record explains it\n"
+    );
+    assert!(
+        ok(&ns, &["gc"]).contains("removed log /run/supervisor/logs/e.log"),
+        "gc removes what check named"
+    );
+    assert_eq!(ok(&ns, &["check"]), "");
     assert_eq!(remains(&ns), "");
     assert_no_state(&ns);
 }

@@ -17,6 +17,7 @@ use caps::Capability;
 
 use super::inspect::{Link, elements_of, link_of};
 use super::{Error, block_on};
+use crate::container_log;
 use crate::firewall::{Firewall, Owned, Publication};
 use crate::ipam::LeaseDir;
 use crate::netlink::{self, Netlink};
@@ -60,6 +61,8 @@ struct Facts {
     markers: Vec<StaleMarker>,
     /// Live records whose id has no marker: (name, id).
     unmarked: Vec<(String, String)>,
+    /// Logs of names with no record, live or exited, and no writer.
+    logs: Vec<PathBuf>,
     /// The ids this state directory knows (see `reconcile::known_ids`):
     /// an element of an owner outside them is another state directory's.
     known: BTreeSet<String>,
@@ -117,6 +120,7 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
         .iter()
         .map(|r| (r.name.clone(), r.id.clone()))
         .collect();
+    facts.logs = unexplained_logs(state_dir, &store, &records)?;
     let leases = state_dir.join("leases");
     for dir in file::names(&leases).map_err(state::Error::from)? {
         if dir.starts_with('.') || !leases.join(&dir).is_dir() {
@@ -157,6 +161,25 @@ async fn read(state_dir: &Path) -> Result<Facts, Error> {
     Ok(facts)
 }
 
+/// The logs `gc` would remove that no record, live or exited, explains
+/// (an exited container's log is its own until `rm` or `gc`); not one a
+/// `run -d` writes while it starts, before it claims its name.
+fn unexplained_logs(
+    state_dir: &Path,
+    store: &Store,
+    records: &[&Record],
+) -> Result<Vec<PathBuf>, Error> {
+    let mut named: BTreeSet<String> = records.iter().map(|r| r.name.clone()).collect();
+    named.extend(store.exited().all()?.into_iter().map(|e| e.name));
+    Ok(container_log::names(state_dir)
+        .into_iter()
+        .filter(|name| !named.contains(name))
+        .map(|name| container_log::Paths::new(state_dir, &name))
+        .filter(|paths| container_log::writer_state(paths) == container_log::Follow::Ended)
+        .map(|paths| paths.current)
+        .collect())
+}
+
 /// Each disagreement between the records and what is held, as a line.
 fn findings(facts: &Facts) -> Vec<String> {
     let mut found = Vec::new();
@@ -178,6 +201,9 @@ fn findings(facts: &Facts) -> Vec<String> {
     found.extend(facts.markers.iter().map(|stale| stale.to_string()));
     for (name, id) in &facts.unmarked {
         found.push(format!("record {name} ({id}): its id has no marker"));
+    }
+    for log in &facts.logs {
+        found.push(format!("log {}: no record explains it", log.display()));
     }
     for seen in &live {
         found.extend(missing(seen, facts));
