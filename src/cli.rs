@@ -302,12 +302,14 @@ pub struct RunArgs {
     )]
     pub publish: Vec<String>,
 
-    /// Seconds between SIGTERM/SIGINT and SIGKILL.
+    /// Seconds between SIGTERM/SIGINT and SIGKILL; `stop` without -t waits
+    /// as long.
     #[arg(
         long,
         default_value_t = 10,
         value_name = "SECS",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = seconds
     )]
     pub stop_timeout: u64,
 
@@ -551,15 +553,10 @@ pub struct PsArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds between SIGTERM and SIGKILL.
-    #[arg(
-        short,
-        long,
-        default_value_t = 10,
-        value_name = "SECS",
-        allow_negative_numbers = true
-    )]
-    pub time: u64,
+    /// Seconds between SIGTERM and SIGKILL [default: each container's
+    /// --stop-timeout, 10 unless run with another].
+    #[arg(short, long, value_name = "SECS", allow_negative_numbers = true, value_parser = seconds)]
+    pub time: Option<u64>,
 
     /// Every running container.
     #[arg(short, long, conflicts_with = "containers")]
@@ -689,6 +686,19 @@ fn parse_state_dir(value: &str) -> Result<PathBuf, String> {
         return Err("must be an absolute path (a relative one names another directory wherever the supervisor runs)".to_string());
     }
     supervisor::state::parse_dir(value)
+}
+
+/// The most seconds `--stop-timeout` and `stop -t` take (136 years): more
+/// can only be a slip.
+const MAX_SECONDS: u64 = u32::MAX as u64;
+
+/// Whole seconds from 0 to [`MAX_SECONDS`], refused naming what is expected
+/// (the number's own parse said "invalid digit found in string" of `-1`).
+fn seconds(value: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(secs) if secs <= MAX_SECONDS => Ok(secs),
+        _ => Err(format!("expected whole seconds from 0 to {MAX_SECONDS}")),
+    }
 }
 
 fn parse_loopback6_cgroup(value: &str) -> Result<Loopback6Cgroup, String> {
@@ -1007,7 +1017,22 @@ mod tests {
     #[test]
     fn a_missing_command_or_bad_timeout_is_refused() {
         assert!(parse(&["run"]).is_err());
-        assert!(parse(&["run", "--stop-timeout", "-1", "true"]).is_err());
+        for args in [
+            &["run", "--stop-timeout", "-1", "true"][..],
+            &["run", "--stop-timeout", "1.5", "true"],
+            &["stop", "-t", "99999999999999999999", "web"],
+            &["stop", "-t", "4294967296", "web"],
+        ] {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(
+                err.contains(": expected whole seconds from 0 to 4294967295"),
+                "{args:?}: {err}"
+            );
+        }
+        let Command::Stop(stop) = parse(&["stop", "web"]).unwrap().command else {
+            panic!("not stop");
+        };
+        assert_eq!(stop.time, None, "each container's own --stop-timeout");
         assert!(parse(&["run", "--network", "host", "true"]).is_err());
         assert!(parse(&["run", "--network", "container:", "true"]).is_err());
         assert_eq!(
@@ -1039,7 +1064,7 @@ mod tests {
         let Command::Stop(stop) = cli.command else {
             panic!("not stop");
         };
-        assert_eq!(stop.time, 3);
+        assert_eq!(stop.time, Some(3));
         assert_eq!(stop.containers, ["web", "3f2a"]);
         assert!(parse(&["stop"]).is_err());
         assert!(matches!(

@@ -99,7 +99,7 @@ fn dispatch() -> u8 {
             &mut Report::default(),
         )),
         Command::Stop(args) => {
-            let time = Duration::from_secs(args.time);
+            let time = args.time.map(Duration::from_secs);
             done(match args.all {
                 true => control::stop_all(&cli.global.state_dir, time, &mut Report::default()),
                 false => control::stop(

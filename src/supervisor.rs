@@ -419,6 +419,7 @@ async fn register(
     // write, so `ps` says so from there, whatever later writes fail.
     record.starting = true;
     record.labels = spec.labels.clone();
+    record.stop_timeout = Some(spec.stop_timeout.as_secs());
     record.hostname = Some(spec.hostname.clone());
     record.network = Some(match &spec.network {
         Network::Bridge { bridge, .. } => {

@@ -215,6 +215,39 @@ fn stop_terminates_then_kills_and_returns_once_cleaned_up() {
 }
 
 #[test]
+fn stop_without_a_time_gives_the_container_its_own_stop_timeout() {
+    let Some(ns) = HostNs::new("stop_without_a_time_gives_the_container_its_own_stop_timeout")
+    else {
+        return;
+    };
+    let (mut stubborn, _s) = ns.start(&[
+        "--name",
+        "stubborn",
+        "--network",
+        "none",
+        "--stop-timeout",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+    ]);
+    assert_eq!(record(&ns, "stubborn")["stop_timeout"], 1);
+    let out = supervisor(&ns, &["stop", "stubborn"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "stubborn did not exit within 1 s (its run --stop-timeout) of SIGTERM: killing it \
+             (SIGKILL)"
+        ),
+        "{err}"
+    );
+    assert_eq!(stdout(&out), "stubborn\n");
+    assert_eq!(stubborn.wait().unwrap().code(), Some(137));
+}
+
+#[test]
 fn stop_kill_and_exec_refuse_a_state_directory_another_user_can_write() {
     let Some(ns) =
         HostNs::new("stop_kill_and_exec_refuse_a_state_directory_another_user_can_write")

@@ -51,7 +51,12 @@ fn rm_one(state_dir: &Path, store: &Store, target: &str, force: bool) -> Result<
             if !record.is_stale() && !force {
                 return Err(Error::Running(record.name));
             }
-            block_on(stop::stop_record(state_dir, store, *record, Duration::ZERO))?
+            block_on(stop::stop_record(
+                state_dir,
+                store,
+                *record,
+                stop::Grace::Asked(Duration::ZERO),
+            ))?
         }
         Some(Found::Exited(exited)) => exited.name,
         None if !target.contains('/')

@@ -18,7 +18,11 @@ use crate::state::{Entry, Found, Record, Store};
 const CLEANUP_GRACE: Duration = Duration::from_secs(10);
 
 /// Stops every container whose supervisor is alive (`stop --all`).
-pub fn stop_all(state_dir: &Path, time: Duration, out: &mut dyn Write) -> Result<(), Error> {
+pub fn stop_all(
+    state_dir: &Path,
+    time: Option<Duration>,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     crate::state::check_dir(state_dir)?;
     let names: Vec<String> = Store::new(state_dir)
         .entries()?
@@ -35,12 +39,13 @@ pub fn stop_all(state_dir: &Path, time: Duration, out: &mut dyn Write) -> Result
 }
 
 /// Stops each of `targets` (names, ids or id prefixes) at once, and prints
-/// each one's name once its supervisor has exited. Every target is tried;
-/// the failures are returned together.
+/// each one's name once its supervisor has exited; `time` None: each
+/// container's own `--stop-timeout`. Every target is tried; the failures
+/// are returned together.
 pub fn stop(
     state_dir: &Path,
     targets: &[String],
-    time: Duration,
+    time: Option<Duration>,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
     super::require(
@@ -70,24 +75,40 @@ async fn stop_one(
     state_dir: &Path,
     store: &Store,
     target: &str,
-    time: Duration,
+    time: Option<Duration>,
 ) -> Result<String, Error> {
     match store.find_any(target)? {
-        Some(Found::Live(record)) => stop_record(state_dir, store, *record, time).await,
+        Some(Found::Live(record)) => {
+            let grace = match time {
+                Some(time) => Grace::Asked(time),
+                None => Grace::Recorded(record.stop_timeout()),
+            };
+            stop_record(state_dir, store, *record, grace).await
+        }
         // Stopped already: done, as docker's `stop` says of one.
         Some(Found::Exited(exited)) => Ok(exited.name),
         None => Err(Error::Unknown(target.to_string())),
     }
 }
 
-/// Stops `record`'s container (`time` zero: kills it at once), or cleans
+/// How long a container gets between SIGTERM and SIGKILL, and who said so.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Grace {
+    /// `stop -t`, or none (`rm -f`).
+    Asked(Duration),
+    /// The container's own `run --stop-timeout`.
+    Recorded(Duration),
+}
+
+/// Stops `record`'s container (a zero grace: kills it at once), or cleans
 /// up after its supervisor when that one is dead; returns its name.
 pub(super) async fn stop_record(
     state_dir: &Path,
     store: &Store,
     record: Record,
-    time: Duration,
+    grace: Grace,
 ) -> Result<String, Error> {
+    let (Grace::Asked(time) | Grace::Recorded(time)) = grace;
     let name = record.name.clone();
     if record.supervisor.is_none() {
         return Err(Error::Attachment(name));
@@ -103,7 +124,7 @@ pub(super) async fn stop_record(
         return Ok(name);
     };
     // The container itself gets the signals, so `time` alone decides when
-    // it is killed, not its supervisor's --stop-timeout. A supervisor still
+    // it is killed, not its supervisor's timer. A supervisor still
     // starting (no container recorded yet) forwards them instead, and
     // takes a second SIGTERM as "kill now".
     let container = match record.container {
@@ -121,8 +142,12 @@ pub(super) async fn stop_record(
     {
         // `rm -f` asked for no grace: nothing to warn of.
         if !time.is_zero() {
+            let said = match grace {
+                Grace::Asked(_) => "stop --time",
+                Grace::Recorded(_) => "its run --stop-timeout",
+            };
             tracing::warn!(
-                "{name} did not exit within {} s (stop --time) of SIGTERM: killing it (SIGKILL); \
+                "{name} did not exit within {} s ({said}) of SIGTERM: killing it (SIGKILL); \
              its command handles or ignores SIGTERM without exiting (or, run with \
              --init=false, has no handler as PID 1): make it exit on SIGTERM, or give \
              it more time with stop --time SECS",

@@ -34,7 +34,9 @@ use std::path::{Path, PathBuf};
 pub use self::exited::{Exited, ExitedDir};
 pub use self::file::{DirLock, FileError};
 pub use self::markers::{Gone, Kind, Markers, StaleMarker};
-pub use self::record::{ExecContext, Limits, PublishedPort, Record, cni_label};
+pub use self::record::{
+    DEFAULT_STOP_TIMEOUT, ExecContext, Limits, PublishedPort, Record, cni_label,
+};
 
 const SUFFIX: &str = ".json";
 

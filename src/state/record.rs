@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -93,7 +93,16 @@ pub struct Record {
     /// Its limits and their cgroup; None: unlimited, no cgroup.
     #[serde(default)]
     pub resources: Option<Box<Limits>>,
+    /// `run --stop-timeout`, in seconds: how long `stop` without `-t`
+    /// waits after SIGTERM. Records of earlier versions, and CNI
+    /// attachments, have none (see `Record::stop_timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
 }
+
+/// `run --stop-timeout`'s default, and the stop timeout of a record that
+/// has none.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `--memory`, `--cpus`, `--pids-limit`, and where they are enforced.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -222,7 +231,15 @@ impl Record {
             labels: BTreeMap::new(),
             exec: None,
             resources: None,
+            stop_timeout: None,
         }
+    }
+
+    /// How long `stop` without `-t` waits between SIGTERM and SIGKILL: the
+    /// container's `--stop-timeout`, as docker's `stop` does.
+    pub fn stop_timeout(&self) -> Duration {
+        self.stop_timeout
+            .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs)
     }
 
     /// True once its supervisor is gone: what it holds is nobody's.
@@ -297,6 +314,19 @@ mod tests {
         assert!(json.contains(r#""memory":67108864"#), "{json}");
         assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
         assert_eq!(record.ports[0].to_string(), "0.0.0.0:8080->8000/udp");
+    }
+
+    #[test]
+    fn a_record_without_a_stop_timeout_stops_after_10_seconds() {
+        let mut record = sample();
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(!json.contains("stop_timeout"), "{json}");
+        let old: Record = serde_json::from_str(&json).unwrap();
+        assert_eq!(old.stop_timeout(), Duration::from_secs(10));
+        record.stop_timeout = Some(3);
+        let json = serde_json::to_string(&record).unwrap();
+        let read: Record = serde_json::from_str(&json).unwrap();
+        assert_eq!(read.stop_timeout(), Duration::from_secs(3));
     }
 
     #[test]
