@@ -239,7 +239,9 @@ pub enum Command {
     Ruleset(RulesetCommand),
     /// Act as a CNI plugin: the command in CNI_COMMAND, the network
     /// configuration on stdin, the result on stdout (also whenever
-    /// CNI_COMMAND is set, whatever the arguments).
+    /// CNI_COMMAND is set, whatever other arguments). Takes no options: the
+    /// state directory is the configuration's stateDir, else
+    /// $SUPERVISOR_STATE_DIR.
     Cni,
     /// Measure container startup in a throwaway namespace, optionally against
     /// the naive approach (ip, iptables/nft commands), and print a table.
@@ -274,7 +276,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub label_file: Vec<PathBuf>,
 
-    /// Working directory of the command.
+    /// Working directory of the command [default: /].
     #[arg(short, long)]
     pub workdir: Option<PathBuf>,
 
@@ -544,7 +546,7 @@ pub struct PsArgs {
 
     /// table, json (one object a line) or a template such as
     /// 'table {{.Name}}\t{{.Ports}}' (fields: Name ID Pid ContainerPid
-    /// Address Address6 Ports Status ExitCode Uptime Command Labels Memory Cpus
+    /// Address Address6 Network Ports Status ExitCode Uptime Command Labels Memory Cpus
     /// PidsLimit,
     /// and .Label "KEY").
     #[arg(long, value_name = "FORMAT")]

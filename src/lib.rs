@@ -2,7 +2,9 @@
 //!
 //! Data flows one way: `spec` (validated user input) → `plan` (the
 //! container's network as a plain value, built by a pure function from the
-//! spec and a snapshot of what is taken; `run --dry-run` prints it) →
+//! spec and a snapshot of what is taken; `run --dry-run` prints the whole
+//! plan, while `run` itself builds only the container's part, from its
+//! lease and reservations, once they are taken: `plan::container_part`) →
 //! `plan::apply` and the `supervisor` lifecycle → the kernel through `spawn`
 //! (clone3, pidfd), `netlink` (links, addresses, routes) and `firewall`
 //! (nftables batches); the `ruleset` loader compiles nft-syntax files to

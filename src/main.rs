@@ -39,16 +39,18 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
 /// Parses, dispatches, and gives the process's exit code.
 fn dispatch() -> u8 {
     // An engine runs us as a CNI plugin: its protocol, not our command line.
-    if std::env::var_os("CNI_COMMAND").is_some()
-        || std::env::args_os().nth(1).is_some_and(|a| a == "cni")
-    {
+    // `cni` with options around it (`cni --help`, `--state-dir X cni`) is a
+    // person's: the parse below answers.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cni_alone = args.len() == 2 && args[1] == "cni";
+    let names_cni = args.iter().skip(1).any(|a| a == "cni");
+    if cni_alone || (std::env::var_os("CNI_COMMAND").is_some() && !names_cni) {
         // Stderr is not the engine's answer: logs only when asked for.
         if std::env::var_os("RUST_LOG").is_some() {
             init_logging(0, None);
         }
         return supervisor::cni::main();
     }
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::parse_args(args.clone()) {
         Ok(cli) => cli,
         Err(err) => return usage_error(err, &args),
@@ -161,7 +163,17 @@ fn dispatch() -> u8 {
             Err(err) => done(Err(err)),
         },
         Command::Ruleset(command) => ruleset_command(command),
-        Command::Cni => supervisor::cni::main(),
+        // Reached with options before `cni` only (see above): refused, not
+        // honoured, since the engine's later calls (DEL, CHECK, GC) come
+        // without them and would look in another state directory.
+        Command::Cni => {
+            eprint_line(format_args!(
+                "supervisor: cni takes no options: its state directory is the network \
+                 configuration's stateDir, else $SUPERVISOR_STATE_DIR, as every call of the \
+                 engine finds it"
+            ));
+            125
+        }
     }
 }
 

@@ -91,6 +91,43 @@ fn every_command_answers_in_every_supported_version() {
 }
 
 #[test]
+fn cni_help_is_help_and_options_given_to_cni_are_refused_making_nothing() {
+    let Some(ns) = HostNs::new("cni_help_is_help_and_options_given_to_cni_are_refused") else {
+        return;
+    };
+    for command in [None, Some("ADD")] {
+        let run = |args: &[&str]| {
+            let mut cmd = ns.supervisor();
+            cmd.args(args).env_remove("CNI_COMMAND");
+            cmd.envs(command.map(|c| ("CNI_COMMAND", c)));
+            common::run(cmd.stdin(Stdio::null()))
+        };
+        let help = run(&["cni", "--help"]);
+        assert_eq!(help.status.code(), Some(0), "{}", stderr(&help));
+        let text = common::stdout(&help);
+        assert!(
+            text.contains("Act as a CNI plugin") && text.contains("Usage:"),
+            "{text}"
+        );
+        let other = ns.ok("mktemp -d");
+        let refused = run(&["--state-dir", other.trim(), "cni"]);
+        assert_eq!(refused.status.code(), Some(125), "{}", stderr(&refused));
+        assert_eq!(
+            stderr(&refused),
+            "supervisor: cni takes no options: its state directory is the network \
+             configuration's stateDir, else $SUPERVISOR_STATE_DIR, as every call of the engine \
+             finds it\n"
+        );
+        assert_eq!(common::stdout(&refused), "", "no CNI answer");
+        assert_eq!(
+            ns.ok(&format!("ls -A {}", other.trim())),
+            "",
+            "nothing made"
+        );
+    }
+}
+
+#[test]
 fn a_bad_environment_is_code_4_naming_the_variable() {
     let Some(ns) = HostNs::new("a_bad_environment_is_code_4_naming_the_variable") else {
         return;

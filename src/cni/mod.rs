@@ -340,11 +340,14 @@ async fn command(
             // made where another user could lead it.
             crate::state::check_dir(&config.state_dir).map_err(|err| {
                 let err = crate::error_chain::Chain(&err);
-                CniError::new(50, format!("the state directory cannot be used: {err}"))
+                CniError::new(
+                    code::NOT_READY,
+                    format!("the state directory cannot be used: {err}"),
+                )
             })?;
             std::fs::create_dir_all(&config.state_dir).map_err(|err| {
                 CniError::new(
-                    50,
+                    code::NOT_READY,
                     format!(
                         "the state directory {} cannot be made: {err}",
                         config.state_dir.display()

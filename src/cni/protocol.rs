@@ -30,6 +30,8 @@ pub mod code {
     pub const CONFIG: u32 = 7;
     /// Try again later: a transient condition (a lock, a busy kernel).
     pub const TRY_AGAIN: u32 = 11;
+    /// The plugin is not available (STATUS): ADD would fail.
+    pub const NOT_READY: u32 = 50;
     /// Ours: a host port of `portMappings` is published already; the
     /// message names its holder.
     pub const PORT_TAKEN: u32 = 100;

@@ -227,6 +227,7 @@ impl<'a> Row<'a> {
             Field::ContainerPid => or_empty(self.container_pid.map(|p| p.to_string())),
             Field::Address => or_empty(self.address.map(|a| a.to_string())),
             Field::Address6 => or_empty(self.address6.map(|a| a.to_string())),
+            Field::Network => self.network.unwrap_or_default().to_string(),
             Field::Ports => port_summary(self.ports),
             Field::Status => self.status_text(),
             Field::ExitCode => or_empty(self.exit_code.map(|c| c.to_string())),
@@ -689,7 +690,10 @@ mod tests {
         );
         let row = Row::new(&web);
         assert_eq!(row.field(Field::Address6), "fd53:7570:6572::2");
+        assert_eq!(row.field(Field::Network), "", "an earlier version's record");
         let json = serde_json::to_string(&row).unwrap();
         assert!(json.contains(r#""address6":"fd53:7570:6572::2""#), "{json}");
+        web.network = Some("container:db".into());
+        assert_eq!(Row::new(&web).field(Field::Network), "container:db");
     }
 }

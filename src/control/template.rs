@@ -15,6 +15,7 @@ pub enum Field {
     ContainerPid,
     Address,
     Address6,
+    Network,
     Ports,
     Status,
     ExitCode,
@@ -26,7 +27,8 @@ pub enum Field {
     PidsLimit,
 }
 
-/// The fields by their template names; `Names` and `ID` are docker's.
+/// The fields by their template names; `Names`, `ID` and `Networks` are
+/// docker's.
 const FIELDS: &[(&str, Field)] = &[
     ("Name", Field::Name),
     ("Names", Field::Name),
@@ -35,6 +37,8 @@ const FIELDS: &[(&str, Field)] = &[
     ("ContainerPid", Field::ContainerPid),
     ("Address", Field::Address),
     ("Address6", Field::Address6),
+    ("Network", Field::Network),
+    ("Networks", Field::Network),
     ("Ports", Field::Ports),
     ("Status", Field::Status),
     ("ExitCode", Field::ExitCode),

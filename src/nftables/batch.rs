@@ -187,23 +187,6 @@ impl Batch {
         )
     }
 
-    pub fn delete_chain(&mut self, family: Family, table: &CStr, name: &CStr) -> usize {
-        let desc = format!("delete chain {family} {} {}", shown(table), shown(name));
-        self.push(NFT_MSG_DELCHAIN, family, 0, desc, |m| {
-            m.put_strz(NFTA_CHAIN_TABLE, table);
-            m.put_strz(NFTA_CHAIN_NAME, name);
-        })
-    }
-
-    /// Removes every rule of one chain.
-    pub fn flush_chain(&mut self, family: Family, table: &CStr, name: &CStr) -> usize {
-        let desc = format!("flush chain {family} {} {}", shown(table), shown(name));
-        self.push(NFT_MSG_DELRULE, family, 0, desc, |m| {
-            m.put_strz(NFTA_RULE_TABLE, table);
-            m.put_strz(NFTA_RULE_CHAIN, name);
-        })
-    }
-
     /// Appends a rule to its chain.
     pub fn add_rule(&mut self, rule: &Rule) -> Result<usize, Error> {
         let desc = format!(
@@ -258,22 +241,6 @@ impl Batch {
         )
     }
 
-    pub fn delete_set(&mut self, set: &SetRef) -> usize {
-        let desc = format!("delete {set}");
-        self.push(NFT_MSG_DELSET, set.family, 0, desc, |m| {
-            m.put_strz(NFTA_SET_TABLE, &set.table);
-            m.put_strz(NFTA_SET_NAME, &set.name);
-        })
-    }
-
-    /// Removes every element of a set or map.
-    pub fn flush_set(&mut self, set: &SetRef) -> usize {
-        let desc = format!("flush {set}");
-        self.push(NFT_MSG_DELSETELEM, set.family, 0, desc, |m| {
-            write_set_ref(m, set)
-        })
-    }
-
     /// Adds elements; with `Mode::Create` an element whose key is already in
     /// the set fails the batch with EEXIST. Returns the elements' items.
     pub fn add_elements(
@@ -289,15 +256,6 @@ impl Batch {
             elements,
             "add element to",
         )
-    }
-
-    /// Deletes elements by key; a missing key fails the batch with ENOENT.
-    pub fn delete_elements(
-        &mut self,
-        set: &SetRef,
-        elements: &[Element],
-    ) -> Result<Range<usize>, Error> {
-        self.push_elements(NFT_MSG_DELSETELEM, 0, set, elements, "delete element from")
     }
 
     /// Deletes elements by key; a missing key is fine (Linux 6.3+).

@@ -6,14 +6,11 @@ pub const NFT_MSG_GETTABLE: u16 = 1;
 pub const NFT_MSG_DELTABLE: u16 = 2;
 pub const NFT_MSG_NEWCHAIN: u16 = 3;
 pub const NFT_MSG_GETCHAIN: u16 = 4;
-pub const NFT_MSG_DELCHAIN: u16 = 5;
 pub const NFT_MSG_NEWRULE: u16 = 6;
 pub const NFT_MSG_DELRULE: u16 = 8;
 pub const NFT_MSG_NEWSET: u16 = 9;
-pub const NFT_MSG_DELSET: u16 = 11;
 pub const NFT_MSG_NEWSETELEM: u16 = 12;
 pub const NFT_MSG_GETSETELEM: u16 = 13;
-pub const NFT_MSG_DELSETELEM: u16 = 14;
 /// Like DELSETELEM, but a missing element is not an error (Linux 6.3+).
 pub const NFT_MSG_DESTROYSETELEM: u16 = 30;
 
@@ -24,9 +21,6 @@ pub const NFTA_CHAIN_HOOK: u16 = 4;
 pub const NFTA_CHAIN_POLICY: u16 = 5;
 pub const NFTA_HOOK_HOOKNUM: u16 = 1;
 pub const NFTA_RULE_TABLE: u16 = 1;
-pub const NFTA_RULE_CHAIN: u16 = 2;
-pub const NFTA_SET_TABLE: u16 = 1;
-pub const NFTA_SET_NAME: u16 = 2;
 pub const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 pub const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 pub const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;

@@ -69,20 +69,6 @@ pub struct Ruleset {
     pub commands: Vec<Command>,
 }
 
-impl Ruleset {
-    /// The latest declaration of the set or map `name` of `table` (a set may
-    /// be declared more than once; all declarations have the same types).
-    pub fn find_set(&self, table: &TableId, name: &str) -> Option<&Set> {
-        self.commands
-            .iter()
-            .rev()
-            .find_map(|command| match &command.kind {
-                CommandKind::AddSet(set) if set.table == *table && set.name == name => Some(set),
-                _ => None,
-            })
-    }
-}
-
 /// One command of the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {

@@ -74,30 +74,6 @@ impl FromStr for Define {
     }
 }
 
-/// Parses `text` as the file `name`; includes are relative to `base_dir`.
-/// The defines come first, as if written above the first line.
-pub fn parse_str(
-    name: &str,
-    text: &str,
-    base_dir: &Path,
-    defines: &[Define],
-) -> Result<syntax::Source, Error> {
-    let (source, errors) = parse_str_all(name, text, base_dir, defines)?;
-    match Error::many(errors) {
-        Some(err) => Err(err),
-        None => Ok(source),
-    }
-}
-
-/// Reads and parses a ruleset file.
-pub fn parse_file(path: &Path, defines: &[Define]) -> Result<syntax::Source, Error> {
-    let (source, errors) = parse_file_all(path, defines)?;
-    match Error::many(errors) {
-        Some(err) => Err(err),
-        None => Ok(source),
-    }
-}
-
 /// Parses as far as the text goes: what parsed, and the errors of the
 /// lines that did not (an `Err` only for defines that do not parse).
 fn parse_str_all(
