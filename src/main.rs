@@ -331,6 +331,34 @@ fn exit<E: std::error::Error>(result: Result<u8, E>, code: impl Fn(&E) -> u8) ->
 /// adds each lifecycle phase with its duration, twice (or `trace`)
 /// everything. RUST_LOG, when set, wins. Always stderr: the container's
 /// stdout is the user's.
+/// An event as the supervisor's own errors read: `supervisor: warning:
+/// MESSAGE`, no timestamp or padded level (those are -v's).
+struct Plain;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Plain
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let word = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        write!(writer, "supervisor: {word}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
 fn init_logging(verbose: u8, level: Option<LogLevel>) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
@@ -362,6 +390,11 @@ fn init_logging(verbose: u8, level: Option<LogLevel>) {
         return logger.with_env_filter(filter).init();
     }
     match max {
+        // Warnings and errors alone (no -v): read as the errors are, not
+        // as a log.
+        Some(max) if max <= LevelFilter::WARN => {
+            logger.event_format(Plain).with_max_level(max).init()
+        }
         Some(max) => logger.with_max_level(max).init(),
         // `default`'s directives, as a list of targets.
         None => {

@@ -54,6 +54,19 @@ fn warnings_show_by_default_and_not_below_the_level_asked_for() {
 }
 
 #[test]
+fn a_default_warning_reads_as_the_errors_do_and_verbose_keeps_the_log_format() {
+    let dir = StateDir::new("format");
+    let plain = dir.ps_stderr(&[], None);
+    assert!(
+        plain.starts_with("supervisor: warning: ") && plain.contains(WARNING),
+        "{plain}"
+    );
+    let verbose = dir.ps_stderr(&["--verbose"], None);
+    let line = verbose.lines().find(|l| l.contains(WARNING)).unwrap();
+    assert!(line.contains("Z  WARN "), "{verbose}");
+}
+
+#[test]
 fn rust_log_wins_over_the_level_asked_for() {
     let dir = StateDir::new("rust-log");
     assert_eq!(dir.ps_stderr(&[], Some("error")), "");
