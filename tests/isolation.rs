@@ -1276,8 +1276,7 @@ fn on_a_terminal_the_command_finds_its_terminal_at_dev_console_with_or_without_a
 
 #[test]
 fn a_pty_master_on_stdin_is_input_like_any_other_and_is_not_bound_as_the_console() {
-    use std::io::{Read, Write};
-    use std::os::unix::process::CommandExt;
+    use std::io::Write;
     let Some(ns) = HostNs::new("a_pty_master_on_stdin_is_input_like_any_other") else {
         return;
     };
@@ -1293,36 +1292,15 @@ fn a_pty_master_on_stdin_is_input_like_any_other_and_is_not_bound_as_the_console
         .stdin(pty.master.try_clone().expect("dup the master"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: setsid and ioctl in the forked child before exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    common::terminal::in_a_session_on(&mut cmd, slave);
     let mut child = cmd.spawn().expect("spawn the supervisor");
     let mut typed = std::fs::File::from(pty.slave);
     typed.write_all(b"abc\n").expect("type on the slave");
     let status = common::eventually("the supervisor's exit", Duration::from_secs(30), || {
         child.try_wait().expect("try_wait")
     });
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let output = child.wait_with_output().expect("the supervisor's output");
+    let (out, err) = (common::stdout(&output), stderr(&output));
     assert_eq!(status.code(), Some(0), "{out}{err}");
     // The slave's output processing turns the typed newline into \r\n.
     assert_eq!(out.replace('\r', ""), "not a tty\ngot abc\n");

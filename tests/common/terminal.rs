@@ -21,6 +21,23 @@ pub const TYPE_INTO_THE_TERMINAL: &str = "python3 -c 'import fcntl, termios
 for c in b\"id\\n\": fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))' 2>/dev/null \
 && echo 'typing ok' || echo 'typing refused'";
 
+/// Makes `cmd` start in a session of its own whose controlling terminal
+/// is the pty slave `slave` (a descriptor the child inherits), as a login
+/// shell's job is.
+pub fn in_a_session_on(cmd: &mut Command, slave: std::os::fd::RawFd) {
+    // SAFETY: setsid and ioctl in the forked child before exec, neither
+    // allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 impl Terminal {
     pub fn start(mut cmd: Command) -> Terminal {
         let pty = nix::pty::openpty(None, None).expect("openpty");
@@ -28,16 +45,7 @@ impl Terminal {
         cmd.stdin(pty.slave.try_clone().unwrap())
             .stdout(pty.slave.try_clone().unwrap())
             .stderr(pty.slave.try_clone().unwrap());
-        // SAFETY: setsid and ioctl in the forked child before exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::setsid();
-                if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        in_a_session_on(&mut cmd, slave);
         let child = cmd.spawn().expect("spawn on a pty");
         drop(pty.slave);
         Terminal {
