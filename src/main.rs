@@ -327,10 +327,6 @@ fn exit<E: std::error::Error>(result: Result<u8, E>, code: impl Fn(&E) -> u8) ->
     }
 }
 
-/// Warnings and errors by default; `--verbose` (or `--log-level debug`)
-/// adds each lifecycle phase with its duration, twice (or `trace`)
-/// everything. RUST_LOG, when set, wins. Always stderr: the container's
-/// stdout is the user's.
 /// An event as the supervisor's own errors read: `supervisor: warning:
 /// MESSAGE`, no timestamp or padded level (those are -v's).
 struct Plain;
@@ -359,6 +355,10 @@ where
     }
 }
 
+/// Warnings and errors by default; `--verbose` (or `--log-level debug`)
+/// adds each lifecycle phase with its duration, twice (or `trace`)
+/// everything. RUST_LOG, when set, wins. Always stderr: the container's
+/// stdout is the user's.
 fn init_logging(verbose: u8, level: Option<LogLevel>) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
