@@ -1113,13 +1113,14 @@ async fn lifecycle<H>(
                 net.warn_of_forward_drops(&spec);
             }
             ready();
-            if let Err(err) = registration.forget_earlier_exited() {
+            let forgot = registration.forget_earlier_exited().unwrap_or_else(|err| {
                 tracing::warn!("{}", Chain(&err));
-            }
+                false
+            });
             // A detached run replaced the name's log as it started (see
             // `detach`); in the foreground the earlier run's log goes with
-            // its record, or `logs` would show what `ps -a` does not.
-            if !spec.detached {
+            // its exited record, or `logs` would show what `ps -a` does not.
+            if forgot && !spec.detached {
                 let log = container_log::Paths::new(&spec.state_dir, &spec.name);
                 if let Err(err) = log.remove_unless_written(&spec.state_dir) {
                     tracing::warn!("removing the log of an earlier {}: {err}", spec.name);
