@@ -1305,3 +1305,32 @@ fn a_pty_master_on_stdin_is_input_like_any_other_and_is_not_bound_as_the_console
     // The slave's output processing turns the typed newline into \r\n.
     assert_eq!(out.replace('\r', ""), "not a tty\ngot abc\n");
 }
+
+#[test]
+fn a_terminal_replaced_at_its_path_after_the_check_fails_the_run_rather_than_bind_what_is_there() {
+    let Some(ns) = HostNs::new("a_terminal_replaced_at_its_path_after_the_check") else {
+        return;
+    };
+    // The supervisor finds its terminal's path before the clone, stops
+    // there, and meanwhile another device is bound on that path in its
+    // mount namespace (the one the container's is copied from): the child,
+    // cloning the path, would bind that device on /dev/console.
+    let mut cmd = ns.supervisor();
+    cmd.env("SUPERVISOR_TEST_PAUSE_AT", "registered")
+        .args(["run", "--network", "none", "--", "sh", "-c"])
+        .arg("stat -c 'console %t:%T' /dev/console");
+    let mut term = common::terminal::Terminal::start(cmd);
+    let sup = term.child.id();
+    common::eventually("the supervisor stopping", Duration::from_secs(10), || {
+        (common::process_state(sup) == Some('T')).then_some(())
+    });
+    let tty = std::fs::read_link(format!("/proc/{sup}/fd/0")).expect("its terminal");
+    ns.ok(&format!("mount --bind /dev/null {}", tty.display()));
+    // SAFETY: kill on our own child's pid, not yet reaped.
+    unsafe { libc::kill(sup as i32, libc::SIGCONT) };
+    let seen = term.output_at_the_end().replace('\r', "");
+    let status = term.child.wait().expect("the supervisor's status");
+    assert!(!seen.contains("console 1:3"), "/dev/null bound: {seen}");
+    assert_eq!(status.code(), Some(125), "{seen}");
+    assert!(seen.contains("no longer the terminal on stdin"), "{seen}");
+}

@@ -853,6 +853,9 @@ impl MountPlan {
             NOT_HELD => {
                 std::io::Error::other("it is not (moved aside by another writer of the root?)")
             }
+            NOT_STDIN => std::io::Error::other(
+                "it is no longer the terminal on stdin (replaced since the supervisor looked?)",
+            ),
             errno => std::io::Error::from_raw_os_error(errno),
         }
     }
@@ -1007,7 +1010,9 @@ impl MountPlan {
                         let set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
                         let clear = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV;
                         let at = (libc::AT_FDCWD, source.as_c_str(), 0);
-                        self.hold(*slot, clone_at(at, set, clear))
+                        // The parent checked the path against stdin; what
+                        // is bound must still be that very file.
+                        self.hold(*slot, stdin_itself(clone_at(at, set, clear)))
                     }
                     Step::FileBelow(path) => {
                         let (dir, name) = self.below(path);
@@ -1089,6 +1094,10 @@ const CHANGED: libc::c_int = 4096 + 1;
 /// The errno of a path that is not the mount held for it (`Step::Holds`),
 /// told apart by `MountPlan::cause` as `CHANGED` is.
 const NOT_HELD: libc::c_int = 4096 + 2;
+
+/// The errno of a terminal cloned from its path that is not the file on
+/// stdin (`stdin_itself`), told apart as `CHANGED` is.
+const NOT_STDIN: libc::c_int = 4096 + 3;
 
 /// `/proc/self/fd/` and an fd's digits, NUL-terminated.
 const FD_PATH_LEN: usize = 32;
@@ -1554,6 +1563,39 @@ unsafe fn stdio_through(dir: libc::c_int, name: &CStr) -> libc::c_int {
             }
         }
         libc::close(console)
+    }
+}
+
+/// TREE (a clone of one file) when it is the very file on stdin; else
+/// closed, and -1 with `NOT_STDIN` in errno.
+unsafe fn stdin_itself(tree: libc::c_int) -> libc::c_int {
+    if tree < 0 {
+        return -1;
+    }
+    // SAFETY: fstat into stack buffers; TREE is ours, closed once.
+    unsafe {
+        match (file_id(tree), file_id(libc::STDIN_FILENO)) {
+            (Some(cloned), Some(stdin)) if cloned == stdin => tree,
+            (None, _) => close_keeping_errno(tree),
+            _ => {
+                libc::close(tree);
+                *libc::__errno_location() = NOT_STDIN;
+                -1
+            }
+        }
+    }
+}
+
+/// FD's file: its device and inode.
+unsafe fn file_id(fd: libc::c_int) -> Option<(libc::dev_t, libc::ino_t)> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat into a stack buffer, read only when it succeeded.
+    unsafe {
+        if libc::fstat(fd, stat.as_mut_ptr()) < 0 {
+            return None;
+        }
+        let stat = stat.assume_init();
+        Some((stat.st_dev, stat.st_ino))
     }
 }
 
