@@ -1218,17 +1218,15 @@ unsafe fn open_inside(root: libc::c_int, inside: &Inside) -> libc::c_int {
         if fd < 0 {
             return -1;
         }
-        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-        if libc::fstat(fd, stat.as_mut_ptr()) < 0 {
-            return close_keeping_errno(fd);
+        match file_id(fd) {
+            None => close_keeping_errno(fd),
+            Some(found) if found != (dev, ino) => {
+                libc::close(fd);
+                *libc::__errno_location() = CHANGED;
+                -1
+            }
+            Some(_) => fd,
         }
-        let stat = stat.assume_init();
-        if (stat.st_dev, stat.st_ino) != (dev, ino) {
-            libc::close(fd);
-            *libc::__errno_location() = CHANGED;
-            return -1;
-        }
-        fd
     }
 }
 
