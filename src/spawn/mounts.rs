@@ -1476,13 +1476,12 @@ unsafe fn protect_below(
 /// of /dev/null (`null` below NULL, or the host's) over anything else.
 /// Told by the object's kind, not by the path's: that is the kernel's.
 unsafe fn mask(target: libc::c_int, null: libc::c_int) -> libc::c_int {
-    // SAFETY: fstat into a stack buffer; see fresh() and clone_at().
+    // SAFETY: see fresh() and clone_at().
     unsafe {
-        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-        if libc::fstat(target, stat.as_mut_ptr()) < 0 {
+        let Some(stat) = fstat(target) else {
             return -1;
-        }
-        if stat.assume_init().st_mode & libc::S_IFMT == libc::S_IFDIR {
+        };
+        if stat.st_mode & libc::S_IFMT == libc::S_IFDIR {
             let attrs = MOUNT_ATTR_RDONLY | NOSUID_NODEV_NOEXEC_ATTR;
             return fresh(c"tmpfs", &[(c"source", c"tmpfs")], attrs);
         }
@@ -1584,30 +1583,24 @@ unsafe fn stdin_itself(tree: libc::c_int) -> libc::c_int {
     }
 }
 
-/// FD's file: its device and inode.
-unsafe fn file_id(fd: libc::c_int) -> Option<(libc::dev_t, libc::ino_t)> {
+/// FD's status, None (errno set) when fstat fails. No allocation: the
+/// child calls it between clone3 and exec.
+fn fstat(fd: libc::c_int) -> Option<libc::stat> {
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat into a stack buffer, read only when it succeeded.
-    unsafe {
-        if libc::fstat(fd, stat.as_mut_ptr()) < 0 {
-            return None;
-        }
-        let stat = stat.assume_init();
-        Some((stat.st_dev, stat.st_ino))
-    }
+    // SAFETY: fstat writes into a stack buffer of its type, read only when
+    // it succeeded; an invalid fd is an error, not undefined behaviour.
+    unsafe { (libc::fstat(fd, stat.as_mut_ptr()) == 0).then(|| stat.assume_init()) }
+}
+
+/// FD's file: its device and inode.
+fn file_id(fd: libc::c_int) -> Option<(libc::dev_t, libc::ino_t)> {
+    fstat(fd).map(|stat| (stat.st_dev, stat.st_ino))
 }
 
 /// The device number of FD when it is a character device.
-unsafe fn char_device(fd: libc::c_int) -> Option<libc::dev_t> {
-    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat into a stack buffer, read only when it succeeded.
-    unsafe {
-        if libc::fstat(fd, stat.as_mut_ptr()) < 0 {
-            return None;
-        }
-        let stat = stat.assume_init();
-        (stat.st_mode & libc::S_IFMT == libc::S_IFCHR).then_some(stat.st_rdev)
-    }
+fn char_device(fd: libc::c_int) -> Option<libc::dev_t> {
+    let stat = fstat(fd)?;
+    (stat.st_mode & libc::S_IFMT == libc::S_IFCHR).then_some(stat.st_rdev)
 }
 
 /// The detached TREE moved onto TARGET; the fd is closed either way.
